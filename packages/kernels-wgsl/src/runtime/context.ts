@@ -1,0 +1,227 @@
+import { NoAdapterError, DeviceLostError, GpuValidationError, GpuOutOfMemoryError } from './errors.js';
+
+/** Features the kernels select variants by. */
+export interface GpuFeatures {
+  shaderF16: boolean;
+  subgroups: boolean;
+  timestampQuery: boolean;
+  subgroupMatrix: boolean;
+}
+
+/** Options of {@link createGpuContext}. */
+export interface GpuContextOptions {
+  /** An adapter to use (browser or Node). Default: the first from `navigator.gpu` or the `webgpu` package. */
+  adapter?: GPUAdapter;
+  /** 'high-performance' (default) or 'low-power'. */
+  powerPreference?: GPUPowerPreference;
+  /** Ask for these features only if the adapter has them (default: all that the kernels use). */
+  wantFeatures?: readonly GPUFeatureName[];
+  /** Disable use of shader-f16 even where present (for testing the fallback path). */
+  disableF16?: boolean;
+  /** Disable subgroup-matrix even where present. */
+  disableSubgroupMatrix?: boolean;
+  /** A label for the device. */
+  label?: string;
+}
+
+const WANTED: readonly string[] = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'];
+
+let nodeGpu: Promise<GPU> | undefined;
+
+/** Dawn instance toggles used in Node: unsafe APIs expose subgroup-matrix; f16 on NVIDIA's Vulkan needs its own toggle. */
+export const DAWN_NODE_TOGGLES = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'];
+
+/**
+ * The `GPU` object: `navigator.gpu` in browsers, the `webgpu` package's
+ * Dawn instance in Node (created once per process).
+ * @example `const gpu = await getGpu(); await gpu.requestAdapter()`
+ */
+export async function getGpu(): Promise<GPU> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  const isNode = typeof process !== 'undefined' && !!(process as { versions?: { node?: string } }).versions?.node;
+  if (!isNode) throw new NoAdapterError('navigator.gpu is missing (this browser has no WebGPU, or it is disabled)');
+  nodeGpu ??= (async () => {
+    const spec = 'webgpu';
+    const mod = (await import(/* @vite-ignore */ spec)) as { create: (t: string[]) => GPU; globals: Record<string, unknown> };
+    Object.assign(globalThis, mod.globals);
+    return mod.create(DAWN_NODE_TOGGLES);
+  })();
+  return nodeGpu;
+}
+
+/**
+ * Lists adapters: in Node each distinct physical adapter Dawn reports for the
+ * two power preferences (Dawn picks one per preference); in browsers one.
+ * @example `const adapters = await listAdapters()`
+ */
+export async function requestAdapter(powerPreference: GPUPowerPreference = 'high-performance'): Promise<GPUAdapter> {
+  const gpu = await getGpu();
+  const a = await gpu.requestAdapter({ powerPreference });
+  if (!a) throw new NoAdapterError('requestAdapter() returned null (no Vulkan/Metal/D3D12 driver found; on Linux without a GPU install Mesa lavapipe >= 25)');
+  return a;
+}
+
+/** A description of the adapter, printed by tests and the bench. */
+export interface AdapterDescription {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** A short one-line name. */
+  name: string;
+}
+
+export function describeAdapter(a: GPUAdapter): AdapterDescription {
+  const i = (a as GPUAdapter & { info?: GPUAdapterInfo }).info ?? ({} as GPUAdapterInfo);
+  const vendor = i.vendor ?? '';
+  const architecture = i.architecture ?? '';
+  const device = i.device ?? '';
+  const description = i.description ?? '';
+  const name = [vendor, architecture, device, description].filter((s) => s).join(' / ') || 'unknown adapter';
+  return { vendor, architecture, device, description, name };
+}
+
+/**
+ * A WebGPU device with its probed features and limits. Whoever creates it
+ * destroys it (`destroy()` / `using`).
+ *
+ * @example
+ * ```ts
+ * const ctx = await createGpuContext();
+ * console.log(ctx.adapterName, ctx.features.shaderF16);
+ * ctx.destroy();
+ * ```
+ */
+export class GpuContext {
+  readonly device: GPUDevice;
+  readonly adapter: GPUAdapter;
+  readonly features: GpuFeatures;
+  readonly limits: GPUSupportedLimits;
+  readonly adapterInfo: AdapterDescription;
+  private lostInfo: GPUDeviceLostInfo | undefined;
+  private destroyed = false;
+  private readonly uncaptured: string[] = [];
+
+  constructor(adapter: GPUAdapter, device: GPUDevice, features: GpuFeatures) {
+    this.adapter = adapter;
+    this.device = device;
+    this.features = features;
+    this.limits = device.limits;
+    this.adapterInfo = describeAdapter(adapter);
+    device.lost.then((info) => {
+      this.lostInfo = info;
+    });
+    device.addEventListener?.('uncapturederror', (ev: Event) => {
+      const e = (ev as GPUUncapturedErrorEvent).error;
+      this.uncaptured.push(e?.message ?? String(e));
+    });
+  }
+
+  /** A one-line adapter name. */
+  get adapterName(): string {
+    return this.adapterInfo.name;
+  }
+
+  /** True once the device is lost or destroyed. */
+  get isLost(): boolean {
+    return this.lostInfo !== undefined || this.destroyed;
+  }
+
+  /** Throws DeviceLostError if the device is gone. */
+  assertAlive(): void {
+    if (this.lostInfo) throw new DeviceLostError(this.lostInfo.reason ?? 'unknown', this.lostInfo.message || 'device lost');
+    if (this.destroyed) throw new DeviceLostError('destroyed', 'the GpuContext was destroyed');
+  }
+
+  /** Errors that escaped every error scope since the last call (and clears them). */
+  takeUncapturedErrors(): string[] {
+    return this.uncaptured.splice(0);
+  }
+
+  /**
+   * Runs `fn` inside validation and out-of-memory error scopes and throws a
+   * typed error if the GPU reported one. Nothing escapes silently.
+   */
+  async checked<T>(where: string, fn: () => T | Promise<T>): Promise<T> {
+    this.assertAlive();
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    let result: T;
+    let thrown: unknown;
+    try {
+      result = await fn();
+    } catch (e) {
+      thrown = e;
+    }
+    const v = await this.device.popErrorScope();
+    const o = await this.device.popErrorScope();
+    if (thrown !== undefined) throw thrown;
+    if (v) throw new GpuValidationError(where, v.message);
+    if (o) throw new GpuOutOfMemoryError(where, o.message);
+    this.assertAlive();
+    return result!;
+  }
+
+  /** Waits until the GPU has finished all submitted work. */
+  async sync(): Promise<void> {
+    this.assertAlive();
+    await this.device.queue.onSubmittedWorkDone();
+    this.assertAlive();
+  }
+
+  /** Destroys the device (and with it every buffer on it). */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.device.destroy();
+  }
+  [Symbol.dispose](): void {
+    this.destroy();
+  }
+}
+
+/**
+ * Creates a GpuContext: requests an adapter, its limits (all of them, not the
+ * defaults) and the features the kernels use where present.
+ *
+ * @example
+ * ```ts
+ * const ctx = await createGpuContext();
+ * ```
+ */
+export async function createGpuContext(opts: GpuContextOptions = {}): Promise<GpuContext> {
+  const adapter = opts.adapter ?? (await requestAdapter(opts.powerPreference));
+  const want = (opts.wantFeatures ?? WANTED).filter((f) => adapter.features.has(f));
+  const filtered = want.filter(
+    (f) => !(opts.disableF16 && f === 'shader-f16') && !(opts.disableSubgroupMatrix && f === 'chromium-experimental-subgroup-matrix'),
+  );
+  const requiredLimits: Record<string, number> = {};
+  const lim = adapter.limits as unknown as Record<string, number>;
+  for (const k of [
+    'maxStorageBufferBindingSize',
+    'maxBufferSize',
+    'maxComputeWorkgroupStorageSize',
+    'maxComputeInvocationsPerWorkgroup',
+    'maxComputeWorkgroupSizeX',
+    'maxComputeWorkgroupSizeY',
+    'maxComputeWorkgroupSizeZ',
+    'maxComputeWorkgroupsPerDimension',
+    'maxStorageBuffersPerShaderStage',
+    'maxUniformBufferBindingSize',
+  ]) {
+    if (typeof lim[k] === 'number') requiredLimits[k] = lim[k];
+  }
+  const device = await adapter.requestDevice({
+    label: opts.label ?? 'webmoe',
+    requiredFeatures: filtered as GPUFeatureName[],
+    requiredLimits,
+  });
+  const has = (f: string) => device.features.has(f);
+  return new GpuContext(adapter, device, {
+    shaderF16: has('shader-f16'),
+    subgroups: has('subgroups'),
+    timestampQuery: has('timestamp-query'),
+    subgroupMatrix: has('chromium-experimental-subgroup-matrix'),
+  });
+}

@@ -1,0 +1,277 @@
+import type { GpuContext } from './context.js';
+import { LimitError } from './errors.js';
+
+/** A kernel variant: plain data (dtype, tile, vector width, features) that selects the WGSL. */
+export type Variant = Readonly<Record<string, string | number | boolean>>;
+
+/**
+ * One op contract (after onnxruntime-web's ProgramInfo): a kernel is a name
+ * plus a WGSL source per variant. Shapes and strides go in uniforms, so one
+ * pipeline serves every shape; the pipeline cache key is built from the
+ * typed variant, never a hand-built string.
+ *
+ * Binding convention: storage buffers at @binding(0..n-1) in the order
+ * `buffers` lists them, the uniform block (if any) at @binding(n).
+ *
+ * @example
+ * ```ts
+ * const copy = defineKernel<{ n: number }>('copy', () => `...WGSL...`);
+ * ```
+ */
+export interface Kernel<V extends Variant> {
+  readonly name: string;
+  source(variant: V, ctx: GpuContext): string;
+  readonly entryPoint: string;
+}
+
+export function defineKernel<V extends Variant>(name: string, source: (variant: V, ctx: GpuContext) => string, entryPoint = 'main'): Kernel<V> {
+  return { name, source, entryPoint };
+}
+
+/** A stable key for a variant: sorted keys, typed values. */
+export function variantKey(name: string, v: Variant): string {
+  const keys = Object.keys(v).sort();
+  return name + '{' + keys.map((k) => `${k}:${typeof v[k]}:${String(v[k])}`).join(',') + '}';
+}
+
+const cache = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+const pending = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
+
+function perDevice<T>(m: WeakMap<GPUDevice, Map<string, T>>, d: GPUDevice): Map<string, T> {
+  let x = m.get(d);
+  if (!x) {
+    x = new Map();
+    m.set(d, x);
+  }
+  return x;
+}
+
+function moduleFor(ctx: GpuContext, kernel: Kernel<Variant>, variant: Variant): GPUShaderModule {
+  let code = kernel.source(variant, ctx);
+  const enables: string[] = [];
+  if (/\bf16\b/.test(code) && !/enable f16;/.test(code)) enables.push('enable f16;');
+  if (enables.length) code = enables.join('\n') + '\n' + code;
+  return ctx.device.createShaderModule({ label: kernel.name, code });
+}
+
+/** The pipeline for (kernel, variant) on this device, created on first use and cached per device. */
+export function getPipeline<V extends Variant>(ctx: GpuContext, kernel: Kernel<V>, variant: V): GPUComputePipeline {
+  const m = perDevice(cache, ctx.device);
+  const key = variantKey(kernel.name, variant);
+  let p = m.get(key);
+  if (!p) {
+    const module = moduleFor(ctx, kernel as Kernel<Variant>, variant);
+    p = ctx.device.createComputePipeline({ label: key, layout: 'auto', compute: { module, entryPoint: kernel.entryPoint } });
+    m.set(key, p);
+  }
+  return p;
+}
+
+/** Creates the pipeline ahead of the first forward with createComputePipelineAsync (compile errors throw here). */
+export async function warmPipeline<V extends Variant>(ctx: GpuContext, kernel: Kernel<V>, variant: V): Promise<void> {
+  const m = perDevice(cache, ctx.device);
+  const key = variantKey(kernel.name, variant);
+  if (m.has(key)) return;
+  const pm = perDevice(pending, ctx.device);
+  let pr = pm.get(key);
+  if (!pr) {
+    const module = moduleFor(ctx, kernel as Kernel<Variant>, variant);
+    pr = ctx.device.createComputePipelineAsync({ label: key, layout: 'auto', compute: { module, entryPoint: kernel.entryPoint } });
+    pm.set(key, pr);
+  }
+  try {
+    m.set(key, await pr);
+  } finally {
+    pm.delete(key);
+  }
+}
+
+/** Number of pipelines cached on a device (for tests). */
+export function pipelineCount(ctx: GpuContext): number {
+  return cache.get(ctx.device)?.size ?? 0;
+}
+
+/**
+ * Folds `n` workgroups into a grid within maxComputeWorkgroupsPerDimension.
+ * Kernels recover the linear id as `wid.x + wid.y * nwg.x` and return when
+ * it is >= n (n goes in their uniforms).
+ */
+export function foldWorkgroups(ctx: GpuContext, n: number): [number, number, number] {
+  const max = ctx.limits.maxComputeWorkgroupsPerDimension;
+  if (n <= max) return [Math.max(1, n), 1, 1];
+  const y = Math.ceil(n / max);
+  if (y > max) throw new LimitError('maxComputeWorkgroupsPerDimension^2', n, max * max, 'dispatch');
+  return [Math.ceil(n / y), y, 1];
+}
+
+/** One dispatch. */
+export interface DispatchSpec<V extends Variant> {
+  kernel: Kernel<V>;
+  variant: V;
+  /** Storage buffers at bindings 0..n-1. */
+  buffers: readonly GPUBuffer[];
+  /** Uniform block at binding n (u32/i32/f32 words; pack with `uniforms()`). */
+  uniforms?: ArrayBuffer | ArrayBufferView;
+  /** Workgroup counts, or an indirect-args buffer (3 x u32 at offset). */
+  workgroups: readonly [number, number?, number?] | { indirect: GPUBuffer; offset?: number };
+}
+
+/** Packs uniform values: numbers are u32 unless wrapped with `f32()` or `i32()`. */
+export class Uniforms {
+  private words: { t: 'u' | 'i' | 'f'; v: number }[] = [];
+  u32(...v: number[]): this {
+    for (const x of v) this.words.push({ t: 'u', v: x });
+    return this;
+  }
+  i32(...v: number[]): this {
+    for (const x of v) this.words.push({ t: 'i', v: x });
+    return this;
+  }
+  f32(...v: number[]): this {
+    for (const x of v) this.words.push({ t: 'f', v: x });
+    return this;
+  }
+  finish(): ArrayBuffer {
+    const n = Math.max(4, Math.ceil(this.words.length / 4) * 4);
+    const buf = new ArrayBuffer(n * 4);
+    const dv = new DataView(buf);
+    this.words.forEach((w, i) => {
+      if (w.t === 'u') dv.setUint32(i * 4, w.v >>> 0, true);
+      else if (w.t === 'i') dv.setInt32(i * 4, w.v | 0, true);
+      else dv.setFloat32(i * 4, w.v, true);
+    });
+    return buf;
+  }
+}
+
+/** Timing of one dispatch, in ns, when a Recorder was created with timestamps. */
+export interface KernelTiming {
+  name: string;
+  ns: number;
+}
+
+/**
+ * Records dispatches into one command encoder and submits them together (few
+ * submits, no host round trip). Owns the uniform buffers it creates; they are
+ * freed after submit. With `timestamps` (and the feature), each dispatch gets
+ * its own pass with timestamp writes, for a per-kernel breakdown.
+ *
+ * @example
+ * ```ts
+ * const rec = new Recorder(ctx);
+ * rec.dispatch({ kernel, variant, buffers: [a, b], uniforms, workgroups: [n] });
+ * rec.submit();
+ * ```
+ */
+export class Recorder {
+  readonly ctx: GpuContext;
+  readonly encoder: GPUCommandEncoder;
+  private pass: GPUComputePassEncoder | undefined;
+  private temps: GPUBuffer[] = [];
+  private readonly timestamps: boolean;
+  private querySet: GPUQuerySet | undefined;
+  private queryNames: string[] = [];
+  private readonly maxQueries = 512;
+  private submitted = false;
+
+  constructor(ctx: GpuContext, opts: { timestamps?: boolean; label?: string } = {}) {
+    ctx.assertAlive();
+    this.ctx = ctx;
+    this.encoder = ctx.device.createCommandEncoder({ label: opts.label ?? 'recorder' });
+    this.timestamps = !!opts.timestamps && ctx.features.timestampQuery;
+    if (this.timestamps) this.querySet = ctx.device.createQuerySet({ type: 'timestamp', count: this.maxQueries });
+  }
+
+  private getPass(name: string): GPUComputePassEncoder {
+    if (this.timestamps && this.queryNames.length * 2 < this.maxQueries) {
+      this.endPass();
+      const i = this.queryNames.length;
+      this.queryNames.push(name);
+      return (this.pass = this.encoder.beginComputePass({
+        timestampWrites: { querySet: this.querySet!, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+      }));
+    }
+    return (this.pass ??= this.encoder.beginComputePass());
+  }
+
+  /** Ends the current compute pass (so that copies can be recorded). */
+  endPass(): void {
+    this.pass?.end();
+    this.pass = undefined;
+  }
+
+  /** A temporary storage buffer owned by this recorder, destroyed after submit. */
+  temp(bytes: number, label = 'temp'): GPUBuffer {
+    const b = this.ctx.device.createBuffer({ label, size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | GPUBufferUsage.INDIRECT });
+    this.temps.push(b);
+    return b;
+  }
+
+  dispatch<V extends Variant>(d: DispatchSpec<V>): void {
+    const pipeline = getPipeline(this.ctx, d.kernel, d.variant);
+    const entries: GPUBindGroupEntry[] = d.buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
+    if (d.uniforms) {
+      const data = d.uniforms instanceof ArrayBuffer ? new Uint8Array(d.uniforms) : new Uint8Array(d.uniforms.buffer, d.uniforms.byteOffset, d.uniforms.byteLength);
+      const size = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
+      const ub = this.ctx.device.createBuffer({ label: `${d.kernel.name}.uniforms`, size, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
+      new Uint8Array(ub.getMappedRange()).set(data);
+      ub.unmap();
+      this.temps.push(ub);
+      entries.push({ binding: d.buffers.length, resource: { buffer: ub } });
+    }
+    const bg = this.ctx.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const pass = this.getPass(d.kernel.name);
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bg);
+    const w = d.workgroups;
+    if ('indirect' in w) pass.dispatchWorkgroupsIndirect(w.indirect, w.offset ?? 0);
+    else {
+      const [x, y = 1, z = 1] = w as readonly [number, number?, number?];
+      const max = this.ctx.limits.maxComputeWorkgroupsPerDimension;
+      for (const [k, v] of [['x', x], ['y', y], ['z', z]] as const) {
+        if (v > max) throw new LimitError('maxComputeWorkgroupsPerDimension', v, max, `${d.kernel.name} dispatch ${k}`);
+      }
+      if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
+    }
+  }
+
+  /** Records a buffer copy (ends the current pass first). */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
+    this.endPass();
+    this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
+  }
+
+  private resolveBuf: GPUBuffer | undefined;
+  private readBuf: GPUBuffer | undefined;
+
+  /** Finishes and submits. Returns once submitted (not completed). */
+  submit(): void {
+    if (this.submitted) throw new Error('Recorder: submitted twice');
+    this.submitted = true;
+    this.endPass();
+    if (this.timestamps && this.queryNames.length) {
+      const n = this.queryNames.length * 2;
+      this.resolveBuf = this.ctx.device.createBuffer({ size: n * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      this.readBuf = this.ctx.device.createBuffer({ size: n * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      this.encoder.resolveQuerySet(this.querySet!, 0, n, this.resolveBuf, 0);
+      this.encoder.copyBufferToBuffer(this.resolveBuf, 0, this.readBuf, 0, n * 8);
+    }
+    this.ctx.device.queue.submit([this.encoder.finish()]);
+    for (const t of this.temps) t.destroy();
+    this.temps = [];
+  }
+
+  /** After submit: the per-dispatch GPU times (empty without timestamps). */
+  async timings(): Promise<KernelTiming[]> {
+    if (!this.readBuf) return [];
+    await this.readBuf.mapAsync(GPUMapMode.READ);
+    const t = new BigUint64Array(this.readBuf.getMappedRange().slice(0));
+    this.readBuf.unmap();
+    const out = this.queryNames.map((name, i) => ({ name, ns: Number(t[2 * i + 1] - t[2 * i]) }));
+    this.readBuf.destroy();
+    this.resolveBuf?.destroy();
+    this.querySet?.destroy();
+    this.readBuf = this.resolveBuf = this.querySet = undefined;
+    return out;
+  }
+}

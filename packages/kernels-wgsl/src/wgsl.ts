@@ -1,0 +1,87 @@
+import type { DType } from '@webmoe/tensor';
+import { DTypeError } from '@webmoe/tensor';
+
+/**
+ * WGSL snippets that read and write packed storage types. A tensor of dtype
+ * `d` is an `array<u32>` (or `array<f32>`) holding the flat elements packed
+ * little-endian: element i of a 16-bit type is half (i & 1) of word i >> 1;
+ * of an 8-bit type, byte (i & 3) of word i >> 2.
+ */
+
+/** WGSL declaration type of a storage buffer holding `dtype`. */
+export function storageType(dtype: DType): string {
+  switch (dtype) {
+    case 'float32': return 'array<f32>';
+    case 'int32': return 'array<i32>';
+    default: return 'array<u32>';
+  }
+}
+
+/** WGSL functions decoding fp8 bytes (shared by every kernel that reads fp8). */
+export const FP8_DECODE_WGSL = /* wgsl */ `
+// NaN/inf built from a runtime value: WGSL rejects NaN and inf constants.
+fn special_f32(bits: u32, b: u32) -> f32 { return bitcast<f32>(bits | (b & 0u)); }
+fn decode_e4m3(b: u32) -> f32 {
+  let s = select(1.0, -1.0, (b & 0x80u) != 0u);
+  let e = (b >> 3u) & 0xfu;
+  let m = f32(b & 7u);
+  if (e == 15u && (b & 7u) == 7u) { return special_f32(0x7fc00000u, b); }
+  if (e == 0u) { return s * m * 0.001953125; }
+  return s * ldexp(1.0 + m * 0.125, i32(e) - 7);
+}
+fn decode_e5m2(b: u32) -> f32 {
+  let s = select(1.0, -1.0, (b & 0x80u) != 0u);
+  let e = (b >> 2u) & 0x1fu;
+  let m = f32(b & 3u);
+  if (e == 31u) {
+    if ((b & 3u) == 0u) { return special_f32(select(0x7f800000u, 0xff800000u, (b & 0x80u) != 0u), b); }
+    return special_f32(0x7fc00000u, b);
+  }
+  if (e == 0u) { return s * m * 0.0000152587890625; }
+  return s * ldexp(1.0 + m * 0.25, i32(e) - 15);
+}
+`;
+
+/**
+ * A WGSL function `fn <fname>(i: u32) -> f32` reading element i of the
+ * storage buffer `buf` holding `dtype`, converted to f32. Needs
+ * FP8_DECODE_WGSL in the module for fp8 dtypes.
+ */
+export function loadFn(fname: string, buf: string, dtype: DType): string {
+  switch (dtype) {
+    case 'float32':
+      return `fn ${fname}(i: u32) -> f32 { return ${buf}[i]; }`;
+    case 'bfloat16':
+      return `fn ${fname}(i: u32) -> f32 { let w = ${buf}[i >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u)); }`;
+    case 'float16':
+      return `fn ${fname}(i: u32) -> f32 { let w = ${buf}[i >> 1u]; let v = unpack2x16float(w); return select(v.x, v.y, (i & 1u) == 1u); }`;
+    case 'float8_e4m3fn':
+      return `fn ${fname}(i: u32) -> f32 { return decode_e4m3((${buf}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu); }`;
+    case 'float8_e5m2':
+      return `fn ${fname}(i: u32) -> f32 { return decode_e5m2((${buf}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu); }`;
+    case 'int8':
+      return `fn ${fname}(i: u32) -> f32 { let b = (${buf}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu; return f32(i32(b << 24u) >> 24u); }`;
+    case 'uint8':
+      return `fn ${fname}(i: u32) -> f32 { return f32((${buf}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu); }`;
+    case 'int32':
+      return `fn ${fname}(i: u32) -> f32 { return f32(${buf}[i]); }`;
+    case 'uint32':
+      return `fn ${fname}(i: u32) -> f32 { return f32(${buf}[i]); }`;
+  }
+}
+
+/** WGSL that rounds an f32 to bf16 bits (nearest even, NaN kept). */
+export const F32_TO_BF16_WGSL = /* wgsl */ `
+fn f32_to_bf16(x: f32) -> u32 {
+  let b = bitcast<u32>(x);
+  if ((b & 0x7f800000u) == 0x7f800000u && (b & 0x7fffffu) != 0u) { return ((b >> 16u) | 0x40u) & 0xffffu; }
+  return ((b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u) & 0xffffu;
+}
+`;
+
+/** The dtypes a float-output kernel can write. */
+export type OutFloat = 'float32' | 'bfloat16' | 'float16';
+
+export function checkOutFloat(what: string, d: DType): asserts d is OutFloat {
+  if (d !== 'float32' && d !== 'bfloat16' && d !== 'float16') throw new DTypeError(what, ['float32', 'bfloat16', 'float16'], d);
+}
