@@ -5,3 +5,5 @@ export * from './runtime/pool.js';
 export * from './runtime/kernel.js';
 export * from './wgsl.js';
 export * from './kernels/cast.js';
+export * from './kernels/moe-types.js';
+export * from './kernels/moe-gemv.js';

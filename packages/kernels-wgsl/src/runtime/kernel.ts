@@ -46,12 +46,29 @@ function perDevice<T>(m: WeakMap<GPUDevice, Map<string, T>>, d: GPUDevice): Map<
   return x;
 }
 
-function moduleFor(ctx: GpuContext, kernel: Kernel<Variant>, variant: Variant): GPUShaderModule {
+function moduleFor(ctx: GpuContext, kernel: Kernel<Variant>, variant: Variant): { module: GPUShaderModule; layout: GPUPipelineLayout } {
   let code = kernel.source(variant, ctx);
   const enables: string[] = [];
   if (/\bf16\b/.test(code) && !/enable f16;/.test(code)) enables.push('enable f16;');
   if (enables.length) code = enables.join('\n') + '\n' + code;
-  return ctx.device.createShaderModule({ label: kernel.name, code });
+  const module = ctx.device.createShaderModule({ label: kernel.name, code });
+  return { module, layout: explicitLayout(ctx, kernel.name, code) };
+}
+
+/**
+ * An explicit pipeline layout from the module's group-0 declarations, so a
+ * binding the shader happens not to use (which 'auto' layouts drop) can still
+ * be bound: every kernel keeps one binding list whatever its variant.
+ */
+function explicitLayout(ctx: GpuContext, name: string, code: string): GPUPipelineLayout {
+  const re = /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(storage|uniform)\s*(?:,\s*(read_write|read))?\s*>/g;
+  const entries: GPUBindGroupLayoutEntry[] = [];
+  for (const m of code.matchAll(re)) {
+    const type: GPUBufferBindingType = m[2] === 'uniform' ? 'uniform' : m[3] === 'read_write' ? 'storage' : 'read-only-storage';
+    entries.push({ binding: Number(m[1]), visibility: GPUShaderStage.COMPUTE, buffer: { type } });
+  }
+  const bgl = ctx.device.createBindGroupLayout({ label: name, entries });
+  return ctx.device.createPipelineLayout({ label: name, bindGroupLayouts: [bgl] });
 }
 
 /** The pipeline for (kernel, variant) on this device, created on first use and cached per device. */
@@ -60,8 +77,8 @@ export function getPipeline<V extends Variant>(ctx: GpuContext, kernel: Kernel<V
   const key = variantKey(kernel.name, variant);
   let p = m.get(key);
   if (!p) {
-    const module = moduleFor(ctx, kernel as Kernel<Variant>, variant);
-    p = ctx.device.createComputePipeline({ label: key, layout: 'auto', compute: { module, entryPoint: kernel.entryPoint } });
+    const { module, layout } = moduleFor(ctx, kernel as Kernel<Variant>, variant);
+    p = ctx.device.createComputePipeline({ label: key, layout, compute: { module, entryPoint: kernel.entryPoint } });
     m.set(key, p);
   }
   return p;
@@ -75,8 +92,8 @@ export async function warmPipeline<V extends Variant>(ctx: GpuContext, kernel: K
   const pm = perDevice(pending, ctx.device);
   let pr = pm.get(key);
   if (!pr) {
-    const module = moduleFor(ctx, kernel as Kernel<Variant>, variant);
-    pr = ctx.device.createComputePipelineAsync({ label: key, layout: 'auto', compute: { module, entryPoint: kernel.entryPoint } });
+    const { module, layout } = moduleFor(ctx, kernel as Kernel<Variant>, variant);
+    pr = ctx.device.createComputePipelineAsync({ label: key, layout, compute: { module, entryPoint: kernel.entryPoint } });
     pm.set(key, pr);
   }
   try {
