@@ -7,3 +7,5 @@ export * from './wgsl.js';
 export * from './kernels/cast.js';
 export * from './kernels/moe-types.js';
 export * from './kernels/moe-gemv.js';
+export * from './kernels/op-util.js';
+export * from './kernels/linear.js';

@@ -1,0 +1,282 @@
+/**
+ * Dense linear layer: y[T,N] = x[T,K] @ W[N,K]^T (+ bias[N]). x and y are
+ * float32; W stays in its storage dtype (float32, bfloat16 or float16,
+ * 16-bit types packed two per u32); accumulation in f32.
+ *
+ * Two paths, chosen by T:
+ * - GEMV (T <= 8): one workgroup per block of 8 output columns; 32 lanes per
+ *   column split K (16-bit weights with even K read one u32 = two weights at
+ *   a time), then a tree reduction in workgroup memory in a fixed order.
+ * - Tiled (T > 8): 64x64 output tiles, 16-deep K slices staged in workgroup
+ *   memory, 4x4 outputs per thread; each output sums k = 0..K-1 in order.
+ * Both are deterministic (no atomics).
+ */
+import type { DType } from '@webmoe/tensor';
+import { DTYPES, DTypeError, ShapeError, ValueError, toFloat32, type HostTensor } from '@webmoe/tensor';
+import type { GpuContext } from '../runtime/context.js';
+import type { GpuTensor } from '../runtime/tensor.js';
+import type { BufferPool } from '../runtime/pool.js';
+import { defineKernel, foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
+import { FP8_DECODE_WGSL, loadFn, storageType } from '../wgsl.js';
+import { allocOutput, declareBindings, expect2d, type BindingDecl } from './op-util.js';
+
+/** Weight dtypes `linearGpu` takes. */
+export const LINEAR_WEIGHT_DTYPES = ['float32', 'bfloat16', 'float16'] as const;
+/** Weight dtype of `linearGpu`. */
+export type LinearWeightDType = (typeof LINEAR_WEIGHT_DTYPES)[number];
+
+/** Largest T the GEMV path takes (larger T uses the tiled kernel). */
+export const LINEAR_GEMV_MAX_T = 8;
+
+/** Variant of the linear kernels. */
+export type LinearVariant = {
+  path: 'gemv' | 'tiled';
+  wdtype: LinearWeightDType;
+  /** Bias storage dtype, or 'none'. */
+  bdtype: DType | 'none';
+  /** GEMV only: 16-bit weights with even K, read as u32 pairs. */
+  pairs: boolean;
+};
+
+function bindingsFor(v: LinearVariant): BindingDecl[] {
+  const b: BindingDecl[] = [
+    { name: 'X', type: 'array<f32>', access: 'read' },
+    { name: 'W', type: storageType(v.wdtype), access: 'read' },
+  ];
+  if (v.bdtype !== 'none') b.push({ name: 'B', type: storageType(v.bdtype), access: 'read' });
+  b.push({ name: 'Y', type: 'array<f32>', access: 'read_write' });
+  return b;
+}
+
+function biasCode(v: LinearVariant, n: string): string {
+  return v.bdtype === 'none' ? '0.0' : `ldb(${n})`;
+}
+
+function common(v: LinearVariant): string {
+  return `
+struct U { T: u32, K: u32, N: u32, tilesN: u32, nGroups: u32, }
+${declareBindings(bindingsFor(v))}
+${v.bdtype !== 'none' && DTYPES[v.bdtype].bytes === 1 ? FP8_DECODE_WGSL : ''}
+${loadFn('ldw', 'W', v.wdtype)}
+${v.bdtype !== 'none' ? loadFn('ldb', 'B', v.bdtype) : ''}
+`;
+}
+
+function gemvSource(v: LinearVariant): string {
+  const inner = v.pairs
+    ? v.wdtype === 'bfloat16'
+      ? `let word = W[rowWord + p]; let w0 = bitcast<f32>(word << 16u); let w1 = bitcast<f32>(word & 0xffff0000u);`
+      : `let wv = unpack2x16float(W[rowWord + p]); let w0 = wv.x; let w1 = wv.y;`
+    : '';
+  const loop = v.pairs
+    ? `
+    let rowWord = (n * u.K) >> 1u;
+    let halfK = u.K >> 1u;
+    for (var p = lane; p < halfK; p += LANES) {
+      ${inner}
+      for (var t = 0u; t < u.T; t++) {
+        let xb = t * u.K + 2u * p;
+        acc[t] = acc[t] + (X[xb] * w0 + X[xb + 1u] * w1);
+      }
+    }`
+    : `
+    let row = n * u.K;
+    for (var kk = lane; kk < u.K; kk += LANES) {
+      let w = ldw(row + kk);
+      for (var t = 0u; t < u.T; t++) {
+        acc[t] = acc[t] + X[t * u.K + kk] * w;
+      }
+    }`;
+  return /* wgsl */ `
+${common(v)}
+const COLS = 8u;
+const LANES = 32u;
+const MT = ${LINEAR_GEMV_MAX_T}u;
+var<workgroup> red: array<f32, ${LINEAR_GEMV_MAX_T * 8 * 32}>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let blk = wid.x + wid.y * nwg.x;
+  if (blk >= u.nGroups) { return; }
+  let c = li / LANES;
+  let lane = li % LANES;
+  let n = blk * COLS + c;
+  var acc: array<f32, MT>;
+  if (n < u.N) {${loop}
+  }
+  for (var t = 0u; t < MT; t++) { red[(t * COLS + c) * LANES + lane] = acc[t]; }
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s = s >> 1u) {
+    if (lane < s) {
+      for (var t = 0u; t < u.T; t++) {
+        let i = (t * COLS + c) * LANES + lane;
+        red[i] = red[i] + red[i + s];
+      }
+    }
+    workgroupBarrier();
+  }
+  if (lane == 0u && n < u.N) {
+    let b = ${biasCode(v, 'n')};
+    for (var t = 0u; t < u.T; t++) { Y[t * u.N + n] = red[(t * COLS + c) * LANES] + b; }
+  }
+}
+`;
+}
+
+function tiledSource(v: LinearVariant): string {
+  return /* wgsl */ `
+${common(v)}
+const BM = 64u;
+const BN = 64u;
+const BK = 16u;
+var<workgroup> As: array<f32, 1024>; // [BK][BM]
+var<workgroup> Bs: array<f32, 1024>; // [BK][BN]
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let tile = wid.x + wid.y * nwg.x;
+  if (tile >= u.nGroups) { return; }
+  let m0 = (tile / u.tilesN) * BM;
+  let n0 = (tile % u.tilesN) * BN;
+  let tx = li % 16u;
+  let ty = li / 16u;
+  var acc: array<f32, 16>;
+  for (var k0 = 0u; k0 < u.K; k0 += BK) {
+    for (var i = 0u; i < 4u; i++) {
+      let e = li + i * 256u;
+      let kk = e % BK;
+      let r = e / BK;
+      let gk = k0 + kk;
+      var a = 0.0;
+      if (m0 + r < u.T && gk < u.K) { a = X[(m0 + r) * u.K + gk]; }
+      As[kk * BM + r] = a;
+      var w = 0.0;
+      if (n0 + r < u.N && gk < u.K) { w = ldw((n0 + r) * u.K + gk); }
+      Bs[kk * BN + r] = w;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      var a: array<f32, 4>;
+      var b: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) { a[i] = As[kk * BM + ty * 4u + i]; b[i] = Bs[kk * BN + tx * 4u + i]; }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = acc[i * 4u + j] + a[i] * b[j]; }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var j = 0u; j < 4u; j++) {
+    let n = n0 + tx * 4u + j;
+    if (n >= u.N) { continue; }
+    let b = ${biasCode(v, 'n')};
+    for (var i = 0u; i < 4u; i++) {
+      let m = m0 + ty * 4u + i;
+      if (m < u.T) { Y[m * u.N + n] = acc[i * 4u + j] + b; }
+    }
+  }
+}
+`;
+}
+
+/** The linear kernel (GEMV and tiled paths, selected by the variant). */
+export const linearKernel = defineKernel<LinearVariant>('linear', (v) => (v.path === 'gemv' ? gemvSource(v) : tiledSource(v)));
+
+/** Options of {@link linearGpu}. */
+export interface LinearOptions {
+  /** Bias [N] in any float dtype. */
+  bias?: GpuTensor;
+  /** Allocate the output from this pool. */
+  pool?: BufferPool;
+}
+
+function checkWeightDType(what: string, d: DType): asserts d is LinearWeightDType {
+  if (!(LINEAR_WEIGHT_DTYPES as readonly string[]).includes(d)) throw new DTypeError(what, LINEAR_WEIGHT_DTYPES, d);
+}
+function checkBiasDType(what: string, d: DType): void {
+  if (!DTYPES[d].isFloat) throw new DTypeError(what, ['float32', 'bfloat16', 'float16', 'float8_e4m3fn', 'float8_e5m2'], d);
+}
+
+/**
+ * Records y[T,N] = x[T,K] @ W[N,K]^T (+ bias[N]) into `rec`. x float32,
+ * W float32 / bfloat16 / float16 in storage type, bias any float dtype.
+ * Returns a new float32 [T,N] tensor owned by the caller.
+ *
+ * @example
+ * ```ts
+ * const rec = new Recorder(ctx);
+ * const y = linearGpu(ctx, rec, x, w, { bias }); // x [T,K] f32, w [N,K] bf16
+ * rec.submit();
+ * ```
+ */
+export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTensor, opts: LinearOptions = {}): GpuTensor {
+  if (x.dtype !== 'float32') throw new DTypeError('linearGpu x', 'float32', x.dtype);
+  const [T, K] = expect2d('linearGpu x [T, K]', x.shape);
+  checkWeightDType('linearGpu w', w.dtype);
+  const [N, Kw] = expect2d('linearGpu w [N, K]', w.shape);
+  if (Kw !== K) throw new ShapeError('linearGpu w [N, K]', [N, K], w.shape);
+  if (K < 1 || N < 1) throw new ValueError('linearGpu K and N', 'both >= 1', { K, N });
+  const bias = opts.bias;
+  if (bias) {
+    checkBiasDType('linearGpu bias', bias.dtype);
+    if (bias.size !== N || bias.shape.length > 2 || (bias.shape.length === 2 && bias.shape[0] !== 1)) throw new ShapeError('linearGpu bias', [N], bias.shape);
+  }
+  const y = allocOutput(ctx, opts.pool, 'float32', [T, N], 'linear.out');
+  if (T === 0) return y;
+  const path = T <= LINEAR_GEMV_MAX_T ? 'gemv' : 'tiled';
+  const variant: LinearVariant = {
+    path,
+    wdtype: w.dtype,
+    bdtype: bias ? bias.dtype : 'none',
+    pairs: path === 'gemv' && w.dtype !== 'float32' && K % 2 === 0,
+  };
+  const tilesN = Math.ceil(N / 64);
+  const nGroups = path === 'gemv' ? Math.ceil(N / 8) : Math.ceil(T / 64) * tilesN;
+  const buffers = [x.buffer, w.buffer];
+  if (bias) buffers.push(bias.buffer);
+  buffers.push(y.buffer);
+  try {
+    rec.dispatch({
+      kernel: linearKernel,
+      variant,
+      buffers,
+      uniforms: new Uniforms().u32(T, K, N, tilesN, nGroups).finish(),
+      workgroups: foldWorkgroups(ctx, nGroups),
+    });
+  } catch (e) {
+    y.destroy();
+    throw e;
+  }
+  return y;
+}
+
+/**
+ * The TypeScript reference of {@link linearGpu}: y[T,N] = x[T,K] @ W^T
+ * (+ bias), W converted from its storage dtype to f32, sums in f64 rounded
+ * to f32 at the end.
+ *
+ * @example
+ * ```ts
+ * const y = linearRef(x, T, HostTensor.fromFloat32([N, K], wVals, 'bfloat16'));
+ * ```
+ */
+export function linearRef(x: Float32Array, T: number, w: HostTensor, bias?: HostTensor): Float32Array {
+  checkWeightDType('linearRef w', w.dtype);
+  const [N, K] = expect2d('linearRef w [N, K]', w.shape);
+  if (x.length !== T * K) throw new ShapeError('linearRef x', `${T * K} values ([${T}, ${K}])`, `${x.length} values`);
+  const wf = toFloat32(w.dtype, w.data);
+  let bf: Float32Array | undefined;
+  if (bias) {
+    checkBiasDType('linearRef bias', bias.dtype);
+    if (bias.size !== N) throw new ShapeError('linearRef bias', [N], bias.shape);
+    bf = toFloat32(bias.dtype, bias.data);
+  }
+  const y = new Float32Array(T * N);
+  for (let t = 0; t < T; t++) {
+    const xo = t * K;
+    for (let n = 0; n < N; n++) {
+      const wo = n * K;
+      let s = 0;
+      for (let k = 0; k < K; k++) s += x[xo + k] * wf[wo + k];
+      y[t * N + n] = s + (bf ? bf[n] : 0);
+    }
+  }
+  return y;
+}

@@ -1,0 +1,118 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import { HostTensor, DTypeError, ShapeError, type DType } from '@webmoe/tensor';
+import { GpuTensor, Recorder, BufferPool, linearGpu, linearRef, type GpuContext } from '@webmoe/kernels-wgsl';
+import { testGpu, gpuChecked, rng, randomArray, relErr, maxAbsDiff } from '@webmoe/kernels-wgsl/testing';
+
+let ctx: GpuContext | null;
+beforeAll(async () => {
+  ctx = await testGpu();
+});
+
+/** Independent f64 matmul on f32 values (not linearRef) to check the reference itself. */
+function naive(x: Float32Array, T: number, wf: Float32Array, N: number, K: number, b?: Float32Array): Float64Array {
+  const y = new Float64Array(T * N);
+  for (let t = 0; t < T; t++) for (let n = 0; n < N; n++) {
+    let s = b ? b[n] : 0;
+    for (let k = 0; k < K; k++) s += x[t * K + k] * wf[n * K + k];
+    y[t * N + n] = s;
+  }
+  return y;
+}
+
+async function runLinear(c: GpuContext, x: Float32Array, T: number, w: HostTensor, bias?: HostTensor, pool?: BufferPool): Promise<Float32Array> {
+  return gpuChecked(c, async () => {
+    const K = w.shape[1];
+    const gx = GpuTensor.upload(c, HostTensor.fromFloat32([T, K], x));
+    const gw = GpuTensor.upload(c, w);
+    const gb = bias ? GpuTensor.upload(c, bias) : undefined;
+    const rec = new Recorder(c);
+    const y = linearGpu(c, rec, gx, gw, { bias: gb, pool });
+    rec.submit();
+    const h = await y.download();
+    for (const t of [gx, gw, gb, y]) t?.destroy();
+    return h.data as Float32Array;
+  });
+}
+
+describe('linearRef', () => {
+  it('matches a plain f64 matmul (bf16 weights converted exactly)', () => {
+    const r = rng(1);
+    const T = 5, K = 13, N = 7;
+    const x = randomArray(r, T * K);
+    const w = HostTensor.fromFloat32([N, K], randomArray(r, N * K), 'bfloat16');
+    const b = HostTensor.fromFloat32([N], randomArray(r, N), 'float16');
+    const want = naive(x, T, w.toFloat32(), N, K, b.toFloat32());
+    expect(relErr(linearRef(x, T, w, b), want)).toBeLessThan(1e-6);
+    // hand-checked 1x2 @ 2x1
+    expect(Array.from(linearRef(new Float32Array([1, 2]), 1, HostTensor.fromFloat32([1, 2], [3, 4])))).toEqual([11]);
+  });
+});
+
+const CASES: { T: number; K: number; N: number }[] = [
+  { T: 1, K: 1, N: 1 },
+  { T: 1, K: 37, N: 65 },
+  { T: 1, K: 256, N: 33 },
+  { T: 3, K: 63, N: 17 },
+  { T: 8, K: 130, N: 9 },
+  { T: 9, K: 31, N: 70 },
+  { T: 77, K: 100, N: 129 },
+  { T: 1003, K: 45, N: 67 },
+];
+
+describe('linearGpu vs linearRef', () => {
+  for (const wd of ['float32', 'bfloat16', 'float16'] as DType[]) {
+    for (const bd of ['none', 'float32', 'bfloat16', 'float8_e4m3fn'] as const) {
+      it(`w ${wd}, bias ${bd}, random shapes`, async (c) => {
+        if (!ctx) return c.skip('no WebGPU adapter');
+        const r = rng(wd.length * 97 + bd.length);
+        for (const { T, K, N } of CASES) {
+          if (bd !== 'none' && bd !== 'float32' && T > 100 && wd !== 'bfloat16') continue; // keep the big case to a few combos (lavapipe is slow)
+          const x = randomArray(r, T * K);
+          const w = HostTensor.fromFloat32([N, K], randomArray(r, N * K), wd);
+          const b = bd === 'none' ? undefined : HostTensor.fromFloat32([N], randomArray(r, N, -2, 2), bd);
+          const got = await runLinear(ctx, x, T, w, b);
+          const want = linearRef(x, T, w, b);
+          const e = relErr(got, want);
+          expect(e, `T=${T} K=${K} N=${N} rel=${e} maxabs=${maxAbsDiff(got, want)}`).toBeLessThan(1e-5);
+        }
+      });
+    }
+  }
+
+  it('uses the pool for its output and is bit-identical run to run', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const r = rng(5);
+    const pool = new BufferPool(ctx);
+    for (const T of [2, 40]) {
+      const K = 33, N = 21;
+      const x = randomArray(r, T * K);
+      const w = HostTensor.fromFloat32([N, K], randomArray(r, N * K), 'bfloat16');
+      const a = await runLinear(ctx, x, T, w, undefined, pool);
+      const b = await runLinear(ctx, x, T, w, undefined, pool);
+      expect(Array.from(a)).toEqual(Array.from(b));
+    }
+    expect(pool.liveCount).toBe(0);
+    expect(pool.freeByteCount).toBeGreaterThan(0);
+    pool.destroy();
+  });
+
+  it('rejects bad shapes and dtypes before recording', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const x = GpuTensor.upload(ctx, HostTensor.fromFloat32([2, 3], new Float32Array(6)));
+    const xb = GpuTensor.upload(ctx, HostTensor.fromFloat32([2, 3], new Float32Array(6), 'bfloat16'));
+    const w = GpuTensor.upload(ctx, HostTensor.fromFloat32([4, 3], new Float32Array(12)));
+    const w8 = GpuTensor.upload(ctx, HostTensor.fromFloat32([4, 3], new Float32Array(12), 'float8_e4m3fn'));
+    const wk = GpuTensor.upload(ctx, HostTensor.fromFloat32([4, 5], new Float32Array(20)));
+    const b5 = GpuTensor.upload(ctx, HostTensor.fromFloat32([5], new Float32Array(5)));
+    const bi = GpuTensor.upload(ctx, HostTensor.fromFloat32([4], new Float32Array(4), 'int32'));
+    const rec = new Recorder(ctx);
+    expect(() => linearGpu(ctx!, rec, xb, w)).toThrow(DTypeError);
+    expect(() => linearGpu(ctx!, rec, x, w8)).toThrow(DTypeError);
+    expect(() => linearGpu(ctx!, rec, x, wk)).toThrow(ShapeError);
+    expect(() => linearGpu(ctx!, rec, x, wk)).toThrow(/expected shape \[4, 3\], got \[4, 5\]/);
+    expect(() => linearGpu(ctx!, rec, x, w, { bias: b5 })).toThrow(ShapeError);
+    expect(() => linearGpu(ctx!, rec, x, w, { bias: bi })).toThrow(DTypeError);
+    rec.submit();
+    for (const t of [x, xb, w, w8, wk, b5, bi]) t.destroy();
+  });
+});
