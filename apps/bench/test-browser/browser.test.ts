@@ -1,0 +1,134 @@
+// The demo page in headless Chromium (Debian's /usr/bin/chromium, WebGPU
+// through SwiftShader): builds the page with Vite, serves it with Vite's
+// preview server on 127.0.0.1 (fixtures under /fixtures/), runs the MoE
+// layer on the fixtures and checks the page's results.
+//
+// With CI=true a missing WebGPU adapter fails the test; otherwise the GPU
+// test is skipped with a visible reason and the CPU path is still checked.
+//
+// Environment: CHROMIUM (default /usr/bin/chromium), WEBMOE_BROWSER_CASES
+// (comma list of fixture names, default mixtral,gpt_oss,deepseek_v3),
+// WEBMOE_FIXTURES (default <repo>/../shared/fixtures).
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { build, preview, type PreviewServer } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PageResults } from '../web/src/types.js';
+import { fixturesDir } from '../web/vite.config.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const appDir = resolve(here, '..');
+const configFile = join(appDir, 'web', 'vite.config.ts');
+const shot = join(appDir, 'test-results', 'browser.png');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const CI = process.env.CI === 'true';
+const CASES = (process.env.WEBMOE_BROWSER_CASES ?? 'mixtral,gpt_oss,deepseek_v3').split(',').map((s) => s.trim()).filter(Boolean);
+const FLAGS = ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'];
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => res(port));
+    });
+  });
+}
+
+/** f32_rel_tol of a fixture, read here from golden.json (not from the page). */
+function tolOf(name: string): number {
+  const j = JSON.parse(readFileSync(join(fixturesDir(), 'hf-moe', name, 'golden.json'), 'utf8')) as { f32_rel_tol: number };
+  return j.f32_rel_tol;
+}
+
+let server: PreviewServer | undefined;
+let browser: BrowserContext | undefined;
+let page: Page | undefined;
+let userDataDir: string | undefined;
+let results: PageResults;
+const pageErrors: string[] = [];
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (scripts/setup-machine.sh installs Debian's chromium; or set CHROMIUM)`);
+  for (const c of CASES) if (!existsSync(join(fixturesDir(), 'hf-moe', c, 'golden.json'))) throw new Error(`fixture ${c} not found under ${fixturesDir()}/hf-moe`);
+  await build({ configFile, logLevel: 'warn' });
+  const port = await freePort();
+  server = await preview({ configFile, logLevel: 'warn', preview: { host: '127.0.0.1', port, strictPort: true, open: false } });
+  const url = `http://127.0.0.1:${port}/?run=${CASES.join(',')}`;
+  userDataDir = mkdtempSync(join(tmpdir(), 'webmoe-chromium-'));
+  browser = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1100, height: 900 } });
+  page = browser.pages()[0] ?? (await browser.newPage());
+  page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') pageErrors.push(`console.error: ${m.text()}`);
+  });
+  console.log(`[browser] ${url}`);
+  await page.goto(url, { waitUntil: 'load' });
+  await page.waitForFunction(() => (window as unknown as { __results?: PageResults }).__results?.done === true, undefined, { timeout: 540_000, polling: 250 });
+  results = await page.evaluate(() => (window as unknown as { __results: PageResults }).__results);
+  mkdirSync(dirname(shot), { recursive: true });
+  await page.screenshot({ path: shot, fullPage: true });
+  const e = results.env;
+  console.log(`[browser] adapter: ${e?.adapter ?? `none (${e?.reason})`}; shader-f16: ${e?.shaderF16}; timestamp-query: ${e?.timestampQuery}; MoE layer: ${results.moeAvailable}`);
+  for (const c of results.cases) console.log(`[browser] ${c.name}: ${c.status} path=${c.path} relErr=${c.relErr} tol=${c.tol} forward=${c.forwardMs.toFixed(2)}ms${c.message ? ` (${c.message})` : ''}`);
+  console.log(`[browser] screenshot: ${shot}`);
+}, 600_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+});
+
+describe('demo page in headless Chromium', () => {
+  it('initialised without page errors', () => {
+    expect(results.ready).toBe(true);
+    expect(results.error).toBeUndefined();
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('ran on the GPU path (a WebGPU adapter is present)', (ctx) => {
+    const e = results.env!;
+    if (!e.adapterFound && !CI) {
+      console.warn(`[browser] SKIPPED the GPU check: no WebGPU adapter (${e.reason}); with CI=true this fails`);
+      ctx.skip();
+    }
+    expect(e.webgpu, `navigator.gpu missing: ${e.reason}`).toBe(true);
+    expect(e.adapterFound, `no adapter: ${e.reason}`).toBe(true);
+    expect(e.adapter).toBeTruthy();
+    for (const c of results.cases) expect(c.path, c.name).toBe('gpu');
+  });
+
+  it('GPU runtime smoke check (cast round trip) matches the reference', (ctx) => {
+    if (!results.env!.adapterFound && !CI) ctx.skip();
+    expect(results.smoke?.ok, results.smoke?.detail).toBe(true);
+  });
+
+  it('the MoE layer is present in @webmoe/moe', () => {
+    expect(results.moeAvailable).toBe(true);
+  });
+
+  it.each(CASES)('%s: relative error below golden.json f32_rel_tol', (name) => {
+    const c = results.cases.find((x) => x.name === name);
+    expect(c, `no result for ${name}`).toBeDefined();
+    expect(c!.message ?? '', `${name} status ${c!.status}`).not.toMatch(/./s);
+    expect(c!.status).toBe('pass');
+    const tol = tolOf(name);
+    expect(c!.tol).toBe(tol);
+    expect(c!.relErr).not.toBeNull();
+    expect(Number.isFinite(c!.relErr)).toBe(true);
+    expect(c!.relErr!).toBeLessThan(tol);
+    expect(c!.forwardMs).toBeGreaterThan(0);
+    if (c!.timing === 'gpu-timestamps') expect(c!.kernels.length).toBeGreaterThan(0);
+  });
+
+  it('saved a screenshot', () => {
+    expect(existsSync(shot)).toBe(true);
+  });
+});

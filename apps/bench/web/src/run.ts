@@ -1,0 +1,182 @@
+// Environment detection, the GPU smoke check and one checkpoint's run.
+import { castGpu, castRef, createGpuContext, GpuContext, GpuTensor, Recorder } from '@webmoe/kernels-wgsl';
+import type { HostTensor } from '@webmoe/tensor';
+import { HostTensor as HT } from '@webmoe/tensor';
+import { moeAvailable, runMoe } from './moe-runner.js';
+import { readSafetensorsLite } from './safetensors-lite.js';
+import type { PageSource } from './sources.js';
+import type { CaseResult, EnvInfo, KernelTime, SmokeResult } from './types.js';
+
+/** Probes WebGPU: navigator.gpu, an adapter, a device with the kernels' features. */
+export async function detectEnv(): Promise<{ env: EnvInfo; ctx: GpuContext | null }> {
+  const env: EnvInfo = {
+    webgpu: typeof navigator !== 'undefined' && !!navigator.gpu,
+    adapterFound: false,
+    adapter: null,
+    features: [],
+    shaderF16: false,
+    timestampQuery: false,
+    subgroups: false,
+    userAgent: navigator.userAgent,
+  };
+  if (!env.webgpu) {
+    env.reason = 'navigator.gpu is missing: this browser has no WebGPU (or it is disabled; Chromium on Linux needs --enable-unsafe-webgpu)';
+    return { env, ctx: null };
+  }
+  try {
+    const adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter) {
+      env.reason = 'navigator.gpu.requestAdapter() returned null: no usable GPU adapter';
+      return { env, ctx: null };
+    }
+    env.features = [...adapter.features].map(String).sort();
+    const ctx = await createGpuContext({ adapter, label: 'webmoe-web' });
+    env.adapterFound = true;
+    env.adapter = ctx.adapterName;
+    env.shaderF16 = ctx.features.shaderF16;
+    env.timestampQuery = ctx.features.timestampQuery;
+    env.subgroups = ctx.features.subgroups;
+    return { env, ctx };
+  } catch (e) {
+    env.reason = `WebGPU device creation failed: ${errText(e)}`;
+    return { env, ctx: null };
+  }
+}
+
+export function errText(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
+
+/** Sums timings per kernel name, in ms. */
+export function sumTimings(t: { name: string; ns: number }[]): KernelTime[] {
+  const m = new Map<string, KernelTime>();
+  for (const { name, ns } of t) {
+    const k = m.get(name) ?? { name, ms: 0, count: 0 };
+    k.ms += ns / 1e6;
+    k.count++;
+    m.set(name, k);
+  }
+  return [...m.values()];
+}
+
+/** ||a - b|| / ||b|| in float64. */
+export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`relError: lengths differ (${a.length} vs ${b.length})`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    num += d * d;
+    den += b[i] * b[i];
+  }
+  return Math.sqrt(num) / Math.sqrt(den || Number.MIN_VALUE);
+}
+
+/**
+ * A check of the GPU runtime that needs no MoE: random f32 values go to the
+ * GPU, through the cast kernel to bfloat16 and back to float32 (one Recorder,
+ * timestamps where available), and must equal the TypeScript reference bit
+ * for bit.
+ */
+export async function smokeCheck(ctx: GpuContext, n = 4099): Promise<SmokeResult> {
+  const vals = new Float32Array(n);
+  let s = 12345;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    vals[i] = ((s / 2 ** 32) * 2 - 1) * 8;
+  }
+  const x = HT.fromFloat32([n], vals, 'float32');
+  const want = castRef(castRef(x, 'bfloat16'), 'float32').data as Float32Array;
+  const got = await ctx.checked('smoke cast round trip', async () => {
+    const g = GpuTensor.upload(ctx, x, 'smoke.x');
+    const rec = new Recorder(ctx, { timestamps: true, label: 'smoke' });
+    const h = castGpu(ctx, g, 'bfloat16', { recorder: rec });
+    const y = castGpu(ctx, h, 'float32', { recorder: rec });
+    rec.submit();
+    const out = await y.download();
+    const t = await rec.timings();
+    for (const b of [g, h, y]) b.destroy();
+    return { data: out.data as Float32Array, t };
+  });
+  let bad = 0;
+  for (let i = 0; i < n; i++) if (!Object.is(got.data[i], want[i])) bad++;
+  return {
+    ok: bad === 0,
+    detail: bad === 0 ? `cast f32→bf16→f32 of ${n} values on the GPU equals the reference bit for bit` : `${bad} of ${n} values differ from the reference`,
+    kernels: sumTimings(got.t),
+  };
+}
+
+async function readJson(src: PageSource, name: string): Promise<Record<string, unknown> | null> {
+  const b = await src.get(name);
+  return b ? (JSON.parse(new TextDecoder().decode(b)) as Record<string, unknown>) : null;
+}
+
+/**
+ * Runs one checkpoint: reads config.json, golden.json and golden.safetensors
+ * (input, output), runs the MoE layer and compares its output with the
+ * golden float32 output.
+ */
+export async function runCase(src: PageSource, ctx: GpuContext | null): Promise<CaseResult> {
+  const r: CaseResult = {
+    name: src.label,
+    origin: src.origin,
+    arch: null,
+    path: ctx ? 'gpu' : 'cpu',
+    status: 'error',
+    relErr: null,
+    tol: null,
+    tokens: null,
+    hidden: null,
+    timing: 'wall',
+    kernels: [],
+    forwardMs: 0,
+    loadMs: 0,
+  };
+  try {
+    const t0 = performance.now();
+    const config = await readJson(src, 'config.json');
+    if (!config) throw new Error(`${src.origin}: no config.json`);
+    r.arch = typeof config.model_type === 'string' ? config.model_type : null;
+    const golden = await readJson(src, 'golden.json');
+    r.tol = typeof golden?.f32_rel_tol === 'number' ? golden.f32_rel_tol : null;
+    const gbytes = await src.get('golden.safetensors');
+    let input: HostTensor;
+    let want: HostTensor | undefined;
+    if (gbytes) {
+      const g = readSafetensorsLite(gbytes);
+      const i = g.get('input');
+      if (!i) throw new Error('golden.safetensors has no tensor "input"');
+      input = i;
+      want = g.get('output');
+    } else {
+      const H = Number(config.hidden_size);
+      if (!Number.isInteger(H) || H <= 0) throw new Error('config.json has no hidden_size');
+      const T = 4;
+      const v = new Float32Array(T * H);
+      for (let k = 0; k < v.length; k++) v[k] = Math.sin(k * 12.9898) * 0.5;
+      input = HT.fromFloat32([T, H], v);
+    }
+    r.tokens = input.shape[0];
+    r.hidden = input.shape[1];
+    r.loadMs = performance.now() - t0;
+    if (!moeAvailable) throw new Error('the MoE layer (@webmoe/moe MoE) is not available yet; only the GPU smoke check ran');
+    const run = await runMoe(src, input.dtype === 'float32' ? input : HT.fromFloat32(input.shape, input.toFloat32()), ctx);
+    r.loadMs += run.loadMs;
+    r.forwardMs = run.forwardMs;
+    r.kernels = run.kernels;
+    r.timing = run.timing;
+    if (want) {
+      r.relErr = relError(run.output, want.toFloat32());
+      r.tol ??= 1e-4;
+      r.status = r.relErr < r.tol ? 'pass' : 'fail';
+    } else {
+      r.status = 'unchecked';
+      r.message = 'no golden output: nothing to compare with';
+    }
+  } catch (e) {
+    r.status = 'error';
+    r.message = errText(e);
+  }
+  return r;
+}
