@@ -9,3 +9,4 @@ export * from './kernels/moe-types.js';
 export * from './kernels/moe-gemv.js';
 export * from './kernels/op-util.js';
 export * from './kernels/linear.js';
+export * from './kernels/router.js';

@@ -1,0 +1,364 @@
+/**
+ * The MoE routers (docs/moe-semantics.md): logits [T,E] -> idx [T,k],
+ * weights [T,k]. One workgroup per token (grid folded for large T).
+ *
+ * Selection is deterministic: descending score, ties to the lower expert
+ * index; slots are in descending selection order. The selection score is
+ * the logit itself for every kind except sigmoid_grouped (where it is
+ * sigmoid(logit) + correction bias): softmax and sigmoid are monotonic, so
+ * ranking by the logit gives the same experts and order as ranking by the
+ * probabilities, without ties created by rounding.
+ */
+import { DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
+import type { GpuContext } from '../runtime/context.js';
+import type { GpuTensor } from '../runtime/tensor.js';
+import type { BufferPool } from '../runtime/pool.js';
+import { defineKernel, foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
+import { allocOutput, declareBindings, expect2d, type BindingDecl } from './op-util.js';
+import type { RouterKind, RouterParams, RoutingGpu, RoutingRef } from './moe-types.js';
+
+/** Largest E the router kernel takes. */
+export const ROUTER_MAX_EXPERTS = 2048;
+/** Largest k the router kernel takes. */
+export const ROUTER_MAX_TOPK = 32;
+/** Largest nGroup of sigmoid_grouped. */
+export const ROUTER_MAX_GROUPS = 256;
+
+const ROUTER_KINDS: readonly RouterKind[] = ['raw_topk', 'softmax_topk', 'topk_softmax', 'sigmoid_grouped', 'sigmoid_topk'];
+
+/** Variant of the router kernel. */
+export type RouterVariant = { kind: RouterKind; norm: boolean; cbias: boolean };
+
+const WG = 256;
+
+function routerSource(v: RouterVariant): string {
+  const b: BindingDecl[] = [{ name: 'L', type: 'array<f32>', access: 'read' }];
+  if (v.cbias) b.push({ name: 'CB', type: 'array<f32>', access: 'read' });
+  b.push({ name: 'IDX', type: 'array<u32>', access: 'read_write' }, { name: 'WT', type: 'array<f32>', access: 'read_write' });
+  const grouped = v.kind === 'sigmoid_grouped';
+  const scoreInit = grouped ? `sc[e] = sigmoid(l)${v.cbias ? ' + CB[e]' : ''};` : `sc[e] = l;`;
+  const softmaxStats =
+    v.kind === 'softmax_topk'
+      ? /* wgsl */ `
+  {
+    var m = LOWEST;
+    for (var e = li; e < u.E; e += WG) { m = max(m, sc[e]); }
+    rv[li] = m;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+      if (li < s) { rv[li] = max(rv[li], rv[li + s]); }
+      workgroupBarrier();
+    }
+    let mx = rv[0];
+    workgroupBarrier();
+    var acc = 0.0;
+    for (var e = li; e < u.E; e += WG) { acc = acc + exp(sc[e] - mx); }
+    rv[li] = acc;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+      if (li < s) { rv[li] = rv[li] + rv[li + s]; }
+      workgroupBarrier();
+    }
+    if (li == 0u) { smax = mx; ssum = rv[0]; }
+    workgroupBarrier();
+  }`
+      : '';
+  const groupCode = grouped
+    ? /* wgsl */ `
+  {
+    let gsize = u.E / u.nGroup;
+    for (var g = li; g < u.nGroup; g += WG) {
+      let g0 = g * gsize;
+      var b1 = sc[g0];
+      var b2 = LOWEST;
+      for (var i = 1u; i < gsize; i++) {
+        let x = sc[g0 + i];
+        if (x > b1) { b2 = b1; b1 = x; } else if (x > b2) { b2 = x; }
+      }
+      gsc[g] = select(b1, b1 + b2, gsize >= 2u);
+      gkeep[g] = 0u;
+    }
+    workgroupBarrier();
+    if (li == 0u) {
+      for (var r = 0u; r < u.topkGroup; r++) {
+        var bv = LOWEST;
+        var bi = NONE;
+        for (var g = 0u; g < u.nGroup; g++) {
+          if (gkeep[g] == 0u && better(gsc[g], g, bv, bi)) { bv = gsc[g]; bi = g; }
+        }
+        if (bi != NONE) { gkeep[bi] = 1u; }
+      }
+    }
+    workgroupBarrier();
+    for (var e = li; e < u.E; e += WG) {
+      if (gkeep[e / gsize] == 0u) { atomicOr(&taken[e >> 5u], 1u << (e & 31u)); }
+    }
+    workgroupBarrier();
+  }`
+    : '';
+  let weights: string;
+  switch (v.kind) {
+    case 'raw_topk':
+      weights = `for (var j = 0u; j < u.k; j++) { wv[j] = L[base + sel[j]]; }`;
+      break;
+    case 'sigmoid_topk':
+    case 'sigmoid_grouped':
+      weights = `for (var j = 0u; j < u.k; j++) { wv[j] = sigmoid(L[base + sel[j]]); }`;
+      break;
+    case 'softmax_topk':
+      weights = `for (var j = 0u; j < u.k; j++) { wv[j] = exp(L[base + sel[j]] - smax) / ssum; }`;
+      break;
+    case 'topk_softmax':
+      weights = `
+    let m0 = L[base + sel[0]];
+    var s = 0.0;
+    for (var j = 0u; j < u.k; j++) { wv[j] = exp(L[base + sel[j]] - m0); s = s + wv[j]; }
+    for (var j = 0u; j < u.k; j++) { wv[j] = wv[j] / s; }`;
+      break;
+  }
+  const eps = v.kind === 'sigmoid_grouped' ? ' + 1e-20' : '';
+  const norm = v.norm
+    ? `
+    var ns = 0.0;
+    for (var j = 0u; j < u.k; j++) { ns = ns + wv[j]; }
+    for (var j = 0u; j < u.k; j++) { wv[j] = wv[j] / (ns${eps}); }`
+    : '';
+  return /* wgsl */ `
+struct U { T: u32, E: u32, k: u32, nGroup: u32, topkGroup: u32, scale: f32, }
+${declareBindings(b)}
+const WG = ${WG}u;
+const NONE = 0xffffffffu;
+const LOWEST = -3.4028234663852886e38;
+var<workgroup> sc: array<f32, ${ROUTER_MAX_EXPERTS}>;
+var<workgroup> taken: array<atomic<u32>, ${ROUTER_MAX_EXPERTS / 32}>;
+var<workgroup> rv: array<f32, ${WG}>;
+var<workgroup> ri: array<u32, ${WG}>;
+var<workgroup> sel: array<u32, ${ROUTER_MAX_TOPK}>;
+${grouped ? `var<workgroup> gsc: array<f32, ${ROUTER_MAX_GROUPS}>;\nvar<workgroup> gkeep: array<u32, ${ROUTER_MAX_GROUPS}>;` : ''}
+${v.kind === 'softmax_topk' ? 'var<workgroup> smax: f32;\nvar<workgroup> ssum: f32;' : ''}
+
+fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+// (v, i) ranks above (bv, bi): larger value, ties to the lower index; NONE never wins, anything beats NONE.
+fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
+  if (i == NONE) { return false; }
+  if (bi == NONE) { return true; }
+  return v > bv || (v == bv && i < bi);
+}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let t = wid.x + wid.y * nwg.x;
+  if (t >= u.T) { return; }
+  let base = t * u.E;
+  for (var e = li; e < u.E; e += WG) {
+    let l = L[base + e];
+    ${scoreInit}
+  }
+  for (var i = li; i < ${ROUTER_MAX_EXPERTS / 32}u; i += WG) { atomicStore(&taken[i], 0u); }
+  workgroupBarrier();
+  ${softmaxStats}
+  ${groupCode}
+  for (var j = 0u; j < u.k; j++) {
+    var bv = LOWEST;
+    var bi = NONE;
+    for (var e = li; e < u.E; e += WG) {
+      if ((atomicLoad(&taken[e >> 5u]) & (1u << (e & 31u))) == 0u) {
+        let x = sc[e];
+        if (better(x, e, bv, bi)) { bv = x; bi = e; }
+      }
+    }
+    rv[li] = bv;
+    ri[li] = bi;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+      if (li < s && better(rv[li + s], ri[li + s], rv[li], ri[li])) { rv[li] = rv[li + s]; ri[li] = ri[li + s]; }
+      workgroupBarrier();
+    }
+    if (li == 0u) {
+      let w = min(ri[0], u.E - 1u);
+      sel[j] = w;
+      atomicOr(&taken[w >> 5u], 1u << (w & 31u));
+    }
+    workgroupBarrier();
+  }
+  if (li == 0u) {
+    var wv: array<f32, ${ROUTER_MAX_TOPK}>;
+    ${weights}
+    ${norm}
+    for (var j = 0u; j < u.k; j++) {
+      IDX[t * u.k + j] = sel[j];
+      WT[t * u.k + j] = wv[j] * u.scale;
+    }
+  }
+}
+`;
+}
+
+/** The router kernel (one pipeline per kind / normTopkProb / correction bias). */
+export const routerKernel = defineKernel<RouterVariant>('router', routerSource);
+
+/** Checks RouterParams against E (typed errors). Returns nGroup and topkGroup (1 and 1 unless sigmoid_grouped). */
+export function checkRouterParams(what: string, p: RouterParams, E: number): { nGroup: number; topkGroup: number } {
+  if (!ROUTER_KINDS.includes(p.kind)) throw new ValueError(`${what} kind`, `one of ${ROUTER_KINDS.join(', ')}`, p.kind);
+  if (p.numExperts !== E) throw new ShapeError(`${what} logits [T, E]`, `E = numExperts = ${p.numExperts}`, `E = ${E}`);
+  if (!Number.isInteger(E) || E < 1 || E > ROUTER_MAX_EXPERTS) throw new ValueError(`${what} numExperts`, `an integer in [1, ${ROUTER_MAX_EXPERTS}]`, E);
+  const k = p.topK;
+  if (!Number.isInteger(k) || k < 1 || k > Math.min(E, ROUTER_MAX_TOPK)) throw new ValueError(`${what} topK`, `an integer in [1, min(E=${E}, ${ROUTER_MAX_TOPK})]`, k);
+  if (p.routedScalingFactor !== undefined && !Number.isFinite(p.routedScalingFactor)) throw new ValueError(`${what} routedScalingFactor`, 'a finite number', p.routedScalingFactor);
+  if (p.kind !== 'sigmoid_grouped') return { nGroup: 1, topkGroup: 1 };
+  const nGroup = p.nGroup ?? 1;
+  const topkGroup = p.topkGroup ?? nGroup;
+  if (!Number.isInteger(nGroup) || nGroup < 1 || nGroup > ROUTER_MAX_GROUPS || E % nGroup !== 0) {
+    throw new ValueError(`${what} nGroup`, `an integer in [1, ${ROUTER_MAX_GROUPS}] dividing E=${E}`, nGroup);
+  }
+  if (!Number.isInteger(topkGroup) || topkGroup < 1 || topkGroup > nGroup) throw new ValueError(`${what} topkGroup`, `an integer in [1, nGroup=${nGroup}]`, topkGroup);
+  if (k > topkGroup * (E / nGroup)) throw new ValueError(`${what} topK`, `<= topkGroup * E / nGroup = ${topkGroup * (E / nGroup)}`, k);
+  return { nGroup, topkGroup };
+}
+
+/** Options of {@link routerGpu}. */
+export interface RouterOptions {
+  /** sigmoid_grouped: e_score_correction_bias, float32 [E] (zeros when absent). */
+  correctionBias?: GpuTensor;
+  /** Allocate the outputs from this pool. */
+  pool?: BufferPool;
+}
+
+/**
+ * Records the router into `rec`: logits float32 [T,E] -> idx uint32 [T,k]
+ * and weights float32 [T,k] (new tensors owned by the caller). Supports
+ * E <= 2048, k <= 32.
+ *
+ * @example
+ * ```ts
+ * const rec = new Recorder(ctx);
+ * const { idx, weights } = routerGpu(ctx, rec, logits, { kind: 'softmax_topk', numExperts: 8, topK: 2, normTopkProb: true });
+ * rec.submit();
+ * ```
+ */
+export function routerGpu(ctx: GpuContext, rec: Recorder, logits: GpuTensor, params: RouterParams, opts: RouterOptions = {}): RoutingGpu {
+  if (logits.dtype !== 'float32') throw new DTypeError('routerGpu logits', 'float32', logits.dtype);
+  const [T, E] = expect2d('routerGpu logits [T, E]', logits.shape);
+  const { nGroup, topkGroup } = checkRouterParams('routerGpu', params, E);
+  const cb = opts.correctionBias;
+  if (cb) {
+    if (params.kind !== 'sigmoid_grouped') throw new ValueError('routerGpu correctionBias', `only with kind sigmoid_grouped`, params.kind);
+    if (cb.dtype !== 'float32') throw new DTypeError('routerGpu correctionBias', 'float32', cb.dtype);
+    if (cb.size !== E || cb.shape.length !== 1) throw new ShapeError('routerGpu correctionBias', [E], cb.shape);
+  }
+  const k = params.topK;
+  const idx = allocOutput(ctx, opts.pool, 'uint32', [T, k], 'router.idx');
+  const weights = allocOutput(ctx, opts.pool, 'float32', [T, k], 'router.weights');
+  if (T === 0) return { idx, weights };
+  const buffers = [logits.buffer];
+  if (cb) buffers.push(cb.buffer);
+  buffers.push(idx.buffer, weights.buffer);
+  try {
+    rec.dispatch({
+      kernel: routerKernel,
+      variant: { kind: params.kind, norm: params.normTopkProb && (params.kind === 'softmax_topk' || params.kind === 'sigmoid_grouped'), cbias: !!cb },
+      buffers,
+      uniforms: new Uniforms().u32(T, E, k, nGroup, topkGroup).f32(params.routedScalingFactor ?? 1).finish(),
+      workgroups: foldWorkgroups(ctx, T),
+    });
+  } catch (e) {
+    idx.destroy();
+    weights.destroy();
+    throw e;
+  }
+  return { idx, weights };
+}
+
+const sigmoidRef = (x: number) => Math.fround(1 / (1 + Math.exp(-x)));
+
+/** Indices of the top `k` of `score` among `allowed` (descending, ties to the lower index). */
+function topk(score: ArrayLike<number>, k: number, allowed?: (i: number) => boolean): number[] {
+  const taken = new Uint8Array(score.length);
+  const out: number[] = [];
+  for (let j = 0; j < k; j++) {
+    let bi = -1;
+    for (let i = 0; i < score.length; i++) {
+      if (taken[i] || (allowed && !allowed(i))) continue;
+      if (bi < 0 || score[i] > score[bi]) bi = i;
+    }
+    if (bi < 0) break;
+    taken[bi] = 1;
+    out.push(bi);
+  }
+  return out;
+}
+
+/**
+ * The TypeScript reference of {@link routerGpu}: logits [T*E] row-major ->
+ * idx [T*k], weights [T*k].
+ *
+ * @example
+ * ```ts
+ * const { idx, weights } = routerRef(logits, T, { kind: 'sigmoid_topk', numExperts: 16, topK: 1, normTopkProb: false });
+ * ```
+ */
+export function routerRef(logits: Float32Array, T: number, params: RouterParams, correctionBias?: Float32Array): RoutingRef {
+  const E = params.numExperts;
+  if (logits.length !== T * E) throw new ShapeError('routerRef logits', `${T * E} values ([${T}, ${E}])`, `${logits.length} values`);
+  const { nGroup, topkGroup } = checkRouterParams('routerRef', params, E);
+  if (correctionBias && correctionBias.length !== E) throw new ShapeError('routerRef correctionBias', [E], [correctionBias.length]);
+  const k = params.topK;
+  const scale = Math.fround(params.routedScalingFactor ?? 1);
+  const idx = new Uint32Array(T * k);
+  const weights = new Float32Array(T * k);
+  for (let t = 0; t < T; t++) {
+    const l = logits.subarray(t * E, (t + 1) * E);
+    let sel: number[];
+    let w: number[];
+    switch (params.kind) {
+      case 'raw_topk':
+        sel = topk(l, k);
+        w = sel.map((e) => l[e]);
+        break;
+      case 'sigmoid_topk':
+        sel = topk(l, k);
+        w = sel.map((e) => sigmoidRef(l[e]));
+        break;
+      case 'softmax_topk': {
+        let m = -Infinity;
+        for (let e = 0; e < E; e++) m = Math.max(m, l[e]);
+        let s = 0;
+        for (let e = 0; e < E; e++) s += Math.exp(l[e] - m);
+        sel = topk(l, k);
+        w = sel.map((e) => Math.fround(Math.exp(l[e] - m) / s));
+        break;
+      }
+      case 'topk_softmax': {
+        sel = topk(l, k);
+        const m0 = l[sel[0]];
+        const ex = sel.map((e) => Math.exp(l[e] - m0));
+        const s = ex.reduce((a, b) => a + b, 0);
+        w = ex.map((x) => Math.fround(x / s));
+        break;
+      }
+      case 'sigmoid_grouped': {
+        const s = Array.from(l, sigmoidRef);
+        const c = s.map((x, e) => Math.fround(x + (correctionBias ? correctionBias[e] : 0)));
+        const gsize = E / nGroup;
+        const gs: number[] = [];
+        for (let g = 0; g < nGroup; g++) {
+          const sorted = c.slice(g * gsize, (g + 1) * gsize).sort((a, b) => b - a);
+          gs.push(gsize >= 2 ? Math.fround(sorted[0] + sorted[1]) : sorted[0]);
+        }
+        const kept = new Set(topk(gs, topkGroup));
+        sel = topk(c, k, (e) => kept.has(Math.floor(e / gsize)));
+        w = sel.map((e) => s[e]);
+        break;
+      }
+    }
+    if (params.normTopkProb && (params.kind === 'softmax_topk' || params.kind === 'sigmoid_grouped')) {
+      const sum = w.reduce((a, b) => a + b, 0) + (params.kind === 'sigmoid_grouped' ? 1e-20 : 0);
+      w = w.map((x) => x / sum);
+    }
+    for (let j = 0; j < k; j++) {
+      idx[t * k + j] = sel[j];
+      weights[t * k + j] = Math.fround(w[j] * scale);
+    }
+  }
+  return { idx, weights };
+}

@@ -1,0 +1,194 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import { HostTensor, DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
+import { GpuTensor, Recorder, BufferPool, routerGpu, routerRef, type GpuContext, type RouterParams, type RouterKind } from '@webmoe/kernels-wgsl';
+import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
+
+let ctx: GpuContext | null;
+beforeAll(async () => {
+  ctx = await testGpu();
+});
+
+const sig = (x: number) => 1 / (1 + Math.exp(-x));
+
+/**
+ * Random logits [T,E]. Every third token has exact ties: its logits are
+ * rounded to a few levels (or all equal), so the lower-index rule decides.
+ * For sigmoid_grouped, tokens without deliberate ties are resampled until
+ * the decisions (group cut, expert order among the top k+1) have margins
+ * > 1e-5 in exact arithmetic, so f32 exp differences cannot flip them.
+ */
+function makeLogits(r: () => number, T: number, p: RouterParams, cb?: Float32Array): Float32Array {
+  const E = p.numExperts;
+  const out = new Float32Array(T * E);
+  for (let t = 0; t < T; t++) {
+    const tie = t % 3 === 1;
+    for (let attempt = 0; ; attempt++) {
+      let l = randomArray(r, E, -4, 4);
+      if (tie) {
+        const allEqual = t % 6 === 1;
+        l = l.map((x) => (allEqual ? 0.25 : Math.round(x) / 2));
+      }
+      if (p.kind !== 'sigmoid_grouped' || tie || margins(l, p, cb)) {
+        out.set(l, t * E);
+        break;
+      }
+      if (attempt > 200) throw new Error('could not draw separated logits');
+    }
+  }
+  return out;
+}
+
+function margins(l: Float32Array, p: RouterParams, cb?: Float32Array): boolean {
+  const E = p.numExperts;
+  const nG = p.nGroup ?? 1;
+  const kG = p.topkGroup ?? nG;
+  const gsize = E / nG;
+  const c = Array.from(l, (x, e) => sig(x) + (cb ? cb[e] : 0));
+  const gs = [];
+  for (let g = 0; g < nG; g++) {
+    const s = c.slice(g * gsize, (g + 1) * gsize).sort((a, b) => b - a);
+    gs.push(gsize >= 2 ? s[0] + s[1] : s[0]);
+  }
+  const gsSorted = [...gs].sort((a, b) => b - a);
+  if (kG < nG && gsSorted[kG - 1] - gsSorted[kG] < 1e-5) return false;
+  const kept = new Set(gs.map((v, g) => [v, g] as const).sort((a, b) => b[0] - a[0]).slice(0, kG).map((x) => x[1]));
+  const el = c.filter((_, e) => kept.has(Math.floor(e / gsize))).sort((a, b) => b - a);
+  for (let j = 0; j < Math.min(p.topK + 1, el.length) - 1; j++) if (el[j] - el[j + 1] < 1e-5) return false;
+  return true;
+}
+
+async function runRouter(c: GpuContext, logits: Float32Array, T: number, p: RouterParams, cb?: Float32Array, pool?: BufferPool) {
+  return gpuChecked(c, async () => {
+    const gl = GpuTensor.upload(c, HostTensor.fromFloat32([T, p.numExperts], logits));
+    const gcb = cb ? GpuTensor.upload(c, HostTensor.fromFloat32([p.numExperts], cb)) : undefined;
+    const rec = new Recorder(c);
+    const out = routerGpu(c, rec, gl, p, { correctionBias: gcb, pool });
+    rec.submit();
+    const idx = (await out.idx.download()).data as Uint32Array;
+    const weights = (await out.weights.download()).data as Float32Array;
+    for (const t of [gl, gcb, out.idx, out.weights]) t?.destroy();
+    return { idx, weights };
+  });
+}
+
+function expectClose(got: Float32Array, want: Float32Array, rel: number, msg: string): void {
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < want.length; i++) {
+    const d = Math.abs(got[i] - want[i]) / Math.max(Math.abs(want[i]), 1e-30);
+    if (!(d <= worst)) {
+      worst = d;
+      at = i;
+    }
+  }
+  expect(worst, `${msg}: worst rel err ${worst} at ${at} (got ${got[at]}, want ${want[at]})`).toBeLessThanOrEqual(rel);
+}
+
+describe('routerRef', () => {
+  it('ties go to the lower expert index, slots in descending order', () => {
+    const l = new Float32Array([1, 3, 3, 2, 3, 0]);
+    const p: RouterParams = { kind: 'raw_topk', numExperts: 6, topK: 4, normTopkProb: false };
+    expect(Array.from(routerRef(l, 1, p).idx)).toEqual([1, 2, 4, 3]);
+    expect(Array.from(routerRef(new Float32Array(4).fill(0.5), 1, { ...p, numExperts: 4, topK: 2 }).idx)).toEqual([0, 1]);
+  });
+  it('softmax_topk weights by hand', () => {
+    const l = new Float32Array([0, Math.log(3), Math.log(2), 0]); // probs 1/7, 3/7, 2/7, 1/7
+    const r = routerRef(l, 1, { kind: 'softmax_topk', numExperts: 4, topK: 2, normTopkProb: false });
+    expect(Array.from(r.idx)).toEqual([1, 2]);
+    expect(r.weights[0]).toBeCloseTo(3 / 7, 6);
+    expect(r.weights[1]).toBeCloseTo(2 / 7, 6);
+    const n = routerRef(l, 1, { kind: 'softmax_topk', numExperts: 4, topK: 2, normTopkProb: true });
+    expect(n.weights[0]).toBeCloseTo(0.6, 6);
+  });
+  it('sigmoid_grouped keeps the best groups (sum of top-2) and returns uncorrected sigmoids', () => {
+    // 4 experts, 2 groups of 2; group 0 top-2 sum = c0 + c1, group 1 = c2 + c3.
+    const l = new Float32Array([3, -3, 1, 1]);
+    const cb = new Float32Array([0, 0, 0, 0]);
+    const r = routerRef(l, 1, { kind: 'sigmoid_grouped', numExperts: 4, topK: 2, normTopkProb: false, nGroup: 2, topkGroup: 1, routedScalingFactor: 2 }, cb);
+    // group sums: sig(3)+sig(-3) = 1; sig(1)*2 = 1.462 -> group 1 kept, experts 2, 3 (tie -> 2 first)
+    expect(Array.from(r.idx)).toEqual([2, 3]);
+    expect(r.weights[0]).toBeCloseTo(2 * sig(1), 6);
+  });
+});
+
+type Case = { T: number; E: number; k: number; nGroup?: number; topkGroup?: number };
+const CASES: Case[] = [
+  { T: 3, E: 1, k: 1, nGroup: 1, topkGroup: 1 },
+  { T: 3, E: 8, k: 2, nGroup: 4, topkGroup: 2 },
+  { T: 1, E: 60, k: 8, nGroup: 4, topkGroup: 2 },
+  { T: 7, E: 60, k: 1, nGroup: 6, topkGroup: 3 },
+  { T: 3, E: 512, k: 32, nGroup: 8, topkGroup: 4 },
+  { T: 5, E: 256, k: 8, nGroup: 8, topkGroup: 4 },
+  { T: 2, E: 2048, k: 32, nGroup: 16, topkGroup: 4 },
+  { T: 1001, E: 60, k: 8, nGroup: 4, topkGroup: 2 },
+];
+
+const KINDS: { kind: RouterKind; norm: boolean; scale?: number; cb?: boolean }[] = [
+  { kind: 'raw_topk', norm: false },
+  { kind: 'softmax_topk', norm: false },
+  { kind: 'softmax_topk', norm: true },
+  { kind: 'topk_softmax', norm: false },
+  { kind: 'sigmoid_topk', norm: false },
+  { kind: 'sigmoid_grouped', norm: true, scale: 2.5, cb: true },
+  { kind: 'sigmoid_grouped', norm: false, scale: 1, cb: true },
+  { kind: 'sigmoid_grouped', norm: true, cb: false },
+];
+
+describe('routerGpu vs routerRef', () => {
+  for (const kc of KINDS) {
+    it(`${kc.kind} norm=${kc.norm} scale=${kc.scale ?? 1} cbias=${!!kc.cb}`, async (c) => {
+      if (!ctx) return c.skip('no WebGPU adapter');
+      const r = rng(kc.kind.length * 131 + (kc.norm ? 7 : 0) + (kc.cb ? 3 : 0));
+      for (const cs of CASES) {
+        const p: RouterParams = { kind: kc.kind, numExperts: cs.E, topK: cs.k, normTopkProb: kc.norm, routedScalingFactor: kc.scale };
+        if (kc.kind === 'sigmoid_grouped') {
+          p.nGroup = cs.nGroup;
+          p.topkGroup = cs.topkGroup;
+        }
+        const cb = kc.cb ? randomArray(r, cs.E, -0.5, 0.5) : undefined;
+        const logits = makeLogits(r, cs.T, p, cb);
+        const got = await runRouter(ctx, logits, cs.T, p, cb);
+        const want = routerRef(logits, cs.T, p, cb);
+        const msg = `T=${cs.T} E=${cs.E} k=${cs.k}`;
+        expect(got.idx.length).toBe(cs.T * cs.k);
+        for (let i = 0; i < want.idx.length; i++) {
+          if (got.idx[i] !== want.idx[i]) expect(got.idx[i], `${msg}: idx at token ${Math.floor(i / cs.k)} slot ${i % cs.k}`).toBe(want.idx[i]);
+        }
+        expectClose(got.weights, want.weights, 2e-6, msg);
+      }
+    });
+  }
+
+  it('uses the pool for its outputs', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const pool = new BufferPool(ctx);
+    const p: RouterParams = { kind: 'softmax_topk', numExperts: 8, topK: 2, normTopkProb: true };
+    const logits = randomArray(rng(3), 16);
+    const got = await runRouter(ctx, logits, 2, p, undefined, pool);
+    expect(Array.from(got.idx)).toEqual(Array.from(routerRef(logits, 2, p).idx));
+    expect(pool.liveCount).toBe(0);
+    expect(pool.freeByteCount).toBeGreaterThan(0);
+    pool.destroy();
+  });
+
+  it('rejects bad parameters before recording', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const g = GpuTensor.upload(ctx, HostTensor.fromFloat32([2, 8], new Float32Array(16)));
+    const gb = GpuTensor.upload(ctx, HostTensor.fromFloat32([2, 8], new Float32Array(16), 'bfloat16'));
+    const big = GpuTensor.upload(ctx, HostTensor.fromFloat32([1, 4096], new Float32Array(4096)));
+    const cb7 = GpuTensor.upload(ctx, HostTensor.fromFloat32([7], new Float32Array(7)));
+    const rec = new Recorder(ctx);
+    const base: RouterParams = { kind: 'sigmoid_grouped', numExperts: 8, topK: 2, normTopkProb: true, nGroup: 4, topkGroup: 2 };
+    expect(() => routerGpu(ctx!, rec, gb, base)).toThrow(DTypeError);
+    expect(() => routerGpu(ctx!, rec, g, { ...base, numExperts: 9 })).toThrow(ShapeError);
+    expect(() => routerGpu(ctx!, rec, g, { ...base, topK: 9 })).toThrow(ValueError);
+    expect(() => routerGpu(ctx!, rec, g, { ...base, topK: 33, numExperts: 8 })).toThrow(ValueError);
+    expect(() => routerGpu(ctx!, rec, g, { ...base, nGroup: 3 })).toThrow(/dividing E=8/);
+    expect(() => routerGpu(ctx!, rec, g, { ...base, topkGroup: 5 })).toThrow(ValueError);
+    expect(() => routerGpu(ctx!, rec, g, { ...base, topK: 5, topkGroup: 2 })).toThrow(/<= topkGroup \* E \/ nGroup = 4/);
+    expect(() => routerGpu(ctx!, rec, g, base, { correctionBias: cb7 })).toThrow(ShapeError);
+    expect(() => routerGpu(ctx!, rec, big, { kind: 'raw_topk', numExperts: 4096, topK: 2, normTopkProb: false })).toThrow(ValueError);
+    rec.submit();
+    for (const t of [g, gb, big, cb7]) t.destroy();
+  });
+});
