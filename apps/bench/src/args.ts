@@ -1,0 +1,103 @@
+/** Command-line options of the bench. */
+import { DEFAULT_TOKENS, MODELS, QUICK, findModel, type BenchDtype } from './models.js';
+
+/** Which device to run on. */
+export type DeviceChoice = 'auto' | 'gpu' | 'cpu';
+
+/** Parsed options. */
+export interface BenchOptions {
+  models: string[];
+  tokens: number[];
+  /** Empty: each model's own dtypes. */
+  dtypes: BenchDtype[];
+  iters: number;
+  warmup: number;
+  device: DeviceChoice;
+  quick: boolean;
+  json?: string;
+  html?: string;
+  compare?: string;
+  peer?: 'onnxruntime';
+  /** Bytes of the copy-bandwidth probe (default: 256 MiB on a GPU, 32 MiB on lavapipe/CPU). */
+  copyBytes?: number;
+  help: boolean;
+}
+
+/** The usage text. */
+export const USAGE = `webmoe bench: times the MoE layer on model shapes.
+
+usage: pnpm bench [options]
+  --quick               scaled-down shapes (${QUICK.models.join(', ')}), T=${QUICK.tokens.join(',')}
+  --models a,b          models (${MODELS.map((m) => m.name).join(', ')}, tiny, or <model>/s<N> scaled by 1/N)
+  --tokens 1,16,...     token counts (default ${DEFAULT_TOKENS.join(',')})
+  --dtypes bf16,fp8     weight dtypes (bf16, f16, f32, fp8; default: each model's checkpoint dtypes)
+  --iters N             timed iterations per row (default 20; 5 with --quick)
+  --warmup N            untimed iterations first (default 3; 1 with --quick)
+  --device auto|gpu|cpu auto (default): GPU, else lavapipe, else the CPU reference path
+  --json FILE           write the results as JSON
+  --html FILE           write a self-contained HTML report (charts as inline SVG)
+  --compare FILE        another run's JSON (this bench's, or torch/torch_baseline.py's) beside ours
+  --peer onnxruntime    also time onnxruntime-node's WebGPU QMoE (int4) on the same shapes
+  --copy-mib N          size of the copy-bandwidth probe in MiB
+  -h, --help            this text`;
+
+function list(v: string | undefined, flag: string): string[] {
+  if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
+  return v.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function int(v: string | undefined, flag: string, min: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${flag}: expected an integer >= ${min}, got '${v}'`);
+  return n;
+}
+
+/**
+ * Parses argv (without node and the script).
+ * @example `parseArgs(['--quick', '--json', 'out.json'])`
+ */
+export function parseArgs(argv: readonly string[]): BenchOptions {
+  const o: BenchOptions = { models: [], tokens: [], dtypes: [], iters: -1, warmup: -1, device: 'auto', quick: false, help: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const val = () => (inline !== undefined ? inline : argv[++i]);
+    switch (flag) {
+      case '--quick': o.quick = true; break;
+      case '--models': o.models = list(val(), flag); break;
+      case '--tokens': o.tokens = list(val(), flag).map((s) => int(s, flag, 1)); break;
+      case '--dtypes': {
+        const ds = list(val(), flag);
+        for (const d of ds) if (!['bf16', 'f16', 'f32', 'fp8'].includes(d)) throw new Error(`--dtypes: unknown dtype '${d}' (bf16, f16, f32, fp8)`);
+        o.dtypes = ds as BenchDtype[];
+        break;
+      }
+      case '--iters': o.iters = int(val(), flag, 1); break;
+      case '--warmup': o.warmup = int(val(), flag, 0); break;
+      case '--device': {
+        const d = val();
+        if (d !== 'auto' && d !== 'gpu' && d !== 'cpu') throw new Error(`--device: expected auto, gpu or cpu, got '${d}'`);
+        o.device = d;
+        break;
+      }
+      case '--json': o.json = list(val(), flag)[0]; break;
+      case '--html': o.html = list(val(), flag)[0]; break;
+      case '--compare': o.compare = list(val(), flag)[0]; break;
+      case '--peer': {
+        const p = val();
+        if (p !== 'onnxruntime') throw new Error(`--peer: only 'onnxruntime' is known, got '${p}'`);
+        o.peer = p;
+        break;
+      }
+      case '--copy-mib': o.copyBytes = int(val(), flag, 1) * 1024 * 1024; break;
+      case '-h': case '--help': o.help = true; break;
+      default: throw new Error(`unknown option '${a}'\n\n${USAGE}`);
+    }
+  }
+  if (!o.models.length) o.models = o.quick ? [...QUICK.models] : MODELS.map((m) => m.name);
+  if (!o.tokens.length) o.tokens = o.quick ? [...QUICK.tokens] : [...DEFAULT_TOKENS];
+  if (o.iters < 0) o.iters = o.quick ? 5 : 20;
+  if (o.warmup < 0) o.warmup = o.quick ? 1 : 3;
+  for (const m of o.models) findModel(m); // fail early on a typo
+  return o;
+}

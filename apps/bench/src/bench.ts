@@ -1,0 +1,228 @@
+/**
+ * The bench loop: for each (model, dtype, tokens) builds the layer once per
+ * (model, dtype), runs warm-up and timed forwards, and turns the times into
+ * a ResultRow (stats, bytes and flops, per-kernel breakdown).
+ */
+import { Recorder, type GpuContext, type KernelTiming } from '@webmoe/kernels-wgsl';
+import type { BenchOptions } from './args.js';
+import { measureCopyCpu, measureCopyGpu } from './copybw.js';
+import { createCpuLayer, cpuForward } from './cpu-moe.js';
+import type { BenchDevice } from './device.js';
+import { randomGpuTensor, randomWords } from './fill.js';
+import { distinctExperts, expectedDistinctExperts, gbps, tflops, work } from './metrics.js';
+import { createLayer, runMoE, type GpuLayer } from './moe-run.js';
+import { findModel, type BenchDtype, type ModelSpec } from './models.js';
+import { measureFmaCpu, measureFmaGpu } from './peak.js';
+import { Progress } from './progress.js';
+import { SCHEMA, type BenchReport, type KernelTime, type ResultRow } from './schema.js';
+import { median, summarize } from './stats.js';
+
+/** The (model, dtype) pairs of a run. */
+export function plan(o: Pick<BenchOptions, 'models' | 'dtypes'>): { spec: ModelSpec; dtype: BenchDtype }[] {
+  const out: { spec: ModelSpec; dtype: BenchDtype }[] = [];
+  for (const id of o.models) {
+    const spec = findModel(id);
+    for (const dtype of o.dtypes.length ? o.dtypes : spec.dtypes) out.push({ spec, dtype });
+  }
+  return out;
+}
+
+/** Per-kernel medians over iterations of the per-forward summed time of each kernel name. */
+export function kernelBreakdown(perIter: KernelTiming[][], totalMedianMs: number): KernelTime[] {
+  const names: string[] = [];
+  const calls = new Map<string, number>();
+  for (const it of perIter) for (const t of it) if (!names.includes(t.name)) names.push(t.name);
+  const first = perIter[0] ?? [];
+  for (const t of first) calls.set(t.name, (calls.get(t.name) ?? 0) + 1);
+  return names.map((name) => {
+    const ms = perIter.map((it) => it.filter((t) => t.name === name).reduce((s, t) => s + t.ns, 0) / 1e6);
+    const m = median(ms);
+    return { name, medianMs: m, calls: calls.get(name) ?? 0, share: totalMedianMs > 0 ? m / totalMedianMs : NaN };
+  });
+}
+
+function failedRow(spec: ModelSpec, T: number, dtype: string, device: string, impl: string, e: unknown): ResultRow {
+  const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return { model: spec.name, tokens: T, dtype, device, impl, medianMs: NaN, p10Ms: NaN, p90Ms: NaN, gbps: NaN, tflops: NaN, kernels: [], error: msg.slice(0, 400) };
+}
+
+/** Fills the derived columns of a row from its median time. */
+export function finishRow(row: ResultRow, spec: ModelSpec, dtype: BenchDtype, hit: number, hitSource: string, copyGBps: number): ResultRow {
+  const w = work(spec, dtype, row.tokens, hit);
+  row.bytes = w.bytes;
+  row.weightBytes = w.weightBytes;
+  row.flops = w.flops;
+  row.intensity = w.intensity;
+  row.expertsHit = hit;
+  row.expertsHitSource = hitSource;
+  row.gbps = gbps(w.bytes, row.medianMs);
+  row.tflops = tflops(w.flops, row.medianMs);
+  row.copyRatio = row.gbps / copyGBps;
+  row.floorMs = w.bytes / copyGBps / 1e6;
+  if (spec.scaledFrom) row.note = [row.note, `scaled down: H, I, E of ${spec.scaledFrom.model} divided by ${spec.scaledFrom.divisor}`].filter(Boolean).join('; ');
+  return row;
+}
+
+async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptions, device: string, copyGBps: number): Promise<ResultRow> {
+  const { spec, dtype } = layer;
+  const x = randomGpuTensor(ctx, 'float32', [T, spec.H], 7 + T, 'f32', 'x');
+  try {
+    // first forward inside error scopes: validation errors fail the row with their message
+    let hit = NaN;
+    await ctx.checked(`${spec.name} T=${T} forward`, async () => {
+      const rec = new Recorder(ctx, { label: 'bench.check' });
+      const f = runMoE(ctx, layer, rec, x);
+      rec.submit();
+      await ctx.sync();
+      const idx = await f.idx.download();
+      hit = distinctExperts(idx.data as Uint32Array);
+      f.release();
+    });
+    for (let i = 1; i < o.warmup; i++) {
+      const rec = new Recorder(ctx);
+      const f = runMoE(ctx, layer, rec, x);
+      rec.submit();
+      await ctx.sync();
+      f.release();
+    }
+    const ts = ctx.features.timestampQuery;
+    const dev: number[] = [];
+    const walls: number[] = [];
+    const perIter: KernelTiming[][] = [];
+    for (let i = 0; i < o.iters; i++) {
+      const rec = new Recorder(ctx, { timestamps: ts, label: 'bench.forward' });
+      const f = runMoE(ctx, layer, rec, x);
+      const t0 = performance.now();
+      rec.submit();
+      await ctx.sync();
+      walls.push(performance.now() - t0);
+      f.release();
+      const t = await rec.timings();
+      perIter.push(t);
+      if (ts && t.length) dev.push(t.reduce((s, k) => s + k.ns, 0) / 1e6);
+    }
+    // back-to-back forwards, one drain: wall time per forward without the per-forward sync
+    const nb = Math.max(1, o.iters);
+    const releases: (() => void)[] = [];
+    const t0 = performance.now();
+    for (let i = 0; i < nb; i++) {
+      const rec = new Recorder(ctx);
+      const f = runMoE(ctx, layer, rec, x);
+      rec.submit();
+      releases.push(f.release);
+    }
+    await ctx.sync();
+    const wallMs = (performance.now() - t0) / nb;
+    releases.forEach((r) => r());
+    const useTs = dev.length === o.iters;
+    const s = summarize(useTs ? dev : walls);
+    const row: ResultRow = {
+      model: spec.name, tokens: T, dtype, device, impl: layer.impl,
+      medianMs: s.median, p10Ms: s.p10, p90Ms: s.p90, minMs: s.min, maxMs: s.max,
+      timing: useTs ? 'timestamp' : 'wall', wallMs, gbps: NaN, tflops: NaN,
+      kernels: useTs ? kernelBreakdown(perIter, s.median) : [],
+    };
+    if (layer.impl === 'gemv-standin') row.note = 'stand-in: host uniform routing, expert GEMVs only (no router, no combine)';
+    const errs = ctx.takeUncapturedErrors();
+    if (errs.length) throw new Error(`uncaptured GPU errors: ${errs.join('; ')}`);
+    return finishRow(row, spec, dtype, Number.isFinite(hit) ? hit : expectedDistinctExperts(spec.E, spec.k, T), Number.isFinite(hit) ? 'routing' : 'expected-uniform', copyGBps);
+  } finally {
+    x.destroy();
+  }
+}
+
+function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOptions, copyGBps: number, layer: ReturnType<typeof createCpuLayer>): ResultRow {
+  const x = new Float32Array(randomWords('f32', T * spec.H, 7 + T).buffer);
+  let hit = 0;
+  for (let i = 0; i < o.warmup; i++) cpuForward(layer, x, T);
+  const walls: number[] = [];
+  for (let i = 0; i < o.iters; i++) {
+    const t0 = performance.now();
+    const r = cpuForward(layer, x, T);
+    walls.push(performance.now() - t0);
+    hit = distinctExperts(r.idx);
+  }
+  const s = summarize(walls);
+  const row: ResultRow = {
+    model: spec.name, tokens: T, dtype, device: 'cpu', impl: 'cpu-ref', medianMs: s.median, p10Ms: s.p10, p90Ms: s.p90, minMs: s.min, maxMs: s.max,
+    timing: 'wall', gbps: NaN, tflops: NaN, kernels: [],
+  };
+  return finishRow(row, spec, dtype, hit, 'routing', copyGBps);
+}
+
+/**
+ * Runs the whole bench on `device` and returns the report.
+ * @example `const report = await runBench(parseArgs(['--quick']), await openDevice('auto'))`
+ */
+export async function runBench(o: BenchOptions, device: BenchDevice, progress = new Progress(0)): Promise<BenchReport> {
+  const pairs = plan(o);
+  const total = pairs.length * o.tokens.length;
+  const p = progress.total ? progress : new Progress(total + 2);
+  const results: ResultRow[] = [];
+  let copyGBps: number;
+  let peakTflops: number;
+  if (device.kind === 'cpu') {
+    p.start('copy bandwidth (host)');
+    copyGBps = measureCopyCpu(o.copyBytes ?? 32 << 20).gbps;
+    p.tick(`copy ${copyGBps.toFixed(1)} GB/s`);
+    peakTflops = measureFmaCpu();
+    p.tick(`fma ${(peakTflops * 1000).toFixed(2)} GFLOP/s`);
+    for (const { spec, dtype } of pairs) {
+      const layer = createCpuLayer(spec, dtype);
+      for (const T of o.tokens) {
+        p.start(`${spec.name} ${dtype} T=${T}`);
+        try {
+          results.push(cpuRow(spec, dtype, T, o, copyGBps, layer));
+        } catch (e) {
+          results.push(failedRow(spec, T, dtype, 'cpu', 'cpu-ref', e));
+        }
+        p.tick(`${spec.name} ${dtype} T=${T}`);
+      }
+    }
+  } else {
+    const ctx = device.ctx;
+    const soft = device.kind === 'lavapipe';
+    p.start('copy bandwidth');
+    const copy = await measureCopyGpu(ctx, o.copyBytes ?? (soft ? 32 << 20 : 256 << 20), soft ? 5 : 20);
+    copyGBps = copy.gbps;
+    p.tick(`copy ${copyGBps.toFixed(1)} GB/s (${(copy.bytes / 2 ** 20).toFixed(0)} MiB, ${copy.timing})`);
+    peakTflops = await measureFmaGpu(ctx, soft);
+    p.tick(`fma ${peakTflops.toFixed(3)} TFLOP/s`);
+    for (const { spec, dtype } of pairs) {
+      let layer: GpuLayer | undefined;
+      let err: unknown;
+      p.start(`${spec.name} ${dtype}: weights`);
+      try {
+        layer = await createLayer(ctx, spec, dtype);
+      } catch (e) {
+        err = e;
+      }
+      for (const T of o.tokens) {
+        p.start(`${spec.name} ${dtype} T=${T}`);
+        if (!layer) results.push(failedRow(spec, T, dtype, device.name, 'none', err));
+        else {
+          try {
+            results.push(await gpuRow(ctx, layer, T, o, device.name, copyGBps));
+          } catch (e) {
+            results.push(failedRow(spec, T, dtype, device.name, layer.impl, e));
+          }
+        }
+        const r = results[results.length - 1];
+        p.tick(`${spec.name} ${dtype} T=${T}: ${r.error ? 'FAILED' : r.medianMs.toFixed(3) + ' ms'}`);
+      }
+      layer?.destroy();
+      await ctx.sync().catch(() => undefined);
+    }
+  }
+  p.done();
+  return {
+    schema: SCHEMA,
+    device: device.name,
+    deviceKind: device.kind,
+    copyGBps,
+    peakTflops,
+    peakSource: device.kind === 'cpu' ? 'measured JS scalar multiply-add rate' : 'measured WGSL f32 FMA rate (no tensor cores)',
+    date: new Date().toISOString(),
+    results,
+  };
+}

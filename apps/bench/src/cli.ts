@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+/**
+ * `pnpm bench`: the MoE-layer benchmark on the default device (GPU, else
+ * lavapipe, else the CPU reference path). Table on stdout, progress on
+ * stderr, `--json` / `--html` reports. See apps/bench/README.md.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { parseArgs, USAGE } from './args.js';
+import { runBench } from './bench.js';
+import { openDevice } from './device.js';
+import { reportToHtml } from './html.js';
+import { chosenImpl, missingKernels } from './moe-run.js';
+import { runOrtPeer } from './peer-ort.js';
+import { Progress } from './progress.js';
+import { parseReport, reportToJson, type BenchReport } from './schema.js';
+import { formatTable } from './table.js';
+import { plan } from './bench.js';
+
+function write(file: string, text: string): void {
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, text);
+  process.stderr.write(`wrote ${file}\n`);
+}
+
+/**
+ * Runs the CLI with `argv` (without node and script); returns the exit code.
+ * @example `process.exitCode = await main(process.argv.slice(2))`
+ */
+export async function main(argv: string[]): Promise<number> {
+  let o;
+  try {
+    o = parseArgs(argv);
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    return 2;
+  }
+  if (o.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  let other: BenchReport | undefined;
+  if (o.compare) {
+    other = parseReport(readFileSync(o.compare, 'utf8'), o.compare);
+    other.label ??= o.compare.replace(/^.*\//, '').replace(/\.json$/, '');
+  }
+  const device = await openDevice(o.device);
+  const why = device.kind === 'cpu' ? ` (${device.reason})` : '';
+  process.stderr.write(`device: ${device.kind}: ${device.name}${why}\n`);
+  if (device.kind !== 'cpu') {
+    const miss = missingKernels();
+    process.stderr.write(`forward: ${chosenImpl()}${miss.length ? ` (kernels not landed yet: ${miss.join(', ')})` : ''}\n`);
+  }
+  const total = plan(o).length * o.tokens.length + 2;
+  const progress = new Progress(total);
+  const report = await runBench(o, device, progress);
+  if (device.kind !== 'cpu') device.ctx.destroy();
+  if (o.peer === 'onnxruntime') {
+    try {
+      const rows = await runOrtPeer(o.models, o.tokens, o.iters, o.warmup, report.copyGBps, (s) => process.stderr.write(s + '\n'));
+      report.results.push(...rows);
+    } catch (e) {
+      process.stderr.write(`${(e as Error).message}\n`);
+      if ((e as Error).name !== 'PeerMissingError') throw e;
+    }
+  }
+  process.stdout.write(formatTable(report, other) + '\n');
+  if (o.json) write(o.json, reportToJson(report));
+  if (o.html) write(o.html, reportToHtml(report, other));
+  const failed = report.results.filter((r) => r.error).length;
+  if (failed) process.stderr.write(`${failed} of ${report.results.length} rows failed (see the table)\n`);
+  return 0;
+}
+
+const isMain = process.argv[1] && /cli\.(js|ts|mjs)$|bench\.mjs$/.test(process.argv[1]);
+if (isMain) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`${(e as Error).stack ?? e}\n`);
+      process.exit(1);
+    },
+  );
+}

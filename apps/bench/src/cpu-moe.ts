@@ -1,0 +1,202 @@
+/**
+ * The CPU device: the MoE forward in plain TypeScript (the reference path,
+ * used where no WebGPU adapter exists). Weights are random, generated in
+ * their storage type (the same bit patterns as on the GPU) and decoded row
+ * by row while the forward runs; activations are f32.
+ */
+import { randomWords, type FillKind } from './fill.js';
+import type { BenchDtype, ModelSpec } from './models.js';
+
+/** A layer on the host. */
+export interface CpuLayer {
+  spec: ModelSpec;
+  dtype: BenchDtype;
+  router: Float32Array;
+  gateUp: Uint32Array;
+  down: Uint32Array;
+  sharedGateUp?: Uint32Array;
+  sharedDown?: Uint32Array;
+  routerBias?: Float32Array;
+  correctionBias?: Float32Array;
+}
+
+function kindOf(d: BenchDtype): FillKind {
+  return d === 'fp8' ? 'e4m3' : d;
+}
+
+/**
+ * Random host weights of `spec` in `dtype` (fp8 experts use a unit block scale of 2^-7 as on the GPU).
+ * @example `const layer = createCpuLayer(TINY, 'bf16')`
+ */
+export function createCpuLayer(spec: ModelSpec, dtype: BenchDtype): CpuLayer {
+  const { H, I, E, shared } = spec;
+  const kind = kindOf(dtype);
+  const routerBits = randomWords(dtype === 'f32' ? 'f32' : 'bf16', E * H, 11);
+  const router = new Float32Array(E * H);
+  const dec = decoder(dtype === 'f32' ? 'f32' : 'bf16', routerBits);
+  for (let i = 0; i < E * H; i++) router[i] = dec(i);
+  const l: CpuLayer = { spec, dtype, router, gateUp: randomWords(kind, E * 2 * I * H, 21), down: randomWords(kind, E * H * I, 31) };
+  if (shared) {
+    l.sharedGateUp = randomWords(kind, 2 * shared * I * H, 41);
+    l.sharedDown = randomWords(kind, H * shared * I, 51);
+  }
+  if (spec.bias) l.routerBias = new Float32Array(randomWords('f32', E, 12).buffer);
+  if (spec.router.kind === 'sigmoid_grouped') l.correctionBias = new Float32Array(randomWords('f32', E, 13).buffer);
+  return l;
+}
+
+const f32v = new Float32Array(1);
+const u32v = new Uint32Array(f32v.buffer);
+function bitsToF32(b: number): number {
+  u32v[0] = b;
+  return f32v[0];
+}
+function f16ToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 31;
+  const m = h & 1023;
+  return e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+}
+function e4m3ToF32(b: number): number {
+  const s = b & 0x80 ? -1 : 1;
+  const e = (b >> 3) & 15;
+  const m = b & 7;
+  if (e === 15 && m === 7) return NaN;
+  return e === 0 ? s * m * 2 ** -9 : s * (1 + m / 8) * 2 ** (e - 7);
+}
+
+/** Element decoder of packed words. */
+function decoder(kind: FillKind, w: Uint32Array): (i: number) => number {
+  switch (kind) {
+    case 'f32': return (i) => bitsToF32(w[i]);
+    case 'bf16': return (i) => bitsToF32(((w[i >>> 1] >>> ((i & 1) * 16)) & 0xffff) << 16);
+    case 'f16': return (i) => f16ToF32((w[i >>> 1] >>> ((i & 1) * 16)) & 0xffff);
+    case 'e4m3': return (i) => e4m3ToF32((w[i >>> 2] >>> ((i & 3) * 8)) & 0xff) * 2 ** -7;
+    case 'scale': return () => 2 ** -7;
+  }
+}
+
+/** y[r] = sum_c x[c] * W[row0 + r, c] for r < rows; weights decoded one row at a time. */
+function matvecRows(dec: (i: number) => number, base: number, rows: number, cols: number, x: Float32Array, xo: number, y: Float32Array): void {
+  for (let r = 0; r < rows; r++) {
+    let acc = 0;
+    const o = base + r * cols;
+    for (let c = 0; c < cols; c++) acc += x[xo + c] * dec(o + c);
+    y[r] = acc;
+  }
+}
+
+function act(spec: ModelSpec, gu: Float32Array, I: number, h: Float32Array): void {
+  const a = spec.act;
+  for (let i = 0; i < I; i++) {
+    let g = a.layout === 'interleaved' ? gu[2 * i] : gu[i];
+    let u = a.layout === 'interleaved' ? gu[2 * i + 1] : gu[I + i];
+    if (a.kind === 'silu') h[i] = (g / (1 + Math.exp(-g))) * u;
+    else if (a.kind === 'swiglu_limit') {
+      const L = a.limit ?? 7;
+      h[i] = Math.min(g / (1 + Math.exp(-g)), L) * Math.min(L, Math.max(-L, u));
+    } else {
+      const L = a.limit ?? 7;
+      g = Math.min(g, L);
+      u = Math.min(L, Math.max(-L, u));
+      h[i] = (u + 1) * g * (1 / (1 + Math.exp(-(a.alpha ?? 1.702) * g)));
+    }
+  }
+}
+
+/** Top-k of scores (ties: lower index), in descending order. */
+function topk(s: ArrayLike<number>, k: number, allowed?: (e: number) => boolean): number[] {
+  const ids = Array.from({ length: s.length }, (_, i) => i).filter((e) => !allowed || allowed(e));
+  ids.sort((a, b) => s[b] - s[a] || a - b);
+  return ids.slice(0, k);
+}
+
+/** Routing of one token: expert ids and weights. */
+export function routeToken(spec: ModelSpec, logits: Float32Array, correctionBias?: Float32Array): { idx: number[]; w: number[] } {
+  const p = spec.router;
+  const k = p.topK;
+  switch (p.kind) {
+    case 'softmax_topk': {
+      const m = Math.max(...logits);
+      const ex = Array.from(logits, (v) => Math.exp(v - m));
+      const z = ex.reduce((a, b) => a + b, 0);
+      const probs = ex.map((v) => v / z);
+      const idx = topk(probs, k);
+      let w = idx.map((e) => probs[e]);
+      if (p.normTopkProb) {
+        const s = w.reduce((a, b) => a + b, 0);
+        w = w.map((v) => v / s);
+      }
+      return { idx, w };
+    }
+    case 'topk_softmax': {
+      const idx = topk(logits, k);
+      const m = Math.max(...idx.map((e) => logits[e]));
+      const ex = idx.map((e) => Math.exp(logits[e] - m));
+      const z = ex.reduce((a, b) => a + b, 0);
+      return { idx, w: ex.map((v) => v / z) };
+    }
+    case 'sigmoid_grouped': {
+      const E = logits.length;
+      const s = Array.from(logits, (v) => 1 / (1 + Math.exp(-v)));
+      const c = s.map((v, e) => v + (correctionBias ? correctionBias[e] : 0));
+      const G = p.nGroup ?? 1;
+      const per = E / G;
+      const gscore = Array.from({ length: G }, (_, g) => topk(c.slice(g * per, (g + 1) * per), 2).reduce((a, i) => a + c[g * per + i], 0));
+      const keep = new Set(topk(gscore, p.topkGroup ?? G));
+      const idx = topk(c, k, (e) => keep.has(Math.floor(e / per)));
+      let w = idx.map((e) => s[e]);
+      if (p.normTopkProb) {
+        const sum = w.reduce((a, b) => a + b, 0) + 1e-20;
+        w = w.map((v) => v / sum);
+      }
+      return { idx, w: w.map((v) => v * (p.routedScalingFactor ?? 1)) };
+    }
+    default: {
+      const idx = topk(logits, k);
+      const w = idx.map((e) => (p.kind === 'sigmoid_topk' ? 1 / (1 + Math.exp(-logits[e])) : logits[e]));
+      return { idx, w };
+    }
+  }
+}
+
+/**
+ * One forward of T tokens on the host. Returns the output [T, H] and the routing indices [T, k].
+ * @example `const { out } = cpuForward(layer, x, T)`
+ */
+export function cpuForward(l: CpuLayer, x: Float32Array, T: number): { out: Float32Array; idx: Uint32Array } {
+  const { H, I, E, k, shared } = l.spec;
+  const kind = kindOf(l.dtype);
+  const dGU = decoder(kind, l.gateUp);
+  const dD = decoder(kind, l.down);
+  const out = new Float32Array(T * H);
+  const idxAll = new Uint32Array(T * k);
+  const logits = new Float32Array(E);
+  const gu = new Float32Array(2 * Math.max(I, shared * I));
+  const h = new Float32Array(Math.max(I, shared * I));
+  const y = new Float32Array(H);
+  for (let t = 0; t < T; t++) {
+    for (let e = 0; e < E; e++) {
+      let acc = l.routerBias ? l.routerBias[e] : 0;
+      for (let c = 0; c < H; c++) acc += x[t * H + c] * l.router[e * H + c];
+      logits[e] = acc;
+    }
+    const r = routeToken(l.spec, logits, l.correctionBias);
+    for (let j = 0; j < k; j++) {
+      const e = r.idx[j];
+      idxAll[t * k + j] = e;
+      matvecRows(dGU, e * 2 * I * H, 2 * I, H, x, t * H, gu);
+      act(l.spec, gu, I, h);
+      matvecRows(dD, e * H * I, H, I, h, 0, y);
+      for (let c = 0; c < H; c++) out[t * H + c] += r.w[j] * y[c];
+    }
+    if (shared && l.sharedGateUp && l.sharedDown) {
+      const S = shared * I;
+      matvecRows(decoder(kind, l.sharedGateUp), 0, 2 * S, H, x, t * H, gu);
+      act({ ...l.spec, act: { kind: 'silu', layout: 'concat' } }, gu, S, h);
+      matvecRows(decoder(kind, l.sharedDown), 0, H, S, h, 0, y);
+      for (let c = 0; c < H; c++) out[t * H + c] += y[c];
+    }
+  }
+  return { out, idx: idxAll };
+}

@@ -1,0 +1,129 @@
+/**
+ * The MoE layers the bench times: shapes of real models (hidden size H,
+ * expert width I, routed experts E, experts per token k, shared experts),
+ * their routers and expert activations, and scaled-down variants for
+ * CPU-only machines (labelled `<model>/sN`: H, I and E divided by N).
+ */
+import type { ExpertActivation, RouterParams } from '@webmoe/kernels-wgsl';
+
+/** Weight storage types the bench generates. */
+export type BenchDtype = 'bf16' | 'f16' | 'f32' | 'fp8';
+
+/** One MoE layer shape. */
+export interface ModelSpec {
+  /** Id used on the command line and in the JSON (`mixtral-8x7b`, `qwen3-30b-a3b/s4`, ...). */
+  name: string;
+  /** Hidden size. */
+  H: number;
+  /** Expert width (moe_intermediate_size). */
+  I: number;
+  /** Routed experts. */
+  E: number;
+  /** Experts per token. */
+  k: number;
+  /** Shared experts (each of width I; together one MLP of width `shared * I`). */
+  shared: number;
+  /** Router semantics. */
+  router: RouterParams;
+  /** Expert activation. */
+  act: ExpertActivation;
+  /** GPT-OSS: router bias, gate_up bias [E,2I] and down bias [E,H]. */
+  bias: boolean;
+  /** Storage types of the model's published checkpoints (the default `--dtypes` of this model). */
+  dtypes: BenchDtype[];
+  /** Set on scaled-down shapes: the real model and the divisor. */
+  scaledFrom?: { model: string; divisor: number };
+}
+
+const silu: ExpertActivation = { kind: 'silu', layout: 'concat' };
+
+/**
+ * The real model shapes (MoE layer of each).
+ * @example `MODELS.find((m) => m.name === 'mixtral-8x7b')!.H // 4096`
+ */
+export const MODELS: readonly ModelSpec[] = [
+  {
+    name: 'mixtral-8x7b', H: 4096, I: 14336, E: 8, k: 2, shared: 0, bias: false, act: silu, dtypes: ['bf16'],
+    router: { kind: 'softmax_topk', numExperts: 8, topK: 2, normTopkProb: true },
+  },
+  {
+    name: 'qwen3-30b-a3b', H: 2048, I: 768, E: 128, k: 8, shared: 0, bias: false, act: silu, dtypes: ['bf16'],
+    router: { kind: 'softmax_topk', numExperts: 128, topK: 8, normTopkProb: true },
+  },
+  {
+    name: 'gpt-oss-20b', H: 2880, I: 2880, E: 32, k: 4, shared: 0, bias: true, dtypes: ['bf16'],
+    act: { kind: 'swigluoai', limit: 7, alpha: 1.702, layout: 'interleaved' },
+    router: { kind: 'topk_softmax', numExperts: 32, topK: 4, normTopkProb: false },
+  },
+  {
+    name: 'deepseek-v2-lite', H: 2048, I: 1408, E: 64, k: 6, shared: 2, bias: false, act: silu, dtypes: ['bf16'],
+    router: { kind: 'softmax_topk', numExperts: 64, topK: 6, normTopkProb: false },
+  },
+  {
+    name: 'deepseek-v3', H: 7168, I: 2048, E: 256, k: 8, shared: 1, bias: false, act: silu, dtypes: ['bf16', 'fp8'],
+    router: { kind: 'sigmoid_grouped', numExperts: 256, topK: 8, normTopkProb: true, nGroup: 8, topkGroup: 4, routedScalingFactor: 2.5 },
+  },
+];
+
+/** Token counts of the full run. */
+export const DEFAULT_TOKENS: readonly number[] = [1, 16, 128, 512, 4096];
+
+/**
+ * A copy of `m` with H, I and E divided by `div` (E at least k, and a
+ * multiple of the router's group count), named `<model>/s<div>`.
+ * @example `scaled(MODELS[1], 4).H // 512`
+ */
+export function scaled(m: ModelSpec, div: number): ModelSpec {
+  if (div === 1) return m;
+  const nGroup = m.router.nGroup ?? 1;
+  let E = Math.max(m.k, Math.round(m.E / div));
+  E = Math.max(nGroup, Math.ceil(E / nGroup) * nGroup);
+  const H = Math.max(32, Math.round(m.H / div / 32) * 32);
+  const I = Math.max(32, Math.round(m.I / div / 32) * 32);
+  return {
+    ...m,
+    name: `${m.name}/s${div}`,
+    H,
+    I,
+    E,
+    router: { ...m.router, numExperts: E, topkGroup: m.router.topkGroup && Math.min(m.router.topkGroup, nGroup) },
+    scaledFrom: { model: m.name, divisor: div },
+  };
+}
+
+/**
+ * A tiny layer for smoke tests (H 64, I 32, E 4, k 2).
+ * @example `TINY.E // 4`
+ */
+export const TINY: ModelSpec = {
+  name: 'tiny', H: 64, I: 32, E: 4, k: 2, shared: 1, bias: false, act: silu, dtypes: ['bf16'],
+  router: { kind: 'softmax_topk', numExperts: 4, topK: 2, normTopkProb: true },
+};
+
+/** What `--quick` runs: scaled-down shapes, T = 1 and 16. */
+export const QUICK = {
+  models: ['qwen3-30b-a3b/s8', 'gpt-oss-20b/s8', 'deepseek-v2-lite/s8', 'mixtral-8x7b/s16'],
+  tokens: [1, 16],
+};
+
+/**
+ * Resolves a model id: a real model, `tiny`, or `<model>/s<N>`.
+ * @example `findModel('qwen3-30b-a3b/s4').E // 32`
+ */
+export function findModel(id: string): ModelSpec {
+  if (id === 'tiny') return TINY;
+  const m = /^(.+)\/s(\d+)$/.exec(id);
+  const base = MODELS.find((x) => x.name === (m ? m[1] : id));
+  if (!base) throw new Error(`unknown model '${id}': expected one of ${MODELS.map((x) => x.name).join(', ')}, tiny, or <model>/s<N> (scaled down by N)`);
+  return m ? scaled(base, Number(m[2])) : base;
+}
+
+/** Bytes per weight element of a bench dtype. @example `dtypeBytes('fp8') // 1` */
+export function dtypeBytes(d: BenchDtype): number {
+  return d === 'f32' ? 4 : d === 'fp8' ? 1 : 2;
+}
+
+/** The project's storage dtype name of a bench dtype. @example `storageDtype('bf16') // 'bfloat16'` */
+export function storageDtype(d: BenchDtype): 'bfloat16' | 'float16' | 'float32' | 'float8_e4m3fn' {
+  return d === 'bf16' ? 'bfloat16' : d === 'f16' ? 'float16' : d === 'f32' ? 'float32' : 'float8_e4m3fn';
+}

@@ -1,0 +1,70 @@
+/** The compute roof: an f32 FMA-rate probe (WGSL, no tensor cores) or the host's scalar rate. */
+import { defineKernel, Recorder, Uniforms, type GpuContext } from '@webmoe/kernels-wgsl';
+import { median } from './stats.js';
+
+const WG = 256;
+const CHAINS = 8;
+const fmaKernel = defineKernel<{ chains: number }>('bench_fma', ({ chains }) => /* wgsl */ `
+struct U { iters: u32, _a: u32, _b: u32, _c: u32, }
+@group(0) @binding(0) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(1) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  var a: array<f32, ${chains}>;
+  for (var c = 0u; c < ${chains}u; c++) { a[c] = f32(gid.x + c) * 1e-7; }
+  let m = 0.999999; let b = 1e-7;
+  for (var i = 0u; i < u.iters; i++) {
+    ${Array.from({ length: chains }, (_, c) => `a[${c}] = fma(a[${c}], m, b);`).join(' ')}
+  }
+  var s = 0.0;
+  for (var c = 0u; c < ${chains}u; c++) { s += a[c]; }
+  Y[gid.x] = s;
+}
+`);
+
+/**
+ * Measures the device's f32 FMA rate in TFLOP/s (2 flops per FMA). Not a
+ * matrix-engine rate: WGSL reaches tensor cores only through subgroup-matrix.
+ * @example `const tf = await measureFmaGpu(ctx, false)`
+ */
+export async function measureFmaGpu(ctx: GpuContext, small: boolean): Promise<number> {
+  const groups = small ? 64 : 4096;
+  const iters = small ? 256 : 4096;
+  const n = groups * WG;
+  const y = ctx.device.createBuffer({ label: 'bench.fma', size: n * 4, usage: GPUBufferUsage.STORAGE });
+  const samples: number[] = [];
+  try {
+    for (let r = 0; r < 4; r++) {
+      const rec = new Recorder(ctx, { timestamps: ctx.features.timestampQuery, label: 'bench.fma' });
+      rec.dispatch({ kernel: fmaKernel, variant: { chains: CHAINS }, buffers: [y], uniforms: new Uniforms().u32(iters, 0, 0, 0).finish(), workgroups: [groups] });
+      const t0 = performance.now();
+      rec.submit();
+      await ctx.sync();
+      const wall = performance.now() - t0;
+      const t = await rec.timings();
+      if (r > 0) samples.push(t.length ? t[0].ns / 1e6 : wall);
+    }
+  } finally {
+    y.destroy();
+  }
+  return (2 * n * iters * CHAINS) / median(samples) / 1e9;
+}
+
+/** The host's scalar multiply-add rate (JS), the CPU path's roof, in TFLOP/s. @example `measureFmaCpu()` */
+export function measureFmaCpu(): number {
+  const n = 2_000_000;
+  let a = 0.5, b = 0.25, c = 0.125, d = 0.0625;
+  const samples: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      a = a * 0.999999 + 1e-7;
+      b = b * 0.999999 + 1e-7;
+      c = c * 0.999999 + 1e-7;
+      d = d * 0.999999 + 1e-7;
+    }
+    samples.push(performance.now() - t0);
+  }
+  if (a + b + c + d === 42) console.error('');
+  return (2 * 4 * n) / median(samples) / 1e9;
+}

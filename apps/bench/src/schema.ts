@@ -1,0 +1,103 @@
+/** The JSON the bench writes (`--json`), read back by `--compare`. torch/torch_baseline.py writes the same schema. */
+
+/** Per-kernel time of one row (median over the timed iterations of the summed time of that kernel's dispatches). */
+export interface KernelTime {
+  name: string;
+  medianMs: number;
+  /** Dispatches of this kernel per forward. */
+  calls: number;
+  /** Share of the row's median device time. */
+  share: number;
+}
+
+/** One (model, tokens, dtype) measurement. */
+export interface ResultRow {
+  model: string;
+  tokens: number;
+  dtype: string;
+  /** Adapter / device name. */
+  device: string;
+  /** Which forward ran: 'kernels', 'gemv-standin', 'cpu-ref', 'ort-qmoe', torch's 'eager' / 'grouped_mm' / 'batched_mm'. */
+  impl?: string;
+  medianMs: number;
+  p10Ms: number;
+  p90Ms: number;
+  minMs?: number;
+  maxMs?: number;
+  /** 'timestamp' (sum of GPU timestamp-query times of the dispatches), 'wall' (host clock per forward, submit to queue drain), 'cuda-event'. */
+  timing?: string;
+  /** Wall time per forward of a batch of back-to-back forwards ending with one queue drain. */
+  wallMs?: number;
+  /** Achieved GB/s on `bytes`. */
+  gbps: number;
+  tflops: number;
+  /** gbps / the run's copyGBps. */
+  copyRatio?: number;
+  /** Bytes that must move: weights of the experts hit + shared + router, plus x and y. */
+  bytes?: number;
+  weightBytes?: number;
+  flops?: number;
+  /** flops / bytes. */
+  intensity?: number;
+  /** Distinct experts the bytes count. */
+  expertsHit?: number;
+  /** 'routing' (counted from this run's routing indices) or 'expected-uniform' (E(1-(1-k/E)^T)). */
+  expertsHitSource?: string;
+  /** Bandwidth floor: bytes / copy bandwidth (ms). */
+  floorMs?: number;
+  kernels: KernelTime[];
+  /** Set when the row could not run; the numbers are then NaN -> null in JSON. */
+  error?: string;
+  note?: string;
+}
+
+/** A whole run. */
+export interface BenchReport {
+  schema?: string;
+  /** Adapter / device name. */
+  device: string;
+  /** 'gpu', 'lavapipe', 'cpu', 'cuda' (torch). */
+  deviceKind?: string;
+  /** Copy bandwidth the run measured (read + write GB/s). */
+  copyGBps: number;
+  /** Compute roof for the roofline (TFLOP/s): measured FMA rate, or given with --peak-tflops. */
+  peakTflops?: number;
+  peakSource?: string;
+  date?: string;
+  label?: string;
+  results: ResultRow[];
+}
+
+/** The schema id written in every report. */
+export const SCHEMA = 'webmoe-bench/1';
+
+/**
+ * Serialises a report (NaN/Infinity become null, keys in a stable order).
+ * @example `writeFileSync('out.json', reportToJson(report))`
+ */
+export function reportToJson(r: BenchReport): string {
+  return JSON.stringify({ schema: SCHEMA, ...r }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n';
+}
+
+/**
+ * Parses and checks a report (ours or torch_baseline.py's); throws with what is missing.
+ * @example `const other = parseReport(readFileSync('torch.json', 'utf8'))`
+ */
+export function parseReport(text: string, what = 'report'): BenchReport {
+  const j = JSON.parse(text) as Partial<BenchReport>;
+  if (typeof j !== 'object' || j === null) throw new Error(`${what}: expected a JSON object`);
+  if (typeof j.device !== 'string') throw new Error(`${what}: missing string field 'device'`);
+  if (!Array.isArray(j.results)) throw new Error(`${what}: missing array field 'results'`);
+  const num = (v: unknown) => (typeof v === 'number' ? v : NaN);
+  j.results.forEach((r, i) => {
+    for (const f of ['model', 'dtype'] as const) if (typeof r[f] !== 'string') throw new Error(`${what}: results[${i}].${f} must be a string`);
+    if (typeof r.tokens !== 'number') throw new Error(`${what}: results[${i}].tokens must be a number`);
+    r.medianMs = num(r.medianMs);
+    r.p10Ms = num(r.p10Ms);
+    r.p90Ms = num(r.p90Ms);
+    r.gbps = num(r.gbps);
+    r.tflops = num(r.tflops);
+    r.kernels ??= [];
+  });
+  return { ...j, copyGBps: num(j.copyGBps) } as BenchReport;
+}

@@ -1,0 +1,63 @@
+/** The console table of a report (stdout), with an optional comparison run beside it. */
+import type { BenchReport, ResultRow } from './schema.js';
+
+function f(x: number | undefined, d = 3): string {
+  return x === undefined || !Number.isFinite(x) ? '-' : x >= 1000 ? x.toFixed(0) : x.toPrecision(Math.max(d, 1));
+}
+
+/** Key of a row for matching across runs. */
+export function rowKey(r: Pick<ResultRow, 'model' | 'tokens' | 'dtype'>): string {
+  return `${r.model}|${r.tokens}|${normDtype(r.dtype)}`;
+}
+
+/** 'bfloat16' and 'bf16' match. */
+export function normDtype(d: string): string {
+  return ({ bfloat16: 'bf16', float16: 'f16', float32: 'f32', float8_e4m3fn: 'fp8' } as Record<string, string>)[d] ?? d;
+}
+
+/**
+ * The fastest row of `other` per key (several impls per shape in torch's file).
+ * @example `bestByKey(torch).get('mixtral-8x7b|1|bf16')`
+ */
+export function bestByKey(other: BenchReport | undefined): Map<string, ResultRow> {
+  const m = new Map<string, ResultRow>();
+  for (const r of other?.results ?? []) {
+    if (!Number.isFinite(r.medianMs)) continue;
+    const k = rowKey(r);
+    const b = m.get(k);
+    if (!b || r.medianMs < b.medianMs) m.set(k, r);
+  }
+  return m;
+}
+
+/**
+ * Renders the table (one line per row, then the per-kernel breakdown).
+ * @example `console.log(formatTable(report))`
+ */
+export function formatTable(r: BenchReport, other?: BenchReport): string {
+  const cmp = bestByKey(other);
+  const head = ['model', 'dtype', 'T', 'impl', 'median ms', 'p10', 'p90', 'GB/s', 'xcopy', 'TFLOP/s', 'floor ms', 'experts'];
+  if (other) head.push('other ms', 'other impl', 'ours/other');
+  const rows: string[][] = [head];
+  for (const x of r.results) {
+    if (x.error) {
+      rows.push([x.model, x.dtype, String(x.tokens), x.impl ?? '', 'FAILED: ' + x.error.slice(0, 100)]);
+      continue;
+    }
+    const line = [x.model, x.dtype, String(x.tokens), x.impl ?? '', f(x.medianMs), f(x.p10Ms), f(x.p90Ms), f(x.gbps), f(x.copyRatio, 2), f(x.tflops), f(x.floorMs), `${f(x.expertsHit, 3)}${x.expertsHitSource === 'routing' ? '' : '*'}`];
+    if (other) {
+      const o = cmp.get(rowKey(x));
+      line.push(o ? f(o.medianMs) : '-', o?.impl ?? '-', o ? f(x.medianMs / o.medianMs, 3) : '-');
+    }
+    rows.push(line);
+  }
+  const widths = head.map((_, c) => Math.max(...rows.filter((l) => l.length > 5).map((l) => (l[c] ?? '').length)));
+  const out = [`device: ${r.device}  copy: ${f(r.copyGBps)} GB/s  fma roof: ${f(r.peakTflops)} TFLOP/s${other ? `  compared with: ${other.device}` : ''}`];
+  for (const l of rows) out.push(l.length > 5 ? l.map((c, i) => (i < 4 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ') : l.join('  '));
+  out.push('');
+  for (const x of r.results) {
+    if (!x.kernels.length) continue;
+    out.push(`${x.model} ${x.dtype} T=${x.tokens}: ` + x.kernels.map((k) => `${k.name}${k.calls > 1 ? `x${k.calls}` : ''} ${f(k.medianMs)} ms (${(k.share * 100).toFixed(0)}%)`).join(', '));
+  }
+  return out.join('\n');
+}
