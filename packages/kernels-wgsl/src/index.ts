@@ -9,4 +9,8 @@ export * from './kernels/moe-types.js';
 export * from './kernels/moe-gemv.js';
 export * from './kernels/op-util.js';
 export * from './kernels/linear.js';
+export * from './kernels/expert-weights.js';
+export * from './kernels/quant-ref.js';
+export * from './kernels/grouped-gemm-wgsl.js';
+export * from './kernels/grouped-gemm.js';
 export * from './kernels/router.js';

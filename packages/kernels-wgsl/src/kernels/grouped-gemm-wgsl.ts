@@ -1,0 +1,322 @@
+/**
+ * WGSL of the grouped expert GEMMs: the tile-offset kernel, the tiled GEMM
+ * (gate_up fused with the activation, or down) with per-format weight
+ * decoding inside the tile loads, and the fp8 dynamic activation quantiser.
+ */
+import { defineKernel } from '../runtime/kernel.js';
+import { FP8_DECODE_WGSL, loadFn } from '../wgsl.js';
+
+/** Weight storage formats the GEMM decodes in its tile loads. */
+export type WeightFormat = 'float32' | 'bfloat16' | 'float16' | 'fp8_e4m3' | 'fp8_e5m2' | 'mxfp4' | 'int4' | 'int8';
+
+/** Variant of the grouped GEMM kernel (selects the WGSL; shapes go in uniforms). */
+export type GroupedGemmVariant = {
+  /** 'gate_up' (two weight rows per output, activation fused) or 'down'. */
+  op: 'gate_up' | 'down';
+  /** gate_up activation. */
+  act: 'silu' | 'swiglu_limit' | 'swigluoai' | 'none';
+  /** gate_up row layout. */
+  interleaved: boolean;
+  /** Weight storage format. */
+  wf: WeightFormat;
+  /** Scale dtype of int formats ('none' otherwise). */
+  sd: 'float32' | 'float16' | 'none';
+  /** Bias dtype or 'none'. */
+  bias: 'float32' | 'bfloat16' | 'float16' | 'none';
+  /** Which row of X feeds grouped row p: 'token' = order[p] / k, 'pair' = order[p], 'grouped' = p. */
+  xmode: 'token' | 'pair' | 'grouped';
+  /** Multiply the X row by rowScale[order[p]]. */
+  rowScale: boolean;
+  /** Tile: rows, outputs, per-thread rows, per-thread outputs (threads = TM/RM * TN/RN = 64). */
+  tm: number;
+  tn: number;
+  rm: number;
+  rn: number;
+};
+
+/** Inner-dimension step of the tiles. */
+export const TK = 16;
+/** Threads per GEMM workgroup. */
+export const GEMM_THREADS = 64;
+
+/** Uniform block of the GEMM, in order (u32 unless noted). */
+export const GEMM_UNIFORM_FIELDS = ['nRows', 'k', 'E', 'K', 'N', 'wRows', 'nTilesN', 'nWork', 'wa', 'wb', 'wc', 'wd', 'limit:f32', 'alpha:f32'] as const;
+
+/**
+ * Tile offsets: meta[0..E] = offsets, meta[E+1+e] = first M-tile of expert e
+ * (sum of ceil(count/TM) before it), meta[2E+1] = total tiles.
+ */
+export const tileOffsetsKernel = defineKernel<{ tm: number }>('grouped_gemm_tiles', ({ tm }) => /* wgsl */ `
+struct U { E: u32, p0: u32, p1: u32, p2: u32, }
+@group(0) @binding(0) var<storage, read> OFF: array<u32>;
+@group(0) @binding(1) var<storage, read_write> META: array<u32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(1)
+fn main() {
+  var acc = 0u;
+  for (var e = 0u; e < u.E; e++) {
+    let a = OFF[e];
+    let b = OFF[e + 1u];
+    META[e] = a;
+    META[u.E + 1u + e] = acc;
+    acc += (b - a + ${tm - 1}u) / ${tm}u;
+  }
+  META[u.E] = OFF[u.E];
+  META[2u * u.E + 1u] = acc;
+}
+`);
+
+function weightWgsl(v: GroupedGemmVariant): string {
+  const byte = (buf: string, i: string) => `((${buf}[(${i}) >> 2u] >> (((${i}) & 3u) * 8u)) & 0xffu)`;
+  const scale =
+    v.sd === 'float16'
+      ? `fn wscale(i: u32) -> f32 { let s = unpack2x16float(WS[i >> 1u]); return select(s.x, s.y, (i & 1u) == 1u); }`
+      : `fn wscale(i: u32) -> f32 { return WS[i]; }`;
+  switch (v.wf) {
+    case 'float32':
+      return `fn wld(e: u32, row: u32, col: u32) -> f32 { return WQ[(e * u.wRows + row) * u.K + col]; }`;
+    case 'bfloat16':
+      return `fn wld(e: u32, row: u32, col: u32) -> f32 { let i = (e * u.wRows + row) * u.K + col; let w = WQ[i >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u)); }`;
+    case 'float16':
+      return `fn wld(e: u32, row: u32, col: u32) -> f32 { let i = (e * u.wRows + row) * u.K + col; let h = unpack2x16float(WQ[i >> 1u]); return select(h.x, h.y, (i & 1u) == 1u); }`;
+    case 'fp8_e4m3':
+    case 'fp8_e5m2':
+      // wa = blocks along rows, wb = blocks along cols, wc = block rows, wd = block cols.
+      return `${FP8_DECODE_WGSL}
+fn wld(e: u32, row: u32, col: u32) -> f32 {
+  let i = (e * u.wRows + row) * u.K + col;
+  let q = ${v.wf === 'fp8_e4m3' ? 'decode_e4m3' : 'decode_e5m2'}(${byte('WQ', 'i')});
+  return q * WS[(e * u.wa + row / u.wc) * u.wb + col / u.wd];
+}`;
+    case 'mxfp4':
+      // wa = cols / 32 (scale bytes per row).
+      return `
+fn fp4(c: u32) -> f32 {
+  let m = c & 7u;
+  let ex = m >> 1u;
+  var v = f32(m & 1u) * 0.5;
+  if (ex != 0u) { v = ldexp(1.0 + f32(m & 1u) * 0.5, i32(ex) - 1); }
+  return select(v, -v, (c & 8u) != 0u);
+}
+fn wld(e: u32, row: u32, col: u32) -> f32 {
+  let er = e * u.wRows + row;
+  let bi = er * (u.K >> 1u) + (col >> 1u);
+  let code = (${byte('WQ', 'bi')} >> ((col & 1u) * 4u)) & 15u;
+  let si = er * u.wa + (col >> 5u);
+  return ldexp(fp4(code), i32(${byte('WS', 'si')}) - 127);
+}`;
+    case 'int8':
+    case 'int4': {
+      // wa = scale blocks per row, wb = blockSize.
+      const code =
+        v.wf === 'int8'
+          ? `let i = er * u.K + col; let q = f32(${byte('WQ', 'i')}) - 128.0;`
+          : `let bi = er * (u.K >> 1u) + (col >> 1u); let q = f32((${byte('WQ', 'bi')} >> ((col & 1u) * 4u)) & 15u) - 8.0;`;
+      return `${scale}
+fn wld(e: u32, row: u32, col: u32) -> f32 {
+  let er = e * u.wRows + row;
+  ${code}
+  return q * wscale(er * u.wa + col / u.wb);
+}`;
+    }
+  }
+}
+
+function activationWgsl(act: GroupedGemmVariant['act']): string {
+  switch (act) {
+    case 'silu':
+      return `fn act(g: f32, v: f32) -> f32 { return g / (1.0 + exp(-g)) * v; }`;
+    case 'swiglu_limit':
+      return `fn act(g: f32, v: f32) -> f32 { return min(g / (1.0 + exp(-g)), u.limit) * clamp(v, -u.limit, u.limit); }`;
+    case 'swigluoai':
+      return `fn act(g0: f32, v0: f32) -> f32 { let g = min(g0, u.limit); let v = clamp(v0, -u.limit, u.limit); return (v + 1.0) * g / (1.0 + exp(-u.alpha * g)); }`;
+    case 'none':
+      return '';
+  }
+}
+
+/**
+ * The grouped GEMM. Workgroup w handles M-tile w / nTilesN (found by binary
+ * search in the tile offsets; idle tiles return) and N-tile w % nTilesN.
+ * Each K step loads a TM x TK tile of gathered input rows and one (down) or
+ * two (gate_up: gate and up rows of the same outputs) TN x TK weight tiles,
+ * decoded from their storage type, into workgroup memory.
+ */
+export const groupedGemmKernel = defineKernel<GroupedGemmVariant>('grouped_gemm', (v) => {
+  const { tm, tn, rm, rn } = v;
+  const tx = tn / rn;
+  if ((tm / rm) * tx !== GEMM_THREADS || tm % rm || tn % rn) throw new Error(`grouped_gemm: bad tile ${tm}x${tn}/${rm}x${rn}`);
+  const fused = v.op === 'gate_up';
+  const nw = fused ? 2 : 1;
+  const bindings: string[] = ['X: array<f32>', 'ORDER: array<u32>', 'META: array<u32>'];
+  if (v.rowScale) bindings.push('RS: array<f32>');
+  bindings.push(v.wf === 'float32' ? 'WQ: array<f32>' : 'WQ: array<u32>');
+  const hasWS = v.wf !== 'float32' && v.wf !== 'bfloat16' && v.wf !== 'float16';
+  if (hasWS) bindings.push(v.wf === 'mxfp4' || v.sd === 'float16' ? 'WS: array<u32>' : 'WS: array<f32>');
+  if (v.bias !== 'none') bindings.push(v.bias === 'float32' ? 'BIAS: array<f32>' : 'BIAS: array<u32>');
+  const decl = bindings.map((b, i) => `@group(0) @binding(${i}) var<storage, read> ${b};`).join('\n');
+  const yb = bindings.length;
+  const fields = GEMM_UNIFORM_FIELDS.map((f) => (f.endsWith(':f32') ? `${f.slice(0, -4)}: f32,` : `${f}: u32,`)).join(' ');
+  const gateRow = v.interleaved ? '2u * o' : 'o';
+  const upRow = v.interleaved ? '2u * o + 1u' : 'u.N + o';
+  const xrow = v.xmode === 'token' ? 'pair / u.k' : v.xmode === 'pair' ? 'pair' : 'p';
+  const accDecl = `var acc: array<f32, ${rm * rn}>;` + (fused ? ` var accu: array<f32, ${rm * rn}>;` : '');
+  const inner = fused
+    ? `for (var c = 0u; c < ${rn}u; c++) { let wg = WS_T[kk * ${tn}u + tx + c * ${tx}u]; let wu = WS_T[${tn * TK}u + kk * ${tn}u + tx + c * ${tx}u]; for (var r = 0u; r < ${rm}u; r++) { acc[r * ${rn}u + c] = fma(a[r], wg, acc[r * ${rn}u + c]); accu[r * ${rn}u + c] = fma(a[r], wu, accu[r * ${rn}u + c]); } }`
+    : `for (var c = 0u; c < ${rn}u; c++) { let wv = WS_T[kk * ${tn}u + tx + c * ${tx}u]; for (var r = 0u; r < ${rm}u; r++) { acc[r * ${rn}u + c] = fma(a[r], wv, acc[r * ${rn}u + c]); } }`;
+  const wload = fused
+    ? `var gv = 0.0; var uv = 0.0; if (o < u.N && col < u.K) { gv = wld(e, ${gateRow}, col); uv = wld(e, ${upRow}, col); } WS_T[kk * ${tn}u + n] = gv; WS_T[${tn * TK}u + kk * ${tn}u + n] = uv;`
+    : `var wv = 0.0; if (o < u.N && col < u.K) { wv = wld(e, o, col); } WS_T[kk * ${tn}u + n] = wv;`;
+  const bias = (row: string) => (v.bias === 'none' ? '0.0' : `bld(e * u.wRows + ${row})`);
+  const epilogue = fused
+    ? `let h = act(acc[i] + ${bias(gateRow)}, accu[i] + ${bias(upRow)}); Y[p * u.N + o] = h;`
+    : `Y[p * u.N + o] = acc[i] + ${bias('o')};`;
+  return /* wgsl */ `
+struct U { ${fields} }
+${decl}
+@group(0) @binding(${yb}) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(${yb + 1}) var<uniform> u: U;
+${weightWgsl(v)}
+${v.bias === 'none' ? '' : loadFn('bld', 'BIAS', v.bias)}
+${fused ? activationWgsl(v.act) : ''}
+var<workgroup> XS: array<f32, ${tm * TK}>;
+var<workgroup> WS_T: array<f32, ${tn * TK * nw}>;
+var<workgroup> ROWX: array<u32, ${tm}>;
+var<workgroup> ROWM: array<f32, ${tm}>;
+var<workgroup> shE: u32;
+var<workgroup> shR0: u32;
+var<workgroup> shR1: u32;
+
+@compute @workgroup_size(${GEMM_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let w = wid.x + wid.y * nwg.x;
+  if (lid == 0u) {
+    var e = 0u;
+    var r0 = 0u;
+    var r1 = 0u;
+    if (w < u.nWork) {
+      let mt = w / u.nTilesN;
+      let ts = u.E + 1u;
+      if (mt < META[ts + u.E]) {
+        var lo = 0u;
+        var hi = u.E - 1u;
+        while (lo < hi) {
+          let mid = (lo + hi + 1u) >> 1u;
+          if (META[ts + mid] <= mt) { lo = mid; } else { hi = mid - 1u; }
+        }
+        e = lo;
+        r0 = META[e] + (mt - META[ts + e]) * ${tm}u;
+        r1 = min(r0 + ${tm}u, META[e + 1u]);
+      }
+    }
+    shE = e;
+    shR0 = r0;
+    shR1 = r1;
+  }
+  let e = workgroupUniformLoad(&shE);
+  let r0 = workgroupUniformLoad(&shR0);
+  let r1 = workgroupUniformLoad(&shR1);
+  if (r1 <= r0) { return; }
+  let n0 = (w % u.nTilesN) * ${tn}u;
+  if (lid < ${tm}u) {
+    var xb = 0u;
+    var m = 0.0;
+    let p = r0 + lid;
+    if (p < r1) {
+      let pair = ORDER[p];
+      xb = (${xrow}) * u.K;
+      m = ${v.rowScale ? 'RS[pair]' : '1.0'};
+    }
+    ROWX[lid] = xb;
+    ROWM[lid] = m;
+  }
+  workgroupBarrier();
+  let tx = lid % ${tx}u;
+  let ty = lid / ${tx}u;
+  ${accDecl}
+  for (var k0 = 0u; k0 < u.K; k0 += ${TK}u) {
+    for (var j = lid; j < ${tm * TK}u; j += ${GEMM_THREADS}u) {
+      let r = j / ${TK}u;
+      let kk = j % ${TK}u;
+      let col = k0 + kk;
+      var xv = 0.0;
+      if (r0 + r < r1 && col < u.K) { xv = X[ROWX[r] + col]${v.rowScale ? ' * ROWM[r]' : ''}; }
+      XS[kk * ${tm}u + r] = xv;
+    }
+    for (var j = lid; j < ${tn * TK}u; j += ${GEMM_THREADS}u) {
+      let n = j / ${TK}u;
+      let kk = j % ${TK}u;
+      let col = k0 + kk;
+      let o = n0 + n;
+      ${wload}
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${TK}u; kk++) {
+      var a: array<f32, ${rm}>;
+      for (var r = 0u; r < ${rm}u; r++) { a[r] = XS[kk * ${tm}u + ty + r * ${tm / rm}u]; }
+      ${inner}
+    }
+    workgroupBarrier();
+  }
+  for (var r = 0u; r < ${rm}u; r++) {
+    let p = r0 + ty + r * ${tm / rm}u;
+    if (p >= r1) { continue; }
+    for (var c = 0u; c < ${rn}u; c++) {
+      let o = n0 + tx + c * ${tx}u;
+      if (o >= u.N) { continue; }
+      let i = r * ${rn}u + c;
+      ${epilogue}
+    }
+  }
+}
+`;
+});
+
+/** Variant of the activation quantiser. */
+export type ActQuantVariant = { rowScale: boolean; clamp: boolean };
+
+/**
+ * fp8 e4m3 dynamic fake-quantisation of activation rows: one thread per
+ * (row, 128-channel group). Input row r reads X row r / kdiv (times RS[r]
+ * with rowScale). scale = amax/448, q = e4m3(x/scale) (nearest even,
+ * saturating), out = q * scale; amax 0 gives 0.
+ */
+export const actQuantKernel = defineKernel<ActQuantVariant>('act_quant_fp8', (v) => /* wgsl */ `
+struct U { rows: u32, cols: u32, kdiv: u32, groups: u32, clampv: f32, p0: u32, p1: u32, p2: u32, }
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+${v.rowScale ? '@group(0) @binding(1) var<storage, read> RS: array<f32>;' : ''}
+@group(0) @binding(${v.rowScale ? 2 : 1}) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(${v.rowScale ? 3 : 2}) var<uniform> u: U;
+fn e4m3_round(x: f32) -> f32 {
+  let a = min(abs(x), 448.0);
+  var r = 0.0;
+  if (a < 0.015625) {
+    r = round(a * 512.0) * 0.001953125;
+  } else {
+    let fe = frexp(a);
+    r = ldexp(round(ldexp(fe.fract, 4)), fe.exp - 4);
+  }
+  r = min(r, 448.0);
+  return select(r, -r, x < 0.0);
+}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = gid.x + gid.y * nwg.x * 64u;
+  if (t >= u.rows * u.groups) { return; }
+  let row = t / u.groups;
+  let c0 = (t % u.groups) * 128u;
+  let c1 = min(c0 + 128u, u.cols);
+  let xb = (row / u.kdiv) * u.cols;
+  let m = ${v.rowScale ? 'RS[row]' : '1.0'};
+  var amax = 0.0;
+  for (var c = c0; c < c1; c++) { amax = max(amax, abs(X[xb + c]${v.rowScale ? ' * m' : ''})); }
+  ${v.clamp ? 'amax = min(amax, u.clampv);' : ''}
+  let ob = row * u.cols;
+  if (!(amax > 0.0)) {
+    for (var c = c0; c < c1; c++) { Y[ob + c] = 0.0; }
+    return;
+  }
+  let s = amax / 448.0;
+  for (var c = c0; c < c1; c++) { Y[ob + c] = e4m3_round(X[xb + c]${v.rowScale ? ' * m' : ''} / s) * s; }
+}
+`);

@@ -1,0 +1,426 @@
+/**
+ * Grouped expert GEMMs: gate_up (fused with the activation) and down, over
+ * the (token, slot) pairs grouped by expert. Weights stay in their storage
+ * type (dense f32/bf16/f16, block fp8, mxfp4, int4/int8 blocks) and are
+ * decoded inside the tile loads; f32 accumulation.
+ *
+ * Work distribution needs no GPU->CPU read: a one-thread kernel turns the
+ * grouping offsets into per-expert M-tile offsets, the GEMM grid covers the
+ * upper bound ceil(T*k/TM) + min(E, T*k) M-tiles times the N-tiles (folded
+ * into 2D), and each workgroup finds its expert by binary search and exits
+ * when idle. Decode-sized inputs (few rows per expert) use short, narrow
+ * tiles so that the outputs spread over many workgroups.
+ */
+import type { HostTensor } from '@webmoe/tensor';
+import { DTypeError, ShapeError, ValueError, toFloat32 } from '@webmoe/tensor';
+import type { GpuContext } from '../runtime/context.js';
+import { GpuTensor } from '../runtime/tensor.js';
+import type { BufferPool } from '../runtime/pool.js';
+import { foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
+import type { ExpertActivation, ExpertWeightsGpu, ExpertWeightsHost, GroupingGpu, GroupingRef } from './moe-types.js';
+import { expertDims, type ExpertDims } from './expert-weights.js';
+import { ACT_QUANT_GROUP, decodeExpertRow, fakeQuantFp8Ref, type ActQuantOptions } from './quant-ref.js';
+import { actQuantKernel, groupedGemmKernel, tileOffsetsKernel, type GroupedGemmVariant, type WeightFormat } from './grouped-gemm-wgsl.js';
+
+export type { ActQuantOptions } from './quant-ref.js';
+
+/** Options of the grouped GEMMs. */
+export interface GroupedGemmOptions extends ActQuantOptions {
+  /** Output buffers come from this pool when given. */
+  pool?: BufferPool;
+  /** Force the tile shape (tests / tuning): 'decode' (4 rows x 32 outputs) or 'prefill' (32 x 32). Default: by rows per expert. */
+  tile?: 'decode' | 'prefill';
+}
+
+/** Options of {@link groupedGateUpGpu}. */
+export interface GroupedGateUpOptions extends GroupedGemmOptions {
+  /** float32 [T, k]: input row of pair (t, j) is scaled by rowScale[t, j] before the matmul (applyRouterWeightFirst). */
+  rowScale?: GpuTensor;
+}
+
+const TILES = {
+  decode: { tm: 4, tn: 32, rm: 1, rn: 2 },
+  prefill: { tm: 32, tn: 32, rm: 4, rn: 4 },
+} as const;
+
+interface ActParams {
+  kind: ExpertActivation['kind'];
+  limit: number;
+  alpha: number;
+  interleaved: boolean;
+}
+
+function checkAct(act: ExpertActivation): ActParams {
+  if (!act || typeof act !== 'object') throw new ValueError('activation', 'an ExpertActivation object', act);
+  if (act.layout !== 'concat' && act.layout !== 'interleaved') throw new ValueError('activation layout', "'concat' | 'interleaved'", act.layout);
+  const interleaved = act.layout === 'interleaved';
+  switch (act.kind) {
+    case 'silu':
+      return { kind: 'silu', limit: 0, alpha: 0, interleaved };
+    case 'swiglu_limit':
+      if (!(typeof act.limit === 'number' && act.limit > 0 && Number.isFinite(act.limit))) throw new ValueError('swiglu_limit activation limit', 'a finite number > 0', act.limit);
+      return { kind: 'swiglu_limit', limit: act.limit, alpha: 0, interleaved };
+    case 'swigluoai': {
+      const limit = act.limit ?? 7;
+      const alpha = act.alpha ?? 1.702;
+      if (!(limit > 0 && Number.isFinite(limit))) throw new ValueError('swigluoai activation limit', 'a finite number > 0 (GPT-OSS: 7)', limit);
+      if (!Number.isFinite(alpha)) throw new ValueError('swigluoai activation alpha', 'a finite number (GPT-OSS: 1.702)', alpha);
+      return { kind: 'swigluoai', limit, alpha, interleaved };
+    }
+    default:
+      throw new ValueError('activation kind', "'silu' | 'swiglu_limit' | 'swigluoai'", (act as { kind: unknown }).kind);
+  }
+}
+
+function checkActQuant(o: ActQuantOptions): { on: boolean; clamp: number | undefined } {
+  const q = o.actQuant ?? 'none';
+  if (q !== 'none' && q !== 'fp8_dynamic') throw new ValueError('actQuant', "'none' | 'fp8_dynamic'", q);
+  if (o.actAmaxClamp !== undefined && !(o.actAmaxClamp > 0 && Number.isFinite(o.actAmaxClamp)))
+    throw new ValueError('actAmaxClamp', 'a finite number > 0 (MAX: 1200) or undefined', o.actAmaxClamp);
+  return { on: q === 'fp8_dynamic', clamp: o.actAmaxClamp };
+}
+
+function checkGroupingGpu(g: GroupingGpu): { T: number; k: number; E: number } {
+  const { T, k, E } = g;
+  if (!(Number.isInteger(T) && T >= 0)) throw new ValueError('grouping T', 'a non-negative integer', T);
+  if (!(Number.isInteger(k) && k >= 1)) throw new ValueError('grouping k', 'a positive integer', k);
+  if (!(Number.isInteger(E) && E >= 1)) throw new ValueError('grouping E', 'a positive integer', E);
+  for (const [name, t, n] of [['offsets', g.offsets, E + 1], ['order', g.order, T * k]] as const) {
+    if (t.dtype !== 'uint32') throw new DTypeError(`grouping ${name}`, ['uint32'], t.dtype);
+    if (t.size !== n) throw new ShapeError(`grouping ${name}`, `${n} elements`, t.shape);
+  }
+  return { T, k, E };
+}
+
+function checkGroupingRef(g: GroupingRef): void {
+  const { T, k, E } = g;
+  if (!(Number.isInteger(T) && T >= 0 && Number.isInteger(k) && k >= 1 && Number.isInteger(E) && E >= 1))
+    throw new ValueError('grouping (T, k, E)', 'T >= 0, k >= 1, E >= 1 integers', [T, k, E]);
+  if (g.offsets.length !== E + 1) throw new ShapeError('grouping offsets', [E + 1], [g.offsets.length]);
+  if (g.order.length !== T * k) throw new ShapeError('grouping order', [T * k], [g.order.length]);
+}
+
+/** Storage format, scale dtype and the four weight uniforms (wa..wd) of a weight container. */
+function weightFormat(w: ExpertWeightsGpu, d: ExpertDims): { wf: WeightFormat; sd: GroupedGemmVariant['sd']; buffers: GPUBuffer[]; wu: [number, number, number, number] } {
+  switch (w.kind) {
+    case 'dense':
+      return { wf: w.w.dtype as WeightFormat, sd: 'none', buffers: [w.w.buffer], wu: [0, 0, 0, 0] };
+    case 'fp8_block': {
+      const [br, bc] = w.block;
+      return { wf: w.q.dtype === 'float8_e4m3fn' ? 'fp8_e4m3' : 'fp8_e5m2', sd: 'none', buffers: [w.q.buffer, w.scaleInv.buffer], wu: [Math.ceil(d.rows / br), Math.ceil(d.cols / bc), br, bc] };
+    }
+    case 'mxfp4':
+      return { wf: 'mxfp4', sd: 'none', buffers: [w.blocks.buffer, w.scales.buffer], wu: [d.cols / 32, 0, 0, 0] };
+    case 'int_block':
+      return { wf: w.bits === 4 ? 'int4' : 'int8', sd: w.scales.dtype as 'float32' | 'float16', buffers: [w.q.buffer, w.scales.buffer], wu: [Math.ceil(d.cols / w.blockSize), w.blockSize, 0, 0] };
+  }
+}
+
+function checkBias(what: string, bias: { dtype: string; shape: readonly number[] } | undefined, E: number, rows: number): GroupedGemmVariant['bias'] {
+  if (!bias) return 'none';
+  if (bias.dtype !== 'float32' && bias.dtype !== 'bfloat16' && bias.dtype !== 'float16') throw new DTypeError(what, ['float32', 'bfloat16', 'float16'], bias.dtype);
+  if (bias.shape.length !== 2 || bias.shape[0] !== E || bias.shape[1] !== rows) throw new ShapeError(what, [E, rows], bias.shape);
+  return bias.dtype;
+}
+
+function chooseTile(opts: GroupedGemmOptions, rows: number, E: number): (typeof TILES)[keyof typeof TILES] {
+  if (opts.tile !== undefined && opts.tile !== 'decode' && opts.tile !== 'prefill') throw new ValueError('tile', "'decode' | 'prefill' | undefined", opts.tile);
+  if (opts.tile) return TILES[opts.tile];
+  const perExpert = rows / Math.max(1, Math.min(E, rows));
+  return perExpert < 24 ? TILES.decode : TILES.prefill;
+}
+
+function outTensor(ctx: GpuContext, opts: GroupedGemmOptions, shape: number[], label: string): GpuTensor {
+  return opts.pool ? opts.pool.tensor('float32', shape, label) : GpuTensor.empty(ctx, 'float32', shape, label);
+}
+
+/** Records the fp8 activation quantiser; returns the temp buffer of quantised rows. */
+function recordActQuant(ctx: GpuContext, rec: Recorder, x: GPUBuffer, rows: number, cols: number, kdiv: number, rowScale: GPUBuffer | undefined, clamp: number | undefined): GPUBuffer {
+  const out = rec.temp(rows * cols * 4, 'act_quant.out');
+  const groups = Math.ceil(cols / ACT_QUANT_GROUP);
+  rec.dispatch({
+    kernel: actQuantKernel,
+    variant: { rowScale: !!rowScale, clamp: clamp !== undefined },
+    buffers: rowScale ? [x, rowScale, out] : [x, out],
+    uniforms: new Uniforms().u32(rows, cols, kdiv, groups).f32(clamp ?? 0).u32(0, 0, 0).finish(),
+    workgroups: foldWorkgroups(ctx, Math.ceil((rows * groups) / 64)),
+  });
+  return out;
+}
+
+interface GemmCall {
+  op: 'gate_up' | 'down';
+  act: ActParams | undefined;
+  x: GPUBuffer;
+  xmode: GroupedGemmVariant['xmode'];
+  rowScale: GPUBuffer | undefined;
+  g: GroupingGpu;
+  w: ExpertWeightsGpu;
+  d: ExpertDims;
+  bias: GpuTensor | undefined;
+  biasDt: GroupedGemmVariant['bias'];
+  K: number;
+  N: number;
+  y: GpuTensor;
+}
+
+function recordGemm(ctx: GpuContext, rec: Recorder, c: GemmCall, opts: GroupedGemmOptions): void {
+  const { T, k, E } = c.g;
+  const rows = T * k;
+  const tile = chooseTile(opts, rows, E);
+  const meta = rec.temp((2 * E + 2) * 4, 'grouped_gemm.meta');
+  rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm: tile.tm }, buffers: [c.g.offsets.buffer, meta], uniforms: new Uniforms().u32(E, 0, 0, 0).finish(), workgroups: [1] });
+  const mTiles = Math.ceil(rows / tile.tm) + Math.min(E, rows);
+  const nTilesN = Math.ceil(c.N / tile.tn);
+  const nWork = mTiles * nTilesN;
+  const wf = weightFormat(c.w, c.d);
+  const variant: GroupedGemmVariant = {
+    op: c.op,
+    act: c.act?.kind ?? 'none',
+    interleaved: c.act?.interleaved ?? false,
+    wf: wf.wf,
+    sd: wf.sd,
+    bias: c.biasDt,
+    xmode: c.xmode,
+    rowScale: !!c.rowScale,
+    ...tile,
+  };
+  const buffers: GPUBuffer[] = [c.x, c.g.order.buffer, meta];
+  if (c.rowScale) buffers.push(c.rowScale);
+  buffers.push(...wf.buffers);
+  if (c.bias) buffers.push(c.bias.buffer);
+  buffers.push(c.y.buffer);
+  rec.dispatch({
+    kernel: groupedGemmKernel,
+    variant,
+    buffers,
+    uniforms: new Uniforms()
+      .u32(rows, k, E, c.K, c.N, c.d.rows, nTilesN, nWork, ...wf.wu)
+      .f32(c.act?.limit ?? 0, c.act?.alpha ?? 0)
+      .finish(),
+    workgroups: foldWorkgroups(ctx, nWork),
+  });
+}
+
+/**
+ * gate_up projection plus activation for every grouped row: for grouped row
+ * p (pair = order[p], token = pair / k, expert e with offsets[e] <= p <
+ * offsets[e+1]) computes g and u = x[token] (x rowScale[pair]) against the
+ * gate and up rows of W[e] ([E, 2I, H], `act.layout` concat or interleaved),
+ * adds bias[e] ([E, 2I], same row order), applies `act.kind` and writes
+ * h[p, 0..I-1]. With `actQuant: 'fp8_dynamic'` the input rows are first
+ * fake-quantised to fp8 e4m3 per 128 channels. Records into `rec`; returns
+ * float32 [T*k, I] owned by the caller.
+ *
+ * @example
+ * ```ts
+ * const rec = new Recorder(ctx);
+ * const h = groupedGateUpGpu(ctx, rec, x, grouping, { kind: 'dense', w: gateUp }, undefined, { kind: 'silu', layout: 'concat' });
+ * const y = groupedDownGpu(ctx, rec, h, grouping, { kind: 'dense', w: down });
+ * rec.submit();
+ * ```
+ */
+export function groupedGateUpGpu(
+  ctx: GpuContext,
+  rec: Recorder,
+  x: GpuTensor,
+  g: GroupingGpu,
+  w: ExpertWeightsGpu,
+  bias: GpuTensor | undefined,
+  act: ExpertActivation,
+  opts: GroupedGateUpOptions = {},
+): GpuTensor {
+  const { T, k, E } = checkGroupingGpu(g);
+  if (x.dtype !== 'float32') throw new DTypeError('groupedGateUp x', ['float32'], x.dtype);
+  if (x.shape.length !== 2 || x.shape[0] !== T) throw new ShapeError('groupedGateUp x', `[T=${T}, H]`, x.shape);
+  const H = x.shape[1];
+  const d = expertDims(w, 'groupedGateUp weights');
+  if (d.E !== E || d.cols !== H || d.rows % 2 !== 0) throw new ShapeError('groupedGateUp weights', `[E=${E}, 2I (even), H=${H}]`, [d.E, d.rows, d.cols]);
+  const I = d.rows / 2;
+  const biasDt = checkBias('groupedGateUp bias', bias, E, d.rows);
+  const a = checkAct(act);
+  const rs = opts.rowScale;
+  if (rs) {
+    if (rs.dtype !== 'float32') throw new DTypeError('groupedGateUp rowScale', ['float32'], rs.dtype);
+    if (rs.size !== T * k) throw new ShapeError('groupedGateUp rowScale', [T, k], rs.shape);
+  }
+  const q = checkActQuant(opts);
+  chooseTile(opts, T * k, E);
+  const y = outTensor(ctx, opts, [T * k, I], 'grouped_gate_up.out');
+  if (T * k === 0 || I === 0) return y;
+  let xb = x.buffer;
+  let xmode: GroupedGemmVariant['xmode'] = 'token';
+  let rowScale = rs?.buffer;
+  if (q.on && H > 0) {
+    // Quantise the rows the experts see: per token, or per pair when scaled first.
+    xb = rs ? recordActQuant(ctx, rec, x.buffer, T * k, H, k, rs.buffer, q.clamp) : recordActQuant(ctx, rec, x.buffer, T, H, 1, undefined, q.clamp);
+    xmode = rs ? 'pair' : 'token';
+    rowScale = undefined;
+  }
+  recordGemm(ctx, rec, { op: 'gate_up', act: a, x: xb, xmode, rowScale, g, w, d, bias, biasDt, K: H, N: I, y }, opts);
+  return y;
+}
+
+/**
+ * down projection of the grouped rows: y[p, :] = h[p, :] @ W[e]^T + bias[e]
+ * with W [E, H, I] in its storage type and bias [E, H]. With `actQuant:
+ * 'fp8_dynamic'` the rows of h are fake-quantised to fp8 e4m3 per 128
+ * channels first. Records into `rec`; returns float32 [T*k, H].
+ *
+ * @example
+ * ```ts
+ * const y = groupedDownGpu(ctx, rec, h, grouping, { kind: 'mxfp4', blocks, scales }, downBias);
+ * ```
+ */
+export function groupedDownGpu(
+  ctx: GpuContext,
+  rec: Recorder,
+  h: GpuTensor,
+  g: GroupingGpu,
+  w: ExpertWeightsGpu,
+  bias?: GpuTensor,
+  opts: GroupedGemmOptions = {},
+): GpuTensor {
+  const { T, k, E } = checkGroupingGpu(g);
+  if (h.dtype !== 'float32') throw new DTypeError('groupedDown h', ['float32'], h.dtype);
+  if (h.shape.length !== 2 || h.shape[0] !== T * k) throw new ShapeError('groupedDown h', `[T*k=${T * k}, I]`, h.shape);
+  const I = h.shape[1];
+  const d = expertDims(w, 'groupedDown weights');
+  if (d.E !== E || d.cols !== I) throw new ShapeError('groupedDown weights', `[E=${E}, H, I=${I}]`, [d.E, d.rows, d.cols]);
+  const H = d.rows;
+  const biasDt = checkBias('groupedDown bias', bias, E, H);
+  const q = checkActQuant(opts);
+  chooseTile(opts, T * k, E);
+  const y = outTensor(ctx, opts, [T * k, H], 'grouped_down.out');
+  if (T * k === 0 || H === 0) return y;
+  const xb = q.on && I > 0 ? recordActQuant(ctx, rec, h.buffer, T * k, I, 1, undefined, q.clamp) : h.buffer;
+  recordGemm(ctx, rec, { op: 'down', act: undefined, x: xb, xmode: 'grouped', rowScale: undefined, g, w, d, bias, biasDt, K: I, N: H, y }, opts);
+  return y;
+}
+
+function biasRef(bias: HostTensor | undefined, what: string, E: number, rows: number): Float32Array | undefined {
+  checkBias(what, bias, E, rows);
+  return bias ? toFloat32(bias.dtype, bias.data) : undefined;
+}
+
+function activationRef(a: ActParams, g: number, u: number): number {
+  const silu = (z: number) => z / (1 + Math.exp(-z));
+  switch (a.kind) {
+    case 'silu':
+      return silu(g) * u;
+    case 'swiglu_limit':
+      return Math.min(silu(g), a.limit) * Math.min(a.limit, Math.max(-a.limit, u));
+    case 'swigluoai': {
+      const gc = Math.min(g, a.limit);
+      const uc = Math.min(a.limit, Math.max(-a.limit, u));
+      return (uc + 1) * gc * (1 / (1 + Math.exp(-a.alpha * gc)));
+    }
+  }
+}
+
+/**
+ * TypeScript reference of {@link groupedGateUpGpu} (also the CPU path):
+ * weights are decoded one row at a time, accumulation in f64 rounded to f32.
+ *
+ * @example
+ * ```ts
+ * const h = groupedGateUpRef(x, groupRef(idx, T, k, E), { kind: 'dense', w }, undefined, { kind: 'silu', layout: 'concat' });
+ * ```
+ */
+export function groupedGateUpRef(
+  x: Float32Array,
+  g: GroupingRef,
+  w: ExpertWeightsHost,
+  bias: HostTensor | undefined,
+  act: ExpertActivation,
+  rowScale?: Float32Array,
+  opts: ActQuantOptions = {},
+): Float32Array {
+  checkGroupingRef(g);
+  const { T, k, E } = g;
+  const d = expertDims(w, 'groupedGateUpRef weights');
+  const H = d.cols;
+  if (d.E !== E || d.rows % 2 !== 0) throw new ShapeError('groupedGateUpRef weights', `[E=${E}, 2I (even), H]`, [d.E, d.rows, d.cols]);
+  if (x.length !== T * H) throw new ShapeError('groupedGateUpRef x', `[T=${T}, H=${H}] (${T * H} values)`, [x.length]);
+  if (rowScale && rowScale.length !== T * k) throw new ShapeError('groupedGateUpRef rowScale', [T, k], [rowScale.length]);
+  const I = d.rows / 2;
+  const a = checkAct(act);
+  const b = biasRef(bias, 'groupedGateUpRef bias', E, d.rows);
+  const q = checkActQuant(opts);
+  const rows = T * k;
+  // Input rows in grouped order (scaled, then optionally fake-quantised).
+  const xin = new Float32Array(rows * H);
+  for (let p = 0; p < rows; p++) {
+    const pair = g.order[p];
+    const t = Math.floor(pair / k);
+    const s = rowScale ? rowScale[pair] : 1;
+    for (let c = 0; c < H; c++) xin[p * H + c] = rowScale ? Math.fround(x[t * H + c] * s) : x[t * H + c];
+  }
+  const xq = q.on ? fakeQuantFp8Ref(xin, rows, H, q.clamp) : xin;
+  const out = new Float32Array(rows * I);
+  const gr = new Float32Array(H);
+  const ur = new Float32Array(H);
+  for (let e = 0; e < E; e++) {
+    const p0 = g.offsets[e];
+    const p1 = g.offsets[e + 1];
+    if (p1 <= p0) continue;
+    for (let i = 0; i < I; i++) {
+      const rg = a.interleaved ? 2 * i : i;
+      const ru = a.interleaved ? 2 * i + 1 : I + i;
+      decodeExpertRow(w, e, rg, gr);
+      decodeExpertRow(w, e, ru, ur);
+      const bg = b ? b[e * d.rows + rg] : 0;
+      const bu = b ? b[e * d.rows + ru] : 0;
+      for (let p = p0; p < p1; p++) {
+        let sg = 0;
+        let su = 0;
+        for (let c = 0; c < H; c++) {
+          const xv = xq[p * H + c];
+          sg += xv * gr[c];
+          su += xv * ur[c];
+        }
+        out[p * I + i] = activationRef(a, Math.fround(sg + bg), Math.fround(su + bu));
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * TypeScript reference of {@link groupedDownGpu}: y[p] = h[p] @ W[e]^T + bias[e].
+ *
+ * @example
+ * ```ts
+ * const y = groupedDownRef(h, grouping, { kind: 'dense', w: down });
+ * ```
+ */
+export function groupedDownRef(h: Float32Array, g: GroupingRef, w: ExpertWeightsHost, bias?: HostTensor, opts: ActQuantOptions = {}): Float32Array {
+  checkGroupingRef(g);
+  const { T, k, E } = g;
+  const d = expertDims(w, 'groupedDownRef weights');
+  if (d.E !== E) throw new ShapeError('groupedDownRef weights', `[E=${E}, H, I]`, [d.E, d.rows, d.cols]);
+  const I = d.cols;
+  const H = d.rows;
+  const rows = T * k;
+  if (h.length !== rows * I) throw new ShapeError('groupedDownRef h', `[T*k=${rows}, I=${I}] (${rows * I} values)`, [h.length]);
+  const b = biasRef(bias, 'groupedDownRef bias', E, H);
+  const q = checkActQuant(opts);
+  const hq = q.on ? fakeQuantFp8Ref(h, rows, I, q.clamp) : h;
+  const out = new Float32Array(rows * H);
+  const wr = new Float32Array(I);
+  for (let e = 0; e < E; e++) {
+    const p0 = g.offsets[e];
+    const p1 = g.offsets[e + 1];
+    if (p1 <= p0) continue;
+    for (let n = 0; n < H; n++) {
+      decodeExpertRow(w, e, n, wr);
+      const bn = b ? b[e * H + n] : 0;
+      for (let p = p0; p < p1; p++) {
+        let s = 0;
+        for (let c = 0; c < I; c++) s += hq[p * I + c] * wr[c];
+        out[p * H + n] = s + bn;
+      }
+    }
+  }
+  return out;
+}
