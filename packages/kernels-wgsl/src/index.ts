@@ -10,6 +10,7 @@ export * from './kernels/moe-gemv.js';
 export * from './kernels/op-util.js';
 export * from './kernels/linear.js';
 export * from './kernels/expert-weights.js';
+export * from './kernels/grouping.js';
 export * from './kernels/quant-ref.js';
 export * from './kernels/grouped-gemm-wgsl.js';
 export * from './kernels/grouped-gemm.js';

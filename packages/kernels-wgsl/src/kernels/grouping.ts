@@ -1,0 +1,239 @@
+/**
+ * Grouping of the T*k (token, slot) pairs by expert, on the GPU without a
+ * host round trip: counts (integer atomics), offsets (single-workgroup
+ * exclusive scan looping over E), then a scatter with one atomic cursor per
+ * expert. counts and offsets are exact; the order of pairs inside an
+ * expert's range may vary run to run (allowed by the contract: results never
+ * depend on it), and order/position are always inverse permutations.
+ */
+import { DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
+import type { GpuContext } from '../runtime/context.js';
+import type { GpuTensor } from '../runtime/tensor.js';
+import type { BufferPool } from '../runtime/pool.js';
+import { defineKernel, foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
+import { allocOutput, declareBindings, expect2d } from './op-util.js';
+import type { GroupingGpu, GroupingRef } from './moe-types.js';
+
+const WG = 256;
+
+/** Zeroes counts[E]. */
+export const groupZeroKernel = defineKernel<Record<string, never>>('group_zero', () => /* wgsl */ `
+struct U { E: u32, }
+${declareBindings([{ name: 'C', type: 'array<u32>', access: 'read_write' }])}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${WG}u;
+  if (i < u.E) { C[i] = 0u; }
+}
+`);
+
+/** counts[idx[p]] += 1 for every pair p (pairs with idx >= E are ignored). */
+export const groupCountKernel = defineKernel<Record<string, never>>('group_count', () => /* wgsl */ `
+struct U { n: u32, E: u32, }
+${declareBindings([
+  { name: 'IDX', type: 'array<u32>', access: 'read' },
+  { name: 'C', type: 'array<atomic<u32>>', access: 'read_write' },
+])}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let p = gid.x + gid.y * nwg.x * ${WG}u;
+  if (p >= u.n) { return; }
+  let e = IDX[p];
+  if (e < u.E) { atomicAdd(&C[e], 1u); }
+}
+`);
+
+/** offsets = exclusive scan of counts (offsets[E] = total); cursor[e] = offsets[e]. One workgroup. */
+export const groupScanKernel = defineKernel<Record<string, never>>('group_scan', () => /* wgsl */ `
+struct U { E: u32, }
+${declareBindings([
+  { name: 'C', type: 'array<u32>', access: 'read' },
+  { name: 'OFF', type: 'array<u32>', access: 'read_write' },
+  { name: 'CUR', type: 'array<u32>', access: 'read_write' },
+])}
+var<workgroup> part: array<u32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) li: u32) {
+  let seg = (u.E + ${WG - 1}u) / ${WG}u;
+  let e0 = min(li * seg, u.E);
+  let e1 = min(e0 + seg, u.E);
+  var s = 0u;
+  for (var e = e0; e < e1; e++) { s += C[e]; }
+  part[li] = s;
+  workgroupBarrier();
+  if (li == 0u) {
+    var run = 0u;
+    for (var i = 0u; i < ${WG}u; i++) { let v = part[i]; part[i] = run; run += v; }
+    OFF[u.E] = run;
+  }
+  workgroupBarrier();
+  var run = part[li];
+  for (var e = e0; e < e1; e++) { OFF[e] = run; CUR[e] = run; run += C[e]; }
+}
+`);
+
+/** order[slot] = p, position[p] = slot, slot from the expert's atomic cursor. */
+export const groupScatterKernel = defineKernel<Record<string, never>>('group_scatter', () => /* wgsl */ `
+struct U { n: u32, E: u32, }
+${declareBindings([
+  { name: 'IDX', type: 'array<u32>', access: 'read' },
+  { name: 'CUR', type: 'array<atomic<u32>>', access: 'read_write' },
+  { name: 'ORD', type: 'array<u32>', access: 'read_write' },
+  { name: 'POS', type: 'array<u32>', access: 'read_write' },
+])}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let p = gid.x + gid.y * nwg.x * ${WG}u;
+  if (p >= u.n) { return; }
+  let e = IDX[p];
+  if (e >= u.E) { return; }
+  let slot = atomicAdd(&CUR[e], 1u);
+  ORD[slot] = p;
+  POS[p] = slot;
+}
+`);
+
+/** Identity grouping: E=1, k=1. */
+export const denseGroupingKernel = defineKernel<Record<string, never>>('dense_grouping', () => /* wgsl */ `
+struct U { T: u32, }
+${declareBindings([
+  { name: 'C', type: 'array<u32>', access: 'read_write' },
+  { name: 'OFF', type: 'array<u32>', access: 'read_write' },
+  { name: 'ORD', type: 'array<u32>', access: 'read_write' },
+  { name: 'POS', type: 'array<u32>', access: 'read_write' },
+])}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${WG}u;
+  if (i == 0u) { C[0] = u.T; OFF[0] = 0u; OFF[1] = u.T; }
+  if (i < u.T) { ORD[i] = i; POS[i] = i; }
+}
+`);
+
+function makeGrouping(T: number, k: number, E: number, counts: GpuTensor, offsets: GpuTensor, order: GpuTensor, position: GpuTensor): GroupingGpu {
+  const destroy = () => {
+    counts.destroy();
+    offsets.destroy();
+    order.destroy();
+    position.destroy();
+  };
+  return { T, k, E, counts, offsets, order, position, destroy, [Symbol.dispose]: destroy } as GroupingGpu;
+}
+
+/** Options of {@link groupGpu} and {@link denseGroupingGpu}. */
+export interface GroupOptions {
+  /** Allocate the four outputs from this pool. */
+  pool?: BufferPool;
+}
+
+/**
+ * Records the grouping of the (token, slot) pairs of `idx` (uint32 [T,k],
+ * values < E) by expert. Returns a GroupingGpu (counts [E], offsets [E+1],
+ * order [T*k], position [T*k], all uint32) owned by the caller: destroy()
+ * frees its four tensors. Never reads back to the host.
+ *
+ * @example
+ * ```ts
+ * const rec = new Recorder(ctx);
+ * const r = routerGpu(ctx, rec, logits, params);
+ * const g = groupGpu(ctx, rec, r.idx, params.numExperts);
+ * rec.submit();
+ * g.destroy();
+ * ```
+ */
+export function groupGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: number, opts: GroupOptions = {}): GroupingGpu {
+  if (idx.dtype !== 'uint32') throw new DTypeError('groupGpu idx', 'uint32', idx.dtype);
+  const [T, k] = expect2d('groupGpu idx [T, k]', idx.shape);
+  if (!Number.isInteger(E) || E < 1) throw new ValueError('groupGpu E', 'an integer >= 1', E);
+  if (k < 1) throw new ShapeError('groupGpu idx [T, k]', '[T, k] with k >= 1', idx.shape);
+  const n = T * k;
+  const counts = allocOutput(ctx, opts.pool, 'uint32', [E], 'group.counts');
+  const offsets = allocOutput(ctx, opts.pool, 'uint32', [E + 1], 'group.offsets');
+  const order = allocOutput(ctx, opts.pool, 'uint32', [n], 'group.order');
+  const position = allocOutput(ctx, opts.pool, 'uint32', [n], 'group.position');
+  const g = makeGrouping(T, k, E, counts, offsets, order, position);
+  try {
+    const cursor = rec.temp(E * 4, 'group.cursor');
+    const v = {} as Record<string, never>;
+    rec.dispatch({ kernel: groupZeroKernel, variant: v, buffers: [counts.buffer], uniforms: new Uniforms().u32(E).finish(), workgroups: foldWorkgroups(ctx, Math.ceil(E / WG)) });
+    const pu = new Uniforms().u32(n, E).finish();
+    if (n > 0) rec.dispatch({ kernel: groupCountKernel, variant: v, buffers: [idx.buffer, counts.buffer], uniforms: pu, workgroups: foldWorkgroups(ctx, Math.ceil(n / WG)) });
+    rec.dispatch({ kernel: groupScanKernel, variant: v, buffers: [counts.buffer, offsets.buffer, cursor], uniforms: new Uniforms().u32(E).finish(), workgroups: [1] });
+    if (n > 0) rec.dispatch({ kernel: groupScatterKernel, variant: v, buffers: [idx.buffer, cursor, order.buffer, position.buffer], uniforms: pu, workgroups: foldWorkgroups(ctx, Math.ceil(n / WG)) });
+  } catch (e) {
+    g.destroy();
+    throw e;
+  }
+  return g;
+}
+
+/**
+ * The TypeScript reference of {@link groupGpu}: a stable counting sort of
+ * the pairs by expert (inside a group, pair ids ascend).
+ *
+ * @example
+ * ```ts
+ * const g = groupRef(new Uint32Array([1, 0, 1, 1]), 2, 2, 2); // counts [1, 3], order [1, 0, 2, 3]
+ * ```
+ */
+export function groupRef(idx: Uint32Array, T: number, k: number, E: number): GroupingRef {
+  if (idx.length !== T * k) throw new ShapeError('groupRef idx', `${T * k} values ([${T}, ${k}])`, `${idx.length} values`);
+  if (!Number.isInteger(E) || E < 1) throw new ValueError('groupRef E', 'an integer >= 1', E);
+  const n = T * k;
+  const counts = new Uint32Array(E);
+  for (let p = 0; p < n; p++) {
+    if (idx[p] >= E) throw new ValueError(`groupRef idx[${p}]`, `an expert index < E=${E}`, idx[p]);
+    counts[idx[p]]++;
+  }
+  const offsets = new Uint32Array(E + 1);
+  for (let e = 0; e < E; e++) offsets[e + 1] = offsets[e] + counts[e];
+  const cursor = offsets.slice(0, E);
+  const order = new Uint32Array(n);
+  const position = new Uint32Array(n);
+  for (let p = 0; p < n; p++) {
+    const slot = cursor[idx[p]]++;
+    order[slot] = p;
+    position[p] = slot;
+  }
+  return { T, k, E, counts, offsets, order, position };
+}
+
+/**
+ * Records a dense (identity) grouping of T tokens: E=1, k=1, counts [T],
+ * offsets [0, T], order = position = 0..T-1. Runs a plain MLP (e.g. a
+ * shared expert) through the grouped GEMMs.
+ *
+ * @example
+ * ```ts
+ * const g = denseGroupingGpu(ctx, rec, T);
+ * ```
+ */
+export function denseGroupingGpu(ctx: GpuContext, rec: Recorder, T: number, opts: GroupOptions = {}): GroupingGpu {
+  if (!Number.isInteger(T) || T < 0) throw new ValueError('denseGroupingGpu T', 'an integer >= 0', T);
+  const counts = allocOutput(ctx, opts.pool, 'uint32', [1], 'group.counts');
+  const offsets = allocOutput(ctx, opts.pool, 'uint32', [2], 'group.offsets');
+  const order = allocOutput(ctx, opts.pool, 'uint32', [T], 'group.order');
+  const position = allocOutput(ctx, opts.pool, 'uint32', [T], 'group.position');
+  const g = makeGrouping(T, 1, 1, counts, offsets, order, position);
+  try {
+    rec.dispatch({
+      kernel: denseGroupingKernel,
+      variant: {} as Record<string, never>,
+      buffers: [counts.buffer, offsets.buffer, order.buffer, position.buffer],
+      uniforms: new Uniforms().u32(T).finish(),
+      workgroups: foldWorkgroups(ctx, Math.max(1, Math.ceil(T / WG))),
+    });
+  } catch (e) {
+    g.destroy();
+    throw e;
+  }
+  return g;
+}
+
+/** The TypeScript reference of {@link denseGroupingGpu}. @example `denseGroupingRef(4).order // [0, 1, 2, 3]` */
+export function denseGroupingRef(T: number): GroupingRef {
+  if (!Number.isInteger(T) || T < 0) throw new ValueError('denseGroupingRef T', 'an integer >= 0', T);
+  const id = new Uint32Array(T);
+  for (let i = 0; i < T; i++) id[i] = i;
+  return { T, k: 1, E: 1, counts: new Uint32Array([T]), offsets: new Uint32Array([0, T]), order: id, position: id.slice() };
+}

@@ -1,0 +1,158 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import { HostTensor, DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
+import { GpuTensor, Recorder, BufferPool, groupGpu, groupRef, denseGroupingGpu, denseGroupingRef, type GpuContext, type GroupingGpu } from '@webmoe/kernels-wgsl';
+import { testGpu, gpuChecked, rng } from '@webmoe/kernels-wgsl/testing';
+
+let ctx: GpuContext | null;
+beforeAll(async () => {
+  ctx = await testGpu();
+});
+
+async function download(g: GroupingGpu) {
+  const u = async (t: GpuTensor) => (await t.download()).data as Uint32Array;
+  return { counts: await u(g.counts), offsets: await u(g.offsets), order: await u(g.order), position: await u(g.position) };
+}
+
+/** Random idx [T,k]: distinct experts per token (like a router), or skewed toward a few experts. */
+function randomIdx(r: () => number, T: number, k: number, E: number, skew: boolean): Uint32Array {
+  const out = new Uint32Array(T * k);
+  for (let t = 0; t < T; t++) {
+    const used = new Set<number>();
+    for (let j = 0; j < k; j++) {
+      let e: number;
+      do {
+        e = skew ? Math.floor(E * r() ** 4) : Math.floor(E * r());
+      } while (used.has(e) && used.size < E);
+      used.add(e);
+      out[t * k + j] = e;
+    }
+  }
+  return out;
+}
+
+/** Checks a grouping against idx directly (independent of groupRef) and against groupRef's counts/offsets and per-expert sets. */
+function checkGrouping(got: { counts: Uint32Array; offsets: Uint32Array; order: Uint32Array; position: Uint32Array }, idx: Uint32Array, T: number, k: number, E: number, msg: string): void {
+  const want = groupRef(idx, T, k, E);
+  expect(Array.from(got.counts), `${msg} counts`).toEqual(Array.from(want.counts));
+  expect(Array.from(got.offsets), `${msg} offsets`).toEqual(Array.from(want.offsets));
+  const n = T * k;
+  expect(got.order.length).toBe(n);
+  for (let p = 0; p < n; p++) {
+    const s = got.position[p];
+    if (!(s < n && got.order[s] === p)) expect.fail(`${msg}: position/order not inverse at pair ${p} (position ${s}, order[position] ${got.order[s]})`);
+    const e = idx[p];
+    if (!(s >= got.offsets[e] && s < got.offsets[e + 1])) expect.fail(`${msg}: pair ${p} (expert ${e}) at row ${s}, outside [${got.offsets[e]}, ${got.offsets[e + 1]})`);
+  }
+  for (let e = 0; e < E; e++) {
+    const a = Array.from(got.order.subarray(got.offsets[e], got.offsets[e + 1])).sort((x, y) => x - y);
+    const b = Array.from(want.order.subarray(want.offsets[e], want.offsets[e + 1])).sort((x, y) => x - y);
+    if (a.join() !== b.join()) expect.fail(`${msg}: expert ${e} pair set differs`);
+  }
+}
+
+describe('groupRef', () => {
+  it('stable counting sort by hand', () => {
+    const g = groupRef(new Uint32Array([1, 0, 1, 1, 2, 0]), 3, 2, 4);
+    expect(Array.from(g.counts)).toEqual([2, 3, 1, 0]);
+    expect(Array.from(g.offsets)).toEqual([0, 2, 5, 6, 6]);
+    expect(Array.from(g.order)).toEqual([1, 5, 0, 2, 3, 4]);
+    expect(Array.from(g.position)).toEqual([2, 0, 3, 4, 5, 1]);
+    expect(() => groupRef(new Uint32Array([4]), 1, 1, 4)).toThrow(ValueError);
+  });
+  it('denseGroupingRef is the identity', () => {
+    const g = denseGroupingRef(3);
+    expect([g.E, g.k, Array.from(g.counts), Array.from(g.offsets), Array.from(g.order), Array.from(g.position)]).toEqual([1, 1, [3], [0, 3], [0, 1, 2], [0, 1, 2]]);
+  });
+});
+
+describe('groupGpu vs groupRef', () => {
+  const CASES = [
+    { T: 1, k: 1, E: 1 },
+    { T: 3, k: 2, E: 8 },
+    { T: 1, k: 8, E: 60 },
+    { T: 3, k: 32, E: 512 },
+    { T: 7, k: 8, E: 60 },
+    { T: 1003, k: 8, E: 60 },
+    { T: 1500, k: 2, E: 8 },
+    { T: 129, k: 32, E: 512 },
+    { T: 5, k: 1, E: 2049 },
+  ];
+  for (const skew of [false, true]) {
+    it(`random idx (${skew ? 'skewed' : 'uniform'})`, async (c) => {
+      if (!ctx) return c.skip('no WebGPU adapter');
+      const r = rng(skew ? 11 : 12);
+      for (const { T, k, E } of CASES) {
+        const idx = randomIdx(r, T, k, E, skew);
+        const got = await gpuChecked(ctx, async () => {
+          const gi = GpuTensor.upload(ctx!, new HostTensor('uint32', [T, k], idx));
+          const rec = new Recorder(ctx!);
+          const g = groupGpu(ctx!, rec, gi, E);
+          rec.submit();
+          expect([g.T, g.k, g.E]).toEqual([T, k, E]);
+          const d = await download(g);
+          g.destroy();
+          expect(g.counts.destroyed && g.offsets.destroyed && g.order.destroyed && g.position.destroyed).toBe(true);
+          gi.destroy();
+          return d;
+        });
+        checkGrouping(got, idx, T, k, E, `T=${T} k=${k} E=${E}`);
+      }
+    });
+  }
+
+  it('all pairs to one expert, reused pool buffers (stale contents)', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const pool = new BufferPool(ctx);
+    for (const fill of [3, 0, 7]) {
+      const T = 37, k = 2, E = 8;
+      const idx = new Uint32Array(T * k).fill(fill);
+      const got = await gpuChecked(ctx, async () => {
+        const gi = GpuTensor.upload(ctx!, new HostTensor('uint32', [T, k], idx));
+        const rec = new Recorder(ctx!);
+        const g = groupGpu(ctx!, rec, gi, E, { pool });
+        rec.submit();
+        const d = await download(g);
+        g.destroy();
+        gi.destroy();
+        return d;
+      });
+      checkGrouping(got, idx, T, k, E, `fill=${fill}`);
+    }
+    expect(pool.liveCount).toBe(0);
+    pool.destroy();
+  });
+
+  it('denseGroupingGpu matches denseGroupingRef', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    for (const T of [1, 3, 1000]) {
+      const got = await gpuChecked(ctx, async () => {
+        const rec = new Recorder(ctx!);
+        const g = denseGroupingGpu(ctx!, rec, T);
+        rec.submit();
+        expect([g.T, g.k, g.E]).toEqual([T, 1, 1]);
+        const d = await download(g);
+        g.destroy();
+        return d;
+      });
+      const want = denseGroupingRef(T);
+      expect(Array.from(got.counts)).toEqual(Array.from(want.counts));
+      expect(Array.from(got.offsets)).toEqual(Array.from(want.offsets));
+      expect(Array.from(got.order)).toEqual(Array.from(want.order));
+      expect(Array.from(got.position)).toEqual(Array.from(want.position));
+    }
+  });
+
+  it('rejects bad input before recording', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const f = GpuTensor.upload(ctx, HostTensor.fromFloat32([2, 2], new Float32Array(4)));
+    const u1 = GpuTensor.upload(ctx, new HostTensor('uint32', [4], new Uint32Array(4)));
+    const u2 = GpuTensor.upload(ctx, new HostTensor('uint32', [2, 2], new Uint32Array(4)));
+    const rec = new Recorder(ctx);
+    expect(() => groupGpu(ctx!, rec, f, 4)).toThrow(DTypeError);
+    expect(() => groupGpu(ctx!, rec, u1, 4)).toThrow(ShapeError);
+    expect(() => groupGpu(ctx!, rec, u2, 0)).toThrow(ValueError);
+    expect(() => denseGroupingGpu(ctx!, rec, -1)).toThrow(ValueError);
+    rec.submit();
+    for (const t of [f, u1, u2]) t.destroy();
+  });
+});
