@@ -86,6 +86,11 @@ export function logChart(opts: { title: string; xLabel: string; yLabel: string; 
   return g.join('\n');
 }
 
+/** A short label for a rate. */
+function nice(v: number): string {
+  return v >= 100 ? v.toFixed(0) : v.toPrecision(3);
+}
+
 function ok(r: ResultRow): boolean {
   return !r.error && Number.isFinite(r.medianMs);
 }
@@ -141,7 +146,8 @@ export function rooflineChart(ours: BenchReport, other?: BenchReport): string {
   const peak = ours.peakTflops ?? NaN;
   const ais = series.flatMap((s) => s.points.map((p) => p.x));
   const ys = series.flatMap((s) => s.points.map((p) => p.y)).concat(Number.isFinite(peak) ? [peak] : []);
-  const xDomain: [number, number] = [Math.min(...ais, 1), Math.max(...ais, 10)];
+  const knee = Number.isFinite(peak) && bw > 0 ? (peak * 1000) / bw : 10;
+  const xDomain: [number, number] = [Math.min(...ais, 1), Math.max(...ais, 10, knee * 3)];
   const yDomain: [number, number] = [Math.min(...ys.filter((y) => y > 0), (bw * xDomain[0]) / 1000), Math.max(...ys, 1e-6)];
   return logChart({
     title: 'roofline',
@@ -160,12 +166,12 @@ export function rooflineChart(ours: BenchReport, other?: BenchReport): string {
         const ya = (bw * xa) / 1000;
         const yb = (bw * xb) / 1000;
         parts.push(`<line x1="${sx(xa).toFixed(1)}" y1="${sy(Math.max(ya, d.y0)).toFixed(1)}" x2="${sx(xb).toFixed(1)}" y2="${sy(Math.min(yb, d.y1)).toFixed(1)}" class="roof"><title>copy bandwidth ${bw.toPrecision(4)} GB/s</title></line>`);
-        parts.push(`<text x="${(sx(xa) + 6).toFixed(1)}" y="${(sy(Math.max(ya, d.y0)) - 6).toFixed(1)}" class="rl">${esc(`${bw.toPrecision(3)} GB/s`)}</text>`);
+        parts.push(`<text x="${(sx(xa) + 6).toFixed(1)}" y="${(sy(Math.max(ya, d.y0)) - 6).toFixed(1)}" class="rl">${esc(`${nice(bw)} GB/s`)}</text>`);
       }
       if (Number.isFinite(peak) && peak > 0) {
         const knee = Number.isFinite(bw) && bw > 0 ? (peak * 1000) / bw : d.x0;
         parts.push(`<line x1="${sx(Math.max(knee, d.x0)).toFixed(1)}" y1="${sy(peak).toFixed(1)}" x2="${sx(d.x1).toFixed(1)}" y2="${sy(peak).toFixed(1)}" class="roof"><title>compute roof ${peak.toPrecision(4)} TFLOP/s</title></line>`);
-        parts.push(`<text x="${(sx(d.x1) - 4).toFixed(1)}" y="${(sy(peak) - 6).toFixed(1)}" text-anchor="end" class="rl">${esc(`${peak.toPrecision(3)} TFLOP/s`)}</text>`);
+        parts.push(`<text x="${(sx(d.x1) - 4).toFixed(1)}" y="${(sy(peak) - 6).toFixed(1)}" text-anchor="end" class="rl">${esc(`${nice(peak)} TFLOP/s`)}</text>`);
       }
       return parts.join('\n');
     },

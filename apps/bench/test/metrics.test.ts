@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { distinctExperts, expectedDistinctExperts, gbps, tflops, work } from '../src/metrics.js';
+import { findModel, scaled, MODELS, type ModelSpec } from '../src/models.js';
+
+const mixtral = findModel('mixtral-8x7b');
+
+describe('bytes and flops', () => {
+  it('expected distinct experts for uniform routing', () => {
+    expect(expectedDistinctExperts(8, 2, 1)).toBeCloseTo(2, 12);
+    // T=2: 8 * (1 - (6/8)^2) = 8 * 0.4375 = 3.5
+    expect(expectedDistinctExperts(8, 2, 2)).toBeCloseTo(3.5, 12);
+    expect(expectedDistinctExperts(128, 8, 4096)).toBeCloseTo(128, 6);
+  });
+  it('distinct experts counted from routing', () => {
+    expect(distinctExperts(new Uint32Array([0, 3, 3, 1, 0, 7]))).toBe(4);
+  });
+  it('Mixtral bf16 T=1, 2 experts hit (hand computed)', () => {
+    const H = 4096, I = 14336, E = 8, T = 1;
+    const w = work(mixtral, 'bf16', T, 2);
+    const expertBytes = 2 * 3 * H * I * 2; // two experts, 3 matrices H x I, 2 bytes
+    const routerBytes = E * H * 2;
+    expect(w.weightBytes).toBe(expertBytes + routerBytes);
+    expect(w.actBytes).toBe(2 * T * H * 4);
+    expect(w.bytes).toBe(expertBytes + routerBytes + 2 * H * 4);
+    // 2*T*k*(2I*H + H*I) + router 2*T*H*E
+    expect(w.flops).toBe(2 * 1 * 2 * (2 * I * H + H * I) + 2 * 1 * H * E);
+    expect(w.intensity).toBeCloseTo(w.flops / w.bytes, 12);
+  });
+  it('shared experts, fp8 block scales and biases', () => {
+    const m: ModelSpec = { ...findModel('tiny'), H: 256, I: 128, E: 4, k: 2, shared: 2, bias: true };
+    const w = work(m, 'fp8', 3, 4);
+    const scales = (Math.ceil(256 / 128) * Math.ceil(256 / 128) + Math.ceil(256 / 128) * Math.ceil(128 / 128)) * 4; // (2*2 + 2*1) * 4 = 24
+    expect(scales).toBe(24);
+    const perExpert = 3 * 256 * 128 + 24 + (2 * 128 + 256) * 4;
+    const shared = 2 * 3 * 256 * 128 + 2 * 24;
+    const router = 4 * 256 * 2 + 4 * 4;
+    expect(w.weightBytes).toBe(4 * perExpert + shared + router);
+    expect(w.flops).toBe(2 * 3 * 2 * 3 * 256 * 128 + 2 * 3 * 256 * 4 + 2 * 3 * 3 * 256 * 2 * 128);
+  });
+  it('rates', () => {
+    expect(gbps(2e9, 1)).toBe(2000);
+    expect(tflops(3e12, 1000)).toBe(3);
+  });
+  it('model table and scaled shapes', () => {
+    expect(MODELS.map((m) => [m.name, m.H, m.I, m.E, m.k, m.shared])).toEqual([
+      ['mixtral-8x7b', 4096, 14336, 8, 2, 0],
+      ['qwen3-30b-a3b', 2048, 768, 128, 8, 0],
+      ['gpt-oss-20b', 2880, 2880, 32, 4, 0],
+      ['deepseek-v2-lite', 2048, 1408, 64, 6, 2],
+      ['deepseek-v3', 7168, 2048, 256, 8, 1],
+    ]);
+    expect(findModel('deepseek-v3').dtypes).toEqual(['bf16', 'fp8']);
+    const q = scaled(findModel('qwen3-30b-a3b'), 4);
+    expect([q.name, q.H, q.I, q.E, q.k, q.router.numExperts]).toEqual(['qwen3-30b-a3b/s4', 512, 192, 32, 8, 32]);
+    const d = findModel('deepseek-v3/s64');
+    expect(d.E % (d.router.nGroup ?? 1)).toBe(0);
+    expect(d.E).toBeGreaterThanOrEqual(d.k);
+    expect(() => findModel('nope')).toThrow(/unknown model/);
+  });
+});

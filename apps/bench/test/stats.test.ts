@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { median, quantile, summarize } from '../src/stats.js';
+
+describe('stats', () => {
+  it('median of odd and even counts (hand computed)', () => {
+    expect(median([5, 1, 3])).toBe(3);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([7])).toBe(7);
+  });
+  it('quantiles interpolate linearly between order statistics', () => {
+    // sorted 10,20,30,40,50; p10 at position 0.4 -> 10 + 0.4*10 = 14; p90 at 3.6 -> 40 + 0.6*10 = 46
+    const xs = [50, 10, 40, 20, 30];
+    expect(quantile(xs, 0.1)).toBeCloseTo(14, 12);
+    expect(quantile(xs, 0.9)).toBeCloseTo(46, 12);
+    expect(quantile(xs, 0)).toBe(10);
+    expect(quantile(xs, 1)).toBe(50);
+    // 11 samples 0..10: p10 = 1 exactly
+    expect(quantile([...Array(11).keys()], 0.1)).toBe(1);
+  });
+  it('does not reorder its input', () => {
+    const xs = [3, 1, 2];
+    median(xs);
+    expect(xs).toEqual([3, 1, 2]);
+  });
+  it('summary', () => {
+    expect(summarize([2, 8, 4, 6])).toEqual({ median: 5, p10: 2.6, p90: 7.4, min: 2, max: 8, n: 4 });
+  });
+  it('rejects empty input and bad q', () => {
+    expect(() => median([])).toThrow(/no samples/);
+    expect(() => quantile([1], 1.5)).toThrow(/q must be/);
+  });
+});
