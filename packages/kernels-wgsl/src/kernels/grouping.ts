@@ -6,9 +6,9 @@
  * expert's range may vary run to run (allowed by the contract: results never
  * depend on it), and order/position are always inverse permutations.
  */
-import { DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
+import { DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
 import type { GpuContext } from '../runtime/context.js';
-import type { GpuTensor } from '../runtime/tensor.js';
+import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
 import { allocOutput, declareBindings, expect2d } from './op-util.js';
@@ -236,4 +236,24 @@ export function denseGroupingRef(T: number): GroupingRef {
   const id = new Uint32Array(T);
   for (let i = 0; i < T; i++) id[i] = i;
   return { T, k: 1, E: 1, counts: new Uint32Array([T]), offsets: new Uint32Array([0, T]), order: id, position: id.slice() };
+}
+
+/**
+ * Uploads a host grouping (e.g. from {@link groupRef}) as a GroupingGpu
+ * owned by the caller: lets tests and the CPU/GPU bridge feed a known
+ * grouping to the grouped GEMMs and combine.
+ *
+ * @example
+ * ```ts
+ * const g = uploadGrouping(ctx, groupRef(idx, T, k, E));
+ * g.destroy();
+ * ```
+ */
+export function uploadGrouping(ctx: GpuContext, g: GroupingRef): GroupingGpu {
+  const n = g.T * g.k;
+  if (g.counts.length !== g.E || g.offsets.length !== g.E + 1 || g.order.length !== n || g.position.length !== n) {
+    throw new ShapeError('uploadGrouping', `counts [${g.E}], offsets [${g.E + 1}], order and position [${n}]`, `[${g.counts.length}], [${g.offsets.length}], [${g.order.length}], [${g.position.length}]`);
+  }
+  const up = (a: Uint32Array, label: string) => GpuTensor.upload(ctx, new HostTensor('uint32', [a.length], a), label);
+  return makeGrouping(g.T, g.k, g.E, up(g.counts, 'group.counts'), up(g.offsets, 'group.offsets'), up(g.order, 'group.order'), up(g.position, 'group.position'));
 }

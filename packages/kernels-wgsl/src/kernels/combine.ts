@@ -1,0 +1,152 @@
+/**
+ * Combine: out[t,h] = sum over j = 0..k-1 (in that order, f32) of
+ * w[t,j] * y[position[t*k+j], h] (or the unweighted sum), then
+ * + shared[t,h] (times sigmoid(sharedGateLogit[t]) when given).
+ * One thread per output element: deterministic, no atomics.
+ */
+import { DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
+import type { GpuContext } from '../runtime/context.js';
+import type { GpuTensor } from '../runtime/tensor.js';
+import type { BufferPool } from '../runtime/pool.js';
+import { defineKernel, foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
+import { allocOutput, declareBindings, expect2d, type BindingDecl } from './op-util.js';
+import type { GroupingGpu, GroupingRef } from './moe-types.js';
+
+const WG = 256;
+
+/** Variant of the combine kernel. */
+export type CombineVariant = { weighted: boolean; shared: boolean; gate: boolean };
+
+/** The combine kernel. */
+export const combineKernel = defineKernel<CombineVariant>('combine', (v) => {
+  const b: BindingDecl[] = [
+    { name: 'Y', type: 'array<f32>', access: 'read' },
+    { name: 'POS', type: 'array<u32>', access: 'read' },
+  ];
+  if (v.weighted) b.push({ name: 'WT', type: 'array<f32>', access: 'read' });
+  if (v.shared) b.push({ name: 'SH', type: 'array<f32>', access: 'read' });
+  if (v.gate) b.push({ name: 'GL', type: 'array<f32>', access: 'read' });
+  b.push({ name: 'OUT', type: 'array<f32>', access: 'read_write' });
+  const term = v.weighted ? 'WT[p] * Y[POS[p] * u.H + h]' : 'Y[POS[p] * u.H + h]';
+  const shared = v.shared ? (v.gate ? `acc = acc + SH[i] * (1.0 / (1.0 + exp(-GL[t])));` : `acc = acc + SH[i];`) : '';
+  return /* wgsl */ `
+struct U { n: u32, H: u32, k: u32, }
+${declareBindings(b)}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${WG}u;
+  if (i >= u.n) { return; }
+  let t = i / u.H;
+  let h = i % u.H;
+  var acc = 0.0;
+  for (var j = 0u; j < u.k; j++) {
+    let p = t * u.k + j;
+    acc = acc + ${term};
+  }
+  ${shared}
+  OUT[i] = acc;
+}
+`;
+});
+
+/** Options of {@link combineGpu}. */
+export interface CombineOptions {
+  /** Shared-expert output, float32 [T,H], added to every token. */
+  shared?: GpuTensor;
+  /** Qwen2-MoE shared expert gate logit, float32 [T] (or [T,1]): adds sigmoid(l) * shared. Needs `shared`. */
+  sharedGateLogit?: GpuTensor;
+  /** Allocate the output from this pool. */
+  pool?: BufferPool;
+}
+
+/**
+ * Records the combine of the expert outputs `y` (float32 [T*k, H], grouped
+ * row order of `g`) into a new float32 [T,H] tensor owned by the caller.
+ * `weights` float32 [T,k], or null for the unweighted sum
+ * (applyRouterWeightFirst).
+ *
+ * @example
+ * ```ts
+ * const out = combineGpu(ctx, rec, y, g, routing.weights, { shared });
+ * ```
+ */
+export function combineGpu(ctx: GpuContext, rec: Recorder, y: GpuTensor, g: GroupingGpu, weights: GpuTensor | null, opts: CombineOptions = {}): GpuTensor {
+  const { T, k } = g;
+  if (y.dtype !== 'float32') throw new DTypeError('combineGpu y', 'float32', y.dtype);
+  const [rows, H] = expect2d('combineGpu y [T*k, H]', y.shape);
+  if (rows !== T * k) throw new ShapeError('combineGpu y [T*k, H]', [T * k, H], y.shape);
+  if (g.position.dtype !== 'uint32' || g.position.size !== T * k) throw new ShapeError('combineGpu g.position (uint32)', [T * k], g.position.shape);
+  if (weights) {
+    if (weights.dtype !== 'float32') throw new DTypeError('combineGpu weights', 'float32', weights.dtype);
+    const [wt, wk] = expect2d('combineGpu weights [T, k]', weights.shape);
+    if (wt !== T || wk !== k) throw new ShapeError('combineGpu weights [T, k]', [T, k], weights.shape);
+  }
+  const { shared, sharedGateLogit: gate } = opts;
+  if (shared) {
+    if (shared.dtype !== 'float32') throw new DTypeError('combineGpu shared', 'float32', shared.dtype);
+    const [st, sh] = expect2d('combineGpu shared [T, H]', shared.shape);
+    if (st !== T || sh !== H) throw new ShapeError('combineGpu shared [T, H]', [T, H], shared.shape);
+  }
+  if (gate) {
+    if (!shared) throw new ValueError('combineGpu sharedGateLogit', 'to come with `shared`', 'sharedGateLogit without shared');
+    if (gate.dtype !== 'float32') throw new DTypeError('combineGpu sharedGateLogit', 'float32', gate.dtype);
+    if (gate.size !== T || gate.shape.length > 2 || (gate.shape.length === 2 && gate.shape[1] !== 1)) throw new ShapeError('combineGpu sharedGateLogit', `[${T}] or [${T}, 1]`, gate.shape);
+  }
+  const out = allocOutput(ctx, opts.pool, 'float32', [T, H], 'combine.out');
+  const n = T * H;
+  if (n === 0) return out;
+  const buffers = [y.buffer, g.position.buffer];
+  if (weights) buffers.push(weights.buffer);
+  if (shared) buffers.push(shared.buffer);
+  if (gate) buffers.push(gate.buffer);
+  buffers.push(out.buffer);
+  try {
+    rec.dispatch({
+      kernel: combineKernel,
+      variant: { weighted: !!weights, shared: !!shared, gate: !!gate },
+      buffers,
+      uniforms: new Uniforms().u32(n, H, k).finish(),
+      workgroups: foldWorkgroups(ctx, Math.ceil(n / WG)),
+    });
+  } catch (e) {
+    out.destroy();
+    throw e;
+  }
+  return out;
+}
+
+/**
+ * The TypeScript reference of {@link combineGpu} (f32 sums in slot order).
+ *
+ * @example
+ * ```ts
+ * const out = combineRef(y, groupRef(idx, T, k, E), weights);
+ * ```
+ */
+export function combineRef(y: Float32Array, g: GroupingRef, weights: Float32Array | null, shared?: Float32Array, sharedGateLogit?: Float32Array): Float32Array {
+  const { T, k } = g;
+  const rows = T * k;
+  if (rows === 0) return new Float32Array(0);
+  const H = y.length / rows;
+  if (!Number.isInteger(H)) throw new ShapeError('combineRef y', `a multiple of T*k = ${rows} values`, `${y.length} values`);
+  if (g.position.length !== rows) throw new ShapeError('combineRef g.position', [rows], [g.position.length]);
+  if (weights && weights.length !== rows) throw new ShapeError('combineRef weights', [T, k], [weights.length]);
+  if (shared && shared.length !== T * H) throw new ShapeError('combineRef shared', [T, H], [shared.length]);
+  if (sharedGateLogit && !shared) throw new ValueError('combineRef sharedGateLogit', 'to come with `shared`', 'sharedGateLogit without shared');
+  if (sharedGateLogit && sharedGateLogit.length !== T) throw new ShapeError('combineRef sharedGateLogit', [T], [sharedGateLogit.length]);
+  const out = new Float32Array(T * H);
+  for (let t = 0; t < T; t++) {
+    const gate = sharedGateLogit ? Math.fround(1 / (1 + Math.exp(-sharedGateLogit[t]))) : 1;
+    for (let h = 0; h < H; h++) {
+      let acc = 0;
+      for (let j = 0; j < k; j++) {
+        const p = t * k + j;
+        const v = y[g.position[p] * H + h];
+        acc = Math.fround(acc + (weights ? Math.fround(weights[p] * v) : v));
+      }
+      if (shared) acc = Math.fround(acc + Math.fround(shared[t * H + h] * gate));
+      out[t * H + h] = acc;
+    }
+  }
+  return out;
+}
