@@ -6,8 +6,10 @@
 // With CI=true a missing WebGPU adapter fails the test; otherwise the GPU
 // test is skipped with a visible reason and the CPU path is still checked.
 //
-// Environment: CHROMIUM (default /usr/bin/chromium), WEBMOE_BROWSER_CASES
-// (comma list of fixture names, default mixtral,gpt_oss,deepseek_v3),
+// Environment: CHROMIUM (default /usr/bin/chromium), WEBMOE_CHROMIUM_EXTRA_FLAGS
+// (appended; e.g. --disable-webgpu to check the no-adapter path), WEBMOE_BROWSER_CASES
+// (comma list of fixture names, name@bfloat16 for bf16 weights; default: the
+// seven float32 architectures and mixtral@bfloat16),
 // WEBMOE_FIXTURES (default <repo>/../shared/fixtures).
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -26,8 +28,13 @@ const configFile = join(appDir, 'web', 'vite.config.ts');
 const shot = join(appDir, 'test-results', 'browser.png');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const CI = process.env.CI === 'true';
-const CASES = (process.env.WEBMOE_BROWSER_CASES ?? 'mixtral,gpt_oss,deepseek_v3').split(',').map((s) => s.trim()).filter(Boolean);
-const FLAGS = ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'];
+/** Fixture runs: 'name' (weights as stored, float32 golden) or 'name@bfloat16' (bf16 weights vs output_bf16). */
+const DEFAULT_CASES = 'mixtral,gpt_oss,deepseek_v3,qwen2_moe,qwen3_moe,olmoe,llama4_text,mixtral@bfloat16';
+const CASES = (process.env.WEBMOE_BROWSER_CASES ?? DEFAULT_CASES).split(',').map((s) => s.trim()).filter(Boolean);
+const FLAGS = [
+  ...['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'],
+  ...(process.env.WEBMOE_CHROMIUM_EXTRA_FLAGS ?? '').split(/\s+/).filter(Boolean),
+];
 
 async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -41,10 +48,11 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** f32_rel_tol of a fixture, read here from golden.json (not from the page). */
-function tolOf(name: string): number {
-  const j = JSON.parse(readFileSync(join(fixturesDir(), 'hf-moe', name, 'golden.json'), 'utf8')) as { f32_rel_tol: number };
-  return j.f32_rel_tol;
+/** The tolerance of a run, read here from golden.json (not from the page): f32_rel_tol, or bf16_rel_tol for bf16/f16 weights. */
+function tolOf(spec: string): number {
+  const [name, dtype] = spec.split('@');
+  const j = JSON.parse(readFileSync(join(fixturesDir(), 'hf-moe', name, 'golden.json'), 'utf8')) as { f32_rel_tol: number; bf16_rel_tol: number };
+  return dtype === 'bfloat16' || dtype === 'float16' ? j.bf16_rel_tol : j.f32_rel_tol;
 }
 
 let server: PreviewServer | undefined;
@@ -56,7 +64,7 @@ const pageErrors: string[] = [];
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (scripts/setup-machine.sh installs Debian's chromium; or set CHROMIUM)`);
-  for (const c of CASES) if (!existsSync(join(fixturesDir(), 'hf-moe', c, 'golden.json'))) throw new Error(`fixture ${c} not found under ${fixturesDir()}/hf-moe`);
+  for (const c of CASES) if (!existsSync(join(fixturesDir(), 'hf-moe', c.split('@')[0], 'golden.json'))) throw new Error(`fixture ${c} not found under ${fixturesDir()}/hf-moe`);
   await build({ configFile, logLevel: 'warn' });
   const port = await freePort();
   server = await preview({ configFile, logLevel: 'warn', preview: { host: '127.0.0.1', port, strictPort: true, open: false } });
@@ -76,7 +84,7 @@ beforeAll(async () => {
   await page.screenshot({ path: shot, fullPage: true });
   const e = results.env;
   console.log(`[browser] adapter: ${e?.adapter ?? `none (${e?.reason})`}; shader-f16: ${e?.shaderF16}; timestamp-query: ${e?.timestampQuery}; MoE layer: ${results.moeAvailable}`);
-  for (const c of results.cases) console.log(`[browser] ${c.name}: ${c.status} path=${c.path} relErr=${c.relErr} tol=${c.tol} forward=${c.forwardMs.toFixed(2)}ms${c.message ? ` (${c.message})` : ''}`);
+  for (const c of results.cases) console.log(`[browser] ${c.name} (${c.dtype}): ${c.status} path=${c.path} relErr=${c.relErr} tol=${c.tol} forward=${c.forwardMs.toFixed(2)}ms${c.message ? ` (${c.message})` : ''}`);
   console.log(`[browser] screenshot: ${shot}`);
 }, 600_000);
 
@@ -114,12 +122,12 @@ describe('demo page in headless Chromium', () => {
     expect(results.moeAvailable).toBe(true);
   });
 
-  it.each(CASES)('%s: relative error below golden.json f32_rel_tol', (name) => {
-    const c = results.cases.find((x) => x.name === name);
+  it.each(CASES)('%s: relative error below the golden.json tolerance', (spec) => {
+    const [name, dtype = 'checkpoint'] = spec.split('@');
+    const c = results.cases.find((x) => x.name === name && x.dtype === dtype);
     expect(c, `no result for ${name}`).toBeDefined();
-    expect(c!.message ?? '', `${name} status ${c!.status}`).not.toMatch(/./s);
-    expect(c!.status).toBe('pass');
-    const tol = tolOf(name);
+    expect(c!.status, `${spec}: ${c!.status}${c!.message ? ` (${c!.message})` : ''}, rel error ${c!.relErr}`).toBe('pass');
+    const tol = tolOf(spec);
     expect(c!.tol).toBe(tol);
     expect(c!.relErr).not.toBeNull();
     expect(Number.isFinite(c!.relErr)).toBe(true);

@@ -2,12 +2,13 @@
 // reference), show the error against the golden output, the kernel times
 // and a chart. Results go to window.__results for the browser test.
 //
-// URL parameters: ?run=mixtral,gpt_oss (fixture names or paths) or ?run=all
-// runs on load; ?url=<folder URL> runs that folder.
+// URL parameters: ?run=mixtral,gpt_oss (fixture names or paths; name@bfloat16
+// picks a weight dtype) or ?run=all runs on load; ?url=<folder URL> runs that
+// folder; ?layer=N, ?dtype=bfloat16|float16|float32 set the inputs.
 import type { GpuContext } from '@webmoe/kernels-wgsl';
 import { stackedBars, type BarRow } from './chart.js';
 import { moeAvailable } from './moe-runner.js';
-import { detectEnv, errText, runCase, smokeCheck } from './run.js';
+import { detectEnv, errText, runCase, smokeCheck, type WeightDType } from './run.js';
 import { fileSources, filesFromDrop, urlSource, type PageSource } from './sources.js';
 import type { CaseResult, PageResults } from './types.js';
 
@@ -49,12 +50,12 @@ function fmt(x: number | null, digits = 3): string {
 function renderResults(): void {
   const cs = results.cases;
   if (!cs.length) return;
-  const head = '<tr><th>checkpoint</th><th>arch</th><th>path</th><th>T×H</th><th>rel error</th><th>tolerance</th><th>result</th><th>forward ms</th><th>load ms</th><th>timing</th></tr>';
+  const head = '<tr><th>checkpoint</th><th>arch</th><th>weights</th><th>path</th><th>T×H</th><th>rel error</th><th>tolerance</th><th>result</th><th>forward ms</th><th>1st forward ms</th><th>load ms</th><th>timing</th></tr>';
   const body = cs
     .map((c) => {
       const cls = c.status === 'pass' ? 'ok' : c.status === 'unchecked' ? 'warn' : 'bad';
-      const row = `<tr data-case="${esc(c.name)}"><td>${esc(c.name)}</td><td>${esc(c.arch ?? '—')}</td><td>${c.path === 'gpu' ? 'GPU' : c.path === 'cpu' ? 'CPU reference' : '—'}</td><td>${c.tokens ?? '—'}×${c.hidden ?? '—'}</td><td class="num">${fmt(c.relErr)}</td><td class="num">${fmt(c.tol)}</td><td class="${cls}"><b>${c.status.toUpperCase()}</b></td><td class="num">${fmt(c.forwardMs, 2)}</td><td class="num">${fmt(c.loadMs, 1)}</td><td>${c.timing === 'gpu-timestamps' ? 'GPU timestamps' : 'wall'}</td></tr>`;
-      const msg = c.message ? `<tr><td></td><td colspan="9" class="small ${cls}">${esc(c.message)}</td></tr>` : '';
+      const row = `<tr data-case="${esc(c.name)}"><td>${esc(c.name)}</td><td>${esc(c.arch ?? '—')}</td><td>${esc(c.dtype)}</td><td>${c.path === 'gpu' ? 'GPU' : c.path === 'cpu' ? 'CPU reference' : '—'}</td><td>${c.tokens ?? '—'}×${c.hidden ?? '—'}</td><td class="num">${fmt(c.relErr)}</td><td class="num">${fmt(c.tol)}</td><td class="${cls}"><b>${c.status.toUpperCase()}</b></td><td class="num">${fmt(c.forwardMs, 2)}</td><td class="num">${fmt(c.firstForwardMs, 1)}</td><td class="num">${fmt(c.loadMs, 1)}</td><td>${c.timing === 'gpu-timestamps' ? 'GPU timestamps' : 'wall'}</td></tr>`;
+      const msg = c.message ? `<tr><td></td><td colspan="11" class="small ${cls}">${esc(c.message)}</td></tr>` : '';
       return row + msg;
     })
     .join('');
@@ -63,12 +64,16 @@ function renderResults(): void {
   const rows: BarRow[] = cs
     .filter((c) => c.status !== 'error')
     .map((c) => ({
-      label: c.name,
+      label: c.dtype === 'checkpoint' ? c.name : `${c.name} (${c.dtype})`,
       segments: c.timing === 'gpu-timestamps' && c.kernels.length ? c.kernels : [{ name: 'forward (wall)', ms: c.forwardMs, count: 1 }],
       note: c.timing === 'wall' ? '(wall)' : '',
     }));
+  const detail = cs
+    .filter((c) => c.kernels.length)
+    .map((c) => `<div class="small"><b>${esc(c.name)}${c.dtype === 'checkpoint' ? '' : ` (${esc(c.dtype)})`}</b>: ${c.kernels.map((k) => `${esc(k.name)} ${k.ms.toFixed(3)} ms${k.count > 1 ? ` ×${k.count}` : ''}`).join(' · ')}</div>`)
+    .join('');
   $('chart').innerHTML = rows.length
-    ? stackedBars(rows, { title: results.env?.timestampQuery ? 'GPU time per kernel (timestamp queries)' : 'Forward wall time (no timestamp-query)' })
+    ? stackedBars(rows, { title: results.env?.timestampQuery ? 'GPU time per kernel (timestamp queries, second forward)' : 'Forward wall time (no timestamp-query)' }) + detail
     : '<span class="small">No successful run to chart.</span>';
 }
 
@@ -82,15 +87,33 @@ function renderSmoke(): void {
   $('smoke').innerHTML = `<span class="${s.ok ? 'ok' : 'bad'}"><b>${s.ok ? 'OK' : 'FAILED'}</b></span> ${esc(s.detail)}${t ? ` · GPU time: ${esc(t)}` : ''}`;
 }
 
-async function runSources(sources: PageSource[]): Promise<void> {
+/** One run: a checkpoint and the weight dtype to build it in (undefined: as stored). */
+interface Job {
+  src: PageSource;
+  dtype?: WeightDType;
+}
+
+const DTYPE_NAMES: readonly string[] = ['float32', 'bfloat16', 'float16'];
+
+function selectedDType(): WeightDType | undefined {
+  const v = $<HTMLSelectElement>('dtype').value;
+  return DTYPE_NAMES.includes(v) ? (v as WeightDType) : undefined;
+}
+
+function jobs(srcs: PageSource[], dtype = selectedDType()): Job[] {
+  return srcs.map((src) => ({ src, dtype }));
+}
+
+async function runSources(list: Job[]): Promise<void> {
   if (results.running) return;
   results.running = true;
   results.done = false;
   try {
-    for (const [i, s] of sources.entries()) {
-      $('status').textContent = `Running ${s.label} (${i + 1}/${sources.length}) on ${ctx ? 'the GPU' : 'the CPU reference'}…`;
-      const r: CaseResult = await runCase(s, ctx);
-      results.cases = results.cases.filter((c) => !(c.name === r.name && c.origin === r.origin)).concat(r);
+    for (const [i, { src: s, dtype }] of list.entries()) {
+      $('status').textContent = `Running ${s.label}${dtype ? ` (${dtype})` : ''} (${i + 1}/${list.length}) on ${ctx ? 'the GPU' : 'the CPU reference'}…`;
+      const layer = Number($<HTMLInputElement>('layer').value || '0');
+      const r: CaseResult = await runCase(s, ctx, { layer: Number.isInteger(layer) && layer >= 0 ? layer : 0, dtype });
+      results.cases = results.cases.filter((c) => !(c.name === r.name && c.origin === r.origin && c.dtype === r.dtype)).concat(r);
       renderResults();
       const errs = ctx?.takeUncapturedErrors() ?? [];
       if (errs.length) {
@@ -99,7 +122,7 @@ async function runSources(sources: PageSource[]): Promise<void> {
         renderResults();
       }
     }
-    $('status').textContent = `Done: ${sources.length} checkpoint(s).`;
+    $('status').textContent = `Done: ${list.length} run(s).`;
   } catch (e) {
     results.error = errText(e);
     $('status').textContent = `Error: ${results.error}`;
@@ -109,9 +132,15 @@ async function runSources(sources: PageSource[]): Promise<void> {
   }
 }
 
-function fixtureSources(names: string[] | 'all'): PageSource[] {
-  const pick = names === 'all' ? fixtureList : names.map((n) => fixtureList.find((f) => f.name === n || f.path === n) ?? { path: n, name: n });
-  return pick.map((f) => urlSource(`./fixtures/${f.path}/`, f.name));
+/** Fixture runs by name or path; 'name@bfloat16' picks the weight dtype of one run. */
+function fixtureJobs(names: string[] | 'all'): Job[] {
+  const specs = names === 'all' ? fixtureList.map((f) => f.path) : names;
+  return specs.map((spec) => {
+    const [n, dt] = spec.split('@');
+    const f = fixtureList.find((x) => x.name === n || x.path === n) ?? { path: n, name: n };
+    const dtype = dt && DTYPE_NAMES.includes(dt) ? (dt as WeightDType) : selectedDType();
+    return { src: urlSource(`./fixtures/${f.path}/`, f.name), dtype };
+  });
 }
 
 async function loadFixtures(): Promise<void> {
@@ -133,19 +162,19 @@ async function loadFixtures(): Promise<void> {
 function wireInputs(): void {
   $('run-selected').onclick = () => {
     const sel = [...document.querySelectorAll<HTMLInputElement>('#fixtures input:checked')].map((i) => i.value);
-    void runSources(fixtureSources(sel));
+    void runSources(fixtureJobs(sel));
   };
-  $('run-all').onclick = () => void runSources(fixtureSources('all'));
+  $('run-all').onclick = () => void runSources(fixtureJobs('all'));
   $('run-url').onclick = () => {
     const u = $<HTMLInputElement>('url').value.trim();
-    if (u) void runSources([urlSource(u)]);
+    if (u) void runSources(jobs([urlSource(u)]));
   };
   const pick = $<HTMLInputElement>('pick');
   pick.onchange = () => {
     const files = [...(pick.files ?? [])].map((f) => ({ path: f.webkitRelativePath || f.name, file: f }));
     const srcs = fileSources(files);
     if (!srcs.length) $('status').textContent = 'No folder with a config.json or model.safetensors among the picked files.';
-    else void runSources(srcs);
+    else void runSources(jobs(srcs));
   };
   const drop = $('drop');
   drop.ondragover = (ev) => {
@@ -159,7 +188,7 @@ function wireInputs(): void {
     if (!ev.dataTransfer) return;
     const srcs = fileSources(await filesFromDrop(ev.dataTransfer));
     if (!srcs.length) $('status').textContent = 'No folder with a config.json or model.safetensors in the drop.';
-    else void runSources(srcs);
+    else void runSources(jobs(srcs));
   };
 }
 
@@ -182,8 +211,10 @@ async function main(): Promise<void> {
   const q = new URLSearchParams(location.search);
   const run = q.get('run');
   const url = q.get('url');
-  if (run) await runSources(fixtureSources(run === 'all' ? 'all' : run.split(',').map((s) => s.trim()).filter(Boolean)));
-  else if (url) await runSources([urlSource(url)]);
+  if (q.get('layer')) $<HTMLInputElement>('layer').value = q.get('layer')!;
+  if (q.get('dtype')) $<HTMLSelectElement>('dtype').value = q.get('dtype')!;
+  if (run) await runSources(fixtureJobs(run === 'all' ? 'all' : run.split(',').map((s) => s.trim()).filter(Boolean)));
+  else if (url) await runSources(jobs([urlSource(url)]));
 }
 
 main().catch((e) => {

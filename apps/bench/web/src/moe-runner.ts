@@ -1,27 +1,80 @@
-// Runs the MoE layer of @webmoe/moe on one checkpoint. Until the layer
-// exists this reports that it is missing (the page then only runs the GPU
-// runtime's smoke check).
-import * as moe from '@webmoe/moe';
-import type { GpuContext } from '@webmoe/kernels-wgsl';
-import type { HostTensor } from '@webmoe/tensor';
+// Runs the MoE layer of @webmoe/moe (MoE.fromHuggingFace + forward) on one
+// checkpoint, on the GPU or with the CPU reference path.
+import { MoE, type CheckpointFiles } from '@webmoe/moe';
+import { BufferPool, GpuTensor, Recorder, type GpuContext } from '@webmoe/kernels-wgsl';
+import { DeviceRef, HostTensor } from '@webmoe/tensor';
 import type { PageSource } from './sources.js';
+import { sumTimings } from './timing.js';
 import type { KernelTime } from './types.js';
 
-/** True when @webmoe/moe exports the MoE layer. */
-export const moeAvailable = typeof (moe as Record<string, unknown>).MoE === 'function';
+/** True when @webmoe/moe exports the MoE layer with its HuggingFace loader. */
+export const moeAvailable = typeof MoE === 'function' && typeof MoE.fromHuggingFace === 'function';
 
 export interface MoeRun {
+  /** Output of the first forward (through MoE.forward), f32 [T*H]. */
   output: Float32Array;
   kernels: KernelTime[];
   timing: 'gpu-timestamps' | 'wall';
+  /** Wall time of a second forward (upload of x to read-back of y), ms. */
   forwardMs: number;
+  /** Time to build the layer (read tensors, upload weights), ms. */
   loadMs: number;
+  /** Time of the first forward (pipeline compilation included), ms. */
+  firstForwardMs: number;
+}
+
+/** The page's source as the loader's CheckpointFiles. */
+export function checkpointFiles(src: PageSource): CheckpointFiles {
+  return { where: src.origin, readFile: (p) => src.get(p) };
 }
 
 /**
- * Loads the MoE block of `src` and runs it on `input` [T, H]: on the GPU
- * when `ctx` is given, else with the CPU reference path.
+ * Loads layer `layer`'s MoE block of `src` and runs it on `input` [T, H] f32:
+ * on the GPU when `ctx` is given, else on the CPU reference path. The output
+ * comes from the first `forward`; a second run is timed (per kernel with
+ * timestamp queries when the device has them, else wall time).
  */
-export async function runMoe(_src: PageSource, _input: HostTensor, _ctx: GpuContext | null): Promise<MoeRun> {
-  throw new Error('@webmoe/moe does not export the MoE layer yet (nothing to run)');
+export async function runMoe(src: PageSource, input: HostTensor, ctx: GpuContext | null, opts: { layer?: number; dtype?: 'float32' | 'bfloat16' | 'float16' } = {}): Promise<MoeRun> {
+  const layer = opts.layer ?? 0;
+  const t0 = performance.now();
+  const moe = await MoE.fromHuggingFace({ source: checkpointFiles(src), layer, dtype: opts.dtype, device: ctx ? DeviceRef.GPU() : DeviceRef.CPU(), ctx: ctx ?? undefined });
+  try {
+    if (ctx) await ctx.sync();
+    const loadMs = performance.now() - t0;
+    const t1 = performance.now();
+    const first = (await moe.forward(input)) as HostTensor;
+    const firstForwardMs = performance.now() - t1;
+    const output = first.toFloat32();
+    if (!ctx) {
+      const t2 = performance.now();
+      await moe.forward(input);
+      return { output, kernels: [], timing: 'wall', forwardMs: performance.now() - t2, loadMs, firstForwardMs };
+    }
+    if (!ctx.features.timestampQuery) {
+      const t2 = performance.now();
+      await moe.forward(input);
+      return { output, kernels: [], timing: 'wall', forwardMs: performance.now() - t2, loadMs, firstForwardMs };
+    }
+    // One recorder with a timestamp pair per dispatch: the per-kernel breakdown.
+    const pool = new BufferPool(ctx);
+    const scratch: { destroy(): void }[] = [];
+    try {
+      const t2 = performance.now();
+      const x = GpuTensor.upload(ctx, input, 'web.x');
+      scratch.push(x);
+      const rec = new Recorder(ctx, { timestamps: true, label: 'web.moe' });
+      const y = moe.record(rec, x, pool, scratch);
+      scratch.push(y);
+      rec.submit();
+      await y.download();
+      const forwardMs = performance.now() - t2;
+      const kernels = sumTimings(await rec.timings());
+      return { output, kernels, timing: kernels.length ? 'gpu-timestamps' : 'wall', forwardMs, loadMs, firstForwardMs };
+    } finally {
+      for (const s of scratch) s.destroy();
+      pool.destroy();
+    }
+  } finally {
+    moe.destroy();
+  }
 }

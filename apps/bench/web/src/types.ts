@@ -31,6 +31,8 @@ export interface CaseResult {
   origin: string;
   /** HF model_type from config.json. */
   arch: string | null;
+  /** Weight dtype the layer was built in ('checkpoint': as stored). */
+  dtype: 'checkpoint' | 'float32' | 'bfloat16' | 'float16';
   /** Which path computed it: the WebGPU kernels, or the CPU reference. */
   path: 'gpu' | 'cpu' | 'none';
   /** pass: rel error below tol; fail: above; error: it threw; unchecked: no golden output to compare with. */
@@ -44,6 +46,8 @@ export interface CaseResult {
   kernels: KernelTime[];
   /** Wall time of the forward (upload of the input to read-back of the output), ms. */
   forwardMs: number;
+  /** Wall time of the first forward (pipeline compilation included), ms. */
+  firstForwardMs: number;
   /** Time to fetch/read and load the checkpoint, ms. */
   loadMs: number;
   message?: string;
