@@ -2,8 +2,10 @@
  * Shapes and validation of expert weight containers (`ExpertWeightsGpu` /
  * `ExpertWeightsHost`), shared by the grouped GEMMs and their references.
  */
-import type { DType } from '@webmoe/tensor';
+import type { DType, HostTensor } from '@webmoe/tensor';
 import { DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
+import type { GpuContext } from '../runtime/context.js';
+import { GpuTensor } from '../runtime/tensor.js';
 import type { ExpertWeightsGpu, ExpertWeightsHost } from './moe-types.js';
 
 /** What the checks need of a tensor (GpuTensor and HostTensor both have it). */
@@ -105,5 +107,55 @@ export function expertWeightBytes(w: ExpertWeightsGpu): { weights: number; scale
       return { weights: w.q.byteLength, scales: w.scales.byteLength };
     default:
       throw new ValueError('expertWeightBytes kind', "'dense' | 'fp8_block' | 'mxfp4' | 'int_block'", (w as { kind: unknown }).kind);
+  }
+}
+
+/**
+ * Uploads host expert weights to the GPU in their storage type (codes and
+ * scales as they are; nothing is dequantised). The caller owns the result:
+ * free it with {@link destroyExpertWeights}.
+ *
+ * @example
+ * ```ts
+ * const wg = uploadExpertWeights(ctx, quantizeExperts(f32, E, 2 * I, H, { kind: 'mxfp4' }));
+ * destroyExpertWeights(wg);
+ * ```
+ */
+export function uploadExpertWeights(ctx: GpuContext, w: ExpertWeightsHost, label = 'experts'): ExpertWeightsGpu {
+  expertDims(w);
+  const up = (t: HostTensor, s: string) => GpuTensor.upload(ctx, t, `${label}.${s}`);
+  switch (w.kind) {
+    case 'dense':
+      return { kind: 'dense', w: up(w.w, 'w') };
+    case 'fp8_block':
+      return { kind: 'fp8_block', q: up(w.q, 'q'), scaleInv: up(w.scaleInv, 'scaleInv'), block: [w.block[0], w.block[1]] };
+    case 'mxfp4':
+      return { kind: 'mxfp4', blocks: up(w.blocks, 'blocks'), scales: up(w.scales, 'scales') };
+    case 'int_block':
+      return { kind: 'int_block', bits: w.bits, blockSize: w.blockSize, q: up(w.q, 'q'), scales: up(w.scales, 'scales') };
+  }
+}
+
+/**
+ * Frees the GPU tensors of an expert weight container.
+ * @example `destroyExpertWeights(wg)`
+ */
+export function destroyExpertWeights(w: ExpertWeightsGpu): void {
+  switch (w.kind) {
+    case 'dense':
+      w.w.destroy();
+      return;
+    case 'fp8_block':
+      w.q.destroy();
+      w.scaleInv.destroy();
+      return;
+    case 'mxfp4':
+      w.blocks.destroy();
+      w.scales.destroy();
+      return;
+    case 'int_block':
+      w.q.destroy();
+      w.scales.destroy();
+      return;
   }
 }
