@@ -2,6 +2,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
 import { GpuTensor, Recorder, BufferPool, combineGpu, combineRef, groupRef, uploadGrouping, type GpuContext, type GroupingRef } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
+import { withSmallGrid } from './small-grid.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -134,5 +135,27 @@ describe('combineGpu vs combineRef', () => {
     rec.submit();
     for (const t of [y, y5, yb, w, w3, sh, sh4, gl, gl3]) t.destroy();
     g.destroy();
+  });
+
+  it('folds the grid past maxComputeWorkgroupsPerDimension', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const small = withSmallGrid(ctx, 5);
+    const r = rng(80);
+    const T = 100, k = 2, E = 8, H = 41;
+    const g = randomGrouping(r, T, k, E);
+    const y = randomArray(r, T * k * H), w = randomArray(r, T * k);
+    const got = await gpuChecked(ctx, async () => {
+      const gg = uploadGrouping(small, g);
+      const gy = GpuTensor.upload(small, HostTensor.fromFloat32([T * k, H], y));
+      const gw = GpuTensor.upload(small, HostTensor.fromFloat32([T, k], w));
+      const rec = new Recorder(small);
+      const out = combineGpu(small, rec, gy, gg, gw);
+      rec.submit();
+      const h = (await out.download()).data as Float32Array;
+      for (const t of [gy, gw, out]) t.destroy();
+      gg.destroy();
+      return h;
+    });
+    expect(relErr(got, combineRef(y, g, w))).toBeLessThan(1e-6);
   });
 });

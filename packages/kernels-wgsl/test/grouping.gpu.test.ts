@@ -2,6 +2,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
 import { GpuTensor, Recorder, BufferPool, groupGpu, groupRef, denseGroupingGpu, denseGroupingRef, type GpuContext, type GroupingGpu } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng } from '@webmoe/kernels-wgsl/testing';
+import { withSmallGrid } from './small-grid.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -154,5 +155,29 @@ describe('groupGpu vs groupRef', () => {
     expect(() => denseGroupingGpu(ctx!, rec, -1)).toThrow(ValueError);
     rec.submit();
     for (const t of [f, u1, u2]) t.destroy();
+  });
+
+  it('folds the grids past maxComputeWorkgroupsPerDimension', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const small = withSmallGrid(ctx, 5);
+    const r = rng(79);
+    const T = 300, k = 8, E = 2049;
+    const idx = randomIdx(r, T, k, E, false);
+    const got = await gpuChecked(ctx, async () => {
+      const gi = GpuTensor.upload(small, new HostTensor('uint32', [T, k], idx));
+      const rec = new Recorder(small);
+      const g = groupGpu(small, rec, gi, E);
+      const d0 = denseGroupingGpu(small, rec, 1000);
+      rec.submit();
+      const d = await download(g);
+      const dd = await download(d0);
+      g.destroy();
+      d0.destroy();
+      gi.destroy();
+      return { d, dd };
+    });
+    checkGrouping(got.d, idx, T, k, E, 'folded');
+    expect(Array.from(got.dd.order)).toEqual(Array.from(denseGroupingRef(1000).order));
+    expect(Array.from(got.dd.offsets)).toEqual([0, 1000]);
   });
 });

@@ -2,6 +2,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, type DType } from '@webmoe/tensor';
 import { GpuTensor, Recorder, BufferPool, linearGpu, linearRef, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr, maxAbsDiff } from '@webmoe/kernels-wgsl/testing';
+import { withSmallGrid } from './small-grid.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -114,5 +115,17 @@ describe('linearGpu vs linearRef', () => {
     expect(() => linearGpu(ctx!, rec, x, w, { bias: bi })).toThrow(DTypeError);
     rec.submit();
     for (const t of [x, xb, w, w8, wk, b5, bi]) t.destroy();
+  });
+
+  it('folds the grid past maxComputeWorkgroupsPerDimension (both paths)', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const small = withSmallGrid(ctx, 5);
+    const r = rng(77);
+    for (const { T, K, N } of [{ T: 2, K: 19, N: 101 }, { T: 200, K: 21, N: 130 }]) {
+      const x = randomArray(r, T * K);
+      const w = HostTensor.fromFloat32([N, K], randomArray(r, N * K), 'bfloat16');
+      const got = await runLinear(small, x, T, w);
+      expect(relErr(got, linearRef(x, T, w)), `T=${T} N=${N}`).toBeLessThan(1e-5);
+    }
   });
 });

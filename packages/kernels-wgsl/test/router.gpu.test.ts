@@ -2,6 +2,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
 import { GpuTensor, Recorder, BufferPool, routerGpu, routerRef, type GpuContext, type RouterParams, type RouterKind } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
+import { withSmallGrid } from './small-grid.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -190,5 +191,23 @@ describe('routerGpu vs routerRef', () => {
     expect(() => routerGpu(ctx!, rec, big, { kind: 'raw_topk', numExperts: 4096, topK: 2, normTopkProb: false })).toThrow(ValueError);
     rec.submit();
     for (const t of [g, gb, big, cb7]) t.destroy();
+  });
+
+  it('folds the grid past maxComputeWorkgroupsPerDimension', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const small = withSmallGrid(ctx, 6);
+    const r = rng(78);
+    const T = 23;
+    for (const p of [
+      { kind: 'softmax_topk', numExperts: 60, topK: 8, normTopkProb: true },
+      { kind: 'sigmoid_grouped', numExperts: 64, topK: 6, normTopkProb: true, nGroup: 8, topkGroup: 3, routedScalingFactor: 2.5 },
+    ] as RouterParams[]) {
+      const cb = p.kind === 'sigmoid_grouped' ? randomArray(r, p.numExperts, -0.5, 0.5) : undefined;
+      const logits = makeLogits(r, T, p, cb);
+      const got = await runRouter(small, logits, T, p, cb);
+      const want = routerRef(logits, T, p, cb);
+      expect(Array.from(got.idx)).toEqual(Array.from(want.idx));
+      expectClose(got.weights, want.weights, 2e-6, p.kind);
+    }
   });
 });
