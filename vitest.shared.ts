@@ -11,6 +11,7 @@ export function config(extra: { testTimeout?: number } = {}) {
     resolve: {
       alias: [
         { find: /^@webmoe\/kernels-wgsl\/testing$/, replacement: `${root}packages/kernels-wgsl/src/testing.ts` },
+        { find: /^@webmoe\/tensor\/node$/, replacement: `${root}packages/tensor/src/node.ts` },
         ...pkgs.map((p) => ({ find: new RegExp(`^@webmoe/${p}$`), replacement: `${root}packages/${p}/src/index.ts` })),
       ],
     },

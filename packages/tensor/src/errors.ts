@@ -38,3 +38,62 @@ export class ValueError extends WebMoEError {
     super('BAD_VALUE', `${what}: expected ${expected}, got ${typeof got === 'string' ? got : JSON.stringify(got)}`);
   }
 }
+
+/** The codes a {@link SafetensorsError} carries. */
+export type SafetensorsErrorCode =
+  | 'TRUNCATED'
+  | 'HEADER_TOO_LARGE'
+  | 'BAD_HEADER'
+  | 'UNKNOWN_DTYPE'
+  | 'BAD_SHAPE'
+  | 'BAD_OFFSETS'
+  | 'OFFSET_OUT_OF_RANGE'
+  | 'OVERLAP'
+  | 'BYTE_LENGTH_MISMATCH'
+  | 'MISSING_TENSOR'
+  | 'MISSING_FILE'
+  | 'BAD_INDEX'
+  | 'BAD_JSON'
+  | 'UNSUPPORTED_DTYPE'
+  | 'DUPLICATE_TENSOR';
+
+/**
+ * A safetensors file, shard index or checkpoint directory that is malformed
+ * or lacks what was asked for. `code` says which rule broke; the message names
+ * the file, the tensor and what was expected versus what came.
+ *
+ * @example
+ * ```ts
+ * try { await SafetensorsFile.open(src); } catch (e) {
+ *   if (e instanceof SafetensorsError && e.code === 'TRUNCATED') console.log(e.message);
+ * }
+ * ```
+ */
+export class SafetensorsError extends WebMoEError {
+  declare readonly code: SafetensorsErrorCode;
+  /** The file (source name) the problem is in. */
+  readonly file: string;
+  constructor(code: SafetensorsErrorCode, file: string, message: string) {
+    super(code, `${file}: ${message}`);
+    this.file = file;
+  }
+}
+
+/** The codes a {@link ByteSourceError} carries. */
+export type ByteSourceErrorCode = 'OUT_OF_RANGE' | 'NOT_FOUND' | 'HTTP_ERROR' | 'SHORT_READ' | 'CLOSED';
+
+/**
+ * A byte source that cannot give the bytes asked for: a read outside the
+ * source, a missing file or URL, an HTTP failure, a short read.
+ *
+ * @example
+ * ```ts
+ * await bytesSource(new Uint8Array(4)).read(2, 8); // throws ByteSourceError OUT_OF_RANGE
+ * ```
+ */
+export class ByteSourceError extends WebMoEError {
+  declare readonly code: ByteSourceErrorCode;
+  constructor(code: ByteSourceErrorCode, source: string, message: string) {
+    super(code, `${source}: ${message}`);
+  }
+}

@@ -3,3 +3,7 @@ export * from './dtype.js';
 export * from './convert.js';
 export * from './host-tensor.js';
 export * from './device-ref.js';
+export * from './byte-source.js';
+export * from './safetensors.js';
+export * from './checkpoint.js';
+export * from './quant-fp8.js';
