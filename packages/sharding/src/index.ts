@@ -6,3 +6,4 @@ export * from './strategy.js';
 export * from './device-group.js';
 export * from './collectives.js';
 export * from './ep.js';
+export * from './kernels.js';
