@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, type DType } from '@webmoe/tensor';
-import { GpuTensor, Recorder, gemvGateUpGpu, gemvDownGpu, type GpuContext, type GroupingGpu, type ExpertActivation } from '@webmoe/kernels-wgsl';
+import { GpuTensor, Recorder, gemvGateUpGpu, gemvDownGpu, activeExpertsGpu, type GpuContext, type GroupingGpu, type ExpertActivation } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
 
 let ctx: GpuContext | null;
@@ -98,8 +98,10 @@ async function runCase(c: Case, seed: number) {
     const bg = GpuTensor.upload(cx, bguH), bd = GpuTensor.upload(cx, bdnH);
     const sg = upload(cx, scale, [T, k]);
     const rec = new Recorder(cx);
-    const hg = gemvGateUpGpu(cx, rec, xg, grouping, { kind: 'dense', w: wg }, { kind: c.kind, layout: c.layout, limit: L, alpha }, { bias: c.bias ? bg : undefined, rowScale: c.scale ? sg : undefined });
-    const yg = gemvDownGpu(cx, rec, hg, grouping, { kind: 'dense', w: wd }, { bias: c.bias ? bd : undefined });
+    // odd seeds share one active-expert list between both GEMVs, even seeds let each build its own
+    const active = seed % 2 ? activeExpertsGpu(cx, rec, grouping, I, H) : undefined;
+    const hg = gemvGateUpGpu(cx, rec, xg, grouping, { kind: 'dense', w: wg }, { kind: c.kind, layout: c.layout, limit: L, alpha }, { bias: c.bias ? bg : undefined, rowScale: c.scale ? sg : undefined, active });
+    const yg = gemvDownGpu(cx, rec, hg, grouping, { kind: 'dense', w: wd }, { bias: c.bias ? bd : undefined, active });
     rec.submit();
     const h = (await hg.download()).toFloat32();
     const y = (await yg.download()).toFloat32();
@@ -118,6 +120,9 @@ describe('decode GEMV (gate_up + act, down) vs a plain reference', () => {
     { T: 3, k: 2, E: 5, H: 48, I: 19, dtype: 'float16', kind: 'swiglu_limit', layout: 'concat', bias: true, scale: true },
     { T: 16, k: 8, E: 60, H: 72, I: 24, dtype: 'bfloat16', kind: 'silu', layout: 'concat', bias: false, scale: true },
     { T: 7, k: 1, E: 3, H: 33, I: 9, dtype: 'bfloat16', kind: 'silu', layout: 'interleaved', bias: true, scale: false },
+    { T: 2, k: 3, E: 6, H: 40, I: 16, dtype: 'float32', kind: 'silu', layout: 'concat', bias: true, scale: false },
+    { T: 5, k: 2, E: 4, H: 24, I: 32, dtype: 'float16', kind: 'silu', layout: 'interleaved', bias: false, scale: true },
+    { T: 2, k: 8, E: 300, H: 16, I: 8, dtype: 'bfloat16', kind: 'silu', layout: 'concat', bias: false, scale: false },
     { T: 1000, k: 2, E: 4, H: 16, I: 8, dtype: 'bfloat16', kind: 'silu', layout: 'concat', bias: false, scale: false },
   ];
   cases.forEach((c, i) => {

@@ -36,32 +36,9 @@ export type GemvVariant = {
   bias: boolean;
   rowScale: boolean;
   bdtype: DenseDtype;
+  /** Token rows accumulated per weight load (1..4; <= rows per expert). */
+  mr: number;
 };
-
-/** WGSL: `fn wload8(base: u32) -> array<f32, 8>` reading 8 consecutive weights starting at flat element base (base % 8 == 0 when vec8), and `fn wload1(i: u32) -> f32`. */
-function weightLoaders(d: DenseDtype, vec8: boolean): string {
-  const one =
-    d === 'float32'
-      ? `fn wload1(i: u32) -> f32 { return W[i]; }`
-      : d === 'bfloat16'
-        ? `fn wload1(i: u32) -> f32 { let w = W[i >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u)); }`
-        : `fn wload1(i: u32) -> f32 { let v = unpack2x16float(W[i >> 1u]); return select(v.x, v.y, (i & 1u) == 1u); }`;
-  let eight: string;
-  if (!vec8) {
-    eight = `fn wload8(base: u32) -> array<f32, 8> { var r: array<f32, 8>; for (var j = 0u; j < 8u; j++) { r[j] = wload1(base + j); } return r; }`;
-  } else if (d === 'float32') {
-    eight = `fn wload8(base: u32) -> array<f32, 8> { let q = base >> 2u; let a = W4[q]; let b = W4[q + 1u]; return array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w); }`;
-  } else if (d === 'bfloat16') {
-    eight = `fn wload8(base: u32) -> array<f32, 8> { let v = W4[base >> 3u];
-  return array<f32, 8>(bitcast<f32>(v.x << 16u), bitcast<f32>(v.x & 0xffff0000u), bitcast<f32>(v.y << 16u), bitcast<f32>(v.y & 0xffff0000u),
-                       bitcast<f32>(v.z << 16u), bitcast<f32>(v.z & 0xffff0000u), bitcast<f32>(v.w << 16u), bitcast<f32>(v.w & 0xffff0000u)); }`;
-  } else {
-    eight = `fn wload8(base: u32) -> array<f32, 8> { let v = W4[base >> 3u];
-  let a = unpack2x16float(v.x); let b = unpack2x16float(v.y); let c = unpack2x16float(v.z); let e = unpack2x16float(v.w);
-  return array<f32, 8>(a.x, a.y, b.x, b.y, c.x, c.y, e.x, e.y); }`;
-  }
-  return `${one}\n${eight}`;
-}
 
 function biasLoader(d: DenseDtype): string {
   return d === 'float32'
@@ -88,16 +65,54 @@ function actWgsl(act: GemvVariant['act']): string {
  * The decode GEMV. Workgroup (bx, by): output block bx (GROUPS outputs), active
  * expert slot by. Lanes of a group split the reduction dimension in 8-wide
  * chunks; partial sums are reduced in workgroup memory in a fixed order.
+ * The WGSL is generated fully unrolled over the MR token rows (no
+ * dynamically indexed register arrays, which drivers spill to memory).
  */
 export const gemvKernel = defineKernel<GemvVariant>('moe_gemv', (v) => {
   const gu = v.mode === 'gate_up';
-  const wdecl = v.wdtype === 'float32' ? 'array<f32>' : 'array<u32>';
-  const w4decl = v.wdtype === 'float32' ? 'array<vec4<f32>>' : 'array<vec4<u32>>';
-  const NA = gu ? 2 : 1; // accumulators per row
+  const MRv = v.mr;
+  const NA = gu ? 2 : 1;
+  const R = Array.from({ length: MRv }, (_, m) => m);
+  const wdecl = v.vec8 ? (v.wdtype === 'float32' ? 'array<vec4<f32>>' : 'array<vec4<u32>>') : v.wdtype === 'float32' ? 'array<f32>' : 'array<u32>';
+  // weight chunk loader: even/odd lanes of 8 consecutive weights
+  let load8 = '';
+  if (v.vec8) {
+    if (v.wdtype === 'bfloat16') {
+      load8 = `fn wload8(base: u32) -> W8 { let q = W[base >> 3u]; return W8(bitcast<vec4<f32>>(q << vec4<u32>(16u)), bitcast<vec4<f32>>(q & vec4<u32>(0xffff0000u))); }`;
+    } else if (v.wdtype === 'float16') {
+      load8 = `fn wload8(base: u32) -> W8 { let q = W[base >> 3u]; let a = unpack2x16float(q.x); let b = unpack2x16float(q.y); let c = unpack2x16float(q.z); let d = unpack2x16float(q.w);
+  return W8(vec4<f32>(a.x, b.x, c.x, d.x), vec4<f32>(a.y, b.y, c.y, d.y)); }`;
+    } else {
+      load8 = `fn wload8(base: u32) -> W8 { let a = W[base >> 2u]; let b = W[(base >> 2u) + 1u]; return W8(vec4<f32>(a.xz, b.xz), vec4<f32>(a.yw, b.yw)); }`;
+    }
+  }
+  const load1 =
+    v.wdtype === 'float32'
+      ? `fn wload1(i: u32) -> f32 { return W[i]; }`
+      : v.wdtype === 'bfloat16'
+        ? `fn wload1(i: u32) -> f32 { let w = W[i >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u)); }`
+        : `fn wload1(i: u32) -> f32 { let q = unpack2x16float(W[i >> 1u]); return select(q.x, q.y, (i & 1u) == 1u); }`;
+  const U = v.vec8 ? 4 : 1;
+  const Us = Array.from({ length: U }, (_, u) => u);
+  const inner = v.vec8
+    ? `
+${Us.map((u) => `        let c${u} = c + ${u * LANES}u; let f${u} = select(0.0, 1.0, c${u} < nchunks); let col${u} = min(c${u}, nchunks - 1u) * 8u;
+        let wg${u} = wload8(gbase + col${u});${gu ? ` let wu${u} = wload8(ubase + col${u});` : ''}`).join('\n')}
+${Us.map((u) => R.map((m) => `        { let q = (xrow${m} + col${u}) >> 2u; let xa = X4[q] * f${u}; let xb = X4[q + 1u] * f${u};
+          let xe = vec4<f32>(xa.xz, xb.xz); let xo = vec4<f32>(xa.yw, xb.yw);
+          ag${m} += dot(wg${u}.e, xe) + dot(wg${u}.o, xo);${gu ? ` au${m} += dot(wu${u}.e, xe) + dot(wu${u}.o, xo);` : ''} }`).join('\n')).join('\n')}`
+    : `
+        let col = c * 8u;
+        let lim = min(8u, p.cols - col);
+        for (var j = 0u; j < lim; j++) {
+          let wgv = wload1(gbase + col + j);${gu ? `\n          let wuv = wload1(ubase + col + j);` : ''}
+${R.map((m) => `          { let xv = X[xrow${m} + col + j]; ag${m} = fma(xv, wgv, ag${m});${gu ? ` au${m} = fma(xv, wuv, au${m});` : ''} }`).join('\n')}
+        }`;
   return /* wgsl */ `
 struct P { rows: u32, cols: u32, nout: u32, k: u32, limit: f32, alpha: f32, nblocks: u32, _p: u32, }
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> ${v.vec8 ? 'W4' : 'W'}: ${v.vec8 ? w4decl : wdecl};
+struct W8 { e: vec4<f32>, o: vec4<f32>, }
+@group(0) @binding(0) var<storage, read> ${v.vec8 ? 'X4: array<vec4<f32>>' : 'X: array<f32>'};
+@group(0) @binding(1) var<storage, read> W: ${wdecl};
 @group(0) @binding(2) var<storage, read> Counts: array<u32>;
 @group(0) @binding(3) var<storage, read> Offsets: array<u32>;
 @group(0) @binding(4) var<storage, read> Order: array<u32>;
@@ -106,11 +121,10 @@ struct P { rows: u32, cols: u32, nout: u32, k: u32, limit: f32, alpha: f32, nblo
 ${v.bias ? `@group(0) @binding(7) var<storage, read> B: ${v.bdtype === 'float32' ? 'array<f32>' : 'array<u32>'};` : ''}
 ${v.rowScale ? `@group(0) @binding(${v.bias ? 8 : 7}) var<storage, read> S: array<f32>;` : ''}
 @group(0) @binding(${7 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0)}) var<uniform> p: P;
-${v.vec8 ? (v.wdtype === 'float32' ? '' : '') : ''}
-${v.vec8 ? weightLoaders(v.wdtype, true).replace(/fn wload1[^\n]*\n/, '') : weightLoaders(v.wdtype, false)}
+${v.vec8 ? load8 : load1}
 ${v.bias ? biasLoader(v.bdtype) : ''}
 ${actWgsl(v.act)}
-var<workgroup> red: array<f32, ${GROUPS * LANES * MR * NA}>;
+var<workgroup> red: array<f32, ${GROUPS * LANES * MRv * NA}>;
 var<workgroup> wcnt: u32;
 @compute @workgroup_size(${LANES}, ${GROUPS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -120,70 +134,37 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let cnt = workgroupUniformLoad(&wcnt);
   let lane = lid.x;
   let g = lid.y;
-  let o = wid.x * ${GROUPS}u + g;           // output index within [0, nout)
+  let o = wid.x * ${GROUPS}u + g;
   let valid = o < p.nout;
-  // weight rows of this output
-  ${
-    gu
-      ? `let rg = select(o, 2u * o, ${v.interleaved});
-  let ru = select(o + p.nout, 2u * o + 1u, ${v.interleaved});`
-      : `let rg = o;`
-  }
+  let oc = min(o, p.nout - 1u);
   let ebase = e * p.rows * p.cols;
+  ${gu ? `let rg = select(oc, 2u * oc, ${v.interleaved});
+  let ru = select(oc + p.nout, 2u * oc + 1u, ${v.interleaved});
+  let ubase = ebase + ru * p.cols;` : `let rg = oc;`}
+  let gbase = ebase + rg * p.cols;
   let nchunks = (p.cols + 7u) / 8u;
-  for (var m0 = 0u; m0 < cnt; m0 += ${MR}u) {
-    var ag: array<f32, ${MR}>;
-    ${gu ? `var au: array<f32, ${MR}>;` : ''}
-    var xrow: array<u32, ${MR}>;
-    for (var m = 0u; m < ${MR}u; m++) {
-      let r = min(m0 + m, cnt - 1u);
-      ${gu ? `xrow[m] = (Order[off + r] / p.k) * p.cols;` : `xrow[m] = (off + r) * p.cols;`}
-      ag[m] = 0.0; ${gu ? 'au[m] = 0.0;' : ''}
-    }
+  for (var m0 = 0u; m0 < cnt; m0 += ${MRv}u) {
+${R.map((m) => `    let xrow${m} = ${gu ? `(Order[off + min(m0 + ${m}u, cnt - 1u)] / p.k) * p.cols` : `(off + min(m0 + ${m}u, cnt - 1u)) * p.cols`};
+    var ag${m} = 0.0;${gu ? ` var au${m} = 0.0;` : ''}`).join('\n')}
     if (valid) {
-      for (var c = lane; c < nchunks; c += ${LANES}u) {
-        let col = c * 8u;
-        ${
-          v.vec8
-            ? `let wg = wload8(ebase + rg * p.cols + col);${gu ? `\n        let wu = wload8(ebase + ru * p.cols + col);` : ''}
-        for (var m = 0u; m < ${MR}u; m++) {
-          let xb = xrow[m] + col;
-          for (var j = 0u; j < 8u; j++) {
-            let xv = X[xb + j];
-            ag[m] = fma(xv, wg[j], ag[m]);${gu ? `\n            au[m] = fma(xv, wu[j], au[m]);` : ''}
-          }
-        }`
-            : `let lim = min(8u, p.cols - col);
-        for (var j = 0u; j < lim; j++) {
-          let wgv = wload1(ebase + rg * p.cols + col + j);${gu ? `\n          let wuv = wload1(ebase + ru * p.cols + col + j);` : ''}
-          for (var m = 0u; m < ${MR}u; m++) {
-            let xv = X[xrow[m] + col + j];
-            ag[m] = fma(xv, wgv, ag[m]);${gu ? `\n            au[m] = fma(xv, wuv, au[m]);` : ''}
-          }
-        }`
-        }
+      for (var c = lane; c < nchunks; c += ${LANES * U}u) {${inner}
       }
     }
-    for (var m = 0u; m < ${MR}u; m++) {
-      red[((g * ${MR}u + m) * ${NA}u + 0u) * ${LANES}u + lane] = ag[m];
-      ${gu ? `red[((g * ${MR}u + m) * ${NA}u + 1u) * ${LANES}u + lane] = au[m];` : ''}
-    }
+${R.map((m) => `    red[(g * ${MRv * NA}u + ${m * NA}u) * ${LANES}u + lane] = ag${m};${gu ? `\n    red[(g * ${MRv * NA}u + ${m * NA + 1}u) * ${LANES}u + lane] = au${m};` : ''}`).join('\n')}
     workgroupBarrier();
-    // fixed-order tree reduction over the 32 lanes
     for (var s = ${LANES / 2}u; s > 0u; s >>= 1u) {
       if (lane < s) {
-        for (var q = 0u; q < ${MR * NA}u; q++) {
-          let b = (g * ${MR * NA}u + q) * ${LANES}u;
+        for (var q = 0u; q < ${MRv * NA}u; q++) {
+          let b = (g * ${MRv * NA}u + q) * ${LANES}u;
           red[b + lane] = red[b + lane] + red[b + lane + s];
         }
       }
       workgroupBarrier();
     }
-    if (valid && lane < ${MR}u && m0 + lane < cnt) {
-      let m = lane;
-      let row = off + m0 + m;
-      var sg = red[((g * ${MR}u + m) * ${NA}u + 0u) * ${LANES}u];
-      ${gu ? `var su = red[((g * ${MR}u + m) * ${NA}u + 1u) * ${LANES}u];` : ''}
+    if (valid && lane < ${MRv}u && m0 + lane < cnt) {
+      let row = off + m0 + lane;
+      var sg = red[(g * ${MRv * NA}u + lane * ${NA}u) * ${LANES}u];
+      ${gu ? `var su = red[(g * ${MRv * NA}u + lane * ${NA}u + 1u) * ${LANES}u];` : ''}
       ${v.rowScale ? `let sc = S[Order[row]]; sg = sg * sc;${gu ? ' su = su * sc;' : ''}` : ''}
       ${v.bias ? `sg = sg + bload(e * p.rows + rg);${gu ? ' su = su + bload(e * p.rows + ru);' : ''}` : ''}
       Y[row * p.nout + o] = ${gu ? 'act(sg, su)' : 'sg'};
@@ -194,26 +175,71 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 `;
 });
 
-/** Builds the active-expert list and indirect dispatch args on the GPU. */
-export const activeExpertsKernel = defineKernel<{ n: number }>('moe_active_experts', () => /* wgsl */ `
-struct P { E: u32, nbx: u32, _a: u32, _b: u32, }
+/**
+ * Builds the active-expert list (experts with rows, in increasing order) with
+ * a workgroup prefix scan, and the indirect dispatch args of both GEMVs:
+ * Args[0..2] = (gate_up blocks, nActive, 1), Args[3..5] = (down blocks, nActive, 1).
+ */
+export const activeExpertsKernel = defineKernel<{ wg: number }>('moe_active_experts', ({ wg }) => /* wgsl */ `
+struct P { E: u32, nbx0: u32, nbx1: u32, _b: u32, }
 @group(0) @binding(0) var<storage, read> Counts: array<u32>;
 @group(0) @binding(1) var<storage, read_write> Active: array<u32>;
 @group(0) @binding(2) var<storage, read_write> Args: array<u32>;
 @group(0) @binding(3) var<uniform> p: P;
-@compute @workgroup_size(1)
-fn main() {
-  var n = 0u;
-  for (var e = 0u; e < p.E; e++) {
-    if (Counts[e] > 0u) { Active[n] = e; n++; }
+var<workgroup> sc: array<u32, ${wg}>;
+@compute @workgroup_size(${wg})
+fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+  let t = lid.x;
+  var base = 0u;
+  for (var e0 = 0u; e0 < p.E; e0 += ${wg}u) {
+    let e = e0 + t;
+    var flag = 0u;
+    if (e < p.E) { flag = select(0u, 1u, Counts[e] > 0u); }
+    sc[t] = flag;
+    workgroupBarrier();
+    for (var s = 1u; s < ${wg}u; s <<= 1u) {
+      var v = 0u;
+      if (t >= s) { v = sc[t - s]; }
+      workgroupBarrier();
+      sc[t] = sc[t] + v;
+      workgroupBarrier();
+    }
+    if (flag == 1u) { Active[base + sc[t] - 1u] = e; }
+    base += sc[${wg - 1}u];
+    workgroupBarrier();
   }
-  Args[0] = p.nbx; Args[1] = n; Args[2] = 1u;
+  if (t == 0u) { Args[0] = p.nbx0; Args[1] = base; Args[2] = 1u; Args[3] = p.nbx1; Args[4] = base; Args[5] = 1u; }
 }
 `);
+
+/**
+ * The active experts of a grouping and the indirect args of the two decode
+ * GEMVs, computed once per forward on the GPU.
+ */
+export interface ActiveExperts {
+  active: GPUBuffer;
+  args: GPUBuffer;
+}
+
+/** Records the active-expert compaction (buffers owned by `rec`). @example `const a = activeExpertsGpu(ctx, rec, g, I, H)` */
+export function activeExpertsGpu(ctx: GpuContext, rec: Recorder, g: GroupingGpu, nGateUp: number, nDown: number): ActiveExperts {
+  const active = rec.temp(4 * Math.max(g.E, 1), 'active');
+  const args = rec.temp(32, 'indirect');
+  rec.dispatch({
+    kernel: activeExpertsKernel,
+    variant: { wg: 256 },
+    buffers: [g.counts.buffer, active, args],
+    uniforms: new Uniforms().u32(g.E, Math.ceil(nGateUp / GROUPS), Math.ceil(nDown / GROUPS)).finish(),
+    workgroups: [1],
+  });
+  return { active, args };
+}
 
 /** Options of the decode GEMVs. */
 export interface GemvOptions {
   pool?: BufferPool;
+  /** Reuse the active-expert list of this forward (else computed here). */
+  active?: ActiveExperts;
   bias?: GpuTensor;
   rowScale?: GpuTensor;
 }
@@ -252,9 +278,9 @@ function gemv(
   const max = ctx.limits.maxComputeWorkgroupsPerDimension;
   if (nbx > max) throw new LimitError('maxComputeWorkgroupsPerDimension', nbx, max, `${mode} output blocks`);
   const y = opts.pool ? opts.pool.tensor('float32', [g.T * g.k, nout], `${mode}.out`) : GpuTensor.empty(ctx, 'float32', [g.T * g.k, nout], `${mode}.out`);
-  const active = rec.temp(4 * Math.max(E, 1), 'active');
-  const args = rec.temp(16, 'indirect');
-  rec.dispatch({ kernel: activeExpertsKernel, variant: { n: 0 }, buffers: [g.counts.buffer, active, args], uniforms: new Uniforms().u32(E, nbx).finish(), workgroups: [1] });
+  const act0 = opts.active ?? activeExpertsGpu(ctx, rec, g, nout, nout);
+  const active = act0.active;
+  const argsOffset = mode === 'gate_up' || !opts.active ? 0 : 12;
   const variant: GemvVariant = {
     wdtype: wt.dtype as DenseDtype,
     vec8: cols % 8 === 0,
@@ -264,6 +290,7 @@ function gemv(
     bias: !!opts.bias,
     rowScale: mode === 'gate_up' && !!opts.rowScale,
     bdtype: (bd ?? 'float32') as DenseDtype,
+    mr: Math.max(1, Math.min(MR, g.T)),
   };
   const buffers = [x.buffer, wt.buffer, g.counts.buffer, g.offsets.buffer, g.order.buffer, active, y.buffer];
   if (opts.bias) buffers.push(opts.bias.buffer);
@@ -273,7 +300,7 @@ function gemv(
     variant,
     buffers,
     uniforms: new Uniforms().u32(rows, cols, nout, g.k).f32(act?.limit ?? 0, act?.alpha ?? 1.702).u32(nbx, 0).finish(),
-    workgroups: { indirect: args },
+    workgroups: { indirect: act0.args, offset: argsOffset },
   });
   return y;
 }

@@ -28,8 +28,8 @@ const WANTED: readonly string[] = ['shader-f16', 'subgroups', 'timestamp-query',
 
 let nodeGpu: Promise<GPU> | undefined;
 
-/** Dawn instance toggles used in Node: unsafe APIs expose subgroup-matrix; f16 on NVIDIA's Vulkan needs its own toggle. */
-export const DAWN_NODE_TOGGLES = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'];
+/** Dawn instance toggles used in Node: unsafe APIs expose subgroup-matrix; f16 on NVIDIA needs its own toggle; timestamps unquantized (Dawn rounds them to 65.5 us by default). */
+export const DAWN_NODE_TOGGLES = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia', 'disable-dawn-features=timestamp_quantization'];
 
 /**
  * The `GPU` object: `navigator.gpu` in browsers, the `webgpu` package's

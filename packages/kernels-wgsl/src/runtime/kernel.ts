@@ -186,21 +186,35 @@ export class Recorder {
   private pass: GPUComputePassEncoder | undefined;
   private temps: GPUBuffer[] = [];
   private readonly timestamps: boolean;
+  private readonly totalOnly: boolean;
   private querySet: GPUQuerySet | undefined;
   private queryNames: string[] = [];
   private readonly maxQueries = 512;
   private submitted = false;
 
-  constructor(ctx: GpuContext, opts: { timestamps?: boolean; label?: string } = {}) {
+  /**
+   * @param opts.timestamps true: one pass per dispatch with timestamps (a
+   *   per-kernel breakdown; each pass boundary adds a barrier). 'total': all
+   *   dispatches in one pass, timed as a whole.
+   */
+  constructor(ctx: GpuContext, opts: { timestamps?: boolean | 'total'; label?: string } = {}) {
     ctx.assertAlive();
     this.ctx = ctx;
     this.encoder = ctx.device.createCommandEncoder({ label: opts.label ?? 'recorder' });
     this.timestamps = !!opts.timestamps && ctx.features.timestampQuery;
+    this.totalOnly = opts.timestamps === 'total';
     if (this.timestamps) this.querySet = ctx.device.createQuerySet({ type: 'timestamp', count: this.maxQueries });
   }
 
   private getPass(name: string): GPUComputePassEncoder {
-    if (this.timestamps && this.queryNames.length * 2 < this.maxQueries) {
+    if (this.timestamps && this.totalOnly) {
+      if (this.pass) return this.pass;
+      if (this.queryNames.length === 0) {
+        this.queryNames.push('total');
+        return (this.pass = this.encoder.beginComputePass({ timestampWrites: { querySet: this.querySet!, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } }));
+      }
+    }
+    if (this.timestamps && !this.totalOnly && this.queryNames.length * 2 < this.maxQueries) {
       this.endPass();
       const i = this.queryNames.length;
       this.queryNames.push(name);
