@@ -40,14 +40,14 @@ function checkGrouping(got: { counts: Uint32Array; offsets: Uint32Array; order: 
   expect(got.order.length).toBe(n);
   for (let p = 0; p < n; p++) {
     const s = got.position[p];
-    if (!(s < n && got.order[s] === p)) expect.fail(`${msg}: position/order not inverse at pair ${p} (position ${s}, order[position] ${got.order[s]})`);
+    if (!(s < n && got.order[s] === p)) throw new Error(`${msg}: position/order not inverse at pair ${p} (position ${s}, order[position] ${got.order[s]})`);
     const e = idx[p];
-    if (!(s >= got.offsets[e] && s < got.offsets[e + 1])) expect.fail(`${msg}: pair ${p} (expert ${e}) at row ${s}, outside [${got.offsets[e]}, ${got.offsets[e + 1]})`);
+    if (!(s >= got.offsets[e] && s < got.offsets[e + 1])) throw new Error(`${msg}: pair ${p} (expert ${e}) at row ${s}, outside [${got.offsets[e]}, ${got.offsets[e + 1]})`);
   }
   for (let e = 0; e < E; e++) {
     const a = Array.from(got.order.subarray(got.offsets[e], got.offsets[e + 1])).sort((x, y) => x - y);
     const b = Array.from(want.order.subarray(want.offsets[e], want.offsets[e + 1])).sort((x, y) => x - y);
-    if (a.join() !== b.join()) expect.fail(`${msg}: expert ${e} pair set differs`);
+    if (a.join() !== b.join()) throw new Error(`${msg}: expert ${e} pair set differs`);
   }
 }
 
