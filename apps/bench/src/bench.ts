@@ -10,7 +10,7 @@ import { createCpuLayer, cpuForward } from './cpu-moe.js';
 import type { BenchDevice } from './device.js';
 import { randomGpuTensor, randomWords } from './fill.js';
 import { distinctExperts, expectedDistinctExperts, gbps, tflops, work } from './metrics.js';
-import { createLayer, runMoE, type GpuLayer } from './moe-run.js';
+import { createLayer, implFor, routingOf, runMoE, type GpuLayer } from './moe-run.js';
 import { findModel, type BenchDtype, type ModelSpec } from './models.js';
 import { measureFmaCpu, measureFmaGpu } from './peak.js';
 import { Progress } from './progress.js';
@@ -27,18 +27,24 @@ export function plan(o: Pick<BenchOptions, 'models' | 'dtypes'>): { spec: ModelS
   return out;
 }
 
-/** Per-kernel medians over iterations of the per-forward summed time of each kernel name. */
-export function kernelBreakdown(perIter: KernelTiming[][], totalMedianMs: number): KernelTime[] {
+/**
+ * Per-kernel medians over iterations of the per-forward summed time of each
+ * kernel name; `share` is relative to the sum of those medians (the
+ * breakdown forwards run one pass per dispatch, so they are slower than
+ * the row's median).
+ */
+export function kernelBreakdown(perIter: KernelTiming[][]): KernelTime[] {
   const names: string[] = [];
   const calls = new Map<string, number>();
   for (const it of perIter) for (const t of it) if (!names.includes(t.name)) names.push(t.name);
-  const first = perIter[0] ?? [];
-  for (const t of first) calls.set(t.name, (calls.get(t.name) ?? 0) + 1);
-  return names.map((name) => {
+  for (const t of perIter[0] ?? []) calls.set(t.name, (calls.get(t.name) ?? 0) + 1);
+  const rows = names.map((name) => {
     const ms = perIter.map((it) => it.filter((t) => t.name === name).reduce((s, t) => s + t.ns, 0) / 1e6);
-    const m = median(ms);
-    return { name, medianMs: m, calls: calls.get(name) ?? 0, share: totalMedianMs > 0 ? m / totalMedianMs : NaN };
+    return { name, medianMs: median(ms), calls: calls.get(name) ?? 0, share: NaN };
   });
+  const total = rows.reduce((s, r) => s + r.medianMs, 0);
+  for (const r of rows) r.share = total > 0 ? r.medianMs / total : NaN;
+  return rows;
 }
 
 function failedRow(spec: ModelSpec, T: number, dtype: string, device: string, impl: string, e: unknown): ResultRow {
@@ -74,9 +80,8 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       const f = runMoE(ctx, layer, rec, x);
       rec.submit();
       await ctx.sync();
-      const idx = await f.idx.download();
-      hit = distinctExperts(idx.data as Uint32Array);
       f.release();
+      hit = distinctExperts(await routingOf(ctx, layer, x, new Recorder(ctx, { label: 'bench.routing' })));
     });
     for (let i = 1; i < o.warmup; i++) {
       const rec = new Recorder(ctx);
@@ -88,9 +93,9 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
     const ts = ctx.features.timestampQuery;
     const dev: number[] = [];
     const walls: number[] = [];
-    const perIter: KernelTiming[][] = [];
+    // timed forwards: all dispatches in one pass, timed as a whole ('total'), or the host clock
     for (let i = 0; i < o.iters; i++) {
-      const rec = new Recorder(ctx, { timestamps: ts, label: 'bench.forward' });
+      const rec = new Recorder(ctx, { timestamps: ts ? 'total' : false, label: 'bench.forward' });
       const f = runMoE(ctx, layer, rec, x);
       const t0 = performance.now();
       rec.submit();
@@ -98,8 +103,17 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       walls.push(performance.now() - t0);
       f.release();
       const t = await rec.timings();
-      perIter.push(t);
       if (ts && t.length) dev.push(t.reduce((s, k) => s + k.ns, 0) / 1e6);
+    }
+    // per-kernel breakdown: separate forwards with one pass per dispatch (each pass boundary adds a barrier)
+    const perIter: KernelTiming[][] = [];
+    for (let i = 0; ts && i < Math.min(o.iters, 5); i++) {
+      const rec = new Recorder(ctx, { timestamps: true, label: 'bench.breakdown' });
+      const f = runMoE(ctx, layer, rec, x);
+      rec.submit();
+      await ctx.sync();
+      f.release();
+      perIter.push(await rec.timings());
     }
     // back-to-back forwards, one drain: wall time per forward without the per-forward sync
     const nb = Math.max(1, o.iters);
@@ -120,9 +134,8 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       model: spec.name, tokens: T, dtype, device, impl: layer.impl,
       medianMs: s.median, p10Ms: s.p10, p90Ms: s.p90, minMs: s.min, maxMs: s.max,
       timing: useTs ? 'timestamp' : 'wall', wallMs, gbps: NaN, tflops: NaN,
-      kernels: useTs ? kernelBreakdown(perIter, s.median) : [],
+      kernels: perIter.length ? kernelBreakdown(perIter) : [],
     };
-    if (layer.impl === 'gemv-standin') row.note = 'stand-in: host uniform routing, expert GEMVs only (no router, no combine)';
     const errs = ctx.takeUncapturedErrors();
     if (errs.length) throw new Error(`uncaptured GPU errors: ${errs.join('; ')}`);
     return finishRow(row, spec, dtype, Number.isFinite(hit) ? hit : expectedDistinctExperts(spec.E, spec.k, T), Number.isFinite(hit) ? 'routing' : 'expected-uniform', copyGBps);
@@ -199,7 +212,7 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
       }
       for (const T of o.tokens) {
         p.start(`${spec.name} ${dtype} T=${T}`);
-        if (!layer) results.push(failedRow(spec, T, dtype, device.name, 'none', err));
+        if (!layer) results.push(failedRow(spec, T, dtype, device.name, implFor(dtype), err));
         else {
           try {
             results.push(await gpuRow(ctx, layer, T, o, device.name, copyGBps));

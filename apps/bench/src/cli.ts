@@ -10,7 +10,7 @@ import { parseArgs, USAGE } from './args.js';
 import { runBench } from './bench.js';
 import { openDevice } from './device.js';
 import { reportToHtml } from './html.js';
-import { chosenImpl, missingKernels } from './moe-run.js';
+import { implFor } from './moe-run.js';
 import { runOrtPeer } from './peer-ort.js';
 import { Progress } from './progress.js';
 import { parseReport, reportToJson, type BenchReport } from './schema.js';
@@ -47,10 +47,7 @@ export async function main(argv: string[]): Promise<number> {
   const device = await openDevice(o.device);
   const why = device.kind === 'cpu' ? ` (${device.reason})` : '';
   process.stderr.write(`device: ${device.kind}: ${device.name}${why}\n`);
-  if (device.kind !== 'cpu') {
-    const miss = missingKernels();
-    process.stderr.write(`forward: ${chosenImpl()}${miss.length ? ` (kernels not landed yet: ${miss.join(', ')})` : ''}\n`);
-  }
+  if (device.kind !== 'cpu') process.stderr.write(`forward: ${implFor('bf16') === 'moe' ? "@webmoe/moe's MoE.record" : 'the kernel chain (linear, router, group, grouped GEMMs, combine)'}${implFor('fp8') === 'kernels' ? '; fp8 rows: the kernel chain' : ''}\n`);
   const total = plan(o).length * o.tokens.length + 2;
   const progress = new Progress(total);
   const report = await runBench(o, device, progress);

@@ -76,8 +76,10 @@ export const DEFAULT_TOKENS: readonly number[] = [1, 16, 128, 512, 4096];
 export function scaled(m: ModelSpec, div: number): ModelSpec {
   if (div === 1) return m;
   const nGroup = m.router.nGroup ?? 1;
-  let E = Math.max(m.k, Math.round(m.E / div));
-  E = Math.max(nGroup, Math.ceil(E / nGroup) * nGroup);
+  const topkGroup = m.router.topkGroup ?? nGroup;
+  // at least k experts, a multiple of the group count, and enough experts in the kept groups to pick k
+  let E = Math.max(m.k, Math.round(m.E / div), nGroup * Math.ceil(m.k / topkGroup));
+  E = Math.ceil(E / nGroup) * nGroup;
   const H = Math.max(32, Math.round(m.H / div / 32) * 32);
   const I = Math.max(32, Math.round(m.I / div / 32) * 32);
   return {
@@ -86,7 +88,7 @@ export function scaled(m: ModelSpec, div: number): ModelSpec {
     H,
     I,
     E,
-    router: { ...m.router, numExperts: E, topkGroup: m.router.topkGroup && Math.min(m.router.topkGroup, nGroup) },
+    router: { ...m.router, numExperts: E },
     scaledFrom: { model: m.name, divisor: div },
   };
 }

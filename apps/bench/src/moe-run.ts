@@ -2,89 +2,165 @@
  * The MoE forward the bench times, behind one function: `runMoE(ctx, layer,
  * rec, x)` records one forward of the layer into a Recorder.
  *
- * Implementations, best first (the first whose pieces exist is used; the
- * row's `impl` says which):
- * - `kernels`: the layer's kernel chain per docs/KERNEL-API.md (linearGpu
- *   router logits, routerGpu, groupGpu, groupedGateUpGpu, groupedDownGpu,
- *   combineGpu, shared experts through denseGroupingGpu).
- * - `gemv-standin`: until routing and grouping kernels exist: routing drawn
- *   uniformly at random on the host (seeded), grouped on the host, the
- *   expert GEMVs (gemvGateUpGpu, gemvDownGpu) on the GPU; no router matmul,
- *   no combine. Labelled as such in every output.
+ * Implementations (the row's `impl` says which ran):
+ * - `moe`: the `MoE` class of `@webmoe/moe` (its `record()`: router linear,
+ *   router, grouping, grouped gate_up, grouped down, shared experts,
+ *   combine), its parameters filled with random GPU tensors in their storage
+ *   dtype. Used for the dtypes the class takes (f32, bf16, f16).
+ * - `kernels`: the same kernel chain called directly (docs/KERNEL-API.md),
+ *   for what the class does not take yet (fp8 block-scaled experts), and
+ *   while `@webmoe/moe` has no `MoE` export.
  */
-import * as K from '@webmoe/kernels-wgsl';
+import * as Moe from '@webmoe/moe';
 import {
   BufferPool,
+  combineGpu,
+  denseGroupingGpu,
   GpuTensor,
+  groupedDownGpu,
+  groupedGateUpGpu,
+  groupGpu,
+  linearGpu,
+  routerGpu,
   type ExpertActivation,
   type ExpertWeightsGpu,
   type GpuContext,
-  type GroupingGpu,
   type Recorder,
   type RouterParams,
-  type RoutingGpu,
 } from '@webmoe/kernels-wgsl';
-import { randomGpuTensor } from './fill.js';
+import { DeviceRef, HostTensor, allocHost, numel, type DType, type HostArray } from '@webmoe/tensor';
+import { fillKindOf, hash32, randomGpuTensor, randomWords } from './fill.js';
 import { storageDtype, type BenchDtype, type ModelSpec } from './models.js';
-import { hash32 } from './fill.js';
 
-type Opts = { pool?: BufferPool };
-/** The kernel chain of docs/KERNEL-API.md, looked up by name so the bench builds before every kernel has landed. */
-interface KernelOps {
-  linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTensor, bias: GpuTensor | undefined, opts: Opts): GpuTensor;
-  routerGpu(ctx: GpuContext, rec: Recorder, logits: GpuTensor, params: RouterParams, opts: Opts & { correctionBias?: GpuTensor }): RoutingGpu;
-  groupGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: number, opts: Opts): GroupingGpu;
-  groupedGateUpGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, g: GroupingGpu, w: ExpertWeightsGpu, bias: GpuTensor | undefined, act: ExpertActivation, opts: Opts): GpuTensor;
-  groupedDownGpu(ctx: GpuContext, rec: Recorder, h: GpuTensor, g: GroupingGpu, w: ExpertWeightsGpu, bias: GpuTensor | undefined, opts: Opts): GpuTensor;
-  combineGpu(ctx: GpuContext, rec: Recorder, y: GpuTensor, g: GroupingGpu, weights: GpuTensor | null, opts: Opts & { shared?: GpuTensor }): GpuTensor;
-  denseGroupingGpu(ctx: GpuContext, rec: Recorder, T: number, opts: Opts): GroupingGpu;
-}
+/** Which forward a layer runs. */
+export type Impl = 'moe' | 'kernels';
 
-const CHAIN = ['linearGpu', 'routerGpu', 'groupGpu', 'groupedGateUpGpu', 'groupedDownGpu', 'combineGpu', 'denseGroupingGpu'] as const;
-
-/** Which kernel-chain functions are missing from @webmoe/kernels-wgsl (empty when the full chain has landed). */
-export function missingKernels(): string[] {
-  const k = K as unknown as Record<string, unknown>;
-  return CHAIN.filter((n) => typeof k[n] !== 'function');
-}
-
-/** The implementation `createLayer` will use. */
-export function chosenImpl(): 'kernels' | 'gemv-standin' {
-  return missingKernels().length === 0 ? 'kernels' : 'gemv-standin';
+/** The router of a layer (to count the experts hit, outside the timed loop). */
+interface RouterWeights {
+  w: GpuTensor;
+  bias?: GpuTensor;
+  correctionBias?: GpuTensor;
+  params: RouterParams;
 }
 
 /** A layer with random weights on the GPU, ready to time. */
 export interface GpuLayer {
   spec: ModelSpec;
   dtype: BenchDtype;
-  impl: 'kernels' | 'gemv-standin';
+  impl: Impl;
   pool: BufferPool;
+  router: RouterWeights;
   /** Bytes of all weights on the device. */
   weightBytes: number;
+  /** Records one forward; returns the output (caller-owned) and pushes scratch to `scratch`. */
+  record(rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[]): GpuTensor;
   /** Frees every weight and the pool. */
   destroy(): void;
-  /** @internal */
-  w: LayerWeights;
 }
 
-interface LayerWeights {
-  router: GpuTensor;
-  routerBias?: GpuTensor;
-  correctionBias?: GpuTensor;
-  gateUp: ExpertWeightsGpu;
-  down: ExpertWeightsGpu;
-  gateUpBias?: GpuTensor;
-  downBias?: GpuTensor;
-  sharedGateUp?: ExpertWeightsGpu;
-  sharedDown?: ExpertWeightsGpu;
-  all: GpuTensor[];
+/** The parts of `@webmoe/moe`'s MoE the bench uses (looked up by name: the class lands while the bench is written). */
+interface MoELike {
+  namedParameters(): [string, { shape: readonly number[]; dtype: DType; gpu: GpuTensor | undefined }][];
+  record(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[]): GpuTensor;
+  gate: { weight: { gpuValue: GpuTensor }; bias?: { gpuValue: GpuTensor }; eScoreCorrectionBias?: { gpuValue: GpuTensor }; routerParams(): RouterParams };
+  /** A plain MLP: it packs its GPU weights when loaded, so it is loaded from host tensors (it is small). */
+  sharedExperts?: { namedParameters(): [string, { shape: readonly number[]; dtype: DType }][]; loadStateDict(sd: Record<string, HostTensor>): void };
+  destroy(): void;
+}
+type MoECtor = new (opts: Record<string, unknown>) => MoELike;
+
+/** The `MoE` class if `@webmoe/moe` exports it. */
+function moeClass(): { MoE: MoECtor; gates: Record<string, unknown> } | undefined {
+  const lib = Moe as unknown as Record<string, unknown>;
+  return typeof lib.MoE === 'function' ? { MoE: lib.MoE as MoECtor, gates: lib } : undefined;
+}
+
+/**
+ * The forward `createLayer` picks for a dtype.
+ * @example `implFor('fp8') // 'kernels'`
+ */
+export function implFor(dtype: BenchDtype): Impl {
+  return moeClass() && dtype !== 'fp8' ? 'moe' : 'kernels';
+}
+
+/** A host tensor of random values in its storage dtype (the fill kernel's bit patterns). */
+function randomHostTensor(dtype: DType, shape: readonly number[], seed: number): HostTensor {
+  const n = numel(shape);
+  const words = randomWords(fillKindOf(dtype), n, seed);
+  const data = allocHost(dtype, n);
+  new Uint8Array(data.buffer, data.byteOffset, data.byteLength).set(new Uint8Array(words.buffer, 0, data.byteLength));
+  return new HostTensor(dtype, shape, data as HostArray);
+}
+
+function seedOf(name: string): number {
+  let h = 17;
+  for (let i = 0; i < name.length; i++) h = hash32(h ^ name.charCodeAt(i));
+  return h;
+}
+
+const GATE_CLASS: Record<RouterParams['kind'], string> = {
+  raw_topk: 'MoEGate',
+  softmax_topk: 'SoftmaxTopKGate',
+  topk_softmax: 'TopKSoftmaxGate',
+  sigmoid_grouped: 'DeepseekV3Gate',
+  sigmoid_topk: 'Llama4Gate',
+};
+
+function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype): Omit<GpuLayer, 'pool' | 'weightBytes' | 'destroy'> & { moe: MoELike } {
+  const lib = moeClass()!;
+  const gateCls = lib.gates[GATE_CLASS[spec.router.kind]];
+  if (typeof gateCls !== 'function') throw new Error(`@webmoe/moe has no ${GATE_CLASS[spec.router.kind]}`);
+  const r = spec.router;
+  const moe = new lib.MoE({
+    devices: [DeviceRef.GPU(0)],
+    ctx,
+    hiddenDim: spec.H,
+    numExperts: spec.E,
+    numExpertsPerToken: spec.k,
+    moeDim: spec.I,
+    gateCls,
+    gateOptions: { hasBias: spec.bias, normTopkProb: r.normTopkProb, nGroup: r.nGroup, topkGroup: r.topkGroup, routedScalingFactor: r.routedScalingFactor },
+    hasSharedExperts: spec.shared > 0,
+    sharedExpertsDim: spec.shared * spec.I || undefined,
+    dtype: storageDtype(dtype),
+    expertActivation: spec.act,
+    hasExpertBias: spec.bias,
+  });
+  try {
+    const se = moe.sharedExperts;
+    if (se) {
+      const sd: Record<string, HostTensor> = {};
+      for (const [name, p] of se.namedParameters()) sd[name] = randomHostTensor(p.dtype, p.shape, seedOf(`shared_experts.${name}`));
+      se.loadStateDict(sd);
+    }
+    for (const [name, p] of moe.namedParameters()) {
+      if (name.startsWith('shared_experts.')) continue;
+      p.gpu?.destroy();
+      p.gpu = randomGpuTensor(ctx, p.dtype, p.shape, seedOf(name), fillKindOf(p.dtype), name);
+    }
+  } catch (e) {
+    moe.destroy();
+    throw e;
+  }
+  const g = moe.gate;
+  return {
+    spec,
+    dtype,
+    impl: 'moe',
+    moe,
+    router: { w: g.weight.gpuValue, bias: g.bias?.gpuValue, correctionBias: g.eScoreCorrectionBias?.gpuValue, params: g.routerParams() },
+    record: () => {
+      throw new Error('unreachable');
+    },
+  };
 }
 
 function expertWeights(ctx: GpuContext, dtype: BenchDtype, E: number, rows: number, cols: number, seed: number, all: GpuTensor[], label: string): ExpertWeightsGpu {
   if (dtype === 'fp8') {
     const q = randomGpuTensor(ctx, 'float8_e4m3fn', [E, rows, cols], seed, 'e4m3', label);
+    all.push(q);
     const scaleInv = randomGpuTensor(ctx, 'float32', [E, Math.ceil(rows / 128), Math.ceil(cols / 128)], seed + 1, 'scale', `${label}.scale_inv`);
-    all.push(q, scaleInv);
+    all.push(scaleInv);
     return { kind: 'fp8_block', q, scaleInv, block: [128, 128] };
   }
   const w = randomGpuTensor(ctx, storageDtype(dtype), [E, rows, cols], seed, undefined, label);
@@ -92,173 +168,150 @@ function expertWeights(ctx: GpuContext, dtype: BenchDtype, E: number, rows: numb
   return { kind: 'dense', w };
 }
 
+const SILU: ExpertActivation = { kind: 'silu', layout: 'concat' };
+
+/** The kernel chain on weights the bench allocates itself. */
+function createKernelLayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, all: GpuTensor[]): Omit<GpuLayer, 'pool' | 'weightBytes' | 'destroy'> & { bind(pool: BufferPool): void } {
+  const { H, I, E, shared } = spec;
+  const wd = dtype === 'fp8' ? 'bfloat16' : storageDtype(dtype);
+  const router = randomGpuTensor(ctx, wd, [E, H], 11, undefined, 'gate.weight');
+  all.push(router);
+  const gateUp = expertWeights(ctx, dtype, E, 2 * I, H, 21, all, 'experts.gate_up_proj');
+  const down = expertWeights(ctx, dtype, E, H, I, 31, all, 'experts.down_proj');
+  let routerBias: GpuTensor | undefined, gateUpBias: GpuTensor | undefined, downBias: GpuTensor | undefined, correctionBias: GpuTensor | undefined;
+  if (spec.bias) {
+    all.push((routerBias = randomGpuTensor(ctx, wd, [E], 12, undefined, 'gate.bias')));
+    all.push((gateUpBias = randomGpuTensor(ctx, wd, [E, 2 * I], 22, undefined, 'experts.gate_up_proj_bias')));
+    all.push((downBias = randomGpuTensor(ctx, wd, [E, H], 32, undefined, 'experts.down_proj_bias')));
+  }
+  if (spec.router.kind === 'sigmoid_grouped') all.push((correctionBias = randomGpuTensor(ctx, 'float32', [E], 13, 'f32', 'gate.e_score_correction_bias')));
+  const sharedGateUp = shared ? expertWeights(ctx, dtype, 1, 2 * shared * I, H, 41, all, 'shared.gate_up') : undefined;
+  const sharedDown = shared ? expertWeights(ctx, dtype, 1, H, shared * I, 51, all, 'shared.down') : undefined;
+  let pool: BufferPool;
+  return {
+    spec,
+    dtype,
+    impl: 'kernels',
+    router: { w: router, bias: routerBias, correctionBias, params: spec.router },
+    bind: (p) => {
+      pool = p;
+    },
+    record(rec, x, scratch) {
+      const keep = <G extends { destroy(): void }>(t: G): G => {
+        scratch.push(t);
+        return t;
+      };
+      const logits = keep(linearGpu(ctx, rec, x, router, { bias: routerBias, pool }));
+      const routing = routerGpu(ctx, rec, logits, spec.router, { pool, correctionBias });
+      keep(routing.idx);
+      keep(routing.weights);
+      const g = keep(groupGpu(ctx, rec, routing.idx, E, { pool }));
+      const h = keep(groupedGateUpGpu(ctx, rec, x, g, gateUp, gateUpBias, spec.act, { pool }));
+      const y = keep(groupedDownGpu(ctx, rec, h, g, down, downBias, { pool }));
+      let sharedOut: GpuTensor | undefined;
+      if (sharedGateUp && sharedDown) {
+        const gs = keep(denseGroupingGpu(ctx, rec, x.shape[0], { pool }));
+        const hs = keep(groupedGateUpGpu(ctx, rec, x, gs, sharedGateUp, undefined, SILU, { pool }));
+        sharedOut = keep(groupedDownGpu(ctx, rec, hs, gs, sharedDown, undefined, { pool }));
+      }
+      return combineGpu(ctx, rec, y, g, routing.weights, { shared: sharedOut });
+    },
+  };
+}
+
 /**
  * Allocates the layer's weights on the GPU (random, generated on the GPU in
  * their storage dtype) and waits until they are written.
  * @example `const layer = await createLayer(ctx, findModel('qwen3-30b-a3b'), 'bf16')`
  */
-export async function createLayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype): Promise<GpuLayer> {
-  const { H, I, E, shared } = spec;
+export async function createLayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, impl: Impl = implFor(dtype)): Promise<GpuLayer> {
   const all: GpuTensor[] = [];
-  const wd = dtype === 'fp8' ? 'bfloat16' : storageDtype(dtype);
+  let moe: MoELike | undefined;
   try {
-    const w: LayerWeights = await ctx.checked(`weights of ${spec.name} ${dtype}`, () => {
-      const router = randomGpuTensor(ctx, wd, [E, H], 11, undefined, 'router');
-      all.push(router);
-      const lw: LayerWeights = {
-        router,
-        gateUp: expertWeights(ctx, dtype, E, 2 * I, H, 21, all, 'experts.gate_up'),
-        down: expertWeights(ctx, dtype, E, H, I, 31, all, 'experts.down'),
-        all,
-      };
-      if (spec.bias) {
-        all.push((lw.routerBias = randomGpuTensor(ctx, 'float32', [E], 12, 'f32', 'router.bias')));
-        all.push((lw.gateUpBias = randomGpuTensor(ctx, 'bfloat16', [E, 2 * I], 22, 'bf16', 'experts.gate_up.bias')));
-        all.push((lw.downBias = randomGpuTensor(ctx, 'bfloat16', [E, H], 32, 'bf16', 'experts.down.bias')));
+    const pool = new BufferPool(ctx, { maxFreeBytes: 1 << 30 });
+    const made = await ctx.checked(`weights of ${spec.name} ${dtype}`, () => {
+      if (impl === 'moe') {
+        const m = createMoELayer(ctx, spec, dtype);
+        moe = m.moe;
+        return { ...m, record: (rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[]) => m.moe.record(rec, x, pool, scratch) };
       }
-      if (spec.router.kind === 'sigmoid_grouped') all.push((lw.correctionBias = randomGpuTensor(ctx, 'float32', [E], 13, 'f32', 'router.correction_bias')));
-      if (shared) {
-        lw.sharedGateUp = expertWeights(ctx, dtype, 1, 2 * shared * I, H, 41, all, 'shared.gate_up');
-        lw.sharedDown = expertWeights(ctx, dtype, 1, H, shared * I, 51, all, 'shared.down');
-      }
-      return lw;
+      const k = createKernelLayer(ctx, spec, dtype, all);
+      k.bind(pool);
+      return k;
     });
     await ctx.sync();
-    const pool = new BufferPool(ctx, { maxFreeBytes: 1 << 30 });
+    const tensors = moe ? moe.namedParameters().map(([, p]) => p.gpu).filter((t): t is GpuTensor => !!t) : all;
     return {
       spec,
       dtype,
-      impl: chosenImpl(),
+      impl,
       pool,
-      weightBytes: all.reduce((s, t) => s + t.byteLength, 0),
-      w,
+      router: made.router,
+      record: made.record,
+      weightBytes: tensors.reduce((s, t) => s + t.byteLength, 0),
       destroy() {
+        moe?.destroy();
         for (const t of all) t.destroy();
         pool.destroy();
       },
     };
   } catch (e) {
+    (moe as MoELike | undefined)?.destroy();
     for (const t of all) t.destroy();
     throw e;
   }
 }
 
-/** One recorded forward: the output, the routing indices, and the intermediates to free after submit. */
+/** One recorded forward: the output and the scratch to free after submit. */
 export interface Forward {
   out: GpuTensor;
-  /** uint32 [T, k] routing indices (for counting the experts hit). */
-  idx: GpuTensor;
-  /** Frees intermediates and the output (call after submit, once the output is no longer needed). */
+  /** Frees the scratch and the output (call after submit, once the output is no longer needed). */
   release(): void;
 }
 
-/** Host grouping of routing indices (counting sort by expert). */
-function hostGrouping(idx: Uint32Array, T: number, k: number, E: number) {
-  const counts = new Uint32Array(E);
-  for (const e of idx) counts[e]++;
-  const offsets = new Uint32Array(E + 1);
-  for (let e = 0; e < E; e++) offsets[e + 1] = offsets[e] + counts[e];
-  const fill = offsets.slice(0, E);
-  const order = new Uint32Array(T * k);
-  const position = new Uint32Array(T * k);
-  for (let p = 0; p < T * k; p++) {
-    const r = fill[idx[p]]++;
-    order[r] = p;
-    position[p] = r;
-  }
-  return { counts, offsets, order, position };
-}
-
 /**
- * Uniform random routing: each token picks k distinct experts (seeded).
- * @example `uniformRouting(4, 2, 8, 1).length // 8`
- */
-export function uniformRouting(T: number, k: number, E: number, seed: number): Uint32Array {
-  const idx = new Uint32Array(T * k);
-  let s = seed >>> 0;
-  for (let t = 0; t < T; t++) {
-    const picked = new Set<number>();
-    while (picked.size < k) {
-      s = hash32(s + 0x9e3779b9);
-      picked.add(s % E);
-    }
-    idx.set([...picked], t * k);
-  }
-  return idx;
-}
-
-function u32Tensor(ctx: GpuContext, data: Uint32Array, label: string): GpuTensor {
-  const t = GpuTensor.empty(ctx, 'uint32', [data.length], label);
-  ctx.device.queue.writeBuffer(t.buffer, 0, data as Uint32Array<ArrayBuffer>);
-  return t;
-}
-
-const standinGroupings = new WeakMap<GpuLayer, Map<number, { g: GroupingGpu; idx: GpuTensor }>>();
-
-function standinGrouping(ctx: GpuContext, layer: GpuLayer, T: number): { g: GroupingGpu; idx: GpuTensor } {
-  let m = standinGroupings.get(layer);
-  if (!m) standinGroupings.set(layer, (m = new Map()));
-  let r = m.get(T);
-  if (!r) {
-    const { k, E } = layer.spec;
-    const idxHost = uniformRouting(T, k, E, 1234 + T);
-    const h = hostGrouping(idxHost, T, k, E);
-    const parts = [u32Tensor(ctx, h.counts, 'counts'), u32Tensor(ctx, h.offsets, 'offsets'), u32Tensor(ctx, h.order, 'order'), u32Tensor(ctx, h.position, 'position')];
-    const idx = u32Tensor(ctx, idxHost, 'idx');
-    const g: GroupingGpu = { T, k, E, counts: parts[0], offsets: parts[1], order: parts[2], position: parts[3], destroy: () => parts.forEach((p) => p.destroy()) };
-    r = { g, idx };
-    m.set(T, r);
-    const prev = layer.destroy;
-    layer.destroy = () => {
-      g.destroy();
-      idx.destroy();
-      prev();
-    };
-  }
-  return r;
-}
-
-/**
- * Records one forward of `layer` on `x` (f32 [T, H]) into `rec`. The
- * returned output belongs to the caller: `release()` after submit.
+ * Records one forward of `layer` on `x` (f32 [T, H]) into `rec`.
+ * `release()` after submit.
  * @example
  * ```ts
  * const rec = new Recorder(ctx); const f = runMoE(ctx, layer, rec, x); rec.submit(); await ctx.sync(); f.release();
  * ```
  */
 export function runMoE(ctx: GpuContext, layer: GpuLayer, rec: Recorder, x: GpuTensor): Forward {
-  const T = x.shape[0];
-  const { spec, w, pool } = layer;
-  const opts = { pool };
-  if (layer.impl === 'gemv-standin') {
-    const { g, idx } = standinGrouping(ctx, layer, T);
-    const h = K.gemvGateUpGpu(ctx, rec, x, g, w.gateUp, spec.act, { pool, bias: w.gateUpBias });
-    const y = K.gemvDownGpu(ctx, rec, h, g, w.down, { pool, bias: w.downBias });
-    return { out: y, idx, release: () => { h.destroy(); y.destroy(); } };
+  ctx.assertAlive();
+  const scratch: { destroy(): void }[] = [];
+  let out: GpuTensor;
+  try {
+    out = layer.record(rec, x, scratch);
+  } catch (e) {
+    for (const s of scratch) s.destroy();
+    throw e;
   }
-  const ops = K as unknown as KernelOps;
-  const temps: { destroy(): void }[] = [];
-  const logits = ops.linearGpu(ctx, rec, x, w.router, w.routerBias, opts);
-  const routing = ops.routerGpu(ctx, rec, logits, spec.router, { pool, correctionBias: w.correctionBias });
-  const g = ops.groupGpu(ctx, rec, routing.idx, spec.E, opts);
-  const h = ops.groupedGateUpGpu(ctx, rec, x, g, w.gateUp, w.gateUpBias, spec.act, opts);
-  const y = ops.groupedDownGpu(ctx, rec, h, g, w.down, w.downBias, opts);
-  temps.push(logits, routing.weights, g, h, y);
-  let shared: GpuTensor | undefined;
-  if (w.sharedGateUp && w.sharedDown) {
-    const gs = ops.denseGroupingGpu(ctx, rec, T, opts);
-    const hs = ops.groupedGateUpGpu(ctx, rec, x, gs, w.sharedGateUp, undefined, { kind: 'silu', layout: 'concat' }, opts);
-    shared = ops.groupedDownGpu(ctx, rec, hs, gs, w.sharedDown, undefined, opts);
-    temps.push(gs, hs, shared);
-  }
-  const out = ops.combineGpu(ctx, rec, y, g, routing.weights, { pool, shared });
   return {
     out,
-    idx: routing.idx,
     release: () => {
-      for (const t of temps) t.destroy();
-      routing.idx.destroy();
+      for (const s of scratch) s.destroy();
       out.destroy();
     },
   };
+}
+
+/**
+ * The routing indices [T, k] the layer's router gives for `x` (run on its
+ * own, outside the timed forwards), to count the experts a batch hits.
+ * @example `const idx = await routingOf(ctx, layer, x)`
+ */
+export async function routingOf(ctx: GpuContext, layer: GpuLayer, x: GpuTensor, rec: Recorder): Promise<Uint32Array> {
+  const r = layer.router;
+  const logits = linearGpu(ctx, rec, x, r.w, { bias: r.bias, pool: layer.pool });
+  const routing = routerGpu(ctx, rec, logits, r.params, { pool: layer.pool, correctionBias: r.correctionBias });
+  rec.submit();
+  try {
+    const t = await routing.idx.download();
+    return t.data as Uint32Array;
+  } finally {
+    logits.destroy();
+    routing.idx.destroy();
+    routing.weights.destroy();
+  }
 }

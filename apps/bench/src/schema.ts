@@ -17,7 +17,7 @@ export interface ResultRow {
   dtype: string;
   /** Adapter / device name. */
   device: string;
-  /** Which forward ran: 'kernels', 'gemv-standin', 'cpu-ref', 'ort-qmoe', torch's 'eager' / 'grouped_mm' / 'batched_mm'. */
+  /** Which forward ran: 'moe' (@webmoe/moe's MoE), 'kernels' (the kernel chain), 'cpu-ref', 'ort-qmoe', torch's 'eager' / 'grouped_mm' / 'batched_mm'. */
   impl?: string;
   medianMs: number;
   p10Ms: number;

@@ -55,6 +55,8 @@ describe('bytes and flops', () => {
     const d = findModel('deepseek-v3/s64');
     expect(d.E % (d.router.nGroup ?? 1)).toBe(0);
     expect(d.E).toBeGreaterThanOrEqual(d.k);
+    // the kept groups must hold k experts: topkGroup * E / nGroup >= k
+    expect(((d.router.topkGroup ?? 1) * d.E) / (d.router.nGroup ?? 1)).toBeGreaterThanOrEqual(d.k);
     expect(() => findModel('nope')).toThrow(/unknown model/);
   });
 });

@@ -30,3 +30,19 @@ describe('stats', () => {
     expect(() => quantile([1], 1.5)).toThrow(/q must be/);
   });
 });
+
+import { kernelBreakdown } from '../src/bench.js';
+
+describe('kernelBreakdown', () => {
+  it('sums repeated kernels per forward, takes medians over forwards, shares of their sum', () => {
+    const it1 = [{ name: 'a', ns: 1e6 }, { name: 'b', ns: 2e6 }, { name: 'b', ns: 1e6 }];
+    const it2 = [{ name: 'a', ns: 3e6 }, { name: 'b', ns: 2e6 }, { name: 'b', ns: 2e6 }];
+    const it3 = [{ name: 'a', ns: 2e6 }, { name: 'b', ns: 5e6 }, { name: 'b', ns: 5e6 }];
+    const k = kernelBreakdown([it1, it2, it3]);
+    // a: 1, 3, 2 ms -> median 2; b: 3, 4, 10 ms -> median 4; total 6
+    expect(k).toEqual([
+      { name: 'a', medianMs: 2, calls: 1, share: 2 / 6 },
+      { name: 'b', medianMs: 4, calls: 2, share: 4 / 6 },
+    ]);
+  });
+});
