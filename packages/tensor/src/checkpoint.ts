@@ -213,11 +213,11 @@ export class Checkpoint {
     return { ...s.info(name), file: s.name };
   }
   /** `name` as a {@link HostTensor}, reading only its bytes. */
-  read(name: string): Promise<HostTensor> {
+  async read(name: string): Promise<HostTensor> {
     return this.shard(name).read(name);
   }
   /** `name` as raw bytes plus its safetensors dtype. */
-  readRaw(name: string): Promise<RawTensor> {
+  async readRaw(name: string): Promise<RawTensor> {
     return this.shard(name).readRaw(name);
   }
   /** The parsed `config.json` of the checkpoint directory. */
