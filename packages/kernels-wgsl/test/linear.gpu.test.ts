@@ -20,14 +20,15 @@ function naive(x: Float32Array, T: number, wf: Float32Array, N: number, K: numbe
   return y;
 }
 
-async function runLinear(c: GpuContext, x: Float32Array, T: number, w: HostTensor, bias?: HostTensor, pool?: BufferPool): Promise<Float32Array> {
+/** Runs linearGpu in the contract's call form (bias positional) or, with `optsForm`, with `{ bias, pool }`. */
+async function runLinear(c: GpuContext, x: Float32Array, T: number, w: HostTensor, bias?: HostTensor, pool?: BufferPool, optsForm = false): Promise<Float32Array> {
   return gpuChecked(c, async () => {
     const K = w.shape[1];
     const gx = GpuTensor.upload(c, HostTensor.fromFloat32([T, K], x));
     const gw = GpuTensor.upload(c, w);
     const gb = bias ? GpuTensor.upload(c, bias) : undefined;
     const rec = new Recorder(c);
-    const y = linearGpu(c, rec, gx, gw, { bias: gb, pool });
+    const y = optsForm ? linearGpu(c, rec, gx, gw, { bias: gb, pool }) : linearGpu(c, rec, gx, gw, gb ?? null, { pool });
     rec.submit();
     const h = await y.download();
     for (const t of [gx, gw, gb, y]) t?.destroy();
@@ -88,8 +89,9 @@ describe('linearGpu vs linearRef', () => {
       const K = 33, N = 21;
       const x = randomArray(r, T * K);
       const w = HostTensor.fromFloat32([N, K], randomArray(r, N * K), 'bfloat16');
-      const a = await runLinear(ctx, x, T, w, undefined, pool);
-      const b = await runLinear(ctx, x, T, w, undefined, pool);
+      const bias = HostTensor.fromFloat32([N], randomArray(r, N), 'bfloat16');
+      const a = await runLinear(ctx, x, T, w, bias, pool);
+      const b = await runLinear(ctx, x, T, w, bias, pool, true);
       expect(Array.from(a)).toEqual(Array.from(b));
     }
     expect(pool.liveCount).toBe(0);
@@ -112,6 +114,7 @@ describe('linearGpu vs linearRef', () => {
     expect(() => linearGpu(ctx!, rec, x, wk)).toThrow(ShapeError);
     expect(() => linearGpu(ctx!, rec, x, wk)).toThrow(/expected shape \[4, 3\], got \[4, 5\]/);
     expect(() => linearGpu(ctx!, rec, x, w, { bias: b5 })).toThrow(ShapeError);
+    expect(() => linearGpu(ctx!, rec, x, w, b5)).toThrow(ShapeError);
     expect(() => linearGpu(ctx!, rec, x, w, { bias: bi })).toThrow(DTypeError);
     rec.submit();
     for (const t of [x, xb, w, w8, wk, b5, bi]) t.destroy();

@@ -14,7 +14,7 @@
 import type { DType } from '@webmoe/tensor';
 import { DTYPES, DTypeError, ShapeError, ValueError, toFloat32, type HostTensor } from '@webmoe/tensor';
 import type { GpuContext } from '../runtime/context.js';
-import type { GpuTensor } from '../runtime/tensor.js';
+import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
 import { FP8_DECODE_WGSL, loadFn, storageType } from '../wgsl.js';
@@ -199,14 +199,22 @@ function checkBiasDType(what: string, d: DType): void {
  * W float32 / bfloat16 / float16 in storage type, bias any float dtype.
  * Returns a new float32 [T,N] tensor owned by the caller.
  *
+ * Two call forms: the contract's `linearGpu(ctx, rec, x, w, bias, opts)`
+ * (bias a GpuTensor, or null/undefined) and `linearGpu(ctx, rec, x, w,
+ * { bias, pool })`.
+ *
  * @example
  * ```ts
  * const rec = new Recorder(ctx);
- * const y = linearGpu(ctx, rec, x, w, { bias }); // x [T,K] f32, w [N,K] bf16
+ * const y = linearGpu(ctx, rec, x, w, bias, { pool }); // x [T,K] f32, w [N,K] bf16
+ * const z = linearGpu(ctx, rec, x, w, { bias, pool }); // the same
  * rec.submit();
  * ```
  */
-export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTensor, opts: LinearOptions = {}): GpuTensor {
+export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTensor, bias?: GpuTensor | null, opts?: { pool?: BufferPool }): GpuTensor;
+export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTensor, opts?: LinearOptions): GpuTensor;
+export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTensor, a?: GpuTensor | LinearOptions | null, b?: { pool?: BufferPool }): GpuTensor {
+  const opts: LinearOptions = a instanceof GpuTensor ? { bias: a, pool: b?.pool } : a ? a : { pool: b?.pool };
   if (x.dtype !== 'float32') throw new DTypeError('linearGpu x', 'float32', x.dtype);
   const [T, K] = expect2d('linearGpu x [T, K]', x.shape);
   checkWeightDType('linearGpu w', w.dtype);
