@@ -74,7 +74,7 @@ beforeAll(async () => {
   page = browser.pages()[0] ?? (await browser.newPage());
   page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error') pageErrors.push(`console.error: ${m.text()}`);
+    if (m.type() === 'error') pageErrors.push(`console.error: ${m.text()}${m.location().url ? ` (${m.location().url})` : ''}`);
   });
   console.log(`[browser] ${url}`);
   await page.goto(url, { waitUntil: 'load' });

@@ -78,9 +78,30 @@ function fixturesMiddleware(): Connect.NextHandleFunction {
       return;
     }
     const ext = abs.slice(abs.lastIndexOf('.'));
+    const size = statSync(abs).size;
     res.setHeader('content-type', TYPES[ext] ?? 'application/octet-stream');
-    res.setHeader('content-length', String(statSync(abs).size));
+    res.setHeader('accept-ranges', 'bytes');
     res.setHeader('cache-control', 'no-store');
+    // Single byte ranges (what @webmoe/tensor's urlSource asks for): 206 with Content-Range.
+    const m = /^bytes=(\d*)-(\d*)$/.exec(String(req.headers.range ?? ''));
+    if (m && (m[1] || m[2])) {
+      const start = m[1] ? Number(m[1]) : Math.max(0, size - Number(m[2]));
+      const end = m[1] ? (m[2] ? Math.min(Number(m[2]), size - 1) : size - 1) : size - 1;
+      if (start >= size || start > end) {
+        res.statusCode = 416;
+        res.setHeader('content-range', `bytes */${size}`);
+        res.end();
+        return;
+      }
+      res.statusCode = 206;
+      res.setHeader('content-range', `bytes ${start}-${end}/${size}`);
+      res.setHeader('content-length', String(end - start + 1));
+      if (req.method === 'HEAD') return void res.end();
+      createReadStream(abs, { start, end }).pipe(res);
+      return;
+    }
+    res.setHeader('content-length', String(size));
+    if (req.method === 'HEAD') return void res.end();
     createReadStream(abs).pipe(res);
   };
 }

@@ -25,7 +25,7 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getEleme
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 let ctx: GpuContext | null = null;
-let fixtureList: { path: string; name: string }[] = [];
+let fixtureList: { path: string; name: string; files?: { name: string }[] }[] = [];
 
 function renderEnv(): void {
   const e = results.env!;
@@ -137,9 +137,9 @@ function fixtureJobs(names: string[] | 'all'): Job[] {
   const specs = names === 'all' ? fixtureList.map((f) => f.path) : names;
   return specs.map((spec) => {
     const [n, dt] = spec.split('@');
-    const f = fixtureList.find((x) => x.name === n || x.path === n) ?? { path: n, name: n };
+    const f = fixtureList.find((x) => x.name === n || x.path === n) ?? { path: n, name: n, files: undefined };
     const dtype = dt && DTYPE_NAMES.includes(dt) ? (dt as WeightDType) : selectedDType();
-    return { src: urlSource(`./fixtures/${f.path}/`, f.name), dtype };
+    return { src: urlSource(`./fixtures/${f.path}/`, f.name, f.files?.map((x) => x.name)), dtype };
   });
 }
 
@@ -147,7 +147,7 @@ async function loadFixtures(): Promise<void> {
   try {
     const r = await fetch('./fixtures/index.json');
     if (!r.ok) throw new Error(`HTTP ${r.status}`);
-    const j = (await r.json()) as { fixtures: { path: string; name: string }[] };
+    const j = (await r.json()) as { fixtures: { path: string; name: string; files: { name: string }[] }[] };
     fixtureList = j.fixtures;
     results.fixtures = fixtureList.map((f) => f.path);
     $('fixtures-where').textContent = `(${fixtureList.length} under /fixtures/)`;

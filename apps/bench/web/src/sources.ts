@@ -15,8 +15,11 @@ export interface PageSource {
   readonly baseUrl?: string;
 }
 
-/** A folder served over HTTP; `base` ends with '/'. */
-export function urlSource(base: string, label?: string): PageSource {
+/**
+ * A folder served over HTTP. When the server listed its files (`known`), a
+ * file not among them is absent without a request (no 404 noise).
+ */
+export function urlSource(base: string, label?: string, known?: readonly string[]): PageSource {
   const b = base.endsWith('/') ? base : base + '/';
   const name = label ?? (b.replace(/\/+$/, '').split('/').pop() || b);
   return {
@@ -24,6 +27,7 @@ export function urlSource(base: string, label?: string): PageSource {
     origin: b,
     baseUrl: b,
     async get(file) {
+      if (known && !known.includes(file)) return null;
       const r = await fetch(new URL(file, new URL(b, location.href)).href);
       if (r.status === 404) return null;
       if (!r.ok) throw new Error(`GET ${b}${file}: HTTP ${r.status} ${r.statusText}`);
