@@ -161,6 +161,17 @@ export class Uniforms {
   }
 }
 
+const ARENA_BYTES = 16384;
+const arenaFree = new WeakMap<GPUDevice, GPUBuffer[]>();
+function perDeviceList(m: WeakMap<GPUDevice, GPUBuffer[]>, d: GPUDevice): GPUBuffer[] {
+  let l = m.get(d);
+  if (!l) {
+    l = [];
+    m.set(d, l);
+  }
+  return l;
+}
+
 /** Timing of one dispatch, in ns, when a Recorder was created with timestamps. */
 export interface KernelTiming {
   name: string;
@@ -225,6 +236,31 @@ export class Recorder {
     return (this.pass ??= this.encoder.beginComputePass());
   }
 
+  private arenas: { buf: GPUBuffer; host: Uint8Array<ArrayBuffer>; used: number }[] = [];
+
+  /**
+   * Places one uniform block in the recorder's uniform arena (16 KiB chunks
+   * reused across recorders of a device; written with one writeBuffer per
+   * chunk at submit, which the queue orders before the submitted commands).
+   * Creating a mapped buffer per dispatch costs ~100 us in Dawn.
+   */
+  private uniformSlot(data: Uint8Array): GPUBufferBinding {
+    const align = this.ctx.limits.minUniformBufferOffsetAlignment ?? 256;
+    const size = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
+    let a = this.arenas[this.arenas.length - 1];
+    if (!a || a.used + size > ARENA_BYTES) {
+      if (size > ARENA_BYTES) throw new LimitError('uniform block bytes', size, ARENA_BYTES);
+      const free = perDeviceList(arenaFree, this.ctx.device);
+      const buf = free.pop() ?? this.ctx.device.createBuffer({ label: 'uniform-arena', size: ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      a = { buf, host: new Uint8Array(ARENA_BYTES), used: 0 };
+      this.arenas.push(a);
+    }
+    const offset = a.used;
+    a.host.set(data, offset);
+    a.used = Math.ceil((offset + size) / align) * align;
+    return { buffer: a.buf, offset, size };
+  }
+
   /** Ends the current compute pass (so that copies can be recorded). */
   endPass(): void {
     this.pass?.end();
@@ -243,12 +279,7 @@ export class Recorder {
     const entries: GPUBindGroupEntry[] = d.buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
     if (d.uniforms) {
       const data = d.uniforms instanceof ArrayBuffer ? new Uint8Array(d.uniforms) : new Uint8Array(d.uniforms.buffer, d.uniforms.byteOffset, d.uniforms.byteLength);
-      const size = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
-      const ub = this.ctx.device.createBuffer({ label: `${d.kernel.name}.uniforms`, size, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
-      new Uint8Array(ub.getMappedRange()).set(data);
-      ub.unmap();
-      this.temps.push(ub);
-      entries.push({ binding: d.buffers.length, resource: { buffer: ub } });
+      entries.push({ binding: d.buffers.length, resource: this.uniformSlot(data) });
     }
     const bg = this.ctx.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     const pass = this.getPass(d.kernel.name);
@@ -287,9 +318,16 @@ export class Recorder {
       this.encoder.resolveQuerySet(this.querySet!, 0, n, this.resolveBuf, 0);
       this.encoder.copyBufferToBuffer(this.resolveBuf, 0, this.readBuf, 0, n * 8);
     }
+    for (const a of this.arenas) this.ctx.device.queue.writeBuffer(a.buf, 0, a.host, 0, Math.min(ARENA_BYTES, a.used));
     this.ctx.device.queue.submit([this.encoder.finish()]);
     for (const t of this.temps) t.destroy();
     this.temps = [];
+    const free = perDeviceList(arenaFree, this.ctx.device);
+    for (const a of this.arenas) {
+      if (free.length < 16) free.push(a.buf);
+      else a.buf.destroy();
+    }
+    this.arenas = [];
   }
 
   /** After submit: the per-dispatch GPU times (empty without timestamps). */
