@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import { mkdtemp, writeFile, readFile, readdir, mkdir, rm } from 'node:fs/promises';
+import { mkdtemp, writeFile, readFile, readdir, mkdir, rm, open as fsOpen } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -279,6 +279,48 @@ describe('byte sources', () => {
     expect(Buffer.compare(Buffer.from(t.bytes()), Buffer.from(orig.subarray(8 + n + b, 8 + n + e)))).toBe(0);
     await expect(src.read(0, 1)).rejects.toMatchObject({ code: 'CLOSED' });
     await expect(fileSource('/nonexistent/x.safetensors')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});
+
+describe('large files and browser safety', () => {
+  it('a 60 GB (sparse) checkpoint opens through fileSource without reading its data', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'st-big-'));
+    const p = join(dir, 'big.safetensors');
+    try {
+      const big = 60_000_000_000;
+      const header = { __metadata__: { format: 'pt' }, big: { dtype: 'U8', shape: [big], data_offsets: [0, big] }, small: { dtype: 'F32', shape: [4], data_offsets: [big, big + 16] } };
+      const head = craft(header, 0);
+      const fh = await fsOpen(p, 'w');
+      await fh.write(head, 0, head.byteLength, 0);
+      const small = new Uint8Array(new Float32Array([1, 2, 3, 4]).buffer);
+      await fh.write(small, 0, 16, head.byteLength + big);
+      await fh.close();
+      const src = await fileSource(p);
+      expect(src.size).toBe(head.byteLength + big + 16);
+      let bytesRead = 0;
+      const counting: ByteSource = { size: src.size, read: (o, l) => ((bytesRead += l), src.read(o, l)), close: () => src.close!() };
+      const st = await SafetensorsFile.open(counting, 'big.safetensors');
+      expect(st.info('big').shape).toEqual([big]);
+      expect(Array.from((await st.read('small')).data)).toEqual([1, 2, 3, 4]);
+      expect(bytesRead).toBe(head.byteLength + 16);
+      await st.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+  it('the main entry imports no node: module (only src/node.ts may)', () => {
+    const src = join(__dirname, '..', 'src');
+    const seen = new Set<string>();
+    const visit = (f: string) => {
+      if (seen.has(f)) return;
+      seen.add(f);
+      const text = readFileSync(join(src, f), 'utf8');
+      expect(text, f).not.toMatch(/from\s+['"]node:|require\(|\bBuffer\b|\bprocess\./);
+      for (const m of text.matchAll(/from\s+'\.\/([\w-]+)\.js'/g)) visit(`${m[1]}.ts`);
+    };
+    visit('index.ts');
+    expect(seen.has('safetensors.ts') && seen.has('checkpoint.ts') && seen.has('byte-source.ts') && seen.has('quant-fp8.ts')).toBe(true);
+    expect(seen.has('node.ts')).toBe(false);
   });
 });
 
