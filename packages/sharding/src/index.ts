@@ -7,3 +7,4 @@ export * from './device-group.js';
 export * from './collectives.js';
 export * from './ep.js';
 export * from './kernels.js';
+export * from './transport.js';
