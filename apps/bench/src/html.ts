@@ -33,7 +33,7 @@ function fmt(v: number): string {
 }
 
 /** A log-log chart as an SVG string. Non-finite and non-positive points are dropped. */
-export function logChart(opts: { title: string; xLabel: string; yLabel: string; series: Series[]; extra?: (sx: (x: number) => number, sy: (y: number) => number, d: { x0: number; x1: number; y0: number; y1: number }) => string; xDomain?: [number, number]; yDomain?: [number, number] }): string {
+export function logChart(opts: { title: string; xLabel: string; yLabel: string; series: Series[]; extra?: (sx: (x: number) => number, sy: (y: number) => number, d: { x0: number; x1: number; y0: number; y1: number }) => string; xDomain?: [number, number]; yDomain?: [number, number]; legendLeft?: boolean }): string {
   const pts = opts.series.flatMap((s) => s.points).filter((p) => p.x > 0 && p.y > 0 && Number.isFinite(p.x) && Number.isFinite(p.y));
   const xs = pts.map((p) => p.x);
   const ys = pts.map((p) => p.y);
@@ -80,7 +80,8 @@ export function logChart(opts: { title: string; xLabel: string; yLabel: string; 
       );
     }
     const ly = M.t + 12 + i * 14;
-    g.push(`<line x1="${W - M.r - 150}" y1="${ly - 4}" x2="${W - M.r - 134}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="4 2"' : ''}/><text x="${W - M.r - 130}" y="${ly}" class="lg">${esc(s.label)}</text>`);
+    const lx = opts.legendLeft ? M.l + 8 : W - M.r - 150;
+    g.push(`<line x1="${lx}" y1="${ly - 4}" x2="${lx + 16}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="4 2"' : ''}/><text x="${lx + 20}" y="${ly}" class="lg">${esc(s.label)}</text>`);
   });
   g.push('</svg>');
   return g.join('\n');
@@ -156,6 +157,7 @@ export function rooflineChart(ours: BenchReport, other?: BenchReport): string {
     series,
     xDomain,
     yDomain,
+    legendLeft: true,
     extra: (sx, sy, d) => {
       const parts: string[] = [];
       if (Number.isFinite(bw) && bw > 0) {

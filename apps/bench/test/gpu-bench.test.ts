@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { readBuffer } from '@webmoe/kernels-wgsl';
+import { testGpu, gpuChecked } from '@webmoe/kernels-wgsl/testing';
+import { parseArgs } from '../src/args.js';
+import { runBench } from '../src/bench.js';
+import { measureCopyGpu } from '../src/copybw.js';
+import { randomGpuTensor, randomWords } from '../src/fill.js';
+import { Progress } from '../src/progress.js';
+
+// On a WebGPU adapter (lavapipe in CI). Without one, testGpu() prints a visible
+// SKIPPED line, and with CI=true it fails the suite instead.
+const ctx = await testGpu();
+const quiet = { write: () => true };
+
+describe.runIf(ctx)('bench on a WebGPU adapter', () => {
+  it('the GPU fill kernel writes the same bit patterns as its host twin', async () => {
+    for (const [dtype, kind, n] of [['bfloat16', 'bf16', 1001], ['float8_e4m3fn', 'e4m3', 1003], ['float32', 'f32', 999], ['float16', 'f16', 10]] as const) {
+      const t = await gpuChecked(ctx!, () => randomGpuTensor(ctx!, dtype, [n], 5, kind));
+      const got = new Uint32Array((await readBuffer(ctx!, t.buffer, t.byteLength)).slice().buffer);
+      const want = randomWords(kind, n, 5);
+      expect(Array.from(got.subarray(0, want.length - 1)), dtype).toEqual(Array.from(want.subarray(0, want.length - 1)));
+      t.destroy();
+    }
+    // bf16 values are finite and small; e4m3 bytes never NaN (0x7f / 0xff)
+    const bf = new Uint16Array(randomWords('bf16', 4096, 9).buffer);
+    expect(bf.every((h) => ((h >> 7) & 0xff) >= 119 && ((h >> 7) & 0xff) <= 122)).toBe(true);
+    const f8 = new Uint8Array(randomWords('e4m3', 4096, 9).buffer);
+    expect(f8.every((b) => (b & 0x7f) !== 0x7f)).toBe(true);
+  });
+
+  it('copy bandwidth probe', async () => {
+    const c = await measureCopyGpu(ctx!, 4 << 20, 3);
+    expect(c.gbps).toBeGreaterThan(0);
+    expect(c.bytes).toBe(4 << 20);
+  });
+
+  it('a tiny run (bf16 through MoE or the kernel chain, fp8 through the kernel chain) gives complete rows', async () => {
+    const o = parseArgs(['--models', 'tiny', '--tokens', '1,8', '--dtypes', 'bf16,fp8', '--iters', '2', '--warmup', '1', '--copy-mib', '4']);
+    const r = await runBench(o, { kind: 'lavapipe', ctx: ctx!, name: ctx!.adapterName }, new Progress(6, quiet, false));
+    expect(r.results).toHaveLength(4);
+    for (const x of r.results) {
+      expect(x.error, `${x.dtype} T=${x.tokens}`).toBeUndefined();
+      expect(x.medianMs).toBeGreaterThan(0);
+      expect(x.expertsHitSource).toBe('routing');
+      expect(x.expertsHit).toBeGreaterThanOrEqual(2);
+      expect(x.expertsHit).toBeLessThanOrEqual(Math.min(4, x.tokens * 2));
+      if (ctx!.features.timestampQuery) {
+        expect(x.timing).toBe('timestamp');
+        expect(x.kernels.map((k) => k.name)).toEqual(expect.arrayContaining(['router', 'combine']));
+      }
+    }
+    expect(r.results.find((x) => x.dtype === 'fp8')!.impl).toBe('kernels');
+    expect(ctx!.takeUncapturedErrors()).toEqual([]);
+  });
+});

@@ -1,0 +1,101 @@
+# PyTorch/HF baselines for the MoE layer forward on the lent GPU, in the
+# JSON schema of the WebMoE bench (apps/bench/src/schema.ts), so that
+#   node .gpu-kit/bench.mjs --compare torch.json
+# puts these numbers beside ours. Extended from /work/shared/gpu/torch_baseline.py.
+#
+#   python3 torch_baseline.py OUT.json [--models a,b] [--tokens 1,16] [--impls eager,grouped_mm,batched_mm] [--iters 20]
+#
+# Each row: median / p10 / p90 / min / max of CUDA-event times of one block
+# forward (bf16), GB/s and TFLOP/s on the same bytes and flops formulas as
+# the bench (weights of the expected distinct experts for uniform routing +
+# shared experts + router, activations x and y in bf16), impl = the
+# transformers experts implementation.
+import argparse, datetime, importlib, json, math, statistics, sys
+import torch
+import transformers
+from transformers import AutoConfig
+
+torch.backends.cuda.matmul.allow_tf32 = True
+dev = 'cuda'
+
+# name: (model_type, block class, config kwargs, H, I, E, k, shared experts)
+SHAPES = {
+ 'mixtral-8x7b':     ('mixtral',  'MixtralSparseMoeBlock',  dict(hidden_size=4096, intermediate_size=14336, num_local_experts=8, num_experts_per_tok=2), 4096, 14336, 8, 2, 0),
+ 'qwen3-30b-a3b':    ('qwen3_moe', 'Qwen3MoeSparseMoeBlock', dict(hidden_size=2048, moe_intermediate_size=768, num_experts=128, num_experts_per_tok=8, norm_topk_prob=True), 2048, 768, 128, 8, 0),
+ 'gpt-oss-20b':      ('gpt_oss', 'GptOssMLP', dict(hidden_size=2880, intermediate_size=2880, num_local_experts=32, num_experts_per_tok=4), 2880, 2880, 32, 4, 0),
+ 'deepseek-v2-lite': ('deepseek_v3', 'DeepseekV3MoE', dict(hidden_size=2048, moe_intermediate_size=1408, n_routed_experts=64, num_experts_per_tok=6, n_group=1, topk_group=1, n_shared_experts=2, norm_topk_prob=False, routed_scaling_factor=1.0), 2048, 1408, 64, 6, 2),
+ 'deepseek-v3':      ('deepseek_v3', 'DeepseekV3MoE', dict(hidden_size=7168, moe_intermediate_size=2048, n_routed_experts=256, num_experts_per_tok=8, n_group=8, topk_group=4, n_shared_experts=1, norm_topk_prob=True, routed_scaling_factor=2.5), 7168, 2048, 256, 8, 1),
+}
+
+def quantile(xs, q):
+    s = sorted(xs); pos = q * (len(s) - 1); lo = math.floor(pos); hi = math.ceil(pos)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+def bench(fn, iters, warmup=3):
+    for _ in range(warmup): fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(iters):
+        a = torch.cuda.Event(enable_timing=True); b = torch.cuda.Event(enable_timing=True)
+        a.record(); fn(); b.record(); torch.cuda.synchronize(); ts.append(a.elapsed_time(b))
+    return ts
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('out', nargs='?', default='/tmp/torch_baseline.json')
+    ap.add_argument('--models', default=','.join(SHAPES))
+    ap.add_argument('--tokens', default='1,16,128,512,4096')
+    ap.add_argument('--impls', default='eager,grouped_mm,batched_mm')
+    ap.add_argument('--iters', type=int, default=20)
+    a = ap.parse_args()
+    name = torch.cuda.get_device_name()
+    print('torch', torch.__version__, 'transformers', transformers.__version__, name, flush=True)
+    x = torch.empty(1 << 30, dtype=torch.uint8, device=dev); y = torch.empty_like(x)
+    copy_ms = statistics.median(bench(lambda: y.copy_(x), 20))
+    copy = 2 * (1 << 30) / copy_ms / 1e6
+    print(f'copy {copy:.0f} GB/s', flush=True)
+    del x, y
+    rows = []
+    for mname in a.models.split(','):
+        mt, cls, kw, H, I, E, k, S = SHAPES[mname]
+        mod = importlib.import_module(f'transformers.models.{mt}.modeling_{mt}')
+        cfg = AutoConfig.for_model(mt, **kw, num_attention_heads=16, num_key_value_heads=4, vocab_size=1024)
+        for impl in a.impls.split(','):
+            def fail(T, msg):
+                rows.append(dict(model=mname, tokens=T, dtype='bf16', device=name, impl=impl, medianMs=None, p10Ms=None, p90Ms=None, gbps=None, tflops=None, kernels=[], error=msg[:300]))
+            try:
+                cfg._experts_implementation = impl
+                with torch.device(dev):
+                    block = getattr(mod, cls)(cfg).to(torch.bfloat16).eval()
+                for p in block.parameters(): p.data.normal_(0, 0.02)
+            except Exception as e:
+                print(mname, impl, 'build failed', repr(e)[:200], flush=True)
+                for T in map(int, a.tokens.split(',')): fail(T, 'build failed: ' + repr(e))
+                continue
+            for T in map(int, a.tokens.split(',')):
+                xx = torch.randn(1, T, H, device=dev, dtype=torch.bfloat16)
+                try:
+                    with torch.no_grad(): ts = bench(lambda: block(xx), a.iters)
+                except Exception as e:
+                    print(mname, impl, T, 'failed', repr(e)[:200], flush=True)
+                    fail(T, repr(e)); torch.cuda.empty_cache(); continue
+                ms = statistics.median(ts)
+                hit = E * (1 - (1 - k / E) ** T)
+                wbytes = (hit + S) * 3 * H * I * 2 + E * H * 2
+                nbytes = wbytes + 2 * T * H * 2
+                flops = 2 * T * k * 3 * H * I + 2 * T * H * E + 2 * T * 3 * H * S * I
+                r = dict(model=mname, tokens=T, dtype='bf16', device=name, impl=impl, medianMs=ms,
+                         p10Ms=quantile(ts, 0.1), p90Ms=quantile(ts, 0.9), minMs=min(ts), maxMs=max(ts), timing='cuda-event',
+                         gbps=nbytes / ms / 1e6, tflops=flops / ms / 1e9, copyRatio=nbytes / ms / 1e6 / copy,
+                         bytes=nbytes, weightBytes=wbytes, flops=flops, intensity=flops / nbytes,
+                         expertsHit=hit, expertsHitSource='expected-uniform', floorMs=nbytes / copy / 1e6, kernels=[])
+                rows.append(r)
+                print(f'{mname:18s} {impl:10s} T={T:5d} {ms:9.3f} ms  {r["gbps"]:7.0f} GB/s  {r["tflops"]:7.1f} TFLOP/s', flush=True)
+            del block; torch.cuda.empty_cache()
+    rep = dict(schema='webmoe-bench/1', device=name, deviceKind='cuda', copyGBps=copy, label='torch',
+               date=datetime.datetime.now(datetime.timezone.utc).isoformat(), results=rows)
+    with open(a.out, 'w') as f: json.dump(rep, f, indent=1)
+    print('wrote', a.out)
+
+if __name__ == '__main__':
+    main()
