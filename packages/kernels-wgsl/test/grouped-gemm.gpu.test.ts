@@ -1,8 +1,11 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { DTypeError, HostTensor, ShapeError, ValueError, roundTo, type DType } from '@webmoe/tensor';
 import {
+  BufferPool,
   GpuTensor,
   Recorder,
+  pipelineCount,
+  warmGroupedGemm,
   groupedDownGpu,
   groupedDownRef,
   groupedGateUpGpu,
@@ -256,5 +259,53 @@ describe('grouped GEMM input validation (typed errors before recording)', () => 
     await ctx.sync();
     for (const z of [x, xb, w, wBadH, wInt]) z.destroy();
     gg.destroy();
+  });
+});
+
+describe('determinism, empty input, pool and warm-up', () => {
+  it('is bit-identical run to run, T=0 gives an empty output, outputs come from the pool, warm-up compiles ahead', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const r = rng(31337);
+    const T = 77, k = 3, E = 9, H = 45, I = 27;
+    const act: ExpertActivation = { kind: 'swigluoai', layout: 'interleaved' };
+    const x = GpuTensor.upload(ctx, HostTensor.fromFloat32([T, H], randomArray(r, T * H)));
+    const w = GpuTensor.upload(ctx, HostTensor.fromFloat32([E, 2 * I, H], randomArray(r, E * 2 * I * H, -0.3, 0.3), 'float16'));
+    const gg = uploadGrouping(ctx, hostGrouping(randomIdx(r, T, k, E), T, k, E));
+    const before = pipelineCount(ctx);
+    await warmGroupedGemm(ctx, { op: 'gate_up', w: { kind: 'dense', w }, act, rowScale: false });
+    const warmed = pipelineCount(ctx);
+    expect(warmed).toBeGreaterThan(before);
+    const pool = new BufferPool(ctx);
+    const runs: Uint32Array[] = [];
+    await gpuChecked(ctx, async () => {
+      for (let n = 0; n < 3; n++) {
+        const rec = new Recorder(ctx!);
+        const h = groupedGateUpGpu(ctx!, rec, x, gg, { kind: 'dense', w }, undefined, act, { pool });
+        rec.submit();
+        expect(pool.liveCount).toBe(1);
+        const d = await h.download();
+        runs.push(new Uint32Array((d.data as Float32Array).buffer.slice(0)));
+        h.destroy();
+        expect(pool.liveCount).toBe(0);
+      }
+    });
+    // The warmed variant was used: no new pipeline compiled by the runs.
+    expect(pipelineCount(ctx)).toBe(warmed);
+    expect(runs[1]).toEqual(runs[0]);
+    expect(runs[2]).toEqual(runs[0]);
+    // T = 0: an empty [0, I] output, nothing dispatched.
+    const g0 = uploadGrouping(ctx, hostGrouping(new Uint32Array(0), 0, k, E));
+    const x0 = GpuTensor.upload(ctx, new HostTensor('float32', [0, H]));
+    const wd = GpuTensor.empty(ctx, 'bfloat16', [E, H, I]);
+    const rec = new Recorder(ctx);
+    const h0 = groupedGateUpGpu(ctx, rec, x0, g0, { kind: 'dense', w }, undefined, act);
+    const y0 = groupedDownGpu(ctx, rec, h0, g0, { kind: 'dense', w: wd });
+    rec.submit();
+    expect(h0.shape).toEqual([0, I]);
+    expect(y0.shape).toEqual([0, H]);
+    for (const z of [x, w, wd, x0, h0, y0]) z.destroy();
+    gg.destroy();
+    g0.destroy();
+    pool.destroy();
   });
 });

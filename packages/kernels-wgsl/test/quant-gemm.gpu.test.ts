@@ -12,7 +12,7 @@ import {
   groupedGateUpRef,
   quantizeExperts,
   uploadExpertWeights,
-  type ActQuantOptions,
+  type ExpertActQuantOptions,
   type ExpertActivation,
   type ExpertQuantFormat,
   type ExpertWeightsHost,
@@ -63,7 +63,7 @@ interface QCase {
   act: ExpertActivation;
   bias?: boolean;
   rowScale?: boolean;
-  aq?: ActQuantOptions;
+  aq?: ExpertActQuantOptions;
   tile?: 'decode' | 'prefill';
   tol?: number;
 }

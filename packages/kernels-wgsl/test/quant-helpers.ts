@@ -1,5 +1,5 @@
 /** Test helper: independent per-element decoders of the expert weight formats. */
-import { e4m3ToF32, e5m2ToF32, f16ToF32 } from '@webmoe/tensor';
+import { e4m3ToF32, e5m2ToF32, f16ToF32, toFloat32 } from '@webmoe/tensor';
 import type { ExpertWeightsHost } from '@webmoe/kernels-wgsl';
 
 /** Independent per-element decoders written from docs/moe-semantics.md (no code shared with quant-ref.ts). */
@@ -7,7 +7,10 @@ const FP4 = [0, 0.5, 1, 1.5, 2, 3, 4, 6];
 export function elementOf(w: ExpertWeightsHost, e: number, r: number, c: number): number {
   switch (w.kind) {
     case 'dense':
-      return w.w.toFloat32()[(e * w.w.shape[1] + r) * w.w.shape[2] + c];
+    {
+      const i = (e * w.w.shape[1] + r) * w.w.shape[2] + c;
+      return toFloat32(w.w.dtype, w.w.data.subarray(i, i + 1) as typeof w.w.data)[0];
+    }
     case 'fp8_block': {
       const [, rows, cols] = w.q.shape;
       const q = (w.q.data as Uint8Array)[(e * rows + r) * cols + c];

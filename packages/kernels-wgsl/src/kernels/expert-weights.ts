@@ -14,7 +14,7 @@ interface Shaped {
   readonly shape: readonly number[];
 }
 
-/** The logical dimensions of an expert weight container: E experts of [rows, cols] (rows = output channels). */
+/** The logical dimensions of an expert weight container: E experts of [rows, cols] (rows = output channels). @example `const { E, rows, cols }: ExpertDims = expertDims(w)` */
 export interface ExpertDims {
   E: number;
   rows: number;

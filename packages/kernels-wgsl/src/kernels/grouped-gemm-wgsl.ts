@@ -6,10 +6,16 @@
 import { defineKernel } from '../runtime/kernel.js';
 import { FP8_DECODE_WGSL, loadFn } from '../wgsl.js';
 
-/** Weight storage formats the GEMM decodes in its tile loads. */
+/** Weight storage formats the GEMM decodes in its tile loads. @example `const wf: WeightFormat = 'mxfp4'` */
 export type WeightFormat = 'float32' | 'bfloat16' | 'float16' | 'fp8_e4m3' | 'fp8_e5m2' | 'mxfp4' | 'int4' | 'int8';
 
-/** Variant of the grouped GEMM kernel (selects the WGSL; shapes go in uniforms). */
+/**
+ * Variant of the grouped GEMM kernel (selects the WGSL; shapes go in uniforms).
+ * @example
+ * ```ts
+ * const v: GroupedGemmVariant = { op: 'down', act: 'none', interleaved: false, wf: 'bfloat16', sd: 'none', bias: 'none', xmode: 'grouped', rowScale: false, tm: 32, tn: 32, rm: 4, rn: 4 };
+ * ```
+ */
 export type GroupedGemmVariant = {
   /** 'gate_up' (two weight rows per output, activation fused) or 'down'. */
   op: 'gate_up' | 'down';
@@ -34,17 +40,18 @@ export type GroupedGemmVariant = {
   rn: number;
 };
 
-/** Inner-dimension step of the tiles. */
+/** Inner-dimension step of the tiles. @example `Math.ceil(K / TK) // K steps` */
 export const TK = 16;
-/** Threads per GEMM workgroup. */
+/** Threads per GEMM workgroup. @example `(tm / rm) * (tn / rn) === GEMM_THREADS` */
 export const GEMM_THREADS = 64;
 
-/** Uniform block of the GEMM, in order (u32 unless noted). */
+/** Uniform block of the GEMM, in order (u32 unless noted). @example `GEMM_UNIFORM_FIELDS.length // 14 words` */
 export const GEMM_UNIFORM_FIELDS = ['nRows', 'k', 'E', 'K', 'N', 'wRows', 'nTilesN', 'nWork', 'wa', 'wb', 'wc', 'wd', 'limit:f32', 'alpha:f32'] as const;
 
 /**
  * Tile offsets: meta[0..E] = offsets, meta[E+1+e] = first M-tile of expert e
  * (sum of ceil(count/TM) before it), meta[2E+1] = total tiles.
+ * @example `rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm: 32 }, buffers: [offsets, meta], uniforms, workgroups: [1] })`
  */
 export const tileOffsetsKernel = defineKernel<{ tm: number }>('grouped_gemm_tiles', ({ tm }) => /* wgsl */ `
 struct U { E: u32, p0: u32, p1: u32, p2: u32, }
@@ -141,6 +148,7 @@ function activationWgsl(act: GroupedGemmVariant['act']): string {
  * Each K step loads a TM x TK tile of gathered input rows and one (down) or
  * two (gate_up: gate and up rows of the same outputs) TN x TK weight tiles,
  * decoded from their storage type, into workgroup memory.
+ * @example `await warmPipeline(ctx, groupedGemmKernel, variant)` (normally through `groupedGateUpGpu` / `groupedDownGpu`)
  */
 export const groupedGemmKernel = defineKernel<GroupedGemmVariant>('grouped_gemm', (v) => {
   const { tm, tn, rm, rn } = v;
@@ -272,7 +280,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 `;
 });
 
-/** Variant of the activation quantiser. */
+/** Variant of the activation quantiser. @example `{ rowScale: false, clamp: true }` */
 export type ActQuantVariant = { rowScale: boolean; clamp: boolean };
 
 /**
@@ -280,6 +288,7 @@ export type ActQuantVariant = { rowScale: boolean; clamp: boolean };
  * (row, 128-channel group). Input row r reads X row r / kdiv (times RS[r]
  * with rowScale). scale = amax/448, q = e4m3(x/scale) (nearest even,
  * saturating), out = q * scale; amax 0 gives 0.
+ * @example `await warmPipeline(ctx, actQuantKernel, { rowScale: false, clamp: false })`
  */
 export const actQuantKernel = defineKernel<ActQuantVariant>('act_quant_fp8', (v) => /* wgsl */ `
 struct U { rows: u32, cols: u32, kdiv: u32, groups: u32, clampv: f32, p0: u32, p1: u32, p2: u32, }

@@ -16,23 +16,22 @@ import { DTypeError, ShapeError, ValueError, toFloat32 } from '@webmoe/tensor';
 import type { GpuContext } from '../runtime/context.js';
 import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
-import { foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
+import { foldWorkgroups, type Recorder, Uniforms, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertActivation, ExpertWeightsGpu, ExpertWeightsHost, GroupingGpu, GroupingRef } from './moe-types.js';
 import { expertDims, type ExpertDims } from './expert-weights.js';
-import { ACT_QUANT_GROUP, decodeExpertRow, fakeQuantFp8Ref, type ActQuantOptions } from './quant-ref.js';
+import { ACT_QUANT_GROUP, decodeExpertRow, fakeQuantFp8Ref, type ExpertActQuantOptions } from './quant-ref.js';
 import { actQuantKernel, groupedGemmKernel, tileOffsetsKernel, type GroupedGemmVariant, type WeightFormat } from './grouped-gemm-wgsl.js';
 
-export type { ActQuantOptions } from './quant-ref.js';
 
-/** Options of the grouped GEMMs. */
-export interface GroupedGemmOptions extends ActQuantOptions {
+/** Options of the grouped GEMMs. @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { pool, actQuant: 'fp8_dynamic' })` */
+export interface GroupedGemmOptions extends ExpertActQuantOptions {
   /** Output buffers come from this pool when given. */
   pool?: BufferPool;
   /** Force the tile shape (tests / tuning): 'decode' (4 rows x 32 outputs) or 'prefill' (32 x 32). Default: by rows per expert. */
   tile?: 'decode' | 'prefill';
 }
 
-/** Options of {@link groupedGateUpGpu}. */
+/** Options of {@link groupedGateUpGpu}. @example `{ rowScale: routing.weights, pool }` */
 export interface GroupedGateUpOptions extends GroupedGemmOptions {
   /** float32 [T, k]: input row of pair (t, j) is scaled by rowScale[t, j] before the matmul (applyRouterWeightFirst). */
   rowScale?: GpuTensor;
@@ -72,7 +71,7 @@ function checkAct(act: ExpertActivation): ActParams {
   }
 }
 
-function checkActQuant(o: ActQuantOptions): { on: boolean; clamp: number | undefined } {
+function checkActQuant(o: ExpertActQuantOptions): { on: boolean; clamp: number | undefined } {
   const q = o.actQuant ?? 'none';
   if (q !== 'none' && q !== 'fp8_dynamic') throw new ValueError('actQuant', "'none' | 'fp8_dynamic'", q);
   if (o.actAmaxClamp !== undefined && !(o.actAmaxClamp > 0 && Number.isFinite(o.actAmaxClamp)))
@@ -148,6 +147,18 @@ function recordActQuant(ctx: GpuContext, rec: Recorder, x: GPUBuffer, rows: numb
   return out;
 }
 
+function gemmVariant(
+  op: GroupedGemmVariant['op'],
+  act: ActParams | undefined,
+  wf: { wf: WeightFormat; sd: GroupedGemmVariant['sd'] },
+  bias: GroupedGemmVariant['bias'],
+  xmode: GroupedGemmVariant['xmode'],
+  rowScale: boolean,
+  tile: (typeof TILES)[keyof typeof TILES],
+): GroupedGemmVariant {
+  return { op, act: act?.kind ?? 'none', interleaved: act?.interleaved ?? false, wf: wf.wf, sd: wf.sd, bias, xmode, rowScale, ...tile };
+}
+
 interface GemmCall {
   op: 'gate_up' | 'down';
   act: ActParams | undefined;
@@ -174,17 +185,7 @@ function recordGemm(ctx: GpuContext, rec: Recorder, c: GemmCall, opts: GroupedGe
   const nTilesN = Math.ceil(c.N / tile.tn);
   const nWork = mTiles * nTilesN;
   const wf = weightFormat(c.w, c.d);
-  const variant: GroupedGemmVariant = {
-    op: c.op,
-    act: c.act?.kind ?? 'none',
-    interleaved: c.act?.interleaved ?? false,
-    wf: wf.wf,
-    sd: wf.sd,
-    bias: c.biasDt,
-    xmode: c.xmode,
-    rowScale: !!c.rowScale,
-    ...tile,
-  };
+  const variant = gemmVariant(c.op, c.act, wf, c.biasDt, c.xmode, !!c.rowScale, tile);
   const buffers: GPUBuffer[] = [c.x, c.g.order.buffer, meta];
   if (c.rowScale) buffers.push(c.rowScale);
   buffers.push(...wf.buffers);
@@ -334,7 +335,7 @@ export function groupedGateUpRef(
   bias: HostTensor | undefined,
   act: ExpertActivation,
   rowScale?: Float32Array,
-  opts: ActQuantOptions = {},
+  opts: ExpertActQuantOptions = {},
 ): Float32Array {
   checkGroupingRef(g);
   const { T, k, E } = g;
@@ -394,7 +395,7 @@ export function groupedGateUpRef(
  * const y = groupedDownRef(h, grouping, { kind: 'dense', w: down });
  * ```
  */
-export function groupedDownRef(h: Float32Array, g: GroupingRef, w: ExpertWeightsHost, bias?: HostTensor, opts: ActQuantOptions = {}): Float32Array {
+export function groupedDownRef(h: Float32Array, g: GroupingRef, w: ExpertWeightsHost, bias?: HostTensor, opts: ExpertActQuantOptions = {}): Float32Array {
   checkGroupingRef(g);
   const { T, k, E } = g;
   const d = expertDims(w, 'groupedDownRef weights');
@@ -423,4 +424,47 @@ export function groupedDownRef(h: Float32Array, g: GroupingRef, w: ExpertWeights
     }
   }
   return out;
+}
+
+/** What {@link warmGroupedGemm} compiles pipelines for: one grouped GEMM call site of a layer. @example `{ op: 'down', w: down, bias: downBias }` */
+export interface GroupedGemmWarmSpec extends ExpertActQuantOptions {
+  /** 'gate_up' (needs `act`) or 'down'. */
+  op: 'gate_up' | 'down';
+  /** The weights the call will use (their format selects the variant). */
+  w: ExpertWeightsGpu;
+  /** The bias the call will pass, if any. */
+  bias?: GpuTensor;
+  /** gate_up activation. */
+  act?: ExpertActivation;
+  /** Whether gate_up will get `rowScale`. */
+  rowScale?: boolean;
+}
+
+/**
+ * Compiles the pipelines a grouped GEMM call will use (both tile shapes, the
+ * tile-offset kernel and, with `actQuant`, the activation quantiser) with
+ * createComputePipelineAsync, ahead of the first forward.
+ *
+ * @example
+ * ```ts
+ * await warmGroupedGemm(ctx, { op: 'gate_up', w: gateUp, act: { kind: 'silu', layout: 'concat' } });
+ * await warmGroupedGemm(ctx, { op: 'down', w: down });
+ * ```
+ */
+export async function warmGroupedGemm(ctx: GpuContext, spec: GroupedGemmWarmSpec): Promise<void> {
+  if (spec.op !== 'gate_up' && spec.op !== 'down') throw new ValueError('warmGroupedGemm op', "'gate_up' | 'down'", spec.op);
+  const d = expertDims(spec.w, 'warmGroupedGemm weights');
+  const act = spec.op === 'gate_up' ? checkAct(spec.act as ExpertActivation) : undefined;
+  const biasDt = checkBias('warmGroupedGemm bias', spec.bias, d.E, d.rows);
+  const q = checkActQuant(spec);
+  const wf = weightFormat(spec.w, d);
+  const rs = spec.op === 'gate_up' && !!spec.rowScale;
+  const xmode: GroupedGemmVariant['xmode'] = spec.op === 'down' ? 'grouped' : q.on && rs ? 'pair' : 'token';
+  const jobs: Promise<void>[] = [];
+  for (const tile of Object.values(TILES)) {
+    jobs.push(warmPipeline(ctx, tileOffsetsKernel, { tm: tile.tm }));
+    jobs.push(warmPipeline(ctx, groupedGemmKernel, gemmVariant(spec.op, act, wf, biasDt, xmode, rs && !q.on, tile)));
+  }
+  if (q.on) jobs.push(warmPipeline(ctx, actQuantKernel, { rowScale: rs, clamp: q.clamp !== undefined }));
+  await Promise.all(jobs);
 }

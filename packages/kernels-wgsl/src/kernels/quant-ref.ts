@@ -4,12 +4,11 @@
  * quantisation of f32 weights into each format, and the fp8 dynamic
  * activation fake-quantiser. See docs/moe-semantics.md "Number formats".
  */
-import type { DType } from '@webmoe/tensor';
-import { HostTensor, ValueError, e4m3ToF32, e5m2ToF32, f16ToF32, f32ToE4m3, f32ToE5m2, fromFloat32, toFloat32 } from '@webmoe/tensor';
+import { HostTensor, ValueError, e4m3ToF32, e5m2ToF32, f16ToF32, fakeQuantizeActivationsFp8, fromFloat32, quantizeFp8Block, toFloat32 } from '@webmoe/tensor';
 import type { ExpertWeightsHost } from './moe-types.js';
 import { expertDims } from './expert-weights.js';
 
-/** The e2m1 (fp4) magnitudes of codes 0..7; bit 3 is the sign. */
+/** The e2m1 (fp4) magnitudes of codes 0..7; bit 3 is the sign. @example `FP4_VALUES[7] // 6` */
 export const FP4_VALUES: readonly number[] = Object.freeze([0, 0.5, 1, 1.5, 2, 3, 4, 6]);
 
 /** Decodes one fp4 (e2m1) code (low 4 bits of `c`). @example `fp4ToF32(0xb) // -1.5` */
@@ -87,7 +86,7 @@ export function expertWeightAt(w: ExpertWeightsHost, e: number, row: number, col
   return decodeExpertRow(w, e, row, new Float32Array(cols))[col];
 }
 
-/** Target formats of {@link quantizeExperts}. */
+/** Target formats of {@link quantizeExperts}. @example `const f: ExpertQuantFormat = { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }` */
 export type ExpertQuantFormat =
   | { kind: 'dense'; dtype: 'float32' | 'bfloat16' | 'float16' }
   | { kind: 'fp8_block'; dtype?: 'float8_e4m3fn' | 'float8_e5m2'; block?: [number, number] }
@@ -122,30 +121,20 @@ export function quantizeExperts(w: Float32Array, E: number, rows: number, cols: 
     case 'fp8_block': {
       const dtype = format.dtype ?? 'float8_e4m3fn';
       if (dtype !== 'float8_e4m3fn' && dtype !== 'float8_e5m2') throw new ValueError('quantizeExperts fp8 dtype', "'float8_e4m3fn' | 'float8_e5m2'", dtype);
-      const [br, bc] = format.block ?? [128, 128];
+      const block: [number, number] = format.block ? [format.block[0], format.block[1]] : [128, 128];
+      const [br, bc] = block;
       if (!(Number.isInteger(br) && br > 0 && Number.isInteger(bc) && bc > 0)) throw new ValueError('quantizeExperts fp8 block', 'two positive integers', format.block);
-      const fmax = dtype === 'float8_e4m3fn' ? 448 : 57344;
-      const enc = dtype === 'float8_e4m3fn' ? (x: number) => f32ToE4m3(x, true) : (x: number) => f32ToE5m2(x, true);
       const nbr = Math.ceil(rows / br);
       const nbc = Math.ceil(cols / bc);
       const q = new Uint8Array(E * rows * cols);
       const s = new Float32Array(E * nbr * nbc);
-      for (let e = 0; e < E; e++)
-        for (let bi = 0; bi < nbr; bi++)
-          for (let bj = 0; bj < nbc; bj++) {
-            let amax = 0;
-            const r1 = Math.min(rows, (bi + 1) * br);
-            const c1 = Math.min(cols, (bj + 1) * bc);
-            for (let r = bi * br; r < r1; r++) for (let c = bj * bc; c < c1; c++) amax = Math.max(amax, Math.abs(w[(e * rows + r) * cols + c]));
-            const sc = amax > 0 ? Math.fround(amax / fmax) : 1;
-            s[(e * nbr + bi) * nbc + bj] = sc;
-            for (let r = bi * br; r < r1; r++)
-              for (let c = bj * bc; c < c1; c++) {
-                const i = (e * rows + r) * cols + c;
-                q[i] = enc(Math.fround(w[i] / sc));
-              }
-          }
-      return { kind: 'fp8_block', q: new HostTensor(dtype, [E, rows, cols], q), scaleInv: new HostTensor('float32', [E, nbr, nbc], s), block: [br, bc] };
+      // One expert at a time through @webmoe/tensor's block quantiser (DeepSeek-V3 format).
+      for (let e = 0; e < E; e++) {
+        const one = quantizeFp8Block(w.subarray(e * rows * cols, (e + 1) * rows * cols), rows, cols, { block, format: dtype });
+        q.set(one.q.data as Uint8Array, e * rows * cols);
+        s.set(one.scaleInv.data as Float32Array, e * nbr * nbc);
+      }
+      return { kind: 'fp8_block', q: new HostTensor(dtype, [E, rows, cols], q), scaleInv: new HostTensor('float32', [E, nbr, nbc], s), block };
     }
     case 'mxfp4': {
       if (cols % 32 !== 0) throw new ValueError('quantizeExperts mxfp4 cols', 'a multiple of 32 (pad the input channels with zeros)', cols);
@@ -213,15 +202,15 @@ export function quantizeExperts(w: Float32Array, E: number, rows: number, cols: 
   }
 }
 
-/** Options of the fp8 dynamic activation quantiser (w8a8). */
-export interface ActQuantOptions {
+/** Options of the fp8 dynamic activation quantiser (w8a8) of the grouped GEMMs. @example `{ actQuant: 'fp8_dynamic', actAmaxClamp: 1200 }` */
+export interface ExpertActQuantOptions {
   /** 'none' (default) or 'fp8_dynamic': per row, per 128 channels, scale = amax/448, q = e4m3(x/scale) saturating, x' = q*scale. */
   actQuant?: 'none' | 'fp8_dynamic';
   /** Clamp amax to at most this before computing the scale (MAX uses 1200). Default: no clamp. */
   actAmaxClamp?: number;
 }
 
-/** Channels per dynamic activation scale. */
+/** Channels per dynamic activation scale. @example `Math.ceil(H / ACT_QUANT_GROUP) // scales per token` */
 export const ACT_QUANT_GROUP = 128;
 
 /**
@@ -236,19 +225,5 @@ export const ACT_QUANT_GROUP = 128;
  */
 export function fakeQuantFp8Ref(x: Float32Array, rows: number, cols: number, amaxClamp?: number): Float32Array {
   if (x.length !== rows * cols) throw new ValueError('fakeQuantFp8Ref x length', `rows*cols = ${rows * cols}`, x.length);
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++)
-    for (let c0 = 0; c0 < cols; c0 += ACT_QUANT_GROUP) {
-      const c1 = Math.min(cols, c0 + ACT_QUANT_GROUP);
-      let amax = 0;
-      for (let c = c0; c < c1; c++) amax = Math.max(amax, Math.abs(x[r * cols + c]));
-      if (amaxClamp !== undefined) amax = Math.min(amax, amaxClamp);
-      if (!(amax > 0)) continue;
-      const sc = Math.fround(amax / 448);
-      for (let c = c0; c < c1; c++) out[r * cols + c] = Math.fround(e4m3ToF32(f32ToE4m3(Math.fround(x[r * cols + c] / sc), true)) * sc);
-    }
-  return out;
+  return fakeQuantizeActivationsFp8(x, rows, cols, { group: ACT_QUANT_GROUP, amaxClamp });
 }
-
-/** dtypes of the dense kind. */
-export const DENSE_WEIGHT_DTYPES: readonly DType[] = ['float32', 'bfloat16', 'float16'];
