@@ -27,7 +27,11 @@ export interface ByteSource {
   close?(): Promise<void>;
 }
 
-/** Throws unless `[offset, offset + length)` lies inside a source of `size` bytes. */
+/**
+ * Throws {@link ByteSourceError} `OUT_OF_RANGE` unless `[offset, offset + length)`
+ * lies inside a source of `size` bytes (for ByteSource implementations).
+ * @example `checkRange('my.bin', src.size, offset, length)`
+ */
 export function checkRange(name: string, size: number, offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
     throw new ByteSourceError('OUT_OF_RANGE', name, `expected a read inside [0, ${size}), got offset ${offset} length ${length}`);
@@ -79,7 +83,10 @@ export function blobSource(blob: Blob, name?: string): ByteSource {
   };
 }
 
-/** Options of {@link urlSource} and {@link urlDirSource}. */
+/**
+ * Options of {@link urlSource} and {@link urlDirSource}.
+ * @example `await urlSource(url, { init: { headers: { Authorization: `Bearer ${token}` } } })`
+ */
 export interface UrlSourceOptions {
   /** The fetch to use (default `globalThis.fetch`); tests pass a fake. */
   fetch?: typeof fetch;

@@ -102,9 +102,9 @@ export function urlDirSource(baseUrl: string, opts: Omit<UrlSourceOptions, 'name
   };
 }
 
-/** The shard index file name of HF sharded checkpoints. */
+/** The shard index file name of HF sharded checkpoints. @example `await dir.exists(INDEX_FILE)` */
 export const INDEX_FILE = 'model.safetensors.index.json';
-/** The single-file checkpoint name. */
+/** The single-file checkpoint name. @example `await dir.open(SINGLE_FILE)` */
 export const SINGLE_FILE = 'model.safetensors';
 
 async function readJson(src: CheckpointSource, file: string): Promise<unknown> {

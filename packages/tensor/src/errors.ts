@@ -39,7 +39,7 @@ export class ValueError extends WebMoEError {
   }
 }
 
-/** The codes a {@link SafetensorsError} carries. */
+/** The codes a {@link SafetensorsError} carries. @example `if (e.code === ('OVERLAP' satisfies SafetensorsErrorCode)) ...` */
 export type SafetensorsErrorCode =
   | 'TRUNCATED'
   | 'HEADER_TOO_LARGE'
@@ -54,8 +54,7 @@ export type SafetensorsErrorCode =
   | 'MISSING_FILE'
   | 'BAD_INDEX'
   | 'BAD_JSON'
-  | 'UNSUPPORTED_DTYPE'
-  | 'DUPLICATE_TENSOR';
+  | 'UNSUPPORTED_DTYPE';
 
 /**
  * A safetensors file, shard index or checkpoint directory that is malformed
@@ -79,7 +78,7 @@ export class SafetensorsError extends WebMoEError {
   }
 }
 
-/** The codes a {@link ByteSourceError} carries. */
+/** The codes a {@link ByteSourceError} carries. @example `if (e.code === ('NOT_FOUND' satisfies ByteSourceErrorCode)) ...` */
 export type ByteSourceErrorCode = 'OUT_OF_RANGE' | 'NOT_FOUND' | 'HTTP_ERROR' | 'SHORT_READ' | 'CLOSED';
 
 /**

@@ -4,10 +4,10 @@ import { e4m3ToF32, e5m2ToF32, f32ToE4m3, f32ToE5m2, toFloat32 } from './convert
 import { HostTensor } from './host-tensor.js';
 import { DTypeError, ShapeError, ValueError } from './errors.js';
 
-/** The fp8 formats the quantisers produce. */
+/** The fp8 formats the quantisers produce. @example `const f: Fp8Format = 'float8_e4m3fn';` */
 export type Fp8Format = 'float8_e4m3fn' | 'float8_e5m2';
 
-/** Largest finite magnitude of each fp8 format (the quantisers' target amax). */
+/** Largest finite magnitude of each fp8 format (the quantisers' target amax). @example `FP8_MAX.float8_e4m3fn // 448` */
 export const FP8_MAX: Readonly<Record<Fp8Format, number>> = Object.freeze({ float8_e4m3fn: 448, float8_e5m2: 57344 });
 
 const ENC: Record<Fp8Format, (x: number) => number> = {
@@ -23,7 +23,7 @@ function checkBlock(block: readonly [number, number]): void {
   if (!Array.isArray(block) || block.length !== 2 || block.some((b) => !Number.isInteger(b) || b < 1)) throw new ValueError('block', '[rows, cols] of positive integers', block);
 }
 
-/** Options of {@link quantizeFp8Block}. */
+/** Options of {@link quantizeFp8Block}. @example `quantizeFp8Block(w, r, c, { block: [128, 128], format: 'float8_e5m2' })` */
 export interface Fp8BlockOptions {
   /** Block size `[rows, cols]` sharing one scale (default `[128, 128]`). */
   block?: [number, number];
@@ -109,7 +109,7 @@ export function dequantizeFp8Block(q: HostTensor, scaleInv: HostTensor, block: [
   return out;
 }
 
-/** Options of {@link quantizeActivationsFp8}. */
+/** Options of {@link quantizeActivationsFp8}. @example `quantizeActivationsFp8(x, T, H, { group: 128, amaxClamp: 1200 })` */
 export interface ActQuantOptions {
   /** Channels per scale group (default 128); the last group may be partial. */
   group?: number;

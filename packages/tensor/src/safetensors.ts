@@ -37,7 +37,10 @@ export const ST_DTYPES: Readonly<Record<string, { readonly rank: number; readonl
   U64: { rank: 18, bytes: 8 },
 });
 
-/** Where a tensor lies in a safetensors file and what it is. */
+/**
+ * Where a tensor lies in a safetensors file and what it is.
+ * @example `const { shape, dtype, byteRange } = st.info('lm_head.weight');`
+ */
 export interface TensorInfo {
   readonly name: string;
   /** The safetensors dtype string, e.g. `BF16`. */
@@ -51,14 +54,17 @@ export interface TensorInfo {
   readonly byteRange: readonly [number, number];
 }
 
-/** A tensor as raw little-endian bytes plus its safetensors dtype string. */
+/**
+ * A tensor as raw little-endian bytes plus its safetensors dtype string.
+ * @example `const r: RawTensor = { stDtype: 'I64', shape: [1], bytes: new Uint8Array(8) };`
+ */
 export interface RawTensor {
   readonly stDtype: string;
   readonly shape: readonly number[];
   readonly bytes: Uint8Array;
 }
 
-/** Largest header accepted (the Rust library's limit). */
+/** Largest header accepted (the Rust library's limit). @example `MAX_HEADER_BYTES // 100_000_000` */
 export const MAX_HEADER_BYTES = 100_000_000;
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -268,7 +274,7 @@ export class SafetensorsFile {
   }
 }
 
-/** A tensor the writer accepts: a {@link HostTensor} or a {@link RawTensor}. */
+/** A tensor the writer accepts: a {@link HostTensor} or a {@link RawTensor}. @example `const t: SerializableTensor = await st.readRaw('x');` */
 export type SerializableTensor = HostTensor | RawTensor;
 
 function asRaw(name: string, t: SerializableTensor): RawTensor {
