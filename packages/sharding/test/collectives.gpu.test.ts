@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { HostTensor, ShapeError, DTypeError } from '@webmoe/tensor';
-import { GpuTensor } from '@webmoe/kernels-wgsl';
+import { GpuTensor, BufferPool } from '@webmoe/kernels-wgsl';
 import { gpuRequired, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
 import {
   DeviceGroup,
@@ -179,6 +179,31 @@ describe.each([2, 3, 4])('collectives on %i devices that share no memory', (n) =
       expect(Array.from(got.res.recvCounts[d])).toEqual(counts.map((cs) => cs[d]));
     }
     expect(got.back[1].shape[0]).toBe(0);
+  });
+
+  it('outputs come from the per-device pools when given, and nothing stays live after destroy()', async (c) => {
+    const g = groups.get(n);
+    if (!g) return c.skip(`no WebGPU adapter: ${missing}`);
+    const pools = g.contexts.map((cx) => new BufferPool(cx));
+    const r = rng(600 + n);
+    await checkedAll(g, async () => {
+      const ins = g.contexts.map((cx) => GpuTensor.upload(cx, HostTensor.fromFloat32([3, 5], randomArray(r, 15))));
+      const counts = g.contexts.map((_, s) => Uint32Array.from({ length: n }, (_, d) => (d === s ? 3 : 0)));
+      const empties = g.contexts.map((cx) => GpuTensor.empty(cx, 'float32', [0, 5]));
+      const outs = [
+        ...(await allReduce(ins, { pools })),
+        ...(await allGather(ins, 0, { pools })),
+        ...(await allToAll(ins.map((t, s) => ins.map((_, d) => (d === s ? t : empties[s]))), { pools })).flat(),
+        ...(await allToAllv(ins, counts, { pools })).recv,
+      ];
+      expect(pools.reduce((a, p) => a + p.liveCount, 0)).toBe(outs.length);
+      outs.forEach((t) => t.destroy());
+      [...ins, ...empties].forEach((t) => t.destroy());
+    });
+    for (const p of pools) {
+      expect(p.liveCount).toBe(0);
+      p.destroy();
+    }
   });
 
   it('bad input gets a typed error before anything is recorded', async (c) => {
