@@ -1,0 +1,171 @@
+import { HostTensor, ShapeError, ValueError, type HostArray } from '@webmoe/tensor';
+import {
+  GpuTensor,
+  Recorder,
+  denseGroupingGpu,
+  groupedGateUpGpu,
+  groupedDownGpu,
+  type ExpertActivation,
+} from '@webmoe/kernels-wgsl';
+import { Module, type ModuleOptions } from './module.js';
+import { Linear, rowsOf, type RecordOptions } from './linear.js';
+
+/** The gated activation of an {@link MLP}: SiLU-gated, or MAX's `swigluLimit` clamp. */
+export type MLPActivation = { kind: 'silu' } | { kind: 'swiglu_limit'; limit: number };
+
+/** Options of {@link MLP}. */
+export interface MLPOptions extends ModuleOptions {
+  /** H: input and output features. */
+  hiddenDim: number;
+  /** I: width of the gate/up projections. */
+  feedForwardLength: number;
+  /** Biases on the three projections (default false). */
+  hasBias?: boolean;
+  /** Default `{ kind: 'silu' }`: `down(silu(gate(x)) * up(x))`. */
+  activation?: MLPActivation;
+}
+
+/** `h = act(g, u)` on the host, per element. */
+export function gatedActivationHost(act: MLPActivation, g: number, u: number): number {
+  const s = g / (1 + Math.exp(-g));
+  if (act.kind === 'silu') return s * u;
+  const L = act.limit;
+  return Math.min(s, L) * Math.min(Math.max(u, -L), L);
+}
+
+/** Concatenates host tensors of one dtype along the first axis, in their storage type. */
+export function concatRows(parts: readonly HostTensor[], shape: readonly number[]): HostTensor {
+  const dtype = parts[0].dtype;
+  const n = parts.reduce((s, p) => s + p.size, 0);
+  const out = new (parts[0].data.constructor as { new (n: number): HostArray })(n);
+  let off = 0;
+  for (const p of parts) {
+    if (p.dtype !== dtype) throw new ValueError('concatRows', `all parts ${dtype}`, p.dtype);
+    (out as Uint8Array).set(p.data as Uint8Array, off);
+    off += p.size;
+  }
+  return new HostTensor(dtype, shape, out);
+}
+
+/**
+ * The gated MLP `down(act(gate(x), up(x)))` (MAX's `MLP`), with children
+ * `gate_proj`, `up_proj`, `down_proj`. On a GPU it packs gate and up into one
+ * [1, 2I, H] tensor (in the storage dtype) and runs through the grouped
+ * expert GEMMs with a dense grouping; its Linear children then hold the host
+ * copies only.
+ *
+ * @example
+ * ```ts
+ * const mlp = new MLP({ hiddenDim: 64, feedForwardLength: 32, dtype: 'bfloat16', device: DeviceRef.GPU(), ctx });
+ * mlp.loadStateDict({ 'gate_proj.weight': g, 'up_proj.weight': u, 'down_proj.weight': d });
+ * const y = await mlp.forward(x); // x: Float32Array [T, 64]
+ * ```
+ */
+export class MLP extends Module {
+  readonly hiddenDim: number;
+  readonly feedForwardLength: number;
+  readonly activation: MLPActivation;
+  readonly gateProj: Linear;
+  readonly upProj: Linear;
+  readonly downProj: Linear;
+  private packed: { gateUp: GpuTensor; down: GpuTensor; gateUpBias?: GpuTensor; downBias?: GpuTensor } | undefined;
+
+  constructor(opts: MLPOptions) {
+    super(opts);
+    this.hiddenDim = opts.hiddenDim;
+    this.feedForwardLength = opts.feedForwardLength;
+    this.activation = opts.activation ?? { kind: 'silu' };
+    const H = opts.hiddenDim;
+    const I = opts.feedForwardLength;
+    const child = { dtype: this.dtype, hasBias: !!opts.hasBias };
+    this.gateProj = this.addModule('gate_proj', new Linear({ ...child, inDim: H, outDim: I }));
+    this.upProj = this.addModule('up_proj', new Linear({ ...child, inDim: H, outDim: I }));
+    this.downProj = this.addModule('down_proj', new Linear({ ...child, inDim: I, outDim: H }));
+  }
+
+  /** The activation in the kernels' terms (concat layout). */
+  get expertActivation(): ExpertActivation {
+    return this.activation.kind === 'silu' ? { kind: 'silu', layout: 'concat' } : { kind: 'swiglu_limit', limit: this.activation.limit, layout: 'concat' };
+  }
+
+  protected override afterLoad(): void {
+    super.afterLoad();
+    this.destroyPacked();
+    if (!this.device.isGpu()) return;
+    const ctx = this.ctx!;
+    const H = this.hiddenDim;
+    const I = this.feedForwardLength;
+    const gu = concatRows([this.gateProj.weight.value, this.upProj.weight.value], [1, 2 * I, H]);
+    this.packed = {
+      gateUp: GpuTensor.upload(ctx, gu, 'mlp.gate_up'),
+      down: GpuTensor.upload(ctx, this.downProj.weight.value.reshape([1, H, I]), 'mlp.down'),
+    };
+    if (this.gateProj.bias) {
+      this.packed.gateUpBias = GpuTensor.upload(ctx, concatRows([this.gateProj.bias.value, this.upProj.bias!.value], [1, 2 * I]), 'mlp.gate_up_bias');
+      this.packed.downBias = GpuTensor.upload(ctx, this.downProj.bias!.value.reshape([1, H]), 'mlp.down_bias');
+    }
+  }
+
+  private destroyPacked(): void {
+    if (!this.packed) return;
+    for (const t of Object.values(this.packed)) t?.destroy();
+    this.packed = undefined;
+  }
+
+  /** The packed GPU weights (gate_up [1, 2I, H], down [1, H, I]); throws before loading. */
+  get packedGpu(): { gateUp: GpuTensor; down: GpuTensor; gateUpBias?: GpuTensor; downBias?: GpuTensor } {
+    if (!this.packed) throw new ValueError('MLP GPU weights', 'a GPU MLP with loaded weights', this.device.toString());
+    return this.packed;
+  }
+
+  /**
+   * Records the MLP for x f32 [T, H] into `rec`; returns f32 [T, H]. The
+   * temporaries go to `opts.scratch` (destroy them after submit).
+   */
+  record(rec: Recorder, x: GpuTensor, opts: RecordOptions = {}): GpuTensor {
+    const T = rowsOf('MLP input', x, this.hiddenDim);
+    if (!opts.scratch) throw new ValueError('MLP.record opts.scratch', 'an array that collects the temporaries to destroy after submit', 'undefined');
+    const w = this.packedGpu;
+    const ctx = this.ctx!;
+    const g = denseGroupingGpu(ctx, rec, T, { pool: opts.pool });
+    const h = groupedGateUpGpu(ctx, rec, x, g, { kind: 'dense', w: w.gateUp }, w.gateUpBias, this.expertActivation, { pool: opts.pool });
+    const y = groupedDownGpu(ctx, rec, h, g, { kind: 'dense', w: w.down }, w.downBias, { pool: opts.pool });
+    opts.scratch.push(h, g);
+    return y;
+  }
+
+  /** The MLP on the host (TypeScript references): x [T, H] -> [T, H]. */
+  forwardHost(x: Float32Array, T?: number): Float32Array {
+    const t = T ?? rowsOf('MLP input', x, this.hiddenDim);
+    if (x.length !== t * this.hiddenDim) throw new ShapeError('MLP input', [t, this.hiddenDim], `${x.length} values`);
+    const g = this.gateProj.forwardHost(x, t);
+    const u = this.upProj.forwardHost(x, t);
+    const h = new Float32Array(g.length);
+    for (let i = 0; i < h.length; i++) h[i] = gatedActivationHost(this.activation, g[i], u[i]);
+    return this.downProj.forwardHost(h, t);
+  }
+
+  /** Runs on the module's device: x [T, H] f32 values; returns [T, H]. */
+  async forward(x: Float32Array | HostTensor): Promise<Float32Array> {
+    const xs = x instanceof HostTensor ? x.toFloat32() : x;
+    const T = rowsOf('MLP input', xs, this.hiddenDim);
+    if (this.device.isCpu()) return this.forwardHost(xs, T);
+    const ctx = this.ctx!;
+    const xg = GpuTensor.upload(ctx, new HostTensor('float32', [T, this.hiddenDim], xs), 'mlp.x');
+    const scratch: { destroy(): void }[] = [xg];
+    try {
+      const rec = new Recorder(ctx);
+      const y = this.record(rec, xg, { scratch });
+      scratch.push(y);
+      rec.submit();
+      return (await y.download()).data as Float32Array;
+    } finally {
+      for (const t of scratch) t.destroy();
+    }
+  }
+
+  override destroy(): void {
+    this.destroyPacked();
+    super.destroy();
+  }
+}
