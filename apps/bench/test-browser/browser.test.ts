@@ -6,8 +6,9 @@
 // With CI=true a missing WebGPU adapter fails the test; otherwise the GPU
 // test is skipped with a visible reason and the CPU path is still checked.
 //
-// Environment: CHROMIUM (default /usr/bin/chromium), WEBMOE_CHROMIUM_EXTRA_FLAGS
-// (appended; e.g. --disable-webgpu to check the no-adapter path), WEBMOE_BROWSER_CASES
+// Environment: CHROMIUM (default /usr/bin/chromium), WEBMOE_CHROMIUM_FLAGS
+// (replaces the flags; e.g. '--headless --no-sandbox --disable-webgpu' checks
+// the no-adapter path), WEBMOE_BROWSER_CASES
 // (comma list of fixture names, name@bfloat16 for bf16 weights; default: the
 // seven float32 architectures and mixtral@bfloat16),
 // WEBMOE_FIXTURES (default <repo>/../shared/fixtures).
@@ -31,10 +32,8 @@ const CI = process.env.CI === 'true';
 /** Fixture runs: 'name' (weights as stored, float32 golden) or 'name@bfloat16' (bf16 weights vs output_bf16). */
 const DEFAULT_CASES = 'mixtral,gpt_oss,deepseek_v3,qwen2_moe,qwen3_moe,olmoe,llama4_text,mixtral@bfloat16';
 const CASES = (process.env.WEBMOE_BROWSER_CASES ?? DEFAULT_CASES).split(',').map((s) => s.trim()).filter(Boolean);
-const FLAGS = [
-  ...['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'],
-  ...(process.env.WEBMOE_CHROMIUM_EXTRA_FLAGS ?? '').split(/\s+/).filter(Boolean),
-];
+const DEFAULT_FLAGS = ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'];
+const FLAGS = process.env.WEBMOE_CHROMIUM_FLAGS ? process.env.WEBMOE_CHROMIUM_FLAGS.split(/\s+/).filter(Boolean) : DEFAULT_FLAGS;
 
 async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -88,6 +87,22 @@ beforeAll(async () => {
   console.log(`[browser] screenshot: ${shot}`);
 }, 600_000);
 
+/** Waits until the page is idle and has a result after number `after` matching `pred`; returns it. */
+async function waitForCase(after: number, pred: (c: PageResults['cases'][number]) => boolean): Promise<PageResults['cases'][number]> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const r = await page!.evaluate(() => (window as unknown as { __results: PageResults }).__results);
+    const c = r.cases.find((x) => x.seq > after && pred(x));
+    if (c && !r.running) return c;
+    if (Date.now() > deadline) throw new Error(`no matching result within 120 s; results: ${JSON.stringify(r.cases.map((x) => [x.name, x.origin, x.status]))}`);
+    await new Promise((res) => setTimeout(res, 250));
+  }
+}
+
+async function lastSeq(): Promise<number> {
+  return page!.evaluate(() => Math.max(0, ...(window as unknown as { __results: PageResults }).__results.cases.map((c) => c.seq)));
+}
+
 afterAll(async () => {
   await browser?.close();
   await server?.close();
@@ -134,6 +149,33 @@ describe('demo page in headless Chromium', () => {
     expect(c!.relErr!).toBeLessThan(tol);
     expect(c!.forwardMs).toBeGreaterThan(0);
     if (c!.timing === 'gpu-timestamps') expect(c!.kernels.length).toBeGreaterThan(0);
+  });
+
+  it('runs a checkpoint folder picked with the file input (Blob path)', async (ctx) => {
+    if (!results.env!.adapterFound && !CI) ctx.skip();
+    const dir = join(fixturesDir(), 'hf-moe', 'deepseek_v3');
+    const after = await lastSeq();
+    await page!.setInputFiles('#pick', dir);
+    const c = await waitForCase(after, (x) => x.origin.startsWith('local files') && x.name === 'deepseek_v3');
+    expect(c.status, `${c.status} ${c.message ?? ''}`).toBe('pass');
+    expect(c.path).toBe('gpu');
+    expect(c.relErr!).toBeLessThan(tolOf('deepseek_v3'));
+  });
+
+  it('runs a checkpoint given by URL', async (ctx) => {
+    if (!results.env!.adapterFound && !CI) ctx.skip();
+    const before = pageErrors.length;
+    const after = await lastSeq();
+    await page!.fill('#url', './fixtures/hf-moe/qwen3_moe/');
+    await page!.click('#run-url');
+    const c = await waitForCase(after, (x) => x.origin.endsWith('/fixtures/hf-moe/qwen3_moe/') && x.name === 'qwen3_moe');
+    expect(c.status, `${c.status} ${c.message ?? ''}`).toBe('pass');
+    expect(c.path).toBe('gpu');
+    expect(c.relErr!).toBeLessThan(tolOf('qwen3_moe'));
+    // An unlisted URL folder is probed for the optional shard index: its 404 is the only error allowed.
+    const extra = pageErrors.slice(before).filter((e) => !/404.*model\.safetensors\.index\.json/.test(e));
+    expect(extra).toEqual([]);
+    await page!.screenshot({ path: shot, fullPage: true });
   });
 
   it('saved a screenshot', () => {

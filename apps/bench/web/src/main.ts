@@ -25,6 +25,7 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getEleme
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 let ctx: GpuContext | null = null;
+let seq = 0;
 let fixtureList: { path: string; name: string; files?: { name: string }[] }[] = [];
 
 function renderEnv(): void {
@@ -54,7 +55,7 @@ function renderResults(): void {
   const body = cs
     .map((c) => {
       const cls = c.status === 'pass' ? 'ok' : c.status === 'unchecked' ? 'warn' : 'bad';
-      const row = `<tr data-case="${esc(c.name)}"><td>${esc(c.name)}</td><td>${esc(c.arch ?? '—')}</td><td>${esc(c.dtype)}</td><td>${c.path === 'gpu' ? 'GPU' : c.path === 'cpu' ? 'CPU reference' : '—'}</td><td>${c.tokens ?? '—'}×${c.hidden ?? '—'}</td><td class="num">${fmt(c.relErr)}</td><td class="num">${fmt(c.tol)}</td><td class="${cls}"><b>${c.status.toUpperCase()}</b></td><td class="num">${fmt(c.forwardMs, 2)}</td><td class="num">${fmt(c.firstForwardMs, 1)}</td><td class="num">${fmt(c.loadMs, 1)}</td><td>${c.timing === 'gpu-timestamps' ? 'GPU timestamps' : 'wall'}</td></tr>`;
+      const row = `<tr data-case="${esc(c.name)}"><td title="${esc(c.origin)}">${esc(c.name)}${c.origin.startsWith('local files') ? ' <span class="small">(files)</span>' : ''}</td><td>${esc(c.arch ?? '—')}</td><td>${c.dtype === 'checkpoint' ? 'as stored' : esc(c.dtype)}</td><td>${c.path === 'gpu' ? 'GPU' : c.path === 'cpu' ? 'CPU reference' : '—'}</td><td>${c.tokens ?? '—'}×${c.hidden ?? '—'}</td><td class="num">${fmt(c.relErr)}</td><td class="num">${fmt(c.tol)}</td><td class="${cls}"><b>${c.status.toUpperCase()}</b></td><td class="num">${fmt(c.forwardMs, 2)}</td><td class="num">${fmt(c.firstForwardMs, 1)}</td><td class="num">${fmt(c.loadMs, 1)}</td><td>${c.timing === 'gpu-timestamps' ? 'GPU timestamps' : 'wall'}</td></tr>`;
       const msg = c.message ? `<tr><td></td><td colspan="11" class="small ${cls}">${esc(c.message)}</td></tr>` : '';
       return row + msg;
     })
@@ -73,7 +74,7 @@ function renderResults(): void {
     .map((c) => `<div class="small"><b>${esc(c.name)}${c.dtype === 'checkpoint' ? '' : ` (${esc(c.dtype)})`}</b>: ${c.kernels.map((k) => `${esc(k.name)} ${k.ms.toFixed(3)} ms${k.count > 1 ? ` ×${k.count}` : ''}`).join(' · ')}</div>`)
     .join('');
   $('chart').innerHTML = rows.length
-    ? stackedBars(rows, { title: results.env?.timestampQuery ? 'GPU time per kernel (timestamp queries, second forward)' : 'Forward wall time (no timestamp-query)' }) + detail
+    ? stackedBars(rows, { title: !ctx ? 'Forward wall time (CPU reference path)' : results.env?.timestampQuery ? 'GPU time per kernel (timestamp queries, second forward)' : 'Forward wall time (the adapter has no timestamp-query)' }) + detail
     : '<span class="small">No successful run to chart.</span>';
 }
 
@@ -113,6 +114,7 @@ async function runSources(list: Job[]): Promise<void> {
       $('status').textContent = `Running ${s.label}${dtype ? ` (${dtype})` : ''} (${i + 1}/${list.length}) on ${ctx ? 'the GPU' : 'the CPU reference'}…`;
       const layer = Number($<HTMLInputElement>('layer').value || '0');
       const r: CaseResult = await runCase(s, ctx, { layer: Number.isInteger(layer) && layer >= 0 ? layer : 0, dtype });
+      r.seq = ++seq;
       results.cases = results.cases.filter((c) => !(c.name === r.name && c.origin === r.origin && c.dtype === r.dtype)).concat(r);
       renderResults();
       const errs = ctx?.takeUncapturedErrors() ?? [];

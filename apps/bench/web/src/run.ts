@@ -124,6 +124,7 @@ export function goldenPlan(dtype: WeightDType | undefined): { input: string; out
 export async function runCase(src: PageSource, ctx: GpuContext | null, opts: { layer?: number; dtype?: WeightDType } = {}): Promise<CaseResult> {
   const plan = goldenPlan(opts.dtype);
   const r: CaseResult = {
+    seq: 0,
     name: src.label,
     origin: src.origin,
     arch: null,

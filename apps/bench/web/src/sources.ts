@@ -24,7 +24,7 @@ export function urlSource(base: string, label?: string, known?: readonly string[
   const name = label ?? (b.replace(/\/+$/, '').split('/').pop() || b);
   return {
     label: name,
-    origin: b,
+    origin: new URL(b, location.href).href,
     baseUrl: b,
     async get(file) {
       if (known && !known.includes(file)) return null;

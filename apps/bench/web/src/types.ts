@@ -27,6 +27,8 @@ export interface KernelTime {
 
 /** The result of one checkpoint. */
 export interface CaseResult {
+  /** Order of completion on this page (1, 2, ...). */
+  seq: number;
   name: string;
   origin: string;
   /** HF model_type from config.json. */
