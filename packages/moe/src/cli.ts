@@ -1,0 +1,144 @@
+#!/usr/bin/env node
+/**
+ * moe-run: runs one MoE block of a HuggingFace checkpoint on a [T, H] tensor.
+ *
+ *   moe-run --checkpoint DIR --layer N --input IN.safetensors --output OUT.safetensors
+ *           [--tensor NAME] [--dtype float32|bfloat16] [--device gpu|cpu] [--verbose]
+ *
+ * Writes `output` (float32 [T, H]) to OUT through a temporary file and a
+ * rename: nothing is written on failure. Exits 0 on success, 2 on bad usage,
+ * 1 on any other error, with a one-line message (the stack with --verbose).
+ */
+import { readFile, writeFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { DeviceRef, HostTensor, WebMoEError } from '@webmoe/tensor';
+import type { GpuContext } from '@webmoe/kernels-wgsl';
+import { MoE } from './moe.js';
+import { parseSafetensors, encodeSafetensors } from './checkpoint.js';
+import { filesFromDir } from './node.js';
+
+const USAGE =
+  'usage: moe-run --checkpoint DIR --layer N --input IN.safetensors --output OUT.safetensors [--tensor NAME] [--dtype float32|bfloat16] [--device gpu|cpu] [--verbose]';
+
+class UsageError extends Error {}
+
+interface Args {
+  checkpoint: string;
+  layer: number;
+  input: string;
+  output: string;
+  tensor: string;
+  dtype?: 'float32' | 'bfloat16';
+  device: 'gpu' | 'cpu';
+  verbose: boolean;
+}
+
+/** Parses the command line; throws UsageError with a one-line reason. */
+export function parseArgs(argv: readonly string[]): Args | 'help' {
+  const vals = new Map<string, string>();
+  let verbose = false;
+  const takes = new Set(['--checkpoint', '--layer', '--input', '--output', '--tensor', '--dtype', '--device']);
+  for (let i = 0; i < argv.length; i++) {
+    let a = argv[i];
+    if (a === '--help' || a === '-h') return 'help';
+    if (a === '--verbose' || a === '-v') {
+      verbose = true;
+      continue;
+    }
+    let v: string | undefined;
+    const eq = a.indexOf('=');
+    if (a.startsWith('--') && eq > 0) {
+      v = a.slice(eq + 1);
+      a = a.slice(0, eq);
+    }
+    if (!takes.has(a)) throw new UsageError(`unknown argument ${JSON.stringify(a)}`);
+    if (v === undefined) {
+      v = argv[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
+    }
+    if (vals.has(a)) throw new UsageError(`${a} given twice`);
+    vals.set(a, v);
+  }
+  for (const r of ['--checkpoint', '--layer', '--input', '--output']) if (!vals.has(r)) throw new UsageError(`missing ${r}`);
+  const layerS = vals.get('--layer')!;
+  if (!/^\d+$/.test(layerS)) throw new UsageError(`--layer: expected a non-negative integer, got ${JSON.stringify(layerS)}`);
+  const dtype = vals.get('--dtype');
+  if (dtype !== undefined && dtype !== 'float32' && dtype !== 'bfloat16') throw new UsageError(`--dtype: expected float32 or bfloat16, got ${JSON.stringify(dtype)}`);
+  const device = vals.get('--device') ?? 'gpu';
+  if (device !== 'gpu' && device !== 'cpu') throw new UsageError(`--device: expected gpu or cpu, got ${JSON.stringify(device)}`);
+  return {
+    checkpoint: vals.get('--checkpoint')!,
+    layer: Number(layerS),
+    input: vals.get('--input')!,
+    output: vals.get('--output')!,
+    tensor: vals.get('--tensor') ?? 'input',
+    dtype: dtype as Args['dtype'],
+    device,
+    verbose,
+  };
+}
+
+async function run(args: Args): Promise<void> {
+  const inBytes = await readFile(args.input).catch((e: NodeJS.ErrnoException) => {
+    throw new Error(`--input ${args.input}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  });
+  const tensors = parseSafetensors(new Uint8Array(inBytes), args.input);
+  const x = tensors.get(args.tensor);
+  if (!x) throw new Error(`--input ${args.input}: expected a tensor named ${JSON.stringify(args.tensor)}, got ${[...tensors.keys()].join(', ') || 'no tensors'}`);
+  if (x.shape.length !== 2) throw new Error(`--input tensor ${args.tensor}: expected shape [T, H], got [${x.shape.join(', ')}]`);
+  if (!['float32', 'bfloat16', 'float16'].includes(x.dtype)) throw new Error(`--input tensor ${args.tensor}: expected dtype float32 | bfloat16 | float16, got ${x.dtype}`);
+  let ctx: GpuContext | undefined;
+  let moe: MoE | undefined;
+  try {
+    if (args.device === 'gpu') {
+      const { createGpuContext } = await import('@webmoe/kernels-wgsl');
+      ctx = await createGpuContext({ label: 'moe-run' });
+    }
+    moe = await MoE.fromHuggingFace({
+      source: filesFromDir(args.checkpoint),
+      layer: args.layer,
+      dtype: args.dtype,
+      device: args.device === 'gpu' ? DeviceRef.GPU() : DeviceRef.CPU(),
+      ctx,
+    });
+    const xf = new HostTensor('float32', x.shape, x.toFloat32());
+    const y = await moe.forward(xf);
+    const bytes = encodeSafetensors(new Map([['output', y]]), { producer: 'moe-run', layer: String(args.layer), device: args.device, dtype: moe.dtype });
+    const tmp = join(dirname(args.output), `.${basename(args.output)}.${process.pid}.tmp`);
+    try {
+      await writeFile(tmp, bytes);
+      await rename(tmp, args.output);
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined);
+      throw e;
+    }
+  } finally {
+    moe?.destroy();
+    ctx?.destroy();
+  }
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const verbose = argv.includes('--verbose') || argv.includes('-v');
+  try {
+    const args = parseArgs(argv);
+    if (args === 'help') {
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    }
+    await run(args);
+    return 0;
+  } catch (e) {
+    const err = e as Error;
+    if (err instanceof UsageError) {
+      process.stderr.write(`moe-run: ${err.message}\n${USAGE}\n`);
+      return 2;
+    }
+    const name = err instanceof WebMoEError ? `${err.name}: ` : '';
+    process.stderr.write(`moe-run: ${name}${String(err?.message ?? err).split('\n')[0]}\n`);
+    if (verbose && err?.stack) process.stderr.write(err.stack + '\n');
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => process.exit(code));

@@ -1,0 +1,226 @@
+import type { ExpertActivation } from '@webmoe/kernels-wgsl';
+import { ConfigError, UnsupportedError } from './errors.js';
+import { SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV3Gate, Llama4Gate, type GateClass, type GateOptions } from './gates.js';
+
+/** The model types {@link MoE.fromHuggingFace} loads. */
+export const HF_MOE_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v3', 'gpt_oss', 'llama4_text'] as const;
+export type HFMoEModelType = (typeof HF_MOE_MODEL_TYPES)[number];
+
+/** How the routed experts are laid out in the checkpoint. */
+export type HFExpertLayout =
+  /** `experts.{e}.{gate,up,down}_proj.weight` ([I,H], [I,H], [H,I]) */
+  | { kind: 'per_expert'; gate: string; up: string; down: string }
+  /** `experts.gate_up_proj` [E, H, 2I] and `experts.down_proj` [E, I, H] ([in, out]), optional `_bias`. */
+  | { kind: 'fused_in_out'; bias: boolean };
+
+/**
+ * Everything about one MoE block that the HF config fixes: sizes, router,
+ * expert layout and activation, shared experts, checkpoint prefixes.
+ */
+export interface HFMoESpec {
+  modelType: HFMoEModelType;
+  layer: number;
+  /** Candidate prefixes of the block (e.g. `model.layers.3.mlp.`), the first with a router wins. */
+  prefixes: string[];
+  hiddenDim: number;
+  numExperts: number;
+  topK: number;
+  moeDim: number;
+  gateCls: GateClass;
+  gateOptions: Partial<GateOptions>;
+  /** Router weight / bias / correction-bias names relative to the prefix. */
+  router: { weight: string; bias?: string; correctionBias?: string };
+  experts: HFExpertLayout;
+  activation: ExpertActivation;
+  applyRouterWeightFirst: boolean;
+  shared?: { prefix: string; dim: number; gate?: string };
+}
+
+type Cfg = Record<string, unknown>;
+
+function int(cfg: Cfg, names: readonly string[], opts: { min?: number; optional?: false }): number;
+function int(cfg: Cfg, names: readonly string[], opts: { min?: number; optional: true }): number | undefined;
+function int(cfg: Cfg, names: readonly string[], opts: { min?: number; optional?: boolean }): number | undefined {
+  for (const n of names) {
+    const v = cfg[n];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < (opts.min ?? 1)) throw new ConfigError(n, `an integer >= ${opts.min ?? 1}`, v);
+    return v;
+  }
+  if (opts.optional) return undefined;
+  throw new ConfigError(names.join(' | '), 'a value in config.json', 'none');
+}
+
+function num(cfg: Cfg, name: string, dflt: number): number {
+  const v = cfg[name];
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(name, 'a finite number', v);
+  return v;
+}
+
+function bool(cfg: Cfg, name: string, dflt: boolean): boolean {
+  const v = cfg[name];
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'boolean') throw new ConfigError(name, 'true or false', v);
+  return v;
+}
+
+function checkSiluAct(cfg: Cfg): void {
+  const a = cfg.hidden_act ?? 'silu';
+  if (a !== 'silu' && a !== 'swish') throw new UnsupportedError('config hidden_act', JSON.stringify(a), '"silu"');
+}
+
+/**
+ * Reads the fields of an HF `config.json` that change the maths of layer
+ * `layer`'s MoE block. Throws ConfigError (bad or missing field, dense
+ * layer), UnsupportedError (unknown model_type, quantization_config,
+ * activation).
+ *
+ * @example
+ * ```ts
+ * const spec = parseHFMoEConfig(JSON.parse(text), 0);
+ * spec.numExperts // 8
+ * ```
+ */
+export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new ConfigError('config.json', 'a JSON object', typeof config);
+  const cfg = config as Cfg;
+  if (!Number.isInteger(layer) || layer < 0) throw new ConfigError('layer', 'a non-negative integer', layer);
+  const mt = cfg.model_type;
+  if (typeof mt !== 'string' || !(HF_MOE_MODEL_TYPES as readonly string[]).includes(mt)) {
+    throw new UnsupportedError('config model_type', JSON.stringify(mt), HF_MOE_MODEL_TYPES.join(', '));
+  }
+  const modelType = mt as HFMoEModelType;
+  const q = cfg.quantization_config;
+  if (q !== undefined && q !== null) {
+    const method = (q as Cfg).quant_method;
+    throw new UnsupportedError('config quantization_config', `quant_method ${JSON.stringify(method)}`, 'unquantized float32/bfloat16/float16 checkpoints (fp8 and mxfp4 experts come with the quantized-expert loaders)');
+  }
+  const nLayers = int(cfg, ['num_hidden_layers'], { optional: true });
+  if (nLayers !== undefined && layer >= nLayers) throw new ConfigError('num_hidden_layers', `more than layer ${layer}`, nLayers);
+  const H = int(cfg, ['hidden_size'], {});
+  const k = int(cfg, ['num_experts_per_tok', 'experts_per_token'], {});
+  const L = `model.layers.${layer}.`;
+  const base = { modelType, layer, hiddenDim: H, topK: k, applyRouterWeightFirst: false, activation: { kind: 'silu', layout: 'concat' } as ExpertActivation };
+  const perExpert: HFExpertLayout = { kind: 'per_expert', gate: 'gate_proj', up: 'up_proj', down: 'down_proj' };
+  switch (modelType) {
+    case 'mixtral': {
+      checkSiluAct(cfg);
+      return {
+        ...base,
+        prefixes: [`${L}block_sparse_moe.`, `${L}mlp.`],
+        numExperts: int(cfg, ['num_local_experts', 'num_experts'], {}),
+        moeDim: int(cfg, ['intermediate_size'], {}),
+        gateCls: SoftmaxTopKGate,
+        gateOptions: { normTopkProb: true },
+        router: { weight: 'gate.weight' },
+        experts: { kind: 'per_expert', gate: 'w1', up: 'w3', down: 'w2' },
+      };
+    }
+    case 'qwen2_moe':
+    case 'qwen3_moe': {
+      checkSiluAct(cfg);
+      const only = cfg.mlp_only_layers ?? [];
+      if (!Array.isArray(only)) throw new ConfigError('mlp_only_layers', 'a list of layer numbers', only);
+      const step = int(cfg, ['decoder_sparse_step'], { optional: true }) ?? 1;
+      const E = int(cfg, ['num_experts', 'num_local_experts'], {});
+      if (only.includes(layer) || (layer + 1) % step !== 0) {
+        throw new ConfigError(only.includes(layer) ? 'mlp_only_layers' : 'decoder_sparse_step', `layer ${layer} to be an MoE layer`, only.includes(layer) ? only : step);
+      }
+      const spec: HFMoESpec = {
+        ...base,
+        prefixes: [`${L}mlp.`],
+        numExperts: E,
+        moeDim: int(cfg, ['moe_intermediate_size'], {}),
+        gateCls: SoftmaxTopKGate,
+        gateOptions: { normTopkProb: bool(cfg, 'norm_topk_prob', false) },
+        router: { weight: 'gate.weight' },
+        experts: perExpert,
+      };
+      if (modelType === 'qwen2_moe') {
+        const sd = int(cfg, ['shared_expert_intermediate_size'], { optional: true, min: 0 }) ?? 0;
+        if (sd > 0) spec.shared = { prefix: 'shared_expert.', dim: sd, gate: 'shared_expert_gate.weight' };
+      }
+      return spec;
+    }
+    case 'olmoe': {
+      checkSiluAct(cfg);
+      return {
+        ...base,
+        prefixes: [`${L}mlp.`],
+        numExperts: int(cfg, ['num_experts', 'num_local_experts'], {}),
+        moeDim: int(cfg, ['intermediate_size'], {}),
+        gateCls: SoftmaxTopKGate,
+        gateOptions: { normTopkProb: bool(cfg, 'norm_topk_prob', false) },
+        router: { weight: 'gate.weight' },
+        experts: perExpert,
+      };
+    }
+    case 'deepseek_v3': {
+      checkSiluAct(cfg);
+      const firstDense = int(cfg, ['first_k_dense_replace'], { optional: true, min: 0 }) ?? 0;
+      if (layer < firstDense) throw new ConfigError('first_k_dense_replace', `at most layer ${layer} (layers below it are dense MLPs, not MoE)`, firstDense);
+      const freq = int(cfg, ['moe_layer_freq'], { optional: true }) ?? 1;
+      if (layer % freq !== 0) throw new ConfigError('moe_layer_freq', `a divisor of layer ${layer}`, freq);
+      const scoring = cfg.scoring_func ?? 'sigmoid';
+      if (scoring !== 'sigmoid') throw new UnsupportedError('config scoring_func', JSON.stringify(scoring), '"sigmoid"');
+      const method = cfg.topk_method ?? 'noaux_tc';
+      if (method !== 'noaux_tc') throw new UnsupportedError('config topk_method', JSON.stringify(method), '"noaux_tc"');
+      const I = int(cfg, ['moe_intermediate_size'], {});
+      const nShared = int(cfg, ['n_shared_experts'], { optional: true, min: 0 }) ?? 0;
+      const E = int(cfg, ['n_routed_experts'], {});
+      const nGroup = int(cfg, ['n_group'], { optional: true }) ?? 1;
+      const topkGroup = int(cfg, ['topk_group'], { optional: true }) ?? nGroup;
+      if (E % nGroup !== 0) throw new ConfigError('n_group', `a divisor of n_routed_experts (${E})`, nGroup);
+      if (topkGroup > nGroup) throw new ConfigError('topk_group', `at most n_group (${nGroup})`, topkGroup);
+      return {
+        ...base,
+        prefixes: [`${L}mlp.`],
+        numExperts: E,
+        moeDim: I,
+        gateCls: DeepseekV3Gate,
+        gateOptions: { normTopkProb: bool(cfg, 'norm_topk_prob', true), nGroup, topkGroup, routedScalingFactor: num(cfg, 'routed_scaling_factor', 1) },
+        router: { weight: 'gate.weight', correctionBias: 'gate.e_score_correction_bias' },
+        experts: perExpert,
+        shared: nShared > 0 ? { prefix: 'shared_experts.', dim: I * nShared } : undefined,
+      };
+    }
+    case 'gpt_oss': {
+      return {
+        ...base,
+        prefixes: [`${L}mlp.`],
+        numExperts: int(cfg, ['num_local_experts', 'num_experts'], {}),
+        moeDim: int(cfg, ['intermediate_size'], {}),
+        gateCls: TopKSoftmaxGate,
+        gateOptions: { hasBias: true },
+        router: { weight: 'router.weight', bias: 'router.bias' },
+        experts: { kind: 'fused_in_out', bias: true },
+        activation: { kind: 'swigluoai', limit: num(cfg, 'swiglu_limit', 7), alpha: 1.702, layout: 'interleaved' },
+      };
+    }
+    case 'llama4_text': {
+      checkSiluAct(cfg);
+      const moeLayers = cfg.moe_layers;
+      if (Array.isArray(moeLayers)) {
+        if (!moeLayers.includes(layer)) throw new ConfigError('moe_layers', `a list containing layer ${layer}`, moeLayers);
+      } else {
+        const step = int(cfg, ['interleave_moe_layer_step'], { optional: true }) ?? 1;
+        if ((layer + 1) % step !== 0) throw new ConfigError('interleave_moe_layer_step', `a step that makes layer ${layer} an MoE layer`, step);
+      }
+      const I = int(cfg, ['intermediate_size'], {});
+      return {
+        ...base,
+        prefixes: [`${L}feed_forward.`],
+        numExperts: int(cfg, ['num_local_experts', 'num_experts'], {}),
+        moeDim: I,
+        gateCls: Llama4Gate,
+        gateOptions: {},
+        router: { weight: 'router.weight' },
+        experts: { kind: 'fused_in_out', bias: false },
+        applyRouterWeightFirst: true,
+        shared: { prefix: 'shared_expert.', dim: I },
+      };
+    }
+  }
+}
+

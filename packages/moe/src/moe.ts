@@ -1,0 +1,406 @@
+import { DeviceRef, HostTensor, ShapeError, DTypeError, ValueError, type DType, type HostArray } from '@webmoe/tensor';
+import {
+  BufferPool,
+  GpuTensor,
+  Recorder,
+  linearGpu,
+  linearRef,
+  routerGpu,
+  routerRef,
+  groupGpu,
+  groupRef,
+  groupedGateUpGpu,
+  groupedGateUpRef,
+  groupedDownGpu,
+  groupedDownRef,
+  combineGpu,
+  combineRef,
+  type ExpertActivation,
+  type ExpertWeightsGpu,
+  type ExpertWeightsHost,
+  type GpuContext,
+} from '@webmoe/kernels-wgsl';
+import { Module, MLP, Linear, LayerList, type Parameter, type MLPActivation } from '@webmoe/nn';
+import { MoEGate, type GateClass, type GateOptions } from './gates.js';
+import { UnsupportedError } from './errors.js';
+import { loadHuggingFaceMoE, type HFLoadOptions } from './hf-loader.js';
+
+/** The expert weights of an MoE, in the kernels' terms (dense or, later, quantized kinds). */
+export interface ExpertWeightSet<W> {
+  /** [E, 2I, H] */
+  gateUp: W;
+  /** [E, H, I] */
+  down: W;
+}
+
+/**
+ * Stacked routed-expert weights (`experts.gate_up_proj` [E, 2I, H],
+ * `experts.down_proj` [E, H, I], optional biases [E, 2I] and [E, H]) in the
+ * module's storage dtype. Quantized containers (fp8 blocks, MXFP4) plug in
+ * as other implementations of `hostWeights()` / `gpuWeights()`.
+ *
+ * @example
+ * ```ts
+ * const ex = new StackedExperts({ numExperts: 8, hiddenDim: 64, moeDim: 32 });
+ * ex.gateUpProj.shape // [8, 64, 64]
+ * ```
+ */
+export class StackedExperts extends Module {
+  readonly gateUpProj: Parameter;
+  readonly downProj: Parameter;
+  readonly gateUpBias: Parameter | undefined;
+  readonly downBias: Parameter | undefined;
+  constructor(opts: { numExperts: number; hiddenDim: number; moeDim: number; hasBias?: boolean; dtype?: DType; device?: DeviceRef; ctx?: GpuContext }) {
+    super(opts);
+    const { numExperts: E, hiddenDim: H, moeDim: I } = opts;
+    this.gateUpProj = this.addParameter('gate_up_proj', [E, 2 * I, H]);
+    this.downProj = this.addParameter('down_proj', [E, H, I]);
+    this.gateUpBias = opts.hasBias ? this.addParameter('gate_up_proj_bias', [E, 2 * I]) : undefined;
+    this.downBias = opts.hasBias ? this.addParameter('down_proj_bias', [E, H]) : undefined;
+  }
+  /** Host containers for the reference GEMMs. */
+  hostWeights(): ExpertWeightSet<ExpertWeightsHost> {
+    return { gateUp: { kind: 'dense', w: this.gateUpProj.value }, down: { kind: 'dense', w: this.downProj.value } };
+  }
+  /** GPU containers for the grouped GEMMs. */
+  gpuWeights(): ExpertWeightSet<ExpertWeightsGpu> {
+    return { gateUp: { kind: 'dense', w: this.gateUpProj.gpuValue }, down: { kind: 'dense', w: this.downProj.gpuValue } };
+  }
+}
+
+/** Options of {@link MoE}: MAX's constructor arguments in camelCase, plus the expert variants MAX spells through `mlpCls`. */
+export interface MoEOptions {
+  /** Devices (MAX `devices`); the layer runs on the first. Default `[DeviceRef.CPU()]`. */
+  devices?: readonly DeviceRef[];
+  /** The WebGPU context for a GPU device. */
+  ctx?: GpuContext;
+  /** H */
+  hiddenDim: number;
+  /** E */
+  numExperts: number;
+  /** k */
+  numExpertsPerToken: number;
+  /** I: width of each routed expert. */
+  moeDim: number;
+  /** The router class (default {@link MoEGate}: raw top-k). */
+  gateCls?: GateClass;
+  /** Extra router options (normTopkProb, nGroup, topkGroup, routedScalingFactor, hasBias). */
+  gateOptions?: Partial<Pick<GateOptions, 'hasBias' | 'normTopkProb' | 'nGroup' | 'topkGroup' | 'routedScalingFactor'>>;
+  /** The class of the per-expert MLPs that `experts` returns (default `MLP`). */
+  mlpCls?: typeof MLP;
+  /** Adds shared experts (a plain MLP of width `sharedExpertsDim` on every token). */
+  hasSharedExperts?: boolean;
+  /** Width of the shared experts (all of them together). */
+  sharedExpertsDim?: number;
+  /** Qwen2-MoE: scales the shared experts by `sigmoid(x @ shared_expert_gate^T)` ([1, H]). */
+  hasSharedExpertGate?: boolean;
+  /** Expert-parallel size; only 1 here (sharding lives in @webmoe/sharding). */
+  epSize?: number;
+  /** Storage dtype of the weights (default float32). Activations are float32. */
+  dtype?: DType;
+  /** Scale each expert's input by its router weight and sum the outputs unweighted (Llama 4). */
+  applyRouterWeightFirst?: boolean;
+  /** MAX `swigluLimit` L > 0: `min(silu(g), L) * clamp(u, -L, L)` in the routed experts. */
+  swigluLimit?: number;
+  /** Overrides the routed experts' activation (GPT-OSS: `{ kind: 'swigluoai', limit: 7, alpha: 1.702, layout: 'interleaved' }`). */
+  expertActivation?: ExpertActivation;
+  /** Biases on the routed experts (GPT-OSS). */
+  hasExpertBias?: boolean;
+  /** Quantization of the experts; none is supported by this constructor yet (typed error). */
+  quantConfig?: unknown;
+  /** MAX `isSharding`: accepted, no effect on one device. */
+  isSharding?: boolean;
+}
+
+/** The result of {@link MoE.forward} for each input kind. */
+export type MoEOutput<X> = X extends GpuTensor ? GpuTensor : X extends HostTensor ? HostTensor : Float32Array;
+
+function positiveInt(what: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ValueError(`MoE ${what}`, 'a positive integer', v);
+  return v;
+}
+
+/**
+ * The Mixture-of-Experts layer of MAX (`max.nn.MoE`) on WebGPU and the CPU.
+ * Parameters (dotted names of `loadStateDict`): `gate.weight` [E, H]
+ * (+ `gate.bias`, `gate.e_score_correction_bias`), `experts.gate_up_proj`
+ * [E, 2I, H] (rows 0..I-1 gate, I..2I-1 up, or interleaved), `experts.down_proj`
+ * [E, H, I] (+ `_bias`), `shared_experts.{gate,up,down}_proj.weight`,
+ * `shared_expert_gate.weight` [1, H].
+ *
+ * On a GPU, `forward` records the whole layer (router linear, router,
+ * grouping, grouped gate_up, grouped down, shared expert, combine) into one
+ * Recorder and submits once, without reading anything back.
+ *
+ * @example
+ * ```ts
+ * const moe = new MoE({ devices: [DeviceRef.GPU()], ctx, hiddenDim: 64, numExperts: 8, numExpertsPerToken: 2, moeDim: 32,
+ *   gateCls: SoftmaxTopKGate, gateOptions: { normTopkProb: true } });
+ * moe.loadStateDict(weights);
+ * const y = await moe.forward(x); // x: GpuTensor float32 [T, 64] -> GpuTensor float32 [T, 64]
+ * moe.destroy();
+ * ```
+ */
+export class MoE extends Module {
+  readonly devices: readonly DeviceRef[];
+  readonly hiddenDim: number;
+  readonly numExperts: number;
+  readonly numExpertsPerToken: number;
+  readonly moeDim: number;
+  readonly hasSharedExperts: boolean;
+  readonly sharedExpertsDim: number;
+  readonly epSize: number;
+  readonly applyRouterWeightFirst: boolean;
+  readonly swigluLimit: number;
+  readonly quantConfig: unknown;
+  readonly isSharding: boolean;
+  readonly mlpCls: typeof MLP;
+  /** The activation of the routed experts. */
+  readonly activation: ExpertActivation;
+  /** The router. */
+  readonly gate: MoEGate;
+  /** The stacked routed-expert weights. */
+  readonly stacked: StackedExperts;
+  /** The shared experts (a plain MLP), if any. */
+  readonly sharedExperts: MLP | undefined;
+  /** Qwen2-MoE's shared-expert gate ([1, H], no bias), if any. */
+  readonly sharedExpertGate: Linear | undefined;
+  private pool: BufferPool | undefined;
+  private expertList: LayerList<MLP> | undefined;
+
+  constructor(opts: MoEOptions) {
+    const devices = opts.devices ?? [DeviceRef.CPU()];
+    if (devices.length !== 1) throw new UnsupportedError('MoE devices', `${devices.length} devices`, 'one device per layer (shard with @webmoe/sharding)');
+    const epSize = opts.epSize ?? 1;
+    if (epSize !== 1) throw new UnsupportedError('MoE epSize', `epSize=${epSize}`, 'epSize 1');
+    if (opts.quantConfig !== undefined && opts.quantConfig !== null) {
+      throw new UnsupportedError('MoE quantConfig', JSON.stringify(opts.quantConfig), 'unquantized float32/bfloat16/float16 experts');
+    }
+    const dtype = opts.dtype ?? 'float32';
+    if (!['float32', 'bfloat16', 'float16'].includes(dtype)) throw new DTypeError('MoE dtype', ['float32', 'bfloat16', 'float16'], dtype);
+    super({ dtype, device: devices[0], ctx: opts.ctx });
+    this.devices = [...devices];
+    const H = (this.hiddenDim = positiveInt('hiddenDim', opts.hiddenDim));
+    const E = (this.numExperts = positiveInt('numExperts', opts.numExperts));
+    this.numExpertsPerToken = positiveInt('numExpertsPerToken', opts.numExpertsPerToken);
+    if (this.numExpertsPerToken > E) throw new ValueError('MoE numExpertsPerToken', `at most numExperts (${E})`, this.numExpertsPerToken);
+    const I = (this.moeDim = positiveInt('moeDim', opts.moeDim));
+    this.hasSharedExperts = !!opts.hasSharedExperts;
+    this.sharedExpertsDim = this.hasSharedExperts ? positiveInt('sharedExpertsDim', opts.sharedExpertsDim) : 0;
+    if (opts.hasSharedExpertGate && !this.hasSharedExperts) throw new ValueError('MoE hasSharedExpertGate', 'hasSharedExperts: true', false);
+    this.epSize = epSize;
+    this.applyRouterWeightFirst = !!opts.applyRouterWeightFirst;
+    this.swigluLimit = opts.swigluLimit ?? 0;
+    if (!(this.swigluLimit >= 0)) throw new ValueError('MoE swigluLimit', 'a number >= 0', this.swigluLimit);
+    this.quantConfig = opts.quantConfig;
+    this.isSharding = !!opts.isSharding;
+    this.mlpCls = opts.mlpCls ?? MLP;
+    this.activation =
+      opts.expertActivation ?? (this.swigluLimit > 0 ? { kind: 'swiglu_limit', limit: this.swigluLimit, layout: 'concat' } : { kind: 'silu', layout: 'concat' });
+
+    const mod = { dtype, device: devices[0], ctx: opts.ctx };
+    const GateCls = opts.gateCls ?? MoEGate;
+    this.gate = this.addModule('gate', new GateCls({ ...mod, ...opts.gateOptions, hiddenDim: H, numExperts: E, numExpertsPerToken: this.numExpertsPerToken }));
+    this.stacked = this.addModule('experts', new StackedExperts({ ...mod, numExperts: E, hiddenDim: H, moeDim: I, hasBias: opts.hasExpertBias }));
+    this.sharedExperts = this.hasSharedExperts ? this.addModule('shared_experts', new MLP({ ...mod, hiddenDim: H, feedForwardLength: this.sharedExpertsDim })) : undefined;
+    this.sharedExpertGate = opts.hasSharedExpertGate ? this.addModule('shared_expert_gate', new Linear({ ...mod, inDim: H, outDim: 1 })) : undefined;
+  }
+
+  /**
+   * Builds layer `layer`'s MoE block from a HuggingFace checkpoint
+   * (mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v3, gpt_oss, llama4_text):
+   * reads config.json and the safetensors (single or sharded), checks every
+   * tensor against the config before reading it, keeps the weights in their
+   * storage dtype (or casts float32 to `dtype` on the host) and uploads them
+   * when `device` is a GPU.
+   *
+   * @example
+   * ```ts
+   * const moe = await MoE.fromHuggingFace({ source: '/models/olmoe-tiny', layer: 0, dtype: 'bfloat16', device: DeviceRef.GPU(), ctx });
+   * const y = await moe.forward(x);
+   * ```
+   */
+  static fromHuggingFace(opts: HFLoadOptions): Promise<MoE> {
+    return loadHuggingFaceMoE(opts);
+  }
+
+  /** `experts.gate_up_proj` [E, 2I, H] (MAX `gate_up_proj`). */
+  get gateUpProj(): Parameter {
+    return this.stacked.gateUpProj;
+  }
+  /** `experts.down_proj` [E, H, I] (MAX `down_proj`). */
+  get downProj(): Parameter {
+    return this.stacked.downProj;
+  }
+  /** MAX's `shard_devices`: the devices this layer runs on. */
+  get shardDevices(): readonly DeviceRef[] {
+    return this.devices;
+  }
+
+  /**
+   * The routed experts as a LayerList of host MLPs (`mlpCls`), built on first
+   * access from the loaded stacked weights (copies in the storage dtype;
+   * concat-layout SiLU experts only).
+   */
+  get experts(): LayerList<MLP> {
+    if (this.expertList) return this.expertList;
+    if (this.activation.layout !== 'concat' || this.activation.kind === 'swigluoai' || this.stacked.gateUpBias) {
+      throw new UnsupportedError('MoE.experts', `per-expert MLPs for ${this.activation.kind}/${this.activation.layout} experts with bias=${!!this.stacked.gateUpBias}`, 'concat-layout silu / swiglu_limit experts without bias');
+    }
+    const E = this.numExperts;
+    const H = this.hiddenDim;
+    const I = this.moeDim;
+    const gu = this.stacked.gateUpProj.value;
+    const dn = this.stacked.downProj.value;
+    const act: MLPActivation = this.activation.kind === 'swiglu_limit' ? { kind: 'swiglu_limit', limit: this.activation.limit ?? this.swigluLimit } : { kind: 'silu' };
+    const slice = (t: HostTensor, start: number, n: number, shape: number[]) => new HostTensor(t.dtype, shape, t.data.slice(start, start + n) as HostArray);
+    const list: MLP[] = [];
+    for (let e = 0; e < E; e++) {
+      const m = new this.mlpCls({ dtype: this.dtype, hiddenDim: H, feedForwardLength: I, activation: act });
+      m.loadStateDict({
+        'gate_proj.weight': slice(gu, e * 2 * I * H, I * H, [I, H]),
+        'up_proj.weight': slice(gu, e * 2 * I * H + I * H, I * H, [I, H]),
+        'down_proj.weight': slice(dn, e * H * I, H * I, [H, I]),
+      });
+      list.push(m);
+    }
+    return (this.expertList = new LayerList(list));
+  }
+
+  protected override afterLoad(): void {
+    this.expertList = undefined;
+    super.afterLoad();
+  }
+
+  private checkInput(what: string, shape: readonly number[], dtype: DType): number {
+    if (shape.length !== 2 || shape[1] !== this.hiddenDim) throw new ShapeError(what, ['T', this.hiddenDim], shape);
+    if (dtype !== 'float32') throw new DTypeError(what, 'float32', dtype);
+    return shape[0];
+  }
+
+  /**
+   * Runs the layer. A GpuTensor float32 [T, H] (GPU layer) gives a GpuTensor
+   * the caller owns; a HostTensor [T, H] (any float dtype, converted to f32)
+   * or a Float32Array of T*H values gives the same kind back, on either device.
+   */
+  async forward<X extends GpuTensor | HostTensor | Float32Array>(x: X): Promise<MoEOutput<X>> {
+    if (x instanceof GpuTensor) {
+      if (!this.device.isGpu()) throw new ValueError('MoE.forward input', `a host tensor for a ${this.device} layer`, 'a GpuTensor');
+      return (await this.forwardGpu(x)) as MoEOutput<X>;
+    }
+    let T: number;
+    let xs: Float32Array;
+    if (x instanceof HostTensor) {
+      if (x.shape.length !== 2 || x.shape[1] !== this.hiddenDim) throw new ShapeError('MoE.forward input', ['T', this.hiddenDim], x.shape);
+      T = x.shape[0];
+      xs = x.toFloat32();
+    } else if (x instanceof Float32Array) {
+      if (x.length % this.hiddenDim !== 0) throw new ShapeError('MoE.forward input', `T*${this.hiddenDim} values`, `${x.length} values`);
+      T = x.length / this.hiddenDim;
+      xs = x;
+    } else {
+      throw new ValueError('MoE.forward input', 'a GpuTensor, HostTensor or Float32Array', typeof x);
+    }
+    let y: Float32Array;
+    if (this.device.isCpu()) y = this.forwardHost(xs, T);
+    else {
+      const ctx = this.ctx!;
+      const xg = GpuTensor.upload(ctx, new HostTensor('float32', [T, this.hiddenDim], xs), 'moe.x');
+      try {
+        const yg = await this.forwardGpu(xg);
+        try {
+          y = (await yg.download()).data as Float32Array;
+        } finally {
+          yg.destroy();
+        }
+      } finally {
+        xg.destroy();
+      }
+    }
+    return (x instanceof HostTensor ? new HostTensor('float32', [T, this.hiddenDim], y) : y) as MoEOutput<X>;
+  }
+
+  /** The layer on the GPU for x f32 [T, H]: one Recorder, one submit; returns f32 [T, H] owned by the caller. */
+  async forwardGpu(x: GpuTensor): Promise<GpuTensor> {
+    const T = this.checkInput('MoE.forward input', x.shape, x.dtype);
+    const ctx = this.ctx!;
+    if (x.ctx !== ctx) throw new ValueError('MoE.forward input', 'a GpuTensor on the layer\'s GpuContext', 'a tensor of another context');
+    const gw = this.gpuWeightsOrThrow();
+    if (T === 0) return GpuTensor.empty(ctx, 'float32', [0, this.hiddenDim], 'moe.out');
+    const pool = (this.pool ??= new BufferPool(ctx, { maxFreeBytes: 64 << 20 }));
+    const scratch: { destroy(): void }[] = [];
+    try {
+      const rec = new Recorder(ctx, { label: 'moe.forward' });
+      const out = this.record(rec, x, pool, scratch, gw);
+      rec.submit();
+      return out;
+    } finally {
+      for (const s of scratch) s.destroy();
+    }
+  }
+
+  private gpuWeightsOrThrow(): ExpertWeightSet<ExpertWeightsGpu> {
+    return this.stacked.gpuWeights();
+  }
+
+  /**
+   * Records the layer into `rec` (no submit); scratch tensors come from
+   * `pool` and are pushed to `scratch` (destroy them after submit). Returns the
+   * output [T, H], not from the pool.
+   */
+  record(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[], w: ExpertWeightSet<ExpertWeightsGpu> = this.stacked.gpuWeights()): GpuTensor {
+    const ctx = this.ctx!;
+    const T = x.shape[0];
+    const keep = <G extends { destroy(): void }>(t: G): G => {
+      scratch.push(t);
+      return t;
+    };
+    const logits = keep(linearGpu(ctx, rec, x, this.gate.weight.gpuValue, { bias: this.gate.bias?.gpuValue, pool }));
+    const routing = routerGpu(ctx, rec, logits, this.gate.routerParams(), { pool, correctionBias: this.gate.eScoreCorrectionBias?.gpuValue });
+    keep(routing.idx);
+    keep(routing.weights);
+    const g = keep(groupGpu(ctx, rec, routing.idx, this.numExperts, { pool }));
+    const h = keep(
+      groupedGateUpGpu(ctx, rec, x, g, w.gateUp, this.stacked.gateUpBias?.gpuValue, this.activation, {
+        pool,
+        rowScale: this.applyRouterWeightFirst ? routing.weights : undefined,
+      }),
+    );
+    const y = keep(groupedDownGpu(ctx, rec, h, g, w.down, this.stacked.downBias?.gpuValue, { pool }));
+    let shared: GpuTensor | undefined;
+    let sharedGateLogit: GpuTensor | undefined;
+    if (this.sharedExperts) {
+      shared = keep(this.sharedExperts.record(rec, x, { pool, scratch }));
+      if (this.sharedExpertGate) {
+        sharedGateLogit = keep(this.sharedExpertGate.record(rec, x, { pool })); // [T, 1]
+      }
+    }
+    return combineGpu(ctx, rec, y, g, this.applyRouterWeightFirst ? null : routing.weights, { shared, sharedGateLogit });
+  }
+
+  /** The layer on the host through the TypeScript references: x [T, H] f32 -> [T, H]. */
+  forwardHost(x: Float32Array, T = x.length / this.hiddenDim): Float32Array {
+    if (!Number.isInteger(T) || x.length !== T * this.hiddenDim) throw new ShapeError('MoE.forward input', ['T', this.hiddenDim], `${x.length} values`);
+    if (T === 0) return new Float32Array(0);
+    const w = this.stacked.hostWeights();
+    const logits = linearRef(x, T, this.gate.weight.value, this.gate.bias?.value);
+    const routing = routerRef(logits, T, this.gate.routerParams(), this.gate.eScoreCorrectionBias?.value.toFloat32());
+    const g = groupRef(routing.idx, T, this.numExpertsPerToken, this.numExperts);
+    const h = groupedGateUpRef(x, g, w.gateUp, this.stacked.gateUpBias?.value, this.activation, this.applyRouterWeightFirst ? routing.weights : undefined);
+    const y = groupedDownRef(h, g, w.down, this.stacked.downBias?.value);
+    let shared: Float32Array | undefined;
+    let sharedGateLogit: Float32Array | undefined;
+    if (this.sharedExperts) {
+      shared = this.sharedExperts.forwardHost(x, T);
+      if (this.sharedExpertGate) sharedGateLogit = this.sharedExpertGate.forwardHost(x, T);
+    }
+    return combineRef(y, g, this.applyRouterWeightFirst ? null : routing.weights, shared, sharedGateLogit);
+  }
+
+  /** Frees the GPU weights and the scratch pool. */
+  override destroy(): void {
+    super.destroy();
+    this.pool?.destroy();
+    this.pool = undefined;
+  }
+}

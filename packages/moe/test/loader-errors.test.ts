@@ -1,0 +1,145 @@
+// Bad checkpoints and configs fail with typed errors naming the tensor or field, before anything is built.
+import { describe, it, expect } from 'vitest';
+import { DeviceRef, HostTensor } from '@webmoe/tensor';
+import { MoE, CheckpointError, ConfigError, UnsupportedError, openHFCheckpoint, parseHFMoEConfig, type MoECheckpoint } from '../src/index.js';
+import { filesFromDir } from '../src/node.js';
+import { FIXTURES } from './helpers.js';
+
+async function open(arch: string): Promise<MoECheckpoint> {
+  return openHFCheckpoint(filesFromDir(`${FIXTURES}/${arch}`));
+}
+
+/** A checkpoint with some tensors dropped, added or replaced, and the config patched. */
+function patched(
+  ck: MoECheckpoint,
+  p: { drop?: string[]; add?: Record<string, HostTensor>; config?: Record<string, unknown> },
+): MoECheckpoint {
+  const add = p.add ?? {};
+  const names = ck.tensorNames.filter((n) => !(p.drop ?? []).includes(n) && !(n in add)).concat(Object.keys(add));
+  return {
+    tensorNames: names,
+    config: { ...(ck.config as object), ...p.config },
+    info: (n) => (n in add ? { dtype: add[n].dtype, shape: add[n].shape } : names.includes(n) ? ck.info(n) : undefined),
+    read: async (n) => {
+      if (n in add) return add[n];
+      if (!names.includes(n)) throw new Error(`test: read of dropped tensor ${n}`);
+      return ck.read(n);
+    },
+  };
+}
+
+const cpu = DeviceRef.CPU();
+
+describe('MoE.fromHuggingFace errors', () => {
+  it('a missing expert tensor is a CheckpointError naming it', async () => {
+    const name = 'model.layers.0.mlp.experts.3.up_proj.weight';
+    const src = patched(await open('qwen3_moe'), { drop: [name] });
+    const e = await MoE.fromHuggingFace({ source: src, layer: 0, device: cpu }).catch((x) => x);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toContain(name);
+    expect(e.message).toMatch(/missing/);
+  });
+
+  it('a missing router is a CheckpointError naming it', async () => {
+    const src = patched(await open('mixtral'), { drop: ['model.layers.0.block_sparse_moe.gate.weight'] });
+    const e = await MoE.fromHuggingFace({ source: src, layer: 0, device: cpu }).catch((x) => x);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toContain('gate.weight');
+  });
+
+  it('a tensor whose shape disagrees with the config is a CheckpointError with expected and got', async () => {
+    const name = 'model.layers.0.mlp.experts.down_proj';
+    const src = patched(await open('gpt_oss'), { add: { [name]: new HostTensor('float32', [8, 64, 32]) } });
+    const e = await MoE.fromHuggingFace({ source: src, layer: 0, device: cpu }).catch((x) => x);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toContain(name);
+    expect(e.message).toContain('[8, 32, 64]');
+    expect(e.message).toContain('[8, 64, 32]');
+  });
+
+  it('a config that disagrees with the tensors (moe_intermediate_size) names the tensor', async () => {
+    const src = patched(await open('deepseek_v3'), { config: { moe_intermediate_size: 48 } });
+    const e = await MoE.fromHuggingFace({ source: src, layer: 0, device: cpu }).catch((x) => x);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toMatch(/expected shape \[48, 64\]/);
+  });
+
+  it('an unexpected tensor under the block prefix is a CheckpointError naming it', async () => {
+    const name = 'model.layers.0.mlp.experts.16.gate_proj.weight';
+    const src = patched(await open('olmoe'), { add: { [name]: new HostTensor('float32', [32, 64]) } });
+    const e = await MoE.fromHuggingFace({ source: src, layer: 0, device: cpu }).catch((x) => x);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toContain(name);
+  });
+
+  it('an integer-typed weight is a CheckpointError naming the dtype', async () => {
+    const name = 'model.layers.0.mlp.gate.weight';
+    const src = patched(await open('qwen2_moe'), { add: { [name]: new HostTensor('int32', [8, 64]) } });
+    const e = await MoE.fromHuggingFace({ source: src, layer: 0, device: cpu }).catch((x) => x);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toContain('int32');
+  });
+
+  it('an unknown model_type is an UnsupportedError naming model_type', async () => {
+    const src = patched(await open('mixtral'), { config: { model_type: 'jamba' } });
+    const e = await MoE.fromHuggingFace({ source: src, layer: 0, device: cpu }).catch((x) => x);
+    expect(e).toBeInstanceOf(UnsupportedError);
+    expect(e.message).toContain('model_type');
+    expect(e.message).toContain('jamba');
+  });
+
+  it('quantized checkpoints (fp8, mxfp4) are an UnsupportedError naming quantization_config', async () => {
+    for (const [arch, method] of [['deepseek_v3_fp8', 'fp8'], ['gpt_oss_mxfp4', 'mxfp4']]) {
+      const e = await MoE.fromHuggingFace({ source: `${FIXTURES}/${arch}`, layer: 0, device: cpu }).catch((x) => x);
+      expect(e, arch).toBeInstanceOf(UnsupportedError);
+      expect(e.message).toContain('quantization_config');
+      expect(e.message).toContain(method);
+    }
+  });
+
+  it('a DeepSeek-V3 layer below first_k_dense_replace is a ConfigError (dense layer)', async () => {
+    const src = patched(await open('deepseek_v3'), { config: { first_k_dense_replace: 1 } });
+    const e = await MoE.fromHuggingFace({ source: src, layer: 0, device: cpu }).catch((x) => x);
+    expect(e).toBeInstanceOf(ConfigError);
+    expect(e.message).toContain('first_k_dense_replace');
+  });
+
+  it('a layer past num_hidden_layers, and a missing required field, are ConfigErrors', async () => {
+    const ck = await open('mixtral');
+    expect(() => parseHFMoEConfig(ck.config, 5)).toThrow(ConfigError);
+    const cfg = { ...(ck.config as object), hidden_size: undefined };
+    expect(() => parseHFMoEConfig(cfg, 0)).toThrow(/hidden_size/);
+    expect(() => parseHFMoEConfig({ ...(ck.config as object), num_experts_per_tok: 2.5 }, 0)).toThrow(/num_experts_per_tok/);
+  });
+
+  it('a missing checkpoint directory is a CheckpointError naming config.json', async () => {
+    const e = await MoE.fromHuggingFace({ source: '/nonexistent/dir', layer: 0, device: cpu }).catch((x) => x);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toContain('config.json');
+  });
+
+  it('loads sharded checkpoints through model.safetensors.index.json', async () => {
+    // Split the mixtral fixture into two shards in memory.
+    const { readFileSync } = await import('node:fs');
+    const { parseSafetensors, encodeSafetensors, filesFromMap } = await import('../src/index.js');
+    const all = parseSafetensors(new Uint8Array(readFileSync(`${FIXTURES}/mixtral/model.safetensors`)));
+    const a = new Map<string, HostTensor>();
+    const b = new Map<string, HostTensor>();
+    const weightMap: Record<string, string> = {};
+    [...all.entries()].forEach(([n, t], i) => {
+      (i % 2 ? a : b).set(n, t);
+      weightMap[n] = i % 2 ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors';
+    });
+    const files = filesFromMap(
+      new Map([
+        ['config.json', new Uint8Array(readFileSync(`${FIXTURES}/mixtral/config.json`))],
+        ['model.safetensors.index.json', new TextEncoder().encode(JSON.stringify({ weight_map: weightMap }))],
+        ['model-00001-of-00002.safetensors', encodeSafetensors(a)],
+        ['model-00002-of-00002.safetensors', encodeSafetensors(b)],
+      ]),
+    );
+    const sharded = await MoE.fromHuggingFace({ source: files, layer: 0, device: cpu });
+    const single = await MoE.fromHuggingFace({ source: `${FIXTURES}/mixtral`, layer: 0, device: cpu });
+    expect(sharded.gateUpProj.value.data).toEqual(single.gateUpProj.value.data);
+  });
+});
