@@ -104,7 +104,7 @@ function cases(): Case[] {
   out.push({ T: 301, k: 4, E: 12, H: 37, I: 29, dt: 'bfloat16', act: ACTS[2], bias: true, rowScale: true });
   out.push({ T: 1100, k: 1, E: 5, H: 19, I: 13, dt: 'float16', act: ACTS[0], bias: false, rowScale: false });
   // Many experts, decode.
-  out.push({ T: 1, k: 8, E: 300, H: 33, I: 65, dt: 'float32', act: ACTS[1], bias: true, rowScale: false });
+  out.push({ T: 1, k: 8, E: 520, H: 33, I: 65, dt: 'float32', act: ACTS[1], bias: true, rowScale: false });
   return out;
 }
 

@@ -1,6 +1,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, ValueError } from '@webmoe/tensor';
 import {
+  LimitError,
   GpuTensor,
   Recorder,
   destroyExpertWeights,
@@ -21,6 +22,7 @@ import {
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
 import { hostGrouping, randInt, randomIdx, uploadGrouping } from './grouped-helpers.js';
 import { elementOf } from './quant-helpers.js';
+import { withSmallGrid } from './small-grid.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -158,5 +160,47 @@ describe('expertWeightBytes', () => {
     expect(expertWeightBytes(f8)).toEqual({ weights: E * rows * cols, scales: E * 4 });
     for (const w of [mx, i4, f8]) destroyExpertWeights(w);
     expect(() => expertWeightBytes({ kind: 'nf4' } as never)).toThrow(ValueError);
+  });
+});
+
+describe('folded grids', () => {
+  it('gate_up (mxfp4, fp8 activations, rowScale) and down (int4) past maxComputeWorkgroupsPerDimension', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const small = withSmallGrid(ctx, 12);
+    const r = rng(909);
+    const T = 40, k = 2, E = 5, H = 160, I = 64;
+    const act: ExpertActivation = { kind: 'swigluoai', layout: 'interleaved' };
+    const aq: ExpertActQuantOptions = { actQuant: 'fp8_dynamic' };
+    const wgu = quantizeExperts(randomArray(r, E * 2 * I * H, -0.3, 0.3), E, 2 * I, H, { kind: 'mxfp4' });
+    const wd = quantizeExperts(randomArray(r, E * H * I, -0.3, 0.3), E, H, I, { kind: 'int_block', bits: 4, blockSize: 32 });
+    const x = randomArray(r, T * H, -2, 2);
+    const rs = randomArray(r, T * k, 0.2, 1.3);
+    const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
+    const hRef = groupedGateUpRef(x, g, wgu, undefined, act, rs, aq);
+    const yRef = groupedDownRef(hRef, g, wd, undefined, aq);
+    const { h, y } = await gpuChecked(ctx, async () => {
+      const gx = GpuTensor.upload(small, HostTensor.fromFloat32([T, H], x));
+      const grs = GpuTensor.upload(small, HostTensor.fromFloat32([T, k], rs));
+      const a = uploadExpertWeights(small, wgu);
+      const b = uploadExpertWeights(small, wd);
+      const gg = uploadGrouping(small, g);
+      const rec = new Recorder(small);
+      const gh = groupedGateUpGpu(small, rec, gx, gg, a, undefined, act, { rowScale: grs, ...aq });
+      const gh2 = GpuTensor.upload(small, HostTensor.fromFloat32([T * k, I], hRef));
+      const gy = groupedDownGpu(small, rec, gh2, gg, b, undefined, aq);
+      // 125 workgroups do not fit a 9 x 9 grid: a typed error before anything is recorded or allocated.
+      const tiny = withSmallGrid(ctx!, 9);
+      expect(() => groupedDownGpu(tiny, rec, gh2, gg, b, undefined, aq)).toThrow(LimitError);
+      expect(() => groupedDownGpu(tiny, rec, gh2, gg, b, undefined, aq)).toThrow(/requested 125, the device allows 81/);
+      rec.submit();
+      const out = { h: (await gh.download()).data as Float32Array, y: (await gy.download()).data as Float32Array };
+      for (const z of [gx, grs, gh, gh2, gy]) z.destroy();
+      destroyExpertWeights(a);
+      destroyExpertWeights(b);
+      gg.destroy();
+      return out;
+    });
+    expect(relErr(h, hRef)).toBeLessThan(1e-4);
+    expect(relErr(y, yRef)).toBeLessThan(1e-4);
   });
 });

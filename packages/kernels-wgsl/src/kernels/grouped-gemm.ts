@@ -129,12 +129,31 @@ function chooseTile(opts: GroupedGemmOptions, rows: number, E: number): (typeof 
   return perExpert < 24 ? TILES.decode : TILES.prefill;
 }
 
+/** The grids of one op, computed (and checked against the device limits) before anything is recorded. */
+interface GemmPlan {
+  tile: (typeof TILES)[keyof typeof TILES];
+  nTilesN: number;
+  nWork: number;
+  grid: [number, number, number];
+  quantGrid: [number, number, number] | undefined;
+}
+
+function planGemm(ctx: GpuContext, opts: GroupedGemmOptions, rows: number, E: number, N: number, quantRows: number, quantCols: number): GemmPlan {
+  const tile = chooseTile(opts, rows, E);
+  const mTiles = Math.ceil(rows / tile.tm) + Math.min(E, rows);
+  const nTilesN = Math.ceil(N / tile.tn);
+  const nWork = mTiles * nTilesN;
+  const grid = foldWorkgroups(ctx, nWork);
+  const quantGrid = quantRows > 0 ? foldWorkgroups(ctx, Math.ceil((quantRows * Math.ceil(quantCols / ACT_QUANT_GROUP)) / 64)) : undefined;
+  return { tile, nTilesN, nWork, grid, quantGrid };
+}
+
 function outTensor(ctx: GpuContext, opts: GroupedGemmOptions, shape: number[], label: string): GpuTensor {
   return opts.pool ? opts.pool.tensor('float32', shape, label) : GpuTensor.empty(ctx, 'float32', shape, label);
 }
 
 /** Records the fp8 activation quantiser; returns the temp buffer of quantised rows. */
-function recordActQuant(ctx: GpuContext, rec: Recorder, x: GPUBuffer, rows: number, cols: number, kdiv: number, rowScale: GPUBuffer | undefined, clamp: number | undefined): GPUBuffer {
+function recordActQuant(rec: Recorder, grid: [number, number, number], x: GPUBuffer, rows: number, cols: number, kdiv: number, rowScale: GPUBuffer | undefined, clamp: number | undefined): GPUBuffer {
   const out = rec.temp(rows * cols * 4, 'act_quant.out');
   const groups = Math.ceil(cols / ACT_QUANT_GROUP);
   rec.dispatch({
@@ -142,7 +161,7 @@ function recordActQuant(ctx: GpuContext, rec: Recorder, x: GPUBuffer, rows: numb
     variant: { rowScale: !!rowScale, clamp: clamp !== undefined },
     buffers: rowScale ? [x, rowScale, out] : [x, out],
     uniforms: new Uniforms().u32(rows, cols, kdiv, groups).f32(clamp ?? 0).u32(0, 0, 0).finish(),
-    workgroups: foldWorkgroups(ctx, Math.ceil((rows * groups) / 64)),
+    workgroups: grid,
   });
   return out;
 }
@@ -175,15 +194,12 @@ interface GemmCall {
   y: GpuTensor;
 }
 
-function recordGemm(ctx: GpuContext, rec: Recorder, c: GemmCall, opts: GroupedGemmOptions): void {
+function recordGemm(rec: Recorder, c: GemmCall, plan: GemmPlan): void {
   const { T, k, E } = c.g;
   const rows = T * k;
-  const tile = chooseTile(opts, rows, E);
+  const { tile, nTilesN, nWork } = plan;
   const meta = rec.temp((2 * E + 2) * 4, 'grouped_gemm.meta');
   rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm: tile.tm }, buffers: [c.g.offsets.buffer, meta], uniforms: new Uniforms().u32(E, 0, 0, 0).finish(), workgroups: [1] });
-  const mTiles = Math.ceil(rows / tile.tm) + Math.min(E, rows);
-  const nTilesN = Math.ceil(c.N / tile.tn);
-  const nWork = mTiles * nTilesN;
   const wf = weightFormat(c.w, c.d);
   const variant = gemmVariant(c.op, c.act, wf, c.biasDt, c.xmode, !!c.rowScale, tile);
   const buffers: GPUBuffer[] = [c.x, c.g.order.buffer, meta];
@@ -199,7 +215,7 @@ function recordGemm(ctx: GpuContext, rec: Recorder, c: GemmCall, opts: GroupedGe
       .u32(rows, k, E, c.K, c.N, c.d.rows, nTilesN, nWork, ...wf.wu)
       .f32(c.act?.limit ?? 0, c.act?.alpha ?? 0)
       .finish(),
-    workgroups: foldWorkgroups(ctx, nWork),
+    workgroups: plan.grid,
   });
 }
 
@@ -246,7 +262,7 @@ export function groupedGateUpGpu(
     if (rs.size !== T * k) throw new ShapeError('groupedGateUp rowScale', [T, k], rs.shape);
   }
   const q = checkActQuant(opts);
-  chooseTile(opts, T * k, E);
+  const plan = planGemm(ctx, opts, T * k, E, I, q.on && T * k > 0 && H > 0 ? (rs ? T * k : T) : 0, H);
   const y = outTensor(ctx, opts, [T * k, I], 'grouped_gate_up.out');
   if (T * k === 0 || I === 0) return y;
   let xb = x.buffer;
@@ -254,11 +270,11 @@ export function groupedGateUpGpu(
   let rowScale = rs?.buffer;
   if (q.on && H > 0) {
     // Quantise the rows the experts see: per token, or per pair when scaled first.
-    xb = rs ? recordActQuant(ctx, rec, x.buffer, T * k, H, k, rs.buffer, q.clamp) : recordActQuant(ctx, rec, x.buffer, T, H, 1, undefined, q.clamp);
+    xb = rs ? recordActQuant(rec, plan.quantGrid!, x.buffer, T * k, H, k, rs.buffer, q.clamp) : recordActQuant(rec, plan.quantGrid!, x.buffer, T, H, 1, undefined, q.clamp);
     xmode = rs ? 'pair' : 'token';
     rowScale = undefined;
   }
-  recordGemm(ctx, rec, { op: 'gate_up', act: a, x: xb, xmode, rowScale, g, w, d, bias, biasDt, K: H, N: I, y }, opts);
+  recordGemm(rec, { op: 'gate_up', act: a, x: xb, xmode, rowScale, g, w, d, bias, biasDt, K: H, N: I, y }, plan);
   return y;
 }
 
@@ -291,11 +307,11 @@ export function groupedDownGpu(
   const H = d.rows;
   const biasDt = checkBias('groupedDown bias', bias, E, H);
   const q = checkActQuant(opts);
-  chooseTile(opts, T * k, E);
+  const plan = planGemm(ctx, opts, T * k, E, H, q.on && T * k > 0 && I > 0 ? T * k : 0, I);
   const y = outTensor(ctx, opts, [T * k, H], 'grouped_down.out');
   if (T * k === 0 || H === 0) return y;
-  const xb = q.on && I > 0 ? recordActQuant(ctx, rec, h.buffer, T * k, I, 1, undefined, q.clamp) : h.buffer;
-  recordGemm(ctx, rec, { op: 'down', act: undefined, x: xb, xmode: 'grouped', rowScale: undefined, g, w, d, bias, biasDt, K: I, N: H, y }, opts);
+  const xb = q.on && I > 0 ? recordActQuant(rec, plan.quantGrid!, h.buffer, T * k, I, 1, undefined, q.clamp) : h.buffer;
+  recordGemm(rec, { op: 'down', act: undefined, x: xb, xmode: 'grouped', rowScale: undefined, g, w, d, bias, biasDt, K: I, N: H, y }, plan);
   return y;
 }
 
