@@ -17,6 +17,11 @@ import { Progress } from './progress.js';
 import { SCHEMA, type BenchReport, type KernelTime, type ResultRow } from './schema.js';
 import { median, summarize } from './stats.js';
 
+/** The CPU reference path skips layers with more weight bytes than this (host memory). */
+export const CPU_MAX_WEIGHT_BYTES = 1 << 30;
+/** ... and rows with more flops than this over all their forwards (scalar JS runs ~0.3 GFLOP/s). */
+export const CPU_MAX_FLOPS = 200e9;
+
 /** The (model, dtype) pairs of a run. */
 export function plan(o: Pick<BenchOptions, 'models' | 'dtypes'>): { spec: ModelSpec; dtype: BenchDtype }[] {
   const out: { spec: ModelSpec; dtype: BenchDtype }[] = [];
@@ -181,10 +186,15 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
     peakTflops = measureFmaCpu();
     p.tick(`fma ${(peakTflops * 1000).toFixed(2)} GFLOP/s`);
     for (const { spec, dtype } of pairs) {
-      const layer = createCpuLayer(spec, dtype);
+      // the reference path is scalar JS: rows beyond these budgets are skipped visibly (row error), not run for hours
+      const hostBytes = work(spec, dtype, 1, spec.E).weightBytes;
+      const layer = hostBytes <= CPU_MAX_WEIGHT_BYTES ? createCpuLayer(spec, dtype) : undefined;
       for (const T of o.tokens) {
         p.start(`${spec.name} ${dtype} T=${T}`);
+        const flops = work(spec, dtype, T, spec.k).flops * (o.iters + o.warmup);
         try {
+          if (!layer) throw new Error(`skipped on the CPU device: ${(hostBytes / 2 ** 30).toFixed(1)} GiB of weights (limit ${CPU_MAX_WEIGHT_BYTES / 2 ** 30} GiB); use a WebGPU adapter or a scaled shape (<model>/sN)`);
+          if (flops > CPU_MAX_FLOPS) throw new Error(`skipped on the CPU device: ${(flops / 1e9).toFixed(0)} GFLOP for this row (limit ${CPU_MAX_FLOPS / 1e9}); use fewer --tokens/--iters or a scaled shape`);
           results.push(cpuRow(spec, dtype, T, o, copyGBps, layer));
         } catch (e) {
           results.push(failedRow(spec, T, dtype, 'cpu', 'cpu-ref', e));

@@ -99,12 +99,13 @@ function ok(r: ResultRow): boolean {
 /** Time against tokens for one model: our dtypes, and the compared run's rows dashed. */
 export function timeChart(model: string, ours: BenchReport, other?: BenchReport): string {
   const series: Series[] = [];
-  const dtypes = [...new Set(ours.results.filter((r) => r.model === model).map((r) => r.dtype))];
-  dtypes.forEach((d, i) => {
+  // one series per (impl, dtype): our layer's dtypes, and peers run in the same bench (ort-qmoe int4)
+  const keys = [...new Set(ours.results.filter((r) => r.model === model).map((r) => `${r.impl ?? 'ours'} ${r.dtype}`))];
+  keys.forEach((key, i) => {
     series.push({
-      label: `ours ${d}`,
+      label: key,
       color: COLORS[i % COLORS.length],
-      points: ours.results.filter((r) => r.model === model && r.dtype === d && ok(r)).map((r) => ({ x: r.tokens, y: r.medianMs, tip: `${model} ${d} T=${r.tokens}: ${r.medianMs.toPrecision(3)} ms` })),
+      points: ours.results.filter((r) => r.model === model && `${r.impl ?? 'ours'} ${r.dtype}` === key && ok(r)).map((r) => ({ x: r.tokens, y: r.medianMs, tip: `${model} ${key} T=${r.tokens}: ${r.medianMs.toPrecision(3)} ms` })),
     });
   });
   if (other) {

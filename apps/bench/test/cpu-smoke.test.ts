@@ -49,3 +49,15 @@ describe('CPU device', () => {
     expect(a.out.some((v) => v !== 0)).toBe(true);
   });
 });
+
+describe('CPU device budgets', () => {
+  it('skips a real-size layer visibly instead of running it for hours', async () => {
+    const { runBench } = await import('../src/bench.js');
+    const { parseArgs } = await import('../src/args.js');
+    const { Progress } = await import('../src/progress.js');
+    const r = await runBench(parseArgs(['--models', 'mixtral-8x7b', '--tokens', '1', '--iters', '1', '--warmup', '0', '--copy-mib', '4']), { kind: 'cpu', name: 'cpu', reason: 'test' }, new Progress(3, { write: () => true }, false));
+    expect(r.results).toHaveLength(1);
+    expect(r.results[0].error).toMatch(/skipped on the CPU device: .*GiB of weights/);
+    expect(Number.isNaN(r.results[0].medianMs)).toBe(true);
+  });
+});

@@ -78,6 +78,7 @@ describe('HTML writer', () => {
     for (const s of svgs) expect(balanced(s)).toBe(true);
     expect(svgs[0]).toContain('mixtral-8x7b: forward time');
     expect(svgs[0]).toContain('<polyline'); // our two points joined
+    expect(svgs[0]).toContain('kernels bf16'); // our series, by impl and dtype
     expect(svgs[0]).toContain('torch bf16'); // the compared run, dashed
     expect(svgs[2]).toContain('roofline');
     expect(svgs[2]).toContain('1000 GB/s'); // bandwidth roof label
