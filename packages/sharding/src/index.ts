@@ -8,3 +8,4 @@ export * from './collectives.js';
 export * from './ep.js';
 export * from './kernels.js';
 export * from './transport.js';
+export * from './ep-manager.js';

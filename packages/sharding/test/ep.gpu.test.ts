@@ -12,6 +12,7 @@ import {
   planEP,
   allToAllv,
   EPPlanTensors,
+  EPBatchManager,
   ShardingError,
 } from '@webmoe/sharding';
 
@@ -156,6 +157,59 @@ describe('DeviceGroup', () => {
     }
     [...xg, ...sends, ...there.recv, ...ys, ...back.recv].forEach((t) => t.destroy());
     plans.forEach((p) => p.destroy());
+    for (const cx of g.contexts) expect(cx.takeUncapturedErrors()).toEqual([]);
+  });
+
+  it('EPBatchManager on 4 devices: dispatch -> experts in grouped order -> combine (weighted, and applyRouterWeightFirst)', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const n = 4;
+    const g = await DeviceGroup.create(n, { placement: 'same-adapter' });
+    made.push(g);
+    const r = rng(9001);
+    const E = 8;
+    const k = 3;
+    const H = 5;
+    const Ts = [4, 1, 0, 9];
+    const xs = Ts.map((T) => randomArray(r, T * H));
+    const idxs = Ts.map((T) => randomIdx(r, T, k, E));
+    const ws = Ts.map((T) => randomArray(r, T * k, 0, 1));
+    const expert = (e: number, v: number) => Math.fround(v * (e - 3.5) + 0.25);
+    const ep = new EPBatchManager({ numExperts: E, epSize: n, topK: k });
+    expect(() => new EPBatchManager({ numExperts: 6, epSize: 4, topK: 2 })).toThrow(ShardingError);
+    for (const first of [false, true]) {
+      const xg = xs.map((x, s) => f32(g.context(s), [Ts[s], H], x));
+      const wg = ws.map((w, s) => f32(g.context(s), [Ts[s], k], w));
+      const step = await ep.dispatch(xg, idxs, first ? { rowScale: wg } : {});
+      const ys = await Promise.all(
+        step.recv.map(async (t, d) => {
+          const x = (await t.download()).data as Float32Array;
+          const gr = step.receive[d].grouping;
+          const y = new Float32Array(x.length);
+          for (let row = 0; row < gr.T; row++) {
+            const src = gr.order[row];
+            const e = d * (E / n) + step.receive[d].experts[src];
+            for (let ch = 0; ch < H; ch++) y[row * H + ch] = expert(e, x[src * H + ch]);
+          }
+          return f32(g.context(d), [gr.T, H], y);
+        }),
+      );
+      const outs = await ep.combine(step, ys, first ? wg.map(() => null) : wg);
+      const got = await Promise.all(outs.map((o) => o.download()));
+      for (let s = 0; s < n; s++) {
+        const want = new Float32Array(Ts[s] * H);
+        for (let t = 0; t < Ts[s]; t++)
+          for (let ch = 0; ch < H; ch++)
+            for (let j = 0; j < k; j++) {
+              const w = ws[s][t * k + j];
+              const e = idxs[s][t * k + j];
+              want[t * H + ch] += first ? expert(e, w * xs[s][t * H + ch]) : w * expert(e, xs[s][t * H + ch]);
+            }
+        expect(got[s].shape).toEqual([Ts[s], H]);
+        expect(relErr(got[s].data as Float32Array, want), `device ${s} first=${first}`).toBeLessThan(1e-5);
+      }
+      step.destroy();
+      [...xg, ...wg, ...ys, ...outs].forEach((t) => t.destroy());
+    }
     for (const cx of g.contexts) expect(cx.takeUncapturedErrors()).toEqual([]);
   });
 });
