@@ -34,7 +34,7 @@ export type LinearVariant = {
   wdtype: LinearWeightDType;
   /** Bias storage dtype, or 'none'. */
   bdtype: DType | 'none';
-  /** GEMV only: 16-bit weights with even K, read as u32 pairs. */
+  /** 16-bit weights with even K, read as u32 pairs (two weights per load). */
   pairs: boolean;
 };
 
@@ -123,6 +123,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 function tiledSource(v: LinearVariant): string {
+  // Weights: element-wise through ldw, or (16-bit, even K) one u32 = two
+  // weights per load: 512 words per 16x64 slice, two per thread.
+  const wload = v.pairs
+    ? `for (var i = 0u; i < 2u; i++) {
+      let q = li + i * 256u;
+      let kk = (q % 8u) * 2u;
+      let r = q / 8u;
+      let gk = k0 + kk;
+      var w0 = 0.0;
+      var w1 = 0.0;
+      if (n0 + r < u.N && gk < u.K) {
+        let word = W[((n0 + r) * u.K + gk) >> 1u];
+        ${v.wdtype === 'bfloat16' ? 'w0 = bitcast<f32>(word << 16u); w1 = bitcast<f32>(word & 0xffff0000u);' : 'let h = unpack2x16float(word); w0 = h.x; w1 = h.y;'}
+      }
+      Bs[kk * BN + r] = w0;
+      Bs[(kk + 1u) * BN + r] = w1;
+    }`
+    : `for (var i = 0u; i < 4u; i++) {
+      let e = li + i * 256u;
+      let kk = e % BK;
+      let r = e / BK;
+      let gk = k0 + kk;
+      var w = 0.0;
+      if (n0 + r < u.N && gk < u.K) { w = ldw((n0 + r) * u.K + gk); }
+      Bs[kk * BN + r] = w;
+    }`;
   return /* wgsl */ `
 ${common(v)}
 const BM = 64u;
@@ -148,10 +174,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       var a = 0.0;
       if (m0 + r < u.T && gk < u.K) { a = X[(m0 + r) * u.K + gk]; }
       As[kk * BM + r] = a;
-      var w = 0.0;
-      if (n0 + r < u.N && gk < u.K) { w = ldw((n0 + r) * u.K + gk); }
-      Bs[kk * BN + r] = w;
     }
+    ${wload}
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
       var a: array<f32, 4>;
@@ -233,7 +257,7 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
     path,
     wdtype: w.dtype,
     bdtype: bias ? bias.dtype : 'none',
-    pairs: path === 'gemv' && w.dtype !== 'float32' && K % 2 === 0,
+    pairs: w.dtype !== 'float32' && K % 2 === 0,
   };
   const tilesN = Math.ceil(N / 64);
   const nGroups = path === 'gemv' ? Math.ceil(N / 8) : Math.ceil(T / 64) * tilesN;
