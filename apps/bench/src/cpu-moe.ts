@@ -18,6 +18,17 @@ export interface CpuLayer {
   sharedDown?: Uint32Array;
   routerBias?: Float32Array;
   correctionBias?: Float32Array;
+  /** [E, 2I] and [E, H] (GPT-OSS), decoded to f32. */
+  gateUpBias?: Float32Array;
+  downBias?: Float32Array;
+}
+
+function decodeAll(kind: FillKind, n: number, seed: number): Float32Array {
+  const w = randomWords(kind, n, seed);
+  const dec = decoder(kind, w);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = dec(i);
+  return out;
 }
 
 function kindOf(d: BenchDtype): FillKind {
@@ -31,16 +42,19 @@ function kindOf(d: BenchDtype): FillKind {
 export function createCpuLayer(spec: ModelSpec, dtype: BenchDtype): CpuLayer {
   const { H, I, E, shared } = spec;
   const kind = kindOf(dtype);
-  const routerBits = randomWords(dtype === 'f32' ? 'f32' : 'bf16', E * H, 11);
-  const router = new Float32Array(E * H);
-  const dec = decoder(dtype === 'f32' ? 'f32' : 'bf16', routerBits);
-  for (let i = 0; i < E * H; i++) router[i] = dec(i);
+  const router = decodeAll(dtype === 'fp8' ? 'bf16' : kind, E * H, 11);
   const l: CpuLayer = { spec, dtype, router, gateUp: randomWords(kind, E * 2 * I * H, 21), down: randomWords(kind, E * H * I, 31) };
   if (shared) {
     l.sharedGateUp = randomWords(kind, 2 * shared * I * H, 41);
     l.sharedDown = randomWords(kind, H * shared * I, 51);
   }
-  if (spec.bias) l.routerBias = new Float32Array(randomWords('f32', E, 12).buffer);
+  // the same seeds and value kinds as the GPU kernel chain (moe-run.ts), so both compute the same layer
+  const small: FillKind = dtype === 'fp8' ? 'bf16' : dtype === 'f32' ? 'f32' : dtype;
+  if (spec.bias) {
+    l.routerBias = decodeAll(small, E, 12);
+    l.gateUpBias = decodeAll(small, E * 2 * I, 22);
+    l.downBias = decodeAll(small, E * H, 32);
+  }
   if (spec.router.kind === 'sigmoid_grouped') l.correctionBias = new Float32Array(randomWords('f32', E, 13).buffer);
   return l;
 }
@@ -186,8 +200,10 @@ export function cpuForward(l: CpuLayer, x: Float32Array, T: number): { out: Floa
       const e = r.idx[j];
       idxAll[t * k + j] = e;
       matvecRows(dGU, e * 2 * I * H, 2 * I, H, x, t * H, gu);
+      if (l.gateUpBias) for (let i = 0; i < 2 * I; i++) gu[i] += l.gateUpBias[e * 2 * I + i];
       act(l.spec, gu, I, h);
       matvecRows(dD, e * H * I, H, I, h, 0, y);
+      if (l.downBias) for (let c = 0; c < H; c++) y[c] += l.downBias[e * H + c];
       for (let c = 0; c < H; c++) out[t * H + c] += r.w[j] * y[c];
     }
     if (shared && l.sharedGateUp && l.sharedDown) {

@@ -6,6 +6,11 @@ import { runBench } from '../src/bench.js';
 import { measureCopyGpu } from '../src/copybw.js';
 import { randomGpuTensor, randomWords } from '../src/fill.js';
 import { Progress } from '../src/progress.js';
+import { createLayer, runMoE } from '../src/moe-run.js';
+import { createCpuLayer, cpuForward } from '../src/cpu-moe.js';
+import { TINY, type BenchDtype, type ModelSpec } from '../src/models.js';
+import { Recorder } from '@webmoe/kernels-wgsl';
+import { relErr } from '@webmoe/kernels-wgsl/testing';
 
 // On a WebGPU adapter (lavapipe in CI). Without one, testGpu() prints a visible
 // SKIPPED line, and with CI=true it fails the suite instead.
@@ -52,4 +57,34 @@ describe.runIf(ctx)('bench on a WebGPU adapter', () => {
     expect(r.results.find((x) => x.dtype === 'fp8')!.impl).toBe('kernels');
     expect(ctx!.takeUncapturedErrors()).toEqual([]);
   });
+
+  const gptossLike: ModelSpec = {
+    ...TINY, name: 'tiny-gptoss', shared: 0, bias: true, E: 6, k: 3,
+    act: { kind: 'swigluoai', limit: 7, alpha: 1.702, layout: 'interleaved' },
+    router: { kind: 'topk_softmax', numExperts: 6, topK: 3, normTopkProb: false },
+  };
+  const deepseekLike: ModelSpec = {
+    ...TINY, name: 'tiny-deepseek', E: 8, k: 2, shared: 1,
+    router: { kind: 'sigmoid_grouped', numExperts: 8, topK: 2, normTopkProb: true, nGroup: 2, topkGroup: 1, routedScalingFactor: 2.5 },
+  };
+  for (const [spec, dtype] of [[TINY, 'bf16'], [TINY, 'fp8'], [TINY, 'f16'], [gptossLike, 'bf16'], [deepseekLike, 'fp8']] as [ModelSpec, BenchDtype][]) {
+    it(`the timed GPU forward computes the same layer as the CPU reference path (${spec.name} ${dtype})`, async () => {
+      const T = 5;
+      const layer = await createLayer(ctx!, spec, dtype, 'kernels');
+      const x = randomGpuTensor(ctx!, 'float32', [T, spec.H], 7 + T, 'f32', 'x');
+      try {
+        const rec = new Recorder(ctx!);
+        const f = runMoE(ctx!, layer, rec, x);
+        rec.submit();
+        const got = (await f.out.download()).data as Float32Array;
+        f.release();
+        const want = cpuForward(createCpuLayer(spec, dtype), new Float32Array(randomWords('f32', T * spec.H, 7 + T).buffer), T).out;
+        expect(want.some((v) => v !== 0)).toBe(true);
+        expect(relErr(got, want)).toBeLessThan(1e-4);
+      } finally {
+        x.destroy();
+        layer.destroy();
+      }
+    });
+  }
 });
