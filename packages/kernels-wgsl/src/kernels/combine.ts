@@ -75,7 +75,8 @@ export function combineGpu(ctx: GpuContext, rec: Recorder, y: GpuTensor, g: Grou
   if (y.dtype !== 'float32') throw new DTypeError('combineGpu y', 'float32', y.dtype);
   const [rows, H] = expect2d('combineGpu y [T*k, H]', y.shape);
   if (rows !== T * k) throw new ShapeError('combineGpu y [T*k, H]', [T * k, H], y.shape);
-  if (g.position.dtype !== 'uint32' || g.position.size !== T * k) throw new ShapeError('combineGpu g.position (uint32)', [T * k], g.position.shape);
+  if (g.position.dtype !== 'uint32') throw new DTypeError('combineGpu g.position', 'uint32', g.position.dtype);
+  if (g.position.size !== T * k) throw new ShapeError('combineGpu g.position', [T * k], g.position.shape);
   if (weights) {
     if (weights.dtype !== 'float32') throw new DTypeError('combineGpu weights', 'float32', weights.dtype);
     const [wt, wk] = expect2d('combineGpu weights [T, k]', weights.shape);
