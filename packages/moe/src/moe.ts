@@ -232,6 +232,10 @@ export class MoE extends Module {
   get downProj(): Parameter {
     return this.stacked.downProj;
   }
+  /** The layer's scratch pool (GPU layers, after the first forward); every scratch tensor is back in it after a forward. */
+  get scratchPool(): BufferPool | undefined {
+    return this.pool;
+  }
   /** MAX's `shard_devices`: the devices this layer runs on. */
   get shardDevices(): readonly DeviceRef[] {
     return this.devices;
@@ -350,7 +354,6 @@ export class MoE extends Module {
    */
   record(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[], w: ExpertWeightSet<ExpertWeightsGpu> = this.stacked.gpuWeights()): GpuTensor {
     const ctx = this.ctx!;
-    const T = x.shape[0];
     const keep = <G extends { destroy(): void }>(t: G): G => {
       scratch.push(t);
       return t;

@@ -28,7 +28,30 @@ describe('MoE (GPU) vs an independent per-token implementation', () => {
             // Float32Array convenience and GpuTensor input give the same numbers.
             const viaHost = await moe.forward(x);
             const xg = GpuTensor.upload(ctx!, new HostTensor('float32', [T, c.cfg.H], x));
-            const yg = await moe.forward(xg);
+            // The whole layer is one submit, with no read back to the host.
+            const q = ctx!.device.queue;
+            const submit = q.submit.bind(q);
+            let submits = 0;
+            q.submit = (cbs: Iterable<GPUCommandBuffer>) => {
+              submits++;
+              return submit(cbs);
+            };
+            const mapAsync = GPUBuffer.prototype.mapAsync;
+            let maps = 0;
+            GPUBuffer.prototype.mapAsync = function (...a: Parameters<GPUBuffer['mapAsync']>) {
+              maps++;
+              return mapAsync.apply(this, a);
+            };
+            let yg: GpuTensor;
+            try {
+              yg = await moe.forward(xg);
+            } finally {
+              q.submit = submit;
+              GPUBuffer.prototype.mapAsync = mapAsync;
+            }
+            expect(submits).toBe(1);
+            expect(maps).toBe(0);
+            expect(moe.scratchPool!.liveCount).toBe(0);
             const viaGpu = (await yg.download()).data as Float32Array;
             xg.destroy();
             yg.destroy();
