@@ -9,7 +9,7 @@ import type { GpuContext } from '@webmoe/kernels-wgsl';
 import { stackedBars, type BarRow } from './chart.js';
 import { moeAvailable } from './moe-runner.js';
 import { detectEnv, errText, runCase, smokeCheck, type WeightDType } from './run.js';
-import { fileSources, filesFromDrop, urlSource, type PageSource } from './sources.js';
+import { filePageSources, filesFromDrop, urlPageSource, type PageSource } from './sources.js';
 import type { CaseResult, PageResults } from './types.js';
 
 declare global {
@@ -141,7 +141,7 @@ function fixtureJobs(names: string[] | 'all'): Job[] {
     const [n, dt] = spec.split('@');
     const f = fixtureList.find((x) => x.name === n || x.path === n) ?? { path: n, name: n, files: undefined };
     const dtype = dt && DTYPE_NAMES.includes(dt) ? (dt as WeightDType) : selectedDType();
-    return { src: urlSource(`./fixtures/${f.path}/`, f.name, f.files?.map((x) => x.name)), dtype };
+    return { src: urlPageSource(`./fixtures/${f.path}/`, f.name, f.files?.map((x) => x.name)), dtype };
   });
 }
 
@@ -169,12 +169,12 @@ function wireInputs(): void {
   $('run-all').onclick = () => void runSources(fixtureJobs('all'));
   $('run-url').onclick = () => {
     const u = $<HTMLInputElement>('url').value.trim();
-    if (u) void runSources(jobs([urlSource(u)]));
+    if (u) void runSources(jobs([urlPageSource(u)]));
   };
   const pick = $<HTMLInputElement>('pick');
   pick.onchange = () => {
     const files = [...(pick.files ?? [])].map((f) => ({ path: f.webkitRelativePath || f.name, file: f }));
-    const srcs = fileSources(files);
+    const srcs = filePageSources(files);
     if (!srcs.length) $('status').textContent = 'No folder with a config.json or model.safetensors among the picked files.';
     else void runSources(jobs(srcs));
   };
@@ -188,7 +188,7 @@ function wireInputs(): void {
     ev.preventDefault();
     drop.classList.remove('over');
     if (!ev.dataTransfer) return;
-    const srcs = fileSources(await filesFromDrop(ev.dataTransfer));
+    const srcs = filePageSources(await filesFromDrop(ev.dataTransfer));
     if (!srcs.length) $('status').textContent = 'No folder with a config.json or model.safetensors in the drop.';
     else void runSources(jobs(srcs));
   };
@@ -216,7 +216,7 @@ async function main(): Promise<void> {
   if (q.get('layer')) $<HTMLInputElement>('layer').value = q.get('layer')!;
   if (q.get('dtype')) $<HTMLSelectElement>('dtype').value = q.get('dtype')!;
   if (run) await runSources(fixtureJobs(run === 'all' ? 'all' : run.split(',').map((s) => s.trim()).filter(Boolean)));
-  else if (url) await runSources(jobs([urlSource(url)]));
+  else if (url) await runSources(jobs([urlPageSource(url)]));
 }
 
 main().catch((e) => {

@@ -3,7 +3,7 @@
 import { MoE, type CheckpointFiles } from '@webmoe/moe';
 import { BufferPool, GpuTensor, Recorder, type GpuContext } from '@webmoe/kernels-wgsl';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
-import type { PageSource } from './sources.js';
+import { readWhole, type PageSource } from './sources.js';
 import { sumTimings } from './timing.js';
 import type { KernelTime } from './types.js';
 
@@ -23,9 +23,9 @@ export interface MoeRun {
   firstForwardMs: number;
 }
 
-/** The page's source as the loader's CheckpointFiles. */
+/** The page's CheckpointSource as the loader's CheckpointFiles (whole files). */
 export function checkpointFiles(src: PageSource): CheckpointFiles {
-  return { where: src.origin, readFile: (p) => src.get(p) };
+  return { where: src.origin.endsWith('/') ? src.origin : src.origin + '/', readFile: (p) => readWhole(src.source, p) };
 }
 
 /**

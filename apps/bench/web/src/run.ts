@@ -1,10 +1,8 @@
 // Environment detection, the GPU smoke check and one checkpoint's run.
 import { castGpu, castRef, createGpuContext, GpuContext, GpuTensor, Recorder } from '@webmoe/kernels-wgsl';
-import type { HostTensor } from '@webmoe/tensor';
-import { HostTensor as HT } from '@webmoe/tensor';
+import { HostTensor as HT, readConfig, SafetensorsFile, type HostTensor } from '@webmoe/tensor';
 import { moeAvailable, runMoe } from './moe-runner.js';
-import { readSafetensorsLite } from './safetensors-lite.js';
-import type { PageSource } from './sources.js';
+import { readWhole, type PageSource } from './sources.js';
 import { sumTimings } from './timing.js';
 import type { CaseResult, EnvInfo, SmokeResult } from './types.js';
 
@@ -97,7 +95,7 @@ export async function smokeCheck(ctx: GpuContext, n = 4099): Promise<SmokeResult
 }
 
 async function readJson(src: PageSource, name: string): Promise<Record<string, unknown> | null> {
-  const b = await src.get(name);
+  const b = await readWhole(src.source, name);
   return b ? (JSON.parse(new TextDecoder().decode(b)) as Record<string, unknown>) : null;
 }
 
@@ -143,22 +141,22 @@ export async function runCase(src: PageSource, ctx: GpuContext | null, opts: { l
   };
   try {
     const t0 = performance.now();
-    const config = await readJson(src, 'config.json');
-    if (!config) throw new Error(`${src.origin}: no config.json`);
+    const config = await readConfig(src.source);
     r.arch = typeof config.model_type === 'string' ? config.model_type : null;
     const golden = await readJson(src, 'golden.json');
     const tol = golden?.[plan.tolKey];
     r.tol = typeof tol === 'number' ? tol : null;
-    const gbytes = await src.get('golden.safetensors');
     let input: HostTensor;
     let want: HostTensor | undefined;
-    if (gbytes) {
-      const g = readSafetensorsLite(gbytes);
-      const i = g.get(plan.input) ?? g.get('input');
-      if (!i) throw new Error(`golden.safetensors has no tensor "${plan.input}"`);
-      input = i;
-      want = g.get(plan.output);
-      if (!want) r.message = `golden.safetensors has no "${plan.output}" (has ${[...g.keys()].join(', ')})`;
+    if (await src.source.exists('golden.safetensors')) {
+      const g = await SafetensorsFile.open(await src.source.open('golden.safetensors'), `${src.origin}/golden.safetensors`);
+      try {
+        input = await g.read(g.has(plan.input) ? plan.input : 'input');
+        if (g.has(plan.output)) want = await g.read(plan.output);
+        else r.message = `golden.safetensors has no "${plan.output}" (has ${g.keys().join(', ')})`;
+      } finally {
+        await g.close();
+      }
     } else {
       const H = Number(config.hidden_size);
       if (!Number.isInteger(H) || H <= 0) throw new Error('config.json has no hidden_size');

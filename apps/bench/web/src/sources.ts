@@ -1,63 +1,57 @@
-// Where a checkpoint comes from in the page: a folder on an HTTP server
-// (the fixtures the dev/preview server serves, or any URL), or files the
-// user picked or dropped.
+// Where a checkpoint comes from in the page, as @webmoe/tensor's
+// CheckpointSource: a folder on an HTTP server (urlDirSource: the fixtures the
+// dev/preview server serves, or any URL) or files the user picked or dropped
+// (memorySource over File blobs).
+import { memorySource, urlDirSource, type CheckpointSource } from '@webmoe/tensor';
 
-/** A checkpoint folder: read a file by its name (null when it is not there). */
+/** A checkpoint folder to run. */
 export interface PageSource {
   /** What to call it in the table (folder name). */
   readonly label: string;
-  /** Where it came from (URL or 'local files'). */
+  /** Where it came from (absolute URL, or 'local files (dir)'). */
   readonly origin: string;
-  get(name: string): Promise<Uint8Array | null>;
-  /** The underlying files when they were picked or dropped (for blob sources). */
-  readonly files?: ReadonlyMap<string, File>;
-  /** The base URL when it is served over HTTP. */
-  readonly baseUrl?: string;
+  readonly source: CheckpointSource;
+}
+
+/** The whole file `name`, or null when the folder does not have it. */
+export async function readWhole(src: CheckpointSource, name: string): Promise<Uint8Array | null> {
+  if (!(await src.exists(name))) return null;
+  const b = await src.open(name);
+  try {
+    return await b.read(0, b.size);
+  } finally {
+    await b.close?.();
+  }
 }
 
 /**
- * A folder served over HTTP. When the server listed its files (`known`), a
- * file not among them is absent without a request (no 404 noise).
+ * A folder served over HTTP. When the server listed its files (`known`),
+ * `exists` answers from that list without a request (no 404 noise).
  */
-export function urlSource(base: string, label?: string, known?: readonly string[]): PageSource {
-  const b = base.endsWith('/') ? base : base + '/';
-  const name = label ?? (b.replace(/\/+$/, '').split('/').pop() || b);
-  return {
-    label: name,
-    origin: new URL(b, location.href).href,
-    baseUrl: b,
-    async get(file) {
-      if (known && !known.includes(file)) return null;
-      const r = await fetch(new URL(file, new URL(b, location.href)).href);
-      if (r.status === 404) return null;
-      if (!r.ok) throw new Error(`GET ${b}${file}: HTTP ${r.status} ${r.statusText}`);
-      return new Uint8Array(await r.arrayBuffer());
-    },
-  };
+export function urlPageSource(base: string, label?: string, known?: readonly string[]): PageSource {
+  const abs = new URL(base.endsWith('/') ? base : base + '/', location.href).href;
+  const inner = urlDirSource(abs);
+  const source: CheckpointSource = known
+    ? { ...inner, name: abs, list: async () => [...known], exists: async (n) => known.includes(n), open: (n) => inner.open(n), readText: (n) => inner.readText(n) }
+    : inner;
+  return { label: label ?? (abs.replace(/\/+$/, '').split('/').pop() || abs), origin: abs, source };
 }
 
-/** Files picked or dropped: one source per folder that holds a config.json. */
-export function fileSources(files: Iterable<{ path: string; file: File }>): PageSource[] {
-  const dirs = new Map<string, Map<string, File>>();
+/** Files picked or dropped: one source per folder that holds a config.json or model weights. */
+export function filePageSources(files: Iterable<{ path: string; file: File }>): PageSource[] {
+  const dirs = new Map<string, Record<string, File>>();
   for (const { path, file } of files) {
     const i = path.lastIndexOf('/');
     const dir = i < 0 ? '' : path.slice(0, i);
     const name = i < 0 ? path : path.slice(i + 1);
-    if (!dirs.has(dir)) dirs.set(dir, new Map());
-    dirs.get(dir)!.set(name, file);
+    if (!dirs.has(dir)) dirs.set(dir, {});
+    dirs.get(dir)![name] = file;
   }
   const out: PageSource[] = [];
   for (const [dir, m] of dirs) {
-    if (!m.has('config.json') && !m.has('model.safetensors') && !m.has('model.safetensors.index.json')) continue;
-    out.push({
-      label: dir.split('/').pop() || 'local checkpoint',
-      origin: `local files${dir ? ` (${dir})` : ''}`,
-      files: m,
-      async get(name) {
-        const f = m.get(name);
-        return f ? new Uint8Array(await f.arrayBuffer()) : null;
-      },
-    });
+    if (!('config.json' in m) && !('model.safetensors' in m) && !('model.safetensors.index.json' in m)) continue;
+    const origin = `local files${dir ? ` (${dir})` : ''}`;
+    out.push({ label: dir.split('/').pop() || 'local checkpoint', origin, source: memorySource(m, origin) });
   }
   return out.sort((a, b) => a.label.localeCompare(b.label));
 }
