@@ -4,7 +4,8 @@
  * lavapipe, else the CPU reference path). Table on stdout, progress on
  * stderr, `--json` / `--html` reports. See apps/bench/README.md.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
 import { parseArgs, USAGE } from './args.js';
 import { runBench } from './bench.js';
@@ -69,7 +70,17 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-const isMain = process.argv[1] && /cli\.(js|ts|mjs)$|bench\.mjs$/.test(process.argv[1]);
+/** True when this module is the program (dist/cli.js, or a bundle of it run as `node bundle.mjs`), not an import. */
+function isMainModule(): boolean {
+  const arg = process.argv[1];
+  if (!arg) return false;
+  try {
+    return realpathSync(fileURLToPath(import.meta.url)) === realpathSync(arg);
+  } catch {
+    return false;
+  }
+}
+const isMain = isMainModule();
 if (isMain) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),

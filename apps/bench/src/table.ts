@@ -36,7 +36,7 @@ export function bestByKey(other: BenchReport | undefined): Map<string, ResultRow
  */
 export function formatTable(r: BenchReport, other?: BenchReport): string {
   const cmp = bestByKey(other);
-  const head = ['model', 'dtype', 'T', 'impl', 'median ms', 'p10', 'p90', 'GB/s', 'xcopy', 'TFLOP/s', 'floor ms', 'experts'];
+  const head = ['model', 'dtype', 'T', 'impl', 'median ms', 'p10', 'p90', 'wall ms', 'GB/s', 'xcopy', 'TFLOP/s', 'floor ms', 'experts'];
   if (other) head.push('other ms', 'other impl', 'ours/other');
   const rows: string[][] = [head];
   for (const x of r.results) {
@@ -44,7 +44,7 @@ export function formatTable(r: BenchReport, other?: BenchReport): string {
       rows.push([x.model, x.dtype, String(x.tokens), x.impl ?? '', 'FAILED: ' + x.error.slice(0, 100)]);
       continue;
     }
-    const line = [x.model, x.dtype, String(x.tokens), x.impl ?? '', f(x.medianMs), f(x.p10Ms), f(x.p90Ms), f(x.gbps), f(x.copyRatio, 2), f(x.tflops), f(x.floorMs), `${f(x.expertsHit, 3)}${x.expertsHitSource === 'routing' ? '' : '*'}`];
+    const line = [x.model, x.dtype, String(x.tokens), x.impl ?? '', f(x.medianMs), f(x.p10Ms), f(x.p90Ms), f(x.wallMs), f(x.gbps), f(x.copyRatio, 2), f(x.tflops), f(x.floorMs), `${f(x.expertsHit, 3)}${x.expertsHitSource === 'routing' ? '' : '*'}`];
     if (other) {
       const o = cmp.get(rowKey(x));
       line.push(o ? f(o.medianMs) : '-', o?.impl ?? '-', o ? f(x.medianMs / o.medianMs, 3) : '-');
