@@ -21,6 +21,17 @@ export interface BenchOptions {
   /** Bytes of the copy-bandwidth probe (default: 256 MiB on a GPU, 32 MiB on lavapipe/CPU). */
   copyBytes?: number;
   help: boolean;
+  /** True when --models, --tokens, --iters or --warmup were given (the CLI then never swaps in the quick set). */
+  explicit: boolean;
+}
+
+/**
+ * The options of `--quick`, keeping what was given explicitly: used when a
+ * software adapter or the CPU would otherwise get the full real-size set.
+ * @example `withQuickDefaults(parseArgs([]))`
+ */
+export function withQuickDefaults(o: BenchOptions): BenchOptions {
+  return { ...o, quick: true, models: [...QUICK.models], tokens: [...QUICK.tokens], iters: 5, warmup: 1 };
 }
 
 /** The usage text. */
@@ -57,7 +68,7 @@ function int(v: string | undefined, flag: string, min: number): number {
  * @example `parseArgs(['--quick', '--json', 'out.json'])`
  */
 export function parseArgs(argv: readonly string[]): BenchOptions {
-  const o: BenchOptions = { models: [], tokens: [], dtypes: [], iters: -1, warmup: -1, device: 'auto', quick: false, help: false };
+  const o: BenchOptions = { models: [], tokens: [], dtypes: [], iters: -1, warmup: -1, device: 'auto', quick: false, help: false, explicit: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -94,6 +105,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
       default: throw new Error(`unknown option '${a}'\n\n${USAGE}`);
     }
   }
+  o.explicit = o.models.length > 0 || o.tokens.length > 0 || o.iters >= 0 || o.warmup >= 0;
   if (!o.models.length) o.models = o.quick ? [...QUICK.models] : MODELS.map((m) => m.name);
   if (!o.tokens.length) o.tokens = o.quick ? [...QUICK.tokens] : [...DEFAULT_TOKENS];
   if (o.iters < 0) o.iters = o.quick ? 5 : 20;

@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
-import { parseArgs, USAGE } from './args.js';
+import { parseArgs, USAGE, withQuickDefaults } from './args.js';
 import { runBench } from './bench.js';
 import { openDevice } from './device.js';
 import { reportToHtml } from './html.js';
@@ -49,6 +49,10 @@ export async function main(argv: string[]): Promise<number> {
   const why = device.kind === 'cpu' ? ` (${device.reason})` : '';
   process.stderr.write(`device: ${device.kind}: ${device.name}${why}\n`);
   if (device.kind !== 'cpu') process.stderr.write(`forward: ${implFor('bf16') === 'moe' ? "@webmoe/moe's MoE.record" : 'the kernel chain (linear, router, group, grouped GEMMs, combine)'}${implFor('fp8') === 'kernels' ? '; fp8 rows: the kernel chain' : ''}\n`);
+  if (device.kind !== 'gpu' && !o.quick && !o.explicit) {
+    o = withQuickDefaults(o);
+    process.stderr.write(`${device.kind}: running the --quick set (real shapes exceed a software adapter's buffer limits, or take hours on the CPU path); give --models/--tokens to override\n`);
+  }
   const total = plan(o).length * o.tokens.length + 2;
   const progress = new Progress(total);
   const report = await runBench(o, device, progress);

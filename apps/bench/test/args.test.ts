@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseArgs } from '../src/args.js';
+import { parseArgs, withQuickDefaults } from '../src/args.js';
 import { QUICK, DEFAULT_TOKENS } from '../src/models.js';
 
 describe('parseArgs', () => {
@@ -14,6 +14,13 @@ describe('parseArgs', () => {
   it('flags', () => {
     const o = parseArgs(['--models', 'tiny,qwen3-30b-a3b/s4', '--tokens=1,8', '--dtypes', 'bf16,fp8', '--iters', '7', '--warmup', '0', '--json', 'a.json', '--html', 'b.html', '--device', 'cpu']);
     expect(o).toMatchObject({ models: ['tiny', 'qwen3-30b-a3b/s4'], tokens: [1, 8], dtypes: ['bf16', 'fp8'], iters: 7, warmup: 0, json: 'a.json', html: 'b.html', device: 'cpu' });
+  });
+  it('explicit flags are remembered (the CLI swaps in --quick on software devices only without them)', () => {
+    expect(parseArgs([]).explicit).toBe(false);
+    expect(parseArgs(['--json', 'a.json']).explicit).toBe(false);
+    expect(parseArgs(['--tokens', '1']).explicit).toBe(true);
+    const q = withQuickDefaults(parseArgs(['--json', 'a.json']));
+    expect(q).toMatchObject({ quick: true, models: QUICK.models, tokens: QUICK.tokens, json: 'a.json' });
   });
   it('rejects bad input', () => {
     expect(() => parseArgs(['--tokens', '0'])).toThrow(/integer >= 1/);
