@@ -202,15 +202,20 @@ export class Recorder {
   private queryNames: string[] = [];
   private readonly maxQueries = 512;
   private submitted = false;
+  private readonly capture: boolean;
+  private commands: GraphCommand[] = [];
 
   /**
+   * @param opts.capture keep what is recorded (pipelines, bind groups,
+   *   uniforms, temps) so that `toGraph()` can replay it without re-recording.
    * @param opts.timestamps true: one pass per dispatch with timestamps (a
    *   per-kernel breakdown; each pass boundary adds a barrier). 'total': all
    *   dispatches in one pass, timed as a whole.
    */
-  constructor(ctx: GpuContext, opts: { timestamps?: boolean | 'total'; label?: string } = {}) {
+  constructor(ctx: GpuContext, opts: { timestamps?: boolean | 'total'; label?: string; capture?: boolean } = {}) {
     ctx.assertAlive();
     this.ctx = ctx;
+    this.capture = !!opts.capture;
     this.encoder = ctx.device.createCommandEncoder({ label: opts.label ?? 'recorder' });
     this.timestamps = !!opts.timestamps && ctx.features.timestampQuery;
     this.totalOnly = opts.timestamps === 'total';
@@ -286,6 +291,9 @@ export class Recorder {
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bg);
     const w = d.workgroups;
+    if (this.capture) {
+      this.commands.push('indirect' in w ? { kind: 'dispatch', pipeline, bg, indirect: w.indirect, offset: w.offset ?? 0 } : { kind: 'dispatch', pipeline, bg, wg: [w[0], w[1] ?? 1, w[2] ?? 1] });
+    }
     if ('indirect' in w) pass.dispatchWorkgroupsIndirect(w.indirect, w.offset ?? 0);
     else {
       const [x, y = 1, z = 1] = w as readonly [number, number?, number?];
@@ -300,6 +308,7 @@ export class Recorder {
   /** Records a buffer copy (ends the current pass first). */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
     this.endPass();
+    if (this.capture) this.commands.push({ kind: 'copy', src, srcOffset, dst, dstOffset, size });
     this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
   }
 
@@ -320,6 +329,7 @@ export class Recorder {
     }
     for (const a of this.arenas) this.ctx.device.queue.writeBuffer(a.buf, 0, a.host, 0, Math.min(ARENA_BYTES, a.used));
     this.ctx.device.queue.submit([this.encoder.finish()]);
+    if (this.capture) return; // temps and uniform arenas now belong to the graph
     for (const t of this.temps) t.destroy();
     this.temps = [];
     const free = perDeviceList(arenaFree, this.ctx.device);
@@ -328,6 +338,21 @@ export class Recorder {
       else a.buf.destroy();
     }
     this.arenas = [];
+  }
+
+  /**
+   * After submit of a capturing recorder: a graph that replays the same
+   * dispatches and copies on the same buffers (the caller keeps every buffer
+   * it bound alive for the graph's lifetime). The graph owns the recorder's
+   * temps and uniforms.
+   */
+  toGraph(): GpuGraph {
+    if (!this.capture || !this.submitted) throw new Error('Recorder.toGraph: needs a recorder created with { capture: true } and submitted');
+    const g = new GpuGraph(this.ctx, this.commands, [...this.temps, ...this.arenas.map((a) => a.buf)]);
+    this.commands = [];
+    this.temps = [];
+    this.arenas = [];
+    return g;
   }
 
   /** After submit: the per-dispatch GPU times (empty without timestamps). */
@@ -342,5 +367,105 @@ export class Recorder {
     this.querySet?.destroy();
     this.readBuf = this.resolveBuf = this.querySet = undefined;
     return out;
+  }
+}
+
+type GraphCommand =
+  | { kind: 'dispatch'; pipeline: GPUComputePipeline; bg: GPUBindGroup; wg?: [number, number, number]; indirect?: GPUBuffer; offset?: number }
+  | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number };
+
+/**
+ * A captured recording that replays without re-recording: one encoder, the
+ * cached pipelines and bind groups, one submit (the WebGPU analogue of a CUDA
+ * graph; decode is host-bound otherwise). Made by `Recorder.toGraph()`.
+ *
+ * @example
+ * ```ts
+ * const rec = new Recorder(ctx, { capture: true }); record(rec); rec.submit();
+ * const graph = rec.toGraph();
+ * graph.replay(); graph.destroy();
+ * ```
+ */
+export class GpuGraph {
+  readonly ctx: GpuContext;
+  private commands: GraphCommand[];
+  private owned: GPUBuffer[];
+  private querySet: GPUQuerySet | undefined;
+  private resolve: GPUBuffer | undefined;
+
+  constructor(ctx: GpuContext, commands: GraphCommand[], owned: GPUBuffer[]) {
+    this.ctx = ctx;
+    this.commands = commands;
+    this.owned = owned;
+  }
+
+  /** Number of dispatches. */
+  get dispatchCount(): number {
+    return this.commands.filter((c) => c.kind === 'dispatch').length;
+  }
+
+  /**
+   * Replays. `pre`/`post` add copies before/after (e.g. the input into the
+   * graph's input buffer and the output out of it). With `timestamps`, the
+   * returned promise gives the GPU time of the replay in ns (else resolves to -1 at once).
+   */
+  replay(opts: { pre?: (enc: GPUCommandEncoder) => void; post?: (enc: GPUCommandEncoder) => void; timestamps?: boolean } = {}): Promise<number> {
+    this.ctx.assertAlive();
+    const d = this.ctx.device;
+    const enc = d.createCommandEncoder({ label: 'graph' });
+    opts.pre?.(enc);
+    const timed = !!opts.timestamps && this.ctx.features.timestampQuery;
+    if (timed && !this.querySet) {
+      this.querySet = d.createQuerySet({ type: 'timestamp', count: 2 });
+      this.resolve = d.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    }
+    let pass: GPUComputePassEncoder | undefined;
+    let first = true;
+    for (const c of this.commands) {
+      if (c.kind === 'copy') {
+        pass?.end();
+        pass = undefined;
+        enc.copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.size);
+        continue;
+      }
+      if (!pass) {
+        pass = enc.beginComputePass(timed && first ? { timestampWrites: { querySet: this.querySet!, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : undefined);
+        first = false;
+      }
+      pass.setPipeline(c.pipeline);
+      pass.setBindGroup(0, c.bg);
+      if (c.indirect) pass.dispatchWorkgroupsIndirect(c.indirect, c.offset ?? 0);
+      else if (c.wg![0] > 0 && c.wg![1] > 0 && c.wg![2] > 0) pass.dispatchWorkgroups(c.wg![0], c.wg![1], c.wg![2]);
+    }
+    pass?.end();
+    let read: GPUBuffer | undefined;
+    if (timed) {
+      read = d.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      enc.resolveQuerySet(this.querySet!, 0, 2, this.resolve!, 0);
+      enc.copyBufferToBuffer(this.resolve!, 0, read, 0, 16);
+    }
+    opts.post?.(enc);
+    d.queue.submit([enc.finish()]);
+    if (!read) return Promise.resolve(-1);
+    const r = read;
+    return r.mapAsync(GPUMapMode.READ).then(() => {
+      const t = new BigUint64Array(r.getMappedRange().slice(0));
+      r.unmap();
+      r.destroy();
+      return Number(t[1] - t[0]);
+    });
+  }
+
+  /** Frees the graph's temps and uniforms (not the buffers its user bound). */
+  destroy(): void {
+    for (const b of this.owned) b.destroy();
+    this.owned = [];
+    this.commands = [];
+    this.querySet?.destroy();
+    this.resolve?.destroy();
+    this.querySet = this.resolve = undefined;
+  }
+  [Symbol.dispose](): void {
+    this.destroy();
   }
 }
