@@ -9,13 +9,10 @@
  * rename: nothing is written on failure. Exits 0 on success, 2 on bad usage,
  * 1 on any other error, with a one-line message (the stack with --verbose).
  */
-import { readFile, writeFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { DeviceRef, HostTensor, WebMoEError } from '@webmoe/tensor';
+import { DeviceRef, HostTensor, SafetensorsFile, WebMoEError } from '@webmoe/tensor';
+import { dirSource, fileSource, writeSafetensorsFile } from '@webmoe/tensor/node';
 import type { GpuContext } from '@webmoe/kernels-wgsl';
 import { MoE } from './moe.js';
-import { parseSafetensors, encodeSafetensors } from './checkpoint.js';
-import { filesFromDir } from './node.js';
 
 const USAGE =
   'usage: moe-run --checkpoint DIR --layer N --input IN.safetensors --output OUT.safetensors [--tensor NAME] [--dtype float32|bfloat16] [--device gpu|cpu] [--verbose]';
@@ -79,12 +76,14 @@ export function parseArgs(argv: readonly string[]): Args | 'help' {
 }
 
 async function run(args: Args): Promise<void> {
-  const inBytes = await readFile(args.input).catch((e: NodeJS.ErrnoException) => {
-    throw new Error(`--input ${args.input}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
-  });
-  const tensors = parseSafetensors(new Uint8Array(inBytes), args.input);
-  const x = tensors.get(args.tensor);
-  if (!x) throw new Error(`--input ${args.input}: expected a tensor named ${JSON.stringify(args.tensor)}, got ${[...tensors.keys()].join(', ') || 'no tensors'}`);
+  const file = await SafetensorsFile.open(await fileSource(args.input), args.input);
+  let x: HostTensor;
+  try {
+    if (!file.has(args.tensor)) throw new Error(`--input ${args.input}: expected a tensor named ${JSON.stringify(args.tensor)}, got ${file.keys().join(', ') || 'no tensors'}`);
+    x = await file.read(args.tensor);
+  } finally {
+    await file.close();
+  }
   if (x.shape.length !== 2) throw new Error(`--input tensor ${args.tensor}: expected shape [T, H], got [${x.shape.join(', ')}]`);
   if (!['float32', 'bfloat16', 'float16'].includes(x.dtype)) throw new Error(`--input tensor ${args.tensor}: expected dtype float32 | bfloat16 | float16, got ${x.dtype}`);
   let ctx: GpuContext | undefined;
@@ -95,7 +94,7 @@ async function run(args: Args): Promise<void> {
       ctx = await createGpuContext({ label: 'moe-run' });
     }
     moe = await MoE.fromHuggingFace({
-      source: filesFromDir(args.checkpoint),
+      source: dirSource(args.checkpoint),
       layer: args.layer,
       dtype: args.dtype,
       device: args.device === 'gpu' ? DeviceRef.GPU() : DeviceRef.CPU(),
@@ -103,15 +102,8 @@ async function run(args: Args): Promise<void> {
     });
     const xf = new HostTensor('float32', x.shape, x.toFloat32());
     const y = await moe.forward(xf);
-    const bytes = encodeSafetensors(new Map([['output', y]]), { producer: 'moe-run', layer: String(args.layer), device: args.device, dtype: moe.dtype });
-    const tmp = join(dirname(args.output), `.${basename(args.output)}.${process.pid}.tmp`);
-    try {
-      await writeFile(tmp, bytes);
-      await rename(tmp, args.output);
-    } catch (e) {
-      await unlink(tmp).catch(() => undefined);
-      throw e;
-    }
+    // A temporary file renamed into place: nothing half-written on failure.
+    await writeSafetensorsFile(args.output, { output: y }, { producer: 'moe-run', layer: String(args.layer), device: args.device, dtype: moe.dtype });
   } finally {
     moe?.destroy();
     ctx?.destroy();

@@ -1,9 +1,9 @@
-import { DeviceRef, HostTensor, allocHost, shapeEquals, type DType, type HostArray } from '@webmoe/tensor';
+import { DeviceRef, HostTensor, Checkpoint, allocHost, shapeEquals, type CheckpointSource, type DType, type HostArray } from '@webmoe/tensor';
 import type { GpuContext } from '@webmoe/kernels-wgsl';
 import { concatRows } from '@webmoe/nn';
 import { CheckpointError, ConfigError, UnsupportedError } from './errors.js';
 import { parseHFMoEConfig, type HFMoESpec } from './hf-config.js';
-import { openHFCheckpoint, type CheckpointFiles, type MoECheckpoint } from './checkpoint.js';
+import { openHFCheckpoint, type MoECheckpoint } from './checkpoint.js';
 import { MoE } from './moe.js';
 
 /** Storage dtypes the loader builds layers in. */
@@ -12,8 +12,8 @@ const FLOAT_DTYPES: readonly DType[] = ['float32', 'bfloat16', 'float16'];
 
 /** Options of {@link MoE.fromHuggingFace}. */
 export interface HFLoadOptions {
-  /** An opened checkpoint, checkpoint files (`filesFromMap`, `filesFromUrl`), or (Node) a directory path. */
-  source: MoECheckpoint | CheckpointFiles | string;
+  /** A `CheckpointSource` (`memorySource`, `urlDirSource`, Node `dirSource`), an opened `Checkpoint`, an {@link MoECheckpoint}, or (Node only) a directory path. */
+  source: CheckpointSource | Checkpoint | MoECheckpoint | string;
   /** The decoder layer whose MoE block to build. */
   layer: number;
   /** Storage dtype of the weights on the device (default: the checkpoint's). float32 weights cast to bfloat16 round to nearest even, on the host. */
@@ -31,13 +31,15 @@ function isCheckpoint(s: unknown): s is MoECheckpoint {
 /** Opens `source` as a checkpoint (a directory path needs Node). */
 export async function resolveCheckpoint(source: HFLoadOptions['source']): Promise<MoECheckpoint> {
   if (isCheckpoint(source)) return source;
+  if (source instanceof Checkpoint) return openHFCheckpoint(source);
   if (typeof source === 'string') {
-    const spec = './node.js';
-    const node = (await import(/* @vite-ignore */ spec)) as typeof import('./node.js');
-    return openHFCheckpoint(node.filesFromDir(source));
+    // Node only; the specifier is a variable so that browser bundles do not pull in node:fs.
+    const spec = '@webmoe/tensor/node';
+    const node = (await import(/* @vite-ignore */ spec)) as typeof import('@webmoe/tensor/node');
+    return openHFCheckpoint(node.dirSource(source));
   }
-  if (typeof source === 'object' && source !== null && 'readFile' in source) return openHFCheckpoint(source);
-  throw new ConfigError('source', 'a checkpoint, checkpoint files or a directory path', typeof source);
+  if (typeof source === 'object' && source !== null && 'exists' in source && 'open' in source && 'readText' in source) return openHFCheckpoint(source);
+  throw new ConfigError('source', 'a CheckpointSource, Checkpoint, MoECheckpoint or directory path', typeof source);
 }
 
 /** One tensor the block needs: its checkpoint name and shape. */
@@ -77,6 +79,15 @@ export async function loadHuggingFaceMoE(opts: HFLoadOptions): Promise<MoE> {
   if (opts.dtype !== undefined && !FLOAT_DTYPES.includes(opts.dtype)) throw new ConfigError('dtype', FLOAT_DTYPES.join(' | '), opts.dtype);
   if (device.isGpu() && !opts.ctx) throw new ConfigError('ctx', `a GpuContext for device ${device}`, 'undefined');
   const ck = await resolveCheckpoint(opts.source);
+  try {
+    return await build(ck, opts, device);
+  } finally {
+    // Files opened here are closed here; a caller's MoECheckpoint is left open.
+    if (!isCheckpoint(opts.source)) await ck.close?.();
+  }
+}
+
+async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef): Promise<MoE> {
   const spec = parseHFMoEConfig(ck.config, opts.layer);
   const { prefix, needs, optional } = plan(ck, spec);
   const E = spec.numExperts;
@@ -88,7 +99,7 @@ export async function loadHuggingFaceMoE(opts: HFLoadOptions): Promise<MoE> {
     const info = ck.info(n.name);
     if (!info) throw new CheckpointError(n.name, `a tensor of shape [${n.shape.join(', ')}]`, 'none (missing from the checkpoint)');
     if (!shapeEquals(info.shape, n.shape)) throw new CheckpointError(n.name, `shape [${n.shape.join(', ')}]`, `[${info.shape.join(', ')}]`);
-    if (!FLOAT_DTYPES.includes(info.dtype)) throw new CheckpointError(n.name, `dtype ${FLOAT_DTYPES.join(' | ')}`, info.dtype);
+    if (!FLOAT_DTYPES.includes(info.dtype as DType)) throw new CheckpointError(n.name, `dtype ${FLOAT_DTYPES.join(' | ')}`, info.dtype);
   }
   const known = new Set([...needs.map((n) => n.name), ...optional]);
   const extra = ck.tensorNames.filter((n) => n.startsWith(prefix) && !known.has(n));
@@ -96,7 +107,7 @@ export async function loadHuggingFaceMoE(opts: HFLoadOptions): Promise<MoE> {
     throw new CheckpointError(extra[0], `no other tensors under ${prefix} for ${spec.modelType}`, `unexpected tensor(s) ${extra.slice(0, 6).join(', ')}${extra.length > 6 ? ` (${extra.length} in all)` : ''}`);
   }
   const routerName = prefix + spec.router.weight;
-  const dtype: DType = opts.dtype ?? ck.info(routerName)!.dtype;
+  const dtype: DType = opts.dtype ?? (ck.info(routerName)!.dtype as DType);
 
   const moe = new MoE({
     devices: [device],

@@ -1,13 +1,19 @@
 // Bad checkpoints and configs fail with typed errors naming the tensor or field, before anything is built.
-import { describe, it, expect } from 'vitest';
-import { DeviceRef, HostTensor } from '@webmoe/tensor';
+import { describe, it, expect, afterAll } from 'vitest';
+import { DeviceRef, HostTensor, WebMoEError, Checkpoint, memorySource, serializeSafetensors } from '@webmoe/tensor';
+import { dirSource } from '@webmoe/tensor/node';
 import { MoE, CheckpointError, ConfigError, UnsupportedError, openHFCheckpoint, parseHFMoEConfig, type MoECheckpoint } from '../src/index.js';
-import { filesFromDir } from '../src/node.js';
 import { FIXTURES } from './helpers.js';
 
+const opened: MoECheckpoint[] = [];
 async function open(arch: string): Promise<MoECheckpoint> {
-  return openHFCheckpoint(filesFromDir(`${FIXTURES}/${arch}`));
+  const ck = await openHFCheckpoint(dirSource(`${FIXTURES}/${arch}`));
+  opened.push(ck);
+  return ck;
 }
+afterAll(async () => {
+  for (const ck of opened) await ck.close?.();
+});
 
 /** A checkpoint with some tensors dropped, added or replaced, and the config patched. */
 function patched(
@@ -112,34 +118,32 @@ describe('MoE.fromHuggingFace errors', () => {
     expect(() => parseHFMoEConfig({ ...(ck.config as object), num_experts_per_tok: 2.5 }, 0)).toThrow(/num_experts_per_tok/);
   });
 
-  it('a missing checkpoint directory is a CheckpointError naming config.json', async () => {
+  it('a missing checkpoint directory is a typed error naming config.json', async () => {
     const e = await MoE.fromHuggingFace({ source: '/nonexistent/dir', layer: 0, device: cpu }).catch((x) => x);
-    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e).toBeInstanceOf(WebMoEError);
     expect(e.message).toContain('config.json');
   });
 
   it('loads sharded checkpoints through model.safetensors.index.json', async () => {
     // Split the mixtral fixture into two shards in memory.
     const { readFileSync } = await import('node:fs');
-    const { parseSafetensors, encodeSafetensors, filesFromMap } = await import('../src/index.js');
-    const all = parseSafetensors(new Uint8Array(readFileSync(`${FIXTURES}/mixtral/model.safetensors`)));
-    const a = new Map<string, HostTensor>();
-    const b = new Map<string, HostTensor>();
+    const src = await Checkpoint.open(dirSource(`${FIXTURES}/mixtral`));
+    const a: Record<string, HostTensor> = {};
+    const b: Record<string, HostTensor> = {};
     const weightMap: Record<string, string> = {};
-    [...all.entries()].forEach(([n, t], i) => {
-      (i % 2 ? a : b).set(n, t);
+    for (const [i, n] of src.keys().entries()) {
+      (i % 2 ? a : b)[n] = await src.read(n);
       weightMap[n] = i % 2 ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors';
+    }
+    const files = memorySource({
+      'config.json': new Uint8Array(readFileSync(`${FIXTURES}/mixtral/config.json`)),
+      'model.safetensors.index.json': new TextEncoder().encode(JSON.stringify({ weight_map: weightMap })),
+      'model-00001-of-00002.safetensors': serializeSafetensors(a),
+      'model-00002-of-00002.safetensors': serializeSafetensors(b),
     });
-    const files = filesFromMap(
-      new Map([
-        ['config.json', new Uint8Array(readFileSync(`${FIXTURES}/mixtral/config.json`))],
-        ['model.safetensors.index.json', new TextEncoder().encode(JSON.stringify({ weight_map: weightMap }))],
-        ['model-00001-of-00002.safetensors', encodeSafetensors(a)],
-        ['model-00002-of-00002.safetensors', encodeSafetensors(b)],
-      ]),
-    );
     const sharded = await MoE.fromHuggingFace({ source: files, layer: 0, device: cpu });
     const single = await MoE.fromHuggingFace({ source: `${FIXTURES}/mixtral`, layer: 0, device: cpu });
     expect(sharded.gateUpProj.value.data).toEqual(single.gateUpProj.value.data);
+    await src.close();
   });
 });
