@@ -11,7 +11,6 @@ import { parseArgs, USAGE, withQuickDefaults } from './args.js';
 import { runBench } from './bench.js';
 import { openDevice } from './device.js';
 import { reportToHtml } from './html.js';
-import { implFor } from './moe-run.js';
 import { runOrtPeer } from './peer-ort.js';
 import { Progress } from './progress.js';
 import { parseReport, reportToJson, type BenchReport } from './schema.js';
@@ -48,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
   const device = await openDevice(o.device);
   const why = device.kind === 'cpu' ? ` (${device.reason})` : '';
   process.stderr.write(`device: ${device.kind}: ${device.name}${why}\n`);
-  if (device.kind !== 'cpu') process.stderr.write(`forward: ${implFor('bf16') === 'moe' ? "@webmoe/moe's MoE.record" : 'the kernel chain (linear, router, group, grouped GEMMs, combine)'}${implFor('fp8') === 'kernels' ? '; fp8 rows: the kernel chain' : ''}\n`);
+  if (device.kind !== 'cpu') process.stderr.write(`forward: @webmoe/moe's MoE.record (fp8 rows: block-scaled fp8 experts passed to record)\n`);
   if (device.kind !== 'gpu' && !o.quick && !o.explicit) {
     o = withQuickDefaults(o);
     process.stderr.write(`${device.kind}: running the --quick set (real shapes exceed a software adapter's buffer limits, or take hours on the CPU path); give --models/--tokens to override\n`);

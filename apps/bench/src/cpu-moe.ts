@@ -31,6 +31,11 @@ function decodeAll(kind: FillKind, n: number, seed: number): Float32Array {
   return out;
 }
 
+/** fp8 rows keep the shared experts in bf16 (as the GPU paths). */
+function sharedKind(d: BenchDtype): FillKind {
+  return d === 'fp8' ? 'bf16' : kindOf(d);
+}
+
 function kindOf(d: BenchDtype): FillKind {
   return d === 'fp8' ? 'e4m3' : d;
 }
@@ -45,8 +50,8 @@ export function createCpuLayer(spec: ModelSpec, dtype: BenchDtype): CpuLayer {
   const router = decodeAll(dtype === 'fp8' ? 'bf16' : kind, E * H, 11);
   const l: CpuLayer = { spec, dtype, router, gateUp: randomWords(kind, E * 2 * I * H, 21), down: randomWords(kind, E * H * I, 31) };
   if (shared) {
-    l.sharedGateUp = randomWords(kind, 2 * shared * I * H, 41);
-    l.sharedDown = randomWords(kind, H * shared * I, 51);
+    l.sharedGateUp = randomWords(sharedKind(dtype), 2 * shared * I * H, 41);
+    l.sharedDown = randomWords(sharedKind(dtype), H * shared * I, 51);
   }
   // the same seeds and value kinds as the GPU kernel chain (moe-run.ts), so both compute the same layer
   const small: FillKind = dtype === 'fp8' ? 'bf16' : dtype === 'f32' ? 'f32' : dtype;
@@ -208,9 +213,9 @@ export function cpuForward(l: CpuLayer, x: Float32Array, T: number): { out: Floa
     }
     if (shared && l.sharedGateUp && l.sharedDown) {
       const S = shared * I;
-      matvecRows(decoder(kind, l.sharedGateUp), 0, 2 * S, H, x, t * H, gu);
+      matvecRows(decoder(sharedKind(l.dtype), l.sharedGateUp), 0, 2 * S, H, x, t * H, gu);
       act({ ...l.spec, act: { kind: 'silu', layout: 'concat' } }, gu, S, h);
-      matvecRows(decoder(kind, l.sharedDown), 0, H, S, h, 0, y);
+      matvecRows(decoder(sharedKind(l.dtype), l.sharedDown), 0, H, S, h, 0, y);
       for (let c = 0; c < H; c++) out[t * H + c] += y[c];
     }
   }

@@ -3,7 +3,8 @@
  * against. Formulas (documented in README.md):
  * - expected distinct experts of T tokens, uniform routing: E * (1 - (1 - k/E)^T)
  * - weight bytes: hit experts * 3*H*I * bytes(dtype) (+ fp8 block scales),
- *   shared experts 3*H*(S*I) * bytes, router E*H * bytes (+ biases)
+ *   shared experts 3*H*(S*I) * bytes, router E*H * bytes (+ biases); fp8 rows:
+ *   router and shared experts in bf16
  * - activation bytes: x in and y out, f32: 2*T*H*4
  * - flops: 2*T*k*(2I*H + H*I) + router 2*T*H*E + shared 2*T*3*H*(S*I)
  */
@@ -50,8 +51,8 @@ export function work(m: ModelSpec, dtype: BenchDtype, T: number, hit: number): W
   const scales = dtype === 'fp8' ? (Math.ceil((2 * I) / 128) * Math.ceil(H / 128) + Math.ceil(H / 128) * Math.ceil(I / 128)) * 4 : 0;
   const biasBytes = m.bias ? (2 * I + H) * 4 : 0;
   const routerBytes = E * H * (dtype === 'fp8' ? 2 : b) + (m.bias ? E * 4 : 0);
-  // the router stays bf16 in fp8 checkpoints; shared experts use the row dtype (with their block scales)
-  const sharedBytes = shared * expertElems * b + (dtype === 'fp8' && shared ? shared * scales : 0);
+  // fp8 rows: routed experts fp8 with block scales; router and shared experts bf16
+  const sharedBytes = shared * expertElems * (dtype === 'fp8' ? 2 : b);
   const weightBytes = hit * (expertElems * b + scales + biasBytes) + sharedBytes + routerBytes;
   const actBytes = 2 * T * H * 4;
   const flops = 2 * T * k * (2 * I * H + H * I) + 2 * T * H * E + 2 * T * 3 * H * shared * I;

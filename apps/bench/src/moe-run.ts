@@ -3,15 +3,15 @@
  * rec, x)` records one forward of the layer into a Recorder.
  *
  * Implementations (the row's `impl` says which ran):
- * - `moe`: the `MoE` class of `@webmoe/moe` (its `record()`: router linear,
- *   router, grouping, grouped gate_up, grouped down, shared experts,
- *   combine), its parameters filled with random GPU tensors in their storage
- *   dtype. Used for the dtypes the class takes (f32, bf16, f16).
- * - `kernels`: the same kernel chain called directly (docs/KERNEL-API.md),
- *   for what the class does not take yet (fp8 block-scaled experts), and
- *   while `@webmoe/moe` has no `MoE` export.
+ * - `moe` (default): `@webmoe/moe`'s `MoE.record` (router linear, router,
+ *   grouping, grouped gate_up, grouped down, shared experts, combine), its
+ *   parameters filled with random GPU tensors in their storage dtype; fp8
+ *   rows pass block-scaled fp8 experts to `record`.
+ * - `kernels`: the same kernel chain called directly (docs/KERNEL-API.md) on
+ *   weights the bench allocates with the CPU reference path's seeds, so that
+ *   tests can check the timed GPU forward against `cpuForward`.
  */
-import * as Moe from '@webmoe/moe';
+import { DeepseekV3Gate, Llama4Gate, MoE, MoEGate, SoftmaxTopKGate, TopKSoftmaxGate, type GateClass } from '@webmoe/moe';
 import {
   BufferPool,
   combineGpu,
@@ -58,29 +58,13 @@ export interface GpuLayer {
   destroy(): void;
 }
 
-/** The parts of `@webmoe/moe`'s MoE the bench uses (looked up by name: the class lands while the bench is written). */
-interface MoELike {
-  namedParameters(): [string, { shape: readonly number[]; dtype: DType; gpu: GpuTensor | undefined }][];
-  record(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[]): GpuTensor;
-  gate: { weight: { gpuValue: GpuTensor }; bias?: { gpuValue: GpuTensor }; eScoreCorrectionBias?: { gpuValue: GpuTensor }; routerParams(): RouterParams };
-  /** A plain MLP: it packs its GPU weights when loaded, so it is loaded from host tensors (it is small). */
-  sharedExperts?: { namedParameters(): [string, { shape: readonly number[]; dtype: DType }][]; loadStateDict(sd: Record<string, HostTensor>): void };
-  destroy(): void;
-}
-type MoECtor = new (opts: Record<string, unknown>) => MoELike;
-
-/** The `MoE` class if `@webmoe/moe` exports it. */
-function moeClass(): { MoE: MoECtor; gates: Record<string, unknown> } | undefined {
-  const lib = Moe as unknown as Record<string, unknown>;
-  return typeof lib.MoE === 'function' ? { MoE: lib.MoE as MoECtor, gates: lib } : undefined;
-}
-
 /**
- * The forward `createLayer` picks for a dtype.
- * @example `implFor('fp8') // 'kernels'`
+ * The forward `createLayer` picks: `@webmoe/moe`'s MoE for every dtype (fp8
+ * rows pass their block-scaled experts to `MoE.record`).
+ * @example `implFor('fp8') // 'moe'`
  */
-export function implFor(dtype: BenchDtype): Impl {
-  return moeClass() && dtype !== 'fp8' ? 'moe' : 'kernels';
+export function implFor(_dtype: BenchDtype): Impl {
+  return 'moe';
 }
 
 /** A host tensor of random values in its storage dtype (the fill kernel's bit patterns). */
@@ -98,35 +82,39 @@ function seedOf(name: string): number {
   return h;
 }
 
-const GATE_CLASS: Record<RouterParams['kind'], string> = {
-  raw_topk: 'MoEGate',
-  softmax_topk: 'SoftmaxTopKGate',
-  topk_softmax: 'TopKSoftmaxGate',
-  sigmoid_grouped: 'DeepseekV3Gate',
-  sigmoid_topk: 'Llama4Gate',
+const GATE_CLASS: Record<RouterParams['kind'], GateClass> = {
+  raw_topk: MoEGate,
+  softmax_topk: SoftmaxTopKGate,
+  topk_softmax: TopKSoftmaxGate,
+  sigmoid_grouped: DeepseekV3Gate,
+  sigmoid_topk: Llama4Gate,
 };
 
-function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype): Omit<GpuLayer, 'pool' | 'weightBytes' | 'destroy'> & { moe: MoELike } {
-  const lib = moeClass()!;
-  const gateCls = lib.gates[GATE_CLASS[spec.router.kind]];
-  if (typeof gateCls !== 'function') throw new Error(`@webmoe/moe has no ${GATE_CLASS[spec.router.kind]}`);
+/**
+ * `MoE` with random parameters generated on the GPU. bf16/f16/f32 rows fill
+ * the stacked experts in that dtype; fp8 rows build the layer in bf16
+ * (router, shared experts), leave its stacked experts empty and pass
+ * block-scaled fp8 experts to `record`.
+ */
+function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, pool: BufferPool, own: GpuTensor[]): { moe: MoE; router: RouterWeights; record: GpuLayer['record'] } {
   const r = spec.router;
-  const moe = new lib.MoE({
+  const moe = new MoE({
     devices: [DeviceRef.GPU(0)],
     ctx,
     hiddenDim: spec.H,
     numExperts: spec.E,
     numExpertsPerToken: spec.k,
     moeDim: spec.I,
-    gateCls,
+    gateCls: GATE_CLASS[r.kind],
     gateOptions: { hasBias: spec.bias, normTopkProb: r.normTopkProb, nGroup: r.nGroup, topkGroup: r.topkGroup, routedScalingFactor: r.routedScalingFactor },
     hasSharedExperts: spec.shared > 0,
     sharedExpertsDim: spec.shared * spec.I || undefined,
-    dtype: storageDtype(dtype),
+    dtype: dtype === 'fp8' ? 'bfloat16' : storageDtype(dtype),
     expertActivation: spec.act,
     hasExpertBias: spec.bias,
   });
   try {
+    // the shared-expert MLP packs its GPU weights when loaded, so it is loaded from host tensors (it is small)
     const se = moe.sharedExperts;
     if (se) {
       const sd: Record<string, HostTensor> = {};
@@ -135,24 +123,24 @@ function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype): Om
     }
     for (const [name, p] of moe.namedParameters()) {
       if (name.startsWith('shared_experts.')) continue;
+      if (dtype === 'fp8' && (name === 'experts.gate_up_proj' || name === 'experts.down_proj')) continue;
       p.gpu?.destroy();
       p.gpu = randomGpuTensor(ctx, p.dtype, p.shape, seedOf(name), fillKindOf(p.dtype), name);
     }
+    const fp8 =
+      dtype === 'fp8'
+        ? { gateUp: expertWeights(ctx, 'fp8', spec.E, 2 * spec.I, spec.H, 21, own, 'experts.gate_up_proj'), down: expertWeights(ctx, 'fp8', spec.E, spec.H, spec.I, 31, own, 'experts.down_proj') }
+        : undefined;
+    const g = moe.gate;
+    return {
+      moe,
+      router: { w: g.weight.gpuValue, bias: g.bias?.gpuValue, correctionBias: g.eScoreCorrectionBias?.gpuValue, params: g.routerParams() },
+      record: (rec, x, scratch) => (fp8 ? moe.record(rec, x, pool, scratch, fp8) : moe.record(rec, x, pool, scratch)),
+    };
   } catch (e) {
     moe.destroy();
     throw e;
   }
-  const g = moe.gate;
-  return {
-    spec,
-    dtype,
-    impl: 'moe',
-    moe,
-    router: { w: g.weight.gpuValue, bias: g.bias?.gpuValue, correctionBias: g.eScoreCorrectionBias?.gpuValue, params: g.routerParams() },
-    record: () => {
-      throw new Error('unreachable');
-    },
-  };
 }
 
 function expertWeights(ctx: GpuContext, dtype: BenchDtype, E: number, rows: number, cols: number, seed: number, all: GpuTensor[], label: string): ExpertWeightsGpu {
@@ -185,8 +173,10 @@ function createKernelLayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, 
     all.push((downBias = randomGpuTensor(ctx, wd, [E, H], 32, undefined, 'experts.down_proj_bias')));
   }
   if (spec.router.kind === 'sigmoid_grouped') all.push((correctionBias = randomGpuTensor(ctx, 'float32', [E], 13, 'f32', 'gate.e_score_correction_bias')));
-  const sharedGateUp = shared ? expertWeights(ctx, dtype, 1, 2 * shared * I, H, 41, all, 'shared.gate_up') : undefined;
-  const sharedDown = shared ? expertWeights(ctx, dtype, 1, H, shared * I, 51, all, 'shared.down') : undefined;
+  // fp8 rows: routed experts block-scaled fp8; router and shared experts bf16 (as the MoE path)
+  const sd: BenchDtype = dtype === 'fp8' ? 'bf16' : dtype;
+  const sharedGateUp = shared ? expertWeights(ctx, sd, 1, 2 * shared * I, H, 41, all, 'shared.gate_up') : undefined;
+  const sharedDown = shared ? expertWeights(ctx, sd, 1, H, shared * I, 51, all, 'shared.down') : undefined;
   let pool: BufferPool;
   return {
     spec,
@@ -226,21 +216,22 @@ function createKernelLayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, 
  */
 export async function createLayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, impl: Impl = implFor(dtype)): Promise<GpuLayer> {
   const all: GpuTensor[] = [];
-  let moe: MoELike | undefined;
+  let moe: MoE | undefined;
+  const pool = new BufferPool(ctx, { maxFreeBytes: 1 << 30 });
   try {
-    const pool = new BufferPool(ctx, { maxFreeBytes: 1 << 30 });
     const made = await ctx.checked(`weights of ${spec.name} ${dtype}`, () => {
       if (impl === 'moe') {
-        const m = createMoELayer(ctx, spec, dtype);
+        const m = createMoELayer(ctx, spec, dtype, pool, all);
         moe = m.moe;
-        return { ...m, record: (rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[]) => m.moe.record(rec, x, pool, scratch) };
+        return m;
       }
       const k = createKernelLayer(ctx, spec, dtype, all);
       k.bind(pool);
       return k;
     });
     await ctx.sync();
-    const tensors = moe ? moe.namedParameters().map(([, p]) => p.gpu).filter((t): t is GpuTensor => !!t) : all;
+    const m = moe as MoE | undefined;
+    const tensors = [...all, ...(m ? m.namedParameters().map(([, p]) => p.gpu).filter((t): t is GpuTensor => !!t) : [])];
     return {
       spec,
       dtype,
@@ -250,14 +241,15 @@ export async function createLayer(ctx: GpuContext, spec: ModelSpec, dtype: Bench
       record: made.record,
       weightBytes: tensors.reduce((s, t) => s + t.byteLength, 0),
       destroy() {
-        moe?.destroy();
+        m?.destroy();
         for (const t of all) t.destroy();
         pool.destroy();
       },
     };
   } catch (e) {
-    (moe as MoELike | undefined)?.destroy();
+    (moe as MoE | undefined)?.destroy();
     for (const t of all) t.destroy();
+    pool.destroy();
     throw e;
   }
 }
