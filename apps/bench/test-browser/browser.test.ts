@@ -11,14 +11,15 @@
 // the no-adapter path), WEBMOE_BROWSER_CASES
 // (comma list of fixture names, name@bfloat16 for bf16 weights; default: the
 // seven float32 architectures and mixtral@bfloat16),
-// WEBMOE_FIXTURES (default <repo>/../shared/fixtures).
+// WEBMOE_FIXTURES (default <repo>/../shared/fixtures), WEBMOE_BROWSER_SERVER
+// (preview, the default: build then `vite preview`; dev: the dev server).
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { build, preview, type PreviewServer } from 'vite';
+import { build, createServer, preview } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PageResults } from '../web/src/types.js';
 import { fixturesDir } from '../web/vite.config.js';
@@ -29,6 +30,8 @@ const configFile = join(appDir, 'web', 'vite.config.ts');
 const shot = join(appDir, 'test-results', 'browser.png');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const CI = process.env.CI === 'true';
+/** 'preview' (default): vite build, then vite preview; 'dev': the dev server (sources transformed on demand). */
+const SERVER = process.env.WEBMOE_BROWSER_SERVER === 'dev' ? 'dev' : 'preview';
 /** Fixture runs: 'name' (weights as stored, float32 golden) or 'name@bfloat16' (bf16 weights vs output_bf16). */
 const DEFAULT_CASES = 'mixtral,gpt_oss,deepseek_v3,qwen2_moe,qwen3_moe,olmoe,llama4_text,mixtral@bfloat16';
 const CASES = (process.env.WEBMOE_BROWSER_CASES ?? DEFAULT_CASES).split(',').map((s) => s.trim()).filter(Boolean);
@@ -37,7 +40,7 @@ const FLAGS = process.env.WEBMOE_CHROMIUM_FLAGS ? process.env.WEBMOE_CHROMIUM_FL
 
 async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
-    const s = createServer();
+    const s = createNetServer();
     s.once('error', rej);
     s.listen(0, '127.0.0.1', () => {
       const a = s.address();
@@ -54,7 +57,7 @@ function tolOf(spec: string): number {
   return dtype === 'bfloat16' || dtype === 'float16' ? j.bf16_rel_tol : j.f32_rel_tol;
 }
 
-let server: PreviewServer | undefined;
+let server: { close(): Promise<void> } | undefined;
 let browser: BrowserContext | undefined;
 let page: Page | undefined;
 let userDataDir: string | undefined;
@@ -64,9 +67,15 @@ const pageErrors: string[] = [];
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (scripts/setup-machine.sh installs Debian's chromium; or set CHROMIUM)`);
   for (const c of CASES) if (!existsSync(join(fixturesDir(), 'hf-moe', c.split('@')[0], 'golden.json'))) throw new Error(`fixture ${c} not found under ${fixturesDir()}/hf-moe`);
-  await build({ configFile, logLevel: 'warn' });
   const port = await freePort();
-  server = await preview({ configFile, logLevel: 'warn', preview: { host: '127.0.0.1', port, strictPort: true, open: false } });
+  if (SERVER === 'dev') {
+    const dev = await createServer({ configFile, logLevel: 'warn', server: { host: '127.0.0.1', port, strictPort: true, open: false, hmr: false } });
+    await dev.listen();
+    server = dev;
+  } else {
+    await build({ configFile, logLevel: 'warn' });
+    server = await preview({ configFile, logLevel: 'warn', preview: { host: '127.0.0.1', port, strictPort: true, open: false } });
+  }
   const url = `http://127.0.0.1:${port}/?run=${CASES.join(',')}`;
   userDataDir = mkdtempSync(join(tmpdir(), 'webmoe-chromium-'));
   browser = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1100, height: 900 } });
@@ -75,7 +84,7 @@ beforeAll(async () => {
   page.on('console', (m) => {
     if (m.type() === 'error') pageErrors.push(`console.error: ${m.text()}${m.location().url ? ` (${m.location().url})` : ''}`);
   });
-  console.log(`[browser] ${url}`);
+  console.log(`[browser] ${url} (vite ${SERVER} server)`);
   await page.goto(url, { waitUntil: 'load' });
   await page.waitForFunction(() => (window as unknown as { __results?: PageResults }).__results?.done === true, undefined, { timeout: 540_000, polling: 250 });
   results = await page.evaluate(() => (window as unknown as { __results: PageResults }).__results);

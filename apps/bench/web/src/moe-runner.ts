@@ -1,9 +1,9 @@
 // Runs the MoE layer of @webmoe/moe (MoE.fromHuggingFace + forward) on one
 // checkpoint, on the GPU or with the CPU reference path.
-import { MoE, type CheckpointFiles } from '@webmoe/moe';
+import { MoE } from '@webmoe/moe';
 import { BufferPool, GpuTensor, Recorder, type GpuContext } from '@webmoe/kernels-wgsl';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
-import { readWhole, type PageSource } from './sources.js';
+import type { PageSource } from './sources.js';
 import { sumTimings } from './timing.js';
 import type { KernelTime } from './types.js';
 
@@ -23,11 +23,6 @@ export interface MoeRun {
   firstForwardMs: number;
 }
 
-/** The page's CheckpointSource as the loader's CheckpointFiles (whole files). */
-export function checkpointFiles(src: PageSource): CheckpointFiles {
-  return { where: src.origin.endsWith('/') ? src.origin : src.origin + '/', readFile: (p) => readWhole(src.source, p) };
-}
-
 /**
  * Loads layer `layer`'s MoE block of `src` and runs it on `input` [T, H] f32:
  * on the GPU when `ctx` is given, else on the CPU reference path. The output
@@ -37,7 +32,7 @@ export function checkpointFiles(src: PageSource): CheckpointFiles {
 export async function runMoe(src: PageSource, input: HostTensor, ctx: GpuContext | null, opts: { layer?: number; dtype?: 'float32' | 'bfloat16' | 'float16' } = {}): Promise<MoeRun> {
   const layer = opts.layer ?? 0;
   const t0 = performance.now();
-  const moe = await MoE.fromHuggingFace({ source: checkpointFiles(src), layer, dtype: opts.dtype, device: ctx ? DeviceRef.GPU() : DeviceRef.CPU(), ctx: ctx ?? undefined });
+  const moe = await MoE.fromHuggingFace({ source: src.source, layer, dtype: opts.dtype, device: ctx ? DeviceRef.GPU() : DeviceRef.CPU(), ctx: ctx ?? undefined });
   try {
     if (ctx) await ctx.sync();
     const loadMs = performance.now() - t0;
