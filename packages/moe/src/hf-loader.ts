@@ -89,7 +89,7 @@ export async function loadHuggingFaceMoE(opts: HFLoadOptions): Promise<MoE> {
 
 async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef): Promise<MoE> {
   const spec = parseHFMoEConfig(ck.config, opts.layer);
-  const { prefix, needs, optional } = plan(ck, spec);
+  const { prefix, needs } = plan(ck, spec);
   const E = spec.numExperts;
   const H = spec.hiddenDim;
   const I = spec.moeDim;
@@ -101,7 +101,7 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
     if (!shapeEquals(info.shape, n.shape)) throw new CheckpointError(n.name, `shape [${n.shape.join(', ')}]`, `[${info.shape.join(', ')}]`);
     if (!FLOAT_DTYPES.includes(info.dtype as DType)) throw new CheckpointError(n.name, `dtype ${FLOAT_DTYPES.join(' | ')}`, info.dtype);
   }
-  const known = new Set([...needs.map((n) => n.name), ...optional]);
+  const known = new Set(needs.map((n) => n.name));
   const extra = ck.tensorNames.filter((n) => n.startsWith(prefix) && !known.has(n));
   if (extra.length) {
     throw new CheckpointError(extra[0], `no other tensors under ${prefix} for ${spec.modelType}`, `unexpected tensor(s) ${extra.slice(0, 6).join(', ')}${extra.length > 6 ? ` (${extra.length} in all)` : ''}`);
@@ -165,7 +165,7 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
 }
 
 /** The block's prefix and the tensors it needs (with shapes from the config). */
-function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need[]; optional: string[] } {
+function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need[] } {
   const prefix = spec.prefixes.find((p) => ck.info(p + spec.router.weight)) ?? spec.prefixes[0];
   const { numExperts: E, hiddenDim: H, moeDim: I } = spec;
   const needs: Need[] = [{ name: prefix + spec.router.weight, shape: [E, H] }];
@@ -188,9 +188,8 @@ function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need
     if (spec.shared.gate) needs.push({ name: prefix + spec.shared.gate, shape: [1, H] });
   }
   // Quantized checkpoints without a quantization_config still fail: their extra tensors (scales) are unexpected.
-  const optional: string[] = [];
   if (spec.modelType !== 'gpt_oss' && spec.modelType !== 'llama4_text' && ck.info(prefix + 'experts.gate_up_proj')) {
     throw new UnsupportedError(`${prefix}experts.gate_up_proj`, `a fused expert layout for ${spec.modelType}`, 'per-expert gate/up/down tensors');
   }
-  return { prefix, needs, optional };
+  return { prefix, needs };
 }
