@@ -143,6 +143,8 @@ export default defineConfig({
   clearScreen: false,
   logLevel: 'warn',
   plugins: [fixturesPlugin(), noNodeBuiltinsPlugin()],
+  // Keep class names through minification: typed errors print their names (UnsupportedError, not 'z').
+  esbuild: { keepNames: true },
   resolve: {
     alias: [
       { find: /^@webmoe\/kernels-wgsl\/testing$/, replacement: join(repoRoot, 'packages/kernels-wgsl/src/testing.ts') },

@@ -35,7 +35,7 @@ function renderEnv(): void {
     rows.push(`<div class="banner bad">WebGPU is not available: ${esc(e.reason ?? 'unknown reason')}.<br>${moeAvailable ? 'The layer runs on the CPU reference path instead (slow).' : 'Nothing can run on the GPU.'}</div>`);
   } else {
     rows.push(`<div class="banner ok">Path: GPU (WebGPU) on <span id="adapter-name">${esc(e.adapter ?? '')}</span></div>`);
-    if (!e.shaderF16) rows.push(`<div class="banner warn">shader-f16 is missing on this adapter: the kernels use their f32 paths (results are the same; f16 weights are unpacked in f32).</div>`);
+    if (!e.shaderF16) rows.push(`<div class="banner warn">shader-f16 is missing on this adapter: the kernels run their variants without f16 arithmetic (f16/bf16 weights are unpacked from u32 words and computed in f32).</div>`);
   }
   rows.push(
     `<div class="small">shader-f16: <b class="${e.shaderF16 ? 'ok' : 'warn'}">${e.shaderF16 ? 'yes' : 'no'}</b> · timestamp-query: <b>${e.timestampQuery ? 'yes (per-kernel GPU times)' : 'no (total wall time only)'}</b> · subgroups: <b>${e.subgroups ? 'yes' : 'no'}</b> · MoE layer: <b class="${moeAvailable ? 'ok' : 'bad'}">${moeAvailable ? 'present' : 'not available in @webmoe/moe yet'}</b></div>`,
