@@ -77,8 +77,9 @@ export function scaled(m: ModelSpec, div: number): ModelSpec {
   if (div === 1) return m;
   const nGroup = m.router.nGroup ?? 1;
   const topkGroup = m.router.topkGroup ?? nGroup;
-  // at least k experts, a multiple of the group count, and enough experts in the kept groups to pick k
-  let E = Math.max(m.k, Math.round(m.E / div), nGroup * Math.ceil(m.k / topkGroup));
+  // at least 2k experts (or all of them), so that routing still chooses; a multiple of the group
+  // count; enough experts in the kept groups to pick k
+  let E = Math.max(Math.min(m.E, 2 * m.k), Math.round(m.E / div), nGroup * Math.ceil(m.k / topkGroup));
   E = Math.ceil(E / nGroup) * nGroup;
   const H = Math.max(32, Math.round(m.H / div / 32) * 32);
   const I = Math.max(32, Math.round(m.I / div / 32) * 32);
@@ -102,10 +103,10 @@ export const TINY: ModelSpec = {
   router: { kind: 'softmax_topk', numExperts: 4, topK: 2, normTopkProb: true },
 };
 
-/** What `--quick` runs: scaled-down shapes, T = 1 and 16. */
+/** What `--quick` runs: scaled-down shapes of every model (DeepSeek-V3 in bf16 and fp8), T = 1, 16, 128. */
 export const QUICK = {
-  models: ['qwen3-30b-a3b/s8', 'gpt-oss-20b/s8', 'deepseek-v2-lite/s8', 'mixtral-8x7b/s16'],
-  tokens: [1, 16],
+  models: ['qwen3-30b-a3b/s8', 'gpt-oss-20b/s8', 'deepseek-v2-lite/s8', 'mixtral-8x7b/s16', 'deepseek-v3/s16'],
+  tokens: [1, 16, 128],
 };
 
 /**

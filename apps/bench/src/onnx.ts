@@ -64,6 +64,7 @@ class Writer {
 
 /** ONNX TensorProto.DataType codes used here. */
 export const ONNX_DT = { float32: 1, uint8: 2, int32: 6, int64: 7, float16: 10 } as const;
+/** Element types the writer knows. */
 export type OnnxDtype = keyof typeof ONNX_DT;
 
 /** A graph input/output: name, element type and dims (strings are symbolic). */

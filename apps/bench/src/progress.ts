@@ -2,6 +2,7 @@
  * Progress on stderr: a redrawn bar on a TTY, plain lines otherwise (CI
  * logs, pipes). Never writes to stdout, so `--json -` style output stays clean.
  */
+/** Where progress goes: process.stderr, or a stand-in in tests. */
 export interface ProgressSink {
   isTTY?: boolean;
   columns?: number;

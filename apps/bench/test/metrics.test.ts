@@ -52,6 +52,9 @@ describe('bytes and flops', () => {
     expect(findModel('deepseek-v3').dtypes).toEqual(['bf16', 'fp8']);
     const q = scaled(findModel('qwen3-30b-a3b'), 4);
     expect([q.name, q.H, q.I, q.E, q.k, q.router.numExperts]).toEqual(['qwen3-30b-a3b/s4', 512, 192, 32, 8, 32]);
+    // routing must still choose: at least 2k experts (or all)
+    expect(findModel('mixtral-8x7b/s16').E).toBe(4);
+    expect(findModel('gpt-oss-20b/s8').E).toBe(8);
     const d = findModel('deepseek-v3/s64');
     expect(d.E % (d.router.nGroup ?? 1)).toBe(0);
     expect(d.E).toBeGreaterThanOrEqual(d.k);
