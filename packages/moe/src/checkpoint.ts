@@ -1,6 +1,6 @@
 import { Checkpoint, readConfig, type CheckpointSource, type DType, type HostTensor } from '@webmoe/tensor';
 
-/** The dtype (a table dtype, or the raw safetensors string for others such as `I64`) and shape of a checkpoint tensor, known before reading it. */
+/** The dtype (a table dtype, or the raw safetensors string for others such as `I64`) and shape of a checkpoint tensor, known before reading it. @example `{ dtype: 'bfloat16', shape: [8, 64] }` */
 export interface CheckpointTensorInfo {
   dtype: DType | string;
   shape: readonly number[];

@@ -2,7 +2,7 @@ import { ValueError, type DType } from '@webmoe/tensor';
 import type { RouterKind, RouterParams } from '@webmoe/kernels-wgsl';
 import { Module, type ModuleOptions, type Parameter } from '@webmoe/nn';
 
-/** Options of the gate (router) classes. */
+/** Options of the gate (router) classes. @example `{ hiddenDim: 64, numExperts: 16, numExpertsPerToken: 4, nGroup: 4, topkGroup: 2 }` */
 export interface GateOptions extends ModuleOptions {
   /** H */
   hiddenDim: number;
@@ -22,7 +22,7 @@ export interface GateOptions extends ModuleOptions {
   routedScalingFactor?: number;
 }
 
-/** A gate class, as `MoE`'s `gateCls` takes it. */
+/** A gate class, as `MoE`'s `gateCls` takes it. @example `const cls: GateClass = SoftmaxTopKGate;` */
 export type GateClass = new (opts: GateOptions) => MoEGate;
 
 /**

@@ -2,11 +2,12 @@ import type { ExpertActivation } from '@webmoe/kernels-wgsl';
 import { ConfigError, UnsupportedError } from './errors.js';
 import { SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV3Gate, Llama4Gate, type GateClass, type GateOptions } from './gates.js';
 
-/** The model types {@link MoE.fromHuggingFace} loads. */
+/** The model types `MoE.fromHuggingFace` loads. @example `HF_MOE_MODEL_TYPES.includes('olmoe') // true` */
 export const HF_MOE_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v3', 'gpt_oss', 'llama4_text'] as const;
+/** One of {@link HF_MOE_MODEL_TYPES}. @example `const t: HFMoEModelType = 'gpt_oss';` */
 export type HFMoEModelType = (typeof HF_MOE_MODEL_TYPES)[number];
 
-/** How the routed experts are laid out in the checkpoint. */
+/** How the routed experts are laid out in the checkpoint. @example `{ kind: 'per_expert', gate: 'w1', up: 'w3', down: 'w2' }` */
 export type HFExpertLayout =
   /** `experts.{e}.{gate,up,down}_proj.weight` ([I,H], [I,H], [H,I]) */
   | { kind: 'per_expert'; gate: string; up: string; down: string }
@@ -16,6 +17,11 @@ export type HFExpertLayout =
 /**
  * Everything about one MoE block that the HF config fixes: sizes, router,
  * expert layout and activation, shared experts, checkpoint prefixes.
+ *
+ * @example
+ * ```ts
+ * parseHFMoEConfig(config, 0).prefixes // ['model.layers.0.mlp.']
+ * ```
  */
 export interface HFMoESpec {
   modelType: HFMoEModelType;

@@ -6,11 +6,11 @@ import { parseHFMoEConfig, type HFMoESpec } from './hf-config.js';
 import { openHFCheckpoint, type MoECheckpoint } from './checkpoint.js';
 import { MoE } from './moe.js';
 
-/** Storage dtypes the loader builds layers in. */
+/** Storage dtypes the loader builds layers in. @example `const d: MoEWeightDType = 'bfloat16';` */
 export type MoEWeightDType = 'float32' | 'bfloat16' | 'float16';
 const FLOAT_DTYPES: readonly DType[] = ['float32', 'bfloat16', 'float16'];
 
-/** Options of {@link MoE.fromHuggingFace}. */
+/** Options of `MoE.fromHuggingFace`. @example `{ source: urlDirSource(url), layer: 0, dtype: 'bfloat16', device: DeviceRef.GPU(), ctx }` */
 export interface HFLoadOptions {
   /** A `CheckpointSource` (`memorySource`, `urlDirSource`, Node `dirSource`), an opened `Checkpoint`, an {@link MoECheckpoint}, or (Node only) a directory path. */
   source: CheckpointSource | Checkpoint | MoECheckpoint | string;
@@ -28,7 +28,7 @@ function isCheckpoint(s: unknown): s is MoECheckpoint {
   return typeof s === 'object' && s !== null && 'tensorNames' in s && 'read' in s && 'info' in s;
 }
 
-/** Opens `source` as a checkpoint (a directory path needs Node). */
+/** Opens `source` as a checkpoint (a directory path needs Node). @example `const ck = await resolveCheckpoint(memorySource(files))` */
 export async function resolveCheckpoint(source: HFLoadOptions['source']): Promise<MoECheckpoint> {
   if (isCheckpoint(source)) return source;
   if (source instanceof Checkpoint) return openHFCheckpoint(source);
@@ -48,7 +48,7 @@ interface Need {
   shape: number[];
 }
 
-/** A transposed copy of the last two axes of [E, A, B] -> [E, B, A], in the storage type. */
+/** A transposed copy of the last two axes of [E, A, B] -> [E, B, A], in the storage type. @example `transposeLast2(gateUpInOut) // [E, H, 2I] -> [E, 2I, H]` */
 export function transposeLast2(t: HostTensor): HostTensor {
   const [E, A, B] = t.shape;
   const src = t.data;

@@ -25,7 +25,7 @@ import { MoEGate, type GateClass, type GateOptions } from './gates.js';
 import { UnsupportedError } from './errors.js';
 import { loadHuggingFaceMoE, type HFLoadOptions } from './hf-loader.js';
 
-/** The expert weights of an MoE, in the kernels' terms (dense or, later, quantized kinds). */
+/** The expert weights of an MoE, in the kernels' terms (dense or quantized kinds; `MoE.record` takes one to override the stacked weights). @example `moe.record(rec, x, pool, scratch, { gateUp: { kind: 'fp8_block', q, scaleInv, block: [128, 128] }, down })` */
 export interface ExpertWeightSet<W> {
   /** [E, 2I, H] */
   gateUp: W;
@@ -68,7 +68,7 @@ export class StackedExperts extends Module {
   }
 }
 
-/** Options of {@link MoE}: MAX's constructor arguments in camelCase, plus the expert variants MAX spells through `mlpCls`. */
+/** Options of {@link MoE}: MAX's constructor arguments in camelCase, plus the expert variants MAX spells through `mlpCls`. @example `{ hiddenDim: 64, numExperts: 8, numExpertsPerToken: 2, moeDim: 32, gateCls: SoftmaxTopKGate }` */
 export interface MoEOptions {
   /** Devices (MAX `devices`); the layer runs on the first. Default `[DeviceRef.CPU()]`. */
   devices?: readonly DeviceRef[];
@@ -112,7 +112,7 @@ export interface MoEOptions {
   isSharding?: boolean;
 }
 
-/** The result of {@link MoE.forward} for each input kind. */
+/** The result of {@link MoE.forward} for each input kind. @example `const y: MoEOutput<GpuTensor> = await moe.forward(x)` */
 export type MoEOutput<X> = X extends GpuTensor ? GpuTensor : X extends HostTensor ? HostTensor : Float32Array;
 
 function positiveInt(what: string, v: unknown): number {

@@ -2,7 +2,7 @@ import { HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
 import { GpuTensor, Recorder, linearGpu, linearRef, type BufferPool } from '@webmoe/kernels-wgsl';
 import { Module, type ModuleOptions, type Parameter } from './module.js';
 
-/** Options of {@link Linear}. */
+/** Options of {@link Linear}. @example `{ inDim: 64, outDim: 8, hasBias: true, dtype: 'bfloat16' }` */
 export interface LinearOptions extends ModuleOptions {
   /** Input features. */
   inDim: number;
@@ -12,14 +12,14 @@ export interface LinearOptions extends ModuleOptions {
   hasBias?: boolean;
 }
 
-/** Options of the recording methods: a scratch pool and a list that collects temporaries to free after submit. */
+/** Options of the recording methods: a scratch pool and a list that collects temporaries to free after submit. @example `const scratch: { destroy(): void }[] = []; mlp.record(rec, x, { pool, scratch })` */
 export interface RecordOptions {
   pool?: BufferPool;
   /** Temporaries the caller destroys after `rec.submit()` (destroying them earlier would free buffers the recording still uses). */
   scratch?: { destroy(): void }[];
 }
 
-/** Checks x as [T, dim] f32 values and returns T. */
+/** Checks x as [T, dim] f32 values (GpuTensor or host array) and returns T. @example `rowsOf('x', new Float32Array(8), 4) // 2` */
 export function rowsOf(what: string, x: { length: number } | GpuTensor, dim: number): number {
   if (x instanceof GpuTensor) {
     if (x.shape.length !== 2 || x.shape[1] !== dim) throw new ShapeError(what, ['T', dim], x.shape);

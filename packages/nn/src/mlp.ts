@@ -10,10 +10,10 @@ import {
 import { Module, type ModuleOptions } from './module.js';
 import { Linear, rowsOf, type RecordOptions } from './linear.js';
 
-/** The gated activation of an {@link MLP}: SiLU-gated, or MAX's `swigluLimit` clamp. */
+/** The gated activation of an {@link MLP}: SiLU-gated, or MAX's `swigluLimit` clamp. @example `{ kind: 'swiglu_limit', limit: 7 }` */
 export type MLPActivation = { kind: 'silu' } | { kind: 'swiglu_limit'; limit: number };
 
-/** Options of {@link MLP}. */
+/** Options of {@link MLP}. @example `{ hiddenDim: 64, feedForwardLength: 32, dtype: 'bfloat16' }` */
 export interface MLPOptions extends ModuleOptions {
   /** H: input and output features. */
   hiddenDim: number;
@@ -25,7 +25,7 @@ export interface MLPOptions extends ModuleOptions {
   activation?: MLPActivation;
 }
 
-/** `h = act(g, u)` on the host, per element. */
+/** `h = act(g, u)` on the host, per element. @example `gatedActivationHost({ kind: 'silu' }, 1, 2) // silu(1) * 2` */
 export function gatedActivationHost(act: MLPActivation, g: number, u: number): number {
   const s = g / (1 + Math.exp(-g));
   if (act.kind === 'silu') return s * u;
@@ -33,7 +33,7 @@ export function gatedActivationHost(act: MLPActivation, g: number, u: number): n
   return Math.min(s, L) * Math.min(Math.max(u, -L), L);
 }
 
-/** Concatenates host tensors of one dtype along the first axis, in their storage type. */
+/** Concatenates host tensors of one dtype along the first axis, in their storage type (no f32 round trip). @example `concatRows([gate, up], [1, 2 * I, H])` */
 export function concatRows(parts: readonly HostTensor[], shape: readonly number[]): HostTensor {
   const dtype = parts[0].dtype;
   const n = parts.reduce((s, p) => s + p.size, 0);

@@ -2,10 +2,10 @@ import { DeviceRef, DTypeError, ShapeError, ValueError, HostTensor, shapeEquals,
 import { GpuTensor, type GpuContext } from '@webmoe/kernels-wgsl';
 import { NotLoadedError, StateDictError } from './errors.js';
 
-/** A state dict: parameter name (dotted path) to host tensor. */
+/** A state dict: parameter name (dotted path) to host tensor. @example `{ 'gate_proj.weight': w }` or `new Map([['weight', w]])` */
 export type StateDict = ReadonlyMap<string, HostTensor> | Readonly<Record<string, HostTensor>>;
 
-/** Options every module takes. */
+/** Options every module takes. @example `{ dtype: 'bfloat16', device: DeviceRef.GPU(), ctx }` */
 export interface ModuleOptions {
   /** Storage dtype of the weights (default float32). */
   dtype?: DType;
