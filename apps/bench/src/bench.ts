@@ -84,8 +84,11 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       const rec = new Recorder(ctx, { label: 'bench.check' });
       const f = runMoE(ctx, layer, rec, x);
       rec.submit();
-      await ctx.sync();
+      // a forward that produces NaN/inf is a broken row, not a number to report
+      const y = (await f.out.download()).data as Float32Array;
       f.release();
+      const bad = y.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new Error(`the forward produced a non-finite output (${y[bad]} at element ${bad} of ${y.length})`);
       hit = distinctExperts(await routingOf(ctx, layer, x, new Recorder(ctx, { label: 'bench.routing' })));
     });
     for (let i = 1; i < o.warmup; i++) {
