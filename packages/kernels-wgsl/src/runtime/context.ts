@@ -134,6 +134,22 @@ export class GpuContext {
     if (this.destroyed) throw new DeviceLostError('destroyed', 'the GpuContext was destroyed');
   }
 
+  /**
+   * Turns a failure caused by a lost device into a DeviceLostError: waits
+   * (at most `waitMs`) for the device's `lost` promise, throws DeviceLostError
+   * if the device is gone, else rethrows `e` unchanged. Dawn rejects a pending
+   * `mapAsync` with a bare DOMException when the device is destroyed under it.
+   */
+  async rethrowIfLost(e: unknown, waitMs = 100): Promise<never> {
+    if (!this.isLost) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.device.lost.then(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, waitMs)))]);
+      clearTimeout(timer);
+    }
+    this.assertAlive();
+    throw e;
+  }
+
   /** Errors that escaped every error scope since the last call (and clears them). */
   takeUncapturedErrors(): string[] {
     return this.uncaptured.splice(0);

@@ -121,7 +121,11 @@ export async function readBuffer(ctx: GpuContext, buffer: GPUBuffer, size: numbe
     const enc = ctx.device.createCommandEncoder();
     enc.copyBufferToBuffer(buffer, 0, staging, 0, size);
     ctx.device.queue.submit([enc.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      return await ctx.rethrowIfLost(e); // a device destroyed or lost under the read: DeviceLostError
+    }
     const out = new Uint8Array(staging.getMappedRange().slice(0));
     staging.unmap();
     return out;
