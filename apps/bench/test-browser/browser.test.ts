@@ -171,6 +171,24 @@ describe('demo page in headless Chromium', () => {
     expect(c.relErr!).toBeLessThan(tolOf('deepseek_v3'));
   });
 
+  it('runs checkpoint files dropped on the drop zone', async (ctx) => {
+    if (!results.env!.adapterFound && !CI) ctx.skip();
+    const after = await lastSeq();
+    // A synthetic drop of the olmoe files (fetched by the page from the fixture server).
+    await page!.evaluate(async () => {
+      const dt = new DataTransfer();
+      for (const n of ['config.json', 'model.safetensors', 'golden.json', 'golden.safetensors']) {
+        const b = await (await fetch(`./fixtures/hf-moe/olmoe/${n}`)).blob();
+        dt.items.add(new File([b], n));
+      }
+      document.getElementById('drop')!.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    const c = await waitForCase(after, (x) => x.origin.startsWith('local files') && x.arch === 'olmoe');
+    expect(c.status, `${c.status} ${c.message ?? ''}`).toBe('pass');
+    expect(c.path).toBe('gpu');
+    expect(c.relErr!).toBeLessThan(tolOf('olmoe'));
+  });
+
   it('runs a checkpoint given by URL', async (ctx) => {
     if (!results.env!.adapterFound && !CI) ctx.skip();
     const before = pageErrors.length;
