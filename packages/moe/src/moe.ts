@@ -1,7 +1,9 @@
-import { DeviceRef, HostTensor, ShapeError, DTypeError, ValueError, type DType, type HostArray } from '@webmoe/tensor';
+import { DeviceRef, DTYPES, HostTensor, ShapeError, DTypeError, ValueError, type DType, type HostArray } from '@webmoe/tensor';
 import {
   BufferPool,
   GpuTensor,
+  checkBufferSize,
+  gpuByteLength,
   Recorder,
   linearGpu,
   linearRef,
@@ -296,6 +298,7 @@ export class MoE extends Module {
     let xs: Float32Array;
     if (x instanceof HostTensor) {
       if (x.shape.length !== 2 || x.shape[1] !== this.hiddenDim) throw new ShapeError('MoE.forward input', ['T', this.hiddenDim], x.shape);
+      if (!DTYPES[x.dtype]?.isFloat) throw new DTypeError('MoE.forward input', ['float32', 'bfloat16', 'float16', 'float8_e4m3fn', 'float8_e5m2'], x.dtype);
       T = x.shape[0];
       xs = x.toFloat32();
     } else if (x instanceof Float32Array) {
@@ -309,17 +312,22 @@ export class MoE extends Module {
     if (this.device.isCpu()) y = this.forwardHost(xs, T);
     else {
       const ctx = this.ctx!;
-      const xg = GpuTensor.upload(ctx, new HostTensor('float32', [T, this.hiddenDim], xs), 'moe.x');
-      try {
-        const yg = await this.forwardGpu(xg);
+      this.gpuWeightsOrThrow(); // NotLoadedError before anything is uploaded
+      this.checkScratchLimits(T); // LimitError before anything is uploaded
+      // Inside validation/OOM error scopes: a GPU error is a typed GpuValidationError / GpuOutOfMemoryError, never silent.
+      y = await ctx.checked('MoE.forward', async () => {
+        const xg = GpuTensor.upload(ctx, new HostTensor('float32', [T, this.hiddenDim], xs), 'moe.x');
         try {
-          y = (await yg.download()).data as Float32Array;
+          const yg = await this.forwardGpu(xg);
+          try {
+            return (await yg.download()).data as Float32Array;
+          } finally {
+            yg.destroy();
+          }
         } finally {
-          yg.destroy();
+          xg.destroy();
         }
-      } finally {
-        xg.destroy();
-      }
+      });
     }
     return (x instanceof HostTensor ? new HostTensor('float32', [T, this.hiddenDim], y) : y) as MoEOutput<X>;
   }
@@ -331,6 +339,7 @@ export class MoE extends Module {
     if (x.ctx !== ctx) throw new ValueError('MoE.forward input', 'a GpuTensor on the layer\'s GpuContext', 'a tensor of another context');
     const gw = this.gpuWeightsOrThrow();
     if (T === 0) return GpuTensor.empty(ctx, 'float32', [0, this.hiddenDim], 'moe.out');
+    this.checkScratchLimits(T);
     const pool = (this.pool ??= new BufferPool(ctx, { maxFreeBytes: 64 << 20 }));
     const scratch: { destroy(): void }[] = [];
     try {
@@ -341,6 +350,23 @@ export class MoE extends Module {
     } finally {
       for (const s of scratch) s.destroy();
     }
+  }
+
+  /**
+   * Checks the largest buffers a forward of T tokens allocates (input/output
+   * [T, H], router logits [T, E], expert rows [T*k, max(I, H)], shared
+   * expert [T, 2S]) against the device's buffer limits, before anything is
+   * allocated or recorded: a LimitError naming the limit and the tensor.
+   */
+  private checkScratchLimits(T: number): void {
+    const ctx = this.ctx!;
+    const f32 = (n: number) => gpuByteLength('float32', n);
+    const rows = T * this.numExpertsPerToken;
+    checkBufferSize(ctx, f32(T * this.hiddenDim), `MoE.forward input/output [${T}, ${this.hiddenDim}]`);
+    checkBufferSize(ctx, f32(T * this.numExperts), `MoE.forward router logits [${T}, ${this.numExperts}]`);
+    checkBufferSize(ctx, f32(rows * this.moeDim), `MoE.forward expert activations [${rows}, ${this.moeDim}]`);
+    checkBufferSize(ctx, f32(rows * this.hiddenDim), `MoE.forward expert outputs [${rows}, ${this.hiddenDim}]`);
+    if (this.sharedExperts) checkBufferSize(ctx, f32(T * 2 * this.sharedExpertsDim), `MoE.forward shared expert activations [${T}, ${2 * this.sharedExpertsDim}]`);
   }
 
   private gpuWeightsOrThrow(): ExpertWeightSet<ExpertWeightsGpu> {
