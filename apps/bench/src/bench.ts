@@ -58,7 +58,7 @@ function failedRow(spec: ModelSpec, T: number, dtype: string, device: string, im
 }
 
 /** Fills the derived columns of a row from its median time. */
-export function finishRow(row: ResultRow, spec: ModelSpec, dtype: BenchDtype, hit: number, hitSource: string, copyGBps: number): ResultRow {
+export function finishRow(row: ResultRow, spec: ModelSpec, dtype: BenchDtype, hit: number, hitSource: string, copyGBps: number, peakTflops?: number): ResultRow {
   const w = work(spec, dtype, row.tokens, hit);
   row.bytes = w.bytes;
   row.weightBytes = w.weightBytes;
@@ -70,11 +70,12 @@ export function finishRow(row: ResultRow, spec: ModelSpec, dtype: BenchDtype, hi
   row.tflops = tflops(w.flops, row.medianMs);
   row.copyRatio = row.gbps / copyGBps;
   row.floorMs = w.bytes / copyGBps / 1e6;
+  if (peakTflops && Number.isFinite(peakTflops)) row.computeFloorMs = w.flops / peakTflops / 1e9;
   if (spec.scaledFrom) row.note = [row.note, `scaled down: H, I, E of ${spec.scaledFrom.model} divided by ${spec.scaledFrom.divisor}`].filter(Boolean).join('; ');
   return row;
 }
 
-async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptions, device: string, copyGBps: number): Promise<ResultRow> {
+async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptions, device: string, copyGBps: number, peakTflops: number): Promise<ResultRow> {
   const { spec, dtype } = layer;
   const x = randomGpuTensor(ctx, 'float32', [T, spec.H], 7 + T, 'f32', 'x');
   try {
@@ -125,17 +126,16 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
     }
     // back-to-back forwards, one drain: wall time per forward without the per-forward sync
     const nb = Math.max(1, o.iters);
-    const releases: (() => void)[] = [];
+    // scratch goes back to the pool right after each submit: the next forward reuses it in queue order
     const t0 = performance.now();
     for (let i = 0; i < nb; i++) {
       const rec = new Recorder(ctx);
       const f = runMoE(ctx, layer, rec, x);
       rec.submit();
-      releases.push(f.release);
+      f.release();
     }
     await ctx.sync();
     const wallMs = (performance.now() - t0) / nb;
-    releases.forEach((r) => r());
     const useTs = dev.length === o.iters;
     const s = summarize(useTs ? dev : walls);
     const row: ResultRow = {
@@ -146,13 +146,13 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
     };
     const errs = ctx.takeUncapturedErrors();
     if (errs.length) throw new Error(`uncaptured GPU errors: ${errs.join('; ')}`);
-    return finishRow(row, spec, dtype, Number.isFinite(hit) ? hit : expectedDistinctExperts(spec.E, spec.k, T), Number.isFinite(hit) ? 'routing' : 'expected-uniform', copyGBps);
+    return finishRow(row, spec, dtype, Number.isFinite(hit) ? hit : expectedDistinctExperts(spec.E, spec.k, T), Number.isFinite(hit) ? 'routing' : 'expected-uniform', copyGBps, peakTflops);
   } finally {
     x.destroy();
   }
 }
 
-function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOptions, copyGBps: number, layer: ReturnType<typeof createCpuLayer>): ResultRow {
+function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOptions, copyGBps: number, layer: ReturnType<typeof createCpuLayer>, peakTflops: number): ResultRow {
   const x = new Float32Array(randomWords('f32', T * spec.H, 7 + T).buffer);
   let hit = 0;
   for (let i = 0; i < o.warmup; i++) cpuForward(layer, x, T);
@@ -168,7 +168,7 @@ function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOptions, 
     model: spec.name, tokens: T, dtype, device: 'cpu', impl: 'cpu-ref', medianMs: s.median, p10Ms: s.p10, p90Ms: s.p90, minMs: s.min, maxMs: s.max,
     timing: 'wall', gbps: NaN, tflops: NaN, kernels: [],
   };
-  return finishRow(row, spec, dtype, hit, 'routing', copyGBps);
+  return finishRow(row, spec, dtype, hit, 'routing', copyGBps, peakTflops);
 }
 
 /**
@@ -198,7 +198,7 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
         try {
           if (!layer) throw new Error(`skipped on the CPU device: ${(hostBytes / 2 ** 30).toFixed(1)} GiB of weights (limit ${CPU_MAX_WEIGHT_BYTES / 2 ** 30} GiB); use a WebGPU adapter or a scaled shape (<model>/sN)`);
           if (flops > CPU_MAX_FLOPS) throw new Error(`skipped on the CPU device: ${(flops / 1e9).toFixed(0)} GFLOP for this row (limit ${CPU_MAX_FLOPS / 1e9}); use fewer --tokens/--iters or a scaled shape`);
-          results.push(cpuRow(spec, dtype, T, o, copyGBps, layer));
+          results.push(cpuRow(spec, dtype, T, o, copyGBps, layer, peakTflops));
         } catch (e) {
           results.push(failedRow(spec, T, dtype, 'cpu', 'cpu-ref', e));
         }
@@ -228,7 +228,7 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
         if (!layer) results.push(failedRow(spec, T, dtype, device.name, implFor(dtype), err));
         else {
           try {
-            results.push(await gpuRow(ctx, layer, T, o, device.name, copyGBps));
+            results.push(await gpuRow(ctx, layer, T, o, device.name, copyGBps, peakTflops));
           } catch (e) {
             results.push(failedRow(spec, T, dtype, device.name, layer.impl, e));
           }

@@ -45,6 +45,8 @@ export interface ResultRow {
   expertsHitSource?: string;
   /** Bandwidth floor: bytes / copy bandwidth (ms). */
   floorMs?: number;
+  /** Compute floor: flops / the run's peakTflops (ms). */
+  computeFloorMs?: number;
   kernels: KernelTime[];
   /** Set when the row could not run; the numbers are then NaN -> null in JSON. */
   error?: string;

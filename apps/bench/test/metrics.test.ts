@@ -63,3 +63,22 @@ describe('bytes and flops', () => {
     expect(() => findModel('nope')).toThrow(/unknown model/);
   });
 });
+
+import { finishRow } from '../src/bench.js';
+
+describe('finishRow', () => {
+  it('derives the rates and floors from the median (hand computed)', () => {
+    const spec = findModel('tiny'); // H 64, I 32, E 4, k 2, 1 shared
+    const row = finishRow({ model: 'tiny', tokens: 2, dtype: 'bf16', device: 'd', medianMs: 0.5, p10Ms: 0.4, p90Ms: 0.6, gbps: NaN, tflops: NaN, kernels: [] }, spec, 'bf16', 3, 'routing', 100, 2);
+    const bytes = 3 * 3 * 64 * 32 * 2 + 1 * 3 * 64 * 32 * 2 + 4 * 64 * 2 + 2 * 2 * 64 * 4; // experts hit, shared, router, x+y
+    const flops = 2 * 2 * 2 * 3 * 64 * 32 + 2 * 2 * 64 * 4 + 2 * 2 * 3 * 64 * 32;
+    expect(row.bytes).toBe(bytes);
+    expect(row.flops).toBe(flops);
+    expect(row.gbps).toBeCloseTo(bytes / 0.5 / 1e6, 12);
+    expect(row.tflops).toBeCloseTo(flops / 0.5 / 1e9, 15);
+    expect(row.copyRatio).toBeCloseTo(bytes / 0.5 / 1e6 / 100, 12);
+    expect(row.floorMs).toBeCloseTo(bytes / 100 / 1e6, 12);
+    expect(row.computeFloorMs).toBeCloseTo(flops / 2 / 1e9, 15);
+    expect(row.expertsHit).toBe(3);
+  });
+});
