@@ -141,7 +141,6 @@ export default defineConfig({
   root: webDir,
   base: './',
   clearScreen: false,
-  logLevel: 'warn',
   plugins: [fixturesPlugin(), noNodeBuiltinsPlugin()],
   // Keep class names through minification: typed errors print their names (UnsupportedError, not 'z').
   esbuild: { keepNames: true },
@@ -151,6 +150,8 @@ export default defineConfig({
       ...pkgs.map((p) => ({ find: new RegExp(`^@webmoe/${p}$`), replacement: join(repoRoot, 'packages', p, 'src', 'index.ts') })),
     ],
   },
+  // Scan only the page for dependencies (not the built copy in dist/).
+  optimizeDeps: { entries: ['index.html'] },
   server: { host: '127.0.0.1', fs: { allow: [repoRoot, fixturesDir()] } },
   preview: { host: '127.0.0.1' },
   build: {
