@@ -57,6 +57,37 @@ function tolOf(spec: string): number {
   return dtype === 'bfloat16' || dtype === 'float16' ? j.bf16_rel_tol : j.f32_rel_tol;
 }
 
+/** A float tensor of a fixture's golden.safetensors, read here with a few lines of our own (F32 and BF16 only). */
+function goldenTensor(name: string, tensor: string): Float32Array {
+  const b = readFileSync(join(fixturesDir(), 'hf-moe', name, 'golden.safetensors'));
+  const n = Number(b.readBigUInt64LE(0));
+  const h = JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+  const e = h[tensor];
+  if (!e) throw new Error(`${name}/golden.safetensors has no ${tensor}`);
+  const raw = b.subarray(8 + n + e.data_offsets[0], 8 + n + e.data_offsets[1]);
+  if (e.dtype === 'F32') return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+  if (e.dtype === 'BF16') {
+    const out = new Float32Array(raw.byteLength / 2);
+    const u = new Uint32Array(out.buffer);
+    for (let i = 0; i < out.length; i++) u[i] = raw.readUInt16LE(2 * i) << 16;
+    return out;
+  }
+  throw new Error(`${name}/${tensor}: dtype ${e.dtype} not handled by the test`);
+}
+
+/** ||got - want|| / ||want|| over want's values (a golden of [H] holds token 0 only: compare row 0). */
+function relErrAgainstGolden(spec: string, got: readonly number[]): number {
+  const [name, dtype] = spec.split('@');
+  const want = goldenTensor(name, dtype === 'bfloat16' ? 'output_bf16' : 'output');
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < want.length; i++) {
+    num += (got[i] - want[i]) ** 2;
+    den += want[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
 let server: { close(): Promise<void> } | undefined;
 let browser: BrowserContext | undefined;
 let page: Page | undefined;
@@ -156,6 +187,11 @@ describe('demo page in headless Chromium', () => {
     expect(c!.relErr).not.toBeNull();
     expect(Number.isFinite(c!.relErr)).toBe(true);
     expect(c!.relErr!).toBeLessThan(tol);
+    // The same check on the page's output, against the golden read here.
+    expect(c!.output, 'the page exposes the output').toBeDefined();
+    expect(c!.output!.length).toBe(c!.tokens! * c!.hidden!);
+    expect(c!.output!.every(Number.isFinite)).toBe(true);
+    expect(relErrAgainstGolden(spec, c!.output!)).toBeLessThan(tol);
     expect(c!.forwardMs).toBeGreaterThan(0);
     if (c!.timing === 'gpu-timestamps') expect(c!.kernels.length).toBeGreaterThan(0);
   });
