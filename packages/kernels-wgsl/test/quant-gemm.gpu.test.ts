@@ -204,3 +204,56 @@ describe('folded grids', () => {
     expect(relErr(y, yRef)).toBeLessThan(1e-4);
   });
 });
+
+describe('whole-word weight loads (rows a multiple of the values per word) vs element loads vs reference', () => {
+  const FMTS: ExpertQuantFormat[] = [
+    { kind: 'dense', dtype: 'bfloat16' },
+    { kind: 'dense', dtype: 'float16' },
+    { kind: 'dense', dtype: 'float32' },
+    { kind: 'fp8_block' },
+    { kind: 'fp8_block', dtype: 'float8_e5m2', block: [16, 6] },
+    { kind: 'fp8_block', block: [5, 12] },
+    { kind: 'mxfp4' },
+    { kind: 'int_block', bits: 4, blockSize: 32 },
+    { kind: 'int_block', bits: 4, blockSize: 12, scaleDtype: 'float16' },
+    { kind: 'int_block', bits: 8, blockSize: 6 },
+    { kind: 'int_block', bits: 8, blockSize: 16, scaleDtype: 'float16' },
+  ];
+  FMTS.forEach((f, n) => {
+    it(`${JSON.stringify(f)}`, async (t) => {
+      if (!ctx) return t.skip('no WebGPU adapter');
+      const r = rng(7000 + n);
+      const T = n % 2 ? 1 : 9, k = 2, E = 4, H = 96, I = 64;
+      const act: ExpertActivation = n % 3 === 0 ? oai : n % 3 === 1 ? silu : lim;
+      const wgu = quantizeExperts(randomArray(r, E * 2 * I * H, -0.3, 0.3), E, 2 * I, H, f);
+      const wd = quantizeExperts(randomArray(r, E * H * I, -0.3, 0.3), E, H, I, f);
+      const x = randomArray(r, T * H, -2, 2);
+      const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
+      const hRef = groupedGateUpRef(x, g, wgu, undefined, act);
+      const yRef = groupedDownRef(hRef, g, wd);
+      for (const vectorize of [true, false]) {
+        for (const tile of ['decode', 'prefill'] as const) {
+          const { h, y } = await gpuChecked(ctx, async () => {
+            const gx = GpuTensor.upload(ctx!, HostTensor.fromFloat32([T, H], x));
+            const a = uploadExpertWeights(ctx!, wgu);
+            const b = uploadExpertWeights(ctx!, wd);
+            const gg = uploadGrouping(ctx!, g);
+            const gh2 = GpuTensor.upload(ctx!, HostTensor.fromFloat32([T * k, I], hRef));
+            const rec = new Recorder(ctx!);
+            const gh = groupedGateUpGpu(ctx!, rec, gx, gg, a, undefined, act, { vectorize, tile });
+            const gy = groupedDownGpu(ctx!, rec, gh2, gg, b, undefined, { vectorize, tile });
+            rec.submit();
+            const out = { h: (await gh.download()).data as Float32Array, y: (await gy.download()).data as Float32Array };
+            for (const z of [gx, gh, gh2, gy]) z.destroy();
+            destroyExpertWeights(a);
+            destroyExpertWeights(b);
+            gg.destroy();
+            return out;
+          });
+          expect(relErr(h, hRef), `gate_up vectorize=${vectorize} tile=${tile}`).toBeLessThan(2e-5);
+          expect(relErr(y, yRef), `down vectorize=${vectorize} tile=${tile}`).toBeLessThan(2e-5);
+        }
+      }
+    });
+  });
+});

@@ -33,6 +33,10 @@ export type GroupedGemmVariant = {
   xmode: 'token' | 'pair' | 'grouped';
   /** Multiply the X row by rowScale[order[p]]. */
   rowScale: boolean;
+  /** Weights per u32 word decoded at once in the tile loads (1 = element by element; 2/4/8 need cols % vec == 0). */
+  vec: number;
+  /** With vec > 1: one scale per word (the scale block width is a multiple of vec). */
+  s1: boolean;
   /** Tile: rows, outputs, per-thread rows, per-thread outputs (threads = TM/RM * TN/RN = 64). */
   tm: number;
   tn: number;
@@ -129,6 +133,42 @@ fn wld(e: u32, row: u32, col: u32) -> f32 {
   }
 }
 
+/** Values per u32 word of each storage format. */
+export const WORD_VALUES: Readonly<Record<WeightFormat, number>> = Object.freeze({ float32: 1, bfloat16: 2, float16: 2, fp8_e4m3: 4, fp8_e5m2: 4, mxfp4: 8, int4: 8, int8: 4 });
+
+/** `fn wvec(e, row, col0) -> array<f32, V>`: the V weights of one aligned u32 word (col0 % V == 0, cols % V == 0). */
+function wordWgsl(v: GroupedGemmVariant): string {
+  const V = v.vec;
+  const head = `fn wvec(e: u32, row: u32, col0: u32) -> array<f32, ${V}> {\n  let er = e * u.wRows + row;\n  var o: array<f32, ${V}>;`;
+  switch (v.wf) {
+    case 'bfloat16':
+      return `${head}\n  let w = WQ[(er * u.K + col0) >> 1u];\n  o[0] = bitcast<f32>(w << 16u);\n  o[1] = bitcast<f32>(w & 0xffff0000u);\n  return o;\n}`;
+    case 'float16':
+      return `${head}\n  let h = unpack2x16float(WQ[(er * u.K + col0) >> 1u]);\n  o[0] = h.x;\n  o[1] = h.y;\n  return o;\n}`;
+    case 'fp8_e4m3':
+    case 'fp8_e5m2': {
+      const dec = v.wf === 'fp8_e4m3' ? 'decode_e4m3' : 'decode_e5m2';
+      const sbase = `(e * u.wa + row / u.wc) * u.wb`;
+      const sc = v.s1 ? `let s = WS[${sbase} + col0 / u.wd];` : `let sb = ${sbase};`;
+      const si = v.s1 ? 's' : `WS[sb + (col0 + i) / u.wd]`;
+      return `${head}\n  let w = WQ[(er * u.K + col0) >> 2u];\n  ${sc}\n  for (var i = 0u; i < 4u; i++) { o[i] = ${dec}((w >> (i * 8u)) & 0xffu) * ${si}; }\n  return o;\n}`;
+    }
+    case 'mxfp4':
+      return `${head}\n  let w = WQ[(er * (u.K >> 1u) + (col0 >> 1u)) >> 2u];\n  let sidx = er * u.wa + (col0 >> 5u);\n  let sx = i32((WS[sidx >> 2u] >> ((sidx & 3u) * 8u)) & 0xffu) - 127;\n  for (var i = 0u; i < 8u; i++) { o[i] = ldexp(fp4((w >> (i * 4u)) & 15u), sx); }\n  return o;\n}`;
+    case 'int4':
+    case 'int8': {
+      const four = v.wf === 'int4';
+      const word = four ? `WQ[(er * (u.K >> 1u) + (col0 >> 1u)) >> 2u]` : `WQ[(er * u.K + col0) >> 2u]`;
+      const sc = v.s1 ? `let s = wscale(er * u.wa + col0 / u.wb);` : `let sb = er * u.wa;`;
+      const si = v.s1 ? 's' : `wscale(sb + (col0 + i) / u.wb)`;
+      const code = four ? `f32((w >> (i * 4u)) & 15u) - 8.0` : `f32((w >> (i * 8u)) & 0xffu) - 128.0`;
+      return `${head}\n  let w = ${word};\n  ${sc}\n  for (var i = 0u; i < ${V}u; i++) { o[i] = (${code}) * ${si}; }\n  return o;\n}`;
+    }
+    case 'float32':
+      throw new Error('grouped_gemm: float32 weights load element by element (vec 1)');
+  }
+}
+
 function activationWgsl(act: GroupedGemmVariant['act']): string {
   switch (act) {
     case 'silu':
@@ -154,6 +194,7 @@ export const groupedGemmKernel = defineKernel<GroupedGemmVariant>('grouped_gemm'
   const { tm, tn, rm, rn } = v;
   const tx = tn / rn;
   if ((tm / rm) * tx !== GEMM_THREADS || tm % rm || tn % rn) throw new Error(`grouped_gemm: bad tile ${tm}x${tn}/${rm}x${rn}`);
+  if (![1, 2, 4, 8].includes(v.vec) || (v.vec > 1 && v.vec !== WORD_VALUES[v.wf]) || TK % v.vec) throw new Error(`grouped_gemm: bad vec ${v.vec} for ${v.wf}`);
   const fused = v.op === 'gate_up';
   const nw = fused ? 2 : 1;
   const bindings: string[] = ['X: array<f32>', 'ORDER: array<u32>', 'META: array<u32>'];
@@ -172,6 +213,10 @@ export const groupedGemmKernel = defineKernel<GroupedGemmVariant>('grouped_gemm'
   const inner = fused
     ? `for (var c = 0u; c < ${rn}u; c++) { let wg = WS_T[kk * ${tn}u + tx + c * ${tx}u]; let wu = WS_T[${tn * TK}u + kk * ${tn}u + tx + c * ${tx}u]; for (var r = 0u; r < ${rm}u; r++) { acc[r * ${rn}u + c] = fma(a[r], wg, acc[r * ${rn}u + c]); accu[r * ${rn}u + c] = fma(a[r], wu, accu[r * ${rn}u + c]); } }`
     : `for (var c = 0u; c < ${rn}u; c++) { let wv = WS_T[kk * ${tn}u + tx + c * ${tx}u]; for (var r = 0u; r < ${rm}u; r++) { acc[r * ${rn}u + c] = fma(a[r], wv, acc[r * ${rn}u + c]); } }`;
+  const V = v.vec;
+  const wloadVec = fused
+    ? `var gv: array<f32, ${V}>; var uv: array<f32, ${V}>; if (o < u.N && col < u.K) { gv = wvec(e, ${gateRow}, col); uv = wvec(e, ${upRow}, col); } for (var i = 0u; i < ${V}u; i++) { WS_T[(kk + i) * ${tn}u + n] = gv[i]; WS_T[${tn * TK}u + (kk + i) * ${tn}u + n] = uv[i]; }`
+    : `var wv: array<f32, ${V}>; if (o < u.N && col < u.K) { wv = wvec(e, o, col); } for (var i = 0u; i < ${V}u; i++) { WS_T[(kk + i) * ${tn}u + n] = wv[i]; }`;
   const wload = fused
     ? `var gv = 0.0; var uv = 0.0; if (o < u.N && col < u.K) { gv = wld(e, ${gateRow}, col); uv = wld(e, ${upRow}, col); } WS_T[kk * ${tn}u + n] = gv; WS_T[${tn * TK}u + kk * ${tn}u + n] = uv;`
     : `var wv = 0.0; if (o < u.N && col < u.K) { wv = wld(e, o, col); } WS_T[kk * ${tn}u + n] = wv;`;
@@ -185,6 +230,7 @@ ${decl}
 @group(0) @binding(${yb}) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(${yb + 1}) var<uniform> u: U;
 ${weightWgsl(v)}
+${v.vec > 1 ? wordWgsl(v) : ''}
 ${v.bias === 'none' ? '' : loadFn('bld', 'BIAS', v.bias)}
 ${fused ? activationWgsl(v.act) : ''}
 var<workgroup> XS: array<f32, ${tm * TK}>;
@@ -251,12 +297,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       if (r0 + r < r1 && col < u.K) { xv = X[ROWX[r] + col]${v.rowScale ? ' * ROWM[r]' : ''}; }
       XS[kk * ${tm}u + r] = xv;
     }
-    for (var j = lid; j < ${tn * TK}u; j += ${GEMM_THREADS}u) {
-      let n = j / ${TK}u;
-      let kk = j % ${TK}u;
+    for (var j = lid; j < ${(tn * TK) / V}u; j += ${GEMM_THREADS}u) {
+      let n = j / ${TK / V}u;
+      let kk = (j % ${TK / V}u) * ${V}u;
       let col = k0 + kk;
       let o = n0 + n;
-      ${wload}
+      ${V > 1 ? wloadVec : wload}
     }
     workgroupBarrier();
     for (var kk = 0u; kk < ${TK}u; kk++) {

@@ -20,7 +20,7 @@ import { foldWorkgroups, type Recorder, Uniforms, warmPipeline } from '../runtim
 import type { ExpertActivation, ExpertWeightsGpu, ExpertWeightsHost, GroupingGpu, GroupingRef } from './moe-types.js';
 import { expertDims, type ExpertDims } from './expert-weights.js';
 import { ACT_QUANT_GROUP, decodeExpertRow, fakeQuantFp8Ref, type ExpertActQuantOptions } from './quant-ref.js';
-import { actQuantKernel, groupedGemmKernel, tileOffsetsKernel, type GroupedGemmVariant, type WeightFormat } from './grouped-gemm-wgsl.js';
+import { WORD_VALUES, actQuantKernel, groupedGemmKernel, tileOffsetsKernel, type GroupedGemmVariant, type WeightFormat } from './grouped-gemm-wgsl.js';
 
 
 /** Options of the grouped GEMMs. @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { pool, actQuant: 'fp8_dynamic' })` */
@@ -29,6 +29,8 @@ export interface GroupedGemmOptions extends ExpertActQuantOptions {
   pool?: BufferPool;
   /** Force the tile shape (tests / tuning): 'decode' (4 rows x 32 outputs) or 'prefill' (32 x 32). Default: by rows per expert. */
   tile?: 'decode' | 'prefill';
+  /** Decode whole u32 words of weights at once where the row length allows (default true; false forces element-by-element loads, for tests). */
+  vectorize?: boolean;
 }
 
 /** Options of {@link groupedGateUpGpu}. @example `{ rowScale: routing.weights, pool }` */
@@ -100,7 +102,17 @@ function checkGroupingRef(g: GroupingRef): void {
 }
 
 /** Storage format, scale dtype and the four weight uniforms (wa..wd) of a weight container. */
-function weightFormat(w: ExpertWeightsGpu, d: ExpertDims): { wf: WeightFormat; sd: GroupedGemmVariant['sd']; buffers: GPUBuffer[]; wu: [number, number, number, number] } {
+/** Storage format, word vectorisation (vec, one scale per word) and buffers of a weight container. */
+function weightFormat(w: ExpertWeightsGpu, d: ExpertDims, opts: { vectorize?: boolean } = {}): { wf: WeightFormat; sd: GroupedGemmVariant['sd']; vec: number; s1: boolean; buffers: GPUBuffer[]; wu: [number, number, number, number] } {
+  const base = weightFormatBase(w, d);
+  const V = WORD_VALUES[base.wf];
+  // Whole-word loads need every row to start on a word boundary.
+  const vec = opts.vectorize !== false && V > 1 && d.cols % V === 0 ? V : 1;
+  const blockW = w.kind === 'fp8_block' ? w.block[1] : w.kind === 'int_block' ? w.blockSize : w.kind === 'mxfp4' ? 32 : 0;
+  return { ...base, vec, s1: vec > 1 && blockW > 0 && blockW % vec === 0 };
+}
+
+function weightFormatBase(w: ExpertWeightsGpu, d: ExpertDims): { wf: WeightFormat; sd: GroupedGemmVariant['sd']; buffers: GPUBuffer[]; wu: [number, number, number, number] } {
   switch (w.kind) {
     case 'dense':
       return { wf: w.w.dtype as WeightFormat, sd: 'none', buffers: [w.w.buffer], wu: [0, 0, 0, 0] };
@@ -169,13 +181,13 @@ function recordActQuant(rec: Recorder, grid: [number, number, number], x: GPUBuf
 function gemmVariant(
   op: GroupedGemmVariant['op'],
   act: ActParams | undefined,
-  wf: { wf: WeightFormat; sd: GroupedGemmVariant['sd'] },
+  wf: { wf: WeightFormat; sd: GroupedGemmVariant['sd']; vec: number; s1: boolean },
   bias: GroupedGemmVariant['bias'],
   xmode: GroupedGemmVariant['xmode'],
   rowScale: boolean,
   tile: (typeof TILES)[keyof typeof TILES],
 ): GroupedGemmVariant {
-  return { op, act: act?.kind ?? 'none', interleaved: act?.interleaved ?? false, wf: wf.wf, sd: wf.sd, bias, xmode, rowScale, ...tile };
+  return { op, act: act?.kind ?? 'none', interleaved: act?.interleaved ?? false, wf: wf.wf, sd: wf.sd, vec: wf.vec, s1: wf.s1, bias, xmode, rowScale, ...tile };
 }
 
 interface GemmCall {
@@ -192,6 +204,7 @@ interface GemmCall {
   K: number;
   N: number;
   y: GpuTensor;
+  vectorize: boolean | undefined;
 }
 
 function recordGemm(rec: Recorder, c: GemmCall, plan: GemmPlan): void {
@@ -200,7 +213,7 @@ function recordGemm(rec: Recorder, c: GemmCall, plan: GemmPlan): void {
   const { tile, nTilesN, nWork } = plan;
   const meta = rec.temp((2 * E + 2) * 4, 'grouped_gemm.meta');
   rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm: tile.tm }, buffers: [c.g.offsets.buffer, meta], uniforms: new Uniforms().u32(E, 0, 0, 0).finish(), workgroups: [1] });
-  const wf = weightFormat(c.w, c.d);
+  const wf = weightFormat(c.w, c.d, { vectorize: c.vectorize });
   const variant = gemmVariant(c.op, c.act, wf, c.biasDt, c.xmode, !!c.rowScale, tile);
   const buffers: GPUBuffer[] = [c.x, c.g.order.buffer, meta];
   if (c.rowScale) buffers.push(c.rowScale);
@@ -274,7 +287,7 @@ export function groupedGateUpGpu(
     xmode = rs ? 'pair' : 'token';
     rowScale = undefined;
   }
-  recordGemm(rec, { op: 'gate_up', act: a, x: xb, xmode, rowScale, g, w, d, bias, biasDt, K: H, N: I, y }, plan);
+  recordGemm(rec, { op: 'gate_up', act: a, x: xb, xmode, rowScale, g, w, d, bias, biasDt, K: H, N: I, y, vectorize: opts.vectorize }, plan);
   return y;
 }
 
@@ -311,7 +324,7 @@ export function groupedDownGpu(
   const y = outTensor(ctx, opts, [T * k, H], 'grouped_down.out');
   if (T * k === 0 || H === 0) return y;
   const xb = q.on && I > 0 ? recordActQuant(rec, plan.quantGrid!, h.buffer, T * k, I, 1, undefined, q.clamp) : h.buffer;
-  recordGemm(rec, { op: 'down', act: undefined, x: xb, xmode: 'grouped', rowScale: undefined, g, w, d, bias, biasDt, K: I, N: H, y }, plan);
+  recordGemm(rec, { op: 'down', act: undefined, x: xb, xmode: 'grouped', rowScale: undefined, g, w, d, bias, biasDt, K: I, N: H, y, vectorize: opts.vectorize }, plan);
   return y;
 }
 
