@@ -193,6 +193,7 @@ describe('demo page in headless Chromium', () => {
     expect(c!.output!.every(Number.isFinite)).toBe(true);
     expect(relErrAgainstGolden(spec, c!.output!)).toBeLessThan(tol);
     expect(c!.forwardMs).toBeGreaterThan(0);
+    expect(c!.repeatMatches, 'a second forward gives the same output bit for bit').toBe(true);
     if (c!.timing === 'gpu-timestamps') expect(c!.kernels.length).toBeGreaterThan(0);
   });
 

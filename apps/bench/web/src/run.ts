@@ -138,6 +138,7 @@ export async function runCase(src: PageSource, ctx: GpuContext | null, opts: { l
     forwardMs: 0,
     firstForwardMs: 0,
     loadMs: 0,
+    repeatMatches: null,
   };
   try {
     const t0 = performance.now();
@@ -178,6 +179,7 @@ export async function runCase(src: PageSource, ctx: GpuContext | null, opts: { l
     r.kernels = run.kernels;
     r.timing = run.timing;
     if (run.output.length <= 65536) r.output = Array.from(run.output);
+    r.repeatMatches = run.repeatMatches;
     if (want) {
       let got = run.output;
       if (want.size === input.shape[1] && want.size !== run.output.length) {
@@ -188,6 +190,10 @@ export async function runCase(src: PageSource, ctx: GpuContext | null, opts: { l
       r.relErr = relError(got, want.toFloat32());
       r.tol ??= plan.tolKey === 'f32_rel_tol' ? 1e-4 : 2e-2;
       r.status = r.relErr < r.tol ? 'pass' : 'fail';
+      if (!run.repeatMatches) {
+        r.status = 'fail';
+        r.message = `${r.message ? r.message + '; ' : ''}a second forward gave a different output (not deterministic)`;
+      }
     } else {
       r.status = 'unchecked';
       r.message ??= 'no golden output: nothing to compare with';

@@ -50,6 +50,8 @@ export interface CaseResult {
   forwardMs: number;
   /** Wall time of the first forward (pipeline compilation included), ms. */
   firstForwardMs: number;
+  /** Whether a second forward gave the same output bit for bit (null when not run). */
+  repeatMatches: boolean | null;
   /** The layer's output (first forward), row-major [T, H], when it has at most 65536 values (for tests). */
   output?: number[];
   /** Time to fetch/read and load the checkpoint, ms. */
