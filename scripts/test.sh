@@ -10,3 +10,4 @@ mkdir -p "$XDG_RUNTIME_DIR"
 pnpm install --frozen-lockfile
 pnpm build
 pnpm test
+pnpm test:browser

@@ -305,10 +305,10 @@ export class Recorder {
     }
   }
 
-  /** Records a buffer copy (ends the current pass first). */
-  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
+  /** Records a buffer copy (ends the current pass first). `capture: false` keeps it out of a captured graph (e.g. this call's input copy). */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number, opts: { capture?: boolean } = {}): void {
     this.endPass();
-    if (this.capture) this.commands.push({ kind: 'copy', src, srcOffset, dst, dstOffset, size });
+    if (this.capture && opts.capture !== false) this.commands.push({ kind: 'copy', src, srcOffset, dst, dstOffset, size });
     this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
   }
 
