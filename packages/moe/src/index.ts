@@ -5,3 +5,4 @@ export * from './moe.js';
 export * from './checkpoint.js';
 export * from './hf-config.js';
 export * from './hf-loader.js';
+export * from './sharded.js';

@@ -26,6 +26,9 @@ import { Module, MLP, Linear, LayerList, type Parameter, type MLPActivation } fr
 import { MoEGate, type GateClass, type GateOptions } from './gates.js';
 import { UnsupportedError } from './errors.js';
 import { loadHuggingFaceMoE, type HFLoadOptions } from './hf-loader.js';
+import { ShardingError, ShardingStrategy, type EPBatchManager } from '@webmoe/sharding';
+import type { ShardDevices } from '@webmoe/nn';
+import { shardMoE, type ShardedMoE } from './sharded.js';
 
 /** The expert weights of an MoE, in the kernels' terms (dense or quantized kinds; `MoE.record` takes one to override the stacked weights). @example `moe.record(rec, x, pool, scratch, { gateUp: { kind: 'fp8_block', q, scaleInv, block: [128, 128] }, down })` */
 export interface ExpertWeightSet<W> {
@@ -96,8 +99,18 @@ export interface MoEOptions {
   sharedExpertsDim?: number;
   /** Qwen2-MoE: scales the shared experts by `sigmoid(x @ shared_expert_gate^T)` ([1, H]). */
   hasSharedExpertGate?: boolean;
-  /** Expert-parallel size; only 1 here (sharding lives in @webmoe/sharding). */
+  /**
+   * MAX `ep_size`. 1 (default): the layer holds all E experts. n > 1: the
+   * layer is one expert-parallel shard (built by `shard()` with
+   * `ShardingStrategy.expertParallel(n)`): it holds the experts
+   * `[shardIndex*E/n, (shardIndex+1)*E/n)` only (E must be divisible by n,
+   * ShardingError otherwise) and runs through {@link ShardedMoE.forward}.
+   */
   epSize?: number;
+  /** Which expert-parallel shard this layer is (with `epSize > 1`; default 0). */
+  shardIndex?: number;
+  /** MAX `ep_batch_manager`: the EP dispatch/combine a sharded layer uses (kept for reference; `ShardedMoE` makes its own). */
+  epBatchManager?: EPBatchManager;
   /** Storage dtype of the weights (default float32). Activations are float32. */
   dtype?: DType;
   /** Scale each expert's input by its router weight and sum the outputs unweighted (Llama 4). */
@@ -152,6 +165,8 @@ export class MoE extends Module {
   readonly hasSharedExperts: boolean;
   readonly sharedExpertsDim: number;
   readonly epSize: number;
+  /** MAX `ep_batch_manager` (expert-parallel shards), or undefined. */
+  readonly epBatchManager: EPBatchManager | undefined;
   readonly applyRouterWeightFirst: boolean;
   readonly swigluLimit: number;
   readonly quantConfig: unknown;
@@ -174,7 +189,13 @@ export class MoE extends Module {
     const devices = opts.devices ?? [DeviceRef.CPU()];
     if (devices.length !== 1) throw new UnsupportedError('MoE devices', `${devices.length} devices`, 'one device per layer (shard with @webmoe/sharding)');
     const epSize = opts.epSize ?? 1;
-    if (epSize !== 1) throw new UnsupportedError('MoE epSize', `epSize=${epSize}`, 'epSize 1');
+    if (!Number.isInteger(epSize) || epSize < 1) throw new ShardingError('MoE epSize', 'a positive integer', epSize);
+    if (epSize > 1 && opts.quantConfig) throw new UnsupportedError('MoE epSize', `epSize=${epSize} with quantized experts`, 'expert parallelism of dense experts');
+    if (epSize > 1 && (typeof opts.numExperts !== 'number' || opts.numExperts % epSize !== 0)) {
+      throw new ShardingError(`MoE numExperts (expert parallel over epSize ${epSize})`, `a multiple of ${epSize}`, opts.numExperts);
+    }
+    const shardIndex = opts.shardIndex ?? 0;
+    if (!Number.isInteger(shardIndex) || shardIndex < 0 || shardIndex >= epSize) throw new ShardingError('MoE shardIndex', `an integer in [0, ${epSize})`, shardIndex);
     if (opts.quantConfig !== undefined && opts.quantConfig !== null) {
       throw new UnsupportedError('MoE quantConfig', JSON.stringify(opts.quantConfig), 'unquantized float32/bfloat16/float16 experts');
     }
@@ -191,6 +212,8 @@ export class MoE extends Module {
     this.sharedExpertsDim = this.hasSharedExperts ? positiveInt('sharedExpertsDim', opts.sharedExpertsDim) : 0;
     if (opts.hasSharedExpertGate && !this.hasSharedExperts) throw new ValueError('MoE hasSharedExpertGate', 'hasSharedExperts: true', false);
     this.epSize = epSize;
+    this.shardIndex = shardIndex;
+    this.epBatchManager = opts.epBatchManager;
     this.applyRouterWeightFirst = !!opts.applyRouterWeightFirst;
     this.swigluLimit = opts.swigluLimit ?? 0;
     if (!(this.swigluLimit >= 0)) throw new ValueError('MoE swigluLimit', 'a number >= 0', this.swigluLimit);
@@ -203,7 +226,7 @@ export class MoE extends Module {
     const mod = { dtype, device: devices[0], ctx: opts.ctx };
     const GateCls = opts.gateCls ?? MoEGate;
     this.gate = this.addModule('gate', new GateCls({ ...mod, ...opts.gateOptions, hiddenDim: H, numExperts: E, numExpertsPerToken: this.numExpertsPerToken }));
-    this.stacked = this.addModule('experts', new StackedExperts({ ...mod, numExperts: E, hiddenDim: H, moeDim: I, hasBias: opts.hasExpertBias }));
+    this.stacked = this.addModule('experts', new StackedExperts({ ...mod, numExperts: E / epSize, hiddenDim: H, moeDim: I, hasBias: opts.hasExpertBias }));
     this.sharedExperts = this.hasSharedExperts ? this.addModule('shared_experts', new MLP({ ...mod, hiddenDim: H, feedForwardLength: this.sharedExpertsDim })) : undefined;
     this.sharedExpertGate = opts.hasSharedExpertGate ? this.addModule('shared_expert_gate', new Linear({ ...mod, inDim: H, outDim: 1 })) : undefined;
   }
@@ -238,9 +261,38 @@ export class MoE extends Module {
   get scratchPool(): BufferPool | undefined {
     return this.pool;
   }
-  /** MAX's `shard_devices`: the devices this layer runs on. */
-  get shardDevices(): readonly DeviceRef[] {
-    return this.devices;
+  /** Experts this layer holds: numExperts, or numExperts / epSize for an expert-parallel shard. */
+  get numLocalExperts(): number {
+    return this.numExperts / this.epSize;
+  }
+
+  /**
+   * MAX `MoE.shard(devices)`: cuts this loaded layer over `devices` (a
+   * DeviceGroup, or CPU DeviceRefs) with `shardingStrategy` (or `strategy`):
+   * `ShardingStrategy.tensorParallel(n)` or `expertParallel(n)`. Returns a
+   * {@link ShardedMoE}: `shards` (one MoE per device, with `shardIndex`,
+   * `shardDevices`, `shardingStrategy`) and the sharded `forward`. Typed
+   * errors (devices count vs the strategy's, E not divisible by n, moeDim
+   * too small for n) before anything is allocated.
+   *
+   * @example
+   * ```ts
+   * moe.shardingStrategy = ShardingStrategy.expertParallel(2);
+   * const ep = moe.shard(await DeviceGroup.create(2));
+   * const y = await ep.forward(x); // == await moe.forward(x), to f32 rounding
+   * ep.destroy();
+   * ```
+   */
+  shard(devices: ShardDevices, strategy?: ShardingStrategy): ShardedMoE {
+    const st = strategy ?? this.shardingStrategy;
+    if (!(st instanceof ShardingStrategy)) {
+      throw new ShardingError('MoE.shard shardingStrategy', 'ShardingStrategy.tensorParallel(n) or expertParallel(n) (set moe.shardingStrategy or pass one)', st === undefined ? 'undefined' : typeof st);
+    }
+    return shardMoE(this, devices, st);
+  }
+
+  private checkNotEPShard(what: string): void {
+    if (this.epSize > 1) throw new UnsupportedError(what, `an expert-parallel shard (epSize=${this.epSize}) on its own`, 'the sharded layer: ShardedMoE.forward');
   }
 
   /**
@@ -253,7 +305,7 @@ export class MoE extends Module {
     if (this.activation.layout !== 'concat' || this.activation.kind === 'swigluoai' || this.stacked.gateUpBias) {
       throw new UnsupportedError('MoE.experts', `per-expert MLPs for ${this.activation.kind}/${this.activation.layout} experts with bias=${!!this.stacked.gateUpBias}`, 'concat-layout silu / swiglu_limit experts without bias');
     }
-    const E = this.numExperts;
+    const E = this.numLocalExperts;
     const H = this.hiddenDim;
     const I = this.moeDim;
     const gu = this.stacked.gateUpProj.value;
@@ -379,6 +431,7 @@ export class MoE extends Module {
    * output [T, H], not from the pool.
    */
   record(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[], w: ExpertWeightSet<ExpertWeightsGpu> = this.stacked.gpuWeights()): GpuTensor {
+    this.checkNotEPShard('MoE.record');
     const ctx = this.ctx!;
     const keep = <G extends { destroy(): void }>(t: G): G => {
       scratch.push(t);
@@ -411,6 +464,7 @@ export class MoE extends Module {
   forwardHost(x: Float32Array, T = x.length / this.hiddenDim): Float32Array {
     if (!Number.isInteger(T) || x.length !== T * this.hiddenDim) throw new ShapeError('MoE.forward input', ['T', this.hiddenDim], `${x.length} values`);
     if (T === 0) return new Float32Array(0);
+    this.checkNotEPShard('MoE.forwardHost');
     const w = this.stacked.hostWeights();
     const logits = linearRef(x, T, this.gate.weight.value, this.gate.bias?.value);
     const routing = routerRef(logits, T, this.gate.routerParams(), this.gate.eScoreCorrectionBias?.value.toFloat32());

@@ -3,3 +3,4 @@ export * from './errors.js';
 export * from './module.js';
 export * from './linear.js';
 export * from './mlp.js';
+export * from './shard.js';

@@ -1,6 +1,8 @@
 import { HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
 import { GpuTensor, Recorder, linearGpu, linearRef, type BufferPool } from '@webmoe/kernels-wgsl';
+import type { ShardingStrategy } from '@webmoe/sharding';
 import { Module, type ModuleOptions, type Parameter } from './module.js';
+import { ShardedLinear, resolveShardGroup, strategyOf, type ShardDevices } from './shard.js';
 
 /** Options of {@link Linear}. @example `{ inDim: 64, outDim: 8, hasBias: true, dtype: 'bfloat16' }` */
 export interface LinearOptions extends ModuleOptions {
@@ -57,6 +59,28 @@ export class Linear extends Module {
     this.outDim = opts.outDim;
     this.weight = this.addParameter('weight', [opts.outDim, opts.inDim]);
     this.bias = opts.hasBias ? this.addParameter('bias', [opts.outDim]) : undefined;
+  }
+
+  /**
+   * MAX `Linear.shard(devices)`: cuts the loaded layer over `devices` with
+   * `shardingStrategy` (rowwise, columnwise or replicate; or `strategy`).
+   * The result holds one Linear per device (`shards`, each with
+   * `shardIndex`, `shardDevices`, `shardingStrategy`) and runs the sharded
+   * forward. ShardingError (devices count vs the strategy's, a shard left
+   * empty) before anything is allocated.
+   *
+   * @example
+   * ```ts
+   * lin.shardingStrategy = ShardingStrategy.rowwise(2);
+   * const s = lin.shard(DeviceGroup.cpu(2));
+   * await s.forward(x); // [T, outDim]
+   * ```
+   */
+  shard(devices: ShardDevices, strategy?: ShardingStrategy): ShardedLinear {
+    const st = strategyOf('Linear.shard', this, strategy);
+    const group = resolveShardGroup('Linear.shard', devices, st);
+    this.markShard(st, 0, group.devices);
+    return new ShardedLinear(this, group, st);
   }
 
   /** Records `x @ W^T + b` for x f32 [T, inDim] on the GPU; returns f32 [T, outDim] (from `opts.pool` when given). */

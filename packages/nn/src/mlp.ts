@@ -8,7 +8,9 @@ import {
   type ExpertActivation,
 } from '@webmoe/kernels-wgsl';
 import { Module, type ModuleOptions } from './module.js';
+import type { ShardingStrategy } from '@webmoe/sharding';
 import { Linear, rowsOf, type RecordOptions } from './linear.js';
+import { ShardedMLP, resolveShardGroup, strategyOf, type ShardDevices } from './shard.js';
 
 /** The gated activation of an {@link MLP}: SiLU-gated, or MAX's `swigluLimit` clamp. @example `{ kind: 'swiglu_limit', limit: 7 }` */
 export type MLPActivation = { kind: 'silu' } | { kind: 'swiglu_limit'; limit: number };
@@ -110,6 +112,28 @@ export class MLP extends Module {
     if (!this.packed) return;
     for (const t of Object.values(this.packed)) t?.destroy();
     this.packed = undefined;
+  }
+
+  /**
+   * MAX `MLP.shard(devices)`: cuts the loaded MLP over `devices` with
+   * `shardingStrategy` (`tensorParallel(n)` or `replicate(n)`; or
+   * `strategy`), see {@link ShardedMLP}. ShardingError (devices count vs the
+   * strategy's, feedForwardLength too small for n shards) before anything
+   * is allocated.
+   *
+   * @example
+   * ```ts
+   * mlp.shardingStrategy = ShardingStrategy.tensorParallel(2);
+   * const s = mlp.shard(group); // group = await DeviceGroup.create(2)
+   * const y = await s.forward(x);
+   * s.destroy();
+   * ```
+   */
+  shard(devices: ShardDevices, strategy?: ShardingStrategy): ShardedMLP {
+    const st = strategyOf('MLP.shard', this, strategy);
+    const group = resolveShardGroup('MLP.shard', devices, st);
+    this.markShard(st, 0, group.devices);
+    return new ShardedMLP(this, group, st);
   }
 
   /** The packed GPU weights (gate_up [1, 2I, H], down [1, H, I]); throws before loading. */

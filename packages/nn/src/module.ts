@@ -1,5 +1,6 @@
 import { DeviceRef, DTypeError, ShapeError, ValueError, HostTensor, shapeEquals, checkShape, type DType } from '@webmoe/tensor';
 import { GpuTensor, type GpuContext } from '@webmoe/kernels-wgsl';
+import type { ShardingStrategy } from '@webmoe/sharding';
 import { NotLoadedError, StateDictError } from './errors.js';
 
 /** A state dict: parameter name (dotted path) to host tensor. @example `{ 'gate_proj.weight': w }` or `new Map([['weight', w]])` */
@@ -83,6 +84,15 @@ export class Module {
   readonly dtype: DType;
   readonly device: DeviceRef;
   readonly ctx: GpuContext | undefined;
+  /**
+   * MAX `sharding_strategy`: how `shard(devices)` splits this module (unset
+   * until assigned; a shard carries the strategy it was cut with).
+   * @example `mlp.shardingStrategy = ShardingStrategy.tensorParallel(2); const s = mlp.shard(group);`
+   */
+  shardingStrategy: ShardingStrategy | undefined;
+  /** MAX `shard_idx`: which shard of its source this module is (0 for a module that was not cut from another). @example `sharded.shards[1].shardIndex // 1` */
+  shardIndex = 0;
+  private shardDeviceList: readonly DeviceRef[] | undefined;
   private readonly params = new Map<string, Parameter>();
   private readonly children = new Map<string, Module>();
 
@@ -91,6 +101,18 @@ export class Module {
     this.device = opts.device ?? DeviceRef.CPU();
     this.ctx = opts.ctx;
     if (this.device.isGpu() && !this.ctx) throw new ValueError('ctx', `a GpuContext for device ${this.device}`, 'undefined');
+  }
+
+  /** MAX `shard_devices`: the devices this module (or the module it was cut from) is sharded over; `[this.device]` when unsharded. @example `sharded.shards[0].shardDevices.length // 2` */
+  get shardDevices(): readonly DeviceRef[] {
+    return this.shardDeviceList ?? [this.device];
+  }
+
+  /** Records that this module is shard `index` of a module sharded over `devices` with `strategy` (called by the `shard()` implementations). @example `shard.markShard(ShardingStrategy.tensorParallel(2), 1, group.devices)` */
+  markShard(strategy: ShardingStrategy, index: number, devices: readonly DeviceRef[]): void {
+    this.shardingStrategy = strategy;
+    this.shardIndex = index;
+    this.shardDeviceList = Object.freeze([...devices]);
   }
 
   /** Declares a parameter (default dtype: the module's). */

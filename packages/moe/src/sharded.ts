@@ -1,0 +1,399 @@
+import { DeviceRef, HostTensor } from '@webmoe/tensor';
+import {
+  BufferPool,
+  GpuTensor,
+  Recorder,
+  linearGpu,
+  linearRef,
+  routerGpu,
+  routerRef,
+  groupedGateUpGpu,
+  groupedGateUpRef,
+  groupedDownGpu,
+  groupedDownRef,
+  uploadGrouping,
+  type RoutingGpu,
+} from '@webmoe/kernels-wgsl';
+import {
+  DeviceGroup,
+  EPBatchManager,
+  ShardingError,
+  ShardingStrategy,
+  cpuAllReduce,
+  cpuAllToAllv,
+  epCombineRef,
+  gatherRowsRef,
+  planEP,
+  shardRange,
+  takeRanges,
+} from '@webmoe/sharding';
+import { resolveShardGroup, shardInputRows, shardOutput, gpuPartialSum, type ShardDevices, type ShardInput, type ShardOutput } from '@webmoe/nn';
+import { MoE, type MoEOptions } from './moe.js';
+import { DeepseekV3Gate, type GateClass } from './gates.js';
+import { UnsupportedError } from './errors.js';
+import type { HFLoadOptions } from './hf-loader.js';
+
+/** Options of {@link ShardedMoE.fromHuggingFace}: the loader's options (its `device`/`ctx` are ignored: the layer is read on the host), the devices and the strategy. @example `{ source: dir, layer: 0, devices: group, strategy: ShardingStrategy.expertParallel(2) }` */
+export interface ShardedHFLoadOptions extends Omit<HFLoadOptions, 'device' | 'ctx'> {
+  /** A DeviceGroup (GPU or CPU) or CPU DeviceRefs. */
+  devices: ShardDevices;
+  /** `ShardingStrategy.tensorParallel(n)` or `ShardingStrategy.expertParallel(n)`. */
+  strategy: ShardingStrategy;
+}
+
+const EXPERT_KEYS = ['experts.gate_up_proj', 'experts.gate_up_proj_bias', 'experts.down_proj', 'experts.down_proj_bias'];
+
+/** The constructor options that rebuild `moe` (one device, given width and experts). */
+function shardOptions(moe: MoE, group: DeviceGroup, i: number, extra: Partial<MoEOptions>): MoEOptions {
+  const g = moe.gate;
+  const gateOptions: MoEOptions['gateOptions'] = { hasBias: !!g.bias, normTopkProb: g.normTopkProb };
+  if (g instanceof DeepseekV3Gate) Object.assign(gateOptions, { nGroup: g.nGroup, topkGroup: g.topkGroup, routedScalingFactor: g.routedScalingFactor });
+  return {
+    devices: [group.devices[i]],
+    ctx: group.kind === 'gpu' ? group.context(i) : undefined,
+    hiddenDim: moe.hiddenDim,
+    numExperts: moe.numExperts,
+    numExpertsPerToken: moe.numExpertsPerToken,
+    moeDim: moe.moeDim,
+    gateCls: g.constructor as GateClass,
+    gateOptions,
+    mlpCls: moe.mlpCls,
+    hasSharedExperts: moe.hasSharedExperts,
+    sharedExpertsDim: moe.hasSharedExperts ? moe.sharedExpertsDim : undefined,
+    hasSharedExpertGate: !!moe.sharedExpertGate,
+    dtype: moe.dtype,
+    applyRouterWeightFirst: moe.applyRouterWeightFirst,
+    swigluLimit: moe.swigluLimit,
+    expertActivation: moe.activation,
+    hasExpertBias: !!moe.stacked.gateUpBias,
+    isSharding: true,
+    ...extra,
+  };
+}
+
+function nonEmptyRanges(what: string, dim: number, n: number, unit: number): [number, number][] {
+  const r = Array.from({ length: n }, (_, i) => shardRange(dim, i, n, unit));
+  const empty = r.findIndex(([s, e]) => e === s);
+  if (empty >= 0) throw new ShardingError(`MoE.shard tensorParallel(${n}): ${what} = ${dim} (unit ${unit})`, `at least ${n * unit} so that every shard gets a slice`, `an empty shard ${empty}`);
+  return r;
+}
+
+/**
+ * A MoE layer cut over the devices of a {@link DeviceGroup} (MAX
+ * `MoE.shard(devices)`), built from an unsharded layer with loaded weights
+ * ({@link MoE.shard}) or straight from a checkpoint
+ * ({@link ShardedMoE.fromHuggingFace}). `shards[i]` is the MoE of device i
+ * (`shardIndex`, `shardDevices`, `shardingStrategy` set); weights keep their
+ * storage dtype (host slicing copies bits).
+ *
+ * - **Tensor parallel** (`ShardingStrategy.tensorParallel(n)`): shard i holds
+ *   `I_i` of every expert's gate rows AND the matching up rows (concat or
+ *   GPT-OSS interleaved layout, taken from the layer's activation), the
+ *   matching down columns, the gate_up bias sliced like its rows and the
+ *   down bias on shard 0 only; the shared expert is split the same way; the
+ *   router is replicated. Every shard routes all T tokens and returns a
+ *   partial sum; an all-reduce (f32, fixed order 0 + 1 + ...) gives the
+ *   output. Uneven I (32 over 3 = 11, 11, 10) works.
+ * - **Expert parallel** (`ShardingStrategy.expertParallel(n)`, shards have
+ *   `epSize = n`): shard i owns experts `[i*E/n, (i+1)*E/n)` (E not divisible
+ *   by n: ShardingError); the T tokens are split over the devices
+ *   (`shardRange(T, s, n)`), each device routes its tokens with the
+ *   replicated router, the {@link EPBatchManager} exchanges the counts and
+ *   sends every (token, slot) row to the owner of its expert, the owner runs
+ *   the grouped GEMMs on what it received, combine brings the rows back and
+ *   sums `w * y` in slot order in f32; the (replicated) shared expert is
+ *   added once, on the token's device.
+ *
+ * `forward(x)` takes x f32 [T, H] on the host (Float32Array / HostTensor)
+ * or as a GpuTensor on device 0, and returns f32 [T, H] of the same kind.
+ * A CPU group (`DeviceGroup.cpu(n)`) runs the same algorithms on host
+ * arrays (the TypeScript references and the `cpu*` collectives).
+ *
+ * @example
+ * ```ts
+ * const group = await DeviceGroup.create(2);
+ * const moe = await MoE.fromHuggingFace({ source: dir, layer: 0 });   // on the host
+ * moe.shardingStrategy = ShardingStrategy.tensorParallel(2);
+ * const tp = moe.shard(group);
+ * const y = await tp.forward(x);                                      // Float32Array [T, H]
+ * tp.destroy();
+ * group.destroy();
+ * ```
+ */
+export class ShardedMoE {
+  /** One MoE per device (MAX `shard()`'s list). */
+  readonly shards: readonly MoE[];
+  readonly group: DeviceGroup;
+  readonly strategy: ShardingStrategy;
+  /** 'tp' (tensor parallel) or 'ep' (expert parallel). */
+  readonly mode: 'tp' | 'ep';
+  /** The EP dispatch/combine (EP only). */
+  readonly epBatchManager: EPBatchManager | undefined;
+  readonly hiddenDim: number;
+  private pools: BufferPool[] = [];
+
+  /** Use {@link MoE.shard} or {@link ShardedMoE.fromHuggingFace}. Validates everything (typed errors) before allocating. */
+  constructor(source: MoE, devices: ShardDevices, strategy: ShardingStrategy) {
+    if (!(strategy instanceof ShardingStrategy) || (strategy.kind !== 'tensor_parallel' && strategy.kind !== 'expert_parallel')) {
+      throw new ShardingError('MoE.shard shardingStrategy', 'tensorParallel(n) or expertParallel(n)', strategy instanceof ShardingStrategy ? strategy.kind : String(strategy));
+    }
+    if (source.quantConfig) throw new UnsupportedError('MoE.shard', 'a layer with quantized experts', 'dense float32 / bfloat16 / float16 experts');
+    if (source.epSize !== 1) throw new ShardingError('MoE.shard source epSize', '1 (an unsharded layer)', source.epSize);
+    const group = resolveShardGroup('MoE.shard', devices, strategy);
+    const n = group.size;
+    const E = source.numExperts;
+    const sd = source.stateDict(); // NotLoadedError below if empty
+    for (const [name, p] of source.namedParameters()) if (!sd.has(name)) throw new ShardingError(`MoE.shard parameter ${name}`, 'loaded weights (call loadStateDict or fromHuggingFace first)', 'none');
+    let perShard: (i: number) => { opts: Partial<MoEOptions>; take: (name: string, t: HostTensor) => HostTensor };
+    if (strategy.kind === 'expert_parallel') {
+      if (E % n !== 0) throw new ShardingError(`MoE.shard expertParallel(${n}): numExperts`, `divisible by epSize ${n}`, E);
+      const ep = ShardingStrategy.expertParallel(n);
+      perShard = (i) => ({
+        opts: { epSize: n, shardIndex: i },
+        take: (name, t) => (EXPERT_KEYS.includes(name) ? ep.shard(t, i).tensor : t),
+      });
+      this.mode = 'ep';
+      this.epBatchManager = new EPBatchManager({ numExperts: E, epSize: n, topK: source.numExpertsPerToken });
+    } else {
+      // gate/up layout from the layer's activation (GPT-OSS interleaves gate and up rows)
+      const tp = ShardingStrategy.tensorParallel(n, { unit: strategy.unit, layout: source.activation.layout });
+      const ir = nonEmptyRanges('moeDim', source.moeDim, n, strategy.unit);
+      const sr = source.hasSharedExperts ? nonEmptyRanges('sharedExpertsDim', source.sharedExpertsDim, n, strategy.unit) : [];
+      const role: Record<string, Parameters<ShardingStrategy['forRole']>[0]> = {
+        'experts.gate_up_proj': 'gate_up',
+        'experts.gate_up_proj_bias': 'gate_up_bias',
+        'experts.down_proj': 'down',
+        'experts.down_proj_bias': 'down_bias',
+      };
+      perShard = (i) => ({
+        opts: { moeDim: ir[i][1] - ir[i][0], sharedExpertsDim: source.hasSharedExperts ? sr[i][1] - sr[i][0] : undefined },
+        take: (name, t) => {
+          if (role[name]) return tp.forRole(role[name]).shard(t, i).tensor;
+          if (name === 'shared_experts.gate_proj.weight' || name === 'shared_experts.up_proj.weight') return takeRanges(t, 0, [sr[i]]);
+          if (name === 'shared_experts.down_proj.weight') return takeRanges(t, 1, [sr[i]]);
+          if (name.startsWith('shared_experts.')) throw new UnsupportedError('MoE.shard tensorParallel', `shared expert parameter ${name}`, 'shared experts without biases');
+          return t; // router, correction bias, shared_expert_gate: replicated
+        },
+      });
+      this.mode = 'tp';
+      this.epBatchManager = undefined;
+    }
+    const shards: MoE[] = [];
+    try {
+      for (let i = 0; i < n; i++) {
+        const { opts, take } = perShard(i);
+        const m = new MoE(shardOptions(source, group, i, opts));
+        shards.push(m);
+        const part = new Map<string, HostTensor>();
+        for (const [name, t] of sd) part.set(name, take(name, t));
+        m.loadStateDict(part);
+        m.markShard(strategy, i, group.devices);
+      }
+    } catch (e) {
+      for (const s of shards) s.destroy();
+      throw e;
+    }
+    this.shards = shards;
+    this.group = group;
+    this.strategy = strategy;
+    this.hiddenDim = source.hiddenDim;
+  }
+
+  /**
+   * Loads layer `layer` of a HuggingFace checkpoint on the host (weights in
+   * their storage dtype, or `dtype`) and shards it over `devices`.
+   *
+   * @example
+   * ```ts
+   * const ep = await ShardedMoE.fromHuggingFace({ source: dir, layer: 0, devices: await DeviceGroup.create(2), strategy: ShardingStrategy.expertParallel(2) });
+   * ```
+   */
+  static async fromHuggingFace(opts: ShardedHFLoadOptions): Promise<ShardedMoE> {
+    const { devices, strategy, ...load } = opts;
+    const host = await MoE.fromHuggingFace({ ...load, device: DeviceRef.CPU() });
+    try {
+      return new ShardedMoE(host, devices, strategy);
+    } finally {
+      host.destroy();
+    }
+  }
+
+  /** x f32 [T, H] on the host or on device 0 -> f32 [T, H] (same kind): the unsharded layer's output to f32 rounding. */
+  async forward<X extends ShardInput>(x: X): Promise<ShardOutput<X>> {
+    const H = this.hiddenDim;
+    const { T, xs } = await shardInputRows('MoE sharded input', x, H, this.group);
+    let y: Float32Array;
+    if (T === 0) y = new Float32Array(0);
+    else if (this.mode === 'tp') y = this.group.kind === 'cpu' ? cpuAllReduce(this.shards.map((s) => s.forwardHost(xs, T)))[0] : await this.forwardTPGpu(xs, T);
+    else y = this.group.kind === 'cpu' ? this.forwardEPHost(xs, T) : await this.forwardEPGpu(xs, T);
+    return shardOutput(x, y, T, H, this.group);
+  }
+
+  private pool(i: number): BufferPool {
+    return (this.pools[i] ??= new BufferPool(this.group.context(i), { maxFreeBytes: 64 << 20 }));
+  }
+
+  private forwardTPGpu(xs: Float32Array, T: number): Promise<Float32Array> {
+    const H = this.hiddenDim;
+    return gpuPartialSum(this.group, xs, T, H, H, (i, _ctx, rec, xg, scratch) => this.shards[i].record(rec, xg, this.pool(i), scratch));
+  }
+
+  /** Token rows of device s: `shardRange(T, s, n)`. */
+  private tokenRanges(T: number): [number, number][] {
+    return Array.from({ length: this.group.size }, (_, s) => shardRange(T, s, this.group.size));
+  }
+
+  private async forwardEPGpu(xs: Float32Array, T: number): Promise<Float32Array> {
+    const n = this.group.size;
+    const H = this.hiddenDim;
+    const first = this.shards[0];
+    const k = first.numExpertsPerToken;
+    const arwf = first.applyRouterWeightFirst;
+    const ep = this.epBatchManager!;
+    const ranges = this.tokenRanges(T);
+    const own: { destroy(): void }[] = [];
+    const keep = <G extends { destroy(): void }>(t: G): G => (own.push(t), t);
+    try {
+      // 1. each device routes its own tokens (router replicated)
+      const xg: GpuTensor[] = [];
+      const routing: RoutingGpu[] = [];
+      for (let s = 0; s < n; s++) {
+        const ctx = this.group.context(s);
+        const sh = this.shards[s];
+        const [a, b] = ranges[s];
+        if (b === a) {
+          xg.push(keep(GpuTensor.empty(ctx, 'float32', [0, H], 'ep.x')));
+          routing.push({ idx: keep(GpuTensor.empty(ctx, 'uint32', [0, k], 'ep.idx')), weights: keep(GpuTensor.empty(ctx, 'float32', [0, k], 'ep.w')) });
+          continue;
+        }
+        const x = keep(GpuTensor.upload(ctx, new HostTensor('float32', [b - a, H], xs.subarray(a * H, b * H)), 'ep.x'));
+        xg.push(x);
+        const rec = new Recorder(ctx, { label: `ep.route${s}` });
+        const logits = keep(linearGpu(ctx, rec, x, sh.gate.weight.gpuValue, { bias: sh.gate.bias?.gpuValue }));
+        const r = routerGpu(ctx, rec, logits, sh.gate.routerParams(), { correctionBias: sh.gate.eScoreCorrectionBias?.gpuValue });
+        rec.submit();
+        routing.push({ idx: keep(r.idx), weights: keep(r.weights) });
+      }
+      const idxs = await Promise.all(routing.map((r, s) => (ranges[s][1] === ranges[s][0] ? new Uint32Array(0) : r.idx.download().then((h) => h.data as Uint32Array))));
+      // 2. counts, then rows to the owner of each expert
+      const step = keep(await ep.dispatch(xg, idxs, { rowScale: arwf ? routing.map((r) => r.weights) : undefined }));
+      // 3. each owner runs its experts on what it received (grouped order)
+      const ys = step.recv.map((recv, d) => {
+        const ctx = this.group.context(d);
+        const rows = step.receive[d].rows;
+        if (rows === 0) return keep(GpuTensor.empty(ctx, 'float32', [0, H], 'ep.y'));
+        const sh = this.shards[d];
+        const g = keep(uploadGrouping(ctx, step.receive[d].grouping));
+        const w = sh.stacked.gpuWeights();
+        const rec = new Recorder(ctx, { label: `ep.experts${d}` });
+        const h = keep(groupedGateUpGpu(ctx, rec, recv, g, w.gateUp, sh.stacked.gateUpBias?.gpuValue, sh.activation, {}));
+        const y = keep(groupedDownGpu(ctx, rec, h, g, w.down, sh.stacked.downBias?.gpuValue, {}));
+        rec.submit();
+        return y;
+      });
+      // 4. rows back, sum_j w * y in slot order (f32)
+      const outs = (await ep.combine(step, ys, routing.map((r) => (arwf ? null : r.weights)))).map(keep);
+      // 5. the shared expert, once, on the token's device
+      const shared: (GpuTensor | undefined)[] = [];
+      const gateLogits: (GpuTensor | undefined)[] = [];
+      for (let s = 0; s < n; s++) {
+        const sh = this.shards[s];
+        if (!sh.sharedExperts || ranges[s][1] === ranges[s][0]) continue;
+        const rec = new Recorder(sh.ctx!, { label: `ep.shared${s}` });
+        shared[s] = keep(sh.sharedExperts.record(rec, xg[s], { scratch: own }));
+        if (sh.sharedExpertGate) gateLogits[s] = keep(sh.sharedExpertGate.record(rec, xg[s]));
+        rec.submit();
+      }
+      const down = (t: GpuTensor | undefined) => (t && t.size > 0 ? t.download().then((h) => h.data as Float32Array) : Promise.resolve(undefined));
+      const [o, sv, gv] = await Promise.all([Promise.all(outs.map(down)), Promise.all(shared.map(down)), Promise.all(gateLogits.map(down))]);
+      const y = new Float32Array(T * H);
+      for (let s = 0; s < n; s++) {
+        const [a, b] = ranges[s];
+        if (b === a) continue;
+        y.set(addShared(o[s]!, sv[s], gv[s], b - a, H), a * H);
+      }
+      return y;
+    } finally {
+      for (const t of own.reverse()) t.destroy();
+    }
+  }
+
+  private forwardEPHost(xs: Float32Array, T: number): Float32Array {
+    const n = this.group.size;
+    const H = this.hiddenDim;
+    const first = this.shards[0];
+    const k = first.numExpertsPerToken;
+    const arwf = first.applyRouterWeightFirst;
+    const ranges = this.tokenRanges(T);
+    const xsOf = ranges.map(([a, b]) => xs.subarray(a * H, b * H));
+    // 1. route on each device
+    const routing = ranges.map(([a, b], s) => {
+      const sh = this.shards[s];
+      if (b === a) return { idx: new Uint32Array(0), weights: new Float32Array(0) };
+      const logits = linearRef(xsOf[s], b - a, sh.gate.weight.value, sh.gate.bias?.value);
+      return routerRef(logits, b - a, sh.gate.routerParams(), sh.gate.eScoreCorrectionBias?.value.toFloat32());
+    });
+    // 2. plan (counts first), build the send rows, exchange
+    const { dispatch, receive } = planEP(routing.map((r) => r.idx), ranges.map(([a, b]) => b - a), k, first.numExperts, n);
+    const sends = dispatch.map((p, s) => {
+      const scale = arwf ? Float32Array.from(p.order, (q) => routing[s].weights[q]) : undefined;
+      return new HostTensor('float32', [p.T * k, H], gatherRowsRef(xsOf[s], H, p.sendTokens, scale));
+    });
+    const there = cpuAllToAllv(sends, dispatch.map((p) => p.sendCounts));
+    // 3. the owners' experts, back in received order
+    const back = receive.map((r, d) => {
+      if (r.rows === 0) return new HostTensor('float32', [0, H], new Float32Array(0));
+      const sh = this.shards[d];
+      const w = sh.stacked.hostWeights();
+      const h = groupedGateUpRef(there.recv[d].data as Float32Array, r.grouping, w.gateUp, sh.stacked.gateUpBias?.value, sh.activation);
+      const yg = groupedDownRef(h, r.grouping, w.down, sh.stacked.downBias?.value);
+      return new HostTensor('float32', [r.rows, H], gatherRowsRef(yg, H, r.grouping.position));
+    });
+    const home = cpuAllToAllv(back, receive.map((r) => r.recvCounts));
+    // 4. combine in slot order + the shared expert on the token's device
+    const y = new Float32Array(T * H);
+    for (let s = 0; s < n; s++) {
+      const [a, b] = ranges[s];
+      if (b === a) continue;
+      const sh = this.shards[s];
+      const out = epCombineRef(home.recv[s].data as Float32Array, dispatch[s], arwf ? null : routing[s].weights, H);
+      const shared = sh.sharedExperts?.forwardHost(xsOf[s], b - a);
+      const gl = sh.sharedExpertGate?.forwardHost(xsOf[s], b - a);
+      y.set(addShared(out, shared, gl, b - a, H), a * H);
+    }
+    return y;
+  }
+
+  /** Frees every shard's GPU weights and scratch (the group stays the caller's). */
+  destroy(): void {
+    for (const s of this.shards) s.destroy();
+    for (const p of this.pools) p?.destroy();
+    this.pools = [];
+  }
+  [Symbol.dispose](): void {
+    this.destroy();
+  }
+}
+
+/** `out + sigmoid(l) * shared` per element, f32 as `combineRef` adds the shared term (after the slot sum). */
+function addShared(out: Float32Array, shared: Float32Array | undefined, gateLogit: Float32Array | undefined, T: number, H: number): Float32Array {
+  if (!shared) return out;
+  const y = new Float32Array(T * H);
+  for (let t = 0; t < T; t++) {
+    const g = gateLogit ? Math.fround(1 / (1 + Math.exp(-gateLogit[t]))) : 1;
+    for (let h = 0; h < H; h++) y[t * H + h] = Math.fround(out[t * H + h] + Math.fround(shared[t * H + h] * g));
+  }
+  return y;
+}
+
+/**
+ * MAX `MoE.shard(devices)` (see {@link ShardedMoE}); `MoE.shard` calls it.
+ *
+ * @example
+ * ```ts
+ * const ep = shardMoE(moe, DeviceGroup.cpu(2), ShardingStrategy.expertParallel(2));
+ * ```
+ */
+export function shardMoE(moe: MoE, devices: ShardDevices, strategy: ShardingStrategy): ShardedMoE {
+  return new ShardedMoE(moe, devices, strategy);
+}
