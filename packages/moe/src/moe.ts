@@ -14,9 +14,15 @@ import {
   groupedGateUpGpu,
   groupedGateUpRef,
   groupedDownGpu,
+  gemvGateUpGpu,
+  gemvDownGpu,
+  activeExpertsGpu,
+  GpuGraph,
   groupedDownRef,
   combineGpu,
   combineRef,
+  denseGroupingGpu,
+  denseGroupingRef,
   type ExpertActivation,
   type ExpertWeightsGpu,
   type ExpertWeightsHost,
@@ -29,6 +35,7 @@ import { loadHuggingFaceMoE, type HFLoadOptions } from './hf-loader.js';
 import { ShardingError, ShardingStrategy, type EPBatchManager } from '@webmoe/sharding';
 import type { ShardDevices } from '@webmoe/nn';
 import { shardMoE, type ShardedMoE } from './sharded.js';
+import { QuantizedExperts, normalizeQuantConfig, type ActivationQuant, type MoEQuantConfig, type ResolvedQuantConfig } from './quant-experts.js';
 
 /** The expert weights of an MoE, in the kernels' terms (dense or quantized kinds; `MoE.record` takes one to override the stacked weights). @example `moe.record(rec, x, pool, scratch, { gateUp: { kind: 'fp8_block', q, scaleInv, block: [128, 128] }, down })` */
 export interface ExpertWeightSet<W> {
@@ -121,10 +128,24 @@ export interface MoEOptions {
   expertActivation?: ExpertActivation;
   /** Biases on the routed experts (GPT-OSS). */
   hasExpertBias?: boolean;
-  /** Quantization of the experts; none is supported by this constructor yet (typed error). */
-  quantConfig?: unknown;
+  /** Quantization of the routed experts (and, with `quantizeSharedExperts`, the shared experts): fp8_block, mxfp4, int4, int8. Default: dense experts in `dtype`. */
+  quantConfig?: MoEQuantConfig | null;
+  /** Overrides `quantConfig.activationQuant`: 'none' (weight-only) or 'dynamic' (fp8 e4m3 per token per 128 channels before every quantized expert matmul). */
+  activationQuant?: ActivationQuant;
   /** MAX `isSharding`: accepted, no effect on one device. */
   isSharding?: boolean;
+}
+
+/** GPU bytes a layer holds (see {@link MoE.gpuBytes}). @example `const b: MoEGpuBytes = moe.gpuBytes(); b.expertWeights + b.expertScales` */
+export interface MoEGpuBytes {
+  /** Routed and shared expert weight matrices as stored (packed codes when quantized). */
+  expertWeights: number;
+  /** Their scales (0 for dense experts). */
+  expertScales: number;
+  /** Everything else: router, biases, shared-expert gate. */
+  other: number;
+  /** The sum. */
+  total: number;
 }
 
 /** The result of {@link MoE.forward} for each input kind. @example `const y: MoEOutput<GpuTensor> = await moe.forward(x)` */
@@ -169,20 +190,40 @@ export class MoE extends Module {
   readonly epBatchManager: EPBatchManager | undefined;
   readonly applyRouterWeightFirst: boolean;
   readonly swigluLimit: number;
-  readonly quantConfig: unknown;
+  readonly quantConfig: MoEQuantConfig | undefined;
+  /** The resolved quant config (defaults filled in; `activationQuant` after the override), or undefined for dense experts. */
+  readonly quant: ResolvedQuantConfig | undefined;
+  /** Activation quantisation of the quantized expert matmuls ('none' for dense experts). */
+  readonly activationQuant: ActivationQuant;
   readonly isSharding: boolean;
   readonly mlpCls: typeof MLP;
   /** The activation of the routed experts. */
   readonly activation: ExpertActivation;
   /** The router. */
   readonly gate: MoEGate;
-  /** The stacked routed-expert weights. */
-  readonly stacked: StackedExperts;
+  /** The stacked routed-expert weights (dense, or packed codes + scales with `quantConfig`). */
+  readonly stacked: StackedExperts | QuantizedExperts;
+  /** The shared experts stored quantized (`quantConfig.quantizeSharedExperts`), E = 1, run through the grouped GEMMs; `sharedExperts` is then undefined. */
+  readonly quantizedSharedExperts: QuantizedExperts | undefined;
   /** The shared experts (a plain MLP), if any. */
   readonly sharedExperts: MLP | undefined;
   /** Qwen2-MoE's shared-expert gate ([1, H], no bias), if any. */
   readonly sharedExpertGate: Linear | undefined;
   private pool: BufferPool | undefined;
+  /**
+   * Which expert GEMMs a GPU forward uses: 'gemv' (decode kernels: each active
+   * expert's weights streamed once, indirect dispatch over the active experts),
+   * 'grouped' (tiled grouped GEMMs), or 'auto' (gemv when T <= 16 and the
+   * expert weights are dense). Results agree to f32 rounding; a given T always
+   * takes the same path, so a forward is deterministic.
+   */
+  expertKernels: 'auto' | 'gemv' | 'grouped' = 'auto';
+  /**
+   * Replay captured command graphs for small T (<= 64, up to 4 sizes cached):
+   * recording a forward costs far more host time than the GPU work at decode.
+   */
+  useGraphs = true;
+  private graphs = new Map<number, { graph: GpuGraph; xIn: GpuTensor; out: GpuTensor; scratch: { destroy(): void }[] }>();
   private expertList: LayerList<MLP> | undefined;
 
   constructor(opts: MoEOptions) {
@@ -196,8 +237,11 @@ export class MoE extends Module {
     }
     const shardIndex = opts.shardIndex ?? 0;
     if (!Number.isInteger(shardIndex) || shardIndex < 0 || shardIndex >= epSize) throw new ShardingError('MoE shardIndex', `an integer in [0, ${epSize})`, shardIndex);
-    if (opts.quantConfig !== undefined && opts.quantConfig !== null) {
-      throw new UnsupportedError('MoE quantConfig', JSON.stringify(opts.quantConfig), 'unquantized float32/bfloat16/float16 experts');
+    let quant = opts.quantConfig ? normalizeQuantConfig(opts.quantConfig) : undefined;
+    if (opts.activationQuant !== undefined) {
+      if (opts.activationQuant !== 'none' && opts.activationQuant !== 'dynamic') throw new ValueError('MoE activationQuant', "'none' | 'dynamic'", opts.activationQuant);
+      if (!quant && opts.activationQuant === 'dynamic') throw new ValueError('MoE activationQuant', "'none' for dense experts (dynamic needs a quantConfig)", opts.activationQuant);
+      if (quant) quant = { ...quant, activationQuant: opts.activationQuant };
     }
     const dtype = opts.dtype ?? 'float32';
     if (!['float32', 'bfloat16', 'float16'].includes(dtype)) throw new DTypeError('MoE dtype', ['float32', 'bfloat16', 'float16'], dtype);
@@ -217,7 +261,9 @@ export class MoE extends Module {
     this.applyRouterWeightFirst = !!opts.applyRouterWeightFirst;
     this.swigluLimit = opts.swigluLimit ?? 0;
     if (!(this.swigluLimit >= 0)) throw new ValueError('MoE swigluLimit', 'a number >= 0', this.swigluLimit);
-    this.quantConfig = opts.quantConfig;
+    this.quantConfig = opts.quantConfig ?? undefined;
+    this.quant = quant;
+    this.activationQuant = quant?.activationQuant ?? 'none';
     this.isSharding = !!opts.isSharding;
     this.mlpCls = opts.mlpCls ?? MLP;
     this.activation =
@@ -226,8 +272,17 @@ export class MoE extends Module {
     const mod = { dtype, device: devices[0], ctx: opts.ctx };
     const GateCls = opts.gateCls ?? MoEGate;
     this.gate = this.addModule('gate', new GateCls({ ...mod, ...opts.gateOptions, hiddenDim: H, numExperts: E, numExpertsPerToken: this.numExpertsPerToken }));
-    this.stacked = this.addModule('experts', new StackedExperts({ ...mod, numExperts: E / epSize, hiddenDim: H, moeDim: I, hasBias: opts.hasExpertBias }));
-    this.sharedExperts = this.hasSharedExperts ? this.addModule('shared_experts', new MLP({ ...mod, hiddenDim: H, feedForwardLength: this.sharedExpertsDim })) : undefined;
+    this.stacked = this.addModule(
+      'experts',
+      quant
+        ? new QuantizedExperts({ device: devices[0], ctx: opts.ctx, numExperts: E, hiddenDim: H, moeDim: I, quant, hasBias: opts.hasExpertBias })
+        : new StackedExperts({ ...mod, numExperts: E / epSize, hiddenDim: H, moeDim: I, hasBias: opts.hasExpertBias }),
+    );
+    const qShared = this.hasSharedExperts && !!quant?.quantizeSharedExperts;
+    this.quantizedSharedExperts = qShared
+      ? this.addModule('shared_experts', new QuantizedExperts({ device: devices[0], ctx: opts.ctx, numExperts: 1, hiddenDim: H, moeDim: this.sharedExpertsDim, quant: quant! }))
+      : undefined;
+    this.sharedExperts = this.hasSharedExperts && !qShared ? this.addModule('shared_experts', new MLP({ ...mod, hiddenDim: H, feedForwardLength: this.sharedExpertsDim })) : undefined;
     this.sharedExpertGate = opts.hasSharedExpertGate ? this.addModule('shared_expert_gate', new Linear({ ...mod, inDim: H, outDim: 1 })) : undefined;
   }
 
@@ -302,6 +357,9 @@ export class MoE extends Module {
    */
   get experts(): LayerList<MLP> {
     if (this.expertList) return this.expertList;
+    if (this.stacked instanceof QuantizedExperts) {
+      throw new UnsupportedError('MoE.experts', `per-expert MLPs of ${this.stacked.quant.format} experts`, 'dense experts (quantized weights stay packed; use hostWeights()/gpuWeights())');
+    }
     if (this.activation.layout !== 'concat' || this.activation.kind === 'swigluoai' || this.stacked.gateUpBias) {
       throw new UnsupportedError('MoE.experts', `per-expert MLPs for ${this.activation.kind}/${this.activation.layout} experts with bias=${!!this.stacked.gateUpBias}`, 'concat-layout silu / swiglu_limit experts without bias');
     }
@@ -393,6 +451,7 @@ export class MoE extends Module {
     if (T === 0) return GpuTensor.empty(ctx, 'float32', [0, this.hiddenDim], 'moe.out');
     this.checkScratchLimits(T);
     const pool = (this.pool ??= new BufferPool(ctx, { maxFreeBytes: 64 << 20 }));
+    if (this.useGraphs && T <= 64) return this.forwardGraph(x, T, pool, gw);
     const scratch: { destroy(): void }[] = [];
     try {
       const rec = new Recorder(ctx, { label: 'moe.forward' });
@@ -402,6 +461,61 @@ export class MoE extends Module {
     } finally {
       for (const s of scratch) s.destroy();
     }
+  }
+
+  /** Replays (capturing on first use) the forward graph for T tokens: x is copied in, the output copied out into a new tensor. */
+  private forwardGraph(x: GpuTensor, T: number, pool: BufferPool, gw: ExpertWeightSet<ExpertWeightsGpu>): GpuTensor {
+    const ctx = this.ctx!;
+    let entry = this.graphs.get(T);
+    let first: GpuTensor | undefined;
+    if (entry) {
+      this.graphs.delete(T); // LRU: re-insert at the end
+      this.graphs.set(T, entry);
+    } else {
+      const scratch: { destroy(): void }[] = [];
+      const xIn = GpuTensor.empty(ctx, 'float32', [T, this.hiddenDim], 'moe.graph.in');
+      scratch.push(xIn);
+      try {
+        const rec = new Recorder(ctx, { label: 'moe.graph', capture: true });
+        // this call's input and output copies are not part of the graph (each replay copies its own)
+        rec.copy(x.buffer, 0, xIn.buffer, 0, xIn.byteLength, { capture: false });
+        const out = this.record(rec, xIn, pool, scratch, gw);
+        const y0 = GpuTensor.empty(ctx, 'float32', [T, this.hiddenDim], 'moe.out');
+        rec.copy(out.buffer, 0, y0.buffer, 0, y0.byteLength, { capture: false });
+        rec.submit();
+        entry = { graph: rec.toGraph(), xIn, out, scratch };
+        first = y0;
+      } catch (e) {
+        for (const s of scratch) s.destroy();
+        throw e;
+      }
+      this.graphs.set(T, entry);
+      while (this.graphs.size > 4) {
+        const [k, old] = this.graphs.entries().next().value!;
+        this.graphs.delete(k);
+        old.graph.destroy();
+        old.out.destroy();
+        for (const s of old.scratch) s.destroy();
+      }
+      return first!;
+    }
+    const e = entry;
+    const y = GpuTensor.empty(ctx, 'float32', [T, this.hiddenDim], 'moe.out');
+    void e.graph.replay({
+      pre: (enc) => enc.copyBufferToBuffer(x.buffer, 0, e.xIn.buffer, 0, e.xIn.byteLength),
+      post: (enc) => enc.copyBufferToBuffer(e.out.buffer, 0, y.buffer, 0, y.byteLength),
+    });
+    return y;
+  }
+
+  /** Frees the cached forward graphs (they hold scratch buffers). */
+  clearGraphs(): void {
+    for (const g of this.graphs.values()) {
+      g.graph.destroy();
+      g.out.destroy();
+      for (const s of g.scratch) s.destroy();
+    }
+    this.graphs.clear();
   }
 
   /**
@@ -418,7 +532,7 @@ export class MoE extends Module {
     checkBufferSize(ctx, f32(T * this.numExperts), `MoE.forward router logits [${T}, ${this.numExperts}]`);
     checkBufferSize(ctx, f32(rows * this.moeDim), `MoE.forward expert activations [${rows}, ${this.moeDim}]`);
     checkBufferSize(ctx, f32(rows * this.hiddenDim), `MoE.forward expert outputs [${rows}, ${this.hiddenDim}]`);
-    if (this.sharedExperts) checkBufferSize(ctx, f32(T * 2 * this.sharedExpertsDim), `MoE.forward shared expert activations [${T}, ${2 * this.sharedExpertsDim}]`);
+    if (this.hasSharedExperts) checkBufferSize(ctx, f32(T * 2 * this.sharedExpertsDim), `MoE.forward shared expert activations [${T}, ${2 * this.sharedExpertsDim}]`);
   }
 
   private gpuWeightsOrThrow(): ExpertWeightSet<ExpertWeightsGpu> {
@@ -442,13 +556,33 @@ export class MoE extends Module {
     keep(routing.idx);
     keep(routing.weights);
     const g = keep(groupGpu(ctx, rec, routing.idx, this.numExperts, { pool }));
-    const h = keep(
-      groupedGateUpGpu(ctx, rec, x, g, w.gateUp, this.stacked.gateUpBias?.gpuValue, this.activation, {
-        pool,
-        rowScale: this.applyRouterWeightFirst ? routing.weights : undefined,
-      }),
-    );
-    const y = keep(groupedDownGpu(ctx, rec, h, g, w.down, this.stacked.downBias?.gpuValue, { pool }));
+    const aq = this.actQuantOptions();
+    const T = x.shape[0];
+    const dense = w.gateUp.kind === 'dense' && w.down.kind === 'dense';
+    const gemv = dense && (this.expertKernels === 'gemv' || (this.expertKernels === 'auto' && T <= 16));
+    let h: GpuTensor;
+    let y: GpuTensor;
+    if (gemv) {
+      const active = activeExpertsGpu(ctx, rec, g, this.moeDim, this.hiddenDim);
+      h = keep(
+        gemvGateUpGpu(ctx, rec, x, g, w.gateUp, this.activation, {
+          pool,
+          active,
+          bias: this.stacked.gateUpBias?.gpuValue,
+          rowScale: this.applyRouterWeightFirst ? routing.weights : undefined,
+        }),
+      );
+      y = keep(gemvDownGpu(ctx, rec, h, g, w.down, { pool, active, bias: this.stacked.downBias?.gpuValue }));
+    } else {
+      h = keep(
+        groupedGateUpGpu(ctx, rec, x, g, w.gateUp, this.stacked.gateUpBias?.gpuValue, this.activation, {
+          pool,
+          rowScale: this.applyRouterWeightFirst ? routing.weights : undefined,
+          ...aq,
+        }),
+      );
+      y = keep(groupedDownGpu(ctx, rec, h, g, w.down, this.stacked.downBias?.gpuValue, { pool, ...aq }));
+    }
     let shared: GpuTensor | undefined;
     let sharedGateLogit: GpuTensor | undefined;
     if (this.sharedExperts) {
@@ -456,6 +590,12 @@ export class MoE extends Module {
       if (this.sharedExpertGate) {
         sharedGateLogit = keep(this.sharedExpertGate.record(rec, x, { pool })); // [T, 1]
       }
+    } else if (this.quantizedSharedExperts) {
+      // Quantized shared experts: the same grouped GEMMs over a dense grouping (E = 1, identity order).
+      const sw = this.quantizedSharedExperts.gpuWeights();
+      const dg = keep(denseGroupingGpu(ctx, rec, T, { pool }));
+      const hs = keep(groupedGateUpGpu(ctx, rec, x, dg, sw.gateUp, undefined, { kind: 'silu', layout: 'concat' }, { pool, ...aq }));
+      shared = keep(groupedDownGpu(ctx, rec, hs, dg, sw.down, undefined, { pool, ...aq }));
     }
     return combineGpu(ctx, rec, y, g, this.applyRouterWeightFirst ? null : routing.weights, { shared, sharedGateLogit });
   }
@@ -469,19 +609,72 @@ export class MoE extends Module {
     const logits = linearRef(x, T, this.gate.weight.value, this.gate.bias?.value);
     const routing = routerRef(logits, T, this.gate.routerParams(), this.gate.eScoreCorrectionBias?.value.toFloat32());
     const g = groupRef(routing.idx, T, this.numExpertsPerToken, this.numExperts);
-    const h = groupedGateUpRef(x, g, w.gateUp, this.stacked.gateUpBias?.value, this.activation, this.applyRouterWeightFirst ? routing.weights : undefined);
-    const y = groupedDownRef(h, g, w.down, this.stacked.downBias?.value);
+    const aq = this.actQuantOptions();
+    const h = groupedGateUpRef(x, g, w.gateUp, this.stacked.gateUpBias?.value, this.activation, this.applyRouterWeightFirst ? routing.weights : undefined, aq);
+    const y = groupedDownRef(h, g, w.down, this.stacked.downBias?.value, aq);
     let shared: Float32Array | undefined;
     let sharedGateLogit: Float32Array | undefined;
     if (this.sharedExperts) {
       shared = this.sharedExperts.forwardHost(x, T);
       if (this.sharedExpertGate) sharedGateLogit = this.sharedExpertGate.forwardHost(x, T);
+    } else if (this.quantizedSharedExperts) {
+      const sw = this.quantizedSharedExperts.hostWeights();
+      const dg = denseGroupingRef(T);
+      shared = groupedDownRef(groupedGateUpRef(x, dg, sw.gateUp, undefined, { kind: 'silu', layout: 'concat' }, undefined, aq), dg, sw.down, undefined, aq);
     }
     return combineRef(y, g, this.applyRouterWeightFirst ? null : routing.weights, shared, sharedGateLogit);
   }
 
-  /** Frees the GPU weights and the scratch pool. */
+  /** The grouped GEMMs' activation-quantiser options for this layer's quantized experts. */
+  private actQuantOptions(): { actQuant: 'none' | 'fp8_dynamic'; actAmaxClamp?: number } {
+    return this.activationQuant === 'dynamic' ? { actQuant: 'fp8_dynamic', actAmaxClamp: this.quant?.activationAmaxClamp } : { actQuant: 'none' };
+  }
+
+  /**
+   * The GPU bytes this layer holds: `expertWeights` (routed and shared expert
+   * weight matrices as stored: packed codes for quantized experts),
+   * `expertScales` (their scales), `other` (router, biases, shared-expert
+   * gate). Scratch buffers and cached graphs are not counted. All 0 on the CPU.
+   *
+   * @example
+   * ```ts
+   * const { expertWeights, expertScales, other } = moe.gpuBytes();
+   * ```
+   */
+  gpuBytes(): MoEGpuBytes {
+    let expertWeights = 0;
+    let expertScales = 0;
+    let other = 0;
+    const seen = new Set<Parameter>();
+    const count = (p: Parameter | undefined, to: 'w' | 's' | 'o') => {
+      if (!p?.gpu || seen.has(p)) return;
+      seen.add(p);
+      if (to === 'w') expertWeights += p.gpu.byteLength;
+      else if (to === 's') expertScales += p.gpu.byteLength;
+      else other += p.gpu.byteLength;
+    };
+    for (const ex of [this.stacked, this.quantizedSharedExperts]) {
+      if (!ex) continue;
+      count(ex.gateUpProj, 'w');
+      count(ex.downProj, 'w');
+      if (ex instanceof QuantizedExperts) for (const p of ex.scaleParameters()) count(p, 's');
+    }
+    if (this.sharedExperts && this.device.isGpu()) {
+      try {
+        const pk = this.sharedExperts.packedGpu;
+        expertWeights += pk.gateUp.byteLength + pk.down.byteLength;
+        other += (pk.gateUpBias?.byteLength ?? 0) + (pk.downBias?.byteLength ?? 0);
+      } catch {
+        // not loaded yet: nothing on the GPU
+      }
+    }
+    for (const p of this.parameters()) count(p, 'o');
+    return { expertWeights, expertScales, other, total: expertWeights + expertScales + other };
+  }
+
+  /** Frees the GPU weights, the cached graphs and the scratch pool. */
   override destroy(): void {
+    this.clearGraphs();
     super.destroy();
     this.pool?.destroy();
     this.pool = undefined;
