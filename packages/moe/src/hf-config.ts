@@ -1,5 +1,6 @@
 import type { ExpertActivation } from '@webmoe/kernels-wgsl';
 import { ConfigError, UnsupportedError } from './errors.js';
+import { parseHFQuantConfig, type MoEQuantConfig } from './quant-experts.js';
 import { SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV3Gate, Llama4Gate, type GateClass, type GateOptions } from './gates.js';
 
 /** The model types `MoE.fromHuggingFace` loads. @example `HF_MOE_MODEL_TYPES.includes('olmoe') // true` */
@@ -40,6 +41,8 @@ export interface HFMoESpec {
   activation: ExpertActivation;
   applyRouterWeightFirst: boolean;
   shared?: { prefix: string; dim: number; gate?: string };
+  /** The experts' quantization from `quantization_config` (fp8 block-scaled, mxfp4), if any. */
+  quant?: MoEQuantConfig;
 }
 
 type Cfg = Record<string, unknown>;
@@ -98,16 +101,15 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
   }
   const modelType = mt as HFMoEModelType;
   const q = cfg.quantization_config;
-  if (q !== undefined && q !== null) {
-    const method = (q as Cfg).quant_method;
-    throw new UnsupportedError('config quantization_config', `quant_method ${JSON.stringify(method)}`, 'unquantized float32/bfloat16/float16 checkpoints (fp8 and mxfp4 experts come with the quantized-expert loaders)');
-  }
+  const quant = q !== undefined && q !== null ? parseHFQuantConfig(q) : undefined;
+  if (quant?.format === 'fp8_block' && modelType !== 'deepseek_v3') throw new UnsupportedError('config quantization_config', `quant_method "fp8" for ${modelType}`, 'deepseek_v3 (per-expert fp8 weights with weight_scale_inv)');
+  if (quant?.format === 'mxfp4' && modelType !== 'gpt_oss') throw new UnsupportedError('config quantization_config', `quant_method "mxfp4" for ${modelType}`, 'gpt_oss (experts.*_blocks / *_scales)');
   const nLayers = int(cfg, ['num_hidden_layers'], { optional: true });
   if (nLayers !== undefined && layer >= nLayers) throw new ConfigError('num_hidden_layers', `more than layer ${layer}`, nLayers);
   const H = int(cfg, ['hidden_size'], {});
   const k = int(cfg, ['num_experts_per_tok', 'experts_per_token'], {});
   const L = `model.layers.${layer}.`;
-  const base = { modelType, layer, hiddenDim: H, topK: k, applyRouterWeightFirst: false, activation: { kind: 'silu', layout: 'concat' } as ExpertActivation };
+  const base = { modelType, layer, quant, hiddenDim: H, topK: k, applyRouterWeightFirst: false, activation: { kind: 'silu', layout: 'concat' } as ExpertActivation };
   const perExpert: HFExpertLayout = { kind: 'per_expert', gate: 'gate_proj', up: 'up_proj', down: 'down_proj' };
   switch (modelType) {
     case 'mixtral': {

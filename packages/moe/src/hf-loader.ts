@@ -5,6 +5,7 @@ import { CheckpointError, ConfigError, UnsupportedError } from './errors.js';
 import { parseHFMoEConfig, type HFMoESpec } from './hf-config.js';
 import { openHFCheckpoint, type MoECheckpoint } from './checkpoint.js';
 import { MoE } from './moe.js';
+import { checkStackable, normalizeQuantConfig, type ActivationQuant, type MoEQuantConfig, type ResolvedQuantConfig } from './quant-experts.js';
 
 /** Storage dtypes the loader builds layers in. @example `const d: MoEWeightDType = 'bfloat16';` */
 export type MoEWeightDType = 'float32' | 'bfloat16' | 'float16';
@@ -22,6 +23,8 @@ export interface HFLoadOptions {
   device?: DeviceRef;
   /** The WebGPU context for a GPU device. */
   ctx?: GpuContext;
+  /** Quantized checkpoints: overrides the activation scheme of `quantization_config` ('none' weight-only, 'dynamic' fp8 w8a8). */
+  activationQuant?: ActivationQuant;
 }
 
 function isCheckpoint(s: unknown): s is MoECheckpoint {
@@ -46,6 +49,8 @@ export async function resolveCheckpoint(source: HFLoadOptions['source']): Promis
 interface Need {
   name: string;
   shape: number[];
+  /** Allowed dtypes (default float32 | bfloat16 | float16). */
+  dtypes?: readonly string[];
 }
 
 /** A transposed copy of the last two axes of [E, A, B] -> [E, B, A], in the storage type. @example `transposeLast2(gateUpInOut) // [E, H, 2I] -> [E, 2I, H]` */
@@ -99,7 +104,8 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
     const info = ck.info(n.name);
     if (!info) throw new CheckpointError(n.name, `a tensor of shape [${n.shape.join(', ')}]`, 'none (missing from the checkpoint)');
     if (!shapeEquals(info.shape, n.shape)) throw new CheckpointError(n.name, `shape [${n.shape.join(', ')}]`, `[${info.shape.join(', ')}]`);
-    if (!FLOAT_DTYPES.includes(info.dtype as DType)) throw new CheckpointError(n.name, `dtype ${FLOAT_DTYPES.join(' | ')}`, info.dtype);
+    const allowed = n.dtypes ?? FLOAT_DTYPES;
+    if (!allowed.includes(info.dtype as DType)) throw new CheckpointError(n.name, `dtype ${allowed.join(' | ')}`, info.dtype);
   }
   const known = new Set(needs.map((n) => n.name));
   const extra = ck.tensorNames.filter((n) => n.startsWith(prefix) && !known.has(n));
@@ -108,6 +114,14 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
   }
   const routerName = prefix + spec.router.weight;
   const dtype: DType = opts.dtype ?? (ck.info(routerName)!.dtype as DType);
+  if (opts.activationQuant !== undefined && opts.activationQuant !== 'none' && opts.activationQuant !== 'dynamic') throw new ConfigError('activationQuant', 'none | dynamic', opts.activationQuant);
+  let quantConfig: MoEQuantConfig | undefined = spec.quant;
+  if (quantConfig && spec.experts.kind === 'fused_in_out' && spec.experts.bias) {
+    // Biases stay in the checkpoint's dtype (bf16/f32), or the requested float dtype.
+    quantConfig = { ...quantConfig, biasDtype: (opts.dtype ?? ck.info(`${prefix}experts.gate_up_proj_bias`)!.dtype) as MoEWeightDType };
+  }
+  const quant = quantConfig ? normalizeQuantConfig(quantConfig) : undefined;
+  if (!quant && opts.activationQuant === 'dynamic') throw new ConfigError('activationQuant', "'none' for an unquantized checkpoint (dynamic fp8 activations need quantized experts)", opts.activationQuant);
 
   const moe = new MoE({
     devices: [device],
@@ -125,6 +139,8 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
     applyRouterWeightFirst: spec.applyRouterWeightFirst,
     expertActivation: spec.activation,
     hasExpertBias: spec.experts.kind === 'fused_in_out' && spec.experts.bias,
+    quantConfig,
+    activationQuant: quant ? opts.activationQuant : undefined,
   });
   try {
     const read = async (name: string, dt: DType = dtype) => toDType(await ck.read(name), dt);
@@ -132,7 +148,9 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
     sd.set('gate.weight', await read(routerName));
     if (spec.router.bias) sd.set('gate.bias', await read(prefix + spec.router.bias));
     if (spec.router.correctionBias) sd.set('gate.e_score_correction_bias', await read(prefix + spec.router.correctionBias, 'float32'));
-    if (spec.experts.kind === 'per_expert') {
+    if (quant) {
+      await readQuantizedExperts(ck, spec, prefix, quant, sd, (n, dt) => read(n, dt));
+    } else if (spec.experts.kind === 'per_expert') {
       const { gate, up, down } = spec.experts;
       const gu: HostTensor[] = [];
       const dn: HostTensor[] = [];
@@ -151,7 +169,10 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
         sd.set('experts.down_proj_bias', await read(`${prefix}experts.down_proj_bias`));
       }
     }
-    if (spec.shared) {
+    if (spec.shared && quant?.quantizeSharedExperts) {
+      await readQuantizedShared(ck, spec, prefix, quant, sd);
+      if (spec.shared.gate) sd.set('shared_expert_gate.weight', await read(prefix + spec.shared.gate));
+    } else if (spec.shared) {
       const sp = prefix + spec.shared.prefix;
       for (const p of ['gate_proj', 'up_proj', 'down_proj']) sd.set(`shared_experts.${p}.weight`, await read(`${sp}${p}.weight`));
       if (spec.shared.gate) sd.set('shared_expert_gate.weight', await read(prefix + spec.shared.gate));
@@ -171,7 +192,10 @@ function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need
   const needs: Need[] = [{ name: prefix + spec.router.weight, shape: [E, H] }];
   if (spec.router.bias) needs.push({ name: prefix + spec.router.bias, shape: [E] });
   if (spec.router.correctionBias) needs.push({ name: prefix + spec.router.correctionBias, shape: [E] });
-  if (spec.experts.kind === 'per_expert') {
+  const quant = spec.quant ? normalizeQuantConfig(spec.quant) : undefined;
+  if (quant) {
+    needs.push(...quantizedNeeds(spec, prefix, quant));
+  } else if (spec.experts.kind === 'per_expert') {
     for (let e = 0; e < E; e++) {
       needs.push({ name: `${prefix}experts.${e}.${spec.experts.gate}.weight`, shape: [I, H] });
       needs.push({ name: `${prefix}experts.${e}.${spec.experts.up}.weight`, shape: [I, H] });
@@ -184,7 +208,7 @@ function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need
   if (spec.shared) {
     const sp = prefix + spec.shared.prefix;
     const S = spec.shared.dim;
-    needs.push({ name: `${sp}gate_proj.weight`, shape: [S, H] }, { name: `${sp}up_proj.weight`, shape: [S, H] }, { name: `${sp}down_proj.weight`, shape: [H, S] });
+    if (!quant?.quantizeSharedExperts) needs.push({ name: `${sp}gate_proj.weight`, shape: [S, H] }, { name: `${sp}up_proj.weight`, shape: [S, H] }, { name: `${sp}down_proj.weight`, shape: [H, S] });
     if (spec.shared.gate) needs.push({ name: prefix + spec.shared.gate, shape: [1, H] });
   }
   // Quantized checkpoints without a quantization_config still fail: their extra tensors (scales) are unexpected.
@@ -192,4 +216,110 @@ function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need
     throw new UnsupportedError(`${prefix}experts.gate_up_proj`, `a fused expert layout for ${spec.modelType}`, 'per-expert gate/up/down tensors');
   }
   return { prefix, needs };
+}
+
+/** fp8 block-scaled per-expert tensors: `name.weight` (codes) and `name.weight_scale_inv` (f32 [ceil(rows/br), ceil(cols/bc)]). */
+function fp8Needs(name: string, rows: number, cols: number, q: ResolvedQuantConfig): Need[] {
+  const [br, bc] = q.weightBlockSize;
+  return [
+    { name: `${name}.weight`, shape: [rows, cols], dtypes: [q.fp8Dtype] },
+    { name: `${name}.weight_scale_inv`, shape: [Math.ceil(rows / br), Math.ceil(cols / bc)], dtypes: ['float32'] },
+  ];
+}
+
+/** The tensors of quantized experts (and quantized shared experts) with shapes and dtypes from the config. */
+function quantizedNeeds(spec: HFMoESpec, prefix: string, q: ResolvedQuantConfig): Need[] {
+  const { numExperts: E, hiddenDim: H, moeDim: I } = spec;
+  const needs: Need[] = [];
+  if (q.format === 'fp8_block') {
+    if (spec.experts.kind !== 'per_expert') throw new UnsupportedError(`${prefix}experts`, `fused fp8 experts for ${spec.modelType}`, 'per-expert fp8 weights with weight_scale_inv (DeepSeek-V3)');
+    const { gate, up, down } = spec.experts;
+    for (let e = 0; e < E; e++) {
+      const p = `${prefix}experts.${e}.`;
+      needs.push(...fp8Needs(p + gate, I, H, q), ...fp8Needs(p + up, I, H, q), ...fp8Needs(p + down, H, I, q));
+    }
+    if (spec.shared && q.quantizeSharedExperts) {
+      const sp = prefix + spec.shared.prefix;
+      const S = spec.shared.dim;
+      needs.push(...fp8Needs(sp + 'gate_proj', S, H, q), ...fp8Needs(sp + 'up_proj', S, H, q), ...fp8Needs(sp + 'down_proj', H, S, q));
+    }
+    return needs;
+  }
+  if (q.format === 'mxfp4') {
+    if (spec.experts.kind !== 'fused_in_out') throw new UnsupportedError(`${prefix}experts`, `per-expert mxfp4 experts for ${spec.modelType}`, 'fused experts.*_blocks / *_scales (GPT-OSS)');
+    for (const [n, rows, cols] of [['gate_up_proj', 2 * I, H], ['down_proj', H, I]] as const) {
+      if (cols % 32 !== 0) throw new CheckpointError(`${prefix}experts.${n}_blocks`, `input channels a multiple of 32 for mxfp4`, String(cols));
+      needs.push(
+        { name: `${prefix}experts.${n}_blocks`, shape: [E, rows, cols / 32, 16], dtypes: ['uint8'] },
+        { name: `${prefix}experts.${n}_scales`, shape: [E, rows, cols / 32], dtypes: ['uint8'] },
+      );
+    }
+    if (spec.experts.bias) needs.push({ name: `${prefix}experts.gate_up_proj_bias`, shape: [E, 2 * I] }, { name: `${prefix}experts.down_proj_bias`, shape: [E, H] });
+    return needs;
+  }
+  throw new UnsupportedError('quantization_config', `${q.format} checkpoints`, 'fp8 (DeepSeek-V3) and mxfp4 (GPT-OSS); quantize() other layers after loading');
+}
+
+/**
+ * Reads quantized routed experts into `sd` as they are stored: fp8 codes of
+ * gate and up stacked into [E, 2I, H] (bytes copied, no conversion), their
+ * scale_inv into [E, 2I/br, ceil(H/bc)]; mxfp4 blocks/scales kept as is.
+ */
+async function readQuantizedExperts(
+  ck: MoECheckpoint,
+  spec: HFMoESpec,
+  prefix: string,
+  q: ResolvedQuantConfig,
+  sd: Map<string, HostTensor>,
+  readFloat: (name: string, dt: DType) => Promise<HostTensor>,
+): Promise<void> {
+  const { numExperts: E, hiddenDim: H, moeDim: I } = spec;
+  if (q.format === 'fp8_block' && spec.experts.kind === 'per_expert') {
+    const [br, bc] = q.weightBlockSize;
+    checkStackable(`${prefix}experts.0.${spec.experts.gate}.weight_scale_inv`, I, br);
+    const { gate, up, down } = spec.experts;
+    const guQ: HostTensor[] = [];
+    const guS: HostTensor[] = [];
+    const dnQ: HostTensor[] = [];
+    const dnS: HostTensor[] = [];
+    for (let e = 0; e < E; e++) {
+      const p = `${prefix}experts.${e}.`;
+      guQ.push(await ck.read(`${p}${gate}.weight`), await ck.read(`${p}${up}.weight`));
+      guS.push(await ck.read(`${p}${gate}.weight_scale_inv`), await ck.read(`${p}${up}.weight_scale_inv`));
+      dnQ.push(await ck.read(`${p}${down}.weight`));
+      dnS.push(await ck.read(`${p}${down}.weight_scale_inv`));
+    }
+    sd.set('experts.gate_up_proj', concatRows(guQ, [E, 2 * I, H]));
+    sd.set('experts.gate_up_proj_scale_inv', concatRows(guS, [E, (2 * I) / br, Math.ceil(H / bc)]));
+    sd.set('experts.down_proj', concatRows(dnQ, [E, H, I]));
+    sd.set('experts.down_proj_scale_inv', concatRows(dnS, [E, Math.ceil(H / br), Math.ceil(I / bc)]));
+    return;
+  }
+  if (q.format === 'mxfp4') {
+    for (const n of ['gate_up_proj', 'down_proj']) {
+      sd.set(`experts.${n}_blocks`, await ck.read(`${prefix}experts.${n}_blocks`));
+      sd.set(`experts.${n}_scales`, await ck.read(`${prefix}experts.${n}_scales`));
+    }
+    if (spec.experts.kind === 'fused_in_out' && spec.experts.bias) {
+      sd.set('experts.gate_up_proj_bias', await readFloat(`${prefix}experts.gate_up_proj_bias`, q.biasDtype));
+      sd.set('experts.down_proj_bias', await readFloat(`${prefix}experts.down_proj_bias`, q.biasDtype));
+    }
+    return;
+  }
+  throw new UnsupportedError('quantization_config', `${q.format} experts in a ${spec.experts.kind} layout`, 'per-expert fp8, fused mxfp4');
+}
+
+/** Reads fp8 shared experts into `sd` as one [1, 2S, H] / [1, H, S] quantized expert (bytes copied). */
+async function readQuantizedShared(ck: MoECheckpoint, spec: HFMoESpec, prefix: string, q: ResolvedQuantConfig, sd: Map<string, HostTensor>): Promise<void> {
+  if (q.format !== 'fp8_block' || !spec.shared) throw new UnsupportedError('quantization_config', `${q.format} shared experts`, 'fp8 shared experts');
+  const H = spec.hiddenDim;
+  const S = spec.shared.dim;
+  const [br, bc] = q.weightBlockSize;
+  const sp = prefix + spec.shared.prefix;
+  checkStackable(`${sp}gate_proj.weight_scale_inv`, S, br);
+  const r = (n: string) => ck.read(sp + n);
+  sd.set('shared_experts.gate_up_proj', concatRows([await r('gate_proj.weight'), await r('up_proj.weight')], [1, 2 * S, H]));
+  sd.set('shared_experts.gate_up_proj_scale_inv', concatRows([await r('gate_proj.weight_scale_inv'), await r('up_proj.weight_scale_inv')], [1, (2 * S) / br, Math.ceil(H / bc)]));
+  sd.set('shared_experts.down_proj', (await r('down_proj.weight')).reshape([1, H, S]));
+  sd.set('shared_experts.down_proj_scale_inv', (await r('down_proj.weight_scale_inv')).reshape([1, Math.ceil(H / br), Math.ceil(S / bc)]));
 }

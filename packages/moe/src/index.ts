@@ -6,3 +6,5 @@ export * from './checkpoint.js';
 export * from './hf-config.js';
 export * from './hf-loader.js';
 export * from './sharded.js';
+export * from './quant-experts.js';
+export * from './quant.js';

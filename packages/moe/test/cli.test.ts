@@ -1,7 +1,7 @@
 // The moe-run CLI, built with tsc and spawned as a separate Node process.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,9 +51,15 @@ describe('moe-run', () => {
     expect(r.stderr).toMatch(/moe-run: .*"nope"/);
     expect(readFileSync(out, 'utf8')).toBe('old');
     expect(readdirSync(dir).sort()).toEqual(before);
-    const v = run(['--checkpoint', `${FIXTURES}/deepseek_v3_fp8`, '--layer', '0', '--input', `${FIXTURES}/mixtral/golden.safetensors`, '--output', join(dir, 'x.safetensors'), '--device', 'cpu', '--verbose']);
+    // A checkpoint with an unsupported quantization_config (gptq): mixtral's tensors, patched config.
+    const gptq = join(dir, 'gptq-ckpt');
+    mkdirSync(gptq);
+    const cfg = JSON.parse(readFileSync(`${FIXTURES}/mixtral/config.json`, 'utf8'));
+    writeFileSync(join(gptq, 'config.json'), JSON.stringify({ ...cfg, quantization_config: { quant_method: 'gptq', bits: 4 } }));
+    symlinkSync(`${FIXTURES}/mixtral/model.safetensors`, join(gptq, 'model.safetensors'));
+    const v = run(['--checkpoint', gptq, '--layer', '0', '--input', `${FIXTURES}/mixtral/golden.safetensors`, '--output', join(dir, 'x.safetensors'), '--device', 'cpu', '--verbose']);
     expect(v.status).toBe(1);
-    expect(v.stderr).toMatch(/UnsupportedError: .*quantization_config/);
+    expect(v.stderr).toMatch(/UnsupportedError: .*quantization_config.*gptq/);
     expect(v.stderr).toMatch(/\n\s+at /); // the stack, with --verbose only
     expect(existsSync(join(dir, 'x.safetensors'))).toBe(false);
   });

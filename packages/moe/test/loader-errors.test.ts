@@ -94,13 +94,45 @@ describe('MoE.fromHuggingFace errors', () => {
     expect(e.message).toContain('jamba');
   });
 
-  it('quantized checkpoints (fp8, mxfp4) are an UnsupportedError naming quantization_config', async () => {
-    for (const [arch, method] of [['deepseek_v3_fp8', 'fp8'], ['gpt_oss_mxfp4', 'mxfp4']]) {
-      const e = await MoE.fromHuggingFace({ source: `${FIXTURES}/${arch}`, layer: 0, device: cpu }).catch((x) => x);
-      expect(e, arch).toBeInstanceOf(UnsupportedError);
-      expect(e.message).toContain('quantization_config');
-      expect(e.message).toContain(method);
-    }
+  it('an unsupported quantization_config (gptq), or fp8/mxfp4 on the wrong architecture, is an UnsupportedError naming quantization_config', async () => {
+    const gptq = patched(await open('mixtral'), { config: { quantization_config: { quant_method: 'gptq', bits: 4 } } });
+    let e = await MoE.fromHuggingFace({ source: gptq, layer: 0, device: cpu }).catch((x) => x);
+    expect(e).toBeInstanceOf(UnsupportedError);
+    expect(e.message).toContain('quantization_config');
+    expect(e.message).toContain('gptq');
+    const mx = patched(await open('mixtral'), { config: { quantization_config: { quant_method: 'mxfp4' } } });
+    e = await MoE.fromHuggingFace({ source: mx, layer: 0, device: cpu }).catch((x) => x);
+    expect(e).toBeInstanceOf(UnsupportedError);
+    expect(e.message).toMatch(/quantization_config.*mxfp4.*mixtral/);
+  });
+
+  it('fp8 checkpoints: a missing weight_scale_inv or a scale of the wrong dtype is a CheckpointError naming the tensor', async () => {
+    const s = 'model.layers.0.mlp.experts.3.up_proj.weight_scale_inv';
+    const ck = await open('deepseek_v3_fp8');
+    let e = await MoE.fromHuggingFace({ source: patched(ck, { drop: [s] }), layer: 0, device: cpu }).catch((x) => x);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toContain(s);
+    expect(e.message).toContain('missing');
+    e = await MoE.fromHuggingFace({ source: patched(ck, { add: { [s]: HostTensor.fromFloat32([1, 2], [1, 1], 'bfloat16') } }), layer: 0, device: cpu }).catch((x) => x);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toContain(s);
+    // codes in the wrong dtype (f32 where e4m3 is expected)
+    const w = 'model.layers.0.mlp.experts.0.gate_proj.weight';
+    e = await MoE.fromHuggingFace({ source: patched(ck, { add: { [w]: HostTensor.fromFloat32([128, 256], new Float32Array(128 * 256)) } }), layer: 0, device: cpu }).catch((x) => x);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toMatch(/float8_e4m3fn.*got float32/);
+  });
+
+  it('mxfp4 checkpoints: blocks of the wrong shape are a CheckpointError naming the tensor; activationQuant dynamic on an unquantized checkpoint is a ConfigError', async () => {
+    const b = 'model.layers.0.mlp.experts.down_proj_blocks';
+    const ck = await open('gpt_oss_mxfp4');
+    const e = await MoE.fromHuggingFace({ source: patched(ck, { add: { [b]: new HostTensor('uint8', [8, 64, 2, 16], new Uint8Array(8 * 64 * 32)) } }), layer: 0, device: cpu }).catch((x) => x);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toContain(b);
+    expect(e.message).toContain('[8, 64, 1, 16]');
+    const d = await MoE.fromHuggingFace({ source: `${FIXTURES}/mixtral`, layer: 0, device: cpu, activationQuant: 'dynamic' }).catch((x) => x);
+    expect(d).toBeInstanceOf(ConfigError);
+    expect(d.message).toContain('activationQuant');
   });
 
   it('a DeepSeek-V3 layer below first_k_dense_replace is a ConfigError (dense layer)', async () => {

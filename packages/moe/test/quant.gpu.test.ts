@@ -1,0 +1,165 @@
+// Quantized experts on the GPU: the fp8 / MXFP4 fixtures vs the transformers goldens, and the GPU bytes each layer holds.
+import { describe, it, expect, beforeAll } from 'vitest';
+import { join } from 'node:path';
+import { DeviceRef, HostTensor } from '@webmoe/tensor';
+import { GpuTensor, type GpuContext } from '@webmoe/kernels-wgsl';
+import { testGpu, gpuChecked } from '@webmoe/kernels-wgsl/testing';
+import { MoE, quantize, QuantizedExperts, type MoEQuantConfig } from '../src/index.js';
+import { FIXTURES, readTensorsF32, relErr } from './helpers.js';
+
+let ctx: GpuContext | null;
+beforeAll(async () => {
+  ctx = await testGpu();
+});
+
+const golden = (arch: string) => readTensorsF32(join(FIXTURES, arch, 'golden.safetensors'));
+
+async function runGpu(moe: MoE, x: Float32Array, T: number, H: number): Promise<Float32Array> {
+  return gpuChecked(ctx!, async () => {
+    const xg = GpuTensor.upload(ctx!, new HostTensor('float32', [T, H], x));
+    const out = await moe.forward(xg);
+    const h = await out.download();
+    xg.destroy();
+    out.destroy();
+    return h.data as Float32Array;
+  });
+}
+
+describe('quantized checkpoints on the GPU vs goldens', () => {
+  it('deepseek_v3_fp8: weight-only within 1e-4, dynamic w8a8 within 1e-3; fp8 weights and scales stay packed on the GPU', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const g = golden('deepseek_v3_fp8');
+    const x = g.get('input')!;
+    const [T, H] = x.shape;
+    for (const [aq, name, tol] of [['none', 'output_weight_only', 1e-4], ['dynamic', 'output_w8a8', 1e-3]] as const) {
+      const moe = await MoE.fromHuggingFace({ source: `${FIXTURES}/deepseek_v3_fp8`, layer: 0, device: DeviceRef.GPU(), ctx, activationQuant: aq });
+      try {
+        const s = moe.stacked as QuantizedExperts;
+        expect(s.gateUpProj.gpuValue.dtype).toBe('float8_e4m3fn');
+        expect(s.gateUpScale.gpuValue.dtype).toBe('float32');
+        expect(moe.quantizedSharedExperts!.gateUpProj.gpuValue.dtype).toBe('float8_e4m3fn');
+        const y = await runGpu(moe, x.values, T, H);
+        const err = relErr(y, g.get(name)!.values);
+        expect(err, `${name} GPU rel err ${err}`).toBeLessThan(tol);
+        // Both T paths (graph replay for small T is the default): run twice, same result.
+        const y2 = await runGpu(moe, x.values, T, H);
+        expect(relErr(y2, y)).toBe(0);
+      } finally {
+        moe.destroy();
+      }
+    }
+  });
+
+  it('gpt_oss_mxfp4: output within 1e-4, blocks/scales uint8 on the GPU', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const g = golden('gpt_oss_mxfp4');
+    const x = g.get('input')!;
+    const [T, H] = x.shape;
+    const moe = await MoE.fromHuggingFace({ source: `${FIXTURES}/gpt_oss_mxfp4`, layer: 0, device: DeviceRef.GPU(), ctx });
+    try {
+      const s = moe.stacked as QuantizedExperts;
+      expect(s.gateUpProj.gpuValue.dtype).toBe('uint8');
+      expect(s.gateUpScale.gpuValue.dtype).toBe('uint8');
+      const y = await runGpu(moe, x.values, T, H);
+      const err = relErr(y, g.get('output')!.values);
+      expect(err, `GPU rel err ${err}`).toBeLessThan(1e-4);
+    } finally {
+      moe.destroy();
+    }
+  });
+});
+
+describe('gpuBytes: quantized experts hold packed codes + scales only', () => {
+  // Independent expectation from the shapes: codes and scales of gate_up [E, 2I, H] and down [E, H, I] (+ shared experts when quantized).
+  function expected(fmt: MoEQuantConfig, mats: [number, number, number][]): number {
+    let b = 0;
+    for (const [E, rows, cols] of mats) {
+      switch (fmt.format) {
+        case 'fp8_block': {
+          const [br, bc] = fmt.weightBlockSize ?? [128, 128];
+          b += E * rows * cols + E * Math.ceil(rows / br) * Math.ceil(cols / bc) * 4;
+          break;
+        }
+        case 'mxfp4':
+          b += (E * rows * cols) / 2 + (E * rows * cols) / 32;
+          break;
+        case 'int4':
+        case 'int8': {
+          const bits = fmt.format === 'int4' ? 4 : 8;
+          const sb = fmt.scaleDtype === 'float32' ? 4 : 2;
+          b += (E * rows * cols * bits) / 8 + E * rows * Math.ceil(cols / (fmt.blockSize ?? 32)) * sb;
+          break;
+        }
+      }
+    }
+    return b;
+  }
+
+  it('deepseek_v3_fp8 (routed + shared fp8) and gpt_oss_mxfp4 as loaded', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const ds = await MoE.fromHuggingFace({ source: `${FIXTURES}/deepseek_v3_fp8`, layer: 0, device: DeviceRef.GPU(), ctx });
+    try {
+      const b = ds.gpuBytes();
+      const want = expected({ format: 'fp8_block' }, [[8, 256, 256], [8, 256, 128], [1, 256, 256], [1, 256, 128]]);
+      expect(b.expertWeights + b.expertScales).toBeLessThanOrEqual(1.02 * want);
+      expect(b.expertWeights + b.expertScales).toBeGreaterThanOrEqual(want);
+      expect(b.expertScales).toBe((8 * 2 * 2 + 8 * 2 * 1 + 2 * 2 + 2) * 4);
+      // router [8, 256] f32 + correction bias [8] f32
+      expect(b.other).toBe(8 * 256 * 4 + 8 * 4);
+    } finally {
+      ds.destroy();
+    }
+    const go = await MoE.fromHuggingFace({ source: `${FIXTURES}/gpt_oss_mxfp4`, layer: 0, device: DeviceRef.GPU(), ctx });
+    try {
+      const b = go.gpuBytes();
+      const want = expected({ format: 'mxfp4' }, [[8, 64, 64], [8, 64, 32]]);
+      expect(b.expertWeights + b.expertScales).toBeLessThanOrEqual(1.02 * want);
+      expect(b.expertWeights + b.expertScales).toBeGreaterThanOrEqual(want);
+    } finally {
+      go.destroy();
+    }
+  });
+
+  const FORMATS: MoEQuantConfig[] = [
+    { format: 'fp8_block' },
+    { format: 'fp8_block', fp8Dtype: 'float8_e5m2', weightBlockSize: [32, 32] },
+    { format: 'mxfp4' },
+    { format: 'int4', blockSize: 32 },
+    { format: 'int8', blockSize: 16, scaleDtype: 'float32' },
+  ];
+  it('quantize(gpt_oss f32 layer) into each format: bytes <= 1.02 x (packed + scales), output close to the f32 layer', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const g = readTensorsF32(join(FIXTURES, 'gpt_oss', 'golden.safetensors'));
+    const x = g.get('input')!;
+    const [T, H] = x.shape;
+    const dense = await MoE.fromHuggingFace({ source: `${FIXTURES}/gpt_oss`, layer: 0, device: DeviceRef.GPU(), ctx });
+    const I = dense.moeDim;
+    const E = dense.numExperts;
+    try {
+      const yd = await runGpu(dense, x.values, T, H);
+      const denseBytes = dense.gpuBytes();
+      expect(denseBytes.expertWeights).toBe(E * 2 * I * H * 4 + E * H * I * 4);
+      for (const f of FORMATS) {
+        const q = quantize(dense, f);
+        try {
+          expect(q.stacked).toBeInstanceOf(QuantizedExperts);
+          const b = q.gpuBytes();
+          const want = expected(f, [[E, 2 * I, H], [E, H, I]]);
+          expect(b.expertWeights + b.expertScales, JSON.stringify(f)).toBeLessThanOrEqual(1.02 * want);
+          expect(b.other).toBe(denseBytes.other); // router, router bias, expert biases unchanged
+          const y = await runGpu(q, x.values, T, H);
+          // Quantisation error only (bounded loosely per format); the exact maths is checked against the CPU path.
+          const err = relErr(y, yd);
+          expect(err, `${JSON.stringify(f)} vs f32 layer`).toBeLessThan(f.format === 'mxfp4' || f.format === 'int4' ? 0.25 : f.fp8Dtype === 'float8_e5m2' ? 0.15 : 0.08);
+          const cpu = quantize(await MoE.fromHuggingFace({ source: `${FIXTURES}/gpt_oss`, layer: 0 }), f);
+          const yc = await cpu.forward(x.values);
+          expect(relErr(y, yc), `${JSON.stringify(f)} GPU vs CPU`).toBeLessThan(1e-5);
+        } finally {
+          q.destroy();
+        }
+      }
+    } finally {
+      dense.destroy();
+    }
+  });
+});
