@@ -1,0 +1,136 @@
+// Long runs: 10,000 forwards of a tiny layer (H=8, I=4, E=4, k=2) with T varying over 24 sizes, on the GPU
+// and on the CPU path. GPU memory (the layer's pool, and every GPU buffer created minus destroyed) and host
+// memory (heapUsed, arrayBuffers after a GC) must stop growing once every size has been seen.
+import { describe, it, expect, beforeAll } from 'vitest';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { DeviceRef, HostTensor } from '@webmoe/tensor';
+import type { GpuContext } from '@webmoe/kernels-wgsl';
+import { testGpu, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
+import { MoE, SoftmaxTopKGate } from '../src/index.js';
+
+let ctx: GpuContext | null;
+beforeAll(async () => {
+  ctx = await testGpu();
+});
+
+const H = 8;
+const I = 4;
+const E = 4;
+const N = 10_000;
+const WARM = 2_000; // every T has been seen many times by then
+const sizeOf = (i: number) => 1 + ((i * 7) % 24);
+
+/** A full GC: global.gc when node runs with --expose-gc, else the V8 flag set at run time. */
+function gcNow(): () => void {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g) return g;
+  v8.setFlagsFromString('--expose-gc');
+  return vm.runInNewContext('gc') as () => void;
+}
+
+function layer(device: 'gpu' | 'cpu'): MoE {
+  const r = rng(3);
+  const moe = new MoE({
+    hiddenDim: H, numExperts: E, numExpertsPerToken: 2, moeDim: I, gateCls: SoftmaxTopKGate, gateOptions: { normTopkProb: true },
+    hasSharedExperts: true, sharedExpertsDim: 4,
+    ...(device === 'gpu' ? { devices: [DeviceRef.GPU()], ctx: ctx! } : {}),
+  });
+  const sd: Record<string, HostTensor> = {};
+  for (const [name, p] of moe.namedParameters()) sd[name] = HostTensor.fromFloat32(p.shape, randomArray(r, p.shape.reduce((a, b) => a * b, 1), -0.5, 0.5), p.dtype);
+  moe.loadStateDict(sd);
+  return moe;
+}
+
+interface Sample {
+  heap: number;
+  arrayBuffers: number;
+}
+function sample(gc: () => void): Sample {
+  gc();
+  gc();
+  const m = process.memoryUsage();
+  return { heap: m.heapUsed, arrayBuffers: m.arrayBuffers };
+}
+
+const MiB = 1 << 20;
+
+describe('long runs keep memory bounded', () => {
+  it(`${N} GPU forwards with T in 1..24: pool bytes, live GPU buffers and host memory stop growing`, async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const gc = gcNow();
+    // Count every GPU buffer of this device: created minus destroyed.
+    const dev = ctx.device;
+    const create = dev.createBuffer.bind(dev);
+    const destroyProto = GPUBuffer.prototype.destroy;
+    const live = new Set<GPUBuffer>();
+    dev.createBuffer = (d: GPUBufferDescriptor) => {
+      const b = create(d);
+      live.add(b);
+      return b;
+    };
+    GPUBuffer.prototype.destroy = function (this: GPUBuffer) {
+      live.delete(this);
+      return destroyProto.call(this);
+    };
+    const moe = layer('gpu');
+    const r = rng(9);
+    const inputs = Array.from({ length: 24 }, (_, i) => randomArray(r, (i + 1) * H));
+    let warm: { pool: number; buffers: number; host: Sample } | undefined;
+    let maxPool = 0;
+    let maxBuffers = 0;
+    const t0 = performance.now();
+    try {
+      const first = await moe.forward(inputs[0]);
+      for (let i = 0; i < N; i++) {
+        const T = sizeOf(i);
+        const y = await moe.forward(inputs[T - 1]);
+        if (y.length !== T * H) expect.fail(`forward ${i}: ${y.length} values for T=${T}`);
+        if (T === 1 && !y.every((v, j) => Object.is(v, first[j]))) expect.fail(`forward ${i}: T=1 output changed`);
+        const pool = moe.scratchPool!;
+        const bytes = pool.liveByteCount + pool.freeByteCount;
+        if (i === WARM) warm = { pool: bytes, buffers: live.size, host: sample(gc) };
+        if (i >= WARM) {
+          maxPool = Math.max(maxPool, bytes);
+          maxBuffers = Math.max(maxBuffers, live.size);
+        }
+      }
+      await ctx.sync();
+      const end = { pool: moe.scratchPool!.liveByteCount + moe.scratchPool!.freeByteCount, buffers: live.size, host: sample(gc) };
+      const secs = (performance.now() - t0) / 1000;
+      console.log(
+        `[longrun gpu] ${N} forwards in ${secs.toFixed(1)} s; pool bytes at ${WARM}: ${warm!.pool}, max after: ${maxPool}; GPU buffers at ${WARM}: ${warm!.buffers}, max after: ${maxBuffers}, end: ${end.buffers}; ` +
+          `heap ${(warm!.host.heap / MiB).toFixed(1)} -> ${(end.host.heap / MiB).toFixed(1)} MiB, arrayBuffers ${(warm!.host.arrayBuffers / MiB).toFixed(1)} -> ${(end.host.arrayBuffers / MiB).toFixed(1)} MiB`,
+      );
+      // GPU: after the warm-up nothing new is kept. The pool is bounded by its cap in any case.
+      expect(maxPool).toBeLessThanOrEqual(Math.max(warm!.pool, moe.scratchPool!.maxFreeBytes));
+      expect(maxPool).toBeLessThanOrEqual(warm!.pool * 1.5 + 64 * 1024);
+      expect(maxBuffers).toBeLessThanOrEqual(warm!.buffers + 64);
+      // Host: 8,000 more forwards add less than 2 MiB of heap and of ArrayBuffers (keeping one output per forward would add ~4 MiB).
+      expect(end.host.heap - warm!.host.heap).toBeLessThan(2 * MiB);
+      expect(end.host.arrayBuffers - warm!.host.arrayBuffers).toBeLessThan(2 * MiB);
+    } finally {
+      dev.createBuffer = create;
+      GPUBuffer.prototype.destroy = destroyProto;
+      moe.destroy();
+    }
+  }, 400_000);
+
+  it(`${N} CPU-path forwards with T in 1..24: host memory stops growing`, async () => {
+    const gc = gcNow();
+    const moe = layer('cpu');
+    const r = rng(10);
+    const inputs = Array.from({ length: 24 }, (_, i) => randomArray(r, (i + 1) * H));
+    let warm: Sample | undefined;
+    for (let i = 0; i < N; i++) {
+      const T = sizeOf(i);
+      const y = await moe.forward(inputs[T - 1]);
+      if (y.length !== T * H) expect.fail(`forward ${i}: ${y.length} values`);
+      if (i === WARM) warm = sample(gc);
+    }
+    const end = sample(gc);
+    console.log(`[longrun cpu] heap ${(warm!.heap / MiB).toFixed(1)} -> ${(end.heap / MiB).toFixed(1)} MiB, arrayBuffers ${(warm!.arrayBuffers / MiB).toFixed(1)} -> ${(end.arrayBuffers / MiB).toFixed(1)} MiB`);
+    expect(end.heap - warm!.heap).toBeLessThan(2 * MiB);
+    expect(end.arrayBuffers - warm!.arrayBuffers).toBeLessThan(2 * MiB);
+  }, 300_000);
+});
