@@ -3,12 +3,7 @@
  * moe-run: runs one MoE block of a HuggingFace checkpoint on a [T, H] tensor.
  *
  *   moe-run --checkpoint DIR --layer N --input IN.safetensors --output OUT.safetensors
- *           [--tensor NAME] [--dtype float32|bfloat16] [--device gpu|cpu]
- *           [--activation-quant none|dynamic] [--verbose]
- *
- * Quantized checkpoints (DeepSeek-V3 block-scaled fp8, GPT-OSS MXFP4) keep
- * their packed experts; `--activation-quant` overrides the checkpoint's
- * activation scheme (fp8: `activation_scheme: dynamic` is the default).
+ *           [--tensor NAME] [--dtype float32|bfloat16] [--device gpu|cpu] [--verbose]
  *
  * Writes `output` (float32 [T, H]) to OUT through a temporary file and a
  * rename: nothing is written on failure. Exits 0 on success, 2 on bad usage,
@@ -18,11 +13,16 @@ import { DeviceRef, HostTensor, SafetensorsFile, WebMoEError } from '@webmoe/ten
 import { dirSource, fileSource, writeSafetensorsFile } from '@webmoe/tensor/node';
 import type { GpuContext } from '@webmoe/kernels-wgsl';
 import { MoE } from './moe.js';
+import { DeviceGroup, ShardingStrategy } from '@webmoe/sharding';
+import { ShardedMoE } from './sharded.js';
 
 const USAGE =
-  'usage: moe-run --checkpoint DIR --layer N --input IN.safetensors --output OUT.safetensors [--tensor NAME] [--dtype float32|bfloat16] [--device gpu|cpu] [--activation-quant none|dynamic] [--verbose]';
+  'usage: moe-run --checkpoint DIR --layer N --input IN.safetensors --output OUT.safetensors [--tensor NAME] [--dtype float32|bfloat16] [--device gpu|cpu] [--verbose]';
 
 class UsageError extends Error {}
+
+const SHARD_USAGE =
+  '       [--tp N | --ep N]  tensor / expert parallel over N devices (DeviceGroup.create(N): one device per distinct adapter, the rest on the first; CPU shards with --device cpu)';
 
 interface Args {
   checkpoint: string;
@@ -32,7 +32,10 @@ interface Args {
   tensor: string;
   dtype?: 'float32' | 'bfloat16';
   device: 'gpu' | 'cpu';
-  activationQuant?: 'none' | 'dynamic';
+  /** --tp N: tensor parallel over N devices. */
+  tp?: number;
+  /** --ep N: expert parallel over N devices. */
+  ep?: number;
   verbose: boolean;
 }
 
@@ -40,7 +43,9 @@ interface Args {
 export function parseArgs(argv: readonly string[]): Args | 'help' {
   const vals = new Map<string, string>();
   let verbose = false;
-  const takes = new Set(['--checkpoint', '--layer', '--input', '--output', '--tensor', '--dtype', '--device', '--activation-quant']);
+  const takes = new Set(['--checkpoint', '--layer', '--input', '--output', '--tensor', '--dtype', '--device']);
+  takes.add('--tp');
+  takes.add('--ep');
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i];
     if (a === '--help' || a === '-h') return 'help';
@@ -69,10 +74,7 @@ export function parseArgs(argv: readonly string[]): Args | 'help' {
   if (dtype !== undefined && dtype !== 'float32' && dtype !== 'bfloat16') throw new UsageError(`--dtype: expected float32 or bfloat16, got ${JSON.stringify(dtype)}`);
   const device = vals.get('--device') ?? 'gpu';
   if (device !== 'gpu' && device !== 'cpu') throw new UsageError(`--device: expected gpu or cpu, got ${JSON.stringify(device)}`);
-  const aq = vals.get('--activation-quant');
-  if (aq !== undefined && aq !== 'none' && aq !== 'dynamic') throw new UsageError(`--activation-quant: expected none or dynamic, got ${JSON.stringify(aq)}`);
   return {
-    activationQuant: aq as Args['activationQuant'],
     checkpoint: vals.get('--checkpoint')!,
     layer: Number(layerS),
     input: vals.get('--input')!,
@@ -80,8 +82,39 @@ export function parseArgs(argv: readonly string[]): Args | 'help' {
     tensor: vals.get('--tensor') ?? 'input',
     dtype: dtype as Args['dtype'],
     device,
+    ...parseShard(vals),
     verbose,
   };
+}
+
+/** --tp N / --ep N (at most one of them), N a positive integer. */
+function parseShard(vals: ReadonlyMap<string, string>): { tp?: number; ep?: number } {
+  const out: { tp?: number; ep?: number } = {};
+  for (const k of ['tp', 'ep'] as const) {
+    const v = vals.get(`--${k}`);
+    if (v === undefined) continue;
+    if (!/^[1-9]\d*$/.test(v)) throw new UsageError(`--${k}: expected a positive integer number of devices, got ${JSON.stringify(v)}`);
+    out[k] = Number(v);
+  }
+  if (out.tp !== undefined && out.ep !== undefined) throw new UsageError('--tp and --ep: expected one of them, got both');
+  return out;
+}
+
+/** The layer sharded over N devices (--tp / --ep): loaded on the host, cut, run; output f32 [T, H]. */
+async function runSharded(args: Args, x: HostTensor): Promise<void> {
+  const n = (args.tp ?? args.ep)!;
+  const strategy = args.tp !== undefined ? ShardingStrategy.tensorParallel(n) : ShardingStrategy.expertParallel(n);
+  const group = args.device === 'gpu' ? await DeviceGroup.create(n, { context: { label: 'moe-run' } }) : DeviceGroup.cpu(n);
+  let sharded: ShardedMoE | undefined;
+  try {
+    if (args.verbose) process.stderr.write(`moe-run: ${strategy.kind} over ${n} devices: ${group.adapterNames().join(' | ')}\n`);
+    sharded = await ShardedMoE.fromHuggingFace({ source: dirSource(args.checkpoint), layer: args.layer, dtype: args.dtype, devices: group, strategy });
+    const y = await sharded.forward(new HostTensor('float32', x.shape, x.toFloat32()));
+    await writeSafetensorsFile(args.output, { output: y }, { producer: 'moe-run', layer: String(args.layer), device: args.device, dtype: sharded.shards[0].dtype, sharding: `${strategy.kind}:${n}` });
+  } finally {
+    sharded?.destroy();
+    group.destroy();
+  }
 }
 
 async function run(args: Args): Promise<void> {
@@ -95,6 +128,7 @@ async function run(args: Args): Promise<void> {
   }
   if (x.shape.length !== 2) throw new Error(`--input tensor ${args.tensor}: expected shape [T, H], got [${x.shape.join(', ')}]`);
   if (!['float32', 'bfloat16', 'float16'].includes(x.dtype)) throw new Error(`--input tensor ${args.tensor}: expected dtype float32 | bfloat16 | float16, got ${x.dtype}`);
+  if (args.tp !== undefined || args.ep !== undefined) return runSharded(args, x);
   let ctx: GpuContext | undefined;
   let moe: MoE | undefined;
   try {
@@ -108,12 +142,11 @@ async function run(args: Args): Promise<void> {
       dtype: args.dtype,
       device: args.device === 'gpu' ? DeviceRef.GPU() : DeviceRef.CPU(),
       ctx,
-      activationQuant: args.activationQuant,
     });
     const xf = new HostTensor('float32', x.shape, x.toFloat32());
     const y = await moe.forward(xf);
     // A temporary file renamed into place: nothing half-written on failure.
-    await writeSafetensorsFile(args.output, { output: y }, { producer: 'moe-run', layer: String(args.layer), device: args.device, dtype: moe.dtype, experts: moe.quant?.format ?? 'dense', activation_quant: moe.activationQuant });
+    await writeSafetensorsFile(args.output, { output: y }, { producer: 'moe-run', layer: String(args.layer), device: args.device, dtype: moe.dtype });
   } finally {
     moe?.destroy();
     ctx?.destroy();
@@ -125,7 +158,7 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     const args = parseArgs(argv);
     if (args === 'help') {
-      process.stdout.write(USAGE + '\n');
+      process.stdout.write(USAGE + '\n' + SHARD_USAGE + '\n');
       return 0;
     }
     await run(args);
