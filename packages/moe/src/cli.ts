@@ -3,7 +3,12 @@
  * moe-run: runs one MoE block of a HuggingFace checkpoint on a [T, H] tensor.
  *
  *   moe-run --checkpoint DIR --layer N --input IN.safetensors --output OUT.safetensors
- *           [--tensor NAME] [--dtype float32|bfloat16] [--device gpu|cpu] [--verbose]
+ *           [--tensor NAME] [--dtype float32|bfloat16] [--device gpu|cpu]
+ *           [--activation-quant none|dynamic] [--verbose]
+ *
+ * Quantized checkpoints (DeepSeek-V3 block-scaled fp8, GPT-OSS MXFP4) keep
+ * their packed experts; `--activation-quant` overrides the checkpoint's
+ * activation scheme (fp8: `activation_scheme: dynamic` is the default).
  *
  * Writes `output` (float32 [T, H]) to OUT through a temporary file and a
  * rename: nothing is written on failure. Exits 0 on success, 2 on bad usage,
@@ -17,7 +22,7 @@ import { DeviceGroup, ShardingStrategy } from '@webmoe/sharding';
 import { ShardedMoE } from './sharded.js';
 
 const USAGE =
-  'usage: moe-run --checkpoint DIR --layer N --input IN.safetensors --output OUT.safetensors [--tensor NAME] [--dtype float32|bfloat16] [--device gpu|cpu] [--verbose]';
+  'usage: moe-run --checkpoint DIR --layer N --input IN.safetensors --output OUT.safetensors [--tensor NAME] [--dtype float32|bfloat16] [--device gpu|cpu] [--activation-quant none|dynamic] [--verbose]';
 
 class UsageError extends Error {}
 
@@ -36,6 +41,7 @@ interface Args {
   tp?: number;
   /** --ep N: expert parallel over N devices. */
   ep?: number;
+  activationQuant?: 'none' | 'dynamic';
   verbose: boolean;
 }
 
@@ -43,7 +49,7 @@ interface Args {
 export function parseArgs(argv: readonly string[]): Args | 'help' {
   const vals = new Map<string, string>();
   let verbose = false;
-  const takes = new Set(['--checkpoint', '--layer', '--input', '--output', '--tensor', '--dtype', '--device']);
+  const takes = new Set(['--checkpoint', '--layer', '--input', '--output', '--tensor', '--dtype', '--device', '--activation-quant']);
   takes.add('--tp');
   takes.add('--ep');
   for (let i = 0; i < argv.length; i++) {
@@ -74,7 +80,10 @@ export function parseArgs(argv: readonly string[]): Args | 'help' {
   if (dtype !== undefined && dtype !== 'float32' && dtype !== 'bfloat16') throw new UsageError(`--dtype: expected float32 or bfloat16, got ${JSON.stringify(dtype)}`);
   const device = vals.get('--device') ?? 'gpu';
   if (device !== 'gpu' && device !== 'cpu') throw new UsageError(`--device: expected gpu or cpu, got ${JSON.stringify(device)}`);
+  const aq = vals.get('--activation-quant');
+  if (aq !== undefined && aq !== 'none' && aq !== 'dynamic') throw new UsageError(`--activation-quant: expected none or dynamic, got ${JSON.stringify(aq)}`);
   return {
+    activationQuant: aq as Args['activationQuant'],
     checkpoint: vals.get('--checkpoint')!,
     layer: Number(layerS),
     input: vals.get('--input')!,
@@ -142,11 +151,12 @@ async function run(args: Args): Promise<void> {
       dtype: args.dtype,
       device: args.device === 'gpu' ? DeviceRef.GPU() : DeviceRef.CPU(),
       ctx,
+      activationQuant: args.activationQuant,
     });
     const xf = new HostTensor('float32', x.shape, x.toFloat32());
     const y = await moe.forward(xf);
     // A temporary file renamed into place: nothing half-written on failure.
-    await writeSafetensorsFile(args.output, { output: y }, { producer: 'moe-run', layer: String(args.layer), device: args.device, dtype: moe.dtype });
+    await writeSafetensorsFile(args.output, { output: y }, { producer: 'moe-run', layer: String(args.layer), device: args.device, dtype: moe.dtype, experts: moe.quant?.format ?? 'dense', activation_quant: moe.activationQuant });
   } finally {
     moe?.destroy();
     ctx?.destroy();
