@@ -2,6 +2,7 @@
 import { describe, it, expect } from 'vitest';
 import { DeviceRef, HostTensor, ShapeError, ValueError, DTypeError } from '@webmoe/tensor';
 import { StateDictError } from '@webmoe/nn';
+import { ShardingError } from '@webmoe/sharding';
 import { MoE, SoftmaxTopKGate, UnsupportedError } from '../src/index.js';
 import { CASES, buildCase } from './random-cases.js';
 import { relErr } from './helpers.js';
@@ -10,8 +11,12 @@ const base = { hiddenDim: 8, numExperts: 4, numExpertsPerToken: 2, moeDim: 6 };
 
 describe('MoE API', () => {
   it('rejects options it cannot honour with typed errors naming them', () => {
-    expect(() => new MoE({ ...base, epSize: 2 })).toThrow(UnsupportedError);
-    expect(() => new MoE({ ...base, epSize: 2 })).toThrow(/epSize/);
+    // epSize > 1 is one expert-parallel shard (MoE.shard builds them): E must divide
+    expect(() => new MoE({ ...base, epSize: 3 })).toThrow(ShardingError);
+    expect(() => new MoE({ ...base, epSize: 3 })).toThrow(/numExperts \(expert parallel over epSize 3\): expected a multiple of 3, got 4/);
+    expect(() => new MoE({ ...base, epSize: 0 })).toThrow(/epSize: expected a positive integer/);
+    expect(() => new MoE({ ...base, epSize: 2, shardIndex: 2 })).toThrow(/shardIndex: expected an integer in \[0, 2\)/);
+    expect(new MoE({ ...base, epSize: 2, shardIndex: 1 }).gateUpProj.shape).toEqual([2, 12, 8]); // E / epSize local experts
     expect(() => new MoE({ ...base, quantConfig: { quant_method: 'fp8' } })).toThrow(/quantConfig/);
     expect(() => new MoE({ ...base, numExpertsPerToken: 5 })).toThrow(ValueError);
     expect(() => new MoE({ ...base, moeDim: 0 })).toThrow(/moeDim/);
