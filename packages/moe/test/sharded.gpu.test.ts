@@ -55,7 +55,7 @@ describe('MoE.shard on GPU devices vs the unsharded layer (float32)', () => {
     });
   }
 
-  it('EP 2 / EP 4 / TP 2 with every token on experts 0, 1: experts without tokens, devices that receive nothing', async (c) => {
+  it('EP 2 / EP 4 / TP 2 with every token on experts 0, 1: experts without tokens, devices that receive nothing; T = 1', async (c) => {
     if (!group) return c.skip('no WebGPU adapter');
     const { moe, x, T } = skewedLayer();
     const want = moe.forwardHost(x, T);
@@ -63,6 +63,8 @@ describe('MoE.shard on GPU devices vs the unsharded layer (float32)', () => {
       const s = moe.shard(sub.get(n)!, st);
       try {
         expect(relErr(await s.forward(x), want), `${st.kind} ${n}`).toBeLessThan(TOL);
+        // one token over n devices: devices without tokens (EP) and an all-reduce of [1, H]
+        expect(relErr(await s.forward(x.subarray(0, 16)), want.subarray(0, 16)), `${st.kind} ${n}, T = 1`).toBeLessThan(TOL);
       } finally {
         s.destroy();
       }

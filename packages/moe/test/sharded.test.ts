@@ -83,6 +83,7 @@ describe('MoE.shard on CPU shards vs the unsharded layer (float32)', () => {
     for (const n of [2, 4]) {
       const s = moe.shard(DeviceGroup.cpu(n), ShardingStrategy.expertParallel(n));
       expect(relErr(await s.forward(x), want)).toBeLessThan(TOL);
+      expect(relErr(await s.forward(x.subarray(0, 16)), want.subarray(0, 16)), `EP ${n}, T = 1: devices without tokens`).toBeLessThan(TOL);
       s.destroy();
     }
     const tp = moe.shard(DeviceGroup.cpu(2), ShardingStrategy.tensorParallel(2));
