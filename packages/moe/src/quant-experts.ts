@@ -6,7 +6,7 @@
  * dequantised only inside the grouped GEMMs (and row by row in the CPU
  * reference path).
  */
-import { ValueError, type DType } from '@webmoe/tensor';
+import type { DType } from '@webmoe/tensor';
 import type { ExpertQuantFormat, ExpertWeightsGpu, ExpertWeightsHost, GpuContext } from '@webmoe/kernels-wgsl';
 import { Module, type Parameter } from '@webmoe/nn';
 import type { DeviceRef } from '@webmoe/tensor';
@@ -288,14 +288,18 @@ export class QuantizedExperts extends Module {
   }
 }
 
-/** Checks an fp8 block size for stacking per-expert tensors along rows (gate and up of I rows each). */
+/**
+ * Checks that per-expert fp8 tensors of `rows` rows stack along rows (gate
+ * and up into gate_up) without splitting a scale block; UnsupportedError
+ * naming the tensor otherwise.
+ *
+ * @example
+ * ```ts
+ * checkStackable('experts.0.gate_proj.weight_scale_inv', 2048, 128); // ok
+ * ```
+ */
 export function checkStackable(what: string, rows: number, blockRows: number): void {
   if (rows % blockRows !== 0) {
     throw new UnsupportedError(what, `${rows} rows with ${blockRows}-row scale blocks`, `row counts that are a multiple of the block rows, so gate and up stack without requantizing`);
   }
-}
-
-/** ValueError helper for the quantize API. */
-export function badQuantArg(what: string, expected: string, got: unknown): never {
-  throw new ValueError(what, expected, got);
 }

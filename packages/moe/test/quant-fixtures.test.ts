@@ -2,7 +2,7 @@
 import { describe, it, expect } from 'vitest';
 import { join } from 'node:path';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
-import { MoE, QuantizedExperts, parseHFQuantConfig, ConfigError, UnsupportedError } from '../src/index.js';
+import { MoE, QuantizedExperts, parseHFQuantConfig, quantize, ConfigError, UnsupportedError } from '../src/index.js';
 import { FIXTURES, readTensorsF32, relErr } from './helpers.js';
 
 const golden = (arch: string) => readTensorsF32(join(FIXTURES, arch, 'golden.safetensors'));
@@ -63,5 +63,46 @@ describe('quantization_config parsing', () => {
     expect(() => parseHFQuantConfig({ quant_method: 'gptq' })).toThrow(/quant_method "gptq"/);
     expect(() => parseHFQuantConfig({ quant_method: 'fp8', fmt: 'e3m4', weight_block_size: [128, 128] })).toThrow(ConfigError);
     expect(() => parseHFQuantConfig({ quant_method: 'fp8' })).toThrow(/weight_block_size/);
+  });
+});
+
+describe('quantize() on the CPU', () => {
+  it('quantize(deepseek_v3 f32 layer, fp8_block) keeps the shared expert dense and matches a layer built from the same codes', async () => {
+    const src = await MoE.fromHuggingFace({ source: `${FIXTURES}/deepseek_v3`, layer: 0 });
+    const q = quantize(src, 'fp8_block');
+    expect(q.quant?.format).toBe('fp8_block');
+    expect(q.sharedExperts).toBeDefined(); // shared experts follow the checkpoint (dense here)
+    expect(q.quantizedSharedExperts).toBeUndefined();
+    expect(q.gateUpProj.value.dtype).toBe('float8_e4m3fn');
+    expect(() => q.experts).toThrow(UnsupportedError);
+    // The source layer is untouched and no dense expert copy is kept by the quantized layer.
+    expect(src.gateUpProj.value.dtype).toBe('float32');
+    expect([...q.stateDict().keys()].filter((k) => k.startsWith('experts.')).sort()).toEqual(['experts.down_proj', 'experts.down_proj_scale_inv', 'experts.gate_up_proj', 'experts.gate_up_proj_scale_inv']);
+    const g = readTensorsF32(join(FIXTURES, 'deepseek_v3', 'golden.safetensors'));
+    const x = g.get('input')!.values;
+    const y = await q.forward(x);
+    const err = relErr(y, g.get('output')!.values);
+    expect(err).toBeGreaterThan(1e-6); // quantisation changes the result...
+    expect(err).toBeLessThan(0.05); // ...by the fp8 rounding only
+    // The same codes through quantize(weights) and an explicitly constructed layer give the same output bit for bit.
+    const w = quantize(src.stacked.hostWeights(), 'fp8_block');
+    expect(w.gateUp.kind).toBe('fp8_block');
+    const sd = q.stateDict();
+    if (w.gateUp.kind !== 'fp8_block' || w.down.kind !== 'fp8_block') throw new Error('unreachable');
+    expect(Buffer.from(w.gateUp.q.data.buffer).equals(Buffer.from(sd.get('experts.gate_up_proj')!.data.buffer))).toBe(true);
+  });
+
+  it('typed errors: unknown format, already-quantized layer, dynamic activations on dense experts', async () => {
+    const src = await MoE.fromHuggingFace({ source: `${FIXTURES}/gpt_oss`, layer: 0 });
+    expect(() => quantize(src, 'int3' as never)).toThrow(ConfigError);
+    expect(() => quantize(src, 'int3' as never)).toThrow(/quantConfig.format/);
+    expect(() => quantize(src, { format: 'int4', blockSize: 0 })).toThrow(/blockSize/);
+    const q = quantize(src, 'mxfp4');
+    expect(() => quantize(q, 'int8')).toThrow(UnsupportedError);
+    expect(() => new MoE({ hiddenDim: 8, numExperts: 2, numExpertsPerToken: 1, moeDim: 4, activationQuant: 'dynamic' })).toThrow(/activationQuant/);
+    const m = new MoE({ hiddenDim: 64, numExperts: 2, numExpertsPerToken: 1, moeDim: 32, quantConfig: { format: 'int4' }, activationQuant: 'dynamic' });
+    expect(m.activationQuant).toBe('dynamic');
+    expect(m.gateUpProj.shape).toEqual([2, 64, 32]);
+    expect(m.gateUpProj.dtype).toBe('uint8');
   });
 });
