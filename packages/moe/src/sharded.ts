@@ -224,8 +224,12 @@ export class ShardedMoE {
     const { T, xs } = await shardInputRows('MoE sharded input', x, H, this.group);
     let y: Float32Array;
     if (T === 0) y = new Float32Array(0);
-    else if (this.mode === 'tp') y = this.group.kind === 'cpu' ? cpuAllReduce(this.shards.map((s) => s.forwardHost(xs, T)))[0] : await this.forwardTPGpu(xs, T);
-    else y = this.group.kind === 'cpu' ? this.forwardEPHost(xs, T) : await this.forwardEPGpu(xs, T);
+    else if (this.group.kind === 'cpu') y = this.mode === 'tp' ? cpuAllReduce(this.shards.map((s) => s.forwardHost(xs, T)))[0] : this.forwardEPHost(xs, T);
+    else {
+      // Inside validation / out-of-memory error scopes on every device: a GPU error is a typed GpuValidationError / GpuOutOfMemoryError.
+      const run = () => (this.mode === 'tp' ? this.forwardTPGpu(xs, T) : this.forwardEPGpu(xs, T));
+      y = await this.group.contexts.reduce<() => Promise<Float32Array>>((f, c) => () => c.checked(`ShardedMoE.forward (${this.mode})`, f), run)();
+    }
     return shardOutput(x, y, T, H, this.group);
   }
 

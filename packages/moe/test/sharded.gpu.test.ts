@@ -48,6 +48,7 @@ describe('MoE.shard on GPU devices vs the unsharded layer (float32)', () => {
           const y = await s.forward(g.input);
           const err = relErr(y, want);
           expect(err, `${arch} ${cfg.name} GPU: rel err ${err}`).toBeLessThan(TOL);
+          for (const ctx of group!.contexts) expect(ctx.takeUncapturedErrors(), `${arch} ${cfg.name}: GPU errors`).toEqual([]);
         } finally {
           s.destroy();
         }
