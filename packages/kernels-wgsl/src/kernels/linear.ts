@@ -4,10 +4,10 @@
  * 16-bit types packed two per u32); accumulation in f32.
  *
  * Two paths, chosen by T:
- * - GEMV (T <= 8): one workgroup per block of 8 output columns; 32 lanes per
- *   column split K (16-bit weights with even K read one u32 = two weights at
- *   a time), then a tree reduction in workgroup memory in a fixed order.
- * - Tiled (T > 8): 64x64 output tiles, 16-deep K slices staged in workgroup
+ * - GEMV (T <= 32): one workgroup per (token, output column); 256 threads
+ *   split K (16-bit weights with even K read one u32 = two weights at a
+ *   time), then a tree reduction in workgroup memory in a fixed order.
+ * - Tiled (T > 32): 64x64 output tiles, 16-deep K slices staged in workgroup
  *   memory, 4x4 outputs per thread; each output sums k = 0..K-1 in order.
  * Both are deterministic (no atomics).
  */
@@ -26,7 +26,7 @@ export const LINEAR_WEIGHT_DTYPES = ['float32', 'bfloat16', 'float16'] as const;
 export type LinearWeightDType = (typeof LINEAR_WEIGHT_DTYPES)[number];
 
 /** Largest T the GEMV path takes (larger T uses the tiled kernel). */
-export const LINEAR_GEMV_MAX_T = 8;
+export const LINEAR_GEMV_MAX_T = 32;
 
 /** Variant of the linear kernels. */
 export type LinearVariant = {
@@ -63,61 +63,45 @@ ${v.bdtype !== 'none' ? loadFn('ldb', 'B', v.bdtype) : ''}
 }
 
 function gemvSource(v: LinearVariant): string {
-  const inner = v.pairs
-    ? v.wdtype === 'bfloat16'
-      ? `let word = W[rowWord + p]; let w0 = bitcast<f32>(word << 16u); let w1 = bitcast<f32>(word & 0xffff0000u);`
-      : `let wv = unpack2x16float(W[rowWord + p]); let w0 = wv.x; let w1 = wv.y;`
-    : '';
+  // One workgroup per (token, output column): 256 threads split K, then a
+  // fixed-order tree reduction. Small-N linears (router logits, shared-expert
+  // gate) get T*N workgroups instead of one per 8 columns.
   const loop = v.pairs
     ? `
-    let rowWord = (n * u.K) >> 1u;
-    let halfK = u.K >> 1u;
-    for (var p = lane; p < halfK; p += LANES) {
-      ${inner}
-      for (var t = 0u; t < u.T; t++) {
-        let xb = t * u.K + 2u * p;
-        acc[t] = acc[t] + (X[xb] * w0 + X[xb + 1u] * w1);
-      }
-    }`
+  let rowWord = (n * u.K) >> 1u;
+  let halfK = u.K >> 1u;
+  let xb = t * u.K;
+  for (var p = li; p < halfK; p += WG) {
+    ${
+      v.wdtype === 'bfloat16'
+        ? `let word = W[rowWord + p]; let w0 = bitcast<f32>(word << 16u); let w1 = bitcast<f32>(word & 0xffff0000u);`
+        : `let wv = unpack2x16float(W[rowWord + p]); let w0 = wv.x; let w1 = wv.y;`
+    }
+    acc = acc + (X[xb + 2u * p] * w0 + X[xb + 2u * p + 1u] * w1);
+  }`
     : `
-    let row = n * u.K;
-    for (var kk = lane; kk < u.K; kk += LANES) {
-      let w = ldw(row + kk);
-      for (var t = 0u; t < u.T; t++) {
-        acc[t] = acc[t] + X[t * u.K + kk] * w;
-      }
-    }`;
+  let row = n * u.K;
+  for (var kk = li; kk < u.K; kk += WG) {
+    acc = acc + X[t * u.K + kk] * ldw(row + kk);
+  }`;
   return /* wgsl */ `
 ${common(v)}
-const COLS = 8u;
-const LANES = 32u;
-const MT = ${LINEAR_GEMV_MAX_T}u;
-var<workgroup> red: array<f32, ${LINEAR_GEMV_MAX_T * 8 * 32}>;
+const WG = 256u;
+var<workgroup> red: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let blk = wid.x + wid.y * nwg.x;
   if (blk >= u.nGroups) { return; }
-  let c = li / LANES;
-  let lane = li % LANES;
-  let n = blk * COLS + c;
-  var acc: array<f32, MT>;
-  if (n < u.N) {${loop}
-  }
-  for (var t = 0u; t < MT; t++) { red[(t * COLS + c) * LANES + lane] = acc[t]; }
+  let t = blk / u.N;
+  let n = blk % u.N;
+  var acc = 0.0;${loop}
+  red[li] = acc;
   workgroupBarrier();
-  for (var s = LANES / 2u; s > 0u; s = s >> 1u) {
-    if (lane < s) {
-      for (var t = 0u; t < u.T; t++) {
-        let i = (t * COLS + c) * LANES + lane;
-        red[i] = red[i] + red[i + s];
-      }
-    }
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    if (li < s) { red[li] = red[li] + red[li + s]; }
     workgroupBarrier();
   }
-  if (lane == 0u && n < u.N) {
-    let b = ${biasCode(v, 'n')};
-    for (var t = 0u; t < u.T; t++) { Y[t * u.N + n] = red[(t * COLS + c) * LANES] + b; }
-  }
+  if (li == 0u) { Y[t * u.N + n] = red[0] + ${biasCode(v, 'n')}; }
 }
 `;
 }
@@ -260,7 +244,7 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
     pairs: w.dtype !== 'float32' && K % 2 === 0,
   };
   const tilesN = Math.ceil(N / 64);
-  const nGroups = path === 'gemv' ? Math.ceil(N / 8) : Math.ceil(T / 64) * tilesN;
+  const nGroups = path === 'gemv' ? T * N : Math.ceil(T / 64) * tilesN;
   const buffers = [x.buffer, w.buffer];
   if (bias) buffers.push(bias.buffer);
   buffers.push(y.buffer);
