@@ -5,6 +5,8 @@ import {
   denseGroupingGpu,
   groupedGateUpGpu,
   groupedDownGpu,
+  gemvGateUpGpu,
+  gemvDownGpu,
   type ExpertActivation,
 } from '@webmoe/kernels-wgsl';
 import { Module, type ModuleOptions } from './module.js';
@@ -152,8 +154,14 @@ export class MLP extends Module {
     const w = this.packedGpu;
     const ctx = this.ctx!;
     const g = denseGroupingGpu(ctx, rec, T, { pool: opts.pool });
-    const h = groupedGateUpGpu(ctx, rec, x, g, { kind: 'dense', w: w.gateUp }, w.gateUpBias, this.expertActivation, { pool: opts.pool });
-    const y = groupedDownGpu(ctx, rec, h, g, { kind: 'dense', w: w.down }, w.downBias, { pool: opts.pool });
+    // Few rows (decode): the GEMV kernels stream each weight once over many workgroups.
+    const gemv = T <= 16;
+    const h = gemv
+      ? gemvGateUpGpu(ctx, rec, x, g, { kind: 'dense', w: w.gateUp }, this.expertActivation, { pool: opts.pool, bias: w.gateUpBias })
+      : groupedGateUpGpu(ctx, rec, x, g, { kind: 'dense', w: w.gateUp }, w.gateUpBias, this.expertActivation, { pool: opts.pool });
+    const y = gemv
+      ? gemvDownGpu(ctx, rec, h, g, { kind: 'dense', w: w.down }, { pool: opts.pool, bias: w.downBias })
+      : groupedDownGpu(ctx, rec, h, g, { kind: 'dense', w: w.down }, w.downBias, { pool: opts.pool });
     opts.scratch.push(h, g);
     return y;
   }

@@ -35,10 +35,10 @@ describe('nn on the GPU', () => {
     expect(lin.weight.gpu).toBeUndefined();
   });
 
-  it('MLP on the GPU equals the same MLP on the CPU', async (c) => {
+  it.each([7, 41])('MLP on the GPU equals the same MLP on the CPU (T=%s: decode GEMV / grouped GEMM path)', async (T, c) => {
     if (!ctx) return c.skip('no WebGPU adapter');
-    const r = rng(9);
-    const [T, H, I] = [7, 16, 12];
+    const r = rng(9 + T);
+    const [H, I] = [16, 12];
     const sd = {
       'gate_proj.weight': HostTensor.fromFloat32([I, H], randomArray(r, I * H), 'bfloat16'),
       'up_proj.weight': HostTensor.fromFloat32([I, H], randomArray(r, I * H), 'bfloat16'),
