@@ -9,7 +9,7 @@ import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
-import { allocOutput, declareBindings, expect2d, type BindingDecl } from './op-util.js';
+import { allocOutput, declareBindings, expect2d, expectLive, type BindingDecl } from './op-util.js';
 import type { GroupingGpu, GroupingRef } from './moe-types.js';
 
 const WG = 256;
@@ -72,6 +72,7 @@ export interface CombineOptions {
  */
 export function combineGpu(ctx: GpuContext, rec: Recorder, y: GpuTensor, g: GroupingGpu, weights: GpuTensor | null, opts: CombineOptions = {}): GpuTensor {
   const { T, k } = g;
+  expectLive('combineGpu', { y, 'g.position': g.position, weights, shared: opts.shared, sharedGateLogit: opts.sharedGateLogit });
   if (y.dtype !== 'float32') throw new DTypeError('combineGpu y', 'float32', y.dtype);
   const [rows, H] = expect2d('combineGpu y [T*k, H]', y.shape);
   if (rows !== T * k) throw new ShapeError('combineGpu y [T*k, H]', [T * k, H], y.shape);

@@ -19,6 +19,7 @@ import type { BufferPool } from '../runtime/pool.js';
 import { foldWorkgroups, type Recorder, Uniforms, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertActivation, ExpertWeightsGpu, ExpertWeightsHost, GroupingGpu, GroupingRef } from './moe-types.js';
 import { expertDims, type ExpertDims } from './expert-weights.js';
+import { expectLive } from './op-util.js';
 import { ACT_QUANT_GROUP, decodeExpertRow, fakeQuantFp8Ref, type ExpertActQuantOptions } from './quant-ref.js';
 import { WORD_VALUES, actQuantKernel, groupedGemmKernel, tileOffsetsKernel, type GroupedGemmVariant, type WeightFormat } from './grouped-gemm-wgsl.js';
 
@@ -260,6 +261,7 @@ export function groupedGateUpGpu(
   act: ExpertActivation,
   opts: GroupedGateUpOptions = {},
 ): GpuTensor {
+  expectLive('groupedGateUp', { x, bias, rowScale: opts.rowScale, 'g.offsets': g.offsets, 'g.order': g.order });
   const { T, k, E } = checkGroupingGpu(g);
   if (x.dtype !== 'float32') throw new DTypeError('groupedGateUp x', ['float32'], x.dtype);
   if (x.shape.length !== 2 || x.shape[0] !== T) throw new ShapeError('groupedGateUp x', `[T=${T}, H]`, x.shape);
@@ -311,6 +313,7 @@ export function groupedDownGpu(
   bias?: GpuTensor,
   opts: GroupedGemmOptions = {},
 ): GpuTensor {
+  expectLive('groupedDown', { h, bias, 'g.offsets': g.offsets, 'g.order': g.order });
   const { T, k, E } = checkGroupingGpu(g);
   if (h.dtype !== 'float32') throw new DTypeError('groupedDown h', ['float32'], h.dtype);
   if (h.shape.length !== 2 || h.shape[0] !== T * k) throw new ShapeError('groupedDown h', `[T*k=${T * k}, I]`, h.shape);

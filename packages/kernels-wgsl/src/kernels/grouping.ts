@@ -11,7 +11,7 @@ import type { GpuContext } from '../runtime/context.js';
 import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
-import { allocOutput, declareBindings, expect2d } from './op-util.js';
+import { allocOutput, declareBindings, expect2d, expectLive } from './op-util.js';
 import type { GroupingGpu, GroupingRef } from './moe-types.js';
 
 const WG = 256;
@@ -142,6 +142,7 @@ export interface GroupOptions {
  * ```
  */
 export function groupGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: number, opts: GroupOptions = {}): GroupingGpu {
+  expectLive('groupGpu', { idx });
   if (idx.dtype !== 'uint32') throw new DTypeError('groupGpu idx', 'uint32', idx.dtype);
   const [T, k] = expect2d('groupGpu idx [T, k]', idx.shape);
   if (!Number.isInteger(E) || E < 1) throw new ValueError('groupGpu E', 'an integer >= 1', E);

@@ -18,7 +18,7 @@ import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
 import { FP8_DECODE_WGSL, loadFn, storageType } from '../wgsl.js';
-import { allocOutput, declareBindings, expect2d, type BindingDecl } from './op-util.js';
+import { allocOutput, declareBindings, expect2d, expectLive, type BindingDecl } from './op-util.js';
 
 /** Weight dtypes `linearGpu` takes. */
 export const LINEAR_WEIGHT_DTYPES = ['float32', 'bfloat16', 'float16'] as const;
@@ -223,6 +223,7 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
 export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTensor, opts?: LinearOptions): GpuTensor;
 export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTensor, a?: GpuTensor | LinearOptions | null, b?: { pool?: BufferPool }): GpuTensor {
   const opts: LinearOptions = a instanceof GpuTensor ? { bias: a, pool: b?.pool } : a ? a : { pool: b?.pool };
+  expectLive('linearGpu', { x, w, bias: opts.bias });
   if (x.dtype !== 'float32') throw new DTypeError('linearGpu x', 'float32', x.dtype);
   const [T, K] = expect2d('linearGpu x [T, K]', x.shape);
   checkWeightDType('linearGpu w', w.dtype);

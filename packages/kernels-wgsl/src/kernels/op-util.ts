@@ -50,6 +50,17 @@ export function expect2d(what: string, shape: readonly number[]): [number, numbe
   return [shape[0], shape[1]];
 }
 
+/**
+ * Throws a ValueError naming the input if any of `tensors` was destroyed, so
+ * that an op fails before it allocates or records anything.
+ * @example `expectLive('linearGpu', { x, w, bias })`
+ */
+export function expectLive(op: string, tensors: Readonly<Record<string, GpuTensor | null | undefined>>): void {
+  for (const [name, t] of Object.entries(tensors)) {
+    if (t && t.destroyed) throw new ValueError(`${op} ${name}`, 'a tensor that is not destroyed', `a destroyed ${t.dtype} [${t.shape.join(', ')}] tensor`);
+  }
+}
+
 /** Throws a ValueError unless `v` is an integer in [lo, hi]. @example `expectInt('k', k, 1, 32)` */
 export function expectInt(what: string, v: number, lo: number, hi: number): void {
   if (!Number.isInteger(v) || v < lo || v > hi) throw new ValueError(what, `an integer in [${lo}, ${hi}]`, v);

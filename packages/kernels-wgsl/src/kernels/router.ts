@@ -14,7 +14,7 @@ import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
-import { allocOutput, declareBindings, expect2d, type BindingDecl } from './op-util.js';
+import { allocOutput, declareBindings, expect2d, expectLive, type BindingDecl } from './op-util.js';
 import type { RouterKind, RouterParams, RoutingGpu, RoutingRef } from './moe-types.js';
 
 /** Largest E the router kernel takes. */
@@ -237,6 +237,7 @@ export interface RouterOptions {
  * ```
  */
 export function routerGpu(ctx: GpuContext, rec: Recorder, logits: GpuTensor, params: RouterParams, opts: RouterOptions = {}): RoutingGpu {
+  expectLive('routerGpu', { logits, correctionBias: opts.correctionBias });
   if (logits.dtype !== 'float32') throw new DTypeError('routerGpu logits', 'float32', logits.dtype);
   const [T, E] = expect2d('routerGpu logits [T, E]', logits.shape);
   const { nGroup, topkGroup } = checkRouterParams('routerGpu', params, E);

@@ -1,5 +1,5 @@
 import type { DType, HostArray } from '@webmoe/tensor';
-import { DTYPES, HostTensor, numel, allocHost, ShapeError, DTypeError, checkShape } from '@webmoe/tensor';
+import { DTYPES, HostTensor, numel, allocHost, ShapeError, DTypeError, ValueError, checkShape } from '@webmoe/tensor';
 import type { GpuContext } from './context.js';
 import { LimitError } from './errors.js';
 
@@ -46,7 +46,7 @@ export class GpuTensor {
 
   /** The buffer (throws if destroyed). */
   get buffer(): GPUBuffer {
-    if (!this.buf) throw new Error('GpuTensor: used after destroy()');
+    if (!this.buf) throw new ValueError(`GpuTensor ${this.dtype} [${this.shape.join(', ')}]`, 'a tensor that is not destroyed', 'used after destroy()');
     return this.buf;
   }
   get size(): number {
