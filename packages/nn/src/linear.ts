@@ -1,4 +1,4 @@
-import { HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
+import { DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
 import { GpuTensor, Recorder, linearGpu, linearRef, type BufferPool } from '@webmoe/kernels-wgsl';
 import type { ShardingStrategy } from '@webmoe/sharding';
 import { Module, type ModuleOptions, type Parameter } from './module.js';
@@ -25,7 +25,7 @@ export interface RecordOptions {
 export function rowsOf(what: string, x: { length: number } | GpuTensor, dim: number): number {
   if (x instanceof GpuTensor) {
     if (x.shape.length !== 2 || x.shape[1] !== dim) throw new ShapeError(what, ['T', dim], x.shape);
-    if (x.dtype !== 'float32') throw new ValueError(`${what} dtype`, 'float32', x.dtype);
+    if (x.dtype !== 'float32') throw new DTypeError(what, 'float32', x.dtype);
     return x.shape[0];
   }
   if (x.length % dim !== 0) throw new ShapeError(what, `a multiple of ${dim} values ([T, ${dim}])`, `${x.length} values`);
