@@ -596,6 +596,7 @@ export class MoE extends Module {
       const dg = keep(denseGroupingGpu(ctx, rec, T, { pool }));
       const hs = keep(groupedGateUpGpu(ctx, rec, x, dg, sw.gateUp, undefined, { kind: 'silu', layout: 'concat' }, { pool, ...aq }));
       shared = keep(groupedDownGpu(ctx, rec, hs, dg, sw.down, undefined, { pool, ...aq }));
+      if (this.sharedExpertGate) sharedGateLogit = keep(this.sharedExpertGate.record(rec, x, { pool })); // [T, 1]
     }
     return combineGpu(ctx, rec, y, g, this.applyRouterWeightFirst ? null : routing.weights, { shared, sharedGateLogit });
   }
@@ -621,6 +622,7 @@ export class MoE extends Module {
       const sw = this.quantizedSharedExperts.hostWeights();
       const dg = denseGroupingRef(T);
       shared = groupedDownRef(groupedGateUpRef(x, dg, sw.gateUp, undefined, { kind: 'silu', layout: 'concat' }, undefined, aq), dg, sw.down, undefined, aq);
+      if (this.sharedExpertGate) sharedGateLogit = this.sharedExpertGate.forwardHost(x, T);
     }
     return combineRef(y, g, this.applyRouterWeightFirst ? null : routing.weights, shared, sharedGateLogit);
   }
