@@ -1,4 +1,4 @@
-import { DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
+import { DTYPES, DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
 import { GpuTensor, Recorder, linearGpu, linearRef, type BufferPool } from '@webmoe/kernels-wgsl';
 import type { ShardingStrategy } from '@webmoe/sharding';
 import { Module, type ModuleOptions, type Parameter } from './module.js';
@@ -22,7 +22,12 @@ export interface RecordOptions {
 }
 
 /** Checks x as [T, dim] f32 values (GpuTensor or host array) and returns T. @example `rowsOf('x', new Float32Array(8), 4) // 2` */
-export function rowsOf(what: string, x: { length: number } | GpuTensor, dim: number): number {
+export function rowsOf(what: string, x: { length: number } | GpuTensor | HostTensor, dim: number): number {
+  if (x instanceof HostTensor) {
+    if (x.shape.length !== 2 || x.shape[1] !== dim) throw new ShapeError(what, ['T', dim], x.shape);
+    if (!DTYPES[x.dtype].isFloat) throw new DTypeError(what, ['float32', 'bfloat16', 'float16', 'float8_e4m3fn', 'float8_e5m2'], x.dtype);
+    return x.shape[0];
+  }
   if (x instanceof GpuTensor) {
     if (x.shape.length !== 2 || x.shape[1] !== dim) throw new ShapeError(what, ['T', dim], x.shape);
     if (x.dtype !== 'float32') throw new DTypeError(what, 'float32', x.dtype);
@@ -98,6 +103,7 @@ export class Linear extends Module {
 
   /** Runs on the module's device: x [T, inDim] f32 values; returns [T, outDim]. */
   async forward(x: Float32Array | HostTensor): Promise<Float32Array> {
+    if (x instanceof HostTensor) rowsOf('Linear input', x, this.inDim); // shape [T, inDim] and a float dtype
     const xs = x instanceof HostTensor ? x.toFloat32() : x;
     const T = rowsOf('Linear input', xs, this.inDim);
     if (this.device.isCpu()) return this.forwardHost(xs, T);

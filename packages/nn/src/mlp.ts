@@ -179,6 +179,7 @@ export class MLP extends Module {
 
   /** Runs on the module's device: x [T, H] f32 values; returns [T, H]. */
   async forward(x: Float32Array | HostTensor): Promise<Float32Array> {
+    if (x instanceof HostTensor) rowsOf('MLP input', x, this.hiddenDim); // shape [T, H] and a float dtype
     const xs = x instanceof HostTensor ? x.toFloat32() : x;
     const T = rowsOf('MLP input', xs, this.hiddenDim);
     if (this.device.isCpu()) return this.forwardHost(xs, T);
