@@ -116,7 +116,7 @@ describe('determinism and batch independence (GPU, T = 12)', () => {
     const xs = [0, 1, 2, 3].map((i) => permuteRows(x, c.cfg.H, permutation(T, i)));
     const xg = xs.map((v) => GpuTensor.upload(ctx!, new HostTensor('float32', [T, c.cfg.H], v)));
     try {
-      const seq = [];
+      const seq: Float32Array[] = [];
       for (const g of xg) {
         const y = await moe.forwardGpu(g);
         seq.push((await y.download()).data as Float32Array);
