@@ -304,11 +304,11 @@ export class MoE extends Module {
     return loadHuggingFaceMoE(opts);
   }
 
-  /** `experts.gate_up_proj` [E, 2I, H] (MAX `gate_up_proj`). */
+  /** `experts.gate_up_proj` [E, 2I, H] (MAX `gate_up_proj`); with `quantConfig`, the packed codes (e.g. mxfp4 `gate_up_proj_blocks` [E, 2I, H/32, 16]; scales in `stacked.gateUpScale`). */
   get gateUpProj(): Parameter {
     return this.stacked.gateUpProj;
   }
-  /** `experts.down_proj` [E, H, I] (MAX `down_proj`). */
+  /** `experts.down_proj` [E, H, I] (MAX `down_proj`); with `quantConfig`, the packed codes (scales in `stacked.downScale`). */
   get downProj(): Parameter {
     return this.stacked.downProj;
   }
