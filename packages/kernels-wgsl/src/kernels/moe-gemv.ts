@@ -13,6 +13,8 @@ import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, Recorder, Uniforms } from '../runtime/kernel.js';
 import { LimitError } from '../runtime/errors.js';
 import type { ExpertActivation, ExpertWeightsGpu, GroupingGpu } from './moe-types.js';
+import { FP8_DECODE_WGSL } from '../wgsl.js';
+import { expertDims } from './expert-weights.js';
 
 
 /** Outputs per workgroup (one per 32-lane group). */
@@ -22,11 +24,15 @@ const LANES = 32;
 const MR = 4;
 
 type DenseDtype = 'float32' | 'bfloat16' | 'float16';
+/** Packed formats the GEMV dequantises in its 8-wide loads. */
+type QuantFmt = 'fp8_e4m3' | 'fp8_e5m2' | 'int4' | 'int8' | 'mxfp4';
 
 /** Variant of the decode GEMV kernels. */
 export type GemvVariant = {
-  /** Weight storage dtype. */
-  wdtype: DenseDtype;
+  /** Weight storage: a dense dtype or a packed quantized format. */
+  wdtype: DenseDtype | QuantFmt;
+  /** Storage dtype of the quantized scales ('none' for dense weights). */
+  sdtype: 'float32' | 'float16' | 'uint8' | 'none';
   /** cols % 8 == 0: 8-wide vector loads. */
   vec8: boolean;
   /** 'gate_up' (two rows per output + activation) or 'down'. */
@@ -73,7 +79,8 @@ export const gemvKernel = defineKernel<GemvVariant>('moe_gemv', (v) => {
   const MRv = v.mr;
   const NA = gu ? 2 : 1;
   const R = Array.from({ length: MRv }, (_, m) => m);
-  const wdecl = v.vec8 ? (v.wdtype === 'float32' ? 'array<vec4<f32>>' : 'array<vec4<u32>>') : v.wdtype === 'float32' ? 'array<f32>' : 'array<u32>';
+  const quant = v.sdtype !== 'none';
+  const wdecl = quant ? 'array<u32>' : v.vec8 ? (v.wdtype === 'float32' ? 'array<vec4<f32>>' : 'array<vec4<u32>>') : v.wdtype === 'float32' ? 'array<f32>' : 'array<u32>';
   // weight chunk loader: even/odd lanes of 8 consecutive weights
   let load8 = '';
   if (v.vec8) {
@@ -82,8 +89,36 @@ export const gemvKernel = defineKernel<GemvVariant>('moe_gemv', (v) => {
     } else if (v.wdtype === 'float16') {
       load8 = `fn wload8(base: u32) -> W8 { let q = W[base >> 3u]; let a = unpack2x16float(q.x); let b = unpack2x16float(q.y); let c = unpack2x16float(q.z); let d = unpack2x16float(q.w);
   return W8(vec4<f32>(a.x, b.x, c.x, d.x), vec4<f32>(a.y, b.y, c.y, d.y)); }`;
-    } else {
+    } else if (v.wdtype === 'float32') {
       load8 = `fn wload8(base: u32) -> W8 { let a = W[base >> 2u]; let b = W[(base >> 2u) + 1u]; return W8(vec4<f32>(a.xz, b.xz), vec4<f32>(a.yw, b.yw)); }`;
+    } else if (v.wdtype === 'fp8_e4m3' || v.wdtype === 'fp8_e5m2' || v.wdtype === 'int8') {
+      // 8 one-byte codes in two words; the byte -> value table is in workgroup memory
+      load8 = `fn wload8(base: u32) -> W8 { let a = W[base >> 2u]; let b = W[(base >> 2u) + 1u];
+  return W8(vec4<f32>(lut[a & 0xffu], lut[(a >> 16u) & 0xffu], lut[b & 0xffu], lut[(b >> 16u) & 0xffu]),
+            vec4<f32>(lut[(a >> 8u) & 0xffu], lut[a >> 24u], lut[(b >> 8u) & 0xffu], lut[b >> 24u])); }`;
+    } else {
+      // int4 / mxfp4: 8 nibbles in one word, low nibble first
+      load8 = `fn wload8(base: u32) -> W8 { let a = W[base >> 3u];
+  return W8(vec4<f32>(lut[a & 0xfu], lut[(a >> 8u) & 0xfu], lut[(a >> 16u) & 0xfu], lut[(a >> 24u) & 0xfu]),
+            vec4<f32>(lut[(a >> 4u) & 0xfu], lut[(a >> 12u) & 0xfu], lut[(a >> 20u) & 0xfu], lut[(a >> 28u) & 0xfu])); }`;
+    }
+  }
+  // per-chunk dequantisation scale of row r at column col (all 8 columns share it)
+  let scaleFn = '';
+  let lutInit = '';
+  if (quant) {
+    if (v.wdtype === 'fp8_e4m3' || v.wdtype === 'fp8_e5m2') {
+      scaleFn = `fn wscale(e: u32, r: u32, col: u32) -> f32 { return QS[(e * p.s0 + r / p.s2) * p.s1 + col / p.s3]; }`;
+      lutInit = `lut[li] = ${v.wdtype === 'fp8_e4m3' ? 'decode_e4m3' : 'decode_e5m2'}(li);`;
+    } else if (v.wdtype === 'int8' || v.wdtype === 'int4') {
+      scaleFn =
+        v.sdtype === 'float16'
+          ? `fn wscale(e: u32, r: u32, col: u32) -> f32 { let i = (e * p.rows + r) * p.s0 + col / p.s1; let q = unpack2x16float(QS[i >> 1u]); return select(q.x, q.y, (i & 1u) == 1u); }`
+          : `fn wscale(e: u32, r: u32, col: u32) -> f32 { return QS[(e * p.rows + r) * p.s0 + col / p.s1]; }`;
+      lutInit = v.wdtype === 'int8' ? `lut[li] = f32(li) - 128.0;` : `lut[li] = f32(li & 15u) - 8.0;`;
+    } else {
+      scaleFn = `fn wscale(e: u32, r: u32, col: u32) -> f32 { let i = (e * p.rows + r) * p.s0 + col / 32u; return exp2(f32((QS[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - 127.0); }`;
+      lutInit = `let fp4 = array<f32, 8>(0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0); lut[li] = select(1.0, -1.0, (li & 8u) != 0u) * fp4[li & 7u];`;
     }
   }
   const load1 =
@@ -97,10 +132,10 @@ export const gemvKernel = defineKernel<GemvVariant>('moe_gemv', (v) => {
   const inner = v.vec8
     ? `
 ${Us.map((u) => `        let c${u} = c + ${u * LANES}u; let f${u} = select(0.0, 1.0, c${u} < nchunks); let col${u} = min(c${u}, nchunks - 1u) * 8u;
-        let wg${u} = wload8(gbase + col${u});${gu ? ` let wu${u} = wload8(ubase + col${u});` : ''}`).join('\n')}
+        let wg${u} = wload8(gbase + col${u});${gu ? ` let wu${u} = wload8(ubase + col${u});` : ''}${quant ? ` let sg${u} = wscale(e, rg, col${u});${gu ? ` let su${u} = wscale(e, ru, col${u});` : ''}` : ''}`).join('\n')}
 ${Us.map((u) => R.map((m) => `        { let q = (xrow${m} + col${u}) >> 2u; let xa = X4[q] * f${u}; let xb = X4[q + 1u] * f${u};
           let xe = vec4<f32>(xa.xz, xb.xz); let xo = vec4<f32>(xa.yw, xb.yw);
-          ag${m} += dot(wg${u}.e, xe) + dot(wg${u}.o, xo);${gu ? ` au${m} += dot(wu${u}.e, xe) + dot(wu${u}.o, xo);` : ''} }`).join('\n')).join('\n')}`
+          ag${m} += ${quant ? `sg${u} * ` : ''}(dot(wg${u}.e, xe) + dot(wg${u}.o, xo));${gu ? ` au${m} += ${quant ? `su${u} * ` : ''}(dot(wu${u}.e, xe) + dot(wu${u}.o, xo));` : ''} }`).join('\n')).join('\n')}`
     : `
         let col = c * 8u;
         let lim = min(8u, p.cols - col);
@@ -109,7 +144,7 @@ ${Us.map((u) => R.map((m) => `        { let q = (xrow${m} + col${u}) >> 2u; let 
 ${R.map((m) => `          { let xv = X[xrow${m} + col + j]; ag${m} = fma(xv, wgv, ag${m});${gu ? ` au${m} = fma(xv, wuv, au${m});` : ''} }`).join('\n')}
         }`;
   return /* wgsl */ `
-struct P { rows: u32, cols: u32, nout: u32, k: u32, limit: f32, alpha: f32, nblocks: u32, _p: u32, }
+struct P { rows: u32, cols: u32, nout: u32, k: u32, limit: f32, alpha: f32, nblocks: u32, _p: u32, s0: u32, s1: u32, s2: u32, s3: u32, }
 struct W8 { e: vec4<f32>, o: vec4<f32>, }
 @group(0) @binding(0) var<storage, read> ${v.vec8 ? 'X4: array<vec4<f32>>' : 'X: array<f32>'};
 @group(0) @binding(1) var<storage, read> W: ${wdecl};
@@ -120,7 +155,9 @@ struct W8 { e: vec4<f32>, o: vec4<f32>, }
 @group(0) @binding(6) var<storage, read_write> Y: array<f32>;
 ${v.bias ? `@group(0) @binding(7) var<storage, read> B: ${v.bdtype === 'float32' ? 'array<f32>' : 'array<u32>'};` : ''}
 ${v.rowScale ? `@group(0) @binding(${v.bias ? 8 : 7}) var<storage, read> S: array<f32>;` : ''}
-@group(0) @binding(${7 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0)}) var<uniform> p: P;
+${quant ? `@group(0) @binding(${7 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0)}) var<storage, read> QS: ${v.sdtype === 'float32' ? 'array<f32>' : 'array<u32>'};` : ''}
+@group(0) @binding(${7 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0) + (quant ? 1 : 0)}) var<uniform> p: P;
+${quant ? `${FP8_DECODE_WGSL}\nvar<workgroup> lut: array<f32, 256>;\n${scaleFn}` : ''}
 ${v.vec8 ? load8 : load1}
 ${v.bias ? biasLoader(v.bdtype) : ''}
 ${actWgsl(v.act)}
@@ -130,6 +167,7 @@ var<workgroup> wcnt: u32;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let e = Active[wid.y];
   let off = Offsets[e];
+  ${quant ? `{ let li = lid.y * ${LANES}u + lid.x; ${lutInit} }` : ''}
   if (lid.x == 0u && lid.y == 0u) { wcnt = Counts[e]; }
   let cnt = workgroupUniformLoad(&wcnt);
   let lane = lid.x;
@@ -244,12 +282,54 @@ export interface GemvOptions {
   rowScale?: GpuTensor;
 }
 
-function checkDense(what: string, w: ExpertWeightsGpu): GpuTensor {
-  if (w.kind !== 'dense') throw new ValueError(`${what} weights`, "kind 'dense' (quantized decode GEMV not available)", w.kind);
-  const d = w.w.dtype;
-  if (d !== 'float32' && d !== 'bfloat16' && d !== 'float16') throw new DTypeError(`${what} weights`, ['float32', 'bfloat16', 'float16'], d);
-  if (w.w.shape.length !== 3) throw new ShapeError(`${what} weights`, '[E, rows, cols]', w.w.shape);
-  return w.w;
+/** What the GEMV binds for one weight container. */
+interface GemvWeights {
+  E: number;
+  rows: number;
+  cols: number;
+  codes: GpuTensor;
+  scales?: GpuTensor;
+  wfmt: GemvVariant['wdtype'];
+  sdtype: GemvVariant['sdtype'];
+  /** s0..s3 uniforms of the scale lookup. */
+  su: [number, number, number, number];
+}
+
+/**
+ * Whether the decode GEMV takes these weights: dense f32/bf16/f16 (any
+ * shape), or packed fp8_block / int_block / mxfp4 with cols % 8 == 0 and
+ * scale blocks that never split an aligned group of 8 columns.
+ *
+ * @example `if (gemvSupports(w.gateUp) && gemvSupports(w.down)) useGemv()`
+ */
+export function gemvSupports(w: ExpertWeightsGpu): boolean {
+  try {
+    gemvWeights('weights', w);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function gemvWeights(what: string, w: ExpertWeightsGpu): GemvWeights {
+  const { E, rows, cols } = expertDims(w, `${what} weights`);
+  if (w.kind === 'dense') {
+    return { E, rows, cols, codes: w.w, wfmt: w.w.dtype as DenseDtype, sdtype: 'none', su: [0, 0, 0, 0] };
+  }
+  if (cols % 8 !== 0) throw new ShapeError(`${what} weights (${w.kind}) cols`, 'a multiple of 8 for the decode GEMV', `${cols}`);
+  if (w.kind === 'fp8_block') {
+    const [bh, bw] = w.block;
+    if (bw % 8 !== 0) throw new ValueError(`${what} fp8 block cols`, 'a multiple of 8 for the decode GEMV', bw);
+    const wfmt = w.q.dtype === 'float8_e5m2' ? 'fp8_e5m2' : 'fp8_e4m3';
+    return { E, rows, cols, codes: w.q, scales: w.scaleInv, wfmt, sdtype: 'float32', su: [Math.ceil(rows / bh), Math.ceil(cols / bw), bh, bw] };
+  }
+  if (w.kind === 'int_block') {
+    if (w.blockSize % 8 !== 0) throw new ValueError(`${what} int block size`, 'a multiple of 8 for the decode GEMV', w.blockSize);
+    const sd = w.scales.dtype;
+    if (sd !== 'float32' && sd !== 'float16') throw new DTypeError(`${what} int scales`, ['float32', 'float16'], sd);
+    return { E, rows, cols, codes: w.q, scales: w.scales, wfmt: w.bits === 4 ? 'int4' : 'int8', sdtype: sd, su: [Math.ceil(cols / w.blockSize), w.blockSize, 0, 0] };
+  }
+  return { E, rows, cols, codes: w.blocks, scales: w.scales, wfmt: 'mxfp4', sdtype: 'uint8', su: [cols / 32, 0, 0, 0] };
 }
 
 function gemv(
@@ -257,15 +337,15 @@ function gemv(
   rec: Recorder,
   x: GpuTensor,
   g: GroupingGpu,
-  wt: GpuTensor,
+  gw: GemvWeights,
   mode: 'gate_up' | 'down',
   act: ExpertActivation | undefined,
   opts: GemvOptions,
 ): GpuTensor {
-  const [E, rows, cols] = wt.shape;
-  if (E !== g.E) throw new ShapeError(`${mode} weights experts`, [g.E, rows, cols], wt.shape);
+  const { E, rows, cols } = gw;
+  if (E !== g.E) throw new ShapeError(`${mode} weights experts`, [g.E, rows, cols], [E, rows, cols]);
   const nout = mode === 'gate_up' ? rows / 2 : rows;
-  if (mode === 'gate_up' && rows % 2 !== 0) throw new ShapeError('gate_up weights', '[E, 2I, H] with an even row count', wt.shape);
+  if (mode === 'gate_up' && rows % 2 !== 0) throw new ShapeError('gate_up weights', '[E, 2I, H] with an even row count', [E, rows, cols]);
   const xRows = mode === 'gate_up' ? g.T : g.T * g.k;
   if (x.dtype !== 'float32' || x.shape.length !== 2 || x.shape[0] !== xRows || x.shape[1] !== cols) {
     throw new ShapeError(`${mode} input`, [xRows, cols], x.shape);
@@ -282,7 +362,8 @@ function gemv(
   const active = act0.active;
   const argsOffset = mode === 'gate_up' || !opts.active ? 0 : 12;
   const variant: GemvVariant = {
-    wdtype: wt.dtype as DenseDtype,
+    wdtype: gw.wfmt,
+    sdtype: gw.sdtype,
     vec8: cols % 8 === 0,
     mode,
     act: mode === 'gate_up' ? act!.kind : 'none',
@@ -292,14 +373,15 @@ function gemv(
     bdtype: (bd ?? 'float32') as DenseDtype,
     mr: Math.max(1, Math.min(MR, g.T)),
   };
-  const buffers = [x.buffer, wt.buffer, g.counts.buffer, g.offsets.buffer, g.order.buffer, active, y.buffer];
+  const buffers = [x.buffer, gw.codes.buffer, g.counts.buffer, g.offsets.buffer, g.order.buffer, active, y.buffer];
   if (opts.bias) buffers.push(opts.bias.buffer);
   if (variant.rowScale) buffers.push(opts.rowScale!.buffer);
+  if (gw.scales) buffers.push(gw.scales.buffer);
   rec.dispatch({
     kernel: gemvKernel,
     variant,
     buffers,
-    uniforms: new Uniforms().u32(rows, cols, nout, g.k).f32(act?.limit ?? 0, act?.alpha ?? 1.702).u32(nbx, 0).finish(),
+    uniforms: new Uniforms().u32(rows, cols, nout, g.k).f32(act?.limit ?? 0, act?.alpha ?? 1.702).u32(nbx, 0, ...gw.su).finish(),
     workgroups: { indirect: act0.args, offset: argsOffset },
   });
   return y;
@@ -315,7 +397,7 @@ function gemv(
  * ```
  */
 export function gemvGateUpGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, g: GroupingGpu, w: ExpertWeightsGpu, act: ExpertActivation, opts: GemvOptions = {}): GpuTensor {
-  const wt = checkDense('gate_up', w);
+  const wt = gemvWeights('gate_up', w);
   if ((act.kind === 'swiglu_limit' || act.kind === 'swigluoai') && !(typeof act.limit === 'number' && act.limit > 0)) {
     throw new ValueError('activation limit', 'a positive number', act.limit);
   }
@@ -332,7 +414,7 @@ export function gemvGateUpGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, g: G
  * ```
  */
 export function gemvDownGpu(ctx: GpuContext, rec: Recorder, h: GpuTensor, g: GroupingGpu, w: ExpertWeightsGpu, opts: Omit<GemvOptions, 'rowScale'> = {}): GpuTensor {
-  const wt = checkDense('down', w);
+  const wt = gemvWeights('down', w);
   return gemv(ctx, rec, h, g, wt, 'down', undefined, opts);
 }
 
