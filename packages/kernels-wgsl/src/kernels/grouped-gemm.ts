@@ -22,14 +22,23 @@ import { expertDims, type ExpertDims } from './expert-weights.js';
 import { expectLive } from './op-util.js';
 import { ACT_QUANT_GROUP, decodeExpertRow, fakeQuantFp8Ref, type ExpertActQuantOptions } from './quant-ref.js';
 import { WORD_VALUES, actQuantKernel, groupedGemmKernel, tileOffsetsKernel, type GroupedGemmVariant, type WeightFormat } from './grouped-gemm-wgsl.js';
+// --- fast prefill path (grouped-gemm-fast.ts) ---
+import { planFastGemm, recordFastGemm, warmGroupedGemmFast, type FastGemmKind, type FastGemmPlan } from './grouped-gemm-fast.js';
+// --- end fast prefill path ---
 
 
 /** Options of the grouped GEMMs. @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { pool, actQuant: 'fp8_dynamic' })` */
 export interface GroupedGemmOptions extends ExpertActQuantOptions {
   /** Output buffers come from this pool when given. */
   pool?: BufferPool;
-  /** Force the tile shape (tests / tuning): 'decode' (4 rows x 32 outputs) or 'prefill' (32 x 32). Default: by rows per expert. */
-  tile?: 'decode' | 'prefill';
+  /**
+   * Force the tile shape (tests / tuning): 'decode' (4 rows x 32 outputs), 'prefill' (32 x 32) or 'fast' (the
+   * dense prefill kernels of grouped-gemm-fast.ts; falls back to 'prefill' where they do not apply: non-dense
+   * weights, K % 8 != 0, actQuant). Default: by rows per expert ('fast' when dense and T*k >= 64*E).
+   */
+  tile?: 'decode' | 'prefill' | 'fast';
+  /** With the fast path: which kernel ('subgroup-matrix' | 'f16' | 'f32'; default the best the device has; an unavailable one falls back). */
+  fast?: FastGemmKind;
   /** Decode whole u32 words of weights at once where the row length allows (default true; false forces element-by-element loads, for tests). */
   vectorize?: boolean;
 }
@@ -136,7 +145,8 @@ function checkBias(what: string, bias: { dtype: string; shape: readonly number[]
 }
 
 function chooseTile(opts: GroupedGemmOptions, rows: number, E: number): (typeof TILES)[keyof typeof TILES] {
-  if (opts.tile !== undefined && opts.tile !== 'decode' && opts.tile !== 'prefill') throw new ValueError('tile', "'decode' | 'prefill' | undefined", opts.tile);
+  if (opts.tile !== undefined && opts.tile !== 'decode' && opts.tile !== 'prefill' && opts.tile !== 'fast') throw new ValueError('tile', "'decode' | 'prefill' | 'fast' | undefined", opts.tile);
+  if (opts.tile === 'fast') return TILES.prefill; // fast path: see planFastGemm (this is its fallback)
   if (opts.tile) return TILES[opts.tile];
   const perExpert = rows / Math.max(1, Math.min(E, rows));
   return perExpert < 24 ? TILES.decode : TILES.prefill;
@@ -149,6 +159,8 @@ interface GemmPlan {
   nWork: number;
   grid: [number, number, number];
   quantGrid: [number, number, number] | undefined;
+  /** The fast prefill path (grouped-gemm-fast.ts) when it applies. */
+  fast?: FastGemmPlan;
 }
 
 function planGemm(ctx: GpuContext, opts: GroupedGemmOptions, rows: number, E: number, N: number, quantRows: number, quantCols: number): GemmPlan {
@@ -209,6 +221,7 @@ interface GemmCall {
 }
 
 function recordGemm(rec: Recorder, c: GemmCall, plan: GemmPlan): void {
+  if (plan.fast) return recordFastGemm(rec, c, plan.fast); // fast prefill path
   const { T, k, E } = c.g;
   const rows = T * k;
   const { tile, nTilesN, nWork } = plan;
@@ -278,6 +291,7 @@ export function groupedGateUpGpu(
   }
   const q = checkActQuant(opts);
   const plan = planGemm(ctx, opts, T * k, E, I, q.on && T * k > 0 && H > 0 ? (rs ? T * k : T) : 0, H);
+  plan.fast = planFastGemm(ctx, opts, w, T * k, E, I, H, 'gate_up'); // fast prefill path
   const y = outTensor(ctx, opts, [T * k, I], 'grouped_gate_up.out');
   if (T * k === 0 || I === 0) return y;
   let xb = x.buffer;
@@ -324,6 +338,7 @@ export function groupedDownGpu(
   const biasDt = checkBias('groupedDown bias', bias, E, H);
   const q = checkActQuant(opts);
   const plan = planGemm(ctx, opts, T * k, E, H, q.on && T * k > 0 && I > 0 ? T * k : 0, I);
+  plan.fast = planFastGemm(ctx, opts, w, T * k, E, H, I, 'down'); // fast prefill path
   const y = outTensor(ctx, opts, [T * k, H], 'grouped_down.out');
   if (T * k === 0 || H === 0) return y;
   const xb = q.on && I > 0 ? recordActQuant(rec, plan.quantGrid!, h.buffer, T * k, I, 1, undefined, q.clamp) : h.buffer;
@@ -498,5 +513,6 @@ export async function warmGroupedGemm(ctx: GpuContext, spec: GroupedGemmWarmSpec
     jobs.push(warmPipeline(ctx, groupedGemmKernel, gemmVariant(spec.op, act, wf, biasDt, xmode, rs && !q.on, tile)));
   }
   if (q.on) jobs.push(warmPipeline(ctx, actQuantKernel, { rowScale: rs, clamp: q.clamp !== undefined }));
+  else if (d.cols % 8 === 0) jobs.push(warmGroupedGemmFast(ctx, { op: spec.op, w: spec.w, act, biasDt, xmode, rowScale: rs })); // fast prefill path
   await Promise.all(jobs);
 }

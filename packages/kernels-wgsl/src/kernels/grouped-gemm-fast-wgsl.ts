@@ -1,0 +1,368 @@
+/**
+ * WGSL of the fast dense grouped GEMMs for prefill (same contract as
+ * grouped-gemm-wgsl.ts's `groupedGemmKernel`, dense float32 / bfloat16 /
+ * float16 weights only, K a multiple of 8):
+ *
+ * - `groupedGemmFastKernel`: register-blocked shared-memory GEMM. 256
+ *   threads, 64 grouped rows x 128 weight rows per workgroup (down: 128
+ *   outputs; gate_up: 64 outputs, their 64 gate and 64 up rows), K slices of
+ *   32 staged in workgroup memory (vec4 loads of gathered x rows and of 8
+ *   bf16/f16 weights per vec4<u32>, converted at staging), each thread 4
+ *   rows x 8 weight columns (32 f32 accumulators). `h: true` stages the
+ *   operands as f16 (half the shared-memory traffic; x and w rounded to f16,
+ *   f32 accumulation).
+ * - `groupedGemmSgmatKernel`: the same tile on subgroup matrices
+ *   (chromium_experimental_subgroup_matrix, f16 x f16 -> f32, 16x16x16):
+ *   x rows and weights staged as f16 in workgroup memory, 8 subgroups of 32
+ *   each own a 32x32 block (2x2 result matrices), the f32 results go through
+ *   workgroup memory for bias + activation.
+ *
+ * f16 operands: bf16 -> f16 is exact for 6.1e-5 <= |w| <= 65504 (f16 has
+ * more mantissa bits than bf16); smaller weights lose bits (subnormal) or
+ * flush to 0, larger ones become inf. x values are rounded to 11 bits
+ * (relative 4.9e-4) and |x| > 65504 overflows. MoE weights and hidden
+ * states of the supported models are far inside that range.
+ */
+import { defineKernel } from '../runtime/kernel.js';
+import { loadFn } from '../wgsl.js';
+
+/** Rows (grouped rows) per workgroup tile. */
+export const FAST_TM = 64;
+/** Weight rows per workgroup tile (down: outputs; gate_up: 64 gate + 64 up rows). */
+export const FAST_TNW = 128;
+/** K slice staged per step. */
+export const FAST_TK = 32;
+/** Threads per workgroup. */
+export const FAST_THREADS = 256;
+
+/**
+ * Variant of the fast grouped GEMMs (selects the WGSL; shapes go in uniforms).
+ * @example `{ op: 'down', act: 'none', interleaved: false, wf: 'bfloat16', bias: 'none', xmode: 'grouped', rowScale: false, h: false }`
+ */
+export type FastGemmVariant = {
+  op: 'gate_up' | 'down';
+  act: 'silu' | 'swiglu_limit' | 'swigluoai' | 'none';
+  interleaved: boolean;
+  /** Dense weight storage dtype. */
+  wf: 'float32' | 'bfloat16' | 'float16';
+  bias: 'float32' | 'bfloat16' | 'float16' | 'none';
+  /** Which row of X feeds grouped row p: 'token' = order[p] / k, 'pair' = order[p], 'grouped' = p. */
+  xmode: 'token' | 'pair' | 'grouped';
+  rowScale: boolean;
+  /** Register-blocked kernel only: stage operands as f16 (needs shader-f16). */
+  h: boolean;
+};
+
+/** Uniform block of the fast GEMMs (u32 unless noted). */
+export const FAST_UNIFORM_FIELDS = ['nRows', 'k', 'E', 'K', 'N', 'wRows', 'nTilesN', 'nWork', 'limit:f32', 'alpha:f32', 'p0', 'p1'] as const;
+
+function activationWgsl(act: FastGemmVariant['act']): string {
+  switch (act) {
+    case 'silu':
+      return `fn act(g: f32, v: f32) -> f32 { return g / (1.0 + exp(-g)) * v; }`;
+    case 'swiglu_limit':
+      return `fn act(g: f32, v: f32) -> f32 { return min(g / (1.0 + exp(-g)), u.limit) * clamp(v, -u.limit, u.limit); }`;
+    case 'swigluoai':
+      return `fn act(g0: f32, v0: f32) -> f32 { let g = min(g0, u.limit); let v = clamp(v0, -u.limit, u.limit); return (v + 1.0) * g / (1.0 + exp(-u.alpha * g)); }`;
+    case 'none':
+      return '';
+  }
+}
+
+/** Values per vector load of the weights: 8 (bf16/f16 in vec4<u32>) or 4 (f32 in vec4<f32>). */
+export function fastVpl(wf: FastGemmVariant['wf']): number {
+  return wf === 'float32' ? 4 : 8;
+}
+
+/** Shared header: bindings, uniforms, helpers. */
+function header(v: FastGemmVariant): { decl: string; helpers: string } {
+  const bindings: string[] = ['X: array<vec4<f32>>', 'ORDER: array<u32>', 'META: array<u32>'];
+  if (v.rowScale) bindings.push('RS: array<f32>');
+  bindings.push(v.wf === 'float32' ? 'WQ: array<vec4<f32>>' : 'WQ: array<vec4<u32>>');
+  if (v.bias !== 'none') bindings.push(v.bias === 'float32' ? 'BIAS: array<f32>' : 'BIAS: array<u32>');
+  const fields = FAST_UNIFORM_FIELDS.map((f) => (f.endsWith(':f32') ? `${f.slice(0, -4)}: f32,` : `${f}: u32,`)).join(' ');
+  const decl =
+    `struct U { ${fields} }\n` +
+    bindings.map((b, i) => `@group(0) @binding(${i}) var<storage, read> ${b};`).join('\n') +
+    `\n@group(0) @binding(${bindings.length}) var<storage, read_write> Y: array<f32>;` +
+    `\n@group(0) @binding(${bindings.length + 1}) var<uniform> u: U;`;
+  // wrow(n, o0): weight row of tile column n (0..127), or 0xffffffff when its output is out of range.
+  const gateRow = v.interleaved ? '2u * o' : 'o';
+  const upRow = v.interleaved ? '2u * o + 1u' : 'u.N + o';
+  const wrow =
+    v.op === 'gate_up'
+      ? `fn wrow(n: u32, o0: u32) -> u32 { let o = o0 + (n & 63u); if (o >= u.N) { return 0xffffffffu; } return select(${upRow}, ${gateRow}, n < 64u); }`
+      : `fn wrow(n: u32, o0: u32) -> u32 { let o = o0 + n; return select(0xffffffffu, o, o < u.N); }`;
+  // wvec8/wvec4: one vector of weights as f32 (vi = vector index).
+  const wvec =
+    v.wf === 'float32'
+      ? `fn wvec(vi: u32) -> array<f32, 4> { let w = WQ[vi]; return array<f32, 4>(w.x, w.y, w.z, w.w); }`
+      : v.wf === 'bfloat16'
+        ? `fn bf2(w: u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }
+fn wvec(vi: u32) -> array<f32, 8> { let w = WQ[vi]; let a = bf2(w.x); let b = bf2(w.y); let c = bf2(w.z); let d = bf2(w.w); return array<f32, 8>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y); }`
+        : `fn wvec(vi: u32) -> array<f32, 8> { let w = WQ[vi]; let a = unpack2x16float(w.x); let b = unpack2x16float(w.y); let c = unpack2x16float(w.z); let d = unpack2x16float(w.w); return array<f32, 8>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y); }`;
+  const helpers = [wrow, wvec, v.bias === 'none' ? '' : loadFn('bld', 'BIAS', v.bias), v.op === 'gate_up' ? activationWgsl(v.act) : ''].join('\n');
+  return { decl, helpers };
+}
+
+/** Finds the workgroup's expert and row range (binary search over the tile offsets; meta from tileOffsetsKernel with tm = 64), then the row gather table. */
+function prologue(v: FastGemmVariant): string {
+  const xrow = v.xmode === 'token' ? 'pair / u.k' : v.xmode === 'pair' ? 'pair' : 'p';
+  return `
+  let w = wid.x + wid.y * nwg.x;
+  if (lid == 0u) {
+    var e = 0u;
+    var r0 = 0u;
+    var r1 = 0u;
+    if (w < u.nWork) {
+      let mt = w / u.nTilesN;
+      let ts = u.E + 1u;
+      if (mt < META[ts + u.E]) {
+        var lo = 0u;
+        var hi = u.E - 1u;
+        while (lo < hi) {
+          let mid = (lo + hi + 1u) >> 1u;
+          if (META[ts + mid] <= mt) { lo = mid; } else { hi = mid - 1u; }
+        }
+        e = lo;
+        r0 = META[e] + (mt - META[ts + e]) * ${FAST_TM}u;
+        r1 = min(r0 + ${FAST_TM}u, META[e + 1u]);
+      }
+    }
+    shE = e;
+    shR0 = r0;
+    shR1 = r1;
+  }
+  let e = workgroupUniformLoad(&shE);
+  let r0 = workgroupUniformLoad(&shR0);
+  let r1 = workgroupUniformLoad(&shR1);
+  if (r1 <= r0) { return; }
+  let nt = w % u.nTilesN;
+  let o0 = nt * ${v.op === 'gate_up' ? 64 : 128}u;
+  let kv = u.K >> 2u;
+  if (lid < ${FAST_TM}u) {
+    var xb = 0u;
+    var m = 0.0;
+    let p = r0 + lid;
+    if (p < r1) {
+      let pair = ORDER[p];
+      xb = (${xrow}) * kv;
+      m = ${v.rowScale ? 'RS[pair]' : '1.0'};
+    }
+    ROWX[lid] = xb;
+    ROWM[lid] = m;
+  }
+  let eRow = e * u.wRows;
+  workgroupBarrier();`;
+}
+
+const SHARED_ROWS = `
+var<workgroup> ROWX: array<u32, ${FAST_TM}>;
+var<workgroup> ROWM: array<f32, ${FAST_TM}>;
+var<workgroup> shE: u32;
+var<workgroup> shR0: u32;
+var<workgroup> shR1: u32;`;
+
+/** Epilogue of one output: p grouped row, o output index, g (gate or down sum), v (up sum). */
+function store(v: FastGemmVariant, p: string, o: string, g: string, up: string): string {
+  const gateRow = v.interleaved ? `2u * (${o})` : `(${o})`;
+  const upRow = v.interleaved ? `2u * (${o}) + 1u` : `u.N + (${o})`;
+  const b = (row: string) => (v.bias === 'none' ? '' : ` + bld(eRow + ${row})`);
+  return v.op === 'gate_up' ? `Y[(${p}) * u.N + (${o})] = act(${g}${b(gateRow)}, ${up}${b(upRow)});` : `Y[(${p}) * u.N + (${o})] = ${g}${b(o)};`;
+}
+
+/**
+ * Register-blocked grouped GEMM (see the file comment). Thread (ty, tx) =
+ * (lid / 16, lid % 16) owns rows 4ty..4ty+3 and weight columns 4tx..4tx+3
+ * and 64+4tx..64+4tx+3 of the tile (gate_up: the gate and up rows of
+ * outputs o0+4tx..o0+4tx+3).
+ * @example `rec.dispatch({ kernel: groupedGemmFastKernel, variant, buffers, uniforms, workgroups })` (normally through groupedGateUpGpu / groupedDownGpu)
+ */
+export const groupedGemmFastKernel = defineKernel<FastGemmVariant>('grouped_gemm_fast', (v) => {
+  const S = v.h ? 'f16' : 'f32';
+  const { decl, helpers } = header(v);
+  const V = fastVpl(v.wf);
+  const perRow = FAST_TK / V; // vectors per weight row and K slice
+  const wLoads = (FAST_TNW * perRow) / FAST_THREADS;
+  // Weight tile, k-major with 8 words of padding per 8 k (bank-conflict-free transposing stores): word of (kk, n) = kk*128 + (kk/8)*8 + n.
+  const wsWords = FAST_TK * FAST_TNW + (FAST_TK / 8) * 8;
+  const acc: string[] = [];
+  for (let r = 0; r < 4; r++) for (let h = 0; h < 2; h++) acc.push(`var c${r}${h} = vec4<f32>(0.0);`);
+  let inner = '';
+  for (let q = 0; q < 4; q++) {
+    inner += `      { let kk = kk4 * 4u + ${q}u; let wb = kk * 32u + (kk >> 3u) * 2u; let b0 = vec4<f32>(WS[wb + tx]); let b1 = vec4<f32>(WS[wb + 16u + tx]);\n`;
+    for (let r = 0; r < 4; r++) inner += `        c${r}0 = fma(vec4<f32>(a${r}.${'xyzw'[q]}), b0, c${r}0); c${r}1 = fma(vec4<f32>(a${r}.${'xyzw'[q]}), b1, c${r}1);\n`;
+    inner += `      }\n`;
+  }
+  let epi = '';
+  for (let r = 0; r < 4; r++) {
+    epi += `  { let p = r0 + ty * 4u + ${r}u; if (p < r1) {\n`;
+    for (let j = 0; j < 4; j++) {
+      const c = 'xyzw'[j];
+      if (v.op === 'gate_up') epi += `    { let o = o0 + tx * 4u + ${j}u; if (o < u.N) { ${store(v, 'p', 'o', `c${r}0.${c}`, `c${r}1.${c}`)} } }\n`;
+      else epi += `    { let o = o0 + tx * 4u + ${j}u; if (o < u.N) { ${store(v, 'p', 'o', `c${r}0.${c}`, '')} } let o2 = o + 64u; if (o2 < u.N) { ${store(v, 'p', 'o2', `c${r}1.${c}`, '')} } }\n`;
+    }
+    epi += `  } }\n`;
+  }
+  return /* wgsl */ `
+${decl}
+${helpers}
+// x tile row-major: XS[r * 8 + c4] = x[row r][k0 + 4c4 .. +3].
+var<workgroup> XS: array<vec4<${S}>, ${(FAST_TM * FAST_TK) / 4}>;
+var<workgroup> WS: array<vec4<${S}>, ${wsWords / 4}>;
+${SHARED_ROWS}
+
+@compute @workgroup_size(${FAST_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+${prologue(v)}
+  // Weight rows this thread stages (fixed over K).
+  var wr: array<u32, ${wLoads}>;
+  for (var i = 0u; i < ${wLoads}u; i++) { wr[i] = wrow((lid + i * ${FAST_THREADS}u) / ${perRow}u, o0); }
+  let tx = lid % 16u;
+  let ty = lid / 16u;
+  ${acc.join(' ')}
+  for (var k0 = 0u; k0 < u.K; k0 += ${FAST_TK}u) {
+    for (var i = 0u; i < ${(FAST_TM * FAST_TK) / 4 / FAST_THREADS}u; i++) {
+      let j = lid + i * ${FAST_THREADS}u;
+      let r = j / ${FAST_TK / 4}u;
+      let c4 = j % ${FAST_TK / 4}u;
+      var xv = vec4<f32>(0.0);
+      if (r0 + r < r1 && k0 + c4 * 4u < u.K) { xv = X[ROWX[r] + (k0 >> 2u) + c4]${v.rowScale ? ' * ROWM[r]' : ''}; }
+      XS[j] = vec4<${S}>(xv);
+    }
+    for (var i = 0u; i < ${wLoads}u; i++) {
+      let j = lid + i * ${FAST_THREADS}u;
+      let n = j / ${perRow}u;
+      let q = j % ${perRow}u;
+      let col = k0 + q * ${V}u;
+      var wv: array<f32, ${V}>;
+      if (wr[i] != 0xffffffffu && col < u.K) { wv = wvec(((eRow + wr[i]) * u.K + col) / ${V}u); }
+      for (var t = 0u; t < ${V}u; t++) {
+        let kk = q * ${V}u + t;
+        let wi = kk * ${FAST_TNW}u + (kk >> 3u) * 8u + n;
+        WS[wi >> 2u][wi & 3u] = ${S}(wv[t]);
+      }
+    }
+    workgroupBarrier();
+    for (var kk4 = 0u; kk4 < ${FAST_TK / 4}u; kk4++) {
+      let a0 = vec4<f32>(XS[(ty * 4u + 0u) * ${FAST_TK / 4}u + kk4]);
+      let a1 = vec4<f32>(XS[(ty * 4u + 1u) * ${FAST_TK / 4}u + kk4]);
+      let a2 = vec4<f32>(XS[(ty * 4u + 2u) * ${FAST_TK / 4}u + kk4]);
+      let a3 = vec4<f32>(XS[(ty * 4u + 3u) * ${FAST_TK / 4}u + kk4]);
+${inner}    }
+    workgroupBarrier();
+  }
+${epi}}
+`;
+});
+
+/** Row stride (f16 elements) of the staged subgroup-matrix tiles (32 + 8 padding). */
+const SG_STR = 40;
+
+/**
+ * Subgroup-matrix grouped GEMM (see the file comment). Needs
+ * chromium-experimental-subgroup-matrix with an f16 x f16 -> f32 16x16x16
+ * config, shader-f16, subgroups, a subgroup size <= 32 and 48652 bytes of
+ * workgroup memory. Subgroup s < 8 owns rows 32*(s%2).. and tile columns
+ * 32*(s/2)..; extra subgroups (subgroup size < 32) only stage and store.
+ * @example `rec.dispatch({ kernel: groupedGemmSgmatKernel, variant, buffers, uniforms, workgroups })`
+ */
+export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gemm_sgmat', (v) => {
+  const { decl, helpers } = header(v);
+  const V = fastVpl(v.wf);
+  const perRow = FAST_TK / V;
+  const wLoads = (FAST_TNW * perRow) / FAST_THREADS;
+  const tnOut = v.op === 'gate_up' ? 64 : 128;
+  const L = 'subgroup_matrix_left<f16, 16, 16>';
+  const R = 'subgroup_matrix_right<f16, 16, 16>';
+  const C = 'subgroup_matrix_result<f32, 16, 16>';
+  let mma = '';
+  for (const kk of [0, 16]) {
+    mma += `      {
+        let a0 = subgroupMatrixLoad<${L}>(&AS, (sm * 32u) * ${SG_STR}u + ${kk}u, false, ${SG_STR}u);
+        let a1 = subgroupMatrixLoad<${L}>(&AS, (sm * 32u + 16u) * ${SG_STR}u + ${kk}u, false, ${SG_STR}u);
+        let b0 = subgroupMatrixLoad<${R}>(&BS, (sn * 32u) * ${SG_STR}u + ${kk}u, true, ${SG_STR}u);
+        let b1 = subgroupMatrixLoad<${R}>(&BS, (sn * 32u + 16u) * ${SG_STR}u + ${kk}u, true, ${SG_STR}u);
+        c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
+        c01 = subgroupMatrixMultiplyAccumulate(a0, b1, c01);
+        c10 = subgroupMatrixMultiplyAccumulate(a1, b0, c10);
+        c11 = subgroupMatrixMultiplyAccumulate(a1, b1, c11);
+      }\n`;
+  }
+  const epilogue =
+    v.op === 'gate_up'
+      ? `let g = OS[r * ${FAST_TNW}u + c]; let up = OS[r * ${FAST_TNW}u + 64u + c]; ${store(v, 'p', 'o', 'g', 'up')}`
+      : `let g = OS[r * ${FAST_TNW}u + c]; ${store(v, 'p', 'o', 'g', '')}`;
+  return /* wgsl */ `diagnostic(off, chromium.subgroup_matrix_uniformity);
+enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+${decl}
+${helpers}
+// A: x rows row-major [64][40] f16; B: weight rows [128][40] f16 (k contiguous, read as column-major K x N).
+var<workgroup> AS: array<f16, ${FAST_TM * SG_STR}>;
+var<workgroup> BS: array<f16, ${FAST_TNW * SG_STR}>;
+// f32 results [64][128] for the epilogue.
+var<workgroup> OS: array<f32, ${FAST_TM * FAST_TNW}>;
+${SHARED_ROWS}
+
+@compute @workgroup_size(${FAST_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32) {
+${prologue(v)}
+  var wr: array<u32, ${wLoads}>;
+  for (var i = 0u; i < ${wLoads}u; i++) { wr[i] = wrow((lid + i * ${FAST_THREADS}u) / ${perRow}u, o0); }
+  let sm = sg % 2u;
+  let sn = (sg / 2u) % 4u;
+  var c00 = ${C}();
+  var c01 = ${C}();
+  var c10 = ${C}();
+  var c11 = ${C}();
+  for (var k0 = 0u; k0 < u.K; k0 += ${FAST_TK}u) {
+    for (var i = 0u; i < ${(FAST_TM * FAST_TK) / 4 / FAST_THREADS}u; i++) {
+      let j = lid + i * ${FAST_THREADS}u;
+      let r = j / ${FAST_TK / 4}u;
+      let c4 = j % ${FAST_TK / 4}u;
+      var xv = vec4<f32>(0.0);
+      if (r0 + r < r1 && k0 + c4 * 4u < u.K) { xv = X[ROWX[r] + (k0 >> 2u) + c4]${v.rowScale ? ' * ROWM[r]' : ''}; }
+      let xh = vec4<f16>(xv);
+      let ai = r * ${SG_STR}u + c4 * 4u;
+      AS[ai] = xh.x;
+      AS[ai + 1u] = xh.y;
+      AS[ai + 2u] = xh.z;
+      AS[ai + 3u] = xh.w;
+    }
+    for (var i = 0u; i < ${wLoads}u; i++) {
+      let j = lid + i * ${FAST_THREADS}u;
+      let n = j / ${perRow}u;
+      let q = j % ${perRow}u;
+      let col = k0 + q * ${V}u;
+      var wv: array<f32, ${V}>;
+      if (wr[i] != 0xffffffffu && col < u.K) { wv = wvec(((eRow + wr[i]) * u.K + col) / ${V}u); }
+      let bi = n * ${SG_STR}u + q * ${V}u;
+      for (var t = 0u; t < ${V}u; t++) { BS[bi + t] = f16(wv[t]); }
+    }
+    workgroupBarrier();
+    if (sg < 8u) {
+${mma}    }
+    workgroupBarrier();
+  }
+  if (sg < 8u) {
+    subgroupMatrixStore(&OS, (sm * 32u) * ${FAST_TNW}u + sn * 32u, c00, false, ${FAST_TNW}u);
+    subgroupMatrixStore(&OS, (sm * 32u) * ${FAST_TNW}u + sn * 32u + 16u, c01, false, ${FAST_TNW}u);
+    subgroupMatrixStore(&OS, (sm * 32u + 16u) * ${FAST_TNW}u + sn * 32u, c10, false, ${FAST_TNW}u);
+    subgroupMatrixStore(&OS, (sm * 32u + 16u) * ${FAST_TNW}u + sn * 32u + 16u, c11, false, ${FAST_TNW}u);
+  }
+  workgroupBarrier();
+  for (var idx = lid; idx < ${FAST_TM * tnOut}u; idx += ${FAST_THREADS}u) {
+    let r = idx / ${tnOut}u;
+    let c = idx % ${tnOut}u;
+    let p = r0 + r;
+    let o = o0 + c;
+    if (p < r1 && o < u.N) { ${epilogue} }
+  }
+}
+`;
+});
+
+/** Workgroup memory of the subgroup-matrix kernel, bytes. */
+export const SGMAT_WORKGROUP_BYTES = 2 * FAST_TM * SG_STR + 2 * FAST_TNW * SG_STR + 4 * FAST_TM * FAST_TNW + 8 * FAST_TM + 12;

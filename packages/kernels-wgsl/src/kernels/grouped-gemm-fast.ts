@@ -1,0 +1,159 @@
+/**
+ * Fast dense grouped GEMMs for prefill: selection, planning and recording of
+ * the kernels in grouped-gemm-fast-wgsl.ts. `groupedGateUpGpu` /
+ * `groupedDownGpu` route here (same contract, same results up to rounding)
+ * when the weights are dense (float32 / bfloat16 / float16), K % 8 == 0 and
+ * either `tile: 'fast'` is passed or the call is prefill-sized
+ * (T*k >= 64*E). Which fast kernel runs:
+ *
+ * - 'subgroup-matrix' (tensor cores, f16 operands, f32 accumulation) when the
+ *   device has chromium-experimental-subgroup-matrix + shader-f16 +
+ *   subgroups, the adapter lists an f16 x f16 -> f32 16x16x16 config, its
+ *   subgroup size is at most 32 and the workgroup memory suffices;
+ * - else 'f32' (register-blocked, f32 staging: the tiled path's precision).
+ *
+ * 'f16' (register-blocked, operands staged as f16, f32 accumulation) runs
+ * only when asked for (`fast: 'f16'`, needs shader-f16; else 'f32'): it
+ * rounds x and w to f16 like the subgroup-matrix kernel, without tensor
+ * cores. `fast: 'subgroup-matrix'` falls back to 'f32' where unsupported.
+ */
+import { ValueError } from '@webmoe/tensor';
+import type { GpuContext } from '../runtime/context.js';
+import type { GpuTensor } from '../runtime/tensor.js';
+import { foldWorkgroups, type Recorder, Uniforms, warmPipeline } from '../runtime/kernel.js';
+import type { ExpertWeightsGpu } from './moe-types.js';
+import { tileOffsetsKernel } from './grouped-gemm-wgsl.js';
+import { FAST_TM, SGMAT_WORKGROUP_BYTES, groupedGemmFastKernel, groupedGemmSgmatKernel, type FastGemmVariant } from './grouped-gemm-fast-wgsl.js';
+
+/** Which fast kernel. @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { tile: 'fast', fast: 'f32' })` */
+export type FastGemmKind = 'f32' | 'f16' | 'subgroup-matrix';
+
+/** A planned fast GEMM (grid checked against the device limits before recording). */
+export interface FastGemmPlan {
+  kind: FastGemmKind;
+  nTilesN: number;
+  nWork: number;
+  grid: [number, number, number];
+}
+
+interface SgConfig {
+  componentType?: string;
+  resultComponentType?: string;
+  M?: number;
+  N?: number;
+  K?: number;
+}
+
+/** Whether the subgroup-matrix kernel can run on this context (features, adapter configs, subgroup size, workgroup memory). */
+export function sgmatSupported(ctx: GpuContext): boolean {
+  const f = ctx.features;
+  if (!f.subgroupMatrix || !f.shaderF16 || !f.subgroups) return false;
+  if ((ctx.limits.maxComputeWorkgroupStorageSize ?? 0) < SGMAT_WORKGROUP_BYTES) return false;
+  const info = (ctx.adapter as GPUAdapter & { info?: { subgroupMatrixConfigs?: readonly SgConfig[]; subgroupMaxSize?: number } }).info;
+  const cfgs = info?.subgroupMatrixConfigs;
+  if (!cfgs || !cfgs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) return false;
+  const sgMax = info?.subgroupMaxSize;
+  return typeof sgMax === 'number' && sgMax > 0 && sgMax <= 32;
+}
+
+/** The fast kernel a context runs for a requested kind (default: subgroup-matrix where supported, else f32; f16 only when asked and available). */
+export function fastGemmKind(ctx: GpuContext, want?: FastGemmKind): FastGemmKind {
+  if (want !== undefined && want !== 'f32' && want !== 'f16' && want !== 'subgroup-matrix') throw new ValueError('fast', "'f32' | 'f16' | 'subgroup-matrix' | undefined", want);
+  if ((want === undefined || want === 'subgroup-matrix') && sgmatSupported(ctx)) return 'subgroup-matrix';
+  if (want === 'f16' && ctx.features.shaderF16) return 'f16';
+  return 'f32';
+}
+
+/**
+ * Plans the fast path, or returns undefined when the call must take the
+ * tiled path: weights not dense, K % 8 != 0, actQuant on, or (without
+ * `tile: 'fast'`) fewer than 64 rows per expert on average.
+ */
+export function planFastGemm(
+  ctx: GpuContext,
+  opts: { tile?: string; fast?: FastGemmKind; actQuant?: string },
+  w: ExpertWeightsGpu,
+  rows: number,
+  E: number,
+  N: number,
+  K: number,
+  op: 'gate_up' | 'down',
+): FastGemmPlan | undefined {
+  if (opts.tile !== undefined && opts.tile !== 'fast') return undefined;
+  if (w.kind !== 'dense' || (opts.actQuant ?? 'none') !== 'none') return undefined;
+  if (w.w.dtype !== 'float32' && w.w.dtype !== 'bfloat16' && w.w.dtype !== 'float16') return undefined;
+  if (K % 8 !== 0 || K === 0 || rows === 0 || N === 0) return undefined;
+  if (opts.tile !== 'fast' && rows < 64 * E) return undefined;
+  const kind = fastGemmKind(ctx, opts.fast);
+  const mTiles = Math.ceil(rows / FAST_TM) + Math.min(E, rows);
+  const nTilesN = Math.ceil(N / (op === 'gate_up' ? 64 : 128));
+  const nWork = mTiles * nTilesN;
+  return { kind, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork) };
+}
+
+/** The inputs of one grouped GEMM call (structurally the tiled path's call record). */
+export interface FastGemmCall {
+  op: 'gate_up' | 'down';
+  act: { kind: FastGemmVariant['act']; limit: number; alpha: number; interleaved: boolean } | undefined;
+  x: GPUBuffer;
+  xmode: FastGemmVariant['xmode'];
+  rowScale: GPUBuffer | undefined;
+  g: { T: number; k: number; E: number; offsets: GpuTensor; order: GpuTensor };
+  w: ExpertWeightsGpu;
+  d: { rows: number };
+  bias: GpuTensor | undefined;
+  biasDt: FastGemmVariant['bias'];
+  K: number;
+  N: number;
+  y: GpuTensor;
+}
+
+function fastVariant(c: Pick<FastGemmCall, 'op' | 'act' | 'xmode' | 'biasDt'> & { rowScale: boolean; wf: FastGemmVariant['wf'] }, kind: FastGemmKind): FastGemmVariant {
+  return { op: c.op, act: c.act?.kind ?? 'none', interleaved: c.act?.interleaved ?? false, wf: c.wf, bias: c.biasDt, xmode: c.xmode, rowScale: c.rowScale, h: kind === 'f16' };
+}
+
+/** Records the tile-offset kernel and the fast GEMM. */
+export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPlan): void {
+  if (c.w.kind !== 'dense') throw new Error('recordFastGemm: dense weights only');
+  const { T, k, E } = c.g;
+  const rows = T * k;
+  const meta = rec.temp((2 * E + 2) * 4, 'grouped_gemm_fast.meta');
+  rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm: FAST_TM }, buffers: [c.g.offsets.buffer, meta], uniforms: new Uniforms().u32(E, 0, 0, 0).finish(), workgroups: [1] });
+  const variant = fastVariant({ ...c, rowScale: !!c.rowScale, wf: c.w.w.dtype as FastGemmVariant['wf'] }, plan.kind);
+  const buffers: GPUBuffer[] = [c.x, c.g.order.buffer, meta];
+  if (c.rowScale) buffers.push(c.rowScale);
+  buffers.push(c.w.w.buffer);
+  if (c.bias) buffers.push(c.bias.buffer);
+  buffers.push(c.y.buffer);
+  rec.dispatch({
+    kernel: plan.kind === 'subgroup-matrix' ? groupedGemmSgmatKernel : groupedGemmFastKernel,
+    variant,
+    buffers,
+    uniforms: new Uniforms()
+      .u32(rows, k, E, c.K, c.N, c.d.rows, plan.nTilesN, plan.nWork)
+      .f32(c.act?.limit ?? 0, c.act?.alpha ?? 0)
+      .u32(0, 0)
+      .finish(),
+    workgroups: plan.grid,
+  });
+}
+
+/**
+ * Compiles the fast pipeline a call site will use on this context (no-op
+ * for non-dense weights).
+ * @example `await warmGroupedGemmFast(ctx, { op: 'down', w, biasDt: 'none', xmode: 'grouped', rowScale: false })`
+ */
+export async function warmGroupedGemmFast(
+  ctx: GpuContext,
+  spec: { op: 'gate_up' | 'down'; w: ExpertWeightsGpu; act?: FastGemmCall['act']; biasDt: FastGemmVariant['bias']; xmode: FastGemmVariant['xmode']; rowScale: boolean; fast?: FastGemmKind },
+): Promise<void> {
+  if (spec.w.kind !== 'dense') return;
+  const wf = spec.w.w.dtype as FastGemmVariant['wf'];
+  if (wf !== 'float32' && wf !== 'bfloat16' && wf !== 'float16') return;
+  const kind = fastGemmKind(ctx, spec.fast);
+  const v = fastVariant({ op: spec.op, act: spec.act, xmode: spec.xmode, biasDt: spec.biasDt, rowScale: spec.rowScale, wf }, kind);
+  await Promise.all([
+    warmPipeline(ctx, tileOffsetsKernel, { tm: FAST_TM }),
+    warmPipeline(ctx, kind === 'subgroup-matrix' ? groupedGemmSgmatKernel : groupedGemmFastKernel, v),
+  ]);
+}

@@ -1,0 +1,198 @@
+/**
+ * The fast dense prefill grouped GEMMs (grouped-gemm-fast*.ts) against the
+ * references groupedGateUpRef / groupedDownRef: every fast kernel ('f32',
+ * 'f16' staging, 'subgroup-matrix'), gate_up with each activation and
+ * layout, biases, rowScale, bf16/f16/f32 weights, odd row and output
+ * counts, K % 8 == 0 with a partial last K slice, 1..1100+ grouped rows and
+ * experts with no rows. The subgroup-matrix cases run only where the adapter
+ * has chromium-experimental-subgroup-matrix (visible skip elsewhere).
+ *
+ * Tolerances (relErr = L2 relative; maxErr = max |got - want| / max |want|):
+ * f32: relErr < 2e-5, maxErr < 1e-4 (f32 math, a different summation order).
+ * f16 and subgroup-matrix (x and w rounded to f16, f32 accumulation; the
+ * inputs here are bf16-representable weights in [-0.3, 0.3] and x in
+ * [-1, 1]): relErr < 2e-3, maxErr < 1e-2.
+ */
+import { describe, it, expect, beforeAll } from 'vitest';
+import { HostTensor, roundTo } from '@webmoe/tensor';
+import { GpuTensor, Recorder, groupedDownGpu, groupedDownRef, groupedGateUpGpu, groupedGateUpRef, type ExpertActivation, type GpuContext } from '@webmoe/kernels-wgsl';
+import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
+import { fastGemmKind, planFastGemm, sgmatSupported, type FastGemmKind } from '../src/kernels/grouped-gemm-fast.js';
+import { hostGrouping, randomIdx, uploadGrouping } from './grouped-helpers.js';
+
+let ctx: GpuContext | null;
+beforeAll(async () => {
+  ctx = await testGpu();
+});
+
+type Dense = 'float32' | 'bfloat16' | 'float16';
+const KINDS: FastGemmKind[] = ['f32', 'f16', 'subgroup-matrix'];
+const ACTS: ExpertActivation[] = [
+  { kind: 'silu', layout: 'concat' },
+  { kind: 'swigluoai', limit: 1.1, alpha: 1.702, layout: 'interleaved' },
+  { kind: 'swiglu_limit', limit: 0.9, layout: 'concat' },
+  { kind: 'silu', layout: 'interleaved' },
+];
+
+function maxErr(got: Float32Array, want: Float32Array): number {
+  let m = 0;
+  let d = 0;
+  for (let i = 0; i < want.length; i++) {
+    m = Math.max(m, Math.abs(want[i]));
+    d = Math.max(d, Math.abs(got[i] - want[i]));
+  }
+  return m === 0 ? d : d / m;
+}
+
+function tol(kind: FastGemmKind): { rel: number; max: number } {
+  return kind === 'f32' ? { rel: 2e-5, max: 1e-4 } : { rel: 2e-3, max: 1e-2 };
+}
+
+/** Skips (or fails, see below) a case the adapter cannot run; returns false when skipped. */
+function canRun(c: { skip: (r?: string) => never }, kind: FastGemmKind): void {
+  if (!ctx) c.skip('no WebGPU adapter');
+  if (kind === 'subgroup-matrix') {
+    if (!ctx!.features.subgroupMatrix) c.skip('no subgroup-matrix on this adapter');
+    // The feature is there: the kernel must be selectable, or this adapter silently loses the tensor-core path.
+    const info = (ctx!.adapter as GPUAdapter & { info?: Record<string, unknown> }).info;
+    expect(sgmatSupported(ctx!), `subgroup-matrix present but unusable: configs=${JSON.stringify(info?.subgroupMatrixConfigs)} subgroupMaxSize=${String(info?.subgroupMaxSize)} wgMem=${ctx!.limits.maxComputeWorkgroupStorageSize}`).toBe(true);
+  }
+  if (kind === 'f16' && !ctx!.features.shaderF16) c.skip('no shader-f16 on this adapter');
+  expect(fastGemmKind(ctx!, kind)).toBe(kind);
+}
+
+interface Case {
+  T: number;
+  k: number;
+  E: number;
+  H: number;
+  I: number;
+  dt: Dense;
+  act: ExpertActivation;
+  bias: boolean;
+  rowScale: boolean;
+}
+
+function cases(): Case[] {
+  // Few variants: each is a pipeline compile, slow on lavapipe. Sizes: K % 8 == 0 with a partial last K slice (H = 40, 56, 72), odd N over
+  // one to three output tiles, zero-row experts (randomIdx leaves every third expert empty), T*k from 4 to 1148 grouped rows.
+  return [
+    { T: 1, k: 4, E: 5, H: 32, I: 115, dt: 'float16', act: ACTS[0], bias: true, rowScale: true },
+    { T: 33, k: 1, E: 9, H: 56, I: 135, dt: 'float32', act: ACTS[2], bias: true, rowScale: false },
+    { T: 287, k: 4, E: 10, H: 72, I: 77, dt: 'bfloat16', act: ACTS[1], bias: false, rowScale: true },
+    { T: 1100, k: 1, E: 3, H: 40, I: 131, dt: 'bfloat16', act: ACTS[3], bias: false, rowScale: false },
+  ];
+}
+
+async function gateUp(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; fast?: FastGemmKind }): Promise<{ got: Float32Array; want: Float32Array }> {
+  const r = rng(seed);
+  const { T, k, E, H, I } = c;
+  const x = randomArray(r, T * H, -1, 1);
+  const w = HostTensor.fromFloat32([E, 2 * I, H], roundTo(c.dt, randomArray(r, E * 2 * I * H, -0.3, 0.3)), c.dt);
+  const bias = c.bias ? HostTensor.fromFloat32([E, 2 * I], randomArray(r, E * 2 * I, -0.5, 0.5), 'bfloat16') : undefined;
+  const rs = c.rowScale ? randomArray(r, T * k, 0.1, 1.5) : undefined;
+  const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
+  const want = groupedGateUpRef(x, g, { kind: 'dense', w }, bias, c.act, rs);
+  const got = await gpuChecked(ctx!, async () => {
+    const gx = GpuTensor.upload(ctx!, HostTensor.fromFloat32([T, H], x));
+    const gw = GpuTensor.upload(ctx!, w);
+    const gb = bias ? GpuTensor.upload(ctx!, bias) : undefined;
+    const grs = rs ? GpuTensor.upload(ctx!, HostTensor.fromFloat32([T, k], rs)) : undefined;
+    const gg = uploadGrouping(ctx!, g);
+    const rec = new Recorder(ctx!);
+    const y = groupedGateUpGpu(ctx!, rec, gx, gg, { kind: 'dense', w: gw }, gb, c.act, { rowScale: grs, ...opts });
+    rec.submit();
+    expect(y.shape).toEqual([T * k, I]);
+    const out = (await y.download()).data as Float32Array;
+    for (const t of [gx, gw, gb, grs, y]) t?.destroy();
+    gg.destroy();
+    return out;
+  });
+  return { got, want };
+}
+
+async function down(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; fast?: FastGemmKind }): Promise<{ got: Float32Array; want: Float32Array }> {
+  const r = rng(seed);
+  // down: K = I (must be % 8), N = H (odd here): swap the roles of the case's sizes.
+  const { T, k, E } = c;
+  const K = c.H;
+  const N = c.I;
+  const h = randomArray(r, T * k * K, -1, 1);
+  const w = HostTensor.fromFloat32([E, N, K], roundTo(c.dt, randomArray(r, E * N * K, -0.3, 0.3)), c.dt);
+  const bias = c.bias ? HostTensor.fromFloat32([E, N], randomArray(r, E * N, -1, 1), 'float16') : undefined;
+  const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
+  const want = groupedDownRef(h, g, { kind: 'dense', w }, bias);
+  const got = await gpuChecked(ctx!, async () => {
+    const gh = GpuTensor.upload(ctx!, HostTensor.fromFloat32([T * k, K], h));
+    const gw = GpuTensor.upload(ctx!, w);
+    const gb = bias ? GpuTensor.upload(ctx!, bias) : undefined;
+    const gg = uploadGrouping(ctx!, g);
+    const rec = new Recorder(ctx!);
+    const y = groupedDownGpu(ctx!, rec, gh, gg, { kind: 'dense', w: gw }, gb, opts);
+    rec.submit();
+    expect(y.shape).toEqual([T * k, N]);
+    const out = (await y.download()).data as Float32Array;
+    for (const t of [gh, gw, gb, y]) t?.destroy();
+    gg.destroy();
+    return out;
+  });
+  return { got, want };
+}
+
+for (const kind of KINDS) {
+  describe(`fast grouped GEMM '${kind}' vs reference`, () => {
+    cases().forEach((c, n) => {
+      const name = `T=${c.T} k=${c.k} E=${c.E} H=${c.H} I=${c.I} ${c.dt} bias=${c.bias}`;
+      it(`gate_up ${name} ${c.act.kind}/${c.act.layout} rowScale=${c.rowScale}`, async (t) => {
+        canRun(t, kind);
+        const { got, want } = await gateUp(c, 5000 + n, { tile: 'fast', fast: kind });
+        const e = tol(kind);
+        expect(got.every(Number.isFinite)).toBe(true);
+        expect(relErr(got, want)).toBeLessThan(e.rel);
+        expect(maxErr(got, want)).toBeLessThan(e.max);
+      });
+      it(`down ${name}`, async (t) => {
+        canRun(t, kind);
+        const { got, want } = await down(c, 7000 + n, { tile: 'fast', fast: kind });
+        const e = tol(kind);
+        expect(got.every(Number.isFinite)).toBe(true);
+        expect(relErr(got, want)).toBeLessThan(e.rel);
+        expect(maxErr(got, want)).toBeLessThan(e.max);
+      });
+    });
+  });
+}
+
+describe('fast path selection', () => {
+  it('routes dense prefill calls (T*k >= 64E, K % 8 == 0) and nothing else', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const w = { kind: 'dense' as const, w: GpuTensor.empty(ctx, 'bfloat16', [4, 16, 32]) };
+    try {
+      expect(planFastGemm(ctx, {}, w, 256, 4, 16, 32, 'down')).toBeDefined();
+      expect(planFastGemm(ctx, {}, w, 255, 4, 16, 32, 'down')).toBeUndefined();
+      expect(planFastGemm(ctx, { tile: 'fast' }, w, 3, 4, 16, 32, 'down')).toBeDefined();
+      expect(planFastGemm(ctx, { tile: 'prefill' }, w, 4096, 4, 16, 32, 'down')).toBeUndefined();
+      expect(planFastGemm(ctx, { tile: 'fast' }, w, 4096, 4, 16, 36, 'down')).toBeUndefined();
+      expect(planFastGemm(ctx, { tile: 'fast', actQuant: 'fp8_dynamic' }, w, 4096, 4, 16, 32, 'down')).toBeUndefined();
+      expect(() => planFastGemm(ctx!, { tile: 'fast', fast: 'bogus' as FastGemmKind }, w, 4096, 4, 16, 32, 'down')).toThrow();
+      expect(planFastGemm(ctx, {}, w, 4096, 4, 16, 32, 'down')!.kind).toBe(sgmatSupported(ctx) ? 'subgroup-matrix' : 'f32');
+    } finally {
+      w.w.destroy();
+    }
+  });
+
+  it('auto-selected fast path matches the tiled path (T=300, k=2, E=4, bf16, both ops)', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const c: Case = { T: 300, k: 2, E: 4, H: 48, I: 45, dt: 'bfloat16', act: ACTS[0], bias: true, rowScale: false };
+    const kind = fastGemmKind(ctx);
+    const e = tol(kind);
+    const a = await gateUp(c, 9100, {});
+    const b = await gateUp(c, 9100, { tile: 'prefill' });
+    expect(relErr(b.got, b.want)).toBeLessThan(2e-5);
+    expect(relErr(a.got, b.got)).toBeLessThan(e.rel);
+    const d1 = await down(c, 9200, {});
+    const d2 = await down(c, 9200, { tile: 'prefill' });
+    expect(relErr(d1.got, d2.got)).toBeLessThan(e.rel);
+    expect(maxErr(d1.got, d1.want)).toBeLessThan(e.max);
+  });
+});

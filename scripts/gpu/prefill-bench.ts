@@ -1,0 +1,146 @@
+// Prefill benchmark of the grouped GEMMs (gate_up + silu, then down) on real
+// MoE shapes with bf16 weights: the tiled path (tile 'prefill', 32x32, f32),
+// the fast register-blocked path ('f32' and 'f16' staging) and the
+// subgroup-matrix path. Prints per-path GPU time (one pass, medians after
+// warm-up), TFLOP/s, and each fast path's error against the tiled path's
+// output (relErr, L2-relative) so a wrong kernel shows up here too.
+//   node scripts/gpu/build-one.mjs scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs
+//   bash .gpu-kit/enter.sh node .gpu-kit/prefill-bench.mjs [iters]
+import { HostTensor } from '@webmoe/tensor';
+import { createGpuContext, GpuTensor, Recorder, groupedGateUpGpu, groupedDownGpu, type GroupingGpu, type GroupedGemmOptions } from '@webmoe/kernels-wgsl';
+import { sgmatSupported } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast.js';
+
+const iters = Number(process.argv[2] ?? 10);
+const ctx = await createGpuContext();
+const info = (ctx.adapter as GPUAdapter & { info?: Record<string, unknown> }).info;
+console.log('adapter', ctx.adapterName, JSON.stringify(ctx.features));
+console.log('subgroupMatrixConfigs', JSON.stringify(info?.subgroupMatrixConfigs), 'subgroupMinSize', info?.subgroupMinSize, 'subgroupMaxSize', info?.subgroupMaxSize, 'wgMem', ctx.limits.maxComputeWorkgroupStorageSize, 'sgmatSupported', sgmatSupported(ctx));
+
+function median(a: number[]): number {
+  const s = [...a].sort((x, y) => x - y);
+  return s[Math.floor(s.length / 2)];
+}
+
+function randBf16(n: number, seed: number): Uint16Array {
+  const u = new Uint16Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    u[i] = 0x3c00 | ((s >>> 16) & 0x83ff); // |w| ~ 2^-7..2^-6, random sign
+  }
+  return u;
+}
+
+function relErr(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    num += d * d;
+    den += b[i] * b[i];
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+const PATHS: { name: string; opts: GroupedGemmOptions }[] = [
+  { name: 'tiled32', opts: { tile: 'prefill' } },
+  { name: 'fast-f32', opts: { tile: 'fast', fast: 'f32' } },
+  { name: 'fast-f16', opts: { tile: 'fast', fast: 'f16' } },
+  { name: 'sgmat', opts: { tile: 'fast', fast: 'subgroup-matrix' } },
+];
+
+const results: Record<string, unknown>[] = [];
+for (const [model, H, I, E, k] of [
+  ['mixtral-8x7b', 4096, 14336, 8, 2],
+  ['qwen3-30b-a3b', 2048, 768, 128, 8],
+] as [string, number, number, number, number][]) {
+  const wgu = GpuTensor.upload(ctx, new HostTensor('bfloat16', [E, 2 * I, H], randBf16(E * 2 * I * H, 1)));
+  const wdn = GpuTensor.upload(ctx, new HostTensor('bfloat16', [E, H, I], randBf16(E * H * I, 2)));
+  for (const T of [512, 4096]) {
+    // Host-built grouping: k distinct experts per token, spread evenly.
+    const idx = new Uint32Array(T * k);
+    for (let t = 0; t < T; t++) for (let j = 0; j < k; j++) idx[t * k + j] = (t * 7 + j * 13) % E;
+    const counts = new Uint32Array(E);
+    for (const e of idx) counts[e]++;
+    const offsets = new Uint32Array(E + 1);
+    for (let e = 0; e < E; e++) offsets[e + 1] = offsets[e] + counts[e];
+    const cur = offsets.slice(0, E);
+    const order = new Uint32Array(T * k);
+    const position = new Uint32Array(T * k);
+    for (let p = 0; p < T * k; p++) {
+      order[cur[idx[p]]] = p;
+      position[p] = cur[idx[p]]++;
+    }
+    const up = (a: Uint32Array) => GpuTensor.upload(ctx, new HostTensor('uint32', [a.length], a));
+    const g: GroupingGpu = { T, k, E, counts: up(counts), offsets: up(offsets), order: up(order), position: up(position), destroy() {} };
+    const x = GpuTensor.upload(ctx, HostTensor.fromFloat32([T, H], new Float32Array(T * H).map((_, i) => Math.sin(i * 0.37))));
+    const flopsGU = 2 * T * k * 2 * I * H;
+    const flopsDn = 2 * T * k * H * I;
+    let refH: Float32Array | undefined;
+    let refY: Float32Array | undefined;
+    for (const path of PATHS) {
+      if (path.name === 'sgmat' && !sgmatSupported(ctx)) {
+        console.log(`${model} T=${T} ${path.name}: not supported here (falls back); skipped`);
+        continue;
+      }
+      if (path.name === 'fast-f16' && !ctx.features.shaderF16) continue;
+      try {
+        // One checked run: compile errors / validation errors show here; outputs for the error check.
+        const { hh, yy } = await ctx.checked(path.name, async () => {
+          const rec = new Recorder(ctx);
+          const h = groupedGateUpGpu(ctx, rec, x, g, { kind: 'dense', w: wgu }, undefined, { kind: 'silu', layout: 'concat' }, path.opts);
+          const y = groupedDownGpu(ctx, rec, h, g, { kind: 'dense', w: wdn }, undefined, path.opts);
+          rec.submit();
+          const hh = (await h.download()).data as Float32Array;
+          const yy = (await y.download()).data as Float32Array;
+          h.destroy();
+          y.destroy();
+          return { hh, yy };
+        });
+        const errH = refH ? relErr(hh, refH) : 0;
+        const errY = refY ? relErr(yy, refY) : 0;
+        if (!refH) {
+          refH = hh;
+          refY = yy;
+        }
+        const tGU: number[] = [];
+        const tDn: number[] = [];
+        for (let i = 0; i < iters + 2; i++) {
+          const rec1 = new Recorder(ctx, { timestamps: 'total' });
+          const h = groupedGateUpGpu(ctx, rec1, x, g, { kind: 'dense', w: wgu }, undefined, { kind: 'silu', layout: 'concat' }, path.opts);
+          rec1.submit();
+          const rec2 = new Recorder(ctx, { timestamps: 'total' });
+          const y = groupedDownGpu(ctx, rec2, h, g, { kind: 'dense', w: wdn }, undefined, path.opts);
+          rec2.submit();
+          const [a] = await rec1.timings();
+          const [b] = await rec2.timings();
+          h.destroy();
+          y.destroy();
+          if (i >= 2 && a && b) {
+            tGU.push(a.ns / 1e6);
+            tDn.push(b.ns / 1e6);
+          }
+        }
+        const mg = median(tGU);
+        const md = median(tDn);
+        const r = {
+          model, T, path: path.name,
+          gateUpMs: mg, downMs: md, totalMs: mg + md,
+          gateUpTflops: flopsGU / (mg * 1e9), downTflops: flopsDn / (md * 1e9), tflops: (flopsGU + flopsDn) / ((mg + md) * 1e9),
+          relErrVsTiled: { h: errH, y: errY },
+        };
+        results.push(r);
+        console.log(`${model} T=${T} ${path.name.padEnd(9)} gate_up ${mg.toFixed(3)} ms (${r.gateUpTflops.toFixed(1)} TF/s)  down ${md.toFixed(3)} ms (${r.downTflops.toFixed(1)} TF/s)  total ${(mg + md).toFixed(3)} ms = ${r.tflops.toFixed(1)} TFLOP/s  relErr vs tiled h ${errH.toExponential(2)} y ${errY.toExponential(2)}`);
+      } catch (e) {
+        console.log(`${model} T=${T} ${path.name}: FAILED ${(e as Error).message}`);
+        results.push({ model, T, path: path.name, error: (e as Error).message });
+      }
+    }
+    x.destroy();
+    for (const t of [g.counts, g.offsets, g.order, g.position]) t.destroy();
+  }
+  wgu.destroy();
+  wdn.destroy();
+}
+console.log(JSON.stringify({ adapter: ctx.adapterName, results }));
+process.exit(0);
