@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
-import type { GpuContext } from '@webmoe/kernels-wgsl';
+import { GpuTensor, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
 import { MoE, SoftmaxTopKGate } from '../src/index.js';
 
@@ -56,7 +56,7 @@ function sample(gc: () => void): Sample {
 const MiB = 1 << 20;
 
 describe('long runs keep memory bounded', () => {
-  it(`${N} GPU forwards with T in 1..24: pool bytes, live GPU buffers and host memory stop growing`, async (t) => {
+  it(`${N} GPU forwards with T in 1..24 (GpuTensor path, every 100th from the host with a read-back): pool bytes, live GPU buffers and host memory stop growing`, async (t) => {
     if (!ctx) return t.skip('no WebGPU adapter');
     const gc = gcNow();
     // Count every GPU buffer of this device: created minus destroyed.
@@ -76,6 +76,7 @@ describe('long runs keep memory bounded', () => {
     const moe = layer('gpu');
     const r = rng(9);
     const inputs = Array.from({ length: 24 }, (_, i) => randomArray(r, (i + 1) * H));
+    const gpuInputs = inputs.map((v, i) => GpuTensor.upload(ctx!, new HostTensor('float32', [i + 1, H], v)));
     let warm: { pool: number; buffers: number; host: Sample } | undefined;
     let maxPool = 0;
     let maxBuffers = 0;
@@ -84,9 +85,18 @@ describe('long runs keep memory bounded', () => {
       const first = await moe.forward(inputs[0]);
       for (let i = 0; i < N; i++) {
         const T = sizeOf(i);
-        const y = await moe.forward(inputs[T - 1]);
-        if (y.length !== T * H) expect.fail(`forward ${i}: ${y.length} values for T=${T}`);
-        if (T === 1 && !y.every((v, j) => Object.is(v, first[j]))) expect.fail(`forward ${i}: T=1 output changed`);
+        if (i % 100 === 0 || T === 1) {
+          // The host path: upload, forward, read back; T = 1 must give the first output again.
+          const y = await moe.forward(inputs[T - 1]);
+          if (y.length !== T * H) expect.fail(`forward ${i}: ${y.length} values for T=${T}`);
+          if (T === 1 && !y.every((v, j) => Object.is(v, first[j]))) expect.fail(`forward ${i}: T=1 output changed`);
+        } else {
+          // The GpuTensor path: one submit, no read-back; the output is the caller's to destroy.
+          const yg = await moe.forwardGpu(gpuInputs[T - 1]);
+          if (yg.shape[0] !== T) expect.fail(`forward ${i}: output [${yg.shape}] for T=${T}`);
+          yg.destroy();
+          if (i % 50 === 49) await ctx.sync();
+        }
         const pool = moe.scratchPool!;
         const bytes = pool.liveByteCount + pool.freeByteCount;
         if (i === WARM) warm = { pool: bytes, buffers: live.size, host: sample(gc) };
@@ -112,6 +122,7 @@ describe('long runs keep memory bounded', () => {
     } finally {
       dev.createBuffer = create;
       GPUBuffer.prototype.destroy = destroyProto;
+      gpuInputs.forEach((g) => g.destroy());
       moe.destroy();
     }
   }, 400_000);
