@@ -1,8 +1,8 @@
 // Determinism, batch independence, NaN/Inf policy and concurrent forwards (GPU, and the CPU path).
 //
-// Path note: the kernels pick their path from T alone (router/shared linears: GEMV for T <= 8, tiled
-// above; expert GEMMs: decode kernels / tiles for small T or few rows per expert, prefill tiles above; the
-// shared expert's dense grouping counts T rows). Different paths agree to f32 rounding, not bit for bit
+// Path note: for a given layer the kernels pick their path from T alone (router/shared linears: a small-T
+// path and a tiled path; expert GEMMs: decode GEMV kernels, decode / prefill tiles, fast prefill GEMMs for
+// large T*k; graphs for small T). Different paths agree to f32 rounding, not bit for bit
 // (a token's output in a batch of 9 and in a batch of 80 can differ in the last bits), so every bit-exact
 // comparison here keeps T fixed (T = 12), where the path is fixed whatever the tokens are.
 import { describe, it, expect, beforeAll } from 'vitest';
