@@ -51,6 +51,12 @@ export type FastGemmVariant = {
   rowScale: boolean;
   /** Register-blocked kernel only: stage operands as f16 (needs shader-f16). */
   h: boolean;
+  /**
+   * Subgroup-matrix kernel only, tests: emulate the subgroup-matrix builtins per invocation in plain WGSL
+   * (every invocation computes whole 16x16 matrices; slow) so the staging, layouts and epilogue run on
+   * adapters without the feature. Never selected by the ops.
+   */
+  emu?: boolean;
 };
 
 /** Uniform block of the fast GEMMs (u32 unless noted). */
@@ -262,8 +268,8 @@ const SG_STR = 40;
 /**
  * Subgroup-matrix grouped GEMM (see the file comment). Needs
  * chromium-experimental-subgroup-matrix with an f16 x f16 -> f32 16x16x16
- * config, shader-f16, subgroups, a subgroup size <= 32 and 48652 bytes of
- * workgroup memory. Subgroup s < 8 owns rows 32*(s%2).. and tile columns
+ * config, shader-f16, subgroups, a subgroup size <= 32 and about 32 KiB of
+ * workgroup memory (SGMAT_WORKGROUP_BYTES). Subgroup s < 8 owns rows 32*(s%2).. and tile columns
  * 32*(s/2)..; extra subgroups (subgroup size < 32) only stage and store.
  * @example `rec.dispatch({ kernel: groupedGemmSgmatKernel, variant, buffers, uniforms, workgroups })`
  */
@@ -276,6 +282,7 @@ export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gem
   const L = 'subgroup_matrix_left<f16, 16, 16>';
   const R = 'subgroup_matrix_right<f16, 16, 16>';
   const C = 'subgroup_matrix_result<f32, 16, 16>';
+  const emu = !!v.emu;
   let mma = '';
   for (const kk of [0, 16]) {
     mma += `      {
@@ -293,18 +300,17 @@ export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gem
     v.op === 'gate_up'
       ? `let g = OS[r * ${FAST_TNW}u + c]; let up = OS[r * ${FAST_TNW}u + 64u + c]; ${store(v, 'p', 'o', 'g', 'up')}`
       : `let g = OS[r * ${FAST_TNW}u + c]; ${store(v, 'p', 'o', 'g', '')}`;
-  return /* wgsl */ `diagnostic(off, chromium.subgroup_matrix_uniformity);
-enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
+  const head = emu ? 'enable f16;\nenable subgroups;' : 'diagnostic(off, chromium.subgroup_matrix_uniformity);\nenable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;';
+  let src = /* wgsl */ `${head}
 ${decl}
 ${helpers}
 // A: x rows row-major [64][40] f16; B: weight rows [128][40] f16 (k contiguous, read as column-major K x N).
 var<workgroup> AS: array<f16, ${FAST_TM * SG_STR}>;
 var<workgroup> BS: array<f16, ${FAST_TNW * SG_STR}>;
-// f32 results [64][128] for the epilogue.
-var<workgroup> OS: array<f32, ${FAST_TM * FAST_TNW}>;
+// f32 results of 32 rows [32][128] for the epilogue (two halves).
+var<workgroup> OS: array<f32, ${(FAST_TM / 2) * FAST_TNW}>;
 ${SHARED_ROWS}
+${emu ? SG_EMU : ''}
 
 @compute @workgroup_size(${FAST_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32) {
@@ -346,23 +352,46 @@ ${prologue(v)}
 ${mma}    }
     workgroupBarrier();
   }
-  if (sg < 8u) {
-    subgroupMatrixStore(&OS, (sm * 32u) * ${FAST_TNW}u + sn * 32u, c00, false, ${FAST_TNW}u);
-    subgroupMatrixStore(&OS, (sm * 32u) * ${FAST_TNW}u + sn * 32u + 16u, c01, false, ${FAST_TNW}u);
-    subgroupMatrixStore(&OS, (sm * 32u + 16u) * ${FAST_TNW}u + sn * 32u, c10, false, ${FAST_TNW}u);
-    subgroupMatrixStore(&OS, (sm * 32u + 16u) * ${FAST_TNW}u + sn * 32u + 16u, c11, false, ${FAST_TNW}u);
-  }
-  workgroupBarrier();
-  for (var idx = lid; idx < ${FAST_TM * tnOut}u; idx += ${FAST_THREADS}u) {
-    let r = idx / ${tnOut}u;
-    let c = idx % ${tnOut}u;
-    let p = r0 + r;
-    let o = o0 + c;
-    if (p < r1 && o < u.N) { ${epilogue} }
+  // Epilogue in two halves of 32 rows (subgroups with sm == half store), so the f32 staging needs 16 KiB.
+  for (var half = 0u; half < 2u; half++) {
+    if (sg < 8u && sm == half) {
+      subgroupMatrixStore(&OS, sn * 32u, c00, false, ${FAST_TNW}u);
+      subgroupMatrixStore(&OS, sn * 32u + 16u, c01, false, ${FAST_TNW}u);
+      subgroupMatrixStore(&OS, 16u * ${FAST_TNW}u + sn * 32u, c10, false, ${FAST_TNW}u);
+      subgroupMatrixStore(&OS, 16u * ${FAST_TNW}u + sn * 32u + 16u, c11, false, ${FAST_TNW}u);
+    }
+    workgroupBarrier();
+    for (var idx = lid; idx < ${(FAST_TM / 2) * tnOut}u; idx += ${FAST_THREADS}u) {
+      let r = idx / ${tnOut}u;
+      let c = idx % ${tnOut}u;
+      let p = r0 + half * 32u + r;
+      let o = o0 + c;
+      if (p < r1 && o < u.N) { ${epilogue} }
+    }
+    workgroupBarrier();
   }
 }
 `;
+  if (emu) {
+    src = src
+      .replaceAll(L, 'array<f32, 256>')
+      .replaceAll(R, 'array<f32, 256>')
+      .replaceAll(C, 'array<f32, 256>')
+      .replaceAll('subgroupMatrixLoad<array<f32, 256>>(&AS, ', 'emuLoadA(')
+      .replaceAll('subgroupMatrixLoad<array<f32, 256>>(&BS, ', 'emuLoadB(')
+      .replaceAll('subgroupMatrixMultiplyAccumulate(', 'emuMma(')
+      .replaceAll('subgroupMatrixStore(&OS, ', 'emuStore(');
+  }
+  return src;
 });
 
+/** Per-invocation emulation of the subgroup-matrix builtins the kernel uses (tests only; matrices as [row][col] arrays, the layouts of the Dawn spec). */
+const SG_EMU = /* wgsl */ `
+fn emuLoadA(off: u32, cm: bool, s: u32) -> array<f32, 256> { var m: array<f32, 256>; for (var r = 0u; r < 16u; r++) { for (var c = 0u; c < 16u; c++) { m[r * 16u + c] = f32(AS[select(off + r * s + c, off + c * s + r, cm)]); } } return m; }
+fn emuLoadB(off: u32, cm: bool, s: u32) -> array<f32, 256> { var m: array<f32, 256>; for (var r = 0u; r < 16u; r++) { for (var c = 0u; c < 16u; c++) { m[r * 16u + c] = f32(BS[select(off + r * s + c, off + c * s + r, cm)]); } } return m; }
+fn emuMma(a: array<f32, 256>, b: array<f32, 256>, c: array<f32, 256>) -> array<f32, 256> { var o = c; for (var m = 0u; m < 16u; m++) { for (var n = 0u; n < 16u; n++) { var s = 0.0; for (var k = 0u; k < 16u; k++) { s = fma(a[m * 16u + k], b[k * 16u + n], s); } o[m * 16u + n] += s; } } return o; }
+fn emuStore(off: u32, m: array<f32, 256>, cm: bool, s: u32) { for (var r = 0u; r < 16u; r++) { for (var c = 0u; c < 16u; c++) { OS[select(off + r * s + c, off + c * s + r, cm)] = m[r * 16u + c]; } } }
+`;
+
 /** Workgroup memory of the subgroup-matrix kernel, bytes. */
-export const SGMAT_WORKGROUP_BYTES = 2 * FAST_TM * SG_STR + 2 * FAST_TNW * SG_STR + 4 * FAST_TM * FAST_TNW + 8 * FAST_TM + 12;
+export const SGMAT_WORKGROUP_BYTES = 2 * FAST_TM * SG_STR + 2 * FAST_TNW * SG_STR + 4 * (FAST_TM / 2) * FAST_TNW + 8 * FAST_TM + 48;

@@ -113,13 +113,14 @@ function fastVariant(c: Pick<FastGemmCall, 'op' | 'act' | 'xmode' | 'biasDt'> & 
 }
 
 /** Records the tile-offset kernel and the fast GEMM. */
-export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPlan): void {
+export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPlan, test: { emulateSubgroupMatrix?: boolean } = {}): void {
   if (c.w.kind !== 'dense') throw new Error('recordFastGemm: dense weights only');
   const { T, k, E } = c.g;
   const rows = T * k;
   const meta = rec.temp((2 * E + 2) * 4, 'grouped_gemm_fast.meta');
   rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm: FAST_TM }, buffers: [c.g.offsets.buffer, meta], uniforms: new Uniforms().u32(E, 0, 0, 0).finish(), workgroups: [1] });
   const variant = fastVariant({ ...c, rowScale: !!c.rowScale, wf: c.w.w.dtype as FastGemmVariant['wf'] }, plan.kind);
+  if (test.emulateSubgroupMatrix && plan.kind === 'subgroup-matrix') variant.emu = true;
   const buffers: GPUBuffer[] = [c.x, c.g.order.buffer, meta];
   if (c.rowScale) buffers.push(c.rowScale);
   buffers.push(c.w.w.buffer);
