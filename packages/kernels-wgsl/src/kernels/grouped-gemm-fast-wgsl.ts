@@ -8,7 +8,8 @@
  *   outputs; gate_up: 64 outputs, their 64 gate and 64 up rows), K slices of
  *   32 staged in workgroup memory (vec4 loads of gathered x rows and of 8
  *   bf16/f16 weights per vec4<u32>, converted at staging), each thread 4
- *   rows x 8 weight columns (32 f32 accumulators). `h: true` stages the
+ *   rows x 8 weight columns (32 f32 accumulators); the next K slice's global
+ *   loads are issued into registers before the current slice's math. `h: true` stages the
  *   operands as f16 (half the shared-memory traffic; x and w rounded to f16,
  *   f32 accumulation).
  * - `groupedGemmSgmatKernel`: the same tile on subgroup matrices
@@ -99,14 +100,14 @@ function header(v: FastGemmVariant): { decl: string; helpers: string } {
     v.op === 'gate_up'
       ? `fn wrow(n: u32, o0: u32) -> u32 { let o = o0 + (n & 63u); if (o >= u.N) { return 0xffffffffu; } return select(${upRow}, ${gateRow}, n < 64u); }`
       : `fn wrow(n: u32, o0: u32) -> u32 { let o = o0 + n; return select(0xffffffffu, o, o < u.N); }`;
-  // wvec8/wvec4: one vector of weights as f32 (vi = vector index).
+  // wdec: one raw weight vector (as loaded from WQ) decoded to f32.
   const wvec =
     v.wf === 'float32'
-      ? `fn wvec(vi: u32) -> array<f32, 4> { let w = WQ[vi]; return array<f32, 4>(w.x, w.y, w.z, w.w); }`
+      ? `fn wdec(w: vec4<f32>) -> array<f32, 4> { return array<f32, 4>(w.x, w.y, w.z, w.w); }`
       : v.wf === 'bfloat16'
         ? `fn bf2(w: u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }
-fn wvec(vi: u32) -> array<f32, 8> { let w = WQ[vi]; let a = bf2(w.x); let b = bf2(w.y); let c = bf2(w.z); let d = bf2(w.w); return array<f32, 8>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y); }`
-        : `fn wvec(vi: u32) -> array<f32, 8> { let w = WQ[vi]; let a = unpack2x16float(w.x); let b = unpack2x16float(w.y); let c = unpack2x16float(w.z); let d = unpack2x16float(w.w); return array<f32, 8>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y); }`;
+fn wdec(w: vec4<u32>) -> array<f32, 8> { let a = bf2(w.x); let b = bf2(w.y); let c = bf2(w.z); let d = bf2(w.w); return array<f32, 8>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y); }`
+        : `fn wdec(w: vec4<u32>) -> array<f32, 8> { let a = unpack2x16float(w.x); let b = unpack2x16float(w.y); let c = unpack2x16float(w.z); let d = unpack2x16float(w.w); return array<f32, 8>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y); }`;
   const helpers = [wrow, wvec, v.bias === 'none' ? '' : loadFn('bld', 'BIAS', v.bias), v.op === 'gate_up' ? activationWgsl(v.act) : ''].join('\n');
   return { decl, helpers };
 }
@@ -160,6 +161,43 @@ function prologue(v: FastGemmVariant): string {
   }
   let eRow = e * u.wRows;
   workgroupBarrier();`;
+}
+
+/**
+ * Global loads of one K slice (starting at kb) into registers xg / wg
+ * (issued one slice ahead of the compute, so their latency hides behind it).
+ */
+function loadSlice(v: FastGemmVariant, kb: string): string {
+  const V = fastVpl(v.wf);
+  const perRow = FAST_TK / V;
+  const wLoads = (FAST_TNW * perRow) / FAST_THREADS;
+  const raw = v.wf === 'float32' ? 'vec4<f32>' : 'vec4<u32>';
+  return `
+    for (var i = 0u; i < ${(FAST_TM * FAST_TK) / 4 / FAST_THREADS}u; i++) {
+      let j = lid + i * ${FAST_THREADS}u;
+      let r = j / ${FAST_TK / 4}u;
+      let c4 = j % ${FAST_TK / 4}u;
+      var xv = vec4<f32>(0.0);
+      if (r0 + r < r1 && ${kb} + c4 * 4u < u.K) { xv = X[ROWX[r] + (${kb} >> 2u) + c4]${v.rowScale ? ' * ROWM[r]' : ''}; }
+      xg[i] = xv;
+    }
+    for (var i = 0u; i < ${wLoads}u; i++) {
+      let q = (lid + i * ${FAST_THREADS}u) % ${perRow}u;
+      let col = ${kb} + q * ${V}u;
+      var wv = ${raw}();
+      if (wr[i] != 0xffffffffu && col < u.K) { wv = WQ[((eRow + wr[i]) * u.K + col) / ${V}u]; }
+      wg[i] = wv;
+    }`;
+}
+
+/** Register declarations of loadSlice. */
+function sliceRegs(v: FastGemmVariant): string {
+  const V = fastVpl(v.wf);
+  const wLoads = (FAST_TNW * (FAST_TK / V)) / FAST_THREADS;
+  return `var xg: array<vec4<f32>, ${(FAST_TM * FAST_TK) / 4 / FAST_THREADS}>;
+  var wg: array<${v.wf === 'float32' ? 'vec4<f32>' : 'vec4<u32>'}, ${wLoads}>;
+  { let kb = 0u; ${loadSlice(v, 'kb')}
+  }`;
 }
 
 const SHARED_ROWS = `
@@ -227,22 +265,14 @@ ${prologue(v)}
   let tx = lid % 16u;
   let ty = lid / 16u;
   ${acc.join(' ')}
+  ${sliceRegs(v)}
   for (var k0 = 0u; k0 < u.K; k0 += ${FAST_TK}u) {
-    for (var i = 0u; i < ${(FAST_TM * FAST_TK) / 4 / FAST_THREADS}u; i++) {
-      let j = lid + i * ${FAST_THREADS}u;
-      let r = j / ${FAST_TK / 4}u;
-      let c4 = j % ${FAST_TK / 4}u;
-      var xv = vec4<f32>(0.0);
-      if (r0 + r < r1 && k0 + c4 * 4u < u.K) { xv = X[ROWX[r] + (k0 >> 2u) + c4]${v.rowScale ? ' * ROWM[r]' : ''}; }
-      XS[j] = vec4<${S}>(xv);
-    }
+    for (var i = 0u; i < ${(FAST_TM * FAST_TK) / 4 / FAST_THREADS}u; i++) { XS[lid + i * ${FAST_THREADS}u] = vec4<${S}>(xg[i]); }
     for (var i = 0u; i < ${wLoads}u; i++) {
       let j = lid + i * ${FAST_THREADS}u;
       let n = j / ${perRow}u;
       let q = j % ${perRow}u;
-      let col = k0 + q * ${V}u;
-      var wv: array<f32, ${V}>;
-      if (wr[i] != 0xffffffffu && col < u.K) { wv = wvec(((eRow + wr[i]) * u.K + col) / ${V}u); }
+      let wv = wdec(wg[i]);
       for (var t = 0u; t < ${V}u; t++) {
         let kk = q * ${V}u + t;
         let wi = kk * ${FAST_TNW}u + (kk >> 3u) * 8u + n;
@@ -250,6 +280,8 @@ ${prologue(v)}
       }
     }
     workgroupBarrier();
+    { let kb = k0 + ${FAST_TK}u; if (kb < u.K) { ${loadSlice(v, 'kb')}
+    } }
     for (var kk4 = 0u; kk4 < ${FAST_TK / 4}u; kk4++) {
       let a0 = vec4<f32>(XS[(ty * 4u + 0u) * ${FAST_TK / 4}u + kk4]);
       let a1 = vec4<f32>(XS[(ty * 4u + 1u) * ${FAST_TK / 4}u + kk4]);
@@ -323,14 +355,13 @@ ${prologue(v)}
   var c01 = ${C}();
   var c10 = ${C}();
   var c11 = ${C}();
+  ${sliceRegs(v)}
   for (var k0 = 0u; k0 < u.K; k0 += ${FAST_TK}u) {
     for (var i = 0u; i < ${(FAST_TM * FAST_TK) / 4 / FAST_THREADS}u; i++) {
       let j = lid + i * ${FAST_THREADS}u;
       let r = j / ${FAST_TK / 4}u;
       let c4 = j % ${FAST_TK / 4}u;
-      var xv = vec4<f32>(0.0);
-      if (r0 + r < r1 && k0 + c4 * 4u < u.K) { xv = X[ROWX[r] + (k0 >> 2u) + c4]${v.rowScale ? ' * ROWM[r]' : ''}; }
-      let xh = vec4<f16>(xv);
+      let xh = vec4<f16>(xg[i]);
       let ai = r * ${SG_STR}u + c4 * 4u;
       AS[ai] = xh.x;
       AS[ai + 1u] = xh.y;
@@ -341,13 +372,13 @@ ${prologue(v)}
       let j = lid + i * ${FAST_THREADS}u;
       let n = j / ${perRow}u;
       let q = j % ${perRow}u;
-      let col = k0 + q * ${V}u;
-      var wv: array<f32, ${V}>;
-      if (wr[i] != 0xffffffffu && col < u.K) { wv = wvec(((eRow + wr[i]) * u.K + col) / ${V}u); }
+      let wv = wdec(wg[i]);
       let bi = n * ${SG_STR}u + q * ${V}u;
       for (var t = 0u; t < ${V}u; t++) { BS[bi + t] = f16(wv[t]); }
     }
     workgroupBarrier();
+    { let kb = k0 + ${FAST_TK}u; if (kb < u.K) { ${loadSlice(v, 'kb')}
+    } }
     if (sg < 8u) {
 ${mma}    }
     workgroupBarrier();
