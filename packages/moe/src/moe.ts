@@ -17,6 +17,7 @@ import {
   gemvGateUpGpu,
   gemvDownGpu,
   activeExpertsGpu,
+  gemvSupports,
   GpuGraph,
   groupedDownRef,
   combineGpu,
@@ -213,8 +214,10 @@ export class MoE extends Module {
   /**
    * Which expert GEMMs a GPU forward uses: 'gemv' (decode kernels: each active
    * expert's weights streamed once, indirect dispatch over the active experts),
-   * 'grouped' (tiled grouped GEMMs), or 'auto' (gemv when T <= 16 and the
-   * expert weights are dense). Results agree to f32 rounding; a given T always
+   * 'grouped' (tiled grouped GEMMs), or 'auto' (gemv when T <= 16). The GEMVs
+   * take dense and packed experts with weight-only activations; otherwise
+   * (dynamic fp8 activations, packed rows not a multiple of 8) the grouped
+   * GEMMs run whatever this says. Results agree to f32 rounding; a given T always
    * takes the same path, so a forward is deterministic.
    */
   expertKernels: 'auto' | 'gemv' | 'grouped' = 'auto';
@@ -558,8 +561,9 @@ export class MoE extends Module {
     const g = keep(groupGpu(ctx, rec, routing.idx, this.numExperts, { pool }));
     const aq = this.actQuantOptions();
     const T = x.shape[0];
-    const dense = w.gateUp.kind === 'dense' && w.down.kind === 'dense';
-    const gemv = dense && (this.expertKernels === 'gemv' || (this.expertKernels === 'auto' && T <= 16));
+    // The decode GEMVs take dense and packed (fp8/int/mxfp4) experts, weight-only activations.
+    const gemvOk = aq.actQuant === 'none' && gemvSupports(w.gateUp) && gemvSupports(w.down);
+    const gemv = gemvOk && (this.expertKernels === 'gemv' || (this.expertKernels === 'auto' && T <= 16));
     let h: GpuTensor;
     let y: GpuTensor;
     if (gemv) {
@@ -594,8 +598,14 @@ export class MoE extends Module {
       // Quantized shared experts: the same grouped GEMMs over a dense grouping (E = 1, identity order).
       const sw = this.quantizedSharedExperts.gpuWeights();
       const dg = keep(denseGroupingGpu(ctx, rec, T, { pool }));
-      const hs = keep(groupedGateUpGpu(ctx, rec, x, dg, sw.gateUp, undefined, { kind: 'silu', layout: 'concat' }, { pool, ...aq }));
-      shared = keep(groupedDownGpu(ctx, rec, hs, dg, sw.down, undefined, { pool, ...aq }));
+      const sAct = { kind: 'silu', layout: 'concat' } as const;
+      if (T <= 16 && aq.actQuant === 'none' && gemvSupports(sw.gateUp) && gemvSupports(sw.down)) {
+        const hs = keep(gemvGateUpGpu(ctx, rec, x, dg, sw.gateUp, sAct, { pool }));
+        shared = keep(gemvDownGpu(ctx, rec, hs, dg, sw.down, { pool }));
+      } else {
+        const hs = keep(groupedGateUpGpu(ctx, rec, x, dg, sw.gateUp, undefined, sAct, { pool, ...aq }));
+        shared = keep(groupedDownGpu(ctx, rec, hs, dg, sw.down, undefined, { pool, ...aq }));
+      }
       if (this.sharedExpertGate) sharedGateLogit = keep(this.sharedExpertGate.record(rec, x, { pool })); // [T, 1]
     }
     return combineGpu(ctx, rec, y, g, this.applyRouterWeightFirst ? null : routing.weights, { shared, sharedGateLogit });
