@@ -44,8 +44,12 @@ interface SgConfig {
   K?: number;
 }
 
+/** Devices on which the subgroup-matrix pipeline failed to compile in warmGroupedGemmFast (the f32 kernel is used there). */
+const sgmatBroken = new WeakSet<GPUDevice>();
+
 /** Whether the subgroup-matrix kernel can run on this context (features, adapter configs, subgroup size, workgroup memory). */
 export function sgmatSupported(ctx: GpuContext): boolean {
+  if (sgmatBroken.has(ctx.device)) return false;
   const f = ctx.features;
   if (!f.subgroupMatrix || !f.shaderF16 || !f.subgroups) return false;
   if ((ctx.limits.maxComputeWorkgroupStorageSize ?? 0) < SGMAT_WORKGROUP_BYTES) return false;
@@ -141,7 +145,9 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
 
 /**
  * Compiles the fast pipeline a call site will use on this context (no-op
- * for non-dense weights).
+ * for non-dense weights). If the subgroup-matrix pipeline fails to compile,
+ * it warns once, marks the device so that the f32 kernel is selected from
+ * then on, and compiles that instead.
  * @example `await warmGroupedGemmFast(ctx, { op: 'down', w, biasDt: 'none', xmode: 'grouped', rowScale: false })`
  */
 export async function warmGroupedGemmFast(
@@ -153,8 +159,15 @@ export async function warmGroupedGemmFast(
   if (wf !== 'float32' && wf !== 'bfloat16' && wf !== 'float16') return;
   const kind = fastGemmKind(ctx, spec.fast);
   const v = fastVariant({ op: spec.op, act: spec.act, xmode: spec.xmode, biasDt: spec.biasDt, rowScale: spec.rowScale, wf }, kind);
-  await Promise.all([
-    warmPipeline(ctx, tileOffsetsKernel, { tm: FAST_TM }),
-    warmPipeline(ctx, kind === 'subgroup-matrix' ? groupedGemmSgmatKernel : groupedGemmFastKernel, v),
-  ]);
+  await warmPipeline(ctx, tileOffsetsKernel, { tm: FAST_TM });
+  if (kind === 'subgroup-matrix') {
+    try {
+      await warmPipeline(ctx, groupedGemmSgmatKernel, v);
+      return;
+    } catch (e) {
+      if (!sgmatBroken.has(ctx.device)) console.warn(`[webmoe] subgroup-matrix grouped GEMM failed to compile; using the f32 kernel: ${(e as Error).message}`);
+      sgmatBroken.add(ctx.device);
+    }
+  }
+  await warmPipeline(ctx, groupedGemmFastKernel, kind === 'subgroup-matrix' ? { ...v, h: false } : v);
 }

@@ -37,7 +37,7 @@ export interface GroupedGemmOptions extends ExpertActQuantOptions {
    * weights, K % 8 != 0, actQuant). Default: by rows per expert ('fast' when dense and T*k >= 64*E).
    */
   tile?: 'decode' | 'prefill' | 'fast';
-  /** With the fast path: which kernel ('subgroup-matrix' | 'f16' | 'f32'; default the best the device has; an unavailable one falls back). */
+  /** With the fast path: which kernel ('subgroup-matrix' | 'f16' | 'f32'; default 'subgroup-matrix' where supported, else 'f32'; an unavailable one falls back to 'f32'). */
   fast?: FastGemmKind;
   /** Decode whole u32 words of weights at once where the row length allows (default true; false forces element-by-element loads, for tests). */
   vectorize?: boolean;
