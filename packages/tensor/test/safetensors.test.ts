@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { describe, it, expect } from 'vitest';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { mkdtemp, writeFile, readFile, readdir, mkdir, rm, open as fsOpen } from 'node:fs/promises';
@@ -17,7 +18,7 @@ import {
 } from '@webmoe/tensor';
 import { fileSource, writeSafetensorsFile } from '@webmoe/tensor/node';
 
-const FIX = '/work/shared/fixtures/hf-moe';
+const FIX = (process.env.WEBMOE_FIXTURES ?? fileURLToPath(new URL('../../../../shared/fixtures/hf-moe', import.meta.url)));
 const fixtureFiles = readdirSync(FIX)
   .flatMap((d) => ['model.safetensors', 'golden.safetensors'].map((f) => join(FIX, d, f)))
   .filter((p) => existsSync(p));
