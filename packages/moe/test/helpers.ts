@@ -4,8 +4,8 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { toFloat32, type DType } from '@webmoe/tensor';
 
-/** The fixtures beside the checkout (../shared), or WEBMOE_FIXTURES. */
-export const FIXTURES = (process.env.WEBMOE_FIXTURES ?? fileURLToPath(new URL('../../../../shared/fixtures/hf-moe', import.meta.url)));
+/** The fixtures beside the checkout (../shared/fixtures/hf-moe), or $WEBMOE_FIXTURES/hf-moe. */
+export const FIXTURES = (process.env.WEBMOE_FIXTURES ? process.env.WEBMOE_FIXTURES + '/hf-moe' : fileURLToPath(new URL('../../../../shared/fixtures/hf-moe', import.meta.url)));
 /** Every unquantized fixture (deepseek_v3_fp8 and gpt_oss_mxfp4 belong to the quantized-experts issue). */
 export const ARCHS = ['mixtral', 'qwen3_moe', 'qwen2_moe', 'olmoe', 'deepseek_v3', 'gpt_oss', 'llama4_text'] as const;
 

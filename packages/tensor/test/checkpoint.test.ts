@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Checkpoint, SafetensorsFile, SafetensorsError, bytesSource, memorySource, urlDirSource, readConfig, serializeSafetensors, type HostTensor, type CheckpointSource } from '@webmoe/tensor';
 import { dirSource } from '@webmoe/tensor/node';
 
-const DIR = (process.env.WEBMOE_FIXTURES ?? fileURLToPath(new URL('../../../../shared/fixtures/hf-moe', import.meta.url))) + '/deepseek_v3';
+const DIR = (process.env.WEBMOE_FIXTURES ? process.env.WEBMOE_FIXTURES + '/hf-moe' : fileURLToPath(new URL('../../../../shared/fixtures/hf-moe', import.meta.url))) + '/deepseek_v3';
 const model = new Uint8Array(readFileSync(join(DIR, 'model.safetensors')));
 const config = new Uint8Array(readFileSync(join(DIR, 'config.json')));
 

@@ -53,7 +53,7 @@ function randn(r: () => number, n: number, scale = 1): Float32Array {
 }
 
 describe('DeepSeek-V3 fp8 fixture', () => {
-  const bytes = new Uint8Array(readFileSync((process.env.WEBMOE_FIXTURES ?? fileURLToPath(new URL('../../../../shared/fixtures/hf-moe', import.meta.url))) + '/deepseek_v3_fp8/model.safetensors'));
+  const bytes = new Uint8Array(readFileSync((process.env.WEBMOE_FIXTURES ? process.env.WEBMOE_FIXTURES + '/hf-moe' : fileURLToPath(new URL('../../../../shared/fixtures/hf-moe', import.meta.url))) + '/deepseek_v3_fp8/model.safetensors'));
   it('dequantizeFp8Block equals q * scale_inv[i/128, j/128] computed straight from the file bytes', async () => {
     const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
     const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8'));

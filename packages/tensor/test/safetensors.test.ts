@@ -18,7 +18,7 @@ import {
 } from '@webmoe/tensor';
 import { fileSource, writeSafetensorsFile } from '@webmoe/tensor/node';
 
-const FIX = (process.env.WEBMOE_FIXTURES ?? fileURLToPath(new URL('../../../../shared/fixtures/hf-moe', import.meta.url)));
+const FIX = (process.env.WEBMOE_FIXTURES ? process.env.WEBMOE_FIXTURES + '/hf-moe' : fileURLToPath(new URL('../../../../shared/fixtures/hf-moe', import.meta.url)));
 const fixtureFiles = readdirSync(FIX)
   .flatMap((d) => ['model.safetensors', 'golden.safetensors'].map((f) => join(FIX, d, f)))
   .filter((p) => existsSync(p));
