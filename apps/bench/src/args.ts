@@ -1,5 +1,5 @@
 /** Command-line options of the bench. */
-import { DEFAULT_TOKENS, MODELS, QUICK, findModel, type BenchDtype } from './models.js';
+import { BENCH_DTYPES, DEFAULT_TOKENS, MODELS, QUICK, findModel, type BenchDtype } from './models.js';
 
 /** Which device to run on. */
 export type DeviceChoice = 'auto' | 'gpu' | 'cpu';
@@ -8,7 +8,7 @@ export type DeviceChoice = 'auto' | 'gpu' | 'cpu';
 export interface BenchOptions {
   models: string[];
   tokens: number[];
-  /** Empty: each model's own dtypes. */
+  /** Empty: each model's own dtypes (plus int4 with --peer onnxruntime). */
   dtypes: BenchDtype[];
   iters: number;
   warmup: number;
@@ -41,7 +41,7 @@ usage: pnpm bench [options]
   --quick               scaled-down shapes (${QUICK.models.join(', ')}), T=${QUICK.tokens.join(',')}
   --models a,b          models (${MODELS.map((m) => m.name).join(', ')}, tiny, or <model>/s<N> scaled by 1/N)
   --tokens 1,16,...     token counts (default ${DEFAULT_TOKENS.join(',')})
-  --dtypes bf16,fp8     weight dtypes (bf16, f16, f32, fp8; default: each model's checkpoint dtypes)
+  --dtypes bf16,fp8     weight dtypes (${BENCH_DTYPES.join(', ')}; default: each model's checkpoint dtypes, + int4 with --peer)
   --iters N             timed iterations per row (default 20; 5 with --quick)
   --warmup N            untimed iterations first (default 3; 1 with --quick)
   --device auto|gpu|cpu auto (default): GPU, else lavapipe, else the CPU reference path
@@ -79,7 +79,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
       case '--tokens': o.tokens = list(val(), flag).map((s) => int(s, flag, 1)); break;
       case '--dtypes': {
         const ds = list(val(), flag);
-        for (const d of ds) if (!['bf16', 'f16', 'f32', 'fp8'].includes(d)) throw new Error(`--dtypes: unknown dtype '${d}' (bf16, f16, f32, fp8)`);
+        for (const d of ds) if (!(BENCH_DTYPES as readonly string[]).includes(d)) throw new Error(`--dtypes: unknown dtype '${d}' (${BENCH_DTYPES.join(', ')})`);
         o.dtypes = ds as BenchDtype[];
         break;
       }

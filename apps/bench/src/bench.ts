@@ -22,12 +22,18 @@ export const CPU_MAX_WEIGHT_BYTES = 1 << 30;
 /** ... and rows with more flops than this over all their forwards (scalar JS runs ~0.3 GFLOP/s). */
 export const CPU_MAX_FLOPS = 200e9;
 
-/** The (model, dtype) pairs of a run. */
-export function plan(o: Pick<BenchOptions, 'models' | 'dtypes'>): { spec: ModelSpec; dtype: BenchDtype }[] {
+/**
+ * The (model, dtype) pairs of a run: `--dtypes`, else each model's
+ * checkpoint dtypes, plus int4 when the onnxruntime peer (int4 QMoE) runs,
+ * so that our int4 rows sit beside the peer's.
+ * @example `plan({ models: ['gpt-oss-20b'], dtypes: [], peer: 'onnxruntime' }) // bf16, mxfp4, int4`
+ */
+export function plan(o: Pick<BenchOptions, 'models' | 'dtypes' | 'peer'>): { spec: ModelSpec; dtype: BenchDtype }[] {
   const out: { spec: ModelSpec; dtype: BenchDtype }[] = [];
   for (const id of o.models) {
     const spec = findModel(id);
-    for (const dtype of o.dtypes.length ? o.dtypes : spec.dtypes) out.push({ spec, dtype });
+    const ds: BenchDtype[] = o.dtypes.length ? o.dtypes : [...spec.dtypes, ...(o.peer === 'onnxruntime' && !spec.dtypes.includes('int4') ? (['int4'] as const) : [])];
+    for (const dtype of ds) out.push({ spec, dtype });
   }
   return out;
 }

@@ -5,15 +5,19 @@
  * by row while the forward runs; activations are f32.
  */
 import { randomWords, type FillKind } from './fill.js';
-import type { BenchDtype, ModelSpec } from './models.js';
+import { INT_BLOCK, isPacked, type BenchDtype, type ModelSpec } from './models.js';
 
 /** A layer on the host. */
 export interface CpuLayer {
   spec: ModelSpec;
   dtype: BenchDtype;
   router: Float32Array;
+  /** Routed experts in their storage words (codes of packed dtypes). */
   gateUp: Uint32Array;
   down: Uint32Array;
+  /** Scale words of int4/int8 (f16) and mxfp4 (e8m0) experts. */
+  gateUpScales?: Uint32Array;
+  downScales?: Uint32Array;
   sharedGateUp?: Uint32Array;
   sharedDown?: Uint32Array;
   routerBias?: Float32Array;
@@ -31,30 +35,56 @@ function decodeAll(kind: FillKind, n: number, seed: number): Float32Array {
   return out;
 }
 
-/** fp8 rows keep the shared experts in bf16 (as the GPU paths). */
+/** Packed rows keep the router and shared experts in bf16 (as the GPU paths). */
 function sharedKind(d: BenchDtype): FillKind {
-  return d === 'fp8' ? 'bf16' : kindOf(d);
+  return isPacked(d) ? 'bf16' : (d as FillKind);
 }
 
-function kindOf(d: BenchDtype): FillKind {
-  return d === 'fp8' ? 'e4m3' : d;
+/** Fill kinds of a dtype's routed-expert codes and scales (the GPU's, moe-run.ts randomExpertWeights). */
+function expertKinds(d: BenchDtype): { codes: FillKind; scales?: FillKind } {
+  switch (d) {
+    case 'fp8': return { codes: 'e4m3' };
+    case 'int4': return { codes: 'u8', scales: 'i4scale' };
+    case 'int8': return { codes: 'u8', scales: 'i8scale' };
+    case 'mxfp4': return { codes: 'u8', scales: 'e8m0' };
+    default: return { codes: d };
+  }
+}
+
+/** Storage bytes of the codes of [E, rows, cols] and the number of scales. */
+function expertSizes(d: BenchDtype, E: number, rows: number, cols: number): { codes: number; scales: number } {
+  const n = E * rows * cols;
+  switch (d) {
+    case 'int4': return { codes: n / 2, scales: E * rows * Math.ceil(cols / INT_BLOCK) };
+    case 'int8': return { codes: n, scales: E * rows * Math.ceil(cols / INT_BLOCK) };
+    case 'mxfp4': return { codes: n / 2, scales: n / 32 };
+    default: return { codes: n, scales: 0 };
+  }
 }
 
 /**
- * Random host weights of `spec` in `dtype` (fp8 experts use a unit block scale of 2^-7 as on the GPU).
+ * Random host weights of `spec` in `dtype`, the same words as the GPU's
+ * (fp8 experts use a unit block scale of 2^-7 as on the GPU; int4/int8/mxfp4
+ * codes and scales from the same seeds as randomExpertWeights).
  * @example `const layer = createCpuLayer(TINY, 'bf16')`
  */
 export function createCpuLayer(spec: ModelSpec, dtype: BenchDtype): CpuLayer {
   const { H, I, E, shared } = spec;
-  const kind = kindOf(dtype);
-  const router = decodeAll(dtype === 'fp8' ? 'bf16' : kind, E * H, 11);
-  const l: CpuLayer = { spec, dtype, router, gateUp: randomWords(kind, E * 2 * I * H, 21), down: randomWords(kind, E * H * I, 31) };
+  const ek = expertKinds(dtype);
+  const small = sharedKind(dtype);
+  const router = decodeAll(small, E * H, 11);
+  const gu = expertSizes(dtype, E, 2 * I, H);
+  const dn = expertSizes(dtype, E, H, I);
+  const l: CpuLayer = { spec, dtype, router, gateUp: randomWords(ek.codes, gu.codes, 21), down: randomWords(ek.codes, dn.codes, 31) };
+  if (ek.scales) {
+    l.gateUpScales = randomWords(ek.scales, gu.scales, 22);
+    l.downScales = randomWords(ek.scales, dn.scales, 32);
+  }
   if (shared) {
-    l.sharedGateUp = randomWords(sharedKind(dtype), 2 * shared * I * H, 41);
-    l.sharedDown = randomWords(sharedKind(dtype), H * shared * I, 51);
+    l.sharedGateUp = randomWords(small, 2 * shared * I * H, 41);
+    l.sharedDown = randomWords(small, H * shared * I, 51);
   }
   // the same seeds and value kinds as the GPU kernel chain (moe-run.ts), so both compute the same layer
-  const small: FillKind = dtype === 'fp8' ? 'bf16' : dtype === 'f32' ? 'f32' : dtype;
   if (spec.bias) {
     l.routerBias = decodeAll(small, E, 12);
     l.gateUpBias = decodeAll(small, E * 2 * I, 22);
@@ -84,6 +114,29 @@ function e4m3ToF32(b: number): number {
   return e === 0 ? s * m * 2 ** -9 : s * (1 + m / 8) * 2 ** (e - 7);
 }
 
+const FP4 = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0, -0.5, -1, -1.5, -2, -3, -4, -6];
+
+/**
+ * Element decoder of a routed-expert tensor [E, rows, cols] in `dtype`:
+ * value of flat element i = (e*rows + r)*cols + c, from the storage words of
+ * its codes and scales.
+ * - int4: nibble i (low nibble = even column), (code - 8) * f16 scale[e, r, c/32]
+ * - int8: byte i, (code - 128) * f16 scale[e, r, c/32]
+ * - mxfp4: nibble i as e2m1, * 2^(scale byte[i/32] - 127)
+ * @example `expertDecoder('int4', codes, scales, cols)(0)`
+ */
+export function expertDecoder(dtype: BenchDtype, codes: Uint32Array, scales: Uint32Array | undefined, cols: number): (i: number) => number {
+  const nb = Math.ceil(cols / INT_BLOCK);
+  const f16At = (j: number) => f16ToF32((scales![j >>> 1] >>> ((j & 1) * 16)) & 0xffff);
+  const intScale = (i: number) => f16At(Math.floor(i / cols) * nb + Math.floor((i % cols) / INT_BLOCK));
+  switch (dtype) {
+    case 'int4': return (i) => (((codes[i >>> 3] >>> ((i & 7) * 4)) & 15) - 8) * intScale(i);
+    case 'int8': return (i) => (((codes[i >>> 2] >>> ((i & 3) * 8)) & 255) - 128) * intScale(i);
+    case 'mxfp4': return (i) => FP4[(codes[i >>> 3] >>> ((i & 7) * 4)) & 15] * 2 ** (((scales![i >>> 7] >>> (((i >>> 5) & 3) * 8)) & 255) - 127);
+    default: return decoder(expertKinds(dtype).codes, codes);
+  }
+}
+
 /** Element decoder of packed words. */
 function decoder(kind: FillKind, w: Uint32Array): (i: number) => number {
   switch (kind) {
@@ -92,6 +145,7 @@ function decoder(kind: FillKind, w: Uint32Array): (i: number) => number {
     case 'f16': return (i) => f16ToF32((w[i >>> 1] >>> ((i & 1) * 16)) & 0xffff);
     case 'e4m3': return (i) => e4m3ToF32((w[i >>> 2] >>> ((i & 3) * 8)) & 0xff) * 2 ** -7;
     case 'scale': return () => 2 ** -7;
+    default: throw new Error(`cpu: no element decoder for ${kind}`);
   }
 }
 
@@ -185,9 +239,8 @@ export function routeToken(spec: ModelSpec, logits: Float32Array, correctionBias
  */
 export function cpuForward(l: CpuLayer, x: Float32Array, T: number): { out: Float32Array; idx: Uint32Array } {
   const { H, I, E, k, shared } = l.spec;
-  const kind = kindOf(l.dtype);
-  const dGU = decoder(kind, l.gateUp);
-  const dD = decoder(kind, l.down);
+  const dGU = expertDecoder(l.dtype, l.gateUp, l.gateUpScales, H);
+  const dD = expertDecoder(l.dtype, l.down, l.downScales, I);
   const out = new Float32Array(T * H);
   const idxAll = new Uint32Array(T * k);
   const logits = new Float32Array(E);

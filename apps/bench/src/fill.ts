@@ -7,8 +7,15 @@
 import { defineKernel, foldWorkgroups, GpuTensor, Recorder, Uniforms, type GpuContext } from '@webmoe/kernels-wgsl';
 import type { DType } from '@webmoe/tensor';
 
-/** Value kinds the fill kernel writes; all finite, small, both signs. */
-export type FillKind = 'f32' | 'bf16' | 'f16' | 'e4m3' | 'scale';
+/**
+ * Value kinds the fill kernel writes; all finite and small. Weights (both
+ * signs): f32, bf16, f16, e4m3. Codes and scales of packed experts: `scale`
+ * (f32 2^-7, fp8 blocks), `u8` (random bytes: int4/int8/mxfp4 codes, every
+ * byte valid), `i4scale` / `i8scale` (positive f16 in [2^-10, 2^-8) /
+ * [2^-14, 2^-12), so that |(code - zero point) * scale| < 2^-5), `e8m0`
+ * (mxfp4 scale bytes 117..120, 2^-10..2^-7, so |w| <= 6 * 2^-7).
+ */
+export type FillKind = 'f32' | 'bf16' | 'f16' | 'e4m3' | 'scale' | 'u8' | 'i4scale' | 'i8scale' | 'e8m0';
 
 const WG = 256;
 
@@ -39,6 +46,10 @@ const WORD_WGSL: Record<FillKind, string> = {
   f16: `return half_f16(h) | (half_f16(hash(h)) << 16u);`,
   e4m3: `return h & 0xbfbfbfbfu;`,
   scale: `return 0x3c000000u;`,
+  u8: `return h;`,
+  i4scale: `return half_sc(h, 5u) | (half_sc(hash(h), 5u) << 16u);`,
+  i8scale: `return half_sc(h, 1u) | (half_sc(hash(h), 1u) << 16u);`,
+  e8m0: `return (h & 0x03030303u) + 0x75757575u;`,
 };
 
 const fillKernel = defineKernel<{ kind: FillKind }>('bench_fill', ({ kind }) => /* wgsl */ `
@@ -48,6 +59,7 @@ struct U { words: u32, base: u32, seed: u32, _p: u32, }
 ${HASH_WGSL}
 fn half_bf16(h: u32) -> u32 { return ((h & 0x8000u) | ((119u + ((h >> 7u) & 3u)) << 7u) | (h & 0x7fu)) & 0xffffu; }
 fn half_f16(h: u32) -> u32 { return ((h & 0x8000u) | ((7u + ((h >> 10u) & 3u)) << 10u) | (h & 0x3ffu)) & 0xffffu; }
+fn half_sc(h: u32, e0: u32) -> u32 { return (((e0 + ((h >> 10u) & 1u)) << 10u) | (h & 0x3ffu)) & 0xffffu; }
 fn word(i: u32) -> u32 { let h = hash(i ^ u.seed); ${WORD_WGSL[kind]} }
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -64,6 +76,7 @@ export function fillKindOf(d: DType): FillKind {
     case 'bfloat16': return 'bf16';
     case 'float16': return 'f16';
     case 'float8_e4m3fn': return 'e4m3';
+    case 'uint8': return 'u8';
     default: throw new Error(`fill: no random generator for dtype ${d}`);
   }
 }
@@ -99,6 +112,9 @@ function halfBf16(h: number): number {
 function halfF16(h: number): number {
   return ((h & 0x8000) | ((7 + ((h >>> 10) & 3)) << 10) | (h & 0x3ff)) & 0xffff;
 }
+function halfScale(h: number, e0: number): number {
+  return (((e0 + ((h >>> 10) & 1)) << 10) | (h & 0x3ff)) & 0xffff;
+}
 
 /**
  * The same values on the host: `n` elements of `kind` as raw u32 words
@@ -106,7 +122,7 @@ function halfF16(h: number): number {
  * @example `new Uint16Array(randomWords('bf16', 8, 1).buffer) // 8 bf16 bit patterns`
  */
 export function randomWords(kind: FillKind, nElems: number, seed: number): Uint32Array {
-  const per = kind === 'f32' || kind === 'scale' ? 1 : kind === 'e4m3' ? 4 : 2;
+  const per = kind === 'f32' || kind === 'scale' ? 1 : kind === 'e4m3' || kind === 'u8' || kind === 'e8m0' ? 4 : 2;
   const words = Math.max(1, Math.ceil(nElems / per));
   const out = new Uint32Array(words);
   const s = Math.imul(seed, 0x9e3779b9) >>> 0;
@@ -120,6 +136,10 @@ export function randomWords(kind: FillKind, nElems: number, seed: number): Uint3
       case 'f16': out[i] = (halfF16(h) | (halfF16(hash32(h)) << 16)) >>> 0; break;
       case 'e4m3': out[i] = (h & 0xbfbfbfbf) >>> 0; break;
       case 'scale': out[i] = 0x3c000000; break;
+      case 'u8': out[i] = h; break;
+      case 'i4scale': out[i] = (halfScale(h, 5) | (halfScale(hash32(h), 5) << 16)) >>> 0; break;
+      case 'i8scale': out[i] = (halfScale(h, 1) | (halfScale(hash32(h), 1) << 16)) >>> 0; break;
+      case 'e8m0': out[i] = ((h & 0x03030303) + 0x75757575) >>> 0; break;
     }
   }
   return out;

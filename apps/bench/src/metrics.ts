@@ -2,13 +2,14 @@
  * What a forward must move and compute: the floors the bench compares
  * against. Formulas (documented in README.md):
  * - expected distinct experts of T tokens, uniform routing: E * (1 - (1 - k/E)^T)
- * - weight bytes: hit experts * 3*H*I * bytes(dtype) (+ fp8 block scales),
- *   shared experts 3*H*(S*I) * bytes, router E*H * bytes (+ biases); fp8 rows:
- *   router and shared experts in bf16
+ * - weight bytes: hit experts * (packed codes + scales of gate_up [2I,H] and
+ *   down [H,I], see expertMatrixBytes; dense: 3*H*I * bytes(dtype)), shared
+ *   experts 3*H*(S*I) * bytes, router E*H * bytes (+ biases); packed rows
+ *   (fp8, int4, int8, mxfp4): router and shared experts in bf16
  * - activation bytes: x in and y out, f32: 2*T*H*4
  * - flops: 2*T*k*(2I*H + H*I) + router 2*T*H*E + shared 2*T*3*H*(S*I)
  */
-import { dtypeBytes, type BenchDtype, type ModelSpec } from './models.js';
+import { dtypeBytes, expertMatrixBytes, isPacked, type BenchDtype, type ModelSpec } from './models.js';
 
 /**
  * Expected number of distinct experts hit by T tokens each picking k of E
@@ -45,15 +46,16 @@ export interface Work {
  */
 export function work(m: ModelSpec, dtype: BenchDtype, T: number, hit: number): Work {
   const { H, I, E, k, shared } = m;
-  const b = dtypeBytes(dtype);
+  // dense parts (router, shared experts): the dtype itself, or bf16 for packed experts
+  const b = isPacked(dtype) ? 2 : dtypeBytes(dtype);
   const expertElems = 3 * H * I;
-  // fp8 experts carry one f32 scale per 128x128 block of gate_up [2I,H] and down [H,I]
-  const scales = dtype === 'fp8' ? (Math.ceil((2 * I) / 128) * Math.ceil(H / 128) + Math.ceil(H / 128) * Math.ceil(I / 128)) * 4 : 0;
+  const gu = expertMatrixBytes(dtype, 2 * I, H);
+  const dn = expertMatrixBytes(dtype, H, I);
+  const expertBytes = gu.weights + gu.scales + dn.weights + dn.scales;
   const biasBytes = m.bias ? (2 * I + H) * 4 : 0;
-  const routerBytes = E * H * (dtype === 'fp8' ? 2 : b) + (m.bias ? E * 4 : 0);
-  // fp8 rows: routed experts fp8 with block scales; router and shared experts bf16
-  const sharedBytes = shared * expertElems * (dtype === 'fp8' ? 2 : b);
-  const weightBytes = hit * (expertElems * b + scales + biasBytes) + sharedBytes + routerBytes;
+  const routerBytes = E * H * b + (m.bias ? E * 4 : 0);
+  const sharedBytes = shared * expertElems * b;
+  const weightBytes = hit * (expertBytes + biasBytes) + sharedBytes + routerBytes;
   const actBytes = 2 * T * H * 4;
   const flops = 2 * T * k * (2 * I * H + H * I) + 2 * T * H * E + 2 * T * 3 * H * shared * I;
   const bytes = weightBytes + actBytes;

@@ -6,8 +6,28 @@
  */
 import type { ExpertActivation, RouterParams } from '@webmoe/kernels-wgsl';
 
-/** Weight storage types the bench generates. */
-export type BenchDtype = 'bf16' | 'f16' | 'f32' | 'fp8';
+/**
+ * Weight storage types the bench generates. Dense: bf16, f16, f32. Packed
+ * routed experts (the layer's router and shared experts stay bf16):
+ * - fp8: e4m3 with 128x128 f32 block scales (`fp8_block`)
+ * - int4 / int8: onnxruntime QMoE semantics, unsigned codes with zero point
+ *   8 / 128, one f16 scale per 32 inputs of a row (`int_block`, the block
+ *   size and scale type of the bench's ORT peer)
+ * - mxfp4: GPT-OSS, e2m1 codes with one e8m0 scale per 32 inputs (`mxfp4`;
+ *   cols % 32 == 0)
+ */
+export type BenchDtype = 'bf16' | 'f16' | 'f32' | 'fp8' | 'int4' | 'int8' | 'mxfp4';
+
+/** Every bench dtype, in `--dtypes` order. */
+export const BENCH_DTYPES: readonly BenchDtype[] = ['bf16', 'f16', 'f32', 'fp8', 'int4', 'int8', 'mxfp4'];
+
+/** Block size (inputs per scale) of the int4/int8 rows: the ORT peer's QMoE block size. */
+export const INT_BLOCK = 32;
+
+/** True for dtypes whose routed experts are packed codes + scales (the rest of the layer is bf16). @example `isPacked('int4') // true` */
+export function isPacked(d: BenchDtype): boolean {
+  return d === 'fp8' || d === 'int4' || d === 'int8' || d === 'mxfp4';
+}
 
 /** One MoE layer shape. */
 export interface ModelSpec {
@@ -51,7 +71,7 @@ export const MODELS: readonly ModelSpec[] = [
     router: { kind: 'softmax_topk', numExperts: 128, topK: 8, normTopkProb: true },
   },
   {
-    name: 'gpt-oss-20b', H: 2880, I: 2880, E: 32, k: 4, shared: 0, bias: true, dtypes: ['bf16'],
+    name: 'gpt-oss-20b', H: 2880, I: 2880, E: 32, k: 4, shared: 0, bias: true, dtypes: ['bf16', 'mxfp4'],
     act: { kind: 'swigluoai', limit: 7, alpha: 1.702, layout: 'interleaved' },
     router: { kind: 'topk_softmax', numExperts: 32, topK: 4, normTopkProb: false },
   },
@@ -103,7 +123,7 @@ export const TINY: ModelSpec = {
   router: { kind: 'softmax_topk', numExperts: 4, topK: 2, normTopkProb: true },
 };
 
-/** What `--quick` runs: scaled-down shapes of every model (DeepSeek-V3 in bf16 and fp8), T = 1, 16, 128. */
+/** What `--quick` runs: scaled-down shapes of every model (each in its checkpoint dtypes: GPT-OSS bf16 and mxfp4, DeepSeek-V3 bf16 and fp8), T = 1, 16, 128. */
 export const QUICK = {
   models: ['qwen3-30b-a3b/s8', 'gpt-oss-20b/s8', 'deepseek-v2-lite/s8', 'mixtral-8x7b/s16', 'deepseek-v3/s16'],
   tokens: [1, 16, 128],
@@ -121,12 +141,34 @@ export function findModel(id: string): ModelSpec {
   return m ? scaled(base, Number(m[2])) : base;
 }
 
-/** Bytes per weight element of a bench dtype. @example `dtypeBytes('fp8') // 1` */
+/** Bytes per routed-expert weight element of a bench dtype, without scales. @example `dtypeBytes('int4') // 0.5` */
 export function dtypeBytes(d: BenchDtype): number {
-  return d === 'f32' ? 4 : d === 'fp8' ? 1 : 2;
+  return d === 'f32' ? 4 : d === 'fp8' || d === 'int8' ? 1 : d === 'int4' || d === 'mxfp4' ? 0.5 : 2;
 }
 
-/** The project's storage dtype name of a bench dtype. @example `storageDtype('bf16') // 'bfloat16'` */
-export function storageDtype(d: BenchDtype): 'bfloat16' | 'float16' | 'float32' | 'float8_e4m3fn' {
-  return d === 'bf16' ? 'bfloat16' : d === 'f16' ? 'float16' : d === 'f32' ? 'float32' : 'float8_e4m3fn';
+/** The project's storage dtype of a bench dtype's routed-expert codes. @example `storageDtype('bf16') // 'bfloat16'` */
+export function storageDtype(d: BenchDtype): 'bfloat16' | 'float16' | 'float32' | 'float8_e4m3fn' | 'uint8' {
+  return d === 'bf16' ? 'bfloat16' : d === 'f16' ? 'float16' : d === 'f32' ? 'float32' : d === 'fp8' ? 'float8_e4m3fn' : 'uint8';
+}
+
+/** The storage dtype of the dense parts (router, shared experts, biases): bf16 for packed dtypes. @example `layerDtype('mxfp4') // 'bfloat16'` */
+export function layerDtype(d: BenchDtype): 'bfloat16' | 'float16' | 'float32' {
+  return d === 'f16' ? 'float16' : d === 'f32' ? 'float32' : 'bfloat16';
+}
+
+/**
+ * Bytes of one expert matrix [rows, cols] in `d`: packed codes and scales
+ * (fp8: f32 per 128x128 block; int4/int8: f16 per INT_BLOCK inputs of a row;
+ * mxfp4: one e8m0 byte per 32 inputs of a row). The same as
+ * `expertWeightBytes` of the GPU tensors divided by E.
+ * @example `expertMatrixBytes('int4', 64, 64) // { weights: 2048, scales: 256 }`
+ */
+export function expertMatrixBytes(d: BenchDtype, rows: number, cols: number): { weights: number; scales: number } {
+  switch (d) {
+    case 'fp8': return { weights: rows * cols, scales: Math.ceil(rows / 128) * Math.ceil(cols / 128) * 4 };
+    case 'int4': return { weights: (rows * cols) / 2, scales: rows * Math.ceil(cols / INT_BLOCK) * 2 };
+    case 'int8': return { weights: rows * cols, scales: rows * Math.ceil(cols / INT_BLOCK) * 2 };
+    case 'mxfp4': return { weights: (rows * cols) / 2, scales: rows * (cols / 32) };
+    default: return { weights: rows * cols * dtypeBytes(d), scales: 0 };
+  }
 }

@@ -5,8 +5,9 @@
  * Implementations (the row's `impl` says which ran):
  * - `moe` (default): `@webmoe/moe`'s `MoE.record` (router linear, router,
  *   grouping, grouped gate_up, grouped down, shared experts, combine), its
- *   parameters filled with random GPU tensors in their storage dtype; fp8
- *   rows pass block-scaled fp8 experts to `record`.
+ *   parameters filled with random GPU tensors in their storage dtype; fp8,
+ *   int4, int8 and mxfp4 rows pass packed routed experts (codes + scales,
+ *   generated on the GPU) to `record`.
  * - `kernels`: the same kernel chain called directly (docs/KERNEL-API.md) on
  *   weights the bench allocates with the CPU reference path's seeds, so that
  *   tests can check the timed GPU forward against `cpuForward`.
@@ -29,8 +30,8 @@ import {
   type RouterParams,
 } from '@webmoe/kernels-wgsl';
 import { DeviceRef, HostTensor, allocHost, numel, type DType, type HostArray } from '@webmoe/tensor';
-import { fillKindOf, hash32, randomGpuTensor, randomWords } from './fill.js';
-import { storageDtype, type BenchDtype, type ModelSpec } from './models.js';
+import { fillKindOf, hash32, randomGpuTensor, randomWords, type FillKind } from './fill.js';
+import { INT_BLOCK, isPacked, layerDtype, storageDtype, type BenchDtype, type ModelSpec } from './models.js';
 
 /** Which forward a layer runs. */
 export type Impl = 'moe' | 'kernels';
@@ -59,8 +60,8 @@ export interface GpuLayer {
 }
 
 /**
- * The forward `createLayer` picks: `@webmoe/moe`'s MoE for every dtype (fp8
- * rows pass their block-scaled experts to `MoE.record`).
+ * The forward `createLayer` picks: `@webmoe/moe`'s MoE for every dtype
+ * (packed rows pass their experts to `MoE.record`).
  * @example `implFor('fp8') // 'moe'`
  */
 export function implFor(_dtype: BenchDtype): Impl {
@@ -92,9 +93,9 @@ const GATE_CLASS: Record<RouterParams['kind'], GateClass> = {
 
 /**
  * `MoE` with random parameters generated on the GPU. bf16/f16/f32 rows fill
- * the stacked experts in that dtype; fp8 rows build the layer in bf16
- * (router, shared experts), leave its stacked experts empty and pass
- * block-scaled fp8 experts to `record`.
+ * the stacked experts in that dtype; packed rows (fp8, int4, int8, mxfp4)
+ * build the layer in bf16 (router, shared experts, biases), leave its
+ * stacked experts empty and pass packed experts to `record`.
  */
 function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, pool: BufferPool, own: GpuTensor[]): { moe: MoE; router: RouterWeights; record: GpuLayer['record'] } {
   const r = spec.router;
@@ -109,7 +110,7 @@ function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, poo
     gateOptions: { hasBias: spec.bias, normTopkProb: r.normTopkProb, nGroup: r.nGroup, topkGroup: r.topkGroup, routedScalingFactor: r.routedScalingFactor },
     hasSharedExperts: spec.shared > 0,
     sharedExpertsDim: spec.shared * spec.I || undefined,
-    dtype: dtype === 'fp8' ? 'bfloat16' : storageDtype(dtype),
+    dtype: layerDtype(dtype),
     expertActivation: spec.act,
     hasExpertBias: spec.bias,
   });
@@ -123,19 +124,18 @@ function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, poo
     }
     for (const [name, p] of moe.namedParameters()) {
       if (name.startsWith('shared_experts.')) continue;
-      if (dtype === 'fp8' && (name === 'experts.gate_up_proj' || name === 'experts.down_proj')) continue;
+      if (isPacked(dtype) && (name === 'experts.gate_up_proj' || name === 'experts.down_proj')) continue;
       p.gpu?.destroy();
       p.gpu = randomGpuTensor(ctx, p.dtype, p.shape, seedOf(name), fillKindOf(p.dtype), name);
     }
-    const fp8 =
-      dtype === 'fp8'
-        ? { gateUp: expertWeights(ctx, 'fp8', spec.E, 2 * spec.I, spec.H, 21, own, 'experts.gate_up_proj'), down: expertWeights(ctx, 'fp8', spec.E, spec.H, spec.I, 31, own, 'experts.down_proj') }
-        : undefined;
+    const packed = isPacked(dtype)
+      ? { gateUp: randomExpertWeights(ctx, dtype, spec.E, 2 * spec.I, spec.H, 21, own, 'experts.gate_up_proj'), down: randomExpertWeights(ctx, dtype, spec.E, spec.H, spec.I, 31, own, 'experts.down_proj') }
+      : undefined;
     const g = moe.gate;
     return {
       moe,
       router: { w: g.weight.gpuValue, bias: g.bias?.gpuValue, correctionBias: g.eScoreCorrectionBias?.gpuValue, params: g.routerParams() },
-      record: (rec, x, scratch) => (fp8 ? moe.record(rec, x, pool, scratch, fp8) : moe.record(rec, x, pool, scratch)),
+      record: (rec, x, scratch) => (packed ? moe.record(rec, x, pool, scratch, packed) : moe.record(rec, x, pool, scratch)),
     };
   } catch (e) {
     moe.destroy();
@@ -143,17 +143,45 @@ function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, poo
   }
 }
 
-function expertWeights(ctx: GpuContext, dtype: BenchDtype, E: number, rows: number, cols: number, seed: number, all: GpuTensor[], label: string): ExpertWeightsGpu {
-  if (dtype === 'fp8') {
-    const q = randomGpuTensor(ctx, 'float8_e4m3fn', [E, rows, cols], seed, 'e4m3', label);
-    all.push(q);
-    const scaleInv = randomGpuTensor(ctx, 'float32', [E, Math.ceil(rows / 128), Math.ceil(cols / 128)], seed + 1, 'scale', `${label}.scale_inv`);
-    all.push(scaleInv);
-    return { kind: 'fp8_block', q, scaleInv, block: [128, 128] };
+/**
+ * Random expert weights [E, rows, cols] in `dtype`, generated on the GPU in
+ * their storage type (codes and scales; no host copy). The tensors are also
+ * pushed to `all` (the caller frees them). Scales use seed + 1.
+ * - fp8: `fp8_block`, e4m3 codes, 128x128 f32 scales 2^-7
+ * - int4 / int8: `int_block` (zero point 8 / 128), random bytes, f16 scales per INT_BLOCK inputs
+ * - mxfp4: `mxfp4`, random e2m1 nibbles, e8m0 scales 2^-10..2^-7 per 32 inputs
+ * - bf16 / f16 / f32: `dense`
+ * @example `const gu = randomExpertWeights(ctx, 'int4', E, 2 * I, H, 21, owned, 'experts.gate_up_proj')`
+ */
+export function randomExpertWeights(ctx: GpuContext, dtype: BenchDtype, E: number, rows: number, cols: number, seed: number, all: GpuTensor[], label: string): ExpertWeightsGpu {
+  const make = (dt: DType, shape: number[], s: number, kind: FillKind | undefined, l: string): GpuTensor => {
+    const t = randomGpuTensor(ctx, dt, shape, s, kind, l);
+    all.push(t);
+    return t;
+  };
+  switch (dtype) {
+    case 'fp8': {
+      const q = make('float8_e4m3fn', [E, rows, cols], seed, 'e4m3', label);
+      const scaleInv = make('float32', [E, Math.ceil(rows / 128), Math.ceil(cols / 128)], seed + 1, 'scale', `${label}.scale_inv`);
+      return { kind: 'fp8_block', q, scaleInv, block: [128, 128] };
+    }
+    case 'int4':
+    case 'int8': {
+      const bits = dtype === 'int4' ? 4 : 8;
+      if (bits === 4 && cols % 2) throw new Error(`int4 experts need an even number of input channels (${label}: cols = ${cols})`);
+      const q = make('uint8', [E, rows, (cols * bits) / 8], seed, 'u8', label);
+      const scales = make('float16', [E, rows, Math.ceil(cols / INT_BLOCK)], seed + 1, bits === 4 ? 'i4scale' : 'i8scale', `${label}.scales`);
+      return { kind: 'int_block', bits, q, scales, blockSize: INT_BLOCK };
+    }
+    case 'mxfp4': {
+      if (cols % 32) throw new Error(`mxfp4 experts need input channels in multiples of 32 (${label}: cols = ${cols})`);
+      const blocks = make('uint8', [E, rows, cols / 32, 16], seed, 'u8', label);
+      const scales = make('uint8', [E, rows, cols / 32], seed + 1, 'e8m0', `${label}.scales`);
+      return { kind: 'mxfp4', blocks, scales };
+    }
+    default:
+      return { kind: 'dense', w: make(storageDtype(dtype), [E, rows, cols], seed, undefined, label) };
   }
-  const w = randomGpuTensor(ctx, storageDtype(dtype), [E, rows, cols], seed, undefined, label);
-  all.push(w);
-  return { kind: 'dense', w };
 }
 
 const SILU: ExpertActivation = { kind: 'silu', layout: 'concat' };
@@ -161,11 +189,11 @@ const SILU: ExpertActivation = { kind: 'silu', layout: 'concat' };
 /** The kernel chain on weights the bench allocates itself. */
 function createKernelLayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, all: GpuTensor[]): Omit<GpuLayer, 'pool' | 'weightBytes' | 'destroy'> & { bind(pool: BufferPool): void } {
   const { H, I, E, shared } = spec;
-  const wd = dtype === 'fp8' ? 'bfloat16' : storageDtype(dtype);
+  const wd = layerDtype(dtype);
   const router = randomGpuTensor(ctx, wd, [E, H], 11, undefined, 'gate.weight');
   all.push(router);
-  const gateUp = expertWeights(ctx, dtype, E, 2 * I, H, 21, all, 'experts.gate_up_proj');
-  const down = expertWeights(ctx, dtype, E, H, I, 31, all, 'experts.down_proj');
+  const gateUp = randomExpertWeights(ctx, dtype, E, 2 * I, H, 21, all, 'experts.gate_up_proj');
+  const down = randomExpertWeights(ctx, dtype, E, H, I, 31, all, 'experts.down_proj');
   let routerBias: GpuTensor | undefined, gateUpBias: GpuTensor | undefined, downBias: GpuTensor | undefined, correctionBias: GpuTensor | undefined;
   if (spec.bias) {
     all.push((routerBias = randomGpuTensor(ctx, wd, [E], 12, undefined, 'gate.bias')));
@@ -173,10 +201,10 @@ function createKernelLayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, 
     all.push((downBias = randomGpuTensor(ctx, wd, [E, H], 32, undefined, 'experts.down_proj_bias')));
   }
   if (spec.router.kind === 'sigmoid_grouped') all.push((correctionBias = randomGpuTensor(ctx, 'float32', [E], 13, 'f32', 'gate.e_score_correction_bias')));
-  // fp8 rows: routed experts block-scaled fp8; router and shared experts bf16 (as the MoE path)
-  const sd: BenchDtype = dtype === 'fp8' ? 'bf16' : dtype;
-  const sharedGateUp = shared ? expertWeights(ctx, sd, 1, 2 * shared * I, H, 41, all, 'shared.gate_up') : undefined;
-  const sharedDown = shared ? expertWeights(ctx, sd, 1, H, shared * I, 51, all, 'shared.down') : undefined;
+  // packed rows: routed experts packed; router and shared experts bf16 (as the MoE path)
+  const sd: BenchDtype = isPacked(dtype) ? 'bf16' : dtype;
+  const sharedGateUp = shared ? randomExpertWeights(ctx, sd, 1, 2 * shared * I, H, 41, all, 'shared.gate_up') : undefined;
+  const sharedDown = shared ? randomExpertWeights(ctx, sd, 1, H, shared * I, 51, all, 'shared.down') : undefined;
   let pool: BufferPool;
   return {
     spec,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { distinctExperts, expectedDistinctExperts, gbps, tflops, work } from '../src/metrics.js';
-import { findModel, scaled, MODELS, type ModelSpec } from '../src/models.js';
+import { expertMatrixBytes, findModel, scaled, MODELS, type BenchDtype, type ModelSpec } from '../src/models.js';
+import { expertWeightBytes, gpuByteLength, type ExpertWeightsGpu, type GpuTensor } from '@webmoe/kernels-wgsl';
 
 const mixtral = findModel('mixtral-8x7b');
 
@@ -37,6 +38,45 @@ describe('bytes and flops', () => {
     expect(w.weightBytes).toBe(4 * perExpert + shared + router);
     expect(w.flops).toBe(2 * 3 * 2 * 3 * 256 * 128 + 2 * 3 * 256 * 4 + 2 * 3 * 3 * 256 * 2 * 128);
   });
+  it('int4, int8 and mxfp4 experts: packed codes + scales (hand computed), router and shared experts bf16', () => {
+    const m: ModelSpec = { ...findModel('tiny'), H: 256, I: 128, E: 4, k: 2, shared: 1, bias: false };
+    const H = 256, I = 128;
+    const shared = 3 * H * I * 2;
+    const router = 4 * H * 2;
+    // int4: two codes per byte; one f16 scale per 32 inputs: gate_up [2I, H] has 2I*H/32, down [H, I] has H*I/32
+    const int4 = (3 * H * I) / 2 + ((2 * I * H) / 32 + (H * I) / 32) * 2;
+    const int8 = 3 * H * I + ((2 * I * H) / 32 + (H * I) / 32) * 2;
+    // mxfp4: two codes per byte; one e8m0 byte per 32 inputs
+    const mx = (3 * H * I) / 2 + (2 * I * H) / 32 + (H * I) / 32;
+    expect(int4).toBe(49152 + 6144);
+    expect(work(m, 'int4', 2, 3).weightBytes).toBe(3 * int4 + shared + router);
+    expect(work(m, 'int8', 2, 3).weightBytes).toBe(3 * int8 + shared + router);
+    expect(work(m, 'mxfp4', 2, 3).weightBytes).toBe(3 * mx + shared + router);
+    expect(work(m, 'mxfp4', 2, 3).flops).toBe(work(m, 'bf16', 2, 3).flops);
+    // a row of 48 inputs takes ceil(48/32) = 2 int scales
+    expect(expertMatrixBytes('int8', 3, 48)).toEqual({ weights: 144, scales: 12 });
+  });
+  it('the per-expert formula agrees with expertWeightBytes of the GPU containers (real shapes)', () => {
+    const t = (dtype: Parameters<typeof gpuByteLength>[0], shape: number[]) => ({ dtype, shape, byteLength: gpuByteLength(dtype, shape.reduce((a, b) => a * b, 1)) }) as unknown as GpuTensor;
+    const container = (d: BenchDtype, E: number, rows: number, cols: number): ExpertWeightsGpu =>
+      d === 'int4' || d === 'int8'
+        ? { kind: 'int_block', bits: d === 'int4' ? 4 : 8, q: t('uint8', [E, rows, (cols * (d === 'int4' ? 4 : 8)) / 8]), scales: t('float16', [E, rows, Math.ceil(cols / 32)]), blockSize: 32 }
+        : d === 'mxfp4'
+          ? { kind: 'mxfp4', blocks: t('uint8', [E, rows, cols / 32, 16]), scales: t('uint8', [E, rows, cols / 32]) }
+          : d === 'fp8'
+            ? { kind: 'fp8_block', q: t('float8_e4m3fn', [E, rows, cols]), scaleInv: t('float32', [E, Math.ceil(rows / 128), Math.ceil(cols / 128)]), block: [128, 128] }
+            : { kind: 'dense', w: t('bfloat16', [E, rows, cols]) };
+    for (const name of ['gpt-oss-20b', 'qwen3-30b-a3b', 'deepseek-v2-lite', 'mixtral-8x7b']) {
+      const { E, H, I } = findModel(name);
+      for (const d of ['bf16', 'fp8', 'int4', 'int8', 'mxfp4'] as BenchDtype[]) {
+        for (const [rows, cols] of [[2 * I, H], [H, I]]) {
+          const per = expertMatrixBytes(d, rows, cols);
+          const got = expertWeightBytes(container(d, E, rows, cols));
+          expect({ weights: E * per.weights, scales: E * per.scales }, `${name} ${d} [${rows}, ${cols}]`).toEqual(got);
+        }
+      }
+    }
+  });
   it('rates', () => {
     expect(gbps(2e9, 1)).toBe(2000);
     expect(tflops(3e12, 1000)).toBe(3);
@@ -50,6 +90,7 @@ describe('bytes and flops', () => {
       ['deepseek-v3', 7168, 2048, 256, 8, 1],
     ]);
     expect(findModel('deepseek-v3').dtypes).toEqual(['bf16', 'fp8']);
+    expect(findModel('gpt-oss-20b').dtypes).toEqual(['bf16', 'mxfp4']);
     const q = scaled(findModel('qwen3-30b-a3b'), 4);
     expect([q.name, q.H, q.I, q.E, q.k, q.router.numExperts]).toEqual(['qwen3-30b-a3b/s4', 512, 192, 32, 8, 32]);
     // routing must still choose: at least 2k experts (or all)
