@@ -39,7 +39,7 @@ export const USAGE = `webmoe bench: times the MoE layer on model shapes.
 
 usage: pnpm bench [options]
   --quick               scaled-down shapes (${QUICK.models.join(', ')}), T=${QUICK.tokens.join(',')}
-  --models a,b          models (${MODELS.map((m) => m.name).join(', ')}, tiny, or <model>/s<N> scaled by 1/N)
+  --models a,b          models (${MODELS.map((m) => m.name).join(', ')}, tiny, <model>/s<N> scaled by 1/N, or <model>/e<N> with N routed experts)
   --tokens 1,16,...     token counts (default ${DEFAULT_TOKENS.join(',')})
   --dtypes bf16,fp8     weight dtypes (${BENCH_DTYPES.join(', ')}; default: each model's checkpoint dtypes, + int4 with --peer)
   --iters N             timed iterations per row (default 20; 5 with --quick)

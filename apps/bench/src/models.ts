@@ -135,10 +135,29 @@ export const QUICK = {
  */
 export function findModel(id: string): ModelSpec {
   if (id === 'tiny') return TINY;
+  const ex = /^(.+)\/e(\d+)$/.exec(id);
+  if (ex) return withExperts(findModel(ex[1]), Number(ex[2]));
   const m = /^(.+)\/s(\d+)$/.exec(id);
   const base = MODELS.find((x) => x.name === (m ? m[1] : id));
   if (!base) throw new Error(`unknown model '${id}': expected one of ${MODELS.map((x) => x.name).join(', ')}, tiny, or <model>/s<N> (scaled down by N)`);
   return m ? scaled(base, Number(m[2])) : base;
+}
+
+/**
+ * A copy of `m` with only `n` routed experts, same H, I, k and shared experts,
+ * named `<model>/e<n>`. For layers whose stacked experts exceed one 2 GiB
+ * storage binding (DeepSeek-V3: 15 GB bf16), which the layer does not split
+ * yet: a decode token touches k routed + the shared experts of the same size
+ * either way, so T=1 moves the real layer's bytes.
+ * @example `findModel('deepseek-v3/e32').E // 32`
+ */
+export function withExperts(m: ModelSpec, n: number): ModelSpec {
+  const nGroup = m.router.nGroup ?? 1;
+  const topkGroup = m.router.topkGroup ?? nGroup;
+  if (!Number.isInteger(n) || n < m.k || n % nGroup !== 0 || (n / nGroup) * topkGroup < m.k) {
+    throw new Error(`${m.name}/e${n}: expected an expert count >= k=${m.k}, a multiple of the ${nGroup} router groups, with k experts inside ${topkGroup} groups`);
+  }
+  return { ...m, name: `${m.name}/e${n}`, E: n, router: { ...m.router, numExperts: n } };
 }
 
 /** Bytes per routed-expert weight element of a bench dtype, without scales. @example `dtypeBytes('int4') // 0.5` */
