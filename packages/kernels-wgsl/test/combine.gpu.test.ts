@@ -83,7 +83,8 @@ describe('combineGpu vs combineRef', () => {
           });
           const want = combineRef(y, g, w, sh, gl);
           const e = relErr(got, want);
-          expect(e, `T=${T} k=${k} H=${H}: rel ${e}`).toBeLessThan(1e-6);
+          // 5e-6: the gated shared term goes through exp(); an H200 (Vulkan) differs from V8 by ~2e-6 relative on one element
+          expect(e, `T=${T} k=${k} H=${H}: rel ${e}`).toBeLessThan(5e-6);
         }
       });
     }
