@@ -38,4 +38,11 @@ for (const p of pk) alias[`@webmoe/${p}`] = join(root, `packages/${p}/src/index.
 if (existsSync(join(root, 'packages/tensor/src/node.ts'))) alias['@webmoe/tensor/node'] = join(root, 'packages/tensor/src/node.ts');
 await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: out, external: ['webgpu'], alias, logLevel: 'warning',
   banner: { js: "import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" } });
+// The loader reaches Node-only helpers with a dynamic import of
+// '@webmoe/tensor/node' (kept out of browser bundles), which esbuild cannot
+// follow: give the kit a tiny package that resolves it.
+const pkgDir = join(out, '..', 'node_modules', '@webmoe', 'tensor');
+await build({ entryPoints: [join(root, 'packages/tensor/src/node.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20',
+  outfile: join(pkgDir, 'node.mjs'), alias: { '@webmoe/tensor': join(root, 'packages/tensor/src/index.ts') }, logLevel: 'warning' });
+writeFileSync(join(pkgDir, 'package.json'), JSON.stringify({ name: '@webmoe/tensor', type: 'module', exports: { './node': './node.mjs' } }));
 console.log(`bundled ${files.length} GPU test files into ${out}`);
