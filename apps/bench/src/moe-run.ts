@@ -114,6 +114,9 @@ function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, poo
     expertActivation: spec.act,
     hasExpertBias: spec.bias,
   });
+  // WEBMOE_EXPERT_KERNELS=gemv|grouped|auto picks the layer's expert GEMMs (default auto), to time both paths
+  const ek = typeof process !== 'undefined' ? process.env.WEBMOE_EXPERT_KERNELS : undefined;
+  if (ek === 'gemv' || ek === 'grouped' || ek === 'auto') moe.expertKernels = ek;
   try {
     // the shared-expert MLP packs its GPU weights when loaded, so it is loaded from host tensors (it is small)
     const se = moe.sharedExperts;

@@ -214,7 +214,8 @@ export class MoE extends Module {
   /**
    * Which expert GEMMs a GPU forward uses: 'gemv' (decode kernels: each active
    * expert's weights streamed once, indirect dispatch over the active experts),
-   * 'grouped' (tiled grouped GEMMs), or 'auto' (gemv when T <= 16). The GEMVs
+   * 'grouped' (tiled grouped GEMMs), or 'auto' (gemv when T <= 16 or at most 8
+   * rows per expert on average, T*k <= 8E). The GEMVs
    * take dense and packed experts with weight-only activations; otherwise
    * (dynamic fp8 activations, packed rows not a multiple of 8) the grouped
    * GEMMs run whatever this says. Results agree to f32 rounding; a given T always
@@ -563,7 +564,7 @@ export class MoE extends Module {
     const T = x.shape[0];
     // The decode GEMVs take dense and packed (fp8/int/mxfp4) experts, weight-only activations.
     const gemvOk = aq.actQuant === 'none' && gemvSupports(w.gateUp) && gemvSupports(w.down);
-    const gemv = gemvOk && (this.expertKernels === 'gemv' || (this.expertKernels === 'auto' && T <= 16));
+    const gemv = gemvOk && (this.expertKernels === 'gemv' || (this.expertKernels === 'auto' && (T <= 16 || T * this.numExpertsPerToken <= 8 * this.numExperts)));
     let h: GpuTensor;
     let y: GpuTensor;
     if (gemv) {

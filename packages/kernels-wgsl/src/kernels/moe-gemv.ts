@@ -21,7 +21,7 @@ import { expertDims } from './expert-weights.js';
 const GROUPS = 8;
 const LANES = 32;
 /** Token rows accumulated at once per weight load. */
-const MR = 4;
+const MR = 8;
 
 type DenseDtype = 'float32' | 'bfloat16' | 'float16';
 /** Packed formats the GEMV dequantises in its 8-wide loads. */
@@ -42,7 +42,7 @@ export type GemvVariant = {
   bias: boolean;
   rowScale: boolean;
   bdtype: DenseDtype;
-  /** Token rows accumulated per weight load (1..4; <= rows per expert). */
+  /** Token rows accumulated per weight load (1, 2, 4 or 8: about the rows per active expert). */
   mr: number;
 };
 
@@ -371,7 +371,8 @@ function gemv(
     bias: !!opts.bias,
     rowScale: mode === 'gate_up' && !!opts.rowScale,
     bdtype: (bd ?? 'float32') as DenseDtype,
-    mr: Math.max(1, Math.min(MR, g.T)),
+    // rows accumulated per weight pass: about the rows per active expert (uniform routing), a power of two <= 8
+    mr: Math.min(MR, g.T, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil((g.T * g.k) / Math.min(g.E, g.T * g.k)))))),
   };
   const buffers = [x.buffer, gw.codes.buffer, g.counts.buffer, g.offsets.buffer, g.order.buffer, active, y.buffer];
   if (opts.bias) buffers.push(opts.bias.buffer);
