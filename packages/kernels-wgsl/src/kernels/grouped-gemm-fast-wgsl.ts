@@ -15,8 +15,9 @@
  * - `groupedGemmSgmatKernel`: the same tile on subgroup matrices
  *   (chromium_experimental_subgroup_matrix, f16 x f16 -> f32, 16x16x16):
  *   x rows and weights staged as f16 in workgroup memory, 8 subgroups of 32
- *   each own a 32x32 block (2x2 result matrices), the f32 results go through
- *   workgroup memory for bias + activation.
+ *   each own a 32x32 block (2x2 result matrices; with `tm: 128` tiles of
+ *   128 rows, 64x32 = 4x2), the f32 results go through workgroup memory one
+ *   16-row block at a time for bias + activation.
  *
  * f16 operands: bf16 -> f16 is exact for 6.1e-5 <= |w| <= 65504 (f16 has
  * more mantissa bits than bf16); smaller weights lose bits (subnormal) or
@@ -58,7 +59,14 @@ export type FastGemmVariant = {
    * adapters without the feature. Never selected by the ops.
    */
   emu?: boolean;
+  /** Subgroup-matrix kernel only: rows per workgroup tile, 64 (default) or 128 (each subgroup then owns 64 x 32). */
+  tm?: number;
 };
+
+/** Rows per workgroup tile of a variant. */
+export function fastTm(v: FastGemmVariant): number {
+  return v.tm ?? FAST_TM;
+}
 
 /** Uniform block of the fast GEMMs (u32 unless noted). */
 export const FAST_UNIFORM_FIELDS = ['nRows', 'k', 'E', 'K', 'N', 'wRows', 'nTilesN', 'nWork', 'limit:f32', 'alpha:f32', 'p0', 'p1'] as const;
@@ -114,6 +122,7 @@ fn wdec(w: vec4<u32>) -> array<f32, 8> { let a = bf2(w.x); let b = bf2(w.y); let
 
 /** Finds the workgroup's expert and row range (binary search over the tile offsets; meta from tileOffsetsKernel with tm = 64), then the row gather table. */
 function prologue(v: FastGemmVariant): string {
+  const tm = fastTm(v);
   const xrow = v.xmode === 'token' ? 'pair / u.k' : v.xmode === 'pair' ? 'pair' : 'p';
   return `
   let w = wid.x + wid.y * nwg.x;
@@ -132,8 +141,8 @@ function prologue(v: FastGemmVariant): string {
           if (META[ts + mid] <= mt) { lo = mid; } else { hi = mid - 1u; }
         }
         e = lo;
-        r0 = META[e] + (mt - META[ts + e]) * ${FAST_TM}u;
-        r1 = min(r0 + ${FAST_TM}u, META[e + 1u]);
+        r0 = META[e] + (mt - META[ts + e]) * ${tm}u;
+        r1 = min(r0 + ${tm}u, META[e + 1u]);
       }
     }
     shE = e;
@@ -147,7 +156,7 @@ function prologue(v: FastGemmVariant): string {
   let nt = w % u.nTilesN;
   let o0 = nt * ${v.op === 'gate_up' ? 64 : 128}u;
   let kv = u.K >> 2u;
-  if (lid < ${FAST_TM}u) {
+  if (lid < ${tm}u) {
     var xb = 0u;
     var m = 0.0;
     let p = r0 + lid;
@@ -173,7 +182,7 @@ function loadSlice(v: FastGemmVariant, kb: string): string {
   const wLoads = (FAST_TNW * perRow) / FAST_THREADS;
   const raw = v.wf === 'float32' ? 'vec4<f32>' : 'vec4<u32>';
   return `
-    for (var i = 0u; i < ${(FAST_TM * FAST_TK) / 4 / FAST_THREADS}u; i++) {
+    for (var i = 0u; i < ${(fastTm(v) * FAST_TK) / 4 / FAST_THREADS}u; i++) {
       let j = lid + i * ${FAST_THREADS}u;
       let r = j / ${FAST_TK / 4}u;
       let c4 = j % ${FAST_TK / 4}u;
@@ -194,15 +203,15 @@ function loadSlice(v: FastGemmVariant, kb: string): string {
 function sliceRegs(v: FastGemmVariant): string {
   const V = fastVpl(v.wf);
   const wLoads = (FAST_TNW * (FAST_TK / V)) / FAST_THREADS;
-  return `var xg: array<vec4<f32>, ${(FAST_TM * FAST_TK) / 4 / FAST_THREADS}>;
+  return `var xg: array<vec4<f32>, ${(fastTm(v) * FAST_TK) / 4 / FAST_THREADS}>;
   var wg: array<${v.wf === 'float32' ? 'vec4<f32>' : 'vec4<u32>'}, ${wLoads}>;
   { let kb = 0u; ${loadSlice(v, 'kb')}
   }`;
 }
 
-const SHARED_ROWS = `
-var<workgroup> ROWX: array<u32, ${FAST_TM}>;
-var<workgroup> ROWM: array<f32, ${FAST_TM}>;
+const sharedRows = (tm: number) => `
+var<workgroup> ROWX: array<u32, ${tm}>;
+var<workgroup> ROWM: array<f32, ${tm}>;
 var<workgroup> shE: u32;
 var<workgroup> shR0: u32;
 var<workgroup> shR1: u32;`;
@@ -254,7 +263,7 @@ ${helpers}
 // x tile row-major: XS[r * 8 + c4] = x[row r][k0 + 4c4 .. +3].
 var<workgroup> XS: array<vec4<${S}>, ${(FAST_TM * FAST_TK) / 4}>;
 var<workgroup> WS: array<vec4<${S}>, ${wsWords / 4}>;
-${SHARED_ROWS}
+${sharedRows(fastTm(v))}
 
 @compute @workgroup_size(${FAST_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -307,6 +316,10 @@ const SG_STR = 40;
  */
 export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gemm_sgmat', (v) => {
   const { decl, helpers } = header(v);
+  const tm = fastTm(v);
+  if (tm !== 64 && tm !== 128) throw new Error(`grouped_gemm_sgmat: tm ${tm} (64 | 128)`);
+  const RB = tm / 2; // rows per subgroup
+  const MI = RB / 16; // 16-row blocks per subgroup
   const V = fastVpl(v.wf);
   const perRow = FAST_TK / V;
   const wLoads = (FAST_TNW * perRow) / FAST_THREADS;
@@ -315,33 +328,54 @@ export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gem
   const R = 'subgroup_matrix_right<f16, 16, 16>';
   const C = 'subgroup_matrix_result<f32, 16, 16>';
   const emu = !!v.emu;
+  const accs: string[] = [];
+  for (let i = 0; i < MI; i++) for (let j = 0; j < 2; j++) accs.push(`var c${i}${j} = ${C}();`);
   let mma = '';
   for (const kk of [0, 16]) {
-    mma += `      {
-        let a0 = subgroupMatrixLoad<${L}>(&AS, (sm * 32u) * ${SG_STR}u + ${kk}u, false, ${SG_STR}u);
-        let a1 = subgroupMatrixLoad<${L}>(&AS, (sm * 32u + 16u) * ${SG_STR}u + ${kk}u, false, ${SG_STR}u);
-        let b0 = subgroupMatrixLoad<${R}>(&BS, (sn * 32u) * ${SG_STR}u + ${kk}u, true, ${SG_STR}u);
-        let b1 = subgroupMatrixLoad<${R}>(&BS, (sn * 32u + 16u) * ${SG_STR}u + ${kk}u, true, ${SG_STR}u);
-        c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
-        c01 = subgroupMatrixMultiplyAccumulate(a0, b1, c01);
-        c10 = subgroupMatrixMultiplyAccumulate(a1, b0, c10);
-        c11 = subgroupMatrixMultiplyAccumulate(a1, b1, c11);
-      }\n`;
+    mma += `      {\n`;
+    mma += `        let b0 = subgroupMatrixLoad<${R}>(&BS, (sn * 32u) * ${SG_STR}u + ${kk}u, true, ${SG_STR}u);\n`;
+    mma += `        let b1 = subgroupMatrixLoad<${R}>(&BS, (sn * 32u + 16u) * ${SG_STR}u + ${kk}u, true, ${SG_STR}u);\n`;
+    for (let i = 0; i < MI; i++) {
+      mma += `        { let a = subgroupMatrixLoad<${L}>(&AS, (sm * ${RB}u + ${16 * i}u) * ${SG_STR}u + ${kk}u, false, ${SG_STR}u);\n`;
+      mma += `          c${i}0 = subgroupMatrixMultiplyAccumulate(a, b0, c${i}0);\n          c${i}1 = subgroupMatrixMultiplyAccumulate(a, b1, c${i}1); }\n`;
+    }
+    mma += `      }\n`;
   }
   const epilogue =
     v.op === 'gate_up'
       ? `let g = OS[r * ${FAST_TNW}u + c]; let up = OS[r * ${FAST_TNW}u + 64u + c]; ${store(v, 'p', 'o', 'g', 'up')}`
       : `let g = OS[r * ${FAST_TNW}u + c]; ${store(v, 'p', 'o', 'g', '')}`;
+  // Epilogue: one 16-row block at a time through OS (8 KiB): its 4 subgroups store, everyone applies bias/activation.
+  let epi = '';
+  for (let blk = 0; blk < tm / 16; blk++) {
+    const sm0 = Math.floor((16 * blk) / RB);
+    const i0 = (16 * blk - sm0 * RB) / 16;
+    epi += `  if (r0 + ${16 * blk}u < r1) {
+    if (sg < 8u && sm == ${sm0}u) {
+      subgroupMatrixStore(&OS, sn * 32u, c${i0}0, false, ${FAST_TNW}u);
+      subgroupMatrixStore(&OS, sn * 32u + 16u, c${i0}1, false, ${FAST_TNW}u);
+    }
+    workgroupBarrier();
+    for (var idx = lid; idx < ${16 * tnOut}u; idx += ${FAST_THREADS}u) {
+      let r = idx / ${tnOut}u;
+      let c = idx % ${tnOut}u;
+      let p = r0 + ${16 * blk}u + r;
+      let o = o0 + c;
+      if (p < r1 && o < u.N) { ${epilogue} }
+    }
+    workgroupBarrier();
+  }\n`;
+  }
   const head = emu ? 'enable f16;\nenable subgroups;' : 'diagnostic(off, chromium.subgroup_matrix_uniformity);\nenable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;';
   let src = /* wgsl */ `${head}
 ${decl}
 ${helpers}
-// A: x rows row-major [64][40] f16; B: weight rows [128][40] f16 (k contiguous, read as column-major K x N).
-var<workgroup> AS: array<f16, ${FAST_TM * SG_STR}>;
+// A: x rows row-major [${tm}][40] f16; B: weight rows [128][40] f16 (k contiguous, read as column-major K x N).
+var<workgroup> AS: array<f16, ${tm * SG_STR}>;
 var<workgroup> BS: array<f16, ${FAST_TNW * SG_STR}>;
-// f32 results of 32 rows [32][128] for the epilogue (two halves).
-var<workgroup> OS: array<f32, ${(FAST_TM / 2) * FAST_TNW}>;
-${SHARED_ROWS}
+// f32 results of one 16-row block [16][128] for the epilogue.
+var<workgroup> OS: array<f32, ${16 * FAST_TNW}>;
+${sharedRows(tm)}
 ${emu ? SG_EMU : ''}
 
 @compute @workgroup_size(${FAST_THREADS})
@@ -351,13 +385,10 @@ ${prologue(v)}
   for (var i = 0u; i < ${wLoads}u; i++) { wr[i] = wrow((lid + i * ${FAST_THREADS}u) / ${perRow}u, o0); }
   let sm = sg % 2u;
   let sn = (sg / 2u) % 4u;
-  var c00 = ${C}();
-  var c01 = ${C}();
-  var c10 = ${C}();
-  var c11 = ${C}();
+  ${accs.join('\n  ')}
   ${sliceRegs(v)}
   for (var k0 = 0u; k0 < u.K; k0 += ${FAST_TK}u) {
-    for (var i = 0u; i < ${(FAST_TM * FAST_TK) / 4 / FAST_THREADS}u; i++) {
+    for (var i = 0u; i < ${(tm * FAST_TK) / 4 / FAST_THREADS}u; i++) {
       let j = lid + i * ${FAST_THREADS}u;
       let r = j / ${FAST_TK / 4}u;
       let c4 = j % ${FAST_TK / 4}u;
@@ -383,25 +414,7 @@ ${prologue(v)}
 ${mma}    }
     workgroupBarrier();
   }
-  // Epilogue in two halves of 32 rows (subgroups with sm == half store), so the f32 staging needs 16 KiB.
-  for (var half = 0u; half < 2u; half++) {
-    if (sg < 8u && sm == half) {
-      subgroupMatrixStore(&OS, sn * 32u, c00, false, ${FAST_TNW}u);
-      subgroupMatrixStore(&OS, sn * 32u + 16u, c01, false, ${FAST_TNW}u);
-      subgroupMatrixStore(&OS, 16u * ${FAST_TNW}u + sn * 32u, c10, false, ${FAST_TNW}u);
-      subgroupMatrixStore(&OS, 16u * ${FAST_TNW}u + sn * 32u + 16u, c11, false, ${FAST_TNW}u);
-    }
-    workgroupBarrier();
-    for (var idx = lid; idx < ${(FAST_TM / 2) * tnOut}u; idx += ${FAST_THREADS}u) {
-      let r = idx / ${tnOut}u;
-      let c = idx % ${tnOut}u;
-      let p = r0 + half * 32u + r;
-      let o = o0 + c;
-      if (p < r1 && o < u.N) { ${epilogue} }
-    }
-    workgroupBarrier();
-  }
-}
+${epi}}
 `;
   if (emu) {
     src = src
@@ -424,5 +437,5 @@ fn emuMma(a: array<f32, 256>, b: array<f32, 256>, c: array<f32, 256>) -> array<f
 fn emuStore(off: u32, m: array<f32, 256>, cm: bool, s: u32) { for (var r = 0u; r < 16u; r++) { for (var c = 0u; c < 16u; c++) { OS[select(off + r * s + c, off + c * s + r, cm)] = m[r * 16u + c]; } } }
 `;
 
-/** Workgroup memory of the subgroup-matrix kernel, bytes. */
-export const SGMAT_WORKGROUP_BYTES = 2 * FAST_TM * SG_STR + 2 * FAST_TNW * SG_STR + 4 * (FAST_TM / 2) * FAST_TNW + 8 * FAST_TM + 48;
+/** Workgroup memory of the subgroup-matrix kernel with 128-row tiles (the larger), bytes. */
+export const SGMAT_WORKGROUP_BYTES = 2 * 128 * SG_STR + 2 * FAST_TNW * SG_STR + 4 * 16 * FAST_TNW + 8 * 128 + 48;

@@ -31,6 +31,8 @@ export type FastGemmKind = 'f32' | 'f16' | 'subgroup-matrix';
 /** A planned fast GEMM (grid checked against the device limits before recording). */
 export interface FastGemmPlan {
   kind: FastGemmKind;
+  /** Rows per workgroup tile (64; subgroup-matrix: 64 or 128). */
+  tm: number;
   nTilesN: number;
   nWork: number;
   grid: [number, number, number];
@@ -75,7 +77,7 @@ export function fastGemmKind(ctx: GpuContext, want?: FastGemmKind): FastGemmKind
  */
 export function planFastGemm(
   ctx: GpuContext,
-  opts: { tile?: string; fast?: FastGemmKind; actQuant?: string },
+  opts: { tile?: string; fast?: FastGemmKind; fastTileM?: 64 | 128; actQuant?: string },
   w: ExpertWeightsGpu,
   rows: number,
   E: number,
@@ -88,11 +90,14 @@ export function planFastGemm(
   if (w.w.dtype !== 'float32' && w.w.dtype !== 'bfloat16' && w.w.dtype !== 'float16') return undefined;
   if (K % 8 !== 0 || K === 0 || rows === 0 || N === 0) return undefined;
   if (opts.tile !== 'fast' && rows < 64 * E) return undefined;
+  if (opts.fastTileM !== undefined && opts.fastTileM !== 64 && opts.fastTileM !== 128) throw new ValueError('fastTileM', '64 | 128 | undefined', opts.fastTileM);
   const kind = fastGemmKind(ctx, opts.fast);
-  const mTiles = Math.ceil(rows / FAST_TM) + Math.min(E, rows);
+  // Subgroup-matrix: 128-row tiles where experts average >= 128 rows (fewer weight re-reads), else 64.
+  const tm = kind !== 'subgroup-matrix' ? FAST_TM : (opts.fastTileM ?? (rows >= 128 * E ? 128 : 64));
+  const mTiles = Math.ceil(rows / tm) + Math.min(E, rows);
   const nTilesN = Math.ceil(N / (op === 'gate_up' ? 64 : 128));
   const nWork = mTiles * nTilesN;
-  return { kind, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork) };
+  return { kind, tm, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork) };
 }
 
 /** The inputs of one grouped GEMM call (structurally the tiled path's call record). */
@@ -122,8 +127,10 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   const { T, k, E } = c.g;
   const rows = T * k;
   const meta = rec.temp((2 * E + 2) * 4, 'grouped_gemm_fast.meta');
-  rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm: FAST_TM }, buffers: [c.g.offsets.buffer, meta], uniforms: new Uniforms().u32(E, 0, 0, 0).finish(), workgroups: [1] });
+  const tm = plan.kind === 'subgroup-matrix' ? plan.tm : FAST_TM;
+  rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm }, buffers: [c.g.offsets.buffer, meta], uniforms: new Uniforms().u32(E, 0, 0, 0).finish(), workgroups: [1] });
   const variant = fastVariant({ ...c, rowScale: !!c.rowScale, wf: c.w.w.dtype as FastGemmVariant['wf'] }, plan.kind);
+  if (plan.kind === 'subgroup-matrix' && tm !== FAST_TM) variant.tm = tm;
   if (test.emulateSubgroupMatrix && plan.kind === 'subgroup-matrix') variant.emu = true;
   const buffers: GPUBuffer[] = [c.x, c.g.order.buffer, meta];
   if (c.rowScale) buffers.push(c.rowScale);
@@ -162,7 +169,7 @@ export async function warmGroupedGemmFast(
   await warmPipeline(ctx, tileOffsetsKernel, { tm: FAST_TM });
   if (kind === 'subgroup-matrix') {
     try {
-      await warmPipeline(ctx, groupedGemmSgmatKernel, v);
+      await Promise.all([warmPipeline(ctx, tileOffsetsKernel, { tm: 128 }), warmPipeline(ctx, groupedGemmSgmatKernel, v), warmPipeline(ctx, groupedGemmSgmatKernel, { ...v, tm: 128 })]);
       return;
     } catch (e) {
       if (!sgmatBroken.has(ctx.device)) console.warn(`[webmoe] subgroup-matrix grouped GEMM failed to compile; using the f32 kernel: ${(e as Error).message}`);

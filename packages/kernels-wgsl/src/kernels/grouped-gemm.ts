@@ -39,6 +39,8 @@ export interface GroupedGemmOptions extends ExpertActQuantOptions {
   tile?: 'decode' | 'prefill' | 'fast';
   /** With the fast path: which kernel ('subgroup-matrix' | 'f16' | 'f32'; default 'subgroup-matrix' where supported, else 'f32'; an unavailable one falls back to 'f32'). */
   fast?: FastGemmKind;
+  /** With the subgroup-matrix fast kernel: rows per tile (default 128 when T*k >= 128*E, else 64). */
+  fastTileM?: 64 | 128;
   /** Decode whole u32 words of weights at once where the row length allows (default true; false forces element-by-element loads, for tests). */
   vectorize?: boolean;
 }
