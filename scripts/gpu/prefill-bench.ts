@@ -46,7 +46,8 @@ const PATHS: { name: string; opts: GroupedGemmOptions }[] = [
   { name: 'tiled32', opts: { tile: 'prefill' } },
   { name: 'fast-f32', opts: { tile: 'fast', fast: 'f32' } },
   { name: 'fast-f16', opts: { tile: 'fast', fast: 'f16' } },
-  { name: 'sgmat', opts: { tile: 'fast', fast: 'subgroup-matrix' } },
+  { name: 'sgmat64', opts: { tile: 'fast', fast: 'subgroup-matrix', fastTileM: 64 } },
+  { name: 'sgmat128', opts: { tile: 'fast', fast: 'subgroup-matrix', fastTileM: 128 } },
 ];
 
 const results: Record<string, unknown>[] = [];
@@ -79,7 +80,7 @@ for (const [model, H, I, E, k] of [
     let refH: Float32Array | undefined;
     let refY: Float32Array | undefined;
     for (const path of PATHS) {
-      if (path.name === 'sgmat' && !sgmatSupported(ctx)) {
+      if (path.name.startsWith('sgmat') && !sgmatSupported(ctx)) {
         console.log(`${model} T=${T} ${path.name}: not supported here (falls back); skipped`);
         continue;
       }
