@@ -176,7 +176,7 @@ describe('fast path selection', () => {
       expect(planFastGemm(ctx, { tile: 'fast' }, w, 4096, 4, 16, 36, 'down')).toBeUndefined();
       expect(planFastGemm(ctx, { tile: 'fast', actQuant: 'fp8_dynamic' }, w, 4096, 4, 16, 32, 'down')).toBeUndefined();
       expect(() => planFastGemm(ctx!, { tile: 'fast', fast: 'bogus' as FastGemmKind }, w, 4096, 4, 16, 32, 'down')).toThrow();
-      expect(planFastGemm(ctx, {}, w, 4096, 4, 16, 32, 'down')!.kind).toBe(sgmatSupported(ctx) ? 'subgroup-matrix' : 'f32');
+      expect(planFastGemm(ctx, {}, w, 4096, 4, 16, 32, 'down')!.kind).toBe('f32'); // subgroup-matrix is opt-in (wrong results on the H200)
       expect(() => planFastGemm(ctx!, { tile: 'fast', fastTileM: 96 as 64 }, w, 4096, 4, 16, 32, 'down')).toThrow();
     } finally {
       w.w.destroy();

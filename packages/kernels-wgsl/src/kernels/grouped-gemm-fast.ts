@@ -62,10 +62,16 @@ export function sgmatSupported(ctx: GpuContext): boolean {
   return typeof sgMax === 'number' && sgMax > 0 && sgMax <= 32;
 }
 
-/** The fast kernel a context runs for a requested kind (default: subgroup-matrix where supported, else f32; f16 only when asked and available). */
+/**
+ * The fast kernel a context runs for a requested kind (default f32;
+ * subgroup-matrix and f16 only when asked and available). The
+ * subgroup-matrix kernel is opt-in: on the H200 (Dawn/Vulkan, 2026-11-28) it
+ * ran at 94 TFLOP/s but its output disagreed with the reference (relative
+ * error ~1.3), so it is not trusted by default until that is fixed.
+ */
 export function fastGemmKind(ctx: GpuContext, want?: FastGemmKind): FastGemmKind {
   if (want !== undefined && want !== 'f32' && want !== 'f16' && want !== 'subgroup-matrix') throw new ValueError('fast', "'f32' | 'f16' | 'subgroup-matrix' | undefined", want);
-  if ((want === undefined || want === 'subgroup-matrix') && sgmatSupported(ctx)) return 'subgroup-matrix';
+  if (want === 'subgroup-matrix' && sgmatSupported(ctx)) return 'subgroup-matrix';
   if (want === 'f16' && ctx.features.shaderF16) return 'f16';
   return 'f32';
 }
