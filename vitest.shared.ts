@@ -19,7 +19,7 @@ export function config(extra: { testTimeout?: number } = {}) {
       include: ['test/**/*.test.ts'],
       pool: 'forks',
       fileParallelism: false,
-      testTimeout: extra.testTimeout ?? 120_000,
+      testTimeout: extra.testTimeout ?? 300_000, // lavapipe compiles some large unrolled kernels in ~100 s
       hookTimeout: 120_000,
       reporters: ['default'],
     },

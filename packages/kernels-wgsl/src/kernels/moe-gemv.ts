@@ -127,7 +127,8 @@ export const gemvKernel = defineKernel<GemvVariant>('moe_gemv', (v) => {
       : v.wdtype === 'bfloat16'
         ? `fn wload1(i: u32) -> f32 { let w = W[i >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u)); }`
         : `fn wload1(i: u32) -> f32 { let q = unpack2x16float(W[i >> 1u]); return select(q.x, q.y, (i & 1u) == 1u); }`;
-  const U = v.vec8 ? 4 : 1;
+  // packed formats decode through a table: fewer chunks in flight keep the unrolled code (and its compile time on CPU drivers) small
+  const U = v.vec8 ? (quant ? 2 : 4) : 1;
   const Us = Array.from({ length: U }, (_, u) => u);
   const inner = v.vec8
     ? `
@@ -372,7 +373,7 @@ function gemv(
     rowScale: mode === 'gate_up' && !!opts.rowScale,
     bdtype: (bd ?? 'float32') as DenseDtype,
     // rows accumulated per weight pass: about the rows per active expert (uniform routing), a power of two <= 8
-    mr: Math.min(MR, g.T, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil((g.T * g.k) / Math.min(g.E, g.T * g.k)))))),
+    mr: Math.min(gw.sdtype === 'none' ? MR : 4, g.T, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil((g.T * g.k) / Math.min(g.E, g.T * g.k)))))),
   };
   const buffers = [x.buffer, gw.codes.buffer, g.counts.buffer, g.offsets.buffer, g.order.buffer, active, y.buffer];
   if (opts.bias) buffers.push(opts.bias.buffer);
