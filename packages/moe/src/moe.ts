@@ -612,6 +612,31 @@ export class MoE extends Module {
     return combineGpu(ctx, rec, y, g, this.applyRouterWeightFirst ? null : routing.weights, { shared, sharedGateLogit });
   }
 
+  /**
+   * The constructor options that describe this layer's shape and maths (not
+   * its devices, gate options, quantization or sharding): what a derived
+   * layer (quantized, sharded) is rebuilt from.
+   * @example `new MoE({ ...moe.layerOptions(), devices, gateOptions })`
+   */
+  layerOptions(): Omit<MoEOptions, 'devices'> {
+    return {
+      hiddenDim: this.hiddenDim,
+      numExperts: this.numExperts,
+      numExpertsPerToken: this.numExpertsPerToken,
+      moeDim: this.moeDim,
+      gateCls: this.gate.constructor as GateClass,
+      mlpCls: this.mlpCls,
+      hasSharedExperts: this.hasSharedExperts,
+      sharedExpertsDim: this.hasSharedExperts ? this.sharedExpertsDim : undefined,
+      hasSharedExpertGate: !!this.sharedExpertGate,
+      dtype: this.dtype,
+      applyRouterWeightFirst: this.applyRouterWeightFirst,
+      swigluLimit: this.swigluLimit,
+      expertActivation: this.activation,
+      hasExpertBias: !!this.stacked.gateUpBias,
+    };
+  }
+
   /** The layer on the host through the TypeScript references: x [T, H] f32 -> [T, H]. */
   forwardHost(x: Float32Array, T = x.length / this.hiddenDim): Float32Array {
     if (!Number.isInteger(T) || x.length !== T * this.hiddenDim) throw new ShapeError('MoE.forward input', ['T', this.hiddenDim], `${x.length} values`);

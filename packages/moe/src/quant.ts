@@ -6,7 +6,6 @@
  */
 import { HostTensor, ValueError } from '@webmoe/tensor';
 import { expertDims, quantizeExperts, type ExpertWeightsHost } from '@webmoe/kernels-wgsl';
-import type { GateClass } from './gates.js';
 import { MoE, type ExpertWeightSet } from './moe.js';
 import { QuantizedExperts, expertQuantFormat, normalizeQuantConfig, type MoEQuantConfig, type MoEQuantFormat } from './quant-experts.js';
 import { UnsupportedError } from './errors.js';
@@ -62,21 +61,8 @@ export function quantize(src: MoE | ExpertWeightSet<ExpertWeightsHost>, format: 
   const out = new MoE({
     devices: moe.devices,
     ctx: moe.ctx,
-    hiddenDim: moe.hiddenDim,
-    numExperts: moe.numExperts,
-    numExpertsPerToken: moe.numExpertsPerToken,
-    moeDim: moe.moeDim,
-    gateCls: gate.constructor as GateClass,
+    ...moe.layerOptions(),
     gateOptions: { hasBias: !!gate.bias, normTopkProb: rp.normTopkProb, nGroup: rp.nGroup, topkGroup: rp.topkGroup, routedScalingFactor: rp.routedScalingFactor },
-    mlpCls: moe.mlpCls,
-    hasSharedExperts: moe.hasSharedExperts,
-    sharedExpertsDim: moe.hasSharedExperts ? moe.sharedExpertsDim : undefined,
-    hasSharedExpertGate: !!moe.sharedExpertGate,
-    dtype: moe.dtype,
-    applyRouterWeightFirst: moe.applyRouterWeightFirst,
-    swigluLimit: moe.swigluLimit,
-    expertActivation: moe.activation,
-    hasExpertBias: !!moe.stacked.gateUpBias,
     quantConfig: q,
     isSharding: moe.isSharding,
   });

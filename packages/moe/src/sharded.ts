@@ -29,7 +29,7 @@ import {
 } from '@webmoe/sharding';
 import { resolveShardGroup, shardInputRows, shardOutput, gpuPartialSum, type ShardDevices, type ShardInput, type ShardOutput } from '@webmoe/nn';
 import { MoE, type MoEOptions } from './moe.js';
-import { DeepseekV3Gate, type GateClass } from './gates.js';
+import { DeepseekV3Gate } from './gates.js';
 import { UnsupportedError } from './errors.js';
 import type { HFLoadOptions } from './hf-loader.js';
 
@@ -51,21 +51,8 @@ function shardOptions(moe: MoE, group: DeviceGroup, i: number, extra: Partial<Mo
   return {
     devices: [group.devices[i]],
     ctx: group.kind === 'gpu' ? group.context(i) : undefined,
-    hiddenDim: moe.hiddenDim,
-    numExperts: moe.numExperts,
-    numExpertsPerToken: moe.numExpertsPerToken,
-    moeDim: moe.moeDim,
-    gateCls: g.constructor as GateClass,
+    ...moe.layerOptions(),
     gateOptions,
-    mlpCls: moe.mlpCls,
-    hasSharedExperts: moe.hasSharedExperts,
-    sharedExpertsDim: moe.hasSharedExperts ? moe.sharedExpertsDim : undefined,
-    hasSharedExpertGate: !!moe.sharedExpertGate,
-    dtype: moe.dtype,
-    applyRouterWeightFirst: moe.applyRouterWeightFirst,
-    swigluLimit: moe.swigluLimit,
-    expertActivation: moe.activation,
-    hasExpertBias: !!moe.stacked.gateUpBias,
     isSharding: true,
     ...extra,
   };
