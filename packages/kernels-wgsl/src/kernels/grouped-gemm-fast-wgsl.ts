@@ -145,13 +145,12 @@ function prologue(v: FastGemmVariant): string {
         r1 = min(r0 + ${tm}u, META[e + 1u]);
       }
     }
-    shE = e;
-    shR0 = r0;
-    shR1 = r1;
+    shW = vec4<u32>(e, r0, r1, 0u);
   }
-  let e = workgroupUniformLoad(&shE);
-  let r0 = workgroupUniformLoad(&shR0);
-  let r1 = workgroupUniformLoad(&shR1);
+  let shw = workgroupUniformLoad(&shW);
+  let e = shw.x;
+  let r0 = shw.y;
+  let r1 = shw.z;
   if (r1 <= r0) { return; }
   let nt = w % u.nTilesN;
   let o0 = nt * ${v.op === 'gate_up' ? 64 : 128}u;
@@ -209,12 +208,19 @@ function sliceRegs(v: FastGemmVariant): string {
   }`;
 }
 
+/**
+ * Workgroup declarations shared by both kernels. Every workgroup variable of
+ * these kernels is a multiple of 16 bytes (the workgroup's expert and row
+ * range travel as one vec4<u32>): drivers place workgroup variables one after
+ * another, and subgroupMatrixLoad/Store on NVIDIA (Vulkan cooperative
+ * matrices) silently round a matrix pointer down to 16 bytes. Three u32
+ * scalars placed before the staging tiles shifted every tile by 12 bytes on
+ * the H200 (matrices read 6 halves early; found with scripts/gpu/sgmat-debug.ts).
+ */
 const sharedRows = (tm: number) => `
 var<workgroup> ROWX: array<u32, ${tm}>;
 var<workgroup> ROWM: array<f32, ${tm}>;
-var<workgroup> shE: u32;
-var<workgroup> shR0: u32;
-var<workgroup> shR1: u32;`;
+var<workgroup> shW: vec4<u32>;`;
 
 /** Epilogue of one output: p grouped row, o output index, g (gate or down sum), v (up sum). */
 function store(v: FastGemmVariant, p: string, o: string, g: string, up: string): string {
@@ -318,6 +324,10 @@ export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gem
   const { decl, helpers } = header(v);
   const tm = fastTm(v);
   if (tm !== 64 && tm !== 128) throw new Error(`grouped_gemm_sgmat: tm ${tm} (64 | 128)`);
+  // Matrix pointers must be 16-byte aligned (see sharedRows): every workgroup variable's size is a multiple of 16 bytes.
+  for (const [name, bytes] of [['AS', 2 * tm * SG_STR], ['BS', 2 * FAST_TNW * SG_STR], ['OS', 4 * 16 * FAST_TNW], ['ROWX', 4 * tm], ['ROWM', 4 * tm]] as const) {
+    if (bytes % 16 !== 0) throw new Error(`grouped_gemm_sgmat: workgroup array ${name} is ${bytes} bytes, not a multiple of 16`);
+  }
   const RB = tm / 2; // rows per subgroup
   const MI = RB / 16; // 16-row blocks per subgroup
   const V = fastVpl(v.wf);
@@ -438,4 +448,4 @@ fn emuStore(off: u32, m: array<f32, 256>, cm: bool, s: u32) { for (var r = 0u; r
 `;
 
 /** Workgroup memory of the subgroup-matrix kernel with 128-row tiles (the larger), bytes. */
-export const SGMAT_WORKGROUP_BYTES = 2 * 128 * SG_STR + 2 * FAST_TNW * SG_STR + 4 * 16 * FAST_TNW + 8 * 128 + 48;
+export const SGMAT_WORKGROUP_BYTES = 2 * 128 * SG_STR + 2 * FAST_TNW * SG_STR + 4 * 16 * FAST_TNW + 8 * 128 + 16;
