@@ -17,7 +17,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, roundTo } from '@webmoe/tensor';
 import { GpuTensor, Recorder, foldWorkgroups, groupedDownGpu, groupedDownRef, groupedGateUpGpu, groupedGateUpRef, type ExpertActivation, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
-import { fastGemmKind, planFastGemm, recordFastGemm, sgmatSupported, type FastGemmKind } from '../src/kernels/grouped-gemm-fast.js';
+import { FAST_MIN_ROWS_PER_EXPERT, fastGemmKind, planFastGemm, recordFastGemm, sgmatSupported, type FastGemmKind } from '../src/kernels/grouped-gemm-fast.js';
 import { hostGrouping, randomIdx, uploadGrouping } from './grouped-helpers.js';
 
 let ctx: GpuContext | null;
@@ -84,10 +84,16 @@ function cases(): Case[] {
   ];
 }
 
-async function gateUp(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; fast?: FastGemmKind }): Promise<{ got: Float32Array; want: Float32Array }> {
+/** Multiplies every third row of x [rows, K] by `big` (inputs beyond f16's range when big > 65504). */
+function bigRows(x: Float32Array, K: number, big: number | undefined): Float32Array {
+  if (big !== undefined) for (let i = 0; i < x.length; i++) if (Math.floor(i / K) % 3 === 0) x[i] *= big;
+  return x;
+}
+
+async function gateUp(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; fast?: FastGemmKind }, big?: number): Promise<{ got: Float32Array; want: Float32Array }> {
   const r = rng(seed);
   const { T, k, E, H, I } = c;
-  const x = randomArray(r, T * H, -1, 1);
+  const x = bigRows(randomArray(r, T * H, -1, 1), H, big);
   const w = HostTensor.fromFloat32([E, 2 * I, H], roundTo(c.dt, randomArray(r, E * 2 * I * H, -0.3, 0.3)), c.dt);
   const bias = c.bias ? HostTensor.fromFloat32([E, 2 * I], randomArray(r, E * 2 * I, -0.5, 0.5), 'bfloat16') : undefined;
   const rs = c.rowScale ? randomArray(r, T * k, 0.1, 1.5) : undefined;
@@ -111,13 +117,13 @@ async function gateUp(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; 
   return { got, want };
 }
 
-async function down(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; fast?: FastGemmKind }): Promise<{ got: Float32Array; want: Float32Array }> {
+async function down(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; fast?: FastGemmKind }, big?: number): Promise<{ got: Float32Array; want: Float32Array }> {
   const r = rng(seed);
   // down: K = I (must be % 8), N = H (odd here): swap the roles of the case's sizes.
   const { T, k, E } = c;
   const K = c.H;
   const N = c.I;
-  const h = randomArray(r, T * k * K, -1, 1);
+  const h = bigRows(randomArray(r, T * k * K, -1, 1), K, big);
   const w = HostTensor.fromFloat32([E, N, K], roundTo(c.dt, randomArray(r, E * N * K, -0.3, 0.3)), c.dt);
   const bias = c.bias ? HostTensor.fromFloat32([E, N], randomArray(r, E * N, -1, 1), 'float16') : undefined;
   const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
@@ -164,19 +170,44 @@ for (const kind of KINDS) {
   });
 }
 
+describe('f16-staged kernels with inputs beyond f16 range (per-row power-of-two scaling)', () => {
+  // Rows with |x| up to 1e5 (f16 max 65504) next to ordinary rows: without the row scale they become inf/NaN.
+  const big: Case = { T: 70, k: 2, E: 3, H: 40, I: 77, dt: 'bfloat16', act: ACTS[1], bias: true, rowScale: true };
+  for (const kind of ['f16', 'subgroup-matrix'] as FastGemmKind[]) {
+    it(`${kind}: gate_up and down, rows up to 1e5`, async (t) => {
+      canRun(t, kind);
+      const e = tol(kind);
+      const a = await gateUp(big, 9300, { tile: 'fast', fast: kind }, 1e5);
+      expect(a.got.every(Number.isFinite)).toBe(true);
+      expect(relErr(a.got, a.want)).toBeLessThan(e.rel);
+      const d = await down(big, 9400, { tile: 'fast', fast: kind }, 1e5);
+      expect(d.got.every(Number.isFinite)).toBe(true);
+      expect(relErr(d.got, d.want)).toBeLessThan(e.rel);
+      expect(maxErr(d.got, d.want)).toBeLessThan(e.max);
+    });
+  }
+});
+
 describe('fast path selection', () => {
-  it('routes dense prefill calls (T*k >= 64E, K % 8 == 0) and nothing else', async (t) => {
+  it('routes dense prefill calls (T*k >= FAST_MIN_ROWS_PER_EXPERT * E, K % 8 == 0) and nothing else', async (t) => {
     if (!ctx) return t.skip('no WebGPU adapter');
     const w = { kind: 'dense' as const, w: GpuTensor.empty(ctx, 'bfloat16', [4, 16, 32]) };
     try {
-      expect(planFastGemm(ctx, {}, w, 256, 4, 16, 32, 'down')).toBeDefined();
-      expect(planFastGemm(ctx, {}, w, 255, 4, 16, 32, 'down')).toBeUndefined();
+      const minRows = FAST_MIN_ROWS_PER_EXPERT[fastGemmKind(ctx, undefined, 'bfloat16')] * 4;
+      expect(minRows).toBe(sgmatSupported(ctx) ? 32 : 256);
+      expect(planFastGemm(ctx, {}, w, minRows, 4, 16, 32, 'down')).toBeDefined();
+      expect(planFastGemm(ctx, {}, w, minRows - 1, 4, 16, 32, 'down')).toBeUndefined();
       expect(planFastGemm(ctx, { tile: 'fast' }, w, 3, 4, 16, 32, 'down')).toBeDefined();
       expect(planFastGemm(ctx, { tile: 'prefill' }, w, 4096, 4, 16, 32, 'down')).toBeUndefined();
       expect(planFastGemm(ctx, { tile: 'fast' }, w, 4096, 4, 16, 36, 'down')).toBeUndefined();
       expect(planFastGemm(ctx, { tile: 'fast', actQuant: 'fp8_dynamic' }, w, 4096, 4, 16, 32, 'down')).toBeUndefined();
       expect(() => planFastGemm(ctx!, { tile: 'fast', fast: 'bogus' as FastGemmKind }, w, 4096, 4, 16, 32, 'down')).toThrow();
-      expect(planFastGemm(ctx, {}, w, 4096, 4, 16, 32, 'down')!.kind).toBe('f32'); // subgroup-matrix is opt-in (wrong results on the H200)
+      // Default: the subgroup-matrix kernel for 16-bit weights where the adapter has it; float32 weights keep the f32 kernel.
+      expect(planFastGemm(ctx, {}, w, 4096, 4, 16, 32, 'down')!.kind).toBe(sgmatSupported(ctx) ? 'subgroup-matrix' : 'f32');
+      expect(planFastGemm(ctx, {}, w, 4096, 4, 16, 32, 'down')!.tm).toBe(64);
+      const w32 = { kind: 'dense' as const, w: GpuTensor.empty(ctx, 'float32', [4, 16, 32]) };
+      expect(planFastGemm(ctx, {}, w32, 4096, 4, 16, 32, 'down')!.kind).toBe('f32');
+      w32.w.destroy();
       expect(() => planFastGemm(ctx!, { tile: 'fast', fastTileM: 96 as 64 }, w, 4096, 4, 16, 32, 'down')).toThrow();
     } finally {
       w.w.destroy();
@@ -216,7 +247,7 @@ describe('subgroup-matrix kernel with emulated builtins (runs everywhere)', () =
       const r = rng(424242 + tm);
       const wRows = op === 'gate_up' ? 2 * N : N;
       const xRows = op === 'gate_up' ? T : T * k;
-      const x = randomArray(r, xRows * K, -1, 1);
+      const x = bigRows(randomArray(r, xRows * K, -1, 1), K, 1e5); // every third row beyond f16's range: the staging scale
       const w = HostTensor.fromFloat32([E, wRows, K], roundTo(c.dt, randomArray(r, E * wRows * K, -0.3, 0.3)), c.dt);
       const b = HostTensor.fromFloat32([E, wRows], randomArray(r, E * wRows, -0.5, 0.5), 'float32');
       const rs = c.rowScale ? randomArray(r, T * k, 0.1, 1.5) : undefined;

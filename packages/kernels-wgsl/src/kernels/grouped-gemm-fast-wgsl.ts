@@ -54,6 +54,14 @@ export type FastGemmVariant = {
   /** Register-blocked kernel only: stage operands as f16 (needs shader-f16). */
   h: boolean;
   /**
+   * f16-staged kernels ('f16' and subgroup-matrix): each x row is multiplied by a power of two that brings
+   * its largest |value| (times |rowScale|) to at most 2^14 before the f16 rounding, and the row's results are
+   * divided by it before bias and activation, so inputs beyond f16's range (65504) stay finite and correct.
+   * Needs the XAMAX binding (per x row max |x|, from rowAbsMaxKernel). Rows already inside the range are
+   * untouched (scale 1).
+   */
+  xScale?: boolean;
+  /**
    * Subgroup-matrix kernel only, tests: emulate the subgroup-matrix builtins per invocation in plain WGSL
    * (every invocation computes whole 16x16 matrices; slow) so the staging, layouts and epilogue run on
    * adapters without the feature. Never selected by the ops.
@@ -93,6 +101,7 @@ export function fastVpl(wf: FastGemmVariant['wf']): number {
 function header(v: FastGemmVariant): { decl: string; helpers: string } {
   const bindings: string[] = ['X: array<vec4<f32>>', 'ORDER: array<u32>', 'META: array<u32>'];
   if (v.rowScale) bindings.push('RS: array<f32>');
+  if (v.xScale) bindings.push('XAMAX: array<f32>');
   bindings.push(v.wf === 'float32' ? 'WQ: array<vec4<f32>>' : 'WQ: array<vec4<u32>>');
   if (v.bias !== 'none') bindings.push(v.bias === 'float32' ? 'BIAS: array<f32>' : 'BIAS: array<u32>');
   const fields = FAST_UNIFORM_FIELDS.map((f) => (f.endsWith(':f32') ? `${f.slice(0, -4)}: f32,` : `${f}: u32,`)).join(' ');
@@ -157,15 +166,23 @@ function prologue(v: FastGemmVariant): string {
   let kv = u.K >> 2u;
   if (lid < ${tm}u) {
     var xb = 0u;
-    var m = 0.0;
+    var m = 0.0;${v.xScale ? '\n    var s = 1.0;' : ''}
     let p = r0 + lid;
     if (p < r1) {
       let pair = ORDER[p];
       xb = (${xrow}) * kv;
-      m = ${v.rowScale ? 'RS[pair]' : '1.0'};
+      m = ${v.rowScale ? 'RS[pair]' : '1.0'};${
+        v.xScale
+          ? `
+      // f16 staging: a power of two s with max |x * m * s| <= 2^14 (1 inside f16's comfortable range; not for inf/NaN rows).
+      let a = XAMAX[${xrow}] * abs(m);
+      if (a > 16384.0 && a <= 3.4e38) { s = exp2(14.0 - ceil(log2(a))); }
+      m = m * s;`
+          : ''
+      }
     }
     ROWX[lid] = xb;
-    ROWM[lid] = m;
+    ROWM[lid] = m;${v.xScale ? '\n    ROWU[lid] = 1.0 / s;' : ''}
   }
   let eRow = e * u.wRows;
   workgroupBarrier();`;
@@ -186,7 +203,7 @@ function loadSlice(v: FastGemmVariant, kb: string): string {
       let r = j / ${FAST_TK / 4}u;
       let c4 = j % ${FAST_TK / 4}u;
       var xv = vec4<f32>(0.0);
-      if (r0 + r < r1 && ${kb} + c4 * 4u < u.K) { xv = X[ROWX[r] + (${kb} >> 2u) + c4]${v.rowScale ? ' * ROWM[r]' : ''}; }
+      if (r0 + r < r1 && ${kb} + c4 * 4u < u.K) { xv = X[ROWX[r] + (${kb} >> 2u) + c4]${v.rowScale || v.xScale ? ' * ROWM[r]' : ''}; }
       xg[i] = xv;
     }
     for (var i = 0u; i < ${wLoads}u; i++) {
@@ -217,13 +234,16 @@ function sliceRegs(v: FastGemmVariant): string {
  * scalars placed before the staging tiles shifted every tile by 12 bytes on
  * the H200 (matrices read 6 halves early; found with scripts/gpu/sgmat-debug.ts).
  */
-const sharedRows = (tm: number) => `
+const sharedRows = (tm: number, v: FastGemmVariant) => `
 var<workgroup> ROWX: array<u32, ${tm}>;
-var<workgroup> ROWM: array<f32, ${tm}>;
+var<workgroup> ROWM: array<f32, ${tm}>;${v.xScale ? `\nvar<workgroup> ROWU: array<f32, ${tm}>;` : ''}
 var<workgroup> shW: vec4<u32>;`;
 
 /** Epilogue of one output: p grouped row, o output index, g (gate or down sum), v (up sum). */
-function store(v: FastGemmVariant, p: string, o: string, g: string, up: string): string {
+function store(v: FastGemmVariant, p: string, o: string, g0: string, up0: string, r: string): string {
+  // Undo the x row's f16 staging scale (xScale) before bias and activation.
+  const g = v.xScale ? `(${g0}) * ROWU[${r}]` : g0;
+  const up = v.xScale && up0 ? `(${up0}) * ROWU[${r}]` : up0;
   const gateRow = v.interleaved ? `2u * (${o})` : `(${o})`;
   const upRow = v.interleaved ? `2u * (${o}) + 1u` : `u.N + (${o})`;
   const b = (row: string) => (v.bias === 'none' ? '' : ` + bld(eRow + ${row})`);
@@ -258,8 +278,8 @@ export const groupedGemmFastKernel = defineKernel<FastGemmVariant>('grouped_gemm
     epi += `  { let p = r0 + ty * 4u + ${r}u; if (p < r1) {\n`;
     for (let j = 0; j < 4; j++) {
       const c = 'xyzw'[j];
-      if (v.op === 'gate_up') epi += `    { let o = o0 + tx * 4u + ${j}u; if (o < u.N) { ${store(v, 'p', 'o', `c${r}0.${c}`, `c${r}1.${c}`)} } }\n`;
-      else epi += `    { let o = o0 + tx * 4u + ${j}u; if (o < u.N) { ${store(v, 'p', 'o', `c${r}0.${c}`, '')} } let o2 = o + 64u; if (o2 < u.N) { ${store(v, 'p', 'o2', `c${r}1.${c}`, '')} } }\n`;
+      if (v.op === 'gate_up') epi += `    { let o = o0 + tx * 4u + ${j}u; if (o < u.N) { ${store(v, 'p', 'o', `c${r}0.${c}`, `c${r}1.${c}`, `ty * 4u + ${r}u`)} } }\n`;
+      else epi += `    { let o = o0 + tx * 4u + ${j}u; if (o < u.N) { ${store(v, 'p', 'o', `c${r}0.${c}`, '', `ty * 4u + ${r}u`)} } let o2 = o + 64u; if (o2 < u.N) { ${store(v, 'p', 'o2', `c${r}1.${c}`, '', `ty * 4u + ${r}u`)} } }\n`;
     }
     epi += `  } }\n`;
   }
@@ -269,7 +289,7 @@ ${helpers}
 // x tile row-major: XS[r * 8 + c4] = x[row r][k0 + 4c4 .. +3].
 var<workgroup> XS: array<vec4<${S}>, ${(FAST_TM * FAST_TK) / 4}>;
 var<workgroup> WS: array<vec4<${S}>, ${wsWords / 4}>;
-${sharedRows(fastTm(v))}
+${sharedRows(fastTm(v), v)}
 
 @compute @workgroup_size(${FAST_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -325,7 +345,7 @@ export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gem
   const tm = fastTm(v);
   if (tm !== 64 && tm !== 128) throw new Error(`grouped_gemm_sgmat: tm ${tm} (64 | 128)`);
   // Matrix pointers must be 16-byte aligned (see sharedRows): every workgroup variable's size is a multiple of 16 bytes.
-  for (const [name, bytes] of [['AS', 2 * tm * SG_STR], ['BS', 2 * FAST_TNW * SG_STR], ['OS', 4 * 16 * FAST_TNW], ['ROWX', 4 * tm], ['ROWM', 4 * tm]] as const) {
+  for (const [name, bytes] of [['AS', 2 * tm * SG_STR], ['BS', 2 * FAST_TNW * SG_STR], ['OS', 4 * 16 * FAST_TNW], ['ROWX', 4 * tm], ['ROWM', 4 * tm], ['ROWU', 4 * tm]] as const) {
     if (bytes % 16 !== 0) throw new Error(`grouped_gemm_sgmat: workgroup array ${name} is ${bytes} bytes, not a multiple of 16`);
   }
   const RB = tm / 2; // rows per subgroup
@@ -353,8 +373,8 @@ export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gem
   }
   const epilogue =
     v.op === 'gate_up'
-      ? `let g = OS[r * ${FAST_TNW}u + c]; let up = OS[r * ${FAST_TNW}u + 64u + c]; ${store(v, 'p', 'o', 'g', 'up')}`
-      : `let g = OS[r * ${FAST_TNW}u + c]; ${store(v, 'p', 'o', 'g', '')}`;
+      ? `let g = OS[r * ${FAST_TNW}u + c]; let up = OS[r * ${FAST_TNW}u + 64u + c]; ${store(v, 'p', 'o', 'g', 'up', 'p - r0')}`
+      : `let g = OS[r * ${FAST_TNW}u + c]; ${store(v, 'p', 'o', 'g', '', 'p - r0')}`;
   // Epilogue: one 16-row block at a time through OS (8 KiB): its 4 subgroups store, everyone applies bias/activation.
   let epi = '';
   for (let blk = 0; blk < tm / 16; blk++) {
@@ -385,7 +405,7 @@ var<workgroup> AS: array<f16, ${tm * SG_STR}>;
 var<workgroup> BS: array<f16, ${FAST_TNW * SG_STR}>;
 // f32 results of one 16-row block [16][128] for the epilogue.
 var<workgroup> OS: array<f32, ${16 * FAST_TNW}>;
-${sharedRows(tm)}
+${sharedRows(tm, v)}
 ${emu ? SG_EMU : ''}
 
 @compute @workgroup_size(${FAST_THREADS})
@@ -448,4 +468,38 @@ fn emuStore(off: u32, m: array<f32, 256>, cm: bool, s: u32) { for (var r = 0u; r
 `;
 
 /** Workgroup memory of the subgroup-matrix kernel with 128-row tiles (the larger), bytes. */
-export const SGMAT_WORKGROUP_BYTES = 2 * 128 * SG_STR + 2 * FAST_TNW * SG_STR + 4 * 16 * FAST_TNW + 8 * 128 + 16;
+export const SGMAT_WORKGROUP_BYTES = 2 * 128 * SG_STR + 2 * FAST_TNW * SG_STR + 4 * 16 * FAST_TNW + 12 * 128 + 16;
+
+/** Threads per row of rowAbsMaxKernel. */
+const AMAX_WG = 64;
+
+/**
+ * Per-row max |x| of a row-major [rows, K] f32 matrix (K % 4 == 0), one
+ * workgroup per row: the input of the f16-staged GEMMs' per-row scaling
+ * (FastGemmVariant.xScale). NaN is ignored by max(); inf gives inf (the GEMM
+ * then leaves that row unscaled, so inf propagates as in f32).
+ */
+export const rowAbsMaxKernel = defineKernel<{ wg: number }>('row_absmax', ({ wg }) => /* wgsl */ `
+struct U { rows: u32, kv: u32, p0: u32, p1: u32, }
+@group(0) @binding(0) var<storage, read> X: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> AMAX: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+var<workgroup> part: array<f32, ${wg}>;
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= u.rows) { return; }
+  var m = 0.0;
+  for (var i = lid; i < u.kv; i += ${wg}u) { let a = abs(X[row * u.kv + i]); m = max(m, max(max(a.x, a.y), max(a.z, a.w))); }
+  part[lid] = m;
+  workgroupBarrier();
+  for (var w = ${wg / 2}u; w > 0u; w >>= 1u) {
+    if (lid < w) { part[lid] = max(part[lid], part[lid + w]); }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { AMAX[row] = part[0]; }
+}
+`);
+
+/** Workgroup size variant of rowAbsMaxKernel. */
+export const ROW_ABSMAX_VARIANT = { wg: AMAX_WG } as const;

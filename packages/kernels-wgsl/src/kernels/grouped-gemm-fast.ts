@@ -4,18 +4,22 @@
  * `groupedDownGpu` route here (same contract, same results up to rounding)
  * when the weights are dense (float32 / bfloat16 / float16), K % 8 == 0 and
  * either `tile: 'fast'` is passed or the call is prefill-sized
- * (T*k >= 64*E). Which fast kernel runs:
+ * (T*k >= 64*E). Which fast kernel runs by default:
  *
- * - 'subgroup-matrix' (tensor cores, f16 operands, f32 accumulation) when the
- *   device has chromium-experimental-subgroup-matrix + shader-f16 +
- *   subgroups, the adapter lists an f16 x f16 -> f32 16x16x16 config, its
- *   subgroup size is at most 32 and the workgroup memory suffices;
+ * - 'subgroup-matrix' (tensor cores, f16 operands, f32 accumulation) for
+ *   bfloat16 / float16 weights when the device has
+ *   chromium-experimental-subgroup-matrix + shader-f16 + subgroups, the
+ *   adapter lists an f16 x f16 -> f32 16x16x16 config, its subgroup size is
+ *   at most 32 and the workgroup memory suffices;
  * - else 'f32' (register-blocked, f32 staging: the tiled path's precision).
+ *   float32 weights always default to 'f32' (their results keep f32 accuracy).
  *
  * 'f16' (register-blocked, operands staged as f16, f32 accumulation) runs
  * only when asked for (`fast: 'f16'`, needs shader-f16; else 'f32'): it
  * rounds x and w to f16 like the subgroup-matrix kernel, without tensor
  * cores. `fast: 'subgroup-matrix'` falls back to 'f32' where unsupported.
+ * Both f16-staged kernels scale each x row by a power of two first when its
+ * values exceed f16's range (rowAbsMaxKernel; FastGemmVariant.xScale).
  */
 import { ValueError } from '@webmoe/tensor';
 import type { GpuContext } from '../runtime/context.js';
@@ -23,7 +27,7 @@ import type { GpuTensor } from '../runtime/tensor.js';
 import { foldWorkgroups, type Recorder, Uniforms, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
 import { tileOffsetsKernel } from './grouped-gemm-wgsl.js';
-import { FAST_TM, SGMAT_WORKGROUP_BYTES, groupedGemmFastKernel, groupedGemmSgmatKernel, type FastGemmVariant } from './grouped-gemm-fast-wgsl.js';
+import { FAST_TM, ROW_ABSMAX_VARIANT, SGMAT_WORKGROUP_BYTES, groupedGemmFastKernel, groupedGemmSgmatKernel, rowAbsMaxKernel, type FastGemmVariant } from './grouped-gemm-fast-wgsl.js';
 
 /** Which fast kernel. @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { tile: 'fast', fast: 'f32' })` */
 export type FastGemmKind = 'f32' | 'f16' | 'subgroup-matrix';
@@ -63,23 +67,34 @@ export function sgmatSupported(ctx: GpuContext): boolean {
 }
 
 /**
- * The fast kernel a context runs for a requested kind (default f32;
- * subgroup-matrix and f16 only when asked and available). The
- * subgroup-matrix kernel is opt-in: on the H200 (Dawn/Vulkan, 2026-11-28) it
- * ran at 94 TFLOP/s but its output disagreed with the reference (relative
- * error ~1.3), so it is not trusted by default until that is fixed.
+ * The fast kernel a context runs for a requested kind. Default: the
+ * subgroup-matrix kernel for 16-bit weights where the adapter supports it
+ * (about 4x the f32 kernel on the H200, docs/PERFORMANCE.md), else 'f32'.
+ * An explicit kind is honoured where available, else 'f32'.
  */
-export function fastGemmKind(ctx: GpuContext, want?: FastGemmKind): FastGemmKind {
+export function fastGemmKind(ctx: GpuContext, want?: FastGemmKind, wf?: string): FastGemmKind {
   if (want !== undefined && want !== 'f32' && want !== 'f16' && want !== 'subgroup-matrix') throw new ValueError('fast', "'f32' | 'f16' | 'subgroup-matrix' | undefined", want);
+  if (want === undefined && (wf === 'bfloat16' || wf === 'float16') && sgmatSupported(ctx)) return 'subgroup-matrix';
   if (want === 'subgroup-matrix' && sgmatSupported(ctx)) return 'subgroup-matrix';
   if (want === 'f16' && ctx.features.shaderF16) return 'f16';
   return 'f32';
 }
 
 /**
+ * Average grouped rows per expert from which a call takes the fast path by
+ * default (below: the tiled 32x32 kernels). The subgroup-matrix kernel reads
+ * each expert's weights once per 64-row tile, so it wins wherever the decode
+ * GEMV does not (H200: the tiled path took 15.3 ms for Mixtral T = 128 where
+ * one pass over the hit weights is ~0.9 ms); the f32 FMA kernels keep the
+ * crossover measured for them (64).
+ */
+export const FAST_MIN_ROWS_PER_EXPERT: Readonly<Record<FastGemmKind, number>> = { 'subgroup-matrix': 8, f16: 64, f32: 64 };
+
+/**
  * Plans the fast path, or returns undefined when the call must take the
  * tiled path: weights not dense, K % 8 != 0, actQuant on, or (without
- * `tile: 'fast'`) fewer than 64 rows per expert on average.
+ * `tile: 'fast'`) fewer rows per expert on average than
+ * FAST_MIN_ROWS_PER_EXPERT of the kernel.
  */
 export function planFastGemm(
   ctx: GpuContext,
@@ -95,11 +110,12 @@ export function planFastGemm(
   if (w.kind !== 'dense' || (opts.actQuant ?? 'none') !== 'none') return undefined;
   if (w.w.dtype !== 'float32' && w.w.dtype !== 'bfloat16' && w.w.dtype !== 'float16') return undefined;
   if (K % 8 !== 0 || K === 0 || rows === 0 || N === 0) return undefined;
-  if (opts.tile !== 'fast' && rows < 64 * E) return undefined;
   if (opts.fastTileM !== undefined && opts.fastTileM !== 64 && opts.fastTileM !== 128) throw new ValueError('fastTileM', '64 | 128 | undefined', opts.fastTileM);
-  const kind = fastGemmKind(ctx, opts.fast);
-  // Subgroup-matrix: 128-row tiles where experts average >= 128 rows (fewer weight re-reads), else 64.
-  const tm = kind !== 'subgroup-matrix' ? FAST_TM : (opts.fastTileM ?? (rows >= 128 * E ? 128 : 64));
+  const kind = fastGemmKind(ctx, opts.fast, w.w.dtype);
+  if (opts.tile !== 'fast' && rows < FAST_MIN_ROWS_PER_EXPERT[kind] * E) return undefined;
+  // Subgroup-matrix: 64-row tiles unless asked (on the H200 the 128-row tiles were slower at every measured
+  // shape: Mixtral T=4096 35.3 vs 28.6 ms, Qwen3-30B T=4096 10.1 vs 5.0 ms; docs/PERF-NOTES.md).
+  const tm = kind !== 'subgroup-matrix' ? FAST_TM : (opts.fastTileM ?? FAST_TM);
   const mTiles = Math.ceil(rows / tm) + Math.min(E, rows);
   const nTilesN = Math.ceil(N / (op === 'gate_up' ? 64 : 128));
   const nWork = mTiles * nTilesN;
@@ -124,7 +140,7 @@ export interface FastGemmCall {
 }
 
 function fastVariant(c: Pick<FastGemmCall, 'op' | 'act' | 'xmode' | 'biasDt'> & { rowScale: boolean; wf: FastGemmVariant['wf'] }, kind: FastGemmKind): FastGemmVariant {
-  return { op: c.op, act: c.act?.kind ?? 'none', interleaved: c.act?.interleaved ?? false, wf: c.wf, bias: c.biasDt, xmode: c.xmode, rowScale: c.rowScale, h: kind === 'f16' };
+  return { op: c.op, act: c.act?.kind ?? 'none', interleaved: c.act?.interleaved ?? false, wf: c.wf, bias: c.biasDt, xmode: c.xmode, rowScale: c.rowScale, h: kind === 'f16', xScale: kind !== 'f32' };
 }
 
 /** Records the tile-offset kernel and the fast GEMM. */
@@ -138,8 +154,16 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   const variant = fastVariant({ ...c, rowScale: !!c.rowScale, wf: c.w.w.dtype as FastGemmVariant['wf'] }, plan.kind);
   if (plan.kind === 'subgroup-matrix' && tm !== FAST_TM) variant.tm = tm;
   if (test.emulateSubgroupMatrix && plan.kind === 'subgroup-matrix') variant.emu = true;
+  let xAmax: GPUBuffer | undefined;
+  if (variant.xScale) {
+    // Per x row max |x| for the f16 staging scale (one pass over X).
+    const xRows = c.xmode === 'token' ? T : rows;
+    xAmax = rec.temp(Math.max(4, xRows * 4), 'grouped_gemm_fast.xamax');
+    rec.dispatch({ kernel: rowAbsMaxKernel, variant: ROW_ABSMAX_VARIANT, buffers: [c.x, xAmax], uniforms: new Uniforms().u32(xRows, c.K / 4, 0, 0).finish(), workgroups: foldWorkgroups(rec.ctx, xRows) });
+  }
   const buffers: GPUBuffer[] = [c.x, c.g.order.buffer, meta];
   if (c.rowScale) buffers.push(c.rowScale);
+  if (xAmax) buffers.push(xAmax);
   buffers.push(c.w.w.buffer);
   if (c.bias) buffers.push(c.bias.buffer);
   buffers.push(c.y.buffer);
@@ -170,17 +194,18 @@ export async function warmGroupedGemmFast(
   if (spec.w.kind !== 'dense') return;
   const wf = spec.w.w.dtype as FastGemmVariant['wf'];
   if (wf !== 'float32' && wf !== 'bfloat16' && wf !== 'float16') return;
-  const kind = fastGemmKind(ctx, spec.fast);
+  const kind = fastGemmKind(ctx, spec.fast, wf);
   const v = fastVariant({ op: spec.op, act: spec.act, xmode: spec.xmode, biasDt: spec.biasDt, rowScale: spec.rowScale, wf }, kind);
   await warmPipeline(ctx, tileOffsetsKernel, { tm: FAST_TM });
+  if (kind !== 'f32') await warmPipeline(ctx, rowAbsMaxKernel, ROW_ABSMAX_VARIANT);
   if (kind === 'subgroup-matrix') {
     try {
-      await Promise.all([warmPipeline(ctx, tileOffsetsKernel, { tm: 128 }), warmPipeline(ctx, groupedGemmSgmatKernel, v), warmPipeline(ctx, groupedGemmSgmatKernel, { ...v, tm: 128 })]);
+      await warmPipeline(ctx, groupedGemmSgmatKernel, v);
       return;
     } catch (e) {
       if (!sgmatBroken.has(ctx.device)) console.warn(`[webmoe] subgroup-matrix grouped GEMM failed to compile; using the f32 kernel: ${(e as Error).message}`);
       sgmatBroken.add(ctx.device);
     }
   }
-  await warmPipeline(ctx, groupedGemmFastKernel, kind === 'subgroup-matrix' ? { ...v, h: false } : v);
+  await warmPipeline(ctx, groupedGemmFastKernel, kind === 'subgroup-matrix' ? { ...v, h: false, xScale: false } : v);
 }

@@ -37,9 +37,9 @@ export interface GroupedGemmOptions extends ExpertActQuantOptions {
    * weights, K % 8 != 0, actQuant). Default: by rows per expert ('fast' when dense and T*k >= 64*E).
    */
   tile?: 'decode' | 'prefill' | 'fast';
-  /** With the fast path: which kernel ('subgroup-matrix' | 'f16' | 'f32'; default 'subgroup-matrix' where supported, else 'f32'; an unavailable one falls back to 'f32'). */
+  /** With the fast path: which kernel ('subgroup-matrix' | 'f16' | 'f32'; default 'subgroup-matrix' for bfloat16/float16 weights where supported, else 'f32'; an unavailable one falls back to 'f32'). */
   fast?: FastGemmKind;
-  /** With the subgroup-matrix fast kernel: rows per tile (default 128 when T*k >= 128*E, else 64). */
+  /** With the subgroup-matrix fast kernel: rows per tile (default 64; 128 was slower at every shape measured on the H200). */
   fastTileM?: 64 | 128;
   /** Decode whole u32 words of weights at once where the row length allows (default true; false forces element-by-element loads, for tests). */
   vectorize?: boolean;
