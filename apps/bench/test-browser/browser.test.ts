@@ -75,10 +75,11 @@ function goldenTensor(name: string, tensor: string): Float32Array {
   throw new Error(`${name}/${tensor}: dtype ${e.dtype} not handled by the test`);
 }
 
-/** ||got - want|| / ||want|| over want's values (a golden of [H] holds token 0 only: compare row 0). */
+/** ||got - want|| / ||want|| over all T rows (the goldens hold every row, llama4_text's included). */
 function relErrAgainstGolden(spec: string, got: readonly number[]): number {
   const [name, dtype] = spec.split('@');
   const want = goldenTensor(name, dtype === 'bfloat16' ? 'output_bf16' : 'output');
+  if (got.length !== want.length) throw new Error(`${spec}: the page's output has ${got.length} values, the golden ${want.length}`);
   let num = 0;
   let den = 0;
   for (let i = 0; i < want.length; i++) {

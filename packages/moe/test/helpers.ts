@@ -1,8 +1,12 @@
 import { fileURLToPath } from 'node:url';
 // Test helpers: an independent safetensors reader (not the package's) and the fixture list.
 import { readFileSync, existsSync } from 'node:fs';
+import { expect } from 'vitest';
 import { join } from 'node:path';
-import { toFloat32, type DType } from '@webmoe/tensor';
+import { HostTensor, toFloat32, type DType } from '@webmoe/tensor';
+import { GpuTensor, Recorder, type GpuContext } from '@webmoe/kernels-wgsl';
+import { gpuChecked } from '@webmoe/kernels-wgsl/testing';
+import type { MoE } from '../src/index.js';
 
 /** The fixtures beside the checkout (../shared/fixtures/hf-moe), or $WEBMOE_FIXTURES/hf-moe. */
 export const FIXTURES = (process.env.WEBMOE_FIXTURES ? process.env.WEBMOE_FIXTURES + '/hf-moe' : fileURLToPath(new URL('../../../../shared/fixtures/hf-moe', import.meta.url)));
@@ -28,41 +32,54 @@ export function readTensorsF32(path: string): Map<string, { shape: number[]; val
   return out;
 }
 
+/**
+ * The golden sets in each fixture folder: `golden` (T = 16, which reaches the
+ * decode kernels) and `golden-large` (T = 600, enough (token, expert) rows for
+ * the prefill kernels; every folder but gpt_oss_mxfp4). Same keys and
+ * tolerances (../shared/fixtures/README.md).
+ */
+export const GOLDEN_SETS = ['golden', 'golden-large'] as const;
+export type GoldenSet = (typeof GOLDEN_SETS)[number];
+
+/** The raw tensors of one golden set (`input`, `output`, ... as the fixture names them). */
+export function goldenTensors(arch: string, set: GoldenSet = 'golden'): ReturnType<typeof readTensorsF32> {
+  const path = join(FIXTURES, arch, `${set}.safetensors`);
+  if (!existsSync(path)) throw new Error(`fixture ${path} is missing`);
+  return readTensorsF32(path);
+}
+
 export interface Golden {
+  set: GoldenSet;
   T: number;
   H: number;
   input: Float32Array;
+  /** All T rows of the block's output, [T, H]. */
   output: Float32Array;
   inputBf16: Float32Array;
   outputBf16: Float32Array;
-  /** Rows of the golden outputs (T, or 1 where the fixture stored only token 0, see `note`). */
-  outRows: number;
-  note?: string;
   f32Tol: number;
   bf16Tol: number;
 }
 
-export function loadGolden(arch: string): Golden {
-  const dir = join(FIXTURES, arch);
-  if (!existsSync(join(dir, 'golden.safetensors'))) throw new Error(`fixture ${dir} is missing`);
-  const g = readTensorsF32(join(dir, 'golden.safetensors'));
-  const meta = JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8'));
+export function loadGolden(arch: string, set: GoldenSet = 'golden'): Golden {
+  const g = goldenTensors(arch, set);
+  const meta = JSON.parse(readFileSync(join(FIXTURES, arch, `${set}.json`), 'utf8'));
   const input = g.get('input')!;
   const [T, H] = input.shape;
-  const out = g.get('output')!;
-  // llama4_text: gen_goldens.py takes `y[0]` of Llama4TextMoe's already-flattened [T, H] output, so the
-  // fixture holds token 0's output only ([H]). We compare that row; every other fixture compares all T rows.
-  const outRows = out.shape.length === 1 ? 1 : out.shape[0];
-  if (out.shape[out.shape.length - 1] !== H) throw new Error(`${arch}: golden output shape ${out.shape}`);
+  // Every output holds all T rows (llama4_text's fixtures once kept only token 0's: a stale copy fails here).
+  const tensor = (name: string) => {
+    const t = g.get(name);
+    if (!t || t.shape.length !== 2 || t.shape[0] !== T || t.shape[1] !== H) throw new Error(`${arch} ${set}: ${name} shape ${t?.shape} (expected [${T}, ${H}])`);
+    return t.values;
+  };
   return {
+    set,
     T,
     H,
     input: input.values,
-    output: out.values,
-    inputBf16: g.get('input_bf16')!.values,
-    outputBf16: g.get('output_bf16')!.values,
-    outRows,
-    note: outRows !== T ? `${arch}: golden output holds ${outRows} of ${T} token rows (fixture stores y[0]); comparing those rows` : undefined,
+    output: tensor('output'),
+    inputBf16: tensor('input_bf16'),
+    outputBf16: tensor('output_bf16'),
     f32Tol: meta.f32_rel_tol,
     bf16Tol: meta.bf16_rel_tol,
   };
@@ -78,4 +95,82 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
     den += b[i] * b[i];
   }
   return Math.sqrt(num / den);
+}
+
+/** One recorded dispatch: the kernel's name and its variant. */
+export interface Dispatched {
+  kernel: string;
+  variant: Record<string, unknown>;
+}
+
+/**
+ * Runs `fn` and returns what it dispatched, in order: Recorder.prototype.dispatch is
+ * wrapped for the duration of the call (every Recorder, the layer's own included)
+ * and restored afterwards. Read-only: each dispatch still goes through unchanged.
+ * Tests run one at a time within a file, so no other dispatch lands in the log.
+ */
+export async function withDispatchLog<R>(fn: () => Promise<R>): Promise<{ result: R; dispatched: Dispatched[] }> {
+  const dispatched: Dispatched[] = [];
+  const dispatch = Recorder.prototype.dispatch;
+  Recorder.prototype.dispatch = function (this: Recorder, d) {
+    dispatched.push({ kernel: d.kernel.name, variant: { ...d.variant } });
+    return dispatch.call(this, d);
+  };
+  try {
+    return { result: await fn(), dispatched };
+  } finally {
+    Recorder.prototype.dispatch = dispatch;
+  }
+}
+
+/**
+ * Which kernel ran each expert GEMM of a dispatch log, as `op:kind` (sorted, unique):
+ * 'gemv' (the decode GEMVs, moe-gemv.ts), 'tiled-decode' / 'tiled-prefill' (the
+ * tiled grouped GEMM with grouped-gemm.ts's decode tile of 4 rows or its larger
+ * prefill tile), 'fast' (the register-blocked FMA prefill kernel) or
+ * 'subgroup-matrix' (grouped-gemm-fast.ts).
+ */
+export function expertGemmPaths(log: readonly Dispatched[]): string[] {
+  const paths = new Set<string>();
+  for (const { kernel, variant: v } of log) {
+    if (kernel === 'moe_gemv') paths.add(`${v.mode}:gemv`);
+    else if (kernel === 'grouped_gemm') paths.add(`${v.op}:${v.tm === 4 ? 'tiled-decode' : 'tiled-prefill'}`);
+    else if (kernel === 'grouped_gemm_fast') paths.add(`${v.op}:fast`);
+    else if (kernel === 'grouped_gemm_sgmat') paths.add(`${v.op}:subgroup-matrix`);
+  }
+  return [...paths].sort();
+}
+
+/** The prefill kinds of {@link expertGemmPaths}. */
+export const PREFILL_GEMMS = ['tiled-prefill', 'fast', 'subgroup-matrix'] as const;
+
+/**
+ * Checks that a forward's expert GEMMs all ran on prefill kernels (no decode GEMV,
+ * no decode tile), both gate_up and down; `dense` (dense weights, T*k >= 64E)
+ * further requires the fast kernels (FMA or subgroup-matrix), not the tiled one.
+ * Returns the paths (for the test's message); throws naming them otherwise.
+ */
+export function expectPrefillPaths(log: readonly Dispatched[], opts: { dense: boolean }): string[] {
+  const paths = expertGemmPaths(log);
+  const allowed: readonly string[] = opts.dense ? ['fast', 'subgroup-matrix'] : PREFILL_GEMMS;
+  const ok = paths.every((p) => allowed.includes(p.split(':')[1])) && ['gate_up', 'down'].every((op) => paths.some((p) => p.startsWith(op + ':')));
+  if (!ok) throw new Error(`expert GEMMs ran on ${JSON.stringify(paths)}; expected gate_up and down on ${allowed.join(' | ')} only`);
+  return paths;
+}
+
+/** moe.forward on x [T, H] as a caller runs it (upload, forward, download), with the kernels it dispatched. */
+export async function forwardLogged(c: GpuContext, moe: MoE, x: Float32Array, T: number, H: number): Promise<{ y: Float32Array; dispatched: Dispatched[] }> {
+  const { result, dispatched } = await withDispatchLog(() =>
+    gpuChecked(c, async () => {
+      const xg = GpuTensor.upload(c, new HostTensor('float32', [T, H], x));
+      const out = await moe.forward(xg);
+      const h = await out.download();
+      xg.destroy();
+      out.destroy();
+      expect(h.shape).toEqual([T, H]);
+      expect(h.dtype).toBe('float32');
+      return h.data as Float32Array;
+    }),
+  );
+  return { y: result, dispatched };
 }

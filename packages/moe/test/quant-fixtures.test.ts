@@ -3,13 +3,13 @@ import { describe, it, expect } from 'vitest';
 import { join } from 'node:path';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
 import { MoE, QuantizedExperts, parseHFQuantConfig, quantize, ConfigError, UnsupportedError } from '../src/index.js';
-import { FIXTURES, readTensorsF32, relErr } from './helpers.js';
+import { FIXTURES, GOLDEN_SETS, goldenTensors, readTensorsF32, relErr } from './helpers.js';
 
-const golden = (arch: string) => readTensorsF32(join(FIXTURES, arch, 'golden.safetensors'));
+const golden = (arch: string) => goldenTensors(arch);
 
 describe('quantized checkpoints on the CPU vs goldens', () => {
-  it('deepseek_v3_fp8: fp8 codes stay packed; weight-only within 1e-4, dynamic w8a8 within 1e-3', async () => {
-    const g = golden('deepseek_v3_fp8');
+  for (const set of GOLDEN_SETS) it(`deepseek_v3_fp8 ${set}: fp8 codes stay packed; weight-only within 1e-4, dynamic w8a8 within 1e-3`, async () => {
+    const g = goldenTensors('deepseek_v3_fp8', set);
     const x = g.get('input')!;
     const [T, H] = x.shape;
     for (const [aq, name, tol] of [['none', 'output_weight_only', 1e-4], ['dynamic', 'output_w8a8', 1e-3]] as const) {
@@ -21,7 +21,7 @@ describe('quantized checkpoints on the CPU vs goldens', () => {
       expect(moe.quantizedSharedExperts!.gateUpProj.value.dtype).toBe('float8_e4m3fn');
       const y = (await moe.forward(new HostTensor('float32', [T, H], x.values))).data as Float32Array;
       const err = relErr(y, g.get(name)!.values);
-      expect(err, `${name} rel err ${err}`).toBeLessThan(tol);
+      expect(err, `${set} ${name} rel err ${err}`).toBeLessThan(tol);
       // And the other golden is further away than the tolerance would hide (the two schemes really differ).
       const other = relErr(y, g.get(aq === 'none' ? 'output_w8a8' : 'output_weight_only')!.values);
       expect(other).toBeGreaterThan(err);
