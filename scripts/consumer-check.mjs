@@ -23,9 +23,12 @@
 //    installs Dawn and that createGpuContext() throws NoAdapterError saying
 //    `npm install webgpu`.
 //
+// Parts 2 and 3 run for npm and pnpm concurrently (two child processes; each
+// one's log is printed when it ends).
+//
 // Usage: node scripts/consumer-check.mjs [--pm npm,pnpm] [--only tensor,moe] [--no-examples] [--keep]
 //   WEBMOE_FIXTURES: the fixtures directory (default ../shared/fixtures beside the repository).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -41,9 +44,11 @@ const managers = opt('--pm', 'npm,pnpm').split(',');
 const only = opt('--only', '') ? opt('--only', '').split(',') : null;
 const runExamples = !argv.includes('--no-examples');
 const keep = argv.includes('--keep');
+// --child --work DIR: one package manager's part (2 and 3) over the tarballs in DIR/tarballs; the parent runs npm's and pnpm's concurrently.
+const child = argv.includes('--child');
 const fixtures = resolve(process.env.WEBMOE_FIXTURES ?? join(root, '..', 'shared', 'fixtures'));
 
-const work = mkdtempSync(join(tmpdir(), 'webmoe-consumer-'));
+const work = child ? opt('--work') : mkdtempSync(join(tmpdir(), 'webmoe-consumer-'));
 const tarballs = join(work, 'tarballs');
 const failures = [];
 const t0 = Date.now();
@@ -95,64 +100,76 @@ function webmoeDeps(name, seen = new Set()) {
 }
 
 // ---- 1. pack and inspect ---------------------------------------------------
-console.log(`consumer-check: work dir ${work}`);
-console.log(`[${elapsed()}] versions: src/version.ts against package.json`);
-step('src/version.ts files match package.json', process.execPath, [join(root, 'scripts', 'version-file.mjs'), '--check'], root);
-
-console.log(`[${elapsed()}] pack (prepack builds each package)`);
-mkdirSync(tarballs);
-const packed = step('pnpm -r pack', 'pnpm', ['-r', '--filter', './packages/*', 'pack', '--pack-destination', tarballs], root);
-if (packed.status !== 0) finish();
-for (const p of packages) {
-  const file = readdirSync(tarballs).find((f) => f === `${p.pkg.name.replace('@', '').replace('/', '-')}-${p.pkg.version}.tgz`);
-  if (!file) fail(`${p.pkg.name}: no tarball in ${tarballs}`);
-  p.tarball = file ? join(tarballs, file) : null;
+function locateTarballs() {
+  for (const p of packages) {
+    const file = readdirSync(tarballs).find((f) => f === `${p.pkg.name.replace('@', '').replace('/', '-')}-${p.pkg.version}.tgz`);
+    if (!file) fail(`${p.pkg.name}: no tarball in ${tarballs}`);
+    p.tarball = file ? join(tarballs, file) : null;
+  }
 }
 
-const rootLicense = readFileSync(join(root, 'LICENSE'), 'utf8');
-const GPU_TYPE = /\bGPU[A-Z][A-Za-z]+\b/;
-const stripComments = (s) => s.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/(?!\/).*$/gm, '');
+if (!child) {
+  console.log(`consumer-check: work dir ${work}`);
+  console.log(`[${elapsed()}] versions: src/version.ts against package.json`);
+  step('src/version.ts files match package.json', process.execPath, [join(root, 'scripts', 'version-file.mjs'), '--check'], root);
 
-for (const p of packages.filter((q) => q.tarball)) {
-  const name = p.pkg.name;
-  console.log(`[${elapsed()}] ${name}: tarball`);
-  const unpacked = join(work, 'unpacked', p.short);
-  mkdirSync(unpacked, { recursive: true });
-  execFileSync('tar', ['xzf', p.tarball, '-C', unpacked]);
-  const files = execFileSync('tar', ['tzf', p.tarball], { encoding: 'utf8' }).trim().split('\n').map((f) => f.replace(/^package\//, ''));
-  const fileSet = new Set(files);
-  const read = (f) => readFileSync(join(unpacked, 'package', f), 'utf8');
-  const pj = JSON.parse(read('package.json'));
-  const check = (cond, what) => (cond ? ok(`${name}: ${what}`) : fail(`${name}: ${what}`));
+  console.log(`[${elapsed()}] pack (prepack builds each package)`);
+  mkdirSync(tarballs);
+  const packed = step('pnpm -r pack', 'pnpm', ['-r', '--filter', './packages/*', 'pack', '--pack-destination', tarballs], root);
+  if (packed.status !== 0) finish();
+  locateTarballs();
 
-  check(fileSet.has('LICENSE') && read('LICENSE') === rootLicense, 'LICENSE is the repository LICENSE');
-  check(fileSet.has('README.md'), 'README.md included');
-  const buildInfo = files.filter((f) => /tsbuildinfo/.test(f));
-  check(buildInfo.length === 0, `no build info files${buildInfo.length ? ` (got ${buildInfo.join(', ')})` : ''}`);
-  const targets = [];
-  for (const [sub, conds] of Object.entries(pj.exports ?? {})) {
-    const keys = Object.keys(conds);
-    check(keys[0] === 'types' && keys.at(-1) === 'default', `exports["${sub}"] has types first and default last (got ${keys.join(', ')})`);
-    targets.push(...Object.values(conds));
+  const rootLicense = readFileSync(join(root, 'LICENSE'), 'utf8');
+  const GPU_TYPE = /\bGPU[A-Z][A-Za-z]+\b/;
+  const stripComments = (s) => s.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/(?!\/).*$/gm, '');
+
+  for (const p of packages.filter((q) => q.tarball)) {
+    const name = p.pkg.name;
+    console.log(`[${elapsed()}] ${name}: tarball`);
+    const unpacked = join(work, 'unpacked', p.short);
+    mkdirSync(unpacked, { recursive: true });
+    execFileSync('tar', ['xzf', p.tarball, '-C', unpacked]);
+    const files = execFileSync('tar', ['tzf', p.tarball], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map((f) => f.replace(/^package\//, ''));
+    const fileSet = new Set(files);
+    const read = (f) => readFileSync(join(unpacked, 'package', f), 'utf8');
+    const pj = JSON.parse(read('package.json'));
+    const check = (cond, what) => (cond ? ok(`${name}: ${what}`) : fail(`${name}: ${what}`));
+
+    check(fileSet.has('LICENSE') && read('LICENSE') === rootLicense, 'LICENSE is the repository LICENSE');
+    check(fileSet.has('README.md'), 'README.md included');
+    const buildInfo = files.filter((f) => /tsbuildinfo/.test(f));
+    check(buildInfo.length === 0, `no build info files${buildInfo.length ? ` (got ${buildInfo.join(', ')})` : ''}`);
+    const targets = [];
+    for (const [sub, conds] of Object.entries(pj.exports ?? {})) {
+      const keys = Object.keys(conds);
+      check(keys[0] === 'types' && keys.at(-1) === 'default', `exports["${sub}"] has types first and default last (got ${keys.join(', ')})`);
+      targets.push(...Object.values(conds));
+    }
+    targets.push(pj.main, pj.types, ...Object.values(pj.bin ?? {}));
+    const missing = targets.filter((t) => t && !fileSet.has(t.replace(/^\.\//, '')));
+    check(missing.length === 0, `every export/main/types/bin target is in the tarball${missing.length ? ` (missing ${missing.join(', ')})` : ''}`);
+    const ranges = JSON.stringify({ ...pj.dependencies, ...pj.peerDependencies, ...pj.optionalDependencies });
+    check(!ranges.includes('workspace:'), 'no workspace: ranges');
+    check(pj.license === rootPkg.license && pj.author === rootPkg.author, `license ${pj.license} and author "${pj.author}" match the root package.json`);
+    check(
+      pj.repository?.url === rootPkg.repository.url && pj.repository?.directory === `packages/${p.short}`,
+      `repository ${pj.repository?.url} (directory ${pj.repository?.directory})`
+    );
+    check(pj.bugs?.url === rootPkg.bugs.url && typeof pj.homepage === 'string' && pj.homepage.startsWith(rootPkg.homepage.replace(/#readme$/, '')), 'bugs and homepage');
+    check(Array.isArray(pj.keywords) && pj.keywords.length > 0, 'keywords');
+    check(/\bbuild\b/.test(p.pkg.scripts?.prepack ?? ''), 'prepack builds (package.json; pnpm drops it from the packed manifest)');
+    check(!pj.dependencies?.webgpu, 'webgpu is not a dependency');
+    const importsWebgpu = files.some((f) => f.startsWith('dist/') && f.endsWith('.js') && /['"]webgpu['"]/.test(read(f)));
+    if (importsWebgpu) check(pj.peerDependencies?.webgpu && pj.peerDependenciesMeta?.webgpu?.optional === true, 'webgpu is an optional peer dependency');
+    const dts = files.filter((f) => f.endsWith('.d.ts'));
+    const usesGpuTypes = dts.some((f) => GPU_TYPE.test(stripComments(read(f))));
+    if (usesGpuTypes) check(Boolean(pj.dependencies?.['@webgpu/types']), 'declarations use GPU* types, so @webgpu/types is a dependency');
+    step(`${name}: publint`, bin('publint'), ['run', p.tarball, '--strict'], root);
+    step(`${name}: attw --profile esm-only`, bin('attw'), ['--profile', 'esm-only', '--no-definitely-typed', '--no-emoji', '--no-color', p.tarball], root);
   }
-  targets.push(pj.main, pj.types, ...Object.values(pj.bin ?? {}));
-  const missing = targets.filter((t) => t && !fileSet.has(t.replace(/^\.\//, '')));
-  check(missing.length === 0, `every export/main/types/bin target is in the tarball${missing.length ? ` (missing ${missing.join(', ')})` : ''}`);
-  const ranges = JSON.stringify({ ...pj.dependencies, ...pj.peerDependencies, ...pj.optionalDependencies });
-  check(!ranges.includes('workspace:'), 'no workspace: ranges');
-  check(pj.license === rootPkg.license && pj.author === rootPkg.author, `license ${pj.license} and author "${pj.author}" match the root package.json`);
-  check(pj.repository?.url === rootPkg.repository.url && pj.repository?.directory === `packages/${p.short}`, `repository ${pj.repository?.url} (directory ${pj.repository?.directory})`);
-  check(pj.bugs?.url === rootPkg.bugs.url && typeof pj.homepage === 'string' && pj.homepage.startsWith(rootPkg.homepage.replace(/#readme$/, '')), 'bugs and homepage');
-  check(Array.isArray(pj.keywords) && pj.keywords.length > 0, 'keywords');
-  check(/\bbuild\b/.test(p.pkg.scripts?.prepack ?? ''), 'prepack builds (package.json; pnpm drops it from the packed manifest)');
-  check(!pj.dependencies?.webgpu, 'webgpu is not a dependency');
-  const importsWebgpu = files.some((f) => f.startsWith('dist/') && f.endsWith('.js') && /['"]webgpu['"]/.test(read(f)));
-  if (importsWebgpu) check(pj.peerDependencies?.webgpu && pj.peerDependenciesMeta?.webgpu?.optional === true, 'webgpu is an optional peer dependency');
-  const dts = files.filter((f) => f.endsWith('.d.ts'));
-  const usesGpuTypes = dts.some((f) => GPU_TYPE.test(stripComments(read(f))));
-  if (usesGpuTypes) check(Boolean(pj.dependencies?.['@webgpu/types']), 'declarations use GPU* types, so @webgpu/types is a dependency');
-  step(`${name}: publint`, bin('publint'), ['run', p.tarball, '--strict'], root);
-  step(`${name}: attw --profile esm-only`, bin('attw'), [ '--profile', 'esm-only', '--no-definitely-typed', '--no-emoji', '--no-color', p.tarball], root);
 }
 
 // ---- 2. each package alone, with npm and with pnpm -------------------------
@@ -238,7 +255,9 @@ function assertFromTarballs(pm, dir, what) {
 }
 
 const ENV = { XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp/xdg-runtime' };
-for (const pm of managers) {
+
+/** Parts 2 and 3 for one package manager. */
+function consumers(pm) {
   for (const p of selected.filter((q) => q.tarball)) {
     const what = `${pm} ${p.pkg.name}`;
     console.log(`[${elapsed()}] ${what}: alone in a scratch project`);
@@ -256,10 +275,10 @@ for (const pm of managers) {
     const subpaths = Object.keys(p.pkg.exports).map((s) => (s === '.' ? p.pkg.name : `${p.pkg.name}/${s.slice(2)}`));
     writeFileSync(
       join(dir, 'entry-types.ts'),
-      subpaths.map((s, i) => `import * as entry${i} from '${s}';\n`).join('') + `export const entries: object[] = [${subpaths.map((_, i) => `entry${i}`).join(', ')}];\nexport const version: string = entry0.VERSION;\n`,
+      subpaths.map((s, i) => `import * as entry${i} from '${s}';\n`).join('') +
+        `export const entries: object[] = [${subpaths.map((_, i) => `entry${i}`).join(', ')}];\nexport const version: string = entry0.VERSION;\n`
     );
     writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(strictTsconfig, null, 2));
-    step(`${what}: strict TypeScript consumer type-checks ${subpaths.join(', ')}`, bin('tsc', dir), ['-p', 'tsconfig.json'], dir);
 
     // Every entry point loads in Node; VERSION is the package.json version; require() works where Node has require(esm).
     const load = `
@@ -273,16 +292,19 @@ for (const pm of managers) {
       console.log('loaded', subpaths.join(', '), 'VERSION', m.VERSION, process.features.require_module ? '(and require())' : '');`;
     step(`${what}: every entry point loads in Node and VERSION = ${p.pkg.version}`, process.execPath, ['--input-type=module', '-e', load], dir);
 
-    // The README's examples, compiled under the same strict settings (plus Node's types) and run.
+    // The README's examples, compiled under the same strict settings (plus Node's types), in the
+    // same tsc run as the entry points (two projects, one `tsc -b`), then run.
     const examples = readmeExamples(p);
-    if (examples.length === 0) {
-      fail(`${what}: README.md has no \`\`\`ts example block`);
-      continue;
-    }
+    if (examples.length === 0) fail(`${what}: README.md has no \`\`\`ts example block`);
     mkdirSync(join(dir, 'examples'), { recursive: true });
     examples.forEach((e, i) => writeFileSync(join(dir, 'examples', `readme-${i + 1}.ts`), e.code));
     writeFileSync(join(dir, 'tsconfig.examples.json'), JSON.stringify(examplesTsconfig, null, 2));
-    const built = step(`${what}: README examples compile (${examples.length})`, bin('tsc', dir), ['-p', 'tsconfig.examples.json'], dir);
+    const built = step(
+      `${what}: a strict TypeScript consumer type-checks ${subpaths.join(', ')} and the README's ${examples.length} example(s)`,
+      bin('tsc', dir),
+      ['-b', 'tsconfig.json', ...(examples.length ? ['tsconfig.examples.json'] : [])],
+      dir
+    );
     if (built.status !== 0 || !runExamples) continue;
     examples.forEach((e, i) => {
       const args = e.fixture ? [join(fixtures, e.fixture)] : [];
@@ -291,16 +313,13 @@ for (const pm of managers) {
       if (r.status === 0) console.log(indent(`${r.out.trim()}\n(${((Date.now() - t) / 1000).toFixed(1)} s)`));
     });
   }
-}
 
-// ---- 3. Node without the optional webgpu peer ----------------------------------
-const kernels = byName.get('@webmoe/kernels-wgsl');
-if (kernels?.tarball && (!only || only.includes('kernels-wgsl'))) {
-  for (const pm of managers) {
+  // ---- 3. Node without the optional webgpu peer ----------------------------------
+  const kernels = byName.get('@webmoe/kernels-wgsl');
+  if (kernels?.tarball && (!only || only.includes('kernels-wgsl'))) {
     const what = `${pm} @webmoe/kernels-wgsl without webgpu`;
     console.log(`[${elapsed()}] ${what}`);
     const dir = consumerProject(pm, [kernels.pkg.name], join(work, pm, 'no-webgpu'));
-    if (install(pm, dir, what).status !== 0) continue;
     const probe = `
       import { existsSync, readdirSync } from 'node:fs';
       import { createGpuContext, NoAdapterError } from '@webmoe/kernels-wgsl';
@@ -313,9 +332,41 @@ if (kernels?.tarball && (!only || only.includes('kernels-wgsl'))) {
         if (!(e instanceof NoAdapterError) || !e.message.includes('npm install webgpu')) throw e;
         console.log('NoAdapterError:', e.message);
       }`;
-    const r = step(`${what}: nothing installs Dawn; createGpuContext() throws NoAdapterError saying npm install webgpu`, process.execPath, ['--input-type=module', '-e', probe], dir);
-    if (r.status === 0) console.log(indent(`${r.out.trim()}\nnode_modules: ${execFileSync('du', ['-sh', 'node_modules'], { cwd: dir, encoding: 'utf8' }).split('\t')[0]} (typescript and @types/node included)`));
+    const r =
+      install(pm, dir, what).status !== 0
+        ? { status: 1 }
+        : step(`${what}: nothing installs Dawn; createGpuContext() throws NoAdapterError saying npm install webgpu`, process.execPath, ['--input-type=module', '-e', probe], dir);
+    if (r.status === 0)
+      console.log(
+        indent(`${r.out.trim()}\nnode_modules: ${execFileSync('du', ['-sh', 'node_modules'], { cwd: dir, encoding: 'utf8' }).split('\t')[0]} (typescript and @types/node included)`)
+      );
   }
+}
+
+// Parts 2 and 3: in this process for one package manager, else one child process per manager, concurrently.
+if (child) {
+  locateTarballs();
+  for (const pm of managers) consumers(pm);
+  finish();
+} else if (managers.length === 1) consumers(managers[0]);
+else {
+  console.log(`[${elapsed()}] ${managers.join(' and ')} consumers, concurrently (each one's log follows when it ends)`);
+  const passOn = [...(only ? ['--only', only.join(',')] : []), ...(runExamples ? [] : ['--no-examples'])];
+  const runs = managers.map(
+    (pm) =>
+      new Promise((done) => {
+        const c = spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', '--work', work, '--pm', pm, ...passOn], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let log = '';
+        c.stdout.on('data', (d) => (log += d));
+        c.stderr.on('data', (d) => (log += d));
+        c.on('close', (code) => {
+          console.log(`---- ${pm} (ended at ${elapsed()}) ----\n${log.trimEnd()}`);
+          if (code !== 0) failures.push(`${pm} consumers: exit status ${code} (see its log above)`);
+          done();
+        });
+      })
+  );
+  await Promise.all(runs);
 }
 
 // ---- 4. a publish dry run of every package ----------------------------------------
@@ -327,8 +378,10 @@ if (!only) {
 finish();
 
 function finish() {
-  console.log(`consumer-check: ${failures.length === 0 ? 'all passed' : `${failures.length} failed`} in ${elapsed()}`);
+  const who = child ? `consumer-check (${managers.join(', ')})` : 'consumer-check';
+  console.log(`${who}: ${failures.length === 0 ? 'all passed' : `${failures.length} failed`} in ${elapsed()}`);
   for (const f of failures) console.log(`  - ${f.split('\n')[0]}`);
+  if (child) process.exit(failures.length === 0 ? 0 : 1);
   if (!keep) rmSync(work, { recursive: true, force: true });
   else console.log(`consumer-check: kept ${work}`);
   process.exit(failures.length === 0 ? 0 : 1);

@@ -16,13 +16,13 @@ const check = args.includes('--check');
 let dirs = args.filter((a) => a !== '--check');
 if (dirs.length === 0) {
   const here = process.cwd();
-  dirs = existsSync(join(here, 'package.json')) && here !== root
-    ? [here]
-    : ['packages', 'apps'].flatMap((g) => readdirSync(join(root, g)).map((d) => join(root, g, d))).filter((d) => existsSync(join(d, 'src')));
+  dirs =
+    existsSync(join(here, 'package.json')) && here !== root
+      ? [here]
+      : ['packages', 'apps'].flatMap((g) => readdirSync(join(root, g)).map((d) => join(root, g, d))).filter((d) => existsSync(join(d, 'src')));
 }
 
-export const versionSource = (version) =>
-  `// Generated from package.json by scripts/version-file.mjs (run by \`build\`); do not edit.\nexport const VERSION = '${version}';\n`;
+export const versionSource = (version) => `// Generated from package.json by scripts/version-file.mjs (run by \`build\`); do not edit.\nexport const VERSION = '${version}';\n`;
 
 let stale = 0;
 for (const dir of dirs) {
