@@ -6,7 +6,7 @@
 # publint and are-the-types-wrong, and a publish dry run. Needs `pnpm build`'s
 # toolchain (pnpm install) and the npm registry. scripts/consumer-check.mjs
 # says what each step checks; arguments go to it (--pm npm, --only moe,
-# --no-examples, --keep). About 3-5 minutes.
+# --no-examples, --keep). A few minutes: npm and pnpm run concurrently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/xdg-runtime}
