@@ -28,8 +28,14 @@ if ! mesa_ok || ! command -v chromium >/dev/null 2>&1; then
     $SUDO apt-get install -y -qq chromium >/dev/null || echo "setup: chromium could not be installed" >&2
   fi
 fi
-if ! command -v pnpm >/dev/null 2>&1; then
-  npm install -g pnpm@9.15.9 >/dev/null 2>&1
+# pnpm: the version package.json's packageManager names (one place), installed
+# globally when missing or different (pnpm 10 is the newest line that runs on Node 20).
+root=$(cd "$(dirname "$0")/.." && pwd)
+pnpm_want=$(node -p "require(process.argv[1]).packageManager.replace(/^pnpm@/, '')" "$root/package.json")
+if [ "$(pnpm --version 2>/dev/null || true)" != "$pnpm_want" ]; then
+  npm install -g "pnpm@$pnpm_want" >/dev/null
+  hash -r
+  [ "$(pnpm --version)" = "$pnpm_want" ] || { echo "setup: pnpm $pnpm_want was installed but \`pnpm --version\` says $(pnpm --version)" >&2; exit 1; }
 fi
 mkdir -p "${XDG_RUNTIME_DIR:-/tmp/xdg-runtime}"
 echo "setup: mesa-vulkan-drivers $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null), pnpm $(pnpm --version), chromium $(command -v chromium || echo missing)"

@@ -7,7 +7,7 @@
  * const report = await runBench(parseArgs(['--quick']), await openDevice('auto'));
  * ```
  */
-export const VERSION = '0.1.0';
+export { VERSION } from './version.js';
 export * from './models.js';
 export * from './stats.js';
 export * from './metrics.js';

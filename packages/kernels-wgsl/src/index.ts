@@ -1,3 +1,8 @@
+/// <reference types="@webgpu/types" preserve="true" />
+/// <reference lib="esnext.disposable" preserve="true" />
+// The references above are kept in the emitted .d.ts so that consumers get the
+// GPU* types and Symbol.dispose without configuring anything (see README "Install").
+export { VERSION } from './version.js';
 export * from './runtime/errors.js';
 export * from './runtime/context.js';
 export * from './runtime/tensor.js';

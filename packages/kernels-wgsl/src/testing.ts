@@ -1,3 +1,7 @@
+/// <reference types="@webgpu/types" preserve="true" />
+/// <reference lib="esnext.disposable" preserve="true" />
+// The references above are kept in the emitted .d.ts so that consumers get the
+// GPU* types and Symbol.dispose without configuring anything (see README "Install").
 /**
  * Test support for GPU tests (exported as `@webmoe/kernels-wgsl/testing`).
  * With CI=true a missing adapter fails the test run; elsewhere GPU tests

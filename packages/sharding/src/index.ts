@@ -1,4 +1,8 @@
-export const VERSION = '0.1.0';
+/// <reference types="@webgpu/types" preserve="true" />
+/// <reference lib="esnext.disposable" preserve="true" />
+// The references above are kept in the emitted .d.ts so that consumers get the
+// GPU* types and Symbol.dispose without configuring anything (see README "Install").
+export { VERSION } from './version.js';
 export * from './errors.js';
 export * from './range.js';
 export * from './host-ops.js';

@@ -10,8 +10,9 @@
 export class WebMoEError extends Error {
   /** A stable machine-readable code, e.g. `SHAPE_MISMATCH`. */
   readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
+  /** `options.cause`: the error this one explains (kept as `error.cause`). */
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.code = code;
     this.name = new.target.name;
   }

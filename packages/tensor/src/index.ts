@@ -1,3 +1,4 @@
+export { VERSION } from './version.js';
 export * from './errors.js';
 export * from './dtype.js';
 export * from './convert.js';

@@ -41,13 +41,45 @@ export async function getGpu(): Promise<GPU> {
   if (nav?.gpu) return nav.gpu;
   const isNode = typeof process !== 'undefined' && !!(process as { versions?: { node?: string } }).versions?.node;
   if (!isNode) throw new NoAdapterError('navigator.gpu is missing (this browser has no WebGPU, or it is disabled)');
-  nodeGpu ??= (async () => {
-    const spec = 'webgpu';
-    const mod = (await import(/* @vite-ignore */ spec)) as { create: (t: string[]) => GPU; globals: Record<string, unknown> };
-    Object.assign(globalThis, mod.globals);
-    return mod.create(DAWN_NODE_TOGGLES);
-  })();
+  nodeGpu ??= loadDawn().catch((e: unknown) => {
+    nodeGpu = undefined; // installing `webgpu` later in the same process works
+    throw e;
+  });
   return nodeGpu;
+}
+
+/** What `getGpu` needs of the `webgpu` package (Dawn for Node). */
+export interface DawnModule {
+  create: (toggles: string[]) => GPU;
+  globals: Record<string, unknown>;
+}
+
+/** The message of the NoAdapterError thrown when Node has no `webgpu` package. */
+export const WEBGPU_MISSING = 'the optional peer dependency `webgpu` (Dawn for Node) is not installed: run `npm install webgpu` (or `pnpm add webgpu`)';
+
+const importWebgpu = (): Promise<unknown> => {
+  const spec = 'webgpu'; // a variable, so that bundlers for browsers leave it alone
+  return import(/* @vite-ignore */ spec);
+};
+
+/**
+ * Loads the `webgpu` package and creates its Dawn instance, installing its
+ * globals (`GPUBufferUsage`, ...). A missing package is a NoAdapterError
+ * saying how to install it; `importer` exists for tests.
+ */
+export async function loadDawn(importer: () => Promise<unknown> = importWebgpu): Promise<GPU> {
+  let mod: DawnModule;
+  try {
+    mod = (await importer()) as DawnModule;
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    const missing = (err.code === 'ERR_MODULE_NOT_FOUND' || err.code === 'MODULE_NOT_FOUND') && /['"]webgpu['"]/.test(err.message ?? '');
+    if (missing) throw new NoAdapterError(WEBGPU_MISSING, { cause: e });
+    throw new NoAdapterError(`the \`webgpu\` package failed to load: ${err.message ?? String(e)}`, { cause: e });
+  }
+  if (typeof mod?.create !== 'function') throw new NoAdapterError('the `webgpu` package has no create() function (expected webgpu ^0.6)');
+  Object.assign(globalThis, mod.globals);
+  return mod.create(DAWN_NODE_TOGGLES);
 }
 
 /**

@@ -2,8 +2,8 @@ import { WebMoEError } from '@webmoe/tensor';
 
 /** No WebGPU adapter could be obtained. @example `catch (e) { if (e instanceof NoAdapterError) useCpu(); }` */
 export class NoAdapterError extends WebMoEError {
-  constructor(detail: string) {
-    super('NO_ADAPTER', `no WebGPU adapter: ${detail}`);
+  constructor(detail: string, options?: { cause?: unknown }) {
+    super('NO_ADAPTER', `no WebGPU adapter: ${detail}`, options);
   }
 }
 /** A GPU validation error caught by an error scope. @example `new GpuValidationError('matmul', msg)` */

@@ -1,0 +1,76 @@
+// loadDawn: how Node without the optional `webgpu` peer fails. The missing
+// module is simulated with the error Node itself raises: a child process
+// imports 'webgpu' from an empty temporary directory and reports the error's
+// code and message, which the importer given to loadDawn then throws.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { WebMoEError } from '@webmoe/tensor';
+import { loadDawn, NoAdapterError, WEBGPU_MISSING } from '../src/index.js';
+
+/** The error Node throws for `import('webgpu')` where no `webgpu` package can be found. */
+function nodeMissingWebgpuError(): Error & { code?: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'webmoe-no-webgpu-'));
+  try {
+    const script = "import('webgpu').then(() => console.log('{}'), (e) => console.log(JSON.stringify({ code: e.code, message: e.message })))";
+    const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: dir, encoding: 'utf8' })) as { code?: string; message?: string };
+    expect(out.code, 'Node should fail to find webgpu in an empty directory').toBe('ERR_MODULE_NOT_FOUND');
+    return Object.assign(new Error(out.message), { code: out.code });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('loadDawn', () => {
+  it('a missing webgpu package is a NoAdapterError that says to npm install webgpu', async () => {
+    const cause = nodeMissingWebgpuError();
+    const err = await loadDawn(() => Promise.reject(cause)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(NoAdapterError);
+    expect(err).toBeInstanceOf(WebMoEError);
+    const e = err as NoAdapterError;
+    expect(e.code).toBe('NO_ADAPTER');
+    expect(e.message).toContain('npm install webgpu');
+    expect(e.message).toBe(`no WebGPU adapter: ${WEBGPU_MISSING}`);
+    expect(e.cause).toBe(cause);
+  });
+
+  it('a webgpu package that fails to load for another reason keeps that reason', async () => {
+    const cause = new Error('libvulkan.so.1: cannot open shared object file');
+    const e = (await loadDawn(() => Promise.reject(cause)).catch((x: unknown) => x)) as NoAdapterError;
+    expect(e).toBeInstanceOf(NoAdapterError);
+    expect(e.message).toContain('failed to load: libvulkan.so.1');
+    expect(e.message).not.toContain('npm install');
+    expect(e.cause).toBe(cause);
+  });
+
+  it('a missing dependency of webgpu is not reported as webgpu missing', async () => {
+    const cause = Object.assign(new Error("Cannot find package 'dawn-helper' imported from /x/node_modules/webgpu/index.js"), { code: 'ERR_MODULE_NOT_FOUND' });
+    const e = (await loadDawn(() => Promise.reject(cause)).catch((x: unknown) => x)) as NoAdapterError;
+    expect(e).toBeInstanceOf(NoAdapterError);
+    expect(e.message).toContain("failed to load: Cannot find package 'dawn-helper'");
+  });
+
+  it('a module without create() is rejected by name', async () => {
+    const e = await loadDawn(async () => ({ globals: {} })).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(NoAdapterError);
+    expect((e as Error).message).toContain('no create() function');
+  });
+
+  it('a module with create() gets the toggles and installs its globals', async () => {
+    let toggles: string[] = [];
+    const gpu = { marker: 'fake GPU' } as unknown as GPU;
+    const got = await loadDawn(async () => ({
+      create: (t: string[]) => ((toggles = t), gpu),
+      globals: { __webmoeDawnLoadTest: 7 },
+    }));
+    expect(got).toBe(gpu);
+    expect(toggles.join(' ')).toContain('allow_unsafe_apis');
+    expect((globalThis as Record<string, unknown>).__webmoeDawnLoadTest).toBe(7);
+    delete (globalThis as Record<string, unknown>).__webmoeDawnLoadTest;
+  });
+});
