@@ -90,6 +90,8 @@ export interface EPRankStats {
   dispatchBytes: number;
   /** Combine bytes sent back to other ranks (its own block excluded). */
   combineBytes: number;
+  /** (token, slot) pairs of this rank's tokens whose expert lives on another rank: what a once-per-pair dispatch would send. */
+  remotePairs: number;
 }
 
 /** Options of {@link rankEPForward}. */
@@ -207,7 +209,10 @@ export async function rankEPForward(tr: HostTransport, o: RankEPForwardOptions):
     for (let c = 0; c < H; c++) out[t * H + c] += back[r * H + c];
   }
   const own = tr.rank;
+  let remotePairs = 0;
+  for (let p = 0; p < o.idx.length; p++) if (Math.floor(o.idx[p] / local) !== own) remotePairs++;
   const stats: EPRankStats = {
+    remotePairs,
     rowsSent: rows,
     dispatchBytes: (rows - plan.sendCounts[own]) * R,
     combineBytes: (recvRows - there.recvCounts[own] / R) * H * 4,

@@ -31,7 +31,7 @@ async function report(name, ep, x, T, want) {
   const err = relErr(y, want);
   const ok = y.length === want.length && err < TOL;
   failed ||= !ok;
-  console.log(JSON.stringify({ rank: tr.rank, size: n, case: name, T, err, ok, localExperts: ep.shards[0].numLocalExperts, stats: ep.lastEPStats[0] }));
+  console.log(JSON.stringify({ rank: tr.rank, size: n, case: name, T, H: ep.hiddenDim, k: ep.shards[0].numExpertsPerToken, err, ok, localExperts: ep.shards[0].numLocalExperts, stats: ep.lastEPStats[0] }));
 }
 
 for (const arch of ARCHS) {
@@ -67,7 +67,7 @@ for (const arch of ARCHS) {
 
 // A random layer with E = 6 (the fixtures' E = 8 and 16 do not split over 3 ranks). With `skew`, experts 0
 // and 1 get every (token, slot): under EP n every rank but 0 receives no rows.
-for (const skew of [false, true]) {
+for (const skew of 6 % n === 0 ? [false, true] : []) {
   const H = 16, E = 6, I = 12, T = 9;
   let s = 1234 + (skew ? 1 : 0);
   const rand = (len, scale) => Float32Array.from({ length: len }, () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648 * 2 - 1) * scale);
