@@ -1,12 +1,19 @@
 // The MPI transport, each rank its own process: the tests launch `mpiexec -n 2` and `-n 3` on the scripts in
 // test/ranks (ranks check their own results against formulas and print one JSON line), plus the typed error when no libmpi loads and
 // the fault cases (a rank that throws, a rank that is killed: every rank ends within seconds).
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, beforeAll } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MpiError, loadLibMpi, localRankFromEnv } from '../src/index.js';
 import { launchMpi, requireMpi } from '../src/testing.js';
 
 const RANKS = fileURLToPath(new URL('./ranks/', import.meta.url));
+const pkg = fileURLToPath(new URL('..', import.meta.url));
+// the rank scripts import the built package (@webmoe/mpi -> dist)
+beforeAll(() => {
+  execFileSync(join(pkg, 'node_modules', '.bin', 'tsc'), ['-b'], { cwd: pkg, stdio: 'pipe' });
+}, 300_000);
 
 // Written reason for the skip below: without an MPI installation there is nothing to launch. CI installs
 // mpich (scripts/setup-machine.sh) and sets CI=true, where requireMpi() throws instead.
