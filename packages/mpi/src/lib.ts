@@ -4,14 +4,20 @@ import { MpiError } from './errors.js';
 /** Which MPI library was loaded; decides how predefined handles are resolved. */
 export type MpiImplementation = 'mpich' | 'openmpi' | 'mpi-abi';
 
-/** One library to try: its soname and the implementation its handles follow. */
-interface Candidate {
-  file: string;
-  impl?: MpiImplementation;
-}
-
 /** The search order after `WEBMOE_LIBMPI`: MPICH (and its ABI-compatible Intel MPI / Cray MPICH), Open MPI, the MPI 5 standard ABI. */
 export const LIBMPI_CANDIDATES: readonly string[] = ['libmpich.so.12', 'libmpi.so.40', 'libmpi_abi.so.0', 'libmpi_abi.so'];
+
+/**
+ * The candidates in the order to try them: the launcher's own library first
+ * when the environment names it (Open MPI's `mpirun` exports `OMPI_*`; a rank
+ * must use the library of the launcher that started it when several MPIs are
+ * installed), then {@link LIBMPI_CANDIDATES}.
+ * @example `libmpiCandidates({ OMPI_COMM_WORLD_SIZE: '2' })[0] // 'libmpi.so.40'`
+ */
+export function libmpiCandidates(env: Record<string, string | undefined> = process.env): string[] {
+  const first = env.OMPI_COMM_WORLD_SIZE !== undefined ? ['libmpi.so.40'] : env.PMI_SIZE !== undefined || env.PMI_RANK !== undefined ? ['libmpich.so.12'] : [];
+  return [...first, ...LIBMPI_CANDIDATES.filter((c) => !first.includes(c))];
+}
 
 /** What to install when no library loads (one place: the error message and the README say the same). */
 export const INSTALL_HINT = 'install an MPI implementation: `apt install mpich` (Debian/Ubuntu) or `apt install openmpi-bin`, or set WEBMOE_LIBMPI to the path of libmpi';
@@ -52,7 +58,7 @@ function loadKoffi(): Koffi {
 }
 
 /** Which implementation a library is, from the symbols it exports. */
-function detect(koffi: Koffi, lib: ReturnType<Koffi['load']>): MpiImplementation {
+function detect(lib: ReturnType<Koffi['load']>): MpiImplementation {
   const has = (s: string) => {
     try {
       return !!lib.symbol(s);
@@ -62,13 +68,12 @@ function detect(koffi: Koffi, lib: ReturnType<Koffi['load']>): MpiImplementation
   };
   if (has('ompi_mpi_comm_world')) return 'openmpi';
   if (has('MPI_Abi_get_version') || has('MPI_Abi_get_info')) return 'mpi-abi';
-  void koffi;
   return 'mpich';
 }
 
 /**
  * Finds and binds libmpi: `WEBMOE_LIBMPI` (a path or soname) first, then
- * {@link LIBMPI_CANDIDATES}. Throws an {@link MpiError} `NO_LIBMPI` naming
+ * {@link libmpiCandidates}. Throws an {@link MpiError} `NO_LIBMPI` naming
  * what was tried and what to install.
  *
  * @example
@@ -76,25 +81,25 @@ function detect(koffi: Koffi, lib: ReturnType<Koffi['load']>): MpiImplementation
  * const mpi = loadLibMpi(); // mpi.impl === 'mpich' with Debian's mpich package
  * ```
  */
-export function loadLibMpi(env: NodeJS.ProcessEnv = process.env): MpiLib {
+export function loadLibMpi(env: Record<string, string | undefined> = process.env): MpiLib {
   const koffi = loadKoffi();
   const tried: string[] = [];
-  const cands: Candidate[] = env.WEBMOE_LIBMPI ? [{ file: env.WEBMOE_LIBMPI }] : LIBMPI_CANDIDATES.map((file) => ({ file }));
-  for (const c of cands) {
+  const files = env.WEBMOE_LIBMPI ? [env.WEBMOE_LIBMPI] : libmpiCandidates(env);
+  for (const file of files) {
     let lib: ReturnType<Koffi['load']>;
     try {
-      lib = koffi.load(c.file);
+      lib = koffi.load(file);
     } catch (e) {
-      tried.push(`${c.file} (${(e as Error).message.split('\n')[0]})`);
+      tried.push(`${file} (${(e as Error).message.split('\n')[0]})`);
       continue;
     }
-    return bind(koffi, lib, c.file, c.impl ?? detect(koffi, lib));
+    return bind(lib, file, detect(lib));
   }
   const from = env.WEBMOE_LIBMPI ? `WEBMOE_LIBMPI=${env.WEBMOE_LIBMPI}` : LIBMPI_CANDIDATES.join(', ');
   throw new MpiError('NO_LIBMPI', `libmpi: expected one of ${from} to load, got none (${tried.join('; ')}); ${INSTALL_HINT}`);
 }
 
-function bind(koffi: Koffi, lib: ReturnType<Koffi['load']>, path: string, impl: MpiImplementation): MpiLib {
+function bind(lib: ReturnType<Koffi['load']>, path: string, impl: MpiImplementation): MpiLib {
   // MPICH: handles are C ints. Open MPI: pointers (the addresses of ompi_mpi_* objects). MPI 5 ABI: pointer-sized constants.
   const H = impl === 'mpich' ? 'int' : 'intptr_t';
   let COMM_WORLD: number | bigint;

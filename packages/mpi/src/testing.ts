@@ -1,8 +1,14 @@
 import { spawnSync } from 'node:child_process';
 
-/** `mpiexec --version`'s output, or undefined when no mpiexec is on the PATH. @example `if (!mpiexecVersion()) console.log('no MPI')` */
+/** The launcher: `WEBMOE_MPIEXEC` (e.g. `mpirun.openmpi` where MPICH's is the default `mpiexec`), else `mpiexec`. @example `mpiexecCommand() // 'mpiexec'` */
+export function mpiexecCommand(): string {
+  return process.env.WEBMOE_MPIEXEC || 'mpiexec';
+}
+
+/** The launcher's `--version` output, or undefined when it is not on the PATH. @example `if (!mpiexecVersion()) console.log('no MPI')` */
 export function mpiexecVersion(): string | undefined {
-  const r = spawnSync('mpiexec', ['--version'], { encoding: 'utf8' });
+  // Open MPI refuses even --version as root without these
+  const r = spawnSync(mpiexecCommand(), ['--version'], { encoding: 'utf8', env: { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' } });
   return r.error ? undefined : r.stdout + r.stderr;
 }
 
@@ -18,7 +24,7 @@ export interface MpiLaunch {
 }
 
 /**
- * Runs `mpiexec -n N node args...` (tests and scripts): Open MPI gets
+ * Runs `mpiexec -n N node args...` ({@link mpiexecCommand}; tests and scripts): Open MPI gets
  * `--oversubscribe --allow-run-as-root` (it refuses more ranks than cores,
  * and root, without them); MPICH's hydra needs no flags.
  *
@@ -28,9 +34,11 @@ export interface MpiLaunch {
  * ```
  */
 export function launchMpi(n: number, args: readonly string[], opts: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {}): MpiLaunch {
-  const extra = mpiexecVersion()?.includes('Open MPI') ? ['--oversubscribe', '--allow-run-as-root'] : [];
+  const openMpi = /Open MPI|OpenRTE|open-mpi\.org/i.test(mpiexecVersion() ?? '');
+  // Open MPI passes only OMPI_* variables to the ranks unless told: forward the ones given here with -x
+  const extra = openMpi ? ['--oversubscribe', '--allow-run-as-root', ...Object.keys(opts.env ?? {}).flatMap((k) => ['-x', k])] : [];
   const t0 = Date.now();
-  const r = spawnSync('mpiexec', [...extra, '-n', String(n), process.execPath, ...args], { encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, cwd: opts.cwd, env: { ...process.env, ...opts.env } });
+  const r = spawnSync(mpiexecCommand(), [...extra, '-n', String(n), process.execPath, ...args], { encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, cwd: opts.cwd, env: { ...process.env, ...opts.env } });
   const lines = (r.stdout ?? '').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, any>);
   return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '', lines, ms: Date.now() - t0 };
 }

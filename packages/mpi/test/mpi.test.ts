@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MpiError, loadLibMpi, localRankFromEnv } from '../src/index.js';
+import { MpiError, loadLibMpi, localRankFromEnv, libmpiCandidates } from '../src/index.js';
 import { launchMpi, requireMpi } from '../src/testing.js';
 
 const RANKS = fileURLToPath(new URL('./ranks/', import.meta.url));
@@ -35,6 +35,12 @@ describe('no libmpi', () => {
     expect((err as MpiError).message).toContain('openmpi-bin');
   });
 
+  it('tries the launcher\'s own library first (Open MPI exports OMPI_*, MPICH hydra PMI_*)', () => {
+    expect(libmpiCandidates({})).toEqual(['libmpich.so.12', 'libmpi.so.40', 'libmpi_abi.so.0', 'libmpi_abi.so']);
+    expect(libmpiCandidates({ OMPI_COMM_WORLD_SIZE: '2' })).toEqual(['libmpi.so.40', 'libmpich.so.12', 'libmpi_abi.so.0', 'libmpi_abi.so']);
+    expect(libmpiCandidates({ PMI_RANK: '0' })[0]).toBe('libmpich.so.12');
+  });
+
   it('reads the local rank from the launchers\' variables', () => {
     expect(localRankFromEnv({ OMPI_COMM_WORLD_LOCAL_RANK: '3' })).toBe(3);
     expect(localRankFromEnv({ MPI_LOCALRANKID: '1' })).toBe(1);
@@ -62,6 +68,7 @@ describe.skipIf(!haveMpi)('mpiexec', () => {
       const r = launch(3, 'fault.mjs', { FAULT: fault }, 30_000);
       expect(r.signal, 'mpiexec had to be killed by the test timeout: a hang').toBeNull();
       expect(r.status).not.toBe(0);
+      expect(r.lines.filter((l) => l.started).map((l) => l.rank).sort(), r.stderr).toEqual([0, 1, 2]); // every rank ran the first collective
       expect(r.lines.filter((l) => l.reached)).toEqual([]);
       expect(r.ms).toBeLessThan(20_000);
     });

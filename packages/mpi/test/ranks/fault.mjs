@@ -1,13 +1,17 @@
 // One MPI rank that fails mid-run: FAULT=throw makes rank 1 throw an uncaught error after the first
 // collective (the transport's handler calls MPI_Abort), FAULT=kill makes rank 1 SIGKILL itself. The other
 // ranks block in the next collective; the launcher must end them (the test bounds the wall time).
+// Lines go out with writeSync so that they survive the abort (piped stdout is asynchronous in Node).
+import { writeSync } from 'node:fs';
 import { createMpiTransport } from '@webmoe/mpi';
 
+const say = (o) => writeSync(1, JSON.stringify(o) + '\n');
 const tr = createMpiTransport();
 await tr.allGatherv(Uint8Array.of(tr.rank));
+say({ rank: tr.rank, started: true });
 if (tr.rank === 1) {
   if (process.env.FAULT === 'kill') process.kill(process.pid, 'SIGKILL');
   else throw new Error('rank 1 fails on purpose');
 }
 await tr.allGatherv(Uint8Array.of(tr.rank)); // rank 1 never arrives
-console.log(JSON.stringify({ rank: tr.rank, reached: 'after the collective (should not happen)' }));
+say({ rank: tr.rank, reached: 'after the collective (should not happen)' });
