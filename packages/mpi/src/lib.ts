@@ -43,6 +43,10 @@ export interface MpiLib {
   Alltoallv(send: Uint8Array, sc: Int32Array, sd: Int32Array, st: number | bigint, recv: Uint8Array, rc: Int32Array, rd: Int32Array, rt: number | bigint, comm: number | bigint): number;
   Allgather(send: Uint8Array, sc: number, st: number | bigint, recv: Uint8Array, rc: number, rt: number | bigint, comm: number | bigint): number;
   Allgatherv(send: Uint8Array, sc: number, st: number | bigint, recv: Uint8Array, rc: Int32Array, rd: Int32Array, rt: number | bigint, comm: number | bigint): number;
+  /** `req`: 8 bytes that receive the request handle (an int in MPICH, a pointer in Open MPI). */
+  Ibarrier(comm: number | bigint, req: Uint8Array): number;
+  /** `req` as Ibarrier filled it; `status`: a buffer of at least 64 bytes (larger than any MPI_Status). */
+  Test(req: Uint8Array, flag: Int32Array, status: Uint8Array): number;
   Abort(comm: number | bigint, code: number): number;
   Finalize(): number;
 }
@@ -144,6 +148,8 @@ function bind(lib: ReturnType<Koffi['load']>, path: string, impl: MpiImplementat
     Alltoallv: f('MPI_Alltoallv', ['void *', 'int *', 'int *', H, 'void *', 'int *', 'int *', H, H]),
     Allgather,
     Allgatherv: f('MPI_Allgatherv', ['void *', 'int', H, 'void *', 'int *', 'int *', H, H]),
+    Ibarrier: f('MPI_Ibarrier', [H, 'void *']),
+    Test: f('MPI_Test', ['void *', 'int *', 'void *']),
     Abort: f('MPI_Abort', [H, 'int']),
     Finalize: f('MPI_Finalize', []),
   } as MpiLib;

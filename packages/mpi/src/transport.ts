@@ -13,6 +13,11 @@ export interface MpiTransportOptions {
    * of the others waiting forever in a collective (default true).
    */
   abortOnUncaughtError?: boolean;
+  /**
+   * At a zero-status exit, how long to wait for every rank to reach its exit
+   * before aborting the job (default: `WEBMOE_MPI_EXIT_TIMEOUT_S`, else 30 s).
+   */
+  exitTimeoutS?: number;
 }
 
 /**
@@ -29,7 +34,7 @@ export interface MpiTransport extends HostTransport {
   readonly localRank: number;
   /** Ends every rank of the job (`MPI_Abort`); never returns. */
   abort(code?: number): never;
-  /** `MPI_Finalize` (also run at process exit when this transport initialised MPI). */
+  /** `MPI_Finalize` (also run at a zero-status process exit when this transport initialised MPI; a non-zero exit aborts the job instead). */
   finalize(): void;
 }
 
@@ -141,9 +146,38 @@ class Mpi implements MpiTransport {
     if (!flag[0]) this.check('MPI_Finalize', this.mpi.Finalize());
   }
 
-  /** At exit: finalize when this transport initialised MPI. */
-  exitHook(): void {
-    if (this.ownsInit) this.finalize();
+  /**
+   * At exit: a non-zero exit code while MPI is up aborts the job (the other
+   * ranks may be waiting in a collective for this one). A zero exit first
+   * waits (non-blocking barrier, polled) up to `exitTimeoutS` for every rank
+   * to reach its exit too, then finalizes; a rank that exits while the others
+   * still compute (a bug) aborts the job after that time instead of leaving
+   * them, and itself in MPI_Finalize, waiting forever.
+   */
+  exitHook(code: number, exitTimeoutS: number): void {
+    if (this.finalized) return;
+    const m = this.mpi;
+    if (code !== 0) {
+      process.stderr.write(`rank ${this.rank}: exiting with code ${code} while MPI is running; MPI_Abort\n`);
+      m.Abort(m.COMM_WORLD, code);
+    }
+    if (!this.ownsInit) return;
+    const req = new Uint8Array(8);
+    const flag = new Int32Array(1);
+    const status = new Uint8Array(64);
+    this.check('MPI_Ibarrier', m.Ibarrier(m.COMM_WORLD, req));
+    const nap = new Int32Array(new SharedArrayBuffer(4));
+    const deadline = Date.now() + exitTimeoutS * 1000;
+    for (;;) {
+      this.check('MPI_Test', m.Test(req, flag, status));
+      if (flag[0]) break;
+      if (Date.now() > deadline) {
+        process.stderr.write(`rank ${this.rank}: exiting, but the other ranks did not reach their exit within ${exitTimeoutS} s (still in a collective?); MPI_Abort\n`);
+        m.Abort(m.COMM_WORLD, 1);
+      }
+      Atomics.wait(nap, 0, 0, 2); // 2 ms
+    }
+    this.finalize();
   }
 }
 
@@ -175,7 +209,9 @@ export function createMpiTransport(opts: MpiTransportOptions = {}): MpiTransport
   }
   const t = new Mpi(mpi, ownsInit);
   current = t;
-  process.on('exit', () => t.exitHook());
+  const envTimeout = Number(process.env.WEBMOE_MPI_EXIT_TIMEOUT_S);
+  const exitTimeoutS = opts.exitTimeoutS ?? (envTimeout > 0 ? envTimeout : 30);
+  process.on('exit', (code) => t.exitHook(code, exitTimeoutS));
   if (opts.abortOnUncaughtError ?? true) {
     const die = (e: unknown) => {
       const err = e as Error;

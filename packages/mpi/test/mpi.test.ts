@@ -63,9 +63,10 @@ describe.skipIf(!haveMpi)('mpiexec', () => {
     });
   }
 
-  for (const fault of ['throw', 'kill'] as const) {
-    it(`-n 3: a rank that ${fault === 'throw' ? 'throws' : 'is killed'} mid-run ends every rank (non-zero exit, no hang)`, () => {
-      const r = launch(3, 'fault.mjs', { FAULT: fault }, 30_000);
+  const FAULTS = { throw: 'throws', kill: 'is killed', exit3: 'exits with status 3', exit0: 'exits with status 0 (2 s exit timeout)' } as const;
+  for (const fault of Object.keys(FAULTS) as (keyof typeof FAULTS)[]) {
+    it(`-n 3: a rank that ${FAULTS[fault]} mid-run ends every rank (non-zero exit, no hang)`, () => {
+      const r = launch(3, 'fault.mjs', { FAULT: fault, WEBMOE_MPI_EXIT_TIMEOUT_S: '2' }, 30_000);
       expect(r.signal, 'mpiexec had to be killed by the test timeout: a hang').toBeNull();
       expect(r.status).not.toBe(0);
       expect(r.lines.filter((l) => l.started).map((l) => l.rank).sort(), r.stderr).toEqual([0, 1, 2]); // every rank ran the first collective
