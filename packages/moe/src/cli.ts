@@ -156,7 +156,10 @@ async function runMpiRank(args: Args, x: HostTensor): Promise<void> {
   }
   const tr = mpi.createMpiTransport();
   // every rank sees the same size: a mismatch is a usage error on all of them, before anything is allocated
-  if (tr.size !== n) throw new UsageError(`--ep ${n} --transport mpi: expected ${n} ranks (mpiexec -n ${n}), got ${tr.size}`);
+  if (tr.size !== n) {
+    tr.finalize(); // every rank gets here: a clean MPI exit (status 2) instead of the exit hook's abort
+    throw new UsageError(`--ep ${n} --transport mpi: expected ${n} ranks (mpiexec -n ${n}), got ${tr.size}`);
+  }
   mpiRank = tr;
   let ctx: GpuContext | undefined;
   let group: DeviceGroup | undefined;
