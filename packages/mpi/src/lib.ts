@@ -43,6 +43,10 @@ export interface MpiLib {
   Alltoallv(send: Uint8Array, sc: Int32Array, sd: Int32Array, st: number | bigint, recv: Uint8Array, rc: Int32Array, rd: Int32Array, rt: number | bigint, comm: number | bigint): number;
   Allgather(send: Uint8Array, sc: number, st: number | bigint, recv: Uint8Array, rc: number, rt: number | bigint, comm: number | bigint): number;
   Allgatherv(send: Uint8Array, sc: number, st: number | bigint, recv: Uint8Array, rc: Int32Array, rd: Int32Array, rt: number | bigint, comm: number | bigint): number;
+  /** `out`: 8 bytes that receive the new communicator's handle (read it with {@link MpiLib.handleAt}). */
+  Comm_dup(comm: number | bigint, out: Uint8Array): number;
+  /** A handle written by MPI into `buf` (an int in MPICH, a pointer in Open MPI and the MPI 5 ABI). */
+  handleAt(buf: Uint8Array): number | bigint;
   /** `req`: 8 bytes that receive the request handle (an int in MPICH, a pointer in Open MPI). */
   Ibarrier(comm: number | bigint, req: Uint8Array): number;
   /** `req` as Ibarrier filled it; `status`: a buffer of at least 64 bytes (larger than any MPI_Status). */
@@ -148,6 +152,8 @@ function bind(lib: ReturnType<Koffi['load']>, path: string, impl: MpiImplementat
     Alltoallv: f('MPI_Alltoallv', ['void *', 'int *', 'int *', H, 'void *', 'int *', 'int *', H, H]),
     Allgather,
     Allgatherv: f('MPI_Allgatherv', ['void *', 'int', H, 'void *', 'int *', 'int *', H, H]),
+    Comm_dup: f('MPI_Comm_dup', [H, 'void *']),
+    handleAt: (buf: Uint8Array) => (impl === 'mpich' ? new DataView(buf.buffer, buf.byteOffset, 8).getInt32(0, true) : new DataView(buf.buffer, buf.byteOffset, 8).getBigInt64(0, true)),
     Ibarrier: f('MPI_Ibarrier', [H, 'void *']),
     Test: f('MPI_Test', ['void *', 'int *', 'void *']),
     Abort: f('MPI_Abort', [H, 'int']),

@@ -56,6 +56,8 @@ class Mpi implements MpiTransport {
   readonly libraryPath: string;
   readonly localRank: number;
   private finalized = false;
+  /** A duplicate of MPI_COMM_WORLD for the exit barrier: it can never match a collective of the work itself. */
+  private readonly exitComm: number | bigint;
 
   constructor(private readonly mpi: MpiLib, private readonly ownsInit: boolean) {
     this.implementation = mpi.impl;
@@ -65,6 +67,9 @@ class Mpi implements MpiTransport {
     this.rank = out[0];
     this.check('MPI_Comm_size', mpi.Comm_size(mpi.COMM_WORLD, out));
     this.size = out[0];
+    const dup = new Uint8Array(8);
+    this.check('MPI_Comm_dup', mpi.Comm_dup(mpi.COMM_WORLD, dup));
+    this.exitComm = mpi.handleAt(dup);
     this.localRank = localRankFromEnv() ?? this.localRankFromHostnames();
   }
 
@@ -149,7 +154,8 @@ class Mpi implements MpiTransport {
   /**
    * At exit: a non-zero exit code while MPI is up aborts the job (the other
    * ranks may be waiting in a collective for this one). A zero exit first
-   * waits (non-blocking barrier, polled) up to `exitTimeoutS` for every rank
+   * waits (non-blocking barrier on a duplicate of MPI_COMM_WORLD, so that it
+   * cannot be matched with the others' pending collectives; polled) up to `exitTimeoutS` for every rank
    * to reach its exit too, then finalizes; a rank that exits while the others
    * still compute (a bug) aborts the job after that time instead of leaving
    * them, and itself in MPI_Finalize, waiting forever.
@@ -165,7 +171,7 @@ class Mpi implements MpiTransport {
     const req = new Uint8Array(8);
     const flag = new Int32Array(1);
     const status = new Uint8Array(64);
-    this.check('MPI_Ibarrier', m.Ibarrier(m.COMM_WORLD, req));
+    this.check('MPI_Ibarrier', m.Ibarrier(this.exitComm, req));
     const nap = new Int32Array(new SharedArrayBuffer(4));
     const deadline = Date.now() + exitTimeoutS * 1000;
     for (;;) {

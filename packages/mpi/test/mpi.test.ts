@@ -69,7 +69,8 @@ describe.skipIf(!haveMpi)('mpiexec', () => {
       const r = launch(3, 'fault.mjs', { FAULT: fault, WEBMOE_MPI_EXIT_TIMEOUT_S: '2' }, 30_000);
       expect(r.signal, 'mpiexec had to be killed by the test timeout: a hang').toBeNull();
       expect(r.status).not.toBe(0);
-      expect(r.lines.filter((l) => l.started).map((l) => l.rank).sort(), r.stderr).toEqual([0, 1, 2]); // every rank ran the first collective
+      expect(r.lines.filter((l) => l.started).map((l) => l.rank).sort(), r.stderr).toEqual([0, 1, 2]); // every rank started MPI
+      expect(r.lines.filter((l) => l.failing === fault).map((l) => l.rank), r.stderr).toEqual([1]); // rank 1 passed the first collective and failed
       expect(r.lines.filter((l) => l.reached)).toEqual([]);
       expect(r.ms).toBeLessThan(20_000);
     });

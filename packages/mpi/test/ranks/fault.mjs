@@ -9,9 +9,10 @@ import { createMpiTransport } from '@webmoe/mpi';
 
 const say = (o) => writeSync(1, JSON.stringify(o) + '\n');
 const tr = createMpiTransport();
+say({ rank: tr.rank, started: true }); // before the collective: a rank may be ended right after it
 await tr.allGatherv(Uint8Array.of(tr.rank));
-say({ rank: tr.rank, started: true });
 if (tr.rank === 1) {
+  say({ rank: tr.rank, failing: process.env.FAULT });
   if (process.env.FAULT === 'kill') process.kill(process.pid, 'SIGKILL');
   else if (process.env.FAULT === 'exit3') process.exit(3);
   else if (process.env.FAULT === 'exit0') process.exit(0);
