@@ -20,7 +20,6 @@ import {
   ShardingError,
   ShardingStrategy,
   cpuAllReduce,
-  cpuAllToAllv,
   createLocalTransports,
   rankEPForward,
   shardRange,
