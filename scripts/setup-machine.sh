@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Gives a fresh Debian bookworm machine what the project needs: pnpm, a WebGPU
 # adapter without a GPU (Mesa lavapipe >= 25 from bookworm-backports; Dawn
-# refuses bookworm's Mesa 22), and Debian's chromium for the browser tests.
+# refuses bookworm's Mesa 22), Debian's chromium for the browser tests, and
+# MPICH (libmpich.so.12 + mpiexec) for the multi-process expert-parallel tests.
 # Idempotent: each step is skipped when already done.
 set -euo pipefail
 need_apt=()
@@ -15,7 +16,10 @@ mesa_ok() {
 }
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
-if ! mesa_ok || ! command -v chromium >/dev/null 2>&1; then
+have_mpi() {
+  command -v mpiexec >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep -q 'libmpich\.so\.12\|libmpi\.so\.40'
+}
+if ! mesa_ok || ! command -v chromium >/dev/null 2>&1 || ! have_mpi; then
   if [ ! -f /etc/apt/sources.list.d/bookworm-backports.list ] && ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
     echo "deb http://deb.debian.org/debian bookworm-backports main" | $SUDO tee /etc/apt/sources.list.d/bookworm-backports.list >/dev/null
   fi
@@ -26,6 +30,9 @@ if ! mesa_ok || ! command -v chromium >/dev/null 2>&1; then
   fi
   if ! command -v chromium >/dev/null 2>&1; then
     $SUDO apt-get install -y -qq chromium >/dev/null || echo "setup: chromium could not be installed" >&2
+  fi
+  if ! have_mpi; then
+    $SUDO apt-get install -y -qq mpich >/dev/null
   fi
 fi
 # pnpm: the version package.json's packageManager names (one place), installed
@@ -38,4 +45,4 @@ if [ "$(pnpm --version 2>/dev/null || true)" != "$pnpm_want" ]; then
   [ "$(pnpm --version)" = "$pnpm_want" ] || { echo "setup: pnpm $pnpm_want was installed but \`pnpm --version\` says $(pnpm --version)" >&2; exit 1; }
 fi
 mkdir -p "${XDG_RUNTIME_DIR:-/tmp/xdg-runtime}"
-echo "setup: mesa-vulkan-drivers $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null), pnpm $(pnpm --version), chromium $(command -v chromium || echo missing)"
+echo "setup: mesa-vulkan-drivers $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null), pnpm $(pnpm --version), chromium $(command -v chromium || echo missing), mpich $(dpkg-query -W -f='${Version}' mpich 2>/dev/null || echo missing)"

@@ -5,6 +5,7 @@
 export { VERSION } from './version.js';
 export * from './runtime/errors.js';
 export * from './runtime/context.js';
+export * from './runtime/gpu-select.js';
 export * from './runtime/tensor.js';
 export * from './runtime/pool.js';
 export * from './runtime/kernel.js';

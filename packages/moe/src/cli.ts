@@ -11,7 +11,13 @@
  * activation scheme (fp8: `activation_scheme: dynamic` is the default).
  *
  * Writes `output` (float32 [T, H]) to OUT through a temporary file and a
- * rename: nothing is written on failure. Exits 0 on success, 2 on bad usage,
+ * rename: nothing is written on failure.
+ *
+ * `--ep N --transport mpi` under `mpiexec -n N`: one rank per process, each
+ * reads only its experts (router and shared expert whole), routes its slice
+ * of the tokens and exchanges them through MPI (`@webmoe/mpi`); rank 0 writes
+ * OUT. A GPU rank sets `WEBMOE_GPU_INDEX` to its local rank unless set. An
+ * error on any rank after MPI started ends every rank (`MPI_Abort`). Exits 0 on success, 2 on bad usage,
  * 1 on any other error, with a one-line message (the stack with --verbose).
  */
 import { DeviceRef, HostTensor, SafetensorsFile, WebMoEError } from '@webmoe/tensor';
@@ -27,7 +33,8 @@ const USAGE =
 class UsageError extends Error {}
 
 const SHARD_USAGE =
-  '       [--tp N | --ep N]  tensor / expert parallel over N devices (DeviceGroup.create(N): one device per distinct adapter, the rest on the first; CPU shards with --device cpu)';
+  '       [--tp N | --ep N]  tensor / expert parallel over N devices (DeviceGroup.create(N): one device per distinct adapter, the rest on the first; CPU shards with --device cpu)\n' +
+  '       [--transport local|mpi]  mpi: --ep N over N processes, run under `mpiexec -n N` (needs @webmoe/mpi and an MPI library)';
 
 interface Args {
   checkpoint: string;
@@ -42,6 +49,8 @@ interface Args {
   /** --ep N: expert parallel over N devices. */
   ep?: number;
   activationQuant?: 'none' | 'dynamic';
+  /** 'local': all shards in this process; 'mpi': one rank per process (--ep only). */
+  transport: 'local' | 'mpi';
   verbose: boolean;
 }
 
@@ -52,6 +61,7 @@ export function parseArgs(argv: readonly string[]): Args | 'help' {
   const takes = new Set(['--checkpoint', '--layer', '--input', '--output', '--tensor', '--dtype', '--device', '--activation-quant']);
   takes.add('--tp');
   takes.add('--ep');
+  takes.add('--transport');
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i];
     if (a === '--help' || a === '-h') return 'help';
@@ -82,7 +92,12 @@ export function parseArgs(argv: readonly string[]): Args | 'help' {
   if (device !== 'gpu' && device !== 'cpu') throw new UsageError(`--device: expected gpu or cpu, got ${JSON.stringify(device)}`);
   const aq = vals.get('--activation-quant');
   if (aq !== undefined && aq !== 'none' && aq !== 'dynamic') throw new UsageError(`--activation-quant: expected none or dynamic, got ${JSON.stringify(aq)}`);
+  const transport = vals.get('--transport') ?? 'local';
+  if (transport !== 'local' && transport !== 'mpi') throw new UsageError(`--transport: expected local or mpi, got ${JSON.stringify(transport)}`);
+  const shard = parseShard(vals);
+  if (transport === 'mpi' && shard.ep === undefined) throw new UsageError('--transport mpi: expected --ep N (expert parallel over N processes), got ' + (shard.tp !== undefined ? '--tp (tensor parallel runs in one process only)' : 'no --ep'));
   return {
+    transport,
     activationQuant: aq as Args['activationQuant'],
     checkpoint: vals.get('--checkpoint')!,
     layer: Number(layerS),
@@ -91,7 +106,7 @@ export function parseArgs(argv: readonly string[]): Args | 'help' {
     tensor: vals.get('--tensor') ?? 'input',
     dtype: dtype as Args['dtype'],
     device,
-    ...parseShard(vals),
+    ...shard,
     verbose,
   };
 }
@@ -126,6 +141,52 @@ async function runSharded(args: Args, x: HostTensor): Promise<void> {
   }
 }
 
+/** Set once MPI is up: an error after that ends every rank (MPI_Abort), never leaves the others waiting. */
+let mpiRank: { rank: number; abort(code?: number): never } | undefined;
+
+/** --ep N --transport mpi: this process is one rank of N. */
+async function runMpiRank(args: Args, x: HostTensor): Promise<void> {
+  const n = args.ep!;
+  const spec = '@webmoe/mpi';
+  let mpi: typeof import('@webmoe/mpi');
+  try {
+    mpi = (await import(/* @vite-ignore */ spec)) as typeof import('@webmoe/mpi');
+  } catch (e) {
+    throw new Error(`--transport mpi: expected the @webmoe/mpi package beside @webmoe/moe (npm install @webmoe/mpi), got ${(e as Error).message.split('\n')[0]}`);
+  }
+  const tr = mpi.createMpiTransport();
+  // every rank sees the same size: a mismatch is a usage error on all of them, before anything is allocated
+  if (tr.size !== n) {
+    tr.finalize(); // every rank gets here: a clean MPI exit (status 2) instead of the exit hook's abort
+    throw new UsageError(`--ep ${n} --transport mpi: expected ${n} ranks (mpiexec -n ${n}), got ${tr.size}`);
+  }
+  mpiRank = tr;
+  let ctx: GpuContext | undefined;
+  let group: DeviceGroup | undefined;
+  let sharded: ShardedMoE | undefined;
+  try {
+    if (args.device === 'gpu') {
+      process.env.WEBMOE_GPU_INDEX ??= String(tr.localRank); // read before Dawn loads (kernels-wgsl selectGpuFromEnv)
+      const { createGpuContext, gpuSelection } = await import('@webmoe/kernels-wgsl');
+      ctx = await createGpuContext({ label: `moe-run rank ${tr.rank}` });
+      const sel = gpuSelection();
+      if (args.verbose) process.stderr.write(`moe-run: rank ${tr.rank} (local ${tr.localRank}): ${ctx.adapterInfo.name}; ${sel?.set ?? sel?.note ?? 'no GPU selection'}\n`);
+      group = DeviceGroup.fromContexts([ctx]);
+    } else group = DeviceGroup.cpu(1);
+    const strategy = ShardingStrategy.expertParallel(n);
+    sharded = await ShardedMoE.fromHuggingFace({ source: dirSource(args.checkpoint), layer: args.layer, dtype: args.dtype, devices: group, strategy, transport: tr });
+    const y = await sharded.forward(new HostTensor('float32', x.shape, x.toFloat32()));
+    if (args.verbose) process.stderr.write(`moe-run: rank ${tr.rank}: ${JSON.stringify(sharded.lastEPStats?.[0])}\n`);
+    if (tr.rank === 0) {
+      await writeSafetensorsFile(args.output, { output: y }, { producer: 'moe-run', layer: String(args.layer), device: args.device, dtype: sharded.shards[0].dtype, sharding: `expert_parallel:${n}`, transport: `mpi:${tr.implementation}` });
+    }
+  } finally {
+    sharded?.destroy();
+    group?.destroy();
+    ctx?.destroy();
+  }
+}
+
 async function run(args: Args): Promise<void> {
   const file = await SafetensorsFile.open(await fileSource(args.input), args.input);
   let x: HostTensor;
@@ -137,6 +198,7 @@ async function run(args: Args): Promise<void> {
   }
   if (x.shape.length !== 2) throw new Error(`--input tensor ${args.tensor}: expected shape [T, H], got [${x.shape.join(', ')}]`);
   if (!['float32', 'bfloat16', 'float16'].includes(x.dtype)) throw new Error(`--input tensor ${args.tensor}: expected dtype float32 | bfloat16 | float16, got ${x.dtype}`);
+  if (args.transport === 'mpi') return runMpiRank(args, x);
   if (args.tp !== undefined || args.ep !== undefined) return runSharded(args, x);
   let ctx: GpuContext | undefined;
   let moe: MoE | undefined;
@@ -180,8 +242,11 @@ async function main(argv: readonly string[]): Promise<number> {
       return 2;
     }
     const name = err instanceof WebMoEError ? `${err.name}: ` : '';
-    process.stderr.write(`moe-run: ${name}${String(err?.message ?? err).split('\n')[0]}\n`);
+    const where = mpiRank ? ` (rank ${mpiRank.rank})` : '';
+    process.stderr.write(`moe-run${where}: ${name}${String(err?.message ?? err).split('\n')[0]}\n`);
     if (verbose && err?.stack) process.stderr.write(err.stack + '\n');
+    // other ranks may be waiting in a collective for this one: end them all
+    if (mpiRank) mpiRank.abort(1);
     return 1;
   }
 }

@@ -1,6 +1,7 @@
 import { DeviceRef, HostTensor, Checkpoint, allocHost, shapeEquals, type CheckpointSource, type DType, type HostArray } from '@webmoe/tensor';
 import type { GpuContext } from '@webmoe/kernels-wgsl';
 import { concatRows } from '@webmoe/nn';
+import { takeRanges } from '@webmoe/sharding';
 import { CheckpointError, ConfigError, UnsupportedError } from './errors.js';
 import { parseHFMoEConfig, type HFMoESpec } from './hf-config.js';
 import { openHFCheckpoint, type MoECheckpoint } from './checkpoint.js';
@@ -23,6 +24,12 @@ export interface HFLoadOptions {
   device?: DeviceRef;
   /** The WebGPU context for a GPU device. */
   ctx?: GpuContext;
+  /**
+   * Read only expert shard `shardIndex` of `epSize` (experts `[i*E/n, (i+1)*E/n)`): the layer
+   * is that expert-parallel shard (`epSize`, `shardIndex`; router and shared expert whole).
+   * E must be divisible by epSize (ShardingError before anything is read). Dense experts only.
+   */
+  expertShard?: { epSize: number; shardIndex: number };
   /** Quantized checkpoints: overrides the activation scheme of `quantization_config` ('none' weight-only, 'dynamic' fp8 w8a8). */
   activationQuant?: ActivationQuant;
 }
@@ -141,7 +148,14 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
     hasExpertBias: spec.experts.kind === 'fused_in_out' && spec.experts.bias,
     quantConfig,
     activationQuant: quant ? opts.activationQuant : undefined,
+    epSize: opts.expertShard?.epSize,
+    shardIndex: opts.expertShard?.shardIndex,
+    isSharding: !!opts.expertShard,
   });
+  // the experts this layer holds: all, or its expert-parallel shard's range
+  const e0 = moe.shardIndex * moe.numLocalExperts;
+  const e1 = e0 + moe.numLocalExperts;
+  const ownExperts = (t: HostTensor) => (moe.epSize === 1 ? t : takeRanges(t, 0, [[e0, e1]]));
   try {
     const read = async (name: string, dt: DType = dtype) => toDType(await ck.read(name), dt);
     const sd = new Map<string, HostTensor>();
@@ -154,19 +168,20 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
       const { gate, up, down } = spec.experts;
       const gu: HostTensor[] = [];
       const dn: HostTensor[] = [];
-      for (let e = 0; e < E; e++) {
+      for (let e = e0; e < e1; e++) {
         gu.push(await read(`${prefix}experts.${e}.${gate}.weight`), await read(`${prefix}experts.${e}.${up}.weight`));
         dn.push(await read(`${prefix}experts.${e}.${down}.weight`));
       }
-      sd.set('experts.gate_up_proj', concatRows(gu, [E, 2 * I, H]));
-      sd.set('experts.down_proj', concatRows(dn, [E, H, I]));
+      sd.set('experts.gate_up_proj', concatRows(gu, [e1 - e0, 2 * I, H]));
+      sd.set('experts.down_proj', concatRows(dn, [e1 - e0, H, I]));
     } else {
       // [E, H, 2I] and [E, I, H] are [in, out]: transpose on the host, in the storage type.
-      sd.set('experts.gate_up_proj', transposeLast2(await read(`${prefix}experts.gate_up_proj`)));
-      sd.set('experts.down_proj', transposeLast2(await read(`${prefix}experts.down_proj`)));
+      // Fused tensors are read whole and cut to this layer's experts (a safetensors tensor is one byte range).
+      sd.set('experts.gate_up_proj', transposeLast2(ownExperts(await read(`${prefix}experts.gate_up_proj`))));
+      sd.set('experts.down_proj', transposeLast2(ownExperts(await read(`${prefix}experts.down_proj`))));
       if (spec.experts.bias) {
-        sd.set('experts.gate_up_proj_bias', await read(`${prefix}experts.gate_up_proj_bias`));
-        sd.set('experts.down_proj_bias', await read(`${prefix}experts.down_proj_bias`));
+        sd.set('experts.gate_up_proj_bias', ownExperts(await read(`${prefix}experts.gate_up_proj_bias`)));
+        sd.set('experts.down_proj_bias', ownExperts(await read(`${prefix}experts.down_proj_bias`)));
       }
     }
     if (spec.shared && quant?.quantizeSharedExperts) {

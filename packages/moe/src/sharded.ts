@@ -20,13 +20,14 @@ import {
   ShardingError,
   ShardingStrategy,
   cpuAllReduce,
-  cpuAllToAllv,
-  epCombineRef,
-  gatherRowsRef,
-  planEP,
+  createLocalTransports,
+  rankEPForward,
   shardRange,
   takeRanges,
+  type EPRankStats,
+  type HostTransport,
 } from '@webmoe/sharding';
+import { ShapeError } from '@webmoe/tensor';
 import { resolveShardGroup, shardInputRows, shardOutput, gpuPartialSum, type ShardDevices, type ShardInput, type ShardOutput } from '@webmoe/nn';
 import { MoE, type MoEOptions } from './moe.js';
 import { DeepseekV3Gate } from './gates.js';
@@ -39,6 +40,19 @@ export interface ShardedHFLoadOptions extends Omit<HFLoadOptions, 'device' | 'ct
   devices: ShardDevices;
   /** `ShardingStrategy.tensorParallel(n)` or `ShardingStrategy.expertParallel(n)`. */
   strategy: ShardingStrategy;
+  /**
+   * One rank of a multi-process expert-parallel run (e.g. `createMpiTransport()`
+   * from `@webmoe/mpi`): `devices` is then this rank's one device, the strategy
+   * `expertParallel(transport.size)`, and only this rank's experts are read
+   * from the checkpoint.
+   */
+  transport?: HostTransport;
+}
+
+/** Options of the {@link ShardedMoE} constructor beyond the devices and strategy. @example `{ transport: createMpiTransport() }` */
+export interface ShardedMoEOptions {
+  /** Run as rank `transport.rank` of `transport.size` processes (expert parallel only; see {@link ShardedHFLoadOptions.transport}). */
+  transport?: HostTransport;
 }
 
 const EXPERT_KEYS = ['experts.gate_up_proj', 'experts.gate_up_proj_bias', 'experts.down_proj', 'experts.down_proj_bias'];
@@ -117,22 +131,41 @@ export class ShardedMoE {
   /** The EP dispatch/combine (EP only). */
   readonly epBatchManager: EPBatchManager | undefined;
   readonly hiddenDim: number;
+  /** The multi-process transport (one rank per process): `shards` then holds this rank's shard only. */
+  readonly transport: HostTransport | undefined;
+  /** What the last forward's EP step moved on this rank (transport and CPU-group EP runs). */
+  lastEPStats: EPRankStats[] | undefined;
   private pools: BufferPool[] = [];
 
-  /** Use {@link MoE.shard} or {@link ShardedMoE.fromHuggingFace}. Validates everything (typed errors) before allocating. */
-  constructor(source: MoE, devices: ShardDevices, strategy: ShardingStrategy) {
+  /**
+   * Use {@link MoE.shard} or {@link ShardedMoE.fromHuggingFace}. Validates everything (typed errors) before allocating.
+   * With `opts.transport` this process is one rank: `devices` is its one device, `source` the unsharded layer or
+   * its own expert shard (`epSize = transport.size`, `shardIndex = transport.rank`).
+   */
+  constructor(source: MoE, devices: ShardDevices, strategy: ShardingStrategy, opts: ShardedMoEOptions = {}) {
     if (!(strategy instanceof ShardingStrategy) || (strategy.kind !== 'tensor_parallel' && strategy.kind !== 'expert_parallel')) {
       throw new ShardingError('MoE.shard shardingStrategy', 'tensorParallel(n) or expertParallel(n)', strategy instanceof ShardingStrategy ? strategy.kind : String(strategy));
     }
     if (source.quantConfig) throw new UnsupportedError('MoE.shard', 'a layer with quantized experts', 'dense float32 / bfloat16 / float16 experts');
-    if (source.epSize !== 1) throw new ShardingError('MoE.shard source epSize', '1 (an unsharded layer)', source.epSize);
-    const group = resolveShardGroup('MoE.shard', devices, strategy);
-    const n = group.size;
+    const tr = opts.transport;
+    if (tr) checkRankLayer(source, strategy, tr);
+    else if (source.epSize !== 1) throw new ShardingError('MoE.shard source epSize', '1 (an unsharded layer)', source.epSize);
+    const group = resolveShardGroup('MoE.shard', devices, tr ? ShardingStrategy.expertParallel(1) : strategy);
+    const n = tr ? tr.size : group.size;
     const E = source.numExperts;
     const sd = source.stateDict(); // NotLoadedError below if empty
     for (const [name, p] of source.namedParameters()) if (!sd.has(name)) throw new ShardingError(`MoE.shard parameter ${name}`, 'loaded weights (call loadStateDict or fromHuggingFace first)', 'none');
     let perShard: (i: number) => { opts: Partial<MoEOptions>; take: (name: string, t: HostTensor) => HostTensor };
-    if (strategy.kind === 'expert_parallel') {
+    if (tr) {
+      // this rank's shard only: sliced from the unsharded layer, or the layer is that shard already
+      const ep = ShardingStrategy.expertParallel(n);
+      perShard = () => ({
+        opts: { epSize: n, shardIndex: tr.rank },
+        take: (name, t) => (EXPERT_KEYS.includes(name) && source.epSize === 1 ? ep.shard(t, tr.rank).tensor : t),
+      });
+      this.mode = 'ep';
+      this.epBatchManager = undefined;
+    } else if (strategy.kind === 'expert_parallel') {
       if (E % n !== 0) throw new ShardingError(`MoE.shard expertParallel(${n}): numExperts`, `divisible by epSize ${n}`, E);
       const ep = ShardingStrategy.expertParallel(n);
       perShard = (i) => ({
@@ -167,14 +200,14 @@ export class ShardedMoE {
     }
     const shards: MoE[] = [];
     try {
-      for (let i = 0; i < n; i++) {
-        const { opts, take } = perShard(i);
-        const m = new MoE(shardOptions(source, group, i, opts));
+      for (let i = 0; i < group.size; i++) {
+        const { opts: so, take } = perShard(i);
+        const m = new MoE(shardOptions(source, group, i, so));
         shards.push(m);
         const part = new Map<string, HostTensor>();
         for (const [name, t] of sd) part.set(name, take(name, t));
         m.loadStateDict(part);
-        m.markShard(strategy, i, group.devices);
+        m.markShard(strategy, tr ? tr.rank : i, group.devices);
       }
     } catch (e) {
       for (const s of shards) s.destroy();
@@ -184,6 +217,7 @@ export class ShardedMoE {
     this.group = group;
     this.strategy = strategy;
     this.hiddenDim = source.hiddenDim;
+    this.transport = tr;
   }
 
   /**
@@ -196,10 +230,15 @@ export class ShardedMoE {
    * ```
    */
   static async fromHuggingFace(opts: ShardedHFLoadOptions): Promise<ShardedMoE> {
-    const { devices, strategy, ...load } = opts;
-    const host = await MoE.fromHuggingFace({ ...load, device: DeviceRef.CPU() });
+    const { devices, strategy, transport, ...load } = opts;
+    // one rank of several processes: read this rank's experts only (the E % n check comes before any read)
+    const expertShard = transport ? { epSize: strategy.numDevices, shardIndex: transport.rank } : undefined;
+    if (transport && (strategy.kind !== 'expert_parallel' || strategy.numDevices !== transport.size)) {
+      throw new ShardingError('ShardedMoE.fromHuggingFace strategy (with a transport)', `expertParallel(${transport.size}) (the transport's size)`, `${strategy.kind}(${strategy.numDevices})`);
+    }
+    const host = await MoE.fromHuggingFace({ ...load, device: DeviceRef.CPU(), expertShard });
     try {
-      return new ShardedMoE(host, devices, strategy);
+      return new ShardedMoE(host, devices, strategy, { transport });
     } finally {
       host.destroy();
     }
@@ -210,8 +249,9 @@ export class ShardedMoE {
     const H = this.hiddenDim;
     const { T, xs } = await shardInputRows('MoE sharded input', x, H, this.group);
     let y: Float32Array;
-    if (T === 0) y = new Float32Array(0);
-    else if (this.group.kind === 'cpu') y = this.mode === 'tp' ? cpuAllReduce(this.shards.map((s) => s.forwardHost(xs, T)))[0] : this.forwardEPHost(xs, T);
+    if (this.transport) y = await this.forwardRank(this.transport, xs, T);
+    else if (T === 0) y = new Float32Array(0);
+    else if (this.group.kind === 'cpu') y = this.mode === 'tp' ? cpuAllReduce(this.shards.map((s) => s.forwardHost(xs, T)))[0] : await this.forwardEPHost(xs, T);
     else {
       // Inside validation / out-of-memory error scopes on every device: a GPU error is a typed GpuValidationError / GpuOutOfMemoryError.
       const run = () => (this.mode === 'tp' ? this.forwardTPGpu(xs, T) : this.forwardEPGpu(xs, T));
@@ -309,49 +349,45 @@ export class ShardedMoE {
     }
   }
 
-  private forwardEPHost(xs: Float32Array, T: number): Float32Array {
+  /**
+   * EP on a CPU group: one rank per device over in-process transports, each
+   * running {@link epRankStep} (the same code a multi-process rank runs).
+   */
+  private async forwardEPHost(xs: Float32Array, T: number): Promise<Float32Array> {
     const n = this.group.size;
     const H = this.hiddenDim;
-    const first = this.shards[0];
-    const k = first.numExpertsPerToken;
-    const arwf = first.applyRouterWeightFirst;
     const ranges = this.tokenRanges(T);
-    const xsOf = ranges.map(([a, b]) => xs.subarray(a * H, b * H));
-    // 1. route on each device
-    const routing = ranges.map(([a, b], s) => {
-      const sh = this.shards[s];
-      if (b === a) return { idx: new Uint32Array(0), weights: new Float32Array(0) };
-      const logits = linearRef(xsOf[s], b - a, sh.gate.weight.value, sh.gate.bias?.value);
-      return routerRef(logits, b - a, sh.gate.routerParams(), sh.gate.eScoreCorrectionBias?.value.toFloat32());
-    });
-    // 2. plan (counts first), build the send rows, exchange
-    const { dispatch, receive } = planEP(routing.map((r) => r.idx), ranges.map(([a, b]) => b - a), k, first.numExperts, n);
-    const sends = dispatch.map((p, s) => {
-      const scale = arwf ? Float32Array.from(p.order, (q) => routing[s].weights[q]) : undefined;
-      return new HostTensor('float32', [p.T * k, H], gatherRowsRef(xsOf[s], H, p.sendTokens, scale));
-    });
-    const there = cpuAllToAllv(sends, dispatch.map((p) => p.sendCounts));
-    // 3. the owners' experts, back in received order
-    const back = receive.map((r, d) => {
-      if (r.rows === 0) return new HostTensor('float32', [0, H], new Float32Array(0));
-      const sh = this.shards[d];
-      const w = sh.stacked.hostWeights();
-      const h = groupedGateUpRef(there.recv[d].data as Float32Array, r.grouping, w.gateUp, sh.stacked.gateUpBias?.value, sh.activation);
-      const yg = groupedDownRef(h, r.grouping, w.down, sh.stacked.downBias?.value);
-      return new HostTensor('float32', [r.rows, H], gatherRowsRef(yg, H, r.grouping.position));
-    });
-    const home = cpuAllToAllv(back, receive.map((r) => r.recvCounts));
-    // 4. combine in slot order + the shared expert on the token's device
+    const trs = createLocalTransports(n);
+    const res = await Promise.all(ranges.map(([a, b], s) => epRankStep(trs[s], this.shards[s], xs.subarray(a * H, b * H), b - a)));
+    this.lastEPStats = res.map((r) => r.stats);
     const y = new Float32Array(T * H);
-    for (let s = 0; s < n; s++) {
-      const [a, b] = ranges[s];
-      if (b === a) continue;
-      const sh = this.shards[s];
-      const out = epCombineRef(home.recv[s].data as Float32Array, dispatch[s], arwf ? null : routing[s].weights, H);
-      const shared = sh.sharedExperts?.forwardHost(xsOf[s], b - a);
-      const gl = sh.sharedExpertGate?.forwardHost(xsOf[s], b - a);
-      y.set(addShared(out, shared, gl, b - a, H), a * H);
+    for (let s = 0; s < n; s++) y.set(res[s].out, ranges[s][0] * H);
+    return y;
+  }
+
+  /**
+   * One rank of a multi-process run: every rank holds the same x [T, H]
+   * (shapes checked across ranks first), takes its rows `shardRange(T, rank,
+   * n)`, runs {@link epRankStep} and all-gathers the outputs, so every rank
+   * returns the whole [T, H].
+   */
+  private async forwardRank(tr: HostTransport, xs: Float32Array, T: number): Promise<Float32Array> {
+    const H = this.hiddenDim;
+    const heads = (await tr.allGatherv(new Uint8Array(Int32Array.of(T, H).buffer))).map((b) => new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
+    for (const [r, h] of heads.entries()) {
+      if (h.length !== 2 || h[0] !== T || h[1] !== H) throw new ShapeError(`ShardedMoE.forward input on rank ${r} (seen from rank ${tr.rank}; every rank passes the same x)`, [T, H], Array.from(h));
     }
+    const [a, b] = shardRange(T, tr.rank, tr.size);
+    const { out, stats } = await epRankStep(tr, this.shards[0], xs.subarray(a * H, b * H), b - a);
+    this.lastEPStats = [stats];
+    const parts = await tr.allGatherv(new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
+    const y = new Float32Array(T * H);
+    let w = 0;
+    for (const p of parts) {
+      y.set(new Float32Array(p.buffer.slice(p.byteOffset, p.byteOffset + p.byteLength)), w);
+      w += p.byteLength / 4;
+    }
+    if (w !== T * H) throw new ShapeError(`ShardedMoE.forward output on rank ${tr.rank}`, [T, H], [w / H, H]);
     return y;
   }
 
@@ -363,6 +399,74 @@ export class ShardedMoE {
   }
   [Symbol.dispose](): void {
     this.destroy();
+  }
+}
+
+/** A layer given to a transport-backed ShardedMoE: the unsharded layer or this rank's expert shard, and expertParallel(size). */
+function checkRankLayer(source: MoE, strategy: ShardingStrategy, tr: HostTransport): void {
+  const n = tr.size;
+  if (strategy.kind !== 'expert_parallel' || strategy.numDevices !== n) throw new ShardingError('MoE.shard strategy (with a transport)', `expertParallel(${n}) (the transport's size)`, `${strategy.kind}(${strategy.numDevices})`);
+  if (source.numExperts % n !== 0) throw new ShardingError(`MoE.shard expertParallel(${n}): numExperts`, `divisible by ${n} (the number of ranks)`, source.numExperts);
+  if (source.epSize !== 1 && (source.epSize !== n || source.shardIndex !== tr.rank)) {
+    throw new ShardingError(`MoE.shard source (rank ${tr.rank} of ${n})`, `the unsharded layer or expert shard ${tr.rank} of ${n}`, `shard ${source.shardIndex} of ${source.epSize}`);
+  }
+}
+
+/**
+ * One expert-parallel rank's MoE step (the in-process CPU EP and every
+ * process of a multi-process run run this): routes its T tokens with the
+ * replicated router on the host, {@link rankEPForward} (each token sent once
+ * per destination rank; the experts run on the shard's device: the grouped
+ * GEMM references on the CPU, the grouped GEMM kernels on a GPU), then adds
+ * the replicated shared expert.
+ */
+async function epRankStep(tr: HostTransport, sh: MoE, x: Float32Array, T: number): Promise<{ out: Float32Array; stats: EPRankStats }> {
+  const H = sh.hiddenDim;
+  const k = sh.numExpertsPerToken;
+  const routing = T === 0 ? { idx: new Uint32Array(0), weights: new Float32Array(0) } : routerRef(linearRef(x, T, sh.gate.weight.value, sh.gate.bias?.value), T, sh.gate.routerParams(), sh.gate.eScoreCorrectionBias?.value.toFloat32());
+  const { out, stats } = await rankEPForward(tr, {
+    x,
+    T,
+    H,
+    idx: routing.idx,
+    weights: routing.weights,
+    k,
+    numExperts: sh.numExperts,
+    applyRouterWeightFirst: sh.applyRouterWeightFirst,
+    experts: (xp, grouping) => (sh.ctx ? expertsGpu(sh, xp, grouping) : expertsHost(sh, xp, grouping)),
+  });
+  if (T === 0) return { out, stats };
+  const shared = sh.sharedExperts?.forwardHost(x, T);
+  const gl = sh.sharedExpertGate?.forwardHost(x, T);
+  return { out: addShared(out, shared, gl, T, H), stats };
+}
+
+type Grouping = Parameters<typeof groupedGateUpRef>[1];
+
+function expertsHost(sh: MoE, xp: Float32Array, grouping: Grouping): Float32Array {
+  const w = sh.stacked.hostWeights();
+  const h = groupedGateUpRef(xp, grouping, w.gateUp, sh.stacked.gateUpBias?.value, sh.activation);
+  return groupedDownRef(h, grouping, w.down, sh.stacked.downBias?.value);
+}
+
+async function expertsGpu(sh: MoE, xp: Float32Array, grouping: Grouping): Promise<Float32Array> {
+  const ctx = sh.ctx!;
+  const H = sh.hiddenDim;
+  const own: { destroy(): void }[] = [];
+  const keep = <G extends { destroy(): void }>(t: G): G => (own.push(t), t);
+  try {
+    return await ctx.checked('ShardedMoE rank experts', async () => {
+      const x = keep(GpuTensor.upload(ctx, new HostTensor('float32', [xp.length / H, H], xp), 'ep.rank.x'));
+      const g = keep(uploadGrouping(ctx, grouping));
+      const w = sh.stacked.gpuWeights();
+      const rec = new Recorder(ctx, { label: 'ep.rank.experts' });
+      const h = keep(groupedGateUpGpu(ctx, rec, x, g, w.gateUp, sh.stacked.gateUpBias?.gpuValue, sh.activation, {}));
+      const y = keep(groupedDownGpu(ctx, rec, h, g, w.down, sh.stacked.downBias?.gpuValue, {}));
+      rec.submit();
+      return (await y.download()).data as Float32Array;
+    });
+  } finally {
+    for (const t of own.reverse()) t.destroy();
   }
 }
 

@@ -146,3 +146,33 @@ describe('Linear.shard / MLP.shard on CPU shards', () => {
     expect(() => mlp.shard(DeviceGroup.cpu(2), ShardingStrategy.tensorParallel(3))).toThrow(/expected 3 devices, got 2/);
   });
 });
+
+describe('MoE.fromHuggingFace expertShard (what one MPI rank reads)', () => {
+  for (const arch of ['mixtral', 'gpt_oss'] as const) {
+    it(`${arch} (${arch === 'mixtral' ? 'per-expert' : 'fused'} experts): shard i of n holds experts [i*E/n, (i+1)*E/n) of the full layer, router and shared whole`, async () => {
+      const full = await MoE.fromHuggingFace({ source: `${FIXTURES}/${arch}`, layer: 0, dtype: 'float32' });
+      const E = full.numExperts;
+      for (const [n, i] of [[2, 1], [4, 2]] as const) {
+        const sh = await MoE.fromHuggingFace({ source: `${FIXTURES}/${arch}`, layer: 0, dtype: 'float32', expertShard: { epSize: n, shardIndex: i } });
+        expect(sh.epSize).toBe(n);
+        expect(sh.shardIndex).toBe(i);
+        const per = E / n;
+        const sd = sh.stateDict();
+        for (const [name, t] of full.stateDict()) {
+          const got = sd.get(name)!;
+          if (name.startsWith('experts.')) {
+            const rowLen = t.size / E;
+            expect(got.shape, name).toEqual([per, ...t.shape.slice(1)]);
+            expect(Array.from(got.data), name).toEqual(Array.from(t.data.subarray(i * per * rowLen, (i + 1) * per * rowLen)));
+          } else expect(Array.from(got.data), name).toEqual(Array.from(t.data));
+        }
+        sh.destroy();
+      }
+      full.destroy();
+    });
+  }
+  it('E not divisible by epSize, shardIndex out of range: ShardingError', async () => {
+    await expect(MoE.fromHuggingFace({ source: `${FIXTURES}/mixtral`, layer: 0, expertShard: { epSize: 3, shardIndex: 0 } })).rejects.toThrow(ShardingError);
+    await expect(MoE.fromHuggingFace({ source: `${FIXTURES}/mixtral`, layer: 0, expertShard: { epSize: 2, shardIndex: 2 } })).rejects.toThrow(/shardIndex/);
+  });
+});

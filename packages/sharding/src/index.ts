@@ -13,3 +13,4 @@ export * from './ep.js';
 export * from './kernels.js';
 export * from './transport.js';
 export * from './ep-manager.js';
+export * from './ep-rank.js';

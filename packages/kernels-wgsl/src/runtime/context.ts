@@ -1,3 +1,4 @@
+import { selectGpuFromEnv, type GpuSelection } from './gpu-select.js';
 import { NoAdapterError, DeviceLostError, GpuValidationError, GpuOutOfMemoryError } from './errors.js';
 
 /** Features the kernels select variants by. */
@@ -27,6 +28,12 @@ export interface GpuContextOptions {
 const WANTED: readonly string[] = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'];
 
 let nodeGpu: Promise<GPU> | undefined;
+let nodeGpuSelection: GpuSelection | undefined;
+
+/** What `WEBMOE_GPU_INDEX` selected when this process's Dawn instance was created (undefined without it, or before). @example `gpuSelection()?.set // 'DRI_PRIME=pci-0000_41_00_0'` */
+export function gpuSelection(): GpuSelection | undefined {
+  return nodeGpuSelection;
+}
 
 /** Dawn instance toggles used in Node: unsafe APIs expose subgroup-matrix; f16 on NVIDIA needs its own toggle; timestamps unquantized (Dawn rounds them to 65.5 us by default). */
 export const DAWN_NODE_TOGGLES = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia', 'disable-dawn-features=timestamp_quantization'];
@@ -41,7 +48,10 @@ export async function getGpu(): Promise<GPU> {
   if (nav?.gpu) return nav.gpu;
   const isNode = typeof process !== 'undefined' && !!(process as { versions?: { node?: string } }).versions?.node;
   if (!isNode) throw new NoAdapterError('navigator.gpu is missing (this browser has no WebGPU, or it is disabled)');
-  nodeGpu ??= loadDawn().catch((e: unknown) => {
+  nodeGpu ??= (async () => {
+    nodeGpuSelection = await selectGpuFromEnv(); // WEBMOE_GPU_INDEX: before Dawn enumerates devices
+    return loadDawn();
+  })().catch((e: unknown) => {
     nodeGpu = undefined; // installing `webgpu` later in the same process works
     throw e;
   });
