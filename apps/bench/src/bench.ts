@@ -10,7 +10,8 @@ import { createCpuLayer, cpuForward } from './cpu-moe.js';
 import type { BenchDevice } from './device.js';
 import { randomGpuTensor, randomWords } from './fill.js';
 import { distinctExperts, expectedDistinctExperts, gbps, tflops, work } from './metrics.js';
-import { createLayer, implFor, routingOf, runMoE, type GpuLayer } from './moe-run.js';
+import { createLayer, IMPL, routingOf, runMoE, type GpuLayer } from './moe-run.js';
+import { checkFailure, checkForward, type RowCheck } from './check.js';
 import { findModel, type BenchDtype, type ModelSpec } from './models.js';
 import { measureFmaCpu, measureFmaGpu } from './peak.js';
 import { Progress } from './progress.js';
@@ -87,6 +88,7 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
   try {
     // first forward inside error scopes: validation errors fail the row with their message
     let hit = NaN;
+    let check: RowCheck | undefined;
     await ctx.checked(`${spec.name} T=${T} forward`, async () => {
       const rec = new Recorder(ctx, { label: 'bench.check' });
       const f = runMoE(ctx, layer, rec, x);
@@ -96,7 +98,10 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       f.release();
       const bad = y.findIndex((v) => !Number.isFinite(v));
       if (bad >= 0) throw new Error(`the forward produced a non-finite output (${y[bad]} at element ${bad} of ${y.length})`);
-      hit = distinctExperts(await routingOf(ctx, layer, x, new Recorder(ctx, { label: 'bench.routing' })));
+      const idx = await routingOf(ctx, layer, x, new Recorder(ctx, { label: 'bench.routing' }));
+      hit = distinctExperts(idx);
+      // the row's check: this very forward (same layer, kernels and T) against the float64 reference
+      check = await checkForward(spec, layer.stored, (await x.download()).data as Float32Array, y, idx);
     });
     for (let i = 1; i < o.warmup; i++) {
       const rec = new Recorder(ctx);
@@ -152,6 +157,8 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
     };
     const errs = ctx.takeUncapturedErrors();
     if (errs.length) throw new Error(`uncaptured GPU errors: ${errs.join('; ')}`);
+    row.check = check;
+    if (check && !check.pass) row.error = checkFailure(check);
     return finishRow(row, spec, dtype, Number.isFinite(hit) ? hit : expectedDistinctExperts(spec.E, spec.k, T), Number.isFinite(hit) ? 'routing' : 'expected-uniform', copyGBps, peakTflops);
   } finally {
     x.destroy();
@@ -231,7 +238,7 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
       }
       for (const T of o.tokens) {
         p.start(`${spec.name} ${dtype} T=${T}`);
-        if (!layer) results.push(failedRow(spec, T, dtype, device.name, implFor(dtype), err));
+        if (!layer) results.push(failedRow(spec, T, dtype, device.name, IMPL, err));
         else {
           try {
             results.push(await gpuRow(ctx, layer, T, o, device.name, copyGBps, peakTflops));
