@@ -11,7 +11,7 @@ import type { BenchDevice } from './device.js';
 import { randomGpuTensor, randomWords } from './fill.js';
 import { distinctExperts, expectedDistinctExperts, gbps, tflops, work } from './metrics.js';
 import { createLayer, IMPL, routingOf, runMoE, type GpuLayer } from './moe-run.js';
-import { checkFailure, checkForward, type RowCheck } from './check.js';
+import { checkFailure, checkForward, storedCpu, type RowCheck } from './check.js';
 import { findModel, type BenchDtype, type ModelSpec } from './models.js';
 import { measureFmaCpu, measureFmaGpu } from './peak.js';
 import { Progress } from './progress.js';
@@ -165,8 +165,11 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
   }
 }
 
-function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOptions, copyGBps: number, layer: ReturnType<typeof createCpuLayer>, peakTflops: number): ResultRow {
+async function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOptions, copyGBps: number, layer: ReturnType<typeof createCpuLayer>, peakTflops: number): Promise<ResultRow> {
   const x = new Float32Array(randomWords('f32', T * spec.H, 7 + T).buffer);
+  // the row's check: this forward against the float64 reference reading the same arrays
+  const first = cpuForward(layer, x, T);
+  const check = await checkForward(spec, storedCpu(layer), x, first.out, first.idx);
   let hit = 0;
   for (let i = 0; i < o.warmup; i++) cpuForward(layer, x, T);
   const walls: number[] = [];
@@ -179,8 +182,9 @@ function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOptions, 
   const s = summarize(walls);
   const row: ResultRow = {
     model: spec.name, tokens: T, dtype, device: 'cpu', impl: 'cpu-ref', medianMs: s.median, p10Ms: s.p10, p90Ms: s.p90, minMs: s.min, maxMs: s.max,
-    timing: 'wall', gbps: NaN, tflops: NaN, kernels: [],
+    timing: 'wall', gbps: NaN, tflops: NaN, kernels: [], check,
   };
+  if (!check.pass) row.error = checkFailure(check);
   return finishRow(row, spec, dtype, hit, 'routing', copyGBps, peakTflops);
 }
 
@@ -211,7 +215,7 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
         try {
           if (!layer) throw new Error(`skipped on the CPU device: ${(hostBytes / 2 ** 30).toFixed(1)} GiB of weights (limit ${CPU_MAX_WEIGHT_BYTES / 2 ** 30} GiB); use a WebGPU adapter or a scaled shape (<model>/sN)`);
           if (flops > CPU_MAX_FLOPS) throw new Error(`skipped on the CPU device: ${(flops / 1e9).toFixed(0)} GFLOP for this row (limit ${CPU_MAX_FLOPS / 1e9}); use fewer --tokens/--iters or a scaled shape`);
-          results.push(cpuRow(spec, dtype, T, o, copyGBps, layer, peakTflops));
+          results.push(await cpuRow(spec, dtype, T, o, copyGBps, layer, peakTflops));
         } catch (e) {
           results.push(failedRow(spec, T, dtype, 'cpu', 'cpu-ref', e));
         }

@@ -48,3 +48,84 @@ export async function peerInstalled(name: string, from: string | URL): Promise<b
     if (dirname(dir) === dir) return false;
   }
 }
+
+/**
+ * The shared test GPU context, or null when no adapter exists and none is
+ * required. Throws (fails the suite) when CI requires one. Prints the adapter
+ * name once per test file.
+ */
+export async function testGpu(): Promise<GpuContext | null> {
+  shared ??= (async () => {
+    try {
+      const ctx = await createGpuContext({ label: 'webmoe-test' });
+      return ctx;
+    } catch (e) {
+      reason = (e as Error).message;
+      if (gpuRequired()) throw new Error(`GPU tests need a WebGPU adapter (CI=true): ${reason}`);
+      return null;
+    }
+  })();
+  const ctx = await shared;
+  if (!printed) {
+    printed = true;
+    console.log(ctx ? `[webmoe] GPU tests on adapter: ${ctx.adapterName} (f16=${ctx.features.shaderF16}, subgroups=${ctx.features.subgroups})` : `[webmoe] GPU tests SKIPPED: no WebGPU adapter (${reason})`);
+  }
+  return ctx;
+}
+
+/** Why the GPU is missing ('' when present). */
+export function gpuMissingReason(): string {
+  return reason;
+}
+
+/**
+ * Runs `fn` inside validation/OOM error scopes, failing on any GPU error,
+ * and checks that no uncaptured error was reported.
+ */
+export async function gpuChecked<T>(ctx: GpuContext, fn: () => T | Promise<T>): Promise<T> {
+  const r = await ctx.checked('test', fn);
+  await ctx.sync();
+  const errs = ctx.takeUncapturedErrors();
+  if (errs.length) throw new Error(`uncaptured GPU errors: ${errs.join('; ')}`);
+  return r;
+}
+
+/** A seeded PRNG (mulberry32) for reproducible random tests. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** n uniform values in [lo, hi). */
+export function randomArray(r: () => number, n: number, lo = -1, hi = 1): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * r();
+  return out;
+}
+
+/** ||a - b|| / ||b|| (relative L2 error), 0 when both are zero. */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`relErr: lengths differ (${a.length} vs ${b.length})`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    num += d * d;
+    den += b[i] * b[i];
+  }
+  if (den === 0) return Math.sqrt(num);
+  return Math.sqrt(num / den);
+}
+
+/** max |a - b|. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
