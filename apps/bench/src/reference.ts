@@ -94,17 +94,60 @@ export const E2M1 = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0, -0.5, -1, -1.5, -2, -3, -4,
 
 const BYTES: Record<StoredDtype, number> = { float32: 4, bfloat16: 2, float16: 2, float8_e4m3fn: 1, uint8: 1 };
 
-/** Decodes elements of a dense byte run. */
+let f16Table: Float64Array | undefined;
+let e4m3Table: Float64Array | undefined;
+/** Every f16 / e4m3 code's value (built once from the scalar decoders). */
+function tables(): { f16: Float64Array; e4m3: Float64Array } {
+  f16Table ??= Float64Array.from({ length: 65536 }, (_, h) => f16ToNumber(h));
+  e4m3Table ??= Float64Array.from({ length: 256 }, (_, b) => e4m3ToNumber(b));
+  return { f16: f16Table, e4m3: e4m3Table };
+}
+
+/** `b`, or a copy of it when its byte offset is not a multiple of `bytes` (typed-array views need aligned offsets). */
+function aligned(b: Uint8Array, bytes: number): Uint8Array {
+  return b.byteOffset % bytes === 0 ? b : b.slice();
+}
+
+/** Scratch of the bf16 decoder (grown as needed; the reference runs on one thread). */
+let bf16Bits = new Uint32Array(0);
+let bf16Vals = new Float32Array(0);
+
+/** Decodes `n` elements of a dense byte run into out[outOff..]. */
 function decodeDense(dtype: StoredDtype, b: Uint8Array, n: number, out: Float64Array, outOff = 0): void {
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  for (let i = 0; i < n; i++) {
-    switch (dtype) {
-      case 'float32': out[outOff + i] = dv.getFloat32(4 * i, true); break;
-      case 'bfloat16': out[outOff + i] = bf16ToNumber(dv.getUint16(2 * i, true)); break;
-      case 'float16': out[outOff + i] = f16ToNumber(dv.getUint16(2 * i, true)); break;
-      case 'float8_e4m3fn': out[outOff + i] = e4m3ToNumber(b[i]); break;
-      case 'uint8': out[outOff + i] = b[i]; break;
+  if (b.byteLength < n * BYTES[dtype]) throw new Error(`reference: ${b.byteLength} bytes for ${n} ${dtype} values`);
+  switch (dtype) {
+    case 'float32': {
+      const a = aligned(b, 4);
+      const v = new Float32Array(a.buffer, a.byteOffset, n);
+      for (let i = 0; i < n; i++) out[outOff + i] = v[i];
+      return;
     }
+    case 'bfloat16': {
+      const a = aligned(b, 2);
+      const h = new Uint16Array(a.buffer, a.byteOffset, n);
+      if (bf16Bits.length < n) {
+        bf16Bits = new Uint32Array(n);
+        bf16Vals = new Float32Array(bf16Bits.buffer);
+      }
+      for (let i = 0; i < n; i++) bf16Bits[i] = h[i] << 16; // bfloat16 = the top 16 bits of an f32
+      for (let i = 0; i < n; i++) out[outOff + i] = bf16Vals[i];
+      return;
+    }
+    case 'float16': {
+      const a = aligned(b, 2);
+      const h = new Uint16Array(a.buffer, a.byteOffset, n);
+      const t = tables().f16;
+      for (let i = 0; i < n; i++) out[outOff + i] = t[h[i]];
+      return;
+    }
+    case 'float8_e4m3fn': {
+      const t = tables().e4m3;
+      for (let i = 0; i < n; i++) out[outOff + i] = t[b[i]];
+      return;
+    }
+    case 'uint8':
+      for (let i = 0; i < n; i++) out[outOff + i] = b[i];
+      return;
   }
 }
 
@@ -154,7 +197,9 @@ export async function readExpert(w: StoredExperts, e: number, rows: number, cols
       return {
         rows, cols,
         row: (i, out) => {
-          for (let c = 0; c < cols; c++) out[c] = e4m3ToNumber(q[i * cols + c]) * s[Math.floor(i / bm) * sc + Math.floor(c / bn)];
+          const t = tables().e4m3;
+          const s0 = Math.floor(i / bm) * sc;
+          for (let c = 0; c < cols; c++) out[c] = t[q[i * cols + c]] * s[s0 + Math.floor(c / bn)];
         },
       };
     }
