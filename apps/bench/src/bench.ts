@@ -10,7 +10,8 @@ import { createCpuLayer, cpuForward } from './cpu-moe.js';
 import type { BenchDevice } from './device.js';
 import { randomGpuTensor, randomWords } from './fill.js';
 import { distinctExperts, expectedDistinctExperts, gbps, tflops, work } from './metrics.js';
-import { createLayer, implFor, routingOf, runMoE, type GpuLayer } from './moe-run.js';
+import { createLayer, IMPL, routingOf, runMoE, type GpuLayer } from './moe-run.js';
+import { checkFailure, checkForward, storedCpu, type RowCheck } from './check.js';
 import { findModel, type BenchDtype, type ModelSpec } from './models.js';
 import { measureFmaCpu, measureFmaGpu } from './peak.js';
 import { Progress } from './progress.js';
@@ -87,6 +88,7 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
   try {
     // first forward inside error scopes: validation errors fail the row with their message
     let hit = NaN;
+    let check: RowCheck | undefined;
     await ctx.checked(`${spec.name} T=${T} forward`, async () => {
       const rec = new Recorder(ctx, { label: 'bench.check' });
       const f = runMoE(ctx, layer, rec, x);
@@ -96,7 +98,10 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       f.release();
       const bad = y.findIndex((v) => !Number.isFinite(v));
       if (bad >= 0) throw new Error(`the forward produced a non-finite output (${y[bad]} at element ${bad} of ${y.length})`);
-      hit = distinctExperts(await routingOf(ctx, layer, x, new Recorder(ctx, { label: 'bench.routing' })));
+      const idx = await routingOf(ctx, layer, x, new Recorder(ctx, { label: 'bench.routing' }));
+      hit = distinctExperts(idx);
+      // the row's check: this very forward (same layer, kernels and T) against the float64 reference
+      check = await checkForward(spec, layer.stored, (await x.download()).data as Float32Array, y, idx);
     });
     for (let i = 1; i < o.warmup; i++) {
       const rec = new Recorder(ctx);
@@ -152,14 +157,19 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
     };
     const errs = ctx.takeUncapturedErrors();
     if (errs.length) throw new Error(`uncaptured GPU errors: ${errs.join('; ')}`);
+    row.check = check;
+    if (check && !check.pass) row.error = checkFailure(check);
     return finishRow(row, spec, dtype, Number.isFinite(hit) ? hit : expectedDistinctExperts(spec.E, spec.k, T), Number.isFinite(hit) ? 'routing' : 'expected-uniform', copyGBps, peakTflops);
   } finally {
     x.destroy();
   }
 }
 
-function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOptions, copyGBps: number, layer: ReturnType<typeof createCpuLayer>, peakTflops: number): ResultRow {
+async function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOptions, copyGBps: number, layer: ReturnType<typeof createCpuLayer>, peakTflops: number): Promise<ResultRow> {
   const x = new Float32Array(randomWords('f32', T * spec.H, 7 + T).buffer);
+  // the row's check: this forward against the float64 reference reading the same arrays
+  const first = cpuForward(layer, x, T);
+  const check = await checkForward(spec, storedCpu(layer), x, first.out, first.idx);
   let hit = 0;
   for (let i = 0; i < o.warmup; i++) cpuForward(layer, x, T);
   const walls: number[] = [];
@@ -172,8 +182,9 @@ function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOptions, 
   const s = summarize(walls);
   const row: ResultRow = {
     model: spec.name, tokens: T, dtype, device: 'cpu', impl: 'cpu-ref', medianMs: s.median, p10Ms: s.p10, p90Ms: s.p90, minMs: s.min, maxMs: s.max,
-    timing: 'wall', gbps: NaN, tflops: NaN, kernels: [],
+    timing: 'wall', gbps: NaN, tflops: NaN, kernels: [], check,
   };
+  if (!check.pass) row.error = checkFailure(check);
   return finishRow(row, spec, dtype, hit, 'routing', copyGBps, peakTflops);
 }
 
@@ -204,7 +215,7 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
         try {
           if (!layer) throw new Error(`skipped on the CPU device: ${(hostBytes / 2 ** 30).toFixed(1)} GiB of weights (limit ${CPU_MAX_WEIGHT_BYTES / 2 ** 30} GiB); use a WebGPU adapter or a scaled shape (<model>/sN)`);
           if (flops > CPU_MAX_FLOPS) throw new Error(`skipped on the CPU device: ${(flops / 1e9).toFixed(0)} GFLOP for this row (limit ${CPU_MAX_FLOPS / 1e9}); use fewer --tokens/--iters or a scaled shape`);
-          results.push(cpuRow(spec, dtype, T, o, copyGBps, layer, peakTflops));
+          results.push(await cpuRow(spec, dtype, T, o, copyGBps, layer, peakTflops));
         } catch (e) {
           results.push(failedRow(spec, T, dtype, 'cpu', 'cpu-ref', e));
         }
@@ -231,7 +242,7 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
       }
       for (const T of o.tokens) {
         p.start(`${spec.name} ${dtype} T=${T}`);
-        if (!layer) results.push(failedRow(spec, T, dtype, device.name, implFor(dtype), err));
+        if (!layer) results.push(failedRow(spec, T, dtype, device.name, IMPL, err));
         else {
           try {
             results.push(await gpuRow(ctx, layer, T, o, device.name, copyGBps, peakTflops));

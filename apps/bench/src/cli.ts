@@ -70,6 +70,12 @@ export async function main(argv: string[]): Promise<number> {
   if (o.html) write(o.html, reportToHtml(report, other));
   const failed = report.results.filter((r) => r.error).length;
   if (failed) process.stderr.write(`${failed} of ${report.results.length} rows failed (see the table)\n`);
+  // a row whose timed forward disagrees with the float64 reference makes the whole run fail
+  const wrong = report.results.filter((r) => r.check && !r.check.pass);
+  if (wrong.length) {
+    process.stderr.write(`${wrong.length} row(s) FAILED their check against the float64 reference: ${wrong.map((r) => `${r.model} ${r.dtype} T=${r.tokens}`).join(', ')}\n`);
+    return 1;
+  }
   return 0;
 }
 

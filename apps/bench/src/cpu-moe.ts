@@ -15,7 +15,7 @@ export interface CpuLayer {
   /** Routed experts in their storage words (codes of packed dtypes). */
   gateUp: Uint32Array;
   down: Uint32Array;
-  /** Scale words of int4/int8 (f16) and mxfp4 (e8m0) experts. */
+  /** Scale words of fp8 (f32 per 128x128 block), int4/int8 (f16) and mxfp4 (e8m0) experts. */
   gateUpScales?: Uint32Array;
   downScales?: Uint32Array;
   sharedGateUp?: Uint32Array;
@@ -43,7 +43,7 @@ function sharedKind(d: BenchDtype): FillKind {
 /** Fill kinds of a dtype's routed-expert codes and scales (the GPU's, moe-run.ts randomExpertWeights). */
 function expertKinds(d: BenchDtype): { codes: FillKind; scales?: FillKind } {
   switch (d) {
-    case 'fp8': return { codes: 'e4m3' };
+    case 'fp8': return { codes: 'e4m3', scales: 'scale' };
     case 'int4': return { codes: 'u8', scales: 'i4scale' };
     case 'int8': return { codes: 'u8', scales: 'i8scale' };
     case 'mxfp4': return { codes: 'u8', scales: 'e8m0' };
@@ -58,14 +58,18 @@ function expertSizes(d: BenchDtype, E: number, rows: number, cols: number): { co
     case 'int4': return { codes: n / 2, scales: E * rows * Math.ceil(cols / INT_BLOCK) };
     case 'int8': return { codes: n, scales: E * rows * Math.ceil(cols / INT_BLOCK) };
     case 'mxfp4': return { codes: n / 2, scales: n / 32 };
+    case 'fp8': return { codes: n, scales: E * Math.ceil(rows / FP8_BLOCK) * Math.ceil(cols / FP8_BLOCK) };
     default: return { codes: n, scales: 0 };
   }
 }
 
+/** fp8 experts: one f32 scale per FP8_BLOCK x FP8_BLOCK block of each expert matrix (as the GPU rows, `fp8_block`). */
+export const FP8_BLOCK = 128;
+
 /**
  * Random host weights of `spec` in `dtype`, the same words as the GPU's
- * (fp8 experts use a unit block scale of 2^-7 as on the GPU; int4/int8/mxfp4
- * codes and scales from the same seeds as randomExpertWeights).
+ * (fp8 experts hold their 128x128 block scales, 2^-7 as on the GPU;
+ * int4/int8/mxfp4 codes and scales from the same seeds as randomExpertWeights).
  * @example `const layer = createCpuLayer(TINY, 'bf16')`
  */
 export function createCpuLayer(spec: ModelSpec, dtype: BenchDtype): CpuLayer {
@@ -125,14 +129,25 @@ const FP4 = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0, -0.5, -1, -1.5, -2, -3, -4, -6];
  * - mxfp4: nibble i as e2m1, * 2^(scale byte[i/32] - 127)
  * @example `expertDecoder('int4', codes, scales, cols)(0)`
  */
-export function expertDecoder(dtype: BenchDtype, codes: Uint32Array, scales: Uint32Array | undefined, cols: number): (i: number) => number {
+export function expertDecoder(dtype: BenchDtype, codes: Uint32Array, scales: Uint32Array | undefined, cols: number, rows = 0): (i: number) => number {
   const nb = Math.ceil(cols / INT_BLOCK);
+  const rb = Math.ceil(rows / FP8_BLOCK);
+  const cb = Math.ceil(cols / FP8_BLOCK);
+  const fp8Scale = (i: number) => {
+    const er = Math.floor(i / cols); // e * rows + r
+    return bitsToF32(scales![Math.floor(er / rows) * rb * cb + Math.floor((er % rows) / FP8_BLOCK) * cb + Math.floor((i % cols) / FP8_BLOCK)]);
+  };
   const f16At = (j: number) => f16ToF32((scales![j >>> 1] >>> ((j & 1) * 16)) & 0xffff);
   const intScale = (i: number) => f16At(Math.floor(i / cols) * nb + Math.floor((i % cols) / INT_BLOCK));
   switch (dtype) {
     case 'int4': return (i) => (((codes[i >>> 3] >>> ((i & 7) * 4)) & 15) - 8) * intScale(i);
     case 'int8': return (i) => (((codes[i >>> 2] >>> ((i & 3) * 8)) & 255) - 128) * intScale(i);
     case 'mxfp4': return (i) => FP4[(codes[i >>> 3] >>> ((i & 7) * 4)) & 15] * 2 ** (((scales![i >>> 7] >>> (((i >>> 5) & 3) * 8)) & 255) - 127);
+    case 'fp8': {
+      if (!(rows > 0)) throw new Error('cpu: the fp8 decoder needs the expert matrix rows (block scales)');
+      const q = decoder('e4m3', codes);
+      return (i) => q(i) * fp8Scale(i);
+    }
     default: return decoder(expertKinds(dtype).codes, codes);
   }
 }
@@ -143,8 +158,8 @@ function decoder(kind: FillKind, w: Uint32Array): (i: number) => number {
     case 'f32': return (i) => bitsToF32(w[i]);
     case 'bf16': return (i) => bitsToF32(((w[i >>> 1] >>> ((i & 1) * 16)) & 0xffff) << 16);
     case 'f16': return (i) => f16ToF32((w[i >>> 1] >>> ((i & 1) * 16)) & 0xffff);
-    case 'e4m3': return (i) => e4m3ToF32((w[i >>> 2] >>> ((i & 3) * 8)) & 0xff) * 2 ** -7;
-    case 'scale': return () => 2 ** -7;
+    case 'e4m3': return (i) => e4m3ToF32((w[i >>> 2] >>> ((i & 3) * 8)) & 0xff);
+    case 'scale': return (i) => bitsToF32(w[i]);
     default: throw new Error(`cpu: no element decoder for ${kind}`);
   }
 }
@@ -239,8 +254,8 @@ export function routeToken(spec: ModelSpec, logits: Float32Array, correctionBias
  */
 export function cpuForward(l: CpuLayer, x: Float32Array, T: number): { out: Float32Array; idx: Uint32Array } {
   const { H, I, E, k, shared } = l.spec;
-  const dGU = expertDecoder(l.dtype, l.gateUp, l.gateUpScales, H);
-  const dD = expertDecoder(l.dtype, l.down, l.downScales, I);
+  const dGU = expertDecoder(l.dtype, l.gateUp, l.gateUpScales, H, 2 * I);
+  const dD = expertDecoder(l.dtype, l.down, l.downScales, I, H);
   const out = new Float32Array(T * H);
   const idxAll = new Uint32Array(T * k);
   const logits = new Float32Array(E);

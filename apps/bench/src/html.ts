@@ -5,7 +5,7 @@
  * compute roofs), and the table with the per-kernel breakdown.
  */
 import type { BenchReport, ResultRow } from './schema.js';
-import { bestByKey, normDtype, rowKey } from './table.js';
+import { bestByKey, checkCell, normDtype, rowKey } from './table.js';
 
 /** Escapes text for HTML. @example `esc('<a>') // '&lt;a&gt;'` */
 export function esc(s: string): string {
@@ -197,8 +197,8 @@ export function reportToHtml(r: BenchReport, other?: BenchReport): string {
       const o = best.get(rowKey(x));
       const kern = x.kernels.map((k) => `${esc(k.name)}${k.calls > 1 ? `×${k.calls}` : ''} ${n(k.medianMs)} (${(k.share * 100).toFixed(0)}%)`).join('<br>');
       const cells = x.error
-        ? `<td colspan="${other ? 11 : 10}" class="err">${esc(x.error)}</td>`
-        : `<td>${n(x.medianMs)}</td><td>${n(x.p10Ms)} – ${n(x.p90Ms)}</td><td>${n(x.wallMs)}</td><td>${n(x.gbps)}</td><td>${n(x.copyRatio, 2)}</td><td>${n(x.tflops)}</td><td>${n(x.floorMs)} / ${n(x.computeFloorMs)}</td><td>${n(x.expertsHit)}${x.expertsHitSource === 'routing' ? '' : '*'}</td><td>${esc(x.timing ?? '')}</td>` +
+        ? `<td colspan="${other ? 12 : 11}" class="err">${esc(x.error)}</td>`
+        : `<td>${n(x.medianMs)}</td><td>${n(x.p10Ms)} – ${n(x.p90Ms)}</td><td>${n(x.wallMs)}</td><td>${n(x.gbps)}</td><td>${n(x.copyRatio, 2)}</td><td>${n(x.tflops)}</td><td>${n(x.floorMs)} / ${n(x.computeFloorMs)}</td><td>${n(x.expertsHit)}${x.expertsHitSource === 'routing' ? '' : '*'}</td><td>${esc(x.timing ?? '')}</td><td>${esc(checkCell(x.check))}</td>` +
           (other ? `<td>${o ? `${n(o.medianMs)} <small>${esc(o.impl ?? '')}</small>` : '–'}</td>` : '') +
           `<td class="k">${kern}</td>`;
       return `<tr><td>${esc(x.model)}</td><td>${esc(x.dtype)}</td><td>${x.tokens}</td><td>${esc(x.impl ?? '')}</td>${cells}</tr>`;
@@ -226,11 +226,11 @@ ${models.map((m) => timeChart(m, r, other)).join('\n')}
 ${rooflineChart(r, other)}
 </div>
 <h2>Results</h2>
-<table><thead><tr><th>model</th><th>dtype</th><th>T</th><th>impl</th><th>median ms</th><th>p10 – p90 ms</th><th>wall ms</th><th>GB/s</th><th>× copy</th><th>TFLOP/s</th><th>floor ms (bytes / flops)</th><th>experts hit</th><th>timing</th>${other ? '<th>other ms</th>' : ''}<th>kernels (median ms, share)</th></tr></thead>
+<table><thead><tr><th>model</th><th>dtype</th><th>T</th><th>impl</th><th>median ms</th><th>p10 – p90 ms</th><th>wall ms</th><th>GB/s</th><th>× copy</th><th>TFLOP/s</th><th>floor ms (bytes / flops)</th><th>experts hit</th><th>timing</th><th>check (rel. err vs float64 reference)</th>${other ? '<th>other ms</th>' : ''}<th>kernels (median ms, share)</th></tr></thead>
 <tbody>
 ${rows}
 </tbody></table>
-<p>GB/s: bytes that must move (weights of the experts hit, shared experts, router, x and y) over the median time. × copy: that over the measured copy bandwidth. floor ms: those bytes over the copy bandwidth / the flops over the compute roof. experts hit: distinct experts in this run's routing (* = expected count for uniform routing). TFLOP/s: 2·T·k·3·H·I + router 2·T·H·E + shared experts, over the median time.</p>
+<p>GB/s: bytes that must move (weights of the experts hit, shared experts, router, x and y) over the median time. × copy: that over the measured copy bandwidth. floor ms: those bytes over the copy bandwidth / the flops over the compute roof. check: the timed forward's output on a sample of tokens reaching every routed expert, against the bench's float64 reference reading the same weights (relative L2 error; FAIL above the tolerance). experts hit: distinct experts in this run's routing (* = expected count for uniform routing). TFLOP/s: 2·T·k·3·H·I + router 2·T·H·E + shared experts, over the median time.</p>
 ${notes.map((s) => `<p><small>${esc(s)}</small></p>`).join('\n')}
 </body></html>
 `;

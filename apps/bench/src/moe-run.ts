@@ -2,28 +2,19 @@
  * The MoE forward the bench times, behind one function: `runMoE(ctx, layer,
  * rec, x)` records one forward of the layer into a Recorder.
  *
- * Implementations (the row's `impl` says which ran):
- * - `moe` (default): `@webmoe/moe`'s `MoE.record` (router linear, router,
- *   grouping, grouped gate_up, grouped down, shared experts, combine), its
- *   parameters filled with random GPU tensors in their storage dtype; fp8,
- *   int4, int8 and mxfp4 rows pass packed routed experts (codes + scales,
- *   generated on the GPU) to `record`.
- * - `kernels`: the same kernel chain called directly (docs/KERNEL-API.md) on
- *   weights the bench allocates with the CPU reference path's seeds, so that
- *   tests can check the timed GPU forward against `cpuForward`.
+ * The forward is `@webmoe/moe`'s `MoE.record` (router linear, router,
+ * grouping, expert GEMVs or grouped GEMMs, shared experts, combine), its
+ * parameters filled with random GPU tensors in their storage dtype; fp8,
+ * int4, int8 and mxfp4 rows pass packed routed experts (codes + scales,
+ * generated on the GPU) to `record`. `GpuLayer.stored` describes the very
+ * buffers that forward reads, for the row's check (check.ts).
  */
 import { DeepseekV3Gate, Llama4Gate, MoE, MoEGate, SoftmaxTopKGate, TopKSoftmaxGate, type GateClass } from '@webmoe/moe';
 import {
   BufferPool,
-  combineGpu,
-  denseGroupingGpu,
   GpuTensor,
-  groupedDownGpu,
-  groupedGateUpGpu,
-  groupGpu,
   linearGpu,
   routerGpu,
-  type ExpertActivation,
   type ExpertWeightsGpu,
   type GpuContext,
   type Recorder,
@@ -31,10 +22,12 @@ import {
 } from '@webmoe/kernels-wgsl';
 import { DeviceRef, HostTensor, allocHost, numel, type DType, type HostArray } from '@webmoe/tensor';
 import { fillKindOf, hash32, randomGpuTensor, randomWords, type FillKind } from './fill.js';
+import { storedGpu, storedGpuExperts } from './check.js';
+import type { StoredLayer } from './reference.js';
 import { INT_BLOCK, isPacked, layerDtype, storageDtype, type BenchDtype, type ModelSpec } from './models.js';
 
-/** Which forward a layer runs. */
-export type Impl = 'moe' | 'kernels';
+/** The `impl` of the bench's GPU rows: `@webmoe/moe`'s MoE (packed rows pass their experts to `MoE.record`). */
+export const IMPL = 'moe';
 
 /** The router of a layer (to count the experts hit, outside the timed loop). */
 interface RouterWeights {
@@ -48,8 +41,10 @@ interface RouterWeights {
 export interface GpuLayer {
   spec: ModelSpec;
   dtype: BenchDtype;
-  impl: Impl;
+  impl: typeof IMPL;
   pool: BufferPool;
+  /** The weights the forward reads, as stored on the GPU (what the row's check reads back). */
+  stored: StoredLayer;
   router: RouterWeights;
   /** Bytes of all weights on the device. */
   weightBytes: number;
@@ -57,15 +52,6 @@ export interface GpuLayer {
   record(rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[]): GpuTensor;
   /** Frees every weight and the pool. */
   destroy(): void;
-}
-
-/**
- * The forward `createLayer` picks: `@webmoe/moe`'s MoE for every dtype
- * (packed rows pass their experts to `MoE.record`).
- * @example `implFor('fp8') // 'moe'`
- */
-export function implFor(_dtype: BenchDtype): Impl {
-  return 'moe';
 }
 
 /** A host tensor of random values in its storage dtype (the fill kernel's bit patterns). */
@@ -97,7 +83,7 @@ const GATE_CLASS: Record<RouterParams['kind'], GateClass> = {
  * build the layer in bf16 (router, shared experts, biases), leave its
  * stacked experts empty and pass packed experts to `record`.
  */
-function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, pool: BufferPool, own: GpuTensor[]): { moe: MoE; router: RouterWeights; record: GpuLayer['record'] } {
+function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, pool: BufferPool, own: GpuTensor[]): { moe: MoE; router: RouterWeights; record: GpuLayer['record']; stored: StoredLayer } {
   const r = spec.router;
   const moe = new MoE({
     devices: [DeviceRef.GPU(0)],
@@ -135,10 +121,23 @@ function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, poo
       ? { gateUp: randomExpertWeights(ctx, dtype, spec.E, 2 * spec.I, spec.H, 21, own, 'experts.gate_up_proj'), down: randomExpertWeights(ctx, dtype, spec.E, spec.H, spec.I, 31, own, 'experts.down_proj') }
       : undefined;
     const g = moe.gate;
+    const experts = packed ?? moe.stacked.gpuWeights();
+    const opt = (t: GpuTensor | undefined) => (t ? storedGpu(t) : undefined);
+    const sharedW = moe.sharedExperts?.packedGpu;
     return {
       moe,
       router: { w: g.weight.gpuValue, bias: g.bias?.gpuValue, correctionBias: g.eScoreCorrectionBias?.gpuValue, params: g.routerParams() },
-      record: (rec, x, scratch) => (packed ? moe.record(rec, x, pool, scratch, packed) : moe.record(rec, x, pool, scratch)),
+      record: (rec, x, scratch) => moe.record(rec, x, pool, scratch, experts),
+      stored: {
+        router: storedGpu(g.weight.gpuValue),
+        routerBias: opt(g.bias?.gpuValue),
+        correctionBias: opt(g.eScoreCorrectionBias?.gpuValue),
+        gateUp: storedGpuExperts(experts.gateUp),
+        down: storedGpuExperts(experts.down),
+        gateUpBias: opt(moe.stacked.gateUpBias?.gpuValue),
+        downBias: opt(moe.stacked.downBias?.gpuValue),
+        shared: sharedW ? { gateUp: storedGpu(sharedW.gateUp), down: storedGpu(sharedW.down) } : undefined,
+      },
     };
   } catch (e) {
     moe.destroy();
@@ -187,78 +186,20 @@ export function randomExpertWeights(ctx: GpuContext, dtype: BenchDtype, E: numbe
   }
 }
 
-const SILU: ExpertActivation = { kind: 'silu', layout: 'concat' };
-
-/** The kernel chain on weights the bench allocates itself. */
-function createKernelLayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, all: GpuTensor[]): Omit<GpuLayer, 'pool' | 'weightBytes' | 'destroy'> & { bind(pool: BufferPool): void } {
-  const { H, I, E, shared } = spec;
-  const wd = layerDtype(dtype);
-  const router = randomGpuTensor(ctx, wd, [E, H], 11, undefined, 'gate.weight');
-  all.push(router);
-  const gateUp = randomExpertWeights(ctx, dtype, E, 2 * I, H, 21, all, 'experts.gate_up_proj');
-  const down = randomExpertWeights(ctx, dtype, E, H, I, 31, all, 'experts.down_proj');
-  let routerBias: GpuTensor | undefined, gateUpBias: GpuTensor | undefined, downBias: GpuTensor | undefined, correctionBias: GpuTensor | undefined;
-  if (spec.bias) {
-    all.push((routerBias = randomGpuTensor(ctx, wd, [E], 12, undefined, 'gate.bias')));
-    all.push((gateUpBias = randomGpuTensor(ctx, wd, [E, 2 * I], 22, undefined, 'experts.gate_up_proj_bias')));
-    all.push((downBias = randomGpuTensor(ctx, wd, [E, H], 32, undefined, 'experts.down_proj_bias')));
-  }
-  if (spec.router.kind === 'sigmoid_grouped') all.push((correctionBias = randomGpuTensor(ctx, 'float32', [E], 13, 'f32', 'gate.e_score_correction_bias')));
-  // packed rows: routed experts packed; router and shared experts bf16 (as the MoE path)
-  const sd: BenchDtype = isPacked(dtype) ? 'bf16' : dtype;
-  const sharedGateUp = shared ? randomExpertWeights(ctx, sd, 1, 2 * shared * I, H, 41, all, 'shared.gate_up') : undefined;
-  const sharedDown = shared ? randomExpertWeights(ctx, sd, 1, H, shared * I, 51, all, 'shared.down') : undefined;
-  let pool: BufferPool;
-  return {
-    spec,
-    dtype,
-    impl: 'kernels',
-    router: { w: router, bias: routerBias, correctionBias, params: spec.router },
-    bind: (p) => {
-      pool = p;
-    },
-    record(rec, x, scratch) {
-      const keep = <G extends { destroy(): void }>(t: G): G => {
-        scratch.push(t);
-        return t;
-      };
-      const logits = keep(linearGpu(ctx, rec, x, router, { bias: routerBias, pool }));
-      const routing = routerGpu(ctx, rec, logits, spec.router, { pool, correctionBias });
-      keep(routing.idx);
-      keep(routing.weights);
-      const g = keep(groupGpu(ctx, rec, routing.idx, E, { pool }));
-      const h = keep(groupedGateUpGpu(ctx, rec, x, g, gateUp, gateUpBias, spec.act, { pool }));
-      const y = keep(groupedDownGpu(ctx, rec, h, g, down, downBias, { pool }));
-      let sharedOut: GpuTensor | undefined;
-      if (sharedGateUp && sharedDown) {
-        const gs = keep(denseGroupingGpu(ctx, rec, x.shape[0], { pool }));
-        const hs = keep(groupedGateUpGpu(ctx, rec, x, gs, sharedGateUp, undefined, SILU, { pool }));
-        sharedOut = keep(groupedDownGpu(ctx, rec, hs, gs, sharedDown, undefined, { pool }));
-      }
-      return combineGpu(ctx, rec, y, g, routing.weights, { shared: sharedOut });
-    },
-  };
-}
-
 /**
  * Allocates the layer's weights on the GPU (random, generated on the GPU in
  * their storage dtype) and waits until they are written.
  * @example `const layer = await createLayer(ctx, findModel('qwen3-30b-a3b'), 'bf16')`
  */
-export async function createLayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, impl: Impl = implFor(dtype)): Promise<GpuLayer> {
+export async function createLayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype): Promise<GpuLayer> {
   const all: GpuTensor[] = [];
   let moe: MoE | undefined;
   const pool = new BufferPool(ctx, { maxFreeBytes: 1 << 30 });
   try {
     const made = await ctx.checked(`weights of ${spec.name} ${dtype}`, () => {
-      if (impl === 'moe') {
-        const m = createMoELayer(ctx, spec, dtype, pool, all);
-        moe = m.moe;
-        return m;
-      }
-      const k = createKernelLayer(ctx, spec, dtype, all);
-      k.bind(pool);
-      return k;
+      const m = createMoELayer(ctx, spec, dtype, pool, all);
+      moe = m.moe;
+      return m;
     });
     await ctx.sync();
     const m = moe as MoE | undefined;
@@ -266,10 +207,11 @@ export async function createLayer(ctx: GpuContext, spec: ModelSpec, dtype: Bench
     return {
       spec,
       dtype,
-      impl,
+      impl: IMPL,
       pool,
       router: made.router,
       record: made.record,
+      stored: made.stored,
       weightBytes: tensors.reduce((s, t) => s + t.byteLength, 0),
       destroy() {
         m?.destroy();

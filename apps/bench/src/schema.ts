@@ -48,6 +48,12 @@ export interface ResultRow {
   /** Compute floor: flops / the run's peakTflops (ms). */
   computeFloorMs?: number;
   kernels: KernelTime[];
+  /**
+   * The row's check (GPU rows): the timed forward's output on a sample of tokens that reaches every
+   * routed expert, against the bench's float64 reference reading the same weights (src/check.ts).
+   * A row with `pass: false` also has `error`, and the bench exits non-zero.
+   */
+  check?: { relErr: number; tol: number; pass: boolean; tokens?: number; experts?: number; expertsRouted?: number; ties?: number; reason?: string };
   /** Set when the row could not run; the numbers are then NaN -> null in JSON. */
   error?: string;
   note?: string;

@@ -31,20 +31,28 @@ export function bestByKey(other: BenchReport | undefined): Map<string, ResultRow
 }
 
 /**
+ * The check cell of a row: relative error against the float64 reference and ok/FAIL, '-' when unchecked.
+ * @example `checkCell({ relErr: 2e-7, tol: 1e-4, pass: true }) // '2.0e-7 ok'`
+ */
+export function checkCell(c: ResultRow['check']): string {
+  return c ? `${Number.isFinite(c.relErr) ? c.relErr.toExponential(1) : String(c.relErr)} ${c.pass ? 'ok' : 'FAIL'}` : '-';
+}
+
+/**
  * Renders the table (one line per row, then the per-kernel breakdown).
  * @example `console.log(formatTable(report))`
  */
 export function formatTable(r: BenchReport, other?: BenchReport): string {
   const cmp = bestByKey(other);
-  const head = ['model', 'dtype', 'T', 'impl', 'median ms', 'p10', 'p90', 'wall ms', 'GB/s', 'xcopy', 'TFLOP/s', 'floor ms', 'experts'];
+  const head = ['model', 'dtype', 'T', 'impl', 'median ms', 'p10', 'p90', 'wall ms', 'GB/s', 'xcopy', 'TFLOP/s', 'floor ms', 'experts', 'check'];
   if (other) head.push('other ms', 'other impl', 'ours/other');
   const rows: string[][] = [head];
   for (const x of r.results) {
     if (x.error) {
-      rows.push([x.model, x.dtype, String(x.tokens), x.impl ?? '', 'FAILED: ' + x.error.slice(0, 100)]);
+      rows.push([x.model, x.dtype, String(x.tokens), x.impl ?? '', 'FAILED: ' + x.error.slice(0, x.check ? 200 : 100)]);
       continue;
     }
-    const line = [x.model, x.dtype, String(x.tokens), x.impl ?? '', f(x.medianMs), f(x.p10Ms), f(x.p90Ms), f(x.wallMs), f(x.gbps), f(x.copyRatio, 2), f(x.tflops), f(x.floorMs), `${f(x.expertsHit, 3)}${x.expertsHitSource === 'routing' ? '' : '*'}`];
+    const line = [x.model, x.dtype, String(x.tokens), x.impl ?? '', f(x.medianMs), f(x.p10Ms), f(x.p90Ms), f(x.wallMs), f(x.gbps), f(x.copyRatio, 2), f(x.tflops), f(x.floorMs), `${f(x.expertsHit, 3)}${x.expertsHitSource === 'routing' ? '' : '*'}`, checkCell(x.check)];
     if (other) {
       const o = cmp.get(rowKey(x));
       line.push(o ? f(o.medianMs) : '-', o?.impl ?? '-', o ? f(x.medianMs / o.medianMs, 3) : '-');

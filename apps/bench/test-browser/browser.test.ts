@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { build, createServer, preview } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gpuRequired } from '@webmoe/kernels-wgsl/testing';
 import type { PageResults } from '../web/src/types.js';
 import { fixturesDir } from '../web/vite.config.js';
 
@@ -29,7 +30,8 @@ const appDir = resolve(here, '..');
 const configFile = join(appDir, 'web', 'vite.config.ts');
 const shot = join(appDir, 'test-results', 'browser.png');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const CI = process.env.CI === 'true';
+/** With CI=true (or WEBMOE_REQUIRE_GPU=1) a missing adapter fails (the project's one decision, gpuRequired). */
+const CI = gpuRequired();
 /** 'preview' (default): vite build, then vite preview; 'dev': the dev server (sources transformed on demand). */
 const SERVER = process.env.WEBMOE_BROWSER_SERVER === 'dev' ? 'dev' : 'preview';
 /** Fixture runs: 'name' (weights as stored, float32 golden) or 'name@bfloat16' (bf16 weights vs output_bf16). */

@@ -31,6 +31,9 @@ describe('CPU device', () => {
       expect(x.p90Ms).toBeGreaterThanOrEqual(x.medianMs);
       expect(x.gbps).toBeGreaterThan(0);
       expect(x.expertsHitSource).toBe('routing');
+      // the CPU row checked the forward it times against the float64 reference
+      expect(x.check).toMatchObject({ pass: true, tokens: x.tokens, experts: x.expertsHit });
+      expect(x.check!.relErr).toBeLessThan(x.check!.tol);
     }
     expect(r.results[0].expertsHit).toBe(2); // one token, k = 2
     expect(readFileSync(html, 'utf8')).toContain('tiny: forward time');
@@ -90,6 +93,7 @@ describe('packed experts on the CPU path', () => {
     const { Progress } = await import('../src/progress.js');
     const r = await runBench(parseArgs(['--models', 'tiny', '--dtypes', 'int4,int8,mxfp4', '--tokens', '2', '--iters', '1', '--warmup', '0', '--copy-mib', '1']), { kind: 'cpu', name: 'cpu', reason: 'test' }, new Progress(5, { write: () => true }, false));
     expect(r.results.map((x) => [x.dtype, x.error])).toEqual([['int4', undefined], ['int8', undefined], ['mxfp4', undefined]]);
+    for (const x of r.results) expect(x.check, x.dtype).toMatchObject({ pass: true, tokens: 2 });
     const [i4, i8, mx] = r.results;
     // same router (bf16, same seed) and x: the same experts hit; the rows differ only in the routed experts' bytes
     const hit = i4.expertsHit!;
@@ -101,6 +105,28 @@ describe('packed experts on the CPU path', () => {
       expect(out.every(Number.isFinite)).toBe(true);
       expect(out.some((v) => v !== 0)).toBe(true);
     }
+  });
+});
+
+describe('CPU rows check what they time', () => {
+  it('fp8 (block scales held by the layer), f16 and f32 rows pass their check; a wrong output fails it', async () => {
+    const { runBench } = await import('../src/bench.js');
+    const { parseArgs } = await import('../src/args.js');
+    const { Progress } = await import('../src/progress.js');
+    const r = await runBench(parseArgs(['--models', 'tiny', '--dtypes', 'fp8,f16,f32', '--tokens', '3', '--iters', '1', '--warmup', '0', '--copy-mib', '1']), { kind: 'cpu', name: 'cpu', reason: 'test' }, new Progress(5, { write: () => true }, false));
+    expect(r.results.map((x) => [x.dtype, x.error, x.check?.pass])).toEqual([['fp8', undefined, true], ['f16', undefined, true], ['f32', undefined, true]]);
+    const { checkForward, storedCpu } = await import('../src/check.js');
+    const l = createCpuLayer(TINY, 'fp8');
+    const x = new Float32Array(3 * TINY.H).map((_, i) => Math.sin(i));
+    const f = cpuForward(l, x, 3);
+    expect((await checkForward(TINY, storedCpu(l), x, f.out, f.idx)).pass).toBe(true);
+    const bad = f.out.map((v, i) => (i === 5 ? v + 0.1 : v));
+    expect((await checkForward(TINY, storedCpu(l), x, bad, f.idx)).pass).toBe(false);
+    // the layer's fp8 block scales are what the forward uses: scaling them scales the routed experts' output
+    l.gateUpScales!.fill(0x3c800000); // 2^-6 instead of 2^-7
+    const g = cpuForward(l, x, 3);
+    expect(g.out).not.toEqual(f.out);
+    expect((await checkForward(TINY, storedCpu(l), x, g.out, g.idx)).pass).toBe(true);
   });
 });
 

@@ -6,11 +6,10 @@ import { runBench } from '../src/bench.js';
 import { measureCopyGpu } from '../src/copybw.js';
 import { randomGpuTensor, randomWords } from '../src/fill.js';
 import { Progress } from '../src/progress.js';
-import { createLayer, randomExpertWeights, runMoE } from '../src/moe-run.js';
-import { createCpuLayer, cpuForward } from '../src/cpu-moe.js';
+import { createLayer, randomExpertWeights, routingOf, runMoE, type GpuLayer } from '../src/moe-run.js';
+import { CHECK_TOL, FULL_CHECK_MAX_T, checkFailure, checkForward, sampleTokens } from '../src/check.js';
 import { expertMatrixBytes, TINY, type BenchDtype, type ModelSpec } from '../src/models.js';
 import { expertWeightBytes, Recorder, type GpuTensor } from '@webmoe/kernels-wgsl';
-import { relErr } from '@webmoe/kernels-wgsl/testing';
 
 // On a WebGPU adapter (lavapipe in CI). Without one, testGpu() prints a visible
 // SKIPPED line, and with CI=true it fails the suite instead.
@@ -42,19 +41,40 @@ describe.runIf(ctx)('bench on a WebGPU adapter', () => {
     expect(c.bytes).toBe(4 << 20);
   });
 
-  it('a tiny run through MoE.record (bf16, and fp8 experts passed to record) gives complete rows', async () => {
+  it('a tiny run through MoE.record (bf16, and fp8 experts passed to record) gives complete, checked rows with consistent units', async () => {
     const o = parseArgs(['--models', 'tiny', '--tokens', '1,8', '--dtypes', 'bf16,fp8', '--iters', '2', '--warmup', '1', '--copy-mib', '4']);
     const r = await runBench(o, { kind: 'lavapipe', ctx: ctx!, name: ctx!.adapterName }, new Progress(6, quiet, false));
-    expect(r.results).toHaveLength(4);
+    expect(r.results.map((x) => [x.dtype, x.tokens])).toEqual([['bf16', 1], ['bf16', 8], ['fp8', 1], ['fp8', 8]]);
+    const { H, I, E } = TINY;
     for (const x of r.results) {
-      expect(x.error, `${x.dtype} T=${x.tokens}`).toBeUndefined();
+      const what = `${x.dtype} T=${x.tokens}`;
+      expect(x.error, what).toBeUndefined();
+      // the row checked the forward it timed against the float64 reference, on every token (T <= 16)
+      expect(x.check, what).toMatchObject({ pass: true, tol: CHECK_TOL, tokens: x.tokens });
+      expect(x.check!.relErr, what).toBeLessThan(CHECK_TOL);
+      expect(x.check!.experts, what).toBe(x.expertsHit);
       expect(x.medianMs).toBeGreaterThan(0);
+      expect(x.p10Ms).toBeLessThanOrEqual(x.medianMs);
+      expect(x.p90Ms).toBeGreaterThanOrEqual(x.medianMs);
       expect(x.expertsHitSource).toBe('routing');
       expect(x.expertsHit).toBeGreaterThanOrEqual(2);
-      expect(x.expertsHit).toBeLessThanOrEqual(Math.min(4, x.tokens * 2));
+      expect(x.expertsHit).toBeLessThanOrEqual(Math.min(E, x.tokens * 2));
+      // bytes by hand: hit experts (bf16: 3*H*I*2; fp8: 3*H*I codes + one 128x128 f32 block scale per matrix),
+      // bf16 shared expert 3*H*I*2, bf16 router E*H*2, x and y f32
+      const perExpert = x.dtype === 'bf16' ? 3 * H * I * 2 : 3 * H * I + 2 * 4;
+      expect(x.weightBytes, what).toBe(x.expertsHit! * perExpert + 3 * H * I * 2 + E * H * 2);
+      expect(x.bytes, what).toBe(x.weightBytes! + 2 * x.tokens * H * 4);
+      expect(x.flops, what).toBe(2 * x.tokens * 2 * 3 * H * I + 2 * x.tokens * H * E + 2 * x.tokens * 3 * H * I);
+      // units: GB/s = bytes / ms / 1e6, TFLOP/s = flops / ms / 1e9, ratios and floors from the run's copy bandwidth
+      expect(x.gbps).toBeCloseTo(x.bytes! / x.medianMs / 1e6, 9);
+      expect(x.tflops).toBeCloseTo(x.flops! / x.medianMs / 1e9, 12);
+      expect(x.copyRatio).toBeCloseTo(x.gbps / r.copyGBps, 9);
+      expect(x.floorMs).toBeCloseTo(x.bytes! / r.copyGBps / 1e6, 9);
+      expect(x.intensity).toBeCloseTo(x.flops! / x.bytes!, 9);
       if (ctx!.features.timestampQuery) {
         expect(x.timing).toBe('timestamp');
         expect(x.kernels.map((k) => k.name)).toEqual(expect.arrayContaining(['router', 'combine']));
+        expect(x.kernels.reduce((s, k) => s + k.share, 0)).toBeCloseTo(1, 6);
       }
     }
     expect(r.results.every((x) => x.impl === 'moe')).toBe(true);
@@ -65,7 +85,10 @@ describe.runIf(ctx)('bench on a WebGPU adapter', () => {
     const o = parseArgs(['--models', 'tiny', '--tokens', '3', '--dtypes', 'int4,int8,mxfp4', '--iters', '1', '--warmup', '1', '--copy-mib', '4']);
     const r = await runBench(o, { kind: 'lavapipe', ctx: ctx!, name: ctx!.adapterName }, new Progress(5, quiet, false));
     expect(r.results.map((x) => [x.dtype, x.impl, x.error])).toEqual([['int4', 'moe', undefined], ['int8', 'moe', undefined], ['mxfp4', 'moe', undefined]]);
-    for (const x of r.results) expect(x.medianMs).toBeGreaterThan(0);
+    for (const x of r.results) {
+      expect(x.medianMs).toBeGreaterThan(0);
+      expect(x.check, x.dtype).toMatchObject({ pass: true, tokens: 3 });
+    }
     for (const d of ['int4', 'int8', 'mxfp4'] as BenchDtype[]) {
       const own: GpuTensor[] = [];
       const gu = randomExpertWeights(ctx!, d, TINY.E, 2 * TINY.I, TINY.H, 21, own, 'gu');
@@ -88,24 +111,75 @@ describe.runIf(ctx)('bench on a WebGPU adapter', () => {
     ...TINY, name: 'tiny-deepseek', E: 8, k: 2, shared: 1,
     router: { kind: 'sigmoid_grouped', numExperts: 8, topK: 2, normTopkProb: true, nGroup: 2, topkGroup: 1, routedScalingFactor: 2.5 },
   };
-  for (const [spec, dtype] of [[TINY, 'bf16'], [TINY, 'fp8'], [TINY, 'f16'], [gptossLike, 'bf16'], [deepseekLike, 'fp8'], [TINY, 'int4'], [gptossLike, 'mxfp4'], [deepseekLike, 'int8']] as [ModelSpec, BenchDtype][]) {
-    it(`the timed GPU forward computes the same layer as the CPU reference path (${spec.name} ${dtype})`, async () => {
-      const T = 5;
-      const layer = await createLayer(ctx!, spec, dtype, 'kernels');
-      const x = randomGpuTensor(ctx!, 'float32', [T, spec.H], 7 + T, 'f32', 'x');
+  // The path each row times (createLayer + runMoE: MoE.record with the row's dtype and packed format), at a decode T
+  // (expert GEMVs) and a T that takes the grouped GEMMs and a sampled check (T > FULL_CHECK_MAX_T).
+  const cases = [[TINY, 'bf16'], [TINY, 'fp8'], [TINY, 'f16'], [TINY, 'f32'], [gptossLike, 'bf16'], [deepseekLike, 'fp8'], [TINY, 'int4'], [gptossLike, 'mxfp4'], [deepseekLike, 'int8']] as [ModelSpec, BenchDtype][];
+  for (const [spec, dtype] of cases) {
+    // dense TINY rows also at T = 130: T*k >= 64E takes the fast (register-blocked f32) prefill GEMMs
+    const Ts = spec === TINY && (dtype === 'bf16' || dtype === 'f32') ? [3, 37, 130] : [3, 37];
+    it(`the timed GPU forward equals the float64 reference of its own weights (${spec.name} ${dtype}, T = ${Ts.join(', ')})`, async () => {
+      const layer = await createLayer(ctx!, spec, dtype);
       try {
-        const rec = new Recorder(ctx!);
-        const f = runMoE(ctx!, layer, rec, x);
-        rec.submit();
-        const got = (await f.out.download()).data as Float32Array;
-        f.release();
-        const want = cpuForward(createCpuLayer(spec, dtype), new Float32Array(randomWords('f32', T * spec.H, 7 + T).buffer), T).out;
-        expect(want.some((v) => v !== 0)).toBe(true);
-        expect(relErr(got, want)).toBeLessThan(1e-4);
+        for (const T of Ts) {
+          const { x, y, idx } = await timedForward(layer, T);
+          const c = await checkForward(spec, layer.stored, x, y, idx);
+          expect(c, `T=${T}: ${c.reason}`).toMatchObject({ pass: true, experts: c.expertsRouted });
+          expect(c.relErr).toBeLessThan(CHECK_TOL);
+          expect(c.tokens).toBe(T <= FULL_CHECK_MAX_T ? T : sampleTokens(idx, T, spec.k).length);
+          if (T > FULL_CHECK_MAX_T) expect(c.tokens).toBeLessThan(T);
+          // an output off in one sampled token's row fails the check
+          const bad = y.slice();
+          bad[(T - 1) * spec.H] += 0.05 * Math.max(...y.map(Math.abs));
+          const cb = await checkForward(spec, layer.stored, x, bad, idx);
+          expect(cb.pass).toBe(false);
+          expect(checkFailure(cb)).toMatch(/check failed: relative error/);
+        }
       } finally {
-        x.destroy();
         layer.destroy();
       }
+      expect(ctx!.takeUncapturedErrors()).toEqual([]);
     });
   }
+
+  it('the check reaches every routed expert: wrong weights of any one routed expert fail it', async () => {
+    const spec = deepseekLike;
+    const layer = await createLayer(ctx!, spec, 'bf16');
+    try {
+      const T = 40;
+      const { x, y, idx } = await timedForward(layer, T);
+      const routed = [...new Set(idx)].sort((a, b) => a - b);
+      expect(routed.length).toBeGreaterThanOrEqual(4);
+      for (const e of routed) {
+        // the stored gate_up with expert e's bytes scaled by 2 (as if the forward had read other weights)
+        const gu = layer.stored.gateUp;
+        if (gu.kind !== 'dense') throw new Error('dense bf16 experts expected');
+        const per = 2 * spec.I * spec.H * 2;
+        const w = { ...gu.w, read: async (off: number, len: number) => {
+          const b = (await gu.w.read(off, len)).slice();
+          if (off === e * per) for (let i = 1; i < b.length; i += 2) b[i] = (b[i] & 0x80) | Math.min(0x7f, (b[i] & 0x7f) + 1); // bf16 exponent high bits: roughly x4
+          return b;
+        } };
+        const c = await checkForward(spec, { ...layer.stored, gateUp: { kind: 'dense', w } }, x, y, idx);
+        expect(c.pass, `expert ${e}`).toBe(false);
+      }
+    } finally {
+      layer.destroy();
+    }
+  });
 });
+
+/** One forward of the timed path on the bench's input for T tokens: x, y and the routing, on the host. */
+async function timedForward(layer: GpuLayer, T: number): Promise<{ x: Float32Array; y: Float32Array; idx: Uint32Array }> {
+  const xg = randomGpuTensor(ctx!, 'float32', [T, layer.spec.H], 7 + T, 'f32', 'x');
+  try {
+    const rec = new Recorder(ctx!);
+    const f = runMoE(ctx!, layer, rec, xg);
+    rec.submit();
+    const y = (await f.out.download()).data as Float32Array;
+    f.release();
+    const idx = await routingOf(ctx!, layer, xg, new Recorder(ctx!));
+    return { x: (await xg.download()).data as Float32Array, y, idx };
+  } finally {
+    xg.destroy();
+  }
+}

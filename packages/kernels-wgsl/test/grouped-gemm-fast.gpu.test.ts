@@ -18,7 +18,7 @@ import { HostTensor, roundTo } from '@webmoe/tensor';
 import { GpuTensor, Recorder, foldWorkgroups, groupedDownGpu, groupedDownRef, groupedGateUpGpu, groupedGateUpRef, type ExpertActivation, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
 import { FAST_MIN_ROWS_PER_EXPERT, fastGemmKind, planFastGemm, recordFastGemm, sgmatSupported, type FastGemmKind } from '../src/kernels/grouped-gemm-fast.js';
-import { hostGrouping, randomIdx, uploadGrouping } from './grouped-helpers.js';
+import { hostGrouping, naiveDown, naiveGateUp, randomIdx, uploadGrouping } from './grouped-helpers.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -99,6 +99,8 @@ async function gateUp(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; 
   const rs = c.rowScale ? randomArray(r, T * k, 0.1, 1.5) : undefined;
   const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
   const want = groupedGateUpRef(x, g, { kind: 'dense', w }, bias, c.act, rs);
+  // the reference itself against plain loops written independently of it (grouped-helpers.ts)
+  expect(relErr(want, naiveGateUp(x, g, w.toFloat32(), bias?.toFloat32(), c.act, rs, H, I)), 'reference vs naive').toBeLessThan(1e-6);
   const got = await gpuChecked(ctx!, async () => {
     const gx = GpuTensor.upload(ctx!, HostTensor.fromFloat32([T, H], x));
     const gw = GpuTensor.upload(ctx!, w);
@@ -128,6 +130,7 @@ async function down(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; fa
   const bias = c.bias ? HostTensor.fromFloat32([E, N], randomArray(r, E * N, -1, 1), 'float16') : undefined;
   const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
   const want = groupedDownRef(h, g, { kind: 'dense', w }, bias);
+  expect(relErr(want, naiveDown(h, g, w.toFloat32(), bias?.toFloat32(), N, K)), 'reference vs naive').toBeLessThan(1e-6);
   const got = await gpuChecked(ctx!, async () => {
     const gh = GpuTensor.upload(ctx!, HostTensor.fromFloat32([T * k, K], h));
     const gw = GpuTensor.upload(ctx!, w);
@@ -253,6 +256,8 @@ describe('subgroup-matrix kernel with emulated builtins (runs everywhere)', () =
       const rs = c.rowScale ? randomArray(r, T * k, 0.1, 1.5) : undefined;
       const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
       const want = op === 'gate_up' ? groupedGateUpRef(x, g, { kind: 'dense', w }, b, act, rs) : groupedDownRef(x, g, { kind: 'dense', w }, b);
+      const naive = op === 'gate_up' ? naiveGateUp(x, g, w.toFloat32(), b.toFloat32(), act, rs, K, N) : naiveDown(x, g, w.toFloat32(), b.toFloat32(), N, K);
+      expect(relErr(want, naive), 'reference vs naive').toBeLessThan(1e-6);
       const got = await gpuChecked(ctx, async () => {
         const gx = GpuTensor.upload(ctx!, HostTensor.fromFloat32([xRows, K], x));
         const gw = GpuTensor.upload(ctx!, w);

@@ -15,7 +15,7 @@ import {
   type GroupingRef,
 } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
-import { hostGrouping, randInt, randomIdx, uploadGrouping } from './grouped-helpers.js';
+import { hostGrouping, naiveGateUp, randInt, randomIdx, uploadGrouping } from './grouped-helpers.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -32,40 +32,6 @@ const ACTS: ExpertActivation[] = [
   { kind: 'swigluoai', layout: 'concat' },
   { kind: 'swiglu_limit', limit: 0.5, layout: 'interleaved' },
 ];
-
-/** Plain, independent reference of one grouped row (no shared code with groupedGateUpRef): float64 dot of the rounded weights. */
-function naiveGateUp(x: Float32Array, g: GroupingRef, wf: Float32Array, bf: Float32Array | undefined, act: ExpertActivation, rs: Float32Array | undefined, H: number, I: number): Float32Array {
-  const out = new Float32Array(g.T * g.k * I);
-  const L = act.limit ?? 7;
-  const al = act.alpha ?? 1.702;
-  for (let e = 0; e < g.E; e++)
-    for (let p = g.offsets[e]; p < g.offsets[e + 1]; p++) {
-      const pair = g.order[p];
-      const t = Math.floor(pair / g.k);
-      for (let i = 0; i < I; i++) {
-        const rg = act.layout === 'interleaved' ? 2 * i : i;
-        const ru = act.layout === 'interleaved' ? 2 * i + 1 : I + i;
-        let gs = bf ? bf[e * 2 * I + rg] : 0;
-        let us = bf ? bf[e * 2 * I + ru] : 0;
-        for (let c = 0; c < H; c++) {
-          const xv = rs ? Math.fround(x[t * H + c] * rs[pair]) : x[t * H + c];
-          gs += xv * wf[(e * 2 * I + rg) * H + c];
-          us += xv * wf[(e * 2 * I + ru) * H + c];
-        }
-        const sig = (z: number) => 1 / (1 + Math.exp(-z));
-        let h: number;
-        if (act.kind === 'silu') h = gs * sig(gs) * us;
-        else if (act.kind === 'swiglu_limit') h = Math.min(gs * sig(gs), L) * Math.max(-L, Math.min(L, us));
-        else {
-          const gc = Math.min(gs, L);
-          const uc = Math.max(-L, Math.min(L, us));
-          h = (uc + 1) * gc * sig(al * gc);
-        }
-        out[p * I + i] = h;
-      }
-    }
-  return out;
-}
 
 interface Case {
   T: number;

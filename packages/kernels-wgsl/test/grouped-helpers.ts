@@ -4,7 +4,7 @@
  * and its upload as a GroupingGpu.
  */
 import { HostTensor } from '@webmoe/tensor';
-import { GpuTensor, type GpuContext, type GroupingGpu, type GroupingRef } from '@webmoe/kernels-wgsl';
+import { GpuTensor, type ExpertActivation, type GpuContext, type GroupingGpu, type GroupingRef } from '@webmoe/kernels-wgsl';
 
 /** Random routing idx [T*k]: k distinct experts per token, drawn from a subset so that some experts get no rows. */
 export function randomIdx(r: () => number, T: number, k: number, E: number): Uint32Array {
@@ -61,4 +61,51 @@ export function uploadGrouping(ctx: GpuContext, g: GroupingRef): GroupingGpu {
 /** A random integer in [lo, hi]. */
 export function randInt(r: () => number, lo: number, hi: number): number {
   return lo + Math.floor(r() * (hi - lo + 1));
+}
+
+/** Plain, independent reference of one grouped row (no shared code with groupedGateUpRef): float64 dot of the rounded weights. */
+export function naiveGateUp(x: Float32Array, g: GroupingRef, wf: Float32Array, bf: Float32Array | undefined, act: ExpertActivation, rs: Float32Array | undefined, H: number, I: number): Float32Array {
+  const out = new Float32Array(g.T * g.k * I);
+  const L = act.limit ?? 7;
+  const al = act.alpha ?? 1.702;
+  for (let e = 0; e < g.E; e++)
+    for (let p = g.offsets[e]; p < g.offsets[e + 1]; p++) {
+      const pair = g.order[p];
+      const t = Math.floor(pair / g.k);
+      for (let i = 0; i < I; i++) {
+        const rg = act.layout === 'interleaved' ? 2 * i : i;
+        const ru = act.layout === 'interleaved' ? 2 * i + 1 : I + i;
+        let gs = bf ? bf[e * 2 * I + rg] : 0;
+        let us = bf ? bf[e * 2 * I + ru] : 0;
+        for (let c = 0; c < H; c++) {
+          const xv = rs ? Math.fround(x[t * H + c] * rs[pair]) : x[t * H + c];
+          gs += xv * wf[(e * 2 * I + rg) * H + c];
+          us += xv * wf[(e * 2 * I + ru) * H + c];
+        }
+        const sig = (z: number) => 1 / (1 + Math.exp(-z));
+        let h: number;
+        if (act.kind === 'silu') h = gs * sig(gs) * us;
+        else if (act.kind === 'swiglu_limit') h = Math.min(gs * sig(gs), L) * Math.max(-L, Math.min(L, us));
+        else {
+          const gc = Math.min(gs, L);
+          const uc = Math.max(-L, Math.min(L, us));
+          h = (uc + 1) * gc * sig(al * gc);
+        }
+        out[p * I + i] = h;
+      }
+    }
+  return out;
+}
+
+/** Plain, independent reference of the grouped down projection: y[p] = h[p] @ W[e]^T (+ b[e]) for every grouped row p of expert e; W [E, N, K]. */
+export function naiveDown(h: Float32Array, g: GroupingRef, wf: Float32Array, bf: Float32Array | undefined, N: number, K: number): Float32Array {
+  const out = new Float32Array(g.T * g.k * N);
+  for (let e = 0; e < g.E; e++)
+    for (let p = g.offsets[e]; p < g.offsets[e + 1]; p++)
+      for (let o = 0; o < N; o++) {
+        let s = bf ? bf[e * N + o] : 0;
+        for (let c = 0; c < K; c++) s += h[p * K + c] * wf[(e * N + o) * K + c];
+        out[p * N + o] = s;
+      }
+  return out;
 }

@@ -18,7 +18,6 @@ import {
   gemvDownGpu,
   activeExpertsGpu,
   gemvSupports,
-  GpuGraph,
   groupedDownRef,
   combineGpu,
   combineRef,
@@ -36,6 +35,7 @@ import { loadHuggingFaceMoE, type HFLoadOptions } from './hf-loader.js';
 import { ShardingError, ShardingStrategy, type EPBatchManager } from '@webmoe/sharding';
 import type { ShardDevices } from '@webmoe/nn';
 import { shardMoE, type ShardedMoE } from './sharded.js';
+import { ForwardGraphCache, forwardGraphKey, type ForwardGraph } from './graph-cache.js';
 import { QuantizedExperts, normalizeQuantConfig, type ActivationQuant, type MoEQuantConfig, type ResolvedQuantConfig } from './quant-experts.js';
 
 /** The expert weights of an MoE, in the kernels' terms (dense or quantized kinds; `MoE.record` takes one to override the stacked weights). @example `moe.record(rec, x, pool, scratch, { gateUp: { kind: 'fp8_block', q, scaleInv, block: [128, 128] }, down })` */
@@ -219,15 +219,26 @@ export class MoE extends Module {
    * take dense and packed experts with weight-only activations; otherwise
    * (dynamic fp8 activations, packed rows not a multiple of 8) the grouped
    * GEMMs run whatever this says. Results agree to f32 rounding; a given T always
-   * takes the same path, so a forward is deterministic.
+   * takes the same path, so a forward is deterministic. Setting another value
+   * frees the captured forward graphs (the next forward records afresh).
    */
-  expertKernels: 'auto' | 'gemv' | 'grouped' = 'auto';
+  get expertKernels(): 'auto' | 'gemv' | 'grouped' {
+    return this.kernelChoice;
+  }
+  set expertKernels(v: 'auto' | 'gemv' | 'grouped') {
+    if (v !== 'auto' && v !== 'gemv' && v !== 'grouped') throw new ValueError('MoE.expertKernels', "'auto' | 'gemv' | 'grouped'", v);
+    if (v !== this.kernelChoice) this.clearGraphs();
+    this.kernelChoice = v;
+  }
+  private kernelChoice: 'auto' | 'gemv' | 'grouped' = 'auto';
   /**
-   * Replay captured command graphs for small T (<= 64, up to 4 sizes cached):
+   * Replay captured command graphs for small T (<= 64, up to 4 cached):
    * recording a forward costs far more host time than the GPU work at decode.
+   * A graph is keyed by T, the expert-kernel choice and the GPU buffers the
+   * forward reads, and freed on every weight load: it never replays old work.
    */
   useGraphs = true;
-  private graphs = new Map<number, { graph: GpuGraph; xIn: GpuTensor; out: GpuTensor; scratch: { destroy(): void }[] }>();
+  private graphs = new ForwardGraphCache(4);
   private expertList: LayerList<MLP> | undefined;
 
   constructor(opts: MoEOptions) {
@@ -389,6 +400,7 @@ export class MoE extends Module {
 
   protected override afterLoad(): void {
     this.expertList = undefined;
+    this.clearGraphs(); // they recorded the previous weights' buffers
     super.afterLoad();
   }
 
@@ -470,55 +482,47 @@ export class MoE extends Module {
   /** Replays (capturing on first use) the forward graph for T tokens: x is copied in, the output copied out into a new tensor. */
   private forwardGraph(x: GpuTensor, T: number, pool: BufferPool, gw: ExpertWeightSet<ExpertWeightsGpu>): GpuTensor {
     const ctx = this.ctx!;
-    let entry = this.graphs.get(T);
-    let first: GpuTensor | undefined;
-    if (entry) {
-      this.graphs.delete(T); // LRU: re-insert at the end
-      this.graphs.set(T, entry);
-    } else {
+    const key = forwardGraphKey(T, this.kernelChoice, this.recordedBuffers(gw));
+    const entry = this.graphs.get(key);
+    if (!entry) {
       const scratch: { destroy(): void }[] = [];
       const xIn = GpuTensor.empty(ctx, 'float32', [T, this.hiddenDim], 'moe.graph.in');
       scratch.push(xIn);
+      let captured: ForwardGraph;
+      let first: GpuTensor;
       try {
         const rec = new Recorder(ctx, { label: 'moe.graph', capture: true });
         // this call's input and output copies are not part of the graph (each replay copies its own)
         rec.copy(x.buffer, 0, xIn.buffer, 0, xIn.byteLength, { capture: false });
         const out = this.record(rec, xIn, pool, scratch, gw);
-        const y0 = GpuTensor.empty(ctx, 'float32', [T, this.hiddenDim], 'moe.out');
-        rec.copy(out.buffer, 0, y0.buffer, 0, y0.byteLength, { capture: false });
+        first = GpuTensor.empty(ctx, 'float32', [T, this.hiddenDim], 'moe.out');
+        rec.copy(out.buffer, 0, first.buffer, 0, first.byteLength, { capture: false });
         rec.submit();
-        entry = { graph: rec.toGraph(), xIn, out, scratch };
-        first = y0;
+        captured = { graph: rec.toGraph(), xIn, out, scratch };
       } catch (e) {
         for (const s of scratch) s.destroy();
         throw e;
       }
-      this.graphs.set(T, entry);
-      while (this.graphs.size > 4) {
-        const [k, old] = this.graphs.entries().next().value!;
-        this.graphs.delete(k);
-        old.graph.destroy();
-        old.out.destroy();
-        for (const s of old.scratch) s.destroy();
-      }
-      return first!;
+      this.graphs.put(key, captured);
+      return first;
     }
-    const e = entry;
     const y = GpuTensor.empty(ctx, 'float32', [T, this.hiddenDim], 'moe.out');
-    void e.graph.replay({
-      pre: (enc) => enc.copyBufferToBuffer(x.buffer, 0, e.xIn.buffer, 0, e.xIn.byteLength),
-      post: (enc) => enc.copyBufferToBuffer(e.out.buffer, 0, y.buffer, 0, y.byteLength),
+    void entry.graph.replay({
+      pre: (enc) => enc.copyBufferToBuffer(x.buffer, 0, entry.xIn.buffer, 0, entry.xIn.byteLength),
+      post: (enc) => enc.copyBufferToBuffer(entry.out.buffer, 0, y.buffer, 0, y.byteLength),
     });
     return y;
   }
 
+  /** Every GPU buffer a forward with expert weights `gw` reads (parameters, packed shared experts, gw's tensors): part of a graph's key. */
+  private *recordedBuffers(gw: ExpertWeightSet<ExpertWeightsGpu>): Generator<GPUBuffer> {
+    for (const p of this.parameters()) if (p.gpu) yield p.gpu.buffer;
+    if (this.sharedExperts) for (const t of Object.values(this.sharedExperts.packedGpu)) if (t) yield t.buffer;
+    for (const w of [gw.gateUp, gw.down]) for (const t of Object.values(w)) if (t instanceof GpuTensor) yield t.buffer;
+  }
+
   /** Frees the cached forward graphs (they hold scratch buffers). */
   clearGraphs(): void {
-    for (const g of this.graphs.values()) {
-      g.graph.destroy();
-      g.out.destroy();
-      for (const s of g.scratch) s.destroy();
-    }
     this.graphs.clear();
   }
 

@@ -1,6 +1,8 @@
 // Long runs: 10,000 forwards of a tiny layer (H=8, I=4, E=4, k=2) with T varying over 24 sizes, on the GPU
 // and on the CPU path. GPU memory (the layer's pool, and every GPU buffer created minus destroyed) and host
-// memory (heapUsed, arrayBuffers after a GC) must stop growing once every size has been seen.
+// memory (heapUsed, arrayBuffers after a GC) must stop growing once every size has been seen, and the outputs
+// stay right: every read-back (all T, both paths) equals the independent reference (test/reference.ts) of the
+// layer's weights, and a T seen again gives its first output bit for bit.
 import { describe, it, expect, beforeAll } from 'vitest';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -8,6 +10,8 @@ import { DeviceRef, HostTensor } from '@webmoe/tensor';
 import { GpuTensor, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
 import { MoE, SoftmaxTopKGate } from '../src/index.js';
+import { referenceMoE, route, type RefConfig, type RefWeights } from './reference.js';
+import { relErr } from './helpers.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -27,6 +31,42 @@ function gcNow(): () => void {
   if (g) return g;
   v8.setFlagsFromString('--expose-gc');
   return vm.runInNewContext('gc') as () => void;
+}
+
+const CFG: RefConfig = { H, E, k: 2, I, router: 'softmax_topk', normTopkProb: true, act: { kind: 'silu' }, sharedDim: 4 };
+
+/** The layer's weights as the reference reads them. */
+function refWeights(moe: MoE): RefWeights {
+  const f = (n: string) => moe.stateDict().get(n)!.toFloat32();
+  return {
+    gate: f('gate.weight'), gateUp: f('experts.gate_up_proj'), down: f('experts.down_proj'),
+    sGate: f('shared_experts.gate_proj.weight'), sUp: f('shared_experts.up_proj.weight'), sDown: f('shared_experts.down_proj.weight'),
+  };
+}
+
+/** Inputs for T = 1..24 whose tokens all have a clear top-k choice, and the reference output of each. */
+function inputsWithReference(moe: MoE, seed: number): { inputs: Float32Array[]; want: Float32Array[] } {
+  const w = refWeights(moe);
+  const r = rng(seed);
+  const inputs = Array.from({ length: 24 }, (_, i) => {
+    const x = new Float32Array((i + 1) * H);
+    for (let t = 0; t <= i; ) {
+      const cand = randomArray(r, H);
+      if (route(CFG, w, cand, 0).margin > 1e-3) x.set(cand, H * t++);
+    }
+    return x;
+  });
+  return { inputs, want: inputs.map((x, i) => referenceMoE(CFG, w, x, i + 1)) };
+}
+
+/** Fails unless y is the reference output for T tokens (and, once seen, the first output of that T bit for bit). */
+function expectRight(i: number, T: number, y: Float32Array, want: Float32Array[], firsts: Map<number, Float32Array>): void {
+  if (y.length !== T * H) expect.fail(`forward ${i}: ${y.length} values for T=${T}`);
+  const err = relErr(y, want[T - 1]);
+  if (!(err < 1e-4)) expect.fail(`forward ${i}: T=${T} output off the reference (rel err ${err})`);
+  const f = firsts.get(T);
+  if (!f) firsts.set(T, y.slice());
+  else if (!y.every((v, j) => Object.is(v, f[j]))) expect.fail(`forward ${i}: T=${T} output changed`);
 }
 
 function layer(device: 'gpu' | 'cpu'): MoE {
@@ -74,26 +114,30 @@ describe('long runs keep memory bounded', () => {
       return destroyProto.call(this);
     };
     const moe = layer('gpu');
-    const r = rng(9);
-    const inputs = Array.from({ length: 24 }, (_, i) => randomArray(r, (i + 1) * H));
+    const { inputs, want } = inputsWithReference(moe, 9);
+    const firsts = new Map<number, Float32Array>();
+    let checked = 0;
     const gpuInputs = inputs.map((v, i) => GpuTensor.upload(ctx!, new HostTensor('float32', [i + 1, H], v)));
     let warm: { pool: number; buffers: number; host: Sample } | undefined;
     let maxPool = 0;
     let maxBuffers = 0;
     const t0 = performance.now();
     try {
-      const first = await moe.forward(inputs[0]);
       for (let i = 0; i < N; i++) {
         const T = sizeOf(i);
         if (i % 100 === 0 || T === 1) {
-          // The host path: upload, forward, read back; T = 1 must give the first output again.
-          const y = await moe.forward(inputs[T - 1]);
-          if (y.length !== T * H) expect.fail(`forward ${i}: ${y.length} values for T=${T}`);
-          if (T === 1 && !y.every((v, j) => Object.is(v, first[j]))) expect.fail(`forward ${i}: T=1 output changed`);
+          // The host path: upload, forward, read back: the reference output, and the first output of this T again.
+          expectRight(i, T, await moe.forward(inputs[T - 1]), want, firsts);
+          checked++;
         } else {
           // The GpuTensor path: one submit, no read-back; the output is the caller's to destroy.
           const yg = await moe.forwardGpu(gpuInputs[T - 1]);
           if (yg.shape[0] !== T) expect.fail(`forward ${i}: output [${yg.shape}] for T=${T}`);
+          // every 97th (all T over the run, replayed graphs included) is read back and checked too
+          if (i % 97 === 0) {
+            expectRight(i, T, (await yg.download()).data as Float32Array, want, firsts);
+            checked++;
+          }
           yg.destroy();
           if (i % 50 === 49) await ctx.sync();
         }
@@ -112,6 +156,8 @@ describe('long runs keep memory bounded', () => {
         `[longrun gpu] ${N} forwards in ${secs.toFixed(1)} s; pool bytes at ${WARM}: ${warm!.pool}, max after: ${maxPool}; GPU buffers at ${WARM}: ${warm!.buffers}, max after: ${maxBuffers}, end: ${end.buffers}; ` +
           `heap ${(warm!.host.heap / MiB).toFixed(1)} -> ${(end.host.heap / MiB).toFixed(1)} MiB, arrayBuffers ${(warm!.host.arrayBuffers / MiB).toFixed(1)} -> ${(end.host.arrayBuffers / MiB).toFixed(1)} MiB`,
       );
+      expect(firsts.size, 'every T was read back and checked').toBe(24);
+      expect(checked).toBeGreaterThan(N / 20);
       // GPU: after the warm-up nothing new is kept. The pool is bounded by its cap in any case.
       expect(maxPool).toBeLessThanOrEqual(Math.max(warm!.pool, moe.scratchPool!.maxFreeBytes));
       expect(maxPool).toBeLessThanOrEqual(warm!.pool * 1.5 + 64 * 1024);
@@ -125,20 +171,22 @@ describe('long runs keep memory bounded', () => {
       gpuInputs.forEach((g) => g.destroy());
       moe.destroy();
     }
-  }, 400_000);
+  }, 1_200_000); // 10,000 forwards: minutes on lavapipe, more on a loaded machine
 
   it(`${N} CPU-path forwards with T in 1..24: host memory stops growing`, async () => {
     const gc = gcNow();
     const moe = layer('cpu');
-    const r = rng(10);
-    const inputs = Array.from({ length: 24 }, (_, i) => randomArray(r, (i + 1) * H));
+    const { inputs, want } = inputsWithReference(moe, 10);
+    const firsts = new Map<number, Float32Array>();
     let warm: Sample | undefined;
     for (let i = 0; i < N; i++) {
       const T = sizeOf(i);
       const y = await moe.forward(inputs[T - 1]);
-      if (y.length !== T * H) expect.fail(`forward ${i}: ${y.length} values`);
+      if (i % 11 === 0) expectRight(i, T, y, want, firsts); // 11 is prime to 24: every T
+      else if (y.length !== T * H) expect.fail(`forward ${i}: ${y.length} values`);
       if (i === WARM) warm = sample(gc);
     }
+    expect(firsts.size).toBe(24);
     const end = sample(gc);
     console.log(`[longrun cpu] heap ${(warm!.heap / MiB).toFixed(1)} -> ${(end.heap / MiB).toFixed(1)} MiB, arrayBuffers ${(warm!.arrayBuffers / MiB).toFixed(1)} -> ${(end.arrayBuffers / MiB).toFixed(1)} MiB`);
     expect(end.heap - warm!.heap).toBeLessThan(2 * MiB);

@@ -12,7 +12,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { createRequire } from 'node:module';
 import { DeviceRef, HostTensor, fromFloat32, toFloat32 } from '@webmoe/tensor';
 import { GpuTensor, type GpuContext } from '@webmoe/kernels-wgsl';
-import { testGpu, gpuChecked } from '@webmoe/kernels-wgsl/testing';
+import { testGpu, gpuChecked, peerRequired } from '@webmoe/kernels-wgsl/testing';
 import { MoE, TopKSoftmaxGate, quantize, type MoEQuantConfig } from '../src/index.js';
 import { initializer, model, node, valueInfo } from './onnx-writer.js';
 import { relErr } from './helpers.js';
@@ -135,7 +135,7 @@ describe('int4 / int8 experts vs onnxruntime-node QMoE (CPU EP)', () => {
   for (const bits of [4, 8] as const) {
     it(`int${bits}, block ${BLOCK}: our CPU and GPU layers match QMoE within 2e-3 (f16 activations)`, async (c) => {
       if (!ort) {
-        if (process.env.CI === 'true') throw new Error(`onnxruntime-node cannot load (it is a devDependency of @webmoe/moe): ${ortError}`);
+        if (await peerRequired('onnxruntime-node', import.meta.url)) throw new Error(`onnxruntime-node is installed but cannot load (it is a devDependency of @webmoe/moe): ${ortError}`);
         return c.skip(`onnxruntime-node cannot load: ${ortError}`);
       }
       const s = setup(100 + bits);

@@ -1,6 +1,6 @@
 // Sharded MoE on several WebGPU devices (4 GPUDevices of the test adapter, one DeviceGroup for the whole file;
 // sub-groups of 2 and 3 reuse its devices): TP 2, TP 3 (uneven I = 32 -> 11, 11, 10), TP 4, EP 2 and EP 4 on
-// every unquantized fixture against the unsharded layer (float32, rel 1e-4), the empty-expert / empty-device
+// every unquantized fixture against the unsharded layer (float32, rel 1e-4) and transformers' goldens, the empty-expert / empty-device
 // routing, input on device 0, and MLP / Linear shards.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { HostTensor } from '@webmoe/tensor';
@@ -48,6 +48,8 @@ describe('MoE.shard on GPU devices vs the unsharded layer (float32)', () => {
           const y = await s.forward(g.input);
           const err = relErr(y, want);
           expect(err, `${arch} ${cfg.name} GPU: rel err ${err}`).toBeLessThan(TOL);
+          // and against transformers' golden (independent of this package's host path)
+          expect(relErr(y.subarray(0, g.outRows * g.H), g.output), `${arch} ${cfg.name} GPU vs golden`).toBeLessThan(g.f32Tol);
           for (const ctx of group!.contexts) expect(ctx.takeUncapturedErrors(), `${arch} ${cfg.name}: GPU errors`).toEqual([]);
         } finally {
           s.destroy();

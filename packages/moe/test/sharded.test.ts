@@ -1,5 +1,5 @@
 // Sharded MoE / MLP / Linear on CPU shards (DeviceGroup.cpu): TP 2 and EP 2 (plus TP 3 uneven and EP 4 where
-// cheap) on every unquantized fixture against the unsharded layer, the empty-expert / empty-device routing,
+// cheap) on every unquantized fixture against the unsharded layer and transformers' goldens, the empty-expert / empty-device routing,
 // and the typed errors.
 import { describe, it, expect } from 'vitest';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
@@ -44,6 +44,8 @@ describe('MoE.shard on CPU shards vs the unsharded layer (float32)', () => {
         const y = await s.forward(g.input);
         const err = relErr(y, want);
         expect(err, `${arch} ${c.name}: rel err ${err}`).toBeLessThan(TOL);
+        // and against transformers' golden (independent of this package's host path)
+        expect(relErr(y.subarray(0, g.outRows * g.H), g.output), `${arch} ${c.name} vs golden`).toBeLessThan(g.f32Tol);
         s.destroy();
       }
     });

@@ -1,0 +1,189 @@
+/**
+ * The check every bench row runs once: the output of the forward the row
+ * times, on a sample of its tokens, against the float64 reference
+ * (reference.ts) reading the weights the timed layer holds.
+ */
+import type { ExpertWeightsGpu, GpuContext, GpuTensor } from '@webmoe/kernels-wgsl';
+import { FP8_BLOCK, type CpuLayer } from './cpu-moe.js';
+import { INT_BLOCK, isPacked, storageDtype } from './models.js';
+import { referenceForward, type ReferenceSpec, type StoredDtype, type StoredExperts, type StoredLayer, type StoredTensor } from './reference.js';
+
+/** Relative L2 error a row may have against the float64 reference (f32 accumulation over K <= 16k inputs stays near 1e-6). */
+export const CHECK_TOL = 1e-4;
+/** Routing scores closer than this to the selection boundary count as a tie (either choice is right). */
+export const TIE_EPS = 1e-5;
+/** Rows of T <= this are checked in full; larger T: a sample that reaches every routed expert. */
+export const FULL_CHECK_MAX_T = 16;
+/** Extra tokens of a sample beyond those needed to cover the routed experts. */
+export const SAMPLE_EXTRA = 4;
+
+/** The `check` field of a row (JSON). */
+export interface RowCheck {
+  /** Relative L2 error of the sampled output rows against the reference. */
+  relErr: number;
+  tol: number;
+  pass: boolean;
+  /** Tokens compared. */
+  tokens: number;
+  /** Distinct experts the sample reached (== the experts the whole batch routes to). */
+  experts: number;
+  /** Experts the batch routes to. */
+  expertsRouted: number;
+  /** Sampled tokens whose routing was a rounding tie (the checked forward's choice was taken). */
+  ties?: number;
+  /** Why it failed, when it did. */
+  reason?: string;
+}
+
+const BYTES: Record<StoredDtype, number> = { float32: 4, bfloat16: 2, float16: 2, float8_e4m3fn: 1, uint8: 1 };
+
+/** Copies bytes [offset, offset + length) of a GPU buffer to the host (4-byte aligned copy, then sliced). */
+export async function readGpuRange(ctx: GpuContext, buffer: GPUBuffer, offset: number, length: number): Promise<Uint8Array> {
+  if (length === 0) return new Uint8Array(0);
+  const start = offset & ~3;
+  const end = Math.min(buffer.size, (offset + length + 3) & ~3);
+  const staging = ctx.device.createBuffer({ label: 'bench.check.read', size: end - start, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  try {
+    const enc = ctx.device.createCommandEncoder();
+    enc.copyBufferToBuffer(buffer, start, staging, 0, end - start);
+    ctx.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const all = new Uint8Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    return all.subarray(offset - start, offset - start + length);
+  } finally {
+    staging.destroy();
+  }
+}
+
+/** A GPU tensor as the reference reads it: its own dtype, shape and buffer. */
+export function storedGpu(t: GpuTensor): StoredTensor {
+  if (!(t.dtype in BYTES)) throw new Error(`check: cannot read a ${t.dtype} tensor [${t.shape.join(', ')}]`);
+  const total = t.shape.reduce((a, b) => a * b, 1) * BYTES[t.dtype as StoredDtype];
+  return {
+    dtype: t.dtype as StoredDtype,
+    shape: t.shape,
+    read: (offset, length) => {
+      if (offset < 0 || offset + length > total) throw new Error(`check: read [${offset}, ${offset + length}) outside a ${total}-byte tensor`);
+      return readGpuRange(t.ctx, t.buffer, offset, length);
+    },
+  };
+}
+
+/** GPU expert weights (the kernels' containers) as the reference reads them. */
+export function storedGpuExperts(w: ExpertWeightsGpu): StoredExperts {
+  switch (w.kind) {
+    case 'dense': return { kind: 'dense', w: storedGpu(w.w) };
+    case 'fp8_block': return { kind: 'fp8_block', q: storedGpu(w.q), scaleInv: storedGpu(w.scaleInv), block: w.block };
+    case 'int_block': return { kind: 'int_block', bits: w.bits, q: storedGpu(w.q), scales: storedGpu(w.scales), blockSize: w.blockSize };
+    case 'mxfp4': return { kind: 'mxfp4', blocks: storedGpu(w.blocks), scales: storedGpu(w.scales) };
+  }
+}
+
+/** Host words (or any typed array) as a stored tensor. */
+function storedHost(dtype: StoredDtype, shape: readonly number[], data: ArrayBufferView): StoredTensor {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return { dtype, shape, read: async (offset, length) => bytes.subarray(offset, offset + length) };
+}
+
+/** The CPU device's layer (cpu-moe.ts) as the reference reads it: the very arrays `cpuForward` decodes. */
+export function storedCpu(l: CpuLayer): StoredLayer {
+  const { H, I, E, shared } = l.spec;
+  const experts = (codes: Uint32Array, scales: Uint32Array | undefined, rows: number, cols: number): StoredExperts => {
+    switch (l.dtype) {
+      case 'fp8':
+        return { kind: 'fp8_block', q: storedHost('float8_e4m3fn', [E, rows, cols], codes), scaleInv: storedHost('float32', [E, Math.ceil(rows / FP8_BLOCK), Math.ceil(cols / FP8_BLOCK)], scales!), block: [FP8_BLOCK, FP8_BLOCK] };
+      case 'int4':
+      case 'int8': {
+        const bits = l.dtype === 'int4' ? 4 : 8;
+        return { kind: 'int_block', bits, q: storedHost('uint8', [E, rows, (cols * bits) / 8], codes), scales: storedHost('float16', [E, rows, Math.ceil(cols / INT_BLOCK)], scales!), blockSize: INT_BLOCK };
+      }
+      case 'mxfp4':
+        return { kind: 'mxfp4', blocks: storedHost('uint8', [E, rows, cols / 32, 16], codes), scales: storedHost('uint8', [E, rows, cols / 32], scales!) };
+      default:
+        return { kind: 'dense', w: storedHost(storageDtype(l.dtype) as StoredDtype, [E, rows, cols], codes) };
+    }
+  };
+  const f32 = (shape: number[], v: Float32Array | undefined) => (v ? storedHost('float32', shape, v) : undefined);
+  const S = shared * I;
+  const sharedDtype = storageDtype(isPacked(l.dtype) ? 'bf16' : l.dtype) as StoredDtype;
+  return {
+    router: storedHost('float32', [E, H], l.router),
+    routerBias: f32([E], l.routerBias),
+    correctionBias: f32([E], l.correctionBias),
+    gateUp: experts(l.gateUp, l.gateUpScales, 2 * I, H),
+    down: experts(l.down, l.downScales, H, I),
+    gateUpBias: f32([E, 2 * I], l.gateUpBias),
+    downBias: f32([E, H], l.downBias),
+    shared: l.sharedGateUp && l.sharedDown ? { gateUp: storedHost(sharedDtype, [1, 2 * S, H], l.sharedGateUp), down: storedHost(sharedDtype, [1, H, S], l.sharedDown) } : undefined,
+  };
+}
+
+/**
+ * The tokens to check: all of them for T <= FULL_CHECK_MAX_T; otherwise the
+ * first SAMPLE_EXTRA tokens, the last one, and for every expert the batch
+ * routes to (by `routing` [T, k], the checked forward's) the first token
+ * that reaches it, so that every routed expert is compared.
+ * @example `sampleTokens(idx, 128, 8) // e.g. [0, 1, 2, 3, 5, 9, ..., 127]`
+ */
+export function sampleTokens(routing: Uint32Array, T: number, k: number): number[] {
+  if (T <= FULL_CHECK_MAX_T) return Array.from({ length: T }, (_, t) => t);
+  const pick = new Set<number>();
+  for (let t = 0; t < Math.min(SAMPLE_EXTRA, T); t++) pick.add(t);
+  pick.add(T - 1);
+  const covered = new Set<number>();
+  for (const t of pick) for (let j = 0; j < k; j++) covered.add(routing[t * k + j]);
+  for (let t = 0; t < T; t++) {
+    let adds = false;
+    for (let j = 0; j < k; j++) if (!covered.has(routing[t * k + j])) adds = true;
+    if (!adds) continue;
+    pick.add(t);
+    for (let j = 0; j < k; j++) covered.add(routing[t * k + j]);
+  }
+  return [...pick].sort((a, b) => a - b);
+}
+
+/** Relative L2 error of `got` against `want` (float64 sums). */
+export function relErr64(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  if (got.length !== want.length) throw new Error(`relErr: lengths differ (${got.length} vs ${want.length})`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < got.length; i++) {
+    const d = got[i] - want[i];
+    num += d * d;
+    den += want[i] * want[i];
+  }
+  return den === 0 ? (num === 0 ? 0 : Infinity) : Math.sqrt(num / den);
+}
+
+/**
+ * Checks one forward: `y` [T, H] (the checked output), `x` [T, H] its
+ * input, `routing` [T, k] its routing (to choose the sample and to break
+ * exact ties), `layer` the weights it read.
+ * @example `const c = await checkForward(spec, stored, x, y, idx); if (!c.pass) ...`
+ */
+export async function checkForward(spec: ReferenceSpec, layer: StoredLayer, x: Float32Array, y: Float32Array, routing: Uint32Array, tol = CHECK_TOL): Promise<RowCheck> {
+  const { H, k } = spec;
+  const T = x.length / H;
+  if (!Number.isInteger(T) || y.length !== x.length || routing.length !== T * k) throw new Error(`check: x ${x.length}, y ${y.length}, routing ${routing.length} values for H=${H}, k=${k}`);
+  const tokens = sampleTokens(routing, T, k);
+  const routed = new Set(routing);
+  const ref = await referenceForward(spec, layer, x, tokens, routing, TIE_EPS);
+  const got = new Float64Array(tokens.length * H);
+  tokens.forEach((t, j) => got.set(y.subarray(t * H, (t + 1) * H), j * H));
+  const err = relErr64(got, ref.out);
+  const missing = [...routed].filter((e) => !ref.experts.has(e));
+  const reasons: string[] = [];
+  if (!(err <= tol)) reasons.push(`relative error ${err.toExponential(2)} > ${tol}`);
+  if (ref.routingMismatches) reasons.push(`${ref.routingMismatches} sampled token(s) routed differently from the reference`);
+  if (missing.length) reasons.push(`experts ${missing.slice(0, 8).join(', ')} routed by the forward but not by the reference`);
+  const c: RowCheck = { relErr: err, tol, pass: reasons.length === 0, tokens: tokens.length, experts: ref.experts.size, expertsRouted: routed.size };
+  if (ref.ties) c.ties = ref.ties;
+  if (reasons.length) c.reason = reasons.join('; ');
+  return c;
+}
+
+/** The row's error text for a failed check. */
+export function checkFailure(c: RowCheck): string {
+  return `check failed: ${c.reason ?? `relative error ${c.relErr} > ${c.tol}`} (${c.tokens} tokens, ${c.experts} experts)`;
+}

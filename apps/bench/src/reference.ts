@@ -1,0 +1,473 @@
+/**
+ * The bench's independent float64 reference of an MoE layer
+ * (docs/moe-semantics.md), for checking the forward each row times.
+ *
+ * It reads the weights as the timed layer stores them (raw bytes of each
+ * tensor, in its storage format) and decodes them itself: bf16, f16, f32,
+ * fp8 e4m3 with block scales, int4/int8 blocks with f16/f32 scales and
+ * MXFP4. It shares no code with @webmoe/kernels-wgsl or @webmoe/moe: router,
+ * top-k, expert activation, experts, shared experts and the combine are
+ * computed here, per token, in float64.
+ */
+import type { ExpertActivation, RouterParams } from '@webmoe/kernels-wgsl';
+
+/** Element storage types the reference decodes. */
+export type StoredDtype = 'float32' | 'bfloat16' | 'float16' | 'float8_e4m3fn' | 'uint8';
+
+/** One tensor as a layer stores it: dtype, shape and a reader of byte ranges of its storage. */
+export interface StoredTensor {
+  dtype: StoredDtype;
+  shape: readonly number[];
+  /** Bytes [offset, offset + length) of the tensor's storage (little-endian, row-major). */
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/** Routed-expert weights [E, rows, cols] as stored (the formats of docs/moe-semantics.md "Number formats"). */
+export type StoredExperts =
+  | { kind: 'dense'; w: StoredTensor }
+  | { kind: 'fp8_block'; q: StoredTensor; scaleInv: StoredTensor; block: readonly [number, number] }
+  | { kind: 'int_block'; bits: 4 | 8; q: StoredTensor; scales: StoredTensor; blockSize: number }
+  | { kind: 'mxfp4'; blocks: StoredTensor; scales: StoredTensor };
+
+/** A whole layer as stored. */
+export interface StoredLayer {
+  /** [E, H] */
+  router: StoredTensor;
+  /** [E] */
+  routerBias?: StoredTensor;
+  /** [E] (sigmoid grouped routers) */
+  correctionBias?: StoredTensor;
+  /** [E, 2I, H] */
+  gateUp: StoredExperts;
+  /** [E, H, I] */
+  down: StoredExperts;
+  /** [E, 2I] */
+  gateUpBias?: StoredTensor;
+  /** [E, H] */
+  downBias?: StoredTensor;
+  /** One SiLU-gated MLP of width S on every token: gate_up [1, 2S, H] (gate rows, then up rows), down [1, H, S]. */
+  shared?: { gateUp: StoredTensor; down: StoredTensor };
+}
+
+/** The layer's maths: router and expert activation (from the model spec, not from the layer). */
+export interface ReferenceSpec {
+  H: number;
+  I: number;
+  E: number;
+  k: number;
+  router: RouterParams;
+  act: ExpertActivation;
+}
+
+// --- scalar decoders (docs/moe-semantics.md "Number formats") ---
+
+const f32b = new Float32Array(1);
+const u32b = new Uint32Array(f32b.buffer);
+/** f32 from its bits. */
+export function f32FromBits(b: number): number {
+  u32b[0] = b >>> 0;
+  return f32b[0];
+}
+/** bfloat16 = the top 16 bits of an f32. */
+export function bf16ToNumber(h: number): number {
+  return f32FromBits((h & 0xffff) << 16);
+}
+/** IEEE binary16. */
+export function f16ToNumber(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 31;
+  const m = h & 1023;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+/** float8_e4m3fn: 1-4-3, bias 7, no infinities, S.1111.111 = NaN. */
+export function e4m3ToNumber(b: number): number {
+  const s = b & 0x80 ? -1 : 1;
+  const e = (b >> 3) & 15;
+  const m = b & 7;
+  if (e === 15 && m === 7) return NaN;
+  return e === 0 ? s * m * 2 ** -9 : s * (1 + m / 8) * 2 ** (e - 7);
+}
+/** e2m1 (MXFP4) code values; bit 3 is the sign. */
+export const E2M1 = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0, -0.5, -1, -1.5, -2, -3, -4, -6] as const;
+
+const BYTES: Record<StoredDtype, number> = { float32: 4, bfloat16: 2, float16: 2, float8_e4m3fn: 1, uint8: 1 };
+
+let f16Table: Float64Array | undefined;
+let e4m3Table: Float64Array | undefined;
+/** Every f16 / e4m3 code's value (built once from the scalar decoders). */
+function tables(): { f16: Float64Array; e4m3: Float64Array } {
+  f16Table ??= Float64Array.from({ length: 65536 }, (_, h) => f16ToNumber(h));
+  e4m3Table ??= Float64Array.from({ length: 256 }, (_, b) => e4m3ToNumber(b));
+  return { f16: f16Table, e4m3: e4m3Table };
+}
+
+/** `b`, or a copy of it when its byte offset is not a multiple of `bytes` (typed-array views need aligned offsets). */
+function aligned(b: Uint8Array, bytes: number): Uint8Array {
+  return b.byteOffset % bytes === 0 ? b : b.slice();
+}
+
+/** Scratch of the bf16 decoder (grown as needed; the reference runs on one thread). */
+let bf16Bits = new Uint32Array(0);
+let bf16Vals = new Float32Array(0);
+
+/** Decodes `n` elements of a dense byte run into out[outOff..]. */
+function decodeDense(dtype: StoredDtype, b: Uint8Array, n: number, out: Float64Array, outOff = 0): void {
+  if (b.byteLength < n * BYTES[dtype]) throw new Error(`reference: ${b.byteLength} bytes for ${n} ${dtype} values`);
+  switch (dtype) {
+    case 'float32': {
+      const a = aligned(b, 4);
+      const v = new Float32Array(a.buffer, a.byteOffset, n);
+      for (let i = 0; i < n; i++) out[outOff + i] = v[i];
+      return;
+    }
+    case 'bfloat16': {
+      const a = aligned(b, 2);
+      const h = new Uint16Array(a.buffer, a.byteOffset, n);
+      if (bf16Bits.length < n) {
+        bf16Bits = new Uint32Array(n);
+        bf16Vals = new Float32Array(bf16Bits.buffer);
+      }
+      for (let i = 0; i < n; i++) bf16Bits[i] = h[i] << 16; // bfloat16 = the top 16 bits of an f32
+      for (let i = 0; i < n; i++) out[outOff + i] = bf16Vals[i];
+      return;
+    }
+    case 'float16': {
+      const a = aligned(b, 2);
+      const h = new Uint16Array(a.buffer, a.byteOffset, n);
+      const t = tables().f16;
+      for (let i = 0; i < n; i++) out[outOff + i] = t[h[i]];
+      return;
+    }
+    case 'float8_e4m3fn': {
+      const t = tables().e4m3;
+      for (let i = 0; i < n; i++) out[outOff + i] = t[b[i]];
+      return;
+    }
+    case 'uint8':
+      for (let i = 0; i < n; i++) out[outOff + i] = b[i];
+      return;
+  }
+}
+
+/** A whole (small) stored tensor as float64 values. */
+export async function readAll(t: StoredTensor): Promise<Float64Array> {
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  const out = new Float64Array(n);
+  decodeDense(t.dtype, await t.read(0, n * BYTES[t.dtype]), n, out);
+  return out;
+}
+
+function dims(t: StoredTensor, what: string, rank: number): number[] {
+  if (t.shape.length !== rank) throw new Error(`reference: ${what} has shape [${t.shape.join(', ')}], expected rank ${rank}`);
+  return [...t.shape];
+}
+
+/** One expert's [rows, cols] matrix, decoded row by row on demand from the bytes of that expert only. */
+export interface ExpertMatrix {
+  rows: number;
+  cols: number;
+  /** Writes row r (float64) into `out` [cols]. */
+  row(r: number, out: Float64Array): void;
+}
+
+/**
+ * Reads expert `e` of stored experts [E, rows, cols] (only that expert's
+ * bytes) and returns a row decoder.
+ */
+export async function readExpert(w: StoredExperts, e: number, rows: number, cols: number): Promise<ExpertMatrix> {
+  const slice = async (t: StoredTensor, perExpert: number) => t.read(e * perExpert, perExpert);
+  switch (w.kind) {
+    case 'dense': {
+      const [, r, c] = dims(w.w, 'dense experts', 3);
+      if (r !== rows || c !== cols) throw new Error(`reference: dense experts [${w.w.shape}] vs [E, ${rows}, ${cols}]`);
+      const eb = BYTES[w.w.dtype];
+      const b = await slice(w.w, rows * cols * eb);
+      return { rows, cols, row: (i, out) => decodeDense(w.w.dtype, b.subarray(i * cols * eb, (i + 1) * cols * eb), cols, out) };
+    }
+    case 'fp8_block': {
+      if (w.q.dtype !== 'float8_e4m3fn') throw new Error(`reference: fp8 codes of dtype ${w.q.dtype}`);
+      const [bm, bn] = w.block;
+      const [, sr, sc] = dims(w.scaleInv, 'fp8 scale_inv', 3);
+      if (sr !== Math.ceil(rows / bm) || sc !== Math.ceil(cols / bn)) throw new Error(`reference: fp8 scale_inv [${w.scaleInv.shape}] for [${rows}, ${cols}] blocks ${bm}x${bn}`);
+      const q = await slice(w.q, rows * cols);
+      const s = new Float64Array(sr * sc);
+      decodeDense(w.scaleInv.dtype, await slice(w.scaleInv, sr * sc * BYTES[w.scaleInv.dtype]), sr * sc, s);
+      return {
+        rows, cols,
+        row: (i, out) => {
+          const t = tables().e4m3;
+          const s0 = Math.floor(i / bm) * sc;
+          for (let c = 0; c < cols; c++) out[c] = t[q[i * cols + c]] * s[s0 + Math.floor(c / bn)];
+        },
+      };
+    }
+    case 'int_block': {
+      const { bits, blockSize } = w;
+      const rowBytes = (cols * bits) / 8;
+      const [, r, qb] = dims(w.q, 'int codes', 3);
+      const nb = Math.ceil(cols / blockSize);
+      if (r !== rows || qb !== rowBytes || w.scales.shape[2] !== nb) throw new Error(`reference: int${bits} codes [${w.q.shape}] / scales [${w.scales.shape}] for [${rows}, ${cols}]`);
+      const q = await slice(w.q, rows * rowBytes);
+      const s = new Float64Array(rows * nb);
+      decodeDense(w.scales.dtype, await slice(w.scales, rows * nb * BYTES[w.scales.dtype]), rows * nb, s);
+      const zp = 2 ** (bits - 1);
+      return {
+        rows, cols,
+        row: (i, out) => {
+          for (let c = 0; c < cols; c++) {
+            const byte = q[i * rowBytes + (bits === 8 ? c : c >> 1)];
+            const code = bits === 8 ? byte : c & 1 ? byte >> 4 : byte & 15; // int4: low nibble first
+            out[c] = (code - zp) * s[i * nb + Math.floor(c / blockSize)];
+          }
+        },
+      };
+    }
+    case 'mxfp4': {
+      if (cols % 32) throw new Error(`reference: mxfp4 needs cols % 32 == 0 (${cols})`);
+      const nb = cols / 32;
+      const blocks = await slice(w.blocks, rows * nb * 16);
+      const scales = await slice(w.scales, rows * nb);
+      return {
+        rows, cols,
+        row: (i, out) => {
+          for (let c = 0; c < cols; c++) {
+            const byte = blocks[i * nb * 16 + (c >> 1)];
+            out[c] = E2M1[c & 1 ? byte >> 4 : byte & 15] * 2 ** (scales[i * nb + (c >> 5)] - 127);
+          }
+        },
+      };
+    }
+  }
+}
+
+// --- routing ---
+
+/** Indices of the n largest values among `allowed` (ties: lower index first), descending. */
+function topIdx(v: ArrayLike<number>, n: number, allowed?: (i: number) => boolean): number[] {
+  const ids: number[] = [];
+  for (let i = 0; i < v.length; i++) if (!allowed || allowed(i)) ids.push(i);
+  ids.sort((a, b) => v[b] - v[a] || a - b);
+  return ids.slice(0, n);
+}
+
+const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+
+/** One token's routing: chosen experts in descending score order, their weights, and how clear the choice is. */
+export interface TokenRoute {
+  idx: number[];
+  w: number[];
+  /** The smallest score gap at a selection boundary (0: a tie). */
+  margin: number;
+}
+
+/** The scores a router selects by, for one token's logits (float64). */
+function selectionScores(p: RouterParams, logits: ArrayLike<number>, corr?: ArrayLike<number>): { score: Float64Array; raw: Float64Array; allowed?: (e: number) => boolean; groupMargin: number } {
+  const E = logits.length;
+  const raw = Float64Array.from(logits);
+  switch (p.kind) {
+    case 'softmax_topk': {
+      let m = -Infinity;
+      for (const v of raw) m = Math.max(m, v);
+      const ex = raw.map((v) => Math.exp(v - m));
+      const z = ex.reduce((a, b) => a + b, 0);
+      return { score: ex.map((v) => v / z), raw, groupMargin: Infinity };
+    }
+    case 'sigmoid_grouped': {
+      const s = raw.map(sigmoid);
+      const c = s.map((v, e) => v + (corr ? corr[e] : 0));
+      const G = p.nGroup ?? 1;
+      const per = E / G;
+      const gs = new Float64Array(G);
+      for (let g = 0; g < G; g++) {
+        const top = topIdx(c.subarray(g * per, (g + 1) * per), 2);
+        gs[g] = top.reduce((a, i) => a + c[g * per + i], 0);
+      }
+      const keptGroups = topIdx(gs, p.topkGroup ?? G);
+      const kept = new Set(keptGroups);
+      const gSorted = Array.from(gs).sort((a, b) => b - a);
+      const tg = p.topkGroup ?? G;
+      const groupMargin = tg < G ? gSorted[tg - 1] - gSorted[tg] : Infinity;
+      return { score: c, raw: s, allowed: (e) => kept.has(Math.floor(e / per)), groupMargin };
+    }
+    default:
+      return { score: raw, raw, groupMargin: Infinity };
+  }
+}
+
+/** The weights of the chosen experts `idx` (docs/moe-semantics.md "Routers"). */
+function routeWeights(p: RouterParams, sel: ReturnType<typeof selectionScores>, idx: number[]): number[] {
+  switch (p.kind) {
+    case 'softmax_topk': {
+      const w = idx.map((e) => sel.score[e]);
+      if (!p.normTopkProb) return w;
+      const s = w.reduce((a, b) => a + b, 0);
+      return w.map((v) => v / s);
+    }
+    case 'topk_softmax': {
+      const m = Math.max(...idx.map((e) => sel.raw[e]));
+      const ex = idx.map((e) => Math.exp(sel.raw[e] - m));
+      const z = ex.reduce((a, b) => a + b, 0);
+      return ex.map((v) => v / z);
+    }
+    case 'sigmoid_grouped': {
+      let w = idx.map((e) => sel.raw[e]); // uncorrected sigmoid
+      if (p.normTopkProb) {
+        const s = w.reduce((a, b) => a + b, 0) + 1e-20;
+        w = w.map((v) => v / s);
+      }
+      return w.map((v) => v * (p.routedScalingFactor ?? 1));
+    }
+    case 'sigmoid_topk':
+      return idx.map((e) => sigmoid(sel.raw[e]));
+    default: // raw_topk
+      return idx.map((e) => sel.raw[e]);
+  }
+}
+
+/**
+ * Routes one token. With `prefer` (another implementation's choice for the
+ * token), that choice is taken when it differs from this one only among
+ * experts whose scores are within `tieEps` of the selection boundary (a tie
+ * that rounding may break either way); any other difference keeps this
+ * choice.
+ */
+export function routeToken64(p: RouterParams, k: number, logits: ArrayLike<number>, corr?: ArrayLike<number>, prefer?: readonly number[], tieEps = 0): TokenRoute & { tookPreferred: boolean } {
+  const sel = selectionScores(p, logits, corr);
+  const idx = topIdx(sel.score, k, sel.allowed);
+  const rest = topIdx(sel.score, k + 1, sel.allowed);
+  const margin = Math.min(sel.groupMargin, rest.length > k ? sel.score[idx[k - 1]] - sel.score[rest[k]] : Infinity);
+  let chosen = idx;
+  let tookPreferred = false;
+  if (prefer && margin <= tieEps && !sameSet(prefer, idx)) {
+    const kth = sel.score[idx[k - 1]];
+    const valid = prefer.length === k && new Set(prefer).size === k && prefer.every((e) => e >= 0 && e < sel.score.length && sel.score[e] >= kth - tieEps);
+    if (valid) {
+      chosen = [...prefer];
+      tookPreferred = true;
+    }
+  }
+  return { idx: chosen, w: routeWeights(p, sel, chosen), margin, tookPreferred };
+}
+
+function sameSet(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((e) => b.includes(e));
+}
+
+/** The gated activation of one (g, u) pair. */
+export function activation64(a: ExpertActivation, g: number, u: number): number {
+  if (a.kind === 'silu') return g * sigmoid(g) * u;
+  const L = a.limit ?? 7;
+  if (a.kind === 'swiglu_limit') return Math.min(g * sigmoid(g), L) * Math.min(L, Math.max(-L, u));
+  const gg = Math.min(g, L);
+  const uu = Math.min(L, Math.max(-L, u));
+  return (uu + 1) * gg * sigmoid((a.alpha ?? 1.702) * gg);
+}
+
+/** (gate row, up row) of output channel i of gate_up [2I, H] in a layout. */
+function guRows(a: ExpertActivation, I: number, i: number): [number, number] {
+  return a.layout === 'interleaved' ? [2 * i, 2 * i + 1] : [i, I + i];
+}
+
+/** Per-token expert MLP for several tokens at once: y[t] = down(act(gateUp x[t] + b)) + b. */
+function expertForward(gu: ExpertMatrix, dn: ExpertMatrix, act: ExpertActivation, xs: Float64Array[], I: number, H: number, guBias?: Float64Array, dnBias?: Float64Array): Float64Array[] {
+  const row = new Float64Array(Math.max(gu.cols, dn.cols));
+  const gus = xs.map(() => new Float64Array(2 * I));
+  for (let r = 0; r < 2 * I; r++) {
+    gu.row(r, row);
+    for (let j = 0; j < xs.length; j++) {
+      const x = xs[j];
+      let acc = guBias ? guBias[r] : 0;
+      for (let c = 0; c < H; c++) acc += x[c] * row[c];
+      gus[j][r] = acc;
+    }
+  }
+  const hs = gus.map((g) => {
+    const h = new Float64Array(I);
+    for (let i = 0; i < I; i++) {
+      const [gr, ur] = guRows(act, I, i);
+      h[i] = activation64(act, g[gr], g[ur]);
+    }
+    return h;
+  });
+  const ys = xs.map(() => new Float64Array(H));
+  for (let r = 0; r < H; r++) {
+    dn.row(r, row);
+    for (let j = 0; j < hs.length; j++) {
+      let acc = dnBias ? dnBias[r] : 0;
+      for (let i = 0; i < I; i++) acc += hs[j][i] * row[i];
+      ys[j][r] = acc;
+    }
+  }
+  return ys;
+}
+
+/** The reference output of some tokens and what it covered. */
+export interface ReferenceResult {
+  /** [tokens.length, H] */
+  out: Float64Array;
+  /** The experts evaluated (union over the tokens). */
+  experts: Set<number>;
+  /** Tokens whose routing was a tie within rounding, where the other implementation's choice was taken. */
+  ties: number;
+  /** Tokens routed differently from `prefer` by more than a tie. */
+  routingMismatches: number;
+}
+
+/**
+ * The layer's output for tokens `tokens` of x (rows of [T, H] f32 values),
+ * in float64. `prefer` (optional): the checked implementation's routing
+ * [T, k], used only to break ties (see {@link routeToken64}).
+ */
+export async function referenceForward(spec: ReferenceSpec, layer: StoredLayer, x: Float32Array, tokens: readonly number[], prefer?: Uint32Array, tieEps = 1e-6): Promise<ReferenceResult> {
+  const { H, I, E, k } = spec;
+  const router = await readAll(layer.router);
+  if (router.length !== E * H) throw new Error(`reference: router [${layer.router.shape}] vs [${E}, ${H}]`);
+  const rBias = layer.routerBias ? await readAll(layer.routerBias) : undefined;
+  const corr = layer.correctionBias ? await readAll(layer.correctionBias) : undefined;
+  const xs = tokens.map((t) => Float64Array.from(x.subarray(t * H, (t + 1) * H)));
+  const out = new Float64Array(tokens.length * H);
+  let ties = 0;
+  let routingMismatches = 0;
+  // routing
+  const byExpert = new Map<number, { j: number; w: number }[]>();
+  tokens.forEach((t, j) => {
+    const logits = new Float64Array(E);
+    for (let e = 0; e < E; e++) {
+      let acc = rBias ? rBias[e] : 0;
+      for (let c = 0; c < H; c++) acc += xs[j][c] * router[e * H + c];
+      logits[e] = acc;
+    }
+    const pref = prefer ? Array.from(prefer.subarray(t * k, (t + 1) * k)) : undefined;
+    const r = routeToken64(spec.router, k, logits, corr, pref, tieEps);
+    if (r.tookPreferred) ties++;
+    else if (pref && !sameSet(pref, r.idx)) routingMismatches++;
+    r.idx.forEach((e, s) => {
+      if (!byExpert.has(e)) byExpert.set(e, []);
+      byExpert.get(e)!.push({ j, w: r.w[s] });
+    });
+  });
+  // routed experts, one expert's bytes at a time
+  const guBias = layer.gateUpBias ? await readAll(layer.gateUpBias) : undefined;
+  const dnBias = layer.downBias ? await readAll(layer.downBias) : undefined;
+  for (const [e, uses] of [...byExpert.entries()].sort((a, b) => a[0] - b[0])) {
+    const gu = await readExpert(layer.gateUp, e, 2 * I, H);
+    const dn = await readExpert(layer.down, e, H, I);
+    const ys = expertForward(gu, dn, spec.act, uses.map((u) => xs[u.j]), I, H, guBias?.subarray(e * 2 * I, (e + 1) * 2 * I), dnBias?.subarray(e * H, (e + 1) * H));
+    uses.forEach((u, n) => {
+      for (let c = 0; c < H; c++) out[u.j * H + c] += u.w * ys[n][c];
+    });
+  }
+  // shared experts: a plain SiLU MLP on every token
+  if (layer.shared) {
+    const S = layer.shared.gateUp.shape[1] / 2;
+    const gu = await readExpert({ kind: 'dense', w: layer.shared.gateUp }, 0, 2 * S, H);
+    const dn = await readExpert({ kind: 'dense', w: layer.shared.down }, 0, H, S);
+    const ys = expertForward(gu, dn, { kind: 'silu', layout: 'concat' }, xs, S, H);
+    ys.forEach((y, j) => {
+      for (let c = 0; c < H; c++) out[j * H + c] += y[c];
+    });
+  }
+  return { out, experts: new Set(byExpert.keys()), ties, routingMismatches };
+}

@@ -1,0 +1,55 @@
+// The prefill path against transformers: OLMoE's large golden (T = 600, E = 16, k = 8: T*k >= 64E, so the
+// expert GEMMs take the fast register-blocked f32 kernels) on the GPU, float32 and bfloat16 weights. The fast
+// kernels' other tests compare with the package's own reference; this one reaches them from a golden.
+import { join } from 'node:path';
+import { describe, it, expect, beforeAll } from 'vitest';
+import { DeviceRef, HostTensor } from '@webmoe/tensor';
+import { GpuTensor, Recorder, type GpuContext } from '@webmoe/kernels-wgsl';
+import { testGpu, gpuChecked } from '@webmoe/kernels-wgsl/testing';
+import { MoE } from '../src/index.js';
+import { FIXTURES, readTensorsF32, relErr } from './helpers.js';
+import { readFileSync } from 'node:fs';
+
+let ctx: GpuContext | null;
+beforeAll(async () => {
+  ctx = await testGpu();
+});
+
+describe('prefill (fast expert GEMMs) vs the transformers golden', () => {
+  const dir = join(FIXTURES, 'olmoe');
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    it(`olmoe golden-large (T = 600), ${dtype} weights`, async (c) => {
+      if (!ctx) return c.skip('no WebGPU adapter');
+      const g = readTensorsF32(join(dir, 'golden-large.safetensors'));
+      const meta = JSON.parse(readFileSync(join(dir, 'golden-large.json'), 'utf8')) as { tokens: number; f32_rel_tol: number; bf16_rel_tol: number };
+      const input = g.get(dtype === 'float32' ? 'input' : 'input_bf16')!;
+      const want = g.get(dtype === 'float32' ? 'output' : 'output_bf16')!.values;
+      const [T, H] = input.shape;
+      expect(T).toBe(meta.tokens);
+      const moe = await MoE.fromHuggingFace({ source: dir, layer: 0, dtype, device: DeviceRef.GPU(), ctx });
+      const names: string[] = [];
+      const dispatch = Recorder.prototype.dispatch;
+      Recorder.prototype.dispatch = function (this: Recorder, d: Parameters<Recorder['dispatch']>[0]) {
+        names.push(d.kernel.name);
+        return dispatch.call(this, d);
+      };
+      try {
+        expect(T * moe.numExpertsPerToken).toBeGreaterThanOrEqual(64 * moe.numExperts);
+        const y = await gpuChecked(ctx, async () => {
+          const x = GpuTensor.upload(ctx!, new HostTensor('float32', [T, H], input.values));
+          const out = await moe.forward(x);
+          const h = (await out.download()).data as Float32Array;
+          x.destroy();
+          out.destroy();
+          return h;
+        });
+        expect(names, 'the fast prefill kernels ran').toContain('grouped_gemm_fast');
+        const err = relErr(y, want);
+        expect(err, `rel err ${err}`).toBeLessThan(dtype === 'float32' ? meta.f32_rel_tol : meta.bf16_rel_tol);
+      } finally {
+        Recorder.prototype.dispatch = dispatch;
+        moe.destroy();
+      }
+    }, 600_000);
+  }
+});
