@@ -1,8 +1,9 @@
 /**
  * Decode-path expert GEMMs: few rows per expert (token generation). The
  * weights of each expert that got tokens are read exactly once, at full
- * width (16-byte loads of 8 bf16/f16 values), by a grid that covers only the
- * active experts (indirect dispatch built on the GPU: no host round trip).
+ * width (16-byte loads of 8 bf16/f16 values), by a grid of min(E, T*k)
+ * expert slots over the active-expert list built on the GPU (no host round
+ * trip); slots past the active experts do no work.
  * Same contract as groupedGateUpGpu / groupedDownGpu (grouped row order), so
  * the layer picks either by rows per expert.
  */
@@ -67,9 +68,13 @@ function actWgsl(act: GemvVariant['act']): string {
   }
 }
 
+/** The Active-list entry of a slot past the active experts. */
+const NO_EXPERT = 0xffffffff;
+
 /**
  * The decode GEMV. Workgroup (bx, by): output block bx (GROUPS outputs), active
- * expert slot by. Lanes of a group split the reduction dimension in 8-wide
+ * expert slot by (a direct grid of min(E, T*k) slots; slots past the active
+ * experts exit without work). Lanes of a group split the reduction dimension in 8-wide
  * chunks; partial sums are reduced in workgroup memory in a fixed order.
  * The WGSL is generated fully unrolled over the MR token rows (no
  * dynamically indexed register arrays, which drivers spill to memory).
@@ -166,10 +171,12 @@ var<workgroup> red: array<f32, ${GROUPS * LANES * MRv * NA}>;
 var<workgroup> wcnt: u32;
 @compute @workgroup_size(${LANES}, ${GROUPS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let e = Active[wid.y];
+  // slots past the active experts hold NO_EXPERT: their workgroups see no rows and write nothing
+  let e0 = Active[wid.y];
+  let e = select(0u, e0, e0 != ${NO_EXPERT}u);
   let off = Offsets[e];
   ${quant ? `{ let li = lid.y * ${LANES}u + lid.x; ${lutInit} }` : ''}
-  if (lid.x == 0u && lid.y == 0u) { wcnt = Counts[e]; }
+  if (lid.x == 0u && lid.y == 0u) { wcnt = select(0u, Counts[e], e0 != ${NO_EXPERT}u); }
   let cnt = workgroupUniformLoad(&wcnt);
   let lane = lid.x;
   let g = lid.y;
@@ -215,9 +222,12 @@ ${R.map((m) => `    red[(g * ${MRv * NA}u + ${m * NA}u) * ${LANES}u + lane] = ag
 });
 
 /**
- * Builds the active-expert list (experts with rows, in increasing order) with
- * a workgroup prefix scan, and the indirect dispatch args of both GEMVs:
- * Args[0..2] = (gate_up blocks, nActive, 1), Args[3..5] = (down blocks, nActive, 1).
+ * Builds the active-expert list (experts with rows, in increasing order, then
+ * NO_EXPERT up to E) with a workgroup prefix scan, and indirect dispatch args
+ * over the active experts: Args[0..2] = (gate_up blocks, nActive, 1),
+ * Args[3..5] = (down blocks, nActive, 1). The GEMVs dispatch a direct grid
+ * of min(E, T*k) slots instead: Dawn validates every indirect dispatch with
+ * an extra pass and buffers of its own (~90 us of host time each on lavapipe).
  */
 export const activeExpertsKernel = defineKernel<{ wg: number }>('moe_active_experts', ({ wg }) => /* wgsl */ `
 struct P { E: u32, nbx0: u32, nbx1: u32, _b: u32, }
@@ -247,6 +257,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
     base += sc[${wg - 1}u];
     workgroupBarrier();
   }
+  for (var i = base + t; i < p.E; i += ${wg}u) { Active[i] = ${NO_EXPERT}u; }
   if (t == 0u) { Args[0] = p.nbx0; Args[1] = base; Args[2] = 1u; Args[3] = p.nbx1; Args[4] = base; Args[5] = 1u; }
 }
 `);
@@ -359,9 +370,10 @@ function gemv(
   const max = ctx.limits.maxComputeWorkgroupsPerDimension;
   if (nbx > max) throw new LimitError('maxComputeWorkgroupsPerDimension', nbx, max, `${mode} output blocks`);
   const y = opts.pool ? opts.pool.tensor('float32', [g.T * g.k, nout], `${mode}.out`) : GpuTensor.empty(ctx, 'float32', [g.T * g.k, nout], `${mode}.out`);
-  const act0 = opts.active ?? activeExpertsGpu(ctx, rec, g, nout, nout);
-  const active = act0.active;
-  const argsOffset = mode === 'gate_up' || !opts.active ? 0 : 12;
+  const active = (opts.active ?? activeExpertsGpu(ctx, rec, g, nout, nout)).active;
+  // every slot that can hold an active expert: at most T*k experts have rows
+  const slots = Math.min(g.E, g.T * g.k);
+  if (slots > max) throw new LimitError('maxComputeWorkgroupsPerDimension', slots, max, `${mode} expert slots`);
   const variant: GemvVariant = {
     wdtype: gw.wfmt,
     sdtype: gw.sdtype,
@@ -384,7 +396,7 @@ function gemv(
     variant,
     buffers,
     uniforms: new Uniforms().u32(rows, cols, nout, g.k).f32(act?.limit ?? 0, act?.alpha ?? 1.702).u32(nbx, 0, ...gw.su).finish(),
-    workgroups: { indirect: act0.args, offset: argsOffset },
+    workgroups: [nbx, slots, 1],
   });
   return y;
 }
