@@ -12,7 +12,7 @@ import { createGpuContext, GpuTensor } from '@webmoe/kernels-wgsl';
 import * as moeLib from '@webmoe/moe';
 const { MoE } = moeLib;
 // MoEStack: looked up by name so that the script also runs on commits before it existed (the baseline)
-const MoEStack = (moeLib as Record<string, unknown>).MoEStack as (new (layers: unknown[]) => { forwardGpuSync(x: GpuTensor): GpuTensor; destroy(): void }) | undefined;
+const MoEStack = (moeLib as Record<string, unknown>).MoEStack as (new (layers: unknown[], opts?: { ownsLayers?: boolean }) => { forwardGpuSync(x: GpuTensor): GpuTensor; destroy(): void }) | undefined;
 
 const [arch = 'qwen3_moe', nArg = '2000', tArg = '1', stackArg = '0'] = process.argv.slice(2);
 const N = Number(nArg);
@@ -117,9 +117,9 @@ await run('MoE.forwardGpu (await)', 1, (v) => moe.forwardGpu(v));
 const sync = issueOf(moe as never);
 if (sync) await run('MoE.forwardGpuSync', 1, (v) => sync.call(moe, v));
 if (S > 0 && MoEStack) {
-  const stack = new MoEStack(Array.from({ length: S }, () => moe));
+  const stack = new MoEStack(Array.from({ length: S }, () => moe), { ownsLayers: false });
   await run(`MoEStack x${S}.forwardGpuSync`, S, (v) => stack.forwardGpuSync(v));
-  stack.clearGraphs(); // not destroy(): the stack holds the same layer S times
+  stack.destroy();
 }
 x.destroy();
 moe.destroy();

@@ -18,6 +18,10 @@ export interface BenchOptions {
   html?: string;
   compare?: string;
   peer?: 'onnxruntime';
+  /** Layers per chain of the wallGpuMs / wallStackMs columns (`--stack`, default 48). */
+  stack: number;
+  /** Device memory (GiB) the chain's distinct layers may take (`--stack-gib`; default 80 on a GPU, 1 on lavapipe). */
+  stackGib?: number;
   /** Bytes of the copy-bandwidth probe (default: 256 MiB on a GPU, 32 MiB on lavapipe/CPU). */
   copyBytes?: number;
   help: boolean;
@@ -49,6 +53,8 @@ usage: pnpm bench [options]
   --html FILE           write a self-contained HTML report (charts as inline SVG)
   --compare FILE        another run's JSON (this bench's, or torch/torch_baseline.py's) beside ours
   --peer onnxruntime    also time onnxruntime-node's WebGPU QMoE (int4) on the same shapes
+  --stack N             layers per chain of the wallGpuMs / wallStackMs columns (default 48)
+  --stack-gib G         device memory the chain's distinct layers may take (default 80 on a GPU, 1 on lavapipe); the chain cycles over as many as fit
   --copy-mib N          size of the copy-bandwidth probe in MiB
   -h, --help            this text`;
 
@@ -68,7 +74,7 @@ function int(v: string | undefined, flag: string, min: number): number {
  * @example `parseArgs(['--quick', '--json', 'out.json'])`
  */
 export function parseArgs(argv: readonly string[]): BenchOptions {
-  const o: BenchOptions = { models: [], tokens: [], dtypes: [], iters: -1, warmup: -1, device: 'auto', quick: false, help: false, explicit: false };
+  const o: BenchOptions = { models: [], tokens: [], dtypes: [], iters: -1, warmup: -1, device: 'auto', quick: false, help: false, explicit: false, stack: 48 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -98,6 +104,13 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
         const p = val();
         if (p !== 'onnxruntime') throw new Error(`--peer: only 'onnxruntime' is known, got '${p}'`);
         o.peer = p;
+        break;
+      }
+      case '--stack': o.stack = int(val(), flag, 1); break;
+      case '--stack-gib': {
+        const g = Number(val());
+        if (!(g > 0)) throw new Error(`--stack-gib: expected a positive number of GiB`);
+        o.stackGib = g;
         break;
       }
       case '--copy-mib': o.copyBytes = int(val(), flag, 1) * 1024 * 1024; break;

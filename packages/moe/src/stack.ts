@@ -28,7 +28,11 @@ export class MoEStack extends LayerList<MoE> {
   private pool: BufferPool | undefined;
   private graphs: ForwardGraphs | undefined;
 
-  constructor(layers: readonly MoE[]) {
+  /** Whether `destroy()` also destroys the layers. */
+  readonly ownsLayers: boolean;
+
+  /** @param opts.ownsLayers `destroy()` also destroys the layers (default true; false for a stack over layers used elsewhere, or one layer repeated). */
+  constructor(layers: readonly MoE[], opts: { ownsLayers?: boolean } = {}) {
     if (!Array.isArray(layers) || layers.length === 0) throw new ValueError('MoEStack layers', 'at least one MoE', Array.isArray(layers) ? '[]' : typeof layers);
     layers.forEach((m, i) => {
       if (!(m instanceof MoE)) throw new ValueError(`MoEStack layers[${i}]`, 'an MoE', m?.constructor?.name ?? typeof m);
@@ -39,6 +43,7 @@ export class MoEStack extends LayerList<MoE> {
     });
     super(layers);
     this.hiddenDim = layers[0].hiddenDim;
+    this.ownsLayers = opts.ownsLayers ?? true;
   }
 
   private get gpuCtx(): GpuContext {
@@ -149,12 +154,12 @@ export class MoEStack extends LayerList<MoE> {
     this.graphs?.clear();
   }
 
-  /** Frees the graphs, the scratch pool and the layers. */
+  /** Frees the graphs, the scratch pool and (with `ownsLayers`) the layers. */
   override destroy(): void {
     this.graphs?.destroy();
     this.graphs = undefined;
     this.pool?.destroy();
     this.pool = undefined;
-    super.destroy();
+    if (this.ownsLayers) super.destroy();
   }
 }
