@@ -90,7 +90,8 @@ export function finishRow(row: ResultRow, spec: ModelSpec, dtype: BenchDtype, hi
  */
 async function callerColumns(ctx: GpuContext, row: ResultRow, moe: MoE, layers: readonly MoE[], x: GpuTensor, o: BenchOptions): Promise<void> {
   try {
-    const chains = Math.max(3, Math.min(o.iters, 10));
+    // --quick (lavapipe): 2 chains after the warm-up chain
+    const chains = o.quick ? 2 : Math.max(3, Math.min(o.iters, 10));
     const a = await perLayerChain(ctx, layers, o.stack, x, chains);
     const b = await stackChain(ctx, layers, o.stack, x, chains);
     Object.assign(row, { wallGpuMs: a.wallMs, hostUs: a.hostUs, wallStackMs: b.wallMs, stackHostUs: b.hostUs, stack: o.stack, stackLayers: layers.length, hostClock: a.hostClock });

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, type DType } from '@webmoe/tensor';
-import { GpuTensor, Recorder, gemvGateUpGpu, gemvDownGpu, activeExpertsGpu, type GpuContext, type GroupingGpu, type ExpertActivation } from '@webmoe/kernels-wgsl';
+import { GpuTensor, Recorder, gemvGateUpGpu, gemvDownGpu, activeExpertsGpu, readBuffer, type GpuContext, type GroupingGpu, type ExpertActivation } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
 
 let ctx: GpuContext | null;
@@ -143,4 +143,38 @@ describe('decode GEMV (gate_up + act, down) vs a plain reference', () => {
     rec.submit();
     for (const t2 of [w, x, g.counts, g.offsets, g.order, g.position]) t2.destroy();
   });
+});
+
+describe('active-expert list of the decode GEMVs', () => {
+  // E past the 256-lane workgroup (several scan rounds), E = 1, and random counts with many empty experts
+  for (const [E, seed] of [[1, 1], [7, 2], [64, 3], [300, 4], [513, 5]] as const) {
+    it(`E=${E}: the experts with rows in increasing order, then 0xffffffff in every slot up to E, and the indirect args`, async (t) => {
+      if (!ctx) return t.skip('no WebGPU adapter');
+      const cx = ctx;
+      const r = rng(seed);
+      const counts = new Uint32Array(E).map(() => (r() < 0.6 ? 0 : 1 + Math.floor(r() * 5)));
+      const want: number[] = [];
+      counts.forEach((c, e) => c > 0 && want.push(e));
+      while (want.length < E) want.push(0xffffffff);
+      const { active, args } = await gpuChecked(cx, async () => {
+        const cg = upload(cx, counts, [E]);
+        const rec = new Recorder(cx);
+        // only counts and E are read
+        const a = activeExpertsGpu(cx, rec, { T: 1, k: 1, E, counts: cg } as unknown as GroupingGpu, 24, 40);
+        const keepActive = cx.device.createBuffer({ size: 4 * E, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+        const keepArgs = cx.device.createBuffer({ size: 24, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+        rec.copy(a.active, 0, keepActive, 0, 4 * E);
+        rec.copy(a.args, 0, keepArgs, 0, 24);
+        rec.submit();
+        const out = { active: new Uint32Array((await readBuffer(cx, keepActive, 4 * E)).buffer), args: new Uint32Array((await readBuffer(cx, keepArgs, 24)).buffer) };
+        keepActive.destroy();
+        keepArgs.destroy();
+        cg.destroy();
+        return out;
+      });
+      const nActive = counts.filter((c) => c > 0).length;
+      expect([...active]).toEqual(want);
+      expect([...args]).toEqual([Math.ceil(24 / 8), nActive, 1, Math.ceil(40 / 8), nActive, 1]);
+    });
+  }
 });
