@@ -149,9 +149,15 @@ export class MoEStack extends LayerList<MoE> {
     return (x instanceof HostTensor ? new HostTensor('float32', [T, this.hiddenDim], y) : y) as MoEOutput<X>;
   }
 
-  /** Frees the stack's cached graphs (the layers' weights stay). Call after reloading a layer's weights. */
+  /** Frees the stack's cached graphs (the layers' weights stay). Call after reloading a layer's weights through the layer itself. */
   clearGraphs(): void {
     this.graphs?.clear();
+  }
+
+  /** A load through the stack (`stack.loadStateDict`) drops the graphs, which bound the old weights. */
+  protected override afterLoad(): void {
+    this.clearGraphs();
+    super.afterLoad();
   }
 
   /** Frees the graphs, the scratch pool and (with `ownsLayers`) the layers. */
