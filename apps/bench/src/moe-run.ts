@@ -6,8 +6,9 @@
  * - `moe` (default): `@webmoe/moe`'s `MoE.record` (router linear, router,
  *   grouping, grouped gate_up, grouped down, shared experts, combine), its
  *   parameters filled with random GPU tensors in their storage dtype; fp8,
- *   int4, int8 and mxfp4 rows pass packed routed experts (codes + scales,
- *   generated on the GPU) to `record`.
+ *   int4, int8 and mxfp4 rows build the MoE with a `quantConfig` and fill
+ *   its packed routed experts (codes + scales, generated on the GPU), so
+ *   that `forwardGpuSync`, `MoEStack` and `forward` run the same layer.
  * - `kernels`: the same kernel chain called directly (docs/KERNEL-API.md) on
  *   weights the bench allocates with the CPU reference path's seeds, so that
  *   tests can check the timed GPU forward against `cpuForward`.
