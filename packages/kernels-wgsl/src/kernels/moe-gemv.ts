@@ -45,7 +45,54 @@ export type GemvVariant = {
   bdtype: DenseDtype;
   /** Token rows accumulated per weight load (1, 2, 4 or 8: about the rows per active expert). */
   mr: number;
+  /**
+   * Packed codes read 16 bytes per load (vec4<u32>: 32 int4/mxfp4 or 16
+   * int8/fp8-e4m3 columns) and decoded with arithmetic (see {@link wideChunkCols});
+   * false: 8 columns per load through a byte -> value table.
+   */
+  wide: boolean;
 };
+
+/** Columns of one 16-byte chunk of packed codes in the wide GEMV. */
+function wideChunkCols(wfmt: GemvVariant['wdtype']): number {
+  return wfmt === 'int4' || wfmt === 'mxfp4' ? 32 : 16;
+}
+
+/**
+ * WGSL `fn dec(c: vec4<u32>) -> vec4<f32>`: four codes (already shifted down
+ * and masked to their width) to values, with arithmetic (no table):
+ * int4 c - 8; int8 c - 128; mxfp4 e2m1 as mant * 2^(max(e,1)-2) with the
+ * sign bit or-ed in; fp8 e4m3 by moving the exponent/mantissa bits into an
+ * f32 and scaling by 2^120 (subnormals m * 2^-9, 0x7f/0xff NaN), as
+ * decode_e4m3.
+ */
+function wideDecodeWgsl(wfmt: GemvVariant['wdtype']): string {
+  switch (wfmt) {
+    case 'int4':
+      return `fn dec(c: vec4<u32>) -> vec4<f32> { return vec4<f32>(c) - 8.0; }`;
+    case 'int8':
+      return `fn dec(c: vec4<u32>) -> vec4<f32> { return vec4<f32>(c) - 128.0; }`;
+    case 'mxfp4':
+      return `fn dec(c: vec4<u32>) -> vec4<f32> {
+  let e = (c >> vec4<u32>(1u)) & vec4<u32>(3u);
+  let m = c & vec4<u32>(1u);
+  let mant = vec4<f32>(select(m, m + vec4<u32>(2u), e > vec4<u32>(0u)));
+  let p2 = bitcast<vec4<f32>>((max(e, vec4<u32>(1u)) + vec4<u32>(125u)) << vec4<u32>(23u));
+  return bitcast<vec4<f32>>(bitcast<vec4<u32>>(mant * p2) | ((c & vec4<u32>(8u)) << vec4<u32>(28u)));
+}`;
+    case 'fp8_e4m3':
+      return `fn dec(c: vec4<u32>) -> vec4<f32> {
+  let mag = c & vec4<u32>(0x7fu);
+  let normal = bitcast<vec4<f32>>(mag << vec4<u32>(20u)) * bitcast<f32>(0x7b800000u);
+  let sub = vec4<f32>(c & vec4<u32>(7u)) * 0.001953125;
+  let v = select(normal, sub, (mag >> vec4<u32>(3u)) == vec4<u32>(0u));
+  let signed = bitcast<vec4<f32>>(bitcast<vec4<u32>>(v) | ((c & vec4<u32>(0x80u)) << vec4<u32>(24u)));
+  return select(signed, bitcast<vec4<f32>>(vec4<u32>(0x7fc00000u) | (c & vec4<u32>(0u))), mag == vec4<u32>(0x7fu));
+}`;
+    default:
+      throw new ValueError('wide GEMV format', 'int4 | int8 | mxfp4 | fp8_e4m3', wfmt);
+  }
+}
 
 function biasLoader(d: DenseDtype): string {
   return d === 'float32'
@@ -85,7 +132,7 @@ export const gemvKernel = defineKernel<GemvVariant>('moe_gemv', (v) => {
   const NA = gu ? 2 : 1;
   const R = Array.from({ length: MRv }, (_, m) => m);
   const quant = v.sdtype !== 'none';
-  const wdecl = quant ? 'array<u32>' : v.vec8 ? (v.wdtype === 'float32' ? 'array<vec4<f32>>' : 'array<vec4<u32>>') : v.wdtype === 'float32' ? 'array<f32>' : 'array<u32>';
+  const wdecl = v.wide ? 'array<vec4<u32>>' : quant ? 'array<u32>' : v.vec8 ? (v.wdtype === 'float32' ? 'array<vec4<f32>>' : 'array<vec4<u32>>') : v.wdtype === 'float32' ? 'array<f32>' : 'array<u32>';
   // weight chunk loader: even/odd lanes of 8 consecutive weights
   let load8 = '';
   if (v.vec8) {
@@ -134,6 +181,30 @@ export const gemvKernel = defineKernel<GemvVariant>('moe_gemv', (v) => {
         : `fn wload1(i: u32) -> f32 { let q = unpack2x16float(W[i >> 1u]); return select(q.x, q.y, (i & 1u) == 1u); }`;
   // packed formats decode through a table: fewer chunks in flight keep the unrolled code (and its compile time on CPU drivers) small
   const U = v.vec8 ? (quant ? 2 : 4) : 1;
+  // wide packed chunks: one 16-byte load per weight row, decoded word by word (4 words; a 4-bit word is 8 columns, an 8-bit word 4)
+  const CW = wideChunkCols(v.wdtype);
+  const four = CW === 32;
+  const words = [0, 1, 2, 3];
+  const halves = four ? [0, 1] : [0];
+  const shifts = (h: number) => (four ? `vec4<u32>(${[0, 4, 8, 12].map((b) => b + 16 * h + 'u').join(', ')})` : 'vec4<u32>(0u, 8u, 16u, 24u)');
+  const mask = four ? 'vec4<u32>(15u)' : 'vec4<u32>(255u)';
+  const wideInner = `
+        let col = c * ${CW}u;
+        let qg = W[(gbase + col) / ${CW}u];${gu ? ` let qu = W[(ubase + col) / ${CW}u];` : ''}
+        let sg = wscale(e, rg, col);${gu ? ' let su = wscale(e, ru, col);' : ''}
+${R.map((m) => `        var pg${m} = 0.0;${gu ? ` var pu${m} = 0.0;` : ''} let xq${m} = (xrow${m} + col) >> 2u;`).join('\n')}
+${words
+  .map((j) =>
+    halves
+      .map((h) => {
+        const xo = four ? 2 * j + h : j;
+        return `        { let wg = dec((vec4<u32>(qg[${j}]) >> ${shifts(h)}) & ${mask});${gu ? ` let wu = dec((vec4<u32>(qu[${j}]) >> ${shifts(h)}) & ${mask});` : ''}
+${R.map((m) => `          { let xv = X4[xq${m} + ${xo}u]; pg${m} += dot(wg, xv);${gu ? ' pu' + m + ' += dot(wu, xv);' : ''} }`).join('\n')} }`;
+      })
+      .join('\n'),
+  )
+  .join('\n')}
+${R.map((m) => `        ag${m} += sg * pg${m};${gu ? ` au${m} += su * pu${m};` : ''}`).join('\n')}`;
   const Us = Array.from({ length: U }, (_, u) => u);
   const inner = v.vec8
     ? `
@@ -163,8 +234,8 @@ ${v.bias ? `@group(0) @binding(7) var<storage, read> B: ${v.bdtype === 'float32'
 ${v.rowScale ? `@group(0) @binding(${v.bias ? 8 : 7}) var<storage, read> S: array<f32>;` : ''}
 ${quant ? `@group(0) @binding(${7 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0)}) var<storage, read> QS: ${v.sdtype === 'float32' ? 'array<f32>' : 'array<u32>'};` : ''}
 @group(0) @binding(${7 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0) + (quant ? 1 : 0)}) var<uniform> p: P;
-${quant ? `${FP8_DECODE_WGSL}\nvar<workgroup> lut: array<f32, 256>;\n${scaleFn}` : ''}
-${v.vec8 ? load8 : load1}
+${v.wide ? `${wideDecodeWgsl(v.wdtype)}\n${scaleFn}` : quant ? `${FP8_DECODE_WGSL}\nvar<workgroup> lut: array<f32, 256>;\n${scaleFn}` : ''}
+${v.wide ? '' : v.vec8 ? load8 : load1}
 ${v.bias ? biasLoader(v.bdtype) : ''}
 ${actWgsl(v.act)}
 var<workgroup> red: array<f32, ${GROUPS * LANES * MRv * NA}>;
@@ -175,7 +246,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let e0 = Active[wid.y];
   let e = select(0u, e0, e0 != ${NO_EXPERT}u);
   let off = Offsets[e];
-  ${quant ? `{ let li = lid.y * ${LANES}u + lid.x; ${lutInit} }` : ''}
+  ${quant && !v.wide ? `{ let li = lid.y * ${LANES}u + lid.x; ${lutInit} }` : ''}
   if (lid.x == 0u && lid.y == 0u) { wcnt = select(0u, Counts[e], e0 != ${NO_EXPERT}u); }
   let cnt = workgroupUniformLoad(&wcnt);
   let lane = lid.x;
@@ -188,12 +259,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let ru = select(oc + p.nout, 2u * oc + 1u, ${v.interleaved});
   let ubase = ebase + ru * p.cols;` : `let rg = oc;`}
   let gbase = ebase + rg * p.cols;
-  let nchunks = (p.cols + 7u) / 8u;
+  let nchunks = ${v.wide ? `p.cols / ${CW}u` : '(p.cols + 7u) / 8u'};
   for (var m0 = 0u; m0 < cnt; m0 += ${MRv}u) {
 ${R.map((m) => `    let xrow${m} = ${gu ? `(Order[off + min(m0 + ${m}u, cnt - 1u)] / p.k) * p.cols` : `(off + min(m0 + ${m}u, cnt - 1u)) * p.cols`};
     var ag${m} = 0.0;${gu ? ` var au${m} = 0.0;` : ''}`).join('\n')}
     if (valid) {
-      for (var c = lane; c < nchunks; c += ${LANES * U}u) {${inner}
+      for (var c = lane; c < nchunks; c += ${v.wide ? LANES : LANES * U}u) {${v.wide ? wideInner : inner}
       }
     }
 ${R.map((m) => `    red[(g * ${MRv * NA}u + ${m * NA}u) * ${LANES}u + lane] = ag${m};${gu ? `\n    red[(g * ${MRv * NA}u + ${m * NA + 1}u) * ${LANES}u + lane] = au${m};` : ''}`).join('\n')}
@@ -344,6 +415,33 @@ function gemvWeights(what: string, w: ExpertWeightsGpu): GemvWeights {
   return { E, rows, cols, codes: w.blocks, scales: w.scales, wfmt: 'mxfp4', sdtype: 'uint8', su: [cols / 32, 0, 0, 0] };
 }
 
+/**
+ * Whether packed weights take the wide GEMV: int4, int8, mxfp4 or fp8 e4m3
+ * codes (e5m2 keeps the table: its subnormals would need f16 denormals),
+ * columns a multiple of the 16-byte chunk and scale blocks a multiple of it.
+ */
+/**
+ * Whether the decode GEMV reads these packed weights 16 bytes per load with
+ * arithmetic decoding (else 8 columns per load through a table; dense
+ * weights: false).
+ * @example `gemvWideLoads(int4Weights) // true when cols and blocks are multiples of 32`
+ */
+export function gemvWideLoads(w: ExpertWeightsGpu): boolean {
+  try {
+    return wideOk(gemvWeights('weights', w));
+  } catch {
+    return false;
+  }
+}
+
+function wideOk(gw: GemvWeights): boolean {
+  if (gw.sdtype === 'none' || gw.wfmt === 'fp8_e5m2') return false;
+  const cw = wideChunkCols(gw.wfmt);
+  if (gw.cols % cw !== 0) return false;
+  const block = gw.wfmt === 'fp8_e4m3' ? gw.su[3] : gw.wfmt === 'mxfp4' ? 32 : gw.su[1];
+  return block % cw === 0;
+}
+
 function gemv(
   ctx: GpuContext,
   rec: Recorder,
@@ -385,6 +483,7 @@ function gemv(
     rowScale: mode === 'gate_up' && !!opts.rowScale,
     bdtype: (bd ?? 'float32') as DenseDtype,
     // rows accumulated per weight pass: about the rows per active expert (uniform routing), a power of two <= 8
+    wide: wideOk(gw),
     mr: Math.min(gw.sdtype === 'none' ? MR : 4, g.T, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil((g.T * g.k) / Math.min(g.E, g.T * g.k)))))),
   };
   const buffers = [x.buffer, gw.codes.buffer, g.counts.buffer, g.offsets.buffer, g.order.buffer, active, y.buffer];
