@@ -18,8 +18,15 @@ export function threadCpuMs(): number | undefined {
 }
 
 /**
- * Host time of `fn` in ms: the thread's CPU time where it can be read
- * ('thread-cpu'), else the wall clock ('wall').
+ * The shortest interval (ms) timed with the thread's CPU time: the kernel
+ * updates it at scheduler ticks (1-10 ms), so shorter intervals use the wall clock.
+ */
+export const THREAD_CPU_MIN_MS = 50;
+
+/**
+ * Host time of `fn` in ms: the thread's CPU time where it can be read and
+ * `fn` ran at least THREAD_CPU_MIN_MS ('thread-cpu': time the OS gave to
+ * other threads is not counted), else the wall clock ('wall').
  * @example `const { ms, clock } = hostTime(() => issueChain())`
  */
 export function hostTime(fn: () => void): { ms: number; clock: 'thread-cpu' | 'wall' } {
@@ -28,5 +35,5 @@ export function hostTime(fn: () => void): { ms: number; clock: 'thread-cpu' | 'w
   fn();
   const t1 = performance.now();
   const c1 = threadCpuMs();
-  return c0 !== undefined && c1 !== undefined ? { ms: c1 - c0, clock: 'thread-cpu' } : { ms: t1 - t0, clock: 'wall' };
+  return c0 !== undefined && c1 !== undefined && t1 - t0 >= THREAD_CPU_MIN_MS ? { ms: c1 - c0, clock: 'thread-cpu' } : { ms: t1 - t0, clock: 'wall' };
 }

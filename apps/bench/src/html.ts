@@ -199,7 +199,7 @@ export function reportToHtml(r: BenchReport, other?: BenchReport): string {
       const cells = x.error
         ? `<td colspan="${other ? 16 : 15}" class="err">${esc(x.error)}</td>`
         : `<td>${n(x.medianMs)}</td><td>${n(x.p10Ms)} – ${n(x.p90Ms)}</td><td>${n(x.wallMs)}</td><td>${n(x.wallGpuMs)}</td><td>${n(x.hostUs)}</td><td>${n(x.wallStackMs)}</td><td>${x.stack ? `${x.stackLayers}/${x.stack}` : '–'}</td><td>${n(x.wallHostMs)}</td><td>${n(x.gbps)}</td><td>${n(x.copyRatio, 2)}</td><td>${n(x.tflops)}</td><td>${n(x.floorMs)} / ${n(x.computeFloorMs)}</td><td>${n(x.expertsHit)}${x.expertsHitSource === 'routing' ? '' : '*'}</td><td>${esc(x.timing ?? '')}</td>` +
-          (other ? `<td>${o ? `${n(o.medianMs)} / ${n(o.wallGpuMs)} <small>${esc(o.impl ?? '')}</small>` : '–'}</td>` : '') +
+          (other ? `<td>${o ? `${n(o.medianMs)}${o.wallGpuMs ? ` / ${n(o.wallGpuMs)}` : ''} <small>${esc(o.impl ?? '')}</small>` : '–'}</td>` : '') +
           `<td class="k">${kern}</td>`;
       return `<tr><td>${esc(x.model)}</td><td>${esc(x.dtype)}</td><td>${x.tokens}</td><td>${esc(x.impl ?? '')}</td>${cells}</tr>`;
     })

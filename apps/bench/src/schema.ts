@@ -45,7 +45,7 @@ export interface ResultRow {
   stack?: number;
   /** Distinct layers (weights) the chain cycles over: `stack`, or as many as the device memory budget (`--stack-gib`) allows. */
   stackLayers?: number;
-  /** 'thread-cpu' (the issuing thread's CPU time) or 'wall' (where that cannot be read). */
+  /** 'thread-cpu' (the issuing thread's CPU time, for chains issued in >= 50 ms) or 'wall' (shorter chains, or where that cannot be read). */
   hostClock?: string;
   /** `forward(Float32Array)` to a Float32Array (host in, host out), wall time per call, median. */
   wallHostMs?: number;
