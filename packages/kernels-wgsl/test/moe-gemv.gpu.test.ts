@@ -124,6 +124,9 @@ describe('decode GEMV (gate_up + act, down) vs a plain reference', () => {
     { T: 5, k: 2, E: 4, H: 24, I: 32, dtype: 'float16', kind: 'silu', layout: 'interleaved', bias: false, scale: true },
     { T: 2, k: 8, E: 300, H: 16, I: 8, dtype: 'bfloat16', kind: 'silu', layout: 'concat', bias: false, scale: false },
     { T: 1000, k: 2, E: 4, H: 16, I: 8, dtype: 'bfloat16', kind: 'silu', layout: 'concat', bias: false, scale: false },
+    // one expert (shared experts): index 9 (odd seed) shares a computed list, index 10 (even) takes the constant [0]
+    { T: 1, k: 1, E: 1, H: 40, I: 24, dtype: 'bfloat16', kind: 'silu', layout: 'concat', bias: false, scale: false },
+    { T: 9, k: 1, E: 1, H: 33, I: 17, dtype: 'float32', kind: 'swigluoai', layout: 'interleaved', bias: true, scale: true },
   ];
   cases.forEach((c, i) => {
     it(`T=${c.T} k=${c.k} E=${c.E} H=${c.H} I=${c.I} ${c.dtype} ${c.kind} ${c.layout}${c.bias ? ' bias' : ''}${c.scale ? ' rowScale' : ''}`, async (t) => {

@@ -356,6 +356,20 @@ export function activeExpertsGpu(ctx: GpuContext, rec: Recorder, g: GroupingGpu,
   return { active, args };
 }
 
+const singleExpert = new WeakMap<GPUDevice, GPUBuffer>();
+
+/** The active-expert list of a one-expert grouping ([0]), one small buffer per device, made on first use. */
+function singleExpertList(ctx: GpuContext): GPUBuffer {
+  let b = singleExpert.get(ctx.device);
+  if (!b) {
+    b = ctx.device.createBuffer({ label: 'active.single', size: 16, usage: GPUBufferUsage.STORAGE, mappedAtCreation: true });
+    new Uint32Array(b.getMappedRange()).fill(0);
+    b.unmap();
+    singleExpert.set(ctx.device, b);
+  }
+  return b;
+}
+
 /** Options of the decode GEMVs. */
 export interface GemvOptions {
   pool?: BufferPool;
@@ -468,7 +482,8 @@ function gemv(
   const max = ctx.limits.maxComputeWorkgroupsPerDimension;
   if (nbx > max) throw new LimitError('maxComputeWorkgroupsPerDimension', nbx, max, `${mode} output blocks`);
   const y = opts.pool ? opts.pool.tensor('float32', [g.T * g.k, nout], `${mode}.out`) : GpuTensor.empty(ctx, 'float32', [g.T * g.k, nout], `${mode}.out`);
-  const active = (opts.active ?? activeExpertsGpu(ctx, rec, g, nout, nout)).active;
+  // one expert (a dense grouping: shared experts) is always active: a constant list, no dispatch
+  const active = opts.active?.active ?? (g.E === 1 ? singleExpertList(ctx) : activeExpertsGpu(ctx, rec, g, nout, nout).active);
   // every slot that can hold an active expert: at most T*k experts have rows
   const slots = Math.min(g.E, g.T * g.k);
   if (slots > max) throw new LimitError('maxComputeWorkgroupsPerDimension', slots, max, `${mode} expert slots`);
