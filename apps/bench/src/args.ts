@@ -18,6 +18,12 @@ export interface BenchOptions {
   html?: string;
   compare?: string;
   peer?: 'onnxruntime';
+  /** Layers per chain of the wallGpuMs / wallStackMs columns (`--stack`, default 48; 8 with --quick). */
+  stack: number;
+  /** True when --stack was given. */
+  stackExplicit?: boolean;
+  /** Device memory (GiB) the chain's distinct layers may take (`--stack-gib`; default 80 on a GPU, 1 on lavapipe). */
+  stackGib?: number;
   /** Bytes of the copy-bandwidth probe (default: 256 MiB on a GPU, 32 MiB on lavapipe/CPU). */
   copyBytes?: number;
   help: boolean;
@@ -31,7 +37,7 @@ export interface BenchOptions {
  * @example `withQuickDefaults(parseArgs([]))`
  */
 export function withQuickDefaults(o: BenchOptions): BenchOptions {
-  return { ...o, quick: true, models: [...QUICK.models], tokens: [...QUICK.tokens], iters: 5, warmup: 1 };
+  return { ...o, quick: true, models: [...QUICK.models], tokens: [...QUICK.tokens], iters: 5, warmup: 1, stack: o.stackExplicit ? o.stack : 8 };
 }
 
 /** The usage text. */
@@ -49,6 +55,8 @@ usage: pnpm bench [options]
   --html FILE           write a self-contained HTML report (charts as inline SVG)
   --compare FILE        another run's JSON (this bench's, or torch/torch_baseline.py's) beside ours
   --peer onnxruntime    also time onnxruntime-node's WebGPU QMoE (int4) on the same shapes
+  --stack N             layers per chain of the wallGpuMs / wallStackMs columns (default 48; 8 with --quick)
+  --stack-gib G         device memory the chain's distinct layers may take (default 80 on a GPU, 1 on lavapipe); the chain cycles over as many as fit
   --copy-mib N          size of the copy-bandwidth probe in MiB
   -h, --help            this text`;
 
@@ -68,7 +76,7 @@ function int(v: string | undefined, flag: string, min: number): number {
  * @example `parseArgs(['--quick', '--json', 'out.json'])`
  */
 export function parseArgs(argv: readonly string[]): BenchOptions {
-  const o: BenchOptions = { models: [], tokens: [], dtypes: [], iters: -1, warmup: -1, device: 'auto', quick: false, help: false, explicit: false };
+  const o: BenchOptions = { models: [], tokens: [], dtypes: [], iters: -1, warmup: -1, device: 'auto', quick: false, help: false, explicit: false, stack: -1 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -100,6 +108,13 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
         o.peer = p;
         break;
       }
+      case '--stack': o.stack = int(val(), flag, 1); o.stackExplicit = true; break;
+      case '--stack-gib': {
+        const g = Number(val());
+        if (!(g > 0)) throw new Error(`--stack-gib: expected a positive number of GiB`);
+        o.stackGib = g;
+        break;
+      }
       case '--copy-mib': o.copyBytes = int(val(), flag, 1) * 1024 * 1024; break;
       case '-h': case '--help': o.help = true; break;
       default: throw new Error(`unknown option '${a}'\n\n${USAGE}`);
@@ -110,6 +125,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
   if (!o.tokens.length) o.tokens = o.quick ? [...QUICK.tokens] : [...DEFAULT_TOKENS];
   if (o.iters < 0) o.iters = o.quick ? 5 : 20;
   if (o.warmup < 0) o.warmup = o.quick ? 1 : 3;
+  if (o.stack < 0) o.stack = o.quick ? 8 : 48;
   for (const m of o.models) findModel(m); // fail early on a typo
   return o;
 }

@@ -3,15 +3,17 @@
  * (model, dtype), runs warm-up and timed forwards, and turns the times into
  * a ResultRow (stats, bytes and flops, per-kernel breakdown).
  */
-import { Recorder, type GpuContext, type KernelTiming } from '@webmoe/kernels-wgsl';
+import { Recorder, type GpuContext, type GpuTensor, type KernelTiming } from '@webmoe/kernels-wgsl';
 import type { BenchOptions } from './args.js';
 import { measureCopyCpu, measureCopyGpu } from './copybw.js';
 import { createCpuLayer, cpuForward } from './cpu-moe.js';
 import type { BenchDevice } from './device.js';
 import { randomGpuTensor, randomWords } from './fill.js';
 import { distinctExperts, expectedDistinctExperts, gbps, tflops, work } from './metrics.js';
-import { createLayer, IMPL, routingOf, runMoE, type GpuLayer } from './moe-run.js';
+import { createLayer, createStackLayers, IMPL, routingOf, runMoE, type GpuLayer } from './moe-run.js';
 import { checkFailure, checkForward, storedCpu, type RowCheck } from './check.js';
+import { hostForwardMs, perLayerChain, stackChain } from './chain.js';
+import type { MoE } from '@webmoe/moe';
 import { findModel, type BenchDtype, type ModelSpec } from './models.js';
 import { measureFmaCpu, measureFmaGpu } from './peak.js';
 import { Progress } from './progress.js';
@@ -82,7 +84,26 @@ export function finishRow(row: ResultRow, spec: ModelSpec, dtype: BenchDtype, hi
   return row;
 }
 
-async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptions, device: string, copyGBps: number, peakTflops: number): Promise<ResultRow> {
+/**
+ * The caller's-view columns of a row (see ResultRow.wallGpuMs): a chain of
+ * `o.stack` layers over `layers` as per-layer calls and as one MoEStack,
+ * and forward(Float32Array). A failure leaves the columns out and says why in the note.
+ */
+async function callerColumns(ctx: GpuContext, row: ResultRow, moe: MoE, layers: readonly MoE[], x: GpuTensor, o: BenchOptions): Promise<void> {
+  try {
+    // --quick (lavapipe): 2 chains after the warm-up chain
+    const chains = o.quick ? 2 : Math.max(3, Math.min(o.iters, 10));
+    const a = await perLayerChain(ctx, layers, o.stack, x, chains);
+    const b = await stackChain(ctx, layers, o.stack, x, chains);
+    Object.assign(row, { wallGpuMs: a.wallMs, hostUs: a.hostUs, wallStackMs: b.wallMs, stackHostUs: b.hostUs, stack: o.stack, stackLayers: layers.length, hostClock: a.hostClock });
+    const xs = (await x.download()).data as Float32Array;
+    row.wallHostMs = await hostForwardMs(moe, xs, Math.max(3, o.iters));
+  } catch (e) {
+    row.note = [row.note, `caller columns failed: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`.slice(0, 300)].filter(Boolean).join('; ');
+  }
+}
+
+async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptions, device: string, copyGBps: number, peakTflops: number, stackLayers?: readonly MoE[]): Promise<ResultRow> {
   const { spec, dtype } = layer;
   const x = randomGpuTensor(ctx, 'float32', [T, spec.H], 7 + T, 'f32', 'x');
   try {
@@ -155,6 +176,8 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       timing: useTs ? 'timestamp' : 'wall', wallMs, gbps: NaN, tflops: NaN,
       kernels: perIter.length ? kernelBreakdown(perIter) : [],
     };
+    if (layer.moe) await callerColumns(ctx, row, layer.moe, stackLayers ?? [layer.moe], x, o);
+    else row.note = `no caller columns: the '${layer.impl}' forward is not an MoE layer`;
     const errs = ctx.takeUncapturedErrors();
     if (errs.length) throw new Error(`uncaptured GPU errors: ${errs.join('; ')}`);
     row.check = check;
@@ -233,19 +256,32 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
     p.tick(`fma ${peakTflops.toFixed(3)} TFLOP/s`);
     for (const { spec, dtype } of pairs) {
       let layer: GpuLayer | undefined;
+      let stack: Awaited<ReturnType<typeof createStackLayers>> | undefined;
       let err: unknown;
       p.start(`${spec.name} ${dtype}: weights`);
+      let stackNote: string | undefined;
       try {
         layer = await createLayer(ctx, spec, dtype);
       } catch (e) {
         err = e;
+      }
+      // the distinct layers of the caller's-view chain (the row's own layer first)
+      if (layer?.moe) {
+        p.start(`${spec.name} ${dtype}: up to ${o.stack} stack layers`);
+        try {
+          stack = await createStackLayers(ctx, layer, o.stack, (o.stackGib ?? (soft ? 1 : 80)) * 2 ** 30);
+        } catch (e) {
+          stackNote = `the chain reuses one layer: creating more failed (${e instanceof Error ? e.message : String(e)})`.slice(0, 300);
+        }
       }
       for (const T of o.tokens) {
         p.start(`${spec.name} ${dtype} T=${T}`);
         if (!layer) results.push(failedRow(spec, T, dtype, device.name, IMPL, err));
         else {
           try {
-            results.push(await gpuRow(ctx, layer, T, o, device.name, copyGBps, peakTflops));
+            const row = await gpuRow(ctx, layer, T, o, device.name, copyGBps, peakTflops, stack?.layers);
+            if (stackNote) row.note = [row.note, stackNote].filter(Boolean).join('; ');
+            results.push(row);
           } catch (e) {
             results.push(failedRow(spec, T, dtype, device.name, layer.impl, e));
           }
@@ -253,6 +289,7 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
         const r = results[results.length - 1];
         p.tick(`${spec.name} ${dtype} T=${T}: ${r.error ? 'FAILED' : r.medianMs.toFixed(3) + ' ms'}`);
       }
+      stack?.destroy();
       layer?.destroy();
       await ctx.sync().catch(() => undefined);
     }

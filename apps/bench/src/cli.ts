@@ -47,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
   const device = await openDevice(o.device);
   const why = device.kind === 'cpu' ? ` (${device.reason})` : '';
   process.stderr.write(`device: ${device.kind}: ${device.name}${why}\n`);
-  if (device.kind !== 'cpu') process.stderr.write(`forward: @webmoe/moe's MoE.record (fp8/int4/int8/mxfp4 rows: packed experts passed to record)\n`);
+  if (device.kind !== 'cpu') process.stderr.write(`forward: @webmoe/moe's MoE (fp8/int4/int8/mxfp4 rows: built with a quantConfig); caller columns: forwardGpuSync chains of --stack layers, MoEStack, forward(Float32Array)\n`);
   if (device.kind !== 'gpu' && !o.quick && !o.explicit) {
     o = withQuickDefaults(o);
     process.stderr.write(`${device.kind}: running the --quick set (real shapes exceed a software adapter's buffer limits, or take hours on the CPU path); give --models/--tokens to override\n`);

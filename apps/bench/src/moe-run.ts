@@ -5,13 +5,16 @@
  * The forward is `@webmoe/moe`'s `MoE.record` (router linear, router,
  * grouping, expert GEMVs or grouped GEMMs, shared experts, combine), its
  * parameters filled with random GPU tensors in their storage dtype; fp8,
- * int4, int8 and mxfp4 rows pass packed routed experts (codes + scales,
- * generated on the GPU) to `record`. `GpuLayer.stored` describes the very
- * buffers that forward reads, for the row's check (check.ts).
+ * int4, int8 and mxfp4 rows build the MoE with a `quantConfig` and fill its
+ * packed routed experts (codes + scales, generated on the GPU), so that
+ * `forwardGpuSync`, `MoEStack` and `forward` run the same layer.
+ * `GpuLayer.stored` describes the very buffers that forward reads, for the
+ * row's check (check.ts).
  */
-import { DeepseekV3Gate, Llama4Gate, MoE, MoEGate, SoftmaxTopKGate, TopKSoftmaxGate, type GateClass } from '@webmoe/moe';
+import { DeepseekV3Gate, Llama4Gate, MoE, MoEGate, QuantizedExperts, SoftmaxTopKGate, TopKSoftmaxGate, type GateClass, type MoEQuantConfig } from '@webmoe/moe';
 import {
   BufferPool,
+  GpuOutOfMemoryError,
   GpuTensor,
   linearGpu,
   routerGpu,
@@ -48,6 +51,8 @@ export interface GpuLayer {
   router: RouterWeights;
   /** Bytes of all weights on the device. */
   weightBytes: number;
+  /** The layer as `@webmoe/moe`'s MoE (impl 'moe'): what the chain and host-I/O timings call. */
+  moe?: MoE;
   /** Records one forward; returns the output (caller-owned) and pushes scratch to `scratch`. */
   record(rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[]): GpuTensor;
   /** Frees every weight and the pool. */
@@ -63,8 +68,13 @@ function randomHostTensor(dtype: DType, shape: readonly number[], seed: number):
   return new HostTensor(dtype, shape, data as HostArray);
 }
 
-function seedOf(name: string): number {
-  let h = 17;
+/** `seed` for layer 0 of a stack, another seed for each other layer. */
+function salted(seed: number, salt: number): number {
+  return salt ? (seed ^ hash32(salt)) >>> 0 : seed;
+}
+
+function seedOf(name: string, salt = 0): number {
+  let h = salted(17, salt);
   for (let i = 0; i < name.length; i++) h = hash32(h ^ name.charCodeAt(i));
   return h;
 }
@@ -77,14 +87,32 @@ const GATE_CLASS: Record<RouterParams['kind'], GateClass> = {
   sigmoid_topk: Llama4Gate,
 };
 
+/** The quantConfig of a packed bench dtype (the formats randomExpertWeights generates). */
+function quantConfigOf(dtype: BenchDtype): MoEQuantConfig | undefined {
+  switch (dtype) {
+    case 'fp8':
+      return { format: 'fp8_block', weightBlockSize: [128, 128] };
+    case 'int4':
+    case 'int8':
+      return { format: dtype, blockSize: INT_BLOCK, scaleDtype: 'float16', biasDtype: 'bfloat16' };
+    case 'mxfp4':
+      return { format: 'mxfp4', biasDtype: 'bfloat16' };
+    default:
+      return undefined;
+  }
+}
+
 /**
- * `MoE` with random parameters generated on the GPU. bf16/f16/f32 rows fill
- * the stacked experts in that dtype; packed rows (fp8, int4, int8, mxfp4)
- * build the layer in bf16 (router, shared experts, biases), leave its
- * stacked experts empty and pass packed experts to `record`.
+ * `MoE` with random parameters generated on the GPU: a layer as a user
+ * builds it, so that `record`, `forwardGpu` and `forward` all run it.
+ * bf16/f16/f32 rows fill the stacked experts in that dtype; packed rows
+ * (fp8, int4, int8, mxfp4) build the layer with a `quantConfig` (router,
+ * shared experts and biases in bf16) and fill its packed experts (codes +
+ * scales) on the GPU. `salt` varies the seeds (the layers of a stack).
  */
-function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, pool: BufferPool, own: GpuTensor[]): { moe: MoE; router: RouterWeights; record: GpuLayer['record']; stored: StoredLayer } {
+export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, pool: BufferPool, salt = 0): { moe: MoE; router: RouterWeights; record: GpuLayer['record']; stored: StoredLayer } {
   const r = spec.router;
+  const quantConfig = quantConfigOf(dtype);
   const moe = new MoE({
     devices: [DeviceRef.GPU(0)],
     ctx,
@@ -99,6 +127,7 @@ function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, poo
     dtype: layerDtype(dtype),
     expertActivation: spec.act,
     hasExpertBias: spec.bias,
+    quantConfig,
   });
   // WEBMOE_EXPERT_KERNELS=gemv|grouped|auto picks the layer's expert GEMMs (default auto), to time both paths
   const ek = typeof process !== 'undefined' ? process.env.WEBMOE_EXPERT_KERNELS : undefined;
@@ -108,26 +137,37 @@ function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, poo
     const se = moe.sharedExperts;
     if (se) {
       const sd: Record<string, HostTensor> = {};
-      for (const [name, p] of se.namedParameters()) sd[name] = randomHostTensor(p.dtype, p.shape, seedOf(`shared_experts.${name}`));
+      for (const [name, p] of se.namedParameters()) sd[name] = randomHostTensor(p.dtype, p.shape, seedOf(`shared_experts.${name}`, salt));
       se.loadStateDict(sd);
     }
-    for (const [name, p] of moe.namedParameters()) {
-      if (name.startsWith('shared_experts.')) continue;
-      if (isPacked(dtype) && (name === 'experts.gate_up_proj' || name === 'experts.down_proj')) continue;
-      p.gpu?.destroy();
-      p.gpu = randomGpuTensor(ctx, p.dtype, p.shape, seedOf(name), fillKindOf(p.dtype), name);
+    // packed experts: codes and scales in the formats randomExpertWeights generates, owned by the layer's parameters
+    const packed = new Set<unknown>();
+    const ex = moe.stacked;
+    if (ex instanceof QuantizedExperts) {
+      const own: GpuTensor[] = [];
+      randomExpertWeights(ctx, dtype, spec.E, 2 * spec.I, spec.H, salted(21, salt), own, 'experts.gate_up_proj');
+      randomExpertWeights(ctx, dtype, spec.E, spec.H, spec.I, salted(31, salt), own, 'experts.down_proj');
+      const [guW, guS, dnW, dnS] = own;
+      for (const [p, t] of [[ex.gateUpProj, guW], [ex.gateUpScale, guS], [ex.downProj, dnW], [ex.downScale, dnS]] as const) {
+        if (p.shape.join() !== t.shape.join() || p.dtype !== t.dtype) throw new Error(`bench: ${p.name} is ${p.dtype} [${p.shape}] but the generator made ${t.dtype} [${t.shape}]`);
+        p.gpu?.destroy();
+        p.gpu = t;
+        packed.add(p);
+      }
     }
-    const packed = isPacked(dtype)
-      ? { gateUp: randomExpertWeights(ctx, dtype, spec.E, 2 * spec.I, spec.H, 21, own, 'experts.gate_up_proj'), down: randomExpertWeights(ctx, dtype, spec.E, spec.H, spec.I, 31, own, 'experts.down_proj') }
-      : undefined;
+    for (const [name, p] of moe.namedParameters()) {
+      if (name.startsWith('shared_experts.') || packed.has(p)) continue;
+      p.gpu?.destroy();
+      p.gpu = randomGpuTensor(ctx, p.dtype, p.shape, seedOf(name, salt), fillKindOf(p.dtype), name);
+    }
     const g = moe.gate;
-    const experts = packed ?? moe.stacked.gpuWeights();
+    const experts = moe.stacked.gpuWeights();
     const opt = (t: GpuTensor | undefined) => (t ? storedGpu(t) : undefined);
     const sharedW = moe.sharedExperts?.packedGpu;
     return {
       moe,
       router: { w: g.weight.gpuValue, bias: g.bias?.gpuValue, correctionBias: g.eScoreCorrectionBias?.gpuValue, params: g.routerParams() },
-      record: (rec, x, scratch) => moe.record(rec, x, pool, scratch, experts),
+      record: (rec, x, scratch) => moe.record(rec, x, pool, scratch),
       stored: {
         router: storedGpu(g.weight.gpuValue),
         routerBias: opt(g.bias?.gpuValue),
@@ -197,13 +237,13 @@ export async function createLayer(ctx: GpuContext, spec: ModelSpec, dtype: Bench
   const pool = new BufferPool(ctx, { maxFreeBytes: 1 << 30 });
   try {
     const made = await ctx.checked(`weights of ${spec.name} ${dtype}`, () => {
-      const m = createMoELayer(ctx, spec, dtype, pool, all);
+      const m = createMoELayer(ctx, spec, dtype, pool);
       moe = m.moe;
       return m;
     });
     await ctx.sync();
     const m = moe as MoE | undefined;
-    const tensors = [...all, ...(m ? m.namedParameters().map(([, p]) => p.gpu).filter((t): t is GpuTensor => !!t) : [])];
+    const tensors = new Set([...all, ...(m ? m.namedParameters().map(([, p]) => p.gpu).filter((t): t is GpuTensor => !!t) : [])]);
     return {
       spec,
       dtype,
@@ -212,7 +252,8 @@ export async function createLayer(ctx: GpuContext, spec: ModelSpec, dtype: Bench
       router: made.router,
       record: made.record,
       stored: made.stored,
-      weightBytes: tensors.reduce((s, t) => s + t.byteLength, 0),
+      weightBytes: [...tensors].reduce((s, t) => s + t.byteLength, 0),
+      moe: m,
       destroy() {
         m?.destroy();
         for (const t of all) t.destroy();
@@ -279,4 +320,43 @@ export async function routingOf(ctx: GpuContext, layer: GpuLayer, x: GpuTensor, 
     routing.idx.destroy();
     routing.weights.destroy();
   }
+}
+
+/**
+ * The layers of a `--stack` chain: `layer`'s own MoE, then more layers of
+ * the same shape and dtype with other random weights (distinct buffers),
+ * as many as `budgetBytes` of weights allow, at most `n`; creation also
+ * stops at the first out-of-memory error. The chain cycles over them.
+ * `destroy()` frees the extra layers (not `layer`).
+ * @example `const st = await createStackLayers(ctx, layer, 48, 80 * 2 ** 30); st.layers.length`
+ */
+export async function createStackLayers(ctx: GpuContext, layer: GpuLayer, n: number, budgetBytes: number): Promise<{ layers: MoE[]; destroy(): void }> {
+  if (!layer.moe) throw new Error(`the ${layer.impl} forward has no MoE layer to chain`);
+  const layers = [layer.moe];
+  const extra: MoE[] = [];
+  const destroy = () => {
+    for (const m of extra) m.destroy();
+  };
+  const fit = Math.max(1, Math.min(n, Math.floor(budgetBytes / Math.max(1, layer.weightBytes))));
+  try {
+    while (layers.length < fit) {
+      let m: MoE | undefined;
+      try {
+        await ctx.checked(`stack layer ${layers.length}`, () => {
+          m = createMoELayer(ctx, layer.spec, layer.dtype, layer.pool, layers.length).moe;
+        });
+        await ctx.sync();
+      } catch (e) {
+        (m as MoE | undefined)?.destroy();
+        if (e instanceof GpuOutOfMemoryError) break; // as many as fit
+        throw e;
+      }
+      extra.push(m!);
+      layers.push(m!);
+    }
+  } catch (e) {
+    destroy();
+    throw e;
+  }
+  return { layers, destroy };
 }

@@ -125,9 +125,9 @@ export async function runOrtPeer(models: string[], tokens: number[], iters: numb
         const flops = 2 * T * spec.k * 3 * spec.H * spec.I;
         rows.push({
           model: spec.name, tokens: T, dtype: 'int4', device, impl: 'ort-qmoe', medianMs: s.median, p10Ms: s.p10, p90Ms: s.p90, minMs: s.min, maxMs: s.max,
-          timing: 'wall', gbps: gbps(bytes, s.median), tflops: tflops(flops, s.median), copyRatio: gbps(bytes, s.median) / copyGBps, bytes, flops, intensity: flops / bytes,
+          timing: 'wall', wallHostMs: s.median, gbps: gbps(bytes, s.median), tflops: tflops(flops, s.median), copyRatio: gbps(bytes, s.median) / copyGBps, bytes, flops, intensity: flops / bytes,
           expertsHit: hit, expertsHitSource: 'expected-uniform', floorMs: bytes / copyGBps / 1e6, kernels: [],
-          note: `onnxruntime-node QMoE int4 (block 32), softmax top-k routing, swiglu${spec.shared ? ', no shared experts' : ''}; wall time of session.run including host I/O`,
+          note: `onnxruntime-node QMoE int4 (block 32), softmax top-k routing, swiglu${spec.shared ? ', no shared experts' : ''}; wall time of session.run including host I/O (wallHostMs; GPU-resident I/O binding not measured)`,
         });
       } catch (e) {
         rows.push(fail(T, e));

@@ -17,7 +17,7 @@ export interface ResultRow {
   dtype: string;
   /** Adapter / device name. */
   device: string;
-  /** Which forward ran: 'moe' (@webmoe/moe's MoE), 'kernels' (the kernel chain), 'cpu-ref', 'ort-qmoe', torch's 'eager' / 'grouped_mm' / 'batched_mm'. */
+  /** Which forward ran: 'moe' (@webmoe/moe's MoE), 'cpu-ref', 'ort-qmoe', torch's 'eager' / 'grouped_mm' / 'batched_mm'. */
   impl?: string;
   medianMs: number;
   p10Ms: number;
@@ -28,6 +28,27 @@ export interface ResultRow {
   timing?: string;
   /** Wall time per forward of a batch of back-to-back forwards ending with one queue drain. */
   wallMs?: number;
+  /**
+   * What a caller gets with GPU-resident activations: wall time per layer of
+   * a chain of `stack` `MoE.forwardGpuSync` calls (each layer's output the
+   * next one's input, one submit per call, over `stackLayers` distinct
+   * layers cycled), drained once at the end; median over chains after a warm-up chain.
+   */
+  wallGpuMs?: number;
+  /** Host CPU time per `forwardGpuSync` call of that chain, issuing only (not draining), in us; `hostClock` says which clock. */
+  hostUs?: number;
+  /** Wall time per layer of the same chain issued as one `MoEStack` (one submit per step of `stack` layers). */
+  wallStackMs?: number;
+  /** Host CPU time per layer of the `MoEStack` step, issuing only, in us. */
+  stackHostUs?: number;
+  /** Layers per chain (`--stack`). */
+  stack?: number;
+  /** Distinct layers (weights) the chain cycles over: `stack`, or as many as the device memory budget (`--stack-gib`) allows. */
+  stackLayers?: number;
+  /** 'thread-cpu' (the issuing thread's CPU time, for chains issued in >= 50 ms) or 'wall' (shorter chains, or where that cannot be read). */
+  hostClock?: string;
+  /** `forward(Float32Array)` to a Float32Array (host in, host out), wall time per call, median. */
+  wallHostMs?: number;
   /** Achieved GB/s on `bytes`. */
   gbps: number;
   tflops: number;

@@ -44,18 +44,18 @@ export function checkCell(c: ResultRow['check']): string {
  */
 export function formatTable(r: BenchReport, other?: BenchReport): string {
   const cmp = bestByKey(other);
-  const head = ['model', 'dtype', 'T', 'impl', 'median ms', 'p10', 'p90', 'wall ms', 'GB/s', 'xcopy', 'TFLOP/s', 'floor ms', 'experts', 'check'];
-  if (other) head.push('other ms', 'other impl', 'ours/other');
+  const head = ['model', 'dtype', 'T', 'impl', 'median ms', 'p10', 'p90', 'wall ms', 'wallGpu ms', 'host us', 'stack ms', 'stack us', 'layers', 'wallHost ms', 'GB/s', 'xcopy', 'TFLOP/s', 'floor ms', 'experts', 'check'];
+  if (other) head.push('other ms', 'other impl', 'ours/other', 'other wallGpu', 'wallGpu/other');
   const rows: string[][] = [head];
   for (const x of r.results) {
     if (x.error) {
       rows.push([x.model, x.dtype, String(x.tokens), x.impl ?? '', 'FAILED: ' + x.error.slice(0, x.check ? 200 : 100)]);
       continue;
     }
-    const line = [x.model, x.dtype, String(x.tokens), x.impl ?? '', f(x.medianMs), f(x.p10Ms), f(x.p90Ms), f(x.wallMs), f(x.gbps), f(x.copyRatio, 2), f(x.tflops), f(x.floorMs), `${f(x.expertsHit, 3)}${x.expertsHitSource === 'routing' ? '' : '*'}`, checkCell(x.check)];
+    const line = [x.model, x.dtype, String(x.tokens), x.impl ?? '', f(x.medianMs), f(x.p10Ms), f(x.p90Ms), f(x.wallMs), f(x.wallGpuMs), f(x.hostUs), f(x.wallStackMs), f(x.stackHostUs), x.stack ? `${x.stackLayers}/${x.stack}` : '-', f(x.wallHostMs), f(x.gbps), f(x.copyRatio, 2), f(x.tflops), f(x.floorMs), `${f(x.expertsHit, 3)}${x.expertsHitSource === 'routing' ? '' : '*'}`, checkCell(x.check)];
     if (other) {
       const o = cmp.get(rowKey(x));
-      line.push(o ? f(o.medianMs) : '-', o?.impl ?? '-', o ? f(x.medianMs / o.medianMs, 3) : '-');
+      line.push(o ? f(o.medianMs) : '-', o?.impl ?? '-', o ? f(x.medianMs / o.medianMs, 3) : '-', f(o?.wallGpuMs), o?.wallGpuMs ? f((x.wallGpuMs ?? NaN) / o.wallGpuMs, 3) : '-');
     }
     rows.push(line);
   }
@@ -63,6 +63,7 @@ export function formatTable(r: BenchReport, other?: BenchReport): string {
   const out = [`device: ${r.device}  copy: ${f(r.copyGBps)} GB/s  fma roof: ${f(r.peakTflops)} TFLOP/s${other ? `  compared with: ${other.device}` : ''}`];
   for (const l of rows) out.push(l.length > 5 ? l.map((c, i) => (i < 4 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ') : l.join('  '));
   out.push('');
+  out.push('wallGpu ms / host us: per layer of a chain of `stack` forwardGpuSync calls (GPU-resident activations, drained once; host = CPU time to issue). stack ms / us: the same chain as one MoEStack submit. layers: distinct/chained. wallHost ms: forward(Float32Array) per call.');
   for (const x of r.results) {
     if (!x.kernels.length) continue;
     out.push(`${x.model} ${x.dtype} T=${x.tokens}: ` + x.kernels.map((k) => `${k.name}${k.calls > 1 ? `x${k.calls}` : ''} ${f(k.medianMs)} ms (${(k.share * 100).toFixed(0)}%)`).join(', '));

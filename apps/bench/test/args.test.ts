@@ -16,6 +16,15 @@ describe('parseArgs', () => {
     const o = parseArgs(['--models', 'tiny,qwen3-30b-a3b/s4', '--tokens=1,8', '--dtypes', 'bf16,fp8', '--iters', '7', '--warmup', '0', '--json', 'a.json', '--html', 'b.html', '--device', 'cpu']);
     expect(o).toMatchObject({ models: ['tiny', 'qwen3-30b-a3b/s4'], tokens: [1, 8], dtypes: ['bf16', 'fp8'], iters: 7, warmup: 0, json: 'a.json', html: 'b.html', device: 'cpu' });
   });
+  it('--stack / --stack-gib: 48 layers by default, 8 with --quick (also when swapped in), the given N otherwise', () => {
+    expect(parseArgs([]).stack).toBe(48);
+    expect(parseArgs(['--quick']).stack).toBe(8);
+    expect(withQuickDefaults(parseArgs([])).stack).toBe(8);
+    expect(withQuickDefaults(parseArgs(['--stack', '5'])).stack).toBe(5);
+    expect(parseArgs(['--quick', '--stack=12', '--stack-gib', '2.5'])).toMatchObject({ stack: 12, stackGib: 2.5 });
+    expect(() => parseArgs(['--stack', '0'])).toThrow(/--stack/);
+    expect(() => parseArgs(['--stack-gib', '-1'])).toThrow(/--stack-gib/);
+  });
   it('explicit flags are remembered (the CLI swaps in --quick on software devices only without them)', () => {
     expect(parseArgs([]).explicit).toBe(false);
     expect(parseArgs(['--json', 'a.json']).explicit).toBe(false);

@@ -10,6 +10,7 @@ import { createLayer, randomExpertWeights, routingOf, runMoE, type GpuLayer } fr
 import { CHECK_TOL, FULL_CHECK_MAX_T, checkFailure, checkForward, sampleTokens } from '../src/check.js';
 import { expertMatrixBytes, TINY, type BenchDtype, type ModelSpec } from '../src/models.js';
 import { expertWeightBytes, Recorder, type GpuTensor } from '@webmoe/kernels-wgsl';
+import type { ResultRow } from '../src/schema.js';
 
 // On a WebGPU adapter (lavapipe in CI). Without one, testGpu() prints a visible
 // SKIPPED line, and with CI=true it fails the suite instead.
@@ -41,8 +42,17 @@ describe.runIf(ctx)('bench on a WebGPU adapter', () => {
     expect(c.bytes).toBe(4 << 20);
   });
 
+  /** The caller's-view columns of a row: a chain of `stack` distinct layers (tiny layers fit), host and wall times measured. */
+  function expectCallerColumns(x: ResultRow, stack: number): void {
+    const what = `${x.dtype} T=${x.tokens}`;
+    expect(x.note ?? '', what).not.toMatch(/caller columns failed|reuses one layer/);
+    expect(x, what).toMatchObject({ stack, stackLayers: stack });
+    for (const k of ['wallGpuMs', 'hostUs', 'wallStackMs', 'stackHostUs', 'wallHostMs'] as const) expect(x[k], `${what} ${k}`).toBeGreaterThan(0);
+    expect(['thread-cpu', 'wall']).toContain(x.hostClock);
+  }
+
   it('a tiny run through MoE.record (bf16, and fp8 experts passed to record) gives complete, checked rows with consistent units', async () => {
-    const o = parseArgs(['--models', 'tiny', '--tokens', '1,8', '--dtypes', 'bf16,fp8', '--iters', '2', '--warmup', '1', '--copy-mib', '4']);
+    const o = parseArgs(['--models', 'tiny', '--tokens', '1,8', '--dtypes', 'bf16,fp8', '--iters', '2', '--warmup', '1', '--copy-mib', '4', '--stack', '3']);
     const r = await runBench(o, { kind: 'lavapipe', ctx: ctx!, name: ctx!.adapterName }, new Progress(6, quiet, false));
     expect(r.results.map((x) => [x.dtype, x.tokens])).toEqual([['bf16', 1], ['bf16', 8], ['fp8', 1], ['fp8', 8]]);
     const { H, I, E } = TINY;
@@ -57,6 +67,7 @@ describe.runIf(ctx)('bench on a WebGPU adapter', () => {
       expect(x.p10Ms).toBeLessThanOrEqual(x.medianMs);
       expect(x.p90Ms).toBeGreaterThanOrEqual(x.medianMs);
       expect(x.expertsHitSource).toBe('routing');
+      expectCallerColumns(x, 3);
       expect(x.expertsHit).toBeGreaterThanOrEqual(2);
       expect(x.expertsHit).toBeLessThanOrEqual(Math.min(E, x.tokens * 2));
       // bytes by hand: hit experts (bf16: 3*H*I*2; fp8: 3*H*I codes + one 128x128 f32 block scale per matrix),
@@ -82,12 +93,13 @@ describe.runIf(ctx)('bench on a WebGPU adapter', () => {
   });
 
   it('int4, int8 and mxfp4 experts passed to MoE.record give complete rows; packed bytes as expertWeightBytes counts them', async () => {
-    const o = parseArgs(['--models', 'tiny', '--tokens', '3', '--dtypes', 'int4,int8,mxfp4', '--iters', '1', '--warmup', '1', '--copy-mib', '4']);
+    const o = parseArgs(['--models', 'tiny', '--tokens', '3', '--dtypes', 'int4,int8,mxfp4', '--iters', '1', '--warmup', '1', '--copy-mib', '4', '--stack', '2']);
     const r = await runBench(o, { kind: 'lavapipe', ctx: ctx!, name: ctx!.adapterName }, new Progress(5, quiet, false));
     expect(r.results.map((x) => [x.dtype, x.impl, x.error])).toEqual([['int4', 'moe', undefined], ['int8', 'moe', undefined], ['mxfp4', 'moe', undefined]]);
     for (const x of r.results) {
       expect(x.medianMs).toBeGreaterThan(0);
       expect(x.check, x.dtype).toMatchObject({ pass: true, tokens: 3 });
+      expectCallerColumns(x, 2);
     }
     for (const d of ['int4', 'int8', 'mxfp4'] as BenchDtype[]) {
       const own: GpuTensor[] = [];

@@ -3,14 +3,19 @@
 #   node .gpu-kit/bench.mjs --compare torch.json
 # puts these numbers beside ours. Extended from /work/shared/gpu/torch_baseline.py.
 #
-#   python3 torch_baseline.py OUT.json [--models a,b] [--tokens 1,16] [--impls eager,grouped_mm,batched_mm] [--iters 20]
+#   python3 torch_baseline.py OUT.json [--models a,b] [--tokens 1,16] [--impls eager,grouped_mm,batched_mm] [--iters 20] [--stack 48] [--stack-gib 60]
 #
 # Each row: median / p10 / p90 / min / max of CUDA-event times of one block
-# forward (bf16), GB/s and TFLOP/s on the same bytes and flops formulas as
+# forward (bf16); wallGpuMs: the wall time per block call of a chain of
+# --stack calls with GPU-resident activations (each output the next input,
+# cycling over stackLayers distinct blocks, as many as --stack-gib allows),
+# synchronized once at the end, median of 5 chains after a warm-up chain
+# (the bench's wallGpuMs; after /work/shared/gpu/torch_wall.py); GB/s and
+# TFLOP/s on the same bytes and flops formulas as
 # the bench (weights of the expected distinct experts for uniform routing +
 # shared experts + router, activations x and y in bf16), impl = the
 # transformers experts implementation.
-import argparse, datetime, importlib, json, math, statistics, sys
+import argparse, datetime, importlib, json, math, statistics, sys, time
 import torch
 import transformers
 from transformers import AutoConfig
@@ -40,6 +45,18 @@ def bench(fn, iters, warmup=3):
         a.record(); fn(); b.record(); torch.cuda.synchronize(); ts.append(a.elapsed_time(b))
     return ts
 
+def chain_wall(blocks, x0, n, chains=5):
+    """Wall ms per block call of a chain of n calls (cycling over blocks), GPU-resident activations, one sync at the end; median of `chains` after a warm-up chain."""
+    f = lambda b, v: (lambda o: o[0] if isinstance(o, tuple) else o)(b(v))
+    walls = []
+    with torch.no_grad():
+        for c in range(chains + 1):
+            torch.cuda.synchronize(); t0 = time.perf_counter(); x = x0
+            for i in range(n): x = f(blocks[i % len(blocks)], x)
+            torch.cuda.synchronize()
+            if c: walls.append((time.perf_counter() - t0) / n * 1e3)
+    return statistics.median(walls)
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('out', nargs='?', default='/tmp/torch_baseline.json')
@@ -47,6 +64,8 @@ def main():
     ap.add_argument('--tokens', default='1,16,128,512,4096')
     ap.add_argument('--impls', default='eager,grouped_mm,batched_mm')
     ap.add_argument('--iters', type=int, default=20)
+    ap.add_argument('--stack', type=int, default=48, help='block calls per chain of the wallGpuMs column')
+    ap.add_argument('--stack-gib', type=float, default=60, help='GPU memory the distinct blocks of the chain may take')
     a = ap.parse_args()
     name = torch.cuda.get_device_name()
     print('torch', torch.__version__, 'transformers', transformers.__version__, name, flush=True)
@@ -68,6 +87,17 @@ def main():
                 with torch.device(dev):
                     block = getattr(mod, cls)(cfg).to(torch.bfloat16).eval()
                 for p in block.parameters(): p.data.normal_(0, 0.02)
+                # the chain's distinct blocks: as many as the memory budget allows, at most --stack
+                nbytes_block = sum(p.numel() * p.element_size() for p in block.parameters())
+                blocks = [block]
+                while len(blocks) < min(a.stack, max(1, int(a.stack_gib * 2**30 // nbytes_block))):
+                    try:
+                        with torch.device(dev):
+                            b = getattr(mod, cls)(cfg).to(torch.bfloat16).eval()
+                        for p in b.parameters(): p.data.normal_(0, 0.02)
+                    except torch.cuda.OutOfMemoryError:
+                        torch.cuda.empty_cache(); break  # as many as fit
+                    blocks.append(b)
             except Exception as e:
                 print(mname, impl, 'build failed', repr(e)[:200], flush=True)
                 for T in map(int, a.tokens.split(',')): fail(T, 'build failed: ' + repr(e))
@@ -79,6 +109,11 @@ def main():
                 except Exception as e:
                     print(mname, impl, T, 'failed', repr(e)[:200], flush=True)
                     fail(T, repr(e)); torch.cuda.empty_cache(); continue
+                try:
+                    wall = chain_wall(blocks, xx, a.stack)
+                except Exception as e:
+                    print(mname, impl, T, 'chain failed', repr(e)[:200], flush=True)
+                    wall = None
                 ms = statistics.median(ts)
                 hit = E * (1 - (1 - k / E) ** T)
                 wbytes = (hit + S) * 3 * H * I * 2 + E * H * 2
@@ -88,10 +123,11 @@ def main():
                          p10Ms=quantile(ts, 0.1), p90Ms=quantile(ts, 0.9), minMs=min(ts), maxMs=max(ts), timing='cuda-event',
                          gbps=nbytes / ms / 1e6, tflops=flops / ms / 1e9, copyRatio=nbytes / ms / 1e6 / copy,
                          bytes=nbytes, weightBytes=wbytes, flops=flops, intensity=flops / nbytes,
-                         expertsHit=hit, expertsHitSource='expected-uniform', floorMs=nbytes / copy / 1e6, kernels=[])
+                         expertsHit=hit, expertsHitSource='expected-uniform', floorMs=nbytes / copy / 1e6, kernels=[],
+                         wallGpuMs=wall, stack=a.stack, stackLayers=len(blocks))
                 rows.append(r)
-                print(f'{mname:18s} {impl:10s} T={T:5d} {ms:9.3f} ms  {r["gbps"]:7.0f} GB/s  {r["tflops"]:7.1f} TFLOP/s', flush=True)
-            del block; torch.cuda.empty_cache()
+                print(f'{mname:18s} {impl:10s} T={T:5d} {ms:9.3f} ms  {r["gbps"]:7.0f} GB/s  {r["tflops"]:7.1f} TFLOP/s  chain wall {wall if wall is None else round(wall, 4)} ms/call over {len(blocks)} blocks', flush=True)
+            del block, blocks; torch.cuda.empty_cache()
     rep = dict(schema='webmoe-bench/1', device=name, deviceKind='cuda', copyGBps=copy, label='torch',
                date=datetime.datetime.now(datetime.timezone.utc).isoformat(), results=rows)
     with open(a.out, 'w') as f: json.dump(rep, f, indent=1)

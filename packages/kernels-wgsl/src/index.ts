@@ -9,6 +9,7 @@ export * from './runtime/gpu-select.js';
 export * from './runtime/tensor.js';
 export * from './runtime/pool.js';
 export * from './runtime/kernel.js';
+export * from './runtime/graph-cache.js';
 export * from './wgsl.js';
 export * from './kernels/cast.js';
 export * from './kernels/moe-types.js';

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { HostTensor } from '@webmoe/tensor';
-import { GpuTensor, Recorder, castGpu, castRef, type GpuContext } from '@webmoe/kernels-wgsl';
+import { HostTensor, ShapeError } from '@webmoe/tensor';
+import { BufferPool, ForwardGraphs, GpuTensor, Recorder, castGpu, castRef, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
 
 let ctx: GpuContext | null;
@@ -40,5 +40,55 @@ describe('GpuGraph (captured recording, replayed)', () => {
     const rec = new Recorder(ctx);
     rec.submit();
     expect(() => rec.toGraph()).toThrow(/capture/);
+  });
+});
+
+describe('ForwardGraphs (graph per key, output pool) and BufferPool.close', () => {
+  it('captures once per key, replays on new inputs like a fresh recording, evicts the least recently used, writes caller outputs', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const c = ctx;
+    const r = rng(3);
+    await gpuChecked(c, async () => {
+      const graphs = new ForwardGraphs(c, 'test', { maxGraphs: 2 });
+      let records = 0;
+      // f32 -> bf16 -> f32 rounding, as a two-dispatch "forward"
+      const fwd = (rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[]) => {
+        records++;
+        const mid = castGpu(c, x, 'bfloat16', { recorder: rec });
+        scratch.push(mid);
+        return castGpu(c, mid, 'float32', { recorder: rec });
+      };
+      const want = (v: Float32Array) => castRef(castRef(HostTensor.fromFloat32([v.length], v), 'bfloat16'), 'float32').toFloat32();
+      for (const [key, n, captures] of [['a', 37, 1], ['a', 37, 0], ['b', 8, 1], ['a', 37, 0], ['c', 5, 1], ['b', 8, 1]] as const) {
+        const vals = randomArray(r, n, -50, 50);
+        const x = GpuTensor.upload(c, HostTensor.fromFloat32([n], vals));
+        const before = records;
+        const y = graphs.run(key, x, [n], fwd);
+        expect(records - before, `${key}: captured`).toBe(captures);
+        expect((await y.download()).toFloat32(), key).toEqual(want(vals));
+        // a caller-provided output gets the same values; a wrong one is refused before anything runs
+        const out = GpuTensor.empty(c, 'float32', [n]);
+        expect(graphs.run(key, x, [n], fwd, out)).toBe(out);
+        expect((await out.download()).toFloat32()).toEqual(want(vals));
+        const bad = GpuTensor.empty(c, 'float32', [n + 1]);
+        expect(() => graphs.run(key, x, [n], fwd, bad)).toThrow(ShapeError);
+        for (const b of [x, y, out, bad]) b.destroy();
+      }
+      expect(graphs.size).toBe(2); // 'c' and 'b' kept, 'a' evicted
+      graphs.destroy();
+    });
+  });
+  it('BufferPool.close frees the cached buffers and destroys later releases instead of caching them', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const pool = new BufferPool(ctx);
+    const a = pool.tensor('float32', [64]);
+    const b = pool.tensor('float32', [64]);
+    b.destroy();
+    expect(pool.freeByteCount).toBe(256);
+    pool.close();
+    expect(pool.freeByteCount).toBe(0);
+    a.destroy();
+    expect(pool.freeByteCount).toBe(0);
+    expect(pool.liveCount).toBe(0);
   });
 });

@@ -4,7 +4,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor } from '@webmoe/tensor';
 import {
-  GpuTensor, Recorder, gemvGateUpGpu, gemvDownGpu, gemvSupports, groupRef, uploadGrouping, quantizeExperts, uploadExpertWeights, destroyExpertWeights,
+  GpuTensor, Recorder, gemvGateUpGpu, gemvDownGpu, gemvSupports, gemvWideLoads, groupRef, uploadGrouping, quantizeExperts, uploadExpertWeights, destroyExpertWeights,
   groupedGateUpRef, groupedDownRef, type GpuContext, type ExpertQuantFormat,
 } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
@@ -14,13 +14,18 @@ beforeAll(async () => {
   ctx = await testGpu();
 });
 
-interface Case { name: string; fmt: ExpertQuantFormat; T: number; k: number; E: number; H: number; I: number }
+/** `wide`: whether gate_up (H columns) and down (I columns) take the 16-byte-load path (cols and scale blocks multiples of 32 int4/mxfp4 or 16 int8/fp8-e4m3 columns), else 8-column table loads. */
+interface Case { name: string; fmt: ExpertQuantFormat; T: number; k: number; E: number; H: number; I: number; wide: [boolean, boolean] }
 const CASES: Case[] = [
-  { name: 'fp8 e4m3 128x128 blocks (partial)', fmt: { kind: 'fp8_block' }, T: 1, k: 2, E: 5, H: 136, I: 40 },
-  { name: 'fp8 e5m2 16x32 blocks', fmt: { kind: 'fp8_block', dtype: 'float8_e5m2', block: [16, 32] }, T: 3, k: 2, E: 4, H: 64, I: 48 },
-  { name: 'int4 blocks of 32, f16 scales', fmt: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }, T: 2, k: 3, E: 6, H: 96, I: 40 },
-  { name: 'int8 blocks of 16, f32 scales', fmt: { kind: 'int_block', bits: 8, blockSize: 16 }, T: 5, k: 2, E: 3, H: 48, I: 24 },
-  { name: 'mxfp4', fmt: { kind: 'mxfp4' }, T: 4, k: 2, E: 4, H: 64, I: 32 },
+  { name: 'fp8 e4m3 128x128 blocks (partial), 8-column loads', fmt: { kind: 'fp8_block' }, T: 1, k: 2, E: 5, H: 136, I: 40, wide: [false, false] },
+  { name: 'fp8 e4m3 128x128 blocks (partial), 16-byte loads', fmt: { kind: 'fp8_block' }, T: 2, k: 2, E: 5, H: 144, I: 48, wide: [true, true] },
+  { name: 'fp8 e5m2 16x32 blocks', fmt: { kind: 'fp8_block', dtype: 'float8_e5m2', block: [16, 32] }, T: 3, k: 2, E: 4, H: 64, I: 48, wide: [false, false] },
+  { name: 'int4 blocks of 32, f16 scales', fmt: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }, T: 2, k: 3, E: 6, H: 96, I: 40, wide: [true, false] },
+  { name: 'int4 blocks of 32, f16 scales, decode', fmt: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }, T: 1, k: 4, E: 7, H: 160, I: 64, wide: [true, true] },
+  { name: 'int8 blocks of 16, f32 scales', fmt: { kind: 'int_block', bits: 8, blockSize: 16 }, T: 5, k: 2, E: 3, H: 48, I: 24, wide: [true, false] },
+  { name: 'int8 blocks of 8 (narrower than a 16-byte chunk)', fmt: { kind: 'int_block', bits: 8, blockSize: 8 }, T: 1, k: 2, E: 3, H: 48, I: 32, wide: [false, false] },
+  { name: 'mxfp4', fmt: { kind: 'mxfp4' }, T: 4, k: 2, E: 4, H: 64, I: 32, wide: [true, true] },
+  { name: 'mxfp4, decode', fmt: { kind: 'mxfp4' }, T: 1, k: 3, E: 5, H: 96, I: 64, wide: [true, true] },
 ];
 
 describe('decode GEMV on quantized experts', () => {
@@ -44,6 +49,7 @@ describe('decode GEMV on quantized experts', () => {
         const gu = uploadExpertWeights(cx, guH);
         const dn = uploadExpertWeights(cx, dnH);
         expect(gemvSupports(gu) && gemvSupports(dn)).toBe(true);
+        expect([gemvWideLoads(gu), gemvWideLoads(dn)], 'which load path').toEqual(c.wide);
         const xg = GpuTensor.upload(cx, new HostTensor('float32', [T, H], x));
         const rec = new Recorder(cx);
         const hg = gemvGateUpGpu(cx, rec, xg, gg, gu, act);

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, type DType } from '@webmoe/tensor';
-import { GpuTensor, Recorder, gemvGateUpGpu, gemvDownGpu, activeExpertsGpu, type GpuContext, type GroupingGpu, type ExpertActivation } from '@webmoe/kernels-wgsl';
+import { GpuTensor, Recorder, gemvGateUpGpu, gemvDownGpu, activeExpertsGpu, readBuffer, type GpuContext, type GroupingGpu, type ExpertActivation } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
 
 let ctx: GpuContext | null;
@@ -124,6 +124,9 @@ describe('decode GEMV (gate_up + act, down) vs a plain reference', () => {
     { T: 5, k: 2, E: 4, H: 24, I: 32, dtype: 'float16', kind: 'silu', layout: 'interleaved', bias: false, scale: true },
     { T: 2, k: 8, E: 300, H: 16, I: 8, dtype: 'bfloat16', kind: 'silu', layout: 'concat', bias: false, scale: false },
     { T: 1000, k: 2, E: 4, H: 16, I: 8, dtype: 'bfloat16', kind: 'silu', layout: 'concat', bias: false, scale: false },
+    // one expert (shared experts): index 9 (odd seed) shares a computed list, index 10 (even) takes the constant [0]
+    { T: 1, k: 1, E: 1, H: 40, I: 24, dtype: 'bfloat16', kind: 'silu', layout: 'concat', bias: false, scale: false },
+    { T: 9, k: 1, E: 1, H: 33, I: 17, dtype: 'float32', kind: 'swigluoai', layout: 'interleaved', bias: true, scale: true },
   ];
   cases.forEach((c, i) => {
     it(`T=${c.T} k=${c.k} E=${c.E} H=${c.H} I=${c.I} ${c.dtype} ${c.kind} ${c.layout}${c.bias ? ' bias' : ''}${c.scale ? ' rowScale' : ''}`, async (t) => {
@@ -143,4 +146,38 @@ describe('decode GEMV (gate_up + act, down) vs a plain reference', () => {
     rec.submit();
     for (const t2 of [w, x, g.counts, g.offsets, g.order, g.position]) t2.destroy();
   });
+});
+
+describe('active-expert list of the decode GEMVs', () => {
+  // E past the 256-lane workgroup (several scan rounds), E = 1, and random counts with many empty experts
+  for (const [E, seed] of [[1, 1], [7, 2], [64, 3], [300, 4], [513, 5]] as const) {
+    it(`E=${E}: the experts with rows in increasing order, then 0xffffffff in every slot up to E, and the indirect args`, async (t) => {
+      if (!ctx) return t.skip('no WebGPU adapter');
+      const cx = ctx;
+      const r = rng(seed);
+      const counts = new Uint32Array(E).map(() => (r() < 0.6 ? 0 : 1 + Math.floor(r() * 5)));
+      const want: number[] = [];
+      counts.forEach((c, e) => c > 0 && want.push(e));
+      while (want.length < E) want.push(0xffffffff);
+      const { active, args } = await gpuChecked(cx, async () => {
+        const cg = upload(cx, counts, [E]);
+        const rec = new Recorder(cx);
+        // only counts and E are read
+        const a = activeExpertsGpu(cx, rec, { T: 1, k: 1, E, counts: cg } as unknown as GroupingGpu, 24, 40);
+        const keepActive = cx.device.createBuffer({ size: 4 * E, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+        const keepArgs = cx.device.createBuffer({ size: 24, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+        rec.copy(a.active, 0, keepActive, 0, 4 * E);
+        rec.copy(a.args, 0, keepArgs, 0, 24);
+        rec.submit();
+        const out = { active: new Uint32Array((await readBuffer(cx, keepActive, 4 * E)).buffer), args: new Uint32Array((await readBuffer(cx, keepArgs, 24)).buffer) };
+        keepActive.destroy();
+        keepArgs.destroy();
+        cg.destroy();
+        return out;
+      });
+      const nActive = counts.filter((c) => c > 0).length;
+      expect([...active]).toEqual(want);
+      expect([...args]).toEqual([Math.ceil(24 / 8), nActive, 1, Math.ceil(40 / 8), nActive, 1]);
+    });
+  }
 });

@@ -11,3 +11,4 @@ export * from './hf-loader.js';
 export * from './sharded.js';
 export * from './quant-experts.js';
 export * from './quant.js';
+export * from './stack.js';

@@ -18,6 +18,8 @@ import {
   gemvDownGpu,
   activeExpertsGpu,
   gemvSupports,
+  ForwardGraphs,
+  checkOutput,
   groupedDownRef,
   combineGpu,
   combineRef,
@@ -35,7 +37,7 @@ import { loadHuggingFaceMoE, type HFLoadOptions } from './hf-loader.js';
 import { ShardingError, ShardingStrategy, type EPBatchManager } from '@webmoe/sharding';
 import type { ShardDevices } from '@webmoe/nn';
 import { shardMoE, type ShardedMoE } from './sharded.js';
-import { ForwardGraphCache, forwardGraphKey, type ForwardGraph } from './graph-cache.js';
+import { forwardGraphKey } from './graph-cache.js';
 import { QuantizedExperts, normalizeQuantConfig, type ActivationQuant, type MoEQuantConfig, type ResolvedQuantConfig } from './quant-experts.js';
 
 /** The expert weights of an MoE, in the kernels' terms (dense or quantized kinds; `MoE.record` takes one to override the stacked weights). @example `moe.record(rec, x, pool, scratch, { gateUp: { kind: 'fp8_block', q, scaleInv, block: [128, 128] }, down })` */
@@ -149,6 +151,12 @@ export interface MoEGpuBytes {
   total: number;
 }
 
+/** Options of {@link MoE.forwardGpuSync} / {@link MoE.forwardGpu}. @example `moe.forwardGpuSync(x, { out: y })` */
+export interface MoEGpuForwardOptions {
+  /** Where to write the output (f32 [T, H] on the layer's context); returned. Default: a tensor from the layer's output pool. */
+  out?: GpuTensor;
+}
+
 /** The result of {@link MoE.forward} for each input kind. @example `const y: MoEOutput<GpuTensor> = await moe.forward(x)` */
 export type MoEOutput<X> = X extends GpuTensor ? GpuTensor : X extends HostTensor ? HostTensor : Float32Array;
 
@@ -238,7 +246,7 @@ export class MoE extends Module {
    * forward reads, and freed on every weight load: it never replays old work.
    */
   useGraphs = true;
-  private graphs = new ForwardGraphCache(4);
+  private graphs: ForwardGraphs | undefined;
   private expertList: LayerList<MLP> | undefined;
 
   constructor(opts: MoEOptions) {
@@ -442,9 +450,11 @@ export class MoE extends Module {
       this.checkScratchLimits(T); // LimitError before anything is uploaded
       // Inside validation/OOM error scopes: a GPU error is a typed GpuValidationError / GpuOutOfMemoryError, never silent.
       y = await ctx.checked('MoE.forward', async () => {
-        const xg = GpuTensor.upload(ctx, new HostTensor('float32', [T, this.hiddenDim], xs), 'moe.x');
+        // the input goes through a pooled buffer (no buffer created per call)
+        const xg = this.scratch().tensor('float32', [T, this.hiddenDim], 'moe.x');
         try {
-          const yg = await this.forwardGpu(xg);
+          ctx.device.queue.writeBuffer(xg.buffer, 0, xs.buffer, xs.byteOffset, xs.byteLength);
+          const yg = this.forwardGpuSync(xg);
           try {
             return (await yg.download()).data as Float32Array;
           } finally {
@@ -458,60 +468,63 @@ export class MoE extends Module {
     return (x instanceof HostTensor ? new HostTensor('float32', [T, this.hiddenDim], y) : y) as MoEOutput<X>;
   }
 
-  /** The layer on the GPU for x f32 [T, H]: one Recorder, one submit; returns f32 [T, H] owned by the caller. */
-  async forwardGpu(x: GpuTensor): Promise<GpuTensor> {
+  /**
+   * The layer on the GPU for x f32 [T, H]: one submit; returns f32 [T, H]
+   * owned by the caller (or writes `opts.out`, see {@link forwardGpuSync}).
+   * Same as `forwardGpuSync`, as a promise (errors reject).
+   */
+  async forwardGpu(x: GpuTensor, opts: MoEGpuForwardOptions = {}): Promise<GpuTensor> {
+    return this.forwardGpuSync(x, opts);
+  }
+
+  /**
+   * The layer on the GPU for x f32 [T, H], issued synchronously (one submit,
+   * nothing awaited): returns f32 [T, H]. With `opts.out` (f32 [T, H] on this
+   * context) the result is written there and `out` returned; otherwise the
+   * tensor comes from the layer's output pool and belongs to the caller,
+   * whose `destroy()` hands its buffer back for a later forward (a decode
+   * loop that destroys each output once consumed allocates nothing).
+   * For T <= 64 (`useGraphs`) a captured graph is replayed: no buffer,
+   * bind group or uniform is created or written per call.
+   *
+   * @example
+   * ```ts
+   * let h = x;
+   * for (let i = 0; i < 100; i++) { const y = moe.forwardGpuSync(h); if (h !== x) h.destroy(); h = y; }
+   * ```
+   */
+  forwardGpuSync(x: GpuTensor, opts: MoEGpuForwardOptions = {}): GpuTensor {
     const T = this.checkInput('MoE.forward input', x.shape, x.dtype);
     const ctx = this.ctx!;
     if (x.ctx !== ctx) throw new ValueError('MoE.forward input', 'a GpuTensor on the layer\'s GpuContext', 'a tensor of another context');
     const gw = this.gpuWeightsOrThrow();
-    if (T === 0) return GpuTensor.empty(ctx, 'float32', [0, this.hiddenDim], 'moe.out');
+    const shape = [T, this.hiddenDim];
+    if (opts.out) checkOutput('MoE.forward out', ctx, opts.out, shape);
+    if (T === 0) return opts.out ?? GpuTensor.empty(ctx, 'float32', shape, 'moe.out');
     this.checkScratchLimits(T);
-    const pool = (this.pool ??= new BufferPool(ctx, { maxFreeBytes: 64 << 20 }));
-    if (this.useGraphs && T <= 64) return this.forwardGraph(x, T, pool, gw);
+    const pool = this.scratch();
+    if (this.useGraphs && T <= 64) {
+      this.graphs ??= new ForwardGraphs(ctx, 'moe');
+      return this.graphs.run(forwardGraphKey(T, this.kernelChoice, this.recordedBuffers(gw)), x, shape, (rec, xIn, scratch) => this.record(rec, xIn, pool, scratch, gw), opts.out);
+    }
     const scratch: { destroy(): void }[] = [];
     try {
       const rec = new Recorder(ctx, { label: 'moe.forward' });
-      const out = this.record(rec, x, pool, scratch, gw);
+      const y = this.record(rec, x, pool, scratch, gw);
+      if (opts.out) {
+        scratch.push(y);
+        rec.copy(y.buffer, 0, opts.out.buffer, 0, opts.out.byteLength);
+      }
       rec.submit();
-      return out;
+      return opts.out ?? y;
     } finally {
       for (const s of scratch) s.destroy();
     }
   }
 
-  /** Replays (capturing on first use) the forward graph for T tokens: x is copied in, the output copied out into a new tensor. */
-  private forwardGraph(x: GpuTensor, T: number, pool: BufferPool, gw: ExpertWeightSet<ExpertWeightsGpu>): GpuTensor {
-    const ctx = this.ctx!;
-    const key = forwardGraphKey(T, this.kernelChoice, this.recordedBuffers(gw));
-    const entry = this.graphs.get(key);
-    if (!entry) {
-      const scratch: { destroy(): void }[] = [];
-      const xIn = GpuTensor.empty(ctx, 'float32', [T, this.hiddenDim], 'moe.graph.in');
-      scratch.push(xIn);
-      let captured: ForwardGraph;
-      let first: GpuTensor;
-      try {
-        const rec = new Recorder(ctx, { label: 'moe.graph', capture: true });
-        // this call's input and output copies are not part of the graph (each replay copies its own)
-        rec.copy(x.buffer, 0, xIn.buffer, 0, xIn.byteLength, { capture: false });
-        const out = this.record(rec, xIn, pool, scratch, gw);
-        first = GpuTensor.empty(ctx, 'float32', [T, this.hiddenDim], 'moe.out');
-        rec.copy(out.buffer, 0, first.buffer, 0, first.byteLength, { capture: false });
-        rec.submit();
-        captured = { graph: rec.toGraph(), xIn, out, scratch };
-      } catch (e) {
-        for (const s of scratch) s.destroy();
-        throw e;
-      }
-      this.graphs.put(key, captured);
-      return first;
-    }
-    const y = GpuTensor.empty(ctx, 'float32', [T, this.hiddenDim], 'moe.out');
-    void entry.graph.replay({
-      pre: (enc) => enc.copyBufferToBuffer(x.buffer, 0, entry.xIn.buffer, 0, entry.xIn.byteLength),
-      post: (enc) => enc.copyBufferToBuffer(entry.out.buffer, 0, y.buffer, 0, y.byteLength),
-    });
-    return y;
+  /** The layer's scratch pool, made on first use. */
+  private scratch(): BufferPool {
+    return (this.pool ??= new BufferPool(this.ctx!, { maxFreeBytes: 64 << 20 }));
   }
 
   /** Every GPU buffer a forward with expert weights `gw` reads (parameters, packed shared experts, gw's tensors): part of a graph's key. */
@@ -523,7 +536,7 @@ export class MoE extends Module {
 
   /** Frees the cached forward graphs (they hold scratch buffers). */
   clearGraphs(): void {
-    this.graphs.clear();
+    this.graphs?.clear();
   }
 
   /**
@@ -541,6 +554,18 @@ export class MoE extends Module {
     checkBufferSize(ctx, f32(rows * this.moeDim), `MoE.forward expert activations [${rows}, ${this.moeDim}]`);
     checkBufferSize(ctx, f32(rows * this.hiddenDim), `MoE.forward expert outputs [${rows}, ${this.hiddenDim}]`);
     if (this.hasSharedExperts) checkBufferSize(ctx, f32(T * 2 * this.sharedExpertsDim), `MoE.forward shared expert activations [${T}, ${2 * this.sharedExpertsDim}]`);
+  }
+
+  /**
+   * Throws what a GPU forward of T tokens would throw before anything is
+   * recorded: an expert-parallel shard on its own, weights not loaded
+   * (NotLoadedError), buffers over the device limits (LimitError).
+   * @example `for (const m of layers) m.checkForward(T)`
+   */
+  checkForward(T: number): void {
+    this.checkNotEPShard('MoE.record');
+    this.gpuWeightsOrThrow();
+    this.checkScratchLimits(T);
   }
 
   private gpuWeightsOrThrow(): ExpertWeightSet<ExpertWeightsGpu> {
@@ -716,7 +741,8 @@ export class MoE extends Module {
 
   /** Frees the GPU weights, the cached graphs and the scratch pool. */
   override destroy(): void {
-    this.clearGraphs();
+    this.graphs?.destroy();
+    this.graphs = undefined;
     super.destroy();
     this.pool?.destroy();
     this.pool = undefined;

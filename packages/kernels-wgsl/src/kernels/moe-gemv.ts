@@ -1,8 +1,9 @@
 /**
  * Decode-path expert GEMMs: few rows per expert (token generation). The
  * weights of each expert that got tokens are read exactly once, at full
- * width (16-byte loads of 8 bf16/f16 values), by a grid that covers only the
- * active experts (indirect dispatch built on the GPU: no host round trip).
+ * width (16-byte loads of 8 bf16/f16 values), by a grid of min(E, T*k)
+ * expert slots over the active-expert list built on the GPU (no host round
+ * trip); slots past the active experts do no work.
  * Same contract as groupedGateUpGpu / groupedDownGpu (grouped row order), so
  * the layer picks either by rows per expert.
  */
@@ -44,7 +45,54 @@ export type GemvVariant = {
   bdtype: DenseDtype;
   /** Token rows accumulated per weight load (1, 2, 4 or 8: about the rows per active expert). */
   mr: number;
+  /**
+   * Packed codes read 16 bytes per load (vec4<u32>: 32 int4/mxfp4 or 16
+   * int8/fp8-e4m3 columns) and decoded with arithmetic (see {@link wideChunkCols});
+   * false: 8 columns per load through a byte -> value table.
+   */
+  wide: boolean;
 };
+
+/** Columns of one 16-byte chunk of packed codes in the wide GEMV. */
+function wideChunkCols(wfmt: GemvVariant['wdtype']): number {
+  return wfmt === 'int4' || wfmt === 'mxfp4' ? 32 : 16;
+}
+
+/**
+ * WGSL `fn dec(c: vec4<u32>) -> vec4<f32>`: four codes (already shifted down
+ * and masked to their width) to values, with arithmetic (no table):
+ * int4 c - 8; int8 c - 128; mxfp4 e2m1 as mant * 2^(max(e,1)-2) with the
+ * sign bit or-ed in; fp8 e4m3 by moving the exponent/mantissa bits into an
+ * f32 and scaling by 2^120 (subnormals m * 2^-9, 0x7f/0xff NaN), as
+ * decode_e4m3.
+ */
+function wideDecodeWgsl(wfmt: GemvVariant['wdtype']): string {
+  switch (wfmt) {
+    case 'int4':
+      return `fn dec(c: vec4<u32>) -> vec4<f32> { return vec4<f32>(c) - 8.0; }`;
+    case 'int8':
+      return `fn dec(c: vec4<u32>) -> vec4<f32> { return vec4<f32>(c) - 128.0; }`;
+    case 'mxfp4':
+      return `fn dec(c: vec4<u32>) -> vec4<f32> {
+  let e = (c >> vec4<u32>(1u)) & vec4<u32>(3u);
+  let m = c & vec4<u32>(1u);
+  let mant = vec4<f32>(select(m, m + vec4<u32>(2u), e > vec4<u32>(0u)));
+  let p2 = bitcast<vec4<f32>>((max(e, vec4<u32>(1u)) + vec4<u32>(125u)) << vec4<u32>(23u));
+  return bitcast<vec4<f32>>(bitcast<vec4<u32>>(mant * p2) | ((c & vec4<u32>(8u)) << vec4<u32>(28u)));
+}`;
+    case 'fp8_e4m3':
+      return `fn dec(c: vec4<u32>) -> vec4<f32> {
+  let mag = c & vec4<u32>(0x7fu);
+  let normal = bitcast<vec4<f32>>(mag << vec4<u32>(20u)) * bitcast<f32>(0x7b800000u);
+  let sub = vec4<f32>(c & vec4<u32>(7u)) * 0.001953125;
+  let v = select(normal, sub, (mag >> vec4<u32>(3u)) == vec4<u32>(0u));
+  let signed = bitcast<vec4<f32>>(bitcast<vec4<u32>>(v) | ((c & vec4<u32>(0x80u)) << vec4<u32>(24u)));
+  return select(signed, bitcast<vec4<f32>>(vec4<u32>(0x7fc00000u) | (c & vec4<u32>(0u))), mag == vec4<u32>(0x7fu));
+}`;
+    default:
+      throw new ValueError('wide GEMV format', 'int4 | int8 | mxfp4 | fp8_e4m3', wfmt);
+  }
+}
 
 function biasLoader(d: DenseDtype): string {
   return d === 'float32'
@@ -67,9 +115,13 @@ function actWgsl(act: GemvVariant['act']): string {
   }
 }
 
+/** The Active-list entry of a slot past the active experts. */
+const NO_EXPERT = 0xffffffff;
+
 /**
  * The decode GEMV. Workgroup (bx, by): output block bx (GROUPS outputs), active
- * expert slot by. Lanes of a group split the reduction dimension in 8-wide
+ * expert slot by (a direct grid of min(E, T*k) slots; slots past the active
+ * experts exit without work). Lanes of a group split the reduction dimension in 8-wide
  * chunks; partial sums are reduced in workgroup memory in a fixed order.
  * The WGSL is generated fully unrolled over the MR token rows (no
  * dynamically indexed register arrays, which drivers spill to memory).
@@ -80,7 +132,7 @@ export const gemvKernel = defineKernel<GemvVariant>('moe_gemv', (v) => {
   const NA = gu ? 2 : 1;
   const R = Array.from({ length: MRv }, (_, m) => m);
   const quant = v.sdtype !== 'none';
-  const wdecl = quant ? 'array<u32>' : v.vec8 ? (v.wdtype === 'float32' ? 'array<vec4<f32>>' : 'array<vec4<u32>>') : v.wdtype === 'float32' ? 'array<f32>' : 'array<u32>';
+  const wdecl = v.wide ? 'array<vec4<u32>>' : quant ? 'array<u32>' : v.vec8 ? (v.wdtype === 'float32' ? 'array<vec4<f32>>' : 'array<vec4<u32>>') : v.wdtype === 'float32' ? 'array<f32>' : 'array<u32>';
   // weight chunk loader: even/odd lanes of 8 consecutive weights
   let load8 = '';
   if (v.vec8) {
@@ -129,6 +181,30 @@ export const gemvKernel = defineKernel<GemvVariant>('moe_gemv', (v) => {
         : `fn wload1(i: u32) -> f32 { let q = unpack2x16float(W[i >> 1u]); return select(q.x, q.y, (i & 1u) == 1u); }`;
   // packed formats decode through a table: fewer chunks in flight keep the unrolled code (and its compile time on CPU drivers) small
   const U = v.vec8 ? (quant ? 2 : 4) : 1;
+  // wide packed chunks: one 16-byte load per weight row, decoded word by word (4 words; a 4-bit word is 8 columns, an 8-bit word 4)
+  const CW = wideChunkCols(v.wdtype);
+  const four = CW === 32;
+  const words = [0, 1, 2, 3];
+  const halves = four ? [0, 1] : [0];
+  const shifts = (h: number) => (four ? `vec4<u32>(${[0, 4, 8, 12].map((b) => b + 16 * h + 'u').join(', ')})` : 'vec4<u32>(0u, 8u, 16u, 24u)');
+  const mask = four ? 'vec4<u32>(15u)' : 'vec4<u32>(255u)';
+  const wideInner = `
+        let col = c * ${CW}u;
+        let qg = W[(gbase + col) / ${CW}u];${gu ? ` let qu = W[(ubase + col) / ${CW}u];` : ''}
+        let sg = wscale(e, rg, col);${gu ? ' let su = wscale(e, ru, col);' : ''}
+${R.map((m) => `        var pg${m} = 0.0;${gu ? ` var pu${m} = 0.0;` : ''} let xq${m} = (xrow${m} + col) >> 2u;`).join('\n')}
+${words
+  .map((j) =>
+    halves
+      .map((h) => {
+        const xo = four ? 2 * j + h : j;
+        return `        { let wg = dec((vec4<u32>(qg[${j}]) >> ${shifts(h)}) & ${mask});${gu ? ` let wu = dec((vec4<u32>(qu[${j}]) >> ${shifts(h)}) & ${mask});` : ''}
+${R.map((m) => `          { let xv = X4[xq${m} + ${xo}u]; pg${m} += dot(wg, xv);${gu ? ' pu' + m + ' += dot(wu, xv);' : ''} }`).join('\n')} }`;
+      })
+      .join('\n'),
+  )
+  .join('\n')}
+${R.map((m) => `        ag${m} += sg * pg${m};${gu ? ` au${m} += su * pu${m};` : ''}`).join('\n')}`;
   const Us = Array.from({ length: U }, (_, u) => u);
   const inner = v.vec8
     ? `
@@ -158,18 +234,20 @@ ${v.bias ? `@group(0) @binding(7) var<storage, read> B: ${v.bdtype === 'float32'
 ${v.rowScale ? `@group(0) @binding(${v.bias ? 8 : 7}) var<storage, read> S: array<f32>;` : ''}
 ${quant ? `@group(0) @binding(${7 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0)}) var<storage, read> QS: ${v.sdtype === 'float32' ? 'array<f32>' : 'array<u32>'};` : ''}
 @group(0) @binding(${7 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0) + (quant ? 1 : 0)}) var<uniform> p: P;
-${quant ? `${FP8_DECODE_WGSL}\nvar<workgroup> lut: array<f32, 256>;\n${scaleFn}` : ''}
-${v.vec8 ? load8 : load1}
+${v.wide ? `${wideDecodeWgsl(v.wdtype)}\n${scaleFn}` : quant ? `${FP8_DECODE_WGSL}\nvar<workgroup> lut: array<f32, 256>;\n${scaleFn}` : ''}
+${v.wide ? '' : v.vec8 ? load8 : load1}
 ${v.bias ? biasLoader(v.bdtype) : ''}
 ${actWgsl(v.act)}
 var<workgroup> red: array<f32, ${GROUPS * LANES * MRv * NA}>;
 var<workgroup> wcnt: u32;
 @compute @workgroup_size(${LANES}, ${GROUPS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let e = Active[wid.y];
+  // slots past the active experts hold NO_EXPERT: their workgroups see no rows and write nothing
+  let e0 = Active[wid.y];
+  let e = select(0u, e0, e0 != ${NO_EXPERT}u);
   let off = Offsets[e];
-  ${quant ? `{ let li = lid.y * ${LANES}u + lid.x; ${lutInit} }` : ''}
-  if (lid.x == 0u && lid.y == 0u) { wcnt = Counts[e]; }
+  ${quant && !v.wide ? `{ let li = lid.y * ${LANES}u + lid.x; ${lutInit} }` : ''}
+  if (lid.x == 0u && lid.y == 0u) { wcnt = select(0u, Counts[e], e0 != ${NO_EXPERT}u); }
   let cnt = workgroupUniformLoad(&wcnt);
   let lane = lid.x;
   let g = lid.y;
@@ -181,12 +259,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let ru = select(oc + p.nout, 2u * oc + 1u, ${v.interleaved});
   let ubase = ebase + ru * p.cols;` : `let rg = oc;`}
   let gbase = ebase + rg * p.cols;
-  let nchunks = (p.cols + 7u) / 8u;
+  let nchunks = ${v.wide ? `p.cols / ${CW}u` : '(p.cols + 7u) / 8u'};
   for (var m0 = 0u; m0 < cnt; m0 += ${MRv}u) {
 ${R.map((m) => `    let xrow${m} = ${gu ? `(Order[off + min(m0 + ${m}u, cnt - 1u)] / p.k) * p.cols` : `(off + min(m0 + ${m}u, cnt - 1u)) * p.cols`};
     var ag${m} = 0.0;${gu ? ` var au${m} = 0.0;` : ''}`).join('\n')}
     if (valid) {
-      for (var c = lane; c < nchunks; c += ${LANES * U}u) {${inner}
+      for (var c = lane; c < nchunks; c += ${v.wide ? LANES : LANES * U}u) {${v.wide ? wideInner : inner}
       }
     }
 ${R.map((m) => `    red[(g * ${MRv * NA}u + ${m * NA}u) * ${LANES}u + lane] = ag${m};${gu ? `\n    red[(g * ${MRv * NA}u + ${m * NA + 1}u) * ${LANES}u + lane] = au${m};` : ''}`).join('\n')}
@@ -215,9 +293,12 @@ ${R.map((m) => `    red[(g * ${MRv * NA}u + ${m * NA}u) * ${LANES}u + lane] = ag
 });
 
 /**
- * Builds the active-expert list (experts with rows, in increasing order) with
- * a workgroup prefix scan, and the indirect dispatch args of both GEMVs:
- * Args[0..2] = (gate_up blocks, nActive, 1), Args[3..5] = (down blocks, nActive, 1).
+ * Builds the active-expert list (experts with rows, in increasing order, then
+ * NO_EXPERT up to E) with a workgroup prefix scan, and indirect dispatch args
+ * over the active experts: Args[0..2] = (gate_up blocks, nActive, 1),
+ * Args[3..5] = (down blocks, nActive, 1). The GEMVs dispatch a direct grid
+ * of min(E, T*k) slots instead: Dawn validates every indirect dispatch with
+ * an extra pass and buffers of its own (~90 us of host time each on lavapipe).
  */
 export const activeExpertsKernel = defineKernel<{ wg: number }>('moe_active_experts', ({ wg }) => /* wgsl */ `
 struct P { E: u32, nbx0: u32, nbx1: u32, _b: u32, }
@@ -247,6 +328,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
     base += sc[${wg - 1}u];
     workgroupBarrier();
   }
+  for (var i = base + t; i < p.E; i += ${wg}u) { Active[i] = ${NO_EXPERT}u; }
   if (t == 0u) { Args[0] = p.nbx0; Args[1] = base; Args[2] = 1u; Args[3] = p.nbx1; Args[4] = base; Args[5] = 1u; }
 }
 `);
@@ -272,6 +354,20 @@ export function activeExpertsGpu(ctx: GpuContext, rec: Recorder, g: GroupingGpu,
     workgroups: [1],
   });
   return { active, args };
+}
+
+const singleExpert = new WeakMap<GPUDevice, GPUBuffer>();
+
+/** The active-expert list of a one-expert grouping ([0]), one small buffer per device, made on first use. */
+function singleExpertList(ctx: GpuContext): GPUBuffer {
+  let b = singleExpert.get(ctx.device);
+  if (!b) {
+    b = ctx.device.createBuffer({ label: 'active.single', size: 16, usage: GPUBufferUsage.STORAGE, mappedAtCreation: true });
+    new Uint32Array(b.getMappedRange()).fill(0);
+    b.unmap();
+    singleExpert.set(ctx.device, b);
+  }
+  return b;
 }
 
 /** Options of the decode GEMVs. */
@@ -333,6 +429,33 @@ function gemvWeights(what: string, w: ExpertWeightsGpu): GemvWeights {
   return { E, rows, cols, codes: w.blocks, scales: w.scales, wfmt: 'mxfp4', sdtype: 'uint8', su: [cols / 32, 0, 0, 0] };
 }
 
+/**
+ * Whether packed weights take the wide GEMV: int4, int8, mxfp4 or fp8 e4m3
+ * codes (e5m2 keeps the table: its subnormals would need f16 denormals),
+ * columns a multiple of the 16-byte chunk and scale blocks a multiple of it.
+ */
+/**
+ * Whether the decode GEMV reads these packed weights 16 bytes per load with
+ * arithmetic decoding (else 8 columns per load through a table; dense
+ * weights: false).
+ * @example `gemvWideLoads(int4Weights) // true when cols and blocks are multiples of 32`
+ */
+export function gemvWideLoads(w: ExpertWeightsGpu): boolean {
+  try {
+    return wideOk(gemvWeights('weights', w));
+  } catch {
+    return false;
+  }
+}
+
+function wideOk(gw: GemvWeights): boolean {
+  if (gw.sdtype === 'none' || gw.wfmt === 'fp8_e5m2') return false;
+  const cw = wideChunkCols(gw.wfmt);
+  if (gw.cols % cw !== 0) return false;
+  const block = gw.wfmt === 'fp8_e4m3' ? gw.su[3] : gw.wfmt === 'mxfp4' ? 32 : gw.su[1];
+  return block % cw === 0;
+}
+
 function gemv(
   ctx: GpuContext,
   rec: Recorder,
@@ -359,9 +482,11 @@ function gemv(
   const max = ctx.limits.maxComputeWorkgroupsPerDimension;
   if (nbx > max) throw new LimitError('maxComputeWorkgroupsPerDimension', nbx, max, `${mode} output blocks`);
   const y = opts.pool ? opts.pool.tensor('float32', [g.T * g.k, nout], `${mode}.out`) : GpuTensor.empty(ctx, 'float32', [g.T * g.k, nout], `${mode}.out`);
-  const act0 = opts.active ?? activeExpertsGpu(ctx, rec, g, nout, nout);
-  const active = act0.active;
-  const argsOffset = mode === 'gate_up' || !opts.active ? 0 : 12;
+  // one expert (a dense grouping: shared experts) is always active: a constant list, no dispatch
+  const active = opts.active?.active ?? (g.E === 1 ? singleExpertList(ctx) : activeExpertsGpu(ctx, rec, g, nout, nout).active);
+  // every slot that can hold an active expert: at most T*k experts have rows
+  const slots = Math.min(g.E, g.T * g.k);
+  if (slots > max) throw new LimitError('maxComputeWorkgroupsPerDimension', slots, max, `${mode} expert slots`);
   const variant: GemvVariant = {
     wdtype: gw.wfmt,
     sdtype: gw.sdtype,
@@ -373,6 +498,7 @@ function gemv(
     rowScale: mode === 'gate_up' && !!opts.rowScale,
     bdtype: (bd ?? 'float32') as DenseDtype,
     // rows accumulated per weight pass: about the rows per active expert (uniform routing), a power of two <= 8
+    wide: wideOk(gw),
     mr: Math.min(gw.sdtype === 'none' ? MR : 4, g.T, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil((g.T * g.k) / Math.min(g.E, g.T * g.k)))))),
   };
   const buffers = [x.buffer, gw.codes.buffer, g.counts.buffer, g.offsets.buffer, g.order.buffer, active, y.buffer];
@@ -384,7 +510,7 @@ function gemv(
     variant,
     buffers,
     uniforms: new Uniforms().u32(rows, cols, nout, g.k).f32(act?.limit ?? 0, act?.alpha ?? 1.702).u32(nbx, 0, ...gw.su).finish(),
-    workgroups: { indirect: act0.args, offset: argsOffset },
+    workgroups: [nbx, slots, 1],
   });
   return y;
 }

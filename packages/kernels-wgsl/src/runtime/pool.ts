@@ -24,6 +24,7 @@ export class BufferPool implements BufferOwner {
   private freeBytes = 0;
   private liveBytes = 0;
   private live = new Set<GPUBuffer>();
+  private closed = false;
 
   constructor(ctx: GpuContext, opts: { maxFreeBytes?: number } = {}) {
     this.ctx = ctx;
@@ -70,6 +71,10 @@ export class BufferPool implements BufferOwner {
   release(buf: GPUBuffer): void {
     if (!this.live.delete(buf)) return;
     this.liveBytes -= buf.size;
+    if (this.closed) {
+      buf.destroy();
+      return;
+    }
     const list = this.free.get(buf.size) ?? [];
     list.push(buf);
     this.free.set(buf.size, list);
@@ -96,6 +101,16 @@ export class BufferPool implements BufferOwner {
     this.order = [];
     this.free.clear();
     this.freeBytes = 0;
+  }
+
+  /**
+   * Destroys every cached buffer and hands the live ones over to their
+   * holders: from now on a released buffer is destroyed, not cached (for
+   * pools whose tensors outlive their owner, e.g. forward outputs).
+   */
+  close(): void {
+    this.closed = true;
+    this.trim();
   }
 
   /** Destroys all buffers, live ones included. */

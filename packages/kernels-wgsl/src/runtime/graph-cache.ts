@@ -1,0 +1,144 @@
+import { DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
+import type { GpuContext } from './context.js';
+import { GpuTensor } from './tensor.js';
+import { BufferPool } from './pool.js';
+import { GpuGraph, Recorder } from './kernel.js';
+
+/** Records a forward on `x` into `rec` (no submit), pushing the scratch it must keep alive to `scratch`; returns its output. */
+export type RecordForward = (rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[]) => GpuTensor;
+
+interface Entry {
+  graph: GpuGraph;
+  xIn: GpuTensor;
+  out: GpuTensor;
+  scratch: { destroy(): void }[];
+  /** The copies in and out of this call (set before each replay; the closures are made once). */
+  io: { x: GpuTensor; y: GpuTensor };
+  pre: (enc: GPUCommandEncoder) => void;
+  post: (enc: GPUCommandEncoder) => void;
+}
+
+/**
+ * Captured forward graphs, one per key (e.g. the token count), least
+ * recently used evicted past `maxGraphs`. `run` replays the graph of a key
+ * (capturing it on first use): the input is copied into the graph's input
+ * buffer and its output copied into `out` or a tensor from the output pool,
+ * all in one encoder and one submit, with no buffer, bind-group or uniform
+ * created or written on a replay. What `record` binds (weights) must stay
+ * alive and unchanged while a graph of it is cached (`clear()` otherwise).
+ *
+ * Output tensors from the pool belong to the caller: `destroy()` returns
+ * their buffer for a later call to reuse (so a chain that destroys each
+ * output once it has been consumed allocates nothing); after `destroy()` of
+ * the cache they are plain tensors.
+ *
+ * @example
+ * ```ts
+ * const graphs = new ForwardGraphs(ctx, 'moe');
+ * const y = graphs.run(String(T), x, [T, H], (rec, xIn, scratch) => layer.record(rec, xIn, pool, scratch));
+ * ```
+ */
+export class ForwardGraphs {
+  readonly ctx: GpuContext;
+  readonly label: string;
+  readonly maxGraphs: number;
+  private entries = new Map<string, Entry>();
+  private outputs: BufferPool;
+
+  constructor(ctx: GpuContext, label: string, opts: { maxGraphs?: number } = {}) {
+    this.ctx = ctx;
+    this.label = label;
+    this.maxGraphs = opts.maxGraphs ?? 4;
+    this.outputs = new BufferPool(ctx, { maxFreeBytes: 64 << 20 });
+  }
+
+  /** Number of cached graphs. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * The forward of `x` (f32 `outShape`) through the graph of `key`, issued
+   * synchronously (one submit). Writes into `out` when given (checked: f32,
+   * `outShape`, this context), else returns a tensor from the output pool.
+   */
+  run(key: string, x: GpuTensor, outShape: readonly number[], record: RecordForward, out?: GpuTensor): GpuTensor {
+    if (out) checkOutput(`${this.label} out`, this.ctx, out, outShape);
+    const e = this.entries.get(key);
+    if (!e) return this.capture(key, x, outShape, record, out);
+    this.entries.delete(key); // LRU: re-insert at the end
+    this.entries.set(key, e);
+    const y = out ?? this.outputs.tensor('float32', outShape, `${this.label}.out`);
+    e.io.x = x;
+    e.io.y = y;
+    void e.graph.replay({ pre: e.pre, post: e.post });
+    return y;
+  }
+
+  private capture(key: string, x: GpuTensor, outShape: readonly number[], record: RecordForward, out: GpuTensor | undefined): GpuTensor {
+    const scratch: { destroy(): void }[] = [];
+    const xIn = GpuTensor.empty(this.ctx, 'float32', x.shape, `${this.label}.graph.in`);
+    scratch.push(xIn);
+    let y: GpuTensor | undefined;
+    try {
+      const rec = new Recorder(this.ctx, { label: `${this.label}.graph`, capture: true });
+      // this call's input and output copies are not part of the graph (each replay copies its own)
+      rec.copy(x.buffer, 0, xIn.buffer, 0, xIn.byteLength, { capture: false });
+      const gOut = record(rec, xIn, scratch);
+      scratch.push(gOut);
+      if (gOut.dtype !== 'float32' || gOut.shape.join() !== outShape.join()) throw new ShapeError(`${this.label} graph output`, outShape, gOut.shape);
+      y = out ?? this.outputs.tensor('float32', outShape, `${this.label}.out`);
+      rec.copy(gOut.buffer, 0, y.buffer, 0, y.byteLength, { capture: false });
+      rec.submit();
+      const io = { x, y };
+      const bytesIn = xIn.byteLength;
+      const bytesOut = gOut.byteLength;
+      this.entries.set(key, {
+        graph: rec.toGraph(),
+        xIn,
+        out: gOut,
+        scratch,
+        io,
+        pre: (enc) => enc.copyBufferToBuffer(io.x.buffer, 0, xIn.buffer, 0, bytesIn),
+        post: (enc) => enc.copyBufferToBuffer(gOut.buffer, 0, io.y.buffer, 0, bytesOut),
+      });
+    } catch (err) {
+      for (const s of scratch) s.destroy();
+      if (y !== out) y?.destroy();
+      throw err;
+    }
+    while (this.entries.size > this.maxGraphs) this.evict(this.entries.keys().next().value!);
+    return y;
+  }
+
+  private evict(key: string): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    this.entries.delete(key);
+    e.graph.destroy();
+    for (const s of e.scratch) s.destroy();
+  }
+
+  /** Frees every cached graph (and the scratch it holds); the output pool stays. */
+  clear(): void {
+    for (const k of [...this.entries.keys()]) this.evict(k);
+  }
+
+  /** Frees the graphs and the cached outputs; outputs still held by callers become plain tensors. */
+  destroy(): void {
+    this.clear();
+    this.outputs.close();
+  }
+}
+
+/**
+ * Checks a caller-provided output tensor: f32, `shape`, on `ctx`, not destroyed.
+ * @example `checkOutput('MoE.forward out', ctx, out, [T, H])`
+ */
+export function checkOutput(what: string, ctx: GpuContext, out: GpuTensor, shape: readonly number[]): void {
+  if (!(out instanceof GpuTensor)) throw new ValueError(what, 'a GpuTensor', typeof out);
+  if (out.ctx !== ctx) throw new ValueError(what, "a GpuTensor on the layer's GpuContext", 'a tensor of another context');
+  if (out.destroyed) throw new ValueError(what, 'a tensor that is not destroyed', 'a destroyed tensor');
+  if (out.dtype !== 'float32') throw new DTypeError(what, 'float32', out.dtype);
+  if (out.shape.length !== shape.length || out.shape.some((d, i) => d !== shape[i])) throw new ShapeError(what, shape, out.shape);
+}

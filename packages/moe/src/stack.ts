@@ -1,0 +1,171 @@
+import { DTYPES, DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
+import { BufferPool, ForwardGraphs, GpuTensor, Recorder, checkOutput, type GpuContext } from '@webmoe/kernels-wgsl';
+import { LayerList } from '@webmoe/nn';
+import { MoE, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
+
+/**
+ * A stack of MoE layers run one after another (`y = layers[n-1](...layers[0](x))`,
+ * no residual or norm in between): a decode step through every MoE block of
+ * a model issued as one recording and one submit. On a GPU, for T <= 64
+ * (`useGraphs`) the whole stack is one captured graph: a step is one
+ * encoder, the input copied in, every layer's dispatches, the output copied
+ * out, and one submit, with nothing created or written on the host per step.
+ * It is a `LayerList` (state-dict names `0.gate.weight`, ...; `destroy()`
+ * frees the layers too).
+ *
+ * @example
+ * ```ts
+ * const layers = await Promise.all([0, 1, 2].map((layer) => MoE.fromHuggingFace({ source, layer, device: DeviceRef.GPU(), ctx })));
+ * const stack = new MoEStack(layers);
+ * const y = stack.forwardGpuSync(x); // == layers[2].forward(layers[1].forward(layers[0].forward(x))), one submit
+ * stack.destroy();
+ * ```
+ */
+export class MoEStack extends LayerList<MoE> {
+  readonly hiddenDim: number;
+  /** Replay one captured graph of the whole stack for T <= 64 (up to 4 token counts cached). */
+  useGraphs = true;
+  private pool: BufferPool | undefined;
+  private graphs: ForwardGraphs | undefined;
+
+  /** Whether `destroy()` also destroys the layers. */
+  readonly ownsLayers: boolean;
+
+  /** @param opts.ownsLayers `destroy()` also destroys the layers (default true; false for a stack over layers used elsewhere, or one layer repeated). */
+  constructor(layers: readonly MoE[], opts: { ownsLayers?: boolean } = {}) {
+    if (!Array.isArray(layers) || layers.length === 0) throw new ValueError('MoEStack layers', 'at least one MoE', Array.isArray(layers) ? '[]' : typeof layers);
+    layers.forEach((m, i) => {
+      if (!(m instanceof MoE)) throw new ValueError(`MoEStack layers[${i}]`, 'an MoE', m?.constructor?.name ?? typeof m);
+      if (m.hiddenDim !== layers[0].hiddenDim) throw new ShapeError(`MoEStack layers[${i}] hiddenDim`, [layers[0].hiddenDim], [m.hiddenDim]);
+      if (String(m.device) !== String(layers[0].device) || m.ctx !== layers[0].ctx) {
+        throw new ValueError(`MoEStack layers[${i}] device`, `the device (and GpuContext) of layers[0] (${layers[0].device})`, String(m.device));
+      }
+    });
+    super(layers);
+    this.hiddenDim = layers[0].hiddenDim;
+    this.ownsLayers = opts.ownsLayers ?? true;
+  }
+
+  private get gpuCtx(): GpuContext {
+    return this.at(0).ctx!;
+  }
+
+  /**
+   * Records every layer into `rec` (no submit); scratch (intermediate
+   * activations included) comes from `pool` and is pushed to `scratch`.
+   * Returns the last layer's output [T, H], not from the pool.
+   */
+  record(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[]): GpuTensor {
+    let cur = x;
+    for (let i = 0; i < this.length; i++) {
+      const y = this.at(i).record(rec, cur, pool, scratch);
+      if (cur !== x) scratch.push(cur);
+      cur = y;
+    }
+    return cur;
+  }
+
+  /** The stack on the GPU, as a promise (see {@link forwardGpuSync}). */
+  async forwardGpu(x: GpuTensor, opts: MoEGpuForwardOptions = {}): Promise<GpuTensor> {
+    return this.forwardGpuSync(x, opts);
+  }
+
+  /**
+   * The stack on the GPU for x f32 [T, H], issued synchronously with one
+   * submit. Output as {@link MoE.forwardGpuSync}: `opts.out`, or a tensor
+   * from the stack's output pool that the caller owns.
+   */
+  forwardGpuSync(x: GpuTensor, opts: MoEGpuForwardOptions = {}): GpuTensor {
+    if (!this.at(0).device.isGpu()) throw new ValueError('MoEStack.forwardGpu', 'GPU layers', String(this.at(0).device));
+    const ctx = this.gpuCtx;
+    if (!(x instanceof GpuTensor) || x.ctx !== ctx) throw new ValueError('MoEStack.forward input', "a GpuTensor on the layers' GpuContext", 'another value');
+    if (x.shape.length !== 2 || x.shape[1] !== this.hiddenDim) throw new ShapeError('MoEStack.forward input', ['T', this.hiddenDim], x.shape);
+    if (x.dtype !== 'float32') throw new DTypeError('MoEStack.forward input', 'float32', x.dtype);
+    const T = x.shape[0];
+    const shape = [T, this.hiddenDim];
+    if (opts.out) checkOutput('MoEStack.forward out', ctx, opts.out, shape);
+    // the layers' own checks (weights loaded, buffer limits) before anything is recorded
+    if (T === 0) return this.at(0).forwardGpuSync(x, opts);
+    for (const m of this) m.checkForward(T);
+    const pool = (this.pool ??= new BufferPool(ctx, { maxFreeBytes: 64 << 20 }));
+    if (this.useGraphs && T <= 64) {
+      this.graphs ??= new ForwardGraphs(ctx, 'moe-stack');
+      return this.graphs.run(String(T), x, shape, (rec, xIn, scratch) => this.record(rec, xIn, pool, scratch), opts.out);
+    }
+    const scratch: { destroy(): void }[] = [];
+    try {
+      const rec = new Recorder(ctx, { label: 'moe-stack.forward' });
+      const y = this.record(rec, x, pool, scratch);
+      if (opts.out) {
+        scratch.push(y);
+        rec.copy(y.buffer, 0, opts.out.buffer, 0, opts.out.byteLength);
+      }
+      rec.submit();
+      return opts.out ?? y;
+    } finally {
+      for (const s of scratch) s.destroy();
+    }
+  }
+
+  /**
+   * Runs the stack: a GpuTensor gives a GpuTensor (see forwardGpuSync); a
+   * HostTensor or Float32Array [T, H] gives the same kind back, on either
+   * device (GPU layers: one upload, one submit, one read-back).
+   */
+  async forward<X extends GpuTensor | HostTensor | Float32Array>(x: X): Promise<MoEOutput<X>> {
+    if (x instanceof GpuTensor) return this.forwardGpuSync(x) as MoEOutput<X>;
+    let xs: Float32Array;
+    if (x instanceof HostTensor) {
+      if (x.shape.length !== 2 || x.shape[1] !== this.hiddenDim) throw new ShapeError('MoEStack.forward input', ['T', this.hiddenDim], x.shape);
+      if (!DTYPES[x.dtype]?.isFloat) throw new DTypeError('MoEStack.forward input', ['float32', 'bfloat16', 'float16'], x.dtype);
+      xs = x.toFloat32();
+    } else if (x instanceof Float32Array) {
+      if (x.length % this.hiddenDim !== 0) throw new ShapeError('MoEStack.forward input', `T*${this.hiddenDim} values`, `${x.length} values`);
+      xs = x;
+    } else throw new ValueError('MoEStack.forward input', 'a GpuTensor, HostTensor or Float32Array', typeof x);
+    const T = xs.length / this.hiddenDim;
+    let y: Float32Array;
+    if (!this.at(0).device.isGpu()) {
+      y = xs;
+      for (const m of this) y = m.forwardHost(y, T);
+    } else {
+      const ctx = this.gpuCtx;
+      for (const m of this) m.checkForward(T);
+      y = await ctx.checked('MoEStack.forward', async () => {
+        const xg = (this.pool ??= new BufferPool(ctx, { maxFreeBytes: 64 << 20 })).tensor('float32', [T, this.hiddenDim], 'moe-stack.x');
+        try {
+          ctx.device.queue.writeBuffer(xg.buffer, 0, xs.buffer, xs.byteOffset, xs.byteLength);
+          const yg = this.forwardGpuSync(xg);
+          try {
+            return (await yg.download()).data as Float32Array;
+          } finally {
+            yg.destroy();
+          }
+        } finally {
+          xg.destroy();
+        }
+      });
+    }
+    return (x instanceof HostTensor ? new HostTensor('float32', [T, this.hiddenDim], y) : y) as MoEOutput<X>;
+  }
+
+  /** Frees the stack's cached graphs (the layers' weights stay). Call after reloading a layer's weights through the layer itself. */
+  clearGraphs(): void {
+    this.graphs?.clear();
+  }
+
+  /** A load through the stack (`stack.loadStateDict`) drops the graphs, which bound the old weights. */
+  protected override afterLoad(): void {
+    this.clearGraphs();
+    super.afterLoad();
+  }
+
+  /** Frees the graphs, the scratch pool and (with `ownsLayers`) the layers. */
+  override destroy(): void {
+    this.graphs?.destroy();
+    this.graphs = undefined;
+    this.pool?.destroy();
+    this.pool = undefined;
+    if (this.ownsLayers) super.destroy();
+  }
+}

@@ -1,0 +1,126 @@
+// Host cost of a decode forward: a chain of N `forwardGpu` calls with
+// GPU-resident activations on an HF fixture layer (default qwen3_moe), the
+// chain drained once at the end; prints host us per call (time to issue) and
+// the WebGPU calls one forward makes (device/queue/encoder/pass methods,
+// counted by wrapping them in counting proxies). Any adapter (lavapipe here).
+//   node scripts/gpu/build-one.mjs scripts/host-cost.ts /tmp/host-cost.mjs
+//   node /tmp/host-cost.mjs [arch=qwen3_moe] [N=2000] [T=1] [stack=0]
+// stack > 0 also times MoEStack over `stack` copies of the layer (one submit per step).
+import { DeviceRef, HostTensor } from '@webmoe/tensor';
+import { threadCpuMs } from '../apps/bench/src/host-cpu.js';
+import { createGpuContext, GpuTensor } from '@webmoe/kernels-wgsl';
+import * as moeLib from '@webmoe/moe';
+const { MoE } = moeLib;
+// MoEStack: looked up by name so that the script also runs on commits before it existed (the baseline)
+const MoEStack = (moeLib as Record<string, unknown>).MoEStack as (new (layers: unknown[], opts?: { ownsLayers?: boolean }) => { forwardGpuSync(x: GpuTensor): GpuTensor; destroy(): void }) | undefined;
+
+const [arch = 'qwen3_moe', nArg = '2000', tArg = '1', stackArg = '0'] = process.argv.slice(2);
+const N = Number(nArg);
+const T = Number(tArg);
+const S = Number(stackArg);
+// WEBMOE_FIXTURES as in the tests (default: the shared fixtures)
+const fixtures = (process.env.WEBMOE_FIXTURES ?? '/work/shared/fixtures') + '/hf-moe';
+const ctx = await createGpuContext();
+const moe = await MoE.fromHuggingFace({ source: `${fixtures}/${arch}`, layer: 0, dtype: 'bfloat16', device: DeviceRef.GPU(), ctx });
+const x = GpuTensor.upload(ctx, HostTensor.fromFloat32([T, moe.hiddenDim], Float32Array.from({ length: T * moe.hiddenDim }, (_, i) => Math.sin(i) * 0.5)));
+
+/** Counts calls of every method of `obj` (and of the encoders/passes they return) into `counts`. */
+const counts = new Map<string, number>();
+/** Host ms spent inside each counted method (over the timed chain when WEBMOE_TIME_CALLS=1). */
+const spent = new Map<string, number>();
+let counting = false;
+let timing = false;
+function counted<O extends object>(obj: O, what: string): O {
+  return new Proxy(obj, {
+    get(target, prop, _recv) {
+      const v = Reflect.get(target, prop, target);
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        const key = `${what}.${String(prop)}`;
+        if (counting) counts.set(key, (counts.get(key) ?? 0) + 1);
+        const t0 = timing ? performance.now() : 0;
+        const r = v.apply(target, args);
+        if (timing) spent.set(key, (spent.get(key) ?? 0) + performance.now() - t0);
+        if (prop === 'createCommandEncoder') return counted(r, 'encoder');
+        if (prop === 'beginComputePass') return counted(r, 'pass');
+        return r;
+      };
+    },
+  });
+}
+
+/** Issues a chain of n steps (each output the next input, destroyed once consumed); returns [wall ms, main-thread CPU ms] of the issuing. */
+function chain(n: number, step: (x: GpuTensor) => GpuTensor): [number, number] {
+  let cur = x;
+  const c0 = threadCpuMs() ?? NaN;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const y = step(cur);
+    if (cur !== x) cur.destroy();
+    cur = y;
+  }
+  const issue = performance.now() - t0;
+  const cpu = (threadCpuMs() ?? NaN) - c0;
+  if (cur !== x) cur.destroy();
+  return [issue, cpu];
+}
+
+const issueOf = (m: { forwardGpuSync?: (x: GpuTensor) => GpuTensor }) => m.forwardGpuSync;
+async function run(label: string, layers: number, step: (x: GpuTensor) => GpuTensor | Promise<GpuTensor>): Promise<void> {
+  // warm-up (captures the graph), then one counted forward, then the timed chain
+  for (let i = 0; i < 3; i++) (await step(x)).destroy();
+  await ctx.device.queue.onSubmittedWorkDone();
+  const dev = ctx.device;
+  const proxied = counted(dev, 'device');
+  const q = counted(dev.queue, 'queue');
+  Object.defineProperty(ctx, 'device', { value: new Proxy(proxied, { get: (t, p) => (p === 'queue' ? q : Reflect.get(t, p)) }), configurable: true });
+  counting = true;
+  (await step(x)).destroy();
+  counting = false;
+  // WEBMOE_TIME_CALLS=1: keep the proxies over the timed chain and report the host time inside each WebGPU method
+  timing = process.env.WEBMOE_TIME_CALLS === '1';
+  if (!timing) Object.defineProperty(ctx, 'device', { value: dev, configurable: true });
+  const total = [...counts.values()].reduce((s, v) => s + v, 0);
+  console.log(`${label}: WebGPU calls per forward (${layers} layer(s)): ${total}  ${JSON.stringify(Object.fromEntries([...counts].sort()))}`);
+  counts.clear();
+  await ctx.device.queue.onSubmittedWorkDone();
+  const isAsync = step(x) instanceof Promise;
+  let issueMs: number;
+  let cpuMs: number;
+  const t0 = performance.now();
+  if (isAsync) {
+    let cur = x;
+    const c0 = threadCpuMs() ?? NaN;
+    const s0 = performance.now();
+    for (let i = 0; i < N; i++) {
+      const y = await step(cur);
+      if (cur !== x) cur.destroy();
+      cur = y;
+    }
+    issueMs = performance.now() - s0;
+    cpuMs = (threadCpuMs() ?? NaN) - c0;
+    if (cur !== x) cur.destroy();
+  } else [issueMs, cpuMs] = chain(N, step as (x: GpuTensor) => GpuTensor);
+  await ctx.device.queue.onSubmittedWorkDone();
+  const wall = performance.now() - t0;
+  if (timing) {
+    timing = false;
+    Object.defineProperty(ctx, 'device', { value: dev, configurable: true });
+    console.log(`${label}: host us per forward inside WebGPU methods: ${JSON.stringify(Object.fromEntries([...spent].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, +((v * 1000) / N).toFixed(1)])))}`);
+    spent.clear();
+  }
+  console.log(`${label}: ${N} calls, host ${((issueMs * 1000) / N / layers).toFixed(1)} us wall / ${((cpuMs * 1000) / N / layers).toFixed(1)} us main-thread CPU per layer to issue, wall ${((wall * 1000) / N / layers).toFixed(1)} us per layer (lavapipe: GPU-bound)`);
+}
+
+console.log(`${arch} T=${T} H=${moe.hiddenDim} E=${moe.numExperts} k=${moe.numExpertsPerToken} I=${moe.moeDim}, ${ctx.adapterName}`);
+await run('MoE.forwardGpu (await)', 1, (v) => moe.forwardGpu(v));
+const sync = issueOf(moe as never);
+if (sync) await run('MoE.forwardGpuSync', 1, (v) => sync.call(moe, v));
+if (S > 0 && MoEStack) {
+  const stack = new MoEStack(Array.from({ length: S }, () => moe), { ownsLayers: false });
+  await run(`MoEStack x${S}.forwardGpuSync`, S, (v) => stack.forwardGpuSync(v));
+  stack.destroy();
+}
+x.destroy();
+moe.destroy();
+ctx.destroy();
