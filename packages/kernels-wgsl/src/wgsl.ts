@@ -43,6 +43,25 @@ fn decode_e5m2(b: u32) -> f32 {
 `;
 
 /**
+ * WGSL functions decoding the 4- and 8-bit codes of the packed expert
+ * formats without their scale (shared by the tiled GEMM, the fast GEMMs and
+ * the decode GEMV; references: quant-ref.ts decodeExpertRow): e2m1 (fp4,
+ * MXFP4 elements; bit 3 the sign, magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6) and
+ * the unsigned int_block codes with zero point 8 (int4) / 128 (int8).
+ */
+export const PACKED_CODE_WGSL = /* wgsl */ `
+fn decode_fp4(c: u32) -> f32 {
+  let m = c & 7u;
+  let ex = m >> 1u;
+  var v = f32(m & 1u) * 0.5;
+  if (ex != 0u) { v = ldexp(1.0 + f32(m & 1u) * 0.5, i32(ex) - 1); }
+  return select(v, -v, (c & 8u) != 0u);
+}
+fn decode_int4(c: u32) -> f32 { return f32(c & 15u) - 8.0; }
+fn decode_int8(c: u32) -> f32 { return f32(c & 0xffu) - 128.0; }
+`;
+
+/**
  * A WGSL function `fn <fname>(i: u32) -> f32` reading element i of the
  * storage buffer `buf` holding `dtype`, converted to f32. Needs
  * FP8_DECODE_WGSL in the module for fp8 dtypes.

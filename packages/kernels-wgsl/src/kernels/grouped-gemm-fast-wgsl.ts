@@ -1,7 +1,12 @@
 /**
- * WGSL of the fast dense grouped GEMMs for prefill (same contract as
- * grouped-gemm-wgsl.ts's `groupedGemmKernel`, dense float32 / bfloat16 /
- * float16 weights only, K a multiple of 8):
+ * WGSL of the fast grouped GEMMs for prefill (same contract as
+ * grouped-gemm-wgsl.ts's `groupedGemmKernel`: dense float32 / bfloat16 /
+ * float16 weights or packed fp8_block (e4m3 / e5m2), int_block (int4 / int8,
+ * f32 or f16 scales) and MXFP4, K a multiple of 8, no scale block boundary
+ * inside an aligned group of 8 values). Packed weights are decoded in the
+ * staging step (weightAccessWgsl: one load of the codes of 8 consecutive K
+ * values and their scale, decoded with wgsl.ts's decoders to code x scale in
+ * f32, then stored as f32 or f16 like the dense weights); f32 accumulation.
  *
  * - `groupedGemmFastKernel`: register-blocked shared-memory GEMM. 256
  *   threads, 64 grouped rows x 128 weight rows per workgroup (down: 128
@@ -21,12 +26,16 @@
  *
  * f16 operands: bf16 -> f16 is exact for 6.1e-5 <= |w| <= 65504 (f16 has
  * more mantissa bits than bf16); smaller weights lose bits (subnormal) or
- * flush to 0, larger ones become inf. x values are rounded to 11 bits
- * (relative 4.9e-4) and |x| > 65504 overflows. MoE weights and hidden
- * states of the supported models are far inside that range.
+ * flush to 0, larger ones become inf. Decoded packed weights (code x scale,
+ * an f32) are rounded to f16 the same way (relative 4.9e-4; fp8 e4m3 and
+ * int4/int8/fp4 codes times a power-of-two scale are exact in that range).
+ * x values are rounded to 11 bits (relative 4.9e-4); rows beyond f16's range
+ * are scaled first (xScale). MoE weights of the supported models are far
+ * inside that range.
  */
 import { defineKernel } from '../runtime/kernel.js';
-import { loadFn } from '../wgsl.js';
+import { FP8_DECODE_WGSL, PACKED_CODE_WGSL, loadFn } from '../wgsl.js';
+import type { WeightFormat } from './grouped-gemm-wgsl.js';
 
 /** Rows (grouped rows) per workgroup tile. */
 export const FAST_TM = 64;
@@ -39,14 +48,16 @@ export const FAST_THREADS = 256;
 
 /**
  * Variant of the fast grouped GEMMs (selects the WGSL; shapes go in uniforms).
- * @example `{ op: 'down', act: 'none', interleaved: false, wf: 'bfloat16', bias: 'none', xmode: 'grouped', rowScale: false, h: false }`
+ * @example `{ op: 'down', act: 'none', interleaved: false, wf: 'bfloat16', sd: 'none', bias: 'none', xmode: 'grouped', rowScale: false, h: false }`
  */
 export type FastGemmVariant = {
   op: 'gate_up' | 'down';
   act: 'silu' | 'swiglu_limit' | 'swigluoai' | 'none';
   interleaved: boolean;
-  /** Dense weight storage dtype. */
-  wf: 'float32' | 'bfloat16' | 'float16';
+  /** Weight storage: dense float32 / bfloat16 / float16 or a packed format (decoded at staging, see weightAccessWgsl). */
+  wf: WeightFormat;
+  /** Scale dtype of the int formats ('none' otherwise; fp8 scales are f32, MXFP4 scales e8m0 bytes). */
+  sd: 'float32' | 'float16' | 'none';
   bias: 'float32' | 'bfloat16' | 'float16' | 'none';
   /** Which row of X feeds grouped row p: 'token' = order[p] / k, 'pair' = order[p], 'grouped' = p. */
   xmode: 'token' | 'pair' | 'grouped';
@@ -76,8 +87,8 @@ export function fastTm(v: FastGemmVariant): number {
   return v.tm ?? FAST_TM;
 }
 
-/** Uniform block of the fast GEMMs (u32 unless noted). */
-export const FAST_UNIFORM_FIELDS = ['nRows', 'k', 'E', 'K', 'N', 'wRows', 'nTilesN', 'nWork', 'limit:f32', 'alpha:f32', 'p0', 'p1'] as const;
+/** Uniform block of the fast GEMMs (u32 unless noted; wa..wd: the weight uniforms of weightLayout in grouped-gemm-wgsl.ts). */
+export const FAST_UNIFORM_FIELDS = ['nRows', 'k', 'E', 'K', 'N', 'wRows', 'nTilesN', 'nWork', 'limit:f32', 'alpha:f32', 'wa', 'wb', 'wc', 'wd', 'p0', 'p1'] as const;
 
 function activationWgsl(act: FastGemmVariant['act']): string {
   switch (act) {
@@ -92,9 +103,90 @@ function activationWgsl(act: FastGemmVariant['act']): string {
   }
 }
 
-/** Values per vector load of the weights: 8 (bf16/f16 in vec4<u32>) or 4 (f32 in vec4<f32>). */
+/** Values per vector load of the weights: 4 (f32 in vec4<f32>) or 8 (bf16/f16 in vec4<u32>; packed: the codes of 8 values and their scale). */
 export function fastVpl(wf: FastGemmVariant['wf']): number {
   return wf === 'float32' ? 4 : 8;
+}
+
+/** WGSL type of the raw weight registers (what wload returns and wdec takes). */
+function rawType(wf: FastGemmVariant['wf']): string {
+  return wf === 'float32' ? 'vec4<f32>' : 'vec4<u32>';
+}
+
+/** Binding declarations of the weights: the codes (WQ), and for packed formats their scales (WSC). */
+function weightBindings(v: FastGemmVariant): string[] {
+  switch (v.wf) {
+    case 'float32':
+      return ['WQ: array<vec4<f32>>'];
+    case 'bfloat16':
+    case 'float16':
+      return ['WQ: array<vec4<u32>>'];
+    case 'fp8_e4m3':
+    case 'fp8_e5m2':
+      return ['WQ: array<vec2<u32>>', 'WSC: array<f32>'];
+    case 'int8':
+      return ['WQ: array<vec2<u32>>', v.sd === 'float16' ? 'WSC: array<u32>' : 'WSC: array<f32>'];
+    case 'int4':
+      return ['WQ: array<u32>', v.sd === 'float16' ? 'WSC: array<u32>' : 'WSC: array<f32>'];
+    case 'mxfp4':
+      return ['WQ: array<u32>', 'WSC: array<u32>'];
+  }
+}
+
+/**
+ * The per-format weight access of the staging step:
+ * - `wload(e, row, col)`: the raw storage of weights col..col+V-1 (V = fastVpl; col % V == 0) of row `row` of
+ *   expert e, one vector load: f32 vec4, or 8 bf16/f16 in a vec4<u32>; packed formats: the 8 codes in .x
+ *   (4-bit) or .xy (8-bit; one vec2 load) and their scale in .z (f32 bits; MXFP4: the e8m0 byte). The 8
+ *   values never straddle a scale block (planFastGemm checks), so one scale serves them.
+ * - `wdec(raw) -> array<f32, V>`: the decoded f32 values (packed: code * scale, the reference's order of
+ *   operations, decoders of wgsl.ts).
+ * Element index (e * wRows + row) * K + col: with K % 8 == 0 the 8 values start on a 16-byte (16-bit
+ * formats), 8-byte (8-bit codes) or 4-byte (4-bit codes) boundary, so each is one aligned vector.
+ */
+function weightAccessWgsl(v: FastGemmVariant): string {
+  const idx = `(e * u.wRows + row) * u.K + col`;
+  const load = (body: string) => `fn wload(e: u32, row: u32, col: u32) -> ${rawType(v.wf)} { ${body} }`;
+  const unrolled = (value: (i: number) => string) => `array<f32, 8>(${Array.from({ length: 8 }, (_, i) => value(i)).join(', ')})`;
+  const byte = (i: number) => `((w.${i < 4 ? 'x' : 'y'} >> ${(i % 4) * 8}u) & 0xffu)`;
+  const nibble = (i: number) => `((w.x >> ${i * 4}u) & 15u)`;
+  // int_block scale of (e, row, col): block col / wb of the row's wa blocks, f32 or f16.
+  const intScale = `${loadFn('wscale', 'WSC', v.sd === 'float16' ? 'float16' : 'float32')}\n`;
+  switch (v.wf) {
+    case 'float32':
+      return `${load(`return WQ[(${idx}) >> 2u];`)}
+fn wdec(w: vec4<f32>) -> array<f32, 4> { return array<f32, 4>(w.x, w.y, w.z, w.w); }`;
+    case 'bfloat16':
+      return `${load(`return WQ[(${idx}) >> 3u];`)}
+fn bf2(w: u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }
+fn wdec(w: vec4<u32>) -> array<f32, 8> { let a = bf2(w.x); let b = bf2(w.y); let c = bf2(w.z); let d = bf2(w.w); return array<f32, 8>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y); }`;
+    case 'float16':
+      return `${load(`return WQ[(${idx}) >> 3u];`)}
+fn wdec(w: vec4<u32>) -> array<f32, 8> { let a = unpack2x16float(w.x); let b = unpack2x16float(w.y); let c = unpack2x16float(w.z); let d = unpack2x16float(w.w); return array<f32, 8>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y); }`;
+    case 'fp8_e4m3':
+    case 'fp8_e5m2': {
+      // wa = scale blocks along rows, wb = along cols, wc = block rows, wd = block cols.
+      const dec = v.wf === 'fp8_e4m3' ? 'decode_e4m3' : 'decode_e5m2';
+      return `${FP8_DECODE_WGSL}
+${load(`let q = WQ[(${idx}) >> 3u]; return vec4<u32>(q, bitcast<u32>(WSC[(e * u.wa + row / u.wc) * u.wb + col / u.wd]), 0u);`)}
+fn wdec(w: vec4<u32>) -> array<f32, 8> { let s = bitcast<f32>(w.z); return ${unrolled((i) => `${dec}${byte(i)} * s`)}; }`;
+    }
+    case 'int8':
+    case 'int4': {
+      // wa = scale blocks per row, wb = block size.
+      const four = v.wf === 'int4';
+      const codes = four ? `vec2<u32>(WQ[(${idx}) >> 3u], 0u)` : `WQ[(${idx}) >> 3u]`;
+      return `${PACKED_CODE_WGSL}
+${intScale}${load(`return vec4<u32>(${codes}, bitcast<u32>(wscale((e * u.wRows + row) * u.wa + col / u.wb)), 0u);`)}
+fn wdec(w: vec4<u32>) -> array<f32, 8> { let s = bitcast<f32>(w.z); return ${unrolled((i) => (four ? `decode_int4${nibble(i)} * s` : `decode_int8${byte(i)} * s`))}; }`;
+    }
+    case 'mxfp4':
+      // wa = scale bytes per row (K / 32).
+      return `${PACKED_CODE_WGSL}
+${loadFn('wexp', 'WSC', 'uint8')}
+${load(`return vec4<u32>(WQ[(${idx}) >> 3u], 0u, u32(wexp((e * u.wRows + row) * u.wa + (col >> 5u))), 0u);`)}
+fn wdec(w: vec4<u32>) -> array<f32, 8> { let x = i32(w.z) - 127; return ${unrolled((i) => `ldexp(decode_fp4${nibble(i)}, x)`)}; }`;
+  }
 }
 
 /** Shared header: bindings, uniforms, helpers. */
@@ -102,7 +194,7 @@ function header(v: FastGemmVariant): { decl: string; helpers: string } {
   const bindings: string[] = ['X: array<vec4<f32>>', 'ORDER: array<u32>', 'META: array<u32>'];
   if (v.rowScale) bindings.push('RS: array<f32>');
   if (v.xScale) bindings.push('XAMAX: array<f32>');
-  bindings.push(v.wf === 'float32' ? 'WQ: array<vec4<f32>>' : 'WQ: array<vec4<u32>>');
+  bindings.push(...weightBindings(v));
   if (v.bias !== 'none') bindings.push(v.bias === 'float32' ? 'BIAS: array<f32>' : 'BIAS: array<u32>');
   const fields = FAST_UNIFORM_FIELDS.map((f) => (f.endsWith(':f32') ? `${f.slice(0, -4)}: f32,` : `${f}: u32,`)).join(' ');
   const decl =
@@ -117,15 +209,7 @@ function header(v: FastGemmVariant): { decl: string; helpers: string } {
     v.op === 'gate_up'
       ? `fn wrow(n: u32, o0: u32) -> u32 { let o = o0 + (n & 63u); if (o >= u.N) { return 0xffffffffu; } return select(${upRow}, ${gateRow}, n < 64u); }`
       : `fn wrow(n: u32, o0: u32) -> u32 { let o = o0 + n; return select(0xffffffffu, o, o < u.N); }`;
-  // wdec: one raw weight vector (as loaded from WQ) decoded to f32.
-  const wvec =
-    v.wf === 'float32'
-      ? `fn wdec(w: vec4<f32>) -> array<f32, 4> { return array<f32, 4>(w.x, w.y, w.z, w.w); }`
-      : v.wf === 'bfloat16'
-        ? `fn bf2(w: u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }
-fn wdec(w: vec4<u32>) -> array<f32, 8> { let a = bf2(w.x); let b = bf2(w.y); let c = bf2(w.z); let d = bf2(w.w); return array<f32, 8>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y); }`
-        : `fn wdec(w: vec4<u32>) -> array<f32, 8> { let a = unpack2x16float(w.x); let b = unpack2x16float(w.y); let c = unpack2x16float(w.z); let d = unpack2x16float(w.w); return array<f32, 8>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y); }`;
-  const helpers = [wrow, wvec, v.bias === 'none' ? '' : loadFn('bld', 'BIAS', v.bias), v.op === 'gate_up' ? activationWgsl(v.act) : ''].join('\n');
+  const helpers = [wrow, weightAccessWgsl(v), v.bias === 'none' ? '' : loadFn('bld', 'BIAS', v.bias), v.op === 'gate_up' ? activationWgsl(v.act) : ''].join('\n');
   return { decl, helpers };
 }
 
@@ -196,7 +280,7 @@ function loadSlice(v: FastGemmVariant, kb: string): string {
   const V = fastVpl(v.wf);
   const perRow = FAST_TK / V;
   const wLoads = (FAST_TNW * perRow) / FAST_THREADS;
-  const raw = v.wf === 'float32' ? 'vec4<f32>' : 'vec4<u32>';
+  const raw = rawType(v.wf);
   return `
     for (var i = 0u; i < ${(fastTm(v) * FAST_TK) / 4 / FAST_THREADS}u; i++) {
       let j = lid + i * ${FAST_THREADS}u;
@@ -210,7 +294,7 @@ function loadSlice(v: FastGemmVariant, kb: string): string {
       let q = (lid + i * ${FAST_THREADS}u) % ${perRow}u;
       let col = ${kb} + q * ${V}u;
       var wv = ${raw}();
-      if (wr[i] != 0xffffffffu && col < u.K) { wv = WQ[((eRow + wr[i]) * u.K + col) / ${V}u]; }
+      if (wr[i] != 0xffffffffu && col < u.K) { wv = wload(e, wr[i], col); }
       wg[i] = wv;
     }`;
 }
@@ -220,7 +304,7 @@ function sliceRegs(v: FastGemmVariant): string {
   const V = fastVpl(v.wf);
   const wLoads = (FAST_TNW * (FAST_TK / V)) / FAST_THREADS;
   return `var xg: array<vec4<f32>, ${(fastTm(v) * FAST_TK) / 4 / FAST_THREADS}>;
-  var wg: array<${v.wf === 'float32' ? 'vec4<f32>' : 'vec4<u32>'}, ${wLoads}>;
+  var wg: array<${rawType(v.wf)}, ${wLoads}>;
   { let kb = 0u; ${loadSlice(v, 'kb')}
   }`;
 }

@@ -1,13 +1,16 @@
 /**
- * Fast dense grouped GEMMs for prefill: selection, planning and recording of
- * the kernels in grouped-gemm-fast-wgsl.ts. `groupedGateUpGpu` /
+ * Fast grouped GEMMs for prefill: selection, planning and recording of the
+ * kernels in grouped-gemm-fast-wgsl.ts. `groupedGateUpGpu` /
  * `groupedDownGpu` route here (same contract, same results up to rounding)
- * when the weights are dense (float32 / bfloat16 / float16), K % 8 == 0 and
- * either `tile: 'fast'` is passed or the call is prefill-sized
- * (T*k >= 64*E). Which fast kernel runs by default:
+ * when the weights are dense (float32 / bfloat16 / float16) or packed
+ * (fp8_block, int_block 4/8 bits, mxfp4; decoded at staging) with K % 8 == 0
+ * and no scale block boundary inside an aligned group of 8 values
+ * (fastWeightFormat), no actQuant, and either `tile: 'fast'` is passed or
+ * the call is prefill-sized (FAST_MIN_ROWS_PER_EXPERT). Which fast kernel
+ * runs by default:
  *
  * - 'subgroup-matrix' (tensor cores, f16 operands, f32 accumulation) for
- *   bfloat16 / float16 weights when the device has
+ *   bfloat16 / float16 and packed weights when the device has
  *   chromium-experimental-subgroup-matrix + shader-f16 + subgroups, the
  *   adapter lists an f16 x f16 -> f32 16x16x16 config, its subgroup size is
  *   at most 32 and the workgroup memory suffices;
@@ -26,7 +29,7 @@ import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import { foldWorkgroups, type Recorder, Uniforms, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
-import { tileOffsetsKernel } from './grouped-gemm-wgsl.js';
+import { tileOffsetsKernel, weightLayout, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { FAST_TM, ROW_ABSMAX_VARIANT, SGMAT_WORKGROUP_BYTES, groupedGemmFastKernel, groupedGemmSgmatKernel, rowAbsMaxKernel, type FastGemmVariant } from './grouped-gemm-fast-wgsl.js';
 
 /** Which fast kernel. @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { tile: 'fast', fast: 'f32' })` */
@@ -68,13 +71,14 @@ export function sgmatSupported(ctx: GpuContext): boolean {
 
 /**
  * The fast kernel a context runs for a requested kind. Default: the
- * subgroup-matrix kernel for 16-bit weights where the adapter supports it
- * (about 4x the f32 kernel on the H200, docs/PERFORMANCE.md), else 'f32'.
- * An explicit kind is honoured where available, else 'f32'.
+ * subgroup-matrix kernel for 16-bit and packed weights (`wf`: a dtype or
+ * WeightFormat; packed ones are decoded to f16 tiles) where the adapter
+ * supports it (about 4x the f32 kernel on the H200, docs/PERFORMANCE.md),
+ * else 'f32'. An explicit kind is honoured where available, else 'f32'.
  */
 export function fastGemmKind(ctx: GpuContext, want?: FastGemmKind, wf?: string): FastGemmKind {
   if (want !== undefined && want !== 'f32' && want !== 'f16' && want !== 'subgroup-matrix') throw new ValueError('fast', "'f32' | 'f16' | 'subgroup-matrix' | undefined", want);
-  if (want === undefined && (wf === 'bfloat16' || wf === 'float16') && sgmatSupported(ctx)) return 'subgroup-matrix';
+  if (want === undefined && wf !== undefined && wf !== 'float32' && sgmatSupported(ctx)) return 'subgroup-matrix';
   if (want === 'subgroup-matrix' && sgmatSupported(ctx)) return 'subgroup-matrix';
   if (want === 'f16' && ctx.features.shaderF16) return 'f16';
   return 'f32';
@@ -91,8 +95,30 @@ export function fastGemmKind(ctx: GpuContext, want?: FastGemmKind, wf?: string):
 export const FAST_MIN_ROWS_PER_EXPERT: Readonly<Record<FastGemmKind, number>> = { 'subgroup-matrix': 8, f16: 64, f32: 64 };
 
 /**
+ * The weight format the fast kernels read for a container with K input
+ * channels, or undefined where they cannot: K % 8 != 0, or a scale block
+ * boundary (fp8 block cols, int_block blockSize) inside an aligned group of
+ * 8 values (block width not a multiple of 8 and below K). MXFP4 blocks are
+ * 32 wide. Packed values are decoded to f32 (FMA kernel) or f16 tiles
+ * ('f16', subgroup-matrix kernels): a decoded weight (code x scale) beyond
+ * f16's range becomes inf there and one below 6.1e-5 loses bits (subnormal)
+ * or flushes to 0 (the f32 kernel has neither limit); the weights of the
+ * supported checkpoints are far inside that range.
+ * @example `fastWeightFormat({ kind: 'int_block', bits: 4, q, scales, blockSize: 32 }, 4096) // { wf: 'int4', sd: 'float16' }`
+ */
+export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFormat; sd: FastGemmVariant['sd'] } | undefined {
+  if (K % 8 !== 0 || K === 0) return undefined;
+  if (w.kind === 'dense' && w.w.dtype !== 'float32' && w.w.dtype !== 'bfloat16' && w.w.dtype !== 'float16') return undefined;
+  const blockK = w.kind === 'fp8_block' ? w.block[1] : w.kind === 'int_block' ? w.blockSize : w.kind === 'mxfp4' ? 32 : 8;
+  if (blockK % 8 !== 0 && blockK < K) return undefined;
+  if (w.kind === 'int_block' && w.scales.dtype !== 'float32' && w.scales.dtype !== 'float16') return undefined;
+  const { wf, sd } = weightLayout(w, { rows: 0, cols: K });
+  return { wf, sd };
+}
+
+/**
  * Plans the fast path, or returns undefined when the call must take the
- * tiled path: weights not dense, K % 8 != 0, actQuant on, or (without
+ * tiled path: weights the fast kernels cannot read (fastWeightFormat), actQuant on, or (without
  * `tile: 'fast'`) fewer rows per expert on average than
  * FAST_MIN_ROWS_PER_EXPERT of the kernel.
  */
@@ -107,11 +133,11 @@ export function planFastGemm(
   op: 'gate_up' | 'down',
 ): FastGemmPlan | undefined {
   if (opts.tile !== undefined && opts.tile !== 'fast') return undefined;
-  if (w.kind !== 'dense' || (opts.actQuant ?? 'none') !== 'none') return undefined;
-  if (w.w.dtype !== 'float32' && w.w.dtype !== 'bfloat16' && w.w.dtype !== 'float16') return undefined;
-  if (K % 8 !== 0 || K === 0 || rows === 0 || N === 0) return undefined;
+  if ((opts.actQuant ?? 'none') !== 'none') return undefined;
+  const wfmt = fastWeightFormat(w, K);
+  if (!wfmt || rows === 0 || N === 0) return undefined;
   if (opts.fastTileM !== undefined && opts.fastTileM !== 64 && opts.fastTileM !== 128) throw new ValueError('fastTileM', '64 | 128 | undefined', opts.fastTileM);
-  const kind = fastGemmKind(ctx, opts.fast, w.w.dtype);
+  const kind = fastGemmKind(ctx, opts.fast, wfmt.wf);
   if (opts.tile !== 'fast' && rows < FAST_MIN_ROWS_PER_EXPERT[kind] * E) return undefined;
   // Subgroup-matrix: 64-row tiles unless asked (on the H200 the 128-row tiles were slower at every measured
   // shape: Mixtral T=4096 35.3 vs 28.6 ms, Qwen3-30B T=4096 10.1 vs 5.0 ms; docs/PERF-NOTES.md).
@@ -139,19 +165,19 @@ export interface FastGemmCall {
   y: GpuTensor;
 }
 
-function fastVariant(c: Pick<FastGemmCall, 'op' | 'act' | 'xmode' | 'biasDt'> & { rowScale: boolean; wf: FastGemmVariant['wf'] }, kind: FastGemmKind): FastGemmVariant {
-  return { op: c.op, act: c.act?.kind ?? 'none', interleaved: c.act?.interleaved ?? false, wf: c.wf, bias: c.biasDt, xmode: c.xmode, rowScale: c.rowScale, h: kind === 'f16', xScale: kind !== 'f32' };
+function fastVariant(c: Pick<FastGemmCall, 'op' | 'act' | 'xmode' | 'biasDt'> & { rowScale: boolean; wf: FastGemmVariant['wf']; sd: FastGemmVariant['sd'] }, kind: FastGemmKind): FastGemmVariant {
+  return { op: c.op, act: c.act?.kind ?? 'none', interleaved: c.act?.interleaved ?? false, wf: c.wf, sd: c.sd, bias: c.biasDt, xmode: c.xmode, rowScale: c.rowScale, h: kind === 'f16', xScale: kind !== 'f32' };
 }
 
 /** Records the tile-offset kernel and the fast GEMM. */
 export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPlan, test: { emulateSubgroupMatrix?: boolean } = {}): void {
-  if (c.w.kind !== 'dense') throw new Error('recordFastGemm: dense weights only');
+  const layout = weightLayout(c.w, { rows: c.d.rows, cols: c.K });
   const { T, k, E } = c.g;
   const rows = T * k;
   const meta = rec.temp((2 * E + 2) * 4, 'grouped_gemm_fast.meta');
   const tm = plan.kind === 'subgroup-matrix' ? plan.tm : FAST_TM;
   rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm }, buffers: [c.g.offsets.buffer, meta], uniforms: new Uniforms().u32(E, 0, 0, 0).finish(), workgroups: [1] });
-  const variant = fastVariant({ ...c, rowScale: !!c.rowScale, wf: c.w.w.dtype as FastGemmVariant['wf'] }, plan.kind);
+  const variant = fastVariant({ ...c, rowScale: !!c.rowScale, wf: layout.wf, sd: layout.sd }, plan.kind);
   if (plan.kind === 'subgroup-matrix' && tm !== FAST_TM) variant.tm = tm;
   if (test.emulateSubgroupMatrix && plan.kind === 'subgroup-matrix') variant.emu = true;
   let xAmax: GPUBuffer | undefined;
@@ -164,7 +190,7 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   const buffers: GPUBuffer[] = [c.x, c.g.order.buffer, meta];
   if (c.rowScale) buffers.push(c.rowScale);
   if (xAmax) buffers.push(xAmax);
-  buffers.push(c.w.w.buffer);
+  buffers.push(...layout.buffers);
   if (c.bias) buffers.push(c.bias.buffer);
   buffers.push(c.y.buffer);
   rec.dispatch({
@@ -174,7 +200,7 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
     uniforms: new Uniforms()
       .u32(rows, k, E, c.K, c.N, c.d.rows, plan.nTilesN, plan.nWork)
       .f32(c.act?.limit ?? 0, c.act?.alpha ?? 0)
-      .u32(0, 0)
+      .u32(...layout.wu, 0, 0)
       .finish(),
     workgroups: plan.grid,
   });
@@ -182,20 +208,19 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
 
 /**
  * Compiles the fast pipeline a call site will use on this context (no-op
- * for non-dense weights). If the subgroup-matrix pipeline fails to compile,
+ * for weights the fast kernels cannot read, see fastWeightFormat). If the subgroup-matrix pipeline fails to compile,
  * it warns once, marks the device so that the f32 kernel is selected from
  * then on, and compiles that instead.
- * @example `await warmGroupedGemmFast(ctx, { op: 'down', w, biasDt: 'none', xmode: 'grouped', rowScale: false })`
+ * @example `await warmGroupedGemmFast(ctx, { op: 'down', w, K: I, biasDt: 'none', xmode: 'grouped', rowScale: false })`
  */
 export async function warmGroupedGemmFast(
   ctx: GpuContext,
-  spec: { op: 'gate_up' | 'down'; w: ExpertWeightsGpu; act?: FastGemmCall['act']; biasDt: FastGemmVariant['bias']; xmode: FastGemmVariant['xmode']; rowScale: boolean; fast?: FastGemmKind },
+  spec: { op: 'gate_up' | 'down'; w: ExpertWeightsGpu; K: number; act?: FastGemmCall['act']; biasDt: FastGemmVariant['bias']; xmode: FastGemmVariant['xmode']; rowScale: boolean; fast?: FastGemmKind },
 ): Promise<void> {
-  if (spec.w.kind !== 'dense') return;
-  const wf = spec.w.w.dtype as FastGemmVariant['wf'];
-  if (wf !== 'float32' && wf !== 'bfloat16' && wf !== 'float16') return;
-  const kind = fastGemmKind(ctx, spec.fast, wf);
-  const v = fastVariant({ op: spec.op, act: spec.act, xmode: spec.xmode, biasDt: spec.biasDt, rowScale: spec.rowScale, wf }, kind);
+  const wfmt = fastWeightFormat(spec.w, spec.K);
+  if (!wfmt) return;
+  const kind = fastGemmKind(ctx, spec.fast, wfmt.wf);
+  const v = fastVariant({ op: spec.op, act: spec.act, xmode: spec.xmode, biasDt: spec.biasDt, rowScale: spec.rowScale, ...wfmt }, kind);
   await warmPipeline(ctx, tileOffsetsKernel, { tm: FAST_TM });
   if (kind !== 'f32') await warmPipeline(ctx, rowAbsMaxKernel, ROW_ABSMAX_VARIANT);
   if (kind === 'subgroup-matrix') {

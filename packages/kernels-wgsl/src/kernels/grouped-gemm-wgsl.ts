@@ -4,7 +4,9 @@
  * decoding inside the tile loads, and the fp8 dynamic activation quantiser.
  */
 import { defineKernel } from '../runtime/kernel.js';
-import { FP8_DECODE_WGSL, loadFn } from '../wgsl.js';
+import { FP8_DECODE_WGSL, PACKED_CODE_WGSL, loadFn } from '../wgsl.js';
+import type { ExpertWeightsGpu } from './moe-types.js';
+import type { ExpertDims } from './expert-weights.js';
 
 /** Weight storage formats the GEMM decodes in its tile loads. @example `const wf: WeightFormat = 'mxfp4'` */
 export type WeightFormat = 'float32' | 'bfloat16' | 'float16' | 'fp8_e4m3' | 'fp8_e5m2' | 'mxfp4' | 'int4' | 'int8';
@@ -101,29 +103,23 @@ fn wld(e: u32, row: u32, col: u32) -> f32 {
 }`;
     case 'mxfp4':
       // wa = cols / 32 (scale bytes per row).
-      return `
-fn fp4(c: u32) -> f32 {
-  let m = c & 7u;
-  let ex = m >> 1u;
-  var v = f32(m & 1u) * 0.5;
-  if (ex != 0u) { v = ldexp(1.0 + f32(m & 1u) * 0.5, i32(ex) - 1); }
-  return select(v, -v, (c & 8u) != 0u);
-}
+      return `${PACKED_CODE_WGSL}
 fn wld(e: u32, row: u32, col: u32) -> f32 {
   let er = e * u.wRows + row;
   let bi = er * (u.K >> 1u) + (col >> 1u);
   let code = (${byte('WQ', 'bi')} >> ((col & 1u) * 4u)) & 15u;
   let si = er * u.wa + (col >> 5u);
-  return ldexp(fp4(code), i32(${byte('WS', 'si')}) - 127);
+  return ldexp(decode_fp4(code), i32(${byte('WS', 'si')}) - 127);
 }`;
     case 'int8':
     case 'int4': {
       // wa = scale blocks per row, wb = blockSize.
       const code =
         v.wf === 'int8'
-          ? `let i = er * u.K + col; let q = f32(${byte('WQ', 'i')}) - 128.0;`
-          : `let bi = er * (u.K >> 1u) + (col >> 1u); let q = f32((${byte('WQ', 'bi')} >> ((col & 1u) * 4u)) & 15u) - 8.0;`;
-      return `${scale}
+          ? `let i = er * u.K + col; let q = decode_int8(${byte('WQ', 'i')});`
+          : `let bi = er * (u.K >> 1u) + (col >> 1u); let q = decode_int4(${byte('WQ', 'bi')} >> ((col & 1u) * 4u));`;
+      return `${PACKED_CODE_WGSL}
+${scale}
 fn wld(e: u32, row: u32, col: u32) -> f32 {
   let er = e * u.wRows + row;
   ${code}
@@ -135,6 +131,29 @@ fn wld(e: u32, row: u32, col: u32) -> f32 {
 
 /** Values per u32 word of each storage format. */
 export const WORD_VALUES: Readonly<Record<WeightFormat, number>> = Object.freeze({ float32: 1, bfloat16: 2, float16: 2, fp8_e4m3: 4, fp8_e5m2: 4, mxfp4: 8, int4: 8, int8: 4 });
+
+/**
+ * How the weight WGSL of the grouped GEMMs (tiled and fast) reads a weight
+ * container: its storage format, the dtype of int_block scales, the buffers
+ * to bind (codes, then scales) and the four weight uniforms wa..wd (fp8:
+ * scale blocks along rows, along cols, block rows, block cols; mxfp4: scale
+ * bytes per row; int: scale blocks per row, block size).
+ * @example `const { wf, buffers, wu } = weightLayout(w, { rows: 2 * I, cols: H })`
+ */
+export function weightLayout(w: ExpertWeightsGpu, d: Pick<ExpertDims, 'rows' | 'cols'>): { wf: WeightFormat; sd: 'float32' | 'float16' | 'none'; buffers: GPUBuffer[]; wu: [number, number, number, number] } {
+  switch (w.kind) {
+    case 'dense':
+      return { wf: w.w.dtype as WeightFormat, sd: 'none', buffers: [w.w.buffer], wu: [0, 0, 0, 0] };
+    case 'fp8_block': {
+      const [br, bc] = w.block;
+      return { wf: w.q.dtype === 'float8_e4m3fn' ? 'fp8_e4m3' : 'fp8_e5m2', sd: 'none', buffers: [w.q.buffer, w.scaleInv.buffer], wu: [Math.ceil(d.rows / br), Math.ceil(d.cols / bc), br, bc] };
+    }
+    case 'mxfp4':
+      return { wf: 'mxfp4', sd: 'none', buffers: [w.blocks.buffer, w.scales.buffer], wu: [d.cols / 32, 0, 0, 0] };
+    case 'int_block':
+      return { wf: w.bits === 4 ? 'int4' : 'int8', sd: w.scales.dtype as 'float32' | 'float16', buffers: [w.q.buffer, w.scales.buffer], wu: [Math.ceil(d.cols / w.blockSize), w.blockSize, 0, 0] };
+  }
+}
 
 /** `fn wvec(e, row, col0) -> array<f32, V>`: the V weights of one aligned u32 word (col0 % V == 0, cols % V == 0). */
 function wordWgsl(v: GroupedGemmVariant): string {
@@ -154,14 +173,14 @@ function wordWgsl(v: GroupedGemmVariant): string {
       return `${head}\n  let w = WQ[(er * u.K + col0) >> 2u];\n  ${sc}\n  for (var i = 0u; i < 4u; i++) { o[i] = ${dec}((w >> (i * 8u)) & 0xffu) * ${si}; }\n  return o;\n}`;
     }
     case 'mxfp4':
-      return `${head}\n  let w = WQ[(er * (u.K >> 1u) + (col0 >> 1u)) >> 2u];\n  let sidx = er * u.wa + (col0 >> 5u);\n  let sx = i32((WS[sidx >> 2u] >> ((sidx & 3u) * 8u)) & 0xffu) - 127;\n  for (var i = 0u; i < 8u; i++) { o[i] = ldexp(fp4((w >> (i * 4u)) & 15u), sx); }\n  return o;\n}`;
+      return `${head}\n  let w = WQ[(er * (u.K >> 1u) + (col0 >> 1u)) >> 2u];\n  let sidx = er * u.wa + (col0 >> 5u);\n  let sx = i32((WS[sidx >> 2u] >> ((sidx & 3u) * 8u)) & 0xffu) - 127;\n  for (var i = 0u; i < 8u; i++) { o[i] = ldexp(decode_fp4((w >> (i * 4u)) & 15u), sx); }\n  return o;\n}`;
     case 'int4':
     case 'int8': {
       const four = v.wf === 'int4';
       const word = four ? `WQ[(er * (u.K >> 1u) + (col0 >> 1u)) >> 2u]` : `WQ[(er * u.K + col0) >> 2u]`;
       const sc = v.s1 ? `let s = wscale(er * u.wa + col0 / u.wb);` : `let sb = er * u.wa;`;
       const si = v.s1 ? 's' : `wscale(sb + (col0 + i) / u.wb)`;
-      const code = four ? `f32((w >> (i * 4u)) & 15u) - 8.0` : `f32((w >> (i * 8u)) & 0xffu) - 128.0`;
+      const code = four ? `decode_int4(w >> (i * 4u))` : `decode_int8(w >> (i * 8u))`;
       return `${head}\n  let w = ${word};\n  ${sc}\n  for (var i = 0u; i < ${V}u; i++) { o[i] = (${code}) * ${si}; }\n  return o;\n}`;
     }
     case 'float32':

@@ -21,7 +21,7 @@ import type { ExpertActivation, ExpertWeightsGpu, ExpertWeightsHost, GroupingGpu
 import { expertDims, type ExpertDims } from './expert-weights.js';
 import { expectLive } from './op-util.js';
 import { ACT_QUANT_GROUP, decodeExpertRow, fakeQuantFp8Ref, type ExpertActQuantOptions } from './quant-ref.js';
-import { WORD_VALUES, actQuantKernel, groupedGemmKernel, tileOffsetsKernel, type GroupedGemmVariant, type WeightFormat } from './grouped-gemm-wgsl.js';
+import { WORD_VALUES, actQuantKernel, groupedGemmKernel, tileOffsetsKernel, weightLayout, type GroupedGemmVariant, type WeightFormat } from './grouped-gemm-wgsl.js';
 // --- fast prefill path (grouped-gemm-fast.ts) ---
 import { planFastGemm, recordFastGemm, warmGroupedGemmFast, type FastGemmKind, type FastGemmPlan } from './grouped-gemm-fast.js';
 // --- end fast prefill path ---
@@ -33,11 +33,12 @@ export interface GroupedGemmOptions extends ExpertActQuantOptions {
   pool?: BufferPool;
   /**
    * Force the tile shape (tests / tuning): 'decode' (4 rows x 32 outputs), 'prefill' (32 x 32) or 'fast' (the
-   * dense prefill kernels of grouped-gemm-fast.ts; falls back to 'prefill' where they do not apply: non-dense
-   * weights, K % 8 != 0, actQuant). Default: by rows per expert ('fast' when dense and T*k >= 64*E).
+   * prefill kernels of grouped-gemm-fast.ts, dense or packed weights; falls back to 'prefill' where they do not
+   * apply: K % 8 != 0, a scale block boundary inside 8 values, actQuant). Default: by rows per expert ('fast'
+   * from FAST_MIN_ROWS_PER_EXPERT rows per expert).
    */
   tile?: 'decode' | 'prefill' | 'fast';
-  /** With the fast path: which kernel ('subgroup-matrix' | 'f16' | 'f32'; default 'subgroup-matrix' for bfloat16/float16 weights where supported, else 'f32'; an unavailable one falls back to 'f32'). */
+  /** With the fast path: which kernel ('subgroup-matrix' | 'f16' | 'f32'; default 'subgroup-matrix' for bfloat16/float16 and packed weights where supported, else 'f32'; an unavailable one falls back to 'f32'). */
   fast?: FastGemmKind;
   /** With the subgroup-matrix fast kernel: rows per tile (default 64; 128 was slower at every shape measured on the H200). */
   fastTileM?: 64 | 128;
@@ -113,30 +114,14 @@ function checkGroupingRef(g: GroupingRef): void {
   if (g.order.length !== T * k) throw new ShapeError('grouping order', [T * k], [g.order.length]);
 }
 
-/** Storage format, scale dtype and the four weight uniforms (wa..wd) of a weight container. */
 /** Storage format, word vectorisation (vec, one scale per word) and buffers of a weight container. */
 function weightFormat(w: ExpertWeightsGpu, d: ExpertDims, opts: { vectorize?: boolean } = {}): { wf: WeightFormat; sd: GroupedGemmVariant['sd']; vec: number; s1: boolean; buffers: GPUBuffer[]; wu: [number, number, number, number] } {
-  const base = weightFormatBase(w, d);
+  const base = weightLayout(w, d);
   const V = WORD_VALUES[base.wf];
   // Whole-word loads need every row to start on a word boundary.
   const vec = opts.vectorize !== false && V > 1 && d.cols % V === 0 ? V : 1;
   const blockW = w.kind === 'fp8_block' ? w.block[1] : w.kind === 'int_block' ? w.blockSize : w.kind === 'mxfp4' ? 32 : 0;
   return { ...base, vec, s1: vec > 1 && blockW > 0 && blockW % vec === 0 };
-}
-
-function weightFormatBase(w: ExpertWeightsGpu, d: ExpertDims): { wf: WeightFormat; sd: GroupedGemmVariant['sd']; buffers: GPUBuffer[]; wu: [number, number, number, number] } {
-  switch (w.kind) {
-    case 'dense':
-      return { wf: w.w.dtype as WeightFormat, sd: 'none', buffers: [w.w.buffer], wu: [0, 0, 0, 0] };
-    case 'fp8_block': {
-      const [br, bc] = w.block;
-      return { wf: w.q.dtype === 'float8_e4m3fn' ? 'fp8_e4m3' : 'fp8_e5m2', sd: 'none', buffers: [w.q.buffer, w.scaleInv.buffer], wu: [Math.ceil(d.rows / br), Math.ceil(d.cols / bc), br, bc] };
-    }
-    case 'mxfp4':
-      return { wf: 'mxfp4', sd: 'none', buffers: [w.blocks.buffer, w.scales.buffer], wu: [d.cols / 32, 0, 0, 0] };
-    case 'int_block':
-      return { wf: w.bits === 4 ? 'int4' : 'int8', sd: w.scales.dtype as 'float32' | 'float16', buffers: [w.q.buffer, w.scales.buffer], wu: [Math.ceil(d.cols / w.blockSize), w.blockSize, 0, 0] };
-  }
 }
 
 function checkBias(what: string, bias: { dtype: string; shape: readonly number[] } | undefined, E: number, rows: number): GroupedGemmVariant['bias'] {
@@ -515,6 +500,6 @@ export async function warmGroupedGemm(ctx: GpuContext, spec: GroupedGemmWarmSpec
     jobs.push(warmPipeline(ctx, groupedGemmKernel, gemmVariant(spec.op, act, wf, biasDt, xmode, rs && !q.on, tile)));
   }
   if (q.on) jobs.push(warmPipeline(ctx, actQuantKernel, { rowScale: rs, clamp: q.clamp !== undefined }));
-  else if (d.cols % 8 === 0) jobs.push(warmGroupedGemmFast(ctx, { op: spec.op, w: spec.w, act, biasDt, xmode, rowScale: rs })); // fast prefill path
+  else jobs.push(warmGroupedGemmFast(ctx, { op: spec.op, w: spec.w, K: d.cols, act, biasDt, xmode, rowScale: rs })); // fast prefill path
   await Promise.all(jobs);
 }

@@ -14,7 +14,7 @@ import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, Recorder, Uniforms } from '../runtime/kernel.js';
 import { LimitError } from '../runtime/errors.js';
 import type { ExpertActivation, ExpertWeightsGpu, GroupingGpu } from './moe-types.js';
-import { FP8_DECODE_WGSL } from '../wgsl.js';
+import { FP8_DECODE_WGSL, PACKED_CODE_WGSL } from '../wgsl.js';
 import { expertDims } from './expert-weights.js';
 
 
@@ -167,10 +167,10 @@ export const gemvKernel = defineKernel<GemvVariant>('moe_gemv', (v) => {
         v.sdtype === 'float16'
           ? `fn wscale(e: u32, r: u32, col: u32) -> f32 { let i = (e * p.rows + r) * p.s0 + col / p.s1; let q = unpack2x16float(QS[i >> 1u]); return select(q.x, q.y, (i & 1u) == 1u); }`
           : `fn wscale(e: u32, r: u32, col: u32) -> f32 { return QS[(e * p.rows + r) * p.s0 + col / p.s1]; }`;
-      lutInit = v.wdtype === 'int8' ? `lut[li] = f32(li) - 128.0;` : `lut[li] = f32(li & 15u) - 8.0;`;
+      lutInit = v.wdtype === 'int8' ? `lut[li] = decode_int8(li);` : `lut[li] = decode_int4(li);`;
     } else {
       scaleFn = `fn wscale(e: u32, r: u32, col: u32) -> f32 { let i = (e * p.rows + r) * p.s0 + col / 32u; return exp2(f32((QS[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - 127.0); }`;
-      lutInit = `let fp4 = array<f32, 8>(0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0); lut[li] = select(1.0, -1.0, (li & 8u) != 0u) * fp4[li & 7u];`;
+      lutInit = `lut[li] = decode_fp4(li);`;
     }
   }
   const load1 =
@@ -234,7 +234,7 @@ ${v.bias ? `@group(0) @binding(7) var<storage, read> B: ${v.bdtype === 'float32'
 ${v.rowScale ? `@group(0) @binding(${v.bias ? 8 : 7}) var<storage, read> S: array<f32>;` : ''}
 ${quant ? `@group(0) @binding(${7 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0)}) var<storage, read> QS: ${v.sdtype === 'float32' ? 'array<f32>' : 'array<u32>'};` : ''}
 @group(0) @binding(${7 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0) + (quant ? 1 : 0)}) var<uniform> p: P;
-${v.wide ? `${wideDecodeWgsl(v.wdtype)}\n${scaleFn}` : quant ? `${FP8_DECODE_WGSL}\nvar<workgroup> lut: array<f32, 256>;\n${scaleFn}` : ''}
+${v.wide ? `${wideDecodeWgsl(v.wdtype)}\n${scaleFn}` : quant ? `${FP8_DECODE_WGSL}${PACKED_CODE_WGSL}\nvar<workgroup> lut: array<f32, 256>;\n${scaleFn}` : ''}
 ${v.wide ? '' : v.vec8 ? load8 : load1}
 ${v.bias ? biasLoader(v.bdtype) : ''}
 ${actWgsl(v.act)}
