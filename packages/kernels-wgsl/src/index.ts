@@ -23,3 +23,4 @@ export * from './kernels/grouped-gemm.js';
 export * from './kernels/router.js';
 export * from './kernels/grouping.js';
 export * from './kernels/combine.js';
+export { KERNEL_CROSSOVERS, useExpertGemv, useSingleExpertGemv, useGraphReplay, tiledGemmTile, useFastGemm } from './kernels/plan.js';

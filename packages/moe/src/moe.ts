@@ -18,6 +18,9 @@ import {
   gemvDownGpu,
   activeExpertsGpu,
   gemvSupports,
+  useExpertGemv,
+  useGraphReplay,
+  useSingleExpertGemv,
   ForwardGraphs,
   checkOutput,
   groupedDownRef,
@@ -221,8 +224,8 @@ export class MoE extends Module {
   private pool: BufferPool | undefined;
   /**
    * Which expert GEMMs a GPU forward uses: 'gemv' (decode kernels: each active
-   * expert's weights streamed once, indirect dispatch over the active experts),
-   * 'grouped' (tiled grouped GEMMs), or 'auto' (gemv when T <= 16 or at most 8
+   * expert's weights streamed once, one workgroup column per active-expert slot),
+   * 'grouped' (tiled grouped GEMMs), or 'auto' (kernels-wgsl's plan.ts: gemv when T <= 16 or at most 8
    * rows per expert on average, T*k <= 8E). The GEMVs
    * take dense and packed experts with weight-only activations; otherwise
    * (dynamic fp8 activations, packed rows not a multiple of 8) the grouped
@@ -503,7 +506,7 @@ export class MoE extends Module {
     if (T === 0) return opts.out ?? GpuTensor.empty(ctx, 'float32', shape, 'moe.out');
     this.checkScratchLimits(T);
     const pool = this.scratch();
-    if (this.useGraphs && T <= 64) {
+    if (this.useGraphs && useGraphReplay(T)) {
       this.graphs ??= new ForwardGraphs(ctx, 'moe');
       return this.graphs.run(forwardGraphKey(T, this.kernelChoice, this.recordedBuffers(gw)), x, shape, (rec, xIn, scratch) => this.record(rec, xIn, pool, scratch, gw), opts.out);
     }
@@ -593,7 +596,7 @@ export class MoE extends Module {
     const T = x.shape[0];
     // The decode GEMVs take dense and packed (fp8/int/mxfp4) experts, weight-only activations.
     const gemvOk = aq.actQuant === 'none' && gemvSupports(w.gateUp) && gemvSupports(w.down);
-    const gemv = gemvOk && (this.expertKernels === 'gemv' || (this.expertKernels === 'auto' && (T <= 16 || T * this.numExpertsPerToken <= 8 * this.numExperts)));
+    const gemv = gemvOk && (this.expertKernels === 'gemv' || (this.expertKernels === 'auto' && useExpertGemv(T, this.numExpertsPerToken, this.numExperts)));
     let h: GpuTensor;
     let y: GpuTensor;
     if (gemv) {
@@ -629,7 +632,7 @@ export class MoE extends Module {
       const sw = this.quantizedSharedExperts.gpuWeights();
       const dg = keep(denseGroupingGpu(ctx, rec, T, { pool }));
       const sAct = { kind: 'silu', layout: 'concat' } as const;
-      if (T <= 16 && aq.actQuant === 'none' && gemvSupports(sw.gateUp) && gemvSupports(sw.down)) {
+      if (useSingleExpertGemv(T) && aq.actQuant === 'none' && gemvSupports(sw.gateUp) && gemvSupports(sw.down)) {
         const hs = keep(gemvGateUpGpu(ctx, rec, x, dg, sw.gateUp, sAct, { pool }));
         shared = keep(gemvDownGpu(ctx, rec, hs, dg, sw.down, { pool }));
       } else {

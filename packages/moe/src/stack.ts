@@ -1,5 +1,5 @@
 import { DTYPES, DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
-import { BufferPool, ForwardGraphs, GpuTensor, Recorder, checkOutput, type GpuContext } from '@webmoe/kernels-wgsl';
+import { BufferPool, ForwardGraphs, GpuTensor, Recorder, checkOutput, useGraphReplay, type GpuContext } from '@webmoe/kernels-wgsl';
 import { LayerList } from '@webmoe/nn';
 import { MoE, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
 
@@ -88,7 +88,7 @@ export class MoEStack extends LayerList<MoE> {
     if (T === 0) return this.at(0).forwardGpuSync(x, opts);
     for (const m of this) m.checkForward(T);
     const pool = (this.pool ??= new BufferPool(ctx, { maxFreeBytes: 64 << 20 }));
-    if (this.useGraphs && T <= 64) {
+    if (this.useGraphs && useGraphReplay(T)) {
       this.graphs ??= new ForwardGraphs(ctx, 'moe-stack');
       return this.graphs.run(String(T), x, shape, (rec, xIn, scratch) => this.record(rec, xIn, pool, scratch), opts.out);
     }

@@ -141,6 +141,17 @@ export function expertGemmPaths(log: readonly Dispatched[]): string[] {
   return [...paths].sort();
 }
 
+/**
+ * Tolerance of a GPU forward against an f32 path (CPU, reference): `f32Tol` unless
+ * its log shows an f16-staged expert GEMM (the subgroup-matrix kernel, the default for
+ * 16-bit and packed weights on adapters that have it, or the 'f16' FMA kernel), whose
+ * x and w rounding to f16 (relative 4.9e-4 each) allows 2e-3.
+ */
+export function stagedTol(log: readonly Dispatched[], f32Tol: number): number {
+  const staged = log.some((d) => d.kernel === 'grouped_gemm_sgmat' || (d.kernel === 'grouped_gemm_fast' && d.variant.h === true));
+  return staged ? Math.max(f32Tol, 2e-3) : f32Tol;
+}
+
 /** The prefill kinds of {@link expertGemmPaths}. */
 export const PREFILL_GEMMS = ['tiled-prefill', 'fast', 'subgroup-matrix'] as const;
 

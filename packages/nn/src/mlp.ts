@@ -8,6 +8,7 @@ import {
   gemvGateUpGpu,
   gemvDownGpu,
   type ExpertActivation,
+  useSingleExpertGemv,
 } from '@webmoe/kernels-wgsl';
 import { Module, type ModuleOptions } from './module.js';
 import type { ShardingStrategy } from '@webmoe/sharding';
@@ -155,7 +156,7 @@ export class MLP extends Module {
     const ctx = this.ctx!;
     const g = denseGroupingGpu(ctx, rec, T, { pool: opts.pool });
     // Few rows (decode): the GEMV kernels stream each weight once over many workgroups.
-    const gemv = T <= 16;
+    const gemv = useSingleExpertGemv(T);
     const h = gemv
       ? gemvGateUpGpu(ctx, rec, x, g, { kind: 'dense', w: w.gateUp }, this.expertActivation, { pool: opts.pool, bias: w.gateUpBias })
       : groupedGateUpGpu(ctx, rec, x, g, { kind: 'dense', w: w.gateUp }, w.gateUpBias, this.expertActivation, { pool: opts.pool });

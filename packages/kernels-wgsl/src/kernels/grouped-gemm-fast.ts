@@ -29,6 +29,7 @@ import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import { foldWorkgroups, type Recorder, Uniforms, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
+import { KERNEL_CROSSOVERS, useFastGemm } from './plan.js';
 import { tileOffsetsKernel, weightLayout, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { FAST_TM, ROW_ABSMAX_VARIANT, SGMAT_WORKGROUP_BYTES, groupedGemmFastKernel, groupedGemmSgmatKernel, rowAbsMaxKernel, type FastGemmVariant } from './grouped-gemm-fast-wgsl.js';
 
@@ -84,15 +85,8 @@ export function fastGemmKind(ctx: GpuContext, want?: FastGemmKind, wf?: string):
   return 'f32';
 }
 
-/**
- * Average grouped rows per expert from which a call takes the fast path by
- * default (below: the tiled 32x32 kernels). The subgroup-matrix kernel reads
- * each expert's weights once per 64-row tile, so it wins wherever the decode
- * GEMV does not (H200: the tiled path took 15.3 ms for Mixtral T = 128 where
- * one pass over the hit weights is ~0.9 ms); the f32 FMA kernels keep the
- * crossover measured for them (64).
- */
-export const FAST_MIN_ROWS_PER_EXPERT: Readonly<Record<FastGemmKind, number>> = { 'subgroup-matrix': 8, f16: 64, f32: 64 };
+/** Average grouped rows per expert from which a call takes the fast path by default, by kernel (plan.ts). */
+export const FAST_MIN_ROWS_PER_EXPERT = KERNEL_CROSSOVERS.fastMinRowsPerExpert;
 
 /**
  * The weight format the fast kernels read for a container with K input
@@ -138,7 +132,7 @@ export function planFastGemm(
   if (!wfmt || rows === 0 || N === 0) return undefined;
   if (opts.fastTileM !== undefined && opts.fastTileM !== 64 && opts.fastTileM !== 128) throw new ValueError('fastTileM', '64 | 128 | undefined', opts.fastTileM);
   const kind = fastGemmKind(ctx, opts.fast, wfmt.wf);
-  if (opts.tile !== 'fast' && rows < FAST_MIN_ROWS_PER_EXPERT[kind] * E) return undefined;
+  if (opts.tile !== 'fast' && !useFastGemm(kind, rows, E)) return undefined;
   // Subgroup-matrix: 64-row tiles unless asked (on the H200 the 128-row tiles were slower at every measured
   // shape: Mixtral T=4096 35.3 vs 28.6 ms, Qwen3-30B T=4096 10.1 vs 5.0 ms; docs/PERF-NOTES.md).
   const tm = kind !== 'subgroup-matrix' ? FAST_TM : (opts.fastTileM ?? FAST_TM);

@@ -22,6 +22,7 @@ import { expertDims, type ExpertDims } from './expert-weights.js';
 import { expectLive } from './op-util.js';
 import { ACT_QUANT_GROUP, decodeExpertRow, fakeQuantFp8Ref, type ExpertActQuantOptions } from './quant-ref.js';
 import { WORD_VALUES, actQuantKernel, groupedGemmKernel, tileOffsetsKernel, weightLayout, type GroupedGemmVariant, type WeightFormat } from './grouped-gemm-wgsl.js';
+import { tiledGemmTile } from './plan.js';
 // --- fast prefill path (grouped-gemm-fast.ts) ---
 import { planFastGemm, recordFastGemm, warmGroupedGemmFast, type FastGemmKind, type FastGemmPlan } from './grouped-gemm-fast.js';
 // --- end fast prefill path ---
@@ -135,8 +136,7 @@ function chooseTile(opts: GroupedGemmOptions, rows: number, E: number): (typeof 
   if (opts.tile !== undefined && opts.tile !== 'decode' && opts.tile !== 'prefill' && opts.tile !== 'fast') throw new ValueError('tile', "'decode' | 'prefill' | 'fast' | undefined", opts.tile);
   if (opts.tile === 'fast') return TILES.prefill; // fast path: see planFastGemm (this is its fallback)
   if (opts.tile) return TILES[opts.tile];
-  const perExpert = rows / Math.max(1, Math.min(E, rows));
-  return perExpert < 24 ? TILES.decode : TILES.prefill;
+  return TILES[tiledGemmTile(rows, E)];
 }
 
 /** The grids of one op, computed (and checked against the device limits) before anything is recorded. */
