@@ -41,6 +41,7 @@ import { ShardingError, ShardingStrategy, type EPBatchManager } from '@webmoe/sh
 import type { ShardDevices } from '@webmoe/nn';
 import { shardMoE, type ShardedMoE } from './sharded.js';
 import { forwardGraphKey } from './graph-cache.js';
+import { forwardHostArray } from './host-io.js';
 import { QuantizedExperts, normalizeQuantConfig, type ActivationQuant, type MoEQuantConfig, type ResolvedQuantConfig } from './quant-experts.js';
 
 /** The expert weights of an MoE, in the kernels' terms (dense or quantized kinds; `MoE.record` takes one to override the stacked weights). @example `moe.record(rec, x, pool, scratch, { gateUp: { kind: 'fp8_block', q, scaleInv, block: [128, 128] }, down })` */
@@ -452,21 +453,7 @@ export class MoE extends Module {
       this.gpuWeightsOrThrow(); // NotLoadedError before anything is uploaded
       this.checkScratchLimits(T); // LimitError before anything is uploaded
       // Inside validation/OOM error scopes: a GPU error is a typed GpuValidationError / GpuOutOfMemoryError, never silent.
-      y = await ctx.checked('MoE.forward', async () => {
-        // the input goes through a pooled buffer (no buffer created per call)
-        const xg = this.scratch().tensor('float32', [T, this.hiddenDim], 'moe.x');
-        try {
-          ctx.device.queue.writeBuffer(xg.buffer, 0, xs.buffer, xs.byteOffset, xs.byteLength);
-          const yg = this.forwardGpuSync(xg);
-          try {
-            return (await yg.download()).data as Float32Array;
-          } finally {
-            yg.destroy();
-          }
-        } finally {
-          xg.destroy();
-        }
-      });
+      y = await forwardHostArray(ctx, this.scratch(), xs, [T, this.hiddenDim], 'MoE.forward', (xg) => this.forwardGpuSync(xg));
     }
     return (x instanceof HostTensor ? new HostTensor('float32', [T, this.hiddenDim], y) : y) as MoEOutput<X>;
   }

@@ -1,5 +1,6 @@
 import { DTYPES, DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
 import { BufferPool, ForwardGraphs, GpuTensor, Recorder, checkOutput, useGraphReplay, type GpuContext } from '@webmoe/kernels-wgsl';
+import { forwardHostArray } from './host-io.js';
 import { LayerList } from '@webmoe/nn';
 import { MoE, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
 
@@ -131,20 +132,8 @@ export class MoEStack extends LayerList<MoE> {
     } else {
       const ctx = this.gpuCtx;
       for (const m of this) m.checkForward(T);
-      y = await ctx.checked('MoEStack.forward', async () => {
-        const xg = (this.pool ??= new BufferPool(ctx, { maxFreeBytes: 64 << 20 })).tensor('float32', [T, this.hiddenDim], 'moe-stack.x');
-        try {
-          ctx.device.queue.writeBuffer(xg.buffer, 0, xs.buffer, xs.byteOffset, xs.byteLength);
-          const yg = this.forwardGpuSync(xg);
-          try {
-            return (await yg.download()).data as Float32Array;
-          } finally {
-            yg.destroy();
-          }
-        } finally {
-          xg.destroy();
-        }
-      });
+      const pool = (this.pool ??= new BufferPool(ctx, { maxFreeBytes: 64 << 20 }));
+      y = await forwardHostArray(ctx, pool, xs, [T, this.hiddenDim], 'MoEStack.forward', (xg) => this.forwardGpuSync(xg));
     }
     return (x instanceof HostTensor ? new HostTensor('float32', [T, this.hiddenDim], y) : y) as MoEOutput<X>;
   }

@@ -4,11 +4,11 @@
 // kernels' other tests compare with the package's own reference; this one reaches them from a golden.
 import { join } from 'node:path';
 import { describe, it, expect, beforeAll } from 'vitest';
-import { DeviceRef, HostTensor } from '@webmoe/tensor';
-import { GpuTensor, Recorder, type GpuContext } from '@webmoe/kernels-wgsl';
-import { testGpu, gpuChecked } from '@webmoe/kernels-wgsl/testing';
+import { DeviceRef } from '@webmoe/tensor';
+import type { GpuContext } from '@webmoe/kernels-wgsl';
+import { testGpu } from '@webmoe/kernels-wgsl/testing';
 import { MoE } from '../src/index.js';
-import { FIXTURES, readTensorsF32, relErr } from './helpers.js';
+import { FIXTURES, forwardLogged, readTensorsF32, relErr } from './helpers.js';
 import { readFileSync } from 'node:fs';
 
 let ctx: GpuContext | null;
@@ -28,22 +28,10 @@ describe('prefill (fast expert GEMMs) vs the transformers golden', () => {
       const [T, H] = input.shape;
       expect(T).toBe(meta.tokens);
       const moe = await MoE.fromHuggingFace({ source: dir, layer: 0, dtype, device: DeviceRef.GPU(), ctx });
-      const names: string[] = [];
-      const dispatch = Recorder.prototype.dispatch;
-      Recorder.prototype.dispatch = function (this: Recorder, d: Parameters<Recorder['dispatch']>[0]) {
-        names.push(d.kernel.name);
-        return dispatch.call(this, d);
-      };
       try {
         expect(T * moe.numExpertsPerToken).toBeGreaterThanOrEqual(64 * moe.numExperts);
-        const y = await gpuChecked(ctx, async () => {
-          const x = GpuTensor.upload(ctx!, new HostTensor('float32', [T, H], input.values));
-          const out = await moe.forward(x);
-          const h = (await out.download()).data as Float32Array;
-          x.destroy();
-          out.destroy();
-          return h;
-        });
+        const { y, dispatched } = await forwardLogged(ctx, moe, input.values, T, H);
+        const names = dispatched.map((d) => d.kernel);
         // float32 weights: the register-blocked f32 kernel; 16-bit weights: the subgroup-matrix kernel where the adapter has it, else that one
         const fast = names.filter((n) => n === 'grouped_gemm_fast' || n === 'grouped_gemm_sgmat');
         expect(fast.length, `the fast prefill kernels ran: ${[...new Set(names)].join(' ')}`).toBeGreaterThan(0);
@@ -51,7 +39,6 @@ describe('prefill (fast expert GEMMs) vs the transformers golden', () => {
         const err = relErr(y, want);
         expect(err, `rel err ${err}`).toBeLessThan(dtype === 'float32' ? meta.f32_rel_tol : meta.bf16_rel_tol);
       } finally {
-        Recorder.prototype.dispatch = dispatch;
         moe.destroy();
       }
     }, 600_000);
