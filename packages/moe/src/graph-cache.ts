@@ -1,10 +1,10 @@
 // The key under which MoE caches a captured forward (kernels-wgsl's ForwardGraphs holds the graphs).
 
 let nextBufferId = 1;
-const bufferIds = new WeakMap<GPUBuffer, number>();
+const bufferIds = new WeakMap<object, number>();
 
 /** A stable id of a GPU buffer (for cache keys; buffers are never compared by value). */
-function bufferId(b: GPUBuffer): number {
+function bufferId(b: object): number {
   let id = bufferIds.get(b);
   if (id === undefined) bufferIds.set(b, (id = nextBufferId++));
   return id;
@@ -17,7 +17,7 @@ function bufferId(b: GPUBuffer): number {
  * or an assignment to `Parameter.gpu` does, give another key).
  * @example `forwardGraphKey(4, 'auto', [w.buffer, b.buffer]) // '4|auto|1,2'`
  */
-export function forwardGraphKey(T: number, kernels: string, buffers: Iterable<GPUBuffer>): string {
+export function forwardGraphKey(T: number, kernels: string, buffers: Iterable<object>): string {
   const ids: number[] = [];
   for (const b of buffers) ids.push(bufferId(b));
   return `${T}|${kernels}|${ids.join(',')}`;

@@ -15,7 +15,7 @@ export function mpiexecVersion(): string | undefined {
 /** What {@link launchMpi} saw: exit status, signal (set when the timeout killed mpiexec), output, the JSON lines of stdout, wall time. */
 export interface MpiLaunch {
   status: number | null;
-  signal: NodeJS.Signals | null;
+  signal: string | null;
   stdout: string;
   stderr: string;
   /** Every stdout line that starts with `{`, parsed. */

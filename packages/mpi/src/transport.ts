@@ -39,7 +39,7 @@ export interface MpiTransport extends HostTransport {
 }
 
 /** The node-local rank a launcher exports: Open MPI `OMPI_COMM_WORLD_LOCAL_RANK`, MPICH/Intel `MPI_LOCALRANKID`, PMI `PMI_LOCAL_RANK`; undefined when none is set. @example `localRankFromEnv({ MPI_LOCALRANKID: '1' }) // 1` */
-export function localRankFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+export function localRankFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): number | undefined {
   for (const k of ['OMPI_COMM_WORLD_LOCAL_RANK', 'MPI_LOCALRANKID', 'PMI_LOCAL_RANK']) {
     const v = env[k];
     if (v !== undefined && /^\d+$/.test(v)) return Number(v);
