@@ -95,7 +95,9 @@ function nonEmptyRanges(what: string, dim: number, n: number, unit: number): [nu
  *   down bias on shard 0 only; the shared expert is split the same way; the
  *   router is replicated. Every shard routes all T tokens and returns a
  *   partial sum; an all-reduce (f32, fixed order 0 + 1 + ...) gives the
- *   output. Uneven I (32 over 3 = 11, 11, 10) works.
+ *   output. Uneven I (32 over 3 = 11, 11, 10) works. With a transport
+ *   (one process per rank) the process builds shard `transport.rank` only
+ *   and the all-reduce runs over the transport.
  * - **Expert parallel** (`ShardingStrategy.expertParallel(n)`, shards have
  *   `epSize = n`): shard i owns experts `[i*E/n, (i+1)*E/n)` (E not divisible
  *   by n: ShardingError); the T tokens are split over the devices
