@@ -16,7 +16,9 @@
  * `--ep N --transport mpi` under `mpiexec -n N`: one rank per process, each
  * reads only its experts (router and shared expert whole), routes its slice
  * of the tokens and exchanges them through MPI (`@webmoe/mpi`); rank 0 writes
- * OUT. A GPU rank sets `WEBMOE_GPU_INDEX` to its local rank unless set. An
+ * OUT. `--tp N --transport mpi`: each rank keeps its tensor-parallel slice of
+ * the layer, computes its partial output for all tokens, and one MPI
+ * all-reduce sums the partials. A GPU rank sets `WEBMOE_GPU_INDEX` to its local rank unless set. An
  * error on any rank after MPI started ends every rank (`MPI_Abort`). Exits 0 on success, 2 on bad usage,
  * 1 on any other error, with a one-line message (the stack with --verbose).
  */
@@ -34,7 +36,7 @@ class UsageError extends Error {}
 
 const SHARD_USAGE =
   '       [--tp N | --ep N]  tensor / expert parallel over N devices (DeviceGroup.create(N): one device per distinct adapter, the rest on the first; CPU shards with --device cpu)\n' +
-  '       [--transport local|mpi]  mpi: --ep N over N processes, run under `mpiexec -n N` (needs @webmoe/mpi and an MPI library)';
+  '       [--transport local|mpi]  mpi: --ep N or --tp N over N processes, run under `mpiexec -n N` (needs @webmoe/mpi and an MPI library)';
 
 interface Args {
   checkpoint: string;
@@ -49,7 +51,7 @@ interface Args {
   /** --ep N: expert parallel over N devices. */
   ep?: number;
   activationQuant?: 'none' | 'dynamic';
-  /** 'local': all shards in this process; 'mpi': one rank per process (--ep only). */
+  /** 'local': all shards in this process; 'mpi': one rank per process (--ep or --tp). */
   transport: 'local' | 'mpi';
   verbose: boolean;
 }
@@ -95,7 +97,7 @@ export function parseArgs(argv: readonly string[]): Args | 'help' {
   const transport = vals.get('--transport') ?? 'local';
   if (transport !== 'local' && transport !== 'mpi') throw new UsageError(`--transport: expected local or mpi, got ${JSON.stringify(transport)}`);
   const shard = parseShard(vals);
-  if (transport === 'mpi' && shard.ep === undefined) throw new UsageError('--transport mpi: expected --ep N (expert parallel over N processes), got ' + (shard.tp !== undefined ? '--tp (tensor parallel runs in one process only)' : 'no --ep'));
+  if (transport === 'mpi' && shard.ep === undefined && shard.tp === undefined) throw new UsageError('--transport mpi: expected --ep N or --tp N (expert / tensor parallel over N processes), got neither');
   return {
     transport,
     activationQuant: aq as Args['activationQuant'],
@@ -144,9 +146,10 @@ async function runSharded(args: Args, x: HostTensor): Promise<void> {
 /** Set once MPI is up: an error after that ends every rank (MPI_Abort), never leaves the others waiting. */
 let mpiRank: { rank: number; abort(code?: number): never } | undefined;
 
-/** --ep N --transport mpi: this process is one rank of N. */
+/** --ep N / --tp N --transport mpi: this process is one rank of N. */
 async function runMpiRank(args: Args, x: HostTensor): Promise<void> {
-  const n = args.ep!;
+  const n = (args.ep ?? args.tp)!;
+  const flag = args.ep !== undefined ? '--ep' : '--tp';
   const spec = '@webmoe/mpi';
   let mpi: typeof import('@webmoe/mpi');
   try {
@@ -158,7 +161,7 @@ async function runMpiRank(args: Args, x: HostTensor): Promise<void> {
   // every rank sees the same size: a mismatch is a usage error on all of them, before anything is allocated
   if (tr.size !== n) {
     tr.finalize(); // every rank gets here: a clean MPI exit (status 2) instead of the exit hook's abort
-    throw new UsageError(`--ep ${n} --transport mpi: expected ${n} ranks (mpiexec -n ${n}), got ${tr.size}`);
+    throw new UsageError(`${flag} ${n} --transport mpi: expected ${n} ranks (mpiexec -n ${n}), got ${tr.size}`);
   }
   mpiRank = tr;
   let ctx: GpuContext | undefined;
@@ -173,12 +176,12 @@ async function runMpiRank(args: Args, x: HostTensor): Promise<void> {
       if (args.verbose) process.stderr.write(`moe-run: rank ${tr.rank} (local ${tr.localRank}): ${ctx.adapterInfo.name}; ${sel?.set ?? sel?.note ?? 'no GPU selection'}\n`);
       group = DeviceGroup.fromContexts([ctx]);
     } else group = DeviceGroup.cpu(1);
-    const strategy = ShardingStrategy.expertParallel(n);
+    const strategy = args.ep !== undefined ? ShardingStrategy.expertParallel(n) : ShardingStrategy.tensorParallel(n);
     sharded = await ShardedMoE.fromHuggingFace({ source: dirSource(args.checkpoint), layer: args.layer, dtype: args.dtype, devices: group, strategy, transport: tr });
     const y = await sharded.forward(new HostTensor('float32', x.shape, x.toFloat32()));
-    if (args.verbose) process.stderr.write(`moe-run: rank ${tr.rank}: ${JSON.stringify(sharded.lastEPStats?.[0])}\n`);
+    if (args.verbose && sharded.lastEPStats) process.stderr.write(`moe-run: rank ${tr.rank}: ${JSON.stringify(sharded.lastEPStats[0])}\n`);
     if (tr.rank === 0) {
-      await writeSafetensorsFile(args.output, { output: y }, { producer: 'moe-run', layer: String(args.layer), device: args.device, dtype: sharded.shards[0].dtype, sharding: `expert_parallel:${n}`, transport: `mpi:${tr.implementation}` });
+      await writeSafetensorsFile(args.output, { output: y }, { producer: 'moe-run', layer: String(args.layer), device: args.device, dtype: sharded.shards[0].dtype, sharding: `${strategy.kind}:${n}`, transport: `mpi:${tr.implementation}` });
     }
   } finally {
     sharded?.destroy();

@@ -19,8 +19,8 @@ import {
   EPBatchManager,
   ShardingError,
   ShardingStrategy,
-  cpuAllReduce,
   createLocalTransports,
+  rankAllReduceHost,
   rankEPForward,
   shardRange,
   takeRanges,
@@ -41,17 +41,18 @@ export interface ShardedHFLoadOptions extends Omit<HFLoadOptions, 'device' | 'ct
   /** `ShardingStrategy.tensorParallel(n)` or `ShardingStrategy.expertParallel(n)`. */
   strategy: ShardingStrategy;
   /**
-   * One rank of a multi-process expert-parallel run (e.g. `createMpiTransport()`
-   * from `@webmoe/mpi`): `devices` is then this rank's one device, the strategy
-   * `expertParallel(transport.size)`, and only this rank's experts are read
-   * from the checkpoint.
+   * One rank of a multi-process run (e.g. `createMpiTransport()` from
+   * `@webmoe/mpi`): `devices` is then this rank's one device, the strategy
+   * `expertParallel(transport.size)` (only this rank's experts are read from
+   * the checkpoint) or `tensorParallel(transport.size)` (the layer is read
+   * and this rank keeps its slice).
    */
   transport?: HostTransport;
 }
 
 /** Options of the {@link ShardedMoE} constructor beyond the devices and strategy. @example `{ transport: createMpiTransport() }` */
 export interface ShardedMoEOptions {
-  /** Run as rank `transport.rank` of `transport.size` processes (expert parallel only; see {@link ShardedHFLoadOptions.transport}). */
+  /** Run as rank `transport.rank` of `transport.size` processes (expert or tensor parallel; see {@link ShardedHFLoadOptions.transport}). */
   transport?: HostTransport;
 }
 
@@ -94,7 +95,9 @@ function nonEmptyRanges(what: string, dim: number, n: number, unit: number): [nu
  *   down bias on shard 0 only; the shared expert is split the same way; the
  *   router is replicated. Every shard routes all T tokens and returns a
  *   partial sum; an all-reduce (f32, fixed order 0 + 1 + ...) gives the
- *   output. Uneven I (32 over 3 = 11, 11, 10) works.
+ *   output. Uneven I (32 over 3 = 11, 11, 10) works. With a transport
+ *   (one process per rank) the process builds shard `transport.rank` only
+ *   and the all-reduce runs over the transport.
  * - **Expert parallel** (`ShardingStrategy.expertParallel(n)`, shards have
  *   `epSize = n`): shard i owns experts `[i*E/n, (i+1)*E/n)` (E not divisible
  *   by n: ShardingError); the T tokens are split over the devices
@@ -156,7 +159,7 @@ export class ShardedMoE {
     const sd = source.stateDict(); // NotLoadedError below if empty
     for (const [name, p] of source.namedParameters()) if (!sd.has(name)) throw new ShardingError(`MoE.shard parameter ${name}`, 'loaded weights (call loadStateDict or fromHuggingFace first)', 'none');
     let perShard: (i: number) => { opts: Partial<MoEOptions>; take: (name: string, t: HostTensor) => HostTensor };
-    if (tr) {
+    if (tr && strategy.kind === 'expert_parallel') {
       // this rank's shard only: sliced from the unsharded layer, or the layer is that shard already
       const ep = ShardingStrategy.expertParallel(n);
       perShard = () => ({
@@ -176,6 +179,7 @@ export class ShardedMoE {
       this.epBatchManager = new EPBatchManager({ numExperts: E, epSize: n, topK: source.numExpertsPerToken });
     } else {
       // gate/up layout from the layer's activation (GPT-OSS interleaves gate and up rows)
+      // (with a transport: only shard tr.rank is built, on this rank's one device)
       const tp = ShardingStrategy.tensorParallel(n, { unit: strategy.unit, layout: source.activation.layout });
       const ir = nonEmptyRanges('moeDim', source.moeDim, n, strategy.unit);
       const sr = source.hasSharedExperts ? nonEmptyRanges('sharedExpertsDim', source.sharedExpertsDim, n, strategy.unit) : [];
@@ -201,7 +205,7 @@ export class ShardedMoE {
     const shards: MoE[] = [];
     try {
       for (let i = 0; i < group.size; i++) {
-        const { opts: so, take } = perShard(i);
+        const { opts: so, take } = perShard(tr ? tr.rank : i);
         const m = new MoE(shardOptions(source, group, i, so));
         shards.push(m);
         const part = new Map<string, HostTensor>();
@@ -232,10 +236,9 @@ export class ShardedMoE {
   static async fromHuggingFace(opts: ShardedHFLoadOptions): Promise<ShardedMoE> {
     const { devices, strategy, transport, ...load } = opts;
     // one rank of several processes: read this rank's experts only (the E % n check comes before any read)
-    const expertShard = transport ? { epSize: strategy.numDevices, shardIndex: transport.rank } : undefined;
-    if (transport && (strategy.kind !== 'expert_parallel' || strategy.numDevices !== transport.size)) {
-      throw new ShardingError('ShardedMoE.fromHuggingFace strategy (with a transport)', `expertParallel(${transport.size}) (the transport's size)`, `${strategy.kind}(${strategy.numDevices})`);
-    }
+    // (tensor parallel: the whole layer is read, the constructor keeps this rank's slice)
+    if (transport) checkRankStrategy('ShardedMoE.fromHuggingFace', strategy, transport);
+    const expertShard = transport && strategy.kind === 'expert_parallel' ? { epSize: strategy.numDevices, shardIndex: transport.rank } : undefined;
     const host = await MoE.fromHuggingFace({ ...load, device: DeviceRef.CPU(), expertShard });
     try {
       return new ShardedMoE(host, devices, strategy, { transport });
@@ -251,7 +254,7 @@ export class ShardedMoE {
     let y: Float32Array;
     if (this.transport) y = await this.forwardRank(this.transport, xs, T);
     else if (T === 0) y = new Float32Array(0);
-    else if (this.group.kind === 'cpu') y = this.mode === 'tp' ? cpuAllReduce(this.shards.map((s) => s.forwardHost(xs, T)))[0] : await this.forwardEPHost(xs, T);
+    else if (this.group.kind === 'cpu') y = this.mode === 'tp' ? await this.forwardTPHost(xs, T) : await this.forwardEPHost(xs, T);
     else {
       // Inside validation / out-of-memory error scopes on every device: a GPU error is a typed GpuValidationError / GpuOutOfMemoryError.
       const run = () => (this.mode === 'tp' ? this.forwardTPGpu(xs, T) : this.forwardEPGpu(xs, T));
@@ -267,6 +270,12 @@ export class ShardedMoE {
   private forwardTPGpu(xs: Float32Array, T: number): Promise<Float32Array> {
     const H = this.hiddenDim;
     return gpuPartialSum(this.group, xs, T, H, H, (i, _ctx, rec, xg, scratch) => this.shards[i].record(rec, xg, this.pool(i), scratch));
+  }
+
+  /** TP on a CPU group: one rank per device over in-process transports, each running {@link tpRankStep} (as a multi-process rank does). */
+  private async forwardTPHost(xs: Float32Array, T: number): Promise<Float32Array> {
+    const trs = createLocalTransports(this.group.size);
+    return (await Promise.all(this.shards.map((s, i) => tpRankStep(trs[i], s, xs, T))))[0];
   }
 
   /** Token rows of device s: `shardRange(T, s, n)`. */
@@ -367,9 +376,10 @@ export class ShardedMoE {
 
   /**
    * One rank of a multi-process run: every rank holds the same x [T, H]
-   * (shapes checked across ranks first), takes its rows `shardRange(T, rank,
-   * n)`, runs {@link epRankStep} and all-gathers the outputs, so every rank
-   * returns the whole [T, H].
+   * (shapes checked across ranks first). Tensor parallel: {@link tpRankStep}
+   * on all T rows. Expert parallel: takes its rows `shardRange(T, rank, n)`,
+   * runs {@link epRankStep} and all-gathers the outputs. Every rank returns
+   * the whole [T, H].
    */
   private async forwardRank(tr: HostTransport, xs: Float32Array, T: number): Promise<Float32Array> {
     const H = this.hiddenDim;
@@ -377,6 +387,7 @@ export class ShardedMoE {
     for (const [r, h] of heads.entries()) {
       if (h.length !== 2 || h[0] !== T || h[1] !== H) throw new ShapeError(`ShardedMoE.forward input on rank ${r} (seen from rank ${tr.rank}; every rank passes the same x)`, [T, H], Array.from(h));
     }
+    if (this.mode === 'tp') return T === 0 ? new Float32Array(0) : tpRankStep(tr, this.shards[0], xs, T);
     const [a, b] = shardRange(T, tr.rank, tr.size);
     const { out, stats } = await epRankStep(tr, this.shards[0], xs.subarray(a * H, b * H), b - a);
     this.lastEPStats = [stats];
@@ -402,10 +413,22 @@ export class ShardedMoE {
   }
 }
 
-/** A layer given to a transport-backed ShardedMoE: the unsharded layer or this rank's expert shard, and expertParallel(size). */
+/** The strategy of a transport-backed ShardedMoE: expertParallel(size) or tensorParallel(size). */
+function checkRankStrategy(what: string, strategy: ShardingStrategy, tr: HostTransport): void {
+  const n = tr.size;
+  if ((strategy.kind !== 'expert_parallel' && strategy.kind !== 'tensor_parallel') || strategy.numDevices !== n) {
+    throw new ShardingError(`${what} strategy (with a transport)`, `expertParallel(${n}) or tensorParallel(${n}) (the transport's size)`, `${strategy.kind}(${strategy.numDevices})`);
+  }
+}
+
+/** A layer given to a transport-backed ShardedMoE: the unsharded layer (or, expert parallel, this rank's expert shard). */
 function checkRankLayer(source: MoE, strategy: ShardingStrategy, tr: HostTransport): void {
   const n = tr.size;
-  if (strategy.kind !== 'expert_parallel' || strategy.numDevices !== n) throw new ShardingError('MoE.shard strategy (with a transport)', `expertParallel(${n}) (the transport's size)`, `${strategy.kind}(${strategy.numDevices})`);
+  checkRankStrategy('MoE.shard', strategy, tr);
+  if (strategy.kind === 'tensor_parallel') {
+    if (source.epSize !== 1) throw new ShardingError(`MoE.shard tensorParallel(${n}) source epSize (rank ${tr.rank})`, '1 (the unsharded layer)', source.epSize);
+    return;
+  }
   if (source.numExperts % n !== 0) throw new ShardingError(`MoE.shard expertParallel(${n}): numExperts`, `divisible by ${n} (the number of ranks)`, source.numExperts);
   if (source.epSize !== 1 && (source.epSize !== n || source.shardIndex !== tr.rank)) {
     throw new ShardingError(`MoE.shard source (rank ${tr.rank} of ${n})`, `the unsharded layer or expert shard ${tr.rank} of ${n}`, `shard ${source.shardIndex} of ${source.epSize}`);
@@ -439,6 +462,18 @@ async function epRankStep(tr: HostTransport, sh: MoE, x: Float32Array, T: number
   const shared = sh.sharedExperts?.forwardHost(x, T);
   const gl = sh.sharedExpertGate?.forwardHost(x, T);
   return { out: addShared(out, shared, gl, T, H), stats };
+}
+
+/**
+ * One tensor-parallel rank's MoE step (the in-process CPU TP and every
+ * process of a multi-process run run this): the rank's shard computes its
+ * partial output for all T tokens (host reference, or its GPU), then one
+ * all-reduce of the [T, H] f32 partials over the transport (fixed order
+ * 0 + 1 + ...; the down biases are on shard 0 only, so added once).
+ */
+async function tpRankStep(tr: HostTransport, sh: MoE, x: Float32Array, T: number): Promise<Float32Array> {
+  const partial = sh.ctx ? await sh.forward(x) : sh.forwardHost(x, T);
+  return rankAllReduceHost(tr, partial);
 }
 
 type Grouping = Parameters<typeof groupedGateUpRef>[1];

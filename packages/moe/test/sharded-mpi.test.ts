@@ -2,6 +2,7 @@
 // on mpi-ranks/moe-ep.mjs (each rank checks ShardedMoE over the MPI transport against the unsharded layer
 // it computes itself: every fixture whose E splits, T = 1, random and skewed routers, bad launches), and
 // `moe-run --ep 2 --transport mpi` reproducing every fixture's golden with one output file from rank 0.
+// Tensor parallel over MPI the same way: mpi-ranks/moe-tp.mjs under `-n 2` and `-n 3`, `moe-run --tp 2 --transport mpi`.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
@@ -51,7 +52,7 @@ describe.skipIf(!haveMpi)('expert parallel over MPI', () => {
       expect(r.status, `${arch}: ${r.stderr}`).toBe(0);
       const y = readTensorsF32(out).get('output')!;
       expect(y.shape).toEqual([g.T, g.H]);
-      const err = relErr(y.values.subarray(0, g.outRows * g.H), g.output);
+      const err = relErr(y.values, g.output);
       expect(err, `${arch}: rel err vs golden ${err}`).toBeLessThan(g.f32Tol);
     }
     expect(readdirSync(dir).sort()).toEqual(ARCHS.map((a) => `${a}.safetensors`).sort()); // no temporary files left
@@ -83,4 +84,59 @@ describe.skipIf(!haveMpi)('expert parallel over MPI', () => {
     expect(noEp.stderr).toMatch(/--transport mpi: expected --ep N/);
     expect(existsSync(out)).toBe(false);
   }, 120_000);
+});
+
+describe.skipIf(!haveMpi)('tensor parallel over MPI', () => {
+  let dir: string;
+  beforeAll(() => {
+    execFileSync(join(pkg, 'node_modules', '.bin', 'tsc'), ['-b'], { cwd: pkg, stdio: 'pipe' });
+    dir = mkdtempSync(join(tmpdir(), 'moe-run-mpi-tp-'));
+  }, 300_000);
+
+  for (const n of [2, 3]) {
+    it(`mpiexec -n ${n}: each rank holds its slice; the all-reduced output equals the unsharded layer within 1e-5 and the in-process TP bit for bit`, () => {
+      const r = launchMpi(n, [join(pkg, 'test', 'mpi-ranks', 'moe-tp.mjs')], { timeoutMs: 120_000 });
+      expect(r.status, r.stderr).toBe(0);
+      const cases = [...ARCHS, ...ARCHS.map((a) => `${a} T=1`)];
+      expect(new Set(r.lines.map((l) => l.case))).toEqual(new Set(cases));
+      for (const c of cases) expect(r.lines.filter((l) => l.case === c).map((l) => l.rank).sort(), c).toEqual([...Array(n).keys()]);
+      for (const l of r.lines) {
+        expect(l.ok, `${l.case} rank ${l.rank}: rel err ${l.err}, identical ${l.identical}, slice ${l.sliceOk} (moeDim ${l.moeDim})`).toBe(true);
+        expect(l.err).toBeLessThan(1e-5);
+      }
+    }, 150_000);
+  }
+
+  it('moe-run --tp 2 --transport mpi (CPU) reproduces every fixture\'s golden; rank 0 writes the one output', () => {
+    for (const arch of ARCHS) {
+      const g = loadGolden(arch);
+      const out = join(dir, `${arch}.safetensors`);
+      const r = launchMpi(2, [cli, '--checkpoint', `${FIXTURES}/${arch}`, '--layer', '0', '--input', `${FIXTURES}/${arch}/golden.safetensors`, '--output', out, '--dtype', 'float32', '--device', 'cpu', '--tp', '2', '--transport', 'mpi']);
+      expect(r.status, `${arch}: ${r.stderr}`).toBe(0);
+      const y = readTensorsF32(out).get('output')!;
+      expect(y.shape).toEqual([g.T, g.H]);
+      const err = relErr(y.values, g.output);
+      expect(err, `${arch}: rel err vs golden ${err}`).toBeLessThan(g.f32Tol);
+    }
+    expect(readdirSync(dir).sort()).toEqual(ARCHS.map((a) => `${a}.safetensors`).sort()); // no temporary files left
+  }, 120_000);
+
+  it('moe-run --tp 2 --transport mpi --device gpu (one device per rank; lavapipe here): each rank\'s slice runs on its GPU', () => {
+    const g = loadGolden('qwen2_moe'); // shared expert + its gate
+    const out = join(dir, 'gpu.safetensors');
+    const r = launchMpi(2, [cli, '--checkpoint', `${FIXTURES}/qwen2_moe`, '--layer', '0', '--input', `${FIXTURES}/qwen2_moe/golden.safetensors`, '--output', out, '--dtype', 'float32', '--device', 'gpu', '--tp', '2', '--transport', 'mpi', '--verbose'], { timeoutMs: 300_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/rank 0 \(local 0\)/);
+    expect(r.stderr).toMatch(/rank 1 \(local 1\)/);
+    const y = readTensorsF32(out).get('output')!;
+    expect(relErr(y.values, g.output)).toBeLessThan(g.f32Tol);
+  }, 320_000);
+
+  it('bad launch: -n not matching --tp is a usage error on every rank; nothing written', () => {
+    const out = join(dir, 'bad.safetensors');
+    const r = launchMpi(3, [cli, '--checkpoint', `${FIXTURES}/mixtral`, '--layer', '0', '--input', `${FIXTURES}/mixtral/golden.safetensors`, '--output', out, '--device', 'cpu', '--transport', 'mpi', '--tp', '2']);
+    expect(r.status).toBe(2);
+    expect(r.stderr.match(/--tp 2 --transport mpi: expected 2 ranks \(mpiexec -n 2\), got 3/g)).toHaveLength(3);
+    expect(existsSync(out)).toBe(false);
+  }, 60_000);
 });

@@ -3,7 +3,7 @@
 // and the typed errors.
 import { describe, it, expect } from 'vitest';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
-import { DeviceGroup, ShardingError, ShardingStrategy } from '@webmoe/sharding';
+import { DeviceGroup, ShardingError, ShardingStrategy, createLocalTransports } from '@webmoe/sharding';
 import { Linear, MLP } from '@webmoe/nn';
 import { linearRef, routerRef } from '@webmoe/kernels-wgsl';
 import { rng } from '@webmoe/kernels-wgsl/testing';
@@ -45,7 +45,7 @@ describe('MoE.shard on CPU shards vs the unsharded layer (float32)', () => {
         const err = relErr(y, want);
         expect(err, `${arch} ${c.name}: rel err ${err}`).toBeLessThan(TOL);
         // and against transformers' golden (independent of this package's host path)
-        expect(relErr(y.subarray(0, g.outRows * g.H), g.output), `${arch} ${c.name} vs golden`).toBeLessThan(g.f32Tol);
+        expect(relErr(y, g.output), `${arch} ${c.name} vs golden`).toBeLessThan(g.f32Tol);
         s.destroy();
       }
     });
@@ -109,6 +109,24 @@ describe('MoE.shard on CPU shards vs the unsharded layer (float32)', () => {
     expect(() => s.shards[0].forwardHost(new Float32Array(64), 1)).toThrow(/expert-parallel shard/);
     await expect(s.forward(new Float32Array(63))).rejects.toThrow(/T\*64 values/);
     expect(s).toBeInstanceOf(ShardedMoE);
+  });
+
+  it('with a transport (one rank): the strategy must be TP or EP over transport.size; TP takes the unsharded layer only', async () => {
+    const moe = await MoE.fromHuggingFace({ source: `${FIXTURES}/mixtral`, layer: 0, dtype: 'float32' });
+    const [tr] = createLocalTransports(2);
+    expect(() => new ShardedMoE(moe, [DeviceRef.CPU()], ShardingStrategy.tensorParallel(3), { transport: tr })).toThrow(/expected expertParallel\(2\) or tensorParallel\(2\).*got tensor_parallel\(3\)/);
+    const epShard = await MoE.fromHuggingFace({ source: `${FIXTURES}/mixtral`, layer: 0, dtype: 'float32', expertShard: { epSize: 2, shardIndex: 0 } });
+    expect(() => new ShardedMoE(epShard, [DeviceRef.CPU()], ShardingStrategy.tensorParallel(2), { transport: tr })).toThrow(/tensorParallel\(2\) source epSize.*expected 1 \(the unsharded layer\), got 2/);
+    await expect(ShardedMoE.fromHuggingFace({ source: `${FIXTURES}/mixtral`, layer: 0, devices: [DeviceRef.CPU()], strategy: ShardingStrategy.tensorParallel(1), transport: tr })).rejects.toThrow(ShardingError);
+    // rank 1 holds the in-process TP's shard 1: the second half of I (moeDim 32 -> 16), gate/up rows and down columns
+    const tp = new ShardedMoE(moe, [DeviceRef.CPU()], ShardingStrategy.tensorParallel(2), { transport: createLocalTransports(2)[1] });
+    moe.shardingStrategy = ShardingStrategy.tensorParallel(2);
+    const local = moe.shard(DeviceGroup.cpu(2));
+    expect(tp.shards).toHaveLength(1);
+    expect(tp.shards[0].moeDim).toBe(16);
+    expect(Array.from(tp.shards[0].stacked.gateUpProj.value.toFloat32())).toEqual(Array.from(local.shards[1].stacked.gateUpProj.value.toFloat32()));
+    expect(Array.from(tp.shards[0].stacked.downProj.value.toFloat32())).toEqual(Array.from(local.shards[1].stacked.downProj.value.toFloat32()));
+    for (const m of [tp, local, epShard, moe]) m.destroy();
   });
 });
 

@@ -107,11 +107,9 @@ function upload(t: GpuTensor, h: HostTensor, pool: BufferPool | undefined, label
 
 /**
  * All-reduce of this rank's f32 tensor over a transport, deterministic:
- * reduce-scatter (rank r owns the slice `shardRange(L, r, n)`, receives it
- * from every rank through one allToAllv and sums in rank order 0..n-1 with
- * f32 rounding per add), then allGatherv of the owned sums. The result is
- * bit-identical to {@link allReduce} / {@link cpuAllReduce} and on every
- * rank; each rank sends `2 (n-1)/n` of the tensor.
+ * {@link rankAllReduceHost} on the downloaded values, uploaded to this
+ * rank's device. The result is bit-identical to {@link allReduce} /
+ * {@link cpuAllReduce} and on every rank.
  *
  * @example
  * ```ts
@@ -120,9 +118,27 @@ function upload(t: GpuTensor, h: HostTensor, pool: BufferPool | undefined, label
  */
 export async function rankAllReduce(tr: HostTransport, t: GpuTensor, opts: { pool?: BufferPool } = {}): Promise<GpuTensor> {
   if (t.dtype !== 'float32') throw new DTypeError('rankAllReduce input', ['float32'], t.dtype);
+  const out = await rankAllReduceHost(tr, (await download(t)).data as Float32Array);
+  return upload(t, new HostTensor('float32', t.shape, out), opts.pool, 'rankAllReduce.out');
+}
+
+/**
+ * All-reduce of this rank's host f32 values over a transport, deterministic:
+ * reduce-scatter (rank r owns the slice `shardRange(L, r, n)`, receives it
+ * from every rank through one allToAllv and sums in rank order 0..n-1 with
+ * f32 rounding per add), then allGatherv of the owned sums. Bit-identical to
+ * {@link cpuAllReduce} and on every rank; each rank sends `2 (n-1)/n` of the
+ * values. Every rank must pass the same length (ShapeError otherwise).
+ *
+ * @example
+ * ```ts
+ * const y = await rankAllReduceHost(transport, partial); // Float32Array, the sum over ranks
+ * ```
+ */
+export async function rankAllReduceHost(tr: HostTransport, x: Float32Array): Promise<Float32Array> {
+  if (!(x instanceof Float32Array)) throw new DTypeError('rankAllReduceHost input', ['Float32Array'], (x as object)?.constructor?.name ?? typeof x);
   const n = tr.size;
-  const L = t.size;
-  const x = (await download(t)).data as Float32Array;
+  const L = x.length;
   const bytes = new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
   const counts = Array.from({ length: n }, (_, d) => {
     const [s, e] = shardRange(L, d, n);
@@ -143,7 +159,7 @@ export async function rankAllReduce(tr: HostTransport, t: GpuTensor, opts: { poo
     w += b.byteLength / 4;
   }
   if (w !== L) throw new ShapeError(`rankAllReduce (every rank the same size) on rank ${tr.rank}`, [L], [w]);
-  return upload(t, new HostTensor('float32', t.shape, out), opts.pool, 'rankAllReduce.out');
+  return out;
 }
 
 /**
