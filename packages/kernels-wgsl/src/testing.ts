@@ -8,6 +8,7 @@
  * are skipped visibly with the reason printed.
  */
 import { createGpuContext, type GpuContext } from './runtime/context.js';
+import { Recorder } from './runtime/kernel.js';
 
 let shared: Promise<GpuContext | null> | undefined;
 let reason = '';
@@ -132,4 +133,42 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
+}
+
+/** One recorded dispatch: the kernel's name and its variant. */
+export interface Dispatched {
+  kernel: string;
+  variant: Record<string, unknown>;
+}
+
+/**
+ * Runs `fn` and returns what it dispatched, in order: Recorder.prototype.dispatch is
+ * wrapped for the duration of the call (every Recorder, a layer's own included)
+ * and restored afterwards. Read-only: each dispatch still goes through unchanged.
+ * Tests run one at a time within a file, so no other dispatch lands in the log.
+ * A forward replaying a captured graph records nothing: log the first call.
+ */
+export async function withDispatchLog<R>(fn: () => Promise<R>): Promise<{ result: R; dispatched: Dispatched[] }> {
+  const dispatched: Dispatched[] = [];
+  const dispatch = Recorder.prototype.dispatch;
+  Recorder.prototype.dispatch = function (this: Recorder, d) {
+    dispatched.push({ kernel: d.kernel.name, variant: { ...d.variant } });
+    return dispatch.call(this, d);
+  };
+  try {
+    return { result: await fn(), dispatched };
+  } finally {
+    Recorder.prototype.dispatch = dispatch;
+  }
+}
+
+/**
+ * Tolerance of a GPU result against an f32 path (CPU, reference): `f32Tol` unless
+ * its dispatch log shows an f16-staged expert GEMM (the subgroup-matrix kernel, the
+ * default for 16-bit and packed weights on adapters that have it, or the 'f16' FMA
+ * kernel), whose rounding of x and w to f16 (relative 4.9e-4 each) allows 2e-3.
+ */
+export function stagedTol(log: readonly Dispatched[], f32Tol: number): number {
+  const staged = log.some((d) => d.kernel === 'grouped_gemm_sgmat' || (d.kernel === 'grouped_gemm_fast' && d.variant.h === true));
+  return staged ? Math.max(f32Tol, 2e-3) : f32Tol;
 }

@@ -4,8 +4,10 @@ import { readFileSync, existsSync } from 'node:fs';
 import { expect } from 'vitest';
 import { join } from 'node:path';
 import { HostTensor, toFloat32, type DType } from '@webmoe/tensor';
-import { GpuTensor, Recorder, type GpuContext } from '@webmoe/kernels-wgsl';
-import { gpuChecked } from '@webmoe/kernels-wgsl/testing';
+import { GpuTensor, type GpuContext } from '@webmoe/kernels-wgsl';
+import { gpuChecked, stagedTol, withDispatchLog, type Dispatched } from '@webmoe/kernels-wgsl/testing';
+
+export { stagedTol, withDispatchLog, type Dispatched };
 import type { MoE } from '../src/index.js';
 
 /** The fixtures beside the checkout (../shared/fixtures/hf-moe), or $WEBMOE_FIXTURES/hf-moe. */
@@ -97,32 +99,6 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return Math.sqrt(num / den);
 }
 
-/** One recorded dispatch: the kernel's name and its variant. */
-export interface Dispatched {
-  kernel: string;
-  variant: Record<string, unknown>;
-}
-
-/**
- * Runs `fn` and returns what it dispatched, in order: Recorder.prototype.dispatch is
- * wrapped for the duration of the call (every Recorder, the layer's own included)
- * and restored afterwards. Read-only: each dispatch still goes through unchanged.
- * Tests run one at a time within a file, so no other dispatch lands in the log.
- */
-export async function withDispatchLog<R>(fn: () => Promise<R>): Promise<{ result: R; dispatched: Dispatched[] }> {
-  const dispatched: Dispatched[] = [];
-  const dispatch = Recorder.prototype.dispatch;
-  Recorder.prototype.dispatch = function (this: Recorder, d) {
-    dispatched.push({ kernel: d.kernel.name, variant: { ...d.variant } });
-    return dispatch.call(this, d);
-  };
-  try {
-    return { result: await fn(), dispatched };
-  } finally {
-    Recorder.prototype.dispatch = dispatch;
-  }
-}
-
 /**
  * Which kernel ran each expert GEMM of a dispatch log, as `op:kind` (sorted, unique):
  * 'gemv' (the decode GEMVs, moe-gemv.ts), 'tiled-decode' / 'tiled-prefill' (the
@@ -139,17 +115,6 @@ export function expertGemmPaths(log: readonly Dispatched[]): string[] {
     else if (kernel === 'grouped_gemm_sgmat') paths.add(`${v.op}:subgroup-matrix`);
   }
   return [...paths].sort();
-}
-
-/**
- * Tolerance of a GPU forward against an f32 path (CPU, reference): `f32Tol` unless
- * its log shows an f16-staged expert GEMM (the subgroup-matrix kernel, the default for
- * 16-bit and packed weights on adapters that have it, or the 'f16' FMA kernel), whose
- * x and w rounding to f16 (relative 4.9e-4 each) allows 2e-3.
- */
-export function stagedTol(log: readonly Dispatched[], f32Tol: number): number {
-  const staged = log.some((d) => d.kernel === 'grouped_gemm_sgmat' || (d.kernel === 'grouped_gemm_fast' && d.variant.h === true));
-  return staged ? Math.max(f32Tol, 2e-3) : f32Tol;
 }
 
 /** The prefill kinds of {@link expertGemmPaths}. */
