@@ -11,7 +11,8 @@ import type { BenchDevice } from './device.js';
 import { randomGpuTensor, randomWords } from './fill.js';
 import { distinctExperts, expectedDistinctExperts, gbps, tflops, work } from './metrics.js';
 import { createLayer, createStackLayers, IMPL, routingOf, runMoE, type GpuLayer } from './moe-run.js';
-import { checkFailure, checkForward, storedCpu, type RowCheck } from './check.js';
+import { CHECK_TOL, checkFailure, checkForward, storedCpu, type RowCheck } from './check.js';
+import { stagedTol, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { hostForwardMs, perLayerChain, stackChain } from './chain.js';
 import type { MoE } from '@webmoe/moe';
 import { findModel, type BenchDtype, type ModelSpec } from './models.js';
@@ -112,7 +113,8 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
     let check: RowCheck | undefined;
     await ctx.checked(`${spec.name} T=${T} forward`, async () => {
       const rec = new Recorder(ctx, { label: 'bench.check' });
-      const f = runMoE(ctx, layer, rec, x);
+      // the kernels this forward dispatched decide the check's tolerance (f16-staged matrix GEMMs round x and w to f16)
+      const { result: f, dispatched } = await withDispatchLog(async () => runMoE(ctx, layer, rec, x));
       rec.submit();
       // a forward that produces NaN/inf is a broken row, not a number to report
       const y = (await f.out.download()).data as Float32Array;
@@ -122,7 +124,7 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       const idx = await routingOf(ctx, layer, x, new Recorder(ctx, { label: 'bench.routing' }));
       hit = distinctExperts(idx);
       // the row's check: this very forward (same layer, kernels and T) against the float64 reference
-      check = await checkForward(spec, layer.stored, (await x.download()).data as Float32Array, y, idx);
+      check = await checkForward(spec, layer.stored, (await x.download()).data as Float32Array, y, idx, stagedTol(dispatched, CHECK_TOL));
     });
     for (let i = 1; i < o.warmup; i++) {
       const rec = new Recorder(ctx);
