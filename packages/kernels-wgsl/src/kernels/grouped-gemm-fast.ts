@@ -29,12 +29,11 @@ import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import { foldWorkgroups, type Recorder, Uniforms, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
-import { KERNEL_CROSSOVERS, useFastGemm } from './plan.js';
+import { KERNEL_CROSSOVERS, useFastGemm, type FastGemmKind } from './plan.js';
 import { tileOffsetsKernel, weightLayout, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { FAST_TM, ROW_ABSMAX_VARIANT, SGMAT_WORKGROUP_BYTES, groupedGemmFastKernel, groupedGemmSgmatKernel, rowAbsMaxKernel, type FastGemmVariant } from './grouped-gemm-fast-wgsl.js';
 
-/** Which fast kernel. @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { tile: 'fast', fast: 'f32' })` */
-export type FastGemmKind = 'f32' | 'f16' | 'subgroup-matrix';
+export type { FastGemmKind };
 
 /** A planned fast GEMM (grid checked against the device limits before recording). */
 export interface FastGemmPlan {

@@ -19,7 +19,9 @@
  *   (measured 2026-11-28).
  * - Tiled GEMMs: the 4-row decode tile below 24 rows per expert.
  */
-import type { FastGemmKind } from './grouped-gemm-fast.js';
+
+/** Which fast prefill kernel (grouped-gemm-fast.ts). @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { tile: 'fast', fast: 'f32' })` */
+export type FastGemmKind = 'f32' | 'f16' | 'subgroup-matrix';
 
 /** The thresholds behind the choices (read-only; documented above). */
 export const KERNEL_CROSSOVERS = {
