@@ -18,6 +18,33 @@ const cli = join(pkg, 'dist', 'cli.js');
 // mpich (scripts/setup-machine.sh) and sets CI=true, where requireMpi() throws instead.
 const haveMpi = requireMpi();
 
+/** `moe-run --<mode> 2 --transport mpi` on the CPU reproduces every fixture's golden; rank 0 writes the one output, nothing else is left in `dir`. */
+function cliGoldens(dir: string, mode: 'ep' | 'tp'): void {
+  for (const arch of ARCHS) {
+    const g = loadGolden(arch);
+    const out = join(dir, `${arch}.safetensors`);
+    const r = launchMpi(2, [cli, '--checkpoint', `${FIXTURES}/${arch}`, '--layer', '0', '--input', `${FIXTURES}/${arch}/golden.safetensors`, '--output', out, '--dtype', 'float32', '--device', 'cpu', `--${mode}`, '2', '--transport', 'mpi']);
+    expect(r.status, `${arch}: ${r.stderr}`).toBe(0);
+    const y = readTensorsF32(out).get('output')!;
+    expect(y.shape).toEqual([g.T, g.H]);
+    const err = relErr(y.values, g.output);
+    expect(err, `${arch}: rel err vs golden ${err}`).toBeLessThan(g.f32Tol);
+  }
+  expect(readdirSync(dir).sort()).toEqual(ARCHS.map((a) => `${a}.safetensors`).sort()); // no temporary files left
+}
+
+/** `moe-run --<mode> 2 --transport mpi --device gpu`: one device per rank (lavapipe here), qwen2_moe (shared expert + its gate) within the golden's tolerance. */
+function cliOnGpu(dir: string, mode: 'ep' | 'tp'): void {
+  const g = loadGolden('qwen2_moe');
+  const out = join(dir, 'gpu.safetensors');
+  const r = launchMpi(2, [cli, '--checkpoint', `${FIXTURES}/qwen2_moe`, '--layer', '0', '--input', `${FIXTURES}/qwen2_moe/golden.safetensors`, '--output', out, '--dtype', 'float32', '--device', 'gpu', `--${mode}`, '2', '--transport', 'mpi', '--verbose'], { timeoutMs: 300_000 });
+  expect(r.status, r.stderr).toBe(0);
+  expect(r.stderr).toMatch(/rank 0 \(local 0\)/);
+  expect(r.stderr).toMatch(/rank 1 \(local 1\)/);
+  const y = readTensorsF32(out).get('output')!;
+  expect(relErr(y.values, g.output)).toBeLessThan(g.f32Tol);
+}
+
 describe.skipIf(!haveMpi)('expert parallel over MPI', () => {
   let dir: string;
   beforeAll(() => {
@@ -45,28 +72,11 @@ describe.skipIf(!haveMpi)('expert parallel over MPI', () => {
   }
 
   it('moe-run --ep 2 --transport mpi (CPU) reproduces every fixture\'s golden; rank 0 writes the one output', () => {
-    for (const arch of ARCHS) {
-      const g = loadGolden(arch);
-      const out = join(dir, `${arch}.safetensors`);
-      const r = launchMpi(2, [cli, '--checkpoint', `${FIXTURES}/${arch}`, '--layer', '0', '--input', `${FIXTURES}/${arch}/golden.safetensors`, '--output', out, '--dtype', 'float32', '--device', 'cpu', '--ep', '2', '--transport', 'mpi']);
-      expect(r.status, `${arch}: ${r.stderr}`).toBe(0);
-      const y = readTensorsF32(out).get('output')!;
-      expect(y.shape).toEqual([g.T, g.H]);
-      const err = relErr(y.values, g.output);
-      expect(err, `${arch}: rel err vs golden ${err}`).toBeLessThan(g.f32Tol);
-    }
-    expect(readdirSync(dir).sort()).toEqual(ARCHS.map((a) => `${a}.safetensors`).sort()); // no temporary files left
+    cliGoldens(dir, 'ep');
   }, 120_000);
 
   it('moe-run --ep 2 --transport mpi --device gpu (one device per rank; lavapipe here): the experts run on each rank\'s GPU', () => {
-    const g = loadGolden('qwen2_moe'); // shared expert + its gate
-    const out = join(dir, 'gpu.safetensors');
-    const r = launchMpi(2, [cli, '--checkpoint', `${FIXTURES}/qwen2_moe`, '--layer', '0', '--input', `${FIXTURES}/qwen2_moe/golden.safetensors`, '--output', out, '--dtype', 'float32', '--device', 'gpu', '--ep', '2', '--transport', 'mpi', '--verbose'], { timeoutMs: 300_000 });
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/rank 0 \(local 0\)/);
-    expect(r.stderr).toMatch(/rank 1 \(local 1\)/);
-    const y = readTensorsF32(out).get('output')!;
-    expect(relErr(y.values, g.output)).toBeLessThan(g.f32Tol);
+    cliOnGpu(dir, 'ep');
   }, 320_000);
 
   it('bad launches: -n not matching --ep (usage error on every rank), --ep not dividing E, --transport mpi without --ep', () => {
@@ -108,28 +118,11 @@ describe.skipIf(!haveMpi)('tensor parallel over MPI', () => {
   }
 
   it('moe-run --tp 2 --transport mpi (CPU) reproduces every fixture\'s golden; rank 0 writes the one output', () => {
-    for (const arch of ARCHS) {
-      const g = loadGolden(arch);
-      const out = join(dir, `${arch}.safetensors`);
-      const r = launchMpi(2, [cli, '--checkpoint', `${FIXTURES}/${arch}`, '--layer', '0', '--input', `${FIXTURES}/${arch}/golden.safetensors`, '--output', out, '--dtype', 'float32', '--device', 'cpu', '--tp', '2', '--transport', 'mpi']);
-      expect(r.status, `${arch}: ${r.stderr}`).toBe(0);
-      const y = readTensorsF32(out).get('output')!;
-      expect(y.shape).toEqual([g.T, g.H]);
-      const err = relErr(y.values, g.output);
-      expect(err, `${arch}: rel err vs golden ${err}`).toBeLessThan(g.f32Tol);
-    }
-    expect(readdirSync(dir).sort()).toEqual(ARCHS.map((a) => `${a}.safetensors`).sort()); // no temporary files left
+    cliGoldens(dir, 'tp');
   }, 120_000);
 
   it('moe-run --tp 2 --transport mpi --device gpu (one device per rank; lavapipe here): each rank\'s slice runs on its GPU', () => {
-    const g = loadGolden('qwen2_moe'); // shared expert + its gate
-    const out = join(dir, 'gpu.safetensors');
-    const r = launchMpi(2, [cli, '--checkpoint', `${FIXTURES}/qwen2_moe`, '--layer', '0', '--input', `${FIXTURES}/qwen2_moe/golden.safetensors`, '--output', out, '--dtype', 'float32', '--device', 'gpu', '--tp', '2', '--transport', 'mpi', '--verbose'], { timeoutMs: 300_000 });
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/rank 0 \(local 0\)/);
-    expect(r.stderr).toMatch(/rank 1 \(local 1\)/);
-    const y = readTensorsF32(out).get('output')!;
-    expect(relErr(y.values, g.output)).toBeLessThan(g.f32Tol);
+    cliOnGpu(dir, 'tp');
   }, 320_000);
 
   it('bad launch: -n not matching --tp is a usage error on every rank; nothing written', () => {
