@@ -1,4 +1,4 @@
-import type { BufferPool, GpuContext, GpuTensor } from '@webmoe/kernels-wgsl';
+import { Recorder, type BufferPool, type GpuContext, type GpuTensor } from '@webmoe/kernels-wgsl';
 
 /**
  * A GPU forward called with host data: `xs` [T, H] goes up through a pooled
@@ -23,4 +23,27 @@ export async function forwardHostArray(ctx: GpuContext, pool: BufferPool, xs: Fl
       xg.destroy();
     }
   });
+}
+
+/**
+ * One forward recorded afresh (no graph): `record` fills one Recorder, its
+ * output is copied into `out` when given, one submit, and the scratch it
+ * pushed is returned to its pools. Serves `MoE.forwardGpuSync` and
+ * `MoEStack.forwardGpuSync` when they do not replay a captured graph.
+ * @example `return recordAndSubmit(ctx, 'moe.forward', (rec, scratch) => this.record(rec, x, pool, scratch, gw), opts.out)`
+ */
+export function recordAndSubmit(ctx: GpuContext, label: string, record: (rec: Recorder, scratch: { destroy(): void }[]) => GpuTensor, out?: GpuTensor): GpuTensor {
+  const scratch: { destroy(): void }[] = [];
+  try {
+    const rec = new Recorder(ctx, { label });
+    const y = record(rec, scratch);
+    if (out) {
+      scratch.push(y);
+      rec.copy(y.buffer, 0, out.buffer, 0, out.byteLength);
+    }
+    rec.submit();
+    return out ?? y;
+  } finally {
+    for (const s of scratch) s.destroy();
+  }
 }

@@ -41,7 +41,7 @@ import { ShardingError, ShardingStrategy, type EPBatchManager } from '@webmoe/sh
 import type { ShardDevices } from '@webmoe/nn';
 import { shardMoE, type ShardedMoE } from './sharded.js';
 import { forwardGraphKey } from './graph-cache.js';
-import { forwardHostArray } from './host-io.js';
+import { forwardHostArray, recordAndSubmit } from './host-io.js';
 import { QuantizedExperts, normalizeQuantConfig, type ActivationQuant, type MoEQuantConfig, type ResolvedQuantConfig } from './quant-experts.js';
 
 /** The expert weights of an MoE, in the kernels' terms (dense or quantized kinds; `MoE.record` takes one to override the stacked weights). @example `moe.record(rec, x, pool, scratch, { gateUp: { kind: 'fp8_block', q, scaleInv, block: [128, 128] }, down })` */
@@ -497,19 +497,7 @@ export class MoE extends Module {
       this.graphs ??= new ForwardGraphs(ctx, 'moe');
       return this.graphs.run(forwardGraphKey(T, this.kernelChoice, this.recordedBuffers(gw)), x, shape, (rec, xIn, scratch) => this.record(rec, xIn, pool, scratch, gw), opts.out);
     }
-    const scratch: { destroy(): void }[] = [];
-    try {
-      const rec = new Recorder(ctx, { label: 'moe.forward' });
-      const y = this.record(rec, x, pool, scratch, gw);
-      if (opts.out) {
-        scratch.push(y);
-        rec.copy(y.buffer, 0, opts.out.buffer, 0, opts.out.byteLength);
-      }
-      rec.submit();
-      return opts.out ?? y;
-    } finally {
-      for (const s of scratch) s.destroy();
-    }
+    return recordAndSubmit(ctx, 'moe.forward', (rec, scratch) => this.record(rec, x, pool, scratch, gw), opts.out);
   }
 
   /** The layer's scratch pool, made on first use. */

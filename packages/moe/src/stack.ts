@@ -1,6 +1,6 @@
 import { DTYPES, DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
 import { BufferPool, ForwardGraphs, GpuTensor, Recorder, checkOutput, useGraphReplay, type GpuContext } from '@webmoe/kernels-wgsl';
-import { forwardHostArray } from './host-io.js';
+import { forwardHostArray, recordAndSubmit } from './host-io.js';
 import { LayerList } from '@webmoe/nn';
 import { MoE, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
 
@@ -93,19 +93,7 @@ export class MoEStack extends LayerList<MoE> {
       this.graphs ??= new ForwardGraphs(ctx, 'moe-stack');
       return this.graphs.run(String(T), x, shape, (rec, xIn, scratch) => this.record(rec, xIn, pool, scratch), opts.out);
     }
-    const scratch: { destroy(): void }[] = [];
-    try {
-      const rec = new Recorder(ctx, { label: 'moe-stack.forward' });
-      const y = this.record(rec, x, pool, scratch);
-      if (opts.out) {
-        scratch.push(y);
-        rec.copy(y.buffer, 0, opts.out.buffer, 0, opts.out.byteLength);
-      }
-      rec.submit();
-      return opts.out ?? y;
-    } finally {
-      for (const s of scratch) s.destroy();
-    }
+    return recordAndSubmit(ctx, 'moe-stack.forward', (rec, scratch) => this.record(rec, x, pool, scratch), opts.out);
   }
 
   /**

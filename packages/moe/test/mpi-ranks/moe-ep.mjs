@@ -2,29 +2,16 @@
 // computed on the same rank (MoE.forwardHost, the TypeScript reference). Cases: every unquantized fixture
 // (this rank reads only its experts), one token (ranks without tokens), and a router that sends every token
 // to experts 0 and 1 (ranks that receive nothing). Prints one JSON line per case; exit 1 if any is off.
-import { fileURLToPath } from 'node:url';
+import { ARCHS, FIXTURES, TOL, relErr } from './common.mjs';
 import { DeviceRef, HostTensor, SafetensorsFile } from '@webmoe/tensor';
 import { fileSource } from '@webmoe/tensor/node';
 import { ShardingError, ShardingStrategy } from '@webmoe/sharding';
 import { MoE, ShardedMoE, TopKSoftmaxGate } from '@webmoe/moe';
 import { createMpiTransport } from '@webmoe/mpi';
 
-const FIXTURES = process.env.WEBMOE_FIXTURES ? `${process.env.WEBMOE_FIXTURES}/hf-moe` : fileURLToPath(new URL('../../../../../shared/fixtures/hf-moe', import.meta.url));
-const ARCHS = ['mixtral', 'qwen3_moe', 'qwen2_moe', 'olmoe', 'deepseek_v3', 'gpt_oss', 'llama4_text'];
-const TOL = 1e-5;
 const tr = createMpiTransport();
 const n = tr.size;
 let failed = false;
-
-function relErr(a, b) {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 async function report(name, ep, x, T, want) {
   const y = await ep.forward(x);

@@ -2,29 +2,16 @@
 // computed on the same rank (MoE.forwardHost, the TypeScript reference) and against the in-process CPU TP
 // (MoE.shard over DeviceGroup.cpu(n): the same slices and sum order, so the same bits). Cases: every
 // unquantized fixture with all its tokens and with one token. Prints one JSON line per case; exit 1 if any is off.
-import { fileURLToPath } from 'node:url';
+import { ARCHS, FIXTURES, TOL, relErr } from './common.mjs';
 import { DeviceRef, SafetensorsFile } from '@webmoe/tensor';
 import { fileSource } from '@webmoe/tensor/node';
 import { DeviceGroup, ShardingStrategy, shardRange } from '@webmoe/sharding';
 import { MoE, ShardedMoE } from '@webmoe/moe';
 import { createMpiTransport } from '@webmoe/mpi';
 
-const FIXTURES = process.env.WEBMOE_FIXTURES ? `${process.env.WEBMOE_FIXTURES}/hf-moe` : fileURLToPath(new URL('../../../../../shared/fixtures/hf-moe', import.meta.url));
-const ARCHS = ['mixtral', 'qwen3_moe', 'qwen2_moe', 'olmoe', 'deepseek_v3', 'gpt_oss', 'llama4_text'];
-const TOL = 1e-5;
 const tr = createMpiTransport();
 const n = tr.size;
 let failed = false;
-
-function relErr(a, b) {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 const sameBits = (a, b) => a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
 

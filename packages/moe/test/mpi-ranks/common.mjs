@@ -1,0 +1,17 @@
+// Shared by the MPI rank scripts (moe-ep.mjs, moe-tp.mjs): the fixtures, the tolerance against the unsharded layer, relErr.
+import { fileURLToPath } from 'node:url';
+
+export const FIXTURES = process.env.WEBMOE_FIXTURES ? `${process.env.WEBMOE_FIXTURES}/hf-moe` : fileURLToPath(new URL('../../../../../shared/fixtures/hf-moe', import.meta.url));
+export const ARCHS = ['mixtral', 'qwen3_moe', 'qwen2_moe', 'olmoe', 'deepseek_v3', 'gpt_oss', 'llama4_text'];
+export const TOL = 1e-5;
+
+/** L2 relative error of a against b. */
+export function relErr(a, b) {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
