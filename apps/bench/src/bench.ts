@@ -19,7 +19,7 @@ import { findModel, type BenchDtype, type ModelSpec } from './models.js';
 import { measureFmaCpu, measureFmaGpu } from './peak.js';
 import { Progress } from './progress.js';
 import { SCHEMA, type BenchReport, type KernelTime, type ResultRow } from './schema.js';
-import { median, summarize } from './stats.js';
+import { median, summarize, warmUp } from './stats.js';
 
 /** The CPU reference path skips layers with more weight bytes than this (host memory). */
 export const CPU_MAX_WEIGHT_BYTES = 1 << 30;
@@ -126,13 +126,14 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       // the row's check: this very forward (same layer, kernels and T) against the float64 reference
       check = await checkForward(spec, layer.stored, (await x.download()).data as Float32Array, y, idx, stagedTol(dispatched, CHECK_TOL));
     });
-    for (let i = 1; i < o.warmup; i++) {
+    // the first forward above counts as one warm-up iteration
+    await warmUp(o.warmup - 1, o.warmupMs, async () => {
       const rec = new Recorder(ctx);
       const f = runMoE(ctx, layer, rec, x);
       rec.submit();
       await ctx.sync();
       f.release();
-    }
+    });
     const ts = ctx.features.timestampQuery;
     const dev: number[] = [];
     const walls: number[] = [];

@@ -58,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
   if (device.kind !== 'cpu') device.ctx.destroy();
   if (o.peer === 'onnxruntime') {
     try {
-      const rows = await runOrtPeer(o.models, o.tokens, o.iters, o.warmup, report.copyGBps, (s) => process.stderr.write(s + '\n'));
+      const rows = await runOrtPeer(o.models, o.tokens, o.iters, o.warmup, o.warmupMs, report.copyGBps, (s) => process.stderr.write(s + '\n'));
       report.results.push(...rows);
     } catch (e) {
       process.stderr.write(`${(e as Error).message}\n`);

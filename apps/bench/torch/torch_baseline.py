@@ -36,9 +36,11 @@ def quantile(xs, q):
     s = sorted(xs); pos = q * (len(s) - 1); lo = math.floor(pos); hi = math.ceil(pos)
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
-def bench(fn, iters, warmup=3):
-    for _ in range(warmup): fn()
-    torch.cuda.synchronize()
+def bench(fn, iters, warmup=3, warmup_ms=300):
+    # at least `warmup` calls and `warmup_ms` of wall time: an idle GPU lowers its clocks (the same rule as the WebMoE bench)
+    t0 = time.perf_counter(); n = 0
+    while n < warmup or (time.perf_counter() - t0) * 1e3 < warmup_ms:
+        fn(); torch.cuda.synchronize(); n += 1
     ts = []
     for _ in range(iters):
         a = torch.cuda.Event(enable_timing=True); b = torch.cuda.Event(enable_timing=True)
