@@ -104,6 +104,9 @@ async function callerColumns(ctx: GpuContext, row: ResultRow, moe: MoE, layers: 
   }
 }
 
+/** Forwards per drain in the warm-up. */
+const WARMUP_BATCH = 8;
+
 async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptions, device: string, copyGBps: number, peakTflops: number, stackLayers?: readonly MoE[]): Promise<ResultRow> {
   const { spec, dtype } = layer;
   const x = randomGpuTensor(ctx, 'float32', [T, spec.H], 7 + T, 'f32', 'x');
@@ -126,13 +129,17 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       // the row's check: this very forward (same layer, kernels and T) against the float64 reference
       check = await checkForward(spec, layer.stored, (await x.download()).data as Float32Array, y, idx, stagedTol(dispatched, CHECK_TOL));
     });
-    // the first forward above counts as one warm-up iteration
-    await warmUp(o.warmup - 1, o.warmupMs, async () => {
-      const rec = new Recorder(ctx);
-      const f = runMoE(ctx, layer, rec, x);
-      rec.submit();
+    // the first forward above counts as one warm-up iteration. Forwards go back to back, drained every
+    // WARMUP_BATCH: a GPU that idled through the check raises its clocks only under a full queue (an H200
+    // warmed with one synced T=1 forward at a time for 300 ms stayed at ~1/3 speed)
+    await warmUp(Math.ceil((o.warmup - 1) / WARMUP_BATCH), o.warmupMs, async () => {
+      for (let i = 0; i < WARMUP_BATCH; i++) {
+        const rec = new Recorder(ctx);
+        const f = runMoE(ctx, layer, rec, x);
+        rec.submit();
+        f.release();
+      }
       await ctx.sync();
-      f.release();
     });
     const ts = ctx.features.timestampQuery;
     const dev: number[] = [];
@@ -215,16 +222,28 @@ async function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOpt
 }
 
 /**
- * Runs the whole bench on `device` and returns the report.
+ * Runs the whole bench on `device` and returns the report. `onRow` sees the
+ * report so far after every GPU row (the CLI writes --json from it, so a run
+ * cut short keeps the rows it finished).
  * @example `const report = await runBench(parseArgs(['--quick']), await openDevice('auto'))`
  */
-export async function runBench(o: BenchOptions, device: BenchDevice, progress = new Progress(0)): Promise<BenchReport> {
+export async function runBench(o: BenchOptions, device: BenchDevice, progress = new Progress(0), onRow?: (partial: BenchReport) => void): Promise<BenchReport> {
   const pairs = plan(o);
   const total = pairs.length * o.tokens.length;
   const p = progress.total ? progress : new Progress(total + 2);
   const results: ResultRow[] = [];
-  let copyGBps: number;
-  let peakTflops: number;
+  let copyGBps = NaN;
+  let peakTflops = NaN;
+  const report = (rows: ResultRow[]): BenchReport => ({
+    schema: SCHEMA,
+    device: device.name,
+    deviceKind: device.kind,
+    copyGBps,
+    peakTflops,
+    peakSource: device.kind === 'cpu' ? 'measured JS scalar multiply-add rate' : 'measured WGSL f32 FMA rate (no tensor cores)',
+    date: new Date().toISOString(),
+    results: [...rows],
+  });
   if (device.kind === 'cpu') {
     p.start('copy bandwidth (host)');
     copyGBps = measureCopyCpu(o.copyBytes ?? 32 << 20).gbps;
@@ -290,7 +309,8 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
           }
         }
         const r = results[results.length - 1];
-        p.tick(`${spec.name} ${dtype} T=${T}: ${r.error ? 'FAILED' : r.medianMs.toFixed(3) + ' ms'}`);
+        p.tick(`${spec.name} ${dtype} T=${T}: ${r.error ? `FAILED: ${r.error.slice(0, 400)}` : r.medianMs.toFixed(3) + ' ms'}`);
+        onRow?.(report(results));
       }
       stack?.destroy();
       layer?.destroy();
@@ -298,14 +318,5 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
     }
   }
   p.done();
-  return {
-    schema: SCHEMA,
-    device: device.name,
-    deviceKind: device.kind,
-    copyGBps,
-    peakTflops,
-    peakSource: device.kind === 'cpu' ? 'measured JS scalar multiply-add rate' : 'measured WGSL f32 FMA rate (no tensor cores)',
-    date: new Date().toISOString(),
-    results,
-  };
+  return report(results);
 }

@@ -54,7 +54,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const total = plan(o).length * o.tokens.length + 2;
   const progress = new Progress(total);
-  const report = await runBench(o, device, progress);
+  // --json is rewritten after every row: a run cut short (a time limit) keeps the rows it finished
+  const report = await runBench(o, device, progress, o.json ? (partial) => write(o.json!, reportToJson(partial)) : undefined);
   if (device.kind !== 'cpu') device.ctx.destroy();
   if (o.peer === 'onnxruntime') {
     try {

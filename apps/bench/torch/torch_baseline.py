@@ -37,10 +37,13 @@ def quantile(xs, q):
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 def bench(fn, iters, warmup=3, warmup_ms=300):
-    # at least `warmup` calls and `warmup_ms` of wall time: an idle GPU lowers its clocks (the same rule as the WebMoE bench)
+    # at least `warmup` calls and `warmup_ms` of wall time, back to back (drained every 8): an idle GPU lowers its
+    # clocks and raises them only under a full queue (the same rule as the WebMoE bench)
     t0 = time.perf_counter(); n = 0
     while n < warmup or (time.perf_counter() - t0) * 1e3 < warmup_ms:
-        fn(); torch.cuda.synchronize(); n += 1
+        fn(); n += 1
+        if n % 8 == 0: torch.cuda.synchronize()
+    torch.cuda.synchronize()
     ts = []
     for _ in range(iters):
         a = torch.cuda.Event(enable_timing=True); b = torch.cuda.Event(enable_timing=True)
