@@ -44,26 +44,34 @@ describe('decode GEMV on quantized experts', () => {
       const act = { kind: 'swiglu_limit' as const, layout: 'interleaved' as const, limit: 2 };
       const hRef = groupedGateUpRef(x, g, guH, undefined, act);
       const yRef = groupedDownRef(hRef, g, dnH, undefined);
-      const { h, y } = await gpuChecked(cx, async () => {
+      const out = await gpuChecked(cx, async () => {
         const gg = uploadGrouping(cx, g);
         const gu = uploadExpertWeights(cx, guH);
         const dn = uploadExpertWeights(cx, dnH);
         expect(gemvSupports(gu) && gemvSupports(dn)).toBe(true);
-        expect([gemvWideLoads(gu), gemvWideLoads(dn)], 'which load path').toEqual(c.wide);
+        expect([gemvWideLoads(gu, true), gemvWideLoads(dn, true)], 'which load path').toEqual(c.wide);
+        expect([gemvWideLoads(gu, false), gemvWideLoads(dn, false)], 'table loads when wide is off').toEqual([false, false]);
         const xg = GpuTensor.upload(cx, new HostTensor('float32', [T, H], x));
-        const rec = new Recorder(cx);
-        const hg = gemvGateUpGpu(cx, rec, xg, gg, gu, act);
-        const yg = gemvDownGpu(cx, rec, hg, gg, dn);
-        rec.submit();
-        const out = { h: (await hg.download()).toFloat32(), y: (await yg.download()).toFloat32() };
-        for (const b of [xg, hg, yg]) b.destroy();
+        // both load paths: 16-byte loads where the shapes allow (wideLoads), and the 8-column table loads
+        const out: { wide: boolean; h: Float32Array; y: Float32Array }[] = [];
+        for (const wideLoads of [true, false]) {
+          const rec = new Recorder(cx);
+          const hg = gemvGateUpGpu(cx, rec, xg, gg, gu, act, { wideLoads });
+          const yg = gemvDownGpu(cx, rec, hg, gg, dn, { wideLoads });
+          rec.submit();
+          out.push({ wide: wideLoads, h: (await hg.download()).toFloat32(), y: (await yg.download()).toFloat32() });
+          for (const b of [hg, yg]) b.destroy();
+        }
+        xg.destroy();
         destroyExpertWeights(gu);
         destroyExpertWeights(dn);
         gg.destroy();
         return out;
       });
-      expect(relErr(h, hRef), `${c.name} h`).toBeLessThan(2e-5);
-      expect(relErr(y, yRef), `${c.name} y`).toBeLessThan(2e-5);
+      for (const o of out) {
+        expect(relErr(o.h, hRef), `${c.name} h (wide ${o.wide})`).toBeLessThan(2e-5);
+        expect(relErr(o.y, yRef), `${c.name} y (wide ${o.wide})`).toBeLessThan(2e-5);
+      }
     });
   }
   it('reports packed weights whose columns are not a multiple of 8 as unsupported (the layer then uses the grouped GEMMs)', async (t) => {

@@ -16,6 +16,7 @@ import { LimitError } from '../runtime/errors.js';
 import type { ExpertActivation, ExpertWeightsGpu, GroupingGpu } from './moe-types.js';
 import { FP8_DECODE_WGSL, PACKED_CODE_WGSL } from '../wgsl.js';
 import { expertDims } from './expert-weights.js';
+import { KERNEL_CROSSOVERS } from './plan.js';
 
 
 /** Outputs per workgroup (one per 32-lane group). */
@@ -373,6 +374,8 @@ function singleExpertList(ctx: GpuContext): GPUBuffer {
 /** Options of the decode GEMVs. */
 export interface GemvOptions {
   pool?: BufferPool;
+  /** Packed weights: 16-byte loads with arithmetic decoding where the shapes allow (default KERNEL_CROSSOVERS.gemvWideLoads). */
+  wideLoads?: boolean;
   /** Reuse the active-expert list of this forward (else computed here). */
   active?: ActiveExperts;
   bias?: GpuTensor;
@@ -430,19 +433,16 @@ function gemvWeights(what: string, w: ExpertWeightsGpu): GemvWeights {
 }
 
 /**
- * Whether packed weights take the wide GEMV: int4, int8, mxfp4 or fp8 e4m3
- * codes (e5m2 keeps the table: its subnormals would need f16 denormals),
- * columns a multiple of the 16-byte chunk and scale blocks a multiple of it.
- */
-/**
  * Whether the decode GEMV reads these packed weights 16 bytes per load with
  * arithmetic decoding (else 8 columns per load through a table; dense
- * weights: false).
+ * weights: false), given `wideLoads` (the GemvOptions value): int4, int8,
+ * mxfp4 or fp8 e4m3 codes (e5m2 keeps the table: its subnormals would need
+ * f16 denormals), columns and scale blocks multiples of the 16-byte chunk.
  * @example `gemvWideLoads(int4Weights) // true when cols and blocks are multiples of 32`
  */
-export function gemvWideLoads(w: ExpertWeightsGpu): boolean {
+export function gemvWideLoads(w: ExpertWeightsGpu, wideLoads: boolean = KERNEL_CROSSOVERS.gemvWideLoads): boolean {
   try {
-    return wideOk(gemvWeights('weights', w));
+    return wideLoads && wideOk(gemvWeights('weights', w));
   } catch {
     return false;
   }
@@ -498,7 +498,7 @@ function gemv(
     rowScale: mode === 'gate_up' && !!opts.rowScale,
     bdtype: (bd ?? 'float32') as DenseDtype,
     // rows accumulated per weight pass: about the rows per active expert (uniform routing), a power of two <= 8
-    wide: wideOk(gw),
+    wide: (opts.wideLoads ?? KERNEL_CROSSOVERS.gemvWideLoads) && wideOk(gw),
     mr: Math.min(gw.sdtype === 'none' ? MR : 4, g.T, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil((g.T * g.k) / Math.min(g.E, g.T * g.k)))))),
   };
   const buffers = [x.buffer, gw.codes.buffer, g.counts.buffer, g.offsets.buffer, g.order.buffer, active, y.buffer];
