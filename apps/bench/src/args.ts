@@ -12,7 +12,7 @@ export interface BenchOptions {
   dtypes: BenchDtype[];
   iters: number;
   warmup: number;
-  /** Minimum wall time of the untimed warm-up per row (`--warmup-ms`, default 300): lets an idle GPU raise its clocks. */
+  /** Wall time of the GPU burn before each row's warm-up (`--warmup-ms`, default 300; not on software adapters): lets an idle GPU raise its clocks. */
   warmupMs: number;
   device: DeviceChoice;
   quick: boolean;
@@ -52,7 +52,7 @@ usage: pnpm bench [options]
   --dtypes bf16,fp8     weight dtypes (${BENCH_DTYPES.join(', ')}; default: each model's checkpoint dtypes, + int4 with --peer)
   --iters N             timed iterations per row (default 20; 5 with --quick)
   --warmup N            untimed iterations first (default 3; 1 with --quick)
-  --warmup-ms M         ...and at least M ms of them (default 300): an idle GPU lowers its clocks
+  --warmup-ms M         keep the GPU busy M ms before each row (default 300): an idle GPU lowers its clocks
   --device auto|gpu|cpu auto (default): GPU, else lavapipe, else the CPU reference path
   --json FILE           write the results as JSON
   --html FILE           write a self-contained HTML report (charts as inline SVG)

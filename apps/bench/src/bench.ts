@@ -16,7 +16,7 @@ import { stagedTol, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { hostForwardMs, perLayerChain, stackChain } from './chain.js';
 import type { MoE } from '@webmoe/moe';
 import { findModel, type BenchDtype, type ModelSpec } from './models.js';
-import { measureFmaCpu, measureFmaGpu } from './peak.js';
+import { burnGpu, measureFmaCpu, measureFmaGpu } from './peak.js';
 import { Progress } from './progress.js';
 import { SCHEMA, type BenchReport, type KernelTime, type ResultRow } from './schema.js';
 import { median, summarize, warmUp } from './stats.js';
@@ -107,7 +107,7 @@ async function callerColumns(ctx: GpuContext, row: ResultRow, moe: MoE, layers: 
 /** Forwards per drain in the warm-up. */
 const WARMUP_BATCH = 8;
 
-async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptions, device: string, copyGBps: number, peakTflops: number, stackLayers?: readonly MoE[]): Promise<ResultRow> {
+async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptions, device: string, copyGBps: number, peakTflops: number, stackLayers: readonly MoE[] | undefined, burnMs: number): Promise<ResultRow> {
   const { spec, dtype } = layer;
   const x = randomGpuTensor(ctx, 'float32', [T, spec.H], 7 + T, 'f32', 'x');
   try {
@@ -129,10 +129,10 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       // the row's check: this very forward (same layer, kernels and T) against the float64 reference
       check = await checkForward(spec, layer.stored, (await x.download()).data as Float32Array, y, idx, stagedTol(dispatched, CHECK_TOL));
     });
-    // the first forward above counts as one warm-up iteration. Forwards go back to back, drained every
-    // WARMUP_BATCH: a GPU that idled through the check raises its clocks only under a full queue (an H200
-    // warmed with one synced T=1 forward at a time for 300 ms stayed at ~1/3 speed)
-    await warmUp(Math.ceil((o.warmup - 1) / WARMUP_BATCH), o.warmupMs, async () => {
+    // the GPU idled through the check: a burn raises its clocks again (peak.ts burnGpu), then the first
+    // forward above counts as one warm-up iteration and the rest go back to back, drained every WARMUP_BATCH
+    if (burnMs > 0) await burnGpu(ctx, burnMs);
+    await warmUp(Math.ceil((o.warmup - 1) / WARMUP_BATCH), 0, async () => {
       for (let i = 0; i < WARMUP_BATCH; i++) {
         const rec = new Recorder(ctx);
         const f = runMoE(ctx, layer, rec, x);
@@ -301,7 +301,8 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
         if (!layer) results.push(failedRow(spec, T, dtype, device.name, IMPL, err));
         else {
           try {
-            const row = await gpuRow(ctx, layer, T, o, device.name, copyGBps, peakTflops, stack?.layers);
+            // a software adapter has no clocks to raise (and the burn would take seconds there)
+            const row = await gpuRow(ctx, layer, T, o, device.name, copyGBps, peakTflops, stack?.layers, soft ? 0 : o.warmupMs);
             if (stackNote) row.note = [row.note, stackNote].filter(Boolean).join('; ');
             results.push(row);
           } catch (e) {
