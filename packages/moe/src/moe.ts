@@ -16,7 +16,7 @@ import {
   groupedDownGpu,
   gemvGateUpGpu,
   gemvDownGpu,
-  activeExpertsGpu,
+  groupDecodeGpu,
   gemvSupports,
   useExpertGemv,
   useGraphReplay,
@@ -566,16 +566,18 @@ export class MoE extends Module {
     const routing = routerGpu(ctx, rec, logits, this.gate.routerParams(), { pool, correctionBias: this.gate.eScoreCorrectionBias?.gpuValue });
     keep(routing.idx);
     keep(routing.weights);
-    const g = keep(groupGpu(ctx, rec, routing.idx, this.numExperts, { pool }));
     const aq = this.actQuantOptions();
     const T = x.shape[0];
     // The decode GEMVs take dense and packed (fp8/int/mxfp4) experts, weight-only activations.
     const gemvOk = aq.actQuant === 'none' && gemvSupports(w.gateUp) && gemvSupports(w.down);
     const gemv = gemvOk && (this.expertKernels === 'gemv' || (this.expertKernels === 'auto' && useExpertGemv(T, this.numExpertsPerToken, this.numExperts)));
+    // decode: grouping and active-expert list in one dispatch; else the multi-pass grouping that scales with T
+    const decode = gemv ? groupDecodeGpu(ctx, rec, routing.idx, this.numExperts, this.moeDim, this.hiddenDim, { pool }) : undefined;
+    const g = keep(decode ? decode.grouping : groupGpu(ctx, rec, routing.idx, this.numExperts, { pool }));
     let h: GpuTensor;
     let y: GpuTensor;
-    if (gemv) {
-      const active = activeExpertsGpu(ctx, rec, g, this.moeDim, this.hiddenDim);
+    if (decode) {
+      const active = decode.active;
       h = keep(
         gemvGateUpGpu(ctx, rec, x, g, w.gateUp, this.activation, {
           pool,

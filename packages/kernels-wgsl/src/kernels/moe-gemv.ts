@@ -19,8 +19,9 @@ import { expertDims } from './expert-weights.js';
 import { KERNEL_CROSSOVERS } from './plan.js';
 
 
-/** Outputs per workgroup (one per 32-lane group). */
-const GROUPS = 8;
+/** Outputs per decode-GEMV workgroup, one per 32-lane group (its indirect args count blocks of these). */
+export const GEMV_GROUPS = 8;
+const GROUPS = GEMV_GROUPS;
 const LANES = 32;
 /** Token rows accumulated at once per weight load. */
 const MR = 8;
@@ -117,7 +118,7 @@ function actWgsl(act: GemvVariant['act']): string {
 }
 
 /** The Active-list entry of a slot past the active experts. */
-const NO_EXPERT = 0xffffffff;
+export const NO_EXPERT = 0xffffffff;
 
 /**
  * The decode GEMV. Workgroup (bx, by): output block bx (GROUPS outputs), active
