@@ -6,7 +6,8 @@
 import { describe, it, expect } from 'vitest';
 import { HostTensor } from '@webmoe/tensor';
 import { DeviceGroup, ShardingError, ShardingStrategy } from '@webmoe/sharding';
-import { MoE, QuantizedExperts, ShardedMoE } from '../src/index.js';
+import { rng } from '@webmoe/kernels-wgsl/testing';
+import { MoE, QuantizedExperts, ShardedMoE, quantize, type MoEQuantConfig } from '../src/index.js';
 import { FIXTURES, goldenTensors, relErr } from './helpers.js';
 import { quantizedCase } from './quant-cases.js';
 import { QUANT_SHARD_CASES } from './quant-shard-cases.js';
@@ -128,6 +129,98 @@ describe('random quantize()-built layers sharded on CPU shards (every format, od
     odd.loadStateDict(new Map([...odd.namedParameters()].map(([name, p]) => [name, new HostTensor(p.dtype, p.shape, new (p.dtype === 'float32' ? Float32Array : Uint8Array)(p.shape.reduce((x, y) => x * y, 1)))])));
     expect(() => odd.shard(DeviceGroup.cpu(2), ShardingStrategy.tensorParallel(2))).toThrow(/gate_up_proj_scale_inv \[2, 9, 1\] \(fp8_block, blocks of 8 rows\).*got rows \[36, 68\) of 72 .*the split would cut a block/);
     for (const m of [moe, m2, odd]) m.destroy();
+  });
+});
+
+describe('random shapes, formats and shard counts (CPU): TP splits in whole blocks or throws a ShardingError, EP always splits', () => {
+  const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
+  const lcm = (a: number, b: number) => (a / gcd(a, b)) * b;
+  it('40 random layers', async () => {
+    const r = rng(97);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
+    const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+    let split = 0;
+    let refused = 0;
+    for (let trial = 0; trial < 40; trial++) {
+      const kind = pick(['fp8_block', 'mxfp4', 'int4', 'int8'] as const);
+      const interleaved = r() < 0.4;
+      const dynamic = r() < 0.2;
+      const n = int(2, 4);
+      const E = pick([2, 4, 6]);
+      let fmt: MoEQuantConfig;
+      let H: number;
+      let I: number;
+      // the I-axis unit by the rules of docs/DISTRIBUTED.md (test-side), and whether concat gate/up rows can split at all
+      let unit: number;
+      let rowsOk = true;
+      if (kind === 'fp8_block') {
+        const [br, bc] = [pick([2, 4, 8, 16]), pick([4, 8, 16, 32])];
+        fmt = { format: kind, weightBlockSize: [br, bc] };
+        H = int(5, 40);
+        I = int(4, 80);
+        unit = lcm(interleaved ? br / gcd(br, 2) : br, bc);
+        rowsOk = interleaved || I % br === 0;
+      } else if (kind === 'mxfp4') {
+        fmt = { format: kind };
+        H = 32 * int(1, 2);
+        I = 32 * int(1, 5);
+        unit = 32;
+      } else {
+        const b = int(2, 12);
+        fmt = { format: kind, blockSize: b, scaleDtype: pick(['float16', 'float32'] as const) };
+        H = 2 * int(3, 20);
+        I = 2 * int(2, 40);
+        unit = kind === 'int4' ? lcm(b, 2) : b;
+      }
+      if (dynamic) {
+        unit = lcm(unit, 128);
+        I = Math.max(I, int(130, 400));
+        if (kind === 'mxfp4') I = 32 * Math.ceil(I / 32);
+        if (kind !== 'fp8_block' && I % 2) I++; // int4 packs two codes per byte
+        if (kind === 'fp8_block' && !interleaved) rowsOk = I % fmt.weightBlockSize![0] === 0;
+      }
+      const what = `trial ${trial}: ${JSON.stringify(fmt)} ${interleaved ? 'interleaved' : 'concat'}${dynamic ? ' dynamic' : ''} H ${H} E ${E} I ${I} TP ${n} (unit ${unit})`;
+      const dense = new MoE({
+        hiddenDim: H, numExperts: E, numExpertsPerToken: 2, moeDim: I, hasExpertBias: interleaved,
+        expertActivation: interleaved ? { kind: 'swigluoai', limit: 7, alpha: 1.702, layout: 'interleaved' } : undefined,
+      });
+      const rand = (shape: number[], sc: number) => HostTensor.fromFloat32(shape, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (r() * 2 - 1) * sc));
+      const sd = new Map<string, HostTensor>([
+        ['gate.weight', rand([E, H], 1)],
+        ['experts.gate_up_proj', rand([E, 2 * I, H], 1 / Math.sqrt(H))],
+        ['experts.down_proj', rand([E, H, I], 1 / Math.sqrt(I))],
+      ]);
+      if (interleaved) sd.set('experts.gate_up_proj_bias', rand([E, 2 * I], 0.2)).set('experts.down_proj_bias', rand([E, H], 0.2));
+      dense.loadStateDict(sd);
+      const moe = quantize(dense, { ...fmt, activationQuant: dynamic ? 'dynamic' : 'none' });
+      dense.destroy();
+      const T = int(1, 6);
+      const x = rand([T, H], 1).data as Float32Array;
+      const want = moe.forwardHost(x, T);
+      const ep = moe.shard(DeviceGroup.cpu(2), ShardingStrategy.expertParallel(2));
+      expect(relErr(await ep.forward(x), want), `${what}: EP 2`).toBeLessThan(TOL);
+      ep.destroy();
+      if (rowsOk && Math.ceil(I / unit) >= n) {
+        const s = moe.shard(DeviceGroup.cpu(n), ShardingStrategy.tensorParallel(n));
+        const widths = s.shards.map((m) => m.moeDim);
+        expect(widths.reduce((a, b) => a + b, 0), what).toBe(I);
+        widths.slice(0, -1).forEach((w, i) => expect(w % unit, `${what}: shard ${i} width ${w}`).toBe(0));
+        const err = relErr(await s.forward(x), want);
+        expect(err, `${what}: rel err ${err}`).toBeLessThan(TOL);
+        s.destroy();
+        split++;
+      } else {
+        expect(() => moe.shard(DeviceGroup.cpu(n), ShardingStrategy.tensorParallel(n)), what).toThrow(ShardingError);
+        // too few whole units is found first; otherwise the gate/up row block that no unit avoids
+        const unitErr = new RegExp(`moeDim = ${I} \\(unit ${unit} = ${kind} blocks.*any split of moeDim into ${n} would cut a block`);
+        expect(() => moe.shard(DeviceGroup.cpu(n), ShardingStrategy.tensorParallel(n)), what).toThrow(Math.ceil(I / unit) < n ? unitErr : /gate_up_proj_scale_inv .*the split would cut a block/);
+        refused++;
+      }
+      moe.destroy();
+    }
+    // both outcomes occur in the sample (the seed is fixed)
+    expect(split).toBeGreaterThan(10);
+    expect(refused).toBeGreaterThan(3);
   });
 });
 
