@@ -352,9 +352,10 @@ export class MoE extends Module {
    * DeviceGroup, or CPU DeviceRefs) with `shardingStrategy` (or `strategy`):
    * `ShardingStrategy.tensorParallel(n)` or `expertParallel(n)`. Returns a
    * {@link ShardedMoE}: `shards` (one MoE per device, with `shardIndex`,
-   * `shardDevices`, `shardingStrategy`) and the sharded `forward`. Typed
-   * errors (devices count vs the strategy's, E not divisible by n, moeDim
-   * too small for n) before anything is allocated.
+   * `shardDevices`, `shardingStrategy`) and the sharded `forward`. Quantized
+   * experts stay packed (TP in whole quantisation blocks). Typed errors
+   * (devices count vs the strategy's, E not divisible by n, moeDim too small
+   * for n, a TP split that would cut a block) before anything is allocated.
    *
    * @example
    * ```ts

@@ -74,8 +74,7 @@ function shardOptions(moe: MoE, group: DeviceGroup, i: number, extra: Partial<Mo
     ctx: group.kind === 'gpu' ? group.context(i) : undefined,
     ...moe.layerOptions(),
     gateOptions,
-    quantConfig: moe.quant,
-    activationQuant: moe.quant ? moe.activationQuant : undefined,
+    quantConfig: moe.quant, // resolved: format, blocks and activation scheme as the layer runs them
     isSharding: true,
     ...extra,
   };
@@ -140,6 +139,13 @@ function nonEmptyRanges(what: string, name: string, dim: number, n: number, { un
  *   the grouped GEMMs on what it received, combine brings the rows back and
  *   sums `w * y` in slot order in f32; the (replicated) shared expert is
  *   added once, on the token's device.
+ * - **Quantized experts** (fp8 blocks, MXFP4, int4 / int8) stay packed:
+ *   EP moves whole experts with their scales; TP cuts I only on whole
+ *   blocks (the unit of `quantTPUnit`: every block along I and, with
+ *   dynamic fp8 activations, the 128-channel activation groups) and slices
+ *   each code / scale tensor in its own index units. A split that would cut
+ *   a block is a ShardingError naming the unit and the sizes
+ *   (docs/DISTRIBUTED.md, "Quantised experts").
  *
  * `forward(x)` takes x f32 [T, H] on the host (Float32Array / HostTensor)
  * or as a GpuTensor on device 0, and returns f32 [T, H] of the same kind.
