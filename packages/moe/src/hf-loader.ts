@@ -27,7 +27,8 @@ export interface HFLoadOptions {
   /**
    * Read only expert shard `shardIndex` of `epSize` (experts `[i*E/n, (i+1)*E/n)`): the layer
    * is that expert-parallel shard (`epSize`, `shardIndex`; router and shared expert whole).
-   * E must be divisible by epSize (ShardingError before anything is read). Dense experts only.
+   * E must be divisible by epSize (ShardingError before anything is read). Dense and quantized experts
+   * (per-expert fp8 tensors: only this shard's are read; fused MXFP4 tensors are read whole and cut).
    */
   expertShard?: { epSize: number; shardIndex: number };
   /** Quantized checkpoints: overrides the activation scheme of `quantization_config` ('none' weight-only, 'dynamic' fp8 w8a8). */
@@ -163,7 +164,7 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
     if (spec.router.bias) sd.set('gate.bias', await read(prefix + spec.router.bias));
     if (spec.router.correctionBias) sd.set('gate.e_score_correction_bias', await read(prefix + spec.router.correctionBias, 'float32'));
     if (quant) {
-      await readQuantizedExperts(ck, spec, prefix, quant, sd, (n, dt) => read(n, dt));
+      await readQuantizedExperts(ck, spec, prefix, quant, sd, (n, dt) => read(n, dt), [e0, e1], ownExperts);
     } else if (spec.experts.kind === 'per_expert') {
       const { gate, up, down } = spec.experts;
       const gu: HostTensor[] = [];
@@ -276,9 +277,11 @@ function quantizedNeeds(spec: HFMoESpec, prefix: string, q: ResolvedQuantConfig)
 }
 
 /**
- * Reads quantized routed experts into `sd` as they are stored: fp8 codes of
- * gate and up stacked into [E, 2I, H] (bytes copied, no conversion), their
- * scale_inv into [E, 2I/br, ceil(H/bc)]; mxfp4 blocks/scales kept as is.
+ * Reads quantized routed experts `[e0, e1)` into `sd` as they are stored: fp8
+ * codes of gate and up stacked into [E, 2I, H] (bytes copied, no conversion;
+ * only those experts' tensors are read), their scale_inv into
+ * [E, 2I/br, ceil(H/bc)]; mxfp4 blocks/scales kept as is (fused: read whole,
+ * then `own` cuts them to the range).
  */
 async function readQuantizedExperts(
   ck: MoECheckpoint,
@@ -287,8 +290,11 @@ async function readQuantizedExperts(
   q: ResolvedQuantConfig,
   sd: Map<string, HostTensor>,
   readFloat: (name: string, dt: DType) => Promise<HostTensor>,
+  [e0, e1]: [number, number],
+  own: (t: HostTensor) => HostTensor,
 ): Promise<void> {
-  const { numExperts: E, hiddenDim: H, moeDim: I } = spec;
+  const { hiddenDim: H, moeDim: I } = spec;
+  const E = e1 - e0;
   if (q.format === 'fp8_block' && spec.experts.kind === 'per_expert') {
     const [br, bc] = q.weightBlockSize;
     checkStackable(`${prefix}experts.0.${spec.experts.gate}.weight_scale_inv`, I, br);
@@ -297,7 +303,7 @@ async function readQuantizedExperts(
     const guS: HostTensor[] = [];
     const dnQ: HostTensor[] = [];
     const dnS: HostTensor[] = [];
-    for (let e = 0; e < E; e++) {
+    for (let e = e0; e < e1; e++) {
       const p = `${prefix}experts.${e}.`;
       guQ.push(await ck.read(`${p}${gate}.weight`), await ck.read(`${p}${up}.weight`));
       guS.push(await ck.read(`${p}${gate}.weight_scale_inv`), await ck.read(`${p}${up}.weight_scale_inv`));
@@ -312,12 +318,12 @@ async function readQuantizedExperts(
   }
   if (q.format === 'mxfp4') {
     for (const n of ['gate_up_proj', 'down_proj']) {
-      sd.set(`experts.${n}_blocks`, await ck.read(`${prefix}experts.${n}_blocks`));
-      sd.set(`experts.${n}_scales`, await ck.read(`${prefix}experts.${n}_scales`));
+      sd.set(`experts.${n}_blocks`, own(await ck.read(`${prefix}experts.${n}_blocks`)));
+      sd.set(`experts.${n}_scales`, own(await ck.read(`${prefix}experts.${n}_scales`)));
     }
     if (spec.experts.kind === 'fused_in_out' && spec.experts.bias) {
-      sd.set('experts.gate_up_proj_bias', await readFloat(`${prefix}experts.gate_up_proj_bias`, q.biasDtype));
-      sd.set('experts.down_proj_bias', await readFloat(`${prefix}experts.down_proj_bias`, q.biasDtype));
+      sd.set('experts.gate_up_proj_bias', own(await readFloat(`${prefix}experts.gate_up_proj_bias`, q.biasDtype)));
+      sd.set('experts.down_proj_bias', own(await readFloat(`${prefix}experts.down_proj_bias`, q.biasDtype)));
     }
     return;
   }

@@ -158,12 +158,21 @@ export function parseHFQuantConfig(qc: unknown): MoEQuantConfig {
   throw new UnsupportedError('config quantization_config', `quant_method ${JSON.stringify(method)}`, '"fp8" (block-scaled, DeepSeek-V3) and "mxfp4" (GPT-OSS)');
 }
 
-/** One parameter of a quantized expert container: its role, name, shape and dtype. */
-interface QuantParamSpec {
+/**
+ * One parameter of a quantized expert container [E, rows, cols]: its role,
+ * name, shape and dtype, and how many of the weight's rows / input channels
+ * one index along its axis 1 / axis 2 covers (its block along each axis: a
+ * shard boundary must fall on a multiple of it).
+ */
+export interface QuantParamSpec {
   role: 'weight' | 'scale';
   name: string;
   shape: number[];
   dtype: DType;
+  /** Weight rows per index along axis 1 (1, or the fp8 scale block rows). */
+  rowsPerIndex: number;
+  /** Input channels per index along axis 2 (1 for fp8 / int8 codes, 2 for int4 codes, 32 for MXFP4, the scale block for scales). */
+  colsPerIndex: number;
 }
 
 /**
@@ -181,23 +190,23 @@ export function quantParamSpecs(q: ResolvedQuantConfig, base: string, E: number,
     case 'fp8_block': {
       const [br, bc] = q.weightBlockSize;
       return [
-        { role: 'weight', name: base, shape: [E, rows, cols], dtype: q.fp8Dtype },
-        { role: 'scale', name: `${base}_scale_inv`, shape: [E, Math.ceil(rows / br), Math.ceil(cols / bc)], dtype: 'float32' },
+        { role: 'weight', name: base, shape: [E, rows, cols], dtype: q.fp8Dtype, rowsPerIndex: 1, colsPerIndex: 1 },
+        { role: 'scale', name: `${base}_scale_inv`, shape: [E, Math.ceil(rows / br), Math.ceil(cols / bc)], dtype: 'float32', rowsPerIndex: br, colsPerIndex: bc },
       ];
     }
     case 'mxfp4':
       if (cols % 32 !== 0) throw new ConfigError(`${base} input channels`, 'a multiple of 32 for mxfp4', cols);
       return [
-        { role: 'weight', name: `${base}_blocks`, shape: [E, rows, cols / 32, 16], dtype: 'uint8' },
-        { role: 'scale', name: `${base}_scales`, shape: [E, rows, cols / 32], dtype: 'uint8' },
+        { role: 'weight', name: `${base}_blocks`, shape: [E, rows, cols / 32, 16], dtype: 'uint8', rowsPerIndex: 1, colsPerIndex: 32 },
+        { role: 'scale', name: `${base}_scales`, shape: [E, rows, cols / 32], dtype: 'uint8', rowsPerIndex: 1, colsPerIndex: 32 },
       ];
     case 'int4':
     case 'int8': {
       const bits = q.format === 'int4' ? 4 : 8;
       if (bits === 4 && cols % 2 !== 0) throw new ConfigError(`${base} input channels`, 'an even number for int4 (two codes per byte)', cols);
       return [
-        { role: 'weight', name: `${base}_qweight`, shape: [E, rows, (cols * bits) / 8], dtype: 'uint8' },
-        { role: 'scale', name: `${base}_scales`, shape: [E, rows, Math.ceil(cols / q.blockSize)], dtype: q.scaleDtype },
+        { role: 'weight', name: `${base}_qweight`, shape: [E, rows, (cols * bits) / 8], dtype: 'uint8', rowsPerIndex: 1, colsPerIndex: 8 / bits },
+        { role: 'scale', name: `${base}_scales`, shape: [E, rows, Math.ceil(cols / q.blockSize)], dtype: q.scaleDtype, rowsPerIndex: 1, colsPerIndex: q.blockSize },
       ];
     }
   }

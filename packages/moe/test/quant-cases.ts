@@ -4,7 +4,7 @@ import { DeviceRef, HostTensor } from '@webmoe/tensor';
 import type { ExpertWeightsHost, GpuContext } from '@webmoe/kernels-wgsl';
 import { MoE, quantize, type ActivationQuant, type MoEQuantConfig } from '../src/index.js';
 import type { RefWeights } from './reference.js';
-import { CASES, buildCase } from './random-cases.js';
+import { CASES, buildCase, type RandomCase } from './random-cases.js';
 
 // Independent decoders (docs/moe-semantics.md "Number formats"), not the package's.
 function e4m3(b: number): number {
@@ -83,9 +83,9 @@ export const FORMATS: MoEQuantConfig[] = [
   { format: 'int4', blockSize: 16 },
 ];
 
-/** A quantized layer (routed and shared experts in `fmt`) from a random case, and the reference weights decoded from its codes. */
-export function quantizedCase(ci: number, fmt: MoEQuantConfig, seed: number, T: number, devices: DeviceRef[] = [DeviceRef.CPU()], ctx?: GpuContext, activationQuant?: ActivationQuant) {
-  const c = CASES[ci];
+/** A quantized layer (routed and shared experts in `fmt`) from a random case (an index into CASES, or a case), and the reference weights decoded from its codes. */
+export function quantizedCase(ci: number | RandomCase, fmt: MoEQuantConfig, seed: number, T: number, devices: DeviceRef[] = [DeviceRef.CPU()], ctx?: GpuContext, activationQuant?: ActivationQuant) {
+  const c = typeof ci === 'number' ? CASES[ci] : ci;
   const { sd, w, x } = buildCase(c, seed, T);
   const { H, E, I } = c.cfg;
   const S = c.cfg.sharedDim ?? 0;
