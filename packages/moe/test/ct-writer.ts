@@ -1,0 +1,137 @@
+// Test helper: writes compressed-tensors pack-quantized int4 tensors from float weights, following
+// docs/COMPRESSED-TENSORS.md (a port of scripts/fixtures/make-compressed-tensors.py; no code shared with
+// the loader's unpacker), and builds checkpoints of them over the dense fixtures.
+import { HostTensor, fromFloat32, toFloat32 } from '@webmoe/tensor';
+import type { MoECheckpoint } from '../src/index.js';
+
+export interface CTTensors {
+  packed: HostTensor; // int32 [rows, ceil(cols/8)]
+  scale: HostTensor; // [rows, groups] in the scale dtype
+  zeroPoint?: HostTensor; // int32 [ceil(rows/8), groups]
+  /** (q - zp) * scale in f32, [rows, cols]. */
+  deq: Float32Array;
+}
+
+/** compressed-tensors' min/max group quantizer, then pack_to_int32 of the codes (and of the zero points along rows). */
+export function ctCompress(w: Float32Array, rows: number, cols: number, group: number, symmetric: boolean, scaleDtype: 'float32' | 'bfloat16' | 'float16'): CTTensors {
+  const G = Math.ceil(cols / group);
+  const scales = new Float32Array(rows * G);
+  const zps = new Int8Array(rows * G);
+  const q = new Int8Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let g = 0; g < G; g++) {
+      let mn = 0;
+      let mx = 0;
+      for (let c = g * group; c < Math.min(cols, (g + 1) * group); c++) {
+        mn = Math.min(mn, w[r * cols + c]);
+        mx = Math.max(mx, w[r * cols + c]);
+      }
+      const raw = Math.max(symmetric ? Math.max(-mn, mx) / 7.5 : (mx - mn) / 15, 2 ** -23);
+      const s = toFloat32(scaleDtype, fromFloat32(scaleDtype, [raw]))[0];
+      const zp = symmetric ? 0 : Math.round(Math.min(7, Math.max(-8, -8 - mn / raw)));
+      scales[r * G + g] = s;
+      zps[r * G + g] = zp;
+      for (let c = g * group; c < Math.min(cols, (g + 1) * group); c++) q[r * cols + c] = Math.min(7, Math.max(-8, Math.round(w[r * cols + c] / s + zp)));
+    }
+  }
+  const wpr = Math.ceil(cols / 8);
+  const packed = new Int32Array(rows * wpr);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) packed[r * wpr + (c >> 3)] |= (q[r * cols + c] + 8) << (4 * (c % 8));
+  const deq = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) deq[r * cols + c] = Math.fround((q[r * cols + c] - zps[r * G + Math.floor(c / group)]) * scales[r * G + Math.floor(c / group)]);
+  const out: CTTensors = { packed: new HostTensor('int32', [rows, wpr], packed), scale: HostTensor.fromFloat32([rows, G], scales, scaleDtype), deq };
+  if (!symmetric) {
+    const rb = Math.ceil(rows / 8);
+    const zw = new Int32Array(rb * G);
+    for (let r = 0; r < rows; r++) for (let g = 0; g < G; g++) zw[(r >> 3) * G + g] |= (zps[r * G + g] + 8) << (4 * (r % 8));
+    out.zeroPoint = new HostTensor('int32', [rb, G], zw);
+  }
+  return out;
+}
+
+/** int64 little-endian bytes of [a, b] (weight_shape as torch.tensor(weight.shape) writes it). */
+export function int64Pair(a: number, b: number): Uint8Array {
+  const v = new DataView(new ArrayBuffer(16));
+  v.setBigInt64(0, BigInt(a), true);
+  v.setBigInt64(8, BigInt(b), true);
+  return new Uint8Array(v.buffer);
+}
+
+/** A checkpoint over `ck` with tensors dropped / added (HostTensors or raw I64 bytes) and the config patched. */
+export function patchedCheckpoint(
+  ck: MoECheckpoint,
+  p: { drop?: (n: string) => boolean; add?: Map<string, HostTensor | { i64: Uint8Array; shape: number[] }>; config?: Record<string, unknown> },
+): MoECheckpoint {
+  const add = p.add ?? new Map();
+  const drop = p.drop ?? (() => false);
+  const names = ck.tensorNames.filter((n) => !drop(n) && !add.has(n)).concat([...add.keys()]);
+  const has = new Set(names);
+  return {
+    tensorNames: names,
+    config: { ...(ck.config as object), ...p.config },
+    info: (n) => {
+      const a = add.get(n);
+      if (a) return a instanceof HostTensor ? { dtype: a.dtype, shape: a.shape } : { dtype: 'I64', shape: a.shape };
+      return has.has(n) ? ck.info(n) : undefined;
+    },
+    read: async (n) => {
+      const a = add.get(n);
+      if (a instanceof HostTensor) return a;
+      if (a) throw new Error(`test: ${n} is I64, read it raw`);
+      if (!has.has(n)) throw new Error(`test: read of dropped tensor ${n}`);
+      return ck.read(n);
+    },
+    readRaw: async (n) => {
+      const a = add.get(n);
+      if (a && !(a instanceof HostTensor)) return a.i64;
+      if (!a && has.has(n) && ck.readRaw) return ck.readRaw(n);
+      throw new Error(`test: readRaw of ${n}`);
+    },
+  };
+}
+
+/** The compressed-tensors quantization_config of one weight scheme. */
+export function ctConfig(w: { group_size?: number; symmetric: boolean; num_bits?: number; strategy?: string }, targets: string[], ignore: string[], format = 'pack-quantized'): Record<string, unknown> {
+  return {
+    quant_method: 'compressed-tensors',
+    format,
+    quantization_status: 'compressed',
+    config_groups: { group_0: { targets, weights: { num_bits: 4, type: 'int', strategy: 'group', dynamic: false, actorder: null, observer: 'minmax', ...w }, input_activations: null, output_activations: null } },
+    ignore,
+    kv_cache_scheme: null,
+  };
+}
+
+/**
+ * Turns the dense checkpoint `ck` into a compressed-tensors one: every 2-D `.weight` under `prefix` whose
+ * module `quantized(name)` selects is replaced by weight_packed / weight_scale / weight_shape (int64) /
+ * weight_zero_point; returns it with `deq`, the same checkpoint with those weights dequantized (f32).
+ */
+export async function toCompressedTensors(
+  ck: MoECheckpoint,
+  prefix: string,
+  quantized: (module: string) => boolean,
+  /** group 'row': one group per row (strategy channel). */
+  scheme: { group: number | 'row'; symmetric: boolean; scaleDtype: 'float32' | 'bfloat16' | 'float16' },
+  config: Record<string, unknown>,
+): Promise<{ ct: MoECheckpoint; deq: MoECheckpoint }> {
+  const add = new Map<string, HostTensor | { i64: Uint8Array; shape: number[] }>();
+  const deqAdd = new Map<string, HostTensor | { i64: Uint8Array; shape: number[] }>();
+  const replaced = new Set<string>();
+  for (const n of ck.tensorNames) {
+    const info = ck.info(n)!;
+    if (!n.startsWith(prefix) || !n.endsWith('.weight') || info.shape.length !== 2) continue;
+    const m = n.slice(0, -'.weight'.length);
+    if (!quantized(m)) continue;
+    const [rows, cols] = info.shape;
+    const t = ctCompress((await ck.read(n)).toFloat32(), rows, cols, scheme.group === 'row' ? cols : scheme.group, scheme.symmetric, scheme.scaleDtype);
+    add.set(`${m}.weight_packed`, t.packed).set(`${m}.weight_scale`, t.scale).set(`${m}.weight_shape`, { i64: int64Pair(rows, cols), shape: [2] });
+    if (t.zeroPoint) add.set(`${m}.weight_zero_point`, t.zeroPoint);
+    deqAdd.set(n, new HostTensor('float32', [rows, cols], t.deq));
+    replaced.add(n);
+  }
+  return {
+    ct: patchedCheckpoint(ck, { drop: (n) => replaced.has(n), add, config: { quantization_config: config } }),
+    deq: patchedCheckpoint(ck, { add: deqAdd }),
+  };
+}
