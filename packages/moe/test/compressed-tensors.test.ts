@@ -9,7 +9,7 @@ import {
   MoE, CheckpointError, ConfigError, UnsupportedError, QuantizedExperts, ctPackedToInt4, ctUnpackZeroPoints, ctSchemeOf, openHFCheckpoint, parseCompressedTensorsConfig, type MoECheckpoint,
 } from '../src/index.js';
 import { FIXTURES, loadGolden, relErr } from './helpers.js';
-import { ctCompress, ctConfig, int64Pair, patchedCheckpoint, toCompressedTensors } from './ct-writer.js';
+import { CT_CASES, QWEN_IGNORE, ctCase, ctConfig, int64Pair, patchedCheckpoint, type CTCase } from './ct-writer.js';
 
 const cpu = DeviceRef.CPU();
 const opened: MoECheckpoint[] = [];
@@ -40,8 +40,6 @@ describe('compressed-tensors unpacking: the hand-worked case (same bytes as make
     expect([...ctUnpackZeroPoints(zeroPointPacked, 3, 2)]).toEqual([-8, 7, 0, -1, 3, -5].map((v) => v + 8));
   });
 });
-
-const QWEN_IGNORE = ['lm_head', 're:.*mlp.gate$', 're:.*mlp.shared_expert_gate$'];
 
 describe('compressed-tensors quantization_config', () => {
   const groupCfg = (w: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({ ...ctConfig({ group_size: 32, symmetric: true, ...w }, ['Linear'], QWEN_IGNORE), ...extra });
@@ -87,45 +85,6 @@ describe('compressed-tensors quantization_config', () => {
     expect(ctSchemeOf(mid, 'mlp.experts.0.gate_proj')?.name).toBe('group_0');
   });
 });
-
-/** The synthetic cases: compressed-tensors checkpoints written over the dense fixtures (test/ct-writer.ts). */
-export interface CTCase {
-  name: string;
-  arch: 'qwen2_moe' | 'mixtral';
-  prefix: string;
-  scheme: { group: number | 'row'; symmetric: boolean; scaleDtype: 'float32' | 'bfloat16' | 'float16' };
-  weights: Record<string, unknown>;
-  targets: string[];
-  ignore: string[];
-  /** Which modules the writer quantizes (what targets/ignore select). */
-  quantized: (m: string) => boolean;
-  sharedQuantized: boolean;
-}
-export const CT_CASES: CTCase[] = [
-  {
-    name: 'qwen2_moe symmetric, group 32, bf16 scales, shared expert quantized too',
-    arch: 'qwen2_moe', prefix: 'model.layers.0.mlp.', scheme: { group: 32, symmetric: true, scaleDtype: 'bfloat16' },
-    weights: { group_size: 32, symmetric: true }, targets: ['Linear'], ignore: QWEN_IGNORE,
-    quantized: (m) => !/mlp\.gate$|shared_expert_gate$/.test(m), sharedQuantized: true,
-  },
-  {
-    name: 'qwen2_moe asymmetric, group 16, f16 scales, routed experts only',
-    arch: 'qwen2_moe', prefix: 'model.layers.0.mlp.', scheme: { group: 16, symmetric: false, scaleDtype: 'float16' },
-    weights: { group_size: 16, symmetric: false }, targets: ['re:.*mlp\\.experts\\.'], ignore: [],
-    quantized: (m) => /mlp\.experts\./.test(m), sharedQuantized: false,
-  },
-  {
-    name: 'mixtral asymmetric, channel strategy (one group per row), f32 scales',
-    arch: 'mixtral', prefix: 'model.layers.0.block_sparse_moe.', scheme: { group: 'row', symmetric: false, scaleDtype: 'float32' },
-    weights: { strategy: 'channel', symmetric: false }, targets: ['Linear'], ignore: ['lm_head', 're:.*block_sparse_moe.gate$'],
-    quantized: (m) => !/gate$/.test(m), sharedQuantized: false,
-  },
-];
-
-/** Builds a case's compressed-tensors checkpoint and the dense one with the dequantized weights. */
-export async function ctCase(c: CTCase, open: (arch: string) => Promise<MoECheckpoint>): Promise<{ ct: MoECheckpoint; deq: MoECheckpoint }> {
-  return toCompressedTensors(await open(c.arch), c.prefix, c.quantized, c.scheme, ctConfig(c.weights, c.targets, c.ignore));
-}
 
 describe('MoE.fromHuggingFace on compressed-tensors checkpoints (CPU) vs the same layer with dequantized weights', () => {
   for (const c of CT_CASES) {

@@ -1,8 +1,12 @@
 // Test helper: writes compressed-tensors pack-quantized int4 tensors from float weights, following
 // docs/COMPRESSED-TENSORS.md (a port of scripts/fixtures/make-compressed-tensors.py; no code shared with
 // the loader's unpacker), and builds checkpoints of them over the dense fixtures.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { HostTensor, fromFloat32, toFloat32 } from '@webmoe/tensor';
 import type { MoECheckpoint } from '../src/index.js';
+import { readTensorsF32 } from './helpers.js';
 
 export interface CTTensors {
   packed: HostTensor; // int32 [rows, ceil(cols/8)]
@@ -134,4 +138,74 @@ export async function toCompressedTensors(
     ct: patchedCheckpoint(ck, { drop: (n) => replaced.has(n), add, config: { quantization_config: config } }),
     deq: patchedCheckpoint(ck, { add: deqAdd }),
   };
+}
+
+/** The ignore list llm-compressor writes for Qwen2-MoE (router and shared-expert gate dense). */
+export const QWEN_IGNORE = ['lm_head', 're:.*mlp.gate$', 're:.*mlp.shared_expert_gate$'];
+
+/** The synthetic cases: compressed-tensors checkpoints written over the dense fixtures (test/ct-writer.ts). */
+export interface CTCase {
+  name: string;
+  arch: 'qwen2_moe' | 'mixtral';
+  prefix: string;
+  scheme: { group: number | 'row'; symmetric: boolean; scaleDtype: 'float32' | 'bfloat16' | 'float16' };
+  weights: Record<string, unknown>;
+  targets: string[];
+  ignore: string[];
+  /** Which modules the writer quantizes (what targets/ignore select). */
+  quantized: (m: string) => boolean;
+  sharedQuantized: boolean;
+}
+export const CT_CASES: CTCase[] = [
+  {
+    name: 'qwen2_moe symmetric, group 32, bf16 scales, shared expert quantized too',
+    arch: 'qwen2_moe', prefix: 'model.layers.0.mlp.', scheme: { group: 32, symmetric: true, scaleDtype: 'bfloat16' },
+    weights: { group_size: 32, symmetric: true }, targets: ['Linear'], ignore: QWEN_IGNORE,
+    quantized: (m) => !/mlp\.gate$|shared_expert_gate$/.test(m), sharedQuantized: true,
+  },
+  {
+    name: 'qwen2_moe asymmetric, group 16, f16 scales, routed experts only',
+    arch: 'qwen2_moe', prefix: 'model.layers.0.mlp.', scheme: { group: 16, symmetric: false, scaleDtype: 'float16' },
+    weights: { group_size: 16, symmetric: false }, targets: ['re:.*mlp\\.experts\\.'], ignore: [],
+    quantized: (m) => /mlp\.experts\./.test(m), sharedQuantized: false,
+  },
+  {
+    name: 'mixtral asymmetric, channel strategy (one group per row), f32 scales',
+    arch: 'mixtral', prefix: 'model.layers.0.block_sparse_moe.', scheme: { group: 'row', symmetric: false, scaleDtype: 'float32' },
+    weights: { strategy: 'channel', symmetric: false }, targets: ['Linear'], ignore: ['lm_head', 're:.*block_sparse_moe.gate$'],
+    quantized: (m) => !/gate$/.test(m), sharedQuantized: false,
+  },
+];
+
+/** Builds a case's compressed-tensors checkpoint and the dense one with the dequantized weights. */
+export async function ctCase(c: CTCase, open: (arch: string) => Promise<MoECheckpoint>): Promise<{ ct: MoECheckpoint; deq: MoECheckpoint }> {
+  return toCompressedTensors(await open(c.arch), c.prefix, c.quantized, c.scheme, ctConfig(c.weights, c.targets, c.ignore));
+}
+
+
+/**
+ * The compressed-tensors fixtures written by scripts/fixtures/make-compressed-tensors.py (HF transformers block
+ * with the dequantized weights as golden; weight-only): test/fixtures/compressed-tensors/<name>/ with
+ * config.json, model.safetensors (layer 0's block only), <set>.safetensors (`input`, `output` [T, H] f32)
+ * and <set>.json (`f32_rel_tol` 1e-4).
+ */
+export const CT_FIXTURE_DIR = fileURLToPath(new URL('./fixtures/compressed-tensors', import.meta.url));
+export const CT_FIXTURES = [
+  { name: 'qwen2_moe_w4a16_sym', symmetric: true, sharedQuantized: true, sets: ['golden'] },
+  { name: 'mixtral_w4a16_asym', symmetric: false, sharedQuantized: false, sets: ['golden', 'golden-large'] },
+] as const;
+
+/** A compressed-tensors fixture's golden set; a missing fixture fails naming the generator to run. */
+export function loadCTGolden(name: string, set: string): { dir: string; T: number; H: number; input: Float32Array; output: Float32Array; tol: number } {
+  const dir = join(CT_FIXTURE_DIR, name);
+  const path = join(dir, `${set}.safetensors`);
+  if (!existsSync(path)) throw new Error(`fixture ${path} is missing: run python3 scripts/fixtures/make-compressed-tensors.py packages/moe/test/fixtures/compressed-tensors (torch + transformers)`);
+  const g = readTensorsF32(path);
+  const meta = JSON.parse(readFileSync(join(dir, `${set}.json`), 'utf8')) as { f32_rel_tol: number; format: string };
+  if (meta.format !== 'pack-quantized') throw new Error(`${name}/${set}.json: format ${meta.format}`);
+  const x = g.get('input')!;
+  const y = g.get('output')!;
+  const [T, H] = x.shape;
+  if (y.shape[0] !== T || y.shape[1] !== H) throw new Error(`${name} ${set}: output shape ${y.shape} (expected [${T}, ${H}])`);
+  return { dir, T, H, input: x.values, output: y.values, tol: meta.f32_rel_tol };
 }
