@@ -1,10 +1,10 @@
 // Test helper: writes compressed-tensors pack-quantized int4 tensors from float weights, following
 // docs/COMPRESSED-TENSORS.md (a port of scripts/fixtures/make-compressed-tensors.py; no code shared with
 // the loader's unpacker), and builds checkpoints of them over the dense fixtures.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HostTensor, fromFloat32, toFloat32 } from '@webmoe/tensor';
+import { HostTensor, fromFloat32, serializeSafetensors, toFloat32, type SerializableTensor } from '@webmoe/tensor';
 import type { MoECheckpoint } from '../src/index.js';
 import { readTensorsF32 } from './helpers.js';
 
@@ -208,4 +208,16 @@ export function loadCTGolden(name: string, set: string): { dir: string; T: numbe
   const [T, H] = x.shape;
   if (y.shape[0] !== T || y.shape[1] !== H) throw new Error(`${name} ${set}: output shape ${y.shape} (expected [${T}, ${H}])`);
   return { dir, T, H, input: x.values, output: y.values, tol: meta.f32_rel_tol };
+}
+
+/** Writes a checkpoint (config.json + one model.safetensors, raw I64 tensors kept raw) into `dir`. */
+export async function writeCheckpointDir(dir: string, ck: MoECheckpoint): Promise<void> {
+  const tensors: Record<string, SerializableTensor> = {};
+  for (const n of ck.tensorNames) {
+    const info = ck.info(n)!;
+    tensors[n] = info.dtype === 'I64' ? { stDtype: 'I64', shape: info.shape, bytes: await ck.readRaw!(n) } : await ck.read(n);
+  }
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(ck.config));
+  writeFileSync(join(dir, 'model.safetensors'), serializeSafetensors(tensors, { format: 'pt' }));
 }
