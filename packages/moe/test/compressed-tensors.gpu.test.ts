@@ -60,7 +60,7 @@ describe('compressed-tensors int4 fixtures on the GPU vs transformers goldens (w
         try {
           expect((moe.stacked as QuantizedExperts).gateUpProj.gpuValue.dtype).toBe('uint8');
           const { y, dispatched } = await forwardLogged(ctx, moe, g.input, g.T, g.H);
-          // golden-large (T = 96, 24 rows per expert): the prefill kernels; golden (T = 16): the decode GEMVs
+          // golden-large (T = 72, k = 2, E = 6: 24 rows per expert): the prefill kernels; golden (T = 16): the decode GEMVs
           const paths = set === 'golden-large' ? expectPrefillPaths(dispatched, { dense: false }) : expertGemmPaths(dispatched);
           const err = relErr(y, g.output);
           expect(err, `rel err ${err} on ${paths.join(' ')}`).toBeLessThan(stagedTol(dispatched, g.tol));
