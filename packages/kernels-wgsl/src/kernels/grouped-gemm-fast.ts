@@ -97,7 +97,7 @@ export const FAST_MIN_ROWS_PER_EXPERT = KERNEL_CROSSOVERS.fastMinRowsPerExpert;
  * f16's range becomes inf there and one below 6.1e-5 loses bits (subnormal)
  * or flushes to 0 (the f32 kernel has neither limit); the weights of the
  * supported checkpoints are far inside that range.
- * @example `fastWeightFormat({ kind: 'int_block', bits: 4, q, scales, blockSize: 32 }, 4096) // { wf: 'int4', sd: 'float16' }`
+ * @example `fastWeightFormat({ kind: 'int_block', bits: 4, q, scales, blockSize: 32 }, 4096) // { wf: 'int4', sd: 'float16', zp: false }`
  */
 export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFormat; sd: FastGemmVariant['sd']; zp: boolean } | undefined {
   if (K % 8 !== 0 || K === 0) return undefined;
