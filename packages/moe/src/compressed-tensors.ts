@@ -1,9 +1,10 @@
 /**
- * compressed-tensors `pack-quantized` int4 checkpoints (what llm-compressor
- * writes and vLLM serves): the `quantization_config` reader, the per-module
- * scheme lookup (`config_groups` targets, `ignore`), the tensors each
- * quantized Linear must have, and the repacking into the `int4` expert
- * format (codes stay 4-bit: int32 words -> bytes, no float expansion).
+ * compressed-tensors `pack-quantized` int4 / int8 checkpoints (what
+ * llm-compressor writes and vLLM serves): the `quantization_config` reader,
+ * the per-module scheme lookup (`config_groups` targets, `ignore`), the
+ * tensors each quantized Linear must have, and the repacking into the `int4`
+ * / `int8` expert formats (codes stay packed: int32 words -> bytes, no float
+ * expansion).
  * The format is written down in docs/COMPRESSED-TENSORS.md.
  */
 import { HostTensor, type DType } from '@webmoe/tensor';
@@ -16,9 +17,9 @@ import type { HFMoESpec } from './hf-config.js';
 /** Every compression format compressed-tensors names (config/base.py CompressionFormat). */
 const KNOWN_FORMATS = ['dense', 'sparse-bitmask', 'sparse-24-bitmask', 'int-quantized', 'float-quantized', 'naive-quantized', 'pack-quantized', 'marlin-24', 'mixed-precision', 'nvfp4-pack-quantized', 'mxfp4-pack-quantized'];
 
-/** The weight quantization of one config group: 4-bit ints, per group of `groupSize` inputs ('channel': one group per row). @example `{ numBits: 4, groupSize: 128, symmetric: true }` */
+/** The weight quantization of one config group: 4- or 8-bit ints, per group of `groupSize` inputs ('channel': one group per row). @example `{ numBits: 4, groupSize: 128, symmetric: true }` */
 export interface CTWeightScheme {
-  numBits: 4;
+  numBits: 4 | 8;
   /** Inputs per scale; `'channel'` = the whole row (strategy channel). */
   groupSize: number | 'channel';
   symmetric: boolean;
@@ -45,7 +46,7 @@ const strList = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) =
 /**
  * Reads a `quantization_config` with `quant_method: compressed-tensors`.
  * Supported: `format: pack-quantized` (top level or per group), weight-only
- * groups (`input_activations` null) with `num_bits: 4`, `type: int`,
+ * groups (`input_activations` null) with `num_bits` 4 or 8, `type: int`,
  * `strategy: group` (with `group_size`) or `channel`, symmetric or not, no
  * activation ordering by group (`actorder: group` writes `weight_g_idx`).
  * ConfigError for malformed fields, UnsupportedError for valid schemes this
@@ -61,7 +62,7 @@ export function parseCompressedTensorsConfig(qc: Obj): CompressedTensorsConfig {
   const where = 'quantization_config';
   const checkFormat = (field: string, f: unknown) => {
     if (f === 'pack-quantized') return;
-    if (typeof f === 'string' && KNOWN_FORMATS.includes(f)) throw new UnsupportedError(field, JSON.stringify(f), '"pack-quantized" (int4 weights packed eight per int32)');
+    if (typeof f === 'string' && KNOWN_FORMATS.includes(f)) throw new UnsupportedError(field, JSON.stringify(f), '"pack-quantized" (int4 / int8 weights packed eight / four per int32)');
     throw new ConfigError(field, `a compressed-tensors format (${KNOWN_FORMATS.join(' | ')})`, f);
   };
   checkFormat(`${where}.format`, qc.format);
@@ -87,9 +88,10 @@ export function parseCompressedTensorsConfig(qc: Obj): CompressedTensorsConfig {
 
 function parseWeights(f: string, w: unknown): CTWeightScheme {
   if (!isObj(w)) throw new ConfigError(f, 'an object { num_bits, type, symmetric, strategy, group_size }', w);
-  if (w.num_bits !== 4) {
-    if (typeof w.num_bits === 'number' && Number.isInteger(w.num_bits) && w.num_bits >= 1 && w.num_bits <= 8) throw new UnsupportedError(`${f}.num_bits`, String(w.num_bits), '4');
-    throw new ConfigError(`${f}.num_bits`, 'an integer from 1 to 8 (4 is supported)', w.num_bits);
+  const numBits = w.num_bits;
+  if (numBits !== 4 && numBits !== 8) {
+    if (typeof numBits === 'number' && Number.isInteger(numBits) && numBits >= 1 && numBits <= 8) throw new UnsupportedError(`${f}.num_bits`, String(numBits), '4 and 8');
+    throw new ConfigError(`${f}.num_bits`, 'an integer from 1 to 8 (4 and 8 are supported)', numBits);
   }
   if ((w.type ?? 'int') !== 'int') throw new UnsupportedError(`${f}.type`, JSON.stringify(w.type), '"int"');
   const symmetric = w.symmetric ?? true;
@@ -97,14 +99,14 @@ function parseWeights(f: string, w: unknown): CTWeightScheme {
   if (w.dynamic !== undefined && w.dynamic !== false && w.dynamic !== null) throw new UnsupportedError(`${f}.dynamic`, JSON.stringify(w.dynamic), 'false (static weight scales)');
   if (w.actorder === 'group') throw new UnsupportedError(`${f}.actorder`, '"group" (columns permuted by weight_g_idx)', 'null, false or "weight"');
   const strategy = w.strategy;
-  if (strategy === 'channel') return { numBits: 4, groupSize: 'channel', symmetric };
+  if (strategy === 'channel') return { numBits, groupSize: 'channel', symmetric };
   if (strategy !== 'group') {
     if (typeof strategy === 'string' && ['tensor', 'block', 'token', 'tensor_group', 'attn_head'].includes(strategy)) throw new UnsupportedError(`${f}.strategy`, JSON.stringify(strategy), '"group" and "channel"');
     throw new ConfigError(`${f}.strategy`, '"group" | "channel" (compressed-tensors QuantizationStrategy)', strategy);
   }
   const gs = w.group_size;
   if (!(typeof gs === 'number' && Number.isInteger(gs) && gs >= 1)) throw new ConfigError(`${f}.group_size`, 'a positive integer for strategy "group"', gs);
-  return { numBits: 4, groupSize: gs, symmetric };
+  return { numBits, groupSize: gs, symmetric };
 }
 
 /** compressed-tensors `_match_name`: `re:` patterns match with Python's `re.match` (anchored at the start); others exactly. */
@@ -167,12 +169,13 @@ function groupOf(s: CTWeightScheme, cols: number): number {
 }
 
 /**
- * The tensors of one pack-quantized Linear [rows, cols]: `weight_packed`
- * int32 [rows, ceil(cols/8)], `weight_scale` [rows, ceil(cols/group)]
- * (float32 | bfloat16 | float16), `weight_shape` [2] (int32 or int64) and,
- * for asymmetric schemes, `weight_zero_point` int32 [ceil(rows/8),
- * ceil(cols/group)]. A group size that does not divide the input channels
- * (and is not above them) is a CheckpointError naming the weight.
+ * The tensors of one pack-quantized Linear [rows, cols] with p = 32 /
+ * num_bits codes per int32: `weight_packed` int32 [rows, ceil(cols/p)],
+ * `weight_scale` [rows, ceil(cols/group)] (float32 | bfloat16 | float16),
+ * `weight_shape` [2] (int32 or int64) and, for asymmetric schemes,
+ * `weight_zero_point` int32 [ceil(rows/p), ceil(cols/group)]. A group size
+ * that does not divide the input channels (and is not above them) is a
+ * CheckpointError naming the weight.
  *
  * @example `ctTensorNeeds({ name: 'm.experts.0.gate_proj', rows: 32, cols: 64 }, { numBits: 4, groupSize: 32, symmetric: true })`
  */
@@ -181,17 +184,18 @@ export function ctTensorNeeds(m: CTModule, s: CTWeightScheme): CTTensorNeed[] {
   // compressed-tensors' group quantizer raises on columns >= group_size that it does not divide.
   if (m.cols >= g && m.cols % g !== 0) throw new CheckpointError(`${m.name}.weight_packed`, `input channels divisible by group_size ${g}`, `${m.cols} input channels`);
   const ng = Math.ceil(m.cols / g);
+  const pf = 32 / s.numBits;
   const needs: CTTensorNeed[] = [
-    { name: `${m.name}.weight_packed`, shape: [m.rows, Math.ceil(m.cols / 8)], dtypes: ['int32'] },
+    { name: `${m.name}.weight_packed`, shape: [m.rows, Math.ceil(m.cols / pf)], dtypes: ['int32'] },
     { name: `${m.name}.weight_scale`, shape: [m.rows, ng], dtypes: ['float32', 'bfloat16', 'float16'] },
     { name: `${m.name}.weight_shape`, shape: [2], dtypes: ['int32', 'I64'] },
   ];
-  if (!s.symmetric) needs.push({ name: `${m.name}.weight_zero_point`, shape: [Math.ceil(m.rows / 8), ng], dtypes: ['int32'] });
+  if (!s.symmetric) needs.push({ name: `${m.name}.weight_zero_point`, shape: [Math.ceil(m.rows / pf), ng], dtypes: ['int32'] });
   return needs;
 }
 
 /**
- * The `int4` quant config of a set of quantized modules sharing one scheme:
+ * The `int4` / `int8` quant config of a set of quantized modules sharing one scheme:
  * block size = group size, zero points for asymmetric schemes, scale dtype
  * float16 when every `weight_scale` is float16, else float32 (bfloat16 ->
  * float32 is exact). Mixed scale dtypes: CheckpointError naming the first
@@ -209,7 +213,7 @@ export function ctQuantConfig(ck: MoECheckpoint, modules: readonly CTModule[], s
   }
   const cols = Math.max(...modules.map((m) => m.cols));
   return {
-    format: 'int4',
+    format: s.numBits === 4 ? 'int4' : 'int8',
     blockSize: groupOf(s, cols),
     scaleDtype: first === 'float16' ? 'float16' : 'float32',
     zeroPoint: !s.symmetric,
@@ -223,20 +227,22 @@ function bytesOf(t: HostTensor): Uint8Array {
 }
 
 /**
- * `weight_packed` (int32 [rows, ceil(cols/8)] as bytes) to the `int4` codes
- * [rows, cols/2] (bytes, two codes each, even column in the low nibble).
- * compressed-tensors puts element i of each group of 8 in bits 4i..4i+3 of
- * its word (unsigned, +8); read as little-endian bytes that is the same
- * nibble order, so each row is a copy of its first cols/2 bytes (the padding
- * of the last word dropped). Needs even cols.
+ * `weight_packed` (int32 [rows, ceil(cols/p)] as bytes, p = 32 / bits) to
+ * the `int4` / `int8` codes [rows, cols * bits / 8] (int4: two codes per
+ * byte, even column in the low nibble; int8: one per byte).
+ * compressed-tensors puts element i of each group of p in bits
+ * bits*i..bits*(i+1)-1 of its word (unsigned, + 2^(bits-1)); read as
+ * little-endian bytes that is the same order, so each row is a copy of its
+ * first cols * bits / 8 bytes (the padding of the last word dropped). int4
+ * needs even cols.
  *
- * @example `ctPackedToInt4(new Uint8Array([0x70, 0x98, 0xbf, 0xd6, 0x5a, 0, 0, 0]), 1, 10) // [0x70, 0x98, 0xbf, 0xd6, 0x5a]`
+ * @example `ctPackedToCodes(new Uint8Array([0x70, 0x98, 0xbf, 0xd6, 0x5a, 0, 0, 0]), 1, 10, 4) // [0x70, 0x98, 0xbf, 0xd6, 0x5a]`
  */
-export function ctPackedToInt4(packed: Uint8Array, rows: number, cols: number): Uint8Array {
-  if (cols % 2 !== 0) throw new UnsupportedError('int4 weight input channels', `${cols} (odd)`, 'an even count (two codes per byte)');
-  const inRow = Math.ceil(cols / 8) * 4;
+export function ctPackedToCodes(packed: Uint8Array, rows: number, cols: number, bits: 4 | 8): Uint8Array {
+  if (bits === 4 && cols % 2 !== 0) throw new UnsupportedError('int4 weight input channels', `${cols} (odd)`, 'an even count (two codes per byte)');
+  const inRow = Math.ceil((cols * bits) / 32) * 4;
   if (packed.length !== rows * inRow) throw new CheckpointError('weight_packed', `${rows * inRow} bytes (${rows} x ${inRow / 4} int32)`, `${packed.length} bytes`);
-  const outRow = cols / 2;
+  const outRow = (cols * bits) / 8;
   if (inRow === outRow) return packed.slice();
   const out = new Uint8Array(rows * outRow);
   for (let r = 0; r < rows; r++) out.set(packed.subarray(r * inRow, r * inRow + outRow), r * outRow);
@@ -244,25 +250,24 @@ export function ctPackedToInt4(packed: Uint8Array, rows: number, cols: number): 
 }
 
 /**
- * `weight_zero_point` (int32 [ceil(rows/8), groups] as bytes, packed along
- * rows: word (rb, g) holds rows 8rb..8rb+7 of group g, row 8rb+i in bits
- * 4i..4i+3, unsigned +8) to one code per (row, group): uint8 [rows, groups],
- * the unsigned zero point (signed zero point + 8) that the int4 format
- * subtracts from the unsigned codes.
+ * `weight_zero_point` (int32 [ceil(rows/p), groups] as bytes, p = 32 /
+ * bits, packed along rows: word (rb, g) holds rows p*rb..p*rb+p-1 of group
+ * g, row p*rb+i in bits bits*i..bits*(i+1)-1, unsigned + 2^(bits-1)) to one
+ * code per (row, group): uint8 [rows, groups], the unsigned zero point
+ * (signed zero point + 8 / + 128) that the int formats subtract from the
+ * unsigned codes.
  *
- * @example `ctUnpackZeroPoints(new Uint8Array([0x80, 0x0b, 0, 0, 0x7f, 0x03, 0, 0]), 3, 2) // [0, 15, 8, 7, 11, 3]`
+ * @example `ctUnpackZeroPoints(new Uint8Array([0x80, 0x0b, 0, 0, 0x7f, 0x03, 0, 0]), 3, 2, 4) // [0, 15, 8, 7, 11, 3]`
  */
-export function ctUnpackZeroPoints(packed: Uint8Array, rows: number, groups: number): Uint8Array {
-  const rb = Math.ceil(rows / 8);
+export function ctUnpackZeroPoints(packed: Uint8Array, rows: number, groups: number, bits: 4 | 8): Uint8Array {
+  const pf = 32 / bits;
+  const rb = Math.ceil(rows / pf);
   if (packed.length !== rb * groups * 4) throw new CheckpointError('weight_zero_point', `${rb * groups * 4} bytes (${rb} x ${groups} int32)`, `${packed.length} bytes`);
+  const words = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
+  const mask = (1 << bits) - 1;
   const out = new Uint8Array(rows * groups);
-  for (let r = 0; r < rows; r++) {
-    const shift = (r % 8) * 4;
-    for (let g = 0; g < groups; g++) {
-      const i = ((r >> 3) * groups + g) * 4 + (shift >> 3);
-      out[r * groups + g] = (packed[i] >> (shift & 4)) & 15;
-    }
-  }
+  for (let r = 0; r < rows; r++)
+    for (let g = 0; g < groups; g++) out[r * groups + g] = (words.getUint32((Math.floor(r / pf) * groups + g) * 4, true) >>> (bits * (r % pf))) & mask;
   return out;
 }
 
@@ -290,27 +295,32 @@ export async function checkCTWeightShapes(ck: MoECheckpoint, modules: readonly C
   }
 }
 
-/** The int4 codes, scales and zero points of one module, in the int4 expert format. */
-interface Int4Parts {
+/** The codes, scales and zero points of one module, in the int4 / int8 expert format. */
+interface IntParts {
   q: HostTensor;
   scales: HostTensor;
   zeros: HostTensor | undefined;
 }
 
-async function readModule(ck: MoECheckpoint, m: CTModule, quant: MoEQuantConfig): Promise<Int4Parts> {
+function bitsOf(quant: MoEQuantConfig): 4 | 8 {
+  return quant.format === 'int4' ? 4 : 8;
+}
+
+async function readModule(ck: MoECheckpoint, m: CTModule, quant: MoEQuantConfig): Promise<IntParts> {
   const ng = Math.ceil(m.cols / quant.blockSize!);
-  const q = new HostTensor('uint8', [m.rows, m.cols / 2], ctPackedToInt4(bytesOf(await ck.read(`${m.name}.weight_packed`)), m.rows, m.cols));
+  const bits = bitsOf(quant);
+  const q = new HostTensor('uint8', [m.rows, (m.cols * bits) / 8], ctPackedToCodes(bytesOf(await ck.read(`${m.name}.weight_packed`)), m.rows, m.cols, bits));
   const s = await ck.read(`${m.name}.weight_scale`);
   const sdt: DType = quant.scaleDtype ?? 'float32';
   const scales = s.dtype === sdt ? s : s.cast(sdt);
-  const zeros = quant.zeroPoint ? new HostTensor('uint8', [m.rows, ng], ctUnpackZeroPoints(bytesOf(await ck.read(`${m.name}.weight_zero_point`)), m.rows, ng)) : undefined;
+  const zeros = quant.zeroPoint ? new HostTensor('uint8', [m.rows, ng], ctUnpackZeroPoints(bytesOf(await ck.read(`${m.name}.weight_zero_point`)), m.rows, ng, bits)) : undefined;
   return { q, scales, zeros };
 }
 
 /**
  * Reads gate/up/down Linears of E experts (E = 1: the shared experts) into
- * the stacked `int4` parameters of a QuantizedExperts named `${into}.*`
- * (`gate_up_proj_qweight` [E, 2I, H/2], `_scales`, `_zeros`; `down_proj_*`),
+ * the stacked `int4` / `int8` parameters of a QuantizedExperts named `${into}.*`
+ * (`gate_up_proj_qweight` [E, 2I, H*bits/8], `_scales`, `_zeros`; `down_proj_*`),
  * gate rows before up rows. Codes are copied as bytes; scales cast to the
  * config's scale dtype (bfloat16 -> float32 exactly).
  *
@@ -320,15 +330,15 @@ export async function readCTExperts(ck: MoECheckpoint, experts: readonly { gate:
   const E = experts.length;
   const I = experts[0].gate.rows;
   const H = experts[0].gate.cols;
-  const gu: Int4Parts[] = [];
-  const dn: Int4Parts[] = [];
+  const gu: IntParts[] = [];
+  const dn: IntParts[] = [];
   for (const e of experts) {
     gu.push(await readModule(ck, e.gate, quant), await readModule(ck, e.up, quant));
     dn.push(await readModule(ck, e.down, quant));
   }
-  const put = (base: string, parts: Int4Parts[], rows: number, cols: number) => {
+  const put = (base: string, parts: IntParts[], rows: number, cols: number) => {
     const ng = Math.ceil(cols / quant.blockSize!);
-    sd.set(`${into}.${base}_qweight`, concatRows(parts.map((p) => p.q), [E, rows, cols / 2]));
+    sd.set(`${into}.${base}_qweight`, concatRows(parts.map((p) => p.q), [E, rows, (cols * bitsOf(quant)) / 8]));
     sd.set(`${into}.${base}_scales`, concatRows(parts.map((p) => p.scales), [E, rows, ng]));
     if (quant.zeroPoint) sd.set(`${into}.${base}_zeros`, concatRows(parts.map((p) => p.zeros!), [E, rows, ng]));
   };
@@ -382,7 +392,7 @@ export function planCompressedTensors(ck: MoECheckpoint, spec: HFMoESpec, prefix
   const scheme = ctSchemeOf(ct, routed[0].name);
   for (const m of routed) {
     const s = ctSchemeOf(ct, m.name);
-    if (!s) throw new UnsupportedError(`quantization_config: ${m.name}`, scheme ? 'a dense routed expert beside quantized ones' : 'dense routed experts in a compressed-tensors checkpoint', 'every routed expert Linear in one int4 scheme');
+    if (!s) throw new UnsupportedError(`quantization_config: ${m.name}`, scheme ? 'a dense routed expert beside quantized ones' : 'dense routed experts in a compressed-tensors checkpoint', 'every routed expert Linear in one scheme');
     if (JSON.stringify(s.weights) !== JSON.stringify(scheme!.weights)) throw new UnsupportedError(`quantization_config: ${m.name}`, `scheme ${s.name} beside ${scheme!.name} on the other experts`, 'one scheme for every routed expert');
   }
   let shared: CTExpertModules | undefined;

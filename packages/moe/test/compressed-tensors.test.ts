@@ -1,4 +1,4 @@
-// compressed-tensors pack-quantized int4 checkpoints (docs/COMPRESSED-TENSORS.md): the unpacker on the
+// compressed-tensors pack-quantized int4 / int8 checkpoints (docs/COMPRESSED-TENSORS.md): the unpacker on the
 // hand-worked bytes of scripts/fixtures/make-compressed-tensors.py, the config reader, the loader on
 // checkpoints written by test/ct-writer.ts over the dense fixtures (against the same layer with the
 // dequantized weights, dense), and the typed errors for malformed checkpoints.
@@ -6,7 +6,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
 import { dirSource } from '@webmoe/tensor/node';
 import {
-  MoE, CheckpointError, ConfigError, UnsupportedError, QuantizedExperts, ctPackedToInt4, ctUnpackZeroPoints, ctSchemeOf, openHFCheckpoint, parseCompressedTensorsConfig, type MoECheckpoint,
+  MoE, CheckpointError, ConfigError, UnsupportedError, QuantizedExperts, ctPackedToCodes, ctUnpackZeroPoints, ctSchemeOf, openHFCheckpoint, parseCompressedTensorsConfig, type MoECheckpoint,
 } from '../src/index.js';
 import { FIXTURES, loadGolden, relErr } from './helpers.js';
 import { CT_CASES, QWEN_IGNORE, ctCase, ctConfig, int64Pair, patchedCheckpoint, type CTCase } from './ct-writer.js';
@@ -30,14 +30,18 @@ describe('compressed-tensors unpacking: the hand-worked case (same bytes as make
   const zeroPointPacked = new Uint8Array([0x80, 0x0b, 0x00, 0x00, 0x7f, 0x03, 0x00, 0x00]);
 
   it('weight_packed [2, 2] int32 -> int4 bytes [2, 5] (even column in the low nibble, padding dropped)', () => {
-    expect([...ctPackedToInt4(weightPacked, 2, 10)]).toEqual([0x70, 0x98, 0xbf, 0xd6, 0x5a, 0xa9, 0xcb, 0xed, 0x0f, 0x21]);
+    expect([...ctPackedToCodes(weightPacked, 2, 10, 4)]).toEqual([0x70, 0x98, 0xbf, 0xd6, 0x5a, 0xa9, 0xcb, 0xed, 0x0f, 0x21]);
     // the unsigned codes they hold: signed + 8
-    const b = ctPackedToInt4(weightPacked, 2, 10);
+    const b = ctPackedToCodes(weightPacked, 2, 10, 4);
     const codes = [...b].flatMap((x) => [x & 15, x >> 4]);
     expect(codes).toEqual([-8, -1, 0, 1, 7, 3, -2, 5, 2, -3, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6].map((v) => v + 8));
   });
   it('weight_zero_point [1, 2] int32 packed along rows -> unsigned codes [3, 2]', () => {
-    expect([...ctUnpackZeroPoints(zeroPointPacked, 3, 2)]).toEqual([-8, 7, 0, -1, 3, -5].map((v) => v + 8));
+    expect([...ctUnpackZeroPoints(zeroPointPacked, 3, 2, 4)]).toEqual([-8, 7, 0, -1, 3, -5].map((v) => v + 8));
+  });
+  it('8 bits: pack_to_int32 docstring example [1, 2] -> 33409 (0x8281); zero points [-128, 5, 127] along rows -> 0x00FF8500', () => {
+    expect([...ctPackedToCodes(new Uint8Array([0x81, 0x82, 0x00, 0x00]), 1, 2, 8)]).toEqual([1 + 128, 2 + 128]);
+    expect([...ctUnpackZeroPoints(new Uint8Array([0x00, 0x85, 0xff, 0x00]), 3, 1, 8)]).toEqual([0, 5 + 128, 255]);
   });
 });
 
@@ -52,7 +56,7 @@ describe('compressed-tensors quantization_config', () => {
     const bad: [Record<string, unknown>, typeof ConfigError | typeof UnsupportedError, RegExp][] = [
       [groupCfg({}, { format: 'pack-quantised' }), ConfigError, /quantization_config.format: expected a compressed-tensors format.*got pack-quantised/],
       [groupCfg({}, { format: 'float-quantized' }), UnsupportedError, /quantization_config.format: "float-quantized" is not supported \(supported: "pack-quantized"/],
-      [groupCfg({ num_bits: 8 }), UnsupportedError, /weights.num_bits: 8 is not supported \(supported: 4\)/],
+      [groupCfg({ num_bits: 2 }), UnsupportedError, /weights.num_bits: 2 is not supported \(supported: 4 and 8\)/],
       [groupCfg({ num_bits: 'four' }), ConfigError, /num_bits: expected an integer from 1 to 8/],
       [groupCfg({ group_size: 0 }), ConfigError, /group_size: expected a positive integer/],
       [groupCfg({ strategy: 'tensor' }), UnsupportedError, /strategy: "tensor" is not supported/],
@@ -93,12 +97,13 @@ describe('MoE.fromHuggingFace on compressed-tensors checkpoints (CPU) vs the sam
       const g = loadGolden(c.arch);
       const moe = await MoE.fromHuggingFace({ source: ct, layer: 0, device: cpu });
       const ref = await MoE.fromHuggingFace({ source: deq, layer: 0, device: cpu });
-      // int4 stays packed: codes two per byte, scales per group, zero points for asymmetric schemes
+      // codes stay packed (int4 two per byte, int8 one), scales per group, zero points for asymmetric schemes
       const s = moe.stacked as QuantizedExperts;
       expect(s).toBeInstanceOf(QuantizedExperts);
-      expect(moe.quant!.format).toBe('int4');
+      const bits = c.scheme.bits ?? 4;
+      expect(moe.quant!.format).toBe(`int${bits}`);
       expect(s.gateUpProj.value.dtype).toBe('uint8');
-      expect(s.gateUpProj.value.shape).toEqual([moe.numExperts, 2 * moe.moeDim, moe.hiddenDim / 2]);
+      expect(s.gateUpProj.value.shape).toEqual([moe.numExperts, 2 * moe.moeDim, (moe.hiddenDim * bits) / 8]);
       expect(s.gateUpScale.value.dtype).toBe(c.scheme.scaleDtype === 'float16' ? 'float16' : 'float32');
       expect(!!s.gateUpZeros).toBe(!c.scheme.symmetric);
       expect(!!moe.quantizedSharedExperts).toBe(c.sharedQuantized);
@@ -137,9 +142,9 @@ describe('malformed compressed-tensors checkpoints: typed errors naming the tens
     const e = await load(await withTensors(sym, { config: { quantization_config: ctConfig({ group_size: 24, symmetric: true }, ['Linear'], QWEN_IGNORE) } }));
     expectErr(e, CheckpointError, `${P}experts.0.gate_proj.weight_packed`, /input channels divisible by group_size 24, got 64 input channels/);
   });
-  it('an unknown format, and num_bits other than 4', async () => {
+  it('an unknown format, and num_bits other than 4 and 8', async () => {
     expectErr(await load(await withTensors(sym, { config: { quantization_config: ctConfig({ group_size: 32, symmetric: true }, ['Linear'], QWEN_IGNORE, 'packed-int4') } })), ConfigError, /quantization_config.format/, /packed-int4/);
-    expectErr(await load(await withTensors(sym, { config: { quantization_config: ctConfig({ group_size: 32, symmetric: true, num_bits: 8 }, ['Linear'], QWEN_IGNORE) } })), UnsupportedError, /num_bits: 8 is not supported/);
+    expectErr(await load(await withTensors(sym, { config: { quantization_config: ctConfig({ group_size: 32, symmetric: true, num_bits: 3 }, ['Linear'], QWEN_IGNORE) } })), UnsupportedError, /num_bits: 3 is not supported/);
   });
   it('missing zero points of an asymmetric scheme', async () => {
     const n = `${P}experts.5.down_proj.weight_zero_point`;

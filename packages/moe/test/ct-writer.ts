@@ -17,7 +17,10 @@ export interface CTTensors {
 }
 
 /** compressed-tensors' min/max group quantizer, then pack_to_int32 of the codes (and of the zero points along rows). */
-export function ctCompress(w: Float32Array, rows: number, cols: number, group: number, symmetric: boolean, scaleDtype: 'float32' | 'bfloat16' | 'float16'): CTTensors {
+export function ctCompress(w: Float32Array, rows: number, cols: number, group: number, symmetric: boolean, scaleDtype: 'float32' | 'bfloat16' | 'float16', bits: 4 | 8 = 4): CTTensors {
+  const qmin = -(2 ** (bits - 1));
+  const qmax = 2 ** (bits - 1) - 1;
+  const pf = 32 / bits;
   const G = Math.ceil(cols / group);
   const scales = new Float32Array(rows * G);
   const zps = new Int8Array(rows * G);
@@ -30,24 +33,24 @@ export function ctCompress(w: Float32Array, rows: number, cols: number, group: n
         mn = Math.min(mn, w[r * cols + c]);
         mx = Math.max(mx, w[r * cols + c]);
       }
-      const raw = Math.max(symmetric ? Math.max(-mn, mx) / 7.5 : (mx - mn) / 15, 2 ** -23);
+      const raw = Math.max(symmetric ? Math.max(-mn, mx) / ((qmax - qmin) / 2) : (mx - mn) / (qmax - qmin), 2 ** -23);
       const s = toFloat32(scaleDtype, fromFloat32(scaleDtype, [raw]))[0];
-      const zp = symmetric ? 0 : Math.round(Math.min(7, Math.max(-8, -8 - mn / raw)));
+      const zp = symmetric ? 0 : Math.round(Math.min(qmax, Math.max(qmin, qmin - mn / raw)));
       scales[r * G + g] = s;
       zps[r * G + g] = zp;
-      for (let c = g * group; c < Math.min(cols, (g + 1) * group); c++) q[r * cols + c] = Math.min(7, Math.max(-8, Math.round(w[r * cols + c] / s + zp)));
+      for (let c = g * group; c < Math.min(cols, (g + 1) * group); c++) q[r * cols + c] = Math.min(qmax, Math.max(qmin, Math.round(w[r * cols + c] / s + zp)));
     }
   }
-  const wpr = Math.ceil(cols / 8);
+  const wpr = Math.ceil(cols / pf);
   const packed = new Int32Array(rows * wpr);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) packed[r * wpr + (c >> 3)] |= (q[r * cols + c] + 8) << (4 * (c % 8));
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) packed[r * wpr + Math.floor(c / pf)] |= (q[r * cols + c] - qmin) << (bits * (c % pf));
   const deq = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) deq[r * cols + c] = Math.fround((q[r * cols + c] - zps[r * G + Math.floor(c / group)]) * scales[r * G + Math.floor(c / group)]);
   const out: CTTensors = { packed: new HostTensor('int32', [rows, wpr], packed), scale: HostTensor.fromFloat32([rows, G], scales, scaleDtype), deq };
   if (!symmetric) {
-    const rb = Math.ceil(rows / 8);
+    const rb = Math.ceil(rows / pf);
     const zw = new Int32Array(rb * G);
-    for (let r = 0; r < rows; r++) for (let g = 0; g < G; g++) zw[(r >> 3) * G + g] |= (zps[r * G + g] + 8) << (4 * (r % 8));
+    for (let r = 0; r < rows; r++) for (let g = 0; g < G; g++) zw[Math.floor(r / pf) * G + g] |= (zps[r * G + g] - qmin) << (bits * (r % pf));
     out.zeroPoint = new HostTensor('int32', [rb, G], zw);
   }
   return out;
@@ -116,7 +119,7 @@ export async function toCompressedTensors(
   prefix: string,
   quantized: (module: string) => boolean,
   /** group 'row': one group per row (strategy channel). */
-  scheme: { group: number | 'row'; symmetric: boolean; scaleDtype: 'float32' | 'bfloat16' | 'float16' },
+  scheme: { group: number | 'row'; symmetric: boolean; scaleDtype: 'float32' | 'bfloat16' | 'float16'; bits?: 4 | 8 },
   config: Record<string, unknown>,
 ): Promise<{ ct: MoECheckpoint; deq: MoECheckpoint }> {
   const add = new Map<string, HostTensor | { i64: Uint8Array; shape: number[] }>();
@@ -128,7 +131,7 @@ export async function toCompressedTensors(
     const m = n.slice(0, -'.weight'.length);
     if (!quantized(m)) continue;
     const [rows, cols] = info.shape;
-    const t = ctCompress((await ck.read(n)).toFloat32(), rows, cols, scheme.group === 'row' ? cols : scheme.group, scheme.symmetric, scheme.scaleDtype);
+    const t = ctCompress((await ck.read(n)).toFloat32(), rows, cols, scheme.group === 'row' ? cols : scheme.group, scheme.symmetric, scheme.scaleDtype, scheme.bits);
     add.set(`${m}.weight_packed`, t.packed).set(`${m}.weight_scale`, t.scale).set(`${m}.weight_shape`, { i64: int64Pair(rows, cols), shape: [2] });
     if (t.zeroPoint) add.set(`${m}.weight_zero_point`, t.zeroPoint);
     deqAdd.set(n, new HostTensor('float32', [rows, cols], t.deq));
@@ -148,7 +151,7 @@ export interface CTCase {
   name: string;
   arch: 'qwen2_moe' | 'mixtral';
   prefix: string;
-  scheme: { group: number | 'row'; symmetric: boolean; scaleDtype: 'float32' | 'bfloat16' | 'float16' };
+  scheme: { group: number | 'row'; symmetric: boolean; scaleDtype: 'float32' | 'bfloat16' | 'float16'; bits?: 4 | 8 };
   weights: Record<string, unknown>;
   targets: string[];
   ignore: string[];
@@ -174,6 +177,12 @@ export const CT_CASES: CTCase[] = [
     arch: 'mixtral', prefix: 'model.layers.0.block_sparse_moe.', scheme: { group: 'row', symmetric: false, scaleDtype: 'float32' },
     weights: { strategy: 'channel', symmetric: false }, targets: ['Linear'], ignore: ['lm_head', 're:.*block_sparse_moe.gate$'],
     quantized: (m) => !/gate$/.test(m), sharedQuantized: false,
+  },
+  {
+    name: 'qwen2_moe int8 (W8A16) asymmetric, group 32, bf16 scales, shared expert quantized too',
+    arch: 'qwen2_moe', prefix: 'model.layers.0.mlp.', scheme: { group: 32, symmetric: false, scaleDtype: 'bfloat16', bits: 8 },
+    weights: { group_size: 32, symmetric: false, num_bits: 8 }, targets: ['Linear'], ignore: QWEN_IGNORE,
+    quantized: (m) => !/mlp\.gate$|shared_expert_gate$/.test(m), sharedQuantized: true,
   },
 ];
 
