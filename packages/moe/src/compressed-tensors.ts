@@ -45,7 +45,8 @@ const strList = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) =
 
 /**
  * Reads a `quantization_config` with `quant_method: compressed-tensors`.
- * Supported: `format: pack-quantized` (top level or per group), weight-only
+ * Supported: `format: pack-quantized` (top level, or per group under
+ * `mixed-precision`), weight-only
  * groups (`input_activations` null) with `num_bits` 4 or 8, `type: int`,
  * `strategy: group` (with `group_size`) or `channel`, symmetric or not, no
  * activation ordering by group (`actorder: group` writes `weight_g_idx`).
@@ -65,7 +66,9 @@ export function parseCompressedTensorsConfig(qc: Obj): CompressedTensorsConfig {
     if (typeof f === 'string' && KNOWN_FORMATS.includes(f)) throw new UnsupportedError(field, JSON.stringify(f), '"pack-quantized" (int4 / int8 weights packed eight / four per int32)');
     throw new ConfigError(field, `a compressed-tensors format (${KNOWN_FORMATS.join(' | ')})`, f);
   };
-  checkFormat(`${where}.format`, qc.format);
+  // mixed-precision: each group names its own format (then every group must say pack-quantized)
+  const mixed = qc.format === 'mixed-precision';
+  if (!mixed) checkFormat(`${where}.format`, qc.format);
   const cg = qc.config_groups;
   if (!isObj(cg) || Object.keys(cg).length === 0) throw new ConfigError(`${where}.config_groups`, 'an object of named quantization schemes { targets, weights }', cg);
   const ignore = qc.ignore ?? [];
@@ -77,7 +80,7 @@ export function parseCompressedTensorsConfig(qc: Obj): CompressedTensorsConfig {
     if (Array.isArray(g)) throw new UnsupportedError(f, 'a preset scheme name list', 'groups written out as { targets, weights }');
     if (!isObj(g)) throw new ConfigError(f, 'an object { targets, weights }', g);
     if (!strList(g.targets) || g.targets.length === 0) throw new ConfigError(`${f}.targets`, 'a non-empty list of layer names, "re:" patterns or class names', g.targets);
-    if (g.format !== undefined && g.format !== null) checkFormat(`${f}.format`, g.format);
+    if (mixed || (g.format !== undefined && g.format !== null)) checkFormat(`${f}.format`, g.format);
     for (const a of ['input_activations', 'output_activations'] as const) {
       if (g[a] !== undefined && g[a] !== null) throw new UnsupportedError(`${f}.${a}`, 'quantized activations', 'weight-only schemes (null)');
     }

@@ -51,6 +51,12 @@ describe('compressed-tensors quantization_config', () => {
     expect(parseCompressedTensorsConfig(groupCfg({}))).toEqual({ format: 'pack-quantized', ignore: QWEN_IGNORE, groups: [{ name: 'group_0', targets: ['Linear'], weights: { numBits: 4, groupSize: 32, symmetric: true } }] });
     expect(parseCompressedTensorsConfig(groupCfg({ symmetric: false, group_size: 128 })).groups[0].weights).toEqual({ numBits: 4, groupSize: 128, symmetric: false });
     expect(parseCompressedTensorsConfig(groupCfg({ strategy: 'channel', group_size: null })).groups[0].weights).toEqual({ numBits: 4, groupSize: 'channel', symmetric: true });
+    // mixed-precision: the groups carry the format
+    const mixed = groupCfg({}, { format: 'mixed-precision' });
+    (mixed.config_groups as Record<string, Record<string, unknown>>).group_0.format = 'pack-quantized';
+    expect(parseCompressedTensorsConfig(mixed).groups).toHaveLength(1);
+    (mixed.config_groups as Record<string, Record<string, unknown>>).group_0.format = 'float-quantized';
+    expect(() => parseCompressedTensorsConfig(mixed)).toThrow(/config_groups.group_0.format: "float-quantized" is not supported/);
   });
   it('rejects what it cannot read with typed errors naming the field', () => {
     const bad: [Record<string, unknown>, typeof ConfigError | typeof UnsupportedError, RegExp][] = [
