@@ -178,7 +178,8 @@ function groupOf(s: CTWeightScheme, cols: number): number {
  * `weight_shape` [2] (int32 or int64) and, for asymmetric schemes,
  * `weight_zero_point` int32 [ceil(rows/p), ceil(cols/group)]. A group size
  * that does not divide the input channels (and is not above them) is a
- * CheckpointError naming the weight.
+ * CheckpointError naming the weight; odd input channels in int4 an
+ * UnsupportedError.
  *
  * @example `ctTensorNeeds({ name: 'm.experts.0.gate_proj', rows: 32, cols: 64 }, { numBits: 4, groupSize: 32, symmetric: true })`
  */
@@ -186,6 +187,7 @@ export function ctTensorNeeds(m: CTModule, s: CTWeightScheme): CTTensorNeed[] {
   const g = groupOf(s, m.cols);
   // compressed-tensors' group quantizer raises on columns >= group_size that it does not divide.
   if (m.cols >= g && m.cols % g !== 0) throw new CheckpointError(`${m.name}.weight_packed`, `input channels divisible by group_size ${g}`, `${m.cols} input channels`);
+  if (s.numBits === 4 && m.cols % 2 !== 0) throw new UnsupportedError(`${m.name}.weight_packed`, `${m.cols} input channels (odd) in int4`, 'an even count (two codes per byte in the int4 expert format)');
   const ng = Math.ceil(m.cols / g);
   const pf = 32 / s.numBits;
   const needs: CTTensorNeed[] = [

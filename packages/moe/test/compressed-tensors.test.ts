@@ -6,7 +6,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
 import { dirSource } from '@webmoe/tensor/node';
 import {
-  MoE, CheckpointError, ConfigError, UnsupportedError, QuantizedExperts, ctPackedToCodes, ctUnpackZeroPoints, ctSchemeOf, openHFCheckpoint, parseCompressedTensorsConfig, type MoECheckpoint,
+  MoE, CheckpointError, ConfigError, UnsupportedError, QuantizedExperts, ctPackedToCodes, ctUnpackZeroPoints, ctSchemeOf, ctTensorNeeds, openHFCheckpoint, parseCompressedTensorsConfig, type MoECheckpoint,
 } from '../src/index.js';
 import { FIXTURES, loadGolden, relErr } from './helpers.js';
 import { CT_CASES, QWEN_IGNORE, ctCase, ctConfig, int64Pair, patchedCheckpoint, type CTCase } from './ct-writer.js';
@@ -163,6 +163,10 @@ describe('malformed compressed-tensors checkpoints: typed errors naming the tens
     expectErr(await load(await withTensors(asym, { add: { [z]: new HostTensor('int32', [32, 4]) } })), CheckpointError, z, /expected shape \[4, 4\], got \[32, 4\]/);
     const w = `${P}experts.1.gate_proj.weight_packed`;
     expectErr(await load(await withTensors(asym, { add: { [w]: new HostTensor('uint8', [32, 8]) } })), CheckpointError, w, /dtype int32, got uint8/);
+  });
+  it('odd input channels in int4 (the int4 format holds two codes per byte)', () => {
+    expect(() => ctTensorNeeds({ name: 'm.experts.0.down_proj', rows: 8, cols: 33 }, { numBits: 4, groupSize: 'channel', symmetric: true })).toThrow(/m\.experts\.0\.down_proj\.weight_packed: 33 input channels \(odd\) in int4 is not supported/);
+    expect(ctTensorNeeds({ name: 'm', rows: 8, cols: 33 }, { numBits: 8, groupSize: 'channel', symmetric: false }).map((n) => n.shape)).toEqual([[8, 9], [8, 1], [2], [2, 1]]);
   });
   it('a weight_shape that disagrees with the config', async () => {
     const n = `${P}experts.7.down_proj.weight_shape`;
