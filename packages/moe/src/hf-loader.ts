@@ -7,6 +7,7 @@ import { parseHFMoEConfig, type HFMoESpec } from './hf-config.js';
 import { openHFCheckpoint, type MoECheckpoint } from './checkpoint.js';
 import { MoE } from './moe.js';
 import { checkStackable, normalizeQuantConfig, type ActivationQuant, type MoEQuantConfig, type ResolvedQuantConfig } from './quant-experts.js';
+import { checkCTWeightShapes, planCompressedTensors, readCTExperts, type CTPlan } from './compressed-tensors.js';
 
 /** Storage dtypes the loader builds layers in. @example `const d: MoEWeightDType = 'bfloat16';` */
 export type MoEWeightDType = 'float32' | 'bfloat16' | 'float16';
@@ -102,7 +103,7 @@ export async function loadHuggingFaceMoE(opts: HFLoadOptions): Promise<MoE> {
 
 async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef): Promise<MoE> {
   const spec = parseHFMoEConfig(ck.config, opts.layer);
-  const { prefix, needs } = plan(ck, spec);
+  const { prefix, needs, ct } = plan(ck, spec);
   const E = spec.numExperts;
   const H = spec.hiddenDim;
   const I = spec.moeDim;
@@ -120,10 +121,12 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
   if (extra.length) {
     throw new CheckpointError(extra[0], `no other tensors under ${prefix} for ${spec.modelType}`, `unexpected tensor(s) ${extra.slice(0, 6).join(', ')}${extra.length > 6 ? ` (${extra.length} in all)` : ''}`);
   }
+  // compressed-tensors: each module's weight_shape against the config (small reads, still before any allocation)
+  if (ct) await checkCTWeightShapes(ck, ct.modules);
   const routerName = prefix + spec.router.weight;
   const dtype: DType = opts.dtype ?? (ck.info(routerName)!.dtype as DType);
   if (opts.activationQuant !== undefined && opts.activationQuant !== 'none' && opts.activationQuant !== 'dynamic') throw new ConfigError('activationQuant', 'none | dynamic', opts.activationQuant);
-  let quantConfig: MoEQuantConfig | undefined = spec.quant;
+  let quantConfig: MoEQuantConfig | undefined = ct?.quant ?? spec.quant;
   if (quantConfig && spec.experts.kind === 'fused_in_out' && spec.experts.bias) {
     // Biases stay in the checkpoint's dtype (bf16/f32), or the requested float dtype.
     quantConfig = { ...quantConfig, biasDtype: (opts.dtype ?? ck.info(`${prefix}experts.gate_up_proj_bias`)!.dtype) as MoEWeightDType };
@@ -163,7 +166,11 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
     sd.set('gate.weight', await read(routerName));
     if (spec.router.bias) sd.set('gate.bias', await read(prefix + spec.router.bias));
     if (spec.router.correctionBias) sd.set('gate.e_score_correction_bias', await read(prefix + spec.router.correctionBias, 'float32'));
-    if (quant) {
+    if (ct) {
+      await readCTExperts(ck, ct.experts, ct.quant, 'experts', sd);
+      // expert parallel: this rank keeps its own experts [e0, e1) (the containers are [E, ...])
+      if (moe.epSize > 1) for (const [name, t] of sd) if (name.startsWith('experts.')) sd.set(name, ownExperts(t));
+    } else if (quant) {
       await readQuantizedExperts(ck, spec, prefix, quant, sd, (n, dt) => read(n, dt), [e0, e1], ownExperts);
     } else if (spec.experts.kind === 'per_expert') {
       const { gate, up, down } = spec.experts;
@@ -186,7 +193,8 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
       }
     }
     if (spec.shared && quant?.quantizeSharedExperts) {
-      await readQuantizedShared(ck, spec, prefix, quant, sd);
+      if (ct) await readCTExperts(ck, [ct.shared!], ct.quant, 'shared_experts', sd);
+      else await readQuantizedShared(ck, spec, prefix, quant, sd);
       if (spec.shared.gate) sd.set('shared_expert_gate.weight', await read(prefix + spec.shared.gate));
     } else if (spec.shared) {
       const sp = prefix + spec.shared.prefix;
@@ -201,15 +209,18 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
   }
 }
 
-/** The block's prefix and the tensors it needs (with shapes from the config). */
-function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need[] } {
+/** The block's prefix and the tensors it needs (with shapes from the config); for compressed-tensors checkpoints also their plan. */
+function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need[]; ct?: CTPlan } {
   const prefix = spec.prefixes.find((p) => ck.info(p + spec.router.weight)) ?? spec.prefixes[0];
   const { numExperts: E, hiddenDim: H, moeDim: I } = spec;
   const needs: Need[] = [{ name: prefix + spec.router.weight, shape: [E, H] }];
   if (spec.router.bias) needs.push({ name: prefix + spec.router.bias, shape: [E] });
   if (spec.router.correctionBias) needs.push({ name: prefix + spec.router.correctionBias, shape: [E] });
-  const quant = spec.quant ? normalizeQuantConfig(spec.quant) : undefined;
-  if (quant) {
+  const ct = spec.compressedTensors ? planCompressedTensors(ck, spec, prefix) : undefined;
+  const quant = ct ? normalizeQuantConfig(ct.quant) : spec.quant ? normalizeQuantConfig(spec.quant) : undefined;
+  if (ct) {
+    needs.push(...ct.needs);
+  } else if (quant) {
     needs.push(...quantizedNeeds(spec, prefix, quant));
   } else if (spec.experts.kind === 'per_expert') {
     for (let e = 0; e < E; e++) {
@@ -231,7 +242,7 @@ function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need
   if (spec.modelType !== 'gpt_oss' && spec.modelType !== 'llama4_text' && ck.info(prefix + 'experts.gate_up_proj')) {
     throw new UnsupportedError(`${prefix}experts.gate_up_proj`, `a fused expert layout for ${spec.modelType}`, 'per-expert gate/up/down tensors');
   }
-  return { prefix, needs };
+  return { prefix, needs, ct };
 }
 
 /** fp8 block-scaled per-expert tensors: `name.weight` (codes) and `name.weight_scale_inv` (f32 [ceil(rows/br), ceil(cols/bc)]). */

@@ -11,4 +11,5 @@ export * from './hf-loader.js';
 export * from './sharded.js';
 export * from './quant-experts.js';
 export * from './quant.js';
+export * from './compressed-tensors.js';
 export * from './stack.js';

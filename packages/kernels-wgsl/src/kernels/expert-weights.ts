@@ -78,6 +78,10 @@ export function expertDims(w: ExpertWeightsGpu | ExpertWeightsHost, what = 'expe
       const [E, rows, bytes] = w.q.shape;
       const cols = w.bits === 4 ? bytes * 2 : bytes;
       expectDims(`${what} (int_block) scales`, w.scales, [E, rows, Math.ceil(cols / w.blockSize)]);
+      if (w.zeros !== undefined) {
+        expectDt(`${what} (int_block) zeros`, w.zeros, ['uint8']);
+        expectDims(`${what} (int_block) zeros`, w.zeros, [E, rows, Math.ceil(cols / w.blockSize)]);
+      }
       return { E, rows, cols };
     }
     default:
@@ -87,7 +91,7 @@ export function expertDims(w: ExpertWeightsGpu | ExpertWeightsHost, what = 'expe
 
 /**
  * GPU bytes an expert weight container holds: packed weight codes and
- * (for quantized kinds) their scales.
+ * (for quantized kinds) their scales (int_block zero points count as scales).
  *
  * @example
  * ```ts
@@ -104,7 +108,7 @@ export function expertWeightBytes(w: ExpertWeightsGpu): { weights: number; scale
     case 'mxfp4':
       return { weights: w.blocks.byteLength, scales: w.scales.byteLength };
     case 'int_block':
-      return { weights: w.q.byteLength, scales: w.scales.byteLength };
+      return { weights: w.q.byteLength, scales: w.scales.byteLength + (w.zeros?.byteLength ?? 0) };
     default:
       throw new ValueError('expertWeightBytes kind', "'dense' | 'fp8_block' | 'mxfp4' | 'int_block'", (w as { kind: unknown }).kind);
   }
@@ -131,8 +135,11 @@ export function uploadExpertWeights(ctx: GpuContext, w: ExpertWeightsHost, label
       return { kind: 'fp8_block', q: up(w.q, 'q'), scaleInv: up(w.scaleInv, 'scaleInv'), block: [w.block[0], w.block[1]] };
     case 'mxfp4':
       return { kind: 'mxfp4', blocks: up(w.blocks, 'blocks'), scales: up(w.scales, 'scales') };
-    case 'int_block':
-      return { kind: 'int_block', bits: w.bits, blockSize: w.blockSize, q: up(w.q, 'q'), scales: up(w.scales, 'scales') };
+    case 'int_block': {
+      const g: ExpertWeightsGpu = { kind: 'int_block', bits: w.bits, blockSize: w.blockSize, q: up(w.q, 'q'), scales: up(w.scales, 'scales') };
+      if (w.zeros) g.zeros = up(w.zeros, 'zeros');
+      return g;
+    }
   }
 }
 
@@ -156,6 +163,7 @@ export function destroyExpertWeights(w: ExpertWeightsGpu): void {
     case 'int_block':
       w.q.destroy();
       w.scales.destroy();
+      w.zeros?.destroy();
       return;
   }
 }
