@@ -4,9 +4,10 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor } from '@webmoe/tensor';
 import {
-  GpuTensor, Recorder, gemvGateUpGpu, gemvDownGpu, gemvSupports, gemvWideLoads, groupRef, uploadGrouping, quantizeExperts, uploadExpertWeights, destroyExpertWeights,
+  GpuTensor, Recorder, gemvGateUpGpu, gemvDownGpu, gemvSupports, groupRef, uploadGrouping, quantizeExperts, uploadExpertWeights, destroyExpertWeights,
   groupedGateUpRef, groupedDownRef, type GpuContext, type ExpertQuantFormat,
 } from '@webmoe/kernels-wgsl';
+import { gemvWideLoads } from '../src/kernels/moe-gemv.js';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
 import { randomZeros } from './quant-helpers.js';
 

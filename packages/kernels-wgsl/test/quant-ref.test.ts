@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { HostTensor, ShapeError, DTypeError, ValueError, e4m3ToF32, f32ToE4m3 } from '@webmoe/tensor';
-import { decodeExpertRow, expertDims, fakeQuantFp8Ref, fp4ToF32, quantizeExperts, type ExpertWeightsHost } from '@webmoe/kernels-wgsl';
+import { decodeExpertRow, expertDims, quantizeExperts, type ExpertWeightsHost } from '@webmoe/kernels-wgsl';
+import { fakeQuantFp8Ref, fp4ToF32 } from '../src/kernels/quant-ref.js';
 import { rng, randomArray } from '@webmoe/kernels-wgsl/testing';
 import { randInt } from './grouped-helpers.js';
 import { elementOf } from './quant-helpers.js';

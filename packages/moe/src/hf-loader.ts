@@ -5,7 +5,7 @@ import { takeRanges } from '@webmoe/sharding';
 import { CheckpointError, ConfigError, UnsupportedError } from './errors.js';
 import { parseHFMoEConfig, type HFMoESpec } from './hf-config.js';
 import { openHFCheckpoint, type MoECheckpoint } from './checkpoint.js';
-import { MoE } from './moe.js';
+import type { MoE, MoEOptions } from './moe.js';
 import { checkStackable, normalizeQuantConfig, type ActivationQuant, type MoEQuantConfig, type ResolvedQuantConfig } from './quant-experts.js';
 import { checkCTWeightShapes, planCompressedTensors, readCTExperts, type CTPlan } from './compressed-tensors.js';
 
@@ -80,28 +80,30 @@ function toDType(t: HostTensor, dtype: DType): HostTensor {
 
 /**
  * Builds layer `layer`'s MoE block from a HuggingFace checkpoint (see
- * {@link MoE.fromHuggingFace}). Every tensor name, shape and dtype is checked
+ * {@link MoE.fromHuggingFace}, which calls it with `create = (o) => new MoE(o)`:
+ * this file builds layers through `create` so that it does not import the
+ * MoE class, which imports it). Every tensor name, shape and dtype is checked
  * against the config before any tensor is read or any GPU memory allocated.
  *
  * @example
  * ```ts
- * const moe = await loadHuggingFaceMoE({ source: '/models/mixtral-tiny', layer: 0, device: DeviceRef.CPU() });
+ * const moe = await loadHuggingFaceMoE({ source: '/models/mixtral-tiny', layer: 0, device: DeviceRef.CPU() }, (o) => new MoE(o));
  * ```
  */
-export async function loadHuggingFaceMoE(opts: HFLoadOptions): Promise<MoE> {
+export async function loadHuggingFaceMoE(opts: HFLoadOptions, create: (options: MoEOptions) => MoE): Promise<MoE> {
   const device = opts.device ?? DeviceRef.CPU();
   if (opts.dtype !== undefined && !FLOAT_DTYPES.includes(opts.dtype)) throw new ConfigError('dtype', FLOAT_DTYPES.join(' | '), opts.dtype);
   if (device.isGpu() && !opts.ctx) throw new ConfigError('ctx', `a GpuContext for device ${device}`, 'undefined');
   const ck = await resolveCheckpoint(opts.source);
   try {
-    return await build(ck, opts, device);
+    return await build(ck, opts, device, create);
   } finally {
     // Files opened here are closed here; a caller's MoECheckpoint is left open.
     if (!isCheckpoint(opts.source)) await ck.close?.();
   }
 }
 
-async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef): Promise<MoE> {
+async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef, create: (options: MoEOptions) => MoE): Promise<MoE> {
   const spec = parseHFMoEConfig(ck.config, opts.layer);
   const { prefix, needs, ct } = plan(ck, spec);
   const E = spec.numExperts;
@@ -134,7 +136,7 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
   const quant = quantConfig ? normalizeQuantConfig(quantConfig) : undefined;
   if (!quant && opts.activationQuant === 'dynamic') throw new ConfigError('activationQuant', "'none' for an unquantized checkpoint (dynamic fp8 activations need quantized experts)", opts.activationQuant);
 
-  const moe = new MoE({
+  const moe = create({
     devices: [device],
     ctx: opts.ctx,
     hiddenDim: H,

@@ -327,7 +327,7 @@ export class MoE extends Module {
    * ```
    */
   static fromHuggingFace(opts: HFLoadOptions): Promise<MoE> {
-    return loadHuggingFaceMoE(opts);
+    return loadHuggingFaceMoE(opts, (options) => new MoE(options));
   }
 
   /** `experts.gate_up_proj` [E, 2I, H] (MAX `gate_up_proj`); with `quantConfig`, the packed codes (e.g. mxfp4 `gate_up_proj_blocks` [E, 2I, H/32, 16]; scales in `stacked.gateUpScale`). */

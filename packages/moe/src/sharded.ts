@@ -30,7 +30,9 @@ import {
 } from '@webmoe/sharding';
 import { ShapeError } from '@webmoe/tensor';
 import { resolveShardGroup, shardInputRows, shardOutput, gpuPartialSum, type ShardDevices, type ShardInput, type ShardOutput } from '@webmoe/nn';
-import { MoE, type MoEOptions } from './moe.js';
+// moe.ts imports this file (MoE.shard), so the MoE class is not imported here:
+// shards are built with the source layer's own class, and fromHuggingFace loads MoE lazily.
+import type { MoE, MoEOptions } from './moe.js';
 import { DeepseekV3Gate } from './gates.js';
 import { UnsupportedError } from './errors.js';
 import { QuantizedExperts, type ResolvedQuantConfig } from './quant-experts.js';
@@ -261,7 +263,7 @@ export class ShardedMoE {
     try {
       for (let i = 0; i < group.size; i++) {
         const { opts: so, take } = perShard(tr ? tr.rank : i);
-        const m = new MoE(shardOptions(source, group, i, so));
+        const m = new (source.constructor as typeof MoE)(shardOptions(source, group, i, so));
         shards.push(m);
         const part = new Map<string, HostTensor>();
         for (const [name, t] of sd) part.set(name, take(name, t));
@@ -294,6 +296,7 @@ export class ShardedMoE {
     // (tensor parallel: the whole layer is read, the constructor keeps this rank's slice)
     if (transport) checkRankStrategy('ShardedMoE.fromHuggingFace', strategy, transport);
     const expertShard = transport && strategy.kind === 'expert_parallel' ? { epSize: strategy.numDevices, shardIndex: transport.rank } : undefined;
+    const { MoE } = await import('./moe.js');
     const host = await MoE.fromHuggingFace({ ...load, device: DeviceRef.CPU(), expertShard });
     try {
       return new ShardedMoE(host, devices, strategy, { transport });
