@@ -196,6 +196,22 @@ export interface GroupOptions {
   pool?: BufferPool;
 }
 
+/** Checks idx (uint32 [T, k], k >= 1) and E, and allocates the four outputs of a grouping (from `opts.pool` if given). */
+function allocGrouping(ctx: GpuContext, what: string, idx: GpuTensor, E: number, opts: GroupOptions): GroupingGpu {
+  expectLive(what, { idx });
+  if (idx.dtype !== 'uint32') throw new DTypeError(`${what} idx`, 'uint32', idx.dtype);
+  const [T, k] = expect2d(`${what} idx [T, k]`, idx.shape);
+  if (!Number.isInteger(E) || E < 1) throw new ValueError(`${what} E`, 'an integer >= 1', E);
+  if (k < 1) throw new ShapeError(`${what} idx [T, k]`, '[T, k] with k >= 1', idx.shape);
+  const n = T * k;
+  const counts = allocOutput(ctx, opts.pool, 'uint32', [E], 'group.counts');
+  const offsets = allocOutput(ctx, opts.pool, 'uint32', [E + 1], 'group.offsets');
+  const order = allocOutput(ctx, opts.pool, 'uint32', [n], 'group.order');
+  const position = allocOutput(ctx, opts.pool, 'uint32', [n], 'group.position');
+  return makeGrouping(T, k, E, counts, offsets, order, position);
+}
+
+
 /**
  * Records the grouping of the (token, slot) pairs of `idx` (uint32 [T,k],
  * values < E) by expert. Returns a GroupingGpu (counts [E], offsets [E+1],
@@ -212,17 +228,9 @@ export interface GroupOptions {
  * ```
  */
 export function groupGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: number, opts: GroupOptions = {}): GroupingGpu {
-  expectLive('groupGpu', { idx });
-  if (idx.dtype !== 'uint32') throw new DTypeError('groupGpu idx', 'uint32', idx.dtype);
-  const [T, k] = expect2d('groupGpu idx [T, k]', idx.shape);
-  if (!Number.isInteger(E) || E < 1) throw new ValueError('groupGpu E', 'an integer >= 1', E);
-  if (k < 1) throw new ShapeError('groupGpu idx [T, k]', '[T, k] with k >= 1', idx.shape);
-  const n = T * k;
-  const counts = allocOutput(ctx, opts.pool, 'uint32', [E], 'group.counts');
-  const offsets = allocOutput(ctx, opts.pool, 'uint32', [E + 1], 'group.offsets');
-  const order = allocOutput(ctx, opts.pool, 'uint32', [n], 'group.order');
-  const position = allocOutput(ctx, opts.pool, 'uint32', [n], 'group.position');
-  const g = makeGrouping(T, k, E, counts, offsets, order, position);
+  const g = allocGrouping(ctx, 'groupGpu', idx, E, opts);
+  const { counts, offsets, order, position } = g;
+  const n = g.T * g.k;
   try {
     const cursor = rec.temp(E * 4, 'group.cursor');
     const v = {} as Record<string, never>;
@@ -250,17 +258,9 @@ export function groupGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: numb
  * ```
  */
 export function groupDecodeGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: number, nGateUp: number, nDown: number, opts: GroupOptions = {}): { grouping: GroupingGpu; active: ActiveExperts } {
-  expectLive('groupDecodeGpu', { idx });
-  if (idx.dtype !== 'uint32') throw new DTypeError('groupDecodeGpu idx', 'uint32', idx.dtype);
-  const [T, k] = expect2d('groupDecodeGpu idx [T, k]', idx.shape);
-  if (!Number.isInteger(E) || E < 1) throw new ValueError('groupDecodeGpu E', 'an integer >= 1', E);
-  if (k < 1) throw new ShapeError('groupDecodeGpu idx [T, k]', '[T, k] with k >= 1', idx.shape);
-  const n = T * k;
-  const counts = allocOutput(ctx, opts.pool, 'uint32', [E], 'group.counts');
-  const offsets = allocOutput(ctx, opts.pool, 'uint32', [E + 1], 'group.offsets');
-  const order = allocOutput(ctx, opts.pool, 'uint32', [n], 'group.order');
-  const position = allocOutput(ctx, opts.pool, 'uint32', [n], 'group.position');
-  const g = makeGrouping(T, k, E, counts, offsets, order, position);
+  const g = allocGrouping(ctx, 'groupDecodeGpu', idx, E, opts);
+  const { counts, offsets, order, position } = g;
+  const n = g.T * g.k;
   try {
     const cursor = rec.temp(E * 4, 'group.cursor');
     const active = rec.temp(4 * E, 'active');
