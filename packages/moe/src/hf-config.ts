@@ -1,7 +1,7 @@
 import type { ExpertActivation } from '@webmoe/kernels-wgsl';
 import { ConfigError, UnsupportedError } from './errors.js';
 import { parseHFQuantConfig, type MoEQuantConfig } from './quant-experts.js';
-import { parseCompressedTensorsConfig, type CompressedTensorsConfig } from './compressed-tensors.js';
+import { parseCompressedTensorsConfig, type CompressedTensorsConfig } from './compressed-tensors-config.js';
 import { SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV3Gate, Llama4Gate, type GateClass, type GateOptions } from './gates.js';
 
 /** The model types `MoE.fromHuggingFace` loads. @example `HF_MOE_MODEL_TYPES.includes('olmoe') // true` */

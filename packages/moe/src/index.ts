@@ -23,4 +23,4 @@ export {
   type QuantizedExpertsOptions,
 } from './quant-experts.js';
 export { quantize } from './quant.js';
-export type { CompressedTensorsConfig, CTConfigGroup, CTWeightScheme } from './compressed-tensors.js';
+export type { CompressedTensorsConfig, CTConfigGroup, CTWeightScheme } from './compressed-tensors-config.js';

@@ -7,7 +7,8 @@ import { DeviceRef, HostTensor } from '@webmoe/tensor';
 import { dirSource } from '@webmoe/tensor/node';
 import { MoE, CheckpointError, ConfigError, UnsupportedError, QuantizedExperts, openHFCheckpoint, type MoECheckpoint } from '../src/index.js';
 // the loader's internals (not in the package's public list)
-import { ctPackedToCodes, ctUnpackZeroPoints, ctSchemeOf, ctTensorNeeds, parseCompressedTensorsConfig } from '../src/compressed-tensors.js';
+import { ctPackedToCodes, ctUnpackZeroPoints, ctTensorNeeds } from '../src/compressed-tensors.js';
+import { ctSchemeOf, parseCompressedTensorsConfig } from '../src/compressed-tensors-config.js';
 import { FIXTURES, loadGolden, relErr } from './helpers.js';
 import { CT_CASES, QWEN_IGNORE, ctCase, ctConfig, int64Pair, patchedCheckpoint, type CTCase } from './ct-writer.js';
 
