@@ -1,5 +1,5 @@
 /** Command-line options of the bench. */
-import { BENCH_DTYPES, DEFAULT_TOKENS, MODELS, QUICK, findModel, type BenchDtype } from './models.js';
+import { BENCH_DTYPES, DEFAULT_MODELS, DEFAULT_TOKENS, MODELS, QUICK, findModel, type BenchDtype } from './models.js';
 
 /** Which device to run on. */
 export type DeviceChoice = 'auto' | 'gpu' | 'cpu';
@@ -125,7 +125,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
     }
   }
   o.explicit = o.models.length > 0 || o.tokens.length > 0 || o.iters >= 0 || o.warmup >= 0;
-  if (!o.models.length) o.models = o.quick ? [...QUICK.models] : MODELS.map((m) => m.name);
+  if (!o.models.length) o.models = o.quick ? [...QUICK.models] : [...DEFAULT_MODELS];
   if (!o.tokens.length) o.tokens = o.quick ? [...QUICK.tokens] : [...DEFAULT_TOKENS];
   if (o.iters < 0) o.iters = o.quick ? 5 : 20;
   if (o.warmup < 0) o.warmup = o.quick ? 1 : 3;

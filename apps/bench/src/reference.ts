@@ -57,6 +57,8 @@ export interface ReferenceSpec {
   k: number;
   router: RouterParams;
   act: ExpertActivation;
+  /** Llama 4: the routing weight scales the expert's input; outputs summed unweighted. */
+  routerWeightFirst?: boolean;
 }
 
 // --- scalar decoders (docs/moe-semantics.md "Number formats") ---
@@ -522,7 +524,7 @@ export async function referenceForward(spec: ReferenceSpec, layer: StoredLayer, 
     job: async (): Promise<ExpertJob> => ({
       gu: await readExpertBytes(layer.gateUp, e, 2 * I, H),
       dn: await readExpertBytes(layer.down, e, H, I),
-      act: spec.act, xs: uses.map((u) => xs[u.j]), I, H,
+      act: spec.act, xs: uses.map((u) => (spec.routerWeightFirst ? xs[u.j].map((v) => v * u.w) : xs[u.j])), I, H,
       guBias: guBias?.slice(e * 2 * I, (e + 1) * 2 * I),
       dnBias: dnBias?.slice(e * H, (e + 1) * H),
     }),
@@ -531,7 +533,8 @@ export async function referenceForward(spec: ReferenceSpec, layer: StoredLayer, 
   jobs.forEach(({ uses }, n) => {
     const ys = results[n];
     uses.forEach((u, m) => {
-      for (let c = 0; c < H; c++) out[u.j * H + c] += u.w * ys[m][c];
+      const w = spec.routerWeightFirst ? 1 : u.w;
+      for (let c = 0; c < H; c++) out[u.j * H + c] += w * ys[m][c];
     });
   });
   // shared experts: a plain SiLU MLP on every token
