@@ -9,6 +9,7 @@
 import { HostTensor } from '@webmoe/tensor';
 import { createGpuContext, GpuTensor, Recorder, groupedGateUpGpu, groupedDownGpu, type GroupingGpu, type GroupedGemmOptions } from '@webmoe/kernels-wgsl';
 import { sgmatSupported } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast.js';
+import { relErr } from '@webmoe/kernels-wgsl/testing';
 
 const iters = Number(process.argv[2] ?? 10);
 const ctx = await createGpuContext();
@@ -31,16 +32,6 @@ function randBf16(n: number, seed: number): Uint16Array {
   return u;
 }
 
-function relErr(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i] - b[i];
-    num += d * d;
-    den += b[i] * b[i];
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
 
 const PATHS: { name: string; opts: GroupedGemmOptions }[] = [
   { name: 'tiled32', opts: { tile: 'prefill' } },

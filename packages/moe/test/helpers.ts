@@ -87,17 +87,7 @@ export function loadGolden(arch: string, set: GoldenSet = 'golden'): Golden {
   };
 }
 
-export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`relErr: lengths differ (${a.length} vs ${b.length})`);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i] - b[i];
-    num += d * d;
-    den += b[i] * b[i];
-  }
-  return Math.sqrt(num / den);
-}
+export { relErr } from '@webmoe/kernels-wgsl/testing';
 
 /**
  * Which kernel ran each expert GEMM of a dispatch log, as `op:kind` (sorted, unique):
