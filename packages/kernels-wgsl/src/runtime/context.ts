@@ -1,3 +1,4 @@
+import { ValueError } from '@webmoe/tensor';
 import { selectGpuFromEnv, type GpuSelection } from './gpu-select.js';
 import { NoAdapterError, DeviceLostError, GpuValidationError, GpuOutOfMemoryError } from './errors.js';
 
@@ -23,6 +24,15 @@ export interface GpuContextOptions {
   disableSubgroupMatrix?: boolean;
   /** A label for the device. */
   label?: string;
+  /**
+   * The most bytes one storage binding of expert weights may hold (a positive
+   * multiple of 4; default and cap: the device's maxStorageBufferBindingSize
+   * and maxBufferSize). Expert stacks larger than this are split over several
+   * buffers (see `uploadExpertWeights`). Lowering it lets small layers take
+   * the chunked paths (tests, CI on lavapipe); scratch buffers keep the
+   * device limits.
+   */
+  maxBindingBytes?: number;
 }
 
 const WANTED: readonly string[] = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'];
@@ -141,16 +151,26 @@ export class GpuContext {
   readonly features: GpuFeatures;
   readonly limits: GPUSupportedLimits;
   readonly adapterInfo: AdapterDescription;
+  /**
+   * The most bytes one storage binding of expert weights holds: the
+   * `maxBindingBytes` option, capped by the device's maxStorageBufferBindingSize
+   * and maxBufferSize (rounded down to a multiple of 4).
+   */
+  readonly maxBindingBytes: number;
   private lostInfo: GPUDeviceLostInfo | undefined;
   private destroyed = false;
   private readonly uncaptured: string[] = [];
 
-  constructor(adapter: GPUAdapter, device: GPUDevice, features: GpuFeatures) {
+  constructor(adapter: GPUAdapter, device: GPUDevice, features: GpuFeatures, opts: { maxBindingBytes?: number } = {}) {
     this.adapter = adapter;
     this.device = device;
     this.features = features;
     this.limits = device.limits;
     this.adapterInfo = describeAdapter(adapter);
+    const mb = opts.maxBindingBytes;
+    if (mb !== undefined && !(Number.isInteger(mb) && mb >= 4 && mb % 4 === 0)) throw new ValueError('GpuContext maxBindingBytes', 'a positive multiple of 4', mb);
+    const deviceMax = Math.floor(Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize) / 4) * 4;
+    this.maxBindingBytes = Math.min(mb ?? deviceMax, deviceMax);
     device.lost.then((info) => {
       this.lostInfo = info;
     });
@@ -249,6 +269,8 @@ export class GpuContext {
  * ```
  */
 export async function createGpuContext(opts: GpuContextOptions = {}): Promise<GpuContext> {
+  const mb = opts.maxBindingBytes;
+  if (mb !== undefined && !(Number.isInteger(mb) && mb >= 4 && mb % 4 === 0)) throw new ValueError('createGpuContext maxBindingBytes', 'a positive multiple of 4', mb);
   const adapter = opts.adapter ?? (await requestAdapter(opts.powerPreference));
   const want = (opts.wantFeatures ?? WANTED).filter((f) => adapter.features.has(f));
   const filtered = want.filter(
@@ -281,5 +303,5 @@ export async function createGpuContext(opts: GpuContextOptions = {}): Promise<Gp
     subgroups: has('subgroups'),
     timestampQuery: has('timestamp-query'),
     subgroupMatrix: has('chromium-experimental-subgroup-matrix'),
-  });
+  }, { maxBindingBytes: mb });
 }
