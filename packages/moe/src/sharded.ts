@@ -29,7 +29,7 @@ import {
 } from '@webmoe/sharding';
 import { ShapeError } from '@webmoe/tensor';
 import { resolveShardGroup, shardInputRows, shardOutput, gpuPartialSum, type ShardDevices, type ShardInput, type ShardOutput } from '@webmoe/nn';
-import { MoE, type MoEOptions } from './moe.js';
+import { MoE, expertBiasGpu, type MoEOptions } from './moe.js';
 import { DeepseekV3Gate } from './gates.js';
 import { UnsupportedError } from './errors.js';
 import type { HFLoadOptions } from './hf-loader.js';
@@ -326,8 +326,8 @@ export class ShardedMoE {
         const g = keep(uploadGrouping(ctx, step.receive[d].grouping));
         const w = sh.stacked.gpuWeights();
         const rec = new Recorder(ctx, { label: `ep.experts${d}` });
-        const h = keep(groupedGateUpGpu(ctx, rec, recv, g, w.gateUp, sh.stacked.gateUpBias?.gpuValue, sh.activation, {}));
-        const y = keep(groupedDownGpu(ctx, rec, h, g, w.down, sh.stacked.downBias?.gpuValue, {}));
+        const h = keep(groupedGateUpGpu(ctx, rec, recv, g, w.gateUp, expertBiasGpu(w.gateUp, sh.stacked.gateUpBias), sh.activation, {}));
+        const y = keep(groupedDownGpu(ctx, rec, h, g, w.down, expertBiasGpu(w.down, sh.stacked.downBias), {}));
         rec.submit();
         return y;
       });
@@ -495,8 +495,8 @@ async function expertsGpu(sh: MoE, xp: Float32Array, grouping: Grouping): Promis
       const g = keep(uploadGrouping(ctx, grouping));
       const w = sh.stacked.gpuWeights();
       const rec = new Recorder(ctx, { label: 'ep.rank.experts' });
-      const h = keep(groupedGateUpGpu(ctx, rec, x, g, w.gateUp, sh.stacked.gateUpBias?.gpuValue, sh.activation, {}));
-      const y = keep(groupedDownGpu(ctx, rec, h, g, w.down, sh.stacked.downBias?.gpuValue, {}));
+      const h = keep(groupedGateUpGpu(ctx, rec, x, g, w.gateUp, expertBiasGpu(w.gateUp, sh.stacked.gateUpBias), sh.activation, {}));
+      const y = keep(groupedDownGpu(ctx, rec, h, g, w.down, expertBiasGpu(w.down, sh.stacked.downBias), {}));
       rec.submit();
       return (await y.download()).data as Float32Array;
     });
