@@ -290,3 +290,54 @@ describe('chunked stacks: API', () => {
     });
   });
 });
+
+describe('subgroup-matrix kernel (emulated builtins) on a chunked stack: bit for bit', () => {
+  // The kernel's WGSL with the subgroup-matrix builtins emulated per invocation (grouped-gemm-fast.gpu.test.ts), so
+  // its chunk addressing (tile offsets of the chunk's experts, chunk-local weights and bias, Y at p * ys + yo + o)
+  // runs on adapters without the feature. One small case (the emulation is slow): gate_up, interleaved, bias, every
+  // expert cut in two.
+  it('gate_up bf16, E=3, T=40, k=2, K=32, N=40', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    if (!ctx.features.shaderF16 || !ctx.features.subgroups) return t.skip('no shader-f16 / subgroups on this adapter');
+    const cx = ctx;
+    const [T, kk, Ex, K, N] = [40, 2, 3, 32, 40];
+    const r = rng(99);
+    const act = { kind: 'silu' as const, limit: 0, alpha: 0, interleaved: true };
+    const w = dense('bfloat16')(randomArray(r, Ex * 2 * N * K, -0.3, 0.3), Ex, 2 * N, K);
+    const b = HostTensor.fromFloat32([Ex, 2 * N], randomArray(r, Ex * 2 * N, -0.5, 0.5), 'float32');
+    const x = randomArray(r, T * K);
+    const g = hostGrouping(randomIdx(r, T, kk, Ex), T, kk, Ex);
+    const { recordFastGemm } = await import('../src/kernels/grouped-gemm-fast.js');
+    const { foldWorkgroups, expertChunkList } = await import('@webmoe/kernels-wgsl');
+    const run = (limit: number | undefined) =>
+      gpuChecked(cx, async () => {
+        const gx = GpuTensor.upload(cx, HostTensor.fromFloat32([T, K], x));
+        const s = uploadExpertStack(cx, w, { layout: 'interleaved', bias: b, maxBindingBytes: limit });
+        const gg = uploadGrouping(cx, g);
+        const y = GpuTensor.empty(cx, 'float32', [T * kk, N]);
+        const rec = new Recorder(cx);
+        const scratch = { meta: new Map<string, GPUBuffer>() };
+        const chunks = expertChunkList(s.weights, s.bias, 'test', 'interleaved');
+        for (const c of chunks) {
+          const nTilesN = Math.ceil(c.outputs / 64);
+          const nWork = (Math.ceil((T * kk) / 64) + Math.min(c.experts, T * kk)) * nTilesN;
+          const call = {
+            op: 'gate_up' as const, act, x: gx.buffer, xmode: 'token' as const, rowScale: undefined, g: gg, w: c.w, d: { rows: 2 * c.outputs }, bias: c.bias as GpuTensor, biasDt: 'float32' as const,
+            K, N: c.outputs, y, place: { e0: c.e0, experts: c.experts, o0: c.o0 }, ys: N, scratch,
+          };
+          recordFastGemm(rec, call, { kind: 'subgroup-matrix', tm: 64, nTilesN, nWork, grid: foldWorkgroups(cx, nWork) }, { emulateSubgroupMatrix: true });
+        }
+        rec.submit();
+        const out = { y: (await y.download()).toFloat32(), chunks: chunks.length };
+        for (const tt of [gx, y, s.bias]) tt?.destroy();
+        destroyExpertWeights(s.weights);
+        gg.destroy();
+        return out;
+      });
+    const base = await run(undefined);
+    expect(relErr(base.y, groupedGateUpRef(x, g, w, b, { kind: 'silu', layout: 'interleaved' }))).toBeLessThan(2e-3); // f16 staging
+    const split = await run(Math.floor((0.6 * expertBytes(w)) / 4) * 4);
+    expect(split.chunks).toBeGreaterThan(Ex);
+    expectSameBits(split.y, base.y, 'emulated subgroup-matrix, split experts');
+  }, 900_000);
+});
