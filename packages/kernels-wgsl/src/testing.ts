@@ -7,9 +7,8 @@
  * With CI=true a missing adapter fails the test run; elsewhere GPU tests
  * are skipped visibly with the reason printed.
  */
-import { createGpuContext, type GpuContext } from './runtime/context.js';
+import { checkMaxBindingBytes, createGpuContext, type GpuContext } from './runtime/context.js';
 import { Recorder } from './runtime/kernel.js';
-import { ValueError } from '@webmoe/tensor';
 
 let shared: Promise<GpuContext | null> | undefined;
 let reason = '';
@@ -183,6 +182,6 @@ export function stagedTol(log: readonly Dispatched[], f32Tol: number): number {
  * @example `const small = withMaxBindingBytes(ctx, 4096); uploadExpertStack(small, w, { layout: 'rows' })`
  */
 export function withMaxBindingBytes(ctx: GpuContext, bytes: number): GpuContext {
-  if (!(Number.isInteger(bytes) && bytes >= 4 && bytes % 4 === 0)) throw new ValueError('withMaxBindingBytes bytes', 'a positive multiple of 4', bytes);
-  return Object.create(ctx, { maxBindingBytes: { value: Math.min(bytes, ctx.maxBindingBytes), enumerable: true } }) as GpuContext;
+  const b = checkMaxBindingBytes('withMaxBindingBytes bytes', bytes) ?? ctx.maxBindingBytes;
+  return Object.create(ctx, { maxBindingBytes: { value: Math.min(b, ctx.maxBindingBytes), enumerable: true } }) as GpuContext;
 }

@@ -425,8 +425,8 @@ export function uploadExpertWeights(ctx: GpuContext, w: ExpertWeightsHost, label
   plainDims(w, 'uploadExpertWeights weights');
   const uploaded: GpuTensor[] = [];
   try {
-    return mapContainer(w, (t, g) => {
-      const u = GpuTensor.upload(ctx, t, `${label}.${slotName(w, g, uploaded.length)}`);
+    return mapContainer(w, (t) => {
+      const u = GpuTensor.upload(ctx, t, `${label}.${SLOT_NAMES[w.kind][uploaded.length]}`);
       uploaded.push(u);
       return u;
     }) as ExpertWeightsGpu;
@@ -436,10 +436,8 @@ export function uploadExpertWeights(ctx: GpuContext, w: ExpertWeightsHost, label
   }
 }
 
-function slotName(w: ExpertWeightsHost, _g: number, i: number): string {
-  const names = { dense: ['w'], fp8_block: ['q', 'scaleInv'], mxfp4: ['blocks', 'scales'], int_block: ['q', 'scales'] }[w.kind];
-  return names[i] ?? String(i);
-}
+/** Field names of each container's tensors, in `slots` order (buffer labels). */
+const SLOT_NAMES: Readonly<Record<ExpertWeightsHost['kind'], readonly string[]>> = { dense: ['w'], fp8_block: ['q', 'scaleInv'], mxfp4: ['blocks', 'scales'], int_block: ['q', 'scales'] };
 
 /** Options of {@link uploadExpertStack}. @example `{ layout: 'concat', bias: gateUpBias }` */
 export interface UploadExpertStackOptions {

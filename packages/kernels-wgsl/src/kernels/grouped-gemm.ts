@@ -184,12 +184,12 @@ function planGemm(
   const quantGrid = quantRows > 0 ? foldWorkgroups(ctx, Math.ceil((quantRows * Math.ceil(K / ACT_QUANT_GROUP)) / 64)) : undefined;
   const what = op === 'gate_up' ? 'groupedGateUp' : 'groupedDown';
   const list = expertChunkList(w, bias, what, layout);
-  const biasDt = checkBias(`${what} bias`, list[0].bias, list[0].experts, expertDims(list[0].w).rows);
   const Nall = expertOutputs(layout, expertDims(w).rows);
   const fastAll = planFastGemm(ctx, opts, list[0].w, rows, E, Nall, K, op) !== undefined; // fast prefill path
+  const biasDts = new Set<GroupedGemmVariant['bias']>();
   const chunks = list.map((c): ChunkPlan => {
     const d = expertDims(c.w);
-    checkBias(`${what} bias (chunk of experts ${c.e0}.., outputs ${c.o0}..)`, c.bias, c.experts, d.rows);
+    biasDts.add(checkBias(list.length > 1 ? `${what} bias (chunk of experts ${c.e0}.., outputs ${c.o0}..)` : `${what} bias`, c.bias, c.experts, d.rows));
     const N = c.outputs;
     const mTiles = Math.ceil(rows / tile.tm) + Math.min(c.experts, rows);
     const nTilesN = Math.ceil(N / tile.tn);
@@ -197,7 +197,8 @@ function planGemm(
     const fast = fastAll ? planFastGemm(ctx, { ...opts, tile: 'fast' }, c.w, rows, c.experts, N, K, op) : undefined;
     return { place: { e0: c.e0, experts: c.experts, o0: c.o0 }, w: c.w, d, bias: c.bias, N, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork), fast };
   });
-  return { tile, quantGrid, chunks, biasDt };
+  // (a chunked stack's chunks all have the bias dtype of the first: expertChunkList checked)
+  return { tile, quantGrid, chunks, biasDt: [...biasDts][0] };
 }
 
 function outTensor(ctx: GpuContext, opts: GroupedGemmOptions, shape: number[], label: string): GpuTensor {

@@ -167,8 +167,7 @@ export class GpuContext {
     this.features = features;
     this.limits = device.limits;
     this.adapterInfo = describeAdapter(adapter);
-    const mb = opts.maxBindingBytes;
-    if (mb !== undefined && !(Number.isInteger(mb) && mb >= 4 && mb % 4 === 0)) throw new ValueError('GpuContext maxBindingBytes', 'a positive multiple of 4', mb);
+    const mb = checkMaxBindingBytes('GpuContext maxBindingBytes', opts.maxBindingBytes);
     const deviceMax = Math.floor(Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize) / 4) * 4;
     this.maxBindingBytes = Math.min(mb ?? deviceMax, deviceMax);
     device.lost.then((info) => {
@@ -260,6 +259,16 @@ export class GpuContext {
 }
 
 /**
+ * Validates a `maxBindingBytes` setting: undefined (the device's limit) or a
+ * positive multiple of 4; ValueError naming `what` otherwise.
+ * @example `checkMaxBindingBytes('maxBindingBytes', 1 << 20) // 1048576`
+ */
+export function checkMaxBindingBytes(what: string, v: unknown): number | undefined {
+  if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 4 && v % 4 === 0)) throw new ValueError(what, 'a positive multiple of 4 (or undefined: the device limit)', v);
+  return v as number | undefined;
+}
+
+/**
  * Creates a GpuContext: requests an adapter, its limits (all of them, not the
  * defaults) and the features the kernels use where present.
  *
@@ -269,8 +278,7 @@ export class GpuContext {
  * ```
  */
 export async function createGpuContext(opts: GpuContextOptions = {}): Promise<GpuContext> {
-  const mb = opts.maxBindingBytes;
-  if (mb !== undefined && !(Number.isInteger(mb) && mb >= 4 && mb % 4 === 0)) throw new ValueError('createGpuContext maxBindingBytes', 'a positive multiple of 4', mb);
+  const mb = checkMaxBindingBytes('createGpuContext maxBindingBytes', opts.maxBindingBytes); // before a device exists
   const adapter = opts.adapter ?? (await requestAdapter(opts.powerPreference));
   const want = (opts.wantFeatures ?? WANTED).filter((f) => adapter.features.has(f));
   const filtered = want.filter(
