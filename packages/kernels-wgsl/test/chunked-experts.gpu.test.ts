@@ -36,7 +36,7 @@ import {
   type GpuContext,
   type GroupedGemmOptions,
 } from '@webmoe/kernels-wgsl';
-import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
+import { testGpu, gpuChecked, rng, randomArray, relErr, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { hostGrouping, randomIdx, uploadGrouping } from './grouped-helpers.js';
 
 let ctx: GpuContext | null;
@@ -204,8 +204,8 @@ describe('chunked expert stacks on the GPU: bit for bit', () => {
         const rsv = randomArray(rng(6), T * k, 0.5, 1.5);
         const hRef = groupedGateUpRef(x, g, gu, guB, act, rsv);
         const yRef = groupedDownRef(hRef, g, dn, dnB);
-        const run = async (kind: 'whole' | 'split' | undefined) =>
-          gpuChecked(cx, async () => {
+        const run = async (kind: 'whole' | 'split' | undefined) => {
+          const { result, dispatched } = await withDispatchLog(() => gpuChecked(cx, async () => {
             const gg = uploadGrouping(cx, g);
             const up = uploadExpertStack(cx, gu, { layout: act.layout, bias: guB, maxBindingBytes: kind && limits(gu)[kind] });
             const down = uploadExpertStack(cx, dn, { layout: 'rows', bias: dnB, maxBindingBytes: kind && limits(dn)[kind] });
@@ -219,13 +219,23 @@ describe('chunked expert stacks on the GPU: bit for bit', () => {
             const rec = new Recorder(cx);
             const { h, y } = p.run(cx, rec, xg, gg, up.weights, up.bias, down.weights, down.bias, act, rs);
             rec.submit();
-            const out = { h: (await h.download()).toFloat32(), y: (await y.download()).toFloat32(), chunks: up.weights.kind === 'chunked' ? up.weights.chunks.length : 1 };
+            const count = (w: ExpertStackGpu) => (w.kind === 'chunked' ? w.chunks.length : 1);
+            const ranges = (w: ExpertStackGpu) => (w.kind === 'chunked' ? new Set(w.chunks.map((c) => c.e0 + ':' + c.experts)).size : 1);
+            const out = { h: (await h.download()).toFloat32(), y: (await y.download()).toFloat32(), chunks: count(up.weights), gemms: count(up.weights) + count(down.weights), ranges: ranges(up.weights) + ranges(down.weights) };
             for (const b of [xg, rs, h, y, up.bias, down.bias]) b?.destroy();
             destroyExpertWeights(up.weights);
             destroyExpertWeights(down.weights);
             gg.destroy();
             return out;
-          });
+          }));
+          // one expert GEMM dispatch per chunk (a stack in one buffer: one per op, as before chunking), and the
+          // grouped GEMMs' tile offsets once per expert range of the chunks
+          const gemms = dispatched.filter((d) => ['moe_gemv', 'grouped_gemm', 'grouped_gemm_fast'].includes(d.kernel)).length;
+          expect(gemms, 'expert GEMM dispatches').toBe(result.gemms);
+          const tiles = dispatched.filter((d) => d.kernel === 'grouped_gemm_tiles').length;
+          expect(tiles, 'tile-offset dispatches').toBe(p.name === 'decode GEMV' ? 0 : result.ranges);
+          return result;
+        };
         const base = await run(undefined);
         expect(relErr(base.h, hRef), 'unchunked h vs reference').toBeLessThan(2e-5);
         expect(relErr(base.y, yRef), 'unchunked y vs reference').toBeLessThan(2e-5);
