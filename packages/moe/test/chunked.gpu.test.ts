@@ -5,7 +5,7 @@
 // bytes stay those of the packed weights and scales.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { DeviceRef } from '@webmoe/tensor';
-import { LimitError, type ExpertStackGpu, type GpuContext } from '@webmoe/kernels-wgsl';
+import { LimitError, createGpuContext, type ExpertStackGpu, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, withMaxBindingBytes } from '@webmoe/kernels-wgsl/testing';
 import { MoE, quantize } from '../src/index.js';
 import { ARCHS, FIXTURES, GOLDEN_SETS, forwardLogged, goldenTensors, loadGolden, relErr } from './helpers.js';
@@ -92,6 +92,31 @@ describe('MoE.fromHuggingFace with expert stacks split over buffers: bit for bit
       }
     }
   }
+});
+
+describe('createGpuContext({ maxBindingBytes }): a device of its own with the lowered limit', () => {
+  it('mixtral golden bf16: the layer splits its stacks, gives the golden and the bits of the layer in one buffer', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const g = loadGolden('mixtral', 'golden');
+    const load = (on: GpuContext) => MoE.fromHuggingFace({ source: `${FIXTURES}/mixtral`, layer: 0, dtype: 'bfloat16', device: DeviceRef.GPU(), ctx: on });
+    const a = await load(ctx);
+    const own = await createGpuContext({ maxBindingBytes: 2048 }); // below one expert of down ([64, 32] bf16: 4 KiB)
+    let b: MoE | undefined;
+    try {
+      expect(own.maxBindingBytes).toBe(2048);
+      b = await load(own);
+      const w = b.stacked.gpuWeights();
+      expect(chunking(w.gateUp).split && chunking(w.down).split).toBe(true);
+      const ya = (await forwardLogged(ctx, a, g.inputBf16, g.T, g.H)).y;
+      const yb = (await forwardLogged(own, b, g.inputBf16, g.T, g.H)).y;
+      expect(firstBitDiff(yb, ya)).toBe(-1);
+      expect(relErr(yb, g.outputBf16)).toBeLessThan(g.bf16Tol);
+    } finally {
+      a.destroy();
+      b?.destroy();
+      own.destroy();
+    }
+  }, 600_000);
 });
 
 describe('quantized layers with expert stacks split over buffers', () => {
