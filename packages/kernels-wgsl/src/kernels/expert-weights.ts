@@ -96,32 +96,22 @@ interface Slot<T> {
   g: number;
 }
 
+/** The tensor fields of each container kind: codes, then scales (also the buffer labels). */
+const SLOT_FIELDS = { dense: ['w'], fp8_block: ['q', 'scaleInv'], mxfp4: ['blocks', 'scales'], int_block: ['q', 'scales'] } as const;
+
+type Plain<T> = { kind: 'dense'; w: T } | { kind: 'fp8_block'; q: T; scaleInv: T; block: [number, number] } | { kind: 'mxfp4'; blocks: T; scales: T } | { kind: 'int_block'; q: T; scales: T };
+
 /** The tensors of a plain container (codes first, then scales), each with its row group. */
-function slots<T>(w: { kind: 'dense'; w: T } | { kind: 'fp8_block'; q: T; scaleInv: T; block: [number, number] } | { kind: 'mxfp4'; blocks: T; scales: T } | { kind: 'int_block'; q: T; scales: T }): Slot<T>[] {
-  switch (w.kind) {
-    case 'dense':
-      return [{ t: w.w, g: 1 }];
-    case 'fp8_block':
-      return [{ t: w.q, g: 1 }, { t: w.scaleInv, g: w.block[0] }];
-    case 'mxfp4':
-      return [{ t: w.blocks, g: 1 }, { t: w.scales, g: 1 }];
-    case 'int_block':
-      return [{ t: w.q, g: 1 }, { t: w.scales, g: 1 }];
-  }
+function slots<T>(w: Plain<T>): Slot<T>[] {
+  return SLOT_FIELDS[w.kind].map((f, i) => ({ t: (w as unknown as Record<string, T>)[f], g: w.kind === 'fp8_block' && i === 1 ? w.block[0] : 1 }));
 }
 
-/** The same container with its tensors replaced by `f(tensor, row group)` (codes, then scales); the caller casts the result. */
-function mapContainer(w: ExpertWeightsHost, f: (t: HostTensor, g: number) => unknown): unknown {
-  switch (w.kind) {
-    case 'dense':
-      return { kind: 'dense', w: f(w.w, 1) };
-    case 'fp8_block':
-      return { kind: 'fp8_block', q: f(w.q, 1), scaleInv: f(w.scaleInv, w.block[0]), block: [w.block[0], w.block[1]] };
-    case 'mxfp4':
-      return { kind: 'mxfp4', blocks: f(w.blocks, 1), scales: f(w.scales, 1) };
-    case 'int_block':
-      return { kind: 'int_block', bits: w.bits, blockSize: w.blockSize, q: f(w.q, 1), scales: f(w.scales, 1) };
-  }
+/** The same container (other fields copied) with its tensors replaced by `f(tensor, row group, field)`; the caller casts the result. */
+function mapContainer(w: ExpertWeightsHost, f: (t: HostTensor, g: number, field: string) => unknown): unknown {
+  const out: Record<string, unknown> = { ...w };
+  if (w.kind === 'fp8_block') out.block = [w.block[0], w.block[1]];
+  slots(w).forEach((s, i) => (out[SLOT_FIELDS[w.kind][i]] = f(s.t, s.g, SLOT_FIELDS[w.kind][i])));
+  return out;
 }
 
 /** Outputs of one expert of `rows` rows in `layout` (gate_up: rows / 2). */
@@ -425,8 +415,8 @@ export function uploadExpertWeights(ctx: GpuContext, w: ExpertWeightsHost, label
   plainDims(w, 'uploadExpertWeights weights');
   const uploaded: GpuTensor[] = [];
   try {
-    return mapContainer(w, (t) => {
-      const u = GpuTensor.upload(ctx, t, `${label}.${SLOT_NAMES[w.kind][uploaded.length]}`);
+    return mapContainer(w, (t, _g, field) => {
+      const u = GpuTensor.upload(ctx, t, `${label}.${field}`);
       uploaded.push(u);
       return u;
     }) as ExpertWeightsGpu;
@@ -436,8 +426,6 @@ export function uploadExpertWeights(ctx: GpuContext, w: ExpertWeightsHost, label
   }
 }
 
-/** Field names of each container's tensors, in `slots` order (buffer labels). */
-const SLOT_NAMES: Readonly<Record<ExpertWeightsHost['kind'], readonly string[]>> = { dense: ['w'], fp8_block: ['q', 'scaleInv'], mxfp4: ['blocks', 'scales'], int_block: ['q', 'scales'] };
 
 /** Options of {@link uploadExpertStack}. @example `{ layout: 'concat', bias: gateUpBias }` */
 export interface UploadExpertStackOptions {
