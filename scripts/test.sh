@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command: sets up a fresh machine (lavapipe, pnpm,
-# chromium), installs, builds, checks the packages as a consumer gets them
+# chromium), installs, builds, checks that no package's sources import each
+# other in a circle (scripts/check-cycles.mjs) and that the committed API
+# reports api/*.api.md match the built declarations (scripts/api-report.mjs),
+# checks the packages as a consumer gets them
 # (scripts/consumer-check.sh) and runs every package's tests, the browser
 # test included. With CI=true, GPU tests fail when no WebGPU adapter exists.
 #
@@ -18,6 +21,8 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/xdg-runtime}
 mkdir -p "$XDG_RUNTIME_DIR"
 pnpm install --frozen-lockfile
 pnpm build
+node scripts/check-cycles.mjs
+node scripts/api-report.mjs
 bash scripts/consumer-check.sh
 filter=()
 base=${WEBMOE_CI_BASE:-}

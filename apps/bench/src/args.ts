@@ -1,5 +1,5 @@
 /** Command-line options of the bench. */
-import { BENCH_DTYPES, DEFAULT_TOKENS, MODELS, QUICK, findModel, type BenchDtype } from './models.js';
+import { BENCH_DTYPES, DEFAULT_MODELS, DEFAULT_TOKENS, MODELS, QUICK, findModel, type BenchDtype } from './models.js';
 
 /** Which device to run on. */
 export type DeviceChoice = 'auto' | 'gpu' | 'cpu';
@@ -12,6 +12,8 @@ export interface BenchOptions {
   dtypes: BenchDtype[];
   iters: number;
   warmup: number;
+  /** Wall time of the GPU burn before each row's warm-up (`--warmup-ms`, default 300; not on software adapters): lets an idle GPU raise its clocks. */
+  warmupMs: number;
   device: DeviceChoice;
   quick: boolean;
   json?: string;
@@ -50,6 +52,7 @@ usage: pnpm bench [options]
   --dtypes bf16,fp8     weight dtypes (${BENCH_DTYPES.join(', ')}; default: each model's checkpoint dtypes, + int4 with --peer)
   --iters N             timed iterations per row (default 20; 5 with --quick)
   --warmup N            untimed iterations first (default 3; 1 with --quick)
+  --warmup-ms M         keep the GPU busy M ms before each row (default 300): an idle GPU lowers its clocks
   --device auto|gpu|cpu auto (default): GPU, else lavapipe, else the CPU reference path
   --json FILE           write the results as JSON
   --html FILE           write a self-contained HTML report (charts as inline SVG)
@@ -76,7 +79,7 @@ function int(v: string | undefined, flag: string, min: number): number {
  * @example `parseArgs(['--quick', '--json', 'out.json'])`
  */
 export function parseArgs(argv: readonly string[]): BenchOptions {
-  const o: BenchOptions = { models: [], tokens: [], dtypes: [], iters: -1, warmup: -1, device: 'auto', quick: false, help: false, explicit: false, stack: -1 };
+  const o: BenchOptions = { models: [], tokens: [], dtypes: [], iters: -1, warmup: -1, warmupMs: 300, device: 'auto', quick: false, help: false, explicit: false, stack: -1 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -93,6 +96,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
       }
       case '--iters': o.iters = int(val(), flag, 1); break;
       case '--warmup': o.warmup = int(val(), flag, 0); break;
+      case '--warmup-ms': o.warmupMs = int(val(), flag, 0); break;
       case '--device': {
         const d = val();
         if (d !== 'auto' && d !== 'gpu' && d !== 'cpu') throw new Error(`--device: expected auto, gpu or cpu, got '${d}'`);
@@ -121,7 +125,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
     }
   }
   o.explicit = o.models.length > 0 || o.tokens.length > 0 || o.iters >= 0 || o.warmup >= 0;
-  if (!o.models.length) o.models = o.quick ? [...QUICK.models] : MODELS.map((m) => m.name);
+  if (!o.models.length) o.models = o.quick ? [...QUICK.models] : [...DEFAULT_MODELS];
   if (!o.tokens.length) o.tokens = o.quick ? [...QUICK.tokens] : [...DEFAULT_TOKENS];
   if (o.iters < 0) o.iters = o.quick ? 5 : 20;
   if (o.warmup < 0) o.warmup = o.quick ? 1 : 3;

@@ -16,10 +16,10 @@ import { stagedTol, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { hostForwardMs, perLayerChain, stackChain } from './chain.js';
 import type { MoE } from '@webmoe/moe';
 import { findModel, type BenchDtype, type ModelSpec } from './models.js';
-import { measureFmaCpu, measureFmaGpu } from './peak.js';
+import { burnGpu, measureFmaCpu, measureFmaGpu } from './peak.js';
 import { Progress } from './progress.js';
 import { SCHEMA, type BenchReport, type KernelTime, type ResultRow } from './schema.js';
-import { median, summarize } from './stats.js';
+import { median, summarize, warmUp } from './stats.js';
 
 /** The CPU reference path skips layers with more weight bytes than this (host memory). */
 export const CPU_MAX_WEIGHT_BYTES = 1 << 30;
@@ -104,7 +104,10 @@ async function callerColumns(ctx: GpuContext, row: ResultRow, moe: MoE, layers: 
   }
 }
 
-async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptions, device: string, copyGBps: number, peakTflops: number, stackLayers?: readonly MoE[]): Promise<ResultRow> {
+/** Forwards per drain in the warm-up. */
+const WARMUP_BATCH = 8;
+
+async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptions, device: string, copyGBps: number, peakTflops: number, stackLayers: readonly MoE[] | undefined, burnMs: number): Promise<ResultRow> {
   const { spec, dtype } = layer;
   const x = randomGpuTensor(ctx, 'float32', [T, spec.H], 7 + T, 'f32', 'x');
   try {
@@ -126,13 +129,18 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       // the row's check: this very forward (same layer, kernels and T) against the float64 reference
       check = await checkForward(spec, layer.stored, (await x.download()).data as Float32Array, y, idx, stagedTol(dispatched, CHECK_TOL));
     });
-    for (let i = 1; i < o.warmup; i++) {
-      const rec = new Recorder(ctx);
-      const f = runMoE(ctx, layer, rec, x);
-      rec.submit();
+    // the GPU idled through the check: a burn raises its clocks again (peak.ts burnGpu), then the first
+    // forward above counts as one warm-up iteration and the rest go back to back, drained every WARMUP_BATCH
+    if (burnMs > 0) await burnGpu(ctx, burnMs);
+    await warmUp(Math.ceil((o.warmup - 1) / WARMUP_BATCH), 0, async () => {
+      for (let i = 0; i < WARMUP_BATCH; i++) {
+        const rec = new Recorder(ctx);
+        const f = runMoE(ctx, layer, rec, x);
+        rec.submit();
+        f.release();
+      }
       await ctx.sync();
-      f.release();
-    }
+    });
     const ts = ctx.features.timestampQuery;
     const dev: number[] = [];
     const walls: number[] = [];
@@ -214,16 +222,28 @@ async function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOpt
 }
 
 /**
- * Runs the whole bench on `device` and returns the report.
+ * Runs the whole bench on `device` and returns the report. `onRow` sees the
+ * report so far after every GPU row (the CLI writes --json from it, so a run
+ * cut short keeps the rows it finished).
  * @example `const report = await runBench(parseArgs(['--quick']), await openDevice('auto'))`
  */
-export async function runBench(o: BenchOptions, device: BenchDevice, progress = new Progress(0)): Promise<BenchReport> {
+export async function runBench(o: BenchOptions, device: BenchDevice, progress = new Progress(0), onRow?: (partial: BenchReport) => void): Promise<BenchReport> {
   const pairs = plan(o);
   const total = pairs.length * o.tokens.length;
   const p = progress.total ? progress : new Progress(total + 2);
   const results: ResultRow[] = [];
-  let copyGBps: number;
-  let peakTflops: number;
+  let copyGBps = NaN;
+  let peakTflops = NaN;
+  const report = (rows: ResultRow[]): BenchReport => ({
+    schema: SCHEMA,
+    device: device.name,
+    deviceKind: device.kind,
+    copyGBps,
+    peakTflops,
+    peakSource: device.kind === 'cpu' ? 'measured JS scalar multiply-add rate' : 'measured WGSL f32 FMA rate (no tensor cores)',
+    date: new Date().toISOString(),
+    results: [...rows],
+  });
   if (device.kind === 'cpu') {
     p.start('copy bandwidth (host)');
     copyGBps = measureCopyCpu(o.copyBytes ?? 32 << 20).gbps;
@@ -281,7 +301,8 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
         if (!layer) results.push(failedRow(spec, T, dtype, device.name, IMPL, err));
         else {
           try {
-            const row = await gpuRow(ctx, layer, T, o, device.name, copyGBps, peakTflops, stack?.layers);
+            // a software adapter has no clocks to raise (and the burn would take seconds there)
+            const row = await gpuRow(ctx, layer, T, o, device.name, copyGBps, peakTflops, stack?.layers, soft ? 0 : o.warmupMs);
             if (stackNote) row.note = [row.note, stackNote].filter(Boolean).join('; ');
             results.push(row);
           } catch (e) {
@@ -289,7 +310,8 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
           }
         }
         const r = results[results.length - 1];
-        p.tick(`${spec.name} ${dtype} T=${T}: ${r.error ? 'FAILED' : r.medianMs.toFixed(3) + ' ms'}`);
+        p.tick(`${spec.name} ${dtype} T=${T}: ${r.error ? `FAILED: ${r.error.slice(0, 400)}` : r.medianMs.toFixed(3) + ' ms'}`);
+        onRow?.(report(results));
       }
       stack?.destroy();
       layer?.destroy();
@@ -297,14 +319,5 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
     }
   }
   p.done();
-  return {
-    schema: SCHEMA,
-    device: device.name,
-    deviceKind: device.kind,
-    copyGBps,
-    peakTflops,
-    peakSource: device.kind === 'cpu' ? 'measured JS scalar multiply-add rate' : 'measured WGSL f32 FMA rate (no tensor cores)',
-    date: new Date().toISOString(),
-    results,
-  };
+  return report(results);
 }

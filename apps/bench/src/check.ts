@@ -7,6 +7,7 @@ import type { ExpertStackGpu, GpuContext, GpuTensor } from '@webmoe/kernels-wgsl
 import { ValueError } from '@webmoe/tensor';
 import { FP8_BLOCK, type CpuLayer } from './cpu-moe.js';
 import { INT_BLOCK, isPacked, storageDtype } from './models.js';
+import { checkRunner } from './check-pool.js';
 import { referenceForward, type ReferenceSpec, type StoredDtype, type StoredExperts, type StoredLayer, type StoredTensor } from './reference.js';
 
 /**
@@ -174,7 +175,7 @@ export async function checkForward(spec: ReferenceSpec, layer: StoredLayer, x: F
   if (!Number.isInteger(T) || y.length !== x.length || routing.length !== T * k) throw new Error(`check: x ${x.length}, y ${y.length}, routing ${routing.length} values for H=${H}, k=${k}`);
   const tokens = sampleTokens(routing, T, k);
   const routed = new Set(routing);
-  const ref = await referenceForward(spec, layer, x, tokens, routing, TIE_EPS);
+  const ref = await referenceForward(spec, layer, x, tokens, routing, TIE_EPS, checkRunner());
   const got = new Float64Array(tokens.length * H);
   tokens.forEach((t, j) => got.set(y.subarray(t * H, (t + 1) * H), j * H));
   const err = relErr64(got, ref.out);

@@ -54,11 +54,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   const total = plan(o).length * o.tokens.length + 2;
   const progress = new Progress(total);
-  const report = await runBench(o, device, progress);
+  // --json is rewritten after every row: a run cut short (a time limit) keeps the rows it finished
+  const report = await runBench(o, device, progress, o.json ? (partial) => write(o.json!, reportToJson(partial)) : undefined);
   if (device.kind !== 'cpu') device.ctx.destroy();
   if (o.peer === 'onnxruntime') {
     try {
-      const rows = await runOrtPeer(o.models, o.tokens, o.iters, o.warmup, report.copyGBps, (s) => process.stderr.write(s + '\n'));
+      const rows = await runOrtPeer(o.models, o.tokens, o.iters, o.warmup, o.warmupMs, report.copyGBps, (s) => process.stderr.write(s + '\n'));
       report.results.push(...rows);
     } catch (e) {
       process.stderr.write(`${(e as Error).message}\n`);

@@ -272,12 +272,15 @@ export function cpuForward(l: CpuLayer, x: Float32Array, T: number): { out: Floa
     for (let j = 0; j < k; j++) {
       const e = r.idx[j];
       idxAll[t * k + j] = e;
-      matvecRows(dGU, e * 2 * I * H, 2 * I, H, x, t * H, gu);
+      // Llama 4: the routing weight scales the expert's input, the output is added unweighted
+      const xin = l.spec.routerWeightFirst ? x.slice(t * H, (t + 1) * H).map((v) => v * r.w[j]) : x;
+      matvecRows(dGU, e * 2 * I * H, 2 * I, H, xin, l.spec.routerWeightFirst ? 0 : t * H, gu);
       if (l.gateUpBias) for (let i = 0; i < 2 * I; i++) gu[i] += l.gateUpBias[e * 2 * I + i];
       act(l.spec, gu, I, h);
       matvecRows(dD, e * H * I, H, I, h, 0, y);
       if (l.downBias) for (let c = 0; c < H; c++) y[c] += l.downBias[e * H + c];
-      for (let c = 0; c < H; c++) out[t * H + c] += r.w[j] * y[c];
+      const wOut = l.spec.routerWeightFirst ? 1 : r.w[j];
+      for (let c = 0; c < H; c++) out[t * H + c] += wOut * y[c];
     }
     if (shared && l.sharedGateUp && l.sharedDown) {
       const S = shared * I;

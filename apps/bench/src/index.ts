@@ -7,21 +7,17 @@
  * const report = await runBench(parseArgs(['--quick']), await openDevice('auto'));
  * ```
  */
+// The public API of the bench as a library (api/bench.api.md is its
+// report); the layers it builds, its fills and its own kernels stay inside.
 export { VERSION } from './version.js';
-export * from './models.js';
-export * from './stats.js';
-export * from './metrics.js';
-export * from './args.js';
-export * from './device.js';
-export * from './schema.js';
-export * from './bench.js';
-export * from './moe-run.js';
-export * from './cpu-moe.js';
-export * from './copybw.js';
-export * from './peak.js';
-export * from './fill.js';
-export * from './table.js';
-export * from './html.js';
-export * from './progress.js';
-export { runOrtPeer, loadOrt, PeerMissingError, qmoeWeightBytes } from './peer-ort.js';
 export { main } from './cli.js';
+export { parseArgs, USAGE, type BenchOptions, type DeviceChoice } from './args.js';
+export { openDevice, type BenchDevice } from './device.js';
+export { runBench } from './bench.js';
+export { Progress, type ProgressSink } from './progress.js';
+export { MODELS, QUICK, TINY, findModel, type ModelSpec, type BenchDtype } from './models.js';
+export { work, gbps, tflops, type Work } from './metrics.js';
+export { summarize, median, quantile, type Summary } from './stats.js';
+export { SCHEMA, reportToJson, parseReport, type BenchReport, type ResultRow, type KernelTime } from './schema.js';
+export { reportToHtml } from './html.js';
+export { formatTable } from './table.js';

@@ -49,6 +49,8 @@ export interface ModelSpec {
   act: ExpertActivation;
   /** GPT-OSS: router bias, gate_up bias [E,2I] and down bias [E,H]. */
   bias: boolean;
+  /** Llama 4: the routing weight scales each expert's input; the experts' outputs are summed unweighted. */
+  routerWeightFirst?: boolean;
   /** Storage types of the model's published checkpoints (the default `--dtypes` of this model). */
   dtypes: BenchDtype[];
   /** Set on scaled-down shapes: the real model and the divisor. */
@@ -83,7 +85,20 @@ export const MODELS: readonly ModelSpec[] = [
     name: 'deepseek-v3', H: 7168, I: 2048, E: 256, k: 8, shared: 1, bias: false, act: silu, dtypes: ['bf16', 'fp8'],
     router: { kind: 'sigmoid_grouped', numExperts: 256, topK: 8, normTopkProb: true, nGroup: 8, topkGroup: 4, routedScalingFactor: 2.5 },
   },
+  {
+    // Kimi-K2: DeepSeek-V3's block with 384 experts, one group, scaling 2.827
+    name: 'kimi-k2', H: 7168, I: 2048, E: 384, k: 8, shared: 1, bias: false, act: silu, dtypes: ['bf16', 'fp8'],
+    router: { kind: 'sigmoid_grouped', numExperts: 384, topK: 8, normTopkProb: true, nGroup: 1, topkGroup: 1, routedScalingFactor: 2.827 },
+  },
+  {
+    // Llama-4-Maverick: top-1 of the logits, sigmoid weight applied to the expert's input, one shared expert of width I
+    name: 'llama4-maverick', H: 5120, I: 8192, E: 128, k: 1, shared: 1, bias: false, act: silu, dtypes: ['bf16'], routerWeightFirst: true,
+    router: { kind: 'sigmoid_topk', numExperts: 128, topK: 1, normTopkProb: false },
+  },
 ];
+
+/** The models of a run without --models (Kimi-K2 and Llama-4-Maverick on request: their expert stacks exceed one storage binding until experts are chunked). */
+export const DEFAULT_MODELS: readonly string[] = ['mixtral-8x7b', 'qwen3-30b-a3b', 'gpt-oss-20b', 'deepseek-v2-lite', 'deepseek-v3'];
 
 /** Token counts of the full run. */
 export const DEFAULT_TOKENS: readonly number[] = [1, 16, 128, 512, 4096];

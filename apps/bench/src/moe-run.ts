@@ -127,6 +127,7 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
     dtype: layerDtype(dtype),
     expertActivation: spec.act,
     hasExpertBias: spec.bias,
+    applyRouterWeightFirst: spec.routerWeightFirst,
     quantConfig,
   });
   // WEBMOE_EXPERT_KERNELS=gemv|grouped|auto picks the layer's expert GEMMs (default auto), to time both paths

@@ -50,6 +50,33 @@ export async function measureFmaGpu(ctx: GpuContext, small: boolean): Promise<nu
   return (2 * n * iters * CHAINS) / median(samples) / 1e9;
 }
 
+/**
+ * Keeps the GPU busy with FMA dispatches for at least `ms` of wall time and
+ * returns the dispatches run. An H200 that idled through a row's CPU-side
+ * check stays at reduced clocks under a light load (T = 1 forwards, even back
+ * to back: every kernel of the row timed 2-3x slow); a user's decode loop
+ * keeps it busy, so rows are timed after this burn.
+ * @example `await burnGpu(ctx, 200)`
+ */
+export async function burnGpu(ctx: GpuContext, ms: number): Promise<number> {
+  const groups = 4096;
+  const y = ctx.device.createBuffer({ label: 'bench.burn', size: groups * WG * 4, usage: GPUBufferUsage.STORAGE });
+  let n = 0;
+  try {
+    const t0 = performance.now();
+    while (performance.now() - t0 < ms) {
+      const rec = new Recorder(ctx, { label: 'bench.burn' });
+      for (let i = 0; i < 4; i++) rec.dispatch({ kernel: fmaKernel, variant: { chains: CHAINS }, buffers: [y], uniforms: new Uniforms().u32(1024, 0, 0, 0).finish(), workgroups: [groups] });
+      rec.submit();
+      await ctx.sync();
+      n += 4;
+    }
+  } finally {
+    y.destroy();
+  }
+  return n;
+}
+
 /** The host's scalar multiply-add rate (JS), the CPU path's roof, in TFLOP/s. @example `measureFmaCpu()` */
 export function measureFmaCpu(): number {
   const n = 2_000_000;

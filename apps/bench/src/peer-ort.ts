@@ -10,7 +10,7 @@ import { expectedDistinctExperts, gbps, tflops } from './metrics.js';
 import { findModel, type ModelSpec } from './models.js';
 import { initializer, model, node, valueInfo } from './onnx.js';
 import type { ResultRow } from './schema.js';
-import { summarize } from './stats.js';
+import { summarize, warmUp } from './stats.js';
 
 /** The part of onnxruntime-node's API the peer uses. */
 interface Ort {
@@ -90,7 +90,7 @@ function f16Inputs(n: number, seed: number): Uint16Array {
  * session.run (host transfers of x and y included).
  * @example `const rows = await runOrtPeer(['qwen3-30b-a3b'], [1, 16], 10, 2, 4000)`
  */
-export async function runOrtPeer(models: string[], tokens: number[], iters: number, warmup: number, copyGBps: number, log: (s: string) => void = () => {}): Promise<ResultRow[]> {
+export async function runOrtPeer(models: string[], tokens: number[], iters: number, warmup: number, warmupMs: number, copyGBps: number, log: (s: string) => void = () => {}): Promise<ResultRow[]> {
   const ort = await loadOrt();
   const rows: ResultRow[] = [];
   const device = 'onnxruntime-node WebGPU EP';
@@ -112,7 +112,7 @@ export async function runOrtPeer(models: string[], tokens: number[], iters: numb
           input: new ort.Tensor('float16', f16Inputs(T * spec.H, 9 + T), [T, spec.H]),
           router_probs: new ort.Tensor('float16', f16Inputs(T * spec.E, 10 + T), [T, spec.E]),
         };
-        for (let i = 0; i < Math.max(1, warmup); i++) await sess.run(feeds);
+        await warmUp(Math.max(1, warmup), warmupMs, async () => { await sess.run(feeds); });
         const ts: number[] = [];
         for (let i = 0; i < iters; i++) {
           const t0 = performance.now();

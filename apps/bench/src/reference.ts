@@ -57,6 +57,8 @@ export interface ReferenceSpec {
   k: number;
   router: RouterParams;
   act: ExpertActivation;
+  /** Llama 4: the routing weight scales the expert's input; outputs summed unweighted. */
+  routerWeightFirst?: boolean;
 }
 
 // --- scalar decoders (docs/moe-semantics.md "Number formats") ---
@@ -173,18 +175,24 @@ export interface ExpertMatrix {
 }
 
 /**
- * Reads expert `e` of stored experts [E, rows, cols] (only that expert's
- * bytes) and returns a row decoder.
+ * The bytes of one expert's [rows, cols] matrix in its stored format, with
+ * its scales decoded: plain data (structured-cloneable, so a worker thread
+ * can decode it; see check-pool.ts).
  */
-export async function readExpert(w: StoredExperts, e: number, rows: number, cols: number): Promise<ExpertMatrix> {
+export type ExpertBytes =
+  | { kind: 'dense'; rows: number; cols: number; dtype: StoredDtype; b: Uint8Array }
+  | { kind: 'fp8_block'; rows: number; cols: number; block: [number, number]; q: Uint8Array; s: Float64Array }
+  | { kind: 'int_block'; rows: number; cols: number; bits: 4 | 8; blockSize: number; q: Uint8Array; s: Float64Array }
+  | { kind: 'mxfp4'; rows: number; cols: number; blocks: Uint8Array; scales: Uint8Array };
+
+/** Reads the bytes of expert `e` of stored experts [E, rows, cols] (only that expert's bytes). */
+export async function readExpertBytes(w: StoredExperts, e: number, rows: number, cols: number): Promise<ExpertBytes> {
   const slice = async (t: StoredTensor, perExpert: number) => t.read(e * perExpert, perExpert);
   switch (w.kind) {
     case 'dense': {
       const [, r, c] = dims(w.w, 'dense experts', 3);
       if (r !== rows || c !== cols) throw new Error(`reference: dense experts [${w.w.shape}] vs [E, ${rows}, ${cols}]`);
-      const eb = BYTES[w.w.dtype];
-      const b = await slice(w.w, rows * cols * eb);
-      return { rows, cols, row: (i, out) => decodeDense(w.w.dtype, b.subarray(i * cols * eb, (i + 1) * cols * eb), cols, out) };
+      return { kind: 'dense', rows, cols, dtype: w.w.dtype, b: await slice(w.w, rows * cols * BYTES[w.w.dtype]) };
     }
     case 'fp8_block': {
       if (w.q.dtype !== 'float8_e4m3fn') throw new Error(`reference: fp8 codes of dtype ${w.q.dtype}`);
@@ -194,14 +202,7 @@ export async function readExpert(w: StoredExperts, e: number, rows: number, cols
       const q = await slice(w.q, rows * cols);
       const s = new Float64Array(sr * sc);
       decodeDense(w.scaleInv.dtype, await slice(w.scaleInv, sr * sc * BYTES[w.scaleInv.dtype]), sr * sc, s);
-      return {
-        rows, cols,
-        row: (i, out) => {
-          const t = tables().e4m3;
-          const s0 = Math.floor(i / bm) * sc;
-          for (let c = 0; c < cols; c++) out[c] = t[q[i * cols + c]] * s[s0 + Math.floor(c / bn)];
-        },
-      };
+      return { kind: 'fp8_block', rows, cols, block: [bm, bn], q, s };
     }
     case 'int_block': {
       const { bits, blockSize } = w;
@@ -212,6 +213,41 @@ export async function readExpert(w: StoredExperts, e: number, rows: number, cols
       const q = await slice(w.q, rows * rowBytes);
       const s = new Float64Array(rows * nb);
       decodeDense(w.scales.dtype, await slice(w.scales, rows * nb * BYTES[w.scales.dtype]), rows * nb, s);
+      return { kind: 'int_block', rows, cols, bits, blockSize, q, s };
+    }
+    case 'mxfp4': {
+      if (cols % 32) throw new Error(`reference: mxfp4 needs cols % 32 == 0 (${cols})`);
+      const nb = cols / 32;
+      return { kind: 'mxfp4', rows, cols, blocks: await slice(w.blocks, rows * nb * 16), scales: await slice(w.scales, rows * nb) };
+    }
+  }
+}
+
+/** A row decoder over one expert's bytes. */
+export function expertMatrix(x: ExpertBytes): ExpertMatrix {
+  const { rows, cols } = x;
+  switch (x.kind) {
+    case 'dense': {
+      const eb = BYTES[x.dtype];
+      return { rows, cols, row: (i, out) => decodeDense(x.dtype, x.b.subarray(i * cols * eb, (i + 1) * cols * eb), cols, out) };
+    }
+    case 'fp8_block': {
+      const [bm, bn] = x.block;
+      const sc = Math.ceil(cols / bn);
+      const { q, s } = x;
+      return {
+        rows, cols,
+        row: (i, out) => {
+          const t = tables().e4m3;
+          const s0 = Math.floor(i / bm) * sc;
+          for (let c = 0; c < cols; c++) out[c] = t[q[i * cols + c]] * s[s0 + Math.floor(c / bn)];
+        },
+      };
+    }
+    case 'int_block': {
+      const { bits, blockSize, q, s } = x;
+      const rowBytes = (cols * bits) / 8;
+      const nb = Math.ceil(cols / blockSize);
       const zp = 2 ** (bits - 1);
       return {
         rows, cols,
@@ -225,10 +261,8 @@ export async function readExpert(w: StoredExperts, e: number, rows: number, cols
       };
     }
     case 'mxfp4': {
-      if (cols % 32) throw new Error(`reference: mxfp4 needs cols % 32 == 0 (${cols})`);
       const nb = cols / 32;
-      const blocks = await slice(w.blocks, rows * nb * 16);
-      const scales = await slice(w.scales, rows * nb);
+      const { blocks, scales } = x;
       return {
         rows, cols,
         row: (i, out) => {
@@ -240,6 +274,11 @@ export async function readExpert(w: StoredExperts, e: number, rows: number, cols
       };
     }
   }
+}
+
+/** Reads expert `e` of stored experts [E, rows, cols] (only that expert's bytes) and returns a row decoder. */
+export async function readExpert(w: StoredExperts, e: number, rows: number, cols: number): Promise<ExpertMatrix> {
+  return expertMatrix(await readExpertBytes(w, e, rows, cols));
 }
 
 // --- routing ---
@@ -371,7 +410,7 @@ function guRows(a: ExpertActivation, I: number, i: number): [number, number] {
 }
 
 /** Per-token expert MLP for several tokens at once: y[t] = down(act(gateUp x[t] + b)) + b. */
-function expertForward(gu: ExpertMatrix, dn: ExpertMatrix, act: ExpertActivation, xs: Float64Array[], I: number, H: number, guBias?: Float64Array, dnBias?: Float64Array): Float64Array[] {
+export function expertForward(gu: ExpertMatrix, dn: ExpertMatrix, act: ExpertActivation, xs: Float64Array[], I: number, H: number, guBias?: Float64Array, dnBias?: Float64Array): Float64Array[] {
   const row = new Float64Array(Math.max(gu.cols, dn.cols));
   const gus = xs.map(() => new Float64Array(2 * I));
   for (let r = 0; r < 2 * I; r++) {
@@ -403,6 +442,33 @@ function expertForward(gu: ExpertMatrix, dn: ExpertMatrix, act: ExpertActivation
   return ys;
 }
 
+/** One routed expert's work for {@link expertForward}: its bytes, the tokens it serves and its biases (plain data). */
+export interface ExpertJob {
+  gu: ExpertBytes;
+  dn: ExpertBytes;
+  act: ExpertActivation;
+  xs: Float64Array[];
+  I: number;
+  H: number;
+  guBias?: Float64Array;
+  dnBias?: Float64Array;
+}
+
+/** Runs an expert job: the outputs [tokens][H]. */
+export function runExpertJob(j: ExpertJob): Float64Array[] {
+  return expertForward(expertMatrix(j.gu), expertMatrix(j.dn), j.act, j.xs, j.I, j.H, j.guBias, j.dnBias);
+}
+
+/** Runs expert jobs (each read lazily by its thunk) and returns their outputs in job order. */
+export type ExpertRunner = (jobs: readonly (() => Promise<ExpertJob>)[]) => Promise<Float64Array[][]>;
+
+/** The one-thread runner: one expert's bytes in memory at a time. */
+export const runExpertsInline: ExpertRunner = async (jobs) => {
+  const out: Float64Array[][] = [];
+  for (const j of jobs) out.push(runExpertJob(await j()));
+  return out;
+};
+
 /** The reference output of some tokens and what it covered. */
 export interface ReferenceResult {
   /** [tokens.length, H] */
@@ -420,7 +486,7 @@ export interface ReferenceResult {
  * in float64. `prefer` (optional): the checked implementation's routing
  * [T, k], used only to break ties (see {@link routeToken64}).
  */
-export async function referenceForward(spec: ReferenceSpec, layer: StoredLayer, x: Float32Array, tokens: readonly number[], prefer?: Uint32Array, tieEps = 1e-6): Promise<ReferenceResult> {
+export async function referenceForward(spec: ReferenceSpec, layer: StoredLayer, x: Float32Array, tokens: readonly number[], prefer?: Uint32Array, tieEps = 1e-6, runExperts: ExpertRunner = runExpertsInline): Promise<ReferenceResult> {
   const { H, I, E, k } = spec;
   const router = await readAll(layer.router);
   if (router.length !== E * H) throw new Error(`reference: router [${layer.router.shape}] vs [${E}, ${H}]`);
@@ -451,14 +517,26 @@ export async function referenceForward(spec: ReferenceSpec, layer: StoredLayer, 
   // routed experts, one expert's bytes at a time
   const guBias = layer.gateUpBias ? await readAll(layer.gateUpBias) : undefined;
   const dnBias = layer.downBias ? await readAll(layer.downBias) : undefined;
-  for (const [e, uses] of [...byExpert.entries()].sort((a, b) => a[0] - b[0])) {
-    const gu = await readExpert(layer.gateUp, e, 2 * I, H);
-    const dn = await readExpert(layer.down, e, H, I);
-    const ys = expertForward(gu, dn, spec.act, uses.map((u) => xs[u.j]), I, H, guBias?.subarray(e * 2 * I, (e + 1) * 2 * I), dnBias?.subarray(e * H, (e + 1) * H));
-    uses.forEach((u, n) => {
-      for (let c = 0; c < H; c++) out[u.j * H + c] += u.w * ys[n][c];
+  // experts run on `runExperts` (worker threads when the bench has them); the sum below keeps expert order
+  const jobs = [...byExpert.entries()].sort((a, b) => a[0] - b[0]).map(([e, uses]) => ({
+    e,
+    uses,
+    job: async (): Promise<ExpertJob> => ({
+      gu: await readExpertBytes(layer.gateUp, e, 2 * I, H),
+      dn: await readExpertBytes(layer.down, e, H, I),
+      act: spec.act, xs: uses.map((u) => (spec.routerWeightFirst ? xs[u.j].map((v) => v * u.w) : xs[u.j])), I, H,
+      guBias: guBias?.slice(e * 2 * I, (e + 1) * 2 * I),
+      dnBias: dnBias?.slice(e * H, (e + 1) * H),
+    }),
+  }));
+  const results = await runExperts(jobs.map((j) => j.job));
+  jobs.forEach(({ uses }, n) => {
+    const ys = results[n];
+    uses.forEach((u, m) => {
+      const w = spec.routerWeightFirst ? 1 : u.w;
+      for (let c = 0; c < H; c++) out[u.j * H + c] += w * ys[m][c];
     });
-  }
+  });
   // shared experts: a plain SiLU MLP on every token
   if (layer.shared) {
     const S = layer.shared.gateUp.shape[1] / 2;

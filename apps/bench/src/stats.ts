@@ -34,3 +34,21 @@ export interface Summary {
 export function summarize(xs: readonly number[]): Summary {
   return { median: quantile(xs, 0.5), p10: quantile(xs, 0.1), p90: quantile(xs, 0.9), min: Math.min(...xs), max: Math.max(...xs), n: xs.length };
 }
+
+/**
+ * Untimed calls of `step` until at least `minIters` ran and at least `minMs`
+ * of wall time passed. The time floor matters on GPUs that lower their clocks
+ * while idle (an H200 idles through a row's CPU-side float64 check and then
+ * needs tens of ms of work to boost again: three warm-up forwards were not
+ * enough and every kernel of the next row timed ~3x slow).
+ * @example `await warmUp(3, 300, async () => { forward(); await ctx.sync(); })`
+ */
+export async function warmUp(minIters: number, minMs: number, step: () => Promise<void>): Promise<number> {
+  const t0 = performance.now();
+  let n = 0;
+  while (n < minIters || performance.now() - t0 < minMs) {
+    await step();
+    n++;
+  }
+  return n;
+}

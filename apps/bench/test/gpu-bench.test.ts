@@ -8,7 +8,7 @@ import { randomGpuTensor, randomWords } from '../src/fill.js';
 import { Progress } from '../src/progress.js';
 import { createLayer, randomExpertWeights, routingOf, runMoE, type GpuLayer } from '../src/moe-run.js';
 import { CHECK_TOL, FULL_CHECK_MAX_T, checkFailure, checkForward, sampleTokens } from '../src/check.js';
-import { expertMatrixBytes, TINY, type BenchDtype, type ModelSpec } from '../src/models.js';
+import { expertMatrixBytes, findModel, TINY, type BenchDtype, type ModelSpec } from '../src/models.js';
 import { expertWeightBytes, Recorder, type GpuTensor } from '@webmoe/kernels-wgsl';
 import type { ResultRow } from '../src/schema.js';
 
@@ -125,7 +125,10 @@ describe.runIf(ctx)('bench on a WebGPU adapter', () => {
   };
   // The path each row times (createLayer + runMoE: MoE.record with the row's dtype and packed format), at a decode T
   // (expert GEMVs) and a T that takes the grouped GEMMs and a sampled check (T > FULL_CHECK_MAX_T).
-  const cases = [[TINY, 'bf16'], [TINY, 'fp8'], [TINY, 'f16'], [TINY, 'f32'], [gptossLike, 'bf16'], [deepseekLike, 'fp8'], [TINY, 'int4'], [gptossLike, 'mxfp4'], [deepseekLike, 'int8']] as [ModelSpec, BenchDtype][];
+  // Llama 4 (router weight on the expert input, top-1, sigmoid) and Kimi-K2 (one routing group, scaling 2.827), scaled down
+  const llama4Like = findModel('llama4-maverick/s160');
+  const kimiLike = findModel('kimi-k2/s224');
+  const cases = [[TINY, 'bf16'], [TINY, 'fp8'], [TINY, 'f16'], [TINY, 'f32'], [gptossLike, 'bf16'], [deepseekLike, 'fp8'], [TINY, 'int4'], [gptossLike, 'mxfp4'], [deepseekLike, 'int8'], [llama4Like, 'bf16'], [kimiLike, 'fp8']] as [ModelSpec, BenchDtype][];
   for (const [spec, dtype] of cases) {
     // dense TINY rows also at T = 130: T*k >= 64E takes the fast (register-blocked f32) prefill GEMMs
     const Ts = spec === TINY && (dtype === 'bf16' || dtype === 'f32') ? [3, 37, 130] : [3, 37];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { median, quantile, summarize } from '../src/stats.js';
+import { median, quantile, summarize, warmUp } from '../src/stats.js';
 
 describe('stats', () => {
   it('median of odd and even counts (hand computed)', () => {
@@ -44,5 +44,19 @@ describe('kernelBreakdown', () => {
       { name: 'a', medianMs: 2, calls: 1, share: 2 / 6 },
       { name: 'b', medianMs: 4, calls: 2, share: 4 / 6 },
     ]);
+  });
+});
+
+describe('warmUp', () => {
+  it('runs at least the iterations and at least the wall time', async () => {
+    let calls = 0;
+    const t0 = performance.now();
+    const n = await warmUp(2, 40, async () => { calls++; await new Promise((r) => setTimeout(r, 5)); });
+    expect(n).toBe(calls);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(39);
+    expect(calls).toBeGreaterThan(2);
+    // iterations dominate when the time floor is 0
+    expect(await warmUp(3, 0, async () => {})).toBe(3);
+    expect(await warmUp(0, 0, async () => {})).toBe(0);
   });
 });

@@ -2,25 +2,75 @@
 /// <reference lib="esnext.disposable" preserve="true" />
 // The references above are kept in the emitted .d.ts so that consumers get the
 // GPU* types and Symbol.dispose without configuring anything (see README "Install").
+//
+// The public API of @webmoe/kernels-wgsl (api/kernels-wgsl.api.md is its
+// report): the runtime, each op's `xxxGpu` / `xxxRef` pair with its options
+// and containers, and the kernel choices the layers above share. Kernel
+// objects, variants, tile sizes, WGSL snippets and validation helpers stay
+// inside the package (tests import them from their source files). Test
+// support is in '@webmoe/kernels-wgsl/testing'.
 export { VERSION } from './version.js';
-export * from './runtime/errors.js';
-export * from './runtime/context.js';
-export * from './runtime/gpu-select.js';
-export * from './runtime/tensor.js';
-export * from './runtime/pool.js';
-export * from './runtime/kernel.js';
-export * from './runtime/graph-cache.js';
-export * from './wgsl.js';
-export * from './kernels/cast.js';
-export * from './kernels/moe-types.js';
-export * from './kernels/moe-gemv.js';
-export * from './kernels/op-util.js';
-export * from './kernels/linear.js';
-export * from './kernels/expert-weights.js';
-export * from './kernels/quant-ref.js';
-export * from './kernels/grouped-gemm-wgsl.js';
-export * from './kernels/grouped-gemm.js';
-export * from './kernels/router.js';
-export * from './kernels/grouping.js';
-export * from './kernels/combine.js';
-export { KERNEL_CROSSOVERS, useExpertGemv, useSingleExpertGemv, useGraphReplay, tiledGemmTile, useFastGemm } from './kernels/plan.js';
+
+// runtime: devices, memory, recording
+export { NoAdapterError, GpuValidationError, GpuOutOfMemoryError, DeviceLostError, LimitError } from './runtime/errors.js';
+export {
+  createGpuContext,
+  GpuContext,
+  getGpu,
+  requestAdapter,
+  describeAdapter,
+  gpuSelection,
+  type GpuContextOptions,
+  type GpuFeatures,
+  type AdapterDescription,
+} from './runtime/context.js';
+export type { GpuSelection } from './runtime/gpu-select.js';
+export { GpuTensor, readBuffer, gpuByteLength, checkBufferSize, expectDType, type BufferOwner } from './runtime/tensor.js';
+export { BufferPool } from './runtime/pool.js';
+export {
+  Recorder,
+  GpuGraph,
+  type GraphCommand,
+  defineKernel,
+  Uniforms,
+  foldWorkgroups,
+  type Kernel,
+  type Variant,
+  type DispatchSpec,
+  type KernelTiming,
+} from './runtime/kernel.js';
+export { ForwardGraphs, checkOutput, type RecordForward } from './runtime/graph-cache.js';
+
+// the ops and their containers
+export type {
+  RouterKind,
+  RouterParams,
+  RoutingRef,
+  RoutingGpu,
+  GroupingRef,
+  GroupingGpu,
+  ExpertActivation,
+  ExpertWeightsGpu,
+  ExpertWeightsHost,
+} from './kernels/moe-types.js';
+export { castGpu, castRef } from './kernels/cast.js';
+export { linearGpu, linearRef, LINEAR_WEIGHT_DTYPES, type LinearOptions, type LinearWeightDType } from './kernels/linear.js';
+export { routerGpu, routerRef, type RouterOptions } from './kernels/router.js';
+export { groupGpu, groupDecodeGpu, groupRef, denseGroupingGpu, denseGroupingRef, uploadGrouping, type GroupOptions } from './kernels/grouping.js';
+export {
+  groupedGateUpGpu,
+  groupedGateUpRef,
+  groupedDownGpu,
+  groupedDownRef,
+  warmGroupedGemm,
+  type GroupedGemmOptions,
+  type GroupedGateUpOptions,
+  type GroupedGemmWarmSpec,
+} from './kernels/grouped-gemm.js';
+export { gemvGateUpGpu, gemvDownGpu, gemvSupports, activeExpertsGpu, type GemvOptions, type ActiveExperts } from './kernels/moe-gemv.js';
+export { combineGpu, combineRef, type CombineOptions } from './kernels/combine.js';
+export { expertDims, expertWeightBytes, uploadExpertWeights, destroyExpertWeights, type ExpertDims } from './kernels/expert-weights.js';
+export { ACT_QUANT_GROUP, quantizeExperts, decodeExpertRow, type ExpertQuantFormat, type ExpertActQuantOptions } from './kernels/quant-ref.js';
+
+// the kernel choices that the layers above share (one place: kernels/plan.ts)
+export { useExpertGemv, useSingleExpertGemv, useGraphReplay, type FastGemmKind } from './kernels/plan.js';

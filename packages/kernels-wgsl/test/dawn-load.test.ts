@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { WebMoEError } from '@webmoe/tensor';
-import { loadDawn, NoAdapterError, WEBGPU_MISSING } from '../src/index.js';
+import { NoAdapterError } from '../src/index.js';
+import { loadDawn, WEBGPU_MISSING } from '../src/runtime/context.js';
 
 /** The error Node throws for `import('webgpu')` where no `webgpu` package can be found. */
 function nodeMissingWebgpuError(): Error & { code?: string } {

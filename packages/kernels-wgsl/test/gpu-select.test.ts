@@ -5,7 +5,7 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ValueError } from '@webmoe/tensor';
-import { selectGpuFromEnv } from '../src/index.js';
+import { selectGpuFromEnv } from '../src/runtime/gpu-select.js';
 
 function fakePci(devs: Record<string, string>): string {
   const root = mkdtempSync(join(tmpdir(), 'pci-'));

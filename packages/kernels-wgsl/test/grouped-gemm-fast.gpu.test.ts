@@ -37,6 +37,7 @@ import {
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
 import { FAST_MIN_ROWS_PER_EXPERT, fastGemmKind, fastWeightFormat, planFastGemm, recordFastGemm, sgmatSupported, type FastGemmKind } from '../src/kernels/grouped-gemm-fast.js';
 import { hostGrouping, naiveDown, naiveGateUp, randomIdx, uploadGrouping } from './grouped-helpers.js';
+import { randomZeros } from './quant-helpers.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -96,7 +97,7 @@ interface Case {
 /** The case's weights [E, rows, cols]: random in [-0.3, 0.3], rounded to dt or quantized to fmt. */
 function weights(r: () => number, c: Pick<Case, 'E' | 'dt' | 'fmt'>, rows: number, cols: number): ExpertWeightsHost {
   const f = randomArray(r, c.E * rows * cols, -0.3, 0.3);
-  return c.fmt ? quantizeExperts(f, c.E, rows, cols, c.fmt) : { kind: 'dense', w: HostTensor.fromFloat32([c.E, rows, cols], roundTo(c.dt, f), c.dt) };
+  return c.fmt ? randomZeros(r, quantizeExperts(f, c.E, rows, cols, c.fmt)) : { kind: 'dense', w: HostTensor.fromFloat32([c.E, rows, cols], roundTo(c.dt, f), c.dt) };
 }
 
 /** Packed-format cases, one per format (each runs gate_up and down): block boundaries on multiples of 8 inside K, partial last K slices (K = 40, 56, 72), odd N, zero-row experts. */
@@ -107,6 +108,7 @@ function packedCases(): Case[] {
     { T: 65, k: 2, E: 6, H: 64, I: 45, dt: 'bfloat16', act: ACTS[1], bias: true, rowScale: false, fmt: { kind: 'mxfp4' } },
     { T: 100, k: 2, E: 3, H: 72, I: 67, dt: 'bfloat16', act: ACTS[2], bias: false, rowScale: true, fmt: { kind: 'int_block', bits: 4, blockSize: 16, scaleDtype: 'float16' } },
     { T: 40, k: 4, E: 7, H: 56, I: 129, dt: 'bfloat16', act: ACTS[3], bias: true, rowScale: false, fmt: { kind: 'int_block', bits: 8, blockSize: 24 } },
+    { T: 50, k: 2, E: 4, H: 40, I: 69, dt: 'bfloat16', act: ACTS[0], bias: true, rowScale: true, fmt: { kind: 'int_block', bits: 4, blockSize: 8, scaleDtype: 'float16', zeroPoint: true } },
   ];
 }
 
@@ -213,7 +215,7 @@ for (const kind of KINDS) {
 }
 
 function fmtName(f: ExpertQuantFormat): string {
-  return f.kind === 'fp8_block' ? `fp8 ${f.dtype ?? 'float8_e4m3fn'} block [${f.block}]` : f.kind === 'int_block' ? `int${f.bits} block ${f.blockSize} ${f.scaleDtype ?? 'float32'} scales` : f.kind;
+  return f.kind === 'fp8_block' ? `fp8 ${f.dtype ?? 'float8_e4m3fn'} block [${f.block}]` : f.kind === 'int_block' ? `int${f.bits} block ${f.blockSize} ${f.scaleDtype ?? 'float32'} scales${f.zeroPoint ? ' + zero points' : ''}` : f.kind;
 }
 
 for (const kind of KINDS) {
@@ -347,6 +349,8 @@ describe('subgroup-matrix kernel with emulated builtins (runs everywhere)', () =
   const emuCases: { op: 'gate_up' | 'down'; tm: number; T: number; k: number; E: number; K: number; N: number; dt: Dense; fmt?: ExpertQuantFormat; bias: boolean; rowScale: boolean }[] = [
     { op: 'gate_up', tm: 64, T: 70, k: 2, E: 3, K: 40, N: 77, dt: 'bfloat16', bias: true, rowScale: true },
     { op: 'down', tm: 64, T: 70, k: 2, E: 3, K: 48, N: 77, dt: 'bfloat16', fmt: { kind: 'int_block', bits: 4, blockSize: 16, scaleDtype: 'float16' }, bias: true, rowScale: false },
+    // int4 with zero points (compressed-tensors asymmetric): the zero shift rides in the staging load's fourth word.
+    { op: 'down', tm: 64, T: 40, k: 2, E: 3, K: 24, N: 37, dt: 'bfloat16', fmt: { kind: 'int_block', bits: 4, blockSize: 8, scaleDtype: 'float16', zeroPoint: true }, bias: false, rowScale: false },
   ];
   for (const c of emuCases) {
     it(`${c.op} tm=${c.tm} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N} ${c.fmt ? fmtName(c.fmt) : c.dt} bias=${c.bias} rowScale=${c.rowScale}`, async (t) => {

@@ -4,7 +4,6 @@ import {
   BufferPool,
   GpuTensor,
   Recorder,
-  pipelineCount,
   warmGroupedGemm,
   groupedDownGpu,
   groupedDownRef,
@@ -14,6 +13,7 @@ import {
   type GpuContext,
   type GroupingRef,
 } from '@webmoe/kernels-wgsl';
+import { pipelineCount } from '../src/runtime/kernel.js';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
 import { hostGrouping, naiveGateUp, randInt, randomIdx, uploadGrouping } from './grouped-helpers.js';
 import { planFastGemm } from '../src/kernels/grouped-gemm-fast.js';

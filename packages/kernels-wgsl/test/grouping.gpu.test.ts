@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
-import { GpuTensor, Recorder, BufferPool, groupGpu, groupRef, denseGroupingGpu, denseGroupingRef, type GpuContext, type GroupingGpu } from '@webmoe/kernels-wgsl';
+import { GpuTensor, Recorder, BufferPool, groupGpu, groupDecodeGpu, groupRef, denseGroupingGpu, denseGroupingRef, readBuffer, type GpuContext, type GroupingGpu } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng } from '@webmoe/kernels-wgsl/testing';
 import { withSmallGrid } from './small-grid.js';
 
@@ -180,4 +180,60 @@ describe('groupGpu vs groupRef', () => {
     expect(Array.from(got.dd.order)).toEqual(Array.from(denseGroupingRef(1000).order));
     expect(Array.from(got.dd.offsets)).toEqual([0, 1000]);
   });
+});
+
+describe('groupDecodeGpu (one dispatch: grouping + active experts) vs groupRef', () => {
+  // pairs and experts below, at and above the 256-lane workgroup, E = 1, one expert hit
+  const CASES = [
+    { T: 1, k: 1, E: 1 },
+    { T: 1, k: 2, E: 8 },
+    { T: 1, k: 8, E: 128 },
+    { T: 16, k: 8, E: 128 },
+    { T: 3, k: 6, E: 64 },
+    { T: 5, k: 8, E: 385 },
+    { T: 40, k: 8, E: 60 },
+    { T: 7, k: 3, E: 1000 },
+    { T: 300, k: 1, E: 3 },
+  ];
+  for (const skew of [false, true]) {
+    it(`random idx (${skew ? 'skewed' : 'uniform'}), stale pool buffers`, async (c) => {
+      if (!ctx) return c.skip('no WebGPU adapter');
+      const pool = new BufferPool(ctx);
+      const r = rng(skew ? 21 : 22);
+      for (const { T, k, E } of CASES) {
+        for (const rep of [0, 1]) {
+          const idx = randomIdx(r, T, k, E, skew);
+          const nGateUp = 8 * (1 + Math.floor(r() * 40)) + (rep ? 3 : 0);
+          const nDown = 1 + Math.floor(r() * 300);
+          const got = await gpuChecked(ctx!, async () => {
+            const gi = GpuTensor.upload(ctx!, new HostTensor('uint32', [T, k], idx));
+            const rec = new Recorder(ctx!);
+            const { grouping: g, active } = groupDecodeGpu(ctx!, rec, gi, E, nGateUp, nDown, { pool });
+            const keepActive = ctx!.device.createBuffer({ size: 4 * E, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+            const keepArgs = ctx!.device.createBuffer({ size: 24, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+            rec.copy(active.active, 0, keepActive, 0, 4 * E);
+            rec.copy(active.args, 0, keepArgs, 0, 24);
+            rec.submit();
+            expect([g.T, g.k, g.E]).toEqual([T, k, E]);
+            const d = await download(g);
+            const out = { ...d, active: new Uint32Array((await readBuffer(ctx!, keepActive, 4 * E)).buffer), args: new Uint32Array((await readBuffer(ctx!, keepArgs, 24)).buffer) };
+            // the pool gets these buffers back dirty: the next case must not see their contents
+            g.destroy();
+            gi.destroy();
+            keepActive.destroy();
+            keepArgs.destroy();
+            return out;
+          });
+          const msg = `decode T=${T} k=${k} E=${E} rep ${rep}`;
+          checkGrouping(got, idx, T, k, E, msg);
+          const hit = [...new Set(idx)].sort((a, b) => a - b);
+          const want = [...hit, ...new Array(E - hit.length).fill(0xffffffff)];
+          expect(Array.from(got.active), `${msg} active`).toEqual(want);
+          expect(Array.from(got.args), `${msg} args`).toEqual([Math.ceil(nGateUp / 8), hit.length, 1, Math.ceil(nDown / 8), hit.length, 1]);
+        }
+      }
+      expect(pool.liveCount).toBe(0);
+      pool.destroy();
+    });
+  }
 });

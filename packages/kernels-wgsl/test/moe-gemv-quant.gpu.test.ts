@@ -4,10 +4,12 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor } from '@webmoe/tensor';
 import {
-  GpuTensor, Recorder, gemvGateUpGpu, gemvDownGpu, gemvSupports, gemvWideLoads, groupRef, uploadGrouping, quantizeExperts, uploadExpertWeights, destroyExpertWeights,
+  GpuTensor, Recorder, gemvGateUpGpu, gemvDownGpu, gemvSupports, groupRef, uploadGrouping, quantizeExperts, uploadExpertWeights, destroyExpertWeights,
   groupedGateUpRef, groupedDownRef, type GpuContext, type ExpertQuantFormat,
 } from '@webmoe/kernels-wgsl';
+import { gemvWideLoads } from '../src/kernels/moe-gemv.js';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
+import { randomZeros } from './quant-helpers.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -24,6 +26,9 @@ const CASES: Case[] = [
   { name: 'int4 blocks of 32, f16 scales, decode', fmt: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }, T: 1, k: 4, E: 7, H: 160, I: 64, wide: [true, true] },
   { name: 'int8 blocks of 16, f32 scales', fmt: { kind: 'int_block', bits: 8, blockSize: 16 }, T: 5, k: 2, E: 3, H: 48, I: 24, wide: [true, false] },
   { name: 'int8 blocks of 8 (narrower than a 16-byte chunk)', fmt: { kind: 'int_block', bits: 8, blockSize: 8 }, T: 1, k: 2, E: 3, H: 48, I: 32, wide: [false, false] },
+  { name: 'int4 + zero points, blocks of 32 and 8', fmt: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16', zeroPoint: true }, T: 3, k: 2, E: 5, H: 96, I: 40, wide: [true, false] },
+  { name: 'int4 + zero points, blocks of 8 (table loads), decode', fmt: { kind: 'int_block', bits: 4, blockSize: 8, zeroPoint: true }, T: 1, k: 3, E: 6, H: 56, I: 24, wide: [false, false] },
+  { name: 'int8 + zero points, blocks of 16', fmt: { kind: 'int_block', bits: 8, blockSize: 16, zeroPoint: true }, T: 2, k: 2, E: 3, H: 48, I: 32, wide: [true, true] },
   { name: 'mxfp4', fmt: { kind: 'mxfp4' }, T: 4, k: 2, E: 4, H: 64, I: 32, wide: [true, true] },
   { name: 'mxfp4, decode', fmt: { kind: 'mxfp4' }, T: 1, k: 3, E: 5, H: 96, I: 64, wide: [true, true] },
 ];
@@ -39,31 +44,39 @@ describe('decode GEMV on quantized experts', () => {
       for (let tt = 0; tt < T; tt++) for (let j = 0; j < k; j++) idx[tt * k + j] = (tt * 3 + j * 2) % E;
       const g = groupRef(idx, T, k, E);
       const x = randomArray(r, T * H);
-      const guH = quantizeExperts(randomArray(r, E * 2 * I * H, -0.3, 0.3), E, 2 * I, H, c.fmt);
-      const dnH = quantizeExperts(randomArray(r, E * H * I, -0.3, 0.3), E, H, I, c.fmt);
+      const guH = randomZeros(r, quantizeExperts(randomArray(r, E * 2 * I * H, -0.3, 0.3), E, 2 * I, H, c.fmt));
+      const dnH = randomZeros(r, quantizeExperts(randomArray(r, E * H * I, -0.3, 0.3), E, H, I, c.fmt));
       const act = { kind: 'swiglu_limit' as const, layout: 'interleaved' as const, limit: 2 };
       const hRef = groupedGateUpRef(x, g, guH, undefined, act);
       const yRef = groupedDownRef(hRef, g, dnH, undefined);
-      const { h, y } = await gpuChecked(cx, async () => {
+      const out = await gpuChecked(cx, async () => {
         const gg = uploadGrouping(cx, g);
         const gu = uploadExpertWeights(cx, guH);
         const dn = uploadExpertWeights(cx, dnH);
         expect(gemvSupports(gu) && gemvSupports(dn)).toBe(true);
-        expect([gemvWideLoads(gu), gemvWideLoads(dn)], 'which load path').toEqual(c.wide);
+        expect([gemvWideLoads(gu, true), gemvWideLoads(dn, true)], 'which load path').toEqual(c.wide);
+        expect([gemvWideLoads(gu, false), gemvWideLoads(dn, false)], 'table loads when wide is off').toEqual([false, false]);
         const xg = GpuTensor.upload(cx, new HostTensor('float32', [T, H], x));
-        const rec = new Recorder(cx);
-        const hg = gemvGateUpGpu(cx, rec, xg, gg, gu, act);
-        const yg = gemvDownGpu(cx, rec, hg, gg, dn);
-        rec.submit();
-        const out = { h: (await hg.download()).toFloat32(), y: (await yg.download()).toFloat32() };
-        for (const b of [xg, hg, yg]) b.destroy();
+        // both load paths: 16-byte loads where the shapes allow (wideLoads), and the 8-column table loads
+        const out: { wide: boolean; h: Float32Array; y: Float32Array }[] = [];
+        for (const wideLoads of [true, false]) {
+          const rec = new Recorder(cx);
+          const hg = gemvGateUpGpu(cx, rec, xg, gg, gu, act, { wideLoads });
+          const yg = gemvDownGpu(cx, rec, hg, gg, dn, { wideLoads });
+          rec.submit();
+          out.push({ wide: wideLoads, h: (await hg.download()).toFloat32(), y: (await yg.download()).toFloat32() });
+          for (const b of [hg, yg]) b.destroy();
+        }
+        xg.destroy();
         destroyExpertWeights(gu);
         destroyExpertWeights(dn);
         gg.destroy();
         return out;
       });
-      expect(relErr(h, hRef), `${c.name} h`).toBeLessThan(2e-5);
-      expect(relErr(y, yRef), `${c.name} y`).toBeLessThan(2e-5);
+      for (const o of out) {
+        expect(relErr(o.h, hRef), `${c.name} h (wide ${o.wide})`).toBeLessThan(2e-5);
+        expect(relErr(o.y, yRef), `${c.name} y (wide ${o.wide})`).toBeLessThan(2e-5);
+      }
     });
   }
   it('reports packed weights whose columns are not a multiple of 8 as unsupported (the layer then uses the grouped GEMMs)', async (t) => {

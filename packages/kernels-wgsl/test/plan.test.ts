@@ -1,6 +1,6 @@
 // The kernel planner (src/kernels/plan.ts): the crossovers as documented, at and around each boundary.
 import { describe, it, expect } from 'vitest';
-import { KERNEL_CROSSOVERS, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '@webmoe/kernels-wgsl';
+import { KERNEL_CROSSOVERS, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
 
 describe('kernel planner', () => {
   it('routed experts: GEMV while T <= 16 or T*k <= 8E', () => {

@@ -21,7 +21,7 @@ import {
 } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
 import { hostGrouping, randInt, randomIdx, uploadGrouping } from './grouped-helpers.js';
-import { elementOf } from './quant-helpers.js';
+import { elementOf, randomZeros } from './quant-helpers.js';
 import { withSmallGrid } from './small-grid.js';
 import { planFastGemm } from '../src/kernels/grouped-gemm-fast.js';
 
@@ -51,7 +51,7 @@ type Fmt = ExpertQuantFormat | { kind: 'random_fp8'; dtype: 'float8_e4m3fn' | 'f
 
 function makeWeights(r: () => number, f: Fmt, E: number, rows: number, cols: number): ExpertWeightsHost {
   if (f.kind === 'random_fp8') return randomFp8(r, f.dtype, E, rows, cols, f.block);
-  return quantizeExperts(randomArray(r, E * rows * cols, -0.3, 0.3), E, rows, cols, f);
+  return randomZeros(r, quantizeExperts(randomArray(r, E * rows * cols, -0.3, 0.3), E, rows, cols, f));
 }
 
 interface QCase {
@@ -84,6 +84,10 @@ const CASES: QCase[] = [
   { name: 'int4 block 16 f16 scales (partial block)', T: 9, k: 2, E: 6, H: 38, I: 24, gu: { kind: 'int_block', bits: 4, blockSize: 16, scaleDtype: 'float16' }, down: { kind: 'int_block', bits: 4, blockSize: 16, scaleDtype: 'float16' }, act: silu, bias: true },
   { name: 'int8 block 32 f32 scales, odd sizes', T: 5, k: 1, E: 2, H: 37, I: 19, gu: { kind: 'int_block', bits: 8, blockSize: 32 }, down: { kind: 'int_block', bits: 8, blockSize: 7 }, act: lim, tile: 'prefill' },
   { name: 'int4 >= 1000 rows, prefill', T: 300, k: 4, E: 10, H: 40, I: 22, gu: { kind: 'int_block', bits: 4, blockSize: 32 }, down: { kind: 'int_block', bits: 8, blockSize: 5, scaleDtype: 'float16' }, act: oai },
+  // Zero points (asymmetric, compressed-tensors): random codes per block (randomZeros), element-wise and word loads.
+  { name: 'int4 + zero points, block 16 f16 scales, odd sizes, decode tile', T: 7, k: 2, E: 5, H: 38, I: 21, gu: { kind: 'int_block', bits: 4, blockSize: 16, scaleDtype: 'float16', zeroPoint: true }, down: { kind: 'int_block', bits: 8, blockSize: 5, zeroPoint: true }, act: silu, bias: true, tile: 'decode' },
+  { name: 'int4 + zero points, block 8 (word loads, one scale per word), prefill tile', T: 9, k: 3, E: 4, H: 48, I: 24, gu: { kind: 'int_block', bits: 4, blockSize: 8, zeroPoint: true }, down: { kind: 'int_block', bits: 4, blockSize: 12, scaleDtype: 'float16', zeroPoint: true }, act: oai, rowScale: true, tile: 'prefill' },
+  { name: 'int4 + zero points >= 1000 rows (default: the fast kernels)', T: 300, k: 4, E: 10, H: 40, I: 24, gu: { kind: 'int_block', bits: 4, blockSize: 8, zeroPoint: true }, down: { kind: 'int_block', bits: 4, blockSize: 24, scaleDtype: 'float16', zeroPoint: true }, act: lim },
   { name: 'w8a8: fp8 weights + fp8 dynamic activations', T: 6, k: 2, E: 3, H: 300, I: 140, gu: { kind: 'fp8_block' }, down: { kind: 'fp8_block' }, act: silu, aq: { actQuant: 'fp8_dynamic' }, tol: 1e-4 },
   { name: 'w8a8 with rowScale and amax clamp 1200', T: 4, k: 2, E: 4, H: 131, I: 129, gu: { kind: 'fp8_block' }, down: { kind: 'fp8_block', dtype: 'float8_e4m3fn' }, act: oai, rowScale: true, aq: { actQuant: 'fp8_dynamic', actAmaxClamp: 1200 }, tol: 1e-4 },
   { name: 'dense bf16 weights + fp8 dynamic activations, small clamp', T: 1, k: 2, E: 2, H: 200, I: 33, gu: { kind: 'dense', dtype: 'bfloat16' }, down: { kind: 'dense', dtype: 'float16' }, act: silu, aq: { actQuant: 'fp8_dynamic', actAmaxClamp: 0.5 }, tol: 1e-4 },
@@ -150,7 +154,7 @@ describe('grouped GEMMs with quantized weights vs reference', () => {
         w.kind === 'dense' ? { weights: pad(w.w.byteLength), scales: 0 }
         : w.kind === 'fp8_block' ? { weights: pad(w.q.byteLength), scales: pad(w.scaleInv.byteLength) }
         : w.kind === 'mxfp4' ? { weights: pad(w.blocks.byteLength), scales: pad(w.scales.byteLength) }
-        : { weights: pad(w.q.byteLength), scales: pad(w.scales.byteLength) };
+        : { weights: pad(w.q.byteLength), scales: pad(w.scales.byteLength) + (w.zeros ? pad(w.zeros.byteLength) : 0) };
       expect(bytes).toEqual([hostBytes(wgu), hostBytes(wd)]);
     });
   });

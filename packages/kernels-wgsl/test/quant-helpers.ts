@@ -1,6 +1,19 @@
 /** Test helper: independent per-element decoders of the expert weight formats. */
 import { e4m3ToF32, e5m2ToF32, f16ToF32, toFloat32 } from '@webmoe/tensor';
+import { HostTensor } from '@webmoe/tensor';
 import type { ExpertWeightsHost } from '@webmoe/kernels-wgsl';
+
+/**
+ * int_block weights with zero points: the zeros replaced by random codes over the whole range
+ * (0..2^bits-1), so that every block has its own zero point and a kernel that reads the wrong
+ * block's (or the fixed 8 / 128) fails. Other containers are returned as they are.
+ */
+export function randomZeros(r: () => number, w: ExpertWeightsHost): ExpertWeightsHost {
+  if (w.kind !== 'int_block' || !w.zeros) return w;
+  const n = 2 ** w.bits;
+  const z = Uint8Array.from({ length: w.zeros.size }, () => Math.min(n - 1, Math.floor(r() * n)));
+  return { ...w, zeros: new HostTensor('uint8', [...w.zeros.shape], z) };
+}
 
 /** Independent per-element decoders written from docs/moe-semantics.md (no code shared with quant-ref.ts). */
 const FP4 = [0, 0.5, 1, 1.5, 2, 3, 4, 6];
@@ -32,7 +45,8 @@ export function elementOf(w: ExpertWeightsHost, e: number, r: number, c: number)
       const nb = w.scales.shape[2];
       const si = (e * rows + r) * nb + Math.floor(c / w.blockSize);
       const s = w.scales.dtype === 'float16' ? f16ToF32(w.scales.data[si]) : (w.scales.data as Float32Array)[si];
-      return Math.fround((code - 2 ** (w.bits - 1)) * s);
+      const zero = w.zeros ? (w.zeros.data as Uint8Array)[si] : 2 ** (w.bits - 1);
+      return Math.fround((code - zero) * s);
     }
   }
 }

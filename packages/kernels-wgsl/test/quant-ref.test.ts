@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { HostTensor, ShapeError, DTypeError, ValueError, e4m3ToF32, f32ToE4m3 } from '@webmoe/tensor';
-import { decodeExpertRow, expertDims, fakeQuantFp8Ref, fp4ToF32, quantizeExperts, type ExpertWeightsHost } from '@webmoe/kernels-wgsl';
+import { decodeExpertRow, expertDims, quantizeExperts, type ExpertWeightsHost } from '@webmoe/kernels-wgsl';
+import { fakeQuantFp8Ref, fp4ToF32 } from '../src/kernels/quant-ref.js';
 import { rng, randomArray } from '@webmoe/kernels-wgsl/testing';
 import { randInt } from './grouped-helpers.js';
 import { elementOf } from './quant-helpers.js';
@@ -67,6 +68,10 @@ describe('decodeExpertRow vs independent element decoders', () => {
           scales: HostTensor.fromFloat32([E, rows, nbk], sv, sdt),
         };
         expect(allRows(w)).toEqual(allElements(w));
+        // the same codes with a zero point per block (asymmetric)
+        const wz: ExpertWeightsHost = { ...w, zeros: new HostTensor('uint8', [E, rows, nbk], u8(E * rows * nbk, () => randInt(r, 0, 2 ** bits - 1))) };
+        expect(allRows(wz)).toEqual(allElements(wz));
+        expect(allRows(wz)).not.toEqual(allRows(w));
       }
     }
   });
@@ -127,6 +132,25 @@ describe('quantizeExperts', () => {
     expect(() => quantizeExperts(new Float32Array(3), 1, 1, 3, { kind: 'int_block', bits: 4, blockSize: 2 })).toThrow(/even number.*got 3/);
     expect(() => quantizeExperts(new Float32Array(4), 1, 1, 3, { kind: 'dense', dtype: 'float32' })).toThrow(/length: expected E\*rows\*cols = 3, got 4/);
   });
+  it('int_block with zeroPoint: asymmetric min/max scales and per-block zero points, error <= scale (the rounded zero point can clip the ends by half a step)', () => {
+    // Shifted weights (mostly positive): a symmetric scale would waste half the codes; the zero points move off 8 / 128.
+    const ws = w.map((v) => v + 0.3);
+    for (const [bits, bs, sd] of [[4, 32, 'float32'], [8, 50, 'float16'], [4, 7, 'float16']] as const) {
+      const q = quantizeExperts(ws, E, rows, cols, { kind: 'int_block', bits, blockSize: bs, scaleDtype: sd, zeroPoint: true });
+      if (q.kind !== 'int_block' || !q.zeros) throw new Error('kind / zeros');
+      const nb = Math.ceil(cols / bs);
+      expect(q.zeros.shape).toEqual([E, rows, nb]);
+      const z = q.zeros.data as Uint8Array;
+      expect(Math.max(...z)).toBeLessThan(2 ** bits);
+      expect(z.some((v) => v !== 2 ** (bits - 1)), 'zero points differ from the symmetric one').toBe(true);
+      const d = allElements(q);
+      const sc = q.scales.toFloat32();
+      for (let i = 0; i < ws.length; i++) {
+        const s = sc[Math.floor(i / cols) * nb + Math.floor((i % cols) / bs)];
+        expect(Math.abs(d[i] - ws[i])).toBeLessThanOrEqual(s + s * 1e-3 + 1e-7);
+      }
+    }
+  });
 });
 
 describe('fakeQuantFp8Ref', () => {
@@ -169,5 +193,8 @@ describe('expertDims validation', () => {
     expect(() => expertDims({ kind: 'int_block', bits: 3 as 4, blockSize: 32, q: new HostTensor('uint8', [1, 2, 4]), scales: new HostTensor('float32', [1, 2, 1]) })).toThrow(/bits: expected 4 or 8, got 3/);
     expect(expertDims({ kind: 'int_block', bits: 4, blockSize: 3, q: new HostTensor('uint8', [1, 2, 4]), scales: new HostTensor('float32', [1, 2, 3]) })).toEqual({ E: 1, rows: 2, cols: 8 });
     expect(() => expertDims({ kind: 'dense', w: new HostTensor('int8', [1, 2, 3]) })).toThrow(DTypeError);
+    const i4 = { kind: 'int_block' as const, bits: 4 as const, blockSize: 3, q: new HostTensor('uint8', [1, 2, 4]), scales: new HostTensor('float32', [1, 2, 3]) };
+    expect(() => expertDims({ ...i4, zeros: new HostTensor('uint8', [1, 2, 2]) })).toThrow(/zeros: expected shape \[1, 2, 3\], got \[1, 2, 2\]/);
+    expect(() => expertDims({ ...i4, zeros: new HostTensor('int32', [1, 2, 3]) })).toThrow(DTypeError);
   });
 });

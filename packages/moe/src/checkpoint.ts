@@ -28,6 +28,8 @@ export interface MoECheckpoint {
   info(name: string): CheckpointTensorInfo | undefined;
   /** Reads one tensor in its storage dtype. */
   read(name: string): Promise<HostTensor>;
+  /** Reads one tensor's raw little-endian bytes (any safetensors dtype, e.g. `I64`); optional. */
+  readRaw?(name: string): Promise<Uint8Array>;
   /** Closes the files it opened (absent when it owns none). */
   close?(): Promise<void>;
 }
@@ -58,6 +60,7 @@ export async function openHFCheckpoint(src: CheckpointSource | Checkpoint): Prom
       return { dtype: i.dtype ?? i.stDtype, shape: i.shape };
     },
     read: (name) => ck.read(name),
+    readRaw: async (name) => (await ck.readRaw(name)).bytes,
     // Close only a Checkpoint opened here; a caller's Checkpoint stays open.
     close: src instanceof Checkpoint ? undefined : () => ck.close(),
   };

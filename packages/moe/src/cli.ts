@@ -134,7 +134,7 @@ async function runSharded(args: Args, x: HostTensor): Promise<void> {
   let sharded: ShardedMoE | undefined;
   try {
     if (args.verbose) process.stderr.write(`moe-run: ${strategy.kind} over ${n} devices: ${group.adapterNames().join(' | ')}\n`);
-    sharded = await ShardedMoE.fromHuggingFace({ source: dirSource(args.checkpoint), layer: args.layer, dtype: args.dtype, devices: group, strategy });
+    sharded = await ShardedMoE.fromHuggingFace({ source: dirSource(args.checkpoint), layer: args.layer, dtype: args.dtype, activationQuant: args.activationQuant, devices: group, strategy });
     const y = await sharded.forward(new HostTensor('float32', x.shape, x.toFloat32()));
     await writeSafetensorsFile(args.output, { output: y }, { producer: 'moe-run', layer: String(args.layer), device: args.device, dtype: sharded.shards[0].dtype, sharding: `${strategy.kind}:${n}` });
   } finally {
@@ -177,7 +177,7 @@ async function runMpiRank(args: Args, x: HostTensor): Promise<void> {
       group = DeviceGroup.fromContexts([ctx]);
     } else group = DeviceGroup.cpu(1);
     const strategy = args.ep !== undefined ? ShardingStrategy.expertParallel(n) : ShardingStrategy.tensorParallel(n);
-    sharded = await ShardedMoE.fromHuggingFace({ source: dirSource(args.checkpoint), layer: args.layer, dtype: args.dtype, devices: group, strategy, transport: tr });
+    sharded = await ShardedMoE.fromHuggingFace({ source: dirSource(args.checkpoint), layer: args.layer, dtype: args.dtype, activationQuant: args.activationQuant, devices: group, strategy, transport: tr });
     const y = await sharded.forward(new HostTensor('float32', x.shape, x.toFloat32()));
     if (args.verbose && sharded.lastEPStats) process.stderr.write(`moe-run: rank ${tr.rank}: ${JSON.stringify(sharded.lastEPStats[0])}\n`);
     if (tr.rank === 0) {

@@ -70,3 +70,13 @@ function uploadOne(ctx: GpuContext, s: StackParams, made: { destroy(): void }[])
   if (s.bias) s.bias.gpu = bias;
   return undefined;
 }
+
+/**
+ * The bias to pass with GPU expert weights `w` to the expert GEMMs: the
+ * parameter's GPU value, or undefined for a chunked stack (its biases
+ * travel in its chunks).
+ * @example `groupedDownGpu(ctx, rec, h, g, w.down, expertBiasGpu(w.down, experts.downBias))`
+ */
+export function expertBiasGpu(w: ExpertStackGpu, bias: Parameter | undefined): GpuTensor | undefined {
+  return w.kind === 'chunked' ? undefined : bias?.gpuValue;
+}

@@ -1,6 +1,7 @@
 import type { ExpertActivation } from '@webmoe/kernels-wgsl';
 import { ConfigError, UnsupportedError } from './errors.js';
 import { parseHFQuantConfig, type MoEQuantConfig } from './quant-experts.js';
+import { parseCompressedTensorsConfig, type CompressedTensorsConfig } from './compressed-tensors-config.js';
 import { SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV3Gate, Llama4Gate, type GateClass, type GateOptions } from './gates.js';
 
 /** The model types `MoE.fromHuggingFace` loads. @example `HF_MOE_MODEL_TYPES.includes('olmoe') // true` */
@@ -43,6 +44,8 @@ export interface HFMoESpec {
   shared?: { prefix: string; dim: number; gate?: string };
   /** The experts' quantization from `quantization_config` (fp8 block-scaled, mxfp4), if any. */
   quant?: MoEQuantConfig;
+  /** A compressed-tensors `quantization_config` (int4 pack-quantized): which modules are quantized is resolved against the checkpoint by the loader. */
+  compressedTensors?: CompressedTensorsConfig;
 }
 
 type Cfg = Record<string, unknown>;
@@ -101,7 +104,9 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
   }
   const modelType = mt as HFMoEModelType;
   const q = cfg.quantization_config;
-  const quant = q !== undefined && q !== null ? parseHFQuantConfig(q) : undefined;
+  const isCT = typeof q === 'object' && q !== null && !Array.isArray(q) && (q as Cfg).quant_method === 'compressed-tensors';
+  const compressedTensors = isCT ? parseCompressedTensorsConfig(q as Cfg) : undefined;
+  const quant = q !== undefined && q !== null && !isCT ? parseHFQuantConfig(q) : undefined;
   if (quant?.format === 'fp8_block' && modelType !== 'deepseek_v3') throw new UnsupportedError('config quantization_config', `quant_method "fp8" for ${modelType}`, 'deepseek_v3 (per-expert fp8 weights with weight_scale_inv)');
   if (quant?.format === 'mxfp4' && modelType !== 'gpt_oss') throw new UnsupportedError('config quantization_config', `quant_method "mxfp4" for ${modelType}`, 'gpt_oss (experts.*_blocks / *_scales)');
   const nLayers = int(cfg, ['num_hidden_layers'], { optional: true });
@@ -109,7 +114,7 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
   const H = int(cfg, ['hidden_size'], {});
   const k = int(cfg, ['num_experts_per_tok', 'experts_per_token'], {});
   const L = `model.layers.${layer}.`;
-  const base = { modelType, layer, quant, hiddenDim: H, topK: k, applyRouterWeightFirst: false, activation: { kind: 'silu', layout: 'concat' } as ExpertActivation };
+  const base = { modelType, layer, quant, compressedTensors, hiddenDim: H, topK: k, applyRouterWeightFirst: false, activation: { kind: 'silu', layout: 'concat' } as ExpertActivation };
   const perExpert: HFExpertLayout = { kind: 'per_expert', gate: 'gate_proj', up: 'up_proj', down: 'down_proj' };
   switch (modelType) {
     case 'mixtral': {

@@ -5,8 +5,9 @@ import { takeRanges } from '@webmoe/sharding';
 import { CheckpointError, ConfigError, UnsupportedError } from './errors.js';
 import { parseHFMoEConfig, type HFMoESpec } from './hf-config.js';
 import { openHFCheckpoint, type MoECheckpoint } from './checkpoint.js';
-import { MoE } from './moe.js';
+import type { MoE, MoEOptions } from './moe.js';
 import { checkStackable, normalizeQuantConfig, type ActivationQuant, type MoEQuantConfig, type ResolvedQuantConfig } from './quant-experts.js';
+import { checkCTWeightShapes, planCompressedTensors, readCTExperts, type CTPlan } from './compressed-tensors.js';
 
 /** Storage dtypes the loader builds layers in. @example `const d: MoEWeightDType = 'bfloat16';` */
 export type MoEWeightDType = 'float32' | 'bfloat16' | 'float16';
@@ -27,7 +28,8 @@ export interface HFLoadOptions {
   /**
    * Read only expert shard `shardIndex` of `epSize` (experts `[i*E/n, (i+1)*E/n)`): the layer
    * is that expert-parallel shard (`epSize`, `shardIndex`; router and shared expert whole).
-   * E must be divisible by epSize (ShardingError before anything is read). Dense experts only.
+   * E must be divisible by epSize (ShardingError before anything is read). Dense and quantized experts
+   * (per-expert fp8 tensors: only this shard's are read; fused MXFP4 tensors are read whole and cut).
    */
   expertShard?: { epSize: number; shardIndex: number };
   /** Quantized checkpoints: overrides the activation scheme of `quantization_config` ('none' weight-only, 'dynamic' fp8 w8a8). */
@@ -78,30 +80,32 @@ function toDType(t: HostTensor, dtype: DType): HostTensor {
 
 /**
  * Builds layer `layer`'s MoE block from a HuggingFace checkpoint (see
- * {@link MoE.fromHuggingFace}). Every tensor name, shape and dtype is checked
+ * {@link MoE.fromHuggingFace}, which calls it with `create = (o) => new MoE(o)`:
+ * this file builds layers through `create` so that it does not import the
+ * MoE class, which imports it). Every tensor name, shape and dtype is checked
  * against the config before any tensor is read or any GPU memory allocated.
  *
  * @example
  * ```ts
- * const moe = await loadHuggingFaceMoE({ source: '/models/mixtral-tiny', layer: 0, device: DeviceRef.CPU() });
+ * const moe = await loadHuggingFaceMoE({ source: '/models/mixtral-tiny', layer: 0, device: DeviceRef.CPU() }, (o) => new MoE(o));
  * ```
  */
-export async function loadHuggingFaceMoE(opts: HFLoadOptions): Promise<MoE> {
+export async function loadHuggingFaceMoE(opts: HFLoadOptions, create: (options: MoEOptions) => MoE): Promise<MoE> {
   const device = opts.device ?? DeviceRef.CPU();
   if (opts.dtype !== undefined && !FLOAT_DTYPES.includes(opts.dtype)) throw new ConfigError('dtype', FLOAT_DTYPES.join(' | '), opts.dtype);
   if (device.isGpu() && !opts.ctx) throw new ConfigError('ctx', `a GpuContext for device ${device}`, 'undefined');
   const ck = await resolveCheckpoint(opts.source);
   try {
-    return await build(ck, opts, device);
+    return await build(ck, opts, device, create);
   } finally {
     // Files opened here are closed here; a caller's MoECheckpoint is left open.
     if (!isCheckpoint(opts.source)) await ck.close?.();
   }
 }
 
-async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef): Promise<MoE> {
+async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef, create: (options: MoEOptions) => MoE): Promise<MoE> {
   const spec = parseHFMoEConfig(ck.config, opts.layer);
-  const { prefix, needs } = plan(ck, spec);
+  const { prefix, needs, ct } = plan(ck, spec);
   const E = spec.numExperts;
   const H = spec.hiddenDim;
   const I = spec.moeDim;
@@ -119,10 +123,12 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
   if (extra.length) {
     throw new CheckpointError(extra[0], `no other tensors under ${prefix} for ${spec.modelType}`, `unexpected tensor(s) ${extra.slice(0, 6).join(', ')}${extra.length > 6 ? ` (${extra.length} in all)` : ''}`);
   }
+  // compressed-tensors: each module's weight_shape against the config (small reads, still before any allocation)
+  if (ct) await checkCTWeightShapes(ck, ct.modules);
   const routerName = prefix + spec.router.weight;
   const dtype: DType = opts.dtype ?? (ck.info(routerName)!.dtype as DType);
   if (opts.activationQuant !== undefined && opts.activationQuant !== 'none' && opts.activationQuant !== 'dynamic') throw new ConfigError('activationQuant', 'none | dynamic', opts.activationQuant);
-  let quantConfig: MoEQuantConfig | undefined = spec.quant;
+  let quantConfig: MoEQuantConfig | undefined = ct?.quant ?? spec.quant;
   if (quantConfig && spec.experts.kind === 'fused_in_out' && spec.experts.bias) {
     // Biases stay in the checkpoint's dtype (bf16/f32), or the requested float dtype.
     quantConfig = { ...quantConfig, biasDtype: (opts.dtype ?? ck.info(`${prefix}experts.gate_up_proj_bias`)!.dtype) as MoEWeightDType };
@@ -130,7 +136,7 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
   const quant = quantConfig ? normalizeQuantConfig(quantConfig) : undefined;
   if (!quant && opts.activationQuant === 'dynamic') throw new ConfigError('activationQuant', "'none' for an unquantized checkpoint (dynamic fp8 activations need quantized experts)", opts.activationQuant);
 
-  const moe = new MoE({
+  const moe = create({
     devices: [device],
     ctx: opts.ctx,
     hiddenDim: H,
@@ -162,8 +168,12 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
     sd.set('gate.weight', await read(routerName));
     if (spec.router.bias) sd.set('gate.bias', await read(prefix + spec.router.bias));
     if (spec.router.correctionBias) sd.set('gate.e_score_correction_bias', await read(prefix + spec.router.correctionBias, 'float32'));
-    if (quant) {
-      await readQuantizedExperts(ck, spec, prefix, quant, sd, (n, dt) => read(n, dt));
+    if (ct) {
+      await readCTExperts(ck, ct.experts, ct.quant, 'experts', sd);
+      // expert parallel: this rank keeps its own experts [e0, e1) (the containers are [E, ...])
+      if (moe.epSize > 1) for (const [name, t] of sd) if (name.startsWith('experts.')) sd.set(name, ownExperts(t));
+    } else if (quant) {
+      await readQuantizedExperts(ck, spec, prefix, quant, sd, (n, dt) => read(n, dt), [e0, e1], ownExperts);
     } else if (spec.experts.kind === 'per_expert') {
       const { gate, up, down } = spec.experts;
       const gu: HostTensor[] = [];
@@ -185,7 +195,8 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
       }
     }
     if (spec.shared && quant?.quantizeSharedExperts) {
-      await readQuantizedShared(ck, spec, prefix, quant, sd);
+      if (ct) await readCTExperts(ck, [ct.shared!], ct.quant, 'shared_experts', sd);
+      else await readQuantizedShared(ck, spec, prefix, quant, sd);
       if (spec.shared.gate) sd.set('shared_expert_gate.weight', await read(prefix + spec.shared.gate));
     } else if (spec.shared) {
       const sp = prefix + spec.shared.prefix;
@@ -200,15 +211,18 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef):
   }
 }
 
-/** The block's prefix and the tensors it needs (with shapes from the config). */
-function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need[] } {
+/** The block's prefix and the tensors it needs (with shapes from the config); for compressed-tensors checkpoints also their plan. */
+function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need[]; ct?: CTPlan } {
   const prefix = spec.prefixes.find((p) => ck.info(p + spec.router.weight)) ?? spec.prefixes[0];
   const { numExperts: E, hiddenDim: H, moeDim: I } = spec;
   const needs: Need[] = [{ name: prefix + spec.router.weight, shape: [E, H] }];
   if (spec.router.bias) needs.push({ name: prefix + spec.router.bias, shape: [E] });
   if (spec.router.correctionBias) needs.push({ name: prefix + spec.router.correctionBias, shape: [E] });
-  const quant = spec.quant ? normalizeQuantConfig(spec.quant) : undefined;
-  if (quant) {
+  const ct = spec.compressedTensors ? planCompressedTensors(ck, spec, prefix) : undefined;
+  const quant = ct ? normalizeQuantConfig(ct.quant) : spec.quant ? normalizeQuantConfig(spec.quant) : undefined;
+  if (ct) {
+    needs.push(...ct.needs);
+  } else if (quant) {
     needs.push(...quantizedNeeds(spec, prefix, quant));
   } else if (spec.experts.kind === 'per_expert') {
     for (let e = 0; e < E; e++) {
@@ -230,7 +244,7 @@ function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need
   if (spec.modelType !== 'gpt_oss' && spec.modelType !== 'llama4_text' && ck.info(prefix + 'experts.gate_up_proj')) {
     throw new UnsupportedError(`${prefix}experts.gate_up_proj`, `a fused expert layout for ${spec.modelType}`, 'per-expert gate/up/down tensors');
   }
-  return { prefix, needs };
+  return { prefix, needs, ct };
 }
 
 /** fp8 block-scaled per-expert tensors: `name.weight` (codes) and `name.weight_scale_inv` (f32 [ceil(rows/br), ceil(cols/bc)]). */
@@ -276,9 +290,11 @@ function quantizedNeeds(spec: HFMoESpec, prefix: string, q: ResolvedQuantConfig)
 }
 
 /**
- * Reads quantized routed experts into `sd` as they are stored: fp8 codes of
- * gate and up stacked into [E, 2I, H] (bytes copied, no conversion), their
- * scale_inv into [E, 2I/br, ceil(H/bc)]; mxfp4 blocks/scales kept as is.
+ * Reads quantized routed experts `[e0, e1)` into `sd` as they are stored: fp8
+ * codes of gate and up stacked into [E, 2I, H] (bytes copied, no conversion;
+ * only those experts' tensors are read), their scale_inv into
+ * [E, 2I/br, ceil(H/bc)]; mxfp4 blocks/scales kept as is (fused: read whole,
+ * then `own` cuts them to the range).
  */
 async function readQuantizedExperts(
   ck: MoECheckpoint,
@@ -287,8 +303,11 @@ async function readQuantizedExperts(
   q: ResolvedQuantConfig,
   sd: Map<string, HostTensor>,
   readFloat: (name: string, dt: DType) => Promise<HostTensor>,
+  [e0, e1]: [number, number],
+  own: (t: HostTensor) => HostTensor,
 ): Promise<void> {
-  const { numExperts: E, hiddenDim: H, moeDim: I } = spec;
+  const { hiddenDim: H, moeDim: I } = spec;
+  const E = e1 - e0;
   if (q.format === 'fp8_block' && spec.experts.kind === 'per_expert') {
     const [br, bc] = q.weightBlockSize;
     checkStackable(`${prefix}experts.0.${spec.experts.gate}.weight_scale_inv`, I, br);
@@ -297,7 +316,7 @@ async function readQuantizedExperts(
     const guS: HostTensor[] = [];
     const dnQ: HostTensor[] = [];
     const dnS: HostTensor[] = [];
-    for (let e = 0; e < E; e++) {
+    for (let e = e0; e < e1; e++) {
       const p = `${prefix}experts.${e}.`;
       guQ.push(await ck.read(`${p}${gate}.weight`), await ck.read(`${p}${up}.weight`));
       guS.push(await ck.read(`${p}${gate}.weight_scale_inv`), await ck.read(`${p}${up}.weight_scale_inv`));
@@ -312,12 +331,12 @@ async function readQuantizedExperts(
   }
   if (q.format === 'mxfp4') {
     for (const n of ['gate_up_proj', 'down_proj']) {
-      sd.set(`experts.${n}_blocks`, await ck.read(`${prefix}experts.${n}_blocks`));
-      sd.set(`experts.${n}_scales`, await ck.read(`${prefix}experts.${n}_scales`));
+      sd.set(`experts.${n}_blocks`, own(await ck.read(`${prefix}experts.${n}_blocks`)));
+      sd.set(`experts.${n}_scales`, own(await ck.read(`${prefix}experts.${n}_scales`)));
     }
     if (spec.experts.kind === 'fused_in_out' && spec.experts.bias) {
-      sd.set('experts.gate_up_proj_bias', await readFloat(`${prefix}experts.gate_up_proj_bias`, q.biasDtype));
-      sd.set('experts.down_proj_bias', await readFloat(`${prefix}experts.down_proj_bias`, q.biasDtype));
+      sd.set('experts.gate_up_proj_bias', own(await readFloat(`${prefix}experts.gate_up_proj_bias`, q.biasDtype)));
+      sd.set('experts.down_proj_bias', own(await readFloat(`${prefix}experts.down_proj_bias`, q.biasDtype)));
     }
     return;
   }

@@ -1,14 +1,26 @@
 /// <reference lib="esnext.disposable" preserve="true" />
 // The reference above is kept in the emitted .d.ts so that consumers get
 // Symbol.dispose without configuring anything (see README "Install").
+//
+// The public API of @webmoe/moe (api/moe.api.md is its report). The loader's
+// and the quantization config's internal steps stay inside the package.
 export { VERSION } from './version.js';
-export * from './errors.js';
-export * from './gates.js';
-export * from './moe.js';
-export * from './checkpoint.js';
-export * from './hf-config.js';
-export * from './hf-loader.js';
-export * from './sharded.js';
-export * from './quant-experts.js';
-export * from './quant.js';
-export * from './stack.js';
+export { ConfigError, CheckpointError, UnsupportedError } from './errors.js';
+export { MoEGate, SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV3Gate, Llama4Gate, type GateOptions, type GateClass } from './gates.js';
+export { MoE, StackedExperts, type MoEOptions, type ExpertWeightSet, type MoEGpuBytes, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
+export { MoEStack } from './stack.js';
+export { ShardedMoE, type ShardedHFLoadOptions, type ShardedMoEOptions } from './sharded.js';
+export { openHFCheckpoint, type MoECheckpoint, type CheckpointTensorInfo } from './checkpoint.js';
+export { parseHFMoEConfig, HF_MOE_MODEL_TYPES, type HFMoEModelType, type HFExpertLayout, type HFMoESpec } from './hf-config.js';
+export type { HFLoadOptions, MoEWeightDType } from './hf-loader.js';
+export {
+  QuantizedExperts,
+  parseHFQuantConfig,
+  type MoEQuantConfig,
+  type MoEQuantFormat,
+  type ActivationQuant,
+  type ResolvedQuantConfig,
+  type QuantizedExpertsOptions,
+} from './quant-experts.js';
+export { quantize } from './quant.js';
+export type { CompressedTensorsConfig, CTConfigGroup, CTWeightScheme } from './compressed-tensors-config.js';

@@ -16,7 +16,7 @@ import {
   groupedDownGpu,
   gemvGateUpGpu,
   gemvDownGpu,
-  activeExpertsGpu,
+  groupDecodeGpu,
   gemvSupports,
   useExpertGemv,
   useGraphReplay,
@@ -35,7 +35,7 @@ import {
   type ExpertWeightsHost,
   type GpuContext,
 } from '@webmoe/kernels-wgsl';
-import { GpuExpertStacks } from './expert-stacks.js';
+import { GpuExpertStacks, expertBiasGpu } from './expert-stacks.js';
 import { Module, MLP, Linear, LayerList, NotLoadedError, type Parameter, type MLPActivation } from '@webmoe/nn';
 import { MoEGate, type GateClass, type GateOptions } from './gates.js';
 import { UnsupportedError } from './errors.js';
@@ -112,15 +112,6 @@ export class StackedExperts extends Module {
   }
 }
 
-/**
- * The bias to pass with GPU expert weights `w` to the expert GEMMs: the
- * parameter's GPU value, or undefined for a chunked stack (its biases
- * travel in its chunks).
- * @example `groupedDownGpu(ctx, rec, h, g, w.down, expertBiasGpu(w.down, experts.downBias))`
- */
-export function expertBiasGpu(w: ExpertStackGpu, bias: Parameter | undefined): GpuTensor | undefined {
-  return w.kind === 'chunked' ? undefined : bias?.gpuValue;
-}
 
 /** Options of {@link MoE}: MAX's constructor arguments in camelCase, plus the expert variants MAX spells through `mlpCls`. @example `{ hiddenDim: 64, numExperts: 8, numExpertsPerToken: 2, moeDim: 32, gateCls: SoftmaxTopKGate }` */
 export interface MoEOptions {
@@ -293,7 +284,6 @@ export class MoE extends Module {
     if (devices.length !== 1) throw new UnsupportedError('MoE devices', `${devices.length} devices`, 'one device per layer (shard with @webmoe/sharding)');
     const epSize = opts.epSize ?? 1;
     if (!Number.isInteger(epSize) || epSize < 1) throw new ShardingError('MoE epSize', 'a positive integer', epSize);
-    if (epSize > 1 && opts.quantConfig) throw new UnsupportedError('MoE epSize', `epSize=${epSize} with quantized experts`, 'expert parallelism of dense experts');
     if (epSize > 1 && (typeof opts.numExperts !== 'number' || opts.numExperts % epSize !== 0)) {
       throw new ShardingError(`MoE numExperts (expert parallel over epSize ${epSize})`, `a multiple of ${epSize}`, opts.numExperts);
     }
@@ -337,7 +327,7 @@ export class MoE extends Module {
     this.stacked = this.addModule(
       'experts',
       quant
-        ? new QuantizedExperts({ device: devices[0], ctx: opts.ctx, numExperts: E, hiddenDim: H, moeDim: I, quant, hasBias: opts.hasExpertBias, gateUpLayout: this.activation.layout })
+        ? new QuantizedExperts({ device: devices[0], ctx: opts.ctx, numExperts: E / epSize, hiddenDim: H, moeDim: I, quant, hasBias: opts.hasExpertBias, gateUpLayout: this.activation.layout })
         : new StackedExperts({ ...mod, numExperts: E / epSize, hiddenDim: H, moeDim: I, hasBias: opts.hasExpertBias, gateUpLayout: this.activation.layout }),
     );
     const qShared = this.hasSharedExperts && !!quant?.quantizeSharedExperts;
@@ -363,7 +353,7 @@ export class MoE extends Module {
    * ```
    */
   static fromHuggingFace(opts: HFLoadOptions): Promise<MoE> {
-    return loadHuggingFaceMoE(opts);
+    return loadHuggingFaceMoE(opts, (options) => new MoE(options));
   }
 
   /** `experts.gate_up_proj` [E, 2I, H] (MAX `gate_up_proj`); with `quantConfig`, the packed codes (e.g. mxfp4 `gate_up_proj_blocks` [E, 2I, H/32, 16]; scales in `stacked.gateUpScale`). */
@@ -388,9 +378,10 @@ export class MoE extends Module {
    * DeviceGroup, or CPU DeviceRefs) with `shardingStrategy` (or `strategy`):
    * `ShardingStrategy.tensorParallel(n)` or `expertParallel(n)`. Returns a
    * {@link ShardedMoE}: `shards` (one MoE per device, with `shardIndex`,
-   * `shardDevices`, `shardingStrategy`) and the sharded `forward`. Typed
-   * errors (devices count vs the strategy's, E not divisible by n, moeDim
-   * too small for n) before anything is allocated.
+   * `shardDevices`, `shardingStrategy`) and the sharded `forward`. Quantized
+   * experts stay packed (TP in whole quantisation blocks). Typed errors
+   * (devices count vs the strategy's, E not divisible by n, moeDim too small
+   * for n, a TP split that would cut a block) before anything is allocated.
    *
    * @example
    * ```ts
@@ -602,16 +593,18 @@ export class MoE extends Module {
     const routing = routerGpu(ctx, rec, logits, this.gate.routerParams(), { pool, correctionBias: this.gate.eScoreCorrectionBias?.gpuValue });
     keep(routing.idx);
     keep(routing.weights);
-    const g = keep(groupGpu(ctx, rec, routing.idx, this.numExperts, { pool }));
-    const aq = this.actQuantOptions();
+    const aq = this.expertActQuant();
     const T = x.shape[0];
     // The decode GEMVs take dense and packed (fp8/int/mxfp4) experts, weight-only activations.
     const gemvOk = aq.actQuant === 'none' && gemvSupports(w.gateUp) && gemvSupports(w.down);
     const gemv = gemvOk && (this.expertKernels === 'gemv' || (this.expertKernels === 'auto' && useExpertGemv(T, this.numExpertsPerToken, this.numExperts)));
+    // decode: grouping and active-expert list in one dispatch; else the multi-pass grouping that scales with T
+    const decode = gemv ? groupDecodeGpu(ctx, rec, routing.idx, this.numExperts, this.moeDim, this.hiddenDim, { pool }) : undefined;
+    const g = keep(decode ? decode.grouping : groupGpu(ctx, rec, routing.idx, this.numExperts, { pool }));
     let h: GpuTensor;
     let y: GpuTensor;
-    if (gemv) {
-      const active = activeExpertsGpu(ctx, rec, g, this.moeDim, this.hiddenDim);
+    if (decode) {
+      const active = decode.active;
       h = keep(
         gemvGateUpGpu(ctx, rec, x, g, w.gateUp, this.activation, {
           pool,
@@ -631,15 +624,30 @@ export class MoE extends Module {
       );
       y = keep(groupedDownGpu(ctx, rec, h, g, w.down, expertBiasGpu(w.down, this.stacked.downBias), { pool, ...aq }));
     }
-    let shared: GpuTensor | undefined;
-    let sharedGateLogit: GpuTensor | undefined;
+    const sh = this.recordSharedExperts(rec, x, pool, scratch);
+    return combineGpu(ctx, rec, y, g, this.applyRouterWeightFirst ? null : routing.weights, { shared: sh?.shared, sharedGateLogit: sh?.gateLogit });
+  }
+
+  /**
+   * Records the shared experts (a dense MLP, or quantized ones through the
+   * grouped GEMMs over a dense grouping, E = 1) for x f32 [T, H]: their
+   * output [T, H] and the shared-expert gate's logits [T, 1] (Qwen2-MoE), or
+   * undefined without shared experts. Every tensor (outputs included) is
+   * pushed to `scratch`. The sharded forwards call this too.
+   */
+  recordSharedExperts(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[]): { shared: GpuTensor; gateLogit: GpuTensor | undefined } | undefined {
+    const ctx = this.ctx!;
+    const keep = <G extends { destroy(): void }>(t: G): G => {
+      scratch.push(t);
+      return t;
+    };
+    let shared: GpuTensor;
     if (this.sharedExperts) {
       shared = keep(this.sharedExperts.record(rec, x, { pool, scratch }));
-      if (this.sharedExpertGate) {
-        sharedGateLogit = keep(this.sharedExpertGate.record(rec, x, { pool })); // [T, 1]
-      }
     } else if (this.quantizedSharedExperts) {
       // Quantized shared experts: the same grouped GEMMs over a dense grouping (E = 1, identity order).
+      const T = x.shape[0];
+      const aq = this.expertActQuant();
       const sw = this.quantizedSharedExperts.gpuWeights();
       const dg = keep(denseGroupingGpu(ctx, rec, T, { pool }));
       const sAct = { kind: 'silu', layout: 'concat' } as const;
@@ -650,9 +658,9 @@ export class MoE extends Module {
         const hs = keep(groupedGateUpGpu(ctx, rec, x, dg, sw.gateUp, undefined, sAct, { pool, ...aq }));
         shared = keep(groupedDownGpu(ctx, rec, hs, dg, sw.down, undefined, { pool, ...aq }));
       }
-      if (this.sharedExpertGate) sharedGateLogit = keep(this.sharedExpertGate.record(rec, x, { pool })); // [T, 1]
-    }
-    return combineGpu(ctx, rec, y, g, this.applyRouterWeightFirst ? null : routing.weights, { shared, sharedGateLogit });
+    } else return undefined;
+    const gateLogit = this.sharedExpertGate ? keep(this.sharedExpertGate.record(rec, x, { pool })) : undefined; // [T, 1]
+    return { shared, gateLogit };
   }
 
   /**
@@ -689,25 +697,33 @@ export class MoE extends Module {
     const logits = linearRef(x, T, this.gate.weight.value, this.gate.bias?.value);
     const routing = routerRef(logits, T, this.gate.routerParams(), this.gate.eScoreCorrectionBias?.value.toFloat32());
     const g = groupRef(routing.idx, T, this.numExpertsPerToken, this.numExperts);
-    const aq = this.actQuantOptions();
+    const aq = this.expertActQuant();
     const h = groupedGateUpRef(x, g, w.gateUp, this.stacked.gateUpBias?.value, this.activation, this.applyRouterWeightFirst ? routing.weights : undefined, aq);
     const y = groupedDownRef(h, g, w.down, this.stacked.downBias?.value, aq);
-    let shared: Float32Array | undefined;
-    let sharedGateLogit: Float32Array | undefined;
+    const sh = this.sharedExpertsHost(x, T);
+    return combineRef(y, g, this.applyRouterWeightFirst ? null : routing.weights, sh?.shared, sh?.gateLogit);
+  }
+
+  /**
+   * The shared experts on the host (TypeScript references) for x f32 [T, H]:
+   * their output [T, H] and the shared-expert gate's logits [T, 1], or
+   * undefined without shared experts. The sharded forwards call this too.
+   */
+  sharedExpertsHost(x: Float32Array, T: number): { shared: Float32Array; gateLogit: Float32Array | undefined } | undefined {
+    let shared: Float32Array;
     if (this.sharedExperts) {
       shared = this.sharedExperts.forwardHost(x, T);
-      if (this.sharedExpertGate) sharedGateLogit = this.sharedExpertGate.forwardHost(x, T);
     } else if (this.quantizedSharedExperts) {
+      const aq = this.expertActQuant();
       const sw = this.quantizedSharedExperts.hostWeights();
       const dg = denseGroupingRef(T);
       shared = groupedDownRef(groupedGateUpRef(x, dg, sw.gateUp, undefined, { kind: 'silu', layout: 'concat' }, undefined, aq), dg, sw.down, undefined, aq);
-      if (this.sharedExpertGate) sharedGateLogit = this.sharedExpertGate.forwardHost(x, T);
-    }
-    return combineRef(y, g, this.applyRouterWeightFirst ? null : routing.weights, shared, sharedGateLogit);
+    } else return undefined;
+    return { shared, gateLogit: this.sharedExpertGate?.forwardHost(x, T) };
   }
 
-  /** The grouped GEMMs' activation-quantiser options for this layer's quantized experts. */
-  private actQuantOptions(): { actQuant: 'none' | 'fp8_dynamic'; actAmaxClamp?: number } {
+  /** The grouped GEMMs' activation-quantiser options for this layer's quantized experts (`{ actQuant: 'none' }` for dense or weight-only experts). @example `groupedDownRef(h, g, w, bias, moe.expertActQuant())` */
+  expertActQuant(): { actQuant: 'none' | 'fp8_dynamic'; actAmaxClamp?: number } {
     return this.activationQuant === 'dynamic' ? { actQuant: 'fp8_dynamic', actAmaxClamp: this.quant?.activationAmaxClamp } : { actQuant: 'none' };
   }
 

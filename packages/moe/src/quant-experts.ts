@@ -45,6 +45,12 @@ export interface MoEQuantConfig {
   blockSize?: number;
   /** int4 / int8: dtype of the scales (default float16, as QMoE). */
   scaleDtype?: 'float32' | 'float16';
+  /**
+   * int4 / int8: asymmetric blocks with a zero-point code per scale block (compressed-tensors `symmetric: false`),
+   * parameters `<weight>_zeros` uint8 [E, rows, ceil(cols/blockSize)]; a weight is (code - zero) * scale.
+   * Default false: the fixed zero point 8 / 128.
+   */
+  zeroPoint?: boolean;
   /** Activations of the quantized expert matmuls: 'none' (weight-only, default) or 'dynamic' (fp8 e4m3 per token per 128 channels, scale = amax/448). */
   activationQuant?: ActivationQuant;
   /** Clamp amax to at most this before the dynamic scale (MAX uses 1200). Default: no clamp (the DeepSeek reference). */
@@ -62,6 +68,7 @@ export interface ResolvedQuantConfig {
   weightBlockSize: [number, number];
   blockSize: number;
   scaleDtype: 'float32' | 'float16';
+  zeroPoint: boolean;
   activationQuant: ActivationQuant;
   activationAmaxClamp: number | undefined;
   quantizeSharedExperts: boolean;
@@ -94,6 +101,9 @@ export function normalizeQuantConfig(q: MoEQuantConfig): ResolvedQuantConfig {
   if (activationQuant !== 'none' && activationQuant !== 'dynamic') throw new ConfigError('quantConfig.activationQuant', 'none | dynamic', activationQuant);
   const clamp = q.activationAmaxClamp;
   if (clamp !== undefined && !(typeof clamp === 'number' && clamp > 0)) throw new ConfigError('quantConfig.activationAmaxClamp', 'a number > 0', clamp);
+  const zeroPoint = q.zeroPoint ?? false;
+  if (typeof zeroPoint !== 'boolean') throw new ConfigError('quantConfig.zeroPoint', 'true | false', zeroPoint);
+  if (zeroPoint && q.format !== 'int4' && q.format !== 'int8') throw new ConfigError('quantConfig.zeroPoint', `false for ${q.format} (zero points are for int4 / int8 blocks)`, zeroPoint);
   const biasDtype = q.biasDtype ?? 'float32';
   if (!['float32', 'bfloat16', 'float16'].includes(biasDtype)) throw new ConfigError('quantConfig.biasDtype', 'float32 | bfloat16 | float16', biasDtype);
   return {
@@ -102,6 +112,7 @@ export function normalizeQuantConfig(q: MoEQuantConfig): ResolvedQuantConfig {
     weightBlockSize: [wb[0], wb[1]],
     blockSize,
     scaleDtype,
+    zeroPoint,
     activationQuant,
     activationAmaxClamp: clamp,
     quantizeSharedExperts: !!q.quantizeSharedExperts,
@@ -118,7 +129,7 @@ export function expertQuantFormat(q: ResolvedQuantConfig): ExpertQuantFormat {
       return { kind: 'mxfp4' };
     case 'int4':
     case 'int8':
-      return { kind: 'int_block', bits: q.format === 'int4' ? 4 : 8, blockSize: q.blockSize, scaleDtype: q.scaleDtype };
+      return { kind: 'int_block', bits: q.format === 'int4' ? 4 : 8, blockSize: q.blockSize, scaleDtype: q.scaleDtype, zeroPoint: q.zeroPoint };
   }
 }
 
@@ -156,21 +167,30 @@ export function parseHFQuantConfig(qc: unknown): MoEQuantConfig {
     };
   }
   if (method === 'mxfp4') return { format: 'mxfp4', activationQuant: 'none' };
-  throw new UnsupportedError('config quantization_config', `quant_method ${JSON.stringify(method)}`, '"fp8" (block-scaled, DeepSeek-V3) and "mxfp4" (GPT-OSS)');
+  throw new UnsupportedError('config quantization_config', `quant_method ${JSON.stringify(method)}`, '"fp8" (block-scaled, DeepSeek-V3), "mxfp4" (GPT-OSS) and "compressed-tensors" (int4 pack-quantized, read by MoE.fromHuggingFace)');
 }
 
-/** One parameter of a quantized expert container: its role, name, shape and dtype. */
-interface QuantParamSpec {
-  role: 'weight' | 'scale';
+/**
+ * One parameter of a quantized expert container [E, rows, cols]: its role,
+ * name, shape and dtype, and how many of the weight's rows / input channels
+ * one index along its axis 1 / axis 2 covers (its block along each axis: a
+ * shard boundary must fall on a multiple of it).
+ */
+export interface QuantParamSpec {
+  role: 'weight' | 'scale' | 'zero';
   name: string;
   shape: number[];
   dtype: DType;
+  /** Weight rows per index along axis 1 (1, or the fp8 scale block rows). */
+  rowsPerIndex: number;
+  /** Input channels per index along axis 2 (1 for fp8 / int8 codes, 2 for int4 codes, 32 for MXFP4, the scale block for scales). */
+  colsPerIndex: number;
 }
 
 /**
  * The parameters of one quantized weight [E, rows, cols] named `base`:
  * fp8_block `base` + `base_scale_inv`; mxfp4 `base_blocks` + `base_scales`;
- * int4/int8 `base_qweight` + `base_scales`.
+ * int4/int8 `base_qweight` + `base_scales` (+ `base_zeros` with `zeroPoint`).
  *
  * @example
  * ```ts
@@ -182,24 +202,27 @@ export function quantParamSpecs(q: ResolvedQuantConfig, base: string, E: number,
     case 'fp8_block': {
       const [br, bc] = q.weightBlockSize;
       return [
-        { role: 'weight', name: base, shape: [E, rows, cols], dtype: q.fp8Dtype },
-        { role: 'scale', name: `${base}_scale_inv`, shape: [E, Math.ceil(rows / br), Math.ceil(cols / bc)], dtype: 'float32' },
+        { role: 'weight', name: base, shape: [E, rows, cols], dtype: q.fp8Dtype, rowsPerIndex: 1, colsPerIndex: 1 },
+        { role: 'scale', name: `${base}_scale_inv`, shape: [E, Math.ceil(rows / br), Math.ceil(cols / bc)], dtype: 'float32', rowsPerIndex: br, colsPerIndex: bc },
       ];
     }
     case 'mxfp4':
       if (cols % 32 !== 0) throw new ConfigError(`${base} input channels`, 'a multiple of 32 for mxfp4', cols);
       return [
-        { role: 'weight', name: `${base}_blocks`, shape: [E, rows, cols / 32, 16], dtype: 'uint8' },
-        { role: 'scale', name: `${base}_scales`, shape: [E, rows, cols / 32], dtype: 'uint8' },
+        { role: 'weight', name: `${base}_blocks`, shape: [E, rows, cols / 32, 16], dtype: 'uint8', rowsPerIndex: 1, colsPerIndex: 32 },
+        { role: 'scale', name: `${base}_scales`, shape: [E, rows, cols / 32], dtype: 'uint8', rowsPerIndex: 1, colsPerIndex: 32 },
       ];
     case 'int4':
     case 'int8': {
       const bits = q.format === 'int4' ? 4 : 8;
       if (bits === 4 && cols % 2 !== 0) throw new ConfigError(`${base} input channels`, 'an even number for int4 (two codes per byte)', cols);
-      return [
-        { role: 'weight', name: `${base}_qweight`, shape: [E, rows, (cols * bits) / 8], dtype: 'uint8' },
-        { role: 'scale', name: `${base}_scales`, shape: [E, rows, Math.ceil(cols / q.blockSize)], dtype: q.scaleDtype },
+      const nb = Math.ceil(cols / q.blockSize);
+      const specs: QuantParamSpec[] = [
+        { role: 'weight', name: `${base}_qweight`, shape: [E, rows, (cols * bits) / 8], dtype: 'uint8', rowsPerIndex: 1, colsPerIndex: 8 / bits },
+        { role: 'scale', name: `${base}_scales`, shape: [E, rows, nb], dtype: q.scaleDtype, rowsPerIndex: 1, colsPerIndex: q.blockSize },
       ];
+      if (q.zeroPoint) specs.push({ role: 'zero', name: `${base}_zeros`, shape: [E, rows, nb], dtype: 'uint8', rowsPerIndex: 1, colsPerIndex: q.blockSize });
+      return specs;
     }
   }
 }
@@ -240,6 +263,9 @@ export class QuantizedExperts extends Module {
   readonly gateUpScale: Parameter;
   readonly downProj: Parameter;
   readonly downScale: Parameter;
+  /** int4 / int8 with `zeroPoint`: the zero-point codes of gate_up and down (uint8 [E, rows, blocks]). */
+  readonly gateUpZeros: Parameter | undefined;
+  readonly downZeros: Parameter | undefined;
   readonly gateUpBias: Parameter | undefined;
   readonly downBias: Parameter | undefined;
   readonly gateUpLayout: 'concat' | 'interleaved';
@@ -248,12 +274,14 @@ export class QuantizedExperts extends Module {
     super({ dtype: 'float32', device: opts.device, ctx: opts.ctx });
     const { numExperts: E, hiddenDim: H, moeDim: I, quant } = opts;
     this.quant = quant;
-    const [guW, guS] = quantParamSpecs(quant, 'gate_up_proj', E, 2 * I, H).map((s) => this.addParameter(s.name, s.shape, s.dtype));
-    const [dnW, dnS] = quantParamSpecs(quant, 'down_proj', E, H, I).map((s) => this.addParameter(s.name, s.shape, s.dtype));
+    const [guW, guS, guZ] = quantParamSpecs(quant, 'gate_up_proj', E, 2 * I, H).map((s) => this.addParameter(s.name, s.shape, s.dtype));
+    const [dnW, dnS, dnZ] = quantParamSpecs(quant, 'down_proj', E, H, I).map((s) => this.addParameter(s.name, s.shape, s.dtype));
     this.gateUpProj = guW;
     this.gateUpScale = guS;
+    this.gateUpZeros = guZ;
     this.downProj = dnW;
     this.downScale = dnS;
+    this.downZeros = dnZ;
     this.gateUpBias = opts.hasBias ? this.addParameter('gate_up_proj_bias', [E, 2 * I], quant.biasDtype) : undefined;
     this.downBias = opts.hasBias ? this.addParameter('down_proj_bias', [E, H], quant.biasDtype) : undefined;
     this.gateUpLayout = opts.gateUpLayout ?? 'concat';
@@ -262,11 +290,11 @@ export class QuantizedExperts extends Module {
   weightParameters(): Parameter[] {
     return [this.gateUpProj, this.downProj];
   }
-  /** The scale parameters. */
+  /** The scale parameters (and int zero points). */
   scaleParameters(): Parameter[] {
-    return [this.gateUpScale, this.downScale];
+    return [this.gateUpScale, this.downScale, ...(this.gateUpZeros ? [this.gateUpZeros, this.downZeros!] : [])];
   }
-  private container<T>(w: Parameter, s: Parameter, get: (p: Parameter) => T): { kind: string } & Record<string, unknown> {
+  private container<T>(w: Parameter, s: Parameter, z: Parameter | undefined, get: (p: Parameter) => T): { kind: string } & Record<string, unknown> {
     const q = this.quant;
     switch (q.format) {
       case 'fp8_block':
@@ -275,14 +303,14 @@ export class QuantizedExperts extends Module {
         return { kind: 'mxfp4', blocks: get(w), scales: get(s) };
       case 'int4':
       case 'int8':
-        return { kind: 'int_block', bits: q.format === 'int4' ? 4 : 8, q: get(w), scales: get(s), blockSize: q.blockSize };
+        return { kind: 'int_block', bits: q.format === 'int4' ? 4 : 8, q: get(w), scales: get(s), blockSize: q.blockSize, ...(z ? { zeros: get(z) } : {}) };
     }
   }
   /** Host containers for the reference GEMMs (codes and scales as stored; decoded row by row inside the GEMM). */
   hostWeights(): { gateUp: ExpertWeightsHost; down: ExpertWeightsHost } {
     return {
-      gateUp: this.container(this.gateUpProj, this.gateUpScale, (p) => p.value) as ExpertWeightsHost,
-      down: this.container(this.downProj, this.downScale, (p) => p.value) as ExpertWeightsHost,
+      gateUp: this.container(this.gateUpProj, this.gateUpScale, this.gateUpZeros, (p) => p.value) as ExpertWeightsHost,
+      down: this.container(this.downProj, this.downScale, this.downZeros, (p) => p.value) as ExpertWeightsHost,
     };
   }
   /**
@@ -292,8 +320,8 @@ export class QuantizedExperts extends Module {
    */
   gpuWeights(): { gateUp: ExpertStackGpu; down: ExpertStackGpu } {
     return this.gpuStacks.weights(() => ({
-      gateUp: this.container(this.gateUpProj, this.gateUpScale, (p) => p.gpuValue) as ExpertWeightsGpu,
-      down: this.container(this.downProj, this.downScale, (p) => p.gpuValue) as ExpertWeightsGpu,
+      gateUp: this.container(this.gateUpProj, this.gateUpScale, this.gateUpZeros, (p) => p.gpuValue) as ExpertWeightsGpu,
+      down: this.container(this.downProj, this.downScale, this.downZeros, (p) => p.gpuValue) as ExpertWeightsGpu,
     }));
   }
   /** Uploads the stacks as they are stored (split where they exceed a binding). */
@@ -302,8 +330,8 @@ export class QuantizedExperts extends Module {
     const h = this.hostWeights();
     this.gpuStacks.upload(
       this.ctx!,
-      { host: h.gateUp, tensors: [this.gateUpProj, this.gateUpScale], bias: this.gateUpBias, layout: this.gateUpLayout, label: 'experts.gate_up_proj' },
-      { host: h.down, tensors: [this.downProj, this.downScale], bias: this.downBias, layout: 'rows', label: 'experts.down_proj' },
+      { host: h.gateUp, tensors: [this.gateUpProj, this.gateUpScale, ...(this.gateUpZeros ? [this.gateUpZeros] : [])], bias: this.gateUpBias, layout: this.gateUpLayout, label: 'experts.gate_up_proj' },
+      { host: h.down, tensors: [this.downProj, this.downScale, ...(this.downZeros ? [this.downZeros] : [])], bias: this.downBias, layout: 'rows', label: 'experts.down_proj' },
     );
   }
   override destroy(): void {

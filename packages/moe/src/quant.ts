@@ -34,7 +34,8 @@ function quantizeOne(w: ExpertWeightsHost, what: string, format: MoEQuantConfig)
  *
  * fp8_block: per 128x128 block (or `weightBlockSize`) scale_inv = amax/448;
  * mxfp4: shared e8m0 exponent per 32 inputs; int4/int8: symmetric, zero point
- * 8/128, scale = amax/(2^(bits-1)-1) per `blockSize` (default 32) inputs.
+ * 8/128, scale = amax/(2^(bits-1)-1) per `blockSize` (default 32) inputs, or
+ * with `zeroPoint: true` asymmetric (min/max scale and a zero point per block).
  *
  * @example
  * ```ts
@@ -82,6 +83,7 @@ export function quantize(src: MoE | ExpertWeightSet<ExpertWeightsHost>, format: 
           return;
         case 'int_block':
           sd.set(`experts.${wn}`, c.q).set(`experts.${sn}`, c.scales);
+          if (c.zeros) sd.set(`experts.${base}_zeros`, c.zeros);
           return;
         default:
           throw new ValueError('quantize result', 'a quantized container', c.kind);

@@ -25,13 +25,19 @@ import {
   shardRange,
   takeRanges,
   type EPRankStats,
+  type GateUpLayout,
   type HostTransport,
 } from '@webmoe/sharding';
 import { ShapeError } from '@webmoe/tensor';
 import { resolveShardGroup, shardInputRows, shardOutput, gpuPartialSum, type ShardDevices, type ShardInput, type ShardOutput } from '@webmoe/nn';
-import { MoE, expertBiasGpu, type MoEOptions } from './moe.js';
+// moe.ts imports this file (MoE.shard), so the MoE class is not imported here:
+// shards are built with the source layer's own class, and fromHuggingFace loads MoE lazily.
+import type { MoE, MoEOptions } from './moe.js';
+import { expertBiasGpu } from './expert-stacks.js';
 import { DeepseekV3Gate } from './gates.js';
 import { UnsupportedError } from './errors.js';
+import { QuantizedExperts, type ResolvedQuantConfig } from './quant-experts.js';
+import { quantTPSlice, quantTPUnit } from './quant-shard.js';
 import type { HFLoadOptions } from './hf-loader.js';
 
 /** Options of {@link ShardedMoE.fromHuggingFace}: the loader's options (its `device`/`ctx` are ignored: the layer is read on the host), the devices and the strategy. @example `{ source: dir, layer: 0, devices: group, strategy: ShardingStrategy.expertParallel(2) }` */
@@ -56,7 +62,10 @@ export interface ShardedMoEOptions {
   transport?: HostTransport;
 }
 
-const EXPERT_KEYS = ['experts.gate_up_proj', 'experts.gate_up_proj_bias', 'experts.down_proj', 'experts.down_proj_bias'];
+/** The state-dict names of the routed experts' parameters (dense or packed codes, scales, biases): what expert parallelism splits by expert. */
+function expertKeys(moe: MoE): Set<string> {
+  return new Set(moe.stacked.namedParameters().map(([n]) => `experts.${n}`));
+}
 
 /** The constructor options that rebuild `moe` (one device, given width and experts). */
 function shardOptions(moe: MoE, group: DeviceGroup, i: number, extra: Partial<MoEOptions>): MoEOptions {
@@ -68,15 +77,41 @@ function shardOptions(moe: MoE, group: DeviceGroup, i: number, extra: Partial<Mo
     ctx: group.kind === 'gpu' ? group.context(i) : undefined,
     ...moe.layerOptions(),
     gateOptions,
+    quantConfig: moe.quant, // resolved: format, blocks and activation scheme as the layer runs them
     isSharding: true,
     ...extra,
   };
 }
 
-function nonEmptyRanges(what: string, dim: number, n: number, unit: number): [number, number][] {
+/** The unit of a tensor-parallel split of a width (moeDim, sharedExpertsDim) and, for quantized weights, the blocks that set it. */
+interface TPUnit {
+  unit: number;
+  /** '' for dense weights; else e.g. ` = fp8_block blocks (down_proj_scale_inv: 128 input channels per scale; ...)`. */
+  why: string;
+}
+
+/**
+ * The unit of a tensor-parallel split of width `dim`: the strategy's for
+ * dense weights; for quantized ones the block unit of {@link quantTPUnit}
+ * (a strategy unit that is not 1 or a multiple of it would cut blocks: a
+ * ShardingError naming the unit).
+ */
+function tpUnit(what: string, q: ResolvedQuantConfig | undefined, layout: GateUpLayout, dim: number, H: number, strategyUnit: number): TPUnit {
+  if (!q) return { unit: strategyUnit, why: '' };
+  const { unit, reasons } = quantTPUnit(q, layout, dim, H);
+  const why = ` = ${q.format} blocks (${reasons.join('; ')})`;
+  if (strategyUnit !== 1 && strategyUnit % unit !== 0) throw new ShardingError(`${what} unit`, `1 or a multiple of ${unit}${why}`, `${strategyUnit}: the split would cut a block`);
+  return { unit: Math.max(unit, strategyUnit), why };
+}
+
+/** The n ranges of `dim` in whole units; a ShardingError naming the unit and the sizes when a shard would be empty (for quantized weights: when only a cut block could feed it). */
+function nonEmptyRanges(what: string, name: string, dim: number, n: number, { unit, why }: TPUnit): [number, number][] {
   const r = Array.from({ length: n }, (_, i) => shardRange(dim, i, n, unit));
   const empty = r.findIndex(([s, e]) => e === s);
-  if (empty >= 0) throw new ShardingError(`MoE.shard tensorParallel(${n}): ${what} = ${dim} (unit ${unit})`, `at least ${n * unit} so that every shard gets a slice`, `an empty shard ${empty}`);
+  if (empty >= 0) {
+    const cut = why ? ` (${Math.ceil(dim / unit)} unit(s) of ${unit} for ${n} shards: any split of ${name} into ${n} would cut a block)` : '';
+    throw new ShardingError(`${what}: ${name} = ${dim} (unit ${unit}${why})`, `at least ${(n - 1) * unit + 1} so that every shard gets a slice`, `an empty shard ${empty}${cut}`);
+  }
   return r;
 }
 
@@ -107,6 +142,13 @@ function nonEmptyRanges(what: string, dim: number, n: number, unit: number): [nu
  *   the grouped GEMMs on what it received, combine brings the rows back and
  *   sums `w * y` in slot order in f32; the (replicated) shared expert is
  *   added once, on the token's device.
+ * - **Quantized experts** (fp8 blocks, MXFP4, int4 / int8) stay packed:
+ *   EP moves whole experts with their scales; TP cuts I only on whole
+ *   blocks (the unit of `quantTPUnit`: every block along I and, with
+ *   dynamic fp8 activations, the 128-channel activation groups) and slices
+ *   each code / scale tensor in its own index units. A split that would cut
+ *   a block is a ShardingError naming the unit and the sizes
+ *   (docs/DISTRIBUTED.md, "Quantised experts").
  *
  * `forward(x)` takes x f32 [T, H] on the host (Float32Array / HostTensor)
  * or as a GpuTensor on device 0, and returns f32 [T, H] of the same kind.
@@ -149,7 +191,6 @@ export class ShardedMoE {
     if (!(strategy instanceof ShardingStrategy) || (strategy.kind !== 'tensor_parallel' && strategy.kind !== 'expert_parallel')) {
       throw new ShardingError('MoE.shard shardingStrategy', 'tensorParallel(n) or expertParallel(n)', strategy instanceof ShardingStrategy ? strategy.kind : String(strategy));
     }
-    if (source.quantConfig) throw new UnsupportedError('MoE.shard', 'a layer with quantized experts', 'dense float32 / bfloat16 / float16 experts');
     const tr = opts.transport;
     if (tr) checkRankLayer(source, strategy, tr);
     else if (source.epSize !== 1) throw new ShardingError('MoE.shard source epSize', '1 (an unsharded layer)', source.epSize);
@@ -162,37 +203,54 @@ export class ShardedMoE {
     if (tr && strategy.kind === 'expert_parallel') {
       // this rank's shard only: sliced from the unsharded layer, or the layer is that shard already
       const ep = ShardingStrategy.expertParallel(n);
+      const keys = expertKeys(source);
       perShard = () => ({
         opts: { epSize: n, shardIndex: tr.rank },
-        take: (name, t) => (EXPERT_KEYS.includes(name) && source.epSize === 1 ? ep.shard(t, tr.rank).tensor : t),
+        take: (name, t) => (keys.has(name) && source.epSize === 1 ? ep.shard(t, tr.rank).tensor : t),
       });
       this.mode = 'ep';
       this.epBatchManager = undefined;
     } else if (strategy.kind === 'expert_parallel') {
       if (E % n !== 0) throw new ShardingError(`MoE.shard expertParallel(${n}): numExperts`, `divisible by epSize ${n}`, E);
       const ep = ShardingStrategy.expertParallel(n);
+      const keys = expertKeys(source);
       perShard = (i) => ({
         opts: { epSize: n, shardIndex: i },
-        take: (name, t) => (EXPERT_KEYS.includes(name) ? ep.shard(t, i).tensor : t),
+        take: (name, t) => (keys.has(name) ? ep.shard(t, i).tensor : t),
       });
       this.mode = 'ep';
       this.epBatchManager = new EPBatchManager({ numExperts: E, epSize: n, topK: source.numExpertsPerToken });
     } else {
       // gate/up layout from the layer's activation (GPT-OSS interleaves gate and up rows)
       // (with a transport: only shard tr.rank is built, on this rank's one device)
-      const tp = ShardingStrategy.tensorParallel(n, { unit: strategy.unit, layout: source.activation.layout });
-      const ir = nonEmptyRanges('moeDim', source.moeDim, n, strategy.unit);
-      const sr = source.hasSharedExperts ? nonEmptyRanges('sharedExpertsDim', source.sharedExpertsDim, n, strategy.unit) : [];
+      // Quantized experts are cut in whole blocks (quantTPUnit) and sliced packed (quantTPSlice).
+      const what = `MoE.shard tensorParallel(${n})`;
+      const H = source.hiddenDim;
+      const layout = source.activation.layout;
+      const q = source.quant;
+      const I = source.moeDim;
+      const S = source.sharedExpertsDim;
+      const routedUnit = tpUnit(what, q, layout, I, H, strategy.unit);
+      const sharedQ = source.quantizedSharedExperts ? q : undefined;
+      const ir = nonEmptyRanges(what, 'moeDim', I, n, routedUnit);
+      const sr = source.hasSharedExperts ? nonEmptyRanges(what, 'sharedExpertsDim', S, n, tpUnit(what, sharedQ, 'concat', S, H, strategy.unit)) : [];
+      const tp = ShardingStrategy.tensorParallel(n, { unit: routedUnit.unit, layout });
       const role: Record<string, Parameters<ShardingStrategy['forRole']>[0]> = {
-        'experts.gate_up_proj': 'gate_up',
         'experts.gate_up_proj_bias': 'gate_up_bias',
-        'experts.down_proj': 'down',
         'experts.down_proj_bias': 'down_bias',
+        ...(q ? {} : { 'experts.gate_up_proj': 'gate_up', 'experts.down_proj': 'down' }),
       };
+      // the packed codes and scales of quantized routed / shared experts (their biases go by role)
+      const packed = (prefix: string, m: QuantizedExperts | undefined) =>
+        new Set(m ? m.namedParameters().filter(([, p]) => p !== m.gateUpBias && p !== m.downBias).map(([name]) => prefix + name) : []);
+      const routedPacked = packed('experts.', source.stacked instanceof QuantizedExperts ? source.stacked : undefined);
+      const sharedPacked = packed('shared_experts.', source.quantizedSharedExperts);
       perShard = (i) => ({
         opts: { moeDim: ir[i][1] - ir[i][0], sharedExpertsDim: source.hasSharedExperts ? sr[i][1] - sr[i][0] : undefined },
         take: (name, t) => {
           if (role[name]) return tp.forRole(role[name]).shard(t, i).tensor;
+          if (routedPacked.has(name)) return quantTPSlice(q!, name.slice('experts.'.length), t, I, H, ir[i], layout, what);
+          if (sharedPacked.has(name)) return quantTPSlice(q!, name.slice('shared_experts.'.length), t, S, H, sr[i], 'concat', what);
           if (name === 'shared_experts.gate_proj.weight' || name === 'shared_experts.up_proj.weight') return takeRanges(t, 0, [sr[i]]);
           if (name === 'shared_experts.down_proj.weight') return takeRanges(t, 1, [sr[i]]);
           if (name.startsWith('shared_experts.')) throw new UnsupportedError('MoE.shard tensorParallel', `shared expert parameter ${name}`, 'shared experts without biases');
@@ -206,7 +264,7 @@ export class ShardedMoE {
     try {
       for (let i = 0; i < group.size; i++) {
         const { opts: so, take } = perShard(tr ? tr.rank : i);
-        const m = new MoE(shardOptions(source, group, i, so));
+        const m = new (source.constructor as typeof MoE)(shardOptions(source, group, i, so));
         shards.push(m);
         const part = new Map<string, HostTensor>();
         for (const [name, t] of sd) part.set(name, take(name, t));
@@ -239,6 +297,7 @@ export class ShardedMoE {
     // (tensor parallel: the whole layer is read, the constructor keeps this rank's slice)
     if (transport) checkRankStrategy('ShardedMoE.fromHuggingFace', strategy, transport);
     const expertShard = transport && strategy.kind === 'expert_parallel' ? { epSize: strategy.numDevices, shardIndex: transport.rank } : undefined;
+    const { MoE } = await import('./moe.js');
     const host = await MoE.fromHuggingFace({ ...load, device: DeviceRef.CPU(), expertShard });
     try {
       return new ShardedMoE(host, devices, strategy, { transport });
@@ -324,10 +383,8 @@ export class ShardedMoE {
         if (rows === 0) return keep(GpuTensor.empty(ctx, 'float32', [0, H], 'ep.y'));
         const sh = this.shards[d];
         const g = keep(uploadGrouping(ctx, step.receive[d].grouping));
-        const w = sh.stacked.gpuWeights();
         const rec = new Recorder(ctx, { label: `ep.experts${d}` });
-        const h = keep(groupedGateUpGpu(ctx, rec, recv, g, w.gateUp, expertBiasGpu(w.gateUp, sh.stacked.gateUpBias), sh.activation, {}));
-        const y = keep(groupedDownGpu(ctx, rec, h, g, w.down, expertBiasGpu(w.down, sh.stacked.downBias), {}));
+        const y = keep(recordExperts(sh, rec, recv, g, own));
         rec.submit();
         return y;
       });
@@ -338,10 +395,11 @@ export class ShardedMoE {
       const gateLogits: (GpuTensor | undefined)[] = [];
       for (let s = 0; s < n; s++) {
         const sh = this.shards[s];
-        if (!sh.sharedExperts || ranges[s][1] === ranges[s][0]) continue;
+        if (!sh.hasSharedExperts || ranges[s][1] === ranges[s][0]) continue;
         const rec = new Recorder(sh.ctx!, { label: `ep.shared${s}` });
-        shared[s] = keep(sh.sharedExperts.record(rec, xg[s], { scratch: own }));
-        if (sh.sharedExpertGate) gateLogits[s] = keep(sh.sharedExpertGate.record(rec, xg[s]));
+        const se = sh.recordSharedExperts(rec, xg[s], this.pool(s), own)!;
+        shared[s] = se.shared;
+        gateLogits[s] = se.gateLogit;
         rec.submit();
       }
       const down = (t: GpuTensor | undefined) => (t && t.size > 0 ? t.download().then((h) => h.data as Float32Array) : Promise.resolve(undefined));
@@ -459,9 +517,8 @@ async function epRankStep(tr: HostTransport, sh: MoE, x: Float32Array, T: number
     experts: (xp, grouping) => (sh.ctx ? expertsGpu(sh, xp, grouping) : expertsHost(sh, xp, grouping)),
   });
   if (T === 0) return { out, stats };
-  const shared = sh.sharedExperts?.forwardHost(x, T);
-  const gl = sh.sharedExpertGate?.forwardHost(x, T);
-  return { out: addShared(out, shared, gl, T, H), stats };
+  const se = sh.sharedExpertsHost(x, T);
+  return { out: addShared(out, se?.shared, se?.gateLogit, T, H), stats };
 }
 
 /**
@@ -478,10 +535,22 @@ async function tpRankStep(tr: HostTransport, sh: MoE, x: Float32Array, T: number
 
 type Grouping = Parameters<typeof groupedGateUpRef>[1];
 
+/** A shard's local experts on the rows `xp` grouped by `grouping` (references), with the layer's activation quantisation. */
 function expertsHost(sh: MoE, xp: Float32Array, grouping: Grouping): Float32Array {
   const w = sh.stacked.hostWeights();
-  const h = groupedGateUpRef(xp, grouping, w.gateUp, sh.stacked.gateUpBias?.value, sh.activation);
-  return groupedDownRef(h, grouping, w.down, sh.stacked.downBias?.value);
+  const aq = sh.expertActQuant();
+  const h = groupedGateUpRef(xp, grouping, w.gateUp, sh.stacked.gateUpBias?.value, sh.activation, undefined, aq);
+  return groupedDownRef(h, grouping, w.down, sh.stacked.downBias?.value, aq);
+}
+
+/** Records a shard's local experts (grouped gate_up + down, the layer's activation quantisation) on rows `x` grouped by `g`: output in grouped order; the intermediate goes to `scratch`. */
+function recordExperts(sh: MoE, rec: Recorder, x: GpuTensor, g: ReturnType<typeof uploadGrouping>, scratch: { destroy(): void }[]): GpuTensor {
+  const ctx = sh.ctx!;
+  const w = sh.stacked.gpuWeights();
+  const aq = sh.expertActQuant();
+  const h = groupedGateUpGpu(ctx, rec, x, g, w.gateUp, expertBiasGpu(w.gateUp, sh.stacked.gateUpBias), sh.activation, aq);
+  scratch.push(h);
+  return groupedDownGpu(ctx, rec, h, g, w.down, expertBiasGpu(w.down, sh.stacked.downBias), aq);
 }
 
 async function expertsGpu(sh: MoE, xp: Float32Array, grouping: Grouping): Promise<Float32Array> {
@@ -493,10 +562,8 @@ async function expertsGpu(sh: MoE, xp: Float32Array, grouping: Grouping): Promis
     return await ctx.checked('ShardedMoE rank experts', async () => {
       const x = keep(GpuTensor.upload(ctx, new HostTensor('float32', [xp.length / H, H], xp), 'ep.rank.x'));
       const g = keep(uploadGrouping(ctx, grouping));
-      const w = sh.stacked.gpuWeights();
       const rec = new Recorder(ctx, { label: 'ep.rank.experts' });
-      const h = keep(groupedGateUpGpu(ctx, rec, x, g, w.gateUp, expertBiasGpu(w.gateUp, sh.stacked.gateUpBias), sh.activation, {}));
-      const y = keep(groupedDownGpu(ctx, rec, h, g, w.down, expertBiasGpu(w.down, sh.stacked.downBias), {}));
+      const y = keep(recordExperts(sh, rec, x, g, own));
       rec.submit();
       return (await y.download()).data as Float32Array;
     });

@@ -29,6 +29,11 @@ describe('MoE.fromHuggingFace on the GPU vs transformers goldens', () => {
             const { y, dispatched } = await forwardLogged(ctx, moe, input, g.T, g.H);
             // T = 600: dense experts, T*k >= 64E on every fixture: the fast prefill GEMMs, never the decode GEMV.
             const paths = set === 'golden-large' ? expectPrefillPaths(dispatched, { dense: true }) : [];
+            // T = 16: the decode GEMVs, grouped by the one-dispatch decode grouping (no multi-pass grouping kernels)
+            if (set === 'golden') {
+              const kernels = dispatched.map((d) => d.kernel);
+              if (kernels.includes('moe_gemv')) expect(kernels.filter((k) => k.startsWith('group')), `${arch} decode grouping`).toEqual(['group_decode']);
+            }
             const err = relErr(y, want);
             expect(err, `${arch} ${set} ${dtype} GPU rel err ${err} ${paths.join(' ')}`).toBeLessThan(tol);
           } finally {

@@ -4,7 +4,7 @@ import { DeviceRef, HostTensor } from '@webmoe/tensor';
 import type { ExpertWeightsHost, GpuContext } from '@webmoe/kernels-wgsl';
 import { MoE, quantize, type ActivationQuant, type MoEQuantConfig } from '../src/index.js';
 import type { RefWeights } from './reference.js';
-import { CASES, buildCase } from './random-cases.js';
+import { CASES, buildCase, type RandomCase } from './random-cases.js';
 
 // Independent decoders (docs/moe-semantics.md "Number formats"), not the package's.
 function e4m3(b: number): number {
@@ -45,7 +45,8 @@ function decodeAll(w: ExpertWeightsHost, E: number, rows: number, cols: number):
             const sc = w.scales.dtype === 'float16' ? f16((w.scales.data as Uint16Array)[si]) : (w.scales.data as Float32Array)[si];
             const q = w.q.data as Uint8Array;
             const code = w.bits === 8 ? q[er * cols + c] : (q[er * (cols / 2) + (c >> 1)] >> (4 * (c & 1))) & 15;
-            v = (code - (w.bits === 8 ? 128 : 8)) * sc;
+            const zero = w.zeros ? (w.zeros.data as Uint8Array)[si] : w.bits === 8 ? 128 : 8;
+            v = (code - zero) * sc;
             break;
           }
           case 'mxfp4': {
@@ -70,7 +71,7 @@ function entries(prefix: string, base: string, w: ExpertWeightsHost): [string, H
     case 'mxfp4':
       return [[`${prefix}${base}_blocks`, w.blocks], [`${prefix}${base}_scales`, w.scales]];
     case 'int_block':
-      return [[`${prefix}${base}_qweight`, w.q], [`${prefix}${base}_scales`, w.scales]];
+      return [[`${prefix}${base}_qweight`, w.q], [`${prefix}${base}_scales`, w.scales], ...(w.zeros ? [[`${prefix}${base}_zeros`, w.zeros] as [string, HostTensor]] : [])];
     default:
       throw new Error('test: dense');
   }
@@ -81,11 +82,12 @@ export const FORMATS: MoEQuantConfig[] = [
   { format: 'fp8_block', fp8Dtype: 'float8_e5m2' },
   { format: 'int8', blockSize: 8, scaleDtype: 'float32' },
   { format: 'int4', blockSize: 16 },
+  { format: 'int4', blockSize: 8, zeroPoint: true },
 ];
 
-/** A quantized layer (routed and shared experts in `fmt`) from a random case, and the reference weights decoded from its codes. */
-export function quantizedCase(ci: number, fmt: MoEQuantConfig, seed: number, T: number, devices: DeviceRef[] = [DeviceRef.CPU()], ctx?: GpuContext, activationQuant?: ActivationQuant) {
-  const c = CASES[ci];
+/** A quantized layer (routed and shared experts in `fmt`) from a random case (an index into CASES, or a case), and the reference weights decoded from its codes. */
+export function quantizedCase(ci: number | RandomCase, fmt: MoEQuantConfig, seed: number, T: number, devices: DeviceRef[] = [DeviceRef.CPU()], ctx?: GpuContext, activationQuant?: ActivationQuant) {
+  const c = typeof ci === 'number' ? CASES[ci] : ci;
   const { sd, w, x } = buildCase(c, seed, T);
   const { H, E, I } = c.cfg;
   const S = c.cfg.sharedDim ?? 0;

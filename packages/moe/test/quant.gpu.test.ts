@@ -107,7 +107,8 @@ describe('gpuBytes: quantized experts hold packed codes + scales only', () => {
         case 'int8': {
           const bits = fmt.format === 'int4' ? 4 : 8;
           const sb = fmt.scaleDtype === 'float32' ? 4 : 2;
-          b += (E * rows * cols * bits) / 8 + E * rows * Math.ceil(cols / (fmt.blockSize ?? 32)) * sb;
+          // scales, plus one zero-point byte per block with zeroPoint
+          b += (E * rows * cols * bits) / 8 + E * rows * Math.ceil(cols / (fmt.blockSize ?? 32)) * (sb + (fmt.zeroPoint ? 1 : 0));
           break;
         }
       }
@@ -145,6 +146,7 @@ describe('gpuBytes: quantized experts hold packed codes + scales only', () => {
     { format: 'fp8_block', fp8Dtype: 'float8_e5m2', weightBlockSize: [32, 32] },
     { format: 'mxfp4' },
     { format: 'int4', blockSize: 32 },
+    { format: 'int4', blockSize: 32, zeroPoint: true },
     { format: 'int8', blockSize: 16, scaleDtype: 'float32' },
   ];
   it('quantize(gpt_oss f32 layer) into each format: bytes <= 1.02 x (packed + scales), output close to the f32 layer', async (c) => {

@@ -1,8 +1,18 @@
 import { DTYPES, DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
 import { GpuTensor, Recorder, linearGpu, linearRef, type BufferPool } from '@webmoe/kernels-wgsl';
-import type { ShardingStrategy } from '@webmoe/sharding';
+import { ShardingError, ShardingStrategy, allGather, cpuAllGather, cpuAllReduce, takeRanges, type DeviceGroup } from '@webmoe/sharding';
 import { Module, type ModuleOptions, type Parameter } from './module.js';
-import { ShardedLinear, resolveShardGroup, strategyOf, type ShardDevices } from './shard.js';
+import {
+  checkWidths,
+  gpuPartialSumPerDevice,
+  resolveShardGroup,
+  shardInputRows,
+  shardOutput,
+  strategyOf,
+  type ShardDevices,
+  type ShardInput,
+  type ShardOutput,
+} from './shard.js';
 
 /** Options of {@link Linear}. @example `{ inDim: 64, outDim: 8, hasBias: true, dtype: 'bfloat16' }` */
 export interface LinearOptions extends ModuleOptions {
@@ -121,5 +131,116 @@ export class Linear extends Module {
     } finally {
       xg.destroy();
     }
+  }
+}
+
+/**
+ * A {@link Linear} cut over the devices of a group (MAX `Linear.shard`):
+ * rowwise -> each shard holds `out_i` weight (and bias) rows and the outputs
+ * are all-gathered along the last axis; columnwise -> each shard holds
+ * `in_i` weight columns and sees the matching input columns, the bias goes
+ * to shard 0 only, and the partial outputs are all-reduced (f32, fixed
+ * order); replicate -> every shard holds the whole layer (shard 0 answers).
+ * Weights keep their storage dtype (host slicing copies bits).
+ *
+ * @example
+ * ```ts
+ * lin.shardingStrategy = ShardingStrategy.columnwise(2);
+ * const s = lin.shard(group);           // group: DeviceGroup of 2 (GPU or CPU)
+ * const y = await s.forward(x);         // Float32Array [T, outDim], as lin.forward(x)
+ * s.destroy();
+ * ```
+ */
+export class ShardedLinear {
+  /** MAX `shard()`'s result: one Linear per device. */
+  readonly shards: readonly Linear[];
+  private readonly cols: readonly [number, number][];
+  constructor(
+    readonly source: Linear,
+    readonly group: DeviceGroup,
+    readonly strategy: ShardingStrategy,
+  ) {
+    const n = group.size;
+    const { inDim, outDim } = source;
+    const kind = strategy.kind;
+    if (kind !== 'rowwise' && kind !== 'columnwise' && kind !== 'replicate') {
+      throw new ShardingError('Linear.shard shardingStrategy', "rowwise | columnwise | replicate", kind);
+    }
+    const rows = kind === 'rowwise' ? checkWidths('Linear outDim', outDim, n, strategy.unit) : Array.from({ length: n }, () => [0, outDim] as [number, number]);
+    this.cols = kind === 'columnwise' ? checkWidths('Linear inDim', inDim, n, strategy.unit) : Array.from({ length: n }, () => [0, inDim] as [number, number]);
+    const w = source.weight.value;
+    const b = source.bias?.value;
+    const shards: Linear[] = [];
+    try {
+      for (let i = 0; i < n; i++) {
+        const [r0, r1] = rows[i];
+        const [c0, c1] = this.cols[i];
+        const lin = new Linear({ dtype: source.dtype, inDim: c1 - c0, outDim: r1 - r0, hasBias: !!b, device: group.devices[i], ctx: group.kind === 'gpu' ? group.context(i) : undefined });
+        shards.push(lin);
+        const sd: Record<string, HostTensor> = { weight: takeRanges(takeRanges(w, 0, [[r0, r1]]), 1, [[c0, c1]]) };
+        if (b) sd.bias = kind === 'rowwise' ? takeRanges(b, 0, [[r0, r1]]) : ShardingStrategy.leader(n).shard(b, i).tensor;
+        lin.loadStateDict(sd);
+        lin.markShard(strategy, i, group.devices);
+      }
+    } catch (e) {
+      for (const s of shards) s.destroy();
+      throw e;
+    }
+    this.shards = shards;
+  }
+
+  /** x [T, inDim] on the host or on device 0 -> f32 [T, outDim], the unsharded result (to f32 rounding). */
+  async forward<X extends ShardInput>(x: X): Promise<ShardOutput<X>> {
+    const { inDim, outDim } = this.source;
+    const { T, xs } = await shardInputRows('Linear sharded input', x, inDim, this.group);
+    const n = this.group.size;
+    const kind = this.strategy.kind;
+    const xsOf = (i: number) => {
+      if (kind !== 'columnwise') return xs;
+      const [c0, c1] = this.cols[i];
+      return takeRanges(new HostTensor('float32', [T, inDim], xs), 1, [[c0, c1]]).data as Float32Array;
+    };
+    let y: Float32Array;
+    if (this.group.kind === 'cpu') {
+      const parts = this.shards.map((s, i) => s.forwardHost(xsOf(i), T));
+      if (kind === 'rowwise') y = cpuAllGather(parts.map((p, i) => new HostTensor('float32', [T, this.shards[i].outDim], p)), 1)[0].data as Float32Array;
+      else if (kind === 'columnwise') y = cpuAllReduce(parts)[0];
+      else y = parts[0];
+    } else if (kind === 'columnwise') {
+      y = await gpuPartialSumPerDevice(this.group, (i) => xsOf(i), T, (i) => this.shards[i].inDim, outDim, (i, _ctx, rec, xg) => this.shards[i].record(rec, xg));
+    } else {
+      const outs: GpuTensor[] = [];
+      const ins: GpuTensor[] = [];
+      try {
+        const m = kind === 'rowwise' ? n : 1;
+        for (let i = 0; i < m; i++) {
+          const ctx = this.group.context(i);
+          const xg = GpuTensor.upload(ctx, new HostTensor('float32', [T, inDim], xs), 'sharded.x');
+          ins.push(xg);
+          const rec = new Recorder(ctx);
+          outs.push(this.shards[i].record(rec, xg));
+          rec.submit();
+        }
+        if (kind === 'rowwise') {
+          const full = await allGather(outs, 1);
+          try {
+            y = (await full[0].download()).data as Float32Array;
+          } finally {
+            for (const f of full) f.destroy();
+          }
+        } else y = (await outs[0].download()).data as Float32Array;
+      } finally {
+        for (const t of [...outs, ...ins]) t.destroy();
+      }
+    }
+    return shardOutput(x, y, T, outDim, this.group);
+  }
+
+  /** Frees the shards' GPU weights (the group stays the caller's). */
+  destroy(): void {
+    for (const s of this.shards) s.destroy();
+  }
+  [Symbol.dispose](): void {
+    this.destroy();
   }
 }

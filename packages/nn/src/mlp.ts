@@ -10,10 +10,20 @@ import {
   type ExpertActivation,
   useSingleExpertGemv,
 } from '@webmoe/kernels-wgsl';
+import { ShardingError, ShardingStrategy, cpuAllReduce, takeRanges, type DeviceGroup } from '@webmoe/sharding';
 import { Module, type ModuleOptions } from './module.js';
-import type { ShardingStrategy } from '@webmoe/sharding';
 import { Linear, rowsOf, type RecordOptions } from './linear.js';
-import { ShardedMLP, resolveShardGroup, strategyOf, type ShardDevices } from './shard.js';
+import {
+  checkWidths,
+  gpuPartialSum,
+  resolveShardGroup,
+  shardInputRows,
+  shardOutput,
+  strategyOf,
+  type ShardDevices,
+  type ShardInput,
+  type ShardOutput,
+} from './shard.js';
 
 /** The gated activation of an {@link MLP}: SiLU-gated, or MAX's `swigluLimit` clamp. @example `{ kind: 'swiglu_limit', limit: 7 }` */
 export type MLPActivation = { kind: 'silu' } | { kind: 'swiglu_limit'; limit: number };
@@ -201,5 +211,97 @@ export class MLP extends Module {
   override destroy(): void {
     this.destroyPacked();
     super.destroy();
+  }
+}
+
+/**
+ * An {@link MLP} cut over the devices of a group with
+ * `ShardingStrategy.tensorParallel(n)` (MAX `MLP.shard`): shard i holds gate
+ * and up rows `[s, e) = shardRange(I, i, n, unit)` (the `forRole('gate_up')`
+ * split of the fused gate/up weight), the matching down columns
+ * (`forRole('down')`), gate/up biases sliced like their rows and the down
+ * bias on shard 0 only (`forRole('down_bias')` = leader). Each shard's
+ * output is a partial sum; an all-reduce (f32, fixed order) gives the
+ * output. Uneven I (e.g. 32 over 3 = 11, 11, 10) works. `replicate(n)`
+ * gives n whole copies (shard 0 answers).
+ *
+ * @example
+ * ```ts
+ * mlp.shardingStrategy = ShardingStrategy.tensorParallel(3);
+ * const s = mlp.shard(group);      // 3 MLPs of width 11, 11, 10 (I = 32)
+ * const y = await s.forward(x);    // == await mlp.forward(x) to f32 rounding
+ * ```
+ */
+export class ShardedMLP {
+  /** MAX `shard()`'s result: one MLP per device. */
+  readonly shards: readonly MLP[];
+  constructor(
+    readonly source: MLP,
+    readonly group: DeviceGroup,
+    readonly strategy: ShardingStrategy,
+  ) {
+    const n = group.size;
+    const H = source.hiddenDim;
+    const I = source.feedForwardLength;
+    if (strategy.kind !== 'tensor_parallel' && strategy.kind !== 'replicate') throw new ShardingError('MLP.shard shardingStrategy', 'tensor_parallel | replicate', strategy.kind);
+    const ranges = strategy.kind === 'tensor_parallel' ? checkWidths('MLP feedForwardLength', I, n, strategy.unit) : Array.from({ length: n }, () => [0, I] as [number, number]);
+    const bias = !!source.gateProj.bias;
+    const shards: MLP[] = [];
+    try {
+      for (let i = 0; i < n; i++) {
+        const r: [number, number][] = [ranges[i]];
+        const m = new MLP({
+          dtype: source.dtype,
+          hiddenDim: H,
+          feedForwardLength: r[0][1] - r[0][0],
+          hasBias: bias,
+          activation: source.activation,
+          device: group.devices[i],
+          ctx: group.kind === 'gpu' ? group.context(i) : undefined,
+        });
+        shards.push(m);
+        const sd: Record<string, HostTensor> = {
+          'gate_proj.weight': takeRanges(source.gateProj.weight.value, 0, r),
+          'up_proj.weight': takeRanges(source.upProj.weight.value, 0, r),
+          'down_proj.weight': takeRanges(source.downProj.weight.value, 1, r),
+        };
+        if (bias) {
+          sd['gate_proj.bias'] = takeRanges(source.gateProj.bias!.value, 0, r);
+          sd['up_proj.bias'] = takeRanges(source.upProj.bias!.value, 0, r);
+          const db = source.downProj.bias!.value;
+          sd['down_proj.bias'] = strategy.kind === 'tensor_parallel' ? ShardingStrategy.leader(n).shard(db, i).tensor : db;
+        }
+        m.loadStateDict(sd);
+        m.markShard(strategy, i, group.devices);
+      }
+    } catch (e) {
+      for (const s of shards) s.destroy();
+      throw e;
+    }
+    this.shards = shards;
+  }
+
+  /** x [T, H] on the host or on device 0 -> f32 [T, H], the unsharded result (to f32 rounding). */
+  async forward<X extends ShardInput>(x: X): Promise<ShardOutput<X>> {
+    const H = this.source.hiddenDim;
+    const { T, xs } = await shardInputRows('MLP sharded input', x, H, this.group);
+    const replicate = this.strategy.kind === 'replicate';
+    let y: Float32Array;
+    if (this.group.kind === 'cpu') {
+      y = replicate ? this.shards[0].forwardHost(xs, T) : cpuAllReduce(this.shards.map((s) => s.forwardHost(xs, T)))[0];
+    } else if (replicate) {
+      y = await this.shards[0].forward(xs);
+    } else {
+      y = await gpuPartialSum(this.group, xs, T, H, H, (i, _ctx, rec, xg, scratch) => this.shards[i].record(rec, xg, { scratch }));
+    }
+    return shardOutput(x, y, T, H, this.group);
+  }
+
+  /** Frees the shards' GPU weights (the group stays the caller's). */
+  destroy(): void {
+    for (const s of this.shards) s.destroy();
+  }
+  [Symbol.dispose](): void {
+    this.destroy();
   }
 }

@@ -1,19 +1,11 @@
 import { DeviceRef, HostTensor, DTYPES, ShapeError, DTypeError, ValueError } from '@webmoe/tensor';
 import { GpuTensor, Recorder, type GpuContext } from '@webmoe/kernels-wgsl';
-import {
-  DeviceGroup,
-  ShardingError,
-  ShardingStrategy,
-  allGather,
-  allReduce,
-  cpuAllGather,
-  cpuAllReduce,
-  shardRange,
-  takeRanges,
-} from '@webmoe/sharding';
-import { Linear } from './linear.js';
-import { MLP } from './mlp.js';
+import { DeviceGroup, ShardingError, ShardingStrategy, allReduce, shardRange } from '@webmoe/sharding';
 import type { Module } from './module.js';
+
+// The sharding helpers that Linear, MLP (linear.ts, mlp.ts: each class sits
+// beside its sharded form) and @webmoe/moe's ShardedMoE share. Nothing here
+// imports a layer, so the layers can import this file without a circle.
 
 /** Where `shard(devices)` puts the shards: a DeviceGroup (GPU or CPU), or CPU DeviceRefs (one CPU shard each). @example `mlp.shard(await DeviceGroup.create(2))` or `mlp.shard([DeviceRef.CPU(), DeviceRef.CPU()])` */
 export type ShardDevices = DeviceGroup | readonly DeviceRef[];
@@ -135,126 +127,16 @@ export async function gpuPartialSum(
   }
 }
 
-function checkWidths(what: string, dim: number, n: number, unit: number): [number, number][] {
+/** The `[start, end)` slice of `dim` of each of n shards (`shardRange`); ShardingError naming `what` when a shard would be empty. @example `checkWidths('MLP feedForwardLength', 32, 3, 1) // [[0, 11], [11, 22], [22, 32]]` */
+export function checkWidths(what: string, dim: number, n: number, unit: number): [number, number][] {
   const r = Array.from({ length: n }, (_, i) => shardRange(dim, i, n, unit));
   const empty = r.findIndex(([s, e]) => e === s);
   if (empty >= 0) throw new ShardingError(`${what} = ${dim} over ${n} shards (unit ${unit})`, `at least ${n * unit} so that every shard gets a slice`, `an empty shard ${empty}`);
   return r;
 }
 
-/**
- * A {@link Linear} cut over the devices of a group (MAX `Linear.shard`):
- * rowwise -> each shard holds `out_i` weight (and bias) rows and the outputs
- * are all-gathered along the last axis; columnwise -> each shard holds
- * `in_i` weight columns and sees the matching input columns, the bias goes
- * to shard 0 only, and the partial outputs are all-reduced (f32, fixed
- * order); replicate -> every shard holds the whole layer (shard 0 answers).
- * Weights keep their storage dtype (host slicing copies bits).
- *
- * @example
- * ```ts
- * lin.shardingStrategy = ShardingStrategy.columnwise(2);
- * const s = lin.shard(group);           // group: DeviceGroup of 2 (GPU or CPU)
- * const y = await s.forward(x);         // Float32Array [T, outDim], as lin.forward(x)
- * s.destroy();
- * ```
- */
-export class ShardedLinear {
-  /** MAX `shard()`'s result: one Linear per device. */
-  readonly shards: readonly Linear[];
-  private readonly cols: readonly [number, number][];
-  constructor(
-    readonly source: Linear,
-    readonly group: DeviceGroup,
-    readonly strategy: ShardingStrategy,
-  ) {
-    const n = group.size;
-    const { inDim, outDim } = source;
-    const kind = strategy.kind;
-    if (kind !== 'rowwise' && kind !== 'columnwise' && kind !== 'replicate') {
-      throw new ShardingError('Linear.shard shardingStrategy', "rowwise | columnwise | replicate", kind);
-    }
-    const rows = kind === 'rowwise' ? checkWidths('Linear outDim', outDim, n, strategy.unit) : Array.from({ length: n }, () => [0, outDim] as [number, number]);
-    this.cols = kind === 'columnwise' ? checkWidths('Linear inDim', inDim, n, strategy.unit) : Array.from({ length: n }, () => [0, inDim] as [number, number]);
-    const w = source.weight.value;
-    const b = source.bias?.value;
-    const shards: Linear[] = [];
-    try {
-      for (let i = 0; i < n; i++) {
-        const [r0, r1] = rows[i];
-        const [c0, c1] = this.cols[i];
-        const lin = new Linear({ dtype: source.dtype, inDim: c1 - c0, outDim: r1 - r0, hasBias: !!b, device: group.devices[i], ctx: group.kind === 'gpu' ? group.context(i) : undefined });
-        shards.push(lin);
-        const sd: Record<string, HostTensor> = { weight: takeRanges(takeRanges(w, 0, [[r0, r1]]), 1, [[c0, c1]]) };
-        if (b) sd.bias = kind === 'rowwise' ? takeRanges(b, 0, [[r0, r1]]) : ShardingStrategy.leader(n).shard(b, i).tensor;
-        lin.loadStateDict(sd);
-        lin.markShard(strategy, i, group.devices);
-      }
-    } catch (e) {
-      for (const s of shards) s.destroy();
-      throw e;
-    }
-    this.shards = shards;
-  }
-
-  /** x [T, inDim] on the host or on device 0 -> f32 [T, outDim], the unsharded result (to f32 rounding). */
-  async forward<X extends ShardInput>(x: X): Promise<ShardOutput<X>> {
-    const { inDim, outDim } = this.source;
-    const { T, xs } = await shardInputRows('Linear sharded input', x, inDim, this.group);
-    const n = this.group.size;
-    const kind = this.strategy.kind;
-    const xsOf = (i: number) => {
-      if (kind !== 'columnwise') return xs;
-      const [c0, c1] = this.cols[i];
-      return takeRanges(new HostTensor('float32', [T, inDim], xs), 1, [[c0, c1]]).data as Float32Array;
-    };
-    let y: Float32Array;
-    if (this.group.kind === 'cpu') {
-      const parts = this.shards.map((s, i) => s.forwardHost(xsOf(i), T));
-      if (kind === 'rowwise') y = cpuAllGather(parts.map((p, i) => new HostTensor('float32', [T, this.shards[i].outDim], p)), 1)[0].data as Float32Array;
-      else if (kind === 'columnwise') y = cpuAllReduce(parts)[0];
-      else y = parts[0];
-    } else if (kind === 'columnwise') {
-      y = await gpuPartialSumPerDevice(this.group, (i) => xsOf(i), T, (i) => this.shards[i].inDim, outDim, (i, _ctx, rec, xg) => this.shards[i].record(rec, xg));
-    } else {
-      const outs: GpuTensor[] = [];
-      const ins: GpuTensor[] = [];
-      try {
-        const m = kind === 'rowwise' ? n : 1;
-        for (let i = 0; i < m; i++) {
-          const ctx = this.group.context(i);
-          const xg = GpuTensor.upload(ctx, new HostTensor('float32', [T, inDim], xs), 'sharded.x');
-          ins.push(xg);
-          const rec = new Recorder(ctx);
-          outs.push(this.shards[i].record(rec, xg));
-          rec.submit();
-        }
-        if (kind === 'rowwise') {
-          const full = await allGather(outs, 1);
-          try {
-            y = (await full[0].download()).data as Float32Array;
-          } finally {
-            for (const f of full) f.destroy();
-          }
-        } else y = (await outs[0].download()).data as Float32Array;
-      } finally {
-        for (const t of [...outs, ...ins]) t.destroy();
-      }
-    }
-    return shardOutput(x, y, T, outDim, this.group);
-  }
-
-  /** Frees the shards' GPU weights (the group stays the caller's). */
-  destroy(): void {
-    for (const s of this.shards) s.destroy();
-  }
-  [Symbol.dispose](): void {
-    this.destroy();
-  }
-}
-
 /** {@link gpuPartialSum} with a different input per device (columnwise Linear). */
-async function gpuPartialSumPerDevice(
+export async function gpuPartialSumPerDevice(
   group: DeviceGroup,
   xsOf: (i: number) => Float32Array,
   T: number,
@@ -283,97 +165,5 @@ async function gpuPartialSumPerDevice(
     }
   } finally {
     for (const t of [...partials, ...ins]) t.destroy();
-  }
-}
-
-/**
- * An {@link MLP} cut over the devices of a group with
- * `ShardingStrategy.tensorParallel(n)` (MAX `MLP.shard`): shard i holds gate
- * and up rows `[s, e) = shardRange(I, i, n, unit)` (the `forRole('gate_up')`
- * split of the fused gate/up weight), the matching down columns
- * (`forRole('down')`), gate/up biases sliced like their rows and the down
- * bias on shard 0 only (`forRole('down_bias')` = leader). Each shard's
- * output is a partial sum; an all-reduce (f32, fixed order) gives the
- * output. Uneven I (e.g. 32 over 3 = 11, 11, 10) works. `replicate(n)`
- * gives n whole copies (shard 0 answers).
- *
- * @example
- * ```ts
- * mlp.shardingStrategy = ShardingStrategy.tensorParallel(3);
- * const s = mlp.shard(group);      // 3 MLPs of width 11, 11, 10 (I = 32)
- * const y = await s.forward(x);    // == await mlp.forward(x) to f32 rounding
- * ```
- */
-export class ShardedMLP {
-  /** MAX `shard()`'s result: one MLP per device. */
-  readonly shards: readonly MLP[];
-  constructor(
-    readonly source: MLP,
-    readonly group: DeviceGroup,
-    readonly strategy: ShardingStrategy,
-  ) {
-    const n = group.size;
-    const H = source.hiddenDim;
-    const I = source.feedForwardLength;
-    if (strategy.kind !== 'tensor_parallel' && strategy.kind !== 'replicate') throw new ShardingError('MLP.shard shardingStrategy', 'tensor_parallel | replicate', strategy.kind);
-    const ranges = strategy.kind === 'tensor_parallel' ? checkWidths('MLP feedForwardLength', I, n, strategy.unit) : Array.from({ length: n }, () => [0, I] as [number, number]);
-    const bias = !!source.gateProj.bias;
-    const shards: MLP[] = [];
-    try {
-      for (let i = 0; i < n; i++) {
-        const r: [number, number][] = [ranges[i]];
-        const m = new MLP({
-          dtype: source.dtype,
-          hiddenDim: H,
-          feedForwardLength: r[0][1] - r[0][0],
-          hasBias: bias,
-          activation: source.activation,
-          device: group.devices[i],
-          ctx: group.kind === 'gpu' ? group.context(i) : undefined,
-        });
-        shards.push(m);
-        const sd: Record<string, HostTensor> = {
-          'gate_proj.weight': takeRanges(source.gateProj.weight.value, 0, r),
-          'up_proj.weight': takeRanges(source.upProj.weight.value, 0, r),
-          'down_proj.weight': takeRanges(source.downProj.weight.value, 1, r),
-        };
-        if (bias) {
-          sd['gate_proj.bias'] = takeRanges(source.gateProj.bias!.value, 0, r);
-          sd['up_proj.bias'] = takeRanges(source.upProj.bias!.value, 0, r);
-          const db = source.downProj.bias!.value;
-          sd['down_proj.bias'] = strategy.kind === 'tensor_parallel' ? ShardingStrategy.leader(n).shard(db, i).tensor : db;
-        }
-        m.loadStateDict(sd);
-        m.markShard(strategy, i, group.devices);
-      }
-    } catch (e) {
-      for (const s of shards) s.destroy();
-      throw e;
-    }
-    this.shards = shards;
-  }
-
-  /** x [T, H] on the host or on device 0 -> f32 [T, H], the unsharded result (to f32 rounding). */
-  async forward<X extends ShardInput>(x: X): Promise<ShardOutput<X>> {
-    const H = this.source.hiddenDim;
-    const { T, xs } = await shardInputRows('MLP sharded input', x, H, this.group);
-    const replicate = this.strategy.kind === 'replicate';
-    let y: Float32Array;
-    if (this.group.kind === 'cpu') {
-      y = replicate ? this.shards[0].forwardHost(xs, T) : cpuAllReduce(this.shards.map((s) => s.forwardHost(xs, T)))[0];
-    } else if (replicate) {
-      y = await this.shards[0].forward(xs);
-    } else {
-      y = await gpuPartialSum(this.group, xs, T, H, H, (i, _ctx, rec, xg, scratch) => this.shards[i].record(rec, xg, { scratch }));
-    }
-    return shardOutput(x, y, T, H, this.group);
-  }
-
-  /** Frees the shards' GPU weights (the group stays the caller's). */
-  destroy(): void {
-    for (const s of this.shards) s.destroy();
-  }
-  [Symbol.dispose](): void {
-    this.destroy();
   }
 }

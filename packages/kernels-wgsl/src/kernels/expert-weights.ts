@@ -83,6 +83,10 @@ function plainDims(w: ExpertWeightsGpu | ExpertWeightsHost, what: string): Exper
       const [E, rows, bytes] = w.q.shape;
       const cols = w.bits === 4 ? bytes * 2 : bytes;
       expectDims(`${what} (int_block) scales`, w.scales, [E, rows, Math.ceil(cols / w.blockSize)]);
+      if (w.zeros !== undefined) {
+        expectDt(`${what} (int_block) zeros`, w.zeros, ['uint8']);
+        expectDims(`${what} (int_block) zeros`, w.zeros, [E, rows, Math.ceil(cols / w.blockSize)]);
+      }
       return { E, rows, cols };
     }
     default:
@@ -96,21 +100,26 @@ interface Slot<T> {
   g: number;
 }
 
-/** The tensor fields of each container kind: codes, then scales (also the buffer labels). */
-const SLOT_FIELDS = { dense: ['w'], fp8_block: ['q', 'scaleInv'], mxfp4: ['blocks', 'scales'], int_block: ['q', 'scales'] } as const;
+/** The tensor fields of each container kind: codes, then scales (int_block: then its optional zero points; also the buffer labels). */
+const SLOT_FIELDS = { dense: ['w'], fp8_block: ['q', 'scaleInv'], mxfp4: ['blocks', 'scales'], int_block: ['q', 'scales', 'zeros'] } as const;
 
-type Plain<T> = { kind: 'dense'; w: T } | { kind: 'fp8_block'; q: T; scaleInv: T; block: [number, number] } | { kind: 'mxfp4'; blocks: T; scales: T } | { kind: 'int_block'; q: T; scales: T };
+type Plain<T> = { kind: 'dense'; w: T } | { kind: 'fp8_block'; q: T; scaleInv: T; block: [number, number] } | { kind: 'mxfp4'; blocks: T; scales: T } | { kind: 'int_block'; q: T; scales: T; zeros?: T };
 
-/** The tensors of a plain container (codes first, then scales), each with its row group. */
-function slots<T>(w: Plain<T>): Slot<T>[] {
-  return SLOT_FIELDS[w.kind].map((f, i) => ({ t: (w as unknown as Record<string, T>)[f], g: w.kind === 'fp8_block' && i === 1 ? w.block[0] : 1 }));
+/** The tensors a plain container holds (codes first, then scales, then zero points), each with its field and row group. */
+function slots<T>(w: Plain<T>): (Slot<T> & { field: string })[] {
+  const out: (Slot<T> & { field: string })[] = [];
+  SLOT_FIELDS[w.kind].forEach((field, i) => {
+    const t = (w as unknown as Record<string, T | undefined>)[field];
+    if (t !== undefined) out.push({ t, g: w.kind === 'fp8_block' && i === 1 ? w.block[0] : 1, field });
+  });
+  return out;
 }
 
 /** The same container (other fields copied) with its tensors replaced by `f(tensor, row group, field)`; the caller casts the result. */
 function mapContainer(w: ExpertWeightsHost, f: (t: HostTensor, g: number, field: string) => unknown): unknown {
   const out: Record<string, unknown> = { ...w };
   if (w.kind === 'fp8_block') out.block = [w.block[0], w.block[1]];
-  slots(w).forEach((s, i) => (out[SLOT_FIELDS[w.kind][i]] = f(s.t, s.g, SLOT_FIELDS[w.kind][i])));
+  for (const s of slots(w)) out[s.field] = f(s.t, s.g, s.field);
   return out;
 }
 
@@ -321,8 +330,11 @@ function chunkedDims(w: ChunkedExpertWeightsGpu | ChunkedExpertWeightsHost, what
     const d = plainDims(c.w, at);
     const want = [c.experts, rowsOfOutputs(layout, c.outputs), cols];
     if (d.E !== want[0] || d.rows !== want[1] || d.cols !== want[2]) throw new ShapeError(`${at} weights`, want, [d.E, d.rows, d.cols]);
-    slots(c.w as ExpertWeightsHost).forEach((s, j) => {
-      const f = slots(first.w as ExpertWeightsHost)[j];
+    const fs = slots(first.w as ExpertWeightsHost);
+    const cs = slots(c.w as ExpertWeightsHost);
+    if (cs.length !== fs.length) throw new ValueError(`${at} tensors`, fs.map((s) => s.field).join(', '), cs.map((s) => s.field).join(', '));
+    cs.forEach((s, j) => {
+      const f = fs[j];
       if (s.t.dtype !== f.t.dtype) throw new DTypeError(`${at} tensor ${j}`, [f.t.dtype], s.t.dtype);
       if (s.g !== f.g) throw new ValueError(`${at} scale block rows`, String(f.g), s.g);
     });
@@ -368,8 +380,8 @@ export function expertChunkList<T extends Shaped>(w: ExpertStackGpu, bias: T | u
 
 /**
  * GPU bytes an expert weight container holds: packed weight codes and
- * (for quantized kinds) their scales; a chunked stack sums its chunks
- * (biases not counted).
+ * (for quantized kinds) their scales (int_block zero points count as
+ * scales); a chunked stack sums its chunks (biases not counted).
  *
  * @example
  * ```ts
@@ -388,8 +400,8 @@ export function expertWeightBytes(w: ExpertStackGpu): { weights: number; scales:
     return sum;
   }
   if (!['dense', 'fp8_block', 'mxfp4', 'int_block'].includes(w.kind)) throw new ValueError('expertWeightBytes kind', "'dense' | 'fp8_block' | 'mxfp4' | 'int_block' | 'chunked'", (w as { kind: unknown }).kind);
-  const [codes, scales] = slots(w);
-  return { weights: codes.t.byteLength, scales: scales?.t.byteLength ?? 0 };
+  const [codes, ...scales] = slots(w);
+  return { weights: codes.t.byteLength, scales: scales.reduce((a, s) => a + s.t.byteLength, 0) };
 }
 
 /** Every GPU tensor of an expert stack (codes, scales, chunk biases). @example `for (const t of expertTensors(w)) keyParts.push(t.buffer)` */

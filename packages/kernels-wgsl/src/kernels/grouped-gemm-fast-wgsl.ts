@@ -35,7 +35,7 @@
  */
 import { defineKernel } from '../runtime/kernel.js';
 import { FP8_DECODE_WGSL, PACKED_CODE_WGSL, loadFn } from '../wgsl.js';
-import type { WeightFormat } from './grouped-gemm-wgsl.js';
+import { intZeroWgsl, type WeightFormat } from './grouped-gemm-wgsl.js';
 
 /** Rows (grouped rows) per workgroup tile. */
 export const FAST_TM = 64;
@@ -58,6 +58,8 @@ export type FastGemmVariant = {
   wf: WeightFormat;
   /** Scale dtype of the int formats ('none' otherwise; fp8 scales are f32, MXFP4 scales e8m0 bytes). */
   sd: 'float32' | 'float16' | 'none';
+  /** int formats: per-block zero-point codes in a WZ binding (as the tiled GEMM's `zp`); absent/false: 8 / 128. */
+  zp?: boolean;
   bias: 'float32' | 'bfloat16' | 'float16' | 'none';
   /** Which row of X feeds grouped row p: 'token' = order[p] / k, 'pair' = order[p], 'grouped' = p. */
   xmode: 'token' | 'pair' | 'grouped';
@@ -116,8 +118,12 @@ function rawType(wf: FastGemmVariant['wf']): string {
   return wf === 'float32' ? 'vec4<f32>' : 'vec4<u32>';
 }
 
-/** Binding declarations of the weights: the codes (WQ), and for packed formats their scales (WSC). */
+/** Binding declarations of the weights: the codes (WQ), for packed formats their scales (WSC), and int zero points (WZ). */
 function weightBindings(v: FastGemmVariant): string[] {
+  return v.zp ? [...codeScaleBindings(v), 'WZ: array<u32>'] : codeScaleBindings(v);
+}
+
+function codeScaleBindings(v: FastGemmVariant): string[] {
   switch (v.wf) {
     case 'float32':
       return ['WQ: array<vec4<f32>>'];
@@ -176,12 +182,15 @@ fn wdec(w: vec4<u32>) -> array<f32, 8> { let s = bitcast<f32>(w.z); return ${unr
     }
     case 'int8':
     case 'int4': {
-      // wa = scale blocks per row, wb = block size.
+      // wa = scale blocks per row, wb = block size. With zp: .w = the zero point's shift from 8 / 128 (f32 bits, wzshift).
       const four = v.wf === 'int4';
       const codes = four ? `vec2<u32>(WQ[(${idx}) >> 3u], 0u)` : `WQ[(${idx}) >> 3u]`;
+      const shift = v.zp ? 'bitcast<u32>(wzshift(si))' : '0u';
+      const dec = (i: number) => (four ? `decode_int4${nibble(i)}` : `decode_int8${byte(i)}`) + (v.zp ? ' - z' : '');
       return `${PACKED_CODE_WGSL}
-${intScale}${load(`return vec4<u32>(${codes}, bitcast<u32>(wscale((e * u.wRows + row) * u.wa + col / u.wb)), 0u);`)}
-fn wdec(w: vec4<u32>) -> array<f32, 8> { let s = bitcast<f32>(w.z); return ${unrolled((i) => (four ? `decode_int4${nibble(i)} * s` : `decode_int8${byte(i)} * s`))}; }`;
+${intScale}${intZeroWgsl(v)}
+${load(`let si = (e * u.wRows + row) * u.wa + col / u.wb; return vec4<u32>(${codes}, bitcast<u32>(wscale(si)), ${shift});`)}
+fn wdec(w: vec4<u32>) -> array<f32, 8> { let s = bitcast<f32>(w.z);${v.zp ? ' let z = bitcast<f32>(w.w);' : ''} return ${unrolled((i) => `(${dec(i)}) * s`)}; }`;
     }
     case 'mxfp4':
       // wa = scale bytes per row (K / 32).

@@ -97,16 +97,16 @@ export const FAST_MIN_ROWS_PER_EXPERT = KERNEL_CROSSOVERS.fastMinRowsPerExpert;
  * f16's range becomes inf there and one below 6.1e-5 loses bits (subnormal)
  * or flushes to 0 (the f32 kernel has neither limit); the weights of the
  * supported checkpoints are far inside that range.
- * @example `fastWeightFormat({ kind: 'int_block', bits: 4, q, scales, blockSize: 32 }, 4096) // { wf: 'int4', sd: 'float16' }`
+ * @example `fastWeightFormat({ kind: 'int_block', bits: 4, q, scales, blockSize: 32 }, 4096) // { wf: 'int4', sd: 'float16', zp: false }`
  */
-export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFormat; sd: FastGemmVariant['sd'] } | undefined {
+export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFormat; sd: FastGemmVariant['sd']; zp: boolean } | undefined {
   if (K % 8 !== 0 || K === 0) return undefined;
   if (w.kind === 'dense' && w.w.dtype !== 'float32' && w.w.dtype !== 'bfloat16' && w.w.dtype !== 'float16') return undefined;
   const blockK = w.kind === 'fp8_block' ? w.block[1] : w.kind === 'int_block' ? w.blockSize : w.kind === 'mxfp4' ? 32 : 8;
   if (blockK % 8 !== 0 && blockK < K) return undefined;
   if (w.kind === 'int_block' && w.scales.dtype !== 'float32' && w.scales.dtype !== 'float16') return undefined;
-  const { wf, sd } = weightLayout(w, { rows: 0, cols: K });
-  return { wf, sd };
+  const { wf, sd, zp } = weightLayout(w, { rows: 0, cols: K });
+  return { wf, sd, zp };
 }
 
 /**
@@ -163,8 +163,11 @@ export interface FastGemmCall {
   scratch?: GemmCallScratch;
 }
 
-function fastVariant(c: Pick<FastGemmCall, 'op' | 'act' | 'xmode' | 'biasDt'> & { rowScale: boolean; wf: FastGemmVariant['wf']; sd: FastGemmVariant['sd'] }, kind: FastGemmKind): FastGemmVariant {
-  return { op: c.op, act: c.act?.kind ?? 'none', interleaved: c.act?.interleaved ?? false, wf: c.wf, sd: c.sd, bias: c.biasDt, xmode: c.xmode, rowScale: c.rowScale, h: kind === 'f16', xScale: kind !== 'f32' };
+function fastVariant(c: Pick<FastGemmCall, 'op' | 'act' | 'xmode' | 'biasDt'> & { rowScale: boolean; wf: FastGemmVariant['wf']; sd: FastGemmVariant['sd']; zp: boolean }, kind: FastGemmKind): FastGemmVariant {
+  const v: FastGemmVariant = { op: c.op, act: c.act?.kind ?? 'none', interleaved: c.act?.interleaved ?? false, wf: c.wf, sd: c.sd, bias: c.biasDt, xmode: c.xmode, rowScale: c.rowScale, h: kind === 'f16', xScale: kind !== 'f32' };
+  // zp only when set, so the pipelines of weights without zero points keep their variant keys.
+  if (c.zp) v.zp = true;
+  return v;
 }
 
 /** Records the tile-offset kernel and the fast GEMM. */
@@ -177,7 +180,7 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   const scratch: GemmCallScratch = c.scratch ?? { meta: new Map() };
   const tm = plan.kind === 'subgroup-matrix' ? plan.tm : FAST_TM;
   const meta = recordTileOffsets(rec, c.g.offsets.buffer, tm, place, scratch);
-  const variant = fastVariant({ ...c, rowScale: !!c.rowScale, wf: layout.wf, sd: layout.sd }, plan.kind);
+  const variant = fastVariant({ ...c, rowScale: !!c.rowScale, wf: layout.wf, sd: layout.sd, zp: layout.zp }, plan.kind);
   if (plan.kind === 'subgroup-matrix' && tm !== FAST_TM) variant.tm = tm;
   if (test.emulateSubgroupMatrix && plan.kind === 'subgroup-matrix') variant.emu = true;
   let xAmax: GPUBuffer | undefined;

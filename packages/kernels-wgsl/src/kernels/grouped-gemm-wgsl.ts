@@ -29,6 +29,8 @@ export type GroupedGemmVariant = {
   wf: WeightFormat;
   /** Scale dtype of int formats ('none' otherwise). */
   sd: 'float32' | 'float16' | 'none';
+  /** int formats: per-block zero-point codes in a WZ binding (u8, same index as the scales); absent/false: 8 / 128. */
+  zp?: boolean;
   /** Bias dtype or 'none'. */
   bias: 'float32' | 'bfloat16' | 'float16' | 'none';
   /** Which row of X feeds grouped row p: 'token' = order[p] / k, 'pair' = order[p], 'grouped' = p. */
@@ -86,6 +88,17 @@ fn main() {
   META[2u * u.E + 1u] = acc;
 }
 `);
+
+/**
+ * With `zp`: `fn wzshift(i: u32) -> f32`, how far the zero point of scale
+ * block i (byte i of WZ) lies above the fixed one of decode_int4 / decode_int8
+ * (8 / 128), so that decode_int*(c) - wzshift(i) = c - zero.
+ */
+export function intZeroWgsl(v: { wf: WeightFormat; zp?: boolean }): string {
+  if (!v.zp) return '';
+  if (v.wf !== 'int4' && v.wf !== 'int8') throw new Error(`grouped_gemm: zero points with ${v.wf} weights`);
+  return `fn wzshift(i: u32) -> f32 { return f32((WZ[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - ${v.wf === 'int4' ? '8.0' : '128.0'}; }`;
+}
 
 /**
  * Where one dispatch of a grouped GEMM sits in its stack: experts
@@ -155,17 +168,19 @@ fn wld(e: u32, row: u32, col: u32) -> f32 {
 }`;
     case 'int8':
     case 'int4': {
-      // wa = scale blocks per row, wb = blockSize.
+      // wa = scale blocks per row, wb = blockSize. q = code - zero point (decode_int*: the fixed one, plus wzshift with zp).
       const code =
         v.wf === 'int8'
-          ? `let i = er * u.K + col; let q = decode_int8(${byte('WQ', 'i')});`
-          : `let bi = er * (u.K >> 1u) + (col >> 1u); let q = decode_int4(${byte('WQ', 'bi')} >> ((col & 1u) * 4u));`;
+          ? `let i = er * u.K + col; let q = decode_int8(${byte('WQ', 'i')})`
+          : `let bi = er * (u.K >> 1u) + (col >> 1u); let q = decode_int4(${byte('WQ', 'bi')} >> ((col & 1u) * 4u))`;
       return `${PACKED_CODE_WGSL}
 ${scale}
+${intZeroWgsl(v)}
 fn wld(e: u32, row: u32, col: u32) -> f32 {
   let er = e * u.wRows + row;
-  ${code}
-  return q * wscale(er * u.wa + col / u.wb);
+  let si = er * u.wa + col / u.wb;
+  ${code}${v.zp ? ' - wzshift(si)' : ''};
+  return q * wscale(si);
 }`;
     }
   }
@@ -176,24 +191,28 @@ export const WORD_VALUES: Readonly<Record<WeightFormat, number>> = Object.freeze
 
 /**
  * How the weight WGSL of the grouped GEMMs (tiled and fast) reads a weight
- * container: its storage format, the dtype of int_block scales, the buffers
- * to bind (codes, then scales) and the four weight uniforms wa..wd (fp8:
+ * container: its storage format, the dtype of int_block scales, whether it
+ * has int_block zero points, the buffers to bind (codes, then scales, then
+ * zero points) and the four weight uniforms wa..wd (fp8:
  * scale blocks along rows, along cols, block rows, block cols; mxfp4: scale
  * bytes per row; int: scale blocks per row, block size).
  * @example `const { wf, buffers, wu } = weightLayout(w, { rows: 2 * I, cols: H })`
  */
-export function weightLayout(w: ExpertWeightsGpu, d: Pick<ExpertDims, 'rows' | 'cols'>): { wf: WeightFormat; sd: 'float32' | 'float16' | 'none'; buffers: GPUBuffer[]; wu: [number, number, number, number] } {
+export function weightLayout(w: ExpertWeightsGpu, d: Pick<ExpertDims, 'rows' | 'cols'>): { wf: WeightFormat; sd: 'float32' | 'float16' | 'none'; zp: boolean; buffers: GPUBuffer[]; wu: [number, number, number, number] } {
   switch (w.kind) {
     case 'dense':
-      return { wf: w.w.dtype as WeightFormat, sd: 'none', buffers: [w.w.buffer], wu: [0, 0, 0, 0] };
+      return { wf: w.w.dtype as WeightFormat, sd: 'none', zp: false, buffers: [w.w.buffer], wu: [0, 0, 0, 0] };
     case 'fp8_block': {
       const [br, bc] = w.block;
-      return { wf: w.q.dtype === 'float8_e4m3fn' ? 'fp8_e4m3' : 'fp8_e5m2', sd: 'none', buffers: [w.q.buffer, w.scaleInv.buffer], wu: [Math.ceil(d.rows / br), Math.ceil(d.cols / bc), br, bc] };
+      return { wf: w.q.dtype === 'float8_e4m3fn' ? 'fp8_e4m3' : 'fp8_e5m2', sd: 'none', zp: false, buffers: [w.q.buffer, w.scaleInv.buffer], wu: [Math.ceil(d.rows / br), Math.ceil(d.cols / bc), br, bc] };
     }
     case 'mxfp4':
-      return { wf: 'mxfp4', sd: 'none', buffers: [w.blocks.buffer, w.scales.buffer], wu: [d.cols / 32, 0, 0, 0] };
-    case 'int_block':
-      return { wf: w.bits === 4 ? 'int4' : 'int8', sd: w.scales.dtype as 'float32' | 'float16', buffers: [w.q.buffer, w.scales.buffer], wu: [Math.ceil(d.cols / w.blockSize), w.blockSize, 0, 0] };
+      return { wf: 'mxfp4', sd: 'none', zp: false, buffers: [w.blocks.buffer, w.scales.buffer], wu: [d.cols / 32, 0, 0, 0] };
+    case 'int_block': {
+      const buffers = [w.q.buffer, w.scales.buffer];
+      if (w.zeros) buffers.push(w.zeros.buffer);
+      return { wf: w.bits === 4 ? 'int4' : 'int8', sd: w.scales.dtype as 'float32' | 'float16', zp: !!w.zeros, buffers, wu: [Math.ceil(d.cols / w.blockSize), w.blockSize, 0, 0] };
+    }
   }
 }
 
@@ -220,10 +239,11 @@ function wordWgsl(v: GroupedGemmVariant): string {
     case 'int8': {
       const four = v.wf === 'int4';
       const word = four ? `WQ[(er * (u.K >> 1u) + (col0 >> 1u)) >> 2u]` : `WQ[(er * u.K + col0) >> 2u]`;
-      const sc = v.s1 ? `let s = wscale(er * u.wa + col0 / u.wb);` : `let sb = er * u.wa;`;
+      const sc = v.s1 ? `let s = wscale(er * u.wa + col0 / u.wb);${v.zp ? ` let z = wzshift(er * u.wa + col0 / u.wb);` : ''}` : `let sb = er * u.wa;`;
       const si = v.s1 ? 's' : `wscale(sb + (col0 + i) / u.wb)`;
+      const zi = !v.zp ? '' : v.s1 ? ' - z' : ` - wzshift(sb + (col0 + i) / u.wb)`;
       const code = four ? `decode_int4(w >> (i * 4u))` : `decode_int8(w >> (i * 8u))`;
-      return `${head}\n  let w = ${word};\n  ${sc}\n  for (var i = 0u; i < ${V}u; i++) { o[i] = (${code}) * ${si}; }\n  return o;\n}`;
+      return `${head}\n  let w = ${word};\n  ${sc}\n  for (var i = 0u; i < ${V}u; i++) { o[i] = (${code}${zi}) * ${si}; }\n  return o;\n}`;
     }
     case 'float32':
       throw new Error('grouped_gemm: float32 weights load element by element (vec 1)');
@@ -263,6 +283,7 @@ export const groupedGemmKernel = defineKernel<GroupedGemmVariant>('grouped_gemm'
   bindings.push(v.wf === 'float32' ? 'WQ: array<f32>' : 'WQ: array<u32>');
   const hasWS = v.wf !== 'float32' && v.wf !== 'bfloat16' && v.wf !== 'float16';
   if (hasWS) bindings.push(v.wf === 'mxfp4' || v.sd === 'float16' ? 'WS: array<u32>' : 'WS: array<f32>');
+  if (v.zp) bindings.push('WZ: array<u32>');
   if (v.bias !== 'none') bindings.push(v.bias === 'float32' ? 'BIAS: array<f32>' : 'BIAS: array<u32>');
   const decl = bindings.map((b, i) => `@group(0) @binding(${i}) var<storage, read> ${b};`).join('\n');
   const yb = bindings.length;

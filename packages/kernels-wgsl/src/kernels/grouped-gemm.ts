@@ -116,7 +116,7 @@ function checkGroupingRef(g: GroupingRef): void {
 }
 
 /** Storage format, word vectorisation (vec, one scale per word) and buffers of a weight container. */
-function weightFormat(w: ExpertWeightsGpu, d: ExpertDims, opts: { vectorize?: boolean } = {}): { wf: WeightFormat; sd: GroupedGemmVariant['sd']; vec: number; s1: boolean; buffers: GPUBuffer[]; wu: [number, number, number, number] } {
+function weightFormat(w: ExpertWeightsGpu, d: ExpertDims, opts: { vectorize?: boolean } = {}): { wf: WeightFormat; sd: GroupedGemmVariant['sd']; zp: boolean; vec: number; s1: boolean; buffers: GPUBuffer[]; wu: [number, number, number, number] } {
   const base = weightLayout(w, d);
   const V = WORD_VALUES[base.wf];
   // Whole-word loads need every row to start on a word boundary.
@@ -222,13 +222,16 @@ function recordActQuant(rec: Recorder, grid: [number, number, number], x: GPUBuf
 function gemmVariant(
   op: GroupedGemmVariant['op'],
   act: ActParams | undefined,
-  wf: { wf: WeightFormat; sd: GroupedGemmVariant['sd']; vec: number; s1: boolean },
+  wf: { wf: WeightFormat; sd: GroupedGemmVariant['sd']; zp: boolean; vec: number; s1: boolean },
   bias: GroupedGemmVariant['bias'],
   xmode: GroupedGemmVariant['xmode'],
   rowScale: boolean,
   tile: (typeof TILES)[keyof typeof TILES],
 ): GroupedGemmVariant {
-  return { op, act: act?.kind ?? 'none', interleaved: act?.interleaved ?? false, wf: wf.wf, sd: wf.sd, vec: wf.vec, s1: wf.s1, bias, xmode, rowScale, ...tile };
+  const v: GroupedGemmVariant = { op, act: act?.kind ?? 'none', interleaved: act?.interleaved ?? false, wf: wf.wf, sd: wf.sd, vec: wf.vec, s1: wf.s1, bias, xmode, rowScale, ...tile };
+  // zp only when set, so the pipelines of weights without zero points keep their variant keys.
+  if (wf.zp) v.zp = true;
+  return v;
 }
 
 /** One grouped GEMM call: its inputs and output (the weights are in the plan's chunks). */

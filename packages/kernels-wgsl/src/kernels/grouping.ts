@@ -13,6 +13,7 @@ import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
 import { allocOutput, declareBindings, expect2d, expectLive } from './op-util.js';
 import type { GroupingGpu, GroupingRef } from './moe-types.js';
+import { GEMV_GROUPS, NO_EXPERT, type ActiveExperts } from './moe-gemv.js';
 
 const WG = 256;
 
@@ -110,6 +111,75 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 `);
 
+/**
+ * The decode forward's whole grouping in one single-workgroup dispatch
+ * (instead of zero, count, scan, scatter and the active-expert list: five
+ * dispatches of ~7-15 us each on an H200, a third of a small model's T = 1
+ * layer). Same outputs as groupGpu (counts, offsets, order, position; order
+ * inside an expert's range unspecified) plus the active-expert list of the
+ * decode GEMVs (experts with rows ascending, then NO_EXPERT up to E) and its
+ * indirect args. One workgroup loops over the pairs and experts: meant for
+ * the few pairs of decode (the planner sends larger T to groupGpu).
+ */
+export const groupDecodeKernel = defineKernel<Record<string, never>>('group_decode', () => /* wgsl */ `
+struct U { n: u32, E: u32, nbx0: u32, nbx1: u32, }
+${declareBindings([
+  { name: 'IDX', type: 'array<u32>', access: 'read' },
+  { name: 'C', type: 'array<atomic<u32>>', access: 'read_write' },
+  { name: 'OFF', type: 'array<u32>', access: 'read_write' },
+  { name: 'CUR', type: 'array<atomic<u32>>', access: 'read_write' },
+  { name: 'ORD', type: 'array<u32>', access: 'read_write' },
+  { name: 'POS', type: 'array<u32>', access: 'read_write' },
+  { name: 'ACT', type: 'array<u32>', access: 'read_write' },
+  { name: 'ARGS', type: 'array<u32>', access: 'read_write' },
+])}
+var<workgroup> part: array<u32, ${WG}>;
+var<workgroup> nact: u32;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) li: u32) {
+  for (var e = li; e < u.E; e += ${WG}u) { atomicStore(&C[e], 0u); }
+  storageBarrier();
+  for (var p = li; p < u.n; p += ${WG}u) { let e = IDX[p]; if (e < u.E) { atomicAdd(&C[e], 1u); } }
+  storageBarrier();
+  // exclusive scan over E: ${WG} segments, then the segment sums in one lane
+  let seg = (u.E + ${WG - 1}u) / ${WG}u;
+  let e0 = min(li * seg, u.E);
+  let e1 = min(e0 + seg, u.E);
+  var s = 0u;
+  var act = 0u;
+  for (var e = e0; e < e1; e++) { let c = atomicLoad(&C[e]); s += c; act += select(0u, 1u, c > 0u); }
+  part[li] = s;
+  workgroupBarrier();
+  if (li == 0u) {
+    var run = 0u;
+    for (var i = 0u; i < ${WG}u; i++) { let v = part[i]; part[i] = run; run += v; }
+    OFF[u.E] = run;
+  }
+  workgroupBarrier();
+  var run = part[li];
+  for (var e = e0; e < e1; e++) { OFF[e] = run; atomicStore(&CUR[e], run); run += atomicLoad(&C[e]); }
+  workgroupBarrier();
+  // active experts: the same segments, counted then scanned
+  part[li] = act;
+  workgroupBarrier();
+  if (li == 0u) {
+    var na = 0u;
+    for (var i = 0u; i < ${WG}u; i++) { let v = part[i]; part[i] = na; na += v; }
+    nact = na;
+    ARGS[0] = u.nbx0; ARGS[1] = na; ARGS[2] = 1u; ARGS[3] = u.nbx1; ARGS[4] = na; ARGS[5] = 1u;
+  }
+  let na = workgroupUniformLoad(&nact);
+  var a = part[li];
+  for (var e = e0; e < e1; e++) { if (atomicLoad(&C[e]) > 0u) { ACT[a] = e; a++; } }
+  for (var i = na + li; i < u.E; i += ${WG}u) { ACT[i] = ${NO_EXPERT}u; }
+  storageBarrier();
+  for (var p = li; p < u.n; p += ${WG}u) {
+    let e = IDX[p];
+    if (e < u.E) { let slot = atomicAdd(&CUR[e], 1u); ORD[slot] = p; POS[p] = slot; }
+  }
+}
+`);
+
 function makeGrouping(T: number, k: number, E: number, counts: GpuTensor, offsets: GpuTensor, order: GpuTensor, position: GpuTensor): GroupingGpu {
   const destroy = () => {
     counts.destroy();
@@ -125,6 +195,22 @@ export interface GroupOptions {
   /** Allocate the four outputs from this pool. */
   pool?: BufferPool;
 }
+
+/** Checks idx (uint32 [T, k], k >= 1) and E, and allocates the four outputs of a grouping (from `opts.pool` if given). */
+function allocGrouping(ctx: GpuContext, what: string, idx: GpuTensor, E: number, opts: GroupOptions): GroupingGpu {
+  expectLive(what, { idx });
+  if (idx.dtype !== 'uint32') throw new DTypeError(`${what} idx`, 'uint32', idx.dtype);
+  const [T, k] = expect2d(`${what} idx [T, k]`, idx.shape);
+  if (!Number.isInteger(E) || E < 1) throw new ValueError(`${what} E`, 'an integer >= 1', E);
+  if (k < 1) throw new ShapeError(`${what} idx [T, k]`, '[T, k] with k >= 1', idx.shape);
+  const n = T * k;
+  const counts = allocOutput(ctx, opts.pool, 'uint32', [E], 'group.counts');
+  const offsets = allocOutput(ctx, opts.pool, 'uint32', [E + 1], 'group.offsets');
+  const order = allocOutput(ctx, opts.pool, 'uint32', [n], 'group.order');
+  const position = allocOutput(ctx, opts.pool, 'uint32', [n], 'group.position');
+  return makeGrouping(T, k, E, counts, offsets, order, position);
+}
+
 
 /**
  * Records the grouping of the (token, slot) pairs of `idx` (uint32 [T,k],
@@ -142,17 +228,9 @@ export interface GroupOptions {
  * ```
  */
 export function groupGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: number, opts: GroupOptions = {}): GroupingGpu {
-  expectLive('groupGpu', { idx });
-  if (idx.dtype !== 'uint32') throw new DTypeError('groupGpu idx', 'uint32', idx.dtype);
-  const [T, k] = expect2d('groupGpu idx [T, k]', idx.shape);
-  if (!Number.isInteger(E) || E < 1) throw new ValueError('groupGpu E', 'an integer >= 1', E);
-  if (k < 1) throw new ShapeError('groupGpu idx [T, k]', '[T, k] with k >= 1', idx.shape);
-  const n = T * k;
-  const counts = allocOutput(ctx, opts.pool, 'uint32', [E], 'group.counts');
-  const offsets = allocOutput(ctx, opts.pool, 'uint32', [E + 1], 'group.offsets');
-  const order = allocOutput(ctx, opts.pool, 'uint32', [n], 'group.order');
-  const position = allocOutput(ctx, opts.pool, 'uint32', [n], 'group.position');
-  const g = makeGrouping(T, k, E, counts, offsets, order, position);
+  const g = allocGrouping(ctx, 'groupGpu', idx, E, opts);
+  const { counts, offsets, order, position } = g;
+  const n = g.T * g.k;
   try {
     const cursor = rec.temp(E * 4, 'group.cursor');
     const v = {} as Record<string, never>;
@@ -166,6 +244,39 @@ export function groupGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: numb
     throw e;
   }
   return g;
+}
+
+/**
+ * Records the grouping of `idx` (uint32 [T, k], values < E) and the decode
+ * GEMVs' active-expert list in one dispatch ({@link groupDecodeKernel}):
+ * the decode path's replacement for groupGpu + activeExpertsGpu. `nGateUp`
+ * and `nDown` are the GEMVs' output widths (for the indirect args).
+ * @example
+ * ```ts
+ * const { grouping, active } = groupDecodeGpu(ctx, rec, routing.idx, E, moeDim, hiddenDim, { pool });
+ * gemvGateUpGpu(ctx, rec, x, grouping, w.gateUp, act, { pool, active });
+ * ```
+ */
+export function groupDecodeGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: number, nGateUp: number, nDown: number, opts: GroupOptions = {}): { grouping: GroupingGpu; active: ActiveExperts } {
+  const g = allocGrouping(ctx, 'groupDecodeGpu', idx, E, opts);
+  const { counts, offsets, order, position } = g;
+  const n = g.T * g.k;
+  try {
+    const cursor = rec.temp(E * 4, 'group.cursor');
+    const active = rec.temp(4 * E, 'active');
+    const args = rec.temp(32, 'indirect');
+    rec.dispatch({
+      kernel: groupDecodeKernel,
+      variant: {} as Record<string, never>,
+      buffers: [idx.buffer, counts.buffer, offsets.buffer, cursor, order.buffer, position.buffer, active, args],
+      uniforms: new Uniforms().u32(n, E, Math.ceil(nGateUp / GEMV_GROUPS), Math.ceil(nDown / GEMV_GROUPS)).finish(),
+      workgroups: [1],
+    });
+    return { grouping: g, active: { active, args } };
+  } catch (e) {
+    g.destroy();
+    throw e;
+  }
 }
 
 /**

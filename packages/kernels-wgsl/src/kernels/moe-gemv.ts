@@ -16,10 +16,12 @@ import { LimitError } from '../runtime/errors.js';
 import type { ExpertActivation, ExpertStackGpu, ExpertWeightsGpu, GroupingGpu } from './moe-types.js';
 import { FP8_DECODE_WGSL, PACKED_CODE_WGSL } from '../wgsl.js';
 import { expertChunkList, expertDims } from './expert-weights.js';
+import { KERNEL_CROSSOVERS } from './plan.js';
 
 
-/** Outputs per workgroup (one per 32-lane group). */
-const GROUPS = 8;
+/** Outputs per decode-GEMV workgroup, one per 32-lane group (its indirect args count blocks of these). */
+export const GEMV_GROUPS = 8;
+const GROUPS = GEMV_GROUPS;
 const LANES = 32;
 /** Token rows accumulated at once per weight load. */
 const MR = 8;
@@ -34,6 +36,8 @@ export type GemvVariant = {
   wdtype: DenseDtype | QuantFmt;
   /** Storage dtype of the quantized scales ('none' for dense weights). */
   sdtype: 'float32' | 'float16' | 'uint8' | 'none';
+  /** int4 / int8: per-block zero-point codes in a QZ binding (u8, indexed as the scales); absent/false: 8 / 128. */
+  zp?: boolean;
   /** cols % 8 == 0: 8-wide vector loads. */
   vec8: boolean;
   /** 'gate_up' (two rows per output + activation) or 'down'. */
@@ -116,7 +120,7 @@ function actWgsl(act: GemvVariant['act']): string {
 }
 
 /** The Active-list entry of a slot past the active experts. */
-const NO_EXPERT = 0xffffffff;
+export const NO_EXPERT = 0xffffffff;
 
 /**
  * The decode GEMV. Workgroup (bx, by): output block bx (GROUPS outputs), active
@@ -168,6 +172,8 @@ export const gemvKernel = defineKernel<GemvVariant>('moe_gemv', (v) => {
           ? `fn wscale(e: u32, r: u32, col: u32) -> f32 { let i = (e * p.rows + r) * p.s0 + col / p.s1; let q = unpack2x16float(QS[i >> 1u]); return select(q.x, q.y, (i & 1u) == 1u); }`
           : `fn wscale(e: u32, r: u32, col: u32) -> f32 { return QS[(e * p.rows + r) * p.s0 + col / p.s1]; }`;
       lutInit = v.wdtype === 'int8' ? `lut[li] = decode_int8(li);` : `lut[li] = decode_int4(li);`;
+      // zero point of the chunk's block, as its shift from the table's fixed 8 / 128 (all 8 or 32 columns share it)
+      if (v.zp) scaleFn += `\nfn wzshift(e: u32, r: u32, col: u32) -> f32 { let i = (e * p.rows + r) * p.s0 + col / p.s1; return f32((QZ[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - ${v.wdtype === 'int4' ? '8.0' : '128.0'}; }`;
     } else {
       scaleFn = `fn wscale(e: u32, r: u32, col: u32) -> f32 { let i = (e * p.rows + r) * p.s0 + col / 32u; return exp2(f32((QS[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - 127.0); }`;
       lutInit = `lut[li] = decode_fp4(li);`;
@@ -188,17 +194,18 @@ export const gemvKernel = defineKernel<GemvVariant>('moe_gemv', (v) => {
   const halves = four ? [0, 1] : [0];
   const shifts = (h: number) => (four ? `vec4<u32>(${[0, 4, 8, 12].map((b) => b + 16 * h + 'u').join(', ')})` : 'vec4<u32>(0u, 8u, 16u, 24u)');
   const mask = four ? 'vec4<u32>(15u)' : 'vec4<u32>(255u)';
+  const zsub = (z: string) => (v.zp ? ` - ${z}` : '');
   const wideInner = `
         let col = c * ${CW}u;
         let qg = W[(gbase + col) / ${CW}u];${gu ? ` let qu = W[(ubase + col) / ${CW}u];` : ''}
-        let sg = wscale(e, rg, col);${gu ? ' let su = wscale(e, ru, col);' : ''}
+        let sg = wscale(e, rg, col);${gu ? ' let su = wscale(e, ru, col);' : ''}${v.zp ? ` let zg = wzshift(e, rg, col);${gu ? ' let zu = wzshift(e, ru, col);' : ''}` : ''}
 ${R.map((m) => `        var pg${m} = 0.0;${gu ? ` var pu${m} = 0.0;` : ''} let xq${m} = (xrow${m} + col) >> 2u;`).join('\n')}
 ${words
   .map((j) =>
     halves
       .map((h) => {
         const xo = four ? 2 * j + h : j;
-        return `        { let wg = dec((vec4<u32>(qg[${j}]) >> ${shifts(h)}) & ${mask});${gu ? ` let wu = dec((vec4<u32>(qu[${j}]) >> ${shifts(h)}) & ${mask});` : ''}
+        return `        { let wg = dec((vec4<u32>(qg[${j}]) >> ${shifts(h)}) & ${mask})${zsub('zg')};${gu ? ` let wu = dec((vec4<u32>(qu[${j}]) >> ${shifts(h)}) & ${mask})${zsub('zu')};` : ''}
 ${R.map((m) => `          { let xv = X4[xq${m} + ${xo}u]; pg${m} += dot(wg, xv);${gu ? ' pu' + m + ' += dot(wu, xv);' : ''} }`).join('\n')} }`;
       })
       .join('\n'),
@@ -206,10 +213,12 @@ ${R.map((m) => `          { let xv = X4[xq${m} + ${xo}u]; pg${m} += dot(wg, xv);
   .join('\n')}
 ${R.map((m) => `        ag${m} += sg * pg${m};${gu ? ` au${m} += su * pu${m};` : ''}`).join('\n')}`;
   const Us = Array.from({ length: U }, (_, u) => u);
+  // zero points: the 8 table values minus the chunk's zero-point shift
+  const wz = (w8: string, z: string) => (v.zp ? `wzsub(${w8}, ${z})` : w8);
   const inner = v.vec8
     ? `
 ${Us.map((u) => `        let c${u} = c + ${u * LANES}u; let f${u} = select(0.0, 1.0, c${u} < nchunks); let col${u} = min(c${u}, nchunks - 1u) * 8u;
-        let wg${u} = wload8(gbase + col${u});${gu ? ` let wu${u} = wload8(ubase + col${u});` : ''}${quant ? ` let sg${u} = wscale(e, rg, col${u});${gu ? ` let su${u} = wscale(e, ru, col${u});` : ''}` : ''}`).join('\n')}
+        let wg${u} = ${wz(`wload8(gbase + col${u})`, `wzshift(e, rg, col${u})`)};${gu ? ` let wu${u} = ${wz(`wload8(ubase + col${u})`, `wzshift(e, ru, col${u})`)};` : ''}${quant ? ` let sg${u} = wscale(e, rg, col${u});${gu ? ` let su${u} = wscale(e, ru, col${u});` : ''}` : ''}`).join('\n')}
 ${Us.map((u) => R.map((m) => `        { let q = (xrow${m} + col${u}) >> 2u; let xa = X4[q] * f${u}; let xb = X4[q + 1u] * f${u};
           let xe = vec4<f32>(xa.xz, xb.xz); let xo = vec4<f32>(xa.yw, xb.yw);
           ag${m} += ${quant ? `sg${u} * ` : ''}(dot(wg${u}.e, xe) + dot(wg${u}.o, xo));${gu ? ` au${m} += ${quant ? `su${u} * ` : ''}(dot(wu${u}.e, xe) + dot(wu${u}.o, xo));` : ''} }`).join('\n')).join('\n')}`
@@ -233,7 +242,9 @@ struct W8 { e: vec4<f32>, o: vec4<f32>, }
 ${v.bias ? `@group(0) @binding(7) var<storage, read> B: ${v.bdtype === 'float32' ? 'array<f32>' : 'array<u32>'};` : ''}
 ${v.rowScale ? `@group(0) @binding(${v.bias ? 8 : 7}) var<storage, read> S: array<f32>;` : ''}
 ${quant ? `@group(0) @binding(${7 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0)}) var<storage, read> QS: ${v.sdtype === 'float32' ? 'array<f32>' : 'array<u32>'};` : ''}
-@group(0) @binding(${7 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0) + (quant ? 1 : 0)}) var<uniform> p: P;
+${v.zp ? `@group(0) @binding(${8 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0)}) var<storage, read> QZ: array<u32>;` : ''}
+@group(0) @binding(${7 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0) + (quant ? 1 : 0) + (v.zp ? 1 : 0)}) var<uniform> p: P;
+${v.zp && !v.wide ? 'fn wzsub(w: W8, z: f32) -> W8 { return W8(w.e - z, w.o - z); }' : ''}
 ${v.wide ? `${wideDecodeWgsl(v.wdtype)}\n${scaleFn}` : quant ? `${FP8_DECODE_WGSL}${PACKED_CODE_WGSL}\nvar<workgroup> lut: array<f32, 256>;\n${scaleFn}` : ''}
 ${v.wide ? '' : v.vec8 ? load8 : load1}
 ${v.bias ? biasLoader(v.bdtype) : ''}
@@ -376,6 +387,8 @@ function singleExpertList(ctx: GpuContext): GPUBuffer {
 /** Options of the decode GEMVs. */
 export interface GemvOptions {
   pool?: BufferPool;
+  /** Packed weights: 16-byte loads with arithmetic decoding where the shapes allow (default KERNEL_CROSSOVERS.gemvWideLoads). */
+  wideLoads?: boolean;
   /** Reuse the active-expert list of this forward (else computed here). */
   active?: ActiveExperts;
   bias?: GpuTensor;
@@ -389,6 +402,8 @@ interface GemvWeights {
   cols: number;
   codes: GpuTensor;
   scales?: GpuTensor;
+  /** int_block zero points (uint8, indexed as the scales). */
+  zeros?: GpuTensor;
   wfmt: GemvVariant['wdtype'];
   sdtype: GemvVariant['sdtype'];
   /** s0..s3 uniforms of the scale lookup. */
@@ -432,25 +447,22 @@ function gemvWeights(what: string, w: ExpertWeightsGpu): GemvWeights {
     if (w.blockSize % 8 !== 0) throw new ValueError(`${what} int block size`, 'a multiple of 8 for the decode GEMV', w.blockSize);
     const sd = w.scales.dtype;
     if (sd !== 'float32' && sd !== 'float16') throw new DTypeError(`${what} int scales`, ['float32', 'float16'], sd);
-    return { E, rows, cols, codes: w.q, scales: w.scales, wfmt: w.bits === 4 ? 'int4' : 'int8', sdtype: sd, su: [Math.ceil(cols / w.blockSize), w.blockSize, 0, 0] };
+    return { E, rows, cols, codes: w.q, scales: w.scales, zeros: w.zeros, wfmt: w.bits === 4 ? 'int4' : 'int8', sdtype: sd, su: [Math.ceil(cols / w.blockSize), w.blockSize, 0, 0] };
   }
   return { E, rows, cols, codes: w.blocks, scales: w.scales, wfmt: 'mxfp4', sdtype: 'uint8', su: [cols / 32, 0, 0, 0] };
 }
 
 /**
- * Whether packed weights take the wide GEMV: int4, int8, mxfp4 or fp8 e4m3
- * codes (e5m2 keeps the table: its subnormals would need f16 denormals),
- * columns a multiple of the 16-byte chunk and scale blocks a multiple of it.
- */
-/**
  * Whether the decode GEMV reads these packed weights 16 bytes per load with
  * arithmetic decoding (else 8 columns per load through a table; dense
- * weights: false).
+ * weights: false), given `wideLoads` (the GemvOptions value): int4, int8,
+ * mxfp4 or fp8 e4m3 codes (e5m2 keeps the table: its subnormals would need
+ * f16 denormals), columns and scale blocks multiples of the 16-byte chunk.
  * @example `gemvWideLoads(int4Weights) // true when cols and blocks are multiples of 32`
  */
-export function gemvWideLoads(w: ExpertStackGpu): boolean {
+export function gemvWideLoads(w: ExpertStackGpu, wideLoads: boolean = KERNEL_CROSSOVERS.gemvWideLoads): boolean {
   try {
-    return wideOk(gemvWeights('weights', stackChunks(w)[0]));
+    return wideLoads && wideOk(gemvWeights('weights', stackChunks(w)[0]));
   } catch {
     return false;
   }
@@ -522,9 +534,11 @@ function gemv(
     rowScale: mode === 'gate_up' && !!opts.rowScale,
     bdtype: (first.bias?.dtype ?? 'float32') as DenseDtype,
     // rows accumulated per weight pass: about the rows per active expert (uniform routing), a power of two <= 8
-    wide: wideOk(first.gw),
+    wide: (opts.wideLoads ?? KERNEL_CROSSOVERS.gemvWideLoads) && wideOk(first.gw),
     mr: Math.min(first.gw.sdtype === 'none' ? MR : 4, g.T, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil((g.T * g.k) / Math.min(g.E, g.T * g.k)))))),
   };
+  // zp only when set, so the pipelines of weights without zero points keep their variant keys.
+  if (first.gw.zeros) variant.zp = true;
   // one dispatch per chunk: each computes the outputs of its experts' rows that it holds
   for (const c of chunks) {
     const nbx = Math.ceil(c.nout / GROUPS);
@@ -532,6 +546,7 @@ function gemv(
     if (c.bias) buffers.push(c.bias.buffer);
     if (variant.rowScale) buffers.push(opts.rowScale!.buffer);
     if (c.gw.scales) buffers.push(c.gw.scales.buffer);
+    if (c.gw.zeros) buffers.push(c.gw.zeros.buffer);
     rec.dispatch({
       kernel: gemvKernel,
       variant,

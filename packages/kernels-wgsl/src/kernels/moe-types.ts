@@ -104,14 +104,22 @@ export type ExpertWeightsGpu =
   | { kind: 'dense'; w: GpuTensor /* float32 | bfloat16 | float16 [E, rows, cols] */ }
   | { kind: 'fp8_block'; q: GpuTensor /* float8_e4m3fn | float8_e5m2 [E, rows, cols] */; scaleInv: GpuTensor /* float32 [E, ceil(rows/128), ceil(cols/128)] */; block: [number, number] }
   | { kind: 'mxfp4'; blocks: GpuTensor /* uint8 [E, rows, cols/32, 16] */; scales: GpuTensor /* uint8 [E, rows, cols/32] e8m0 */ }
-  | { kind: 'int_block'; bits: 4 | 8; q: GpuTensor /* uint8 [E, rows, cols*bits/8] */; scales: GpuTensor /* float32|float16 [E, rows, ceil(cols/blockSize)] */; blockSize: number };
+  | {
+      kind: 'int_block';
+      bits: 4 | 8;
+      q: GpuTensor /* uint8 [E, rows, cols*bits/8] */;
+      scales: GpuTensor /* float32|float16 [E, rows, ceil(cols/blockSize)] */;
+      blockSize: number;
+      /** Optional per-block zero-point codes, uint8 [E, rows, ceil(cols/blockSize)] (asymmetric; absent: 8 / 128). */
+      zeros?: GpuTensor;
+    };
 
 /** The same on the host (TypeScript reference path). */
 export type ExpertWeightsHost =
   | { kind: 'dense'; w: HostTensor }
   | { kind: 'fp8_block'; q: HostTensor; scaleInv: HostTensor; block: [number, number] }
   | { kind: 'mxfp4'; blocks: HostTensor; scales: HostTensor }
-  | { kind: 'int_block'; bits: 4 | 8; q: HostTensor; scales: HostTensor; blockSize: number };
+  | { kind: 'int_block'; bits: 4 | 8; q: HostTensor; scales: HostTensor; blockSize: number; zeros?: HostTensor };
 
 /**
  * How the rows of one expert map to its outputs (what a split inside an

@@ -35,6 +35,12 @@ export const KERNEL_CROSSOVERS = {
   decodeTileRowsPerExpert: 24,
   /** Fast prefill GEMMs from this many grouped rows per expert on average, by kernel. */
   fastMinRowsPerExpert: { 'subgroup-matrix': 8, f16: 64, f32: 64 } as Readonly<Record<FastGemmKind, number>>,
+  /**
+   * Packed decode GEMVs read 16 bytes per load (arithmetic decoding) by default. Off: on the H200
+   * (2026-12-03, bench A/B in one call) the wide path took Mixtral int4 T=1 from 0.203 to 0.302 ms and
+   * T=16 from 1.62 to 4.72 ms against the 8-column table loads; it stays selectable (GemvOptions.wideLoads).
+   */
+  gemvWideLoads: false,
 } as const;
 
 /** Whether the routed experts of a forward of T tokens (k per token, E experts) take the decode GEMVs. */

@@ -74,10 +74,13 @@ export function decodeExpertRow(w: ExpertStackHost, e: number, row: number, out:
       const nb = Math.ceil(cols / w.blockSize);
       const sd = w.scales.data;
       const sc = (i: number) => (w.scales.dtype === 'float16' ? f16ToF32(sd[i]) : (sd as Float32Array)[i]);
-      const zp = w.bits === 4 ? 8 : 128;
+      // Zero point: the block's code in `zeros` (asymmetric), else 8 (int4) / 128 (int8).
+      const zeros = w.zeros?.data as Uint8Array | undefined;
+      const zp0 = w.bits === 4 ? 8 : 128;
       for (let c = 0; c < cols; c++) {
         const code = w.bits === 8 ? q[er * cols + c] : c & 1 ? q[er * (cols / 2) + (c >> 1)] >> 4 : q[er * (cols / 2) + (c >> 1)] & 15;
-        out[c] = Math.fround((code - zp) * sc(er * nb + Math.floor(c / w.blockSize)));
+        const bi = er * nb + Math.floor(c / w.blockSize);
+        out[c] = Math.fround((code - (zeros ? zeros[bi] : zp0)) * sc(bi));
       }
       return out;
     }
@@ -113,7 +116,7 @@ export type ExpertQuantFormat =
   | { kind: 'dense'; dtype: 'float32' | 'bfloat16' | 'float16' }
   | { kind: 'fp8_block'; dtype?: 'float8_e4m3fn' | 'float8_e5m2'; block?: [number, number] }
   | { kind: 'mxfp4' }
-  | { kind: 'int_block'; bits: 4 | 8; blockSize: number; scaleDtype?: 'float32' | 'float16' };
+  | { kind: 'int_block'; bits: 4 | 8; blockSize: number; scaleDtype?: 'float32' | 'float16'; zeroPoint?: boolean };
 
 /**
  * Quantises f32 expert weights [E, rows, cols] (rows = output channels) into
@@ -125,7 +128,12 @@ export type ExpertQuantFormat =
  *   byte s + 127), codes = nearest e2m1 of w / 2^s. Needs cols % 32 == 0.
  * - `int_block`: symmetric per `blockSize` inputs of a row, scale =
  *   amax / (2^(bits-1) - 1) (stored in `scaleDtype`), q = round(w / scale)
- *   + 2^(bits-1) clamped to [0, 2^bits - 1]. int4 needs even cols.
+ *   + 2^(bits-1) clamped to [0, 2^bits - 1]. int4 needs even cols. With
+ *   `zeroPoint: true` asymmetric (compressed-tensors' min/max scheme, in
+ *   unsigned codes): lo = min(0, min w), hi = max(0, max w), scale =
+ *   (hi - lo) / (2^bits - 1) (at least 2^-23; stored in `scaleDtype`), zero =
+ *   clamp(round(-lo / scale), 0, 2^bits - 1) stored per block in `zeros`,
+ *   q = clamp(round(w / scale + zero), 0, 2^bits - 1).
  *
  * @example
  * ```ts
@@ -191,19 +199,26 @@ export function quantizeExperts(w: Float32Array, E: number, rows: number, cols: 
       if (sdt !== 'float32' && sdt !== 'float16') throw new ValueError('quantizeExperts int scaleDtype', "'float32' | 'float16'", sdt);
       if (bits === 4 && cols % 2 !== 0) throw new ValueError('quantizeExperts int4 cols', 'an even number (two codes per byte; pad the input channels with a zero)', cols);
       const nb = Math.ceil(cols / blockSize);
-      const zp = 2 ** (bits - 1);
       const qmax = 2 ** bits - 1;
       const q = new Uint8Array((nRows * cols * bits) / 8);
       const sf = new Float32Array(nRows * nb);
+      const zeros = format.zeroPoint ? new Uint8Array(nRows * nb) : undefined;
       for (let r = 0; r < nRows; r++)
         for (let b = 0; b < nb; b++) {
           const c0 = b * blockSize;
           const c1 = Math.min(cols, c0 + blockSize);
-          let amax = 0;
-          for (let c = c0; c < c1; c++) amax = Math.max(amax, Math.abs(w[r * cols + c]));
+          let lo = 0;
+          let hi = 0;
+          for (let c = c0; c < c1; c++) {
+            lo = Math.min(lo, w[r * cols + c]);
+            hi = Math.max(hi, w[r * cols + c]);
+          }
           // The scale as stored (rounded to its dtype), so codes match what is decoded.
-          const sc = toFloat32(sdt, fromFloat32(sdt, [amax / (zp - 1)]))[0];
+          const raw = zeros ? Math.max((hi - lo) / qmax, 2 ** -23) : Math.max(hi, -lo) / (2 ** (bits - 1) - 1);
+          const sc = toFloat32(sdt, fromFloat32(sdt, [raw]))[0];
           sf[r * nb + b] = sc;
+          const zp = zeros ? Math.min(qmax, Math.max(0, Math.round(-lo / sc))) : 2 ** (bits - 1);
+          if (zeros) zeros[r * nb + b] = zp;
           for (let c = c0; c < c1; c++) {
             const code = sc > 0 ? Math.min(qmax, Math.max(0, Math.round(w[r * cols + c] / sc) + zp)) : zp;
             if (bits === 8) q[r * cols + c] = code;
@@ -211,13 +226,15 @@ export function quantizeExperts(w: Float32Array, E: number, rows: number, cols: 
           }
         }
       const bytesPerRow = (cols * bits) / 8;
-      return {
+      const out: ExpertWeightsHost = {
         kind: 'int_block',
         bits,
         blockSize,
         q: new HostTensor('uint8', [E, rows, bytesPerRow], q),
         scales: new HostTensor(sdt, [E, rows, nb], fromFloat32(sdt, sf)),
       };
+      if (zeros) out.zeros = new HostTensor('uint8', [E, rows, nb], zeros);
+      return out;
     }
     default:
       throw new ValueError('quantizeExperts format kind', "'dense' | 'fp8_block' | 'mxfp4' | 'int_block'", (format as { kind: unknown }).kind);

@@ -370,7 +370,8 @@ export class Recorder {
   }
 }
 
-type GraphCommand =
+/** One command of a captured {@link GpuGraph} (a dispatch or a buffer copy), as `Recorder.toGraph()` records it. */
+export type GraphCommand =
   | { kind: 'dispatch'; pipeline: GPUComputePipeline; bg: GPUBindGroup; wg?: [number, number, number]; indirect?: GPUBuffer; offset?: number }
   | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number };
 

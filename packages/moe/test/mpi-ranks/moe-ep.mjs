@@ -1,12 +1,13 @@
 // One MPI rank: expert-parallel MoE forward over the MPI transport (CPU shards) against the unsharded layer
-// computed on the same rank (MoE.forwardHost, the TypeScript reference). Cases: every unquantized fixture
-// (this rank reads only its experts), one token (ranks without tokens), and a router that sends every token
-// to experts 0 and 1 (ranks that receive nothing). Prints one JSON line per case; exit 1 if any is off.
-import { ARCHS, FIXTURES, TOL, relErr } from './common.mjs';
+// computed on the same rank (MoE.forwardHost, the TypeScript reference). Cases: every fixture, unquantized and
+// quantized (this rank reads only its experts; fp8 codes and scales, MXFP4 blocks), one token (ranks without
+// tokens), and a router that sends every token to experts 0 and 1 (ranks that receive nothing). Prints one JSON
+// line per case; exit 1 if any is off.
+import { ARCHS, FIXTURES, QUANT_ARCHS, TOL, relErr } from './common.mjs';
 import { DeviceRef, HostTensor, SafetensorsFile } from '@webmoe/tensor';
 import { fileSource } from '@webmoe/tensor/node';
 import { ShardingError, ShardingStrategy } from '@webmoe/sharding';
-import { MoE, ShardedMoE, TopKSoftmaxGate } from '@webmoe/moe';
+import { MoE, ShardedMoE, TopKSoftmaxGate, quantize } from '@webmoe/moe';
 import { createMpiTransport } from '@webmoe/mpi';
 
 const tr = createMpiTransport();
@@ -21,7 +22,7 @@ async function report(name, ep, x, T, want) {
   console.log(JSON.stringify({ rank: tr.rank, size: n, case: name, T, H: ep.hiddenDim, k: ep.shards[0].numExpertsPerToken, err, ok, localExperts: ep.shards[0].numLocalExperts, stats: ep.lastEPStats[0] }));
 }
 
-for (const arch of ARCHS) {
+for (const arch of [...ARCHS, ...QUANT_ARCHS]) {
   const dir = `${FIXTURES}/${arch}`;
   const f = await SafetensorsFile.open(await fileSource(`${dir}/golden.safetensors`), 'golden');
   const xin = (await f.read('input')).toFloat32();
@@ -77,5 +78,10 @@ for (const skew of 6 % n === 0 ? [false, true] : []) {
   const ep = new ShardedMoE(moe, [DeviceRef.CPU()], ShardingStrategy.expertParallel(n), { transport: tr });
   await report(skew ? 'skewed router' : 'random E=6', ep, x, T, moe.forwardHost(x, T));
   ep.destroy();
+  // the same layer with int4 experts (blocks of 4): codes and scales go with their expert
+  const q = quantize(moe, { format: 'int4', blockSize: 4 });
+  const epq = new ShardedMoE(q, [DeviceRef.CPU()], ShardingStrategy.expertParallel(n), { transport: tr });
+  await report(skew ? 'skewed router int4' : 'random E=6 int4', epq, x, T, q.forwardHost(x, T));
+  epq.destroy();
 }
 process.exitCode = failed ? 1 : 0;
