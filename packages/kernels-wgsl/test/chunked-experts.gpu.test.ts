@@ -4,7 +4,8 @@
  * on a chunked stack and on the same stack in one buffer, for every weight
  * format (dense f32 / bf16 / f16, fp8 blocks, MXFP4, int4 / int8 blocks) and
  * both chunkings (several whole experts per chunk; one expert cut in two at
- * the format's block unit): the decode GEMVs (T = 3), the tiled grouped GEMMs
+ * the format's block unit; int blocks with and without zero points): the
+ * decode GEMVs (T = 3), the tiled grouped GEMMs
  * and the fast f32 prefill GEMM (T = 600), and the CPU references. The
  * unchunked results are checked against the references (as in the other
  * GEMM tests) so that the equality is not between two wrong answers.
@@ -60,7 +61,7 @@ function expectSameBits(got: Float32Array, want: Float32Array, what: string): vo
 
 /** The largest per-expert tensor bytes of a host container (codes dominate). */
 function expertBytes(w: ExpertWeightsHost): number {
-  const ts = w.kind === 'dense' ? [w.w] : w.kind === 'fp8_block' ? [w.q, w.scaleInv] : w.kind === 'mxfp4' ? [w.blocks, w.scales] : [w.q, w.scales];
+  const ts = w.kind === 'dense' ? [w.w] : w.kind === 'fp8_block' ? [w.q, w.scaleInv] : w.kind === 'mxfp4' ? [w.blocks, w.scales] : [w.q, w.scales, ...(w.zeros ? [w.zeros] : [])];
   return Math.max(...ts.map((t) => t.byteLength / t.shape[0]));
 }
 
@@ -79,6 +80,8 @@ const FORMATS: Fmt[] = [
   { name: 'mxfp4', make: quant({ kind: 'mxfp4' }), bias: 'bfloat16' },
   { name: 'int4 blocks of 32, f16 scales', make: quant({ kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }) },
   { name: 'int8 blocks of 16, f32 scales', make: quant({ kind: 'int_block', bits: 8, blockSize: 16, scaleDtype: 'float32' }), bias: 'float16' },
+  { name: 'int4 blocks of 32, f16 scales, zero points', make: quant({ kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16', zeroPoint: true }) },
+  { name: 'int8 blocks of 16, f32 scales, zero points', make: quant({ kind: 'int_block', bits: 8, blockSize: 16, scaleDtype: 'float32', zeroPoint: true }) },
 ];
 
 const E = 5;
@@ -318,7 +321,8 @@ describe('subgroup-matrix kernel (emulated builtins) on a chunked stack: bit for
     const x = randomArray(r, T * K);
     const g = hostGrouping(randomIdx(r, T, kk, Ex), T, kk, Ex);
     const { recordFastGemm } = await import('../src/kernels/grouped-gemm-fast.js');
-    const { foldWorkgroups, expertChunkList } = await import('@webmoe/kernels-wgsl');
+    const { foldWorkgroups } = await import('@webmoe/kernels-wgsl');
+    const { expertChunkList } = await import('../src/kernels/expert-weights.js');
     const run = (limit: number | undefined) =>
       gpuChecked(cx, async () => {
         const gx = GpuTensor.upload(cx, HostTensor.fromFloat32([T, K], x));
