@@ -3,16 +3,22 @@
 // pieces) and the layer gives the SAME BITS as the layer in one buffer per tensor, on the decode path (T = 16,
 // graph replay) and the prefill kernels (T = 600), and the transformers goldens within their tolerances; the GPU
 // bytes stay those of the packed weights and scales.
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { DeviceRef } from '@webmoe/tensor';
+import { dirSource } from '@webmoe/tensor/node';
 import { LimitError, createGpuContext, type ExpertStackGpu, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, withMaxBindingBytes } from '@webmoe/kernels-wgsl/testing';
-import { MoE, quantize } from '../src/index.js';
+import { MoE, openHFCheckpoint, quantize, type MoECheckpoint } from '../src/index.js';
+import { CT_CASES, ctCase } from './ct-writer.js';
 import { ARCHS, FIXTURES, GOLDEN_SETS, forwardLogged, goldenTensors, loadGolden, relErr } from './helpers.js';
 
 let ctx: GpuContext | null;
+const opened: MoECheckpoint[] = [];
 beforeAll(async () => {
   ctx = await testGpu();
+});
+afterAll(async () => {
+  for (const ck of opened) await ck.close?.();
 });
 
 function firstBitDiff(a: Float32Array, b: Float32Array): number {
@@ -193,6 +199,35 @@ describe('quantized layers with expert stacks split over buffers', () => {
         expectSameBytes(a, b);
       } finally {
         for (const m of [src, a, bSrc, b]) m?.destroy();
+      }
+    }, 600_000);
+  }
+
+  for (const cc of CT_CASES.filter((k) => !k.scheme.symmetric)) {
+    it(`compressed-tensors ${cc.name} (zero points): every expert in pieces, same bits at T = 16 and 600`, async (c) => {
+      if (!ctx) return c.skip('no WebGPU adapter');
+      const cx = ctx;
+      const { ct } = await ctCase(cc, async (arch) => {
+        const ck = await openHFCheckpoint(dirSource(`${FIXTURES}/${arch}`));
+        opened.push(ck);
+        return ck;
+      });
+      const a = await MoE.fromHuggingFace({ source: ct, layer: 0, device: DeviceRef.GPU(), ctx: cx });
+      let b: MoE | undefined;
+      try {
+        const small = withMaxBindingBytes(cx, Math.floor((0.6 * expertBytes(a)) / 4) * 4);
+        b = await MoE.fromHuggingFace({ source: ct, layer: 0, device: DeviceRef.GPU(), ctx: small });
+        const w = b.stacked.gpuWeights();
+        expect(chunking(w.gateUp).split && chunking(w.down).split).toBe(true);
+        expect(w.gateUp.kind === 'chunked' && w.gateUp.chunks.every((ch) => ch.w.kind === 'int_block' && ch.w.zeros !== undefined)).toBe(true);
+        for (const set of GOLDEN_SETS) {
+          const g = loadGolden(cc.arch, set);
+          await compare(a, b, g.input, g.T, g.H, cx, small);
+        }
+        expectSameBytes(a, b);
+      } finally {
+        a.destroy();
+        b?.destroy();
       }
     }, 600_000);
   }
