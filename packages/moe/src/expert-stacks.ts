@@ -40,12 +40,9 @@ export class GpuExpertStacks {
     }
   }
 
-  /** The stacks as the GEMMs take them: the chunked stack, or a plain container of the parameters' GPU values (`plain`). */
-  weights(plain: () => { gateUp: ExpertStackGpu; down: ExpertStackGpu }): { gateUp: ExpertStackGpu; down: ExpertStackGpu } {
-    const { gateUp, down } = this.chunked;
-    if (gateUp && down) return { gateUp, down };
-    const p = plain();
-    return { gateUp: gateUp ?? p.gateUp, down: down ?? p.down };
+  /** The stacks as the GEMMs take them: each the chunked stack, or a plain container of the parameters' GPU values (`plain`, made only for a stack that is not split). */
+  weights(plain: { gateUp: () => ExpertStackGpu; down: () => ExpertStackGpu }): { gateUp: ExpertStackGpu; down: ExpertStackGpu } {
+    return { gateUp: this.chunked.gateUp ?? plain.gateUp(), down: this.chunked.down ?? plain.down() };
   }
 
   /** Whether a stack is split (its parameters then have no GPU values). */

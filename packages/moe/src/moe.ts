@@ -94,7 +94,7 @@ export class StackedExperts extends Module {
    * buffers (its biases inside; see {@link expertBiasGpu}).
    */
   gpuWeights(): ExpertWeightSet<ExpertStackGpu> {
-    return this.gpuStacks.weights(() => ({ gateUp: { kind: 'dense', w: this.gateUpProj.gpuValue }, down: { kind: 'dense', w: this.downProj.gpuValue } }));
+    return this.gpuStacks.weights({ gateUp: () => ({ kind: 'dense', w: this.gateUpProj.gpuValue }), down: () => ({ kind: 'dense', w: this.downProj.gpuValue }) });
   }
   /** Uploads the stacks (split where they exceed a binding). */
   protected override afterLoad(): void {

@@ -319,10 +319,10 @@ export class QuantizedExperts extends Module {
    * buffers (codes with their scales and biases; see `expertBiasGpu`).
    */
   gpuWeights(): { gateUp: ExpertStackGpu; down: ExpertStackGpu } {
-    return this.gpuStacks.weights(() => ({
-      gateUp: this.container(this.gateUpProj, this.gateUpScale, this.gateUpZeros, (p) => p.gpuValue) as ExpertWeightsGpu,
-      down: this.container(this.downProj, this.downScale, this.downZeros, (p) => p.gpuValue) as ExpertWeightsGpu,
-    }));
+    return this.gpuStacks.weights({
+      gateUp: () => this.container(this.gateUpProj, this.gateUpScale, this.gateUpZeros, (p) => p.gpuValue) as ExpertWeightsGpu,
+      down: () => this.container(this.downProj, this.downScale, this.downZeros, (p) => p.gpuValue) as ExpertWeightsGpu,
+    });
   }
   /** Uploads the stacks as they are stored (split where they exceed a binding). */
   protected override afterLoad(): void {

@@ -182,7 +182,7 @@ export interface ExpertChunkRange {
  * planExpertChunks(host, 'concat', ctx.maxBindingBytes) // [{ e0: 0, experts: 11, o0: 0, outputs: 2048 }, ...]
  * ```
  */
-export function planExpertChunks(w: ExpertWeightsHost | ExpertWeightsGpu, layout: ExpertRowLayout, maxBytes: number, bias?: { dtype: DType }): ExpertChunkRange[] {
+export function planExpertChunks(w: ExpertWeightsHost | ExpertWeightsGpu, layout: ExpertRowLayout, maxBytes: number, bias?: { dtype: DType }, what = 'expert stack'): ExpertChunkRange[] {
   const { E, rows } = plainDims(w, 'planExpertChunks weights');
   checkLayout('planExpertChunks', layout, rows);
   if (!(Number.isInteger(maxBytes) && maxBytes >= 4)) throw new ValueError('planExpertChunks maxBytes', 'an integer >= 4', maxBytes);
@@ -221,10 +221,10 @@ export function planExpertChunks(w: ExpertWeightsHost | ExpertWeightsGpu, layout
   const g = Math.max(...specs.map((s) => s.g));
   const unit = layout === 'interleaved' ? g / gcd(g, 2) : g;
   if (layout === 'concat' && N % g !== 0) {
-    throw new LimitError('maxBindingBytes', bytesOf(1, N), maxBytes, `one expert (${E} x [${rows}, ...]; splitting it would cut a ${g}-row scale block at the gate/up boundary I = ${N})`);
+    throw new LimitError('maxBindingBytes', bytesOf(1, N), maxBytes, `${what}: one expert [${rows}, ...] (splitting it would cut a ${g}-row scale block at the gate/up boundary I = ${N})`);
   }
   const units = largest(Math.ceil(N / unit), (m) => bytesOf(1, Math.min(N, m * unit)) <= maxBytes);
-  if (units === 0) throw new LimitError('maxBindingBytes', bytesOf(1, Math.min(N, unit)), maxBytes, `one unit of ${unit} output(s) of an expert [${rows}, ...] (the format's block unit)`);
+  if (units === 0) throw new LimitError('maxBindingBytes', bytesOf(1, Math.min(N, unit)), maxBytes, `${what}: one unit of ${unit} output(s) of an expert [${rows}, ...] (the format's block unit)`);
   // as few pieces as fit, boundaries at whole units, sizes within one unit of each other
   const pieces = Math.ceil(N / (units * unit));
   const bounds = [0];
@@ -473,7 +473,7 @@ export function uploadExpertStack(ctx: GpuContext, w: ExpertWeightsHost, opts: U
   if (opts.bias) checkStackBias('uploadExpertStack bias', opts.bias, E, rows);
   const max = Math.min(opts.maxBindingBytes ?? ctx.maxBindingBytes, ctx.maxBindingBytes);
   const label = opts.label ?? 'experts';
-  const ranges = planExpertChunks(w, layout, max, opts.bias);
+  const ranges = planExpertChunks(w, layout, max, opts.bias, label);
   if (ranges.length === 1) {
     const weights = uploadExpertWeights(ctx, w, label);
     try {

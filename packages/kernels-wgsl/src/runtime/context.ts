@@ -151,12 +151,7 @@ export class GpuContext {
   readonly features: GpuFeatures;
   readonly limits: GPUSupportedLimits;
   readonly adapterInfo: AdapterDescription;
-  /**
-   * The most bytes one storage binding of expert weights holds: the
-   * `maxBindingBytes` option, capped by the device's maxStorageBufferBindingSize
-   * and maxBufferSize (rounded down to a multiple of 4).
-   */
-  readonly maxBindingBytes: number;
+  private readonly maxBindingOption: number | undefined;
   private lostInfo: GPUDeviceLostInfo | undefined;
   private destroyed = false;
   private readonly uncaptured: string[] = [];
@@ -167,9 +162,7 @@ export class GpuContext {
     this.features = features;
     this.limits = device.limits;
     this.adapterInfo = describeAdapter(adapter);
-    const mb = checkMaxBindingBytes('GpuContext maxBindingBytes', opts.maxBindingBytes);
-    const deviceMax = Math.floor(Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize) / 4) * 4;
-    this.maxBindingBytes = Math.min(mb ?? deviceMax, deviceMax);
+    this.maxBindingOption = checkMaxBindingBytes('GpuContext maxBindingBytes', opts.maxBindingBytes);
     device.lost.then((info) => {
       this.lostInfo = info;
     });
@@ -177,6 +170,16 @@ export class GpuContext {
       const e = (ev as GPUUncapturedErrorEvent).error;
       this.uncaptured.push(e?.message ?? String(e));
     });
+  }
+
+  /**
+   * The most bytes one storage binding of expert weights holds: the
+   * `maxBindingBytes` option, capped by the device's maxStorageBufferBindingSize
+   * and maxBufferSize (rounded down to a multiple of 4).
+   */
+  get maxBindingBytes(): number {
+    const deviceMax = Math.floor(Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize) / 4) * 4;
+    return Math.min(this.maxBindingOption ?? deviceMax, deviceMax);
   }
 
   /** A one-line adapter name. */
