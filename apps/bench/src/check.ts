@@ -3,7 +3,8 @@
  * times, on a sample of its tokens, against the float64 reference
  * (reference.ts) reading the weights the timed layer holds.
  */
-import type { ExpertWeightsGpu, GpuContext, GpuTensor } from '@webmoe/kernels-wgsl';
+import type { ExpertStackGpu, GpuContext, GpuTensor } from '@webmoe/kernels-wgsl';
+import { ValueError } from '@webmoe/tensor';
 import { FP8_BLOCK, type CpuLayer } from './cpu-moe.js';
 import { INT_BLOCK, isPacked, storageDtype } from './models.js';
 import { checkRunner } from './check-pool.js';
@@ -76,8 +77,9 @@ export function storedGpu(t: GpuTensor): StoredTensor {
 }
 
 /** GPU expert weights (the kernels' containers) as the reference reads them. */
-export function storedGpuExperts(w: ExpertWeightsGpu): StoredExperts {
+export function storedGpuExperts(w: ExpertStackGpu): StoredExperts {
   switch (w.kind) {
+    case 'chunked': throw new ValueError('bench check experts', 'a stack in one buffer per tensor (the check reads unsplit stacks)', `a stack split over ${w.chunks.length} chunks`);
     case 'dense': return { kind: 'dense', w: storedGpu(w.w) };
     case 'fp8_block': return { kind: 'fp8_block', q: storedGpu(w.q), scaleInv: storedGpu(w.scaleInv), block: w.block };
     case 'int_block': return { kind: 'int_block', bits: w.bits, q: storedGpu(w.q), scales: storedGpu(w.scales), blockSize: w.blockSize };

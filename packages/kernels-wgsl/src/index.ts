@@ -52,6 +52,12 @@ export type {
   ExpertActivation,
   ExpertWeightsGpu,
   ExpertWeightsHost,
+  ExpertRowLayout,
+  ExpertChunk,
+  ChunkedExpertWeightsGpu,
+  ChunkedExpertWeightsHost,
+  ExpertStackGpu,
+  ExpertStackHost,
 } from './kernels/moe-types.js';
 export { castGpu, castRef } from './kernels/cast.js';
 export { linearGpu, linearRef, LINEAR_WEIGHT_DTYPES, type LinearOptions, type LinearWeightDType } from './kernels/linear.js';
@@ -69,7 +75,19 @@ export {
 } from './kernels/grouped-gemm.js';
 export { gemvGateUpGpu, gemvDownGpu, gemvSupports, activeExpertsGpu, type GemvOptions, type ActiveExperts } from './kernels/moe-gemv.js';
 export { combineGpu, combineRef, type CombineOptions } from './kernels/combine.js';
-export { expertDims, expertWeightBytes, uploadExpertWeights, destroyExpertWeights, type ExpertDims } from './kernels/expert-weights.js';
+export {
+  expertDims,
+  expertWeightBytes,
+  expertTensors,
+  uploadExpertWeights,
+  uploadExpertStack,
+  planExpertChunks,
+  chunkExpertWeightsHost,
+  destroyExpertWeights,
+  type ExpertDims,
+  type ExpertChunkRange,
+  type UploadExpertStackOptions,
+} from './kernels/expert-weights.js';
 export { ACT_QUANT_GROUP, quantizeExperts, decodeExpertRow, type ExpertQuantFormat, type ExpertActQuantOptions } from './kernels/quant-ref.js';
 
 // the kernel choices that the layers above share (one place: kernels/plan.ts)

@@ -7,7 +7,7 @@
  * With CI=true a missing adapter fails the test run; elsewhere GPU tests
  * are skipped visibly with the reason printed.
  */
-import { createGpuContext, type GpuContext } from './runtime/context.js';
+import { checkMaxBindingBytes, createGpuContext, type GpuContext } from './runtime/context.js';
 import { Recorder } from './runtime/kernel.js';
 
 let shared: Promise<GpuContext | null> | undefined;
@@ -171,4 +171,17 @@ export async function withDispatchLog<R>(fn: () => Promise<R>): Promise<{ result
 export function stagedTol(log: readonly Dispatched[], f32Tol: number): number {
   const staged = log.some((d) => d.kernel === 'grouped_gemm_sgmat' || (d.kernel === 'grouped_gemm_fast' && d.variant.h === true));
   return staged ? Math.max(f32Tol, 2e-3) : f32Tol;
+}
+
+/**
+ * The same device seen through a context whose `maxBindingBytes` is `bytes`
+ * (what `createGpuContext({ maxBindingBytes })` gives a new device), sharing
+ * the device and its compiled pipelines: tests load layers whose expert
+ * stacks split into chunks without compiling every kernel again. Destroying
+ * the view destroys the device; destroy the original instead.
+ * @example `const small = withMaxBindingBytes(ctx, 4096); uploadExpertStack(small, w, { layout: 'rows' })`
+ */
+export function withMaxBindingBytes(ctx: GpuContext, bytes: number): GpuContext {
+  const b = checkMaxBindingBytes('withMaxBindingBytes bytes', bytes) ?? ctx.maxBindingBytes;
+  return Object.create(ctx, { maxBindingBytes: { value: Math.min(b, ctx.maxBindingBytes), enumerable: true } }) as GpuContext;
 }

@@ -29,11 +29,14 @@ import {
   denseGroupingGpu,
   denseGroupingRef,
   type ExpertActivation,
-  type ExpertWeightsGpu,
+  expertTensors,
+  expertWeightBytes,
+  type ExpertStackGpu,
   type ExpertWeightsHost,
   type GpuContext,
 } from '@webmoe/kernels-wgsl';
-import { Module, MLP, Linear, LayerList, type Parameter, type MLPActivation } from '@webmoe/nn';
+import { GpuExpertStacks, expertBiasGpu } from './expert-stacks.js';
+import { Module, MLP, Linear, LayerList, NotLoadedError, type Parameter, type MLPActivation } from '@webmoe/nn';
 import { MoEGate, type GateClass, type GateOptions } from './gates.js';
 import { UnsupportedError } from './errors.js';
 import { loadHuggingFaceMoE, type HFLoadOptions } from './hf-loader.js';
@@ -69,23 +72,46 @@ export class StackedExperts extends Module {
   readonly downProj: Parameter;
   readonly gateUpBias: Parameter | undefined;
   readonly downBias: Parameter | undefined;
-  constructor(opts: { numExperts: number; hiddenDim: number; moeDim: number; hasBias?: boolean; dtype?: DType; device?: DeviceRef; ctx?: GpuContext }) {
+  /** How gate_up's rows pair into outputs (the activation's layout): what a split inside an expert keeps together. */
+  readonly gateUpLayout: 'concat' | 'interleaved';
+  private readonly gpuStacks = new GpuExpertStacks();
+  constructor(opts: { numExperts: number; hiddenDim: number; moeDim: number; hasBias?: boolean; dtype?: DType; device?: DeviceRef; ctx?: GpuContext; gateUpLayout?: 'concat' | 'interleaved' }) {
     super(opts);
     const { numExperts: E, hiddenDim: H, moeDim: I } = opts;
     this.gateUpProj = this.addParameter('gate_up_proj', [E, 2 * I, H]);
     this.downProj = this.addParameter('down_proj', [E, H, I]);
     this.gateUpBias = opts.hasBias ? this.addParameter('gate_up_proj_bias', [E, 2 * I]) : undefined;
     this.downBias = opts.hasBias ? this.addParameter('down_proj_bias', [E, H]) : undefined;
+    this.gateUpLayout = opts.gateUpLayout ?? 'concat';
   }
   /** Host containers for the reference GEMMs. */
   hostWeights(): ExpertWeightSet<ExpertWeightsHost> {
     return { gateUp: { kind: 'dense', w: this.gateUpProj.value }, down: { kind: 'dense', w: this.downProj.value } };
   }
-  /** GPU containers for the grouped GEMMs. */
-  gpuWeights(): ExpertWeightSet<ExpertWeightsGpu> {
-    return { gateUp: { kind: 'dense', w: this.gateUpProj.gpuValue }, down: { kind: 'dense', w: this.downProj.gpuValue } };
+  /**
+   * GPU containers for the expert GEMMs: the parameters' GPU values, or, for
+   * a stack over the context's maxBindingBytes, the stack split over several
+   * buffers (its biases inside; see {@link expertBiasGpu}).
+   */
+  gpuWeights(): ExpertWeightSet<ExpertStackGpu> {
+    return this.gpuStacks.weights({ gateUp: () => ({ kind: 'dense', w: this.gateUpProj.gpuValue }), down: () => ({ kind: 'dense', w: this.downProj.gpuValue }) });
+  }
+  /** Uploads the stacks (split where they exceed a binding). */
+  protected override afterLoad(): void {
+    if (!this.device.isGpu()) return super.afterLoad();
+    const h = this.hostWeights();
+    this.gpuStacks.upload(
+      this.ctx!,
+      { host: h.gateUp, tensors: [this.gateUpProj], bias: this.gateUpBias, layout: this.gateUpLayout, label: 'experts.gate_up_proj' },
+      { host: h.down, tensors: [this.downProj], bias: this.downBias, layout: 'rows', label: 'experts.down_proj' },
+    );
+  }
+  override destroy(): void {
+    super.destroy();
+    this.gpuStacks.destroy();
   }
 }
+
 
 /** Options of {@link MoE}: MAX's constructor arguments in camelCase, plus the expert variants MAX spells through `mlpCls`. @example `{ hiddenDim: 64, numExperts: 8, numExpertsPerToken: 2, moeDim: 32, gateCls: SoftmaxTopKGate }` */
 export interface MoEOptions {
@@ -301,8 +327,8 @@ export class MoE extends Module {
     this.stacked = this.addModule(
       'experts',
       quant
-        ? new QuantizedExperts({ device: devices[0], ctx: opts.ctx, numExperts: E / epSize, hiddenDim: H, moeDim: I, quant, hasBias: opts.hasExpertBias })
-        : new StackedExperts({ ...mod, numExperts: E / epSize, hiddenDim: H, moeDim: I, hasBias: opts.hasExpertBias }),
+        ? new QuantizedExperts({ device: devices[0], ctx: opts.ctx, numExperts: E / epSize, hiddenDim: H, moeDim: I, quant, hasBias: opts.hasExpertBias, gateUpLayout: this.activation.layout })
+        : new StackedExperts({ ...mod, numExperts: E / epSize, hiddenDim: H, moeDim: I, hasBias: opts.hasExpertBias, gateUpLayout: this.activation.layout }),
     );
     const qShared = this.hasSharedExperts && !!quant?.quantizeSharedExperts;
     this.quantizedSharedExperts = qShared
@@ -506,10 +532,11 @@ export class MoE extends Module {
   }
 
   /** Every GPU buffer a forward with expert weights `gw` reads (parameters, packed shared experts, gw's tensors): part of a graph's key. */
-  private *recordedBuffers(gw: ExpertWeightSet<ExpertWeightsGpu>): Generator<GPUBuffer> {
+  private *recordedBuffers(gw: ExpertWeightSet<ExpertStackGpu>): Generator<GPUBuffer> {
     for (const p of this.parameters()) if (p.gpu) yield p.gpu.buffer;
     if (this.sharedExperts) for (const t of Object.values(this.sharedExperts.packedGpu)) if (t) yield t.buffer;
-    for (const w of [gw.gateUp, gw.down]) for (const t of Object.values(w)) if (t instanceof GpuTensor) yield t.buffer;
+    for (const w of [gw.gateUp, gw.down]) for (const t of expertTensors(w)) yield t.buffer;
+    if (this.quantizedSharedExperts) for (const w of Object.values(this.quantizedSharedExperts.gpuWeights())) for (const t of expertTensors(w)) yield t.buffer;
   }
 
   /** Frees the cached forward graphs (they hold scratch buffers). */
@@ -546,7 +573,7 @@ export class MoE extends Module {
     this.checkScratchLimits(T);
   }
 
-  private gpuWeightsOrThrow(): ExpertWeightSet<ExpertWeightsGpu> {
+  private gpuWeightsOrThrow(): ExpertWeightSet<ExpertStackGpu> {
     return this.stacked.gpuWeights();
   }
 
@@ -555,7 +582,7 @@ export class MoE extends Module {
    * `pool` and are pushed to `scratch` (destroy them after submit). Returns the
    * output [T, H], not from the pool.
    */
-  record(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[], w: ExpertWeightSet<ExpertWeightsGpu> = this.stacked.gpuWeights()): GpuTensor {
+  record(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[], w: ExpertWeightSet<ExpertStackGpu> = this.stacked.gpuWeights()): GpuTensor {
     this.checkNotEPShard('MoE.record');
     const ctx = this.ctx!;
     const keep = <G extends { destroy(): void }>(t: G): G => {
@@ -582,20 +609,20 @@ export class MoE extends Module {
         gemvGateUpGpu(ctx, rec, x, g, w.gateUp, this.activation, {
           pool,
           active,
-          bias: this.stacked.gateUpBias?.gpuValue,
+          bias: expertBiasGpu(w.gateUp, this.stacked.gateUpBias),
           rowScale: this.applyRouterWeightFirst ? routing.weights : undefined,
         }),
       );
-      y = keep(gemvDownGpu(ctx, rec, h, g, w.down, { pool, active, bias: this.stacked.downBias?.gpuValue }));
+      y = keep(gemvDownGpu(ctx, rec, h, g, w.down, { pool, active, bias: expertBiasGpu(w.down, this.stacked.downBias) }));
     } else {
       h = keep(
-        groupedGateUpGpu(ctx, rec, x, g, w.gateUp, this.stacked.gateUpBias?.gpuValue, this.activation, {
+        groupedGateUpGpu(ctx, rec, x, g, w.gateUp, expertBiasGpu(w.gateUp, this.stacked.gateUpBias), this.activation, {
           pool,
           rowScale: this.applyRouterWeightFirst ? routing.weights : undefined,
           ...aq,
         }),
       );
-      y = keep(groupedDownGpu(ctx, rec, h, g, w.down, this.stacked.downBias?.gpuValue, { pool, ...aq }));
+      y = keep(groupedDownGpu(ctx, rec, h, g, w.down, expertBiasGpu(w.down, this.stacked.downBias), { pool, ...aq }));
     }
     const sh = this.recordSharedExperts(rec, x, pool, scratch);
     return combineGpu(ctx, rec, y, g, this.applyRouterWeightFirst ? null : routing.weights, { shared: sh?.shared, sharedGateLogit: sh?.gateLogit });
@@ -725,9 +752,21 @@ export class MoE extends Module {
     };
     for (const ex of [this.stacked, this.quantizedSharedExperts]) {
       if (!ex) continue;
-      count(ex.gateUpProj, 'w');
-      count(ex.downProj, 'w');
-      if (ex instanceof QuantizedExperts) for (const p of ex.scaleParameters()) count(p, 's');
+      for (const p of ex.parameters()) seen.add(p);
+      let w: ExpertWeightSet<ExpertStackGpu>;
+      try {
+        w = ex.gpuWeights();
+      } catch (e) {
+        if (e instanceof NotLoadedError) continue; // not on the GPU (yet)
+        throw e;
+      }
+      for (const s of [w.gateUp, w.down]) {
+        const b = expertWeightBytes(s);
+        expertWeights += b.weights;
+        expertScales += b.scales;
+        if (s.kind === 'chunked') for (const c of s.chunks) other += c.bias?.byteLength ?? 0;
+      }
+      for (const p of [ex.gateUpBias, ex.downBias]) other += p?.gpu?.byteLength ?? 0;
     }
     if (this.sharedExperts && this.device.isGpu()) {
       try {

@@ -7,7 +7,8 @@
  * reference path).
  */
 import type { DType } from '@webmoe/tensor';
-import type { ExpertQuantFormat, ExpertWeightsGpu, ExpertWeightsHost, GpuContext } from '@webmoe/kernels-wgsl';
+import type { ExpertQuantFormat, ExpertStackGpu, ExpertWeightsGpu, ExpertWeightsHost, GpuContext } from '@webmoe/kernels-wgsl';
+import { GpuExpertStacks } from './expert-stacks.js';
 import { Module, type Parameter } from '@webmoe/nn';
 import type { DeviceRef } from '@webmoe/tensor';
 import { ConfigError, UnsupportedError } from './errors.js';
@@ -237,6 +238,8 @@ export interface QuantizedExpertsOptions {
   hasBias?: boolean;
   device?: DeviceRef;
   ctx?: GpuContext;
+  /** How gate_up's rows pair into outputs (the activation's layout; default 'concat'): what a split inside an expert keeps together. */
+  gateUpLayout?: 'concat' | 'interleaved';
 }
 
 /**
@@ -265,6 +268,8 @@ export class QuantizedExperts extends Module {
   readonly downZeros: Parameter | undefined;
   readonly gateUpBias: Parameter | undefined;
   readonly downBias: Parameter | undefined;
+  readonly gateUpLayout: 'concat' | 'interleaved';
+  private readonly gpuStacks = new GpuExpertStacks();
   constructor(opts: QuantizedExpertsOptions) {
     super({ dtype: 'float32', device: opts.device, ctx: opts.ctx });
     const { numExperts: E, hiddenDim: H, moeDim: I, quant } = opts;
@@ -279,6 +284,7 @@ export class QuantizedExperts extends Module {
     this.downZeros = dnZ;
     this.gateUpBias = opts.hasBias ? this.addParameter('gate_up_proj_bias', [E, 2 * I], quant.biasDtype) : undefined;
     this.downBias = opts.hasBias ? this.addParameter('down_proj_bias', [E, H], quant.biasDtype) : undefined;
+    this.gateUpLayout = opts.gateUpLayout ?? 'concat';
   }
   /** The packed weight parameters (codes). */
   weightParameters(): Parameter[] {
@@ -307,12 +313,30 @@ export class QuantizedExperts extends Module {
       down: this.container(this.downProj, this.downScale, this.downZeros, (p) => p.value) as ExpertWeightsHost,
     };
   }
-  /** GPU containers for the grouped GEMMs. */
-  gpuWeights(): { gateUp: ExpertWeightsGpu; down: ExpertWeightsGpu } {
-    return {
-      gateUp: this.container(this.gateUpProj, this.gateUpScale, this.gateUpZeros, (p) => p.gpuValue) as ExpertWeightsGpu,
-      down: this.container(this.downProj, this.downScale, this.downZeros, (p) => p.gpuValue) as ExpertWeightsGpu,
-    };
+  /**
+   * GPU containers for the expert GEMMs: the parameters' GPU values, or, for
+   * a stack over the context's maxBindingBytes, the stack split over several
+   * buffers (codes with their scales and biases; see `expertBiasGpu`).
+   */
+  gpuWeights(): { gateUp: ExpertStackGpu; down: ExpertStackGpu } {
+    return this.gpuStacks.weights({
+      gateUp: () => this.container(this.gateUpProj, this.gateUpScale, this.gateUpZeros, (p) => p.gpuValue) as ExpertWeightsGpu,
+      down: () => this.container(this.downProj, this.downScale, this.downZeros, (p) => p.gpuValue) as ExpertWeightsGpu,
+    });
+  }
+  /** Uploads the stacks as they are stored (split where they exceed a binding). */
+  protected override afterLoad(): void {
+    if (!this.device.isGpu()) return super.afterLoad();
+    const h = this.hostWeights();
+    this.gpuStacks.upload(
+      this.ctx!,
+      { host: h.gateUp, tensors: [this.gateUpProj, this.gateUpScale, ...(this.gateUpZeros ? [this.gateUpZeros] : [])], bias: this.gateUpBias, layout: this.gateUpLayout, label: 'experts.gate_up_proj' },
+      { host: h.down, tensors: [this.downProj, this.downScale, ...(this.downZeros ? [this.downZeros] : [])], bias: this.downBias, layout: 'rows', label: 'experts.down_proj' },
+    );
+  }
+  override destroy(): void {
+    super.destroy();
+    this.gpuStacks.destroy();
   }
 }
 

@@ -33,6 +33,7 @@ import { resolveShardGroup, shardInputRows, shardOutput, gpuPartialSum, type Sha
 // moe.ts imports this file (MoE.shard), so the MoE class is not imported here:
 // shards are built with the source layer's own class, and fromHuggingFace loads MoE lazily.
 import type { MoE, MoEOptions } from './moe.js';
+import { expertBiasGpu } from './expert-stacks.js';
 import { DeepseekV3Gate } from './gates.js';
 import { UnsupportedError } from './errors.js';
 import { QuantizedExperts, type ResolvedQuantConfig } from './quant-experts.js';
@@ -547,9 +548,9 @@ function recordExperts(sh: MoE, rec: Recorder, x: GpuTensor, g: ReturnType<typeo
   const ctx = sh.ctx!;
   const w = sh.stacked.gpuWeights();
   const aq = sh.expertActQuant();
-  const h = groupedGateUpGpu(ctx, rec, x, g, w.gateUp, sh.stacked.gateUpBias?.gpuValue, sh.activation, aq);
+  const h = groupedGateUpGpu(ctx, rec, x, g, w.gateUp, expertBiasGpu(w.gateUp, sh.stacked.gateUpBias), sh.activation, aq);
   scratch.push(h);
-  return groupedDownGpu(ctx, rec, h, g, w.down, sh.stacked.downBias?.gpuValue, aq);
+  return groupedDownGpu(ctx, rec, h, g, w.down, expertBiasGpu(w.down, sh.stacked.downBias), aq);
 }
 
 async function expertsGpu(sh: MoE, xp: Float32Array, grouping: Grouping): Promise<Float32Array> {

@@ -2,7 +2,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { DeviceRef } from '@webmoe/tensor';
 import { createGpuContext, DeviceLostError, GpuTensor, GpuValidationError, LimitError, Recorder, type GpuContext } from '@webmoe/kernels-wgsl';
-import { testGpu } from '@webmoe/kernels-wgsl/testing';
+import { testGpu, withMaxBindingBytes } from '@webmoe/kernels-wgsl/testing';
 import { MoE } from '../src/index.js';
 import { CASES, buildCase, type RandomCase } from './random-cases.js';
 
@@ -73,15 +73,28 @@ describe('device loss', () => {
 });
 
 describe('device limits are checked before anything is allocated or recorded', () => {
-  it('weights larger than maxStorageBufferBindingSize: LimitError naming the limit and the parameter', async (t) => {
+  it('expert weights larger than maxStorageBufferBindingSize are split over buffers (same output); one output unit over it is a LimitError naming the limit and the parameter', async (t) => {
     if (!shared) return t.skip('no WebGPU adapter');
-    const { sd } = buildCase(c, 7, 1);
+    const { sd, x } = buildCase(c, 7, 1);
     const E = c.cfg.E;
     const H = c.cfg.H;
     const I = c.cfg.I;
     const gateUpBytes = E * 2 * I * H * 2; // bf16
+    const whole = build(shared!, sd);
     const small = withLimits(shared!, { maxStorageBufferBindingSize: gateUpBytes - 4 });
-    const moe = new MoE({ ...c.opts, dtype: c.dtype, devices: [DeviceRef.GPU()], ctx: small });
+    expect(small.maxBindingBytes).toBe(gateUpBytes - 4);
+    const split = build(small, sd);
+    try {
+      expect(split.stacked.gpuWeights().gateUp.kind).toBe('chunked');
+      expect(await split.forward(x)).toEqual(await whole.forward(x));
+    } finally {
+      split.destroy();
+      whole.destroy();
+    }
+    // one output of gate_up (its gate and up rows, H bf16 each) does not fit a binding of expert weights
+    const unit = 2 * H * 2;
+    const tiny = withMaxBindingBytes(shared!, unit - 4);
+    const moe = new MoE({ ...c.opts, dtype: c.dtype, devices: [DeviceRef.GPU()], ctx: tiny });
     const e = (() => {
       try {
         moe.loadStateDict(sd);
@@ -92,7 +105,7 @@ describe('device limits are checked before anything is allocated or recorded', (
     expect(e).toBeInstanceOf(LimitError);
     expect((e as LimitError).code).toBe('LIMIT_EXCEEDED');
     expect((e as Error).message).toMatch(/gate_up_proj/);
-    expect((e as Error).message).toMatch(new RegExp(`maxStorageBufferBindingSize exceeded: requested ${gateUpBytes}, the device allows ${gateUpBytes - 4}`));
+    expect((e as Error).message).toMatch(new RegExp(`maxBindingBytes exceeded: requested ${unit}, the device allows ${unit - 4}`));
     moe.destroy();
   });
 

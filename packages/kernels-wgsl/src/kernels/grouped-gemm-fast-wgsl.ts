@@ -89,8 +89,11 @@ export function fastTm(v: FastGemmVariant): number {
   return v.tm ?? FAST_TM;
 }
 
-/** Uniform block of the fast GEMMs (u32 unless noted; wa..wd: the weight uniforms of weightLayout in grouped-gemm-wgsl.ts). */
-export const FAST_UNIFORM_FIELDS = ['nRows', 'k', 'E', 'K', 'N', 'wRows', 'nTilesN', 'nWork', 'limit:f32', 'alpha:f32', 'wa', 'wb', 'wc', 'wd', 'p0', 'p1'] as const;
+/**
+ * Uniform block of the fast GEMMs (u32 unless noted; wa..wd: the weight uniforms of weightLayout in grouped-gemm-wgsl.ts).
+ * E, N, wRows: the dispatched chunk's; Y row p, output o is written at p * ys + yo + o (GEMM_UNIFORM_FIELDS).
+ */
+export const FAST_UNIFORM_FIELDS = ['nRows', 'k', 'E', 'K', 'N', 'wRows', 'nTilesN', 'nWork', 'limit:f32', 'alpha:f32', 'wa', 'wb', 'wc', 'wd', 'yo', 'ys'] as const;
 
 function activationWgsl(act: FastGemmVariant['act']): string {
   switch (act) {
@@ -340,7 +343,7 @@ function store(v: FastGemmVariant, p: string, o: string, g0: string, up0: string
   const gateRow = v.interleaved ? `2u * (${o})` : `(${o})`;
   const upRow = v.interleaved ? `2u * (${o}) + 1u` : `u.N + (${o})`;
   const b = (row: string) => (v.bias === 'none' ? '' : ` + bld(eRow + ${row})`);
-  return v.op === 'gate_up' ? `Y[(${p}) * u.N + (${o})] = act(${g}${b(gateRow)}, ${up}${b(upRow)});` : `Y[(${p}) * u.N + (${o})] = ${g}${b(o)};`;
+  return v.op === 'gate_up' ? `Y[(${p}) * u.ys + u.yo + (${o})] = act(${g}${b(gateRow)}, ${up}${b(upRow)});` : `Y[(${p}) * u.ys + u.yo + (${o})] = ${g}${b(o)};`;
 }
 
 /**

@@ -30,7 +30,7 @@ import type { GpuTensor } from '../runtime/tensor.js';
 import { foldWorkgroups, type Recorder, Uniforms, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
 import { KERNEL_CROSSOVERS, useFastGemm, type FastGemmKind } from './plan.js';
-import { tileOffsetsKernel, weightLayout, type WeightFormat } from './grouped-gemm-wgsl.js';
+import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { FAST_TM, ROW_ABSMAX_VARIANT, SGMAT_WORKGROUP_BYTES, groupedGemmFastKernel, groupedGemmSgmatKernel, rowAbsMaxKernel, type FastGemmVariant } from './grouped-gemm-fast-wgsl.js';
 
 export type { FastGemmKind };
@@ -156,6 +156,11 @@ export interface FastGemmCall {
   K: number;
   N: number;
   y: GpuTensor;
+  /** A chunk of a chunked stack: its experts (from g) and first output; N is then the chunk's outputs, `ys` the stack's (Y row stride). Default: the whole stack. */
+  place?: GemmChunkPlace;
+  ys?: number;
+  /** Scratch shared with the call's other chunks (tile offsets, x row maxima). */
+  scratch?: GemmCallScratch;
 }
 
 function fastVariant(c: Pick<FastGemmCall, 'op' | 'act' | 'xmode' | 'biasDt'> & { rowScale: boolean; wf: FastGemmVariant['wf']; sd: FastGemmVariant['sd']; zp: boolean }, kind: FastGemmKind): FastGemmVariant {
@@ -168,19 +173,21 @@ function fastVariant(c: Pick<FastGemmCall, 'op' | 'act' | 'xmode' | 'biasDt'> & 
 /** Records the tile-offset kernel and the fast GEMM. */
 export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPlan, test: { emulateSubgroupMatrix?: boolean } = {}): void {
   const layout = weightLayout(c.w, { rows: c.d.rows, cols: c.K });
-  const { T, k, E } = c.g;
+  const { T, k } = c.g;
   const rows = T * k;
-  const meta = rec.temp((2 * E + 2) * 4, 'grouped_gemm_fast.meta');
+  const place = c.place ?? { e0: 0, experts: c.g.E, o0: 0 };
+  const E = place.experts;
+  const scratch: GemmCallScratch = c.scratch ?? { meta: new Map() };
   const tm = plan.kind === 'subgroup-matrix' ? plan.tm : FAST_TM;
-  rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm }, buffers: [c.g.offsets.buffer, meta], uniforms: new Uniforms().u32(E, 0, 0, 0).finish(), workgroups: [1] });
+  const meta = recordTileOffsets(rec, c.g.offsets.buffer, tm, place, scratch);
   const variant = fastVariant({ ...c, rowScale: !!c.rowScale, wf: layout.wf, sd: layout.sd, zp: layout.zp }, plan.kind);
   if (plan.kind === 'subgroup-matrix' && tm !== FAST_TM) variant.tm = tm;
   if (test.emulateSubgroupMatrix && plan.kind === 'subgroup-matrix') variant.emu = true;
   let xAmax: GPUBuffer | undefined;
-  if (variant.xScale) {
-    // Per x row max |x| for the f16 staging scale (one pass over X).
+  if (variant.xScale && !(xAmax = scratch.xAmax)) {
+    // Per x row max |x| for the f16 staging scale (one pass over X, shared by the call's chunks).
     const xRows = c.xmode === 'token' ? T : rows;
-    xAmax = rec.temp(Math.max(4, xRows * 4), 'grouped_gemm_fast.xamax');
+    xAmax = scratch.xAmax = rec.temp(Math.max(4, xRows * 4), 'grouped_gemm_fast.xamax');
     rec.dispatch({ kernel: rowAbsMaxKernel, variant: ROW_ABSMAX_VARIANT, buffers: [c.x, xAmax], uniforms: new Uniforms().u32(xRows, c.K / 4, 0, 0).finish(), workgroups: foldWorkgroups(rec.ctx, xRows) });
   }
   const buffers: GPUBuffer[] = [c.x, c.g.order.buffer, meta];
@@ -196,7 +203,7 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
     uniforms: new Uniforms()
       .u32(rows, k, E, c.K, c.N, c.d.rows, plan.nTilesN, plan.nWork)
       .f32(c.act?.limit ?? 0, c.act?.alpha ?? 0)
-      .u32(...layout.wu, 0, 0)
+      .u32(...layout.wu, place.o0, c.ys ?? c.N)
       .finish(),
     workgroups: plan.grid,
   });

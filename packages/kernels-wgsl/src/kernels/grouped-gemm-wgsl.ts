@@ -3,7 +3,7 @@
  * (gate_up fused with the activation, or down) with per-format weight
  * decoding inside the tile loads, and the fp8 dynamic activation quantiser.
  */
-import { defineKernel } from '../runtime/kernel.js';
+import { defineKernel, Uniforms, type Recorder } from '../runtime/kernel.js';
 import { FP8_DECODE_WGSL, PACKED_CODE_WGSL, loadFn } from '../wgsl.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
 import type { ExpertDims } from './expert-weights.js';
@@ -53,16 +53,24 @@ export const TK = 16;
 /** Threads per GEMM workgroup. @example `(tm / rm) * (tn / rn) === GEMM_THREADS` */
 export const GEMM_THREADS = 64;
 
-/** Uniform block of the GEMM, in order (u32 unless noted). @example `GEMM_UNIFORM_FIELDS.length // 14 words` */
-export const GEMM_UNIFORM_FIELDS = ['nRows', 'k', 'E', 'K', 'N', 'wRows', 'nTilesN', 'nWork', 'wa', 'wb', 'wc', 'wd', 'limit:f32', 'alpha:f32'] as const;
+/**
+ * Uniform block of the GEMM, in order (u32 unless noted). E, N and wRows are
+ * the dispatched chunk's (experts, outputs, weight rows per expert; the whole
+ * stack when it is one chunk); Y row p, output o is written at
+ * p * ys + yo + o (ys: the stack's outputs, yo: the chunk's first output).
+ * @example `GEMM_UNIFORM_FIELDS.length // 16 words`
+ */
+export const GEMM_UNIFORM_FIELDS = ['nRows', 'k', 'E', 'K', 'N', 'wRows', 'nTilesN', 'nWork', 'wa', 'wb', 'wc', 'wd', 'limit:f32', 'alpha:f32', 'yo', 'ys'] as const;
 
 /**
- * Tile offsets: meta[0..E] = offsets, meta[E+1+e] = first M-tile of expert e
- * (sum of ceil(count/TM) before it), meta[2E+1] = total tiles.
+ * Tile offsets of experts e0..e0+E-1 (uniforms E, e0; a chunk of a chunked
+ * stack, or all experts with e0 = 0): meta[0..E] = offsets[e0..e0+E],
+ * meta[E+1+e] = first M-tile of expert e0+e (sum of ceil(count/TM) before
+ * it), meta[2E+1] = total tiles.
  * @example `rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm: 32 }, buffers: [offsets, meta], uniforms, workgroups: [1] })`
  */
 export const tileOffsetsKernel = defineKernel<{ tm: number }>('grouped_gemm_tiles', ({ tm }) => /* wgsl */ `
-struct U { E: u32, p0: u32, p1: u32, p2: u32, }
+struct U { E: u32, e0: u32, p1: u32, p2: u32, }
 @group(0) @binding(0) var<storage, read> OFF: array<u32>;
 @group(0) @binding(1) var<storage, read_write> META: array<u32>;
 @group(0) @binding(2) var<uniform> u: U;
@@ -70,13 +78,13 @@ struct U { E: u32, p0: u32, p1: u32, p2: u32, }
 fn main() {
   var acc = 0u;
   for (var e = 0u; e < u.E; e++) {
-    let a = OFF[e];
-    let b = OFF[e + 1u];
+    let a = OFF[u.e0 + e];
+    let b = OFF[u.e0 + e + 1u];
     META[e] = a;
     META[u.E + 1u + e] = acc;
     acc += (b - a + ${tm - 1}u) / ${tm}u;
   }
-  META[u.E] = OFF[u.E];
+  META[u.E] = OFF[u.e0 + u.E];
   META[2u * u.E + 1u] = acc;
 }
 `);
@@ -90,6 +98,40 @@ export function intZeroWgsl(v: { wf: WeightFormat; zp?: boolean }): string {
   if (!v.zp) return '';
   if (v.wf !== 'int4' && v.wf !== 'int8') throw new Error(`grouped_gemm: zero points with ${v.wf} weights`);
   return `fn wzshift(i: u32) -> f32 { return f32((WZ[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - ${v.wf === 'int4' ? '8.0' : '128.0'}; }`;
+}
+
+/**
+ * Where one dispatch of a grouped GEMM sits in its stack: experts
+ * [e0, e0 + experts), outputs [o0, o0 + its N) of each (a chunk of a
+ * chunked stack; the whole stack: e0 = 0, experts = E, o0 = 0).
+ */
+export interface GemmChunkPlace {
+  e0: number;
+  experts: number;
+  o0: number;
+}
+
+/** Scratch shared by the dispatches of one grouped GEMM call (its chunks): tile offsets per (tile rows, expert range), the x row maxima. */
+export interface GemmCallScratch {
+  meta: Map<string, GPUBuffer>;
+  xAmax?: GPUBuffer;
+}
+
+/**
+ * Records (once per call and expert range) the tile offsets of experts
+ * [e0, e0 + experts) for `tm`-row tiles; returns the META buffer.
+ * @example `const meta = recordTileOffsets(rec, g.offsets.buffer, 32, { e0: 0, experts: E, o0: 0 }, scratch)`
+ */
+export function recordTileOffsets(rec: Recorder, offsets: GPUBuffer, tm: number, place: GemmChunkPlace, scratch: GemmCallScratch): GPUBuffer {
+  const key = `${tm}:${place.e0}:${place.experts}`;
+  let meta = scratch.meta.get(key);
+  if (!meta) {
+    const E = place.experts;
+    meta = rec.temp((2 * E + 2) * 4, 'grouped_gemm.meta');
+    rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm }, buffers: [offsets, meta], uniforms: new Uniforms().u32(E, place.e0, 0, 0).finish(), workgroups: [1] });
+    scratch.meta.set(key, meta);
+  }
+  return meta;
 }
 
 function weightWgsl(v: GroupedGemmVariant): string {
@@ -262,8 +304,8 @@ export const groupedGemmKernel = defineKernel<GroupedGemmVariant>('grouped_gemm'
     : `var wv = 0.0; if (o < u.N && col < u.K) { wv = wld(e, o, col); } WS_T[kk * ${tn}u + n] = wv;`;
   const bias = (row: string) => (v.bias === 'none' ? '0.0' : `bld(e * u.wRows + ${row})`);
   const epilogue = fused
-    ? `let h = act(acc[i] + ${bias(gateRow)}, accu[i] + ${bias(upRow)}); Y[p * u.N + o] = h;`
-    : `Y[p * u.N + o] = acc[i] + ${bias('o')};`;
+    ? `let h = act(acc[i] + ${bias(gateRow)}, accu[i] + ${bias(upRow)}); Y[p * u.ys + u.yo + o] = h;`
+    : `Y[p * u.ys + u.yo + o] = acc[i] + ${bias('o')};`;
   return /* wgsl */ `
 struct U { ${fields} }
 ${decl}

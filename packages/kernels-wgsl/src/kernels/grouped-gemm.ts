@@ -17,11 +17,11 @@ import type { GpuContext } from '../runtime/context.js';
 import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
 import { foldWorkgroups, type Recorder, Uniforms, warmPipeline } from '../runtime/kernel.js';
-import type { ExpertActivation, ExpertWeightsGpu, ExpertWeightsHost, GroupingGpu, GroupingRef } from './moe-types.js';
-import { expertDims, type ExpertDims } from './expert-weights.js';
+import type { ExpertActivation, ExpertRowLayout, ExpertStackGpu, ExpertStackHost, ExpertWeightsGpu, GroupingGpu, GroupingRef } from './moe-types.js';
+import { expertChunkList, expertDims, expertOutputs, type ExpertDims } from './expert-weights.js';
 import { expectLive } from './op-util.js';
-import { ACT_QUANT_GROUP, decodeExpertRow, fakeQuantFp8Ref, type ExpertActQuantOptions } from './quant-ref.js';
-import { WORD_VALUES, actQuantKernel, groupedGemmKernel, tileOffsetsKernel, weightLayout, type GroupedGemmVariant, type WeightFormat } from './grouped-gemm-wgsl.js';
+import { ACT_QUANT_GROUP, chunkOfRow, decodeExpertRow, fakeQuantFp8Ref, type ExpertActQuantOptions } from './quant-ref.js';
+import { WORD_VALUES, actQuantKernel, groupedGemmKernel, recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type GroupedGemmVariant, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { tiledGemmTile } from './plan.js';
 // --- fast prefill path (grouped-gemm-fast.ts) ---
 import { planFastGemm, recordFastGemm, warmGroupedGemmFast, type FastGemmKind, type FastGemmPlan } from './grouped-gemm-fast.js';
@@ -139,25 +139,66 @@ function chooseTile(opts: GroupedGemmOptions, rows: number, E: number): (typeof 
   return TILES[tiledGemmTile(rows, E)];
 }
 
-/** The grids of one op, computed (and checked against the device limits) before anything is recorded. */
-interface GemmPlan {
-  tile: (typeof TILES)[keyof typeof TILES];
+/** The grids of one dispatch (one chunk of the stack), computed (and checked against the device limits) before anything is recorded. */
+interface ChunkPlan {
+  place: GemmChunkPlace;
+  /** The chunk's weights (a plain container), dims, bias and outputs. */
+  w: ExpertWeightsGpu;
+  d: ExpertDims;
+  bias: GpuTensor | undefined;
+  N: number;
   nTilesN: number;
   nWork: number;
   grid: [number, number, number];
-  quantGrid: [number, number, number] | undefined;
   /** The fast prefill path (grouped-gemm-fast.ts) when it applies. */
   fast?: FastGemmPlan;
 }
 
-function planGemm(ctx: GpuContext, opts: GroupedGemmOptions, rows: number, E: number, N: number, quantRows: number, quantCols: number): GemmPlan {
+/** The plan of one op: its tile, activation-quantiser grid and one ChunkPlan per chunk of the stack. */
+interface GemmPlan {
+  tile: (typeof TILES)[keyof typeof TILES];
+  quantGrid: [number, number, number] | undefined;
+  chunks: ChunkPlan[];
+  biasDt: GroupedGemmVariant['bias'];
+}
+
+/**
+ * Plans every dispatch of one op over the chunks of its stack (one chunk:
+ * the whole stack, exactly the dispatches of an unchunked call). The tile and
+ * the fast-path choice are made once for the whole stack (rows per expert of
+ * all E), so a chunked stack runs the kernels an unchunked one would.
+ */
+function planGemm(
+  ctx: GpuContext,
+  opts: GroupedGemmOptions,
+  op: 'gate_up' | 'down',
+  w: ExpertStackGpu,
+  bias: GpuTensor | undefined,
+  layout: ExpertRowLayout,
+  rows: number,
+  E: number,
+  K: number,
+  quantRows: number,
+): GemmPlan {
   const tile = chooseTile(opts, rows, E);
-  const mTiles = Math.ceil(rows / tile.tm) + Math.min(E, rows);
-  const nTilesN = Math.ceil(N / tile.tn);
-  const nWork = mTiles * nTilesN;
-  const grid = foldWorkgroups(ctx, nWork);
-  const quantGrid = quantRows > 0 ? foldWorkgroups(ctx, Math.ceil((quantRows * Math.ceil(quantCols / ACT_QUANT_GROUP)) / 64)) : undefined;
-  return { tile, nTilesN, nWork, grid, quantGrid };
+  const quantGrid = quantRows > 0 ? foldWorkgroups(ctx, Math.ceil((quantRows * Math.ceil(K / ACT_QUANT_GROUP)) / 64)) : undefined;
+  const what = op === 'gate_up' ? 'groupedGateUp' : 'groupedDown';
+  const list = expertChunkList(w, bias, what, layout);
+  const Nall = expertOutputs(layout, expertDims(w).rows);
+  const fastAll = planFastGemm(ctx, opts, list[0].w, rows, E, Nall, K, op) !== undefined; // fast prefill path
+  const biasDts = new Set<GroupedGemmVariant['bias']>();
+  const chunks = list.map((c): ChunkPlan => {
+    const d = expertDims(c.w);
+    biasDts.add(checkBias(list.length > 1 ? `${what} bias (chunk of experts ${c.e0}.., outputs ${c.o0}..)` : `${what} bias`, c.bias, c.experts, d.rows));
+    const N = c.outputs;
+    const mTiles = Math.ceil(rows / tile.tm) + Math.min(c.experts, rows);
+    const nTilesN = Math.ceil(N / tile.tn);
+    const nWork = mTiles * nTilesN;
+    const fast = fastAll ? planFastGemm(ctx, { ...opts, tile: 'fast' }, c.w, rows, c.experts, N, K, op) : undefined;
+    return { place: { e0: c.e0, experts: c.experts, o0: c.o0 }, w: c.w, d, bias: c.bias, N, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork), fast };
+  });
+  // (a chunked stack's chunks all have the bias dtype of the first: expertChunkList checked)
+  return { tile, quantGrid, chunks, biasDt: [...biasDts][0] };
 }
 
 function outTensor(ctx: GpuContext, opts: GroupedGemmOptions, shape: number[], label: string): GpuTensor {
@@ -193,6 +234,7 @@ function gemmVariant(
   return v;
 }
 
+/** One grouped GEMM call: its inputs and output (the weights are in the plan's chunks). */
 interface GemmCall {
   op: 'gate_up' | 'down';
   act: ActParams | undefined;
@@ -200,40 +242,45 @@ interface GemmCall {
   xmode: GroupedGemmVariant['xmode'];
   rowScale: GPUBuffer | undefined;
   g: GroupingGpu;
-  w: ExpertWeightsGpu;
-  d: ExpertDims;
-  bias: GpuTensor | undefined;
-  biasDt: GroupedGemmVariant['bias'];
   K: number;
+  /** Outputs of the whole stack (the row stride of y). */
   N: number;
   y: GpuTensor;
   vectorize: boolean | undefined;
 }
 
+/** Records the op's dispatches: per chunk of the stack, its tile offsets (once per expert range) and its GEMM. */
 function recordGemm(rec: Recorder, c: GemmCall, plan: GemmPlan): void {
-  if (plan.fast) return recordFastGemm(rec, c, plan.fast); // fast prefill path
-  const { T, k, E } = c.g;
+  const { T, k } = c.g;
   const rows = T * k;
-  const { tile, nTilesN, nWork } = plan;
-  const meta = rec.temp((2 * E + 2) * 4, 'grouped_gemm.meta');
-  rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm: tile.tm }, buffers: [c.g.offsets.buffer, meta], uniforms: new Uniforms().u32(E, 0, 0, 0).finish(), workgroups: [1] });
-  const wf = weightFormat(c.w, c.d, { vectorize: c.vectorize });
-  const variant = gemmVariant(c.op, c.act, wf, c.biasDt, c.xmode, !!c.rowScale, tile);
-  const buffers: GPUBuffer[] = [c.x, c.g.order.buffer, meta];
-  if (c.rowScale) buffers.push(c.rowScale);
-  buffers.push(...wf.buffers);
-  if (c.bias) buffers.push(c.bias.buffer);
-  buffers.push(c.y.buffer);
-  rec.dispatch({
-    kernel: groupedGemmKernel,
-    variant,
-    buffers,
-    uniforms: new Uniforms()
-      .u32(rows, k, E, c.K, c.N, c.d.rows, nTilesN, nWork, ...wf.wu)
-      .f32(c.act?.limit ?? 0, c.act?.alpha ?? 0)
-      .finish(),
-    workgroups: plan.grid,
-  });
+  const scratch: GemmCallScratch = { meta: new Map() };
+  for (const ch of plan.chunks) {
+    if (ch.fast) {
+      // fast prefill path
+      recordFastGemm(rec, { ...c, w: ch.w, d: ch.d, bias: ch.bias, biasDt: plan.biasDt, N: ch.N, place: ch.place, ys: c.N, scratch }, ch.fast);
+      continue;
+    }
+    const { tile } = plan;
+    const meta = recordTileOffsets(rec, c.g.offsets.buffer, tile.tm, ch.place, scratch);
+    const wf = weightFormat(ch.w, ch.d, { vectorize: c.vectorize });
+    const variant = gemmVariant(c.op, c.act, wf, plan.biasDt, c.xmode, !!c.rowScale, tile);
+    const buffers: GPUBuffer[] = [c.x, c.g.order.buffer, meta];
+    if (c.rowScale) buffers.push(c.rowScale);
+    buffers.push(...wf.buffers);
+    if (ch.bias) buffers.push(ch.bias.buffer);
+    buffers.push(c.y.buffer);
+    rec.dispatch({
+      kernel: groupedGemmKernel,
+      variant,
+      buffers,
+      uniforms: new Uniforms()
+        .u32(rows, k, ch.place.experts, c.K, ch.N, ch.d.rows, ch.nTilesN, ch.nWork, ...wf.wu)
+        .f32(c.act?.limit ?? 0, c.act?.alpha ?? 0)
+        .u32(ch.place.o0, c.N)
+        .finish(),
+      workgroups: ch.grid,
+    });
+  }
 }
 
 /**
@@ -259,7 +306,7 @@ export function groupedGateUpGpu(
   rec: Recorder,
   x: GpuTensor,
   g: GroupingGpu,
-  w: ExpertWeightsGpu,
+  w: ExpertStackGpu,
   bias: GpuTensor | undefined,
   act: ExpertActivation,
   opts: GroupedGateUpOptions = {},
@@ -272,7 +319,6 @@ export function groupedGateUpGpu(
   const d = expertDims(w, 'groupedGateUp weights');
   if (d.E !== E || d.cols !== H || d.rows % 2 !== 0) throw new ShapeError('groupedGateUp weights', `[E=${E}, 2I (even), H=${H}]`, [d.E, d.rows, d.cols]);
   const I = d.rows / 2;
-  const biasDt = checkBias('groupedGateUp bias', bias, E, d.rows);
   const a = checkAct(act);
   const rs = opts.rowScale;
   if (rs) {
@@ -280,8 +326,7 @@ export function groupedGateUpGpu(
     if (rs.size !== T * k) throw new ShapeError('groupedGateUp rowScale', [T, k], rs.shape);
   }
   const q = checkActQuant(opts);
-  const plan = planGemm(ctx, opts, T * k, E, I, q.on && T * k > 0 && H > 0 ? (rs ? T * k : T) : 0, H);
-  plan.fast = planFastGemm(ctx, opts, w, T * k, E, I, H, 'gate_up'); // fast prefill path
+  const plan = planGemm(ctx, opts, 'gate_up', w, bias, a.interleaved ? 'interleaved' : 'concat', T * k, E, H, q.on && T * k > 0 && H > 0 ? (rs ? T * k : T) : 0);
   const y = outTensor(ctx, opts, [T * k, I], 'grouped_gate_up.out');
   if (T * k === 0 || I === 0) return y;
   let xb = x.buffer;
@@ -293,7 +338,7 @@ export function groupedGateUpGpu(
     xmode = rs ? 'pair' : 'token';
     rowScale = undefined;
   }
-  recordGemm(rec, { op: 'gate_up', act: a, x: xb, xmode, rowScale, g, w, d, bias, biasDt, K: H, N: I, y, vectorize: opts.vectorize }, plan);
+  recordGemm(rec, { op: 'gate_up', act: a, x: xb, xmode, rowScale, g, K: H, N: I, y, vectorize: opts.vectorize }, plan);
   return y;
 }
 
@@ -313,7 +358,7 @@ export function groupedDownGpu(
   rec: Recorder,
   h: GpuTensor,
   g: GroupingGpu,
-  w: ExpertWeightsGpu,
+  w: ExpertStackGpu,
   bias?: GpuTensor,
   opts: GroupedGemmOptions = {},
 ): GpuTensor {
@@ -325,20 +370,29 @@ export function groupedDownGpu(
   const d = expertDims(w, 'groupedDown weights');
   if (d.E !== E || d.cols !== I) throw new ShapeError('groupedDown weights', `[E=${E}, H, I=${I}]`, [d.E, d.rows, d.cols]);
   const H = d.rows;
-  const biasDt = checkBias('groupedDown bias', bias, E, H);
   const q = checkActQuant(opts);
-  const plan = planGemm(ctx, opts, T * k, E, H, q.on && T * k > 0 && I > 0 ? T * k : 0, I);
-  plan.fast = planFastGemm(ctx, opts, w, T * k, E, H, I, 'down'); // fast prefill path
+  const plan = planGemm(ctx, opts, 'down', w, bias, 'rows', T * k, E, I, q.on && T * k > 0 && I > 0 ? T * k : 0);
   const y = outTensor(ctx, opts, [T * k, H], 'grouped_down.out');
   if (T * k === 0 || H === 0) return y;
   const xb = q.on && I > 0 ? recordActQuant(rec, plan.quantGrid!, h.buffer, T * k, I, 1, undefined, q.clamp) : h.buffer;
-  recordGemm(rec, { op: 'down', act: undefined, x: xb, xmode: 'grouped', rowScale: undefined, g, w, d, bias, biasDt, K: I, N: H, y, vectorize: opts.vectorize }, plan);
+  recordGemm(rec, { op: 'down', act: undefined, x: xb, xmode: 'grouped', rowScale: undefined, g, K: I, N: H, y, vectorize: opts.vectorize }, plan);
   return y;
 }
 
-function biasRef(bias: HostTensor | undefined, what: string, E: number, rows: number): Float32Array | undefined {
+/** The bias [E * rows] of the reference GEMMs as f32: `bias`, or a chunked stack's chunk biases (then `bias` must be undefined). */
+function biasRef(w: ExpertStackHost, bias: HostTensor | undefined, what: string, E: number, rows: number): Float32Array | undefined {
   checkBias(what, bias, E, rows);
-  return bias ? toFloat32(bias.dtype, bias.data) : undefined;
+  if (w.kind !== 'chunked' || !w.chunks[0].bias) return bias ? toFloat32(bias.dtype, bias.data) : undefined;
+  if (bias) throw new ValueError(what, 'undefined with chunked weights (their biases travel in the chunks)', `a ${bias.dtype} [${bias.shape.join(', ')}] tensor`);
+  const out = new Float32Array(E * rows);
+  for (let e = 0; e < E; e++)
+    for (let r = 0; r < rows; r++) {
+      const { chunk, localRow } = chunkOfRow(w, e, r);
+      const b = chunk.bias!;
+      const i = (e - chunk.e0) * b.shape[1] + localRow;
+      out[e * rows + r] = toFloat32(b.dtype, b.data.subarray(i, i + 1) as typeof b.data)[0];
+    }
+  return out;
 }
 
 function activationRef(a: ActParams, g: number, u: number): number {
@@ -368,7 +422,7 @@ function activationRef(a: ActParams, g: number, u: number): number {
 export function groupedGateUpRef(
   x: Float32Array,
   g: GroupingRef,
-  w: ExpertWeightsHost,
+  w: ExpertStackHost,
   bias: HostTensor | undefined,
   act: ExpertActivation,
   rowScale?: Float32Array,
@@ -383,7 +437,7 @@ export function groupedGateUpRef(
   if (rowScale && rowScale.length !== T * k) throw new ShapeError('groupedGateUpRef rowScale', [T, k], [rowScale.length]);
   const I = d.rows / 2;
   const a = checkAct(act);
-  const b = biasRef(bias, 'groupedGateUpRef bias', E, d.rows);
+  const b = biasRef(w, bias, 'groupedGateUpRef bias', E, d.rows);
   const q = checkActQuant(opts);
   const rows = T * k;
   // Input rows in grouped order (scaled, then optionally fake-quantised).
@@ -432,7 +486,7 @@ export function groupedGateUpRef(
  * const y = groupedDownRef(h, grouping, { kind: 'dense', w: down });
  * ```
  */
-export function groupedDownRef(h: Float32Array, g: GroupingRef, w: ExpertWeightsHost, bias?: HostTensor, opts: ExpertActQuantOptions = {}): Float32Array {
+export function groupedDownRef(h: Float32Array, g: GroupingRef, w: ExpertStackHost, bias?: HostTensor, opts: ExpertActQuantOptions = {}): Float32Array {
   checkGroupingRef(g);
   const { T, k, E } = g;
   const d = expertDims(w, 'groupedDownRef weights');
@@ -441,7 +495,7 @@ export function groupedDownRef(h: Float32Array, g: GroupingRef, w: ExpertWeights
   const H = d.rows;
   const rows = T * k;
   if (h.length !== rows * I) throw new ShapeError('groupedDownRef h', `[T*k=${rows}, I=${I}] (${rows * I} values)`, [h.length]);
-  const b = biasRef(bias, 'groupedDownRef bias', E, H);
+  const b = biasRef(w, bias, 'groupedDownRef bias', E, H);
   const q = checkActQuant(opts);
   const hq = q.on ? fakeQuantFp8Ref(h, rows, I, q.clamp) : h;
   const out = new Float32Array(rows * H);
@@ -467,8 +521,8 @@ export function groupedDownRef(h: Float32Array, g: GroupingRef, w: ExpertWeights
 export interface GroupedGemmWarmSpec extends ExpertActQuantOptions {
   /** 'gate_up' (needs `act`) or 'down'. */
   op: 'gate_up' | 'down';
-  /** The weights the call will use (their format selects the variant). */
-  w: ExpertWeightsGpu;
+  /** The weights the call will use (their format selects the variant; a chunked stack: its chunks' format and biases). */
+  w: ExpertStackGpu;
   /** The bias the call will pass, if any. */
   bias?: GpuTensor;
   /** gate_up activation. */
@@ -490,11 +544,14 @@ export interface GroupedGemmWarmSpec extends ExpertActQuantOptions {
  */
 export async function warmGroupedGemm(ctx: GpuContext, spec: GroupedGemmWarmSpec): Promise<void> {
   if (spec.op !== 'gate_up' && spec.op !== 'down') throw new ValueError('warmGroupedGemm op', "'gate_up' | 'down'", spec.op);
-  const d = expertDims(spec.w, 'warmGroupedGemm weights');
+  expertDims(spec.w, 'warmGroupedGemm weights');
   const act = spec.op === 'gate_up' ? checkAct(spec.act as ExpertActivation) : undefined;
-  const biasDt = checkBias('warmGroupedGemm bias', spec.bias, d.E, d.rows);
+  // every chunk of a stack runs the same variants: those of its first chunk
+  const [first] = expertChunkList(spec.w, spec.bias, 'warmGroupedGemm', spec.w.kind === 'chunked' ? spec.w.layout : 'rows');
+  const d = expertDims(first.w);
+  const biasDt = checkBias('warmGroupedGemm bias', first.bias, d.E, d.rows);
   const q = checkActQuant(spec);
-  const wf = weightFormat(spec.w, d);
+  const wf = weightFormat(first.w, d);
   const rs = spec.op === 'gate_up' && !!spec.rowScale;
   const xmode: GroupedGemmVariant['xmode'] = spec.op === 'down' ? 'grouped' : q.on && rs ? 'pair' : 'token';
   const jobs: Promise<void>[] = [];
@@ -503,6 +560,6 @@ export async function warmGroupedGemm(ctx: GpuContext, spec: GroupedGemmWarmSpec
     jobs.push(warmPipeline(ctx, groupedGemmKernel, gemmVariant(spec.op, act, wf, biasDt, xmode, rs && !q.on, tile)));
   }
   if (q.on) jobs.push(warmPipeline(ctx, actQuantKernel, { rowScale: rs, clamp: q.clamp !== undefined }));
-  else jobs.push(warmGroupedGemmFast(ctx, { op: spec.op, w: spec.w, K: d.cols, act, biasDt, xmode, rowScale: rs })); // fast prefill path
+  else jobs.push(warmGroupedGemmFast(ctx, { op: spec.op, w: first.w, K: d.cols, act, biasDt, xmode, rowScale: rs })); // fast prefill path
   await Promise.all(jobs);
 }

@@ -13,9 +13,9 @@ import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, Recorder, Uniforms } from '../runtime/kernel.js';
 import { LimitError } from '../runtime/errors.js';
-import type { ExpertActivation, ExpertWeightsGpu, GroupingGpu } from './moe-types.js';
+import type { ExpertActivation, ExpertStackGpu, ExpertWeightsGpu, GroupingGpu } from './moe-types.js';
 import { FP8_DECODE_WGSL, PACKED_CODE_WGSL } from '../wgsl.js';
-import { expertDims } from './expert-weights.js';
+import { expertChunkList, expertDims } from './expert-weights.js';
 import { KERNEL_CROSSOVERS } from './plan.js';
 
 
@@ -230,7 +230,7 @@ ${Us.map((u) => R.map((m) => `        { let q = (xrow${m} + col${u}) >> 2u; let 
 ${R.map((m) => `          { let xv = X[xrow${m} + col + j]; ag${m} = fma(xv, wgv, ag${m});${gu ? ` au${m} = fma(xv, wuv, au${m});` : ''} }`).join('\n')}
         }`;
   return /* wgsl */ `
-struct P { rows: u32, cols: u32, nout: u32, k: u32, limit: f32, alpha: f32, nblocks: u32, _p: u32, s0: u32, s1: u32, s2: u32, s3: u32, }
+struct P { rows: u32, cols: u32, nout: u32, k: u32, limit: f32, alpha: f32, nblocks: u32, _p: u32, s0: u32, s1: u32, s2: u32, s3: u32, eb: u32, ne: u32, yo: u32, ys: u32, }
 struct W8 { e: vec4<f32>, o: vec4<f32>, }
 @group(0) @binding(0) var<storage, read> ${v.vec8 ? 'X4: array<vec4<f32>>' : 'X: array<f32>'};
 @group(0) @binding(1) var<storage, read> W: ${wdecl};
@@ -253,12 +253,15 @@ var<workgroup> red: array<f32, ${GROUPS * LANES * MRv * NA}>;
 var<workgroup> wcnt: u32;
 @compute @workgroup_size(${LANES}, ${GROUPS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  // slots past the active experts hold NO_EXPERT: their workgroups see no rows and write nothing
+  // slots past the active experts hold NO_EXPERT, and experts outside this dispatch's chunk [eb, eb + ne) of the
+  // stack are another dispatch's: their workgroups see no rows and write nothing. eg: global expert, e: in the chunk.
   let e0 = Active[wid.y];
-  let e = select(0u, e0, e0 != ${NO_EXPERT}u);
-  let off = Offsets[e];
+  let mine = e0 != ${NO_EXPERT}u && e0 >= p.eb && e0 - p.eb < p.ne;
+  let eg = select(p.eb, e0, mine);
+  let e = eg - p.eb;
+  let off = Offsets[eg];
   ${quant && !v.wide ? `{ let li = lid.y * ${LANES}u + lid.x; ${lutInit} }` : ''}
-  if (lid.x == 0u && lid.y == 0u) { wcnt = select(0u, Counts[e], e0 != ${NO_EXPERT}u); }
+  if (lid.x == 0u && lid.y == 0u) { wcnt = select(0u, Counts[eg], mine); }
   let cnt = workgroupUniformLoad(&wcnt);
   let lane = lid.x;
   let g = lid.y;
@@ -295,7 +298,7 @@ ${R.map((m) => `    red[(g * ${MRv * NA}u + ${m * NA}u) * ${LANES}u + lane] = ag
       ${gu ? `var su = red[(g * ${MRv * NA}u + lane * ${NA}u + 1u) * ${LANES}u];` : ''}
       ${v.rowScale ? `let sc = S[Order[row]]; sg = sg * sc;${gu ? ' su = su * sc;' : ''}` : ''}
       ${v.bias ? `sg = sg + bload(e * p.rows + rg);${gu ? ' su = su + bload(e * p.rows + ru);' : ''}` : ''}
-      Y[row * p.nout + o] = ${gu ? 'act(sg, su)' : 'sg'};
+      Y[row * p.ys + p.yo + o] = ${gu ? 'act(sg, su)' : 'sg'};
     }
     workgroupBarrier();
   }
@@ -414,13 +417,18 @@ interface GemvWeights {
  *
  * @example `if (gemvSupports(w.gateUp) && gemvSupports(w.down)) useGemv()`
  */
-export function gemvSupports(w: ExpertWeightsGpu): boolean {
+export function gemvSupports(w: ExpertStackGpu): boolean {
   try {
-    gemvWeights('weights', w);
+    for (const c of stackChunks(w)) gemvWeights('weights', c);
     return true;
   } catch {
     return false;
   }
+}
+
+/** The plain containers of a stack (itself, or its chunks' weights). */
+function stackChunks(w: ExpertStackGpu): ExpertWeightsGpu[] {
+  return w.kind === 'chunked' ? w.chunks.map((c) => c.w) : [w];
 }
 
 function gemvWeights(what: string, w: ExpertWeightsGpu): GemvWeights {
@@ -452,9 +460,9 @@ function gemvWeights(what: string, w: ExpertWeightsGpu): GemvWeights {
  * f16 denormals), columns and scale blocks multiples of the 16-byte chunk.
  * @example `gemvWideLoads(int4Weights) // true when cols and blocks are multiples of 32`
  */
-export function gemvWideLoads(w: ExpertWeightsGpu, wideLoads: boolean = KERNEL_CROSSOVERS.gemvWideLoads): boolean {
+export function gemvWideLoads(w: ExpertStackGpu, wideLoads: boolean = KERNEL_CROSSOVERS.gemvWideLoads): boolean {
   try {
-    return wideLoads && wideOk(gemvWeights('weights', w));
+    return wideLoads && wideOk(gemvWeights('weights', stackChunks(w)[0]));
   } catch {
     return false;
   }
@@ -468,65 +476,89 @@ function wideOk(gw: GemvWeights): boolean {
   return block % cw === 0;
 }
 
+/** One dispatch of a GEMV: a chunk of the stack (the whole stack when unchunked) with its bias. */
+interface GemvChunk {
+  place: { e0: number; experts: number; o0: number };
+  gw: GemvWeights;
+  nout: number;
+  bias: GpuTensor | undefined;
+}
+
 function gemv(
   ctx: GpuContext,
   rec: Recorder,
   x: GpuTensor,
   g: GroupingGpu,
-  gw: GemvWeights,
+  w: ExpertStackGpu,
   mode: 'gate_up' | 'down',
   act: ExpertActivation | undefined,
   opts: GemvOptions,
 ): GpuTensor {
-  const { E, rows, cols } = gw;
+  const { E, rows, cols } = expertDims(w, `${mode} weights`);
   if (E !== g.E) throw new ShapeError(`${mode} weights experts`, [g.E, rows, cols], [E, rows, cols]);
-  const nout = mode === 'gate_up' ? rows / 2 : rows;
   if (mode === 'gate_up' && rows % 2 !== 0) throw new ShapeError('gate_up weights', '[E, 2I, H] with an even row count', [E, rows, cols]);
+  const nout = mode === 'gate_up' ? rows / 2 : rows;
   const xRows = mode === 'gate_up' ? g.T : g.T * g.k;
   if (x.dtype !== 'float32' || x.shape.length !== 2 || x.shape[0] !== xRows || x.shape[1] !== cols) {
     throw new ShapeError(`${mode} input`, [xRows, cols], x.shape);
   }
-  if (opts.bias && (opts.bias.size !== E * rows)) throw new ShapeError(`${mode} bias`, [E, rows], opts.bias.shape);
   if (opts.rowScale && opts.rowScale.size !== g.T * g.k) throw new ShapeError('rowScale', [g.T, g.k], opts.rowScale.shape);
-  const bd = opts.bias?.dtype;
-  if (bd && bd !== 'float32' && bd !== 'bfloat16' && bd !== 'float16') throw new DTypeError(`${mode} bias`, ['float32', 'bfloat16', 'float16'], bd);
-  const nbx = Math.ceil(nout / GROUPS);
+  const layout = mode === 'down' ? 'rows' : act!.layout;
+  const chunks: GemvChunk[] = expertChunkList(w, opts.bias, `${mode} GEMV`, layout).map((c) => {
+    const gw = gemvWeights(mode, c.w);
+    if (c.bias && c.bias.size !== c.experts * gw.rows) throw new ShapeError(`${mode} bias`, [c.experts, gw.rows], c.bias.shape);
+    const bd = c.bias?.dtype;
+    if (bd && bd !== 'float32' && bd !== 'bfloat16' && bd !== 'float16') throw new DTypeError(`${mode} bias`, ['float32', 'bfloat16', 'float16'], bd);
+    return { place: { e0: c.e0, experts: c.experts, o0: c.o0 }, gw, nout: c.outputs, bias: c.bias as GpuTensor | undefined };
+  });
   const max = ctx.limits.maxComputeWorkgroupsPerDimension;
-  if (nbx > max) throw new LimitError('maxComputeWorkgroupsPerDimension', nbx, max, `${mode} output blocks`);
-  const y = opts.pool ? opts.pool.tensor('float32', [g.T * g.k, nout], `${mode}.out`) : GpuTensor.empty(ctx, 'float32', [g.T * g.k, nout], `${mode}.out`);
-  // one expert (a dense grouping: shared experts) is always active: a constant list, no dispatch
-  const active = opts.active?.active ?? (g.E === 1 ? singleExpertList(ctx) : activeExpertsGpu(ctx, rec, g, nout, nout).active);
+  for (const c of chunks) {
+    const nbx = Math.ceil(c.nout / GROUPS);
+    if (nbx > max) throw new LimitError('maxComputeWorkgroupsPerDimension', nbx, max, `${mode} output blocks`);
+  }
   // every slot that can hold an active expert: at most T*k experts have rows
   const slots = Math.min(g.E, g.T * g.k);
   if (slots > max) throw new LimitError('maxComputeWorkgroupsPerDimension', slots, max, `${mode} expert slots`);
+  const y = opts.pool ? opts.pool.tensor('float32', [g.T * g.k, nout], `${mode}.out`) : GpuTensor.empty(ctx, 'float32', [g.T * g.k, nout], `${mode}.out`);
+  // one expert (a dense grouping: shared experts) is always active: a constant list, no dispatch
+  const active = opts.active?.active ?? (g.E === 1 ? singleExpertList(ctx) : activeExpertsGpu(ctx, rec, g, nout, nout).active);
+  const first = chunks[0];
   const variant: GemvVariant = {
-    wdtype: gw.wfmt,
-    sdtype: gw.sdtype,
+    wdtype: first.gw.wfmt,
+    sdtype: first.gw.sdtype,
     vec8: cols % 8 === 0,
     mode,
     act: mode === 'gate_up' ? act!.kind : 'none',
     interleaved: mode === 'gate_up' && act!.layout === 'interleaved',
-    bias: !!opts.bias,
+    bias: !!first.bias,
     rowScale: mode === 'gate_up' && !!opts.rowScale,
-    bdtype: (bd ?? 'float32') as DenseDtype,
+    bdtype: (first.bias?.dtype ?? 'float32') as DenseDtype,
     // rows accumulated per weight pass: about the rows per active expert (uniform routing), a power of two <= 8
-    wide: (opts.wideLoads ?? KERNEL_CROSSOVERS.gemvWideLoads) && wideOk(gw),
-    mr: Math.min(gw.sdtype === 'none' ? MR : 4, g.T, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil((g.T * g.k) / Math.min(g.E, g.T * g.k)))))),
+    wide: (opts.wideLoads ?? KERNEL_CROSSOVERS.gemvWideLoads) && wideOk(first.gw),
+    mr: Math.min(first.gw.sdtype === 'none' ? MR : 4, g.T, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil((g.T * g.k) / Math.min(g.E, g.T * g.k)))))),
   };
   // zp only when set, so the pipelines of weights without zero points keep their variant keys.
-  if (gw.zeros) variant.zp = true;
-  const buffers = [x.buffer, gw.codes.buffer, g.counts.buffer, g.offsets.buffer, g.order.buffer, active, y.buffer];
-  if (opts.bias) buffers.push(opts.bias.buffer);
-  if (variant.rowScale) buffers.push(opts.rowScale!.buffer);
-  if (gw.scales) buffers.push(gw.scales.buffer);
-  if (gw.zeros) buffers.push(gw.zeros.buffer);
-  rec.dispatch({
-    kernel: gemvKernel,
-    variant,
-    buffers,
-    uniforms: new Uniforms().u32(rows, cols, nout, g.k).f32(act?.limit ?? 0, act?.alpha ?? 1.702).u32(nbx, 0, ...gw.su).finish(),
-    workgroups: [nbx, slots, 1],
-  });
+  if (first.gw.zeros) variant.zp = true;
+  // one dispatch per chunk: each computes the outputs of its experts' rows that it holds
+  for (const c of chunks) {
+    const nbx = Math.ceil(c.nout / GROUPS);
+    const buffers = [x.buffer, c.gw.codes.buffer, g.counts.buffer, g.offsets.buffer, g.order.buffer, active, y.buffer];
+    if (c.bias) buffers.push(c.bias.buffer);
+    if (variant.rowScale) buffers.push(opts.rowScale!.buffer);
+    if (c.gw.scales) buffers.push(c.gw.scales.buffer);
+    if (c.gw.zeros) buffers.push(c.gw.zeros.buffer);
+    rec.dispatch({
+      kernel: gemvKernel,
+      variant,
+      buffers,
+      uniforms: new Uniforms()
+        .u32(c.gw.rows, cols, c.nout, g.k)
+        .f32(act?.limit ?? 0, act?.alpha ?? 1.702)
+        .u32(nbx, 0, ...c.gw.su, c.place.e0, c.place.experts, c.place.o0, nout)
+        .finish(),
+      workgroups: [nbx, slots, 1],
+    });
+  }
   return y;
 }
 
@@ -539,12 +571,12 @@ function gemv(
  * const h = gemvGateUpGpu(ctx, rec, x, grouping, { kind: 'dense', w: gateUp }, { kind: 'silu', layout: 'concat' });
  * ```
  */
-export function gemvGateUpGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, g: GroupingGpu, w: ExpertWeightsGpu, act: ExpertActivation, opts: GemvOptions = {}): GpuTensor {
-  const wt = gemvWeights('gate_up', w);
+export function gemvGateUpGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, g: GroupingGpu, w: ExpertStackGpu, act: ExpertActivation, opts: GemvOptions = {}): GpuTensor {
+  if (!act || (act.layout !== 'concat' && act.layout !== 'interleaved')) throw new ValueError('activation layout', "'concat' | 'interleaved'", act?.layout);
   if ((act.kind === 'swiglu_limit' || act.kind === 'swigluoai') && !(typeof act.limit === 'number' && act.limit > 0)) {
     throw new ValueError('activation limit', 'a positive number', act.limit);
   }
-  return gemv(ctx, rec, x, g, wt, 'gate_up', act, opts);
+  return gemv(ctx, rec, x, g, w, 'gate_up', act, opts);
 }
 
 /**
@@ -556,8 +588,7 @@ export function gemvGateUpGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, g: G
  * const y = gemvDownGpu(ctx, rec, h, grouping, { kind: 'dense', w: down });
  * ```
  */
-export function gemvDownGpu(ctx: GpuContext, rec: Recorder, h: GpuTensor, g: GroupingGpu, w: ExpertWeightsGpu, opts: Omit<GemvOptions, 'rowScale'> = {}): GpuTensor {
-  const wt = gemvWeights('down', w);
-  return gemv(ctx, rec, h, g, wt, 'down', undefined, opts);
+export function gemvDownGpu(ctx: GpuContext, rec: Recorder, h: GpuTensor, g: GroupingGpu, w: ExpertStackGpu, opts: Omit<GemvOptions, 'rowScale'> = {}): GpuTensor {
+  return gemv(ctx, rec, h, g, w, 'down', undefined, opts);
 }
 

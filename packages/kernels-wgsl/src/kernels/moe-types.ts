@@ -120,3 +120,58 @@ export type ExpertWeightsHost =
   | { kind: 'fp8_block'; q: HostTensor; scaleInv: HostTensor; block: [number, number] }
   | { kind: 'mxfp4'; blocks: HostTensor; scales: HostTensor }
   | { kind: 'int_block'; bits: 4 | 8; q: HostTensor; scales: HostTensor; blockSize: number; zeros?: HostTensor };
+
+/**
+ * How the rows of one expert map to its outputs (what a split inside an
+ * expert keeps together): 'rows' (row o is output o: down), 'concat' (gate
+ * row o and up row N + o of gate_up, N = rows / 2) or 'interleaved' (rows
+ * 2o and 2o + 1).
+ */
+export type ExpertRowLayout = 'rows' | 'concat' | 'interleaved';
+
+/**
+ * One piece of a chunked expert stack: outputs [o0, o0 + outputs) of experts
+ * [e0, e0 + experts), as a stack of its own ([experts, rows of those outputs
+ * in the stack's layout, cols], codes with their scales) and the matching
+ * rows of the bias ([experts, chunk rows]). Either whole experts (o0 = 0,
+ * outputs = N) or part of one expert (experts = 1).
+ */
+export interface ExpertChunk<W, T> {
+  e0: number;
+  experts: number;
+  o0: number;
+  outputs: number;
+  w: W;
+  bias?: T;
+}
+
+/**
+ * An expert stack [E, rows, cols] split over several GPU buffers (each
+ * within the context's maxBindingBytes): chunks in order of (expert, output),
+ * covering every output of every expert once. Made by `uploadExpertWeights`;
+ * every expert GEMM (decode GEMVs, tiled and fast grouped GEMMs) takes it and
+ * dispatches once per chunk. Biases travel in the chunks.
+ */
+export interface ChunkedExpertWeightsGpu {
+  kind: 'chunked';
+  E: number;
+  rows: number;
+  cols: number;
+  layout: ExpertRowLayout;
+  chunks: readonly ExpertChunk<ExpertWeightsGpu, GpuTensor>[];
+}
+
+/** The same on the host (the CPU path reads each row from its chunk; see `chunkExpertWeightsHost`). */
+export interface ChunkedExpertWeightsHost {
+  kind: 'chunked';
+  E: number;
+  rows: number;
+  cols: number;
+  layout: ExpertRowLayout;
+  chunks: readonly ExpertChunk<ExpertWeightsHost, HostTensor>[];
+}
+
+/** What the expert GEMMs take on the GPU: one container, or one split over several buffers. */
+export type ExpertStackGpu = ExpertWeightsGpu | ChunkedExpertWeightsGpu;
+/** What the reference expert GEMMs take on the host. */
+export type ExpertStackHost = ExpertWeightsHost | ChunkedExpertWeightsHost;

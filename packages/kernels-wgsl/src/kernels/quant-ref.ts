@@ -5,7 +5,7 @@
  * activation fake-quantiser. See docs/moe-semantics.md "Number formats".
  */
 import { HostTensor, ValueError, e4m3ToF32, e5m2ToF32, f16ToF32, fakeQuantizeActivationsFp8, fromFloat32, quantizeFp8Block, toFloat32 } from '@webmoe/tensor';
-import type { ExpertWeightsHost } from './moe-types.js';
+import type { ExpertChunk, ExpertRowLayout, ExpertStackHost, ExpertWeightsHost } from './moe-types.js';
 import { expertDims } from './expert-weights.js';
 
 /** The e2m1 (fp4) magnitudes of codes 0..7; bit 3 is the sign. @example `FP4_VALUES[7] // 6` */
@@ -28,7 +28,14 @@ export function fp4ToF32(c: number): number {
  * decodeExpertRow(w, 3, 17, row); // expert 3, output channel 17
  * ```
  */
-export function decodeExpertRow(w: ExpertWeightsHost, e: number, row: number, out: Float32Array): Float32Array {
+export function decodeExpertRow(w: ExpertStackHost, e: number, row: number, out: Float32Array): Float32Array {
+  if (w.kind === 'chunked') {
+    // (validated by the callers' expertDims; here only the row's chunk is looked up)
+    if (!(Number.isInteger(e) && e >= 0 && e < w.E)) throw new ValueError('decodeExpertRow expert', `an integer in [0, ${w.E})`, e);
+    if (!(Number.isInteger(row) && row >= 0 && row < w.rows)) throw new ValueError('decodeExpertRow row', `an integer in [0, ${w.rows})`, row);
+    const { chunk, localRow } = chunkOfRow(w, e, row);
+    return decodeExpertRow(chunk.w, e - chunk.e0, localRow, out);
+  }
   const { E, rows, cols } = expertDims(w);
   if (!(Number.isInteger(e) && e >= 0 && e < E)) throw new ValueError('decodeExpertRow expert', `an integer in [0, ${E})`, e);
   if (!(Number.isInteger(row) && row >= 0 && row < rows)) throw new ValueError('decodeExpertRow row', `an integer in [0, ${rows})`, row);
@@ -84,9 +91,24 @@ export function decodeExpertRow(w: ExpertWeightsHost, e: number, row: number, ou
  * One dequantised weight element W[e, row, col] (tests and debugging; slow).
  * @example `expertWeightAt(w, 0, 1, 2)`
  */
-export function expertWeightAt(w: ExpertWeightsHost, e: number, row: number, col: number): number {
+export function expertWeightAt(w: ExpertStackHost, e: number, row: number, col: number): number {
   const { cols } = expertDims(w);
   return decodeExpertRow(w, e, row, new Float32Array(cols))[col];
+}
+
+/**
+ * The chunk of a chunked stack that holds row `row` of expert `e`, and
+ * the row's index inside that chunk's expert (see ExpertRowLayout).
+ */
+export function chunkOfRow<W, T>(w: { rows: number; layout: ExpertRowLayout; chunks: readonly ExpertChunk<W, T>[] }, e: number, row: number): { chunk: ExpertChunk<W, T>; localRow: number } {
+  const N = w.layout === 'rows' ? w.rows : w.rows / 2;
+  const o = w.layout === 'rows' ? row : w.layout === 'interleaved' ? row >> 1 : row < N ? row : row - N;
+  for (const c of w.chunks) {
+    if (e < c.e0 || e >= c.e0 + c.experts || o < c.o0 || o >= c.o0 + c.outputs) continue;
+    const localRow = w.layout === 'rows' ? o - c.o0 : w.layout === 'interleaved' ? row - 2 * c.o0 : row < N ? o - c.o0 : c.outputs + (o - c.o0);
+    return { chunk: c, localRow };
+  }
+  throw new ValueError('decodeExpertRow chunks', `a chunk holding expert ${e}, output ${o}`, 'none');
 }
 
 /** Target formats of {@link quantizeExperts}. @example `const f: ExpertQuantFormat = { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }` */

@@ -1,3 +1,4 @@
+import { ValueError } from '@webmoe/tensor';
 import { selectGpuFromEnv, type GpuSelection } from './gpu-select.js';
 import { NoAdapterError, DeviceLostError, GpuValidationError, GpuOutOfMemoryError } from './errors.js';
 
@@ -23,6 +24,15 @@ export interface GpuContextOptions {
   disableSubgroupMatrix?: boolean;
   /** A label for the device. */
   label?: string;
+  /**
+   * The most bytes one storage binding of expert weights may hold (a positive
+   * multiple of 4; default and cap: the device's maxStorageBufferBindingSize
+   * and maxBufferSize). Expert stacks larger than this are split over several
+   * buffers (see `uploadExpertWeights`). Lowering it lets small layers take
+   * the chunked paths (tests, CI on lavapipe); scratch buffers keep the
+   * device limits.
+   */
+  maxBindingBytes?: number;
 }
 
 const WANTED: readonly string[] = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'];
@@ -141,16 +151,18 @@ export class GpuContext {
   readonly features: GpuFeatures;
   readonly limits: GPUSupportedLimits;
   readonly adapterInfo: AdapterDescription;
+  private readonly maxBindingOption: number | undefined;
   private lostInfo: GPUDeviceLostInfo | undefined;
   private destroyed = false;
   private readonly uncaptured: string[] = [];
 
-  constructor(adapter: GPUAdapter, device: GPUDevice, features: GpuFeatures) {
+  constructor(adapter: GPUAdapter, device: GPUDevice, features: GpuFeatures, opts: { maxBindingBytes?: number } = {}) {
     this.adapter = adapter;
     this.device = device;
     this.features = features;
     this.limits = device.limits;
     this.adapterInfo = describeAdapter(adapter);
+    this.maxBindingOption = checkMaxBindingBytes('GpuContext maxBindingBytes', opts.maxBindingBytes);
     device.lost.then((info) => {
       this.lostInfo = info;
     });
@@ -158,6 +170,16 @@ export class GpuContext {
       const e = (ev as GPUUncapturedErrorEvent).error;
       this.uncaptured.push(e?.message ?? String(e));
     });
+  }
+
+  /**
+   * The most bytes one storage binding of expert weights holds: the
+   * `maxBindingBytes` option, capped by the device's maxStorageBufferBindingSize
+   * and maxBufferSize (rounded down to a multiple of 4).
+   */
+  get maxBindingBytes(): number {
+    const deviceMax = Math.floor(Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize) / 4) * 4;
+    return Math.min(this.maxBindingOption ?? deviceMax, deviceMax);
   }
 
   /** A one-line adapter name. */
@@ -240,6 +262,16 @@ export class GpuContext {
 }
 
 /**
+ * Validates a `maxBindingBytes` setting: undefined (the device's limit) or a
+ * positive multiple of 4; ValueError naming `what` otherwise.
+ * @example `checkMaxBindingBytes('maxBindingBytes', 1 << 20) // 1048576`
+ */
+export function checkMaxBindingBytes(what: string, v: unknown): number | undefined {
+  if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 4 && v % 4 === 0)) throw new ValueError(what, 'a positive multiple of 4 (or undefined: the device limit)', v);
+  return v as number | undefined;
+}
+
+/**
  * Creates a GpuContext: requests an adapter, its limits (all of them, not the
  * defaults) and the features the kernels use where present.
  *
@@ -249,6 +281,7 @@ export class GpuContext {
  * ```
  */
 export async function createGpuContext(opts: GpuContextOptions = {}): Promise<GpuContext> {
+  const mb = checkMaxBindingBytes('createGpuContext maxBindingBytes', opts.maxBindingBytes); // before a device exists
   const adapter = opts.adapter ?? (await requestAdapter(opts.powerPreference));
   const want = (opts.wantFeatures ?? WANTED).filter((f) => adapter.features.has(f));
   const filtered = want.filter(
@@ -281,5 +314,5 @@ export async function createGpuContext(opts: GpuContextOptions = {}): Promise<Gp
     subgroups: has('subgroups'),
     timestampQuery: has('timestamp-query'),
     subgroupMatrix: has('chromium-experimental-subgroup-matrix'),
-  });
+  }, { maxBindingBytes: mb });
 }
