@@ -88,7 +88,11 @@ describe('bytes and flops', () => {
       ['gpt-oss-20b', 2880, 2880, 32, 4, 0],
       ['deepseek-v2-lite', 2048, 1408, 64, 6, 2],
       ['deepseek-v3', 7168, 2048, 256, 8, 1],
+      ['kimi-k2', 7168, 2048, 384, 8, 1],
+      ['llama4-maverick', 5120, 8192, 128, 1, 1],
     ]);
+    expect(findModel('kimi-k2').router).toMatchObject({ kind: 'sigmoid_grouped', nGroup: 1, topkGroup: 1, routedScalingFactor: 2.827 });
+    expect(findModel('llama4-maverick')).toMatchObject({ routerWeightFirst: true, router: { kind: 'sigmoid_topk', topK: 1 } });
     expect(findModel('deepseek-v3').dtypes).toEqual(['bf16', 'fp8']);
     expect(findModel('gpt-oss-20b').dtypes).toEqual(['bf16', 'mxfp4']);
     const q = scaled(findModel('qwen3-30b-a3b'), 4);
