@@ -5,9 +5,9 @@ import { describe, it, expect } from 'vitest';
 import { DeviceRef } from '@webmoe/tensor';
 import { MoE, QuantizedExperts } from '../src/index.js';
 import { relErr } from './helpers.js';
-import { CT_FIXTURES, CT_FIXTURES_PRESENT, loadCTGolden } from './ct-writer.js';
+import { CT_FIXTURES, loadCTGolden } from './ct-writer.js';
 
-describe.skipIf(!CT_FIXTURES_PRESENT)('compressed-tensors int4 fixtures on the CPU vs transformers goldens (weight-only; skipped until the generated fixtures are committed: ct-writer.ts CT_FIXTURES_PRESENT)', () => {
+describe('compressed-tensors int4 fixtures on the CPU vs transformers goldens (weight-only; fixtures from scripts/fixtures/make-compressed-tensors.py on the H200)', () => {
   for (const f of CT_FIXTURES) {
     for (const set of f.sets) {
       it(`${f.name} ${set}`, async () => {

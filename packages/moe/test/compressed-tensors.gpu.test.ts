@@ -8,7 +8,7 @@ import type { GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu } from '@webmoe/kernels-wgsl/testing';
 import { MoE, QuantizedExperts, openHFCheckpoint, type MoECheckpoint } from '../src/index.js';
 import { FIXTURES, GOLDEN_SETS, expectPrefillPaths, expertGemmPaths, forwardLogged, loadGolden, relErr, stagedTol } from './helpers.js';
-import { CT_CASES, CT_FIXTURES, CT_FIXTURES_PRESENT, ctCase, loadCTGolden } from './ct-writer.js';
+import { CT_CASES, CT_FIXTURES, ctCase, loadCTGolden } from './ct-writer.js';
 
 let ctx: GpuContext | null;
 const opened: MoECheckpoint[] = [];
@@ -50,7 +50,7 @@ describe('compressed-tensors int4 layers on the GPU vs the dequantized layer on 
   }
 });
 
-describe.skipIf(!CT_FIXTURES_PRESENT)('compressed-tensors int4 fixtures on the GPU vs transformers goldens (weight-only; skipped until the generated fixtures are committed: ct-writer.ts CT_FIXTURES_PRESENT)', () => {
+describe('compressed-tensors int4 fixtures on the GPU vs transformers goldens (weight-only; fixtures from scripts/fixtures/make-compressed-tensors.py on the H200)', () => {
   for (const f of CT_FIXTURES) {
     for (const set of f.sets) {
       it(`${f.name} ${set}`, async (t) => {

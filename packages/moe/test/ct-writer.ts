@@ -209,7 +209,6 @@ export const CT_FIXTURES = [
  * `mlp`, fixed since) and the session's device time ran out. Until they are committed, the two fixture suites are
  * skipped (the synthetic compressed-tensors tests, checkpoints written by this file, still run everywhere).
  */
-export const CT_FIXTURES_PRESENT = CT_FIXTURES.every((f) => f.sets.every((s) => existsSync(join(CT_FIXTURE_DIR, f.name, `${s}.safetensors`))));
 
 /** A compressed-tensors fixture's golden set; a missing fixture fails naming the generator to run. */
 export function loadCTGolden(name: string, set: string): { dir: string; T: number; H: number; input: Float32Array; output: Float32Array; tol: number } {
