@@ -134,14 +134,15 @@ ${declareBindings([
   { name: 'ARGS', type: 'array<u32>', access: 'read_write' },
 ])}
 var<workgroup> part: array<u32, ${WG}>;
-var<workgroup> nact: u32;
+var<workgroup> partAct: array<u32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) li: u32) {
   for (var e = li; e < u.E; e += ${WG}u) { atomicStore(&C[e], 0u); }
   storageBarrier();
   for (var p = li; p < u.n; p += ${WG}u) { let e = IDX[p]; if (e < u.E) { atomicAdd(&C[e], 1u); } }
   storageBarrier();
-  // exclusive scan over E: ${WG} segments, then the segment sums in one lane
+  // exclusive scans over E of the counts and of the active flags: ${WG} segments, then a parallel
+  // (Hillis-Steele) scan of the segment sums in workgroup memory
   let seg = (u.E + ${WG - 1}u) / ${WG}u;
   let e0 = min(li * seg, u.E);
   let e1 = min(e0 + seg, u.E);
@@ -149,27 +150,27 @@ fn main(@builtin(local_invocation_index) li: u32) {
   var act = 0u;
   for (var e = e0; e < e1; e++) { let c = atomicLoad(&C[e]); s += c; act += select(0u, 1u, c > 0u); }
   part[li] = s;
+  partAct[li] = act;
   workgroupBarrier();
-  if (li == 0u) {
-    var run = 0u;
-    for (var i = 0u; i < ${WG}u; i++) { let v = part[i]; part[i] = run; run += v; }
-    OFF[u.E] = run;
+  for (var d = 1u; d < ${WG}u; d <<= 1u) {
+    var vs = part[li];
+    var va = partAct[li];
+    if (li >= d) { vs += part[li - d]; va += partAct[li - d]; }
+    workgroupBarrier();
+    part[li] = vs;
+    partAct[li] = va;
+    workgroupBarrier();
   }
-  workgroupBarrier();
-  var run = part[li];
-  for (var e = e0; e < e1; e++) { OFF[e] = run; atomicStore(&CUR[e], run); run += atomicLoad(&C[e]); }
-  workgroupBarrier();
-  // active experts: the same segments, counted then scanned
-  part[li] = act;
-  workgroupBarrier();
-  if (li == 0u) {
-    var na = 0u;
-    for (var i = 0u; i < ${WG}u; i++) { let v = part[i]; part[i] = na; na += v; }
-    nact = na;
+  // inclusive -> exclusive
+  var run = part[li] - s;
+  if (li == ${WG - 1}u) {
+    OFF[u.E] = part[li];
+    let na = partAct[li];
     ARGS[0] = u.nbx0; ARGS[1] = na; ARGS[2] = 1u; ARGS[3] = u.nbx1; ARGS[4] = na; ARGS[5] = 1u;
   }
-  let na = workgroupUniformLoad(&nact);
-  var a = part[li];
+  for (var e = e0; e < e1; e++) { OFF[e] = run; atomicStore(&CUR[e], run); run += atomicLoad(&C[e]); }
+  let na = partAct[${WG - 1}u];
+  var a = partAct[li] - act;
   for (var e = e0; e < e1; e++) { if (atomicLoad(&C[e]) > 0u) { ACT[a] = e; a++; } }
   for (var i = na + li; i < u.E; i += ${WG}u) { ACT[i] = ${NO_EXPERT}u; }
   storageBarrier();

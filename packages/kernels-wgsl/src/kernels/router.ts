@@ -132,12 +132,12 @@ const LOWEST = -3.4028234663852886e38;
 var<workgroup> sc: array<f32, ${ROUTER_MAX_EXPERTS}>;
 var<workgroup> taken: array<atomic<u32>, ${ROUTER_MAX_EXPERTS / 32}>;
 var<workgroup> rv: array<f32, ${WG}>;
-var<workgroup> ri: array<u32, ${WG}>;
 var<workgroup> sel: array<u32, ${ROUTER_MAX_TOPK}>;
 ${grouped ? `var<workgroup> gsc: array<f32, ${ROUTER_MAX_GROUPS}>;\nvar<workgroup> gkeep: array<u32, ${ROUTER_MAX_GROUPS}>;` : ''}
 ${v.kind === 'softmax_topk' ? 'var<workgroup> smax: f32;\nvar<workgroup> ssum: f32;' : ''}
 
 fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+${grouped ? 'fn allowed(e: u32) -> bool { return (atomicLoad(&taken[e >> 5u]) & (1u << (e & 31u))) == 0u; }' : ''}
 // (v, i) ranks above (bv, bi): larger value, ties to the lower index; NONE never wins, anything beats NONE.
 fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
   if (i == NONE) { return false; }
@@ -158,29 +158,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   workgroupBarrier();
   ${softmaxStats}
   ${groupCode}
-  for (var j = 0u; j < u.k; j++) {
-    var bv = LOWEST;
-    var bi = NONE;
-    for (var e = li; e < u.E; e += WG) {
-      if ((atomicLoad(&taken[e >> 5u]) & (1u << (e & 31u))) == 0u) {
-        let x = sc[e];
-        if (better(x, e, bv, bi)) { bv = x; bi = e; }
+  // Top-k by rank: each expert counts the (allowed) experts that rank above it (larger score, ties to the lower
+  // index: a strict total order), stopping at k; an expert with rank r < k takes slot r. One pass and one
+  // barrier instead of k arg-max reductions; the scores are broadcast reads of workgroup memory.
+  for (var j = li; j < u.k; j += WG) { sel[j] = 0u; }
+  workgroupBarrier();
+  for (var e = li; e < u.E; e += WG) {
+    if (${grouped ? 'allowed(e)' : 'true'}) {
+      let x = sc[e];
+      var r = 0u;
+      for (var j = 0u; j < u.E && r < u.k; j++) {
+        let y = sc[j];
+        if ((y > x || (y == x && j < e))${grouped ? ' && allowed(j)' : ''}) { r++; }
       }
+      if (r < u.k) { sel[r] = e; }
     }
-    rv[li] = bv;
-    ri[li] = bi;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-      if (li < s && better(rv[li + s], ri[li + s], rv[li], ri[li])) { rv[li] = rv[li + s]; ri[li] = ri[li + s]; }
-      workgroupBarrier();
-    }
-    if (li == 0u) {
-      let w = min(ri[0], u.E - 1u);
-      sel[j] = w;
-      atomicOr(&taken[w >> 5u], 1u << (w & 31u));
-    }
-    workgroupBarrier();
   }
+  workgroupBarrier();
   if (li == 0u) {
     var wv: array<f32, ${ROUTER_MAX_TOPK}>;
     ${weights}
