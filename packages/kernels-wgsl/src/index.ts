@@ -20,6 +20,7 @@ export {
   requestAdapter,
   describeAdapter,
   gpuSelection,
+  STAGING_KEEP,
   type GpuContextOptions,
   type GpuFeatures,
   type AdapterDescription,

@@ -1,28 +1,41 @@
-import { Recorder, type BufferPool, type GpuContext, type GpuTensor } from '@webmoe/kernels-wgsl';
+import { Recorder, readBuffer, type BufferPool, type GpuContext, type GpuTensor } from '@webmoe/kernels-wgsl';
 
 /**
  * A GPU forward called with host data: `xs` [T, H] goes up through a pooled
  * buffer (no buffer created per call), `forward` runs on it, the result comes
- * back as a Float32Array; all inside `ctx.checked` (GPU errors become typed
- * errors) and with the input and output buffers returned to their pools.
- * Serves `MoE.forward` and `MoEStack.forward` with host tensors.
+ * back as a Float32Array through a reused staging buffer; all inside
+ * validation / out-of-memory error scopes (GPU errors become typed errors,
+ * never silent), popped right after the submits so that they resolve while
+ * the GPU works, and with the input and output buffers returned to their
+ * pools. Serves `MoE.forward` and `MoEStack.forward` with host tensors.
  * @example `const y = await forwardHostArray(ctx, pool, xs, [T, H], 'MoE.forward', (xg) => this.forwardGpuSync(xg))`
  */
 export async function forwardHostArray(ctx: GpuContext, pool: BufferPool, xs: Float32Array, shape: readonly [number, number], label: string, forward: (x: GpuTensor) => GpuTensor): Promise<Float32Array> {
-  return ctx.checked(label, async () => {
+  const closeScopes = ctx.openErrorScopes(label);
+  let read: Promise<Uint8Array> | undefined;
+  let thrown: unknown;
+  try {
     const xg = pool.tensor('float32', shape, `${label}.x`);
     try {
       ctx.device.queue.writeBuffer(xg.buffer, 0, xs.buffer, xs.byteOffset, xs.byteLength);
       const yg = forward(xg);
       try {
-        return (await yg.download()).data as Float32Array;
+        read = readBuffer(ctx, yg.buffer, yg.byteLength); // copy submitted and map requested now
       } finally {
-        yg.destroy();
+        yg.destroy(); // back to its pool: the submitted copy still reads it
       }
     } finally {
       xg.destroy();
     }
-  });
+  } catch (e) {
+    thrown = e;
+  }
+  const [scopes, bytes] = await Promise.allSettled([closeScopes(), read ?? Promise.resolve(undefined)]);
+  if (scopes.status === 'rejected') throw scopes.reason; // a GPU error explains whatever else failed
+  if (thrown !== undefined) throw thrown;
+  if (bytes.status === 'rejected') throw bytes.reason;
+  const b = bytes.value!;
+  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
 }
 
 /**

@@ -35,6 +35,9 @@ export interface GpuContextOptions {
   maxBindingBytes?: number;
 }
 
+/** Readback staging buffers a GpuContext keeps for reuse. */
+export const STAGING_KEEP = 4;
+
 const WANTED: readonly string[] = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'];
 
 let nodeGpu: Promise<GPU> | undefined;
@@ -155,6 +158,7 @@ export class GpuContext {
   private lostInfo: GPUDeviceLostInfo | undefined;
   private destroyed = false;
   private readonly uncaptured: string[] = [];
+  private readonly stagingFree: GPUBuffer[] = [];
 
   constructor(adapter: GPUAdapter, device: GPUDevice, features: GpuFeatures, opts: { maxBindingBytes?: number } = {}) {
     this.adapter = adapter;
@@ -224,9 +228,7 @@ export class GpuContext {
    * typed error if the GPU reported one. Nothing escapes silently.
    */
   async checked<T>(where: string, fn: () => T | Promise<T>): Promise<T> {
-    this.assertAlive();
-    this.device.pushErrorScope('out-of-memory');
-    this.device.pushErrorScope('validation');
+    const close = this.openErrorScopes(where);
     let result: T;
     let thrown: unknown;
     try {
@@ -234,13 +236,51 @@ export class GpuContext {
     } catch (e) {
       thrown = e;
     }
-    const v = await this.device.popErrorScope();
-    const o = await this.device.popErrorScope();
+    await close();
     if (thrown !== undefined) throw thrown;
-    if (v) throw new GpuValidationError(where, v.message);
-    if (o) throw new GpuOutOfMemoryError(where, o.message);
-    this.assertAlive();
     return result!;
+  }
+
+  /**
+   * Opens validation and out-of-memory error scopes; the returned `close`
+   * pops both at once (issue it right after the submit it guards, so that
+   * the scopes resolve while the GPU works) and rejects with
+   * GpuValidationError / GpuOutOfMemoryError naming `where` if the GPU
+   * reported an error, or DeviceLostError if the device is gone.
+   * @example `const close = ctx.openErrorScopes('op'); submitWork(); const done = close(); await Promise.all([read, done])`
+   */
+  openErrorScopes(where: string): () => Promise<void> {
+    this.assertAlive();
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    return async () => {
+      const [v, o] = await Promise.all([this.device.popErrorScope(), this.device.popErrorScope()]);
+      if (v) throw new GpuValidationError(where, v.message);
+      if (o) throw new GpuOutOfMemoryError(where, o.message);
+      this.assertAlive();
+    };
+  }
+
+  /**
+   * A MAP_READ | COPY_DST staging buffer of at least `bytes` (rounded up to
+   * 256), reused across reads: hand it back with {@link releaseStaging}
+   * once unmapped. At most {@link STAGING_KEEP} stay cached.
+   */
+  acquireStaging(bytes: number): GPUBuffer {
+    const size = Math.max(256, Math.ceil(bytes / 256) * 256);
+    const i = this.stagingFree.findIndex((b) => b.size === size);
+    if (i >= 0) return this.stagingFree.splice(i, 1)[0];
+    return this.device.createBuffer({ label: 'readback', size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  }
+
+  /** Returns an unmapped staging buffer from {@link acquireStaging} (the oldest cached one is destroyed past the cap). */
+  releaseStaging(buf: GPUBuffer): void {
+    if (this.destroyed || buf.mapState !== 'unmapped') {
+      buf.destroy();
+      return;
+    }
+    this.stagingFree.push(buf);
+    if (this.stagingFree.length > STAGING_KEEP) this.stagingFree.shift()!.destroy();
   }
 
   /** Waits until the GPU has finished all submitted work. */

@@ -113,24 +113,31 @@ export function checkBufferSize(ctx: GpuContext, bytes: number, what: string): v
   if (bytes > maxBind) throw new LimitError('maxStorageBufferBindingSize', bytes, maxBind, what);
 }
 
-/** Copies `size` bytes of a buffer to the host through a staging buffer. */
+/**
+ * Copies `size` bytes of a buffer to the host through a (reused) staging
+ * buffer. The copy is submitted and the map requested before the first
+ * await, so a caller may issue other work and await later.
+ */
 export async function readBuffer(ctx: GpuContext, buffer: GPUBuffer, size: number): Promise<Uint8Array> {
   ctx.assertAlive();
-  const staging = ctx.device.createBuffer({ label: 'readback', size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const staging = ctx.acquireStaging(size);
+  let reusable = false;
   try {
     const enc = ctx.device.createCommandEncoder();
     enc.copyBufferToBuffer(buffer, 0, staging, 0, size);
     ctx.device.queue.submit([enc.finish()]);
     try {
-      await staging.mapAsync(GPUMapMode.READ);
+      await staging.mapAsync(GPUMapMode.READ, 0, staging.size);
     } catch (e) {
       return await ctx.rethrowIfLost(e); // a device destroyed or lost under the read: DeviceLostError
     }
-    const out = new Uint8Array(staging.getMappedRange().slice(0));
+    const out = new Uint8Array(staging.getMappedRange(0, size).slice(0));
     staging.unmap();
+    reusable = true;
     return out;
   } finally {
-    staging.destroy();
+    if (reusable) ctx.releaseStaging(staging);
+    else staging.destroy();
   }
 }
 
