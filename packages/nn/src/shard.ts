@@ -102,29 +102,7 @@ export async function gpuPartialSum(
   outDim: number,
   record: (i: number, ctx: GpuContext, rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[]) => GpuTensor,
 ): Promise<Float32Array> {
-  const partials: GpuTensor[] = [];
-  const scratch: { destroy(): void }[] = [];
-  try {
-    for (let i = 0; i < group.size; i++) {
-      const ctx = group.context(i);
-      const xg = GpuTensor.upload(ctx, new HostTensor('float32', [T, inDim], xs), 'sharded.x');
-      scratch.push(xg);
-      const rec = new Recorder(ctx, { label: `sharded.partial${i}` });
-      partials.push(record(i, ctx, rec, xg, scratch));
-      rec.submit();
-    }
-    const sums = await allReduce(partials);
-    try {
-      const y = (await sums[0].download()).data as Float32Array;
-      if (y.length !== T * outDim) throw new ShapeError('sharded partial sums', [T, outDim], [y.length]);
-      return y;
-    } finally {
-      for (const s of sums) s.destroy();
-    }
-  } finally {
-    for (const p of partials) p.destroy();
-    for (const s of scratch) s.destroy();
-  }
+  return gpuPartialSumPerDevice(group, () => xs, T, () => inDim, outDim, record);
 }
 
 /** The `[start, end)` slice of `dim` of each of n shards (`shardRange`); ShardingError naming `what` when a shard would be empty. @example `checkWidths('MLP feedForwardLength', 32, 3, 1) // [[0, 11], [11, 22], [22, 32]]` */
@@ -142,17 +120,17 @@ export async function gpuPartialSumPerDevice(
   T: number,
   inDimOf: (i: number) => number,
   outDim: number,
-  record: (i: number, ctx: GpuContext, rec: Recorder, x: GpuTensor) => GpuTensor,
+  record: (i: number, ctx: GpuContext, rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[]) => GpuTensor,
 ): Promise<Float32Array> {
   const partials: GpuTensor[] = [];
-  const ins: GpuTensor[] = [];
+  const scratch: { destroy(): void }[] = [];
   try {
     for (let i = 0; i < group.size; i++) {
       const ctx = group.context(i);
       const xg = GpuTensor.upload(ctx, new HostTensor('float32', [T, inDimOf(i)], xsOf(i)), 'sharded.x');
-      ins.push(xg);
-      const rec = new Recorder(ctx);
-      partials.push(record(i, ctx, rec, xg));
+      scratch.push(xg);
+      const rec = new Recorder(ctx, { label: `sharded.partial${i}` });
+      partials.push(record(i, ctx, rec, xg, scratch));
       rec.submit();
     }
     const sums = await allReduce(partials);
@@ -164,6 +142,7 @@ export async function gpuPartialSumPerDevice(
       for (const s of sums) s.destroy();
     }
   } finally {
-    for (const t of [...partials, ...ins]) t.destroy();
+    for (const p of partials) p.destroy();
+    for (const s of scratch) s.destroy();
   }
 }

@@ -1,4 +1,4 @@
-import type { GroupingRef } from '@webmoe/kernels-wgsl';
+import { groupRef, type GroupingRef } from '@webmoe/kernels-wgsl';
 import { ShapeError } from '@webmoe/tensor';
 import { ShardingError } from './errors.js';
 import type { IndexRange } from './range.js';
@@ -174,19 +174,8 @@ export function planEPReceive(dst: number, expertsFromSrc: readonly Uint32Array[
     }
     experts.set(a, recvOffsets[s]);
   }
-  const counts = new Uint32Array(localExperts);
-  for (const e of experts) counts[e]++;
-  const offsets = new Uint32Array(localExperts + 1);
-  for (let e = 0; e < localExperts; e++) offsets[e + 1] = offsets[e] + counts[e];
-  const cursor = offsets.slice(0, localExperts);
-  const order = new Uint32Array(rows);
-  const position = new Uint32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    const g = cursor[experts[r]]++;
-    order[g] = r;
-    position[r] = g;
-  }
-  return Object.freeze({ dst, recvCounts, recvOffsets, rows, experts, grouping: { T: rows, k: 1, E: localExperts, counts, offsets, order, position } });
+  // the received rows grouped by local expert, in receive order inside an expert (the counting sort of groupRef)
+  return Object.freeze({ dst, recvCounts, recvOffsets, rows, experts, grouping: groupRef(experts, rows, 1, localExperts) });
 }
 
 /**
