@@ -63,6 +63,7 @@ export type {
 export { castGpu, castRef } from './kernels/cast.js';
 export { linearGpu, linearRef, LINEAR_WEIGHT_DTYPES, type LinearOptions, type LinearWeightDType } from './kernels/linear.js';
 export { routerGpu, routerRef, type RouterOptions } from './kernels/router.js';
+export { routeDecodeGpu } from './kernels/route-decode.js';
 export { groupGpu, groupDecodeGpu, groupRef, denseGroupingGpu, denseGroupingRef, uploadGrouping, type GroupOptions } from './kernels/grouping.js';
 export {
   groupedGateUpGpu,
@@ -92,4 +93,4 @@ export {
 export { ACT_QUANT_GROUP, quantizeExperts, decodeExpertRow, type ExpertQuantFormat, type ExpertActQuantOptions } from './kernels/quant-ref.js';
 
 // the kernel choices that the layers above share (one place: kernels/plan.ts)
-export { useExpertGemv, useSingleExpertGemv, useGraphReplay, type FastGemmKind } from './kernels/plan.js';
+export { useExpertGemv, useSingleExpertGemv, useGraphReplay, useFusedDecodeRouting, type FastGemmKind } from './kernels/plan.js';

@@ -1,7 +1,8 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
-import { GpuTensor, Recorder, BufferPool, groupGpu, groupDecodeGpu, groupRef, denseGroupingGpu, denseGroupingRef, readBuffer, type GpuContext, type GroupingGpu } from '@webmoe/kernels-wgsl';
-import { testGpu, gpuChecked, rng } from '@webmoe/kernels-wgsl/testing';
+import { GpuTensor, Recorder, BufferPool, groupGpu, groupDecodeGpu, routeDecodeGpu, routerRef, groupRef, denseGroupingGpu, denseGroupingRef, readBuffer, type GpuContext, type GroupingGpu, type RouterParams } from '@webmoe/kernels-wgsl';
+import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
+import { KINDS, makeLogits } from './router-helpers.js';
 import { withSmallGrid } from './small-grid.js';
 
 let ctx: GpuContext | null;
@@ -49,6 +50,30 @@ function checkGrouping(got: { counts: Uint32Array; offsets: Uint32Array; order: 
     const b = Array.from(want.order.subarray(want.offsets[e], want.offsets[e + 1])).sort((x, y) => x - y);
     if (a.join() !== b.join()) throw new Error(`${msg}: expert ${e} pair set differs`);
   }
+}
+
+/** Submits `rec` (which recorded a decode grouping) with copies of the active list and its indirect args, and downloads all of it. */
+async function downloadDecode(rec: Recorder, g: GroupingGpu, active: { active: GPUBuffer; args: GPUBuffer }) {
+  const c = ctx!;
+  const keepActive = c.device.createBuffer({ size: 4 * g.E, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+  const keepArgs = c.device.createBuffer({ size: 24, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+  rec.copy(active.active, 0, keepActive, 0, 4 * g.E);
+  rec.copy(active.args, 0, keepArgs, 0, 24);
+  rec.submit();
+  const d = await download(g);
+  const out = { ...d, active: new Uint32Array((await readBuffer(c, keepActive, 4 * g.E)).buffer), args: new Uint32Array((await readBuffer(c, keepArgs, 24)).buffer) };
+  keepActive.destroy();
+  keepArgs.destroy();
+  return out;
+}
+
+/** A decode grouping: the grouping of idx, the hit experts ascending then NO_EXPERT, and the GEMVs' indirect args (8 outputs per workgroup). */
+function checkDecode(got: Awaited<ReturnType<typeof downloadDecode>>, idx: Uint32Array, T: number, k: number, E: number, nGateUp: number, nDown: number, msg: string): void {
+  checkGrouping(got, idx, T, k, E, msg);
+  const hit = [...new Set(idx)].sort((a, b) => a - b);
+  const want = [...hit, ...new Array(E - hit.length).fill(0xffffffff)];
+  expect(Array.from(got.active), `${msg} active`).toEqual(want);
+  expect(Array.from(got.args), `${msg} args`).toEqual([Math.ceil(nGateUp / 8), hit.length, 1, Math.ceil(nDown / 8), hit.length, 1]);
 }
 
 describe('groupRef', () => {
@@ -209,28 +234,63 @@ describe('groupDecodeGpu (one dispatch: grouping + active experts) vs groupRef',
             const gi = GpuTensor.upload(ctx!, new HostTensor('uint32', [T, k], idx));
             const rec = new Recorder(ctx!);
             const { grouping: g, active } = groupDecodeGpu(ctx!, rec, gi, E, nGateUp, nDown, { pool });
-            const keepActive = ctx!.device.createBuffer({ size: 4 * E, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
-            const keepArgs = ctx!.device.createBuffer({ size: 24, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
-            rec.copy(active.active, 0, keepActive, 0, 4 * E);
-            rec.copy(active.args, 0, keepArgs, 0, 24);
-            rec.submit();
+            const out = await downloadDecode(rec, g, active);
             expect([g.T, g.k, g.E]).toEqual([T, k, E]);
-            const d = await download(g);
-            const out = { ...d, active: new Uint32Array((await readBuffer(ctx!, keepActive, 4 * E)).buffer), args: new Uint32Array((await readBuffer(ctx!, keepArgs, 24)).buffer) };
             // the pool gets these buffers back dirty: the next case must not see their contents
             g.destroy();
             gi.destroy();
-            keepActive.destroy();
-            keepArgs.destroy();
             return out;
           });
           const msg = `decode T=${T} k=${k} E=${E} rep ${rep}`;
-          checkGrouping(got, idx, T, k, E, msg);
-          const hit = [...new Set(idx)].sort((a, b) => a - b);
-          const want = [...hit, ...new Array(E - hit.length).fill(0xffffffff)];
-          expect(Array.from(got.active), `${msg} active`).toEqual(want);
-          expect(Array.from(got.args), `${msg} args`).toEqual([Math.ceil(nGateUp / 8), hit.length, 1, Math.ceil(nDown / 8), hit.length, 1]);
+          checkDecode(got, idx, T, k, E, nGateUp, nDown, msg);
         }
+      }
+      expect(pool.liveCount).toBe(0);
+      pool.destroy();
+    });
+  }
+});
+
+describe('routeDecodeGpu (routing and decode grouping in one dispatch) vs routerRef + groupRef', () => {
+  // tokens below, at and past one, experts below and above the 256-lane workgroup, grouped and ungrouped routers
+  const CASES = [
+    { T: 1, E: 8, k: 2, nGroup: 4, topkGroup: 2 },
+    { T: 1, E: 128, k: 8, nGroup: 8, topkGroup: 4 },
+    { T: 3, E: 60, k: 4, nGroup: 4, topkGroup: 2 },
+    { T: 16, E: 128, k: 8, nGroup: 8, topkGroup: 4 },
+    { T: 5, E: 384, k: 8, nGroup: 1, topkGroup: 1 },
+    { T: 0, E: 16, k: 2, nGroup: 2, topkGroup: 1 },
+  ];
+  for (const kc of KINDS) {
+    it(`${kc.kind} norm=${kc.norm} scale=${kc.scale ?? 1} cbias=${!!kc.cb}`, async (c) => {
+      if (!ctx) return c.skip('no WebGPU adapter');
+      const pool = new BufferPool(ctx);
+      const r = rng(kc.kind.length * 17 + (kc.norm ? 5 : 0) + (kc.cb ? 2 : 0));
+      for (const cs of CASES) {
+        const p: RouterParams = { kind: kc.kind, numExperts: cs.E, topK: cs.k, normTopkProb: kc.norm, routedScalingFactor: kc.scale };
+        if (kc.kind === 'sigmoid_grouped') Object.assign(p, { nGroup: cs.nGroup, topkGroup: cs.topkGroup });
+        const cb = kc.cb ? randomArray(r, cs.E, -0.5, 0.5) : undefined;
+        const logits = makeLogits(r, cs.T, p, cb);
+        const nGateUp = 1 + Math.floor(r() * 300);
+        const nDown = 8 * (1 + Math.floor(r() * 40));
+        const got = await gpuChecked(ctx!, async () => {
+          const gl = GpuTensor.upload(ctx!, HostTensor.fromFloat32([cs.T, cs.E], logits));
+          const gcb = cb ? GpuTensor.upload(ctx!, HostTensor.fromFloat32([cs.E], cb)) : undefined;
+          const rec = new Recorder(ctx!);
+          const out = routeDecodeGpu(ctx!, rec, gl, p, nGateUp, nDown, { pool, correctionBias: gcb });
+          const dec = await downloadDecode(rec, out.grouping, out.active);
+          const res = { ...dec, idx: (await out.routing.idx.download()).data as Uint32Array, weights: (await out.routing.weights.download()).data as Float32Array };
+          for (const t of [gl, gcb, out.routing.idx, out.routing.weights]) t?.destroy();
+          out.grouping.destroy();
+          return res;
+        });
+        const msg = `${kc.kind} T=${cs.T} E=${cs.E} k=${cs.k}`;
+        const want = routerRef(logits, cs.T, p, cb);
+        expect(Array.from(got.idx), `${msg} idx`).toEqual(Array.from(want.idx));
+        for (let i = 0; i < want.weights.length; i++) {
+          expect(Math.abs(got.weights[i] - want.weights[i]), `${msg} weight ${i}`).toBeLessThanOrEqual(2e-6 * Math.max(Math.abs(want.weights[i]), 1e-30));
+        }
+        checkDecode(got, want.idx, cs.T, cs.k, cs.E, nGateUp, nDown, msg);
       }
       expect(pool.liveCount).toBe(0);
       pool.destroy();

@@ -1,62 +1,14 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
-import { GpuTensor, Recorder, BufferPool, routerGpu, routerRef, type GpuContext, type RouterParams, type RouterKind } from '@webmoe/kernels-wgsl';
+import { GpuTensor, Recorder, BufferPool, routerGpu, routerRef, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
 import { withSmallGrid } from './small-grid.js';
+import { KINDS, makeLogits, sig } from './router-helpers.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
   ctx = await testGpu();
 });
-
-const sig = (x: number) => 1 / (1 + Math.exp(-x));
-
-/**
- * Random logits [T,E]. Every third token has exact ties: its logits are
- * rounded to a few levels (or all equal), so the lower-index rule decides.
- * For sigmoid_grouped, tokens without deliberate ties are resampled until
- * the decisions (group cut, expert order among the top k+1) have margins
- * > 1e-5 in exact arithmetic, so f32 exp differences cannot flip them.
- */
-function makeLogits(r: () => number, T: number, p: RouterParams, cb?: Float32Array): Float32Array {
-  const E = p.numExperts;
-  const out = new Float32Array(T * E);
-  for (let t = 0; t < T; t++) {
-    const tie = t % 3 === 1;
-    for (let attempt = 0; ; attempt++) {
-      let l = randomArray(r, E, -4, 4);
-      if (tie) {
-        const allEqual = t % 6 === 1;
-        l = l.map((x) => (allEqual ? 0.25 : Math.round(x) / 2));
-      }
-      if (p.kind !== 'sigmoid_grouped' || tie || margins(l, p, cb)) {
-        out.set(l, t * E);
-        break;
-      }
-      if (attempt > 200) throw new Error('could not draw separated logits');
-    }
-  }
-  return out;
-}
-
-function margins(l: Float32Array, p: RouterParams, cb?: Float32Array): boolean {
-  const E = p.numExperts;
-  const nG = p.nGroup ?? 1;
-  const kG = p.topkGroup ?? nG;
-  const gsize = E / nG;
-  const c = Array.from(l, (x, e) => sig(x) + (cb ? cb[e] : 0));
-  const gs = [];
-  for (let g = 0; g < nG; g++) {
-    const s = c.slice(g * gsize, (g + 1) * gsize).sort((a, b) => b - a);
-    gs.push(gsize >= 2 ? s[0] + s[1] : s[0]);
-  }
-  const gsSorted = [...gs].sort((a, b) => b - a);
-  if (kG < nG && gsSorted[kG - 1] - gsSorted[kG] < 1e-5) return false;
-  const kept = new Set(gs.map((v, g) => [v, g] as const).sort((a, b) => b[0] - a[0]).slice(0, kG).map((x) => x[1]));
-  const el = c.filter((_, e) => kept.has(Math.floor(e / gsize))).sort((a, b) => b - a);
-  for (let j = 0; j < Math.min(p.topK + 1, el.length) - 1; j++) if (el[j] - el[j + 1] < 1e-5) return false;
-  return true;
-}
 
 async function runRouter(c: GpuContext, logits: Float32Array, T: number, p: RouterParams, cb?: Float32Array, pool?: BufferPool) {
   return gpuChecked(c, async () => {
@@ -124,16 +76,6 @@ const CASES: Case[] = [
   { T: 1001, E: 60, k: 8, nGroup: 4, topkGroup: 2 },
 ];
 
-const KINDS: { kind: RouterKind; norm: boolean; scale?: number; cb?: boolean }[] = [
-  { kind: 'raw_topk', norm: false },
-  { kind: 'softmax_topk', norm: false },
-  { kind: 'softmax_topk', norm: true },
-  { kind: 'topk_softmax', norm: false },
-  { kind: 'sigmoid_topk', norm: false },
-  { kind: 'sigmoid_grouped', norm: true, scale: 2.5, cb: true },
-  { kind: 'sigmoid_grouped', norm: false, scale: 1, cb: true },
-  { kind: 'sigmoid_grouped', norm: true, cb: false },
-];
 
 describe('routerGpu vs routerRef', () => {
   for (const kc of KINDS) {

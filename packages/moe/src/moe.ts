@@ -17,6 +17,8 @@ import {
   gemvGateUpGpu,
   gemvDownGpu,
   groupDecodeGpu,
+  routeDecodeGpu,
+  useFusedDecodeRouting,
   gemvSupports,
   useExpertGemv,
   useGraphReplay,
@@ -590,16 +592,19 @@ export class MoE extends Module {
       return t;
     };
     const logits = keep(linearGpu(ctx, rec, x, this.gate.weight.gpuValue, { bias: this.gate.bias?.gpuValue, pool }));
-    const routing = routerGpu(ctx, rec, logits, this.gate.routerParams(), { pool, correctionBias: this.gate.eScoreCorrectionBias?.gpuValue });
-    keep(routing.idx);
-    keep(routing.weights);
     const aq = this.expertActQuant();
     const T = x.shape[0];
     // The decode GEMVs take dense and packed (fp8/int/mxfp4) experts, weight-only activations.
     const gemvOk = aq.actQuant === 'none' && gemvSupports(w.gateUp) && gemvSupports(w.down);
     const gemv = gemvOk && (this.expertKernels === 'gemv' || (this.expertKernels === 'auto' && useExpertGemv(T, this.numExpertsPerToken, this.numExperts)));
-    // decode: grouping and active-expert list in one dispatch; else the multi-pass grouping that scales with T
-    const decode = gemv ? groupDecodeGpu(ctx, rec, routing.idx, this.numExperts, this.moeDim, this.hiddenDim, { pool }) : undefined;
+    const routerOpts = { pool, correctionBias: this.gate.eScoreCorrectionBias?.gpuValue };
+    // decode: routing, grouping and active-expert list in one dispatch for the fewest tokens, else grouping and
+    // active list in one dispatch after the router; prefill: the multi-pass grouping that scales with T
+    const fused = gemv && useFusedDecodeRouting(T) ? routeDecodeGpu(ctx, rec, logits, this.gate.routerParams(), this.moeDim, this.hiddenDim, routerOpts) : undefined;
+    const routing = fused ? fused.routing : routerGpu(ctx, rec, logits, this.gate.routerParams(), routerOpts);
+    keep(routing.idx);
+    keep(routing.weights);
+    const decode = fused ?? (gemv ? groupDecodeGpu(ctx, rec, routing.idx, this.numExperts, this.moeDim, this.hiddenDim, { pool }) : undefined);
     const g = keep(decode ? decode.grouping : groupGpu(ctx, rec, routing.idx, this.numExperts, { pool }));
     let h: GpuTensor;
     let y: GpuTensor;

@@ -11,7 +11,7 @@ import type { GpuContext } from '../runtime/context.js';
 import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
-import { allocOutput, declareBindings, expect2d, expectLive } from './op-util.js';
+import { allocOutput, declareBindings, expect2d, expectLive, type BindingDecl } from './op-util.js';
 import type { GroupingGpu, GroupingRef } from './moe-types.js';
 import { GEMV_GROUPS, NO_EXPERT, type ActiveExperts } from './moe-gemv.js';
 
@@ -111,32 +111,30 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 `);
 
+/** group_decode's storage bindings in binding order; IDX read-only, or read_write where the same kernel routes first. */
+export function groupDecodeBindings(idxAccess: 'read' | 'read_write'): BindingDecl[] {
+  return [
+    { name: 'IDX', type: 'array<u32>', access: idxAccess },
+    { name: 'C', type: 'array<atomic<u32>>', access: 'read_write' },
+    { name: 'OFF', type: 'array<u32>', access: 'read_write' },
+    { name: 'CUR', type: 'array<atomic<u32>>', access: 'read_write' },
+    { name: 'ORD', type: 'array<u32>', access: 'read_write' },
+    { name: 'POS', type: 'array<u32>', access: 'read_write' },
+    { name: 'ACT', type: 'array<u32>', access: 'read_write' },
+    { name: 'ARGS', type: 'array<u32>', access: 'read_write' },
+  ];
+}
+
 /**
- * The decode forward's whole grouping in one single-workgroup dispatch
- * (instead of zero, count, scan, scatter and the active-expert list: five
- * dispatches of ~7-15 us each on an H200, a third of a small model's T = 1
- * layer). Same outputs as groupGpu (counts, offsets, order, position; order
- * inside an expert's range unspecified) plus the active-expert list of the
- * decode GEMVs (experts with rows ascending, then NO_EXPERT up to E) and its
- * indirect args. One workgroup loops over the pairs and experts: meant for
- * the few pairs of decode (the planner sends larger T to groupGpu).
+ * WGSL of the decode grouping in one workgroup of ${WG}: workgroup arrays and
+ * `fn group_decode(li: u32)` (call from uniform control flow), over the
+ * bindings of {@link groupDecodeBindings} and the uniforms `n` (pairs),
+ * `E`, `nbx0`, `nbx1` (the GEMVs' output blocks, for the indirect args).
  */
-export const groupDecodeKernel = defineKernel<Record<string, never>>('group_decode', () => /* wgsl */ `
-struct U { n: u32, E: u32, nbx0: u32, nbx1: u32, }
-${declareBindings([
-  { name: 'IDX', type: 'array<u32>', access: 'read' },
-  { name: 'C', type: 'array<atomic<u32>>', access: 'read_write' },
-  { name: 'OFF', type: 'array<u32>', access: 'read_write' },
-  { name: 'CUR', type: 'array<atomic<u32>>', access: 'read_write' },
-  { name: 'ORD', type: 'array<u32>', access: 'read_write' },
-  { name: 'POS', type: 'array<u32>', access: 'read_write' },
-  { name: 'ACT', type: 'array<u32>', access: 'read_write' },
-  { name: 'ARGS', type: 'array<u32>', access: 'read_write' },
-])}
+export const GROUP_DECODE_WGSL = /* wgsl */ `
 var<workgroup> part: array<u32, ${WG}>;
 var<workgroup> partAct: array<u32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) li: u32) {
+fn group_decode(li: u32) {
   for (var e = li; e < u.E; e += ${WG}u) { atomicStore(&C[e], 0u); }
   storageBarrier();
   for (var p = li; p < u.n; p += ${WG}u) { let e = IDX[p]; if (e < u.E) { atomicAdd(&C[e], 1u); } }
@@ -179,6 +177,26 @@ fn main(@builtin(local_invocation_index) li: u32) {
     if (e < u.E) { let slot = atomicAdd(&CUR[e], 1u); ORD[slot] = p; POS[p] = slot; }
   }
 }
+`;
+
+/**
+ * The decode forward's whole grouping in one single-workgroup dispatch
+ * (instead of zero, count, scan, scatter and the active-expert list: five
+ * dispatches of ~7-15 us each on an H200, a third of a small model's T = 1
+ * layer). Same outputs as groupGpu (counts, offsets, order, position; order
+ * inside an expert's range unspecified) plus the active-expert list of the
+ * decode GEMVs (experts with rows ascending, then NO_EXPERT up to E) and its
+ * indirect args. One workgroup loops over the pairs and experts: meant for
+ * the few pairs of decode (the planner sends larger T to groupGpu).
+ */
+export const groupDecodeKernel = defineKernel<Record<string, never>>('group_decode', () => /* wgsl */ `
+struct U { n: u32, E: u32, nbx0: u32, nbx1: u32, }
+${declareBindings(groupDecodeBindings('read'))}
+${GROUP_DECODE_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) li: u32) {
+  group_decode(li);
+}
 `);
 
 function makeGrouping(T: number, k: number, E: number, counts: GpuTensor, offsets: GpuTensor, order: GpuTensor, position: GpuTensor): GroupingGpu {
@@ -198,7 +216,7 @@ export interface GroupOptions {
 }
 
 /** Checks idx (uint32 [T, k], k >= 1) and E, and allocates the four outputs of a grouping (from `opts.pool` if given). */
-function allocGrouping(ctx: GpuContext, what: string, idx: GpuTensor, E: number, opts: GroupOptions): GroupingGpu {
+export function allocGrouping(ctx: GpuContext, what: string, idx: GpuTensor, E: number, opts: GroupOptions): GroupingGpu {
   expectLive(what, { idx });
   if (idx.dtype !== 'uint32') throw new DTypeError(`${what} idx`, 'uint32', idx.dtype);
   const [T, k] = expect2d(`${what} idx [T, k]`, idx.shape);
@@ -260,24 +278,33 @@ export function groupGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: numb
  */
 export function groupDecodeGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: number, nGateUp: number, nDown: number, opts: GroupOptions = {}): { grouping: GroupingGpu; active: ActiveExperts } {
   const g = allocGrouping(ctx, 'groupDecodeGpu', idx, E, opts);
-  const { counts, offsets, order, position } = g;
-  const n = g.T * g.k;
   try {
-    const cursor = rec.temp(E * 4, 'group.cursor');
-    const active = rec.temp(4 * E, 'active');
-    const args = rec.temp(32, 'indirect');
+    const t = decodeGroupingTargets(rec, g);
     rec.dispatch({
       kernel: groupDecodeKernel,
       variant: {} as Record<string, never>,
-      buffers: [idx.buffer, counts.buffer, offsets.buffer, cursor, order.buffer, position.buffer, active, args],
-      uniforms: new Uniforms().u32(n, E, Math.ceil(nGateUp / GEMV_GROUPS), Math.ceil(nDown / GEMV_GROUPS)).finish(),
+      buffers: [idx.buffer, ...t.buffers],
+      uniforms: decodeGroupingUniforms(new Uniforms().u32(g.T * g.k, E), nGateUp, nDown).finish(),
       workgroups: [1],
     });
-    return { grouping: g, active: { active, args } };
+    return { grouping: g, active: t.active };
   } catch (e) {
     g.destroy();
     throw e;
   }
+}
+
+/** The storage buffers group_decode writes (groupDecodeBindings after IDX) for grouping `g`, and the active list it fills. */
+export function decodeGroupingTargets(rec: Recorder, g: GroupingGpu): { buffers: GPUBuffer[]; active: ActiveExperts } {
+  const cursor = rec.temp(g.E * 4, 'group.cursor');
+  const active = rec.temp(4 * g.E, 'active');
+  const args = rec.temp(32, 'indirect');
+  return { buffers: [g.counts.buffer, g.offsets.buffer, cursor, g.order.buffer, g.position.buffer, active, args], active: { active, args } };
+}
+
+/** Appends group_decode's indirect-args fields (nbx0, nbx1: the GEMVs' output blocks) to `u`. */
+export function decodeGroupingUniforms(u: Uniforms, nGateUp: number, nDown: number): Uniforms {
+  return u.u32(Math.ceil(nGateUp / GEMV_GROUPS), Math.ceil(nDown / GEMV_GROUPS));
 }
 
 /**

@@ -41,11 +41,22 @@ export const KERNEL_CROSSOVERS = {
    * T=16 from 1.62 to 4.72 ms against the 8-column table loads; it stays selectable (GemvOptions.wideLoads).
    */
   gemvWideLoads: false,
+  /**
+   * Decode routing (router top-k, grouping, active-expert list) in one single-workgroup dispatch
+   * (route_decode) for at most this many tokens; beyond, the router's one workgroup per token
+   * followed by group_decode.
+   */
+  fusedRoutingMaxTokens: 4,
 } as const;
 
 /** Whether the routed experts of a forward of T tokens (k per token, E experts) take the decode GEMVs. */
 export function useExpertGemv(T: number, k: number, E: number): boolean {
   return T <= KERNEL_CROSSOVERS.gemvMaxTokens || T * k <= KERNEL_CROSSOVERS.gemvMaxRowsPerExpert * E;
+}
+
+/** Whether the decode path of a forward of T tokens routes and groups in one dispatch (route_decode). */
+export function useFusedDecodeRouting(T: number): boolean {
+  return T <= KERNEL_CROSSOVERS.fusedRoutingMaxTokens;
 }
 
 /** Whether a single expert (shared experts, nn's MLP) over T tokens takes the decode GEMVs. */

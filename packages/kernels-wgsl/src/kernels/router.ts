@@ -31,10 +31,29 @@ export type RouterVariant = { kind: RouterKind; norm: boolean; cbias: boolean };
 
 const WG = 256;
 
-function routerSource(v: RouterVariant): string {
+/** The router's storage bindings, in binding order: L (logits), CB (correction bias, if any), IDX, WT. */
+export function routerBindings(v: RouterVariant): BindingDecl[] {
   const b: BindingDecl[] = [{ name: 'L', type: 'array<f32>', access: 'read' }];
   if (v.cbias) b.push({ name: 'CB', type: 'array<f32>', access: 'read' });
   b.push({ name: 'IDX', type: 'array<u32>', access: 'read_write' }, { name: 'WT', type: 'array<f32>', access: 'read_write' });
+  return b;
+}
+
+/** The router's uniform fields (struct U): the kernels that route declare these first. */
+export const ROUTER_UNIFORM_FIELDS = 'T: u32, E: u32, k: u32, nGroup: u32, topkGroup: u32, scale: f32,';
+
+/** Writes the router's uniform fields (in ROUTER_UNIFORM_FIELDS order) into `u`. */
+export function routerUniforms(u: Uniforms, T: number, E: number, k: number, nGroup: number, topkGroup: number, scale: number): Uniforms {
+  return u.u32(T, E, k, nGroup, topkGroup).f32(scale);
+}
+
+/**
+ * WGSL that routes one token: module-scope workgroup arrays and helpers, and
+ * `fn route_token(t: u32, li: u32)` (256 invocations; it has barriers, so call
+ * it from uniform control flow), which writes IDX[t*k..] and WT[t*k..]. The
+ * bindings ({@link routerBindings}) and the uniforms ({@link ROUTER_UNIFORM_FIELDS}) are the caller's.
+ */
+export function routeTokenWgsl(v: RouterVariant): string {
   const grouped = v.kind === 'sigmoid_grouped';
   const scoreInit = grouped ? `sc[e] = sigmoid(l)${v.cbias ? ' + CB[e]' : ''};` : `sc[e] = l;`;
   const softmaxStats =
@@ -124,8 +143,6 @@ function routerSource(v: RouterVariant): string {
     for (var j = 0u; j < u.k; j++) { wv[j] = wv[j] / (ns${eps}); }`
     : '';
   return /* wgsl */ `
-struct U { T: u32, E: u32, k: u32, nGroup: u32, topkGroup: u32, scale: f32, }
-${declareBindings(b)}
 const WG = ${WG}u;
 const NONE = 0xffffffffu;
 const LOWEST = -3.4028234663852886e38;
@@ -145,10 +162,7 @@ fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
   return v > bv || (v == bv && i < bi);
 }
 
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let t = wid.x + wid.y * nwg.x;
-  if (t >= u.T) { return; }
+fn route_token(t: u32, li: u32) {
   let base = t * u.E;
   for (var e = li; e < u.E; e += WG) {
     let l = L[base + e];
@@ -184,12 +198,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       WT[t * u.k + j] = wv[j] * u.scale;
     }
   }
+  workgroupBarrier(); // sel and the score arrays are free for the next token
 }
 `;
 }
 
-/** The router kernel (one pipeline per kind / normTopkProb / correction bias). */
-export const routerKernel = defineKernel<RouterVariant>('router', routerSource);
+/** The router kernel (one pipeline per kind / normTopkProb / correction bias): one workgroup per token. */
+export const routerKernel = defineKernel<RouterVariant>('router', (v) => /* wgsl */ `
+struct U { ${ROUTER_UNIFORM_FIELDS} }
+${declareBindings(routerBindings(v))}
+${routeTokenWgsl(v)}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let t = wid.x + wid.y * nwg.x;
+  if (t >= u.T) { return; }
+  route_token(t, li);
+}
+`);
 
 /** Checks RouterParams against E (typed errors). Returns nGroup and topkGroup (1 and 1 unless sigmoid_grouped). */
 export function checkRouterParams(what: string, p: RouterParams, E: number): { nGroup: number; topkGroup: number } {
@@ -231,37 +256,61 @@ export interface RouterOptions {
  * ```
  */
 export function routerGpu(ctx: GpuContext, rec: Recorder, logits: GpuTensor, params: RouterParams, opts: RouterOptions = {}): RoutingGpu {
-  expectLive('routerGpu', { logits, correctionBias: opts.correctionBias });
-  if (logits.dtype !== 'float32') throw new DTypeError('routerGpu logits', 'float32', logits.dtype);
-  const [T, E] = expect2d('routerGpu logits [T, E]', logits.shape);
-  const { nGroup, topkGroup } = checkRouterParams('routerGpu', params, E);
+  const r = prepareRouting(ctx, 'routerGpu', logits, params, opts);
+  if (r.T === 0) return r.routing;
+  try {
+    rec.dispatch({ kernel: routerKernel, variant: r.variant, buffers: r.buffers, uniforms: r.uniforms().finish(), workgroups: foldWorkgroups(ctx, r.T) });
+  } catch (e) {
+    r.routing.idx.destroy();
+    r.routing.weights.destroy();
+    throw e;
+  }
+  return r.routing;
+}
+
+/** A checked routing about to be recorded: its outputs, variant, storage buffers (routerBindings order) and uniforms. */
+export interface PreparedRouting {
+  T: number;
+  E: number;
+  k: number;
+  routing: RoutingGpu;
+  variant: RouterVariant;
+  buffers: GPUBuffer[];
+  /** The router's uniform fields, written (more may follow). */
+  uniforms(): Uniforms;
+}
+
+/**
+ * Checks logits (float32 [T, E]), the parameters and the correction bias
+ * (typed errors naming `what`, before anything is allocated), then
+ * allocates the routing outputs idx uint32 [T, k] and weights float32 [T, k].
+ */
+export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor, params: RouterParams, opts: RouterOptions): PreparedRouting {
+  expectLive(what, { logits, correctionBias: opts.correctionBias });
+  if (logits.dtype !== 'float32') throw new DTypeError(`${what} logits`, 'float32', logits.dtype);
+  const [T, E] = expect2d(`${what} logits [T, E]`, logits.shape);
+  const { nGroup, topkGroup } = checkRouterParams(what, params, E);
   const cb = opts.correctionBias;
   if (cb) {
-    if (params.kind !== 'sigmoid_grouped') throw new ValueError('routerGpu correctionBias', `only with kind sigmoid_grouped`, params.kind);
-    if (cb.dtype !== 'float32') throw new DTypeError('routerGpu correctionBias', 'float32', cb.dtype);
-    if (cb.size !== E || cb.shape.length !== 1) throw new ShapeError('routerGpu correctionBias', [E], cb.shape);
+    if (params.kind !== 'sigmoid_grouped') throw new ValueError(`${what} correctionBias`, `only with kind sigmoid_grouped`, params.kind);
+    if (cb.dtype !== 'float32') throw new DTypeError(`${what} correctionBias`, 'float32', cb.dtype);
+    if (cb.size !== E || cb.shape.length !== 1) throw new ShapeError(`${what} correctionBias`, [E], cb.shape);
   }
   const k = params.topK;
   const idx = allocOutput(ctx, opts.pool, 'uint32', [T, k], 'router.idx');
   const weights = allocOutput(ctx, opts.pool, 'float32', [T, k], 'router.weights');
-  if (T === 0) return { idx, weights };
   const buffers = [logits.buffer];
   if (cb) buffers.push(cb.buffer);
   buffers.push(idx.buffer, weights.buffer);
-  try {
-    rec.dispatch({
-      kernel: routerKernel,
-      variant: { kind: params.kind, norm: params.normTopkProb && (params.kind === 'softmax_topk' || params.kind === 'sigmoid_grouped'), cbias: !!cb },
-      buffers,
-      uniforms: new Uniforms().u32(T, E, k, nGroup, topkGroup).f32(params.routedScalingFactor ?? 1).finish(),
-      workgroups: foldWorkgroups(ctx, T),
-    });
-  } catch (e) {
-    idx.destroy();
-    weights.destroy();
-    throw e;
-  }
-  return { idx, weights };
+  return {
+    T,
+    E,
+    k,
+    routing: { idx, weights },
+    variant: { kind: params.kind, norm: params.normTopkProb && (params.kind === 'softmax_topk' || params.kind === 'sigmoid_grouped'), cbias: !!cb },
+    buffers,
+    uniforms: () => routerUniforms(new Uniforms(), T, E, k, nGroup, topkGroup, params.routedScalingFactor ?? 1),
+  };
 }
 
 const sigmoidRef = (x: number) => Math.fround(1 / (1 + Math.exp(-x)));
