@@ -1,10 +1,10 @@
 import type { DType } from '@webmoe/tensor';
 import { DTYPES, toFloat32, fromFloat32, HostTensor } from '@webmoe/tensor';
-import { defineKernel, foldWorkgroups, Recorder, Uniforms } from '../runtime/kernel.js';
+import { defineKernel, foldWorkgroups, Recorder, uniformFields } from '../runtime/kernel.js';
 import type { GpuContext } from '../runtime/context.js';
 import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
-import { loadFn, FP8_DECODE_WGSL, F32_TO_BF16_WGSL, checkOutFloat, type OutFloat } from '../wgsl.js';
+import { loadFn, storageType, FP8_DECODE_WGSL, F32_TO_BF16_WGSL, checkOutFloat, type OutFloat } from '../wgsl.js';
 
 /** Variant of the cast kernel: source and destination dtypes. */
 export type CastVariant = { src: DType; dst: OutFloat };
@@ -25,10 +25,6 @@ export const castKernel = defineKernel<CastVariant>('cast', ({ src, dst }) => {
         ? `let i0 = w * 2u; var lo = f32_to_bf16(ld(i0)); var hi = 0u; if (i0 + 1u < u.n) { hi = f32_to_bf16(ld(i0 + 1u)); } Y[w] = lo | (hi << 16u);`
         : `let i0 = w * 2u; var b = 0.0; if (i0 + 1u < u.n) { b = ld(i0 + 1u); } Y[w] = pack2x16float(vec2<f32>(ld(i0), b));`;
   return /* wgsl */ `
-struct U { n: u32, words: u32, }
-@group(0) @binding(0) var<storage, read> X: ${DTYPES[src].wgslStorage === 'f32' ? 'array<f32>' : DTYPES[src].wgslStorage === 'i32' ? 'array<i32>' : 'array<u32>'};
-@group(0) @binding(1) var<storage, read_write> Y: ${dst === 'float32' ? 'array<f32>' : 'array<u32>'};
-@group(0) @binding(2) var<uniform> u: U;
 ${FP8_DECODE_WGSL}
 ${F32_TO_BF16_WGSL}
 ${loadFn('ld', 'X', src)}
@@ -40,6 +36,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 // words per output: ${per}
 `;
+}, {
+  signature: ({ src, dst }) => ({
+    bindings: [
+      { name: 'X', type: storageType(src), access: 'read' },
+      { name: 'Y', type: dst === 'float32' ? 'array<f32>' : 'array<u32>', access: 'read_write' },
+    ],
+    uniforms: uniformFields('u32', 'n', 'words'),
+  }),
 });
 
 /**
@@ -60,8 +64,8 @@ export function castGpu(ctx: GpuContext, x: GpuTensor, dst: DType, opts: { pool?
   rec.dispatch({
     kernel: castKernel,
     variant: { src: x.dtype, dst },
-    buffers: [x.buffer, y.buffer],
-    uniforms: new Uniforms().u32(n, words).finish(),
+    bind: { X: x.buffer, Y: y.buffer },
+    params: { n, words },
     workgroups: foldWorkgroups(ctx, groups),
   });
   if (!opts.recorder) rec.submit();

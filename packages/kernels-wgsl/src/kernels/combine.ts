@@ -8,8 +8,8 @@ import { DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
 import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
-import { defineKernel, foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
-import { allocOutput, declareBindings, expect2d, expectLive, type BindingDecl } from './op-util.js';
+import { defineKernel, foldWorkgroups, uniformFields, type BindingDecl, type Recorder } from '../runtime/kernel.js';
+import { allocOutput, expect2d, expectLive } from './op-util.js';
 import type { GroupingGpu, GroupingRef } from './moe-types.js';
 
 const WG = 256;
@@ -17,21 +17,24 @@ const WG = 256;
 /** Variant of the combine kernel. */
 export type CombineVariant = { weighted: boolean; shared: boolean; gate: boolean };
 
-/** The combine kernel. */
-export const combineKernel = defineKernel<CombineVariant>('combine', (v) => {
-  const b: BindingDecl[] = [
-    { name: 'Y', type: 'array<f32>', access: 'read' },
-    { name: 'POS', type: 'array<u32>', access: 'read' },
-  ];
-  if (v.weighted) b.push({ name: 'WT', type: 'array<f32>', access: 'read' });
-  if (v.shared) b.push({ name: 'SH', type: 'array<f32>', access: 'read' });
-  if (v.gate) b.push({ name: 'GL', type: 'array<f32>', access: 'read' });
+/** The combine kernel's storage bindings: Y, POS, then WT, SH, GL when the variant has them, then OUT. */
+function combineBindings(v: CombineVariant): BindingDecl[] {
+  const read = (name: string, type = 'array<f32>'): BindingDecl => ({ name, type, access: 'read' });
+  const b = [read('Y'), read('POS', 'array<u32>')];
+  if (v.weighted) b.push(read('WT'));
+  if (v.shared) b.push(read('SH'));
+  if (v.gate) b.push(read('GL'));
   b.push({ name: 'OUT', type: 'array<f32>', access: 'read_write' });
-  const term = v.weighted ? 'WT[p] * Y[POS[p] * u.H + h]' : 'Y[POS[p] * u.H + h]';
-  const shared = v.shared ? (v.gate ? `acc = acc + SH[i] * (1.0 / (1.0 + exp(-GL[t])));` : `acc = acc + SH[i];`) : '';
-  return /* wgsl */ `
-struct U { n: u32, H: u32, k: u32, }
-${declareBindings(b)}
+  return b;
+}
+
+/** The combine kernel. */
+export const combineKernel = defineKernel<CombineVariant>(
+  'combine',
+  (v) => {
+    const term = v.weighted ? 'WT[p] * Y[POS[p] * u.H + h]' : 'Y[POS[p] * u.H + h]';
+    const shared = v.shared ? (v.gate ? `acc = acc + SH[i] * (1.0 / (1.0 + exp(-GL[t])));` : `acc = acc + SH[i];`) : '';
+    return /* wgsl */ `
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * ${WG}u;
@@ -47,7 +50,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   OUT[i] = acc;
 }
 `;
-});
+  },
+  { signature: (v) => ({ bindings: combineBindings(v), uniforms: uniformFields('u32', 'n', 'H', 'k') }) },
+);
 
 /** Options of {@link combineGpu}. */
 export interface CombineOptions {
@@ -97,17 +102,16 @@ export function combineGpu(ctx: GpuContext, rec: Recorder, y: GpuTensor, g: Grou
   const out = allocOutput(ctx, opts.pool, 'float32', [T, H], 'combine.out');
   const n = T * H;
   if (n === 0) return out;
-  const buffers = [y.buffer, g.position.buffer];
-  if (weights) buffers.push(weights.buffer);
-  if (shared) buffers.push(shared.buffer);
-  if (gate) buffers.push(gate.buffer);
-  buffers.push(out.buffer);
+  const bind: Record<string, GPUBuffer> = { Y: y.buffer, POS: g.position.buffer, OUT: out.buffer };
+  if (weights) bind.WT = weights.buffer;
+  if (shared) bind.SH = shared.buffer;
+  if (gate) bind.GL = gate.buffer;
   try {
     rec.dispatch({
       kernel: combineKernel,
       variant: { weighted: !!weights, shared: !!shared, gate: !!gate },
-      buffers,
-      uniforms: new Uniforms().u32(n, H, k).finish(),
+      bind,
+      params: { n, H, k },
       workgroups: foldWorkgroups(ctx, Math.ceil(n / WG)),
     });
   } catch (e) {

@@ -10,31 +10,52 @@ import { DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
 import type { GpuContext } from '../runtime/context.js';
 import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
-import { defineKernel, foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
-import { allocOutput, declareBindings, expect2d, expectLive, type BindingDecl } from './op-util.js';
+import { defineKernel, foldWorkgroups, uniformFields, type BindingDecl, type Recorder } from '../runtime/kernel.js';
+import { allocOutput, expect2d, expectLive } from './op-util.js';
 import type { GroupingGpu, GroupingRef } from './moe-types.js';
 import { GEMV_GROUPS, NO_EXPERT, type ActiveExperts } from './moe-gemv.js';
 
 const WG = 256;
 
+const U32 = 'array<u32>';
+const ATOMIC_U32 = 'array<atomic<u32>>';
+/** A storage binding of the grouping kernels (read_write unless said). */
+const bind = (name: string, type: string, access: BindingDecl['access'] = 'read_write'): BindingDecl => ({ name, type, access });
+const NO_VARIANT = {} as Record<string, never>;
+
+/**
+ * WGSL that turns the workgroup arrays `arrays` (${WG} u32 each, indexed by
+ * lane) into their inclusive prefix sums, all at once (Hillis-Steele: log2
+ * steps, two barriers each). Call from uniform control flow.
+ */
+function inclusiveScanWgsl(arrays: readonly string[]): string {
+  return `
+  for (var d = 1u; d < ${WG}u; d <<= 1u) {
+${arrays.map((a) => `    var ${a}_v = ${a}[li];
+    if (li >= d) { ${a}_v += ${a}[li - d]; }`).join('\n')}
+    workgroupBarrier();
+${arrays.map((a) => `    ${a}[li] = ${a}_v;`).join('\n')}
+    workgroupBarrier();
+  }`;
+}
+
 /** Zeroes counts[E]. */
-export const groupZeroKernel = defineKernel<Record<string, never>>('group_zero', () => /* wgsl */ `
-struct U { E: u32, }
-${declareBindings([{ name: 'C', type: 'array<u32>', access: 'read_write' }])}
+export const groupZeroKernel = defineKernel<Record<string, never>>(
+  'group_zero',
+  () => /* wgsl */ `
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * ${WG}u;
   if (i < u.E) { C[i] = 0u; }
 }
-`);
+`,
+  { signature: () => ({ bindings: [bind('C', U32)], uniforms: uniformFields('u32', 'E') }) },
+);
 
 /** counts[idx[p]] += 1 for every pair p (pairs with idx >= E are ignored). */
-export const groupCountKernel = defineKernel<Record<string, never>>('group_count', () => /* wgsl */ `
-struct U { n: u32, E: u32, }
-${declareBindings([
-  { name: 'IDX', type: 'array<u32>', access: 'read' },
-  { name: 'C', type: 'array<atomic<u32>>', access: 'read_write' },
-])}
+export const groupCountKernel = defineKernel<Record<string, never>>(
+  'group_count',
+  () => /* wgsl */ `
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let p = gid.x + gid.y * nwg.x * ${WG}u;
@@ -42,19 +63,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let e = IDX[p];
   if (e < u.E) { atomicAdd(&C[e], 1u); }
 }
-`);
+`,
+  { signature: () => ({ bindings: [bind('IDX', U32, 'read'), bind('C', ATOMIC_U32)], uniforms: uniformFields('u32', 'n', 'E') }) },
+);
 
 /** offsets = exclusive scan of counts (offsets[E] = total); cursor[e] = offsets[e]. One workgroup. */
-export const groupScanKernel = defineKernel<Record<string, never>>('group_scan', () => /* wgsl */ `
-struct U { E: u32, }
-${declareBindings([
-  { name: 'C', type: 'array<u32>', access: 'read' },
-  { name: 'OFF', type: 'array<u32>', access: 'read_write' },
-  { name: 'CUR', type: 'array<u32>', access: 'read_write' },
-])}
+export const groupScanKernel = defineKernel<Record<string, never>>(
+  'group_scan',
+  () => /* wgsl */ `
 var<workgroup> part: array<u32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) li: u32) {
+  // ${WG} segments of E, summed per lane, then a parallel scan of the segment sums
   let seg = (u.E + ${WG - 1}u) / ${WG}u;
   let e0 = min(li * seg, u.E);
   let e1 = min(e0 + seg, u.E);
@@ -62,26 +82,19 @@ fn main(@builtin(local_invocation_index) li: u32) {
   for (var e = e0; e < e1; e++) { s += C[e]; }
   part[li] = s;
   workgroupBarrier();
-  if (li == 0u) {
-    var run = 0u;
-    for (var i = 0u; i < ${WG}u; i++) { let v = part[i]; part[i] = run; run += v; }
-    OFF[u.E] = run;
-  }
-  workgroupBarrier();
-  var run = part[li];
+${inclusiveScanWgsl(['part'])}
+  if (li == ${WG - 1}u) { OFF[u.E] = part[li]; }
+  var run = part[li] - s;
   for (var e = e0; e < e1; e++) { OFF[e] = run; CUR[e] = run; run += C[e]; }
 }
-`);
+`,
+  { signature: () => ({ bindings: [bind('C', U32, 'read'), bind('OFF', U32), bind('CUR', U32)], uniforms: uniformFields('u32', 'E') }) },
+);
 
 /** order[slot] = p, position[p] = slot, slot from the expert's atomic cursor. */
-export const groupScatterKernel = defineKernel<Record<string, never>>('group_scatter', () => /* wgsl */ `
-struct U { n: u32, E: u32, }
-${declareBindings([
-  { name: 'IDX', type: 'array<u32>', access: 'read' },
-  { name: 'CUR', type: 'array<atomic<u32>>', access: 'read_write' },
-  { name: 'ORD', type: 'array<u32>', access: 'read_write' },
-  { name: 'POS', type: 'array<u32>', access: 'read_write' },
-])}
+export const groupScatterKernel = defineKernel<Record<string, never>>(
+  'group_scatter',
+  () => /* wgsl */ `
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let p = gid.x + gid.y * nwg.x * ${WG}u;
@@ -92,38 +105,31 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   ORD[slot] = p;
   POS[p] = slot;
 }
-`);
+`,
+  { signature: () => ({ bindings: [bind('IDX', U32, 'read'), bind('CUR', ATOMIC_U32), bind('ORD', U32), bind('POS', U32)], uniforms: uniformFields('u32', 'n', 'E') }) },
+);
 
 /** Identity grouping: E=1, k=1. */
-export const denseGroupingKernel = defineKernel<Record<string, never>>('dense_grouping', () => /* wgsl */ `
-struct U { T: u32, }
-${declareBindings([
-  { name: 'C', type: 'array<u32>', access: 'read_write' },
-  { name: 'OFF', type: 'array<u32>', access: 'read_write' },
-  { name: 'ORD', type: 'array<u32>', access: 'read_write' },
-  { name: 'POS', type: 'array<u32>', access: 'read_write' },
-])}
+export const denseGroupingKernel = defineKernel<Record<string, never>>(
+  'dense_grouping',
+  () => /* wgsl */ `
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * ${WG}u;
   if (i == 0u) { C[0] = u.T; OFF[0] = 0u; OFF[1] = u.T; }
   if (i < u.T) { ORD[i] = i; POS[i] = i; }
 }
-`);
+`,
+  { signature: () => ({ bindings: [bind('C', U32), bind('OFF', U32), bind('ORD', U32), bind('POS', U32)], uniforms: uniformFields('u32', 'T') }) },
+);
 
 /** group_decode's storage bindings in binding order; IDX read-only, or read_write where the same kernel routes first. */
 export function groupDecodeBindings(idxAccess: 'read' | 'read_write'): BindingDecl[] {
-  return [
-    { name: 'IDX', type: 'array<u32>', access: idxAccess },
-    { name: 'C', type: 'array<atomic<u32>>', access: 'read_write' },
-    { name: 'OFF', type: 'array<u32>', access: 'read_write' },
-    { name: 'CUR', type: 'array<atomic<u32>>', access: 'read_write' },
-    { name: 'ORD', type: 'array<u32>', access: 'read_write' },
-    { name: 'POS', type: 'array<u32>', access: 'read_write' },
-    { name: 'ACT', type: 'array<u32>', access: 'read_write' },
-    { name: 'ARGS', type: 'array<u32>', access: 'read_write' },
-  ];
+  return [bind('IDX', U32, idxAccess), bind('C', ATOMIC_U32), bind('OFF', U32), bind('CUR', ATOMIC_U32), bind('ORD', U32), bind('POS', U32), bind('ACT', U32), bind('ARGS', U32)];
 }
+
+/** group_decode's uniform fields: pairs, experts, and the GEMVs' output blocks (for the indirect args). */
+export const GROUP_DECODE_UNIFORMS = uniformFields('u32', 'n', 'E', 'nbx0', 'nbx1');
 
 /**
  * WGSL of the decode grouping in one workgroup of ${WG}: workgroup arrays and
@@ -150,15 +156,7 @@ fn group_decode(li: u32) {
   part[li] = s;
   partAct[li] = act;
   workgroupBarrier();
-  for (var d = 1u; d < ${WG}u; d <<= 1u) {
-    var vs = part[li];
-    var va = partAct[li];
-    if (li >= d) { vs += part[li - d]; va += partAct[li - d]; }
-    workgroupBarrier();
-    part[li] = vs;
-    partAct[li] = va;
-    workgroupBarrier();
-  }
+${inclusiveScanWgsl(['part', 'partAct'])}
   // inclusive -> exclusive
   var run = part[li] - s;
   if (li == ${WG - 1}u) {
@@ -189,15 +187,17 @@ fn group_decode(li: u32) {
  * indirect args. One workgroup loops over the pairs and experts: meant for
  * the few pairs of decode (the planner sends larger T to groupGpu).
  */
-export const groupDecodeKernel = defineKernel<Record<string, never>>('group_decode', () => /* wgsl */ `
-struct U { n: u32, E: u32, nbx0: u32, nbx1: u32, }
-${declareBindings(groupDecodeBindings('read'))}
+export const groupDecodeKernel = defineKernel<Record<string, never>>(
+  'group_decode',
+  () => /* wgsl */ `
 ${GROUP_DECODE_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) li: u32) {
   group_decode(li);
 }
-`);
+`,
+  { signature: () => ({ bindings: groupDecodeBindings('read'), uniforms: GROUP_DECODE_UNIFORMS }) },
+);
 
 function makeGrouping(T: number, k: number, E: number, counts: GpuTensor, offsets: GpuTensor, order: GpuTensor, position: GpuTensor): GroupingGpu {
   const destroy = () => {
@@ -252,12 +252,11 @@ export function groupGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: numb
   const n = g.T * g.k;
   try {
     const cursor = rec.temp(E * 4, 'group.cursor');
-    const v = {} as Record<string, never>;
-    rec.dispatch({ kernel: groupZeroKernel, variant: v, buffers: [counts.buffer], uniforms: new Uniforms().u32(E).finish(), workgroups: foldWorkgroups(ctx, Math.ceil(E / WG)) });
-    const pu = new Uniforms().u32(n, E).finish();
-    if (n > 0) rec.dispatch({ kernel: groupCountKernel, variant: v, buffers: [idx.buffer, counts.buffer], uniforms: pu, workgroups: foldWorkgroups(ctx, Math.ceil(n / WG)) });
-    rec.dispatch({ kernel: groupScanKernel, variant: v, buffers: [counts.buffer, offsets.buffer, cursor], uniforms: new Uniforms().u32(E).finish(), workgroups: [1] });
-    if (n > 0) rec.dispatch({ kernel: groupScatterKernel, variant: v, buffers: [idx.buffer, cursor, order.buffer, position.buffer], uniforms: pu, workgroups: foldWorkgroups(ctx, Math.ceil(n / WG)) });
+    const v = NO_VARIANT;
+    rec.dispatch({ kernel: groupZeroKernel, variant: v, bind: { C: counts.buffer }, params: { E }, workgroups: foldWorkgroups(ctx, Math.ceil(E / WG)) });
+    if (n > 0) rec.dispatch({ kernel: groupCountKernel, variant: v, bind: { IDX: idx.buffer, C: counts.buffer }, params: { n, E }, workgroups: foldWorkgroups(ctx, Math.ceil(n / WG)) });
+    rec.dispatch({ kernel: groupScanKernel, variant: v, bind: { C: counts.buffer, OFF: offsets.buffer, CUR: cursor }, params: { E }, workgroups: [1] });
+    if (n > 0) rec.dispatch({ kernel: groupScatterKernel, variant: v, bind: { IDX: idx.buffer, CUR: cursor, ORD: order.buffer, POS: position.buffer }, params: { n, E }, workgroups: foldWorkgroups(ctx, Math.ceil(n / WG)) });
   } catch (e) {
     g.destroy();
     throw e;
@@ -282,9 +281,9 @@ export function groupDecodeGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E
     const t = decodeGroupingTargets(rec, g);
     rec.dispatch({
       kernel: groupDecodeKernel,
-      variant: {} as Record<string, never>,
-      buffers: [idx.buffer, ...t.buffers],
-      uniforms: decodeGroupingUniforms(new Uniforms().u32(g.T * g.k, E), nGateUp, nDown).finish(),
+      variant: NO_VARIANT,
+      bind: { IDX: idx.buffer, ...t.bind },
+      params: { n: g.T * g.k, E, ...decodeGroupingParams(nGateUp, nDown) },
       workgroups: [1],
     });
     return { grouping: g, active: t.active };
@@ -294,17 +293,17 @@ export function groupDecodeGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E
   }
 }
 
-/** The storage buffers group_decode writes (groupDecodeBindings after IDX) for grouping `g`, and the active list it fills. */
-export function decodeGroupingTargets(rec: Recorder, g: GroupingGpu): { buffers: GPUBuffer[]; active: ActiveExperts } {
-  const cursor = rec.temp(g.E * 4, 'group.cursor');
+/** The buffers group_decode writes for grouping `g` (by binding name; IDX is the caller's), and the active list it fills. */
+export function decodeGroupingTargets(rec: Recorder, g: GroupingGpu): { bind: Record<string, GPUBuffer>; active: ActiveExperts } {
   const active = rec.temp(4 * g.E, 'active');
   const args = rec.temp(32, 'indirect');
-  return { buffers: [g.counts.buffer, g.offsets.buffer, cursor, g.order.buffer, g.position.buffer, active, args], active: { active, args } };
+  const bind = { C: g.counts.buffer, OFF: g.offsets.buffer, CUR: rec.temp(g.E * 4, 'group.cursor'), ORD: g.order.buffer, POS: g.position.buffer, ACT: active, ARGS: args };
+  return { bind, active: { active, args } };
 }
 
-/** Appends group_decode's indirect-args fields (nbx0, nbx1: the GEMVs' output blocks) to `u`. */
-export function decodeGroupingUniforms(u: Uniforms, nGateUp: number, nDown: number): Uniforms {
-  return u.u32(Math.ceil(nGateUp / GEMV_GROUPS), Math.ceil(nDown / GEMV_GROUPS));
+/** group_decode's indirect-args fields: the GEMVs' output blocks for `nGateUp` and `nDown` outputs. */
+export function decodeGroupingParams(nGateUp: number, nDown: number): { nbx0: number; nbx1: number } {
+  return { nbx0: Math.ceil(nGateUp / GEMV_GROUPS), nbx1: Math.ceil(nDown / GEMV_GROUPS) };
 }
 
 /**
@@ -358,9 +357,9 @@ export function denseGroupingGpu(ctx: GpuContext, rec: Recorder, T: number, opts
   try {
     rec.dispatch({
       kernel: denseGroupingKernel,
-      variant: {} as Record<string, never>,
-      buffers: [counts.buffer, offsets.buffer, order.buffer, position.buffer],
-      uniforms: new Uniforms().u32(T).finish(),
+      variant: NO_VARIANT,
+      bind: { C: counts.buffer, OFF: offsets.buffer, ORD: order.buffer, POS: position.buffer },
+      params: { T },
       workgroups: foldWorkgroups(ctx, Math.max(1, Math.ceil(T / WG))),
     });
   } catch (e) {

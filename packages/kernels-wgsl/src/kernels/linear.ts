@@ -16,9 +16,9 @@ import { DTYPES, DTypeError, ShapeError, ValueError, toFloat32, type HostTensor 
 import type { GpuContext } from '../runtime/context.js';
 import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
-import { defineKernel, foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
+import { defineKernel, foldWorkgroups, uniformFields, type BindingDecl, type Recorder } from '../runtime/kernel.js';
 import { FP8_DECODE_WGSL, loadFn, storageType } from '../wgsl.js';
-import { allocOutput, declareBindings, expect2d, expectLive, type BindingDecl } from './op-util.js';
+import { allocOutput, expect2d, expectLive } from './op-util.js';
 
 /** Weight dtypes `linearGpu` takes. */
 export const LINEAR_WEIGHT_DTYPES = ['float32', 'bfloat16', 'float16'] as const;
@@ -54,8 +54,6 @@ function biasCode(v: LinearVariant, n: string): string {
 
 function common(v: LinearVariant): string {
   return `
-struct U { T: u32, K: u32, N: u32, tilesN: u32, nGroups: u32, }
-${declareBindings(bindingsFor(v))}
 ${v.bdtype !== 'none' && DTYPES[v.bdtype].bytes === 1 ? FP8_DECODE_WGSL : ''}
 ${loadFn('ldw', 'W', v.wdtype)}
 ${v.bdtype !== 'none' ? loadFn('ldb', 'B', v.bdtype) : ''}
@@ -185,7 +183,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /** The linear kernel (GEMV and tiled paths, selected by the variant). */
-export const linearKernel = defineKernel<LinearVariant>('linear', (v) => (v.path === 'gemv' ? gemvSource(v) : tiledSource(v)));
+export const linearKernel = defineKernel<LinearVariant>('linear', (v) => (v.path === 'gemv' ? gemvSource(v) : tiledSource(v)), {
+  signature: (v) => ({ bindings: bindingsFor(v), uniforms: uniformFields('u32', 'T', 'K', 'N', 'tilesN', 'nGroups') }),
+});
 
 /** Options of {@link linearGpu}. */
 export interface LinearOptions {
@@ -246,15 +246,14 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
   };
   const tilesN = Math.ceil(N / 64);
   const nGroups = path === 'gemv' ? T * N : Math.ceil(T / 64) * tilesN;
-  const buffers = [x.buffer, w.buffer];
-  if (bias) buffers.push(bias.buffer);
-  buffers.push(y.buffer);
+  const bind: Record<string, GPUBuffer> = { X: x.buffer, W: w.buffer, Y: y.buffer };
+  if (bias) bind.B = bias.buffer;
   try {
     rec.dispatch({
       kernel: linearKernel,
       variant,
-      buffers,
-      uniforms: new Uniforms().u32(T, K, N, tilesN, nGroups).finish(),
+      bind,
+      params: { T, K, N, tilesN, nGroups },
       workgroups: foldWorkgroups(ctx, nGroups),
     });
   } catch (e) {

@@ -1,6 +1,6 @@
 /**
  * Small helpers shared by the routing, grouping, combine and linear ops:
- * output allocation (from a pool when given) and binding declarations.
+ * output allocation (from a pool when given) and input checks.
  */
 import type { DType } from '@webmoe/tensor';
 import { ShapeError, ValueError } from '@webmoe/tensor';
@@ -19,29 +19,6 @@ import type { BufferPool } from '../runtime/pool.js';
  */
 export function allocOutput(ctx: GpuContext, pool: BufferPool | undefined, dtype: DType, shape: readonly number[], label: string): GpuTensor {
   return pool ? pool.tensor(dtype, shape, label) : GpuTensor.empty(ctx, dtype, shape, label);
-}
-
-/** One storage binding of a generated kernel. */
-export interface BindingDecl {
-  name: string;
-  /** WGSL array type, e.g. `array<f32>`. */
-  type: string;
-  access: 'read' | 'read_write';
-}
-
-/**
- * WGSL declarations for storage bindings 0..n-1 in order, then the uniform
- * block `u` of type `U` at binding n (the Recorder's binding convention).
- *
- * @example
- * ```ts
- * declareBindings([{ name: 'X', type: 'array<f32>', access: 'read' }]);
- * ```
- */
-export function declareBindings(list: readonly BindingDecl[]): string {
-  const lines = list.map((b, i) => `@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: ${b.type};`);
-  lines.push(`@group(0) @binding(${list.length}) var<uniform> u: U;`);
-  return lines.join('\n');
 }
 
 /** Throws a ShapeError unless `shape` is 2-D. Returns [rows, cols]. @example `const [T, K] = expect2d('x', x.shape)` */

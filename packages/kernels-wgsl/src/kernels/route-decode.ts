@@ -9,16 +9,15 @@
 import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import { defineKernel, type Recorder } from '../runtime/kernel.js';
-import { declareBindings } from './op-util.js';
 import type { GroupingGpu, RouterParams, RoutingGpu } from './moe-types.js';
 import type { ActiveExperts } from './moe-gemv.js';
-import { prepareRouting, routeTokenWgsl, routerBindings, ROUTER_UNIFORM_FIELDS, type RouterOptions, type RouterVariant } from './router.js';
-import { allocGrouping, decodeGroupingTargets, decodeGroupingUniforms, groupDecodeBindings, GROUP_DECODE_WGSL, type GroupOptions } from './grouping.js';
+import { prepareRouting, routeTokenWgsl, routerBindings, ROUTER_UNIFORMS, type RouterOptions, type RouterVariant } from './router.js';
+import { allocGrouping, decodeGroupingTargets, decodeGroupingParams, groupDecodeBindings, GROUP_DECODE_UNIFORMS, GROUP_DECODE_WGSL, type GroupOptions } from './grouping.js';
 
 /** The fused kernel: route_token for t = 0..T-1, then group_decode over the T*k pairs it wrote. */
-export const routeDecodeKernel = defineKernel<RouterVariant>('route_decode', (v) => /* wgsl */ `
-struct U { ${ROUTER_UNIFORM_FIELDS} n: u32, nbx0: u32, nbx1: u32, }
-${declareBindings([...routerBindings(v), ...groupDecodeBindings('read_write').slice(1)])}
+export const routeDecodeKernel = defineKernel<RouterVariant>(
+  'route_decode',
+  (v) => /* wgsl */ `
 ${routeTokenWgsl(v)}
 ${GROUP_DECODE_WGSL}
 @compute @workgroup_size(256)
@@ -27,7 +26,15 @@ fn main(@builtin(local_invocation_index) li: u32) {
   storageBarrier(); // IDX, written above by lane 0 of each token, read by every lane below
   group_decode(li);
 }
-`);
+`,
+  {
+    // the router's bindings and uniforms, then group_decode's (IDX shared; E declared once)
+    signature: (v) => ({
+      bindings: [...routerBindings(v), ...groupDecodeBindings('read_write').filter((b) => b.name !== 'IDX')],
+      uniforms: [...ROUTER_UNIFORMS, ...GROUP_DECODE_UNIFORMS.filter((f) => f.name !== 'E')],
+    }),
+  },
+);
 
 /**
  * Records routing and decode grouping of logits float32 [T, E] in one
@@ -58,8 +65,8 @@ export function routeDecodeGpu(
     rec.dispatch({
       kernel: routeDecodeKernel,
       variant: r.variant,
-      buffers: [...r.buffers, ...t.buffers],
-      uniforms: decodeGroupingUniforms(r.uniforms().u32(r.T * r.k), nGateUp, nDown).finish(),
+      bind: { ...r.bind, ...t.bind },
+      params: { ...r.params, n: r.T * r.k, ...decodeGroupingParams(nGateUp, nDown) },
       workgroups: [1],
     });
     return { routing: r.routing, grouping: g, active: t.active };

@@ -13,8 +13,8 @@ import { DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
 import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
-import { defineKernel, foldWorkgroups, type Recorder, Uniforms } from '../runtime/kernel.js';
-import { allocOutput, declareBindings, expect2d, expectLive, type BindingDecl } from './op-util.js';
+import { defineKernel, foldWorkgroups, uniformFields, type BindingDecl, type Recorder, type UniformField } from '../runtime/kernel.js';
+import { allocOutput, expect2d, expectLive } from './op-util.js';
 import type { RouterKind, RouterParams, RoutingGpu, RoutingRef } from './moe-types.js';
 
 /** Largest E the router kernel takes. */
@@ -39,19 +39,14 @@ export function routerBindings(v: RouterVariant): BindingDecl[] {
   return b;
 }
 
-/** The router's uniform fields (struct U): the kernels that route declare these first. */
-export const ROUTER_UNIFORM_FIELDS = 'T: u32, E: u32, k: u32, nGroup: u32, topkGroup: u32, scale: f32,';
-
-/** Writes the router's uniform fields (in ROUTER_UNIFORM_FIELDS order) into `u`. */
-export function routerUniforms(u: Uniforms, T: number, E: number, k: number, nGroup: number, topkGroup: number, scale: number): Uniforms {
-  return u.u32(T, E, k, nGroup, topkGroup).f32(scale);
-}
+/** The router's uniform fields: the kernels that route declare these. */
+export const ROUTER_UNIFORMS: readonly UniformField[] = [...uniformFields('u32', 'T', 'E', 'k', 'nGroup', 'topkGroup'), { name: 'scale', type: 'f32' }];
 
 /**
  * WGSL that routes one token: module-scope workgroup arrays and helpers, and
  * `fn route_token(t: u32, li: u32)` (256 invocations; it has barriers, so call
  * it from uniform control flow), which writes IDX[t*k..] and WT[t*k..]. The
- * bindings ({@link routerBindings}) and the uniforms ({@link ROUTER_UNIFORM_FIELDS}) are the caller's.
+ * bindings ({@link routerBindings}) and the uniforms ({@link ROUTER_UNIFORMS}) are the caller's.
  */
 export function routeTokenWgsl(v: RouterVariant): string {
   const grouped = v.kind === 'sigmoid_grouped';
@@ -204,9 +199,9 @@ fn route_token(t: u32, li: u32) {
 }
 
 /** The router kernel (one pipeline per kind / normTopkProb / correction bias): one workgroup per token. */
-export const routerKernel = defineKernel<RouterVariant>('router', (v) => /* wgsl */ `
-struct U { ${ROUTER_UNIFORM_FIELDS} }
-${declareBindings(routerBindings(v))}
+export const routerKernel = defineKernel<RouterVariant>(
+  'router',
+  (v) => /* wgsl */ `
 ${routeTokenWgsl(v)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -214,7 +209,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (t >= u.T) { return; }
   route_token(t, li);
 }
-`);
+`,
+  { signature: (v) => ({ bindings: routerBindings(v), uniforms: ROUTER_UNIFORMS }) },
+);
 
 /** Checks RouterParams against E (typed errors). Returns nGroup and topkGroup (1 and 1 unless sigmoid_grouped). */
 export function checkRouterParams(what: string, p: RouterParams, E: number): { nGroup: number; topkGroup: number } {
@@ -259,7 +256,7 @@ export function routerGpu(ctx: GpuContext, rec: Recorder, logits: GpuTensor, par
   const r = prepareRouting(ctx, 'routerGpu', logits, params, opts);
   if (r.T === 0) return r.routing;
   try {
-    rec.dispatch({ kernel: routerKernel, variant: r.variant, buffers: r.buffers, uniforms: r.uniforms().finish(), workgroups: foldWorkgroups(ctx, r.T) });
+    rec.dispatch({ kernel: routerKernel, variant: r.variant, bind: r.bind, params: r.params, workgroups: foldWorkgroups(ctx, r.T) });
   } catch (e) {
     r.routing.idx.destroy();
     r.routing.weights.destroy();
@@ -268,16 +265,15 @@ export function routerGpu(ctx: GpuContext, rec: Recorder, logits: GpuTensor, par
   return r.routing;
 }
 
-/** A checked routing about to be recorded: its outputs, variant, storage buffers (routerBindings order) and uniforms. */
+/** A checked routing about to be recorded: its outputs, variant, buffers (by routerBindings name) and uniform values (ROUTER_UNIFORMS). */
 export interface PreparedRouting {
   T: number;
   E: number;
   k: number;
   routing: RoutingGpu;
   variant: RouterVariant;
-  buffers: GPUBuffer[];
-  /** The router's uniform fields, written (more may follow). */
-  uniforms(): Uniforms;
+  bind: Record<string, GPUBuffer>;
+  params: Record<string, number>;
 }
 
 /**
@@ -299,17 +295,16 @@ export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor,
   const k = params.topK;
   const idx = allocOutput(ctx, opts.pool, 'uint32', [T, k], 'router.idx');
   const weights = allocOutput(ctx, opts.pool, 'float32', [T, k], 'router.weights');
-  const buffers = [logits.buffer];
-  if (cb) buffers.push(cb.buffer);
-  buffers.push(idx.buffer, weights.buffer);
+  const bind: Record<string, GPUBuffer> = { L: logits.buffer, IDX: idx.buffer, WT: weights.buffer };
+  if (cb) bind.CB = cb.buffer;
   return {
     T,
     E,
     k,
     routing: { idx, weights },
     variant: { kind: params.kind, norm: params.normTopkProb && (params.kind === 'softmax_topk' || params.kind === 'sigmoid_grouped'), cbias: !!cb },
-    buffers,
-    uniforms: () => routerUniforms(new Uniforms(), T, E, k, nGroup, topkGroup, params.routedScalingFactor ?? 1),
+    bind,
+    params: { T, E, k, nGroup, topkGroup, scale: params.routedScalingFactor ?? 1 },
   };
 }
 

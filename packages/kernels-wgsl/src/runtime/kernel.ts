@@ -4,28 +4,88 @@ import { LimitError } from './errors.js';
 /** A kernel variant: plain data (dtype, tile, vector width, features) that selects the WGSL. */
 export type Variant = Readonly<Record<string, string | number | boolean>>;
 
+/** Scalar type of a uniform field. */
+export type UniformType = 'u32' | 'i32' | 'f32';
+
+/** One field of a kernel's uniform block `u: U`. */
+export interface UniformField {
+  readonly name: string;
+  readonly type: UniformType;
+}
+
+/** One storage binding of a kernel. */
+export interface BindingDecl {
+  readonly name: string;
+  /** WGSL type, e.g. `array<f32>`. */
+  readonly type: string;
+  readonly access: 'read' | 'read_write';
+}
+
+/**
+ * A kernel's interface, declared once: its storage bindings (binding order),
+ * the fields of its uniform block `u: U` (in order), and whether its WGSL
+ * uses f16. The WGSL header (bindings, struct U, `enable f16;`), the pipeline
+ * layout, the bind group (buffers bound by name) and the uniform bytes
+ * (values by name) are all generated from it.
+ */
+export interface KernelSignature {
+  readonly bindings: readonly BindingDecl[];
+  readonly uniforms?: readonly UniformField[];
+  readonly f16?: boolean;
+}
+
 /**
  * One op contract (after onnxruntime-web's ProgramInfo): a kernel is a name
  * plus a WGSL source per variant. Shapes and strides go in uniforms, so one
  * pipeline serves every shape; the pipeline cache key is built from the
  * typed variant, never a hand-built string.
  *
- * Binding convention: storage buffers at @binding(0..n-1) in the order
+ * A kernel with a `signature` writes only its body: the header comes from
+ * the signature, and it is dispatched with `bind` (buffers by binding name)
+ * and `params` (uniform values by field name). A kernel without one declares
+ * its own bindings: storage buffers at @binding(0..n-1) in the order
  * `buffers` lists them, the uniform block (if any) at @binding(n).
  *
  * @example
  * ```ts
- * const copy = defineKernel<{ n: number }>('copy', () => `...WGSL...`);
+ * const copy = defineKernel<{ n: number }>('copy', () => `...WGSL body...`, {
+ *   signature: () => ({ bindings: [{ name: 'A', type: 'array<u32>', access: 'read' }, { name: 'B', type: 'array<u32>', access: 'read_write' }], uniforms: [{ name: 'n', type: 'u32' }] }),
+ * });
+ * rec.dispatch({ kernel: copy, variant: { n: 1 }, bind: { A: a, B: b }, params: { n: 1024 }, workgroups: [4] });
  * ```
  */
 export interface Kernel<V extends Variant> {
   readonly name: string;
   source(variant: V, ctx: GpuContext): string;
   readonly entryPoint: string;
+  /** The declared interface of a variant (kernels written against the contract). */
+  signature?(variant: V): KernelSignature;
 }
 
-export function defineKernel<V extends Variant>(name: string, source: (variant: V, ctx: GpuContext) => string, entryPoint = 'main'): Kernel<V> {
-  return { name, source, entryPoint };
+/** Options of {@link defineKernel}. */
+export interface KernelOptions<V extends Variant> {
+  entryPoint?: string;
+  signature?: (variant: V) => KernelSignature;
+}
+
+export function defineKernel<V extends Variant>(name: string, source: (variant: V, ctx: GpuContext) => string, opts: KernelOptions<V> = {}): Kernel<V> {
+  return { name, source, entryPoint: opts.entryPoint ?? 'main', signature: opts.signature };
+}
+
+/** The WGSL header of a signature: `enable f16;`, struct U, the storage bindings in order and `u: U` after them. */
+export function signatureWgsl(sig: KernelSignature): string {
+  const lines: string[] = [];
+  if (sig.f16) lines.push('enable f16;');
+  const fields = sig.uniforms ?? [];
+  if (fields.length) lines.push(`struct U { ${fields.map((f) => `${f.name}: ${f.type},`).join(' ')} }`);
+  sig.bindings.forEach((b, i) => lines.push(`@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: ${b.type};`));
+  if (fields.length) lines.push(`@group(0) @binding(${sig.bindings.length}) var<uniform> u: U;`);
+  return lines.join('\n');
+}
+
+/** Shorthand for uniform fields: `uniformFields('u32', 'T', 'E')`. */
+export function uniformFields(type: UniformType, ...names: string[]): UniformField[] {
+  return names.map((name) => ({ name, type }));
 }
 
 /** A stable key for a variant: sorted keys, typed values. */
@@ -47,12 +107,26 @@ function perDevice<T>(m: WeakMap<GPUDevice, Map<string, T>>, d: GPUDevice): Map<
 }
 
 function moduleFor(ctx: GpuContext, kernel: Kernel<Variant>, variant: Variant): { module: GPUShaderModule; layout: GPUPipelineLayout } {
+  const sig = kernel.signature?.(variant);
+  if (sig) {
+    const code = signatureWgsl(sig) + '\n' + kernel.source(variant, ctx);
+    const module = ctx.device.createShaderModule({ label: kernel.name, code });
+    return { module, layout: signatureLayout(ctx, kernel.name, sig) };
+  }
   let code = kernel.source(variant, ctx);
   const enables: string[] = [];
   if (/\bf16\b/.test(code) && !/enable f16;/.test(code)) enables.push('enable f16;');
   if (enables.length) code = enables.join('\n') + '\n' + code;
   const module = ctx.device.createShaderModule({ label: kernel.name, code });
   return { module, layout: explicitLayout(ctx, kernel.name, code) };
+}
+
+/** The pipeline layout of a signature: its storage bindings, then the uniform block when it has fields. */
+function signatureLayout(ctx: GpuContext, name: string, sig: KernelSignature): GPUPipelineLayout {
+  const entries: GPUBindGroupLayoutEntry[] = sig.bindings.map((b, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: b.access === 'read' ? 'read-only-storage' : 'storage' } }));
+  if (sig.uniforms?.length) entries.push({ binding: sig.bindings.length, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } });
+  const bgl = ctx.device.createBindGroupLayout({ label: name, entries });
+  return ctx.device.createPipelineLayout({ label: name, bindGroupLayouts: [bgl] });
 }
 
 /**
@@ -125,12 +199,42 @@ export function foldWorkgroups(ctx: GpuContext, n: number): [number, number, num
 export interface DispatchSpec<V extends Variant> {
   kernel: Kernel<V>;
   variant: V;
-  /** Storage buffers at bindings 0..n-1. */
-  buffers: readonly GPUBuffer[];
-  /** Uniform block at binding n (u32/i32/f32 words; pack with `uniforms()`). */
+  /** Kernels without a signature: storage buffers at bindings 0..n-1. */
+  buffers?: readonly GPUBuffer[];
+  /** Kernels without a signature: uniform block at binding n (u32/i32/f32 words; pack with `Uniforms`). */
   uniforms?: ArrayBuffer | ArrayBufferView;
+  /** Kernels with a signature: every declared binding's buffer, by name. */
+  bind?: Readonly<Record<string, GPUBuffer>>;
+  /** Kernels with a signature: every declared uniform field's value, by name. */
+  params?: Readonly<Record<string, number>>;
   /** Workgroup counts, or an indirect-args buffer (3 x u32 at offset). */
   workgroups: readonly [number, number?, number?] | { indirect: GPUBuffer; offset?: number };
+}
+
+/**
+ * The ordered buffers and uniform bytes of a dispatch of a kernel with a
+ * signature, from its `bind` and `params` by name. A missing or unknown name
+ * throws (a programming error in the op, not a user input).
+ */
+export function bindBySignature(kernelName: string, sig: KernelSignature, bind: Readonly<Record<string, GPUBuffer>>, params: Readonly<Record<string, number>> = {}): { buffers: GPUBuffer[]; uniforms?: ArrayBuffer } {
+  const names = new Set(sig.bindings.map((b) => b.name));
+  for (const k of Object.keys(bind)) if (!names.has(k)) throw new Error(`${kernelName}: no binding named ${k} (declared: ${[...names].join(', ')})`);
+  const buffers = sig.bindings.map((b) => {
+    const buf = bind[b.name];
+    if (!buf) throw new Error(`${kernelName}: binding ${b.name} not given`);
+    return buf;
+  });
+  const fields = sig.uniforms ?? [];
+  const fieldNames = new Set(fields.map((f) => f.name));
+  for (const k of Object.keys(params)) if (!fieldNames.has(k)) throw new Error(`${kernelName}: no uniform named ${k} (declared: ${[...fieldNames].join(', ')})`);
+  if (!fields.length) return { buffers };
+  const u = new Uniforms();
+  for (const f of fields) {
+    const v = params[f.name];
+    if (v === undefined) throw new Error(`${kernelName}: uniform ${f.name} not given`);
+    u[f.type](v);
+  }
+  return { buffers, uniforms: u.finish() };
 }
 
 /** Packs uniform values: numbers are u32 unless wrapped with `f32()` or `i32()`. */
@@ -281,10 +385,14 @@ export class Recorder {
 
   dispatch<V extends Variant>(d: DispatchSpec<V>): void {
     const pipeline = getPipeline(this.ctx, d.kernel, d.variant);
-    const entries: GPUBindGroupEntry[] = d.buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
-    if (d.uniforms) {
-      const data = d.uniforms instanceof ArrayBuffer ? new Uint8Array(d.uniforms) : new Uint8Array(d.uniforms.buffer, d.uniforms.byteOffset, d.uniforms.byteLength);
-      entries.push({ binding: d.buffers.length, resource: this.uniformSlot(data) });
+    const sig = d.kernel.signature?.(d.variant);
+    if (sig && (d.buffers || d.uniforms)) throw new Error(`${d.kernel.name}: a kernel with a signature is dispatched with bind / params, not buffers / uniforms`);
+    if (!sig && (d.bind || d.params)) throw new Error(`${d.kernel.name}: bind / params need a kernel signature`);
+    const { buffers, uniforms } = sig ? bindBySignature(d.kernel.name, sig, d.bind ?? {}, d.params) : { buffers: d.buffers ?? [], uniforms: d.uniforms };
+    const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
+    if (uniforms) {
+      const data = uniforms instanceof ArrayBuffer ? new Uint8Array(uniforms) : new Uint8Array(uniforms.buffer, uniforms.byteOffset, uniforms.byteLength);
+      entries.push({ binding: buffers.length, resource: this.uniformSlot(data) });
     }
     const bg = this.ctx.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     const pass = this.getPass(d.kernel.name);

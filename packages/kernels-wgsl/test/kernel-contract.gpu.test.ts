@@ -1,0 +1,74 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import { HostTensor } from '@webmoe/tensor';
+import { defineKernel, uniformFields, GpuTensor, Recorder, type GpuContext } from '@webmoe/kernels-wgsl';
+import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
+
+let ctx: GpuContext | null;
+beforeAll(async () => {
+  ctx = await testGpu();
+});
+
+/** y = a * x + b over n values, with the bindings declared in the opposite order to the one the op lists them in. */
+const axpb = defineKernel<{ bias: boolean }>(
+  'test_axpb',
+  (v) => /* wgsl */ `
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x >= u.n) { return; }
+  Y[g.x] = u.a * X[g.x]${v.bias ? ' + B[g.x]' : ''};
+}
+`,
+  {
+    signature: (v) => ({
+      bindings: [
+        { name: 'Y', type: 'array<f32>', access: 'read_write' },
+        ...(v.bias ? [{ name: 'B', type: 'array<f32>', access: 'read' } as const] : []),
+        { name: 'X', type: 'array<f32>', access: 'read' },
+      ],
+      uniforms: [...uniformFields('u32', 'n'), { name: 'a', type: 'f32' }],
+    }),
+  },
+);
+
+describe('kernels declared by signature (bindings and uniforms by name)', () => {
+  it('binds buffers and writes uniforms by name, whatever the order they are given in', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const c = ctx;
+    const r = rng(5);
+    const n = 131;
+    const x = randomArray(r, n, -3, 3);
+    const b = randomArray(r, n, -1, 1);
+    for (const bias of [false, true]) {
+      const got = await gpuChecked(c, async () => {
+        const gx = GpuTensor.upload(c, HostTensor.fromFloat32([n], x));
+        const gb = GpuTensor.upload(c, HostTensor.fromFloat32([n], b));
+        const gy = GpuTensor.empty(c, 'float32', [n]);
+        const rec = new Recorder(c);
+        rec.dispatch({ kernel: axpb, variant: { bias }, bind: bias ? { X: gx.buffer, B: gb.buffer, Y: gy.buffer } : { X: gx.buffer, Y: gy.buffer }, params: { a: -1.5, n }, workgroups: [Math.ceil(n / 64)] });
+        rec.submit();
+        const y = (await gy.download()).data as Float32Array;
+        for (const g of [gx, gb, gy]) g.destroy();
+        return y;
+      });
+      const want = Array.from(x, (v, i) => Math.fround(Math.fround(-1.5 * v) + (bias ? b[i] : 0)));
+      expect(Array.from(got), `bias=${bias}`).toEqual(want);
+    }
+  });
+
+  it('a missing or unknown binding or uniform, or positional buffers, is an error naming the kernel and the name', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const c = ctx;
+    const buf = () => c.device.createBuffer({ size: 64, usage: GPUBufferUsage.STORAGE });
+    const [x, y] = [buf(), buf()];
+    const rec = new Recorder(c);
+    const base = { kernel: axpb, variant: { bias: false }, workgroups: [1] as [number] };
+    expect(() => rec.dispatch({ ...base, bind: { X: x }, params: { n: 1, a: 1 } })).toThrow(/test_axpb: binding Y not given/);
+    expect(() => rec.dispatch({ ...base, bind: { X: x, Y: y, Z: x }, params: { n: 1, a: 1 } })).toThrow(/test_axpb: no binding named Z/);
+    expect(() => rec.dispatch({ ...base, bind: { X: x, Y: y }, params: { n: 1 } })).toThrow(/test_axpb: uniform a not given/);
+    expect(() => rec.dispatch({ ...base, bind: { X: x, Y: y }, params: { n: 1, a: 1, m: 2 } })).toThrow(/test_axpb: no uniform named m/);
+    expect(() => rec.dispatch({ ...base, buffers: [y, x] })).toThrow(/test_axpb: a kernel with a signature is dispatched with bind \/ params/);
+    rec.submit();
+    x.destroy();
+    y.destroy();
+  });
+});
