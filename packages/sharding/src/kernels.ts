@@ -1,4 +1,4 @@
-import { defineKernel, foldWorkgroups, Recorder, Uniforms, GpuTensor, expectDType, type GpuContext, type BufferPool } from '@webmoe/kernels-wgsl';
+import { combineGpu, defineKernel, foldWorkgroups, uniformFields, Recorder, GpuTensor, expectDType, type GpuContext, type BufferPool } from '@webmoe/kernels-wgsl';
 import { ShapeError } from '@webmoe/tensor';
 import { ShardingError } from './errors.js';
 import type { EPDispatchPlan } from './ep.js';
@@ -9,13 +9,9 @@ const WG = 256;
 export type GatherRowsVariant = { scaled: boolean };
 
 /** `Y[r, c] = X[rows[r], c] (* scale[r])`; a row index >= T gives a zero row. One thread per output element. */
-export const gatherRowsKernel = defineKernel<GatherRowsVariant>('ep.gatherRows', ({ scaled }) => /* wgsl */ `
-struct U { R: u32, H: u32, T: u32, n: u32, }
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> rows: array<u32>;
-@group(0) @binding(2) var<storage, read> scale: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(4) var<uniform> u: U;
+export const gatherRowsKernel = defineKernel<GatherRowsVariant>(
+  'ep.gatherRows',
+  ({ scaled }) => /* wgsl */ `
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * ${WG}u;
@@ -26,7 +22,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (t >= u.T) { Y[i] = 0.0; return; }
   ${scaled ? 'Y[i] = X[t * u.H + c] * scale[r];' : 'Y[i] = X[t * u.H + c];'}
 }
-`);
+`,
+  {
+    signature: ({ scaled }) => ({
+      bindings: [
+        { name: 'X', type: 'array<f32>', access: 'read' },
+        { name: 'rows', type: 'array<u32>', access: 'read' },
+        ...(scaled ? [{ name: 'scale', type: 'array<f32>', access: 'read' } as const] : []),
+        { name: 'Y', type: 'array<f32>', access: 'read_write' },
+      ],
+      uniforms: uniformFields('u32', 'R', 'H', 'T', 'n'),
+    }),
+  },
+);
 
 /**
  * Builds an EP send buffer on the GPU: `Y[r] = x[rows[r]]` (times
@@ -57,45 +65,18 @@ export function gatherRowsGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, rows
     rec.dispatch({
       kernel: gatherRowsKernel,
       variant: { scaled: !!opts.scale },
-      buffers: [x.buffer, rows.buffer, (opts.scale ?? rows).buffer, y.buffer],
-      uniforms: new Uniforms().u32(R, H, T, n).finish(),
+      bind: opts.scale ? { X: x.buffer, rows: rows.buffer, scale: opts.scale.buffer, Y: y.buffer } : { X: x.buffer, rows: rows.buffer, Y: y.buffer },
+      params: { R, H, T, n },
       workgroups: foldWorkgroups(ctx, Math.ceil(n / WG)),
     });
   }
   return y;
 }
 
-/** Variant of the EP combine: weighted sum or plain sum. */
-export type EPCombineVariant = { weighted: boolean };
-
-/** `out[t, c] = sum_{j<k} (w[t*k+j] *) Y[pos[t*k+j], c]`, slots in order, f32. One thread per output element. */
-export const epCombineKernel = defineKernel<EPCombineVariant>('ep.combine', ({ weighted }) => /* wgsl */ `
-struct U { T: u32, k: u32, H: u32, n: u32, }
-@group(0) @binding(0) var<storage, read> Yb: array<f32>;
-@group(0) @binding(1) var<storage, read> pos: array<u32>;
-@group(0) @binding(2) var<storage, read> W: array<f32>;
-@group(0) @binding(3) var<storage, read_write> O: array<f32>;
-@group(0) @binding(4) var<uniform> u: U;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * ${WG}u;
-  if (i >= u.n) { return; }
-  let t = i / u.H;
-  let c = i - t * u.H;
-  var acc = 0.0;
-  for (var j = 0u; j < u.k; j++) {
-    let p = t * u.k + j;
-    let v = Yb[pos[p] * u.H + c];
-    ${weighted ? 'acc = acc + W[p] * v;' : 'acc = acc + v;'}
-  }
-  O[i] = acc;
-}
-`);
-
 /**
  * The EP combine on the GPU: the expert outputs came back in send order
  * (`yBack` [T*k, H]); `out[t] = sum_j w[t,j] * yBack[position[t*k+j]]` in
- * slot order, f32, no atomics. `position` = the plan's
+ * slot order, f32, no atomics (the layer's `combineGpu`). `position` = the plan's
  * `combine.position` as uint32 [T*k]; `weights` null for
  * applyRouterWeightFirst. Reference: {@link epCombineRef}.
  *
@@ -110,7 +91,7 @@ export function epCombineGpu(ctx: GpuContext, rec: Recorder, yBack: GpuTensor, p
   const k = opts.k;
   if (!Number.isInteger(k) || k < 1) throw new ShardingError('epCombineGpu k', 'a positive integer', k);
   if (yBack.shape.length !== 2) throw new ShapeError('epCombineGpu yBack', ['T*k', 'H'], yBack.shape);
-  const [rows, H] = yBack.shape;
+  const rows = yBack.shape[0];
   if (rows % k !== 0) throw new ShapeError('epCombineGpu yBack rows', `a multiple of k=${k}`, yBack.shape);
   const T = rows / k;
   if (position.size !== rows) throw new ShapeError('epCombineGpu position', [rows], position.shape);
@@ -119,18 +100,8 @@ export function epCombineGpu(ctx: GpuContext, rec: Recorder, yBack: GpuTensor, p
     if (weights.size !== rows) throw new ShapeError('epCombineGpu weights', [T, k], weights.shape);
   }
   for (const t of [yBack, position, weights]) if (t && t.ctx.device !== ctx.device) throw new ShardingError('epCombineGpu input', 'tensors on ctx.device', 'a tensor on another device');
-  const out = opts.pool ? opts.pool.tensor('float32', [T, H], 'ep.combine') : GpuTensor.empty(ctx, 'float32', [T, H], 'ep.combine');
-  const n = T * H;
-  if (n > 0) {
-    rec.dispatch({
-      kernel: epCombineKernel,
-      variant: { weighted: !!weights },
-      buffers: [yBack.buffer, position.buffer, (weights ?? position).buffer, out.buffer],
-      uniforms: new Uniforms().u32(T, k, H, n).finish(),
-      workgroups: foldWorkgroups(ctx, Math.ceil(n / WG)),
-    });
-  }
-  return out;
+  // the layer's combine, over the send order's positions
+  return combineGpu(ctx, rec, yBack, { T, k, position }, weights, { pool: opts.pool });
 }
 
 /**

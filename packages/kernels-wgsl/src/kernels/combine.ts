@@ -65,8 +65,10 @@ export interface CombineOptions {
 }
 
 /**
- * Records the combine of the expert outputs `y` (float32 [T*k, H], grouped
- * row order of `g`) into a new float32 [T,H] tensor owned by the caller.
+ * Records the combine of the expert outputs `y` (float32 [T*k, H], in the
+ * row order of `g`: row `g.position[t*k+j]` holds token t's slot j; a
+ * GroupingGpu, or any T, k and position, e.g. an expert-parallel send order)
+ * into a new float32 [T,H] tensor owned by the caller.
  * `weights` float32 [T,k], or null for the unweighted sum
  * (applyRouterWeightFirst).
  *
@@ -75,7 +77,7 @@ export interface CombineOptions {
  * const out = combineGpu(ctx, rec, y, g, routing.weights, { shared });
  * ```
  */
-export function combineGpu(ctx: GpuContext, rec: Recorder, y: GpuTensor, g: GroupingGpu, weights: GpuTensor | null, opts: CombineOptions = {}): GpuTensor {
+export function combineGpu(ctx: GpuContext, rec: Recorder, y: GpuTensor, g: Pick<GroupingGpu, 'T' | 'k' | 'position'>, weights: GpuTensor | null, opts: CombineOptions = {}): GpuTensor {
   const { T, k } = g;
   expectLive('combineGpu', { y, 'g.position': g.position, weights, shared: opts.shared, sharedGateLogit: opts.sharedGateLogit });
   if (y.dtype !== 'float32') throw new DTypeError('combineGpu y', 'float32', y.dtype);
