@@ -7,7 +7,7 @@
 // comparison here keeps T fixed (T = 12), where the path is fixed whatever the tokens are.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
-import { GpuTensor, Recorder, routerGpu, routerRef, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
+import { GpuTensor, Recorder, routeDecodeGpu, routerGpu, routerRef, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
 import { testGpu, rng } from '@webmoe/kernels-wgsl/testing';
 import { MoE } from '../src/index.js';
 import { CASES, buildCase, type RandomCase } from './random-cases.js';
@@ -199,6 +199,20 @@ describe('the router kernel on NaN and infinite logits', () => {
       for (const r of [3, 4, 5]) expect(Array.from(a.idx.subarray(r * k, (r + 1) * k)), `row ${r}`).toEqual(Array.from(ref.idx.subarray(r * k, (r + 1) * k)));
       const last = Tr - 1;
       for (let j = 0; j < k; j++) expect(a.w[last * k + j]).toBeCloseTo(ref.weights[last * k + j], 5);
+      // the decode path's fused routing (route_decode) runs the same per-token code: the same experts and bits
+      const fused = await ctx!.checked('route_decode NaN', async () => {
+        const lg = GpuTensor.upload(ctx!, new HostTensor('float32', [Tr, E], logits));
+        const rec = new Recorder(ctx!);
+        const f = routeDecodeGpu(ctx!, rec, lg, params, 8, 8);
+        rec.submit();
+        const idx = (await f.routing.idx.download()).data as Uint32Array;
+        const w = (await f.routing.weights.download()).data as Float32Array;
+        for (const t of [lg, f.routing.idx, f.routing.weights]) t.destroy();
+        f.grouping.destroy();
+        return { idx, w };
+      });
+      expect(Array.from(fused.idx)).toEqual(Array.from(a.idx));
+      expect(new Uint32Array(fused.w.buffer)).toEqual(new Uint32Array(a.w.buffer));
     });
   }
 });

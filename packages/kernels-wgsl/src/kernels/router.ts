@@ -50,13 +50,13 @@ export const ROUTER_UNIFORMS: readonly UniformField[] = [...uniformFields('u32',
  */
 export function routeTokenWgsl(v: RouterVariant): string {
   const grouped = v.kind === 'sigmoid_grouped';
-  const scoreInit = grouped ? `sc[e] = sigmoid(l)${v.cbias ? ' + CB[e]' : ''};` : `sc[e] = l;`;
+  const scoreInit = grouped ? `sc[e] = bitcast<u32>(sigmoid(l)${v.cbias ? ' + CB[e]' : ''});` : `sc[e] = bitcast<u32>(l);`;
   const softmaxStats =
     v.kind === 'softmax_topk'
       ? /* wgsl */ `
   {
     var m = LOWEST;
-    for (var e = li; e < u.E; e += WG) { m = max(m, sc[e]); }
+    for (var e = li; e < u.E; e += WG) { m = max(m, score(e)); }
     rv[li] = m;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s = s >> 1u) {
@@ -66,7 +66,7 @@ export function routeTokenWgsl(v: RouterVariant): string {
     let mx = rv[0];
     workgroupBarrier();
     var acc = 0.0;
-    for (var e = li; e < u.E; e += WG) { acc = acc + exp(sc[e] - mx); }
+    for (var e = li; e < u.E; e += WG) { acc = acc + exp(score(e) - mx); }
     rv[li] = acc;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s = s >> 1u) {
@@ -83,10 +83,10 @@ export function routeTokenWgsl(v: RouterVariant): string {
     let gsize = u.E / u.nGroup;
     for (var g = li; g < u.nGroup; g += WG) {
       let g0 = g * gsize;
-      var b1 = sc[g0];
+      var b1 = score(g0);
       var b2 = LOWEST;
       for (var i = 1u; i < gsize; i++) {
-        let x = sc[g0 + i];
+        let x = score(g0 + i);
         if (x > b1) { b2 = b1; b1 = x; } else if (x > b2) { b2 = x; }
       }
       gsc[g] = select(b1, b1 + b2, gsize >= 2u);
@@ -141,7 +141,8 @@ export function routeTokenWgsl(v: RouterVariant): string {
 const WG = ${WG}u;
 const NONE = 0xffffffffu;
 const LOWEST = -3.4028234663852886e38;
-var<workgroup> sc: array<f32, ${ROUTER_MAX_EXPERTS}>;
+// the token's selection scores as f32 bits, then (for the top-k) as order keys
+var<workgroup> sc: array<u32, ${ROUTER_MAX_EXPERTS}>;
 var<workgroup> taken: array<atomic<u32>, ${ROUTER_MAX_EXPERTS / 32}>;
 var<workgroup> rv: array<f32, ${WG}>;
 var<workgroup> sel: array<u32, ${ROUTER_MAX_TOPK}>;
@@ -149,6 +150,14 @@ ${grouped ? `var<workgroup> gsc: array<f32, ${ROUTER_MAX_GROUPS}>;\nvar<workgrou
 ${v.kind === 'softmax_topk' ? 'var<workgroup> smax: f32;\nvar<workgroup> ssum: f32;' : ''}
 
 fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+fn score(e: u32) -> f32 { return bitcast<f32>(sc[e]); }
+// f32 bits -> a u32 that orders as the float: NaN lowest (0), -0 as +0, negatives below positives.
+fn order_key(bits: u32) -> u32 {
+  let mag = bits & 0x7fffffffu;
+  if (mag > 0x7f800000u) { return 0u; }
+  if (mag == 0u) { return 0x80000000u; }
+  return select(bits | 0x80000000u, ~bits, (bits >> 31u) == 1u);
+}
 ${grouped ? 'fn allowed(e: u32) -> bool { return (atomicLoad(&taken[e >> 5u]) & (1u << (e & 31u))) == 0u; }' : ''}
 // (v, i) ranks above (bv, bi): larger value, ties to the lower index; NONE never wins, anything beats NONE.
 fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
@@ -167,9 +176,11 @@ fn route_token(t: u32, li: u32) {
   workgroupBarrier();
   ${softmaxStats}
   ${groupCode}
-  // Top-k by rank: each expert counts the (allowed) experts that rank above it (larger score, ties to the lower
-  // index: a strict total order), stopping at k; an expert with rank r < k takes slot r. One pass and one
-  // barrier instead of k arg-max reductions; the scores are broadcast reads of workgroup memory.
+  // Top-k by rank: each expert counts the (allowed) experts that rank above it, stopping at k; an expert with
+  // rank r < k takes slot r. The order is strict and total: the scores become order keys (u32 compares as the
+  // floats do, -0 = +0, NaN below -Inf), ties go to the lower index. One pass and two barriers instead of k
+  // arg-max reductions; the keys are broadcast reads of workgroup memory.
+  for (var e = li; e < u.E; e += WG) { sc[e] = order_key(sc[e]); }
   for (var j = li; j < u.k; j += WG) { sel[j] = 0u; }
   workgroupBarrier();
   for (var e = li; e < u.E; e += WG) {
