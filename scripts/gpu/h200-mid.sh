@@ -20,6 +20,6 @@ if [ -f .gpu-kit/bench-old.mjs ] && [ "${AB_S:-90}" != 0 ]; then
   run ab-new "${AB_S:-90}" node .gpu-kit/bench.mjs $ARGS --json "$OUT/ab-new.json"
   head -12 "$OUT/ab-old.txt"; head -12 "$OUT/ab-new.txt"
 fi
-[ -f .gpu-kit/gemv-bench.mjs ] && [ "${GEMV_S:-180}" != 0 ] && run gemv-bench "${GEMV_S:-180}" node .gpu-kit/gemv-bench.mjs && grep -v "^{" "$OUT/gemv-bench.txt" | cut -c1-200 | head -80
-[ -f .gpu-kit/prefill-bench.mjs ] && [ "${PREFILL_S:-240}" != 0 ] && run prefill-bench "${PREFILL_S:-240}" node .gpu-kit/prefill-bench.mjs 5 && grep -E " T=" "$OUT/prefill-bench.txt" | grep -v "^{" | cut -c1-170
+[ -f .gpu-kit/gemv-bench.mjs ] && [ "${GEMV_S:-180}" != 0 ] && run gemv-bench "${GEMV_S:-180}" node .gpu-kit/gemv-bench.mjs ${GEMV_ARGS:-} && grep -v "^{" "$OUT/gemv-bench.txt" | cut -c1-200 | head -80
+[ -f .gpu-kit/prefill-bench.mjs ] && [ "${PREFILL_S:-240}" != 0 ] && run prefill-bench "${PREFILL_S:-240}" node .gpu-kit/prefill-bench.mjs ${PREFILL_ARGS:-5} && grep -E " T=" "$OUT/prefill-bench.txt" | grep -v "^{" | cut -c1-170
 true
