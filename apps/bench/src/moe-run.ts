@@ -11,7 +11,7 @@
  * `GpuLayer.stored` describes the very buffers that forward reads, for the
  * row's check (check.ts).
  */
-import { DeepseekV3Gate, Llama4Gate, MoE, MoEGate, QuantizedExperts, SoftmaxTopKGate, TopKSoftmaxGate, type GateClass, type MoEQuantConfig } from '@webmoe/moe';
+import { DeepseekV3Gate, Llama4Gate, MoE, MoEGate, QuantizedExperts, SoftmaxTopKGate, TopKSoftmaxGate, type GateClass, type MoEOptions, type MoEQuantConfig } from '@webmoe/moe';
 import {
   BufferPool,
   GpuOutOfMemoryError,
@@ -59,10 +59,10 @@ export interface GpuLayer {
   destroy(): void;
 }
 
-/** A host tensor of random values in its storage dtype (the fill kernel's bit patterns). */
-function randomHostTensor(dtype: DType, shape: readonly number[], seed: number): HostTensor {
+/** A host tensor of random values in its storage dtype (the fill kernel's bit patterns; `kind` overrides the values as in randomGpuTensor). */
+export function randomHostTensor(dtype: DType, shape: readonly number[], seed: number, kind: FillKind = fillKindOf(dtype)): HostTensor {
   const n = numel(shape);
-  const words = randomWords(fillKindOf(dtype), n, seed);
+  const words = randomWords(kind, n, seed);
   const data = allocHost(dtype, n);
   new Uint8Array(data.buffer, data.byteOffset, data.byteLength).set(new Uint8Array(words.buffer, 0, data.byteLength));
   return new HostTensor(dtype, shape, data as HostArray);
@@ -73,10 +73,16 @@ function salted(seed: number, salt: number): number {
   return salt ? (seed ^ hash32(salt)) >>> 0 : seed;
 }
 
-function seedOf(name: string, salt = 0): number {
+/** The seed of a (non-packed) parameter of a bench layer: the GPU and the CPU layers fill the same values. */
+export function seedOf(name: string, salt = 0): number {
   let h = salted(17, salt);
   for (let i = 0; i < name.length; i++) h = hash32(h ^ name.charCodeAt(i));
   return h;
+}
+
+/** Seeds of the packed routed experts' codes (their scales: seed + 1), as randomExpertWeights fills them. */
+export function packedExpertSeeds(salt = 0): { gateUp: number; down: number } {
+  return { gateUp: salted(21, salt), down: salted(31, salt) };
 }
 
 const GATE_CLASS: Record<RouterParams['kind'], GateClass> = {
@@ -103,19 +109,14 @@ function quantConfigOf(dtype: BenchDtype): MoEQuantConfig | undefined {
 }
 
 /**
- * `MoE` with random parameters generated on the GPU: a layer as a user
- * builds it, so that `record`, `forwardGpu` and `forward` all run it.
- * bf16/f16/f32 rows fill the stacked experts in that dtype; packed rows
- * (fp8, int4, int8, mxfp4) build the layer with a `quantConfig` (router,
- * shared experts and biases in bf16) and fill its packed experts (codes +
- * scales) on the GPU. `salt` varies the seeds (the layers of a stack).
+ * The options of a bench layer's MoE (shapes, router, activation, dtype and
+ * quantConfig of `spec` in `dtype`), without its device: the GPU rows and the
+ * CPU rows (host-layer.ts) build the same layer.
+ * @example `new MoE({ ...benchMoEOptions(TINY, 'bf16'), devices: [DeviceRef.CPU()] })`
  */
-export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, pool: BufferPool, salt = 0): { moe: MoE; router: RouterWeights; record: GpuLayer['record']; stored: StoredLayer } {
+export function benchMoEOptions(spec: ModelSpec, dtype: BenchDtype): Omit<MoEOptions, 'devices' | 'ctx'> {
   const r = spec.router;
-  const quantConfig = quantConfigOf(dtype);
-  const moe = new MoE({
-    devices: [DeviceRef.GPU(0)],
-    ctx,
+  return {
     hiddenDim: spec.H,
     numExperts: spec.E,
     numExpertsPerToken: spec.k,
@@ -128,8 +129,20 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
     expertActivation: spec.act,
     hasExpertBias: spec.bias,
     applyRouterWeightFirst: spec.routerWeightFirst,
-    quantConfig,
-  });
+    quantConfig: quantConfigOf(dtype),
+  };
+}
+
+/**
+ * `MoE` with random parameters generated on the GPU: a layer as a user
+ * builds it, so that `record`, `forwardGpu` and `forward` all run it.
+ * bf16/f16/f32 rows fill the stacked experts in that dtype; packed rows
+ * (fp8, int4, int8, mxfp4) build the layer with a `quantConfig` (router,
+ * shared experts and biases in bf16) and fill its packed experts (codes +
+ * scales) on the GPU. `salt` varies the seeds (the layers of a stack).
+ */
+export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, pool: BufferPool, salt = 0): { moe: MoE; router: RouterWeights; record: GpuLayer['record']; stored: StoredLayer } {
+  const moe = new MoE({ ...benchMoEOptions(spec, dtype), devices: [DeviceRef.GPU(0)], ctx });
   // WEBMOE_EXPERT_KERNELS=gemv|grouped|auto picks the layer's expert GEMMs (default auto), to time both paths
   const ek = typeof process !== 'undefined' ? process.env.WEBMOE_EXPERT_KERNELS : undefined;
   if (ek === 'gemv' || ek === 'grouped' || ek === 'auto') moe.expertKernels = ek;
@@ -146,8 +159,9 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
     const ex = moe.stacked;
     if (ex instanceof QuantizedExperts) {
       const own: GpuTensor[] = [];
-      randomExpertWeights(ctx, dtype, spec.E, 2 * spec.I, spec.H, salted(21, salt), own, 'experts.gate_up_proj');
-      randomExpertWeights(ctx, dtype, spec.E, spec.H, spec.I, salted(31, salt), own, 'experts.down_proj');
+      const seeds = packedExpertSeeds(salt);
+      randomExpertWeights(ctx, dtype, spec.E, 2 * spec.I, spec.H, seeds.gateUp, own, 'experts.gate_up_proj');
+      randomExpertWeights(ctx, dtype, spec.E, spec.H, spec.I, seeds.down, own, 'experts.down_proj');
       const [guW, guS, dnW, dnS] = own;
       for (const [p, t] of [[ex.gateUpProj, guW], [ex.gateUpScale, guS], [ex.downProj, dnW], [ex.downScale, dnS]] as const) {
         if (p.shape.join() !== t.shape.join() || p.dtype !== t.dtype) throw new Error(`bench: ${p.name} is ${p.dtype} [${p.shape}] but the generator made ${t.dtype} [${t.shape}]`);
@@ -186,6 +200,14 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
   }
 }
 
+/** The value kinds of packed routed experts' codes and scales, by bench dtype (GPU and CPU layers alike). */
+export const PACKED_FILL: Readonly<Record<'fp8' | 'int4' | 'int8' | 'mxfp4', { codes: FillKind; scales: FillKind }>> = {
+  fp8: { codes: 'e4m3', scales: 'scale' },
+  int4: { codes: 'u8', scales: 'i4scale' },
+  int8: { codes: 'u8', scales: 'i8scale' },
+  mxfp4: { codes: 'u8', scales: 'e8m0' },
+};
+
 /**
  * Random expert weights [E, rows, cols] in `dtype`, generated on the GPU in
  * their storage type (codes and scales; no host copy). The tensors are also
@@ -204,22 +226,22 @@ export function randomExpertWeights(ctx: GpuContext, dtype: BenchDtype, E: numbe
   };
   switch (dtype) {
     case 'fp8': {
-      const q = make('float8_e4m3fn', [E, rows, cols], seed, 'e4m3', label);
-      const scaleInv = make('float32', [E, Math.ceil(rows / 128), Math.ceil(cols / 128)], seed + 1, 'scale', `${label}.scale_inv`);
+      const q = make('float8_e4m3fn', [E, rows, cols], seed, PACKED_FILL.fp8.codes, label);
+      const scaleInv = make('float32', [E, Math.ceil(rows / 128), Math.ceil(cols / 128)], seed + 1, PACKED_FILL.fp8.scales, `${label}.scale_inv`);
       return { kind: 'fp8_block', q, scaleInv, block: [128, 128] };
     }
     case 'int4':
     case 'int8': {
       const bits = dtype === 'int4' ? 4 : 8;
       if (bits === 4 && cols % 2) throw new Error(`int4 experts need an even number of input channels (${label}: cols = ${cols})`);
-      const q = make('uint8', [E, rows, (cols * bits) / 8], seed, 'u8', label);
-      const scales = make('float16', [E, rows, Math.ceil(cols / INT_BLOCK)], seed + 1, bits === 4 ? 'i4scale' : 'i8scale', `${label}.scales`);
+      const q = make('uint8', [E, rows, (cols * bits) / 8], seed, PACKED_FILL[dtype].codes, label);
+      const scales = make('float16', [E, rows, Math.ceil(cols / INT_BLOCK)], seed + 1, PACKED_FILL[dtype].scales, `${label}.scales`);
       return { kind: 'int_block', bits, q, scales, blockSize: INT_BLOCK };
     }
     case 'mxfp4': {
       if (cols % 32) throw new Error(`mxfp4 experts need input channels in multiples of 32 (${label}: cols = ${cols})`);
-      const blocks = make('uint8', [E, rows, cols / 32, 16], seed, 'u8', label);
-      const scales = make('uint8', [E, rows, cols / 32], seed + 1, 'e8m0', `${label}.scales`);
+      const blocks = make('uint8', [E, rows, cols / 32, 16], seed, PACKED_FILL.mxfp4.codes, label);
+      const scales = make('uint8', [E, rows, cols / 32], seed + 1, PACKED_FILL.mxfp4.scales, `${label}.scales`);
       return { kind: 'mxfp4', blocks, scales };
     }
     default:

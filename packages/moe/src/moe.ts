@@ -34,6 +34,7 @@ import {
   type ExpertStackGpu,
   type ExpertWeightsHost,
   type GpuContext,
+  type RoutingRef,
 } from '@webmoe/kernels-wgsl';
 import { GpuExpertStacks, expertBiasGpu } from './expert-stacks.js';
 import { Module, MLP, Linear, LayerList, NotLoadedError, type Parameter, type MLPActivation } from '@webmoe/nn';
@@ -694,14 +695,25 @@ export class MoE extends Module {
     if (T === 0) return new Float32Array(0);
     this.checkNotEPShard('MoE.forwardHost');
     const w = this.stacked.hostWeights();
-    const logits = linearRef(x, T, this.gate.weight.value, this.gate.bias?.value);
-    const routing = routerRef(logits, T, this.gate.routerParams(), this.gate.eScoreCorrectionBias?.value.toFloat32());
+    const routing = this.routeHost(x, T);
     const g = groupRef(routing.idx, T, this.numExpertsPerToken, this.numExperts);
     const aq = this.expertActQuant();
     const h = groupedGateUpRef(x, g, w.gateUp, this.stacked.gateUpBias?.value, this.activation, this.applyRouterWeightFirst ? routing.weights : undefined, aq);
     const y = groupedDownRef(h, g, w.down, this.stacked.downBias?.value, aq);
     const sh = this.sharedExpertsHost(x, T);
     return combineRef(y, g, this.applyRouterWeightFirst ? null : routing.weights, sh?.shared, sh?.gateLogit);
+  }
+
+  /**
+   * The layer's routing on the host (router linear and router, TypeScript
+   * references) for x f32 [T, H]: expert ids and weights [T, k], as
+   * {@link forwardHost} routes.
+   * @example `const { idx, weights } = moe.routeHost(x, T)`
+   */
+  routeHost(x: Float32Array, T = x.length / this.hiddenDim): RoutingRef {
+    if (!Number.isInteger(T) || x.length !== T * this.hiddenDim) throw new ShapeError('MoE.routeHost input', ['T', this.hiddenDim], `${x.length} values`);
+    const logits = linearRef(x, T, this.gate.weight.value, this.gate.bias?.value);
+    return routerRef(logits, T, this.gate.routerParams(), this.gate.eScoreCorrectionBias?.value.toFloat32());
   }
 
   /**
