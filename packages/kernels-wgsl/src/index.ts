@@ -91,4 +91,4 @@ export {
 export { ACT_QUANT_GROUP, quantizeExperts, decodeExpertRow, type ExpertQuantFormat, type ExpertActQuantOptions } from './kernels/quant-ref.js';
 
 // the kernel choices that the layers above share (one place: kernels/plan.ts)
-export { useExpertGemv, useSingleExpertGemv, useGraphReplay, type FastGemmKind } from './kernels/plan.js';
+export { planExpertGemms, useExpertGemv, useSingleExpertGemv, useGraphReplay, type ExpertGemmChoice, type ExpertGemmShape, type FastGemmKind } from './kernels/plan.js';

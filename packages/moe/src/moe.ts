@@ -18,9 +18,8 @@ import {
   gemvDownGpu,
   groupDecodeGpu,
   gemvSupports,
-  useExpertGemv,
+  planExpertGemms,
   useGraphReplay,
-  useSingleExpertGemv,
   ForwardGraphs,
   checkOutput,
   groupedDownRef,
@@ -253,8 +252,8 @@ export class MoE extends Module {
   /**
    * Which expert GEMMs a GPU forward uses: 'gemv' (decode kernels: each active
    * expert's weights streamed once, one workgroup column per active-expert slot),
-   * 'grouped' (tiled grouped GEMMs), or 'auto' (kernels-wgsl's plan.ts: gemv when T <= 16 or at most 8
-   * rows per expert on average, T*k <= 8E). The GEMVs
+   * 'grouped' (tiled grouped GEMMs), or 'auto' (kernels-wgsl's `planExpertGemms`: gemv for decode sizes,
+   * KERNEL_CROSSOVERS in plan.ts). The GEMVs
    * take dense and packed experts with weight-only activations; otherwise
    * (dynamic fp8 activations, packed rows not a multiple of 8) the grouped
    * GEMMs run whatever this says. Results agree to f32 rounding; a given T always
@@ -596,9 +595,8 @@ export class MoE extends Module {
     keep(routing.weights);
     const aq = this.expertActQuant();
     const T = x.shape[0];
-    // The decode GEMVs take dense and packed (fp8/int/mxfp4) experts, weight-only activations.
-    const gemvOk = aq.actQuant === 'none' && gemvSupports(w.gateUp) && gemvSupports(w.down);
-    const gemv = gemvOk && (this.expertKernels === 'gemv' || (this.expertKernels === 'auto' && useExpertGemv(T, this.numExpertsPerToken, this.numExperts)));
+    const gemv =
+      planExpertGemms({ T, k: this.numExpertsPerToken, E: this.numExperts, choice: this.expertKernels, actQuant: aq.actQuant, gemvSupported: gemvSupports(w.gateUp) && gemvSupports(w.down) }) === 'gemv';
     // decode: grouping and active-expert list in one dispatch; else the multi-pass grouping that scales with T
     const decode = gemv ? groupDecodeGpu(ctx, rec, routing.idx, this.numExperts, this.moeDim, this.hiddenDim, { pool }) : undefined;
     const g = keep(decode ? decode.grouping : groupGpu(ctx, rec, routing.idx, this.numExperts, { pool }));
@@ -652,7 +650,7 @@ export class MoE extends Module {
       const sw = this.quantizedSharedExperts.gpuWeights();
       const dg = keep(denseGroupingGpu(ctx, rec, T, { pool }));
       const sAct = { kind: 'silu', layout: 'concat' } as const;
-      if (useSingleExpertGemv(T) && aq.actQuant === 'none' && gemvSupports(sw.gateUp) && gemvSupports(sw.down)) {
+      if (planExpertGemms({ T, k: 1, E: 1, actQuant: aq.actQuant, gemvSupported: gemvSupports(sw.gateUp) && gemvSupports(sw.down) }) === 'gemv') {
         const hs = keep(gemvGateUpGpu(ctx, rec, x, dg, sw.gateUp, sAct, { pool }));
         shared = keep(gemvDownGpu(ctx, rec, hs, dg, sw.down, { pool }));
       } else {
