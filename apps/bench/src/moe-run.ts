@@ -11,13 +11,11 @@
  * `GpuLayer.stored` describes the very buffers that forward reads, for the
  * row's check (check.ts).
  */
-import { DeepseekV3Gate, Llama4Gate, MoE, MoEGate, QuantizedExperts, SoftmaxTopKGate, TopKSoftmaxGate, type GateClass, type MoEOptions, type MoEQuantConfig } from '@webmoe/moe';
+import { DeepseekV3Gate, Llama4Gate, MoE, MoEGate, QuantizedExperts, SoftmaxTopKGate, TopKSoftmaxGate, gpuStages, type GateClass, type MoEOptions, type MoEQuantConfig } from '@webmoe/moe';
 import {
   BufferPool,
   GpuOutOfMemoryError,
   GpuTensor,
-  linearGpu,
-  routerGpu,
   type ExpertWeightsGpu,
   type GpuContext,
   type Recorder,
@@ -27,18 +25,10 @@ import { DeviceRef, HostTensor, allocHost, numel, type DType, type HostArray } f
 import { fillKindOf, hash32, randomGpuTensor, randomWords, type FillKind } from './fill.js';
 import { storedGpu, storedGpuExperts } from './check.js';
 import type { StoredLayer } from './reference.js';
-import { INT_BLOCK, isPacked, layerDtype, storageDtype, type BenchDtype, type ModelSpec } from './models.js';
+import { INT_BLOCK, layerDtype, storageDtype, type BenchDtype, type ModelSpec } from './models.js';
 
 /** The `impl` of the bench's GPU rows: `@webmoe/moe`'s MoE (packed rows pass their experts to `MoE.record`). */
 export const IMPL = 'moe';
-
-/** The router of a layer (to count the experts hit, outside the timed loop). */
-interface RouterWeights {
-  w: GpuTensor;
-  bias?: GpuTensor;
-  correctionBias?: GpuTensor;
-  params: RouterParams;
-}
 
 /** A layer with random weights on the GPU, ready to time. */
 export interface GpuLayer {
@@ -48,7 +38,6 @@ export interface GpuLayer {
   pool: BufferPool;
   /** The weights the forward reads, as stored on the GPU (what the row's check reads back). */
   stored: StoredLayer;
-  router: RouterWeights;
   /** Bytes of all weights on the device. */
   weightBytes: number;
   /** The layer as `@webmoe/moe`'s MoE (impl 'moe'): what the chain and host-I/O timings call. */
@@ -141,7 +130,7 @@ export function benchMoEOptions(spec: ModelSpec, dtype: BenchDtype): Omit<MoEOpt
  * shared experts and biases in bf16) and fill its packed experts (codes +
  * scales) on the GPU. `salt` varies the seeds (the layers of a stack).
  */
-export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, pool: BufferPool, salt = 0): { moe: MoE; router: RouterWeights; record: GpuLayer['record']; stored: StoredLayer } {
+export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, pool: BufferPool, salt = 0): { moe: MoE; record: GpuLayer['record']; stored: StoredLayer } {
   const moe = new MoE({ ...benchMoEOptions(spec, dtype), devices: [DeviceRef.GPU(0)], ctx });
   // WEBMOE_EXPERT_KERNELS=gemv|grouped|auto picks the layer's expert GEMMs (default auto), to time both paths
   const ek = typeof process !== 'undefined' ? process.env.WEBMOE_EXPERT_KERNELS : undefined;
@@ -181,7 +170,6 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
     const sharedW = moe.sharedExperts?.packedGpu;
     return {
       moe,
-      router: { w: g.weight.gpuValue, bias: g.bias?.gpuValue, correctionBias: g.eScoreCorrectionBias?.gpuValue, params: g.routerParams() },
       record: (rec, x, scratch) => moe.record(rec, x, pool, scratch),
       stored: {
         router: storedGpu(g.weight.gpuValue),
@@ -272,7 +260,6 @@ export async function createLayer(ctx: GpuContext, spec: ModelSpec, dtype: Bench
       dtype,
       impl: IMPL,
       pool,
-      router: made.router,
       record: made.record,
       stored: made.stored,
       weightBytes: [...tensors].reduce((s, t) => s + t.byteLength, 0),
@@ -326,22 +313,21 @@ export function runMoE(ctx: GpuContext, layer: GpuLayer, rec: Recorder, x: GpuTe
 }
 
 /**
- * The routing indices [T, k] the layer's router gives for `x` (run on its
- * own, outside the timed forwards), to count the experts a batch hits.
+ * The routing indices [T, k] the layer's router gives for `x` (its MoE's
+ * route stage run on its own, outside the timed forwards), to count the
+ * experts a batch hits.
  * @example `const idx = await routingOf(ctx, layer, x)`
  */
 export async function routingOf(ctx: GpuContext, layer: GpuLayer, x: GpuTensor, rec: Recorder): Promise<Uint32Array> {
-  const r = layer.router;
-  const logits = linearGpu(ctx, rec, x, r.w, { bias: r.bias, pool: layer.pool });
-  const routing = routerGpu(ctx, rec, logits, r.params, { pool: layer.pool, correctionBias: r.correctionBias });
-  rec.submit();
+  if (!layer.moe) throw new Error(`the ${layer.impl} forward has no MoE layer to route with`);
+  ctx.assertAlive();
+  const scratch: { destroy(): void }[] = [];
   try {
-    const t = await routing.idx.download();
-    return t.data as Uint32Array;
+    const routing = gpuStages(layer.moe, { rec, pool: layer.pool, scratch }).route(x);
+    rec.submit();
+    return (await routing.idx.download()).data as Uint32Array;
   } finally {
-    logits.destroy();
-    routing.idx.destroy();
-    routing.weights.destroy();
+    for (const t of scratch) t.destroy();
   }
 }
 
