@@ -359,7 +359,7 @@ export class MoE extends Module {
    * grouped GEMMs over a dense grouping, E = 1) for x f32 [T, H]: their
    * output [T, H] and the shared-expert gate's logits [T, 1] (Qwen2-MoE), or
    * undefined without shared experts. Every tensor (outputs included) is
-   * pushed to `scratch`. The sharded forwards call this too.
+   * pushed to `scratch`. The shared-experts stage of {@link gpuStages}.
    */
   recordSharedExperts(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[]): SharedExpertsOut<GpuTensor> | undefined {
     return gpuStages(this, { rec, pool, scratch }).sharedExperts(x);
@@ -397,7 +397,7 @@ export class MoE extends Module {
   /**
    * The shared experts on the host (TypeScript references) for x f32 [T, H]:
    * their output [T, H] and the shared-expert gate's logits [T, 1], or
-   * undefined without shared experts. The sharded forwards call this too.
+   * undefined without shared experts. The shared-experts stage of {@link hostStages}.
    */
   sharedExpertsHost(x: Float32Array, T: number): SharedExpertsOut<Float32Array> | undefined {
     if (x.length !== T * this.hiddenDim) throw new ShapeError('MoE.sharedExpertsHost input', [T, this.hiddenDim], `${x.length} values`);

@@ -7,7 +7,7 @@
  * subgroup-matrix, by the adapter's features) and graph replay. Pure
  * functions of the shapes, dtypes and adapter features (the callers pass
  * what they read from the context or the weights). Callers (MoE, MoEStack,
- * ShardedMoE, nn's MLP, the GEMM ops, the bench) ask here; no threshold
+ * ShardedMoE through the forward stages, nn's MLP, the GEMM ops) ask here; no threshold
  * lives anywhere else.
  *
  * Crossovers (NVIDIA H200, Dawn 0.6.2 / Vulkan, docs/PERF-NOTES.md):
