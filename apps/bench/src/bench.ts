@@ -6,12 +6,12 @@
 import { Recorder, type GpuContext, type GpuTensor, type KernelTiming } from '@webmoe/kernels-wgsl';
 import type { BenchOptions } from './args.js';
 import { measureCopyCpu, measureCopyGpu } from './copybw.js';
-import { createCpuLayer, cpuForward } from './cpu-moe.js';
+import { createHostLayer, hostForward, storedHostLayer } from './host-layer.js';
 import type { BenchDevice } from './device.js';
 import { randomGpuTensor, randomWords } from './fill.js';
 import { distinctExperts, expectedDistinctExperts, gbps, tflops, work } from './metrics.js';
 import { createLayer, createStackLayers, IMPL, routingOf, runMoE, type GpuLayer } from './moe-run.js';
-import { CHECK_TOL, checkFailure, checkForward, storedCpu, type RowCheck } from './check.js';
+import { CHECK_TOL, checkFailure, checkForward, type RowCheck } from './check.js';
 import { stagedTol, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { hostForwardMs, perLayerChain, stackChain } from './chain.js';
 import type { MoE } from '@webmoe/moe';
@@ -198,19 +198,18 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
   }
 }
 
-async function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOptions, copyGBps: number, layer: ReturnType<typeof createCpuLayer>, peakTflops: number): Promise<ResultRow> {
+async function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOptions, copyGBps: number, layer: MoE, peakTflops: number): Promise<ResultRow> {
   const x = new Float32Array(randomWords('f32', T * spec.H, 7 + T).buffer);
-  // the row's check: this forward against the float64 reference reading the same arrays
-  const first = cpuForward(layer, x, T);
-  const check = await checkForward(spec, storedCpu(layer), x, first.out, first.idx);
-  let hit = 0;
-  for (let i = 0; i < o.warmup; i++) cpuForward(layer, x, T);
+  // the row's check: this forward against the float64 reference reading the same tensors
+  const first = hostForward(layer, x, T);
+  const check = await checkForward(spec, storedHostLayer(layer), x, first.out, first.idx);
+  const hit = distinctExperts(first.idx);
+  for (let i = 0; i < o.warmup; i++) layer.forwardHost(x, T);
   const walls: number[] = [];
   for (let i = 0; i < o.iters; i++) {
     const t0 = performance.now();
-    const r = cpuForward(layer, x, T);
+    layer.forwardHost(x, T);
     walls.push(performance.now() - t0);
-    hit = distinctExperts(r.idx);
   }
   const s = summarize(walls);
   const row: ResultRow = {
@@ -253,7 +252,7 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
     for (const { spec, dtype } of pairs) {
       // the reference path is scalar JS: rows beyond these budgets are skipped visibly (row error), not run for hours
       const hostBytes = work(spec, dtype, 1, spec.E).weightBytes;
-      const layer = hostBytes <= CPU_MAX_WEIGHT_BYTES ? createCpuLayer(spec, dtype) : undefined;
+      const layer = hostBytes <= CPU_MAX_WEIGHT_BYTES ? createHostLayer(spec, dtype) : undefined;
       for (const T of o.tokens) {
         p.start(`${spec.name} ${dtype} T=${T}`);
         const flops = work(spec, dtype, T, spec.k).flops * (o.iters + o.warmup);
@@ -266,6 +265,7 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
         }
         p.tick(`${spec.name} ${dtype} T=${T}`);
       }
+      layer?.destroy();
     }
   } else {
     const ctx = device.ctx;

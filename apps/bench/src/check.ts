@@ -5,8 +5,6 @@
  */
 import type { ExpertStackGpu, GpuContext, GpuTensor } from '@webmoe/kernels-wgsl';
 import { ValueError } from '@webmoe/tensor';
-import { FP8_BLOCK, type CpuLayer } from './cpu-moe.js';
-import { INT_BLOCK, isPacked, storageDtype } from './models.js';
 import { checkRunner } from './check-pool.js';
 import { referenceForward, type ReferenceSpec, type StoredDtype, type StoredExperts, type StoredLayer, type StoredTensor } from './reference.js';
 
@@ -85,45 +83,6 @@ export function storedGpuExperts(w: ExpertStackGpu): StoredExperts {
     case 'int_block': return { kind: 'int_block', bits: w.bits, q: storedGpu(w.q), scales: storedGpu(w.scales), blockSize: w.blockSize };
     case 'mxfp4': return { kind: 'mxfp4', blocks: storedGpu(w.blocks), scales: storedGpu(w.scales) };
   }
-}
-
-/** Host words (or any typed array) as a stored tensor. */
-function storedHost(dtype: StoredDtype, shape: readonly number[], data: ArrayBufferView): StoredTensor {
-  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  return { dtype, shape, read: async (offset, length) => bytes.subarray(offset, offset + length) };
-}
-
-/** The CPU device's layer (cpu-moe.ts) as the reference reads it: the very arrays `cpuForward` decodes. */
-export function storedCpu(l: CpuLayer): StoredLayer {
-  const { H, I, E, shared } = l.spec;
-  const experts = (codes: Uint32Array, scales: Uint32Array | undefined, rows: number, cols: number): StoredExperts => {
-    switch (l.dtype) {
-      case 'fp8':
-        return { kind: 'fp8_block', q: storedHost('float8_e4m3fn', [E, rows, cols], codes), scaleInv: storedHost('float32', [E, Math.ceil(rows / FP8_BLOCK), Math.ceil(cols / FP8_BLOCK)], scales!), block: [FP8_BLOCK, FP8_BLOCK] };
-      case 'int4':
-      case 'int8': {
-        const bits = l.dtype === 'int4' ? 4 : 8;
-        return { kind: 'int_block', bits, q: storedHost('uint8', [E, rows, (cols * bits) / 8], codes), scales: storedHost('float16', [E, rows, Math.ceil(cols / INT_BLOCK)], scales!), blockSize: INT_BLOCK };
-      }
-      case 'mxfp4':
-        return { kind: 'mxfp4', blocks: storedHost('uint8', [E, rows, cols / 32, 16], codes), scales: storedHost('uint8', [E, rows, cols / 32], scales!) };
-      default:
-        return { kind: 'dense', w: storedHost(storageDtype(l.dtype) as StoredDtype, [E, rows, cols], codes) };
-    }
-  };
-  const f32 = (shape: number[], v: Float32Array | undefined) => (v ? storedHost('float32', shape, v) : undefined);
-  const S = shared * I;
-  const sharedDtype = storageDtype(isPacked(l.dtype) ? 'bf16' : l.dtype) as StoredDtype;
-  return {
-    router: storedHost('float32', [E, H], l.router),
-    routerBias: f32([E], l.routerBias),
-    correctionBias: f32([E], l.correctionBias),
-    gateUp: experts(l.gateUp, l.gateUpScales, 2 * I, H),
-    down: experts(l.down, l.downScales, H, I),
-    gateUpBias: f32([E, 2 * I], l.gateUpBias),
-    downBias: f32([E, H], l.downBias),
-    shared: l.sharedGateUp && l.sharedDown ? { gateUp: storedHost(sharedDtype, [1, 2 * S, H], l.sharedGateUp), down: storedHost(sharedDtype, [1, H, S], l.sharedDown) } : undefined,
-  };
 }
 
 /**

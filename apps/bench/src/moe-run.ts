@@ -11,13 +11,11 @@
  * `GpuLayer.stored` describes the very buffers that forward reads, for the
  * row's check (check.ts).
  */
-import { DeepseekV3Gate, Llama4Gate, MoE, MoEGate, QuantizedExperts, SoftmaxTopKGate, TopKSoftmaxGate, type GateClass, type MoEQuantConfig } from '@webmoe/moe';
+import { DeepseekV3Gate, Llama4Gate, MoE, MoEGate, QuantizedExperts, SoftmaxTopKGate, TopKSoftmaxGate, gpuStages, type GateClass, type MoEOptions, type MoEQuantConfig } from '@webmoe/moe';
 import {
   BufferPool,
   GpuOutOfMemoryError,
   GpuTensor,
-  linearGpu,
-  routerGpu,
   type ExpertWeightsGpu,
   type GpuContext,
   type Recorder,
@@ -27,18 +25,10 @@ import { DeviceRef, HostTensor, allocHost, numel, type DType, type HostArray } f
 import { fillKindOf, hash32, randomGpuTensor, randomWords, type FillKind } from './fill.js';
 import { storedGpu, storedGpuExperts } from './check.js';
 import type { StoredLayer } from './reference.js';
-import { INT_BLOCK, isPacked, layerDtype, storageDtype, type BenchDtype, type ModelSpec } from './models.js';
+import { INT_BLOCK, layerDtype, storageDtype, type BenchDtype, type ModelSpec } from './models.js';
 
 /** The `impl` of the bench's GPU rows: `@webmoe/moe`'s MoE (packed rows pass their experts to `MoE.record`). */
 export const IMPL = 'moe';
-
-/** The router of a layer (to count the experts hit, outside the timed loop). */
-interface RouterWeights {
-  w: GpuTensor;
-  bias?: GpuTensor;
-  correctionBias?: GpuTensor;
-  params: RouterParams;
-}
 
 /** A layer with random weights on the GPU, ready to time. */
 export interface GpuLayer {
@@ -48,7 +38,6 @@ export interface GpuLayer {
   pool: BufferPool;
   /** The weights the forward reads, as stored on the GPU (what the row's check reads back). */
   stored: StoredLayer;
-  router: RouterWeights;
   /** Bytes of all weights on the device. */
   weightBytes: number;
   /** The layer as `@webmoe/moe`'s MoE (impl 'moe'): what the chain and host-I/O timings call. */
@@ -59,10 +48,10 @@ export interface GpuLayer {
   destroy(): void;
 }
 
-/** A host tensor of random values in its storage dtype (the fill kernel's bit patterns). */
-function randomHostTensor(dtype: DType, shape: readonly number[], seed: number): HostTensor {
+/** A host tensor of random values in its storage dtype (the fill kernel's bit patterns; `kind` overrides the values as in randomGpuTensor). */
+export function randomHostTensor(dtype: DType, shape: readonly number[], seed: number, kind: FillKind = fillKindOf(dtype)): HostTensor {
   const n = numel(shape);
-  const words = randomWords(fillKindOf(dtype), n, seed);
+  const words = randomWords(kind, n, seed);
   const data = allocHost(dtype, n);
   new Uint8Array(data.buffer, data.byteOffset, data.byteLength).set(new Uint8Array(words.buffer, 0, data.byteLength));
   return new HostTensor(dtype, shape, data as HostArray);
@@ -73,10 +62,16 @@ function salted(seed: number, salt: number): number {
   return salt ? (seed ^ hash32(salt)) >>> 0 : seed;
 }
 
-function seedOf(name: string, salt = 0): number {
+/** The seed of a (non-packed) parameter of a bench layer: the GPU and the CPU layers fill the same values. */
+export function seedOf(name: string, salt = 0): number {
   let h = salted(17, salt);
   for (let i = 0; i < name.length; i++) h = hash32(h ^ name.charCodeAt(i));
   return h;
+}
+
+/** Seeds of the packed routed experts' codes (their scales: seed + 1), as randomExpertWeights fills them. */
+export function packedExpertSeeds(salt = 0): { gateUp: number; down: number } {
+  return { gateUp: salted(21, salt), down: salted(31, salt) };
 }
 
 const GATE_CLASS: Record<RouterParams['kind'], GateClass> = {
@@ -103,19 +98,14 @@ function quantConfigOf(dtype: BenchDtype): MoEQuantConfig | undefined {
 }
 
 /**
- * `MoE` with random parameters generated on the GPU: a layer as a user
- * builds it, so that `record`, `forwardGpu` and `forward` all run it.
- * bf16/f16/f32 rows fill the stacked experts in that dtype; packed rows
- * (fp8, int4, int8, mxfp4) build the layer with a `quantConfig` (router,
- * shared experts and biases in bf16) and fill its packed experts (codes +
- * scales) on the GPU. `salt` varies the seeds (the layers of a stack).
+ * The options of a bench layer's MoE (shapes, router, activation, dtype and
+ * quantConfig of `spec` in `dtype`), without its device: the GPU rows and the
+ * CPU rows (host-layer.ts) build the same layer.
+ * @example `new MoE({ ...benchMoEOptions(TINY, 'bf16'), devices: [DeviceRef.CPU()] })`
  */
-export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, pool: BufferPool, salt = 0): { moe: MoE; router: RouterWeights; record: GpuLayer['record']; stored: StoredLayer } {
+export function benchMoEOptions(spec: ModelSpec, dtype: BenchDtype): Omit<MoEOptions, 'devices' | 'ctx'> {
   const r = spec.router;
-  const quantConfig = quantConfigOf(dtype);
-  const moe = new MoE({
-    devices: [DeviceRef.GPU(0)],
-    ctx,
+  return {
     hiddenDim: spec.H,
     numExperts: spec.E,
     numExpertsPerToken: spec.k,
@@ -128,8 +118,20 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
     expertActivation: spec.act,
     hasExpertBias: spec.bias,
     applyRouterWeightFirst: spec.routerWeightFirst,
-    quantConfig,
-  });
+    quantConfig: quantConfigOf(dtype),
+  };
+}
+
+/**
+ * `MoE` with random parameters generated on the GPU: a layer as a user
+ * builds it, so that `record`, `forwardGpu` and `forward` all run it.
+ * bf16/f16/f32 rows fill the stacked experts in that dtype; packed rows
+ * (fp8, int4, int8, mxfp4) build the layer with a `quantConfig` (router,
+ * shared experts and biases in bf16) and fill its packed experts (codes +
+ * scales) on the GPU. `salt` varies the seeds (the layers of a stack).
+ */
+export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, pool: BufferPool, salt = 0): { moe: MoE; record: GpuLayer['record']; stored: StoredLayer } {
+  const moe = new MoE({ ...benchMoEOptions(spec, dtype), devices: [DeviceRef.GPU(0)], ctx });
   // WEBMOE_EXPERT_KERNELS=gemv|grouped|auto picks the layer's expert GEMMs (default auto), to time both paths
   const ek = typeof process !== 'undefined' ? process.env.WEBMOE_EXPERT_KERNELS : undefined;
   if (ek === 'gemv' || ek === 'grouped' || ek === 'auto') moe.expertKernels = ek;
@@ -146,8 +148,9 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
     const ex = moe.stacked;
     if (ex instanceof QuantizedExperts) {
       const own: GpuTensor[] = [];
-      randomExpertWeights(ctx, dtype, spec.E, 2 * spec.I, spec.H, salted(21, salt), own, 'experts.gate_up_proj');
-      randomExpertWeights(ctx, dtype, spec.E, spec.H, spec.I, salted(31, salt), own, 'experts.down_proj');
+      const seeds = packedExpertSeeds(salt);
+      randomExpertWeights(ctx, dtype, spec.E, 2 * spec.I, spec.H, seeds.gateUp, own, 'experts.gate_up_proj');
+      randomExpertWeights(ctx, dtype, spec.E, spec.H, spec.I, seeds.down, own, 'experts.down_proj');
       const [guW, guS, dnW, dnS] = own;
       for (const [p, t] of [[ex.gateUpProj, guW], [ex.gateUpScale, guS], [ex.downProj, dnW], [ex.downScale, dnS]] as const) {
         if (p.shape.join() !== t.shape.join() || p.dtype !== t.dtype) throw new Error(`bench: ${p.name} is ${p.dtype} [${p.shape}] but the generator made ${t.dtype} [${t.shape}]`);
@@ -167,7 +170,6 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
     const sharedW = moe.sharedExperts?.packedGpu;
     return {
       moe,
-      router: { w: g.weight.gpuValue, bias: g.bias?.gpuValue, correctionBias: g.eScoreCorrectionBias?.gpuValue, params: g.routerParams() },
       record: (rec, x, scratch) => moe.record(rec, x, pool, scratch),
       stored: {
         router: storedGpu(g.weight.gpuValue),
@@ -185,6 +187,14 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
     throw e;
   }
 }
+
+/** The value kinds of packed routed experts' codes and scales, by bench dtype (GPU and CPU layers alike). */
+export const PACKED_FILL: Readonly<Record<'fp8' | 'int4' | 'int8' | 'mxfp4', { codes: FillKind; scales: FillKind }>> = {
+  fp8: { codes: 'e4m3', scales: 'scale' },
+  int4: { codes: 'u8', scales: 'i4scale' },
+  int8: { codes: 'u8', scales: 'i8scale' },
+  mxfp4: { codes: 'u8', scales: 'e8m0' },
+};
 
 /**
  * Random expert weights [E, rows, cols] in `dtype`, generated on the GPU in
@@ -204,22 +214,22 @@ export function randomExpertWeights(ctx: GpuContext, dtype: BenchDtype, E: numbe
   };
   switch (dtype) {
     case 'fp8': {
-      const q = make('float8_e4m3fn', [E, rows, cols], seed, 'e4m3', label);
-      const scaleInv = make('float32', [E, Math.ceil(rows / 128), Math.ceil(cols / 128)], seed + 1, 'scale', `${label}.scale_inv`);
+      const q = make('float8_e4m3fn', [E, rows, cols], seed, PACKED_FILL.fp8.codes, label);
+      const scaleInv = make('float32', [E, Math.ceil(rows / 128), Math.ceil(cols / 128)], seed + 1, PACKED_FILL.fp8.scales, `${label}.scale_inv`);
       return { kind: 'fp8_block', q, scaleInv, block: [128, 128] };
     }
     case 'int4':
     case 'int8': {
       const bits = dtype === 'int4' ? 4 : 8;
       if (bits === 4 && cols % 2) throw new Error(`int4 experts need an even number of input channels (${label}: cols = ${cols})`);
-      const q = make('uint8', [E, rows, (cols * bits) / 8], seed, 'u8', label);
-      const scales = make('float16', [E, rows, Math.ceil(cols / INT_BLOCK)], seed + 1, bits === 4 ? 'i4scale' : 'i8scale', `${label}.scales`);
+      const q = make('uint8', [E, rows, (cols * bits) / 8], seed, PACKED_FILL[dtype].codes, label);
+      const scales = make('float16', [E, rows, Math.ceil(cols / INT_BLOCK)], seed + 1, PACKED_FILL[dtype].scales, `${label}.scales`);
       return { kind: 'int_block', bits, q, scales, blockSize: INT_BLOCK };
     }
     case 'mxfp4': {
       if (cols % 32) throw new Error(`mxfp4 experts need input channels in multiples of 32 (${label}: cols = ${cols})`);
-      const blocks = make('uint8', [E, rows, cols / 32, 16], seed, 'u8', label);
-      const scales = make('uint8', [E, rows, cols / 32], seed + 1, 'e8m0', `${label}.scales`);
+      const blocks = make('uint8', [E, rows, cols / 32, 16], seed, PACKED_FILL.mxfp4.codes, label);
+      const scales = make('uint8', [E, rows, cols / 32], seed + 1, PACKED_FILL.mxfp4.scales, `${label}.scales`);
       return { kind: 'mxfp4', blocks, scales };
     }
     default:
@@ -250,7 +260,6 @@ export async function createLayer(ctx: GpuContext, spec: ModelSpec, dtype: Bench
       dtype,
       impl: IMPL,
       pool,
-      router: made.router,
       record: made.record,
       stored: made.stored,
       weightBytes: [...tensors].reduce((s, t) => s + t.byteLength, 0),
@@ -304,22 +313,21 @@ export function runMoE(ctx: GpuContext, layer: GpuLayer, rec: Recorder, x: GpuTe
 }
 
 /**
- * The routing indices [T, k] the layer's router gives for `x` (run on its
- * own, outside the timed forwards), to count the experts a batch hits.
+ * The routing indices [T, k] the layer's router gives for `x` (its MoE's
+ * route stage run on its own, outside the timed forwards), to count the
+ * experts a batch hits.
  * @example `const idx = await routingOf(ctx, layer, x)`
  */
 export async function routingOf(ctx: GpuContext, layer: GpuLayer, x: GpuTensor, rec: Recorder): Promise<Uint32Array> {
-  const r = layer.router;
-  const logits = linearGpu(ctx, rec, x, r.w, { bias: r.bias, pool: layer.pool });
-  const routing = routerGpu(ctx, rec, logits, r.params, { pool: layer.pool, correctionBias: r.correctionBias });
-  rec.submit();
+  if (!layer.moe) throw new Error(`the ${layer.impl} forward has no MoE layer to route with`);
+  ctx.assertAlive();
+  const scratch: { destroy(): void }[] = [];
   try {
-    const t = await routing.idx.download();
-    return t.data as Uint32Array;
+    const routing = gpuStages(layer.moe, { rec, pool: layer.pool, scratch }).route(x);
+    rec.submit();
+    return (await routing.idx.download()).data as Uint32Array;
   } finally {
-    logits.destroy();
-    routing.idx.destroy();
-    routing.weights.destroy();
+    for (const t of scratch) t.destroy();
   }
 }
 

@@ -8,7 +8,7 @@
 import { randomWords } from './fill.js';
 import { expectedDistinctExperts, gbps, tflops } from './metrics.js';
 import { findModel, type ModelSpec } from './models.js';
-import { initializer, model, node, valueInfo } from './onnx.js';
+import { initializer, model, node, valueInfo } from '@webmoe/kernels-wgsl/testing';
 import type { ResultRow } from './schema.js';
 import { summarize, warmUp } from './stats.js';
 

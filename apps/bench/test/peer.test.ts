@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { peerRequired } from '@webmoe/kernels-wgsl/testing';
-import { initializer, model, node, valueInfo } from '../src/onnx.js';
+import { initializer, model, node, peerRequired, valueInfo } from '@webmoe/kernels-wgsl/testing';
 import { loadOrt, PeerMissingError, qmoeWeightBytes } from '../src/peer-ort.js';
 import { findModel } from '../src/models.js';
 

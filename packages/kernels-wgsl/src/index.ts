@@ -99,4 +99,5 @@ export {
 export { ACT_QUANT_GROUP, quantizeExperts, decodeExpertRow, type ExpertQuantFormat, type ExpertActQuantOptions } from './kernels/quant-ref.js';
 
 // the kernel choices that the layers above share (one place: kernels/plan.ts)
-export { useExpertGemv, useSingleExpertGemv, useGraphReplay, useFusedDecodeRouting, type FastGemmKind } from './kernels/plan.js';
+export { gatedActivationRef, type GatedActivationParams } from './kernels/activation-ref.js';
+export { planExpertGemms, useExpertGemv, useSingleExpertGemv, useGraphReplay, useFusedDecodeRouting, type ExpertGemmChoice, type ExpertGemmShape, type FastGemmKind } from './kernels/plan.js';

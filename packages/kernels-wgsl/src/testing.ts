@@ -10,6 +10,9 @@
 import { checkMaxBindingBytes, createGpuContext, type GpuContext } from './runtime/context.js';
 import { Recorder } from './runtime/kernel.js';
 
+export { rng } from '@webmoe/tensor/testing';
+export { ONNX_DT, initializer, model, node, valueInfo, type AttrValue, type Msg, type OnnxDtype } from './onnx-writer.js';
+
 let shared: Promise<GpuContext | null> | undefined;
 let reason = '';
 let printed = false;
@@ -93,18 +96,6 @@ export async function gpuChecked<T>(ctx: GpuContext, fn: () => T | Promise<T>): 
   const errs = ctx.takeUncapturedErrors();
   if (errs.length) throw new Error(`uncaptured GPU errors: ${errs.join('; ')}`);
   return r;
-}
-
-/** A seeded PRNG (mulberry32) for reproducible random tests. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** n uniform values in [lo, hi). */

@@ -1,6 +1,7 @@
 // The kernel planner (src/kernels/plan.ts): the crossovers as documented, at and around each boundary.
 import { describe, it, expect } from 'vitest';
-import { KERNEL_CROSSOVERS, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
+import { ValueError } from '@webmoe/tensor';
+import { KERNEL_CROSSOVERS, chooseFastGemmKind, gemvRowsPerPass, linearPath, planExpertGemms, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
 
 describe('kernel planner', () => {
   it('routed experts: GEMV while T <= 16 or T*k <= 8E', () => {
@@ -26,5 +27,41 @@ describe('kernel planner', () => {
     expect(useFastGemm('subgroup-matrix', 63, 8)).toBe(false);
     expect(useFastGemm('f32', 511, 8)).toBe(false);
     expect(useFastGemm('f32', 512, 8)).toBe(true);
+  });
+  it('expert GEMMs: weight-only activations and supported containers take the GEMVs, auto by the crossover, forced otherwise', () => {
+    const base = { k: 2, E: 8, actQuant: 'none', gemvSupported: true } as const;
+    expect(planExpertGemms({ ...base, T: 16 })).toBe('gemv');
+    expect(planExpertGemms({ ...base, T: 512 })).toBe('grouped');
+    expect(planExpertGemms({ ...base, T: 512, choice: 'gemv' })).toBe('gemv');
+    expect(planExpertGemms({ ...base, T: 1, choice: 'grouped' })).toBe('grouped');
+    // the GEMVs do not quantize activations, nor read containers they do not support: grouped whatever was asked
+    expect(planExpertGemms({ ...base, T: 1, choice: 'gemv', actQuant: 'fp8_dynamic' })).toBe('grouped');
+    expect(planExpertGemms({ ...base, T: 1, choice: 'gemv', gemvSupported: false })).toBe('grouped');
+    // a single expert (k = E = 1) crosses over where useSingleExpertGemv does
+    for (const T of [1, 8, 16, 17, 64]) expect(planExpertGemms({ T, k: 1, E: 1, actQuant: 'none', gemvSupported: true }) === 'gemv').toBe(useSingleExpertGemv(T));
+    expect(() => planExpertGemms({ ...base, T: 1, choice: 'fast' as never })).toThrow(ValueError);
+  });
+  it('router linear: GEMV up to 32 tokens', () => {
+    expect([1, 32, 33, 512].map(linearPath)).toEqual(['gemv', 'gemv', 'tiled', 'tiled']);
+  });
+  it('GEMV rows per pass: rows per active expert as a power of two, capped by T and 8 (dense) / 4 (packed)', () => {
+    expect(gemvRowsPerPass(1, 8, 128, false)).toBe(1);
+    expect(gemvRowsPerPass(3, 2, 8, false)).toBe(1); // 6 rows over 6 slots
+    expect(gemvRowsPerPass(16, 2, 8, false)).toBe(4); // 32 rows over 8 experts
+    expect(gemvRowsPerPass(20, 2, 8, false)).toBe(8); // 5 rows per expert -> the next power of two
+    expect(gemvRowsPerPass(20, 2, 8, true)).toBe(4);
+    expect(gemvRowsPerPass(2, 8, 1, false)).toBe(2); // capped by T
+  });
+  it('fast GEMM kind by adapter features and weight format', () => {
+    const all = { subgroupMatrix: true, shaderF16: true };
+    const none = { subgroupMatrix: false, shaderF16: false };
+    expect(chooseFastGemmKind(all, undefined, 'bfloat16')).toBe('subgroup-matrix');
+    expect(chooseFastGemmKind(all, undefined, 'float32')).toBe('f32');
+    expect(chooseFastGemmKind(all)).toBe('f32');
+    expect(chooseFastGemmKind(none, undefined, 'bfloat16')).toBe('f32');
+    expect(chooseFastGemmKind(all, 'f16')).toBe('f16');
+    expect(chooseFastGemmKind(none, 'f16')).toBe('f32');
+    expect(chooseFastGemmKind(none, 'subgroup-matrix')).toBe('f32');
+    expect(() => chooseFastGemmKind(all, 'tensor' as never)).toThrow(ValueError);
   });
 });

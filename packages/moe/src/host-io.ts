@@ -1,4 +1,5 @@
 import { Recorder, readBuffer, type BufferPool, type GpuContext, type GpuTensor } from '@webmoe/kernels-wgsl';
+import { DTYPES, DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
 
 /**
  * A GPU forward called with host data: `xs` [T, H] goes up through a pooled
@@ -59,4 +60,23 @@ export function recordAndSubmit(ctx: GpuContext, label: string, record: (rec: Re
   } finally {
     for (const s of scratch) s.destroy();
   }
+}
+
+/**
+ * The rows of a host input of a layer of width H: a HostTensor [T, H] of any
+ * float dtype (converted to f32) or a Float32Array of T*H values; typed
+ * errors naming `what` otherwise. Serves `MoE.forward` and `MoEStack.forward`.
+ * @example `const { T, xs } = hostInputRows('MoE.forward input', x, 64)`
+ */
+export function hostInputRows(what: string, x: unknown, H: number): { T: number; xs: Float32Array } {
+  if (x instanceof HostTensor) {
+    if (x.shape.length !== 2 || x.shape[1] !== H) throw new ShapeError(what, ['T', H], x.shape);
+    if (!DTYPES[x.dtype]?.isFloat) throw new DTypeError(what, ['float32', 'bfloat16', 'float16', 'float8_e4m3fn', 'float8_e5m2'], x.dtype);
+    return { T: x.shape[0], xs: x.toFloat32() };
+  }
+  if (x instanceof Float32Array) {
+    if (x.length % H !== 0) throw new ShapeError(what, `T*${H} values`, `${x.length} values`);
+    return { T: x.length / H, xs: x };
+  }
+  throw new ValueError(what, 'a GpuTensor, HostTensor or Float32Array', typeof x);
 }

@@ -1,196 +1,38 @@
-import { DeviceRef, DTYPES, HostTensor, ShapeError, DTypeError, ValueError, type DType, type HostArray } from '@webmoe/tensor';
+// The MoE layer's public surface (MAX's API and its docs); the forward itself is forward/ (stages), options and derived facts are moe-options.ts and layer-info.ts.
+import { DeviceRef, HostTensor, ShapeError, DTypeError, ValueError, type DType } from '@webmoe/tensor';
 import {
   BufferPool,
   GpuTensor,
-  checkBufferSize,
-  gpuByteLength,
   Recorder,
-  linearGpu,
-  linearRef,
-  routerGpu,
-  routerRef,
-  groupGpu,
-  groupRef,
-  groupedGateUpGpu,
-  groupedGateUpRef,
-  groupedDownGpu,
-  gemvGateUpGpu,
-  gemvDownGpu,
-  groupDecodeGpu,
-  routeDecodeGpu,
-  useFusedDecodeRouting,
-  gemvSupports,
-  useExpertGemv,
   useGraphReplay,
-  useSingleExpertGemv,
   ForwardGraphs,
   checkOutput,
-  groupedDownRef,
-  combineGpu,
-  combineRef,
-  denseGroupingGpu,
-  denseGroupingRef,
   type ExpertActivation,
-  expertTensors,
-  expertWeightBytes,
   type ExpertStackGpu,
-  type ExpertWeightsHost,
-  type GpuContext,
+  type RoutingRef,
 } from '@webmoe/kernels-wgsl';
-import { GpuExpertStacks, expertBiasGpu } from './expert-stacks.js';
-import { Module, MLP, Linear, LayerList, NotLoadedError, type Parameter, type MLPActivation } from '@webmoe/nn';
-import { MoEGate, type GateClass, type GateOptions } from './gates.js';
+import { MLP, Linear, Module, type LayerList, type Parameter } from '@webmoe/nn';
+import { MoEGate } from './gates.js';
 import { UnsupportedError } from './errors.js';
 import { loadHuggingFaceMoE, type HFLoadOptions } from './hf-loader.js';
 import { ShardingError, ShardingStrategy, type EPBatchManager } from '@webmoe/sharding';
 import type { ShardDevices } from '@webmoe/nn';
 import { shardMoE, type ShardedMoE } from './sharded.js';
 import { forwardGraphKey } from './graph-cache.js';
-import { forwardHostArray, recordAndSubmit } from './host-io.js';
-import { QuantizedExperts, normalizeQuantConfig, type ActivationQuant, type MoEQuantConfig, type ResolvedQuantConfig } from './quant-experts.js';
+import { forwardHostArray, hostInputRows, recordAndSubmit } from './host-io.js';
+import { QuantizedExperts, type ActivationQuant, type MoEQuantConfig, type ResolvedQuantConfig } from './quant-experts.js';
+import { StackedExperts, type ExpertWeightSet } from './stacked-experts.js';
+import { resolveMoEOptions, type MoEGpuBytes, type MoEGpuForwardOptions, type MoEOptions, type MoEOutput } from './moe-options.js';
+import { expertMLPs, layerGpuBytes, layerOptionsOf, recordedBuffers } from './layer-info.js';
+import { runMoEForward, type SharedExpertsOut } from './forward/stages.js';
+import { checkForwardLimits, gpuStages } from './forward/gpu.js';
+import { hostStages } from './forward/host.js';
 
-/** The expert weights of an MoE, in the kernels' terms (dense or quantized kinds; `MoE.record` takes one to override the stacked weights). @example `moe.record(rec, x, pool, scratch, { gateUp: { kind: 'fp8_block', q, scaleInv, block: [128, 128] }, down })` */
-export interface ExpertWeightSet<W> {
-  /** [E, 2I, H] */
-  gateUp: W;
-  /** [E, H, I] */
-  down: W;
-}
-
-/**
- * Stacked routed-expert weights (`experts.gate_up_proj` [E, 2I, H],
- * `experts.down_proj` [E, H, I], optional biases [E, 2I] and [E, H]) in the
- * module's storage dtype. Quantized containers (fp8 blocks, MXFP4) plug in
- * as other implementations of `hostWeights()` / `gpuWeights()`.
- *
- * @example
- * ```ts
- * const ex = new StackedExperts({ numExperts: 8, hiddenDim: 64, moeDim: 32 });
- * ex.gateUpProj.shape // [8, 64, 64]
- * ```
- */
-export class StackedExperts extends Module {
-  readonly gateUpProj: Parameter;
-  readonly downProj: Parameter;
-  readonly gateUpBias: Parameter | undefined;
-  readonly downBias: Parameter | undefined;
-  /** How gate_up's rows pair into outputs (the activation's layout): what a split inside an expert keeps together. */
-  readonly gateUpLayout: 'concat' | 'interleaved';
-  private readonly gpuStacks = new GpuExpertStacks();
-  constructor(opts: { numExperts: number; hiddenDim: number; moeDim: number; hasBias?: boolean; dtype?: DType; device?: DeviceRef; ctx?: GpuContext; gateUpLayout?: 'concat' | 'interleaved' }) {
-    super(opts);
-    const { numExperts: E, hiddenDim: H, moeDim: I } = opts;
-    this.gateUpProj = this.addParameter('gate_up_proj', [E, 2 * I, H]);
-    this.downProj = this.addParameter('down_proj', [E, H, I]);
-    this.gateUpBias = opts.hasBias ? this.addParameter('gate_up_proj_bias', [E, 2 * I]) : undefined;
-    this.downBias = opts.hasBias ? this.addParameter('down_proj_bias', [E, H]) : undefined;
-    this.gateUpLayout = opts.gateUpLayout ?? 'concat';
-  }
-  /** Host containers for the reference GEMMs. */
-  hostWeights(): ExpertWeightSet<ExpertWeightsHost> {
-    return { gateUp: { kind: 'dense', w: this.gateUpProj.value }, down: { kind: 'dense', w: this.downProj.value } };
-  }
-  /**
-   * GPU containers for the expert GEMMs: the parameters' GPU values, or, for
-   * a stack over the context's maxBindingBytes, the stack split over several
-   * buffers (its biases inside; see {@link expertBiasGpu}).
-   */
-  gpuWeights(): ExpertWeightSet<ExpertStackGpu> {
-    return this.gpuStacks.weights({ gateUp: () => ({ kind: 'dense', w: this.gateUpProj.gpuValue }), down: () => ({ kind: 'dense', w: this.downProj.gpuValue }) });
-  }
-  /** Uploads the stacks (split where they exceed a binding). */
-  protected override afterLoad(): void {
-    if (!this.device.isGpu()) return super.afterLoad();
-    const h = this.hostWeights();
-    this.gpuStacks.upload(
-      this.ctx!,
-      { host: h.gateUp, tensors: [this.gateUpProj], bias: this.gateUpBias, layout: this.gateUpLayout, label: 'experts.gate_up_proj' },
-      { host: h.down, tensors: [this.downProj], bias: this.downBias, layout: 'rows', label: 'experts.down_proj' },
-    );
-  }
-  override destroy(): void {
-    super.destroy();
-    this.gpuStacks.destroy();
-  }
-}
+export { StackedExperts, type ExpertWeightSet } from './stacked-experts.js';
+export type { MoEGpuBytes, MoEGpuForwardOptions, MoEOptions, MoEOutput } from './moe-options.js';
 
 
-/** Options of {@link MoE}: MAX's constructor arguments in camelCase, plus the expert variants MAX spells through `mlpCls`. @example `{ hiddenDim: 64, numExperts: 8, numExpertsPerToken: 2, moeDim: 32, gateCls: SoftmaxTopKGate }` */
-export interface MoEOptions {
-  /** Devices (MAX `devices`); the layer runs on the first. Default `[DeviceRef.CPU()]`. */
-  devices?: readonly DeviceRef[];
-  /** The WebGPU context for a GPU device. */
-  ctx?: GpuContext;
-  /** H */
-  hiddenDim: number;
-  /** E */
-  numExperts: number;
-  /** k */
-  numExpertsPerToken: number;
-  /** I: width of each routed expert. */
-  moeDim: number;
-  /** The router class (default {@link MoEGate}: raw top-k). */
-  gateCls?: GateClass;
-  /** Extra router options (normTopkProb, nGroup, topkGroup, routedScalingFactor, hasBias). */
-  gateOptions?: Partial<Pick<GateOptions, 'hasBias' | 'normTopkProb' | 'nGroup' | 'topkGroup' | 'routedScalingFactor'>>;
-  /** The class of the per-expert MLPs that `experts` returns (default `MLP`). */
-  mlpCls?: typeof MLP;
-  /** Adds shared experts (a plain MLP of width `sharedExpertsDim` on every token). */
-  hasSharedExperts?: boolean;
-  /** Width of the shared experts (all of them together). */
-  sharedExpertsDim?: number;
-  /** Qwen2-MoE: scales the shared experts by `sigmoid(x @ shared_expert_gate^T)` ([1, H]). */
-  hasSharedExpertGate?: boolean;
-  /**
-   * MAX `ep_size`. 1 (default): the layer holds all E experts. n > 1: the
-   * layer is one expert-parallel shard (built by `shard()` with
-   * `ShardingStrategy.expertParallel(n)`): it holds the experts
-   * `[shardIndex*E/n, (shardIndex+1)*E/n)` only (E must be divisible by n,
-   * ShardingError otherwise) and runs through {@link ShardedMoE.forward}.
-   */
-  epSize?: number;
-  /** Which expert-parallel shard this layer is (with `epSize > 1`; default 0). */
-  shardIndex?: number;
-  /** MAX `ep_batch_manager`: the EP dispatch/combine a sharded layer uses (kept for reference; `ShardedMoE` makes its own). */
-  epBatchManager?: EPBatchManager;
-  /** Storage dtype of the weights (default float32). Activations are float32. */
-  dtype?: DType;
-  /** Scale each expert's input by its router weight and sum the outputs unweighted (Llama 4). */
-  applyRouterWeightFirst?: boolean;
-  /** MAX `swigluLimit` L > 0: `min(silu(g), L) * clamp(u, -L, L)` in the routed experts. */
-  swigluLimit?: number;
-  /** Overrides the routed experts' activation (GPT-OSS: `{ kind: 'swigluoai', limit: 7, alpha: 1.702, layout: 'interleaved' }`). */
-  expertActivation?: ExpertActivation;
-  /** Biases on the routed experts (GPT-OSS). */
-  hasExpertBias?: boolean;
-  /** Quantization of the routed experts (and, with `quantizeSharedExperts`, the shared experts): fp8_block, mxfp4, int4, int8. Default: dense experts in `dtype`. */
-  quantConfig?: MoEQuantConfig | null;
-  /** Overrides `quantConfig.activationQuant`: 'none' (weight-only) or 'dynamic' (fp8 e4m3 per token per 128 channels before every quantized expert matmul). */
-  activationQuant?: ActivationQuant;
-  /** MAX `isSharding`: accepted, no effect on one device. */
-  isSharding?: boolean;
-}
 
-/** GPU bytes a layer holds (see {@link MoE.gpuBytes}). @example `const b: MoEGpuBytes = moe.gpuBytes(); b.expertWeights + b.expertScales` */
-export interface MoEGpuBytes {
-  /** Routed and shared expert weight matrices as stored (packed codes when quantized). */
-  expertWeights: number;
-  /** Their scales (0 for dense experts). */
-  expertScales: number;
-  /** Everything else: router, biases, shared-expert gate. */
-  other: number;
-  /** The sum. */
-  total: number;
-}
-
-/** Options of {@link MoE.forwardGpuSync} / {@link MoE.forwardGpu}. @example `moe.forwardGpuSync(x, { out: y })` */
-export interface MoEGpuForwardOptions {
-  /** Where to write the output (f32 [T, H] on the layer's context); returned. Default: a tensor from the layer's output pool. */
-  out?: GpuTensor;
-}
-
-/** The result of {@link MoE.forward} for each input kind. @example `const y: MoEOutput<GpuTensor> = await moe.forward(x)` */
-export type MoEOutput<X> = X extends GpuTensor ? GpuTensor : X extends HostTensor ? HostTensor : Float32Array;
 
 function positiveInt(what: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ValueError(`MoE ${what}`, 'a positive integer', v);
@@ -254,8 +96,8 @@ export class MoE extends Module {
   /**
    * Which expert GEMMs a GPU forward uses: 'gemv' (decode kernels: each active
    * expert's weights streamed once, one workgroup column per active-expert slot),
-   * 'grouped' (tiled grouped GEMMs), or 'auto' (kernels-wgsl's plan.ts: gemv when T <= 16 or at most 8
-   * rows per expert on average, T*k <= 8E). The GEMVs
+   * 'grouped' (tiled grouped GEMMs), or 'auto' (kernels-wgsl's `planExpertGemms`: gemv for decode sizes,
+   * KERNEL_CROSSOVERS in plan.ts). The GEMVs
    * take dense and packed experts with weight-only activations; otherwise
    * (dynamic fp8 activations, packed rows not a multiple of 8) the grouped
    * GEMMs run whatever this says. Results agree to f32 rounding; a given T always
@@ -282,23 +124,7 @@ export class MoE extends Module {
   private expertList: LayerList<MLP> | undefined;
 
   constructor(opts: MoEOptions) {
-    const devices = opts.devices ?? [DeviceRef.CPU()];
-    if (devices.length !== 1) throw new UnsupportedError('MoE devices', `${devices.length} devices`, 'one device per layer (shard with @webmoe/sharding)');
-    const epSize = opts.epSize ?? 1;
-    if (!Number.isInteger(epSize) || epSize < 1) throw new ShardingError('MoE epSize', 'a positive integer', epSize);
-    if (epSize > 1 && (typeof opts.numExperts !== 'number' || opts.numExperts % epSize !== 0)) {
-      throw new ShardingError(`MoE numExperts (expert parallel over epSize ${epSize})`, `a multiple of ${epSize}`, opts.numExperts);
-    }
-    const shardIndex = opts.shardIndex ?? 0;
-    if (!Number.isInteger(shardIndex) || shardIndex < 0 || shardIndex >= epSize) throw new ShardingError('MoE shardIndex', `an integer in [0, ${epSize})`, shardIndex);
-    let quant = opts.quantConfig ? normalizeQuantConfig(opts.quantConfig) : undefined;
-    if (opts.activationQuant !== undefined) {
-      if (opts.activationQuant !== 'none' && opts.activationQuant !== 'dynamic') throw new ValueError('MoE activationQuant', "'none' | 'dynamic'", opts.activationQuant);
-      if (!quant && opts.activationQuant === 'dynamic') throw new ValueError('MoE activationQuant', "'none' for dense experts (dynamic needs a quantConfig)", opts.activationQuant);
-      if (quant) quant = { ...quant, activationQuant: opts.activationQuant };
-    }
-    const dtype = opts.dtype ?? 'float32';
-    if (!['float32', 'bfloat16', 'float16'].includes(dtype)) throw new DTypeError('MoE dtype', ['float32', 'bfloat16', 'float16'], dtype);
+    const { devices, epSize, shardIndex, quant, dtype } = resolveMoEOptions(opts);
     super({ dtype, device: devices[0], ctx: opts.ctx });
     this.devices = [...devices];
     const H = (this.hiddenDim = positiveInt('hiddenDim', opts.hiddenDim));
@@ -411,31 +237,7 @@ export class MoE extends Module {
    * concat-layout SiLU experts only).
    */
   get experts(): LayerList<MLP> {
-    if (this.expertList) return this.expertList;
-    if (this.stacked instanceof QuantizedExperts) {
-      throw new UnsupportedError('MoE.experts', `per-expert MLPs of ${this.stacked.quant.format} experts`, 'dense experts (quantized weights stay packed; use hostWeights()/gpuWeights())');
-    }
-    if (this.activation.layout !== 'concat' || this.activation.kind === 'swigluoai' || this.stacked.gateUpBias) {
-      throw new UnsupportedError('MoE.experts', `per-expert MLPs for ${this.activation.kind}/${this.activation.layout} experts with bias=${!!this.stacked.gateUpBias}`, 'concat-layout silu / swiglu_limit experts without bias');
-    }
-    const E = this.numLocalExperts;
-    const H = this.hiddenDim;
-    const I = this.moeDim;
-    const gu = this.stacked.gateUpProj.value;
-    const dn = this.stacked.downProj.value;
-    const act: MLPActivation = this.activation.kind === 'swiglu_limit' ? { kind: 'swiglu_limit', limit: this.activation.limit ?? this.swigluLimit } : { kind: 'silu' };
-    const slice = (t: HostTensor, start: number, n: number, shape: number[]) => new HostTensor(t.dtype, shape, t.data.slice(start, start + n) as HostArray);
-    const list: MLP[] = [];
-    for (let e = 0; e < E; e++) {
-      const m = new this.mlpCls({ dtype: this.dtype, hiddenDim: H, feedForwardLength: I, activation: act });
-      m.loadStateDict({
-        'gate_proj.weight': slice(gu, e * 2 * I * H, I * H, [I, H]),
-        'up_proj.weight': slice(gu, e * 2 * I * H + I * H, I * H, [I, H]),
-        'down_proj.weight': slice(dn, e * H * I, H * I, [H, I]),
-      });
-      list.push(m);
-    }
-    return (this.expertList = new LayerList(list));
+    return (this.expertList ??= expertMLPs(this));
   }
 
   protected override afterLoad(): void {
@@ -460,26 +262,13 @@ export class MoE extends Module {
       if (!this.device.isGpu()) throw new ValueError('MoE.forward input', `a host tensor for a ${this.device} layer`, 'a GpuTensor');
       return (await this.forwardGpu(x)) as MoEOutput<X>;
     }
-    let T: number;
-    let xs: Float32Array;
-    if (x instanceof HostTensor) {
-      if (x.shape.length !== 2 || x.shape[1] !== this.hiddenDim) throw new ShapeError('MoE.forward input', ['T', this.hiddenDim], x.shape);
-      if (!DTYPES[x.dtype]?.isFloat) throw new DTypeError('MoE.forward input', ['float32', 'bfloat16', 'float16', 'float8_e4m3fn', 'float8_e5m2'], x.dtype);
-      T = x.shape[0];
-      xs = x.toFloat32();
-    } else if (x instanceof Float32Array) {
-      if (x.length % this.hiddenDim !== 0) throw new ShapeError('MoE.forward input', `T*${this.hiddenDim} values`, `${x.length} values`);
-      T = x.length / this.hiddenDim;
-      xs = x;
-    } else {
-      throw new ValueError('MoE.forward input', 'a GpuTensor, HostTensor or Float32Array', typeof x);
-    }
+    const { T, xs } = hostInputRows('MoE.forward input', x, this.hiddenDim);
     let y: Float32Array;
     if (this.device.isCpu()) y = this.forwardHost(xs, T);
     else {
       const ctx = this.ctx!;
       this.gpuWeightsOrThrow(); // NotLoadedError before anything is uploaded
-      this.checkScratchLimits(T); // LimitError before anything is uploaded
+      checkForwardLimits(this, T); // LimitError before anything is uploaded
       // Inside validation/OOM error scopes: a GPU error is a typed GpuValidationError / GpuOutOfMemoryError, never silent.
       y = await forwardHostArray(ctx, this.scratch(), xs, [T, this.hiddenDim], 'MoE.forward', (xg) => this.forwardGpuSync(xg));
     }
@@ -519,11 +308,11 @@ export class MoE extends Module {
     const shape = [T, this.hiddenDim];
     if (opts.out) checkOutput('MoE.forward out', ctx, opts.out, shape);
     if (T === 0) return opts.out ?? GpuTensor.empty(ctx, 'float32', shape, 'moe.out');
-    this.checkScratchLimits(T);
+    checkForwardLimits(this, T);
     const pool = this.scratch();
     if (this.useGraphs && useGraphReplay(T)) {
       this.graphs ??= new ForwardGraphs(ctx, 'moe');
-      return this.graphs.run(forwardGraphKey(T, this.kernelChoice, this.recordedBuffers(gw)), x, shape, (rec, xIn, scratch) => this.record(rec, xIn, pool, scratch, gw), opts.out);
+      return this.graphs.run(forwardGraphKey(T, this.kernelChoice, recordedBuffers(this, gw)), x, shape, (rec, xIn, scratch) => this.record(rec, xIn, pool, scratch, gw), opts.out);
     }
     return recordAndSubmit(ctx, 'moe.forward', (rec, scratch) => this.record(rec, x, pool, scratch, gw), opts.out);
   }
@@ -533,35 +322,11 @@ export class MoE extends Module {
     return (this.pool ??= new BufferPool(this.ctx!, { maxFreeBytes: 64 << 20 }));
   }
 
-  /** Every GPU buffer a forward with expert weights `gw` reads (parameters, packed shared experts, gw's tensors): part of a graph's key. */
-  private *recordedBuffers(gw: ExpertWeightSet<ExpertStackGpu>): Generator<GPUBuffer> {
-    for (const p of this.parameters()) if (p.gpu) yield p.gpu.buffer;
-    if (this.sharedExperts) for (const t of Object.values(this.sharedExperts.packedGpu)) if (t) yield t.buffer;
-    for (const w of [gw.gateUp, gw.down]) for (const t of expertTensors(w)) yield t.buffer;
-    if (this.quantizedSharedExperts) for (const w of Object.values(this.quantizedSharedExperts.gpuWeights())) for (const t of expertTensors(w)) yield t.buffer;
-  }
-
   /** Frees the cached forward graphs (they hold scratch buffers). */
   clearGraphs(): void {
     this.graphs?.clear();
   }
 
-  /**
-   * Checks the largest buffers a forward of T tokens allocates (input/output
-   * [T, H], router logits [T, E], expert rows [T*k, max(I, H)], shared
-   * expert [T, 2S]) against the device's buffer limits, before anything is
-   * allocated or recorded: a LimitError naming the limit and the tensor.
-   */
-  private checkScratchLimits(T: number): void {
-    const ctx = this.ctx!;
-    const f32 = (n: number) => gpuByteLength('float32', n);
-    const rows = T * this.numExpertsPerToken;
-    checkBufferSize(ctx, f32(T * this.hiddenDim), `MoE.forward input/output [${T}, ${this.hiddenDim}]`);
-    checkBufferSize(ctx, f32(T * this.numExperts), `MoE.forward router logits [${T}, ${this.numExperts}]`);
-    checkBufferSize(ctx, f32(rows * this.moeDim), `MoE.forward expert activations [${rows}, ${this.moeDim}]`);
-    checkBufferSize(ctx, f32(rows * this.hiddenDim), `MoE.forward expert outputs [${rows}, ${this.hiddenDim}]`);
-    if (this.hasSharedExperts) checkBufferSize(ctx, f32(T * 2 * this.sharedExpertsDim), `MoE.forward shared expert activations [${T}, ${2 * this.sharedExpertsDim}]`);
-  }
 
   /**
    * Throws what a GPU forward of T tokens would throw before anything is
@@ -572,7 +337,7 @@ export class MoE extends Module {
   checkForward(T: number): void {
     this.checkNotEPShard('MoE.record');
     this.gpuWeightsOrThrow();
-    this.checkScratchLimits(T);
+    checkForwardLimits(this, T);
   }
 
   private gpuWeightsOrThrow(): ExpertWeightSet<ExpertStackGpu> {
@@ -586,51 +351,7 @@ export class MoE extends Module {
    */
   record(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[], w: ExpertWeightSet<ExpertStackGpu> = this.stacked.gpuWeights()): GpuTensor {
     this.checkNotEPShard('MoE.record');
-    const ctx = this.ctx!;
-    const keep = <G extends { destroy(): void }>(t: G): G => {
-      scratch.push(t);
-      return t;
-    };
-    const logits = keep(linearGpu(ctx, rec, x, this.gate.weight.gpuValue, { bias: this.gate.bias?.gpuValue, pool }));
-    const aq = this.expertActQuant();
-    const T = x.shape[0];
-    // The decode GEMVs take dense and packed (fp8/int/mxfp4) experts, weight-only activations.
-    const gemvOk = aq.actQuant === 'none' && gemvSupports(w.gateUp) && gemvSupports(w.down);
-    const gemv = gemvOk && (this.expertKernels === 'gemv' || (this.expertKernels === 'auto' && useExpertGemv(T, this.numExpertsPerToken, this.numExperts)));
-    const routerOpts = { pool, correctionBias: this.gate.eScoreCorrectionBias?.gpuValue };
-    // decode: routing, grouping and active-expert list in one dispatch for the fewest tokens, else grouping and
-    // active list in one dispatch after the router; prefill: the multi-pass grouping that scales with T
-    const fused = gemv && useFusedDecodeRouting(T) ? routeDecodeGpu(ctx, rec, logits, this.gate.routerParams(), this.moeDim, this.hiddenDim, routerOpts) : undefined;
-    const routing = fused ? fused.routing : routerGpu(ctx, rec, logits, this.gate.routerParams(), routerOpts);
-    keep(routing.idx);
-    keep(routing.weights);
-    const decode = fused ?? (gemv ? groupDecodeGpu(ctx, rec, routing.idx, this.numExperts, this.moeDim, this.hiddenDim, { pool }) : undefined);
-    const g = keep(decode ? decode.grouping : groupGpu(ctx, rec, routing.idx, this.numExperts, { pool }));
-    let h: GpuTensor;
-    let y: GpuTensor;
-    if (decode) {
-      const active = decode.active;
-      h = keep(
-        gemvGateUpGpu(ctx, rec, x, g, w.gateUp, this.activation, {
-          pool,
-          active,
-          bias: expertBiasGpu(w.gateUp, this.stacked.gateUpBias),
-          rowScale: this.applyRouterWeightFirst ? routing.weights : undefined,
-        }),
-      );
-      y = keep(gemvDownGpu(ctx, rec, h, g, w.down, { pool, active, bias: expertBiasGpu(w.down, this.stacked.downBias) }));
-    } else {
-      h = keep(
-        groupedGateUpGpu(ctx, rec, x, g, w.gateUp, expertBiasGpu(w.gateUp, this.stacked.gateUpBias), this.activation, {
-          pool,
-          rowScale: this.applyRouterWeightFirst ? routing.weights : undefined,
-          ...aq,
-        }),
-      );
-      y = keep(groupedDownGpu(ctx, rec, h, g, w.down, expertBiasGpu(w.down, this.stacked.downBias), { pool, ...aq }));
-    }
-    const sh = this.recordSharedExperts(rec, x, pool, scratch);
-    return combineGpu(ctx, rec, y, g, this.applyRouterWeightFirst ? null : routing.weights, { shared: sh?.shared, sharedGateLogit: sh?.gateLogit });
+    return runMoEForward(this, gpuStages(this, { rec, pool, scratch }, w), x);
   }
 
   /**
@@ -638,34 +359,10 @@ export class MoE extends Module {
    * grouped GEMMs over a dense grouping, E = 1) for x f32 [T, H]: their
    * output [T, H] and the shared-expert gate's logits [T, 1] (Qwen2-MoE), or
    * undefined without shared experts. Every tensor (outputs included) is
-   * pushed to `scratch`. The sharded forwards call this too.
+   * pushed to `scratch`. The shared-experts stage of {@link gpuStages}.
    */
-  recordSharedExperts(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[]): { shared: GpuTensor; gateLogit: GpuTensor | undefined } | undefined {
-    const ctx = this.ctx!;
-    const keep = <G extends { destroy(): void }>(t: G): G => {
-      scratch.push(t);
-      return t;
-    };
-    let shared: GpuTensor;
-    if (this.sharedExperts) {
-      shared = keep(this.sharedExperts.record(rec, x, { pool, scratch }));
-    } else if (this.quantizedSharedExperts) {
-      // Quantized shared experts: the same grouped GEMMs over a dense grouping (E = 1, identity order).
-      const T = x.shape[0];
-      const aq = this.expertActQuant();
-      const sw = this.quantizedSharedExperts.gpuWeights();
-      const dg = keep(denseGroupingGpu(ctx, rec, T, { pool }));
-      const sAct = { kind: 'silu', layout: 'concat' } as const;
-      if (useSingleExpertGemv(T) && aq.actQuant === 'none' && gemvSupports(sw.gateUp) && gemvSupports(sw.down)) {
-        const hs = keep(gemvGateUpGpu(ctx, rec, x, dg, sw.gateUp, sAct, { pool }));
-        shared = keep(gemvDownGpu(ctx, rec, hs, dg, sw.down, { pool }));
-      } else {
-        const hs = keep(groupedGateUpGpu(ctx, rec, x, dg, sw.gateUp, undefined, sAct, { pool, ...aq }));
-        shared = keep(groupedDownGpu(ctx, rec, hs, dg, sw.down, undefined, { pool, ...aq }));
-      }
-    } else return undefined;
-    const gateLogit = this.sharedExpertGate ? keep(this.sharedExpertGate.record(rec, x, { pool })) : undefined; // [T, 1]
-    return { shared, gateLogit };
+  recordSharedExperts(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[]): SharedExpertsOut<GpuTensor> | undefined {
+    return gpuStages(this, { rec, pool, scratch }).sharedExperts(x);
   }
 
   /**
@@ -675,22 +372,7 @@ export class MoE extends Module {
    * @example `new MoE({ ...moe.layerOptions(), devices, gateOptions })`
    */
   layerOptions(): Omit<MoEOptions, 'devices'> {
-    return {
-      hiddenDim: this.hiddenDim,
-      numExperts: this.numExperts,
-      numExpertsPerToken: this.numExpertsPerToken,
-      moeDim: this.moeDim,
-      gateCls: this.gate.constructor as GateClass,
-      mlpCls: this.mlpCls,
-      hasSharedExperts: this.hasSharedExperts,
-      sharedExpertsDim: this.hasSharedExperts ? this.sharedExpertsDim : undefined,
-      hasSharedExpertGate: !!this.sharedExpertGate,
-      dtype: this.dtype,
-      applyRouterWeightFirst: this.applyRouterWeightFirst,
-      swigluLimit: this.swigluLimit,
-      expertActivation: this.activation,
-      hasExpertBias: !!this.stacked.gateUpBias,
-    };
+    return layerOptionsOf(this);
   }
 
   /** The layer on the host through the TypeScript references: x [T, H] f32 -> [T, H]. */
@@ -698,33 +380,28 @@ export class MoE extends Module {
     if (!Number.isInteger(T) || x.length !== T * this.hiddenDim) throw new ShapeError('MoE.forward input', ['T', this.hiddenDim], `${x.length} values`);
     if (T === 0) return new Float32Array(0);
     this.checkNotEPShard('MoE.forwardHost');
-    const w = this.stacked.hostWeights();
-    const logits = linearRef(x, T, this.gate.weight.value, this.gate.bias?.value);
-    const routing = routerRef(logits, T, this.gate.routerParams(), this.gate.eScoreCorrectionBias?.value.toFloat32());
-    const g = groupRef(routing.idx, T, this.numExpertsPerToken, this.numExperts);
-    const aq = this.expertActQuant();
-    const h = groupedGateUpRef(x, g, w.gateUp, this.stacked.gateUpBias?.value, this.activation, this.applyRouterWeightFirst ? routing.weights : undefined, aq);
-    const y = groupedDownRef(h, g, w.down, this.stacked.downBias?.value, aq);
-    const sh = this.sharedExpertsHost(x, T);
-    return combineRef(y, g, this.applyRouterWeightFirst ? null : routing.weights, sh?.shared, sh?.gateLogit);
+    return runMoEForward(this, hostStages(this), x);
+  }
+
+  /**
+   * The layer's routing on the host (router linear and router, TypeScript
+   * references) for x f32 [T, H]: expert ids and weights [T, k], as
+   * {@link forwardHost} routes.
+   * @example `const { idx, weights } = moe.routeHost(x, T)`
+   */
+  routeHost(x: Float32Array, T = x.length / this.hiddenDim): RoutingRef {
+    if (!Number.isInteger(T) || x.length !== T * this.hiddenDim) throw new ShapeError('MoE.routeHost input', ['T', this.hiddenDim], `${x.length} values`);
+    return hostStages(this).route(x);
   }
 
   /**
    * The shared experts on the host (TypeScript references) for x f32 [T, H]:
    * their output [T, H] and the shared-expert gate's logits [T, 1], or
-   * undefined without shared experts. The sharded forwards call this too.
+   * undefined without shared experts. The shared-experts stage of {@link hostStages}.
    */
-  sharedExpertsHost(x: Float32Array, T: number): { shared: Float32Array; gateLogit: Float32Array | undefined } | undefined {
-    let shared: Float32Array;
-    if (this.sharedExperts) {
-      shared = this.sharedExperts.forwardHost(x, T);
-    } else if (this.quantizedSharedExperts) {
-      const aq = this.expertActQuant();
-      const sw = this.quantizedSharedExperts.hostWeights();
-      const dg = denseGroupingRef(T);
-      shared = groupedDownRef(groupedGateUpRef(x, dg, sw.gateUp, undefined, { kind: 'silu', layout: 'concat' }, undefined, aq), dg, sw.down, undefined, aq);
-    } else return undefined;
-    return { shared, gateLogit: this.sharedExpertGate?.forwardHost(x, T) };
+  sharedExpertsHost(x: Float32Array, T: number): SharedExpertsOut<Float32Array> | undefined {
+    if (x.length !== T * this.hiddenDim) throw new ShapeError('MoE.sharedExpertsHost input', [T, this.hiddenDim], `${x.length} values`);
+    return hostStages(this).sharedExperts(x);
   }
 
   /** The grouped GEMMs' activation-quantiser options for this layer's quantized experts (`{ actQuant: 'none' }` for dense or weight-only experts). @example `groupedDownRef(h, g, w, bias, moe.expertActQuant())` */
@@ -744,46 +421,7 @@ export class MoE extends Module {
    * ```
    */
   gpuBytes(): MoEGpuBytes {
-    let expertWeights = 0;
-    let expertScales = 0;
-    let other = 0;
-    const seen = new Set<Parameter>();
-    const count = (p: Parameter | undefined, to: 'w' | 's' | 'o') => {
-      if (!p?.gpu || seen.has(p)) return;
-      seen.add(p);
-      if (to === 'w') expertWeights += p.gpu.byteLength;
-      else if (to === 's') expertScales += p.gpu.byteLength;
-      else other += p.gpu.byteLength;
-    };
-    for (const ex of [this.stacked, this.quantizedSharedExperts]) {
-      if (!ex) continue;
-      for (const p of ex.parameters()) seen.add(p);
-      let w: ExpertWeightSet<ExpertStackGpu>;
-      try {
-        w = ex.gpuWeights();
-      } catch (e) {
-        if (e instanceof NotLoadedError) continue; // not on the GPU (yet)
-        throw e;
-      }
-      for (const s of [w.gateUp, w.down]) {
-        const b = expertWeightBytes(s);
-        expertWeights += b.weights;
-        expertScales += b.scales;
-        if (s.kind === 'chunked') for (const c of s.chunks) other += c.bias?.byteLength ?? 0;
-      }
-      for (const p of [ex.gateUpBias, ex.downBias]) other += p?.gpu?.byteLength ?? 0;
-    }
-    if (this.sharedExperts && this.device.isGpu()) {
-      try {
-        const pk = this.sharedExperts.packedGpu;
-        expertWeights += pk.gateUp.byteLength + pk.down.byteLength;
-        other += (pk.gateUpBias?.byteLength ?? 0) + (pk.downBias?.byteLength ?? 0);
-      } catch {
-        // not loaded yet: nothing on the GPU
-      }
-    }
-    for (const p of this.parameters()) count(p, 'o');
-    return { expertWeights, expertScales, other, total: expertWeights + expertScales + other };
+    return layerGpuBytes(this);
   }
 
   /** Frees the GPU weights, the cached graphs and the scratch pool. */

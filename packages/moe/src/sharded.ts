@@ -1,19 +1,5 @@
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
-import {
-  BufferPool,
-  GpuTensor,
-  Recorder,
-  linearGpu,
-  linearRef,
-  routerGpu,
-  routerRef,
-  groupedGateUpGpu,
-  groupedGateUpRef,
-  groupedDownGpu,
-  groupedDownRef,
-  uploadGrouping,
-  type RoutingGpu,
-} from '@webmoe/kernels-wgsl';
+import { BufferPool, GpuTensor, Recorder, uploadGrouping, type GroupingGpu, type GroupingRef, type RoutingGpu } from '@webmoe/kernels-wgsl';
 import {
   DeviceGroup,
   EPBatchManager,
@@ -33,7 +19,8 @@ import { resolveShardGroup, shardInputRows, shardOutput, gpuPartialSum, type Sha
 // moe.ts imports this file (MoE.shard), so the MoE class is not imported here:
 // shards are built with the source layer's own class, and fromHuggingFace loads MoE lazily.
 import type { MoE, MoEOptions } from './moe.js';
-import { expertBiasGpu } from './expert-stacks.js';
+import { gpuStages, type GpuStageRun } from './forward/gpu.js';
+import { addSharedHost, hostStages } from './forward/host.js';
 import { DeepseekV3Gate } from './gates.js';
 import { UnsupportedError } from './errors.js';
 import { QuantizedExperts, type ResolvedQuantConfig } from './quant-experts.js';
@@ -368,10 +355,8 @@ export class ShardedMoE {
         const x = keep(GpuTensor.upload(ctx, new HostTensor('float32', [b - a, H], xs.subarray(a * H, b * H)), 'ep.x'));
         xg.push(x);
         const rec = new Recorder(ctx, { label: `ep.route${s}` });
-        const logits = keep(linearGpu(ctx, rec, x, sh.gate.weight.gpuValue, { bias: sh.gate.bias?.gpuValue }));
-        const r = routerGpu(ctx, rec, logits, sh.gate.routerParams(), { correctionBias: sh.gate.eScoreCorrectionBias?.gpuValue });
+        routing.push(gpuStages(sh, { rec, scratch: own }).route(x));
         rec.submit();
-        routing.push({ idx: keep(r.idx), weights: keep(r.weights) });
       }
       const idxs = await Promise.all(routing.map((r, s) => (ranges[s][1] === ranges[s][0] ? new Uint32Array(0) : r.idx.download().then((h) => h.data as Uint32Array))));
       // 2. counts, then rows to the owner of each expert
@@ -384,7 +369,7 @@ export class ShardedMoE {
         const sh = this.shards[d];
         const g = keep(uploadGrouping(ctx, step.receive[d].grouping));
         const rec = new Recorder(ctx, { label: `ep.experts${d}` });
-        const y = keep(recordExperts(sh, rec, recv, g, own));
+        const y = recordRankExperts(sh, { rec, scratch: own }, recv, g);
         rec.submit();
         return y;
       });
@@ -397,7 +382,7 @@ export class ShardedMoE {
         const sh = this.shards[s];
         if (!sh.hasSharedExperts || ranges[s][1] === ranges[s][0]) continue;
         const rec = new Recorder(sh.ctx!, { label: `ep.shared${s}` });
-        const se = sh.recordSharedExperts(rec, xg[s], this.pool(s), own)!;
+        const se = gpuStages(sh, { rec, pool: this.pool(s), scratch: own }).sharedExperts(xg[s])!;
         shared[s] = se.shared;
         gateLogits[s] = se.gateLogit;
         rec.submit();
@@ -408,7 +393,8 @@ export class ShardedMoE {
       for (let s = 0; s < n; s++) {
         const [a, b] = ranges[s];
         if (b === a) continue;
-        y.set(addShared(o[s]!, sv[s], gv[s], b - a, H), a * H);
+        const se = sv[s] ? { shared: sv[s]!, gateLogit: gv[s] } : undefined;
+        y.set(addSharedHost(o[s]!, b - a, se), a * H);
       }
       return y;
     } finally {
@@ -504,7 +490,8 @@ function checkRankLayer(source: MoE, strategy: ShardingStrategy, tr: HostTranspo
 async function epRankStep(tr: HostTransport, sh: MoE, x: Float32Array, T: number): Promise<{ out: Float32Array; stats: EPRankStats }> {
   const H = sh.hiddenDim;
   const k = sh.numExpertsPerToken;
-  const routing = T === 0 ? { idx: new Uint32Array(0), weights: new Float32Array(0) } : routerRef(linearRef(x, T, sh.gate.weight.value, sh.gate.bias?.value), T, sh.gate.routerParams(), sh.gate.eScoreCorrectionBias?.value.toFloat32());
+  const host = hostStages(sh);
+  const routing = T === 0 ? { idx: new Uint32Array(0), weights: new Float32Array(0) } : host.route(x);
   const { out, stats } = await rankEPForward(tr, {
     x,
     T,
@@ -514,11 +501,10 @@ async function epRankStep(tr: HostTransport, sh: MoE, x: Float32Array, T: number
     k,
     numExperts: sh.numExperts,
     applyRouterWeightFirst: sh.applyRouterWeightFirst,
-    experts: (xp, grouping) => (sh.ctx ? expertsGpu(sh, xp, grouping) : expertsHost(sh, xp, grouping)),
+    experts: (xp, grouping) => (sh.ctx ? expertsGpu(sh, xp, grouping) : host.routedExperts(xp, grouping, undefined)),
   });
   if (T === 0) return { out, stats };
-  const se = sh.sharedExpertsHost(x, T);
-  return { out: addShared(out, se?.shared, se?.gateLogit, T, H), stats };
+  return { out: addSharedHost(out, T, host.sharedExperts(x)), stats };
 }
 
 /**
@@ -533,27 +519,17 @@ async function tpRankStep(tr: HostTransport, sh: MoE, x: Float32Array, T: number
   return rankAllReduceHost(tr, partial);
 }
 
-type Grouping = Parameters<typeof groupedGateUpRef>[1];
-
-/** A shard's local experts on the rows `xp` grouped by `grouping` (references), with the layer's activation quantisation. */
-function expertsHost(sh: MoE, xp: Float32Array, grouping: Grouping): Float32Array {
-  const w = sh.stacked.hostWeights();
-  const aq = sh.expertActQuant();
-  const h = groupedGateUpRef(xp, grouping, w.gateUp, sh.stacked.gateUpBias?.value, sh.activation, undefined, aq);
-  return groupedDownRef(h, grouping, w.down, sh.stacked.downBias?.value, aq);
+/**
+ * Records a shard's local experts (the routed-experts stage) on rows `x` that
+ * arrive grouped by `g`: the grouped GEMMs (the decode GEMVs' active-expert
+ * list comes from the decode grouping, which these rows do not go through).
+ * Output in grouped order; it and the intermediate go to `run.scratch`.
+ */
+function recordRankExperts(sh: MoE, run: GpuStageRun, x: GpuTensor, g: GroupingGpu): GpuTensor {
+  return gpuStages(sh, run).routedExperts(x, { grouping: g, gemms: 'grouped' }, undefined);
 }
 
-/** Records a shard's local experts (grouped gate_up + down, the layer's activation quantisation) on rows `x` grouped by `g`: output in grouped order; the intermediate goes to `scratch`. */
-function recordExperts(sh: MoE, rec: Recorder, x: GpuTensor, g: ReturnType<typeof uploadGrouping>, scratch: { destroy(): void }[]): GpuTensor {
-  const ctx = sh.ctx!;
-  const w = sh.stacked.gpuWeights();
-  const aq = sh.expertActQuant();
-  const h = groupedGateUpGpu(ctx, rec, x, g, w.gateUp, expertBiasGpu(w.gateUp, sh.stacked.gateUpBias), sh.activation, aq);
-  scratch.push(h);
-  return groupedDownGpu(ctx, rec, h, g, w.down, expertBiasGpu(w.down, sh.stacked.downBias), aq);
-}
-
-async function expertsGpu(sh: MoE, xp: Float32Array, grouping: Grouping): Promise<Float32Array> {
+async function expertsGpu(sh: MoE, xp: Float32Array, grouping: GroupingRef): Promise<Float32Array> {
   const ctx = sh.ctx!;
   const H = sh.hiddenDim;
   const own: { destroy(): void }[] = [];
@@ -563,24 +539,13 @@ async function expertsGpu(sh: MoE, xp: Float32Array, grouping: Grouping): Promis
       const x = keep(GpuTensor.upload(ctx, new HostTensor('float32', [xp.length / H, H], xp), 'ep.rank.x'));
       const g = keep(uploadGrouping(ctx, grouping));
       const rec = new Recorder(ctx, { label: 'ep.rank.experts' });
-      const y = keep(recordExperts(sh, rec, x, g, own));
+      const y = recordRankExperts(sh, { rec, scratch: own }, x, g);
       rec.submit();
       return (await y.download()).data as Float32Array;
     });
   } finally {
     for (const t of own.reverse()) t.destroy();
   }
-}
-
-/** `out + sigmoid(l) * shared` per element, f32 as `combineRef` adds the shared term (after the slot sum). */
-function addShared(out: Float32Array, shared: Float32Array | undefined, gateLogit: Float32Array | undefined, T: number, H: number): Float32Array {
-  if (!shared) return out;
-  const y = new Float32Array(T * H);
-  for (let t = 0; t < T; t++) {
-    const g = gateLogit ? Math.fround(1 / (1 + Math.exp(-gateLogit[t]))) : 1;
-    for (let h = 0; h < H; h++) y[t * H + h] = Math.fround(out[t * H + h] + Math.fround(shared[t * H + h] * g));
-  }
-  return y;
 }
 
 /**

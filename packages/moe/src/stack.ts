@@ -1,6 +1,6 @@
-import { DTYPES, DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
+import { DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
 import { BufferPool, ForwardGraphs, GpuTensor, Recorder, checkOutput, useGraphReplay, type GpuContext } from '@webmoe/kernels-wgsl';
-import { forwardHostArray, recordAndSubmit } from './host-io.js';
+import { forwardHostArray, hostInputRows, recordAndSubmit } from './host-io.js';
 import { LayerList } from '@webmoe/nn';
 import { MoE, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
 
@@ -103,16 +103,7 @@ export class MoEStack extends LayerList<MoE> {
    */
   async forward<X extends GpuTensor | HostTensor | Float32Array>(x: X): Promise<MoEOutput<X>> {
     if (x instanceof GpuTensor) return this.forwardGpuSync(x) as MoEOutput<X>;
-    let xs: Float32Array;
-    if (x instanceof HostTensor) {
-      if (x.shape.length !== 2 || x.shape[1] !== this.hiddenDim) throw new ShapeError('MoEStack.forward input', ['T', this.hiddenDim], x.shape);
-      if (!DTYPES[x.dtype]?.isFloat) throw new DTypeError('MoEStack.forward input', ['float32', 'bfloat16', 'float16'], x.dtype);
-      xs = x.toFloat32();
-    } else if (x instanceof Float32Array) {
-      if (x.length % this.hiddenDim !== 0) throw new ShapeError('MoEStack.forward input', `T*${this.hiddenDim} values`, `${x.length} values`);
-      xs = x;
-    } else throw new ValueError('MoEStack.forward input', 'a GpuTensor, HostTensor or Float32Array', typeof x);
-    const T = xs.length / this.hiddenDim;
+    const { T, xs } = hostInputRows('MoEStack.forward input', x, this.hiddenDim);
     let y: Float32Array;
     if (!this.at(0).device.isGpu()) {
       y = xs;

@@ -12,9 +12,8 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { createRequire } from 'node:module';
 import { DeviceRef, HostTensor, fromFloat32, toFloat32 } from '@webmoe/tensor';
 import { GpuTensor, type GpuContext } from '@webmoe/kernels-wgsl';
-import { testGpu, gpuChecked, peerRequired } from '@webmoe/kernels-wgsl/testing';
+import { testGpu, gpuChecked, peerRequired, initializer, model, node, valueInfo } from '@webmoe/kernels-wgsl/testing';
 import { MoE, TopKSoftmaxGate, quantize, type MoEQuantConfig } from '../src/index.js';
-import { initializer, model, node, valueInfo } from './onnx-writer.js';
 import { relErr } from './helpers.js';
 
 interface OrtApi {

@@ -9,6 +9,7 @@ import {
   gemvDownGpu,
   type ExpertActivation,
   useSingleExpertGemv,
+  gatedActivationRef,
 } from '@webmoe/kernels-wgsl';
 import { ShardingError, ShardingStrategy, cpuAllReduce, takeRanges, type DeviceGroup } from '@webmoe/sharding';
 import { Module, type ModuleOptions } from './module.js';
@@ -38,14 +39,6 @@ export interface MLPOptions extends ModuleOptions {
   hasBias?: boolean;
   /** Default `{ kind: 'silu' }`: `down(silu(gate(x)) * up(x))`. */
   activation?: MLPActivation;
-}
-
-/** `h = act(g, u)` on the host, per element. @example `gatedActivationHost({ kind: 'silu' }, 1, 2) // silu(1) * 2` */
-export function gatedActivationHost(act: MLPActivation, g: number, u: number): number {
-  const s = g / (1 + Math.exp(-g));
-  if (act.kind === 'silu') return s * u;
-  const L = act.limit;
-  return Math.min(s, L) * Math.min(Math.max(u, -L), L);
 }
 
 /** Concatenates host tensors of one dtype along the first axis, in their storage type (no f32 round trip). @example `concatRows([gate, up], [1, 2 * I, H])` */
@@ -184,7 +177,9 @@ export class MLP extends Module {
     const g = this.gateProj.forwardHost(x, t);
     const u = this.upProj.forwardHost(x, t);
     const h = new Float32Array(g.length);
-    for (let i = 0; i < h.length; i++) h[i] = gatedActivationHost(this.activation, g[i], u[i]);
+    const a = this.activation;
+    const act = { kind: a.kind, limit: a.kind === 'swiglu_limit' ? a.limit : 0, alpha: 0 };
+    for (let i = 0; i < h.length; i++) h[i] = gatedActivationRef(act, g[i], u[i]);
     return this.downProj.forwardHost(h, t);
   }
 

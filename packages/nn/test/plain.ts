@@ -41,17 +41,8 @@ export function mlp64(x: ArrayLike<number>, T: number, H: number, I: number, w: 
   return linear64(h, T, w.down, H, I, w.downB);
 }
 
-/** Relative L2 error (float64 sums). */
-export function relErr64(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  if (got.length !== want.length) throw new Error(`lengths differ: ${got.length} vs ${want.length}`);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < got.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
+/** Relative L2 error (float64 sums): kernels-wgsl's testing helper. */
+export { relErr as relErr64 } from '@webmoe/kernels-wgsl/testing';
 
 /** Random values in [-1, 1) rounded to `dtype`: the tensor and its exact values. */
 export function randomTensor(r: () => number, shape: number[], dtype: DType, scale = 1): { t: HostTensor; v: Float32Array } {

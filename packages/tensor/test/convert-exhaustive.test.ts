@@ -4,6 +4,7 @@
 // under test.
 import { describe, it, expect } from 'vitest';
 import { bf16ToF32, f32ToBf16, f16ToF32, f32ToF16, e4m3ToF32, f32ToE4m3, e5m2ToF32, f32ToE5m2 } from '@webmoe/tensor';
+import { rng } from '../src/testing.js';
 
 interface Fmt {
   name: string;
@@ -209,18 +210,6 @@ describe('overflow rules', () => {
     expect(f32ToBf16(-Infinity)).toBe(0xff80);
   });
 });
-
-// Deterministic PRNG (mulberry32).
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('random f32 inputs against nearest search', () => {
   it('f32 -> bf16 on 200k random bit patterns: BigInt derivation', () => {

@@ -1,5 +1,6 @@
 // Environment detection, the GPU smoke check and one checkpoint's run.
 import { castGpu, castRef, createGpuContext, GpuContext, GpuTensor, Recorder } from '@webmoe/kernels-wgsl';
+import { relErr } from '@webmoe/kernels-wgsl/testing';
 import { HostTensor as HT, readConfig, SafetensorsFile, type HostTensor } from '@webmoe/tensor';
 import { moeAvailable, runMoe } from './moe-runner.js';
 import { readWhole, type PageSource } from './sources.js';
@@ -44,19 +45,6 @@ export async function detectEnv(): Promise<{ env: EnvInfo; ctx: GpuContext | nul
 
 export function errText(e: unknown): string {
   return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-}
-
-/** ||a - b|| / ||b|| in float64. */
-export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`relError: lengths differ (${a.length} vs ${b.length})`);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i] - b[i];
-    num += d * d;
-    den += b[i] * b[i];
-  }
-  return Math.sqrt(num) / Math.sqrt(den || Number.MIN_VALUE);
 }
 
 /**
@@ -187,7 +175,7 @@ export async function runCase(src: PageSource, ctx: GpuContext | null, opts: { l
         got = run.output.subarray(0, want.size);
         r.message = `the golden "${plan.output}" holds token 0 only ([${want.shape.join(', ')}]): compared with row 0`;
       }
-      r.relErr = relError(got, want.toFloat32());
+      r.relErr = relErr(got, want.toFloat32());
       r.tol ??= plan.tolKey === 'f32_rel_tol' ? 1e-4 : 2e-2;
       r.status = r.relErr < r.tol ? 'pass' : 'fail';
       if (!run.repeatMatches) {

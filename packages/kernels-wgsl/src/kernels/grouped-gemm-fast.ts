@@ -29,7 +29,7 @@ import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import { foldWorkgroups, type Recorder, Uniforms, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
-import { KERNEL_CROSSOVERS, useFastGemm, type FastGemmKind } from './plan.js';
+import { KERNEL_CROSSOVERS, chooseFastGemmKind, useFastGemm, type FastGemmKind } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { FAST_TM, ROW_ABSMAX_VARIANT, SGMAT_WORKGROUP_BYTES, groupedGemmFastKernel, groupedGemmSgmatKernel, rowAbsMaxKernel, type FastGemmVariant } from './grouped-gemm-fast-wgsl.js';
 
@@ -77,11 +77,7 @@ export function sgmatSupported(ctx: GpuContext): boolean {
  * else 'f32'. An explicit kind is honoured where available, else 'f32'.
  */
 export function fastGemmKind(ctx: GpuContext, want?: FastGemmKind, wf?: string): FastGemmKind {
-  if (want !== undefined && want !== 'f32' && want !== 'f16' && want !== 'subgroup-matrix') throw new ValueError('fast', "'f32' | 'f16' | 'subgroup-matrix' | undefined", want);
-  if (want === undefined && wf !== undefined && wf !== 'float32' && sgmatSupported(ctx)) return 'subgroup-matrix';
-  if (want === 'subgroup-matrix' && sgmatSupported(ctx)) return 'subgroup-matrix';
-  if (want === 'f16' && ctx.features.shaderF16) return 'f16';
-  return 'f32';
+  return chooseFastGemmKind({ subgroupMatrix: sgmatSupported(ctx), shaderF16: ctx.features.shaderF16 }, want, wf);
 }
 
 /** Average grouped rows per expert from which a call takes the fast path by default, by kernel (plan.ts). */

@@ -23,6 +23,7 @@ import { expectLive } from './op-util.js';
 import { ACT_QUANT_GROUP, chunkOfRow, decodeExpertRow, fakeQuantFp8Ref, type ExpertActQuantOptions } from './quant-ref.js';
 import { WORD_VALUES, actQuantKernel, groupedGemmKernel, recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type GroupedGemmVariant, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { tiledGemmTile } from './plan.js';
+import { gatedActivationRef, type GatedActivationParams } from './activation-ref.js';
 // --- fast prefill path (grouped-gemm-fast.ts) ---
 import { planFastGemm, recordFastGemm, warmGroupedGemmFast, type FastGemmKind, type FastGemmPlan } from './grouped-gemm-fast.js';
 // --- end fast prefill path ---
@@ -58,10 +59,7 @@ const TILES = {
   prefill: { tm: 32, tn: 32, rm: 4, rn: 4 },
 } as const;
 
-interface ActParams {
-  kind: ExpertActivation['kind'];
-  limit: number;
-  alpha: number;
+interface ActParams extends GatedActivationParams {
   interleaved: boolean;
 }
 
@@ -395,21 +393,6 @@ function biasRef(w: ExpertStackHost, bias: HostTensor | undefined, what: string,
   return out;
 }
 
-function activationRef(a: ActParams, g: number, u: number): number {
-  const silu = (z: number) => z / (1 + Math.exp(-z));
-  switch (a.kind) {
-    case 'silu':
-      return silu(g) * u;
-    case 'swiglu_limit':
-      return Math.min(silu(g), a.limit) * Math.min(a.limit, Math.max(-a.limit, u));
-    case 'swigluoai': {
-      const gc = Math.min(g, a.limit);
-      const uc = Math.min(a.limit, Math.max(-a.limit, u));
-      return (uc + 1) * gc * (1 / (1 + Math.exp(-a.alpha * gc)));
-    }
-  }
-}
-
 /**
  * TypeScript reference of {@link groupedGateUpGpu} (also the CPU path):
  * weights are decoded one row at a time, accumulation in f64 rounded to f32.
@@ -471,7 +454,7 @@ export function groupedGateUpRef(
           sg += xv * gr[c];
           su += xv * ur[c];
         }
-        out[p * I + i] = activationRef(a, Math.fround(sg + bg), Math.fround(su + bu));
+        out[p * I + i] = gatedActivationRef(a, Math.fround(sg + bg), Math.fround(su + bu));
       }
     }
   }

@@ -4,7 +4,7 @@
  * 16-bit types packed two per u32); accumulation in f32.
  *
  * Two paths, chosen by T:
- * - GEMV (T <= 32): one workgroup per (token, output column); 256 threads
+ * - GEMV (T <= 32, plan.ts linearPath): one workgroup per (token, output column); 256 threads
  *   split K (16-bit weights with even K read one u32 = two weights at a
  *   time), then a tree reduction in workgroup memory in a fixed order.
  * - Tiled (T > 32): 64x64 output tiles, 16-deep K slices staged in workgroup
@@ -18,6 +18,7 @@ import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, foldWorkgroups, uniformFields, type BindingDecl, type Recorder } from '../runtime/kernel.js';
 import { FP8_DECODE_WGSL, loadFn, storageType } from '../wgsl.js';
+import { linearPath } from './plan.js';
 import { allocOutput, expect2d, expectLive } from './op-util.js';
 
 /** Weight dtypes `linearGpu` takes. */
@@ -25,8 +26,6 @@ export const LINEAR_WEIGHT_DTYPES = ['float32', 'bfloat16', 'float16'] as const;
 /** Weight dtype of `linearGpu`. */
 export type LinearWeightDType = (typeof LINEAR_WEIGHT_DTYPES)[number];
 
-/** Largest T the GEMV path takes (larger T uses the tiled kernel). */
-export const LINEAR_GEMV_MAX_T = 32;
 
 /** Variant of the linear kernels. */
 export type LinearVariant = {
@@ -237,7 +236,7 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
   }
   const y = allocOutput(ctx, opts.pool, 'float32', [T, N], 'linear.out');
   if (T === 0) return y;
-  const path = T <= LINEAR_GEMV_MAX_T ? 'gemv' : 'tiled';
+  const path = linearPath(T);
   const variant: LinearVariant = {
     path,
     wdtype: w.dtype,

@@ -16,15 +16,13 @@ import { LimitError } from '../runtime/errors.js';
 import type { ExpertActivation, ExpertStackGpu, ExpertWeightsGpu, GroupingGpu } from './moe-types.js';
 import { FP8_DECODE_WGSL, PACKED_CODE_WGSL } from '../wgsl.js';
 import { expertChunkList, expertDims } from './expert-weights.js';
-import { KERNEL_CROSSOVERS } from './plan.js';
+import { KERNEL_CROSSOVERS, gemvRowsPerPass } from './plan.js';
 
 
 /** Outputs per decode-GEMV workgroup, one per 32-lane group (its indirect args count blocks of these). */
 export const GEMV_GROUPS = 8;
 const GROUPS = GEMV_GROUPS;
 const LANES = 32;
-/** Token rows accumulated at once per weight load. */
-const MR = 8;
 
 type DenseDtype = 'float32' | 'bfloat16' | 'float16';
 /** Packed formats the GEMV dequantises in its 8-wide loads. */
@@ -535,7 +533,7 @@ function gemv(
     bdtype: (first.bias?.dtype ?? 'float32') as DenseDtype,
     // rows accumulated per weight pass: about the rows per active expert (uniform routing), a power of two <= 8
     wide: (opts.wideLoads ?? KERNEL_CROSSOVERS.gemvWideLoads) && wideOk(first.gw),
-    mr: Math.min(first.gw.sdtype === 'none' ? MR : 4, g.T, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil((g.T * g.k) / Math.min(g.E, g.T * g.k)))))),
+    mr: gemvRowsPerPass(g.T, g.k, g.E, first.gw.sdtype !== 'none'),
   };
   // zp only when set, so the pipelines of weights without zero points keep their variant keys.
   if (first.gw.zeros) variant.zp = true;

@@ -1,11 +1,14 @@
 /**
- * Every choice between the MoE forward's kernels, in one place: the decode
- * GEMVs (moe-gemv.ts), the tiled grouped GEMMs (grouped-gemm.ts, 4-row decode
- * tile or 32x32 prefill tile), the fast prefill GEMMs (grouped-gemm-fast.ts:
- * register-blocked FMA or subgroup-matrix), and graph replay. Pure functions
- * of the shapes; the adapter enters through the fast kernel's kind
- * (fastGemmKind: features, weight dtype). Callers (MoE, MoEStack, nn's MLP,
- * the GEMM ops) ask here; no threshold lives anywhere else.
+ * Every choice between the MoE forward's kernels, in one place: the router
+ * linear (GEMV or tiled), the expert GEMMs (decode GEMVs, moe-gemv.ts, or
+ * the grouped GEMMs), the GEMVs' rows per weight pass, the tiled grouped
+ * GEMMs' tile (grouped-gemm.ts, 4-row decode tile or 32x32 prefill tile),
+ * the fast prefill GEMMs (grouped-gemm-fast.ts: register-blocked FMA or
+ * subgroup-matrix, by the adapter's features) and graph replay. Pure
+ * functions of the shapes, dtypes and adapter features (the callers pass
+ * what they read from the context or the weights). Callers (MoE, MoEStack,
+ * ShardedMoE through the forward stages, nn's MLP, the GEMM ops) ask here; no threshold
+ * lives anywhere else.
  *
  * Crossovers (NVIDIA H200, Dawn 0.6.2 / Vulkan, docs/PERF-NOTES.md):
  * - GEMV while T <= 16 or T*k <= 8E: the GEMVs stream each hit expert's
@@ -18,7 +21,13 @@
  *   Mixtral T = 128 where that pass is ~0.9 ms), from 64 on the FMA kernels
  *   (measured 2026-11-28).
  * - Tiled GEMMs: the 4-row decode tile below 24 rows per expert.
+ * - Router linear: the GEMV kernel (one workgroup per token and output) up to
+ *   32 tokens, the 64x64 tiled kernel above.
+ * - Decode GEMVs: rows per weight pass about the rows per active expert, a
+ *   power of two, at most 8 (dense) or 4 (packed: the decode registers).
  */
+
+import { ValueError } from '@webmoe/tensor';
 
 /** Which fast prefill kernel (grouped-gemm-fast.ts). @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { tile: 'fast', fast: 'f32' })` */
 export type FastGemmKind = 'f32' | 'f16' | 'subgroup-matrix';
@@ -47,7 +56,45 @@ export const KERNEL_CROSSOVERS = {
    * followed by group_decode.
    */
   fusedRoutingMaxTokens: 4,
+  /** Router linear: the GEMV kernel for at most this many tokens, the tiled kernel above. */
+  linearGemvMaxTokens: 32,
+  /** Decode GEMVs: most token rows accumulated per weight pass (the WGSL is unrolled over them), dense and packed weights. */
+  gemvMaxRowsPerPass: { dense: 8, packed: 4 } as Readonly<Record<'dense' | 'packed', number>>,
 } as const;
+
+/** How a caller asks for the expert GEMMs: 'auto' (the crossovers), or a forced 'gemv' / 'grouped'. */
+export type ExpertGemmChoice = 'auto' | 'gemv' | 'grouped';
+
+/** What {@link planExpertGemms} decides from. @example `{ T: 4, k: 2, E: 8, actQuant: 'none', gemvSupported: true }` */
+export interface ExpertGemmShape {
+  /** Tokens. */
+  T: number;
+  /** Experts per token (1 for a single expert: shared experts, nn's MLP). */
+  k: number;
+  /** Experts (1 for a single expert). */
+  E: number;
+  /** The caller's request (default 'auto'). */
+  choice?: ExpertGemmChoice;
+  /** The activation quantisation of the expert matmuls ('fp8_dynamic': only the grouped GEMMs quantize activations). */
+  actQuant: 'none' | 'fp8_dynamic';
+  /** Whether the GEMVs take both weight containers (`gemvSupports(gateUp) && gemvSupports(down)`). */
+  gemvSupported: boolean;
+}
+
+/**
+ * The expert GEMMs of a forward: 'gemv' (decode GEMVs) or 'grouped' (tiled,
+ * or fast, grouped GEMMs). The GEMVs take weight-only activations and the
+ * containers they support; within that, a forced choice is honoured, and
+ * 'auto' takes them for decode sizes ({@link useExpertGemv}).
+ * @example `planExpertGemms({ T: 1, k: 2, E: 8, actQuant: 'none', gemvSupported: true }) // 'gemv'`
+ */
+export function planExpertGemms(s: ExpertGemmShape): 'gemv' | 'grouped' {
+  const choice = s.choice ?? 'auto';
+  if (choice !== 'auto' && choice !== 'gemv' && choice !== 'grouped') throw new ValueError('planExpertGemms choice', "'auto' | 'gemv' | 'grouped'", choice);
+  if (s.actQuant !== 'none' || !s.gemvSupported) return 'grouped';
+  if (choice !== 'auto') return choice;
+  return useExpertGemv(s.T, s.k, s.E) ? 'gemv' : 'grouped';
+}
 
 /** Whether the routed experts of a forward of T tokens (k per token, E experts) take the decode GEMVs. */
 export function useExpertGemv(T: number, k: number, E: number): boolean {
@@ -78,4 +125,42 @@ export function tiledGemmTile(rows: number, E: number): 'decode' | 'prefill' {
 /** Whether `rows` grouped rows over E experts take the fast prefill kernel `kind` by default. */
 export function useFastGemm(kind: FastGemmKind, rows: number, E: number): boolean {
   return rows >= KERNEL_CROSSOVERS.fastMinRowsPerExpert[kind] * E;
+}
+
+/** The router linear's kernel for T tokens: 'gemv' (one workgroup per token and output) or 'tiled'. */
+export function linearPath(T: number): 'gemv' | 'tiled' {
+  return T <= KERNEL_CROSSOVERS.linearGemvMaxTokens ? 'gemv' : 'tiled';
+}
+
+/**
+ * Token rows a decode GEMV accumulates per weight pass, for T tokens routed
+ * k per token over E experts: about the rows per active expert (uniform
+ * routing), a power of two, at most T and the kernel's cap for dense or
+ * packed weights.
+ */
+export function gemvRowsPerPass(T: number, k: number, E: number, packed: boolean): number {
+  const slots = Math.min(E, T * k);
+  const cap = KERNEL_CROSSOVERS.gemvMaxRowsPerPass[packed ? 'packed' : 'dense'];
+  return Math.min(cap, T, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil((T * k) / slots)))));
+}
+
+/** What the adapter offers the fast prefill GEMMs: the subgroup-matrix kernel (sgmatSupported) and f16 shaders. */
+export interface FastGemmFeatures {
+  subgroupMatrix: boolean;
+  shaderF16: boolean;
+}
+
+/**
+ * The fast kernel for a requested kind on an adapter. Default: the
+ * subgroup-matrix kernel for 16-bit and packed weights (`wf`: a dtype or
+ * WeightFormat; packed ones are decoded to f16 tiles) where the adapter
+ * supports it, else 'f32'. An explicit kind is honoured where available, else 'f32'.
+ * @example `chooseFastGemmKind({ subgroupMatrix: false, shaderF16: true }, 'f16') // 'f16'`
+ */
+export function chooseFastGemmKind(features: FastGemmFeatures, want?: FastGemmKind, wf?: string): FastGemmKind {
+  if (want !== undefined && want !== 'f32' && want !== 'f16' && want !== 'subgroup-matrix') throw new ValueError('fast', "'f32' | 'f16' | 'subgroup-matrix' | undefined", want);
+  if (want === undefined && wf !== undefined && wf !== 'float32' && features.subgroupMatrix) return 'subgroup-matrix';
+  if (want === 'subgroup-matrix' && features.subgroupMatrix) return 'subgroup-matrix';
+  if (want === 'f16' && features.shaderF16) return 'f16';
+  return 'f32';
 }

@@ -13,13 +13,5 @@ export function lcg(seed) {
 }
 export const TOL = 1e-5;
 
-/** L2 relative error of a against b. */
-export function relErr(a, b) {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
+/** L2 relative error of a against b: kernels-wgsl's testing helper. */
+export { relErr } from '@webmoe/kernels-wgsl/testing';

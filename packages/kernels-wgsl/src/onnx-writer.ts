@@ -1,13 +1,16 @@
 /**
  * A minimal ONNX ModelProto writer (protobuf wire format by hand), enough
- * for one-node graphs with raw-data initializers. Large initializers are
- * kept as references and copied once into the final buffer.
+ * for one-node graphs with raw-data initializers (the onnxruntime QMoE peer of
+ * the bench and the tests). Large initializers are kept as references and
+ * copied once into the final buffer. Exported through
+ * `@webmoe/kernels-wgsl/testing`.
  */
 
-type Part = Uint8Array;
 /** An encoded message: its parts and total length. */
 export interface Msg {
-  parts: Part[];
+  /** The encoded bytes, in order (large initializers by reference). */
+  parts: Uint8Array[];
+  /** Their total length in bytes. */
   len: number;
 }
 
@@ -25,7 +28,7 @@ function varint(n: number | bigint): Uint8Array {
 }
 
 class Writer {
-  parts: Part[] = [];
+  parts: Uint8Array[] = [];
   len = 0;
   private push(p: Uint8Array) {
     this.parts.push(p);

@@ -1,0 +1,164 @@
+/**
+ * The GPU implementation of the forward's stages (stages.ts): each stage
+ * records its kernels into one Recorder; the planner (`planExpertGemms`)
+ * decides between the decode GEMVs and the grouped GEMMs.
+ */
+import {
+  checkBufferSize,
+  combineGpu,
+  gpuByteLength,
+  denseGroupingGpu,
+  gemvDownGpu,
+  gemvGateUpGpu,
+  gemvSupports,
+  groupDecodeGpu,
+  groupGpu,
+  groupedDownGpu,
+  groupedGateUpGpu,
+  linearGpu,
+  planExpertGemms,
+  routerGpu,
+  routeDecodeGpu,
+  useFusedDecodeRouting,
+  type ActiveExperts,
+  type BufferPool,
+  type ExpertActivation,
+  type ExpertStackGpu,
+  type GpuTensor,
+  type GroupingGpu,
+  type Recorder,
+  type RoutingGpu,
+} from '@webmoe/kernels-wgsl';
+import type { MoE } from '../moe.js';
+import type { ExpertWeightSet } from '../stacked-experts.js';
+import { expertBiasGpu } from '../expert-stacks.js';
+import { SHARED_EXPERT_ACTIVATION, type MoEStages } from './stages.js';
+
+/** Where the GPU stages record: the Recorder, an optional scratch pool, and the list that collects every temporary (destroy after submit). */
+export interface GpuStageRun {
+  rec: Recorder;
+  pool?: BufferPool;
+  scratch: { destroy(): void }[];
+}
+
+/** A forward's grouping on the GPU, with the expert GEMMs the planner chose for it (the decode GEMVs reuse the decode grouping's active-expert list). */
+export interface GroupedRowsGpu {
+  grouping: GroupingGpu;
+  gemms: 'gemv' | 'grouped';
+  active?: ActiveExperts;
+}
+
+/** Records the expert GEMMs (gate_up + bias + activation, then down + bias) on x's rows grouped by `g`; both outputs go to scratch. */
+function recordExpertGemms(
+  layer: MoE,
+  run: GpuStageRun,
+  x: GpuTensor,
+  g: GroupedRowsGpu,
+  w: ExpertWeightSet<ExpertStackGpu>,
+  bias: { gateUp?: GpuTensor; down?: GpuTensor },
+  act: ExpertActivation,
+  rowScale: GpuTensor | undefined,
+): GpuTensor {
+  const ctx = layer.ctx!;
+  const { rec, pool, scratch } = run;
+  let y: GpuTensor;
+  if (g.gemms === 'gemv') {
+    const h = gemvGateUpGpu(ctx, rec, x, g.grouping, w.gateUp, act, { pool, active: g.active, bias: bias.gateUp, rowScale });
+    scratch.push(h);
+    y = gemvDownGpu(ctx, rec, h, g.grouping, w.down, { pool, active: g.active, bias: bias.down });
+  } else {
+    const aq = layer.expertActQuant();
+    const h = groupedGateUpGpu(ctx, rec, x, g.grouping, w.gateUp, bias.gateUp, act, { pool, rowScale, ...aq });
+    scratch.push(h);
+    y = groupedDownGpu(ctx, rec, h, g.grouping, w.down, bias.down, { pool, ...aq });
+  }
+  scratch.push(y);
+  return y;
+}
+
+/** The expert GEMMs the planner picks for T tokens over weights `w` (k per token of E experts; 1 and 1 for a single expert). */
+function planGemms(layer: MoE, w: ExpertWeightSet<ExpertStackGpu>, T: number, k: number, E: number, choice: 'auto' | 'gemv' | 'grouped'): 'gemv' | 'grouped' {
+  return planExpertGemms({ T, k, E, choice, actQuant: layer.expertActQuant().actQuant, gemvSupported: gemvSupports(w.gateUp) && gemvSupports(w.down) });
+}
+
+/**
+ * The stages of `layer` on its GPU, recording into `run.rec` (x f32 [T, H]
+ * on the layer's context). Every tensor a stage makes is pushed to
+ * `run.scratch` except the combine's output (the caller's). `routedWeights`:
+ * the routed experts' weights (default the layer's). The routed-experts stage runs the
+ * layer's own (local) experts on the grouping it is given.
+ * @example `runMoEForward(moe, gpuStages(moe, { rec, pool, scratch }), x)`
+ */
+export function gpuStages(layer: MoE, run: GpuStageRun, routedWeights?: ExpertWeightSet<ExpertStackGpu>): MoEStages<GpuTensor, RoutingGpu, GroupedRowsGpu> {
+  const ctx = layer.ctx!;
+  let w = routedWeights; // read on first use: the shared-experts stage alone does not need them
+  const weights = () => (w ??= layer.stacked.gpuWeights());
+  const { rec, pool, scratch } = run;
+  const keep = <G extends { destroy(): void }>(t: G): G => (scratch.push(t), t);
+  let fusedGrouping: { routing: RoutingGpu; grouped: GroupedRowsGpu } | undefined;
+  return {
+    route: (x) => {
+      const g = layer.gate;
+      const logits = keep(linearGpu(ctx, rec, x, g.weight.gpuValue, { bias: g.bias?.gpuValue, pool }));
+      const routerOpts = { pool, correctionBias: g.eScoreCorrectionBias?.gpuValue };
+      const T = x.shape[0];
+      if (useFusedDecodeRouting(T) && planGemms(layer, weights(), T, layer.numExpertsPerToken, layer.numExperts, layer.expertKernels) === 'gemv') {
+        // decode with the fewest tokens: routing, grouping and the active-expert list in one dispatch (route_decode);
+        // the group stage takes the grouping made here
+        const f = routeDecodeGpu(ctx, rec, logits, g.routerParams(), layer.moeDim, layer.hiddenDim, routerOpts);
+        fusedGrouping = { routing: f.routing, grouped: { grouping: keep(f.grouping), gemms: 'gemv', active: f.active } };
+        return { idx: keep(f.routing.idx), weights: keep(f.routing.weights) };
+      }
+      const r = routerGpu(ctx, rec, logits, g.routerParams(), routerOpts);
+      return { idx: keep(r.idx), weights: keep(r.weights) };
+    },
+    group: (r) => {
+      if (fusedGrouping && fusedGrouping.routing.idx === r.idx) return fusedGrouping.grouped;
+      const T = r.idx.shape[0];
+      const gemms = planGemms(layer, weights(), T, layer.numExpertsPerToken, layer.numExperts, layer.expertKernels);
+      if (gemms === 'gemv') {
+        // decode: grouping and active-expert list in one dispatch
+        const d = groupDecodeGpu(ctx, rec, r.idx, layer.numExperts, layer.moeDim, layer.hiddenDim, { pool });
+        return { grouping: keep(d.grouping), gemms, active: d.active };
+      }
+      // the multi-pass grouping that scales with T
+      return { grouping: keep(groupGpu(ctx, rec, r.idx, layer.numExperts, { pool })), gemms };
+    },
+    routedExperts: (x, g, rowScale) => {
+      const rw = weights();
+      return recordExpertGemms(layer, run, x, g, rw, { gateUp: expertBiasGpu(rw.gateUp, layer.stacked.gateUpBias), down: expertBiasGpu(rw.down, layer.stacked.downBias) }, layer.activation, rowScale);
+    },
+    sharedExperts: (x) => {
+      let shared: GpuTensor;
+      if (layer.sharedExperts) {
+        shared = keep(layer.sharedExperts.record(rec, x, { pool, scratch }));
+      } else if (layer.quantizedSharedExperts) {
+        // quantized shared experts: the expert GEMMs over a dense grouping (E = 1, identity order)
+        const T = x.shape[0];
+        const sw = layer.quantizedSharedExperts.gpuWeights();
+        const grouping = keep(denseGroupingGpu(ctx, rec, T, { pool }));
+        shared = recordExpertGemms(layer, run, x, { grouping, gemms: planGemms(layer, sw, T, 1, 1, 'auto') }, sw, {}, SHARED_EXPERT_ACTIVATION, undefined);
+      } else return undefined;
+      const gateLogit = layer.sharedExpertGate ? keep(layer.sharedExpertGate.record(rec, x, { pool })) : undefined; // [T, 1]
+      return { shared, gateLogit };
+    },
+    combine: (y, g, weights, shared) => combineGpu(ctx, rec, y, g.grouping, weights, { shared: shared?.shared, sharedGateLogit: shared?.gateLogit }),
+  };
+}
+
+/**
+ * Checks the largest buffers a GPU forward of T tokens allocates
+ * (input/output [T, H], router logits [T, E], expert rows [T*k, max(I, H)],
+ * shared expert [T, 2S]) against the device's buffer limits, before anything
+ * is allocated or recorded: a LimitError naming the limit and the tensor.
+ */
+export function checkForwardLimits(layer: MoE, T: number): void {
+  const ctx = layer.ctx!;
+  const f32 = (n: number) => gpuByteLength('float32', n);
+  const rows = T * layer.numExpertsPerToken;
+  checkBufferSize(ctx, f32(T * layer.hiddenDim), `MoE.forward input/output [${T}, ${layer.hiddenDim}]`);
+  checkBufferSize(ctx, f32(T * layer.numExperts), `MoE.forward router logits [${T}, ${layer.numExperts}]`);
+  checkBufferSize(ctx, f32(rows * layer.moeDim), `MoE.forward expert activations [${rows}, ${layer.moeDim}]`);
+  checkBufferSize(ctx, f32(rows * layer.hiddenDim), `MoE.forward expert outputs [${rows}, ${layer.hiddenDim}]`);
+  if (layer.hasSharedExperts) checkBufferSize(ctx, f32(T * 2 * layer.sharedExpertsDim), `MoE.forward shared expert activations [${T}, ${2 * layer.sharedExpertsDim}]`);
+}

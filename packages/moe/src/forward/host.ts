@@ -1,0 +1,73 @@
+/**
+ * The host implementation of the forward's stages (stages.ts): the
+ * TypeScript references of `@webmoe/kernels-wgsl`, f32 as the kernels.
+ */
+import {
+  combineRef,
+  denseGroupingRef,
+  groupRef,
+  groupedDownRef,
+  groupedGateUpRef,
+  linearRef,
+  routerRef,
+  type ExpertActivation,
+  type ExpertWeightsHost,
+  type GroupingRef,
+  type RoutingRef,
+} from '@webmoe/kernels-wgsl';
+import type { HostTensor } from '@webmoe/tensor';
+import type { MoE } from '../moe.js';
+import { SHARED_EXPERT_ACTIVATION, type MoEStages, type SharedExpertsOut } from './stages.js';
+
+/** The expert GEMMs on the host: gate_up (+ bias, activation) then down (+ bias), rows in grouped order. */
+function expertGemmsHost(
+  layer: MoE,
+  x: Float32Array,
+  g: GroupingRef,
+  w: { gateUp: ExpertWeightsHost; down: ExpertWeightsHost },
+  bias: { gateUp?: HostTensor; down?: HostTensor },
+  act: ExpertActivation,
+  rowScale: Float32Array | undefined,
+): Float32Array {
+  const aq = layer.expertActQuant();
+  return groupedDownRef(groupedGateUpRef(x, g, w.gateUp, bias.gateUp, act, rowScale, aq), g, w.down, bias.down, aq);
+}
+
+/**
+ * The stages of `layer` on the host (x f32 [T, H] as a Float32Array). The
+ * routed-experts stage runs the layer's own (local) experts on whatever
+ * grouping it is given: an expert-parallel rank passes the rows it received.
+ * @example `runMoEForward(moe, hostStages(moe), x)`
+ */
+export function hostStages(layer: MoE): MoEStages<Float32Array, RoutingRef, GroupingRef> {
+  const H = layer.hiddenDim;
+  return {
+    route: (x) => {
+      const T = x.length / H;
+      const g = layer.gate;
+      return routerRef(linearRef(x, T, g.weight.value, g.bias?.value), T, g.routerParams(), g.eScoreCorrectionBias?.value.toFloat32());
+    },
+    group: (r) => groupRef(r.idx, r.idx.length / layer.numExpertsPerToken, layer.numExpertsPerToken, layer.numExperts),
+    routedExperts: (x, g, rowScale) =>
+      expertGemmsHost(layer, x, g, layer.stacked.hostWeights(), { gateUp: layer.stacked.gateUpBias?.value, down: layer.stacked.downBias?.value }, layer.activation, rowScale),
+    sharedExperts: (x) => {
+      const T = x.length / H;
+      let shared: Float32Array;
+      if (layer.sharedExperts) shared = layer.sharedExperts.forwardHost(x, T);
+      else if (layer.quantizedSharedExperts) shared = expertGemmsHost(layer, x, denseGroupingRef(T), layer.quantizedSharedExperts.hostWeights(), {}, SHARED_EXPERT_ACTIVATION, undefined);
+      else return undefined;
+      return { shared, gateLogit: layer.sharedExpertGate?.forwardHost(x, T) };
+    },
+    combine: (y, g, weights, shared) => combineRef(y, g, weights, shared?.shared, shared?.gateLogit),
+  };
+}
+
+/**
+ * The combine stage over one slot per token: `out` [T, H] (rows an
+ * expert-parallel combine already summed) plus the shared experts, f32 as
+ * {@link hostStages}' combine adds them; `out` itself without shared experts.
+ * @example `addSharedHost(out, T, hostStages(moe).sharedExperts(x))`
+ */
+export function addSharedHost(out: Float32Array, T: number, shared: SharedExpertsOut<Float32Array> | undefined): Float32Array {
+  return shared ? combineRef(out, denseGroupingRef(T), null, shared.shared, shared.gateLogit) : out;
+}

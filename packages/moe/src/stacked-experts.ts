@@ -1,0 +1,70 @@
+/** The stacked routed-expert weights of a dense MoE (`experts.*` parameters) and the weight-set type MoE's forwards take. */
+import type { DeviceRef, DType } from '@webmoe/tensor';
+import type { ExpertStackGpu, ExpertWeightsHost, GpuContext } from '@webmoe/kernels-wgsl';
+import { Module, type Parameter } from '@webmoe/nn';
+import { GpuExpertStacks } from './expert-stacks.js';
+
+/** The expert weights of an MoE, in the kernels' terms (dense or quantized kinds; `MoE.record` takes one to override the stacked weights). @example `moe.record(rec, x, pool, scratch, { gateUp: { kind: 'fp8_block', q, scaleInv, block: [128, 128] }, down })` */
+export interface ExpertWeightSet<W> {
+  /** [E, 2I, H] */
+  gateUp: W;
+  /** [E, H, I] */
+  down: W;
+}
+
+/**
+ * Stacked routed-expert weights (`experts.gate_up_proj` [E, 2I, H],
+ * `experts.down_proj` [E, H, I], optional biases [E, 2I] and [E, H]) in the
+ * module's storage dtype. Quantized containers (fp8 blocks, MXFP4) plug in
+ * as other implementations of `hostWeights()` / `gpuWeights()`.
+ *
+ * @example
+ * ```ts
+ * const ex = new StackedExperts({ numExperts: 8, hiddenDim: 64, moeDim: 32 });
+ * ex.gateUpProj.shape // [8, 64, 64]
+ * ```
+ */
+export class StackedExperts extends Module {
+  readonly gateUpProj: Parameter;
+  readonly downProj: Parameter;
+  readonly gateUpBias: Parameter | undefined;
+  readonly downBias: Parameter | undefined;
+  /** How gate_up's rows pair into outputs (the activation's layout): what a split inside an expert keeps together. */
+  readonly gateUpLayout: 'concat' | 'interleaved';
+  private readonly gpuStacks = new GpuExpertStacks();
+  constructor(opts: { numExperts: number; hiddenDim: number; moeDim: number; hasBias?: boolean; dtype?: DType; device?: DeviceRef; ctx?: GpuContext; gateUpLayout?: 'concat' | 'interleaved' }) {
+    super(opts);
+    const { numExperts: E, hiddenDim: H, moeDim: I } = opts;
+    this.gateUpProj = this.addParameter('gate_up_proj', [E, 2 * I, H]);
+    this.downProj = this.addParameter('down_proj', [E, H, I]);
+    this.gateUpBias = opts.hasBias ? this.addParameter('gate_up_proj_bias', [E, 2 * I]) : undefined;
+    this.downBias = opts.hasBias ? this.addParameter('down_proj_bias', [E, H]) : undefined;
+    this.gateUpLayout = opts.gateUpLayout ?? 'concat';
+  }
+  /** Host containers for the reference GEMMs. */
+  hostWeights(): ExpertWeightSet<ExpertWeightsHost> {
+    return { gateUp: { kind: 'dense', w: this.gateUpProj.value }, down: { kind: 'dense', w: this.downProj.value } };
+  }
+  /**
+   * GPU containers for the expert GEMMs: the parameters' GPU values, or, for
+   * a stack over the context's maxBindingBytes, the stack split over several
+   * buffers (its biases inside; see {@link expertBiasGpu}).
+   */
+  gpuWeights(): ExpertWeightSet<ExpertStackGpu> {
+    return this.gpuStacks.weights({ gateUp: () => ({ kind: 'dense', w: this.gateUpProj.gpuValue }), down: () => ({ kind: 'dense', w: this.downProj.gpuValue }) });
+  }
+  /** Uploads the stacks (split where they exceed a binding). */
+  protected override afterLoad(): void {
+    if (!this.device.isGpu()) return super.afterLoad();
+    const h = this.hostWeights();
+    this.gpuStacks.upload(
+      this.ctx!,
+      { host: h.gateUp, tensors: [this.gateUpProj], bias: this.gateUpBias, layout: this.gateUpLayout, label: 'experts.gate_up_proj' },
+      { host: h.down, tensors: [this.downProj], bias: this.downBias, layout: 'rows', label: 'experts.down_proj' },
+    );
+  }
+  override destroy(): void {
+    super.destroy();
+    this.gpuStacks.destroy();
+  }
+}
