@@ -8,7 +8,7 @@ export { VERSION } from './version.js';
 export { ConfigError, CheckpointError, UnsupportedError } from './errors.js';
 export { MoEGate, SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV3Gate, Llama4Gate, type GateOptions, type GateClass } from './gates.js';
 export { MoE, StackedExperts, type MoEOptions, type ExpertWeightSet, type MoEGpuBytes, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
-export { expertBiasGpu } from './expert-stacks.js';
+export { expertBiasGpu, type UploadedStack } from './expert-stacks.js';
 export { MoEStack } from './stack.js';
 export { ShardedMoE, type ShardedHFLoadOptions, type ShardedMoEOptions } from './sharded.js';
 export { openHFCheckpoint, type MoECheckpoint, type CheckpointTensorInfo } from './checkpoint.js';

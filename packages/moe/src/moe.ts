@@ -33,9 +33,10 @@ import {
   expertWeightBytes,
   type ExpertStackGpu,
   type ExpertWeightsHost,
+  type ExpertWeightsShape,
   type GpuContext,
 } from '@webmoe/kernels-wgsl';
-import { GpuExpertStacks, expertBiasGpu } from './expert-stacks.js';
+import { GpuExpertStacks, expertBiasGpu, type StackParams, type UploadedStack } from './expert-stacks.js';
 import { Module, MLP, Linear, LayerList, NotLoadedError, type Parameter, type MLPActivation } from '@webmoe/nn';
 import { MoEGate, type GateClass, type GateOptions } from './gates.js';
 import { UnsupportedError } from './errors.js';
@@ -96,15 +97,25 @@ export class StackedExperts extends Module {
   gpuWeights(): ExpertWeightSet<ExpertStackGpu> {
     return this.gpuStacks.weights({ gateUp: () => ({ kind: 'dense', w: this.gateUpProj.gpuValue }), down: () => ({ kind: 'dense', w: this.downProj.gpuValue }) });
   }
+  /** The stacks without data (the parameters' dtypes and shapes). */
+  stackShapes(): ExpertWeightSet<ExpertWeightsShape> {
+    return { gateUp: { kind: 'dense', w: this.gateUpProj }, down: { kind: 'dense', w: this.downProj } };
+  }
+  private stackParams(h: ExpertWeightSet<ExpertWeightsHost> | undefined): [StackParams, StackParams] {
+    const sh = this.stackShapes();
+    return [
+      { host: h?.gateUp as ExpertWeightsHost, shape: sh.gateUp, tensors: [this.gateUpProj], bias: this.gateUpBias, layout: this.gateUpLayout, label: 'experts.gate_up_proj' },
+      { host: h?.down as ExpertWeightsHost, shape: sh.down, tensors: [this.downProj], bias: this.downBias, layout: 'rows', label: 'experts.down_proj' },
+    ];
+  }
   /** Uploads the stacks (split where they exceed a binding). */
   protected override afterLoad(): void {
     if (!this.device.isGpu()) return super.afterLoad();
-    const h = this.hostWeights();
-    this.gpuStacks.upload(
-      this.ctx!,
-      { host: h.gateUp, tensors: [this.gateUpProj], bias: this.gateUpBias, layout: this.gateUpLayout, label: 'experts.gate_up_proj' },
-      { host: h.down, tensors: [this.downProj], bias: this.downBias, layout: 'rows', label: 'experts.down_proj' },
-    );
+    this.gpuStacks.upload(this.ctx!, ...this.stackParams(this.hostWeights()));
+  }
+  /** Takes GPU stacks built outside `loadStateDict` (see `QuantizedExperts.setGpuStacks`); no host copy of the experts. */
+  setGpuStacks(given: ExpertWeightSet<UploadedStack>): void {
+    this.gpuStacks.adopt(...this.stackParams(undefined), given);
   }
   override destroy(): void {
     super.destroy();
