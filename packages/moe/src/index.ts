@@ -13,7 +13,7 @@ export { MoEStack } from './stack.js';
 export { ShardedMoE, type ShardedHFLoadOptions, type ShardedMoEOptions } from './sharded.js';
 export { openHFCheckpoint, type MoECheckpoint, type CheckpointTensorInfo } from './checkpoint.js';
 export { parseHFMoEConfig, HF_MOE_MODEL_TYPES, type HFMoEModelType, type HFExpertLayout, type HFMoESpec } from './hf-config.js';
-export type { HFLoadOptions, MoEWeightDType } from './hf-loader.js';
+export { STREAM_EXPERTS_BYTES, type HFLoadOptions, type MoEWeightDType } from './hf-loader.js';
 export {
   QuantizedExperts,
   parseHFQuantConfig,
