@@ -51,9 +51,10 @@ export class GpuExpertStacks {
    * parameters keep no host value. On a mismatch (typed error) nothing is
    * taken and the caller still owns the stacks.
    */
-  adopt(gateUp: StackParams, down: StackParams, given: { gateUp: UploadedStack; down: UploadedStack }): void {
-    checkAdopted(gateUp, given.gateUp);
-    checkAdopted(down, given.down);
+  adopt(ctx: GpuContext | undefined, gateUp: StackParams, down: StackParams, given: { gateUp: UploadedStack; down: UploadedStack }): void {
+    if (!ctx) throw new ValueError('setGpuStacks', 'a module on a GPU device', 'a CPU module');
+    checkAdopted(ctx, gateUp, given.gateUp);
+    checkAdopted(ctx, down, given.down);
     this.destroy();
     for (const s of [gateUp, down]) for (const p of [...s.tensors, s.bias]) p?.destroy();
     this.chunked.gateUp = take(gateUp, given.gateUp);
@@ -100,8 +101,12 @@ function take(s: StackParams, up: UploadedStack): ChunkedExpertWeightsGpu | unde
 }
 
 /** Checks a GPU stack against a module's stack: kind, [E, rows, cols], each tensor's dtype, the bias. */
-function checkAdopted(s: StackParams, up: UploadedStack): void {
+function checkAdopted(ctx: GpuContext, s: StackParams, up: UploadedStack): void {
   const what = `${s.label} (GPU stack)`;
+  for (const t of [...expertTensors(up.weights), ...(up.bias ? [up.bias] : [])]) {
+    // the module's context (a context made with withMaxBindingBytes shares its device)
+    if (t.ctx.device !== ctx.device) throw new ValueError(`${what} tensors`, "GPU tensors on the module's device", `a tensor (${t.dtype} [${t.shape.join(', ')}]) of another device`);
+  }
   const want = expertDims(s.shape, s.label);
   const got = expertDims(up.weights, what);
   if (got.E !== want.E || got.rows !== want.rows || got.cols !== want.cols) throw new ShapeError(what, [want.E, want.rows, want.cols], [got.E, got.rows, got.cols]);

@@ -115,7 +115,7 @@ export class StackedExperts extends Module {
   }
   /** Takes GPU stacks built outside `loadStateDict` (see `QuantizedExperts.setGpuStacks`); no host copy of the experts. */
   setGpuStacks(given: ExpertWeightSet<UploadedStack>): void {
-    this.gpuStacks.adopt(...this.stackParams(undefined), given);
+    this.gpuStacks.adopt(this.device.isGpu() ? this.ctx : undefined, ...this.stackParams(undefined), given);
   }
   override destroy(): void {
     super.destroy();

@@ -353,7 +353,7 @@ export class QuantizedExperts extends Module {
    */
   setGpuStacks(given: { gateUp: UploadedStack; down: UploadedStack }): void {
     const [gu, dn] = this.stackParams(undefined);
-    this.gpuStacks.adopt(gu, dn, given);
+    this.gpuStacks.adopt(this.device.isGpu() ? this.ctx : undefined, gu, dn, given);
   }
   override destroy(): void {
     super.destroy();

@@ -8,10 +8,10 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeviceRef } from '@webmoe/tensor';
-import { type ExpertStackGpu, type GpuContext } from '@webmoe/kernels-wgsl';
+import { DTypeError, DeviceRef, ShapeError, ValueError } from '@webmoe/tensor';
+import { createExpertStack, createGpuContext, destroyExpertWeights, type ExpertStackGpu, type ExpertWeightsShape, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, withMaxBindingBytes } from '@webmoe/kernels-wgsl/testing';
-import { ConfigError, MoE, UnsupportedError, type HFLoadOptions } from '../src/index.js';
+import { ConfigError, MoE, UnsupportedError, type HFLoadOptions, type UploadedStack } from '../src/index.js';
 import { FIXTURES, forwardLogged, goldenTensors, loadGolden } from './helpers.js';
 import { writeWideQuantCheckpoint } from './quant-checkpoint.js';
 
@@ -119,5 +119,47 @@ describe('MoE.fromHuggingFace({ streamExperts: true })', () => {
     await expect(MoE.fromHuggingFace({ source: `${FIXTURES}/mixtral`, layer: 0, streamExperts: 'yes' as never })).rejects.toThrow(ConfigError);
     if (!ctx) return;
     await expect(MoE.fromHuggingFace({ source: `${FIXTURES}/gpt_oss`, layer: 0, device: DeviceRef.GPU(), ctx, streamExperts: true })).rejects.toThrow(UnsupportedError);
+  });
+});
+
+describe('setGpuStacks: GPU stacks made outside loadStateDict, checked against the parameters', () => {
+  const opts = { hiddenDim: 64, numExperts: 4, numExpertsPerToken: 2, moeDim: 32 };
+  const fp8 = { format: 'fp8_block' as const, weightBlockSize: [32, 32] as [number, number] };
+
+  it('a stack of the wrong shape, dtype, kind or device is a typed error; nothing is taken and the layer keeps its weights', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const cx = ctx;
+    const moe = new MoE({ ...opts, devices: [DeviceRef.GPU()], ctx: cx, dtype: 'bfloat16', quantConfig: fp8 });
+    const other = await createGpuContext();
+    const made: UploadedStack[] = [];
+    const make = (shape: ExpertWeightsShape, layout: 'concat' | 'rows', on: GpuContext = cx) => {
+      const s = createExpertStack(on, shape, { layout, maxBindingBytes: 8192 });
+      made.push(s);
+      return s;
+    };
+    try {
+      const sh = moe.stacked.stackShapes();
+      const good = { gateUp: make(sh.gateUp, 'concat'), down: make(sh.down, 'rows') };
+      expect(good.gateUp.weights.kind, 'gate_up split at 8 KiB').toBe('chunked');
+      expect(good.down.weights.kind, 'down in one buffer per tensor').toBe('fp8_block');
+      const bad = (what: Partial<typeof good>) => () => moe.stacked.setGpuStacks({ ...good, ...what });
+      if (sh.gateUp.kind !== 'fp8_block') throw new Error('fp8 expected');
+      expect(bad({ gateUp: make({ ...sh.gateUp, q: { dtype: 'float8_e4m3fn', shape: [4, 64, 96] }, scaleInv: { dtype: 'float32', shape: [4, 2, 3] } }, 'concat') })).toThrow(ShapeError);
+      expect(bad({ gateUp: make({ ...sh.gateUp, q: { dtype: 'float8_e5m2', shape: [4, 64, 64] } }, 'concat') })).toThrow(DTypeError);
+      expect(bad({ down: make({ kind: 'dense', w: { dtype: 'bfloat16', shape: [4, 64, 32] } }, 'rows') })).toThrow(/kind/);
+      expect(bad({ down: make(sh.down, 'rows', other) })).toThrow(/another device/);
+      expect(moe.stacked.gateUpProj.gpu, 'nothing taken').toBeUndefined();
+      expect(() => moe.stacked.gpuWeights()).toThrow(); // still not loaded
+      moe.stacked.setGpuStacks(good);
+      made.splice(made.indexOf(good.gateUp), 1);
+      made.splice(made.indexOf(good.down), 1);
+      expect(moe.stacked.gpuWeights().gateUp).toBe(good.gateUp.weights);
+      const cpu = new MoE({ ...opts, quantConfig: fp8 });
+      expect(() => cpu.stacked.setGpuStacks(good)).toThrow(ValueError);
+    } finally {
+      for (const m of made) destroyExpertWeights(m.weights);
+      moe.destroy();
+      other.destroy();
+    }
   });
 });
