@@ -386,7 +386,7 @@ async function readExpertPiece(ck: MoECheckpoint, spec: HFMoESpec, prefix: strin
  * streams GPU layers of per-expert checkpoints whose gate_up stack exceeds
  * STREAM_EXPERTS_BYTES; `true` where streaming is not possible is a typed error.
  */
-function streamDecision(opts: HFLoadOptions, device: DeviceRef, spec: HFMoESpec, quant: ResolvedQuantConfig | undefined, ct: boolean, dtype: DType): boolean {
+export function streamDecision(opts: HFLoadOptions, device: DeviceRef, spec: HFMoESpec, quant: ResolvedQuantConfig | undefined, ct: boolean, dtype: DType): boolean {
   const want = opts.streamExperts ?? 'auto';
   if (want !== true && want !== false && want !== 'auto') throw new ConfigError('streamExperts', "true | false | 'auto'", want);
   if (want === false) return false;
