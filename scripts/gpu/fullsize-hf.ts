@@ -12,10 +12,11 @@
 //  4. prints the load time, forward times, gpuBytes against the packed bytes + scales (must be within 2%), chunk counts.
 //
 //   node scripts/gpu/build-one.mjs scripts/gpu/fullsize-hf.ts .gpu-kit/fullsize-hf.mjs
-//   bash .gpu-kit/enter.sh node .gpu-kit/fullsize-hf.mjs DIR [--reuse] [--small]
+//   bash .gpu-kit/enter.sh node .gpu-kit/fullsize-hf.mjs DIR [--reuse] [--small | --experts N]
 // DIR: where the checkpoint goes (about 11.3 GB of disk; --reuse keeps a checkpoint already there). --small: the same
 // code path on a small layer (E 16, H 256, I 256) with the binding limit lowered so that every gate_up expert is cut
-// in pieces (what CI runs on lavapipe). Exit code 1 when a check fails.
+// in pieces (what CI runs on lavapipe). --experts N: the real H and I with N routed experts (a smaller disk and host
+// footprint, e.g. on lavapipe). Exit code 1 when a check fails.
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
@@ -26,16 +27,21 @@ import { checkRunner } from '../../apps/bench/src/check-pool.js';
 import { relErr64 } from '../../apps/bench/src/check.js';
 
 const args = process.argv.slice(2);
-const dir = args.find((a) => !a.startsWith('--'));
+const ei = args.indexOf('--experts');
+const dir = args.find((a, i) => !a.startsWith('--') && !(ei >= 0 && i === ei + 1));
 if (!dir) {
-  console.error('usage: fullsize-hf.mjs DIR [--reuse] [--small]');
+  console.error('usage: fullsize-hf.mjs DIR [--reuse] [--small | --experts N]');
   process.exit(2);
 }
 const small = args.includes('--small');
 const reuse = args.includes('--reuse');
+const experts = ei >= 0 ? Number(args[ei + 1]) : 256;
+if (!(Number.isInteger(experts) && experts >= 16 && experts % 8 === 0)) throw new Error(`--experts: a multiple of 8 >= 16 expected, got ${args[ei + 1]}`);
 
-/** The layer: DeepSeek-V3 (config.json of deepseek-ai/DeepSeek-V3), or the small stand-in of --small. */
-const S = small ? { H: 256, I: 256, E: 16, k: 4, nGroup: 4, topkGroup: 2 } : { H: 7168, I: 2048, E: 256, k: 8, nGroup: 8, topkGroup: 4 };
+/** The layer: DeepSeek-V3 (config.json of deepseek-ai/DeepSeek-V3; --experts N keeps N of its 256 routed experts), or the small stand-in of --small. */
+const S = small ? { H: 256, I: 256, E: 16, k: 4, nGroup: 4, topkGroup: 2 } : { H: 7168, I: 2048, E: experts, k: 8, nGroup: 8, topkGroup: 4 };
+/** Streamed always (the full layer would be by default: 'auto' streams stacks over 1 GiB). */
+const streamExperts = S.E === 256 ? 'auto' : true;
 const LAYER = 3;
 const BLOCK = 128;
 const PREFIX = `model.layers.${LAYER}.mlp.`;
@@ -317,7 +323,7 @@ const loc = locate(dir);
 const ctx = await createGpuContext(small ? { maxBindingBytes: Math.floor((0.6 * 2 * S.I * S.H) / 4) * 4 } : {});
 console.log(`adapter ${ctx.adapterName}, ${ctx.maxBindingBytes} bytes per binding`);
 const t0 = performance.now();
-const moe = await MoE.fromHuggingFace({ source: dir, layer: LAYER, device: DeviceRef.GPU(), ctx, activationQuant: 'none', streamExperts: small ? true : 'auto' });
+const moe = await MoE.fromHuggingFace({ source: dir, layer: LAYER, device: DeviceRef.GPU(), ctx, activationQuant: 'none', streamExperts });
 const loadS = (performance.now() - t0) / 1000;
 const w = moe.stacked.gpuWeights();
 const bytes = moe.gpuBytes();

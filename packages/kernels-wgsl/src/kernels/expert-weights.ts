@@ -2,9 +2,9 @@
  * Shapes and validation of expert weight containers (`ExpertWeightsGpu` /
  * `ExpertWeightsHost`), shared by the grouped GEMMs and their references.
  */
-import { DTYPES, DTypeError, HostTensor, ShapeError, ValueError, allocHost, type DType, type HostArray } from '@webmoe/tensor';
+import { DTYPES, DTypeError, HostTensor, ShapeError, ValueError, type DType, type HostArray } from '@webmoe/tensor';
 import type { GpuContext } from '../runtime/context.js';
-import { GpuTensor } from '../runtime/tensor.js';
+import { GpuTensor, checkBufferSize, gpuByteLength } from '../runtime/tensor.js';
 import { LimitError } from '../runtime/errors.js';
 import type { ChunkedExpertWeightsGpu, ChunkedExpertWeightsHost, ExpertChunk, ExpertRowLayout, ExpertStackGpu, ExpertStackHost, ExpertWeightsGpu, ExpertWeightsHost, ExpertWeightsShape } from './moe-types.js';
 
@@ -525,6 +525,34 @@ function chunkTensorShape(shape: readonly number[], g: number, rows: number, lay
   return [r.experts, local, ...shape.slice(2)];
 }
 
+/** A GPU buffer mapped at creation for a tensor of `shape`: `put` copies a host tensor into its i-th slot of that size, `finish` unmaps it as a GpuTensor. */
+interface MappedTensor extends Shaped {
+  put(src: HostTensor, i: number): void;
+  finish(): GpuTensor;
+  destroy(): void;
+}
+
+function mappedTensor(ctx: GpuContext, dtype: DType, shape: number[], label: string): MappedTensor {
+  ctx.assertAlive();
+  const bytes = gpuByteLength(dtype, shape.reduce((a, b) => a * b, 1));
+  checkBufferSize(ctx, bytes, label);
+  const buf = ctx.device.createBuffer({ label, size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, mappedAtCreation: true });
+  const view = new Uint8Array(buf.getMappedRange());
+  return {
+    dtype,
+    shape,
+    put: (src, i) => {
+      const b = src.bytes();
+      view.set(b, i * b.byteLength);
+    },
+    finish: () => {
+      buf.unmap();
+      return new GpuTensor(ctx, dtype, shape, buf);
+    },
+    destroy: () => buf.destroy(),
+  };
+}
+
 /** The chunks (or the single range) of a stack shape, checked, with the binding limit of `opts` capped by the context's. */
 function planStack(ctx: GpuContext, shape: ExpertWeightsShape, opts: ExpertStackPlanOptions, what: string): { E: number; rows: number; cols: number; layout: ExpertRowLayout; ranges: ExpertChunkRange[]; label: string } {
   const { E, rows, cols } = plainDims(shape, `${what} shape`);
@@ -602,13 +630,15 @@ function mapShape(w: ExpertWeightsShape, f: (t: Shaped, g: number, field: string
  * Uploads an expert stack of `shape` read one expert at a time
  * (`readExpert(e)`: a container of that expert alone, E = 1, as the stack
  * stores it, and its bias row), never holding the whole stack on the host:
- * each chunk of {@link planExpertChunks} is assembled in host buffers of its
- * own size (at most the binding limit per tensor), uploaded and released
- * before the next. An expert split over several chunks is read once. The
+ * each chunk of {@link planExpertChunks} is assembled in its own buffers
+ * (mapped at creation: host memory of at most the binding limit per tensor),
+ * unmapped before the next. An expert split over several chunks is read once. The
  * stacks of a checkpoint larger than host memory or than one typed array
  * (DeepSeek-V3's gate_up: 15 GB in bf16) load this way. Each piece is
  * checked (kind, dtypes, [1, rows, cols]); on any error nothing stays
- * allocated. The result is what {@link uploadExpertStack} gives.
+ * allocated. The chunk's buffers are mapped at creation and each expert's
+ * rows are copied straight into them. The result is what
+ * {@link uploadExpertStack} gives.
  *
  * @example
  * ```ts
@@ -644,33 +674,33 @@ export async function uploadExpertStackStreamed(
     last = { e, piece: p };
     return p;
   };
-  const one: ExpertChunkRange = { e0: 0, experts: 1, o0: 0, outputs: 0 };
   const chunks: ExpertChunk<ExpertWeightsGpu, GpuTensor>[] = [];
   try {
     for (const [i, r] of ranges.entries()) {
-      // the chunk's host tensors (at most one binding each), filled expert by expert
-      const host = mapShape(shape, (t, g) => {
-        const s = chunkTensorShape(t.shape, g, rows, layout, r);
-        return new HostTensor(t.dtype, s, allocHost(t.dtype, s.reduce((a, b) => a * b, 1)) as HostArray);
-      }) as ExpertWeightsHost;
-      const hostBias = opts.biasDtype ? new HostTensor(opts.biasDtype, chunkTensorShape([E, rows], 1, rows, layout, r), allocHost(opts.biasDtype, r.experts * rowsOfOutputs(layout, r.outputs)) as HostArray) : undefined;
-      const part = { ...one, o0: r.o0, outputs: r.outputs };
-      for (let e = r.e0; e < r.e0 + r.experts; e++) {
-        const p = await piece(e);
-        const dst = slots(host);
-        slots(p.w).forEach((s, j) => {
-          const src = chunkTensor(s.t, s.g, 1, rows, layout, part);
-          dst[j].t.data.set(src.data as never, (e - r.e0) * src.size);
-        });
-        if (hostBias && p.bias) {
-          const src = chunkTensor(p.bias, 1, 1, rows, layout, part);
-          hostBias.data.set(src.data as never, (e - r.e0) * src.size);
-        }
-      }
       const l = ranges.length === 1 ? label : `${label}.${i}`;
-      const w = uploadExpertWeights(ctx, host, l);
-      chunks.push({ ...r, w });
-      if (hostBias) chunks[i].bias = GpuTensor.upload(ctx, hostBias, `${l}.bias`);
+      // the chunk's buffers, mapped at creation: each expert's rows are copied straight into them (no host copy of the chunk)
+      const mapped: MappedTensor[] = [];
+      try {
+        const w = mapShape(shape, (t, g, field) => {
+          const m = mappedTensor(ctx, t.dtype, chunkTensorShape(t.shape, g, rows, layout, r), `${l}.${field}`);
+          mapped.push(m);
+          return m;
+        }) as Record<string, unknown>;
+        const bias = opts.biasDtype ? mappedTensor(ctx, opts.biasDtype, chunkTensorShape([E, rows], 1, rows, layout, r), `${l}.bias`) : undefined;
+        if (bias) mapped.push(bias);
+        const part: ExpertChunkRange = { e0: 0, experts: 1, o0: r.o0, outputs: r.outputs };
+        for (let e = r.e0; e < r.e0 + r.experts; e++) {
+          const p = await piece(e);
+          const dst = slots(w as Plain<MappedTensor>);
+          slots(p.w).forEach((s, j) => dst[j].t.put(chunkTensor(s.t, s.g, 1, rows, layout, part), e - r.e0));
+          if (bias && p.bias) bias.put(chunkTensor(p.bias, 1, 1, rows, layout, part), e - r.e0);
+        }
+        const gw = mapShape(w as unknown as ExpertWeightsShape, (t) => (t as unknown as MappedTensor).finish()) as ExpertWeightsGpu;
+        chunks.push({ ...r, w: gw, ...(bias ? { bias: bias.finish() } : {}) });
+      } catch (e) {
+        for (const m of mapped) m.destroy();
+        throw e;
+      }
     }
   } catch (e) {
     destroyChunks(chunks);
