@@ -16,6 +16,7 @@ import { stagedTol, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { hostForwardMs, perLayerChain, stackChain } from './chain.js';
 import type { MoE } from '@webmoe/moe';
 import { findModel, type BenchDtype, type ModelSpec } from './models.js';
+import { memoryLine } from './expert-gen.js';
 import { burnGpu, measureFmaCpu, measureFmaGpu } from './peak.js';
 import { Progress } from './progress.js';
 import { SCHEMA, type BenchReport, type KernelTime, type ResultRow } from './schema.js';
@@ -191,6 +192,7 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
     const errs = ctx.takeUncapturedErrors();
     if (errs.length) throw new Error(`uncaptured GPU errors: ${errs.join('; ')}`);
     row.check = check;
+    if (layer.memory) Object.assign(row, { gpuBytes: layer.memory.gpu.total, packedBytes: layer.memory.packed, chunks: layer.memory.chunks });
     if (check && !check.pass) row.error = checkFailure(check);
     return finishRow(row, spec, dtype, Number.isFinite(hit) ? hit : expectedDistinctExperts(spec.E, spec.k, T), Number.isFinite(hit) ? 'routing' : 'expected-uniform', copyGBps, peakTflops);
   } finally {
@@ -284,6 +286,7 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
       let stackNote: string | undefined;
       try {
         layer = await createLayer(ctx, spec, dtype);
+        if (layer.memory) p.log(`${spec.name} ${dtype}: ${memoryLine(layer.memory)}`);
       } catch (e) {
         err = e;
       }
@@ -310,7 +313,8 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
           }
         }
         const r = results[results.length - 1];
-        p.tick(`${spec.name} ${dtype} T=${T}: ${r.error ? `FAILED: ${r.error.slice(0, 400)}` : r.medianMs.toFixed(3) + ' ms'}`);
+        const mem = r.gpuBytes && r.chunks ? ` (${(r.gpuBytes / 1e9).toFixed(2)} GB, ${r.chunks.gateUp}+${r.chunks.down} chunks)` : '';
+        p.tick(`${spec.name} ${dtype} T=${T}: ${r.error ? `FAILED: ${r.error.slice(0, 400)}` : r.medianMs.toFixed(3) + ' ms'}${mem}`);
         onRow?.(report(results));
       }
       stack?.destroy();

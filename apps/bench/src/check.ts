@@ -3,7 +3,7 @@
  * times, on a sample of its tokens, against the float64 reference
  * (reference.ts) reading the weights the timed layer holds.
  */
-import type { ExpertStackGpu, GpuContext, GpuTensor } from '@webmoe/kernels-wgsl';
+import type { ChunkedExpertWeightsGpu, ExpertRowLayout, ExpertStackGpu, GpuContext, GpuTensor } from '@webmoe/kernels-wgsl';
 import { ValueError } from '@webmoe/tensor';
 import { checkRunner } from './check-pool.js';
 import { referenceForward, type ReferenceSpec, type StoredDtype, type StoredExperts, type StoredLayer, type StoredTensor } from './reference.js';
@@ -74,10 +74,92 @@ export function storedGpu(t: GpuTensor): StoredTensor {
   };
 }
 
-/** GPU expert weights (the kernels' containers) as the reference reads them. */
+/**
+ * Row ranges [a, b) of one expert's rows that hold its outputs [o0, o0 + n)
+ * in `layout`, in the order a chunk stores them (kernels-wgsl
+ * `ExpertRowLayout`: 'rows' row o is output o; 'concat' gate rows then up
+ * rows, N = rows / 2; 'interleaved' rows 2o and 2o + 1).
+ */
+export function chunkRowRanges(layout: ExpertRowLayout, rows: number, o0: number, n: number): [number, number][] {
+  const N = layout === 'rows' ? rows : rows / 2;
+  if (o0 === 0 && n === N) return [[0, rows]];
+  if (layout === 'rows') return [[o0, o0 + n]];
+  if (layout === 'interleaved') return [[2 * o0, 2 * (o0 + n)]];
+  return [[o0, o0 + n], [N + o0, N + o0 + n]];
+}
+
+/**
+ * One tensor of a chunked stack (`pick` chooses it in each chunk; `g` weight
+ * rows per tensor row: the fp8 scale block rows, else 1) as the logical
+ * tensor [E, ceil(rows / g), ...] of the unsplit stack: a read of whole
+ * tensor rows reads each row from the chunk buffer that holds it.
+ */
+function storedChunked(w: ChunkedExpertWeightsGpu, pick: (c: ChunkedExpertWeightsGpu['chunks'][number]) => GpuTensor, g: number): StoredTensor {
+  const t0 = pick(w.chunks[0]);
+  if (!(t0.dtype in BYTES)) throw new Error(`check: cannot read a ${t0.dtype} tensor [${t0.shape.join(', ')}]`);
+  const dtype = t0.dtype as StoredDtype;
+  const rest = t0.shape.slice(2);
+  const tRows = Math.ceil(w.rows / g);
+  const rowBytes = rest.reduce((a, b) => a * b, 1) * BYTES[dtype];
+  // per expert: its tensor rows [a, b) and where they sit (tensor, byte offset of row a)
+  const segs: { a: number; b: number; t: GpuTensor; off: number }[][] = Array.from({ length: w.E }, () => []);
+  for (const c of w.chunks) {
+    const t = pick(c);
+    const ranges = chunkRowRanges(w.layout, w.rows, c.o0, c.outputs).map(([a, b]) => [a / g, Math.ceil(b / g)] as const);
+    const local = ranges.reduce((n, [a, b]) => n + b - a, 0);
+    for (let e = c.e0; e < c.e0 + c.experts; e++) {
+      let at = (e - c.e0) * local;
+      for (const [a, b] of ranges) {
+        segs[e].push({ a, b, t, off: at * rowBytes });
+        at += b - a;
+      }
+    }
+  }
+  const total = w.E * tRows * rowBytes;
+  return {
+    dtype,
+    shape: [w.E, tRows, ...rest],
+    read: async (offset, length) => {
+      if (offset < 0 || offset + length > total || offset % rowBytes || length % rowBytes) throw new Error(`check: read [${offset}, ${offset + length}) of a chunked ${total}-byte tensor: whole rows of ${rowBytes} bytes expected`);
+      const out = new Uint8Array(length);
+      const first = offset / rowBytes;
+      const end = first + length / rowBytes;
+      for (let r = first; r < end; ) {
+        const e = Math.floor(r / tRows);
+        const re = r - e * tRows;
+        const s = segs[e].find((x) => re >= x.a && re < x.b);
+        if (!s) throw new Error(`check: row ${re} of expert ${e} is in no chunk`);
+        const n = Math.min(s.b - re, end - r);
+        out.set(await readGpuRange(s.t.ctx, s.t.buffer, s.off + (re - s.a) * rowBytes, n * rowBytes), (r - first) * rowBytes);
+        r += n;
+      }
+      return out;
+    },
+  };
+}
+
+/** The bias [E, rows] of a stack as the reference reads it: the chunks' biases of a chunked stack, else the plain bias tensor. */
+export function storedExpertBias(w: ExpertStackGpu, plain: GpuTensor | undefined): StoredTensor | undefined {
+  if (w.kind !== 'chunked') return plain ? storedGpu(plain) : undefined;
+  return w.chunks[0].bias ? storedChunked(w, (c) => c.bias!, 1) : undefined;
+}
+
+/** GPU expert weights (the kernels' containers, one buffer per tensor or split in chunks) as the reference reads them. */
 export function storedGpuExperts(w: ExpertStackGpu): StoredExperts {
   switch (w.kind) {
-    case 'chunked': throw new ValueError('bench check experts', 'a stack in one buffer per tensor (the check reads unsplit stacks)', `a stack split over ${w.chunks.length} chunks`);
+    case 'chunked': {
+      const c0 = w.chunks[0].w;
+      const field = <K extends string>(k: K) => (c: ChunkedExpertWeightsGpu['chunks'][number]) => (c.w as unknown as Record<K, GpuTensor>)[k];
+      switch (c0.kind) {
+        case 'dense': return { kind: 'dense', w: storedChunked(w, field('w'), 1) };
+        case 'fp8_block': return { kind: 'fp8_block', q: storedChunked(w, field('q'), 1), scaleInv: storedChunked(w, field('scaleInv'), c0.block[0]), block: c0.block };
+        case 'int_block':
+          if (c0.zeros) throw new ValueError('bench check experts', 'int blocks with the fixed zero point (the bench generates no zero points)', 'zero-point tensors');
+          return { kind: 'int_block', bits: c0.bits, q: storedChunked(w, field('q'), 1), scales: storedChunked(w, field('scales'), 1), blockSize: c0.blockSize };
+        case 'mxfp4': return { kind: 'mxfp4', blocks: storedChunked(w, field('blocks'), 1), scales: storedChunked(w, field('scales'), 1) };
+      }
+      throw new ValueError('bench check experts', "'dense' | 'fp8_block' | 'int_block' | 'mxfp4' chunks", (c0 as { kind: string }).kind);
+    }
     case 'dense': return { kind: 'dense', w: storedGpu(w.w) };
     case 'fp8_block': return { kind: 'fp8_block', q: storedGpu(w.q), scaleInv: storedGpu(w.scaleInv), block: w.block };
     case 'int_block': return { kind: 'int_block', bits: w.bits, q: storedGpu(w.q), scales: storedGpu(w.scales), blockSize: w.blockSize };

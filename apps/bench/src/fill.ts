@@ -89,6 +89,16 @@ export function fillKindOf(d: DType): FillKind {
  */
 export function randomGpuTensor(ctx: GpuContext, dtype: DType, shape: readonly number[], seed: number, kind: FillKind = fillKindOf(dtype), label = 'bench.weight'): GpuTensor {
   const t = GpuTensor.empty(ctx, dtype, shape, label);
+  fillGpuTensor(ctx, t, seed, kind);
+  return t;
+}
+
+/**
+ * Fills an allocated GPU tensor with the random words of `randomGpuTensor`
+ * (word i: hash of i and `seed`). Submits; does not wait.
+ * @example `fillGpuTensor(ctx, chunk.q, seed, 'e4m3')`
+ */
+export function fillGpuTensor(ctx: GpuContext, t: GpuTensor, seed: number, kind: FillKind = fillKindOf(t.dtype)): void {
   const words = t.byteLength / 4;
   const chunk = 1 << 24; // 16M words (64 MiB) per dispatch
   const rec = new Recorder(ctx, { label: 'bench.fill' });
@@ -103,7 +113,6 @@ export function randomGpuTensor(ctx: GpuContext, dtype: DType, shape: readonly n
     });
   }
   rec.submit();
-  return t;
 }
 
 function halfBf16(h: number): number {

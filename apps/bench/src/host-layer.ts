@@ -14,9 +14,9 @@ import type { BenchDtype, ModelSpec } from './models.js';
 import type { StoredDtype, StoredExperts, StoredLayer, StoredTensor } from './reference.js';
 
 /**
- * `spec`'s layer in `dtype` on the host with random weights: the values of
- * the GPU rows' layer 0 (same seeds and value kinds), loaded through
- * `loadStateDict`.
+ * `spec`'s layer in `dtype` on the host with random weights of the GPU
+ * rows' value kinds (the GPU rows generate theirs chunk by chunk on the GPU,
+ * expert-gen.ts), loaded through `loadStateDict`.
  * @example `const moe = createHostLayer(TINY, 'bf16'); moe.forwardHost(x, T)`
  */
 export function createHostLayer(spec: ModelSpec, dtype: BenchDtype): MoE {

@@ -97,7 +97,7 @@ export const MODELS: readonly ModelSpec[] = [
   },
 ];
 
-/** The models of a run without --models (Kimi-K2 and Llama-4-Maverick on request: their expert stacks exceed one storage binding until experts are chunked). */
+/** The models of a run without --models (Kimi-K2 and Llama-4-Maverick, 34 and 32 GB of bf16 experts, on request). */
 export const DEFAULT_MODELS: readonly string[] = ['mixtral-8x7b', 'qwen3-30b-a3b', 'gpt-oss-20b', 'deepseek-v2-lite', 'deepseek-v3'];
 
 /** Token counts of the full run. */
@@ -160,10 +160,9 @@ export function findModel(id: string): ModelSpec {
 
 /**
  * A copy of `m` with only `n` routed experts, same H, I, k and shared experts,
- * named `<model>/e<n>`. For layers whose stacked experts exceed one 2 GiB
- * storage binding (DeepSeek-V3: 15 GB bf16), which the layer does not split
- * yet: a decode token touches k routed + the shared experts of the same size
- * either way, so T=1 moves the real layer's bytes.
+ * named `<model>/e<n>` (the stand-in for DeepSeek-V3 before its stacks were
+ * split over buffers; kept for comparisons with those runs): a decode token
+ * touches k routed + the shared experts of the same size either way.
  * @example `findModel('deepseek-v3/e32').E // 32`
  */
 export function withExperts(m: ModelSpec, n: number): ModelSpec {

@@ -11,7 +11,7 @@
  * `GpuLayer.stored` describes the very buffers that forward reads, for the
  * row's check (check.ts).
  */
-import { DeepseekV3Gate, Llama4Gate, MoE, MoEGate, QuantizedExperts, SoftmaxTopKGate, TopKSoftmaxGate, gpuStages, type GateClass, type MoEOptions, type MoEQuantConfig } from '@webmoe/moe';
+import { DeepseekV3Gate, Llama4Gate, MoE, MoEGate, SoftmaxTopKGate, TopKSoftmaxGate, gpuStages, type GateClass, type MoEOptions, type MoEQuantConfig } from '@webmoe/moe';
 import {
   BufferPool,
   GpuOutOfMemoryError,
@@ -23,7 +23,8 @@ import {
 } from '@webmoe/kernels-wgsl';
 import { DeviceRef, HostTensor, allocHost, numel, type DType, type HostArray } from '@webmoe/tensor';
 import { fillKindOf, hash32, randomGpuTensor, randomWords, type FillKind } from './fill.js';
-import { storedGpu, storedGpuExperts } from './check.js';
+import { storedExpertBias, storedGpu, storedGpuExperts } from './check.js';
+import { layerMemory, randomExperts, type LayerMemory } from './expert-gen.js';
 import type { StoredLayer } from './reference.js';
 import { INT_BLOCK, layerDtype, storageDtype, type BenchDtype, type ModelSpec } from './models.js';
 
@@ -40,6 +41,8 @@ export interface GpuLayer {
   stored: StoredLayer;
   /** Bytes of all weights on the device. */
   weightBytes: number;
+  /** The layer's GPU bytes against the packed bytes its shape implies, and the chunks of its routed stacks. */
+  memory?: LayerMemory;
   /** The layer as `@webmoe/moe`'s MoE (impl 'moe'): what the chain and host-I/O timings call. */
   moe?: MoE;
   /** Records one forward; returns the output (caller-owned) and pushes scratch to `scratch`. */
@@ -143,24 +146,10 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
       for (const [name, p] of se.namedParameters()) sd[name] = randomHostTensor(p.dtype, p.shape, seedOf(`shared_experts.${name}`, salt));
       se.loadStateDict(sd);
     }
-    // packed experts: codes and scales in the formats randomExpertWeights generates, owned by the layer's parameters
-    const packed = new Set<unknown>();
-    const ex = moe.stacked;
-    if (ex instanceof QuantizedExperts) {
-      const own: GpuTensor[] = [];
-      const seeds = packedExpertSeeds(salt);
-      randomExpertWeights(ctx, dtype, spec.E, 2 * spec.I, spec.H, seeds.gateUp, own, 'experts.gate_up_proj');
-      randomExpertWeights(ctx, dtype, spec.E, spec.H, spec.I, seeds.down, own, 'experts.down_proj');
-      const [guW, guS, dnW, dnS] = own;
-      for (const [p, t] of [[ex.gateUpProj, guW], [ex.gateUpScale, guS], [ex.downProj, dnW], [ex.downScale, dnS]] as const) {
-        if (p.shape.join() !== t.shape.join() || p.dtype !== t.dtype) throw new Error(`bench: ${p.name} is ${p.dtype} [${p.shape}] but the generator made ${t.dtype} [${t.shape}]`);
-        p.gpu?.destroy();
-        p.gpu = t;
-        packed.add(p);
-      }
-    }
+    // routed experts (dense, or packed codes + scales; biases): generated on the GPU in chunks where a stack exceeds a binding (expert-gen.ts)
+    randomExperts(ctx, moe.stacked, dtype, salted(21, salt));
     for (const [name, p] of moe.namedParameters()) {
-      if (name.startsWith('shared_experts.') || packed.has(p)) continue;
+      if (name.startsWith('shared_experts.') || name.startsWith('experts.')) continue;
       p.gpu?.destroy();
       p.gpu = randomGpuTensor(ctx, p.dtype, p.shape, seedOf(name, salt), fillKindOf(p.dtype), name);
     }
@@ -177,8 +166,8 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
         correctionBias: opt(g.eScoreCorrectionBias?.gpuValue),
         gateUp: storedGpuExperts(experts.gateUp),
         down: storedGpuExperts(experts.down),
-        gateUpBias: opt(moe.stacked.gateUpBias?.gpuValue),
-        downBias: opt(moe.stacked.downBias?.gpuValue),
+        gateUpBias: storedExpertBias(experts.gateUp, moe.stacked.gateUpBias?.gpu),
+        downBias: storedExpertBias(experts.down, moe.stacked.downBias?.gpu),
         shared: sharedW ? { gateUp: storedGpu(sharedW.gateUp), down: storedGpu(sharedW.down) } : undefined,
       },
     };
@@ -255,6 +244,7 @@ export async function createLayer(ctx: GpuContext, spec: ModelSpec, dtype: Bench
     await ctx.sync();
     const m = moe as MoE | undefined;
     const tensors = new Set([...all, ...(m ? m.namedParameters().map(([, p]) => p.gpu).filter((t): t is GpuTensor => !!t) : [])]);
+    const memory = m ? layerMemory(spec, dtype, m) : undefined;
     return {
       spec,
       dtype,
@@ -262,7 +252,8 @@ export async function createLayer(ctx: GpuContext, spec: ModelSpec, dtype: Bench
       pool,
       record: made.record,
       stored: made.stored,
-      weightBytes: [...tensors].reduce((s, t) => s + t.byteLength, 0),
+      weightBytes: memory?.gpu.total ?? [...tensors].reduce((s, t) => s + t.byteLength, 0),
+      memory,
       moe: m,
       destroy() {
         m?.destroy();

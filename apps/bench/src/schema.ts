@@ -75,6 +75,12 @@ export interface ResultRow {
    * A row with `pass: false` also has `error`, and the bench exits non-zero.
    */
   check?: { relErr: number; tol: number; pass: boolean; tokens?: number; experts?: number; expertsRouted?: number; ties?: number; reason?: string };
+  /** GPU rows: every GPU byte of the layer (MoE.gpuBytes().total). */
+  gpuBytes?: number;
+  /** GPU rows: the packed bytes (codes + scales) of routed and shared experts the shape implies; the layer's expert bytes are within 2% of it (checked). */
+  packedBytes?: number;
+  /** GPU rows: buffers per routed stack (1: one buffer per tensor; more: split at the binding limit). */
+  chunks?: { gateUp: number; down: number };
   /** Set when the row could not run; the numbers are then NaN -> null in JSON. */
   error?: string;
   note?: string;

@@ -44,7 +44,7 @@ export function checkCell(c: ResultRow['check']): string {
  */
 export function formatTable(r: BenchReport, other?: BenchReport): string {
   const cmp = bestByKey(other);
-  const head = ['model', 'dtype', 'T', 'impl', 'median ms', 'p10', 'p90', 'wall ms', 'wallGpu ms', 'host us', 'stack ms', 'stack us', 'layers', 'wallHost ms', 'GB/s', 'xcopy', 'TFLOP/s', 'floor ms', 'experts', 'check'];
+  const head = ['model', 'dtype', 'T', 'impl', 'median ms', 'p10', 'p90', 'wall ms', 'wallGpu ms', 'host us', 'stack ms', 'stack us', 'layers', 'wallHost ms', 'GB/s', 'xcopy', 'TFLOP/s', 'floor ms', 'experts', 'check', 'GB', 'chunks'];
   if (other) head.push('other ms', 'other impl', 'ours/other', 'other wallGpu', 'wallGpu/other');
   const rows: string[][] = [head];
   for (const x of r.results) {
@@ -52,7 +52,7 @@ export function formatTable(r: BenchReport, other?: BenchReport): string {
       rows.push([x.model, x.dtype, String(x.tokens), x.impl ?? '', 'FAILED: ' + x.error.slice(0, x.check ? 200 : 100)]);
       continue;
     }
-    const line = [x.model, x.dtype, String(x.tokens), x.impl ?? '', f(x.medianMs), f(x.p10Ms), f(x.p90Ms), f(x.wallMs), f(x.wallGpuMs), f(x.hostUs), f(x.wallStackMs), f(x.stackHostUs), x.stack ? `${x.stackLayers}/${x.stack}` : '-', f(x.wallHostMs), f(x.gbps), f(x.copyRatio, 2), f(x.tflops), f(x.floorMs), `${f(x.expertsHit, 3)}${x.expertsHitSource === 'routing' ? '' : '*'}`, checkCell(x.check)];
+    const line = [x.model, x.dtype, String(x.tokens), x.impl ?? '', f(x.medianMs), f(x.p10Ms), f(x.p90Ms), f(x.wallMs), f(x.wallGpuMs), f(x.hostUs), f(x.wallStackMs), f(x.stackHostUs), x.stack ? `${x.stackLayers}/${x.stack}` : '-', f(x.wallHostMs), f(x.gbps), f(x.copyRatio, 2), f(x.tflops), f(x.floorMs), `${f(x.expertsHit, 3)}${x.expertsHitSource === 'routing' ? '' : '*'}`, checkCell(x.check), x.gpuBytes ? (x.gpuBytes / 1e9).toFixed(2) : '-', x.chunks ? `${x.chunks.gateUp}+${x.chunks.down}` : '-'];
     if (other) {
       const o = cmp.get(rowKey(x));
       line.push(o ? f(o.medianMs) : '-', o?.impl ?? '-', o ? f(x.medianMs / o.medianMs, 3) : '-', f(o?.wallGpuMs), o?.wallGpuMs ? f((x.wallGpuMs ?? NaN) / o.wallGpuMs, 3) : '-');

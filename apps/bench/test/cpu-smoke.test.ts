@@ -50,9 +50,9 @@ describe('CPU device', () => {
 });
 
 describe('packed experts on the CPU path', () => {
-  // the CPU layer holds the GPU rows' packed experts: the fill words of the same seeds and value kinds (moe-run.ts randomExpertWeights)
+  // the CPU layer's packed experts are the fill words of its seeds (packedExpertSeeds) and the GPU rows' value kinds (PACKED_FILL)
   for (const d of ['fp8', 'int4', 'int8', 'mxfp4'] as const) {
-    it(`the host layer's ${d} experts are the fill words of the GPU layer's seeds`, () => {
+    it(`the host layer's ${d} experts are the fill words of packedExpertSeeds`, () => {
       const ex = createHostLayer(TINY, d).stacked;
       expect(ex).toBeInstanceOf(QuantizedExperts);
       const q = ex as QuantizedExperts;

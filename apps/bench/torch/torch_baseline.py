@@ -34,8 +34,21 @@ SHAPES = {
  # module llama4, config model type llama4_text (the 9th field)
  'llama4-maverick':  ('llama4', 'Llama4TextMoe', dict(hidden_size=5120, intermediate_size=8192, intermediate_size_mlp=16384, num_local_experts=128, num_experts_per_tok=1), 5120, 8192, 128, 1, 1, 'llama4_text'),
 }
-# the bench's full run (the real-size layers beyond one GPU binding need chunked experts: kimi-k2 and llama4-maverick on request)
+# the bench's full run (kimi-k2 and llama4-maverick, 34 and 32 GB in bf16, on request: --models kimi-k2,llama4-maverick)
 DEFAULT_MODELS = ['mixtral-8x7b', 'qwen3-30b-a3b', 'gpt-oss-20b', 'deepseek-v2-lite', 'deepseek-v3']
+
+def make_block(mod, cls, cfg):
+    """One MoE block with N(0, 0.02) weights, made on the GPU directly in bf16: no f32 copy first, so that the
+    full-size layers (DeepSeek-V3 22.5 GB, Kimi-K2 34 GB, Llama-4-Maverick 32 GB in bf16) never need twice their size."""
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with torch.device(dev), torch.no_grad():
+            block = getattr(mod, cls)(cfg).eval()
+            for p in block.parameters(): p.data.normal_(0, 0.02)
+    finally:
+        torch.set_default_dtype(prev)
+    return block
 
 def quantile(xs, q):
     s = sorted(xs); pos = q * (len(s) - 1); lo = math.floor(pos); hi = math.ceil(pos)
@@ -95,17 +108,13 @@ def main():
                 rows.append(dict(model=mname, tokens=T, dtype='bf16', device=name, impl=impl, medianMs=None, p10Ms=None, p90Ms=None, gbps=None, tflops=None, kernels=[], error=msg[:300]))
             try:
                 cfg._experts_implementation = impl
-                with torch.device(dev):
-                    block = getattr(mod, cls)(cfg).to(torch.bfloat16).eval()
-                for p in block.parameters(): p.data.normal_(0, 0.02)
+                block = make_block(mod, cls, cfg)
                 # the chain's distinct blocks: as many as the memory budget allows, at most --stack
                 nbytes_block = sum(p.numel() * p.element_size() for p in block.parameters())
                 blocks = [block]
                 while len(blocks) < min(a.stack, max(1, int(a.stack_gib * 2**30 // nbytes_block))):
                     try:
-                        with torch.device(dev):
-                            b = getattr(mod, cls)(cfg).to(torch.bfloat16).eval()
-                        for p in b.parameters(): p.data.normal_(0, 0.02)
+                        b = make_block(mod, cls, cfg)
                     except torch.cuda.OutOfMemoryError:
                         torch.cuda.empty_cache(); break  # as many as fit
                     blocks.append(b)

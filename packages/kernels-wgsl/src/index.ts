@@ -59,6 +59,8 @@ export type {
   ExpertActivation,
   ExpertWeightsGpu,
   ExpertWeightsHost,
+  ExpertWeightsShape,
+  TensorShape,
   ExpertRowLayout,
   ExpertChunk,
   ChunkedExpertWeightsGpu,
@@ -89,12 +91,16 @@ export {
   expertTensors,
   uploadExpertWeights,
   uploadExpertStack,
+  uploadExpertStackStreamed,
+  createExpertStack,
   planExpertChunks,
   chunkExpertWeightsHost,
   destroyExpertWeights,
   type ExpertDims,
   type ExpertChunkRange,
   type UploadExpertStackOptions,
+  type ExpertStackPlanOptions,
+  type ExpertStreamPiece,
 } from './kernels/expert-weights.js';
 export { ACT_QUANT_GROUP, quantizeExperts, decodeExpertRow, type ExpertQuantFormat, type ExpertActQuantOptions } from './kernels/quant-ref.js';
 

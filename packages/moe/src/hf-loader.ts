@@ -1,5 +1,6 @@
-import { DeviceRef, HostTensor, Checkpoint, allocHost, shapeEquals, type CheckpointSource, type DType, type HostArray } from '@webmoe/tensor';
-import type { GpuContext } from '@webmoe/kernels-wgsl';
+import { DTYPES, DeviceRef, HostTensor, Checkpoint, allocHost, shapeEquals, type CheckpointSource, type DType, type HostArray } from '@webmoe/tensor';
+import { destroyExpertWeights, uploadExpertStackStreamed, type ExpertWeightsHost, type GpuContext } from '@webmoe/kernels-wgsl';
+import type { UploadedStack } from './expert-stacks.js';
 import { concatRows } from '@webmoe/nn';
 import { takeRanges } from '@webmoe/sharding';
 import { CheckpointError, ConfigError, UnsupportedError } from './errors.js';
@@ -34,7 +35,20 @@ export interface HFLoadOptions {
   expertShard?: { epSize: number; shardIndex: number };
   /** Quantized checkpoints: overrides the activation scheme of `quantization_config` ('none' weight-only, 'dynamic' fp8 w8a8). */
   activationQuant?: ActivationQuant;
+  /**
+   * Stream the routed experts (GPU layers of per-expert checkpoints: dense, fp8 blocks): each
+   * expert is read and copied into host buffers of one chunk of the stack (at most the binding
+   * limit), which is uploaded and released before the next, so no host array holds a whole stack
+   * (DeepSeek-V3's gate_up is 15 GB in bf16, beyond one typed array). The layer then keeps no host
+   * copy of its routed experts: `forwardHost`, `quantize()` and sharding of it need a non-streamed
+   * load. Default `'auto'`: streamed on a GPU when a routed stack exceeds {@link STREAM_EXPERTS_BYTES}.
+   * `true` elsewhere (CPU device, fused or compressed-tensors experts) is a ConfigError / UnsupportedError.
+   */
+  streamExperts?: boolean | 'auto';
 }
+
+/** Routed-expert stacks above this many bytes are streamed by default (`HFLoadOptions.streamExperts`). @example `STREAM_EXPERTS_BYTES // 1 GiB` */
+export const STREAM_EXPERTS_BYTES = 2 ** 30;
 
 function isCheckpoint(s: unknown): s is MoECheckpoint {
   return typeof s === 'object' && s !== null && 'tensorNames' in s && 'read' in s && 'info' in s;
@@ -136,6 +150,7 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef, 
   const quant = quantConfig ? normalizeQuantConfig(quantConfig) : undefined;
   if (!quant && opts.activationQuant === 'dynamic') throw new ConfigError('activationQuant', "'none' for an unquantized checkpoint (dynamic fp8 activations need quantized experts)", opts.activationQuant);
 
+  const stream = streamDecision(opts, device, spec, quant, !!ct, dtype);
   const moe = create({
     devices: [device],
     ctx: opts.ctx,
@@ -172,18 +187,20 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef, 
       await readCTExperts(ck, ct.experts, ct.quant, 'experts', sd);
       // expert parallel: this rank keeps its own experts [e0, e1) (the containers are [E, ...])
       if (moe.epSize > 1) for (const [name, t] of sd) if (name.startsWith('experts.')) sd.set(name, ownExperts(t));
-    } else if (quant) {
-      await readQuantizedExperts(ck, spec, prefix, quant, sd, (n, dt) => read(n, dt), [e0, e1], ownExperts);
+    } else if (stream) {
+      // the routed experts go straight to the GPU below, one expert at a time
     } else if (spec.experts.kind === 'per_expert') {
-      const { gate, up, down } = spec.experts;
-      const gu: HostTensor[] = [];
-      const dn: HostTensor[] = [];
-      for (let e = e0; e < e1; e++) {
-        gu.push(await read(`${prefix}experts.${e}.${gate}.weight`), await read(`${prefix}experts.${e}.${up}.weight`));
-        dn.push(await read(`${prefix}experts.${e}.${down}.weight`));
+      if (quant && quant.format !== 'fp8_block') throw new UnsupportedError('quantization_config', `${quant.format} experts in a per-expert layout`, 'per-expert fp8, fused mxfp4');
+      for (const [which, base] of [['gateUp', 'experts.gate_up_proj'], ['down', 'experts.down_proj']] as const) {
+        const pieces: ExpertWeightsHost[] = [];
+        for (let e = e0; e < e1; e++) pieces.push(await readExpertPiece(ck, spec, prefix, quant, read, e, which));
+        for (const [field, suffix] of Object.entries(PIECE_FIELDS)) {
+          const parts = pieces.map((p) => (p as unknown as Record<string, HostTensor | undefined>)[field]).filter((t): t is HostTensor => !!t);
+          if (parts.length) sd.set(base + suffix, concatRows(parts, [e1 - e0, ...parts[0].shape.slice(1)]));
+        }
       }
-      sd.set('experts.gate_up_proj', concatRows(gu, [e1 - e0, 2 * I, H]));
-      sd.set('experts.down_proj', concatRows(dn, [e1 - e0, H, I]));
+    } else if (quant) {
+      await readQuantizedExperts(ck, spec, prefix, quant, sd, (n, dt) => read(n, dt), ownExperts);
     } else {
       // [E, H, 2I] and [E, I, H] are [in, out]: transpose on the host, in the storage type.
       // Fused tensors are read whole and cut to this layer's experts (a safetensors tensor is one byte range).
@@ -203,7 +220,16 @@ async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef, 
       for (const p of ['gate_proj', 'up_proj', 'down_proj']) sd.set(`shared_experts.${p}.weight`, await read(`${sp}${p}.weight`));
       if (spec.shared.gate) sd.set('shared_expert_gate.weight', await read(prefix + spec.shared.gate));
     }
-    moe.loadStateDict(sd);
+    if (!stream) {
+      moe.loadStateDict(sd);
+      return moe;
+    }
+    // every module but the routed experts from the state dict; the experts streamed to their GPU stacks
+    for (const [name, child] of moe.namedChildren()) {
+      if (name === 'experts') continue;
+      child.loadStateDict(new Map([...sd].filter(([k]) => k.startsWith(`${name}.`)).map(([k, t]) => [k.slice(name.length + 1), t])));
+    }
+    await streamRoutedExperts(moe, opts.ctx!, (e, which) => readExpertPiece(ck, spec, prefix, quant, read, e0 + e, which));
     return moe;
   } catch (e) {
     moe.destroy();
@@ -290,11 +316,9 @@ function quantizedNeeds(spec: HFMoESpec, prefix: string, q: ResolvedQuantConfig)
 }
 
 /**
- * Reads quantized routed experts `[e0, e1)` into `sd` as they are stored: fp8
- * codes of gate and up stacked into [E, 2I, H] (bytes copied, no conversion;
- * only those experts' tensors are read), their scale_inv into
- * [E, 2I/br, ceil(H/bc)]; mxfp4 blocks/scales kept as is (fused: read whole,
- * then `own` cuts them to the range).
+ * Reads fused quantized routed experts into `sd` as they are stored: mxfp4
+ * blocks/scales read whole, then `own` cuts them to the layer's experts.
+ * (Per-expert fp8 experts are read by {@link readExpertPiece}.)
  */
 async function readQuantizedExperts(
   ck: MoECheckpoint,
@@ -303,32 +327,8 @@ async function readQuantizedExperts(
   q: ResolvedQuantConfig,
   sd: Map<string, HostTensor>,
   readFloat: (name: string, dt: DType) => Promise<HostTensor>,
-  [e0, e1]: [number, number],
   own: (t: HostTensor) => HostTensor,
 ): Promise<void> {
-  const { hiddenDim: H, moeDim: I } = spec;
-  const E = e1 - e0;
-  if (q.format === 'fp8_block' && spec.experts.kind === 'per_expert') {
-    const [br, bc] = q.weightBlockSize;
-    checkStackable(`${prefix}experts.0.${spec.experts.gate}.weight_scale_inv`, I, br);
-    const { gate, up, down } = spec.experts;
-    const guQ: HostTensor[] = [];
-    const guS: HostTensor[] = [];
-    const dnQ: HostTensor[] = [];
-    const dnS: HostTensor[] = [];
-    for (let e = e0; e < e1; e++) {
-      const p = `${prefix}experts.${e}.`;
-      guQ.push(await ck.read(`${p}${gate}.weight`), await ck.read(`${p}${up}.weight`));
-      guS.push(await ck.read(`${p}${gate}.weight_scale_inv`), await ck.read(`${p}${up}.weight_scale_inv`));
-      dnQ.push(await ck.read(`${p}${down}.weight`));
-      dnS.push(await ck.read(`${p}${down}.weight_scale_inv`));
-    }
-    sd.set('experts.gate_up_proj', concatRows(guQ, [E, 2 * I, H]));
-    sd.set('experts.gate_up_proj_scale_inv', concatRows(guS, [E, (2 * I) / br, Math.ceil(H / bc)]));
-    sd.set('experts.down_proj', concatRows(dnQ, [E, H, I]));
-    sd.set('experts.down_proj_scale_inv', concatRows(dnS, [E, Math.ceil(H / br), Math.ceil(I / bc)]));
-    return;
-  }
   if (q.format === 'mxfp4') {
     for (const n of ['gate_up_proj', 'down_proj']) {
       sd.set(`experts.${n}_blocks`, own(await ck.read(`${prefix}experts.${n}_blocks`)));
@@ -341,6 +341,86 @@ async function readQuantizedExperts(
     return;
   }
   throw new UnsupportedError('quantization_config', `${q.format} experts in a ${spec.experts.kind} layout`, 'per-expert fp8, fused mxfp4');
+}
+
+/** The state-dict suffix of each field of a stack container (dense `w`, fp8 `q` and `scaleInv`). */
+const PIECE_FIELDS = { w: '', q: '', scaleInv: '_scale_inv' } as const;
+
+/**
+ * Reads one stack of expert `e` of a per-expert checkpoint as a container of
+ * one expert: gate_up [1, 2I, H] (gate rows, then up rows) or down [1, H, I];
+ * dense in the layer's dtype, or fp8 codes and scale_inv as stored (gate and
+ * up stacked without splitting a scale block).
+ */
+async function readExpertPiece(ck: MoECheckpoint, spec: HFMoESpec, prefix: string, q: ResolvedQuantConfig | undefined, read: (name: string, dt?: DType) => Promise<HostTensor>, e: number, which: 'gateUp' | 'down'): Promise<ExpertWeightsHost> {
+  if (spec.experts.kind !== 'per_expert') throw new UnsupportedError(`${prefix}experts`, `${spec.experts.kind} experts read one at a time`, 'per-expert gate/up/down tensors');
+  const { hiddenDim: H, moeDim: I } = spec;
+  const { gate, up, down } = spec.experts;
+  const p = `${prefix}experts.${e}.`;
+  if (!q) {
+    if (which === 'down') return { kind: 'dense', w: (await read(`${p}${down}.weight`)).reshape([1, H, I]) };
+    return { kind: 'dense', w: concatRows([await read(`${p}${gate}.weight`), await read(`${p}${up}.weight`)], [1, 2 * I, H]) };
+  }
+  if (q.format !== 'fp8_block') throw new UnsupportedError('quantization_config', `${q.format} experts in a per-expert layout`, 'per-expert fp8, fused mxfp4');
+  const [br, bc] = q.weightBlockSize;
+  const block: [number, number] = [br, bc];
+  if (which === 'down') {
+    return {
+      kind: 'fp8_block',
+      q: (await ck.read(`${p}${down}.weight`)).reshape([1, H, I]),
+      scaleInv: (await ck.read(`${p}${down}.weight_scale_inv`)).reshape([1, Math.ceil(H / br), Math.ceil(I / bc)]),
+      block,
+    };
+  }
+  checkStackable(`${p}${gate}.weight_scale_inv`, I, br);
+  return {
+    kind: 'fp8_block',
+    q: concatRows([await ck.read(`${p}${gate}.weight`), await ck.read(`${p}${up}.weight`)], [1, 2 * I, H]),
+    scaleInv: concatRows([await ck.read(`${p}${gate}.weight_scale_inv`), await ck.read(`${p}${up}.weight_scale_inv`)], [1, (2 * I) / br, Math.ceil(H / bc)]),
+    block,
+  };
+}
+
+/**
+ * Whether the routed experts stream (`HFLoadOptions.streamExperts`): 'auto'
+ * streams GPU layers of per-expert checkpoints whose gate_up stack exceeds
+ * STREAM_EXPERTS_BYTES; `true` where streaming is not possible is a typed error.
+ */
+export function streamDecision(opts: HFLoadOptions, device: DeviceRef, spec: HFMoESpec, quant: ResolvedQuantConfig | undefined, ct: boolean, dtype: DType): boolean {
+  const want = opts.streamExperts ?? 'auto';
+  if (want !== true && want !== false && want !== 'auto') throw new ConfigError('streamExperts', "true | false | 'auto'", want);
+  if (want === false) return false;
+  const possible = device.isGpu() && !ct && spec.experts.kind === 'per_expert' && (!quant || quant.format === 'fp8_block');
+  if (want === true) {
+    if (!device.isGpu()) throw new ConfigError('streamExperts', 'false on a CPU device (the CPU path reads host stacks)', true);
+    if (!possible) throw new UnsupportedError('streamExperts', `${ct ? 'compressed-tensors' : spec.experts.kind} experts`, 'per-expert dense or fp8 experts');
+    return true;
+  }
+  const local = spec.numExperts / (opts.expertShard?.epSize ?? 1);
+  const bytes = local * 2 * spec.moeDim * spec.hiddenDim * (quant ? 1 : DTYPES[dtype].bytes);
+  return possible && bytes > STREAM_EXPERTS_BYTES;
+}
+
+/** Streams the routed experts (`read(e)`: local expert e) into GPU stacks (chunked where they exceed a binding) and gives them to the layer; nothing stays allocated on failure. */
+async function streamRoutedExperts(moe: MoE, ctx: GpuContext, read: (e: number, which: 'gateUp' | 'down') => Promise<ExpertWeightsHost>): Promise<void> {
+  const ex = moe.stacked;
+  const shapes = ex.stackShapes();
+  const made: UploadedStack[] = [];
+  const free = () => {
+    for (const m of made) {
+      destroyExpertWeights(m.weights);
+      m.bias?.destroy();
+    }
+  };
+  try {
+    // gate_up, then down: one chunk of one stack is all the host holds
+    made.push(await uploadExpertStackStreamed(ctx, shapes.gateUp, { layout: ex.gateUpLayout, label: 'experts.gate_up_proj' }, async (e) => ({ w: await read(e, 'gateUp') })));
+    made.push(await uploadExpertStackStreamed(ctx, shapes.down, { layout: 'rows', label: 'experts.down_proj' }, async (e) => ({ w: await read(e, 'down') })));
+    ex.setGpuStacks({ gateUp: made[0], down: made[1] });
+  } catch (e) {
+    free();
+    throw e;
+  }
 }
 
 /** Reads fp8 shared experts into `sd` as one [1, 2S, H] / [1, H, S] quantized expert (bytes copied). */

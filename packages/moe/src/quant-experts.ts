@@ -7,8 +7,8 @@
  * reference path).
  */
 import type { DType } from '@webmoe/tensor';
-import type { ExpertQuantFormat, ExpertStackGpu, ExpertWeightsGpu, ExpertWeightsHost, GpuContext } from '@webmoe/kernels-wgsl';
-import { GpuExpertStacks } from './expert-stacks.js';
+import type { ExpertQuantFormat, ExpertStackGpu, ExpertWeightsGpu, ExpertWeightsHost, ExpertWeightsShape, GpuContext } from '@webmoe/kernels-wgsl';
+import { GpuExpertStacks, type StackParams, type UploadedStack } from './expert-stacks.js';
 import { Module, type Parameter } from '@webmoe/nn';
 import type { DeviceRef } from '@webmoe/tensor';
 import { ConfigError, UnsupportedError } from './errors.js';
@@ -324,15 +324,36 @@ export class QuantizedExperts extends Module {
       down: () => this.container(this.downProj, this.downScale, this.downZeros, (p) => p.gpuValue) as ExpertWeightsGpu,
     });
   }
+  /** The stacks without data: each tensor's dtype and shape (what `createExpertStack` / `uploadExpertStackStreamed` take). */
+  stackShapes(): { gateUp: ExpertWeightsShape; down: ExpertWeightsShape } {
+    return {
+      gateUp: this.container(this.gateUpProj, this.gateUpScale, this.gateUpZeros, (p) => p) as ExpertWeightsShape,
+      down: this.container(this.downProj, this.downScale, this.downZeros, (p) => p) as ExpertWeightsShape,
+    };
+  }
+  private stackParams(host: { gateUp: ExpertWeightsHost; down: ExpertWeightsHost } | undefined): [StackParams, StackParams] {
+    const sh = this.stackShapes();
+    return [
+      { host: host?.gateUp as ExpertWeightsHost, shape: sh.gateUp, tensors: [this.gateUpProj, this.gateUpScale, ...(this.gateUpZeros ? [this.gateUpZeros] : [])], bias: this.gateUpBias, layout: this.gateUpLayout, label: 'experts.gate_up_proj' },
+      { host: host?.down as ExpertWeightsHost, shape: sh.down, tensors: [this.downProj, this.downScale, ...(this.downZeros ? [this.downZeros] : [])], bias: this.downBias, layout: 'rows', label: 'experts.down_proj' },
+    ];
+  }
   /** Uploads the stacks as they are stored (split where they exceed a binding). */
   protected override afterLoad(): void {
     if (!this.device.isGpu()) return super.afterLoad();
-    const h = this.hostWeights();
-    this.gpuStacks.upload(
-      this.ctx!,
-      { host: h.gateUp, tensors: [this.gateUpProj, this.gateUpScale, ...(this.gateUpZeros ? [this.gateUpZeros] : [])], bias: this.gateUpBias, layout: this.gateUpLayout, label: 'experts.gate_up_proj' },
-      { host: h.down, tensors: [this.downProj, this.downScale, ...(this.downZeros ? [this.downZeros] : [])], bias: this.downBias, layout: 'rows', label: 'experts.down_proj' },
-    );
+    this.gpuStacks.upload(this.ctx!, ...this.stackParams(this.hostWeights()));
+  }
+  /**
+   * Takes GPU stacks built outside `loadStateDict` (streamed from a
+   * checkpoint expert by expert, or generated on the GPU; see
+   * `uploadExpertStackStreamed` / `createExpertStack` with {@link stackShapes}),
+   * checked against the parameters (typed error, nothing taken, on a
+   * mismatch). The layer then owns them; its routed experts have no host
+   * copy (the CPU path, `quantize()` and sharding need `loadStateDict`).
+   */
+  setGpuStacks(given: { gateUp: UploadedStack; down: UploadedStack }): void {
+    const [gu, dn] = this.stackParams(undefined);
+    this.gpuStacks.adopt(this.device.isGpu() ? this.ctx : undefined, gu, dn, given);
   }
   override destroy(): void {
     super.destroy();

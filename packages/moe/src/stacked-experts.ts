@@ -1,8 +1,8 @@
 /** The stacked routed-expert weights of a dense MoE (`experts.*` parameters) and the weight-set type MoE's forwards take. */
 import type { DeviceRef, DType } from '@webmoe/tensor';
-import type { ExpertStackGpu, ExpertWeightsHost, GpuContext } from '@webmoe/kernels-wgsl';
+import type { ExpertStackGpu, ExpertWeightsHost, ExpertWeightsShape, GpuContext } from '@webmoe/kernels-wgsl';
 import { Module, type Parameter } from '@webmoe/nn';
-import { GpuExpertStacks } from './expert-stacks.js';
+import { GpuExpertStacks, type StackParams, type UploadedStack } from './expert-stacks.js';
 
 /** The expert weights of an MoE, in the kernels' terms (dense or quantized kinds; `MoE.record` takes one to override the stacked weights). @example `moe.record(rec, x, pool, scratch, { gateUp: { kind: 'fp8_block', q, scaleInv, block: [128, 128] }, down })` */
 export interface ExpertWeightSet<W> {
@@ -53,15 +53,25 @@ export class StackedExperts extends Module {
   gpuWeights(): ExpertWeightSet<ExpertStackGpu> {
     return this.gpuStacks.weights({ gateUp: () => ({ kind: 'dense', w: this.gateUpProj.gpuValue }), down: () => ({ kind: 'dense', w: this.downProj.gpuValue }) });
   }
+  /** The stacks without data (the parameters' dtypes and shapes). */
+  stackShapes(): ExpertWeightSet<ExpertWeightsShape> {
+    return { gateUp: { kind: 'dense', w: this.gateUpProj }, down: { kind: 'dense', w: this.downProj } };
+  }
+  private stackParams(h: ExpertWeightSet<ExpertWeightsHost> | undefined): [StackParams, StackParams] {
+    const sh = this.stackShapes();
+    return [
+      { host: h?.gateUp as ExpertWeightsHost, shape: sh.gateUp, tensors: [this.gateUpProj], bias: this.gateUpBias, layout: this.gateUpLayout, label: 'experts.gate_up_proj' },
+      { host: h?.down as ExpertWeightsHost, shape: sh.down, tensors: [this.downProj], bias: this.downBias, layout: 'rows', label: 'experts.down_proj' },
+    ];
+  }
   /** Uploads the stacks (split where they exceed a binding). */
   protected override afterLoad(): void {
     if (!this.device.isGpu()) return super.afterLoad();
-    const h = this.hostWeights();
-    this.gpuStacks.upload(
-      this.ctx!,
-      { host: h.gateUp, tensors: [this.gateUpProj], bias: this.gateUpBias, layout: this.gateUpLayout, label: 'experts.gate_up_proj' },
-      { host: h.down, tensors: [this.downProj], bias: this.downBias, layout: 'rows', label: 'experts.down_proj' },
-    );
+    this.gpuStacks.upload(this.ctx!, ...this.stackParams(this.hostWeights()));
+  }
+  /** Takes GPU stacks built outside `loadStateDict` (see `QuantizedExperts.setGpuStacks`); no host copy of the experts. */
+  setGpuStacks(given: ExpertWeightSet<UploadedStack>): void {
+    this.gpuStacks.adopt(this.device.isGpu() ? this.ctx : undefined, ...this.stackParams(undefined), given);
   }
   override destroy(): void {
     super.destroy();

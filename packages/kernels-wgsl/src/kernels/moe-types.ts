@@ -3,7 +3,7 @@
  * grouping, grouped-GEMM and combine kernels and the `@webmoe/moe` layer).
  * Every GPU op here has a TypeScript reference with the same meaning.
  */
-import type { HostTensor } from '@webmoe/tensor';
+import type { DType, HostTensor } from '@webmoe/tensor';
 import type { GpuTensor } from '../runtime/tensor.js';
 
 /** The routers of docs/moe-semantics.md. */
@@ -113,6 +113,23 @@ export type ExpertWeightsGpu =
       /** Optional per-block zero-point codes, uint8 [E, rows, ceil(cols/blockSize)] (asymmetric; absent: 8 / 128). */
       zeros?: GpuTensor;
     };
+
+/**
+ * The layout of an expert weight container without its data: each tensor's
+ * dtype and shape (what `createExpertStack` / `uploadExpertStackStreamed`
+ * plan and allocate from). A GPU or host container is one too.
+ */
+export type ExpertWeightsShape =
+  | { kind: 'dense'; w: TensorShape }
+  | { kind: 'fp8_block'; q: TensorShape; scaleInv: TensorShape; block: [number, number] }
+  | { kind: 'mxfp4'; blocks: TensorShape; scales: TensorShape }
+  | { kind: 'int_block'; bits: 4 | 8; q: TensorShape; scales: TensorShape; blockSize: number; zeros?: TensorShape };
+
+/** A tensor's dtype and shape. @example `const s: TensorShape = { dtype: 'bfloat16', shape: [8, 64, 32] };` */
+export interface TensorShape {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+}
 
 /** The same on the host (TypeScript reference path). */
 export type ExpertWeightsHost =
