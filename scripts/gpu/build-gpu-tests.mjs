@@ -35,7 +35,7 @@ writeFileSync(entry, [
 const pk = ['tensor', 'kernels-wgsl', 'sharding', 'nn', 'moe'];
 const alias = { vitest: join(root, 'scripts/gpu/vitest-shim.ts'), '@webmoe/kernels-wgsl/testing': join(root, 'packages/kernels-wgsl/src/testing.ts') };
 for (const p of pk) alias[`@webmoe/${p}`] = join(root, `packages/${p}/src/index.ts`);
-if (existsSync(join(root, 'packages/tensor/src/node.ts'))) alias['@webmoe/tensor/node'] = join(root, 'packages/tensor/src/node.ts');
+for (const sub of ['node', 'testing']) if (existsSync(join(root, `packages/tensor/src/${sub}.ts`))) alias[`@webmoe/tensor/${sub}`] = join(root, `packages/tensor/src/${sub}.ts`);
 await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: out, external: ['webgpu'], alias, logLevel: 'warning',
   banner: { js: "import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" } });
 // The loader reaches Node-only helpers with a dynamic import of

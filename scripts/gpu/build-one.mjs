@@ -7,7 +7,7 @@ const root = resolve(new URL('../..', import.meta.url).pathname);
 const [entry, out] = process.argv.slice(2);
 const alias = { '@webmoe/kernels-wgsl/testing': join(root, 'packages/kernels-wgsl/src/testing.ts') };
 for (const p of ['tensor', 'kernels-wgsl', 'sharding', 'nn', 'moe']) alias[`@webmoe/${p}`] = join(root, `packages/${p}/src/index.ts`);
-if (existsSync(join(root, 'packages/tensor/src/node.ts'))) alias['@webmoe/tensor/node'] = join(root, 'packages/tensor/src/node.ts');
+for (const sub of ['node', 'testing']) if (existsSync(join(root, `packages/tensor/src/${sub}.ts`))) alias[`@webmoe/tensor/${sub}`] = join(root, `packages/tensor/src/${sub}.ts`);
 await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: out, external: ['webgpu', 'onnxruntime-node'], alias, logLevel: 'warning',
   banner: { js: "import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" } });
 console.log('bundled', out);
