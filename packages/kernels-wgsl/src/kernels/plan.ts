@@ -36,12 +36,20 @@ export const KERNEL_CROSSOVERS = {
   /** Fast prefill GEMMs from this many grouped rows per expert on average, by kernel. */
   fastMinRowsPerExpert: { 'subgroup-matrix': 8, f16: 64, f32: 64 } as Readonly<Record<FastGemmKind, number>>,
   /**
-   * Packed decode GEMVs read 16 bytes per load (arithmetic decoding) by default. Off: on the H200
-   * (2026-12-03, bench A/B in one call) the wide path took Mixtral int4 T=1 from 0.203 to 0.302 ms and
-   * T=16 from 1.62 to 4.72 ms against the 8-column table loads; it stays selectable (GemvOptions.wideLoads).
+   * The kernel of the packed decode GEMVs (GemvOptions.packedKernel overrides it): 'table' (8 columns
+   * per load through a byte -> value table), 'wide' (16-byte loads, arithmetic decoding, one output per
+   * 32-lane group: on the H200, 2026-12-03, Mixtral int4 T=1 0.302 vs 0.203 ms and T=16 4.72 vs 1.62 ms
+   * against 'table'), or 'rows1' | 'rows2' | 'rows4' (16-byte loads, exact bit decoding, 1, 2 or 4
+   * outputs per group sharing each x load; not yet measured on the H200: scripts/gpu/gemv-bench.ts).
    */
-  gemvWideLoads: false,
+  gemvPackedKernel: 'table' as GemvPackedKernel,
 } as const;
+
+/** Which decode GEMV reads packed weights: 8-column table loads, the 16-byte 'wide' loads, or the row-blocked kernel with 1, 2 or 4 outputs per 32-lane group. */
+export type GemvPackedKernel = 'table' | 'wide' | 'rows1' | 'rows2' | 'rows4';
+
+/** Every packed decode GEMV kernel, for A/B runs. */
+export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide', 'rows1', 'rows2', 'rows4'];
 
 /** Whether the routed experts of a forward of T tokens (k per token, E experts) take the decode GEMVs. */
 export function useExpertGemv(T: number, k: number, E: number): boolean {
