@@ -5,10 +5,13 @@
 //   node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs
 //   bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs [--iters N] [--warmup N] [--burn MS] [--small]
 // --small: small shapes (for lavapipe), --iters: timed iterations per row (median; default 20),
-// --burn: ms of FMA burn before the measurements (raises the clocks; default 300).
+// --burn: ms of FMA burn before the measurements (raises the clocks; default 300); --formats, --kernels,
+// --tokens: comma-separated subsets (e.g. a quick lavapipe run: --small --iters 2 --warmup 1 --burn 50 --formats int4,fp8 --tokens 1).
 // Bytes moved per row: the packed codes and scales (bf16: the weights) of the routed experts, both GEMVs.
 // relErr: each kernel's h (gate_up output) and y (down output) against the 'table' kernel's.
-import { createGpuContext, GpuTensor, Recorder, defineKernel, Uniforms, gemvGateUpGpu, gemvDownGpu, gemvPackedPath, activeExpertsGpu, foldWorkgroups, GEMV_PACKED_KERNELS, destroyExpertWeights, type GroupingGpu, type ExpertWeightsGpu, type GemvPackedKernel } from '@webmoe/kernels-wgsl';
+import { createGpuContext, GpuTensor, Recorder, defineKernel, Uniforms, gemvGateUpGpu, gemvDownGpu, activeExpertsGpu, foldWorkgroups, destroyExpertWeights, type GroupingGpu, type ExpertWeightsGpu, type GemvPackedKernel } from '@webmoe/kernels-wgsl';
+import { gemvPackedPath } from '../../packages/kernels-wgsl/src/kernels/moe-gemv.js';
+import { GEMV_PACKED_KERNELS } from '../../packages/kernels-wgsl/src/kernels/plan.js';
 import { HostTensor } from '@webmoe/tensor';
 import { relErr } from '@webmoe/kernels-wgsl/testing';
 import { burnGpu } from '../../apps/bench/src/peak.js';
@@ -21,6 +24,11 @@ const ITERS = flag('iters', 20);
 const WARMUP = flag('warmup', 5);
 const BURN_MS = flag('burn', 300);
 const SMALL = process.argv.includes('--small');
+/** Comma-separated lists restricting the rows (--formats int4,fp8 --kernels table,rows2 --tokens 1). */
+function list(name: string): string[] | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1].split(',') : undefined;
+}
 
 const ctx = await createGpuContext();
 console.log('adapter', ctx.adapterName, 'maxBinding', ctx.limits.maxStorageBufferBindingSize);
@@ -89,7 +97,7 @@ const f16Scales = (b: Uint8Array) => {
 };
 
 type Format = 'bf16' | 'int4' | 'int8' | 'mxfp4' | 'fp8';
-const FORMATS: Format[] = ['bf16', 'int4', 'int8', 'mxfp4', 'fp8'];
+const FORMATS = (['bf16', 'int4', 'int8', 'mxfp4', 'fp8'] as Format[]).filter((f) => list('formats')?.includes(f) ?? true);
 
 /** Expert weights [E, rows, cols] in a format, with random codes and sane scales. */
 function makeWeights(fmt: Format, E: number, rows: number, cols: number): ExpertWeightsGpu {
@@ -130,7 +138,7 @@ function expertBytes(w: ExpertWeightsGpu): number {
 const MODELS: [string, number, number, number, number][] = SMALL
   ? [['small', 256, 128, 8, 2], ['small-e32', 512, 256, 32, 8]]
   : [['mixtral-8x7b', 4096, 14336, 8, 2], ['deepseek-v3/e32', 7168, 2048, 32, 8], ['qwen3-30b-a3b', 2048, 768, 128, 8]];
-const TS = [1, 16];
+const TS = [1, 16].filter((t) => list('tokens')?.includes(String(t)) ?? true);
 const up = (a: Uint32Array) => GpuTensor.upload(ctx, new HostTensor('uint32', [a.length], a));
 
 interface Row { model: string; format: Format; T: number; kernel: GemvPackedKernel | 'dense'; path: string; ms: number; bytes: number; gbps: number; ofCopy: number; relErrH: number; relErrY: number }
@@ -140,7 +148,8 @@ for (const [name, H, I, E, k] of MODELS) {
   for (const fmt of FORMATS) {
     const wgu = makeWeights(fmt, E, 2 * I, H);
     const wdn = makeWeights(fmt, E, H, I);
-    const kernels: (GemvPackedKernel | 'dense')[] = fmt === 'bf16' ? ['dense'] : [...GEMV_PACKED_KERNELS];
+    // 'table' first: the others' relErr is against its outputs
+    const kernels: (GemvPackedKernel | 'dense')[] = fmt === 'bf16' ? ['dense'] : GEMV_PACKED_KERNELS.filter((kn) => kn === 'table' || (list('kernels')?.includes(kn) ?? true));
     for (const T of TS) {
       const idx = new Uint32Array(T * k);
       for (let t = 0; t < T; t++) for (let j = 0; j < k; j++) idx[t * k + j] = (t * 7 + j * 13) % E;

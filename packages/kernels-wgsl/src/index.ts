@@ -73,7 +73,7 @@ export {
   type GroupedGateUpOptions,
   type GroupedGemmWarmSpec,
 } from './kernels/grouped-gemm.js';
-export { gemvGateUpGpu, gemvDownGpu, gemvSupports, gemvPackedPath, activeExpertsGpu, type GemvOptions, type ActiveExperts } from './kernels/moe-gemv.js';
+export { gemvGateUpGpu, gemvDownGpu, gemvSupports, activeExpertsGpu, type GemvOptions, type ActiveExperts } from './kernels/moe-gemv.js';
 export { combineGpu, combineRef, type CombineOptions } from './kernels/combine.js';
 export {
   expertDims,
@@ -91,4 +91,4 @@ export {
 export { ACT_QUANT_GROUP, quantizeExperts, decodeExpertRow, type ExpertQuantFormat, type ExpertActQuantOptions } from './kernels/quant-ref.js';
 
 // the kernel choices that the layers above share (one place: kernels/plan.ts)
-export { useExpertGemv, useSingleExpertGemv, useGraphReplay, GEMV_PACKED_KERNELS, type FastGemmKind, type GemvPackedKernel } from './kernels/plan.js';
+export { useExpertGemv, useSingleExpertGemv, useGraphReplay, type FastGemmKind, type GemvPackedKernel } from './kernels/plan.js';

@@ -22,7 +22,6 @@ import {
   expertWeightBytes,
   gemvDownGpu,
   gemvGateUpGpu,
-  gemvPackedPath,
   groupedDownGpu,
   groupedDownRef,
   groupedGateUpGpu,
@@ -40,6 +39,7 @@ import {
 } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { hostGrouping, randomIdx, uploadGrouping } from './grouped-helpers.js';
+import { gemvPackedPath } from '../src/kernels/moe-gemv.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {

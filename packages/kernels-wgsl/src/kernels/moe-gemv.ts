@@ -238,30 +238,29 @@ function rowsMain(v: GemvVariant): string {
   const ms = Array.from({ length: MRv }, (_, m) => m);
   const parts = gu ? ['g', 'u'] : ['g'];
   const us = [0, 1];
-  const words = ['x', 'y', 'z', 'w'];
   // every accumulator, gate/up of one (row, token) adjacent: the reduction pairs them
   const vals = rows.flatMap((r) => ms.flatMap((m) => parts.map((a) => `a${a}${r}_${m}`)));
   const perPass = ROWS_PASS / parts.length;
   const passes = Math.ceil(vals.length / ROWS_PASS);
   const zdef = (a: string, r: number, u: number) =>
     codec.zoff ? `let z${a}${r}_${u} = ${codec.zoff(v.zp ? `zload(s${a}${r} + cblk(c${u}))` : v.wdtype === 'int4' ? '8.0' : '128.0')};` : '';
-  const zname = (a: string, r: number, u: number) => (codec.zoff ? `z${a}${r}_${u}` : 'vec4<f32>(0.0)');
   // one decoded word d of row (a, r) against every token's x
   const dotw = (a: string, r: number) =>
     ms.map((m) => (X4W === 2 ? `p${a}${r}_${m} += dot(d.lo, x${m}_0) + dot(d.hi, x${m}_1);` : `p${a}${r}_${m} += dot(d, x${m}_0);`)).join(' ');
-  const chunk = (u: number) => `
-        {
-${rows.map((r) => `          ${ms.map((m) => parts.map((a) => `var p${a}${r}_${m} = 0.0;`).join(' ')).join(' ')}`).join('\n')}
-${[0, 1, 2, 3]
-  .map(
-    (j) => `          {
-${ms.map((m) => `            ${Array.from({ length: X4W }, (_, h) => `let x${m}_${h} = X4[xq${m} + c${u} * ${CW / 4}u + ${j * X4W + h}u];`).join(' ')}`).join('\n')}
-${rows.flatMap((r) => parts.map((a) => `            { let d = dw(q${a}${r}_${u}.${words[j]}, ${zname(a, r, u)}); ${dotw(a, r)} }`)).join('\n')}
-          }`,
-  )
-  .join('\n')}
-${rows.flatMap((r) => parts.flatMap((a) => ms.map((m) => `          a${a}${r}_${m} += select(0.0, s${a}${r}_${u} * (p${a}${r}_${m}${codec.unit !== 1 ? ` * ${codec.unit}.0` : ''}), ok${u});`))).join('\n')}
-        }`;
+  // the two chunks' codes and scales are loaded first (all rows), then consumed one chunk at a time and one
+  // 4-byte word at a time in loops (constant trip counts: small code for CPU drivers, unrolled by GPU compilers)
+  const rowsParts = rows.flatMap((r) => parts.map((a) => `${a}${r}`));
+  const chunkLoop = `
+      for (var u = 0u; u < 2u; u++) {
+        let cu = select(c0, c1, u == 1u); let oku = select(ok0, ok1, u == 1u);
+${rowsParts.map((n) => `        let q${n} = select(q${n}_0, q${n}_1, u == 1u); let s${n}u = select(s${n}_0, s${n}_1, u == 1u);${codec.zoff ? ` let z${n} = select(z${n}_0, z${n}_1, u == 1u);` : ''}`).join('\n')}
+${rowsParts.map((n) => `        ${ms.map((m) => `var p${n}_${m} = 0.0;`).join(' ')}`).join('\n')}
+        for (var j = 0u; j < 4u; j++) {
+${ms.map((m) => `          ${Array.from({ length: X4W }, (_, h) => `let x${m}_${h} = X4[xq${m} + cu * ${CW / 4}u + j * ${X4W}u${h ? ` + ${h}u` : ''}];`).join(' ')}`).join('\n')}
+${rows.flatMap((r) => parts.map((a) => `          { let d = dw(q${a}${r}[j], ${codec.zoff ? `z${a}${r}` : 'vec4<f32>(0.0)'}); ${dotw(a, r)} }`)).join('\n')}
+        }
+${rowsParts.flatMap((n) => ms.map((m) => `        a${n}_${m} += select(0.0, s${n}u * (p${n}_${m}${codec.unit !== 1 ? ` * ${codec.unit}.0` : ''}), oku);`)).join('\n')}
+      }`;
   return /* wgsl */ `
 @compute @workgroup_size(${LANES}, ${GROUPS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -293,7 +292,7 @@ ${codec.nan ? rows.flatMap((r) => parts.map((a) => `    var bad${a}${r} = 0u;`))
 ${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let q${a}${r}_${u} = W[w${a}${r} + c${u}];`)).join('\n')).join('\n')}
 ${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let s${a}${r}_${u} = sload(s${a}${r} + cblk(c${u})); ${zdef(a, r, u)}`)).join('\n')).join('\n')}
 ${codec.nan ? us.map((u) => rows.flatMap((r) => parts.map((a) => `      bad${a}${r} |= select(0u, nanw(q${a}${r}_${u}.x) | nanw(q${a}${r}_${u}.y) | nanw(q${a}${r}_${u}.z) | nanw(q${a}${r}_${u}.w), ok${u});`)).join('\n')).join('\n') : ''}
-${us.map(chunk).join('\n')}
+${chunkLoop}
     }
 ${codec.nan ? rows.flatMap((r) => parts.map((a) => `    if (bad${a}${r} != 0u) { ${ms.map((m) => `a${a}${r}_${m} = special_f32(0x7fc00000u, bad${a}${r});`).join(' ')} }`)).join('\n') : ''}
 ${Array.from({ length: passes }, (_, ps) => {
@@ -457,11 +456,11 @@ ${R.map((m) => `        ag${m} += sg * pg${m};${gu ? ` au${m} += su * pu${m};` :
   const wz = (w8: string, z: string) => (v.zp ? `wzsub(${w8}, ${z})` : w8);
   const inner = v.vec8
     ? `
-${Us.map((u) => `        let c${u} = c + ${u * LANES}u; let f${u} = select(0.0, 1.0, c${u} < nchunks); let col${u} = min(c${u}, nchunks - 1u) * 8u;
+${Us.map((u) => `        let c${u} = c + ${u * LANES}u; let ok${u} = c${u} < nchunks; let col${u} = min(c${u}, nchunks - 1u) * 8u;
         let wg${u} = ${wz(`wload8(gbase + col${u})`, `wzshift(e, rg, col${u})`)};${gu ? ` let wu${u} = ${wz(`wload8(ubase + col${u})`, `wzshift(e, ru, col${u})`)};` : ''}${quant ? ` let sg${u} = wscale(e, rg, col${u});${gu ? ` let su${u} = wscale(e, ru, col${u});` : ''}` : ''}`).join('\n')}
-${Us.map((u) => R.map((m) => `        { let q = (xrow${m} + col${u}) >> 2u; let xa = X4[q] * f${u}; let xb = X4[q + 1u] * f${u};
+${Us.map((u) => R.map((m) => `        { let q = (xrow${m} + col${u}) >> 2u; let xa = X4[q]; let xb = X4[q + 1u];
           let xe = vec4<f32>(xa.xz, xb.xz); let xo = vec4<f32>(xa.yw, xb.yw);
-          ag${m} += ${quant ? `sg${u} * ` : ''}(dot(wg${u}.e, xe) + dot(wg${u}.o, xo));${gu ? ` au${m} += ${quant ? `su${u} * ` : ''}(dot(wu${u}.e, xe) + dot(wu${u}.o, xo));` : ''} }`).join('\n')).join('\n')}`
+          ag${m} += select(0.0, ${quant ? `sg${u} * ` : ''}(dot(wg${u}.e, xe) + dot(wg${u}.o, xo)), ok${u});${gu ? ` au${m} += select(0.0, ${quant ? `su${u} * ` : ''}(dot(wu${u}.e, xe) + dot(wu${u}.o, xo)), ok${u});` : ''} }`).join('\n')).join('\n')}`
     : `
         let col = c * 8u;
         let lim = min(8u, p.cols - col);
