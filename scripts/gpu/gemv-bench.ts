@@ -1,97 +1,213 @@
-// Micro-benchmark of the decode GEMVs on real MoE shapes (bf16), with a copy
-// kernel measuring the device bandwidth in the same process. Prints JSON.
+// Micro-benchmark of the decode GEMVs (gate_up + down, device time) on real MoE shapes, for every weight
+// format and every packed GEMV kernel (GEMV_PACKED_KERNELS: 'table', 'wide', 'rows1' | 'rows2' | 'rows4'),
+// with a copy kernel measuring the device bandwidth in the same process. Prints one line per row and, at
+// the end, one JSON object.
 //   node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs
+//   bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs [--iters N] [--warmup N] [--burn MS] [--small]
+// --small: small shapes (for lavapipe), --iters: timed iterations per row (median; default 20),
+// --burn: ms of FMA burn before the measurements (raises the clocks; default 300); --formats, --kernels,
+// --tokens: comma-separated subsets (e.g. a quick lavapipe run: --small --iters 2 --warmup 1 --burn 50 --formats int4,fp8 --tokens 1).
+// Bytes moved per row: the packed codes and scales (bf16: the weights) of the routed experts, both GEMVs.
+// relErr: each kernel's h (gate_up output) and y (down output) against the 'table' kernel's.
+import { createGpuContext, GpuTensor, Recorder, defineKernel, Uniforms, gemvGateUpGpu, gemvDownGpu, activeExpertsGpu, foldWorkgroups, destroyExpertWeights, type GroupingGpu, type ExpertWeightsGpu, type GemvPackedKernel } from '@webmoe/kernels-wgsl';
+import { gemvPackedPath } from '../../packages/kernels-wgsl/src/kernels/moe-gemv.js';
+import { GEMV_PACKED_KERNELS } from '../../packages/kernels-wgsl/src/kernels/plan.js';
 import { HostTensor } from '@webmoe/tensor';
-import { createGpuContext, GpuTensor, Recorder, defineKernel, Uniforms, gemvGateUpGpu, gemvDownGpu, activeExpertsGpu, foldWorkgroups, type GroupingGpu } from '@webmoe/kernels-wgsl';
+import { relErr } from '@webmoe/kernels-wgsl/testing';
+import { burnGpu } from '../../apps/bench/src/peak.js';
+
+function flag(name: string, dflt: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+}
+const ITERS = flag('iters', 20);
+const WARMUP = flag('warmup', 5);
+const BURN_MS = flag('burn', 300);
+const SMALL = process.argv.includes('--small');
+/** Comma-separated lists restricting the rows (--formats int4,fp8 --kernels table,rows2 --tokens 1). */
+function list(name: string): string[] | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1].split(',') : undefined;
+}
 
 const ctx = await createGpuContext();
-console.log('adapter', ctx.adapterName, JSON.stringify(ctx.features), 'maxBinding', ctx.limits.maxStorageBufferBindingSize);
+console.log('adapter', ctx.adapterName, 'maxBinding', ctx.limits.maxStorageBufferBindingSize);
+
+function median(a: number[]): number {
+  const s = [...a].sort((x, y) => x - y);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Median device time (ms) of the passes `record` records, after WARMUP untimed ones. */
+async function deviceMs(record: (rec: Recorder) => () => void): Promise<number> {
+  const ts: number[] = [];
+  for (let i = 0; i < WARMUP + ITERS; i++) {
+    const rec = new Recorder(ctx, { timestamps: 'total' });
+    const done = record(rec);
+    rec.submit();
+    const t = await rec.timings();
+    done();
+    if (i >= WARMUP) ts.push(t[0].ns / 1e6);
+  }
+  return median(ts);
+}
+
+// copy bandwidth in this process
 const copyK = defineKernel<{ v: number }>('copy4', () => `
 @group(0) @binding(0) var<storage, read> A: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read_write> B: array<vec4<u32>>;
 @group(0) @binding(2) var<uniform> n: vec4<u32>;
 @compute @workgroup_size(256) fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   let i = g.x + g.y * nw.x * 256u; if (i < n.x) { B[i] = A[i]; } }`);
+if (BURN_MS > 0) await burnGpu(ctx, BURN_MS);
+const copyBytes = Math.min(SMALL ? 16 << 20 : 1024 << 20, ctx.limits.maxStorageBufferBindingSize);
+const words = copyBytes / 16;
+const A = ctx.device.createBuffer({ size: copyBytes, usage: GPUBufferUsage.STORAGE });
+const B = ctx.device.createBuffer({ size: copyBytes, usage: GPUBufferUsage.STORAGE });
+const copyMs = await deviceMs((rec) => {
+  rec.dispatch({ kernel: copyK, variant: { v: 1 }, buffers: [A, B], uniforms: new Uniforms().u32(words).finish(), workgroups: foldWorkgroups(ctx, Math.ceil(words / 256)) });
+  return () => {};
+});
+const copyGBps = (2 * copyBytes) / (copyMs * 1e6);
+console.log(`copy ${copyBytes >> 20} MiB: ${copyMs.toFixed(4)} ms, ${copyGBps.toFixed(0)} GB/s`);
+A.destroy();
+B.destroy();
 
-function median(a: number[]) { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; }
-
-async function timeIt(label: string, record: (rec: Recorder) => (() => void) | void, iters = 30): Promise<number> {
-  // whole-pass timing (what a forward costs), then a per-kernel breakdown
-  const tot: number[] = [];
-  for (let i = 0; i < iters + 5; i++) {
-    const rec = new Recorder(ctx, { timestamps: 'total' });
-    const done = record(rec);
-    rec.submit();
-    if (done) done();
-    const t = await rec.timings();
-    if (i >= 5) tot.push(t[0].ns / 1e6);
+/** A GPU tensor of `bytes` pseudo-random bytes (a 16 MiB pattern repeated; `fix` maps each byte, e.g. to keep fp8 codes finite). */
+const PATTERN = 16 << 20;
+function randomTensor(dtype: 'uint8' | 'bfloat16' | 'float16' | 'float32' | 'float8_e4m3fn', shape: number[], fix: (b: Uint8Array) => void): GpuTensor {
+  const t = GpuTensor.empty(ctx, dtype, shape, 'bench.w');
+  const bytes = t.buffer.size; // a multiple of 4
+  const pat = new Uint8Array(Math.min(PATTERN, Math.ceil(bytes / 4) * 4));
+  let s = (bytes * 2654435761) >>> 0;
+  for (let i = 0; i < pat.length; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    pat[i] = s >>> 24;
   }
-  const t0 = performance.now();
-  for (let i = 0; i < iters; i++) { const rec = new Recorder(ctx); const done = record(rec); rec.submit(); if (done) done(); }
-  await ctx.device.queue.onSubmittedWorkDone();
-  const wall = (performance.now() - t0) / iters;
-  console.log(label, 'one-pass median ms', median(tot).toFixed(4), 'wall/iter ms', wall.toFixed(4));
-  const ts: number[] = [];
-  const per = new Map<string, number[]>();
-  for (let i = 0; i < iters + 5; i++) {
-    const rec = new Recorder(ctx, { timestamps: true });
-    const done = record(rec);
-    rec.submit();
-    if (done) done();
-    const t = await rec.timings();
-    if (i >= 5) {
-      ts.push(t.reduce((s, x) => s + x.ns, 0) / 1e6);
-      t.forEach((x, j) => { const k = `${j}:${x.name}`; per.set(k, [...(per.get(k) ?? []), x.ns / 1e3]); });
+  fix(pat);
+  for (let o = 0; o < bytes; o += pat.length) ctx.device.queue.writeBuffer(t.buffer, o, pat, 0, Math.min(pat.length, bytes - o));
+  return t;
+}
+/** bf16 / f16 words of magnitude about 2^-7..2^-6 (random sign): byte pairs with a fixed exponent. */
+const halfWeights = (hiMask: number, hiSet: number) => (b: Uint8Array) => {
+  for (let i = 1; i < b.length; i += 2) b[i] = (b[i] & hiMask) | hiSet;
+};
+const f16Scales = (b: Uint8Array) => {
+  for (let i = 1; i < b.length; i += 2) b[i] = 0x20 | (b[i] & 0x03); // f16 0x20xx..0x23xx: about 0.008..0.015
+};
+
+type Format = 'bf16' | 'int4' | 'int8' | 'mxfp4' | 'fp8';
+const FORMATS = (['bf16', 'int4', 'int8', 'mxfp4', 'fp8'] as Format[]).filter((f) => list('formats')?.includes(f) ?? true);
+
+/** Expert weights [E, rows, cols] in a format, with random codes and sane scales. */
+function makeWeights(fmt: Format, E: number, rows: number, cols: number): ExpertWeightsGpu {
+  switch (fmt) {
+    case 'bf16':
+      return { kind: 'dense', w: randomTensor('bfloat16', [E, rows, cols], halfWeights(0x80, 0x3c)) };
+    case 'int4':
+    case 'int8': {
+      const bits = fmt === 'int4' ? 4 : 8;
+      return { kind: 'int_block', bits, blockSize: 128, q: randomTensor('uint8', [E, rows, (cols * bits) / 8], () => {}), scales: randomTensor('float16', [E, rows, Math.ceil(cols / 128)], f16Scales) };
     }
+    case 'mxfp4':
+      return {
+        kind: 'mxfp4',
+        blocks: randomTensor('uint8', [E, rows, cols / 32, 16], () => {}),
+        scales: randomTensor('uint8', [E, rows, cols / 32], (b) => b.forEach((v, i) => (b[i] = 118 + (v & 7)))),
+      };
+    case 'fp8':
+      return {
+        kind: 'fp8_block',
+        block: [128, 128],
+        // exponents up to 14: no NaN codes
+        q: randomTensor('float8_e4m3fn', [E, rows, cols], (b) => b.forEach((v, i) => (b[i] = v & 0xf7))),
+        scaleInv: randomTensor('float32', [E, Math.ceil(rows / 128), Math.ceil(cols / 128)], (b) => {
+          const f = new Float32Array(b.buffer, b.byteOffset, b.length >> 2);
+          f.forEach((_, i) => (f[i] = 1e-3 * (1 + (i % 7) / 7)));
+        }),
+      };
   }
-  const m = median(tot);
-  console.log('   per kernel (us):', [...per].map(([k, v]) => `${k}=${median(v).toFixed(1)}`).join(' '));
-  console.log(label, 'median ms', m.toFixed(4), 'min', Math.min(...ts).toFixed(4));
-  return m;
 }
 
-// copy bandwidth
-const words = (1024 << 20) / 16;
-const A = ctx.device.createBuffer({ size: words * 16, usage: GPUBufferUsage.STORAGE });
-const B = ctx.device.createBuffer({ size: words * 16, usage: GPUBufferUsage.STORAGE });
-const copyMs = await timeIt('copy 1GiB', (rec) => rec.dispatch({ kernel: copyK, variant: { v: 1 }, buffers: [A, B], uniforms: new Uniforms().u32(words).finish(), workgroups: foldWorkgroups(ctx, Math.ceil(words / 256)) }));
-const copyGBps = (2 * words * 16) / (copyMs * 1e6);
-console.log('copy GB/s', copyGBps.toFixed(0));
-A.destroy(); B.destroy();
+/** Bytes of one expert's weights (codes + scales). */
+function expertBytes(w: ExpertWeightsGpu): number {
+  const ts = w.kind === 'dense' ? [w.w] : w.kind === 'fp8_block' ? [w.q, w.scaleInv] : w.kind === 'mxfp4' ? [w.blocks, w.scales] : [w.q, w.scales, ...(w.zeros ? [w.zeros] : [])];
+  return ts.reduce((s, t) => s + t.byteLength / t.shape[0], 0);
+}
 
-function randBf16(n: number): Uint16Array {
-  const u = new Uint16Array(n);
-  let s = 12345;
-  for (let i = 0; i < n; i++) { s = (s * 1103515245 + 12345) >>> 0; u[i] = 0x3c00 | ((s >>> 16) & 0x83ff); } // |w| ~ 2^-7..2^-6 with random sign
-  return u;
-}
-const results: Record<string, unknown>[] = [];
-for (const [name, H, I, E, k] of [['qwen3-30b-a3b', 2048, 768, 128, 8], ['gpt-oss-20b', 2880, 2880, 32, 4], ['mixtral-8x7b', 4096, 14336, 8, 2]] as [string, number, number, number, number][]) {
-  const wgu = GpuTensor.upload(ctx, new HostTensor('bfloat16', [E, 2 * I, H], randBf16(E * 2 * I * H)));
-  const wdn = GpuTensor.upload(ctx, new HostTensor('bfloat16', [E, H, I], randBf16(E * H * I)));
-  for (const T of [1, 16]) {
-    const idx = new Uint32Array(T * k);
-    for (let t = 0; t < T; t++) for (let j = 0; j < k; j++) idx[t * k + j] = (t * 7 + j * 13) % E;
-    const counts = new Uint32Array(E); for (const e of idx) counts[e]++;
-    const offsets = new Uint32Array(E + 1); for (let e = 0; e < E; e++) offsets[e + 1] = offsets[e] + counts[e];
-    const cur = offsets.slice(0, E); const order = new Uint32Array(T * k), position = new Uint32Array(T * k);
-    for (let p = 0; p < T * k; p++) { order[cur[idx[p]]] = p; position[p] = cur[idx[p]]++; }
-    const up = (a: Uint32Array) => GpuTensor.upload(ctx, new HostTensor('uint32', [a.length], a));
-    const g: GroupingGpu = { T, k, E, counts: up(counts), offsets: up(offsets), order: up(order), position: up(position), destroy() {} };
-    const x = GpuTensor.upload(ctx, HostTensor.fromFloat32([T, H], new Float32Array(T * H).map((_, i) => Math.sin(i))));
-    const distinct = counts.filter((c) => c > 0).length;
-    const bytes = distinct * 3 * I * H * 2 + T * H * 4 * 2 + T * k * I * 4 * 2;
-    const ms = await timeIt(`${name} T=${T}`, (rec) => {
-      const active = activeExpertsGpu(ctx, rec, g, I, H);
-      const h = gemvGateUpGpu(ctx, rec, x, g, { kind: 'dense', w: wgu }, { kind: 'silu', layout: 'concat' }, { active });
-      const y = gemvDownGpu(ctx, rec, h, g, { kind: 'dense', w: wdn }, { active });
-      return () => { h.destroy(); y.destroy(); };
-    });
-    const gbps = bytes / (ms * 1e6);
-    results.push({ name, T, ms, distinct, bytes, gbps, frac: gbps / copyGBps });
-    console.log(`  ${name} T=${T}: ${ms.toFixed(4)} ms, ${gbps.toFixed(0)} GB/s = ${(100 * gbps / copyGBps).toFixed(1)}% of copy`);
+const MODELS: [string, number, number, number, number][] = SMALL
+  ? [['small', 256, 128, 8, 2], ['small-e32', 512, 256, 32, 8]]
+  : [['mixtral-8x7b', 4096, 14336, 8, 2], ['deepseek-v3/e32', 7168, 2048, 32, 8], ['qwen3-30b-a3b', 2048, 768, 128, 8]];
+const TS = [1, 16].filter((t) => list('tokens')?.includes(String(t)) ?? true);
+const up = (a: Uint32Array) => GpuTensor.upload(ctx, new HostTensor('uint32', [a.length], a));
+
+interface Row { model: string; format: Format; T: number; kernel: GemvPackedKernel | 'dense'; path: string; ms: number; bytes: number; gbps: number; ofCopy: number; relErrH: number; relErrY: number }
+const rows: Row[] = [];
+const t0 = performance.now();
+for (const [name, H, I, E, k] of MODELS) {
+  for (const fmt of FORMATS) {
+    const wgu = makeWeights(fmt, E, 2 * I, H);
+    const wdn = makeWeights(fmt, E, H, I);
+    // 'table' first: the others' relErr is against its outputs
+    const kernels: (GemvPackedKernel | 'dense')[] = fmt === 'bf16' ? ['dense'] : GEMV_PACKED_KERNELS.filter((kn) => kn === 'table' || (list('kernels')?.includes(kn) ?? true));
+    for (const T of TS) {
+      const idx = new Uint32Array(T * k);
+      for (let t = 0; t < T; t++) for (let j = 0; j < k; j++) idx[t * k + j] = (t * 7 + j * 13) % E;
+      const counts = new Uint32Array(E);
+      for (const e of idx) counts[e]++;
+      const offsets = new Uint32Array(E + 1);
+      for (let e = 0; e < E; e++) offsets[e + 1] = offsets[e] + counts[e];
+      const cur = offsets.slice(0, E);
+      const order = new Uint32Array(T * k), position = new Uint32Array(T * k);
+      for (let p = 0; p < T * k; p++) {
+        order[cur[idx[p]]] = p;
+        position[p] = cur[idx[p]]++;
+      }
+      const g: GroupingGpu = { T, k, E, counts: up(counts), offsets: up(offsets), order: up(order), position: up(position), destroy() {} };
+      const x = GpuTensor.upload(ctx, HostTensor.fromFloat32([T, H], new Float32Array(T * H).map((_, i) => Math.sin(i))));
+      const distinct = counts.filter((c) => c > 0).length;
+      const bytes = distinct * (expertBytes(wgu) + expertBytes(wdn));
+      let refOut: { h: Float32Array; y: Float32Array } | undefined;
+      for (const kernel of kernels) {
+        const packedKernel = kernel === 'dense' ? undefined : kernel;
+        const run = (rec: Recorder) => {
+          const active = activeExpertsGpu(ctx, rec, g, I, H);
+          const h = gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel });
+          const y = gemvDownGpu(ctx, rec, h, g, wdn, { active, packedKernel });
+          return { h, y };
+        };
+        // outputs once, for the error against the table kernel
+        const rec = new Recorder(ctx);
+        const o = run(rec);
+        rec.submit();
+        const out = { h: (await o.h.download()).toFloat32(), y: (await o.y.download()).toFloat32() };
+        o.h.destroy();
+        o.y.destroy();
+        refOut ??= out;
+        const ms = await deviceMs((r) => {
+          const oo = run(r);
+          return () => {
+            oo.h.destroy();
+            oo.y.destroy();
+          };
+        });
+        const gbps = bytes / (ms * 1e6);
+        const row: Row = {
+          model: name, format: fmt, T, kernel, path: `${gemvPackedPath(wgu, packedKernel)}/${gemvPackedPath(wdn, packedKernel)}`, ms, bytes, gbps, ofCopy: gbps / copyGBps,
+          relErrH: relErr(out.h, refOut.h), relErrY: relErr(out.y, refOut.y),
+        };
+        rows.push(row);
+        console.log(
+          `${name.padEnd(16)} ${fmt.padEnd(5)} T=${String(T).padEnd(2)} ${kernel.padEnd(5)} (${row.path.padEnd(11)}) ${ms.toFixed(4)} ms  ${gbps.toFixed(0).padStart(5)} GB/s  ${(100 * row.ofCopy).toFixed(1).padStart(5)}% of copy  relErr h ${row.relErrH.toExponential(1)} y ${row.relErrY.toExponential(1)}`,
+        );
+      }
+      x.destroy();
+      for (const t of [g.counts, g.offsets, g.order, g.position]) t.destroy();
+    }
+    destroyExpertWeights(wgu);
+    destroyExpertWeights(wdn);
   }
-  wgu.destroy(); wdn.destroy();
 }
-console.log(JSON.stringify({ adapter: ctx.adapterName, copyGBps, results }));
+console.log(`total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+console.log(JSON.stringify({ adapter: ctx.adapterName, copyGBps, iters: ITERS, rows }));
 process.exit(0);

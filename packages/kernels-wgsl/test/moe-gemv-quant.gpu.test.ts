@@ -2,26 +2,32 @@
 // MXFP4) against the grouped-GEMM references, which decode every element
 // independently (see quant-gemm tests).
 import { describe, it, expect, beforeAll } from 'vitest';
-import { HostTensor } from '@webmoe/tensor';
+import { HostTensor, e4m3ToF32, e5m2ToF32 } from '@webmoe/tensor';
 import {
   GpuTensor, Recorder, gemvGateUpGpu, gemvDownGpu, gemvSupports, groupRef, uploadGrouping, quantizeExperts, uploadExpertWeights, destroyExpertWeights,
-  groupedGateUpRef, groupedDownRef, type GpuContext, type ExpertQuantFormat,
+  groupedGateUpRef, groupedDownRef, type GpuContext, type ExpertQuantFormat, type GemvPackedKernel, type ExpertActivation, type ExpertWeightsHost,
 } from '@webmoe/kernels-wgsl';
-import { gemvWideLoads } from '../src/kernels/moe-gemv.js';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
+import { gemvPackedPath } from '../src/kernels/moe-gemv.js';
+import { GEMV_PACKED_KERNELS } from '../src/kernels/plan.js';
 import { randomZeros } from './quant-helpers.js';
+import { hostGrouping, randomIdx } from './grouped-helpers.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
   ctx = await testGpu();
 });
 
-/** `wide`: whether gate_up (H columns) and down (I columns) take the 16-byte-load path (cols and scale blocks multiples of 32 int4/mxfp4 or 16 int8/fp8-e4m3 columns), else 8-column table loads. */
+/**
+ * `wide`: whether gate_up (H columns) and down (I columns) take the 16-byte-load paths ('wide', and 'rowsN'
+ * but for e5m2, which only 'rowsN' decodes: cols and scale blocks multiples of 32 int4/mxfp4 or 16 int8/fp8
+ * columns), else 8-column table loads.
+ */
 interface Case { name: string; fmt: ExpertQuantFormat; T: number; k: number; E: number; H: number; I: number; wide: [boolean, boolean] }
 const CASES: Case[] = [
   { name: 'fp8 e4m3 128x128 blocks (partial), 8-column loads', fmt: { kind: 'fp8_block' }, T: 1, k: 2, E: 5, H: 136, I: 40, wide: [false, false] },
   { name: 'fp8 e4m3 128x128 blocks (partial), 16-byte loads', fmt: { kind: 'fp8_block' }, T: 2, k: 2, E: 5, H: 144, I: 48, wide: [true, true] },
-  { name: 'fp8 e5m2 16x32 blocks', fmt: { kind: 'fp8_block', dtype: 'float8_e5m2', block: [16, 32] }, T: 3, k: 2, E: 4, H: 64, I: 48, wide: [false, false] },
+  { name: 'fp8 e5m2 16x32 blocks', fmt: { kind: 'fp8_block', dtype: 'float8_e5m2', block: [16, 32] }, T: 3, k: 2, E: 4, H: 64, I: 48, wide: [true, true] },
   { name: 'int4 blocks of 32, f16 scales', fmt: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }, T: 2, k: 3, E: 6, H: 96, I: 40, wide: [true, false] },
   { name: 'int4 blocks of 32, f16 scales, decode', fmt: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }, T: 1, k: 4, E: 7, H: 160, I: 64, wide: [true, true] },
   { name: 'int8 blocks of 16, f32 scales', fmt: { kind: 'int_block', bits: 8, blockSize: 16 }, T: 5, k: 2, E: 3, H: 48, I: 24, wide: [true, false] },
@@ -54,17 +60,19 @@ describe('decode GEMV on quantized experts', () => {
         const gu = uploadExpertWeights(cx, guH);
         const dn = uploadExpertWeights(cx, dnH);
         expect(gemvSupports(gu) && gemvSupports(dn)).toBe(true);
-        expect([gemvWideLoads(gu, true), gemvWideLoads(dn, true)], 'which load path').toEqual(c.wide);
-        expect([gemvWideLoads(gu, false), gemvWideLoads(dn, false)], 'table loads when wide is off').toEqual([false, false]);
+        const e5m2 = c.fmt.kind === 'fp8_block' && c.fmt.dtype === 'float8_e5m2';
+        expect([gemvPackedPath(gu, 'wide'), gemvPackedPath(dn, 'wide')], 'wide load path').toEqual(c.wide.map((w) => (w && !e5m2 ? 'wide' : 'table')));
+        expect([gemvPackedPath(gu, 'rows2'), gemvPackedPath(dn, 'rows2')], 'row-blocked load path').toEqual(c.wide.map((w) => (w ? 'rows' : 'table')));
+        expect([gemvPackedPath(gu, 'table'), gemvPackedPath(dn, 'table')]).toEqual(['table', 'table']);
         const xg = GpuTensor.upload(cx, new HostTensor('float32', [T, H], x));
-        // both load paths: 16-byte loads where the shapes allow (wideLoads), and the 8-column table loads
-        const out: { wide: boolean; h: Float32Array; y: Float32Array }[] = [];
-        for (const wideLoads of [true, false]) {
+        // the 8-column table loads, the 16-byte wide loads and the row-blocked kernel (2 outputs per group) where the shapes allow them
+        const out: { kernel: GemvPackedKernel; h: Float32Array; y: Float32Array }[] = [];
+        for (const packedKernel of ['table', 'wide', 'rows2'] as const) {
           const rec = new Recorder(cx);
-          const hg = gemvGateUpGpu(cx, rec, xg, gg, gu, act, { wideLoads });
-          const yg = gemvDownGpu(cx, rec, hg, gg, dn, { wideLoads });
+          const hg = gemvGateUpGpu(cx, rec, xg, gg, gu, act, { packedKernel });
+          const yg = gemvDownGpu(cx, rec, hg, gg, dn, { packedKernel });
           rec.submit();
-          out.push({ wide: wideLoads, h: (await hg.download()).toFloat32(), y: (await yg.download()).toFloat32() });
+          out.push({ kernel: packedKernel, h: (await hg.download()).toFloat32(), y: (await yg.download()).toFloat32() });
           for (const b of [hg, yg]) b.destroy();
         }
         xg.destroy();
@@ -74,8 +82,8 @@ describe('decode GEMV on quantized experts', () => {
         return out;
       });
       for (const o of out) {
-        expect(relErr(o.h, hRef), `${c.name} h (wide ${o.wide})`).toBeLessThan(2e-5);
-        expect(relErr(o.y, yRef), `${c.name} y (wide ${o.wide})`).toBeLessThan(2e-5);
+        expect(relErr(o.h, hRef), `${c.name} h (${o.kernel})`).toBeLessThan(2e-5);
+        expect(relErr(o.y, yRef), `${c.name} y (${o.kernel})`).toBeLessThan(2e-5);
       }
     });
   }
@@ -85,4 +93,142 @@ describe('decode GEMV on quantized experts', () => {
     expect(gemvSupports(w)).toBe(false);
     destroyExpertWeights(w);
   });
+});
+
+/**
+ * The row-blocked kernels ('rows1' | 'rows2' | 'rows4', one per case in turn) against the references, randomized: every packed
+ * format they decode (int4 / int8 with and without zero points, MXFP4, fp8 e4m3 and e5m2), output counts
+ * that are no multiple of a workgroup's 8 * RO outputs, columns whose 16-byte chunks do not fill the lanes'
+ * two-chunk steps (more than 32 chunks per row, an odd count), bias, rowScale, each activation in both
+ * gate_up layouts, T = 1, 3 and 16 (up to 4 token rows per weight pass).
+ */
+describe('row-blocked decode GEMV on quantized experts (randomized)', () => {
+  interface RowsCase { fmt: ExpertQuantFormat; H: number; I: number; E: number; k: number; T: number }
+  const FMTS: RowsCase[] = [
+    // H = 1056 int4 columns: 33 chunks of 32 (lane 0 takes a second chunk); fp8 / int8 output counts of 16 mod 32
+    // leave the last workgroup of 'rows4' half empty (int4 / MXFP4 counts are multiples of 32: see the chunked tests)
+    { fmt: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }, H: 1056, I: 96, E: 5, k: 2, T: 3 },
+    { fmt: { kind: 'int_block', bits: 4, blockSize: 64, scaleDtype: 'float32', zeroPoint: true }, H: 192, I: 64, E: 6, k: 3, T: 16 },
+    { fmt: { kind: 'int_block', bits: 8, blockSize: 48 }, H: 528, I: 48, E: 4, k: 2, T: 1 },
+    { fmt: { kind: 'int_block', bits: 8, blockSize: 16, scaleDtype: 'float16', zeroPoint: true }, H: 80, I: 32, E: 3, k: 2, T: 16 },
+    { fmt: { kind: 'mxfp4' }, H: 1088, I: 64, E: 4, k: 2, T: 1 },
+    { fmt: { kind: 'mxfp4' }, H: 96, I: 32, E: 7, k: 3, T: 16 },
+    { fmt: { kind: 'fp8_block' }, H: 560, I: 48, E: 5, k: 2, T: 3 },
+    { fmt: { kind: 'fp8_block', block: [16, 48] }, H: 96, I: 48, E: 3, k: 1, T: 16 },
+    { fmt: { kind: 'fp8_block', dtype: 'float8_e5m2', block: [32, 32] }, H: 544, I: 32, E: 4, k: 2, T: 3 },
+    { fmt: { kind: 'fp8_block', dtype: 'float8_e5m2' }, H: 64, I: 16, E: 5, k: 2, T: 1 },
+  ];
+  const ACTS: ExpertActivation[] = [
+    { kind: 'silu', layout: 'concat' },
+    { kind: 'swiglu_limit', layout: 'interleaved', limit: 1.2 },
+    { kind: 'swigluoai', layout: 'concat', limit: 1.5, alpha: 1.702 },
+    { kind: 'silu', layout: 'interleaved' },
+  ];
+  const ROWS = GEMV_PACKED_KERNELS.filter((k) => k.startsWith('rows'));
+  FMTS.forEach((c, i) => {
+    // one row-blocking per case, in turn (each is a pipeline per mode and token block: lavapipe compiles them slowly)
+    const KERNELS = [ROWS[i % ROWS.length]];
+    const fname = c.fmt.kind === 'int_block' ? `int${c.fmt.bits} blocks of ${c.fmt.blockSize}${c.fmt.zeroPoint ? ' + zero points' : ''}` : c.fmt.kind === 'fp8_block' ? `fp8 ${c.fmt.dtype ?? 'e4m3'} ${c.fmt.block ?? '128x128'}` : 'mxfp4';
+    const act = ACTS[i % ACTS.length];
+    const bias = i % 2 === 0;
+    const scale = i % 3 !== 1;
+    it(`${fname}, ${KERNELS[0]}: T=${c.T} k=${c.k} E=${c.E} H=${c.H} I=${c.I}, ${act.kind} ${act.layout}${bias ? ', bias' : ''}${scale ? ', rowScale' : ''}`, async (t) => {
+      if (!ctx) return t.skip('no WebGPU adapter');
+      const cx = ctx;
+      const r = rng(500 + i);
+      const { T, k, E, H, I } = c;
+      const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
+      const x = randomArray(r, T * H);
+      const guH = randomZeros(r, quantizeExperts(randomArray(r, E * 2 * I * H, -0.3, 0.3), E, 2 * I, H, c.fmt));
+      const dnH = randomZeros(r, quantizeExperts(randomArray(r, E * H * I, -0.3, 0.3), E, H, I, c.fmt));
+      const guB = bias ? HostTensor.fromFloat32([E, 2 * I], randomArray(r, E * 2 * I, -0.5, 0.5), 'bfloat16') : undefined;
+      const dnB = bias ? HostTensor.fromFloat32([E, H], randomArray(r, E * H, -0.5, 0.5), 'float32') : undefined;
+      const rsv = scale ? randomArray(r, T * k, 0.5, 1.5) : undefined;
+      const hRef = groupedGateUpRef(x, g, guH, guB, act, rsv);
+      const yRef = groupedDownRef(hRef, g, dnH, dnB);
+      const out = await gpuChecked(cx, async () => {
+        const gg = uploadGrouping(cx, g);
+        const gu = uploadExpertWeights(cx, guH);
+        const dn = uploadExpertWeights(cx, dnH);
+        const paths = KERNELS.map((kn) => [gemvPackedPath(gu, kn), gemvPackedPath(dn, kn)]);
+        const xg = GpuTensor.upload(cx, new HostTensor('float32', [T, H], x));
+        const bg = guB && GpuTensor.upload(cx, guB);
+        const bd = dnB && GpuTensor.upload(cx, dnB);
+        const rs = rsv && GpuTensor.upload(cx, new HostTensor('float32', [T, k], rsv));
+        const res: { kernel: GemvPackedKernel; h: Float32Array; y: Float32Array }[] = [];
+        for (const packedKernel of KERNELS) {
+          const rec = new Recorder(cx);
+          const hg = gemvGateUpGpu(cx, rec, xg, gg, gu, act, { packedKernel, bias: bg, rowScale: rs });
+          const yg = gemvDownGpu(cx, rec, hg, gg, dn, { packedKernel, bias: bd });
+          rec.submit();
+          res.push({ kernel: packedKernel, h: (await hg.download()).toFloat32(), y: (await yg.download()).toFloat32() });
+          for (const b of [hg, yg]) b.destroy();
+        }
+        for (const b of [xg, bg, bd, rs]) b?.destroy();
+        destroyExpertWeights(gu);
+        destroyExpertWeights(dn);
+        gg.destroy();
+        return { res, paths };
+      });
+      expect(out.paths, 'every case takes the row-blocked path').toEqual(KERNELS.map(() => ['rows', 'rows']));
+      for (const o of out.res) {
+        expect(relErr(o.h, hRef), `h (${o.kernel})`).toBeLessThan(2e-5);
+        expect(relErr(o.y, yRef), `y (${o.kernel})`).toBeLessThan(2e-5);
+      }
+    }, 300_000);
+  });
+});
+
+/**
+ * Every fp8 code through each decode GEMV path: down weights [1, 256, 32] whose row r holds code r in
+ * column r % 32 and code 0 elsewhere, so output r is decode(r) * scale * x[r % 32]; NaN codes (e4m3
+ * S.1111.111, e5m2 NaNs) give NaN, e5m2 infinities +-inf, subnormals their exact values.
+ */
+describe('decode GEMV: all 256 fp8 codes', () => {
+  for (const dtype of ['float8_e4m3fn', 'float8_e5m2'] as const) {
+    it(`${dtype}: each code decodes like the reference on every path`, async (t) => {
+      if (!ctx) return t.skip('no WebGPU adapter');
+      const cx = ctx;
+      const rows = 256, cols = 32;
+      const q = new Uint8Array(rows * cols);
+      for (let r = 0; r < rows; r++) q[r * cols + (r % cols)] = r;
+      // blocks of 128 x 128 (partial in the columns): two scales, one per 128 rows
+      const scales = new Float32Array([0.75, 1.375]);
+      const w: ExpertWeightsHost = { kind: 'fp8_block', block: [128, 128], q: new HostTensor(dtype, [1, rows, cols], q), scaleInv: new HostTensor('float32', [1, 2, 1], scales) };
+      const x = randomArray(rng(9), cols, 0.5, 2);
+      const dec = dtype === 'float8_e4m3fn' ? e4m3ToF32 : e5m2ToF32;
+      // the expected values from the per-code decoder, checked against the reference GEMM first
+      const want = Float32Array.from({ length: rows }, (_, r) => Math.fround(Math.fround(dec(r) * scales[r >> 7]) * x[r % cols]));
+      const g = groupRef(new Uint32Array([0]), 1, 1, 1);
+      const ref = groupedDownRef(x, g, w, undefined);
+      expect(Array.from(ref).map(String)).toEqual(Array.from(want).map(String));
+      const kernels = GEMV_PACKED_KERNELS.filter((k) => k === 'table' || k === 'rows1' || k === 'rows4' || (k === 'wide' && dtype === 'float8_e4m3fn'));
+      const got = await gpuChecked(cx, async () => {
+        const gg = uploadGrouping(cx, g);
+        const wg = uploadExpertWeights(cx, w);
+        const xg = GpuTensor.upload(cx, new HostTensor('float32', [1, cols], x));
+        const res: { kernel: GemvPackedKernel; path: string; y: Float32Array }[] = [];
+        for (const packedKernel of kernels) {
+          const rec = new Recorder(cx);
+          const yg = gemvDownGpu(cx, rec, xg, gg, wg, { packedKernel });
+          rec.submit();
+          res.push({ kernel: packedKernel, path: gemvPackedPath(wg, packedKernel), y: (await yg.download()).toFloat32() });
+          yg.destroy();
+        }
+        xg.destroy();
+        destroyExpertWeights(wg);
+        gg.destroy();
+        return res;
+      });
+      for (const o of got) {
+        expect(o.path, o.kernel).toBe(o.kernel.startsWith('rows') ? 'rows' : o.kernel);
+        const bad = Array.from(o.y).flatMap((v, r) => {
+          const u = want[r];
+          const ok = Number.isNaN(u) ? Number.isNaN(v) : !Number.isFinite(u) ? v === u : Math.abs(v - u) <= 1e-6 * Math.abs(u);
+          return ok ? [] : [`code 0x${r.toString(16)}: ${v} vs ${u}`];
+        });
+        expect(bad, `${dtype} ${o.kernel}`).toEqual([]);
+      }
+    }, 300_000);
+  }
 });

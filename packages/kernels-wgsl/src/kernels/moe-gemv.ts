@@ -16,7 +16,7 @@ import { LimitError } from '../runtime/errors.js';
 import type { ExpertActivation, ExpertStackGpu, ExpertWeightsGpu, GroupingGpu } from './moe-types.js';
 import { FP8_DECODE_WGSL, PACKED_CODE_WGSL } from '../wgsl.js';
 import { expertChunkList, expertDims } from './expert-weights.js';
-import { KERNEL_CROSSOVERS, gemvRowsPerPass } from './plan.js';
+import { gemvPackedKernelFor, gemvRowsPerPass, type GemvPackedKernel } from './plan.js';
 
 
 /** Outputs per decode-GEMV workgroup, one per 32-lane group (its indirect args count blocks of these). */
@@ -53,7 +53,16 @@ export type GemvVariant = {
    * false: 8 columns per load through a byte -> value table.
    */
   wide: boolean;
+  /**
+   * Row-blocked packed path (absent: the table or wide path above): each 32-lane group computes this many
+   * outputs (1, 2 or 4; gate_up: gate/up pairs), reading 16 bytes of codes per row and chunk, decoding
+   * them with exact bit arithmetic ({@link ROWS_CODECS}) and using every x load for all its rows.
+   */
+  ro?: number;
+  /** Row-blocked path: chunks per scale block is a power of two (a shift by p.cbs, else a division by p.cb). */
+  cbPow2?: boolean;
 };
+
 
 /** Columns of one 16-byte chunk of packed codes in the wide GEMV. */
 function wideChunkCols(wfmt: GemvVariant['wdtype']): number {
@@ -96,6 +105,235 @@ function wideDecodeWgsl(wfmt: GemvVariant['wdtype']): string {
   }
 }
 
+/**
+ * Row-blocked path: exact bit-arithmetic decoding of one u32 word of packed
+ * codes (no table, no integer -> float conversion instruction).
+ * - int4 / int8: each code is masked into the mantissa of 2^23 (bits | 0x4b000000
+ *   is 2^23 + code * 2^s), then one fma scales it back and subtracts 2^23 and the
+ *   zero point (exact in f32).
+ * - fp8 and mxfp4 codes are moved into f16 bit patterns and widened two at a time
+ *   with unpack2x16float: e5m2 is the high byte of an f16 (inf/NaN included);
+ *   e4m3's exponent and mantissa land in the f16's low exponent bits (the value
+ *   times 2^-8, subnormals as f16 subnormals; S.1111.111 is NaN by a separate
+ *   check, as decode_e4m3); e2m1 likewise at 2^-14. `unit` undoes the factor on
+ *   each chunk's partial sum. The f16 subnormals need an adapter whose
+ *   unpack2x16float keeps them (the GEMV tests decode all 256 fp8 codes).
+ */
+interface RowsCodec {
+  /** Columns per u32 word: 8 (4-bit codes, low nibble first) or 4 (bytes). */
+  perWord: 4 | 8;
+  /** WGSL: `fn dw(w: u32, z: vec4<f32>) -> V8` (8 per word) or `-> vec4<f32>` (4), z from `zoff` (int formats; else unused). */
+  wgsl: string;
+  /** WGSL expression: the fma offsets of the int formats for zero-point code `z` (an f32 expression). */
+  zoff?: (z: string) => string;
+  /** Power of two undoing the f16 placement, applied to each chunk's partial sums. */
+  unit: number;
+  /** WGSL `fn nanw(w: u32) -> u32`: nonzero when word w holds a NaN code that the placement would miss. */
+  nan?: string;
+}
+
+const ROWS_CODECS: Partial<Record<GemvVariant['wdtype'], RowsCodec>> = {
+  int4: {
+    perWord: 8,
+    wgsl: `const I4M = vec4<u32>(0xfu, 0xf0u, 0xf00u, 0xf000u);
+const I4S = vec4<f32>(1.0, 0.0625, 0.00390625, 0.000244140625);
+fn dw(w: u32, z: vec4<f32>) -> V8 {
+  return V8(fma(bitcast<vec4<f32>>((vec4<u32>(w) & I4M) | vec4<u32>(0x4b000000u)), I4S, z),
+            fma(bitcast<vec4<f32>>((vec4<u32>(w >> 16u) & I4M) | vec4<u32>(0x4b000000u)), I4S, z));
+}`,
+    zoff: (z) => `-(vec4<f32>(8388608.0, 524288.0, 32768.0, 2048.0) + ${z})`,
+    unit: 1,
+  },
+  int8: {
+    perWord: 4,
+    wgsl: `fn dw(w: u32, z: vec4<f32>) -> vec4<f32> {
+  let h = w >> 16u;
+  return fma(bitcast<vec4<f32>>((vec4<u32>(w, w, h, h) & vec4<u32>(0xffu, 0xff00u, 0xffu, 0xff00u)) | vec4<u32>(0x4b000000u)), vec4<f32>(1.0, 0.00390625, 1.0, 0.00390625), z);
+}`,
+    zoff: (z) => `-(vec4<f32>(8388608.0, 32768.0, 8388608.0, 32768.0) + ${z})`,
+    unit: 1,
+  },
+  fp8_e5m2: {
+    perWord: 4,
+    wgsl: `fn dw(w: u32, z: vec4<f32>) -> vec4<f32> {
+  let a = unpack2x16float((w << 8u) & 0xff00ff00u); let b = unpack2x16float(w & 0xff00ff00u);
+  return vec4<f32>(a.x, b.x, a.y, b.y);
+}`,
+    unit: 1,
+  },
+  fp8_e4m3: {
+    perWord: 4,
+    wgsl: `fn dw(w: u32, z: vec4<f32>) -> vec4<f32> {
+  let a = unpack2x16float(((w & 0x00800080u) << 8u) | ((w & 0x007f007fu) << 7u));
+  let b = unpack2x16float((w & 0x80008000u) | ((w >> 1u) & 0x3f803f80u));
+  return vec4<f32>(a.x, b.x, a.y, b.y);
+}`,
+    nan: `fn nanw(w: u32) -> u32 { let u = (w & 0x7f7f7f7fu) ^ 0x7f7f7f7fu; return (u - 0x01010101u) & ~u & 0x80808080u; }`,
+    unit: 256,
+  },
+  mxfp4: {
+    perWord: 8,
+    wgsl: `fn dw(w: u32, z: vec4<f32>) -> V8 {
+  let a = unpack2x16float(((w << 9u) & 0x0e000e00u) | ((w << 12u) & 0x80008000u));
+  let b = unpack2x16float(((w << 5u) & 0x0e000e00u) | ((w << 8u) & 0x80008000u));
+  let c = unpack2x16float(((w << 1u) & 0x0e000e00u) | ((w << 4u) & 0x80008000u));
+  let d = unpack2x16float(((w >> 3u) & 0x0e000e00u) | (w & 0x80008000u));
+  return V8(vec4<f32>(a.x, b.x, c.x, d.x), vec4<f32>(a.y, b.y, c.y, d.y));
+}`,
+    unit: 16384,
+  },
+};
+
+/** Values per lane reduced in one pass of the row-blocked GEMV's workgroup reduction (bounds its workgroup memory). */
+const ROWS_PASS = 8;
+
+/**
+ * The row-blocked GEMV's scale (and zero point) of scale index i, and the
+ * scale row of weight row r: int blocks [E, rows, cols/bs], fp8 blocks
+ * [E, rows/bh, cols/bw], mxfp4 e8m0 bytes [E, rows, cols/32].
+ */
+function rowsScaleWgsl(v: GemvVariant): string {
+  const fp8 = v.wdtype === 'fp8_e4m3' || v.wdtype === 'fp8_e5m2';
+  const srow = fp8 ? `fn srow(e: u32, r: u32) -> u32 { return (e * p.s0 + r / p.s2) * p.s1; }` : `fn srow(e: u32, r: u32) -> u32 { return (e * p.rows + r) * p.s0; }`;
+  const sload =
+    v.wdtype === 'mxfp4'
+      ? `fn sload(i: u32) -> f32 { return exp2(f32((QS[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - 127.0); }`
+      : v.sdtype === 'float16'
+        ? `fn sload(i: u32) -> f32 { let q = unpack2x16float(QS[i >> 1u]); return select(q.x, q.y, (i & 1u) == 1u); }`
+        : `fn sload(i: u32) -> f32 { return QS[i]; }`;
+  const zload = v.zp ? `\nfn zload(i: u32) -> f32 { return f32((QZ[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu); }` : '';
+  const blk = `fn cblk(c: u32) -> u32 { return ${v.cbPow2 ? 'c >> p.cbs' : 'c / p.cb'}; }`;
+  return `${srow}\n${sload}${zload}\n${blk}`;
+}
+
+/** The row-blocked GEMV's module after the shared bindings: decoding, scale lookup, reduction memory, main. */
+function rowsWgsl(v: GemvVariant): string {
+  const codec = ROWS_CODECS[v.wdtype];
+  if (!codec) throw new ValueError('row-blocked GEMV format', Object.keys(ROWS_CODECS).join(' | '), v.wdtype);
+  return `struct V8 { lo: vec4<f32>, hi: vec4<f32>, }
+${codec.nan ? `${FP8_DECODE_WGSL}\n${codec.nan}` : ''}
+${codec.wgsl}
+${rowsScaleWgsl(v)}
+var<workgroup> red: array<f32, ${GROUPS * LANES * ROWS_PASS}>;
+${rowsMain(v)}`;
+}
+
+/**
+ * The row-blocked decode GEMV (v.ro outputs per 32-lane group): lanes split
+ * the columns in 16-byte chunks (two chunks in flight per lane), every x load
+ * serves all the group's weight rows, partial sums are reduced in workgroup
+ * memory in passes of ROWS_PASS values per lane, each output summed over the
+ * 32 lanes in a fixed order. Emitted unrolled over rows, gate/up and tokens.
+ */
+function rowsMain(v: GemvVariant): string {
+  const codec = ROWS_CODECS[v.wdtype]!;
+  const gu = v.mode === 'gate_up';
+  const RO = v.ro!;
+  const MRv = v.mr;
+  const CW = wideChunkCols(v.wdtype);
+  const X4W = codec.perWord / 4; // x vec4s per code word
+  const rows = Array.from({ length: RO }, (_, r) => r);
+  const ms = Array.from({ length: MRv }, (_, m) => m);
+  const parts = gu ? ['g', 'u'] : ['g'];
+  const us = [0, 1];
+  // every accumulator, gate/up of one (row, token) adjacent: the reduction pairs them
+  const vals = rows.flatMap((r) => ms.flatMap((m) => parts.map((a) => `a${a}${r}_${m}`)));
+  const perPass = ROWS_PASS / parts.length;
+  const passes = Math.ceil(vals.length / ROWS_PASS);
+  const zdef = (a: string, r: number, u: number) =>
+    codec.zoff ? `let z${a}${r}_${u} = ${codec.zoff(v.zp ? `zload(s${a}${r} + cblk(c${u}))` : v.wdtype === 'int4' ? '8.0' : '128.0')};` : '';
+  // one decoded word d of row (a, r) against every token's x
+  const dotw = (a: string, r: number) =>
+    ms.map((m) => (X4W === 2 ? `p${a}${r}_${m} += dot(d.lo, x${m}_0) + dot(d.hi, x${m}_1);` : `p${a}${r}_${m} += dot(d, x${m}_0);`)).join(' ');
+  // the two chunks' codes and scales are loaded first (all rows), then consumed one chunk at a time and one
+  // 4-byte word at a time in loops (constant trip counts: small code for CPU drivers, unrolled by GPU compilers)
+  const rowsParts = rows.flatMap((r) => parts.map((a) => `${a}${r}`));
+  const chunkLoop = `
+      for (var u = 0u; u < 2u; u++) {
+        let cu = select(c0, c1, u == 1u); let oku = select(ok0, ok1, u == 1u);
+${rowsParts.map((n) => `        let q${n} = select(q${n}_0, q${n}_1, u == 1u); let s${n}u = select(s${n}_0, s${n}_1, u == 1u);${codec.zoff ? ` let z${n} = select(z${n}_0, z${n}_1, u == 1u);` : ''}`).join('\n')}
+${rowsParts.map((n) => `        ${ms.map((m) => `var p${n}_${m} = 0.0;`).join(' ')}`).join('\n')}
+        for (var j = 0u; j < 4u; j++) {
+${ms.map((m) => `          ${Array.from({ length: X4W }, (_, h) => `let x${m}_${h} = X4[xq${m} + cu * ${CW / 4}u + j * ${X4W}u${h ? ` + ${h}u` : ''}];`).join(' ')}`).join('\n')}
+${rows.flatMap((r) => parts.map((a) => `          { let d = dw(q${a}${r}[j], ${codec.zoff ? `z${a}${r}` : 'vec4<f32>(0.0)'}); ${dotw(a, r)} }`)).join('\n')}
+        }
+${rowsParts.flatMap((n) => ms.map((m) => `        a${n}_${m} += select(0.0, s${n}u * (p${n}_${m}${codec.unit !== 1 ? ` * ${codec.unit}.0` : ''}), oku);`)).join('\n')}
+      }`;
+  return /* wgsl */ `
+@compute @workgroup_size(${LANES}, ${GROUPS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let e0 = Active[wid.y];
+  let mine = e0 != ${NO_EXPERT}u && e0 >= p.eb && e0 - p.eb < p.ne;
+  let eg = select(p.eb, e0, mine);
+  let e = eg - p.eb;
+  let off = Offsets[eg];
+  if (lid.x == 0u && lid.y == 0u) { wcnt = select(0u, Counts[eg], mine); }
+  let cnt = workgroupUniformLoad(&wcnt);
+  let lane = lid.x;
+  let g = lid.y;
+  let ob = (wid.x * ${GROUPS}u + g) * ${RO}u;
+  let nch = p.cols / ${CW}u;
+${rows
+  .map(
+    (r) => `  let oc${r} = min(ob + ${r}u, p.nout - 1u);
+  let rg${r} = ${gu ? `select(oc${r}, 2u * oc${r}, ${v.interleaved})` : `oc${r}`};${gu ? ` let ru${r} = select(oc${r} + p.nout, 2u * oc${r} + 1u, ${v.interleaved});` : ''}
+${parts.map((a) => `  let w${a}${r} = (e * p.rows + r${a}${r}) * nch; let s${a}${r} = srow(e, r${a}${r});`).join('\n')}`,
+  )
+  .join('\n')}
+  for (var m0 = 0u; m0 < cnt; m0 += ${MRv}u) {
+${ms.map((m) => `    let xq${m} = (${gu ? `(Order[off + min(m0 + ${m}u, cnt - 1u)] / p.k)` : `(off + min(m0 + ${m}u, cnt - 1u))`} * p.cols) >> 2u;`).join('\n')}
+${vals.map((n) => `    var ${n} = 0.0;`).join('\n')}
+${codec.nan ? rows.flatMap((r) => parts.map((a) => `    var bad${a}${r} = 0u;`)).join('\n') : ''}
+    for (var c = lane; c < nch; c += ${2 * LANES}u) {
+      let c0 = c; let ok0 = true;
+      let ok1 = c + ${LANES}u < nch; let c1 = select(c, c + ${LANES}u, ok1);
+${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let q${a}${r}_${u} = W[w${a}${r} + c${u}];`)).join('\n')).join('\n')}
+${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let s${a}${r}_${u} = sload(s${a}${r} + cblk(c${u})); ${zdef(a, r, u)}`)).join('\n')).join('\n')}
+${codec.nan ? us.map((u) => rows.flatMap((r) => parts.map((a) => `      bad${a}${r} |= select(0u, nanw(q${a}${r}_${u}.x) | nanw(q${a}${r}_${u}.y) | nanw(q${a}${r}_${u}.z) | nanw(q${a}${r}_${u}.w), ok${u});`)).join('\n')).join('\n') : ''}
+${chunkLoop}
+    }
+${codec.nan ? rows.flatMap((r) => parts.map((a) => `    if (bad${a}${r} != 0u) { ${ms.map((m) => `a${a}${r}_${m} = special_f32(0x7fc00000u, bad${a}${r});`).join(' ')} }`)).join('\n') : ''}
+${Array.from({ length: passes }, (_, ps) => {
+  const pv = vals.slice(ps * ROWS_PASS, (ps + 1) * ROWS_PASS);
+  return `    // reduction pass ${ps}: outputs (row, token) ${ps * perPass}..${ps * perPass + pv.length / parts.length - 1}
+${pv.map((n, q) => `    red[(g * ${ROWS_PASS}u + ${q}u) * ${LANES}u + lane] = ${n};`).join('\n')}
+    workgroupBarrier();
+    if (lane < ${pv.length / parts.length}u) {
+      let j = ${ps * perPass}u + lane;
+      let r = j / ${MRv}u;
+      let m = j % ${MRv}u;
+      let o = ob + r;
+      if (o < p.nout && m0 + m < cnt) {
+        let b = (g * ${ROWS_PASS}u + lane * ${parts.length}u) * ${LANES}u;
+        var sg = 0.0;${gu ? ' var su = 0.0;' : ''}
+        for (var i = 0u; i < ${LANES}u; i++) { sg += red[b + i];${gu ? ` su += red[b + ${LANES}u + i];` : ''} }
+        let row = off + m0 + m;
+        ${gu ? `let rg = select(o, 2u * o, ${v.interleaved}); let ru = select(o + p.nout, 2u * o + 1u, ${v.interleaved});` : 'let rg = o;'}
+        ${storeWgsl(v)}
+      }
+    }
+    workgroupBarrier();`;
+}).join('\n')}
+  }
+}
+`;
+}
+
+/**
+ * WGSL storing output o of grouped row `row` from its sums sg (and su):
+ * rowScale, bias of weight rows rg (ru), activation. Needs e, o, row, rg (ru) in scope.
+ */
+function storeWgsl(v: GemvVariant): string {
+  const gu = v.mode === 'gate_up';
+  return [
+    v.rowScale ? `let sc = S[Order[row]]; sg = sg * sc;${gu ? ' su = su * sc;' : ''}` : '',
+    v.bias ? `sg = sg + bload(e * p.rows + rg);${gu ? ' su = su + bload(e * p.rows + ru);' : ''}` : '',
+    `Y[row * p.ys + p.yo + o] = ${gu ? 'act(sg, su)' : 'sg'};`,
+  ]
+    .filter((l) => l)
+    .join(' ');
+}
+
 function biasLoader(d: DenseDtype): string {
   return d === 'float32'
     ? `fn bload(i: u32) -> f32 { return B[i]; }`
@@ -134,7 +372,8 @@ export const gemvKernel = defineKernel<GemvVariant>('moe_gemv', (v) => {
   const NA = gu ? 2 : 1;
   const R = Array.from({ length: MRv }, (_, m) => m);
   const quant = v.sdtype !== 'none';
-  const wdecl = v.wide ? 'array<vec4<u32>>' : quant ? 'array<u32>' : v.vec8 ? (v.wdtype === 'float32' ? 'array<vec4<f32>>' : 'array<vec4<u32>>') : v.wdtype === 'float32' ? 'array<f32>' : 'array<u32>';
+  const rows = v.ro !== undefined;
+  const wdecl = v.wide || rows ? 'array<vec4<u32>>' : quant ? 'array<u32>' : v.vec8 ? (v.wdtype === 'float32' ? 'array<vec4<f32>>' : 'array<vec4<u32>>') : v.wdtype === 'float32' ? 'array<f32>' : 'array<u32>';
   // weight chunk loader: even/odd lanes of 8 consecutive weights
   let load8 = '';
   if (v.vec8) {
@@ -215,11 +454,11 @@ ${R.map((m) => `        ag${m} += sg * pg${m};${gu ? ` au${m} += su * pu${m};` :
   const wz = (w8: string, z: string) => (v.zp ? `wzsub(${w8}, ${z})` : w8);
   const inner = v.vec8
     ? `
-${Us.map((u) => `        let c${u} = c + ${u * LANES}u; let f${u} = select(0.0, 1.0, c${u} < nchunks); let col${u} = min(c${u}, nchunks - 1u) * 8u;
+${Us.map((u) => `        let c${u} = c + ${u * LANES}u; let ok${u} = c${u} < nchunks; let col${u} = min(c${u}, nchunks - 1u) * 8u;
         let wg${u} = ${wz(`wload8(gbase + col${u})`, `wzshift(e, rg, col${u})`)};${gu ? ` let wu${u} = ${wz(`wload8(ubase + col${u})`, `wzshift(e, ru, col${u})`)};` : ''}${quant ? ` let sg${u} = wscale(e, rg, col${u});${gu ? ` let su${u} = wscale(e, ru, col${u});` : ''}` : ''}`).join('\n')}
-${Us.map((u) => R.map((m) => `        { let q = (xrow${m} + col${u}) >> 2u; let xa = X4[q] * f${u}; let xb = X4[q + 1u] * f${u};
+${Us.map((u) => R.map((m) => `        { let q = (xrow${m} + col${u}) >> 2u; let xa = X4[q]; let xb = X4[q + 1u];
           let xe = vec4<f32>(xa.xz, xb.xz); let xo = vec4<f32>(xa.yw, xb.yw);
-          ag${m} += ${quant ? `sg${u} * ` : ''}(dot(wg${u}.e, xe) + dot(wg${u}.o, xo));${gu ? ` au${m} += ${quant ? `su${u} * ` : ''}(dot(wu${u}.e, xe) + dot(wu${u}.o, xo));` : ''} }`).join('\n')).join('\n')}`
+          ag${m} += select(0.0, ${quant ? `sg${u} * ` : ''}(dot(wg${u}.e, xe) + dot(wg${u}.o, xo)), ok${u});${gu ? ` au${m} += select(0.0, ${quant ? `su${u} * ` : ''}(dot(wu${u}.e, xe) + dot(wu${u}.o, xo)), ok${u});` : ''} }`).join('\n')).join('\n')}`
     : `
         let col = c * 8u;
         let lim = min(8u, p.cols - col);
@@ -228,7 +467,7 @@ ${Us.map((u) => R.map((m) => `        { let q = (xrow${m} + col${u}) >> 2u; let 
 ${R.map((m) => `          { let xv = X[xrow${m} + col + j]; ag${m} = fma(xv, wgv, ag${m});${gu ? ` au${m} = fma(xv, wuv, au${m});` : ''} }`).join('\n')}
         }`;
   return /* wgsl */ `
-struct P { rows: u32, cols: u32, nout: u32, k: u32, limit: f32, alpha: f32, nblocks: u32, _p: u32, s0: u32, s1: u32, s2: u32, s3: u32, eb: u32, ne: u32, yo: u32, ys: u32, }
+struct P { rows: u32, cols: u32, nout: u32, k: u32, limit: f32, alpha: f32, nblocks: u32, _p: u32, s0: u32, s1: u32, s2: u32, s3: u32, eb: u32, ne: u32, yo: u32, ys: u32, cb: u32, cbs: u32, _q0: u32, _q1: u32, }
 struct W8 { e: vec4<f32>, o: vec4<f32>, }
 @group(0) @binding(0) var<storage, read> ${v.vec8 ? 'X4: array<vec4<f32>>' : 'X: array<f32>'};
 @group(0) @binding(1) var<storage, read> W: ${wdecl};
@@ -242,13 +481,13 @@ ${v.rowScale ? `@group(0) @binding(${v.bias ? 8 : 7}) var<storage, read> S: arra
 ${quant ? `@group(0) @binding(${7 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0)}) var<storage, read> QS: ${v.sdtype === 'float32' ? 'array<f32>' : 'array<u32>'};` : ''}
 ${v.zp ? `@group(0) @binding(${8 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0)}) var<storage, read> QZ: array<u32>;` : ''}
 @group(0) @binding(${7 + (v.bias ? 1 : 0) + (v.rowScale ? 1 : 0) + (quant ? 1 : 0) + (v.zp ? 1 : 0)}) var<uniform> p: P;
-${v.zp && !v.wide ? 'fn wzsub(w: W8, z: f32) -> W8 { return W8(w.e - z, w.o - z); }' : ''}
-${v.wide ? `${wideDecodeWgsl(v.wdtype)}\n${scaleFn}` : quant ? `${FP8_DECODE_WGSL}${PACKED_CODE_WGSL}\nvar<workgroup> lut: array<f32, 256>;\n${scaleFn}` : ''}
-${v.wide ? '' : v.vec8 ? load8 : load1}
 ${v.bias ? biasLoader(v.bdtype) : ''}
 ${actWgsl(v.act)}
-var<workgroup> red: array<f32, ${GROUPS * LANES * MRv * NA}>;
 var<workgroup> wcnt: u32;
+${rows ? rowsWgsl(v) : `${v.zp && !v.wide ? 'fn wzsub(w: W8, z: f32) -> W8 { return W8(w.e - z, w.o - z); }' : ''}
+${v.wide ? `${wideDecodeWgsl(v.wdtype)}\n${scaleFn}` : quant ? `${FP8_DECODE_WGSL}${PACKED_CODE_WGSL}\nvar<workgroup> lut: array<f32, 256>;\n${scaleFn}` : ''}
+${v.wide ? '' : v.vec8 ? load8 : load1}
+var<workgroup> red: array<f32, ${GROUPS * LANES * MRv * NA}>;
 @compute @workgroup_size(${LANES}, ${GROUPS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   // slots past the active experts hold NO_EXPERT, and experts outside this dispatch's chunk [eb, eb + ne) of the
@@ -294,13 +533,11 @@ ${R.map((m) => `    red[(g * ${MRv * NA}u + ${m * NA}u) * ${LANES}u + lane] = ag
       let row = off + m0 + lane;
       var sg = red[(g * ${MRv * NA}u + lane * ${NA}u) * ${LANES}u];
       ${gu ? `var su = red[(g * ${MRv * NA}u + lane * ${NA}u + 1u) * ${LANES}u];` : ''}
-      ${v.rowScale ? `let sc = S[Order[row]]; sg = sg * sc;${gu ? ' su = su * sc;' : ''}` : ''}
-      ${v.bias ? `sg = sg + bload(e * p.rows + rg);${gu ? ' su = su + bload(e * p.rows + ru);' : ''}` : ''}
-      Y[row * p.ys + p.yo + o] = ${gu ? 'act(sg, su)' : 'sg'};
+      ${storeWgsl(v)}
     }
     workgroupBarrier();
   }
-}
+}`}
 `;
 });
 
@@ -385,8 +622,11 @@ function singleExpertList(ctx: GpuContext): GPUBuffer {
 /** Options of the decode GEMVs. */
 export interface GemvOptions {
   pool?: BufferPool;
-  /** Packed weights: 16-byte loads with arithmetic decoding where the shapes allow (default KERNEL_CROSSOVERS.gemvWideLoads). */
-  wideLoads?: boolean;
+  /**
+   * Which kernel reads packed weights (default: the planner's gemvPackedKernelFor(rows per pass)); 'wide' and 'rowsN'
+   * fall back to 'table' where the shapes do not allow 16-byte chunks (see {@link gemvPackedPath}).
+   */
+  packedKernel?: GemvPackedKernel;
   /** Reuse the active-expert list of this forward (else computed here). */
   active?: ActiveExperts;
   bias?: GpuTensor;
@@ -451,27 +691,34 @@ function gemvWeights(what: string, w: ExpertWeightsGpu): GemvWeights {
 }
 
 /**
- * Whether the decode GEMV reads these packed weights 16 bytes per load with
- * arithmetic decoding (else 8 columns per load through a table; dense
- * weights: false), given `wideLoads` (the GemvOptions value): int4, int8,
- * mxfp4 or fp8 e4m3 codes (e5m2 keeps the table: its subnormals would need
- * f16 denormals), columns and scale blocks multiples of the 16-byte chunk.
- * @example `gemvWideLoads(int4Weights) // true when cols and blocks are multiples of 32`
+ * The load path the decode GEMV takes for these weights under `kernel` (the
+ * GemvOptions.packedKernel value): 'dense' for dense weights; 'wide' (int4,
+ * int8, mxfp4, fp8 e4m3) and 'rows' (those and fp8 e5m2) where the columns and
+ * the scale blocks are multiples of the 16-byte chunk (32 int4/mxfp4 or 16
+ * int8/fp8 columns), else 'table'.
+ * @example `gemvPackedPath(int4Weights, 'rows2') // 'rows' when cols and blocks are multiples of 32`
  */
-export function gemvWideLoads(w: ExpertStackGpu, wideLoads: boolean = KERNEL_CROSSOVERS.gemvWideLoads): boolean {
-  try {
-    return wideLoads && wideOk(gemvWeights('weights', stackChunks(w)[0]));
-  } catch {
-    return false;
-  }
+export function gemvPackedPath(w: ExpertStackGpu, kernel: GemvPackedKernel = gemvPackedKernelFor(1)): 'dense' | 'table' | 'wide' | 'rows' {
+  return packedPath(gemvWeights('weights', stackChunks(w)[0]), kernel);
 }
 
-function wideOk(gw: GemvWeights): boolean {
-  if (gw.sdtype === 'none' || gw.wfmt === 'fp8_e5m2') return false;
+/** Outputs per 32-lane group of a packed kernel name ('rows4' -> 4; 'table' and 'wide': 1). */
+function kernelRows(kernel: GemvPackedKernel): number {
+  return kernel.startsWith('rows') ? Number(kernel.slice(4)) : 1;
+}
+
+/** Scale block width in columns (fp8: the block's columns; int: the block size; mxfp4: 32). */
+function blockCols(gw: GemvWeights): number {
+  return gw.wfmt === 'fp8_e4m3' || gw.wfmt === 'fp8_e5m2' ? gw.su[3] : gw.wfmt === 'mxfp4' ? 32 : gw.su[1];
+}
+
+function packedPath(gw: GemvWeights, kernel: GemvPackedKernel): 'dense' | 'table' | 'wide' | 'rows' {
+  if (gw.sdtype === 'none') return 'dense';
+  if (kernel === 'table') return 'table';
+  const rows = kernel !== 'wide';
+  if (rows ? !ROWS_CODECS[gw.wfmt] : gw.wfmt === 'fp8_e5m2') return 'table';
   const cw = wideChunkCols(gw.wfmt);
-  if (gw.cols % cw !== 0) return false;
-  const block = gw.wfmt === 'fp8_e4m3' ? gw.su[3] : gw.wfmt === 'mxfp4' ? 32 : gw.su[1];
-  return block % cw === 0;
+  return gw.cols % cw === 0 && blockCols(gw) % cw === 0 ? (rows ? 'rows' : 'wide') : 'table';
 }
 
 /** One dispatch of a GEMV: a chunk of the stack (the whole stack when unchunked) with its bias. */
@@ -510,8 +757,15 @@ function gemv(
     return { place: { e0: c.e0, experts: c.experts, o0: c.o0 }, gw, nout: c.outputs, bias: c.bias as GpuTensor | undefined };
   });
   const max = ctx.limits.maxComputeWorkgroupsPerDimension;
+  // rows accumulated per weight pass: about the rows per active expert (uniform routing), a power of two <= 8
+  const mr = gemvRowsPerPass(g.T, g.k, g.E, chunks[0].gw.sdtype !== 'none');
+  const kernel = opts.packedKernel ?? gemvPackedKernelFor(mr);
+  const path = packedPath(chunks[0].gw, kernel);
+  // outputs per 32-lane group, and per workgroup
+  const ro = path === 'rows' ? kernelRows(kernel) : 1;
+  const perWg = GROUPS * ro;
   for (const c of chunks) {
-    const nbx = Math.ceil(c.nout / GROUPS);
+    const nbx = Math.ceil(c.nout / perWg);
     if (nbx > max) throw new LimitError('maxComputeWorkgroupsPerDimension', nbx, max, `${mode} output blocks`);
   }
   // every slot that can hold an active expert: at most T*k experts have rows
@@ -521,6 +775,9 @@ function gemv(
   // one expert (a dense grouping: shared experts) is always active: a constant list, no dispatch
   const active = opts.active?.active ?? (g.E === 1 ? singleExpertList(ctx) : activeExpertsGpu(ctx, rec, g, nout, nout).active);
   const first = chunks[0];
+  // row-blocked path: chunks of 16 bytes per scale block, and its log2 where a power of two
+  const cb = path === 'rows' ? blockCols(first.gw) / wideChunkCols(first.gw.wfmt) : 0;
+  const cbPow2 = cb > 0 && (cb & (cb - 1)) === 0;
   const variant: GemvVariant = {
     wdtype: first.gw.wfmt,
     sdtype: first.gw.sdtype,
@@ -531,15 +788,15 @@ function gemv(
     bias: !!first.bias,
     rowScale: mode === 'gate_up' && !!opts.rowScale,
     bdtype: (first.bias?.dtype ?? 'float32') as DenseDtype,
-    // rows accumulated per weight pass: about the rows per active expert (uniform routing), a power of two <= 8
-    wide: (opts.wideLoads ?? KERNEL_CROSSOVERS.gemvWideLoads) && wideOk(first.gw),
-    mr: gemvRowsPerPass(g.T, g.k, g.E, first.gw.sdtype !== 'none'),
+    wide: path === 'wide',
+    mr,
   };
   // zp only when set, so the pipelines of weights without zero points keep their variant keys.
   if (first.gw.zeros) variant.zp = true;
+  if (path === 'rows') Object.assign(variant, { ro, cbPow2 });
   // one dispatch per chunk: each computes the outputs of its experts' rows that it holds
   for (const c of chunks) {
-    const nbx = Math.ceil(c.nout / GROUPS);
+    const nbx = Math.ceil(c.nout / perWg);
     const buffers = [x.buffer, c.gw.codes.buffer, g.counts.buffer, g.offsets.buffer, g.order.buffer, active, y.buffer];
     if (c.bias) buffers.push(c.bias.buffer);
     if (variant.rowScale) buffers.push(opts.rowScale!.buffer);
@@ -552,7 +809,7 @@ function gemv(
       uniforms: new Uniforms()
         .u32(c.gw.rows, cols, c.nout, g.k)
         .f32(act?.limit ?? 0, act?.alpha ?? 1.702)
-        .u32(nbx, 0, ...c.gw.su, c.place.e0, c.place.experts, c.place.o0, nout)
+        .u32(nbx, 0, ...c.gw.su, c.place.e0, c.place.experts, c.place.o0, nout, cb, cbPow2 ? Math.log2(cb) : 0)
         .finish(),
       workgroups: [nbx, slots, 1],
     });

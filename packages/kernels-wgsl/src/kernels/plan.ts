@@ -45,12 +45,6 @@ export const KERNEL_CROSSOVERS = {
   /** Fast prefill GEMMs from this many grouped rows per expert on average, by kernel. */
   fastMinRowsPerExpert: { 'subgroup-matrix': 8, f16: 64, f32: 64 } as Readonly<Record<FastGemmKind, number>>,
   /**
-   * Packed decode GEMVs read 16 bytes per load (arithmetic decoding) by default. Off: on the H200
-   * (2026-12-03, bench A/B in one call) the wide path took Mixtral int4 T=1 from 0.203 to 0.302 ms and
-   * T=16 from 1.62 to 4.72 ms against the 8-column table loads; it stays selectable (GemvOptions.wideLoads).
-   */
-  gemvWideLoads: false,
-  /**
    * Decode routing (router top-k, grouping, active-expert list) in one single-workgroup dispatch
    * (route_decode) for at most this many tokens; beyond, the router's one workgroup per token
    * followed by group_decode.
@@ -60,6 +54,18 @@ export const KERNEL_CROSSOVERS = {
   linearGemvMaxTokens: 32,
   /** Decode GEMVs: most token rows accumulated per weight pass (the WGSL is unrolled over them), dense and packed weights. */
   gemvMaxRowsPerPass: { dense: 8, packed: 4 } as Readonly<Record<'dense' | 'packed', number>>,
+  /**
+   * The packed decode GEMV kernel (GemvOptions.packedKernel overrides it): 'table' (8 columns per load
+   * through a byte -> value table), 'wide' (16-byte loads, arithmetic decoding, one output per 32-lane
+   * group), or 'rows1' | 'rows2' | 'rows4' (16-byte loads, exact bit decoding, 1, 2 or 4 outputs per group
+   * sharing each x load), by token rows per weight pass (gemvRowsPerPass): one row (a token per
+   * expert, T = 1 decode) and more. H200 2026-12-03 (scripts/gpu/gemv-bench.ts, Mixtral / DeepSeek-V3-e32 /
+   * Qwen3 shapes, gate_up + down, docs/perf-h200/2026-12-03-mid): at one row 'rows2' against 'table'
+   * fp8 0.72 vs 0.79 ms summed over the three shapes (DeepSeek-V3-e32 0.149 vs 0.297), int8 0.64 vs 1.07,
+   * int4 and mxfp4 level (0.63 vs 0.61, 0.99 vs 0.97); at 16 rows 'rows4' against 'table' int4 4.29 vs
+   * 6.22, int8 4.06 vs 9.68, mxfp4 4.89 vs 9.75, fp8 4.93 vs 10.98 ms.
+   */
+  gemvPackedKernel: { oneRow: 'rows2', moreRows: 'rows4' } as Readonly<Record<'oneRow' | 'moreRows', GemvPackedKernel>>,
 } as const;
 
 /** How a caller asks for the expert GEMMs: 'auto' (the crossovers), or a forced 'gemv' / 'grouped'. */
@@ -95,6 +101,12 @@ export function planExpertGemms(s: ExpertGemmShape): 'gemv' | 'grouped' {
   if (choice !== 'auto') return choice;
   return useExpertGemv(s.T, s.k, s.E) ? 'gemv' : 'grouped';
 }
+
+/** Which decode GEMV reads packed weights: 8-column table loads, the 16-byte 'wide' loads, or the row-blocked kernel with 1, 2 or 4 outputs per 32-lane group. */
+export type GemvPackedKernel = 'table' | 'wide' | 'rows1' | 'rows2' | 'rows4';
+
+/** Every packed decode GEMV kernel, for A/B runs. */
+export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide', 'rows1', 'rows2', 'rows4'];
 
 /** Whether the routed experts of a forward of T tokens (k per token, E experts) take the decode GEMVs. */
 export function useExpertGemv(T: number, k: number, E: number): boolean {
@@ -163,4 +175,9 @@ export function chooseFastGemmKind(features: FastGemmFeatures, want?: FastGemmKi
   if (want === 'subgroup-matrix' && features.subgroupMatrix) return 'subgroup-matrix';
   if (want === 'f16' && features.shaderF16) return 'f16';
   return 'f32';
+}
+
+/** The packed decode GEMV kernel for `rowsPerPass` token rows per weight pass ({@link gemvRowsPerPass}). */
+export function gemvPackedKernelFor(rowsPerPass: number): GemvPackedKernel {
+  return rowsPerPass <= 1 ? KERNEL_CROSSOVERS.gemvPackedKernel.oneRow : KERNEL_CROSSOVERS.gemvPackedKernel.moreRows;
 }
