@@ -92,3 +92,5 @@ export { ACT_QUANT_GROUP, quantizeExperts, decodeExpertRow, type ExpertQuantForm
 
 // the kernel choices that the layers above share (one place: kernels/plan.ts)
 export { useExpertGemv, useSingleExpertGemv, useGraphReplay, type FastGemmKind } from './kernels/plan.js';
+// the subgroup-matrix GEMM's tile shapes (GroupedGemmOptions.sgmatShape)
+export { SGMAT_SHAPES, type SgmatShape, type SgmatShapeName } from './kernels/grouped-gemm-fast-wgsl.js';

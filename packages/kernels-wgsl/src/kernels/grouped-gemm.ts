@@ -24,7 +24,7 @@ import { ACT_QUANT_GROUP, chunkOfRow, decodeExpertRow, fakeQuantFp8Ref, type Exp
 import { WORD_VALUES, actQuantKernel, groupedGemmKernel, recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type GroupedGemmVariant, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { tiledGemmTile } from './plan.js';
 // --- fast prefill path (grouped-gemm-fast.ts) ---
-import { planFastGemm, recordFastGemm, warmGroupedGemmFast, type FastGemmKind, type FastGemmPlan } from './grouped-gemm-fast.js';
+import { planFastGemm, recordFastGemm, warmGroupedGemmFast, type FastGemmKind, type FastGemmPlan, type SgmatShapeName } from './grouped-gemm-fast.js';
 // --- end fast prefill path ---
 
 
@@ -41,8 +41,12 @@ export interface GroupedGemmOptions extends ExpertActQuantOptions {
   tile?: 'decode' | 'prefill' | 'fast';
   /** With the fast path: which kernel ('subgroup-matrix' | 'f16' | 'f32'; default 'subgroup-matrix' for bfloat16/float16 and packed weights where supported, else 'f32'; an unavailable one falls back to 'f32'). */
   fast?: FastGemmKind;
-  /** With the subgroup-matrix fast kernel: rows per tile (default 64; 128 was slower at every shape measured on the H200). */
-  fastTileM?: 64 | 128;
+  /** With the subgroup-matrix fast kernel: the tile shape (tests / tuning; default plan.ts's sgmatShapeFor). */
+  sgmatShape?: SgmatShapeName;
+  /** With the subgroup-matrix fast kernel, down GEMMs: split K over this many workgroups per tile (1..8; tests / tuning; default plan.ts's sgmatSplitKFor). */
+  sgmatSplitK?: number;
+  /** With the subgroup-matrix fast kernel: convert the x rows to f16 in grouped order in a pass of their own first (tests / tuning; default plan.ts's sgmatHalfXFor). */
+  sgmatHalfX?: boolean;
   /** Decode whole u32 words of weights at once where the row length allows (default true; false forces element-by-element loads, for tests). */
   vectorize?: boolean;
 }

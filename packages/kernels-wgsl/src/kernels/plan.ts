@@ -20,6 +20,8 @@
  * - Tiled GEMMs: the 4-row decode tile below 24 rows per expert.
  */
 
+import type { SgmatShapeName } from './grouped-gemm-fast-wgsl.js';
+
 /** Which fast prefill kernel (grouped-gemm-fast.ts). @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { tile: 'fast', fast: 'f32' })` */
 export type FastGemmKind = 'f32' | 'f16' | 'subgroup-matrix';
 
@@ -67,4 +69,32 @@ export function tiledGemmTile(rows: number, E: number): 'decode' | 'prefill' {
 /** Whether `rows` grouped rows over E experts take the fast prefill kernel `kind` by default. */
 export function useFastGemm(kind: FastGemmKind, rows: number, E: number): boolean {
   return rows >= KERNEL_CROSSOVERS.fastMinRowsPerExpert[kind] * E;
+}
+
+/**
+ * The tile shape of the subgroup-matrix grouped GEMM (SGMAT_SHAPES) for `rows` grouped rows over E experts,
+ * N outputs. Today the shape measured on the H200 (64 x 128 tiles, K slices of 32: Mixtral T=4096 26.7 ms,
+ * 108 TFLOP/s; 2026-12-03) everywhere; the candidates of scripts/gpu/prefill-bench.ts are ranked on the
+ * H200 before another one becomes a default.
+ */
+export function sgmatShapeFor(_rows: number, _E: number, _N: number, _op: 'gate_up' | 'down'): SgmatShapeName {
+  return 'm64n128k32';
+}
+
+/**
+ * Workgroups per tile along K of the subgroup-matrix down GEMM (split-K; 1 = none) for a call of `nWork`
+ * tiles over K input channels. Today 1 everywhere (split-K is a bench candidate: it spreads few tiles with
+ * long K, e.g. Mixtral's down at T = 128 with 256 tiles of K = 14336, over more of the H200's 132 SMs).
+ */
+export function sgmatSplitKFor(_nWork: number, _K: number, _op: 'gate_up' | 'down'): number {
+  return 1;
+}
+
+/**
+ * Whether the subgroup-matrix GEMMs of `rows` grouped rows with K input channels first convert their x rows to
+ * f16 in grouped order (halfRowsKernel: one extra pass and a rows * K * 2-byte temp; the GEMM then reads half the
+ * x bytes and neither gathers nor converts). Today false everywhere (a bench candidate, scripts/gpu/prefill-bench.ts).
+ */
+export function sgmatHalfXFor(_rows: number, _K: number): boolean {
+  return false;
 }
