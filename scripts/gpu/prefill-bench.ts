@@ -42,10 +42,11 @@ function randBf16(n: number, seed: number): Uint16Array {
 
 // The first path is the reference of relErr (always run).
 // sgmat-<shape>-sk<S>: the down GEMM split along K into S (only for T <= maxT: it is for few tiles with long K);
-// -xh: x rows converted to f16 in grouped order by a pass of their own first (its time included).
-const sgmat = (shape: SgmatShapeName, splitK?: number, xh?: boolean) => ({
-  name: `sgmat-${shape}${splitK ? `-sk${splitK}` : ''}${xh ? '-xh' : ''}`,
-  opts: { tile: 'fast' as const, fast: 'subgroup-matrix' as const, sgmatShape: shape, sgmatSplitK: splitK, sgmatHalfX: xh },
+// -xh: x rows converted to f16 in grouped order by a pass of their own first (its time included), then staged;
+// -xd: the same rows, A matrices loaded from them directly (no x staging).
+const sgmat = (shape: SgmatShapeName, splitK?: number, x?: 'half' | 'direct') => ({
+  name: `sgmat-${shape}${splitK ? `-sk${splitK}` : ''}${x === 'half' ? '-xh' : x === 'direct' ? '-xd' : ''}`,
+  opts: { tile: 'fast' as const, fast: 'subgroup-matrix' as const, sgmatShape: shape, sgmatSplitK: splitK, sgmatXRows: x },
   shape,
   maxT: splitK ? 512 : undefined,
 });
@@ -56,8 +57,9 @@ const PATHS: { name: string; opts: GroupedGemmOptions; shape?: SgmatShapeName; m
   { name: 'sgmat-default', opts: { tile: 'fast', fast: 'subgroup-matrix' } },
   ...(Object.keys(SGMAT_SHAPES) as SgmatShapeName[]).map((shape) => sgmat(shape)),
   ...(['m64n128k32s', 'm32n128k64', 'm64n128k64'] as SgmatShapeName[]).flatMap((shape) => [sgmat(shape, 2), sgmat(shape, 4)]),
-  ...(['m64n128k32s', 'm64n128k64', 'm128n128k32', 'm128n128k32w2x2', 'm32n128k64', 'm16n128k64'] as SgmatShapeName[]).map((shape) => sgmat(shape, undefined, true)),
-  sgmat('m32n128k64', 4, true),
+  ...(['m64n128k32s', 'm64n128k64', 'm128n128k32', 'm128n128k32w2x2', 'm32n128k64', 'm16n128k64'] as SgmatShapeName[]).flatMap((shape) => [sgmat(shape, undefined, 'half'), sgmat(shape, undefined, 'direct')]),
+  sgmat('m32n128k64', 4, 'half'),
+  sgmat('m32n128k64', 4, 'direct'),
 ].filter((p, i) => i === 0 || !pathFilter || pathFilter.some((f) => p.name.includes(f)));
 for (const p of PATHS) if (p.shape) console.log(`shape ${p.shape}`, JSON.stringify(SGMAT_SHAPES[p.shape]), JSON.stringify(sgmatLayout(SGMAT_SHAPES[p.shape])));
 
@@ -183,6 +185,12 @@ for (const r of results) {
 }
 for (const [key, rs] of groups) {
   const sorted = [...rs].sort((a, b) => (a.totalMs as number) - (b.totalMs as number));
+  // Per op too (plan.ts may pick a shape per op): the three fastest correct paths of gate_up and of down.
+  const ok = rs.filter((r) => !r.wrong);
+  for (const op of ['gateUpMs', 'downMs'] as const) {
+    const best = [...ok].sort((a, b) => (a[op] as number) - (b[op] as number)).slice(0, 3);
+    console.log(`${key} best ${op === 'gateUpMs' ? 'gate_up' : 'down'}: ${best.map((r) => `${r.path} ${(r[op] as number).toFixed(3)}ms`).join(' | ')}`);
+  }
   console.log(`${key}: ${sorted.map((r) => `${r.path} ${(r.totalMs as number).toFixed(2)}ms/${(r.tflops as number).toFixed(0)}TF (gu ${(r.gateUpMs as number).toFixed(2)} dn ${(r.downMs as number).toFixed(2)})${r.wrong ? ' WRONG' : ''}`).join(' | ')}`);
 }
 console.log(JSON.stringify({ adapter: ctx.adapterName, results }));

@@ -91,6 +91,6 @@ export {
 export { ACT_QUANT_GROUP, quantizeExperts, decodeExpertRow, type ExpertQuantFormat, type ExpertActQuantOptions } from './kernels/quant-ref.js';
 
 // the kernel choices that the layers above share (one place: kernels/plan.ts)
-export { useExpertGemv, useSingleExpertGemv, useGraphReplay, type FastGemmKind } from './kernels/plan.js';
+export { useExpertGemv, useSingleExpertGemv, useGraphReplay, type FastGemmKind, type SgmatXRows } from './kernels/plan.js';
 // the subgroup-matrix GEMM's tile shapes (GroupedGemmOptions.sgmatShape)
 export { SGMAT_SHAPES, type SgmatShape, type SgmatShapeName } from './kernels/grouped-gemm-fast-wgsl.js';

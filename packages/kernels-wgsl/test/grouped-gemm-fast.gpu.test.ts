@@ -398,12 +398,13 @@ describe('subgroup-matrix kernel with emulated builtins (runs everywhere)', () =
       act: ACTS[n % ACTS.length],
       // down: every other one split along K (3 splits, one of them short or empty, or 2), summed by splitKReduceKernel.
       splitK: n % 4 === 1 ? (n % 8 === 1 ? 3 : 2) : 1,
-      // every third: x rows converted to f16 in grouped order first (halfRowsKernel; gathered and row-scaled there for gate_up).
-      xh: n % 3 === 2,
+      // every third: x rows converted to f16 in grouped order first (halfRowsKernel; gathered and row-scaled there for gate_up),
+      // then staged, or loaded as A matrices directly.
+      xh: n % 6 === 2 ? ('direct' as const) : n % 6 === 5 ? ('staged' as const) : undefined,
     };
   });
   for (const c of emuCases) {
-    it(`${c.shape}${c.splitK > 1 ? ` splitK=${c.splitK}` : ''}${c.xh ? ' xh' : ''} ${c.op} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N} ${c.fmt ? fmtName(c.fmt) : c.dt} bias=${c.bias} rowScale=${c.rowScale}${c.op === 'gate_up' ? ` ${c.act.kind}/${c.act.layout}` : ''}`, async (t) => {
+    it(`${c.shape}${c.splitK > 1 ? ` splitK=${c.splitK}` : ''}${c.xh ? ` xh=${c.xh}` : ''} ${c.op} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N} ${c.fmt ? fmtName(c.fmt) : c.dt} bias=${c.bias} rowScale=${c.rowScale}${c.op === 'gate_up' ? ` ${c.act.kind}/${c.act.layout}` : ''}`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
       if (!ctx.features.shaderF16 || !ctx.features.subgroups) return t.skip('no shader-f16 / subgroups on this adapter');
       const { op, shape, T, k, E, K, N, act } = c;

@@ -95,11 +95,14 @@ export type FastGemmVariant = {
   splitK?: number;
   /**
    * Subgroup-matrix kernel only: x arrives as f16 rows in grouped order (halfRowsKernel: gathered, times rowScale,
-   * times the row's power-of-two staging scale, rounded to f16 once per call), X is then array<vec4<u32>> of 8 halves
-   * and XRU the per-grouped-row 1 / scale; the GEMM neither gathers nor converts x (half the x bytes per tile). Set with
-   * rowScale false and xScale true (the variant of the ops).
+   * times the row's power-of-two staging scale, rounded to f16 once per call; rows of halfRowStride(K) halves, zero
+   * padded, plus HALF_ROWS_PAD zero rows), XRU the per-grouped-row 1 / scale; the GEMM neither gathers nor converts x.
+   * 'staged': X is array<vec4<u32>> (8 halves per load) staged into workgroup memory like before; 'direct': X is
+   * array<f16> and the A matrices are loaded from it directly (no x staging at all; rows past the tile's end
+   * belong to the next expert or the padding and only feed discarded output rows). Set with rowScale false and
+   * xScale true (the variant of the ops).
    */
-  xh?: boolean;
+  xh?: 'staged' | 'direct';
 };
 
 /**
@@ -353,7 +356,7 @@ fn wdec(w: vec4<u32>) -> array<f32, 8> { let x = i32(w.z) - 127; return ${unroll
 
 /** Shared header: bindings, uniforms, helpers. */
 function header(v: FastGemmVariant, g: Geo): { decl: string; helpers: string } {
-  const bindings: string[] = [v.xh ? 'X: array<vec4<u32>>' : 'X: array<vec4<f32>>', 'ORDER: array<u32>', 'META: array<u32>'];
+  const bindings: string[] = [v.xh === 'direct' ? 'X: array<f16>' : v.xh ? 'X: array<vec4<u32>>' : 'X: array<vec4<f32>>', 'ORDER: array<u32>', 'META: array<u32>'];
   if (v.xh) bindings.push('XRU: array<f32>');
   else {
     if (v.rowScale) bindings.push('RS: array<f32>');
@@ -455,14 +458,23 @@ function prologue(v: FastGemmVariant, g: Geo): string {
   workgroupBarrier();`;
 }
 
-/** The row table of an `xh` variant: x row p of the grouped f16 rows starts at vec4 p * K / 8; ROWU from XRU. */
+/** Row stride (halves) of the f16 x rows of halfRowsKernel for K input channels: K rounded up to 64 (whole K slices). */
+export function halfRowStride(K: number): number {
+  return Math.ceil(K / 64) * 64;
+}
+
+/** Zero rows after the f16 x rows (the 'direct' A loads of a last tile read up to 127 rows past the end). */
+export const HALF_ROWS_PAD = 128;
+
+/** The row table of an `xh` variant: x row p of the grouped f16 rows starts at vec4 p * kp / 8 (kp = halfRowStride(K)); ROWU from XRU. */
 function xhRows(tm: number, threads: number): string {
-  return `for (var lr = lid; lr < ${tm}u; lr += ${threads}u) {
+  return `let kp = (u.K + 63u) & ~63u;
+  for (var lr = lid; lr < ${tm}u; lr += ${threads}u) {
     var xb = 0u;
     var ru = 1.0;
     let p = r0 + lr;
     if (p < r1) {
-      xb = p * (u.K >> 3u);
+      xb = p * (kp >> 3u);
       ru = XRU[p];
     }
     ROWX[lr] = xb;
@@ -484,7 +496,7 @@ function loadSlice(v: FastGemmVariant, g: Geo, kb: string): string {
   const xr = rounds((g.tm * g.tk) / (v.xh ? 8 : 4), g.threads);
   const wr = rounds(g.tn * perRow, g.threads);
   const raw = rawType(v.wf);
-  const xLoads = v.xh
+  const xLoads = v.xh === 'direct' ? '' : v.xh
     ? `
     for (var i = 0u; i < ${xr.n}u; i++) {
       let j = lid + i * ${g.threads}u;
@@ -519,7 +531,7 @@ function sliceRegs(v: FastGemmVariant, g: Geo): string {
   const wr = rounds(g.tn * perRow, g.threads);
   return `var wr: array<u32, ${wr.n}>;
   for (var i = 0u; i < ${wr.n}u; i++) { let j = lid + i * ${g.threads}u; wr[i] = ${wr.guard ? `select(0xffffffffu, wrow(j / ${perRow}u, o0), j < ${g.tn * perRow}u)` : `wrow(j / ${perRow}u, o0)`}; }
-  var xg: array<${v.xh ? 'vec4<u32>' : `vec4<${g.xHalf ? 'f16' : 'f32'}>`}, ${rounds((g.tm * g.tk) / (v.xh ? 8 : 4), g.threads).n}>;
+  ${v.xh === 'direct' ? '' : `var xg: array<${v.xh ? 'vec4<u32>' : `vec4<${g.xHalf ? 'f16' : 'f32'}>`}, ${rounds((g.tm * g.tk) / (v.xh ? 8 : 4), g.threads).n}>;`}
   var wg: array<${rawType(v.wf)}, ${wr.n}>;
   { let kb = kBeg; ${loadSlice(v, g, 'kb')}
   }`;
@@ -634,7 +646,7 @@ ${epi}}
  * (loops over slots, no by-value matrices: cheap to compile on lavapipe). Matrices are named; each name
  * gets its own slot.
  */
-function matrixOps(emu: boolean, names: string[]) {
+function matrixOps(emu: boolean, names: string[], xDirect: boolean) {
   const L = 'subgroup_matrix_left<f16, 16, 16>';
   const R = 'subgroup_matrix_right<f16, 16, 16>';
   const C = 'subgroup_matrix_result<f32, 16, 16>';
@@ -651,8 +663,9 @@ function matrixOps(emu: boolean, names: string[]) {
       entry: '',
       zero: (c: string) => `var ${c} = ${C}();`,
       /** A (left, row-major rows of AS) or B (right, column-major: weight rows of BS are its columns). */
-      load: (m: string, arr: 'AS' | 'BS', off: string, stride: number) =>
-        `let ${m} = subgroupMatrixLoad<${arr === 'AS' ? L : R}>(&${arr}, ${off}, ${arr === 'BS'}, ${stride}u);`,
+      /** A (left, row-major: rows of AS or of the f16 x rows X) or B (right, column-major: weight rows of BS are its columns). */
+      load: (m: string, arr: 'AS' | 'BS' | 'X', off: string, stride: string) =>
+        `let ${m} = subgroupMatrixLoad<${arr === 'BS' ? R : L}>(&${arr}, ${off}, ${arr === 'BS'}, ${stride});`,
       mma: (c: string, a: string, b: string) => `${c} = subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c});`,
       store: (c: string, off: string, stride: number) => `subgroupMatrixStore(&OS, ${off}, ${c}, false, ${stride}u);`,
     };
@@ -666,8 +679,7 @@ var<private> EMU_LEAD: bool;
 // 16, from a uniform so that the compiler cannot unroll the loops below (unrolled, each inlined call is thousands of instructions).
 var<private> EMN: u32;
 fn emuZero(m: u32) { if (!EMU_LEAD) { return; } for (var i = 0u; i < EMN * EMN; i++) { EM[m * 256u + i] = 0.0; } }
-fn emuLoadA(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(AS[off + r * s + c]); } } }
-fn emuLoadB(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(BS[off + c * s + r]); } } }
+${xDirect ? '' : 'fn emuLoadA(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(AS[off + r * s + c]); } } }\n'}${xDirect ? 'fn emuLoadX(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(X[off + r * s + c]); } } }\n' : ''}fn emuLoadB(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(BS[off + c * s + r]); } } }
 fn emuMma(c: u32, a: u32, b: u32) { if (!EMU_LEAD) { return; } for (var i = 0u; i < EMN; i++) { for (var j = 0u; j < EMN; j++) { var t = 0.0; for (var k = 0u; k < EMN; k++) { t = fma(EM[a * 256u + i * 16u + k], EM[b * 256u + k * 16u + j], t); } EM[c * 256u + i * 16u + j] += t; } } }
 fn emuStore(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { OS[off + r * s + c] = EM[m * 256u + r * 16u + c]; } } }`;
   return {
@@ -676,7 +688,7 @@ fn emuStore(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 
     args: ', @builtin(subgroup_invocation_id) sgi: u32',
     entry: '\n  EMU_LEAD = sgi == 0u;\n  EMN = 16u + (u.E >> 31u);',
     zero: (c: string) => `emuZero(${slot(c)});`,
-    load: (m: string, arr: 'AS' | 'BS', off: string, stride: number) => `emuLoad${arr === 'AS' ? 'A' : 'B'}(${slot(m)}, ${off}, ${stride}u);`,
+    load: (m: string, arr: 'AS' | 'BS' | 'X', off: string, stride: string) => `emuLoad${arr === 'AS' ? 'A' : arr === 'BS' ? 'B' : 'X'}(${slot(m)}, ${off}, ${stride});`,
     mma: (c: string, a: string, b: string) => `emuMma(${slot(c)}, ${slot(a)}, ${slot(b)});`,
     store: (c: string, off: string, stride: number) => `emuStore(${slot(c)}, ${off}, ${stride}u);`,
   };
@@ -719,12 +731,12 @@ export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gem
   const accNames: string[] = [];
   for (let i = 0; i < MI; i++) for (let j = 0; j < NJ; j++) accNames.push(`c${i}_${j}`);
   const bNames = Array.from({ length: NJ }, (_, j) => `b${j}`);
-  const M = matrixOps(!!v.emu, [...accNames, ...bNames, 'a']);
+  const M = matrixOps(!!v.emu, [...accNames, ...bNames, 'a'], v.xh === 'direct');
   // Staging of the registers into buffer `buf` (0 / 1; a WGSL expression): x rows as f16 into AS [tm][str], weight rows into BS [tn][str].
   // Offset of staging buffer BUF0 (replaced by the buffer expression in stage()).
   const buf0 = (n: number) => `BUF0 * ${n}u + `;
   // xh: 8 halves per item, stored rotated by j % 4 words like the weights (SgmatShape.swz) when swz.
-  const stageX = v.xh
+  const stageX = v.xh === 'direct' ? '' : v.xh
     ? `
     for (var i = 0u; i < ${xr.n}u; i++) {
       let j = lid + i * ${threads}u;${xr.guard ? `\n      if (j < ${(tm * tk) / 8}u) {` : ' {'}
@@ -775,9 +787,10 @@ ${Array.from({ length: V }, (_, t) => `        BS[bi + ${t}u] = f16(wv[${t}]);`)
     let s = '';
     for (let kk = 0; kk < tk; kk += 16) {
       s += `      {\n`;
-      for (let j = 0; j < NJ; j++) s += `        ${M.load(`b${j}`, 'BS', `${bBase}(sn * ${CB}u + ${16 * j}u) * ${str}u + ${kk}u`, str)}\n`;
+      for (let j = 0; j < NJ; j++) s += `        ${M.load(`b${j}`, 'BS', `${bBase}(sn * ${CB}u + ${16 * j}u) * ${str}u + ${kk}u`, `${str}u`)}\n`;
       for (let i = 0; i < MI; i++) {
-        s += `        { ${M.load('a', 'AS', `${aBase}(sm * ${RB}u + ${16 * i}u) * ${str}u + ${kk}u`, str)}\n`;
+        const aLoad = v.xh === 'direct' ? M.load('a', 'X', `(r0 + sm * ${RB}u + ${16 * i}u) * kp + k0 + ${kk}u`, 'kp') : M.load('a', 'AS', `${aBase}(sm * ${RB}u + ${16 * i}u) * ${str}u + ${kk}u`, `${str}u`);
+        s += `        { ${aLoad}\n`;
         for (let j = 0; j < NJ; j++) s += `          ${M.mma(`c${i}_${j}`, 'a', `b${j}`)}\n`;
         s += `        }\n`;
       }
@@ -848,7 +861,7 @@ ${mma('0u')}    }
 ${decl}
 ${helpers}
 // A: x rows row-major [${nb}][${tm}][${str}] f16; B: weight rows [${nb}][${tn}][${str}] f16 (k contiguous, read as column-major K x N).
-var<workgroup> AS: array<f16, ${nb * tm * str}>;
+${v.xh === 'direct' ? '// A: loaded from the f16 x rows X directly.' : `var<workgroup> AS: array<f16, ${nb * tm * str}>;`}
 var<workgroup> BS: array<f16, ${nb * tn * str}>;
 // f32 results of one 16-row block and ${ow} tile columns for the epilogue.
 var<workgroup> OS: array<f32, ${16 * ow}>;
@@ -894,12 +907,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  * The x rows of the subgroup-matrix GEMM in grouped order as f16 (FastGemmVariant.xh), one workgroup per
  * grouped row p: source row ORDER[p] / k ('token'), ORDER[p] ('pair') or p ('grouped'), times rowScale[ORDER[p]]
  * (rowScale) and a power of two s that brings the row's max |value| to at most 2^14 (1 when already inside;
- * also for inf / NaN rows, which then propagate as in f32), rounded to f16: XH[p] (K / 4 vec2<u32>, 4 halves
- * each), XRU[p] = 1 / s. K % 8 == 0.
+ * also for inf / NaN rows, which then propagate as in f32), rounded to f16: XH[p] (kvp = halfRowStride(K) / 4
+ * vec2<u32> of 4 halves, zero past K), XRU[p] = 1 / s. Workgroups rows..rows + HALF_ROWS_PAD - 1 write zero rows.
+ * K % 8 == 0.
  */
 export const halfRowsKernel = defineKernel<{ xmode: FastGemmVariant['xmode']; rowScale: boolean }>('grouped_gemm_half_rows', ({ xmode, rowScale }) => /* wgsl */ `
 enable f16;
-struct U { rows: u32, kv: u32, k: u32, p0: u32, }
+struct U { rows: u32, kv: u32, k: u32, kvp: u32, }
 @group(0) @binding(0) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> ORDER: array<u32>;
 ${rowScale ? '@group(0) @binding(2) var<storage, read> RS: array<f32>;' : ''}
@@ -910,7 +924,11 @@ var<workgroup> part: array<f32, ${AMAX_WG}>;
 @compute @workgroup_size(${AMAX_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let p = wid.x + wid.y * nwg.x;
-  if (p >= u.rows) { return; }
+  if (p >= u.rows + ${HALF_ROWS_PAD}u) { return; }
+  if (p >= u.rows) {
+    for (var i = lid; i < u.kvp; i += ${AMAX_WG}u) { XH[p * u.kvp + i] = vec2<u32>(0u); }
+    return;
+  }
   let pair = ORDER[p];
   let src = (${xmode === 'token' ? 'pair / u.k' : xmode === 'pair' ? 'pair' : 'p'}) * u.kv;
   var m = 0.0;
@@ -926,9 +944,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var s = 1.0;
   if (a > 16384.0 && a <= 3.4e38) { s = exp2(14.0 - ceil(log2(a))); }
   let ms = rs * s;
-  for (var i = lid; i < u.kv; i += ${AMAX_WG}u) {
-    let v = vec4<f16>(X[src + i] * ms);
-    XH[p * u.kv + i] = vec2<u32>(bitcast<u32>(v.xy), bitcast<u32>(v.zw));
+  for (var i = lid; i < u.kvp; i += ${AMAX_WG}u) {
+    var v = vec4<f16>();
+    if (i < u.kv) { v = vec4<f16>(X[src + i] * ms); }
+    XH[p * u.kvp + i] = vec2<u32>(bitcast<u32>(v.xy), bitcast<u32>(v.zw));
   }
   if (lid == 0u) { XRU[p] = 1.0 / s; }
 }

@@ -29,7 +29,7 @@ import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import { foldWorkgroups, type Recorder, Uniforms, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
-import { KERNEL_CROSSOVERS, sgmatHalfXFor, sgmatShapeFor, sgmatSplitKFor, useFastGemm, type FastGemmKind } from './plan.js';
+import { KERNEL_CROSSOVERS, sgmatShapeFor, sgmatSplitKFor, sgmatXRowsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
 import {
   FAST_TM,
@@ -39,6 +39,8 @@ import {
   SGMAT_SHAPES,
   groupedGemmFastKernel,
   groupedGemmSgmatKernel,
+  HALF_ROWS_PAD,
+  halfRowStride,
   halfRowsKernel,
   rowAbsMaxKernel,
   sgmatLayout,
@@ -59,8 +61,8 @@ export interface FastGemmPlan {
   shape?: SgmatShapeName;
   /** Subgroup-matrix down GEMM: workgroups per tile along K (1: no split; FastGemmVariant.splitK). */
   splitK?: number;
-  /** Subgroup-matrix kernel: x rows converted to f16 in grouped order first (halfRowsKernel; FastGemmVariant.xh). */
-  xh?: boolean;
+  /** Subgroup-matrix kernel: x rows converted to f16 in grouped order first (halfRowsKernel), then staged or loaded directly (FastGemmVariant.xh). */
+  xh?: 'staged' | 'direct';
   nTilesN: number;
   nWork: number;
   grid: [number, number, number];
@@ -139,7 +141,7 @@ export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFo
  */
 export function planFastGemm(
   ctx: GpuContext,
-  opts: { tile?: string; fast?: FastGemmKind; sgmatShape?: SgmatShapeName; sgmatSplitK?: number; sgmatHalfX?: boolean; actQuant?: string },
+  opts: { tile?: string; fast?: FastGemmKind; sgmatShape?: SgmatShapeName; sgmatSplitK?: number; sgmatXRows?: SgmatXRows; actQuant?: string },
   w: ExpertWeightsGpu,
   rows: number,
   E: number,
@@ -166,8 +168,11 @@ export function planFastGemm(
   // Split-K (down only): the partials [S][rows][N] must fit one binding.
   let splitK = sg && op === 'down' ? (opts.sgmatSplitK ?? sgmatSplitKFor(nWork, K, op)) : 1;
   if (splitK > 1 && splitK * rows * N * 4 > ctx.maxBindingBytes) splitK = 1;
-  // f16 x rows (grouped order) in a temp buffer of rows * K halves: where it fits one binding.
-  const xh = !!sg && (opts.sgmatHalfX ?? sgmatHalfXFor(rows, K)) && rows * K * 2 <= ctx.maxBindingBytes;
+  // f16 x rows (grouped order) in a temp buffer of (rows + pad) * stride halves: where it fits one binding.
+  if (opts.sgmatXRows !== undefined && !['gather', 'half', 'direct'].includes(opts.sgmatXRows)) throw new ValueError('sgmatXRows', "'gather' | 'half' | 'direct' | undefined", opts.sgmatXRows);
+  const xRows = sg ? (opts.sgmatXRows ?? sgmatXRowsFor(rows, K)) : 'gather';
+  const fits = (rows + HALF_ROWS_PAD) * halfRowStride(K) * 2 <= ctx.maxBindingBytes;
+  const xh = xRows === 'gather' || !fits ? undefined : xRows === 'half' ? ('staged' as const) : ('direct' as const);
   return { kind, tm, shape: sg ? shape : undefined, splitK, xh, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork * splitK) };
 }
 
@@ -213,17 +218,18 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   // sg only for shapes other than the default, so the default's pipeline keeps its variant key.
   if (plan.kind === 'subgroup-matrix' && plan.shape && plan.shape !== SGMAT_DEFAULT_SHAPE) variant.sg = plan.shape;
   if (test.emulateSubgroupMatrix && plan.kind === 'subgroup-matrix') variant.emu = true;
-  const xh = plan.kind === 'subgroup-matrix' && !!plan.xh;
+  const xh = plan.kind === 'subgroup-matrix' ? plan.xh : undefined;
   let xHalf: { xh: GPUBuffer; ru: GPUBuffer } | undefined;
   if (xh) {
     // x rows in grouped order as f16 with their staging scale (one pass, shared by the call's chunks); the GEMM reads only these.
-    variant.xh = true;
+    variant.xh = xh;
     variant.rowScale = false;
     xHalf = scratch.xHalf;
     if (!xHalf) {
-      xHalf = scratch.xHalf = { xh: rec.temp(Math.max(16, rows * c.K * 2), 'grouped_gemm_fast.xh'), ru: rec.temp(Math.max(4, rows * 4), 'grouped_gemm_fast.xru') };
+      const kp = halfRowStride(c.K);
+      xHalf = scratch.xHalf = { xh: rec.temp((rows + HALF_ROWS_PAD) * kp * 2, 'grouped_gemm_fast.xh'), ru: rec.temp(Math.max(4, rows * 4), 'grouped_gemm_fast.xru') };
       const hb = [c.x, c.g.order.buffer, ...(c.rowScale ? [c.rowScale] : []), xHalf.xh, xHalf.ru];
-      rec.dispatch({ kernel: halfRowsKernel, variant: { xmode: c.xmode, rowScale: !!c.rowScale }, buffers: hb, uniforms: new Uniforms().u32(rows, c.K / 4, k, 0).finish(), workgroups: foldWorkgroups(rec.ctx, rows) });
+      rec.dispatch({ kernel: halfRowsKernel, variant: { xmode: c.xmode, rowScale: !!c.rowScale }, buffers: hb, uniforms: new Uniforms().u32(rows, c.K / 4, k, kp / 4).finish(), workgroups: foldWorkgroups(rec.ctx, rows + HALF_ROWS_PAD) });
     }
   }
   let xAmax: GPUBuffer | undefined;

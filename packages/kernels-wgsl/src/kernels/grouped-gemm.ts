@@ -25,6 +25,7 @@ import { WORD_VALUES, actQuantKernel, groupedGemmKernel, recordTileOffsets, tile
 import { tiledGemmTile } from './plan.js';
 // --- fast prefill path (grouped-gemm-fast.ts) ---
 import { planFastGemm, recordFastGemm, warmGroupedGemmFast, type FastGemmKind, type FastGemmPlan, type SgmatShapeName } from './grouped-gemm-fast.js';
+import type { SgmatXRows } from './plan.js';
 // --- end fast prefill path ---
 
 
@@ -45,8 +46,8 @@ export interface GroupedGemmOptions extends ExpertActQuantOptions {
   sgmatShape?: SgmatShapeName;
   /** With the subgroup-matrix fast kernel, down GEMMs: split K over this many workgroups per tile (1..8; tests / tuning; default plan.ts's sgmatSplitKFor). */
   sgmatSplitK?: number;
-  /** With the subgroup-matrix fast kernel: convert the x rows to f16 in grouped order in a pass of their own first (tests / tuning; default plan.ts's sgmatHalfXFor). */
-  sgmatHalfX?: boolean;
+  /** With the subgroup-matrix fast kernel: how x rows are read ('gather' | 'half' | 'direct', see plan.ts's SgmatXRows; tests / tuning; default sgmatXRowsFor). */
+  sgmatXRows?: SgmatXRows;
   /** Decode whole u32 words of weights at once where the row length allows (default true; false forces element-by-element loads, for tests). */
   vectorize?: boolean;
 }

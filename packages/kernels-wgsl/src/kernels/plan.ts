@@ -91,10 +91,15 @@ export function sgmatSplitKFor(_nWork: number, _K: number, _op: 'gate_up' | 'dow
 }
 
 /**
- * Whether the subgroup-matrix GEMMs of `rows` grouped rows with K input channels first convert their x rows to
- * f16 in grouped order (halfRowsKernel: one extra pass and a rows * K * 2-byte temp; the GEMM then reads half the
- * x bytes and neither gathers nor converts). Today false everywhere (a bench candidate, scripts/gpu/prefill-bench.ts).
+ * How the subgroup-matrix GEMMs of `rows` grouped rows with K input channels read their x rows: 'gather' (f32 rows
+ * gathered and converted to f16 at staging), 'half' (converted to f16 in grouped order by a pass of their own
+ * first, halfRowsKernel: one extra pass and a temp of rows * K halves; the GEMM reads 8 halves per load and
+ * neither gathers nor converts) or 'direct' (as 'half', and the GEMM loads its A matrices straight from those
+ * rows: no x staging). Today 'gather' everywhere (the others are bench candidates, scripts/gpu/prefill-bench.ts).
  */
-export function sgmatHalfXFor(_rows: number, _K: number): boolean {
-  return false;
+export type SgmatXRows = 'gather' | 'half' | 'direct';
+
+/** The x-row mode (SgmatXRows) of a subgroup-matrix GEMM call of `rows` grouped rows and K input channels. */
+export function sgmatXRowsFor(_rows: number, _K: number): SgmatXRows {
+  return 'gather';
 }
