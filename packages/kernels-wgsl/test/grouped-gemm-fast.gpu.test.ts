@@ -399,8 +399,8 @@ describe('subgroup-matrix kernel with emulated builtins (runs everywhere)', () =
       // down: every other one split along K (3 splits, one of them short or empty, or 2), summed by splitKReduceKernel.
       splitK: n % 4 === 1 ? (n % 8 === 1 ? 3 : 2) : 1,
       // every third: x rows converted to f16 in grouped order first (halfRowsKernel; gathered and row-scaled there for gate_up),
-      // then staged, or loaded as A matrices directly.
-      xh: n % 6 === 2 ? ('direct' as const) : n % 6 === 5 ? ('staged' as const) : undefined,
+      // then staged, or loaded as A matrices directly (always for the xd shapes, which have no A tile).
+      xh: s.xd || n % 6 === 2 ? ('direct' as const) : n % 6 === 5 ? ('staged' as const) : undefined,
     };
   });
   for (const c of emuCases) {

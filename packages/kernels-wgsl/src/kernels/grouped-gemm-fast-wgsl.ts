@@ -90,7 +90,7 @@ export type FastGemmVariant = {
    * Subgroup-matrix kernel, down only: split K over this many workgroups per tile (2..8; absent: 1). Workgroup
    * w0 computes split w0 % splitK of tile w0 / splitK over K range [ks * kc, (ks + 1) * kc) (kc: K / splitK
    * rounded up to the K slice) and writes its partial sums to Y viewed as [splitK][nRows][ys] (bias in split
-   * 0 only); splitKReduceKernel adds the splits into the output.
+   * 0 only; recordFastGemm passes ys = N, yo = 0); splitKReduceKernel adds the splits into the output.
    */
   splitK?: number;
   /**
@@ -133,6 +133,11 @@ export interface SgmatShape {
    * 4 lanes per bank, the rows being 16-byte aligned); and x held as f16 between load and staging (fewer registers).
    */
   swz?: boolean;
+  /**
+   * The A matrices always come from the f16 x rows directly (FastGemmVariant.xh 'direct'): the layout has no A
+   * staging tile, which leaves room for wider tiles.
+   */
+  xd?: boolean;
 }
 
 /**
@@ -140,7 +145,9 @@ export interface SgmatShape {
  * Subgroup block per shape: m64n128k32 32x32 (the kernel measured on the H200 on 2026-12-03; every other shape
  * has `swz`, m64n128k32s is it with `swz` only), m128n128k32 64x32, w4: 4 subgroups with 32x64 blocks, w4x2:
  * 8 subgroups with 32x64 blocks, w2x2: 4 subgroups with 64x64 blocks (half the fragment loads per multiply of
- * 32x32 blocks); k64: 64-wide K slices; db: double-buffered staging; m32 / m16: tiles for few rows per expert.
+ * 32x32 blocks); k64: 64-wide K slices; db: double-buffered staging; m32 / m16: tiles for few rows per expert;
+ * xd: A matrices loaded from the f16 x rows directly (no A tile: room for 64-wide K slices with 128 rows, or 256
+ * weight rows).
  */
 export type SgmatShapeName =
   | 'm64n128k32'
@@ -156,7 +163,10 @@ export type SgmatShapeName =
   | 'm32n128k64'
   | 'm16n128k64'
   | 'm16n128k32'
-  | 'm128n128k32w2x2';
+  | 'm128n128k32w2x2'
+  | 'm128n128k64xd'
+  | 'm64n256k32xd'
+  | 'm128n256k32xd';
 
 /** The tile shape of each name. @example `SGMAT_SHAPES.m64n128k64 // { tm: 64, tn: 128, tk: 64, wm: 2, wn: 4, swz: true }` */
 export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>> = {
@@ -174,6 +184,9 @@ export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>
   m16n128k64: { tm: 16, tn: 128, tk: 64, wm: 1, wn: 8, swz: true },
   m16n128k32: { tm: 16, tn: 128, tk: 32, wm: 1, wn: 8, swz: true },
   m128n128k32w2x2: { tm: 128, tn: 128, tk: 32, wm: 2, wn: 2, swz: true },
+  m128n128k64xd: { tm: 128, tn: 128, tk: 64, wm: 2, wn: 4, swz: true, xd: true },
+  m64n256k32xd: { tm: 64, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, xd: true },
+  m128n256k32xd: { tm: 128, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, xd: true },
 };
 
 
@@ -191,7 +204,7 @@ export const SGMAT_MAX_WORKGROUP_BYTES = 32768;
 export function sgmatLayout(s: SgmatShape): { str: number; ow: number; bytes: number; threads: number; error?: string } {
   const str = s.tk + 8;
   const threads = 32 * s.wm * s.wn;
-  const staging = (s.db ? 2 : 1) * (s.tm + s.tn) * str * 2;
+  const staging = (s.db ? 2 : 1) * ((s.xd ? 0 : s.tm) + s.tn) * str * 2;
   const rows = 12 * s.tm + 16;
   let ow = s.tn;
   while (ow > 32 && (s.tn % ow !== 0 || staging + rows + 64 * ow > SGMAT_MAX_WORKGROUP_BYTES)) ow -= 32;
@@ -707,6 +720,7 @@ export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gem
   const shape = sgmatShape(v);
   const lay = sgmatLayout(shape);
   if (lay.error) throw new Error(`grouped_gemm_sgmat: ${lay.error}`);
+  if (shape.xd && v.xh !== 'direct') throw new Error(`grouped_gemm_sgmat: shape ${v.sg} loads x directly (xh 'direct'), got xh ${String(v.xh)}`);
   if (v.splitK !== undefined && (v.op !== 'down' || !Number.isInteger(v.splitK) || v.splitK < 1 || v.splitK > 8)) throw new Error(`grouped_gemm_sgmat: splitK ${v.splitK} (down only, 1..8)`);
   const g = sgmatGeo(v);
   const { decl, helpers } = header(v, g);
@@ -885,7 +899,7 @@ export const SGMAT_WORKGROUP_BYTES = sgmatLayout(SGMAT_SHAPES[SGMAT_DEFAULT_SHAP
 
 /**
  * Sum of the split-K partials of the subgroup-matrix down GEMM (FastGemmVariant.splitK): Y[p * ys + yo + o] =
- * sum over s < S of P[(s * rows + p) * ys + yo + o], for p < rows, o < N.
+ * sum over s < S of P[(s * rows + p) * N + o], for p < rows, o < N (the GEMM ran with ys = N, yo = 0).
  */
 export const splitKReduceKernel = defineKernel<{ S: number }>('grouped_gemm_splitk_reduce', ({ S }) => /* wgsl */ `
 struct U { rows: u32, N: u32, ys: u32, yo: u32, }
@@ -896,10 +910,9 @@ struct U { rows: u32, N: u32, ys: u32, yo: u32, }
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * nwg.x) * 256u + lid;
   if (i >= u.rows * u.N) { return; }
-  let idx = (i / u.N) * u.ys + u.yo + i % u.N;
-  var s = P[idx];
-  for (var j = 1u; j < ${S}u; j++) { s += P[j * u.rows * u.ys + idx]; }
-  Y[idx] = s;
+  var s = P[i];
+  for (var j = 1u; j < ${S}u; j++) { s += P[j * u.rows * u.N + i]; }
+  Y[(i / u.N) * u.ys + u.yo + i % u.N] = s;
 }
 `);
 

@@ -170,8 +170,10 @@ export function planFastGemm(
   if (splitK > 1 && splitK * rows * N * 4 > ctx.maxBindingBytes) splitK = 1;
   // f16 x rows (grouped order) in a temp buffer of (rows + pad) * stride halves: where it fits one binding.
   if (opts.sgmatXRows !== undefined && !['gather', 'half', 'direct'].includes(opts.sgmatXRows)) throw new ValueError('sgmatXRows', "'gather' | 'half' | 'direct' | undefined", opts.sgmatXRows);
-  const xRows = sg ? (opts.sgmatXRows ?? sgmatXRowsFor(rows, K)) : 'gather';
+  // Shapes without an A tile (xd) always load x directly.
+  const xRows = sg ? (sg.xd ? 'direct' : (opts.sgmatXRows ?? sgmatXRowsFor(rows, K))) : 'gather';
   const fits = (rows + HALF_ROWS_PAD) * halfRowStride(K) * 2 <= ctx.maxBindingBytes;
+  if (sg?.xd && !fits) return planFastGemm(ctx, { ...opts, sgmatShape: SGMAT_DEFAULT_SHAPE }, w, rows, E, N, K, op);
   const xh = xRows === 'gather' || !fits ? undefined : xRows === 'half' ? ('staged' as const) : ('direct' as const);
   return { kind, tm, shape: sg ? shape : undefined, splitK, xh, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork * splitK) };
 }
@@ -242,8 +244,9 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   const splitK = plan.kind === 'subgroup-matrix' && c.op === 'down' ? (plan.splitK ?? 1) : 1;
   if (splitK > 1) variant.splitK = splitK;
   const ys = c.ys ?? c.N;
-  // Split-K: the GEMM writes its partials [splitK][rows][ys] to a temp buffer, splitKReduceKernel sums them into Y.
-  const yOut = splitK > 1 ? rec.temp(splitK * rows * ys * 4, 'grouped_gemm_fast.splitk') : c.y.buffer;
+  // Split-K: the GEMM writes its partials [splitK][rows][N] (this call's N, output offset 0) to a temp buffer,
+  // splitKReduceKernel sums them into Y at p * ys + o0 + o.
+  const yOut = splitK > 1 ? rec.temp(splitK * rows * c.N * 4, 'grouped_gemm_fast.splitk') : c.y.buffer;
   const buffers: GPUBuffer[] = xHalf ? [xHalf.xh, c.g.order.buffer, meta, xHalf.ru] : [c.x, c.g.order.buffer, meta];
   if (c.rowScale && !xHalf) buffers.push(c.rowScale);
   if (xAmax) buffers.push(xAmax);
@@ -257,7 +260,7 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
     uniforms: new Uniforms()
       .u32(rows, k, E, c.K, c.N, c.d.rows, plan.nTilesN, plan.nWork)
       .f32(c.act?.limit ?? 0, c.act?.alpha ?? 0)
-      .u32(...layout.wu, place.o0, ys)
+      .u32(...layout.wu, splitK > 1 ? 0 : place.o0, splitK > 1 ? c.N : ys)
       .finish(),
     workgroups: plan.grid,
   });
