@@ -29,7 +29,7 @@ import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import { foldWorkgroups, type Recorder, Uniforms, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
-import { KERNEL_CROSSOVERS, sgmatShapeFor, sgmatSplitKFor, sgmatXRowsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
+import { KERNEL_CROSSOVERS, SGMAT_CHOICES, sgmatShapeFor, sgmatSplitKFor, sgmatXRowsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
 import {
   FAST_TM,
@@ -174,7 +174,7 @@ export function planFastGemm(
   const xRows = sg ? (sg.xd ? 'direct' : (opts.sgmatXRows ?? sgmatXRowsFor(rows, K))) : 'gather';
   const fits = (rows + HALF_ROWS_PAD) * halfRowStride(K) * 2 <= ctx.maxBindingBytes;
   if (sg?.xd && !fits) return planFastGemm(ctx, { ...opts, sgmatShape: SGMAT_DEFAULT_SHAPE }, w, rows, E, N, K, op);
-  const xh = xRows === 'gather' || !fits ? undefined : xRows === 'half' ? ('staged' as const) : ('direct' as const);
+  const xh = fits ? xhOf(xRows) : undefined;
   return { kind, tm, shape: sg ? shape : undefined, splitK, xh, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork * splitK) };
 }
 
@@ -200,6 +200,27 @@ export interface FastGemmCall {
   scratch?: GemmCallScratch;
 }
 
+/** The kernel's x-row variant (FastGemmVariant.xh) of a plan.ts x-row mode. */
+function xhOf(x: SgmatXRows): FastGemmVariant['xh'] {
+  return x === 'gather' ? undefined : x === 'half' ? 'staged' : 'direct';
+}
+
+/**
+ * The subgroup-matrix variant of a call's base variant for a tile shape, x rows and split: the pipeline keys
+ * recordFastGemm dispatches and warmGroupedGemmFast compiles (sg only for shapes other than the default, so the
+ * default's pipeline keeps its key; f16 x rows carry the router weight, so rowScale goes off).
+ */
+function sgmatVariant(base: FastGemmVariant, p: { shape?: SgmatShapeName; xh?: FastGemmVariant['xh']; splitK?: number }): FastGemmVariant {
+  const v: FastGemmVariant = { ...base };
+  if (p.shape && p.shape !== SGMAT_DEFAULT_SHAPE) v.sg = p.shape;
+  if (p.xh) {
+    v.xh = p.xh;
+    v.rowScale = false;
+  }
+  if ((p.splitK ?? 1) > 1) v.splitK = p.splitK;
+  return v;
+}
+
 function fastVariant(c: Pick<FastGemmCall, 'op' | 'act' | 'xmode' | 'biasDt'> & { rowScale: boolean; wf: FastGemmVariant['wf']; sd: FastGemmVariant['sd']; zp: boolean }, kind: FastGemmKind): FastGemmVariant {
   const v: FastGemmVariant = { op: c.op, act: c.act?.kind ?? 'none', interleaved: c.act?.interleaved ?? false, wf: c.wf, sd: c.sd, bias: c.biasDt, xmode: c.xmode, rowScale: c.rowScale, h: kind === 'f16', xScale: kind !== 'f32' };
   // zp only when set, so the pipelines of weights without zero points keep their variant keys.
@@ -216,16 +237,15 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   const E = place.experts;
   const scratch: GemmCallScratch = c.scratch ?? { meta: new Map() };
   const meta = recordTileOffsets(rec, c.g.offsets.buffer, plan.tm, place, scratch);
-  const variant = fastVariant({ ...c, rowScale: !!c.rowScale, wf: layout.wf, sd: layout.sd, zp: layout.zp }, plan.kind);
-  // sg only for shapes other than the default, so the default's pipeline keeps its variant key.
-  if (plan.kind === 'subgroup-matrix' && plan.shape && plan.shape !== SGMAT_DEFAULT_SHAPE) variant.sg = plan.shape;
-  if (test.emulateSubgroupMatrix && plan.kind === 'subgroup-matrix') variant.emu = true;
-  const xh = plan.kind === 'subgroup-matrix' ? plan.xh : undefined;
+  const sgmat = plan.kind === 'subgroup-matrix';
+  const xh = sgmat ? plan.xh : undefined;
+  const splitK = sgmat && c.op === 'down' ? (plan.splitK ?? 1) : 1;
+  const base = fastVariant({ ...c, rowScale: !!c.rowScale, wf: layout.wf, sd: layout.sd, zp: layout.zp }, plan.kind);
+  const variant = sgmat ? sgmatVariant(base, { shape: plan.shape, xh, splitK }) : base;
+  if (test.emulateSubgroupMatrix && sgmat) variant.emu = true;
   let xHalf: { xh: GPUBuffer; ru: GPUBuffer } | undefined;
   if (xh) {
     // x rows in grouped order as f16 with their staging scale (one pass, shared by the call's chunks); the GEMM reads only these.
-    variant.xh = xh;
-    variant.rowScale = false;
     xHalf = scratch.xHalf;
     if (!xHalf) {
       const kp = halfRowStride(c.K);
@@ -241,8 +261,6 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
     xAmax = scratch.xAmax = rec.temp(Math.max(4, xRows * 4), 'grouped_gemm_fast.xamax');
     rec.dispatch({ kernel: rowAbsMaxKernel, variant: ROW_ABSMAX_VARIANT, buffers: [c.x, xAmax], uniforms: new Uniforms().u32(xRows, c.K / 4, 0, 0).finish(), workgroups: foldWorkgroups(rec.ctx, xRows) });
   }
-  const splitK = plan.kind === 'subgroup-matrix' && c.op === 'down' ? (plan.splitK ?? 1) : 1;
-  if (splitK > 1) variant.splitK = splitK;
   const ys = c.ys ?? c.N;
   // Split-K: the GEMM writes its partials [splitK][rows][N] (this call's N, output offset 0) to a temp buffer,
   // splitKReduceKernel sums them into Y at p * ys + o0 + o.
@@ -289,7 +307,18 @@ export async function warmGroupedGemmFast(
   if (kind !== 'f32') await warmPipeline(ctx, rowAbsMaxKernel, ROW_ABSMAX_VARIANT);
   if (kind === 'subgroup-matrix') {
     try {
-      await warmPipeline(ctx, groupedGemmSgmatKernel, v);
+      // Every shape / x-row mode / split plan.ts can choose (SGMAT_CHOICES; xd shapes always load x directly).
+      for (const shape of SGMAT_CHOICES.shapes) {
+        await warmPipeline(ctx, tileOffsetsKernel, { tm: SGMAT_SHAPES[shape].tm });
+        for (const xRows of SGMAT_SHAPES[shape].xd ? (['direct'] as const) : SGMAT_CHOICES.xRows) {
+          const xh = xhOf(xRows);
+          if (xh) await warmPipeline(ctx, halfRowsKernel, { xmode: spec.xmode, rowScale: spec.rowScale });
+          for (const splitK of spec.op === 'down' ? SGMAT_CHOICES.splitK : [1]) {
+            await warmPipeline(ctx, groupedGemmSgmatKernel, sgmatVariant(v, { shape, xh, splitK }));
+            if (splitK > 1) await warmPipeline(ctx, splitKReduceKernel, { S: splitK });
+          }
+        }
+      }
       return;
     } catch (e) {
       if (!sgmatBroken.has(ctx.device)) console.warn(`[webmoe] subgroup-matrix grouped GEMM failed to compile; using the f32 kernel: ${(e as Error).message}`);

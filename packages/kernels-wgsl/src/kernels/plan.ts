@@ -78,8 +78,18 @@ export function useFastGemm(kind: FastGemmKind, rows: number, E: number): boolea
  * H200 before another one becomes a default.
  */
 export function sgmatShapeFor(_rows: number, _E: number, _N: number, _op: 'gate_up' | 'down'): SgmatShapeName {
-  return 'm64n128k32';
+  return SGMAT_CHOICES.shapes[0];
 }
+
+/**
+ * Every tile shape, x-row mode and split that sgmatShapeFor, sgmatXRowsFor and sgmatSplitKFor can return
+ * (warmGroupedGemmFast compiles each combination; plan.test.ts checks the functions stay inside these lists).
+ */
+export const SGMAT_CHOICES: { readonly shapes: readonly SgmatShapeName[]; readonly xRows: readonly SgmatXRows[]; readonly splitK: readonly number[] } = {
+  shapes: ['m64n128k32'],
+  xRows: ['gather'],
+  splitK: [1],
+};
 
 /**
  * Workgroups per tile along K of the subgroup-matrix down GEMM (split-K; 1 = none) for a call of `nWork`
@@ -87,7 +97,7 @@ export function sgmatShapeFor(_rows: number, _E: number, _N: number, _op: 'gate_
  * long K, e.g. Mixtral's down at T = 128 with 256 tiles of K = 14336, over more of the H200's 132 SMs).
  */
 export function sgmatSplitKFor(_nWork: number, _K: number, _op: 'gate_up' | 'down'): number {
-  return 1;
+  return SGMAT_CHOICES.splitK[0];
 }
 
 /**
@@ -101,5 +111,5 @@ export type SgmatXRows = 'gather' | 'half' | 'direct';
 
 /** The x-row mode (SgmatXRows) of a subgroup-matrix GEMM call of `rows` grouped rows and K input channels. */
 export function sgmatXRowsFor(_rows: number, _K: number): SgmatXRows {
-  return 'gather';
+  return SGMAT_CHOICES.xRows[0];
 }
