@@ -23,7 +23,8 @@
  *   a grid of subgroups each owning a block of result matrices, optional
  *   double buffering and rotated conflict-free staging): x rows and weights
  *   staged as f16 in workgroup memory (x optionally converted to f16 in
- *   grouped order by halfRowsKernel first: `xh`), the f32 results go through
+ *   grouped order by halfRowsKernel first, `xh`, and then staged or loaded
+ *   as A matrices straight from those rows), the f32 results go through
  *   workgroup memory one 16-row block and column chunk at a time for bias +
  *   activation; the down GEMM optionally split along K (`splitK`, partials
  *   summed by splitKReduceKernel).
@@ -41,7 +42,7 @@ import { defineKernel } from '../runtime/kernel.js';
 import { FP8_DECODE_WGSL, PACKED_CODE_WGSL, loadFn } from '../wgsl.js';
 import { intZeroWgsl, type WeightFormat } from './grouped-gemm-wgsl.js';
 
-/** Rows (grouped rows) per workgroup tile. */
+/** Rows (grouped rows) per workgroup tile of the register-blocked kernel (the subgroup-matrix kernel's come from its SgmatShape). */
 export const FAST_TM = 64;
 /** Weight rows per workgroup tile (down: outputs; gate_up: 64 gate + 64 up rows). */
 export const FAST_TNW = 128;
@@ -893,9 +894,6 @@ ${loop}
 ${epi}}
 `;
 });
-
-/** Workgroup memory of the subgroup-matrix kernel's default shape, bytes. */
-export const SGMAT_WORKGROUP_BYTES = sgmatLayout(SGMAT_SHAPES[SGMAT_DEFAULT_SHAPE]).bytes;
 
 /**
  * Sum of the split-K partials of the subgroup-matrix down GEMM (FastGemmVariant.splitK): Y[p * ys + yo + o] =
