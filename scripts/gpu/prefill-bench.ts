@@ -8,6 +8,7 @@
 // too (flagged WRONG above 1e-2), then a ranking per model and T.
 //   node scripts/gpu/build-one.mjs scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs
 //   bash .gpu-kit/enter.sh node .gpu-kit/prefill-bench.mjs [iters] [path substring,...] [model substring,...] [T,...]
+// ('-' for a filter = all; PREFILL_BENCH_MAX_S: the time budget after which no new model / T group starts, default 210)
 import { HostTensor } from '@webmoe/tensor';
 import { createGpuContext, GpuTensor, Recorder, readBuffer, groupedGateUpGpu, groupedDownGpu, type GroupingGpu, type GroupedGemmOptions } from '@webmoe/kernels-wgsl';
 import { sgmatSupported } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast.js';
@@ -80,10 +81,22 @@ const SLOW = new Set(['tiled32', 'fast-f32', 'fast-f16']);
 
 const results: Record<string, unknown>[] = [];
 const t0 = performance.now();
+// Time budget (seconds; env PREFILL_BENCH_MAX_S, default 210): no new model / T group starts after it, the ranking still prints.
+const maxS = Number(process.env.PREFILL_BENCH_MAX_S ?? 210);
+let outOfTime = false;
 for (const [model, H, I, E, k] of MODELS.filter((m) => (modelFilter ? modelFilter.some((f) => m[0].includes(f)) : m[0] !== 'smoke'))) {
+  if ((performance.now() - t0) / 1000 > maxS) {
+    console.log(`time budget of ${maxS} s spent: ${model} skipped`);
+    continue;
+  }
   const wgu = GpuTensor.upload(ctx, new HostTensor('bfloat16', [E, 2 * I, H], randBf16(E * 2 * I * H, 1)));
   const wdn = GpuTensor.upload(ctx, new HostTensor('bfloat16', [E, H, I], randBf16(E * H * I, 2)));
   for (const T of TS) {
+    if ((performance.now() - t0) / 1000 > maxS) {
+      if (!outOfTime) console.log(`time budget of ${maxS} s spent: ${model} T=${T} and later groups skipped`);
+      outOfTime = true;
+      continue;
+    }
     // Host-built grouping: k distinct experts per token, spread evenly.
     const idx = new Uint32Array(T * k);
     for (let t = 0; t < T; t++) for (let j = 0; j < k; j++) idx[t * k + j] = (t * 7 + j * 13) % E;
