@@ -358,8 +358,9 @@ describe('subgroup-matrix tile shapes', () => {
   });
 });
 
-describe('subgroup-matrix kernel with emulated builtins (runs everywhere)', () => {
-  // The kernel's WGSL with subgroupMatrixLoad/MultiplyAccumulate/Store replaced by per-invocation plain-WGSL
+describe('subgroup-matrix kernel in every tile shape: emulated builtins (runs everywhere) and real ones (where the adapter has them)', () => {
+  // The real builtins see what the emulation cannot (16-byte alignment of matrix pointers on NVIDIA, layouts).
+  // Emulated: the kernel's WGSL with subgroupMatrixLoad/MultiplyAccumulate/Store replaced by per-invocation plain-WGSL
   // versions following the Dawn spec's layouts: checks the f16 staging, the row/column-major choices, the
   // subgroup -> block mapping, double buffering and the epilogue (16-row blocks, column chunks, gate/up column
   // pairs) on adapters without the feature. Every tile shape of SGMAT_SHAPES runs (below); the shapes cycle
@@ -403,10 +404,14 @@ describe('subgroup-matrix kernel with emulated builtins (runs everywhere)', () =
       xh: s.xd || n % 6 === 2 ? ('direct' as const) : n % 6 === 5 ? ('staged' as const) : undefined,
     };
   });
-  for (const c of emuCases) {
-    it(`${c.shape}${c.splitK > 1 ? ` splitK=${c.splitK}` : ''}${c.xh ? ` xh=${c.xh}` : ''} ${c.op} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N} ${c.fmt ? fmtName(c.fmt) : c.dt} bias=${c.bias} rowScale=${c.rowScale}${c.op === 'gate_up' ? ` ${c.act.kind}/${c.act.layout}` : ''}`, async (t) => {
+  for (const emulate of [true, false]) for (const c of emuCases) {
+    it(`${emulate ? 'emulated' : 'builtins'}: ${c.shape}${c.splitK > 1 ? ` splitK=${c.splitK}` : ''}${c.xh ? ` xh=${c.xh}` : ''} ${c.op} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N} ${c.fmt ? fmtName(c.fmt) : c.dt} bias=${c.bias} rowScale=${c.rowScale}${c.op === 'gate_up' ? ` ${c.act.kind}/${c.act.layout}` : ''}`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
       if (!ctx.features.shaderF16 || !ctx.features.subgroups) return t.skip('no shader-f16 / subgroups on this adapter');
+      if (!emulate) {
+        canRun(t, 'subgroup-matrix');
+        expect(sgmatSupported(ctx, c.shape), `shape ${c.shape} on this adapter`).toBe(true);
+      }
       const { op, shape, T, k, E, K, N, act } = c;
       const { tm, tn } = SGMAT_SHAPES[shape];
       const r = rng(424242 + K * 31 + N);
@@ -441,7 +446,7 @@ describe('subgroup-matrix kernel with emulated builtins (runs everywhere)', () =
           xmode: op === 'gate_up' ? ('token' as const) : ('grouped' as const),
           rowScale: grs?.buffer, g: gg, w: gw, d: { rows: wRows }, bias: gb, biasDt: b ? ('float32' as const) : ('none' as const), K, N, y,
         };
-        recordFastGemm(rec, call, { kind: 'subgroup-matrix', tm, shape, splitK: c.splitK, xh: c.xh, nTilesN, nWork, grid: foldWorkgroups(ctx!, nWork * c.splitK) }, { emulateSubgroupMatrix: true });
+        recordFastGemm(rec, call, { kind: 'subgroup-matrix', tm, shape, splitK: c.splitK, xh: c.xh, nTilesN, nWork, grid: foldWorkgroups(ctx!, nWork * c.splitK) }, { emulateSubgroupMatrix: emulate });
         rec.submit();
         const out = (await y.download()).data as Float32Array;
         for (const t of [gx, gb, grs, y]) t?.destroy();
