@@ -38,7 +38,7 @@ async function runDump(ctx: GpuContext, name: string): Promise<void> {
   const gw = GpuTensor.upload(ctx, w);
   const gg = uploadGrouping(ctx, g);
   const rec = new Recorder(ctx);
-  const y = groupedDownGpu(ctx, rec, gh, gg, { kind: 'dense', w: gw }, undefined, { tile: 'fast', fast: 'subgroup-matrix', fastTileM: 64 });
+  const y = groupedDownGpu(ctx, rec, gh, gg, { kind: 'dense', w: gw }, undefined, { tile: 'fast', fast: 'subgroup-matrix', sgmatShape: 'm64n128k32' });
   rec.submit();
   const got = (await y.download()).data as Float32Array;
   for (const t of [gh, gw, y]) t.destroy();
@@ -100,7 +100,7 @@ async function runCase(ctx: GpuContext, T: number, k: number, E: number, K: numb
   const gw = GpuTensor.upload(ctx, w);
   const gg = uploadGrouping(ctx, g);
   const rec = new Recorder(ctx);
-  const y = groupedDownGpu(ctx, rec, gh, gg, { kind: 'dense', w: gw }, undefined, { tile: 'fast', fast: 'subgroup-matrix', fastTileM: tm });
+  const y = groupedDownGpu(ctx, rec, gh, gg, { kind: 'dense', w: gw }, undefined, { tile: 'fast', fast: 'subgroup-matrix', sgmatShape: tm === 64 ? 'm64n128k32' : 'm128n128k32' });
   rec.submit();
   const got = (await y.download()).data as Float32Array;
   for (const t of [gh, gw, y]) t.destroy();

@@ -321,8 +321,9 @@ describe('chunked stacks: API', () => {
 describe('subgroup-matrix kernel (emulated builtins) on a chunked stack: bit for bit', () => {
   // The kernel's WGSL with the subgroup-matrix builtins emulated per invocation (grouped-gemm-fast.gpu.test.ts), so
   // its chunk addressing (tile offsets of the chunk's experts, chunk-local weights and bias, Y at p * ys + yo + o)
-  // runs on adapters without the feature. One small case (the emulation is slow): gate_up, interleaved, bias, every
-  // expert cut in two.
+  // runs on adapters without the feature. One small case: gate_up, interleaved, bias, every expert cut in two; with
+  // the x rows gathered per chunk, and with them converted to f16 once per call and loaded directly (xh 'direct',
+  // the f16 rows shared by the chunks through the call's scratch).
   it('gate_up bf16, E=3, T=40, k=2, K=32, N=40', async (t) => {
     if (!ctx) return t.skip('no WebGPU adapter');
     if (!ctx.features.shaderF16 || !ctx.features.subgroups) return t.skip('no shader-f16 / subgroups on this adapter');
@@ -337,7 +338,7 @@ describe('subgroup-matrix kernel (emulated builtins) on a chunked stack: bit for
     const { recordFastGemm } = await import('../src/kernels/grouped-gemm-fast.js');
     const { foldWorkgroups } = await import('@webmoe/kernels-wgsl');
     const { expertChunkList } = await import('../src/kernels/expert-weights.js');
-    const run = (limit: number | undefined) =>
+    const run = (limit: number | undefined, xh?: 'direct') =>
       gpuChecked(cx, async () => {
         const gx = GpuTensor.upload(cx, HostTensor.fromFloat32([T, K], x));
         const s = uploadExpertStack(cx, w, { layout: 'interleaved', bias: b, maxBindingBytes: limit });
@@ -353,7 +354,7 @@ describe('subgroup-matrix kernel (emulated builtins) on a chunked stack: bit for
             op: 'gate_up' as const, act, x: gx.buffer, xmode: 'token' as const, rowScale: undefined, g: gg, w: c.w, d: { rows: 2 * c.outputs }, bias: c.bias as GpuTensor, biasDt: 'float32' as const,
             K, N: c.outputs, y, place: { e0: c.e0, experts: c.experts, o0: c.o0 }, ys: N, scratch,
           };
-          recordFastGemm(rec, call, { kind: 'subgroup-matrix', tm: 64, nTilesN, nWork, grid: foldWorkgroups(cx, nWork) }, { emulateSubgroupMatrix: true });
+          recordFastGemm(rec, call, { kind: 'subgroup-matrix', tm: 64, xh, nTilesN, nWork, grid: foldWorkgroups(cx, nWork) }, { emulateSubgroupMatrix: true });
         }
         rec.submit();
         const out = { y: (await y.download()).toFloat32(), chunks: chunks.length };
@@ -367,5 +368,9 @@ describe('subgroup-matrix kernel (emulated builtins) on a chunked stack: bit for
     const split = await run(Math.floor((0.6 * expertBytes(w)) / 4) * 4);
     expect(split.chunks).toBeGreaterThan(Ex);
     expectSameBits(split.y, base.y, 'emulated subgroup-matrix, split experts');
+    const baseXd = await run(undefined, 'direct');
+    expect(relErr(baseXd.y, base.y)).toBeLessThan(2e-3);
+    const splitXd = await run(Math.floor((0.6 * expertBytes(w)) / 4) * 4, 'direct');
+    expectSameBits(splitXd.y, baseXd.y, 'emulated subgroup-matrix, f16 x rows loaded directly, split experts');
   }, 900_000);
 });

@@ -1,7 +1,8 @@
 // The kernel planner (src/kernels/plan.ts): the crossovers as documented, at and around each boundary.
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
-import { KERNEL_CROSSOVERS, chooseFastGemmKind, gemvRowsPerPass, linearPath, planExpertGemms, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
+import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, gemvRowsPerPass, linearPath, planExpertGemms, sgmatShapeFor, sgmatSplitKFor, sgmatXRowsFor, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
+import { SGMAT_SHAPES } from '../src/kernels/grouped-gemm-fast-wgsl.js';
 
 describe('kernel planner', () => {
   it('routed experts: GEMV while T <= 16 or T*k <= 8E', () => {
@@ -63,5 +64,20 @@ describe('kernel planner', () => {
     expect(chooseFastGemmKind(none, 'f16')).toBe('f32');
     expect(chooseFastGemmKind(none, 'subgroup-matrix')).toBe('f32');
     expect(() => chooseFastGemmKind(all, 'tensor' as never)).toThrow(ValueError);
+  });
+  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles); today the measured 64 x 128 x 32 tile, gathered x, no split', () => {
+    expect(SGMAT_CHOICES).toEqual({ shapes: ['m64n128k32'], xRows: ['gather'], splitK: [1] });
+    for (const shape of SGMAT_CHOICES.shapes) expect(SGMAT_SHAPES[shape], shape).toBeDefined();
+    // rows x experts x outputs of the benchmarked models (Mixtral, Qwen3-30B, DeepSeek-V3/e32, GPT-OSS-20B) at T = 8..4096
+    for (const [H, I, E, k] of [[4096, 14336, 8, 2], [2048, 768, 128, 8], [7168, 2048, 32, 8], [2880, 2880, 32, 4]]) {
+      for (const T of [8, 128, 512, 4096]) {
+        const rows = T * k;
+        for (const [op, N, K] of [['gate_up', I, H], ['down', H, I]] as const) {
+          expect(SGMAT_CHOICES.shapes).toContain(sgmatShapeFor(rows, E, N, op));
+          expect(SGMAT_CHOICES.xRows).toContain(sgmatXRowsFor(rows, K));
+          expect(SGMAT_CHOICES.splitK).toContain(sgmatSplitKFor(Math.ceil(rows / 64) * Math.ceil(N / 128), K, op));
+        }
+      }
+    }
   });
 });

@@ -17,12 +17,17 @@
  *   loads are issued into registers before the current slice's math. `h: true` stages the
  *   operands as f16 (half the shared-memory traffic; x and w rounded to f16,
  *   f32 accumulation).
- * - `groupedGemmSgmatKernel`: the same tile on subgroup matrices
- *   (chromium_experimental_subgroup_matrix, f16 x f16 -> f32, 16x16x16):
- *   x rows and weights staged as f16 in workgroup memory, 8 subgroups of 32
- *   each own a 32x32 block (2x2 result matrices; with `tm: 128` tiles of
- *   128 rows, 64x32 = 4x2), the f32 results go through workgroup memory one
- *   16-row block at a time for bias + activation.
+ * - `groupedGemmSgmatKernel`: tiles on subgroup matrices
+ *   (chromium_experimental_subgroup_matrix, f16 x f16 -> f32, 16x16x16), in
+ *   the tile shapes of SGMAT_SHAPES (SgmatShape: rows, weight rows, K slice,
+ *   a grid of subgroups each owning a block of result matrices, optional
+ *   double buffering and rotated conflict-free staging): x rows and weights
+ *   staged as f16 in workgroup memory (x optionally converted to f16 in
+ *   grouped order by halfRowsKernel first, `xh`, and then staged or loaded
+ *   as A matrices straight from those rows), the f32 results go through
+ *   workgroup memory one 16-row block and column chunk at a time for bias +
+ *   activation; the down GEMM optionally split along K (`splitK`, partials
+ *   summed by splitKReduceKernel).
  *
  * f16 operands: bf16 -> f16 is exact for 6.1e-5 <= |w| <= 65504 (f16 has
  * more mantissa bits than bf16); smaller weights lose bits (subnormal) or
@@ -37,7 +42,7 @@ import { defineKernel } from '../runtime/kernel.js';
 import { FP8_DECODE_WGSL, PACKED_CODE_WGSL, loadFn } from '../wgsl.js';
 import { intZeroWgsl, type WeightFormat } from './grouped-gemm-wgsl.js';
 
-/** Rows (grouped rows) per workgroup tile. */
+/** Rows (grouped rows) per workgroup tile of the register-blocked kernel (the subgroup-matrix kernel's come from its SgmatShape). */
 export const FAST_TM = 64;
 /** Weight rows per workgroup tile (down: outputs; gate_up: 64 gate + 64 up rows). */
 export const FAST_TNW = 128;
@@ -80,13 +85,175 @@ export type FastGemmVariant = {
    * adapters without the feature. Never selected by the ops.
    */
   emu?: boolean;
-  /** Subgroup-matrix kernel only: rows per workgroup tile, 64 (default) or 128 (each subgroup then owns 64 x 32). */
-  tm?: number;
+  /** Subgroup-matrix kernel only: the tile shape, a key of SGMAT_SHAPES (absent: SGMAT_DEFAULT_SHAPE). */
+  sg?: SgmatShapeName;
+  /**
+   * Subgroup-matrix kernel, down only: split K over this many workgroups per tile (2..8; absent: 1). Workgroup
+   * w0 computes split w0 % splitK of tile w0 / splitK over K range [ks * kc, (ks + 1) * kc) (kc: K / splitK
+   * rounded up to the K slice) and writes its partial sums to Y viewed as [splitK][nRows][ys] (bias in split
+   * 0 only; recordFastGemm passes ys = N, yo = 0); splitKReduceKernel adds the splits into the output.
+   */
+  splitK?: number;
+  /**
+   * Subgroup-matrix kernel only: x arrives as f16 rows in grouped order (halfRowsKernel: gathered, times rowScale,
+   * times the row's power-of-two staging scale, rounded to f16 once per call; rows of halfRowStride(K) halves, zero
+   * padded, plus HALF_ROWS_PAD zero rows), XRU the per-grouped-row 1 / scale; the GEMM neither gathers nor converts x.
+   * 'staged': X is array<vec4<u32>> (8 halves per load) staged into workgroup memory like before; 'direct': X is
+   * array<f16> and the A matrices are loaded from it directly (no x staging at all; rows past the tile's end
+   * belong to the next expert or the padding and only feed discarded output rows). Set with rowScale false and
+   * xScale true (the variant of the ops).
+   */
+  xh?: 'staged' | 'direct';
 };
 
-/** Rows per workgroup tile of a variant. */
-export function fastTm(v: FastGemmVariant): number {
-  return v.tm ?? FAST_TM;
+/**
+ * Tile shape of the subgroup-matrix kernel: a workgroup computes `tm` grouped rows x `tn` weight rows
+ * (down: tn outputs; gate_up: tn / 2 outputs, their gate and up rows in alternating blocks of 16 columns),
+ * staging K slices of `tk` (32 or 64) as f16 in workgroup memory; `wm` x `wn` subgroups of 32 invocations
+ * (threads = 32 * wm * wn) each own a (tm / wm) x (tn / wn) block of 16x16 f32 accumulators, so one A and
+ * one B fragment load feed tn / wn / 16 and tm / wm / 16 multiply-accumulates. `db`: two staging buffers
+ * (one barrier per K slice instead of two: the next slice is stored into the other buffer while this one
+ * is multiplied).
+ */
+export interface SgmatShape {
+  /** Grouped rows per workgroup tile (a multiple of 16 * wm, at most 128). */
+  tm: number;
+  /** Weight rows per workgroup tile (a multiple of 32 and of 16 * wn, at most 256). */
+  tn: number;
+  /** K slice staged per step: 32 or 64. */
+  tk: number;
+  /** Subgroups along the rows. */
+  wm: number;
+  /** Subgroups along the weight rows (wm * wn <= 8). */
+  wn: number;
+  /** Double-buffered staging. */
+  db?: boolean;
+  /**
+   * Conflict-free weight staging (bf16 / f16 weights): thread j stores its 8 values starting at value 2 (j % (tk / 8))
+   * (its raw words rotated by j % (tk / 8)), so the 32 lanes of one store instruction hit 32 different banks (without:
+   * 4 lanes per bank, the rows being 16-byte aligned); and x held as f16 between load and staging (fewer registers).
+   */
+  swz?: boolean;
+  /**
+   * The A matrices always come from the f16 x rows directly (FastGemmVariant.xh 'direct'): the layout has no A
+   * staging tile, which leaves room for wider tiles.
+   */
+  xd?: boolean;
+}
+
+/**
+ * The named tile shapes (bench candidates, docs/PERF-NOTES.md; which one runs is plan.ts's choice).
+ * Subgroup block per shape: m64n128k32 32x32 (the kernel measured on the H200 on 2026-12-03; every other shape
+ * has `swz`, m64n128k32s is it with `swz` only), m128n128k32 64x32, w4: 4 subgroups with 32x64 blocks, w4x2:
+ * 8 subgroups with 32x64 blocks, w2x2: 4 subgroups with 64x64 blocks (half the fragment loads per multiply of
+ * 32x32 blocks); k64: 64-wide K slices; db: double-buffered staging; m32 / m16: tiles for few rows per expert;
+ * xd: A matrices loaded from the f16 x rows directly (no A tile: room for 64-wide K slices with 128 rows, or 256
+ * weight rows).
+ */
+export type SgmatShapeName =
+  | 'm64n128k32'
+  | 'm64n128k32s'
+  | 'm128n128k32'
+  | 'm128n128k32w4x2'
+  | 'm64n128k32w4'
+  | 'm64n128k64'
+  | 'm64n128k64w4'
+  | 'm64n64k32db'
+  | 'm32n128k32db'
+  | 'm32n128k32'
+  | 'm32n128k64'
+  | 'm16n128k64'
+  | 'm16n128k32'
+  | 'm128n128k32w2x2'
+  | 'm128n128k64xd'
+  | 'm64n256k32xd'
+  | 'm128n256k32xd';
+
+/** The tile shape of each name. @example `SGMAT_SHAPES.m64n128k64 // { tm: 64, tn: 128, tk: 64, wm: 2, wn: 4, swz: true }` */
+export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>> = {
+  m64n128k32: { tm: 64, tn: 128, tk: 32, wm: 2, wn: 4 },
+  m64n128k32s: { tm: 64, tn: 128, tk: 32, wm: 2, wn: 4, swz: true },
+  m128n128k32: { tm: 128, tn: 128, tk: 32, wm: 2, wn: 4, swz: true },
+  m128n128k32w4x2: { tm: 128, tn: 128, tk: 32, wm: 4, wn: 2, swz: true },
+  m64n128k32w4: { tm: 64, tn: 128, tk: 32, wm: 2, wn: 2, swz: true },
+  m64n128k64: { tm: 64, tn: 128, tk: 64, wm: 2, wn: 4, swz: true },
+  m64n128k64w4: { tm: 64, tn: 128, tk: 64, wm: 2, wn: 2, swz: true },
+  m64n64k32db: { tm: 64, tn: 64, tk: 32, wm: 2, wn: 2, db: true, swz: true },
+  m32n128k32db: { tm: 32, tn: 128, tk: 32, wm: 1, wn: 4, db: true, swz: true },
+  m32n128k32: { tm: 32, tn: 128, tk: 32, wm: 2, wn: 4, swz: true },
+  m32n128k64: { tm: 32, tn: 128, tk: 64, wm: 1, wn: 4, swz: true },
+  m16n128k64: { tm: 16, tn: 128, tk: 64, wm: 1, wn: 8, swz: true },
+  m16n128k32: { tm: 16, tn: 128, tk: 32, wm: 1, wn: 8, swz: true },
+  m128n128k32w2x2: { tm: 128, tn: 128, tk: 32, wm: 2, wn: 2, swz: true },
+  m128n128k64xd: { tm: 128, tn: 128, tk: 64, wm: 2, wn: 4, swz: true, xd: true },
+  m64n256k32xd: { tm: 64, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, xd: true },
+  m128n256k32xd: { tm: 128, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, xd: true },
+};
+
+
+/** The shape of the subgroup-matrix kernel measured on the H200 (plan.ts may choose others). */
+export const SGMAT_DEFAULT_SHAPE: SgmatShapeName = 'm64n128k32';
+
+/** Workgroup memory budget of the subgroup-matrix kernel's shapes (the H200's limit under Dawn; the epilogue tile shrinks to fit). */
+export const SGMAT_MAX_WORKGROUP_BYTES = 32768;
+
+/**
+ * Derived layout of a shape: staging row stride (tk + 8 halves: 16-byte aligned rows, conflict-free
+ * fragment loads), epilogue tile width `ow` (columns of f32 results staged per 16-row block; the widest
+ * divisor of tn, a multiple of 32, that fits the budget), the workgroup bytes, or `error` for an invalid shape.
+ */
+export function sgmatLayout(s: SgmatShape): { str: number; ow: number; bytes: number; threads: number; error?: string } {
+  const str = s.tk + 8;
+  const threads = 32 * s.wm * s.wn;
+  const staging = (s.db ? 2 : 1) * ((s.xd ? 0 : s.tm) + s.tn) * str * 2;
+  const rows = 12 * s.tm + 16;
+  let ow = s.tn;
+  while (ow > 32 && (s.tn % ow !== 0 || staging + rows + 64 * ow > SGMAT_MAX_WORKGROUP_BYTES)) ow -= 32;
+  const bytes = staging + rows + 64 * ow;
+  const bad = (what: string) => ({ str, ow, bytes, threads, error: `${what} (shape ${JSON.stringify(s)})` });
+  if (s.tk !== 32 && s.tk !== 64) return bad('tk must be 32 or 64');
+  if (!(s.wm >= 1 && s.wn >= 1 && s.wm * s.wn <= 8)) return bad('wm * wn must be 1..8 subgroups');
+  if (s.tm % (16 * s.wm) !== 0 || s.tm > 128) return bad('tm must be a multiple of 16 * wm, at most 128');
+  if (s.tn % 32 !== 0 || s.tn % (16 * s.wn) !== 0 || s.tn > 256) return bad('tn must be a multiple of 32 and of 16 * wn, at most 256');
+  if (s.tn % ow !== 0 || bytes > SGMAT_MAX_WORKGROUP_BYTES) return bad(`needs ${bytes} bytes of workgroup memory (budget ${SGMAT_MAX_WORKGROUP_BYTES})`);
+  return { str, ow, bytes, threads };
+}
+
+/** The shape of a subgroup-matrix variant. */
+export function sgmatShape(v: Pick<FastGemmVariant, 'sg'>): SgmatShape {
+  return SGMAT_SHAPES[v.sg ?? SGMAT_DEFAULT_SHAPE];
+}
+
+/** Output columns (down: outputs; gate_up: gate/up pairs) per workgroup tile of a weight-row tile of tn. */
+export function tileOutputs(op: FastGemmVariant['op'], tn: number): number {
+  return op === 'gate_up' ? tn / 2 : tn;
+}
+
+/**
+ * Geometry shared by the kernels' staging code: rows tm, weight rows tn, K slice tk, threads, and how
+ * gate_up's tile columns map to gate / up rows ('halves': the first tn / 2 are gate rows; 'pairs16':
+ * alternating blocks of 16 gate and 16 up rows, so every 32 aligned columns hold whole pairs).
+ */
+interface Geo {
+  tm: number;
+  tn: number;
+  tk: number;
+  threads: number;
+  gateUpCols: 'halves' | 'pairs16';
+  /** x registers of loadSlice as f16 (converted at load) instead of f32. */
+  xHalf: boolean;
+}
+
+const FMA_GEO: Geo = { tm: FAST_TM, tn: FAST_TNW, tk: FAST_TK, threads: FAST_THREADS, gateUpCols: 'halves', xHalf: false };
+
+function sgmatGeo(v: FastGemmVariant): Geo {
+  const s = sgmatShape(v);
+  return { tm: s.tm, tn: s.tn, tk: s.tk, threads: sgmatLayout(s).threads, gateUpCols: 'pairs16', xHalf: !!s.swz };
+}
+
+/** Per-thread count of `total` work items over `threads` threads, and whether the last round needs a bound check. */
+function rounds(total: number, threads: number): { n: number; guard: boolean } {
+  return { n: Math.ceil(total / threads), guard: total % threads !== 0 };
 }
 
 /**
@@ -202,10 +369,13 @@ fn wdec(w: vec4<u32>) -> array<f32, 8> { let x = i32(w.z) - 127; return ${unroll
 }
 
 /** Shared header: bindings, uniforms, helpers. */
-function header(v: FastGemmVariant): { decl: string; helpers: string } {
-  const bindings: string[] = ['X: array<vec4<f32>>', 'ORDER: array<u32>', 'META: array<u32>'];
-  if (v.rowScale) bindings.push('RS: array<f32>');
-  if (v.xScale) bindings.push('XAMAX: array<f32>');
+function header(v: FastGemmVariant, g: Geo): { decl: string; helpers: string } {
+  const bindings: string[] = [v.xh === 'direct' ? 'X: array<f16>' : v.xh ? 'X: array<vec4<u32>>' : 'X: array<vec4<f32>>', 'ORDER: array<u32>', 'META: array<u32>'];
+  if (v.xh) bindings.push('XRU: array<f32>');
+  else {
+    if (v.rowScale) bindings.push('RS: array<f32>');
+    if (v.xScale) bindings.push('XAMAX: array<f32>');
+  }
   bindings.push(...weightBindings(v));
   if (v.bias !== 'none') bindings.push(v.bias === 'float32' ? 'BIAS: array<f32>' : 'BIAS: array<u32>');
   const fields = FAST_UNIFORM_FIELDS.map((f) => (f.endsWith(':f32') ? `${f.slice(0, -4)}: f32,` : `${f}: u32,`)).join(' ');
@@ -214,23 +384,41 @@ function header(v: FastGemmVariant): { decl: string; helpers: string } {
     bindings.map((b, i) => `@group(0) @binding(${i}) var<storage, read> ${b};`).join('\n') +
     `\n@group(0) @binding(${bindings.length}) var<storage, read_write> Y: array<f32>;` +
     `\n@group(0) @binding(${bindings.length + 1}) var<uniform> u: U;`;
-  // wrow(n, o0): weight row of tile column n (0..127), or 0xffffffff when its output is out of range.
+  // wrow(n, o0): weight row of tile column n (0..tn-1), or 0xffffffff when its output is out of range (Geo.gateUpCols).
   const gateRow = v.interleaved ? '2u * o' : 'o';
   const upRow = v.interleaved ? '2u * o + 1u' : 'u.N + o';
+  const half = g.tn / 2;
+  const gateUp =
+    g.gateUpCols === 'halves'
+      ? `let o = o0 + (n % ${half}u); if (o >= u.N) { return 0xffffffffu; } return select(${upRow}, ${gateRow}, n < ${half}u);`
+      : `let o = o0 + ((n >> 5u) << 4u) + (n & 15u); if (o >= u.N) { return 0xffffffffu; } return select(${gateRow}, ${upRow}, (n & 16u) != 0u);`;
   const wrow =
     v.op === 'gate_up'
-      ? `fn wrow(n: u32, o0: u32) -> u32 { let o = o0 + (n & 63u); if (o >= u.N) { return 0xffffffffu; } return select(${upRow}, ${gateRow}, n < 64u); }`
+      ? `fn wrow(n: u32, o0: u32) -> u32 { ${gateUp} }`
       : `fn wrow(n: u32, o0: u32) -> u32 { let o = o0 + n; return select(0xffffffffu, o, o < u.N); }`;
   const helpers = [wrow, weightAccessWgsl(v), v.bias === 'none' ? '' : loadFn('bld', 'BIAS', v.bias), v.op === 'gate_up' ? activationWgsl(v.act) : ''].join('\n');
   return { decl, helpers };
 }
 
 /** Finds the workgroup's expert and row range (binary search over the tile offsets; meta from tileOffsetsKernel with tm = 64), then the row gather table. */
-function prologue(v: FastGemmVariant): string {
-  const tm = fastTm(v);
+function prologue(v: FastGemmVariant, g: Geo): string {
+  const tm = g.tm;
   const xrow = v.xmode === 'token' ? 'pair / u.k' : v.xmode === 'pair' ? 'pair' : 'p';
+  const S = v.splitK ?? 1;
+  // K range of this workgroup: all of K, or split ks of S (kc a multiple of the K slice).
+  const kRange =
+    S > 1
+      ? `let ks = wAll % ${S}u;
+  let w = wAll / ${S}u;
+  let kc = ((u.K + ${S * g.tk - 1}u) / ${S * g.tk}u) * ${g.tk}u;
+  let kBeg = ks * kc;
+  let kEnd = min(u.K, kBeg + kc);`
+      : `let w = wAll;
+  let kBeg = 0u;
+  let kEnd = u.K;`;
   return `
-  let w = wid.x + wid.y * nwg.x;
+  let wAll = wid.x + wid.y * nwg.x;
+  ${kRange}
   if (lid == 0u) {
     var e = 0u;
     var r0 = 0u;
@@ -258,12 +446,12 @@ function prologue(v: FastGemmVariant): string {
   let r1 = shw.z;
   if (r1 <= r0) { return; }
   let nt = w % u.nTilesN;
-  let o0 = nt * ${v.op === 'gate_up' ? 64 : 128}u;
+  let o0 = nt * ${tileOutputs(v.op, g.tn)}u;
   let kv = u.K >> 2u;
-  if (lid < ${tm}u) {
+  ${v.xh ? xhRows(tm, g.threads) : `for (var lr = lid; lr < ${tm}u; lr += ${g.threads}u) {
     var xb = 0u;
     var m = 0.0;${v.xScale ? '\n    var s = 1.0;' : ''}
-    let p = r0 + lid;
+    let p = r0 + lr;
     if (p < r1) {
       let pair = ORDER[p];
       xb = (${xrow}) * kv;
@@ -277,47 +465,89 @@ function prologue(v: FastGemmVariant): string {
           : ''
       }
     }
-    ROWX[lid] = xb;
-    ROWM[lid] = m;${v.xScale ? '\n    ROWU[lid] = 1.0 / s;' : ''}
-  }
+    ROWX[lr] = xb;
+    ROWM[lr] = m;${v.xScale ? '\n    ROWU[lr] = 1.0 / s;' : ''}
+  }`}
   let eRow = e * u.wRows;
   workgroupBarrier();`;
+}
+
+/** Row stride (halves) of the f16 x rows of halfRowsKernel for K input channels: K rounded up to 64 (whole K slices). */
+export function halfRowStride(K: number): number {
+  return Math.ceil(K / 64) * 64;
+}
+
+/** Zero rows after the f16 x rows (the 'direct' A loads of a last tile read up to 127 rows past the end). */
+export const HALF_ROWS_PAD = 128;
+
+/** The row table of an `xh` variant: x row p of the grouped f16 rows starts at vec4 p * kp / 8 (kp = halfRowStride(K)); ROWU from XRU. */
+function xhRows(tm: number, threads: number): string {
+  return `let kp = (u.K + 63u) & ~63u;
+  for (var lr = lid; lr < ${tm}u; lr += ${threads}u) {
+    var xb = 0u;
+    var ru = 1.0;
+    let p = r0 + lr;
+    if (p < r1) {
+      xb = p * (kp >> 3u);
+      ru = XRU[p];
+    }
+    ROWX[lr] = xb;
+    ROWM[lr] = 1.0;
+    ROWU[lr] = ru;
+  }`;
 }
 
 /**
  * Global loads of one K slice (starting at kb) into registers xg / wg
  * (issued one slice ahead of the compute, so their latency hides behind it).
+ * Item j = lid + i * threads: x vec4 (row j / (tk / 4), column 4 (j % (tk / 4))), weight vector
+ * (tile column j / (tk / V), values V (j % (tk / V)).. of the slice).
  */
-function loadSlice(v: FastGemmVariant, kb: string): string {
+function loadSlice(v: FastGemmVariant, g: Geo, kb: string): string {
+  const xt = g.xHalf ? 'f16' : 'f32';
   const V = fastVpl(v.wf);
-  const perRow = FAST_TK / V;
-  const wLoads = (FAST_TNW * perRow) / FAST_THREADS;
+  const perRow = g.tk / V;
+  const xr = rounds((g.tm * g.tk) / (v.xh ? 8 : 4), g.threads);
+  const wr = rounds(g.tn * perRow, g.threads);
   const raw = rawType(v.wf);
-  return `
-    for (var i = 0u; i < ${(fastTm(v) * FAST_TK) / 4 / FAST_THREADS}u; i++) {
-      let j = lid + i * ${FAST_THREADS}u;
-      let r = j / ${FAST_TK / 4}u;
-      let c4 = j % ${FAST_TK / 4}u;
-      var xv = vec4<f32>(0.0);
-      if (r0 + r < r1 && ${kb} + c4 * 4u < u.K) { xv = X[ROWX[r] + (${kb} >> 2u) + c4]${v.rowScale || v.xScale ? ' * ROWM[r]' : ''}; }
+  const xLoads = v.xh === 'direct' ? '' : v.xh
+    ? `
+    for (var i = 0u; i < ${xr.n}u; i++) {
+      let j = lid + i * ${g.threads}u;
+      let r = j / ${g.tk / 8}u;
+      let c8 = j % ${g.tk / 8}u;
+      var xv = vec4<u32>();
+      if (${xr.guard ? `r < ${g.tm}u && ` : ''}r0 + r < r1 && ${kb} + c8 * 8u < kEnd) { xv = X[ROWX[r] + (${kb} >> 3u) + c8]; }
       xg[i] = xv;
-    }
-    for (var i = 0u; i < ${wLoads}u; i++) {
-      let q = (lid + i * ${FAST_THREADS}u) % ${perRow}u;
+    }`
+    : '';
+  return `${xLoads}${v.xh ? '' : `
+    for (var i = 0u; i < ${xr.n}u; i++) {
+      let j = lid + i * ${g.threads}u;
+      let r = j / ${g.tk / 4}u;
+      let c4 = j % ${g.tk / 4}u;
+      var xv = vec4<${xt}>(0.0);
+      if (${xr.guard ? `r < ${g.tm}u && ` : ''}r0 + r < r1 && ${kb} + c4 * 4u < kEnd) { xv = vec4<${xt}>(X[ROWX[r] + (${kb} >> 2u) + c4]${v.rowScale || v.xScale ? ' * ROWM[r]' : ''}); }
+      xg[i] = xv;
+    }`}
+    for (var i = 0u; i < ${wr.n}u; i++) {
+      let q = (lid + i * ${g.threads}u) % ${perRow}u;
       let col = ${kb} + q * ${V}u;
       var wv = ${raw}();
-      if (wr[i] != 0xffffffffu && col < u.K) { wv = wload(e, wr[i], col); }
+      if (wr[i] != 0xffffffffu && col < kEnd) { wv = wload(e, wr[i], col); }
       wg[i] = wv;
     }`;
 }
 
-/** Register declarations of loadSlice. */
-function sliceRegs(v: FastGemmVariant): string {
-  const V = fastVpl(v.wf);
-  const wLoads = (FAST_TNW * (FAST_TK / V)) / FAST_THREADS;
-  return `var xg: array<vec4<f32>, ${(fastTm(v) * FAST_TK) / 4 / FAST_THREADS}>;
-  var wg: array<${rawType(v.wf)}, ${wLoads}>;
-  { let kb = 0u; ${loadSlice(v, 'kb')}
+/** Register declarations of loadSlice (and the weight rows wr each thread stages, fixed over K), then the loads of the first slice. */
+function sliceRegs(v: FastGemmVariant, g: Geo): string {
+  const perRow = g.tk / fastVpl(v.wf);
+  const wr = rounds(g.tn * perRow, g.threads);
+  return `var wr: array<u32, ${wr.n}>;
+  for (var i = 0u; i < ${wr.n}u; i++) { let j = lid + i * ${g.threads}u; wr[i] = ${wr.guard ? `select(0xffffffffu, wrow(j / ${perRow}u, o0), j < ${g.tn * perRow}u)` : `wrow(j / ${perRow}u, o0)`}; }
+  ${v.xh === 'direct' ? '' : `var xg: array<${v.xh ? 'vec4<u32>' : `vec4<${g.xHalf ? 'f16' : 'f32'}>`}, ${rounds((g.tm * g.tk) / (v.xh ? 8 : 4), g.threads).n}>;`}
+  var wg: array<${rawType(v.wf)}, ${wr.n}>;
+  { let kb = kBeg; ${loadSlice(v, g, 'kb')}
   }`;
 }
 
@@ -342,8 +572,10 @@ function store(v: FastGemmVariant, p: string, o: string, g0: string, up0: string
   const up = v.xScale && up0 ? `(${up0}) * ROWU[${r}]` : up0;
   const gateRow = v.interleaved ? `2u * (${o})` : `(${o})`;
   const upRow = v.interleaved ? `2u * (${o}) + 1u` : `u.N + (${o})`;
-  const b = (row: string) => (v.bias === 'none' ? '' : ` + bld(eRow + ${row})`);
-  return v.op === 'gate_up' ? `Y[(${p}) * u.ys + u.yo + (${o})] = act(${g}${b(gateRow)}, ${up}${b(upRow)});` : `Y[(${p}) * u.ys + u.yo + (${o})] = ${g}${b(o)};`;
+  const split = (v.splitK ?? 1) > 1;
+  const b = (row: string) => (v.bias === 'none' ? '' : split ? ` + select(0.0, bld(eRow + ${row}), ks == 0u)` : ` + bld(eRow + ${row})`);
+  const yRow = split ? `(ks * u.nRows + ${p})` : `(${p})`;
+  return v.op === 'gate_up' ? `Y[${yRow} * u.ys + u.yo + (${o})] = act(${g}${b(gateRow)}, ${up}${b(upRow)});` : `Y[${yRow} * u.ys + u.yo + (${o})] = ${g}${b(o)};`;
 }
 
 /**
@@ -355,7 +587,7 @@ function store(v: FastGemmVariant, p: string, o: string, g0: string, up0: string
  */
 export const groupedGemmFastKernel = defineKernel<FastGemmVariant>('grouped_gemm_fast', (v) => {
   const S = v.h ? 'f16' : 'f32';
-  const { decl, helpers } = header(v);
+  const { decl, helpers } = header(v, FMA_GEO);
   const V = fastVpl(v.wf);
   const perRow = FAST_TK / V; // vectors per weight row and K slice
   const wLoads = (FAST_TNW * perRow) / FAST_THREADS;
@@ -385,18 +617,15 @@ ${helpers}
 // x tile row-major: XS[r * 8 + c4] = x[row r][k0 + 4c4 .. +3].
 var<workgroup> XS: array<vec4<${S}>, ${(FAST_TM * FAST_TK) / 4}>;
 var<workgroup> WS: array<vec4<${S}>, ${wsWords / 4}>;
-${sharedRows(fastTm(v), v)}
+${sharedRows(FAST_TM, v)}
 
 @compute @workgroup_size(${FAST_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-${prologue(v)}
-  // Weight rows this thread stages (fixed over K).
-  var wr: array<u32, ${wLoads}>;
-  for (var i = 0u; i < ${wLoads}u; i++) { wr[i] = wrow((lid + i * ${FAST_THREADS}u) / ${perRow}u, o0); }
+${prologue(v, FMA_GEO)}
   let tx = lid % 16u;
   let ty = lid / 16u;
   ${acc.join(' ')}
-  ${sliceRegs(v)}
+  ${sliceRegs(v, FMA_GEO)}
   for (var k0 = 0u; k0 < u.K; k0 += ${FAST_TK}u) {
     for (var i = 0u; i < ${(FAST_TM * FAST_TK) / 4 / FAST_THREADS}u; i++) { XS[lid + i * ${FAST_THREADS}u] = vec4<${S}>(xg[i]); }
     for (var i = 0u; i < ${wLoads}u; i++) {
@@ -411,7 +640,7 @@ ${prologue(v)}
       }
     }
     workgroupBarrier();
-    { let kb = k0 + ${FAST_TK}u; if (kb < u.K) { ${loadSlice(v, 'kb')}
+    { let kb = k0 + ${FAST_TK}u; if (kb < u.K) { ${loadSlice(v, FMA_GEO, 'kb')}
     } }
     for (var kk4 = 0u; kk4 < ${FAST_TK / 4}u; kk4++) {
       let a0 = vec4<f32>(XS[(ty * 4u + 0u) * ${FAST_TK / 4}u + kk4]);
@@ -425,146 +654,315 @@ ${epi}}
 `;
 });
 
-/** Row stride (f16 elements) of the staged subgroup-matrix tiles (32 + 8 padding). */
-const SG_STR = 40;
+/**
+ * The subgroup-matrix operations of the kernel as WGSL statements: the builtins, or (`emu`, tests) a
+ * per-invocation emulation in plain WGSL where every matrix is a slot of 256 f32 in a private array
+ * (loops over slots, no by-value matrices: cheap to compile on lavapipe). Matrices are named; each name
+ * gets its own slot.
+ */
+function matrixOps(emu: boolean, names: string[], xDirect: boolean) {
+  const L = 'subgroup_matrix_left<f16, 16, 16>';
+  const R = 'subgroup_matrix_right<f16, 16, 16>';
+  const C = 'subgroup_matrix_result<f32, 16, 16>';
+  const slot = (n: string) => {
+    const i = names.indexOf(n);
+    if (i < 0) throw new Error(`grouped_gemm_sgmat: unknown matrix ${n}`);
+    return `${i}u`;
+  };
+  if (!emu) {
+    return {
+      head: 'diagnostic(off, chromium.subgroup_matrix_uniformity);\nenable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;',
+      decls: '',
+      args: '',
+      entry: '',
+      zero: (c: string) => `var ${c} = ${C}();`,
+      /** A (left, row-major rows of AS) or B (right, column-major: weight rows of BS are its columns). */
+      /** A (left, row-major: rows of AS or of the f16 x rows X) or B (right, column-major: weight rows of BS are its columns). */
+      load: (m: string, arr: 'AS' | 'BS' | 'X', off: string, stride: string) =>
+        `let ${m} = subgroupMatrixLoad<${arr === 'BS' ? R : L}>(&${arr}, ${off}, ${arr === 'BS'}, ${stride});`,
+      mma: (c: string, a: string, b: string) => `${c} = subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c});`,
+      store: (c: string, off: string, stride: number) => `subgroupMatrixStore(&OS, ${off}, ${c}, false, ${stride}u);`,
+    };
+  }
+  // Emulation following the Dawn spec's layouts: element (r, c) of a matrix at offset o with stride s is
+  // o + r * s + c (row-major) or o + c * s + r (column-major). Only the first invocation of each subgroup works
+  // (the whole subgroup's matrices; the others' would be copies), so the emulation costs one invocation per subgroup.
+  const decls = /* wgsl */ `
+var<private> EM: array<f32, ${names.length * 256}>;
+var<private> EMU_LEAD: bool;
+// 16, from a uniform so that the compiler cannot unroll the loops below (unrolled, each inlined call is thousands of instructions).
+var<private> EMN: u32;
+fn emuZero(m: u32) { if (!EMU_LEAD) { return; } for (var i = 0u; i < EMN * EMN; i++) { EM[m * 256u + i] = 0.0; } }
+${xDirect ? '' : 'fn emuLoadA(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(AS[off + r * s + c]); } } }\n'}${xDirect ? 'fn emuLoadX(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(X[off + r * s + c]); } } }\n' : ''}fn emuLoadB(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(BS[off + c * s + r]); } } }
+fn emuMma(c: u32, a: u32, b: u32) { if (!EMU_LEAD) { return; } for (var i = 0u; i < EMN; i++) { for (var j = 0u; j < EMN; j++) { var t = 0.0; for (var k = 0u; k < EMN; k++) { t = fma(EM[a * 256u + i * 16u + k], EM[b * 256u + k * 16u + j], t); } EM[c * 256u + i * 16u + j] += t; } } }
+fn emuStore(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { OS[off + r * s + c] = EM[m * 256u + r * 16u + c]; } } }`;
+  return {
+    head: 'enable f16;\nenable subgroups;',
+    decls,
+    args: ', @builtin(subgroup_invocation_id) sgi: u32',
+    entry: '\n  EMU_LEAD = sgi == 0u;\n  EMN = 16u + (u.E >> 31u);',
+    zero: (c: string) => `emuZero(${slot(c)});`,
+    load: (m: string, arr: 'AS' | 'BS' | 'X', off: string, stride: string) => `emuLoad${arr === 'AS' ? 'A' : arr === 'BS' ? 'B' : 'X'}(${slot(m)}, ${off}, ${stride});`,
+    mma: (c: string, a: string, b: string) => `emuMma(${slot(c)}, ${slot(a)}, ${slot(b)});`,
+    store: (c: string, off: string, stride: number) => `emuStore(${slot(c)}, ${off}, ${stride}u);`,
+  };
+}
 
 /**
  * Subgroup-matrix grouped GEMM (see the file comment). Needs
  * chromium-experimental-subgroup-matrix with an f16 x f16 -> f32 16x16x16
- * config, shader-f16, subgroups, a subgroup size <= 32 and about 32 KiB of
- * workgroup memory (SGMAT_WORKGROUP_BYTES). Subgroup s < 8 owns rows 32*(s%2).. and tile columns
- * 32*(s/2)..; extra subgroups (subgroup size < 32) only stage and store.
+ * config, shader-f16, subgroups, a subgroup size <= 32 and the shape's
+ * workgroup memory (sgmatLayout). Subgroup s < wm * wn owns rows
+ * (s % wm) * tm / wm.. and tile columns (s / wm) * tn / wn..; extra subgroups
+ * (subgroup size < 32) only stage and store.
  * @example `rec.dispatch({ kernel: groupedGemmSgmatKernel, variant, buffers, uniforms, workgroups })`
  */
 export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gemm_sgmat', (v) => {
-  const { decl, helpers } = header(v);
-  const tm = fastTm(v);
-  if (tm !== 64 && tm !== 128) throw new Error(`grouped_gemm_sgmat: tm ${tm} (64 | 128)`);
-  // Matrix pointers must be 16-byte aligned (see sharedRows): every workgroup variable's size is a multiple of 16 bytes.
-  for (const [name, bytes] of [['AS', 2 * tm * SG_STR], ['BS', 2 * FAST_TNW * SG_STR], ['OS', 4 * 16 * FAST_TNW], ['ROWX', 4 * tm], ['ROWM', 4 * tm], ['ROWU', 4 * tm]] as const) {
+  const shape = sgmatShape(v);
+  const lay = sgmatLayout(shape);
+  if (lay.error) throw new Error(`grouped_gemm_sgmat: ${lay.error}`);
+  if (shape.xd && v.xh !== 'direct') throw new Error(`grouped_gemm_sgmat: shape ${v.sg} loads x directly (xh 'direct'), got xh ${String(v.xh)}`);
+  if (v.splitK !== undefined && (v.op !== 'down' || !Number.isInteger(v.splitK) || v.splitK < 1 || v.splitK > 8)) throw new Error(`grouped_gemm_sgmat: splitK ${v.splitK} (down only, 1..8)`);
+  const g = sgmatGeo(v);
+  const { decl, helpers } = header(v, g);
+  const { tm, tn, tk, wm, wn } = shape;
+  const { str, ow, threads } = lay;
+  const nb = shape.db ? 2 : 1;
+  // Matrix pointers must be 16-byte aligned (see sharedRows): every workgroup variable's size is a multiple of 16 bytes, and so is every buffer's and row's offset.
+  for (const [name, bytes] of [['AS', 2 * tm * str], ['BS', 2 * tn * str], ['row', 2 * str], ['OS', 4 * 16 * ow], ['ROWX', 4 * tm]] as const) {
     if (bytes % 16 !== 0) throw new Error(`grouped_gemm_sgmat: workgroup array ${name} is ${bytes} bytes, not a multiple of 16`);
   }
-  const RB = tm / 2; // rows per subgroup
-  const MI = RB / 16; // 16-row blocks per subgroup
+  const nsg = wm * wn;
+  const RB = tm / wm; // rows per subgroup
+  const CB = tn / wn; // tile columns per subgroup
+  const MI = RB / 16;
+  const NJ = CB / 16;
   const V = fastVpl(v.wf);
-  const perRow = FAST_TK / V;
-  const wLoads = (FAST_TNW * perRow) / FAST_THREADS;
-  const tnOut = v.op === 'gate_up' ? 64 : 128;
-  const L = 'subgroup_matrix_left<f16, 16, 16>';
-  const R = 'subgroup_matrix_right<f16, 16, 16>';
-  const C = 'subgroup_matrix_result<f32, 16, 16>';
-  const emu = !!v.emu;
-  const accs: string[] = [];
-  for (let i = 0; i < MI; i++) for (let j = 0; j < 2; j++) accs.push(`var c${i}${j} = ${C}();`);
-  let mma = '';
-  for (const kk of [0, 16]) {
-    mma += `      {\n`;
-    mma += `        let b0 = subgroupMatrixLoad<${R}>(&BS, (sn * 32u) * ${SG_STR}u + ${kk}u, true, ${SG_STR}u);\n`;
-    mma += `        let b1 = subgroupMatrixLoad<${R}>(&BS, (sn * 32u + 16u) * ${SG_STR}u + ${kk}u, true, ${SG_STR}u);\n`;
-    for (let i = 0; i < MI; i++) {
-      mma += `        { let a = subgroupMatrixLoad<${L}>(&AS, (sm * ${RB}u + ${16 * i}u) * ${SG_STR}u + ${kk}u, false, ${SG_STR}u);\n`;
-      mma += `          c${i}0 = subgroupMatrixMultiplyAccumulate(a, b0, c${i}0);\n          c${i}1 = subgroupMatrixMultiplyAccumulate(a, b1, c${i}1); }\n`;
+  const perRow = tk / V;
+  const xr = rounds((tm * tk) / (v.xh ? 8 : 4), threads);
+  const wr = rounds(tn * perRow, threads);
+  // Rotated weight stores: 16-bit dense weights only (8 values in 4 words); packed formats keep the plain order.
+  const swz = !!shape.swz && (v.wf === 'bfloat16' || v.wf === 'float16');
+  const accNames: string[] = [];
+  for (let i = 0; i < MI; i++) for (let j = 0; j < NJ; j++) accNames.push(`c${i}_${j}`);
+  const bNames = Array.from({ length: NJ }, (_, j) => `b${j}`);
+  const M = matrixOps(!!v.emu, [...accNames, ...bNames, 'a'], v.xh === 'direct');
+  // Staging of the registers into buffer `buf` (0 / 1; a WGSL expression): x rows as f16 into AS [tm][str], weight rows into BS [tn][str].
+  // Offset of staging buffer BUF0 (replaced by the buffer expression in stage()).
+  const buf0 = (n: number) => `BUF0 * ${n}u + `;
+  // xh: 8 halves per item, stored rotated by j % 4 words like the weights (SgmatShape.swz) when swz.
+  const stageX = v.xh === 'direct' ? '' : v.xh
+    ? `
+    for (var i = 0u; i < ${xr.n}u; i++) {
+      let j = lid + i * ${threads}u;${xr.guard ? `\n      if (j < ${(tm * tk) / 8}u) {` : ' {'}
+        let ai = ${nb > 1 ? `${buf0(tm * str)}` : ''}(j / ${tk / 8}u) * ${str}u + (j % ${tk / 8}u) * 8u;${
+          shape.swz
+            ? `
+        let q = j & 3u;
+        let x1 = select(xg[i], xg[i].yzwx, (q & 1u) != 0u);
+        let xw = select(x1, x1.zwxy, (q & 2u) != 0u);`
+            : `
+        let xw = xg[i];`
+        }
+${[0, 1, 2, 3].map((w) => `        { let h = bitcast<vec2<f16>>(xw.${'xyzw'[w]}); AS[ai + ${shape.swz ? `((${2 * w}u + 2u * q) & 7u)` : `${2 * w}u`}] = h.x; AS[ai + ${shape.swz ? `((${2 * w + 1}u + 2u * q) & 7u)` : `${2 * w + 1}u`}] = h.y; }`).join('\n')}
+      }
+    }`
+    : `
+    for (var i = 0u; i < ${xr.n}u; i++) {
+      let j = lid + i * ${threads}u;${xr.guard ? `\n      if (j < ${(tm * tk) / 4}u) {` : ' {'}
+        let xh = ${g.xHalf ? 'xg[i]' : 'vec4<f16>(xg[i])'};
+        let ai = ${nb > 1 ? `${buf0(tm * str)}` : ''}(j / ${tk / 4}u) * ${str}u + (j % ${tk / 4}u) * 4u;
+        AS[ai] = xh.x;
+        AS[ai + 1u] = xh.y;
+        AS[ai + 2u] = xh.z;
+        AS[ai + 3u] = xh.w;
+      }
+    }`;
+  const stage = (buf: string) => `${stageX.replaceAll('BUF0', buf)}
+    for (var i = 0u; i < ${wr.n}u; i++) {
+      let j = lid + i * ${threads}u;${wr.guard ? `\n      if (j < ${tn * perRow}u) {` : ' {'}
+        let bi = ${nb > 1 ? `${buf} * ${tn * str}u + ` : ''}(j / ${perRow}u) * ${str}u + (j % ${perRow}u) * ${V}u;${
+          swz
+            ? `
+        // words rotated by q = j % 4: value t of wv is value (t + 2q) % 8 of the 8 (see SgmatShape.swz).
+        let q = j & 3u;
+        let w1 = select(wg[i], wg[i].yzwx, (q & 1u) != 0u);
+        let wv = wdec(select(w1, w1.zwxy, (q & 2u) != 0u));
+${Array.from({ length: V }, (_, t) => `        BS[bi + ((${t}u + 2u * q) & 7u)] = f16(wv[${t}]);`).join('\n')}`
+            : `
+        let wv = wdec(wg[i]);
+${Array.from({ length: V }, (_, t) => `        BS[bi + ${t}u] = f16(wv[${t}]);`).join('\n')}`
+        }
+      }
+    }`;
+  // The multiply-accumulates of one staged slice in buffer `buf`.
+  const mma = (buf: string) => {
+    const aBase = nb > 1 ? `${buf} * ${tm * str}u + ` : '';
+    const bBase = nb > 1 ? `${buf} * ${tn * str}u + ` : '';
+    let s = '';
+    for (let kk = 0; kk < tk; kk += 16) {
+      s += `      {\n`;
+      for (let j = 0; j < NJ; j++) s += `        ${M.load(`b${j}`, 'BS', `${bBase}(sn * ${CB}u + ${16 * j}u) * ${str}u + ${kk}u`, `${str}u`)}\n`;
+      for (let i = 0; i < MI; i++) {
+        const aLoad = v.xh === 'direct' ? M.load('a', 'X', `(r0 + sm * ${RB}u + ${16 * i}u) * kp + k0 + ${kk}u`, 'kp') : M.load('a', 'AS', `${aBase}(sm * ${RB}u + ${16 * i}u) * ${str}u + ${kk}u`, `${str}u`);
+        s += `        { ${aLoad}\n`;
+        for (let j = 0; j < NJ; j++) s += `          ${M.mma(`c${i}_${j}`, 'a', `b${j}`)}\n`;
+        s += `        }\n`;
+      }
+      s += `      }\n`;
     }
-    mma += `      }\n`;
-  }
-  const epilogue =
+    return s;
+  };
+  const loop = shape.db
+    ? `
+  ${stage('0u')}
+  workgroupBarrier();
+  var buf = 0u;
+  for (var k0 = kBeg; k0 < kEnd; k0 += ${tk}u) {
+    let kb = k0 + ${tk}u;
+    let more = kb < kEnd;
+    if (more) { ${loadSlice(v, g, 'kb')}
+    }
+    if (sg < ${nsg}u) {
+${mma('buf')}    }
+    if (more) { ${stage('(1u - buf)')}
+    }
+    workgroupBarrier();
+    buf = 1u - buf;
+  }`
+    : `
+  for (var k0 = kBeg; k0 < kEnd; k0 += ${tk}u) {
+    ${stage('0u')}
+    workgroupBarrier();
+    { let kb = k0 + ${tk}u; if (kb < kEnd) { ${loadSlice(v, g, 'kb')}
+    } }
+    if (sg < ${nsg}u) {
+${mma('0u')}    }
+    workgroupBarrier();
+  }`;
+  // Epilogue: per 16-row block and ow-wide column chunk, the owning subgroups store their results into OS, then every thread
+  // applies bias / activation to its outputs (gate_up: gate column ((q / 16) * 32 + q % 16), up 16 further; Geo 'pairs16').
+  const owOut = tileOutputs(v.op, ow);
+  const epiStore =
     v.op === 'gate_up'
-      ? `let g = OS[r * ${FAST_TNW}u + c]; let up = OS[r * ${FAST_TNW}u + 64u + c]; ${store(v, 'p', 'o', 'g', 'up', 'p - r0')}`
-      : `let g = OS[r * ${FAST_TNW}u + c]; ${store(v, 'p', 'o', 'g', '', 'p - r0')}`;
-  // Epilogue: one 16-row block at a time through OS (8 KiB): its 4 subgroups store, everyone applies bias/activation.
+      ? `let cg = ((q >> 4u) << 5u) + (q & 15u); let g = OS[r * ${ow}u + cg]; let up = OS[r * ${ow}u + cg + 16u]; ${store(v, 'p', 'o', 'g', 'up', 'p - r0')}`
+      : `let g = OS[r * ${ow}u + q]; ${store(v, 'p', 'o', 'g', '', 'p - r0')}`;
   let epi = '';
   for (let blk = 0; blk < tm / 16; blk++) {
     const sm0 = Math.floor((16 * blk) / RB);
     const i0 = (16 * blk - sm0 * RB) / 16;
-    epi += `  if (r0 + ${16 * blk}u < r1) {
-    if (sg < 8u && sm == ${sm0}u) {
-      subgroupMatrixStore(&OS, sn * 32u, c${i0}0, false, ${FAST_TNW}u);
-      subgroupMatrixStore(&OS, sn * 32u + 16u, c${i0}1, false, ${FAST_TNW}u);
-    }
+    epi += `  if (r0 + ${16 * blk}u < r1) {\n`;
+    for (let cc = 0; cc < tn / ow; cc++) {
+      let stores = '';
+      for (let j = 0; j < NJ; j++) {
+        const col = `sn * ${CB}u + ${16 * j}u`;
+        const inChunk = tn === ow ? 'true' : `${col} >= ${cc * ow}u && ${col} < ${(cc + 1) * ow}u`;
+        stores += `      if (${inChunk}) { ${M.store(`c${i0}_${j}`, `${col} - ${cc * ow}u`, ow)} }\n`;
+      }
+      epi += `    if (sg < ${nsg}u && sm == ${sm0}u) {\n${stores}    }
     workgroupBarrier();
-    for (var idx = lid; idx < ${16 * tnOut}u; idx += ${FAST_THREADS}u) {
-      let r = idx / ${tnOut}u;
-      let c = idx % ${tnOut}u;
+    for (var idx = lid; idx < ${16 * owOut}u; idx += ${threads}u) {
+      let r = idx / ${owOut}u;
+      let q = idx % ${owOut}u;
       let p = r0 + ${16 * blk}u + r;
-      let o = o0 + c;
-      if (p < r1 && o < u.N) { ${epilogue} }
+      let o = o0 + ${cc * tileOutputs(v.op, ow)}u + q;
+      if (p < r1 && o < u.N) { ${epiStore} }
     }
-    workgroupBarrier();
-  }\n`;
+    workgroupBarrier();\n`;
+    }
+    epi += `  }\n`;
   }
-  const head = emu ? 'enable f16;\nenable subgroups;' : 'diagnostic(off, chromium.subgroup_matrix_uniformity);\nenable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;';
-  let src = /* wgsl */ `${head}
+  return /* wgsl */ `${M.head}
 ${decl}
 ${helpers}
-// A: x rows row-major [${tm}][40] f16; B: weight rows [128][40] f16 (k contiguous, read as column-major K x N).
-var<workgroup> AS: array<f16, ${tm * SG_STR}>;
-var<workgroup> BS: array<f16, ${FAST_TNW * SG_STR}>;
-// f32 results of one 16-row block [16][128] for the epilogue.
-var<workgroup> OS: array<f32, ${16 * FAST_TNW}>;
+// A: x rows row-major [${nb}][${tm}][${str}] f16; B: weight rows [${nb}][${tn}][${str}] f16 (k contiguous, read as column-major K x N).
+${v.xh === 'direct' ? '// A: loaded from the f16 x rows X directly.' : `var<workgroup> AS: array<f16, ${nb * tm * str}>;`}
+var<workgroup> BS: array<f16, ${nb * tn * str}>;
+// f32 results of one 16-row block and ${ow} tile columns for the epilogue.
+var<workgroup> OS: array<f32, ${16 * ow}>;
 ${sharedRows(tm, v)}
-${emu ? SG_EMU : ''}
+${M.decls}
 
-@compute @workgroup_size(${FAST_THREADS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32) {
-${prologue(v)}
-  var wr: array<u32, ${wLoads}>;
-  for (var i = 0u; i < ${wLoads}u; i++) { wr[i] = wrow((lid + i * ${FAST_THREADS}u) / ${perRow}u, o0); }
-  let sm = sg % 2u;
-  let sn = (sg / 2u) % 4u;
-  ${accs.join('\n  ')}
-  ${sliceRegs(v)}
-  for (var k0 = 0u; k0 < u.K; k0 += ${FAST_TK}u) {
-    for (var i = 0u; i < ${(tm * FAST_TK) / 4 / FAST_THREADS}u; i++) {
-      let j = lid + i * ${FAST_THREADS}u;
-      let r = j / ${FAST_TK / 4}u;
-      let c4 = j % ${FAST_TK / 4}u;
-      let xh = vec4<f16>(xg[i]);
-      let ai = r * ${SG_STR}u + c4 * 4u;
-      AS[ai] = xh.x;
-      AS[ai + 1u] = xh.y;
-      AS[ai + 2u] = xh.z;
-      AS[ai + 3u] = xh.w;
-    }
-    for (var i = 0u; i < ${wLoads}u; i++) {
-      let j = lid + i * ${FAST_THREADS}u;
-      let n = j / ${perRow}u;
-      let q = j % ${perRow}u;
-      let wv = wdec(wg[i]);
-      let bi = n * ${SG_STR}u + q * ${V}u;
-      for (var t = 0u; t < ${V}u; t++) { BS[bi + t] = f16(wv[t]); }
-    }
-    workgroupBarrier();
-    { let kb = k0 + ${FAST_TK}u; if (kb < u.K) { ${loadSlice(v, 'kb')}
-    } }
-    if (sg < 8u) {
-${mma}    }
-    workgroupBarrier();
-  }
+@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32${M.args}) {${M.entry}
+${prologue(v, g)}
+  let sm = sg % ${wm}u;
+  let sn = (sg / ${wm}u) % ${wn}u;
+  ${accNames.map((c) => M.zero(c)).join('\n  ')}
+  ${sliceRegs(v, g)}
+${loop}
 ${epi}}
 `;
-  if (emu) {
-    src = src
-      .replaceAll(L, 'array<f32, 256>')
-      .replaceAll(R, 'array<f32, 256>')
-      .replaceAll(C, 'array<f32, 256>')
-      .replaceAll('subgroupMatrixLoad<array<f32, 256>>(&AS, ', 'emuLoadA(')
-      .replaceAll('subgroupMatrixLoad<array<f32, 256>>(&BS, ', 'emuLoadB(')
-      .replaceAll('subgroupMatrixMultiplyAccumulate(', 'emuMma(')
-      .replaceAll('subgroupMatrixStore(&OS, ', 'emuStore(');
-  }
-  return src;
 });
 
-/** Per-invocation emulation of the subgroup-matrix builtins the kernel uses (tests only; matrices as [row][col] arrays, the layouts of the Dawn spec). */
-const SG_EMU = /* wgsl */ `
-fn emuLoadA(off: u32, cm: bool, s: u32) -> array<f32, 256> { var m: array<f32, 256>; for (var r = 0u; r < 16u; r++) { for (var c = 0u; c < 16u; c++) { m[r * 16u + c] = f32(AS[select(off + r * s + c, off + c * s + r, cm)]); } } return m; }
-fn emuLoadB(off: u32, cm: bool, s: u32) -> array<f32, 256> { var m: array<f32, 256>; for (var r = 0u; r < 16u; r++) { for (var c = 0u; c < 16u; c++) { m[r * 16u + c] = f32(BS[select(off + r * s + c, off + c * s + r, cm)]); } } return m; }
-fn emuMma(a: array<f32, 256>, b: array<f32, 256>, c: array<f32, 256>) -> array<f32, 256> { var o = c; for (var m = 0u; m < 16u; m++) { for (var n = 0u; n < 16u; n++) { var s = 0.0; for (var k = 0u; k < 16u; k++) { s = fma(a[m * 16u + k], b[k * 16u + n], s); } o[m * 16u + n] += s; } } return o; }
-fn emuStore(off: u32, m: array<f32, 256>, cm: bool, s: u32) { for (var r = 0u; r < 16u; r++) { for (var c = 0u; c < 16u; c++) { OS[select(off + r * s + c, off + c * s + r, cm)] = m[r * 16u + c]; } } }
-`;
+/**
+ * Sum of the split-K partials of the subgroup-matrix down GEMM (FastGemmVariant.splitK): Y[p * ys + yo + o] =
+ * sum over s < S of P[(s * rows + p) * N + o], for p < rows, o < N (the GEMM ran with ys = N, yo = 0).
+ */
+export const splitKReduceKernel = defineKernel<{ S: number }>('grouped_gemm_splitk_reduce', ({ S }) => /* wgsl */ `
+struct U { rows: u32, N: u32, ys: u32, yo: u32, }
+@group(0) @binding(0) var<storage, read> P: array<f32>;
+@group(0) @binding(1) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  if (i >= u.rows * u.N) { return; }
+  var s = P[i];
+  for (var j = 1u; j < ${S}u; j++) { s += P[j * u.rows * u.N + i]; }
+  Y[(i / u.N) * u.ys + u.yo + i % u.N] = s;
+}
+`);
 
-/** Workgroup memory of the subgroup-matrix kernel with 128-row tiles (the larger), bytes. */
-export const SGMAT_WORKGROUP_BYTES = 2 * 128 * SG_STR + 2 * FAST_TNW * SG_STR + 4 * 16 * FAST_TNW + 12 * 128 + 16;
+/**
+ * The x rows of the subgroup-matrix GEMM in grouped order as f16 (FastGemmVariant.xh), one workgroup per
+ * grouped row p: source row ORDER[p] / k ('token'), ORDER[p] ('pair') or p ('grouped'), times rowScale[ORDER[p]]
+ * (rowScale) and a power of two s that brings the row's max |value| to at most 2^14 (1 when already inside;
+ * also for inf / NaN rows, which then propagate as in f32), rounded to f16: XH[p] (kvp = halfRowStride(K) / 4
+ * vec2<u32> of 4 halves, zero past K), XRU[p] = 1 / s. Workgroups rows..rows + HALF_ROWS_PAD - 1 write zero rows.
+ * K % 8 == 0.
+ */
+export const halfRowsKernel = defineKernel<{ xmode: FastGemmVariant['xmode']; rowScale: boolean }>('grouped_gemm_half_rows', ({ xmode, rowScale }) => /* wgsl */ `
+enable f16;
+struct U { rows: u32, kv: u32, k: u32, kvp: u32, }
+@group(0) @binding(0) var<storage, read> X: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> ORDER: array<u32>;
+${rowScale ? '@group(0) @binding(2) var<storage, read> RS: array<f32>;' : ''}
+@group(0) @binding(${rowScale ? 3 : 2}) var<storage, read_write> XH: array<vec2<u32>>;
+@group(0) @binding(${rowScale ? 4 : 3}) var<storage, read_write> XRU: array<f32>;
+@group(0) @binding(${rowScale ? 5 : 4}) var<uniform> u: U;
+var<workgroup> part: array<f32, ${AMAX_WG}>;
+@compute @workgroup_size(${AMAX_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let p = wid.x + wid.y * nwg.x;
+  if (p >= u.rows + ${HALF_ROWS_PAD}u) { return; }
+  if (p >= u.rows) {
+    for (var i = lid; i < u.kvp; i += ${AMAX_WG}u) { XH[p * u.kvp + i] = vec2<u32>(0u); }
+    return;
+  }
+  let pair = ORDER[p];
+  let src = (${xmode === 'token' ? 'pair / u.k' : xmode === 'pair' ? 'pair' : 'p'}) * u.kv;
+  var m = 0.0;
+  for (var i = lid; i < u.kv; i += ${AMAX_WG}u) { let a = abs(X[src + i]); m = max(m, max(max(a.x, a.y), max(a.z, a.w))); }
+  part[lid] = m;
+  workgroupBarrier();
+  for (var w = ${AMAX_WG / 2}u; w > 0u; w >>= 1u) {
+    if (lid < w) { part[lid] = max(part[lid], part[lid + w]); }
+    workgroupBarrier();
+  }
+  let rs = ${rowScale ? 'RS[pair]' : '1.0'};
+  let a = part[0] * abs(rs);
+  var s = 1.0;
+  if (a > 16384.0 && a <= 3.4e38) { s = exp2(14.0 - ceil(log2(a))); }
+  let ms = rs * s;
+  for (var i = lid; i < u.kvp; i += ${AMAX_WG}u) {
+    var v = vec4<f16>();
+    if (i < u.kv) { v = vec4<f16>(X[src + i] * ms); }
+    XH[p * u.kvp + i] = vec2<u32>(bitcast<u32>(v.xy), bitcast<u32>(v.zw));
+  }
+  if (lid == 0u) { XRU[p] = 1.0 / s; }
+}
+`);
 
 /** Threads per row of rowAbsMaxKernel. */
 const AMAX_WG = 64;

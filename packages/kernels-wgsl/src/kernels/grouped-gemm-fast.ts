@@ -29,17 +29,40 @@ import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import { foldWorkgroups, type Recorder, Uniforms, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
-import { KERNEL_CROSSOVERS, chooseFastGemmKind, useFastGemm, type FastGemmKind } from './plan.js';
+import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatShapeFor, sgmatSplitKFor, sgmatXRowsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
-import { FAST_TM, ROW_ABSMAX_VARIANT, SGMAT_WORKGROUP_BYTES, groupedGemmFastKernel, groupedGemmSgmatKernel, rowAbsMaxKernel, type FastGemmVariant } from './grouped-gemm-fast-wgsl.js';
+import {
+  FAST_TM,
+  FAST_TNW,
+  ROW_ABSMAX_VARIANT,
+  SGMAT_DEFAULT_SHAPE,
+  SGMAT_SHAPES,
+  groupedGemmFastKernel,
+  groupedGemmSgmatKernel,
+  HALF_ROWS_PAD,
+  halfRowStride,
+  halfRowsKernel,
+  rowAbsMaxKernel,
+  sgmatLayout,
+  splitKReduceKernel,
+  tileOutputs,
+  type FastGemmVariant,
+  type SgmatShapeName,
+} from './grouped-gemm-fast-wgsl.js';
 
-export type { FastGemmKind };
+export type { FastGemmKind, SgmatShapeName };
 
 /** A planned fast GEMM (grid checked against the device limits before recording). */
 export interface FastGemmPlan {
   kind: FastGemmKind;
-  /** Rows per workgroup tile (64; subgroup-matrix: 64 or 128). */
+  /** Rows per workgroup tile (FMA kernels: 64; subgroup-matrix: its shape's tm). */
   tm: number;
+  /** Subgroup-matrix kernel: the tile shape (SGMAT_SHAPES). */
+  shape?: SgmatShapeName;
+  /** Subgroup-matrix down GEMM: workgroups per tile along K (1: no split; FastGemmVariant.splitK). */
+  splitK?: number;
+  /** Subgroup-matrix kernel: x rows converted to f16 in grouped order first (halfRowsKernel), then staged or loaded directly (FastGemmVariant.xh). */
+  xh?: 'staged' | 'direct';
   nTilesN: number;
   nWork: number;
   grid: [number, number, number];
@@ -56,12 +79,13 @@ interface SgConfig {
 /** Devices on which the subgroup-matrix pipeline failed to compile in warmGroupedGemmFast (the f32 kernel is used there). */
 const sgmatBroken = new WeakSet<GPUDevice>();
 
-/** Whether the subgroup-matrix kernel can run on this context (features, adapter configs, subgroup size, workgroup memory). */
-export function sgmatSupported(ctx: GpuContext): boolean {
+/** Whether the subgroup-matrix kernel can run on this context (features, adapter configs, subgroup size, workgroup memory of `shape`, default the default shape's). */
+export function sgmatSupported(ctx: GpuContext, shape: SgmatShapeName = SGMAT_DEFAULT_SHAPE): boolean {
   if (sgmatBroken.has(ctx.device)) return false;
   const f = ctx.features;
   if (!f.subgroupMatrix || !f.shaderF16 || !f.subgroups) return false;
-  if ((ctx.limits.maxComputeWorkgroupStorageSize ?? 0) < SGMAT_WORKGROUP_BYTES) return false;
+  const lay = sgmatLayout(SGMAT_SHAPES[shape]);
+  if ((ctx.limits.maxComputeWorkgroupStorageSize ?? 0) < lay.bytes || (ctx.limits.maxComputeInvocationsPerWorkgroup ?? 256) < lay.threads) return false;
   const info = (ctx.adapter as GPUAdapter & { info?: { subgroupMatrixConfigs?: readonly SgConfig[]; subgroupMaxSize?: number } }).info;
   const cfgs = info?.subgroupMatrixConfigs;
   if (!cfgs || !cfgs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) return false;
@@ -113,7 +137,7 @@ export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFo
  */
 export function planFastGemm(
   ctx: GpuContext,
-  opts: { tile?: string; fast?: FastGemmKind; fastTileM?: 64 | 128; actQuant?: string },
+  opts: { tile?: string; fast?: FastGemmKind; sgmatShape?: SgmatShapeName; sgmatSplitK?: number; sgmatXRows?: SgmatXRows; actQuant?: string },
   w: ExpertWeightsGpu,
   rows: number,
   E: number,
@@ -125,16 +149,29 @@ export function planFastGemm(
   if ((opts.actQuant ?? 'none') !== 'none') return undefined;
   const wfmt = fastWeightFormat(w, K);
   if (!wfmt || rows === 0 || N === 0) return undefined;
-  if (opts.fastTileM !== undefined && opts.fastTileM !== 64 && opts.fastTileM !== 128) throw new ValueError('fastTileM', '64 | 128 | undefined', opts.fastTileM);
-  const kind = fastGemmKind(ctx, opts.fast, wfmt.wf);
+  if (opts.sgmatShape !== undefined && !Object.hasOwn(SGMAT_SHAPES, opts.sgmatShape)) throw new ValueError('sgmatShape', `one of ${Object.keys(SGMAT_SHAPES).join(' | ')} | undefined`, opts.sgmatShape);
+  let kind = fastGemmKind(ctx, opts.fast, wfmt.wf);
   if (opts.tile !== 'fast' && !useFastGemm(kind, rows, E)) return undefined;
-  // Subgroup-matrix: 64-row tiles unless asked (on the H200 the 128-row tiles were slower at every measured
-  // shape: Mixtral T=4096 35.3 vs 28.6 ms, Qwen3-30B T=4096 10.1 vs 5.0 ms; docs/PERF-NOTES.md).
-  const tm = kind !== 'subgroup-matrix' ? FAST_TM : (opts.fastTileM ?? FAST_TM);
+  // Subgroup-matrix: the asked shape, else plan.ts's; one this device cannot hold falls back to the f32 kernel.
+  const shape = kind === 'subgroup-matrix' ? (opts.sgmatShape ?? sgmatShapeFor(rows, E, N, op)) : undefined;
+  if (shape && !sgmatSupported(ctx, shape)) kind = 'f32';
+  const sg = shape && kind === 'subgroup-matrix' ? SGMAT_SHAPES[shape] : undefined;
+  const tm = sg ? sg.tm : FAST_TM;
   const mTiles = Math.ceil(rows / tm) + Math.min(E, rows);
-  const nTilesN = Math.ceil(N / (op === 'gate_up' ? 64 : 128));
+  const nTilesN = Math.ceil(N / tileOutputs(op, sg ? sg.tn : FAST_TNW));
   const nWork = mTiles * nTilesN;
-  return { kind, tm, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork) };
+  if (opts.sgmatSplitK !== undefined && !(Number.isInteger(opts.sgmatSplitK) && opts.sgmatSplitK >= 1 && opts.sgmatSplitK <= 8)) throw new ValueError('sgmatSplitK', 'an integer 1..8 | undefined', opts.sgmatSplitK);
+  // Split-K (down only): the partials [S][rows][N] must fit one binding.
+  let splitK = sg && op === 'down' ? (opts.sgmatSplitK ?? sgmatSplitKFor(nWork, K, op)) : 1;
+  if (splitK > 1 && splitK * rows * N * 4 > ctx.maxBindingBytes) splitK = 1;
+  // f16 x rows (grouped order) in a temp buffer of (rows + pad) * stride halves: where it fits one binding.
+  if (opts.sgmatXRows !== undefined && !['gather', 'half', 'direct'].includes(opts.sgmatXRows)) throw new ValueError('sgmatXRows', "'gather' | 'half' | 'direct' | undefined", opts.sgmatXRows);
+  // Shapes without an A tile (xd) always load x directly.
+  const xRows = sg ? (sg.xd ? 'direct' : (opts.sgmatXRows ?? sgmatXRowsFor(rows, K))) : 'gather';
+  const fits = (rows + HALF_ROWS_PAD) * halfRowStride(K) * 2 <= ctx.maxBindingBytes;
+  if (sg?.xd && !fits) return planFastGemm(ctx, { ...opts, sgmatShape: SGMAT_DEFAULT_SHAPE }, w, rows, E, N, K, op);
+  const xh = fits ? xhOf(xRows) : undefined;
+  return { kind, tm, shape: sg ? shape : undefined, splitK, xh, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork * splitK) };
 }
 
 /** The inputs of one grouped GEMM call (structurally the tiled path's call record). */
@@ -159,6 +196,27 @@ export interface FastGemmCall {
   scratch?: GemmCallScratch;
 }
 
+/** The kernel's x-row variant (FastGemmVariant.xh) of a plan.ts x-row mode. */
+function xhOf(x: SgmatXRows): FastGemmVariant['xh'] {
+  return x === 'gather' ? undefined : x === 'half' ? 'staged' : 'direct';
+}
+
+/**
+ * The subgroup-matrix variant of a call's base variant for a tile shape, x rows and split: the pipeline keys
+ * recordFastGemm dispatches and warmGroupedGemmFast compiles (sg only for shapes other than the default, so the
+ * default's pipeline keeps its key; f16 x rows carry the router weight, so rowScale goes off).
+ */
+function sgmatVariant(base: FastGemmVariant, p: { shape?: SgmatShapeName; xh?: FastGemmVariant['xh']; splitK?: number }): FastGemmVariant {
+  const v: FastGemmVariant = { ...base };
+  if (p.shape && p.shape !== SGMAT_DEFAULT_SHAPE) v.sg = p.shape;
+  if (p.xh) {
+    v.xh = p.xh;
+    v.rowScale = false;
+  }
+  if ((p.splitK ?? 1) > 1) v.splitK = p.splitK;
+  return v;
+}
+
 function fastVariant(c: Pick<FastGemmCall, 'op' | 'act' | 'xmode' | 'biasDt'> & { rowScale: boolean; wf: FastGemmVariant['wf']; sd: FastGemmVariant['sd']; zp: boolean }, kind: FastGemmKind): FastGemmVariant {
   const v: FastGemmVariant = { op: c.op, act: c.act?.kind ?? 'none', interleaved: c.act?.interleaved ?? false, wf: c.wf, sd: c.sd, bias: c.biasDt, xmode: c.xmode, rowScale: c.rowScale, h: kind === 'f16', xScale: kind !== 'f32' };
   // zp only when set, so the pipelines of weights without zero points keep their variant keys.
@@ -174,24 +232,41 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   const place = c.place ?? { e0: 0, experts: c.g.E, o0: 0 };
   const E = place.experts;
   const scratch: GemmCallScratch = c.scratch ?? { meta: new Map() };
-  const tm = plan.kind === 'subgroup-matrix' ? plan.tm : FAST_TM;
-  const meta = recordTileOffsets(rec, c.g.offsets.buffer, tm, place, scratch);
-  const variant = fastVariant({ ...c, rowScale: !!c.rowScale, wf: layout.wf, sd: layout.sd, zp: layout.zp }, plan.kind);
-  if (plan.kind === 'subgroup-matrix' && tm !== FAST_TM) variant.tm = tm;
-  if (test.emulateSubgroupMatrix && plan.kind === 'subgroup-matrix') variant.emu = true;
+  const meta = recordTileOffsets(rec, c.g.offsets.buffer, plan.tm, place, scratch);
+  const sgmat = plan.kind === 'subgroup-matrix';
+  const xh = sgmat ? plan.xh : undefined;
+  const splitK = sgmat && c.op === 'down' ? (plan.splitK ?? 1) : 1;
+  const base = fastVariant({ ...c, rowScale: !!c.rowScale, wf: layout.wf, sd: layout.sd, zp: layout.zp }, plan.kind);
+  const variant = sgmat ? sgmatVariant(base, { shape: plan.shape, xh, splitK }) : base;
+  if (test.emulateSubgroupMatrix && sgmat) variant.emu = true;
+  let xHalf: { xh: GPUBuffer; ru: GPUBuffer } | undefined;
+  if (xh) {
+    // x rows in grouped order as f16 with their staging scale (one pass, shared by the call's chunks); the GEMM reads only these.
+    xHalf = scratch.xHalf;
+    if (!xHalf) {
+      const kp = halfRowStride(c.K);
+      xHalf = scratch.xHalf = { xh: rec.temp((rows + HALF_ROWS_PAD) * kp * 2, 'grouped_gemm_fast.xh'), ru: rec.temp(Math.max(4, rows * 4), 'grouped_gemm_fast.xru') };
+      const hb = [c.x, c.g.order.buffer, ...(c.rowScale ? [c.rowScale] : []), xHalf.xh, xHalf.ru];
+      rec.dispatch({ kernel: halfRowsKernel, variant: { xmode: c.xmode, rowScale: !!c.rowScale }, buffers: hb, uniforms: new Uniforms().u32(rows, c.K / 4, k, kp / 4).finish(), workgroups: foldWorkgroups(rec.ctx, rows + HALF_ROWS_PAD) });
+    }
+  }
   let xAmax: GPUBuffer | undefined;
-  if (variant.xScale && !(xAmax = scratch.xAmax)) {
+  if (variant.xScale && !xh && !(xAmax = scratch.xAmax)) {
     // Per x row max |x| for the f16 staging scale (one pass over X, shared by the call's chunks).
     const xRows = c.xmode === 'token' ? T : rows;
     xAmax = scratch.xAmax = rec.temp(Math.max(4, xRows * 4), 'grouped_gemm_fast.xamax');
     rec.dispatch({ kernel: rowAbsMaxKernel, variant: ROW_ABSMAX_VARIANT, buffers: [c.x, xAmax], uniforms: new Uniforms().u32(xRows, c.K / 4, 0, 0).finish(), workgroups: foldWorkgroups(rec.ctx, xRows) });
   }
-  const buffers: GPUBuffer[] = [c.x, c.g.order.buffer, meta];
-  if (c.rowScale) buffers.push(c.rowScale);
+  const ys = c.ys ?? c.N;
+  // Split-K: the GEMM writes its partials [splitK][rows][N] (this call's N, output offset 0) to a temp buffer,
+  // splitKReduceKernel sums them into Y at p * ys + o0 + o.
+  const yOut = splitK > 1 ? rec.temp(splitK * rows * c.N * 4, 'grouped_gemm_fast.splitk') : c.y.buffer;
+  const buffers: GPUBuffer[] = xHalf ? [xHalf.xh, c.g.order.buffer, meta, xHalf.ru] : [c.x, c.g.order.buffer, meta];
+  if (c.rowScale && !xHalf) buffers.push(c.rowScale);
   if (xAmax) buffers.push(xAmax);
   buffers.push(...layout.buffers);
   if (c.bias) buffers.push(c.bias.buffer);
-  buffers.push(c.y.buffer);
+  buffers.push(yOut);
   rec.dispatch({
     kernel: plan.kind === 'subgroup-matrix' ? groupedGemmSgmatKernel : groupedGemmFastKernel,
     variant,
@@ -199,10 +274,14 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
     uniforms: new Uniforms()
       .u32(rows, k, E, c.K, c.N, c.d.rows, plan.nTilesN, plan.nWork)
       .f32(c.act?.limit ?? 0, c.act?.alpha ?? 0)
-      .u32(...layout.wu, place.o0, c.ys ?? c.N)
+      .u32(...layout.wu, splitK > 1 ? 0 : place.o0, splitK > 1 ? c.N : ys)
       .finish(),
     workgroups: plan.grid,
   });
+  if (splitK > 1) {
+    const n = rows * c.N;
+    rec.dispatch({ kernel: splitKReduceKernel, variant: { S: splitK }, buffers: [yOut, c.y.buffer], uniforms: new Uniforms().u32(rows, c.N, ys, place.o0).finish(), workgroups: foldWorkgroups(rec.ctx, Math.ceil(n / 256)) });
+  }
 }
 
 /**
@@ -224,7 +303,18 @@ export async function warmGroupedGemmFast(
   if (kind !== 'f32') await warmPipeline(ctx, rowAbsMaxKernel, ROW_ABSMAX_VARIANT);
   if (kind === 'subgroup-matrix') {
     try {
-      await warmPipeline(ctx, groupedGemmSgmatKernel, v);
+      // Every shape / x-row mode / split plan.ts can choose (SGMAT_CHOICES; xd shapes always load x directly).
+      for (const shape of SGMAT_CHOICES.shapes) {
+        await warmPipeline(ctx, tileOffsetsKernel, { tm: SGMAT_SHAPES[shape].tm });
+        for (const xRows of SGMAT_SHAPES[shape].xd ? (['direct'] as const) : SGMAT_CHOICES.xRows) {
+          const xh = xhOf(xRows);
+          if (xh) await warmPipeline(ctx, halfRowsKernel, { xmode: spec.xmode, rowScale: spec.rowScale });
+          for (const splitK of spec.op === 'down' ? SGMAT_CHOICES.splitK : [1]) {
+            await warmPipeline(ctx, groupedGemmSgmatKernel, sgmatVariant(v, { shape, xh, splitK }));
+            if (splitK > 1) await warmPipeline(ctx, splitKReduceKernel, { S: splitK });
+          }
+        }
+      }
       return;
     } catch (e) {
       if (!sgmatBroken.has(ctx.device)) console.warn(`[webmoe] subgroup-matrix grouped GEMM failed to compile; using the f32 kernel: ${(e as Error).message}`);

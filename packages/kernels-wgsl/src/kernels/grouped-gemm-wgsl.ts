@@ -115,6 +115,8 @@ export interface GemmChunkPlace {
 export interface GemmCallScratch {
   meta: Map<string, GPUBuffer>;
   xAmax?: GPUBuffer;
+  /** Subgroup-matrix GEMM with f16 x rows (FastGemmVariant.xh): the rows and their 1 / scale. */
+  xHalf?: { xh: GPUBuffer; ru: GPUBuffer };
 }
 
 /**

@@ -25,7 +25,8 @@ import { WORD_VALUES, actQuantKernel, groupedGemmKernel, recordTileOffsets, tile
 import { tiledGemmTile } from './plan.js';
 import { gatedActivationRef, type GatedActivationParams } from './activation-ref.js';
 // --- fast prefill path (grouped-gemm-fast.ts) ---
-import { planFastGemm, recordFastGemm, warmGroupedGemmFast, type FastGemmKind, type FastGemmPlan } from './grouped-gemm-fast.js';
+import { planFastGemm, recordFastGemm, warmGroupedGemmFast, type FastGemmKind, type FastGemmPlan, type SgmatShapeName } from './grouped-gemm-fast.js';
+import type { SgmatXRows } from './plan.js';
 // --- end fast prefill path ---
 
 
@@ -42,8 +43,12 @@ export interface GroupedGemmOptions extends ExpertActQuantOptions {
   tile?: 'decode' | 'prefill' | 'fast';
   /** With the fast path: which kernel ('subgroup-matrix' | 'f16' | 'f32'; default 'subgroup-matrix' for bfloat16/float16 and packed weights where supported, else 'f32'; an unavailable one falls back to 'f32'). */
   fast?: FastGemmKind;
-  /** With the subgroup-matrix fast kernel: rows per tile (default 64; 128 was slower at every shape measured on the H200). */
-  fastTileM?: 64 | 128;
+  /** With the subgroup-matrix fast kernel: the tile shape (tests / tuning; default plan.ts's sgmatShapeFor). */
+  sgmatShape?: SgmatShapeName;
+  /** With the subgroup-matrix fast kernel, down GEMMs: split K over this many workgroups per tile (1..8; tests / tuning; default plan.ts's sgmatSplitKFor). */
+  sgmatSplitK?: number;
+  /** With the subgroup-matrix fast kernel: how x rows are read ('gather' | 'half' | 'direct', see plan.ts's SgmatXRows; tests / tuning; default sgmatXRowsFor). */
+  sgmatXRows?: SgmatXRows;
   /** Decode whole u32 words of weights at once where the row length allows (default true; false forces element-by-element loads, for tests). */
   vectorize?: boolean;
 }

@@ -28,6 +28,7 @@
  */
 
 import { ValueError } from '@webmoe/tensor';
+import type { SgmatShapeName } from './grouped-gemm-fast-wgsl.js';
 
 /** Which fast prefill kernel (grouped-gemm-fast.ts). @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { tile: 'fast', fast: 'f32' })` */
 export type FastGemmKind = 'f32' | 'f16' | 'subgroup-matrix';
@@ -180,4 +181,47 @@ export function chooseFastGemmKind(features: FastGemmFeatures, want?: FastGemmKi
 /** The packed decode GEMV kernel for `rowsPerPass` token rows per weight pass ({@link gemvRowsPerPass}). */
 export function gemvPackedKernelFor(rowsPerPass: number): GemvPackedKernel {
   return rowsPerPass <= 1 ? KERNEL_CROSSOVERS.gemvPackedKernel.oneRow : KERNEL_CROSSOVERS.gemvPackedKernel.moreRows;
+}
+
+/**
+ * The tile shape of the subgroup-matrix grouped GEMM (SGMAT_SHAPES) for `rows` grouped rows over E experts,
+ * N outputs. Today the shape measured on the H200 (64 x 128 tiles, K slices of 32: Mixtral T=4096 26.7 ms,
+ * 108 TFLOP/s; 2026-12-03) everywhere; the candidates of scripts/gpu/prefill-bench.ts are ranked on the
+ * H200 before another one becomes a default.
+ */
+export function sgmatShapeFor(_rows: number, _E: number, _N: number, _op: 'gate_up' | 'down'): SgmatShapeName {
+  return SGMAT_CHOICES.shapes[0];
+}
+
+/**
+ * Every tile shape, x-row mode and split that sgmatShapeFor, sgmatXRowsFor and sgmatSplitKFor can return
+ * (warmGroupedGemmFast compiles each combination; plan.test.ts checks the functions stay inside these lists).
+ */
+export const SGMAT_CHOICES: { readonly shapes: readonly SgmatShapeName[]; readonly xRows: readonly SgmatXRows[]; readonly splitK: readonly number[] } = {
+  shapes: ['m64n128k32'],
+  xRows: ['gather'],
+  splitK: [1],
+};
+
+/**
+ * Workgroups per tile along K of the subgroup-matrix down GEMM (split-K; 1 = none) for a call of `nWork`
+ * tiles over K input channels. Today 1 everywhere (split-K is a bench candidate: it spreads few tiles with
+ * long K, e.g. Mixtral's down at T = 128 with 256 tiles of K = 14336, over more of the H200's 132 SMs).
+ */
+export function sgmatSplitKFor(_nWork: number, _K: number, _op: 'gate_up' | 'down'): number {
+  return SGMAT_CHOICES.splitK[0];
+}
+
+/**
+ * How the subgroup-matrix GEMMs of `rows` grouped rows with K input channels read their x rows: 'gather' (f32 rows
+ * gathered and converted to f16 at staging), 'half' (converted to f16 in grouped order by a pass of their own
+ * first, halfRowsKernel: one extra pass and a temp of rows * K halves; the GEMM reads 8 halves per load and
+ * neither gathers nor converts) or 'direct' (as 'half', and the GEMM loads its A matrices straight from those
+ * rows: no x staging). Today 'gather' everywhere (the others are bench candidates, scripts/gpu/prefill-bench.ts).
+ */
+export type SgmatXRows = 'gather' | 'half' | 'direct';
+
+/** The x-row mode (SgmatXRows) of a subgroup-matrix GEMM call of `rows` grouped rows and K input channels. */
+export function sgmatXRowsFor(_rows: number, _K: number): SgmatXRows {
+  return SGMAT_CHOICES.xRows[0];
 }
