@@ -3,8 +3,8 @@
 // `webgpu` left external (the kit provides it).
 //   node scripts/gpu/build-gpu-tests.mjs [.gpu-kit/gpu-tests.mjs]
 import { build } from 'esbuild';
-import { readdirSync, writeFileSync, existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { cpSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 const root = resolve(new URL('../..', import.meta.url).pathname);
 const out = process.argv[2] ?? join(root, '.gpu-kit/gpu-tests.mjs');
 const files = [];
@@ -45,4 +45,6 @@ const pkgDir = join(out, '..', 'node_modules', '@webmoe', 'tensor');
 await build({ entryPoints: [join(root, 'packages/tensor/src/node.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20',
   outfile: join(pkgDir, 'node.mjs'), alias: { '@webmoe/tensor': join(root, 'packages/tensor/src/index.ts') }, logLevel: 'warning' });
 writeFileSync(join(pkgDir, 'package.json'), JSON.stringify({ name: '@webmoe/tensor', type: 'module', exports: { './node': './node.mjs' } }));
+// Fixtures that tests find beside their own file (new URL('./fixtures/...', import.meta.url)) sit beside the bundle.
+for (const f of ['packages/moe/test/fixtures/compressed-tensors']) cpSync(join(root, f), join(dirname(out), 'fixtures', f.split('/').pop()), { recursive: true });
 console.log(`bundled ${files.length} GPU test files into ${out}`);
