@@ -358,7 +358,7 @@ describe('subgroup-matrix tile shapes', () => {
   });
 });
 
-describe('subgroup-matrix kernel in every tile shape: emulated builtins (runs everywhere) and real ones (where the adapter has them)', () => {
+describe('subgroup-matrix kernel in every tile shape: emulated builtins (where the adapter lacks the shape) and real ones (where it has them)', () => {
   // The real builtins see what the emulation cannot (16-byte alignment of matrix pointers on NVIDIA, layouts).
   // Emulated: the kernel's WGSL with subgroupMatrixLoad/MultiplyAccumulate/Store replaced by per-invocation plain-WGSL
   // versions following the Dawn spec's layouts: checks the f16 staging, the row/column-major choices, the
@@ -408,6 +408,9 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (runs ev
     it(`${emulate ? 'emulated' : 'builtins'}: ${c.shape}${c.splitK > 1 ? ` splitK=${c.splitK}` : ''}${c.xh ? ` xh=${c.xh}` : ''} ${c.op} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N} ${c.fmt ? fmtName(c.fmt) : c.dt} bias=${c.bias} rowScale=${c.rowScale}${c.op === 'gate_up' ? ` ${c.act.kind}/${c.act.layout}` : ''}`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
       if (!ctx.features.shaderF16 || !ctx.features.subgroups) return t.skip('no shader-f16 / subgroups on this adapter');
+      // where the adapter runs this shape's real builtins (below), they check it: the emulation keeps whole matrices
+      // in private memory, which NVIDIA's driver refuses for the larger shapes (CreatePipeline: local memory)
+      if (emulate && sgmatSupported(ctx, c.shape)) return t.skip(`the real builtins run ${c.shape} on this adapter`);
       if (!emulate) {
         canRun(t, 'subgroup-matrix');
         expect(sgmatSupported(ctx, c.shape), `shape ${c.shape} on this adapter`).toBe(true);

@@ -4,7 +4,7 @@
 // layer on one device (1e-5) and the host reference path (1e-4).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { DeviceRef } from '@webmoe/tensor';
-import { testGpu } from '@webmoe/kernels-wgsl/testing';
+import { stagedTol, testGpu, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { DeviceGroup, ShardingError, ShardingStrategy } from '@webmoe/sharding';
 import { MoE } from '../src/index.js';
 import { FIXTURES, goldenTensors, relErr } from './helpers.js';
@@ -70,9 +70,10 @@ describe('quantized experts sharded on GPU devices', () => {
 async function checkCase(qc: (typeof QUANT_SHARD_CASES)[number], seed: number, T: number): Promise<void> {
   const { moe: host, x } = quantizedCase(qc.case, qc.fmt, seed, T, undefined, undefined, qc.activationQuant);
   const { moe: one } = quantizedCase(qc.case, qc.fmt, seed, T, [DeviceRef.GPU()], group!.context(0), qc.activationQuant);
-  const want = await one.forward(x);
+  // f32 kernels: 1e-4 against the host; the f16-staged prefill kernels (subgroup-matrix, where the adapter has them): 2e-3
+  const { result: want, dispatched } = await withDispatchLog(() => one.forward(x));
   one.destroy();
-  expect(relErr(want, host.forwardHost(x, T)), `T = ${T}: unsharded GPU vs host`).toBeLessThan(1e-4);
+  expect(relErr(want, host.forwardHost(x, T)), `T = ${T}: unsharded GPU vs host (kernels ${[...new Set(dispatched.map((d) => d.kernel))].join(', ')})`).toBeLessThan(stagedTol(dispatched, 1e-4));
   for (const [n, st] of [[2, ShardingStrategy.tensorParallel(2)], [3, ShardingStrategy.tensorParallel(3)], [2, ShardingStrategy.expertParallel(2)]] as const) {
     const s = host.shard(sub.get(n)!, st);
     try {
