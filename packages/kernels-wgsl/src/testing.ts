@@ -47,9 +47,10 @@ export async function peerRequired(name: string, from: string | URL): Promise<bo
  * Does not load the package.
  */
 export async function peerInstalled(name: string, from: string | URL): Promise<boolean> {
-  const { existsSync } = await import('node:fs');
-  const { dirname, join } = await import('node:path');
-  const { fileURLToPath } = await import('node:url');
+  // Node's modules without an import statement, so that browser bundles of this file (relErr on the demo page) see no Node built-in
+  const { existsSync } = process.getBuiltinModule('node:fs');
+  const { dirname, join } = process.getBuiltinModule('node:path');
+  const { fileURLToPath } = process.getBuiltinModule('node:url');
   const start = typeof from === 'string' && !from.startsWith('file:') ? from : fileURLToPath(from);
   for (let dir = dirname(start); ; dir = dirname(dir)) {
     if (existsSync(join(dir, 'node_modules', name, 'package.json'))) return true;
