@@ -74,6 +74,9 @@ const CASES: Case[] = [
   { T: 5, E: 256, k: 8, nGroup: 8, topkGroup: 4 },
   { T: 2, E: 2048, k: 32, nGroup: 16, topkGroup: 4 },
   { T: 1001, E: 60, k: 8, nGroup: 4, topkGroup: 2 },
+  // every group kept (Kimi-K2: one group; and topkGroup = nGroup > 1): the group selection is skipped
+  { T: 4, E: 384, k: 8, nGroup: 1, topkGroup: 1 },
+  { T: 3, E: 96, k: 6, nGroup: 4, topkGroup: 4 },
 ];
 
 

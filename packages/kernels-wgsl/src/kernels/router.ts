@@ -77,9 +77,10 @@ export function routeTokenWgsl(v: RouterVariant): string {
     workgroupBarrier();
   }`
       : '';
+  // every group kept (topkGroup >= nGroup, e.g. Kimi-K2's one group): no group scores, nothing excluded
   const groupCode = grouped
     ? /* wgsl */ `
-  {
+  if (u.topkGroup < u.nGroup) {
     let gsize = u.E / u.nGroup;
     for (var g = li; g < u.nGroup; g += WG) {
       let g0 = g * gsize;
@@ -159,6 +160,8 @@ fn order_key(bits: u32) -> u32 {
   return select(bits | 0x80000000u, ~bits, (bits >> 31u) == 1u);
 }
 ${grouped ? 'fn allowed(e: u32) -> bool { return (atomicLoad(&taken[e >> 5u]) & (1u << (e & 31u))) == 0u; }' : ''}
+// the rank key of expert e: its order key + 1 (at most 0xff800001: +Inf), or 0 when its group was not kept,
+// so that no kept expert ever ranks below an excluded one and the rank loop reads no atomics
 // (v, i) ranks above (bv, bi): larger value, ties to the lower index; NONE never wins, anything beats NONE.
 fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
   if (i == NONE) { return false; }
@@ -179,17 +182,19 @@ fn route_token(t: u32, li: u32) {
   // Top-k by rank: each expert counts the (allowed) experts that rank above it, stopping at k; an expert with
   // rank r < k takes slot r. The order is strict and total: the scores become order keys (u32 compares as the
   // floats do, -0 = +0, NaN below -Inf), ties go to the lower index. One pass and two barriers instead of k
-  // arg-max reductions; the keys are broadcast reads of workgroup memory.
-  for (var e = li; e < u.E; e += WG) { sc[e] = order_key(sc[e]); }
+  // arg-max reductions; the keys are broadcast reads of workgroup memory. Excluded experts (sigmoid_grouped's
+  // groups not kept) have key 0: they rank below every kept one and take no slot, and the loop reads no atomics
+  // (with two atomic mask loads per comparison, route_decode took 98 us for Kimi-K2, E = 384, on the H200).
+  for (var e = li; e < u.E; e += WG) { sc[e] = ${grouped ? 'select(0u, order_key(sc[e]) + 1u, allowed(e))' : 'order_key(sc[e]) + 1u'}; }
   for (var j = li; j < u.k; j += WG) { sel[j] = 0u; }
   workgroupBarrier();
   for (var e = li; e < u.E; e += WG) {
-    if (${grouped ? 'allowed(e)' : 'true'}) {
-      let x = sc[e];
+    let x = sc[e];
+    if (x != 0u) {
       var r = 0u;
       for (var j = 0u; j < u.E && r < u.k; j++) {
         let y = sc[j];
-        if ((y > x || (y == x && j < e))${grouped ? ' && allowed(j)' : ''}) { r++; }
+        if (y > x || (y == x && j < e)) { r++; }
       }
       if (r < u.k) { sel[r] = e; }
     }
