@@ -69,7 +69,7 @@ const issueOf = (m: { forwardGpuSync?: (x: GpuTensor) => GpuTensor }) => m.forwa
 async function run(label: string, layers: number, step: (x: GpuTensor) => GpuTensor | Promise<GpuTensor>): Promise<void> {
   // warm-up (captures the graph), then one counted forward, then the timed chain
   for (let i = 0; i < 3; i++) (await step(x)).destroy();
-  await ctx.device.queue.onSubmittedWorkDone();
+  await ctx.sync();
   const dev = ctx.device;
   const proxied = counted(dev, 'device');
   const q = counted(dev.queue, 'queue');
@@ -83,7 +83,7 @@ async function run(label: string, layers: number, step: (x: GpuTensor) => GpuTen
   const total = [...counts.values()].reduce((s, v) => s + v, 0);
   console.log(`${label}: WebGPU calls per forward (${layers} layer(s)): ${total}  ${JSON.stringify(Object.fromEntries([...counts].sort()))}`);
   counts.clear();
-  await ctx.device.queue.onSubmittedWorkDone();
+  await ctx.sync();
   const isAsync = step(x) instanceof Promise;
   let issueMs: number;
   let cpuMs: number;
@@ -101,7 +101,7 @@ async function run(label: string, layers: number, step: (x: GpuTensor) => GpuTen
     cpuMs = (threadCpuMs() ?? NaN) - c0;
     if (cur !== x) cur.destroy();
   } else [issueMs, cpuMs] = chain(N, step as (x: GpuTensor) => GpuTensor);
-  await ctx.device.queue.onSubmittedWorkDone();
+  await ctx.sync();
   const wall = performance.now() - t0;
   if (timing) {
     timing = false;

@@ -85,7 +85,7 @@ function randomTensor(dtype: 'uint8' | 'bfloat16' | 'float16' | 'float32' | 'flo
     pat[i] = s >>> 24;
   }
   fix(pat);
-  for (let o = 0; o < bytes; o += pat.length) ctx.device.queue.writeBuffer(t.buffer, o, pat, 0, Math.min(pat.length, bytes - o));
+  for (let o = 0; o < bytes; o += pat.length) ctx.writeBuffer(t.buffer, o, pat, 0, Math.min(pat.length, bytes - o));
   return t;
 }
 /** bf16 / f16 words of magnitude about 2^-7..2^-6 (random sign): byte pairs with a fixed exponent. */

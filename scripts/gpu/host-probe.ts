@@ -41,9 +41,9 @@ for (const id of models) {
     const xg = GpuTensor.upload(ctx, new HostTensor('float32', [T, spec.H], xs));
     await burnGpu(ctx, 300);
     await time('forward(Float32Array)', () => moe.forward(xs));
-    await time('checked(write + forwardGpuSync + download)', () => ctx.checked('probe', async () => { ctx.device.queue.writeBuffer(xg.buffer, 0, xs); const y = moe.forwardGpuSync(xg); const h = await y.download(); y.destroy(); return h; }));
+    await time('checked(write + forwardGpuSync + download)', () => ctx.checked('probe', async () => { ctx.writeBuffer(xg.buffer, 0, xs); const y = moe.forwardGpuSync(xg); const h = await y.download(); y.destroy(); return h; }));
     await time('forwardGpuSync + sync', async () => { const y = moe.forwardGpuSync(xg); await ctx.sync(); y.destroy(); });
-    await time('writeBuffer + forwardGpuSync + sync', async () => { ctx.device.queue.writeBuffer(xg.buffer, 0, xs); const y = moe.forwardGpuSync(xg); await ctx.sync(); y.destroy(); });
+    await time('writeBuffer + forwardGpuSync + sync', async () => { ctx.writeBuffer(xg.buffer, 0, xs); const y = moe.forwardGpuSync(xg); await ctx.sync(); y.destroy(); });
     await time('forwardGpuSync + download', async () => { const y = moe.forwardGpuSync(xg); await y.download(); y.destroy(); });
     await time('checked(empty)', () => ctx.checked('probe', async () => 1));
     await time('sync (idle queue)', () => ctx.sync());
@@ -51,7 +51,7 @@ for (const id of models) {
     await time('copy + submit + mapAsync (pooled staging)', async () => {
       const enc = ctx.device.createCommandEncoder();
       enc.copyBufferToBuffer(xg.buffer, 0, st, 0, st.size);
-      ctx.device.queue.submit([enc.finish()]);
+      ctx.submit([enc.finish()]);
       await st.mapAsync(GPUMapMode.READ);
       st.unmap();
     });

@@ -50,7 +50,7 @@ export async function readGpuRange(ctx: GpuContext, buffer: GPUBuffer, offset: n
   try {
     const enc = ctx.device.createCommandEncoder();
     enc.copyBufferToBuffer(buffer, start, staging, 0, end - start);
-    ctx.device.queue.submit([enc.finish()]);
+    ctx.submit([enc.finish()]);
     await staging.mapAsync(GPUMapMode.READ);
     const all = new Uint8Array(staging.getMappedRange().slice(0));
     staging.unmap();

@@ -24,7 +24,7 @@ describe('GpuGraph (captured recording, replayed)', () => {
       expect(graph.dispatchCount).toBe(2);
       for (let rep = 0; rep < 3; rep++) {
         const vals = randomArray(r, n, -50, 50);
-        c.device.queue.writeBuffer(x.buffer, 0, vals);
+        c.writeBuffer(x.buffer, 0, vals);
         const ns = await graph.replay({ timestamps: true });
         if (c.features.timestampQuery) expect(ns).toBeGreaterThanOrEqual(0);
         const got = (await y.download()).toFloat32();
@@ -90,5 +90,62 @@ describe('ForwardGraphs (graph per key, output pool) and BufferPool.close', () =
     a.destroy();
     expect(pool.freeByteCount).toBe(0);
     expect(pool.liveCount).toBe(0);
+  });
+});
+
+describe('deferred graph replays (the context encoder)', () => {
+  it('a chain of replays in one task is one submit after the task; writes, reads and destroys after a replay keep issue order', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const c = ctx;
+    const r = rng(11);
+    const n = 517;
+    await gpuChecked(c, async () => {
+      const x = GpuTensor.empty(c, 'float32', [n]);
+      const rec = new Recorder(c, { capture: true });
+      const y = castGpu(c, castGpu(c, x, 'bfloat16', { recorder: rec }), 'float32', { recorder: rec });
+      rec.submit();
+      const graph = rec.toGraph();
+      const q = c.device.queue;
+      const submit = q.submit.bind(q);
+      let submits = 0;
+      q.submit = (cbs: Iterable<GPUCommandBuffer>) => {
+        submits++;
+        return submit(cbs);
+      };
+      const want = (v: Float32Array) => castRef(castRef(HostTensor.fromFloat32([n], v), 'bfloat16'), 'float32').toFloat32();
+      try {
+        // five replays issued in one go: nothing submitted until the task ends, then one submit
+        const a = randomArray(r, n, -50, 50);
+        c.writeBuffer(x.buffer, 0, a);
+        for (let i = 0; i < 5; i++) void graph.replay();
+        expect(submits).toBe(0);
+        await new Promise<void>((res) => setTimeout(res, 0));
+        expect(submits).toBe(1);
+        expect((await y.download()).toFloat32()).toEqual(want(a));
+        // a write issued after a pending replay lands after it: the replay read the old input
+        const b = randomArray(r, n, -50, 50);
+        const keep = GpuTensor.empty(c, 'float32', [n]);
+        void graph.replay();
+        const enc = c.device.createCommandEncoder();
+        enc.copyBufferToBuffer(y.buffer, 0, keep.buffer, 0, n * 4);
+        c.submit([enc.finish()]); // after the pending replay
+        c.writeBuffer(x.buffer, 0, b); // after both
+        expect((await keep.download()).toFloat32()).toEqual(want(a));
+        void graph.replay();
+        expect((await y.download()).toFloat32()).toEqual(want(b)); // the read flushes the pending replay first
+        // a tensor read by a pending copy may be destroyed at once: the deferred work is submitted before
+        const src = GpuTensor.upload(c, HostTensor.fromFloat32([n], b));
+        void graph.replay();
+        c.deferredEncoder().copyBufferToBuffer(src.buffer, 0, keep.buffer, 0, n * 4);
+        src.destroy();
+        expect((await keep.download()).toFloat32()).toEqual(b);
+        keep.destroy();
+      } finally {
+        q.submit = submit;
+      }
+      graph.destroy();
+      x.destroy();
+      y.destroy();
+    });
   });
 });

@@ -19,7 +19,7 @@ describe('readBuffer through reused staging buffers', () => {
       const vals = sizes.map((n) => randomArray(r, n, -9, 9));
       const ts = vals.map((v) => {
         const g = GpuTensor.empty(c, 'float32', [v.length]);
-        c.device.queue.writeBuffer(g.buffer, 0, v);
+        c.writeBuffer(g.buffer, 0, v);
         return g;
       });
       const reads = ts.map((g) => readBuffer(c, g.buffer, g.byteLength));

@@ -18,7 +18,7 @@ export async function forwardHostArray(ctx: GpuContext, pool: BufferPool, xs: Fl
   try {
     const xg = pool.tensor('float32', shape, `${label}.x`);
     try {
-      ctx.device.queue.writeBuffer(xg.buffer, 0, xs.buffer, xs.byteOffset, xs.byteLength);
+      ctx.writeBuffer(xg.buffer, 0, xs.buffer, xs.byteOffset, xs.byteLength);
       const yg = forward(xg);
       try {
         read = readBuffer(ctx, yg.buffer, yg.byteLength); // copy submitted and map requested now

@@ -24,7 +24,7 @@ function startRead(ctx: GpuContext, buffer: GPUBuffer, size: number): Promise<Ui
   const staging = ctx.device.createBuffer({ label: 'collective.staging', size: padded, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   const enc = ctx.device.createCommandEncoder({ label: 'collective.download' });
   enc.copyBufferToBuffer(buffer, 0, staging, 0, padded);
-  ctx.device.queue.submit([enc.finish()]);
+  ctx.submit([enc.finish()]);
   return staging.mapAsync(GPUMapMode.READ).then(
     () => {
       const out = new Uint8Array(staging.getMappedRange(0, padded).slice(0, size));
@@ -60,7 +60,7 @@ function uploadBytes(ctx: GpuContext, dtype: DType, shape: readonly number[], by
       data = new Uint8Array(padded);
       data.set(bytes);
     }
-    ctx.device.queue.writeBuffer(t.buffer, 0, data.buffer, data.byteOffset, padded);
+    ctx.writeBuffer(t.buffer, 0, data.buffer, data.byteOffset, padded);
   }
   return t;
 }
@@ -196,7 +196,7 @@ export async function allToAll(sends: readonly (readonly GpuTensor[])[], opts: C
     if (b.size > 0) {
       const enc = ctxs[s].device.createCommandEncoder({ label: 'allToAll.self' });
       enc.copyBufferToBuffer(b.buffer, 0, out.buffer, 0, b.byteLength);
-      ctxs[s].device.queue.submit([enc.finish()]);
+      ctxs[s].submit([enc.finish()]);
     }
     recv[s][s] = out;
   }

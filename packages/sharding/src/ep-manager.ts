@@ -37,7 +37,7 @@ export class EPStep {
 
 function u32Tensor(ctx: GpuContext, a: Uint32Array, label: string): GpuTensor {
   const t = GpuTensor.empty(ctx, 'uint32', [a.length], label);
-  if (a.length) ctx.device.queue.writeBuffer(t.buffer, 0, a.buffer, a.byteOffset, a.byteLength);
+  if (a.length) ctx.writeBuffer(t.buffer, 0, a.buffer, a.byteOffset, a.byteLength);
   return t;
 }
 

@@ -122,7 +122,7 @@ export class EPPlanTensors {
   static upload(ctx: GpuContext, plan: EPDispatchPlan): EPPlanTensors {
     const up = (a: Uint32Array, label: string) => {
       const t = GpuTensor.empty(ctx, 'uint32', [a.length], label);
-      if (a.length) ctx.device.queue.writeBuffer(t.buffer, 0, a.buffer, a.byteOffset, a.byteLength);
+      if (a.length) ctx.writeBuffer(t.buffer, 0, a.buffer, a.byteOffset, a.byteLength);
       return t;
     };
     return new EPPlanTensors(up(plan.sendTokens, 'ep.sendTokens'), up(plan.combine.position, 'ep.position'));

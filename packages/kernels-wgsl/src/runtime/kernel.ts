@@ -435,8 +435,8 @@ export class Recorder {
       this.encoder.resolveQuerySet(this.querySet!, 0, n, this.resolveBuf, 0);
       this.encoder.copyBufferToBuffer(this.resolveBuf, 0, this.readBuf, 0, n * 8);
     }
-    for (const a of this.arenas) this.ctx.device.queue.writeBuffer(a.buf, 0, a.host, 0, Math.min(ARENA_BYTES, a.used));
-    this.ctx.device.queue.submit([this.encoder.finish()]);
+    for (const a of this.arenas) this.ctx.writeBuffer(a.buf, 0, a.host, 0, Math.min(ARENA_BYTES, a.used));
+    this.ctx.submit([this.encoder.finish()]);
     if (this.capture) return; // temps and uniform arenas now belong to the graph
     for (const t of this.temps) t.destroy();
     this.temps = [];
@@ -521,9 +521,10 @@ export class GpuGraph {
   replay(opts: { pre?: (enc: GPUCommandEncoder) => void; post?: (enc: GPUCommandEncoder) => void; timestamps?: boolean } = {}): Promise<number> {
     this.ctx.assertAlive();
     const d = this.ctx.device;
-    const enc = d.createCommandEncoder({ label: 'graph' });
-    opts.pre?.(enc);
     const timed = !!opts.timestamps && this.ctx.features.timestampQuery;
+    // untimed replays go into the context's deferred encoder (one submit for a chain of replays)
+    const enc = timed ? d.createCommandEncoder({ label: 'graph' }) : this.ctx.deferredEncoder();
+    opts.pre?.(enc);
     if (timed && !this.querySet) {
       this.querySet = d.createQuerySet({ type: 'timestamp', count: 2 });
       this.resolve = d.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
@@ -554,9 +555,9 @@ export class GpuGraph {
       enc.copyBufferToBuffer(this.resolve!, 0, read, 0, 16);
     }
     opts.post?.(enc);
-    d.queue.submit([enc.finish()]);
-    if (!read) return Promise.resolve(-1);
-    const r = read;
+    if (!timed) return Promise.resolve(-1);
+    this.ctx.submit([enc.finish()]);
+    const r = read!;
     return r.mapAsync(GPUMapMode.READ).then(() => {
       const t = new BigUint64Array(r.getMappedRange().slice(0));
       r.unmap();
@@ -567,6 +568,7 @@ export class GpuGraph {
 
   /** Frees the graph's temps and uniforms (not the buffers its user bound). */
   destroy(): void {
+    if (this.owned.length) this.ctx.flush(); // deferred replays may still use them
     for (const b of this.owned) b.destroy();
     this.owned = [];
     this.commands = [];

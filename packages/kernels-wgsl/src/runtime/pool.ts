@@ -72,6 +72,7 @@ export class BufferPool implements BufferOwner {
     if (!this.live.delete(buf)) return;
     this.liveBytes -= buf.size;
     if (this.closed) {
+      this.ctx.flush(); // deferred work may still use them
       buf.destroy();
       return;
     }
@@ -85,6 +86,7 @@ export class BufferPool implements BufferOwner {
       const l = this.free.get(old.size)!;
       l.splice(l.indexOf(old), 1);
       this.freeBytes -= old.size;
+      this.ctx.flush(); // deferred work may still use them
       old.destroy();
     }
   }
@@ -97,6 +99,7 @@ export class BufferPool implements BufferOwner {
 
   /** Destroys every cached buffer (live ones stay with their holders). */
   trim(): void {
+    this.ctx.flush(); // deferred work may still use them
     for (const b of this.order) b.destroy();
     this.order = [];
     this.free.clear();
@@ -116,6 +119,7 @@ export class BufferPool implements BufferOwner {
   /** Destroys all buffers, live ones included. */
   destroy(): void {
     this.trim();
+    this.ctx.flush(); // deferred work may still use them
     for (const b of this.live) b.destroy();
     this.live.clear();
     this.liveBytes = 0;

@@ -97,7 +97,10 @@ export class GpuTensor {
   destroy(): void {
     if (!this.buf) return;
     if (this.owner) this.owner.release(this.buf);
-    else this.buf.destroy();
+    else {
+      this.ctx.flush(); // deferred work may still read it: submitted first
+      this.buf.destroy();
+    }
     this.buf = undefined;
   }
   [Symbol.dispose](): void {
@@ -125,7 +128,7 @@ export async function readBuffer(ctx: GpuContext, buffer: GPUBuffer, size: numbe
   try {
     const enc = ctx.device.createCommandEncoder();
     enc.copyBufferToBuffer(buffer, 0, staging, 0, size);
-    ctx.device.queue.submit([enc.finish()]);
+    ctx.submit([enc.finish()]);
     try {
       await staging.mapAsync(GPUMapMode.READ, 0, staging.size);
     } catch (e) {
