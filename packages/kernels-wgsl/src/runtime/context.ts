@@ -320,7 +320,7 @@ export class GpuContext {
   }
 
   /** `queue.writeBuffer` after the deferred work ({@link flush}), so the write lands after every command issued before it. */
-  writeBuffer(buffer: GPUBuffer, offset: number, data: BufferSource, dataOffset?: number, size?: number): void {
+  writeBuffer(buffer: GPUBuffer, offset: number, data: Parameters<GPUQueue['writeBuffer']>[2], dataOffset?: number, size?: number): void {
     this.assertAlive();
     this.flush();
     this.device.queue.writeBuffer(buffer, offset, data, dataOffset, size);
