@@ -12,7 +12,7 @@
 import { HostTensor } from '@webmoe/tensor';
 import { createGpuContext, GpuTensor, Recorder, readBuffer, groupedGateUpGpu, groupedDownGpu, type GroupingGpu, type GroupedGemmOptions } from '@webmoe/kernels-wgsl';
 import { sgmatSupported } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast.js';
-import { SGMAT_SHAPES, sgmatLayout, type SgmatShapeName } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-wgsl.js';
+import { SGMAT_SHAPES, sgmatLayout, type SgmatShapeName } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-shapes.js';
 import { relErr } from '@webmoe/kernels-wgsl/testing';
 
 const iters = Number(process.argv[2] ?? 10);
