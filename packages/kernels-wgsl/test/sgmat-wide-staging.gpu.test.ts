@@ -115,7 +115,16 @@ const CASES: WideCase[] = [
 ];
 
 function fmtName(f: ExpertQuantFormat): string {
-  return f.kind === 'fp8_block' ? `fp8 ${f.dtype ?? 'float8_e4m3fn'} [${f.block}]` : f.kind === 'mxfp4' ? 'mxfp4' : `int${f.bits} block ${f.blockSize}${f.scaleDtype ? ` ${f.scaleDtype}` : ''}${f.zeroPoint ? ' zp' : ''}`;
+  switch (f.kind) {
+    case 'fp8_block':
+      return `fp8 ${f.dtype ?? 'float8_e4m3fn'} [${f.block}]`;
+    case 'mxfp4':
+      return 'mxfp4';
+    case 'int_block':
+      return `int${f.bits} block ${f.blockSize}${f.scaleDtype ? ` ${f.scaleDtype}` : ''}${f.zeroPoint ? ' zp' : ''}`;
+    default:
+      return f.kind;
+  }
 }
 
 /** The case's packed weights [E, rows, K]: quantized random values, with raw fp8 codes over the whole range when asked. */
