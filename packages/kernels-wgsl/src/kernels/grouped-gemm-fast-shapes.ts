@@ -5,7 +5,7 @@
  * code: grouped-gemm-fast-staging-wgsl.ts; the weight decoders:
  * grouped-gemm-fast-weights-wgsl.ts; dispatch: grouped-gemm-fast.ts).
  */
-import type { WeightFormat } from './grouped-gemm-wgsl.js';
+import type { GroupedGemmVariant } from './grouped-gemm-wgsl.js';
 
 /** Rows (grouped rows) per workgroup tile of the register-blocked kernel (the subgroup-matrix kernel's come from its SgmatShape). */
 export const FAST_TM = 64;
@@ -17,23 +17,12 @@ export const FAST_TK = 32;
 export const FAST_THREADS = 256;
 
 /**
- * Variant of the fast grouped GEMMs (selects the WGSL; shapes go in uniforms).
+ * Variant of the fast grouped GEMMs (selects the WGSL; shapes go in uniforms): the tiled GEMM's fields of the
+ * operation, weight format (packed ones decoded at staging, grouped-gemm-fast-weights-wgsl.ts), bias and x rows, and
+ * the fast kernels' own.
  * @example `{ op: 'down', act: 'none', interleaved: false, wf: 'bfloat16', sd: 'none', bias: 'none', xmode: 'grouped', rowScale: false, h: false }`
  */
-export type FastGemmVariant = {
-  op: 'gate_up' | 'down';
-  act: 'silu' | 'swiglu_limit' | 'swigluoai' | 'none';
-  interleaved: boolean;
-  /** Weight storage: dense float32 / bfloat16 / float16 or a packed format (decoded at staging, see weightAccessWgsl). */
-  wf: WeightFormat;
-  /** Scale dtype of the int formats ('none' otherwise; fp8 scales are f32, MXFP4 scales e8m0 bytes). */
-  sd: 'float32' | 'float16' | 'none';
-  /** int formats: per-block zero-point codes in a WZ binding (as the tiled GEMM's `zp`); absent/false: 8 / 128. */
-  zp?: boolean;
-  bias: 'float32' | 'bfloat16' | 'float16' | 'none';
-  /** Which row of X feeds grouped row p: 'token' = order[p] / k, 'pair' = order[p], 'grouped' = p. */
-  xmode: 'token' | 'pair' | 'grouped';
-  rowScale: boolean;
+export type FastGemmVariant = Pick<GroupedGemmVariant, 'op' | 'act' | 'interleaved' | 'wf' | 'sd' | 'zp' | 'bias' | 'xmode' | 'rowScale'> & {
   /** Register-blocked kernel only: stage operands as f16 (needs shader-f16). */
   h: boolean;
   /**
