@@ -146,6 +146,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }),
 });
 
+/** Variant of halfRowsKernel: which x row feeds grouped row p, and whether the router weight scales it. */
+export type HalfRowsVariant = { xmode: FastGemmVariant['xmode']; rowScale: boolean };
+
 /**
  * The x rows of the subgroup-matrix GEMM in grouped order as f16 (FastGemmVariant.xh), one workgroup per
  * grouped row p: source row ORDER[p] / k ('token'), ORDER[p] ('pair') or p ('grouped'), times rowScale[ORDER[p]]
@@ -154,8 +157,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  * vec2<u32> of 4 halves, zero past K), XRU[p] = 1 / s. Workgroups rows..rows + HALF_ROWS_PAD - 1 write zero rows.
  * K % 8 == 0.
  */
-/** Variant of halfRowsKernel: which x row feeds grouped row p, and whether the router weight scales it. */
-export type HalfRowsVariant = { xmode: FastGemmVariant['xmode']; rowScale: boolean };
 export const halfRowsKernel = defineKernel<HalfRowsVariant>('grouped_gemm_half_rows', ({ xmode, rowScale }) => /* wgsl */ `
 var<workgroup> part: array<f32, ${AMAX_WG}>;
 @compute @workgroup_size(${AMAX_WG})
