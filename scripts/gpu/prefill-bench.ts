@@ -1,18 +1,43 @@
 // Prefill benchmark of the grouped GEMMs (gate_up + silu, then down) on real
-// MoE shapes with bf16 weights: the tiled path (tile 'prefill', 32x32, f32),
-// the fast register-blocked path ('f32' and 'f16' staging) and the
-// subgroup-matrix path in every tile shape of SGMAT_SHAPES (sgmat-<shape>;
-// 'sgmat-default' is what plan.ts picks). Prints per-path GPU time (one pass,
-// medians after warm-up), TFLOP/s, and each fast path's error against the
-// tiled path's output (relErr, L2-relative, over each output's first 32 MiB) so a wrong kernel shows up here
-// too (flagged WRONG above 1e-2), then a ranking per model and T.
+// MoE shapes with bf16, fp8 (e4m3 blocks of 128x128) or int4 (blocks of 128,
+// f16 scales) weights: the tiled path (tile 'prefill', 32x32, f32), the fast
+// register-blocked path ('f32' and 'f16' staging), the subgroup-matrix path
+// in every tile shape of SGMAT_SHAPES (sgmat-<shape>; 'sgmat-default' is what
+// plan.ts picks; packed weights: '-narrow' = 8 values per staging load instead
+// of the default 16-byte loads) and the decode GEMVs ('gemv', T <= 512).
+// Prints per-path GPU time (one pass, medians after warm-up), TFLOP/s, and
+// each path's error against the tiled path's output (relErr, L2-relative,
+// over each output's first 32 MiB) so a wrong kernel shows up here too
+// (flagged WRONG above 1e-2), then a ranking per model, format and T, and the
+// best correct path of each format side by side (packed vs bf16).
 //   node scripts/gpu/build-one.mjs scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs
-//   bash .gpu-kit/enter.sh node .gpu-kit/prefill-bench.mjs [iters] [path substring,...] [model substring,...] [T,...]
-// ('-' for a filter = all; PREFILL_BENCH_MAX_S: the time budget after which no new model / T group starts, default 210)
+//   bash .gpu-kit/enter.sh node .gpu-kit/prefill-bench.mjs [iters] [path substring,...] [model substring,...] [T,...] [format,...]
+// ('-' for a filter = all; models: substrings of mixtral-8x7b, qwen3-30b-a3b, deepseek-v3-e32, gpt-oss-20b, and only when
+// named deepseek-v3-full (256 experts) and smoke (a small shape for any adapter);
+// formats: bf16 (default), fp8, int4; PREFILL_BENCH_MAX_S: the time budget after which no new model / format / T
+// group starts, default 210). Weights are generated one expert at a time and streamed to the GPU (stacks larger than
+// one binding are chunked), so the full DeepSeek-V3 (22.5 GB of bf16 experts) fits.
 import { HostTensor } from '@webmoe/tensor';
-import { createGpuContext, GpuTensor, Recorder, readBuffer, groupedGateUpGpu, groupedDownGpu, type GroupingGpu, type GroupedGemmOptions } from '@webmoe/kernels-wgsl';
+import {
+  createGpuContext,
+  destroyExpertWeights,
+  gemvDownGpu,
+  gemvGateUpGpu,
+  gemvSupports,
+  GpuTensor,
+  Recorder,
+  readBuffer,
+  groupedGateUpGpu,
+  groupedDownGpu,
+  uploadExpertStackStreamed,
+  type ExpertStackGpu,
+  type ExpertWeightsHost,
+  type ExpertWeightsShape,
+  type GroupingGpu,
+  type GroupedGemmOptions,
+} from '@webmoe/kernels-wgsl';
 import { sgmatSupported } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast.js';
-import { SGMAT_SHAPES, sgmatLayout, type SgmatShapeName } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-wgsl.js';
+import { SGMAT_SHAPES, sgmatLayout, type SgmatShapeName } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-shapes.js';
 import { relErr } from '@webmoe/kernels-wgsl/testing';
 
 const iters = Number(process.argv[2] ?? 10);
@@ -20,6 +45,8 @@ const list = (i: number) => (process.argv[i] && process.argv[i] !== '-' ? proces
 const pathFilter = list(3);
 const modelFilter = list(4);
 const tFilter = list(5)?.map(Number);
+const FORMATS = (list(6) ?? ['bf16']) as Format[];
+for (const f of FORMATS) if (!['bf16', 'fp8', 'int4'].includes(f)) throw new Error(`format ${f}: bf16 | fp8 | int4`);
 const ctx = await createGpuContext();
 const info = (ctx.adapter as GPUAdapter & { info?: Record<string, unknown> }).info;
 console.log('adapter', ctx.adapterName, JSON.stringify(ctx.features));
@@ -30,16 +57,66 @@ function median(a: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-function randBf16(n: number, seed: number): Uint16Array {
-  const u = new Uint16Array(n);
+type Format = 'bf16' | 'fp8' | 'int4';
+
+/** Random bits from a linear congruential generator (the same stream for the same seed). */
+function lcg(seed: number): () => number {
   let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    u[i] = 0x3c00 | ((s >>> 16) & 0x83ff); // |w| ~ 2^-7..2^-6, random sign
-  }
-  return u;
+  return () => (s = (s * 1103515245 + 12345) >>> 0) >>> 16;
 }
 
+/** One expert's weights [1, rows, cols] in `fmt`, values of magnitude ~2^-7..2^-5 with random signs. */
+function expertWeights(fmt: Format, rows: number, cols: number, seed: number): ExpertWeightsHost {
+  const r = lcg(seed);
+  const n = rows * cols;
+  switch (fmt) {
+    case 'bf16': {
+      const u = new Uint16Array(n);
+      for (let i = 0; i < n; i++) u[i] = 0x3c00 | (r() & 0x83ff); // |w| ~ 2^-7..2^-6, random sign
+      return { kind: 'dense', w: new HostTensor('bfloat16', [1, rows, cols], u) };
+    }
+    case 'fp8': {
+      // e4m3 codes with exponents 5..8 (2^-2..2^1) times block scales 2^-8
+      const q = new Uint8Array(n);
+      for (let i = 0; i < n; i++) {
+        const b = r();
+        q[i] = (b & 0x80) | ((5 + ((b >> 3) & 3)) << 3) | (b & 7);
+      }
+      const br = Math.ceil(rows / 128);
+      const bc = Math.ceil(cols / 128);
+      return { kind: 'fp8_block', q: new HostTensor('float8_e4m3fn', [1, rows, cols], q), scaleInv: new HostTensor('float32', [1, br, bc], new Float32Array(br * bc).fill(2 ** -8)), block: [128, 128] };
+    }
+    case 'int4': {
+      const q = new Uint8Array(n / 2);
+      for (let i = 0; i < q.length; i++) q[i] = r() & 0xff;
+      // f16 scales 2^-9 (bits 0x1800): codes -8..7 give |w| <= 2^-6
+      return { kind: 'int_block', bits: 4, q: new HostTensor('uint8', [1, rows, cols / 2], q), scales: new HostTensor('float16', [1, rows, Math.ceil(cols / 128)], new Uint16Array(rows * Math.ceil(cols / 128)).fill(0x1800)), blockSize: 128 };
+    }
+  }
+}
+
+/** The stack shape [E, rows, cols] of a format. */
+function stackShape(fmt: Format, E: number, rows: number, cols: number): ExpertWeightsShape {
+  switch (fmt) {
+    case 'bf16':
+      return { kind: 'dense', w: { dtype: 'bfloat16', shape: [E, rows, cols] } };
+    case 'fp8':
+      return { kind: 'fp8_block', q: { dtype: 'float8_e4m3fn', shape: [E, rows, cols] }, scaleInv: { dtype: 'float32', shape: [E, Math.ceil(rows / 128), Math.ceil(cols / 128)] }, block: [128, 128] };
+    case 'int4':
+      return { kind: 'int_block', bits: 4, q: { dtype: 'uint8', shape: [E, rows, cols / 2] }, scales: { dtype: 'float16', shape: [E, rows, Math.ceil(cols / 128)] }, blockSize: 128 };
+  }
+}
+
+/** A stack of E experts streamed to the GPU; experts repeat a few generated ones (weight values do not change the timing). */
+async function uploadStack(fmt: Format, E: number, rows: number, cols: number, layout: 'concat' | 'rows', seed: number): Promise<ExpertStackGpu> {
+  const distinct = new Map<number, ExpertWeightsHost>();
+  const { weights } = await uploadExpertStackStreamed(ctx, stackShape(fmt, E, rows, cols), { layout, label: `bench.${fmt}` }, (e) => {
+    const key = e % 3;
+    if (!distinct.has(key)) distinct.set(key, expertWeights(fmt, rows, cols, seed * 7 + key));
+    return { w: distinct.get(key)! };
+  });
+  return weights;
+}
 
 // The first path is the reference of relErr (always run).
 // sgmat-<shape>-sk<S>: the down GEMM split along K into S (only for T <= maxT: it is for few tiles with long K);
@@ -51,17 +128,30 @@ const sgmat = (shape: SgmatShapeName, splitK?: number, x?: 'half' | 'direct') =>
   shape,
   maxT: splitK ? 512 : undefined,
 });
-const PATHS: { name: string; opts: GroupedGemmOptions; shape?: SgmatShapeName; maxT?: number }[] = [
+/** A benchmarked path: grouped-GEMM options or the GEMVs; maxT: only up to this T; packedOnly: only with packed weights. */
+interface PathSpec {
+  name: string;
+  opts: GroupedGemmOptions;
+  shape?: SgmatShapeName;
+  maxT?: number;
+  gemv?: boolean;
+  packedOnly?: boolean;
+}
+const ALL_PATHS: PathSpec[] = [
   { name: 'tiled32', opts: { tile: 'prefill' } },
+  { name: 'gemv', opts: {}, gemv: true, maxT: 512 },
   { name: 'fast-f32', opts: { tile: 'fast', fast: 'f32' } },
   { name: 'fast-f16', opts: { tile: 'fast', fast: 'f16' } },
   { name: 'sgmat-default', opts: { tile: 'fast', fast: 'subgroup-matrix' } },
+  { name: 'sgmat-default-narrow', opts: { tile: 'fast', fast: 'subgroup-matrix', sgmatWideLoads: false }, packedOnly: true },
   ...(Object.keys(SGMAT_SHAPES) as SgmatShapeName[]).map((shape) => sgmat(shape)),
+  ...(['m16n128k64', 'm16n256k32', 'm64n128k64'] as SgmatShapeName[]).map((shape) => ({ ...sgmat(shape), name: `sgmat-${shape}-narrow`, opts: { ...sgmat(shape).opts, sgmatWideLoads: false }, packedOnly: true })),
   ...(['m64n128k32s', 'm32n128k64', 'm64n128k64'] as SgmatShapeName[]).flatMap((shape) => [sgmat(shape, 2), sgmat(shape, 4)]),
-  ...(['m64n128k32s', 'm64n128k64', 'm128n128k32', 'm128n128k32w2x2', 'm32n128k64', 'm16n128k64'] as SgmatShapeName[]).flatMap((shape) => [sgmat(shape, undefined, 'half'), sgmat(shape, undefined, 'direct')]),
+  ...(['m64n128k32s', 'm64n128k64', 'm128n128k32', 'm128n128k32w2x2', 'm32n128k64', 'm16n128k64', 'm16n256k32'] as SgmatShapeName[]).flatMap((shape) => [sgmat(shape, undefined, 'half'), sgmat(shape, undefined, 'direct')]),
   sgmat('m32n128k64', 4, 'half'),
   sgmat('m32n128k64', 4, 'direct'),
-].filter((p, i) => i === 0 || !pathFilter || pathFilter.some((f) => p.name.includes(f)));
+];
+const PATHS = ALL_PATHS.filter((p, i) => i === 0 || !pathFilter || pathFilter.some((f) => p.name.includes(f)));
 for (const p of PATHS) if (p.shape) console.log(`shape ${p.shape}`, JSON.stringify(SGMAT_SHAPES[p.shape]), JSON.stringify(sgmatLayout(SGMAT_SHAPES[p.shape])));
 
 // Models (bf16 experts): [name, H, I, E, k]; Ts per model.
@@ -69,9 +159,11 @@ const MODELS: [string, number, number, number, number][] = [
   ['mixtral-8x7b', 4096, 14336, 8, 2],
   ['qwen3-30b-a3b', 2048, 768, 128, 8],
   ['deepseek-v3-e32', 7168, 2048, 32, 8],
+  // Only when named in the model filter: the full model (256 experts; ~4 grouped rows per expert at T = 128; 22.5 GB in bf16).
+  ['deepseek-v3-full', 7168, 2048, 256, 8],
   ['gpt-oss-20b', 2880, 2880, 32, 4],
   // Only when named in the model filter: a small shape to check this script on any adapter (lavapipe).
-  ['smoke', 256, 200, 4, 2],
+  ['smoke', 256, 384, 4, 2],
 ];
 const TS = tFilter ?? [128, 512, 4096];
 // Bytes of each output compared against the reference path.
@@ -84,16 +176,20 @@ const t0 = performance.now();
 // Time budget (seconds; env PREFILL_BENCH_MAX_S, default 210): no new model / T group starts after it, the ranking still prints.
 const maxS = Number(process.env.PREFILL_BENCH_MAX_S ?? 210);
 let outOfTime = false;
-for (const [model, H, I, E, k] of MODELS.filter((m) => (modelFilter ? modelFilter.some((f) => m[0].includes(f)) : m[0] !== 'smoke'))) {
+const ONLY_NAMED = new Set(['smoke', 'deepseek-v3-full']);
+const groupsOf = MODELS.filter((m) => (modelFilter ? modelFilter.some((f) => m[0].includes(f)) : !ONLY_NAMED.has(m[0]))).flatMap((m) => FORMATS.map((fmt) => [...m, fmt] as const));
+for (const [model, H, I, E, k, fmt] of groupsOf) {
   if ((performance.now() - t0) / 1000 > maxS) {
     console.log(`time budget of ${maxS} s spent: ${model} skipped`);
     continue;
   }
-  const wgu = GpuTensor.upload(ctx, new HostTensor('bfloat16', [E, 2 * I, H], randBf16(E * 2 * I * H, 1)));
-  const wdn = GpuTensor.upload(ctx, new HostTensor('bfloat16', [E, H, I], randBf16(E * H * I, 2)));
+  const tUp = performance.now();
+  const wgu = await uploadStack(fmt, E, 2 * I, H, 'concat', 1);
+  const wdn = await uploadStack(fmt, E, H, I, 'rows', 2);
+  console.log(`${model} ${fmt}: experts uploaded in ${((performance.now() - tUp) / 1000).toFixed(1)} s`);
   for (const T of TS) {
     if ((performance.now() - t0) / 1000 > maxS) {
-      if (!outOfTime) console.log(`time budget of ${maxS} s spent: ${model} T=${T} and later groups skipped`);
+      if (!outOfTime) console.log(`time budget of ${maxS} s spent: ${model} ${fmt} T=${T} and later groups skipped`);
       outOfTime = true;
       continue;
     }
@@ -114,23 +210,29 @@ for (const [model, H, I, E, k] of MODELS.filter((m) => (modelFilter ? modelFilte
     const up = (a: Uint32Array) => GpuTensor.upload(ctx, new HostTensor('uint32', [a.length], a));
     const g: GroupingGpu = { T, k, E, counts: up(counts), offsets: up(offsets), order: up(order), position: up(position), destroy() {} };
     const x = GpuTensor.upload(ctx, HostTensor.fromFloat32([T, H], new Float32Array(T * H).map((_, i) => Math.sin(i * 0.37))));
+    // The path's two ops: the grouped GEMMs (path.opts) or the decode GEMVs.
+    const gateUp = (rec: Recorder, p: PathSpec) =>
+      p.gemv ? gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }) : groupedGateUpGpu(ctx, rec, x, g, wgu, undefined, { kind: 'silu', layout: 'concat' }, p.opts);
+    const down = (rec: Recorder, h: GpuTensor, p: PathSpec) => (p.gemv ? gemvDownGpu(ctx, rec, h, g, wdn) : groupedDownGpu(ctx, rec, h, g, wdn, undefined, p.opts));
     const flopsGU = 2 * T * k * 2 * I * H;
     const flopsDn = 2 * T * k * H * I;
     let refH: Float32Array | undefined;
     let refY: Float32Array | undefined;
     for (const path of PATHS) {
       if (path.name.startsWith('sgmat') && !sgmatSupported(ctx, path.shape)) {
-        console.log(`${model} T=${T} ${path.name}: not supported here (falls back); skipped`);
+        console.log(`${model} ${fmt} T=${T} ${path.name}: not supported here (falls back); skipped`);
         continue;
       }
       if (path.name === 'fast-f16' && !ctx.features.shaderF16) continue;
       if (path.maxT !== undefined && T > path.maxT) continue;
+      if (path.packedOnly && fmt === 'bf16') continue;
+      if (path.gemv && !(gemvSupports(wgu) && gemvSupports(wdn))) continue;
       try {
         // One checked run: compile errors / validation errors show here; outputs for the error check.
         const { hh, yy } = await ctx.checked(path.name, async () => {
           const rec = new Recorder(ctx);
-          const h = groupedGateUpGpu(ctx, rec, x, g, { kind: 'dense', w: wgu }, undefined, { kind: 'silu', layout: 'concat' }, path.opts);
-          const y = groupedDownGpu(ctx, rec, h, g, { kind: 'dense', w: wdn }, undefined, path.opts);
+          const h = gateUp(rec, path);
+          const y = down(rec, h, path);
           rec.submit();
           // The first CHECK_BYTES of each output (grouped rows of the first experts; whole outputs cost seconds per path at T = 4096).
           const head = async (t: GpuTensor) => new Float32Array((await readBuffer(ctx, t.buffer, Math.min(t.byteLength, CHECK_BYTES))).buffer);
@@ -152,10 +254,10 @@ for (const [model, H, I, E, k] of MODELS.filter((m) => (modelFilter ? modelFilte
         const n = T >= 4096 ? Math.min(iters, SLOW.has(path.name) ? 3 : 6) : iters;
         for (let i = 0; i < n + 2; i++) {
           const rec1 = new Recorder(ctx, { timestamps: 'total' });
-          const h = groupedGateUpGpu(ctx, rec1, x, g, { kind: 'dense', w: wgu }, undefined, { kind: 'silu', layout: 'concat' }, path.opts);
+          const h = gateUp(rec1, path);
           rec1.submit();
           const rec2 = new Recorder(ctx, { timestamps: 'total' });
-          const y = groupedDownGpu(ctx, rec2, h, g, { kind: 'dense', w: wdn }, undefined, path.opts);
+          const y = down(rec2, h, path);
           rec2.submit();
           const [a] = await rec1.timings();
           const [b] = await rec2.timings();
@@ -170,31 +272,31 @@ for (const [model, H, I, E, k] of MODELS.filter((m) => (modelFilter ? modelFilte
         const md = median(tDn);
         const wrong = errH > 1e-2 || errY > 1e-2 || !Number.isFinite(errH) || !Number.isFinite(errY);
         const r = {
-          model, T, path: path.name,
+          model, fmt, T, path: path.name,
           gateUpMs: mg, downMs: md, totalMs: mg + md,
           gateUpTflops: flopsGU / (mg * 1e9), downTflops: flopsDn / (md * 1e9), tflops: (flopsGU + flopsDn) / ((mg + md) * 1e9),
           relErrVsTiled: { h: errH, y: errY },
           wrong,
         };
         results.push(r);
-        console.log(`${model} T=${T} ${path.name.padEnd(24)} gate_up ${mg.toFixed(3)} ms (${r.gateUpTflops.toFixed(1)} TF/s)  down ${md.toFixed(3)} ms (${r.downTflops.toFixed(1)} TF/s)  total ${(mg + md).toFixed(3)} ms = ${r.tflops.toFixed(1)} TFLOP/s  relErr vs tiled h ${errH.toExponential(2)} y ${errY.toExponential(2)}${wrong ? '  WRONG' : ''}`);
+        console.log(`${model} ${fmt} T=${T} ${path.name.padEnd(24)} gate_up ${mg.toFixed(3)} ms (${r.gateUpTflops.toFixed(1)} TF/s)  down ${md.toFixed(3)} ms (${r.downTflops.toFixed(1)} TF/s)  total ${(mg + md).toFixed(3)} ms = ${r.tflops.toFixed(1)} TFLOP/s  relErr vs tiled h ${errH.toExponential(2)} y ${errY.toExponential(2)}${wrong ? '  WRONG' : ''}`);
       } catch (e) {
-        console.log(`${model} T=${T} ${path.name}: FAILED ${(e as Error).message}`);
-        results.push({ model, T, path: path.name, error: (e as Error).message });
+        console.log(`${model} ${fmt} T=${T} ${path.name}: FAILED ${(e as Error).message}`);
+        results.push({ model, fmt, T, path: path.name, error: (e as Error).message });
       }
     }
     x.destroy();
     for (const t of [g.counts, g.offsets, g.order, g.position]) t.destroy();
   }
-  wgu.destroy();
-  wdn.destroy();
+  destroyExpertWeights(wgu);
+  destroyExpertWeights(wdn);
 }
 // Ranking per model and T (fastest first; WRONG = relErr > 1e-2 against the tiled path).
 console.log(`\n== ranking (${((performance.now() - t0) / 1000).toFixed(0)} s) ==`);
 const groups = new Map<string, Record<string, unknown>[]>();
 for (const r of results) {
   if (r.error) continue;
-  const key = `${r.model} T=${r.T}`;
+  const key = `${r.model} ${r.fmt} T=${r.T}`;
   groups.set(key, [...(groups.get(key) ?? []), r]);
 }
 for (const [key, rs] of groups) {
@@ -206,6 +308,29 @@ for (const [key, rs] of groups) {
     console.log(`${key} best ${op === 'gateUpMs' ? 'gate_up' : 'down'}: ${best.map((r) => `${r.path} ${(r[op] as number).toFixed(3)}ms`).join(' | ')}`);
   }
   console.log(`${key}: ${sorted.map((r) => `${r.path} ${(r.totalMs as number).toFixed(2)}ms/${(r.tflops as number).toFixed(0)}TF (gu ${(r.gateUpMs as number).toFixed(2)} dn ${(r.downMs as number).toFixed(2)})${r.wrong ? ' WRONG' : ''}`).join(' | ')}`);
+}
+// Formats side by side: per model and T, the best correct path of each format and its time over bf16's; at T <= 512 the
+// GEMVs against the best subgroup-matrix shape (the M = 16 tiles are for the GEMVs' few rows per expert).
+const best = (rs: Record<string, unknown>[]) => [...rs].filter((r) => !r.error && !r.wrong).sort((a, b) => (a.totalMs as number) - (b.totalMs as number))[0];
+const byModelT = new Map<string, Map<string, Record<string, unknown>[]>>();
+for (const r of results) {
+  const key = `${r.model} T=${r.T}`;
+  const m = byModelT.get(key) ?? new Map<string, Record<string, unknown>[]>();
+  m.set(r.fmt as string, [...(m.get(r.fmt as string) ?? []), r]);
+  byModelT.set(key, m);
+}
+console.log('\n== formats (best correct path each; x = time over bf16) ==');
+for (const [key, m] of byModelT) {
+  const bf = m.get('bf16') ? best(m.get('bf16')!) : undefined;
+  const cells = [...m].map(([f, rs]) => {
+    const b = best(rs);
+    if (!b) return `${f}: none correct`;
+    const gemv = rs.find((r) => r.path === 'gemv' && !r.error && !r.wrong);
+    const sg = best(rs.filter((r) => String(r.path).startsWith('sgmat')));
+    const vs = gemv && sg ? ` [gemv ${(gemv.totalMs as number).toFixed(2)} vs ${sg.path} ${(sg.totalMs as number).toFixed(2)}]` : '';
+    return `${f}: ${b.path} ${(b.totalMs as number).toFixed(2)} ms${bf && f !== 'bf16' ? ` (x${((b.totalMs as number) / (bf.totalMs as number)).toFixed(2)})` : ''}${vs}`;
+  });
+  console.log(`${key}: ${cells.join(' | ')}`);
 }
 console.log(JSON.stringify({ adapter: ctx.adapterName, results }));
 process.exit(0);

@@ -7,7 +7,7 @@
 import { HostTensor } from '@webmoe/tensor';
 import { createGpuContext, GpuTensor, Recorder, groupedDownGpu, groupedDownRef, type GpuContext } from '@webmoe/kernels-wgsl';
 import { fastGemmKind } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast.js';
-import { groupedGemmSgmatKernel } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-wgsl.js';
+import { groupedGemmSgmatKernel } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-sgmat-wgsl.js';
 import { hostGrouping, uploadGrouping } from '../../packages/kernels-wgsl/test/grouped-helpers.js';
 
 const orig = groupedGemmSgmatKernel.source;

@@ -108,4 +108,4 @@ export { ACT_QUANT_GROUP, quantizeExperts, decodeExpertRow, type ExpertQuantForm
 export { gatedActivationRef, type GatedActivationParams } from './kernels/activation-ref.js';
 export { planExpertGemms, useExpertGemv, useSingleExpertGemv, useGraphReplay, useFusedDecodeRouting, type ExpertGemmChoice, type ExpertGemmShape, type FastGemmKind, type GemvPackedKernel, type SgmatXRows } from './kernels/plan.js';
 // the subgroup-matrix GEMM's tile shapes (GroupedGemmOptions.sgmatShape)
-export { SGMAT_SHAPES, type SgmatShape, type SgmatShapeName } from './kernels/grouped-gemm-fast-wgsl.js';
+export { SGMAT_SHAPES, type SgmatShape, type SgmatShapeName } from './kernels/grouped-gemm-fast-shapes.js';

@@ -43,6 +43,34 @@ fn decode_e5m2(b: u32) -> f32 {
 `;
 
 /**
+ * WGSL functions decoding fp8 bytes with bit arithmetic and selects instead
+ * of branches (the staging of the fast grouped GEMMs): every code gives the
+ * same f32 as decode_e4m3 / decode_e5m2 of FP8_DECODE_WGSL (which they
+ * include for the NaN constructor). Normal codes move their exponent and
+ * mantissa into an f32's and rebias the exponent; subnormal codes are
+ * mantissa x 2^-9 (e4m3) / 2^-16 (e5m2); the sign bit is or-ed in last.
+ */
+export const FP8_DECODE_BITS_WGSL = /* wgsl */ `${FP8_DECODE_WGSL}
+fn decode_e4m3_bits(b: u32) -> f32 {
+  let mag = b & 0x7fu;
+  var v = select(bitcast<f32>((mag << 20u) + 0x3c000000u), f32(mag) * 0.001953125, mag < 8u);
+  v = select(v, special_f32(0x7fc00000u, b), mag == 0x7fu);
+  return bitcast<f32>(bitcast<u32>(v) | ((b & 0x80u) << 24u));
+}
+fn decode_e5m2_bits(b: u32) -> f32 {
+  let mag = b & 0x7fu;
+  var v = select(bitcast<f32>((mag << 21u) + 0x38000000u), f32(mag) * 0.0000152587890625, mag < 4u);
+  v = select(v, special_f32(select(0x7fc00000u, 0x7f800000u, mag == 0x7cu), b), mag >= 0x7cu);
+  return bitcast<f32>(bitcast<u32>(v) | ((b & 0x80u) << 24u));
+}
+`;
+
+/** WGSL `fn unpack2x16bf16(w: u32) -> vec2<f32>`: the two bf16 halves of a word (low half first), exact. */
+export const BF16_UNPACK_WGSL = /* wgsl */ `
+fn unpack2x16bf16(w: u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }
+`;
+
+/**
  * WGSL functions decoding the 4- and 8-bit codes of the packed expert
  * formats without their scale (shared by the tiled GEMM, the fast GEMMs and
  * the decode GEMV; references: quant-ref.ts decodeExpertRow): e2m1 (fp4,

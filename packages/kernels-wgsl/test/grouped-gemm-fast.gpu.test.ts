@@ -36,7 +36,7 @@ import {
 } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
 import { FAST_MIN_ROWS_PER_EXPERT, fastGemmKind, fastWeightFormat, planFastGemm, recordFastGemm, sgmatSupported, type FastGemmKind, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
-import { SGMAT_SHAPES, sgmatLayout } from '../src/kernels/grouped-gemm-fast-wgsl.js';
+import { SGMAT_SHAPES, sgmatLayout } from '../src/kernels/grouped-gemm-fast-shapes.js';
 import { hostGrouping, naiveDown, naiveGateUp, randomIdx, uploadGrouping } from './grouped-helpers.js';
 import { randomZeros } from './quant-helpers.js';
 

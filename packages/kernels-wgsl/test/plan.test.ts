@@ -2,7 +2,7 @@
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
 import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, gemvRowsPerPass, linearPath, planExpertGemms, sgmatShapeFor, sgmatSplitKFor, sgmatXRowsFor, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
-import { SGMAT_SHAPES } from '../src/kernels/grouped-gemm-fast-wgsl.js';
+import { SGMAT_SHAPES } from '../src/kernels/grouped-gemm-fast-shapes.js';
 
 describe('kernel planner', () => {
   it('routed experts: GEMV while T <= 16 or T*k <= 8E', () => {

@@ -27,28 +27,14 @@
 import { ValueError } from '@webmoe/tensor';
 import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
-import { foldWorkgroups, type Recorder, Uniforms, warmPipeline } from '../runtime/kernel.js';
+import { foldWorkgroups, type Recorder, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
-import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatShapeFor, sgmatSplitKFor, sgmatXRowsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
+import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatShapeFor, sgmatSplitKFor, sgmatWideLoadsFor, sgmatXRowsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
-import {
-  FAST_TM,
-  FAST_TNW,
-  ROW_ABSMAX_VARIANT,
-  SGMAT_DEFAULT_SHAPE,
-  SGMAT_SHAPES,
-  groupedGemmFastKernel,
-  groupedGemmSgmatKernel,
-  HALF_ROWS_PAD,
-  halfRowStride,
-  halfRowsKernel,
-  rowAbsMaxKernel,
-  sgmatLayout,
-  splitKReduceKernel,
-  tileOutputs,
-  type FastGemmVariant,
-  type SgmatShapeName,
-} from './grouped-gemm-fast-wgsl.js';
+import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, tileOutputs, type FastGemmVariant, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
+import { ROW_ABSMAX_VARIANT, groupedGemmFastKernel, halfRowsKernel, rowAbsMaxKernel, splitKReduceKernel } from './grouped-gemm-fast-wgsl.js';
+import { groupedGemmSgmatKernel } from './grouped-gemm-sgmat-wgsl.js';
+import { isPackedFormat, weightBind } from './grouped-gemm-fast-weights-wgsl.js';
 
 export type { FastGemmKind, SgmatShapeName };
 
@@ -63,6 +49,8 @@ export interface FastGemmPlan {
   splitK?: number;
   /** Subgroup-matrix kernel: x rows converted to f16 in grouped order first (halfRowsKernel), then staged or loaded directly (FastGemmVariant.xh). */
   xh?: 'staged' | 'direct';
+  /** Subgroup-matrix kernel, packed weights: 16 bytes of codes per staging load (FastGemmVariant.wide). */
+  wide?: boolean;
   nTilesN: number;
   nWork: number;
   grid: [number, number, number];
@@ -117,16 +105,21 @@ export const FAST_MIN_ROWS_PER_EXPERT = KERNEL_CROSSOVERS.fastMinRowsPerExpert;
  * f16's range becomes inf there and one below 6.1e-5 loses bits (subnormal)
  * or flushes to 0 (the f32 kernel has neither limit); the weights of the
  * supported checkpoints are far inside that range.
- * @example `fastWeightFormat({ kind: 'int_block', bits: 4, q, scales, blockSize: 32 }, 4096) // { wf: 'int4', sd: 'float16', zp: false }`
+ * `wide`: whether the subgroup-matrix kernel can load 16 bytes of codes at once (packed formats with K and the scale
+ * block width multiples of 16 (8-bit) / 32 (4-bit) values, or one block per row).
+ * @example `fastWeightFormat({ kind: 'int_block', bits: 4, q, scales, blockSize: 32 }, 4096) // { wf: 'int4', sd: 'float16', zp: false, wide: true }`
  */
-export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFormat; sd: FastGemmVariant['sd']; zp: boolean } | undefined {
+export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFormat; sd: FastGemmVariant['sd']; zp: boolean; wide: boolean } | undefined {
   if (K % 8 !== 0 || K === 0) return undefined;
   if (w.kind === 'dense' && w.w.dtype !== 'float32' && w.w.dtype !== 'bfloat16' && w.w.dtype !== 'float16') return undefined;
   const blockK = w.kind === 'fp8_block' ? w.block[1] : w.kind === 'int_block' ? w.blockSize : w.kind === 'mxfp4' ? 32 : 8;
   if (blockK % 8 !== 0 && blockK < K) return undefined;
   if (w.kind === 'int_block' && w.scales.dtype !== 'float32' && w.scales.dtype !== 'float16') return undefined;
   const { wf, sd, zp } = weightLayout(w, { rows: 0, cols: K });
-  return { wf, sd, zp };
+  // Wide loads (FastGemmVariant.wide): the values of one 16-byte load start aligned and share one scale block.
+  const wv = isPackedFormat(wf) ? (wf === 'int4' || wf === 'mxfp4' ? 32 : 16) : 0;
+  const wide = wv > 0 && K % wv === 0 && (blockK % wv === 0 || blockK >= K);
+  return { wf, sd, zp, wide };
 }
 
 /**
@@ -137,7 +130,7 @@ export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFo
  */
 export function planFastGemm(
   ctx: GpuContext,
-  opts: { tile?: string; fast?: FastGemmKind; sgmatShape?: SgmatShapeName; sgmatSplitK?: number; sgmatXRows?: SgmatXRows; actQuant?: string },
+  opts: { tile?: string; fast?: FastGemmKind; sgmatShape?: SgmatShapeName; sgmatSplitK?: number; sgmatXRows?: SgmatXRows; sgmatWideLoads?: boolean; actQuant?: string },
   w: ExpertWeightsGpu,
   rows: number,
   E: number,
@@ -171,7 +164,9 @@ export function planFastGemm(
   const fits = (rows + HALF_ROWS_PAD) * halfRowStride(K) * 2 <= ctx.maxBindingBytes;
   if (sg?.xd && !fits) return planFastGemm(ctx, { ...opts, sgmatShape: SGMAT_DEFAULT_SHAPE }, w, rows, E, N, K, op);
   const xh = fits ? xhOf(xRows) : undefined;
-  return { kind, tm, shape: sg ? shape : undefined, splitK, xh, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork * splitK) };
+  // Wide packed loads where the format allows them (plan.ts's default unless asked).
+  const wide = !!sg && wfmt.wide && (opts.sgmatWideLoads ?? sgmatWideLoadsFor(wfmt.wf));
+  return { kind, tm, shape: sg ? shape : undefined, splitK, xh, wide, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork * splitK) };
 }
 
 /** The inputs of one grouped GEMM call (structurally the tiled path's call record). */
@@ -204,9 +199,9 @@ function xhOf(x: SgmatXRows): FastGemmVariant['xh'] {
 /**
  * The subgroup-matrix variant of a call's base variant for a tile shape, x rows and split: the pipeline keys
  * recordFastGemm dispatches and warmGroupedGemmFast compiles (sg only for shapes other than the default, so the
- * default's pipeline keeps its key; f16 x rows carry the router weight, so rowScale goes off).
+ * default's pipeline keeps its key; f16 x rows carry the router weight, so rowScale goes off; wide only when set).
  */
-function sgmatVariant(base: FastGemmVariant, p: { shape?: SgmatShapeName; xh?: FastGemmVariant['xh']; splitK?: number }): FastGemmVariant {
+function sgmatVariant(base: FastGemmVariant, p: { shape?: SgmatShapeName; xh?: FastGemmVariant['xh']; splitK?: number; wide?: boolean }): FastGemmVariant {
   const v: FastGemmVariant = { ...base };
   if (p.shape && p.shape !== SGMAT_DEFAULT_SHAPE) v.sg = p.shape;
   if (p.xh) {
@@ -214,6 +209,7 @@ function sgmatVariant(base: FastGemmVariant, p: { shape?: SgmatShapeName; xh?: F
     v.rowScale = false;
   }
   if ((p.splitK ?? 1) > 1) v.splitK = p.splitK;
+  if (p.wide) v.wide = true;
   return v;
 }
 
@@ -237,7 +233,7 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   const xh = sgmat ? plan.xh : undefined;
   const splitK = sgmat && c.op === 'down' ? (plan.splitK ?? 1) : 1;
   const base = fastVariant({ ...c, rowScale: !!c.rowScale, wf: layout.wf, sd: layout.sd, zp: layout.zp }, plan.kind);
-  const variant = sgmat ? sgmatVariant(base, { shape: plan.shape, xh, splitK }) : base;
+  const variant = sgmat ? sgmatVariant(base, { shape: plan.shape, xh, splitK, wide: plan.wide }) : base;
   if (test.emulateSubgroupMatrix && sgmat) variant.emu = true;
   let xHalf: { xh: GPUBuffer; ru: GPUBuffer } | undefined;
   if (xh) {
@@ -246,8 +242,9 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
     if (!xHalf) {
       const kp = halfRowStride(c.K);
       xHalf = scratch.xHalf = { xh: rec.temp((rows + HALF_ROWS_PAD) * kp * 2, 'grouped_gemm_fast.xh'), ru: rec.temp(Math.max(4, rows * 4), 'grouped_gemm_fast.xru') };
-      const hb = [c.x, c.g.order.buffer, ...(c.rowScale ? [c.rowScale] : []), xHalf.xh, xHalf.ru];
-      rec.dispatch({ kernel: halfRowsKernel, variant: { xmode: c.xmode, rowScale: !!c.rowScale }, buffers: hb, uniforms: new Uniforms().u32(rows, c.K / 4, k, kp / 4).finish(), workgroups: foldWorkgroups(rec.ctx, rows + HALF_ROWS_PAD) });
+      const bind: Record<string, GPUBuffer> = { X: c.x, ORDER: c.g.order.buffer, XH: xHalf.xh, XRU: xHalf.ru };
+      if (c.rowScale) bind.RS = c.rowScale;
+      rec.dispatch({ kernel: halfRowsKernel, variant: { xmode: c.xmode, rowScale: !!c.rowScale }, bind, params: { rows, kv: c.K / 4, k, kvp: kp / 4 }, workgroups: foldWorkgroups(rec.ctx, rows + HALF_ROWS_PAD) });
     }
   }
   let xAmax: GPUBuffer | undefined;
@@ -255,32 +252,35 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
     // Per x row max |x| for the f16 staging scale (one pass over X, shared by the call's chunks).
     const xRows = c.xmode === 'token' ? T : rows;
     xAmax = scratch.xAmax = rec.temp(Math.max(4, xRows * 4), 'grouped_gemm_fast.xamax');
-    rec.dispatch({ kernel: rowAbsMaxKernel, variant: ROW_ABSMAX_VARIANT, buffers: [c.x, xAmax], uniforms: new Uniforms().u32(xRows, c.K / 4, 0, 0).finish(), workgroups: foldWorkgroups(rec.ctx, xRows) });
+    rec.dispatch({ kernel: rowAbsMaxKernel, variant: ROW_ABSMAX_VARIANT, bind: { X: c.x, AMAX: xAmax }, params: { rows: xRows, kv: c.K / 4 }, workgroups: foldWorkgroups(rec.ctx, xRows) });
   }
   const ys = c.ys ?? c.N;
   // Split-K: the GEMM writes its partials [splitK][rows][N] (this call's N, output offset 0) to a temp buffer,
   // splitKReduceKernel sums them into Y at p * ys + o0 + o.
   const yOut = splitK > 1 ? rec.temp(splitK * rows * c.N * 4, 'grouped_gemm_fast.splitk') : c.y.buffer;
-  const buffers: GPUBuffer[] = xHalf ? [xHalf.xh, c.g.order.buffer, meta, xHalf.ru] : [c.x, c.g.order.buffer, meta];
-  if (c.rowScale && !xHalf) buffers.push(c.rowScale);
-  if (xAmax) buffers.push(xAmax);
-  buffers.push(...layout.buffers);
-  if (c.bias) buffers.push(c.bias.buffer);
-  buffers.push(yOut);
+  const bind: Record<string, GPUBuffer> = xHalf ? { X: xHalf.xh, ORDER: c.g.order.buffer, META: meta, XRU: xHalf.ru } : { X: c.x, ORDER: c.g.order.buffer, META: meta };
+  if (c.rowScale && !xHalf) bind.RS = c.rowScale;
+  if (xAmax) bind.XAMAX = xAmax;
+  Object.assign(bind, weightBind(variant, layout.buffers));
+  if (c.bias) bind.BIAS = c.bias.buffer;
+  bind.Y = yOut;
+  const [wa, wb, wc, wd] = layout.wu;
   rec.dispatch({
     kernel: plan.kind === 'subgroup-matrix' ? groupedGemmSgmatKernel : groupedGemmFastKernel,
     variant,
-    buffers,
-    uniforms: new Uniforms()
-      .u32(rows, k, E, c.K, c.N, c.d.rows, plan.nTilesN, plan.nWork)
-      .f32(c.act?.limit ?? 0, c.act?.alpha ?? 0)
-      .u32(...layout.wu, splitK > 1 ? 0 : place.o0, splitK > 1 ? c.N : ys)
-      .finish(),
+    bind,
+    params: {
+      nRows: rows, k, E, K: c.K, N: c.N, wRows: c.d.rows, nTilesN: plan.nTilesN, nWork: plan.nWork,
+      limit: c.act?.limit ?? 0, alpha: c.act?.alpha ?? 0,
+      wa, wb, wc, wd,
+      // split-K partials: [splitK][rows][N] from output 0 (splitKReduceKernel places them)
+      yo: splitK > 1 ? 0 : place.o0, ys: splitK > 1 ? c.N : ys,
+    },
     workgroups: plan.grid,
   });
   if (splitK > 1) {
     const n = rows * c.N;
-    rec.dispatch({ kernel: splitKReduceKernel, variant: { S: splitK }, buffers: [yOut, c.y.buffer], uniforms: new Uniforms().u32(rows, c.N, ys, place.o0).finish(), workgroups: foldWorkgroups(rec.ctx, Math.ceil(n / 256)) });
+    rec.dispatch({ kernel: splitKReduceKernel, variant: { S: splitK }, bind: { P: yOut, Y: c.y.buffer }, params: { rows, N: c.N, ys, yo: place.o0 }, workgroups: foldWorkgroups(rec.ctx, Math.ceil(n / 256)) });
   }
 }
 
@@ -299,6 +299,7 @@ export async function warmGroupedGemmFast(
   if (!wfmt) return;
   const kind = fastGemmKind(ctx, spec.fast, wfmt.wf);
   const v = fastVariant({ op: spec.op, act: spec.act, xmode: spec.xmode, biasDt: spec.biasDt, rowScale: spec.rowScale, ...wfmt }, kind);
+  const wide = wfmt.wide && sgmatWideLoadsFor(wfmt.wf);
   await warmPipeline(ctx, tileOffsetsKernel, { tm: FAST_TM });
   if (kind !== 'f32') await warmPipeline(ctx, rowAbsMaxKernel, ROW_ABSMAX_VARIANT);
   if (kind === 'subgroup-matrix') {
@@ -310,7 +311,7 @@ export async function warmGroupedGemmFast(
           const xh = xhOf(xRows);
           if (xh) await warmPipeline(ctx, halfRowsKernel, { xmode: spec.xmode, rowScale: spec.rowScale });
           for (const splitK of spec.op === 'down' ? SGMAT_CHOICES.splitK : [1]) {
-            await warmPipeline(ctx, groupedGemmSgmatKernel, sgmatVariant(v, { shape, xh, splitK }));
+            await warmPipeline(ctx, groupedGemmSgmatKernel, sgmatVariant(v, { shape, xh, splitK, wide }));
             if (splitK > 1) await warmPipeline(ctx, splitKReduceKernel, { S: splitK });
           }
         }

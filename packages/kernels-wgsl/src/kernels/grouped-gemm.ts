@@ -49,6 +49,8 @@ export interface GroupedGemmOptions extends ExpertActQuantOptions {
   sgmatSplitK?: number;
   /** With the subgroup-matrix fast kernel: how x rows are read ('gather' | 'half' | 'direct', see plan.ts's SgmatXRows; tests / tuning; default sgmatXRowsFor). */
   sgmatXRows?: SgmatXRows;
+  /** With the subgroup-matrix fast kernel and packed weights: 16-byte loads of codes at staging (tests / tuning; default plan.ts's sgmatWideLoadsFor). */
+  sgmatWideLoads?: boolean;
   /** Decode whole u32 words of weights at once where the row length allows (default true; false forces element-by-element loads, for tests). */
   vectorize?: boolean;
 }

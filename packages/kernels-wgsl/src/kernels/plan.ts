@@ -28,7 +28,7 @@
  */
 
 import { ValueError } from '@webmoe/tensor';
-import type { SgmatShapeName } from './grouped-gemm-fast-wgsl.js';
+import type { SgmatShapeName } from './grouped-gemm-fast-shapes.js';
 
 /** Which fast prefill kernel (grouped-gemm-fast.ts). @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { tile: 'fast', fast: 'f32' })` */
 export type FastGemmKind = 'f32' | 'f16' | 'subgroup-matrix';
@@ -220,6 +220,17 @@ export function sgmatSplitKFor(_nWork: number, _K: number, _op: 'gate_up' | 'dow
  * rows: no x staging). Today 'gather' everywhere (the others are bench candidates, scripts/gpu/prefill-bench.ts).
  */
 export type SgmatXRows = 'gather' | 'half' | 'direct';
+
+/**
+ * Whether the subgroup-matrix kernel stages packed weights (fp8 blocks, int4 / int8 blocks, MXFP4) with 16-byte loads
+ * of codes (FastGemmVariant.wide; where fastWeightFormat allows it) rather than the codes of 8 values per load. Both
+ * stage the same f16 values (bit-identical results); wide loads issue half (8-bit) or a quarter (4-bit) of the loads,
+ * scale lookups and index divisions. GroupedGemmOptions.sgmatWideLoads overrides it (scripts/gpu/prefill-bench.ts
+ * ranks both: paths -narrow / -wide).
+ */
+export function sgmatWideLoadsFor(_wf: string): boolean {
+  return true;
+}
 
 /** The x-row mode (SgmatXRows) of a subgroup-matrix GEMM call of `rows` grouped rows and K input channels. */
 export function sgmatXRowsFor(_rows: number, _K: number): SgmatXRows {

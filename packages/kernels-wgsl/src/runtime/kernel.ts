@@ -32,6 +32,8 @@ export interface KernelSignature {
   readonly bindings: readonly BindingDecl[];
   readonly uniforms?: readonly UniformField[];
   readonly f16?: boolean;
+  /** Further global directives written first, after `enable f16;` (e.g. `enable subgroups;`, `diagnostic(off, ...);`). */
+  readonly directives?: readonly string[];
 }
 
 /**
@@ -72,10 +74,11 @@ export function defineKernel<V extends Variant>(name: string, source: (variant: 
   return { name, source, entryPoint: opts.entryPoint ?? 'main', signature: opts.signature };
 }
 
-/** The WGSL header of a signature: `enable f16;`, struct U, the storage bindings in order and `u: U` after them. */
+/** The WGSL header of a signature: `enable f16;` and the other directives, struct U, the storage bindings in order and `u: U` after them. */
 export function signatureWgsl(sig: KernelSignature): string {
   const lines: string[] = [];
   if (sig.f16) lines.push('enable f16;');
+  lines.push(...(sig.directives ?? []));
   const fields = sig.uniforms ?? [];
   if (fields.length) lines.push(`struct U { ${fields.map((f) => `${f.name}: ${f.type},`).join(' ')} }`);
   sig.bindings.forEach((b, i) => lines.push(`@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: ${b.type};`));

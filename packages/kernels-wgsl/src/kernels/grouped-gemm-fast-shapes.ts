@@ -1,0 +1,209 @@
+/**
+ * Variants, tile sizes and subgroup-matrix tile shapes of the fast grouped
+ * GEMMs for prefill (kernels: grouped-gemm-fast-wgsl.ts, register-blocked FMA,
+ * and grouped-gemm-sgmat-wgsl.ts, subgroup matrices; their shared staging
+ * code: grouped-gemm-fast-staging-wgsl.ts; the weight decoders:
+ * grouped-gemm-fast-weights-wgsl.ts; dispatch: grouped-gemm-fast.ts).
+ */
+import type { GroupedGemmVariant } from './grouped-gemm-wgsl.js';
+
+/** Rows (grouped rows) per workgroup tile of the register-blocked kernel (the subgroup-matrix kernel's come from its SgmatShape). */
+export const FAST_TM = 64;
+/** Weight rows per workgroup tile (down: outputs; gate_up: 64 gate + 64 up rows). */
+export const FAST_TNW = 128;
+/** K slice staged per step. */
+export const FAST_TK = 32;
+/** Threads per workgroup. */
+export const FAST_THREADS = 256;
+
+/**
+ * Variant of the fast grouped GEMMs (selects the WGSL; shapes go in uniforms): the tiled GEMM's fields of the
+ * operation, weight format (packed ones decoded at staging, grouped-gemm-fast-weights-wgsl.ts), bias and x rows, and
+ * the fast kernels' own.
+ * @example `{ op: 'down', act: 'none', interleaved: false, wf: 'bfloat16', sd: 'none', bias: 'none', xmode: 'grouped', rowScale: false, h: false }`
+ */
+export type FastGemmVariant = Pick<GroupedGemmVariant, 'op' | 'act' | 'interleaved' | 'wf' | 'sd' | 'zp' | 'bias' | 'xmode' | 'rowScale'> & {
+  /** Register-blocked kernel only: stage operands as f16 (needs shader-f16). */
+  h: boolean;
+  /**
+   * f16-staged kernels ('f16' and subgroup-matrix): each x row is multiplied by a power of two that brings
+   * its largest |value| (times |rowScale|) to at most 2^14 before the f16 rounding, and the row's results are
+   * divided by it before bias and activation, so inputs beyond f16's range (65504) stay finite and correct.
+   * Needs the XAMAX binding (per x row max |x|, from rowAbsMaxKernel). Rows already inside the range are
+   * untouched (scale 1).
+   */
+  xScale?: boolean;
+  /**
+   * Subgroup-matrix kernel only, tests: emulate the subgroup-matrix builtins per invocation in plain WGSL
+   * (every invocation computes whole 16x16 matrices; slow) so the staging, layouts and epilogue run on
+   * adapters without the feature. Never selected by the ops.
+   */
+  emu?: boolean;
+  /** Subgroup-matrix kernel only: the tile shape, a key of SGMAT_SHAPES (absent: SGMAT_DEFAULT_SHAPE). */
+  sg?: SgmatShapeName;
+  /**
+   * Subgroup-matrix kernel, down only: split K over this many workgroups per tile (2..8; absent: 1). Workgroup
+   * w0 computes split w0 % splitK of tile w0 / splitK over K range [ks * kc, (ks + 1) * kc) (kc: K / splitK
+   * rounded up to the K slice) and writes its partial sums to Y viewed as [splitK][nRows][ys] (bias in split
+   * 0 only; recordFastGemm passes ys = N, yo = 0); splitKReduceKernel adds the splits into the output.
+   */
+  splitK?: number;
+  /**
+   * Subgroup-matrix kernel only: x arrives as f16 rows in grouped order (halfRowsKernel: gathered, times rowScale,
+   * times the row's power-of-two staging scale, rounded to f16 once per call; rows of halfRowStride(K) halves, zero
+   * padded, plus HALF_ROWS_PAD zero rows), XRU the per-grouped-row 1 / scale; the GEMM neither gathers nor converts x.
+   * 'staged': X is array<vec4<u32>> (8 halves per load) staged into workgroup memory like before; 'direct': X is
+   * array<f16> and the A matrices are loaded from it directly (no x staging at all; rows past the tile's end
+   * belong to the next expert or the padding and only feed discarded output rows). Set with rowScale false and
+   * xScale true (the variant of the ops).
+   */
+  xh?: 'staged' | 'direct';
+  /**
+   * Subgroup-matrix kernel, packed formats: each staging load reads 16 bytes of codes (16 fp8 / int8 or 32 int4 / fp4
+   * values) and one scale, instead of the codes of 8 values and their scale (grouped-gemm-fast-weights-wgsl.ts); the
+   * decoded values are the same. Needs K and the scale blocks' width to be multiples of those values (or one block per
+   * row): fastWeightFormat's `wide`.
+   */
+  wide?: boolean;
+};
+
+/**
+ * Tile shape of the subgroup-matrix kernel: a workgroup computes `tm` grouped rows x `tn` weight rows
+ * (down: tn outputs; gate_up: tn / 2 outputs, their gate and up rows in alternating blocks of 16 columns),
+ * staging K slices of `tk` (32 or 64) as f16 in workgroup memory; `wm` x `wn` subgroups of 32 invocations
+ * (threads = 32 * wm * wn) each own a (tm / wm) x (tn / wn) block of 16x16 f32 accumulators, so one A and
+ * one B fragment load feed tn / wn / 16 and tm / wm / 16 multiply-accumulates. `db`: two staging buffers
+ * (one barrier per K slice instead of two: the next slice is stored into the other buffer while this one
+ * is multiplied).
+ */
+export interface SgmatShape {
+  /** Grouped rows per workgroup tile (a multiple of 16 * wm, at most 128). */
+  tm: number;
+  /** Weight rows per workgroup tile (a multiple of 32 and of 16 * wn, at most 256). */
+  tn: number;
+  /** K slice staged per step: 32 or 64. */
+  tk: number;
+  /** Subgroups along the rows. */
+  wm: number;
+  /** Subgroups along the weight rows (wm * wn <= 8). */
+  wn: number;
+  /** Double-buffered staging. */
+  db?: boolean;
+  /**
+   * Conflict-free weight staging (bf16 / f16 weights): thread j stores its 8 values starting at value 2 (j % (tk / 8))
+   * (its raw words rotated by j % (tk / 8)), so the 32 lanes of one store instruction hit 32 different banks (without:
+   * 4 lanes per bank, the rows being 16-byte aligned); and x held as f16 between load and staging (fewer registers).
+   */
+  swz?: boolean;
+  /**
+   * The A matrices always come from the f16 x rows directly (FastGemmVariant.xh 'direct'): the layout has no A
+   * staging tile, which leaves room for wider tiles.
+   */
+  xd?: boolean;
+}
+
+/**
+ * The named tile shapes (bench candidates, docs/PERF-NOTES.md; which one runs is plan.ts's choice).
+ * Subgroup block per shape: m64n128k32 32x32 (the kernel measured on the H200 on 2026-12-03; every other shape
+ * has `swz`, m64n128k32s is it with `swz` only), m128n128k32 64x32, w4: 4 subgroups with 32x64 blocks, w4x2:
+ * 8 subgroups with 32x64 blocks, w2x2: 4 subgroups with 64x64 blocks (half the fragment loads per multiply of
+ * 32x32 blocks); k64: 64-wide K slices; db: double-buffered staging; m32 / m16: tiles for few rows per expert
+ * (m16n256*: 16 grouped rows x 256 weight rows, 8 subgroups with 16x32 blocks or w4: 4 subgroups with 16x64 blocks,
+ * for ~4 rows per expert, e.g. DeepSeek-V3 at T = 128: each weight row is read once per 16-row tile);
+ * xd: A matrices loaded from the f16 x rows directly (no A tile: room for 64-wide K slices with 128 rows, or 256
+ * weight rows).
+ */
+export type SgmatShapeName =
+  | 'm64n128k32'
+  | 'm64n128k32s'
+  | 'm128n128k32'
+  | 'm128n128k32w4x2'
+  | 'm64n128k32w4'
+  | 'm64n128k64'
+  | 'm64n128k64w4'
+  | 'm64n64k32db'
+  | 'm32n128k32db'
+  | 'm32n128k32'
+  | 'm32n128k64'
+  | 'm16n128k64'
+  | 'm16n128k32'
+  | 'm16n256k32'
+  | 'm16n256k32w4'
+  | 'm16n256k32xd'
+  | 'm16n128k64xd'
+  | 'm128n128k32w2x2'
+  | 'm128n128k64xd'
+  | 'm64n256k32xd'
+  | 'm128n256k32xd';
+
+/** The tile shape of each name. @example `SGMAT_SHAPES.m64n128k64 // { tm: 64, tn: 128, tk: 64, wm: 2, wn: 4, swz: true }` */
+export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>> = {
+  m64n128k32: { tm: 64, tn: 128, tk: 32, wm: 2, wn: 4 },
+  m64n128k32s: { tm: 64, tn: 128, tk: 32, wm: 2, wn: 4, swz: true },
+  m128n128k32: { tm: 128, tn: 128, tk: 32, wm: 2, wn: 4, swz: true },
+  m128n128k32w4x2: { tm: 128, tn: 128, tk: 32, wm: 4, wn: 2, swz: true },
+  m64n128k32w4: { tm: 64, tn: 128, tk: 32, wm: 2, wn: 2, swz: true },
+  m64n128k64: { tm: 64, tn: 128, tk: 64, wm: 2, wn: 4, swz: true },
+  m64n128k64w4: { tm: 64, tn: 128, tk: 64, wm: 2, wn: 2, swz: true },
+  m64n64k32db: { tm: 64, tn: 64, tk: 32, wm: 2, wn: 2, db: true, swz: true },
+  m32n128k32db: { tm: 32, tn: 128, tk: 32, wm: 1, wn: 4, db: true, swz: true },
+  m32n128k32: { tm: 32, tn: 128, tk: 32, wm: 2, wn: 4, swz: true },
+  m32n128k64: { tm: 32, tn: 128, tk: 64, wm: 1, wn: 4, swz: true },
+  m16n128k64: { tm: 16, tn: 128, tk: 64, wm: 1, wn: 8, swz: true },
+  m16n128k32: { tm: 16, tn: 128, tk: 32, wm: 1, wn: 8, swz: true },
+  m16n256k32: { tm: 16, tn: 256, tk: 32, wm: 1, wn: 8, swz: true },
+  m16n256k32w4: { tm: 16, tn: 256, tk: 32, wm: 1, wn: 4, swz: true },
+  m16n256k32xd: { tm: 16, tn: 256, tk: 32, wm: 1, wn: 8, swz: true, xd: true },
+  m16n128k64xd: { tm: 16, tn: 128, tk: 64, wm: 1, wn: 8, swz: true, xd: true },
+  m128n128k32w2x2: { tm: 128, tn: 128, tk: 32, wm: 2, wn: 2, swz: true },
+  m128n128k64xd: { tm: 128, tn: 128, tk: 64, wm: 2, wn: 4, swz: true, xd: true },
+  m64n256k32xd: { tm: 64, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, xd: true },
+  m128n256k32xd: { tm: 128, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, xd: true },
+};
+
+
+/** The shape of the subgroup-matrix kernel measured on the H200 (plan.ts may choose others). */
+export const SGMAT_DEFAULT_SHAPE: SgmatShapeName = 'm64n128k32';
+
+/** Workgroup memory budget of the subgroup-matrix kernel's shapes (the H200's limit under Dawn; the epilogue tile shrinks to fit). */
+export const SGMAT_MAX_WORKGROUP_BYTES = 32768;
+
+/**
+ * Derived layout of a shape: staging row stride (tk + 8 halves: 16-byte aligned rows, conflict-free
+ * fragment loads), epilogue tile width `ow` (columns of f32 results staged per 16-row block; the widest
+ * divisor of tn, a multiple of 32, that fits the budget), the workgroup bytes, or `error` for an invalid shape.
+ */
+export function sgmatLayout(s: SgmatShape): { str: number; ow: number; bytes: number; threads: number; error?: string } {
+  const str = s.tk + 8;
+  const threads = 32 * s.wm * s.wn;
+  const staging = (s.db ? 2 : 1) * ((s.xd ? 0 : s.tm) + s.tn) * str * 2;
+  const rows = 12 * s.tm + 16;
+  let ow = s.tn;
+  while (ow > 32 && (s.tn % ow !== 0 || staging + rows + 64 * ow > SGMAT_MAX_WORKGROUP_BYTES)) ow -= 32;
+  const bytes = staging + rows + 64 * ow;
+  const bad = (what: string) => ({ str, ow, bytes, threads, error: `${what} (shape ${JSON.stringify(s)})` });
+  if (s.tk !== 32 && s.tk !== 64) return bad('tk must be 32 or 64');
+  if (!(s.wm >= 1 && s.wn >= 1 && s.wm * s.wn <= 8)) return bad('wm * wn must be 1..8 subgroups');
+  if (s.tm % (16 * s.wm) !== 0 || s.tm > 128) return bad('tm must be a multiple of 16 * wm, at most 128');
+  if (s.tn % 32 !== 0 || s.tn % (16 * s.wn) !== 0 || s.tn > 256) return bad('tn must be a multiple of 32 and of 16 * wn, at most 256');
+  if (s.tn % ow !== 0 || bytes > SGMAT_MAX_WORKGROUP_BYTES) return bad(`needs ${bytes} bytes of workgroup memory (budget ${SGMAT_MAX_WORKGROUP_BYTES})`);
+  return { str, ow, bytes, threads };
+}
+
+/** The shape of a subgroup-matrix variant. */
+export function sgmatShape(v: Pick<FastGemmVariant, 'sg'>): SgmatShape {
+  return SGMAT_SHAPES[v.sg ?? SGMAT_DEFAULT_SHAPE];
+}
+
+/** Output columns (down: outputs; gate_up: gate/up pairs) per workgroup tile of a weight-row tile of tn. */
+export function tileOutputs(op: FastGemmVariant['op'], tn: number): number {
+  return op === 'gate_up' ? tn / 2 : tn;
+}
+
+/** Row stride (halves) of the f16 x rows of halfRowsKernel for K input channels: K rounded up to 64 (whole K slices). */
+export function halfRowStride(K: number): number {
+  return Math.ceil(K / 64) * 64;
+}
+
+/** Zero rows after the f16 x rows (the 'direct' A loads of a last tile read up to 127 rows past the end). */
+export const HALF_ROWS_PAD = 128;

@@ -1,0 +1,256 @@
+/**
+ * The subgroup-matrix grouped GEMM for prefill (chromium_experimental_subgroup_matrix, f16 x f16 -> f32, 16x16x16),
+ * in the tile shapes of SGMAT_SHAPES (grouped-gemm-fast-shapes.ts): x rows and weights staged as f16 in workgroup
+ * memory (x optionally converted to f16 in grouped order by halfRowsKernel first, `xh`, and then staged or loaded
+ * as A matrices straight from those rows), the f32 results go through workgroup memory one 16-row block and column
+ * chunk at a time for bias + activation; the down GEMM optionally split along K (`splitK`, partials summed by
+ * splitKReduceKernel). Staging, prologue and epilogue are shared with the register-blocked kernel
+ * (grouped-gemm-fast-staging-wgsl.ts); `emu` (tests) replaces the builtins by a plain-WGSL emulation.
+ */
+import { defineKernel } from '../runtime/kernel.js';
+import { sgmatLayout, sgmatShape, tileOutputs, type FastGemmVariant } from './grouped-gemm-fast-shapes.js';
+import { fastGemmSignature, helpersWgsl, loadSlice, prologue, rounds, sgmatGeo, sharedRows, sliceRegs, store } from './grouped-gemm-fast-staging-wgsl.js';
+import { fastVpl } from './grouped-gemm-fast-weights-wgsl.js';
+
+/** The global directives of the kernel: the builtins' extension, or (`emu`) only subgroups (f16 comes with the signature). */
+function sgmatDirectives(emu: boolean): string[] {
+  return emu ? ['enable subgroups;'] : ['diagnostic(off, chromium.subgroup_matrix_uniformity);', 'enable subgroups;', 'enable chromium_experimental_subgroup_matrix;'];
+}
+
+/**
+ * The subgroup-matrix operations of the kernel as WGSL statements: the builtins, or (`emu`, tests) a
+ * per-invocation emulation in plain WGSL where every matrix is a slot of 256 f32 in a private array
+ * (loops over slots, no by-value matrices: cheap to compile on lavapipe). Matrices are named; each name
+ * gets its own slot.
+ */
+function matrixOps(emu: boolean, names: string[], xDirect: boolean) {
+  const L = 'subgroup_matrix_left<f16, 16, 16>';
+  const R = 'subgroup_matrix_right<f16, 16, 16>';
+  const C = 'subgroup_matrix_result<f32, 16, 16>';
+  const slot = (n: string) => {
+    const i = names.indexOf(n);
+    if (i < 0) throw new Error(`grouped_gemm_sgmat: unknown matrix ${n}`);
+    return `${i}u`;
+  };
+  if (!emu) {
+    return {
+      decls: '',
+      args: '',
+      entry: '',
+      zero: (c: string) => `var ${c} = ${C}();`,
+      /** A (left, row-major rows of AS) or B (right, column-major: weight rows of BS are its columns). */
+      /** A (left, row-major: rows of AS or of the f16 x rows X) or B (right, column-major: weight rows of BS are its columns). */
+      load: (m: string, arr: 'AS' | 'BS' | 'X', off: string, stride: string) =>
+        `let ${m} = subgroupMatrixLoad<${arr === 'BS' ? R : L}>(&${arr}, ${off}, ${arr === 'BS'}, ${stride});`,
+      mma: (c: string, a: string, b: string) => `${c} = subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c});`,
+      store: (c: string, off: string, stride: number) => `subgroupMatrixStore(&OS, ${off}, ${c}, false, ${stride}u);`,
+    };
+  }
+  // Emulation following the Dawn spec's layouts: element (r, c) of a matrix at offset o with stride s is
+  // o + r * s + c (row-major) or o + c * s + r (column-major). Only the first invocation of each subgroup works
+  // (the whole subgroup's matrices; the others' would be copies), so the emulation costs one invocation per subgroup.
+  const decls = /* wgsl */ `
+var<private> EM: array<f32, ${names.length * 256}>;
+var<private> EMU_LEAD: bool;
+// 16, from a uniform so that the compiler cannot unroll the loops below (unrolled, each inlined call is thousands of instructions).
+var<private> EMN: u32;
+fn emuZero(m: u32) { if (!EMU_LEAD) { return; } for (var i = 0u; i < EMN * EMN; i++) { EM[m * 256u + i] = 0.0; } }
+${xDirect ? '' : 'fn emuLoadA(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(AS[off + r * s + c]); } } }\n'}${xDirect ? 'fn emuLoadX(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(X[off + r * s + c]); } } }\n' : ''}fn emuLoadB(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(BS[off + c * s + r]); } } }
+fn emuMma(c: u32, a: u32, b: u32) { if (!EMU_LEAD) { return; } for (var i = 0u; i < EMN; i++) { for (var j = 0u; j < EMN; j++) { var t = 0.0; for (var k = 0u; k < EMN; k++) { t = fma(EM[a * 256u + i * 16u + k], EM[b * 256u + k * 16u + j], t); } EM[c * 256u + i * 16u + j] += t; } } }
+fn emuStore(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { OS[off + r * s + c] = EM[m * 256u + r * 16u + c]; } } }`;
+  return {
+    decls,
+    args: ', @builtin(subgroup_invocation_id) sgi: u32',
+    entry: '\n  EMU_LEAD = sgi == 0u;\n  EMN = 16u + (u.E >> 31u);',
+    zero: (c: string) => `emuZero(${slot(c)});`,
+    load: (m: string, arr: 'AS' | 'BS' | 'X', off: string, stride: string) => `emuLoad${arr === 'AS' ? 'A' : arr === 'BS' ? 'B' : 'X'}(${slot(m)}, ${off}, ${stride});`,
+    mma: (c: string, a: string, b: string) => `emuMma(${slot(c)}, ${slot(a)}, ${slot(b)});`,
+    store: (c: string, off: string, stride: number) => `emuStore(${slot(c)}, ${off}, ${stride}u);`,
+  };
+}
+
+/**
+ * Subgroup-matrix grouped GEMM (see the file comment). Needs
+ * chromium-experimental-subgroup-matrix with an f16 x f16 -> f32 16x16x16
+ * config, shader-f16, subgroups, a subgroup size <= 32 and the shape's
+ * workgroup memory (sgmatLayout). Subgroup s < wm * wn owns rows
+ * (s % wm) * tm / wm.. and tile columns (s / wm) * tn / wn..; extra subgroups
+ * (subgroup size < 32) only stage and store.
+ * @example `rec.dispatch({ kernel: groupedGemmSgmatKernel, variant, bind: { X, ORDER, META, ..., Y }, params: { nRows, ... }, workgroups })` (normally through recordFastGemm)
+ */
+export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gemm_sgmat', (v) => {
+  const shape = sgmatShape(v);
+  const lay = sgmatLayout(shape);
+  if (lay.error) throw new Error(`grouped_gemm_sgmat: ${lay.error}`);
+  if (shape.xd && v.xh !== 'direct') throw new Error(`grouped_gemm_sgmat: shape ${v.sg} loads x directly (xh 'direct'), got xh ${String(v.xh)}`);
+  if (v.splitK !== undefined && (v.op !== 'down' || !Number.isInteger(v.splitK) || v.splitK < 1 || v.splitK > 8)) throw new Error(`grouped_gemm_sgmat: splitK ${v.splitK} (down only, 1..8)`);
+  const g = sgmatGeo(v);
+  const helpers = helpersWgsl(v, g);
+  const { tm, tn, tk, wm, wn } = shape;
+  const { str, ow, threads } = lay;
+  const nb = shape.db ? 2 : 1;
+  // Matrix pointers must be 16-byte aligned (see sharedRows): every workgroup variable's size is a multiple of 16 bytes, and so is every buffer's and row's offset.
+  for (const [name, bytes] of [['AS', 2 * tm * str], ['BS', 2 * tn * str], ['row', 2 * str], ['OS', 4 * 16 * ow], ['ROWX', 4 * tm]] as const) {
+    if (bytes % 16 !== 0) throw new Error(`grouped_gemm_sgmat: workgroup array ${name} is ${bytes} bytes, not a multiple of 16`);
+  }
+  const nsg = wm * wn;
+  const RB = tm / wm; // rows per subgroup
+  const CB = tn / wn; // tile columns per subgroup
+  const MI = RB / 16;
+  const NJ = CB / 16;
+  const V = fastVpl(v);
+  const perRow = tk / V;
+  const xr = rounds((tm * tk) / (v.xh ? 8 : 4), threads);
+  const wr = rounds(tn * perRow, threads);
+  // Rotated weight stores: 16-bit dense weights only (8 values in 4 words); packed formats keep the plain order.
+  const swz = !!shape.swz && (v.wf === 'bfloat16' || v.wf === 'float16');
+  const accNames: string[] = [];
+  for (let i = 0; i < MI; i++) for (let j = 0; j < NJ; j++) accNames.push(`c${i}_${j}`);
+  const bNames = Array.from({ length: NJ }, (_, j) => `b${j}`);
+  const M = matrixOps(!!v.emu, [...accNames, ...bNames, 'a'], v.xh === 'direct');
+  // Staging of the registers into buffer `buf` (0 / 1; a WGSL expression): x rows as f16 into AS [tm][str], weight rows into BS [tn][str].
+  // Offset of staging buffer BUF0 (replaced by the buffer expression in stage()).
+  const buf0 = (n: number) => `BUF0 * ${n}u + `;
+  // xh: 8 halves per item, stored rotated by j % 4 words like the weights (SgmatShape.swz) when swz.
+  const stageX = v.xh === 'direct' ? '' : v.xh
+    ? `
+    for (var i = 0u; i < ${xr.n}u; i++) {
+      let j = lid + i * ${threads}u;${xr.guard ? `\n      if (j < ${(tm * tk) / 8}u) {` : ' {'}
+        let ai = ${nb > 1 ? `${buf0(tm * str)}` : ''}(j / ${tk / 8}u) * ${str}u + (j % ${tk / 8}u) * 8u;${
+          shape.swz
+            ? `
+        let q = j & 3u;
+        let x1 = select(xg[i], xg[i].yzwx, (q & 1u) != 0u);
+        let xw = select(x1, x1.zwxy, (q & 2u) != 0u);`
+            : `
+        let xw = xg[i];`
+        }
+${[0, 1, 2, 3].map((w) => `        { let h = bitcast<vec2<f16>>(xw.${'xyzw'[w]}); AS[ai + ${shape.swz ? `((${2 * w}u + 2u * q) & 7u)` : `${2 * w}u`}] = h.x; AS[ai + ${shape.swz ? `((${2 * w + 1}u + 2u * q) & 7u)` : `${2 * w + 1}u`}] = h.y; }`).join('\n')}
+      }
+    }`
+    : `
+    for (var i = 0u; i < ${xr.n}u; i++) {
+      let j = lid + i * ${threads}u;${xr.guard ? `\n      if (j < ${(tm * tk) / 4}u) {` : ' {'}
+        let xh = ${g.xHalf ? 'xg[i]' : 'vec4<f16>(xg[i])'};
+        let ai = ${nb > 1 ? `${buf0(tm * str)}` : ''}(j / ${tk / 4}u) * ${str}u + (j % ${tk / 4}u) * 4u;
+        AS[ai] = xh.x;
+        AS[ai + 1u] = xh.y;
+        AS[ai + 2u] = xh.z;
+        AS[ai + 3u] = xh.w;
+      }
+    }`;
+  const stage = (buf: string) => `${stageX.replaceAll('BUF0', buf)}
+    for (var i = 0u; i < ${wr.n}u; i++) {
+      let j = lid + i * ${threads}u;${wr.guard ? `\n      if (j < ${tn * perRow}u) {` : ' {'}
+        let bi = ${nb > 1 ? `${buf} * ${tn * str}u + ` : ''}(j / ${perRow}u) * ${str}u + (j % ${perRow}u) * ${V}u;${
+          swz
+            ? `
+        // words rotated by q = j % 4: value t of wv is value (t + 2q) % 8 of the 8 (see SgmatShape.swz).
+        let q = j & 3u;
+        let w1 = select(wg[i], wg[i].yzwx, (q & 1u) != 0u);
+        let wv = wdec(select(w1, w1.zwxy, (q & 2u) != 0u));
+${Array.from({ length: V }, (_, t) => `        BS[bi + ((${t}u + 2u * q) & 7u)] = f16(wv[${t}]);`).join('\n')}`
+            : `
+        let wv = wdec(wg[i]);
+${Array.from({ length: V }, (_, t) => `        BS[bi + ${t}u] = f16(wv[${t}]);`).join('\n')}`
+        }
+      }
+    }`;
+  // The multiply-accumulates of one staged slice in buffer `buf`.
+  const mma = (buf: string) => {
+    const aBase = nb > 1 ? `${buf} * ${tm * str}u + ` : '';
+    const bBase = nb > 1 ? `${buf} * ${tn * str}u + ` : '';
+    let s = '';
+    for (let kk = 0; kk < tk; kk += 16) {
+      s += `      {\n`;
+      for (let j = 0; j < NJ; j++) s += `        ${M.load(`b${j}`, 'BS', `${bBase}(sn * ${CB}u + ${16 * j}u) * ${str}u + ${kk}u`, `${str}u`)}\n`;
+      for (let i = 0; i < MI; i++) {
+        const aLoad = v.xh === 'direct' ? M.load('a', 'X', `(r0 + sm * ${RB}u + ${16 * i}u) * kp + k0 + ${kk}u`, 'kp') : M.load('a', 'AS', `${aBase}(sm * ${RB}u + ${16 * i}u) * ${str}u + ${kk}u`, `${str}u`);
+        s += `        { ${aLoad}\n`;
+        for (let j = 0; j < NJ; j++) s += `          ${M.mma(`c${i}_${j}`, 'a', `b${j}`)}\n`;
+        s += `        }\n`;
+      }
+      s += `      }\n`;
+    }
+    return s;
+  };
+  const loop = shape.db
+    ? `
+  ${stage('0u')}
+  workgroupBarrier();
+  var buf = 0u;
+  for (var k0 = kBeg; k0 < kEnd; k0 += ${tk}u) {
+    let kb = k0 + ${tk}u;
+    let more = kb < kEnd;
+    if (more) { ${loadSlice(v, g, 'kb')}
+    }
+    if (sg < ${nsg}u) {
+${mma('buf')}    }
+    if (more) { ${stage('(1u - buf)')}
+    }
+    workgroupBarrier();
+    buf = 1u - buf;
+  }`
+    : `
+  for (var k0 = kBeg; k0 < kEnd; k0 += ${tk}u) {
+    ${stage('0u')}
+    workgroupBarrier();
+    { let kb = k0 + ${tk}u; if (kb < kEnd) { ${loadSlice(v, g, 'kb')}
+    } }
+    if (sg < ${nsg}u) {
+${mma('0u')}    }
+    workgroupBarrier();
+  }`;
+  // Epilogue: per 16-row block and ow-wide column chunk, the owning subgroups store their results into OS, then every thread
+  // applies bias / activation to its outputs (gate_up: gate column ((q / 16) * 32 + q % 16), up 16 further; Geo 'pairs16').
+  const owOut = tileOutputs(v.op, ow);
+  const epiStore =
+    v.op === 'gate_up'
+      ? `let cg = ((q >> 4u) << 5u) + (q & 15u); let g = OS[r * ${ow}u + cg]; let up = OS[r * ${ow}u + cg + 16u]; ${store(v, 'p', 'o', 'g', 'up', 'p - r0')}`
+      : `let g = OS[r * ${ow}u + q]; ${store(v, 'p', 'o', 'g', '', 'p - r0')}`;
+  let epi = '';
+  for (let blk = 0; blk < tm / 16; blk++) {
+    const sm0 = Math.floor((16 * blk) / RB);
+    const i0 = (16 * blk - sm0 * RB) / 16;
+    epi += `  if (r0 + ${16 * blk}u < r1) {\n`;
+    for (let cc = 0; cc < tn / ow; cc++) {
+      let stores = '';
+      for (let j = 0; j < NJ; j++) {
+        const col = `sn * ${CB}u + ${16 * j}u`;
+        const inChunk = tn === ow ? 'true' : `${col} >= ${cc * ow}u && ${col} < ${(cc + 1) * ow}u`;
+        stores += `      if (${inChunk}) { ${M.store(`c${i0}_${j}`, `${col} - ${cc * ow}u`, ow)} }\n`;
+      }
+      epi += `    if (sg < ${nsg}u && sm == ${sm0}u) {\n${stores}    }
+    workgroupBarrier();
+    for (var idx = lid; idx < ${16 * owOut}u; idx += ${threads}u) {
+      let r = idx / ${owOut}u;
+      let q = idx % ${owOut}u;
+      let p = r0 + ${16 * blk}u + r;
+      let o = o0 + ${cc * tileOutputs(v.op, ow)}u + q;
+      if (p < r1 && o < u.N) { ${epiStore} }
+    }
+    workgroupBarrier();\n`;
+    }
+    epi += `  }\n`;
+  }
+  return /* wgsl */ `
+${helpers}
+// A: x rows row-major [${nb}][${tm}][${str}] f16; B: weight rows [${nb}][${tn}][${str}] f16 (k contiguous, read as column-major K x N).
+${v.xh === 'direct' ? '// A: loaded from the f16 x rows X directly.' : `var<workgroup> AS: array<f16, ${nb * tm * str}>;`}
+var<workgroup> BS: array<f16, ${nb * tn * str}>;
+// f32 results of one 16-row block and ${ow} tile columns for the epilogue.
+var<workgroup> OS: array<f32, ${16 * ow}>;
+${sharedRows(tm, v)}
+${M.decls}
+
+@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32${M.args}) {${M.entry}
+${prologue(v, g)}
+  let sm = sg % ${wm}u;
+  let sn = (sg / ${wm}u) % ${wn}u;
+  ${accNames.map((c) => M.zero(c)).join('\n  ')}
+  ${sliceRegs(v, g)}
+${loop}
+${epi}}
+`;
+}, { signature: (v) => fastGemmSignature(v, sgmatDirectives(!!v.emu)) });

@@ -1,0 +1,219 @@
+/**
+ * Wide staging loads of packed weights in the subgroup-matrix GEMM (FastGemmVariant.wide: 16 bytes of codes per
+ * load, decoded with bit arithmetic) against the 8-values-per-load staging: the two must give bit-identical outputs
+ * (the same f16 tiles), and both match the reference. The fp8 bit decoders (FP8_DECODE_BITS_WGSL) are checked on
+ * all 256 codes against FP8_DECODE_WGSL's and against the host decoders of @webmoe/tensor.
+ *
+ * The subgroup-matrix kernel runs its real builtins where the adapter has the shape, else the emulated builtins
+ * (lavapipe), as in grouped-gemm-fast.gpu.test.ts.
+ */
+import { describe, it, expect, beforeAll } from 'vitest';
+import { HostTensor, e4m3ToF32, e5m2ToF32 } from '@webmoe/tensor';
+import {
+  GpuTensor,
+  Recorder,
+  defineKernel,
+  destroyExpertWeights,
+  foldWorkgroups,
+  groupedDownRef,
+  groupedGateUpRef,
+  quantizeExperts,
+  uploadExpertWeights,
+  type ExpertActivation,
+  type ExpertQuantFormat,
+  type ExpertWeightsHost,
+  type GpuContext,
+} from '@webmoe/kernels-wgsl';
+import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
+import { fastWeightFormat, recordFastGemm, sgmatSupported, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
+import { SGMAT_SHAPES } from '../src/kernels/grouped-gemm-fast-shapes.js';
+import { FP8_DECODE_BITS_WGSL } from '../src/wgsl.js';
+import { hostGrouping, randomIdx, uploadGrouping } from './grouped-helpers.js';
+import { randomZeros } from './quant-helpers.js';
+
+let ctx: GpuContext | null;
+beforeAll(async () => {
+  ctx = await testGpu();
+});
+
+const fp8Codes = defineKernel<{ n: number }>(
+  'test_fp8_codes',
+  () => /* wgsl */ `
+${FP8_DECODE_BITS_WGSL}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let b = g.x;
+  if (b >= 256u) { return; }
+  OUT[4u * b] = bitcast<u32>(decode_e4m3(b));
+  OUT[4u * b + 1u] = bitcast<u32>(decode_e4m3_bits(b));
+  OUT[4u * b + 2u] = bitcast<u32>(decode_e5m2(b));
+  OUT[4u * b + 3u] = bitcast<u32>(decode_e5m2_bits(b));
+}
+`,
+  { signature: () => ({ bindings: [{ name: 'OUT', type: 'array<u32>', access: 'read_write' }] }) },
+);
+
+describe('fp8 bit-arithmetic decoders', () => {
+  it('give the same f32 as decode_e4m3 / decode_e5m2 and the host decoders on all 256 codes (NaN where they give NaN)', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const c = ctx;
+    const bits = await gpuChecked(c, async () => {
+      const out = GpuTensor.empty(c, 'uint32', [256 * 4]);
+      const rec = new Recorder(c);
+      rec.dispatch({ kernel: fp8Codes, variant: { n: 256 }, bind: { OUT: out.buffer }, workgroups: [4] });
+      rec.submit();
+      const d = (await out.download()).data as Uint32Array;
+      out.destroy();
+      return d;
+    });
+    const f = new Float32Array(bits.buffer, bits.byteOffset, bits.length);
+    for (let b = 0; b < 256; b++) {
+      for (const [i, host] of [[0, e4m3ToF32(b)], [2, e5m2ToF32(b)]] as const) {
+        const branchy = f[4 * b + i];
+        const arith = f[4 * b + i + 1];
+        const what = `${i === 0 ? 'e4m3' : 'e5m2'} code 0x${b.toString(16)}`;
+        if (Number.isNaN(host)) {
+          expect(Number.isNaN(arith), `${what}: NaN`).toBe(true);
+          expect(Number.isNaN(branchy), `${what}: NaN (branchy)`).toBe(true);
+          continue;
+        }
+        // same bits (signed zeros included) as the branchy decoder, same value as the host's
+        expect(bits[4 * b + i + 1], what).toBe(bits[4 * b + i]);
+        expect(arith, what).toBe(host);
+      }
+    }
+  });
+});
+
+interface WideCase {
+  fmt: ExpertQuantFormat;
+  /** fp8: random raw codes over the whole range (subnormals and both signs; no NaN) instead of quantized values. */
+  rawFp8?: boolean;
+  shape: SgmatShapeName;
+  op: 'gate_up' | 'down';
+  T: number;
+  k: number;
+  E: number;
+  K: number;
+  N: number;
+  act: ExpertActivation;
+  bias: boolean;
+  rowScale: boolean;
+}
+
+// One case per packed format, K a multiple of the wide load's values (16 8-bit / 32 4-bit codes) with partial last K
+// slices, odd N over several column tiles, empty experts; the tile shapes alternate between the default and an M = 16 one.
+const CASES: WideCase[] = [
+  { fmt: { kind: 'fp8_block', block: [16, 32] }, rawFp8: true, shape: 'm64n128k32', op: 'gate_up', T: 45, k: 2, E: 5, K: 96, N: 75, act: { kind: 'silu', layout: 'concat' }, bias: true, rowScale: true },
+  { fmt: { kind: 'fp8_block', dtype: 'float8_e5m2', block: [7, 48] }, rawFp8: true, shape: 'm16n256k32', op: 'down', T: 37, k: 3, E: 4, K: 144, N: 261, act: { kind: 'silu', layout: 'concat' }, bias: false, rowScale: false },
+  { fmt: { kind: 'fp8_block', block: [16, 16] }, shape: 'm16n256k32w4', op: 'gate_up', T: 29, k: 2, E: 3, K: 80, N: 133, act: { kind: 'swigluoai', limit: 1.1, alpha: 1.702, layout: 'interleaved' }, bias: true, rowScale: false },
+  { fmt: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }, shape: 'm16n128k64xd', op: 'down', T: 51, k: 2, E: 5, K: 160, N: 143, act: { kind: 'silu', layout: 'concat' }, bias: true, rowScale: false },
+  { fmt: { kind: 'int_block', bits: 4, blockSize: 64, scaleDtype: 'float16', zeroPoint: true }, shape: 'm64n128k32', op: 'gate_up', T: 40, k: 2, E: 4, K: 192, N: 69, act: { kind: 'swiglu_limit', limit: 0.9, layout: 'concat' }, bias: false, rowScale: true },
+  { fmt: { kind: 'int_block', bits: 4, blockSize: 224 }, shape: 'm16n256k32xd', op: 'down', T: 33, k: 3, E: 3, K: 224, N: 131, act: { kind: 'silu', layout: 'concat' }, bias: true, rowScale: false },
+  { fmt: { kind: 'int_block', bits: 8, blockSize: 16, zeroPoint: true }, shape: 'm16n256k32', op: 'gate_up', T: 35, k: 2, E: 5, K: 112, N: 133, act: { kind: 'silu', layout: 'interleaved' }, bias: true, rowScale: false },
+  { fmt: { kind: 'mxfp4' }, shape: 'm64n128k32', op: 'down', T: 60, k: 2, E: 4, K: 96, N: 133, act: { kind: 'silu', layout: 'concat' }, bias: false, rowScale: false },
+];
+
+function fmtName(f: ExpertQuantFormat): string {
+  switch (f.kind) {
+    case 'fp8_block':
+      return `fp8 ${f.dtype ?? 'float8_e4m3fn'} [${f.block}]`;
+    case 'mxfp4':
+      return 'mxfp4';
+    case 'int_block':
+      return `int${f.bits} block ${f.blockSize}${f.scaleDtype ? ` ${f.scaleDtype}` : ''}${f.zeroPoint ? ' zp' : ''}`;
+    default:
+      return f.kind;
+  }
+}
+
+/** The case's packed weights [E, rows, K]: quantized random values, with raw fp8 codes over the whole range when asked. */
+function weights(r: () => number, c: WideCase, rows: number): ExpertWeightsHost {
+  const w = randomZeros(r, quantizeExperts(randomArray(r, c.E * rows * c.K, -0.3, 0.3), c.E, rows, c.K, c.fmt));
+  if (!c.rawFp8 || w.kind !== 'fp8_block') return w;
+  // every code but the NaN / inf ones (S.1111.111 for e4m3, S.11111.xx for e5m2); scales <= 1 keep the products in f16's range (e5m2 max 57344)
+  const e4m3 = w.q.dtype === 'float8_e4m3fn';
+  const q = Uint8Array.from({ length: w.q.size }, () => {
+    const b = Math.floor(r() * 256);
+    return (e4m3 ? (b & 0x7f) === 0x7f : (b & 0x7c) === 0x7c) ? b & 0x83 : b;
+  });
+  const s = Float32Array.from({ length: w.scaleInv.size }, () => 2 ** -Math.floor(r() * 6) * (0.5 + 0.5 * r()));
+  return { ...w, q: new HostTensor(w.q.dtype, [...w.q.shape], q), scaleInv: new HostTensor('float32', [...w.scaleInv.shape], s) };
+}
+
+describe('subgroup-matrix GEMM: wide packed staging loads', () => {
+  it('fastWeightFormat allows them only where 16 bytes of codes start aligned and share one scale block', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const wideOf = (fmt: ExpertQuantFormat, K: number) => {
+      const gw = uploadExpertWeights(ctx!, quantizeExperts(new Float32Array(2 * 8 * K), 2, 8, K, fmt));
+      const wide = fastWeightFormat(gw, K)?.wide;
+      destroyExpertWeights(gw);
+      return wide;
+    };
+    expect(wideOf({ kind: 'fp8_block', block: [128, 128] }, 256)).toBe(true);
+    expect(wideOf({ kind: 'fp8_block', block: [128, 128] }, 136)).toBe(false); // K % 16 != 0
+    expect(wideOf({ kind: 'fp8_block', block: [8, 8] }, 64)).toBe(false); // scale blocks of 8 columns
+    expect(wideOf({ kind: 'int_block', bits: 4, blockSize: 32 }, 128)).toBe(true);
+    expect(wideOf({ kind: 'int_block', bits: 4, blockSize: 16 }, 128)).toBe(false);
+    expect(wideOf({ kind: 'int_block', bits: 4, blockSize: 224 }, 224)).toBe(true); // one block per row
+    expect(wideOf({ kind: 'int_block', bits: 4, blockSize: 32 }, 80)).toBe(false); // K % 32 != 0
+    expect(wideOf({ kind: 'int_block', bits: 8, blockSize: 16 }, 80)).toBe(true);
+    expect(wideOf({ kind: 'mxfp4' }, 96)).toBe(true);
+    expect(wideOf({ kind: 'int_block', bits: 8, blockSize: 24 }, 48)).toBe(false); // blocks of 24: a load of 16 codes can straddle two
+  });
+
+  for (const c of CASES) {
+    it(`${fmtName(c.fmt)} ${c.shape} ${c.op} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N}: wide and 8-value loads give the same bits, both match the reference`, async (t) => {
+      if (!ctx) return t.skip('no WebGPU adapter');
+      if (!ctx.features.shaderF16 || !ctx.features.subgroups) return t.skip('no shader-f16 / subgroups on this adapter');
+      const emulate = !sgmatSupported(ctx, c.shape);
+      const { op, T, k, E, K, N, act } = c;
+      const { tm, tn } = SGMAT_SHAPES[c.shape];
+      const r = rng(7100 + K * 13 + N);
+      const wRows = op === 'gate_up' ? 2 * N : N;
+      const xRows = op === 'gate_up' ? T : T * k;
+      const x = randomArray(r, xRows * K, -1, 1);
+      const w = weights(r, c, wRows);
+      const b = c.bias ? HostTensor.fromFloat32([E, wRows], randomArray(r, E * wRows, -0.5, 0.5), 'float32') : undefined;
+      const rs = c.rowScale ? randomArray(r, T * k, 0.1, 1.5) : undefined;
+      const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
+      const want = op === 'gate_up' ? groupedGateUpRef(x, g, w, b, act, rs) : groupedDownRef(x, g, w, b);
+      const run = (wide: boolean) =>
+        gpuChecked(ctx!, async () => {
+          const gx = GpuTensor.upload(ctx!, HostTensor.fromFloat32([xRows, K], x));
+          const gw = uploadExpertWeights(ctx!, w);
+          expect(fastWeightFormat(gw, K)?.wide, 'the format allows wide loads').toBe(true);
+          const gb = b ? GpuTensor.upload(ctx!, b) : undefined;
+          const grs = rs ? GpuTensor.upload(ctx!, HostTensor.fromFloat32([T, k], rs)) : undefined;
+          const gg = uploadGrouping(ctx!, g);
+          const y = GpuTensor.empty(ctx!, 'float32', [T * k, N]);
+          const rec = new Recorder(ctx!);
+          const nTilesN = Math.ceil(N / (op === 'gate_up' ? tn / 2 : tn));
+          const nWork = (Math.ceil((T * k) / tm) + Math.min(E, T * k)) * nTilesN;
+          const call = {
+            op,
+            act: op === 'gate_up' ? { kind: act.kind, limit: act.limit ?? 0, alpha: act.alpha ?? 0, interleaved: act.layout === 'interleaved' } : undefined,
+            x: gx.buffer,
+            xmode: op === 'gate_up' ? ('token' as const) : ('grouped' as const),
+            rowScale: grs?.buffer, g: gg, w: gw, d: { rows: wRows }, bias: gb, biasDt: b ? ('float32' as const) : ('none' as const), K, N, y,
+          };
+          const xh = SGMAT_SHAPES[c.shape].xd ? ('direct' as const) : undefined;
+          recordFastGemm(rec, call, { kind: 'subgroup-matrix', tm, shape: c.shape, splitK: 1, xh, wide, nTilesN, nWork, grid: foldWorkgroups(ctx!, nWork) }, { emulateSubgroupMatrix: emulate });
+          rec.submit();
+          const out = (await y.download()).data as Float32Array;
+          for (const t of [gx, gb, grs, y]) t?.destroy();
+          destroyExpertWeights(gw);
+          gg.destroy();
+          return out;
+        });
+      const narrow = await run(false);
+      const wide = await run(true);
+      expect(narrow.every(Number.isFinite), 'finite').toBe(true);
+      const nb = new Uint32Array(narrow.buffer, narrow.byteOffset, narrow.length);
+      const wb = new Uint32Array(wide.buffer, wide.byteOffset, wide.length);
+      const firstDiff = nb.findIndex((v, i) => v !== wb[i]);
+      expect(firstDiff, firstDiff < 0 ? '' : `output ${firstDiff}: wide ${wide[firstDiff]} vs 8-value loads ${narrow[firstDiff]}`).toBe(-1);
+      expect(relErr(wide, want)).toBeLessThan(2e-3);
+    }, 600_000);
+  }
+});
