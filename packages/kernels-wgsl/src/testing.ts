@@ -184,7 +184,9 @@ const emulatedSgmat = new WeakSet<GpuContext>();
  * its subgroup-matrix dispatches run the builtins emulated in plain WGSL
  * (`variant.emu`, grouped-gemm-fast-wgsl.ts: the same f16 staging and f32
  * accumulation, slow), so it runs on adapters without the feature (lavapipe).
- * Needs shader-f16 and subgroups on the real device. Shares the device and
+ * Needs shader-f16 and subgroups on the real device; meant for adapters
+ * without the feature (NVIDIA refuses the emulation's private memory for the
+ * large tile shapes: there, use the context itself). Shares the device and
  * its pipelines, like {@link withMaxBindingBytes}; destroy the original.
  * Wraps `Recorder.prototype.dispatch` once (for views only; every other
  * context dispatches unchanged): make views outside {@link withDispatchLog}.
