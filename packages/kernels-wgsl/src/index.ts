@@ -73,16 +73,8 @@ export { linearGpu, linearRef, LINEAR_WEIGHT_DTYPES, type LinearOptions, type Li
 export { routerGpu, routerRef, type RouterOptions } from './kernels/router.js';
 export { routeDecodeGpu } from './kernels/route-decode.js';
 export { groupGpu, groupDecodeGpu, groupRef, denseGroupingGpu, denseGroupingRef, uploadGrouping, type GroupOptions } from './kernels/grouping.js';
-export {
-  groupedGateUpGpu,
-  groupedGateUpRef,
-  groupedDownGpu,
-  groupedDownRef,
-  warmGroupedGemm,
-  type GroupedGemmOptions,
-  type GroupedGateUpOptions,
-  type GroupedGemmWarmSpec,
-} from './kernels/grouped-gemm.js';
+export { groupedGateUpGpu, groupedDownGpu, warmGroupedGemm, type GroupedGemmOptions, type GroupedGateUpOptions, type GroupedGemmWarmSpec } from './kernels/grouped-gemm.js';
+export { groupedGateUpRef, groupedDownRef } from './kernels/grouped-gemm-ref.js';
 export { gemvGateUpGpu, gemvDownGpu, gemvSupports, activeExpertsGpu, type GemvOptions, type ActiveExperts } from './kernels/moe-gemv.js';
 export { combineGpu, combineRef, type CombineOptions } from './kernels/combine.js';
 export {

@@ -165,6 +165,54 @@ export function stagedTol(log: readonly Dispatched[], f32Tol: number): number {
   return staged ? Math.max(f32Tol, 2e-3) : f32Tol;
 }
 
+/** The adapter description of the subgroup-matrix kernel that the NVIDIA H200 (Dawn 0.6.2 / Vulkan) reports: f16 x f16 -> f32 16x16x16 matrices, subgroups of 32. */
+const H200_SUBGROUP_MATRIX = {
+  subgroupMatrixConfigs: [{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }],
+  subgroupMinSize: 32,
+  subgroupMaxSize: 32,
+} as const;
+
+/** Context views made by {@link withEmulatedSubgroupMatrix}: their subgroup-matrix dispatches run the emulated builtins. */
+const emulatedSgmat = new WeakSet<GpuContext>();
+
+/**
+ * The same device seen through a context whose planner finds the subgroup-matrix
+ * kernel (the feature, shader-f16 and subgroups, and the adapter's matrix
+ * configuration and subgroup size as the H200 reports them), so that every
+ * choice the planner makes on the H200 is made here too (the f16-staged
+ * subgroup-matrix GEMMs for 16-bit and packed weights from 8 rows per expert);
+ * its subgroup-matrix dispatches run the builtins emulated in plain WGSL
+ * (`variant.emu`, grouped-gemm-fast-wgsl.ts: the same f16 staging and f32
+ * accumulation, slow), so it runs on adapters without the feature (lavapipe).
+ * Needs shader-f16 and subgroups on the real device; meant for adapters
+ * without the feature (NVIDIA refuses the emulation's private memory for the
+ * large tile shapes: there, use the context itself). Shares the device and
+ * its pipelines, like {@link withMaxBindingBytes}; destroy the original.
+ * Wraps `Recorder.prototype.dispatch` once (for views only; every other
+ * context dispatches unchanged): make views outside {@link withDispatchLog}.
+ * @example `const h200 = withEmulatedSubgroupMatrix(ctx); const moe = new MoE({ ...opts, ctx: h200 })`
+ */
+export function withEmulatedSubgroupMatrix(ctx: GpuContext): GpuContext {
+  if (!ctx.features.shaderF16 || !ctx.features.subgroups) throw new Error(`withEmulatedSubgroupMatrix: the adapter needs shader-f16 and subgroups (has f16=${ctx.features.shaderF16}, subgroups=${ctx.features.subgroups})`);
+  const info = { ...(ctx.adapter as GPUAdapter & { info?: object }).info, ...H200_SUBGROUP_MATRIX };
+  const adapter = Object.create(ctx.adapter, { info: { value: info, enumerable: true } }) as GPUAdapter;
+  const view = Object.create(ctx, { features: { value: { ...ctx.features, subgroupMatrix: true }, enumerable: true }, adapter: { value: adapter, enumerable: true } }) as GpuContext;
+  emulatedSgmat.add(view);
+  installSgmatEmulation();
+  return view;
+}
+
+let sgmatEmulationInstalled = false;
+function installSgmatEmulation(): void {
+  if (sgmatEmulationInstalled) return;
+  sgmatEmulationInstalled = true;
+  const dispatch = Recorder.prototype.dispatch;
+  Recorder.prototype.dispatch = function (this: Recorder, d) {
+    if (emulatedSgmat.has(this.ctx) && d.kernel.name === 'grouped_gemm_sgmat') d = { ...d, variant: { ...d.variant, emu: true } };
+    return dispatch.call(this, d);
+  };
+}
+
 /**
  * The same device seen through a context whose `maxBindingBytes` is `bytes`
  * (what `createGpuContext({ maxBindingBytes })` gives a new device), sharing

@@ -1,15 +1,16 @@
 /**
- * WGSL of the grouped expert GEMMs: the tile-offset kernel, the tiled GEMM
+ * WGSL of the grouped expert GEMMs, declared by signature (named bindings and
+ * uniforms, runtime/kernel.ts): the tile-offset kernel, the tiled GEMM
  * (gate_up fused with the activation, or down) with per-format weight
- * decoding inside the tile loads, and the fp8 dynamic activation quantiser.
+ * decoding inside the tile loads (grouped-gemm-weights.ts), and the fp8
+ * dynamic activation quantiser.
  */
-import { defineKernel, Uniforms, type Recorder } from '../runtime/kernel.js';
-import { FP8_DECODE_WGSL, PACKED_CODE_WGSL, loadFn } from '../wgsl.js';
-import type { ExpertWeightsGpu } from './moe-types.js';
-import type { ExpertDims } from './expert-weights.js';
+import { defineKernel, uniformFields, type BindingDecl, type Recorder, type UniformField } from '../runtime/kernel.js';
+import { loadFn } from '../wgsl.js';
+import { WEIGHT_UNIFORMS, WORD_VALUES, weightBindings, weightWgsl, wordWgsl, type WeightFormat } from './grouped-gemm-weights.js';
 
-/** Weight storage formats the GEMM decodes in its tile loads. @example `const wf: WeightFormat = 'mxfp4'` */
-export type WeightFormat = 'float32' | 'bfloat16' | 'float16' | 'fp8_e4m3' | 'fp8_e5m2' | 'mxfp4' | 'int4' | 'int8';
+// the weight layer's names that the fast kernels (grouped-gemm-fast*.ts) import from here
+export { intZeroWgsl, weightLayout, type WeightFormat } from './grouped-gemm-weights.js';
 
 /**
  * Variant of the grouped GEMM kernel (selects the WGSL; shapes go in uniforms).
@@ -56,24 +57,28 @@ export const GEMM_THREADS = 64;
 /**
  * Uniform block of the GEMM, in order (u32 unless noted). E, N and wRows are
  * the dispatched chunk's (experts, outputs, weight rows per expert; the whole
- * stack when it is one chunk); Y row p, output o is written at
- * p * ys + yo + o (ys: the stack's outputs, yo: the chunk's first output).
+ * stack when it is one chunk); wa..wd the weight uniforms (WEIGHT_UNIFORMS);
+ * Y row p, output o is written at p * ys + yo + o (ys: the stack's outputs,
+ * yo: the chunk's first output).
  * @example `GEMM_UNIFORM_FIELDS.length // 16 words`
  */
-export const GEMM_UNIFORM_FIELDS = ['nRows', 'k', 'E', 'K', 'N', 'wRows', 'nTilesN', 'nWork', 'wa', 'wb', 'wc', 'wd', 'limit:f32', 'alpha:f32', 'yo', 'ys'] as const;
+export const GEMM_UNIFORM_FIELDS: readonly UniformField[] = [
+  ...uniformFields('u32', 'nRows', 'k', 'E', 'K', 'N', 'wRows', 'nTilesN', 'nWork'),
+  ...WEIGHT_UNIFORMS,
+  ...uniformFields('f32', 'limit', 'alpha'),
+  ...uniformFields('u32', 'yo', 'ys'),
+];
 
 /**
  * Tile offsets of experts e0..e0+E-1 (uniforms E, e0; a chunk of a chunked
  * stack, or all experts with e0 = 0): meta[0..E] = offsets[e0..e0+E],
  * meta[E+1+e] = first M-tile of expert e0+e (sum of ceil(count/TM) before
  * it), meta[2E+1] = total tiles.
- * @example `rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm: 32 }, buffers: [offsets, meta], uniforms, workgroups: [1] })`
+ * @example `rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm: 32 }, bind: { OFF: offsets, META: meta }, params: { E, e0: 0 }, workgroups: [1] })`
  */
-export const tileOffsetsKernel = defineKernel<{ tm: number }>('grouped_gemm_tiles', ({ tm }) => /* wgsl */ `
-struct U { E: u32, e0: u32, p1: u32, p2: u32, }
-@group(0) @binding(0) var<storage, read> OFF: array<u32>;
-@group(0) @binding(1) var<storage, read_write> META: array<u32>;
-@group(0) @binding(2) var<uniform> u: U;
+export const tileOffsetsKernel = defineKernel<{ tm: number }>(
+  'grouped_gemm_tiles',
+  ({ tm }) => /* wgsl */ `
 @compute @workgroup_size(1)
 fn main() {
   var acc = 0u;
@@ -87,18 +92,17 @@ fn main() {
   META[u.E] = OFF[u.e0 + u.E];
   META[2u * u.E + 1u] = acc;
 }
-`);
-
-/**
- * With `zp`: `fn wzshift(i: u32) -> f32`, how far the zero point of scale
- * block i (byte i of WZ) lies above the fixed one of decode_int4 / decode_int8
- * (8 / 128), so that decode_int*(c) - wzshift(i) = c - zero.
- */
-export function intZeroWgsl(v: { wf: WeightFormat; zp?: boolean }): string {
-  if (!v.zp) return '';
-  if (v.wf !== 'int4' && v.wf !== 'int8') throw new Error(`grouped_gemm: zero points with ${v.wf} weights`);
-  return `fn wzshift(i: u32) -> f32 { return f32((WZ[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - ${v.wf === 'int4' ? '8.0' : '128.0'}; }`;
-}
+`,
+  {
+    signature: () => ({
+      bindings: [
+        { name: 'OFF', type: 'array<u32>', access: 'read' },
+        { name: 'META', type: 'array<u32>', access: 'read_write' },
+      ],
+      uniforms: uniformFields('u32', 'E', 'e0'),
+    }),
+  },
+);
 
 /**
  * Where one dispatch of a grouped GEMM sits in its stack: experts
@@ -130,126 +134,10 @@ export function recordTileOffsets(rec: Recorder, offsets: GPUBuffer, tm: number,
   if (!meta) {
     const E = place.experts;
     meta = rec.temp((2 * E + 2) * 4, 'grouped_gemm.meta');
-    rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm }, buffers: [offsets, meta], uniforms: new Uniforms().u32(E, place.e0, 0, 0).finish(), workgroups: [1] });
+    rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm }, bind: { OFF: offsets, META: meta }, params: { E, e0: place.e0 }, workgroups: [1] });
     scratch.meta.set(key, meta);
   }
   return meta;
-}
-
-function weightWgsl(v: GroupedGemmVariant): string {
-  const byte = (buf: string, i: string) => `((${buf}[(${i}) >> 2u] >> (((${i}) & 3u) * 8u)) & 0xffu)`;
-  const scale =
-    v.sd === 'float16'
-      ? `fn wscale(i: u32) -> f32 { let s = unpack2x16float(WS[i >> 1u]); return select(s.x, s.y, (i & 1u) == 1u); }`
-      : `fn wscale(i: u32) -> f32 { return WS[i]; }`;
-  switch (v.wf) {
-    case 'float32':
-      return `fn wld(e: u32, row: u32, col: u32) -> f32 { return WQ[(e * u.wRows + row) * u.K + col]; }`;
-    case 'bfloat16':
-      return `fn wld(e: u32, row: u32, col: u32) -> f32 { let i = (e * u.wRows + row) * u.K + col; let w = WQ[i >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u)); }`;
-    case 'float16':
-      return `fn wld(e: u32, row: u32, col: u32) -> f32 { let i = (e * u.wRows + row) * u.K + col; let h = unpack2x16float(WQ[i >> 1u]); return select(h.x, h.y, (i & 1u) == 1u); }`;
-    case 'fp8_e4m3':
-    case 'fp8_e5m2':
-      // wa = blocks along rows, wb = blocks along cols, wc = block rows, wd = block cols.
-      return `${FP8_DECODE_WGSL}
-fn wld(e: u32, row: u32, col: u32) -> f32 {
-  let i = (e * u.wRows + row) * u.K + col;
-  let q = ${v.wf === 'fp8_e4m3' ? 'decode_e4m3' : 'decode_e5m2'}(${byte('WQ', 'i')});
-  return q * WS[(e * u.wa + row / u.wc) * u.wb + col / u.wd];
-}`;
-    case 'mxfp4':
-      // wa = cols / 32 (scale bytes per row).
-      return `${PACKED_CODE_WGSL}
-fn wld(e: u32, row: u32, col: u32) -> f32 {
-  let er = e * u.wRows + row;
-  let bi = er * (u.K >> 1u) + (col >> 1u);
-  let code = (${byte('WQ', 'bi')} >> ((col & 1u) * 4u)) & 15u;
-  let si = er * u.wa + (col >> 5u);
-  return ldexp(decode_fp4(code), i32(${byte('WS', 'si')}) - 127);
-}`;
-    case 'int8':
-    case 'int4': {
-      // wa = scale blocks per row, wb = blockSize. q = code - zero point (decode_int*: the fixed one, plus wzshift with zp).
-      const code =
-        v.wf === 'int8'
-          ? `let i = er * u.K + col; let q = decode_int8(${byte('WQ', 'i')})`
-          : `let bi = er * (u.K >> 1u) + (col >> 1u); let q = decode_int4(${byte('WQ', 'bi')} >> ((col & 1u) * 4u))`;
-      return `${PACKED_CODE_WGSL}
-${scale}
-${intZeroWgsl(v)}
-fn wld(e: u32, row: u32, col: u32) -> f32 {
-  let er = e * u.wRows + row;
-  let si = er * u.wa + col / u.wb;
-  ${code}${v.zp ? ' - wzshift(si)' : ''};
-  return q * wscale(si);
-}`;
-    }
-  }
-}
-
-/** Values per u32 word of each storage format. */
-export const WORD_VALUES: Readonly<Record<WeightFormat, number>> = Object.freeze({ float32: 1, bfloat16: 2, float16: 2, fp8_e4m3: 4, fp8_e5m2: 4, mxfp4: 8, int4: 8, int8: 4 });
-
-/**
- * How the weight WGSL of the grouped GEMMs (tiled and fast) reads a weight
- * container: its storage format, the dtype of int_block scales, whether it
- * has int_block zero points, the buffers to bind (codes, then scales, then
- * zero points) and the four weight uniforms wa..wd (fp8:
- * scale blocks along rows, along cols, block rows, block cols; mxfp4: scale
- * bytes per row; int: scale blocks per row, block size).
- * @example `const { wf, buffers, wu } = weightLayout(w, { rows: 2 * I, cols: H })`
- */
-export function weightLayout(w: ExpertWeightsGpu, d: Pick<ExpertDims, 'rows' | 'cols'>): { wf: WeightFormat; sd: 'float32' | 'float16' | 'none'; zp: boolean; buffers: GPUBuffer[]; wu: [number, number, number, number] } {
-  switch (w.kind) {
-    case 'dense':
-      return { wf: w.w.dtype as WeightFormat, sd: 'none', zp: false, buffers: [w.w.buffer], wu: [0, 0, 0, 0] };
-    case 'fp8_block': {
-      const [br, bc] = w.block;
-      return { wf: w.q.dtype === 'float8_e4m3fn' ? 'fp8_e4m3' : 'fp8_e5m2', sd: 'none', zp: false, buffers: [w.q.buffer, w.scaleInv.buffer], wu: [Math.ceil(d.rows / br), Math.ceil(d.cols / bc), br, bc] };
-    }
-    case 'mxfp4':
-      return { wf: 'mxfp4', sd: 'none', zp: false, buffers: [w.blocks.buffer, w.scales.buffer], wu: [d.cols / 32, 0, 0, 0] };
-    case 'int_block': {
-      const buffers = [w.q.buffer, w.scales.buffer];
-      if (w.zeros) buffers.push(w.zeros.buffer);
-      return { wf: w.bits === 4 ? 'int4' : 'int8', sd: w.scales.dtype as 'float32' | 'float16', zp: !!w.zeros, buffers, wu: [Math.ceil(d.cols / w.blockSize), w.blockSize, 0, 0] };
-    }
-  }
-}
-
-/** `fn wvec(e, row, col0) -> array<f32, V>`: the V weights of one aligned u32 word (col0 % V == 0, cols % V == 0). */
-function wordWgsl(v: GroupedGemmVariant): string {
-  const V = v.vec;
-  const head = `fn wvec(e: u32, row: u32, col0: u32) -> array<f32, ${V}> {\n  let er = e * u.wRows + row;\n  var o: array<f32, ${V}>;`;
-  switch (v.wf) {
-    case 'bfloat16':
-      return `${head}\n  let w = WQ[(er * u.K + col0) >> 1u];\n  o[0] = bitcast<f32>(w << 16u);\n  o[1] = bitcast<f32>(w & 0xffff0000u);\n  return o;\n}`;
-    case 'float16':
-      return `${head}\n  let h = unpack2x16float(WQ[(er * u.K + col0) >> 1u]);\n  o[0] = h.x;\n  o[1] = h.y;\n  return o;\n}`;
-    case 'fp8_e4m3':
-    case 'fp8_e5m2': {
-      const dec = v.wf === 'fp8_e4m3' ? 'decode_e4m3' : 'decode_e5m2';
-      const sbase = `(e * u.wa + row / u.wc) * u.wb`;
-      const sc = v.s1 ? `let s = WS[${sbase} + col0 / u.wd];` : `let sb = ${sbase};`;
-      const si = v.s1 ? 's' : `WS[sb + (col0 + i) / u.wd]`;
-      return `${head}\n  let w = WQ[(er * u.K + col0) >> 2u];\n  ${sc}\n  for (var i = 0u; i < 4u; i++) { o[i] = ${dec}((w >> (i * 8u)) & 0xffu) * ${si}; }\n  return o;\n}`;
-    }
-    case 'mxfp4':
-      return `${head}\n  let w = WQ[(er * (u.K >> 1u) + (col0 >> 1u)) >> 2u];\n  let sidx = er * u.wa + (col0 >> 5u);\n  let sx = i32((WS[sidx >> 2u] >> ((sidx & 3u) * 8u)) & 0xffu) - 127;\n  for (var i = 0u; i < 8u; i++) { o[i] = ldexp(decode_fp4((w >> (i * 4u)) & 15u), sx); }\n  return o;\n}`;
-    case 'int4':
-    case 'int8': {
-      const four = v.wf === 'int4';
-      const word = four ? `WQ[(er * (u.K >> 1u) + (col0 >> 1u)) >> 2u]` : `WQ[(er * u.K + col0) >> 2u]`;
-      const sc = v.s1 ? `let s = wscale(er * u.wa + col0 / u.wb);${v.zp ? ` let z = wzshift(er * u.wa + col0 / u.wb);` : ''}` : `let sb = er * u.wa;`;
-      const si = v.s1 ? 's' : `wscale(sb + (col0 + i) / u.wb)`;
-      const zi = !v.zp ? '' : v.s1 ? ' - z' : ` - wzshift(sb + (col0 + i) / u.wb)`;
-      const code = four ? `decode_int4(w >> (i * 4u))` : `decode_int8(w >> (i * 8u))`;
-      return `${head}\n  let w = ${word};\n  ${sc}\n  for (var i = 0u; i < ${V}u; i++) { o[i] = (${code}${zi}) * ${si}; }\n  return o;\n}`;
-    }
-    case 'float32':
-      throw new Error('grouped_gemm: float32 weights load element by element (vec 1)');
-  }
 }
 
 function activationWgsl(act: GroupedGemmVariant['act']): string {
@@ -266,30 +154,28 @@ function activationWgsl(act: GroupedGemmVariant['act']): string {
 }
 
 /**
- * The grouped GEMM. Workgroup w handles M-tile w / nTilesN (found by binary
- * search in the tile offsets; idle tiles return) and N-tile w % nTilesN.
- * Each K step loads a TM x TK tile of gathered input rows and one (down) or
- * two (gate_up: gate and up rows of the same outputs) TN x TK weight tiles,
- * decoded from their storage type, into workgroup memory.
- * @example `await warmPipeline(ctx, groupedGemmKernel, variant)` (normally through `groupedGateUpGpu` / `groupedDownGpu`)
+ * The grouped GEMM's storage bindings (read-only but Y): X (input rows), ORDER (grouped order), META (tile
+ * offsets), RS with rowScale, the weight bindings (weightBindings: WQ, WS, WZ), BIAS (u32 words unless f32)
+ * when the variant has one, then Y.
  */
-export const groupedGemmKernel = defineKernel<GroupedGemmVariant>('grouped_gemm', (v) => {
+function gemmBindings(v: GroupedGemmVariant): BindingDecl[] {
+  const read = (name: string, type = 'array<f32>'): BindingDecl => ({ name, type, access: 'read' });
+  const b = [read('X'), read('ORDER', 'array<u32>'), read('META', 'array<u32>')];
+  if (v.rowScale) b.push(read('RS'));
+  b.push(...weightBindings(v));
+  if (v.bias !== 'none') b.push(read('BIAS', v.bias === 'float32' ? 'array<f32>' : 'array<u32>'));
+  b.push({ name: 'Y', type: 'array<f32>', access: 'read_write' });
+  return b;
+}
+
+/** The grouped GEMM's WGSL body (see groupedGemmKernel). */
+function gemmWgsl(v: GroupedGemmVariant): string {
   const { tm, tn, rm, rn } = v;
   const tx = tn / rn;
   if ((tm / rm) * tx !== GEMM_THREADS || tm % rm || tn % rn) throw new Error(`grouped_gemm: bad tile ${tm}x${tn}/${rm}x${rn}`);
   if (![1, 2, 4, 8].includes(v.vec) || (v.vec > 1 && v.vec !== WORD_VALUES[v.wf]) || TK % v.vec) throw new Error(`grouped_gemm: bad vec ${v.vec} for ${v.wf}`);
   const fused = v.op === 'gate_up';
   const nw = fused ? 2 : 1;
-  const bindings: string[] = ['X: array<f32>', 'ORDER: array<u32>', 'META: array<u32>'];
-  if (v.rowScale) bindings.push('RS: array<f32>');
-  bindings.push(v.wf === 'float32' ? 'WQ: array<f32>' : 'WQ: array<u32>');
-  const hasWS = v.wf !== 'float32' && v.wf !== 'bfloat16' && v.wf !== 'float16';
-  if (hasWS) bindings.push(v.wf === 'mxfp4' || v.sd === 'float16' ? 'WS: array<u32>' : 'WS: array<f32>');
-  if (v.zp) bindings.push('WZ: array<u32>');
-  if (v.bias !== 'none') bindings.push(v.bias === 'float32' ? 'BIAS: array<f32>' : 'BIAS: array<u32>');
-  const decl = bindings.map((b, i) => `@group(0) @binding(${i}) var<storage, read> ${b};`).join('\n');
-  const yb = bindings.length;
-  const fields = GEMM_UNIFORM_FIELDS.map((f) => (f.endsWith(':f32') ? `${f.slice(0, -4)}: f32,` : `${f}: u32,`)).join(' ');
   const gateRow = v.interleaved ? '2u * o' : 'o';
   const upRow = v.interleaved ? '2u * o + 1u' : 'u.N + o';
   const xrow = v.xmode === 'token' ? 'pair / u.k' : v.xmode === 'pair' ? 'pair' : 'p';
@@ -309,10 +195,6 @@ export const groupedGemmKernel = defineKernel<GroupedGemmVariant>('grouped_gemm'
     ? `let h = act(acc[i] + ${bias(gateRow)}, accu[i] + ${bias(upRow)}); Y[p * u.ys + u.yo + o] = h;`
     : `Y[p * u.ys + u.yo + o] = acc[i] + ${bias('o')};`;
   return /* wgsl */ `
-struct U { ${fields} }
-${decl}
-@group(0) @binding(${yb}) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(${yb + 1}) var<uniform> u: U;
 ${weightWgsl(v)}
 ${v.vec > 1 ? wordWgsl(v) : ''}
 ${v.bias === 'none' ? '' : loadFn('bld', 'BIAS', v.bias)}
@@ -408,6 +290,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }
 `;
+}
+
+/**
+ * The grouped GEMM. Workgroup w handles M-tile w / nTilesN (found by binary
+ * search in the tile offsets; idle tiles return) and N-tile w % nTilesN.
+ * Each K step loads a TM x TK tile of gathered input rows and one (down) or
+ * two (gate_up: gate and up rows of the same outputs) TN x TK weight tiles,
+ * decoded from their storage type, into workgroup memory.
+ * @example `await warmPipeline(ctx, groupedGemmKernel, variant)` (normally through `groupedGateUpGpu` / `groupedDownGpu`)
+ */
+export const groupedGemmKernel = defineKernel<GroupedGemmVariant>('grouped_gemm', gemmWgsl, {
+  signature: (v) => ({ bindings: gemmBindings(v), uniforms: GEMM_UNIFORM_FIELDS }),
 });
 
 /** Variant of the activation quantiser. @example `{ rowScale: false, clamp: true }` */
@@ -420,12 +314,9 @@ export type ActQuantVariant = { rowScale: boolean; clamp: boolean };
  * saturating), out = q * scale; amax 0 gives 0.
  * @example `await warmPipeline(ctx, actQuantKernel, { rowScale: false, clamp: false })`
  */
-export const actQuantKernel = defineKernel<ActQuantVariant>('act_quant_fp8', (v) => /* wgsl */ `
-struct U { rows: u32, cols: u32, kdiv: u32, groups: u32, clampv: f32, p0: u32, p1: u32, p2: u32, }
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-${v.rowScale ? '@group(0) @binding(1) var<storage, read> RS: array<f32>;' : ''}
-@group(0) @binding(${v.rowScale ? 2 : 1}) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(${v.rowScale ? 3 : 2}) var<uniform> u: U;
+export const actQuantKernel = defineKernel<ActQuantVariant>(
+  'act_quant_fp8',
+  (v) => /* wgsl */ `
 fn e4m3_round(x: f32) -> f32 {
   let a = min(abs(x), 448.0);
   var r = 0.0;
@@ -458,4 +349,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let s = amax / 448.0;
   for (var c = c0; c < c1; c++) { Y[ob + c] = e4m3_round(X[xb + c]${v.rowScale ? ' * m' : ''} / s) * s; }
 }
-`);
+`,
+  {
+    signature: (v) => ({
+      bindings: [
+        { name: 'X', type: 'array<f32>', access: 'read' },
+        ...(v.rowScale ? [{ name: 'RS', type: 'array<f32>', access: 'read' } as const] : []),
+        { name: 'Y', type: 'array<f32>', access: 'read_write' },
+      ],
+      uniforms: [...uniformFields('u32', 'rows', 'cols', 'kdiv', 'groups'), ...uniformFields('f32', 'clampv')],
+    }),
+  },
+);

@@ -11,19 +11,19 @@
  * when idle. Decode-sized inputs (few rows per expert) use short, narrow
  * tiles so that the outputs spread over many workgroups.
  */
-import type { HostTensor } from '@webmoe/tensor';
-import { DTypeError, ShapeError, ValueError, toFloat32 } from '@webmoe/tensor';
+import { DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
 import type { GpuContext } from '../runtime/context.js';
 import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
-import { foldWorkgroups, type Recorder, Uniforms, warmPipeline } from '../runtime/kernel.js';
-import type { ExpertActivation, ExpertRowLayout, ExpertStackGpu, ExpertStackHost, ExpertWeightsGpu, GroupingGpu, GroupingRef } from './moe-types.js';
+import { foldWorkgroups, type Recorder, warmPipeline } from '../runtime/kernel.js';
+import type { ExpertActivation, ExpertRowLayout, ExpertStackGpu, ExpertWeightsGpu, GroupingGpu } from './moe-types.js';
 import { expertChunkList, expertDims, expertOutputs, type ExpertDims } from './expert-weights.js';
 import { expectLive } from './op-util.js';
-import { ACT_QUANT_GROUP, chunkOfRow, decodeExpertRow, fakeQuantFp8Ref, type ExpertActQuantOptions } from './quant-ref.js';
-import { WORD_VALUES, actQuantKernel, groupedGemmKernel, recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type GroupedGemmVariant, type WeightFormat } from './grouped-gemm-wgsl.js';
+import { ACT_QUANT_GROUP, type ExpertActQuantOptions } from './quant-ref.js';
+import { actQuantKernel, groupedGemmKernel, recordTileOffsets, tileOffsetsKernel, type GemmCallScratch, type GemmChunkPlace, type GroupedGemmVariant } from './grouped-gemm-wgsl.js';
+import { WORD_VALUES, weightLayout, type WeightLayout } from './grouped-gemm-weights.js';
+import { checkAct, checkActQuant, checkBias, checkGroupingGpu, type ActParams } from './grouped-gemm-args.js';
 import { tiledGemmTile } from './plan.js';
-import { gatedActivationRef, type GatedActivationParams } from './activation-ref.js';
 // --- fast prefill path (grouped-gemm-fast.ts) ---
 import { planFastGemm, recordFastGemm, warmGroupedGemmFast, type FastGemmKind, type FastGemmPlan, type SgmatShapeName } from './grouped-gemm-fast.js';
 import type { SgmatXRows } from './plan.js';
@@ -66,75 +66,17 @@ const TILES = {
   prefill: { tm: 32, tn: 32, rm: 4, rn: 4 },
 } as const;
 
-interface ActParams extends GatedActivationParams {
-  interleaved: boolean;
-}
+/** A weight container as the tiled GEMM reads it: its layout (bindings, uniforms), word vectorisation (vec) and one scale per word (s1). */
+type TiledWeights = WeightLayout & { vec: number; s1: boolean };
 
-function checkAct(act: ExpertActivation): ActParams {
-  if (!act || typeof act !== 'object') throw new ValueError('activation', 'an ExpertActivation object', act);
-  if (act.layout !== 'concat' && act.layout !== 'interleaved') throw new ValueError('activation layout', "'concat' | 'interleaved'", act.layout);
-  const interleaved = act.layout === 'interleaved';
-  switch (act.kind) {
-    case 'silu':
-      return { kind: 'silu', limit: 0, alpha: 0, interleaved };
-    case 'swiglu_limit':
-      if (!(typeof act.limit === 'number' && act.limit > 0 && Number.isFinite(act.limit))) throw new ValueError('swiglu_limit activation limit', 'a finite number > 0', act.limit);
-      return { kind: 'swiglu_limit', limit: act.limit, alpha: 0, interleaved };
-    case 'swigluoai': {
-      const limit = act.limit ?? 7;
-      const alpha = act.alpha ?? 1.702;
-      if (!(limit > 0 && Number.isFinite(limit))) throw new ValueError('swigluoai activation limit', 'a finite number > 0 (GPT-OSS: 7)', limit);
-      if (!Number.isFinite(alpha)) throw new ValueError('swigluoai activation alpha', 'a finite number (GPT-OSS: 1.702)', alpha);
-      return { kind: 'swigluoai', limit, alpha, interleaved };
-    }
-    default:
-      throw new ValueError('activation kind', "'silu' | 'swiglu_limit' | 'swigluoai'", (act as { kind: unknown }).kind);
-  }
-}
-
-function checkActQuant(o: ExpertActQuantOptions): { on: boolean; clamp: number | undefined } {
-  const q = o.actQuant ?? 'none';
-  if (q !== 'none' && q !== 'fp8_dynamic') throw new ValueError('actQuant', "'none' | 'fp8_dynamic'", q);
-  if (o.actAmaxClamp !== undefined && !(o.actAmaxClamp > 0 && Number.isFinite(o.actAmaxClamp)))
-    throw new ValueError('actAmaxClamp', 'a finite number > 0 (MAX: 1200) or undefined', o.actAmaxClamp);
-  return { on: q === 'fp8_dynamic', clamp: o.actAmaxClamp };
-}
-
-function checkGroupingGpu(g: GroupingGpu): { T: number; k: number; E: number } {
-  const { T, k, E } = g;
-  if (!(Number.isInteger(T) && T >= 0)) throw new ValueError('grouping T', 'a non-negative integer', T);
-  if (!(Number.isInteger(k) && k >= 1)) throw new ValueError('grouping k', 'a positive integer', k);
-  if (!(Number.isInteger(E) && E >= 1)) throw new ValueError('grouping E', 'a positive integer', E);
-  for (const [name, t, n] of [['offsets', g.offsets, E + 1], ['order', g.order, T * k]] as const) {
-    if (t.dtype !== 'uint32') throw new DTypeError(`grouping ${name}`, ['uint32'], t.dtype);
-    if (t.size !== n) throw new ShapeError(`grouping ${name}`, `${n} elements`, t.shape);
-  }
-  return { T, k, E };
-}
-
-function checkGroupingRef(g: GroupingRef): void {
-  const { T, k, E } = g;
-  if (!(Number.isInteger(T) && T >= 0 && Number.isInteger(k) && k >= 1 && Number.isInteger(E) && E >= 1))
-    throw new ValueError('grouping (T, k, E)', 'T >= 0, k >= 1, E >= 1 integers', [T, k, E]);
-  if (g.offsets.length !== E + 1) throw new ShapeError('grouping offsets', [E + 1], [g.offsets.length]);
-  if (g.order.length !== T * k) throw new ShapeError('grouping order', [T * k], [g.order.length]);
-}
-
-/** Storage format, word vectorisation (vec, one scale per word) and buffers of a weight container. */
-function weightFormat(w: ExpertWeightsGpu, d: ExpertDims, opts: { vectorize?: boolean } = {}): { wf: WeightFormat; sd: GroupedGemmVariant['sd']; zp: boolean; vec: number; s1: boolean; buffers: GPUBuffer[]; wu: [number, number, number, number] } {
+/** The tiled GEMM's view of a weight container (whole-word loads where every row starts on a word boundary). */
+function weightFormat(w: ExpertWeightsGpu, d: ExpertDims, opts: { vectorize?: boolean } = {}): TiledWeights {
   const base = weightLayout(w, d);
   const V = WORD_VALUES[base.wf];
   // Whole-word loads need every row to start on a word boundary.
   const vec = opts.vectorize !== false && V > 1 && d.cols % V === 0 ? V : 1;
   const blockW = w.kind === 'fp8_block' ? w.block[1] : w.kind === 'int_block' ? w.blockSize : w.kind === 'mxfp4' ? 32 : 0;
   return { ...base, vec, s1: vec > 1 && blockW > 0 && blockW % vec === 0 };
-}
-
-function checkBias(what: string, bias: { dtype: string; shape: readonly number[] } | undefined, E: number, rows: number): GroupedGemmVariant['bias'] {
-  if (!bias) return 'none';
-  if (bias.dtype !== 'float32' && bias.dtype !== 'bfloat16' && bias.dtype !== 'float16') throw new DTypeError(what, ['float32', 'bfloat16', 'float16'], bias.dtype);
-  if (bias.shape.length !== 2 || bias.shape[0] !== E || bias.shape[1] !== rows) throw new ShapeError(what, [E, rows], bias.shape);
-  return bias.dtype;
 }
 
 function chooseTile(opts: GroupedGemmOptions, rows: number, E: number): (typeof TILES)[keyof typeof TILES] {
@@ -213,12 +155,11 @@ function outTensor(ctx: GpuContext, opts: GroupedGemmOptions, shape: number[], l
 /** Records the fp8 activation quantiser; returns the temp buffer of quantised rows. */
 function recordActQuant(rec: Recorder, grid: [number, number, number], x: GPUBuffer, rows: number, cols: number, kdiv: number, rowScale: GPUBuffer | undefined, clamp: number | undefined): GPUBuffer {
   const out = rec.temp(rows * cols * 4, 'act_quant.out');
-  const groups = Math.ceil(cols / ACT_QUANT_GROUP);
   rec.dispatch({
     kernel: actQuantKernel,
     variant: { rowScale: !!rowScale, clamp: clamp !== undefined },
-    buffers: rowScale ? [x, rowScale, out] : [x, out],
-    uniforms: new Uniforms().u32(rows, cols, kdiv, groups).f32(clamp ?? 0).u32(0, 0, 0).finish(),
+    bind: { X: x, ...(rowScale ? { RS: rowScale } : {}), Y: out },
+    params: { rows, cols, kdiv, groups: Math.ceil(cols / ACT_QUANT_GROUP), clampv: clamp ?? 0 },
     workgroups: grid,
   });
   return out;
@@ -227,7 +168,7 @@ function recordActQuant(rec: Recorder, grid: [number, number, number], x: GPUBuf
 function gemmVariant(
   op: GroupedGemmVariant['op'],
   act: ActParams | undefined,
-  wf: { wf: WeightFormat; sd: GroupedGemmVariant['sd']; zp: boolean; vec: number; s1: boolean },
+  wf: Pick<TiledWeights, 'wf' | 'sd' | 'zp' | 'vec' | 's1'>,
   bias: GroupedGemmVariant['bias'],
   xmode: GroupedGemmVariant['xmode'],
   rowScale: boolean,
@@ -269,20 +210,11 @@ function recordGemm(rec: Recorder, c: GemmCall, plan: GemmPlan): void {
     const meta = recordTileOffsets(rec, c.g.offsets.buffer, tile.tm, ch.place, scratch);
     const wf = weightFormat(ch.w, ch.d, { vectorize: c.vectorize });
     const variant = gemmVariant(c.op, c.act, wf, plan.biasDt, c.xmode, !!c.rowScale, tile);
-    const buffers: GPUBuffer[] = [c.x, c.g.order.buffer, meta];
-    if (c.rowScale) buffers.push(c.rowScale);
-    buffers.push(...wf.buffers);
-    if (ch.bias) buffers.push(ch.bias.buffer);
-    buffers.push(c.y.buffer);
     rec.dispatch({
       kernel: groupedGemmKernel,
       variant,
-      buffers,
-      uniforms: new Uniforms()
-        .u32(rows, k, ch.place.experts, c.K, ch.N, ch.d.rows, ch.nTilesN, ch.nWork, ...wf.wu)
-        .f32(c.act?.limit ?? 0, c.act?.alpha ?? 0)
-        .u32(ch.place.o0, c.N)
-        .finish(),
+      bind: { X: c.x, ORDER: c.g.order.buffer, META: meta, ...(c.rowScale ? { RS: c.rowScale } : {}), ...wf.bind, ...(ch.bias ? { BIAS: ch.bias.buffer } : {}), Y: c.y.buffer },
+      params: { nRows: rows, k, E: ch.place.experts, K: c.K, N: ch.N, wRows: ch.d.rows, nTilesN: ch.nTilesN, nWork: ch.nWork, ...wf.params, limit: c.act?.limit ?? 0, alpha: c.act?.alpha ?? 0, yo: ch.place.o0, ys: c.N },
       workgroups: ch.grid,
     });
   }
@@ -382,129 +314,6 @@ export function groupedDownGpu(
   const xb = q.on && I > 0 ? recordActQuant(rec, plan.quantGrid!, h.buffer, T * k, I, 1, undefined, q.clamp) : h.buffer;
   recordGemm(rec, { op: 'down', act: undefined, x: xb, xmode: 'grouped', rowScale: undefined, g, K: I, N: H, y, vectorize: opts.vectorize }, plan);
   return y;
-}
-
-/** The bias [E * rows] of the reference GEMMs as f32: `bias`, or a chunked stack's chunk biases (then `bias` must be undefined). */
-function biasRef(w: ExpertStackHost, bias: HostTensor | undefined, what: string, E: number, rows: number): Float32Array | undefined {
-  checkBias(what, bias, E, rows);
-  if (w.kind !== 'chunked' || !w.chunks[0].bias) return bias ? toFloat32(bias.dtype, bias.data) : undefined;
-  if (bias) throw new ValueError(what, 'undefined with chunked weights (their biases travel in the chunks)', `a ${bias.dtype} [${bias.shape.join(', ')}] tensor`);
-  const out = new Float32Array(E * rows);
-  for (let e = 0; e < E; e++)
-    for (let r = 0; r < rows; r++) {
-      const { chunk, localRow } = chunkOfRow(w, e, r);
-      const b = chunk.bias!;
-      const i = (e - chunk.e0) * b.shape[1] + localRow;
-      out[e * rows + r] = toFloat32(b.dtype, b.data.subarray(i, i + 1) as typeof b.data)[0];
-    }
-  return out;
-}
-
-/**
- * TypeScript reference of {@link groupedGateUpGpu} (also the CPU path):
- * weights are decoded one row at a time, accumulation in f64 rounded to f32.
- *
- * @example
- * ```ts
- * const h = groupedGateUpRef(x, groupRef(idx, T, k, E), { kind: 'dense', w }, undefined, { kind: 'silu', layout: 'concat' });
- * ```
- */
-export function groupedGateUpRef(
-  x: Float32Array,
-  g: GroupingRef,
-  w: ExpertStackHost,
-  bias: HostTensor | undefined,
-  act: ExpertActivation,
-  rowScale?: Float32Array,
-  opts: ExpertActQuantOptions = {},
-): Float32Array {
-  checkGroupingRef(g);
-  const { T, k, E } = g;
-  const d = expertDims(w, 'groupedGateUpRef weights');
-  const H = d.cols;
-  if (d.E !== E || d.rows % 2 !== 0) throw new ShapeError('groupedGateUpRef weights', `[E=${E}, 2I (even), H]`, [d.E, d.rows, d.cols]);
-  if (x.length !== T * H) throw new ShapeError('groupedGateUpRef x', `[T=${T}, H=${H}] (${T * H} values)`, [x.length]);
-  if (rowScale && rowScale.length !== T * k) throw new ShapeError('groupedGateUpRef rowScale', [T, k], [rowScale.length]);
-  const I = d.rows / 2;
-  const a = checkAct(act);
-  const b = biasRef(w, bias, 'groupedGateUpRef bias', E, d.rows);
-  const q = checkActQuant(opts);
-  const rows = T * k;
-  // Input rows in grouped order (scaled, then optionally fake-quantised).
-  const xin = new Float32Array(rows * H);
-  for (let p = 0; p < rows; p++) {
-    const pair = g.order[p];
-    const t = Math.floor(pair / k);
-    const s = rowScale ? rowScale[pair] : 1;
-    for (let c = 0; c < H; c++) xin[p * H + c] = rowScale ? Math.fround(x[t * H + c] * s) : x[t * H + c];
-  }
-  const xq = q.on ? fakeQuantFp8Ref(xin, rows, H, q.clamp) : xin;
-  const out = new Float32Array(rows * I);
-  const gr = new Float32Array(H);
-  const ur = new Float32Array(H);
-  for (let e = 0; e < E; e++) {
-    const p0 = g.offsets[e];
-    const p1 = g.offsets[e + 1];
-    if (p1 <= p0) continue;
-    for (let i = 0; i < I; i++) {
-      const rg = a.interleaved ? 2 * i : i;
-      const ru = a.interleaved ? 2 * i + 1 : I + i;
-      decodeExpertRow(w, e, rg, gr);
-      decodeExpertRow(w, e, ru, ur);
-      const bg = b ? b[e * d.rows + rg] : 0;
-      const bu = b ? b[e * d.rows + ru] : 0;
-      for (let p = p0; p < p1; p++) {
-        let sg = 0;
-        let su = 0;
-        for (let c = 0; c < H; c++) {
-          const xv = xq[p * H + c];
-          sg += xv * gr[c];
-          su += xv * ur[c];
-        }
-        out[p * I + i] = gatedActivationRef(a, Math.fround(sg + bg), Math.fround(su + bu));
-      }
-    }
-  }
-  return out;
-}
-
-/**
- * TypeScript reference of {@link groupedDownGpu}: y[p] = h[p] @ W[e]^T + bias[e].
- *
- * @example
- * ```ts
- * const y = groupedDownRef(h, grouping, { kind: 'dense', w: down });
- * ```
- */
-export function groupedDownRef(h: Float32Array, g: GroupingRef, w: ExpertStackHost, bias?: HostTensor, opts: ExpertActQuantOptions = {}): Float32Array {
-  checkGroupingRef(g);
-  const { T, k, E } = g;
-  const d = expertDims(w, 'groupedDownRef weights');
-  if (d.E !== E) throw new ShapeError('groupedDownRef weights', `[E=${E}, H, I]`, [d.E, d.rows, d.cols]);
-  const I = d.cols;
-  const H = d.rows;
-  const rows = T * k;
-  if (h.length !== rows * I) throw new ShapeError('groupedDownRef h', `[T*k=${rows}, I=${I}] (${rows * I} values)`, [h.length]);
-  const b = biasRef(w, bias, 'groupedDownRef bias', E, H);
-  const q = checkActQuant(opts);
-  const hq = q.on ? fakeQuantFp8Ref(h, rows, I, q.clamp) : h;
-  const out = new Float32Array(rows * H);
-  const wr = new Float32Array(I);
-  for (let e = 0; e < E; e++) {
-    const p0 = g.offsets[e];
-    const p1 = g.offsets[e + 1];
-    if (p1 <= p0) continue;
-    for (let n = 0; n < H; n++) {
-      decodeExpertRow(w, e, n, wr);
-      const bn = b ? b[e * H + n] : 0;
-      for (let p = p0; p < p1; p++) {
-        let s = 0;
-        for (let c = 0; c < I; c++) s += hq[p * I + c] * wr[c];
-        out[p * H + n] = s + bn;
-      }
-    }
-  }
-  return out;
 }
 
 /** What {@link warmGroupedGemm} compiles pipelines for: one grouped GEMM call site of a layer. @example `{ op: 'down', w: down, bias: downBias }` */
