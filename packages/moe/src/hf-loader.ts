@@ -6,7 +6,8 @@ import { takeRanges } from '@webmoe/sharding';
 import { CheckpointError, ConfigError, UnsupportedError } from './errors.js';
 import { parseHFMoEConfig, type HFMoESpec } from './hf-config.js';
 import { openHFCheckpoint, type MoECheckpoint } from './checkpoint.js';
-import type { MoE, MoEOptions } from './moe.js';
+import type { MoELayer } from './layer.js';
+import type { MoEOptions } from './moe-options.js';
 import { checkStackable, normalizeQuantConfig, type ActivationQuant, type MoEQuantConfig, type ResolvedQuantConfig } from './quant-experts.js';
 import { checkCTWeightShapes, planCompressedTensors, readCTExperts, type CTPlan } from './compressed-tensors.js';
 
@@ -104,7 +105,7 @@ function toDType(t: HostTensor, dtype: DType): HostTensor {
  * const moe = await loadHuggingFaceMoE({ source: '/models/mixtral-tiny', layer: 0, device: DeviceRef.CPU() }, (o) => new MoE(o));
  * ```
  */
-export async function loadHuggingFaceMoE(opts: HFLoadOptions, create: (options: MoEOptions) => MoE): Promise<MoE> {
+export async function loadHuggingFaceMoE<L extends MoELayer>(opts: HFLoadOptions, create: (options: MoEOptions) => L): Promise<L> {
   const device = opts.device ?? DeviceRef.CPU();
   if (opts.dtype !== undefined && !FLOAT_DTYPES.includes(opts.dtype)) throw new ConfigError('dtype', FLOAT_DTYPES.join(' | '), opts.dtype);
   if (device.isGpu() && !opts.ctx) throw new ConfigError('ctx', `a GpuContext for device ${device}`, 'undefined');
@@ -117,7 +118,7 @@ export async function loadHuggingFaceMoE(opts: HFLoadOptions, create: (options: 
   }
 }
 
-async function build(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef, create: (options: MoEOptions) => MoE): Promise<MoE> {
+async function build<L extends MoELayer>(ck: MoECheckpoint, opts: HFLoadOptions, device: DeviceRef, create: (options: MoEOptions) => L): Promise<L> {
   const spec = parseHFMoEConfig(ck.config, opts.layer);
   const { prefix, needs, ct } = plan(ck, spec);
   const E = spec.numExperts;
@@ -402,7 +403,7 @@ export function streamDecision(opts: HFLoadOptions, device: DeviceRef, spec: HFM
 }
 
 /** Streams the routed experts (`read(e)`: local expert e) into GPU stacks (chunked where they exceed a binding) and gives them to the layer; nothing stays allocated on failure. */
-async function streamRoutedExperts(moe: MoE, ctx: GpuContext, read: (e: number, which: 'gateUp' | 'down') => Promise<ExpertWeightsHost>): Promise<void> {
+async function streamRoutedExperts(moe: MoELayer, ctx: GpuContext, read: (e: number, which: 'gateUp' | 'down') => Promise<ExpertWeightsHost>): Promise<void> {
   const ex = moe.stacked;
   const shapes = ex.stackShapes();
   const made: UploadedStack[] = [];

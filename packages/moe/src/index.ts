@@ -10,6 +10,7 @@ export { MoEGate, SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV3Gate, Llama4Gate, 
 export { MoE, StackedExperts, type MoEOptions, type ExpertWeightSet, type MoEGpuBytes, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
 export { expertBiasGpu, type UploadedStack } from './expert-stacks.js';
 export { MoEStack } from './stack.js';
+export type { MoELayer, MoELayerClass } from './layer.js';
 export { runMoEForward, SHARED_EXPERT_ACTIVATION, type MoEStages, type SharedExpertsOut } from './forward/stages.js';
 export { gpuStages, type GpuStageRun, type GroupedRowsGpu } from './forward/gpu.js';
 export { hostStages, addSharedHost } from './forward/host.js';

@@ -17,7 +17,8 @@ import { UnsupportedError } from './errors.js';
 import { loadHuggingFaceMoE, type HFLoadOptions } from './hf-loader.js';
 import { ShardingError, ShardingStrategy, type EPBatchManager } from '@webmoe/sharding';
 import type { ShardDevices } from '@webmoe/nn';
-import { shardMoE, type ShardedMoE } from './sharded.js';
+import { registerShardedHostLayer, shardMoE, type ShardedMoE } from './sharded.js';
+import type { MoELayer } from './layer.js';
 import { forwardGraphKey } from './graph-cache.js';
 import { forwardHostArray, hostInputRows, recordAndSubmit } from './host-io.js';
 import { QuantizedExperts, type ActivationQuant, type MoEQuantConfig, type ResolvedQuantConfig } from './quant-experts.js';
@@ -30,9 +31,6 @@ import { hostStages } from './forward/host.js';
 
 export { StackedExperts, type ExpertWeightSet } from './stacked-experts.js';
 export type { MoEGpuBytes, MoEGpuForwardOptions, MoEOptions, MoEOutput } from './moe-options.js';
-
-
-
 
 function positiveInt(what: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ValueError(`MoE ${what}`, 'a positive integer', v);
@@ -60,7 +58,7 @@ function positiveInt(what: string, v: unknown): number {
  * moe.destroy();
  * ```
  */
-export class MoE extends Module {
+export class MoE extends Module implements MoELayer {
   readonly devices: readonly DeviceRef[];
   readonly hiddenDim: number;
   readonly numExperts: number;
@@ -433,3 +431,6 @@ export class MoE extends Module {
     this.pool = undefined;
   }
 }
+
+// ShardedMoE.fromHuggingFace reads its host layer as a MoE (sharded.ts does not import this file).
+registerShardedHostLayer(MoE);

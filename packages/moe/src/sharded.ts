@@ -16,9 +16,11 @@ import {
 } from '@webmoe/sharding';
 import { ShapeError } from '@webmoe/tensor';
 import { resolveShardGroup, shardInputRows, shardOutput, gpuPartialSum, type ShardDevices, type ShardInput, type ShardOutput } from '@webmoe/nn';
-// moe.ts imports this file (MoE.shard), so the MoE class is not imported here:
-// shards are built with the source layer's own class, and fromHuggingFace loads MoE lazily.
-import type { MoE, MoEOptions } from './moe.js';
+// moe.ts imports this file (MoE.shard), so the MoE class is not imported here: shards are
+// built with the source layer's own class, and fromHuggingFace with the class moe.ts registers.
+import type { MoELayer, MoELayerClass } from './layer.js';
+import type { MoEOptions } from './moe-options.js';
+import { loadHuggingFaceMoE } from './hf-loader.js';
 import { gpuStages, type GpuStageRun } from './forward/gpu.js';
 import { addSharedHost, hostStages } from './forward/host.js';
 import { DeepseekV3Gate } from './gates.js';
@@ -26,6 +28,15 @@ import { UnsupportedError } from './errors.js';
 import { QuantizedExperts, type ResolvedQuantConfig } from './quant-experts.js';
 import { quantTPSlice, quantTPUnit } from './quant-shard.js';
 import type { HFLoadOptions } from './hf-loader.js';
+
+/** The layer class {@link ShardedMoE.fromHuggingFace} reads the host layer with: `MoE`, registered by moe.ts when it loads (it imports this file, so this file cannot import it). */
+let hostLayerClass: MoELayerClass | undefined;
+
+/** Registers the class {@link ShardedMoE.fromHuggingFace} builds its host layer with (moe.ts registers `MoE`). @example `registerShardedHostLayer(MoE)` */
+export function registerShardedHostLayer(cls: MoELayerClass): void {
+  hostLayerClass = cls;
+}
+
 
 /** Options of {@link ShardedMoE.fromHuggingFace}: the loader's options (its `device`/`ctx` are ignored: the layer is read on the host), the devices and the strategy. @example `{ source: dir, layer: 0, devices: group, strategy: ShardingStrategy.expertParallel(2) }` */
 export interface ShardedHFLoadOptions extends Omit<HFLoadOptions, 'device' | 'ctx'> {
@@ -50,12 +61,12 @@ export interface ShardedMoEOptions {
 }
 
 /** The state-dict names of the routed experts' parameters (dense or packed codes, scales, biases): what expert parallelism splits by expert. */
-function expertKeys(moe: MoE): Set<string> {
+function expertKeys(moe: MoELayer): Set<string> {
   return new Set(moe.stacked.namedParameters().map(([n]) => `experts.${n}`));
 }
 
 /** The constructor options that rebuild `moe` (one device, given width and experts). */
-function shardOptions(moe: MoE, group: DeviceGroup, i: number, extra: Partial<MoEOptions>): MoEOptions {
+function shardOptions(moe: MoELayer, group: DeviceGroup, i: number, extra: Partial<MoEOptions>): MoEOptions {
   const g = moe.gate;
   const gateOptions: MoEOptions['gateOptions'] = { hasBias: !!g.bias, normTopkProb: g.normTopkProb };
   if (g instanceof DeepseekV3Gate) Object.assign(gateOptions, { nGroup: g.nGroup, topkGroup: g.topkGroup, routedScalingFactor: g.routedScalingFactor });
@@ -155,7 +166,7 @@ function nonEmptyRanges(what: string, name: string, dim: number, n: number, { un
  */
 export class ShardedMoE {
   /** One MoE per device (MAX `shard()`'s list). */
-  readonly shards: readonly MoE[];
+  readonly shards: readonly MoELayer[];
   readonly group: DeviceGroup;
   readonly strategy: ShardingStrategy;
   /** 'tp' (tensor parallel) or 'ep' (expert parallel). */
@@ -174,7 +185,7 @@ export class ShardedMoE {
    * With `opts.transport` this process is one rank: `devices` is its one device, `source` the unsharded layer or
    * its own expert shard (`epSize = transport.size`, `shardIndex = transport.rank`).
    */
-  constructor(source: MoE, devices: ShardDevices, strategy: ShardingStrategy, opts: ShardedMoEOptions = {}) {
+  constructor(source: MoELayer, devices: ShardDevices, strategy: ShardingStrategy, opts: ShardedMoEOptions = {}) {
     if (!(strategy instanceof ShardingStrategy) || (strategy.kind !== 'tensor_parallel' && strategy.kind !== 'expert_parallel')) {
       throw new ShardingError('MoE.shard shardingStrategy', 'tensorParallel(n) or expertParallel(n)', strategy instanceof ShardingStrategy ? strategy.kind : String(strategy));
     }
@@ -247,11 +258,11 @@ export class ShardedMoE {
       this.mode = 'tp';
       this.epBatchManager = undefined;
     }
-    const shards: MoE[] = [];
+    const shards: MoELayer[] = [];
     try {
       for (let i = 0; i < group.size; i++) {
         const { opts: so, take } = perShard(tr ? tr.rank : i);
-        const m = new (source.constructor as typeof MoE)(shardOptions(source, group, i, so));
+        const m = new (source.constructor as MoELayerClass)(shardOptions(source, group, i, so));
         shards.push(m);
         const part = new Map<string, HostTensor>();
         for (const [name, t] of sd) part.set(name, take(name, t));
@@ -284,8 +295,9 @@ export class ShardedMoE {
     // (tensor parallel: the whole layer is read, the constructor keeps this rank's slice)
     if (transport) checkRankStrategy('ShardedMoE.fromHuggingFace', strategy, transport);
     const expertShard = transport && strategy.kind === 'expert_parallel' ? { epSize: strategy.numDevices, shardIndex: transport.rank } : undefined;
-    const { MoE } = await import('./moe.js');
-    const host = await MoE.fromHuggingFace({ ...load, device: DeviceRef.CPU(), expertShard });
+    const Layer = hostLayerClass;
+    if (!Layer) throw new UnsupportedError('ShardedMoE.fromHuggingFace', 'no layer class registered', 'the package entry (@webmoe/moe), which registers MoE');
+    const host = await loadHuggingFaceMoE({ ...load, device: DeviceRef.CPU(), expertShard }, (o) => new Layer(o));
     try {
       return new ShardedMoE(host, devices, strategy, { transport });
     } finally {
@@ -466,7 +478,7 @@ function checkRankStrategy(what: string, strategy: ShardingStrategy, tr: HostTra
 }
 
 /** A layer given to a transport-backed ShardedMoE: the unsharded layer (or, expert parallel, this rank's expert shard). */
-function checkRankLayer(source: MoE, strategy: ShardingStrategy, tr: HostTransport): void {
+function checkRankLayer(source: MoELayer, strategy: ShardingStrategy, tr: HostTransport): void {
   const n = tr.size;
   checkRankStrategy('MoE.shard', strategy, tr);
   if (strategy.kind === 'tensor_parallel') {
@@ -487,7 +499,7 @@ function checkRankLayer(source: MoE, strategy: ShardingStrategy, tr: HostTranspo
  * GEMM references on the CPU, the grouped GEMM kernels on a GPU), then adds
  * the replicated shared expert.
  */
-async function epRankStep(tr: HostTransport, sh: MoE, x: Float32Array, T: number): Promise<{ out: Float32Array; stats: EPRankStats }> {
+async function epRankStep(tr: HostTransport, sh: MoELayer, x: Float32Array, T: number): Promise<{ out: Float32Array; stats: EPRankStats }> {
   const H = sh.hiddenDim;
   const k = sh.numExpertsPerToken;
   const host = hostStages(sh);
@@ -514,7 +526,7 @@ async function epRankStep(tr: HostTransport, sh: MoE, x: Float32Array, T: number
  * all-reduce of the [T, H] f32 partials over the transport (fixed order
  * 0 + 1 + ...; the down biases are on shard 0 only, so added once).
  */
-async function tpRankStep(tr: HostTransport, sh: MoE, x: Float32Array, T: number): Promise<Float32Array> {
+async function tpRankStep(tr: HostTransport, sh: MoELayer, x: Float32Array, T: number): Promise<Float32Array> {
   const partial = sh.ctx ? await sh.forward(x) : sh.forwardHost(x, T);
   return rankAllReduceHost(tr, partial);
 }
@@ -525,11 +537,11 @@ async function tpRankStep(tr: HostTransport, sh: MoE, x: Float32Array, T: number
  * list comes from the decode grouping, which these rows do not go through).
  * Output in grouped order; it and the intermediate go to `run.scratch`.
  */
-function recordRankExperts(sh: MoE, run: GpuStageRun, x: GpuTensor, g: GroupingGpu): GpuTensor {
+function recordRankExperts(sh: MoELayer, run: GpuStageRun, x: GpuTensor, g: GroupingGpu): GpuTensor {
   return gpuStages(sh, run).routedExperts(x, { grouping: g, gemms: 'grouped' }, undefined);
 }
 
-async function expertsGpu(sh: MoE, xp: Float32Array, grouping: GroupingRef): Promise<Float32Array> {
+async function expertsGpu(sh: MoELayer, xp: Float32Array, grouping: GroupingRef): Promise<Float32Array> {
   const ctx = sh.ctx!;
   const H = sh.hiddenDim;
   const own: { destroy(): void }[] = [];
@@ -556,6 +568,6 @@ async function expertsGpu(sh: MoE, xp: Float32Array, grouping: GroupingRef): Pro
  * const ep = shardMoE(moe, DeviceGroup.cpu(2), ShardingStrategy.expertParallel(2));
  * ```
  */
-export function shardMoE(moe: MoE, devices: ShardDevices, strategy: ShardingStrategy): ShardedMoE {
+export function shardMoE(moe: MoELayer, devices: ShardDevices, strategy: ShardingStrategy): ShardedMoE {
   return new ShardedMoE(moe, devices, strategy);
 }

@@ -29,7 +29,7 @@ import {
   type Recorder,
   type RoutingGpu,
 } from '@webmoe/kernels-wgsl';
-import type { MoE } from '../moe.js';
+import type { MoELayer } from '../layer.js';
 import type { ExpertWeightSet } from '../stacked-experts.js';
 import { expertBiasGpu } from '../expert-stacks.js';
 import { SHARED_EXPERT_ACTIVATION, type MoEStages } from './stages.js';
@@ -50,7 +50,7 @@ export interface GroupedRowsGpu {
 
 /** Records the expert GEMMs (gate_up + bias + activation, then down + bias) on x's rows grouped by `g`; both outputs go to scratch. */
 function recordExpertGemms(
-  layer: MoE,
+  layer: MoELayer,
   run: GpuStageRun,
   x: GpuTensor,
   g: GroupedRowsGpu,
@@ -77,7 +77,7 @@ function recordExpertGemms(
 }
 
 /** The expert GEMMs the planner picks for T tokens over weights `w` (k per token of E experts; 1 and 1 for a single expert). */
-function planGemms(layer: MoE, w: ExpertWeightSet<ExpertStackGpu>, T: number, k: number, E: number, choice: 'auto' | 'gemv' | 'grouped'): 'gemv' | 'grouped' {
+function planGemms(layer: MoELayer, w: ExpertWeightSet<ExpertStackGpu>, T: number, k: number, E: number, choice: 'auto' | 'gemv' | 'grouped'): 'gemv' | 'grouped' {
   return planExpertGemms({ T, k, E, choice, actQuant: layer.expertActQuant().actQuant, gemvSupported: gemvSupports(w.gateUp) && gemvSupports(w.down) });
 }
 
@@ -89,7 +89,7 @@ function planGemms(layer: MoE, w: ExpertWeightSet<ExpertStackGpu>, T: number, k:
  * layer's own (local) experts on the grouping it is given.
  * @example `runMoEForward(moe, gpuStages(moe, { rec, pool, scratch }), x)`
  */
-export function gpuStages(layer: MoE, run: GpuStageRun, routedWeights?: ExpertWeightSet<ExpertStackGpu>): MoEStages<GpuTensor, RoutingGpu, GroupedRowsGpu> {
+export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: ExpertWeightSet<ExpertStackGpu>): MoEStages<GpuTensor, RoutingGpu, GroupedRowsGpu> {
   const ctx = layer.ctx!;
   let w = routedWeights; // read on first use: the shared-experts stage alone does not need them
   const weights = () => (w ??= layer.stacked.gpuWeights());
@@ -152,7 +152,7 @@ export function gpuStages(layer: MoE, run: GpuStageRun, routedWeights?: ExpertWe
  * shared expert [T, 2S]) against the device's buffer limits, before anything
  * is allocated or recorded: a LimitError naming the limit and the tensor.
  */
-export function checkForwardLimits(layer: MoE, T: number): void {
+export function checkForwardLimits(layer: MoELayer, T: number): void {
   const ctx = layer.ctx!;
   const f32 = (n: number) => gpuByteLength('float32', n);
   const rows = T * layer.numExpertsPerToken;
