@@ -11,7 +11,7 @@ export { MoE, StackedExperts, type MoEOptions, type ExpertWeightSet, type MoEGpu
 export { expertBiasGpu, type UploadedStack } from './expert-stacks.js';
 export { MoEStack } from './stack.js';
 export type { MoELayer, MoELayerClass } from './layer.js';
-export { runMoEForward, SHARED_EXPERT_ACTIVATION, type MoEStages, type SharedExpertsOut } from './forward/stages.js';
+export { runMoEForward, SHARED_EXPERT_ACTIVATION, FORWARD_STEPS, type ForwardStep, type MoEStages, type SharedExpertsOut } from './forward/stages.js';
 export { gpuStages, type GpuStageRun, type GroupedRowsGpu } from './forward/gpu.js';
 export { hostStages, addSharedHost } from './forward/host.js';
 export { ShardedMoE, type ShardedHFLoadOptions, type ShardedMoEOptions } from './sharded.js';

@@ -32,13 +32,19 @@ import {
 import type { MoELayer } from '../layer.js';
 import type { ExpertWeightSet } from '../stacked-experts.js';
 import { expertBiasGpu } from '../expert-stacks.js';
-import { SHARED_EXPERT_ACTIVATION, type MoEStages } from './stages.js';
+import { SHARED_EXPERT_ACTIVATION, type ForwardStep, type MoEStages } from './stages.js';
 
 /** Where the GPU stages record: the Recorder, an optional scratch pool, and the list that collects every temporary (destroy after submit). */
 export interface GpuStageRun {
   rec: Recorder;
   pool?: BufferPool;
   scratch: { destroy(): void }[];
+  /**
+   * Called as each step of the forward starts recording (before its first
+   * dispatch): what a profile needs to attribute dispatches to steps. The
+   * routed-experts stage reports 'gate_up' and 'down'.
+   */
+  onStep?: (step: ForwardStep) => void;
 }
 
 /** A forward's grouping on the GPU, with the expert GEMMs the planner chose for it (the decode GEMVs reuse the decode grouping's active-expert list). */
@@ -58,18 +64,22 @@ function recordExpertGemms(
   bias: { gateUp?: GpuTensor; down?: GpuTensor },
   act: ExpertActivation,
   rowScale: GpuTensor | undefined,
+  onStep: ((step: 'gate_up' | 'down') => void) | undefined,
 ): GpuTensor {
   const ctx = layer.ctx!;
   const { rec, pool, scratch } = run;
   let y: GpuTensor;
+  onStep?.('gate_up');
   if (g.gemms === 'gemv') {
     const h = gemvGateUpGpu(ctx, rec, x, g.grouping, w.gateUp, act, { pool, active: g.active, bias: bias.gateUp, rowScale });
     scratch.push(h);
+    onStep?.('down');
     y = gemvDownGpu(ctx, rec, h, g.grouping, w.down, { pool, active: g.active, bias: bias.down });
   } else {
     const aq = layer.expertActQuant();
     const h = groupedGateUpGpu(ctx, rec, x, g.grouping, w.gateUp, bias.gateUp, act, { pool, rowScale, ...aq });
     scratch.push(h);
+    onStep?.('down');
     y = groupedDownGpu(ctx, rec, h, g.grouping, w.down, bias.down, { pool, ...aq });
   }
   scratch.push(y);
@@ -98,6 +108,7 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
   let fusedGrouping: { routing: RoutingGpu; grouped: GroupedRowsGpu } | undefined;
   return {
     route: (x) => {
+      run.onStep?.('route');
       const g = layer.gate;
       const logits = keep(linearGpu(ctx, rec, x, g.weight.gpuValue, { bias: g.bias?.gpuValue, pool }));
       const routerOpts = { pool, correctionBias: g.eScoreCorrectionBias?.gpuValue };
@@ -113,6 +124,7 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
       return { idx: keep(r.idx), weights: keep(r.weights) };
     },
     group: (r) => {
+      run.onStep?.('group');
       if (fusedGrouping && fusedGrouping.routing.idx === r.idx) return fusedGrouping.grouped;
       const T = r.idx.shape[0];
       const gemms = planGemms(layer, weights(), T, layer.numExpertsPerToken, layer.numExperts, layer.expertKernels);
@@ -126,9 +138,10 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
     },
     routedExperts: (x, g, rowScale) => {
       const rw = weights();
-      return recordExpertGemms(layer, run, x, g, rw, { gateUp: expertBiasGpu(rw.gateUp, layer.stacked.gateUpBias), down: expertBiasGpu(rw.down, layer.stacked.downBias) }, layer.activation, rowScale);
+      return recordExpertGemms(layer, run, x, g, rw, { gateUp: expertBiasGpu(rw.gateUp, layer.stacked.gateUpBias), down: expertBiasGpu(rw.down, layer.stacked.downBias) }, layer.activation, rowScale, run.onStep);
     },
     sharedExperts: (x) => {
+      run.onStep?.('shared');
       let shared: GpuTensor;
       if (layer.sharedExperts) {
         shared = keep(layer.sharedExperts.record(rec, x, { pool, scratch }));
@@ -137,12 +150,15 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
         const T = x.shape[0];
         const sw = layer.quantizedSharedExperts.gpuWeights();
         const grouping = keep(denseGroupingGpu(ctx, rec, T, { pool }));
-        shared = recordExpertGemms(layer, run, x, { grouping, gemms: planGemms(layer, sw, T, 1, 1, 'auto') }, sw, {}, SHARED_EXPERT_ACTIVATION, undefined);
+        shared = recordExpertGemms(layer, run, x, { grouping, gemms: planGemms(layer, sw, T, 1, 1, 'auto') }, sw, {}, SHARED_EXPERT_ACTIVATION, undefined, undefined);
       } else return undefined;
       const gateLogit = layer.sharedExpertGate ? keep(layer.sharedExpertGate.record(rec, x, { pool })) : undefined; // [T, 1]
       return { shared, gateLogit };
     },
-    combine: (y, g, weights, shared) => combineGpu(ctx, rec, y, g.grouping, weights, { shared: shared?.shared, sharedGateLogit: shared?.gateLogit }),
+    combine: (y, g, weights, shared) => {
+      run.onStep?.('combine');
+      return combineGpu(ctx, rec, y, g.grouping, weights, { shared: shared?.shared, sharedGateLogit: shared?.gateLogit });
+    },
   };
 }
 
