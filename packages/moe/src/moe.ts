@@ -14,7 +14,8 @@ import {
 import { MLP, Linear, Module, type LayerList, type Parameter } from '@webmoe/nn';
 import { MoEGate } from './gates.js';
 import { UnsupportedError } from './errors.js';
-import { loadHuggingFaceMoE, type HFLoadOptions } from './hf-loader.js';
+import { loadHuggingFaceMoE } from './hf-loader.js';
+import type { HFLoadOptions } from './hf-options.js';
 import { ShardingError, ShardingStrategy, type EPBatchManager } from '@webmoe/sharding';
 import type { ShardDevices } from '@webmoe/nn';
 import { registerShardedHostLayer, shardMoE, type ShardedMoE } from './sharded.js';

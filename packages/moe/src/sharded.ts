@@ -21,7 +21,7 @@ import { addSharedHost } from './forward/host.js';
 import { checkRankLayer, checkRankStrategy, epRankStep, recordRankExperts, tpRankStep } from './sharded-rank.js';
 import { UnsupportedError } from './errors.js';
 import { epShardPlan, shardOptions, tpShardPlan, type ShardPlan } from './shard-plan.js';
-import type { HFLoadOptions } from './hf-loader.js';
+import type { HFLoadOptions } from './hf-options.js';
 
 /** The layer class {@link ShardedMoE.fromHuggingFace} reads the host layer with: `MoE`, registered by moe.ts when it loads (it imports this file, so this file cannot import it). */
 let hostLayerClass: MoELayerClass | undefined;
