@@ -11,7 +11,7 @@ import {
   type HostTransport,
 } from '@webmoe/sharding';
 import { ShapeError } from '@webmoe/tensor';
-import { resolveShardGroup, shardInputRows, shardOutput, gpuPartialSum, type ShardDevices, type ShardInput, type ShardOutput } from '@webmoe/nn';
+import { buildShards, resolveShardGroup, shardInputRows, shardOutput, gpuPartialSum, type ShardDevices, type ShardInput, type ShardOutput } from '@webmoe/nn';
 // moe.ts imports this file (MoE.shard), so the MoE class is not imported here: shards are
 // built with the source layer's own class, and fromHuggingFace with the class moe.ts registers.
 import type { MoELayer, MoELayerClass } from './layer.js';
@@ -156,21 +156,18 @@ export class ShardedMoE {
       this.mode = 'tp';
       this.epBatchManager = undefined;
     }
-    const shards: MoELayer[] = [];
-    try {
-      for (let i = 0; i < group.size; i++) {
-        const { opts: so, take } = perShard(tr ? tr.rank : i);
-        const m = new (source.constructor as MoELayerClass)(shardOptions(source, group, i, so));
-        shards.push(m);
-        const part = new Map<string, HostTensor>();
-        for (const [name, t] of sd) part.set(name, take(name, t));
-        m.loadStateDict(part);
-        m.markShard(strategy, tr ? tr.rank : i, group.devices);
-      }
-    } catch (e) {
-      for (const s of shards) s.destroy();
-      throw e;
-    }
+    const indexOf = (i: number) => (tr ? tr.rank : i);
+    const shards = buildShards<MoELayer>(
+      group.size,
+      strategy,
+      group.devices,
+      (i) => new (source.constructor as MoELayerClass)(shardOptions(source, group, i, perShard(indexOf(i)).opts)),
+      (i) => {
+        const { take } = perShard(indexOf(i));
+        return new Map([...sd].map(([name, t]) => [name, take(name, t)]));
+      },
+      indexOf,
+    );
     this.shards = shards;
     this.group = group;
     this.strategy = strategy;
