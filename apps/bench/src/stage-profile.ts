@@ -10,7 +10,6 @@
  */
 import { FORWARD_STEPS, gpuStages, runMoEForward, type ForwardStep, type MoE } from '@webmoe/moe';
 import { Recorder, type BufferPool, type GpuContext, type GpuTensor, type KernelTiming } from '@webmoe/kernels-wgsl';
-import { median } from './stats.js';
 
 /** Where one step's dispatches start in a forward's dispatch order. */
 export interface StepMark {
@@ -22,13 +21,15 @@ export interface StepMark {
 /** One step's device time in a row's profile. */
 export interface StageTime {
   stage: ForwardStep;
-  /** Median over the profiled forwards of the summed time of the step's dispatches. */
-  medianMs: number;
+  /** The summed time of the step's dispatches in the median forward (the profiled forward whose total is the median): the steps sum to `totalMs`. */
+  ms: number;
+  /** The least time of the step over the profiled forwards (how much of `ms` is noise). */
+  minMs: number;
   /** Dispatches of the step per forward (0: the step recorded nothing, e.g. no shared experts, or a grouping made by the fused decode routing). */
   dispatches: number;
   /** The step's kernels, in dispatch order (names repeat per chunk). */
   kernels: string[];
-  /** medianMs / the profile's totalMs. */
+  /** ms / the profile's totalMs. */
   share: number;
 }
 
@@ -38,7 +39,7 @@ export type StageProfile =
       available: true;
       /** Every step of FORWARD_STEPS, in order. */
       stages: StageTime[];
-      /** Median over the profiled forwards of the whole forward's summed dispatch time (one pass per dispatch: above the row's median, which times one pass). */
+      /** The median over the profiled forwards of the whole forward's summed dispatch time (one pass per dispatch: above the row's median, which times one pass). */
       totalMs: number;
       /** Profiled forwards. */
       iters: number;
@@ -61,14 +62,21 @@ export function attributeSteps(timings: readonly KernelTiming[], marks: readonly
   return out;
 }
 
-/** The profile of `perIter` forwards (each: its dispatch timings and step marks): per-step medians, shares of the median total. */
+/**
+ * The profile of `perIter` forwards (each: its dispatch timings and step
+ * marks): the steps of the median forward (by total time; the lower middle
+ * one for an even count), so that they sum to its total, with each step's
+ * least time over all forwards beside it.
+ */
 export function summarizeStages(perIter: readonly { timings: readonly KernelTiming[]; marks: readonly StepMark[] }[]): StageProfile {
   if (!perIter.length) return { available: false, reason: 'no forward was profiled' };
   const steps = perIter.map((it) => attributeSteps(it.timings, it.marks));
-  const totalMs = median(perIter.map((it) => it.timings.reduce((s, t) => s + t.ns, 0) / 1e6));
+  const totals = perIter.map((it) => it.timings.reduce((s, t) => s + t.ns, 0) / 1e6);
+  const mid = totals.map((t, i) => [t, i] as const).sort((a, b) => a[0] - b[0])[(totals.length - 1) >> 1][1];
+  const totalMs = totals[mid];
   const stages = FORWARD_STEPS.map((stage): StageTime => {
-    const ms = median(steps.map((s) => s[stage].ns / 1e6));
-    return { stage, medianMs: ms, dispatches: steps[0][stage].kernels.length, kernels: steps[0][stage].kernels, share: totalMs > 0 ? ms / totalMs : NaN };
+    const ms = steps[mid][stage].ns / 1e6;
+    return { stage, ms, minMs: Math.min(...steps.map((s) => s[stage].ns / 1e6)), dispatches: steps[mid][stage].kernels.length, kernels: steps[mid][stage].kernels, share: totalMs > 0 ? ms / totalMs : NaN };
   });
   return { available: true, stages, totalMs, iters: perIter.length };
 }
@@ -112,5 +120,5 @@ export async function profileStages(ctx: GpuContext, moe: MoE, pool: BufferPool,
 export function formatStageProfile(p: StageProfile): string {
   if (!p.available) return `stage profile unavailable: ${p.reason}`;
   const f = (v: number) => (v >= 0.1 ? v.toFixed(3) : v.toPrecision(3));
-  return p.stages.map((s) => `${s.stage} ${f(s.medianMs)} ms (${(s.share * 100).toFixed(0)}%, ${s.dispatches})`).join(', ') + ` | total ${f(p.totalMs)} ms over ${p.iters} forwards`;
+  return p.stages.map((s) => `${s.stage} ${f(s.ms)} ms (${(s.share * 100).toFixed(0)}%, ${s.dispatches})`).join(', ') + ` | total ${f(p.totalMs)} ms (the median of ${p.iters} forwards)`;
 }

@@ -31,20 +31,26 @@ describe('stage profile attribution', () => {
     expect(a.combine).toEqual({ ns: 500, kernels: ['combine'] });
   });
 
-  it('names every stage, in order, and the stages sum to the whole forward', () => {
-    // three forwards: the same dispatches, the second 10% slower throughout, the third 5% faster
+  it('names every stage, in order; the stages of the median forward sum to the whole forward', () => {
+    // three forwards: the same dispatches, the second 10% slower throughout, the third 5% faster: the median is the first
     const scaled = (f: number) => timings.map((t) => ({ ...t, ns: t.ns * f }));
     const p = summarizeStages([1, 1.1, 0.95].map((f) => ({ timings: scaled(f), marks })));
     if (!p.available) throw new Error(p.reason);
     expect(p.stages.map((s) => s.stage)).toEqual(['route', 'group', 'gate_up', 'down', 'shared', 'combine']);
     expect(p.iters).toBe(3);
-    // whole forward: 89.5 us per forward at scale 1 (the median forward)
+    // whole forward: 89.5 us at scale 1
     expect(p.totalMs).toBeCloseTo(0.0895, 9);
-    const sum = p.stages.reduce((s, x) => s + x.medianMs, 0);
+    expect(p.stages.map((s) => s.ms)).toEqual([0.003, 0, 0.061, 0.025, 0, 0.0005]);
+    const sum = p.stages.reduce((s, x) => s + x.ms, 0);
     expect(Math.abs(sum - p.totalMs) / p.totalMs).toBeLessThan(1e-9);
+    // least over the forwards: the 0.95 one
+    expect(p.stages.find((s) => s.stage === 'down')!.minMs).toBeCloseTo(0.02375, 9);
     expect(p.stages.map((s) => s.dispatches)).toEqual([2, 0, 2, 1, 0, 1]);
     expect(p.stages.find((s) => s.stage === 'gate_up')!.share).toBeCloseTo(61000 / 89500, 9);
-    expect(formatStageProfile(p)).toMatch(/^route .* gate_up .* combine .* \| total 0\.0895 ms over 3 forwards$/);
+    expect(formatStageProfile(p)).toMatch(/^route .* gate_up .* combine .* \| total 0\.0895 ms \(the median of 3 forwards\)$/);
+    // an even count takes the lower middle forward
+    const q = summarizeStages([1.1, 1].map((f) => ({ timings: scaled(f), marks })));
+    expect(q.available && q.totalMs).toBeCloseTo(0.0895, 9);
   });
 
   it('refuses dispatches before the first step or steps out of order', () => {
