@@ -22,6 +22,8 @@ export interface BenchOptions {
   peer?: 'onnxruntime';
   /** Layers per chain of the wallGpuMs / wallStackMs columns (`--stack`, default 48; 8 with --quick). */
   stack: number;
+  /** `--profile-stages`: each GPU row also times every step of the forward (route, group, gate_up, down, shared, combine) with timestamp queries (src/stage-profile.ts). */
+  profileStages?: boolean;
   /** True when --stack was given. */
   stackExplicit?: boolean;
   /** Device memory (GiB) the chain's distinct layers may take (`--stack-gib`; default 80 on a GPU, 1 on lavapipe). */
@@ -61,6 +63,7 @@ usage: pnpm bench [options]
   --stack N             layers per chain of the wallGpuMs / wallStackMs columns (default 48; 8 with --quick)
   --stack-gib G         device memory the chain's distinct layers may take (default 80 on a GPU, 1 on lavapipe); the chain cycles over as many as fit
   --copy-mib N          size of the copy-bandwidth probe in MiB
+  --profile-stages      per GPU row, device time of each forward step (route, group, gate_up, down, shared, combine; needs timestamp-query, else the row says so)
   -h, --help            this text`;
 
 function list(v: string | undefined, flag: string): string[] {
@@ -119,6 +122,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
         o.stackGib = g;
         break;
       }
+      case '--profile-stages': o.profileStages = true; break;
       case '--copy-mib': o.copyBytes = int(val(), flag, 1) * 1024 * 1024; break;
       case '-h': case '--help': o.help = true; break;
       default: throw new Error(`unknown option '${a}'\n\n${USAGE}`);

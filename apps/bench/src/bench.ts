@@ -13,6 +13,7 @@ import { distinctExperts, expectedDistinctExperts, gbps, tflops, work } from './
 import { createLayer, createStackLayers, IMPL, routingOf, runMoE, type GpuLayer } from './moe-run.js';
 import { CHECK_TOL, checkFailure, checkForward, type RowCheck } from './check.js';
 import { stagedTol, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
+import { profileStages } from './stage-profile.js';
 import { hostForwardMs, perLayerChain, stackChain } from './chain.js';
 import type { MoE } from '@webmoe/moe';
 import { findModel, type BenchDtype, type ModelSpec } from './models.js';
@@ -167,6 +168,8 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       f.release();
       perIter.push(await rec.timings());
     }
+    // --profile-stages: the library's forward step by step, one timestamped pass per dispatch
+    const stageProfile = o.profileStages ? (layer.moe ? await profileStages(ctx, layer.moe, layer.pool, x, Math.min(o.iters, 5)) : { available: false as const, reason: `the '${layer.impl}' forward is not an MoE layer` }) : undefined;
     // back-to-back forwards, one drain: wall time per forward without the per-forward sync
     const nb = Math.max(1, o.iters);
     // scratch goes back to the pool right after each submit: the next forward reuses it in queue order
@@ -186,6 +189,7 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       medianMs: s.median, p10Ms: s.p10, p90Ms: s.p90, minMs: s.min, maxMs: s.max,
       timing: useTs ? 'timestamp' : 'wall', wallMs, gbps: NaN, tflops: NaN,
       kernels: perIter.length ? kernelBreakdown(perIter) : [],
+      stageProfile,
     };
     if (layer.moe) await callerColumns(ctx, row, layer.moe, stackLayers ?? [layer.moe], x, o);
     else row.note = `no caller columns: the '${layer.impl}' forward is not an MoE layer`;
@@ -217,6 +221,7 @@ async function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOpt
   const row: ResultRow = {
     model: spec.name, tokens: T, dtype, device: 'cpu', impl: 'cpu-ref', medianMs: s.median, p10Ms: s.p10, p90Ms: s.p90, minMs: s.min, maxMs: s.max,
     timing: 'wall', gbps: NaN, tflops: NaN, kernels: [], check,
+    stageProfile: o.profileStages ? { available: false, reason: 'a CPU row (the host forward has no device timestamps)' } : undefined,
   };
   if (!check.pass) row.error = checkFailure(check);
   return finishRow(row, spec, dtype, hit, 'routing', copyGBps, peakTflops);

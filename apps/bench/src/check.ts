@@ -6,7 +6,8 @@
 import type { ChunkedExpertWeightsGpu, ExpertRowLayout, ExpertStackGpu, GpuContext, GpuTensor } from '@webmoe/kernels-wgsl';
 import { ValueError } from '@webmoe/tensor';
 import { checkRunner } from './check-pool.js';
-import { referenceForward, type ReferenceSpec, type StoredDtype, type StoredExperts, type StoredLayer, type StoredTensor } from './reference.js';
+import { referenceForward, type ReferenceSpec } from './reference.js';
+import type { StoredDtype, StoredExperts, StoredLayer, StoredTensor } from './stored.js';
 
 /**
  * Relative L2 error a row may have against the float64 reference (f32 accumulation over K <= 16k inputs stays

@@ -11,7 +11,7 @@ import type { Parameter } from '@webmoe/nn';
 import { fillKindOf, type FillKind } from './fill.js';
 import { benchMoEOptions, packedExpertSeeds, PACKED_FILL, randomHostTensor, seedOf } from './moe-run.js';
 import type { BenchDtype, ModelSpec } from './models.js';
-import type { StoredDtype, StoredExperts, StoredLayer, StoredTensor } from './reference.js';
+import type { StoredDtype, StoredExperts, StoredLayer, StoredTensor } from './stored.js';
 
 /**
  * `spec`'s layer in `dtype` on the host with random weights of the GPU

@@ -21,3 +21,4 @@ export { summarize, median, quantile, type Summary } from './stats.js';
 export { SCHEMA, reportToJson, parseReport, type BenchReport, type ResultRow, type KernelTime } from './schema.js';
 export { reportToHtml } from './html.js';
 export { formatTable } from './table.js';
+export type { StageProfile, StageTime } from './stage-profile.js';

@@ -25,7 +25,7 @@ import { DeviceRef, HostTensor, allocHost, numel, type DType, type HostArray } f
 import { fillKindOf, hash32, randomGpuTensor, randomWords, type FillKind } from './fill.js';
 import { storedExpertBias, storedGpu, storedGpuExperts } from './check.js';
 import { layerMemory, randomExperts, type LayerMemory } from './expert-gen.js';
-import type { StoredLayer } from './reference.js';
+import type { StoredLayer } from './stored.js';
 import { INT_BLOCK, layerDtype, storageDtype, type BenchDtype, type ModelSpec } from './models.js';
 
 /** The `impl` of the bench's GPU rows: `@webmoe/moe`'s MoE (packed rows pass their experts to `MoE.record`). */

@@ -1,4 +1,5 @@
 /** The JSON the bench writes (`--json`), read back by `--compare`. torch/torch_baseline.py writes the same schema. */
+import type { StageProfile } from './stage-profile.js';
 
 /** Per-kernel time of one row (median over the timed iterations of the summed time of that kernel's dispatches). */
 export interface KernelTime {
@@ -81,6 +82,8 @@ export interface ResultRow {
   packedBytes?: number;
   /** GPU rows: buffers per routed stack (1: one buffer per tensor; more: split at the binding limit). */
   chunks?: { gateUp: number; down: number };
+  /** `--profile-stages`: device time per step of the forward (src/stage-profile.ts), or why there is none. */
+  stageProfile?: StageProfile;
   /** Set when the row could not run; the numbers are then NaN -> null in JSON. */
   error?: string;
   note?: string;

@@ -1,4 +1,5 @@
 /** The console table of a report (stdout), with an optional comparison run beside it. */
+import { formatStageProfile } from './stage-profile.js';
 import type { BenchReport, ResultRow } from './schema.js';
 
 function f(x: number | undefined, d = 3): string {
@@ -64,6 +65,7 @@ export function formatTable(r: BenchReport, other?: BenchReport): string {
   for (const l of rows) out.push(l.length > 5 ? l.map((c, i) => (i < 4 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ') : l.join('  '));
   out.push('');
   out.push('wallGpu ms / host us: per layer of a chain of `stack` forwardGpuSync calls (GPU-resident activations, drained once; host = CPU time to issue). stack ms / us: the same chain as one MoEStack submit. layers: distinct/chained. wallHost ms: forward(Float32Array) per call.');
+  for (const x of r.results) if (x.stageProfile) out.push(`${x.model} ${x.dtype} T=${x.tokens} stages: ${formatStageProfile(x.stageProfile)}`);
   for (const x of r.results) {
     if (!x.kernels.length) continue;
     out.push(`${x.model} ${x.dtype} T=${x.tokens}: ` + x.kernels.map((k) => `${k.name}${k.calls > 1 ? `x${k.calls}` : ''} ${f(k.medianMs)} ms (${(k.share * 100).toFixed(0)}%)`).join(', '));

@@ -13,7 +13,7 @@ import { createLayer, runMoE, routingOf } from '../src/moe-run.js';
 import { checkForward, storedGpuExperts } from '../src/check.js';
 import { randomGpuTensor } from '../src/fill.js';
 import { expertMatrixBytes, findModel, TINY, type BenchDtype, type ModelSpec } from '../src/models.js';
-import { readExpertBytes } from '../src/reference.js';
+import { readExpertBytes } from '../src/stored.js';
 import { GPU_BYTES_SLACK, layerMemory } from '../src/expert-gen.js';
 import { Recorder } from '@webmoe/kernels-wgsl';
 

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { bf16ToF32, e4m3ToF32, f16ToF32, HostTensor } from '@webmoe/tensor';
 import { decodeExpertRow, type ExpertWeightsHost } from '@webmoe/kernels-wgsl';
 import { rng } from '@webmoe/kernels-wgsl/testing';
-import { bf16ToNumber, e4m3ToNumber, f16ToNumber, readExpert, referenceForward, routeToken64, type StoredDtype, type StoredExperts, type StoredLayer, type StoredTensor } from '../src/reference.js';
+import { referenceForward, routeToken64 } from '../src/reference.js';
+import { bf16ToNumber, e4m3ToNumber, f16ToNumber, readExpert, type StoredDtype, type StoredExperts, type StoredLayer, type StoredTensor } from '../src/stored.js';
 import { relErr64, sampleTokens } from '../src/check.js';
 
 /** A host byte array as a stored tensor. */

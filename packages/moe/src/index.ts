@@ -10,13 +10,14 @@ export { MoEGate, SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV3Gate, Llama4Gate, 
 export { MoE, StackedExperts, type MoEOptions, type ExpertWeightSet, type MoEGpuBytes, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
 export { expertBiasGpu, type UploadedStack } from './expert-stacks.js';
 export { MoEStack } from './stack.js';
-export { runMoEForward, SHARED_EXPERT_ACTIVATION, type MoEStages, type SharedExpertsOut } from './forward/stages.js';
+export type { MoELayer, MoELayerClass } from './layer.js';
+export { runMoEForward, SHARED_EXPERT_ACTIVATION, FORWARD_STEPS, type ForwardStep, type MoEStages, type SharedExpertsOut } from './forward/stages.js';
 export { gpuStages, type GpuStageRun, type GroupedRowsGpu } from './forward/gpu.js';
 export { hostStages, addSharedHost } from './forward/host.js';
 export { ShardedMoE, type ShardedHFLoadOptions, type ShardedMoEOptions } from './sharded.js';
 export { openHFCheckpoint, type MoECheckpoint, type CheckpointTensorInfo } from './checkpoint.js';
 export { parseHFMoEConfig, HF_MOE_MODEL_TYPES, type HFMoEModelType, type HFExpertLayout, type HFMoESpec } from './hf-config.js';
-export { STREAM_EXPERTS_BYTES, type HFLoadOptions, type MoEWeightDType } from './hf-loader.js';
+export { STREAM_EXPERTS_BYTES, type HFLoadOptions, type MoEWeightDType } from './hf-options.js';
 export {
   QuantizedExperts,
   parseHFQuantConfig,

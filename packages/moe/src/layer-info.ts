@@ -4,13 +4,13 @@ import { expertTensors, expertWeightBytes, type ExpertStackGpu } from '@webmoe/k
 import { LayerList, NotLoadedError, type MLP, type MLPActivation, type Parameter } from '@webmoe/nn';
 import { UnsupportedError } from './errors.js';
 import { QuantizedExperts } from './quant-experts.js';
-import type { MoE } from './moe.js';
+import type { MoELayer } from './layer.js';
 import type { MoEGpuBytes, MoEOptions } from './moe-options.js';
 import type { GateClass } from './gates.js';
 import type { ExpertWeightSet } from './stacked-experts.js';
 
 /** {@link MoE.gpuBytes}: the GPU bytes `layer` holds, by kind (scratch buffers and cached graphs not counted; all 0 on the CPU). */
-export function layerGpuBytes(layer: MoE): MoEGpuBytes {
+export function layerGpuBytes(layer: MoELayer): MoEGpuBytes {
   let expertWeights = 0;
   let expertScales = 0;
   let other = 0;
@@ -54,7 +54,7 @@ export function layerGpuBytes(layer: MoE): MoEGpuBytes {
 }
 
 /** {@link MoE.experts}: the routed experts of `layer` as host MLPs of its `mlpCls` (copies of the loaded dense stacks; concat-layout SiLU / swiglu_limit experts without bias). */
-export function expertMLPs(layer: MoE): LayerList<MLP> {
+export function expertMLPs(layer: MoELayer): LayerList<MLP> {
   if (layer.stacked instanceof QuantizedExperts) {
     throw new UnsupportedError('MoE.experts', `per-expert MLPs of ${layer.stacked.quant.format} experts`, 'dense experts (quantized weights stay packed; use hostWeights()/gpuWeights())');
   }
@@ -82,7 +82,7 @@ export function expertMLPs(layer: MoE): LayerList<MLP> {
 }
 
 /** {@link MoE.layerOptions}: the constructor options that describe `layer`'s shape and maths (not its devices, gate options, quantization or sharding). */
-export function layerOptionsOf(layer: MoE): Omit<MoEOptions, 'devices'> {
+export function layerOptionsOf(layer: MoELayer): Omit<MoEOptions, 'devices'> {
   return {
     hiddenDim: layer.hiddenDim,
     numExperts: layer.numExperts,
@@ -102,7 +102,7 @@ export function layerOptionsOf(layer: MoE): Omit<MoEOptions, 'devices'> {
 }
 
 /** Every GPU buffer a forward of `layer` with routed-expert weights `gw` reads (parameters, packed shared experts, gw's tensors): part of a graph's key. */
-export function* recordedBuffers(layer: MoE, gw: ExpertWeightSet<ExpertStackGpu>): Generator<GPUBuffer> {
+export function* recordedBuffers(layer: MoELayer, gw: ExpertWeightSet<ExpertStackGpu>): Generator<GPUBuffer> {
   for (const p of layer.parameters()) if (p.gpu) yield p.gpu.buffer;
   if (layer.sharedExperts) for (const t of Object.values(layer.sharedExperts.packedGpu)) if (t) yield t.buffer;
   for (const w of [gw.gateUp, gw.down]) for (const t of expertTensors(w)) yield t.buffer;

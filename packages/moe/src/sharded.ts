@@ -1,31 +1,36 @@
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
-import { BufferPool, GpuTensor, Recorder, uploadGrouping, type GroupingGpu, type GroupingRef, type RoutingGpu } from '@webmoe/kernels-wgsl';
+import { BufferPool, GpuTensor, Recorder, uploadGrouping, type RoutingGpu } from '@webmoe/kernels-wgsl';
 import {
   DeviceGroup,
   EPBatchManager,
   ShardingError,
   ShardingStrategy,
   createLocalTransports,
-  rankAllReduceHost,
-  rankEPForward,
   shardRange,
-  takeRanges,
   type EPRankStats,
-  type GateUpLayout,
   type HostTransport,
 } from '@webmoe/sharding';
 import { ShapeError } from '@webmoe/tensor';
-import { resolveShardGroup, shardInputRows, shardOutput, gpuPartialSum, type ShardDevices, type ShardInput, type ShardOutput } from '@webmoe/nn';
-// moe.ts imports this file (MoE.shard), so the MoE class is not imported here:
-// shards are built with the source layer's own class, and fromHuggingFace loads MoE lazily.
-import type { MoE, MoEOptions } from './moe.js';
-import { gpuStages, type GpuStageRun } from './forward/gpu.js';
-import { addSharedHost, hostStages } from './forward/host.js';
-import { DeepseekV3Gate } from './gates.js';
+import { buildShards, resolveShardGroup, shardInputRows, shardOutput, gpuPartialSum, type ShardDevices, type ShardInput, type ShardOutput } from '@webmoe/nn';
+// moe.ts imports this file (MoE.shard), so the MoE class is not imported here: shards are
+// built with the source layer's own class, and fromHuggingFace with the class moe.ts registers.
+import type { MoELayer, MoELayerClass } from './layer.js';
+import { loadHuggingFaceMoE } from './hf-loader.js';
+import { gpuStages } from './forward/gpu.js';
+import { addSharedHost } from './forward/host.js';
+import { checkRankLayer, checkRankStrategy, epRankStep, recordRankExperts, tpRankStep } from './sharded-rank.js';
 import { UnsupportedError } from './errors.js';
-import { QuantizedExperts, type ResolvedQuantConfig } from './quant-experts.js';
-import { quantTPSlice, quantTPUnit } from './quant-shard.js';
-import type { HFLoadOptions } from './hf-loader.js';
+import { epShardPlan, shardOptions, tpShardPlan, type ShardPlan } from './shard-plan.js';
+import type { HFLoadOptions } from './hf-options.js';
+
+/** The layer class {@link ShardedMoE.fromHuggingFace} reads the host layer with: `MoE`, registered by moe.ts when it loads (it imports this file, so this file cannot import it). */
+let hostLayerClass: MoELayerClass | undefined;
+
+/** Registers the class {@link ShardedMoE.fromHuggingFace} builds its host layer with (moe.ts registers `MoE`). @example `registerShardedHostLayer(MoE)` */
+export function registerShardedHostLayer(cls: MoELayerClass): void {
+  hostLayerClass = cls;
+}
+
 
 /** Options of {@link ShardedMoE.fromHuggingFace}: the loader's options (its `device`/`ctx` are ignored: the layer is read on the host), the devices and the strategy. @example `{ source: dir, layer: 0, devices: group, strategy: ShardingStrategy.expertParallel(2) }` */
 export interface ShardedHFLoadOptions extends Omit<HFLoadOptions, 'device' | 'ctx'> {
@@ -47,59 +52,6 @@ export interface ShardedHFLoadOptions extends Omit<HFLoadOptions, 'device' | 'ct
 export interface ShardedMoEOptions {
   /** Run as rank `transport.rank` of `transport.size` processes (expert or tensor parallel; see {@link ShardedHFLoadOptions.transport}). */
   transport?: HostTransport;
-}
-
-/** The state-dict names of the routed experts' parameters (dense or packed codes, scales, biases): what expert parallelism splits by expert. */
-function expertKeys(moe: MoE): Set<string> {
-  return new Set(moe.stacked.namedParameters().map(([n]) => `experts.${n}`));
-}
-
-/** The constructor options that rebuild `moe` (one device, given width and experts). */
-function shardOptions(moe: MoE, group: DeviceGroup, i: number, extra: Partial<MoEOptions>): MoEOptions {
-  const g = moe.gate;
-  const gateOptions: MoEOptions['gateOptions'] = { hasBias: !!g.bias, normTopkProb: g.normTopkProb };
-  if (g instanceof DeepseekV3Gate) Object.assign(gateOptions, { nGroup: g.nGroup, topkGroup: g.topkGroup, routedScalingFactor: g.routedScalingFactor });
-  return {
-    devices: [group.devices[i]],
-    ctx: group.kind === 'gpu' ? group.context(i) : undefined,
-    ...moe.layerOptions(),
-    gateOptions,
-    quantConfig: moe.quant, // resolved: format, blocks and activation scheme as the layer runs them
-    isSharding: true,
-    ...extra,
-  };
-}
-
-/** The unit of a tensor-parallel split of a width (moeDim, sharedExpertsDim) and, for quantized weights, the blocks that set it. */
-interface TPUnit {
-  unit: number;
-  /** '' for dense weights; else e.g. ` = fp8_block blocks (down_proj_scale_inv: 128 input channels per scale; ...)`. */
-  why: string;
-}
-
-/**
- * The unit of a tensor-parallel split of width `dim`: the strategy's for
- * dense weights; for quantized ones the block unit of {@link quantTPUnit}
- * (a strategy unit that is not 1 or a multiple of it would cut blocks: a
- * ShardingError naming the unit).
- */
-function tpUnit(what: string, q: ResolvedQuantConfig | undefined, layout: GateUpLayout, dim: number, H: number, strategyUnit: number): TPUnit {
-  if (!q) return { unit: strategyUnit, why: '' };
-  const { unit, reasons } = quantTPUnit(q, layout, dim, H);
-  const why = ` = ${q.format} blocks (${reasons.join('; ')})`;
-  if (strategyUnit !== 1 && strategyUnit % unit !== 0) throw new ShardingError(`${what} unit`, `1 or a multiple of ${unit}${why}`, `${strategyUnit}: the split would cut a block`);
-  return { unit: Math.max(unit, strategyUnit), why };
-}
-
-/** The n ranges of `dim` in whole units; a ShardingError naming the unit and the sizes when a shard would be empty (for quantized weights: when only a cut block could feed it). */
-function nonEmptyRanges(what: string, name: string, dim: number, n: number, { unit, why }: TPUnit): [number, number][] {
-  const r = Array.from({ length: n }, (_, i) => shardRange(dim, i, n, unit));
-  const empty = r.findIndex(([s, e]) => e === s);
-  if (empty >= 0) {
-    const cut = why ? ` (${Math.ceil(dim / unit)} unit(s) of ${unit} for ${n} shards: any split of ${name} into ${n} would cut a block)` : '';
-    throw new ShardingError(`${what}: ${name} = ${dim} (unit ${unit}${why})`, `at least ${(n - 1) * unit + 1} so that every shard gets a slice`, `an empty shard ${empty}${cut}`);
-  }
-  return r;
 }
 
 /**
@@ -155,7 +107,7 @@ function nonEmptyRanges(what: string, name: string, dim: number, n: number, { un
  */
 export class ShardedMoE {
   /** One MoE per device (MAX `shard()`'s list). */
-  readonly shards: readonly MoE[];
+  readonly shards: readonly MoELayer[];
   readonly group: DeviceGroup;
   readonly strategy: ShardingStrategy;
   /** 'tp' (tensor parallel) or 'ep' (expert parallel). */
@@ -174,7 +126,7 @@ export class ShardedMoE {
    * With `opts.transport` this process is one rank: `devices` is its one device, `source` the unsharded layer or
    * its own expert shard (`epSize = transport.size`, `shardIndex = transport.rank`).
    */
-  constructor(source: MoE, devices: ShardDevices, strategy: ShardingStrategy, opts: ShardedMoEOptions = {}) {
+  constructor(source: MoELayer, devices: ShardDevices, strategy: ShardingStrategy, opts: ShardedMoEOptions = {}) {
     if (!(strategy instanceof ShardingStrategy) || (strategy.kind !== 'tensor_parallel' && strategy.kind !== 'expert_parallel')) {
       throw new ShardingError('MoE.shard shardingStrategy', 'tensorParallel(n) or expertParallel(n)', strategy instanceof ShardingStrategy ? strategy.kind : String(strategy));
     }
@@ -185,83 +137,37 @@ export class ShardedMoE {
     const n = tr ? tr.size : group.size;
     const E = source.numExperts;
     const sd = source.stateDict(); // NotLoadedError below if empty
-    for (const [name, p] of source.namedParameters()) if (!sd.has(name)) throw new ShardingError(`MoE.shard parameter ${name}`, 'loaded weights (call loadStateDict or fromHuggingFace first)', 'none');
-    let perShard: (i: number) => { opts: Partial<MoEOptions>; take: (name: string, t: HostTensor) => HostTensor };
+    for (const [name] of source.namedParameters()) if (!sd.has(name)) throw new ShardingError(`MoE.shard parameter ${name}`, 'loaded weights (call loadStateDict or fromHuggingFace first)', 'none');
+    let perShard: ShardPlan;
     if (tr && strategy.kind === 'expert_parallel') {
       // this rank's shard only: sliced from the unsharded layer, or the layer is that shard already
-      const ep = ShardingStrategy.expertParallel(n);
-      const keys = expertKeys(source);
-      perShard = () => ({
-        opts: { epSize: n, shardIndex: tr.rank },
-        take: (name, t) => (keys.has(name) && source.epSize === 1 ? ep.shard(t, tr.rank).tensor : t),
-      });
+      const plan = epShardPlan(source, n, source.epSize === 1);
+      perShard = () => plan(tr.rank);
       this.mode = 'ep';
       this.epBatchManager = undefined;
     } else if (strategy.kind === 'expert_parallel') {
       if (E % n !== 0) throw new ShardingError(`MoE.shard expertParallel(${n}): numExperts`, `divisible by epSize ${n}`, E);
-      const ep = ShardingStrategy.expertParallel(n);
-      const keys = expertKeys(source);
-      perShard = (i) => ({
-        opts: { epSize: n, shardIndex: i },
-        take: (name, t) => (keys.has(name) ? ep.shard(t, i).tensor : t),
-      });
+      perShard = epShardPlan(source, n);
       this.mode = 'ep';
       this.epBatchManager = new EPBatchManager({ numExperts: E, epSize: n, topK: source.numExpertsPerToken });
     } else {
-      // gate/up layout from the layer's activation (GPT-OSS interleaves gate and up rows)
       // (with a transport: only shard tr.rank is built, on this rank's one device)
-      // Quantized experts are cut in whole blocks (quantTPUnit) and sliced packed (quantTPSlice).
-      const what = `MoE.shard tensorParallel(${n})`;
-      const H = source.hiddenDim;
-      const layout = source.activation.layout;
-      const q = source.quant;
-      const I = source.moeDim;
-      const S = source.sharedExpertsDim;
-      const routedUnit = tpUnit(what, q, layout, I, H, strategy.unit);
-      const sharedQ = source.quantizedSharedExperts ? q : undefined;
-      const ir = nonEmptyRanges(what, 'moeDim', I, n, routedUnit);
-      const sr = source.hasSharedExperts ? nonEmptyRanges(what, 'sharedExpertsDim', S, n, tpUnit(what, sharedQ, 'concat', S, H, strategy.unit)) : [];
-      const tp = ShardingStrategy.tensorParallel(n, { unit: routedUnit.unit, layout });
-      const role: Record<string, Parameters<ShardingStrategy['forRole']>[0]> = {
-        'experts.gate_up_proj_bias': 'gate_up_bias',
-        'experts.down_proj_bias': 'down_bias',
-        ...(q ? {} : { 'experts.gate_up_proj': 'gate_up', 'experts.down_proj': 'down' }),
-      };
-      // the packed codes and scales of quantized routed / shared experts (their biases go by role)
-      const packed = (prefix: string, m: QuantizedExperts | undefined) =>
-        new Set(m ? m.namedParameters().filter(([, p]) => p !== m.gateUpBias && p !== m.downBias).map(([name]) => prefix + name) : []);
-      const routedPacked = packed('experts.', source.stacked instanceof QuantizedExperts ? source.stacked : undefined);
-      const sharedPacked = packed('shared_experts.', source.quantizedSharedExperts);
-      perShard = (i) => ({
-        opts: { moeDim: ir[i][1] - ir[i][0], sharedExpertsDim: source.hasSharedExperts ? sr[i][1] - sr[i][0] : undefined },
-        take: (name, t) => {
-          if (role[name]) return tp.forRole(role[name]).shard(t, i).tensor;
-          if (routedPacked.has(name)) return quantTPSlice(q!, name.slice('experts.'.length), t, I, H, ir[i], layout, what);
-          if (sharedPacked.has(name)) return quantTPSlice(q!, name.slice('shared_experts.'.length), t, S, H, sr[i], 'concat', what);
-          if (name === 'shared_experts.gate_proj.weight' || name === 'shared_experts.up_proj.weight') return takeRanges(t, 0, [sr[i]]);
-          if (name === 'shared_experts.down_proj.weight') return takeRanges(t, 1, [sr[i]]);
-          if (name.startsWith('shared_experts.')) throw new UnsupportedError('MoE.shard tensorParallel', `shared expert parameter ${name}`, 'shared experts without biases');
-          return t; // router, correction bias, shared_expert_gate: replicated
-        },
-      });
+      perShard = tpShardPlan(source, strategy, n);
       this.mode = 'tp';
       this.epBatchManager = undefined;
     }
-    const shards: MoE[] = [];
-    try {
-      for (let i = 0; i < group.size; i++) {
-        const { opts: so, take } = perShard(tr ? tr.rank : i);
-        const m = new (source.constructor as typeof MoE)(shardOptions(source, group, i, so));
-        shards.push(m);
-        const part = new Map<string, HostTensor>();
-        for (const [name, t] of sd) part.set(name, take(name, t));
-        m.loadStateDict(part);
-        m.markShard(strategy, tr ? tr.rank : i, group.devices);
-      }
-    } catch (e) {
-      for (const s of shards) s.destroy();
-      throw e;
-    }
+    const indexOf = (i: number) => (tr ? tr.rank : i);
+    const shards = buildShards<MoELayer>(
+      group.size,
+      strategy,
+      group.devices,
+      (i) => new (source.constructor as MoELayerClass)(shardOptions(source, group, i, perShard(indexOf(i)).opts)),
+      (i) => {
+        const { take } = perShard(indexOf(i));
+        return new Map([...sd].map(([name, t]) => [name, take(name, t)]));
+      },
+      indexOf,
+    );
     this.shards = shards;
     this.group = group;
     this.strategy = strategy;
@@ -284,8 +190,9 @@ export class ShardedMoE {
     // (tensor parallel: the whole layer is read, the constructor keeps this rank's slice)
     if (transport) checkRankStrategy('ShardedMoE.fromHuggingFace', strategy, transport);
     const expertShard = transport && strategy.kind === 'expert_parallel' ? { epSize: strategy.numDevices, shardIndex: transport.rank } : undefined;
-    const { MoE } = await import('./moe.js');
-    const host = await MoE.fromHuggingFace({ ...load, device: DeviceRef.CPU(), expertShard });
+    const Layer = hostLayerClass;
+    if (!Layer) throw new UnsupportedError('ShardedMoE.fromHuggingFace', 'no layer class registered', 'the package entry (@webmoe/moe), which registers MoE');
+    const host = await loadHuggingFaceMoE({ ...load, device: DeviceRef.CPU(), expertShard }, (o) => new Layer(o));
     try {
       return new ShardedMoE(host, devices, strategy, { transport });
     } finally {
@@ -457,97 +364,6 @@ export class ShardedMoE {
   }
 }
 
-/** The strategy of a transport-backed ShardedMoE: expertParallel(size) or tensorParallel(size). */
-function checkRankStrategy(what: string, strategy: ShardingStrategy, tr: HostTransport): void {
-  const n = tr.size;
-  if ((strategy.kind !== 'expert_parallel' && strategy.kind !== 'tensor_parallel') || strategy.numDevices !== n) {
-    throw new ShardingError(`${what} strategy (with a transport)`, `expertParallel(${n}) or tensorParallel(${n}) (the transport's size)`, `${strategy.kind}(${strategy.numDevices})`);
-  }
-}
-
-/** A layer given to a transport-backed ShardedMoE: the unsharded layer (or, expert parallel, this rank's expert shard). */
-function checkRankLayer(source: MoE, strategy: ShardingStrategy, tr: HostTransport): void {
-  const n = tr.size;
-  checkRankStrategy('MoE.shard', strategy, tr);
-  if (strategy.kind === 'tensor_parallel') {
-    if (source.epSize !== 1) throw new ShardingError(`MoE.shard tensorParallel(${n}) source epSize (rank ${tr.rank})`, '1 (the unsharded layer)', source.epSize);
-    return;
-  }
-  if (source.numExperts % n !== 0) throw new ShardingError(`MoE.shard expertParallel(${n}): numExperts`, `divisible by ${n} (the number of ranks)`, source.numExperts);
-  if (source.epSize !== 1 && (source.epSize !== n || source.shardIndex !== tr.rank)) {
-    throw new ShardingError(`MoE.shard source (rank ${tr.rank} of ${n})`, `the unsharded layer or expert shard ${tr.rank} of ${n}`, `shard ${source.shardIndex} of ${source.epSize}`);
-  }
-}
-
-/**
- * One expert-parallel rank's MoE step (the in-process CPU EP and every
- * process of a multi-process run run this): routes its T tokens with the
- * replicated router on the host, {@link rankEPForward} (each token sent once
- * per destination rank; the experts run on the shard's device: the grouped
- * GEMM references on the CPU, the grouped GEMM kernels on a GPU), then adds
- * the replicated shared expert.
- */
-async function epRankStep(tr: HostTransport, sh: MoE, x: Float32Array, T: number): Promise<{ out: Float32Array; stats: EPRankStats }> {
-  const H = sh.hiddenDim;
-  const k = sh.numExpertsPerToken;
-  const host = hostStages(sh);
-  const routing = T === 0 ? { idx: new Uint32Array(0), weights: new Float32Array(0) } : host.route(x);
-  const { out, stats } = await rankEPForward(tr, {
-    x,
-    T,
-    H,
-    idx: routing.idx,
-    weights: routing.weights,
-    k,
-    numExperts: sh.numExperts,
-    applyRouterWeightFirst: sh.applyRouterWeightFirst,
-    experts: (xp, grouping) => (sh.ctx ? expertsGpu(sh, xp, grouping) : host.routedExperts(xp, grouping, undefined)),
-  });
-  if (T === 0) return { out, stats };
-  return { out: addSharedHost(out, T, host.sharedExperts(x)), stats };
-}
-
-/**
- * One tensor-parallel rank's MoE step (the in-process CPU TP and every
- * process of a multi-process run run this): the rank's shard computes its
- * partial output for all T tokens (host reference, or its GPU), then one
- * all-reduce of the [T, H] f32 partials over the transport (fixed order
- * 0 + 1 + ...; the down biases are on shard 0 only, so added once).
- */
-async function tpRankStep(tr: HostTransport, sh: MoE, x: Float32Array, T: number): Promise<Float32Array> {
-  const partial = sh.ctx ? await sh.forward(x) : sh.forwardHost(x, T);
-  return rankAllReduceHost(tr, partial);
-}
-
-/**
- * Records a shard's local experts (the routed-experts stage) on rows `x` that
- * arrive grouped by `g`: the grouped GEMMs (the decode GEMVs' active-expert
- * list comes from the decode grouping, which these rows do not go through).
- * Output in grouped order; it and the intermediate go to `run.scratch`.
- */
-function recordRankExperts(sh: MoE, run: GpuStageRun, x: GpuTensor, g: GroupingGpu): GpuTensor {
-  return gpuStages(sh, run).routedExperts(x, { grouping: g, gemms: 'grouped' }, undefined);
-}
-
-async function expertsGpu(sh: MoE, xp: Float32Array, grouping: GroupingRef): Promise<Float32Array> {
-  const ctx = sh.ctx!;
-  const H = sh.hiddenDim;
-  const own: { destroy(): void }[] = [];
-  const keep = <G extends { destroy(): void }>(t: G): G => (own.push(t), t);
-  try {
-    return await ctx.checked('ShardedMoE rank experts', async () => {
-      const x = keep(GpuTensor.upload(ctx, new HostTensor('float32', [xp.length / H, H], xp), 'ep.rank.x'));
-      const g = keep(uploadGrouping(ctx, grouping));
-      const rec = new Recorder(ctx, { label: 'ep.rank.experts' });
-      const y = recordRankExperts(sh, { rec, scratch: own }, x, g);
-      rec.submit();
-      return (await y.download()).data as Float32Array;
-    });
-  } finally {
-    for (const t of own.reverse()) t.destroy();
-  }
-}
-
 /**
  * MAX `MoE.shard(devices)` (see {@link ShardedMoE}); `MoE.shard` calls it.
  *
@@ -556,6 +372,6 @@ async function expertsGpu(sh: MoE, xp: Float32Array, grouping: GroupingRef): Pro
  * const ep = shardMoE(moe, DeviceGroup.cpu(2), ShardingStrategy.expertParallel(2));
  * ```
  */
-export function shardMoE(moe: MoE, devices: ShardDevices, strategy: ShardingStrategy): ShardedMoE {
+export function shardMoE(moe: MoELayer, devices: ShardDevices, strategy: ShardingStrategy): ShardedMoE {
   return new ShardedMoE(moe, devices, strategy);
 }

@@ -10,7 +10,7 @@ import { LimitError, createGpuContext, type ExpertStackGpu, type GpuContext } fr
 import { testGpu, withMaxBindingBytes } from '@webmoe/kernels-wgsl/testing';
 import { MoE, openHFCheckpoint, quantize, type MoECheckpoint } from '../src/index.js';
 import { CT_CASES, ctCase } from './ct-writer.js';
-import { ARCHS, FIXTURES, GOLDEN_SETS, forwardLogged, goldenTensors, loadGolden, relErr } from './helpers.js';
+import { ARCHS, FIXTURES, GOLDEN_SETS, chunking, firstBitDiff, forwardLogged, goldenTensors, loadGolden, relErr } from './helpers.js';
 
 let ctx: GpuContext | null;
 const opened: MoECheckpoint[] = [];
@@ -20,19 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const ck of opened) await ck.close?.();
 });
-
-function firstBitDiff(a: Float32Array, b: Float32Array): number {
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  if (ua.length !== ub.length) return 0;
-  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return i;
-  return -1;
-}
-
-/** Chunks of a stack (1 when it is in one buffer per tensor) and whether an expert is cut in pieces. */
-function chunking(w: ExpertStackGpu): { chunks: number; split: boolean } {
-  return w.kind === 'chunked' ? { chunks: w.chunks.length, split: w.chunks.some((c) => c.experts === 1 && c.outputs < (w.layout === 'rows' ? w.rows : w.rows / 2)) } : { chunks: 1, split: false };
-}
 
 /** Bytes of one expert of each stack of a loaded (unchunked) layer: the largest tensor per expert (codes). */
 function expertBytes(moe: MoE): number {

@@ -2,26 +2,17 @@
 // hand-worked bytes of scripts/fixtures/make-compressed-tensors.py, the config reader, the loader on
 // checkpoints written by test/ct-writer.ts over the dense fixtures (against the same layer with the
 // dequantized weights, dense), and the typed errors for malformed checkpoints.
-import { describe, it, expect, afterAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
-import { dirSource } from '@webmoe/tensor/node';
-import { MoE, CheckpointError, ConfigError, UnsupportedError, QuantizedExperts, openHFCheckpoint, type MoECheckpoint } from '../src/index.js';
+import { MoE, CheckpointError, ConfigError, UnsupportedError, QuantizedExperts, type MoECheckpoint } from '../src/index.js';
 // the loader's internals (not in the package's public list)
 import { ctPackedToCodes, ctUnpackZeroPoints, ctTensorNeeds } from '../src/compressed-tensors.js';
 import { ctSchemeOf, parseCompressedTensorsConfig } from '../src/compressed-tensors-config.js';
-import { FIXTURES, loadGolden, relErr } from './helpers.js';
+import { FIXTURES, fixtureCheckpoints, loadGolden, relErr } from './helpers.js';
 import { CT_CASES, QWEN_IGNORE, ctCase, ctConfig, int64Pair, patchedCheckpoint, type CTCase } from './ct-writer.js';
 
 const cpu = DeviceRef.CPU();
-const opened: MoECheckpoint[] = [];
-async function open(arch: string): Promise<MoECheckpoint> {
-  const ck = await openHFCheckpoint(dirSource(`${FIXTURES}/${arch}`));
-  opened.push(ck);
-  return ck;
-}
-afterAll(async () => {
-  for (const ck of opened) await ck.close?.();
-});
+const open = fixtureCheckpoints();
 
 describe('compressed-tensors unpacking: the hand-worked case (same bytes as make-compressed-tensors.py)', () => {
   // Codes (signed) [[-8, -1, 0, 1, 7, 3, -2, 5, 2, -3], [1, 2, 3, 4, 5, 6, 7, -8, -7, -6]]; +8 -> unsigned;

@@ -1,14 +1,15 @@
 import { fileURLToPath } from 'node:url';
 // Test helpers: an independent safetensors reader (not the package's) and the fixture list.
 import { readFileSync, existsSync } from 'node:fs';
-import { expect } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { join } from 'node:path';
 import { HostTensor, toFloat32, type DType } from '@webmoe/tensor';
-import { GpuTensor, type GpuContext } from '@webmoe/kernels-wgsl';
+import { GpuTensor, type ExpertStackGpu, type GpuContext } from '@webmoe/kernels-wgsl';
 import { gpuChecked, stagedTol, withDispatchLog, type Dispatched } from '@webmoe/kernels-wgsl/testing';
 
 export { stagedTol, withDispatchLog, type Dispatched };
-import type { MoE } from '../src/index.js';
+import { openHFCheckpoint, type MoE, type MoECheckpoint } from '../src/index.js';
+import { dirSource } from '@webmoe/tensor/node';
 
 /** The fixtures beside the checkout (../shared/fixtures/hf-moe), or $WEBMOE_FIXTURES/hf-moe. */
 export const FIXTURES = (process.env.WEBMOE_FIXTURES ? process.env.WEBMOE_FIXTURES + '/hf-moe' : fileURLToPath(new URL('../../../../shared/fixtures/hf-moe', import.meta.url)));
@@ -139,4 +140,31 @@ export async function forwardLogged(c: GpuContext, moe: MoE, x: Float32Array, T:
     }),
   );
   return { y: result, dispatched };
+}
+
+/** The first element whose f32 bits differ between `a` and `b` (0 when the lengths differ), or -1 when they are the same bits. @example `expect(firstBitDiff(streamed, whole)).toBe(-1)` */
+export function firstBitDiff(a: Float32Array, b: Float32Array): number {
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  if (ua.length !== ub.length) return 0;
+  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return i;
+  return -1;
+}
+
+/** Chunks of a stack (1 when it is in one buffer per tensor) and whether an expert is cut in pieces. @example `expect(chunking(w)).toEqual({ chunks: 3, split: true })` */
+export function chunking(w: ExpertStackGpu): { chunks: number; split: boolean } {
+  return w.kind === 'chunked' ? { chunks: w.chunks.length, split: w.chunks.some((c) => c.experts === 1 && c.outputs < (w.layout === 'rows' ? w.rows : w.rows / 2)) } : { chunks: 1, split: false };
+}
+
+/** Opens fixture checkpoints (`FIXTURES/<arch>`) for a test file; every one opened is closed after the file's tests. @example `const open = fixtureCheckpoints(); const ck = await open('mixtral')` */
+export function fixtureCheckpoints(): (arch: string) => Promise<MoECheckpoint> {
+  const opened: MoECheckpoint[] = [];
+  afterAll(async () => {
+    for (const ck of opened) await ck.close?.();
+  });
+  return async (arch) => {
+    const ck = await openHFCheckpoint(dirSource(`${FIXTURES}/${arch}`));
+    opened.push(ck);
+    return ck;
+  };
 }

@@ -1,19 +1,11 @@
 // Bad checkpoints and configs fail with typed errors naming the tensor or field, before anything is built.
-import { describe, it, expect, afterAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { DeviceRef, HostTensor, WebMoEError, Checkpoint, memorySource, serializeSafetensors } from '@webmoe/tensor';
 import { dirSource } from '@webmoe/tensor/node';
-import { MoE, CheckpointError, ConfigError, UnsupportedError, openHFCheckpoint, parseHFMoEConfig, type MoECheckpoint } from '../src/index.js';
-import { FIXTURES } from './helpers.js';
+import { MoE, CheckpointError, ConfigError, UnsupportedError, parseHFMoEConfig, type MoECheckpoint } from '../src/index.js';
+import { FIXTURES, fixtureCheckpoints } from './helpers.js';
 
-const opened: MoECheckpoint[] = [];
-async function open(arch: string): Promise<MoECheckpoint> {
-  const ck = await openHFCheckpoint(dirSource(`${FIXTURES}/${arch}`));
-  opened.push(ck);
-  return ck;
-}
-afterAll(async () => {
-  for (const ck of opened) await ck.close?.();
-});
+const open = fixtureCheckpoints();
 
 /** A checkpoint with some tensors dropped, added or replaced, and the config patched. */
 function patched(

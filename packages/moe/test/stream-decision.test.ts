@@ -5,7 +5,7 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { DeviceRef } from '@webmoe/tensor';
 import { STREAM_EXPERTS_BYTES, parseHFMoEConfig, parseHFQuantConfig } from '../src/index.js';
-import { streamDecision } from '../src/hf-loader.js';
+import { streamDecision } from '../src/hf-options.js';
 import { normalizeQuantConfig } from '../src/quant-experts.js';
 import { FIXTURES } from './helpers.js';
 

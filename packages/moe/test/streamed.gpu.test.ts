@@ -12,7 +12,7 @@ import { DTypeError, DeviceRef, ShapeError, ValueError } from '@webmoe/tensor';
 import { createExpertStack, createGpuContext, destroyExpertWeights, type ExpertStackGpu, type ExpertWeightsShape, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, withMaxBindingBytes } from '@webmoe/kernels-wgsl/testing';
 import { ConfigError, MoE, UnsupportedError, type HFLoadOptions, type UploadedStack } from '../src/index.js';
-import { FIXTURES, forwardLogged, goldenTensors, loadGolden } from './helpers.js';
+import { FIXTURES, chunking, firstBitDiff, forwardLogged, goldenTensors, loadGolden } from './helpers.js';
 import { writeWideQuantCheckpoint } from './quant-checkpoint.js';
 
 let ctx: GpuContext | null;
@@ -22,19 +22,6 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'webmoe-streamed-'));
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** Chunks of a stack and whether an expert is cut in pieces. */
-function chunking(w: ExpertStackGpu): { chunks: number; split: boolean } {
-  return w.kind === 'chunked' ? { chunks: w.chunks.length, split: w.chunks.some((c) => c.experts === 1 && c.outputs < (w.layout === 'rows' ? w.rows : w.rows / 2)) } : { chunks: 1, split: false };
-}
-
-function firstBitDiff(a: Float32Array, b: Float32Array): number {
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  if (ua.length !== ub.length) return 0;
-  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return i;
-  return -1;
-}
 
 /** Loads `source` whole (one buffer per tensor) and streamed under `limit(a)` bytes per binding; same bits on `x`; returns both for more checks. */
 async function streamedVsWhole(source: string, extra: Partial<HFLoadOptions>, limit: (whole: MoE) => number, x: Float32Array, T: number, H: number, check: (a: MoE, b: MoE) => void): Promise<void> {

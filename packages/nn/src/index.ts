@@ -10,4 +10,4 @@ export { StateDictError, NotLoadedError } from './errors.js';
 export { Module, Parameter, LayerList, type ModuleOptions, type StateDict } from './module.js';
 export { Linear, ShardedLinear, type LinearOptions, type RecordOptions } from './linear.js';
 export { MLP, ShardedMLP, concatRows, type MLPOptions, type MLPActivation } from './mlp.js';
-export { resolveShardGroup, shardInputRows, shardOutput, gpuPartialSum, type ShardDevices, type ShardInput, type ShardOutput } from './shard.js';
+export { resolveShardGroup, shardInputRows, shardOutput, gpuPartialSum, buildShards, type ShardDevices, type ShardInput, type ShardOutput } from './shard.js';

@@ -5,6 +5,7 @@ import { Module, type ModuleOptions, type Parameter } from './module.js';
 import {
   checkWidths,
   gpuPartialSumPerDevice,
+  buildShards,
   resolveShardGroup,
   shardInputRows,
   shardOutput,
@@ -170,22 +171,19 @@ export class ShardedLinear {
     this.cols = kind === 'columnwise' ? checkWidths('Linear inDim', inDim, n, strategy.unit) : Array.from({ length: n }, () => [0, inDim] as [number, number]);
     const w = source.weight.value;
     const b = source.bias?.value;
-    const shards: Linear[] = [];
-    try {
-      for (let i = 0; i < n; i++) {
+    const shards = buildShards(
+      n,
+      strategy,
+      group.devices,
+      (i) => new Linear({ dtype: source.dtype, inDim: this.cols[i][1] - this.cols[i][0], outDim: rows[i][1] - rows[i][0], hasBias: !!b, device: group.devices[i], ctx: group.kind === 'gpu' ? group.context(i) : undefined }),
+      (i) => {
         const [r0, r1] = rows[i];
         const [c0, c1] = this.cols[i];
-        const lin = new Linear({ dtype: source.dtype, inDim: c1 - c0, outDim: r1 - r0, hasBias: !!b, device: group.devices[i], ctx: group.kind === 'gpu' ? group.context(i) : undefined });
-        shards.push(lin);
         const sd: Record<string, HostTensor> = { weight: takeRanges(takeRanges(w, 0, [[r0, r1]]), 1, [[c0, c1]]) };
         if (b) sd.bias = kind === 'rowwise' ? takeRanges(b, 0, [[r0, r1]]) : ShardingStrategy.leader(n).shard(b, i).tensor;
-        lin.loadStateDict(sd);
-        lin.markShard(strategy, i, group.devices);
-      }
-    } catch (e) {
-      for (const s of shards) s.destroy();
-      throw e;
-    }
+        return sd;
+      },
+    );
     this.shards = shards;
   }
 

@@ -15,6 +15,7 @@ import { ShardingError, ShardingStrategy, cpuAllReduce, takeRanges, type DeviceG
 import { Module, type ModuleOptions } from './module.js';
 import { Linear, rowsOf, type RecordOptions } from './linear.js';
 import {
+  buildShards,
   checkWidths,
   gpuPartialSum,
   resolveShardGroup,
@@ -241,20 +242,22 @@ export class ShardedMLP {
     if (strategy.kind !== 'tensor_parallel' && strategy.kind !== 'replicate') throw new ShardingError('MLP.shard shardingStrategy', 'tensor_parallel | replicate', strategy.kind);
     const ranges = strategy.kind === 'tensor_parallel' ? checkWidths('MLP feedForwardLength', I, n, strategy.unit) : Array.from({ length: n }, () => [0, I] as [number, number]);
     const bias = !!source.gateProj.bias;
-    const shards: MLP[] = [];
-    try {
-      for (let i = 0; i < n; i++) {
-        const r: [number, number][] = [ranges[i]];
-        const m = new MLP({
+    const shards = buildShards(
+      n,
+      strategy,
+      group.devices,
+      (i) =>
+        new MLP({
           dtype: source.dtype,
           hiddenDim: H,
-          feedForwardLength: r[0][1] - r[0][0],
+          feedForwardLength: ranges[i][1] - ranges[i][0],
           hasBias: bias,
           activation: source.activation,
           device: group.devices[i],
           ctx: group.kind === 'gpu' ? group.context(i) : undefined,
-        });
-        shards.push(m);
+        }),
+      (i) => {
+        const r: [number, number][] = [ranges[i]];
         const sd: Record<string, HostTensor> = {
           'gate_proj.weight': takeRanges(source.gateProj.weight.value, 0, r),
           'up_proj.weight': takeRanges(source.upProj.weight.value, 0, r),
@@ -266,13 +269,9 @@ export class ShardedMLP {
           const db = source.downProj.bias!.value;
           sd['down_proj.bias'] = strategy.kind === 'tensor_parallel' ? ShardingStrategy.leader(n).shard(db, i).tensor : db;
         }
-        m.loadStateDict(sd);
-        m.markShard(strategy, i, group.devices);
-      }
-    } catch (e) {
-      for (const s of shards) s.destroy();
-      throw e;
-    }
+        return sd;
+      },
+    );
     this.shards = shards;
   }
 

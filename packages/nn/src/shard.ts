@@ -1,7 +1,7 @@
 import { DeviceRef, HostTensor, DTYPES, ShapeError, DTypeError, ValueError } from '@webmoe/tensor';
 import { GpuTensor, Recorder, type GpuContext } from '@webmoe/kernels-wgsl';
 import { DeviceGroup, ShardingError, ShardingStrategy, allReduce, shardRange } from '@webmoe/sharding';
-import type { Module } from './module.js';
+import type { Module, StateDict } from './module.js';
 
 // The sharding helpers that Linear, MLP (linear.ts, mlp.ts: each class sits
 // beside its sharded form) and @webmoe/moe's ShardedMoE share. Nothing here
@@ -145,4 +145,34 @@ export async function gpuPartialSumPerDevice(
     for (const p of partials) p.destroy();
     for (const s of scratch) s.destroy();
   }
+}
+
+/**
+ * Builds the n shards of a module (the loop every `shard()` runs): shard i is
+ * `create(i)`, loaded with `state(i, shard)` and marked as shard `indexOf(i)`
+ * (default i) of `strategy` over `devices`. On any error every shard made so
+ * far is destroyed before the error is rethrown: nothing half-built stays.
+ * @example `const shards = buildShards(2, st, group.devices, (i) => new Linear(opts(i)), (i) => ({ weight: slice(i) }))`
+ */
+export function buildShards<M extends Module>(
+  n: number,
+  strategy: ShardingStrategy,
+  devices: readonly DeviceRef[],
+  create: (i: number) => M,
+  state: (i: number, shard: M) => StateDict,
+  indexOf: (i: number) => number = (i) => i,
+): M[] {
+  const shards: M[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const m = create(i);
+      shards.push(m);
+      m.loadStateDict(state(i, m));
+      m.markShard(strategy, indexOf(i), devices);
+    }
+  } catch (e) {
+    for (const s of shards) s.destroy();
+    throw e;
+  }
+  return shards;
 }

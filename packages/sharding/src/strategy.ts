@@ -1,3 +1,5 @@
+// ShardingStrategy: MAX's strategies as one class (each kind's shard and validity rules side by side). Slightly over
+// ~400 lines on purpose: every strategy's shard(), its checks and its docs belong to the one class callers see.
 import { HostTensor, allocHost } from '@webmoe/tensor';
 import { ShardingError } from './errors.js';
 import { checkShardIndex, shardRange, type IndexRange } from './range.js';

@@ -554,7 +554,17 @@ function mappedTensor(ctx: GpuContext, dtype: DType, shape: number[], label: str
 }
 
 /** The chunks (or the single range) of a stack shape, checked, with the binding limit of `opts` capped by the context's. */
-function planStack(ctx: GpuContext, shape: ExpertWeightsShape, opts: ExpertStackPlanOptions, what: string): { E: number; rows: number; cols: number; layout: ExpertRowLayout; ranges: ExpertChunkRange[]; label: string } {
+/** A stack's dimensions, row layout, chunk ranges and label, as {@link planStack} checks them. */
+interface PlannedStack {
+  E: number;
+  rows: number;
+  cols: number;
+  layout: ExpertRowLayout;
+  ranges: ExpertChunkRange[];
+  label: string;
+}
+
+function planStack(ctx: GpuContext, shape: ExpertWeightsShape, opts: ExpertStackPlanOptions, what: string): PlannedStack {
   const { E, rows, cols } = plainDims(shape, `${what} shape`);
   const layout = checkLayout(what, opts.layout, rows);
   if (opts.biasDtype !== undefined) expectDt(`${what} biasDtype`, { dtype: opts.biasDtype, shape: [] }, ['float32', 'bfloat16', 'float16']);
@@ -573,7 +583,7 @@ function destroyChunks(chunks: readonly ExpertChunk<ExpertWeightsGpu, GpuTensor>
 }
 
 /** The stack from its chunks: one range is a plain container (bias separate), several a chunked one. */
-function stackOf(E: number, rows: number, cols: number, layout: ExpertRowLayout, chunks: ExpertChunk<ExpertWeightsGpu, GpuTensor>[]): { weights: ExpertStackGpu; bias: GpuTensor | undefined } {
+function stackOf({ E, rows, cols, layout }: PlannedStack, chunks: ExpertChunk<ExpertWeightsGpu, GpuTensor>[]): { weights: ExpertStackGpu; bias: GpuTensor | undefined } {
   if (chunks.length === 1) return { weights: chunks[0].w, bias: chunks[0].bias };
   return { weights: { kind: 'chunked', E, rows, cols, layout, chunks }, bias: undefined };
 }
@@ -592,30 +602,47 @@ function stackOf(E: number, rows: number, cols: number, layout: ExpertRowLayout,
  * ```
  */
 export function createExpertStack(ctx: GpuContext, shape: ExpertWeightsShape, opts: ExpertStackPlanOptions): { weights: ExpertStackGpu; bias: GpuTensor | undefined } {
-  const { E, rows, cols, layout, ranges, label } = planStack(ctx, shape, opts, 'createExpertStack');
+  const plan = planStack(ctx, shape, opts, 'createExpertStack');
   const chunks: ExpertChunk<ExpertWeightsGpu, GpuTensor>[] = [];
   try {
-    for (const [i, r] of ranges.entries()) {
-      const l = ranges.length === 1 ? label : `${label}.${i}`;
-      const made: GpuTensor[] = [];
-      try {
-        const w = mapShape(shape, (t, g, field) => {
-          const u = GpuTensor.empty(ctx, t.dtype, chunkTensorShape(t.shape, g, rows, layout, r), `${l}.${field}`);
-          made.push(u);
-          return u;
-        }) as ExpertWeightsGpu;
-        const bias = opts.biasDtype ? GpuTensor.empty(ctx, opts.biasDtype, chunkTensorShape([E, rows], 1, rows, layout, r), `${l}.bias`) : undefined;
-        chunks.push({ ...r, w, ...(bias ? { bias } : {}) });
-      } catch (e) {
-        for (const u of made) u.destroy();
-        throw e;
-      }
+    for (const [i, r] of plan.ranges.entries()) {
+      const c = chunkTensors(shape, opts, plan, i, (dtype, dims, label) => GpuTensor.empty(ctx, dtype, dims, label));
+      chunks.push({ ...r, w: c.w as ExpertWeightsGpu, ...(c.bias ? { bias: c.bias } : {}) });
     }
   } catch (e) {
     destroyChunks(chunks);
     throw e;
   }
-  return stackOf(E, rows, cols, layout, chunks);
+  return stackOf(plan, chunks);
+}
+
+/**
+ * The tensors of chunk `i` of a stack of `shape` planned as `plan` (its
+ * weights as the container stores them, and its bias with
+ * `opts.biasDtype`), each made by `make`: empty GPU tensors for
+ * {@link createExpertStack}, buffers mapped at creation for
+ * {@link uploadExpertStackStreamed}. On an error the ones made are freed.
+ */
+function chunkTensors<T extends { destroy(): void }>(
+  shape: ExpertWeightsShape,
+  opts: ExpertStackPlanOptions,
+  plan: PlannedStack,
+  i: number,
+  make: (dtype: DType, dims: number[], label: string) => T,
+): { w: Record<string, unknown>; bias: T | undefined; made: T[] } {
+  const { E, rows, layout, ranges, label } = plan;
+  const r = ranges[i];
+  const l = ranges.length === 1 ? label : `${label}.${i}`;
+  const made: T[] = [];
+  const add = (t: T): T => (made.push(t), t);
+  try {
+    const w = mapShape(shape, (t, g, field) => add(make(t.dtype, chunkTensorShape(t.shape, g, rows, layout, r), `${l}.${field}`))) as Record<string, unknown>;
+    const bias = opts.biasDtype ? add(make(opts.biasDtype, chunkTensorShape([E, rows], 1, rows, layout, r), `${l}.bias`)) : undefined;
+    return { w, bias, made };
+  } catch (e) {
+    for (const t of made) t.destroy();
+    throw e;
+  }
 }
 
 /** The same container shape with its tensors replaced by `f(tensor, row group, field)`. */
@@ -651,7 +678,8 @@ export async function uploadExpertStackStreamed(
   opts: ExpertStackPlanOptions,
   readExpert: (e: number) => ExpertStreamPiece | Promise<ExpertStreamPiece>,
 ): Promise<{ weights: ExpertStackGpu; bias: GpuTensor | undefined }> {
-  const { E, rows, cols, layout, ranges, label } = planStack(ctx, shape, opts, 'uploadExpertStackStreamed');
+  const plan = planStack(ctx, shape, opts, 'uploadExpertStackStreamed');
+  const { rows, cols, layout } = plan;
   const want = slots(shape as Plain<Shaped>);
   let last: { e: number; piece: ExpertStreamPiece } | undefined;
   const piece = async (e: number): Promise<ExpertStreamPiece> => {
@@ -676,18 +704,10 @@ export async function uploadExpertStackStreamed(
   };
   const chunks: ExpertChunk<ExpertWeightsGpu, GpuTensor>[] = [];
   try {
-    for (const [i, r] of ranges.entries()) {
-      const l = ranges.length === 1 ? label : `${label}.${i}`;
+    for (const [i, r] of plan.ranges.entries()) {
       // the chunk's buffers, mapped at creation: each expert's rows are copied straight into them (no host copy of the chunk)
-      const mapped: MappedTensor[] = [];
+      const { w, bias, made } = chunkTensors(shape, opts, plan, i, (dtype, dims, label) => mappedTensor(ctx, dtype, dims, label));
       try {
-        const w = mapShape(shape, (t, g, field) => {
-          const m = mappedTensor(ctx, t.dtype, chunkTensorShape(t.shape, g, rows, layout, r), `${l}.${field}`);
-          mapped.push(m);
-          return m;
-        }) as Record<string, unknown>;
-        const bias = opts.biasDtype ? mappedTensor(ctx, opts.biasDtype, chunkTensorShape([E, rows], 1, rows, layout, r), `${l}.bias`) : undefined;
-        if (bias) mapped.push(bias);
         const part: ExpertChunkRange = { e0: 0, experts: 1, o0: r.o0, outputs: r.outputs };
         for (let e = r.e0; e < r.e0 + r.experts; e++) {
           const p = await piece(e);
@@ -698,7 +718,7 @@ export async function uploadExpertStackStreamed(
         const gw = mapShape(w as unknown as ExpertWeightsShape, (t) => (t as unknown as MappedTensor).finish()) as ExpertWeightsGpu;
         chunks.push({ ...r, w: gw, ...(bias ? { bias: bias.finish() } : {}) });
       } catch (e) {
-        for (const m of mapped) m.destroy();
+        for (const m of made) m.destroy();
         throw e;
       }
     }
@@ -706,7 +726,7 @@ export async function uploadExpertStackStreamed(
     destroyChunks(chunks);
     throw e;
   }
-  return stackOf(E, rows, cols, layout, chunks);
+  return stackOf(plan, chunks);
 }
 
 /**

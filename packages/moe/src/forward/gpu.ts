@@ -29,16 +29,22 @@ import {
   type Recorder,
   type RoutingGpu,
 } from '@webmoe/kernels-wgsl';
-import type { MoE } from '../moe.js';
+import type { MoELayer } from '../layer.js';
 import type { ExpertWeightSet } from '../stacked-experts.js';
 import { expertBiasGpu } from '../expert-stacks.js';
-import { SHARED_EXPERT_ACTIVATION, type MoEStages } from './stages.js';
+import { SHARED_EXPERT_ACTIVATION, type ForwardStep, type MoEStages } from './stages.js';
 
 /** Where the GPU stages record: the Recorder, an optional scratch pool, and the list that collects every temporary (destroy after submit). */
 export interface GpuStageRun {
   rec: Recorder;
   pool?: BufferPool;
   scratch: { destroy(): void }[];
+  /**
+   * Called as each step of the forward starts recording (before its first
+   * dispatch): what a profile needs to attribute dispatches to steps. The
+   * routed-experts stage reports 'gate_up' and 'down'.
+   */
+  onStep?: (step: ForwardStep) => void;
 }
 
 /** A forward's grouping on the GPU, with the expert GEMMs the planner chose for it (the decode GEMVs reuse the decode grouping's active-expert list). */
@@ -50,7 +56,7 @@ export interface GroupedRowsGpu {
 
 /** Records the expert GEMMs (gate_up + bias + activation, then down + bias) on x's rows grouped by `g`; both outputs go to scratch. */
 function recordExpertGemms(
-  layer: MoE,
+  layer: MoELayer,
   run: GpuStageRun,
   x: GpuTensor,
   g: GroupedRowsGpu,
@@ -58,18 +64,22 @@ function recordExpertGemms(
   bias: { gateUp?: GpuTensor; down?: GpuTensor },
   act: ExpertActivation,
   rowScale: GpuTensor | undefined,
+  onStep: ((step: 'gate_up' | 'down') => void) | undefined,
 ): GpuTensor {
   const ctx = layer.ctx!;
   const { rec, pool, scratch } = run;
   let y: GpuTensor;
+  onStep?.('gate_up');
   if (g.gemms === 'gemv') {
     const h = gemvGateUpGpu(ctx, rec, x, g.grouping, w.gateUp, act, { pool, active: g.active, bias: bias.gateUp, rowScale });
     scratch.push(h);
+    onStep?.('down');
     y = gemvDownGpu(ctx, rec, h, g.grouping, w.down, { pool, active: g.active, bias: bias.down });
   } else {
     const aq = layer.expertActQuant();
     const h = groupedGateUpGpu(ctx, rec, x, g.grouping, w.gateUp, bias.gateUp, act, { pool, rowScale, ...aq });
     scratch.push(h);
+    onStep?.('down');
     y = groupedDownGpu(ctx, rec, h, g.grouping, w.down, bias.down, { pool, ...aq });
   }
   scratch.push(y);
@@ -77,7 +87,7 @@ function recordExpertGemms(
 }
 
 /** The expert GEMMs the planner picks for T tokens over weights `w` (k per token of E experts; 1 and 1 for a single expert). */
-function planGemms(layer: MoE, w: ExpertWeightSet<ExpertStackGpu>, T: number, k: number, E: number, choice: 'auto' | 'gemv' | 'grouped'): 'gemv' | 'grouped' {
+function planGemms(layer: MoELayer, w: ExpertWeightSet<ExpertStackGpu>, T: number, k: number, E: number, choice: 'auto' | 'gemv' | 'grouped'): 'gemv' | 'grouped' {
   return planExpertGemms({ T, k, E, choice, actQuant: layer.expertActQuant().actQuant, gemvSupported: gemvSupports(w.gateUp) && gemvSupports(w.down) });
 }
 
@@ -89,7 +99,7 @@ function planGemms(layer: MoE, w: ExpertWeightSet<ExpertStackGpu>, T: number, k:
  * layer's own (local) experts on the grouping it is given.
  * @example `runMoEForward(moe, gpuStages(moe, { rec, pool, scratch }), x)`
  */
-export function gpuStages(layer: MoE, run: GpuStageRun, routedWeights?: ExpertWeightSet<ExpertStackGpu>): MoEStages<GpuTensor, RoutingGpu, GroupedRowsGpu> {
+export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: ExpertWeightSet<ExpertStackGpu>): MoEStages<GpuTensor, RoutingGpu, GroupedRowsGpu> {
   const ctx = layer.ctx!;
   let w = routedWeights; // read on first use: the shared-experts stage alone does not need them
   const weights = () => (w ??= layer.stacked.gpuWeights());
@@ -98,6 +108,7 @@ export function gpuStages(layer: MoE, run: GpuStageRun, routedWeights?: ExpertWe
   let fusedGrouping: { routing: RoutingGpu; grouped: GroupedRowsGpu } | undefined;
   return {
     route: (x) => {
+      run.onStep?.('route');
       const g = layer.gate;
       const logits = keep(linearGpu(ctx, rec, x, g.weight.gpuValue, { bias: g.bias?.gpuValue, pool }));
       const routerOpts = { pool, correctionBias: g.eScoreCorrectionBias?.gpuValue };
@@ -113,6 +124,7 @@ export function gpuStages(layer: MoE, run: GpuStageRun, routedWeights?: ExpertWe
       return { idx: keep(r.idx), weights: keep(r.weights) };
     },
     group: (r) => {
+      run.onStep?.('group');
       if (fusedGrouping && fusedGrouping.routing.idx === r.idx) return fusedGrouping.grouped;
       const T = r.idx.shape[0];
       const gemms = planGemms(layer, weights(), T, layer.numExpertsPerToken, layer.numExperts, layer.expertKernels);
@@ -126,9 +138,10 @@ export function gpuStages(layer: MoE, run: GpuStageRun, routedWeights?: ExpertWe
     },
     routedExperts: (x, g, rowScale) => {
       const rw = weights();
-      return recordExpertGemms(layer, run, x, g, rw, { gateUp: expertBiasGpu(rw.gateUp, layer.stacked.gateUpBias), down: expertBiasGpu(rw.down, layer.stacked.downBias) }, layer.activation, rowScale);
+      return recordExpertGemms(layer, run, x, g, rw, { gateUp: expertBiasGpu(rw.gateUp, layer.stacked.gateUpBias), down: expertBiasGpu(rw.down, layer.stacked.downBias) }, layer.activation, rowScale, run.onStep);
     },
     sharedExperts: (x) => {
+      run.onStep?.('shared');
       let shared: GpuTensor;
       if (layer.sharedExperts) {
         shared = keep(layer.sharedExperts.record(rec, x, { pool, scratch }));
@@ -137,12 +150,15 @@ export function gpuStages(layer: MoE, run: GpuStageRun, routedWeights?: ExpertWe
         const T = x.shape[0];
         const sw = layer.quantizedSharedExperts.gpuWeights();
         const grouping = keep(denseGroupingGpu(ctx, rec, T, { pool }));
-        shared = recordExpertGemms(layer, run, x, { grouping, gemms: planGemms(layer, sw, T, 1, 1, 'auto') }, sw, {}, SHARED_EXPERT_ACTIVATION, undefined);
+        shared = recordExpertGemms(layer, run, x, { grouping, gemms: planGemms(layer, sw, T, 1, 1, 'auto') }, sw, {}, SHARED_EXPERT_ACTIVATION, undefined, undefined);
       } else return undefined;
       const gateLogit = layer.sharedExpertGate ? keep(layer.sharedExpertGate.record(rec, x, { pool })) : undefined; // [T, 1]
       return { shared, gateLogit };
     },
-    combine: (y, g, weights, shared) => combineGpu(ctx, rec, y, g.grouping, weights, { shared: shared?.shared, sharedGateLogit: shared?.gateLogit }),
+    combine: (y, g, weights, shared) => {
+      run.onStep?.('combine');
+      return combineGpu(ctx, rec, y, g.grouping, weights, { shared: shared?.shared, sharedGateLogit: shared?.gateLogit });
+    },
   };
 }
 
@@ -152,7 +168,7 @@ export function gpuStages(layer: MoE, run: GpuStageRun, routedWeights?: ExpertWe
  * shared expert [T, 2S]) against the device's buffer limits, before anything
  * is allocated or recorded: a LimitError naming the limit and the tensor.
  */
-export function checkForwardLimits(layer: MoE, T: number): void {
+export function checkForwardLimits(layer: MoELayer, T: number): void {
   const ctx = layer.ctx!;
   const f32 = (n: number) => gpuByteLength('float32', n);
   const rows = T * layer.numExpertsPerToken;

@@ -16,12 +16,12 @@ import {
   type RoutingRef,
 } from '@webmoe/kernels-wgsl';
 import type { HostTensor } from '@webmoe/tensor';
-import type { MoE } from '../moe.js';
+import type { MoELayer } from '../layer.js';
 import { SHARED_EXPERT_ACTIVATION, type MoEStages, type SharedExpertsOut } from './stages.js';
 
 /** The expert GEMMs on the host: gate_up (+ bias, activation) then down (+ bias), rows in grouped order. */
 function expertGemmsHost(
-  layer: MoE,
+  layer: MoELayer,
   x: Float32Array,
   g: GroupingRef,
   w: { gateUp: ExpertWeightsHost; down: ExpertWeightsHost },
@@ -39,7 +39,7 @@ function expertGemmsHost(
  * grouping it is given: an expert-parallel rank passes the rows it received.
  * @example `runMoEForward(moe, hostStages(moe), x)`
  */
-export function hostStages(layer: MoE): MoEStages<Float32Array, RoutingRef, GroupingRef> {
+export function hostStages(layer: MoELayer): MoEStages<Float32Array, RoutingRef, GroupingRef> {
   const H = layer.hiddenDim;
   return {
     route: (x) => {

@@ -10,6 +10,16 @@
  */
 import type { ExpertActivation } from '@webmoe/kernels-wgsl';
 
+/**
+ * The steps of a forward, in the order they record: the stages, with the
+ * routed experts split into their two GEMMs. What `GpuStageRun.onStep`
+ * reports (a per-step profile).
+ * @example `FORWARD_STEPS.map((s) => times[s])`
+ */
+export const FORWARD_STEPS = ['route', 'group', 'gate_up', 'down', 'shared', 'combine'] as const;
+/** One step of the forward (see {@link FORWARD_STEPS}). */
+export type ForwardStep = (typeof FORWARD_STEPS)[number];
+
 /** The shared experts' output [T, H] and, with a shared-expert gate (Qwen2-MoE), its logits [T, 1]. */
 export interface SharedExpertsOut<X> {
   shared: X;

@@ -1,0 +1,61 @@
+/**
+ * What the parts of the package read from a MoE layer: the forward's stages
+ * (forward/), the HuggingFace loader, the layer facts (layer-info.ts) and the
+ * sharded layer (sharded.ts). {@link MoE} (moe.ts) implements it; those parts
+ * import this interface, never the class, so that nothing but the package
+ * entry and the code that constructs a MoE imports moe.ts.
+ */
+import type { HostTensor } from '@webmoe/tensor';
+import type { BufferPool, ExpertActivation, GpuTensor, Recorder } from '@webmoe/kernels-wgsl';
+import type { Linear, MLP, Module } from '@webmoe/nn';
+import type { MoEGate } from './gates.js';
+import type { MoEOptions, MoEOutput } from './moe-options.js';
+import type { ActivationQuant, QuantizedExperts, ResolvedQuantConfig } from './quant-experts.js';
+import type { StackedExperts } from './stacked-experts.js';
+
+/**
+ * A MoE layer as the stages, the loader and the sharded layer see it: its
+ * shape and maths, its modules (router, routed and shared experts) and the
+ * forward entry points. `MoE` is the implementation.
+ * @example `function width(layer: MoELayer) { return layer.moeDim; }`
+ */
+export interface MoELayer extends Module {
+  readonly hiddenDim: number;
+  readonly numExperts: number;
+  readonly numExpertsPerToken: number;
+  readonly moeDim: number;
+  readonly hasSharedExperts: boolean;
+  readonly sharedExpertsDim: number;
+  /** Expert-parallel shards of the layer (1 for a whole layer). */
+  readonly epSize: number;
+  /** Experts this layer holds: numExperts / epSize. */
+  readonly numLocalExperts: number;
+  readonly applyRouterWeightFirst: boolean;
+  readonly swigluLimit: number;
+  /** The resolved quant config of packed experts, or undefined for dense experts. */
+  readonly quant: ResolvedQuantConfig | undefined;
+  readonly activationQuant: ActivationQuant;
+  readonly mlpCls: typeof MLP;
+  /** The activation of the routed experts. */
+  readonly activation: ExpertActivation;
+  readonly gate: MoEGate;
+  readonly stacked: StackedExperts | QuantizedExperts;
+  readonly quantizedSharedExperts: QuantizedExperts | undefined;
+  readonly sharedExperts: MLP | undefined;
+  readonly sharedExpertGate: Linear | undefined;
+  /** Which expert GEMMs a GPU forward uses ('auto': the planner's choice). */
+  readonly expertKernels: 'auto' | 'gemv' | 'grouped';
+  /** The grouped GEMMs' activation-quantiser options for the layer's experts. */
+  expertActQuant(): { actQuant: 'none' | 'fp8_dynamic'; actAmaxClamp?: number };
+  /** The constructor options that describe the layer's shape and maths. */
+  layerOptions(): Omit<MoEOptions, 'devices'>;
+  /** Runs the layer (GpuTensor, HostTensor or Float32Array in, the same kind out). */
+  forward<X extends GpuTensor | HostTensor | Float32Array>(x: X): Promise<MoEOutput<X>>;
+  /** The layer on the host through the TypeScript references. */
+  forwardHost(x: Float32Array, T?: number): Float32Array;
+  /** Records the layer's GPU forward into `rec` (no submit); returns the output [T, H]. */
+  record(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[]): GpuTensor;
+}
+
+/** A class of MoE layers: what shards of a layer are built with (the source layer's own class). @example `new (layer.constructor as MoELayerClass)(options)` */
+export type MoELayerClass = new (options: MoEOptions) => MoELayer;
