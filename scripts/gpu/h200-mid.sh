@@ -5,6 +5,7 @@
 # is missing. Outputs under $OUT.
 #   kit: node scripts/gpu/build-one.mjs scripts/gpu/{host-probe,gemv-bench,prefill-bench}.ts .gpu-kit/<name>.mjs;
 #        pnpm --filter @webmoe/bench bundle:gpu (bench.mjs); a previous bench.mjs kept as bench-old.mjs
+#        (or in a folder of its own with its check-worker.js: BENCH_OLD=.gpu-kit/old/bench.mjs)
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -14,9 +15,10 @@ run() { # name seconds cmd...
   echo "$name rc=$?" >> "$OUT/$name.txt"
 }
 [ -f .gpu-kit/host-probe.mjs ] && run host-probe "${PROBE_S:-60}" node .gpu-kit/host-probe.mjs 100 && cat "$OUT/host-probe.txt"
-if [ -f .gpu-kit/bench-old.mjs ] && [ "${AB_S:-90}" != 0 ]; then
+OLD=${BENCH_OLD:-.gpu-kit/bench-old.mjs} # a bundle of another commit (with its own check-worker.js beside it)
+if [ -f "$OLD" ] && [ "${AB_S:-90}" != 0 ]; then
   ARGS=${AB_ARGS:---models qwen3-30b-a3b,mixtral-8x7b,deepseek-v2-lite --tokens 1,16 --dtypes bf16 --iters 20 --stack 8}
-  run ab-old "${AB_S:-90}" node .gpu-kit/bench-old.mjs $ARGS --json "$OUT/ab-old.json"
+  run ab-old "${AB_S:-90}" node "$OLD" $ARGS --json "$OUT/ab-old.json"
   run ab-new "${AB_S:-90}" node .gpu-kit/bench.mjs $ARGS --json "$OUT/ab-new.json"
   head -12 "$OUT/ab-old.txt"; head -12 "$OUT/ab-new.txt"
 fi
