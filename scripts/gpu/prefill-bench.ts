@@ -14,6 +14,7 @@ import { createGpuContext, GpuTensor, Recorder, readBuffer, groupedGateUpGpu, gr
 import { sgmatSupported } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast.js';
 import { SGMAT_SHAPES, sgmatLayout, type SgmatShapeName } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-wgsl.js';
 import { relErr } from '@webmoe/kernels-wgsl/testing';
+import { passTimesMs } from './device-time.js';
 
 const iters = Number(process.argv[2] ?? 10);
 const list = (i: number) => (process.argv[i] && process.argv[i] !== '-' ? process.argv[i].split(',') : undefined);
@@ -24,11 +25,6 @@ const ctx = await createGpuContext();
 const info = (ctx.adapter as GPUAdapter & { info?: Record<string, unknown> }).info;
 console.log('adapter', ctx.adapterName, JSON.stringify(ctx.features));
 console.log('subgroupMatrixConfigs', JSON.stringify(info?.subgroupMatrixConfigs), 'subgroupMinSize', info?.subgroupMinSize, 'subgroupMaxSize', info?.subgroupMaxSize, 'wgMem', ctx.limits.maxComputeWorkgroupStorageSize, 'sgmatSupported', sgmatSupported(ctx));
-
-function median(a: number[]): number {
-  const s = [...a].sort((x, y) => x - y);
-  return s[Math.floor(s.length / 2)];
-}
 
 function randBf16(n: number, seed: number): Uint16Array {
   const u = new Uint16Array(n);
@@ -146,28 +142,22 @@ for (const [model, H, I, E, k] of MODELS.filter((m) => (modelFilter ? modelFilte
           refH = hh;
           refY = yy;
         }
-        const tGU: number[] = [];
-        const tDn: number[] = [];
         // T = 4096: fewer timed iterations (each is tens of ms; the run stays within a few minutes with ~40 paths).
         const n = T >= 4096 ? Math.min(iters, SLOW.has(path.name) ? 3 : 6) : iters;
-        for (let i = 0; i < n + 2; i++) {
-          const rec1 = new Recorder(ctx, { timestamps: 'total' });
-          const h = groupedGateUpGpu(ctx, rec1, x, g, { kind: 'dense', w: wgu }, undefined, { kind: 'silu', layout: 'concat' }, path.opts);
-          rec1.submit();
-          const rec2 = new Recorder(ctx, { timestamps: 'total' });
-          const y = groupedDownGpu(ctx, rec2, h, g, { kind: 'dense', w: wdn }, undefined, path.opts);
-          rec2.submit();
-          const [a] = await rec1.timings();
-          const [b] = await rec2.timings();
-          h.destroy();
-          y.destroy();
-          if (i >= 2 && a && b) {
-            tGU.push(a.ns / 1e6);
-            tDn.push(b.ns / 1e6);
-          }
-        }
-        const mg = median(tGU);
-        const md = median(tDn);
+        let h!: GpuTensor;
+        let y!: GpuTensor;
+        const [mg, md] = await passTimesMs(
+          ctx,
+          { iters: n, warmup: 2 },
+          [
+            (r) => (h = groupedGateUpGpu(ctx, r, x, g, { kind: 'dense', w: wgu }, undefined, { kind: 'silu', layout: 'concat' }, path.opts)),
+            (r) => (y = groupedDownGpu(ctx, r, h, g, { kind: 'dense', w: wdn }, undefined, path.opts)),
+          ],
+          () => {
+            h.destroy();
+            y.destroy();
+          },
+        );
         const wrong = errH > 1e-2 || errY > 1e-2 || !Number.isFinite(errH) || !Number.isFinite(errY);
         const r = {
           model, T, path: path.name,
