@@ -9,7 +9,8 @@
 // --small: small shapes (for lavapipe), --iters: timed iterations per row (median; default 20),
 // --burn: ms of FMA burn before the measurements (raises the clocks; default 300); --formats, --kernels,
 // --tokens, --models: comma-separated subsets (--models matches name substrings; e.g. a quick lavapipe run:
-// --small --iters 2 --warmup 1 --burn 50 --formats int4,fp8 --tokens 1).
+// --small --iters 2 --warmup 1 --burn 50 --formats int4,fp8 --tokens 1); --max-binding BYTES: a lower binding
+// limit (stacks above it split into whole-expert chunks).
 // Models: Mixtral-8x7B (H 4096, I 14336, E 8, k 2), Qwen3-30B-A3B (H 2048, I 768, E 128, k 8), DeepSeek-V3 in
 // full (H 7168, I 2048, E 256, k 8; stacks over the binding limit are split into whole-expert chunks as the
 // layer does) and its shared expert (E 1, k 1).
@@ -37,7 +38,8 @@ function list(name: string): string[] | undefined {
   return i >= 0 ? process.argv[i + 1].split(',') : undefined;
 }
 
-const ctx = await createGpuContext();
+// --max-binding BYTES: a lower binding limit (stacks above it are chunked; e.g. to try the chunked stacks on lavapipe)
+const ctx = await createGpuContext(process.argv.includes('--max-binding') ? { maxBindingBytes: flag('max-binding', 0) } : {});
 console.log('adapter', ctx.adapterName, 'maxBinding', ctx.limits.maxStorageBufferBindingSize);
 
 /** Median device time (ms) of what `record` records (its outputs freed by the function it returns), after WARMUP untimed runs. */
@@ -148,7 +150,7 @@ const CODE_BYTES: Record<Format, number> = { bf16: 2, int4: 0.5, int8: 1, mxfp4:
  * (as the layer splits DeepSeek-V3's stacks), each filled and flushed before the next.
  */
 async function makeStack(fmt: Format, E: number, rows: number, cols: number, layout: 'concat' | 'rows'): Promise<ExpertStackGpu> {
-  const perChunk = Math.max(1, Math.floor(ctx.limits.maxStorageBufferBindingSize / (rows * cols * CODE_BYTES[fmt])));
+  const perChunk = Math.max(1, Math.floor(ctx.maxBindingBytes / (rows * cols * CODE_BYTES[fmt])));
   if (perChunk >= E) return makeWeights(fmt, E, rows, cols);
   const chunks = [];
   for (let e0 = 0; e0 < E; e0 += perChunk) {
