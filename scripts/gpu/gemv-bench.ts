@@ -1,20 +1,28 @@
 // Micro-benchmark of the decode GEMVs (gate_up + down, device time) on real MoE shapes, for every weight
-// format and every packed GEMV kernel (GEMV_PACKED_KERNELS: 'table', 'wide', 'rows1' | 'rows2' | 'rows4'),
-// with a copy kernel measuring the device bandwidth in the same process. Prints one line per row and, at
-// the end, one JSON object.
+// format and every packed GEMV kernel (GEMV_PACKED_KERNELS: 'table', 'wide', 'rows1' | 'rows2' | 'rows4' and
+// the split-K candidates 'rows2k2' | 'rows2k4' | 'rows1k8' | 'rows4k2'), with a copy kernel measuring the device
+// bandwidth in the same process. Prints one line per row, a ranking per (model, format, T) with the planner's
+// default marked, the full DeepSeek-V3 layer's GEMVs (routed + shared expert) per kernel and fp8 against bf16,
+// and at the end one JSON object.
 //   node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs
 //   bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs [--iters N] [--warmup N] [--burn MS] [--small]
 // --small: small shapes (for lavapipe), --iters: timed iterations per row (median; default 20),
 // --burn: ms of FMA burn before the measurements (raises the clocks; default 300); --formats, --kernels,
-// --tokens: comma-separated subsets (e.g. a quick lavapipe run: --small --iters 2 --warmup 1 --burn 50 --formats int4,fp8 --tokens 1).
+// --tokens, --models: comma-separated subsets (--models matches name substrings; e.g. a quick lavapipe run:
+// --small --iters 2 --warmup 1 --burn 50 --formats int4,fp8 --tokens 1); --max-binding BYTES: a lower binding
+// limit (stacks above it split into whole-expert chunks).
+// Models: Mixtral-8x7B (H 4096, I 14336, E 8, k 2), Qwen3-30B-A3B (H 2048, I 768, E 128, k 8), DeepSeek-V3 in
+// full (H 7168, I 2048, E 256, k 8; stacks over the binding limit are split into whole-expert chunks as the
+// layer does) and its shared expert (E 1, k 1).
 // Bytes moved per row: the packed codes and scales (bf16: the weights) of the routed experts, both GEMVs.
 // relErr: each kernel's h (gate_up output) and y (down output) against the 'table' kernel's.
-import { createGpuContext, GpuTensor, Recorder, defineKernel, Uniforms, gemvGateUpGpu, gemvDownGpu, activeExpertsGpu, foldWorkgroups, destroyExpertWeights, type GroupingGpu, type ExpertWeightsGpu, type GemvPackedKernel } from '@webmoe/kernels-wgsl';
+import { createGpuContext, GpuTensor, Recorder, defineKernel, uniformFields, gemvGateUpGpu, gemvDownGpu, activeExpertsGpu, foldWorkgroups, destroyExpertWeights, type GroupingGpu, type ExpertWeightsGpu, type ExpertStackGpu, type GemvPackedKernel } from '@webmoe/kernels-wgsl';
 import { gemvPackedPath } from '../../packages/kernels-wgsl/src/kernels/moe-gemv.js';
-import { GEMV_PACKED_KERNELS } from '../../packages/kernels-wgsl/src/kernels/plan.js';
+import { GEMV_PACKED_KERNELS, gemvPackedKernelFor, gemvRowsPerPass } from '../../packages/kernels-wgsl/src/kernels/plan.js';
 import { HostTensor } from '@webmoe/tensor';
 import { relErr } from '@webmoe/kernels-wgsl/testing';
 import { burnGpu } from '../../apps/bench/src/peak.js';
+import { passTimesMs } from './device-time.js';
 
 function flag(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -30,42 +38,40 @@ function list(name: string): string[] | undefined {
   return i >= 0 ? process.argv[i + 1].split(',') : undefined;
 }
 
-const ctx = await createGpuContext();
+// --max-binding BYTES: a lower binding limit (stacks above it are chunked; e.g. to try the chunked stacks on lavapipe)
+const ctx = await createGpuContext(process.argv.includes('--max-binding') ? { maxBindingBytes: flag('max-binding', 0) } : {});
 console.log('adapter', ctx.adapterName, 'maxBinding', ctx.limits.maxStorageBufferBindingSize);
 
-function median(a: number[]): number {
-  const s = [...a].sort((x, y) => x - y);
-  return s[Math.floor(s.length / 2)];
-}
-
-/** Median device time (ms) of the passes `record` records, after WARMUP untimed ones. */
+/** Median device time (ms) of what `record` records (its outputs freed by the function it returns), after WARMUP untimed runs. */
 async function deviceMs(record: (rec: Recorder) => () => void): Promise<number> {
-  const ts: number[] = [];
-  for (let i = 0; i < WARMUP + ITERS; i++) {
-    const rec = new Recorder(ctx, { timestamps: 'total' });
-    const done = record(rec);
-    rec.submit();
-    const t = await rec.timings();
-    done();
-    if (i >= WARMUP) ts.push(t[0].ns / 1e6);
-  }
-  return median(ts);
+  let done = () => {};
+  const [ms] = await passTimesMs(ctx, { iters: ITERS, warmup: WARMUP }, [(rec) => (done = record(rec))], () => done());
+  return ms;
 }
 
 // copy bandwidth in this process
-const copyK = defineKernel<{ v: number }>('copy4', () => `
-@group(0) @binding(0) var<storage, read> A: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> B: array<vec4<u32>>;
-@group(0) @binding(2) var<uniform> n: vec4<u32>;
+const copyK = defineKernel<{ v: number }>(
+  'copy4',
+  () => `
 @compute @workgroup_size(256) fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-  let i = g.x + g.y * nw.x * 256u; if (i < n.x) { B[i] = A[i]; } }`);
+  let i = g.x + g.y * nw.x * 256u; if (i < u.n) { B[i] = A[i]; } }`,
+  {
+    signature: () => ({
+      bindings: [
+        { name: 'A', type: 'array<vec4<u32>>', access: 'read' },
+        { name: 'B', type: 'array<vec4<u32>>', access: 'read_write' },
+      ],
+      uniforms: uniformFields('u32', 'n'),
+    }),
+  },
+);
 if (BURN_MS > 0) await burnGpu(ctx, BURN_MS);
 const copyBytes = Math.min(SMALL ? 16 << 20 : 1024 << 20, ctx.limits.maxStorageBufferBindingSize);
 const words = copyBytes / 16;
 const A = ctx.device.createBuffer({ size: copyBytes, usage: GPUBufferUsage.STORAGE });
 const B = ctx.device.createBuffer({ size: copyBytes, usage: GPUBufferUsage.STORAGE });
 const copyMs = await deviceMs((rec) => {
-  rec.dispatch({ kernel: copyK, variant: { v: 1 }, buffers: [A, B], uniforms: new Uniforms().u32(words).finish(), workgroups: foldWorkgroups(ctx, Math.ceil(words / 256)) });
+  rec.dispatch({ kernel: copyK, variant: { v: 1 }, bind: { A, B }, params: { n: words }, workgroups: foldWorkgroups(ctx, Math.ceil(words / 256)) });
   return () => {};
 });
 const copyGBps = (2 * copyBytes) / (copyMs * 1e6);
@@ -130,24 +136,47 @@ function makeWeights(fmt: Format, E: number, rows: number, cols: number): Expert
 }
 
 /** Bytes of one expert's weights (codes + scales). */
-function expertBytes(w: ExpertWeightsGpu): number {
+function expertBytes(stack: ExpertStackGpu): number {
+  const w = stack.kind === 'chunked' ? stack.chunks[0].w : stack;
   const ts = w.kind === 'dense' ? [w.w] : w.kind === 'fp8_block' ? [w.q, w.scaleInv] : w.kind === 'mxfp4' ? [w.blocks, w.scales] : [w.q, w.scales, ...(w.zeros ? [w.zeros] : [])];
   return ts.reduce((s, t) => s + t.byteLength / t.shape[0], 0);
 }
 
-const MODELS: [string, number, number, number, number][] = SMALL
-  ? [['small', 256, 128, 8, 2], ['small-e32', 512, 256, 32, 8]]
-  : [['mixtral-8x7b', 4096, 14336, 8, 2], ['deepseek-v3/e32', 7168, 2048, 32, 8], ['qwen3-30b-a3b', 2048, 768, 128, 8]];
+/** Bytes per weight of a format's codes (the largest tensor of a stack). */
+const CODE_BYTES: Record<Format, number> = { bf16: 2, int4: 0.5, int8: 1, mxfp4: 0.5, fp8: 1 };
+
+/**
+ * Expert weights [E, rows, cols]: one container where the codes fit one binding, else whole-expert chunks
+ * (as the layer splits DeepSeek-V3's stacks), each filled and flushed before the next.
+ */
+async function makeStack(fmt: Format, E: number, rows: number, cols: number, layout: 'concat' | 'rows'): Promise<ExpertStackGpu> {
+  const perChunk = Math.max(1, Math.floor(ctx.maxBindingBytes / (rows * cols * CODE_BYTES[fmt])));
+  if (perChunk >= E) return makeWeights(fmt, E, rows, cols);
+  const chunks = [];
+  for (let e0 = 0; e0 < E; e0 += perChunk) {
+    const experts = Math.min(perChunk, E - e0);
+    chunks.push({ e0, experts, o0: 0, outputs: layout === 'concat' ? rows / 2 : rows, w: makeWeights(fmt, experts, rows, cols) });
+    await ctx.device.queue.onSubmittedWorkDone();
+  }
+  return { kind: 'chunked', E, rows, cols, layout, chunks };
+}
+
+/** [name, H, I, E, k] */
+type Model = [string, number, number, number, number];
+const ALL_MODELS: Model[] = SMALL
+  ? [['small', 256, 128, 8, 2], ['small-e32', 512, 256, 32, 8], ['small-shared', 512, 256, 1, 1]]
+  : [['mixtral-8x7b', 4096, 14336, 8, 2], ['qwen3-30b-a3b', 2048, 768, 128, 8], ['deepseek-v3', 7168, 2048, 256, 8], ['deepseek-v3/shared', 7168, 2048, 1, 1]];
+const MODELS = ALL_MODELS.filter((m) => list('models')?.some((f) => m[0].includes(f)) ?? true);
 const TS = [1, 16].filter((t) => list('tokens')?.includes(String(t)) ?? true);
 const up = (a: Uint32Array) => GpuTensor.upload(ctx, new HostTensor('uint32', [a.length], a));
 
-interface Row { model: string; format: Format; T: number; kernel: GemvPackedKernel | 'dense'; path: string; ms: number; bytes: number; gbps: number; ofCopy: number; relErrH: number; relErrY: number }
+interface Row { model: string; format: Format; T: number; kernel: GemvPackedKernel | 'dense'; default: boolean; path: string; ms: number; bytes: number; gbps: number; ofCopy: number; relErrH: number; relErrY: number }
 const rows: Row[] = [];
 const t0 = performance.now();
 for (const [name, H, I, E, k] of MODELS) {
   for (const fmt of FORMATS) {
-    const wgu = makeWeights(fmt, E, 2 * I, H);
-    const wdn = makeWeights(fmt, E, H, I);
+    const wgu = await makeStack(fmt, E, 2 * I, H, 'concat');
+    const wdn = await makeStack(fmt, E, H, I, 'rows');
     // 'table' first: the others' relErr is against its outputs
     const kernels: (GemvPackedKernel | 'dense')[] = fmt === 'bf16' ? ['dense'] : GEMV_PACKED_KERNELS.filter((kn) => kn === 'table' || (list('kernels')?.includes(kn) ?? true));
     for (const T of TS) {
@@ -193,12 +222,12 @@ for (const [name, H, I, E, k] of MODELS) {
         });
         const gbps = bytes / (ms * 1e6);
         const row: Row = {
-          model: name, format: fmt, T, kernel, path: `${gemvPackedPath(wgu, packedKernel)}/${gemvPackedPath(wdn, packedKernel)}`, ms, bytes, gbps, ofCopy: gbps / copyGBps,
+          model: name, format: fmt, T, kernel, default: kernel === 'dense' || kernel === gemvPackedKernelFor(gemvRowsPerPass(T, k, E, true)), path: `${gemvPackedPath(wgu, packedKernel)}/${gemvPackedPath(wdn, packedKernel)}`, ms, bytes, gbps, ofCopy: gbps / copyGBps,
           relErrH: relErr(out.h, refOut.h), relErrY: relErr(out.y, refOut.y),
         };
         rows.push(row);
         console.log(
-          `${name.padEnd(16)} ${fmt.padEnd(5)} T=${String(T).padEnd(2)} ${kernel.padEnd(5)} (${row.path.padEnd(11)}) ${ms.toFixed(4)} ms  ${gbps.toFixed(0).padStart(5)} GB/s  ${(100 * row.ofCopy).toFixed(1).padStart(5)}% of copy  relErr h ${row.relErrH.toExponential(1)} y ${row.relErrY.toExponential(1)}`,
+          `${name.padEnd(18)} ${fmt.padEnd(5)} T=${String(T).padEnd(2)} ${kernel.padEnd(7)}${row.default ? '*' : ' '} (${row.path.padEnd(11)}) ${ms.toFixed(4)} ms  ${gbps.toFixed(0).padStart(5)} GB/s  ${(100 * row.ofCopy).toFixed(1).padStart(5)}% of copy  relErr h ${row.relErrH.toExponential(1)} y ${row.relErrY.toExponential(1)}`,
         );
       }
       x.destroy();
@@ -209,5 +238,26 @@ for (const [name, H, I, E, k] of MODELS) {
   }
 }
 console.log(`total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+// Ranking per (model, format, T), fastest first; * marks the planner's default (gemvPackedKernelFor), WRONG a relErr above 1e-4.
+const wrong = (r: Row) => !(r.relErrH <= 1e-4 && r.relErrY <= 1e-4);
+const key = (r: Row) => `${r.model} ${r.format} T=${r.T}`;
+console.log('\n== ranking (* = default) ==');
+for (const group of new Set(rows.map(key))) {
+  const rs = rows.filter((r) => key(r) === group).sort((a, b) => a.ms - b.ms);
+  const def = rs.find((r) => r.default);
+  console.log(`${group.padEnd(32)} ${rs.map((r) => `${r.kernel}${r.default ? '*' : ''} ${r.ms.toFixed(4)}${wrong(r) ? ' WRONG' : ''}`).join(' | ')}${def && rs[0] !== def ? `  (best ${(rs[0].ms / def.ms).toFixed(2)}x the default)` : ''}`);
+}
+// The full DeepSeek-V3 layer's expert GEMVs: routed (E 256, k 8) + shared expert, per format, T and kernel; fp8 against bf16 (target 0.6x).
+const routed = rows.filter((r) => r.model === 'deepseek-v3');
+const shared = (r: Row) => rows.find((s) => s.model === 'deepseek-v3/shared' && s.format === r.format && s.T === r.T && s.kernel === r.kernel);
+if (routed.length) console.log('\n== DeepSeek-V3 layer GEMVs (routed + shared expert) ==');
+for (const r of routed) {
+  const s = shared(r);
+  if (!s) continue;
+  const bf16 = routed.find((b) => b.format === 'bf16' && b.T === r.T);
+  const bf16Ms = bf16 && shared(bf16) ? bf16.ms + shared(bf16)!.ms : undefined;
+  console.log(`deepseek-v3 ${r.format.padEnd(5)} T=${String(r.T).padEnd(2)} ${r.kernel.padEnd(7)}${r.default ? '*' : ' '} ${(r.ms + s.ms).toFixed(4)} ms${bf16Ms ? `  ${((r.ms + s.ms) / bf16Ms).toFixed(2)}x bf16` : ''}`);
+}
 console.log(JSON.stringify({ adapter: ctx.adapterName, copyGBps, iters: ITERS, rows }));
 process.exit(0);

@@ -39,6 +39,7 @@ import {
 import { sgmatSupported } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast.js';
 import { SGMAT_SHAPES, sgmatLayout, type SgmatShapeName } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-shapes.js';
 import { relErr } from '@webmoe/kernels-wgsl/testing';
+import { median, passTimesMs } from './device-time.js';
 
 const iters = Number(process.argv[2] ?? 10);
 const list = (i: number) => (process.argv[i] && process.argv[i] !== '-' ? process.argv[i].split(',') : undefined);
@@ -51,11 +52,6 @@ const ctx = await createGpuContext();
 const info = (ctx.adapter as GPUAdapter & { info?: Record<string, unknown> }).info;
 console.log('adapter', ctx.adapterName, JSON.stringify(ctx.features));
 console.log('subgroupMatrixConfigs', JSON.stringify(info?.subgroupMatrixConfigs), 'subgroupMinSize', info?.subgroupMinSize, 'subgroupMaxSize', info?.subgroupMaxSize, 'wgMem', ctx.limits.maxComputeWorkgroupStorageSize, 'sgmatSupported', sgmatSupported(ctx));
-
-function median(a: number[]): number {
-  const s = [...a].sort((x, y) => x - y);
-  return s[Math.floor(s.length / 2)];
-}
 
 type Format = 'bf16' | 'fp8' | 'int4';
 
@@ -248,28 +244,19 @@ for (const [model, H, I, E, k, fmt] of groupsOf) {
           refH = hh;
           refY = yy;
         }
-        const tGU: number[] = [];
-        const tDn: number[] = [];
         // T = 4096: fewer timed iterations (each is tens of ms; the run stays within a few minutes with ~40 paths).
         const n = T >= 4096 ? Math.min(iters, SLOW.has(path.name) ? 3 : 6) : iters;
-        for (let i = 0; i < n + 2; i++) {
-          const rec1 = new Recorder(ctx, { timestamps: 'total' });
-          const h = gateUp(rec1, path);
-          rec1.submit();
-          const rec2 = new Recorder(ctx, { timestamps: 'total' });
-          const y = down(rec2, h, path);
-          rec2.submit();
-          const [a] = await rec1.timings();
-          const [b] = await rec2.timings();
-          h.destroy();
-          y.destroy();
-          if (i >= 2 && a && b) {
-            tGU.push(a.ns / 1e6);
-            tDn.push(b.ns / 1e6);
-          }
-        }
-        const mg = median(tGU);
-        const md = median(tDn);
+        let h!: GpuTensor;
+        let y!: GpuTensor;
+        const [mg, md] = await passTimesMs(
+          ctx,
+          { iters: n, warmup: 2 },
+          [(r) => (h = gateUp(r, path)), (r) => (y = down(r, h, path))],
+          () => {
+            h.destroy();
+            y.destroy();
+          },
+        );
         const wrong = errH > 1e-2 || errY > 1e-2 || !Number.isFinite(errH) || !Number.isFinite(errY);
         const r = {
           model, fmt, T, path: path.name,

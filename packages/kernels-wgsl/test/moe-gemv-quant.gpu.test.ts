@@ -100,7 +100,8 @@ describe('decode GEMV on quantized experts', () => {
  * format they decode (int4 / int8 with and without zero points, MXFP4, fp8 e4m3 and e5m2), output counts
  * that are no multiple of a workgroup's 8 * RO outputs, columns whose 16-byte chunks do not fill the lanes'
  * two-chunk steps (more than 32 chunks per row, an odd count), bias, rowScale, each activation in both
- * gate_up layouts, T = 1, 3 and 16 (up to 4 token rows per weight pass).
+ * gate_up layouts, T = 1, 3 and 16 (up to 4 token rows per weight pass); every case also runs the
+ * split-K candidates (rows2k2, rows2k4, rows1k8, rows4k2; each on one case of every format).
  */
 describe('row-blocked decode GEMV on quantized experts (randomized)', () => {
   interface RowsCase { fmt: ExpertQuantFormat; H: number; I: number; E: number; k: number; T: number }
@@ -124,15 +125,18 @@ describe('row-blocked decode GEMV on quantized experts (randomized)', () => {
     { kind: 'swigluoai', layout: 'concat', limit: 1.5, alpha: 1.702 },
     { kind: 'silu', layout: 'interleaved' },
   ];
-  const ROWS = GEMV_PACKED_KERNELS.filter((k) => k.startsWith('rows'));
+  const ROWS = GEMV_PACKED_KERNELS.filter((k) => /^rows\d$/.test(k));
+  // the split-K candidates ('rowsNkS'), each a bench candidate that a default may become: half of them on the
+  // even cases, half on the odd ones, so that each runs on every format (the cases come in pairs of one format)
+  const SPLIT_K = GEMV_PACKED_KERNELS.filter((k) => /^rows\dk\d$/.test(k));
   FMTS.forEach((c, i) => {
-    // one row-blocking per case, in turn (each is a pipeline per mode and token block: lavapipe compiles them slowly)
-    const KERNELS = [ROWS[i % ROWS.length]];
+    // one plain row-blocking per case, in turn (each is a pipeline per mode and token block: lavapipe compiles them slowly)
+    const KERNELS = [ROWS[i % ROWS.length], ...SPLIT_K.filter((_, j) => j % 2 === i % 2)];
     const fname = c.fmt.kind === 'int_block' ? `int${c.fmt.bits} blocks of ${c.fmt.blockSize}${c.fmt.zeroPoint ? ' + zero points' : ''}` : c.fmt.kind === 'fp8_block' ? `fp8 ${c.fmt.dtype ?? 'e4m3'} ${c.fmt.block ?? '128x128'}` : 'mxfp4';
     const act = ACTS[i % ACTS.length];
     const bias = i % 2 === 0;
     const scale = i % 3 !== 1;
-    it(`${fname}, ${KERNELS[0]}: T=${c.T} k=${c.k} E=${c.E} H=${c.H} I=${c.I}, ${act.kind} ${act.layout}${bias ? ', bias' : ''}${scale ? ', rowScale' : ''}`, async (t) => {
+    it(`${fname}, ${KERNELS.join(' ')}: T=${c.T} k=${c.k} E=${c.E} H=${c.H} I=${c.I}, ${act.kind} ${act.layout}${bias ? ', bias' : ''}${scale ? ', rowScale' : ''}`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
       const cx = ctx;
       const r = rng(500 + i);
@@ -175,7 +179,7 @@ describe('row-blocked decode GEMV on quantized experts (randomized)', () => {
         expect(relErr(o.h, hRef), `h (${o.kernel})`).toBeLessThan(2e-5);
         expect(relErr(o.y, yRef), `y (${o.kernel})`).toBeLessThan(2e-5);
       }
-    }, 300_000);
+    }, 600_000); // lavapipe compiles the unrolled row-blocked variants slowly (T = 16: 4 token rows per pass)
   });
 });
 
@@ -202,7 +206,7 @@ describe('decode GEMV: all 256 fp8 codes', () => {
       const g = groupRef(new Uint32Array([0]), 1, 1, 1);
       const ref = groupedDownRef(x, g, w, undefined);
       expect(Array.from(ref).map(String)).toEqual(Array.from(want).map(String));
-      const kernels = GEMV_PACKED_KERNELS.filter((k) => k === 'table' || k === 'rows1' || k === 'rows4' || (k === 'wide' && dtype === 'float8_e4m3fn'));
+      const kernels = GEMV_PACKED_KERNELS.filter((k) => k === 'table' || k === 'rows1' || k === 'rows4' || k === 'rows1k8' || k === 'rows4k2' || (k === 'wide' && dtype === 'float8_e4m3fn'));
       const got = await gpuChecked(cx, async () => {
         const gg = uploadGrouping(cx, g);
         const wg = uploadExpertWeights(cx, w);

@@ -1,7 +1,7 @@
 // The kernel planner (src/kernels/plan.ts): the crossovers as documented, at and around each boundary.
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
-import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, gemvRowsPerPass, linearPath, planExpertGemms, sgmatShapeFor, sgmatSplitKFor, sgmatXRowsFor, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
+import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvPackedKernelFor, chooseFastGemmKind, gemvRowsPerPass, linearPath, planExpertGemms, sgmatShapeFor, sgmatSplitKFor, sgmatXRowsFor, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
 import { SGMAT_SHAPES } from '../src/kernels/grouped-gemm-fast-shapes.js';
 
 describe('kernel planner', () => {
@@ -21,6 +21,16 @@ describe('kernel planner', () => {
     expect(tiledGemmTile(24, 1)).toBe('prefill');
     expect(tiledGemmTile(5, 40)).toBe('decode'); // fewer rows than experts: 1 row each
     expect(tiledGemmTile(24 * 7, 7)).toBe('prefill');
+  });
+  it('packed decode GEMV kernel: rows2 at one row per pass, rows4 above; the split-K candidates off until measured', () => {
+    expect(gemvPackedKernelFor(1)).toBe('rows2');
+    expect(gemvPackedKernelFor(4)).toBe('rows4');
+    // off: even a one-workgroup call over long rows keeps the default
+    expect(KERNEL_CROSSOVERS.gemvPackedSplitK.maxWorkgroups).toBe(0);
+    expect(gemvPackedKernelFor(1, { workgroups: 1, cols: 1 << 20 })).toBe('rows2');
+    const named = [...Object.values(KERNEL_CROSSOVERS.gemvPackedKernel), KERNEL_CROSSOVERS.gemvPackedSplitK.oneRow, KERNEL_CROSSOVERS.gemvPackedSplitK.moreRows];
+    for (const k of named) expect(GEMV_PACKED_KERNELS, k).toContain(k);
+    expect(KERNEL_CROSSOVERS.gemvPackedSplitK.oneRow).toMatch(/^rows\dk\d$/);
   });
   it('fast GEMMs: 8 rows per expert on the subgroup-matrix kernel, 64 on the FMA kernels', () => {
     expect(KERNEL_CROSSOVERS.fastMinRowsPerExpert).toEqual({ 'subgroup-matrix': 8, f16: 64, f32: 64 });

@@ -67,6 +67,15 @@ export const KERNEL_CROSSOVERS = {
    * 6.22, int8 4.06 vs 9.68, mxfp4 4.89 vs 9.75, fp8 4.93 vs 10.98 ms.
    */
   gemvPackedKernel: { oneRow: 'rows2', moreRows: 'rows4' } as Readonly<Record<'oneRow' | 'moreRows', GemvPackedKernel>>,
+  /**
+   * Split-K packed decode GEMV for calls that launch few workgroups over long rows: where the default
+   * kernel's grid (expert slots x output blocks) is below `maxWorkgroups` and the weight rows have at least
+   * `minCols` columns, the 'rowsNkS' kernel of the same rows per pass instead (more workgroups per expert,
+   * fewer chunks per lane). Candidates for Mixtral's down GEMV at T = 1 (2 slots x 256 blocks of K = 14336)
+   * and DeepSeek-V3's shared expert (1 slot x 128 / 448 blocks); off (maxWorkgroups 0) until the H200 ranks
+   * them (scripts/gpu/gemv-bench.ts).
+   */
+  gemvPackedSplitK: { maxWorkgroups: 0, minCols: 4096, oneRow: 'rows2k4', moreRows: 'rows4k2' } as Readonly<{ maxWorkgroups: number; minCols: number; oneRow: GemvPackedKernel; moreRows: GemvPackedKernel }>,
 } as const;
 
 /** How a caller asks for the expert GEMMs: 'auto' (the crossovers), or a forced 'gemv' / 'grouped'. */
@@ -103,11 +112,16 @@ export function planExpertGemms(s: ExpertGemmShape): 'gemv' | 'grouped' {
   return useExpertGemv(s.T, s.k, s.E) ? 'gemv' : 'grouped';
 }
 
-/** Which decode GEMV reads packed weights: 8-column table loads, the 16-byte 'wide' loads, or the row-blocked kernel with 1, 2 or 4 outputs per 32-lane group. */
-export type GemvPackedKernel = 'table' | 'wide' | 'rows1' | 'rows2' | 'rows4';
+/**
+ * Which decode GEMV reads packed weights: 8-column table loads, the 16-byte 'wide' loads, or the row-blocked
+ * kernel with 1, 2 or 4 outputs per 32-lane group ('rowsN'), optionally split over K ('rowsNkS': S groups of
+ * 32 lanes per output block share its columns, S times the workgroups per expert; bench candidates for long K
+ * and few output blocks, e.g. Mixtral's down GEMV at T = 1: 512 workgroups of 14 steps per lane).
+ */
+export type GemvPackedKernel = 'table' | 'wide' | 'rows1' | 'rows2' | 'rows4' | 'rows2k2' | 'rows2k4' | 'rows1k8' | 'rows4k2';
 
-/** Every packed decode GEMV kernel, for A/B runs. */
-export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide', 'rows1', 'rows2', 'rows4'];
+/** Every packed decode GEMV kernel, for A/B runs (the split-K 'rowsNkS' candidates last). */
+export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide', 'rows1', 'rows2', 'rows4', 'rows2k2', 'rows2k4', 'rows1k8', 'rows4k2'];
 
 /** Whether the routed experts of a forward of T tokens (k per token, E experts) take the decode GEMVs. */
 export function useExpertGemv(T: number, k: number, E: number): boolean {
@@ -178,9 +192,17 @@ export function chooseFastGemmKind(features: FastGemmFeatures, want?: FastGemmKi
   return 'f32';
 }
 
-/** The packed decode GEMV kernel for `rowsPerPass` token rows per weight pass ({@link gemvRowsPerPass}). */
-export function gemvPackedKernelFor(rowsPerPass: number): GemvPackedKernel {
-  return rowsPerPass <= 1 ? KERNEL_CROSSOVERS.gemvPackedKernel.oneRow : KERNEL_CROSSOVERS.gemvPackedKernel.moreRows;
+/**
+ * The packed decode GEMV kernel for `rowsPerPass` token rows per weight pass ({@link gemvRowsPerPass}); with the
+ * call's grid (`workgroups`: expert slots x output blocks of the default kernel) and weight columns, the split-K
+ * kernel where KERNEL_CROSSOVERS.gemvPackedSplitK takes it.
+ * @example `gemvPackedKernelFor(1) // 'rows2'`
+ */
+export function gemvPackedKernelFor(rowsPerPass: number, call?: { workgroups: number; cols: number }): GemvPackedKernel {
+  const one = rowsPerPass <= 1;
+  const sk = KERNEL_CROSSOVERS.gemvPackedSplitK;
+  if (call && call.workgroups < sk.maxWorkgroups && call.cols >= sk.minCols) return one ? sk.oneRow : sk.moreRows;
+  return one ? KERNEL_CROSSOVERS.gemvPackedKernel.oneRow : KERNEL_CROSSOVERS.gemvPackedKernel.moreRows;
 }
 
 /**

@@ -1,0 +1,152 @@
+/**
+ * The row-blocked packed decode GEMV (GemvVariant.ro outputs per 32-lane group, optionally ks groups per
+ * output block splitting the columns): 16-byte code loads, exact bit decoding (ROWS_CODECS), every x load
+ * serving all the group's weight rows, a fixed-order workgroup reduction.
+ */
+import { ValueError } from '@webmoe/tensor';
+import { FP8_DECODE_WGSL } from '../wgsl.js';
+import { GEMV_GROUPS as GROUPS, GEMV_LANES as LANES, EXPERT_SLOT_WGSL, ROWS_CODECS, storeWgsl, wideChunkCols, type GemvVariant } from './moe-gemv-snippets.js';
+
+/** Values per lane reduced in one pass of the row-blocked GEMV's workgroup reduction (bounds its workgroup memory). */
+const ROWS_PASS = 8;
+
+/**
+ * The row-blocked GEMV's scale (and zero point) of scale index i, and the
+ * scale row of weight row r: int blocks [E, rows, cols/bs], fp8 blocks
+ * [E, rows/bh, cols/bw], mxfp4 e8m0 bytes [E, rows, cols/32].
+ */
+function rowsScaleWgsl(v: GemvVariant): string {
+  const fp8 = v.wdtype === 'fp8_e4m3' || v.wdtype === 'fp8_e5m2';
+  const srow = fp8 ? `fn srow(e: u32, r: u32) -> u32 { return (e * u.s0 + r / u.s2) * u.s1; }` : `fn srow(e: u32, r: u32) -> u32 { return (e * u.rows + r) * u.s0; }`;
+  const sload =
+    v.wdtype === 'mxfp4'
+      ? `fn sload(i: u32) -> f32 { return exp2(f32((QS[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - 127.0); }`
+      : v.sdtype === 'float16'
+        ? `fn sload(i: u32) -> f32 { let q = unpack2x16float(QS[i >> 1u]); return select(q.x, q.y, (i & 1u) == 1u); }`
+        : `fn sload(i: u32) -> f32 { return QS[i]; }`;
+  const zload = v.zp ? `\nfn zload(i: u32) -> f32 { return f32((QZ[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu); }` : '';
+  const blk = `fn cblk(c: u32) -> u32 { return ${v.cbPow2 ? 'c >> u.cbs' : 'c / u.cb'}; }`;
+  return `${srow}\n${sload}${zload}\n${blk}`;
+}
+
+/** The row-blocked GEMV's module after the shared bindings: decoding, scale lookup, reduction memory, main. */
+export function rowsWgsl(v: GemvVariant): string {
+  const codec = ROWS_CODECS[v.wdtype];
+  if (!codec) throw new ValueError('row-blocked GEMV format', Object.keys(ROWS_CODECS).join(' | '), v.wdtype);
+  return `struct V8 { lo: vec4<f32>, hi: vec4<f32>, }
+${codec.nan ? `${FP8_DECODE_WGSL}\n${codec.nan}` : ''}
+${codec.wgsl}
+${rowsScaleWgsl(v)}
+var<workgroup> red: array<f32, ${GROUPS * LANES * ROWS_PASS}>;
+${rowsMain(v)}`;
+}
+
+/**
+ * The row-blocked decode GEMV (v.ro outputs per 32-lane group): lanes split
+ * the columns in 16-byte chunks (two chunks in flight per lane), every x load
+ * serves all the group's weight rows, partial sums are reduced in workgroup
+ * memory in passes of ROWS_PASS values per lane, each output summed over the
+ * 32 lanes in a fixed order. Emitted unrolled over rows, gate/up and tokens.
+ * Split over K (v.ks = KS > 1, a bench candidate): the workgroup's GROUPS
+ * groups form GROUPS / KS output blocks of KS groups each; the KS * 32 lanes
+ * of a block split its columns (chunk c to lane c mod KS * 32), and each
+ * output is summed over group 0's 32 lanes, then group 1's, ... (fixed order).
+ * More workgroups per expert, fewer chunks per lane: for long K and few
+ * output blocks (Mixtral's down at T = 1: 512 workgroups of 14 steps).
+ */
+function rowsMain(v: GemvVariant): string {
+  const codec = ROWS_CODECS[v.wdtype]!;
+  const gu = v.mode === 'gate_up';
+  const RO = v.ro!;
+  const MRv = v.mr;
+  const CW = wideChunkCols(v.wdtype);
+  const X4W = codec.perWord / 4; // x vec4s per code word
+  const rows = Array.from({ length: RO }, (_, r) => r);
+  const ms = Array.from({ length: MRv }, (_, m) => m);
+  const parts = gu ? ['g', 'u'] : ['g'];
+  const us = [0, 1];
+  // every accumulator, gate/up of one (row, token) adjacent: the reduction pairs them
+  const vals = rows.flatMap((r) => ms.flatMap((m) => parts.map((a) => `a${a}${r}_${m}`)));
+  const perPass = ROWS_PASS / parts.length;
+  const passes = Math.ceil(vals.length / ROWS_PASS);
+  const KS = v.ks ?? 1;
+  // lanes over one output block's columns, and the lane's index among them
+  const LK = LANES * KS;
+  const zdef = (a: string, r: number, u: number) =>
+    codec.zoff ? `let z${a}${r}_${u} = ${codec.zoff(v.zp ? `zload(s${a}${r} + cblk(c${u}))` : v.wdtype === 'int4' ? '8.0' : '128.0')};` : '';
+  // one decoded word d of row (a, r) against every token's x
+  const dotw = (a: string, r: number) =>
+    ms.map((m) => (X4W === 2 ? `p${a}${r}_${m} += dot(d.lo, x${m}_0) + dot(d.hi, x${m}_1);` : `p${a}${r}_${m} += dot(d, x${m}_0);`)).join(' ');
+  // the two chunks' codes and scales are loaded first (all rows), then consumed one chunk at a time and one
+  // 4-byte word at a time in loops (constant trip counts: small code for CPU drivers, unrolled by GPU compilers)
+  const rowsParts = rows.flatMap((r) => parts.map((a) => `${a}${r}`));
+  const chunkLoop = `
+      for (var ci = 0u; ci < 2u; ci++) {
+        let cu = select(c0, c1, ci == 1u); let oku = select(ok0, ok1, ci == 1u);
+${rowsParts.map((n) => `        let q${n} = select(q${n}_0, q${n}_1, ci == 1u); let s${n}u = select(s${n}_0, s${n}_1, ci == 1u);${codec.zoff ? ` let z${n} = select(z${n}_0, z${n}_1, ci == 1u);` : ''}`).join('\n')}
+${rowsParts.map((n) => `        ${ms.map((m) => `var p${n}_${m} = 0.0;`).join(' ')}`).join('\n')}
+        for (var j = 0u; j < 4u; j++) {
+${ms.map((m) => `          ${Array.from({ length: X4W }, (_, h) => `let x${m}_${h} = X4[xq${m} + cu * ${CW / 4}u + j * ${X4W}u${h ? ` + ${h}u` : ''}];`).join(' ')}`).join('\n')}
+${rows.flatMap((r) => parts.map((a) => `          { let d = dw(q${a}${r}[j], ${codec.zoff ? `z${a}${r}` : 'vec4<f32>(0.0)'}); ${dotw(a, r)} }`)).join('\n')}
+        }
+${rowsParts.flatMap((n) => ms.map((m) => `        a${n}_${m} += select(0.0, s${n}u * (p${n}_${m}${codec.unit !== 1 ? ` * ${codec.unit}.0` : ''}), oku);`)).join('\n')}
+      }`;
+  // sums of output j's values in group `grp` (its 32 lanes in order) into sg (su); `init` declares them
+  const sumOver = (grp: string, init = true) => `        let b = (${grp === 'g' ? 'g' : `(${grp})`} * ${ROWS_PASS}u + lane * ${parts.length}u) * ${LANES}u;
+${init ? `        var sg = 0.0;${gu ? ' var su = 0.0;' : ''}\n` : ''}        for (var i = 0u; i < ${LANES}u; i++) { sg += red[b + i];${gu ? ` su += red[b + ${LANES}u + i];` : ''} }`;
+  return /* wgsl */ `
+@compute @workgroup_size(${LANES}, ${GROUPS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+${EXPERT_SLOT_WGSL}
+  let lane = lid.x;
+  let g = lid.y;
+${KS === 1 ? `  let ob = (wid.x * ${GROUPS}u + g) * ${RO}u;` : `  let og = g / ${KS}u; let ks = g % ${KS}u; let kl = ks * ${LANES}u + lane;
+  let ob = (wid.x * ${GROUPS / KS}u + og) * ${RO}u;`}
+  let nch = u.cols / ${CW}u;
+${rows
+  .map(
+    (r) => `  let oc${r} = min(ob + ${r}u, u.nout - 1u);
+  let rg${r} = ${gu ? `select(oc${r}, 2u * oc${r}, ${v.interleaved})` : `oc${r}`};${gu ? ` let ru${r} = select(oc${r} + u.nout, 2u * oc${r} + 1u, ${v.interleaved});` : ''}
+${parts.map((a) => `  let w${a}${r} = (e * u.rows + r${a}${r}) * nch; let s${a}${r} = srow(e, r${a}${r});`).join('\n')}`,
+  )
+  .join('\n')}
+  for (var m0 = 0u; m0 < cnt; m0 += ${MRv}u) {
+${ms.map((m) => `    let xq${m} = (${gu ? `(Order[off + min(m0 + ${m}u, cnt - 1u)] / u.k)` : `(off + min(m0 + ${m}u, cnt - 1u))`} * u.cols) >> 2u;`).join('\n')}
+${vals.map((n) => `    var ${n} = 0.0;`).join('\n')}
+${codec.nan ? rows.flatMap((r) => parts.map((a) => `    var bad${a}${r} = 0u;`)).join('\n') : ''}
+    for (var c = ${KS === 1 ? 'lane' : 'kl'}; c < nch; c += ${2 * LK}u) {
+      let c0 = c; let ok0 = true;
+      let ok1 = c + ${LK}u < nch; let c1 = select(c, c + ${LK}u, ok1);
+${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let q${a}${r}_${u} = W[w${a}${r} + c${u}];`)).join('\n')).join('\n')}
+${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let s${a}${r}_${u} = sload(s${a}${r} + cblk(c${u})); ${zdef(a, r, u)}`)).join('\n')).join('\n')}
+${codec.nan ? us.map((u) => rows.flatMap((r) => parts.map((a) => `      bad${a}${r} |= select(0u, nanw(q${a}${r}_${u}.x) | nanw(q${a}${r}_${u}.y) | nanw(q${a}${r}_${u}.z) | nanw(q${a}${r}_${u}.w), ok${u});`)).join('\n')).join('\n') : ''}
+${chunkLoop}
+    }
+${codec.nan ? rows.flatMap((r) => parts.map((a) => `    if (bad${a}${r} != 0u) { ${ms.map((m) => `a${a}${r}_${m} = special_f32(0x7fc00000u, bad${a}${r});`).join(' ')} }`)).join('\n') : ''}
+${Array.from({ length: passes }, (_, ps) => {
+  const pv = vals.slice(ps * ROWS_PASS, (ps + 1) * ROWS_PASS);
+  return `    // reduction pass ${ps}: outputs (row, token) ${ps * perPass}..${ps * perPass + pv.length / parts.length - 1}
+${pv.map((n, q) => `    red[(g * ${ROWS_PASS}u + ${q}u) * ${LANES}u + lane] = ${n};`).join('\n')}
+    workgroupBarrier();
+    if (${KS === 1 ? '' : 'ks == 0u && '}lane < ${pv.length / parts.length}u) {
+      let j = ${ps * perPass}u + lane;
+      let r = j / ${MRv}u;
+      let m = j % ${MRv}u;
+      let o = ob + r;
+      if (o < u.nout && m0 + m < cnt) {
+${KS === 1 ? sumOver('g') : `        var sg = 0.0;${gu ? ' var su = 0.0;' : ''}
+        for (var s = 0u; s < ${KS}u; s++) {
+  ${sumOver(`og * ${KS}u + s`, false)}
+        }`}
+        let row = off + m0 + m;
+        ${gu ? `let rg = select(o, 2u * o, ${v.interleaved}); let ru = select(o + u.nout, 2u * o + 1u, ${v.interleaved});` : 'let rg = o;'}
+        ${storeWgsl(v)}
+      }
+    }
+    workgroupBarrier();`;
+}).join('\n')}
+  }
+}
+`;
+}
+
