@@ -208,7 +208,7 @@ export const NO_EXPERT = 0xffffffff;
  * WGSL opening every GEMV main (needs `var<workgroup> wcnt: u32`, wid and lid): the expert of this workgroup's
  * active slot wid.y (slots past the active experts hold NO_EXPERT, and experts outside this dispatch's chunk
  * [eb, eb + ne) of the stack are another dispatch's: their workgroups see no rows and write nothing). eg: global
- * expert, e: in the chunk, off: its first grouped row, cnt: its rows (0 when not this dispatch's), workgroup-uniform.
+ * expert, e: in the chunk, off: its first grouped row, cnt: its rows, workgroup-uniform (a workgroup with none returns).
  */
 export const EXPERT_SLOT_WGSL = `  let e0 = Active[wid.y];
   let mine = e0 != ${NO_EXPERT}u && e0 >= u.eb && e0 - u.eb < u.ne;
@@ -216,7 +216,10 @@ export const EXPERT_SLOT_WGSL = `  let e0 = Active[wid.y];
   let e = eg - u.eb;
   let off = Offsets[eg];
   if (lid.x == 0u && lid.y == 0u) { wcnt = select(0u, Counts[eg], mine); }
-  let cnt = workgroupUniformLoad(&wcnt);`;
+  let cnt = workgroupUniformLoad(&wcnt);
+  // a workgroup of another chunk's expert or of an empty slot leaves at once (cnt is workgroup-uniform): one
+  // dispatch per chunk of a chunked stack launches every active slot, and most are another chunk's
+  if (cnt == 0u) { return; }`;
 
 /**
  * The table path's 8-column loader of packed codes: 8 consecutive codes of `bits` (8: two words, 4: one word,
