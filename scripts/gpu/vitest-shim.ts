@@ -17,7 +17,19 @@ export function describe(name: string, fn: () => void): void {
   fn();
   cur = prev;
 }
-describe.skip = (_n: string, _f: () => void) => {};
+let skipping = false; // inside a describe that does not run: its tests are registered as skipped
+function describeSkipped(name: string, fn: () => void): void {
+  const was = skipping;
+  skipping = true;
+  try {
+    describe(name, fn);
+  } finally {
+    skipping = was;
+  }
+}
+describe.skip = describeSkipped;
+describe.runIf = (c: unknown) => (name: string, fn: () => void) => (c ? describe(name, fn) : describeSkipped(name, fn));
+describe.skipIf = (c: unknown) => (name: string, fn: () => void) => (c ? describeSkipped(name, fn) : describe(name, fn));
 describe.each = (rows: unknown[]) => (name: string, fn: (...a: unknown[]) => void) => rows.forEach((r) => describe(fmt(name, r), () => fn(...(Array.isArray(r) ? r : [r]))));
 
 function fmt(name: string, r: unknown): string {
@@ -27,7 +39,7 @@ function fmt(name: string, r: unknown): string {
 }
 
 function addTest(name: string, fn: Fn, skip = false): void {
-  cur.tests.push({ name, fn, skip });
+  cur.tests.push({ name, fn, skip: skip || skipping });
 }
 export const it = Object.assign((name: string, fn: Fn, _t?: number) => addTest(name, fn), {
   skip: (name: string, fn: Fn) => addTest(name, fn, true),

@@ -93,7 +93,7 @@ describe('ForwardGraphs (graph per key, output pool) and BufferPool.close', () =
   });
 });
 
-describe('deferred graph replays (the context encoder)', () => {
+describe('deferred graph replays (the context encoder, replay({ defer: true }))', () => {
   it('a chain of replays in one task is one submit after the task; writes, reads and destroys after a replay keep issue order', async (t) => {
     if (!ctx) return t.skip('no WebGPU adapter');
     const c = ctx;
@@ -117,7 +117,7 @@ describe('deferred graph replays (the context encoder)', () => {
         // five replays issued in one go: nothing submitted until the task ends, then one submit
         const a = randomArray(r, n, -50, 50);
         c.writeBuffer(x.buffer, 0, a);
-        for (let i = 0; i < 5; i++) void graph.replay();
+        for (let i = 0; i < 5; i++) void graph.replay({ defer: true });
         expect(submits).toBe(0);
         await new Promise<void>((res) => setTimeout(res, 0));
         expect(submits).toBe(1);
@@ -125,17 +125,17 @@ describe('deferred graph replays (the context encoder)', () => {
         // a write issued after a pending replay lands after it: the replay read the old input
         const b = randomArray(r, n, -50, 50);
         const keep = GpuTensor.empty(c, 'float32', [n]);
-        void graph.replay();
+        void graph.replay({ defer: true });
         const enc = c.device.createCommandEncoder();
         enc.copyBufferToBuffer(y.buffer, 0, keep.buffer, 0, n * 4);
         c.submit([enc.finish()]); // after the pending replay
         c.writeBuffer(x.buffer, 0, b); // after both
         expect((await keep.download()).toFloat32()).toEqual(want(a));
-        void graph.replay();
+        void graph.replay({ defer: true });
         expect((await y.download()).toFloat32()).toEqual(want(b)); // the read flushes the pending replay first
         // a tensor read by a pending copy may be destroyed at once: the deferred work is submitted before
         const src = GpuTensor.upload(c, HostTensor.fromFloat32([n], b));
-        void graph.replay();
+        void graph.replay({ defer: true });
         c.deferredEncoder().copyBufferToBuffer(src.buffer, 0, keep.buffer, 0, n * 4);
         src.destroy();
         expect((await keep.download()).toFloat32()).toEqual(b);

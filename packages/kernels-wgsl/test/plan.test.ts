@@ -91,3 +91,10 @@ describe('kernel planner', () => {
     }
   });
 });
+
+describe('subgroup-matrix packed staging loads (measured on the H200)', () => {
+  it('16-byte code loads for fp8 only', async () => {
+    const { sgmatWideLoadsFor } = await import('../src/kernels/plan.js');
+    expect(['fp8_e4m3', 'fp8_e5m2', 'int4', 'int8', 'mxfp4', 'bfloat16'].map(sgmatWideLoadsFor)).toEqual([true, true, false, false, false, false]);
+  });
+});

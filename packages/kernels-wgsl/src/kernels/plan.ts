@@ -248,10 +248,13 @@ export type SgmatXRows = 'gather' | 'half' | 'direct';
  * of codes (FastGemmVariant.wide; where fastWeightFormat allows it) rather than the codes of 8 values per load. Both
  * stage the same f16 values (bit-identical results); wide loads issue half (8-bit) or a quarter (4-bit) of the loads,
  * scale lookups and index divisions. GroupedGemmOptions.sgmatWideLoads overrides it (scripts/gpu/prefill-bench.ts
- * ranks both: paths -narrow / -wide).
+ * ranks both: paths -narrow / -wide). H200 2026-12-04 (docs/perf-h200/2026-12-04-mid, Mixtral and DeepSeek-V3-e32
+ * shapes, T = 512 and 4096): wide is faster for fp8 (Mixtral T = 4096 40.0 vs 44.5 ms, T = 512 5.41 vs 5.83) and
+ * slower for int4 (32.9 vs 35.7 ms narrow vs wide; 4.37 vs 4.70): wide for fp8 only (int8 and MXFP4 unmeasured:
+ * the 8-value loads, as before).
  */
-export function sgmatWideLoadsFor(_wf: string): boolean {
-  return true;
+export function sgmatWideLoadsFor(wf: string): boolean {
+  return wf === 'fp8_e4m3' || wf === 'fp8_e5m2';
 }
 
 /** The x-row mode (SgmatXRows) of a subgroup-matrix GEMM call of `rows` grouped rows and K input channels. */

@@ -286,13 +286,12 @@ export class GpuContext {
   }
 
   /**
-   * The context's deferred command encoder: work appended to it (graph
-   * replays, `GpuGraph.replay`) is submitted by {@link flush}, which runs by
-   * itself once the current task and its microtasks are done (a chain of
-   * forwards issued in one go becomes one submit: Dawn's cost per submit is
-   * ~80 us on an H200 host), and before anything else reaches the queue
-   * through this context ({@link submit}, {@link writeBuffer}, reads,
-   * {@link sync}). Code that uses `device.queue` directly calls `flush()` first.
+   * The context's deferred command encoder: work appended to it (e.g.
+   * `GpuGraph.replay({ defer: true })`) is submitted by {@link flush}, which
+   * runs by itself once the current task and its microtasks are done (the
+   * work of one task in one submit), and before anything else reaches the
+   * queue through this context ({@link submit}, {@link writeBuffer}, reads,
+   * {@link sync}, destroys). Code that uses `device.queue` directly calls `flush()` first.
    */
   deferredEncoder(): GPUCommandEncoder {
     this.assertAlive();
