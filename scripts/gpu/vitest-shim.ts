@@ -65,6 +65,13 @@ function eq(a: unknown, b: unknown): boolean {
   const ka = Object.keys(a as object), kb = Object.keys(b as object);
   return ka.length === kb.length && ka.every((k) => eq((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
+/** vitest's toMatchObject: every property of `sub` is in `obj` and matches (objects recursively, arrays element-wise, the rest as eq). */
+function matchesObject(obj: unknown, sub: unknown): boolean {
+  if (sub === null || typeof sub !== 'object') return eq(obj, sub);
+  if (obj === null || typeof obj !== 'object') return false;
+  if (Array.isArray(sub)) return Array.isArray(obj) && obj.length === sub.length && sub.every((v, i) => matchesObject(obj[i], v));
+  return Object.keys(sub as object).every((k) => k in (obj as object) && matchesObject((obj as Record<string, unknown>)[k], (sub as Record<string, unknown>)[k]));
+}
 function show(v: unknown): string {
   try { return typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? String(x) : x))?.slice(0, 200) ?? String(v); } catch { return String(v); }
 }
@@ -85,6 +92,7 @@ function matchers(actual: unknown, neg: boolean, msg?: string) {
     toBe: (e: unknown) => check(Object.is(actual, e), `to be ${show(e)}`),
     toEqual: (e: unknown) => check(eq(actual, e), `to equal ${show(e)}`),
     toStrictEqual: (e: unknown) => check(eq(actual, e), `to equal ${show(e)}`),
+    toMatchObject: (e: unknown) => check(matchesObject(actual, e), `to match object ${show(e)}`),
     toBeLessThan: (e: number) => check((actual as number) < e, `< ${e}`),
     toBeLessThanOrEqual: (e: number) => check((actual as number) <= e, `<= ${e}`),
     toBeGreaterThan: (e: number) => check((actual as number) > e, `> ${e}`),
