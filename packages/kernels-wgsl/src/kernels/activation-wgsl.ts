@@ -2,7 +2,7 @@
  * The gated activations of the expert GEMMs as one WGSL snippet: `fn act(g, up) -> f32` of a gate value and an
  * up value (the limit and alpha read from the kernel's uniforms `u.limit`, `u.alpha`), as activationRef
  * (activation-ref.ts). 'none' (down projections): no function. Written once for every kernel that fuses the
- * activation (the decode GEMVs today; the grouped GEMMs' copies are to move here).
+ * activation: the decode GEMVs, the tiled grouped GEMMs and the fast (register-blocked and subgroup-matrix) GEMMs.
  */
 import type { ExpertActivation } from './moe-types.js';
 

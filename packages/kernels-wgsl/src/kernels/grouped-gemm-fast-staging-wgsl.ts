@@ -8,6 +8,8 @@
  * activation).
  */
 import { loadFn } from '../wgsl.js';
+import { expertActWgsl } from './activation-wgsl.js';
+import { expertTileWgsl } from './grouped-gemm-wgsl.js';
 import { uniformFields, type BindingDecl, type KernelSignature, type UniformField } from '../runtime/kernel.js';
 import { FAST_TK, FAST_TM, FAST_THREADS, FAST_TNW, sgmatLayout, sgmatShape, tileOutputs, type FastGemmVariant } from './grouped-gemm-fast-shapes.js';
 import { fastVpl, rawType, weightAccessWgsl, weightBindings } from './grouped-gemm-fast-weights-wgsl.js';
@@ -49,19 +51,6 @@ const FAST_UNIFORMS: readonly UniformField[] = [
   ...uniformFields('u32', 'wa', 'wb', 'wc', 'wd', 'yo', 'ys'),
 ];
 
-function activationWgsl(act: FastGemmVariant['act']): string {
-  switch (act) {
-    case 'silu':
-      return `fn act(g: f32, v: f32) -> f32 { return g / (1.0 + exp(-g)) * v; }`;
-    case 'swiglu_limit':
-      return `fn act(g: f32, v: f32) -> f32 { return min(g / (1.0 + exp(-g)), u.limit) * clamp(v, -u.limit, u.limit); }`;
-    case 'swigluoai':
-      return `fn act(g0: f32, v0: f32) -> f32 { let g = min(g0, u.limit); let v = clamp(v0, -u.limit, u.limit); return (v + 1.0) * g / (1.0 + exp(-u.alpha * g)); }`;
-    case 'none':
-      return '';
-  }
-}
-
 /**
  * The signature of both fast GEMM kernels: the x rows (X: f32 rows, or the f16 grouped rows of halfRowsKernel with
  * `xh`), the grouped row order, the tile offsets (META of tileOffsetsKernel), then per variant XRU (`xh`: 1 / the
@@ -96,7 +85,7 @@ export function helpersWgsl(v: FastGemmVariant, g: Geo): string {
     v.op === 'gate_up'
       ? `fn wrow(n: u32, o0: u32) -> u32 { ${gateUp} }`
       : `fn wrow(n: u32, o0: u32) -> u32 { let o = o0 + n; return select(0xffffffffu, o, o < u.N); }`;
-  return [wrow, weightAccessWgsl(v), v.bias === 'none' ? '' : loadFn('bld', 'BIAS', v.bias), v.op === 'gate_up' ? activationWgsl(v.act) : ''].join('\n');
+  return [wrow, weightAccessWgsl(v), v.bias === 'none' ? '' : loadFn('bld', 'BIAS', v.bias), v.op === 'gate_up' ? expertActWgsl(v.act) : ''].join('\n');
 }
 
 /** Finds the workgroup's expert and row range (binary search over the tile offsets; meta from tileOffsetsKernel with tm = 64), then the row gather table. */
@@ -119,24 +108,7 @@ export function prologue(v: FastGemmVariant, g: Geo): string {
   let wAll = wid.x + wid.y * nwg.x;
   ${kRange}
   if (lid == 0u) {
-    var e = 0u;
-    var r0 = 0u;
-    var r1 = 0u;
-    if (w < u.nWork) {
-      let mt = w / u.nTilesN;
-      let ts = u.E + 1u;
-      if (mt < META[ts + u.E]) {
-        var lo = 0u;
-        var hi = u.E - 1u;
-        while (lo < hi) {
-          let mid = (lo + hi + 1u) >> 1u;
-          if (META[ts + mid] <= mt) { lo = mid; } else { hi = mid - 1u; }
-        }
-        e = lo;
-        r0 = META[e] + (mt - META[ts + e]) * ${tm}u;
-        r1 = min(r0 + ${tm}u, META[e + 1u]);
-      }
-    }
+${expertTileWgsl(tm)}
     shW = vec4<u32>(e, r0, r1, 0u);
   }
   let shw = workgroupUniformLoad(&shW);

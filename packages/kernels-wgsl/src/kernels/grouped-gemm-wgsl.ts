@@ -7,6 +7,7 @@
  */
 import { defineKernel, uniformFields, type BindingDecl, type Recorder, type UniformField } from '../runtime/kernel.js';
 import { loadFn } from '../wgsl.js';
+import { expertActWgsl } from './activation-wgsl.js';
 import { WEIGHT_UNIFORMS, WORD_VALUES, weightBindings, weightWgsl, wordWgsl, type WeightFormat } from './grouped-gemm-weights.js';
 
 // the weight layer's names that the fast kernels (grouped-gemm-fast*.ts) import from here
@@ -140,17 +141,31 @@ export function recordTileOffsets(rec: Recorder, offsets: GPUBuffer, tm: number,
   return meta;
 }
 
-function activationWgsl(act: GroupedGemmVariant['act']): string {
-  switch (act) {
-    case 'silu':
-      return `fn act(g: f32, v: f32) -> f32 { return g / (1.0 + exp(-g)) * v; }`;
-    case 'swiglu_limit':
-      return `fn act(g: f32, v: f32) -> f32 { return min(g / (1.0 + exp(-g)), u.limit) * clamp(v, -u.limit, u.limit); }`;
-    case 'swigluoai':
-      return `fn act(g0: f32, v0: f32) -> f32 { let g = min(g0, u.limit); let v = clamp(v0, -u.limit, u.limit); return (v + 1.0) * g / (1.0 + exp(-u.alpha * g)); }`;
-    case 'none':
-      return '';
-  }
+/**
+ * WGSL statements (inside `if (lid == 0u)`) that find the expert e and the grouped rows [r0, r1) of work item w from
+ * the tile offsets META (tileOffsetsKernel: row offsets [E + 1], then tile starts [E + 1]) for row tiles of `tm`:
+ * row tile w / u.nTilesN, binary search over the tile starts; e = r0 = r1 = 0 past the work (u.nWork, u.E,
+ * u.nTilesN: the kernel's uniforms). Shared by the tiled and the fast grouped GEMMs.
+ */
+export function expertTileWgsl(tm: number): string {
+  return `    var e = 0u;
+    var r0 = 0u;
+    var r1 = 0u;
+    if (w < u.nWork) {
+      let mt = w / u.nTilesN;
+      let ts = u.E + 1u;
+      if (mt < META[ts + u.E]) {
+        var lo = 0u;
+        var hi = u.E - 1u;
+        while (lo < hi) {
+          let mid = (lo + hi + 1u) >> 1u;
+          if (META[ts + mid] <= mt) { lo = mid; } else { hi = mid - 1u; }
+        }
+        e = lo;
+        r0 = META[e] + (mt - META[ts + e]) * ${tm}u;
+        r1 = min(r0 + ${tm}u, META[e + 1u]);
+      }
+    }`;
 }
 
 /**
@@ -198,7 +213,7 @@ function gemmWgsl(v: GroupedGemmVariant): string {
 ${weightWgsl(v)}
 ${v.vec > 1 ? wordWgsl(v) : ''}
 ${v.bias === 'none' ? '' : loadFn('bld', 'BIAS', v.bias)}
-${fused ? activationWgsl(v.act) : ''}
+${fused ? expertActWgsl(v.act) : ''}
 var<workgroup> XS: array<f32, ${tm * TK}>;
 var<workgroup> WS_T: array<f32, ${tn * TK * nw}>;
 var<workgroup> ROWX: array<u32, ${tm}>;
@@ -211,24 +226,7 @@ var<workgroup> shR1: u32;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let w = wid.x + wid.y * nwg.x;
   if (lid == 0u) {
-    var e = 0u;
-    var r0 = 0u;
-    var r1 = 0u;
-    if (w < u.nWork) {
-      let mt = w / u.nTilesN;
-      let ts = u.E + 1u;
-      if (mt < META[ts + u.E]) {
-        var lo = 0u;
-        var hi = u.E - 1u;
-        while (lo < hi) {
-          let mid = (lo + hi + 1u) >> 1u;
-          if (META[ts + mid] <= mt) { lo = mid; } else { hi = mid - 1u; }
-        }
-        e = lo;
-        r0 = META[e] + (mt - META[ts + e]) * ${tm}u;
-        r1 = min(r0 + ${tm}u, META[e + 1u]);
-      }
-    }
+${expertTileWgsl(tm)}
     shE = e;
     shR0 = r0;
     shR1 = r1;
