@@ -1,6 +1,11 @@
 /**
  * Shapes and validation of expert weight containers (`ExpertWeightsGpu` /
  * `ExpertWeightsHost`), shared by the grouped GEMMs and their references.
+  *
+ * Over ~400 lines on purpose: the containers' shape checks, their chunk planning (planExpertChunks) and the
+ * three ways a stack is made (upload, create for a writer, stream) share the private slot walk (slots /
+ * mapContainer / chunkTensors) that keeps every format's tensors in step; split along it, each file would
+ * need that walk exported. The next split: the GPU makers (upload / create / stream) into a file of their own.
  */
 import { DTYPES, DTypeError, HostTensor, ShapeError, ValueError, type DType, type HostArray } from '@webmoe/tensor';
 import type { GpuContext } from '../runtime/context.js';

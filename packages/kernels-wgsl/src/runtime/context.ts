@@ -1,3 +1,7 @@
+/**
+ * GpuContext: the device with its probed features and limits, the binding limit, error scopes, staging reuse and
+ * queue order, and the adapter request that makes it. Over ~400 lines on purpose: one class and its factory.
+ */
 import { ValueError } from '@webmoe/tensor';
 import { selectGpuFromEnv, type GpuSelection } from './gpu-select.js';
 import { NoAdapterError, DeviceLostError, GpuValidationError, GpuOutOfMemoryError } from './errors.js';

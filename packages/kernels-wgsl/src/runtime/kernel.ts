@@ -1,3 +1,8 @@
+/**
+ * The kernel runtime: the kernel contract (defineKernel; a signature gives the WGSL header, the pipeline layout, the
+ * bind group and the uniform bytes), the Recorder that dispatches by it, and the GpuGraph that replays a recording.
+ * Over ~400 lines on purpose: one mechanism; the graph replays the recorder's private command list.
+ */
 import type { GpuContext } from './context.js';
 import { LimitError } from './errors.js';
 
