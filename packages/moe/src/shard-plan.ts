@@ -45,6 +45,28 @@ interface TPUnit {
   why: string;
 }
 
+/** The routed experts' dense weights and biases that tensor parallelism splits whole (packed codes and shared experts are sliced below). */
+type RoutedRole = 'gate_up' | 'gate_up_bias' | 'down' | 'down_bias';
+
+/**
+ * Tensor parallelism's split of one routed-expert weight over n shards: gate_up rows (axis -2) and its bias
+ * (axis -1) as gate/up pairs of `layout`, down columns (axis -1, I), the down bias on the leader (added once
+ * after the all-reduce). `unit`: the rows of I a cut may not split (quantization blocks).
+ * @example `tpStrategyFor('down', 2, 1, 'concat').shard(down, 1).tensor // [E, H, I/2]`
+ */
+function tpStrategyFor(role: RoutedRole, n: number, unit: number, layout: GateUpLayout): ShardingStrategy {
+  switch (role) {
+    case 'gate_up':
+      return ShardingStrategy.gateUp(n, { unit, layout, axis: -2 });
+    case 'gate_up_bias':
+      return ShardingStrategy.gateUp(n, { unit, layout, axis: -1 });
+    case 'down':
+      return ShardingStrategy.axiswise(-1, n, { unit });
+    case 'down_bias':
+      return ShardingStrategy.leader(n);
+  }
+}
+
 /**
  * The unit of a tensor-parallel split of width `dim`: the strategy's for
  * dense weights; for quantized ones the block unit of {@link quantTPUnit}
@@ -106,8 +128,7 @@ export function tpShardPlan(source: MoELayer, strategy: ShardingStrategy, n: num
   const sharedQ = source.quantizedSharedExperts ? q : undefined;
   const ir = nonEmptyRanges(what, 'moeDim', I, n, routedUnit);
   const sr = source.hasSharedExperts ? nonEmptyRanges(what, 'sharedExpertsDim', S, n, tpUnit(what, sharedQ, 'concat', S, H, strategy.unit)) : [];
-  const tp = ShardingStrategy.tensorParallel(n, { unit: routedUnit.unit, layout });
-  const role: Record<string, Parameters<ShardingStrategy['forRole']>[0]> = {
+  const role: Record<string, RoutedRole> = {
     'experts.gate_up_proj_bias': 'gate_up_bias',
     'experts.down_proj_bias': 'down_bias',
     ...(q ? {} : { 'experts.gate_up_proj': 'gate_up', 'experts.down_proj': 'down' }),
@@ -120,7 +141,7 @@ export function tpShardPlan(source: MoELayer, strategy: ShardingStrategy, n: num
   return (i) => ({
     opts: { moeDim: ir[i][1] - ir[i][0], sharedExpertsDim: source.hasSharedExperts ? sr[i][1] - sr[i][0] : undefined },
     take: (name, t) => {
-      if (role[name]) return tp.forRole(role[name]).shard(t, i).tensor;
+      if (role[name]) return tpStrategyFor(role[name], n, routedUnit.unit, layout).shard(t, i).tensor;
       if (routedPacked.has(name)) return quantTPSlice(q!, name.slice('experts.'.length), t, I, H, ir[i], layout, what);
       if (sharedPacked.has(name)) return quantTPSlice(q!, name.slice('shared_experts.'.length), t, S, H, sr[i], 'concat', what);
       if (name === 'shared_experts.gate_proj.weight' || name === 'shared_experts.up_proj.weight') return takeRanges(t, 0, [sr[i]]);

@@ -213,10 +213,10 @@ export class MLP extends Module {
 /**
  * An {@link MLP} cut over the devices of a group with
  * `ShardingStrategy.tensorParallel(n)` (MAX `MLP.shard`): shard i holds gate
- * and up rows `[s, e) = shardRange(I, i, n, unit)` (the `forRole('gate_up')`
+ * and up rows `[s, e) = shardRange(I, i, n, unit)` (the `gateUp`
  * split of the fused gate/up weight), the matching down columns
- * (`forRole('down')`), gate/up biases sliced like their rows and the down
- * bias on shard 0 only (`forRole('down_bias')` = leader). Each shard's
+ * (`axiswise(-1)`), gate/up biases sliced like their rows and the down
+ * bias on shard 0 only (`leader`). Each shard's
  * output is a partial sum; an all-reduce (f32, fixed order) gives the
  * output. Uneven I (e.g. 32 over 3 = 11, 11, 10) works. `replicate(n)`
  * gives n whole copies (shard 0 answers).

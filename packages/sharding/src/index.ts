@@ -9,7 +9,7 @@ export { VERSION } from './version.js';
 export { ShardingError } from './errors.js';
 export { shardRange, shardSizes, type IndexRange } from './range.js';
 export { takeRanges, concatAxis } from './host-ops.js';
-export { ShardingStrategy, type ShardingKind, type GateUpLayout, type SplitOptions, type GateUpOptions, type WeightRole, type Shard } from './strategy.js';
+export { ShardingStrategy, type ShardingKind, type GateUpLayout, type SplitOptions, type GateUpOptions, type Shard } from './strategy.js';
 export { DeviceGroup, type DevicePlacement, type DeviceGroupOptions } from './device-group.js';
 export {
   allReduce,

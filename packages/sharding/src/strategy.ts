@@ -38,29 +38,6 @@ export interface GateUpOptions extends SplitOptions {
   layout?: GateUpLayout;
 }
 
-/** The weights of a MoE layer (and of a plain MLP) that a module-level strategy maps to a per-tensor strategy. */
-export type WeightRole =
-  /** [E, 2I, H] or [2I, H] */
-  | 'gate_up'
-  /** [E, 2I] or [2I] */
-  | 'gate_up_bias'
-  /** [E, H, I] or [H, I] */
-  | 'down'
-  /** [E, H] or [H] */
-  | 'down_bias'
-  /** router weight [E, H] */
-  | 'router'
-  /** router bias [E] (GPT-OSS), e_score_correction_bias [E] */
-  | 'router_bias'
-  /** shared expert gate_up [2Is, H] */
-  | 'shared_gate_up'
-  /** shared expert down [H, Is] */
-  | 'shared_down'
-  /** shared expert down bias [H] */
-  | 'shared_down_bias'
-  /** Qwen2-MoE shared_expert_gate [1, H] */
-  | 'shared_expert_gate';
-
 /** Shard `index` of `numShards` of a tensor, with where it came from. */
 export interface Shard {
   /** The shard, in the dtype of the input. */
@@ -104,7 +81,7 @@ interface Spec {
  * | `stacked(n)` | axis 1 of a stack `[S, rows, ...]`: each stacked matrix rowwise |
  * | `gateUp(n, {axis, layout})` | the gate/up axis so that each shard keeps its gate rows and the matching up rows |
  * | `expertParallel(n)` | axis 0 of `[E, ...]`, E divisible by n: contiguous experts `[i*E/n, (i+1)*E/n)` |
- * | `tensorParallel(n)` | a module-level marker: {@link ShardingStrategy.forRole} gives each weight's strategy |
+ * | `tensorParallel(n)` | a module-level marker: the sharded module (MoE, MLP) splits each of its weights with the strategies above |
  * | `leader(n)` | shard 0 is the tensor, the others zeros (a bias added once after an all-reduce) |
  *
  * @example
@@ -177,14 +154,16 @@ export class ShardingStrategy {
     return new ShardingStrategy({ kind: 'gate_up', numDevices, axis: opts.axis ?? -2, unit: opts.unit ?? 1, layout: opts.layout ?? 'concat' });
   }
   /**
-   * Tensor parallelism for a whole module (MoE, MLP): every expert's gate/up
-   * rows and down columns split by I, router replicated. `shard()` on a
-   * tensor throws; {@link forRole} gives each weight's strategy.
+   * Tensor parallelism for a whole module (MoE, MLP): a marker that the
+   * module reads (`numDevices`, `unit`, `layout`) to split each of its weights
+   * with the per-tensor strategies (gate/up rows by `gateUp`, down columns by
+   * `axiswise(-1)`, the down bias on the `leader`, the router replicated).
+   * `shard()` on a tensor throws.
    *
    * @example
    * ```ts
-   * const tp = ShardingStrategy.tensorParallel(2);
-   * tp.forRole('down').kind // 'axiswise'
+   * const tp = ShardingStrategy.tensorParallel(2, { unit: 32 });
+   * ShardingStrategy.gateUp(tp.numDevices, { unit: tp.unit, layout: tp.layout }) // its gate_up weights' split
    * ```
    */
   static tensorParallel(numDevices: number, opts: GateUpOptions = {}): ShardingStrategy {
@@ -193,8 +172,8 @@ export class ShardingStrategy {
   /**
    * Expert parallelism: a stacked `[E, ...]` expert weight is split on axis
    * 0 into contiguous expert ranges `[i*E/n, (i+1)*E/n)`; E must be
-   * divisible by n (ShardingError otherwise). {@link forRole} replicates
-   * the router and the shared expert.
+   * divisible by n (ShardingError otherwise). The module replicates what
+   * is not an expert weight (router, shared expert).
    *
    * @example
    * ```ts
@@ -234,56 +213,6 @@ export class ShardingStrategy {
     return this.kind === 'expert_parallel';
   }
 
-  /**
-   * The strategy of one weight of a module under this strategy. For
-   * tensor_parallel: gate_up -> `gateUp(axis -2)`, gate_up bias ->
-   * `gateUp(axis -1)`, down -> `axiswise(-1)` (columns = I), down bias ->
-   * `leader` (added once after the all-reduce), router -> replicate, shared
-   * expert like the experts (its partial sum joins the same all-reduce). For
-   * expert_parallel: expert weights and biases -> expert_parallel, router and
-   * shared expert -> replicate. Any other strategy returns itself.
-   *
-   * @example
-   * ```ts
-   * ShardingStrategy.tensorParallel(4, { unit: 32 }).forRole('gate_up') // gateUp(4, { axis: -2, unit: 32 })
-   * ```
-   */
-  forRole(role: WeightRole): ShardingStrategy {
-    const n = this.numDevices;
-    if (this.kind === 'tensor_parallel') {
-      const o = { unit: this.unit, layout: this.layout };
-      switch (role) {
-        case 'gate_up':
-        case 'shared_gate_up':
-          return ShardingStrategy.gateUp(n, { ...o, axis: -2 });
-        case 'gate_up_bias':
-          return ShardingStrategy.gateUp(n, { ...o, axis: -1 });
-        case 'down':
-        case 'shared_down':
-          return ShardingStrategy.axiswise(-1, n, { unit: this.unit });
-        case 'down_bias':
-        case 'shared_down_bias':
-          return ShardingStrategy.leader(n);
-        case 'router':
-        case 'router_bias':
-        case 'shared_expert_gate':
-          return ShardingStrategy.replicate(n);
-      }
-    }
-    if (this.kind === 'expert_parallel') {
-      switch (role) {
-        case 'gate_up':
-        case 'gate_up_bias':
-        case 'down':
-        case 'down_bias':
-          return this;
-        default:
-          return ShardingStrategy.replicate(n);
-      }
-    }
-    return this;
-  }
-
   /** The axis this strategy splits in a tensor of `rank`, or null (replicate, leader, tensor_parallel). @example `ShardingStrategy.gateUp(2).shardedAxis(3) // 1` */
   shardedAxis(rank: number): number | null {
     if (this.axis === null) return null;
@@ -310,7 +239,7 @@ export class ShardingStrategy {
       case 'tensor_parallel':
         throw new ShardingError(
           'ShardingStrategy.tensorParallel().shard()',
-          "a per-weight strategy: call forRole('gate_up' | 'down' | ...) first (tensor_parallel is module-level, as in MAX)",
+          'a per-weight strategy (gateUp, axiswise, leader, replicate): tensor_parallel is module-level, as in MAX',
           `a rank-${rank} tensor`,
         );
       default:
@@ -386,7 +315,7 @@ export class ShardingStrategy {
       case 'leader':
         return shards[0];
       case 'tensor_parallel':
-        throw new ShardingError('ShardingStrategy.tensorParallel().unshard()', 'a per-weight strategy (forRole)', 'tensor_parallel');
+        throw new ShardingError('ShardingStrategy.tensorParallel().unshard()', 'a per-weight strategy (gateUp, axiswise, leader, replicate)', 'tensor_parallel');
       default:
         break;
     }

@@ -34,7 +34,16 @@ function mlp(x: Float32Array, T: number, H: number, gateUp: HostTensor, down: Ho
   return y;
 }
 
-describe('tensor parallel via forRole: the all-reduced shard outputs equal the unsharded MLP', () => {
+// tensor parallelism of an MLP with the per-tensor strategies a module uses (gate_up rows and their bias as gate/up
+// pairs, down columns, down bias on the leader)
+const tpSplits = (n: number, unit: number, layout: 'concat' | 'interleaved') => ({
+  gateUp: ShardingStrategy.gateUp(n, { unit, layout, axis: -2 }),
+  gateUpBias: ShardingStrategy.gateUp(n, { unit, layout, axis: -1 }),
+  down: ShardingStrategy.axiswise(-1, n, { unit }),
+  downBias: ShardingStrategy.leader(n),
+});
+
+describe('tensor parallel (gateUp / axiswise / leader): the all-reduced shard outputs equal the unsharded MLP', () => {
   const r = rng(6060);
   for (const [I, n, unit, layout, dtype] of [
     [7, 3, 1, 'concat', 'float32'],
@@ -51,13 +60,13 @@ describe('tensor parallel via forRole: the all-reduced shard outputs equal the u
       const down = HostTensor.fromFloat32([H, I], randomArray(r, H * I, -0.5, 0.5), dtype);
       const guBias = HostTensor.fromFloat32([2 * I], randomArray(r, 2 * I, -0.2, 0.2), dtype);
       const dBias = HostTensor.fromFloat32([H], randomArray(r, H, -0.2, 0.2), dtype);
-      const tp = ShardingStrategy.tensorParallel(n, { unit, layout });
+      const tp = tpSplits(n, unit, layout);
       const partials: Float32Array[] = [];
       for (let i = 0; i < n; i++) {
-        const gu = tp.forRole('gate_up').shard(gateUp, i);
-        const dn = tp.forRole('down').shard(down, i);
-        const gb = tp.forRole('gate_up_bias').shard(guBias, i);
-        const db = tp.forRole('down_bias').shard(dBias, i);
+        const gu = tp.gateUp.shard(gateUp, i);
+        const dn = tp.down.shard(down, i);
+        const gb = tp.gateUpBias.shard(guBias, i);
+        const db = tp.downBias.shard(dBias, i);
         // gate_up rows and down columns cover the same I range
         const [s, e] = shardRange(I, i, n, unit);
         expect(dn.ranges).toEqual([[s, e]]);
@@ -78,11 +87,11 @@ describe('tensor parallel via forRole: the all-reduced shard outputs equal the u
     const gateUp = HostTensor.fromFloat32([2 * I, H], randomArray(r, 2 * I * H));
     const down = HostTensor.fromFloat32([H, I], randomArray(r, H * I));
     const bias = HostTensor.fromFloat32([H], Float32Array.of(1, -2, 3, 0.5));
-    const tp = ShardingStrategy.tensorParallel(n);
+    const tp = tpSplits(n, 1, 'concat');
     const run = (biasStrategy: ShardingStrategy) =>
-      cpuAllReduce([0, 1, 2].map((i) => mlp(x, T, H, tp.forRole('gate_up').shard(gateUp, i).tensor, tp.forRole('down').shard(down, i).tensor, 'concat', undefined, biasStrategy.shard(bias, i).tensor)))[0];
+      cpuAllReduce([0, 1, 2].map((i) => mlp(x, T, H, tp.gateUp.shard(gateUp, i).tensor, tp.down.shard(down, i).tensor, 'concat', undefined, biasStrategy.shard(bias, i).tensor)))[0];
     const want = mlp(x, T, H, gateUp, down, 'concat', undefined, bias);
-    expect(relErr(run(tp.forRole('down_bias')), want)).toBeLessThan(1e-5);
+    expect(relErr(run(tp.downBias), want)).toBeLessThan(1e-5);
     expect(relErr(run(ShardingStrategy.replicate(n)), want)).toBeGreaterThan(1e-2);
   });
 });
