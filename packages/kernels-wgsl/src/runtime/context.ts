@@ -163,7 +163,7 @@ export class GpuContext {
   private destroyed = false;
   private readonly uncaptured: string[] = [];
   private readonly stagingFree: GPUBuffer[] = [];
-  /** The deferred encoder (graph replays append to it), submitted by flush(). */
+  /** The deferred encoder (`GpuGraph.replay({ defer: true })` appends to it), submitted by flush(). */
   private pending: GPUCommandEncoder | undefined;
 
   constructor(adapter: GPUAdapter, device: GPUDevice, features: GpuFeatures, opts: { maxBindingBytes?: number } = {}) {

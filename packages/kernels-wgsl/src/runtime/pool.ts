@@ -118,8 +118,7 @@ export class BufferPool implements BufferOwner {
 
   /** Destroys all buffers, live ones included. */
   destroy(): void {
-    this.trim();
-    this.ctx.flush(); // deferred work may still use them
+    this.trim(); // flushes the context's deferred work first
     for (const b of this.live) b.destroy();
     this.live.clear();
     this.liveBytes = 0;
