@@ -119,7 +119,7 @@ describe('deferred graph replays (the context encoder, replay({ defer: true }))'
         c.writeBuffer(x.buffer, 0, a);
         for (let i = 0; i < 5; i++) void graph.replay({ defer: true });
         expect(submits).toBe(0);
-        await new Promise<void>((res) => setTimeout(res, 0));
+        await afterScheduledFlush();
         expect(submits).toBe(1);
         expect((await y.download()).toFloat32()).toEqual(want(a));
         // a write issued after a pending replay lands after it: the replay read the old input
@@ -149,3 +149,22 @@ describe('deferred graph replays (the context encoder, replay({ defer: true }))'
     });
   });
 });
+
+/**
+ * Resolves after the macrotask the context queued for its flush: the same
+ * queue (setImmediate in Node, a MessageChannel elsewhere) runs its tasks
+ * first in, first out. A `setTimeout(0)` may run before a pending
+ * setImmediate in Node, which made this test flaky.
+ */
+function afterScheduledFlush(): Promise<void> {
+  const g = globalThis as { setImmediate?: (f: () => void) => unknown };
+  if (typeof g.setImmediate === 'function') return new Promise((res) => g.setImmediate!(res));
+  return new Promise((res) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => {
+      ch.port1.close();
+      res();
+    };
+    ch.port2.postMessage(undefined);
+  });
+}
