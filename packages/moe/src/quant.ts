@@ -7,7 +7,7 @@
 import { HostTensor, ValueError } from '@webmoe/tensor';
 import { expertDims, quantizeExperts, type ExpertWeightsHost } from '@webmoe/kernels-wgsl';
 import { MoE, type ExpertWeightSet } from './moe.js';
-import { QuantizedExperts, expertQuantFormat, normalizeQuantConfig, type MoEQuantConfig, type MoEQuantFormat } from './quant-experts.js';
+import { expertQuantFormat, normalizeQuantConfig, type MoEQuantConfig, type MoEQuantFormat } from './quant-experts.js';
 import { UnsupportedError } from './errors.js';
 
 function toConfig(format: MoEQuantConfig | MoEQuantFormat): MoEQuantConfig {
@@ -55,8 +55,9 @@ export function quantize(src: MoE | ExpertWeightSet<ExpertWeightsHost>, format: 
     return { gateUp: quantizeOne(src.gateUp, 'gateUp', cfg), down: quantizeOne(src.down, 'down', cfg) };
   }
   const moe = src;
-  if (moe.stacked instanceof QuantizedExperts) throw new UnsupportedError('quantize', `a layer whose experts are already ${moe.stacked.quant.format}`, 'layers with dense experts');
-  const q = { ...cfg, quantizeSharedExperts: false, biasDtype: (moe.stacked.gateUpBias?.dtype ?? 'float32') as 'float32' | 'bfloat16' | 'float16' };
+  const dense = moe.stacked;
+  if (dense.format !== 'dense') throw new UnsupportedError('quantize', `a layer whose experts are already ${dense.format}`, 'layers with dense experts');
+  const q = { ...cfg, quantizeSharedExperts: false, biasDtype: (dense.gateUpBias?.dtype ?? 'float32') as 'float32' | 'bfloat16' | 'float16' };
   const gate = moe.gate;
   const rp = gate.routerParams();
   const out = new MoE({
@@ -70,9 +71,9 @@ export function quantize(src: MoE | ExpertWeightSet<ExpertWeightsHost>, format: 
   try {
     const sd = new Map<string, HostTensor>();
     for (const [n, t] of moe.stateDict()) if (!n.startsWith('experts.')) sd.set(n, t);
-    const w = quantize(moe.stacked.hostWeights(), q);
+    const w = quantize(dense.hostWeights(), q);
     const put = (base: string, c: ExpertWeightsHost) => {
-      const names = (out.stacked as QuantizedExperts).namedParameters().map(([n]) => n);
+      const names = out.stacked.namedParameters().map(([n]) => n);
       const [wn, sn] = names.filter((n) => n.startsWith(base) && !n.endsWith('_bias'));
       switch (c.kind) {
         case 'fp8_block':
@@ -91,9 +92,9 @@ export function quantize(src: MoE | ExpertWeightSet<ExpertWeightsHost>, format: 
     };
     put('gate_up_proj', w.gateUp);
     put('down_proj', w.down);
-    if (moe.stacked.gateUpBias) {
-      sd.set('experts.gate_up_proj_bias', moe.stacked.gateUpBias.value);
-      sd.set('experts.down_proj_bias', moe.stacked.downBias!.value);
+    if (dense.gateUpBias) {
+      sd.set('experts.gate_up_proj_bias', dense.gateUpBias.value);
+      sd.set('experts.down_proj_bias', dense.downBias!.value);
     }
     out.loadStateDict(sd);
     return out;
