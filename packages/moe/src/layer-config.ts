@@ -8,14 +8,12 @@
  * the sharded layer all read it (`MoE.config`); derived layers (quantized,
  * sharded) are rebuilt from it ({@link configOptions}).
  */
-import { DTypeError, ValueError, type DType } from '@webmoe/tensor';
+import { DTypeError, ValueError } from '@webmoe/tensor';
 import { ShardingError } from '@webmoe/sharding';
 import type { ExpertActivation } from '@webmoe/kernels-wgsl';
 import type { MoEOptions } from './moe-options.js';
+import { FLOAT_DTYPES, type MoEWeightDType } from './hf-options.js';
 import { normalizeQuantConfig, type ActivationQuant, type MoEQuantFormat, type ResolvedQuantConfig } from './quant-experts.js';
-
-/** Storage dtypes of a layer's dense weights. @example `const d: MoELayerDType = 'bfloat16';` */
-export type MoELayerDType = 'float32' | 'bfloat16' | 'float16';
 
 /**
  * How the routed experts are stored, discriminated by `format`: dense in
@@ -24,7 +22,7 @@ export type MoELayerDType = 'float32' | 'bfloat16' | 'float16';
  * @example `s.format === 'dense' ? s.dtype : s.quant.blockSize`
  */
 export type ExpertStorage =
-  | { readonly format: 'dense'; readonly dtype: MoELayerDType }
+  | { readonly format: 'dense'; readonly dtype: MoEWeightDType }
   | { readonly format: MoEQuantFormat; readonly quant: Readonly<ResolvedQuantConfig> };
 
 /**
@@ -59,7 +57,7 @@ export interface MoELayerConfig {
   /** Which expert-parallel shard this layer is (0 with epSize 1). */
   readonly shardIndex: number;
   /** Storage dtype of the dense weights (router, shared experts, dense routed experts). */
-  readonly dtype: MoELayerDType;
+  readonly dtype: MoEWeightDType;
   /** Scale each expert's input by its router weight and sum the outputs unweighted (Llama 4). */
   readonly applyRouterWeightFirst: boolean;
   /** MAX `swigluLimit` (0: none). */
@@ -76,7 +74,6 @@ export interface MoELayerConfig {
   readonly isSharding: boolean;
 }
 
-const LAYER_DTYPES: readonly DType[] = ['float32', 'bfloat16', 'float16'];
 
 function positiveInt(what: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ValueError(`MoE ${what}`, 'a positive integer', v);
@@ -125,7 +122,7 @@ export function moeLayerConfig(opts: Omit<MoEOptions, 'devices'>): MoELayerConfi
     if (quant) quant = { ...quant, activationQuant: aq };
   }
   const dtype = opts.dtype ?? 'float32';
-  if (!LAYER_DTYPES.includes(dtype)) throw new DTypeError('MoE dtype', LAYER_DTYPES, dtype);
+  if (!FLOAT_DTYPES.includes(dtype)) throw new DTypeError('MoE dtype', FLOAT_DTYPES, dtype);
 
   const hiddenDim = positiveInt('hiddenDim', opts.hiddenDim);
   const numExperts = positiveInt('numExperts', opts.numExperts);
@@ -142,7 +139,7 @@ export function moeLayerConfig(opts: Omit<MoEOptions, 'devices'>): MoELayerConfi
 
   const experts: ExpertStorage = quant
     ? Object.freeze({ format: quant.format, quant: Object.freeze({ ...quant, weightBlockSize: Object.freeze([...quant.weightBlockSize]) as [number, number] }) })
-    : Object.freeze({ format: 'dense' as const, dtype: dtype as MoELayerDType });
+    : Object.freeze({ format: 'dense' as const, dtype: dtype as MoEWeightDType });
   return Object.freeze({
     hiddenDim,
     numExperts,
@@ -150,7 +147,7 @@ export function moeLayerConfig(opts: Omit<MoEOptions, 'devices'>): MoELayerConfi
     moeDim,
     epSize,
     shardIndex,
-    dtype: dtype as MoELayerDType,
+    dtype: dtype as MoEWeightDType,
     applyRouterWeightFirst: !!opts.applyRouterWeightFirst,
     swigluLimit,
     activation: Object.freeze({ ...activation }),

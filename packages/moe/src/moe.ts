@@ -74,18 +74,23 @@ export class MoE extends Module implements MoELayer {
   readonly shared: SharedExperts | undefined;
   /** Qwen2-MoE's shared-expert gate ([1, H], no bias), if any. */
   readonly sharedExpertGate: Linear | undefined;
+  /** H: the model width (`config.hiddenDim`). */
   get hiddenDim(): number {
     return this.config.hiddenDim;
   }
+  /** E: all routed experts, of every expert-parallel shard (`config.numExperts`). */
   get numExperts(): number {
     return this.config.numExperts;
   }
+  /** k: experts per token (`config.numExpertsPerToken`). */
   get numExpertsPerToken(): number {
     return this.config.numExpertsPerToken;
   }
+  /** I: width of each routed expert (`config.moeDim`). */
   get moeDim(): number {
     return this.config.moeDim;
   }
+  /** Whether the layer has shared experts (`config.shared`). */
   get hasSharedExperts(): boolean {
     return !!this.config.shared;
   }
@@ -93,12 +98,15 @@ export class MoE extends Module implements MoELayer {
   get sharedExpertsDim(): number {
     return this.config.shared?.dim ?? 0;
   }
+  /** MAX `ep_size`: expert-parallel shards of the layer (1 for a whole layer). */
   get epSize(): number {
     return this.config.epSize;
   }
+  /** Whether the router weights scale the experts' inputs (Llama 4) rather than their outputs. */
   get applyRouterWeightFirst(): boolean {
     return this.config.applyRouterWeightFirst;
   }
+  /** MAX `swigluLimit` (0: none). */
   get swigluLimit(): number {
     return this.config.swigluLimit;
   }
@@ -106,6 +114,7 @@ export class MoE extends Module implements MoELayer {
   get activation(): Readonly<ExpertActivation> {
     return this.config.activation;
   }
+  /** MAX `isSharding` (no effect on one device). */
   get isSharding(): boolean {
     return this.config.isSharding;
   }
