@@ -192,6 +192,7 @@ function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need
   if (spec.router.bias) needs.push({ name: prefix + spec.router.bias, shape: [E] });
   if (spec.router.correctionBias) needs.push({ name: prefix + spec.router.correctionBias, shape: [E] });
   const ct = spec.compressedTensors ? planCompressedTensors(ck, spec, prefix) : undefined;
+  // the checkpoint's quant config resolved for its tensor names and shapes, before the layer's options exist (the layer's is moeLayerConfig's, in build)
   const quant = ct ? normalizeQuantConfig(ct.quant) : spec.quant ? normalizeQuantConfig(spec.quant) : undefined;
   if (ct) {
     needs.push(...ct.needs);

@@ -7,18 +7,23 @@
 import { HostTensor, ValueError } from '@webmoe/tensor';
 import { expertDims, quantizeExperts, type ExpertWeightsHost } from '@webmoe/kernels-wgsl';
 import { MoE, type ExpertWeightSet } from './moe.js';
-import { expertQuantFormat, normalizeQuantConfig, type MoEQuantConfig, type MoEQuantFormat } from './quant-experts.js';
+import { expertQuantFormat, normalizeQuantConfig, type MoEQuantConfig, type MoEQuantFormat, type ResolvedQuantConfig } from './quant-experts.js';
 import { UnsupportedError } from './errors.js';
 
 function toConfig(format: MoEQuantConfig | MoEQuantFormat): MoEQuantConfig {
   return typeof format === 'string' ? { format } : format;
 }
 
-/** Quantizes one dense container [E, rows, cols]. */
-function quantizeOne(w: ExpertWeightsHost, what: string, format: MoEQuantConfig): ExpertWeightsHost {
+/** Quantizes one dense container [E, rows, cols] into the resolved format `q`. */
+function quantizeOne(w: ExpertWeightsHost, what: string, q: ResolvedQuantConfig): ExpertWeightsHost {
   if (w.kind !== 'dense') throw new ValueError(`quantize ${what}`, 'dense (float32 / bfloat16 / float16) expert weights', w.kind);
   const { E, rows, cols } = expertDims(w, `quantize ${what}`);
-  return quantizeExperts(w.w.toFloat32(), E, rows, cols, expertQuantFormat(normalizeQuantConfig(format)));
+  return quantizeExperts(w.w.toFloat32(), E, rows, cols, expertQuantFormat(q));
+}
+
+/** Quantizes both stacks into the resolved format `q`. */
+function quantizeSet(w: ExpertWeightSet<ExpertWeightsHost>, q: ResolvedQuantConfig): ExpertWeightSet<ExpertWeightsHost> {
+  return { gateUp: quantizeOne(w.gateUp, 'gateUp', q), down: quantizeOne(w.down, 'down', q) };
 }
 
 /**
@@ -49,10 +54,10 @@ export function quantize(moe: MoE, format: MoEQuantConfig | MoEQuantFormat): MoE
 export function quantize(weights: ExpertWeightSet<ExpertWeightsHost>, format: MoEQuantConfig | MoEQuantFormat): ExpertWeightSet<ExpertWeightsHost>;
 export function quantize(src: MoE | ExpertWeightSet<ExpertWeightsHost>, format: MoEQuantConfig | MoEQuantFormat): MoE | ExpertWeightSet<ExpertWeightsHost> {
   const cfg = toConfig(format);
-  normalizeQuantConfig(cfg); // typed errors before any work
+  const resolved = normalizeQuantConfig(cfg); // typed errors before any work
   if (!(src instanceof MoE)) {
     if (typeof src !== 'object' || src === null || !('gateUp' in src) || !('down' in src)) throw new ValueError('quantize input', 'an MoE or { gateUp, down } expert weights', typeof src);
-    return { gateUp: quantizeOne(src.gateUp, 'gateUp', cfg), down: quantizeOne(src.down, 'down', cfg) };
+    return quantizeSet(src, resolved);
   }
   const moe = src;
   const dense = moe.stacked;
@@ -71,7 +76,7 @@ export function quantize(src: MoE | ExpertWeightSet<ExpertWeightsHost>, format: 
   try {
     const sd = new Map<string, HostTensor>();
     for (const [n, t] of moe.stateDict()) if (!n.startsWith('experts.')) sd.set(n, t);
-    const w = quantize(dense.hostWeights(), q);
+    const w = quantizeSet(dense.hostWeights(), out.quant!); // the format as the new layer's config resolved it
     const put = (base: string, c: ExpertWeightsHost) => {
       const names = out.stacked.namedParameters().map(([n]) => n);
       const [wn, sn] = names.filter((n) => n.startsWith(base) && !n.endsWith('_bias'));
