@@ -10,7 +10,7 @@
  * need no host twin.
  */
 import { createExpertStack, destroyExpertWeights, type ExpertStackGpu, type ExpertWeightsShape, type GpuContext, type GpuTensor } from '@webmoe/kernels-wgsl';
-import type { MoE, MoEGpuBytes, QuantizedExperts, StackedExperts, UploadedStack } from '@webmoe/moe';
+import type { ExpertStore, MoE, MoEGpuBytes, UploadedStack } from '@webmoe/moe';
 import { fillGpuTensor, fillKindOf, hash32, type FillKind } from './fill.js';
 import { dtypeBytes, expertMatrixBytes, isPacked, type BenchDtype, type ModelSpec } from './models.js';
 
@@ -63,7 +63,7 @@ export function randomExpertStack(ctx: GpuContext, dtype: BenchDtype, shape: Exp
  * biases where the module has them. `seed` varies per layer of a stack.
  * @example `randomExperts(ctx, moe.stacked, 'bf16', 21)`
  */
-export function randomExperts(ctx: GpuContext, ex: StackedExperts | QuantizedExperts, dtype: BenchDtype, seed: number): void {
+export function randomExperts(ctx: GpuContext, ex: ExpertStore, dtype: BenchDtype, seed: number): void {
   const shapes = ex.stackShapes();
   const made: UploadedStack[] = [];
   try {

@@ -4,7 +4,7 @@
  * random bit patterns in each parameter's storage dtype (fill.ts); a forward is
  * the library's host path, `MoE.forwardHost` (the TypeScript references).
  */
-import { MoE, QuantizedExperts } from '@webmoe/moe';
+import { MoE } from '@webmoe/moe';
 import { DeviceRef, type HostTensor } from '@webmoe/tensor';
 import type { ExpertWeightsHost } from '@webmoe/kernels-wgsl';
 import type { Parameter } from '@webmoe/nn';
@@ -23,7 +23,7 @@ export function createHostLayer(spec: ModelSpec, dtype: BenchDtype): MoE {
   const moe = new MoE({ ...benchMoEOptions(spec, dtype), devices: [DeviceRef.CPU()] });
   const fills = new Map<Parameter, { seed: number; kind: FillKind }>();
   const ex = moe.stacked;
-  if (ex instanceof QuantizedExperts) {
+  if (ex.format !== 'dense') {
     const kinds = PACKED_FILL[dtype as keyof typeof PACKED_FILL];
     const seeds = packedExpertSeeds();
     fills.set(ex.gateUpProj, { seed: seeds.gateUp, kind: kinds.codes });

@@ -10,6 +10,7 @@ import { FLOAT_DTYPES, isCheckpoint, resolveCheckpoint, streamDecision, type HFL
 import type { MoELayer } from './layer.js';
 import type { MoEOptions } from './moe-options.js';
 import { checkStackable, normalizeQuantConfig, type MoEQuantConfig, type ResolvedQuantConfig } from './quant-experts.js';
+import { expertQuant, moeLayerConfig } from './layer-config.js';
 import { checkCTWeightShapes, planCompressedTensors, readCTExperts, type CTPlan } from './compressed-tensors.js';
 
 /** One tensor the block needs: its checkpoint name and shape. */
@@ -91,11 +92,9 @@ async function build<L extends MoELayer>(ck: MoECheckpoint, opts: HFLoadOptions,
     // Biases stay in the checkpoint's dtype (bf16/f32), or the requested float dtype.
     quantConfig = { ...quantConfig, biasDtype: (opts.dtype ?? ck.info(`${prefix}experts.gate_up_proj_bias`)!.dtype) as MoEWeightDType };
   }
-  const quant = quantConfig ? normalizeQuantConfig(quantConfig) : undefined;
-  if (!quant && opts.activationQuant === 'dynamic') throw new ConfigError('activationQuant', "'none' for an unquantized checkpoint (dynamic fp8 activations need quantized experts)", opts.activationQuant);
+  if (!quantConfig && opts.activationQuant === 'dynamic') throw new ConfigError('activationQuant', "'none' for an unquantized checkpoint (dynamic fp8 activations need quantized experts)", opts.activationQuant);
 
-  const stream = streamDecision(opts, device, spec, quant, !!ct, dtype);
-  const moe = create({
+  const options: MoEOptions = {
     devices: [device],
     ctx: opts.ctx,
     hiddenDim: H,
@@ -112,11 +111,15 @@ async function build<L extends MoELayer>(ck: MoECheckpoint, opts: HFLoadOptions,
     expertActivation: spec.activation,
     hasExpertBias: spec.experts.kind === 'fused_in_out' && spec.experts.bias,
     quantConfig,
-    activationQuant: quant ? opts.activationQuant : undefined,
+    activationQuant: quantConfig ? opts.activationQuant : undefined,
     epSize: opts.expertShard?.epSize,
     shardIndex: opts.expertShard?.shardIndex,
     isSharding: !!opts.expertShard,
-  });
+  };
+  // the layer config the constructor builds from these options (the same function): what to read and whether to stream
+  const quant = expertQuant(moeLayerConfig(options).experts);
+  const stream = streamDecision(opts, device, spec, quant, !!ct, dtype);
+  const moe = create(options);
   // the experts this layer holds: all, or its expert-parallel shard's range
   const e0 = moe.shardIndex * moe.numLocalExperts;
   const e1 = e0 + moe.numLocalExperts;
@@ -189,6 +192,7 @@ function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need
   if (spec.router.bias) needs.push({ name: prefix + spec.router.bias, shape: [E] });
   if (spec.router.correctionBias) needs.push({ name: prefix + spec.router.correctionBias, shape: [E] });
   const ct = spec.compressedTensors ? planCompressedTensors(ck, spec, prefix) : undefined;
+  // the checkpoint's quant config resolved for its tensor names and shapes, before the layer's options exist (the layer's is moeLayerConfig's, in build)
   const quant = ct ? normalizeQuantConfig(ct.quant) : spec.quant ? normalizeQuantConfig(spec.quant) : undefined;
   if (ct) {
     needs.push(...ct.needs);

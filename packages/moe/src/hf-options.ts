@@ -10,7 +10,7 @@ import type { HFMoESpec } from './hf-config.js';
 import { openHFCheckpoint, type MoECheckpoint } from './checkpoint.js';
 import type { ActivationQuant, ResolvedQuantConfig } from './quant-experts.js';
 
-/** Storage dtypes the loader builds layers in. @example `const d: MoEWeightDType = 'bfloat16';` */
+/** Storage dtypes of a layer's dense weights (MoELayerConfig.dtype; what the loader builds layers in). @example `const d: MoEWeightDType = 'bfloat16';` */
 export type MoEWeightDType = 'float32' | 'bfloat16' | 'float16';
 /** The storage dtypes the loader builds layers in, as a list. */
 export const FLOAT_DTYPES: readonly DType[] = ['float32', 'bfloat16', 'float16'];

@@ -3,7 +3,7 @@ import { HostTensor, type HostArray } from '@webmoe/tensor';
 import { expertTensors, expertWeightBytes, type ExpertStackGpu } from '@webmoe/kernels-wgsl';
 import { LayerList, NotLoadedError, type MLP, type MLPActivation, type Parameter } from '@webmoe/nn';
 import { UnsupportedError } from './errors.js';
-import { QuantizedExperts } from './quant-experts.js';
+import { configOptions } from './layer-config.js';
 import type { MoELayer } from './layer.js';
 import type { MoEGpuBytes, MoEOptions } from './moe-options.js';
 import type { GateClass } from './gates.js';
@@ -22,7 +22,8 @@ export function layerGpuBytes(layer: MoELayer): MoEGpuBytes {
     else if (to === 's') expertScales += p.gpu.byteLength;
     else other += p.gpu.byteLength;
   };
-  for (const ex of [layer.stacked, layer.quantizedSharedExperts]) {
+  const sh = layer.shared;
+  for (const ex of [layer.stacked, sh?.kind === 'packed' ? sh.store : undefined]) {
     if (!ex) continue;
     for (const p of ex.parameters()) seen.add(p);
     let w: ExpertWeightSet<ExpertStackGpu>;
@@ -40,9 +41,9 @@ export function layerGpuBytes(layer: MoELayer): MoEGpuBytes {
     }
     for (const p of [ex.gateUpBias, ex.downBias]) other += p?.gpu?.byteLength ?? 0;
   }
-  if (layer.sharedExperts && layer.device.isGpu()) {
+  if (sh?.kind === 'mlp' && layer.device.isGpu()) {
     try {
-      const pk = layer.sharedExperts.packedGpu;
+      const pk = sh.mlp.packedGpu;
       expertWeights += pk.gateUp.byteLength + pk.down.byteLength;
       other += (pk.gateUpBias?.byteLength ?? 0) + (pk.downBias?.byteLength ?? 0);
     } catch {
@@ -55,17 +56,18 @@ export function layerGpuBytes(layer: MoELayer): MoEGpuBytes {
 
 /** {@link MoE.experts}: the routed experts of `layer` as host MLPs of its `mlpCls` (copies of the loaded dense stacks; concat-layout SiLU / swiglu_limit experts without bias). */
 export function expertMLPs(layer: MoELayer): LayerList<MLP> {
-  if (layer.stacked instanceof QuantizedExperts) {
-    throw new UnsupportedError('MoE.experts', `per-expert MLPs of ${layer.stacked.quant.format} experts`, 'dense experts (quantized weights stay packed; use hostWeights()/gpuWeights())');
+  const st = layer.stacked;
+  if (st.format !== 'dense') {
+    throw new UnsupportedError('MoE.experts', `per-expert MLPs of ${st.format} experts`, 'dense experts (quantized weights stay packed; use hostWeights()/gpuWeights())');
   }
-  if (layer.activation.layout !== 'concat' || layer.activation.kind === 'swigluoai' || layer.stacked.gateUpBias) {
-    throw new UnsupportedError('MoE.experts', `per-expert MLPs for ${layer.activation.kind}/${layer.activation.layout} experts with bias=${!!layer.stacked.gateUpBias}`, 'concat-layout silu / swiglu_limit experts without bias');
+  if (layer.activation.layout !== 'concat' || layer.activation.kind === 'swigluoai' || st.gateUpBias) {
+    throw new UnsupportedError('MoE.experts', `per-expert MLPs for ${layer.activation.kind}/${layer.activation.layout} experts with bias=${!!st.gateUpBias}`, 'concat-layout silu / swiglu_limit experts without bias');
   }
   const E = layer.numLocalExperts;
   const H = layer.hiddenDim;
   const I = layer.moeDim;
-  const gu = layer.stacked.gateUpProj.value;
-  const dn = layer.stacked.downProj.value;
+  const gu = st.gateUpProj.value;
+  const dn = st.downProj.value;
   const act: MLPActivation = layer.activation.kind === 'swiglu_limit' ? { kind: 'swiglu_limit', limit: layer.activation.limit ?? layer.swigluLimit } : { kind: 'silu' };
   const slice = (t: HostTensor, start: number, n: number, shape: number[]) => new HostTensor(t.dtype, shape, t.data.slice(start, start + n) as HostArray);
   const list: MLP[] = [];
@@ -81,30 +83,36 @@ export function expertMLPs(layer: MoELayer): LayerList<MLP> {
   return new LayerList(list);
 }
 
-/** {@link MoE.layerOptions}: the constructor options that describe `layer`'s shape and maths (not its devices, gate options, quantization or sharding). */
+/**
+ * {@link MoE.layerOptions}: the constructor options that describe `layer`'s shape and maths (not its devices, gate
+ * options, quantization or sharding), from its config ({@link configOptions}) and its router and MLP classes.
+ */
 export function layerOptionsOf(layer: MoELayer): Omit<MoEOptions, 'devices'> {
+  const { hiddenDim, numExperts, numExpertsPerToken, moeDim, hasSharedExperts, sharedExpertsDim, hasSharedExpertGate, dtype, applyRouterWeightFirst, swigluLimit, expertActivation, hasExpertBias } =
+    configOptions(layer.config);
   return {
-    hiddenDim: layer.hiddenDim,
-    numExperts: layer.numExperts,
-    numExpertsPerToken: layer.numExpertsPerToken,
-    moeDim: layer.moeDim,
+    hiddenDim,
+    numExperts,
+    numExpertsPerToken,
+    moeDim,
     gateCls: layer.gate.constructor as GateClass,
     mlpCls: layer.mlpCls,
-    hasSharedExperts: layer.hasSharedExperts,
-    sharedExpertsDim: layer.hasSharedExperts ? layer.sharedExpertsDim : undefined,
-    hasSharedExpertGate: !!layer.sharedExpertGate,
-    dtype: layer.dtype,
-    applyRouterWeightFirst: layer.applyRouterWeightFirst,
-    swigluLimit: layer.swigluLimit,
-    expertActivation: layer.activation,
-    hasExpertBias: !!layer.stacked.gateUpBias,
+    hasSharedExperts,
+    sharedExpertsDim,
+    hasSharedExpertGate,
+    dtype,
+    applyRouterWeightFirst,
+    swigluLimit,
+    expertActivation,
+    hasExpertBias,
   };
 }
 
 /** Every GPU buffer a forward of `layer` with routed-expert weights `gw` reads (parameters, packed shared experts, gw's tensors): part of a graph's key. */
 export function* recordedBuffers(layer: MoELayer, gw: ExpertWeightSet<ExpertStackGpu>): Generator<GPUBuffer> {
   for (const p of layer.parameters()) if (p.gpu) yield p.gpu.buffer;
-  if (layer.sharedExperts) for (const t of Object.values(layer.sharedExperts.packedGpu)) if (t) yield t.buffer;
+  const sh = layer.shared;
+  if (sh?.kind === 'mlp') for (const t of Object.values(sh.mlp.packedGpu)) if (t) yield t.buffer;
   for (const w of [gw.gateUp, gw.down]) for (const t of expertTensors(w)) yield t.buffer;
-  if (layer.quantizedSharedExperts) for (const w of Object.values(layer.quantizedSharedExperts.gpuWeights())) for (const t of expertTensors(w)) yield t.buffer;
+  if (sh?.kind === 'packed') for (const w of Object.values(sh.store.gpuWeights())) for (const t of expertTensors(w)) yield t.buffer;
 }

@@ -10,8 +10,8 @@ import type { BufferPool, ExpertActivation, GpuTensor, Recorder } from '@webmoe/
 import type { Linear, MLP, Module } from '@webmoe/nn';
 import type { MoEGate } from './gates.js';
 import type { MoEOptions, MoEOutput } from './moe-options.js';
-import type { ActivationQuant, QuantizedExperts, ResolvedQuantConfig } from './quant-experts.js';
-import type { StackedExperts } from './stacked-experts.js';
+import type { ExpertStore, SharedExperts } from './expert-store.js';
+import type { MoELayerConfig } from './layer-config.js';
 
 /**
  * A MoE layer as the stages, the loader and the sharded layer see it: its
@@ -20,6 +20,8 @@ import type { StackedExperts } from './stacked-experts.js';
  * @example `function width(layer: MoELayer) { return layer.moeDim; }`
  */
 export interface MoELayer extends Module {
+  /** The layer's immutable description, validated once (layer-config.ts): shapes, routing, activation, shared experts, expert storage. */
+  readonly config: MoELayerConfig;
   readonly hiddenDim: number;
   readonly numExperts: number;
   readonly numExpertsPerToken: number;
@@ -32,16 +34,14 @@ export interface MoELayer extends Module {
   readonly numLocalExperts: number;
   readonly applyRouterWeightFirst: boolean;
   readonly swigluLimit: number;
-  /** The resolved quant config of packed experts, or undefined for dense experts. */
-  readonly quant: ResolvedQuantConfig | undefined;
-  readonly activationQuant: ActivationQuant;
   readonly mlpCls: typeof MLP;
   /** The activation of the routed experts. */
-  readonly activation: ExpertActivation;
+  readonly activation: Readonly<ExpertActivation>;
   readonly gate: MoEGate;
-  readonly stacked: StackedExperts | QuantizedExperts;
-  readonly quantizedSharedExperts: QuantizedExperts | undefined;
-  readonly sharedExperts: MLP | undefined;
+  /** The routed experts as stored (discriminated by `format`). */
+  readonly stacked: ExpertStore;
+  /** The shared experts as stored (a dense MLP or packed), or undefined. */
+  readonly shared: SharedExperts | undefined;
   readonly sharedExpertGate: Linear | undefined;
   /** Which expert GEMMs a GPU forward uses ('auto': the planner's choice). */
   readonly expertKernels: 'auto' | 'gemv' | 'grouped';

@@ -1,11 +1,10 @@
-/** The option and result types of {@link MoE}. */
-import { DeviceRef, DTypeError, ValueError, type DType, type HostTensor } from '@webmoe/tensor';
-import { ShardingError, type EPBatchManager } from '@webmoe/sharding';
+/** The option and result types of {@link MoE} (the options are validated into a MoELayerConfig by layer-config.ts). */
+import type { DeviceRef, DType, HostTensor } from '@webmoe/tensor';
+import type { EPBatchManager } from '@webmoe/sharding';
 import type { ExpertActivation, GpuContext, GpuTensor } from '@webmoe/kernels-wgsl';
 import type { MLP } from '@webmoe/nn';
 import type { GateClass, GateOptions } from './gates.js';
-import { normalizeQuantConfig, type ActivationQuant, type MoEQuantConfig, type ResolvedQuantConfig } from './quant-experts.js';
-import { UnsupportedError } from './errors.js';
+import type { ActivationQuant, MoEQuantConfig } from './quant-experts.js';
 
 /** Options of {@link MoE}: MAX's constructor arguments in camelCase, plus the expert variants MAX spells through `mlpCls`. @example `{ hiddenDim: 64, numExperts: 8, numExpertsPerToken: 2, moeDim: 32, gateCls: SoftmaxTopKGate }` */
 export interface MoEOptions {
@@ -83,29 +82,3 @@ export interface MoEGpuForwardOptions {
 
 /** The result of {@link MoE.forward} for each input kind. @example `const y: MoEOutput<GpuTensor> = await moe.forward(x)` */
 export type MoEOutput<X> = X extends GpuTensor ? GpuTensor : X extends HostTensor ? HostTensor : Float32Array;
-
-/**
- * The checks {@link MoE}'s constructor makes before it allocates anything
- * (devices, expert parallelism, quantization, dtype), in that order, and the
- * values it derives: typed errors naming expected vs got.
- */
-export function resolveMoEOptions(opts: MoEOptions): { devices: readonly DeviceRef[]; epSize: number; shardIndex: number; quant: ResolvedQuantConfig | undefined; dtype: DType } {
-  const devices = opts.devices ?? [DeviceRef.CPU()];
-  if (devices.length !== 1) throw new UnsupportedError('MoE devices', `${devices.length} devices`, 'one device per layer (shard with @webmoe/sharding)');
-  const epSize = opts.epSize ?? 1;
-  if (!Number.isInteger(epSize) || epSize < 1) throw new ShardingError('MoE epSize', 'a positive integer', epSize);
-  if (epSize > 1 && (typeof opts.numExperts !== 'number' || opts.numExperts % epSize !== 0)) {
-    throw new ShardingError(`MoE numExperts (expert parallel over epSize ${epSize})`, `a multiple of ${epSize}`, opts.numExperts);
-  }
-  const shardIndex = opts.shardIndex ?? 0;
-  if (!Number.isInteger(shardIndex) || shardIndex < 0 || shardIndex >= epSize) throw new ShardingError('MoE shardIndex', `an integer in [0, ${epSize})`, shardIndex);
-  let quant = opts.quantConfig ? normalizeQuantConfig(opts.quantConfig) : undefined;
-  if (opts.activationQuant !== undefined) {
-    if (opts.activationQuant !== 'none' && opts.activationQuant !== 'dynamic') throw new ValueError('MoE activationQuant', "'none' | 'dynamic'", opts.activationQuant);
-    if (!quant && opts.activationQuant === 'dynamic') throw new ValueError('MoE activationQuant', "'none' for dense experts (dynamic needs a quantConfig)", opts.activationQuant);
-    if (quant) quant = { ...quant, activationQuant: opts.activationQuant };
-  }
-  const dtype = opts.dtype ?? 'float32';
-  if (!['float32', 'bfloat16', 'float16'].includes(dtype)) throw new DTypeError('MoE dtype', ['float32', 'bfloat16', 'float16'], dtype);
-  return { devices, epSize, shardIndex, quant, dtype };
-}

@@ -25,9 +25,11 @@ import { registerShardedHostLayer, shardMoE, type ShardedMoE } from './sharded.j
 import type { MoELayer } from './layer.js';
 import { forwardGraphKey } from './graph-cache.js';
 import { forwardHostArray, hostInputRows, recordAndSubmit } from './host-io.js';
-import { QuantizedExperts, type ActivationQuant, type MoEQuantConfig, type ResolvedQuantConfig } from './quant-experts.js';
+import { QuantizedExperts, type ActivationQuant, type ResolvedQuantConfig } from './quant-experts.js';
+import { activationQuantOf, expertQuant, moeLayerConfig, type MoELayerConfig } from './layer-config.js';
+import type { ExpertStore, SharedExperts } from './expert-store.js';
 import { StackedExperts, type ExpertWeightSet } from './stacked-experts.js';
-import { resolveMoEOptions, type MoEGpuBytes, type MoEGpuForwardOptions, type MoEOptions, type MoEOutput } from './moe-options.js';
+import { type MoEGpuBytes, type MoEGpuForwardOptions, type MoEOptions, type MoEOutput } from './moe-options.js';
 import { expertMLPs, layerGpuBytes, layerOptionsOf, recordedBuffers } from './layer-info.js';
 import { runMoEForward, type SharedExpertsOut } from './forward/stages.js';
 import { checkForwardLimits, gpuStages } from './forward/gpu.js';
@@ -35,11 +37,6 @@ import { hostStages } from './forward/host.js';
 
 export { StackedExperts, type ExpertWeightSet } from './stacked-experts.js';
 export type { MoEGpuBytes, MoEGpuForwardOptions, MoEOptions, MoEOutput } from './moe-options.js';
-
-function positiveInt(what: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ValueError(`MoE ${what}`, 'a positive integer', v);
-  return v;
-}
 
 /**
  * The Mixture-of-Experts layer of MAX (`max.nn.MoE`) on WebGPU and the CPU.
@@ -64,36 +61,75 @@ function positiveInt(what: string, v: unknown): number {
  */
 export class MoE extends Module implements MoELayer {
   readonly devices: readonly DeviceRef[];
-  readonly hiddenDim: number;
-  readonly numExperts: number;
-  readonly numExpertsPerToken: number;
-  readonly moeDim: number;
-  readonly hasSharedExperts: boolean;
-  readonly sharedExpertsDim: number;
-  readonly epSize: number;
+  /** The layer's immutable description (shapes, routing, activation, shared experts, expert storage), validated once from the options: what every part reads. */
+  readonly config: MoELayerConfig;
   /** MAX `ep_batch_manager` (expert-parallel shards), or undefined. */
   readonly epBatchManager: EPBatchManager | undefined;
-  readonly applyRouterWeightFirst: boolean;
-  readonly swigluLimit: number;
-  readonly quantConfig: MoEQuantConfig | undefined;
-  /** The resolved quant config (defaults filled in; `activationQuant` after the override), or undefined for dense experts. */
-  readonly quant: ResolvedQuantConfig | undefined;
-  /** Activation quantisation of the quantized expert matmuls ('none' for dense experts). */
-  readonly activationQuant: ActivationQuant;
-  readonly isSharding: boolean;
   readonly mlpCls: typeof MLP;
-  /** The activation of the routed experts. */
-  readonly activation: ExpertActivation;
   /** The router. */
   readonly gate: MoEGate;
-  /** The stacked routed-expert weights (dense, or packed codes + scales with `quantConfig`). */
-  readonly stacked: StackedExperts | QuantizedExperts;
-  /** The shared experts stored quantized (`quantConfig.quantizeSharedExperts`), E = 1, run through the grouped GEMMs; `sharedExperts` is then undefined. */
-  readonly quantizedSharedExperts: QuantizedExperts | undefined;
-  /** The shared experts (a plain MLP), if any. */
-  readonly sharedExperts: MLP | undefined;
+  /** The stacked routed-expert weights as stored: `format` 'dense' (StackedExperts) or a quantized format (QuantizedExperts: packed codes + scales). */
+  readonly stacked: ExpertStore;
+  /** The shared experts as stored (`shared_experts.*`): a dense MLP (`kind: 'mlp'`) or packed like the routed experts (`kind: 'packed'`, E = 1, run through the grouped GEMMs), or undefined. */
+  readonly shared: SharedExperts | undefined;
   /** Qwen2-MoE's shared-expert gate ([1, H], no bias), if any. */
   readonly sharedExpertGate: Linear | undefined;
+  /** H: the model width (`config.hiddenDim`). */
+  get hiddenDim(): number {
+    return this.config.hiddenDim;
+  }
+  /** E: all routed experts, of every expert-parallel shard (`config.numExperts`). */
+  get numExperts(): number {
+    return this.config.numExperts;
+  }
+  /** k: experts per token (`config.numExpertsPerToken`). */
+  get numExpertsPerToken(): number {
+    return this.config.numExpertsPerToken;
+  }
+  /** I: width of each routed expert (`config.moeDim`). */
+  get moeDim(): number {
+    return this.config.moeDim;
+  }
+  /** Whether the layer has shared experts (`config.shared`). */
+  get hasSharedExperts(): boolean {
+    return !!this.config.shared;
+  }
+  /** Width of the shared experts (0 without them). */
+  get sharedExpertsDim(): number {
+    return this.config.shared?.dim ?? 0;
+  }
+  /** MAX `ep_size`: expert-parallel shards of the layer (1 for a whole layer). */
+  get epSize(): number {
+    return this.config.epSize;
+  }
+  /** Whether the router weights scale the experts' inputs (Llama 4) rather than their outputs. */
+  get applyRouterWeightFirst(): boolean {
+    return this.config.applyRouterWeightFirst;
+  }
+  /** MAX `swigluLimit` (0: none). */
+  get swigluLimit(): number {
+    return this.config.swigluLimit;
+  }
+  /** The activation of the routed experts. */
+  get activation(): Readonly<ExpertActivation> {
+    return this.config.activation;
+  }
+  /** MAX `isSharding` (no effect on one device). */
+  get isSharding(): boolean {
+    return this.config.isSharding;
+  }
+  /** The resolved quant config of the experts (defaults filled in; `activationQuant` after the override), or undefined for dense experts: `config.experts.quant`. */
+  get quant(): Readonly<ResolvedQuantConfig> | undefined {
+    return expertQuant(this.config.experts);
+  }
+  /** Activation quantisation of the quantized expert matmuls ('none' for dense experts). */
+  get activationQuant(): ActivationQuant {
+    return activationQuantOf(this.config.experts);
+  }
+  /** The shared experts when stored as a plain MLP (MAX `shared_experts`), else undefined (none, or packed: see {@link shared}). */
+  get sharedExperts(): MLP | undefined {
+    return this.shared?.kind === 'mlp' ? this.shared.mlp : undefined;
+  }
   private pool: BufferPool | undefined;
   /**
    * Which expert GEMMs a GPU forward uses: 'gemv' (decode kernels: each active
@@ -126,46 +162,33 @@ export class MoE extends Module implements MoELayer {
   private expertList: LayerList<MLP> | undefined;
 
   constructor(opts: MoEOptions) {
-    const { devices, epSize, shardIndex, quant, dtype } = resolveMoEOptions(opts);
-    super({ dtype, device: devices[0], ctx: opts.ctx });
+    const devices = opts.devices ?? [DeviceRef.CPU()];
+    if (devices.length !== 1) throw new UnsupportedError('MoE devices', `${devices.length} devices`, 'one device per layer (shard with @webmoe/sharding)');
+    const c = moeLayerConfig(opts);
+    super({ dtype: c.dtype, device: devices[0], ctx: opts.ctx });
     this.devices = [...devices];
-    const H = (this.hiddenDim = positiveInt('hiddenDim', opts.hiddenDim));
-    const E = (this.numExperts = positiveInt('numExperts', opts.numExperts));
-    this.numExpertsPerToken = positiveInt('numExpertsPerToken', opts.numExpertsPerToken);
-    if (this.numExpertsPerToken > E) throw new ValueError('MoE numExpertsPerToken', `at most numExperts (${E})`, this.numExpertsPerToken);
-    const I = (this.moeDim = positiveInt('moeDim', opts.moeDim));
-    this.hasSharedExperts = !!opts.hasSharedExperts;
-    this.sharedExpertsDim = this.hasSharedExperts ? positiveInt('sharedExpertsDim', opts.sharedExpertsDim) : 0;
-    if (opts.hasSharedExpertGate && !this.hasSharedExperts) throw new ValueError('MoE hasSharedExpertGate', 'hasSharedExperts: true', false);
-    this.epSize = epSize;
-    this.shardIndex = shardIndex;
+    this.config = c;
+    this.shardIndex = c.shardIndex;
     this.epBatchManager = opts.epBatchManager;
-    this.applyRouterWeightFirst = !!opts.applyRouterWeightFirst;
-    this.swigluLimit = opts.swigluLimit ?? 0;
-    if (!(this.swigluLimit >= 0)) throw new ValueError('MoE swigluLimit', 'a number >= 0', this.swigluLimit);
-    this.quantConfig = opts.quantConfig ?? undefined;
-    this.quant = quant;
-    this.activationQuant = quant?.activationQuant ?? 'none';
-    this.isSharding = !!opts.isSharding;
     this.mlpCls = opts.mlpCls ?? MLP;
-    this.activation =
-      opts.expertActivation ?? (this.swigluLimit > 0 ? { kind: 'swiglu_limit', limit: this.swigluLimit, layout: 'concat' } : { kind: 'silu', layout: 'concat' });
-
-    const mod = { dtype, device: devices[0], ctx: opts.ctx };
+    const { hiddenDim: H, numExperts: E, moeDim: I } = c;
+    const mod = { dtype: c.dtype, device: devices[0], ctx: opts.ctx };
     const GateCls = opts.gateCls ?? MoEGate;
-    this.gate = this.addModule('gate', new GateCls({ ...mod, ...opts.gateOptions, hiddenDim: H, numExperts: E, numExpertsPerToken: this.numExpertsPerToken }));
+    this.gate = this.addModule('gate', new GateCls({ ...mod, ...opts.gateOptions, hiddenDim: H, numExperts: E, numExpertsPerToken: c.numExpertsPerToken }));
+    const ex = c.experts;
+    const stack = { numExperts: E / c.epSize, hiddenDim: H, moeDim: I, hasBias: c.expertBias, gateUpLayout: c.activation.layout };
     this.stacked = this.addModule(
       'experts',
-      quant
-        ? new QuantizedExperts({ device: devices[0], ctx: opts.ctx, numExperts: E / epSize, hiddenDim: H, moeDim: I, quant, hasBias: opts.hasExpertBias, gateUpLayout: this.activation.layout })
-        : new StackedExperts({ ...mod, numExperts: E / epSize, hiddenDim: H, moeDim: I, hasBias: opts.hasExpertBias, gateUpLayout: this.activation.layout }),
+      ex.format === 'dense' ? new StackedExperts({ ...mod, ...stack }) : new QuantizedExperts({ device: devices[0], ctx: opts.ctx, ...stack, quant: ex.quant }),
     );
-    const qShared = this.hasSharedExperts && !!quant?.quantizeSharedExperts;
-    this.quantizedSharedExperts = qShared
-      ? this.addModule('shared_experts', new QuantizedExperts({ device: devices[0], ctx: opts.ctx, numExperts: 1, hiddenDim: H, moeDim: this.sharedExpertsDim, quant: quant! }))
-      : undefined;
-    this.sharedExperts = this.hasSharedExperts && !qShared ? this.addModule('shared_experts', new MLP({ ...mod, hiddenDim: H, feedForwardLength: this.sharedExpertsDim })) : undefined;
-    this.sharedExpertGate = opts.hasSharedExpertGate ? this.addModule('shared_expert_gate', new Linear({ ...mod, inDim: H, outDim: 1 })) : undefined;
+    const sh = c.shared;
+    this.shared =
+      sh?.packed && ex.format !== 'dense'
+        ? { kind: 'packed', store: this.addModule('shared_experts', new QuantizedExperts({ device: devices[0], ctx: opts.ctx, numExperts: 1, hiddenDim: H, moeDim: sh.dim, quant: ex.quant })) }
+        : sh
+          ? { kind: 'mlp', mlp: this.addModule('shared_experts', new MLP({ ...mod, hiddenDim: H, feedForwardLength: sh.dim })) }
+          : undefined;
+    this.sharedExpertGate = sh?.gated ? this.addModule('shared_expert_gate', new Linear({ ...mod, inDim: H, outDim: 1 })) : undefined;
   }
 
   /**
@@ -408,7 +431,8 @@ export class MoE extends Module implements MoELayer {
 
   /** The grouped GEMMs' activation-quantiser options for this layer's quantized experts (`{ actQuant: 'none' }` for dense or weight-only experts). @example `groupedDownRef(h, g, w, bias, moe.expertActQuant())` */
   expertActQuant(): { actQuant: 'none' | 'fp8_dynamic'; actAmaxClamp?: number } {
-    return this.activationQuant === 'dynamic' ? { actQuant: 'fp8_dynamic', actAmaxClamp: this.quant?.activationAmaxClamp } : { actQuant: 'none' };
+    const q = this.quant;
+    return q?.activationQuant === 'dynamic' ? { actQuant: 'fp8_dynamic', actAmaxClamp: q.activationAmaxClamp } : { actQuant: 'none' };
   }
 
   /**

@@ -259,6 +259,10 @@ export interface QuantizedExpertsOptions {
  */
 export class QuantizedExperts extends Module {
   readonly quant: ResolvedQuantConfig;
+  /** The store's format (the `ExpertStore` discriminator): `quant.format`. */
+  get format(): MoEQuantFormat {
+    return this.quant.format;
+  }
   readonly gateUpProj: Parameter;
   readonly gateUpScale: Parameter;
   readonly downProj: Parameter;

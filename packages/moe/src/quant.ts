@@ -7,18 +7,23 @@
 import { HostTensor, ValueError } from '@webmoe/tensor';
 import { expertDims, quantizeExperts, type ExpertWeightsHost } from '@webmoe/kernels-wgsl';
 import { MoE, type ExpertWeightSet } from './moe.js';
-import { QuantizedExperts, expertQuantFormat, normalizeQuantConfig, type MoEQuantConfig, type MoEQuantFormat } from './quant-experts.js';
+import { expertQuantFormat, normalizeQuantConfig, type MoEQuantConfig, type MoEQuantFormat, type ResolvedQuantConfig } from './quant-experts.js';
 import { UnsupportedError } from './errors.js';
 
 function toConfig(format: MoEQuantConfig | MoEQuantFormat): MoEQuantConfig {
   return typeof format === 'string' ? { format } : format;
 }
 
-/** Quantizes one dense container [E, rows, cols]. */
-function quantizeOne(w: ExpertWeightsHost, what: string, format: MoEQuantConfig): ExpertWeightsHost {
+/** Quantizes one dense container [E, rows, cols] into the resolved format `q`. */
+function quantizeOne(w: ExpertWeightsHost, what: string, q: ResolvedQuantConfig): ExpertWeightsHost {
   if (w.kind !== 'dense') throw new ValueError(`quantize ${what}`, 'dense (float32 / bfloat16 / float16) expert weights', w.kind);
   const { E, rows, cols } = expertDims(w, `quantize ${what}`);
-  return quantizeExperts(w.w.toFloat32(), E, rows, cols, expertQuantFormat(normalizeQuantConfig(format)));
+  return quantizeExperts(w.w.toFloat32(), E, rows, cols, expertQuantFormat(q));
+}
+
+/** Quantizes both stacks into the resolved format `q`. */
+function quantizeSet(w: ExpertWeightSet<ExpertWeightsHost>, q: ResolvedQuantConfig): ExpertWeightSet<ExpertWeightsHost> {
+  return { gateUp: quantizeOne(w.gateUp, 'gateUp', q), down: quantizeOne(w.down, 'down', q) };
 }
 
 /**
@@ -49,14 +54,15 @@ export function quantize(moe: MoE, format: MoEQuantConfig | MoEQuantFormat): MoE
 export function quantize(weights: ExpertWeightSet<ExpertWeightsHost>, format: MoEQuantConfig | MoEQuantFormat): ExpertWeightSet<ExpertWeightsHost>;
 export function quantize(src: MoE | ExpertWeightSet<ExpertWeightsHost>, format: MoEQuantConfig | MoEQuantFormat): MoE | ExpertWeightSet<ExpertWeightsHost> {
   const cfg = toConfig(format);
-  normalizeQuantConfig(cfg); // typed errors before any work
+  const resolved = normalizeQuantConfig(cfg); // typed errors before any work
   if (!(src instanceof MoE)) {
     if (typeof src !== 'object' || src === null || !('gateUp' in src) || !('down' in src)) throw new ValueError('quantize input', 'an MoE or { gateUp, down } expert weights', typeof src);
-    return { gateUp: quantizeOne(src.gateUp, 'gateUp', cfg), down: quantizeOne(src.down, 'down', cfg) };
+    return quantizeSet(src, resolved);
   }
   const moe = src;
-  if (moe.stacked instanceof QuantizedExperts) throw new UnsupportedError('quantize', `a layer whose experts are already ${moe.stacked.quant.format}`, 'layers with dense experts');
-  const q = { ...cfg, quantizeSharedExperts: false, biasDtype: (moe.stacked.gateUpBias?.dtype ?? 'float32') as 'float32' | 'bfloat16' | 'float16' };
+  const dense = moe.stacked;
+  if (dense.format !== 'dense') throw new UnsupportedError('quantize', `a layer whose experts are already ${dense.format}`, 'layers with dense experts');
+  const q = { ...cfg, quantizeSharedExperts: false, biasDtype: (dense.gateUpBias?.dtype ?? 'float32') as 'float32' | 'bfloat16' | 'float16' };
   const gate = moe.gate;
   const rp = gate.routerParams();
   const out = new MoE({
@@ -70,9 +76,9 @@ export function quantize(src: MoE | ExpertWeightSet<ExpertWeightsHost>, format: 
   try {
     const sd = new Map<string, HostTensor>();
     for (const [n, t] of moe.stateDict()) if (!n.startsWith('experts.')) sd.set(n, t);
-    const w = quantize(moe.stacked.hostWeights(), q);
+    const w = quantizeSet(dense.hostWeights(), out.quant!); // the format as the new layer's config resolved it
     const put = (base: string, c: ExpertWeightsHost) => {
-      const names = (out.stacked as QuantizedExperts).namedParameters().map(([n]) => n);
+      const names = out.stacked.namedParameters().map(([n]) => n);
       const [wn, sn] = names.filter((n) => n.startsWith(base) && !n.endsWith('_bias'));
       switch (c.kind) {
         case 'fp8_block':
@@ -91,9 +97,9 @@ export function quantize(src: MoE | ExpertWeightSet<ExpertWeightsHost>, format: 
     };
     put('gate_up_proj', w.gateUp);
     put('down_proj', w.down);
-    if (moe.stacked.gateUpBias) {
-      sd.set('experts.gate_up_proj_bias', moe.stacked.gateUpBias.value);
-      sd.set('experts.down_proj_bias', moe.stacked.downBias!.value);
+    if (dense.gateUpBias) {
+      sd.set('experts.gate_up_proj_bias', dense.gateUpBias.value);
+      sd.set('experts.down_proj_bias', dense.downBias!.value);
     }
     out.loadStateDict(sd);
     return out;

@@ -9,9 +9,10 @@ import type { HostTensor } from '@webmoe/tensor';
 import { ShardingError, ShardingStrategy, shardRange, takeRanges, type DeviceGroup, type GateUpLayout } from '@webmoe/sharding';
 import type { MoELayer } from './layer.js';
 import type { MoEOptions } from './moe-options.js';
-import { DeepseekV3Gate } from './gates.js';
+import { DeepseekV3Gate, type GateClass } from './gates.js';
 import { UnsupportedError } from './errors.js';
-import { QuantizedExperts, type ResolvedQuantConfig } from './quant-experts.js';
+import type { QuantizedExperts, ResolvedQuantConfig } from './quant-experts.js';
+import { configOptions, expertQuant } from './layer-config.js';
 import { quantTPSlice, quantTPUnit } from './quant-shard.js';
 
 /** Shard i's constructor options (beyond the source's) and how it takes each state-dict tensor. */
@@ -22,7 +23,7 @@ function expertKeys(moe: MoELayer): Set<string> {
   return new Set(moe.stacked.namedParameters().map(([n]) => `experts.${n}`));
 }
 
-/** The constructor options that rebuild `moe` (one device, given width and experts). */
+/** The constructor options that rebuild `moe` from its config (one device, given width and experts). */
 export function shardOptions(moe: MoELayer, group: DeviceGroup, i: number, extra: Partial<MoEOptions>): MoEOptions {
   const g = moe.gate;
   const gateOptions: MoEOptions['gateOptions'] = { hasBias: !!g.bias, normTopkProb: g.normTopkProb };
@@ -30,9 +31,11 @@ export function shardOptions(moe: MoELayer, group: DeviceGroup, i: number, extra
   return {
     devices: [group.devices[i]],
     ctx: group.kind === 'gpu' ? group.context(i) : undefined,
-    ...moe.layerOptions(),
+    // the source's config (its quant config resolved: format, blocks and activation scheme as the layer runs them)
+    ...configOptions(moe.config),
+    gateCls: g.constructor as GateClass,
+    mlpCls: moe.mlpCls,
     gateOptions,
-    quantConfig: moe.quant, // resolved: format, blocks and activation scheme as the layer runs them
     isSharding: true,
     ...extra,
   };
@@ -121,11 +124,12 @@ export function tpShardPlan(source: MoELayer, strategy: ShardingStrategy, n: num
   const what = `MoE.shard tensorParallel(${n})`;
   const H = source.hiddenDim;
   const layout = source.activation.layout;
-  const q = source.quant;
+  const q = expertQuant(source.config.experts);
   const I = source.moeDim;
   const S = source.sharedExpertsDim;
   const routedUnit = tpUnit(what, q, layout, I, H, strategy.unit);
-  const sharedQ = source.quantizedSharedExperts ? q : undefined;
+  const sh = source.shared;
+  const sharedQ = sh?.kind === 'packed' ? q : undefined;
   const ir = nonEmptyRanges(what, 'moeDim', I, n, routedUnit);
   const sr = source.hasSharedExperts ? nonEmptyRanges(what, 'sharedExpertsDim', S, n, tpUnit(what, sharedQ, 'concat', S, H, strategy.unit)) : [];
   const role: Record<string, RoutedRole> = {
@@ -136,8 +140,8 @@ export function tpShardPlan(source: MoELayer, strategy: ShardingStrategy, n: num
   // the packed codes and scales of quantized routed / shared experts (their biases go by role)
   const packed = (prefix: string, m: QuantizedExperts | undefined) =>
     new Set(m ? m.namedParameters().filter(([, p]) => p !== m.gateUpBias && p !== m.downBias).map(([name]) => prefix + name) : []);
-  const routedPacked = packed('experts.', source.stacked instanceof QuantizedExperts ? source.stacked : undefined);
-  const sharedPacked = packed('shared_experts.', source.quantizedSharedExperts);
+  const routedPacked = packed('experts.', source.stacked.format !== 'dense' ? source.stacked : undefined);
+  const sharedPacked = packed('shared_experts.', sh?.kind === 'packed' ? sh.store : undefined);
   return (i) => ({
     opts: { moeDim: ir[i][1] - ir[i][0], sharedExpertsDim: source.hasSharedExperts ? sr[i][1] - sr[i][0] : undefined },
     take: (name, t) => {

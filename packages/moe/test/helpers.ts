@@ -8,7 +8,7 @@ import { GpuTensor, type ExpertStackGpu, type GpuContext } from '@webmoe/kernels
 import { gpuChecked, stagedTol, withDispatchLog, type Dispatched } from '@webmoe/kernels-wgsl/testing';
 
 export { stagedTol, withDispatchLog, type Dispatched };
-import { openHFCheckpoint, type MoE, type MoECheckpoint } from '../src/index.js';
+import { openHFCheckpoint, type MoE, type MoECheckpoint, type MoELayer, type QuantizedExperts } from '../src/index.js';
 import { dirSource } from '@webmoe/tensor/node';
 
 /** The fixtures beside the checkout (../shared/fixtures/hf-moe), or $WEBMOE_FIXTURES/hf-moe. */
@@ -167,4 +167,11 @@ export function fixtureCheckpoints(): (arch: string) => Promise<MoECheckpoint> {
     opened.push(ck);
     return ck;
   };
+}
+
+/** The packed shared experts of `moe` (`shared.kind === 'packed'`); an Error naming what it found otherwise. @example `packedShared(moe).gateUpProj.value.dtype` */
+export function packedShared(moe: MoELayer): QuantizedExperts {
+  const sh = moe.shared;
+  if (sh?.kind !== 'packed') throw new Error(`shared experts: expected packed (quantized), got ${sh?.kind ?? 'none'}`);
+  return sh.store;
 }

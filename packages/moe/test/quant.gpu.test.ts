@@ -5,7 +5,7 @@ import { DeviceRef } from '@webmoe/tensor';
 import type { GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu } from '@webmoe/kernels-wgsl/testing';
 import { MoE, quantize, QuantizedExperts, type MoEQuantConfig } from '../src/index.js';
-import { FIXTURES, expectPrefillPaths, expertGemmPaths, forwardLogged, goldenTensors, readTensorsF32, relErr, stagedTol } from './helpers.js';
+import { FIXTURES, packedShared, expectPrefillPaths, expertGemmPaths, forwardLogged, goldenTensors, readTensorsF32, relErr, stagedTol } from './helpers.js';
 import { CASES } from './random-cases.js';
 import { FORMATS, quantizedCase } from './quant-cases.js';
 import { referenceMoE } from './reference.js';
@@ -33,7 +33,7 @@ describe('quantized checkpoints on the GPU vs goldens', () => {
         const s = moe.stacked as QuantizedExperts;
         expect(s.gateUpProj.gpuValue.dtype).toBe('float8_e4m3fn');
         expect(s.gateUpScale.gpuValue.dtype).toBe('float32');
-        expect(moe.quantizedSharedExperts!.gateUpProj.gpuValue.dtype).toBe('float8_e4m3fn');
+        expect(packedShared(moe).gateUpProj.gpuValue.dtype).toBe('float8_e4m3fn');
         const y = await runGpu(moe, x.values, T, H);
         const err = relErr(y, g.get(name)!.values);
         expect(err, `${name} GPU rel err ${err}`).toBeLessThan(tol);

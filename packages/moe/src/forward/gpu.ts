@@ -143,12 +143,13 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
     sharedExperts: (x) => {
       run.onStep?.('shared');
       let shared: GpuTensor;
-      if (layer.sharedExperts) {
-        shared = keep(layer.sharedExperts.record(rec, x, { pool, scratch }));
-      } else if (layer.quantizedSharedExperts) {
+      const sh = layer.shared;
+      if (sh?.kind === 'mlp') {
+        shared = keep(sh.mlp.record(rec, x, { pool, scratch }));
+      } else if (sh?.kind === 'packed') {
         // quantized shared experts: the expert GEMMs over a dense grouping (E = 1, identity order)
         const T = x.shape[0];
-        const sw = layer.quantizedSharedExperts.gpuWeights();
+        const sw = sh.store.gpuWeights();
         const grouping = keep(denseGroupingGpu(ctx, rec, T, { pool }));
         shared = recordExpertGemms(layer, run, x, { grouping, gemms: planGemms(layer, sw, T, 1, 1, 'auto') }, sw, {}, SHARED_EXPERT_ACTIVATION, undefined, undefined);
       } else return undefined;

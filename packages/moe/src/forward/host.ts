@@ -53,8 +53,9 @@ export function hostStages(layer: MoELayer): MoEStages<Float32Array, RoutingRef,
     sharedExperts: (x) => {
       const T = x.length / H;
       let shared: Float32Array;
-      if (layer.sharedExperts) shared = layer.sharedExperts.forwardHost(x, T);
-      else if (layer.quantizedSharedExperts) shared = expertGemmsHost(layer, x, denseGroupingRef(T), layer.quantizedSharedExperts.hostWeights(), {}, SHARED_EXPERT_ACTIVATION, undefined);
+      const sh = layer.shared;
+      if (sh?.kind === 'mlp') shared = sh.mlp.forwardHost(x, T);
+      else if (sh?.kind === 'packed') shared = expertGemmsHost(layer, x, denseGroupingRef(T), sh.store.hostWeights(), {}, SHARED_EXPERT_ACTIVATION, undefined);
       else return undefined;
       return { shared, gateLogit: layer.sharedExpertGate?.forwardHost(x, T) };
     },
