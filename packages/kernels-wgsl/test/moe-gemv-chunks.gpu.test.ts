@@ -8,7 +8,7 @@
  * the CPU references, and the dispatch counts are the expected ones.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { HostTensor } from '@webmoe/tensor';
+import { HostTensor, ValueError } from '@webmoe/tensor';
 import {
   GpuTensor,
   Recorder,
@@ -223,4 +223,26 @@ describe('decode GEMVs with several chunks per dispatch: bit for bit', () => {
       }, 600_000);
     }
   }
+});
+
+describe('GemvOptions.chunksPerDispatch', () => {
+  it('refuses anything but a positive integer (ValueError naming the option)', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const cx = ctx;
+    const H = 16, I = 8, T = 1;
+    const w = HostTensor.fromFloat32([E, 2 * I, H], randomArray(rng(1), E * 2 * I * H), 'float32');
+    const s = uploadExpertStack(cx, { kind: 'dense', w }, { layout: 'concat', maxBindingBytes: 2 * 2 * I * H * 4 });
+    expect(s.weights.kind).toBe('chunked');
+    const gg = uploadGrouping(cx, hostGrouping(randomIdx(rng(2), T, k, E), T, k, E));
+    const xg = GpuTensor.upload(cx, new HostTensor('float32', [T, H], randomArray(rng(3), T * H)));
+    const rec = new Recorder(cx);
+    for (const bad of [0, -1, 1.5, Number.NaN]) {
+      expect(() => gemvGateUpGpu(cx, rec, xg, gg, s.weights, silu, { chunksPerDispatch: bad }), String(bad)).toThrow(ValueError);
+      expect(() => gemvGateUpGpu(cx, rec, xg, gg, s.weights, silu, { chunksPerDispatch: bad }), String(bad)).toThrow(/chunksPerDispatch/);
+    }
+    rec.submit();
+    xg.destroy();
+    gg.destroy();
+    destroyExpertWeights(s.weights);
+  });
 });

@@ -252,6 +252,8 @@ function gemv(
   if (x.dtype !== 'float32' || x.shape.length !== 2 || x.shape[0] !== xRows || x.shape[1] !== cols) {
     throw new ShapeError(`${mode} input`, [xRows, cols], x.shape);
   }
+  const cpd = opts.chunksPerDispatch;
+  if (cpd !== undefined && !(Number.isInteger(cpd) && cpd >= 1)) throw new ValueError(`${mode} GEMV chunksPerDispatch`, 'a positive integer', cpd);
   if (opts.rowScale && opts.rowScale.size !== g.T * g.k) throw new ShapeError('rowScale', [g.T, g.k], opts.rowScale.shape);
   const layout = mode === 'down' ? 'rows' : act!.layout;
   const chunks: GemvChunk[] = expertChunkList(w, opts.bias, `${mode} GEMV`, layout).map((c) => {
@@ -304,7 +306,7 @@ function gemv(
   // several chunks per dispatch where the device binds them side by side (moe-gemv-chunks.ts), all dispatches of one NC
   const perChunk = 1 + (first.bias ? 1 : 0) + (first.gw.scales ? 1 : 0) + (first.gw.zeros ? 1 : 0);
   const fit = Math.floor((ctx.limits.maxStorageBuffersPerShaderStage - Object.keys(shared).length) / perChunk);
-  const plan = planGemvChunkGroups(chunks.map((c) => ({ ...c.place, outputs: c.nout })), perWg, Math.min(fit, opts.chunksPerDispatch ?? Infinity));
+  const plan = planGemvChunkGroups(chunks.map((c) => ({ ...c.place, outputs: c.nout })), perWg, Math.min(fit, cpd ?? Infinity));
   if (plan) {
     const cv: GemvVariant = { ...variant, chunks: plan.nc };
     for (const grp of plan.groups) {
