@@ -178,10 +178,10 @@ describe('chunked expert stacks on the CPU references', () => {
 /**
  * Decode GEMV dispatches of a stack of n chunks: as many chunks per dispatch as the device's storage bindings
  * per stage leave after the `shared` ones (x, grouping, active list, output; gate_up: the row scales), each
- * chunk taking `perChunk` (codes, scales, zero points, bias), at most 16; one dispatch per chunk below 2.
+ * chunk taking `perChunk` (codes, scales, zero points, bias), at most 4 (the default); one dispatch per chunk below 2.
  */
 function gemvDispatches(cx: GpuContext, n: number, perChunk: number, shared: number): number {
-  const per = Math.min(16, Math.floor((cx.limits.maxStorageBuffersPerShaderStage - shared) / perChunk));
+  const per = Math.min(4, Math.floor((cx.limits.maxStorageBuffersPerShaderStage - shared) / perChunk));
   return n === 1 || per < 2 ? n : Math.ceil(n / per);
 }
 

@@ -26,7 +26,7 @@ import {
 } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { hostGrouping, randomIdx, uploadGrouping } from './grouped-helpers.js';
-import { GEMV_MAX_CHUNKS_PER_DISPATCH, chunkedGemvSource, planGemvChunkGroups } from '../src/kernels/moe-gemv-chunks.js';
+import { GEMV_CHUNKS_PER_DISPATCH, GEMV_MAX_CHUNKS_PER_DISPATCH, chunkedGemvSource, planGemvChunkGroups } from '../src/kernels/moe-gemv-chunks.js';
 import { gemvKernel } from '../src/kernels/moe-gemv-kernel.js';
 
 let ctx: GpuContext | null;
@@ -64,6 +64,7 @@ describe('planGemvChunkGroups', () => {
     // never more than GEMV_MAX_CHUNKS_PER_DISPATCH
     // 40 chunks, at most 16 per dispatch: 3 dispatches of 14
     expect(GEMV_MAX_CHUNKS_PER_DISPATCH).toBe(16);
+    expect(GEMV_CHUNKS_PER_DISPATCH).toBe(4);
     expect(planGemvChunkGroups(whole(40, 40, 16), 8, 1000)!.nc).toBe(14);
   });
   it('an expert cut in pieces: each output range takes its own blocks of the grid', () => {

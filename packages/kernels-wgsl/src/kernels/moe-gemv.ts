@@ -19,7 +19,7 @@ import type { ExpertActivation, ExpertStackGpu, ExpertWeightsGpu, GroupingGpu } 
 import { expertChunkList, expertDims } from './expert-weights.js';
 import { gemvPackedKernelFor, gemvRowsPerPass, type GemvPackedKernel } from './plan.js';
 import { gemvKernel } from './moe-gemv-kernel.js';
-import { chunkBinding, chunkField, planGemvChunkGroups } from './moe-gemv-chunks.js';
+import { GEMV_CHUNKS_PER_DISPATCH, chunkBinding, chunkField, planGemvChunkGroups } from './moe-gemv-chunks.js';
 import { GEMV_GROUPS as GROUPS, NO_EXPERT, ROWS_CODECS, wideChunkCols, type DenseDtype, type GemvVariant } from './moe-gemv-snippets.js';
 
 export { GEMV_GROUPS, NO_EXPERT, type GemvVariant } from './moe-gemv-snippets.js';
@@ -120,8 +120,8 @@ export interface GemvOptions {
    */
   packedKernel?: GemvPackedKernel;
   /**
-   * A chunked stack: most chunks bound by one dispatch (default: as many as the device's
-   * maxStorageBuffersPerShaderStage allows, at most GEMV_MAX_CHUNKS_PER_DISPATCH); 1: one dispatch per chunk.
+   * A chunked stack: most chunks bound by one dispatch (default 4; at most 16, and as many as the device's
+   * maxStorageBuffersPerShaderStage allows); 1: one dispatch per chunk.
    */
   chunksPerDispatch?: number;
   /** Reuse the active-expert list of this forward (else computed here). */
@@ -306,7 +306,7 @@ function gemv(
   // several chunks per dispatch where the device binds them side by side (moe-gemv-chunks.ts), all dispatches of one NC
   const perChunk = 1 + (first.bias ? 1 : 0) + (first.gw.scales ? 1 : 0) + (first.gw.zeros ? 1 : 0);
   const fit = Math.floor((ctx.limits.maxStorageBuffersPerShaderStage - Object.keys(shared).length) / perChunk);
-  const plan = planGemvChunkGroups(chunks.map((c) => ({ ...c.place, outputs: c.nout })), perWg, Math.min(fit, cpd ?? Infinity));
+  const plan = planGemvChunkGroups(chunks.map((c) => ({ ...c.place, outputs: c.nout })), perWg, Math.min(fit, cpd ?? GEMV_CHUNKS_PER_DISPATCH));
   if (plan) {
     const cv: GemvVariant = { ...variant, chunks: plan.nc };
     for (const grp of plan.groups) {
