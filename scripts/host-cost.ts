@@ -6,6 +6,7 @@
 //   node scripts/gpu/build-one.mjs scripts/host-cost.ts /tmp/host-cost.mjs
 //   node /tmp/host-cost.mjs [arch=qwen3_moe] [N=2000] [T=1] [stack=0]
 // stack > 0 also times MoEStack over `stack` copies of the layer (one submit per step).
+// WEBMOE_MAX_BINDING=16384: qwen3_moe's gate_up in 8 chunks and down in 4 (a chunked layer on any adapter).
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
 import { threadCpuMs } from '../apps/bench/src/host-cpu.js';
 import { createGpuContext, GpuTensor } from '@webmoe/kernels-wgsl';
@@ -20,7 +21,8 @@ const T = Number(tArg);
 const S = Number(stackArg);
 // WEBMOE_FIXTURES as in the tests (default: the shared fixtures)
 const fixtures = (process.env.WEBMOE_FIXTURES ?? '/work/shared/fixtures') + '/hf-moe';
-const ctx = await createGpuContext();
+// WEBMOE_MAX_BINDING=BYTES: a lower binding limit (the expert stacks above it are chunked, as full-size layers are)
+const ctx = await createGpuContext(process.env.WEBMOE_MAX_BINDING ? { maxBindingBytes: Number(process.env.WEBMOE_MAX_BINDING) } : {});
 const moe = await MoE.fromHuggingFace({ source: `${fixtures}/${arch}`, layer: 0, dtype: 'bfloat16', device: DeviceRef.GPU(), ctx });
 const x = GpuTensor.upload(ctx, HostTensor.fromFloat32([T, moe.hiddenDim], Float32Array.from({ length: T * moe.hiddenDim }, (_, i) => Math.sin(i) * 0.5)));
 

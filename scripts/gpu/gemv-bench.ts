@@ -10,7 +10,9 @@
 // --burn: ms of FMA burn before the measurements (raises the clocks; default 300); --formats, --kernels,
 // --tokens, --models: comma-separated subsets (--models matches name substrings; e.g. a quick lavapipe run:
 // --small --iters 2 --warmup 1 --burn 50 --formats int4,fp8 --tokens 1); --max-binding BYTES: a lower binding
-// limit (stacks above it split into whole-expert chunks).
+// limit (stacks above it split into whole-expert chunks); --chunks-per-dispatch N: chunks of a chunked stack bound
+// by one GEMV dispatch (GemvOptions.chunksPerDispatch; 1: one dispatch per chunk, the kernel before multi-chunk
+// dispatches; default 4, up to 16, within the device's storage bindings). A/B: run with 1 and without (and 8).
 // Models: Mixtral-8x7B (H 4096, I 14336, E 8, k 2), Qwen3-30B-A3B (H 2048, I 768, E 128, k 8), DeepSeek-V3 in
 // full (H 7168, I 2048, E 256, k 8; stacks over the binding limit are split into whole-expert chunks as the
 // layer does) and its shared expert (E 1, k 1).
@@ -40,7 +42,8 @@ function list(name: string): string[] | undefined {
 
 // --max-binding BYTES: a lower binding limit (stacks above it are chunked; e.g. to try the chunked stacks on lavapipe)
 const ctx = await createGpuContext(process.argv.includes('--max-binding') ? { maxBindingBytes: flag('max-binding', 0) } : {});
-console.log('adapter', ctx.adapterName, 'maxBinding', ctx.limits.maxStorageBufferBindingSize);
+const CHUNKS_PER_DISPATCH = process.argv.includes('--chunks-per-dispatch') ? flag('chunks-per-dispatch', 0) : undefined;
+console.log('adapter', ctx.adapterName, 'maxBinding', ctx.limits.maxStorageBufferBindingSize, 'storage buffers per stage', ctx.limits.maxStorageBuffersPerShaderStage, 'chunks per dispatch', CHUNKS_PER_DISPATCH ?? 'default');
 
 /** Median device time (ms) of what `record` records (its outputs freed by the function it returns), after WARMUP untimed runs. */
 async function deviceMs(record: (rec: Recorder) => () => void): Promise<number> {
@@ -201,8 +204,8 @@ for (const [name, H, I, E, k] of MODELS) {
         const packedKernel = kernel === 'dense' ? undefined : kernel;
         const run = (rec: Recorder) => {
           const active = activeExpertsGpu(ctx, rec, g, I, H);
-          const h = gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel });
-          const y = gemvDownGpu(ctx, rec, h, g, wdn, { active, packedKernel });
+          const h = gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH });
+          const y = gemvDownGpu(ctx, rec, h, g, wdn, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH });
           return { h, y };
         };
         // outputs once, for the error against the table kernel

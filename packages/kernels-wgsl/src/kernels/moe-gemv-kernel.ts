@@ -6,6 +6,7 @@
 import { defineKernel } from '../runtime/kernel.js';
 import { FP8_DECODE_WGSL, PACKED_CODE_WGSL } from '../wgsl.js';
 import { rowsWgsl } from './moe-gemv-rows.js';
+import { chunkedGemvBindings, chunkedGemvSource, chunkedGemvUniforms } from './moe-gemv-chunks.js';
 import { expertActWgsl } from './activation-wgsl.js';
 import {
   biasLoader,
@@ -24,12 +25,26 @@ import {
 /**
  * The decode GEMV. Workgroup (bx, by): output block bx (GROUPS outputs), active
  * expert slot by (a direct grid of min(E, T*k) slots; slots past the active
- * experts exit without work). Lanes of a group split the reduction dimension in 8-wide
+ * experts exit without work). With `chunks` (NC >= 2), one dispatch over NC
+ * chunks of a chunked stack (moe-gemv-chunks.ts: the same code per chunk). Lanes of a group split the reduction dimension in 8-wide
  * chunks; partial sums are reduced in workgroup memory in a fixed order.
  * The WGSL is generated fully unrolled over the MR token rows (no
  * dynamically indexed register arrays, which drivers spill to memory).
  */
-export const gemvKernel = defineKernel<GemvVariant>('moe_gemv', (v) => {
+export const gemvKernel = defineKernel<GemvVariant>(
+  'moe_gemv',
+  (v) => (v.chunks === undefined ? oneChunkSource(v) : chunkedGemvSource(oneChunkSource(oneChunk(v)), v.chunks)),
+  { signature: (v) => (v.chunks === undefined ? { bindings: gemvBindings(v), uniforms: GEMV_UNIFORMS } : { bindings: chunkedGemvBindings(oneChunk(v), v.chunks), uniforms: chunkedGemvUniforms(v.chunks) }) },
+);
+
+/** The variant without its chunk count (the one-chunk kernel the multi-chunk one is made from). */
+function oneChunk(v: GemvVariant): GemvVariant {
+  const { chunks: _chunks, ...one } = v;
+  return one;
+}
+
+/** The one-chunk decode GEMV's WGSL (one weight container per dispatch). */
+function oneChunkSource(v: GemvVariant): string {
   const gu = v.mode === 'gate_up';
   const MRv = v.mr;
   const NA = gu ? 2 : 1;
@@ -133,6 +148,4 @@ ${R.map((m) => `    red[(g * ${MRv * NA}u + ${m * NA}u) * ${LANES}u + lane] = ag
   }
 }`}
 `;
-},
-  { signature: (v) => ({ bindings: gemvBindings(v), uniforms: GEMV_UNIFORMS }) },
-);
+}

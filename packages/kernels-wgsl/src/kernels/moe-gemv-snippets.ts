@@ -53,6 +53,11 @@ export type GemvVariant = {
   ks?: number;
   /** Row-blocked path: chunks per scale block is a power of two (a shift by u.cbs, else a division by u.cb). */
   cbPow2?: boolean;
+  /**
+   * Chunks of a chunked stack bound by one dispatch (2..GEMV_MAX_CHUNKS_PER_DISPATCH, moe-gemv-chunks.ts); absent:
+   * one weight container (a stack in one buffer, or one chunk) per dispatch, the kernel as before chunking.
+   */
+  chunks?: number;
 };
 
 
@@ -209,6 +214,7 @@ export const NO_EXPERT = 0xffffffff;
  * active slot wid.y (slots past the active experts hold NO_EXPERT, and experts outside this dispatch's chunk
  * [eb, eb + ne) of the stack are another dispatch's: their workgroups see no rows and write nothing). eg: global
  * expert, e: in the chunk, off: its first grouped row, cnt: its rows, workgroup-uniform (a workgroup with none returns).
+ * The multi-chunk kernel (GemvVariant.chunks) replaces it with a lookup of the chunk (moe-gemv-chunks.ts).
  */
 export const EXPERT_SLOT_WGSL = `  let e0 = Active[wid.y];
   let mine = e0 != ${NO_EXPERT}u && e0 >= u.eb && e0 - u.eb < u.ne;

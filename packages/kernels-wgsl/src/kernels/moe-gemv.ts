@@ -3,7 +3,9 @@
  * weights of each expert that got tokens are read exactly once, at full
  * width (16-byte loads of 8 bf16/f16 values), by a grid of min(E, T*k)
  * expert slots over the active-expert list built on the GPU (no host round
- * trip); slots past the active experts do no work.
+ * trip); slots past the active experts do no work. A chunked stack binds
+ * several chunks per dispatch (moe-gemv-chunks.ts), as many as the device's
+ * storage bindings per stage allow, instead of one dispatch per chunk.
  * Same contract as groupedGateUpGpu / groupedDownGpu (grouped row order), so
  * the layer picks either by rows per expert.
  */
@@ -17,6 +19,7 @@ import type { ExpertActivation, ExpertStackGpu, ExpertWeightsGpu, GroupingGpu } 
 import { expertChunkList, expertDims } from './expert-weights.js';
 import { gemvPackedKernelFor, gemvRowsPerPass, type GemvPackedKernel } from './plan.js';
 import { gemvKernel } from './moe-gemv-kernel.js';
+import { GEMV_CHUNKS_PER_DISPATCH, chunkBinding, chunkField, planGemvChunkGroups } from './moe-gemv-chunks.js';
 import { GEMV_GROUPS as GROUPS, NO_EXPERT, ROWS_CODECS, wideChunkCols, type DenseDtype, type GemvVariant } from './moe-gemv-snippets.js';
 
 export { GEMV_GROUPS, NO_EXPERT, type GemvVariant } from './moe-gemv-snippets.js';
@@ -116,6 +119,11 @@ export interface GemvOptions {
    * fall back to 'table' where the shapes do not allow 16-byte chunks (see {@link gemvPackedPath}).
    */
   packedKernel?: GemvPackedKernel;
+  /**
+   * A chunked stack: most chunks bound by one dispatch (default 4; at most 16, and as many as the device's
+   * maxStorageBuffersPerShaderStage allows); 1: one dispatch per chunk.
+   */
+  chunksPerDispatch?: number;
   /** Reuse the active-expert list of this forward (else computed here). */
   active?: ActiveExperts;
   bias?: GpuTensor;
@@ -244,6 +252,8 @@ function gemv(
   if (x.dtype !== 'float32' || x.shape.length !== 2 || x.shape[0] !== xRows || x.shape[1] !== cols) {
     throw new ShapeError(`${mode} input`, [xRows, cols], x.shape);
   }
+  const cpd = opts.chunksPerDispatch;
+  if (cpd !== undefined && !(Number.isInteger(cpd) && cpd >= 1)) throw new ValueError(`${mode} GEMV chunksPerDispatch`, 'a positive integer', cpd);
   if (opts.rowScale && opts.rowScale.size !== g.T * g.k) throw new ShapeError('rowScale', [g.T, g.k], opts.rowScale.shape);
   const layout = mode === 'down' ? 'rows' : act!.layout;
   const chunks: GemvChunk[] = expertChunkList(w, opts.bias, `${mode} GEMV`, layout).map((c) => {
@@ -291,27 +301,53 @@ function gemv(
   // zp only when set, so the pipelines of weights without zero points keep their variant keys.
   if (first.gw.zeros) variant.zp = true;
   if (path === 'rows') Object.assign(variant, { ro, cbPow2 }, ks > 1 ? { ks } : {});
-  // one dispatch per chunk: each computes the outputs of its experts' rows that it holds
+  const shared = { [variant.vec8 ? 'X4' : 'X']: x.buffer, Counts: g.counts.buffer, Offsets: g.offsets.buffer, Order: g.order.buffer, Active: active, Y: y.buffer, ...(variant.rowScale ? { S: opts.rowScale!.buffer } : {}) };
+  const common = { cols, k: g.k, limit: act?.limit ?? 0, alpha: act?.alpha ?? 1.702, s1: first.gw.su[1], s2: first.gw.su[2], s3: first.gw.su[3], ys: nout, cb, cbs: cbPow2 ? Math.log2(cb) : 0 };
+  // several chunks per dispatch where the device binds them side by side (moe-gemv-chunks.ts), all dispatches of one NC
+  const perChunk = 1 + (first.bias ? 1 : 0) + (first.gw.scales ? 1 : 0) + (first.gw.zeros ? 1 : 0);
+  const fit = Math.floor((ctx.limits.maxStorageBuffersPerShaderStage - Object.keys(shared).length) / perChunk);
+  const plan = planGemvChunkGroups(chunks.map((c) => ({ ...c.place, outputs: c.nout })), perWg, Math.min(fit, cpd ?? GEMV_CHUNKS_PER_DISPATCH));
+  if (plan) {
+    const cv: GemvVariant = { ...variant, chunks: plan.nc };
+    for (const grp of plan.groups) {
+      if (grp.blocks > max) throw new LimitError('maxComputeWorkgroupsPerDimension', grp.blocks, max, `${mode} output blocks of ${plan.nc} chunks`);
+      const bind: Record<string, GPUBuffer> = { ...shared };
+      const params: Record<string, number> = { ...common };
+      grp.chunks.forEach((i, j) => {
+        const c = chunks[i];
+        Object.assign(bind, chunkBuffers(c, j));
+        const place = { eb: c.place.e0, ne: grp.pad[j] ? 0 : c.place.experts, xb: grp.xb[j], nx: grp.nx[j], rows: c.gw.rows, nout: c.nout, yo: c.place.o0, s0: c.gw.su[0] };
+        for (const [n, v] of Object.entries(place)) params[chunkField(n, j)] = v;
+      });
+      rec.dispatch({ kernel: gemvKernel, variant: cv, bind, params, workgroups: [grp.blocks, slots, 1] });
+    }
+    return y;
+  }
+  // one dispatch per chunk (or the stack in one buffer): each computes the outputs of its experts' rows that it holds
   for (const c of chunks) {
     const nbx = Math.ceil(c.nout / perWg);
-    const bind: Record<string, GPUBuffer> = { [variant.vec8 ? 'X4' : 'X']: x.buffer, W: c.gw.codes.buffer, Counts: g.counts.buffer, Offsets: g.offsets.buffer, Order: g.order.buffer, Active: active, Y: y.buffer };
+    const bind: Record<string, GPUBuffer> = { ...shared, W: c.gw.codes.buffer };
     if (c.bias) bind.B = c.bias.buffer;
-    if (variant.rowScale) bind.S = opts.rowScale!.buffer;
     if (c.gw.scales) bind.QS = c.gw.scales.buffer;
     if (c.gw.zeros) bind.QZ = c.gw.zeros.buffer;
-    const [s0, s1, s2, s3] = c.gw.su;
     rec.dispatch({
       kernel: gemvKernel,
       variant,
       bind,
-      params: {
-        rows: c.gw.rows, cols, nout: c.nout, k: g.k, limit: act?.limit ?? 0, alpha: act?.alpha ?? 1.702,
-        s0, s1, s2, s3, eb: c.place.e0, ne: c.place.experts, yo: c.place.o0, ys: nout, cb, cbs: cbPow2 ? Math.log2(cb) : 0,
-      },
+      params: { ...common, rows: c.gw.rows, nout: c.nout, s0: c.gw.su[0], eb: c.place.e0, ne: c.place.experts, yo: c.place.o0 },
       workgroups: [nbx, slots, 1],
     });
   }
   return y;
+}
+
+/** The buffers of chunk c bound in slot j of a multi-chunk dispatch (W_j, and B_j, QS_j, QZ_j where it has them). */
+function chunkBuffers(c: GemvChunk, j: number): Record<string, GPUBuffer> {
+  const b: Record<string, GPUBuffer> = { [chunkBinding('W', j)]: c.gw.codes.buffer };
+  if (c.bias) b[chunkBinding('B', j)] = c.bias.buffer;
+  if (c.gw.scales) b[chunkBinding('QS', j)] = c.gw.scales.buffer;
+  if (c.gw.zeros) b[chunkBinding('QZ', j)] = c.gw.zeros.buffer;
+  return b;
 }
 
 /**
