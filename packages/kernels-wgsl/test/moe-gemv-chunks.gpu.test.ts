@@ -64,7 +64,7 @@ describe('planGemvChunkGroups', () => {
     // never more than GEMV_MAX_CHUNKS_PER_DISPATCH
     // 40 chunks, at most 16 per dispatch: 3 dispatches of 14
     expect(GEMV_MAX_CHUNKS_PER_DISPATCH).toBe(16);
-    expect(GEMV_CHUNKS_PER_DISPATCH).toBe(4);
+    expect(GEMV_CHUNKS_PER_DISPATCH).toBe(1);
     expect(planGemvChunkGroups(whole(40, 40, 16), 8, 1000)!.nc).toBe(14);
   });
   it('an expert cut in pieces: each output range takes its own blocks of the grid', () => {
@@ -206,19 +206,16 @@ describe('decode GEMVs with several chunks per dispatch: bit for bit', () => {
           expect(oneEach.ncs.every((c) => c === undefined)).toBe(true);
           expectSameBits(oneEach.h, base.h, `${kind}, one chunk per dispatch: h`);
           expectSameBits(oneEach.y, base.y, `${kind}, one chunk per dispatch: y`);
-          // 2 and 3 chunks per dispatch (whole: 2 leaves a padding slot; split: with 3, an expert's two pieces fall in different dispatches), and the default
-          for (const per of [2, 3, undefined]) {
+          // 2 and 3 chunks per dispatch (whole: 2 leaves a padding slot; split: with 3, an expert's two pieces fall in different dispatches);
+          // the default (GEMV_CHUNKS_PER_DISPATCH = 1) is the one-per-chunk run above
+          for (const per of [2, 3]) {
             const got = await run(kind, per);
-            if (per !== undefined) {
-              // ceil(n / per) dispatches of equal NC = ceil(n / dispatches)
-              const want = n.map((c) => Math.ceil(c / Math.min(per, c)));
-              expect(got.gemvs, `${kind}, ${per} per dispatch: dispatches`).toBe(want[0] + want[1]);
-              expect(got.ncs, `${kind}, ${per} per dispatch: NC`).toEqual(n.flatMap((c, i) => Array(want[i]).fill(Math.ceil(c / want[i]))));
-            } else {
-              expect(got.gemvs, `${kind}, default: fewer dispatches than chunks`).toBeLessThan(n[0] + n[1]);
-            }
-            expectSameBits(got.h, base.h, `${kind}, ${per ?? 'default'} per dispatch: h`);
-            expectSameBits(got.y, base.y, `${kind}, ${per ?? 'default'} per dispatch: y`);
+            // ceil(n / per) dispatches of equal NC = ceil(n / dispatches)
+            const want = n.map((c) => Math.ceil(c / Math.min(per, c)));
+            expect(got.gemvs, `${kind}, ${per} per dispatch: dispatches`).toBe(want[0] + want[1]);
+            expect(got.ncs, `${kind}, ${per} per dispatch: NC`).toEqual(n.flatMap((c, i) => Array(want[i]).fill(Math.ceil(c / want[i]))));
+            expectSameBits(got.h, base.h, `${kind}, ${per} per dispatch: h`);
+            expectSameBits(got.y, base.y, `${kind}, ${per} per dispatch: y`);
           }
         }
       }, 600_000);

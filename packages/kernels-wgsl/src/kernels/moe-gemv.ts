@@ -3,9 +3,9 @@
  * weights of each expert that got tokens are read exactly once, at full
  * width (16-byte loads of 8 bf16/f16 values), by a grid of min(E, T*k)
  * expert slots over the active-expert list built on the GPU (no host round
- * trip); slots past the active experts do no work. A chunked stack binds
- * several chunks per dispatch (moe-gemv-chunks.ts), as many as the device's
- * storage bindings per stage allow, instead of one dispatch per chunk.
+ * trip); slots past the active experts do no work. A chunked stack takes
+ * one dispatch per chunk, or, with `chunksPerDispatch`, several chunks per
+ * dispatch (moe-gemv-chunks.ts) as the device's storage bindings allow.
  * Same contract as groupedGateUpGpu / groupedDownGpu (grouped row order), so
  * the layer picks either by rows per expert.
  */
@@ -120,7 +120,7 @@ export interface GemvOptions {
    */
   packedKernel?: GemvPackedKernel;
   /**
-   * A chunked stack: most chunks bound by one dispatch (default 4; at most 16, and as many as the device's
+   * A chunked stack: most chunks bound by one dispatch (default GEMV_CHUNKS_PER_DISPATCH = 1, one dispatch per chunk, until measured on the H200; at most 16, and as many as the device's
    * maxStorageBuffersPerShaderStage allows); 1: one dispatch per chunk.
    */
   chunksPerDispatch?: number;
