@@ -3,7 +3,6 @@ import type { DeviceRef, DType } from '@webmoe/tensor';
 import type { ExpertStackGpu, ExpertWeightsHost, ExpertWeightsShape, GpuContext } from '@webmoe/kernels-wgsl';
 import { Module, type Parameter } from '@webmoe/nn';
 import { GpuExpertStacks, type StackParams, type UploadedStack } from './expert-stacks.js';
-import type { ExpertStore } from './expert-store.js';
 
 /** The expert weights of an MoE, in the kernels' terms (dense or quantized kinds; `MoE.record` takes one to override the stacked weights). @example `moe.record(rec, x, pool, scratch, { gateUp: { kind: 'fp8_block', q, scaleInv, block: [128, 128] }, down })` */
 export interface ExpertWeightSet<W> {
@@ -16,7 +15,7 @@ export interface ExpertWeightSet<W> {
 /**
  * Stacked routed-expert weights (`experts.gate_up_proj` [E, 2I, H],
  * `experts.down_proj` [E, H, I], optional biases [E, 2I] and [E, H]) in the
- * module's storage dtype: the `'dense'` {@link ExpertStore}; `QuantizedExperts`
+ * module's storage dtype: the `'dense'` `ExpertStore` (expert-store.ts); `QuantizedExperts`
  * is the packed one (same surface).
  *
  * @example
@@ -26,7 +25,7 @@ export interface ExpertWeightSet<W> {
  * ```
  */
 export class StackedExperts extends Module {
-  /** The store's format (the {@link ExpertStore} discriminator): dense weights in the module's dtype. */
+  /** The store's format (the `ExpertStore` (expert-store.ts) discriminator): dense weights in the module's dtype. */
   readonly format = 'dense' as const;
   readonly gateUpProj: Parameter;
   readonly downProj: Parameter;
