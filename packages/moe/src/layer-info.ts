@@ -88,24 +88,9 @@ export function expertMLPs(layer: MoELayer): LayerList<MLP> {
  * options, quantization or sharding), from its config ({@link configOptions}) and its router and MLP classes.
  */
 export function layerOptionsOf(layer: MoELayer): Omit<MoEOptions, 'devices'> {
-  const { hiddenDim, numExperts, numExpertsPerToken, moeDim, hasSharedExperts, sharedExpertsDim, hasSharedExpertGate, dtype, applyRouterWeightFirst, swigluLimit, expertActivation, hasExpertBias } =
-    configOptions(layer.config);
-  return {
-    hiddenDim,
-    numExperts,
-    numExpertsPerToken,
-    moeDim,
-    gateCls: layer.gate.constructor as GateClass,
-    mlpCls: layer.mlpCls,
-    hasSharedExperts,
-    sharedExpertsDim,
-    hasSharedExpertGate,
-    dtype,
-    applyRouterWeightFirst,
-    swigluLimit,
-    expertActivation,
-    hasExpertBias,
-  };
+  // what a derived layer chooses itself: expert parallelism, quantization, isSharding
+  const { epSize: _ep, shardIndex: _shard, quantConfig: _quant, isSharding: _sharding, ...shapeAndMaths } = configOptions(layer.config);
+  return { ...shapeAndMaths, gateCls: layer.gate.constructor as GateClass, mlpCls: layer.mlpCls };
 }
 
 /** Every GPU buffer a forward of `layer` with routed-expert weights `gw` reads (parameters, packed shared experts, gw's tensors): part of a graph's key. */
