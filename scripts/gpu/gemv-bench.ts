@@ -12,7 +12,7 @@
 // --small --iters 2 --warmup 1 --burn 50 --formats int4,fp8 --tokens 1); --max-binding BYTES: a lower binding
 // limit (stacks above it split into whole-expert chunks); --chunks-per-dispatch N: chunks of a chunked stack bound
 // by one GEMV dispatch (GemvOptions.chunksPerDispatch; 1: one dispatch per chunk, the kernel before multi-chunk
-// dispatches; default 4, up to 16, within the device's storage bindings). A/B: run with 1 and without (and 8).
+// dispatches, the default; up to 16, within the device's storage bindings). A/B: run with 1, 4 and 8.
 // Models: Mixtral-8x7B (H 4096, I 14336, E 8, k 2), Qwen3-30B-A3B (H 2048, I 768, E 128, k 8), DeepSeek-V3 in
 // full (H 7168, I 2048, E 256, k 8; stacks over the binding limit are split into whole-expert chunks as the
 // layer does) and its shared expert (E 1, k 1).
