@@ -106,7 +106,19 @@ export async function loadDawn(importer: () => Promise<unknown> = importWebgpu):
   }
   if (typeof mod?.create !== 'function') throw new NoAdapterError('the `webgpu` package has no create() function (expected webgpu ^0.6)');
   Object.assign(globalThis, mod.globals);
-  return mod.create(DAWN_NODE_TOGGLES);
+  return mod.create(dawnNodeToggles());
+}
+
+/**
+ * DAWN_NODE_TOGGLES plus the Dawn toggles named in `WEBMOE_DAWN_ENABLE`
+ * (comma separated, e.g. `skip_validation,disable_robustness`: for measuring
+ * what validation and bounds checks cost; never set by the library).
+ * @example `dawnNodeToggles({ WEBMOE_DAWN_ENABLE: 'skip_validation' })[0] // 'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,skip_validation'`
+ */
+export function dawnNodeToggles(env: Record<string, string | undefined> = process.env): string[] {
+  const extra = (env.WEBMOE_DAWN_ENABLE ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+  for (const t of extra) if (!/^[a-z0-9_]+$/.test(t)) throw new ValueError('WEBMOE_DAWN_ENABLE', 'Dawn toggle names (lower case, digits, _) separated by commas', env.WEBMOE_DAWN_ENABLE);
+  return extra.length ? [`${DAWN_NODE_TOGGLES[0]},${extra.join(',')}`, ...DAWN_NODE_TOGGLES.slice(1)] : [...DAWN_NODE_TOGGLES];
 }
 
 /**
