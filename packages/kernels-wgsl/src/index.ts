@@ -32,6 +32,8 @@ export {
   Recorder,
   GpuGraph,
   type GraphCommand,
+  type ReplayOptions,
+  type SubmitPieces,
   defineKernel,
   uniformFields,
   Uniforms,
@@ -98,6 +100,6 @@ export { ACT_QUANT_GROUP, quantizeExperts, decodeExpertRow, type ExpertQuantForm
 
 // the kernel choices that the layers above share (one place: kernels/plan.ts)
 export { gatedActivationRef, type GatedActivationParams } from './kernels/activation-ref.js';
-export { planExpertGemms, useExpertGemv, useSingleExpertGemv, useGraphReplay, useFusedDecodeRouting, type ExpertGemmChoice, type ExpertGemmShape, type FastGemmKind, type GemvPackedKernel, type SgmatXRows } from './kernels/plan.js';
+export { planExpertGemms, useExpertGemv, useSingleExpertGemv, useGraphReplay, useFusedDecodeRouting, STACK_SUBMIT_PIECES, type ExpertGemmChoice, type ExpertGemmShape, type FastGemmKind, type GemvPackedKernel, type SgmatXRows } from './kernels/plan.js';
 // the subgroup-matrix GEMM's tile shapes (GroupedGemmOptions.sgmatShape)
 export { SGMAT_SHAPES, type SgmatShape, type SgmatShapeName } from './kernels/grouped-gemm-fast-shapes.js';

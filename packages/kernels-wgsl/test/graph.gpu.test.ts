@@ -35,6 +35,48 @@ describe('GpuGraph (captured recording, replayed)', () => {
       for (const b of [x, mid, y]) b.destroy();
     });
   });
+  it('replays in pieces of growing size (pieces): the same result, one submit per piece', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const c = ctx;
+    const r = rng(11);
+    const n = 517;
+    await gpuChecked(c, async () => {
+      const x = GpuTensor.empty(c, 'float32', [n]);
+      const rec = new Recorder(c, { capture: true });
+      // 13 dependent dispatches: f32 -> bf16 -> f32 -> ... (every one reads the previous one's output)
+      const made: GpuTensor[] = [x];
+      for (let i = 0; i < 13; i++) made.push(castGpu(c, made[i], i % 2 === 0 ? 'bfloat16' : 'float32', { recorder: rec }));
+      rec.submit();
+      const graph = rec.toGraph();
+      expect(graph.dispatchCount).toBe(13);
+      const submit = c.submit.bind(c);
+      let submits = 0;
+      c.submit = (b: GPUCommandBuffer[]) => (submits++, submit(b));
+      try {
+        for (const [pieces, want] of [
+          [{ first: 2, max: 4 }, 4], // 2 + 4 + 4 + 3
+          [{ first: 1, max: 64 }, 4], // 1 + 2 + 4 + 6
+          [{ first: 13, max: 13 }, 1],
+          [undefined, 1],
+        ] as const) {
+          const vals = randomArray(r, n, -50, 50);
+          c.writeBuffer(x.buffer, 0, vals);
+          const last = made[13];
+          c.writeBuffer(last.buffer, 0, new Uint8Array(last.byteLength)); // a piece left out would leave zeros or stale values
+          submits = 0;
+          await graph.replay({ pieces });
+          expect(submits, JSON.stringify(pieces)).toBe(want);
+          const got = (await last.download()).toFloat32(); // bf16 (13th cast: index 12, even) -> last is bf16
+          const wantVals = castRef(HostTensor.fromFloat32([n], vals), 'bfloat16').toFloat32();
+          expect(got).toEqual(wantVals);
+        }
+      } finally {
+        c.submit = submit;
+      }
+      graph.destroy();
+      for (const b of made) b.destroy();
+    });
+  });
   it('refuses toGraph on a recorder that did not capture', async (t) => {
     if (!ctx) return t.skip('no WebGPU adapter');
     const rec = new Recorder(ctx);

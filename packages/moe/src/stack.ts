@@ -1,5 +1,5 @@
 import { DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
-import { BufferPool, ForwardGraphs, GpuTensor, Recorder, checkOutput, useGraphReplay, type GpuContext } from '@webmoe/kernels-wgsl';
+import { BufferPool, ForwardGraphs, GpuTensor, Recorder, STACK_SUBMIT_PIECES, checkOutput, useGraphReplay, type GpuContext } from '@webmoe/kernels-wgsl';
 import { forwardHostArray, hostInputRows, recordAndSubmit } from './host-io.js';
 import { LayerList } from '@webmoe/nn';
 import { MoE, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
@@ -7,10 +7,11 @@ import { MoE, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
 /**
  * A stack of MoE layers run one after another (`y = layers[n-1](...layers[0](x))`,
  * no residual or norm in between): a decode step through every MoE block of
- * a model issued as one recording and one submit. On a GPU, for T <= 64
- * (`useGraphs`) the whole stack is one captured graph: a step is one
- * encoder, the input copied in, every layer's dispatches, the output copied
- * out, and one submit, with nothing created or written on the host per step.
+ * a model issued as one recording. On a GPU, for T <= 64 (`useGraphs`) the
+ * whole stack is one captured graph: a step is the input copied in, every
+ * layer's dispatches, the output copied out, submitted in a few pieces of
+ * growing size (STACK_SUBMIT_PIECES: the GPU starts on the first layers while
+ * the rest is issued), with nothing created or written on the host per step.
  * It is a `LayerList` (state-dict names `0.gate.weight`, ...; `destroy()`
  * frees the layers too).
  *
@@ -90,7 +91,8 @@ export class MoEStack extends LayerList<MoE> {
     for (const m of this) m.checkForward(T);
     const pool = (this.pool ??= new BufferPool(ctx, { maxFreeBytes: 64 << 20 }));
     if (this.useGraphs && useGraphReplay(T)) {
-      this.graphs ??= new ForwardGraphs(ctx, 'moe-stack');
+      // submitted in pieces: the GPU starts on the first layers while the host issues the rest
+      this.graphs ??= new ForwardGraphs(ctx, 'moe-stack', { pieces: STACK_SUBMIT_PIECES });
       return this.graphs.run(String(T), x, shape, (rec, xIn, scratch) => this.record(rec, xIn, pool, scratch), opts.out);
     }
     return recordAndSubmit(ctx, 'moe-stack.forward', (rec, scratch) => this.record(rec, x, pool, scratch), opts.out);

@@ -143,6 +143,16 @@ export function useGraphReplay(T: number): boolean {
   return T <= KERNEL_CROSSOVERS.graphMaxTokens;
 }
 
+/**
+ * How a long replayed graph (a stack of layers) is submitted: in pieces of 8
+ * dispatches, then 16, 32 and 64 (a one-layer graph of up to 8 dispatches
+ * stays one submit). One submit for a whole 48-layer decode step left the
+ * H200 idle while the host issued it (MoEStack, Qwen3-30B T = 1: 52.7 us of
+ * host per layer before the GPU started on 74 us of work per layer,
+ * 2026-12-04); each extra submit costs ~35 us of host time there.
+ */
+export const STACK_SUBMIT_PIECES = { first: 8, max: 64 } as const;
+
 /** The tile of the tiled grouped GEMMs for `rows` grouped rows over E experts. */
 export function tiledGemmTile(rows: number, E: number): 'decode' | 'prefill' {
   const perExpert = rows / Math.max(1, Math.min(E, rows));

@@ -2,7 +2,7 @@ import { DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
 import type { GpuContext } from './context.js';
 import { GpuTensor } from './tensor.js';
 import { BufferPool } from './pool.js';
-import { GpuGraph, Recorder } from './kernel.js';
+import { GpuGraph, Recorder, type SubmitPieces } from './kernel.js';
 
 /** Records a forward on `x` into `rec` (no submit), pushing the scratch it must keep alive to `scratch`; returns its output. */
 export type RecordForward = (rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[]) => GpuTensor;
@@ -43,12 +43,16 @@ export class ForwardGraphs {
   readonly label: string;
   readonly maxGraphs: number;
   private entries = new Map<string, Entry>();
+  /** Replays submit in these pieces (GpuGraph.replay's `pieces`); undefined: one submit. */
+  readonly pieces: SubmitPieces | undefined;
   private outputs: BufferPool;
 
-  constructor(ctx: GpuContext, label: string, opts: { maxGraphs?: number } = {}) {
+  /** @param opts.pieces submit each replay in pieces (long graphs, e.g. a stack of layers: STACK_SUBMIT_PIECES) */
+  constructor(ctx: GpuContext, label: string, opts: { maxGraphs?: number; pieces?: SubmitPieces } = {}) {
     this.ctx = ctx;
     this.label = label;
     this.maxGraphs = opts.maxGraphs ?? 4;
+    this.pieces = opts.pieces;
     this.outputs = new BufferPool(ctx, { maxFreeBytes: 64 << 20 });
   }
 
@@ -71,7 +75,7 @@ export class ForwardGraphs {
     const y = out ?? this.outputs.tensor('float32', outShape, `${this.label}.out`);
     e.io.x = x;
     e.io.y = y;
-    void e.graph.replay({ pre: e.pre, post: e.post });
+    void e.graph.replay({ pre: e.pre, post: e.post, pieces: this.pieces });
     return y;
   }
 

@@ -492,6 +492,41 @@ export type GraphCommand =
   | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number };
 
 /**
+ * Submits a long replay in pieces: the first after `first` dispatches, each
+ * next one twice as many, up to `max` (see {@link GpuGraph.replay}).
+ * @example `graph.replay({ pieces: { first: 8, max: 64 } })`
+ */
+export interface SubmitPieces {
+  /** Dispatches in the first piece. */
+  first: number;
+  /** The most dispatches in one piece. */
+  max: number;
+}
+
+/** Options of {@link GpuGraph.replay}. */
+export interface ReplayOptions {
+  /** Copies recorded before the graph (e.g. the input into the graph's input buffer). */
+  pre?: (enc: GPUCommandEncoder) => void;
+  /** Copies recorded after the graph (e.g. its output out). */
+  post?: (enc: GPUCommandEncoder) => void;
+  /** Time the replay (one submit): the promise gives its GPU time in ns. */
+  timestamps?: boolean;
+  /**
+   * Append to the context's deferred encoder (`GpuContext.deferredEncoder`: one submit for the replays of one
+   * task) instead of a submit of its own (untimed only). Not the default: on an H200, a chain of 16 decode
+   * layers deferred to one submit ran slower (Qwen3-30B T = 1: 0.151 vs 0.084 ms per layer, 2026-12-04),
+   * because the GPU waits for the whole chain to be issued instead of starting on the first layer.
+   */
+  defer?: boolean;
+  /**
+   * Submit in pieces of growing size (untimed, not deferred): the GPU starts on the first piece while the
+   * host issues the rest, instead of waiting for the whole replay (a long graph, e.g. a stack of layers,
+   * takes longer to issue than its first layers take to run). Each extra piece costs one submit.
+   */
+  pieces?: SubmitPieces;
+}
+
+/**
  * A captured recording that replays without re-recording: one encoder, the
  * cached pipelines and bind groups, one submit (the WebGPU analogue of a CUDA
  * graph; decode is host-bound otherwise). Made by `Recorder.toGraph()`.
@@ -522,20 +557,16 @@ export class GpuGraph {
   }
 
   /**
-   * Replays. `pre`/`post` add copies before/after (e.g. the input into the
-   * graph's input buffer and the output out of it). With `timestamps`, the
-   * returned promise gives the GPU time of the replay in ns (else resolves to -1 at once). With `defer`
-   * (untimed only), the replay goes into the context's deferred encoder (`GpuContext.deferredEncoder`: one
-   * submit for the replays of one task) instead of a submit of its own. Not the default: on an H200, a chain
-   * of 16 decode layers deferred to one submit ran slower (Qwen3-30B T = 1: 0.151 vs 0.084 ms per layer,
-   * 2026-12-04), because the GPU waits for the whole chain to be issued instead of starting on the first layer.
+   * Replays (see {@link ReplayOptions}). With `timestamps`, the returned promise gives the GPU time of the
+   * replay in ns; else it resolves to -1 at once.
    */
-  replay(opts: { pre?: (enc: GPUCommandEncoder) => void; post?: (enc: GPUCommandEncoder) => void; timestamps?: boolean; defer?: boolean } = {}): Promise<number> {
+  replay(opts: ReplayOptions = {}): Promise<number> {
     this.ctx.assertAlive();
     const d = this.ctx.device;
     const timed = !!opts.timestamps && this.ctx.features.timestampQuery;
     const deferred = !!opts.defer && !timed;
-    const enc = deferred ? this.ctx.deferredEncoder() : d.createCommandEncoder({ label: 'graph' });
+    const pieces = !timed && !deferred ? opts.pieces : undefined;
+    let enc = deferred ? this.ctx.deferredEncoder() : d.createCommandEncoder({ label: 'graph' });
     opts.pre?.(enc);
     if (timed && !this.querySet) {
       this.querySet = d.createQuerySet({ type: 'timestamp', count: 2 });
@@ -543,12 +574,24 @@ export class GpuGraph {
     }
     let pass: GPUComputePassEncoder | undefined;
     let first = true;
+    // with `pieces`: dispatches left in this piece, and the size of the next one
+    let left = pieces ? pieces.first : Infinity;
+    let next = pieces ? Math.min(2 * pieces.first, pieces.max) : Infinity;
     for (const c of this.commands) {
       if (c.kind === 'copy') {
         pass?.end();
         pass = undefined;
         enc.copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.size);
         continue;
+      }
+      if (left === 0) {
+        // this piece is full: submit it so that the GPU starts while the rest is issued
+        pass?.end();
+        pass = undefined;
+        this.ctx.submit([enc.finish()]);
+        enc = d.createCommandEncoder({ label: 'graph' });
+        left = next;
+        next = Math.min(2 * next, pieces!.max);
       }
       if (!pass) {
         pass = enc.beginComputePass(timed && first ? { timestampWrites: { querySet: this.querySet!, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : undefined);
@@ -558,6 +601,7 @@ export class GpuGraph {
       pass.setBindGroup(0, c.bg);
       if (c.indirect) pass.dispatchWorkgroupsIndirect(c.indirect, c.offset ?? 0);
       else if (c.wg![0] > 0 && c.wg![1] > 0 && c.wg![2] > 0) pass.dispatchWorkgroups(c.wg![0], c.wg![1], c.wg![2]);
+      left--;
     }
     pass?.end();
     let read: GPUBuffer | undefined;
