@@ -12,7 +12,7 @@
 // --small --iters 2 --warmup 1 --burn 50 --formats int4,fp8 --tokens 1); --max-binding BYTES: a lower binding
 // limit (stacks above it split into whole-expert chunks); --chunks-per-dispatch N: chunks of a chunked stack bound
 // by one GEMV dispatch (GemvOptions.chunksPerDispatch; 1: one dispatch per chunk, the kernel before multi-chunk
-// dispatches, the default; up to 16, within the device's storage bindings). A/B: run with 1, 4 and 8.
+// dispatches; default: the planner's gemvChunksPerDispatch, 4 on a GPU; up to 16, within the device's storage bindings). A/B: 1, 4 and 8.
 // Models: Mixtral-8x7B (H 4096, I 14336, E 8, k 2), Qwen3-30B-A3B (H 2048, I 768, E 128, k 8), DeepSeek-V3 in
 // full (H 7168, I 2048, E 256, k 8; stacks over the binding limit are split into whole-expert chunks as the
 // layer does) and its shared expert (E 1, k 1).
@@ -20,7 +20,7 @@
 // relErr: each kernel's h (gate_up output) and y (down output) against the 'table' kernel's.
 import { createGpuContext, GpuTensor, Recorder, defineKernel, uniformFields, gemvGateUpGpu, gemvDownGpu, activeExpertsGpu, foldWorkgroups, destroyExpertWeights, type GroupingGpu, type ExpertWeightsGpu, type ExpertStackGpu, type GemvPackedKernel } from '@webmoe/kernels-wgsl';
 import { gemvPackedPath } from '../../packages/kernels-wgsl/src/kernels/moe-gemv.js';
-import { GEMV_PACKED_KERNELS, gemvPackedKernelFor, gemvRowsPerPass } from '../../packages/kernels-wgsl/src/kernels/plan.js';
+import { GEMV_PACKED_KERNELS, gemvDenseKernelFor, gemvPackedKernelFor, gemvRowsPerPass } from '../../packages/kernels-wgsl/src/kernels/plan.js';
 import { HostTensor } from '@webmoe/tensor';
 import { relErr } from '@webmoe/kernels-wgsl/testing';
 import { burnGpu } from '../../apps/bench/src/peak.js';
@@ -181,7 +181,11 @@ for (const [name, H, I, E, k] of MODELS) {
     const wgu = await makeStack(fmt, E, 2 * I, H, 'concat');
     const wdn = await makeStack(fmt, E, H, I, 'rows');
     // 'table' first: the others' relErr is against its outputs
-    const kernels: (GemvPackedKernel | 'dense')[] = fmt === 'bf16' ? ['dense'] : GEMV_PACKED_KERNELS.filter((kn) => kn === 'table' || (list('kernels')?.includes(kn) ?? true));
+    // bf16: the dense kernel first (the others' relErr is against it), then the row-blocked ones asked for
+    const kernels: (GemvPackedKernel | 'dense')[] =
+      fmt === 'bf16'
+        ? ['dense', ...GEMV_PACKED_KERNELS.filter((kn) => kn.startsWith('rows') && (list('kernels')?.includes(kn) ?? ['rows1', 'rows2', 'rows4'].includes(kn)))]
+        : GEMV_PACKED_KERNELS.filter((kn) => kn === 'table' || (list('kernels')?.includes(kn) ?? true));
     for (const T of TS) {
       const idx = new Uint32Array(T * k);
       for (let t = 0; t < T; t++) for (let j = 0; j < k; j++) idx[t * k + j] = (t * 7 + j * 13) % E;
@@ -201,7 +205,7 @@ for (const [name, H, I, E, k] of MODELS) {
       const bytes = distinct * (expertBytes(wgu) + expertBytes(wdn));
       let refOut: { h: Float32Array; y: Float32Array } | undefined;
       for (const kernel of kernels) {
-        const packedKernel = kernel === 'dense' ? undefined : kernel;
+        const packedKernel = kernel === 'dense' ? (fmt === 'bf16' ? 'table' : undefined) : kernel; // bf16 'table': the dense kernel
         const run = (rec: Recorder) => {
           const active = activeExpertsGpu(ctx, rec, g, I, H);
           const h = gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH });
@@ -225,7 +229,7 @@ for (const [name, H, I, E, k] of MODELS) {
         });
         const gbps = bytes / (ms * 1e6);
         const row: Row = {
-          model: name, format: fmt, T, kernel, default: kernel === 'dense' || kernel === gemvPackedKernelFor(gemvRowsPerPass(T, k, E, true)), path: `${gemvPackedPath(wgu, packedKernel)}/${gemvPackedPath(wdn, packedKernel)}`, ms, bytes, gbps, ofCopy: gbps / copyGBps,
+          model: name, format: fmt, T, kernel, default: kernel === (fmt === 'bf16' ? gemvDenseKernelFor(gemvRowsPerPass(T, k, E, true)) : gemvPackedKernelFor(gemvRowsPerPass(T, k, E, true))), path: `${gemvPackedPath(wgu, packedKernel)}/${gemvPackedPath(wdn, packedKernel)}`, ms, bytes, gbps, ofCopy: gbps / copyGBps,
           relErrH: relErr(out.h, refOut.h), relErrY: relErr(out.y, refOut.y),
         };
         rows.push(row);

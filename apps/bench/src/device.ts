@@ -8,15 +8,6 @@ export type BenchDevice =
   | { kind: 'cpu'; name: string; reason: string };
 
 /**
- * True for software WebGPU adapters (Mesa lavapipe/llvmpipe, SwiftShader, WARP).
- * @example `isSoftwareAdapter({ vendor: 'mesa', architecture: 'software', device: '', description: 'llvmpipe' }) // true`
- */
-export function isSoftwareAdapter(info: { vendor: string; architecture: string; device: string; description: string }, fallback = false): boolean {
-  const s = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
-  return fallback || /llvmpipe|lavapipe|swiftshader|software|warp/.test(s);
-}
-
-/**
  * Opens the device: `auto` takes the WebGPU adapter if there is one (GPU or
  * lavapipe) and the CPU otherwise; `gpu` fails without an adapter.
  * @example `const dev = await openDevice('auto'); console.log(dev.kind, dev.name)`
@@ -25,8 +16,7 @@ export async function openDevice(choice: DeviceChoice): Promise<BenchDevice> {
   if (choice === 'cpu') return { kind: 'cpu', name: 'cpu (TypeScript reference path)', reason: '--device cpu' };
   try {
     const ctx = await createGpuContext({ label: 'webmoe-bench' });
-    const fallback = !!(ctx.adapter as GPUAdapter & { info?: { isFallbackAdapter?: boolean } }).info?.isFallbackAdapter;
-    const kind = isSoftwareAdapter(ctx.adapterInfo, fallback) ? 'lavapipe' : 'gpu';
+    const kind = ctx.adapterInfo.software ? 'lavapipe' : 'gpu';
     return { kind, ctx, name: ctx.adapterName };
   } catch (e) {
     if (choice === 'gpu') throw e;

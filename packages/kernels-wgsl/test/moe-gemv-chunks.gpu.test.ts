@@ -26,7 +26,7 @@ import {
 } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { hostGrouping, randomIdx, uploadGrouping } from './grouped-helpers.js';
-import { GEMV_CHUNKS_PER_DISPATCH, GEMV_MAX_CHUNKS_PER_DISPATCH, chunkedGemvSource, planGemvChunkGroups } from '../src/kernels/moe-gemv-chunks.js';
+import { GEMV_MAX_CHUNKS_PER_DISPATCH, chunkedGemvSource, planGemvChunkGroups } from '../src/kernels/moe-gemv-chunks.js';
 import { gemvKernel } from '../src/kernels/moe-gemv-kernel.js';
 
 let ctx: GpuContext | null;
@@ -64,7 +64,6 @@ describe('planGemvChunkGroups', () => {
     // never more than GEMV_MAX_CHUNKS_PER_DISPATCH
     // 40 chunks, at most 16 per dispatch: 3 dispatches of 14
     expect(GEMV_MAX_CHUNKS_PER_DISPATCH).toBe(16);
-    expect(GEMV_CHUNKS_PER_DISPATCH).toBe(1);
     expect(planGemvChunkGroups(whole(40, 40, 16), 8, 1000)!.nc).toBe(14);
   });
   it('an expert cut in pieces: each output range takes its own blocks of the grid', () => {
@@ -206,8 +205,13 @@ describe('decode GEMVs with several chunks per dispatch: bit for bit', () => {
           expect(oneEach.ncs.every((c) => c === undefined)).toBe(true);
           expectSameBits(oneEach.h, base.h, `${kind}, one chunk per dispatch: h`);
           expectSameBits(oneEach.y, base.y, `${kind}, one chunk per dispatch: y`);
-          // 2 and 3 chunks per dispatch (whole: 2 leaves a padding slot; split: with 3, an expert's two pieces fall in different dispatches);
-          // the default (GEMV_CHUNKS_PER_DISPATCH = 1) is the one-per-chunk run above
+          // the planner's default on this adapter (gemvChunksPerDispatch: one per chunk on a software adapter, several on a GPU)
+          const dflt = await run(kind);
+          expectSameBits(dflt.h, base.h, `${kind}, default chunks per dispatch: h`);
+          expectSameBits(dflt.y, base.y, `${kind}, default chunks per dispatch: y`);
+          if (cx.adapterInfo.software) expect(dflt.gemvs, 'software adapter: one dispatch per chunk').toBe(n[0] + n[1]);
+          else if (cx.limits.maxStorageBuffersPerShaderStage >= 16) expect(dflt.gemvs, 'a GPU: several chunks per dispatch').toBeLessThan(n[0] + n[1]);
+          // 2 and 3 chunks per dispatch (whole: 2 leaves a padding slot; split: with 3, an expert's two pieces fall in different dispatches)
           for (const per of [2, 3]) {
             const got = await run(kind, per);
             // ceil(n / per) dispatches of equal NC = ceil(n / dispatches)

@@ -184,6 +184,77 @@ describe('row-blocked decode GEMV on quantized experts (randomized)', () => {
 });
 
 /**
+ * 16-bit dense weights (bf16, f16) on the row-blocked kernels ('rows1' | 'rows2' | 'rows4'), randomized,
+ * against the reference and the dense kernel: output counts that leave a workgroup part empty, columns
+ * whose 8-column chunks do not fill the lanes' steps, bias, rowScale, both gate_up layouts, T = 1, 3, 4 and
+ * 16; a column count that is no multiple of 8 falls back to the dense kernel.
+ */
+describe('row-blocked decode GEMV on 16-bit dense experts (randomized)', () => {
+  const CASES = [
+    { dtype: 'bfloat16', H: 520, I: 44, E: 5, k: 2, T: 1, kernel: 'rows1' },
+    { dtype: 'bfloat16', H: 264, I: 40, E: 6, k: 3, T: 4, kernel: 'rows4' },
+    { dtype: 'float16', H: 136, I: 24, E: 4, k: 2, T: 3, kernel: 'rows2' },
+    { dtype: 'float16', H: 72, I: 56, E: 3, k: 1, T: 16, kernel: 'rows2' },
+    { dtype: 'bfloat16', H: 52, I: 24, E: 4, k: 2, T: 3, kernel: 'rows4' }, // H % 8 != 0: gate_up on the dense kernel, down row-blocked
+  ] as const;
+  const ACTS: ExpertActivation[] = [
+    { kind: 'silu', layout: 'concat' },
+    { kind: 'swigluoai', layout: 'interleaved', limit: 1.5, alpha: 1.702 },
+  ];
+  CASES.forEach((c, i) => {
+    const act = ACTS[i % ACTS.length];
+    const bias = i % 2 === 1;
+    const scale = i !== 2;
+    it(`${c.dtype} ${c.kernel}: T=${c.T} k=${c.k} E=${c.E} H=${c.H} I=${c.I}, ${act.kind} ${act.layout}${bias ? ', bias' : ''}${scale ? ', rowScale' : ''}`, async (t) => {
+      if (!ctx) return t.skip('no WebGPU adapter');
+      const cx = ctx;
+      const r = rng(700 + i);
+      const { T, k, E, H, I } = c;
+      const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
+      const x = randomArray(r, T * H);
+      const guH = { kind: 'dense' as const, w: HostTensor.fromFloat32([E, 2 * I, H], randomArray(r, E * 2 * I * H, -0.3, 0.3), c.dtype) };
+      const dnH = { kind: 'dense' as const, w: HostTensor.fromFloat32([E, H, I], randomArray(r, E * H * I, -0.3, 0.3), c.dtype) };
+      const guB = bias ? HostTensor.fromFloat32([E, 2 * I], randomArray(r, E * 2 * I, -0.5, 0.5), 'bfloat16') : undefined;
+      const dnB = bias ? HostTensor.fromFloat32([E, H], randomArray(r, E * H, -0.5, 0.5), 'float32') : undefined;
+      const rsv = scale ? randomArray(r, T * k, 0.5, 1.5) : undefined;
+      const hRef = groupedGateUpRef(x, g, guH, guB, act, rsv);
+      const yRef = groupedDownRef(hRef, g, dnH, dnB);
+      const out = await gpuChecked(cx, async () => {
+        const gg = uploadGrouping(cx, g);
+        const gu = uploadExpertWeights(cx, guH);
+        const dn = uploadExpertWeights(cx, dnH);
+        const paths = [gemvPackedPath(gu, c.kernel), gemvPackedPath(dn, c.kernel)];
+        const xg = GpuTensor.upload(cx, new HostTensor('float32', [T, H], x));
+        const bg = guB && GpuTensor.upload(cx, guB);
+        const bd = dnB && GpuTensor.upload(cx, dnB);
+        const rs = rsv && GpuTensor.upload(cx, new HostTensor('float32', [T, k], rsv));
+        const res: { kernel: string; h: Float32Array; y: Float32Array }[] = [];
+        // the row-blocked kernel, then the dense one ('table' on dense weights)
+        for (const packedKernel of [c.kernel, 'table'] as const) {
+          const rec = new Recorder(cx);
+          const hg = gemvGateUpGpu(cx, rec, xg, gg, gu, act, { packedKernel, bias: bg, rowScale: rs });
+          const yg = gemvDownGpu(cx, rec, hg, gg, dn, { packedKernel, bias: bd });
+          rec.submit();
+          res.push({ kernel: packedKernel, h: (await hg.download()).toFloat32(), y: (await yg.download()).toFloat32() });
+          for (const b of [hg, yg]) b.destroy();
+        }
+        for (const b of [xg, bg, bd, rs]) b?.destroy();
+        destroyExpertWeights(gu);
+        destroyExpertWeights(dn);
+        gg.destroy();
+        return { res, paths };
+      });
+      // gate_up reads H columns, down I columns: the row-blocked path needs whole 8-column chunks
+      expect(out.paths).toEqual([H % 8 === 0 ? 'rows' : 'dense', I % 8 === 0 ? 'rows' : 'dense']);
+      for (const o of out.res) {
+        expect(relErr(o.h, hRef), `h (${o.kernel})`).toBeLessThan(2e-5);
+        expect(relErr(o.y, yRef), `y (${o.kernel})`).toBeLessThan(2e-5);
+      }
+    }, 600_000);
+  });
+});
+
+/**
  * Every fp8 code through each decode GEMV path: down weights [1, 256, 32] whose row r holds code r in
  * column r % 32 and code 0 elsewhere, so output r is decode(r) * scale * x[r % 32]; NaN codes (e4m3
  * S.1111.111, e5m2 NaNs) give NaN, e5m2 infinities +-inf, subnormals their exact values.

@@ -25,15 +25,6 @@ const CHUNK_PLACE = ['eb', 'ne', 'xb', 'nx'] as const;
  */
 export const GEMV_MAX_CHUNKS_PER_DISPATCH = 16;
 
-/**
- * Chunks one decode GEMV dispatch binds by default: 1 (one dispatch per chunk, as before the multi-chunk
- * variant) until the H200 measures the multi-chunk dispatch. GemvOptions.chunksPerDispatch opts in (up to
- * GEMV_MAX_CHUNKS_PER_DISPATCH). The code grows with each chunk's copy, and lavapipe's compile time faster than
- * that (a qwen3_moe layer split into pieces, T = 16: over 600 s at 9 chunks per dispatch, 104 s at 4; olmoe's
- * golden cases ~460 s each): as a default it would also make CI's chunked-layer tests take an hour.
- */
-export const GEMV_CHUNKS_PER_DISPATCH = 1;
-
 /** The uniform field of chunk c for a one-chunk field or a placement field. @example `chunkField('rows', 2) // 'rows_2'` */
 export function chunkField(name: string, c: number): string {
   return `${name}_${c}`;

@@ -16,6 +16,8 @@ const ROWS_PASS = 8;
  * [E, rows/bh, cols/bw], mxfp4 e8m0 bytes [E, rows, cols/32].
  */
 function rowsScaleWgsl(v: GemvVariant): string {
+  // dense 16-bit weights: no scales (every chunk's scale is 1)
+  if (v.sdtype === 'none') return `fn srow(e: u32, r: u32) -> u32 { return 0u; }\nfn sload(i: u32) -> f32 { return 1.0; }\nfn cblk(c: u32) -> u32 { return 0u; }`;
   const fp8 = v.wdtype === 'fp8_e4m3' || v.wdtype === 'fp8_e5m2';
   const srow = fp8 ? `fn srow(e: u32, r: u32) -> u32 { return (e * u.s0 + r / u.s2) * u.s1; }` : `fn srow(e: u32, r: u32) -> u32 { return (e * u.rows + r) * u.s0; }`;
   const sload =
@@ -60,7 +62,11 @@ function rowsMain(v: GemvVariant): string {
   const RO = v.ro!;
   const MRv = v.mr;
   const CW = wideChunkCols(v.wdtype);
-  const X4W = codec.perWord / 4; // x vec4s per code word
+  // a decode unit: one code word, or two for 16-bit weights (2 per word); its x vec4s, and units per 16-byte chunk
+  const UW = codec.perWord === 2 ? 2 : 1;
+  const X4W = (codec.perWord * UW) / 4;
+  const UNITS = 4 / UW;
+  const unitCode = (q: string) => (UW === 2 ? `vec2<u32>(${q}[2u * j], ${q}[2u * j + 1u])` : `${q}[j]`);
   const rows = Array.from({ length: RO }, (_, r) => r);
   const ms = Array.from({ length: MRv }, (_, m) => m);
   const parts = gu ? ['g', 'u'] : ['g'];
@@ -85,9 +91,9 @@ function rowsMain(v: GemvVariant): string {
         let cu = select(c0, c1, ci == 1u); let oku = select(ok0, ok1, ci == 1u);
 ${rowsParts.map((n) => `        let q${n} = select(q${n}_0, q${n}_1, ci == 1u); let s${n}u = select(s${n}_0, s${n}_1, ci == 1u);${codec.zoff ? ` let z${n} = select(z${n}_0, z${n}_1, ci == 1u);` : ''}`).join('\n')}
 ${rowsParts.map((n) => `        ${ms.map((m) => `var p${n}_${m} = 0.0;`).join(' ')}`).join('\n')}
-        for (var j = 0u; j < 4u; j++) {
+        for (var j = 0u; j < ${UNITS}u; j++) {
 ${ms.map((m) => `          ${Array.from({ length: X4W }, (_, h) => `let x${m}_${h} = X4[xq${m} + cu * ${CW / 4}u + j * ${X4W}u${h ? ` + ${h}u` : ''}];`).join(' ')}`).join('\n')}
-${rows.flatMap((r) => parts.map((a) => `          { let d = dw(q${a}${r}[j], ${codec.zoff ? `z${a}${r}` : 'vec4<f32>(0.0)'}); ${dotw(a, r)} }`)).join('\n')}
+${rows.flatMap((r) => parts.map((a) => `          { let d = dw(${unitCode(`q${a}${r}`)}, ${codec.zoff ? `z${a}${r}` : 'vec4<f32>(0.0)'}); ${dotw(a, r)} }`)).join('\n')}
         }
 ${rowsParts.flatMap((n) => ms.map((m) => `        a${n}_${m} += select(0.0, s${n}u * (p${n}_${m}${codec.unit !== 1 ? ` * ${codec.unit}.0` : ''}), oku);`)).join('\n')}
       }`;

@@ -61,9 +61,9 @@ export type GemvVariant = {
 };
 
 
-/** Columns of one 16-byte chunk of packed codes in the wide GEMV. */
+/** Columns of one 16-byte chunk of weights in the wide and row-blocked GEMVs (16-bit dense weights: 8; row-blocked only). */
 export function wideChunkCols(wfmt: GemvVariant['wdtype']): number {
-  return wfmt === 'int4' || wfmt === 'mxfp4' ? 32 : 16;
+  return wfmt === 'int4' || wfmt === 'mxfp4' ? 32 : wfmt === 'bfloat16' || wfmt === 'float16' ? 8 : 16;
 }
 
 /**
@@ -117,9 +117,9 @@ export function wideDecodeWgsl(wfmt: GemvVariant['wdtype']): string {
  *   unpack2x16float keeps them (the GEMV tests decode all 256 fp8 codes).
  */
 export interface RowsCodec {
-  /** Columns per u32 word: 8 (4-bit codes, low nibble first) or 4 (bytes). */
-  perWord: 4 | 8;
-  /** WGSL: `fn dw(w: u32, z: vec4<f32>) -> V8` (8 per word) or `-> vec4<f32>` (4), z from `zoff` (int formats; else unused). */
+  /** Columns per u32 word: 8 (4-bit codes, low nibble first), 4 (bytes) or 2 (16-bit dense weights, decoded two words at a time). */
+  perWord: 2 | 4 | 8;
+  /** WGSL: `fn dw(w: u32, z: vec4<f32>) -> V8` (8 per word) or `-> vec4<f32>` (4; 2 per word: `w: vec2<u32>`), z from `zoff` (int formats; else unused). */
   wgsl: string;
   /** WGSL expression: the fma offsets of the int formats for zero-point code `z` (an f32 expression). */
   zoff?: (z: string) => string;
@@ -167,6 +167,21 @@ fn dw(w: u32, z: vec4<f32>) -> V8 {
 }`,
     nan: `fn nanw(w: u32) -> u32 { let u = (w & 0x7f7f7f7fu) ^ 0x7f7f7f7fu; return (u - 0x01010101u) & ~u & 0x80808080u; }`,
     unit: 256,
+  },
+  // 16-bit dense weights (no scales): a bf16 is the high half of an f32; f16 pairs widen with unpack2x16float
+  bfloat16: {
+    perWord: 2,
+    wgsl: `fn dw(w: vec2<u32>, z: vec4<f32>) -> vec4<f32> {
+  return bitcast<vec4<f32>>(vec4<u32>(w.x << 16u, w.x & 0xffff0000u, w.y << 16u, w.y & 0xffff0000u));
+}`,
+    unit: 1,
+  },
+  float16: {
+    perWord: 2,
+    wgsl: `fn dw(w: vec2<u32>, z: vec4<f32>) -> vec4<f32> {
+  return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+}`,
+    unit: 1,
   },
   mxfp4: {
     perWord: 8,

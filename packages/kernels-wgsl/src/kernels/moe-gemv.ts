@@ -17,9 +17,9 @@ import { defineKernel, uniformFields, type Recorder } from '../runtime/kernel.js
 import { LimitError } from '../runtime/errors.js';
 import type { ExpertActivation, ExpertStackGpu, ExpertWeightsGpu, GroupingGpu } from './moe-types.js';
 import { expertChunkList, expertDims } from './expert-weights.js';
-import { gemvPackedKernelFor, gemvRowsPerPass, type GemvPackedKernel } from './plan.js';
+import { GEMV_PACKED_KERNELS, gemvChunksPerDispatch, gemvDenseKernelFor, gemvPackedKernelFor, gemvRowsPerPass, type GemvPackedKernel } from './plan.js';
 import { gemvKernel } from './moe-gemv-kernel.js';
-import { GEMV_CHUNKS_PER_DISPATCH, chunkBinding, chunkField, planGemvChunkGroups } from './moe-gemv-chunks.js';
+import { chunkBinding, chunkField, planGemvChunkGroups } from './moe-gemv-chunks.js';
 import { GEMV_GROUPS as GROUPS, NO_EXPERT, ROWS_CODECS, wideChunkCols, type DenseDtype, type GemvVariant } from './moe-gemv-snippets.js';
 
 export { GEMV_GROUPS, NO_EXPERT, type GemvVariant } from './moe-gemv-snippets.js';
@@ -116,12 +116,14 @@ export interface GemvOptions {
   pool?: BufferPool;
   /**
    * Which kernel reads packed weights (default: the planner's gemvPackedKernelFor(rows per pass)); 'wide' and 'rowsN'
-   * fall back to 'table' where the shapes do not allow 16-byte chunks (see {@link gemvPackedPath}).
+   * fall back to 'table' where the shapes do not allow 16-byte chunks (see {@link gemvPackedPath}). For 16-bit dense
+   * weights a 'rowsN' kernel takes the row-blocked path (default: the planner's gemvDenseKernelFor), anything else the
+   * dense kernel.
    */
   packedKernel?: GemvPackedKernel;
   /**
-   * A chunked stack: most chunks bound by one dispatch (default GEMV_CHUNKS_PER_DISPATCH = 1, one dispatch per chunk, until measured on the H200; at most 16, and as many as the device's
-   * maxStorageBuffersPerShaderStage allows); 1: one dispatch per chunk.
+   * A chunked stack: most chunks bound by one dispatch (default: the planner's gemvChunksPerDispatch, 4 on a GPU and 1 on
+   * a software adapter; at most 16, and as many as the device's maxStorageBuffersPerShaderStage allows); 1: one dispatch per chunk.
    */
   chunksPerDispatch?: number;
   /** Reuse the active-expert list of this forward (else computed here). */
@@ -200,7 +202,7 @@ export function gemvPackedPath(w: ExpertStackGpu, kernel: GemvPackedKernel = gem
 }
 
 /** The row blocking of a packed kernel name: outputs per 32-lane group and groups per output block ('rows2k4' -> 2, 4; 'rows4' -> 4, 1; 'table' and 'wide': 1, 1). */
-function kernelBlocking(kernel: GemvPackedKernel): { ro: number; ks: number } {
+function kernelBlocking(kernel: GemvPackedKernel | 'dense'): { ro: number; ks: number } {
   const m = /^rows(\d)(?:k(\d))?$/.exec(kernel);
   return m ? { ro: Number(m[1]), ks: Number(m[2] ?? 1) } : { ro: 1, ks: 1 };
 }
@@ -210,8 +212,10 @@ function blockCols(gw: GemvWeights): number {
   return gw.wfmt === 'fp8_e4m3' || gw.wfmt === 'fp8_e5m2' ? gw.su[3] : gw.wfmt === 'mxfp4' ? 32 : gw.su[1];
 }
 
-function packedPath(gw: GemvWeights, kernel: GemvPackedKernel): 'dense' | 'table' | 'wide' | 'rows' {
-  if (gw.sdtype === 'none') return 'dense';
+function packedPath(gw: GemvWeights, kernel: GemvPackedKernel | 'dense'): 'dense' | 'table' | 'wide' | 'rows' {
+  // dense weights: the dense kernel, or a row-blocked one ('rowsN') for 16-bit weights in whole 16-byte chunks
+  if (gw.sdtype === 'none') return kernel.startsWith('rows') && ROWS_CODECS[gw.wfmt] && gw.cols % wideChunkCols(gw.wfmt) === 0 ? 'rows' : 'dense';
+  if (kernel === 'dense') throw new ValueError('decode GEMV kernel of packed weights', GEMV_PACKED_KERNELS.join(' | '), kernel);
   if (kernel === 'table') return 'table';
   const rows = kernel !== 'wide';
   if (rows ? !ROWS_CODECS[gw.wfmt] : gw.wfmt === 'fp8_e5m2') return 'table';
@@ -264,12 +268,15 @@ function gemv(
     return { place: { e0: c.e0, experts: c.experts, o0: c.o0 }, gw, nout: c.outputs, bias: c.bias as GpuTensor | undefined };
   });
   const max = ctx.limits.maxComputeWorkgroupsPerDimension;
-  // rows accumulated per weight pass: about the rows per active expert (uniform routing), a power of two <= 8
-  const mr = gemvRowsPerPass(g.T, g.k, g.E, chunks[0].gw.sdtype !== 'none');
+  const dense = chunks[0].gw.sdtype === 'none';
   // every slot that can hold an active expert: at most T*k experts have rows
   const slots = Math.min(g.E, g.T * g.k);
-  const kernel = opts.packedKernel ?? plannedKernel(mr, slots, chunks[0].gw, nout);
+  // rows accumulated per weight pass: about the rows per active expert (uniform routing), a power of two <= 8
+  // (the row-blocked kernel: <= 4, as for packed weights)
+  const mrRows = gemvRowsPerPass(g.T, g.k, g.E, true);
+  const kernel = opts.packedKernel ?? (dense ? gemvDenseKernelFor(mrRows) : plannedKernel(mrRows, slots, chunks[0].gw, nout));
   const path = packedPath(chunks[0].gw, kernel);
+  const mr = dense && path === 'dense' ? gemvRowsPerPass(g.T, g.k, g.E, false) : mrRows;
   // outputs per 32-lane group, and per workgroup
   const { ro, ks } = path === 'rows' ? kernelBlocking(kernel) : { ro: 1, ks: 1 };
   const perWg = (GROUPS / ks) * ro;
@@ -283,7 +290,7 @@ function gemv(
   const active = opts.active?.active ?? (g.E === 1 ? singleExpertList(ctx) : activeExpertsGpu(ctx, rec, g, nout, nout).active);
   const first = chunks[0];
   // row-blocked path: chunks of 16 bytes per scale block, and its log2 where a power of two
-  const cb = path === 'rows' ? blockCols(first.gw) / wideChunkCols(first.gw.wfmt) : 0;
+  const cb = path === 'rows' && !dense ? blockCols(first.gw) / wideChunkCols(first.gw.wfmt) : path === 'rows' ? 1 : 0;
   const cbPow2 = cb > 0 && (cb & (cb - 1)) === 0;
   const variant: GemvVariant = {
     wdtype: first.gw.wfmt,
@@ -306,7 +313,7 @@ function gemv(
   // several chunks per dispatch where the device binds them side by side (moe-gemv-chunks.ts), all dispatches of one NC
   const perChunk = 1 + (first.bias ? 1 : 0) + (first.gw.scales ? 1 : 0) + (first.gw.zeros ? 1 : 0);
   const fit = Math.floor((ctx.limits.maxStorageBuffersPerShaderStage - Object.keys(shared).length) / perChunk);
-  const plan = planGemvChunkGroups(chunks.map((c) => ({ ...c.place, outputs: c.nout })), perWg, Math.min(fit, cpd ?? GEMV_CHUNKS_PER_DISPATCH));
+  const plan = planGemvChunkGroups(chunks.map((c) => ({ ...c.place, outputs: c.nout })), perWg, Math.min(fit, cpd ?? gemvChunksPerDispatch(ctx.adapterInfo.software)));
   if (plan) {
     const cv: GemvVariant = { ...variant, chunks: plan.nc };
     for (const grp of plan.groups) {

@@ -75,6 +75,12 @@ export const KERNEL_CROSSOVERS = {
    * and DeepSeek-V3's shared expert (1 slot x 128 / 448 blocks); off (maxWorkgroups 0) until the H200 ranks
    * them (scripts/gpu/gemv-bench.ts).
    */
+  /**
+   * The decode GEMV of 16-bit dense weights by rows per pass (of the row-blocked kernel, <= 4): 'dense' (one
+   * output per 32-lane group, 8 columns per load) or a row-blocked 'rowsN' (N outputs per group sharing
+   * each x load, 16-byte loads). Dense everywhere until the H200 ranks them (scripts/gpu/gemv-bench.ts).
+   */
+  gemvDenseKernel: { oneRow: 'dense', moreRows: 'dense' } as Readonly<Record<'oneRow' | 'moreRows', GemvPackedKernel | 'dense'>>,
   gemvPackedSplitK: { maxWorkgroups: 0, minCols: 4096, oneRow: 'rows2k4', moreRows: 'rows4k2' } as Readonly<{ maxWorkgroups: number; minCols: number; oneRow: GemvPackedKernel; moreRows: GemvPackedKernel }>,
 } as const;
 
@@ -153,6 +159,21 @@ export function useGraphReplay(T: number): boolean {
  */
 export const STACK_SUBMIT_PIECES = { first: 8, max: 64 } as const;
 
+/**
+ * Chunks of a split expert stack that one decode GEMV dispatch binds by
+ * default (GemvOptions.chunksPerDispatch overrides; the device's storage
+ * bindings cap it). A GPU: 4. On the H200 (gemv-bench, full DeepSeek-V3
+ * T = 1, one call, 2026-12-04) 1 / 4 / 8 per dispatch took 0.927 / 0.745 /
+ * 0.733 ms (bf16, 8+4 chunks) and 0.840 / 0.695 / 0.696 ms (fp8, rows2).
+ * A software adapter: 1 (one dispatch per chunk). Its compile time grows
+ * faster than the code's copies (lavapipe: a qwen3_moe layer in pieces,
+ * T = 16, over 600 s at 9 per dispatch, 104 s at 4; olmoe's golden cases
+ * ~460 s each at 4), and it has no launch cost to save.
+ */
+export function gemvChunksPerDispatch(softwareAdapter: boolean): number {
+  return softwareAdapter ? 1 : 4;
+}
+
 /** The tile of the tiled grouped GEMMs for `rows` grouped rows over E experts. */
 export function tiledGemmTile(rows: number, E: number): 'decode' | 'prefill' {
   const perExpert = rows / Math.max(1, Math.min(E, rows));
@@ -213,6 +234,11 @@ export function gemvPackedKernelFor(rowsPerPass: number, call?: { workgroups: nu
   const sk = KERNEL_CROSSOVERS.gemvPackedSplitK;
   if (call && call.workgroups < sk.maxWorkgroups && call.cols >= sk.minCols) return one ? sk.oneRow : sk.moreRows;
   return one ? KERNEL_CROSSOVERS.gemvPackedKernel.oneRow : KERNEL_CROSSOVERS.gemvPackedKernel.moreRows;
+}
+
+/** The decode GEMV kernel of 16-bit dense weights for `rowsPerPass` token rows per pass (KERNEL_CROSSOVERS.gemvDenseKernel). */
+export function gemvDenseKernelFor(rowsPerPass: number): GemvPackedKernel | 'dense' {
+  return rowsPerPass <= 1 ? KERNEL_CROSSOVERS.gemvDenseKernel.oneRow : KERNEL_CROSSOVERS.gemvDenseKernel.moreRows;
 }
 
 /**

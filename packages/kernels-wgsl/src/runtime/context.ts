@@ -169,6 +169,8 @@ export interface AdapterDescription {
   description: string;
   /** A short one-line name. */
   name: string;
+  /** A software adapter (Mesa lavapipe/llvmpipe, SwiftShader, WARP, or one the browser calls a fallback adapter): kernels run on the CPU. */
+  software: boolean;
 }
 
 export function describeAdapter(a: GPUAdapter): AdapterDescription {
@@ -178,7 +180,9 @@ export function describeAdapter(a: GPUAdapter): AdapterDescription {
   const device = i.device ?? '';
   const description = i.description ?? '';
   const name = [vendor, architecture, device, description].filter((s) => s).join(' / ') || 'unknown adapter';
-  return { vendor, architecture, device, description, name };
+  const fallback = !!(i as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter;
+  const software = fallback || /llvmpipe|lavapipe|swiftshader|software|warp/.test(name.toLowerCase());
+  return { vendor, architecture, device, description, name, software };
 }
 
 /**
