@@ -21,6 +21,7 @@ import {
   wideDecodeWgsl,
   type GemvVariant,
 } from './moe-gemv-snippets.js';
+import { GEMV_NAMES, ownFn, wgslDecls, type GemvModule, type GemvNames } from './moe-gemv-names.js';
 
 /**
  * The decode GEMV. Workgroup (bx, by): output block bx (GROUPS outputs), active
@@ -33,9 +34,14 @@ import {
  */
 export const gemvKernel = defineKernel<GemvVariant>(
   'moe_gemv',
-  (v) => (v.chunks === undefined ? oneChunkSource(v) : chunkedGemvSource(oneChunkSource(oneChunk(v)), v.chunks)),
+  (v) => (v.chunks === undefined ? gemvModuleText(gemvModule(v)) : chunkedGemvSource((n) => gemvModule(oneChunk(v), n), v.chunks)),
   { signature: (v) => (v.chunks === undefined ? { bindings: gemvBindings(v), uniforms: GEMV_UNIFORMS } : { bindings: chunkedGemvBindings(oneChunk(v), v.chunks), uniforms: chunkedGemvUniforms(v.chunks) }) },
 );
+
+/** The WGSL of a one-chunk GEMV module: its parts and the expert-slot prologue. */
+function gemvModuleText(m: GemvModule): string {
+  return `${m.decls.map((p) => p.text).join('')}${m.head}${EXPERT_SLOT_WGSL}${m.body}${m.tail}`;
+}
 
 /** The variant without its chunk count (the one-chunk kernel the multi-chunk one is made from). */
 function oneChunk(v: GemvVariant): GemvVariant {
@@ -43,15 +49,19 @@ function oneChunk(v: GemvVariant): GemvVariant {
   return one;
 }
 
-/** The one-chunk decode GEMV's WGSL (one weight container per dispatch). */
-function oneChunkSource(v: GemvVariant): string {
+/**
+ * The one-chunk decode GEMV's WGSL (one weight container per dispatch) in its parts, emitting the names n for
+ * what each chunk of a multi-chunk dispatch has its own of (GEMV_NAMES: the one-chunk kernel's own declarations).
+ */
+function gemvModule(v: GemvVariant, n: GemvNames = GEMV_NAMES): GemvModule {
+  const { W, rows: urows, nout, fn, block } = n;
   const gu = v.mode === 'gate_up';
   const MRv = v.mr;
   const NA = gu ? 2 : 1;
   const R = Array.from({ length: MRv }, (_, m) => m);
   const quant = v.sdtype !== 'none';
   const rows = v.ro !== undefined;
-  const { load8, load1, scaleFn, lutInit } = tableLoadersWgsl(v);
+  const { load8, load1, scaleFns, lutInit } = tableLoadersWgsl(v, n);
   // packed formats decode through a table: fewer chunks in flight keep the unrolled code (and its compile time on CPU drivers) small
   const U = v.vec8 ? (quant ? 2 : 4) : 1;
   // wide packed chunks: one 16-byte load per weight row, decoded word by word (4 words; a 4-bit word is 8 columns, an 8-bit word 4)
@@ -64,8 +74,8 @@ function oneChunkSource(v: GemvVariant): string {
   const zsub = (z: string) => (v.zp ? ` - ${z}` : '');
   const wideInner = `
         let col = c * ${CW}u;
-        let qg = W[(gbase + col) / ${CW}u];${gu ? ` let qu = W[(ubase + col) / ${CW}u];` : ''}
-        let sg = wscale(e, rg, col);${gu ? ' let su = wscale(e, ru, col);' : ''}${v.zp ? ` let zg = wzshift(e, rg, col);${gu ? ' let zu = wzshift(e, ru, col);' : ''}` : ''}
+        let qg = ${W}[(gbase + col) / ${CW}u];${gu ? ` let qu = ${W}[(ubase + col) / ${CW}u];` : ''}
+        let sg = wscale${fn}(e, rg, col);${gu ? ` let su = wscale${fn}(e, ru, col);` : ''}${v.zp ? ` let zg = wzshift${fn}(e, rg, col);${gu ? ` let zu = wzshift${fn}(e, ru, col);` : ''}` : ''}
 ${R.map((m) => `        var pg${m} = 0.0;${gu ? ` var pu${m} = 0.0;` : ''} let xq${m} = (xrow${m} + col) >> 2u;`).join('\n')}
 ${words
   .map((j) =>
@@ -85,7 +95,7 @@ ${R.map((m) => `        ag${m} += sg * pg${m};${gu ? ` au${m} += su * pu${m};` :
   const inner = v.vec8
     ? `
 ${Us.map((u) => `        let c${u} = c + ${u * LANES}u; let ok${u} = c${u} < nchunks; let col${u} = min(c${u}, nchunks - 1u) * 8u;
-        let wg${u} = ${wz(`wload8(gbase + col${u})`, `wzshift(e, rg, col${u})`)};${gu ? ` let wu${u} = ${wz(`wload8(ubase + col${u})`, `wzshift(e, ru, col${u})`)};` : ''}${quant ? ` let sg${u} = wscale(e, rg, col${u});${gu ? ` let su${u} = wscale(e, ru, col${u});` : ''}` : ''}`).join('\n')}
+        let wg${u} = ${wz(`wload8${fn}(gbase + col${u})`, `wzshift${fn}(e, rg, col${u})`)};${gu ? ` let wu${u} = ${wz(`wload8${fn}(ubase + col${u})`, `wzshift${fn}(e, ru, col${u})`)};` : ''}${quant ? ` let sg${u} = wscale${fn}(e, rg, col${u});${gu ? ` let su${u} = wscale${fn}(e, ru, col${u});` : ''}` : ''}`).join('\n')}
 ${Us.map((u) => R.map((m) => `        { let q = (xrow${m} + col${u}) >> 2u; let xa = X4[q]; let xb = X4[q + 1u];
           let xe = vec4<f32>(xa.xz, xb.xz); let xo = vec4<f32>(xa.yw, xb.yw);
           ag${m} += select(0.0, ${quant ? `sg${u} * ` : ''}(dot(wg${u}.e, xe) + dot(wg${u}.o, xo)), ok${u});${gu ? ` au${m} += select(0.0, ${quant ? `su${u} * ` : ''}(dot(wu${u}.e, xe) + dot(wu${u}.o, xo)), ok${u});` : ''} }`).join('\n')).join('\n')}`
@@ -93,30 +103,37 @@ ${Us.map((u) => R.map((m) => `        { let q = (xrow${m} + col${u}) >> 2u; let 
         let col = c * 8u;
         let lim = min(8u, u.cols - col);
         for (var j = 0u; j < lim; j++) {
-          let wgv = wload1(gbase + col + j);${gu ? `\n          let wuv = wload1(ubase + col + j);` : ''}
+          let wgv = wload1${fn}(gbase + col + j);${gu ? `\n          let wuv = wload1${fn}(ubase + col + j);` : ''}
 ${R.map((m) => `          { let xv = X[xrow${m} + col + j]; ag${m} = fma(xv, wgv, ag${m});${gu ? ` au${m} = fma(xv, wuv, au${m});` : ''} }`).join('\n')}
         }`;
-  return /* wgsl */ `
+  const decls = wgslDecls`
 struct W8 { e: vec4<f32>, o: vec4<f32>, }
-${v.bias ? biasLoader(v.bdtype) : ''}
+${ownFn(v.bias ? biasLoader(v.bdtype, n) : '')}
 ${expertActWgsl(v.act)}
 var<workgroup> wcnt: u32;
-${rows ? rowsWgsl(v) : `${v.zp && !v.wide ? 'fn wzsub(w: W8, z: f32) -> W8 { return W8(w.e - z, w.o - z); }' : ''}
-${v.wide ? `${wideDecodeWgsl(v.wdtype)}\n${scaleFn}` : quant ? `${FP8_DECODE_WGSL}${PACKED_CODE_WGSL}\nvar<workgroup> lut: array<f32, 256>;\n${scaleFn}` : ''}
-${v.wide ? '' : v.vec8 ? load8 : load1}
+`;
+  if (rows) {
+    const r = rowsWgsl(v, n);
+    return { decls: [...decls, ...r.decls], head: r.head, body: r.body, tail: `${r.tail}\n` };
+  }
+  decls.push(...wgslDecls`${v.zp && !v.wide ? 'fn wzsub(w: W8, z: f32) -> W8 { return W8(w.e - z, w.o - z); }' : ''}
+${v.wide ? wgslDecls`${wideDecodeWgsl(v.wdtype)}\n${scaleFns}` : quant ? wgslDecls`${FP8_DECODE_WGSL}${PACKED_CODE_WGSL}\nvar<workgroup> lut: array<f32, 256>;\n${scaleFns}` : ''}
+${ownFn(v.wide ? '' : v.vec8 ? load8 : load1)}
 var<workgroup> red: array<f32, ${GROUPS * LANES * MRv * NA}>;
-@compute @workgroup_size(${LANES}, ${GROUPS})
+`);
+  const head = `@compute @workgroup_size(${LANES}, ${GROUPS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   ${quant && !v.wide ? `{ let li = lid.y * ${LANES}u + lid.x; ${lutInit} }` : ''}
-${EXPERT_SLOT_WGSL}
+`;
+  const body = /* wgsl */ `
   let lane = lid.x;
   let g = lid.y;
-  let o = wid.x * ${GROUPS}u + g;
-  let valid = o < u.nout;
-  let oc = min(o, u.nout - 1u);
-  let ebase = e * u.rows * u.cols;
+  let o = ${block} * ${GROUPS}u + g;
+  let valid = o < u.${nout};
+  let oc = min(o, u.${nout} - 1u);
+  let ebase = e * u.${urows} * u.cols;
   ${gu ? `let rg = select(oc, 2u * oc, ${v.interleaved});
-  let ru = select(oc + u.nout, 2u * oc + 1u, ${v.interleaved});
+  let ru = select(oc + u.${nout}, 2u * oc + 1u, ${v.interleaved});
   let ubase = ebase + ru * u.cols;` : `let rg = oc;`}
   let gbase = ebase + rg * u.cols;
   let nchunks = ${v.wide ? `u.cols / ${CW}u` : '(u.cols + 7u) / 8u'};
@@ -142,10 +159,10 @@ ${R.map((m) => `    red[(g * ${MRv * NA}u + ${m * NA}u) * ${LANES}u + lane] = ag
       let row = off + m0 + lane;
       var sg = red[(g * ${MRv * NA}u + lane * ${NA}u) * ${LANES}u];
       ${gu ? `var su = red[(g * ${MRv * NA}u + lane * ${NA}u + 1u) * ${LANES}u];` : ''}
-      ${storeWgsl(v)}
+      ${storeWgsl(v, n)}
     }
     workgroupBarrier();
   }
-}`}
 `;
+  return { decls, head, body, tail: '}\n' };
 }

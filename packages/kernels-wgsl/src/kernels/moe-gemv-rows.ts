@@ -5,7 +5,15 @@
  */
 import { ValueError } from '@webmoe/tensor';
 import { FP8_DECODE_WGSL } from '../wgsl.js';
-import { GEMV_GROUPS as GROUPS, GEMV_LANES as LANES, EXPERT_SLOT_WGSL, ROWS_CODECS, storeWgsl, wideChunkCols, type GemvVariant } from './moe-gemv-snippets.js';
+import {
+  GEMV_GROUPS as GROUPS,
+  GEMV_LANES as LANES,
+  ROWS_CODECS,
+  storeWgsl,
+  wideChunkCols,
+  type GemvVariant,
+} from './moe-gemv-snippets.js';
+import { ownFn, wgslDecls, type GemvModule, type GemvNames, type GemvPiece } from './moe-gemv-names.js';
 
 /** Values per lane reduced in one pass of the row-blocked GEMV's workgroup reduction (bounds its workgroup memory). */
 const ROWS_PASS = 8;
@@ -15,32 +23,37 @@ const ROWS_PASS = 8;
  * scale row of weight row r: int blocks [E, rows, cols/bs], fp8 blocks
  * [E, rows/bh, cols/bw], mxfp4 e8m0 bytes [E, rows, cols/32].
  */
-function rowsScaleWgsl(v: GemvVariant): string {
+function rowsScaleWgsl(v: GemvVariant, n: GemvNames): GemvPiece[] {
+  const { QS, QZ, rows, s0, fn } = n;
   // dense 16-bit weights: no scales (every chunk's scale is 1)
-  if (v.sdtype === 'none') return `fn srow(e: u32, r: u32) -> u32 { return 0u; }\nfn sload(i: u32) -> f32 { return 1.0; }\nfn cblk(c: u32) -> u32 { return 0u; }`;
+  if (v.sdtype === 'none') return wgslDecls`${ownFn(`fn srow${fn}(e: u32, r: u32) -> u32 { return 0u; }`)}\n${ownFn(`fn sload${fn}(i: u32) -> f32 { return 1.0; }`)}\nfn cblk(c: u32) -> u32 { return 0u; }`;
   const fp8 = v.wdtype === 'fp8_e4m3' || v.wdtype === 'fp8_e5m2';
-  const srow = fp8 ? `fn srow(e: u32, r: u32) -> u32 { return (e * u.s0 + r / u.s2) * u.s1; }` : `fn srow(e: u32, r: u32) -> u32 { return (e * u.rows + r) * u.s0; }`;
+  const srow = fp8 ? `fn srow${fn}(e: u32, r: u32) -> u32 { return (e * u.${s0} + r / u.s2) * u.s1; }` : `fn srow${fn}(e: u32, r: u32) -> u32 { return (e * u.${rows} + r) * u.${s0}; }`;
   const sload =
     v.wdtype === 'mxfp4'
-      ? `fn sload(i: u32) -> f32 { return exp2(f32((QS[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - 127.0); }`
+      ? `fn sload${fn}(i: u32) -> f32 { return exp2(f32((${QS}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - 127.0); }`
       : v.sdtype === 'float16'
-        ? `fn sload(i: u32) -> f32 { let q = unpack2x16float(QS[i >> 1u]); return select(q.x, q.y, (i & 1u) == 1u); }`
-        : `fn sload(i: u32) -> f32 { return QS[i]; }`;
-  const zload = v.zp ? `\nfn zload(i: u32) -> f32 { return f32((QZ[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu); }` : '';
+        ? `fn sload${fn}(i: u32) -> f32 { let q = unpack2x16float(${QS}[i >> 1u]); return select(q.x, q.y, (i & 1u) == 1u); }`
+        : `fn sload${fn}(i: u32) -> f32 { return ${QS}[i]; }`;
+  const zload = v.zp ? `fn zload${fn}(i: u32) -> f32 { return f32((${QZ}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu); }` : '';
   const blk = `fn cblk(c: u32) -> u32 { return ${v.cbPow2 ? 'c >> u.cbs' : 'c / u.cb'}; }`;
-  return `${srow}\n${sload}${zload}\n${blk}`;
+  return wgslDecls`${ownFn(srow)}\n${ownFn(sload)}${zload ? '\n' : ''}${ownFn(zload)}\n${blk}`;
 }
 
-/** The row-blocked GEMV's module after the shared bindings: decoding, scale lookup, reduction memory, main. */
-export function rowsWgsl(v: GemvVariant): string {
+/** The row-blocked GEMV's module after the shared bindings: decoding, scale lookup, reduction memory, main; names n. */
+export function rowsWgsl(v: GemvVariant, n: GemvNames): GemvModule {
   const codec = ROWS_CODECS[v.wdtype];
   if (!codec) throw new ValueError('row-blocked GEMV format', Object.keys(ROWS_CODECS).join(' | '), v.wdtype);
-  return `struct V8 { lo: vec4<f32>, hi: vec4<f32>, }
+  return {
+    decls: wgslDecls`struct V8 { lo: vec4<f32>, hi: vec4<f32>, }
 ${codec.nan ? `${FP8_DECODE_WGSL}\n${codec.nan}` : ''}
 ${codec.wgsl}
-${rowsScaleWgsl(v)}
+${rowsScaleWgsl(v, n)}
 var<workgroup> red: array<f32, ${GROUPS * LANES * ROWS_PASS}>;
-${rowsMain(v)}`;
+
+`,
+    ...rowsMain(v, n),
+  };
 }
 
 /**
@@ -56,7 +69,8 @@ ${rowsMain(v)}`;
  * More workgroups per expert, fewer chunks per lane: for long K and few
  * output blocks (Mixtral's down at T = 1: 512 workgroups of 14 steps).
  */
-function rowsMain(v: GemvVariant): string {
+function rowsMain(v: GemvVariant, names: GemvNames): Omit<GemvModule, 'decls'> {
+  const { W, rows: urows, nout, fn, block } = names;
   const codec = ROWS_CODECS[v.wdtype]!;
   const gu = v.mode === 'gate_up';
   const RO = v.ro!;
@@ -79,7 +93,7 @@ function rowsMain(v: GemvVariant): string {
   // lanes over one output block's columns, and the lane's index among them
   const LK = LANES * KS;
   const zdef = (a: string, r: number, u: number) =>
-    codec.zoff ? `let z${a}${r}_${u} = ${codec.zoff(v.zp ? `zload(s${a}${r} + cblk(c${u}))` : v.wdtype === 'int4' ? '8.0' : '128.0')};` : '';
+    codec.zoff ? `let z${a}${r}_${u} = ${codec.zoff(v.zp ? `zload${fn}(s${a}${r} + cblk(c${u}))` : v.wdtype === 'int4' ? '8.0' : '128.0')};` : '';
   // one decoded word d of row (a, r) against every token's x
   const dotw = (a: string, r: number) =>
     ms.map((m) => (X4W === 2 ? `p${a}${r}_${m} += dot(d.lo, x${m}_0) + dot(d.hi, x${m}_1);` : `p${a}${r}_${m} += dot(d, x${m}_0);`)).join(' ');
@@ -100,20 +114,20 @@ ${rowsParts.flatMap((n) => ms.map((m) => `        a${n}_${m} += select(0.0, s${n
   // sums of output j's values in group `grp` (its 32 lanes in order) into sg (su); `init` declares them
   const sumOver = (grp: string, init = true) => `        let b = (${grp === 'g' ? 'g' : `(${grp})`} * ${ROWS_PASS}u + lane * ${parts.length}u) * ${LANES}u;
 ${init ? `        var sg = 0.0;${gu ? ' var su = 0.0;' : ''}\n` : ''}        for (var i = 0u; i < ${LANES}u; i++) { sg += red[b + i];${gu ? ` su += red[b + ${LANES}u + i];` : ''} }`;
-  return /* wgsl */ `
-@compute @workgroup_size(${LANES}, ${GROUPS})
+  const head = `@compute @workgroup_size(${LANES}, ${GROUPS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-${EXPERT_SLOT_WGSL}
+`;
+  const body = /* wgsl */ `
   let lane = lid.x;
   let g = lid.y;
-${KS === 1 ? `  let ob = (wid.x * ${GROUPS}u + g) * ${RO}u;` : `  let og = g / ${KS}u; let ks = g % ${KS}u; let kl = ks * ${LANES}u + lane;
-  let ob = (wid.x * ${GROUPS / KS}u + og) * ${RO}u;`}
+${KS === 1 ? `  let ob = (${block} * ${GROUPS}u + g) * ${RO}u;` : `  let og = g / ${KS}u; let ks = g % ${KS}u; let kl = ks * ${LANES}u + lane;
+  let ob = (${block} * ${GROUPS / KS}u + og) * ${RO}u;`}
   let nch = u.cols / ${CW}u;
 ${rows
   .map(
-    (r) => `  let oc${r} = min(ob + ${r}u, u.nout - 1u);
-  let rg${r} = ${gu ? `select(oc${r}, 2u * oc${r}, ${v.interleaved})` : `oc${r}`};${gu ? ` let ru${r} = select(oc${r} + u.nout, 2u * oc${r} + 1u, ${v.interleaved});` : ''}
-${parts.map((a) => `  let w${a}${r} = (e * u.rows + r${a}${r}) * nch; let s${a}${r} = srow(e, r${a}${r});`).join('\n')}`,
+    (r) => `  let oc${r} = min(ob + ${r}u, u.${nout} - 1u);
+  let rg${r} = ${gu ? `select(oc${r}, 2u * oc${r}, ${v.interleaved})` : `oc${r}`};${gu ? ` let ru${r} = select(oc${r} + u.${nout}, 2u * oc${r} + 1u, ${v.interleaved});` : ''}
+${parts.map((a) => `  let w${a}${r} = (e * u.${urows} + r${a}${r}) * nch; let s${a}${r} = srow${fn}(e, r${a}${r});`).join('\n')}`,
   )
   .join('\n')}
   for (var m0 = 0u; m0 < cnt; m0 += ${MRv}u) {
@@ -123,8 +137,8 @@ ${codec.nan ? rows.flatMap((r) => parts.map((a) => `    var bad${a}${r} = 0u;`))
     for (var c = ${KS === 1 ? 'lane' : 'kl'}; c < nch; c += ${2 * LK}u) {
       let c0 = c; let ok0 = true;
       let ok1 = c + ${LK}u < nch; let c1 = select(c, c + ${LK}u, ok1);
-${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let q${a}${r}_${u} = W[w${a}${r} + c${u}];`)).join('\n')).join('\n')}
-${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let s${a}${r}_${u} = sload(s${a}${r} + cblk(c${u})); ${zdef(a, r, u)}`)).join('\n')).join('\n')}
+${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let q${a}${r}_${u} = ${W}[w${a}${r} + c${u}];`)).join('\n')).join('\n')}
+${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let s${a}${r}_${u} = sload${fn}(s${a}${r} + cblk(c${u})); ${zdef(a, r, u)}`)).join('\n')).join('\n')}
 ${codec.nan ? us.map((u) => rows.flatMap((r) => parts.map((a) => `      bad${a}${r} |= select(0u, nanw(q${a}${r}_${u}.x) | nanw(q${a}${r}_${u}.y) | nanw(q${a}${r}_${u}.z) | nanw(q${a}${r}_${u}.w), ok${u});`)).join('\n')).join('\n') : ''}
 ${chunkLoop}
     }
@@ -139,20 +153,20 @@ ${pv.map((n, q) => `    red[(g * ${ROWS_PASS}u + ${q}u) * ${LANES}u + lane] = ${
       let r = j / ${MRv}u;
       let m = j % ${MRv}u;
       let o = ob + r;
-      if (o < u.nout && m0 + m < cnt) {
+      if (o < u.${nout} && m0 + m < cnt) {
 ${KS === 1 ? sumOver('g') : `        var sg = 0.0;${gu ? ' var su = 0.0;' : ''}
         for (var s = 0u; s < ${KS}u; s++) {
   ${sumOver(`og * ${KS}u + s`, false)}
         }`}
         let row = off + m0 + m;
-        ${gu ? `let rg = select(o, 2u * o, ${v.interleaved}); let ru = select(o + u.nout, 2u * o + 1u, ${v.interleaved});` : 'let rg = o;'}
-        ${storeWgsl(v)}
+        ${gu ? `let rg = select(o, 2u * o, ${v.interleaved}); let ru = select(o + u.${nout}, 2u * o + 1u, ${v.interleaved});` : 'let rg = o;'}
+        ${storeWgsl(v, names)}
       }
     }
     workgroupBarrier();`;
 }).join('\n')}
   }
-}
 `;
+  return { head, body, tail: '}\n' };
 }
 

@@ -5,6 +5,7 @@
  */
 import { ValueError } from '@webmoe/tensor';
 import { uniformFields, type BindingDecl, type UniformField } from '../runtime/kernel.js';
+import { ownFn, wgslDecls, type GemvNames, type GemvPiece } from './moe-gemv-names.js';
 
 /** Outputs per decode-GEMV workgroup, one per 32-lane group (its indirect args count blocks of these). */
 export const GEMV_GROUPS = 8;
@@ -199,25 +200,27 @@ fn dw(w: u32, z: vec4<f32>) -> V8 {
 
 /**
  * WGSL storing output o of grouped row `row` from its sums sg (and su):
- * rowScale, bias of weight rows rg (ru), activation. Needs e, o, row, rg (ru) in scope.
+ * rowScale, bias of weight rows rg (ru), activation. Needs e, o, row, rg (ru) in scope; the chunk's names n.
  */
-export function storeWgsl(v: GemvVariant): string {
+export function storeWgsl(v: GemvVariant, n: GemvNames): string {
   const gu = v.mode === 'gate_up';
   return [
     v.rowScale ? `let sc = S[Order[row]]; sg = sg * sc;${gu ? ' su = su * sc;' : ''}` : '',
-    v.bias ? `sg = sg + bload(e * u.rows + rg);${gu ? ' su = su + bload(e * u.rows + ru);' : ''}` : '',
-    `Y[row * u.ys + u.yo + o] = ${gu ? 'act(sg, su)' : 'sg'};`,
+    v.bias ? `sg = sg + bload${n.fn}(e * u.${n.rows} + rg);${gu ? ` su = su + bload${n.fn}(e * u.${n.rows} + ru);` : ''}` : '',
+    `Y[row * u.ys + u.${n.yo} + o] = ${gu ? 'act(sg, su)' : 'sg'};`,
   ]
     .filter((l) => l)
     .join(' ');
 }
 
-export function biasLoader(d: DenseDtype): string {
+/** WGSL `fn bload(i: u32) -> f32` (named with the suffix n.fn): bias element i of binding n.B in dtype d. */
+export function biasLoader(d: DenseDtype, n: GemvNames): string {
+  const { B } = n;
   return d === 'float32'
-    ? `fn bload(i: u32) -> f32 { return B[i]; }`
+    ? `fn bload${n.fn}(i: u32) -> f32 { return ${B}[i]; }`
     : d === 'bfloat16'
-      ? `fn bload(i: u32) -> f32 { let w = B[i >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u)); }`
-      : `fn bload(i: u32) -> f32 { let v = unpack2x16float(B[i >> 1u]); return select(v.x, v.y, (i & 1u) == 1u); }`;
+      ? `fn bload${n.fn}(i: u32) -> f32 { let w = ${B}[i >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u)); }`
+      : `fn bload${n.fn}(i: u32) -> f32 { let v = unpack2x16float(${B}[i >> 1u]); return select(v.x, v.y, (i & 1u) == 1u); }`;
 }
 
 
@@ -246,7 +249,7 @@ export const EXPERT_SLOT_WGSL = `  let e0 = Active[wid.y];
  * The table path's 8-column loader of packed codes: 8 consecutive codes of `bits` (8: two words, 4: one word,
  * low bits first), each looked up in the byte -> value table `lut` (workgroup memory), as W8 (even columns, odd columns).
  */
-function tableLoad8Wgsl(bits: 4 | 8): string {
+function tableLoad8Wgsl(bits: 4 | 8, n: GemvNames): string {
   const perWord = 32 / bits;
   const mask = bits === 8 ? '0xffu' : '0xfu';
   const code = (i: number) => {
@@ -255,51 +258,56 @@ function tableLoad8Wgsl(bits: 4 | 8): string {
     return sh === 0 ? `${word} & ${mask}` : sh + bits === 32 ? `${word} >> ${sh}u` : `(${word} >> ${sh}u) & ${mask}`;
   };
   const lane = (first: number) => `vec4<f32>(${[0, 2, 4, 6].map((i) => `lut[${code(first + i)}]`).join(', ')})`;
-  const words = bits === 8 ? 'let a = W[base >> 2u]; let b = W[(base >> 2u) + 1u];' : 'let a = W[base >> 3u];';
-  return `fn wload8(base: u32) -> W8 { ${words}\n  return W8(${lane(0)},\n            ${lane(1)}); }`;
+  const { W } = n;
+  const words = bits === 8 ? `let a = ${W}[base >> 2u]; let b = ${W}[(base >> 2u) + 1u];` : `let a = ${W}[base >> 3u];`;
+  return `fn wload8${n.fn}(base: u32) -> W8 { ${words}\n  return W8(${lane(0)},\n            ${lane(1)}); }`;
 }
 
 /**
  * The table and dense paths' weight loaders: `wload8` (8 consecutive weights as W8, even / odd columns; packed
- * codes through the table), `wload1` (one dense weight), and for packed weights `wscale` (the scale of row r at
- * column col: all 8 columns of a chunk share it), `wzshift` (zero points: the block's shift from the table's
- * fixed 8 / 128) and the table's initialisation `lutInit` (entry li).
+ * codes through the table), `wload1` (one dense weight), and for packed weights `scaleFns`: `wscale` (the scale
+ * of row r at column col: all 8 columns of a chunk share it) and `wzshift` (zero points: the block's shift from
+ * the table's fixed 8 / 128), each a helper of the chunk's own; and the table's initialisation `lutInit` (entry
+ * li). Functions and bindings named by n (GEMV_NAMES: as above).
  */
-export function tableLoadersWgsl(v: GemvVariant): { load8: string; load1: string; scaleFn: string; lutInit: string } {
+export function tableLoadersWgsl(v: GemvVariant, n: GemvNames): { load8: string; load1: string; scaleFns: GemvPiece[]; lutInit: string } {
+  const { W, QS, QZ, rows, s0, fn } = n;
   let load8 = '';
   if (v.wdtype === 'bfloat16') {
-    load8 = `fn wload8(base: u32) -> W8 { let q = W[base >> 3u]; return W8(bitcast<vec4<f32>>(q << vec4<u32>(16u)), bitcast<vec4<f32>>(q & vec4<u32>(0xffff0000u))); }`;
+    load8 = `fn wload8${fn}(base: u32) -> W8 { let q = ${W}[base >> 3u]; return W8(bitcast<vec4<f32>>(q << vec4<u32>(16u)), bitcast<vec4<f32>>(q & vec4<u32>(0xffff0000u))); }`;
   } else if (v.wdtype === 'float16') {
-    load8 = `fn wload8(base: u32) -> W8 { let q = W[base >> 3u]; let a = unpack2x16float(q.x); let b = unpack2x16float(q.y); let c = unpack2x16float(q.z); let d = unpack2x16float(q.w);
+    load8 = `fn wload8${fn}(base: u32) -> W8 { let q = ${W}[base >> 3u]; let a = unpack2x16float(q.x); let b = unpack2x16float(q.y); let c = unpack2x16float(q.z); let d = unpack2x16float(q.w);
   return W8(vec4<f32>(a.x, b.x, c.x, d.x), vec4<f32>(a.y, b.y, c.y, d.y)); }`;
   } else if (v.wdtype === 'float32') {
-    load8 = `fn wload8(base: u32) -> W8 { let a = W[base >> 2u]; let b = W[(base >> 2u) + 1u]; return W8(vec4<f32>(a.xz, b.xz), vec4<f32>(a.yw, b.yw)); }`;
+    load8 = `fn wload8${fn}(base: u32) -> W8 { let a = ${W}[base >> 2u]; let b = ${W}[(base >> 2u) + 1u]; return W8(vec4<f32>(a.xz, b.xz), vec4<f32>(a.yw, b.yw)); }`;
   } else {
-    load8 = tableLoad8Wgsl(v.wdtype === 'int4' || v.wdtype === 'mxfp4' ? 4 : 8);
+    load8 = tableLoad8Wgsl(v.wdtype === 'int4' || v.wdtype === 'mxfp4' ? 4 : 8, n);
   }
   let scaleFn = '';
+  let zshiftFn = '';
   let lutInit = '';
   if (v.wdtype === 'fp8_e4m3' || v.wdtype === 'fp8_e5m2') {
-    scaleFn = `fn wscale(e: u32, r: u32, col: u32) -> f32 { return QS[(e * u.s0 + r / u.s2) * u.s1 + col / u.s3]; }`;
+    scaleFn = `fn wscale${fn}(e: u32, r: u32, col: u32) -> f32 { return ${QS}[(e * u.${s0} + r / u.s2) * u.s1 + col / u.s3]; }`;
     lutInit = `lut[li] = ${v.wdtype === 'fp8_e4m3' ? 'decode_e4m3' : 'decode_e5m2'}(li);`;
   } else if (v.wdtype === 'int8' || v.wdtype === 'int4') {
     scaleFn =
       v.sdtype === 'float16'
-        ? `fn wscale(e: u32, r: u32, col: u32) -> f32 { let i = (e * u.rows + r) * u.s0 + col / u.s1; let q = unpack2x16float(QS[i >> 1u]); return select(q.x, q.y, (i & 1u) == 1u); }`
-        : `fn wscale(e: u32, r: u32, col: u32) -> f32 { return QS[(e * u.rows + r) * u.s0 + col / u.s1]; }`;
+        ? `fn wscale${fn}(e: u32, r: u32, col: u32) -> f32 { let i = (e * u.${rows} + r) * u.${s0} + col / u.s1; let q = unpack2x16float(${QS}[i >> 1u]); return select(q.x, q.y, (i & 1u) == 1u); }`
+        : `fn wscale${fn}(e: u32, r: u32, col: u32) -> f32 { return ${QS}[(e * u.${rows} + r) * u.${s0} + col / u.s1]; }`;
     lutInit = v.wdtype === 'int8' ? `lut[li] = decode_int8(li);` : `lut[li] = decode_int4(li);`;
-    if (v.zp) scaleFn += `\nfn wzshift(e: u32, r: u32, col: u32) -> f32 { let i = (e * u.rows + r) * u.s0 + col / u.s1; return f32((QZ[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - ${v.wdtype === 'int4' ? '8.0' : '128.0'}; }`;
+    if (v.zp) zshiftFn = `fn wzshift${fn}(e: u32, r: u32, col: u32) -> f32 { let i = (e * u.${rows} + r) * u.${s0} + col / u.s1; return f32((${QZ}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - ${v.wdtype === 'int4' ? '8.0' : '128.0'}; }`;
   } else if (v.wdtype === 'mxfp4') {
-    scaleFn = `fn wscale(e: u32, r: u32, col: u32) -> f32 { let i = (e * u.rows + r) * u.s0 + col / 32u; return exp2(f32((QS[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - 127.0); }`;
+    scaleFn = `fn wscale${fn}(e: u32, r: u32, col: u32) -> f32 { let i = (e * u.${rows} + r) * u.${s0} + col / 32u; return exp2(f32((${QS}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - 127.0); }`;
     lutInit = `lut[li] = decode_fp4(li);`;
   }
   const load1 =
     v.wdtype === 'float32'
-      ? `fn wload1(i: u32) -> f32 { return W[i]; }`
+      ? `fn wload1${fn}(i: u32) -> f32 { return ${W}[i]; }`
       : v.wdtype === 'bfloat16'
-        ? `fn wload1(i: u32) -> f32 { let w = W[i >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u)); }`
-        : `fn wload1(i: u32) -> f32 { let q = unpack2x16float(W[i >> 1u]); return select(q.x, q.y, (i & 1u) == 1u); }`;
-  return { load8, load1, scaleFn, lutInit };
+        ? `fn wload1${fn}(i: u32) -> f32 { let w = ${W}[i >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u)); }`
+        : `fn wload1${fn}(i: u32) -> f32 { let q = unpack2x16float(${W}[i >> 1u]); return select(q.x, q.y, (i & 1u) == 1u); }`;
+  const scaleFns = zshiftFn ? wgslDecls`${ownFn(scaleFn)}\n${ownFn(zshiftFn)}` : ownFn(scaleFn);
+  return { load8, load1, scaleFns, lutInit };
 }
 
 /** The decode GEMV's storage bindings: X (X4 with 8-wide loads), W, the grouping, Active, Y, then B, S, QS, QZ as the variant has them. */
