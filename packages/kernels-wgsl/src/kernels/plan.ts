@@ -76,11 +76,16 @@ export const KERNEL_CROSSOVERS = {
    * them (scripts/gpu/gemv-bench.ts).
    */
   /**
-   * The decode GEMV of 16-bit dense weights by rows per pass (of the row-blocked kernel, <= 4): 'dense' (one
-   * output per 32-lane group, 8 columns per load) or a row-blocked 'rowsN' (N outputs per group sharing
-   * each x load, 16-byte loads). Dense everywhere until the H200 ranks them (scripts/gpu/gemv-bench.ts).
+   * The decode GEMV of 16-bit dense weights: the row-blocked kernels ('rowsN': N outputs per 32-lane group
+   * sharing each x load, 16-byte loads) with 'rows2' for at most `rows2MaxPairs` (token, expert) pairs (T = 1
+   * decode) and 'rows4' above, except where the dense kernel (one output per group, up to 8 token rows per
+   * pass) accumulates `denseMinRowsPerPass` or more rows per pass (a single expert over T >= 8 tokens).
+   * H200 2026-12-04 (gemv-bench, gate_up + down, docs/perf-h200/2026-12-04-s7/gemv-bf16.txt), dense vs
+   * rows2 vs rows4 ms: DeepSeek-V3 T = 1 0.751 / 0.619 / 0.630, T = 16 9.88 / 3.30 / 2.62; Qwen3-30B T = 1
+   * 0.116 / 0.111 / 0.116, T = 16 0.942 / 0.849 / 0.835; Mixtral T = 1 0.218 / 0.204 / 0.210, T = 16 1.42 /
+   * 1.39 / 1.39; DeepSeek-V3's shared expert (one expert) T = 1 0.058 / 0.056 / 0.072, T = 16 0.223 / 0.230 / 0.279.
    */
-  gemvDenseKernel: { oneRow: 'dense', moreRows: 'dense' } as Readonly<Record<'oneRow' | 'moreRows', GemvPackedKernel | 'dense'>>,
+  gemvDenseKernel: { rows2MaxPairs: 8, denseMinRowsPerPass: 8 } as Readonly<{ rows2MaxPairs: number; denseMinRowsPerPass: number }>,
   gemvPackedSplitK: { maxWorkgroups: 0, minCols: 4096, oneRow: 'rows2k4', moreRows: 'rows4k2' } as Readonly<{ maxWorkgroups: number; minCols: number; oneRow: GemvPackedKernel; moreRows: GemvPackedKernel }>,
 } as const;
 
@@ -236,9 +241,15 @@ export function gemvPackedKernelFor(rowsPerPass: number, call?: { workgroups: nu
   return one ? KERNEL_CROSSOVERS.gemvPackedKernel.oneRow : KERNEL_CROSSOVERS.gemvPackedKernel.moreRows;
 }
 
-/** The decode GEMV kernel of 16-bit dense weights for `rowsPerPass` token rows per pass (KERNEL_CROSSOVERS.gemvDenseKernel). */
-export function gemvDenseKernelFor(rowsPerPass: number): GemvPackedKernel | 'dense' {
-  return rowsPerPass <= 1 ? KERNEL_CROSSOVERS.gemvDenseKernel.oneRow : KERNEL_CROSSOVERS.gemvDenseKernel.moreRows;
+/**
+ * The decode GEMV kernel of 16-bit dense weights for T tokens routed k per token over E experts
+ * (KERNEL_CROSSOVERS.gemvDenseKernel).
+ * @example `gemvDenseKernelFor(1, 8, 128) // 'rows2'`
+ */
+export function gemvDenseKernelFor(T: number, k: number, E: number): GemvPackedKernel | 'dense' {
+  const c = KERNEL_CROSSOVERS.gemvDenseKernel;
+  if (gemvRowsPerPass(T, k, E, false) >= c.denseMinRowsPerPass) return 'dense';
+  return T * k <= c.rows2MaxPairs ? 'rows2' : 'rows4';
 }
 
 /**
