@@ -48,7 +48,9 @@ export const ROUTER_UNIFORMS: readonly UniformField[] = [...uniformFields('u32',
 /**
  * WGSL that routes one token: module-scope workgroup arrays and helpers, and
  * `fn route_token(t: u32, li: u32)` (256 invocations; it has barriers, so call
- * it from uniform control flow), which writes IDX[t*k..] and WT[t*k..]. The
+ * it from uniform control flow), which writes IDX[t*k..] and WT[t*k..] and
+ * leaves the token's experts in `sel[0..k)` until the next call clears them
+ * (after its first barrier: route_decode copies them from there). The
  * bindings ({@link routerBindings}) and the uniforms ({@link ROUTER_UNIFORMS}) are the caller's.
  */
 export function routeTokenWgsl(v: RouterVariant): string {
