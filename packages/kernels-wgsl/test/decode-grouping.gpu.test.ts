@@ -9,9 +9,13 @@
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor } from '@webmoe/tensor';
-import { GpuTensor, Recorder, BufferPool, groupDecodeGpu, routeDecodeGpu, routerRef, readBuffer, type GpuContext, type GroupingGpu, type RouterParams } from '@webmoe/kernels-wgsl';
+import { GpuTensor, Recorder, BufferPool, groupDecodeGpu, routeDecodeGpu, routerRef, readBuffer, requestAdapter, type GpuContext, type GroupingGpu, type RouterParams } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng } from '@webmoe/kernels-wgsl/testing';
 import { makeLogits } from './router-helpers.js';
+import { signatureWgsl, type Kernel, type Variant } from '../src/runtime/kernel.js';
+import { routeDecodeKernel } from '../src/kernels/route-decode.js';
+import { groupDecodeKernel } from '../src/kernels/grouping.js';
+import type { RouterVariant } from '../src/kernels/router.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -192,4 +196,32 @@ describe('routeDecodeGpu on random logits vs top-k and grouping by hand', () => 
       pool.destroy();
     });
   }
+});
+
+describe('route_decode and group_decode within WebGPU default limits', () => {
+  it('compile for every router variant on a device with default limits (16384 bytes of workgroup storage)', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    // the test device takes the adapter's limits (lavapipe: more workgroup storage than WebGPU's default); this one the
+    // default workgroup storage (route_decode binds 9-10 storage buffers: that limit is the adapter's, as in the library)
+    const adapter = await requestAdapter();
+    const device = await adapter.requestDevice({
+      requiredFeatures: adapter.features.has('shader-f16') ? ['shader-f16'] : [],
+      requiredLimits: { maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage },
+    });
+    expect(device.limits.maxComputeWorkgroupStorageSize).toBe(16384);
+    const variants: RouterVariant[] = [];
+    for (const kind of ['raw_topk', 'softmax_topk', 'topk_softmax', 'sigmoid_grouped', 'sigmoid_topk'] as const) {
+      for (const norm of [false, true]) for (const cbias of kind === 'sigmoid_grouped' ? [false, true] : [false]) variants.push({ kind, norm, cbias });
+    }
+    const compile = async <V extends Variant>(kernel: Kernel<V>, v: V) => {
+      device.pushErrorScope('validation');
+      const module = device.createShaderModule({ code: signatureWgsl(kernel.signature!(v)) + '\n' + kernel.source(v, ctx!) });
+      device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: kernel.entryPoint } });
+      const err = await device.popErrorScope();
+      expect(err?.message, `${kernel.name} ${JSON.stringify(v)}`).toBeUndefined();
+    };
+    for (const v of variants) await compile(routeDecodeKernel, v);
+    await compile(groupDecodeKernel, {});
+    device.destroy();
+  });
 });
