@@ -337,7 +337,10 @@ export function groupGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: numb
  * Records the grouping of `idx` (uint32 [T, k], values < E) and the decode
  * GEMVs' active-expert list in one dispatch ({@link groupDecodeKernel}):
  * the decode path's replacement for groupGpu + activeExpertsGpu. `nGateUp`
- * and `nDown` are the GEMVs' output widths (for the indirect args).
+ * and `nDown` are the GEMVs' output widths (for the indirect args). Inside
+ * an expert's range the pairs ascend for E <= GROUP_DECODE_MAX_EXPERTS
+ * (2048); past it this records groupGpu + activeExpertsGpu (order inside
+ * an expert unspecified).
  * @example
  * ```ts
  * const { grouping, active } = groupDecodeGpu(ctx, rec, routing.idx, E, moeDim, hiddenDim, { pool });
