@@ -132,6 +132,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 export const GROUP_DECODE_MAX_EXPERTS = 2048;
 /** Pairs per pass of group_decode's chunk loop (one per lane). */
 const GD_CHUNK = WG;
+/** group_decode's scan: the WG lanes in GD_GROUPS groups of GD_GROUPS lanes. */
+const GD_GROUPS = 16;
+if (GD_GROUPS * GD_GROUPS !== WG) throw new Error(`group_decode's scan: ${GD_GROUPS} groups of ${GD_GROUPS} lanes, not ${WG}`);
 
 /** group_decode's storage bindings in binding order; IDX read-only, or read_write where the same kernel routes first. */
 export function groupDecodeBindings(idxAccess: 'read' | 'read_write'): BindingDecl[] {
@@ -165,6 +168,8 @@ export function groupDecodeWgsl(experts: string): string {
 const GD_NONE = 0xffffffffu;
 var<workgroup> gdPart: array<u32, ${WG}>;
 var<workgroup> gdAct: array<u32, ${WG}>;
+var<workgroup> gdGroupPart: array<u32, ${GD_GROUPS}>;
+var<workgroup> gdGroupAct: array<u32, ${GD_GROUPS}>;
 // the experts of the chunk's pairs (GD_NONE past n or for an expert >= E)
 var<workgroup> gdChunk: array<u32, ${GD_CHUNK}>;
 // lane li's pair b + li of a chunk: its expert, how many of the chunk's pairs before it have that expert,
@@ -197,8 +202,9 @@ fn group_decode(li: u32) {
     if (q.e != GD_NONE && q.last) { ${experts}[q.e] += q.before + 1u; }
   }
   workgroupBarrier();
-  // exclusive scans over E of the counts and of the active flags: ${WG} segments, then a parallel
-  // (Hillis-Steele) scan of the segment sums
+  // exclusive scans over E of the counts and of the active flags: ${WG} segments of E (one per lane), their sums
+  // summed by ${GD_GROUPS} groups of ${GD_GROUPS} lanes, and each lane's prefix read from those: two barriers, where a
+  // parallel (Hillis-Steele) scan takes 16; the fixed-length loops unroll into independent workgroup loads
   let seg = (u.E + ${WG - 1}u) / ${WG}u;
   let e0 = min(li * seg, u.E);
   let e1 = min(e0 + seg, u.E);
@@ -208,15 +214,36 @@ fn group_decode(li: u32) {
   gdPart[li] = s;
   gdAct[li] = act;
   workgroupBarrier();
-${inclusiveScanWgsl(['gdPart', 'gdAct'])}
-  // inclusive -> exclusive; counts, offsets and the active list out; the counts become the experts' cursors
-  let na = gdAct[${WG - 1}u];
-  if (li == ${WG - 1}u) {
-    OFF[u.E] = gdPart[li];
+  if (li < ${GD_GROUPS}u) {
+    var gs = 0u;
+    var ga = 0u;
+    for (var i = 0u; i < ${GD_GROUPS}u; i++) { gs += gdPart[li * ${GD_GROUPS}u + i]; ga += gdAct[li * ${GD_GROUPS}u + i]; }
+    gdGroupPart[li] = gs;
+    gdGroupAct[li] = ga;
+  }
+  workgroupBarrier();
+  let g0 = li / ${GD_GROUPS}u * ${GD_GROUPS}u; // lane li's group's first lane
+  var run = 0u; // pairs of the experts before lane li's segment
+  var a = 0u; // active experts before it
+  var total = 0u;
+  var na = 0u;
+  for (var i = 0u; i < ${GD_GROUPS}u; i++) {
+    let gs = gdGroupPart[i];
+    let ga = gdGroupAct[i];
+    total += gs;
+    na += ga;
+    let before = i * ${GD_GROUPS}u < g0;
+    run += select(0u, gs, before);
+    a += select(0u, ga, before);
+    let inGroup = g0 + i < li;
+    run += select(0u, gdPart[g0 + i], inGroup);
+    a += select(0u, gdAct[g0 + i], inGroup);
+  }
+  // counts, offsets and the active list out; the counts become the experts' cursors
+  if (li == 0u) {
+    OFF[u.E] = total;
     ARGS[0] = u.nbx0; ARGS[1] = na; ARGS[2] = 1u; ARGS[3] = u.nbx1; ARGS[4] = na; ARGS[5] = 1u;
   }
-  var run = gdPart[li] - s;
-  var a = gdAct[li] - act;
   for (var e = e0; e < e1; e++) {
     let c = ${experts}[e];
     C[e] = c;
