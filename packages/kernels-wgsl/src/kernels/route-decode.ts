@@ -22,7 +22,11 @@ const KEPT_PAIRS = 256;
  * workgroup memory (`rp`) as it is routed, then group_decode over them,
  * counting in the router's score array `sc` (ROUTER_MAX_EXPERTS >= E, free
  * once the tokens are routed): no storage barrier and no global read-back
- * unless T*k > ${KEPT_PAIRS}.
+ * unless T*k > KEPT_PAIRS. Workgroup memory, every array counted: the
+ * router's sc 8192 + taken 256 + rv 1024 + sel 128 (+ gsc, gkeep 2048 for
+ * sigmoid_grouped, smax/ssum 8 for softmax_topk), rp 1024, group_decode's
+ * 3200: at most 15880 of WebGPU's default 16384 bytes
+ * (decode-grouping.gpu.test.ts compiles every variant under that limit).
  */
 export const routeDecodeKernel = defineKernel<RouterVariant>(
   'route_decode',
