@@ -123,7 +123,7 @@ const LIMIT_NAMES = [
 ] as const;
 
 /**
- * A plain frozen copy of a device's limits. Dawn for Node answers each read
+ * A plain copy of a device's limits (not frozen: test views of a context wrap it in a Proxy). Dawn for Node answers each read
  * of GPUSupportedLimits through a native getter, and the forward's checks
  * read limits on every call (~2.4 us per MoE.checkForward on an H200 host).
  * @example `snapshotLimits(device.limits).maxBufferSize`
@@ -134,7 +134,7 @@ export function snapshotLimits(l: GPUSupportedLimits): GPUSupportedLimits {
     const v = (l as unknown as Record<string, unknown>)[k];
     if (typeof v === 'number') out[k] = v;
   }
-  return Object.freeze(out) as unknown as GPUSupportedLimits;
+  return out as unknown as GPUSupportedLimits;
 }
 
 /**
