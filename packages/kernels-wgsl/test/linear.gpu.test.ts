@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, type DType } from '@webmoe/tensor';
 import { GpuTensor, Recorder, BufferPool, linearGpu, linearRef, type GpuContext } from '@webmoe/kernels-wgsl';
-import { testGpu, gpuChecked, rng, randomArray, relErr, maxAbsDiff } from '@webmoe/kernels-wgsl/testing';
+import { testGpu, gpuChecked, rng, randomArray, relErr, maxAbsDiff, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { withSmallGrid } from './small-grid.js';
 
 let ctx: GpuContext | null;
@@ -61,6 +61,9 @@ const CASES: { T: number; K: number; N: number }[] = [
   { T: 33, K: 40, N: 12 },
   { T: 77, K: 100, N: 129 },
   { T: 1003, K: 45, N: 67 },
+  // few output tiles and long K: the tiled path splits K (3 slices, odd K; 16 slices, a last slice shorter)
+  { T: 70, K: 1001, N: 37 },
+  { T: 129, K: 4100, N: 300 },
 ];
 
 describe('linearGpu vs linearRef', () => {
@@ -99,6 +102,24 @@ describe('linearGpu vs linearRef', () => {
     expect(pool.liveCount).toBe(0);
     expect(pool.freeByteCount).toBeGreaterThan(0);
     pool.destroy();
+  });
+
+  it('splits K where the tiles are few (a router at T = 128: 8 tiles, K 7168) and not where they are many', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const cx = ctx;
+    const r = rng(9);
+    for (const [T, K, N, split] of [
+      [128, 7168, 256, true],
+      [40, 600, 8, true],
+      [2000, 96, 700, false],
+    ] as const) {
+      const x = randomArray(r, T * K);
+      const w = HostTensor.fromFloat32([N, K], randomArray(r, N * K), 'bfloat16');
+      const bias = HostTensor.fromFloat32([N], randomArray(r, N), 'float32');
+      const { result: got, dispatched } = await withDispatchLog(() => runLinear(cx, x, T, w, bias));
+      expect(dispatched.map((d) => d.kernel), `T=${T} K=${K} N=${N}`).toEqual(split ? ['linear', 'linear_splitk_reduce'] : ['linear']);
+      expect(relErr(got, linearRef(x, T, w, bias)), `T=${T} K=${K} N=${N}`).toBeLessThan(1e-5);
+    }
   });
 
   it('rejects bad shapes and dtypes before recording', async (c) => {

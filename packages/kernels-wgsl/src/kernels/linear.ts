@@ -9,6 +9,10 @@
  *   time), then a tree reduction in workgroup memory in a fixed order.
  * - Tiled (T > 32): 64x64 output tiles, 16-deep K slices staged in workgroup
  *   memory, 4x4 outputs per thread; each output sums k = 0..K-1 in order.
+ *   Where the tiles are few (a router's N of 8-384 outputs), K is split into
+ *   S slices (plan.ts linearSplitK): each tile and slice is a workgroup
+ *   writing its partial sums, and a second dispatch adds the S partials in
+ *   slice order, then the bias.
  * Both are deterministic (no atomics).
  */
 import type { DType } from '@webmoe/tensor';
@@ -18,7 +22,7 @@ import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, foldWorkgroups, uniformFields, type BindingDecl, type Recorder } from '../runtime/kernel.js';
 import { FP8_DECODE_WGSL, loadFn, storageType } from '../wgsl.js';
-import { linearPath } from './plan.js';
+import { linearPath, linearSplitK } from './plan.js';
 import { allocOutput, expect2d, expectLive } from './op-util.js';
 
 /** Weight dtypes `linearGpu` takes. */
@@ -35,6 +39,8 @@ export type LinearVariant = {
   bdtype: DType | 'none';
   /** 16-bit weights with even K, read as u32 pairs (two weights per load). */
   pairs: boolean;
+  /** Tiled path with K split into slices: Y holds the partial sums [S, T, N] (no bias), summed by linearSplitKReduceKernel. */
+  splitK?: boolean;
 };
 
 function bindingsFor(v: LinearVariant): BindingDecl[] {
@@ -42,7 +48,7 @@ function bindingsFor(v: LinearVariant): BindingDecl[] {
     { name: 'X', type: 'array<f32>', access: 'read' },
     { name: 'W', type: storageType(v.wdtype), access: 'read' },
   ];
-  if (v.bdtype !== 'none') b.push({ name: 'B', type: storageType(v.bdtype), access: 'read' });
+  if (v.bdtype !== 'none' && !v.splitK) b.push({ name: 'B', type: storageType(v.bdtype), access: 'read' });
   b.push({ name: 'Y', type: 'array<f32>', access: 'read_write' });
   return b;
 }
@@ -55,7 +61,7 @@ function common(v: LinearVariant): string {
   return `
 ${v.bdtype !== 'none' && DTYPES[v.bdtype].bytes === 1 ? FP8_DECODE_WGSL : ''}
 ${loadFn('ldw', 'W', v.wdtype)}
-${v.bdtype !== 'none' ? loadFn('ldb', 'B', v.bdtype) : ''}
+${v.bdtype !== 'none' && !v.splitK ? loadFn('ldb', 'B', v.bdtype) : ''}
 `;
 }
 
@@ -114,7 +120,7 @@ function tiledSource(v: LinearVariant): string {
       let gk = k0 + kk;
       var w0 = 0.0;
       var w1 = 0.0;
-      if (n0 + r < u.N && gk < u.K) {
+      if (n0 + r < u.N && gk < kEnd) {
         let word = W[((n0 + r) * u.K + gk) >> 1u];
         ${v.wdtype === 'bfloat16' ? 'w0 = bitcast<f32>(word << 16u); w1 = bitcast<f32>(word & 0xffff0000u);' : 'let h = unpack2x16float(word); w0 = h.x; w1 = h.y;'}
       }
@@ -127,7 +133,7 @@ function tiledSource(v: LinearVariant): string {
       let r = e / BK;
       let gk = k0 + kk;
       var w = 0.0;
-      if (n0 + r < u.N && gk < u.K) { w = ldw((n0 + r) * u.K + gk); }
+      if (n0 + r < u.N && gk < kEnd) { w = ldw((n0 + r) * u.K + gk); }
       Bs[kk * BN + r] = w;
     }`;
   return /* wgsl */ `
@@ -139,21 +145,26 @@ var<workgroup> As: array<f32, 1024>; // [BK][BM]
 var<workgroup> Bs: array<f32, 1024>; // [BK][BN]
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let tile = wid.x + wid.y * nwg.x;
-  if (tile >= u.nGroups) { return; }
+  let blk = wid.x + wid.y * nwg.x;
+  if (blk >= u.nGroups) { return; }
+  // K slice ks of [0, K) (one slice, all of K, without splitK), then the output tile
+  let ks = blk / u.tilesMN;
+  let tile = blk % u.tilesMN;
+  let kBegin = ks * u.kPer;
+  let kEnd = min(u.K, kBegin + u.kPer);
   let m0 = (tile / u.tilesN) * BM;
   let n0 = (tile % u.tilesN) * BN;
   let tx = li % 16u;
   let ty = li / 16u;
   var acc: array<f32, 16>;
-  for (var k0 = 0u; k0 < u.K; k0 += BK) {
+  for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
     for (var i = 0u; i < 4u; i++) {
       let e = li + i * 256u;
       let kk = e % BK;
       let r = e / BK;
       let gk = k0 + kk;
       var a = 0.0;
-      if (m0 + r < u.T && gk < u.K) { a = X[(m0 + r) * u.K + gk]; }
+      if (m0 + r < u.T && gk < kEnd) { a = X[(m0 + r) * u.K + gk]; }
       As[kk * BM + r] = a;
     }
     ${wload}
@@ -171,10 +182,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var j = 0u; j < 4u; j++) {
     let n = n0 + tx * 4u + j;
     if (n >= u.N) { continue; }
-    let b = ${biasCode(v, 'n')};
+    ${v.splitK ? '' : `let b = ${biasCode(v, 'n')};`}
     for (var i = 0u; i < 4u; i++) {
       let m = m0 + ty * 4u + i;
-      if (m < u.T) { Y[m * u.N + n] = acc[i * 4u + j] + b; }
+      if (m < u.T) { ${v.splitK ? 'Y[(ks * u.T + m) * u.N + n] = acc[i * 4u + j];' : 'Y[m * u.N + n] = acc[i * 4u + j] + b;'} }
     }
   }
 }
@@ -183,8 +194,36 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 /** The linear kernel (GEMV and tiled paths, selected by the variant). */
 export const linearKernel = defineKernel<LinearVariant>('linear', (v) => (v.path === 'gemv' ? gemvSource(v) : tiledSource(v)), {
-  signature: (v) => ({ bindings: bindingsFor(v), uniforms: uniformFields('u32', 'T', 'K', 'N', 'tilesN', 'nGroups') }),
+  signature: (v) => ({ bindings: bindingsFor(v), uniforms: uniformFields('u32', 'T', 'K', 'N', 'tilesN', 'tilesMN', 'kPer', 'nGroups') }),
 });
+
+/** The split-K tiled linear's second dispatch: Y[i] = sum over slices s = 0..S-1 (in order) of P[s, i], plus bias[i % N]. */
+export const linearSplitKReduceKernel = defineKernel<{ bdtype: DType | 'none' }>(
+  'linear_splitk_reduce',
+  (v) => /* wgsl */ `
+${v.bdtype !== 'none' && DTYPES[v.bdtype].bytes === 1 ? FP8_DECODE_WGSL : ''}
+${v.bdtype !== 'none' ? loadFn('ldb', 'B', v.bdtype) : ''}
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  let tn = u.T * u.N;
+  if (i >= tn) { return; }
+  var s = 0.0;
+  for (var k = 0u; k < u.S; k++) { s = s + P[k * tn + i]; }
+  Y[i] = s${v.bdtype !== 'none' ? ' + ldb(i % u.N)' : ''};
+}
+`,
+  {
+    signature: (v) => ({
+      bindings: [
+        { name: 'P', type: 'array<f32>', access: 'read' },
+        ...(v.bdtype !== 'none' ? [{ name: 'B', type: storageType(v.bdtype), access: 'read' } as const] : []),
+        { name: 'Y', type: 'array<f32>', access: 'read_write' },
+      ],
+      uniforms: uniformFields('u32', 'T', 'N', 'S'),
+    }),
+  },
+);
 
 /** Options of {@link linearGpu}. */
 export interface LinearOptions {
@@ -237,24 +276,36 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
   const y = allocOutput(ctx, opts.pool, 'float32', [T, N], 'linear.out');
   if (T === 0) return y;
   const path = linearPath(T);
+  const tilesN = Math.ceil(N / 64);
+  const tilesMN = Math.ceil(T / 64) * tilesN;
+  // the tiled path's K slices (a multiple of the 16-deep staging), 1 without a split
+  const S = path === 'tiled' ? linearSplitK(tilesMN, K) : 1;
+  const kPer = S > 1 ? Math.ceil(K / S / 16) * 16 : K;
+  const slices = Math.ceil(K / kPer);
   const variant: LinearVariant = {
     path,
     wdtype: w.dtype,
     bdtype: bias ? bias.dtype : 'none',
     pairs: w.dtype !== 'float32' && K % 2 === 0,
   };
-  const tilesN = Math.ceil(N / 64);
-  const nGroups = path === 'gemv' ? T * N : Math.ceil(T / 64) * tilesN;
-  const bind: Record<string, GPUBuffer> = { X: x.buffer, W: w.buffer, Y: y.buffer };
-  if (bias) bind.B = bias.buffer;
+  if (slices > 1) variant.splitK = true;
+  const nGroups = path === 'gemv' ? T * N : tilesMN * slices;
   try {
+    const partials = slices > 1 ? rec.temp(slices * T * N * 4, 'linear.partials') : undefined;
+    const bind: Record<string, GPUBuffer> = { X: x.buffer, W: w.buffer, Y: partials ?? y.buffer };
+    if (bias && !partials) bind.B = bias.buffer;
     rec.dispatch({
       kernel: linearKernel,
       variant,
       bind,
-      params: { T, K, N, tilesN, nGroups },
+      params: { T, K, N, tilesN, tilesMN, kPer, nGroups },
       workgroups: foldWorkgroups(ctx, nGroups),
     });
+    if (partials) {
+      const rb: Record<string, GPUBuffer> = { P: partials, Y: y.buffer };
+      if (bias) rb.B = bias.buffer;
+      rec.dispatch({ kernel: linearSplitKReduceKernel, variant: { bdtype: bias ? bias.dtype : 'none' }, bind: rb, params: { T, N, S: slices }, workgroups: foldWorkgroups(ctx, Math.ceil((T * N) / 256)) });
+    }
   } catch (e) {
     y.destroy();
     throw e;

@@ -53,6 +53,13 @@ export const KERNEL_CROSSOVERS = {
   fusedRoutingMaxTokens: 4,
   /** Router linear: the GEMV kernel for at most this many tokens, the tiled kernel above. */
   linearGemvMaxTokens: 32,
+  /**
+   * The tiled linear splits K over workgroups (each a K slice of at least `minSliceK`, a second dispatch
+   * summing the slices in order) until about `targetWorkgroups` workgroups run: a router linear has few
+   * 64 x 64 output tiles (DeepSeek-V3 at T = 128: 2 x 4), each looping over all of K = 7168 in slices of
+   * 16 (0.64 ms at every T from 128 to 4096 on the H200, 2026-12-04).
+   */
+  linearSplitK: { targetWorkgroups: 256, minSliceK: 256 },
   /** Decode GEMVs: most token rows accumulated per weight pass (the WGSL is unrolled over them), dense and packed weights. */
   gemvMaxRowsPerPass: { dense: 8, packed: 4 } as Readonly<Record<'dense' | 'packed', number>>,
   /**
@@ -188,6 +195,15 @@ export function tiledGemmTile(rows: number, E: number): 'decode' | 'prefill' {
 /** Whether `rows` grouped rows over E experts take the fast prefill kernel `kind` by default. */
 export function useFastGemm(kind: FastGemmKind, rows: number, E: number): boolean {
   return rows >= KERNEL_CROSSOVERS.fastMinRowsPerExpert[kind] * E;
+}
+
+/**
+ * K slices of the tiled linear over `tiles` output tiles and K (1: no split; KERNEL_CROSSOVERS.linearSplitK).
+ * @example `linearSplitK(8, 7168) // 28`
+ */
+export function linearSplitK(tiles: number, K: number): number {
+  const c = KERNEL_CROSSOVERS.linearSplitK;
+  return Math.max(1, Math.min(Math.floor(K / c.minSliceK), Math.ceil(c.targetWorkgroups / tiles)));
 }
 
 /** The router linear's kernel for T tokens: 'gemv' (one workgroup per token and output) or 'tiled'. */
