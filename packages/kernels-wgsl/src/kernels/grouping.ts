@@ -2,14 +2,9 @@
  * Grouping of the T*k (token, slot) pairs by expert, on the GPU without a
  * host round trip: counts (integer atomics), offsets (single-workgroup
  * exclusive scan looping over E), then a scatter with one atomic cursor per
- * expert (groupGpu); or all of it in one workgroup's memory (group_decode,
- * for decode). counts and offsets are exact; the order of pairs inside an
- * expert's range may vary run to run with groupGpu (allowed by the contract:
- * results never depend on it; group_decode's ascends), and order/position
- * are always inverse permutations.
- *
- * Over ~400 lines on purpose: both groupings (multi-pass and one-workgroup
- * decode, with the WGSL route_decode shares), the dense one, their reference.
+ * expert. counts and offsets are exact; the order of pairs inside an
+ * expert's range may vary run to run (allowed by the contract: results never
+ * depend on it), and order/position are always inverse permutations.
  */
 import { DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
 import type { GpuContext } from '../runtime/context.js';
@@ -18,7 +13,7 @@ import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, foldWorkgroups, uniformFields, type BindingDecl, type Recorder } from '../runtime/kernel.js';
 import { allocOutput, expect2d, expectLive } from './op-util.js';
 import type { GroupingGpu, GroupingRef } from './moe-types.js';
-import { GEMV_GROUPS, NO_EXPERT, activeExpertsGpu, type ActiveExperts } from './moe-gemv.js';
+import { GEMV_GROUPS, NO_EXPERT, type ActiveExperts } from './moe-gemv.js';
 
 const WG = 256;
 
@@ -128,17 +123,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   { signature: () => ({ bindings: [bind('C', U32), bind('OFF', U32), bind('ORD', U32), bind('POS', U32)], uniforms: uniformFields('u32', 'T') }) },
 );
 
-/** Largest E of the one-workgroup decode grouping (its per-expert workgroup array); groupDecodeGpu takes the multi-pass grouping above it. */
-export const GROUP_DECODE_MAX_EXPERTS = 2048;
-/** Pairs per pass of group_decode's chunk loop (one per lane). */
-const GD_CHUNK = WG;
-/** group_decode's scan: the WG lanes in GD_GROUPS groups of GD_GROUPS lanes. */
-const GD_GROUPS = 16;
-if (GD_GROUPS * GD_GROUPS !== WG) throw new Error(`group_decode's scan: ${GD_GROUPS} groups of ${GD_GROUPS} lanes, not ${WG}`);
-
 /** group_decode's storage bindings in binding order; IDX read-only, or read_write where the same kernel routes first. */
 export function groupDecodeBindings(idxAccess: 'read' | 'read_write'): BindingDecl[] {
-  return [bind('IDX', U32, idxAccess), bind('C', U32), bind('OFF', U32), bind('ORD', U32), bind('POS', U32), bind('ACT', U32), bind('ARGS', U32)];
+  return [bind('IDX', U32, idxAccess), bind('C', ATOMIC_U32), bind('OFF', U32), bind('CUR', ATOMIC_U32), bind('ORD', U32), bind('POS', U32), bind('ACT', U32), bind('ARGS', U32)];
 }
 
 /** group_decode's uniform fields: pairs, experts, and the GEMVs' output blocks (for the indirect args). */
@@ -147,136 +134,55 @@ export const GROUP_DECODE_UNIFORMS = uniformFields('u32', 'n', 'E', 'nbx0', 'nbx
 /**
  * WGSL of the decode grouping in one workgroup of ${WG}: workgroup arrays and
  * `fn group_decode(li: u32)` (call from uniform control flow), over the
- * bindings of {@link groupDecodeBindings} and the uniforms `n` (pairs), `E`
- * (at most {@link GROUP_DECODE_MAX_EXPERTS}), `nbx0`, `nbx1` (the GEMVs'
- * output blocks, for the indirect args). The including kernel provides
- * `experts`, the name of a module-scope `array<u32, >= E>` in workgroup
- * memory that is free when group_decode runs (route_decode lends the
- * router's score array), and `fn gd_pair(p: u32) -> u32`, the expert of
- * pair p < n (from IDX, or from a workgroup copy).
- *
- * Everything is counted, scanned and scattered in workgroup memory between
- * workgroupBarriers; the global outputs are written once, with plain stores,
- * and never read back. The pairs go in chunks of ${GD_CHUNK} (one per lane):
- * a pair's rank among the chunk's earlier pairs of its expert (broadcast
- * reads of the chunk) makes the counts without atomics and the order
- * deterministic: inside an expert's range the pairs ascend (groupRef's
- * stable counting sort).
+ * bindings of {@link groupDecodeBindings} and the uniforms `n` (pairs),
+ * `E`, `nbx0`, `nbx1` (the GEMVs' output blocks, for the indirect args).
  */
-export function groupDecodeWgsl(experts: string): string {
-  return /* wgsl */ `
-const GD_NONE = 0xffffffffu;
-var<workgroup> gdPart: array<u32, ${WG}>;
-var<workgroup> gdAct: array<u32, ${WG}>;
-var<workgroup> gdGroupPart: array<u32, ${GD_GROUPS}>;
-var<workgroup> gdGroupAct: array<u32, ${GD_GROUPS}>;
-// the experts of the chunk's pairs (GD_NONE past n or for an expert >= E)
-var<workgroup> gdChunk: array<u32, ${GD_CHUNK}>;
-// lane li's pair b + li of a chunk: its expert, how many of the chunk's pairs before it have that expert,
-// and whether it is the chunk's last pair of that expert
-struct GdRank { e: u32, before: u32, last: bool }
-fn gd_rank(b: u32, li: u32) -> GdRank {
-  let p = b + li;
-  var e = GD_NONE;
-  if (p < u.n) { e = gd_pair(p); if (e >= u.E) { e = GD_NONE; } }
-  gdChunk[li] = e;
-  workgroupBarrier();
-  var r = GdRank(e, 0u, true);
-  if (e != GD_NONE) {
-    let m = min(${GD_CHUNK}u, u.n - b);
-    for (var j = 0u; j < m; j++) {
-      if (gdChunk[j] == e) {
-        if (j < li) { r.before++; } else if (j > li) { r.last = false; break; }
-      }
-    }
-  }
-  return r;
-}
+export const GROUP_DECODE_WGSL = /* wgsl */ `
+var<workgroup> part: array<u32, ${WG}>;
+var<workgroup> partAct: array<u32, ${WG}>;
 fn group_decode(li: u32) {
-  // counts: the last pair of each expert in a chunk adds the chunk's pairs of that expert
-  for (var e = li; e < u.E; e += ${WG}u) { ${experts}[e] = 0u; }
-  var q = GdRank(GD_NONE, 0u, false);
-  for (var b = 0u; b < u.n; b += ${GD_CHUNK}u) {
-    workgroupBarrier(); // the counts zeroed; the previous chunk read
-    q = gd_rank(b, li);
-    if (q.e != GD_NONE && q.last) { ${experts}[q.e] += q.before + 1u; }
-  }
-  workgroupBarrier();
-  // exclusive scans over E of the counts and of the active flags: ${WG} segments of E (one per lane), their sums
-  // summed by ${GD_GROUPS} groups of ${GD_GROUPS} lanes, and each lane's prefix read from those: two barriers, where a
-  // parallel (Hillis-Steele) scan takes 16; the fixed-length loops unroll into independent workgroup loads
+  for (var e = li; e < u.E; e += ${WG}u) { atomicStore(&C[e], 0u); }
+  storageBarrier();
+  for (var p = li; p < u.n; p += ${WG}u) { let e = IDX[p]; if (e < u.E) { atomicAdd(&C[e], 1u); } }
+  storageBarrier();
+  // exclusive scans over E of the counts and of the active flags: ${WG} segments, then a parallel
+  // (Hillis-Steele) scan of the segment sums in workgroup memory
   let seg = (u.E + ${WG - 1}u) / ${WG}u;
   let e0 = min(li * seg, u.E);
   let e1 = min(e0 + seg, u.E);
   var s = 0u;
   var act = 0u;
-  for (var e = e0; e < e1; e++) { let c = ${experts}[e]; s += c; act += select(0u, 1u, c > 0u); }
-  gdPart[li] = s;
-  gdAct[li] = act;
+  for (var e = e0; e < e1; e++) { let c = atomicLoad(&C[e]); s += c; act += select(0u, 1u, c > 0u); }
+  part[li] = s;
+  partAct[li] = act;
   workgroupBarrier();
-  if (li < ${GD_GROUPS}u) {
-    var gs = 0u;
-    var ga = 0u;
-    for (var i = 0u; i < ${GD_GROUPS}u; i++) { gs += gdPart[li * ${GD_GROUPS}u + i]; ga += gdAct[li * ${GD_GROUPS}u + i]; }
-    gdGroupPart[li] = gs;
-    gdGroupAct[li] = ga;
-  }
-  workgroupBarrier();
-  let g0 = li / ${GD_GROUPS}u * ${GD_GROUPS}u; // lane li's group's first lane
-  var run = 0u; // pairs of the experts before lane li's segment
-  var a = 0u; // active experts before it
-  var total = 0u;
-  var na = 0u;
-  for (var i = 0u; i < ${GD_GROUPS}u; i++) {
-    let gs = gdGroupPart[i];
-    let ga = gdGroupAct[i];
-    total += gs;
-    na += ga;
-    let before = i * ${GD_GROUPS}u < g0;
-    run += select(0u, gs, before);
-    a += select(0u, ga, before);
-    let inGroup = g0 + i < li;
-    run += select(0u, gdPart[g0 + i], inGroup);
-    a += select(0u, gdAct[g0 + i], inGroup);
-  }
-  // counts, offsets and the active list out; the counts become the experts' cursors
-  if (li == 0u) {
-    OFF[u.E] = total;
+${inclusiveScanWgsl(['part', 'partAct'])}
+  // inclusive -> exclusive
+  var run = part[li] - s;
+  if (li == ${WG - 1}u) {
+    OFF[u.E] = part[li];
+    let na = partAct[li];
     ARGS[0] = u.nbx0; ARGS[1] = na; ARGS[2] = 1u; ARGS[3] = u.nbx1; ARGS[4] = na; ARGS[5] = 1u;
   }
-  for (var e = e0; e < e1; e++) {
-    let c = ${experts}[e];
-    C[e] = c;
-    OFF[e] = run;
-    ${experts}[e] = run;
-    run += c;
-    if (c > 0u) { ACT[a] = e; a++; }
-  }
+  for (var e = e0; e < e1; e++) { OFF[e] = run; atomicStore(&CUR[e], run); run += atomicLoad(&C[e]); }
+  let na = partAct[${WG - 1}u];
+  var a = partAct[li] - act;
+  for (var e = e0; e < e1; e++) { if (atomicLoad(&C[e]) > 0u) { ACT[a] = e; a++; } }
   for (var i = na + li; i < u.E; i += ${WG}u) { ACT[i] = ${NO_EXPERT}u; }
-  // scatter: slot = the expert's cursor + the pair's rank in the chunk (one chunk: the ranks counted above)
-  for (var b = 0u; b < u.n; b += ${GD_CHUNK}u) {
-    workgroupBarrier(); // the cursors set (advanced); the previous chunk read
-    if (u.n > ${GD_CHUNK}u) { q = gd_rank(b, li); }
-    if (q.e != GD_NONE) {
-      let slot = ${experts}[q.e] + q.before;
-      ORD[slot] = b + li;
-      POS[b + li] = slot;
-    }
-    if (u.n > ${GD_CHUNK}u) {
-      workgroupBarrier(); // every pair read its expert's cursor
-      if (q.e != GD_NONE && q.last) { ${experts}[q.e] += q.before + 1u; }
-    }
+  storageBarrier();
+  for (var p = li; p < u.n; p += ${WG}u) {
+    let e = IDX[p];
+    if (e < u.E) { let slot = atomicAdd(&CUR[e], 1u); ORD[slot] = p; POS[p] = slot; }
   }
 }
 `;
-}
 
 /**
  * The decode forward's whole grouping in one single-workgroup dispatch
  * (instead of zero, count, scan, scatter and the active-expert list: five
  * dispatches of ~7-15 us each on an H200, a third of a small model's T = 1
- * layer). Same outputs as groupGpu (counts, offsets, order, position; inside
- * an expert's range the pairs ascend) plus the active-expert list of the
+ * layer). Same outputs as groupGpu (counts, offsets, order, position; order
+ * inside an expert's range unspecified) plus the active-expert list of the
  * decode GEMVs (experts with rows ascending, then NO_EXPERT up to E) and its
  * indirect args. One workgroup loops over the pairs and experts: meant for
  * the few pairs of decode (the planner sends larger T to groupGpu).
@@ -284,9 +190,7 @@ fn group_decode(li: u32) {
 export const groupDecodeKernel = defineKernel<Record<string, never>>(
   'group_decode',
   () => /* wgsl */ `
-var<workgroup> gdExperts: array<u32, ${GROUP_DECODE_MAX_EXPERTS}>;
-fn gd_pair(p: u32) -> u32 { return IDX[p]; }
-${groupDecodeWgsl('gdExperts')}
+${GROUP_DECODE_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) li: u32) {
   group_decode(li);
@@ -364,10 +268,7 @@ export function groupGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: numb
  * Records the grouping of `idx` (uint32 [T, k], values < E) and the decode
  * GEMVs' active-expert list in one dispatch ({@link groupDecodeKernel}):
  * the decode path's replacement for groupGpu + activeExpertsGpu. `nGateUp`
- * and `nDown` are the GEMVs' output widths (for the indirect args). Inside
- * an expert's range the pairs ascend for E <= GROUP_DECODE_MAX_EXPERTS
- * (2048); past it this records groupGpu + activeExpertsGpu (order inside
- * an expert unspecified).
+ * and `nDown` are the GEMVs' output widths (for the indirect args).
  * @example
  * ```ts
  * const { grouping, active } = groupDecodeGpu(ctx, rec, routing.idx, E, moeDim, hiddenDim, { pool });
@@ -375,16 +276,6 @@ export function groupGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: numb
  * ```
  */
 export function groupDecodeGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: number, nGateUp: number, nDown: number, opts: GroupOptions = {}): { grouping: GroupingGpu; active: ActiveExperts } {
-  if (E > GROUP_DECODE_MAX_EXPERTS) {
-    // past group_decode's workgroup array: the multi-pass grouping (inside an expert's range the order is unspecified there)
-    const g = groupGpu(ctx, rec, idx, E, opts);
-    try {
-      return { grouping: g, active: activeExpertsGpu(ctx, rec, g, nGateUp, nDown) };
-    } catch (e) {
-      g.destroy();
-      throw e;
-    }
-  }
   const g = allocGrouping(ctx, 'groupDecodeGpu', idx, E, opts);
   try {
     const t = decodeGroupingTargets(rec, g);
@@ -406,7 +297,7 @@ export function groupDecodeGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E
 export function decodeGroupingTargets(rec: Recorder, g: GroupingGpu): { bind: Record<string, GPUBuffer>; active: ActiveExperts } {
   const active = rec.temp(4 * g.E, 'active');
   const args = rec.temp(32, 'indirect');
-  const bind = { C: g.counts.buffer, OFF: g.offsets.buffer, ORD: g.order.buffer, POS: g.position.buffer, ACT: active, ARGS: args };
+  const bind = { C: g.counts.buffer, OFF: g.offsets.buffer, CUR: rec.temp(g.E * 4, 'group.cursor'), ORD: g.order.buffer, POS: g.position.buffer, ACT: active, ARGS: args };
   return { bind, active: { active, args } };
 }
 

@@ -45,50 +45,10 @@ export function routerBindings(v: RouterVariant): BindingDecl[] {
 /** The router's uniform fields: the kernels that route declare these. */
 export const ROUTER_UNIFORMS: readonly UniformField[] = [...uniformFields('u32', 'T', 'E', 'k', 'nGroup', 'topkGroup'), { name: 'scale', type: 'f32' }];
 
-/** Lanes per group of treeReduceWgsl's two levels (WG = TREE_FAN^2). */
-const TREE_FAN = 16;
-if (TREE_FAN * TREE_FAN !== WG) throw new Error(`treeReduceWgsl: ${TREE_FAN} x ${TREE_FAN} lanes, not ${WG}`);
-
-/**
- * WGSL that reduces rv[0..WG) (filled, then a barrier) into `let name` in every
- * lane, bit for bit as the binary tree `for s = WG/2 .. 1: rv[i] = op(rv[i],
- * rv[i + s])` gives it (same operands, same order), in two barriers instead
- * of log2(WG): lanes i < 16 fold their residue class {i + 16m} (the tree's
- * first four steps), then every lane folds those 16 (its last four), both
- * unrolled. Ends with a barrier, after which rv is free.
- */
-function treeReduceWgsl(name: string, op: (a: string, b: string) => string): string {
-  // the binary tree over values[0..n): pairs (i, i + n/2), then (i, i + n/4), ..
-  const fold = (values: string[], tmp: string): string[] => {
-    const out: string[] = [];
-    let cur = values;
-    for (let level = 0; cur.length > 1; level++) {
-      const half = cur.length / 2;
-      const next = Array.from({ length: half }, (_, i) => `${tmp}${level}_${i}`);
-      for (let i = 0; i < half; i++) out.push(`let ${next[i]} = ${op(cur[i], cur[i + half])};`);
-      cur = next;
-    }
-    out.push(`let ${tmp} = ${cur[0]};`);
-    return out;
-  };
-  const classOf = Array.from({ length: TREE_FAN }, (_, m) => `rv[li + ${m * TREE_FAN}u]`);
-  const firsts = Array.from({ length: TREE_FAN }, (_, i) => `rv[${i}u]`);
-  return `    if (li < ${TREE_FAN}u) {
-      ${fold(classOf, `${name}_c`).join('\n      ')}
-      rv[li] = ${name}_c; // only lane li reads its class
-    }
-    workgroupBarrier();
-    ${fold(firsts, `${name}_r`).join('\n    ')}
-    let ${name} = ${name}_r;
-    workgroupBarrier();`;
-}
-
 /**
  * WGSL that routes one token: module-scope workgroup arrays and helpers, and
  * `fn route_token(t: u32, li: u32)` (256 invocations; it has barriers, so call
- * it from uniform control flow), which writes IDX[t*k..] and WT[t*k..] and
- * leaves the token's experts in `sel[0..k)` until the next call clears them
- * (after its first barrier: route_decode copies them from there). The
+ * it from uniform control flow), which writes IDX[t*k..] and WT[t*k..]. The
  * bindings ({@link routerBindings}) and the uniforms ({@link ROUTER_UNIFORMS}) are the caller's.
  */
 export function routeTokenWgsl(v: RouterVariant): string {
@@ -102,13 +62,22 @@ export function routeTokenWgsl(v: RouterVariant): string {
     for (var e = li; e < u.E; e += WG) { m = max(m, score(e)); }
     rv[li] = m;
     workgroupBarrier();
-${treeReduceWgsl('mx', (a, b) => `max(${a}, ${b})`)}
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+      if (li < s) { rv[li] = max(rv[li], rv[li + s]); }
+      workgroupBarrier();
+    }
+    let mx = rv[0];
+    workgroupBarrier();
     var acc = 0.0;
     for (var e = li; e < u.E; e += WG) { acc = acc + exp(score(e) - mx); }
     rv[li] = acc;
     workgroupBarrier();
-${treeReduceWgsl('total', (a, b) => `${a} + ${b}`)}
-    if (li == 0u) { smax = mx; ssum = total; }
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+      if (li < s) { rv[li] = rv[li] + rv[li + s]; }
+      workgroupBarrier();
+    }
+    if (li == 0u) { smax = mx; ssum = rv[0]; }
+    workgroupBarrier();
   }`
       : '';
   // every group kept (topkGroup >= nGroup, e.g. Kimi-K2's one group): no group scores, nothing excluded
