@@ -23,7 +23,7 @@ beforeAll(async () => {
 
 const NO_EXPERT = 0xffffffff;
 /** The router's largest E (ROUTER_MAX_EXPERTS); group_decode alone is also run one past it. */
-const MAX_E_ORDERED = 2048;
+const ROUTER_MAX_E = 2048;
 
 interface Decoded {
   counts: Uint32Array;
@@ -129,7 +129,7 @@ describe('groupDecodeGpu on random idx vs a grouping by hand', () => {
       const r = rng(mode.length * 31 + 7);
       const pool = new BufferPool(ctx);
       const cases: { T: number; k: number; E: number }[] = [];
-      for (const E of [...ES, MAX_E_ORDERED + 1]) for (const k of KS) cases.push({ T: 1 + Math.floor(r() * 4), k, E });
+      for (const E of [...ES, ROUTER_MAX_E + 1]) for (const k of KS) cases.push({ T: 1 + Math.floor(r() * 4), k, E });
       // one, two and three 256-pair chunks, no pairs
       cases.push({ T: 32, k: 8, E: 37 }, { T: 9, k: 32, E: 2048 }, { T: 70, k: 8, E: 3 }, { T: 257, k: 1, E: 384 }, { T: 0, k: 8, E: 128 });
       for (const { T, k, E } of cases) {
