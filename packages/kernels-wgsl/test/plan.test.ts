@@ -7,7 +7,8 @@ import { SGMAT_SHAPES } from '../src/kernels/grouped-gemm-fast-shapes.js';
 describe('kernel planner', () => {
   it('routed experts: GEMV while T <= 16 or T*k <= 8E', () => {
     expect(useExpertGemv(16, 8, 1)).toBe(true); // T <= 16 whatever the rows
-    expect(useExpertGemv(17, 8, 17)).toBe(true); // 136 rows <= 8 * 17
+    expect(useExpertGemv(17, 8, 18)).toBe(true); // 136 rows < 8 * 18
+    expect(useExpertGemv(17, 8, 17)).toBe(false); // 136 rows = 8 per expert: the matrix GEMMs
     expect(useExpertGemv(17, 8, 16)).toBe(false); // 136 rows > 128
     expect(useExpertGemv(512, 2, 8)).toBe(false);
     expect(useExpertGemv(64, 8, 128)).toBe(true); // Qwen3-30B T=64: 4 rows per expert

@@ -37,7 +37,12 @@ export type FastGemmKind = 'f32' | 'f16' | 'subgroup-matrix';
 export const KERNEL_CROSSOVERS = {
   /** Decode GEMVs for at most this many tokens... */
   gemvMaxTokens: 16,
-  /** ...or at most this many grouped rows per expert on average (T*k <= 8E). */
+  /**
+   * ...or fewer than this many grouped rows per expert on average (T*k < 8E); from 8 on, the subgroup-matrix
+   * GEMMs (fastMinRowsPerExpert). H200 2026-12-04, bf16, GEMV at exactly 8 rows per expert vs the matrix
+   * GEMMs one token later (docs/perf-h200/2026-12-04-s7/crossover/): Mixtral T=32 / 33 3.33 / 1.76 ms,
+   * Qwen3-30B T=128 / 129 1.93 / 0.869, GPT-OSS-20B T=64 / 65 2.07 / 1.11, DeepSeek-V2-Lite T=85 / 86 1.80 / 1.01.
+   */
   gemvMaxRowsPerExpert: 8,
   /** Captured graphs replayed for at most this many tokens. */
   graphMaxTokens: 64,
@@ -143,7 +148,7 @@ export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide'
 
 /** Whether the routed experts of a forward of T tokens (k per token, E experts) take the decode GEMVs. */
 export function useExpertGemv(T: number, k: number, E: number): boolean {
-  return T <= KERNEL_CROSSOVERS.gemvMaxTokens || T * k <= KERNEL_CROSSOVERS.gemvMaxRowsPerExpert * E;
+  return T <= KERNEL_CROSSOVERS.gemvMaxTokens || T * k < KERNEL_CROSSOVERS.gemvMaxRowsPerExpert * E;
 }
 
 /** Whether the decode path of a forward of T tokens routes and groups in one dispatch (route_decode). */
