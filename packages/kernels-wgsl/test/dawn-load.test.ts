@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { WebMoEError } from '@webmoe/tensor';
+import { ValueError, WebMoEError } from '@webmoe/tensor';
 import { NoAdapterError } from '../src/index.js';
-import { loadDawn, WEBGPU_MISSING } from '../src/runtime/context.js';
+import { DAWN_NODE_TOGGLES, dawnNodeToggles, describeAdapter, loadDawn, WEBGPU_MISSING } from '../src/runtime/context.js';
 
 /** The error Node throws for `import('webgpu')` where no `webgpu` package can be found. */
 function nodeMissingWebgpuError(): Error & { code?: string } {
@@ -73,5 +73,30 @@ describe('loadDawn', () => {
     expect(toggles.join(' ')).toContain('allow_unsafe_apis');
     expect((globalThis as Record<string, unknown>).__webmoeDawnLoadTest).toBe(7);
     delete (globalThis as Record<string, unknown>).__webmoeDawnLoadTest;
+  });
+});
+
+describe('dawnNodeToggles (WEBMOE_DAWN_ENABLE)', () => {
+  it('adds the named toggles to the one enable entry (Dawn takes the last entry of a key), and nothing without it', () => {
+    expect(dawnNodeToggles({})).toEqual(DAWN_NODE_TOGGLES);
+    const t = dawnNodeToggles({ WEBMOE_DAWN_ENABLE: 'skip_validation, disable_robustness' });
+    expect(t.filter((s) => s.startsWith('enable-dawn-features='))).toEqual([`${DAWN_NODE_TOGGLES[0]},skip_validation,disable_robustness`]);
+    expect(t.slice(1)).toEqual(DAWN_NODE_TOGGLES.slice(1));
+  });
+  it('a name that is not a toggle name is a ValueError naming the variable', () => {
+    expect(() => dawnNodeToggles({ WEBMOE_DAWN_ENABLE: 'skip_validation,x=1' })).toThrow(ValueError);
+    expect(() => dawnNodeToggles({ WEBMOE_DAWN_ENABLE: 'Skip' })).toThrow(/WEBMOE_DAWN_ENABLE/);
+  });
+});
+
+describe('describeAdapter: software adapters', () => {
+  const adapter = (info: Partial<GPUAdapterInfo> & { isFallbackAdapter?: boolean }) => ({ info }) as unknown as GPUAdapter;
+  it('lavapipe, SwiftShader, WARP and fallback adapters run kernels on the CPU; GPUs do not', () => {
+    expect(describeAdapter(adapter({ vendor: 'mesa', architecture: 'software', device: 'llvmpipe-llvm-15', description: 'llvmpipe' })).software).toBe(true);
+    expect(describeAdapter(adapter({ vendor: 'google', architecture: '', device: 'swiftshader', description: 'SwiftShader Device' })).software).toBe(true);
+    expect(describeAdapter(adapter({ vendor: 'microsoft', description: 'Microsoft Basic Render Driver (WARP)' })).software).toBe(true);
+    expect(describeAdapter(adapter({ vendor: 'intel', isFallbackAdapter: true })).software).toBe(true);
+    expect(describeAdapter(adapter({ vendor: 'nvidia', architecture: 'hopper', device: 'nvidia-h200', description: 'NVIDIA: 580.159.04' })).software).toBe(false);
+    expect(describeAdapter(adapter({ vendor: 'apple', architecture: 'metal-3' })).software).toBe(false);
   });
 });
