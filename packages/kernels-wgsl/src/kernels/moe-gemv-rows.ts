@@ -1,5 +1,5 @@
 /**
- * The row-blocked packed decode GEMV (GemvVariant.ro outputs per 32-lane group, optionally ks groups per
+ * The row-blocked decode GEMV (packed weights, and 16-bit dense weights without scales) (GemvVariant.ro outputs per 32-lane group, optionally ks groups per
  * output block splitting the columns): 16-byte code loads, exact bit decoding (ROWS_CODECS), every x load
  * serving all the group's weight rows, a fixed-order workgroup reduction.
  */

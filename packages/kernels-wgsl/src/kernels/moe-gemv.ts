@@ -289,8 +289,8 @@ function gemv(
   // one expert (a dense grouping: shared experts) is always active: a constant list, no dispatch
   const active = opts.active?.active ?? (g.E === 1 ? singleExpertList(ctx) : activeExpertsGpu(ctx, rec, g, nout, nout).active);
   const first = chunks[0];
-  // row-blocked path: chunks of 16 bytes per scale block, and its log2 where a power of two
-  const cb = path === 'rows' && !dense ? blockCols(first.gw) / wideChunkCols(first.gw.wfmt) : path === 'rows' ? 1 : 0;
+  // row-blocked path: chunks of 16 bytes per scale block (dense weights: no scales, 1), and its log2 where a power of two
+  const cb = path !== 'rows' ? 0 : dense ? 1 : blockCols(first.gw) / wideChunkCols(first.gw.wfmt);
   const cbPow2 = cb > 0 && (cb & (cb - 1)) === 0;
   const variant: GemvVariant = {
     wdtype: first.gw.wfmt,
