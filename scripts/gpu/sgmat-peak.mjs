@@ -1,0 +1,119 @@
+// The ceiling of Dawn's subgroup-matrix builtins on this adapter: f16 x f16 -> f32 16x16x16
+// multiply-accumulates from registers in a loop, no memory traffic in the loop, with 1-8
+// independent accumulators per subgroup (instruction-level parallelism), timed with timestamp
+// queries over a grid that fills the GPU. Prints TFLOP/s per configuration and checks every
+// accumulator against the exact value (small integer inputs: the sums are exact in f32).
+// The prefill GEMM (grouped_gemm_sgmat) cannot run faster than this: it is the measured
+// reason, or not, for its gap to cuBLAS (issue #12).
+//   cp scripts/gpu/sgmat-peak.mjs .gpu-kit/ && bash .gpu-kit/enter.sh node .gpu-kit/sgmat-peak.mjs [iters=4096]
+import { create, globals } from 'webgpu';
+import { writeSync } from 'node:fs';
+
+const log = (...a) => writeSync(1, a.join(' ') + '\n');
+Object.assign(globalThis, globals);
+const ITERS = Number(process.argv[2] ?? 4096);
+const KEEP = []; // the Dawn instance must outlive its devices
+const gpu = create(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia', 'disable-dawn-features=timestamp_quantization']);
+KEEP.push(gpu);
+const ad = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+const need = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix', 'timestamp-query'];
+const missing = need.filter((f) => !ad.features.has(f));
+if (missing.length) {
+  log('adapter lacks', missing.join(', '));
+  process.exit(1);
+}
+const d = await ad.requestDevice({ requiredFeatures: need });
+log('adapter', [ad.info?.vendor, ad.info?.architecture, ad.info?.device, ad.info?.description].filter(Boolean).join(' / '));
+
+// f32 -> f16 bits for the small integers used here (exact)
+function f16(x) {
+  if (x === 0) return 0;
+  const u = new Uint32Array(new Float32Array([x]).buffer)[0];
+  return ((u >>> 16) & 0x8000) | ((((u >>> 23) & 0xff) - 112) << 10) | ((u >>> 13) & 0x3ff);
+}
+// A: 23 rows of 16 (row-major; accumulator c multiplies rows c..c+15, so that no two accumulators compute the
+// same thing and a compiler cannot merge them), B: 16x16 column-major (B[n*16 + k]); small integers
+const AROWS = 23;
+const A = Array.from({ length: AROWS * 16 }, (_, i) => ((i * 7) % 5) - 2);
+const B = Array.from({ length: 256 }, (_, i) => ((i * 3) % 7) - 3);
+/** The sum over accumulators c < accs of (rows c..c+15 of A) . B, 16x16 row-major. */
+const sumAB = (accs) =>
+  Array.from({ length: 256 }, (_, i) => {
+    const m = i >> 4, n = i & 15;
+    let s = 0;
+    for (let c = 0; c < accs; c++) for (let k = 0; k < 16; k++) s += A[(c + m) * 16 + k] * B[n * 16 + k];
+    return s;
+  });
+const inBuf = d.createBuffer({ size: (AROWS * 16 + 256) * 2, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+d.queue.writeBuffer(inBuf, 0, new Uint16Array([...A, ...B].map(f16)));
+
+const WG = 256; // 8 subgroups of 32
+const GROUPS = 132 * 16; // workgroups: many per SM
+async function run(accs) {
+  const accNames = Array.from({ length: accs }, (_, i) => `c${i}`);
+  const src = `diagnostic(off, chromium.subgroup_matrix_uniformity);
+enable f16; enable subgroups; enable chromium_experimental_subgroup_matrix;
+@group(0) @binding(0) var<storage, read> IN: array<f16>;
+@group(0) @binding(1) var<storage, read_write> OUT: array<f32>;
+var<workgroup> AS: array<f16, ${AROWS * 16 + 256}>;
+var<workgroup> OS: array<f32, ${8 * 256}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_id) sg: u32) {
+  for (var i = lid; i < ${AROWS * 16 + 256}u; i += ${WG}u) { AS[i] = IN[i]; }
+  workgroupBarrier();
+  let b = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&AS, ${AROWS * 16}u, true, 16u);
+${accNames.map((c, i) => `  let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&AS, ${i * 16}u, false, 16u);\n  var ${c} = subgroup_matrix_result<f32, 16, 16>();`).join('\n')}
+  for (var it = 0u; it < ${ITERS}u; it++) {
+${accNames.map((c, i) => `    ${c} = subgroupMatrixMultiplyAccumulate(a${i}, b, ${c});`).join('\n')}
+  }
+  // the accumulators' sum (ITERS times sumAB(accs)) through workgroup memory, 8 values per lane; workgroup 0 writes it out
+  let lane = lid % 32u;
+  var tot: array<f32, 8>;
+${accNames.map((c) => `  subgroupMatrixStore(&OS, sg * 256u, ${c}, false, 16u);
+  workgroupBarrier();
+  for (var j = 0u; j < 8u; j++) { tot[j] = tot[j] + OS[sg * 256u + lane * 8u + j]; }
+  workgroupBarrier();`).join('\n')}
+  for (var j = 0u; j < 8u; j++) { OS[sg * 256u + lane * 8u + j] = tot[j]; }
+  workgroupBarrier();
+  if (wid.x == 0u) { for (var i = lid; i < ${8 * 256}u; i += ${WG}u) { OUT[i] = OS[i]; } }
+}`;
+  d.pushErrorScope('validation');
+  const m = d.createShaderModule({ code: src });
+  const p = d.createComputePipeline({ layout: 'auto', compute: { module: m, entryPoint: 'main' } });
+  const out = d.createBuffer({ size: 8 * 256 * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const bg = d.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [inBuf, out].map((buffer, binding) => ({ binding, resource: { buffer } })) });
+  const qs = d.createQuerySet({ type: 'timestamp', count: 2 });
+  const res = d.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+  const times = [];
+  for (let rep = 0; rep < 6; rep++) {
+    const e = d.createCommandEncoder();
+    const ps = e.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
+    ps.setPipeline(p);
+    ps.setBindGroup(0, bg);
+    ps.dispatchWorkgroups(GROUPS);
+    ps.end();
+    e.resolveQuerySet(qs, 0, 2, res, 0);
+    const rd = d.createBuffer({ size: 16 + 8 * 256 * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    e.copyBufferToBuffer(res, 0, rd, 0, 16);
+    e.copyBufferToBuffer(out, 0, rd, 16, 8 * 256 * 4);
+    d.queue.submit([e.finish()]);
+    await rd.mapAsync(GPUMapMode.READ);
+    const t = new BigUint64Array(rd.getMappedRange(0, 16).slice(0));
+    const o = new Float32Array(rd.getMappedRange(16).slice(0));
+    rd.unmap();
+    rd.destroy();
+    if (rep > 0) times.push(Number(t[1] - t[0]) / 1e6);
+    if (rep === 5) {
+      const want = sumAB(accs);
+      let bad = 0;
+      for (let g = 0; g < 8; g++) for (let i = 0; i < 256; i++) if (o[g * 256 + i] !== ITERS * want[i]) bad++;
+      if (bad) log(`accumulators ${accs}: WRONG ${bad} of ${8 * 256} (e.g. got ${o[0]}, want ${ITERS * want[0]})`);
+    }
+  }
+  const err = await d.popErrorScope();
+  if (err) return log(`accumulators ${accs}: error ${err.message.replace(/\s+/g, ' ').slice(0, 300)}`);
+  const ms = [...times].sort((x, y) => x - y)[times.length >> 1];
+  const flops = GROUPS * 8 * ITERS * accs * 2 * 16 * 16 * 16;
+  log(`accumulators ${accs}: ${ms.toFixed(3)} ms, ${(flops / ms / 1e9).toFixed(1)} TFLOP/s (${GROUPS} workgroups x 8 subgroups x ${ITERS} iterations)`);
+}
+for (const accs of [1, 2, 4, 8]) await run(accs);
