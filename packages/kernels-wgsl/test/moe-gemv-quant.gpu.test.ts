@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, e4m3ToF32, e5m2ToF32 } from '@webmoe/tensor';
 import {
   GpuTensor, Recorder, gemvGateUpGpu, gemvDownGpu, gemvSupports, groupRef, uploadGrouping, quantizeExperts, uploadExpertWeights, destroyExpertWeights,
-  groupedGateUpRef, groupedDownRef, type GpuContext, type ExpertQuantFormat, type GemvPackedKernel, type ExpertActivation, type ExpertWeightsHost,
+  groupedGateUpRef, groupedDownRef, type GpuContext, type ExpertQuantFormat, type GemvPackedKernel, type ExpertActivation, type ExpertWeightsHost, type GroupingRef,
 } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
 import { gemvPackedPath } from '../src/kernels/moe-gemv.js';
@@ -17,6 +17,53 @@ let ctx: GpuContext | null;
 beforeAll(async () => {
   ctx = await testGpu();
 });
+
+/** One layer's inputs for {@link runGemvKernels}: grouping, x [T, H], both weight stacks, optional biases and row scales. */
+interface GemvLayer {
+  g: GroupingRef;
+  x: Float32Array;
+  guH: ExpertWeightsHost;
+  dnH: ExpertWeightsHost;
+  guB?: HostTensor;
+  dnB?: HostTensor;
+  rsv?: Float32Array;
+  act: ExpertActivation;
+}
+
+/**
+ * Uploads the layer once and runs gate_up + down through each packed kernel option in turn: each one's h and y,
+ * the load path each option takes for gate_up and down (gemvPackedPath), and whether the GEMVs take both stacks.
+ */
+async function runGemvKernels(cx: GpuContext, L: GemvLayer, kernels: readonly GemvPackedKernel[]) {
+  const { g, x, act } = L;
+  const { T, k } = g;
+  const H = x.length / T;
+  return gpuChecked(cx, async () => {
+    const gg = uploadGrouping(cx, g);
+    const gu = uploadExpertWeights(cx, L.guH);
+    const dn = uploadExpertWeights(cx, L.dnH);
+    const paths = kernels.map((kn) => [gemvPackedPath(gu, kn), gemvPackedPath(dn, kn)]);
+    const supported = gemvSupports(gu) && gemvSupports(dn);
+    const xg = GpuTensor.upload(cx, new HostTensor('float32', [T, H], x));
+    const bg = L.guB && GpuTensor.upload(cx, L.guB);
+    const bd = L.dnB && GpuTensor.upload(cx, L.dnB);
+    const rs = L.rsv && GpuTensor.upload(cx, new HostTensor('float32', [T, k], L.rsv));
+    const res: { kernel: GemvPackedKernel; h: Float32Array; y: Float32Array }[] = [];
+    for (const packedKernel of kernels) {
+      const rec = new Recorder(cx);
+      const hg = gemvGateUpGpu(cx, rec, xg, gg, gu, act, { packedKernel, bias: bg, rowScale: rs });
+      const yg = gemvDownGpu(cx, rec, hg, gg, dn, { packedKernel, bias: bd });
+      rec.submit();
+      res.push({ kernel: packedKernel, h: (await hg.download()).toFloat32(), y: (await yg.download()).toFloat32() });
+      for (const b of [hg, yg]) b.destroy();
+    }
+    for (const b of [xg, bg, bd, rs]) b?.destroy();
+    destroyExpertWeights(gu);
+    destroyExpertWeights(dn);
+    gg.destroy();
+    return { res, paths, supported };
+  });
+}
 
 /**
  * `wide`: whether gate_up (H columns) and down (I columns) take the 16-byte-load paths ('wide', and 'rowsN'
@@ -55,33 +102,14 @@ describe('decode GEMV on quantized experts', () => {
       const act = { kind: 'swiglu_limit' as const, layout: 'interleaved' as const, limit: 2 };
       const hRef = groupedGateUpRef(x, g, guH, undefined, act);
       const yRef = groupedDownRef(hRef, g, dnH, undefined);
-      const out = await gpuChecked(cx, async () => {
-        const gg = uploadGrouping(cx, g);
-        const gu = uploadExpertWeights(cx, guH);
-        const dn = uploadExpertWeights(cx, dnH);
-        expect(gemvSupports(gu) && gemvSupports(dn)).toBe(true);
-        const e5m2 = c.fmt.kind === 'fp8_block' && c.fmt.dtype === 'float8_e5m2';
-        expect([gemvPackedPath(gu, 'wide'), gemvPackedPath(dn, 'wide')], 'wide load path').toEqual(c.wide.map((w) => (w && !e5m2 ? 'wide' : 'table')));
-        expect([gemvPackedPath(gu, 'rows2'), gemvPackedPath(dn, 'rows2')], 'row-blocked load path').toEqual(c.wide.map((w) => (w ? 'rows' : 'table')));
-        expect([gemvPackedPath(gu, 'table'), gemvPackedPath(dn, 'table')]).toEqual(['table', 'table']);
-        const xg = GpuTensor.upload(cx, new HostTensor('float32', [T, H], x));
-        // the 8-column table loads, the 16-byte wide loads and the row-blocked kernel (2 outputs per group) where the shapes allow them
-        const out: { kernel: GemvPackedKernel; h: Float32Array; y: Float32Array }[] = [];
-        for (const packedKernel of ['table', 'wide', 'rows2'] as const) {
-          const rec = new Recorder(cx);
-          const hg = gemvGateUpGpu(cx, rec, xg, gg, gu, act, { packedKernel });
-          const yg = gemvDownGpu(cx, rec, hg, gg, dn, { packedKernel });
-          rec.submit();
-          out.push({ kernel: packedKernel, h: (await hg.download()).toFloat32(), y: (await yg.download()).toFloat32() });
-          for (const b of [hg, yg]) b.destroy();
-        }
-        xg.destroy();
-        destroyExpertWeights(gu);
-        destroyExpertWeights(dn);
-        gg.destroy();
-        return out;
-      });
-      for (const o of out) {
+      // the 8-column table loads, the 16-byte wide loads and the row-blocked kernel (2 outputs per group) where the shapes allow them
+      const out = await runGemvKernels(cx, { g, x, guH, dnH, act }, ['table', 'wide', 'rows2']);
+      expect(out.supported).toBe(true);
+      const e5m2 = c.fmt.kind === 'fp8_block' && c.fmt.dtype === 'float8_e5m2';
+      expect(out.paths[1], 'wide load path').toEqual(c.wide.map((w) => (w && !e5m2 ? 'wide' : 'table')));
+      expect(out.paths[2], 'row-blocked load path').toEqual(c.wide.map((w) => (w ? 'rows' : 'table')));
+      expect(out.paths[0]).toEqual(['table', 'table']);
+      for (const o of out.res) {
         expect(relErr(o.h, hRef), `${c.name} h (${o.kernel})`).toBeLessThan(2e-5);
         expect(relErr(o.y, yRef), `${c.name} y (${o.kernel})`).toBeLessThan(2e-5);
       }
@@ -150,30 +178,7 @@ describe('row-blocked decode GEMV on quantized experts (randomized)', () => {
       const rsv = scale ? randomArray(r, T * k, 0.5, 1.5) : undefined;
       const hRef = groupedGateUpRef(x, g, guH, guB, act, rsv);
       const yRef = groupedDownRef(hRef, g, dnH, dnB);
-      const out = await gpuChecked(cx, async () => {
-        const gg = uploadGrouping(cx, g);
-        const gu = uploadExpertWeights(cx, guH);
-        const dn = uploadExpertWeights(cx, dnH);
-        const paths = KERNELS.map((kn) => [gemvPackedPath(gu, kn), gemvPackedPath(dn, kn)]);
-        const xg = GpuTensor.upload(cx, new HostTensor('float32', [T, H], x));
-        const bg = guB && GpuTensor.upload(cx, guB);
-        const bd = dnB && GpuTensor.upload(cx, dnB);
-        const rs = rsv && GpuTensor.upload(cx, new HostTensor('float32', [T, k], rsv));
-        const res: { kernel: GemvPackedKernel; h: Float32Array; y: Float32Array }[] = [];
-        for (const packedKernel of KERNELS) {
-          const rec = new Recorder(cx);
-          const hg = gemvGateUpGpu(cx, rec, xg, gg, gu, act, { packedKernel, bias: bg, rowScale: rs });
-          const yg = gemvDownGpu(cx, rec, hg, gg, dn, { packedKernel, bias: bd });
-          rec.submit();
-          res.push({ kernel: packedKernel, h: (await hg.download()).toFloat32(), y: (await yg.download()).toFloat32() });
-          for (const b of [hg, yg]) b.destroy();
-        }
-        for (const b of [xg, bg, bd, rs]) b?.destroy();
-        destroyExpertWeights(gu);
-        destroyExpertWeights(dn);
-        gg.destroy();
-        return { res, paths };
-      });
+      const out = await runGemvKernels(cx, { g, x, guH, dnH, guB, dnB, rsv, act }, KERNELS);
       expect(out.paths, 'every case takes the row-blocked path').toEqual(KERNELS.map(() => ['rows', 'rows']));
       for (const o of out.res) {
         expect(relErr(o.h, hRef), `h (${o.kernel})`).toBeLessThan(2e-5);
@@ -219,33 +224,10 @@ describe('row-blocked decode GEMV on 16-bit dense experts (randomized)', () => {
       const rsv = scale ? randomArray(r, T * k, 0.5, 1.5) : undefined;
       const hRef = groupedGateUpRef(x, g, guH, guB, act, rsv);
       const yRef = groupedDownRef(hRef, g, dnH, dnB);
-      const out = await gpuChecked(cx, async () => {
-        const gg = uploadGrouping(cx, g);
-        const gu = uploadExpertWeights(cx, guH);
-        const dn = uploadExpertWeights(cx, dnH);
-        const paths = [gemvPackedPath(gu, c.kernel), gemvPackedPath(dn, c.kernel)];
-        const xg = GpuTensor.upload(cx, new HostTensor('float32', [T, H], x));
-        const bg = guB && GpuTensor.upload(cx, guB);
-        const bd = dnB && GpuTensor.upload(cx, dnB);
-        const rs = rsv && GpuTensor.upload(cx, new HostTensor('float32', [T, k], rsv));
-        const res: { kernel: string; h: Float32Array; y: Float32Array }[] = [];
-        // the row-blocked kernel, then the dense one ('table' on dense weights)
-        for (const packedKernel of [c.kernel, 'table'] as const) {
-          const rec = new Recorder(cx);
-          const hg = gemvGateUpGpu(cx, rec, xg, gg, gu, act, { packedKernel, bias: bg, rowScale: rs });
-          const yg = gemvDownGpu(cx, rec, hg, gg, dn, { packedKernel, bias: bd });
-          rec.submit();
-          res.push({ kernel: packedKernel, h: (await hg.download()).toFloat32(), y: (await yg.download()).toFloat32() });
-          for (const b of [hg, yg]) b.destroy();
-        }
-        for (const b of [xg, bg, bd, rs]) b?.destroy();
-        destroyExpertWeights(gu);
-        destroyExpertWeights(dn);
-        gg.destroy();
-        return { res, paths };
-      });
+      // the row-blocked kernel, then the dense one ('table' on dense weights)
+      const out = await runGemvKernels(cx, { g, x, guH, dnH, guB, dnB, rsv, act }, [c.kernel, 'table']);
       // gate_up reads H columns, down I columns: the row-blocked path needs whole 8-column chunks
-      expect(out.paths).toEqual([H % 8 === 0 ? 'rows' : 'dense', I % 8 === 0 ? 'rows' : 'dense']);
+      expect(out.paths[0]).toEqual([H % 8 === 0 ? 'rows' : 'dense', I % 8 === 0 ? 'rows' : 'dense']);
       for (const o of out.res) {
         expect(relErr(o.h, hRef), `h (${o.kernel})`).toBeLessThan(2e-5);
         expect(relErr(o.y, yRef), `y (${o.kernel})`).toBeLessThan(2e-5);
