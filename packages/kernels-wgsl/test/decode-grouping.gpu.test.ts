@@ -8,9 +8,10 @@
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor } from '@webmoe/tensor';
-import { GpuTensor, Recorder, BufferPool, groupDecodeGpu, routeDecodeGpu, routerRef, readBuffer, requestAdapter, type GpuContext, type GroupingGpu, type RouterParams } from '@webmoe/kernels-wgsl';
+import { GpuTensor, Recorder, BufferPool, groupDecodeGpu, routeDecodeGpu, routerRef, requestAdapter, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng } from '@webmoe/kernels-wgsl/testing';
 import { makeLogits } from './router-helpers.js';
+import { downloadDecodeGrouping } from './grouped-helpers.js';
 import { signatureWgsl, type Kernel, type Variant } from '../src/runtime/kernel.js';
 import { routeDecodeKernel } from '../src/kernels/route-decode.js';
 import { groupDecodeKernel } from '../src/kernels/grouping.js';
@@ -83,28 +84,6 @@ function expectDecode(got: Decoded, idx: Uint32Array, want: Decoded, ordered: bo
   }
 }
 
-/** Submits `rec` with copies of the active list and args, downloads everything. */
-async function download(rec: Recorder, g: GroupingGpu, a: { active: GPUBuffer; args: GPUBuffer }): Promise<Decoded> {
-  const c = ctx!;
-  const keepActive = c.device.createBuffer({ size: 4 * g.E, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
-  const keepArgs = c.device.createBuffer({ size: 24, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
-  rec.copy(a.active, 0, keepActive, 0, 4 * g.E);
-  rec.copy(a.args, 0, keepArgs, 0, 24);
-  rec.submit();
-  const u = async (t: GpuTensor) => (await t.download()).data as Uint32Array;
-  const out = {
-    counts: await u(g.counts),
-    offsets: await u(g.offsets),
-    order: await u(g.order),
-    position: await u(g.position),
-    active: new Uint32Array((await readBuffer(c, keepActive, 4 * g.E)).buffer),
-    args: new Uint32Array((await readBuffer(c, keepArgs, 24)).buffer),
-  };
-  keepActive.destroy();
-  keepArgs.destroy();
-  return out;
-}
-
 /** Random idx [T, k]: 'uniform', 'hot' (most pairs on three experts, repeats inside a token too) or 'one' (every pair on one expert). */
 function randomIdx(r: () => number, n: number, E: number, mode: 'uniform' | 'hot' | 'one'): Uint32Array {
   const hot = [0, E - 1, Math.floor(E / 2)];
@@ -140,7 +119,7 @@ describe('groupDecodeGpu on random idx vs a grouping by hand', () => {
           const gi = GpuTensor.upload(ctx!, new HostTensor('uint32', [T, k], idx));
           const rec = new Recorder(ctx!);
           const { grouping, active } = groupDecodeGpu(ctx!, rec, gi, E, nGateUp, nDown, { pool });
-          const out = await download(rec, grouping, active);
+          const out = await downloadDecodeGrouping(ctx!, rec, grouping, active);
           grouping.destroy(); // back to the pool dirty: the next case must not see it
           gi.destroy();
           return out;
@@ -177,7 +156,7 @@ describe('routeDecodeGpu on random logits vs top-k and grouping by hand', () => 
           const gl = GpuTensor.upload(ctx!, HostTensor.fromFloat32([T, E], logits));
           const rec = new Recorder(ctx!);
           const o = routeDecodeGpu(ctx!, rec, gl, p, nGateUp, nDown, { pool });
-          const dec = await download(rec, o.grouping, o.active);
+          const dec = await downloadDecodeGrouping(ctx!, rec, o.grouping, o.active);
           const res = { dec, idx: (await o.routing.idx.download()).data as Uint32Array, weights: (await o.routing.weights.download()).data as Float32Array };
           for (const t of [gl, o.routing.idx, o.routing.weights]) t.destroy();
           o.grouping.destroy();

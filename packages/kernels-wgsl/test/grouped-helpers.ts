@@ -4,7 +4,7 @@
  * and its upload as a GroupingGpu.
  */
 import { HostTensor } from '@webmoe/tensor';
-import { GpuTensor, type ExpertActivation, type GpuContext, type GroupingGpu, type GroupingRef } from '@webmoe/kernels-wgsl';
+import { GpuTensor, readBuffer, type ExpertActivation, type GpuContext, type GroupingGpu, type Recorder, type GroupingRef } from '@webmoe/kernels-wgsl';
 
 /** Random routing idx [T*k]: k distinct experts per token, drawn from a subset so that some experts get no rows. */
 export function randomIdx(r: () => number, T: number, k: number, E: number): Uint32Array {
@@ -107,5 +107,28 @@ export function naiveDown(h: Float32Array, g: GroupingRef, wf: Float32Array, bf:
         for (let c = 0; c < K; c++) s += h[p * K + c] * wf[(e * N + o) * K + c];
         out[p * N + o] = s;
       }
+  return out;
+}
+
+/** Downloads a GPU grouping's four tensors (uint32). */
+export async function downloadGrouping(g: GroupingGpu): Promise<{ counts: Uint32Array; offsets: Uint32Array; order: Uint32Array; position: Uint32Array }> {
+  const u = async (t: GpuTensor) => (await t.download()).data as Uint32Array;
+  return { counts: await u(g.counts), offsets: await u(g.offsets), order: await u(g.order), position: await u(g.position) };
+}
+
+/**
+ * Submits `rec` (which recorded a decode grouping) with copies of the active-expert list and its indirect args
+ * (the recorder's temps, freed with it), and downloads all of it.
+ */
+export async function downloadDecodeGrouping(ctx: GpuContext, rec: Recorder, g: GroupingGpu, active: { active: GPUBuffer; args: GPUBuffer }) {
+  const keepActive = ctx.device.createBuffer({ size: 4 * g.E, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+  const keepArgs = ctx.device.createBuffer({ size: 24, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+  rec.copy(active.active, 0, keepActive, 0, 4 * g.E);
+  rec.copy(active.args, 0, keepArgs, 0, 24);
+  rec.submit();
+  const d = await downloadGrouping(g);
+  const out = { ...d, active: new Uint32Array((await readBuffer(ctx, keepActive, 4 * g.E)).buffer), args: new Uint32Array((await readBuffer(ctx, keepArgs, 24)).buffer) };
+  keepActive.destroy();
+  keepArgs.destroy();
   return out;
 }

@@ -1,19 +1,15 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
-import { GpuTensor, Recorder, BufferPool, groupGpu, groupDecodeGpu, routeDecodeGpu, routerRef, groupRef, denseGroupingGpu, denseGroupingRef, readBuffer, type GpuContext, type GroupingGpu, type RouterParams } from '@webmoe/kernels-wgsl';
+import { GpuTensor, Recorder, BufferPool, groupGpu, groupDecodeGpu, routeDecodeGpu, routerRef, groupRef, denseGroupingGpu, denseGroupingRef, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
 import { KINDS, makeLogits } from './router-helpers.js';
 import { withSmallGrid } from './small-grid.js';
+import { downloadDecodeGrouping, downloadGrouping } from './grouped-helpers.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
   ctx = await testGpu();
 });
-
-async function download(g: GroupingGpu) {
-  const u = async (t: GpuTensor) => (await t.download()).data as Uint32Array;
-  return { counts: await u(g.counts), offsets: await u(g.offsets), order: await u(g.order), position: await u(g.position) };
-}
 
 /** Random idx [T,k]: distinct experts per token (like a router), or skewed toward a few experts. */
 function randomIdx(r: () => number, T: number, k: number, E: number, skew: boolean): Uint32Array {
@@ -52,23 +48,8 @@ function checkGrouping(got: { counts: Uint32Array; offsets: Uint32Array; order: 
   }
 }
 
-/** Submits `rec` (which recorded a decode grouping) with copies of the active list and its indirect args, and downloads all of it. */
-async function downloadDecode(rec: Recorder, g: GroupingGpu, active: { active: GPUBuffer; args: GPUBuffer }) {
-  const c = ctx!;
-  const keepActive = c.device.createBuffer({ size: 4 * g.E, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
-  const keepArgs = c.device.createBuffer({ size: 24, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
-  rec.copy(active.active, 0, keepActive, 0, 4 * g.E);
-  rec.copy(active.args, 0, keepArgs, 0, 24);
-  rec.submit();
-  const d = await download(g);
-  const out = { ...d, active: new Uint32Array((await readBuffer(c, keepActive, 4 * g.E)).buffer), args: new Uint32Array((await readBuffer(c, keepArgs, 24)).buffer) };
-  keepActive.destroy();
-  keepArgs.destroy();
-  return out;
-}
-
 /** A decode grouping: the grouping of idx, the hit experts ascending then NO_EXPERT, and the GEMVs' indirect args (8 outputs per workgroup). */
-function checkDecode(got: Awaited<ReturnType<typeof downloadDecode>>, idx: Uint32Array, T: number, k: number, E: number, nGateUp: number, nDown: number, msg: string): void {
+function checkDecode(got: Awaited<ReturnType<typeof downloadDecodeGrouping>>, idx: Uint32Array, T: number, k: number, E: number, nGateUp: number, nDown: number, msg: string): void {
   checkGrouping(got, idx, T, k, E, msg);
   const hit = [...new Set(idx)].sort((a, b) => a - b);
   const want = [...hit, ...new Array(E - hit.length).fill(0xffffffff)];
@@ -115,7 +96,7 @@ describe('groupGpu vs groupRef', () => {
           const g = groupGpu(ctx!, rec, gi, E);
           rec.submit();
           expect([g.T, g.k, g.E]).toEqual([T, k, E]);
-          const d = await download(g);
+          const d = await downloadGrouping(g);
           g.destroy();
           expect(g.counts.destroyed && g.offsets.destroyed && g.order.destroyed && g.position.destroyed).toBe(true);
           gi.destroy();
@@ -137,7 +118,7 @@ describe('groupGpu vs groupRef', () => {
         const rec = new Recorder(ctx!);
         const g = groupGpu(ctx!, rec, gi, E, { pool });
         rec.submit();
-        const d = await download(g);
+        const d = await downloadGrouping(g);
         g.destroy();
         gi.destroy();
         return d;
@@ -156,7 +137,7 @@ describe('groupGpu vs groupRef', () => {
         const g = denseGroupingGpu(ctx!, rec, T);
         rec.submit();
         expect([g.T, g.k, g.E]).toEqual([T, 1, 1]);
-        const d = await download(g);
+        const d = await downloadGrouping(g);
         g.destroy();
         return d;
       });
@@ -194,8 +175,8 @@ describe('groupGpu vs groupRef', () => {
       const g = groupGpu(small, rec, gi, E);
       const d0 = denseGroupingGpu(small, rec, 1000);
       rec.submit();
-      const d = await download(g);
-      const dd = await download(d0);
+      const d = await downloadGrouping(g);
+      const dd = await downloadGrouping(d0);
       g.destroy();
       d0.destroy();
       gi.destroy();
@@ -234,7 +215,7 @@ describe('groupDecodeGpu (one dispatch: grouping + active experts) vs groupRef',
             const gi = GpuTensor.upload(ctx!, new HostTensor('uint32', [T, k], idx));
             const rec = new Recorder(ctx!);
             const { grouping: g, active } = groupDecodeGpu(ctx!, rec, gi, E, nGateUp, nDown, { pool });
-            const out = await downloadDecode(rec, g, active);
+            const out = await downloadDecodeGrouping(ctx!, rec, g, active);
             expect([g.T, g.k, g.E]).toEqual([T, k, E]);
             // the pool gets these buffers back dirty: the next case must not see their contents
             g.destroy();
@@ -278,7 +259,7 @@ describe('routeDecodeGpu (routing and decode grouping in one dispatch) vs router
           const gcb = cb ? GpuTensor.upload(ctx!, HostTensor.fromFloat32([cs.E], cb)) : undefined;
           const rec = new Recorder(ctx!);
           const out = routeDecodeGpu(ctx!, rec, gl, p, nGateUp, nDown, { pool, correctionBias: gcb });
-          const dec = await downloadDecode(rec, out.grouping, out.active);
+          const dec = await downloadDecodeGrouping(ctx!, rec, out.grouping, out.active);
           const res = { ...dec, idx: (await out.routing.idx.download()).data as Uint32Array, weights: (await out.routing.weights.download()).data as Float32Array };
           for (const t of [gl, gcb, out.routing.idx, out.routing.weights]) t?.destroy();
           out.grouping.destroy();
