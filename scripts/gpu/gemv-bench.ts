@@ -205,7 +205,7 @@ for (const [name, H, I, E, k] of MODELS) {
       const bytes = distinct * (expertBytes(wgu) + expertBytes(wdn));
       let refOut: { h: Float32Array; y: Float32Array } | undefined;
       for (const kernel of kernels) {
-        const packedKernel = kernel === 'dense' ? (fmt === 'bf16' ? 'table' : undefined) : kernel; // bf16 'table': the dense kernel
+        const packedKernel = kernel === 'dense' ? 'table' : kernel; // 'dense' is bf16's only: 'table' on dense weights is the dense kernel
         const run = (rec: Recorder) => {
           const active = activeExpertsGpu(ctx, rec, g, I, H);
           const h = gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH });
