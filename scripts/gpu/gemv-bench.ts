@@ -7,7 +7,8 @@
 //   node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs
 //   bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs [--iters N] [--warmup N] [--burn MS] [--small]
 // --small: small shapes (for lavapipe), --iters: timed iterations per row (median; default 20),
-// --burn: ms of FMA burn before the measurements (raises the clocks; default 300); --formats, --kernels,
+// --burn: ms of FMA burn before the measurements (raises the clocks; default 300), --burn-each: before each timed row
+// (default 40); --formats, --kernels,
 // --tokens, --models: comma-separated subsets (--models matches name substrings; e.g. a quick lavapipe run:
 // --small --iters 2 --warmup 1 --burn 50 --formats int4,fp8 --tokens 1); --max-binding BYTES: a lower binding
 // limit (stacks above it split into whole-expert chunks); --chunks-per-dispatch N: chunks of a chunked stack bound
@@ -33,6 +34,8 @@ function flag(name: string, dflt: number): number {
 const ITERS = flag('iters', 20);
 const WARMUP = flag('warmup', 5);
 const BURN_MS = flag('burn', 300);
+// ms of FMA burn before each timed row: the packed kernels' times follow the clocks, which drop while the host generates weights
+const BURN_EACH_MS = flag('burn-each', 40);
 const SMALL = process.argv.includes('--small');
 /** Comma-separated lists restricting the rows (--formats int4,fp8 --kernels table,rows2 --tokens 1). */
 function list(name: string): string[] | undefined {
@@ -204,10 +207,14 @@ for (const [name, H, I, E, k] of MODELS) {
       const distinct = counts.filter((c) => c > 0).length;
       const bytes = distinct * (expertBytes(wgu) + expertBytes(wdn));
       let refOut: { h: Float32Array; y: Float32Array } | undefined;
+      // the active-expert list once (the layer's route_decode makes it along with the routing): only the GEMVs are timed
+      const activeRec = new Recorder(ctx, { capture: true });
+      const active = activeExpertsGpu(ctx, activeRec, g, I, H);
+      activeRec.submit();
+      const activeOwner = activeRec.toGraph(); // owns the list's buffers until destroyed
       for (const kernel of kernels) {
         const packedKernel = kernel === 'dense' ? 'table' : kernel; // 'dense' is bf16's only: 'table' on dense weights is the dense kernel
         const run = (rec: Recorder) => {
-          const active = activeExpertsGpu(ctx, rec, g, I, H);
           const h = gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH });
           const y = gemvDownGpu(ctx, rec, h, g, wdn, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH });
           return { h, y };
@@ -220,6 +227,7 @@ for (const [name, H, I, E, k] of MODELS) {
         o.h.destroy();
         o.y.destroy();
         refOut ??= out;
+        if (BURN_EACH_MS > 0) await burnGpu(ctx, BURN_EACH_MS);
         const ms = await deviceMs((r) => {
           const oo = run(r);
           return () => {
@@ -238,6 +246,7 @@ for (const [name, H, I, E, k] of MODELS) {
         );
       }
       x.destroy();
+      activeOwner.destroy();
       for (const t of [g.counts, g.offsets, g.order, g.position]) t.destroy();
     }
     destroyExpertWeights(wgu);

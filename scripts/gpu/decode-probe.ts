@@ -1,0 +1,114 @@
+// Where a decode forward's fixed time goes: the device time of each small decode dispatch (router linear,
+// router, group_decode, route_decode, combine) and of a dispatch that does nothing but touch one word,
+// each repeated R times in one compute pass (the dependent chain a forward has: Dawn puts a barrier between
+// dispatches that write what the next one reads), divided by R; and R = 1 in a pass of its own (the cost the
+// bench's per-stage profile sees). T = 1 (and T = 16 for the router and grouping), real routers of five models.
+//   node scripts/gpu/build-one.mjs scripts/gpu/decode-probe.ts .gpu-kit/decode-probe.mjs
+//   bash .gpu-kit/enter.sh node .gpu-kit/decode-probe.mjs [--reps R] [--iters N]
+import { HostTensor } from '@webmoe/tensor';
+import {
+  combineGpu,
+  createGpuContext,
+  defineKernel,
+  GpuTensor,
+  groupDecodeGpu,
+  linearGpu,
+  routeDecodeGpu,
+  routerGpu,
+  uniformFields,
+  Recorder,
+  type RouterParams,
+} from '@webmoe/kernels-wgsl';
+import { burnGpu } from '../../apps/bench/src/peak.js';
+import { passTimesMs } from './device-time.js';
+
+function flag(name: string, dflt: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+}
+const REPS = flag('reps', 32);
+const ITERS = flag('iters', 15);
+const ctx = await createGpuContext();
+console.log('adapter', ctx.adapterName, 'reps', REPS);
+
+/** One workgroup adds 1 to one word: a dispatch with (almost) no work, dependent on the previous one. */
+const touchKernel = defineKernel<{ wg: number }>(
+  'probe_touch',
+  (v) => `@compute @workgroup_size(${v.wg}) fn main(@builtin(local_invocation_index) li: u32) { if (li == 0u) { B[0] = B[0] + u.one; } }`,
+  { signature: () => ({ bindings: [{ name: 'B', type: 'array<f32>', access: 'read_write' }], uniforms: uniformFields('f32', 'one') }) },
+);
+
+let seed = 1;
+const rand = (n: number, lo = -1, hi = 1) =>
+  new Float32Array(n).map(() => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return lo + ((seed >>> 8) / 2 ** 24) * (hi - lo);
+  });
+const up = (shape: number[], lo = -1, hi = 1) => GpuTensor.upload(ctx, HostTensor.fromFloat32(shape, rand(shape.reduce((a, b) => a * b, 1), lo, hi)));
+
+/** Median device ms per dispatch: `one` recorded R times in one pass (per dispatch: / R), or once (R = 1). */
+async function perDispatch(one: (rec: Recorder, out: { destroy(): void }[]) => void, reps: number): Promise<number> {
+  const outs: { destroy(): void }[] = [];
+  const [ms] = await passTimesMs(ctx, { iters: ITERS, warmup: 3 }, [(rec) => { for (let i = 0; i < reps; i++) one(rec, outs); }], () => {
+    for (const o of outs.splice(0)) o.destroy();
+  });
+  return ms / reps;
+}
+
+const fmt = (ms: number) => `${(ms * 1000).toFixed(2).padStart(7)} us`;
+async function row(name: string, one: (rec: Recorder, out: { destroy(): void }[]) => void) {
+  await burnGpu(ctx, 30);
+  const chain = await perDispatch(one, REPS);
+  const single = await perDispatch(one, 1);
+  console.log(`${name.padEnd(44)} in a chain of ${REPS}: ${fmt(chain)} each | alone in its pass: ${fmt(single)}`);
+  return { name, chainUs: chain * 1000, aloneUs: single * 1000 };
+}
+
+const results: { name: string; chainUs: number; aloneUs: number }[] = [];
+await burnGpu(ctx, 300);
+const B = ctx.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+for (const wg of [64, 256]) {
+  results.push(await row(`touch (1 workgroup of ${wg})`, (rec) => rec.dispatch({ kernel: touchKernel, variant: { wg }, bind: { B }, params: { one: 1 }, workgroups: [1] })));
+}
+results.push(await row('touch (1024 workgroups of 256)', (rec) => rec.dispatch({ kernel: touchKernel, variant: { wg: 256 }, bind: { B }, params: { one: 1 }, workgroups: [1024] })));
+
+// [name, H, E, k, I, router]
+const MODELS: [string, number, number, number, number, RouterParams][] = [
+  ['qwen3-30b-a3b', 2048, 128, 8, 768, { kind: 'softmax_topk', numExperts: 128, topK: 8, normTopkProb: true }],
+  ['gpt-oss-20b', 2880, 32, 4, 2880, { kind: 'topk_softmax', numExperts: 32, topK: 4, normTopkProb: false }],
+  ['deepseek-v2-lite', 2048, 64, 6, 1408, { kind: 'softmax_topk', numExperts: 64, topK: 6, normTopkProb: false }],
+  ['deepseek-v3', 7168, 256, 8, 2048, { kind: 'sigmoid_grouped', numExperts: 256, topK: 8, normTopkProb: true, nGroup: 8, topkGroup: 4, routedScalingFactor: 2.5 }],
+  ['mixtral-8x7b', 4096, 8, 2, 14336, { kind: 'topk_softmax', numExperts: 8, topK: 2, normTopkProb: false }],
+];
+for (const [name, H, E, k, I, params] of MODELS) {
+  const correctionBias = params.kind === 'sigmoid_grouped' ? up([E], -0.1, 0.1) : undefined;
+  const wr = up([E, H], -0.05, 0.05);
+  for (const T of [1, 16]) {
+    const x = up([T, H]);
+    const logits = up([T, E], -3, 3);
+    // a routing and its decode grouping, made once, for the grouping and combine rows
+    const setup = new Recorder(ctx);
+    const routing = routerGpu(ctx, setup, logits, params, { correctionBias });
+    const dec = groupDecodeGpu(ctx, setup, routing.idx, E, I, H);
+    setup.submit();
+    await ctx.sync();
+    const y = up([T * k, H]);
+    const tag = `${name} T=${T}`;
+    if (T === 1) results.push(await row(`${tag} router linear [${E}x${H}]`, (rec, out) => out.push(linearGpu(ctx, rec, x, wr))));
+    results.push(await row(`${tag} router (${params.kind})`, (rec, out) => {
+      const r = routerGpu(ctx, rec, logits, params, { correctionBias });
+      out.push(r.idx, r.weights);
+    }));
+    results.push(await row(`${tag} group_decode`, (rec, out) => out.push(groupDecodeGpu(ctx, rec, routing.idx, E, I, H).grouping)));
+    results.push(await row(`${tag} route_decode`, (rec, out) => {
+      const f = routeDecodeGpu(ctx, rec, logits, params, I, H, { correctionBias });
+      out.push(f.routing.idx, f.routing.weights, f.grouping);
+    }));
+    results.push(await row(`${tag} combine [${T}x${H}]`, (rec, out) => out.push(combineGpu(ctx, rec, y, dec.grouping, routing.weights))));
+    for (const t of [x, logits, y, routing.idx, routing.weights, dec.grouping]) t.destroy();
+  }
+  wr.destroy();
+  correctionBias?.destroy();
+}
+console.log(JSON.stringify({ adapter: ctx.adapterName, reps: REPS, results }));
+process.exit(0);
