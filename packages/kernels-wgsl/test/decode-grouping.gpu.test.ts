@@ -198,7 +198,8 @@ describe('route_decode and group_decode within WebGPU default limits', () => {
       const err = await device.popErrorScope();
       expect(err?.message, `${kernel.name} ${JSON.stringify(v)}`).toBeUndefined();
     };
-    for (const v of variants) await compile(routeDecodeKernel, v);
+    // each router variant with group_decode (several tokens) and with the one-token grouping in workgroup memory
+    for (const v of variants) for (const one of [false, true]) await compile(routeDecodeKernel, { ...v, one });
     await compile(groupDecodeKernel, {});
     device.destroy();
   });

@@ -65,27 +65,41 @@ ${v.bdtype !== 'none' && !v.splitK ? loadFn('ldb', 'B', v.bdtype) : ''}
 `;
 }
 
+/** K steps of the GEMV path's loop issued together per lane. */
+const UNROLL = 4;
+
 function gemvSource(v: LinearVariant): string {
   // One workgroup per (token, output column): 256 threads split K, then a
   // fixed-order tree reduction. Small-N linears (router logits, shared-expert
   // gate) get T*N workgroups instead of one per 8 columns.
+  // The K loop steps UNROLL * WG at a time with an inner loop of constant trip count: the compiler unrolls it and
+  // issues its loads together (one lane's loads are otherwise one round trip each: 8.6 us for Qwen3's
+  // router at T = 1 on the H200, against 2.1 us for an empty dispatch). The sum keeps its order (k = li, li + WG, ..).
   const loop = v.pairs
     ? `
   let rowWord = (n * u.K) >> 1u;
   let halfK = u.K >> 1u;
   let xb = t * u.K;
-  for (var p = li; p < halfK; p += WG) {
-    ${
-      v.wdtype === 'bfloat16'
-        ? `let word = W[rowWord + p]; let w0 = bitcast<f32>(word << 16u); let w1 = bitcast<f32>(word & 0xffff0000u);`
-        : `let wv = unpack2x16float(W[rowWord + p]); let w0 = wv.x; let w1 = wv.y;`
+  for (var p0 = li; p0 < halfK; p0 += ${UNROLL}u * WG) {
+    for (var q = 0u; q < ${UNROLL}u; q++) {
+      let p = p0 + q * WG;
+      if (p < halfK) {
+        ${
+          v.wdtype === 'bfloat16'
+            ? `let word = W[rowWord + p]; let w0 = bitcast<f32>(word << 16u); let w1 = bitcast<f32>(word & 0xffff0000u);`
+            : `let wv = unpack2x16float(W[rowWord + p]); let w0 = wv.x; let w1 = wv.y;`
+        }
+        acc = acc + (X[xb + 2u * p] * w0 + X[xb + 2u * p + 1u] * w1);
+      }
     }
-    acc = acc + (X[xb + 2u * p] * w0 + X[xb + 2u * p + 1u] * w1);
   }`
     : `
   let row = n * u.K;
-  for (var kk = li; kk < u.K; kk += WG) {
-    acc = acc + X[t * u.K + kk] * ldw(row + kk);
+  for (var k0 = li; k0 < u.K; k0 += ${UNROLL}u * WG) {
+    for (var q = 0u; q < ${UNROLL}u; q++) {
+      let kk = k0 + q * WG;
+      if (kk < u.K) { acc = acc + X[t * u.K + kk] * ldw(row + kk); }
+    }
   }`;
   return /* wgsl */ `
 ${common(v)}

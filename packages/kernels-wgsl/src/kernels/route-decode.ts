@@ -12,19 +12,58 @@ import { defineKernel, type Recorder } from '../runtime/kernel.js';
 import type { GroupingGpu, RouterParams, RoutingGpu } from './moe-types.js';
 import type { ActiveExperts } from './moe-gemv.js';
 import { prepareRouting, routeTokenWgsl, routerBindings, ROUTER_UNIFORMS, type RouterOptions, type RouterVariant } from './router.js';
+import { NO_EXPERT } from './moe-gemv.js';
 import { allocGrouping, decodeGroupingTargets, decodeGroupingParams, groupDecodeBindings, GROUP_DECODE_UNIFORMS, GROUP_DECODE_WGSL, type GroupOptions } from './grouping.js';
 
-/** The fused kernel: route_token for t = 0..T-1, then group_decode over the T*k pairs it wrote. */
-export const routeDecodeKernel = defineKernel<RouterVariant>(
+/**
+ * The decode grouping of one token from the router's selection in workgroup memory (`sel`: k distinct experts):
+ * group_decode's outputs without its atomics and storage barriers (each selected expert has one row, at its rank
+ * among the selected).
+ */
+const GROUP_ONE_TOKEN_WGSL = /* wgsl */ `
+fn group_one_token(li: u32) {
+  for (var e = li; e < u.E; e += WG) {
+    var below = 0u;
+    var hit = 0u;
+    for (var j = 0u; j < u.k; j++) { let s = sel[j]; below += select(0u, 1u, s < e); hit |= select(0u, 1u, s == e); }
+    atomicStore(&C[e], hit);
+    OFF[e] = below;
+  }
+  if (li == 0u) {
+    OFF[u.E] = u.k;
+    ARGS[0] = u.nbx0; ARGS[1] = u.k; ARGS[2] = 1u; ARGS[3] = u.nbx1; ARGS[4] = u.k; ARGS[5] = 1u;
+  }
+  if (li < u.k) {
+    let e = sel[li];
+    var rank = 0u;
+    for (var j = 0u; j < u.k; j++) { rank += select(0u, 1u, sel[j] < e); }
+    ACT[rank] = e;
+    ORD[rank] = li;
+    POS[li] = rank;
+  }
+  for (var i = u.k + li; i < u.E; i += WG) { ACT[i] = ${NO_EXPERT}u; }
+}
+`;
+
+/** Variant of route_decode: the router's, and `one` for a single token (grouped from workgroup memory). */
+export type RouteDecodeVariant = RouterVariant & { one?: boolean };
+
+/** The fused kernel: route_token for t = 0..T-1, then group_decode over the T*k pairs it wrote (one token: group_one_token). */
+export const routeDecodeKernel = defineKernel<RouteDecodeVariant>(
   'route_decode',
   (v) => /* wgsl */ `
 ${routeTokenWgsl(v)}
-${GROUP_DECODE_WGSL}
+${v.one ? GROUP_ONE_TOKEN_WGSL : GROUP_DECODE_WGSL}
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32) {
-  for (var t = 0u; t < u.T; t++) { route_token(t, li); }
-  storageBarrier(); // IDX, written above by lane 0 of each token, read by every lane below
-  group_decode(li);
+${
+  v.one
+    ? `  route_token(0u, li); // ends with a barrier: sel holds the token's k experts
+  group_one_token(li);`
+    : `  for (var t = 0u; t < u.T; t++) { route_token(t, li); }
+  storageBarrier(); // IDX, written above by the first k lanes of each token, read by every lane below
+  group_decode(li);`
+}
 }
 `,
   {
@@ -64,7 +103,7 @@ export function routeDecodeGpu(
     const t = decodeGroupingTargets(rec, g);
     rec.dispatch({
       kernel: routeDecodeKernel,
-      variant: r.variant,
+      variant: r.T === 1 ? { ...r.variant, one: true } : r.variant,
       bind: { ...r.bind, ...t.bind },
       params: { ...r.params, n: r.T * r.k, ...decodeGroupingParams(nGateUp, nDown) },
       workgroups: [1],

@@ -53,16 +53,19 @@ export const ROUTER_UNIFORMS: readonly UniformField[] = [...uniformFields('u32',
  */
 export function routeTokenWgsl(v: RouterVariant): string {
   const grouped = v.kind === 'sigmoid_grouped';
-  const scoreInit = grouped ? `sc[e] = bitcast<u32>(sigmoid(l)${v.cbias ? ' + CB[e]' : ''});` : `sc[e] = bitcast<u32>(l);`;
+  const scoreInit = grouped ? `sc[e >> 2u][e & 3u] = bitcast<u32>(sigmoid(l)${v.cbias ? ' + CB[e]' : ''});` : `sc[e >> 2u][e & 3u] = bitcast<u32>(l);`;
   const softmaxStats =
     v.kind === 'softmax_topk'
       ? /* wgsl */ `
   {
+    // lanes past E hold the identities: the tree starts at the first step that combines two lanes' values
+    // (the same sums and maxima as from WG / 2)
+    let red0 = min(WG / 2u, select(1u << firstLeadingBit(u.E - 1u), 0u, u.E <= 1u));
     var m = LOWEST;
     for (var e = li; e < u.E; e += WG) { m = max(m, score(e)); }
     rv[li] = m;
     workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    for (var s = red0; s > 0u; s = s >> 1u) {
       if (li < s) { rv[li] = max(rv[li], rv[li + s]); }
       workgroupBarrier();
     }
@@ -72,7 +75,7 @@ export function routeTokenWgsl(v: RouterVariant): string {
     for (var e = li; e < u.E; e += WG) { acc = acc + exp(score(e) - mx); }
     rv[li] = acc;
     workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    for (var s = red0; s > 0u; s = s >> 1u) {
       if (li < s) { rv[li] = rv[li] + rv[li + s]; }
       workgroupBarrier();
     }
@@ -114,47 +117,34 @@ export function routeTokenWgsl(v: RouterVariant): string {
     workgroupBarrier();
   }`
     : '';
-  let weights: string;
-  switch (v.kind) {
-    case 'raw_topk':
-      weights = `for (var j = 0u; j < u.k; j++) { wv[j] = L[base + sel[j]]; }`;
-      break;
-    case 'sigmoid_topk':
-    case 'sigmoid_grouped':
-      weights = `for (var j = 0u; j < u.k; j++) { wv[j] = sigmoid(L[base + sel[j]]); }`;
-      break;
-    case 'softmax_topk':
-      weights = `for (var j = 0u; j < u.k; j++) { wv[j] = exp(L[base + sel[j]] - smax) / ssum; }`;
-      break;
-    case 'topk_softmax':
-      weights = `
-    let m0 = L[base + sel[0]];
-    var s = 0.0;
-    for (var j = 0u; j < u.k; j++) { wv[j] = exp(L[base + sel[j]] - m0); s = s + wv[j]; }
-    for (var j = 0u; j < u.k; j++) { wv[j] = wv[j] / s; }`;
-      break;
-  }
+  // the weight of slot j from its logit l (lane j), before the sums over the k slots
+  const weight: Record<RouterKind, string> = {
+    raw_topk: 'l',
+    sigmoid_topk: 'sigmoid(l)',
+    sigmoid_grouped: 'sigmoid(l)',
+    softmax_topk: 'exp(l - smax) / ssum',
+    topk_softmax: 'exp(l - L[base + sel[0]])',
+  };
+  // topk_softmax divides by the sum of its k exponentials, norm by the sum of the k weights; every lane sums the k
+  // slots in slot order (the same f32 sums as one lane summing them)
   const eps = v.kind === 'sigmoid_grouped' ? ' + 1e-20' : '';
-  const norm = v.norm
-    ? `
-    var ns = 0.0;
-    for (var j = 0u; j < u.k; j++) { ns = ns + wv[j]; }
-    for (var j = 0u; j < u.k; j++) { wv[j] = wv[j] / (ns${eps}); }`
-    : '';
+  const divisor = v.kind === 'topk_softmax' ? 'ws' : v.norm ? `(ws${eps})` : '';
   return /* wgsl */ `
 const WG = ${WG}u;
 const NONE = 0xffffffffu;
 const LOWEST = -3.4028234663852886e38;
 // the token's selection scores as f32 bits, then (for the top-k) as order keys
-var<workgroup> sc: array<u32, ${ROUTER_MAX_EXPERTS}>;
+// (4 per element: the rank loop reads 4 keys per load; keys past E are 0)
+var<workgroup> sc: array<vec4<u32>, ${ROUTER_MAX_EXPERTS / 4}>;
 var<workgroup> taken: array<atomic<u32>, ${ROUTER_MAX_EXPERTS / 32}>;
 var<workgroup> rv: array<f32, ${WG}>;
 var<workgroup> sel: array<u32, ${ROUTER_MAX_TOPK}>;
+var<workgroup> wsel: array<f32, ${ROUTER_MAX_TOPK}>;
 ${grouped ? `var<workgroup> gsc: array<f32, ${ROUTER_MAX_GROUPS}>;\nvar<workgroup> gkeep: array<u32, ${ROUTER_MAX_GROUPS}>;` : ''}
 ${v.kind === 'softmax_topk' ? 'var<workgroup> smax: f32;\nvar<workgroup> ssum: f32;' : ''}
 
 fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
-fn score(e: u32) -> f32 { return bitcast<f32>(sc[e]); }
+fn score(e: u32) -> f32 { return bitcast<f32>(sc[e >> 2u][e & 3u]); }
 // f32 bits -> a u32 that orders as the float: NaN lowest (0), -0 as +0, negatives below positives.
 fn order_key(bits: u32) -> u32 {
   let mag = bits & 0x7fffffffu;
@@ -182,35 +172,45 @@ fn route_token(t: u32, li: u32) {
   workgroupBarrier();
   ${softmaxStats}
   ${groupCode}
-  // Top-k by rank: each expert counts the (allowed) experts that rank above it, stopping at k; an expert with
-  // rank r < k takes slot r. The order is strict and total: the scores become order keys (u32 compares as the
-  // floats do, -0 = +0, NaN below -Inf), ties go to the lower index. One pass and two barriers instead of k
-  // arg-max reductions; the keys are broadcast reads of workgroup memory. Excluded experts (sigmoid_grouped's
-  // groups not kept) have key 0: they rank below every kept one and take no slot, and the loop reads no atomics
-  // (with two atomic mask loads per comparison, route_decode took 98 us for Kimi-K2, E = 384, on the H200).
-  for (var e = li; e < u.E; e += WG) { sc[e] = ${grouped ? 'select(0u, order_key(sc[e]) + 1u, allowed(e))' : 'order_key(sc[e]) + 1u'}; }
-  for (var j = li; j < u.k; j += WG) { sel[j] = 0u; }
+  // Top-k by rank: each expert counts the (allowed) experts that rank above it; an expert with rank r < k takes
+  // slot r. The order is strict and total: the scores become order keys (u32 compares as the floats do, -0 = +0,
+  // NaN below -Inf), ties go to the lower index. One pass and two barriers instead of k arg-max reductions; the
+  // keys are broadcast reads of workgroup memory, 4 per load, counted without branches (a loop that stopped at
+  // rank k, one key per load, took 17.5 us of Qwen3's T = 1 routing on the H200). Excluded experts
+  // (sigmoid_grouped's groups not kept) and the padding past E have key 0: they rank below every kept one and take
+  // no slot, and the loop reads no atomics.
+  let nq = (u.E + 3u) / 4u;
+  for (var e = li; e < 4u * nq; e += WG) {
+    sc[e >> 2u][e & 3u] = select(0u, ${grouped ? 'select(0u, order_key(sc[e >> 2u][e & 3u]) + 1u, allowed(e))' : 'order_key(sc[e >> 2u][e & 3u]) + 1u'}, e < u.E);
+  }
   workgroupBarrier();
   for (var e = li; e < u.E; e += WG) {
-    let x = sc[e];
+    let x = sc[e >> 2u][e & 3u];
     if (x != 0u) {
-      var r = 0u;
-      for (var j = 0u; j < u.E && r < u.k; j++) {
-        let y = sc[j];
-        if (y > x || (y == x && j < e)) { r++; }
+      let xv = vec4<u32>(x);
+      let ev = vec4<u32>(e);
+      var r4 = vec4<u32>(0u);
+      for (var q = 0u; q < nq; q++) {
+        let y = sc[q];
+        let j = vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u);
+        r4 += select(vec4<u32>(0u), vec4<u32>(1u), (y > xv) | ((y == xv) & (j < ev)));
       }
+      let r = r4.x + r4.y + r4.z + r4.w;
       if (r < u.k) { sel[r] = e; }
     }
   }
   workgroupBarrier();
-  if (li == 0u) {
-    var wv: array<f32, ${ROUTER_MAX_TOPK}>;
-    ${weights}
-    ${norm}
-    for (var j = 0u; j < u.k; j++) {
-      IDX[t * u.k + j] = sel[j];
-      WT[t * u.k + j] = wv[j] * u.scale;
-    }
+  // lane j: slot j's weight from its logit (read in parallel), then the sums over the k slots
+  if (li < u.k) {
+    let l = L[base + sel[li]];
+    wsel[li] = ${weight[v.kind]};
+  }
+  workgroupBarrier();
+  if (li < u.k) {
+    ${divisor ? `var ws = 0.0;
+    for (var j = 0u; j < u.k; j++) { ws = ws + wsel[j]; }
+    ` : ''}IDX[t * u.k + li] = sel[li];
+    WT[t * u.k + li] = ${divisor ? `(wsel[li] / ${divisor})` : 'wsel[li]'} * u.scale;
   }
   workgroupBarrier(); // sel and the score arrays are free for the next token
 }
