@@ -15,7 +15,7 @@
 // ('-' for a filter = all; models: substrings of mixtral-8x7b, qwen3-30b-a3b, deepseek-v3-e32, gpt-oss-20b, and only when
 // named deepseek-v3-full (256 experts) and smoke (a small shape for any adapter);
 // formats: bf16 (default), fp8, int4; PREFILL_BENCH_MAX_S: the time budget after which no new model / format / T
-// group starts, default 210). Weights are generated one expert at a time and streamed to the GPU (stacks larger than
+// group starts, default 210; PREFILL_BENCH_BURN_MS: ms of FMA burn before each timed path, default 40). Weights are generated one expert at a time and streamed to the GPU (stacks larger than
 // one binding are chunked), so the full DeepSeek-V3 (22.5 GB of bf16 experts) fits.
 import { HostTensor } from '@webmoe/tensor';
 import {
@@ -40,6 +40,7 @@ import { sgmatSupported } from '../../packages/kernels-wgsl/src/kernels/grouped-
 import { SGMAT_SHAPES, sgmatLayout, type SgmatShapeName } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-shapes.js';
 import { relErr } from '@webmoe/kernels-wgsl/testing';
 import { median, passTimesMs } from './device-time.js';
+import { burnGpu } from '../../apps/bench/src/peak.js';
 
 const iters = Number(process.argv[2] ?? 10);
 const list = (i: number) => (process.argv[i] && process.argv[i] !== '-' ? process.argv[i].split(',') : undefined);
@@ -171,6 +172,8 @@ const results: Record<string, unknown>[] = [];
 const t0 = performance.now();
 // Time budget (seconds; env PREFILL_BENCH_MAX_S, default 210): no new model / T group starts after it, the ranking still prints.
 const maxS = Number(process.env.PREFILL_BENCH_MAX_S ?? 210);
+// ms of FMA burn before each timed path (env PREFILL_BENCH_BURN_MS, default 40)
+const BURN_EACH_MS = Number(process.env.PREFILL_BENCH_BURN_MS ?? 40);
 let outOfTime = false;
 const ONLY_NAMED = new Set(['smoke', 'deepseek-v3-full']);
 const groupsOf = MODELS.filter((m) => (modelFilter ? modelFilter.some((f) => m[0].includes(f)) : !ONLY_NAMED.has(m[0]))).flatMap((m) => FORMATS.map((fmt) => [...m, fmt] as const));
@@ -246,6 +249,8 @@ for (const [model, H, I, E, k, fmt] of groupsOf) {
         }
         // T = 4096: fewer timed iterations (each is tens of ms; the run stays within a few minutes with ~40 paths).
         const n = T >= 4096 ? Math.min(iters, SLOW.has(path.name) ? 3 : 6) : iters;
+        // the clocks drop while the host uploads and checks: each path is timed after a burn (else later paths read slower)
+        if (BURN_EACH_MS > 0) await burnGpu(ctx, BURN_EACH_MS);
         let h!: GpuTensor;
         let y!: GpuTensor;
         const [mg, md] = await passTimesMs(

@@ -1,7 +1,7 @@
 // The kernel planner (src/kernels/plan.ts): the crossovers as documented, at and around each boundary.
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
-import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvPackedKernelFor, chooseFastGemmKind, gemvRowsPerPass, linearPath, planExpertGemms, sgmatShapeFor, sgmatSplitKFor, sgmatXRowsFor, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
+import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvPackedKernelFor, chooseFastGemmKind, gemvRowsPerPass, linearPath, planExpertGemms, sgmatSplitKFor, sgmatTileFor, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
 import { SGMAT_SHAPES } from '../src/kernels/grouped-gemm-fast-shapes.js';
 
 describe('kernel planner', () => {
@@ -76,19 +76,34 @@ describe('kernel planner', () => {
     expect(chooseFastGemmKind(none, 'subgroup-matrix')).toBe('f32');
     expect(() => chooseFastGemmKind(all, 'tensor' as never)).toThrow(ValueError);
   });
-  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles); today the measured 64 x 128 x 32 tile, gathered x, no split', () => {
-    expect(SGMAT_CHOICES).toEqual({ shapes: ['m64n128k32'], xRows: ['gather'], splitK: [1] });
+  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): 32-row tiles up to 32 rows per expert, 128-row tiles over f16 x rows from 128, for 16-bit weights; packed weights keep the 64 x 128 tile', () => {
+    expect(SGMAT_CHOICES).toEqual({ shapes: ['m64n128k32', 'm32n128k32', 'm128n128k32'], xRows: ['gather', 'half'], splitK: [1] });
     for (const shape of SGMAT_CHOICES.shapes) expect(SGMAT_SHAPES[shape], shape).toBeDefined();
     // rows x experts x outputs of the benchmarked models (Mixtral, Qwen3-30B, DeepSeek-V3/e32, GPT-OSS-20B) at T = 8..4096
     for (const [H, I, E, k] of [[4096, 14336, 8, 2], [2048, 768, 128, 8], [7168, 2048, 32, 8], [2880, 2880, 32, 4]]) {
       for (const T of [8, 128, 512, 4096]) {
         const rows = T * k;
+        for (const wf of ['bfloat16', 'float16', 'fp8_e4m3', 'int4', 'mxfp4']) {
+          const tile = sgmatTileFor(rows, E, wf);
+          expect(SGMAT_CHOICES.shapes).toContain(tile.shape);
+          expect(SGMAT_CHOICES.xRows).toContain(tile.xRows);
+        }
         for (const [op, N, K] of [['gate_up', I, H], ['down', H, I]] as const) {
-          expect(SGMAT_CHOICES.shapes).toContain(sgmatShapeFor(rows, E, N, op));
-          expect(SGMAT_CHOICES.xRows).toContain(sgmatXRowsFor(rows, K));
           expect(SGMAT_CHOICES.splitK).toContain(sgmatSplitKFor(Math.ceil(rows / 64) * Math.ceil(N / 128), K, op));
         }
       }
+    }
+    // the measured boundaries (average rows per expert), both 16-bit dtypes
+    for (const wf of ['bfloat16', 'float16']) {
+      expect(sgmatTileFor(256, 8, wf)).toEqual({ shape: 'm32n128k32', xRows: 'gather' }); // Mixtral T = 128: 32 per expert
+      expect(sgmatTileFor(257, 8, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
+      expect(sgmatTileFor(2048, 32, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // GPT-OSS T = 512: 64
+      expect(sgmatTileFor(1023, 8, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
+      expect(sgmatTileFor(1024, 8, wf)).toEqual({ shape: 'm128n128k32', xRows: 'half' }); // Mixtral T = 512: 128
+    }
+    for (const wf of ['fp8_e4m3', 'int4', 'int8', 'mxfp4', 'float32']) {
+      expect(sgmatTileFor(256, 8, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
+      expect(sgmatTileFor(8192, 8, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
     }
   });
 });

@@ -29,7 +29,7 @@ import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import { foldWorkgroups, type Recorder, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
-import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatShapeFor, sgmatSplitKFor, sgmatWideLoadsFor, sgmatXRowsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
+import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatSplitKFor, sgmatTileFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, tileOutputs, type FastGemmVariant, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
 import { ROW_ABSMAX_VARIANT, groupedGemmFastKernel, halfRowsKernel, rowAbsMaxKernel, splitKReduceKernel } from './grouped-gemm-fast-wgsl.js';
@@ -146,7 +146,10 @@ export function planFastGemm(
   let kind = fastGemmKind(ctx, opts.fast, wfmt.wf);
   if (opts.tile !== 'fast' && !useFastGemm(kind, rows, E)) return undefined;
   // Subgroup-matrix: the asked shape, else plan.ts's; one this device cannot hold falls back to the f32 kernel.
-  const shape = kind === 'subgroup-matrix' ? (opts.sgmatShape ?? sgmatShapeFor(rows, E, N, op)) : undefined;
+  // (the planner's tile where this device holds its workgroup memory, else the default shape with gathered x)
+  let tile = sgmatTileFor(rows, E, wfmt.wf);
+  if (kind === 'subgroup-matrix' && opts.sgmatShape === undefined && !sgmatSupported(ctx, tile.shape)) tile = { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
+  const shape = kind === 'subgroup-matrix' ? (opts.sgmatShape ?? tile.shape) : undefined;
   if (shape && !sgmatSupported(ctx, shape)) kind = 'f32';
   const sg = shape && kind === 'subgroup-matrix' ? SGMAT_SHAPES[shape] : undefined;
   const tm = sg ? sg.tm : FAST_TM;
@@ -160,7 +163,8 @@ export function planFastGemm(
   // f16 x rows (grouped order) in a temp buffer of (rows + pad) * stride halves: where it fits one binding.
   if (opts.sgmatXRows !== undefined && !['gather', 'half', 'direct'].includes(opts.sgmatXRows)) throw new ValueError('sgmatXRows', "'gather' | 'half' | 'direct' | undefined", opts.sgmatXRows);
   // Shapes without an A tile (xd) always load x directly.
-  const xRows = sg ? (sg.xd ? 'direct' : (opts.sgmatXRows ?? sgmatXRowsFor(rows, K))) : 'gather';
+  // (the planner's x-row mode goes with the planner's shape; an asked shape gathers x unless asked otherwise)
+  const xRows = sg ? (sg.xd ? 'direct' : (opts.sgmatXRows ?? (opts.sgmatShape === undefined ? tile.xRows : 'gather'))) : 'gather';
   const fits = (rows + HALF_ROWS_PAD) * halfRowStride(K) * 2 <= ctx.maxBindingBytes;
   if (sg?.xd && !fits) return planFastGemm(ctx, { ...opts, sgmatShape: SGMAT_DEFAULT_SHAPE }, w, rows, E, N, K, op);
   const xh = fits ? xhOf(xRows) : undefined;

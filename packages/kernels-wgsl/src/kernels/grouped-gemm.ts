@@ -43,11 +43,11 @@ export interface GroupedGemmOptions extends ExpertActQuantOptions {
   tile?: 'decode' | 'prefill' | 'fast';
   /** With the fast path: which kernel ('subgroup-matrix' | 'f16' | 'f32'; default 'subgroup-matrix' for bfloat16/float16 and packed weights where supported, else 'f32'; an unavailable one falls back to 'f32'). */
   fast?: FastGemmKind;
-  /** With the subgroup-matrix fast kernel: the tile shape (tests / tuning; default plan.ts's sgmatShapeFor). */
+  /** With the subgroup-matrix fast kernel: the tile shape (tests / tuning; default plan.ts's sgmatTileFor). */
   sgmatShape?: SgmatShapeName;
   /** With the subgroup-matrix fast kernel, down GEMMs: split K over this many workgroups per tile (1..8; tests / tuning; default plan.ts's sgmatSplitKFor). */
   sgmatSplitK?: number;
-  /** With the subgroup-matrix fast kernel: how x rows are read ('gather' | 'half' | 'direct', see plan.ts's SgmatXRows; tests / tuning; default sgmatXRowsFor). */
+  /** With the subgroup-matrix fast kernel: how x rows are read ('gather' | 'half' | 'direct', see plan.ts's SgmatXRows; tests / tuning; default plan.ts's sgmatTileFor with its shape, else 'gather'). */
   sgmatXRows?: SgmatXRows;
   /** With the subgroup-matrix fast kernel and packed weights: 16-byte loads of codes at staging (tests / tuning; default plan.ts's sgmatWideLoadsFor). */
   sgmatWideLoads?: boolean;

@@ -28,7 +28,7 @@
  */
 
 import { ValueError } from '@webmoe/tensor';
-import type { SgmatShapeName } from './grouped-gemm-fast-shapes.js';
+import { SGMAT_DEFAULT_SHAPE, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
 
 /** Which fast prefill kernel (grouped-gemm-fast.ts). @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { tile: 'fast', fast: 'f32' })` */
 export type FastGemmKind = 'f32' | 'f16' | 'subgroup-matrix';
@@ -98,6 +98,11 @@ export const KERNEL_CROSSOVERS = {
    * 1.39 / 1.39; DeepSeek-V3's shared expert (one expert) T = 1 0.058 / 0.056 / 0.072, T = 16 0.223 / 0.230 / 0.279.
    */
   gemvDenseKernel: { rows2MaxPairs: 8, denseMinRowsPerPass: 8 } as Readonly<{ rows2MaxPairs: number; denseMinRowsPerPass: number }>,
+  /**
+   * The subgroup-matrix GEMM's tiles for 16-bit weights by average grouped rows per expert (sgmatTileFor): 32-row
+   * tiles up to `smallMaxRowsPerExpert`, 128-row tiles over f16 x rows from `largeMinRowsPerExpert`.
+   */
+  sgmatTiles: { smallMaxRowsPerExpert: 32, largeMinRowsPerExpert: 128 },
   gemvPackedSplitK: { maxWorkgroups: 0, minCols: 4096, oneRow: 'rows2k4', moreRows: 'rows4k2' } as Readonly<{ maxWorkgroups: number; minCols: number; oneRow: GemvPackedKernel; moreRows: GemvPackedKernel }>,
 } as const;
 
@@ -274,22 +279,36 @@ export function gemvDenseKernelFor(T: number, k: number, E: number): GemvPackedK
 }
 
 /**
- * The tile shape of the subgroup-matrix grouped GEMM (SGMAT_SHAPES) for `rows` grouped rows over E experts,
- * N outputs. Today the shape measured on the H200 (64 x 128 tiles, K slices of 32: Mixtral T=4096 26.7 ms,
- * 108 TFLOP/s; 2026-12-03) everywhere; the candidates of scripts/gpu/prefill-bench.ts are ranked on the
- * H200 before another one becomes a default.
+ * The tile shape (SGMAT_SHAPES) and x-row mode (SgmatXRows) of the subgroup-matrix grouped GEMM for `rows` grouped
+ * rows over E experts with weights of format `wf` (a dtype or WeightFormat), by the average rows per expert
+ * r = rows / E (KERNEL_CROSSOVERS.sgmatTiles): 16-bit dense weights take 32-row tiles up to r = 32, 128-row tiles
+ * over x rows converted to f16 first ('half') from r = 128, and the 64 x 128 tile with gathered x between; packed
+ * weights keep the 64 x 128 tile (the other shapes are unmeasured with them).
+ * H200 2026-12-04 (scripts/gpu/prefill-bench.ts with a burn before each path, docs/perf-h200/2026-12-04-s8/call4-5,
+ * gate_up + down ms, 32-row / 64-row (before) / 128-row 'half'): Mixtral T = 128 (r 32) 1.84 / 1.95 / -, T = 512
+ * (r 128) - / 3.64 / 3.36, T = 4096 - / 26.46 / 23.69; DeepSeek-V3/e32 T = 128 (r 32) 1.84 / 1.95 / 3.04, T = 512 (r 128)
+ * 6.07 / 3.57 / 3.34, T = 4096 45.0 / 25.96 / 23.81; Qwen3-30B T = 128 (r 8) 0.81 / 0.83 / 1.35, T = 512 (r 32)
+ * 0.88 / 0.92 / 1.43, T = 4096 (r 256) 5.47 / 3.28 / 3.28; GPT-OSS-20B T = 128 (r 16) 1.08 / 1.13, T = 512 (r 64)
+ * - / 1.24 (best), T = 4096 (r 512) - / 7.62 / 7.21.
+ * @example `sgmatTileFor(8192, 8, 'bfloat16') // { shape: 'm128n128k32', xRows: 'half' }`
  */
-export function sgmatShapeFor(_rows: number, _E: number, _N: number, _op: 'gate_up' | 'down'): SgmatShapeName {
-  return SGMAT_CHOICES.shapes[0];
+export function sgmatTileFor(rows: number, E: number, wf: string): { shape: SgmatShapeName; xRows: SgmatXRows } {
+  const t = KERNEL_CROSSOVERS.sgmatTiles;
+  const perExpert = rows / Math.max(1, E);
+  if (wf === 'bfloat16' || wf === 'float16') {
+    if (perExpert <= t.smallMaxRowsPerExpert) return { shape: 'm32n128k32', xRows: 'gather' };
+    if (perExpert >= t.largeMinRowsPerExpert) return { shape: 'm128n128k32', xRows: 'half' };
+  }
+  return { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
 }
 
 /**
- * Every tile shape, x-row mode and split that sgmatShapeFor, sgmatXRowsFor and sgmatSplitKFor can return
+ * Every tile shape, x-row mode and split that sgmatTileFor and sgmatSplitKFor can return
  * (warmGroupedGemmFast compiles each combination; plan.test.ts checks the functions stay inside these lists).
  */
 export const SGMAT_CHOICES: { readonly shapes: readonly SgmatShapeName[]; readonly xRows: readonly SgmatXRows[]; readonly splitK: readonly number[] } = {
-  shapes: ['m64n128k32'],
-  xRows: ['gather'],
+  shapes: ['m64n128k32', 'm32n128k32', 'm128n128k32'],
+  xRows: ['gather', 'half'],
   splitK: [1],
 };
 
@@ -307,7 +326,7 @@ export function sgmatSplitKFor(_nWork: number, _K: number, _op: 'gate_up' | 'dow
  * gathered and converted to f16 at staging), 'half' (converted to f16 in grouped order by a pass of their own
  * first, halfRowsKernel: one extra pass and a temp of rows * K halves; the GEMM reads 8 halves per load and
  * neither gathers nor converts) or 'direct' (as 'half', and the GEMM loads its A matrices straight from those
- * rows: no x staging). Today 'gather' everywhere (the others are bench candidates, scripts/gpu/prefill-bench.ts).
+ * rows: no x staging). sgmatTileFor chooses 'half' for the 128-row tiles, else 'gather' ('direct' is a bench candidate).
  */
 export type SgmatXRows = 'gather' | 'half' | 'direct';
 
@@ -325,7 +344,3 @@ export function sgmatWideLoadsFor(wf: string): boolean {
   return wf === 'fp8_e4m3' || wf === 'fp8_e5m2';
 }
 
-/** The x-row mode (SgmatXRows) of a subgroup-matrix GEMM call of `rows` grouped rows and K input channels. */
-export function sgmatXRowsFor(_rows: number, _K: number): SgmatXRows {
-  return SGMAT_CHOICES.xRows[0];
-}
