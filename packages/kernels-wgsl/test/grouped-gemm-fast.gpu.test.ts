@@ -37,6 +37,7 @@ import {
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
 import { FAST_MIN_ROWS_PER_EXPERT, fastGemmKind, fastWeightFormat, planFastGemm, recordFastGemm, sgmatSupported, type FastGemmKind, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
 import { SGMAT_SHAPES, sgmatLayout } from '../src/kernels/grouped-gemm-fast-shapes.js';
+import { sgmatTileFor } from '../src/kernels/plan.js';
 import { hostGrouping, naiveDown, naiveGateUp, randomIdx, uploadGrouping } from './grouped-helpers.js';
 import { randomZeros } from './quant-helpers.js';
 
@@ -274,7 +275,8 @@ describe('fast path selection', () => {
       expect(() => planFastGemm(ctx!, { tile: 'fast', fast: 'bogus' as FastGemmKind }, w, 4096, 4, 16, 32, 'down')).toThrow();
       // Default: the subgroup-matrix kernel for 16-bit weights where the adapter has it; float32 weights keep the f32 kernel.
       expect(planFastGemm(ctx, {}, w, 4096, 4, 16, 32, 'down')!.kind).toBe(sgmatSupported(ctx) ? 'subgroup-matrix' : 'f32');
-      expect(planFastGemm(ctx, {}, w, 4096, 4, 16, 32, 'down')!.tm).toBe(64);
+      // the subgroup-matrix tile of the planner (plan.ts sgmatTileFor), the FMA kernels' 64 rows
+      expect(planFastGemm(ctx, {}, w, 4096, 4, 16, 32, 'down')!.tm).toBe(sgmatSupported(ctx) ? SGMAT_SHAPES[sgmatTileFor(4096, 4, 16, 'bfloat16').shape].tm : 64);
       const w32 = { kind: 'dense' as const, w: GpuTensor.empty(ctx, 'float32', [4, 16, 32]) };
       expect(planFastGemm(ctx, {}, w32, 4096, 4, 16, 32, 'down')!.kind).toBe('f32');
       w32.w.destroy();

@@ -76,34 +76,37 @@ describe('kernel planner', () => {
     expect(chooseFastGemmKind(none, 'subgroup-matrix')).toBe('f32');
     expect(() => chooseFastGemmKind(all, 'tensor' as never)).toThrow(ValueError);
   });
-  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): 32-row tiles up to 32 rows per expert, 128-row tiles over f16 x rows from 128, for 16-bit weights; packed weights keep the 64 x 128 tile', () => {
+  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): for 16-bit weights 32-row tiles up to 16 rows per expert, 128-row tiles over f16 x rows from 128 rows per expert and 4096 outputs; packed weights keep the 64 x 128 tile', () => {
     expect(SGMAT_CHOICES).toEqual({ shapes: ['m64n128k32', 'm32n128k32', 'm128n128k32'], xRows: ['gather', 'half'], splitK: [1] });
     for (const shape of SGMAT_CHOICES.shapes) expect(SGMAT_SHAPES[shape], shape).toBeDefined();
     // rows x experts x outputs of the benchmarked models (Mixtral, Qwen3-30B, DeepSeek-V3/e32, GPT-OSS-20B) at T = 8..4096
     for (const [H, I, E, k] of [[4096, 14336, 8, 2], [2048, 768, 128, 8], [7168, 2048, 32, 8], [2880, 2880, 32, 4]]) {
       for (const T of [8, 128, 512, 4096]) {
         const rows = T * k;
-        for (const wf of ['bfloat16', 'float16', 'fp8_e4m3', 'int4', 'mxfp4']) {
-          const tile = sgmatTileFor(rows, E, wf);
-          expect(SGMAT_CHOICES.shapes).toContain(tile.shape);
-          expect(SGMAT_CHOICES.xRows).toContain(tile.xRows);
-        }
         for (const [op, N, K] of [['gate_up', I, H], ['down', H, I]] as const) {
+          for (const wf of ['bfloat16', 'float16', 'fp8_e4m3', 'int4', 'mxfp4']) {
+            const tile = sgmatTileFor(rows, E, N, wf);
+            expect(SGMAT_CHOICES.shapes).toContain(tile.shape);
+            expect(SGMAT_CHOICES.xRows).toContain(tile.xRows);
+          }
           expect(SGMAT_CHOICES.splitK).toContain(sgmatSplitKFor(Math.ceil(rows / 64) * Math.ceil(N / 128), K, op));
         }
       }
     }
-    // the measured boundaries (average rows per expert), both 16-bit dtypes
+    // the measured boundaries (average rows per expert, outputs), both 16-bit dtypes
     for (const wf of ['bfloat16', 'float16']) {
-      expect(sgmatTileFor(256, 8, wf)).toEqual({ shape: 'm32n128k32', xRows: 'gather' }); // Mixtral T = 128: 32 per expert
-      expect(sgmatTileFor(257, 8, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
-      expect(sgmatTileFor(2048, 32, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // GPT-OSS T = 512: 64
-      expect(sgmatTileFor(1023, 8, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
-      expect(sgmatTileFor(1024, 8, wf)).toEqual({ shape: 'm128n128k32', xRows: 'half' }); // Mixtral T = 512: 128
+      expect(sgmatTileFor(1024, 128, 768, wf)).toEqual({ shape: 'm32n128k32', xRows: 'gather' }); // Qwen3 T = 128: 8 per expert
+      expect(sgmatTileFor(512, 32, 2880, wf)).toEqual({ shape: 'm32n128k32', xRows: 'gather' }); // GPT-OSS T = 128: 16
+      expect(sgmatTileFor(256, 8, 14336, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // Mixtral T = 128: 32
+      expect(sgmatTileFor(1024, 8, 14336, wf)).toEqual({ shape: 'm128n128k32', xRows: 'half' }); // Mixtral T = 512: 128
+      expect(sgmatTileFor(1023, 8, 14336, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
+      expect(sgmatTileFor(8192, 8, 4096, wf)).toEqual({ shape: 'm128n128k32', xRows: 'half' }); // Mixtral T = 4096, down
+      expect(sgmatTileFor(32768, 128, 2048, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // Qwen3 T = 4096: narrow outputs
+      expect(sgmatTileFor(16384, 32, 2880, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // GPT-OSS T = 4096
     }
     for (const wf of ['fp8_e4m3', 'int4', 'int8', 'mxfp4', 'float32']) {
-      expect(sgmatTileFor(256, 8, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
-      expect(sgmatTileFor(8192, 8, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
+      expect(sgmatTileFor(512, 32, 2880, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
+      expect(sgmatTileFor(8192, 8, 14336, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
     }
   });
 });

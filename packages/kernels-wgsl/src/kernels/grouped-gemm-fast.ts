@@ -147,7 +147,7 @@ export function planFastGemm(
   if (opts.tile !== 'fast' && !useFastGemm(kind, rows, E)) return undefined;
   // Subgroup-matrix: the asked shape, else plan.ts's; one this device cannot hold falls back to the f32 kernel.
   // (the planner's tile where this device holds its workgroup memory, else the default shape with gathered x)
-  let tile = sgmatTileFor(rows, E, wfmt.wf);
+  let tile = sgmatTileFor(rows, E, N, wfmt.wf);
   if (kind === 'subgroup-matrix' && opts.sgmatShape === undefined && !sgmatSupported(ctx, tile.shape)) tile = { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
   const shape = kind === 'subgroup-matrix' ? (opts.sgmatShape ?? tile.shape) : undefined;
   if (shape && !sgmatSupported(ctx, shape)) kind = 'f32';

@@ -100,9 +100,10 @@ export const KERNEL_CROSSOVERS = {
   gemvDenseKernel: { rows2MaxPairs: 8, denseMinRowsPerPass: 8 } as Readonly<{ rows2MaxPairs: number; denseMinRowsPerPass: number }>,
   /**
    * The subgroup-matrix GEMM's tiles for 16-bit weights by average grouped rows per expert (sgmatTileFor): 32-row
-   * tiles up to `smallMaxRowsPerExpert`, 128-row tiles over f16 x rows from `largeMinRowsPerExpert`.
+   * tiles up to `smallMaxRowsPerExpert`, 128-row tiles over f16 x rows from `largeMinRowsPerExpert` where the call has
+   * at least `largeMinOutputs` outputs.
    */
-  sgmatTiles: { smallMaxRowsPerExpert: 32, largeMinRowsPerExpert: 128 },
+  sgmatTiles: { smallMaxRowsPerExpert: 16, largeMinRowsPerExpert: 128, largeMinOutputs: 4096 },
   gemvPackedSplitK: { maxWorkgroups: 0, minCols: 4096, oneRow: 'rows2k4', moreRows: 'rows4k2' } as Readonly<{ maxWorkgroups: number; minCols: number; oneRow: GemvPackedKernel; moreRows: GemvPackedKernel }>,
 } as const;
 
@@ -280,24 +281,25 @@ export function gemvDenseKernelFor(T: number, k: number, E: number): GemvPackedK
 
 /**
  * The tile shape (SGMAT_SHAPES) and x-row mode (SgmatXRows) of the subgroup-matrix grouped GEMM for `rows` grouped
- * rows over E experts with weights of format `wf` (a dtype or WeightFormat), by the average rows per expert
- * r = rows / E (KERNEL_CROSSOVERS.sgmatTiles): 16-bit dense weights take 32-row tiles up to r = 32, 128-row tiles
- * over x rows converted to f16 first ('half') from r = 128, and the 64 x 128 tile with gathered x between; packed
- * weights keep the 64 x 128 tile (the other shapes are unmeasured with them).
- * H200 2026-12-04 (scripts/gpu/prefill-bench.ts with a burn before each path, docs/perf-h200/2026-12-04-s8/call4-5,
- * gate_up + down ms, 32-row / 64-row (before) / 128-row 'half'): Mixtral T = 128 (r 32) 1.84 / 1.95 / -, T = 512
- * (r 128) - / 3.64 / 3.36, T = 4096 - / 26.46 / 23.69; DeepSeek-V3/e32 T = 128 (r 32) 1.84 / 1.95 / 3.04, T = 512 (r 128)
- * 6.07 / 3.57 / 3.34, T = 4096 45.0 / 25.96 / 23.81; Qwen3-30B T = 128 (r 8) 0.81 / 0.83 / 1.35, T = 512 (r 32)
- * 0.88 / 0.92 / 1.43, T = 4096 (r 256) 5.47 / 3.28 / 3.28; GPT-OSS-20B T = 128 (r 16) 1.08 / 1.13, T = 512 (r 64)
- * - / 1.24 (best), T = 4096 (r 512) - / 7.62 / 7.21.
- * @example `sgmatTileFor(8192, 8, 'bfloat16') // { shape: 'm128n128k32', xRows: 'half' }`
+ * rows over E experts, N outputs (gate_up: gate/up pairs), weights of format `wf` (a dtype or WeightFormat), by the
+ * average rows per expert r = rows / E (KERNEL_CROSSOVERS.sgmatTiles): 16-bit dense weights take 32-row tiles up to
+ * r = 16, and 128-row tiles over x rows converted to f16 first ('half') from r = 128 where N >= 4096 (the conversion
+ * pass pays off over wide outputs); otherwise, and for packed weights (unmeasured with other shapes), the 64 x 128
+ * tile with gathered x.
+ * H200 2026-12-04, the layer (bench, bf16, old = 64 x 128 everywhere vs a rule with 32-row tiles up to r = 32 and
+ * 128-row 'half' tiles from r = 128 at any N, same call, docs/perf-h200/2026-12-04-s8/call7), device ms:
+ * Mixtral T = 128 (r 32) 1.91 vs 2.57, T = 512 (r 128) 4.36 vs 4.05, T = 4096 27.6 vs 25.1; Qwen3-30B T = 128 (r 8)
+ * 0.861 vs 0.838, T = 512 (r 32) 0.966 vs 1.18, T = 4096 (r 256, N 768 / 2048) 3.71 vs 3.92; GPT-OSS-20B T = 128 (r 16)
+ * 1.14 vs 1.11, T = 4096 (r 512, N 2880) 8.03 vs 7.86; DeepSeek-V2-Lite level. The GEMMs alone on evenly spread rows
+ * (scripts/gpu/prefill-bench.ts, calls 4-5) favoured 32-row tiles at r = 32 too: the layer's uneven routing does not.
+ * @example `sgmatTileFor(8192, 8, 14336, 'bfloat16') // { shape: 'm128n128k32', xRows: 'half' }`
  */
-export function sgmatTileFor(rows: number, E: number, wf: string): { shape: SgmatShapeName; xRows: SgmatXRows } {
+export function sgmatTileFor(rows: number, E: number, N: number, wf: string): { shape: SgmatShapeName; xRows: SgmatXRows } {
   const t = KERNEL_CROSSOVERS.sgmatTiles;
   const perExpert = rows / Math.max(1, E);
   if (wf === 'bfloat16' || wf === 'float16') {
     if (perExpert <= t.smallMaxRowsPerExpert) return { shape: 'm32n128k32', xRows: 'gather' };
-    if (perExpert >= t.largeMinRowsPerExpert) return { shape: 'm128n128k32', xRows: 'half' };
+    if (perExpert >= t.largeMinRowsPerExpert && N >= t.largeMinOutputs) return { shape: 'm128n128k32', xRows: 'half' };
   }
   return { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
 }
