@@ -406,6 +406,18 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
       xh: s.xd || n % 6 === 2 ? ('direct' as const) : n % 6 === 5 ? ('staged' as const) : undefined,
     };
   });
+  // the tiles plan.ts's sgmatTileFor gives 16-bit weights, as it gives them: 128-row tiles over f16 x rows (halfRowsKernel,
+  // staged) and 32-row tiles over gathered x, each op
+  for (const [shape, xh] of [['m128n128k32', 'staged'], ['m32n128k32', undefined]] as const) {
+    const s = SGMAT_SHAPES[shape];
+    for (const op of ['gate_up', 'down'] as const) {
+      const [E, k] = [3, 2];
+      emuCases.push({
+        shape, op, T: Math.ceil((s.tm * 2.5 * E) / k / 3) + 3, k, E, K: s.tk * 3 - 8, N: s.tn + 13,
+        dt: op === 'gate_up' ? 'bfloat16' : 'float16', fmt: undefined, bias: true, rowScale: op === 'gate_up', act: ACTS[1], splitK: 1, xh,
+      });
+    }
+  }
   for (const emulate of [true, false]) for (const c of emuCases) {
     it(`${emulate ? 'emulated' : 'builtins'}: ${c.shape}${c.splitK > 1 ? ` splitK=${c.splitK}` : ''}${c.xh ? ` xh=${c.xh}` : ''} ${c.op} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N} ${c.fmt ? fmtName(c.fmt) : c.dt} bias=${c.bias} rowScale=${c.rowScale}${c.op === 'gate_up' ? ` ${c.act.kind}/${c.act.layout}` : ''}`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
