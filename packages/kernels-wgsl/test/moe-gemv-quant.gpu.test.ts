@@ -31,6 +31,28 @@ interface GemvLayer {
 }
 
 /**
+ * A random layer for {@link runGemvKernels} (in this order from r: routing, x, gate_up then down weights from
+ * `weights(values, rows, cols)`, the biases, the row scales) and its references h = gate_up, y = down.
+ */
+function randomGemvLayer(
+  r: () => number,
+  c: { T: number; k: number; E: number; H: number; I: number },
+  weights: (values: Float32Array, rows: number, cols: number) => ExpertWeightsHost,
+  o: { act: ExpertActivation; bias: boolean; scale: boolean },
+): { L: GemvLayer; hRef: Float32Array; yRef: Float32Array } {
+  const { T, k, E, H, I } = c;
+  const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
+  const x = randomArray(r, T * H);
+  const guH = weights(randomArray(r, E * 2 * I * H, -0.3, 0.3), 2 * I, H);
+  const dnH = weights(randomArray(r, E * H * I, -0.3, 0.3), H, I);
+  const guB = o.bias ? HostTensor.fromFloat32([E, 2 * I], randomArray(r, E * 2 * I, -0.5, 0.5), 'bfloat16') : undefined;
+  const dnB = o.bias ? HostTensor.fromFloat32([E, H], randomArray(r, E * H, -0.5, 0.5), 'float32') : undefined;
+  const rsv = o.scale ? randomArray(r, T * k, 0.5, 1.5) : undefined;
+  const hRef = groupedGateUpRef(x, g, guH, guB, o.act, rsv);
+  return { L: { g, x, guH, dnH, guB, dnB, rsv, act: o.act }, hRef, yRef: groupedDownRef(hRef, g, dnH, dnB) };
+}
+
+/**
  * Uploads the layer once and runs gate_up + down through each packed kernel option in turn: each one's h and y,
  * the load path each option takes for gate_up and down (gemvPackedPath), and whether the GEMVs take both stacks.
  */
@@ -168,17 +190,8 @@ describe('row-blocked decode GEMV on quantized experts (randomized)', () => {
       if (!ctx) return t.skip('no WebGPU adapter');
       const cx = ctx;
       const r = rng(500 + i);
-      const { T, k, E, H, I } = c;
-      const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
-      const x = randomArray(r, T * H);
-      const guH = randomZeros(r, quantizeExperts(randomArray(r, E * 2 * I * H, -0.3, 0.3), E, 2 * I, H, c.fmt));
-      const dnH = randomZeros(r, quantizeExperts(randomArray(r, E * H * I, -0.3, 0.3), E, H, I, c.fmt));
-      const guB = bias ? HostTensor.fromFloat32([E, 2 * I], randomArray(r, E * 2 * I, -0.5, 0.5), 'bfloat16') : undefined;
-      const dnB = bias ? HostTensor.fromFloat32([E, H], randomArray(r, E * H, -0.5, 0.5), 'float32') : undefined;
-      const rsv = scale ? randomArray(r, T * k, 0.5, 1.5) : undefined;
-      const hRef = groupedGateUpRef(x, g, guH, guB, act, rsv);
-      const yRef = groupedDownRef(hRef, g, dnH, dnB);
-      const out = await runGemvKernels(cx, { g, x, guH, dnH, guB, dnB, rsv, act }, KERNELS);
+      const { L, hRef, yRef } = randomGemvLayer(r, c, (v, rows, cols) => randomZeros(r, quantizeExperts(v, c.E, rows, cols, c.fmt)), { act, bias, scale });
+      const out = await runGemvKernels(cx, L, KERNELS);
       expect(out.paths, 'every case takes the row-blocked path').toEqual(KERNELS.map(() => ['rows', 'rows']));
       for (const o of out.res) {
         expect(relErr(o.h, hRef), `h (${o.kernel})`).toBeLessThan(2e-5);
@@ -214,18 +227,10 @@ describe('row-blocked decode GEMV on 16-bit dense experts (randomized)', () => {
       if (!ctx) return t.skip('no WebGPU adapter');
       const cx = ctx;
       const r = rng(700 + i);
-      const { T, k, E, H, I } = c;
-      const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
-      const x = randomArray(r, T * H);
-      const guH = { kind: 'dense' as const, w: HostTensor.fromFloat32([E, 2 * I, H], randomArray(r, E * 2 * I * H, -0.3, 0.3), c.dtype) };
-      const dnH = { kind: 'dense' as const, w: HostTensor.fromFloat32([E, H, I], randomArray(r, E * H * I, -0.3, 0.3), c.dtype) };
-      const guB = bias ? HostTensor.fromFloat32([E, 2 * I], randomArray(r, E * 2 * I, -0.5, 0.5), 'bfloat16') : undefined;
-      const dnB = bias ? HostTensor.fromFloat32([E, H], randomArray(r, E * H, -0.5, 0.5), 'float32') : undefined;
-      const rsv = scale ? randomArray(r, T * k, 0.5, 1.5) : undefined;
-      const hRef = groupedGateUpRef(x, g, guH, guB, act, rsv);
-      const yRef = groupedDownRef(hRef, g, dnH, dnB);
+      const { H, I } = c;
+      const { L, hRef, yRef } = randomGemvLayer(r, c, (v, rows, cols) => ({ kind: 'dense' as const, w: HostTensor.fromFloat32([c.E, rows, cols], v, c.dtype) }), { act, bias, scale });
       // the row-blocked kernel, then the dense one ('table' on dense weights)
-      const out = await runGemvKernels(cx, { g, x, guH, dnH, guB, dnB, rsv, act }, [c.kernel, 'table']);
+      const out = await runGemvKernels(cx, L, [c.kernel, 'table']);
       // gate_up reads H columns, down I columns: the row-blocked path needs whole 8-column chunks
       expect(out.paths[0]).toEqual([H % 8 === 0 ? 'rows' : 'dense', I % 8 === 0 ? 'rows' : 'dense']);
       for (const o of out.res) {
