@@ -132,12 +132,24 @@ export function groupDecodeBindings(idxAccess: 'read' | 'read_write'): BindingDe
 export const GROUP_DECODE_UNIFORMS = uniformFields('u32', 'n', 'E', 'nbx0', 'nbx1');
 
 /**
+ * WGSL `fn active_tail(li: u32, na: u32)`: the rest of the decode GEMVs' active-expert list once its first `na`
+ * entries are written (NO_EXPERT up to E) and, from lane 0, the GEMVs' indirect args (gate_up's output blocks x na
+ * experts, then down's). Part of GROUP_DECODE_WGSL; route_decode's one-token grouping uses it too.
+ */
+export const ACTIVE_TAIL_WGSL = /* wgsl */ `
+fn active_tail(li: u32, na: u32) {
+  if (li == 0u) { ARGS[0] = u.nbx0; ARGS[1] = na; ARGS[2] = 1u; ARGS[3] = u.nbx1; ARGS[4] = na; ARGS[5] = 1u; }
+  for (var i = na + li; i < u.E; i += ${WG}u) { ACT[i] = ${NO_EXPERT}u; }
+}
+`;
+
+/**
  * WGSL of the decode grouping in one workgroup of ${WG}: workgroup arrays and
  * `fn group_decode(li: u32)` (call from uniform control flow), over the
  * bindings of {@link groupDecodeBindings} and the uniforms `n` (pairs),
  * `E`, `nbx0`, `nbx1` (the GEMVs' output blocks, for the indirect args).
  */
-export const GROUP_DECODE_WGSL = /* wgsl */ `
+export const GROUP_DECODE_WGSL = /* wgsl */ `${ACTIVE_TAIL_WGSL}
 var<workgroup> part: array<u32, ${WG}>;
 var<workgroup> partAct: array<u32, ${WG}>;
 fn group_decode(li: u32) {
@@ -159,16 +171,12 @@ fn group_decode(li: u32) {
 ${inclusiveScanWgsl(['part', 'partAct'])}
   // inclusive -> exclusive
   var run = part[li] - s;
-  if (li == ${WG - 1}u) {
-    OFF[u.E] = part[li];
-    let na = partAct[li];
-    ARGS[0] = u.nbx0; ARGS[1] = na; ARGS[2] = 1u; ARGS[3] = u.nbx1; ARGS[4] = na; ARGS[5] = 1u;
-  }
+  if (li == ${WG - 1}u) { OFF[u.E] = part[li]; }
   for (var e = e0; e < e1; e++) { OFF[e] = run; atomicStore(&CUR[e], run); run += atomicLoad(&C[e]); }
   let na = partAct[${WG - 1}u];
   var a = partAct[li] - act;
   for (var e = e0; e < e1; e++) { if (atomicLoad(&C[e]) > 0u) { ACT[a] = e; a++; } }
-  for (var i = na + li; i < u.E; i += ${WG}u) { ACT[i] = ${NO_EXPERT}u; }
+  active_tail(li, na);
   storageBarrier();
   for (var p = li; p < u.n; p += ${WG}u) {
     let e = IDX[p];

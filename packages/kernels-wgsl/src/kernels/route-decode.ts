@@ -10,17 +10,16 @@ import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import { defineKernel, type Recorder } from '../runtime/kernel.js';
 import type { GroupingGpu, RouterParams, RoutingGpu } from './moe-types.js';
-import type { ActiveExperts } from './moe-gemv.js';
 import { prepareRouting, routeTokenWgsl, routerBindings, ROUTER_UNIFORMS, type RouterOptions, type RouterVariant } from './router.js';
-import { NO_EXPERT } from './moe-gemv.js';
-import { allocGrouping, decodeGroupingTargets, decodeGroupingParams, groupDecodeBindings, GROUP_DECODE_UNIFORMS, GROUP_DECODE_WGSL, type GroupOptions } from './grouping.js';
+import type { ActiveExperts } from './moe-gemv.js';
+import { ACTIVE_TAIL_WGSL, allocGrouping, decodeGroupingTargets, decodeGroupingParams, groupDecodeBindings, GROUP_DECODE_UNIFORMS, GROUP_DECODE_WGSL, type GroupOptions } from './grouping.js';
 
 /**
  * The decode grouping of one token from the router's selection in workgroup memory (`sel`: k distinct experts):
  * group_decode's outputs without its atomics and storage barriers (each selected expert has one row, at its rank
  * among the selected).
  */
-const GROUP_ONE_TOKEN_WGSL = /* wgsl */ `
+const GROUP_ONE_TOKEN_WGSL = /* wgsl */ `${ACTIVE_TAIL_WGSL}
 fn group_one_token(li: u32) {
   for (var e = li; e < u.E; e += WG) {
     var below = 0u;
@@ -29,10 +28,7 @@ fn group_one_token(li: u32) {
     atomicStore(&C[e], hit);
     OFF[e] = below;
   }
-  if (li == 0u) {
-    OFF[u.E] = u.k;
-    ARGS[0] = u.nbx0; ARGS[1] = u.k; ARGS[2] = 1u; ARGS[3] = u.nbx1; ARGS[4] = u.k; ARGS[5] = 1u;
-  }
+  if (li == 0u) { OFF[u.E] = u.k; }
   if (li < u.k) {
     let e = sel[li];
     var rank = 0u;
@@ -41,7 +37,7 @@ fn group_one_token(li: u32) {
     ORD[rank] = li;
     POS[li] = rank;
   }
-  for (var i = u.k + li; i < u.E; i += WG) { ACT[i] = ${NO_EXPERT}u; }
+  active_tail(li, u.k);
 }
 `;
 
