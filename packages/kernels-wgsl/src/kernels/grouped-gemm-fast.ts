@@ -145,11 +145,10 @@ export function planFastGemm(
   if (opts.sgmatShape !== undefined && !Object.hasOwn(SGMAT_SHAPES, opts.sgmatShape)) throw new ValueError('sgmatShape', `one of ${Object.keys(SGMAT_SHAPES).join(' | ')} | undefined`, opts.sgmatShape);
   let kind = fastGemmKind(ctx, opts.fast, wfmt.wf);
   if (opts.tile !== 'fast' && !useFastGemm(kind, rows, E)) return undefined;
-  // Subgroup-matrix: the asked shape, else plan.ts's; one this device cannot hold falls back to the f32 kernel.
-  // (the planner's tile where this device holds its workgroup memory, else the default shape with gathered x)
-  let tile = sgmatTileFor(rows, E, N, wfmt.wf);
-  if (kind === 'subgroup-matrix' && opts.sgmatShape === undefined && !sgmatSupported(ctx, tile.shape)) tile = { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
-  const shape = kind === 'subgroup-matrix' ? (opts.sgmatShape ?? tile.shape) : undefined;
+  // Subgroup-matrix: the asked shape (x gathered unless asked otherwise), else plan.ts's tile where this device holds
+  // its workgroup memory, else the default shape; a shape this device cannot hold falls back to the f32 kernel.
+  const tile = kind !== 'subgroup-matrix' ? undefined : opts.sgmatShape !== undefined ? { shape: opts.sgmatShape, xRows: 'gather' as const } : plannedSgmatTile(ctx, rows, E, N, wfmt.wf);
+  const shape = tile?.shape;
   if (shape && !sgmatSupported(ctx, shape)) kind = 'f32';
   const sg = shape && kind === 'subgroup-matrix' ? SGMAT_SHAPES[shape] : undefined;
   const tm = sg ? sg.tm : FAST_TM;
@@ -163,14 +162,19 @@ export function planFastGemm(
   // f16 x rows (grouped order) in a temp buffer of (rows + pad) * stride halves: where it fits one binding.
   if (opts.sgmatXRows !== undefined && !['gather', 'half', 'direct'].includes(opts.sgmatXRows)) throw new ValueError('sgmatXRows', "'gather' | 'half' | 'direct' | undefined", opts.sgmatXRows);
   // Shapes without an A tile (xd) always load x directly.
-  // (the planner's x-row mode goes with the planner's shape; an asked shape gathers x unless asked otherwise)
-  const xRows = sg ? (sg.xd ? 'direct' : (opts.sgmatXRows ?? (opts.sgmatShape === undefined ? tile.xRows : 'gather'))) : 'gather';
+  const xRows = sg ? (sg.xd ? 'direct' : (opts.sgmatXRows ?? tile!.xRows)) : 'gather';
   const fits = (rows + HALF_ROWS_PAD) * halfRowStride(K) * 2 <= ctx.maxBindingBytes;
   if (sg?.xd && !fits) return planFastGemm(ctx, { ...opts, sgmatShape: SGMAT_DEFAULT_SHAPE }, w, rows, E, N, K, op);
   const xh = fits ? xhOf(xRows) : undefined;
   // Wide packed loads where the format allows them (plan.ts's default unless asked).
   const wide = !!sg && wfmt.wide && (opts.sgmatWideLoads ?? sgmatWideLoadsFor(wfmt.wf));
   return { kind, tm, shape: sg ? shape : undefined, splitK, xh, wide, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork * splitK) };
+}
+
+/** plan.ts's subgroup-matrix tile for a call where this device holds its workgroup memory, else the default shape with gathered x. */
+function plannedSgmatTile(ctx: GpuContext, rows: number, E: number, N: number, wf: WeightFormat): { shape: SgmatShapeName; xRows: SgmatXRows } {
+  const tile = sgmatTileFor(rows, E, N, wf);
+  return sgmatSupported(ctx, tile.shape) ? tile : { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
 }
 
 /** The inputs of one grouped GEMM call (structurally the tiled path's call record). */
