@@ -14,7 +14,7 @@
 //   bash .gpu-kit/enter.sh node .gpu-kit/prefill-bench.mjs [iters] [path substring,...] [model substring,...] [T,...] [format,...]
 // ('-' for a filter = all; models: substrings of mixtral-8x7b, qwen3-30b-a3b, deepseek-v3-e32, gpt-oss-20b, and only when
 // named deepseek-v3-full (256 experts) and smoke (a small shape for any adapter);
-// formats: bf16 (default), fp8, int4; PREFILL_BENCH_MAX_S: the time budget after which no new model / format / T
+// formats: bf16 (default), f16, fp8, int4; PREFILL_BENCH_MAX_S: the time budget after which no new model / format / T
 // group starts, default 210; PREFILL_BENCH_BURN_MS: ms of FMA burn before each timed path, default 40). Weights are generated one expert at a time and streamed to the GPU (stacks larger than
 // one binding are chunked), so the full DeepSeek-V3 (22.5 GB of bf16 experts) fits.
 import { HostTensor } from '@webmoe/tensor';
@@ -48,13 +48,13 @@ const pathFilter = list(3);
 const modelFilter = list(4);
 const tFilter = list(5)?.map(Number);
 const FORMATS = (list(6) ?? ['bf16']) as Format[];
-for (const f of FORMATS) if (!['bf16', 'fp8', 'int4'].includes(f)) throw new Error(`format ${f}: bf16 | fp8 | int4`);
+for (const f of FORMATS) if (!['bf16', 'f16', 'fp8', 'int4'].includes(f)) throw new Error(`format ${f}: bf16 | f16 | fp8 | int4`);
 const ctx = await createGpuContext();
 const info = (ctx.adapter as GPUAdapter & { info?: Record<string, unknown> }).info;
 console.log('adapter', ctx.adapterName, JSON.stringify(ctx.features));
 console.log('subgroupMatrixConfigs', JSON.stringify(info?.subgroupMatrixConfigs), 'subgroupMinSize', info?.subgroupMinSize, 'subgroupMaxSize', info?.subgroupMaxSize, 'wgMem', ctx.limits.maxComputeWorkgroupStorageSize, 'sgmatSupported', sgmatSupported(ctx));
 
-type Format = 'bf16' | 'fp8' | 'int4';
+type Format = 'bf16' | 'f16' | 'fp8' | 'int4';
 
 /** Random bits from a linear congruential generator (the same stream for the same seed). */
 function lcg(seed: number): () => number {
@@ -69,8 +69,17 @@ function expertWeights(fmt: Format, rows: number, cols: number, seed: number): E
   switch (fmt) {
     case 'bf16': {
       const u = new Uint16Array(n);
-      for (let i = 0; i < n; i++) u[i] = 0x3c00 | (r() & 0x83ff); // |w| ~ 2^-7..2^-6, random sign
+      // |w| ~ 2^-7..2^-6, random sign; one in 128 an f16 subnormal (2^-22..2^-21: the f16 staging's slow conversion)
+      for (let i = 0; i < n; i++) {
+        const b = r();
+        u[i] = (b & 127) === 0 ? 0x3580 | (b & 0x8000) | ((b >> 7) & 0x7f) : 0x3c00 | (b & 0x83ff);
+      }
       return { kind: 'dense', w: new HostTensor('bfloat16', [1, rows, cols], u) };
+    }
+    case 'f16': {
+      const u = new Uint16Array(n);
+      for (let i = 0; i < n; i++) u[i] = 0x2000 | (r() & 0x83ff); // |w| ~ 2^-7..2^-6, random sign
+      return { kind: 'dense', w: new HostTensor('float16', [1, rows, cols], u) };
     }
     case 'fp8': {
       // e4m3 codes with exponents 5..8 (2^-2..2^1) times block scales 2^-8
@@ -97,6 +106,8 @@ function stackShape(fmt: Format, E: number, rows: number, cols: number): ExpertW
   switch (fmt) {
     case 'bf16':
       return { kind: 'dense', w: { dtype: 'bfloat16', shape: [E, rows, cols] } };
+    case 'f16':
+      return { kind: 'dense', w: { dtype: 'float16', shape: [E, rows, cols] } };
     case 'fp8':
       return { kind: 'fp8_block', q: { dtype: 'float8_e4m3fn', shape: [E, rows, cols] }, scaleInv: { dtype: 'float32', shape: [E, Math.ceil(rows / 128), Math.ceil(cols / 128)] }, block: [128, 128] };
     case 'int4':
@@ -224,7 +235,7 @@ for (const [model, H, I, E, k, fmt] of groupsOf) {
       }
       if (path.name === 'fast-f16' && !ctx.features.shaderF16) continue;
       if (path.maxT !== undefined && T > path.maxT) continue;
-      if (path.packedOnly && fmt === 'bf16') continue;
+      if (path.packedOnly && (fmt === 'bf16' || fmt === 'f16')) continue;
       if (path.gemv && !(gemvSupports(wgu) && gemvSupports(wdn))) continue;
       try {
         // One checked run: compile errors / validation errors show here; outputs for the error check.

@@ -38,7 +38,9 @@ export function hash32(x0: number): number {
   return x >>> 0;
 }
 
-// 16-bit halves: bf16 with exponent 119..122 (|v| in [2^-8, 2^-4)), f16 with exponent 7..10 (same range);
+// 16-bit halves: bf16 with exponent 119..122 (|v| in [2^-8, 2^-4)) but one in 128 (7 more hash bits zero) with
+// exponent 105 (|v| in [2^-22, 2^-21): f16 subnormals, as trained weights have ~0.2-1% below f16's normal range, which
+// the f16 staging of the prefill GEMMs converts the slow way); f16 with exponent 7..10 (|v| in [2^-8, 2^-4));
 // e4m3 bytes with bit 6 clear (exponent <= 7, |v| < 2, never NaN); f32 uniform in [-1, 1); scale: 2^-7 f32.
 const WORD_WGSL: Record<FillKind, string> = {
   f32: `return bitcast<u32>(f32(h >> 8u) * (2.0 / 16777216.0) - 1.0);`,
@@ -57,7 +59,7 @@ struct U { words: u32, base: u32, seed: u32, _p: u32, }
 @group(0) @binding(0) var<storage, read_write> Y: array<u32>;
 @group(0) @binding(1) var<uniform> u: U;
 ${HASH_WGSL}
-fn half_bf16(h: u32) -> u32 { return ((h & 0x8000u) | ((119u + ((h >> 7u) & 3u)) << 7u) | (h & 0x7fu)) & 0xffffu; }
+fn half_bf16(h: u32) -> u32 { return ((h & 0x8000u) | (select(119u + ((h >> 7u) & 3u), 105u, ((h >> 9u) & 127u) == 0u) << 7u) | (h & 0x7fu)) & 0xffffu; }
 fn half_f16(h: u32) -> u32 { return ((h & 0x8000u) | ((7u + ((h >> 10u) & 3u)) << 10u) | (h & 0x3ffu)) & 0xffffu; }
 fn half_sc(h: u32, e0: u32) -> u32 { return (((e0 + ((h >> 10u) & 1u)) << 10u) | (h & 0x3ffu)) & 0xffffu; }
 fn word(i: u32) -> u32 { let h = hash(i ^ u.seed); ${WORD_WGSL[kind]} }
@@ -116,7 +118,7 @@ export function fillGpuTensor(ctx: GpuContext, t: GpuTensor, seed: number, kind:
 }
 
 function halfBf16(h: number): number {
-  return ((h & 0x8000) | ((119 + ((h >>> 7) & 3)) << 7) | (h & 0x7f)) & 0xffff;
+  return ((h & 0x8000) | (((h >>> 9) & 127) === 0 ? 105 : 119 + ((h >>> 7) & 3)) << 7 | (h & 0x7f)) & 0xffff;
 }
 function halfF16(h: number): number {
   return ((h & 0x8000) | ((7 + ((h >>> 10) & 3)) << 10) | (h & 0x3ff)) & 0xffff;

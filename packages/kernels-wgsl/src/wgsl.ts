@@ -71,6 +71,18 @@ fn unpack2x16bf16(w: u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(w << 16u)
 `;
 
 /**
+ * WGSL `bf16x2_to_f16x2(w) -> u32`: two bf16 values (low half first) as the bits of two f16 values, rounded to nearest
+ * (needs BF16_UNPACK_WGSL and f16): one two-wide f32 -> f16 conversion per word. An integer rebias of f16's normal
+ * range with the conversion only for the other words measured 20% slower in the prefill GEMMs on the H200
+ * (docs/PERF-NOTES.md, 2026-12-04 session 9). Values beyond f16's range are indeterminate in WGSL (the GEMMs scale
+ * x rows into range; weights beyond 65504 are not a checkpoint's). Reference: f32ToF16(bf16ToF32(h)) of
+ * @webmoe/tensor (test/f16-staging.gpu.test.ts, every pattern f16 holds).
+ */
+export const BF16_TO_F16_WGSL = /* wgsl */ `
+fn bf16x2_to_f16x2(w: u32) -> u32 { return bitcast<u32>(vec2<f16>(unpack2x16bf16(w))); }
+`;
+
+/**
  * WGSL functions decoding the 4- and 8-bit codes of the packed expert
  * formats without their scale (shared by the tiled GEMM, the fast GEMMs and
  * the decode GEMV; references: quant-ref.ts decodeExpertRow): e2m1 (fp4,

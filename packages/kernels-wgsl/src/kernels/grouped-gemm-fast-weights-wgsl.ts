@@ -15,7 +15,7 @@
  * Both decode every value to the same f32 (bit-identical staged tiles).
  */
 import type { BindingDecl } from '../runtime/kernel.js';
-import { BF16_UNPACK_WGSL, FP8_DECODE_BITS_WGSL, PACKED_CODE_WGSL, loadFn } from '../wgsl.js';
+import { BF16_TO_F16_WGSL, BF16_UNPACK_WGSL, FP8_DECODE_BITS_WGSL, PACKED_CODE_WGSL, loadFn } from '../wgsl.js';
 import { intZeroWgsl } from './grouped-gemm-wgsl.js';
 import type { FastGemmVariant } from './grouped-gemm-fast-shapes.js';
 
@@ -154,4 +154,16 @@ ${loadFn('wexp', 'WSC', 'uint8')}
 ${wideDecl}${packed(`WQ[${codeIndex(wide ? 32 : 8)}]`, `u32(wexp((e * u.wRows + row) * u.wa + (col >> 5u)))`)}
 ${dec(`let x = i32(${scale}) - 127;`, (i) => `ldexp(decode_fp4${code(i)}, x)`)}`;
   }
+}
+
+/**
+ * f16 staging of 16-bit dense weights (the subgroup-matrix kernel): `wdech(raw: vec4<u32>) -> vec4<u32>`, the 8 values
+ * of wload as 4 words of f16 pairs, the same bits as f16() of wdec's values: f16 weights are their raw words (no
+ * round trip through f32), bf16 pairs are rebiased by bf16x2_to_f16x2 (BF16_TO_F16_WGSL). Empty for other formats.
+ */
+export function halfPairsWgsl(v: Pick<FastGemmVariant, 'wf'>): string {
+  if (v.wf === 'float16') return 'fn wdech(w: vec4<u32>) -> vec4<u32> { return w; }';
+  if (v.wf !== 'bfloat16') return '';
+  return `${BF16_TO_F16_WGSL}
+fn wdech(w: vec4<u32>) -> vec4<u32> { return vec4<u32>(bf16x2_to_f16x2(w.x), bf16x2_to_f16x2(w.y), bf16x2_to_f16x2(w.z), bf16x2_to_f16x2(w.w)); }`;
 }

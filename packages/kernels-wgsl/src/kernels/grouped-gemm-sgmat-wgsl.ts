@@ -10,7 +10,7 @@
 import { defineKernel } from '../runtime/kernel.js';
 import { sgmatLayout, sgmatShape, tileOutputs, type FastGemmVariant } from './grouped-gemm-fast-shapes.js';
 import { fastGemmSignature, helpersWgsl, loadSlice, prologue, rounds, sgmatGeo, sharedRows, sliceRegs, store } from './grouped-gemm-fast-staging-wgsl.js';
-import { fastVpl } from './grouped-gemm-fast-weights-wgsl.js';
+import { fastVpl, halfPairsWgsl } from './grouped-gemm-fast-weights-wgsl.js';
 
 /** The global directives of the kernel: the builtins' extension, or (`emu`) only subgroups (f16 comes with the signature). */
 function sgmatDirectives(emu: boolean): string[] {
@@ -103,7 +103,8 @@ export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gem
   const xr = rounds((tm * tk) / (v.xh ? 8 : 4), threads);
   const wr = rounds(tn * perRow, threads);
   // Rotated weight stores: 16-bit dense weights only (8 values in 4 words); packed formats keep the plain order.
-  const swz = !!shape.swz && (v.wf === 'bfloat16' || v.wf === 'float16');
+  const half = v.wf === 'bfloat16' || v.wf === 'float16';
+  const swz = !!shape.swz && half;
   const accNames: string[] = [];
   for (let i = 0; i < MI; i++) for (let j = 0; j < NJ; j++) accNames.push(`c${i}_${j}`);
   const bNames = Array.from({ length: NJ }, (_, j) => `b${j}`);
@@ -139,6 +140,16 @@ ${[0, 1, 2, 3].map((w) => `        { let h = bitcast<vec2<f16>>(xw.${'xyzw'[w]})
         AS[ai + 3u] = xh.w;
       }
     }`;
+  // Weight value t's position in its row of BS: rotated by 2q with swz.
+  const wPos = (t: number) => (swz ? `((${t}u + 2u * q) & 7u)` : `${t}u`);
+  // 16-bit weights: 4 words of f16 pairs (wdech: no f32 round trip); packed formats: wdec's f32 values, each rounded to f16.
+  const wStores = half
+    ? `
+        let hv = wdech(wv);
+${[0, 1, 2, 3].map((w) => `        { let h = bitcast<vec2<f16>>(hv.${'xyzw'[w]}); BS[bi + ${wPos(2 * w)}] = h.x; BS[bi + ${wPos(2 * w + 1)}] = h.y; }`).join('\n')}`
+    : `
+        let wf = wdec(wv);
+${Array.from({ length: V }, (_, t) => `        BS[bi + ${wPos(t)}] = f16(wf[${t}]);`).join('\n')}`;
   const stage = (buf: string) => `${stageX.replaceAll('BUF0', buf)}
     for (var i = 0u; i < ${wr.n}u; i++) {
       let j = lid + i * ${threads}u;${wr.guard ? `\n      if (j < ${tn * perRow}u) {` : ' {'}
@@ -148,12 +159,10 @@ ${[0, 1, 2, 3].map((w) => `        { let h = bitcast<vec2<f16>>(xw.${'xyzw'[w]})
         // words rotated by q = j % 4: value t of wv is value (t + 2q) % 8 of the 8 (see SgmatShape.swz).
         let q = j & 3u;
         let w1 = select(wg[i], wg[i].yzwx, (q & 1u) != 0u);
-        let wv = wdec(select(w1, w1.zwxy, (q & 2u) != 0u));
-${Array.from({ length: V }, (_, t) => `        BS[bi + ((${t}u + 2u * q) & 7u)] = f16(wv[${t}]);`).join('\n')}`
+        let wv = select(w1, w1.zwxy, (q & 2u) != 0u);`
             : `
-        let wv = wdec(wg[i]);
-${Array.from({ length: V }, (_, t) => `        BS[bi + ${t}u] = f16(wv[${t}]);`).join('\n')}`
-        }
+        let wv = wg[i];`
+        }${wStores}
       }
     }`;
   // The multiply-accumulates of one staged slice in buffer `buf`.
@@ -235,6 +244,7 @@ ${mma('0u')}    }
   }
   return /* wgsl */ `
 ${helpers}
+${halfPairsWgsl(v)}
 // A: x rows row-major [${nb}][${tm}][${str}] f16; B: weight rows [${nb}][${tn}][${str}] f16 (k contiguous, read as column-major K x N).
 ${v.xh === 'direct' ? '// A: loaded from the f16 x rows X directly.' : `var<workgroup> AS: array<f16, ${nb * tm * str}>;`}
 var<workgroup> BS: array<f16, ${nb * tn * str}>;
