@@ -38,10 +38,11 @@ function matrixOps(emu: boolean, names: string[], xDirect: boolean) {
       args: '',
       entry: '',
       zero: (c: string) => `var ${c} = ${C}();`,
-      /** A (left, row-major rows of AS) or B (right, column-major: weight rows of BS are its columns). */
       /** A (left, row-major: rows of AS or of the f16 x rows X) or B (right, column-major: weight rows of BS are its columns). */
+      // The layout as a template argument (Dawn's current form; the form with a bool argument is deprecated, and on
+      // the H200 it measured slower for 4x4 accumulator blocks: scripts/gpu/sgmat-load-probe.mjs).
       load: (m: string, arr: 'AS' | 'BS' | 'X', off: string, stride: string) =>
-        `let ${m} = subgroupMatrixLoad<${arr === 'BS' ? R : L}>(&${arr}, ${off}, ${arr === 'BS'}, ${stride});`,
+        `let ${m} = subgroupMatrixLoad<${arr === 'BS' ? `${R}, col_major` : `${L}, row_major`}>(&${arr}, ${off}, ${stride});`,
       mma: (c: string, a: string, b: string) => `${c} = subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c});`,
       store: (c: string, off: string, stride: number) => `subgroupMatrixStore(&OS, ${off}, ${c}, false, ${stride}u);`,
     };
