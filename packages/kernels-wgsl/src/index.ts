@@ -27,7 +27,7 @@ export {
 } from './runtime/context.js';
 export type { GpuSelection } from './runtime/gpu-select.js';
 export { GpuTensor, readBuffer, gpuByteLength, checkBufferSize, expectDType, type BufferOwner } from './runtime/tensor.js';
-export { BufferPool } from './runtime/pool.js';
+export { BufferPool, sharedScratch, SHARED_SCRATCH_FLOOR_BYTES } from './runtime/pool.js';
 export {
   Recorder,
   GpuGraph,

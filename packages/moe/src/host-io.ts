@@ -48,8 +48,8 @@ export async function forwardHostArray(ctx: GpuContext, pool: BufferPool, xs: Fl
  */
 export function recordAndSubmit(ctx: GpuContext, label: string, record: (rec: Recorder, scratch: { destroy(): void }[]) => GpuTensor, out?: GpuTensor): GpuTensor {
   const scratch: { destroy(): void }[] = [];
+  const rec = new Recorder(ctx, { label });
   try {
-    const rec = new Recorder(ctx, { label });
     const y = record(rec, scratch);
     if (out) {
       scratch.push(y);
@@ -57,6 +57,9 @@ export function recordAndSubmit(ctx: GpuContext, label: string, record: (rec: Re
     }
     rec.submit();
     return out ?? y;
+  } catch (e) {
+    rec.discard();
+    throw e;
   } finally {
     for (const s of scratch) s.destroy();
   }

@@ -344,7 +344,7 @@ export class MoE extends Module implements MoELayer {
 
   /** The layer's scratch pool, made on first use. */
   private scratch(): BufferPool {
-    return (this.pool ??= new BufferPool(this.ctx!, { maxFreeBytes: 64 << 20 }));
+    return (this.pool ??= new BufferPool(this.ctx!, { maxFreeBytes: 64 << 20, shared: true }));
   }
 
   /** Frees the cached forward graphs (they hold scratch buffers). */

@@ -217,7 +217,7 @@ export class ShardedMoE {
   }
 
   private pool(i: number): BufferPool {
-    return (this.pools[i] ??= new BufferPool(this.group.context(i), { maxFreeBytes: 64 << 20 }));
+    return (this.pools[i] ??= new BufferPool(this.group.context(i), { maxFreeBytes: 64 << 20, shared: true }));
   }
 
   private forwardTPGpu(xs: Float32Array, T: number): Promise<Float32Array> {

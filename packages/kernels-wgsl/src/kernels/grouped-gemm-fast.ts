@@ -38,6 +38,12 @@ import { isPackedFormat, weightBind } from './grouped-gemm-fast-weights-wgsl.js'
 
 export type { FastGemmKind, SgmatShapeName };
 
+/**
+ * Temps the fast GEMMs write in full before reading (halfRowsKernel's f16 rows with their zero padding and row scales,
+ * every split's partial sums): reused from the context's scratch cache, not allocated per call.
+ */
+const REUSE = { reuse: true } as const;
+
 /** A planned fast GEMM (grid checked against the device limits before recording). */
 export interface FastGemmPlan {
   kind: FastGemmKind;
@@ -249,7 +255,7 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
     xHalf = scratch.xHalf;
     if (!xHalf) {
       const kp = halfRowStride(c.K);
-      xHalf = scratch.xHalf = { xh: rec.temp((rows + HALF_ROWS_PAD) * kp * 2, 'grouped_gemm_fast.xh'), ru: rec.temp(Math.max(4, rows * 4), 'grouped_gemm_fast.xru') };
+      xHalf = scratch.xHalf = { xh: rec.temp((rows + HALF_ROWS_PAD) * kp * 2, 'grouped_gemm_fast.xh', REUSE), ru: rec.temp(Math.max(4, rows * 4), 'grouped_gemm_fast.xru', REUSE) };
       const bind: Record<string, GPUBuffer> = { X: c.x, ORDER: c.g.order.buffer, XH: xHalf.xh, XRU: xHalf.ru };
       if (c.rowScale) bind.RS = c.rowScale;
       rec.dispatch({ kernel: halfRowsKernel, variant: { xmode: c.xmode, rowScale: !!c.rowScale }, bind, params: { rows, kv: c.K / 4, k, kvp: kp / 4 }, workgroups: foldWorkgroups(rec.ctx, rows + HALF_ROWS_PAD) });
@@ -265,7 +271,7 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   const ys = c.ys ?? c.N;
   // Split-K: the GEMM writes its partials [splitK][rows][N] (this call's N, output offset 0) to a temp buffer,
   // splitKReduceKernel sums them into Y at p * ys + o0 + o.
-  const yOut = splitK > 1 ? rec.temp(splitK * rows * c.N * 4, 'grouped_gemm_fast.splitk') : c.y.buffer;
+  const yOut = splitK > 1 ? rec.temp(splitK * rows * c.N * 4, 'grouped_gemm_fast.splitk', REUSE) : c.y.buffer;
   const bind: Record<string, GPUBuffer> = xHalf ? { X: xHalf.xh, ORDER: c.g.order.buffer, META: meta, XRU: xHalf.ru } : { X: c.x, ORDER: c.g.order.buffer, META: meta };
   if (c.rowScale && !xHalf) bind.RS = c.rowScale;
   if (xAmax) bind.XAMAX = xAmax;

@@ -305,7 +305,8 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
   if (slices > 1) variant.splitK = true;
   const nGroups = path === 'gemv' ? T * N : tilesMN * slices;
   try {
-    const partials = slices > 1 ? rec.temp(slices * T * N * 4, 'linear.partials') : undefined;
+    // every (tile, slice) workgroup writes its partial sums in full: reused from the scratch cache
+    const partials = slices > 1 ? rec.temp(slices * T * N * 4, 'linear.partials', { reuse: true }) : undefined;
     const bind: Record<string, GPUBuffer> = { X: x.buffer, W: w.buffer, Y: partials ?? y.buffer };
     if (bias && !partials) bind.B = bias.buffer;
     rec.dispatch({

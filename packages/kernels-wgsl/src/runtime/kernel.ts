@@ -5,6 +5,7 @@
  */
 import type { GpuContext } from './context.js';
 import { LimitError } from './errors.js';
+import { sharedScratch } from './pool.js';
 
 /** A kernel variant: plain data (dtype, tile, vector width, features) that selects the WGSL. */
 export type Variant = Readonly<Record<string, string | number | boolean>>;
@@ -308,6 +309,8 @@ export class Recorder {
   readonly encoder: GPUCommandEncoder;
   private pass: GPUComputePassEncoder | undefined;
   private temps: GPUBuffer[] = [];
+  /** Temps from the shared scratch cache (temp with `reuse`), given back after submit. */
+  private reused: GPUBuffer[] = [];
   private readonly timestamps: boolean;
   private readonly totalOnly: boolean;
   private querySet: GPUQuerySet | undefined;
@@ -384,8 +387,18 @@ export class Recorder {
     this.pass = undefined;
   }
 
-  /** A temporary storage buffer owned by this recorder, destroyed after submit. */
-  temp(bytes: number, label = 'temp'): GPUBuffer {
+  /**
+   * A temporary storage buffer owned by this recorder, zero-filled, destroyed after submit. With `reuse` (for a buffer
+   * the recorded work writes in full before reading it; its contents are undefined, its size at least `bytes`) and
+   * not capturing: taken from the context's shared scratch cache (sharedScratch) and given back after submit, so
+   * that large per-call buffers (f16 x rows, split-K partials of the prefill GEMMs) are not allocated every call.
+   */
+  temp(bytes: number, label = 'temp', opts: { reuse?: boolean } = {}): GPUBuffer {
+    if (opts.reuse && !this.capture) {
+      const b = sharedScratch(this.ctx).acquire(Math.max(16, Math.ceil(bytes / 4) * 4), label);
+      this.reused.push(b);
+      return b;
+    }
     const b = this.ctx.device.createBuffer({ label, size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | GPUBufferUsage.INDIRECT });
     this.temps.push(b);
     return b;
@@ -445,6 +458,8 @@ export class Recorder {
     }
     for (const a of this.arenas) this.ctx.writeBuffer(a.buf, 0, a.host, 0, Math.min(ARENA_BYTES, a.used));
     this.ctx.submit([this.encoder.finish()]);
+    for (const b of this.reused) sharedScratch(this.ctx).release(b);
+    this.reused = [];
     if (this.capture) return; // temps and uniform arenas now belong to the graph
     for (const t of this.temps) t.destroy();
     this.temps = [];
@@ -454,6 +469,20 @@ export class Recorder {
       else a.buf.destroy();
     }
     this.arenas = [];
+  }
+
+  /**
+   * Drops a recording that will not be submitted (an error while recording): its temps are destroyed and those from
+   * the shared scratch cache given back. The recorder cannot be used afterwards.
+   */
+  discard(): void {
+    if (this.submitted) return;
+    this.submitted = true;
+    this.endPass();
+    for (const b of this.reused) sharedScratch(this.ctx).release(b);
+    this.reused = [];
+    for (const t of this.temps) t.destroy();
+    this.temps = [];
   }
 
   /**

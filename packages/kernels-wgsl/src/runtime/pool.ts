@@ -6,8 +6,18 @@ import { GpuTensor, gpuByteLength, checkBufferSize, type BufferOwner } from './t
 /**
  * A bounded pool of scratch buffers (activations, routing tables). Buffers
  * are bucketed by size rounded up to 256 bytes (and to 1/8 of the power of
- * two above 64 KiB); at most `maxFreeBytes` stay cached, the oldest are
- * destroyed first. Weights are not pooled.
+ * two above 64 KiB); at most `maxFreeBytes` stay cached, the oldest leave
+ * first. Weights are not pooled.
+ *
+ * With `shared: true` the pool draws on its context's shared scratch cache
+ * (`sharedScratch`): a buffer this pool does not keep goes there instead of
+ * being destroyed, and a size this pool has no free buffer of is taken from
+ * there before a new one is created. The shared cache keeps up to the largest
+ * scratch one pool has held at once (its floor: SHARED_SCRATCH_FLOOR_BYTES),
+ * so a prefill forward's large activations are made once and reused by the
+ * next forward of any layer on the context, instead of allocated and freed
+ * every call (on the H200 that cost 36 ms of host time per Mixtral forward of
+ * 4096 tokens, docs/PERF-NOTES.md); `sharedScratch(ctx).trim()` gives them back.
  *
  * @example
  * ```ts
@@ -18,17 +28,28 @@ import { GpuTensor, gpuByteLength, checkBufferSize, type BufferOwner } from './t
  */
 export class BufferPool implements BufferOwner {
   readonly ctx: GpuContext;
-  readonly maxFreeBytes: number;
+  private cap: number;
   private free = new Map<number, GPUBuffer[]>();
   private order: GPUBuffer[] = [];
   private freeBytes = 0;
   private liveBytes = 0;
+  private peakLiveBytes = 0;
   private live = new Set<GPUBuffer>();
   private closed = false;
+  /** The context's shared cache this pool spills to and draws on (`shared: true`). */
+  private readonly parent: BufferPool | undefined;
+  /** Shared cache: the largest live bytes one of its pools reported. */
+  private childPeak = 0;
 
-  constructor(ctx: GpuContext, opts: { maxFreeBytes?: number } = {}) {
+  constructor(ctx: GpuContext, opts: { maxFreeBytes?: number; shared?: boolean } = {}) {
     this.ctx = ctx;
-    this.maxFreeBytes = opts.maxFreeBytes ?? 256 * 1024 * 1024;
+    this.cap = opts.maxFreeBytes ?? 256 * 1024 * 1024;
+    this.parent = opts.shared ? sharedScratch(ctx) : undefined;
+  }
+
+  /** Most bytes of free buffers kept (a shared cache: at least the largest scratch one of its pools held at once). */
+  get maxFreeBytes(): number {
+    return this.cap;
   }
 
   static bucket(bytes: number): number {
@@ -55,17 +76,55 @@ export class BufferPool implements BufferOwner {
   acquire(bytes: number, label = 'scratch'): GPUBuffer {
     checkBufferSize(this.ctx, bytes, label);
     const size = Math.min(BufferPool.bucket(bytes), Math.max(bytes, Math.floor(this.ctx.limits.maxStorageBufferBindingSize / 4) * 4));
-    const list = this.free.get(size);
-    let buf = list?.pop();
-    if (buf) {
-      this.freeBytes -= size;
-      this.order.splice(this.order.indexOf(buf), 1);
-    } else {
-      buf = this.ctx.device.createBuffer({ label, size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-    }
+    const buf = this.takeFree(size) ?? this.parent?.takeFree(size) ?? this.ctx.device.createBuffer({ label, size, usage: poolUsage() });
     this.live.add(buf);
     this.liveBytes += size;
+    if (this.liveBytes > this.peakLiveBytes) {
+      this.peakLiveBytes = this.liveBytes;
+      this.parent?.noteChildPeak(this.liveBytes);
+      this.grow();
+    }
     return buf;
+  }
+
+  /** A cached free buffer of exactly `size` bytes, now the caller's (not live here), or undefined. */
+  private takeFree(size: number): GPUBuffer | undefined {
+    const buf = this.free.get(size)?.pop();
+    if (!buf) return undefined;
+    this.freeBytes -= size;
+    this.order.splice(this.order.indexOf(buf), 1);
+    return buf;
+  }
+
+  /** Shared cache: one of its pools held `bytes` at once. */
+  private noteChildPeak(bytes: number): void {
+    if (bytes > this.childPeak) this.childPeak = bytes;
+    this.grow();
+  }
+
+  /** Shared cache: the cap covers the largest scratch of one pool plus this cache's own peak (recorder temps). */
+  private grow(): void {
+    if (adaptive.has(this)) this.cap = Math.max(this.cap, this.childPeak + this.peakLiveBytes);
+  }
+
+  /** Caches a free buffer (released here, or handed over by one of this shared cache's pools); the oldest leave over the cap. */
+  private putFree(buf: GPUBuffer): void {
+    const list = this.free.get(buf.size) ?? [];
+    list.push(buf);
+    this.free.set(buf.size, list);
+    this.order.push(buf);
+    this.freeBytes += buf.size;
+    while (this.freeBytes > this.cap && this.order.length) {
+      const old = this.order.shift()!;
+      const l = this.free.get(old.size)!;
+      l.splice(l.indexOf(old), 1);
+      this.freeBytes -= old.size;
+      if (this.parent) this.parent.putFree(old);
+      else {
+        this.ctx.flush(); // deferred work may still use them
+        old.destroy();
+      }
+    }
   }
 
   release(buf: GPUBuffer): void {
@@ -76,19 +135,7 @@ export class BufferPool implements BufferOwner {
       buf.destroy();
       return;
     }
-    const list = this.free.get(buf.size) ?? [];
-    list.push(buf);
-    this.free.set(buf.size, list);
-    this.order.push(buf);
-    this.freeBytes += buf.size;
-    while (this.freeBytes > this.maxFreeBytes && this.order.length) {
-      const old = this.order.shift()!;
-      const l = this.free.get(old.size)!;
-      l.splice(l.indexOf(old), 1);
-      this.freeBytes -= old.size;
-      this.ctx.flush(); // deferred work may still use them
-      old.destroy();
-    }
+    this.putFree(buf);
   }
 
   /** A tensor whose buffer comes from (and returns to) this pool. Contents are undefined. */
@@ -127,3 +174,33 @@ export class BufferPool implements BufferOwner {
     this.destroy();
   }
 }
+
+/** Usage of every pooled buffer (scratch tensors and recorder temps, which may hold indirect dispatch arguments). */
+function poolUsage(): number {
+  return GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | GPUBufferUsage.INDIRECT;
+}
+
+/** Floor of a shared scratch cache's cap. */
+export const SHARED_SCRATCH_FLOOR_BYTES = 64 << 20;
+
+/**
+ * The context's shared scratch cache (one per device): what pools made with
+ * `shared: true` spill to and draw on, and where recorders take their temps.
+ * Its cap follows the largest scratch one of its pools held at once (at least
+ * SHARED_SCRATCH_FLOOR_BYTES).
+ * @example `sharedScratch(ctx).trim() // give the cached prefill activations back`
+ */
+export function sharedScratch(ctx: GpuContext): BufferPool {
+  let p = sharedCaches.get(ctx.device);
+  if (!p) {
+    p = new BufferPool(ctx, { maxFreeBytes: SHARED_SCRATCH_FLOOR_BYTES });
+    adaptive.add(p);
+    sharedCaches.set(ctx.device, p);
+  }
+  return p;
+}
+
+/** The shared scratch cache of each device. */
+const sharedCaches = new WeakMap<GPUDevice, BufferPool>();
+/** The shared caches: their cap grows with the scratch their pools and recorders hold. */
+const adaptive = new WeakSet<BufferPool>();
