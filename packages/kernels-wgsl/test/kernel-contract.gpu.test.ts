@@ -2,6 +2,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor } from '@webmoe/tensor';
 import { defineKernel, uniformFields, GpuTensor, Recorder, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
+import { BIND_GROUP_CACHE_MAX } from '../src/runtime/kernel.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -29,6 +30,50 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
     }),
   },
 );
+
+describe('bind groups made once per pipeline and buffers (cachedBindGroup)', () => {
+  it('a second recording on the same buffers creates no bind group and sees its own uniforms; new buffers get new ones', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const c = ctx;
+    expect(BIND_GROUP_CACHE_MAX).toBeGreaterThanOrEqual(1024);
+    const n = 70;
+    const x = Float32Array.from({ length: n }, (_, i) => i - 20);
+    const dev = c.device;
+    const create = dev.createBindGroup.bind(dev);
+    let made = 0;
+    dev.createBindGroup = (d: GPUBindGroupDescriptor) => {
+      made++;
+      return create(d);
+    };
+    try {
+      await gpuChecked(c, async () => {
+        const gx = GpuTensor.upload(c, HostTensor.fromFloat32([n], x));
+        const gy = GpuTensor.empty(c, 'float32', [n]);
+        const run = async (a: number, y: GpuTensor) => {
+          const rec = new Recorder(c);
+          rec.dispatch({ kernel: axpb, variant: { bias: false }, bind: { X: gx.buffer, Y: y.buffer }, params: { a, n }, workgroups: [2] });
+          rec.submit();
+          return (await y.download()).data as Float32Array;
+        };
+        const first = await run(2, gy);
+        const madeFirst = made;
+        expect(madeFirst).toBeLessThanOrEqual(1);
+        // the same buffers (and the uniform arena the first recorder gave back): no new bind group, the new uniform value
+        const second = await run(-3, gy);
+        expect(made).toBe(madeFirst);
+        expect(Array.from(first)).toEqual(Array.from(x, (v) => 2 * v));
+        expect(Array.from(second)).toEqual(Array.from(x, (v) => -3 * v));
+        // another output buffer: a bind group of its own
+        const gz = GpuTensor.empty(c, 'float32', [n]);
+        expect(Array.from(await run(0.5, gz))).toEqual(Array.from(x, (v) => 0.5 * v));
+        expect(made).toBe(madeFirst + 1);
+        for (const g of [gx, gy, gz]) g.destroy();
+      });
+    } finally {
+      dev.createBindGroup = create;
+    }
+  });
+});
 
 describe('kernels declared by signature (bindings and uniforms by name)', () => {
   it('binds buffers and writes uniforms by name, whatever the order they are given in', async (t) => {

@@ -40,7 +40,8 @@ export type { FastGemmKind, SgmatShapeName };
 
 /**
  * Temps the fast GEMMs write in full before reading (halfRowsKernel's f16 rows with their zero padding and row scales,
- * every split's partial sums): reused from the context's scratch cache, not allocated per call.
+ * rowAbsMaxKernel's row maxima, every split's partial sums): reused from the context's scratch cache, not allocated
+ * per call.
  */
 const REUSE = { reuse: true } as const;
 
@@ -265,7 +266,7 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   if (variant.xScale && !xh && !(xAmax = scratch.xAmax)) {
     // Per x row max |x| for the f16 staging scale (one pass over X, shared by the call's chunks).
     const xRows = c.xmode === 'token' ? T : rows;
-    xAmax = scratch.xAmax = rec.temp(Math.max(4, xRows * 4), 'grouped_gemm_fast.xamax');
+    xAmax = scratch.xAmax = rec.temp(Math.max(4, xRows * 4), 'grouped_gemm_fast.xamax', REUSE);
     rec.dispatch({ kernel: rowAbsMaxKernel, variant: ROW_ABSMAX_VARIANT, bind: { X: c.x, AMAX: xAmax }, params: { rows: xRows, kv: c.K / 4 }, workgroups: foldWorkgroups(rec.ctx, xRows) });
   }
   const ys = c.ys ?? c.N;

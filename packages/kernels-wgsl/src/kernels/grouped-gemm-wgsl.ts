@@ -134,7 +134,7 @@ export function recordTileOffsets(rec: Recorder, offsets: GPUBuffer, tm: number,
   let meta = scratch.meta.get(key);
   if (!meta) {
     const E = place.experts;
-    meta = rec.temp((2 * E + 2) * 4, 'grouped_gemm.meta');
+    meta = rec.temp((2 * E + 2) * 4, 'grouped_gemm.meta', { reuse: true }); // written in full by tile_offsets
     rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm }, bind: { OFF: offsets, META: meta }, params: { E, e0: place.e0 }, workgroups: [1] });
     scratch.meta.set(key, meta);
   }

@@ -259,7 +259,8 @@ export function groupGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: numb
   const { counts, offsets, order, position } = g;
   const n = g.T * g.k;
   try {
-    const cursor = rec.temp(E * 4, 'group.cursor');
+    // written in full by group_scan before group_scatter reads it: reused from the scratch cache
+    const cursor = rec.temp(E * 4, 'group.cursor', { reuse: true });
     const v = NO_VARIANT;
     rec.dispatch({ kernel: groupZeroKernel, variant: v, bind: { C: counts.buffer }, params: { E }, workgroups: foldWorkgroups(ctx, Math.ceil(E / WG)) });
     if (n > 0) rec.dispatch({ kernel: groupCountKernel, variant: v, bind: { IDX: idx.buffer, C: counts.buffer }, params: { n, E }, workgroups: foldWorkgroups(ctx, Math.ceil(n / WG)) });
@@ -305,7 +306,7 @@ export function groupDecodeGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E
 export function decodeGroupingTargets(rec: Recorder, g: GroupingGpu): { bind: Record<string, GPUBuffer>; active: ActiveExperts } {
   const active = rec.temp(4 * g.E, 'active');
   const args = rec.temp(32, 'indirect');
-  const bind = { C: g.counts.buffer, OFF: g.offsets.buffer, CUR: rec.temp(g.E * 4, 'group.cursor'), ORD: g.order.buffer, POS: g.position.buffer, ACT: active, ARGS: args };
+  const bind = { C: g.counts.buffer, OFF: g.offsets.buffer, CUR: rec.temp(g.E * 4, 'group.cursor', { reuse: true }), ORD: g.order.buffer, POS: g.position.buffer, ACT: active, ARGS: args };
   return { bind, active: { active, args } };
 }
 

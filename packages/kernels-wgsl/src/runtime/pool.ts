@@ -72,7 +72,7 @@ export class BufferPool implements BufferOwner {
     return this.live.size;
   }
 
-  /** A raw buffer of at least `bytes` (STORAGE | COPY_SRC | COPY_DST). Return it with `release`. */
+  /** A raw buffer of at least `bytes` (STORAGE | COPY_SRC | COPY_DST | INDIRECT). Return it with `release`. */
   acquire(bytes: number, label = 'scratch'): GPUBuffer {
     checkBufferSize(this.ctx, bytes, label);
     const size = Math.min(BufferPool.bucket(bytes), Math.max(bytes, Math.floor(this.ctx.limits.maxStorageBufferBindingSize / 4) * 4));
