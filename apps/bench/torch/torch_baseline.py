@@ -30,6 +30,8 @@ SHAPES = {
  'gpt-oss-20b':      ('gpt_oss', 'GptOssMLP', dict(hidden_size=2880, intermediate_size=2880, num_local_experts=32, num_experts_per_tok=4), 2880, 2880, 32, 4, 0),
  'deepseek-v2-lite': ('deepseek_v3', 'DeepseekV3MoE', dict(hidden_size=2048, moe_intermediate_size=1408, n_routed_experts=64, num_experts_per_tok=6, n_group=1, topk_group=1, n_shared_experts=2, norm_topk_prob=False, routed_scaling_factor=1.0), 2048, 1408, 64, 6, 2),
  'deepseek-v3':      ('deepseek_v3', 'DeepseekV3MoE', dict(hidden_size=7168, moe_intermediate_size=2048, n_routed_experts=256, num_experts_per_tok=8, n_group=8, topk_group=4, n_shared_experts=1, norm_topk_prob=True, routed_scaling_factor=2.5), 7168, 2048, 256, 8, 1),
+ # the bench's 32-expert stand-in for DeepSeek-V3 (its default decode rows): the same layer with E = 32 (8 groups of 4)
+ 'deepseek-v3/e32':  ('deepseek_v3', 'DeepseekV3MoE', dict(hidden_size=7168, moe_intermediate_size=2048, n_routed_experts=32, num_experts_per_tok=8, n_group=8, topk_group=4, n_shared_experts=1, norm_topk_prob=True, routed_scaling_factor=2.5), 7168, 2048, 32, 8, 1),
  'kimi-k2':          ('deepseek_v3', 'DeepseekV3MoE', dict(hidden_size=7168, moe_intermediate_size=2048, n_routed_experts=384, num_experts_per_tok=8, n_group=1, topk_group=1, n_shared_experts=1, norm_topk_prob=True, routed_scaling_factor=2.827), 7168, 2048, 384, 8, 1),
  # module llama4, config model type llama4_text (the 9th field)
  'llama4-maverick':  ('llama4', 'Llama4TextMoe', dict(hidden_size=5120, intermediate_size=8192, intermediate_size_mlp=16384, num_local_experts=128, num_experts_per_tok=1), 5120, 8192, 128, 1, 1, 'llama4_text'),

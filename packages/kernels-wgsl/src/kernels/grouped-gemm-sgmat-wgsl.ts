@@ -39,8 +39,8 @@ function matrixOps(emu: boolean, names: string[], xDirect: boolean) {
       entry: '',
       zero: (c: string) => `var ${c} = ${C}();`,
       /** A (left, row-major: rows of AS or of the f16 x rows X) or B (right, column-major: weight rows of BS are its columns). */
-      // The layout as a template argument (Dawn's current form; the form with a bool argument is deprecated, and on
-      // the H200 it measured slower for 4x4 accumulator blocks: scripts/gpu/sgmat-load-probe.mjs).
+      // The layout as a template argument (Dawn's current form; the form with a bool argument is deprecated). Level with
+      // it in this kernel's tiles on the H200; faster for 4x4 accumulator blocks in scripts/gpu/sgmat-load-probe.mjs.
       load: (m: string, arr: 'AS' | 'BS' | 'X', off: string, stride: string) =>
         `let ${m} = subgroupMatrixLoad<${arr === 'BS' ? `${R}, col_major` : `${L}, row_major`}>(&${arr}, ${off}, ${stride});`,
       mma: (c: string, a: string, b: string) => `${c} = subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c});`,
