@@ -1,5 +1,15 @@
-import { Recorder, readBuffer, type BufferPool, type GpuContext, type GpuTensor } from '@webmoe/kernels-wgsl';
+import { BufferPool, Recorder, readBuffer, type GpuContext, type GpuTensor } from '@webmoe/kernels-wgsl';
 import { DTYPES, DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
+
+/**
+ * A layer's (or stack's) scratch pool: 64 MiB of its own, the rest through the context's shared scratch cache
+ * (BufferPool `shared`), so the layers of one context share one cache of the largest forward's scratch.
+ * Serves MoE, MoEStack and ShardedMoE.
+ * @example `const pool = (this.pool ??= layerScratchPool(ctx))`
+ */
+export function layerScratchPool(ctx: GpuContext): BufferPool {
+  return new BufferPool(ctx, { maxFreeBytes: 64 << 20, shared: true });
+}
 
 /**
  * A GPU forward called with host data: `xs` [T, H] goes up through a pooled

@@ -24,7 +24,7 @@ import type { ShardDevices } from '@webmoe/nn';
 import { registerShardedHostLayer, shardMoE, type ShardedMoE } from './sharded.js';
 import type { MoELayer } from './layer.js';
 import { forwardGraphKey } from './graph-cache.js';
-import { forwardHostArray, hostInputRows, recordAndSubmit } from './host-io.js';
+import { forwardHostArray, hostInputRows, layerScratchPool, recordAndSubmit } from './host-io.js';
 import { QuantizedExperts, type ActivationQuant, type ResolvedQuantConfig } from './quant-experts.js';
 import { activationQuantOf, expertQuant, moeLayerConfig, type MoELayerConfig } from './layer-config.js';
 import type { ExpertStore, SharedExperts } from './expert-store.js';
@@ -344,7 +344,7 @@ export class MoE extends Module implements MoELayer {
 
   /** The layer's scratch pool, made on first use. */
   private scratch(): BufferPool {
-    return (this.pool ??= new BufferPool(this.ctx!, { maxFreeBytes: 64 << 20, shared: true }));
+    return (this.pool ??= layerScratchPool(this.ctx!));
   }
 
   /** Frees the cached forward graphs (they hold scratch buffers). */

@@ -19,6 +19,7 @@ import { loadHuggingFaceMoE } from './hf-loader.js';
 import { gpuStages } from './forward/gpu.js';
 import { addSharedHost } from './forward/host.js';
 import { checkRankLayer, checkRankStrategy, epRankStep, recordRankExperts, tpRankStep } from './sharded-rank.js';
+import { layerScratchPool } from './host-io.js';
 import { UnsupportedError } from './errors.js';
 import { epShardPlan, shardOptions, tpShardPlan, type ShardPlan } from './shard-plan.js';
 import type { HFLoadOptions } from './hf-options.js';
@@ -217,7 +218,7 @@ export class ShardedMoE {
   }
 
   private pool(i: number): BufferPool {
-    return (this.pools[i] ??= new BufferPool(this.group.context(i), { maxFreeBytes: 64 << 20, shared: true }));
+    return (this.pools[i] ??= layerScratchPool(this.group.context(i)));
   }
 
   private forwardTPGpu(xs: Float32Array, T: number): Promise<Float32Array> {

@@ -1,6 +1,6 @@
 import { DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
 import { BufferPool, ForwardGraphs, GpuTensor, Recorder, STACK_SUBMIT_PIECES, checkOutput, useGraphReplay, type GpuContext } from '@webmoe/kernels-wgsl';
-import { forwardHostArray, hostInputRows, recordAndSubmit } from './host-io.js';
+import { forwardHostArray, hostInputRows, layerScratchPool, recordAndSubmit } from './host-io.js';
 import { LayerList } from '@webmoe/nn';
 import { MoE, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
 
@@ -89,7 +89,7 @@ export class MoEStack extends LayerList<MoE> {
     // the layers' own checks (weights loaded, buffer limits) before anything is recorded
     if (T === 0) return this.at(0).forwardGpuSync(x, opts);
     for (const m of this) m.checkForward(T);
-    const pool = (this.pool ??= new BufferPool(ctx, { maxFreeBytes: 64 << 20, shared: true }));
+    const pool = (this.pool ??= layerScratchPool(ctx));
     if (this.useGraphs && useGraphReplay(T)) {
       // submitted in pieces: the GPU starts on the first layers while the host issues the rest
       this.graphs ??= new ForwardGraphs(ctx, 'moe-stack', { pieces: STACK_SUBMIT_PIECES });
@@ -113,7 +113,7 @@ export class MoEStack extends LayerList<MoE> {
     } else {
       const ctx = this.gpuCtx;
       for (const m of this) m.checkForward(T);
-      const pool = (this.pool ??= new BufferPool(ctx, { maxFreeBytes: 64 << 20, shared: true }));
+      const pool = (this.pool ??= layerScratchPool(ctx));
       y = await forwardHostArray(ctx, pool, xs, [T, this.hiddenDim], 'MoEStack.forward', (xg) => this.forwardGpuSync(xg));
     }
     return (x instanceof HostTensor ? new HostTensor('float32', [T, this.hiddenDim], y) : y) as MoEOutput<X>;

@@ -311,11 +311,7 @@ export function cachedBindGroup(device: GPUDevice, pipeline: GPUComputePipeline,
     const r = e.resource as GPUBufferBinding;
     key += `|${e.binding}:${objectId(r.buffer)}:${r.offset ?? 0}:${r.size ?? -1}`;
   }
-  let cache = bindGroupCaches.get(device);
-  if (!cache) {
-    cache = new Map();
-    bindGroupCaches.set(device, cache);
-  }
+  const cache = perDevice(bindGroupCaches, device);
   const hit = cache.get(key);
   if (hit) {
     cache.delete(key);
@@ -437,12 +433,13 @@ export class Recorder {
    * that large per-call buffers (f16 x rows, split-K partials of the prefill GEMMs) are not allocated every call.
    */
   temp(bytes: number, label = 'temp', opts: { reuse?: boolean } = {}): GPUBuffer {
+    const size = Math.max(16, Math.ceil(bytes / 4) * 4);
     if (opts.reuse && !this.capture) {
-      const b = sharedScratch(this.ctx).acquire(Math.max(16, Math.ceil(bytes / 4) * 4), label);
+      const b = sharedScratch(this.ctx).acquire(size, label);
       this.reused.push(b);
       return b;
     }
-    const b = this.ctx.device.createBuffer({ label, size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | GPUBufferUsage.INDIRECT });
+    const b = this.ctx.device.createBuffer({ label, size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | GPUBufferUsage.INDIRECT });
     this.temps.push(b);
     return b;
   }
@@ -501,8 +498,7 @@ export class Recorder {
     }
     for (const a of this.arenas) this.ctx.writeBuffer(a.buf, 0, a.host, 0, Math.min(ARENA_BYTES, a.used));
     this.ctx.submit([this.encoder.finish()]);
-    for (const b of this.reused) sharedScratch(this.ctx).release(b);
-    this.reused = [];
+    this.releaseReused();
     if (this.capture) return; // temps and uniform arenas now belong to the graph
     for (const t of this.temps) t.destroy();
     this.temps = [];
@@ -522,10 +518,17 @@ export class Recorder {
     if (this.submitted) return;
     this.submitted = true;
     this.endPass();
-    for (const b of this.reused) sharedScratch(this.ctx).release(b);
-    this.reused = [];
+    this.releaseReused();
     for (const t of this.temps) t.destroy();
     this.temps = [];
+  }
+
+  /** Gives the temps taken from the shared scratch cache back to it (after submit, or on discard). */
+  private releaseReused(): void {
+    if (this.reused.length === 0) return;
+    const cache = sharedScratch(this.ctx);
+    for (const b of this.reused) cache.release(b);
+    this.reused = [];
   }
 
   /**

@@ -104,7 +104,7 @@ export class BufferPool implements BufferOwner {
 
   /** Shared cache: the cap covers the largest scratch of one pool plus this cache's own peak (recorder temps). */
   private grow(): void {
-    if (adaptive.has(this)) this.cap = Math.max(this.cap, this.childPeak + this.peakLiveBytes);
+    if (sharedCaches.get(this.ctx.device) === this) this.cap = Math.max(this.cap, this.childPeak + this.peakLiveBytes);
   }
 
   /** Caches a free buffer (released here, or handed over by one of this shared cache's pools); the oldest leave over the cap. */
@@ -194,13 +194,10 @@ export function sharedScratch(ctx: GpuContext): BufferPool {
   let p = sharedCaches.get(ctx.device);
   if (!p) {
     p = new BufferPool(ctx, { maxFreeBytes: SHARED_SCRATCH_FLOOR_BYTES });
-    adaptive.add(p);
     sharedCaches.set(ctx.device, p);
   }
   return p;
 }
 
-/** The shared scratch cache of each device. */
+/** The shared scratch cache of each device (their cap grows with the scratch their pools and recorders hold). */
 const sharedCaches = new WeakMap<GPUDevice, BufferPool>();
-/** The shared caches: their cap grows with the scratch their pools and recorders hold. */
-const adaptive = new WeakSet<BufferPool>();
