@@ -21,7 +21,7 @@ import type { GpuContext } from '../runtime/context.js';
 import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, foldWorkgroups, uniformFields, type BindingDecl, type Recorder } from '../runtime/kernel.js';
-import { FP8_DECODE_WGSL, loadFn, storageType } from '../wgsl.js';
+import { BF16_UNPACK_WGSL, FP8_DECODE_WGSL, loadFn, storageType } from '../wgsl.js';
 import { linearPath, linearSplitK } from './plan.js';
 import { allocOutput, expect2d, expectLive } from './op-util.js';
 
@@ -57,9 +57,15 @@ function biasCode(v: LinearVariant, n: string): string {
   return v.bdtype === 'none' ? '0.0' : `ldb(${n})`;
 }
 
+/** The WGSL function decoding a u32 of two 16-bit weights into vec2<f32> (the `pairs` variants). */
+function pairDecoder(v: LinearVariant): string {
+  return v.wdtype === 'bfloat16' ? 'unpack2x16bf16' : 'unpack2x16float';
+}
+
 function common(v: LinearVariant): string {
   return `
 ${v.bdtype !== 'none' && DTYPES[v.bdtype].bytes === 1 ? FP8_DECODE_WGSL : ''}
+${v.pairs && v.wdtype === 'bfloat16' ? BF16_UNPACK_WGSL : ''}
 ${loadFn('ldw', 'W', v.wdtype)}
 ${v.bdtype !== 'none' && !v.splitK ? loadFn('ldb', 'B', v.bdtype) : ''}
 `;
@@ -84,12 +90,8 @@ function gemvSource(v: LinearVariant): string {
     for (var q = 0u; q < ${UNROLL}u; q++) {
       let p = p0 + q * WG;
       if (p < halfK) {
-        ${
-          v.wdtype === 'bfloat16'
-            ? `let word = W[rowWord + p]; let w0 = bitcast<f32>(word << 16u); let w1 = bitcast<f32>(word & 0xffff0000u);`
-            : `let wv = unpack2x16float(W[rowWord + p]); let w0 = wv.x; let w1 = wv.y;`
-        }
-        acc = acc + (X[xb + 2u * p] * w0 + X[xb + 2u * p + 1u] * w1);
+        let wv = ${pairDecoder(v)}(W[rowWord + p]);
+        acc = acc + (X[xb + 2u * p] * wv.x + X[xb + 2u * p + 1u] * wv.y);
       }
     }
   }`
@@ -136,7 +138,7 @@ function tiledSource(v: LinearVariant): string {
       var w1 = 0.0;
       if (n0 + r < u.N && gk < kEnd) {
         let word = W[((n0 + r) * u.K + gk) >> 1u];
-        ${v.wdtype === 'bfloat16' ? 'w0 = bitcast<f32>(word << 16u); w1 = bitcast<f32>(word & 0xffff0000u);' : 'let h = unpack2x16float(word); w0 = h.x; w1 = h.y;'}
+        let h = ${pairDecoder(v)}(word); w0 = h.x; w1 = h.y;
       }
       Bs[kk * BN + r] = w0;
       Bs[(kk + 1u) * BN + r] = w1;
