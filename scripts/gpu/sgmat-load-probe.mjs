@@ -6,33 +6,14 @@
 // per slice (two K steps). Timed with timestamp queries over a grid that fills the GPU; every accumulator of
 // workgroup 0 is checked against the exact sum (small integers). Against sgmat-peak.mjs (the same MMAs from
 // registers): how much of the gap to the builtins' ceiling the fragment loads and barriers explain (issue #12).
-//   cp scripts/gpu/sgmat-load-probe.mjs .gpu-kit/ && bash .gpu-kit/enter.sh node .gpu-kit/sgmat-load-probe.mjs [iters=2048] [modes=none,cond2] [forms=old,new]
+//   cp scripts/gpu/sgmat-*.mjs .gpu-kit/ && bash .gpu-kit/enter.sh node .gpu-kit/sgmat-load-probe.mjs [iters=2048] [modes=none,cond2] [forms=old,new]
 // (modes: see run())
-import { create, globals } from 'webgpu';
-import { writeSync } from 'node:fs';
+import { f16Bits, log, sgmatProbeDevice } from './sgmat-probe-device.mjs';
 
-const log = (...a) => writeSync(1, a.join(' ') + '\n');
-Object.assign(globalThis, globals);
 const ITERS = Number(process.argv[2] ?? 2048);
-const KEEP = [];
-const gpu = create(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia', 'disable-dawn-features=timestamp_quantization']);
-KEEP.push(gpu);
-const ad = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-const need = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix', 'timestamp-query'];
-const missing = need.filter((f) => !ad.features.has(f));
-if (missing.length) {
-  log('adapter lacks', missing.join(', '));
-  process.exit(1);
-}
-const d = await ad.requestDevice({ requiredFeatures: need, requiredLimits: { maxComputeWorkgroupStorageSize: ad.limits.maxComputeWorkgroupStorageSize } });
-log('adapter', [ad.info?.vendor, ad.info?.architecture, ad.info?.device, ad.info?.description].filter(Boolean).join(' / '));
+const d = await sgmatProbeDevice();
 
 const STR = 40; // staging row stride (halves), as the GEMM's tk + 8
-const f16 = (x) => {
-  if (x === 0) return 0;
-  const u = new Uint32Array(new Float32Array([x]).buffer)[0];
-  return ((u >>> 16) & 0x8000) | ((((u >>> 23) & 0xff) - 112) << 10) | ((u >>> 13) & 0x3ff);
-};
 const WG = 256; // 8 subgroups of 32: wm = 2 x wn = 4
 const GROUPS = 132 * 16;
 
@@ -45,7 +26,7 @@ async function run(MI, NJ, form, barrier) {
   const A = Array.from({ length: TM * STR }, (_, i) => ((i * 7) % 5) - 2);
   const B = Array.from({ length: TN * STR }, (_, i) => ((i * 3) % 7) - 3);
   const inBuf = d.createBuffer({ size: (A.length + B.length) * 2, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
-  d.queue.writeBuffer(inBuf, 0, new Uint16Array([...A, ...B].map(f16)));
+  d.queue.writeBuffer(inBuf, 0, new Uint16Array([...A, ...B].map(f16Bits)));
   const load = (kind, arr, off) =>
     form === 'old'
       ? `subgroupMatrixLoad<subgroup_matrix_${kind}<f16, 16, 16>>(&${arr}, ${off}, ${kind === 'right'}, ${STR}u)`

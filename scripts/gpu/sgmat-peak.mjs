@@ -5,32 +5,12 @@
 // accumulator against the exact value (small integer inputs: the sums are exact in f32).
 // The prefill GEMM (grouped_gemm_sgmat) cannot run faster than this: it is the measured
 // reason, or not, for its gap to cuBLAS (issue #12).
-//   cp scripts/gpu/sgmat-peak.mjs .gpu-kit/ && bash .gpu-kit/enter.sh node .gpu-kit/sgmat-peak.mjs [iters=4096]
-import { create, globals } from 'webgpu';
-import { writeSync } from 'node:fs';
+//   cp scripts/gpu/sgmat-*.mjs .gpu-kit/ && bash .gpu-kit/enter.sh node .gpu-kit/sgmat-peak.mjs [iters=4096]
+import { f16Bits, log, sgmatProbeDevice } from './sgmat-probe-device.mjs';
 
-const log = (...a) => writeSync(1, a.join(' ') + '\n');
-Object.assign(globalThis, globals);
 const ITERS = Number(process.argv[2] ?? 4096);
-const KEEP = []; // the Dawn instance must outlive its devices
-const gpu = create(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia', 'disable-dawn-features=timestamp_quantization']);
-KEEP.push(gpu);
-const ad = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-const need = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix', 'timestamp-query'];
-const missing = need.filter((f) => !ad.features.has(f));
-if (missing.length) {
-  log('adapter lacks', missing.join(', '));
-  process.exit(1);
-}
-const d = await ad.requestDevice({ requiredFeatures: need });
-log('adapter', [ad.info?.vendor, ad.info?.architecture, ad.info?.device, ad.info?.description].filter(Boolean).join(' / '));
+const d = await sgmatProbeDevice();
 
-// f32 -> f16 bits for the small integers used here (exact)
-function f16(x) {
-  if (x === 0) return 0;
-  const u = new Uint32Array(new Float32Array([x]).buffer)[0];
-  return ((u >>> 16) & 0x8000) | ((((u >>> 23) & 0xff) - 112) << 10) | ((u >>> 13) & 0x3ff);
-}
 // A: 23 rows of 16 (row-major; accumulator c multiplies rows c..c+15, so that no two accumulators compute the
 // same thing and a compiler cannot merge them), B: 16x16 column-major (B[n*16 + k]); small integers
 const AROWS = 23;
@@ -45,7 +25,7 @@ const sumAB = (accs) =>
     return s;
   });
 const inBuf = d.createBuffer({ size: (AROWS * 16 + 256) * 2, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
-d.queue.writeBuffer(inBuf, 0, new Uint16Array([...A, ...B].map(f16)));
+d.queue.writeBuffer(inBuf, 0, new Uint16Array([...A, ...B].map(f16Bits)));
 
 const WG = 256; // 8 subgroups of 32
 const GROUPS = 132 * 16; // workgroups: many per SM
