@@ -3,6 +3,9 @@ import type { HostTransport } from '@webmoe/sharding';
 import { MpiError } from './errors.js';
 import { loadLibMpi, type MpiImplementation, type MpiLib } from './lib.js';
 
+/** Milliseconds abort() waits before MPI_Abort, for the launcher to forward the rank's last stderr. */
+const ABORT_DRAIN_MS = 250;
+
 /** Options of {@link createMpiTransport}. */
 export interface MpiTransportOptions {
   /** An already loaded library (default: {@link loadLibMpi}). */
@@ -139,6 +142,10 @@ class Mpi implements MpiTransport {
   }
 
   abort(code = 1): never {
+    // MPI_Abort ends every rank at once, and the launcher may then drop what this rank wrote to stderr just before
+    // (the error that caused the abort): seen once in CI under load, an empty stderr from `mpiexec -n 3` where every
+    // rank had written its ShardingError. Give the launcher's output forwarding a moment first.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ABORT_DRAIN_MS);
     this.mpi.Abort(this.mpi.COMM_WORLD, code);
     process.exit(code); // MPI_Abort does not return; in case an implementation does
   }
