@@ -142,12 +142,18 @@ class Mpi implements MpiTransport {
   }
 
   abort(code = 1): never {
-    // MPI_Abort ends every rank at once, and the launcher may then drop what this rank wrote to stderr just before
-    // (the error that caused the abort): seen once in CI under load, an empty stderr from `mpiexec -n 3` where every
-    // rank had written its ShardingError. Give the launcher's output forwarding a moment first.
+    this.drainedAbort(code);
+    process.exit(code); // MPI_Abort does not return; in case an implementation does
+  }
+
+  /**
+   * MPI_Abort after ABORT_DRAIN_MS: MPI_Abort ends every rank at once, and the launcher may then drop what this rank
+   * wrote to stderr just before (the error that caused the abort; seen once in CI under load: an empty stderr from
+   * `mpiexec -n 3` where every rank had written its ShardingError), so its output forwarding gets a moment first.
+   */
+  private drainedAbort(code: number): void {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ABORT_DRAIN_MS);
     this.mpi.Abort(this.mpi.COMM_WORLD, code);
-    process.exit(code); // MPI_Abort does not return; in case an implementation does
   }
 
   finalize(): void {
@@ -172,7 +178,7 @@ class Mpi implements MpiTransport {
     const m = this.mpi;
     if (code !== 0) {
       process.stderr.write(`rank ${this.rank}: exiting with code ${code} while MPI is running; MPI_Abort\n`);
-      m.Abort(m.COMM_WORLD, code);
+      this.drainedAbort(code);
     }
     if (!this.ownsInit) return;
     const req = new Uint8Array(8);
