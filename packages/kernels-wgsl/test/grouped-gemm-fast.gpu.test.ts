@@ -276,7 +276,7 @@ describe('fast path selection', () => {
       // Default: the subgroup-matrix kernel for 16-bit weights where the adapter has it; float32 weights keep the f32 kernel.
       expect(planFastGemm(ctx, {}, w, 4096, 4, 16, 32, 'down')!.kind).toBe(sgmatSupported(ctx) ? 'subgroup-matrix' : 'f32');
       // the subgroup-matrix tile of the planner (plan.ts sgmatTileFor), the FMA kernels' 64 rows
-      expect(planFastGemm(ctx, {}, w, 4096, 4, 16, 32, 'down')!.tm).toBe(sgmatSupported(ctx) ? SGMAT_SHAPES[sgmatTileFor(4096, 4, 16, 'bfloat16').shape].tm : 64);
+      expect(planFastGemm(ctx, {}, w, 4096, 4, 16, 32, 'down')!.tm).toBe(sgmatSupported(ctx) ? SGMAT_SHAPES[sgmatTileFor(4096, 4, 16, 'bfloat16', ctx.limits.maxComputeWorkgroupStorageSize).shape].tm : 64);
       const w32 = { kind: 'dense' as const, w: GpuTensor.empty(ctx, 'float32', [4, 16, 32]) };
       expect(planFastGemm(ctx, {}, w32, 4096, 4, 16, 32, 'down')!.kind).toBe('f32');
       w32.w.destroy();
@@ -343,11 +343,12 @@ describe('fast path selection', () => {
 });
 
 describe('subgroup-matrix tile shapes', () => {
-  it('every named shape is valid and fits 32 KiB of workgroup memory; invalid shapes are reported', () => {
+  it('every named shape is valid and fits its workgroup memory budget (32 KiB, or 48 KiB where it names one); invalid shapes are reported', () => {
     for (const [name, s] of Object.entries(SGMAT_SHAPES)) {
       const l = sgmatLayout(s);
       expect(l.error, name).toBeUndefined();
-      expect(l.bytes, name).toBeLessThanOrEqual(32768);
+      expect([32768, 49152], name).toContain(s.wgBytes ?? 32768);
+      expect(l.bytes, name).toBeLessThanOrEqual(s.wgBytes ?? 32768);
       expect(s.tn % l.ow, name).toBe(0);
       expect(l.threads, name).toBe(32 * s.wm * s.wn);
     }
@@ -355,6 +356,9 @@ describe('subgroup-matrix tile shapes', () => {
     expect(sgmatLayout(SGMAT_SHAPES.m64n128k64)).toEqual({ str: 72, ow: 64, bytes: 192 * 72 * 2 + 784 + 4096, threads: 256 });
     expect(sgmatLayout({ tm: 64, tn: 128, tk: 48, wm: 2, wn: 4 }).error).toMatch(/tk/);
     expect(sgmatLayout({ tm: 128, tn: 256, tk: 64, wm: 2, wn: 4 }).error).toMatch(/workgroup memory/);
+    // 48 KiB: (128 + 256) rows x 40 halves, rows tables 12 x 128 + 16, the whole 16 x 256 f32 epilogue tile; 32 KiB would not hold it.
+    expect(sgmatLayout(SGMAT_SHAPES.m128n256k32)).toEqual({ str: 40, ow: 256, bytes: 384 * 40 * 2 + 1552 + 16384, threads: 256 });
+    expect(sgmatLayout({ ...SGMAT_SHAPES.m128n256k32, wgBytes: undefined }).error).toMatch(/needs 34320 bytes .*budget 32768/);
     expect(sgmatLayout({ tm: 48, tn: 128, tk: 32, wm: 2, wn: 4 }).error).toMatch(/tm/);
     expect(sgmatLayout({ tm: 64, tn: 96, tk: 32, wm: 2, wn: 4 }).error).toMatch(/tn/);
   });
@@ -406,9 +410,9 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
       xh: s.xd || n % 6 === 2 ? ('direct' as const) : n % 6 === 5 ? ('staged' as const) : undefined,
     };
   });
-  // the tiles plan.ts's sgmatTileFor gives 16-bit weights, as it gives them: 128-row tiles over f16 x rows (halfRowsKernel,
-  // staged) and 32-row tiles over gathered x, each op
-  for (const [shape, xh] of [['m128n128k32', 'staged'], ['m32n128k32', undefined]] as const) {
+  // the tiles plan.ts's sgmatTileFor gives 16-bit weights, as it gives them: 128 x 256 (48 KiB) and 128-row tiles over f16 x
+  // rows (halfRowsKernel, staged) and 32-row tiles over gathered x, each op
+  for (const [shape, xh] of [['m128n256k32', 'staged'], ['m128n128k32', 'staged'], ['m32n128k32', undefined]] as const) {
     const s = SGMAT_SHAPES[shape];
     for (const op of ['gate_up', 'down'] as const) {
       const [E, k] = [3, 2];
@@ -425,6 +429,9 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
       // where the adapter runs this shape's real builtins (below), they check it: the emulation keeps whole matrices
       // in private memory, which NVIDIA's driver refuses for the larger shapes (CreatePipeline: local memory)
       if (emulate && sgmatSupported(ctx, c.shape)) return t.skip(`the real builtins run ${c.shape} on this adapter`);
+      const wgNeed = sgmatLayout(SGMAT_SHAPES[c.shape]).bytes;
+      const wgHas = ctx.limits.maxComputeWorkgroupStorageSize ?? 0;
+      if (wgNeed > wgHas) return t.skip(`${c.shape} needs ${wgNeed} bytes of workgroup memory, the adapter offers ${wgHas}`);
       if (!emulate) {
         canRun(t, 'subgroup-matrix');
         expect(sgmatSupported(ctx, c.shape), `shape ${c.shape} on this adapter`).toBe(true);

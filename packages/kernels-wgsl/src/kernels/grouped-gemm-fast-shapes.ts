@@ -100,6 +100,12 @@ export interface SgmatShape {
    * staging tile, which leaves room for wider tiles.
    */
   xd?: boolean;
+  /**
+   * Workgroup memory budget of the shape in bytes (absent: SGMAT_MAX_WORKGROUP_BYTES, 32 KiB, what every adapter with
+   * the feature offers). Shapes with a larger budget (49152: the H200 offers 48 KiB) run only where
+   * the device's maxComputeWorkgroupStorageSize allows it (sgmatSupported); elsewhere plan.ts keeps the 32 KiB shapes.
+   */
+  wgBytes?: number;
 }
 
 /**
@@ -134,7 +140,10 @@ export type SgmatShapeName =
   | 'm128n128k32w2x2'
   | 'm128n128k64xd'
   | 'm64n256k32xd'
-  | 'm128n256k32xd';
+  | 'm128n256k32xd'
+  | 'm128n256k32'
+  | 'm128n128k64'
+  | 'm128n128k32db';
 
 /** The tile shape of each name. @example `SGMAT_SHAPES.m64n128k64 // { tm: 64, tn: 128, tk: 64, wm: 2, wn: 4, swz: true }` */
 export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>> = {
@@ -159,13 +168,18 @@ export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>
   m128n128k64xd: { tm: 128, tn: 128, tk: 64, wm: 2, wn: 4, swz: true, xd: true },
   m64n256k32xd: { tm: 64, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, xd: true },
   m128n256k32xd: { tm: 128, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, xd: true },
+  // 48 KiB shapes: 4x4 blocks (64 x 64 per subgroup: 8 fragment loads per 16 multiplies), 64-wide K slices of the
+  // 128 x 128 tile (half the barriers per K), and the 128 x 128 tile double-buffered (one barrier per slice).
+  m128n256k32: { tm: 128, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, wgBytes: 49152 },
+  m128n128k64: { tm: 128, tn: 128, tk: 64, wm: 2, wn: 4, swz: true, wgBytes: 49152 },
+  m128n128k32db: { tm: 128, tn: 128, tk: 32, wm: 2, wn: 4, db: true, swz: true, wgBytes: 49152 },
 };
 
 
 /** The shape of the subgroup-matrix kernel measured on the H200 (plan.ts may choose others). */
 export const SGMAT_DEFAULT_SHAPE: SgmatShapeName = 'm64n128k32';
 
-/** Workgroup memory budget of the subgroup-matrix kernel's shapes (the H200's limit under Dawn; the epilogue tile shrinks to fit). */
+/** Workgroup memory budget of the subgroup-matrix kernel's shapes unless a shape names its own (SgmatShape.wgBytes; the epilogue tile shrinks to fit). */
 export const SGMAT_MAX_WORKGROUP_BYTES = 32768;
 
 /**
@@ -178,15 +192,16 @@ export function sgmatLayout(s: SgmatShape): { str: number; ow: number; bytes: nu
   const threads = 32 * s.wm * s.wn;
   const staging = (s.db ? 2 : 1) * ((s.xd ? 0 : s.tm) + s.tn) * str * 2;
   const rows = 12 * s.tm + 16;
+  const budget = s.wgBytes ?? SGMAT_MAX_WORKGROUP_BYTES;
   let ow = s.tn;
-  while (ow > 32 && (s.tn % ow !== 0 || staging + rows + 64 * ow > SGMAT_MAX_WORKGROUP_BYTES)) ow -= 32;
+  while (ow > 32 && (s.tn % ow !== 0 || staging + rows + 64 * ow > budget)) ow -= 32;
   const bytes = staging + rows + 64 * ow;
   const bad = (what: string) => ({ str, ow, bytes, threads, error: `${what} (shape ${JSON.stringify(s)})` });
   if (s.tk !== 32 && s.tk !== 64) return bad('tk must be 32 or 64');
   if (!(s.wm >= 1 && s.wn >= 1 && s.wm * s.wn <= 8)) return bad('wm * wn must be 1..8 subgroups');
   if (s.tm % (16 * s.wm) !== 0 || s.tm > 128) return bad('tm must be a multiple of 16 * wm, at most 128');
   if (s.tn % 32 !== 0 || s.tn % (16 * s.wn) !== 0 || s.tn > 256) return bad('tn must be a multiple of 32 and of 16 * wn, at most 256');
-  if (s.tn % ow !== 0 || bytes > SGMAT_MAX_WORKGROUP_BYTES) return bad(`needs ${bytes} bytes of workgroup memory (budget ${SGMAT_MAX_WORKGROUP_BYTES})`);
+  if (s.tn % ow !== 0 || bytes > budget) return bad(`needs ${bytes} bytes of workgroup memory (budget ${budget})`);
   return { str, ow, bytes, threads };
 }
 

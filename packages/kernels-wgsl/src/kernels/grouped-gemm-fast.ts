@@ -180,7 +180,7 @@ export function planFastGemm(
 
 /** plan.ts's subgroup-matrix tile for a call where this device holds its workgroup memory, else the default shape with gathered x. */
 function plannedSgmatTile(ctx: GpuContext, rows: number, E: number, N: number, wf: WeightFormat): { shape: SgmatShapeName; xRows: SgmatXRows } {
-  const tile = sgmatTileFor(rows, E, N, wf);
+  const tile = sgmatTileFor(rows, E, N, wf, ctx.limits.maxComputeWorkgroupStorageSize ?? 0);
   return sgmatSupported(ctx, tile.shape) ? tile : { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
 }
 
@@ -321,6 +321,7 @@ export async function warmGroupedGemmFast(
     try {
       // Every shape / x-row mode / split plan.ts can choose (SGMAT_CHOICES; xd shapes always load x directly).
       for (const shape of SGMAT_CHOICES.shapes) {
+        if (!sgmatSupported(ctx, shape)) continue; // a shape this device's workgroup memory does not hold (plan.ts does not choose it here)
         await warmPipeline(ctx, tileOffsetsKernel, { tm: SGMAT_SHAPES[shape].tm });
         for (const xRows of SGMAT_SHAPES[shape].xd ? (['direct'] as const) : SGMAT_CHOICES.xRows) {
           const xh = xhOf(xRows);

@@ -44,7 +44,8 @@ function matrixOps(emu: boolean, names: string[], xDirect: boolean) {
       load: (m: string, arr: 'AS' | 'BS' | 'X', off: string, stride: string) =>
         `let ${m} = subgroupMatrixLoad<${arr === 'BS' ? `${R}, col_major` : `${L}, row_major`}>(&${arr}, ${off}, ${stride});`,
       mma: (c: string, a: string, b: string) => `${c} = subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c});`,
-      store: (c: string, off: string, stride: number) => `subgroupMatrixStore(&OS, ${off}, ${c}, false, ${stride}u);`,
+      // Row-major, in the template form as the loads (the bool-argument form is deprecated: Dawn warns at every compile).
+      store: (c: string, off: string, stride: number) => `subgroupMatrixStore<row_major>(&OS, ${off}, ${c}, ${stride}u);`,
     };
   }
   // Emulation following the Dawn spec's layouts: element (r, c) of a matrix at offset o with stride s is

@@ -28,7 +28,7 @@
  */
 
 import { ValueError } from '@webmoe/tensor';
-import { SGMAT_DEFAULT_SHAPE, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
+import { SGMAT_DEFAULT_SHAPE, SGMAT_MAX_WORKGROUP_BYTES, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
 
 /** Which fast prefill kernel (grouped-gemm-fast.ts). @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { tile: 'fast', fast: 'f32' })` */
 export type FastGemmKind = 'f32' | 'f16' | 'subgroup-matrix';
@@ -99,11 +99,21 @@ export const KERNEL_CROSSOVERS = {
    */
   gemvDenseKernel: { rows2MaxPairs: 8, denseMinRowsPerPass: 8 } as Readonly<{ rows2MaxPairs: number; denseMinRowsPerPass: number }>,
   /**
-   * The subgroup-matrix GEMM's tiles for 16-bit weights by average grouped rows per expert (sgmatTileFor): 32-row
-   * tiles up to `smallMaxRowsPerExpert`, 128-row tiles over f16 x rows from `largeMinRowsPerExpert` where the call has
-   * at least `largeMinOutputs` outputs.
+   * The subgroup-matrix GEMM's tiles by average grouped rows per expert (sgmatTileFor): for 16-bit weights 32-row
+   * tiles up to `smallMaxRowsPerExpert`; for `wideFormats` from `wideMinRowsPerExpert` the 128 x 256 tile (4x4 blocks
+   * per subgroup) over f16 x rows where the device offers its `wideWorkgroupBytes` of workgroup memory; else for
+   * 16-bit weights 128-row tiles over f16 x rows from `largeMinRowsPerExpert` where the call has at least
+   * `largeMinOutputs` outputs.
    */
-  sgmatTiles: { smallMaxRowsPerExpert: 16, largeMinRowsPerExpert: 128, largeMinOutputs: 4096 },
+  sgmatTiles: {
+    smallMaxRowsPerExpert: 16,
+    largeMinRowsPerExpert: 128,
+    largeMinOutputs: 4096,
+    wideMinRowsPerExpert: 128,
+    wideWorkgroupBytes: 49152,
+    // the weight formats measured on the 128 x 256 tile (int8 and MXFP4 are not: they keep the 64 x 128 tile)
+    wideFormats: ['bfloat16', 'float16', 'int4', 'fp8_e4m3', 'fp8_e5m2'],
+  } as Readonly<{ smallMaxRowsPerExpert: number; largeMinRowsPerExpert: number; largeMinOutputs: number; wideMinRowsPerExpert: number; wideWorkgroupBytes: number; wideFormats: readonly string[] }>,
   gemvPackedSplitK: { maxWorkgroups: 0, minCols: 4096, oneRow: 'rows2k4', moreRows: 'rows4k2' } as Readonly<{ maxWorkgroups: number; minCols: number; oneRow: GemvPackedKernel; moreRows: GemvPackedKernel }>,
 } as const;
 
@@ -292,15 +302,25 @@ export function gemvDenseKernelFor(T: number, k: number, E: number): GemvPackedK
  * 0.861 vs 0.838, T = 512 (r 32) 0.966 vs 1.18, T = 4096 (r 256, N 768 / 2048) 3.71 vs 3.92; GPT-OSS-20B T = 128 (r 16)
  * 1.14 vs 1.11, T = 4096 (r 512, N 2880) 8.03 vs 7.86; DeepSeek-V2-Lite level. The GEMMs alone on evenly spread rows
  * (scripts/gpu/prefill-bench.ts, calls 4-5) favoured 32-row tiles at r = 32 too: the layer's uneven routing does not.
- * @example `sgmatTileFor(8192, 8, 14336, 'bfloat16') // { shape: 'm128n128k32', xRows: 'half' }`
+ * From r = 128 on a device with 48 KiB of workgroup memory (`workgroupBytes`, the device's
+ * maxComputeWorkgroupStorageSize): the 128 x 256 tile over f16 x rows. H200 2026-12-04 (prefill-bench, GEMMs alone,
+ * docs/perf-h200/2026-12-04-s10/call1), 128 x 256 vs 128 x 128 (both f16 x) vs 64 x 128 gathered ms: Mixtral T = 512
+ * (r 128) 2.50 / 3.24 / 3.24, T = 4096 17.75 / 23.55 / 23.55; DeepSeek-V3-e32 T = 512 (r 128) 2.49 / 3.30 / 3.48,
+ * T = 4096 18.5 / 23.6 / 25.3; Qwen3-30B T = 4096 (r 256, N 768 / 2048) 2.59 / 3.22 / 3.27; GPT-OSS-20B T = 4096
+ * (r 512, N 2880) 5.67 / 7.08 / 7.67; below r = 128 the 64 x 128 gathered tile stays faster (Qwen3 T = 512, r 32:
+ * 0.91 vs 1.12; GPT-OSS T = 512, r 64: 1.23 vs 1.47). Packed weights on it (call 2, 128 x 256 vs the 64 x 128 tile with
+ * gathered x): int4 Mixtral T = 512 2.92 vs 4.41, T = 4096 21.96 vs 33.40, DeepSeek-V3-e32 2.98 vs 4.35 and 22.8 vs 32.7,
+ * Qwen3 T = 4096 3.00 vs 4.05 (T = 512, r 32: 1.29 vs 1.00); fp8 blocks Mixtral 4.07 vs 5.46 and 30.8 vs 40.2,
+ * DeepSeek-V3-e32 4.08 vs 5.31 and 31.5 vs 39.1, Qwen3 T = 4096 3.97 vs 4.78 (T = 512: 1.76 vs 1.27).
+ * @example `sgmatTileFor(8192, 8, 14336, 'bfloat16', 49152) // { shape: 'm128n256k32', xRows: 'half' }`
  */
-export function sgmatTileFor(rows: number, E: number, N: number, wf: string): { shape: SgmatShapeName; xRows: SgmatXRows } {
+export function sgmatTileFor(rows: number, E: number, N: number, wf: string, workgroupBytes: number = SGMAT_MAX_WORKGROUP_BYTES): { shape: SgmatShapeName; xRows: SgmatXRows } {
   const t = KERNEL_CROSSOVERS.sgmatTiles;
   const perExpert = rows / Math.max(1, E);
-  if (wf === 'bfloat16' || wf === 'float16') {
-    if (perExpert <= t.smallMaxRowsPerExpert) return { shape: 'm32n128k32', xRows: 'gather' };
-    if (perExpert >= t.largeMinRowsPerExpert && N >= t.largeMinOutputs) return { shape: 'm128n128k32', xRows: 'half' };
-  }
+  const half16 = wf === 'bfloat16' || wf === 'float16';
+  if (half16 && perExpert <= t.smallMaxRowsPerExpert) return { shape: 'm32n128k32', xRows: 'gather' };
+  if (t.wideFormats.includes(wf) && perExpert >= t.wideMinRowsPerExpert && workgroupBytes >= t.wideWorkgroupBytes) return { shape: 'm128n256k32', xRows: 'half' };
+  if (half16 && perExpert >= t.largeMinRowsPerExpert && N >= t.largeMinOutputs) return { shape: 'm128n128k32', xRows: 'half' };
   return { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
 }
 
@@ -309,7 +329,7 @@ export function sgmatTileFor(rows: number, E: number, N: number, wf: string): { 
  * (warmGroupedGemmFast compiles each combination; plan.test.ts checks the functions stay inside these lists).
  */
 export const SGMAT_CHOICES: { readonly shapes: readonly SgmatShapeName[]; readonly xRows: readonly SgmatXRows[]; readonly splitK: readonly number[] } = {
-  shapes: ['m64n128k32', 'm32n128k32', 'm128n128k32'],
+  shapes: ['m64n128k32', 'm32n128k32', 'm128n128k32', 'm128n256k32'],
   xRows: ['gather', 'half'],
   splitK: [1],
 };
