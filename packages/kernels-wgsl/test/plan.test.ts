@@ -76,8 +76,8 @@ describe('kernel planner', () => {
     expect(chooseFastGemmKind(none, 'subgroup-matrix')).toBe('f32');
     expect(() => chooseFastGemmKind(all, 'tensor' as never)).toThrow(ValueError);
   });
-  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): for 16-bit weights 32-row tiles up to 16 rows per expert, from 128 rows per expert the 128 x 256 tile over f16 x rows with 48 KiB of workgroup memory, else 128-row tiles from 4096 outputs; packed weights keep the 64 x 128 tile, int4 and fp8 take the 128 x 256 one too', () => {
-    expect(SGMAT_CHOICES).toEqual({ shapes: ['m64n128k32', 'm32n128k32', 'm128n128k32', 'm128n256k32'], xRows: ['gather', 'half'], splitK: [1] });
+  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): for 16-bit weights 32-row tiles up to 16 rows per expert, from 128 rows per expert the 128 x 256 tile over f16 x rows with 48 KiB of workgroup memory, else 128-row tiles from 4096 outputs; packed weights keep the 64 x 128 tile, int4 and fp8 take the 128 x 256 one too (int4 with 2-byte staging stores)', () => {
+    expect(SGMAT_CHOICES).toEqual({ shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32'], xRows: ['gather', 'half'], splitK: [1] });
     for (const shape of SGMAT_CHOICES.shapes) expect(SGMAT_SHAPES[shape], shape).toBeDefined();
     // rows x experts x outputs of the benchmarked models (Mixtral, Qwen3-30B, DeepSeek-V3/e32, GPT-OSS-20B) at T = 8..4096
     for (const [H, I, E, k] of [[4096, 14336, 8, 2], [2048, 768, 128, 8], [7168, 2048, 32, 8], [2880, 2880, 32, 4]]) {
@@ -97,31 +97,32 @@ describe('kernel planner', () => {
         }
       }
     }
-    // the measured boundaries (average rows per expert, outputs), both 16-bit dtypes
+    // the measured boundaries (average rows per expert, outputs), both 16-bit dtypes; every 16-bit tile vector-staged
     for (const wf of ['bfloat16', 'float16']) {
-      expect(sgmatTileFor(1024, 128, 768, wf)).toEqual({ shape: 'm32n128k32', xRows: 'gather' }); // Qwen3 T = 128: 8 per expert
-      expect(sgmatTileFor(512, 32, 2880, wf)).toEqual({ shape: 'm32n128k32', xRows: 'gather' }); // GPT-OSS T = 128: 16
-      expect(sgmatTileFor(256, 8, 14336, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // Mixtral T = 128: 32
-      expect(sgmatTileFor(1024, 8, 14336, wf)).toEqual({ shape: 'm128n128k32', xRows: 'half' }); // Mixtral T = 512: 128
-      expect(sgmatTileFor(1023, 8, 14336, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
-      expect(sgmatTileFor(8192, 8, 4096, wf)).toEqual({ shape: 'm128n128k32', xRows: 'half' }); // Mixtral T = 4096, down
-      expect(sgmatTileFor(32768, 128, 2048, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // Qwen3 T = 4096: narrow outputs
-      expect(sgmatTileFor(16384, 32, 2880, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // GPT-OSS T = 4096
+      expect(sgmatTileFor(1024, 128, 768, wf)).toEqual({ shape: 'm32n128k32v', xRows: 'gather' }); // Qwen3 T = 128: 8 per expert
+      expect(sgmatTileFor(512, 32, 2880, wf)).toEqual({ shape: 'm32n128k32v', xRows: 'gather' }); // GPT-OSS T = 128: 16
+      expect(sgmatTileFor(256, 8, 14336, wf)).toEqual({ shape: 'm64n128k32v', xRows: 'gather' }); // Mixtral T = 128: 32
+      expect(sgmatTileFor(1024, 8, 14336, wf)).toEqual({ shape: 'm128n128k32v', xRows: 'half' }); // Mixtral T = 512: 128
+      expect(sgmatTileFor(1023, 8, 14336, wf)).toEqual({ shape: 'm64n128k32v', xRows: 'gather' });
+      expect(sgmatTileFor(8192, 8, 4096, wf)).toEqual({ shape: 'm128n128k32v', xRows: 'half' }); // Mixtral T = 4096, down
+      expect(sgmatTileFor(32768, 128, 2048, wf)).toEqual({ shape: 'm64n128k32v', xRows: 'gather' }); // Qwen3 T = 4096: narrow outputs
+      expect(sgmatTileFor(16384, 32, 2880, wf)).toEqual({ shape: 'm128n128k32v', xRows: 'half' }); // GPT-OSS T = 4096
       // with 48 KiB of workgroup memory (the H200): the 128 x 256 tile over f16 x rows from 128 rows per expert, any outputs
-      expect(sgmatTileFor(1024, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n256k32', xRows: 'half' }); // Mixtral T = 512
-      expect(sgmatTileFor(1023, 8, 14336, wf, 49152)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
-      expect(sgmatTileFor(32768, 128, 768, wf, 49152)).toEqual({ shape: 'm128n256k32', xRows: 'half' }); // Qwen3 T = 4096, gate_up
-      expect(sgmatTileFor(16384, 32, 2880, wf, 49152)).toEqual({ shape: 'm128n256k32', xRows: 'half' }); // GPT-OSS T = 4096
-      expect(sgmatTileFor(2048, 32, 2880, wf, 49152)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // GPT-OSS T = 512: 64
-      expect(sgmatTileFor(1024, 128, 768, wf, 49152)).toEqual({ shape: 'm32n128k32', xRows: 'gather' });
-      expect(sgmatTileFor(1024, 8, 14336, wf, 49151)).toEqual({ shape: 'm128n128k32', xRows: 'half' });
+      expect(sgmatTileFor(1024, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' }); // Mixtral T = 512
+      expect(sgmatTileFor(1023, 8, 14336, wf, 49152)).toEqual({ shape: 'm64n128k32v', xRows: 'gather' });
+      expect(sgmatTileFor(32768, 128, 768, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' }); // Qwen3 T = 4096, gate_up
+      expect(sgmatTileFor(16384, 32, 2880, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' }); // GPT-OSS T = 4096
+      expect(sgmatTileFor(2048, 32, 2880, wf, 49152)).toEqual({ shape: 'm64n128k32v', xRows: 'gather' }); // GPT-OSS T = 512: 64
+      expect(sgmatTileFor(1024, 128, 768, wf, 49152)).toEqual({ shape: 'm32n128k32v', xRows: 'gather' });
+      expect(sgmatTileFor(1024, 8, 14336, wf, 49151)).toEqual({ shape: 'm128n128k32v', xRows: 'half' });
     }
     for (const wf of ['fp8_e4m3', 'int4', 'int8', 'mxfp4', 'float32']) {
       expect(sgmatTileFor(512, 32, 2880, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
       expect(sgmatTileFor(8192, 8, 14336, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
       // int8 and MXFP4 (not measured on it) keep the 64 x 128 tile with 48 KiB too
       if (wf === 'int8' || wf === 'mxfp4' || wf === 'float32') expect(sgmatTileFor(8192, 8, 14336, wf, 49152)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
-      else expect(sgmatTileFor(8192, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n256k32', xRows: 'half' });
+      else if (wf === 'int4') expect(sgmatTileFor(8192, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n256k32', xRows: 'half' }); // 2-byte staging stores
+      else expect(sgmatTileFor(8192, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' });
       expect(sgmatTileFor(4096, 128, 768, wf, 49152)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // Qwen3 T = 512: 32 per expert
     }
   });

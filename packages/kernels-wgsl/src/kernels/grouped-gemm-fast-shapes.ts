@@ -106,6 +106,13 @@ export interface SgmatShape {
    * the device's maxComputeWorkgroupStorageSize allows it (sgmatSupported); elsewhere plan.ts keeps the 32 KiB shapes.
    */
   wgBytes?: number;
+  /**
+   * Vector staging: the staging tiles are arrays of vec4<u32> (8 halves; x gathered 4 values at a time: vec2<u32>) and
+   * every thread stores its 8 staged values with one 16-byte store instead of eight 2-byte ones; the subgroup matrices
+   * load from those arrays with offsets and strides in their elements. No rotated stores (`swz` keeps only its f16 x
+   * registers).
+   */
+  vs?: boolean;
 }
 
 /**
@@ -117,7 +124,8 @@ export interface SgmatShape {
  * (m16n256*: 16 grouped rows x 256 weight rows, 8 subgroups with 16x32 blocks or w4: 4 subgroups with 16x64 blocks,
  * for ~4 rows per expert, e.g. DeepSeek-V3 at T = 128: each weight row is read once per 16-row tile);
  * xd: A matrices loaded from the f16 x rows directly (no A tile: room for 64-wide K slices with 128 rows, or 256
- * weight rows).
+ * weight rows); m128n256k32, m128n128k64, m128n128k32db: 48 KiB of workgroup memory (wgBytes); v: vector staging
+ * (16-byte staging stores, `vs`), the tiles plan.ts chooses.
  */
 export type SgmatShapeName =
   | 'm64n128k32'
@@ -143,7 +151,11 @@ export type SgmatShapeName =
   | 'm128n256k32xd'
   | 'm128n256k32'
   | 'm128n128k64'
-  | 'm128n128k32db';
+  | 'm128n128k32db'
+  | 'm128n256k32v'
+  | 'm128n128k32v'
+  | 'm64n128k32v'
+  | 'm32n128k32v';
 
 /** The tile shape of each name. @example `SGMAT_SHAPES.m64n128k64 // { tm: 64, tn: 128, tk: 64, wm: 2, wn: 4, swz: true }` */
 export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>> = {
@@ -173,6 +185,11 @@ export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>
   m128n256k32: { tm: 128, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, wgBytes: 49152 },
   m128n128k64: { tm: 128, tn: 128, tk: 64, wm: 2, wn: 4, swz: true, wgBytes: 49152 },
   m128n128k32db: { tm: 128, tn: 128, tk: 32, wm: 2, wn: 4, db: true, swz: true, wgBytes: 49152 },
+  // vector staging (16-byte stores) of plan.ts's tiles
+  m128n256k32v: { tm: 128, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, wgBytes: 49152, vs: true },
+  m128n128k32v: { tm: 128, tn: 128, tk: 32, wm: 2, wn: 4, swz: true, vs: true },
+  m64n128k32v: { tm: 64, tn: 128, tk: 32, wm: 2, wn: 4, swz: true, vs: true },
+  m32n128k32v: { tm: 32, tn: 128, tk: 32, wm: 2, wn: 4, swz: true, vs: true },
 };
 
 

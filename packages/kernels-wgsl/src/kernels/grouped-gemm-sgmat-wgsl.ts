@@ -1,7 +1,8 @@
 /**
  * The subgroup-matrix grouped GEMM for prefill (chromium_experimental_subgroup_matrix, f16 x f16 -> f32, 16x16x16),
  * in the tile shapes of SGMAT_SHAPES (grouped-gemm-fast-shapes.ts): x rows and weights staged as f16 in workgroup
- * memory (x optionally converted to f16 in grouped order by halfRowsKernel first, `xh`, and then staged or loaded
+ * memory (arrays of f16, or with vector staging `vs` arrays of vec4<u32> / vec2<u32> written 16 / 8 bytes per store;
+ * x optionally converted to f16 in grouped order by halfRowsKernel first, `xh`, and then staged or loaded
  * as A matrices straight from those rows), the f32 results go through workgroup memory one 16-row block and column
  * chunk at a time for bias + activation; the down GEMM optionally split along K (`splitK`, partials summed by
  * splitKReduceKernel). Staging, prologue and epilogue are shared with the register-blocked kernel
@@ -23,7 +24,7 @@ function sgmatDirectives(emu: boolean): string[] {
  * (loops over slots, no by-value matrices: cheap to compile on lavapipe). Matrices are named; each name
  * gets its own slot.
  */
-function matrixOps(emu: boolean, names: string[], xDirect: boolean) {
+function matrixOps(emu: boolean, names: string[], xDirect: boolean, st: StagingArrays) {
   const L = 'subgroup_matrix_left<f16, 16, 16>';
   const R = 'subgroup_matrix_right<f16, 16, 16>';
   const C = 'subgroup_matrix_result<f32, 16, 16>';
@@ -57,7 +58,8 @@ var<private> EMU_LEAD: bool;
 // 16, from a uniform so that the compiler cannot unroll the loops below (unrolled, each inlined call is thousands of instructions).
 var<private> EMN: u32;
 fn emuZero(m: u32) { if (!EMU_LEAD) { return; } for (var i = 0u; i < EMN * EMN; i++) { EM[m * 256u + i] = 0.0; } }
-${xDirect ? '' : 'fn emuLoadA(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(AS[off + r * s + c]); } } }\n'}${xDirect ? 'fn emuLoadX(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(X[off + r * s + c]); } } }\n' : ''}fn emuLoadB(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(BS[off + c * s + r]); } } }
+${xDirect ? '' : `${st.halfAt('AS', st.ae)}\nfn emuLoadA(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = AS_h((off + r * s) * ${st.ae}u + c); } } }\n`}${xDirect ? 'fn emuLoadX(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(X[off + r * s + c]); } } }\n' : ''}${st.halfAt('BS', st.be)}
+fn emuLoadB(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = BS_h((off + c * s) * ${st.be}u + r); } } }
 fn emuMma(c: u32, a: u32, b: u32) { if (!EMU_LEAD) { return; } for (var i = 0u; i < EMN; i++) { for (var j = 0u; j < EMN; j++) { var t = 0.0; for (var k = 0u; k < EMN; k++) { t = fma(EM[a * 256u + i * 16u + k], EM[b * 256u + k * 16u + j], t); } EM[c * 256u + i * 16u + j] += t; } } }
 fn emuStore(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { OS[off + r * s + c] = EM[m * 256u + r * 16u + c]; } } }`;
   return {
@@ -69,6 +71,31 @@ fn emuStore(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 
     mma: (c: string, a: string, b: string) => `emuMma(${slot(c)}, ${slot(a)}, ${slot(b)});`,
     store: (c: string, off: string, stride: number) => `emuStore(${slot(c)}, ${off}, ${stride}u);`,
   };
+}
+
+/**
+ * The element types of the staging tiles AS (x rows) and BS (weight rows): f16, or with vector staging
+ * (SgmatShape.vs) 4 halves per vec2<u32> (x gathered and converted 4 values per item) or 8 halves per vec4<u32>
+ * (f16 x rows; weights, V values per item in V / 8 elements); `ae` / `be`: halves per element. Matrix offsets and
+ * strides count elements of the array they load from (Dawn: subgroup matrices load from arrays of any 4-byte-based
+ * scalar or vector type; scripts/gpu/sgmat-vec-probe.mjs), so every row stride and K offset is a multiple of them.
+ */
+interface StagingArrays {
+  aType: string;
+  bType: string;
+  ae: number;
+  be: number;
+  /** WGSL `fn <arr>_h(i: u32) -> f32`: half i of the array (the emulation's reads). */
+  halfAt: (arr: 'AS' | 'BS', per: number) => string;
+}
+
+function stagingArrays(vs: boolean, xh: boolean): StagingArrays {
+  const halfAt = (arr: 'AS' | 'BS', per: number) =>
+    per === 1
+      ? `fn ${arr}_h(i: u32) -> f32 { return f32(${arr}[i]); }`
+      : `fn ${arr}_h(i: u32) -> f32 { let w = ${arr}[i / ${per}u][(i % ${per}u) / 2u]; return f32(bitcast<vec2<f16>>(w)[i % 2u]); }`;
+  if (!vs) return { aType: 'f16', bType: 'f16', ae: 1, be: 1, halfAt };
+  return { aType: xh ? 'vec4<u32>' : 'vec2<u32>', bType: 'vec4<u32>', ae: xh ? 8 : 4, be: 8, halfAt };
 }
 
 /**
@@ -106,11 +133,14 @@ export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gem
   const wr = rounds(tn * perRow, threads);
   // Rotated weight stores: 16-bit dense weights only (8 values in 4 words); packed formats keep the plain order.
   const half = v.wf === 'bfloat16' || v.wf === 'float16';
-  const swz = !!shape.swz && half;
+  const vs = !!shape.vs;
+  const st = stagingArrays(vs, !!v.xh);
+  const swz = !!shape.swz && half && !vs;
+  const xswz = !!shape.swz && !vs;
   const accNames: string[] = [];
   for (let i = 0; i < MI; i++) for (let j = 0; j < NJ; j++) accNames.push(`c${i}_${j}`);
   const bNames = Array.from({ length: NJ }, (_, j) => `b${j}`);
-  const M = matrixOps(!!v.emu, [...accNames, ...bNames, 'a'], v.xh === 'direct');
+  const M = matrixOps(!!v.emu, [...accNames, ...bNames, 'a'], v.xh === 'direct', st);
   // Staging of the registers into buffer `buf` (0 / 1; a WGSL expression): x rows as f16 into AS [tm][str], weight rows into BS [tn][str].
   // Offset of staging buffer BUF0 (replaced by the buffer expression in stage()).
   const buf0 = (n: number) => `BUF0 * ${n}u + `;
@@ -119,8 +149,11 @@ export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gem
     ? `
     for (var i = 0u; i < ${xr.n}u; i++) {
       let j = lid + i * ${threads}u;${xr.guard ? `\n      if (j < ${(tm * tk) / 8}u) {` : ' {'}
-        let ai = ${nb > 1 ? `${buf0(tm * str)}` : ''}(j / ${tk / 8}u) * ${str}u + (j % ${tk / 8}u) * 8u;${
-          shape.swz
+        let ai = ${nb > 1 ? `${buf0((tm * str) / st.ae)}` : ''}(j / ${tk / 8}u) * ${str / st.ae}u + (j % ${tk / 8}u) * ${8 / st.ae}u;${
+          vs
+            ? `
+        AS[ai] = xg[i];`
+            : xswz
             ? `
         let q = j & 3u;
         let x1 = select(xg[i], xg[i].yzwx, (q & 1u) != 0u);
@@ -128,34 +161,48 @@ export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gem
             : `
         let xw = xg[i];`
         }
-${[0, 1, 2, 3].map((w) => `        { let h = bitcast<vec2<f16>>(xw.${'xyzw'[w]}); AS[ai + ${shape.swz ? `((${2 * w}u + 2u * q) & 7u)` : `${2 * w}u`}] = h.x; AS[ai + ${shape.swz ? `((${2 * w + 1}u + 2u * q) & 7u)` : `${2 * w + 1}u`}] = h.y; }`).join('\n')}
+${vs ? '' : [0, 1, 2, 3].map((w) => `        { let h = bitcast<vec2<f16>>(xw.${'xyzw'[w]}); AS[ai + ${xswz ? `((${2 * w}u + 2u * q) & 7u)` : `${2 * w}u`}] = h.x; AS[ai + ${xswz ? `((${2 * w + 1}u + 2u * q) & 7u)` : `${2 * w + 1}u`}] = h.y; }`).join('\n')}
       }
     }`
     : `
     for (var i = 0u; i < ${xr.n}u; i++) {
       let j = lid + i * ${threads}u;${xr.guard ? `\n      if (j < ${(tm * tk) / 4}u) {` : ' {'}
         let xh = ${g.xHalf ? 'xg[i]' : 'vec4<f16>(xg[i])'};
-        let ai = ${nb > 1 ? `${buf0(tm * str)}` : ''}(j / ${tk / 4}u) * ${str}u + (j % ${tk / 4}u) * 4u;
+        let ai = ${nb > 1 ? `${buf0((tm * str) / st.ae)}` : ''}(j / ${tk / 4}u) * ${str / st.ae}u + (j % ${tk / 4}u) * ${4 / st.ae}u;${
+          vs
+            ? `
+        AS[ai] = bitcast<vec2<u32>>(xh);`
+            : `
         AS[ai] = xh.x;
         AS[ai + 1u] = xh.y;
         AS[ai + 2u] = xh.z;
-        AS[ai + 3u] = xh.w;
+        AS[ai + 3u] = xh.w;`
+        }
       }
     }`;
   // Weight value t's position in its row of BS: rotated by 2q with swz.
   const wPos = (t: number) => (swz ? `((${t}u + 2u * q) & 7u)` : `${t}u`);
   // 16-bit weights: 4 words of f16 pairs (wdech: no f32 round trip); packed formats: wdec's f32 values, each rounded to f16.
-  const wStores = half
-    ? `
+  // Vector staging: 16-bit weights as their 4 words of f16 pairs, packed formats 8 values (rounded to f16 as above) per element.
+  const pair = (t: number) => `bitcast<u32>(vec2<f16>(vec2<f32>(wf[${t}], wf[${t + 1}])))`;
+  const wStores = vs
+    ? half
+      ? `
+        BS[bi] = wdech(wv);`
+      : `
+        let wf = wdec(wv);
+${Array.from({ length: V / 8 }, (_, e) => `        BS[bi + ${e}u] = vec4<u32>(${[0, 2, 4, 6].map((t) => pair(8 * e + t)).join(', ')});`).join('\n')}`
+    : half
+      ? `
         let hv = wdech(wv);
 ${[0, 1, 2, 3].map((w) => `        { let h = bitcast<vec2<f16>>(hv.${'xyzw'[w]}); BS[bi + ${wPos(2 * w)}] = h.x; BS[bi + ${wPos(2 * w + 1)}] = h.y; }`).join('\n')}`
-    : `
+      : `
         let wf = wdec(wv);
 ${Array.from({ length: V }, (_, t) => `        BS[bi + ${wPos(t)}] = f16(wf[${t}]);`).join('\n')}`;
   const stage = (buf: string) => `${stageX.replaceAll('BUF0', buf)}
     for (var i = 0u; i < ${wr.n}u; i++) {
       let j = lid + i * ${threads}u;${wr.guard ? `\n      if (j < ${tn * perRow}u) {` : ' {'}
-        let bi = ${nb > 1 ? `${buf} * ${tn * str}u + ` : ''}(j / ${perRow}u) * ${str}u + (j % ${perRow}u) * ${V}u;${
+        let bi = ${nb > 1 ? `${buf} * ${(tn * str) / st.be}u + ` : ''}(j / ${perRow}u) * ${str / st.be}u + (j % ${perRow}u) * ${V / st.be}u;${
           swz
             ? `
         // words rotated by q = j % 4: value t of wv is value (t + 2q) % 8 of the 8 (see SgmatShape.swz).
@@ -169,14 +216,14 @@ ${Array.from({ length: V }, (_, t) => `        BS[bi + ${wPos(t)}] = f16(wf[${t}
     }`;
   // The multiply-accumulates of one staged slice in buffer `buf`.
   const mma = (buf: string) => {
-    const aBase = nb > 1 ? `${buf} * ${tm * str}u + ` : '';
-    const bBase = nb > 1 ? `${buf} * ${tn * str}u + ` : '';
+    const aBase = nb > 1 ? `${buf} * ${(tm * str) / st.ae}u + ` : '';
+    const bBase = nb > 1 ? `${buf} * ${(tn * str) / st.be}u + ` : '';
     let s = '';
     for (let kk = 0; kk < tk; kk += 16) {
       s += `      {\n`;
-      for (let j = 0; j < NJ; j++) s += `        ${M.load(`b${j}`, 'BS', `${bBase}(sn * ${CB}u + ${16 * j}u) * ${str}u + ${kk}u`, `${str}u`)}\n`;
+      for (let j = 0; j < NJ; j++) s += `        ${M.load(`b${j}`, 'BS', `${bBase}(sn * ${CB}u + ${16 * j}u) * ${str / st.be}u + ${kk / st.be}u`, `${str / st.be}u`)}\n`;
       for (let i = 0; i < MI; i++) {
-        const aLoad = v.xh === 'direct' ? M.load('a', 'X', `(r0 + sm * ${RB}u + ${16 * i}u) * kp + k0 + ${kk}u`, 'kp') : M.load('a', 'AS', `${aBase}(sm * ${RB}u + ${16 * i}u) * ${str}u + ${kk}u`, `${str}u`);
+        const aLoad = v.xh === 'direct' ? M.load('a', 'X', `(r0 + sm * ${RB}u + ${16 * i}u) * kp + k0 + ${kk}u`, 'kp') : M.load('a', 'AS', `${aBase}(sm * ${RB}u + ${16 * i}u) * ${str / st.ae}u + ${kk / st.ae}u`, `${str / st.ae}u`);
         s += `        { ${aLoad}\n`;
         for (let j = 0; j < NJ; j++) s += `          ${M.mma(`c${i}_${j}`, 'a', `b${j}`)}\n`;
         s += `        }\n`;
@@ -248,8 +295,8 @@ ${mma('0u')}    }
 ${helpers}
 ${halfPairsWgsl(v)}
 // A: x rows row-major [${nb}][${tm}][${str}] f16; B: weight rows [${nb}][${tn}][${str}] f16 (k contiguous, read as column-major K x N).
-${v.xh === 'direct' ? '// A: loaded from the f16 x rows X directly.' : `var<workgroup> AS: array<f16, ${nb * tm * str}>;`}
-var<workgroup> BS: array<f16, ${nb * tn * str}>;
+${v.xh === 'direct' ? '// A: loaded from the f16 x rows X directly.' : `var<workgroup> AS: array<${st.aType}, ${(nb * tm * str) / st.ae}>;`}
+var<workgroup> BS: array<${st.bType}, ${(nb * tn * str) / st.be}>;
 // f32 results of one 16-row block and ${ow} tile columns for the epilogue.
 var<workgroup> OS: array<f32, ${16 * ow}>;
 ${sharedRows(tm, v)}

@@ -99,21 +99,23 @@ export const KERNEL_CROSSOVERS = {
    */
   gemvDenseKernel: { rows2MaxPairs: 8, denseMinRowsPerPass: 8 } as Readonly<{ rows2MaxPairs: number; denseMinRowsPerPass: number }>,
   /**
-   * The subgroup-matrix GEMM's tiles by average grouped rows per expert (sgmatTileFor): for 16-bit weights 32-row
-   * tiles up to `smallMaxRowsPerExpert`; for `wideFormats` from `wideMinRowsPerExpert` the 128 x 256 tile (4x4 blocks
-   * per subgroup) over f16 x rows where the device offers its `wideWorkgroupBytes` of workgroup memory; else for
-   * 16-bit weights 128-row tiles over f16 x rows from `largeMinRowsPerExpert` where the call has at least
-   * `largeMinOutputs` outputs.
+   * The subgroup-matrix GEMM's tiles by average grouped rows per expert (sgmatTileFor), all with vector staging: for
+   * 16-bit weights 32-row tiles up to `smallMaxRowsPerExpert`; for the formats of `wideShapes` from `wideMinRowsPerExpert`
+   * their 128 x 256 tile (4x4 blocks per subgroup) over f16 x rows where the device offers its `wideWorkgroupBytes` of
+   * workgroup memory; else for 16-bit weights 128-row tiles over f16 x rows from `largeMinRowsPerExpert` where the
+   * call has at least `largeMinOutputs` outputs, and 64-row tiles otherwise.
    */
   sgmatTiles: {
     smallMaxRowsPerExpert: 16,
     largeMinRowsPerExpert: 128,
-    largeMinOutputs: 4096,
+    largeMinOutputs: 2560,
     wideMinRowsPerExpert: 128,
     wideWorkgroupBytes: 49152,
-    // the weight formats measured on the 128 x 256 tile (int8 and MXFP4 are not: they keep the 64 x 128 tile)
-    wideFormats: ['bfloat16', 'float16', 'int4', 'fp8_e4m3', 'fp8_e5m2'],
-  } as Readonly<{ smallMaxRowsPerExpert: number; largeMinRowsPerExpert: number; largeMinOutputs: number; wideMinRowsPerExpert: number; wideWorkgroupBytes: number; wideFormats: readonly string[] }>,
+    // the 128 x 256 tile of each weight format measured on it: vector-staged, except int4 (2-byte staging stores: the
+    // vector-staged tile was 60% slower for Mixtral's int4 at T = 512, 4% faster at 4096); int8 and MXFP4 are not
+    // measured on it and keep the 64 x 128 tile
+    wideShapes: { bfloat16: 'm128n256k32v', float16: 'm128n256k32v', fp8_e4m3: 'm128n256k32v', fp8_e5m2: 'm128n256k32v', int4: 'm128n256k32' },
+  } as Readonly<{ smallMaxRowsPerExpert: number; largeMinRowsPerExpert: number; largeMinOutputs: number; wideMinRowsPerExpert: number; wideWorkgroupBytes: number; wideShapes: Readonly<Record<string, SgmatShapeName>> }>,
   gemvPackedSplitK: { maxWorkgroups: 0, minCols: 4096, oneRow: 'rows2k4', moreRows: 'rows4k2' } as Readonly<{ maxWorkgroups: number; minCols: number; oneRow: GemvPackedKernel; moreRows: GemvPackedKernel }>,
 } as const;
 
@@ -295,7 +297,8 @@ export function gemvDenseKernelFor(T: number, k: number, E: number): GemvPackedK
  * average rows per expert r = rows / E (KERNEL_CROSSOVERS.sgmatTiles): 16-bit dense weights take 32-row tiles up to
  * r = 16, and 128-row tiles over x rows converted to f16 first ('half') from r = 128 where N >= 4096 (the conversion
  * pass pays off over wide outputs); otherwise, and for packed weights (unmeasured with other shapes), the 64 x 128
- * tile with gathered x.
+ * tile with gathered x. Every 16-bit tile stages with 16-byte stores (SgmatShape.vs), as do fp8 weights on the
+ * 128 x 256 tile (H200 call 5 below).
  * H200 2026-12-04, the layer (bench, bf16, old = 64 x 128 everywhere vs a rule with 32-row tiles up to r = 32 and
  * 128-row 'half' tiles from r = 128 at any N, same call, docs/perf-h200/2026-12-04-s8/call7), device ms:
  * Mixtral T = 128 (r 32) 1.91 vs 2.57, T = 512 (r 128) 4.36 vs 4.05, T = 4096 27.6 vs 25.1; Qwen3-30B T = 128 (r 8)
@@ -312,15 +315,24 @@ export function gemvDenseKernelFor(T: number, k: number, E: number): GemvPackedK
  * gathered x): int4 Mixtral T = 512 2.92 vs 4.41, T = 4096 21.96 vs 33.40, DeepSeek-V3-e32 2.98 vs 4.35 and 22.8 vs 32.7,
  * Qwen3 T = 4096 3.00 vs 4.05 (T = 512, r 32: 1.29 vs 1.00); fp8 blocks Mixtral 4.07 vs 5.46 and 30.8 vs 40.2,
  * DeepSeek-V3-e32 4.08 vs 5.31 and 31.5 vs 39.1, Qwen3 T = 4096 3.97 vs 4.78 (T = 512: 1.76 vs 1.27).
- * @example `sgmatTileFor(8192, 8, 14336, 'bfloat16', 49152) // { shape: 'm128n256k32', xRows: 'half' }`
+ * Vector staging (call 5, same tile with 16-byte vs 2-byte staging stores, bf16): 128 x 256 Mixtral T = 4096 14.39 vs
+ * 17.75 ms, T = 512 2.08 vs 2.50, DeepSeek-V3-e32 14.96 vs 18.51 and 2.09 vs 2.53, Qwen3 T = 4096 2.19 vs 2.57, GPT-OSS
+ * T = 4096 4.65 vs 5.67; 32-row tiles Mixtral T = 128 1.72 vs 1.81, Qwen3 T = 512 0.82 vs 0.87; 64-row tiles Mixtral
+ * T = 128 1.91 vs 1.93, Qwen3 T = 512 0.90 vs 0.91; int4 on 128 x 256 Mixtral T = 4096 21.0 vs 21.9, DeepSeek-V3-e32
+ * T = 512 2.84 vs 2.96, but Mixtral T = 512 4.62 vs 2.88 (the layer with it: 4.87 ms, call 7), fp8 3.75-29.2 vs
+ * 3.98-31.1 ms. 128 x 128 over f16 x rows vs 64 x 128 (both vector-staged, the 32 KiB rule): N = 2880 (GPT-OSS
+ * T = 4096) 6.22 vs 7.30, N = 768 / 2048 (Qwen3) 3.77 vs 3.15: `largeMinOutputs` between them.
+ * @example `sgmatTileFor(8192, 8, 14336, 'bfloat16', 49152) // { shape: 'm128n256k32v', xRows: 'half' }`
  */
 export function sgmatTileFor(rows: number, E: number, N: number, wf: string, workgroupBytes: number = SGMAT_MAX_WORKGROUP_BYTES): { shape: SgmatShapeName; xRows: SgmatXRows } {
   const t = KERNEL_CROSSOVERS.sgmatTiles;
   const perExpert = rows / Math.max(1, E);
   const half16 = wf === 'bfloat16' || wf === 'float16';
-  if (half16 && perExpert <= t.smallMaxRowsPerExpert) return { shape: 'm32n128k32', xRows: 'gather' };
-  if (t.wideFormats.includes(wf) && perExpert >= t.wideMinRowsPerExpert && workgroupBytes >= t.wideWorkgroupBytes) return { shape: 'm128n256k32', xRows: 'half' };
-  if (half16 && perExpert >= t.largeMinRowsPerExpert && N >= t.largeMinOutputs) return { shape: 'm128n128k32', xRows: 'half' };
+  if (half16 && perExpert <= t.smallMaxRowsPerExpert) return { shape: 'm32n128k32v', xRows: 'gather' };
+  const wide = Object.hasOwn(t.wideShapes, wf) ? t.wideShapes[wf] : undefined;
+  if (wide && perExpert >= t.wideMinRowsPerExpert && workgroupBytes >= t.wideWorkgroupBytes) return { shape: wide, xRows: 'half' };
+  if (half16 && perExpert >= t.largeMinRowsPerExpert && N >= t.largeMinOutputs) return { shape: 'm128n128k32v', xRows: 'half' };
+  if (half16) return { shape: 'm64n128k32v', xRows: 'gather' };
   return { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
 }
 
@@ -329,7 +341,7 @@ export function sgmatTileFor(rows: number, E: number, N: number, wf: string, wor
  * (warmGroupedGemmFast compiles each combination; plan.test.ts checks the functions stay inside these lists).
  */
 export const SGMAT_CHOICES: { readonly shapes: readonly SgmatShapeName[]; readonly xRows: readonly SgmatXRows[]; readonly splitK: readonly number[] } = {
-  shapes: ['m64n128k32', 'm32n128k32', 'm128n128k32', 'm128n256k32'],
+  shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32'],
   xRows: ['gather', 'half'],
   splitK: [1],
 };
