@@ -2,7 +2,7 @@
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
 import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvPackedKernelFor, chooseFastGemmKind, gemvRowsPerPass, linearPath, planExpertGemms, sgmatSplitKFor, sgmatTileFor, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
-import { SGMAT_SHAPES, sgmatLayout } from '../src/kernels/grouped-gemm-fast-shapes.js';
+import { SGMAT_SHAPES, sgmatLayout, sgmatScalarTwin, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast-shapes.js';
 
 describe('kernel planner', () => {
   it('routed experts: GEMV while T <= 16 or T*k <= 8E', () => {
@@ -125,6 +125,23 @@ describe('kernel planner', () => {
       else expect(sgmatTileFor(8192, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' });
       expect(sgmatTileFor(4096, 128, 768, wf, 49152)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // Qwen3 T = 512: 32 per expert
     }
+  });
+});
+
+describe('scalar-staged twins of the vector-staged tiles (where Dawn refuses vec4<u32> staging arrays)', () => {
+  it('every vector-staged shape has a twin equal but for `vs`; other shapes are their own twin', () => {
+    expect(sgmatScalarTwin('m128n256k32v')).toBe('m128n256k32');
+    expect(sgmatScalarTwin('m128n128k32v')).toBe('m128n128k32');
+    expect(sgmatScalarTwin('m32n128k32v')).toBe('m32n128k32');
+    expect(sgmatScalarTwin('m64n128k32v')).toBe('m64n128k32s');
+    for (const name of Object.keys(SGMAT_SHAPES) as SgmatShapeName[]) {
+      const twin = sgmatScalarTwin(name);
+      const { vs, ...rest } = SGMAT_SHAPES[name];
+      expect(SGMAT_SHAPES[twin], name).toEqual(rest);
+      if (!vs) expect(twin).toBe(name);
+    }
+    // the twins of plan.ts's choices fit the same workgroup memory
+    for (const name of SGMAT_CHOICES.shapes) expect(sgmatLayout(SGMAT_SHAPES[sgmatScalarTwin(name)]).bytes).toBe(sgmatLayout(SGMAT_SHAPES[name]).bytes);
   });
 });
 

@@ -31,7 +31,7 @@ import { foldWorkgroups, type Recorder, warmPipeline } from '../runtime/kernel.j
 import type { ExpertWeightsGpu } from './moe-types.js';
 import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatSplitKFor, sgmatTileFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
-import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, tileOutputs, type FastGemmVariant, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
+import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, sgmatScalarTwin, tileOutputs, type FastGemmVariant, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
 import { ROW_ABSMAX_VARIANT, groupedGemmFastKernel, halfRowsKernel, rowAbsMaxKernel, splitKReduceKernel } from './grouped-gemm-fast-wgsl.js';
 import { groupedGemmSgmatKernel } from './grouped-gemm-sgmat-wgsl.js';
 import { isPackedFormat, weightBind } from './grouped-gemm-fast-weights-wgsl.js';
@@ -73,6 +73,11 @@ interface SgConfig {
 
 /** Devices on which the subgroup-matrix pipeline failed to compile in warmGroupedGemmFast (the f32 kernel is used there). */
 const sgmatBroken = new WeakSet<GPUDevice>();
+/**
+ * Devices whose Dawn refused a vector-staged tile (SgmatShape.vs: matrices loaded from vec4<u32> arrays, which older
+ * Dawn builds may not accept) in warmGroupedGemmFast: the scalar-staged twins (sgmatScalarTwin) run there.
+ */
+const sgmatNoVectorStaging = new WeakSet<GPUDevice>();
 
 /** Whether the subgroup-matrix kernel can run on this context (features, adapter configs, subgroup size, workgroup memory of `shape`, default the default shape's). */
 export function sgmatSupported(ctx: GpuContext, shape: SgmatShapeName = SGMAT_DEFAULT_SHAPE): boolean {
@@ -178,9 +183,13 @@ export function planFastGemm(
   return { kind, tm, shape: sg ? shape : undefined, splitK, xh, wide, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork * splitK) };
 }
 
-/** plan.ts's subgroup-matrix tile for a call where this device holds its workgroup memory, else the default shape with gathered x. */
+/**
+ * plan.ts's subgroup-matrix tile for a call (its scalar-staged twin where the device refused vector staging) where this
+ * device holds its workgroup memory, else the default shape with gathered x.
+ */
 function plannedSgmatTile(ctx: GpuContext, rows: number, E: number, N: number, wf: WeightFormat): { shape: SgmatShapeName; xRows: SgmatXRows } {
-  const tile = sgmatTileFor(rows, E, N, wf, ctx.limits.maxComputeWorkgroupStorageSize ?? 0);
+  const planned = sgmatTileFor(rows, E, N, wf, ctx.limits.maxComputeWorkgroupStorageSize ?? 0);
+  const tile = sgmatNoVectorStaging.has(ctx.device) ? { ...planned, shape: sgmatScalarTwin(planned.shape) } : planned;
   return sgmatSupported(ctx, tile.shape) ? tile : { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
 }
 
@@ -318,19 +327,34 @@ export async function warmGroupedGemmFast(
   await warmPipeline(ctx, tileOffsetsKernel, { tm: FAST_TM });
   if (kind !== 'f32') await warmPipeline(ctx, rowAbsMaxKernel, ROW_ABSMAX_VARIANT);
   if (kind === 'subgroup-matrix') {
+    // Every x-row mode / split plan.ts can choose with one shape (xd shapes always load x directly).
+    const warmShape = async (shape: SgmatShapeName) => {
+      await warmPipeline(ctx, tileOffsetsKernel, { tm: SGMAT_SHAPES[shape].tm });
+      for (const xRows of SGMAT_SHAPES[shape].xd ? (['direct'] as const) : SGMAT_CHOICES.xRows) {
+        const xh = xhOf(xRows);
+        if (xh) await warmPipeline(ctx, halfRowsKernel, { xmode: spec.xmode, rowScale: spec.rowScale });
+        for (const splitK of spec.op === 'down' ? SGMAT_CHOICES.splitK : [1]) {
+          await warmPipeline(ctx, groupedGemmSgmatKernel, sgmatVariant(v, { shape, xh, splitK, wide }));
+          if (splitK > 1) await warmPipeline(ctx, splitKReduceKernel, { S: splitK });
+        }
+      }
+    };
     try {
-      // Every shape / x-row mode / split plan.ts can choose (SGMAT_CHOICES; xd shapes always load x directly).
+      // Every shape plan.ts can choose (SGMAT_CHOICES) that this device's workgroup memory holds; a vector-staged one
+      // the device refuses marks the device (plannedSgmatTile takes the scalar-staged twins there) and warms its twin.
       for (const shape of SGMAT_CHOICES.shapes) {
-        if (!sgmatSupported(ctx, shape)) continue; // a shape this device's workgroup memory does not hold (plan.ts does not choose it here)
-        await warmPipeline(ctx, tileOffsetsKernel, { tm: SGMAT_SHAPES[shape].tm });
-        for (const xRows of SGMAT_SHAPES[shape].xd ? (['direct'] as const) : SGMAT_CHOICES.xRows) {
-          const xh = xhOf(xRows);
-          if (xh) await warmPipeline(ctx, halfRowsKernel, { xmode: spec.xmode, rowScale: spec.rowScale });
-          for (const splitK of spec.op === 'down' ? SGMAT_CHOICES.splitK : [1]) {
-            await warmPipeline(ctx, groupedGemmSgmatKernel, sgmatVariant(v, { shape, xh, splitK, wide }));
-            if (splitK > 1) await warmPipeline(ctx, splitKReduceKernel, { S: splitK });
+        if (!sgmatSupported(ctx, shape)) continue;
+        const vector = !!SGMAT_SHAPES[shape].vs && !sgmatNoVectorStaging.has(ctx.device);
+        if (vector) {
+          try {
+            await warmShape(shape);
+            continue;
+          } catch (e) {
+            console.warn(`[webmoe] vector-staged subgroup-matrix GEMM failed to compile; using scalar staging: ${(e as Error).message}`);
+            sgmatNoVectorStaging.add(ctx.device);
           }
         }
+        await warmShape(sgmatScalarTwin(shape));
       }
       return;
     } catch (e) {
