@@ -26,7 +26,7 @@ import {
 } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
 import { fastWeightFormat, recordFastGemm, sgmatSupported, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
-import { SGMAT_SHAPES } from '../src/kernels/grouped-gemm-fast-shapes.js';
+import { SGMAT_SHAPES, sgmatLayout } from '../src/kernels/grouped-gemm-fast-shapes.js';
 import { FP8_DECODE_BITS_WGSL } from '../src/wgsl.js';
 import { hostGrouping, randomIdx, uploadGrouping } from './grouped-helpers.js';
 import { randomZeros } from './quant-helpers.js';
@@ -99,6 +99,8 @@ interface WideCase {
   act: ExpertActivation;
   bias: boolean;
   rowScale: boolean;
+  /** x rows converted to f16 in grouped order first and staged (plan.ts's 128-row tiles); absent: gathered (or direct for xd shapes). */
+  xh?: 'staged';
 }
 
 // One case per packed format, K a multiple of the wide load's values (16 8-bit / 32 4-bit codes) with partial last K
@@ -112,6 +114,13 @@ const CASES: WideCase[] = [
   { fmt: { kind: 'int_block', bits: 4, blockSize: 224 }, shape: 'm16n256k32xd', op: 'down', T: 33, k: 3, E: 3, K: 224, N: 131, act: { kind: 'silu', layout: 'concat' }, bias: true, rowScale: false },
   { fmt: { kind: 'int_block', bits: 8, blockSize: 16, zeroPoint: true }, shape: 'm16n256k32', op: 'gate_up', T: 35, k: 2, E: 5, K: 112, N: 133, act: { kind: 'silu', layout: 'interleaved' }, bias: true, rowScale: false },
   { fmt: { kind: 'mxfp4' }, shape: 'm64n128k32', op: 'down', T: 60, k: 2, E: 4, K: 96, N: 133, act: { kind: 'silu', layout: 'concat' }, bias: false, rowScale: false },
+  // vector staging (16-byte staging stores: one vec4<u32> of f16 pairs per 8 decoded values) and plan.ts's packed tiles:
+  // fp8 on the vector-staged 128 x 256 tile and int4 on the scalar-staged one, both over f16 x rows (48 KiB: the H200)
+  { fmt: { kind: 'fp8_block', block: [16, 16] }, rawFp8: true, shape: 'm128n128k32v', op: 'gate_up', T: 150, k: 2, E: 3, K: 80, N: 141, act: { kind: 'silu', layout: 'concat' }, bias: true, rowScale: true, xh: 'staged' },
+  { fmt: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }, shape: 'm64n128k32v', op: 'down', T: 70, k: 2, E: 3, K: 96, N: 141, act: { kind: 'silu', layout: 'concat' }, bias: true, rowScale: false },
+  { fmt: { kind: 'mxfp4' }, shape: 'm32n128k32v', op: 'gate_up', T: 41, k: 2, E: 4, K: 96, N: 75, act: { kind: 'swigluoai', limit: 1.1, alpha: 1.702, layout: 'interleaved' }, bias: true, rowScale: false },
+  { fmt: { kind: 'fp8_block', block: [16, 32] }, rawFp8: true, shape: 'm128n256k32v', op: 'down', T: 190, k: 2, E: 3, K: 96, N: 269, act: { kind: 'silu', layout: 'concat' }, bias: true, rowScale: false, xh: 'staged' },
+  { fmt: { kind: 'int_block', bits: 4, blockSize: 64, scaleDtype: 'float16', zeroPoint: true }, shape: 'm128n256k32', op: 'gate_up', T: 190, k: 2, E: 3, K: 128, N: 141, act: { kind: 'silu', layout: 'concat' }, bias: false, rowScale: true, xh: 'staged' },
 ];
 
 function fmtName(f: ExpertQuantFormat): string {
@@ -163,10 +172,13 @@ describe('subgroup-matrix GEMM: wide packed staging loads', () => {
   });
 
   for (const c of CASES) {
-    it(`${fmtName(c.fmt)} ${c.shape} ${c.op} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N}: wide and 8-value loads give the same bits, both match the reference`, async (t) => {
+    it(`${fmtName(c.fmt)} ${c.shape}${c.xh ? ` xh=${c.xh}` : ''} ${c.op} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N}: wide and 8-value loads give the same bits, both match the reference`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
       if (!ctx.features.shaderF16 || !ctx.features.subgroups) return t.skip('no shader-f16 / subgroups on this adapter');
       const emulate = !sgmatSupported(ctx, c.shape);
+      const wgNeed = sgmatLayout(SGMAT_SHAPES[c.shape]).bytes;
+      const wgHas = ctx.limits.maxComputeWorkgroupStorageSize ?? 0;
+      if (wgNeed > wgHas) return t.skip(`${c.shape} needs ${wgNeed} bytes of workgroup memory, the adapter offers ${wgHas}`);
       const { op, T, k, E, K, N, act } = c;
       const { tm, tn } = SGMAT_SHAPES[c.shape];
       const r = rng(7100 + K * 13 + N);
@@ -197,7 +209,7 @@ describe('subgroup-matrix GEMM: wide packed staging loads', () => {
             xmode: op === 'gate_up' ? ('token' as const) : ('grouped' as const),
             rowScale: grs?.buffer, g: gg, w: gw, d: { rows: wRows }, bias: gb, biasDt: b ? ('float32' as const) : ('none' as const), K, N, y,
           };
-          const xh = SGMAT_SHAPES[c.shape].xd ? ('direct' as const) : undefined;
+          const xh = SGMAT_SHAPES[c.shape].xd ? ('direct' as const) : c.xh;
           recordFastGemm(rec, call, { kind: 'subgroup-matrix', tm, shape: c.shape, splitK: 1, xh, wide, nTilesN, nWork, grid: foldWorkgroups(ctx!, nWork) }, { emulateSubgroupMatrix: emulate });
           rec.submit();
           const out = (await y.download()).data as Float32Array;
