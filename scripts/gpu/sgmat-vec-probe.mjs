@@ -102,4 +102,52 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     log(`array<${ty}> (WGSL offsets written in ${units}): compiled; result ${match.length ? `matches ${match.join(' | ')}` : `matches no reading (first values ${Array.from(got.slice(0, 4)).join(', ')})`}`);
   }
 }
+// f32 result matrices stored into a vec4<u32> workgroup array (the epilogue in the staging memory, SgmatShape.oa): offset
+// and stride in elements of 4 f32; read back as bitcast<f32> of the words.
+{
+  const src = `diagnostic(off, chromium.subgroup_matrix_uniformity);
+enable f16; enable subgroups; enable chromium_experimental_subgroup_matrix;
+@group(0) @binding(0) var<storage, read> IN: array<u32>;
+@group(0) @binding(1) var<storage, read_write> OUT: array<f32>;
+var<workgroup> S: array<f16, ${HALVES}>;
+var<workgroup> W: array<vec4<u32>, 192>;
+@compute @workgroup_size(32)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  ${TYPES[0][2]}
+  workgroupBarrier();
+  let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&S, ${offA}u, ${str}u);
+  let b = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&S, ${offB}u, ${str}u);
+  let c = subgroupMatrixMultiplyAccumulate(a, b, subgroup_matrix_result<f32, 16, 16>());
+  // rows of 12 elements (48 f32), the matrix at element 2 (f32 column 8)
+  subgroupMatrixStore<row_major>(&W, 2u, c, 12u);
+  workgroupBarrier();
+  for (var i = lid; i < 256u; i += 32u) { let j = (i / 16u) * 48u + 8u + i % 16u; OUT[i] = bitcast<f32>(W[j / 4u][j % 4u]); }
+}`;
+  d.pushErrorScope('validation');
+  const m = d.createShaderModule({ code: src });
+  const errs = (await m.getCompilationInfo()).messages.filter((x) => x.type === 'error');
+  if (errs.length) {
+    await d.popErrorScope();
+    log(`f32 result into array<vec4<u32>>: compile error: ${errs[0].message.replace(/\s+/g, ' ').slice(0, 160)}`);
+  } else {
+    const p = await d.createComputePipelineAsync({ layout: 'auto', compute: { module: m, entryPoint: 'main' } });
+    const out = d.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const rd = d.createBuffer({ size: 1024, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const bg = d.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [inBuf, out].map((buffer, binding) => ({ binding, resource: { buffer } })) });
+    const e = d.createCommandEncoder();
+    const ps = e.beginComputePass();
+    ps.setPipeline(p);
+    ps.setBindGroup(0, bg);
+    ps.dispatchWorkgroups(1);
+    ps.end();
+    e.copyBufferToBuffer(out, 0, rd, 0, 1024);
+    d.queue.submit([e.finish()]);
+    await rd.mapAsync(GPUMapMode.READ);
+    const got = new Float32Array(rd.getMappedRange().slice(0));
+    rd.unmap();
+    const err = await d.popErrorScope();
+    const want = expected(offA, offB, str);
+    log(`f32 result into array<vec4<u32>> (offset and stride in elements): ${err ? `error ${err.message.slice(0, 160)}` : want.every((v, i) => v === got[i]) ? 'correct' : `WRONG (first values ${Array.from(got.slice(0, 4)).join(', ')})`}`);
+  }
+}
 process.exit(0);

@@ -113,6 +113,12 @@ export interface SgmatShape {
    * registers).
    */
   vs?: boolean;
+  /**
+   * Vector-staged shapes only: the epilogue's f32 result tile lives in the weight staging tile BS (free once the K loop
+   * is done) instead of a workgroup array of its own, so a shape needs only its staging and row tables: the 128 x 256
+   * tile fits 32 KiB, and 64-wide K slices fit 48 KiB with 192 weight rows.
+   */
+  oa?: boolean;
 }
 
 /**
@@ -155,7 +161,10 @@ export type SgmatShapeName =
   | 'm128n256k32v'
   | 'm128n128k32v'
   | 'm64n128k32v'
-  | 'm32n128k32v';
+  | 'm32n128k32v'
+  | 'm128n256k32va'
+  | 'm128n192k64va'
+  | 'm128n192k32va';
 
 /** The tile shape of each name. @example `SGMAT_SHAPES.m64n128k64 // { tm: 64, tn: 128, tk: 64, wm: 2, wn: 4, swz: true }` */
 export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>> = {
@@ -190,6 +199,10 @@ export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>
   m128n128k32v: { tm: 128, tn: 128, tk: 32, wm: 2, wn: 4, swz: true, vs: true },
   m64n128k32v: { tm: 64, tn: 128, tk: 32, wm: 2, wn: 4, swz: true, vs: true },
   m32n128k32v: { tm: 32, tn: 128, tk: 32, wm: 2, wn: 4, swz: true, vs: true },
+  // the epilogue in the staging memory (oa): 4x4 blocks in 32 KiB, 4x3 blocks with 64-wide K slices in 48 KiB
+  m128n256k32va: { tm: 128, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, vs: true, oa: true },
+  m128n192k64va: { tm: 128, tn: 192, tk: 64, wm: 2, wn: 4, swz: true, vs: true, oa: true, wgBytes: 49152 },
+  m128n192k32va: { tm: 128, tn: 192, tk: 32, wm: 2, wn: 4, swz: true, vs: true, oa: true },
 };
 
 
@@ -227,15 +240,19 @@ export function sgmatLayout(s: SgmatShape): { str: number; ow: number; bytes: nu
   const staging = (s.db ? 2 : 1) * ((s.xd ? 0 : s.tm) + s.tn) * str * 2;
   const rows = 12 * s.tm + 16;
   const budget = s.wgBytes ?? SGMAT_MAX_WORKGROUP_BYTES;
+  // oa: the epilogue tile (16 x ow f32) in the weight staging tile (tn rows of str halves per buffer) instead of its own.
+  const bStaging = (s.db ? 2 : 1) * s.tn * str * 2;
+  const fits = (ow: number) => (s.oa ? 64 * ow <= bStaging && staging + rows <= budget : staging + rows + 64 * ow <= budget);
   let ow = s.tn;
-  while (ow > 32 && (s.tn % ow !== 0 || staging + rows + 64 * ow > budget)) ow -= 32;
-  const bytes = staging + rows + 64 * ow;
+  while (ow > 32 && (s.tn % ow !== 0 || !fits(ow))) ow -= 32;
+  const bytes = staging + rows + (s.oa ? 0 : 64 * ow);
   const bad = (what: string) => ({ str, ow, bytes, threads, error: `${what} (shape ${JSON.stringify(s)})` });
   if (s.tk !== 32 && s.tk !== 64) return bad('tk must be 32 or 64');
   if (!(s.wm >= 1 && s.wn >= 1 && s.wm * s.wn <= 8)) return bad('wm * wn must be 1..8 subgroups');
   if (s.tm % (16 * s.wm) !== 0 || s.tm > 128) return bad('tm must be a multiple of 16 * wm, at most 128');
   if (s.tn % 32 !== 0 || s.tn % (16 * s.wn) !== 0 || s.tn > 256) return bad('tn must be a multiple of 32 and of 16 * wn, at most 256');
-  if (s.tn % ow !== 0 || bytes > budget) return bad(`needs ${bytes} bytes of workgroup memory (budget ${budget})`);
+  if (s.oa && !s.vs) return bad('oa (the epilogue in the staging memory) needs vector staging (vs)');
+  if (s.tn % ow !== 0 || bytes > budget || !fits(ow)) return bad(`needs ${bytes} bytes of workgroup memory (budget ${budget})`);
   return { str, ow, bytes, threads };
 }
 

@@ -24,7 +24,7 @@ function sgmatDirectives(emu: boolean): string[] {
  * (loops over slots, no by-value matrices: cheap to compile on lavapipe). Matrices are named; each name
  * gets its own slot.
  */
-function matrixOps(emu: boolean, names: string[], xDirect: boolean, st: StagingArrays) {
+function matrixOps(emu: boolean, names: string[], xDirect: boolean, st: StagingArrays, osAlias: boolean) {
   const L = 'subgroup_matrix_left<f16, 16, 16>';
   const R = 'subgroup_matrix_right<f16, 16, 16>';
   const C = 'subgroup_matrix_result<f32, 16, 16>';
@@ -46,7 +46,9 @@ function matrixOps(emu: boolean, names: string[], xDirect: boolean, st: StagingA
         `let ${m} = subgroupMatrixLoad<${arr === 'BS' ? `${R}, col_major` : `${L}, row_major`}>(&${arr}, ${off}, ${stride});`,
       mma: (c: string, a: string, b: string) => `${c} = subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c});`,
       // Row-major, in the template form as the loads (the bool-argument form is deprecated: Dawn warns at every compile).
-      store: (c: string, off: string, stride: number) => `subgroupMatrixStore<row_major>(&OS, ${off}, ${c}, ${stride}u);`,
+      // osAlias: into the vec4<u32> weight tile BS, offsets and stride in its elements (4 f32 each; columns are multiples of 16).
+      store: (c: string, off: string, stride: number) =>
+        osAlias ? `subgroupMatrixStore<row_major>(&BS, (${off}) / 4u, ${c}, ${stride / 4}u);` : `subgroupMatrixStore<row_major>(&OS, ${off}, ${c}, ${stride}u);`,
     };
   }
   // Emulation following the Dawn spec's layouts: element (r, c) of a matrix at offset o with stride s is
@@ -61,7 +63,7 @@ fn emuZero(m: u32) { if (!EMU_LEAD) { return; } for (var i = 0u; i < EMN * EMN; 
 ${xDirect ? '' : `${st.halfAt('AS', st.ae)}\nfn emuLoadA(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = AS_h((off + r * s) * ${st.ae}u + c); } } }\n`}${xDirect ? 'fn emuLoadX(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(X[off + r * s + c]); } } }\n' : ''}${st.halfAt('BS', st.be)}
 fn emuLoadB(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = BS_h((off + c * s) * ${st.be}u + r); } } }
 fn emuMma(c: u32, a: u32, b: u32) { if (!EMU_LEAD) { return; } for (var i = 0u; i < EMN; i++) { for (var j = 0u; j < EMN; j++) { var t = 0.0; for (var k = 0u; k < EMN; k++) { t = fma(EM[a * 256u + i * 16u + k], EM[b * 256u + k * 16u + j], t); } EM[c * 256u + i * 16u + j] += t; } } }
-fn emuStore(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { OS[off + r * s + c] = EM[m * 256u + r * 16u + c]; } } }`;
+fn emuStore(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { ${osAlias ? 'let i = off + r * s + c; BS[i / 4u][i % 4u] = bitcast<u32>(EM[m * 256u + r * 16u + c]);' : 'OS[off + r * s + c] = EM[m * 256u + r * 16u + c];'} } } }`;
   return {
     decls,
     args: ', @builtin(subgroup_invocation_id) sgi: u32',
@@ -140,7 +142,10 @@ export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gem
   const accNames: string[] = [];
   for (let i = 0; i < MI; i++) for (let j = 0; j < NJ; j++) accNames.push(`c${i}_${j}`);
   const bNames = Array.from({ length: NJ }, (_, j) => `b${j}`);
-  const M = matrixOps(!!v.emu, [...accNames, ...bNames, 'a'], v.xh === 'direct', st);
+  const oa = !!shape.oa;
+  const M = matrixOps(!!v.emu, [...accNames, ...bNames, 'a'], v.xh === 'direct', st, oa);
+  // The epilogue's reads of result (r, column q) of the current block and chunk: OS, or the words of BS (oa).
+  const os = (i: string) => (oa ? `bitcast<f32>(BS[(${i}) / 4u][(${i}) % 4u])` : `OS[${i}]`);
   // Staging of the registers into buffer `buf` (0 / 1; a WGSL expression): x rows as f16 into AS [tm][str], weight rows into BS [tn][str].
   // Offset of staging buffer BUF0 (replaced by the buffer expression in stage()).
   const buf0 = (n: number) => `BUF0 * ${n}u + `;
@@ -264,8 +269,8 @@ ${mma('0u')}    }
   const owOut = tileOutputs(v.op, ow);
   const epiStore =
     v.op === 'gate_up'
-      ? `let cg = ((q >> 4u) << 5u) + (q & 15u); let g = OS[r * ${ow}u + cg]; let up = OS[r * ${ow}u + cg + 16u]; ${store(v, 'p', 'o', 'g', 'up', 'p - r0')}`
-      : `let g = OS[r * ${ow}u + q]; ${store(v, 'p', 'o', 'g', '', 'p - r0')}`;
+      ? `let cg = ((q >> 4u) << 5u) + (q & 15u); let g = ${os(`r * ${ow}u + cg`)}; let up = ${os(`r * ${ow}u + cg + 16u`)}; ${store(v, 'p', 'o', 'g', 'up', 'p - r0')}`
+      : `let g = ${os(`r * ${ow}u + q`)}; ${store(v, 'p', 'o', 'g', '', 'p - r0')}`;
   let epi = '';
   for (let blk = 0; blk < tm / 16; blk++) {
     const sm0 = Math.floor((16 * blk) / RB);
@@ -297,8 +302,8 @@ ${halfPairsWgsl(v)}
 // A: x rows row-major [${nb}][${tm}][${str}] f16; B: weight rows [${nb}][${tn}][${str}] f16 (k contiguous, read as column-major K x N).
 ${v.xh === 'direct' ? '// A: loaded from the f16 x rows X directly.' : `var<workgroup> AS: array<${st.aType}, ${(nb * tm * str) / st.ae}>;`}
 var<workgroup> BS: array<${st.bType}, ${(nb * tn * str) / st.be}>;
-// f32 results of one 16-row block and ${ow} tile columns for the epilogue.
-var<workgroup> OS: array<f32, ${16 * ow}>;
+${oa ? `// f32 results of one 16-row block and ${ow} tile columns for the epilogue: in BS (oa).` : `// f32 results of one 16-row block and ${ow} tile columns for the epilogue.
+var<workgroup> OS: array<f32, ${16 * ow}>;`}
 ${sharedRows(tm, v)}
 ${M.decls}
 
