@@ -359,6 +359,10 @@ describe('subgroup-matrix tile shapes', () => {
     // 48 KiB: (128 + 256) rows x 40 halves, rows tables 12 x 128 + 16, the whole 16 x 256 f32 epilogue tile; 32 KiB would not hold it.
     expect(sgmatLayout(SGMAT_SHAPES.m128n256k32)).toEqual({ str: 40, ow: 256, bytes: 384 * 40 * 2 + 1552 + 16384, threads: 256 });
     expect(sgmatLayout({ ...SGMAT_SHAPES.m128n256k32, wgBytes: undefined }).error).toMatch(/needs 34320 bytes .*budget 32768/);
+    // the epilogue in the staging memory (oa): no tile of its own; the 16 x ow f32 results fit the weight tile
+    expect(sgmatLayout(SGMAT_SHAPES.m128n256k32va)).toEqual({ str: 40, ow: 256, bytes: 384 * 40 * 2 + 1552, threads: 256 });
+    expect(sgmatLayout(SGMAT_SHAPES.m128n192k64va)).toEqual({ str: 72, ow: 192, bytes: 320 * 72 * 2 + 1552, threads: 256 });
+    expect(sgmatLayout({ ...SGMAT_SHAPES.m128n256k32va, vs: undefined }).error).toMatch(/needs vector staging/);
     expect(sgmatLayout({ tm: 48, tn: 128, tk: 32, wm: 2, wn: 4 }).error).toMatch(/tm/);
     expect(sgmatLayout({ tm: 64, tn: 96, tk: 32, wm: 2, wn: 4 }).error).toMatch(/tn/);
   });
