@@ -208,19 +208,18 @@ export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>
 
 /**
  * The scalar-staged twin of a vector-staged shape (the same tile without `vs`), for Dawn builds that refuse subgroup
- * matrices loaded from vec4<u32> arrays; other shapes map to themselves.
+ * matrices loaded from vec4<u32> arrays; other shapes map to themselves; undefined where SGMAT_SHAPES has no twin (the
+ * `oa` shapes, which need vector staging).
  * @example `sgmatScalarTwin('m128n256k32v') // 'm128n256k32'`
  */
-export function sgmatScalarTwin(name: SgmatShapeName): SgmatShapeName {
+export function sgmatScalarTwin(name: SgmatShapeName): SgmatShapeName | undefined {
   const s = SGMAT_SHAPES[name];
   if (!s.vs) return name;
   const rest: Partial<SgmatShape> = { ...s };
   delete rest.vs;
   const keys = Object.keys(rest) as (keyof SgmatShape)[];
   const same = (t: Readonly<SgmatShape>) => !t.vs && Object.keys(t).length === keys.length && keys.every((k) => t[k] === rest[k]);
-  const twin = (Object.keys(SGMAT_SHAPES) as SgmatShapeName[]).find((n) => same(SGMAT_SHAPES[n]));
-  if (!twin) throw new Error(`grouped_gemm_sgmat: vector-staged shape ${name} has no scalar-staged twin in SGMAT_SHAPES`);
-  return twin;
+  return (Object.keys(SGMAT_SHAPES) as SgmatShapeName[]).find((n) => same(SGMAT_SHAPES[n]));
 }
 
 /** The shape of the subgroup-matrix kernel measured on the H200 (plan.ts may choose others). */

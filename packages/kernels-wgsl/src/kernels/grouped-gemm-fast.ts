@@ -189,8 +189,9 @@ export function planFastGemm(
  */
 function plannedSgmatTile(ctx: GpuContext, rows: number, E: number, N: number, wf: WeightFormat): { shape: SgmatShapeName; xRows: SgmatXRows } {
   const planned = sgmatTileFor(rows, E, N, wf, ctx.limits.maxComputeWorkgroupStorageSize ?? 0);
-  const tile = sgmatNoVectorStaging.has(ctx.device) ? { ...planned, shape: sgmatScalarTwin(planned.shape) } : planned;
-  return sgmatSupported(ctx, tile.shape) ? tile : { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
+  const twin = sgmatNoVectorStaging.has(ctx.device) ? sgmatScalarTwin(planned.shape) : planned.shape;
+  const tile = twin === undefined ? undefined : { ...planned, shape: twin };
+  return tile && sgmatSupported(ctx, tile.shape) ? tile : { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
 }
 
 /** The inputs of one grouped GEMM call (structurally the tiled path's call record). */
@@ -354,7 +355,7 @@ export async function warmGroupedGemmFast(
             sgmatNoVectorStaging.add(ctx.device);
           }
         }
-        await warmShape(sgmatScalarTwin(shape));
+        await warmShape(sgmatScalarTwin(shape) ?? SGMAT_DEFAULT_SHAPE);
       }
       return;
     } catch (e) {
