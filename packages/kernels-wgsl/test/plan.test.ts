@@ -1,7 +1,7 @@
 // The kernel planner (src/kernels/plan.ts): the crossovers as documented, at and around each boundary.
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
-import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvPackedKernelFor, chooseFastGemmKind, gemvRowsPerPass, linearPath, planExpertGemms, sgmatSplitKFor, sgmatTileFor, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
+import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvPackedKernelFor, chooseFastGemmKind, gemvRowsPerPass, linearPath, planExpertGemms, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
 import { SGMAT_SHAPES, sgmatLayout, sgmatScalarTwin, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast-shapes.js';
 
 describe('kernel planner', () => {
@@ -125,6 +125,35 @@ describe('kernel planner', () => {
       else expect(sgmatTileFor(8192, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' });
       expect(sgmatTileFor(4096, 128, 768, wf, 49152)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // Qwen3 T = 512: 32 per expert
     }
+  });
+});
+
+describe('the tiles warmGroupedGemmFast compiles (sgmatTilesOf)', () => {
+  it('hold every tile sgmatTileFor gives a weight format on a device, and nothing else', () => {
+    const r = (() => { let x = 12345; return () => (x = (x * 1103515245 + 12345) >>> 0) / 2 ** 32; })();
+    for (const wf of ['bfloat16', 'float16', 'fp8_e4m3', 'fp8_e5m2', 'int4', 'int8', 'mxfp4']) {
+      for (const wg of [16384, 32768, 49152, 65536]) {
+        const tiles = sgmatTilesOf(wf, wg);
+        const key = (t: { shape: string; xRows: string }) => `${t.shape}/${t.xRows}`;
+        const seen = new Set<string>();
+        for (let i = 0; i < 600; i++) {
+          const E = 1 + Math.floor(r() * 300);
+          const rows = 1 + Math.floor(r() * 300 * E);
+          const N = 1 + Math.floor(r() * 20000);
+          const t = sgmatTileFor(rows, E, N, wf, wg);
+          expect(tiles.map(key), `${wf} ${wg} rows ${rows} E ${E} N ${N}`).toContain(key(t));
+          seen.add(key(t));
+        }
+        // every listed tile is reachable (the random shapes above reach each one)
+        expect([...seen].sort(), `${wf} ${wg}`).toEqual(tiles.map(key).sort());
+      }
+    }
+    const names = (wf: string, wg: number) => sgmatTilesOf(wf, wg).map((t) => `${t.shape}/${t.xRows}`).sort();
+    expect(names('bfloat16', 49152)).toEqual(['m128n256k32v/half', 'm32n128k32v/gather', 'm64n128k32v/gather']);
+    expect(names('bfloat16', 32768)).toEqual(['m128n128k32v/half', 'm32n128k32v/gather', 'm64n128k32v/gather']);
+    expect(names('int4', 49152)).toEqual(['m128n256k32/half', 'm64n128k32/gather']);
+    expect(names('fp8_e4m3', 32768)).toEqual(['m64n128k32/gather']);
+    expect(names('mxfp4', 49152)).toEqual(['m64n128k32/gather']);
   });
 });
 

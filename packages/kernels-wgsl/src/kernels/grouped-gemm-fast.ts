@@ -29,7 +29,7 @@ import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import { foldWorkgroups, type Recorder, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
-import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatSplitKFor, sgmatTileFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
+import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, sgmatScalarTwin, tileOutputs, type FastGemmVariant, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
 import { ROW_ABSMAX_VARIANT, groupedGemmFastKernel, halfRowsKernel, rowAbsMaxKernel, splitKReduceKernel } from './grouped-gemm-fast-wgsl.js';
@@ -328,34 +328,34 @@ export async function warmGroupedGemmFast(
   await warmPipeline(ctx, tileOffsetsKernel, { tm: FAST_TM });
   if (kind !== 'f32') await warmPipeline(ctx, rowAbsMaxKernel, ROW_ABSMAX_VARIANT);
   if (kind === 'subgroup-matrix') {
-    // Every x-row mode / split plan.ts can choose with one shape (xd shapes always load x directly).
-    const warmShape = async (shape: SgmatShapeName) => {
+    // One tile (shape and x-row mode) with every split plan.ts can choose.
+    const warmTile = async (shape: SgmatShapeName, xRows: SgmatXRows) => {
       await warmPipeline(ctx, tileOffsetsKernel, { tm: SGMAT_SHAPES[shape].tm });
-      for (const xRows of SGMAT_SHAPES[shape].xd ? (['direct'] as const) : SGMAT_CHOICES.xRows) {
-        const xh = xhOf(xRows);
-        if (xh) await warmPipeline(ctx, halfRowsKernel, { xmode: spec.xmode, rowScale: spec.rowScale });
-        for (const splitK of spec.op === 'down' ? SGMAT_CHOICES.splitK : [1]) {
-          await warmPipeline(ctx, groupedGemmSgmatKernel, sgmatVariant(v, { shape, xh, splitK, wide }));
-          if (splitK > 1) await warmPipeline(ctx, splitKReduceKernel, { S: splitK });
-        }
+      const xh = xhOf(SGMAT_SHAPES[shape].xd ? 'direct' : xRows);
+      if (xh) await warmPipeline(ctx, halfRowsKernel, { xmode: spec.xmode, rowScale: spec.rowScale });
+      for (const splitK of spec.op === 'down' ? SGMAT_CHOICES.splitK : [1]) {
+        await warmPipeline(ctx, groupedGemmSgmatKernel, sgmatVariant(v, { shape, xh, splitK, wide }));
+        if (splitK > 1) await warmPipeline(ctx, splitKReduceKernel, { S: splitK });
       }
     };
     try {
-      // Every shape plan.ts can choose (SGMAT_CHOICES) that this device's workgroup memory holds; a vector-staged one
-      // the device refuses marks the device (plannedSgmatTile takes the scalar-staged twins there) and warms its twin.
-      for (const shape of SGMAT_CHOICES.shapes) {
+      // The tiles plan.ts can choose for this weight format on this device (sgmatTilesOf), and the default tile its
+      // fallback takes; a vector-staged one the device refuses marks the device (plannedSgmatTile takes the
+      // scalar-staged twins there) and warms its twin.
+      const tiles = [...sgmatTilesOf(wfmt.wf, ctx.limits.maxComputeWorkgroupStorageSize ?? 0), { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' as const }];
+      for (const { shape, xRows } of tiles) {
         if (!sgmatSupported(ctx, shape)) continue;
-        const vector = !!SGMAT_SHAPES[shape].vs && !sgmatNoVectorStaging.has(ctx.device);
-        if (vector) {
+        if (SGMAT_SHAPES[shape].vs && !sgmatNoVectorStaging.has(ctx.device)) {
           try {
-            await warmShape(shape);
+            await warmTile(shape, xRows);
             continue;
           } catch (e) {
             console.warn(`[webmoe] vector-staged subgroup-matrix GEMM failed to compile; using scalar staging: ${(e as Error).message}`);
             sgmatNoVectorStaging.add(ctx.device);
           }
         }
-        await warmShape(sgmatScalarTwin(shape) ?? SGMAT_DEFAULT_SHAPE);
+        const twin = sgmatScalarTwin(shape);
+        await warmTile(twin ?? SGMAT_DEFAULT_SHAPE, twin ? xRows : 'gather');
       }
       return;
     } catch (e) {

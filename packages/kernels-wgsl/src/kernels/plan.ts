@@ -337,8 +337,27 @@ export function sgmatTileFor(rows: number, E: number, N: number, wf: string, wor
 }
 
 /**
- * Every tile shape, x-row mode and split that sgmatTileFor and sgmatSplitKFor can return
- * (warmGroupedGemmFast compiles each combination; plan.test.ts checks the functions stay inside these lists).
+ * Every tile (shape and x-row mode) sgmatTileFor can return for weight format `wf` on a device with `workgroupBytes` of
+ * workgroup memory: its rule evaluated on both sides of each threshold of KERNEL_CROSSOVERS.sgmatTiles (what
+ * warmGroupedGemmFast compiles for a call site).
+ * @example `sgmatTilesOf('int4', 49152) // [{ shape: 'm64n128k32', xRows: 'gather' }, { shape: 'm128n256k32', xRows: 'half' }]`
+ */
+export function sgmatTilesOf(wf: string, workgroupBytes: number): { shape: SgmatShapeName; xRows: SgmatXRows }[] {
+  const t = KERNEL_CROSSOVERS.sgmatTiles;
+  const perExpert = [t.smallMaxRowsPerExpert, t.largeMinRowsPerExpert, t.wideMinRowsPerExpert].flatMap((r) => [r - 1, r, r + 1]);
+  const outputs = [t.largeMinOutputs - 1, t.largeMinOutputs];
+  const tiles = new Map<string, { shape: SgmatShapeName; xRows: SgmatXRows }>();
+  for (const r of perExpert) for (const N of outputs) {
+    const tile = sgmatTileFor(r, 1, N, wf, workgroupBytes);
+    tiles.set(`${tile.shape}/${tile.xRows}`, tile);
+  }
+  return [...tiles.values()];
+}
+
+/**
+ * Every tile shape, x-row mode and split that sgmatTileFor and sgmatSplitKFor can return, over all formats and
+ * devices (plan.test.ts checks the functions stay inside these lists; warmGroupedGemmFast compiles the splits, and the
+ * tiles of its format and device: sgmatTilesOf).
  */
 export const SGMAT_CHOICES: { readonly shapes: readonly SgmatShapeName[]; readonly xRows: readonly SgmatXRows[]; readonly splitK: readonly number[] } = {
   shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32'],
