@@ -19,4 +19,6 @@ PREFILL_BENCH_MAX_S=60 timeout 110 bash .gpu-kit/enter.sh node .gpu-kit/prefill-
 echo "prefill rc=$?" >> "$OUT/prefill-packed.txt"; grep -E "T=[0-9]+:|rc=" "$OUT/prefill-packed.txt" | cut -c1-330
 timeout 120 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b --dtypes bf16,int4 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/bench-packed.json" > "$OUT/bench-packed.txt" 2> "$OUT/bench-packed.err"
 echo "bench rc=$?" >> "$OUT/bench-packed.txt"; grep -E "^(model|mixtral)|rc=" "$OUT/bench-packed.txt" | grep -v linear | cut -c1-200
+# warm-up compiles only plan.ts's tiles since session 10 (sgmatTilesOf): any compile failure falls back loudly
+grep -h "failed to compile" "$OUT"/*.err "$OUT"/*.txt | head -3
 true
