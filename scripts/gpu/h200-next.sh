@@ -5,6 +5,8 @@
 # the bench's packed layer rows under plan.ts's rule (int4 with 2-byte staging stores on the 128 x 256 tile).
 #   cp scripts/gpu/sgmat-*.mjs .gpu-kit/ && node scripts/gpu/build-gpu-tests.mjs && node scripts/gpu/build-one.mjs \
 #     scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs && pnpm --filter @webmoe/bench bundle:gpu
+# The tree and the kit travel together under 64 MiB: the kit is ~57 MiB with onnxruntime-node, which this call does not
+# need (move .gpu-kit/node_modules/{onnxruntime-node,onnxruntime-common,protobufjs,@protobufjs} aside for it).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
