@@ -8,7 +8,7 @@
 // registers): how much of the gap to the builtins' ceiling the fragment loads and barriers explain (issue #12).
 //   cp scripts/gpu/sgmat-*.mjs .gpu-kit/ && bash .gpu-kit/enter.sh node .gpu-kit/sgmat-load-probe.mjs [iters=2048] [modes=none,cond2] [forms=old,new]
 // (modes: see run())
-import { f16Bits, log, sgmatProbeDevice } from './sgmat-probe-device.mjs';
+import { compileProbe, f16Bits, log, runProbePass, sgmatProbeDevice } from './sgmat-probe-device.mjs';
 
 const ITERS = Number(process.argv[2] ?? 2048);
 const d = await sgmatProbeDevice();
@@ -65,39 +65,20 @@ ${acc.map(([i, j]) => `  subgroupMatrixStore(&OS, sg * 256u, ${cv(i, j)}, false,
   workgroupBarrier();`).join('\n')}
 }`;
   d.pushErrorScope('validation');
-  const m = d.createShaderModule({ code: src });
-  const info = await m.getCompilationInfo();
-  const errs = info.messages.filter((x) => x.type === 'error');
-  if (errs.length) {
+  const c = await compileProbe(d, src);
+  if (c.error) {
     await d.popErrorScope();
-    return log(`MI ${MI} NJ ${NJ} ${form} barrier=${barrier}: compile error ${errs[0].message.slice(0, 200)}`);
+    return log(`MI ${MI} NJ ${NJ} ${form} barrier=${barrier}: compile error ${c.error.slice(0, 200)}`);
   }
-  const p = d.createComputePipeline({ layout: 'auto', compute: { module: m, entryPoint: 'main' } });
+  const p = d.createComputePipeline({ layout: 'auto', compute: { module: c.module, entryPoint: 'main' } });
   const outN = 8 * MI * NJ * 256;
   const out = d.createBuffer({ size: outN * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-  const bg = d.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [inBuf, out].map((buffer, binding) => ({ binding, resource: { buffer } })) });
-  const qs = d.createQuerySet({ type: 'timestamp', count: 2 });
-  const res = d.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
   const times = [];
   let o;
   for (let rep = 0; rep < 6; rep++) {
-    const e = d.createCommandEncoder();
-    const ps = e.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
-    ps.setPipeline(p);
-    ps.setBindGroup(0, bg);
-    ps.dispatchWorkgroups(GROUPS);
-    ps.end();
-    e.resolveQuerySet(qs, 0, 2, res, 0);
-    const rd = d.createBuffer({ size: 16 + outN * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    e.copyBufferToBuffer(res, 0, rd, 0, 16);
-    e.copyBufferToBuffer(out, 0, rd, 16, outN * 4);
-    d.queue.submit([e.finish()]);
-    await rd.mapAsync(GPUMapMode.READ);
-    const t = new BigUint64Array(rd.getMappedRange(0, 16).slice(0));
-    o = new Float32Array(rd.getMappedRange(16).slice(0));
-    rd.unmap();
-    rd.destroy();
-    if (rep > 0) times.push(Number(t[1] - t[0]) / 1e6);
+    const r = await runProbePass(d, p, inBuf, out, outN * 4, GROUPS);
+    o = r.out;
+    if (rep > 0) times.push(r.ms);
   }
   const err = await d.popErrorScope();
   if (err) return log(`MI ${MI} NJ ${NJ} ${form} barrier=${barrier}: error ${err.message.replace(/\s+/g, ' ').slice(0, 300)}`);

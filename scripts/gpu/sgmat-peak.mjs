@@ -6,7 +6,7 @@
 // The prefill GEMM (grouped_gemm_sgmat) cannot run faster than this: it is the measured
 // reason, or not, for its gap to cuBLAS (issue #12).
 //   cp scripts/gpu/sgmat-*.mjs .gpu-kit/ && bash .gpu-kit/enter.sh node .gpu-kit/sgmat-peak.mjs [iters=4096]
-import { f16Bits, log, sgmatProbeDevice } from './sgmat-probe-device.mjs';
+import { f16Bits, log, runProbePass, sgmatProbeDevice } from './sgmat-probe-device.mjs';
 
 const ITERS = Number(process.argv[2] ?? 4096);
 const d = await sgmatProbeDevice();
@@ -61,28 +61,10 @@ ${accNames.map((c) => `  subgroupMatrixStore(&OS, sg * 256u, ${c}, false, 16u);
   const m = d.createShaderModule({ code: src });
   const p = d.createComputePipeline({ layout: 'auto', compute: { module: m, entryPoint: 'main' } });
   const out = d.createBuffer({ size: 8 * 256 * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-  const bg = d.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [inBuf, out].map((buffer, binding) => ({ binding, resource: { buffer } })) });
-  const qs = d.createQuerySet({ type: 'timestamp', count: 2 });
-  const res = d.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
   const times = [];
   for (let rep = 0; rep < 6; rep++) {
-    const e = d.createCommandEncoder();
-    const ps = e.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
-    ps.setPipeline(p);
-    ps.setBindGroup(0, bg);
-    ps.dispatchWorkgroups(GROUPS);
-    ps.end();
-    e.resolveQuerySet(qs, 0, 2, res, 0);
-    const rd = d.createBuffer({ size: 16 + 8 * 256 * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    e.copyBufferToBuffer(res, 0, rd, 0, 16);
-    e.copyBufferToBuffer(out, 0, rd, 16, 8 * 256 * 4);
-    d.queue.submit([e.finish()]);
-    await rd.mapAsync(GPUMapMode.READ);
-    const t = new BigUint64Array(rd.getMappedRange(0, 16).slice(0));
-    const o = new Float32Array(rd.getMappedRange(16).slice(0));
-    rd.unmap();
-    rd.destroy();
-    if (rep > 0) times.push(Number(t[1] - t[0]) / 1e6);
+    const { ms, out: o } = await runProbePass(d, p, inBuf, out, 8 * 256 * 4, GROUPS);
+    if (rep > 0) times.push(ms);
     if (rep === 5) {
       const want = sumAB(accs);
       let bad = 0;

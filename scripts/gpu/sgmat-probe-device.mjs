@@ -33,3 +33,38 @@ export function f16Bits(x) {
   const u = new Uint32Array(new Float32Array([x]).buffer)[0];
   return ((u >>> 16) & 0x8000) | ((((u >>> 23) & 0xff) - 112) << 10) | ((u >>> 13) & 0x3ff);
 }
+
+/** The first compile error of shader `code` on `d` (whitespace folded), or the module when it compiled. */
+export async function compileProbe(d, code) {
+  const module = d.createShaderModule({ code });
+  const err = (await module.getCompilationInfo()).messages.find((x) => x.type === 'error');
+  return err ? { error: err.message.replace(/\s+/g, ' ') } : { module };
+}
+
+/**
+ * One compute pass of pipeline `p` over `groups` workgroups with bindings [inBuf, out], timed with timestamp queries:
+ * the pass's GPU time in ms and the first `outBytes` of `out` as f32.
+ */
+export async function runProbePass(d, p, inBuf, out, outBytes, groups) {
+  const bg = d.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [inBuf, out].map((buffer, binding) => ({ binding, resource: { buffer } })) });
+  const qs = d.createQuerySet({ type: 'timestamp', count: 2 });
+  const res = d.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+  const rd = d.createBuffer({ size: 16 + outBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const e = d.createCommandEncoder();
+  const ps = e.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
+  ps.setPipeline(p);
+  ps.setBindGroup(0, bg);
+  ps.dispatchWorkgroups(groups);
+  ps.end();
+  e.resolveQuerySet(qs, 0, 2, res, 0);
+  e.copyBufferToBuffer(res, 0, rd, 0, 16);
+  e.copyBufferToBuffer(out, 0, rd, 16, outBytes);
+  d.queue.submit([e.finish()]);
+  await rd.mapAsync(GPUMapMode.READ);
+  const t = new BigUint64Array(rd.getMappedRange(0, 16).slice(0));
+  const values = new Float32Array(rd.getMappedRange(16).slice(0));
+  rd.unmap();
+  for (const b of [rd, res]) b.destroy();
+  qs.destroy();
+  return { ms: Number(t[1] - t[0]) / 1e6, out: values };
+}

@@ -4,7 +4,7 @@
 // loads a 16x16 f16 A (row-major) and B (column-major) at an offset and stride from the typed array, multiplies and
 // stores C; the result is compared with the products for offsets and strides counted in halves and in array elements.
 //   cp scripts/gpu/sgmat-*.mjs .gpu-kit/ && bash .gpu-kit/enter.sh node .gpu-kit/sgmat-vec-probe.mjs
-import { f16Bits, log, sgmatProbeDevice } from './sgmat-probe-device.mjs';
+import { compileProbe, f16Bits, log, runProbePass, sgmatProbeDevice } from './sgmat-probe-device.mjs';
 
 const d = await sgmatProbeDevice();
 const HALVES = 4096; // halves in the workgroup array
@@ -40,6 +40,29 @@ function expected(oa, ob, s) {
   return C;
 }
 
+/** One workgroup of shader `src` over [inBuf, OUT]: OUT's 256 f32, or undefined after logging why it did not run (`what`). */
+async function runOnce(src, what) {
+  d.pushErrorScope('validation');
+  const c = await compileProbe(d, src);
+  if (c.error) {
+    await d.popErrorScope();
+    return log(`${what}: compile error: ${c.error.slice(0, 160)}`);
+  }
+  let p;
+  try {
+    p = await d.createComputePipelineAsync({ layout: 'auto', compute: { module: c.module, entryPoint: 'main' } });
+  } catch (e) {
+    await d.popErrorScope();
+    return log(`${what}: pipeline error: ${String(e.message ?? e).replace(/\s+/g, ' ').slice(0, 200)}`);
+  }
+  const out = d.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const { out: got } = await runProbePass(d, p, inBuf, out, 1024, 1);
+  out.destroy();
+  const err = await d.popErrorScope();
+  if (err) return log(`${what}: error ${err.message.replace(/\s+/g, ' ').slice(0, 200)}`);
+  return got;
+}
+
 for (const [ty, per, fill] of TYPES) {
   for (const units of ['halves', 'elements']) {
     const div = units === 'elements' ? per : 1;
@@ -61,40 +84,8 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   workgroupBarrier();
   for (var i = lid; i < 256u; i += 32u) { OUT[i] = OS[i]; }
 }`;
-    d.pushErrorScope('validation');
-    const m = d.createShaderModule({ code: src });
-    const info = await m.getCompilationInfo();
-    const errs = info.messages.filter((x) => x.type === 'error');
-    if (errs.length) {
-      await d.popErrorScope();
-      log(`array<${ty}> (offsets in ${units}): compile error: ${errs[0].message.replace(/\s+/g, ' ').slice(0, 160)}`);
-      continue;
-    }
-    let p;
-    try {
-      p = await d.createComputePipelineAsync({ layout: 'auto', compute: { module: m, entryPoint: 'main' } });
-    } catch (e) {
-      await d.popErrorScope();
-      log(`array<${ty}> (offsets in ${units}): pipeline error: ${String(e.message ?? e).replace(/\s+/g, ' ').slice(0, 200)}`);
-      continue;
-    }
-    const out = d.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-    const rd = d.createBuffer({ size: 1024, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const bg = d.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [inBuf, out].map((buffer, binding) => ({ binding, resource: { buffer } })) });
-    const e = d.createCommandEncoder();
-    const ps = e.beginComputePass();
-    ps.setPipeline(p);
-    ps.setBindGroup(0, bg);
-    ps.dispatchWorkgroups(1);
-    ps.end();
-    e.copyBufferToBuffer(out, 0, rd, 0, 1024);
-    d.queue.submit([e.finish()]);
-    await rd.mapAsync(GPUMapMode.READ);
-    const got = new Float32Array(rd.getMappedRange().slice(0));
-    rd.unmap();
-    const err = await d.popErrorScope();
-    if (err) { log(`array<${ty}> (offsets in ${units}): error ${err.message.replace(/\s+/g, ' ').slice(0, 200)}`); continue; }
-    // which reading matches: offsets and strides in halves (scale 1) or in array elements (scale per)
+    const got = await runOnce(src, `array<${ty}> (offsets in ${units})`);
+    if (!got) continue;
     // the numbers written (offA / div ...) read as halves (scale 1) or as array elements (scale per)
     const match = [[1, 1, 'offsets and stride in halves'], [per, per, 'offsets and stride in elements'], [per, 1, 'offsets in elements, stride in halves'], [1, per, 'offsets in halves, stride in elements']]
       .filter(([so, ss]) => { const w = expected((offA / div) * so, (offB / div) * so, (str / div) * ss); return w && w.every((v, i) => v === got[i]); })
@@ -123,31 +114,9 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   workgroupBarrier();
   for (var i = lid; i < 256u; i += 32u) { let j = (i / 16u) * 48u + 8u + i % 16u; OUT[i] = bitcast<f32>(W[j / 4u][j % 4u]); }
 }`;
-  d.pushErrorScope('validation');
-  const m = d.createShaderModule({ code: src });
-  const errs = (await m.getCompilationInfo()).messages.filter((x) => x.type === 'error');
-  if (errs.length) {
-    await d.popErrorScope();
-    log(`f32 result into array<vec4<u32>>: compile error: ${errs[0].message.replace(/\s+/g, ' ').slice(0, 160)}`);
-  } else {
-    const p = await d.createComputePipelineAsync({ layout: 'auto', compute: { module: m, entryPoint: 'main' } });
-    const out = d.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-    const rd = d.createBuffer({ size: 1024, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const bg = d.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [inBuf, out].map((buffer, binding) => ({ binding, resource: { buffer } })) });
-    const e = d.createCommandEncoder();
-    const ps = e.beginComputePass();
-    ps.setPipeline(p);
-    ps.setBindGroup(0, bg);
-    ps.dispatchWorkgroups(1);
-    ps.end();
-    e.copyBufferToBuffer(out, 0, rd, 0, 1024);
-    d.queue.submit([e.finish()]);
-    await rd.mapAsync(GPUMapMode.READ);
-    const got = new Float32Array(rd.getMappedRange().slice(0));
-    rd.unmap();
-    const err = await d.popErrorScope();
-    const want = expected(offA, offB, str);
-    log(`f32 result into array<vec4<u32>> (offset and stride in elements): ${err ? `error ${err.message.slice(0, 160)}` : want.every((v, i) => v === got[i]) ? 'correct' : `WRONG (first values ${Array.from(got.slice(0, 4)).join(', ')})`}`);
-  }
+  const what = 'f32 result into array<vec4<u32>> (offset and stride in elements)';
+  const got = await runOnce(src, what);
+  const want = expected(offA, offB, str);
+  if (got) log(`${what}: ${want.every((v, i) => v === got[i]) ? 'correct' : `WRONG (first values ${Array.from(got.slice(0, 4)).join(', ')})`}`);
 }
 process.exit(0);
