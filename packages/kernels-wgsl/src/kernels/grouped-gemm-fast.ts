@@ -189,9 +189,8 @@ export function planFastGemm(
  */
 function plannedSgmatTile(ctx: GpuContext, rows: number, E: number, N: number, wf: WeightFormat): { shape: SgmatShapeName; xRows: SgmatXRows } {
   const planned = sgmatTileFor(rows, E, N, wf, ctx.limits.maxComputeWorkgroupStorageSize ?? 0);
-  const twin = sgmatNoVectorStaging.has(ctx.device) ? sgmatScalarTwin(planned.shape) : planned.shape;
-  const tile = twin === undefined ? undefined : { ...planned, shape: twin };
-  return tile && sgmatSupported(ctx, tile.shape) ? tile : { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
+  const shape = sgmatNoVectorStaging.has(ctx.device) ? sgmatScalarTwin(planned.shape) : planned.shape;
+  return shape !== undefined && sgmatSupported(ctx, shape) ? { ...planned, shape } : { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
 }
 
 /** The inputs of one grouped GEMM call (structurally the tiled path's call record). */

@@ -60,7 +60,7 @@ var<private> EMU_LEAD: bool;
 // 16, from a uniform so that the compiler cannot unroll the loops below (unrolled, each inlined call is thousands of instructions).
 var<private> EMN: u32;
 fn emuZero(m: u32) { if (!EMU_LEAD) { return; } for (var i = 0u; i < EMN * EMN; i++) { EM[m * 256u + i] = 0.0; } }
-${xDirect ? '' : `${st.halfAt('AS', st.ae)}\nfn emuLoadA(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = AS_h((off + r * s) * ${st.ae}u + c); } } }\n`}${xDirect ? 'fn emuLoadX(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(X[off + r * s + c]); } } }\n' : ''}${st.halfAt('BS', st.be)}
+${xDirect ? '' : `${halfAtWgsl('AS', st.ae)}\nfn emuLoadA(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = AS_h((off + r * s) * ${st.ae}u + c); } } }\n`}${xDirect ? 'fn emuLoadX(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = f32(X[off + r * s + c]); } } }\n' : ''}${halfAtWgsl('BS', st.be)}
 fn emuLoadB(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { EM[m * 256u + r * 16u + c] = BS_h((off + c * s) * ${st.be}u + r); } } }
 fn emuMma(c: u32, a: u32, b: u32) { if (!EMU_LEAD) { return; } for (var i = 0u; i < EMN; i++) { for (var j = 0u; j < EMN; j++) { var t = 0.0; for (var k = 0u; k < EMN; k++) { t = fma(EM[a * 256u + i * 16u + k], EM[b * 256u + k * 16u + j], t); } EM[c * 256u + i * 16u + j] += t; } } }
 fn emuStore(m: u32, off: u32, s: u32) { if (!EMU_LEAD) { return; } for (var r = 0u; r < EMN; r++) { for (var c = 0u; c < EMN; c++) { ${osAlias ? 'let i = off + r * s + c; BS[i / 4u][i % 4u] = bitcast<u32>(EM[m * 256u + r * 16u + c]);' : 'OS[off + r * s + c] = EM[m * 256u + r * 16u + c];'} } } }`;
@@ -87,17 +87,18 @@ interface StagingArrays {
   bType: string;
   ae: number;
   be: number;
-  /** WGSL `fn <arr>_h(i: u32) -> f32`: half i of the array (the emulation's reads). */
-  halfAt: (arr: 'AS' | 'BS', per: number) => string;
 }
 
 function stagingArrays(vs: boolean, xh: boolean): StagingArrays {
-  const halfAt = (arr: 'AS' | 'BS', per: number) =>
-    per === 1
-      ? `fn ${arr}_h(i: u32) -> f32 { return f32(${arr}[i]); }`
-      : `fn ${arr}_h(i: u32) -> f32 { let w = ${arr}[i / ${per}u][(i % ${per}u) / 2u]; return f32(bitcast<vec2<f16>>(w)[i % 2u]); }`;
-  if (!vs) return { aType: 'f16', bType: 'f16', ae: 1, be: 1, halfAt };
-  return { aType: xh ? 'vec4<u32>' : 'vec2<u32>', bType: 'vec4<u32>', ae: xh ? 8 : 4, be: 8, halfAt };
+  if (!vs) return { aType: 'f16', bType: 'f16', ae: 1, be: 1 };
+  return { aType: xh ? 'vec4<u32>' : 'vec2<u32>', bType: 'vec4<u32>', ae: xh ? 8 : 4, be: 8 };
+}
+
+/** WGSL `fn <arr>_h(i: u32) -> f32`: half i of staging tile `arr` of `per` halves per element (the emulation's reads). */
+function halfAtWgsl(arr: 'AS' | 'BS', per: number): string {
+  return per === 1
+    ? `fn ${arr}_h(i: u32) -> f32 { return f32(${arr}[i]); }`
+    : `fn ${arr}_h(i: u32) -> f32 { let w = ${arr}[i / ${per}u][(i % ${per}u) / 2u]; return f32(bitcast<vec2<f16>>(w)[i % 2u]); }`;
 }
 
 /**

@@ -99,8 +99,8 @@ export const KERNEL_CROSSOVERS = {
    */
   gemvDenseKernel: { rows2MaxPairs: 8, denseMinRowsPerPass: 8 } as Readonly<{ rows2MaxPairs: number; denseMinRowsPerPass: number }>,
   /**
-   * The subgroup-matrix GEMM's tiles by average grouped rows per expert (sgmatTileFor), all with vector staging: for
-   * 16-bit weights 32-row tiles up to `smallMaxRowsPerExpert`; for the formats of `wideShapes` from `wideMinRowsPerExpert`
+   * The subgroup-matrix GEMM's tiles by average grouped rows per expert (sgmatTileFor; the 16-bit ones vector-staged):
+   * for 16-bit weights 32-row tiles up to `smallMaxRowsPerExpert`; for the formats of `wideShapes` from `wideMinRowsPerExpert`
    * their 128 x 256 tile (4x4 blocks per subgroup) over f16 x rows where the device offers its `wideWorkgroupBytes` of
    * workgroup memory; else for 16-bit weights 128-row tiles over f16 x rows from `largeMinRowsPerExpert` where the
    * call has at least `largeMinOutputs` outputs, and 64-row tiles otherwise.
@@ -295,10 +295,12 @@ export function gemvDenseKernelFor(T: number, k: number, E: number): GemvPackedK
  * The tile shape (SGMAT_SHAPES) and x-row mode (SgmatXRows) of the subgroup-matrix grouped GEMM for `rows` grouped
  * rows over E experts, N outputs (gate_up: gate/up pairs), weights of format `wf` (a dtype or WeightFormat), by the
  * average rows per expert r = rows / E (KERNEL_CROSSOVERS.sgmatTiles): 16-bit dense weights take 32-row tiles up to
- * r = 16, and 128-row tiles over x rows converted to f16 first ('half') from r = 128 where N >= 4096 (the conversion
- * pass pays off over wide outputs); otherwise, and for packed weights (unmeasured with other shapes), the 64 x 128
- * tile with gathered x. Every 16-bit tile stages with 16-byte stores (SgmatShape.vs), as do fp8 weights on the
- * 128 x 256 tile (H200 call 5 below).
+ * r = 16; from r = 128 16-bit, int4 and fp8 weights take the 128 x 256 tile over x rows converted to f16 first
+ * ('half') on devices with 48 KiB of workgroup memory, and elsewhere 16-bit weights take 128-row 'half' tiles where
+ * N >= 2560 (the conversion pass pays off over wide outputs); other 16-bit calls the 64-row tile, other packed ones
+ * (and int8 / MXFP4, unmeasured on the other shapes) the 64 x 128 tile with gathered x. Every 16-bit tile stages with
+ * 16-byte stores (SgmatShape.vs), as do fp8 weights on the 128 x 256 tile (H200 call 5 below). The measurements behind
+ * each step, oldest first:
  * H200 2026-12-04, the layer (bench, bf16, old = 64 x 128 everywhere vs a rule with 32-row tiles up to r = 32 and
  * 128-row 'half' tiles from r = 128 at any N, same call, docs/perf-h200/2026-12-04-s8/call7), device ms:
  * Mixtral T = 128 (r 32) 1.91 vs 2.57, T = 512 (r 128) 4.36 vs 4.05, T = 4096 27.6 vs 25.1; Qwen3-30B T = 128 (r 8)
