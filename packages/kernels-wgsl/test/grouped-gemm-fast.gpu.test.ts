@@ -441,8 +441,7 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
         canRun(t, 'subgroup-matrix');
         expect(sgmatSupported(ctx, c.shape), `shape ${c.shape} on this adapter`).toBe(true);
       }
-      const { op, shape, T, k, E, K, N, act } = c;
-      const { tm, tn } = SGMAT_SHAPES[shape];
+      const { op, T, k, E, K, N, act } = c;
       const r = rng(424242 + K * 31 + N);
       const wRows = op === 'gate_up' ? 2 * N : N;
       const xRows = op === 'gate_up' ? T : T * k;
@@ -458,35 +457,103 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
         const naive = op === 'gate_up' ? naiveGateUp(x, g, w.w.toFloat32(), b?.toFloat32(), act, rs, K, N) : naiveDown(x, g, w.w.toFloat32(), b?.toFloat32(), N, K);
         expect(relErr(want, naive), 'reference vs naive').toBeLessThan(1e-6);
       }
-      const got = await gpuChecked(ctx, async () => {
-        const gx = GpuTensor.upload(ctx!, HostTensor.fromFloat32([xRows, K], x));
-        const gw = uploadExpertWeights(ctx!, w);
-        const gb = b ? GpuTensor.upload(ctx!, b) : undefined;
-        const grs = rs ? GpuTensor.upload(ctx!, HostTensor.fromFloat32([T, k], rs)) : undefined;
-        const gg = uploadGrouping(ctx!, g);
-        const y = GpuTensor.empty(ctx!, 'float32', [T * k, N]);
-        const rec = new Recorder(ctx!);
-        const nTilesN = Math.ceil(N / (op === 'gate_up' ? tn / 2 : tn));
-        const nWork = (Math.ceil((T * k) / tm) + Math.min(E, T * k)) * nTilesN;
-        const call = {
-          op,
-          act: op === 'gate_up' ? { kind: act.kind, limit: act.limit ?? 0, alpha: act.alpha ?? 0, interleaved: act.layout === 'interleaved' } : undefined,
-          x: gx.buffer,
-          xmode: op === 'gate_up' ? ('token' as const) : ('grouped' as const),
-          rowScale: grs?.buffer, g: gg, w: gw, d: { rows: wRows }, bias: gb, biasDt: b ? ('float32' as const) : ('none' as const), K, N, y,
-        };
-        recordFastGemm(rec, call, { kind: 'subgroup-matrix', tm, shape, splitK: c.splitK, xh: c.xh, nTilesN, nWork, grid: foldWorkgroups(ctx!, nWork * c.splitK) }, { emulateSubgroupMatrix: emulate });
-        rec.submit();
-        const out = (await y.download()).data as Float32Array;
-        for (const t of [gx, gb, grs, y]) t?.destroy();
-        destroyExpertWeights(gw);
-        gg.destroy();
-        return out;
-      });
+      const got = await runSgmatCase(ctx, c, emulate, { x, w, b, rs, g });
       const e = tol('subgroup-matrix');
       expect(got.every(Number.isFinite), 'finite (rows up to 1e5)').toBe(true);
       expect(relErr(got, want)).toBeLessThan(e.rel);
       expect(maxErr(got, want)).toBeLessThan(e.max);
     }, 600_000);
   }
+
+  // The banded work order (FastGemmPlan.band): the same tiles in another order, so bit for bit the same output as the
+  // row-tile order. Skewed routing (several row tiles per expert, counts that the band does not divide, the last
+  // expert empty), several column tiles, a split-K down.
+  const bandCases = [
+    { shape: 'm32n128k32v' as const, op: 'gate_up' as const, T: 150, k: 2, E: 4, K: 72, N: 141, splitK: 1, band: 3 },
+    { shape: 'm64n128k32' as const, op: 'down' as const, T: 200, k: 2, E: 5, K: 88, N: 269, splitK: 2, band: 2 },
+    { shape: 'm32n128k32v' as const, op: 'down' as const, T: 90, k: 2, E: 3, K: 56, N: 133, splitK: 1, band: 8 },
+  ];
+  for (const bc of bandCases) {
+    it(`banded work order (band ${bc.band}): ${bc.shape} ${bc.op} T=${bc.T} E=${bc.E} N=${bc.N}${bc.splitK > 1 ? ` splitK=${bc.splitK}` : ''}: the same bits as the row-tile order, within tolerance of the reference`, async (t) => {
+      if (!ctx) return t.skip('no WebGPU adapter');
+      if (!ctx.features.shaderF16 || !ctx.features.subgroups) return t.skip('no shader-f16 / subgroups on this adapter');
+      const emulate = !sgmatSupported(ctx, bc.shape);
+      const { op, T, k, E, K, N } = bc;
+      const act = ACTS[1];
+      const r = rng(9090 + N);
+      const wRows = op === 'gate_up' ? 2 * N : N;
+      const x = randomArray(r, (op === 'gate_up' ? T : T * k) * K, -1, 1);
+      const w = weights(r, { E, dt: 'bfloat16', fmt: { kind: 'int_block', bits: 4, blockSize: 8, scaleDtype: 'float16' } }, wRows, K);
+      const b = HostTensor.fromFloat32([E, wRows], randomArray(r, E * wRows, -0.5, 0.5), 'float32');
+      // expert 0 most often, expert E - 1 never: k distinct experts of 0..E-2 per token
+      const idx = new Uint32Array(T * k);
+      for (let tk = 0; tk < T; tk++) {
+        const e1 = Math.floor(r() * r() * (E - 1));
+        idx[tk * k] = e1;
+        idx[tk * k + 1] = (e1 + 1 + Math.floor(r() * (E - 2))) % (E - 1);
+      }
+      const g = hostGrouping(idx, T, k, E);
+      expect(g.counts[E - 1], 'the last expert is empty').toBe(0);
+      const want = op === 'gate_up' ? groupedGateUpRef(x, g, w, b, act) : groupedDownRef(x, g, w, b);
+      const inp = { x, w, b, rs: undefined, g };
+      const cs = { ...bc, act };
+      const rowOrder = await runSgmatCase(ctx, cs, emulate, inp);
+      const banded = await runSgmatCase(ctx, cs, emulate, inp, bc.band);
+      const rb = new Uint32Array(rowOrder.buffer, rowOrder.byteOffset, rowOrder.length);
+      const bb = new Uint32Array(banded.buffer, banded.byteOffset, banded.length);
+      const first = rb.findIndex((v, i) => v !== bb[i]);
+      expect(first, first < 0 ? '' : `output ${first}: banded ${banded[first]} vs row order ${rowOrder[first]}`).toBe(-1);
+      const e = tol('subgroup-matrix');
+      expect(relErr(banded, want)).toBeLessThan(e.rel);
+    }, 600_000);
+  }
 });
+
+/** The inputs of one subgroup-matrix case: x rows, weights, bias, row scales, grouping. */
+interface SgmatInputs {
+  x: Float32Array;
+  w: ExpertWeightsHost;
+  b: HostTensor | undefined;
+  rs: Float32Array | undefined;
+  g: ReturnType<typeof hostGrouping>;
+}
+
+/** Records and runs one case of the subgroup-matrix kernel (emulated or real builtins; `band`: FastGemmPlan.band); its output [T * k, N]. */
+function runSgmatCase(
+  c: GpuContext,
+  cs: { op: 'gate_up' | 'down'; shape: SgmatShapeName; T: number; k: number; E: number; K: number; N: number; act: ExpertActivation; splitK: number; xh?: 'staged' | 'direct' },
+  emulate: boolean,
+  inp: SgmatInputs,
+  band?: number,
+): Promise<Float32Array> {
+  const { op, shape, T, k, E, K, N, act } = cs;
+  const { tm, tn } = SGMAT_SHAPES[shape];
+  const { x, w, b, rs, g } = inp;
+  const wRows = op === 'gate_up' ? 2 * N : N;
+  const xRows = op === 'gate_up' ? T : T * k;
+  return gpuChecked(c, async () => {
+    const gx = GpuTensor.upload(c, HostTensor.fromFloat32([xRows, K], x));
+    const gw = uploadExpertWeights(c, w);
+    const gb = b ? GpuTensor.upload(c, b) : undefined;
+    const grs = rs ? GpuTensor.upload(c, HostTensor.fromFloat32([T, k], rs)) : undefined;
+    const gg = uploadGrouping(c, g);
+    const y = GpuTensor.empty(c, 'float32', [T * k, N]);
+    const rec = new Recorder(c);
+    const nTilesN = Math.ceil(N / (op === 'gate_up' ? tn / 2 : tn));
+    const nWork = (Math.ceil((T * k) / tm) + Math.min(E, T * k)) * nTilesN;
+    const call = {
+      op,
+      act: op === 'gate_up' ? { kind: act.kind, limit: act.limit ?? 0, alpha: act.alpha ?? 0, interleaved: act.layout === 'interleaved' } : undefined,
+      x: gx.buffer,
+      xmode: op === 'gate_up' ? ('token' as const) : ('grouped' as const),
+      rowScale: grs?.buffer, g: gg, w: gw, d: { rows: wRows }, bias: gb, biasDt: b ? ('float32' as const) : ('none' as const), K, N, y,
+    };
+    recordFastGemm(rec, call, { kind: 'subgroup-matrix', tm, shape, splitK: cs.splitK, xh: cs.xh, band, nTilesN, nWork, grid: foldWorkgroups(c, nWork * cs.splitK) }, { emulateSubgroupMatrix: emulate });
+    rec.submit();
+    const out = (await y.download()).data as Float32Array;
+    for (const t of [gx, gb, grs, y]) t?.destroy();
+    destroyExpertWeights(gw);
+    gg.destroy();
+    return out;
+  });
+}

@@ -1,7 +1,8 @@
 /**
  * Wide staging loads of packed weights in the subgroup-matrix GEMM (FastGemmVariant.wide: 16 bytes of codes per
- * load, decoded with bit arithmetic) against the 8-values-per-load staging: the two must give bit-identical outputs
- * (the same f16 tiles), and both match the reference. The fp8 bit decoders (FP8_DECODE_BITS_WGSL) are checked on
+ * load, decoded with bit arithmetic) against the 8-values-per-load staging, and the word-at-a-time decode of both
+ * (packedHalfPairsWgsl) against the per-value one (FastGemmVariant.vdec): all must give bit-identical outputs
+ * (the same f16 tiles), and match the reference. The fp8 bit decoders (FP8_DECODE_BITS_WGSL) are checked on
  * all 256 codes against FP8_DECODE_WGSL's and against the host decoders of @webmoe/tensor.
  *
  * The subgroup-matrix kernel runs its real builtins where the adapter has the shape, else the emulated builtins
@@ -172,7 +173,7 @@ describe('subgroup-matrix GEMM: wide packed staging loads', () => {
   });
 
   for (const c of CASES) {
-    it(`${fmtName(c.fmt)} ${c.shape}${c.xh ? ` xh=${c.xh}` : ''} ${c.op} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N}: wide and 8-value loads give the same bits, both match the reference`, async (t) => {
+    it(`${fmtName(c.fmt)} ${c.shape}${c.xh ? ` xh=${c.xh}` : ''} ${c.op} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N}: wide and 8-value loads, word and per-value decoding give the same bits and match the reference`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
       if (!ctx.features.shaderF16 || !ctx.features.subgroups) return t.skip('no shader-f16 / subgroups on this adapter');
       const emulate = !sgmatSupported(ctx, c.shape);
@@ -190,7 +191,7 @@ describe('subgroup-matrix GEMM: wide packed staging loads', () => {
       const rs = c.rowScale ? randomArray(r, T * k, 0.1, 1.5) : undefined;
       const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
       const want = op === 'gate_up' ? groupedGateUpRef(x, g, w, b, act, rs) : groupedDownRef(x, g, w, b);
-      const run = (wide: boolean) =>
+      const run = (wide: boolean, valueDecode = false) =>
         gpuChecked(ctx!, async () => {
           const gx = GpuTensor.upload(ctx!, HostTensor.fromFloat32([xRows, K], x));
           const gw = uploadExpertWeights(ctx!, w);
@@ -210,7 +211,7 @@ describe('subgroup-matrix GEMM: wide packed staging loads', () => {
             rowScale: grs?.buffer, g: gg, w: gw, d: { rows: wRows }, bias: gb, biasDt: b ? ('float32' as const) : ('none' as const), K, N, y,
           };
           const xh = SGMAT_SHAPES[c.shape].xd ? ('direct' as const) : c.xh;
-          recordFastGemm(rec, call, { kind: 'subgroup-matrix', tm, shape: c.shape, splitK: 1, xh, wide, nTilesN, nWork, grid: foldWorkgroups(ctx!, nWork) }, { emulateSubgroupMatrix: emulate });
+          recordFastGemm(rec, call, { kind: 'subgroup-matrix', tm, shape: c.shape, splitK: 1, xh, wide, valueDecode, nTilesN, nWork, grid: foldWorkgroups(ctx!, nWork) }, { emulateSubgroupMatrix: emulate });
           rec.submit();
           const out = (await y.download()).data as Float32Array;
           for (const t of [gx, gb, grs, y]) t?.destroy();
@@ -225,6 +226,11 @@ describe('subgroup-matrix GEMM: wide packed staging loads', () => {
       const wb = new Uint32Array(wide.buffer, wide.byteOffset, wide.length);
       const firstDiff = nb.findIndex((v, i) => v !== wb[i]);
       expect(firstDiff, firstDiff < 0 ? '' : `output ${firstDiff}: wide ${wide[firstDiff]} vs 8-value loads ${narrow[firstDiff]}`).toBe(-1);
+      // the word-at-a-time staging (packedHalfPairsWgsl, both runs above) against the per-value one (vdec): the same tiles
+      const perValue = await run(false, true);
+      const pb = new Uint32Array(perValue.buffer, perValue.byteOffset, perValue.length);
+      const firstVdec = nb.findIndex((v, i) => v !== pb[i]);
+      expect(firstVdec, firstVdec < 0 ? '' : `output ${firstVdec}: word staging ${narrow[firstVdec]} vs per-value staging ${perValue[firstVdec]}`).toBe(-1);
       expect(relErr(wide, want)).toBeLessThan(2e-3);
     }, 600_000);
   }

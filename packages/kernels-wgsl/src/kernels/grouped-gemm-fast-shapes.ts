@@ -65,6 +65,17 @@ export type FastGemmVariant = Pick<GroupedGemmVariant, 'op' | 'act' | 'interleav
    * row): fastWeightFormat's `wide`.
    */
   wide?: boolean;
+  /**
+   * Subgroup-matrix kernel, packed formats, bench comparisons only: stage the weights through wdec's f32 values, one
+   * code at a time (the staging before packedHalfPairsWgsl). Same tiles, more instructions.
+   */
+  vdec?: boolean;
+  /**
+   * Work order (expertTileWgsl): within each expert, row tiles in bands of this many, the band's row tiles of one
+   * column tile consecutive (workgroups that read the same weights run together); absent: the column tiles of one
+   * row tile consecutive.
+   */
+  band?: number;
 };
 
 /**

@@ -108,15 +108,15 @@ export function prologue(v: FastGemmVariant, g: Geo): string {
   let wAll = wid.x + wid.y * nwg.x;
   ${kRange}
   if (lid == 0u) {
-${expertTileWgsl(tm)}
-    shW = vec4<u32>(e, r0, r1, 0u);
+${expertTileWgsl(tm, v.band)}
+    shW = vec4<u32>(e, r0, r1, nt);
   }
   let shw = workgroupUniformLoad(&shW);
   let e = shw.x;
   let r0 = shw.y;
   let r1 = shw.z;
   if (r1 <= r0) { return; }
-  let nt = w % u.nTilesN;
+  let nt = shw.w;
   let o0 = nt * ${tileOutputs(v.op, g.tn)}u;
   let kv = u.K >> 2u;
   ${v.xh ? xhRows(tm, g.threads) : `for (var lr = lid; lr < ${tm}u; lr += ${g.threads}u) {

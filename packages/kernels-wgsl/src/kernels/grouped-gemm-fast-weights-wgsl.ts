@@ -17,6 +17,7 @@
 import type { BindingDecl } from '../runtime/kernel.js';
 import { BF16_TO_F16_WGSL, BF16_UNPACK_WGSL, FP8_DECODE_BITS_WGSL, PACKED_CODE_WGSL, loadFn } from '../wgsl.js';
 import { intZeroWgsl } from './grouped-gemm-wgsl.js';
+import { ROWS_CODECS, V8_WGSL } from './moe-gemv-snippets.js';
 import type { FastGemmVariant } from './grouped-gemm-fast-shapes.js';
 
 type Wf = FastGemmVariant['wf'];
@@ -166,4 +167,88 @@ export function halfPairsWgsl(v: Pick<FastGemmVariant, 'wf'>): string {
   if (v.wf !== 'bfloat16') return '';
   return `${BF16_TO_F16_WGSL}
 fn wdech(w: vec4<u32>) -> vec4<u32> { return vec4<u32>(bf16x2_to_f16x2(w.x), bf16x2_to_f16x2(w.y), bf16x2_to_f16x2(w.z), bf16x2_to_f16x2(w.w)); }`;
+}
+
+/**
+ * f16 staging of packed weights (the subgroup-matrix kernel, unless `vdec`): `wdecq(raw) -> array<vec4<u32>, V / 8>`,
+ * the V values of wload as f16 pairs (element e: values 8e..8e+7, two per word, the lower value in the low half),
+ * the same bits as f16() of wdec's values. A word of codes is decoded by the decode GEMV's exact bit arithmetic
+ * (ROWS_CODECS: no integer -> float conversion, no per-value selects), four or eight values at a time, then scaled
+ * in f32 and rounded to f16 two at a time:
+ * - fp8 e4m3: the codes as f16 bit patterns at 2^-8 of their value (subnormals as f16 subnormals), scaled by
+ *   256 x the block scale; a word holding a NaN code (S.1111.111) is decoded by decode_e4m3_bits instead;
+ * - fp8 e5m2: the high byte of an f16 (inf and NaN included), times the scale;
+ * - int8 / int4: code minus zero point (8 / 128, or the stored one), exactly, by one fma each, times the scale;
+ * - MXFP4: e2m1 codes as f16 patterns at 2^-14, times 2^(exponent + 14) (at most 2^127: products past f16's
+ *   range stay out of it, zero codes stay zero).
+ * Every product is the reference's code x scale in f32 (the factors are exact powers of two), so the staged
+ * tiles equal wdec's rounded to f16 (packed-staging.gpu.test.ts checks every code). Empty for other formats.
+ */
+export function packedHalfPairsWgsl(v: Pick<FastGemmVariant, 'wf' | 'wide' | 'zp' | 'vdec'>): string {
+  if (!isPackedFormat(v.wf) || v.vdec) return '';
+  const codec = ROWS_CODECS[v.wf];
+  if (!codec) throw new Error(`grouped_gemm_fast: no f16 pair staging for ${v.wf}`);
+  const V = fastVpl(v);
+  const wide = rawType(v) === 'WRaw';
+  const four = codeBits(v.wf) === 4;
+  const words = wide ? ['w.q.x', 'w.q.y', 'w.q.z', 'w.q.w'] : four ? ['w.x'] : ['w.x', 'w.y'];
+  if (words.length * (four ? 8 : 4) !== V) throw new Error(`grouped_gemm_fast: ${words.length} code words for ${V} values`);
+  const sBits = wide ? 'w.s.x' : 'w.z';
+  const zBits = wide ? 'w.s.y' : 'w.w';
+  // hpw(c, s, z): the 4 (8-bit) or 8 (4-bit) values of code word c, times s, as f16 pairs; z: the int formats' zero-point shift.
+  const h2 = 'fn h2(a: vec2<f32>) -> u32 { return bitcast<u32>(vec2<f16>(a)); }';
+  let hpw: string;
+  let scale: string;
+  switch (v.wf) {
+    case 'fp8_e4m3':
+      // decode_e4m3_bits comes with wdec (weightAccessWgsl).
+      hpw = `${codec.nan}
+fn hpw(c: u32, s: f32, z: f32) -> vec2<u32> {
+  var d = dw(c, vec4<f32>()) * (s * ${codec.unit}.0);
+  if (nanw(c) != 0u) { d = vec4<f32>(decode_e4m3_bits(c & 0xffu), decode_e4m3_bits((c >> 8u) & 0xffu), decode_e4m3_bits((c >> 16u) & 0xffu), decode_e4m3_bits(c >> 24u)) * s; }
+  return vec2<u32>(h2(d.xy), h2(d.zw));
+}`;
+      scale = `bitcast<f32>(${sBits})`;
+      break;
+    case 'fp8_e5m2':
+      hpw = `fn hpw(c: u32, s: f32, z: f32) -> vec2<u32> { let d = dw(c, vec4<f32>()) * s; return vec2<u32>(h2(d.xy), h2(d.zw)); }`;
+      scale = `bitcast<f32>(${sBits})`;
+      break;
+    case 'int8':
+      hpw = `fn hpw(c: u32, s: f32, z: f32) -> vec2<u32> { let d = dw(c, ${codec.zoff!('128.0 + z')}) * s; return vec2<u32>(h2(d.xy), h2(d.zw)); }`;
+      scale = `bitcast<f32>(${sBits})`;
+      break;
+    case 'int4':
+      hpw = `fn hpw(c: u32, s: f32, z: f32) -> vec4<u32> {
+  let d = dw(c, ${codec.zoff!('8.0 + z')});
+  let lo = d.lo * s; let hi = d.hi * s;
+  return vec4<u32>(h2(lo.xy), h2(lo.zw), h2(hi.xy), h2(hi.zw));
+}`;
+      scale = `bitcast<f32>(${sBits})`;
+      break;
+    case 'mxfp4':
+      hpw = `fn hpw(c: u32, s: f32, z: f32) -> vec4<u32> {
+  let d = dw(c, vec4<f32>());
+  let lo = d.lo * s; let hi = d.hi * s;
+  return vec4<u32>(h2(lo.xy), h2(lo.zw), h2(hi.xy), h2(hi.zw));
+}`;
+      // 2^(e8m0 - 127) x 2^14 (the codec's unit), at most 2^127.
+      scale = `ldexp(1.0, min(i32(${sBits}) - ${127 - Math.log2(codec.unit)}, 127))`;
+      break;
+    default:
+      throw new Error(`grouped_gemm_fast: no f16 pair staging for ${v.wf}`);
+  }
+  const z = v.zp ? `bitcast<f32>(${zBits})` : '0.0';
+  const NQ = V / 8;
+  // Element e of the result: one 4-bit word, or two 8-bit words.
+  const elems = Array.from({ length: NQ }, (_, e) => (four ? `hpw(${words[e]}, s, z)` : `vec4<u32>(hpw(${words[2 * e]}, s, z), hpw(${words[2 * e + 1]}, s, z))`));
+  return `${four ? V8_WGSL : ''}
+${codec.wgsl}
+${h2}
+${hpw}
+fn wdecq(w: ${rawType(v)}) -> array<vec4<u32>, ${NQ}> {
+  let s = ${scale};
+  let z = ${z};
+  return array<vec4<u32>, ${NQ}>(${elems.join(', ')});
+}`;
 }

@@ -58,6 +58,10 @@ export interface FastGemmPlan {
   xh?: 'staged' | 'direct';
   /** Subgroup-matrix kernel, packed weights: 16 bytes of codes per staging load (FastGemmVariant.wide). */
   wide?: boolean;
+  /** Subgroup-matrix kernel, packed weights: the per-value staging (FastGemmVariant.vdec; bench comparisons). */
+  valueDecode?: boolean;
+  /** Subgroup-matrix kernel: the work order's band of row tiles (FastGemmVariant.band); absent: row tile by row tile. */
+  band?: number;
   nTilesN: number;
   nWork: number;
   grid: [number, number, number];
@@ -142,7 +146,7 @@ export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFo
  */
 export function planFastGemm(
   ctx: GpuContext,
-  opts: { tile?: string; fast?: FastGemmKind; sgmatShape?: SgmatShapeName; sgmatSplitK?: number; sgmatXRows?: SgmatXRows; sgmatWideLoads?: boolean; actQuant?: string },
+  opts: { tile?: string; fast?: FastGemmKind; sgmatShape?: SgmatShapeName; sgmatSplitK?: number; sgmatXRows?: SgmatXRows; sgmatWideLoads?: boolean; sgmatValueDecode?: boolean; sgmatBand?: number; actQuant?: string },
   w: ExpertWeightsGpu,
   rows: number,
   E: number,
@@ -180,7 +184,11 @@ export function planFastGemm(
   const xh = fits ? xhOf(xRows) : undefined;
   // Wide packed loads where the format allows them (plan.ts's default unless asked).
   const wide = !!sg && wfmt.wide && (opts.sgmatWideLoads ?? sgmatWideLoadsFor(wfmt.wf));
-  return { kind, tm, shape: sg ? shape : undefined, splitK, xh, wide, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork * splitK) };
+  const plan: FastGemmPlan = { kind, tm, shape: sg ? shape : undefined, splitK, xh, wide, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork * splitK) };
+  if (sg && opts.sgmatValueDecode && isPackedFormat(wfmt.wf)) plan.valueDecode = true;
+  if (opts.sgmatBand !== undefined && !(Number.isInteger(opts.sgmatBand) && opts.sgmatBand >= 1 && opts.sgmatBand <= 64)) throw new ValueError('sgmatBand', 'an integer 1..64 | undefined', opts.sgmatBand);
+  if (sg && opts.sgmatBand) plan.band = opts.sgmatBand;
+  return plan;
 }
 
 /**
@@ -225,7 +233,7 @@ function xhOf(x: SgmatXRows): FastGemmVariant['xh'] {
  * recordFastGemm dispatches and warmGroupedGemmFast compiles (sg only for shapes other than the default, so the
  * default's pipeline keeps its key; f16 x rows carry the router weight, so rowScale goes off; wide only when set).
  */
-function sgmatVariant(base: FastGemmVariant, p: { shape?: SgmatShapeName; xh?: FastGemmVariant['xh']; splitK?: number; wide?: boolean }): FastGemmVariant {
+function sgmatVariant(base: FastGemmVariant, p: { shape?: SgmatShapeName; xh?: FastGemmVariant['xh']; splitK?: number; wide?: boolean; valueDecode?: boolean; band?: number }): FastGemmVariant {
   const v: FastGemmVariant = { ...base };
   if (p.shape && p.shape !== SGMAT_DEFAULT_SHAPE) v.sg = p.shape;
   if (p.xh) {
@@ -234,6 +242,8 @@ function sgmatVariant(base: FastGemmVariant, p: { shape?: SgmatShapeName; xh?: F
   }
   if ((p.splitK ?? 1) > 1) v.splitK = p.splitK;
   if (p.wide) v.wide = true;
+  if (p.valueDecode) v.vdec = true;
+  if (p.band) v.band = p.band;
   return v;
 }
 
@@ -257,7 +267,7 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   const xh = sgmat ? plan.xh : undefined;
   const splitK = sgmat && c.op === 'down' ? (plan.splitK ?? 1) : 1;
   const base = fastVariant({ ...c, rowScale: !!c.rowScale, wf: layout.wf, sd: layout.sd, zp: layout.zp }, plan.kind);
-  const variant = sgmat ? sgmatVariant(base, { shape: plan.shape, xh, splitK, wide: plan.wide }) : base;
+  const variant = sgmat ? sgmatVariant(base, { shape: plan.shape, xh, splitK, wide: plan.wide, valueDecode: plan.valueDecode, band: plan.band }) : base;
   if (test.emulateSubgroupMatrix && sgmat) variant.emu = true;
   let xHalf: { xh: GPUBuffer; ru: GPUBuffer } | undefined;
   if (xh) {

@@ -11,7 +11,7 @@
 import { defineKernel } from '../runtime/kernel.js';
 import { sgmatLayout, sgmatShape, tileOutputs, type FastGemmVariant } from './grouped-gemm-fast-shapes.js';
 import { fastGemmSignature, helpersWgsl, loadSlice, prologue, rounds, sgmatGeo, sharedRows, sliceRegs, store } from './grouped-gemm-fast-staging-wgsl.js';
-import { fastVpl, halfPairsWgsl } from './grouped-gemm-fast-weights-wgsl.js';
+import { fastVpl, halfPairsWgsl, packedHalfPairsWgsl } from './grouped-gemm-fast-weights-wgsl.js';
 
 /** The global directives of the kernel: the builtins' extension, or (`emu`) only subgroups (f16 comes with the signature). */
 function sgmatDirectives(emu: boolean): string[] {
@@ -188,21 +188,29 @@ ${vs ? '' : [0, 1, 2, 3].map((w) => `        { let h = bitcast<vec2<f16>>(xw.${'
     }`;
   // Weight value t's position in its row of BS: rotated by 2q with swz.
   const wPos = (t: number) => (swz ? `((${t}u + 2u * q) & 7u)` : `${t}u`);
-  // 16-bit weights: 4 words of f16 pairs (wdech: no f32 round trip); packed formats: wdec's f32 values, each rounded to f16.
-  // Vector staging: 16-bit weights as their 4 words of f16 pairs, packed formats 8 values (rounded to f16 as above) per element.
+  // 16-bit weights: 4 words of f16 pairs (wdech: no f32 round trip); packed formats: V / 8 such elements from wdecq (their
+  // codes decoded a word at a time, packedHalfPairsWgsl), or with `vdec` wdec's f32 values, each rounded to f16.
+  // Vector staging stores one element (8 values) at a time, scalar staging one half.
   const pair = (t: number) => `bitcast<u32>(vec2<f16>(vec2<f32>(wf[${t}], wf[${t + 1}])))`;
-  const wStores = vs
-    ? half
+  // The 8 halves of element hv, value t (0..7) at BS[bi + at(t)].
+  const halfWords = (hv: string, at: (t: number) => string) =>
+    [0, 1, 2, 3].map((w) => `        { let h = bitcast<vec2<f16>>(${hv}.${'xyzw'[w]}); BS[bi + ${at(2 * w)}] = h.x; BS[bi + ${at(2 * w + 1)}] = h.y; }`).join('\n');
+  const wStores = half
+    ? vs
       ? `
         BS[bi] = wdech(wv);`
       : `
+        let hv = wdech(wv);
+${halfWords('hv', wPos)}`
+    : !v.vdec
+      ? `
+        let hq = wdecq(wv);
+${Array.from({ length: V / 8 }, (_, e) => (vs ? `        BS[bi + ${e}u] = hq[${e}];` : halfWords(`hq[${e}]`, (t) => `${8 * e + t}u`))).join('\n')}`
+      : vs
+        ? `
         let wf = wdec(wv);
 ${Array.from({ length: V / 8 }, (_, e) => `        BS[bi + ${e}u] = vec4<u32>(${[0, 2, 4, 6].map((t) => pair(8 * e + t)).join(', ')});`).join('\n')}`
-    : half
-      ? `
-        let hv = wdech(wv);
-${[0, 1, 2, 3].map((w) => `        { let h = bitcast<vec2<f16>>(hv.${'xyzw'[w]}); BS[bi + ${wPos(2 * w)}] = h.x; BS[bi + ${wPos(2 * w + 1)}] = h.y; }`).join('\n')}`
-      : `
+        : `
         let wf = wdec(wv);
 ${Array.from({ length: V }, (_, t) => `        BS[bi + ${wPos(t)}] = f16(wf[${t}]);`).join('\n')}`;
   const stage = (buf: string) => `${stageX.replaceAll('BUF0', buf)}
@@ -300,6 +308,7 @@ ${mma('0u')}    }
   return /* wgsl */ `
 ${helpers}
 ${halfPairsWgsl(v)}
+${packedHalfPairsWgsl(v)}
 // A: x rows row-major [${nb}][${tm}][${str}] f16; B: weight rows [${nb}][${tn}][${str}] f16 (k contiguous, read as column-major K x N).
 ${v.xh === 'direct' ? '// A: loaded from the f16 x rows X directly.' : `var<workgroup> AS: array<${st.aType}, ${(nb * tm * str) / st.ae}>;`}
 var<workgroup> BS: array<${st.bType}, ${(nb * tn * str) / st.be}>;

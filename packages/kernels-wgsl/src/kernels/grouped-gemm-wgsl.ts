@@ -144,13 +144,32 @@ export function recordTileOffsets(rec: Recorder, offsets: GPUBuffer, tm: number,
 /**
  * WGSL statements (inside `if (lid == 0u)`) that find the expert e and the grouped rows [r0, r1) of work item w from
  * the tile offsets META (tileOffsetsKernel: row offsets [E + 1], then tile starts [E + 1]) for row tiles of `tm`:
- * row tile w / u.nTilesN, binary search over the tile starts; e = r0 = r1 = 0 past the work (u.nWork, u.E,
- * u.nTilesN: the kernel's uniforms). Shared by the tiled and the fast grouped GEMMs.
+ * binary search over the tile starts; e = r0 = r1 = 0 past the work (u.nWork, u.E, u.nTilesN: the kernel's uniforms),
+ * and nt its column tile. Shared by the tiled and the fast grouped GEMMs.
+ *
+ * The order of the work items: without `band`, row tile w / u.nTilesN and column tile w % u.nTilesN (the
+ * column tiles of one row tile are consecutive). With `band` = G (the fast kernels' FastGemmVariant.band), within
+ * each expert the row tiles go in bands of G, and within a band the G row tiles of one column tile are consecutive:
+ * the workgroups that read the same weight tile run together, so an expert's weights come from memory about once
+ * per band instead of once per row tile (the expert's w / u.nTilesN range is the same in both orders, so the
+ * same search finds it).
  */
-export function expertTileWgsl(tm: number): string {
+export function expertTileWgsl(tm: number, band?: number): string {
+  const place = band
+    ? `// banded: this expert's m row tiles in bands of ${band}; inside a band, column tile by column tile
+        let m = META[ts + e + 1u] - META[ts + e];
+        let local = w - META[ts + e] * u.nTilesN;
+        let b = local / (${band}u * u.nTilesN);
+        let g = min(${band}u, m - b * ${band}u);
+        let rest = local - b * ${band}u * u.nTilesN;
+        nt = rest / g;
+        r0 = META[e] + (b * ${band}u + rest % g) * ${tm}u;`
+    : `nt = w % u.nTilesN;
+        r0 = META[e] + (mt - META[ts + e]) * ${tm}u;`;
   return `    var e = 0u;
     var r0 = 0u;
     var r1 = 0u;
+    var nt = 0u;
     if (w < u.nWork) {
       let mt = w / u.nTilesN;
       let ts = u.E + 1u;
@@ -162,7 +181,7 @@ export function expertTileWgsl(tm: number): string {
           if (META[ts + mid] <= mt) { lo = mid; } else { hi = mid - 1u; }
         }
         e = lo;
-        r0 = META[e] + (mt - META[ts + e]) * ${tm}u;
+        ${place}
         r1 = min(r0 + ${tm}u, META[e + 1u]);
       }
     }`;

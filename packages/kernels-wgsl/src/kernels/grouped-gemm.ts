@@ -51,6 +51,16 @@ export interface GroupedGemmOptions extends ExpertActQuantOptions {
   sgmatXRows?: SgmatXRows;
   /** With the subgroup-matrix fast kernel and packed weights: 16-byte loads of codes at staging (tests / tuning; default plan.ts's sgmatWideLoadsFor). */
   sgmatWideLoads?: boolean;
+  /**
+   * With the subgroup-matrix fast kernel and packed weights: stage each weight through its f32 value one code at a
+   * time, as before the word-at-a-time staging (the same f16 tiles; bench comparisons only, default false).
+   */
+  sgmatValueDecode?: boolean;
+  /**
+   * With the subgroup-matrix fast kernel: order the workgroups in bands of this many row tiles per expert, the band's
+   * row tiles of one weight tile consecutive (1..64; FastGemmVariant.band; bench comparisons, default off).
+   */
+  sgmatBand?: number;
   /** Decode whole u32 words of weights at once where the row length allows (default true; false forces element-by-element loads, for tests). */
   vectorize?: boolean;
 }

@@ -9,6 +9,7 @@ import {
   GEMV_GROUPS as GROUPS,
   GEMV_LANES as LANES,
   ROWS_CODECS,
+  V8_WGSL,
   storeWgsl,
   wideChunkCols,
   type GemvVariant,
@@ -45,7 +46,7 @@ export function rowsWgsl(v: GemvVariant, n: GemvNames): GemvModule {
   const codec = ROWS_CODECS[v.wdtype];
   if (!codec) throw new ValueError('row-blocked GEMV format', Object.keys(ROWS_CODECS).join(' | '), v.wdtype);
   return {
-    decls: wgslDecls`struct V8 { lo: vec4<f32>, hi: vec4<f32>, }
+    decls: wgslDecls`${V8_WGSL}
 ${codec.nan ? `${FP8_DECODE_WGSL}\n${codec.nan}` : ''}
 ${codec.wgsl}
 ${rowsScaleWgsl(v, n)}

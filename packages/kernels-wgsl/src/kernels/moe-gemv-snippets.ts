@@ -130,6 +130,9 @@ export interface RowsCodec {
   nan?: string;
 }
 
+/** The struct of 8 decoded values that the 4-bit codecs' `dw` returns (values 0-3 in lo, 4-7 in hi). */
+export const V8_WGSL = 'struct V8 { lo: vec4<f32>, hi: vec4<f32>, }';
+
 export const ROWS_CODECS: Partial<Record<GemvVariant['wdtype'], RowsCodec>> = {
   int4: {
     perWord: 8,
