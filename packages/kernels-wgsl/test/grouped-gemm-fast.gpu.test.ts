@@ -216,6 +216,43 @@ for (const kind of KINDS) {
   });
 }
 
+// T = 4096 in every weight dtype and packed format, through the planner's default (no options: on lavapipe the f32
+// fast kernel, on an adapter with subgroup matrices its tile for ~1000 rows per expert, the H200's 128 x 256 one with
+// f16 x rows and the packed formats' word-at-a-time staging), both ops, every third expert empty (randomIdx).
+describe('prefill GEMMs at T = 4096, every dtype and format, as planned', () => {
+  const big: Case[] = [
+    ...(['bfloat16', 'float16', 'float32'] as const).map((dt) => ({ dt, fmt: undefined })),
+    ...[
+      { kind: 'fp8_block', block: [32, 32] },
+      { kind: 'fp8_block', dtype: 'float8_e5m2', block: [16, 64] },
+      { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16', zeroPoint: true },
+      { kind: 'int_block', bits: 8, blockSize: 32 },
+      { kind: 'mxfp4' },
+    ].map((fmt) => ({ dt: 'bfloat16' as const, fmt: fmt as ExpertQuantFormat })),
+  ].map(({ dt, fmt }, n) => ({ T: 4096, k: 2, E: 9, H: 64, I: 96, dt, fmt, act: ACTS[n % ACTS.length], bias: n % 2 === 0, rowScale: n % 3 === 0 }));
+  // the kernel the planner runs: every packed format gets the same choice as int4
+  const bigKind = (c: Case) => fastGemmKind(ctx!, undefined, c.fmt ? 'int4' : c.dt);
+  big.forEach((c, n) => {
+    const name = `T=4096 k=2 E=9 H=64 I=96 ${c.fmt ? fmtName(c.fmt) : c.dt} bias=${c.bias}`;
+    it(`gate_up ${name} ${c.act.kind}/${c.act.layout} rowScale=${c.rowScale}`, async (t) => {
+      if (!ctx) return t.skip('no WebGPU adapter');
+      const { got, want } = await gateUp(c, 9100 + n, {});
+      const e = tol(bigKind(c));
+      expect(got.every(Number.isFinite)).toBe(true);
+      expect(relErr(got, want)).toBeLessThan(e.rel);
+      expect(maxErr(got, want)).toBeLessThan(e.max);
+    }, 600_000);
+    it(`down ${name}`, async (t) => {
+      if (!ctx) return t.skip('no WebGPU adapter');
+      const { got, want } = await down(c, 9300 + n, {});
+      const e = tol(bigKind(c));
+      expect(got.every(Number.isFinite)).toBe(true);
+      expect(relErr(got, want)).toBeLessThan(e.rel);
+      expect(maxErr(got, want)).toBeLessThan(e.max);
+    }, 600_000);
+  });
+});
+
 function fmtName(f: ExpertQuantFormat): string {
   return f.kind === 'fp8_block' ? `fp8 ${f.dtype ?? 'float8_e4m3fn'} block [${f.block}]` : f.kind === 'int_block' ? `int${f.bits} block ${f.blockSize} ${f.scaleDtype ?? 'float32'} scales${f.zeroPoint ? ' + zero points' : ''}` : f.kind;
 }
