@@ -1,26 +1,43 @@
 #!/usr/bin/env bash
-# On the GPU machine, the next session's first call (prepared in session 10, not yet run): the vector-array probe
-# (f32 result stores into vec4<u32> arrays, what the `oa` shapes need), the matrix-tile tests with the real builtins,
-# prefill-bench on the `oa` shapes against plan.ts's tiles (bf16 at T = 512 / 4096; int4 / fp8 / mxfp4 at T = 512), and
-# the bench's packed layer rows under plan.ts's rule (int4 with 2-byte staging stores on the 128 x 256 tile).
+# On the GPU machine, the next session's first two calls (prepared in sessions 10 and 11, not yet run):
+#   a: the vector-array probe (f32 result stores into vec4<u32> arrays, what the `oa` shapes need); the matrix-tile
+#      tests with the real builtins (grouped-gemm-fast, sgmat-wide-staging, packed-staging: the word-at-a-time
+#      packed staging, every code; its f16 subnormals need unpack2x16float to keep them); prefill-bench A/B of the
+#      packed staging (sgmat-default = word at a time, sgmat-default-vdec = one value at a time) for int4 / fp8 / mxfp4
+#      at T = 512 / 4096.
+#   b: prefill-bench bf16: plan.ts's tile against the banded work order (sgmat-default-band*) and the `oa` shapes;
+#      then the bench's layer rows, bf16 and packed, with PyTorch's grouped_mm in the same call.
 #   cp scripts/gpu/sgmat-*.mjs .gpu-kit/ && node scripts/gpu/build-gpu-tests.mjs && node scripts/gpu/build-one.mjs \
 #     scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs && pnpm --filter @webmoe/bench bundle:gpu
-# The tree and the kit travel together under 64 MiB: the kit is ~57 MiB with onnxruntime-node, which this call does not
-# need (move .gpu-kit/node_modules/{onnxruntime-node,onnxruntime-common,protobufjs,@protobufjs} aside for it).
+#   run: bash scripts/gpu/h200-next.sh a   (then b)
+# The tree and the kit travel together under 64 MiB: the kit is ~57 MiB with onnxruntime-node, which these calls do
+# not need (move .gpu-kit/node_modules/{onnxruntime-node,onnxruntime-common,protobufjs,@protobufjs} aside for them).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-bash .gpu-kit/enter.sh node .gpu-kit/sgmat-vec-probe.mjs > "$OUT/vec-probe.txt" 2>&1; grep -v Warning "$OUT/vec-probe.txt" | tail -3
-mkdir -p /tmp/webmoe-fx && tar xJf .gpu-kit/fixtures.tar.xz -C /tmp/webmoe-fx
-WEBMOE_FIXTURES=/tmp/webmoe-fx/fixtures CI=true timeout 180 bash .gpu-kit/enter.sh node .gpu-kit/gpu-tests.mjs grouped-gemm-fast sgmat-wide-staging > "$OUT/gpu-tests.txt" 2>&1
-echo "gpu-tests rc=$?" >> "$OUT/gpu-tests.txt"; grep -E "not ok|passed|failed|rc=" "$OUT/gpu-tests.txt" | tail -8
-PB="sgmat-default,sgmat-m128n256k32v-xh,sgmat-m128n256k32va-xh,sgmat-m128n192k64va-xh,sgmat-m128n192k32va-xh,sgmat-m128n128k32v-xh"
-PREFILL_BENCH_MAX_S=150 timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/prefill-bench.mjs 10 "$PB" "mixtral,qwen3,gpt-oss,deepseek-v3-e32" "512,4096" bf16 > "$OUT/prefill-bf16.txt" 2>&1
-echo "prefill rc=$?" >> "$OUT/prefill-bf16.txt"; grep -E "T=[0-9]+:|rc=" "$OUT/prefill-bf16.txt" | cut -c1-330
-PREFILL_BENCH_MAX_S=60 timeout 110 bash .gpu-kit/enter.sh node .gpu-kit/prefill-bench.mjs 10 "sgmat-default,sgmat-m128n256k32-xh,sgmat-m128n256k32v-xh" mixtral 512 int4,fp8,mxfp4 > "$OUT/prefill-packed.txt" 2>&1
-echo "prefill rc=$?" >> "$OUT/prefill-packed.txt"; grep -E "T=[0-9]+:|rc=" "$OUT/prefill-packed.txt" | cut -c1-330
-timeout 120 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b --dtypes bf16,int4 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/bench-packed.json" > "$OUT/bench-packed.txt" 2> "$OUT/bench-packed.err"
-echo "bench rc=$?" >> "$OUT/bench-packed.txt"; grep -E "^(model|mixtral)|rc=" "$OUT/bench-packed.txt" | grep -v linear | cut -c1-200
+PB() { # name, time budget (s), timeout (s), then prefill-bench's arguments
+  local name=$1 maxs=$2 to=$3
+  shift 3
+  PREFILL_BENCH_MAX_S=$maxs timeout "$to" bash .gpu-kit/enter.sh node .gpu-kit/prefill-bench.mjs "$@" > "$OUT/$name.txt" 2>&1
+  echo "prefill rc=$?" >> "$OUT/$name.txt"
+  grep -E "T=[0-9]+:|WRONG|rc=" "$OUT/$name.txt" | cut -c1-330
+}
+case "${1:-a}" in
+  a)
+    bash .gpu-kit/enter.sh node .gpu-kit/sgmat-vec-probe.mjs > "$OUT/vec-probe.txt" 2>&1; grep -v Warning "$OUT/vec-probe.txt" | tail -3
+    mkdir -p /tmp/webmoe-fx && tar xJf .gpu-kit/fixtures.tar.xz -C /tmp/webmoe-fx
+    WEBMOE_FIXTURES=/tmp/webmoe-fx/fixtures CI=true timeout 240 bash .gpu-kit/enter.sh node .gpu-kit/gpu-tests.mjs grouped-gemm-fast sgmat-wide-staging packed-staging > "$OUT/gpu-tests.txt" 2>&1
+    echo "gpu-tests rc=$?" >> "$OUT/gpu-tests.txt"; grep -E "not ok|passed|failed|rc=" "$OUT/gpu-tests.txt" | tail -8
+    PB prefill-packed 180 230 10 "sgmat-default,sgmat-default-vdec" "mixtral,deepseek-v3-e32" "512,4096" int4,fp8,mxfp4
+    ;;
+  b)
+    PB prefill-bf16 170 220 10 "sgmat-default,sgmat-default-band,sgmat-m128n256k32va-xh,sgmat-m128n192k64va-xh,sgmat-m128n192k32va-xh" "mixtral,qwen3,gpt-oss,deepseek-v3-e32" "512,4096" bf16
+    timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,deepseek-v2-lite --dtypes bf16,int4,fp8 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/bench-packed.json" > "$OUT/bench-packed.txt" 2> "$OUT/bench-packed.err"
+    echo "bench rc=$?" >> "$OUT/bench-packed.txt"; grep -E "^(model|mixtral|deepseek)|rc=" "$OUT/bench-packed.txt" | grep -v linear | cut -c1-200
+    timeout 110 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models mixtral-8x7b,deepseek-v2-lite --tokens 512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
+    echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | tail -8
+    ;;
+esac
 # warm-up compiles only plan.ts's tiles since session 10 (sgmatTilesOf): any compile failure falls back loudly
-grep -h "failed to compile" "$OUT"/*.err "$OUT"/*.txt | head -3
+grep -h "failed to compile" "$OUT"/*.err "$OUT"/*.txt 2>/dev/null | head -3
 true
