@@ -83,13 +83,18 @@ const sgmatBroken = new WeakSet<GPUDevice>();
  */
 const sgmatNoVectorStaging = new WeakSet<GPUDevice>();
 
+/** The device's workgroup memory in bytes (maxComputeWorkgroupStorageSize; 0 where the limit is not reported). */
+function workgroupBytes(ctx: GpuContext): number {
+  return ctx.limits.maxComputeWorkgroupStorageSize ?? 0;
+}
+
 /** Whether the subgroup-matrix kernel can run on this context (features, adapter configs, subgroup size, workgroup memory of `shape`, default the default shape's). */
 export function sgmatSupported(ctx: GpuContext, shape: SgmatShapeName = SGMAT_DEFAULT_SHAPE): boolean {
   if (sgmatBroken.has(ctx.device)) return false;
   const f = ctx.features;
   if (!f.subgroupMatrix || !f.shaderF16 || !f.subgroups) return false;
   const lay = sgmatLayout(SGMAT_SHAPES[shape]);
-  if ((ctx.limits.maxComputeWorkgroupStorageSize ?? 0) < lay.bytes || (ctx.limits.maxComputeInvocationsPerWorkgroup ?? 256) < lay.threads) return false;
+  if (workgroupBytes(ctx) < lay.bytes || (ctx.limits.maxComputeInvocationsPerWorkgroup ?? 256) < lay.threads) return false;
   const info = (ctx.adapter as GPUAdapter & { info?: { subgroupMatrixConfigs?: readonly SgConfig[]; subgroupMaxSize?: number } }).info;
   const cfgs = info?.subgroupMatrixConfigs;
   if (!cfgs || !cfgs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) return false;
@@ -196,7 +201,7 @@ export function planFastGemm(
  * device holds its workgroup memory, else the default shape with gathered x.
  */
 function plannedSgmatTile(ctx: GpuContext, rows: number, E: number, N: number, wf: WeightFormat): { shape: SgmatShapeName; xRows: SgmatXRows } {
-  const planned = sgmatTileFor(rows, E, N, wf, ctx.limits.maxComputeWorkgroupStorageSize ?? 0);
+  const planned = sgmatTileFor(rows, E, N, wf, workgroupBytes(ctx));
   const shape = sgmatNoVectorStaging.has(ctx.device) ? sgmatScalarTwin(planned.shape) : planned.shape;
   return shape !== undefined && sgmatSupported(ctx, shape) ? { ...planned, shape } : { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
 }
@@ -351,7 +356,7 @@ export async function warmGroupedGemmFast(
       // The tiles plan.ts can choose for this weight format on this device (sgmatTilesOf), and the default tile its
       // fallback takes; a vector-staged one the device refuses marks the device (plannedSgmatTile takes the
       // scalar-staged twins there) and warms its twin.
-      const tiles = [...sgmatTilesOf(wfmt.wf, ctx.limits.maxComputeWorkgroupStorageSize ?? 0), { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' as const }];
+      const tiles = [...sgmatTilesOf(wfmt.wf, workgroupBytes(ctx)), { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' as const }];
       for (const { shape, xRows } of tiles) {
         if (!sgmatSupported(ctx, shape)) continue;
         if (SGMAT_SHAPES[shape].vs && !sgmatNoVectorStaging.has(ctx.device)) {
