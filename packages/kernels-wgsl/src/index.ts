@@ -31,6 +31,7 @@ export { BufferPool, sharedScratch, SHARED_SCRATCH_FLOOR_BYTES } from './runtime
 export {
   Recorder,
   GpuGraph,
+  type GraphBinding,
   type GraphCommand,
   type ReplayOptions,
   type SubmitPieces,

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, ShapeError } from '@webmoe/tensor';
-import { BufferPool, ForwardGraphs, GpuTensor, Recorder, castGpu, castRef, type GpuContext } from '@webmoe/kernels-wgsl';
+import { BufferPool, ForwardGraphs, GpuTensor, Recorder, castGpu, castRef, defineKernel, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
 
 let ctx: GpuContext | null;
@@ -132,6 +132,113 @@ describe('ForwardGraphs (graph per key, output pool) and BufferPool.close', () =
     a.destroy();
     expect(pool.freeByteCount).toBe(0);
     expect(pool.liveCount).toBe(0);
+  });
+});
+
+/** Doubles X in place (a forward that writes its input). */
+const doubleInPlace = defineKernel<Record<string, never>>(
+  'test_double_in_place',
+  () => /* wgsl */ `
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x < arrayLength(&X)) { X[g.x] = 2.0 * X[g.x]; }
+}
+`,
+  { signature: () => ({ bindings: [{ name: 'X', type: 'array<f32>', access: 'read_write' }] }) },
+);
+
+/** Counts copyBufferToBuffer calls on the encoders `c.device` makes while `f` runs. */
+async function countCopies<T>(c: GpuContext, f: () => Promise<T>): Promise<{ copies: number; result: T }> {
+  const dev = c.device;
+  const make = dev.createCommandEncoder;
+  let copies = 0;
+  dev.createCommandEncoder = (d?: GPUCommandEncoderDescriptor) => {
+    const enc = make.call(dev, d);
+    const copy = enc.copyBufferToBuffer;
+    enc.copyBufferToBuffer = ((...a: Parameters<GPUCommandEncoder['copyBufferToBuffer']>) => (copies++, copy.apply(enc, a))) as GPUCommandEncoder['copyBufferToBuffer'];
+    return enc;
+  };
+  try {
+    const result = await f();
+    return { copies, result };
+  } finally {
+    dev.createCommandEncoder = make;
+  }
+}
+
+describe('ForwardGraphs on the caller buffers (GpuGraph.rebound)', () => {
+  const roundTrip = (c: GpuContext) => (rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[]) => {
+    const mid = castGpu(c, x, 'bfloat16', { recorder: rec });
+    scratch.push(mid);
+    return castGpu(c, mid, 'float32', { recorder: rec });
+  };
+  const want = (v: Float32Array) => castRef(castRef(HostTensor.fromFloat32([v.length], v), 'bfloat16'), 'float32').toFloat32();
+
+  it('replays on the input and output buffers themselves (no copies), for each pair of buffers, like a fresh recording', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const c = ctx;
+    const r = rng(21);
+    const n = 300;
+    await gpuChecked(c, async () => {
+      const graphs = new ForwardGraphs(c, 'test');
+      const fwd = roundTrip(c);
+      const x0 = GpuTensor.upload(c, HostTensor.fromFloat32([n], randomArray(r, n, -50, 50)));
+      graphs.run('k', x0, [n], fwd).destroy(); // the capture
+      // a chain over pooled outputs (each input the previous output) and caller outputs: several buffer pairs, some repeated
+      let h = x0;
+      for (let i = 0; i < 12; i++) {
+        const vals = randomArray(r, n, -50, 50);
+        c.writeBuffer(h.buffer, 0, vals);
+        const out = i % 4 === 3 ? GpuTensor.empty(c, 'float32', [n]) : undefined;
+        const { copies, result: y } = await countCopies(c, async () => graphs.run('k', h, [n], fwd, out));
+        expect(copies, `replay ${i}`).toBe(0);
+        expect((await y.download()).toFloat32(), `replay ${i}`).toEqual(want(vals));
+        expect((await h.download()).toFloat32(), `replay ${i}: the input is left as it was`).toEqual(vals);
+        if (h !== x0) h.destroy();
+        h = y;
+      }
+      h.destroy();
+      x0.destroy();
+      graphs.destroy();
+    });
+  });
+
+  it('copies instead where the buffers cannot stand in: output = input, or a graph that writes its input', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const c = ctx;
+    const r = rng(22);
+    const n = 200;
+    await gpuChecked(c, async () => {
+      // out === x: the result lands in x (copied in, then out)
+      const graphs = new ForwardGraphs(c, 'test');
+      const fwd = roundTrip(c);
+      const x = GpuTensor.upload(c, HostTensor.fromFloat32([n], randomArray(r, n, -50, 50)));
+      graphs.run('k', x, [n], fwd).destroy();
+      const vals = randomArray(r, n, -50, 50);
+      c.writeBuffer(x.buffer, 0, vals);
+      const { copies } = await countCopies(c, async () => graphs.run('k', x, [n], fwd, x));
+      expect(copies).toBe(2);
+      expect((await x.download()).toFloat32()).toEqual(want(vals));
+      graphs.destroy();
+      // a forward that doubles its input in place: replays work on the graph's copy, the caller's input stays
+      const inPlace = new ForwardGraphs(c, 'test.inplace');
+      const fwd2 = (rec: Recorder, xi: GpuTensor, scratch: { destroy(): void }[]) => {
+        rec.dispatch({ kernel: doubleInPlace, variant: {}, bind: { X: xi.buffer }, workgroups: [Math.ceil(n / 64)] });
+        return fwd(rec, xi, scratch);
+      };
+      inPlace.run('k', x, [n], fwd2).destroy();
+      for (let i = 0; i < 2; i++) {
+        const v = randomArray(r, n, -50, 50);
+        c.writeBuffer(x.buffer, 0, v);
+        const { copies: cp, result: y } = await countCopies(c, async () => inPlace.run('k', x, [n], fwd2));
+        expect(cp).toBe(2);
+        expect((await x.download()).toFloat32(), 'the input is left as it was').toEqual(v);
+        expect((await y.download()).toFloat32()).toEqual(want(v.map((a) => 2 * a)));
+        y.destroy();
+      }
+      inPlace.destroy();
+      x.destroy();
+    });
   });
 });
 

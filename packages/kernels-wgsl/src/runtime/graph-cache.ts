@@ -2,7 +2,7 @@ import { DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
 import type { GpuContext } from './context.js';
 import { GpuTensor } from './tensor.js';
 import { BufferPool } from './pool.js';
-import { GpuGraph, Recorder, type SubmitPieces } from './kernel.js';
+import { GpuGraph, Recorder, type GraphBinding, type SubmitPieces } from './kernel.js';
 
 /** Records a forward on `x` into `rec` (no submit), pushing the scratch it must keep alive to `scratch`; returns its output. */
 export type RecordForward = (rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[]) => GpuTensor;
@@ -16,16 +16,35 @@ interface Entry {
   io: { x: GpuTensor; y: GpuTensor };
   pre: (enc: GPUCommandEncoder) => void;
   post: (enc: GPUCommandEncoder) => void;
+  /** The graph rebound onto callers' input and output buffers (GpuGraph.rebound), by buffer pair; least recently used first. */
+  direct: Map<string, GraphBinding>;
+  /** Whether the graph may be rebound at all: it does not write its input buffer, and input and output are two buffers. */
+  rebindable: boolean;
+}
+
+/** Bindings kept per graph (distinct input / output buffer pairs: a decode chain cycles through a few). */
+const DIRECT_BINDINGS = 8;
+
+let nextBufferId = 1;
+const bufferIds = new WeakMap<GPUBuffer, number>();
+function bufferId(b: GPUBuffer): number {
+  let id = bufferIds.get(b);
+  if (id === undefined) bufferIds.set(b, (id = nextBufferId++));
+  return id;
 }
 
 /**
  * Captured forward graphs, one per key (e.g. the token count), least
  * recently used evicted past `maxGraphs`. `run` replays the graph of a key
- * (capturing it on first use): the input is copied into the graph's input
- * buffer and its output copied into `out` or a tensor from the output pool,
- * all in one encoder and one submit, with no buffer, bind-group or uniform
- * created or written on a replay. What `record` binds (weights) must stay
- * alive and unchanged while a graph of it is cached (`clear()` otherwise).
+ * (capturing it on first use) on the caller's input and on `out` or a tensor
+ * from the output pool: the graph rebound onto those buffers (bind groups
+ * made once per buffer pair, kept for the last few pairs), or where they
+ * cannot stand in for the captured ones (input and output one buffer, a
+ * buffer without storage usage) with the input copied into the graph's input
+ * buffer and its output copied out. One encoder and one submit, with no
+ * buffer or uniform created or written on a replay. What `record` binds
+ * (weights) must stay alive and unchanged while a graph of it is cached
+ * (`clear()` otherwise).
  *
  * Output tensors from the pool belong to the caller: `destroy()` returns
  * their buffer for a later call to reuse (so a chain that destroys each
@@ -73,10 +92,33 @@ export class ForwardGraphs {
     this.entries.delete(key); // LRU: re-insert at the end
     this.entries.set(key, e);
     const y = out ?? this.outputs.tensor('float32', outShape, `${this.label}.out`);
+    const binding = this.directBinding(e, x.buffer, y.buffer);
+    if (binding) {
+      void e.graph.replay({ binding, pieces: this.pieces });
+      return y;
+    }
     e.io.x = x;
     e.io.y = y;
     void e.graph.replay({ pre: e.pre, post: e.post, pieces: this.pieces });
     return y;
+  }
+
+  /**
+   * The graph of `e` rebound onto input buffer `x` and output buffer `y` (no copies), or undefined where they cannot
+   * take the captured buffers' places: a graph that writes its input (the caller's would change) or whose input is its
+   * output, one buffer for both x and y (a dispatch would read and write it), or either without storage usage.
+   */
+  private directBinding(e: Entry, x: GPUBuffer, y: GPUBuffer): GraphBinding | undefined {
+    if (!e.rebindable || x === y || !(x.usage & GPUBufferUsage.STORAGE) || !(y.usage & GPUBufferUsage.STORAGE)) return undefined;
+    const key = `${bufferId(x)},${bufferId(y)}`;
+    let b = e.direct.get(key);
+    if (b) e.direct.delete(key);
+    else {
+      b = e.graph.rebound(new Map([[e.xIn.buffer, x], [e.out.buffer, y]]));
+      if (e.direct.size >= DIRECT_BINDINGS) e.direct.delete(e.direct.keys().next().value!);
+    }
+    e.direct.set(key, b);
+    return b;
   }
 
   private capture(key: string, x: GpuTensor, outShape: readonly number[], record: RecordForward, out: GpuTensor | undefined): GpuTensor {
@@ -97,14 +139,17 @@ export class ForwardGraphs {
       const io = { x, y };
       const bytesIn = xIn.byteLength;
       const bytesOut = gOut.byteLength;
+      const graph = rec.toGraph();
       this.entries.set(key, {
-        graph: rec.toGraph(),
+        graph,
         xIn,
         out: gOut,
         scratch,
         io,
         pre: (enc) => enc.copyBufferToBuffer(io.x.buffer, 0, xIn.buffer, 0, bytesIn),
         post: (enc) => enc.copyBufferToBuffer(gOut.buffer, 0, io.y.buffer, 0, bytesOut),
+        direct: new Map(),
+        rebindable: xIn.buffer !== gOut.buffer && !graph.writes(xIn.buffer),
       });
     } catch (err) {
       for (const s of scratch) s.destroy();

@@ -461,7 +461,9 @@ export class Recorder {
     pass.setBindGroup(0, bg);
     const w = d.workgroups;
     if (this.capture) {
-      this.commands.push('indirect' in w ? { kind: 'dispatch', pipeline, bg, indirect: w.indirect, offset: w.offset ?? 0 } : { kind: 'dispatch', pipeline, bg, wg: [w[0], w[1] ?? 1, w[2] ?? 1] });
+      // the buffers the dispatch may write: its read_write bindings (every buffer of a kernel without a signature)
+      const writes = sig ? buffers.filter((_, i) => sig.bindings[i].access === 'read_write') : buffers;
+      this.commands.push('indirect' in w ? { kind: 'dispatch', pipeline, bg, entries, writes, indirect: w.indirect, offset: w.offset ?? 0 } : { kind: 'dispatch', pipeline, bg, entries, writes, wg: [w[0], w[1] ?? 1, w[2] ?? 1] });
     }
     if ('indirect' in w) pass.dispatchWorkgroupsIndirect(w.indirect, w.offset ?? 0);
     else {
@@ -563,7 +565,7 @@ export class Recorder {
 
 /** One command of a captured {@link GpuGraph} (a dispatch or a buffer copy), as `Recorder.toGraph()` records it. */
 export type GraphCommand =
-  | { kind: 'dispatch'; pipeline: GPUComputePipeline; bg: GPUBindGroup; wg?: [number, number, number]; indirect?: GPUBuffer; offset?: number }
+  | { kind: 'dispatch'; pipeline: GPUComputePipeline; bg: GPUBindGroup; entries: readonly GPUBindGroupEntry[]; writes: readonly GPUBuffer[]; wg?: [number, number, number]; indirect?: GPUBuffer; offset?: number }
   | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number };
 
 /**
@@ -599,6 +601,18 @@ export interface ReplayOptions {
    * takes longer to issue than its first layers take to run). Each extra piece costs one submit.
    */
   pieces?: SubmitPieces;
+  /** Replay this graph's commands on other buffers ({@link GpuGraph.rebound}) instead of the captured ones. */
+  binding?: GraphBinding;
+}
+
+/**
+ * A graph's commands with some of its buffers replaced by others (bind groups made once, through the bind-group
+ * cache), for `replay({ binding })`: e.g. a forward replayed on the caller's input and output buffers instead of
+ * copies into and out of the captured ones. Made by {@link GpuGraph.rebound}.
+ */
+export interface GraphBinding {
+  readonly graph: GpuGraph;
+  readonly commands: readonly GraphCommand[];
 }
 
 /**
@@ -631,6 +645,32 @@ export class GpuGraph {
     return this.commands.filter((c) => c.kind === 'dispatch').length;
   }
 
+  /** Whether a command of the graph may write `buffer` (a read_write binding of a dispatch, or a copy's destination). */
+  writes(buffer: GPUBuffer): boolean {
+    return this.commands.some((c) => (c.kind === 'copy' ? c.dst === buffer : c.writes.includes(buffer)));
+  }
+
+  /**
+   * The graph's commands with every use of a buffer in `swap`'s keys (bound whole, or copied) moved to its value:
+   * the caller keeps the new buffers alive while it replays the binding, and they must be usable where the old ones
+   * were (same usages, at least their size, no buffer bound twice in one dispatch where one binding writes).
+   * @example `graph.replay({ binding: graph.rebound(new Map([[xIn.buffer, x.buffer]])) })`
+   */
+  rebound(swap: ReadonlyMap<GPUBuffer, GPUBuffer>): GraphBinding {
+    const d = this.ctx.device;
+    const commands = this.commands.map((c): GraphCommand => {
+      if (c.kind === 'copy') return { ...c, src: swap.get(c.src) ?? c.src, dst: swap.get(c.dst) ?? c.dst };
+      if (!c.entries.some((e) => swap.has((e.resource as GPUBufferBinding).buffer))) return c;
+      const entries = c.entries.map((e) => {
+        const r = e.resource as GPUBufferBinding;
+        const to = swap.get(r.buffer);
+        return to ? { binding: e.binding, resource: { ...r, buffer: to } } : e;
+      });
+      return { ...c, entries, writes: c.writes.map((b) => swap.get(b) ?? b), bg: cachedBindGroup(d, c.pipeline, entries) };
+    });
+    return { graph: this, commands };
+  }
+
   /**
    * Replays (see {@link ReplayOptions}). With `timestamps`, the returned promise gives the GPU time of the
    * replay in ns; else it resolves to -1 at once.
@@ -652,7 +692,8 @@ export class GpuGraph {
     // with `pieces`: dispatches left in this piece, and the size of the next one
     let left = pieces ? pieces.first : Infinity;
     let next = pieces ? Math.min(2 * pieces.first, pieces.max) : Infinity;
-    for (const c of this.commands) {
+    if (opts.binding && opts.binding.graph !== this) throw new Error('GpuGraph.replay: a binding of another graph');
+    for (const c of opts.binding?.commands ?? this.commands) {
       if (c.kind === 'copy') {
         pass?.end();
         pass = undefined;
