@@ -7,9 +7,10 @@
 #      at T = 512 / 4096.
 #   b: prefill-bench bf16: plan.ts's tile against the banded work order (sgmat-default-band*) and the `oa` shapes;
 #      then the bench's layer rows, bf16 and packed, with PyTorch's grouped_mm in the same call.
+#   c: prefill-bench, every path, Mixtral and GPT-OSS at T = 128 / 512 (where the layer is slower than HF).
 #   cp scripts/gpu/sgmat-*.mjs .gpu-kit/ && node scripts/gpu/build-gpu-tests.mjs && node scripts/gpu/build-one.mjs \
 #     scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs && pnpm --filter @webmoe/bench bundle:gpu
-#   run: bash scripts/gpu/h200-next.sh a   (then b)
+#   run: bash scripts/gpu/h200-next.sh a   (then b, c)
 # The tree and the kit travel together under 64 MiB: the kit is ~57 MiB with onnxruntime-node, which these calls do
 # not need (move .gpu-kit/node_modules/{onnxruntime-node,onnxruntime-common,protobufjs,@protobufjs} aside for them).
 set -u
@@ -36,6 +37,11 @@ case "${1:-a}" in
     echo "bench rc=$?" >> "$OUT/bench-packed.txt"; grep -E "^(model|mixtral|deepseek)|rc=" "$OUT/bench-packed.txt" | grep -v linear | cut -c1-200
     timeout 110 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models mixtral-8x7b,deepseek-v2-lite --tokens 512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
     echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | tail -8
+    ;;
+  c)
+    # every path at the sizes where the layer is slower than HF (Mixtral T = 128 / 512, GPT-OSS T = 512): which tile,
+    # split and band plan.ts should take there (the layer at T = 512: ~128 +- 11 rows per expert, partial tiles)
+    PB prefill-small 300 380 10 - "mixtral,gpt-oss" "128,512" bf16
     ;;
 esac
 # warm-up compiles only plan.ts's tiles since session 10 (sgmatTilesOf): any compile failure falls back loudly

@@ -143,9 +143,16 @@ export class Module {
     return out;
   }
 
-  /** Every parameter of the tree. */
+  /** Every parameter of the tree, in namedParameters' order (without building the names: a forward's graph key walks them). */
   parameters(): Parameter[] {
-    return this.namedParameters().map(([, p]) => p);
+    const out: Parameter[] = [];
+    this.collectParameters(out);
+    return out;
+  }
+
+  private collectParameters(out: Parameter[]): void {
+    for (const p of this.params.values()) out.push(p);
+    for (const c of this.children.values()) c.collectParameters(out);
   }
 
   /** The loaded host values by dotted name. */

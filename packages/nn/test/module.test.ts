@@ -11,8 +11,14 @@ describe('Module', () => {
     const names = mlp.namedParameters().map(([n]) => n);
     expect(names).toEqual(['gate_proj.weight', 'gate_proj.bias', 'up_proj.weight', 'up_proj.bias', 'down_proj.weight', 'down_proj.bias']);
     expect(mlp.parameters().length).toBe(6);
+    // the same Parameter objects in the same order as namedParameters, nested lists included
+    expect(mlp.parameters()).toEqual(mlp.namedParameters().map(([, p]) => p));
     const list = new LayerList([new Linear({ inDim: 2, outDim: 2 }), new Linear({ inDim: 2, outDim: 2 })]);
     expect(list.namedParameters().map(([n]) => n)).toEqual(['0.weight', '1.weight']);
+    const nested = new LayerList([mlp, list]);
+    const ps = nested.parameters();
+    expect(ps.length).toBe(8);
+    ps.forEach((p, i) => expect(p).toBe(nested.namedParameters()[i][1]));
     expect(list.length).toBe(2);
     expect([...list].length).toBe(2);
     expect(() => list.at(2)).toThrow(ValueError);
