@@ -4,12 +4,15 @@
 #      tests with the real builtins (grouped-gemm-fast, sgmat-wide-staging, packed-staging: the word-at-a-time
 #      packed staging, every code; its f16 subnormals need unpack2x16float to keep them); prefill-bench A/B of the
 #      packed staging (sgmat-default = word at a time, sgmat-default-vdec = one value at a time) for int4 / fp8 / mxfp4
-#      at T = 512 / 4096.
+#      at T = 512 / 4096; the partial tiles' skipped row blocks against b32bd1a's build (bf16, Mixtral / GPT-OSS).
 #   b: prefill-bench bf16: plan.ts's tile against the banded work order (sgmat-default-band*) and the `oa` shapes;
 #      then the bench's layer rows, bf16 and packed, with PyTorch's grouped_mm in the same call.
 #   c: prefill-bench, every path, Mixtral and GPT-OSS at T = 128 / 512 (where the layer is slower than HF).
 #   cp scripts/gpu/sgmat-*.mjs .gpu-kit/ && node scripts/gpu/build-gpu-tests.mjs && node scripts/gpu/build-one.mjs \
 #     scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs && pnpm --filter @webmoe/bench bundle:gpu
+#   git worktree add /tmp/wm-prev b32bd1a && cp scripts/gpu/prefill-bench.ts /tmp/wm-prev/scripts/gpu/ && \
+#     WEBMOE_SRC_ROOT=/tmp/wm-prev node scripts/gpu/build-one.mjs /tmp/wm-prev/scripts/gpu/prefill-bench.ts \
+#     .gpu-kit/prefill-bench-prev.mjs   (call a's A/B build: this script on b32bd1a's kernels)
 #   run: bash scripts/gpu/h200-next.sh a   (then b, c)
 # The tree and the kit travel together under 64 MiB: the kit is ~57 MiB with onnxruntime-node, which these calls do
 # not need (move .gpu-kit/node_modules/{onnxruntime-node,onnxruntime-common,protobufjs,@protobufjs} aside for them).
@@ -19,7 +22,7 @@ mkdir -p "$OUT"
 PB() { # name, time budget (s), timeout (s), then prefill-bench's arguments
   local name=$1 maxs=$2 to=$3
   shift 3
-  PREFILL_BENCH_MAX_S=$maxs timeout "$to" bash .gpu-kit/enter.sh node .gpu-kit/prefill-bench.mjs "$@" > "$OUT/$name.txt" 2>&1
+  PREFILL_BENCH_MAX_S=$maxs timeout "$to" bash .gpu-kit/enter.sh node ".gpu-kit/${PBIN:-prefill-bench}.mjs" "$@" > "$OUT/$name.txt" 2>&1
   echo "prefill rc=$?" >> "$OUT/$name.txt"
   grep -E "T=[0-9]+:|WRONG|rc=" "$OUT/$name.txt" | cut -c1-330
 }
@@ -29,7 +32,10 @@ case "${1:-a}" in
     mkdir -p /tmp/webmoe-fx && tar xJf .gpu-kit/fixtures.tar.xz -C /tmp/webmoe-fx
     WEBMOE_FIXTURES=/tmp/webmoe-fx/fixtures CI=true timeout 240 bash .gpu-kit/enter.sh node .gpu-kit/gpu-tests.mjs grouped-gemm-fast sgmat-wide-staging packed-staging > "$OUT/gpu-tests.txt" 2>&1
     echo "gpu-tests rc=$?" >> "$OUT/gpu-tests.txt"; grep -E "not ok|passed|failed|rc=" "$OUT/gpu-tests.txt" | tail -8
-    PB prefill-packed 180 230 10 "sgmat-default,sgmat-default-vdec" "mixtral,deepseek-v3-e32" "512,4096" int4,fp8,mxfp4
+    PB prefill-packed 150 190 10 "=sgmat-default,=sgmat-default-vdec" "mixtral,deepseek-v3-e32" "512,4096" int4,fp8,mxfp4
+    # partial tiles skip their empty row blocks' multiplies (after b32bd1a): this build against b32bd1a's, bf16
+    PB prefill-skip-now 60 90 10 "=sgmat-default" "mixtral,gpt-oss" "512,4096" bf16
+    PBIN=prefill-bench-prev PB prefill-skip-prev 60 90 10 "=sgmat-default" "mixtral,gpt-oss" "512,4096" bf16
     ;;
   b)
     PB prefill-bf16 170 220 10 "sgmat-default,sgmat-default-band,sgmat-m128n256k32va-xh,sgmat-m128n192k64va-xh,sgmat-m128n192k32va-xh" "mixtral,qwen3,gpt-oss,deepseek-v3-e32" "512,4096" bf16

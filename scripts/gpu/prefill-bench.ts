@@ -13,7 +13,7 @@
 // best correct path of each format side by side (packed vs bf16).
 //   node scripts/gpu/build-one.mjs scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs
 //   bash .gpu-kit/enter.sh node .gpu-kit/prefill-bench.mjs [iters] [path substring,...] [model substring,...] [T,...] [format,...]
-// ('-' for a filter = all; models: substrings of mixtral-8x7b, qwen3-30b-a3b, deepseek-v3-e32, gpt-oss-20b, and only when
+// ('-' for a filter = all; paths: substrings of their names, or '=name' for one path; models: substrings of mixtral-8x7b, qwen3-30b-a3b, deepseek-v3-e32, gpt-oss-20b, and only when
 // named deepseek-v3-full (256 experts) and smoke (a small shape for any adapter);
 // formats: bf16 (default), f16, fp8, int4, mxfp4; PREFILL_BENCH_MAX_S: the time budget after which no new model / format / T
 // group starts, default 210; PREFILL_BENCH_BURN_MS: ms of FMA burn before each timed path, default 40). Weights are generated one expert at a time and streamed to the GPU (stacks larger than
@@ -172,7 +172,8 @@ const ALL_PATHS: PathSpec[] = [
   sgmat('m32n128k64', 4, 'half'),
   sgmat('m32n128k64', 4, 'direct'),
 ];
-const PATHS = ALL_PATHS.filter((p, i) => i === 0 || !pathFilter || pathFilter.some((f) => p.name.includes(f)));
+// a filter '=name' takes that path only, any other filter every path whose name contains it
+const PATHS = ALL_PATHS.filter((p, i) => i === 0 || !pathFilter || pathFilter.some((f) => (f.startsWith('=') ? p.name === f.slice(1) : p.name.includes(f))));
 for (const p of PATHS) if (p.shape) console.log(`shape ${p.shape}`, JSON.stringify(SGMAT_SHAPES[p.shape]), JSON.stringify(sgmatLayout(SGMAT_SHAPES[p.shape])));
 
 // Models (bf16 experts): [name, H, I, E, k]; Ts per model.
