@@ -2,7 +2,7 @@ import { DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
 import type { GpuContext } from './context.js';
 import { GpuTensor } from './tensor.js';
 import { BufferPool } from './pool.js';
-import { GpuGraph, Recorder, type GraphBinding, type SubmitPieces } from './kernel.js';
+import { GpuGraph, Recorder, objectId, type GraphBinding, type SubmitPieces } from './kernel.js';
 
 /** Records a forward on `x` into `rec` (no submit), pushing the scratch it must keep alive to `scratch`; returns its output. */
 export type RecordForward = (rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[]) => GpuTensor;
@@ -25,13 +25,6 @@ interface Entry {
 /** Bindings kept per graph (distinct input / output buffer pairs: a decode chain cycles through a few). */
 const DIRECT_BINDINGS = 8;
 
-let nextBufferId = 1;
-const bufferIds = new WeakMap<GPUBuffer, number>();
-function bufferId(b: GPUBuffer): number {
-  let id = bufferIds.get(b);
-  if (id === undefined) bufferIds.set(b, (id = nextBufferId++));
-  return id;
-}
 
 /**
  * Captured forward graphs, one per key (e.g. the token count), least
@@ -110,7 +103,7 @@ export class ForwardGraphs {
    */
   private directBinding(e: Entry, x: GPUBuffer, y: GPUBuffer): GraphBinding | undefined {
     if (!e.rebindable || x === y || !(x.usage & GPUBufferUsage.STORAGE) || !(y.usage & GPUBufferUsage.STORAGE)) return undefined;
-    const key = `${bufferId(x)},${bufferId(y)}`;
+    const key = `${objectId(x)},${objectId(y)}`;
     let b = e.direct.get(key);
     if (b) e.direct.delete(key);
     else {

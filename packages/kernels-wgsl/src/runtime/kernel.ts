@@ -290,7 +290,8 @@ export const BIND_GROUP_CACHE_MAX = 4096;
 const bindGroupCaches = new WeakMap<GPUDevice, Map<string, GPUBindGroup>>();
 const objectIds = new WeakMap<object, number>();
 let nextObjectId = 1;
-function objectId(o: object): number {
+/** A stable number for an object (cache keys name pipelines and buffers by identity, never by value). */
+export function objectId(o: object): number {
   let id = objectIds.get(o);
   if (id === undefined) {
     id = nextObjectId++;
