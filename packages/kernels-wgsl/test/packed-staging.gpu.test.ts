@@ -87,7 +87,7 @@ for (const wf of ['fp8_e4m3', 'fp8_e5m2', 'int8', 'int4', 'mxfp4'] as const) {
 }
 
 describe('f16 staging of packed weights (wdecq)', () => {
-  it.each(CASES)('$wf wide=$wide zp=$zp: every code in every position, the reference value rounded to f16', async ({ wf, wide, zp }, t) => {
+  for (const { wf, wide, zp } of CASES) it(`${wf} wide=${wide} zp=${zp}: every code in every position, the reference value rounded to f16`, async (t) => {
     if (!ctx) return t.skip('no WebGPU adapter');
     if (!ctx.features.shaderF16) return t.skip('no shader-f16 on this adapter');
     const c = ctx;
