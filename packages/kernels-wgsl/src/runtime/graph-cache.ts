@@ -25,7 +25,6 @@ interface Entry {
 /** Bindings kept per graph (distinct input / output buffer pairs: a decode chain cycles through a few). */
 const DIRECT_BINDINGS = 8;
 
-
 /**
  * Captured forward graphs, one per key (e.g. the token count), least
  * recently used evicted past `maxGraphs`. `run` replays the graph of a key
@@ -33,7 +32,7 @@ const DIRECT_BINDINGS = 8;
  * from the output pool: the graph rebound onto those buffers (bind groups
  * made once per buffer pair, kept for the last few pairs), or where they
  * cannot stand in for the captured ones (input and output one buffer, a
- * buffer without storage usage) with the input copied into the graph's input
+ * buffer without storage usage, a graph that writes its input) with the input copied into the graph's input
  * buffer and its output copied out. One encoder and one submit, with no
  * buffer or uniform created or written on a replay. What `record` binds
  * (weights) must stay alive and unchanged while a graph of it is cached
