@@ -5,7 +5,8 @@
 #      packed staging, every code; its f16 subnormals need unpack2x16float to keep them); prefill-bench A/B of the
 #      packed staging (sgmat-default = word at a time, sgmat-default-vdec = one value at a time) for int4 / fp8 / mxfp4
 #      at T = 512 / 4096; the partial tiles' skipped row blocks against b32bd1a's build (bf16, Mixtral / GPT-OSS).
-#   b: prefill-bench bf16: plan.ts's tile against the banded work order (sgmat-default-band*) and the `oa` shapes;
+#   b: prefill-bench bf16: plan.ts's tile against the banded work order (sgmat-default-band*), the `oa` shapes and the
+#      16-subgroup (512-thread) tiles;
 #      then the bench's layer rows, bf16 and packed, with PyTorch's grouped_mm in the same call.
 #   c: prefill-bench, every path, Mixtral and GPT-OSS at T = 128 / 512 (where the layer is slower than HF).
 #   cp scripts/gpu/sgmat-*.mjs .gpu-kit/ && node scripts/gpu/build-gpu-tests.mjs && node scripts/gpu/build-one.mjs \
@@ -38,7 +39,7 @@ case "${1:-a}" in
     PBIN=prefill-bench-prev PB prefill-skip-prev 60 90 10 "=sgmat-default" "mixtral,gpt-oss" "512,4096" bf16
     ;;
   b)
-    PB prefill-bf16 170 220 10 "sgmat-default,sgmat-default-band,sgmat-m128n256k32va-xh,sgmat-m128n192k64va-xh,sgmat-m128n192k32va-xh" "mixtral,qwen3,gpt-oss,deepseek-v3-e32" "512,4096" bf16
+    PB prefill-bf16 170 220 10 "=sgmat-default,sgmat-default-band,sgmat-m128n256k32va-xh,sgmat-m128n192k64va-xh,sgmat-m128n192k32va-xh,sgmat-m128n256k32v16-xh,sgmat-m128n128k32v16-xh" "mixtral,qwen3,gpt-oss,deepseek-v3-e32" "512,4096" bf16
     timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,deepseek-v2-lite --dtypes bf16,int4,fp8 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/bench-packed.json" > "$OUT/bench-packed.txt" 2> "$OUT/bench-packed.err"
     echo "bench rc=$?" >> "$OUT/bench-packed.txt"; grep -E "^(model|mixtral|deepseek)|rc=" "$OUT/bench-packed.txt" | grep -v linear | cut -c1-200
     timeout 110 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models mixtral-8x7b,deepseek-v2-lite --tokens 512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1

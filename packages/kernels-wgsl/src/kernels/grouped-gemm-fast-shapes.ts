@@ -96,7 +96,7 @@ export interface SgmatShape {
   tk: number;
   /** Subgroups along the rows. */
   wm: number;
-  /** Subgroups along the weight rows (wm * wn <= 8). */
+  /** Subgroups along the weight rows (wm * wn <= 16; threads 32 * wm * wn, within the device's maxComputeInvocationsPerWorkgroup). */
   wn: number;
   /** Double-buffered staging. */
   db?: boolean;
@@ -142,7 +142,7 @@ export interface SgmatShape {
  * for ~4 rows per expert, e.g. DeepSeek-V3 at T = 128: each weight row is read once per 16-row tile);
  * xd: A matrices loaded from the f16 x rows directly (no A tile: room for 64-wide K slices with 128 rows, or 256
  * weight rows); m128n256k32, m128n128k64, m128n128k32db: 48 KiB of workgroup memory (wgBytes); v: vector staging
- * (16-byte staging stores, `vs`), the tiles plan.ts chooses.
+ * (16-byte staging stores, `vs`), the tiles plan.ts chooses; v16: 16 subgroups (512 threads) with 32x64 / 32x32 blocks.
  */
 export type SgmatShapeName =
   | 'm64n128k32'
@@ -175,7 +175,9 @@ export type SgmatShapeName =
   | 'm32n128k32v'
   | 'm128n256k32va'
   | 'm128n192k64va'
-  | 'm128n192k32va';
+  | 'm128n192k32va'
+  | 'm128n256k32v16'
+  | 'm128n128k32v16';
 
 /** The tile shape of each name. @example `SGMAT_SHAPES.m64n128k64 // { tm: 64, tn: 128, tk: 64, wm: 2, wn: 4, swz: true }` */
 export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>> = {
@@ -213,6 +215,11 @@ export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>
   // the epilogue in the staging memory (oa): 4x4 blocks in 32 KiB, 4x3 blocks with 64-wide K slices in 48 KiB
   m128n256k32va: { tm: 128, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, vs: true, oa: true },
   m128n192k64va: { tm: 128, tn: 192, tk: 64, wm: 2, wn: 4, swz: true, vs: true, oa: true, wgBytes: 49152 },
+  // 16 subgroups (512 threads): twice the warps to hide latency with half the accumulators per subgroup (2x4 blocks of
+  // the 128 x 256 tile, 2x2 of the 128 x 128 one), for devices where registers, not workgroup memory, limit the
+  // 8-subgroup tiles to one workgroup per multiprocessor
+  m128n256k32v16: { tm: 128, tn: 256, tk: 32, wm: 4, wn: 4, swz: true, wgBytes: 49152, vs: true },
+  m128n128k32v16: { tm: 128, tn: 128, tk: 32, wm: 4, wn: 4, swz: true, vs: true },
   m128n192k32va: { tm: 128, tn: 192, tk: 32, wm: 2, wn: 4, swz: true, vs: true, oa: true },
 };
 
@@ -258,7 +265,7 @@ export function sgmatLayout(s: SgmatShape): { str: number; ow: number; bytes: nu
   const bytes = staging + rows + (s.oa ? 0 : 64 * ow);
   const bad = (what: string) => ({ str, ow, bytes, threads, error: `${what} (shape ${JSON.stringify(s)})` });
   if (s.tk !== 32 && s.tk !== 64) return bad('tk must be 32 or 64');
-  if (!(s.wm >= 1 && s.wn >= 1 && s.wm * s.wn <= 8)) return bad('wm * wn must be 1..8 subgroups');
+  if (!(s.wm >= 1 && s.wn >= 1 && s.wm * s.wn <= 16)) return bad('wm * wn must be 1..16 subgroups');
   if (s.tm % (16 * s.wm) !== 0 || s.tm > 128) return bad('tm must be a multiple of 16 * wm, at most 128');
   if (s.tn % 32 !== 0 || s.tn % (16 * s.wn) !== 0 || s.tn > 256) return bad('tn must be a multiple of 32 and of 16 * wn, at most 256');
   if (s.oa && !s.vs) return bad('oa (the epilogue in the staging memory) needs vector staging (vs)');
