@@ -142,7 +142,8 @@ export interface SgmatShape {
  * for ~4 rows per expert, e.g. DeepSeek-V3 at T = 128: each weight row is read once per 16-row tile);
  * xd: A matrices loaded from the f16 x rows directly (no A tile: room for 64-wide K slices with 128 rows, or 256
  * weight rows); m128n256k32, m128n128k64, m128n128k32db: 48 KiB of workgroup memory (wgBytes); v: vector staging
- * (16-byte staging stores, `vs`), the tiles plan.ts chooses; v16: 16 subgroups (512 threads) with 32x64 / 32x32 blocks.
+ * (16-byte staging stores, `vs`), the tiles plan.ts chooses; v16: 16 subgroups (512 threads) with 32x64 / 32x32 blocks;
+ * m32n256k32v / m64n256k32v: 256 weight rows over 32 / 64 grouped rows (vector staging only).
  */
 export type SgmatShapeName =
   | 'm64n128k32'
@@ -177,7 +178,9 @@ export type SgmatShapeName =
   | 'm128n192k64va'
   | 'm128n192k32va'
   | 'm128n256k32v16'
-  | 'm128n128k32v16';
+  | 'm128n128k32v16'
+  | 'm32n256k32v'
+  | 'm64n256k32v';
 
 /** The tile shape of each name. @example `SGMAT_SHAPES.m64n128k64 // { tm: 64, tn: 128, tk: 64, wm: 2, wn: 4, swz: true }` */
 export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>> = {
@@ -220,6 +223,10 @@ export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>
   // 8-subgroup tiles to one workgroup per multiprocessor
   m128n256k32v16: { tm: 128, tn: 256, tk: 32, wm: 4, wn: 4, swz: true, wgBytes: 49152, vs: true },
   m128n128k32v16: { tm: 128, tn: 128, tk: 32, wm: 4, wn: 4, swz: true, vs: true },
+  // 256 weight rows over few grouped rows (T = 128 .. 512 with few experts: memory-bound, twice the weight bytes in
+  // flight per workgroup and K slice of the 128-wide tiles)
+  m32n256k32v: { tm: 32, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, vs: true },
+  m64n256k32v: { tm: 64, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, vs: true, wgBytes: 49152 },
   m128n192k32va: { tm: 128, tn: 192, tk: 32, wm: 2, wn: 4, swz: true, vs: true, oa: true },
 };
 
