@@ -195,54 +195,35 @@ export function packedHalfPairsWgsl(v: Pick<FastGemmVariant, 'wf' | 'wide' | 'zp
   if (words.length * (four ? 8 : 4) !== V) throw new Error(`grouped_gemm_fast: ${words.length} code words for ${V} values`);
   const sBits = wide ? 'w.s.x' : 'w.z';
   const zBits = wide ? 'w.s.y' : 'w.w';
-  // hpw(c, s, z): the 4 (8-bit) or 8 (4-bit) values of code word c, times s, as f16 pairs; z: the int formats' zero-point shift.
+  // hpw(c, s, z): the 4 (8-bit) or 8 (4-bit) values of code word c as f16 pairs. s: the scale times the decoder's unit
+  // (the power of two its bit placement divides by; MXFP4: the block's 2^exponent, at most 2^127), z: the int formats'
+  // zero-point shift, d: the decoded values times 1 / unit.
   const h2 = 'fn h2(a: vec2<f32>) -> u32 { return bitcast<u32>(vec2<f16>(a)); }';
-  let hpw: string;
-  let scale: string;
-  switch (v.wf) {
-    case 'fp8_e4m3':
-      // decode_e4m3_bits comes with wdec (weightAccessWgsl).
-      hpw = `${codec.nan}
-fn hpw(c: u32, s: f32, z: f32) -> vec2<u32> {
-  var d = dw(c, vec4<f32>()) * (s * ${codec.unit}.0);
-  if (nanw(c) != 0u) { d = vec4<f32>(decode_e4m3_bits(c & 0xffu), decode_e4m3_bits((c >> 8u) & 0xffu), decode_e4m3_bits((c >> 16u) & 0xffu), decode_e4m3_bits(c >> 24u)) * s; }
+  const zArg = v.wf === 'int8' ? codec.zoff!('128.0 + z') : v.wf === 'int4' ? codec.zoff!('8.0 + z') : 'vec4<f32>()';
+  // e4m3: a word holding a NaN code (S.1111.111) is decoded value by value (decode_e4m3_bits comes with wdec)
+  const nanFix =
+    v.wf === 'fp8_e4m3'
+      ? `\n  if (nanw(c) != 0u) { d = vec4<f32>(${[0, 8, 16, 24].map((b) => `decode_e4m3_bits((c >> ${b}u) & 0xffu)`).join(', ')}) * (s * ${1 / codec.unit}); }`
+      : '';
+  const hpw = four
+    ? `fn hpw(c: u32, s: f32, z: f32) -> vec4<u32> {
+  let d = dw(c, ${zArg});
+  let lo = d.lo * s; let hi = d.hi * s;
+  return vec4<u32>(h2(lo.xy), h2(lo.zw), h2(hi.xy), h2(hi.zw));
+}`
+    : `fn hpw(c: u32, s: f32, z: f32) -> vec2<u32> {
+  var d = dw(c, ${zArg}) * s;${nanFix}
   return vec2<u32>(h2(d.xy), h2(d.zw));
 }`;
-      scale = `bitcast<f32>(${sBits})`;
-      break;
-    case 'fp8_e5m2':
-      hpw = `fn hpw(c: u32, s: f32, z: f32) -> vec2<u32> { let d = dw(c, vec4<f32>()) * s; return vec2<u32>(h2(d.xy), h2(d.zw)); }`;
-      scale = `bitcast<f32>(${sBits})`;
-      break;
-    case 'int8':
-      hpw = `fn hpw(c: u32, s: f32, z: f32) -> vec2<u32> { let d = dw(c, ${codec.zoff!('128.0 + z')}) * s; return vec2<u32>(h2(d.xy), h2(d.zw)); }`;
-      scale = `bitcast<f32>(${sBits})`;
-      break;
-    case 'int4':
-      hpw = `fn hpw(c: u32, s: f32, z: f32) -> vec4<u32> {
-  let d = dw(c, ${codec.zoff!('8.0 + z')});
-  let lo = d.lo * s; let hi = d.hi * s;
-  return vec4<u32>(h2(lo.xy), h2(lo.zw), h2(hi.xy), h2(hi.zw));
-}`;
-      scale = `bitcast<f32>(${sBits})`;
-      break;
-    case 'mxfp4':
-      hpw = `fn hpw(c: u32, s: f32, z: f32) -> vec4<u32> {
-  let d = dw(c, vec4<f32>());
-  let lo = d.lo * s; let hi = d.hi * s;
-  return vec4<u32>(h2(lo.xy), h2(lo.zw), h2(hi.xy), h2(hi.zw));
-}`;
-      // 2^(e8m0 - 127) x 2^14 (the codec's unit), at most 2^127.
-      scale = `ldexp(1.0, min(i32(${sBits}) - ${127 - Math.log2(codec.unit)}, 127))`;
-      break;
-    default:
-      throw new Error(`grouped_gemm_fast: no f16 pair staging for ${v.wf}`);
-  }
+  const scaleBits = `bitcast<f32>(${sBits})`;
+  const scale =
+    v.wf === 'mxfp4' ? `ldexp(1.0, min(i32(${sBits}) - ${127 - Math.log2(codec.unit)}, 127))` : codec.unit === 1 ? scaleBits : `${scaleBits} * ${codec.unit}.0`;
   const z = v.zp ? `bitcast<f32>(${zBits})` : '0.0';
   const NQ = V / 8;
   // Element e of the result: one 4-bit word, or two 8-bit words.
   const elems = Array.from({ length: NQ }, (_, e) => (four ? `hpw(${words[e]}, s, z)` : `vec4<u32>(hpw(${words[2 * e]}, s, z), hpw(${words[2 * e + 1]}, s, z))`));
   return `${four ? V8_WGSL : ''}
+${codec.nan ?? ''}
 ${codec.wgsl}
 ${h2}
 ${hpw}
