@@ -7,9 +7,10 @@
  * not a checkpoint's). The GEMM's staging itself (pairs, rotated stores) is covered by grouped-gemm-fast.gpu.test.ts.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { HostTensor, bf16ToF32, f32ToF16 } from '@webmoe/tensor';
-import { GpuTensor, Recorder, defineKernel, type GpuContext } from '@webmoe/kernels-wgsl';
-import { testGpu, gpuChecked } from '@webmoe/kernels-wgsl/testing';
+import { bf16ToF32, f32ToF16 } from '@webmoe/tensor';
+import { defineKernel, type GpuContext } from '@webmoe/kernels-wgsl';
+import { testGpu } from '@webmoe/kernels-wgsl/testing';
+import { runWordKernel } from './word-kernel.js';
 import { BF16_TO_F16_WGSL, BF16_UNPACK_WGSL } from '../src/wgsl.js';
 
 let ctx: GpuContext | null;
@@ -49,17 +50,7 @@ describe('bf16 -> f16 pairs of the subgroup-matrix staging', () => {
     const n = 65536;
     const words = new Uint32Array(n);
     for (let i = 0; i < n; i++) words[i] = (((i * 40503 + 12345) & 0xffff) << 16) | i;
-    const got = await gpuChecked(c, async () => {
-      const inp = GpuTensor.upload(c, new HostTensor('uint32', [n], words));
-      const out = GpuTensor.empty(c, 'uint32', [n]);
-      const rec = new Recorder(c);
-      rec.dispatch({ kernel: pairs, variant: { n }, bind: { IN: inp.buffer, OUT: out.buffer }, workgroups: [n / 64 / 16, 16] });
-      rec.submit();
-      const d = (await out.download()).data as Uint32Array;
-      inp.destroy();
-      out.destroy();
-      return d;
-    });
+    const got = await runWordKernel(c, pairs, { n }, words, n, [n / 64 / 16, 16]);
     let compared = 0;
     let subnormals = 0;
     const bad: string[] = [];

@@ -21,7 +21,6 @@ import {
   GpuTensor,
   Recorder,
   destroyExpertWeights,
-  foldWorkgroups,
   groupedDownGpu,
   groupedDownRef,
   groupedGateUpGpu,
@@ -35,10 +34,10 @@ import {
   type GpuContext,
 } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
-import { FAST_MIN_ROWS_PER_EXPERT, fastGemmKind, fastWeightFormat, planFastGemm, recordFastGemm, sgmatSupported, type FastGemmKind, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
+import { FAST_MIN_ROWS_PER_EXPERT, fastGemmKind, fastWeightFormat, planFastGemm, sgmatSupported, type FastGemmKind, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
 import { SGMAT_SHAPES, sgmatLayout } from '../src/kernels/grouped-gemm-fast-shapes.js';
 import { sgmatTileFor } from '../src/kernels/plan.js';
-import { hostGrouping, naiveDown, naiveGateUp, randomIdx, uploadGrouping } from './grouped-helpers.js';
+import { firstBitDiff, hostGrouping, naiveDown, naiveGateUp, randomIdx, runSgmatCase, uploadGrouping } from './grouped-helpers.js';
 import { randomZeros } from './quant-helpers.js';
 
 let ctx: GpuContext | null;
@@ -67,6 +66,14 @@ function maxErr(got: Float32Array, want: Float32Array): number {
 
 function tol(kind: FastGemmKind): { rel: number; max: number } {
   return kind === 'f32' ? { rel: 2e-5, max: 1e-4 } : { rel: 2e-3, max: 1e-2 };
+}
+
+/** `got` is finite and within the tolerance of `kind` (tol) of `want`: relative L2 and largest error. */
+function expectWithinTol(got: Float32Array, want: Float32Array, kind: FastGemmKind, finite = 'finite'): void {
+  const e = tol(kind);
+  expect(got.every(Number.isFinite), finite).toBe(true);
+  expect(relErr(got, want)).toBeLessThan(e.rel);
+  expect(maxErr(got, want)).toBeLessThan(e.max);
 }
 
 /** Skips (or fails, see below) a case the adapter cannot run; returns false when skipped. */
@@ -199,18 +206,12 @@ for (const kind of KINDS) {
       it(`gate_up ${name} ${c.act.kind}/${c.act.layout} rowScale=${c.rowScale}`, async (t) => {
         canRun(t, kind);
         const { got, want } = await gateUp(c, 5000 + n, { tile: 'fast', fast: kind });
-        const e = tol(kind);
-        expect(got.every(Number.isFinite)).toBe(true);
-        expect(relErr(got, want)).toBeLessThan(e.rel);
-        expect(maxErr(got, want)).toBeLessThan(e.max);
+        expectWithinTol(got, want, kind);
       });
       it(`down ${name}`, async (t) => {
         canRun(t, kind);
         const { got, want } = await down(c, 7000 + n, { tile: 'fast', fast: kind });
-        const e = tol(kind);
-        expect(got.every(Number.isFinite)).toBe(true);
-        expect(relErr(got, want)).toBeLessThan(e.rel);
-        expect(maxErr(got, want)).toBeLessThan(e.max);
+        expectWithinTol(got, want, kind);
       });
     });
   });
@@ -237,18 +238,12 @@ describe('prefill GEMMs at T = 4096, every dtype and format, as planned', () => 
     it(`gate_up ${name} ${c.act.kind}/${c.act.layout} rowScale=${c.rowScale}`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
       const { got, want } = await gateUp(c, 9100 + n, {});
-      const e = tol(bigKind(c));
-      expect(got.every(Number.isFinite)).toBe(true);
-      expect(relErr(got, want)).toBeLessThan(e.rel);
-      expect(maxErr(got, want)).toBeLessThan(e.max);
+      expectWithinTol(got, want, bigKind(c));
     }, 600_000);
     it(`down ${name}`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
       const { got, want } = await down(c, 9300 + n, {});
-      const e = tol(bigKind(c));
-      expect(got.every(Number.isFinite)).toBe(true);
-      expect(relErr(got, want)).toBeLessThan(e.rel);
-      expect(maxErr(got, want)).toBeLessThan(e.max);
+      expectWithinTol(got, want, bigKind(c));
     }, 600_000);
   });
 });
@@ -495,10 +490,7 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
         expect(relErr(want, naive), 'reference vs naive').toBeLessThan(1e-6);
       }
       const got = await runSgmatCase(ctx, c, emulate, { x, w, b, rs, g });
-      const e = tol('subgroup-matrix');
-      expect(got.every(Number.isFinite), 'finite (rows up to 1e5)').toBe(true);
-      expect(relErr(got, want)).toBeLessThan(e.rel);
-      expect(maxErr(got, want)).toBeLessThan(e.max);
+      expectWithinTol(got, want, 'subgroup-matrix', 'finite (rows up to 1e5)');
     }, 600_000);
   }
 
@@ -535,10 +527,8 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
       const inp = { x, w, b, rs: undefined, g };
       const cs = { ...bc, act };
       const rowOrder = await runSgmatCase(ctx, cs, emulate, inp);
-      const banded = await runSgmatCase(ctx, cs, emulate, inp, bc.band);
-      const rb = new Uint32Array(rowOrder.buffer, rowOrder.byteOffset, rowOrder.length);
-      const bb = new Uint32Array(banded.buffer, banded.byteOffset, banded.length);
-      const first = rb.findIndex((v, i) => v !== bb[i]);
+      const banded = await runSgmatCase(ctx, cs, emulate, inp, { band: bc.band });
+      const first = firstBitDiff(rowOrder, banded);
       expect(first, first < 0 ? '' : `output ${first}: banded ${banded[first]} vs row order ${rowOrder[first]}`).toBe(-1);
       const e = tol('subgroup-matrix');
       expect(relErr(banded, want)).toBeLessThan(e.rel);
@@ -546,51 +536,3 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
   }
 });
 
-/** The inputs of one subgroup-matrix case: x rows, weights, bias, row scales, grouping. */
-interface SgmatInputs {
-  x: Float32Array;
-  w: ExpertWeightsHost;
-  b: HostTensor | undefined;
-  rs: Float32Array | undefined;
-  g: ReturnType<typeof hostGrouping>;
-}
-
-/** Records and runs one case of the subgroup-matrix kernel (emulated or real builtins; `band`: FastGemmPlan.band); its output [T * k, N]. */
-function runSgmatCase(
-  c: GpuContext,
-  cs: { op: 'gate_up' | 'down'; shape: SgmatShapeName; T: number; k: number; E: number; K: number; N: number; act: ExpertActivation; splitK: number; xh?: 'staged' | 'direct' },
-  emulate: boolean,
-  inp: SgmatInputs,
-  band?: number,
-): Promise<Float32Array> {
-  const { op, shape, T, k, E, K, N, act } = cs;
-  const { tm, tn } = SGMAT_SHAPES[shape];
-  const { x, w, b, rs, g } = inp;
-  const wRows = op === 'gate_up' ? 2 * N : N;
-  const xRows = op === 'gate_up' ? T : T * k;
-  return gpuChecked(c, async () => {
-    const gx = GpuTensor.upload(c, HostTensor.fromFloat32([xRows, K], x));
-    const gw = uploadExpertWeights(c, w);
-    const gb = b ? GpuTensor.upload(c, b) : undefined;
-    const grs = rs ? GpuTensor.upload(c, HostTensor.fromFloat32([T, k], rs)) : undefined;
-    const gg = uploadGrouping(c, g);
-    const y = GpuTensor.empty(c, 'float32', [T * k, N]);
-    const rec = new Recorder(c);
-    const nTilesN = Math.ceil(N / (op === 'gate_up' ? tn / 2 : tn));
-    const nWork = (Math.ceil((T * k) / tm) + Math.min(E, T * k)) * nTilesN;
-    const call = {
-      op,
-      act: op === 'gate_up' ? { kind: act.kind, limit: act.limit ?? 0, alpha: act.alpha ?? 0, interleaved: act.layout === 'interleaved' } : undefined,
-      x: gx.buffer,
-      xmode: op === 'gate_up' ? ('token' as const) : ('grouped' as const),
-      rowScale: grs?.buffer, g: gg, w: gw, d: { rows: wRows }, bias: gb, biasDt: b ? ('float32' as const) : ('none' as const), K, N, y,
-    };
-    recordFastGemm(rec, call, { kind: 'subgroup-matrix', tm, shape, splitK: cs.splitK, xh: cs.xh, band, nTilesN, nWork, grid: foldWorkgroups(c, nWork * cs.splitK) }, { emulateSubgroupMatrix: emulate });
-    rec.submit();
-    const out = (await y.download()).data as Float32Array;
-    for (const t of [gx, gb, grs, y]) t?.destroy();
-    destroyExpertWeights(gw);
-    gg.destroy();
-    return out;
-  });
-}

@@ -1,10 +1,27 @@
 /**
  * Test helpers of the grouped-GEMM tests: a host grouping (stable sort of
- * pair ids by expert, written here independently of kernels/grouping.ts)
- * and its upload as a GroupingGpu.
+ * pair ids by expert, written here independently of kernels/grouping.ts),
+ * its upload as a GroupingGpu, one subgroup-matrix GEMM call on host inputs,
+ * and a bitwise comparison of outputs.
  */
 import { HostTensor } from '@webmoe/tensor';
-import { GpuTensor, readBuffer, type ExpertActivation, type GpuContext, type GroupingGpu, type Recorder, type GroupingRef } from '@webmoe/kernels-wgsl';
+import {
+  GpuTensor,
+  Recorder,
+  destroyExpertWeights,
+  foldWorkgroups,
+  readBuffer,
+  uploadExpertWeights,
+  type ExpertActivation,
+  type ExpertWeightsGpu,
+  type ExpertWeightsHost,
+  type GpuContext,
+  type GroupingGpu,
+  type GroupingRef,
+} from '@webmoe/kernels-wgsl';
+import { gpuChecked } from '@webmoe/kernels-wgsl/testing';
+import { recordFastGemm, type FastGemmPlan, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
+import { SGMAT_SHAPES } from '../src/kernels/grouped-gemm-fast-shapes.js';
 
 /** Random routing idx [T*k]: k distinct experts per token, drawn from a subset so that some experts get no rows. */
 export function randomIdx(r: () => number, T: number, k: number, E: number): Uint32Array {
@@ -131,4 +148,80 @@ export async function downloadDecodeGrouping(ctx: GpuContext, rec: Recorder, g: 
   keepActive.destroy();
   keepArgs.destroy();
   return out;
+}
+
+/** The inputs of one subgroup-matrix case: x rows, weights, bias, row scales, grouping. */
+export interface SgmatInputs {
+  x: Float32Array;
+  w: ExpertWeightsHost;
+  b: HostTensor | undefined;
+  rs: Float32Array | undefined;
+  g: GroupingRef;
+}
+
+/** One subgroup-matrix GEMM call of a test: op, tile shape, sizes, activation, split and x rows. */
+export interface SgmatCase {
+  op: 'gate_up' | 'down';
+  shape: SgmatShapeName;
+  T: number;
+  k: number;
+  E: number;
+  K: number;
+  N: number;
+  act: ExpertActivation;
+  splitK: number;
+  xh?: 'staged' | 'direct';
+}
+
+/**
+ * Records and runs one case of the subgroup-matrix kernel (emulated or real builtins) on `inp`; its output [T * k, N].
+ * `plan`: the plan fields a test varies (FastGemmPlan's band, wide, valueDecode); `onWeights` sees the uploaded weights.
+ */
+export function runSgmatCase(
+  c: GpuContext,
+  cs: SgmatCase,
+  emulate: boolean,
+  inp: SgmatInputs,
+  plan: Pick<FastGemmPlan, 'band' | 'wide' | 'valueDecode'> = {},
+  onWeights?: (gw: ExpertWeightsGpu) => void,
+): Promise<Float32Array> {
+  const { op, shape, T, k, E, K, N, act } = cs;
+  const { tm, tn } = SGMAT_SHAPES[shape];
+  const { x, w, b, rs, g } = inp;
+  const wRows = op === 'gate_up' ? 2 * N : N;
+  const xRows = op === 'gate_up' ? T : T * k;
+  return gpuChecked(c, async () => {
+    const gx = GpuTensor.upload(c, HostTensor.fromFloat32([xRows, K], x));
+    const gw = uploadExpertWeights(c, w);
+    onWeights?.(gw);
+    const gb = b ? GpuTensor.upload(c, b) : undefined;
+    const grs = rs ? GpuTensor.upload(c, HostTensor.fromFloat32([T, k], rs)) : undefined;
+    const gg = uploadGrouping(c, g);
+    const y = GpuTensor.empty(c, 'float32', [T * k, N]);
+    const rec = new Recorder(c);
+    const nTilesN = Math.ceil(N / (op === 'gate_up' ? tn / 2 : tn));
+    const nWork = (Math.ceil((T * k) / tm) + Math.min(E, T * k)) * nTilesN;
+    const call = {
+      op,
+      act: op === 'gate_up' ? { kind: act.kind, limit: act.limit ?? 0, alpha: act.alpha ?? 0, interleaved: act.layout === 'interleaved' } : undefined,
+      x: gx.buffer,
+      xmode: op === 'gate_up' ? ('token' as const) : ('grouped' as const),
+      rowScale: grs?.buffer, g: gg, w: gw, d: { rows: wRows }, bias: gb, biasDt: b ? ('float32' as const) : ('none' as const), K, N, y,
+    };
+    recordFastGemm(rec, call, { kind: 'subgroup-matrix', tm, shape, splitK: cs.splitK, xh: cs.xh, ...plan, nTilesN, nWork, grid: foldWorkgroups(c, nWork * cs.splitK) }, { emulateSubgroupMatrix: emulate });
+    rec.submit();
+    const out = (await y.download()).data as Float32Array;
+    for (const t of [gx, gb, grs, y]) t?.destroy();
+    destroyExpertWeights(gw);
+    gg.destroy();
+    return out;
+  });
+}
+
+/** The first index where two f32 arrays differ in their bits (-1: bit for bit equal; NaN compares by its bits). */
+export function firstBitDiff(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  const ab = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const bb = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  return ab.findIndex((v, i) => v !== bb[i]);
 }

@@ -8,9 +8,10 @@
  * (its order in the tile) are covered by grouped-gemm-fast.gpu.test.ts and sgmat-wide-staging.gpu.test.ts.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { HostTensor, e4m3ToF32, e5m2ToF32, f16ToF32, f32ToF16 } from '@webmoe/tensor';
-import { GpuTensor, Recorder, defineKernel, type GpuContext } from '@webmoe/kernels-wgsl';
-import { testGpu, gpuChecked } from '@webmoe/kernels-wgsl/testing';
+import { e4m3ToF32, e5m2ToF32, f16ToF32, f32ToF16 } from '@webmoe/tensor';
+import { defineKernel, type GpuContext } from '@webmoe/kernels-wgsl';
+import { testGpu } from '@webmoe/kernels-wgsl/testing';
+import { runWordKernel } from './word-kernel.js';
 import { FP8_DECODE_BITS_WGSL } from '../src/wgsl.js';
 import { fp4ToF32 } from '../src/kernels/quant-ref.js';
 import { fastVpl, packedHalfPairsWgsl } from '../src/kernels/grouped-gemm-fast-weights-wgsl.js';
@@ -116,17 +117,7 @@ describe('f16 staging of packed weights (wdecq)', () => {
       if (wide) inWords.set([...words, sBits, zBits, 0, 0], 8 * i);
       else inWords.set(bits === 4 ? [words[0]!, 0, sBits, zBits] : [words[0]!, words[1]!, sBits, zBits], 4 * i);
     }
-    const got = await gpuChecked(c, async () => {
-      const inp = GpuTensor.upload(c, new HostTensor('uint32', [inWords.length], inWords));
-      const out = GpuTensor.empty(c, 'uint32', [(n * V) / 2]);
-      const rec = new Recorder(c);
-      rec.dispatch({ kernel: staging, variant: v, bind: { IN: inp.buffer, OUT: out.buffer }, workgroups: [Math.ceil(n / 64)] });
-      rec.submit();
-      const d = (await out.download()).data as Uint32Array;
-      inp.destroy();
-      out.destroy();
-      return d;
-    });
+    const got = await runWordKernel(c, staging, v, inWords, (n * V) / 2, [Math.ceil(n / 64)]);
     let compared = 0;
     let subnormals = 0;
     let nans = 0;

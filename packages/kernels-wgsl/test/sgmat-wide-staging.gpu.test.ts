@@ -15,7 +15,6 @@ import {
   Recorder,
   defineKernel,
   destroyExpertWeights,
-  foldWorkgroups,
   groupedDownRef,
   groupedGateUpRef,
   quantizeExperts,
@@ -26,10 +25,10 @@ import {
   type GpuContext,
 } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
-import { fastWeightFormat, recordFastGemm, sgmatSupported, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
+import { fastWeightFormat, sgmatSupported, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
 import { SGMAT_SHAPES, sgmatLayout } from '../src/kernels/grouped-gemm-fast-shapes.js';
 import { FP8_DECODE_BITS_WGSL } from '../src/wgsl.js';
-import { hostGrouping, randomIdx, uploadGrouping } from './grouped-helpers.js';
+import { firstBitDiff, hostGrouping, randomIdx, runSgmatCase } from './grouped-helpers.js';
 import { randomZeros } from './quant-helpers.js';
 
 let ctx: GpuContext | null;
@@ -181,7 +180,6 @@ describe('subgroup-matrix GEMM: wide packed staging loads', () => {
       const wgHas = ctx.limits.maxComputeWorkgroupStorageSize ?? 0;
       if (wgNeed > wgHas) return t.skip(`${c.shape} needs ${wgNeed} bytes of workgroup memory, the adapter offers ${wgHas}`);
       const { op, T, k, E, K, N, act } = c;
-      const { tm, tn } = SGMAT_SHAPES[c.shape];
       const r = rng(7100 + K * 13 + N);
       const wRows = op === 'gate_up' ? 2 * N : N;
       const xRows = op === 'gate_up' ? T : T * k;
@@ -191,45 +189,18 @@ describe('subgroup-matrix GEMM: wide packed staging loads', () => {
       const rs = c.rowScale ? randomArray(r, T * k, 0.1, 1.5) : undefined;
       const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
       const want = op === 'gate_up' ? groupedGateUpRef(x, g, w, b, act, rs) : groupedDownRef(x, g, w, b);
+      const xh = SGMAT_SHAPES[c.shape].xd ? ('direct' as const) : c.xh;
+      const inp = { x, w, b, rs, g };
       const run = (wide: boolean, valueDecode = false) =>
-        gpuChecked(ctx!, async () => {
-          const gx = GpuTensor.upload(ctx!, HostTensor.fromFloat32([xRows, K], x));
-          const gw = uploadExpertWeights(ctx!, w);
-          expect(fastWeightFormat(gw, K)?.wide, 'the format allows wide loads').toBe(true);
-          const gb = b ? GpuTensor.upload(ctx!, b) : undefined;
-          const grs = rs ? GpuTensor.upload(ctx!, HostTensor.fromFloat32([T, k], rs)) : undefined;
-          const gg = uploadGrouping(ctx!, g);
-          const y = GpuTensor.empty(ctx!, 'float32', [T * k, N]);
-          const rec = new Recorder(ctx!);
-          const nTilesN = Math.ceil(N / (op === 'gate_up' ? tn / 2 : tn));
-          const nWork = (Math.ceil((T * k) / tm) + Math.min(E, T * k)) * nTilesN;
-          const call = {
-            op,
-            act: op === 'gate_up' ? { kind: act.kind, limit: act.limit ?? 0, alpha: act.alpha ?? 0, interleaved: act.layout === 'interleaved' } : undefined,
-            x: gx.buffer,
-            xmode: op === 'gate_up' ? ('token' as const) : ('grouped' as const),
-            rowScale: grs?.buffer, g: gg, w: gw, d: { rows: wRows }, bias: gb, biasDt: b ? ('float32' as const) : ('none' as const), K, N, y,
-          };
-          const xh = SGMAT_SHAPES[c.shape].xd ? ('direct' as const) : c.xh;
-          recordFastGemm(rec, call, { kind: 'subgroup-matrix', tm, shape: c.shape, splitK: 1, xh, wide, valueDecode, nTilesN, nWork, grid: foldWorkgroups(ctx!, nWork) }, { emulateSubgroupMatrix: emulate });
-          rec.submit();
-          const out = (await y.download()).data as Float32Array;
-          for (const t of [gx, gb, grs, y]) t?.destroy();
-          destroyExpertWeights(gw);
-          gg.destroy();
-          return out;
-        });
+        runSgmatCase(ctx!, { ...c, splitK: 1, xh }, emulate, inp, { wide, valueDecode }, (gw) => expect(fastWeightFormat(gw, K)?.wide, 'the format allows wide loads').toBe(true));
       const narrow = await run(false);
       const wide = await run(true);
       expect(narrow.every(Number.isFinite), 'finite').toBe(true);
-      const nb = new Uint32Array(narrow.buffer, narrow.byteOffset, narrow.length);
-      const wb = new Uint32Array(wide.buffer, wide.byteOffset, wide.length);
-      const firstDiff = nb.findIndex((v, i) => v !== wb[i]);
+      const firstDiff = firstBitDiff(narrow, wide);
       expect(firstDiff, firstDiff < 0 ? '' : `output ${firstDiff}: wide ${wide[firstDiff]} vs 8-value loads ${narrow[firstDiff]}`).toBe(-1);
       // the word-at-a-time staging (packedHalfPairsWgsl, both runs above) against the per-value one (vdec): the same tiles
       const perValue = await run(false, true);
-      const pb = new Uint32Array(perValue.buffer, perValue.byteOffset, perValue.length);
-      const firstVdec = nb.findIndex((v, i) => v !== pb[i]);
+      const firstVdec = firstBitDiff(narrow, perValue);
       expect(firstVdec, firstVdec < 0 ? '' : `output ${firstVdec}: word staging ${narrow[firstVdec]} vs per-value staging ${perValue[firstVdec]}`).toBe(-1);
       expect(relErr(wide, want)).toBeLessThan(2e-3);
     }, 600_000);
