@@ -79,6 +79,7 @@ export { groupGpu, groupDecodeGpu, groupRef, denseGroupingGpu, denseGroupingRef,
 export { groupedGateUpGpu, groupedDownGpu, warmGroupedGemm, type GroupedGemmOptions, type GroupedGateUpOptions, type GroupedGemmWarmSpec } from './kernels/grouped-gemm.js';
 export { groupedGateUpRef, groupedDownRef } from './kernels/grouped-gemm-ref.js';
 export { gemvGateUpGpu, gemvDownGpu, gemvSupports, activeExpertsGpu, type GemvOptions, type ActiveExperts } from './kernels/moe-gemv.js';
+export { gemvDownCombineGpu, gemvCombineSupports, type GemvCombineOptions } from './kernels/moe-gemv-combine.js';
 export { combineGpu, combineRef, type CombineOptions } from './kernels/combine.js';
 export {
   expertDims,

@@ -83,24 +83,8 @@ export function combineGpu(ctx: GpuContext, rec: Recorder, y: GpuTensor, g: Pick
   if (y.dtype !== 'float32') throw new DTypeError('combineGpu y', 'float32', y.dtype);
   const [rows, H] = expect2d('combineGpu y [T*k, H]', y.shape);
   if (rows !== T * k) throw new ShapeError('combineGpu y [T*k, H]', [T * k, H], y.shape);
-  if (g.position.dtype !== 'uint32') throw new DTypeError('combineGpu g.position', 'uint32', g.position.dtype);
-  if (g.position.size !== T * k) throw new ShapeError('combineGpu g.position', [T * k], g.position.shape);
-  if (weights) {
-    if (weights.dtype !== 'float32') throw new DTypeError('combineGpu weights', 'float32', weights.dtype);
-    const [wt, wk] = expect2d('combineGpu weights [T, k]', weights.shape);
-    if (wt !== T || wk !== k) throw new ShapeError('combineGpu weights [T, k]', [T, k], weights.shape);
-  }
+  checkCombineInputs('combineGpu', T, k, H, g.position, weights, opts);
   const { shared, sharedGateLogit: gate } = opts;
-  if (shared) {
-    if (shared.dtype !== 'float32') throw new DTypeError('combineGpu shared', 'float32', shared.dtype);
-    const [st, sh] = expect2d('combineGpu shared [T, H]', shared.shape);
-    if (st !== T || sh !== H) throw new ShapeError('combineGpu shared [T, H]', [T, H], shared.shape);
-  }
-  if (gate) {
-    if (!shared) throw new ValueError('combineGpu sharedGateLogit', 'to come with `shared`', 'sharedGateLogit without shared');
-    if (gate.dtype !== 'float32') throw new DTypeError('combineGpu sharedGateLogit', 'float32', gate.dtype);
-    if (gate.size !== T || gate.shape.length > 2 || (gate.shape.length === 2 && gate.shape[1] !== 1)) throw new ShapeError('combineGpu sharedGateLogit', `[${T}] or [${T}, 1]`, gate.shape);
-  }
   const out = allocOutput(ctx, opts.pool, 'float32', [T, H], 'combine.out');
   const n = T * H;
   if (n === 0) return out;
@@ -121,6 +105,33 @@ export function combineGpu(ctx: GpuContext, rec: Recorder, y: GpuTensor, g: Pick
     throw e;
   }
   return out;
+}
+
+/**
+ * The combine's inputs beside the expert outputs, checked for T tokens of k slots over H outputs (`op` names the
+ * caller in the errors): `position` uint32 [T*k], `weights` float32 [T, k] (or null), `shared` float32 [T, H] and
+ * its gate logit float32 [T] or [T, 1] (only with `shared`). combineGpu's and the combined down GEMV's checks.
+ * @example `checkCombineInputs('combineGpu', T, k, H, g.position, weights, opts)`
+ */
+export function checkCombineInputs(op: string, T: number, k: number, H: number, position: GpuTensor, weights: GpuTensor | null, opts: Pick<CombineOptions, 'shared' | 'sharedGateLogit'>): void {
+  if (position.dtype !== 'uint32') throw new DTypeError(`${op} g.position`, 'uint32', position.dtype);
+  if (position.size !== T * k) throw new ShapeError(`${op} g.position`, [T * k], position.shape);
+  if (weights) {
+    if (weights.dtype !== 'float32') throw new DTypeError(`${op} weights`, 'float32', weights.dtype);
+    const [wt, wk] = expect2d(`${op} weights [T, k]`, weights.shape);
+    if (wt !== T || wk !== k) throw new ShapeError(`${op} weights [T, k]`, [T, k], weights.shape);
+  }
+  const { shared, sharedGateLogit: gate } = opts;
+  if (shared) {
+    if (shared.dtype !== 'float32') throw new DTypeError(`${op} shared`, 'float32', shared.dtype);
+    const [st, sh] = expect2d(`${op} shared [T, H]`, shared.shape);
+    if (st !== T || sh !== H) throw new ShapeError(`${op} shared [T, H]`, [T, H], shared.shape);
+  }
+  if (gate) {
+    if (!shared) throw new ValueError(`${op} sharedGateLogit`, 'to come with `shared`', 'sharedGateLogit without shared');
+    if (gate.dtype !== 'float32') throw new DTypeError(`${op} sharedGateLogit`, 'float32', gate.dtype);
+    if (gate.size !== T || gate.shape.length > 2 || (gate.shape.length === 2 && gate.shape[1] !== 1)) throw new ShapeError(`${op} sharedGateLogit`, `[${T}] or [${T}, 1]`, gate.shape);
+  }
 }
 
 /**

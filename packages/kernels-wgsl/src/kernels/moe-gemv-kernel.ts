@@ -34,13 +34,13 @@ import { GEMV_NAMES, ownFn, wgslDecls, type GemvModule, type GemvNames } from '.
  */
 export const gemvKernel = defineKernel<GemvVariant>(
   'moe_gemv',
-  (v) => (v.chunks === undefined ? gemvModuleText(gemvModule(v)) : chunkedGemvSource((n) => gemvModule(oneChunk(v), n), v.chunks)),
+  (v) => (v.chunks === undefined ? gemvModuleText(gemvModule(v), !v.combine) : chunkedGemvSource((n) => gemvModule(oneChunk(v), n), v.chunks)),
   { signature: (v) => (v.chunks === undefined ? { bindings: gemvBindings(v), uniforms: GEMV_UNIFORMS } : { bindings: chunkedGemvBindings(oneChunk(v), v.chunks), uniforms: chunkedGemvUniforms(v.chunks) }) },
 );
 
-/** The WGSL of a one-chunk GEMV module: its parts and the expert-slot prologue. */
-function gemvModuleText(m: GemvModule): string {
-  return `${m.decls.map((p) => p.text).join('')}${m.head}${EXPERT_SLOT_WGSL}${m.body}${m.tail}`;
+/** The WGSL of a one-chunk GEMV module: its parts and (`slot`; not the combined down GEMV's tokens) the expert-slot prologue. */
+function gemvModuleText(m: GemvModule, slot: boolean): string {
+  return `${m.decls.map((p) => p.text).join('')}${m.head}${slot ? EXPERT_SLOT_WGSL : ''}${m.body}${m.tail}`;
 }
 
 /** The variant without its chunk count (the one-chunk kernel the multi-chunk one is made from). */

@@ -118,35 +118,47 @@ ${init ? `        var sg = 0.0;${gu ? ' var su = 0.0;' : ''}\n` : ''}        for
   const head = `@compute @workgroup_size(${LANES}, ${GROUPS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
 `;
-  const body = /* wgsl */ `
-  let lane = lid.x;
-  let g = lid.y;
-${KS === 1 ? `  let ob = (${block} * ${GROUPS}u + g) * ${RO}u;` : `  let og = g / ${KS}u; let ks = g % ${KS}u; let kl = ks * ${LANES}u + lane;
-  let ob = (${block} * ${GROUPS / KS}u + og) * ${RO}u;`}
-  let nch = u.cols / ${CW}u;
-${rows
-  .map(
-    (r) => `  let oc${r} = min(ob + ${r}u, u.${nout} - 1u);
-  let rg${r} = ${gu ? `select(oc${r}, 2u * oc${r}, ${v.interleaved})` : `oc${r}`};${gu ? ` let ru${r} = select(oc${r} + u.${nout}, 2u * oc${r} + 1u, ${v.interleaved});` : ''}
-${parts.map((a) => `  let w${a}${r} = (e * u.${urows} + r${a}${r}) * nch; let s${a}${r} = srow${fn}(e, r${a}${r});`).join('\n')}`,
-  )
-  .join('\n')}
-  for (var m0 = 0u; m0 < cnt; m0 += ${MRv}u) {
-${ms.map((m) => `    let xq${m} = (${gu ? `(Order[off + min(m0 + ${m}u, cnt - 1u)] / u.k)` : `(off + min(m0 + ${m}u, cnt - 1u))`} * u.cols) >> 2u;`).join('\n')}
-${vals.map((n) => `    var ${n} = 0.0;`).join('\n')}
-${codec.nan ? rows.flatMap((r) => parts.map((a) => `    var bad${a}${r} = 0u;`)).join('\n') : ''}
+  const cmb = v.combine;
+  const weighted = cmb === 'weighted';
+  const sh = v.combineShared ?? 'none';
+  // the combined down GEMV (v.combine): each chunk's scale carries the slot's router weight, so one accumulator per
+  // output sums every slot of the token before the (single) reduction
+  const wscale = weighted ? 'wt * ' : '';
+  // the output indices of the group's rows; the weight-row bases where the expert is known (inside v.combine's slot loop)
+  const rowIdx = rows
+    .map(
+      (r) => `  let oc${r} = min(ob + ${r}u, u.${nout} - 1u);
+  let rg${r} = ${gu ? `select(oc${r}, 2u * oc${r}, ${v.interleaved})` : `oc${r}`};${gu ? ` let ru${r} = select(oc${r} + u.${nout}, 2u * oc${r} + 1u, ${v.interleaved});` : ''}`,
+    )
+    .join('\n');
+  const rowBases = (ind: string) => rows.map((r) => parts.map((a) => `${ind}let w${a}${r} = (e * u.${urows} + r${a}${r}) * nch; let s${a}${r} = srow${fn}(e, r${a}${r});`).join('\n')).join('\n');
+  const accDecls = (ind: string) => `${vals.map((n) => `${ind}var ${n} = 0.0;`).join('\n')}
+${codec.nan ? rows.flatMap((r) => parts.map((a) => `${ind}var bad${a}${r} = 0u;`)).join('\n') : ''}`;
+  // the lane's chunks of one expert's rows: 16-byte code loads of two chunks, their scales, NaN words, the chunk loop
+  const chunkPass = `
     for (var c = ${KS === 1 ? 'lane' : 'kl'}; c < nch; c += ${2 * LK}u) {
       let c0 = c; let ok0 = true;
       let ok1 = c + ${LK}u < nch; let c1 = select(c, c + ${LK}u, ok1);
 ${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let q${a}${r}_${u} = ${W}[w${a}${r} + c${u}];`)).join('\n')).join('\n')}
-${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let s${a}${r}_${u} = sload${fn}(s${a}${r} + cblk(c${u})); ${zdef(a, r, u)}`)).join('\n')).join('\n')}
+${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let s${a}${r}_${u} = ${wscale}sload${fn}(s${a}${r} + cblk(c${u})); ${zdef(a, r, u)}`)).join('\n')).join('\n')}
 ${codec.nan ? us.map((u) => rows.flatMap((r) => parts.map((a) => `      bad${a}${r} |= select(0u, nanw(q${a}${r}_${u}.x) | nanw(q${a}${r}_${u}.y) | nanw(q${a}${r}_${u}.z) | nanw(q${a}${r}_${u}.w), ok${u});`)).join('\n')).join('\n') : ''}
 ${chunkLoop}
-    }
-${codec.nan ? rows.flatMap((r) => parts.map((a) => `    if (bad${a}${r} != 0u) { ${ms.map((m) => `a${a}${r}_${m} = special_f32(0x7fc00000u, bad${a}${r});`).join(' ')} }`)).join('\n') : ''}
-${Array.from({ length: passes }, (_, ps) => {
-  const pv = vals.slice(ps * ROWS_PASS, (ps + 1) * ROWS_PASS);
-  return `    // reduction pass ${ps}: outputs (row, token) ${ps * perPass}..${ps * perPass + pv.length / parts.length - 1}
+    }`;
+  // a row whose codes held a NaN word outputs NaN (v.combine: after all the token's slots; `ind` the indent)
+  const nanRows = (ind: string) =>
+    codec.nan ? rows.flatMap((r) => parts.map((a) => `${ind}if (bad${a}${r} != 0u) { ${ms.map((m) => `a${a}${r}_${m} = special_f32(0x7fc00000u, bad${a}${r});`).join(' ')} }`)).join('\n') : '';
+  // output o of token row m: the grouped row's store (rowScale, bias, activation), or the combined store (the slots'
+  // router-weighted biases, the shared experts, the token's output row)
+  const store = cmb
+    ? `${v.bias ? `for (var js = 0u; js < u.k; js++) { let p = t * u.k + js; sg = sg + ${weighted ? 'WT[p] * ' : ''}bload${fn}(Idx[p] * u.${urows} + o); }` : ''}
+        ${sh !== 'none' ? `sg = sg + SH[t * u.ys + o]${sh === 'gated' ? ' * (1.0 / (1.0 + exp(-GL[t])))' : ''};` : ''}
+        Y[t * u.ys + o] = sg;`
+    : `let row = off + m0 + m;
+        ${gu ? `let rg = select(o, 2u * o, ${v.interleaved}); let ru = select(o + u.${nout}, 2u * o + 1u, ${v.interleaved});` : 'let rg = o;'}
+        ${storeWgsl(v, names)}`;
+  const reduction = Array.from({ length: passes }, (_, ps) => {
+    const pv = vals.slice(ps * ROWS_PASS, (ps + 1) * ROWS_PASS);
+    return `    // reduction pass ${ps}: outputs (row, token) ${ps * perPass}..${ps * perPass + pv.length / parts.length - 1}
 ${pv.map((n, q) => `    red[(g * ${ROWS_PASS}u + ${q}u) * ${LANES}u + lane] = ${n};`).join('\n')}
     workgroupBarrier();
     if (${KS === 1 ? '' : 'ks == 0u && '}lane < ${pv.length / parts.length}u) {
@@ -154,18 +166,46 @@ ${pv.map((n, q) => `    red[(g * ${ROWS_PASS}u + ${q}u) * ${LANES}u + lane] = ${
       let r = j / ${MRv}u;
       let m = j % ${MRv}u;
       let o = ob + r;
-      if (o < u.${nout} && m0 + m < cnt) {
+      if (o < u.${nout}${cmb ? '' : ' && m0 + m < cnt'}) {
 ${KS === 1 ? sumOver('g') : `        var sg = 0.0;${gu ? ' var su = 0.0;' : ''}
         for (var s = 0u; s < ${KS}u; s++) {
   ${sumOver(`og * ${KS}u + s`, false)}
         }`}
-        let row = off + m0 + m;
-        ${gu ? `let rg = select(o, 2u * o, ${v.interleaved}); let ru = select(o + u.${nout}, 2u * o + 1u, ${v.interleaved});` : 'let rg = o;'}
-        ${storeWgsl(v, names)}
+        ${store}
       }
     }
     workgroupBarrier();`;
-}).join('\n')}
+  }).join('\n');
+  const lead = `
+  let lane = lid.x;
+  let g = lid.y;
+${KS === 1 ? `  let ob = (${block} * ${GROUPS}u + g) * ${RO}u;` : `  let og = g / ${KS}u; let ks = g % ${KS}u; let kl = ks * ${LANES}u + lane;
+  let ob = (${block} * ${GROUPS / KS}u + og) * ${RO}u;`}
+  let nch = u.cols / ${CW}u;
+${rowIdx}`;
+  const body = cmb
+    ? /* wgsl */ `${lead}
+  // token t = wid.y: its k slots (expert Idx[p], input row Pos[p] of the grouped rows) summed into one accumulator
+  let t = wid.y;
+${accDecls('  ')}
+  for (var js = 0u; js < u.k; js++) {
+    let p = t * u.k + js;
+    let e = Idx[p];${weighted ? '\n    let wt = WT[p];' : ''}
+    let xq0 = (Pos[p] * u.cols) >> 2u;
+${rowBases('    ')}
+${chunkPass}
+  }
+${nanRows('  ')}
+${reduction}
+`
+    : /* wgsl */ `${lead}
+${rowBases('  ')}
+  for (var m0 = 0u; m0 < cnt; m0 += ${MRv}u) {
+${ms.map((m) => `    let xq${m} = (${gu ? `(Order[off + min(m0 + ${m}u, cnt - 1u)] / u.k)` : `(off + min(m0 + ${m}u, cnt - 1u))`} * u.cols) >> 2u;`).join('\n')}
+${accDecls('    ')}
+${chunkPass}
+${nanRows('    ')}
+${reduction}
   }
 `;
   return { head, body, tail: '}\n' };

@@ -59,6 +59,14 @@ export type GemvVariant = {
    * one weight container (a stack in one buffer, or one chunk) per dispatch, the kernel as before chunking.
    */
   chunks?: number;
+  /**
+   * The down GEMV with the combine (mode 'down', row-blocked, one weight container): workgroup row wid.y is a token,
+   * whose k slots (expert Idx, grouped input row Pos) are summed into its output row: 'weighted' times the router
+   * weights WT, 'sum' unweighted. moe-gemv-combine.ts.
+   */
+  combine?: 'weighted' | 'sum';
+  /** With `combine`: the shared experts' output SH added ('shared'), times sigmoid of its gate logit GL ('gated'). */
+  combineShared?: 'none' | 'shared' | 'gated';
 };
 
 
@@ -318,15 +326,14 @@ export function gemvBindings(v: GemvVariant): BindingDecl[] {
   const read = (name: string, type: string): BindingDecl => ({ name, type, access: 'read' });
   const quant = v.sdtype !== 'none';
   const wtype = v.wide || v.ro !== undefined ? 'array<vec4<u32>>' : quant ? 'array<u32>' : v.vec8 ? (v.wdtype === 'float32' ? 'array<vec4<f32>>' : 'array<vec4<u32>>') : v.wdtype === 'float32' ? 'array<f32>' : 'array<u32>';
-  const b = [
-    v.vec8 ? read('X4', 'array<vec4<f32>>') : read('X', 'array<f32>'),
-    read('W', wtype),
-    read('Counts', 'array<u32>'),
-    read('Offsets', 'array<u32>'),
-    read('Order', 'array<u32>'),
-    read('Active', 'array<u32>'),
-    { name: 'Y', type: 'array<f32>', access: 'read_write' } as const,
-  ];
+  const x = v.vec8 ? read('X4', 'array<vec4<f32>>') : read('X', 'array<f32>');
+  const y = { name: 'Y', type: 'array<f32>', access: 'read_write' } as const;
+  const sh = v.combineShared ?? 'none';
+  // the combined down GEMV reads the token's slots (routing and grouped rows) instead of an expert's grouped rows
+  const rowsOf = v.combine
+    ? [read('Idx', 'array<u32>'), read('Pos', 'array<u32>'), ...(v.combine === 'weighted' ? [read('WT', 'array<f32>')] : []), ...(sh !== 'none' ? [read('SH', 'array<f32>')] : []), ...(sh === 'gated' ? [read('GL', 'array<f32>')] : [])]
+    : [read('Counts', 'array<u32>'), read('Offsets', 'array<u32>'), read('Order', 'array<u32>'), read('Active', 'array<u32>')];
+  const b: BindingDecl[] = [x, read('W', wtype), ...rowsOf, y];
   if (v.bias) b.push(read('B', v.bdtype === 'float32' ? 'array<f32>' : 'array<u32>'));
   if (v.rowScale) b.push(read('S', 'array<f32>'));
   if (quant) b.push(read('QS', v.sdtype === 'float32' ? 'array<f32>' : 'array<u32>'));

@@ -133,7 +133,7 @@ export interface GemvOptions {
 }
 
 /** What the GEMV binds for one weight container. */
-interface GemvWeights {
+export interface GemvWeights {
   E: number;
   rows: number;
   cols: number;
@@ -168,7 +168,7 @@ function stackChunks(w: ExpertStackGpu): ExpertWeightsGpu[] {
   return w.kind === 'chunked' ? w.chunks.map((c) => c.w) : [w];
 }
 
-function gemvWeights(what: string, w: ExpertWeightsGpu): GemvWeights {
+export function gemvWeights(what: string, w: ExpertWeightsGpu): GemvWeights {
   const { E, rows, cols } = expertDims(w, `${what} weights`);
   if (w.kind === 'dense') {
     return { E, rows, cols, codes: w.w, wfmt: w.w.dtype as DenseDtype, sdtype: 'none', su: [0, 0, 0, 0] };
@@ -202,17 +202,17 @@ export function gemvPackedPath(w: ExpertStackGpu, kernel: GemvPackedKernel = gem
 }
 
 /** The row blocking of a packed kernel name: outputs per 32-lane group and groups per output block ('rows2k4' -> 2, 4; 'rows4' -> 4, 1; 'table' and 'wide': 1, 1). */
-function kernelBlocking(kernel: GemvPackedKernel | 'dense'): { ro: number; ks: number } {
+export function kernelBlocking(kernel: GemvPackedKernel | 'dense'): { ro: number; ks: number } {
   const m = /^rows(\d)(?:k(\d))?$/.exec(kernel);
   return m ? { ro: Number(m[1]), ks: Number(m[2] ?? 1) } : { ro: 1, ks: 1 };
 }
 
 /** Scale block width in columns (fp8: the block's columns; int: the block size; mxfp4: 32). */
-function blockCols(gw: GemvWeights): number {
+export function blockCols(gw: GemvWeights): number {
   return gw.wfmt === 'fp8_e4m3' || gw.wfmt === 'fp8_e5m2' ? gw.su[3] : gw.wfmt === 'mxfp4' ? 32 : gw.su[1];
 }
 
-function packedPath(gw: GemvWeights, kernel: GemvPackedKernel | 'dense'): 'dense' | 'table' | 'wide' | 'rows' {
+export function packedPath(gw: GemvWeights, kernel: GemvPackedKernel | 'dense'): 'dense' | 'table' | 'wide' | 'rows' {
   // dense weights: the dense kernel, or a row-blocked one ('rowsN') for 16-bit weights in whole 16-byte chunks
   if (gw.sdtype === 'none') return kernel.startsWith('rows') && ROWS_CODECS[gw.wfmt] && gw.cols % wideChunkCols(gw.wfmt) === 0 ? 'rows' : 'dense';
   if (kernel === 'dense') throw new ValueError('decode GEMV kernel of packed weights', GEMV_PACKED_KERNELS.join(' | '), kernel);
@@ -224,7 +224,7 @@ function packedPath(gw: GemvWeights, kernel: GemvPackedKernel | 'dense'): 'dense
 }
 
 /** The planner's packed kernel for a call: by rows per pass, and by the default kernel's grid and the row length (split-K). */
-function plannedKernel(mr: number, slots: number, gw: GemvWeights, nout: number): GemvPackedKernel {
+export function plannedKernel(mr: number, slots: number, gw: GemvWeights, nout: number): GemvPackedKernel {
   const base = gemvPackedKernelFor(mr);
   const { ro, ks } = packedPath(gw, base) === 'rows' ? kernelBlocking(base) : { ro: 1, ks: 1 };
   return gemvPackedKernelFor(mr, { workgroups: slots * Math.ceil(nout / ((GROUPS / ks) * ro)), cols: gw.cols });
