@@ -6,7 +6,7 @@
  * entry and the code that constructs a MoE imports moe.ts.
  */
 import type { HostTensor } from '@webmoe/tensor';
-import type { BufferPool, ExpertActivation, GpuTensor, Recorder } from '@webmoe/kernels-wgsl';
+import type { BufferPool, DownCombineChoice, ExpertActivation, GpuTensor, Recorder } from '@webmoe/kernels-wgsl';
 import type { Linear, MLP, Module } from '@webmoe/nn';
 import type { MoEGate } from './gates.js';
 import type { MoEOptions, MoEOutput } from './moe-options.js';
@@ -45,6 +45,8 @@ export interface MoELayer extends Module {
   readonly sharedExpertGate: Linear | undefined;
   /** Which expert GEMMs a GPU forward uses ('auto': the planner's choice). */
   readonly expertKernels: 'auto' | 'gemv' | 'grouped';
+  /** How a decode forward on the GEMVs ends: the down GEMV with the combine in it, or then the combine ('auto': the planner's choice). */
+  readonly downCombine: DownCombineChoice;
   /** The grouped GEMMs' activation-quantiser options for the layer's experts. */
   expertActQuant(): { actQuant: 'none' | 'fp8_dynamic'; actAmaxClamp?: number };
   /** The constructor options that describe the layer's shape and maths. */

@@ -10,6 +10,7 @@ import {
   useGraphReplay,
   ForwardGraphs,
   checkOutput,
+  type DownCombineChoice,
   type ExpertActivation,
   type ExpertStackGpu,
   type RoutingRef,
@@ -151,6 +152,22 @@ export class MoE extends Module implements MoELayer {
     this.kernelChoice = v;
   }
   private kernelChoice: 'auto' | 'gemv' | 'grouped' = 'auto';
+  /**
+   * How a decode forward on the GEMVs ends: 'fused', the down GEMV with the combine in it (one dispatch: each
+   * token's k experts summed in the GEMV, for weights on its row-blocked path in one buffer per stack); 'separate',
+   * the down GEMV then the combine; 'auto' (default), kernels-wgsl's `useCombinedDownGemv` (KERNEL_CROSSOVERS in
+   * plan.ts). Results agree to f32 rounding (the sums in another order). Setting another value frees the captured
+   * forward graphs.
+   */
+  get downCombine(): DownCombineChoice {
+    return this.combineChoice;
+  }
+  set downCombine(v: DownCombineChoice) {
+    if (v !== 'auto' && v !== 'fused' && v !== 'separate') throw new ValueError('MoE.downCombine', "'auto' | 'fused' | 'separate'", v);
+    if (v !== this.combineChoice) this.clearGraphs();
+    this.combineChoice = v;
+  }
+  private combineChoice: DownCombineChoice = 'auto';
   /**
    * Replay captured command graphs for small T (<= 64, up to 4 cached):
    * recording a forward costs far more host time than the GPU work at decode.

@@ -47,8 +47,8 @@ function combinedPlan(w: ExpertStackGpu, T: number, k: number, kernel: GemvPacke
     return (e as Error).message;
   }
   const dense = gw.sdtype === 'none';
-  // one token per workgroup row: the kernels of the expert-major GEMV at one row per pass, over T rows of blocks
-  const chosen = kernel ?? (dense ? gemvDenseKernelFor(T, k, gw.E) : plannedKernel(1, T, gw, gw.rows));
+  // one token per workgroup row: the expert-major GEMV's kernels at one row per pass (as for T = 1), over T rows of blocks
+  const chosen = kernel ?? (dense ? gemvDenseKernelFor(1, k, gw.E) : plannedKernel(1, T, gw, gw.rows));
   if (chosen === 'dense' || packedPath(gw, chosen) !== 'rows') return `weights without the row-blocked path (${gw.wfmt}, ${gw.cols} columns, kernel ${chosen})`;
   return { gw, kernel: chosen };
 }

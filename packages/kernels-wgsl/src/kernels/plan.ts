@@ -59,6 +59,15 @@ export const KERNEL_CROSSOVERS = {
   /** Router linear: the GEMV kernel for at most this many tokens, the tiled kernel above. */
   linearGemvMaxTokens: 32,
   /**
+   * The decode down GEMV with the combine in it (moe-gemv-combine.ts: one dispatch fewer, a workgroup row per token
+   * reading its k experts' rows in turn) for at most this many tokens where 'auto' chooses; 0: never. Off until the
+   * H200 ranks it against the down GEMV + combine (2026-12-05: built and tested, no device lent; the bench's
+   * `--down-combine fused` runs it). The two-dispatch path on Qwen3-30B at T = 1 spends 4.0 us in the combine and
+   * 2.1 us per dependent dispatch (H200, 2026-12-04, decode-probe); the combined GEMV launches k times fewer
+   * workgroups, each reading k experts' rows.
+   */
+  combinedDownMaxTokens: 0,
+  /**
    * The tiled linear splits K over workgroups (each a K slice of at least `minSliceK`, a second dispatch
    * summing the slices in order) until about `targetWorkgroups` workgroups run: a router linear has few
    * 64 x 64 output tiles (DeepSeek-V3 at T = 128: 2 x 4), each looping over all of K = 7168 in slices of
@@ -172,6 +181,19 @@ export function useExpertGemv(T: number, k: number, E: number): boolean {
 /** Whether the decode path of a forward of T tokens routes and groups in one dispatch (route_decode). */
 export function useFusedDecodeRouting(T: number): boolean {
   return T <= KERNEL_CROSSOVERS.fusedRoutingMaxTokens;
+}
+
+/** How a decode forward ends: the down GEMV with the combine in it ('fused'), the down GEMV then the combine ('separate'), or the planner's choice ('auto'). */
+export type DownCombineChoice = 'auto' | 'fused' | 'separate';
+
+/**
+ * Whether a decode forward of T tokens (on the decode GEMVs, with weights the combined GEMV takes) records the down
+ * GEMV with the combine in it: 'fused' yes, 'separate' no, 'auto' for at most KERNEL_CROSSOVERS.combinedDownMaxTokens.
+ * @example `useCombinedDownGemv(1, 'fused') // true`
+ */
+export function useCombinedDownGemv(T: number, choice: DownCombineChoice = 'auto'): boolean {
+  if (choice !== 'auto' && choice !== 'fused' && choice !== 'separate') throw new ValueError('down-combine choice', "'auto' | 'fused' | 'separate'", choice);
+  return choice === 'auto' ? T <= KERNEL_CROSSOVERS.combinedDownMaxTokens : choice === 'fused';
 }
 
 /** Whether a single expert (shared experts, nn's MLP) over T tokens takes the decode GEMVs. */

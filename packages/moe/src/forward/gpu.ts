@@ -8,6 +8,8 @@ import {
   combineGpu,
   gpuByteLength,
   denseGroupingGpu,
+  gemvCombineSupports,
+  gemvDownCombineGpu,
   gemvDownGpu,
   gemvGateUpGpu,
   gemvSupports,
@@ -19,6 +21,7 @@ import {
   planExpertGemms,
   routerGpu,
   routeDecodeGpu,
+  useCombinedDownGemv,
   useFusedDecodeRouting,
   type ActiveExperts,
   type BufferPool,
@@ -52,6 +55,20 @@ export interface GroupedRowsGpu {
   grouping: GroupingGpu;
   gemms: 'gemv' | 'grouped';
   active?: ActiveExperts;
+  /** The decode GEMVs' down GEMV with the combine in it (MoE.downCombine, the planner's useCombinedDownGemv). */
+  downCombined?: boolean;
+}
+
+/** gate_up (+ bias, activation) on the decode GEMVs or the grouped GEMMs, as the planner chose; its output goes to scratch. */
+function recordGateUp(layer: MoELayer, run: GpuStageRun, x: GpuTensor, g: GroupedRowsGpu, w: ExpertStackGpu, bias: GpuTensor | undefined, act: ExpertActivation, rowScale: GpuTensor | undefined): GpuTensor {
+  const ctx = layer.ctx!;
+  const { rec, pool } = run;
+  const h =
+    g.gemms === 'gemv'
+      ? gemvGateUpGpu(ctx, rec, x, g.grouping, w, act, { pool, active: g.active, bias, rowScale })
+      : groupedGateUpGpu(ctx, rec, x, g.grouping, w, bias, act, { pool, rowScale, ...layer.expertActQuant() });
+  run.scratch.push(h);
+  return h;
 }
 
 /** Records the expert GEMMs (gate_up + bias + activation, then down + bias) on x's rows grouped by `g`; both outputs go to scratch. */
@@ -68,20 +85,13 @@ function recordExpertGemms(
 ): GpuTensor {
   const ctx = layer.ctx!;
   const { rec, pool, scratch } = run;
-  let y: GpuTensor;
   onStep?.('gate_up');
-  if (g.gemms === 'gemv') {
-    const h = gemvGateUpGpu(ctx, rec, x, g.grouping, w.gateUp, act, { pool, active: g.active, bias: bias.gateUp, rowScale });
-    scratch.push(h);
-    onStep?.('down');
-    y = gemvDownGpu(ctx, rec, h, g.grouping, w.down, { pool, active: g.active, bias: bias.down });
-  } else {
-    const aq = layer.expertActQuant();
-    const h = groupedGateUpGpu(ctx, rec, x, g.grouping, w.gateUp, bias.gateUp, act, { pool, rowScale, ...aq });
-    scratch.push(h);
-    onStep?.('down');
-    y = groupedDownGpu(ctx, rec, h, g.grouping, w.down, bias.down, { pool, ...aq });
-  }
+  const h = recordGateUp(layer, run, x, g, w.gateUp, bias.gateUp, act, rowScale);
+  onStep?.('down');
+  const y =
+    g.gemms === 'gemv'
+      ? gemvDownGpu(ctx, rec, h, g.grouping, w.down, { pool, active: g.active, bias: bias.down })
+      : groupedDownGpu(ctx, rec, h, g.grouping, w.down, bias.down, { pool, ...layer.expertActQuant() });
   scratch.push(y);
   return y;
 }
@@ -106,6 +116,8 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
   const { rec, pool, scratch } = run;
   const keep = <G extends { destroy(): void }>(t: G): G => (scratch.push(t), t);
   let fusedGrouping: { routing: RoutingGpu; grouped: GroupedRowsGpu } | undefined;
+  // a decode forward of T tokens on the GEMVs: whether its down GEMV takes the combine (the choice, and weights it reads)
+  const downCombined = (T: number) => useCombinedDownGemv(T, layer.downCombine) && gemvCombineSupports(weights().down, T, layer.numExpertsPerToken);
   return {
     route: (x) => {
       run.onStep?.('route');
@@ -117,7 +129,7 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
         // decode with the fewest tokens: routing, grouping and the active-expert list in one dispatch (route_decode);
         // the group stage takes the grouping made here
         const f = routeDecodeGpu(ctx, rec, logits, g.routerParams(), layer.moeDim, layer.hiddenDim, routerOpts);
-        fusedGrouping = { routing: f.routing, grouped: { grouping: keep(f.grouping), gemms: 'gemv', active: f.active } };
+        fusedGrouping = { routing: f.routing, grouped: { grouping: keep(f.grouping), gemms: 'gemv', active: f.active, downCombined: downCombined(T) } };
         return { idx: keep(f.routing.idx), weights: keep(f.routing.weights) };
       }
       const r = routerGpu(ctx, rec, logits, g.routerParams(), routerOpts);
@@ -131,7 +143,7 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
       if (gemms === 'gemv') {
         // decode: grouping and active-expert list in one dispatch
         const d = groupDecodeGpu(ctx, rec, r.idx, layer.numExperts, layer.moeDim, layer.hiddenDim, { pool });
-        return { grouping: keep(d.grouping), gemms, active: d.active };
+        return { grouping: keep(d.grouping), gemms, active: d.active, downCombined: downCombined(T) };
       }
       // the multi-pass grouping that scales with T
       return { grouping: keep(groupGpu(ctx, rec, r.idx, layer.numExperts, { pool })), gemms };
@@ -159,6 +171,17 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
     combine: (y, g, weights, shared) => {
       run.onStep?.('combine');
       return combineGpu(ctx, rec, y, g.grouping, weights, { shared: shared?.shared, sharedGateLogit: shared?.gateLogit });
+    },
+    routedAndCombined: (x, g, routing, rowScale, wts, shared) => {
+      if (!g.downCombined) return undefined;
+      const rw = weights();
+      run.onStep?.('gate_up');
+      const h = recordGateUp(layer, run, x, g, rw.gateUp, expertBiasGpu(rw.gateUp, layer.stacked.gateUpBias), layer.activation, rowScale);
+      run.onStep?.('down');
+      const out = gemvDownCombineGpu(ctx, rec, h, g.grouping, routing.idx, wts, rw.down, { bias: expertBiasGpu(rw.down, layer.stacked.downBias), shared: shared?.shared, sharedGateLogit: shared?.gateLogit });
+      // the combine is in the down GEMV: its step records nothing
+      run.onStep?.('combine');
+      return out;
     },
   };
 }

@@ -1,5 +1,5 @@
 /**
- * The MoE forward, written once: route -> group -> routed experts -> shared
+ * The MoE forward, written once: route -> group -> shared experts -> routed
  * experts -> combine (docs/moe-semantics.md). Each stage has a GPU
  * implementation (gpu.ts: records kernels into a Recorder) and a host one
  * (host.ts: the TypeScript references) behind {@link MoEStages};
@@ -16,7 +16,7 @@ import type { ExpertActivation } from '@webmoe/kernels-wgsl';
  * reports (a per-step profile).
  * @example `FORWARD_STEPS.map((s) => times[s])`
  */
-export const FORWARD_STEPS = ['route', 'group', 'gate_up', 'down', 'shared', 'combine'] as const;
+export const FORWARD_STEPS = ['route', 'group', 'shared', 'gate_up', 'down', 'combine'] as const;
 /** One step of the forward (see {@link FORWARD_STEPS}). */
 export type ForwardStep = (typeof FORWARD_STEPS)[number];
 
@@ -42,22 +42,31 @@ export interface MoEStages<X, R extends { weights: unknown }, G> {
   sharedExperts(x: X): SharedExpertsOut<X> | undefined;
   /** out[t] = sum_j w[t, j] * y[row of (t, j)] (+ sigmoid(gate) * shared[t]); `weights` null sums unweighted. */
   combine(y: X, g: G, weights: R['weights'] | null, shared: SharedExpertsOut<X> | undefined): X;
+  /**
+   * Optional: the routed experts and the combine in one step (routedExperts then combine, with their arguments),
+   * where the implementation takes that path for this grouping (the GPU's combined down GEMV); undefined: it does
+   * not, and the two stages run.
+   */
+  routedAndCombined?(x: X, g: G, routing: R, rowScale: R['weights'] | undefined, weights: R['weights'] | null, shared: SharedExpertsOut<X> | undefined): X | undefined;
 }
 
 /** The activation of shared experts run through the expert GEMMs (quantized shared experts): SiLU, gate and up rows concatenated. */
 export const SHARED_EXPERT_ACTIVATION: ExpertActivation = { kind: 'silu', layout: 'concat' };
 
 /**
- * The layer's forward over `stages`: route, group, routed experts (with
- * `applyRouterWeightFirst` the router weights scale their inputs and the
- * combine sums unweighted), shared experts, combine.
+ * The layer's forward over `stages`: route, group, shared experts, routed
+ * experts (with `applyRouterWeightFirst` the router weights scale their
+ * inputs and the combine sums unweighted), combine; or the routed experts and
+ * the combine in one step where the stages take it (`routedAndCombined`).
  * @example `const y = runMoEForward(moe, hostStages(moe), x)`
  */
 export function runMoEForward<X, R extends { weights: unknown }, G>(layer: { applyRouterWeightFirst: boolean }, stages: MoEStages<X, R, G>, x: X): X {
   const routing = stages.route(x);
   const g = stages.group(routing);
   const first = layer.applyRouterWeightFirst;
-  const y = stages.routedExperts(x, g, first ? routing.weights : undefined);
+  const rowScale = first ? routing.weights : undefined;
+  const weights = first ? null : routing.weights;
   const shared = stages.sharedExperts(x);
-  return stages.combine(y, g, first ? null : routing.weights, shared);
+  const out = stages.routedAndCombined?.(x, g, routing, rowScale, weights, shared);
+  return out !== undefined ? out : stages.combine(stages.routedExperts(x, g, rowScale), g, weights, shared);
 }
