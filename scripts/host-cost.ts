@@ -24,6 +24,8 @@ const fixtures = (process.env.WEBMOE_FIXTURES ?? '/work/shared/fixtures') + '/hf
 // WEBMOE_MAX_BINDING=BYTES: a lower binding limit (the expert stacks above it are chunked, as full-size layers are)
 const ctx = await createGpuContext(process.env.WEBMOE_MAX_BINDING ? { maxBindingBytes: Number(process.env.WEBMOE_MAX_BINDING) } : {});
 const moe = await MoE.fromHuggingFace({ source: `${fixtures}/${arch}`, layer: 0, dtype: 'bfloat16', device: DeviceRef.GPU(), ctx });
+// WEBMOE_DOWN_COMBINE=fused|separate: how the decode forward ends (MoE.downCombine; set only where given, so the script runs on older commits)
+if (process.env.WEBMOE_DOWN_COMBINE) (moe as unknown as { downCombine: string }).downCombine = process.env.WEBMOE_DOWN_COMBINE;
 const x = GpuTensor.upload(ctx, HostTensor.fromFloat32([T, moe.hiddenDim], Float32Array.from({ length: T * moe.hiddenDim }, (_, i) => Math.sin(i) * 0.5)));
 
 /** Counts calls of every method of `obj` (and of the encoders/passes they return) into `counts`. */

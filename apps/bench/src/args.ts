@@ -22,7 +22,7 @@ export interface BenchOptions {
   peer?: 'onnxruntime';
   /** Layers per chain of the wallGpuMs / wallStackMs columns (`--stack`, default 48; 8 with --quick). */
   stack: number;
-  /** `--profile-stages`: each GPU row also times every step of the forward (route, group, gate_up, down, shared, combine) with timestamp queries (src/stage-profile.ts). */
+  /** `--profile-stages`: each GPU row also times every step of the forward (route, group, shared, gate_up, down, combine) with timestamp queries (src/stage-profile.ts). */
   profileStages?: boolean;
   /** True when --stack was given. */
   stackExplicit?: boolean;
@@ -63,7 +63,7 @@ usage: pnpm bench [options]
   --stack N             layers per chain of the wallGpuMs / wallStackMs columns (default 48; 8 with --quick)
   --stack-gib G         device memory the chain's distinct layers may take (default 80 on a GPU, 1 on lavapipe); the chain cycles over as many as fit
   --copy-mib N          size of the copy-bandwidth probe in MiB
-  --profile-stages      per GPU row, device time of each forward step (route, group, gate_up, down, shared, combine; needs timestamp-query, else the row says so)
+  --profile-stages      per GPU row, device time of each forward step (route, group, shared, gate_up, down, combine; needs timestamp-query, else the row says so)
   -h, --help            this text`;
 
 function list(v: string | undefined, flag: string): string[] {

@@ -138,6 +138,9 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
   // WEBMOE_EXPERT_KERNELS=gemv|grouped|auto picks the layer's expert GEMMs (default auto), to time both paths
   const ek = typeof process !== 'undefined' ? process.env.WEBMOE_EXPERT_KERNELS : undefined;
   if (ek === 'gemv' || ek === 'grouped' || ek === 'auto') moe.expertKernels = ek;
+  // WEBMOE_DOWN_COMBINE=fused|separate|auto: how its decode forwards end (MoE.downCombine, default auto), for the A/B
+  const dc = typeof process !== 'undefined' ? process.env.WEBMOE_DOWN_COMBINE : undefined;
+  if (dc === 'fused' || dc === 'separate' || dc === 'auto') moe.downCombine = dc;
   try {
     // the shared-expert MLP packs its GPU weights when loaded, so it is loaded from host tensors (it is small)
     const se = moe.sharedExperts;

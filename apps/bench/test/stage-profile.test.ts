@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { attributeSteps, formatStageProfile, summarizeStages, type StepMark } from '../src/stage-profile.js';
 
 // A decode forward as the GPU stages record it: router linear + route_decode (the fused decode routing makes the
-// grouping, so 'group' records nothing), two gate_up chunks, one down, no shared experts, combine.
+// grouping, so 'group' records nothing), no shared experts, two gate_up chunks, one down, combine.
 const timings = [
   { name: 'linear', ns: 1000 },
   { name: 'route_decode', ns: 2000 },
@@ -14,9 +14,9 @@ const timings = [
 const marks: StepMark[] = [
   { step: 'route', at: 0 },
   { step: 'group', at: 2 },
+  { step: 'shared', at: 2 },
   { step: 'gate_up', at: 2 },
   { step: 'down', at: 4 },
-  { step: 'shared', at: 5 },
   { step: 'combine', at: 5 },
 ];
 
@@ -36,16 +36,16 @@ describe('stage profile attribution', () => {
     const scaled = (f: number) => timings.map((t) => ({ ...t, ns: t.ns * f }));
     const p = summarizeStages([1, 1.1, 0.95].map((f) => ({ timings: scaled(f), marks })));
     if (!p.available) throw new Error(p.reason);
-    expect(p.stages.map((s) => s.stage)).toEqual(['route', 'group', 'gate_up', 'down', 'shared', 'combine']);
+    expect(p.stages.map((s) => s.stage)).toEqual(['route', 'group', 'shared', 'gate_up', 'down', 'combine']);
     expect(p.iters).toBe(3);
     // whole forward: 89.5 us at scale 1
     expect(p.totalMs).toBeCloseTo(0.0895, 9);
-    expect(p.stages.map((s) => s.ms)).toEqual([0.003, 0, 0.061, 0.025, 0, 0.0005]);
+    expect(p.stages.map((s) => s.ms)).toEqual([0.003, 0, 0, 0.061, 0.025, 0.0005]);
     const sum = p.stages.reduce((s, x) => s + x.ms, 0);
     expect(Math.abs(sum - p.totalMs) / p.totalMs).toBeLessThan(1e-9);
     // least over the forwards: the 0.95 one
     expect(p.stages.find((s) => s.stage === 'down')!.minMs).toBeCloseTo(0.02375, 9);
-    expect(p.stages.map((s) => s.dispatches)).toEqual([2, 0, 2, 1, 0, 1]);
+    expect(p.stages.map((s) => s.dispatches)).toEqual([2, 0, 0, 2, 1, 1]);
     expect(p.stages.find((s) => s.stage === 'gate_up')!.share).toBeCloseTo(61000 / 89500, 9);
     expect(formatStageProfile(p)).toMatch(/^route .* gate_up .* combine .* \| total 0\.0895 ms \(the median of 3 forwards\)$/);
     // an even count takes the lower middle forward

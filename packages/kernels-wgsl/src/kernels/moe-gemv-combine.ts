@@ -26,6 +26,7 @@ import type { ExpertStackGpu, GroupingGpu } from './moe-types.js';
 
 /** Options of {@link gemvDownCombineGpu}. */
 export interface GemvCombineOptions {
+  /** Allocate the output from this pool (default: its own buffer). */
   pool?: BufferPool;
   /** Down bias [E, H] (float32, bfloat16 or float16), added per slot times its router weight. */
   bias?: GpuTensor;

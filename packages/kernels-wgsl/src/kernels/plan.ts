@@ -60,13 +60,18 @@ export const KERNEL_CROSSOVERS = {
   linearGemvMaxTokens: 32,
   /**
    * The decode down GEMV with the combine in it (moe-gemv-combine.ts: one dispatch fewer, a workgroup row per token
-   * reading its k experts' rows in turn) for at most this many tokens where 'auto' chooses; 0: never. Off until the
-   * H200 ranks it against the down GEMV + combine (2026-12-05: built and tested, no device lent; the bench's
-   * `--down-combine fused` runs it). The two-dispatch path on Qwen3-30B at T = 1 spends 4.0 us in the combine and
-   * 2.1 us per dependent dispatch (H200, 2026-12-04, decode-probe); the combined GEMV launches k times fewer
-   * workgroups, each reading k experts' rows.
+   * reading its k experts' rows in turn) for at most this many tokens where 'auto' chooses, by adapter (0: never).
+   * Software adapters (lavapipe, 2026-12-05, `pnpm bench --quick --tokens 1,16`, two runs of each path alternating,
+   * device ms separate -> fused at T = 1): Qwen3-30B/s8 bf16 4.17, 4.21 -> 2.62, 2.86; GPT-OSS-20B/s8 bf16 6.24, 6.02
+   * -> 3.99, 8.59 (noisy), mxfp4 7.18, 7.21 -> 5.59, 5.85; DeepSeek-V2-Lite/s8 6.49, 6.65 -> 4.62, 4.65; Mixtral/s16
+   * 5.44, 5.61 -> 4.61, 4.72; DeepSeek-V3/s16 bf16 8.30, 8.00 -> 5.49, 7.42, fp8 10.3, 10.4 -> 7.13, 9.79; at T = 16
+   * bf16 mostly faster, packed slower (mxfp4 42, 43 -> 53, 59; fp8 60, 61 -> 71): T = 1 only. GPUs: off until the
+   * H200 ranks it against the down GEMV + combine (no device lent 2026-12-05; the bench's WEBMOE_DOWN_COMBINE=fused
+   * runs it). The two-dispatch path on Qwen3-30B at T = 1 spends 4.0 us in the combine and 2.1 us per dependent
+   * dispatch (H200, 2026-12-04, decode-probe); the combined GEMV launches k times fewer workgroups, each reading k
+   * experts' rows.
    */
-  combinedDownMaxTokens: 0,
+  combinedDownMaxTokens: { gpu: 0, software: 1 } as Readonly<Record<'gpu' | 'software', number>>,
   /**
    * The tiled linear splits K over workgroups (each a K slice of at least `minSliceK`, a second dispatch
    * summing the slices in order) until about `targetWorkgroups` workgroups run: a router linear has few
@@ -188,12 +193,13 @@ export type DownCombineChoice = 'auto' | 'fused' | 'separate';
 
 /**
  * Whether a decode forward of T tokens (on the decode GEMVs, with weights the combined GEMV takes) records the down
- * GEMV with the combine in it: 'fused' yes, 'separate' no, 'auto' for at most KERNEL_CROSSOVERS.combinedDownMaxTokens.
- * @example `useCombinedDownGemv(1, 'fused') // true`
+ * GEMV with the combine in it: 'fused' yes, 'separate' no, 'auto' for at most KERNEL_CROSSOVERS.combinedDownMaxTokens
+ * tokens of the adapter's kind (`softwareAdapter`: the context's adapterInfo.software).
+ * @example `useCombinedDownGemv(1, 'fused', false) // true`
  */
-export function useCombinedDownGemv(T: number, choice: DownCombineChoice = 'auto'): boolean {
+export function useCombinedDownGemv(T: number, choice: DownCombineChoice, softwareAdapter: boolean): boolean {
   if (choice !== 'auto' && choice !== 'fused' && choice !== 'separate') throw new ValueError('down-combine choice', "'auto' | 'fused' | 'separate'", choice);
-  return choice === 'auto' ? T <= KERNEL_CROSSOVERS.combinedDownMaxTokens : choice === 'fused';
+  return choice === 'auto' ? T <= KERNEL_CROSSOVERS.combinedDownMaxTokens[softwareAdapter ? 'software' : 'gpu'] : choice === 'fused';
 }
 
 /** Whether a single expert (shared experts, nn's MLP) over T tokens takes the decode GEMVs. */

@@ -117,7 +117,7 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
   const keep = <G extends { destroy(): void }>(t: G): G => (scratch.push(t), t);
   let fusedGrouping: { routing: RoutingGpu; grouped: GroupedRowsGpu } | undefined;
   // a decode forward of T tokens on the GEMVs: whether its down GEMV takes the combine (the choice, and weights it reads)
-  const downCombined = (T: number) => useCombinedDownGemv(T, layer.downCombine) && gemvCombineSupports(weights().down, T, layer.numExpertsPerToken);
+  const downCombined = (T: number) => useCombinedDownGemv(T, layer.downCombine, ctx.adapterInfo.software) && gemvCombineSupports(weights().down, T, layer.numExpertsPerToken);
   return {
     route: (x) => {
       run.onStep?.('route');
