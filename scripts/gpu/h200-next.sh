@@ -9,6 +9,10 @@
 #      16-subgroup (512-thread) tiles;
 #      then the bench's layer rows, bf16 and packed, with PyTorch's grouped_mm in the same call.
 #   c: prefill-bench, every path, Mixtral and GPT-OSS at T = 128 / 512 (where the layer is slower than HF).
+#   d: decode A/B of the combined down GEMV (session 12: WEBMOE_DOWN_COMBINE=fused vs separate, alternating, bench
+#      rows at T = 1 / 16 and host-cost's WebGPU calls and host us per forward); decides
+#      KERNEL_CROSSOVERS.combinedDownMaxTokens.gpu (0 until then). Needs .gpu-kit/host-cost.mjs:
+#      node scripts/gpu/build-one.mjs scripts/host-cost.ts .gpu-kit/host-cost.mjs (and the fixtures tarball of call a).
 #   cp scripts/gpu/sgmat-*.mjs .gpu-kit/ && node scripts/gpu/build-gpu-tests.mjs && node scripts/gpu/build-one.mjs \
 #     scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs && pnpm --filter @webmoe/bench bundle:gpu
 #   git worktree add /tmp/wm-prev b32bd1a && cp scripts/gpu/prefill-bench.ts /tmp/wm-prev/scripts/gpu/ && \
@@ -49,6 +53,18 @@ case "${1:-a}" in
     # every path at the sizes where the layer is slower than HF (Mixtral T = 128 / 512, GPT-OSS T = 512): which tile,
     # split and band plan.ts should take there (the layer at T = 512: ~128 +- 11 rows per expert, partial tiles)
     PB prefill-small 300 380 10 - "mixtral,gpt-oss" "128,512" bf16
+    ;;
+  d)
+    for dc in separate fused separate fused; do
+      WEBMOE_DOWN_COMBINE=$dc timeout 140 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models qwen3-30b-a3b,deepseek-v2-lite,mixtral-8x7b,gpt-oss-20b --dtypes bf16,int4 --tokens 1,16 --iters 20 --stack 8 --json "$OUT/decode-$dc-$RANDOM.json" >> "$OUT/decode-$dc.txt" 2>&1
+      echo "bench $dc rc=$?" >> "$OUT/decode-$dc.txt"
+    done
+    grep -hE "^(model|qwen3|deepseek|mixtral|gpt)|rc=" "$OUT"/decode-*.txt | grep -v linear | cut -c1-200
+    mkdir -p /tmp/webmoe-fx && tar xJf .gpu-kit/fixtures.tar.xz -C /tmp/webmoe-fx
+    for dc in separate fused; do
+      WEBMOE_FIXTURES=/tmp/webmoe-fx/fixtures WEBMOE_DOWN_COMBINE=$dc timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/host-cost.mjs qwen3_moe 3000 1 8 > "$OUT/host-cost-$dc.txt" 2>&1
+      grep -E "calls per|us wall" "$OUT/host-cost-$dc.txt" | sed "s/{.*}//; s/^/$dc: /"
+    done
     ;;
 esac
 # warm-up compiles only plan.ts's tiles since session 10 (sgmatTilesOf): any compile failure falls back loudly
