@@ -9,6 +9,8 @@
  * what they read from the context or the weights). Callers (MoE, MoEStack,
  * ShardedMoE through the forward stages, nn's MLP, the GEMM ops) ask here; no threshold
  * lives anywhere else.
+ * Over 400 lines on purpose: each threshold carries the measurements it was set
+ * from beside it, so a decision and its evidence are read in one place.
  *
  * Crossovers (NVIDIA H200, Dawn 0.6.2 / Vulkan, docs/PERF-NOTES.md):
  * - GEMV while T <= 16 or T*k <= 8E: the GEMVs stream each hit expert's
