@@ -19,7 +19,10 @@
 // layer does) and its shared expert (E 1, k 1).
 // Bytes moved per row: the packed codes and scales (bf16: the weights) of the routed experts, both GEMVs.
 // relErr: each kernel's h (gate_up output) and y (down output) against the 'table' kernel's.
-import { createGpuContext, GpuTensor, Recorder, defineKernel, uniformFields, gemvGateUpGpu, gemvDownGpu, activeExpertsGpu, foldWorkgroups, destroyExpertWeights, type GroupingGpu, type ExpertWeightsGpu, type ExpertStackGpu, type GemvPackedKernel } from '@webmoe/kernels-wgsl';
+// --combined: also the end of the forward, the down GEMV + combine (the planner's kernel) against the combined down
+// GEMV (gemvDownCombineGpu) with each row-blocked kernel, device time of each, relErr against the two dispatches
+// (rows `down+combine` and `combined:<kernel>`; the ranking shows them under '<model> <format> T=<T> end').
+import { createGpuContext, GpuTensor, Recorder, defineKernel, uniformFields, gemvGateUpGpu, gemvDownGpu, gemvDownCombineGpu, gemvCombineSupports, combineGpu, activeExpertsGpu, foldWorkgroups, destroyExpertWeights, type GroupingGpu, type ExpertWeightsGpu, type ExpertStackGpu, type GemvPackedKernel } from '@webmoe/kernels-wgsl';
 import { gemvPackedPath } from '../../packages/kernels-wgsl/src/kernels/moe-gemv.js';
 import { GEMV_PACKED_KERNELS, gemvDenseKernelFor, gemvPackedKernelFor, gemvRowsPerPass } from '../../packages/kernels-wgsl/src/kernels/plan.js';
 import { HostTensor } from '@webmoe/tensor';
@@ -37,6 +40,7 @@ const BURN_MS = flag('burn', 300);
 // ms of FMA burn before each timed row: the packed kernels' times follow the clocks, which drop while the host generates weights
 const BURN_EACH_MS = flag('burn-each', 40);
 const SMALL = process.argv.includes('--small');
+const COMBINED = process.argv.includes('--combined');
 /** Comma-separated lists restricting the rows (--formats int4,fp8 --kernels table,rows2 --tokens 1). */
 function list(name: string): string[] | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -176,8 +180,53 @@ const MODELS = ALL_MODELS.filter((m) => list('models')?.some((f) => m[0].include
 const TS = [1, 16].filter((t) => list('tokens')?.includes(String(t)) ?? true);
 const up = (a: Uint32Array) => GpuTensor.upload(ctx, new HostTensor('uint32', [a.length], a));
 
-interface Row { model: string; format: Format; T: number; kernel: GemvPackedKernel | 'dense'; default: boolean; path: string; ms: number; bytes: number; gbps: number; ofCopy: number; relErrH: number; relErrY: number }
+interface Row { model: string; format: Format; T: number; kernel: GemvPackedKernel | 'dense' | `combined:${GemvPackedKernel}` | 'down+combine'; default: boolean; path: string; ms: number; bytes: number; gbps: number; ofCopy: number; relErrH: number; relErrY: number }
 const rows: Row[] = [];
+
+/**
+ * --combined: the forward's end (down projection and combine) on h = gate_up(x), as two dispatches (the planner's down
+ * kernel, then combineGpu) and as the combined down GEMV with each row-blocked kernel; `bytes`: the down weights moved.
+ */
+async function endOfForward(name: string, fmt: Format, T: number, g: GroupingGpu, idx: Uint32Array, x: GpuTensor, wgu: ExpertStackGpu, wdn: ExpertStackGpu, active: ReturnType<typeof activeExpertsGpu>, bytes: number): Promise<void> {
+  if (!gemvCombineSupports(wdn, T, g.k)) {
+    console.log(`${name} ${fmt} T=${T}: the combined down GEMV does not take these weights (chunked or not row-blocked)`);
+    return;
+  }
+  const rec0 = new Recorder(ctx);
+  const h = gemvGateUpGpu(ctx, rec0, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active });
+  rec0.submit();
+  const ig = GpuTensor.upload(ctx, new HostTensor('uint32', [T, g.k], idx));
+  const wt = GpuTensor.upload(ctx, HostTensor.fromFloat32([T, g.k], new Float32Array(T * g.k).map((_, i) => 0.1 + ((i * 7) % 10) / 20)));
+  const ways: [Row['kernel'], (rec: Recorder) => GpuTensor[]][] = [
+    ['down+combine', (rec) => {
+      const y = gemvDownGpu(ctx, rec, h, g, wdn, { active });
+      return [y, combineGpu(ctx, rec, y, g, wt)];
+    }],
+    ...GEMV_PACKED_KERNELS.filter((kn) => kn.startsWith('rows') && (list('kernels')?.includes(kn) ?? true)).map(
+      (kn): [Row['kernel'], (rec: Recorder) => GpuTensor[]] => [`combined:${kn}`, (rec) => [gemvDownCombineGpu(ctx, rec, h, g, ig, wt, wdn, { packedKernel: kn })]],
+    ),
+  ];
+  let ref: Float32Array | undefined;
+  for (const [kernel, run] of ways) {
+    const rec = new Recorder(ctx);
+    const outs = run(rec);
+    rec.submit();
+    const out = (await outs[outs.length - 1].download()).toFloat32();
+    for (const o of outs) o.destroy();
+    ref ??= out;
+    if (BURN_EACH_MS > 0) await burnGpu(ctx, BURN_EACH_MS);
+    const ms = await deviceMs((r) => {
+      const oo = run(r);
+      return () => oo.forEach((o) => o.destroy());
+    });
+    const gbps = bytes / (ms * 1e6);
+    const row: Row = { model: name, format: fmt, T, kernel, default: kernel === 'down+combine', path: 'end', ms, bytes, gbps, ofCopy: gbps / copyGBps, relErrH: 0, relErrY: relErr(out, ref) };
+    rows.push(row);
+    console.log(`${name.padEnd(18)} ${fmt.padEnd(5)} T=${String(T).padEnd(2)} end ${kernel.padEnd(16)} ${ms.toFixed(4)} ms  ${gbps.toFixed(0).padStart(5)} GB/s  ${(100 * row.ofCopy).toFixed(1).padStart(5)}% of copy  relErr ${row.relErrY.toExponential(1)}`);
+  }
+  for (const t of [h, ig, wt]) t.destroy();
+}
+
 const t0 = performance.now();
 for (const [name, H, I, E, k] of MODELS) {
   for (const fmt of FORMATS) {
@@ -245,6 +294,7 @@ for (const [name, H, I, E, k] of MODELS) {
           `${name.padEnd(18)} ${fmt.padEnd(5)} T=${String(T).padEnd(2)} ${kernel.padEnd(7)}${row.default ? '*' : ' '} (${row.path.padEnd(11)}) ${ms.toFixed(4)} ms  ${gbps.toFixed(0).padStart(5)} GB/s  ${(100 * row.ofCopy).toFixed(1).padStart(5)}% of copy  relErr h ${row.relErrH.toExponential(1)} y ${row.relErrY.toExponential(1)}`,
         );
       }
+      if (COMBINED) await endOfForward(name, fmt, T, g, idx, x, wgu, wdn, active, distinct * expertBytes(wdn));
       x.destroy();
       activeOwner.destroy();
       for (const t of [g.counts, g.offsets, g.order, g.position]) t.destroy();
@@ -257,7 +307,7 @@ console.log(`total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
 // Ranking per (model, format, T), fastest first; * marks the planner's default (gemvPackedKernelFor), WRONG a relErr above 1e-4.
 const wrong = (r: Row) => !(r.relErrH <= 1e-4 && r.relErrY <= 1e-4);
-const key = (r: Row) => `${r.model} ${r.format} T=${r.T}`;
+const key = (r: Row) => `${r.model} ${r.format} T=${r.T}${r.path === 'end' ? ' end' : ''}`;
 console.log('\n== ranking (* = default) ==');
 for (const group of new Set(rows.map(key))) {
   const rs = rows.filter((r) => key(r) === group).sort((a, b) => a.ms - b.ms);

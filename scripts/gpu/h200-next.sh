@@ -11,8 +11,11 @@
 #   c: prefill-bench, every path, Mixtral and GPT-OSS at T = 128 / 512 (where the layer is slower than HF).
 #   d: decode A/B of the combined down GEMV (session 12: WEBMOE_DOWN_COMBINE=fused vs separate, alternating, bench
 #      rows at T = 1 / 16 and host-cost's WebGPU calls and host us per forward); decides
-#      KERNEL_CROSSOVERS.combinedDownMaxTokens.gpu (0 until then). Needs .gpu-kit/host-cost.mjs:
-#      node scripts/gpu/build-one.mjs scripts/host-cost.ts .gpu-kit/host-cost.mjs (and the fixtures tarball of call a).
+#      KERNEL_CROSSOVERS.combinedDownMaxTokens.gpu (0 until then), and gemv-bench --combined: the down GEMV + combine
+#      against the combined GEMV per row-blocked kernel (which kernel the combined GEMV should take: it launches k
+#      times fewer workgroups). Needs .gpu-kit/host-cost.mjs and .gpu-kit/gemv-bench.mjs:
+#      node scripts/gpu/build-one.mjs scripts/host-cost.ts .gpu-kit/host-cost.mjs (and the fixtures tarball of call a)
+#      node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs
 #   cp scripts/gpu/sgmat-*.mjs .gpu-kit/ && node scripts/gpu/build-gpu-tests.mjs && node scripts/gpu/build-one.mjs \
 #     scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs && pnpm --filter @webmoe/bench bundle:gpu
 #   git worktree add /tmp/wm-prev b32bd1a && cp scripts/gpu/prefill-bench.ts /tmp/wm-prev/scripts/gpu/ && \
@@ -60,6 +63,8 @@ case "${1:-a}" in
       echo "bench $dc rc=$?" >> "$OUT/decode-$dc.txt"
     done
     grep -hE "^(model|qwen3|deepseek|mixtral|gpt)|rc=" "$OUT"/decode-*.txt | grep -v linear | cut -c1-200
+    timeout 150 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --combined --models qwen3,mixtral --formats bf16,int4,fp8 --tokens 1,16 --kernels rows1,rows2,rows4,rows2k2,rows2k4,rows4k2 > "$OUT/gemv-combined.txt" 2>&1
+    echo "gemv-bench rc=$?" >> "$OUT/gemv-combined.txt"; sed -n '/== ranking/,/^{/p' "$OUT/gemv-combined.txt" | grep -E "end|rc=" | cut -c1-250; tail -1 "$OUT/gemv-combined.txt"
     mkdir -p /tmp/webmoe-fx && tar xJf .gpu-kit/fixtures.tar.xz -C /tmp/webmoe-fx
     for dc in separate fused; do
       WEBMOE_FIXTURES=/tmp/webmoe-fx/fixtures WEBMOE_DOWN_COMBINE=$dc timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/host-cost.mjs qwen3_moe 3000 1 8 > "$OUT/host-cost-$dc.txt" 2>&1
