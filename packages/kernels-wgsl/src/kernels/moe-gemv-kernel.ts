@@ -3,6 +3,7 @@
  * its declaration (bindings and uniforms by name, moe-gemv-snippets.ts) and the dense / table / wide main;
  * the row-blocked main is moe-gemv-rows.ts.
  */
+import { ValueError } from '@webmoe/tensor';
 import { defineKernel } from '../runtime/kernel.js';
 import { FP8_DECODE_WGSL, PACKED_CODE_WGSL } from '../wgsl.js';
 import { rowsWgsl } from './moe-gemv-rows.js';
@@ -34,7 +35,13 @@ import { GEMV_NAMES, ownFn, wgslDecls, type GemvModule, type GemvNames } from '.
  */
 export const gemvKernel = defineKernel<GemvVariant>(
   'moe_gemv',
-  (v) => (v.chunks === undefined ? gemvModuleText(gemvModule(v), !v.combine) : chunkedGemvSource((n) => gemvModule(oneChunk(v), n), v.chunks)),
+  (v) => {
+    // the combined down GEMV: one weight container, the row-blocked down path, one token row per pass
+    if (v.combine && !(v.mode === 'down' && v.ro !== undefined && v.mr === 1 && v.chunks === undefined)) {
+      throw new ValueError('combined GEMV variant', "mode 'down', row-blocked (ro), mr 1, one weight container", JSON.stringify(v));
+    }
+    return v.chunks === undefined ? gemvModuleText(gemvModule(v), !v.combine) : chunkedGemvSource((n) => gemvModule(oneChunk(v), n), v.chunks);
+  },
   { signature: (v) => (v.chunks === undefined ? { bindings: gemvBindings(v), uniforms: GEMV_UNIFORMS } : { bindings: chunkedGemvBindings(oneChunk(v), v.chunks), uniforms: chunkedGemvUniforms(v.chunks) }) },
 );
 
