@@ -286,7 +286,7 @@ for (const [name, H, I, E, k] of MODELS) {
         });
         const gbps = bytes / (ms * 1e6);
         const row: Row = {
-          model: name, format: fmt, T, kernel, default: kernel === (fmt === 'bf16' ? gemvDenseKernelFor(T, k, E) : gemvPackedKernelFor(gemvRowsPerPass(T, k, E, true))), path: `${gemvPackedPath(wgu, packedKernel)}/${gemvPackedPath(wdn, packedKernel)}`, ms, bytes, gbps, ofCopy: gbps / copyGBps,
+          model: name, format: fmt, T, kernel, default: kernel === (fmt === 'bf16' ? gemvDenseKernelFor(T, k, E) : gemvPackedKernelFor(gemvRowsPerPass(T, k, E, true), undefined, ctx.adapterInfo.software)), path: `${gemvPackedPath(wgu, packedKernel)}/${gemvPackedPath(wdn, packedKernel)}`, ms, bytes, gbps, ofCopy: gbps / copyGBps,
           relErrH: relErr(out.h, refOut.h), relErrY: relErr(out.y, refOut.y),
         };
         rows.push(row);

@@ -1,7 +1,7 @@
 // The kernel planner (src/kernels/plan.ts): the crossovers as documented, at and around each boundary.
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
-import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvPackedKernelFor, chooseFastGemmKind, gemvRowsPerPass, linearPath, planExpertGemms, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
+import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, gemvRowsPerPass, linearPath, planExpertGemms, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
 import { SGMAT_SHAPES, sgmatLayout, sgmatScalarTwin, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast-shapes.js';
 
 describe('kernel planner', () => {
@@ -32,6 +32,21 @@ describe('kernel planner', () => {
     const named = [...Object.values(KERNEL_CROSSOVERS.gemvPackedKernel), KERNEL_CROSSOVERS.gemvPackedSplitK.oneRow, KERNEL_CROSSOVERS.gemvPackedSplitK.moreRows];
     for (const k of named) expect(GEMV_PACKED_KERNELS, k).toContain(k);
     expect(KERNEL_CROSSOVERS.gemvPackedSplitK.oneRow).toMatch(/^rows\dk\d$/);
+  });
+  it('software adapters: the rows4 GEMV for packed weights at every row count; 16-bit dense weights keep the GPU rule', () => {
+    expect(KERNEL_CROSSOVERS.gemvSoftwarePackedKernel).toBe('rows4');
+    expect(gemvPackedKernelFor(1, undefined, true)).toBe('rows4');
+    expect(gemvPackedKernelFor(4, { workgroups: 1, cols: 1 << 20 }, true)).toBe('rows4');
+    expect(gemvDenseKernelFor(1, 8, 128)).toBe('rows2');
+    expect(gemvDenseKernelFor(16, 1, 1)).toBe('dense'); // a single expert over 16 tokens: 8 rows per pass
+  });
+  it('the combined down GEMV: forced, refused, or by the adapter kind (software adapters at T = 1, GPUs off until measured)', () => {
+    expect(KERNEL_CROSSOVERS.combinedDownMaxTokens).toEqual({ gpu: 0, software: 1 });
+    expect([1, 2].map((T) => useCombinedDownGemv(T, 'auto', true))).toEqual([true, false]);
+    expect(useCombinedDownGemv(1, 'auto', false)).toBe(false);
+    expect(useCombinedDownGemv(64, 'fused', false)).toBe(true);
+    expect(useCombinedDownGemv(1, 'separate', true)).toBe(false);
+    expect(() => useCombinedDownGemv(1, 'both' as never, true)).toThrow(ValueError);
   });
   it('fast GEMMs: 8 rows per expert on the subgroup-matrix kernel, 64 on the FMA kernels', () => {
     expect(KERNEL_CROSSOVERS.fastMinRowsPerExpert).toEqual({ 'subgroup-matrix': 8, f16: 64, f32: 64 });

@@ -223,11 +223,11 @@ export function packedPath(gw: GemvWeights, kernel: GemvPackedKernel | 'dense'):
   return gw.cols % cw === 0 && blockCols(gw) % cw === 0 ? (rows ? 'rows' : 'wide') : 'table';
 }
 
-/** The planner's packed kernel for a call: by rows per pass, and by the default kernel's grid and the row length (split-K). */
-export function plannedKernel(mr: number, slots: number, gw: GemvWeights, nout: number): GemvPackedKernel {
+/** The planner's packed kernel for a call: by rows per pass, and by the default kernel's grid and the row length (split-K); `software`: the adapter's kind. */
+export function plannedKernel(mr: number, slots: number, gw: GemvWeights, nout: number, software = false): GemvPackedKernel {
   const base = gemvPackedKernelFor(mr);
   const { ro, ks } = packedPath(gw, base) === 'rows' ? kernelBlocking(base) : { ro: 1, ks: 1 };
-  return gemvPackedKernelFor(mr, { workgroups: slots * Math.ceil(nout / ((GROUPS / ks) * ro)), cols: gw.cols });
+  return gemvPackedKernelFor(mr, { workgroups: slots * Math.ceil(nout / ((GROUPS / ks) * ro)), cols: gw.cols }, software);
 }
 
 /** One dispatch of a GEMV: a chunk of the stack (the whole stack when unchunked) with its bias. */
@@ -274,7 +274,7 @@ function gemv(
   // rows accumulated per weight pass: about the rows per active expert (uniform routing), a power of two <= 8
   // (the row-blocked kernel: <= 4, as for packed weights)
   const mrRows = gemvRowsPerPass(g.T, g.k, g.E, true);
-  const kernel = opts.packedKernel ?? (dense ? gemvDenseKernelFor(g.T, g.k, g.E) : plannedKernel(mrRows, slots, chunks[0].gw, nout));
+  const kernel = opts.packedKernel ?? (dense ? gemvDenseKernelFor(g.T, g.k, g.E) : plannedKernel(mrRows, slots, chunks[0].gw, nout, ctx.adapterInfo.software));
   const path = packedPath(chunks[0].gw, kernel);
   const mr = dense && path === 'dense' ? gemvRowsPerPass(g.T, g.k, g.E, false) : mrRows;
   // outputs per 32-lane group, and per workgroup

@@ -133,6 +133,17 @@ export const KERNEL_CROSSOVERS = {
     wideShapes: { bfloat16: 'm128n256k32v', float16: 'm128n256k32v', fp8_e4m3: 'm128n256k32v', fp8_e5m2: 'm128n256k32v', int4: 'm128n256k32' },
   } as Readonly<{ smallMaxRowsPerExpert: number; largeMinRowsPerExpert: number; largeMinOutputs: number; wideMinRowsPerExpert: number; wideWorkgroupBytes: number; wideShapes: Readonly<Record<string, SgmatShapeName>> }>,
   gemvPackedSplitK: { maxWorkgroups: 0, minCols: 4096, oneRow: 'rows2k4', moreRows: 'rows4k2' } as Readonly<{ maxWorkgroups: number; minCols: number; oneRow: GemvPackedKernel; moreRows: GemvPackedKernel }>,
+  /**
+   * The packed decode GEMV on software adapters (kernels on the CPU), at every row count: 4 outputs per 32-lane
+   * group, half the workgroups (and workgroup barriers) of 'rows2'. Lavapipe 2026-12-05, gemv-bench --small
+   * --tokens 1 (gate_up + down ms, rows2 -> rows4): H 256 / I 128 / E 8 / k 2: int4 2.42 -> 1.63, int8 1.36 -> 1.14,
+   * mxfp4 1.58 -> 0.97, fp8 1.62 -> 1.31; H 512 / I 256 / E 32 / k 8: int4 16.2 -> 8.87. The layer (bench --quick
+   * --tokens 1, three runs each, alternating, median device ms): GPT-OSS-20B/s8 mxfp4 8.03 -> 5.08, DeepSeek-V3/s16
+   * fp8 9.14 -> 9.66 (runs 7.0-11.0: noise). 16-bit dense weights keep the GPU rule: bf16 rows2 -> rows4 was
+   * 1.25 -> 0.94 and 9.73 -> 10.2 ms in gemv-bench, and level or mixed in the layer (Qwen3-30B/s8 3.94 -> 5.41,
+   * GPT-OSS-20B/s8 5.09 -> 4.33, DeepSeek-V2-Lite/s8 7.35 -> 6.46, Mixtral/s16 6.95 -> 6.67).
+   */
+  gemvSoftwarePackedKernel: 'rows4' as GemvPackedKernel,
 } as const;
 
 /** How a caller asks for the expert GEMMs: 'auto' (the crossovers), or a forced 'gemv' / 'grouped'. */
@@ -300,10 +311,12 @@ export function chooseFastGemmKind(features: FastGemmFeatures, want?: FastGemmKi
 /**
  * The packed decode GEMV kernel for `rowsPerPass` token rows per weight pass ({@link gemvRowsPerPass}); with the
  * call's grid (`workgroups`: expert slots x output blocks of the default kernel) and weight columns, the split-K
- * kernel where KERNEL_CROSSOVERS.gemvPackedSplitK takes it.
+ * kernel where KERNEL_CROSSOVERS.gemvPackedSplitK takes it; on a software adapter (`softwareAdapter`: the context's
+ * adapterInfo.software) KERNEL_CROSSOVERS.gemvSoftwarePackedKernel.
  * @example `gemvPackedKernelFor(1) // 'rows2'`
  */
-export function gemvPackedKernelFor(rowsPerPass: number, call?: { workgroups: number; cols: number }): GemvPackedKernel {
+export function gemvPackedKernelFor(rowsPerPass: number, call?: { workgroups: number; cols: number }, softwareAdapter = false): GemvPackedKernel {
+  if (softwareAdapter) return KERNEL_CROSSOVERS.gemvSoftwarePackedKernel;
   const one = rowsPerPass <= 1;
   const sk = KERNEL_CROSSOVERS.gemvPackedSplitK;
   if (call && call.workgroups < sk.maxWorkgroups && call.cols >= sk.minCols) return one ? sk.oneRow : sk.moreRows;
