@@ -38,7 +38,7 @@ case "${1:-a}" in
   a)
     bash .gpu-kit/enter.sh node .gpu-kit/sgmat-vec-probe.mjs > "$OUT/vec-probe.txt" 2>&1; grep -v Warning "$OUT/vec-probe.txt" | tail -3
     mkdir -p /tmp/webmoe-fx && tar xJf .gpu-kit/fixtures.tar.xz -C /tmp/webmoe-fx
-    WEBMOE_FIXTURES=/tmp/webmoe-fx/fixtures CI=true timeout 240 bash .gpu-kit/enter.sh node .gpu-kit/gpu-tests.mjs grouped-gemm-fast sgmat-wide-staging packed-staging > "$OUT/gpu-tests.txt" 2>&1
+    WEBMOE_FIXTURES=/tmp/webmoe-fx/fixtures CI=true timeout 240 bash .gpu-kit/enter.sh node .gpu-kit/gpu-tests.mjs grouped-gemm-fast sgmat-wide-staging packed-staging moe-gemv-combine down-combine > "$OUT/gpu-tests.txt" 2>&1
     echo "gpu-tests rc=$?" >> "$OUT/gpu-tests.txt"; grep -E "not ok|passed|failed|rc=" "$OUT/gpu-tests.txt" | tail -8
     PB prefill-packed 150 190 10 "=sgmat-default,=sgmat-default-vdec" "mixtral,deepseek-v3-e32" "512,4096" int4,fp8,mxfp4
     # partial tiles skip their empty row blocks' multiplies (after b32bd1a): this build against b32bd1a's, bf16
