@@ -45,4 +45,27 @@ describe('withEmulatedSubgroupMatrix', () => {
     expect(plain.dispatched.map((d) => d.kernel)).not.toContain('grouped_gemm_sgmat');
     expect(relErr(plain.result, want)).toBeLessThan(1e-5);
   });
+
+  it('float32 weights asked onto the subgroup-matrix GEMM: staged value by value (rounded to f16), within the staged tolerance', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    if (ctx.features.subgroupMatrix) return c.skip('the adapter has the subgroup-matrix kernel: grouped-gemm-fast runs this case on its real builtins');
+    const view = withEmulatedSubgroupMatrix(ctx);
+    const r = rng(92);
+    const [T, k, E, H, I] = [33, 1, 3, 56, 24];
+    const act: ExpertActivation = { kind: 'swiglu_limit', layout: 'concat', limit: 7 };
+    const host = { kind: 'dense' as const, w: HostTensor.fromFloat32([E, 2 * I, H], randomArray(r, E * 2 * I * H, -0.3, 0.3)) };
+    const x = randomArray(r, T * H, -2, 2);
+    const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
+    const want = groupedGateUpRef(x, g, host, undefined, act);
+    const { result, dispatched } = await gpuChecked(view, () =>
+      withDispatchLog(async () => {
+        const rec = new Recorder(view);
+        const h = groupedGateUpGpu(view, rec, GpuTensor.upload(view, HostTensor.fromFloat32([T, H], x)), uploadGrouping(view, g), uploadExpertWeights(view, host), undefined, act, { tile: 'fast', fast: 'subgroup-matrix' });
+        rec.submit();
+        return (await h.download()).data as Float32Array;
+      }),
+    );
+    expect(dispatched.map((d) => d.kernel)).toContain('grouped_gemm_sgmat');
+    expect(relErr(result, want)).toBeLessThan(stagedTol(dispatched, 1e-5));
+  });
 });

@@ -11,7 +11,7 @@
 import { defineKernel } from '../runtime/kernel.js';
 import { sgmatLayout, sgmatShape, tileOutputs, type FastGemmVariant } from './grouped-gemm-fast-shapes.js';
 import { fastGemmSignature, helpersWgsl, loadSlice, prologue, rounds, sgmatGeo, sharedRows, sliceRegs, store } from './grouped-gemm-fast-staging-wgsl.js';
-import { fastVpl, halfPairsWgsl, packedHalfPairsWgsl } from './grouped-gemm-fast-weights-wgsl.js';
+import { fastVpl, halfPairsWgsl, isPackedFormat, packedHalfPairsWgsl } from './grouped-gemm-fast-weights-wgsl.js';
 
 /** The global directives of the kernel: the builtins' extension, or (`emu`) only subgroups (f16 comes with the signature). */
 function sgmatDirectives(emu: boolean): string[] {
@@ -189,7 +189,8 @@ ${vs ? '' : [0, 1, 2, 3].map((w) => `        { let h = bitcast<vec2<f16>>(xw.${'
   // Weight value t's position in its row of BS: rotated by 2q with swz.
   const wPos = (t: number) => (swz ? `((${t}u + 2u * q) & 7u)` : `${t}u`);
   // 16-bit weights: 4 words of f16 pairs (wdech: no f32 round trip); packed formats: V / 8 such elements from wdecq (their
-  // codes decoded a word at a time, packedHalfPairsWgsl), or with `vdec` wdec's f32 values, each rounded to f16.
+  // codes decoded a word at a time, packedHalfPairsWgsl), or with `vdec` wdec's f32 values, each rounded to f16 (as
+  // f32 weights always are).
   // Vector staging stores one element (8 values) at a time, scalar staging one half.
   const pair = (t: number) => `bitcast<u32>(vec2<f16>(vec2<f32>(wf[${t}], wf[${t + 1}])))`;
   // The 8 halves of element hv, value t (0..7) at BS[bi + at(t)].
@@ -202,7 +203,7 @@ ${vs ? '' : [0, 1, 2, 3].map((w) => `        { let h = bitcast<vec2<f16>>(xw.${'
       : `
         let hv = wdech(wv);
 ${halfWords('hv', wPos)}`
-    : !v.vdec
+    : isPackedFormat(v.wf) && !v.vdec
       ? `
         let hq = wdecq(wv);
 ${Array.from({ length: V / 8 }, (_, e) => (vs ? `        BS[bi + ${e}u] = hq[${e}];` : halfWords(`hq[${e}]`, (t) => `${8 * e + t}u`))).join('\n')}`
