@@ -1,7 +1,7 @@
 // The kernel planner (src/kernels/plan.ts): the crossovers as documented, at and around each boundary.
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
-import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, gemvRowsPerPass, linearPath, planExpertGemms, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
+import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, planExpertGemms, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
 import { SGMAT_SHAPES, sgmatLayout, sgmatScalarTwin, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast-shapes.js';
 
 describe('kernel planner', () => {
@@ -39,6 +39,10 @@ describe('kernel planner', () => {
     expect(gemvPackedKernelFor(4, { workgroups: 1, cols: 1 << 20 }, true)).toBe('rows4');
     expect(gemvDenseKernelFor(1, 8, 128)).toBe('rows2');
     expect(gemvDenseKernelFor(16, 1, 1)).toBe('dense'); // a single expert over 16 tokens: 8 rows per pass
+  });
+  it('packed staging on the subgroup-matrix GEMM: fp8 e4m3 value by value, the other formats a word at a time; wide loads for fp8', () => {
+    expect(['fp8_e4m3', 'fp8_e5m2', 'int4', 'int8', 'mxfp4'].map(sgmatValueDecodeFor)).toEqual([true, false, false, false, false]);
+    expect(['fp8_e4m3', 'fp8_e5m2', 'int4', 'int8', 'mxfp4'].map(sgmatWideLoadsFor)).toEqual([true, true, false, false, false]);
   });
   it('the combined down GEMV: forced, refused, or by the adapter kind (software adapters at T = 1, GPUs off until measured)', () => {
     expect(KERNEL_CROSSOVERS.combinedDownMaxTokens).toEqual({ gpu: 0, software: 1 });

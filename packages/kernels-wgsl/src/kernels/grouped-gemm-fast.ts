@@ -29,7 +29,7 @@ import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import { foldWorkgroups, type Recorder, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
-import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
+import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, sgmatScalarTwin, tileOutputs, type FastGemmVariant, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
 import { ROW_ABSMAX_VARIANT, groupedGemmFastKernel, halfRowsKernel, rowAbsMaxKernel, splitKReduceKernel } from './grouped-gemm-fast-wgsl.js';
@@ -190,7 +190,7 @@ export function planFastGemm(
   // Wide packed loads where the format allows them (plan.ts's default unless asked).
   const wide = !!sg && wfmt.wide && (opts.sgmatWideLoads ?? sgmatWideLoadsFor(wfmt.wf));
   const plan: FastGemmPlan = { kind, tm, shape: sg ? shape : undefined, splitK, xh, wide, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork * splitK) };
-  if (sg && opts.sgmatValueDecode && isPackedFormat(wfmt.wf)) plan.valueDecode = true;
+  if (sg && (opts.sgmatValueDecode ?? sgmatValueDecodeFor(wfmt.wf)) && isPackedFormat(wfmt.wf)) plan.valueDecode = true;
   if (opts.sgmatBand !== undefined && !(Number.isInteger(opts.sgmatBand) && opts.sgmatBand >= 1 && opts.sgmatBand <= 64)) throw new ValueError('sgmatBand', 'an integer 1..64 | undefined', opts.sgmatBand);
   if (sg && opts.sgmatBand) plan.band = opts.sgmatBand;
   return plan;

@@ -53,7 +53,7 @@ export interface GroupedGemmOptions extends ExpertActQuantOptions {
   sgmatWideLoads?: boolean;
   /**
    * With the subgroup-matrix fast kernel and packed weights: stage each weight through its f32 value one code at a
-   * time, as before the word-at-a-time staging (the same f16 tiles; bench comparisons only, default false).
+   * time (true) or a word of codes at a time (false); the same f16 tiles. Default plan.ts's sgmatValueDecodeFor.
    */
   sgmatValueDecode?: boolean;
   /**

@@ -442,3 +442,15 @@ export function sgmatWideLoadsFor(wf: string): boolean {
   return wf === 'fp8_e4m3' || wf === 'fp8_e5m2';
 }
 
+/**
+ * Whether the subgroup-matrix kernel stages packed weights of format `wf` one value at a time through f32 (wdec, then
+ * f16) rather than a word of codes at a time (packedHalfPairsWgsl); both stage the same f16 tiles. GroupedGemmOptions.
+ * sgmatValueDecode overrides it. H200 2026-12-05 (prefill-bench, GEMMs alone, word vs value staging ms, Mixtral /
+ * DeepSeek-V3-e32 at T = 512 and 4096; docs/perf-h200/2026-12-05-s12): fp8 e4m3 4.33 vs 4.08, 32.68 vs 31.23, 4.40 vs
+ * 4.14, 33.95 vs 32.00 (value staging 5-6% faster); int4 3.31 vs 3.35, 25.03 vs 25.33 (level); MXFP4 4.59 vs 12.91,
+ * 34.99 vs 98.64 (words 2.8x faster). Values for fp8 e4m3; words for the rest (e5m2 and int8 unmeasured).
+ */
+export function sgmatValueDecodeFor(wf: string): boolean {
+  return wf === 'fp8_e4m3';
+}
+
