@@ -229,10 +229,8 @@ ${Array.from({ length: V }, (_, t) => `        BS[bi + ${wPos(t)}] = f16(wf[${t}
         }${wStores}
       }
     }`;
-  // The multiply-accumulates of one staged slice in buffer `buf`: every row block of the subgroup where all of them hold
-  // rows of the tile (rowBlocks == MI), else only the first `rowBlocks` (rows past the tile's end only feed discarded outputs;
-  // rowBlocks: subgroup-uniform, from the tile's row count; a partial tile, e.g. an expert's last, does fewer multiplies).
-  const mmaBlocks = (buf: string, partial: boolean) => {
+  // The multiply-accumulates of one staged slice in buffer `buf`.
+  const mma = (buf: string) => {
     const aBase = nb > 1 ? `${buf} * ${(tm * str) / st.ae}u + ` : '';
     const bBase = nb > 1 ? `${buf} * ${(tn * str) / st.be}u + ` : '';
     let s = '';
@@ -241,7 +239,7 @@ ${Array.from({ length: V }, (_, t) => `        BS[bi + ${wPos(t)}] = f16(wf[${t}
       for (let j = 0; j < NJ; j++) s += `        ${M.load(`b${j}`, 'BS', `${bBase}(sn * ${CB}u + ${16 * j}u) * ${str / st.be}u + ${kk / st.be}u`, `${str / st.be}u`)}\n`;
       for (let i = 0; i < MI; i++) {
         const aLoad = v.xh === 'direct' ? M.load('a', 'X', `(r0 + sm * ${RB}u + ${16 * i}u) * kp + k0 + ${kk}u`, 'kp') : M.load('a', 'AS', `${aBase}(sm * ${RB}u + ${16 * i}u) * ${str / st.ae}u + ${kk / st.ae}u`, `${str / st.ae}u`);
-        s += `        ${partial && i > 0 ? `if (rowBlocks > ${i}u) ` : ''}{ ${aLoad}\n`;
+        s += `        { ${aLoad}\n`;
         for (let j = 0; j < NJ; j++) s += `          ${M.mma(`c${i}_${j}`, 'a', `b${j}`)}\n`;
         s += `        }\n`;
       }
@@ -249,10 +247,6 @@ ${Array.from({ length: V }, (_, t) => `        BS[bi + ${wPos(t)}] = f16(wf[${t}
     }
     return s;
   };
-  const mma = (buf: string) =>
-    MI === 1
-      ? `      if (rowBlocks > 0u) {\n${mmaBlocks(buf, false)}      }\n`
-      : `      if (rowBlocks == ${MI}u) {\n${mmaBlocks(buf, false)}      } else if (rowBlocks > 0u) {\n${mmaBlocks(buf, true)}      }\n`;
   const loop = shape.db
     ? `
   ${stage('0u')}
@@ -329,8 +323,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 ${prologue(v, g)}
   let sm = sg % ${wm}u;
   let sn = (sg / ${wm}u) % ${wn}u;
-  // this subgroup's 16-row blocks that hold rows of the tile (0..${MI})
-  let rowBlocks = min(${MI}u, (max(r1, r0 + sm * ${RB}u) - r0 - sm * ${RB}u + 15u) / 16u);
   ${accNames.map((c) => M.zero(c)).join('\n  ')}
   ${sliceRegs(v, g)}
 ${loop}
