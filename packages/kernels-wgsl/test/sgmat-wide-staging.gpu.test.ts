@@ -19,16 +19,15 @@ import {
   groupedGateUpRef,
   quantizeExperts,
   uploadExpertWeights,
-  type ExpertActivation,
   type ExpertQuantFormat,
   type ExpertWeightsHost,
   type GpuContext,
 } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
-import { fastWeightFormat, sgmatSupported, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
+import { fastWeightFormat, sgmatSupported } from '../src/kernels/grouped-gemm-fast.js';
 import { SGMAT_SHAPES, sgmatLayout } from '../src/kernels/grouped-gemm-fast-shapes.js';
 import { FP8_DECODE_BITS_WGSL } from '../src/wgsl.js';
-import { firstBitDiff, hostGrouping, randomIdx, runSgmatCase } from './grouped-helpers.js';
+import { firstBitDiff, hostGrouping, randomIdx, runSgmatCase, type SgmatCase } from './grouped-helpers.js';
 import { randomZeros } from './quant-helpers.js';
 
 let ctx: GpuContext | null;
@@ -85,18 +84,11 @@ describe('fp8 bit-arithmetic decoders', () => {
   });
 });
 
-interface WideCase {
+/** A case: the GEMM call (SgmatCase, without split-K: 1) with its packed format, bias and row scale. */
+interface WideCase extends Omit<SgmatCase, 'splitK' | 'xh'> {
   fmt: ExpertQuantFormat;
   /** fp8: random raw codes over the whole range (subnormals and both signs; no NaN) instead of quantized values. */
   rawFp8?: boolean;
-  shape: SgmatShapeName;
-  op: 'gate_up' | 'down';
-  T: number;
-  k: number;
-  E: number;
-  K: number;
-  N: number;
-  act: ExpertActivation;
   bias: boolean;
   rowScale: boolean;
   /** x rows converted to f16 in grouped order first and staged (plan.ts's 128-row tiles); absent: gathered (or direct for xd shapes). */

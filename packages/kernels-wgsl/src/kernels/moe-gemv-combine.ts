@@ -20,8 +20,8 @@ import { checkCombineInputs } from './combine.js';
 import { expertDims } from './expert-weights.js';
 import { gemvDenseKernelFor, type GemvPackedKernel } from './plan.js';
 import { gemvKernel } from './moe-gemv-kernel.js';
-import { blockCols, gemvWeights, kernelBlocking, packedPath, plannedKernel, type GemvWeights } from './moe-gemv.js';
-import { GEMV_GROUPS as GROUPS, wideChunkCols, type DenseDtype, type GemvVariant } from './moe-gemv-snippets.js';
+import { checkGemvBias, gemvWeights, kernelBlocking, packedPath, plannedKernel, rowsScaleBlocks, type GemvWeights } from './moe-gemv.js';
+import { GEMV_GROUPS as GROUPS, type DenseDtype, type GemvVariant } from './moe-gemv-snippets.js';
 import type { ExpertStackGpu, GroupingGpu } from './moe-types.js';
 
 /** Options of {@link gemvDownCombineGpu}. */
@@ -96,10 +96,7 @@ export function gemvDownCombineGpu(
   if (typeof plan === 'string') throw new ValueError('gemvDownCombineGpu weights', 'an unchunked stack on the row-blocked GEMV path', plan);
   const { gw, kernel } = plan;
   const bias = opts.bias;
-  if (bias) {
-    if (bias.size !== E * H) throw new ShapeError('gemvDownCombineGpu bias', [E, H], bias.shape);
-    if (bias.dtype !== 'float32' && bias.dtype !== 'bfloat16' && bias.dtype !== 'float16') throw new DTypeError('gemvDownCombineGpu bias', ['float32', 'bfloat16', 'float16'], bias.dtype);
-  }
+  if (bias) checkGemvBias('gemvDownCombineGpu bias', bias, E, H);
   const { ro, ks } = kernelBlocking(kernel);
   const nbx = Math.ceil(H / ((GROUPS / ks) * ro));
   const max = ctx.limits.maxComputeWorkgroupsPerDimension;
@@ -107,10 +104,7 @@ export function gemvDownCombineGpu(
   if (T > max) throw new LimitError('maxComputeWorkgroupsPerDimension', T, max, 'combined down GEMV tokens');
   const out = allocOutput(ctx, opts.pool, 'float32', [T, H], 'down_combine.out');
   if (T === 0) return out;
-  const dense = gw.sdtype === 'none';
-  // chunks of 16 bytes per scale block (dense weights: no scales, 1), and its log2 where a power of two
-  const cb = dense ? 1 : blockCols(gw) / wideChunkCols(gw.wfmt);
-  const cbPow2 = (cb & (cb - 1)) === 0;
+  const { cb, cbPow2, cbs } = rowsScaleBlocks(gw);
   const { shared, sharedGateLogit: gate } = opts;
   const variant: GemvVariant = {
     wdtype: gw.wfmt,
@@ -144,7 +138,7 @@ export function gemvDownCombineGpu(
       kernel: gemvKernel,
       variant,
       bind,
-      params: { rows: H, cols: I, nout: H, k, limit: 0, alpha: 1.702, s0, s1, s2, s3, eb: 0, ne: E, yo: 0, ys: H, cb, cbs: cbPow2 ? Math.log2(cb) : 0 },
+      params: { rows: H, cols: I, nout: H, k, limit: 0, alpha: 1.702, s0, s1, s2, s3, eb: 0, ne: E, yo: 0, ys: H, cb, cbs },
       workgroups: [nbx, T, 1],
     });
   } catch (e) {

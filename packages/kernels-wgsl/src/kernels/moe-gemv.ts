@@ -207,6 +207,22 @@ export function kernelBlocking(kernel: GemvPackedKernel | 'dense'): { ro: number
   return m ? { ro: Number(m[1]), ks: Number(m[2] ?? 1) } : { ro: 1, ks: 1 };
 }
 
+/**
+ * The row-blocked path's 16-byte chunks per scale block of weights `gw` (dense weights, without scales: 1), whether
+ * that is a power of two, and its log2 then (the cb, cbPow2 / cbs of the variant and uniforms).
+ */
+export function rowsScaleBlocks(gw: GemvWeights): { cb: number; cbPow2: boolean; cbs: number } {
+  const cb = gw.sdtype === 'none' ? 1 : blockCols(gw) / wideChunkCols(gw.wfmt);
+  const cbPow2 = (cb & (cb - 1)) === 0;
+  return { cb, cbPow2, cbs: cbPow2 ? Math.log2(cb) : 0 };
+}
+
+/** Checks a GEMV's bias (`what` names it): `experts` x `rows` values of float32, bfloat16 or float16. */
+export function checkGemvBias(what: string, bias: GpuTensor, experts: number, rows: number): void {
+  if (bias.size !== experts * rows) throw new ShapeError(what, [experts, rows], bias.shape);
+  if (bias.dtype !== 'float32' && bias.dtype !== 'bfloat16' && bias.dtype !== 'float16') throw new DTypeError(what, ['float32', 'bfloat16', 'float16'], bias.dtype);
+}
+
 /** Scale block width in columns (fp8: the block's columns; int: the block size; mxfp4: 32). */
 export function blockCols(gw: GemvWeights): number {
   return gw.wfmt === 'fp8_e4m3' || gw.wfmt === 'fp8_e5m2' ? gw.su[3] : gw.wfmt === 'mxfp4' ? 32 : gw.su[1];
@@ -262,9 +278,7 @@ function gemv(
   const layout = mode === 'down' ? 'rows' : act!.layout;
   const chunks: GemvChunk[] = expertChunkList(w, opts.bias, `${mode} GEMV`, layout).map((c) => {
     const gw = gemvWeights(mode, c.w);
-    if (c.bias && c.bias.size !== c.experts * gw.rows) throw new ShapeError(`${mode} bias`, [c.experts, gw.rows], c.bias.shape);
-    const bd = c.bias?.dtype;
-    if (bd && bd !== 'float32' && bd !== 'bfloat16' && bd !== 'float16') throw new DTypeError(`${mode} bias`, ['float32', 'bfloat16', 'float16'], bd);
+    if (c.bias) checkGemvBias(`${mode} bias`, c.bias, c.experts, gw.rows);
     return { place: { e0: c.e0, experts: c.experts, o0: c.o0 }, gw, nout: c.outputs, bias: c.bias as GpuTensor | undefined };
   });
   const max = ctx.limits.maxComputeWorkgroupsPerDimension;
@@ -289,9 +303,8 @@ function gemv(
   // one expert (a dense grouping: shared experts) is always active: a constant list, no dispatch
   const active = opts.active?.active ?? (g.E === 1 ? singleExpertList(ctx) : activeExpertsGpu(ctx, rec, g, nout, nout).active);
   const first = chunks[0];
-  // row-blocked path: chunks of 16 bytes per scale block (dense weights: no scales, 1), and its log2 where a power of two
-  const cb = path !== 'rows' ? 0 : dense ? 1 : blockCols(first.gw) / wideChunkCols(first.gw.wfmt);
-  const cbPow2 = cb > 0 && (cb & (cb - 1)) === 0;
+  // row-blocked path: chunks of 16 bytes per scale block (rowsScaleBlocks; other paths: none)
+  const { cb, cbPow2, cbs } = path === 'rows' ? rowsScaleBlocks(first.gw) : { cb: 0, cbPow2: false, cbs: 0 };
   const variant: GemvVariant = {
     wdtype: first.gw.wfmt,
     sdtype: first.gw.sdtype,
@@ -309,7 +322,7 @@ function gemv(
   if (first.gw.zeros) variant.zp = true;
   if (path === 'rows') Object.assign(variant, { ro, cbPow2 }, ks > 1 ? { ks } : {});
   const shared = { [variant.vec8 ? 'X4' : 'X']: x.buffer, Counts: g.counts.buffer, Offsets: g.offsets.buffer, Order: g.order.buffer, Active: active, Y: y.buffer, ...(variant.rowScale ? { S: opts.rowScale!.buffer } : {}) };
-  const common = { cols, k: g.k, limit: act?.limit ?? 0, alpha: act?.alpha ?? 1.702, s1: first.gw.su[1], s2: first.gw.su[2], s3: first.gw.su[3], ys: nout, cb, cbs: cbPow2 ? Math.log2(cb) : 0 };
+  const common = { cols, k: g.k, limit: act?.limit ?? 0, alpha: act?.alpha ?? 1.702, s1: first.gw.su[1], s2: first.gw.su[2], s3: first.gw.su[3], ys: nout, cb, cbs };
   // several chunks per dispatch where the device binds them side by side (moe-gemv-chunks.ts), all dispatches of one NC
   const perChunk = 1 + (first.bias ? 1 : 0) + (first.gw.scales ? 1 : 0) + (first.gw.zeros ? 1 : 0);
   const fit = Math.floor((ctx.limits.maxStorageBuffersPerShaderStage - Object.keys(shared).length) / perChunk);

@@ -116,6 +116,8 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
   const { rec, pool, scratch } = run;
   const keep = <G extends { destroy(): void }>(t: G): G => (scratch.push(t), t);
   let fusedGrouping: { routing: RoutingGpu; grouped: GroupedRowsGpu } | undefined;
+  // the routed experts' biases as the GEMMs bind them (per chunk inside a chunked stack)
+  const biases = (rw: ExpertWeightSet<ExpertStackGpu>) => ({ gateUp: expertBiasGpu(rw.gateUp, layer.stacked.gateUpBias), down: expertBiasGpu(rw.down, layer.stacked.downBias) });
   // a decode forward of T tokens on the GEMVs: whether its down GEMV takes the combine (the choice, and weights it reads)
   const downCombined = (T: number) => useCombinedDownGemv(T, layer.downCombine, ctx.adapterInfo.software) && gemvCombineSupports(weights().down, T, layer.numExpertsPerToken);
   return {
@@ -150,7 +152,7 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
     },
     routedExperts: (x, g, rowScale) => {
       const rw = weights();
-      return recordExpertGemms(layer, run, x, g, rw, { gateUp: expertBiasGpu(rw.gateUp, layer.stacked.gateUpBias), down: expertBiasGpu(rw.down, layer.stacked.downBias) }, layer.activation, rowScale, run.onStep);
+      return recordExpertGemms(layer, run, x, g, rw, biases(rw), layer.activation, rowScale, run.onStep);
     },
     sharedExperts: (x) => {
       run.onStep?.('shared');
@@ -175,10 +177,11 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
     routedAndCombined: (x, g, routing, rowScale, wts, shared) => {
       if (!g.downCombined) return undefined;
       const rw = weights();
+      const bias = biases(rw);
       run.onStep?.('gate_up');
-      const h = recordGateUp(layer, run, x, g, rw.gateUp, expertBiasGpu(rw.gateUp, layer.stacked.gateUpBias), layer.activation, rowScale);
+      const h = recordGateUp(layer, run, x, g, rw.gateUp, bias.gateUp, layer.activation, rowScale);
       run.onStep?.('down');
-      const out = gemvDownCombineGpu(ctx, rec, h, g.grouping, routing.idx, wts, rw.down, { bias: expertBiasGpu(rw.down, layer.stacked.downBias), shared: shared?.shared, sharedGateLogit: shared?.gateLogit });
+      const out = gemvDownCombineGpu(ctx, rec, h, g.grouping, routing.idx, wts, rw.down, { bias: bias.down, shared: shared?.shared, sharedGateLogit: shared?.gateLogit });
       // the combine is in the down GEMV: its step records nothing
       run.onStep?.('combine');
       return out;
