@@ -17,7 +17,8 @@
 // ('-' for a filter = all; paths: substrings of their names, or '=name' for one path; models: substrings of mixtral-8x7b, qwen3-30b-a3b, deepseek-v3-e32, gpt-oss-20b, and only when
 // named deepseek-v3-full (256 experts) and smoke (a small shape for any adapter);
 // formats: bf16 (default), f16, fp8, int4, mxfp4; PREFILL_BENCH_MAX_S: the time budget after which no new model / format / T
-// group starts, default 210; PREFILL_BENCH_BURN_MS: ms of FMA burn before each timed path, default 40). Weights are generated one expert at a time and streamed to the GPU (stacks larger than
+// group starts, default 210; PREFILL_BENCH_BURN_MS: ms of FMA burn before each timed path, default 40; PREFILL_BENCH_ROUTING=random: uneven
+// rows per expert, each token's experts drawn at random). Weights are generated one expert at a time and streamed to the GPU (stacks larger than
 // one binding are chunked), so the full DeepSeek-V3 (22.5 GB of bf16 experts) fits.
 import { HostTensor } from '@webmoe/tensor';
 import {
@@ -200,6 +201,9 @@ const t0 = performance.now();
 // Time budget (seconds; env PREFILL_BENCH_MAX_S, default 210): no new model / T group starts after it, the ranking still prints.
 const maxS = Number(process.env.PREFILL_BENCH_MAX_S ?? 210);
 // ms of FMA burn before each timed path (env PREFILL_BENCH_BURN_MS, default 40)
+// PREFILL_BENCH_ROUTING=random: each token's k experts drawn uniformly at random (seeded), as a router over random weights does
+const RANDOM_ROUTING = process.env.PREFILL_BENCH_ROUTING === 'random';
+if (RANDOM_ROUTING) console.log('routing: random (uneven rows per expert)');
 const BURN_EACH_MS = Number(process.env.PREFILL_BENCH_BURN_MS ?? 40);
 let outOfTime = false;
 const ONLY_NAMED = new Set(['smoke', 'deepseek-v3-full']);
@@ -219,11 +223,25 @@ for (const [model, H, I, E, k, fmt] of groupsOf) {
       outOfTime = true;
       continue;
     }
-    // Host-built grouping: k distinct experts per token, spread evenly.
+    // Host-built grouping: k distinct experts per token, spread evenly, or (PREFILL_BENCH_ROUTING=random) drawn
+    // uniformly like a router over random weights (uneven rows per expert: the layer's partial row tiles).
     const idx = new Uint32Array(T * k);
-    for (let t = 0; t < T; t++) for (let j = 0; j < k; j++) idx[t * k + j] = (t * 7 + j * 13) % E;
+    const pick = lcg(T * 31 + E);
+    for (let t = 0; t < T; t++) {
+      for (let j = 0; j < k; j++) {
+        if (!RANDOM_ROUTING) {
+          idx[t * k + j] = (t * 7 + j * 13) % E;
+          continue;
+        }
+        let e: number;
+        do e = pick() % E;
+        while (idx.subarray(t * k, t * k + j).includes(e));
+        idx[t * k + j] = e;
+      }
+    }
     const counts = new Uint32Array(E);
     for (const e of idx) counts[e]++;
+    if (RANDOM_ROUTING) console.log(`${model} T=${T} rows per expert: min ${Math.min(...counts)} max ${Math.max(...counts)} (mean ${(T * k) / E})`);
     const offsets = new Uint32Array(E + 1);
     for (let e = 0; e < E; e++) offsets[e + 1] = offsets[e] + counts[e];
     const cur = offsets.slice(0, E);
