@@ -3,6 +3,11 @@
 #   1: the whole GPU test bundle (the float32 fix of 44d25c7 with the real builtins); prefill-bench bf16 with random
 #      routing (PREFILL_BENCH_ROUTING=random: uneven rows per expert, the layer's partial row tiles) at Mixtral / GPT-OSS
 #      T = 128 / 512 over the tiles that fit ~128 rows per expert; the T = 4096 bf16 shapes of h200-next.sh b.
+#   2: decode A/B of the combined down GEMV (h200-next.sh d, four models, bf16 and int4, T = 1 and 16, two runs of each
+#      path alternating); gemv-bench --combined (its kernel per row-blocked variant); host-cost's calls and host us.
+#      Needs .gpu-kit/{bench,gemv-bench,host-cost}.mjs.
+#   3: the layer's prefill rows at this commit beside PyTorch's grouped_mm in the same call (bf16, four models,
+#      T = 128 / 512 / 4096, --stack 2), then Mixtral int4 / fp8 at T = 512 / 4096.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -21,6 +26,31 @@ case "${1:-1}" in
     echo "gpu-tests rc=$?" >> "$OUT/gpu-tests.txt"; grep -E "^FAILED|passed, .* failed|rc=" "$OUT/gpu-tests.txt" | cut -c1-300 | tail -12
     PREFILL_BENCH_ROUTING=random PB prefill-uneven 110 150 10 "=sgmat-default,sgmat-default-band2,sgmat-m128n256k32v-xh,sgmat-m128n128k32v-xh,=sgmat-m64n128k32v,=sgmat-m64n256k32v,=sgmat-m32n256k32v,=sgmat-m32n128k32v,sgmat-m128n256k32v16-xh" "mixtral,gpt-oss" "128,512" bf16
     PB prefill-4096 120 150 10 "=sgmat-default,sgmat-default-band,sgmat-m128n256k32va-xh,sgmat-m128n192k64va-xh,sgmat-m128n256k32v16-xh" "mixtral,qwen3,gpt-oss,deepseek-v3-e32" "4096" bf16
+    ;;
+  2)
+    for dc in separate fused separate fused; do
+      WEBMOE_DOWN_COMBINE=$dc timeout 100 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models qwen3-30b-a3b,deepseek-v2-lite,gpt-oss-20b --dtypes bf16,int4 --tokens 1,16 --iters 30 --stack 8 --json "$OUT/decode-$dc-$RANDOM.json" >> "$OUT/decode-$dc.txt" 2>&1
+      echo "bench $dc rc=$?" >> "$OUT/decode-$dc.txt"
+      WEBMOE_DOWN_COMBINE=$dc timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b --dtypes bf16,int4 --tokens 1,16 --iters 30 --stack 2 --json "$OUT/decode-mx-$dc-$RANDOM.json" >> "$OUT/decode-$dc.txt" 2>&1
+      echo "bench mixtral $dc rc=$?" >> "$OUT/decode-$dc.txt"
+    done
+    grep -hE "^(model|qwen3|deepseek|mixtral|gpt)|rc=" "$OUT"/decode-*.txt | grep -v linear | cut -c1-200
+    timeout 120 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --combined --models qwen3,mixtral --formats bf16,int4,fp8 --tokens 1 --kernels rows1,rows2,rows4,rows2k2,rows2k4 > "$OUT/gemv-combined.txt" 2>&1
+    echo "gemv-bench rc=$?" >> "$OUT/gemv-combined.txt"; sed -n '/== ranking/,/^{/p' "$OUT/gemv-combined.txt" | grep -E "end|rc=" | cut -c1-250; tail -1 "$OUT/gemv-combined.txt" | cut -c1-300
+    mkdir -p /tmp/webmoe-fx && tar xJf .gpu-kit/fixtures.tar.xz -C /tmp/webmoe-fx
+    for dc in separate fused; do
+      WEBMOE_FIXTURES=/tmp/webmoe-fx/fixtures WEBMOE_DOWN_COMBINE=$dc timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/host-cost.mjs qwen3_moe 3000 1 8 > "$OUT/host-cost-$dc.txt" 2>&1
+      grep -E "calls per|us wall" "$OUT/host-cost-$dc.txt" | sed "s/{.*}//; s/^/$dc: /"
+    done
+    ;;
+  3)
+    M=mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite
+    timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models "$M" --dtypes bf16 --tokens 128,512,4096 --iters 10 --stack 2 --json "$OUT/bench-prefill.json" > "$OUT/bench-prefill.txt" 2> "$OUT/bench-prefill.err"
+    echo "bench rc=$?" >> "$OUT/bench-prefill.txt"; grep -E "^(model|mixtral|qwen3|gpt|deepseek)|rc=" "$OUT/bench-prefill.txt" | grep -v linear | cut -c1-200
+    timeout 120 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models "$M" --tokens 128,512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
+    echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | tail -14
+    timeout 150 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b --dtypes int4,fp8 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/bench-packed.json" > "$OUT/bench-packed.txt" 2> "$OUT/bench-packed.err"
+    echo "bench rc=$?" >> "$OUT/bench-packed.txt"; grep -E "^(model|mixtral)|rc=" "$OUT/bench-packed.txt" | grep -v linear | cut -c1-200
     ;;
 esac
 grep -h "failed to compile" "$OUT"/*.txt 2>/dev/null | head -3
