@@ -2,7 +2,9 @@
 # On the GPU machine, session 13's calls (kit: see h200-next.sh; outputs under $OUT):
 #   1: the whole GPU test bundle (the float32 fix of 44d25c7 with the real builtins); prefill-bench bf16 with random
 #      routing (PREFILL_BENCH_ROUTING=random: uneven rows per expert, the layer's partial row tiles) at Mixtral / GPT-OSS
-#      T = 128 / 512 over the tiles that fit ~128 rows per expert; the T = 4096 bf16 shapes of h200-next.sh b.
+#      T = 512 over the tiles that fit ~128 rows per expert; prefill-bench `sgmat-dequant` (packed experts decoded to
+#      f16 first, then the f16 GEMM) against the staging decode, int4 / fp8 / MXFP4 beside bf16, Mixtral and GPT-OSS
+#      shapes, T = 512 / 4096.
 #   2: decode A/B of the combined down GEMV (h200-next.sh d, four models, bf16 and int4, T = 1 and 16, two runs of each
 #      path alternating); gemv-bench --combined (its kernel per row-blocked variant); host-cost's calls and host us.
 #      Needs .gpu-kit/{bench,gemv-bench,host-cost}.mjs.
@@ -24,8 +26,8 @@ case "${1:-1}" in
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
     WEBMOE_FIXTURES=/tmp/webmoe-fx/fixtures CI=true timeout 270 bash .gpu-kit/enter.sh node .gpu-kit/gpu-tests.mjs > "$OUT/gpu-tests.txt" 2>&1
     echo "gpu-tests rc=$?" >> "$OUT/gpu-tests.txt"; grep -E "^FAILED|passed, .* failed|rc=" "$OUT/gpu-tests.txt" | cut -c1-300 | tail -12
-    PREFILL_BENCH_ROUTING=random PB prefill-uneven 110 150 10 "=sgmat-default,sgmat-default-band2,sgmat-m128n256k32v-xh,sgmat-m128n128k32v-xh,=sgmat-m64n128k32v,=sgmat-m64n256k32v,=sgmat-m32n256k32v,=sgmat-m32n128k32v,sgmat-m128n256k32v16-xh" "mixtral,gpt-oss" "128,512" bf16
-    PB prefill-4096 120 150 10 "=sgmat-default,sgmat-default-band,sgmat-m128n256k32va-xh,sgmat-m128n192k64va-xh,sgmat-m128n256k32v16-xh" "mixtral,qwen3,gpt-oss,deepseek-v3-e32" "4096" bf16
+    PB prefill-dequant 130 160 10 "=sgmat-default,=sgmat-dequant" "mixtral,gpt-oss" "512,4096" bf16,int4,fp8,mxfp4
+    PREFILL_BENCH_ROUTING=random PB prefill-uneven 70 90 10 "=sgmat-default,sgmat-m128n256k32v-xh,sgmat-m128n128k32v-xh,=sgmat-m64n128k32v,=sgmat-m64n256k32v,=sgmat-m32n256k32v" "mixtral,gpt-oss" "512" bf16
     ;;
   2)
     for dc in separate fused separate fused; do

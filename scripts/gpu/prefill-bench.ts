@@ -6,7 +6,7 @@
 // plan.ts picks; packed weights: '-narrow' = 8 values per staging load instead
 // of the default 16-byte loads; '-vdec' / '-words' = staged one value at a time through f32 / a word of codes at a
 // time (plan.ts's sgmatValueDecodeFor picks per format); '-vdec' is the staging before the
-// word-at-a-time decode) and the decode GEMVs ('gemv', T <= 512).
+// word-at-a-time decode; 'sgmat-dequant': packed experts decoded to f16 first, then the f16 GEMM) and the decode GEMVs ('gemv', T <= 512).
 // Prints per-path GPU time (one pass, medians after warm-up), TFLOP/s, and
 // each path's error against the tiled path's output (relErr, L2-relative,
 // over each output's first 32 MiB) so a wrong kernel shows up here too
@@ -166,6 +166,8 @@ const ALL_PATHS: PathSpec[] = [
   // packed weights staged one value at a time through f32 (the staging before the word-at-a-time decode): A/B of the decode
   { name: 'sgmat-default-vdec', opts: { tile: 'fast', fast: 'subgroup-matrix', sgmatValueDecode: true }, packedOnly: true },
   { name: 'sgmat-default-words', opts: { tile: 'fast', fast: 'subgroup-matrix', sgmatValueDecode: false }, packedOnly: true },
+  // packed weights decoded to f16 first (a range of experts at a time), then the f16 GEMM (plan.ts's sgmatDequantExperts)
+  { name: 'sgmat-dequant', opts: { tile: 'fast', fast: 'subgroup-matrix', sgmatDequant: true }, packedOnly: true },
   // the work in bands of row tiles (the band's workgroups that read one weight tile consecutive: weights from memory once per band)
   ...[2, 4, 8, 16].map((band) => ({ name: `sgmat-default-band${band}`, opts: { tile: 'fast' as const, fast: 'subgroup-matrix' as const, sgmatBand: band } })),
   ...(Object.keys(SGMAT_SHAPES) as SgmatShapeName[]).map((shape) => sgmat(shape)),

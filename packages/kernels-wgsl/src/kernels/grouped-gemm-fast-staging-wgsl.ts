@@ -43,12 +43,13 @@ export function rounds(total: number, threads: number): { n: number; guard: bool
 
 /**
  * Uniform block of the fast GEMMs (wa..wd: the weight uniforms of weightLayout in grouped-gemm-wgsl.ts). E, N, wRows:
- * the dispatched chunk's; Y row p, output o is written at p * ys + yo + o.
+ * the dispatched chunk's; Y row p, output o is written at p * ys + yo + o; be0: the bias row of expert 0 of the
+ * weights (a decoded range of the dequantize-then-GEMM path; else 0).
  */
 const FAST_UNIFORMS: readonly UniformField[] = [
   ...uniformFields('u32', 'nRows', 'k', 'E', 'K', 'N', 'wRows', 'nTilesN', 'nWork'),
   ...uniformFields('f32', 'limit', 'alpha'),
-  ...uniformFields('u32', 'wa', 'wb', 'wc', 'wd', 'yo', 'ys'),
+  ...uniformFields('u32', 'wa', 'wb', 'wc', 'wd', 'yo', 'ys', 'be0'),
 ];
 
 /**
@@ -139,7 +140,7 @@ ${expertTileWgsl(tm, v.band)}
     ROWX[lr] = xb;
     ROWM[lr] = m;${v.xScale ? '\n    ROWU[lr] = 1.0 / s;' : ''}
   }`}
-  let eRow = e * u.wRows;
+  let eRow = (e + u.be0) * u.wRows;
   workgroupBarrier();`;
 }
 

@@ -29,12 +29,14 @@ import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import { foldWorkgroups, type Recorder, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
-import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
+import { expertDims } from './expert-weights.js';
+import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatDequantExperts, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, sgmatScalarTwin, tileOutputs, type FastGemmVariant, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
 import { ROW_ABSMAX_VARIANT, groupedGemmFastKernel, halfRowsKernel, rowAbsMaxKernel, splitKReduceKernel } from './grouped-gemm-fast-wgsl.js';
 import { groupedGemmSgmatKernel } from './grouped-gemm-sgmat-wgsl.js';
 import { isPackedFormat, weightBind } from './grouped-gemm-fast-weights-wgsl.js';
+import { dequantHalfBytes, dequantHalfKernel, halfStackOver, recordDequantHalf } from './grouped-gemm-dequant.js';
 
 export type { FastGemmKind, SgmatShapeName };
 
@@ -62,6 +64,11 @@ export interface FastGemmPlan {
   valueDecode?: boolean;
   /** Subgroup-matrix kernel: the work order's band of row tiles (FastGemmVariant.band); absent: row tile by row tile. */
   band?: number;
+  /**
+   * Subgroup-matrix kernel, packed weights: decoded to f16 first (grouped-gemm-dequant.ts), `experts` experts per pass
+   * into one scratch buffer, each pass followed by the f16 GEMM `gemm` on that range; `wide`: 16-byte code loads.
+   */
+  dequant?: { experts: number; wide: boolean; gemm: FastGemmPlan };
   nTilesN: number;
   nWork: number;
   grid: [number, number, number];
@@ -149,20 +156,43 @@ export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFo
  * `tile: 'fast'`) fewer rows per expert on average than
  * FAST_MIN_ROWS_PER_EXPERT of the kernel.
  */
-export function planFastGemm(
-  ctx: GpuContext,
-  opts: { tile?: string; fast?: FastGemmKind; sgmatShape?: SgmatShapeName; sgmatSplitK?: number; sgmatXRows?: SgmatXRows; sgmatWideLoads?: boolean; sgmatValueDecode?: boolean; sgmatBand?: number; actQuant?: string },
-  w: ExpertWeightsGpu,
-  rows: number,
-  E: number,
-  N: number,
-  K: number,
-  op: 'gate_up' | 'down',
-): FastGemmPlan | undefined {
+export function planFastGemm(ctx: GpuContext, opts: FastGemmOptions, w: ExpertWeightsGpu, rows: number, E: number, N: number, K: number, op: 'gate_up' | 'down'): FastGemmPlan | undefined {
   if (opts.tile !== undefined && opts.tile !== 'fast') return undefined;
   if ((opts.actQuant ?? 'none') !== 'none') return undefined;
   const wfmt = fastWeightFormat(w, K);
   if (!wfmt || rows === 0 || N === 0) return undefined;
+  const plan = planFastFormat(ctx, opts, wfmt, rows, E, N, K, op);
+  if (!plan || plan.kind !== 'subgroup-matrix' || !isPackedFormat(wfmt.wf)) return plan;
+  // packed weights decoded to f16 first (plan.ts's sgmatDequantExperts), then the f16 tile of the same call
+  const wRows = expertDims(w).rows;
+  const experts = sgmatDequantExperts(rows, E, dequantHalfBytes(1, wRows, K), ctx.maxBindingBytes, opts.sgmatDequant);
+  if (experts === 0) return plan;
+  const gemm = planFastFormat(ctx, { ...opts, sgmatWideLoads: undefined, sgmatValueDecode: undefined }, HALF_FORMAT, rows, E, N, K, op);
+  return gemm && gemm.kind === 'subgroup-matrix' ? { ...plan, dequant: { experts, wide: wfmt.wide, gemm } } : plan;
+}
+
+/** The format of an f16 dense stack (what the dequantize-then-GEMM path multiplies). */
+const HALF_FORMAT: FastWeightFormat = { wf: 'float16', sd: 'none', zp: false, wide: false };
+
+/** What fastWeightFormat tells of a container: its format, int scale dtype, zero points, 16-byte code loads. */
+type FastWeightFormat = NonNullable<ReturnType<typeof fastWeightFormat>>;
+
+/** The options planFastGemm reads (GroupedGemmOptions' fast-path fields). */
+export interface FastGemmOptions {
+  tile?: string;
+  fast?: FastGemmKind;
+  sgmatShape?: SgmatShapeName;
+  sgmatSplitK?: number;
+  sgmatXRows?: SgmatXRows;
+  sgmatWideLoads?: boolean;
+  sgmatValueDecode?: boolean;
+  sgmatBand?: number;
+  sgmatDequant?: boolean;
+  actQuant?: string;
+}
+
+/** planFastGemm for a weight format (rows, E, N, K of the call; no decoding pass). */
+function planFastFormat(ctx: GpuContext, opts: FastGemmOptions, wfmt: FastWeightFormat, rows: number, E: number, N: number, K: number, op: 'gate_up' | 'down'): FastGemmPlan | undefined {
   if (opts.sgmatShape !== undefined && !Object.hasOwn(SGMAT_SHAPES, opts.sgmatShape)) throw new ValueError('sgmatShape', `one of ${Object.keys(SGMAT_SHAPES).join(' | ')} | undefined`, opts.sgmatShape);
   let kind = fastGemmKind(ctx, opts.fast, wfmt.wf);
   if (opts.tile !== 'fast' && !useFastGemm(kind, rows, E)) return undefined;
@@ -185,7 +215,7 @@ export function planFastGemm(
   // Shapes without an A tile (xd) always load x directly.
   const xRows = sg ? (sg.xd ? 'direct' : (opts.sgmatXRows ?? tile!.xRows)) : 'gather';
   const fits = (rows + HALF_ROWS_PAD) * halfRowStride(K) * 2 <= ctx.maxBindingBytes;
-  if (sg?.xd && !fits) return planFastGemm(ctx, { ...opts, sgmatShape: SGMAT_DEFAULT_SHAPE }, w, rows, E, N, K, op);
+  if (sg?.xd && !fits) return planFastFormat(ctx, { ...opts, sgmatShape: SGMAT_DEFAULT_SHAPE }, wfmt, rows, E, N, K, op);
   const xh = fits ? xhOf(xRows) : undefined;
   // Wide packed loads where the format allows them (plan.ts's default unless asked).
   const wide = !!sg && wfmt.wide && (opts.sgmatWideLoads ?? sgmatWideLoadsFor(wfmt.wf));
@@ -226,6 +256,8 @@ export interface FastGemmCall {
   ys?: number;
   /** Scratch shared with the call's other chunks (tile offsets, x row maxima). */
   scratch?: GemmCallScratch;
+  /** The bias's first expert: `w` holds experts be0.. of the bias's (a decoded range of the dequantize-then-GEMM path). Default 0. */
+  be0?: number;
 }
 
 /** The kernel's x-row variant (FastGemmVariant.xh) of a plan.ts x-row mode. */
@@ -261,6 +293,10 @@ function fastVariant(c: Pick<FastGemmCall, 'op' | 'act' | 'xmode' | 'biasDt'> & 
 
 /** Records the tile-offset kernel and the fast GEMM. */
 export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPlan, test: { emulateSubgroupMatrix?: boolean } = {}): void {
+  if (plan.dequant) {
+    recordDequantGemm(rec, c, plan.dequant, test);
+    return;
+  }
   const layout = weightLayout(c.w, { rows: c.d.rows, cols: c.K });
   const { T, k } = c.g;
   const rows = T * k;
@@ -314,12 +350,32 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
       wa, wb, wc, wd,
       // split-K partials: [splitK][rows][N] from output 0 (splitKReduceKernel places them)
       yo: splitK > 1 ? 0 : place.o0, ys: splitK > 1 ? c.N : ys,
+      be0: c.be0 ?? 0,
     },
     workgroups: plan.grid,
   });
   if (splitK > 1) {
     const n = rows * c.N;
     rec.dispatch({ kernel: splitKReduceKernel, variant: { S: splitK }, bind: { P: yOut, Y: c.y.buffer }, params: { rows, N: c.N, ys, yo: place.o0 }, workgroups: foldWorkgroups(rec.ctx, Math.ceil(n / 256)) });
+  }
+}
+
+/**
+ * The dequantize-then-GEMM path (FastGemmPlan.dequant): the call's experts in ranges of `dq.experts`, each range decoded
+ * to f16 into one scratch buffer (grouped-gemm-dequant.ts) and multiplied by the f16 GEMM `dq.gemm` (the range as
+ * its experts, the bias from the range's first expert on). The ranges share the call's scratch (tile offsets, f16 x
+ * rows) and the one decoding buffer; a range's decoding is ordered after the previous range's GEMM.
+ */
+function recordDequantGemm(rec: Recorder, c: FastGemmCall, dq: NonNullable<FastGemmPlan['dequant']>, test: { emulateSubgroupMatrix?: boolean }): void {
+  const place = c.place ?? { e0: 0, experts: c.g.E, o0: 0 };
+  const scratch: GemmCallScratch = c.scratch ?? { meta: new Map() };
+  const per = Math.min(dq.experts, place.experts);
+  const buf = rec.temp(dequantHalfBytes(per, c.d.rows, c.K), 'grouped_gemm_fast.wdq', REUSE);
+  for (let j = 0; j < place.experts; j += per) {
+    const n = Math.min(per, place.experts - j);
+    recordDequantHalf(rec, c.w, j, n, buf, dq.wide);
+    const w = halfStackOver(rec.ctx, buf, n, c.d.rows, c.K);
+    recordFastGemm(rec, { ...c, w, place: { e0: place.e0 + j, experts: n, o0: place.o0 }, scratch, be0: (c.be0 ?? 0) + j }, dq.gemm, test);
   }
 }
 
@@ -342,34 +398,42 @@ export async function warmGroupedGemmFast(
   await warmPipeline(ctx, tileOffsetsKernel, { tm: FAST_TM });
   if (kind !== 'f32') await warmPipeline(ctx, rowAbsMaxKernel, ROW_ABSMAX_VARIANT);
   if (kind === 'subgroup-matrix') {
-    // One tile (shape and x-row mode) with every split plan.ts can choose.
-    const warmTile = async (shape: SgmatShapeName, xRows: SgmatXRows) => {
+    // One tile (shape and x-row mode) of a weight format's base variant, with every split plan.ts can choose.
+    const warmTile = async (shape: SgmatShapeName, xRows: SgmatXRows, base: FastGemmVariant, wideLoads: boolean) => {
       await warmPipeline(ctx, tileOffsetsKernel, { tm: SGMAT_SHAPES[shape].tm });
       const xh = xhOf(SGMAT_SHAPES[shape].xd ? 'direct' : xRows);
       if (xh) await warmPipeline(ctx, halfRowsKernel, { xmode: spec.xmode, rowScale: spec.rowScale });
       for (const splitK of spec.op === 'down' ? SGMAT_CHOICES.splitK : [1]) {
-        await warmPipeline(ctx, groupedGemmSgmatKernel, sgmatVariant(v, { shape, xh, splitK, wide }));
+        await warmPipeline(ctx, groupedGemmSgmatKernel, sgmatVariant(base, { shape, xh, splitK, wide: wideLoads }));
         if (splitK > 1) await warmPipeline(ctx, splitKReduceKernel, { S: splitK });
       }
     };
+    // the weights' own format, and where plan.ts may decode packed weights first (sgmatDequant), the f16 GEMM's
+    const formats = [{ wf: wfmt.wf, base: v, wideLoads: wide }];
+    if (isPackedFormat(wfmt.wf) && Number.isFinite(KERNEL_CROSSOVERS.sgmatDequant.minRowsPerExpert)) {
+      await warmPipeline(ctx, dequantHalfKernel, { wf: wfmt.wf, sd: wfmt.sd, zp: wfmt.zp, wide: wfmt.wide });
+      formats.push({ wf: HALF_FORMAT.wf, base: fastVariant({ op: spec.op, act: spec.act, xmode: spec.xmode, biasDt: spec.biasDt, rowScale: spec.rowScale, ...HALF_FORMAT }, kind), wideLoads: false });
+    }
     try {
-      // The tiles plan.ts can choose for this weight format on this device (sgmatTilesOf), and the default tile its
+      // The tiles plan.ts can choose for each format on this device (sgmatTilesOf), and the default tile its
       // fallback takes; a vector-staged one the device refuses marks the device (plannedSgmatTile takes the
       // scalar-staged twins there) and warms its twin.
-      const tiles = [...sgmatTilesOf(wfmt.wf, workgroupBytes(ctx)), { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' as const }];
-      for (const { shape, xRows } of tiles) {
-        if (!sgmatSupported(ctx, shape)) continue;
-        if (SGMAT_SHAPES[shape].vs && !sgmatNoVectorStaging.has(ctx.device)) {
-          try {
-            await warmTile(shape, xRows);
-            continue;
-          } catch (e) {
-            console.warn(`[webmoe] vector-staged subgroup-matrix GEMM failed to compile; using scalar staging: ${(e as Error).message}`);
-            sgmatNoVectorStaging.add(ctx.device);
+      for (const f of formats) {
+        const tiles = [...sgmatTilesOf(f.wf, workgroupBytes(ctx)), { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' as const }];
+        for (const { shape, xRows } of tiles) {
+          if (!sgmatSupported(ctx, shape)) continue;
+          if (SGMAT_SHAPES[shape].vs && !sgmatNoVectorStaging.has(ctx.device)) {
+            try {
+              await warmTile(shape, xRows, f.base, f.wideLoads);
+              continue;
+            } catch (e) {
+              console.warn(`[webmoe] vector-staged subgroup-matrix GEMM failed to compile; using scalar staging: ${(e as Error).message}`);
+              sgmatNoVectorStaging.add(ctx.device);
+            }
           }
+          const twin = sgmatScalarTwin(shape);
+          await warmTile(twin ?? SGMAT_DEFAULT_SHAPE, twin ? xRows : 'gather', f.base, f.wideLoads);
         }
-        const twin = sgmatScalarTwin(shape);
-        await warmTile(twin ?? SGMAT_DEFAULT_SHAPE, twin ? xRows : 'gather');
       }
       return;
     } catch (e) {

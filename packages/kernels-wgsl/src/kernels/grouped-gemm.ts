@@ -61,6 +61,12 @@ export interface GroupedGemmOptions extends ExpertActQuantOptions {
    * row tiles of one weight tile consecutive (1..64; FastGemmVariant.band; bench comparisons, default off).
    */
   sgmatBand?: number;
+  /**
+   * With the subgroup-matrix fast kernel and packed weights: decode the experts to f16 first, a range at a time into a
+   * scratch buffer, and multiply those (true), or decode in the GEMM's staging step (false). Default plan.ts's
+   * sgmatDequantExperts (KERNEL_CROSSOVERS.sgmatDequant); the f16 values are the same either way.
+   */
+  sgmatDequant?: boolean;
   /** Decode whole u32 words of weights at once where the row length allows (default true; false forces element-by-element loads, for tests). */
   vectorize?: boolean;
 }

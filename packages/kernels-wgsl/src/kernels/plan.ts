@@ -144,6 +144,17 @@ export const KERNEL_CROSSOVERS = {
    * GPT-OSS-20B/s8 5.09 -> 4.33, DeepSeek-V2-Lite/s8 7.35 -> 6.46, Mixtral/s16 6.95 -> 6.67).
    */
   gemvSoftwarePackedKernel: 'rows4' as GemvPackedKernel,
+  /**
+   * Packed weights on the subgroup-matrix GEMMs decoded to f16 once per call (grouped-gemm-dequant.ts: a range of
+   * experts into a scratch of at most `maxScratchBytes`, then the f16 GEMM on it, range after range) from
+   * `minRowsPerExpert` average grouped rows per expert, instead of decoding every weight tile again in the staging
+   * step of each of its expert's row tiles. The decoding pass reads the packed bytes and writes 2 bytes per weight
+   * once; the staging decode costs ALU work per weight and row tile (Mixtral T = 4096 GEMMs alone, H200 2026-12-05:
+   * int4 1.76x, fp8 2.19x, MXFP4 2.45x bf16's 14.26 ms). Prediction for Mixtral T = 4096: ~1.2 ms of decoding (0.7 -
+   * 1.4 GB read, 2.8 GB of f16 written) plus the f16 GEMMs (~bf16's time), ~1.1x bf16. Off (Infinity) until the H200
+   * ranks it (prefill-bench `sgmat-dequant`); GroupedGemmOptions.sgmatDequant forces it either way.
+   */
+  sgmatDequant: { minRowsPerExpert: Number.POSITIVE_INFINITY, maxScratchBytes: 512 * 1024 * 1024 },
 } as const;
 
 /** How a caller asks for the expert GEMMs: 'auto' (the crossovers), or a forced 'gemv' / 'grouped'. */
@@ -452,5 +463,20 @@ export function sgmatWideLoadsFor(wf: string): boolean {
  */
 export function sgmatValueDecodeFor(wf: string): boolean {
   return wf === 'fp8_e4m3';
+}
+
+/**
+ * Experts per decoding pass of the dequantize-then-GEMM path (KERNEL_CROSSOVERS.sgmatDequant) for a subgroup-matrix
+ * GEMM of `rows` grouped rows over E experts whose f16 expert takes `expertHalfBytes`, or 0 where the call decodes at
+ * staging: below the crossover (unless `want` is true), `want` false, or one f16 expert beyond the scratch budget or
+ * `maxBindingBytes` (one binding holds a range). A range is as many experts as the budget holds, at most E.
+ * @example `sgmatDequantExperts(8192, 8, 235e6, 2 ** 31, true) // 2`
+ */
+export function sgmatDequantExperts(rows: number, E: number, expertHalfBytes: number, maxBindingBytes: number, want?: boolean): number {
+  const c = KERNEL_CROSSOVERS.sgmatDequant;
+  if (want === false || E < 1 || rows < 1) return 0;
+  if (want !== true && rows / E < c.minRowsPerExpert) return 0;
+  const budget = Math.min(c.maxScratchBytes, maxBindingBytes);
+  return expertHalfBytes > budget ? 0 : Math.min(E, Math.floor(budget / expertHalfBytes));
 }
 
