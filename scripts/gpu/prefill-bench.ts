@@ -6,7 +6,7 @@
 // plan.ts picks; packed weights: '-narrow' = 8 values per staging load instead
 // of the default 16-byte loads; '-vdec' / '-words' = staged one value at a time through f32 / a word of codes at a
 // time (plan.ts's sgmatValueDecodeFor picks per format); '-vdec' is the staging before the
-// word-at-a-time decode; 'sgmat-dequant': packed experts decoded to f16 first, then the f16 GEMM) and the decode GEMVs ('gemv', T <= 512).
+// word-at-a-time decode; 'sgmat-dequant': packed (or bf16) experts decoded to f16 first, then the f16 GEMM) and the decode GEMVs ('gemv', T <= 512).
 // Prints per-path GPU time (one pass, medians after warm-up), TFLOP/s, and
 // each path's error against the tiled path's output (relErr, L2-relative,
 // over each output's first 32 MiB) so a wrong kernel shows up here too
@@ -147,7 +147,7 @@ const sgmat = (shape: SgmatShapeName, splitK?: number, x?: 'half' | 'direct') =>
   shape,
   maxT: splitK ? 512 : undefined,
 });
-/** A benchmarked path: grouped-GEMM options or the GEMVs; maxT: only up to this T; packedOnly: only with packed weights. */
+/** A benchmarked path: grouped-GEMM options or the GEMVs; maxT: only up to this T; packedOnly: only with packed weights; notF16: not with f16 weights. */
 interface PathSpec {
   name: string;
   opts: GroupedGemmOptions;
@@ -155,6 +155,7 @@ interface PathSpec {
   maxT?: number;
   gemv?: boolean;
   packedOnly?: boolean;
+  notF16?: boolean;
 }
 const ALL_PATHS: PathSpec[] = [
   { name: 'tiled32', opts: { tile: 'prefill' } },
@@ -167,7 +168,7 @@ const ALL_PATHS: PathSpec[] = [
   { name: 'sgmat-default-vdec', opts: { tile: 'fast', fast: 'subgroup-matrix', sgmatValueDecode: true }, packedOnly: true },
   { name: 'sgmat-default-words', opts: { tile: 'fast', fast: 'subgroup-matrix', sgmatValueDecode: false }, packedOnly: true },
   // packed weights decoded to f16 first (a range of experts at a time), then the f16 GEMM (plan.ts's sgmatDequantExperts)
-  { name: 'sgmat-dequant', opts: { tile: 'fast', fast: 'subgroup-matrix', sgmatDequant: true }, packedOnly: true },
+  { name: 'sgmat-dequant', opts: { tile: 'fast', fast: 'subgroup-matrix', sgmatDequant: true }, notF16: true },
   // the work in bands of row tiles (the band's workgroups that read one weight tile consecutive: weights from memory once per band)
   ...[2, 4, 8, 16].map((band) => ({ name: `sgmat-default-band${band}`, opts: { tile: 'fast' as const, fast: 'subgroup-matrix' as const, sgmatBand: band } })),
   ...(Object.keys(SGMAT_SHAPES) as SgmatShapeName[]).map((shape) => sgmat(shape)),
@@ -272,6 +273,7 @@ for (const [model, H, I, E, k, fmt] of groupsOf) {
       if (path.name === 'fast-f16' && !ctx.features.shaderF16) continue;
       if (path.maxT !== undefined && T > path.maxT) continue;
       if (path.packedOnly && (fmt === 'bf16' || fmt === 'f16')) continue;
+      if (path.notF16 && fmt === 'f16') continue;
       if (path.gemv && !(gemvSupports(wgu) && gemvSupports(wdn))) continue;
       try {
         // One checked run: compile errors / validation errors show here; outputs for the error check.

@@ -2,7 +2,7 @@
  * The dequantize-then-GEMM prefill path (grouped-gemm-dequant.ts, FastGemmPlan.dequant): packed experts decoded to an
  * f16 stack a range at a time, then the subgroup-matrix GEMM on f16 weights.
  * - recordDequantHalf against the host: every packed format (fp8 e4m3 / e5m2 blocks, int4 / int8 blocks with f16 or
- *   f32 scales, with and without zero points, MXFP4), 16-byte and 8-value code loads, a range of experts that starts
+ *   f32 scales, with and without zero points, MXFP4) and bfloat16, 16-byte and 8-value code loads, a range of experts that starts
  *   inside the stack; each value f32ToF16 of the reference's code x scale (quant-helpers' independent decoders).
  * - The grouped GEMMs with `sgmatDequant: true` (several ranges: a scratch budget of fewer experts than the stack,
  *   expert biases, a chunked stack) against the staging decode of the same call (`sgmatDequant: false`): the same f16
@@ -49,6 +49,7 @@ const FORMATS: { name: string; fmt: ExpertQuantFormat; K: number }[] = [
   { name: 'int8 blocks of 16, zero points, f16 scales', fmt: { kind: 'int_block', bits: 8, blockSize: 16, zeroPoint: true, scaleDtype: 'float16' }, K: 64 },
   { name: 'int8 blocks of 8 (8-value loads)', fmt: { kind: 'int_block', bits: 8, blockSize: 8 }, K: 24 },
   { name: 'mxfp4', fmt: { kind: 'mxfp4' }, K: 64 },
+  { name: 'bfloat16 (8-value loads)', fmt: { kind: 'dense', dtype: 'bfloat16' }, K: 40 },
 ];
 
 describe('recordDequantHalf: packed experts to f16', () => {
@@ -98,7 +99,7 @@ describe('recordDequantHalf: packed experts to f16', () => {
       const rec = new Recorder(c);
       expect(() => recordDequantHalf(rec, w, 1, 2, out.buffer, true)).toThrow(/a range inside \[0, 2\)/);
       expect(() => recordDequantHalf(rec, w, 0, 2, small.buffer, true)).toThrow(/at least 1024 bytes/);
-      expect(() => recordDequantHalf(rec, dense, 0, 1, out.buffer, false)).toThrow(/a packed format/);
+      expect(() => recordDequantHalf(rec, dense, 0, 1, out.buffer, false)).toThrow(/a packed format .* or bfloat16/);
       rec.submit();
     });
     expect(dispatched).toEqual([]);
@@ -139,11 +140,12 @@ const CASES: DequantCase[] = [
   { op: 'down', fmt: { kind: 'fp8_block', block: [16, 32] }, T: 29, k: 3, E: 6, K: 96, N: 72, bias: true, maxBinding: 40000 },
   { op: 'gate_up', fmt: { kind: 'mxfp4' }, T: 41, k: 2, E: 4, K: 64, N: 24, bias: true, maxBinding: 12288 },
   { op: 'down', fmt: { kind: 'int_block', bits: 8, blockSize: 16, zeroPoint: true }, T: 23, k: 1, E: 3, K: 48, N: 56, bias: false },
+  { op: 'gate_up', fmt: { kind: 'dense', dtype: 'bfloat16' }, T: 19, k: 2, E: 3, K: 40, N: 32, bias: true, maxBinding: 2 * 64 * 40 * 2 },
 ];
 
 describe('grouped GEMMs with sgmatDequant (packed experts decoded to f16 first)', () => {
   for (const cs of CASES) {
-    const name = `${cs.op} ${cs.fmt.kind}${'bits' in cs.fmt ? cs.fmt.bits : ''} T=${cs.T} k=${cs.k} E=${cs.E} K=${cs.K} N=${cs.N} bias=${cs.bias}${cs.maxBinding ? ` binding ${cs.maxBinding} B` : ''}`;
+    const name = `${cs.op} ${cs.fmt.kind}${'bits' in cs.fmt ? cs.fmt.bits : 'dtype' in cs.fmt ? ` ${cs.fmt.dtype}` : ''} T=${cs.T} k=${cs.k} E=${cs.E} K=${cs.K} N=${cs.N} bias=${cs.bias}${cs.maxBinding ? ` binding ${cs.maxBinding} B` : ''}`;
     it(`${name}: the same outputs as the staging decode, within the staged tolerance of the reference`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
       if (!ctx.features.shaderF16 || !ctx.features.subgroups) return t.skip('the adapter lacks shader-f16 or subgroups');

@@ -4,7 +4,8 @@
  * instead of decoding every weight tile again for every row tile of its expert in the GEMM's staging step.
  *
  * The values are the staging step's: packedHalfPairsWgsl's wdecq (code x scale in f32, rounded to f16; NaN codes
- * NaN), so a GEMM on the decoded stack multiplies the same f16 tiles as the GEMM that decodes at staging. The stored
+ * NaN), or for bfloat16 weights halfPairsWgsl's wdech (each value rounded to f16), so a GEMM on the decoded stack
+ * multiplies the same f16 tiles as the GEMM that decodes at staging. The stored
  * weights stay packed; the scratch holds at most KERNEL_CROSSOVERS.sgmatDequant.maxScratchBytes of f16 experts per
  * GEMM call (a range of experts at a time, each range decoded, then multiplied).
  */
@@ -14,11 +15,11 @@ import type { GpuContext } from '../runtime/context.js';
 import { GpuTensor } from '../runtime/tensor.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
 import type { FastGemmVariant } from './grouped-gemm-fast-shapes.js';
-import { fastVpl, isPackedFormat, packedHalfPairsWgsl, weightAccessWgsl, weightBind, weightBindings } from './grouped-gemm-fast-weights-wgsl.js';
+import { fastVpl, halfPairsWgsl, isPackedFormat, packedHalfPairsWgsl, weightAccessWgsl, weightBind, weightBindings } from './grouped-gemm-fast-weights-wgsl.js';
 import { weightLayout } from './grouped-gemm-weights.js';
 import { expertDims } from './expert-weights.js';
 
-/** What the decoding depends on: the packed format, int scale dtype, zero points, and 16-byte code loads. */
+/** What the decoding depends on: the packed format (or bfloat16: converted to f16), int scale dtype, zero points, and 16-byte code loads. */
 export type DequantHalfVariant = Pick<FastGemmVariant, 'wf' | 'sd' | 'zp' | 'wide'>;
 
 const WG = 256;
@@ -31,7 +32,7 @@ export const dequantHalfKernel = defineKernel<DequantHalfVariant>(
     const V = fastVpl(fv);
     return /* wgsl */ `
 ${weightAccessWgsl(fv)}
-${packedHalfPairsWgsl(fv)}
+${v.wf === 'bfloat16' ? `${halfPairsWgsl(fv)}\nfn wdecq(w: vec4<u32>) -> array<vec4<u32>, 1> { return array<vec4<u32>, 1>(wdech(w)); }` : packedHalfPairsWgsl(fv)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
@@ -68,7 +69,7 @@ export function dequantHalfBytes(experts: number, rows: number, cols: number): n
 export function recordDequantHalf(rec: Recorder, w: ExpertWeightsGpu, e0: number, experts: number, out: GPUBuffer, wide: boolean): void {
   const d = expertDims(w, 'recordDequantHalf weights');
   const layout = weightLayout(w, d);
-  if (!isPackedFormat(layout.wf)) throw new ValueError('recordDequantHalf weights', 'a packed format (fp8_block, int_block, mxfp4)', layout.wf);
+  if (!isPackedFormat(layout.wf) && layout.wf !== 'bfloat16') throw new ValueError('recordDequantHalf weights', 'a packed format (fp8_block, int_block, mxfp4) or bfloat16', layout.wf);
   const v: DequantHalfVariant = { wf: layout.wf, sd: layout.sd, zp: layout.zp, wide };
   const V = fastVpl(v as FastGemmVariant);
   if (d.cols % V !== 0) throw new ShapeError('recordDequantHalf weights', `K a multiple of ${V} (values per load)`, `K = ${d.cols}`);

@@ -162,10 +162,10 @@ export function planFastGemm(ctx: GpuContext, opts: FastGemmOptions, w: ExpertWe
   const wfmt = fastWeightFormat(w, K);
   if (!wfmt || rows === 0 || N === 0) return undefined;
   const plan = planFastFormat(ctx, opts, wfmt, rows, E, N, K, op);
-  if (!plan || plan.kind !== 'subgroup-matrix' || !isPackedFormat(wfmt.wf)) return plan;
-  // packed weights decoded to f16 first (plan.ts's sgmatDequantExperts), then the f16 tile of the same call
+  if (!plan || plan.kind !== 'subgroup-matrix' || !(isPackedFormat(wfmt.wf) || wfmt.wf === 'bfloat16')) return plan;
+  // packed (or bf16) weights decoded to f16 first (plan.ts's sgmatDequantExperts), then the f16 tile of the same call
   const wRows = expertDims(w).rows;
-  const experts = sgmatDequantExperts(rows, E, dequantHalfBytes(1, wRows, K), ctx.maxBindingBytes, opts.sgmatDequant);
+  const experts = sgmatDequantExperts(rows, E, dequantHalfBytes(1, wRows, K), ctx.maxBindingBytes, opts.sgmatDequant, wfmt.wf);
   if (experts === 0) return plan;
   const gemm = planFastFormat(ctx, { ...opts, sgmatWideLoads: undefined, sgmatValueDecode: undefined }, HALF_FORMAT, rows, E, N, K, op);
   return gemm && gemm.kind === 'subgroup-matrix' ? { ...plan, dequant: { experts, wide: wfmt.wide, gemm } } : plan;

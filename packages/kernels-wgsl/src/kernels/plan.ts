@@ -468,14 +468,15 @@ export function sgmatValueDecodeFor(wf: string): boolean {
 /**
  * Experts per decoding pass of the dequantize-then-GEMM path (KERNEL_CROSSOVERS.sgmatDequant) for a subgroup-matrix
  * GEMM of `rows` grouped rows over E experts whose f16 expert takes `expertHalfBytes`, or 0 where the call decodes at
- * staging: below the crossover (unless `want` is true), `want` false, or one f16 expert beyond the scratch budget or
+ * staging: below the crossover (unless `want` is true; bfloat16 weights `wf` only when asked), `want` false, or one
+ * f16 expert beyond the scratch budget or
  * `maxBindingBytes` (one binding holds a range). A range is as many experts as the budget holds, at most E.
  * @example `sgmatDequantExperts(8192, 8, 235e6, 2 ** 31, true) // 2`
  */
-export function sgmatDequantExperts(rows: number, E: number, expertHalfBytes: number, maxBindingBytes: number, want?: boolean): number {
+export function sgmatDequantExperts(rows: number, E: number, expertHalfBytes: number, maxBindingBytes: number, want?: boolean, wf?: string): number {
   const c = KERNEL_CROSSOVERS.sgmatDequant;
   if (want === false || E < 1 || rows < 1) return 0;
-  if (want !== true && rows / E < c.minRowsPerExpert) return 0;
+  if (want !== true && (rows / E < c.minRowsPerExpert || wf === 'bfloat16')) return 0;
   const budget = Math.min(c.maxScratchBytes, maxBindingBytes);
   return expertHalfBytes > budget ? 0 : Math.min(E, Math.floor(budget / expertHalfBytes));
 }
