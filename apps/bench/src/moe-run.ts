@@ -141,6 +141,9 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
   // WEBMOE_DOWN_COMBINE=fused|separate|auto: how its decode forwards end (MoE.downCombine, default auto), for the A/B
   const dc = typeof process !== 'undefined' ? process.env.WEBMOE_DOWN_COMBINE : undefined;
   if (dc === 'fused' || dc === 'separate' || dc === 'auto') moe.downCombine = dc;
+  // WEBMOE_PREFILL_DEQUANT=on|off|auto: how its subgroup-matrix prefill GEMMs read packed / bf16 experts (MoE.prefillDequant), for the A/B
+  const pd = typeof process !== 'undefined' ? process.env.WEBMOE_PREFILL_DEQUANT : undefined;
+  if (pd === 'on' || pd === 'off' || pd === 'auto') moe.prefillDequant = pd;
   try {
     // the shared-expert MLP packs its GPU weights when loaded, so it is loaded from host tensors (it is small)
     const se = moe.sharedExperts;

@@ -12,7 +12,7 @@ export type { ExpertStore, SharedExperts } from './expert-store.js';
 export { moeLayerConfig, type MoELayerConfig, type ExpertStorage, type SharedExpertsConfig } from './layer-config.js';
 export { expertBiasGpu, type UploadedStack } from './expert-stacks.js';
 export { MoEStack } from './stack.js';
-export type { MoELayer, MoELayerClass } from './layer.js';
+export type { MoELayer, MoELayerClass, PrefillDequantChoice } from './layer.js';
 export { runMoEForward, SHARED_EXPERT_ACTIVATION, FORWARD_STEPS, type ForwardStep, type MoEStages, type SharedExpertsOut } from './forward/stages.js';
 export { gpuStages, type GpuStageRun, type GroupedRowsGpu } from './forward/gpu.js';
 export { hostStages, addSharedHost } from './forward/host.js';

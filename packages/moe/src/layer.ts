@@ -13,6 +13,9 @@ import type { MoEOptions, MoEOutput } from './moe-options.js';
 import type { ExpertStore, SharedExperts } from './expert-store.js';
 import type { MoELayerConfig } from './layer-config.js';
 
+/** How the subgroup-matrix prefill GEMMs read packed (or bf16) experts: decoded to f16 first ('on'), in their staging step ('off'), or as kernels-wgsl's planner chooses ('auto'). */
+export type PrefillDequantChoice = 'auto' | 'on' | 'off';
+
 /**
  * A MoE layer as the stages, the loader and the sharded layer see it: its
  * shape and maths, its modules (router, routed and shared experts) and the
@@ -47,6 +50,8 @@ export interface MoELayer extends Module {
   readonly expertKernels: 'auto' | 'gemv' | 'grouped';
   /** How a decode forward on the GEMVs ends: the down GEMV with the combine in it, or then the combine ('auto': the planner's choice). */
   readonly downCombine: DownCombineChoice;
+  /** How the subgroup-matrix prefill GEMMs read packed (or bf16) experts: decoded to f16 first ('on'), at staging ('off'), or the planner's choice ('auto'). */
+  readonly prefillDequant: PrefillDequantChoice;
   /** The grouped GEMMs' activation-quantiser options for the layer's experts. */
   expertActQuant(): { actQuant: 'none' | 'fp8_dynamic'; actAmaxClamp?: number };
   /** The constructor options that describe the layer's shape and maths. */

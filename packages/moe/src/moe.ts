@@ -23,7 +23,7 @@ import type { HFLoadOptions } from './hf-options.js';
 import { ShardingError, ShardingStrategy, type EPBatchManager } from '@webmoe/sharding';
 import type { ShardDevices } from '@webmoe/nn';
 import { registerShardedHostLayer, shardMoE, type ShardedMoE } from './sharded.js';
-import type { MoELayer } from './layer.js';
+import type { MoELayer, PrefillDequantChoice } from './layer.js';
 import { forwardGraphKey } from './graph-cache.js';
 import { forwardHostArray, hostInputRows, layerScratchPool, recordAndSubmit } from './host-io.js';
 import { QuantizedExperts, type ActivationQuant, type ResolvedQuantConfig } from './quant-experts.js';
@@ -168,6 +168,22 @@ export class MoE extends Module implements MoELayer {
     this.combineChoice = v;
   }
   private combineChoice: DownCombineChoice = 'auto';
+  /**
+   * How the prefill GEMMs on the subgroup-matrix kernel read packed (or bf16) experts: 'on', decoded to f16 first, a
+   * range of experts at a time into a scratch buffer of at most 512 MiB, then multiplied; 'off', decoded in the
+   * GEMM's staging step; 'auto' (default), kernels-wgsl's planner (KERNEL_CROSSOVERS.sgmatDequant in plan.ts). The
+   * f16 values, and so the results, are the same; the stored weights stay packed. No effect on other kernels.
+   * Setting another value frees the captured forward graphs.
+   */
+  get prefillDequant(): PrefillDequantChoice {
+    return this.dequantChoice;
+  }
+  set prefillDequant(v: PrefillDequantChoice) {
+    if (v !== 'auto' && v !== 'on' && v !== 'off') throw new ValueError('MoE.prefillDequant', "'auto' | 'on' | 'off'", v);
+    if (v !== this.dequantChoice) this.clearGraphs();
+    this.dequantChoice = v;
+  }
+  private dequantChoice: PrefillDequantChoice = 'auto';
   /**
    * Replay captured command graphs for small T (<= 64, up to 4 cached):
    * recording a forward costs far more host time than the GPU work at decode.

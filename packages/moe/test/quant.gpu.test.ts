@@ -3,7 +3,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { join } from 'node:path';
 import { DeviceRef } from '@webmoe/tensor';
 import type { GpuContext } from '@webmoe/kernels-wgsl';
-import { testGpu } from '@webmoe/kernels-wgsl/testing';
+import { testGpu, withEmulatedSubgroupMatrix } from '@webmoe/kernels-wgsl/testing';
 import { MoE, quantize, QuantizedExperts, type MoEQuantConfig } from '../src/index.js';
 import { FIXTURES, packedShared, expectPrefillPaths, expertGemmPaths, forwardLogged, goldenTensors, readTensorsF32, relErr, stagedTol } from './helpers.js';
 import { CASES } from './random-cases.js';
@@ -69,6 +69,32 @@ describe('quantized checkpoints on the GPU vs goldens', () => {
       }
     }
   });
+
+  it('deepseek_v3_fp8 golden-large with the experts decoded to f16 first (MoE.prefillDequant): within 1e-3 on the subgroup-matrix kernels (emulated where the adapter lacks them), equal to the staging decode', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    if (!ctx.features.shaderF16 || !ctx.features.subgroups) return c.skip('the adapter lacks shader-f16 or subgroups');
+    const view = ctx.features.subgroupMatrix ? ctx : withEmulatedSubgroupMatrix(ctx);
+    const g = goldenTensors('deepseek_v3_fp8', 'golden-large');
+    const x = g.get('input')!;
+    const [T, H] = x.shape;
+    const moe = await MoE.fromHuggingFace({ source: `${FIXTURES}/deepseek_v3_fp8`, layer: 0, device: DeviceRef.GPU(), ctx: view, activationQuant: 'none' });
+    try {
+      moe.prefillDequant = 'on';
+      const on = await forwardLogged(view, moe, x.values, T, H);
+      const kernels = on.dispatched.map((d) => d.kernel);
+      expect(kernels, kernels.join(" ")).toContain("dequant_f16");
+      expect(kernels).toContain('grouped_gemm_sgmat');
+      const err = relErr(on.y, g.get('output_weight_only')!.values);
+      expect(err, `rel err ${err}`).toBeLessThan(1e-3);
+      moe.prefillDequant = 'off';
+      const off = await forwardLogged(view, moe, x.values, T, H);
+      expect(off.dispatched.map((d) => d.kernel)).not.toContain('dequant_f16');
+      expect(relErr(on.y, off.y)).toBeLessThan(1e-6);
+      expect(() => (moe.prefillDequant = 'yes' as 'on')).toThrow(/'auto' \| 'on' \| 'off'/);
+    } finally {
+      moe.destroy();
+    }
+  }, 600_000);
 
   it('gpt_oss_mxfp4: output within 1e-4, blocks/scales uint8 on the GPU', async (c) => {
     if (!ctx) return c.skip('no WebGPU adapter');

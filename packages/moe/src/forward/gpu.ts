@@ -66,9 +66,14 @@ function recordGateUp(layer: MoELayer, run: GpuStageRun, x: GpuTensor, g: Groupe
   const h =
     g.gemms === 'gemv'
       ? gemvGateUpGpu(ctx, rec, x, g.grouping, w, act, { pool, active: g.active, bias, rowScale })
-      : groupedGateUpGpu(ctx, rec, x, g.grouping, w, bias, act, { pool, rowScale, ...layer.expertActQuant() });
+      : groupedGateUpGpu(ctx, rec, x, g.grouping, w, bias, act, { pool, rowScale, ...layer.expertActQuant(), ...prefillDequantOption(layer) });
   run.scratch.push(h);
   return h;
+}
+
+/** The grouped GEMMs' sgmatDequant for the layer's MoE.prefillDequant ('auto': none, the planner's). */
+function prefillDequantOption(layer: MoELayer): { sgmatDequant?: boolean } {
+  return layer.prefillDequant === 'auto' ? {} : { sgmatDequant: layer.prefillDequant === 'on' };
 }
 
 /** Records the expert GEMMs (gate_up + bias + activation, then down + bias) on x's rows grouped by `g`; both outputs go to scratch. */
@@ -91,7 +96,7 @@ function recordExpertGemms(
   const y =
     g.gemms === 'gemv'
       ? gemvDownGpu(ctx, rec, h, g.grouping, w.down, { pool, active: g.active, bias: bias.down })
-      : groupedDownGpu(ctx, rec, h, g.grouping, w.down, bias.down, { pool, ...layer.expertActQuant() });
+      : groupedDownGpu(ctx, rec, h, g.grouping, w.down, bias.down, { pool, ...layer.expertActQuant(), ...prefillDequantOption(layer) });
   scratch.push(y);
   return y;
 }
