@@ -8,6 +8,8 @@
 #   2: decode A/B of the combined down GEMV (h200-next.sh d, four models, bf16 and int4, T = 1 and 16, two runs of each
 #      path alternating); gemv-bench --combined (its kernel per row-blocked variant); host-cost's calls and host us.
 #      Needs .gpu-kit/{bench,gemv-bench,host-cost}.mjs.
+#   2p: the layer's prefill rows with the packed experts decoded to f16 first (WEBMOE_PREFILL_DEQUANT=on) and at
+#      staging (off), Mixtral bf16 / int4 / fp8 / mxfp4 and GPT-OSS mxfp4, T = 512 / 4096, --stack 2.
 #   3: the layer's prefill rows at this commit beside PyTorch's grouped_mm in the same call (bf16, four models,
 #      T = 128 / 512 / 4096, --stack 2), then Mixtral int4 / fp8 at T = 512 / 4096.
 set -u
@@ -43,6 +45,12 @@ case "${1:-1}" in
     for dc in separate fused; do
       WEBMOE_FIXTURES=/tmp/webmoe-fx/fixtures WEBMOE_DOWN_COMBINE=$dc timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/host-cost.mjs qwen3_moe 3000 1 8 > "$OUT/host-cost-$dc.txt" 2>&1
       grep -E "calls per|us wall" "$OUT/host-cost-$dc.txt" | sed "s/{.*}//; s/^/$dc: /"
+    done
+    ;;
+  2p)
+    for pd in off on; do
+      WEBMOE_PREFILL_DEQUANT=$pd timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,gpt-oss-20b --dtypes $([ $pd = off ] && echo bf16,)int4,fp8,mxfp4 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/prefill-dq-$pd.json" > "$OUT/prefill-dq-$pd.txt" 2> "$OUT/prefill-dq-$pd.err"
+      echo "bench $pd rc=$?" >> "$OUT/prefill-dq-$pd.txt"; grep -E "^(model|mixtral|gpt)|rc=" "$OUT/prefill-dq-$pd.txt" | grep -v linear | cut -c1-200 | sed "s/^/$pd /"
     done
     ;;
   3)
