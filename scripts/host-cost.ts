@@ -28,29 +28,44 @@ const moe = await MoE.fromHuggingFace({ source: `${fixtures}/${arch}`, layer: 0,
 if (process.env.WEBMOE_DOWN_COMBINE) (moe as unknown as { downCombine: string }).downCombine = process.env.WEBMOE_DOWN_COMBINE;
 const x = GpuTensor.upload(ctx, HostTensor.fromFloat32([T, moe.hiddenDim], Float32Array.from({ length: T * moe.hiddenDim }, (_, i) => Math.sin(i) * 0.5)));
 
-/** Counts calls of every method of `obj` (and of the encoders/passes they return) into `counts`. */
+/** Calls of each WebGPU method (device, queue, encoder, pass) while `counting`. */
 const counts = new Map<string, number>();
 /** Host ms spent inside each counted method (over the timed chain when WEBMOE_TIME_CALLS=1). */
 const spent = new Map<string, number>();
 let counting = false;
 let timing = false;
-function counted<O extends object>(obj: O, what: string): O {
-  return new Proxy(obj, {
-    get(target, prop, _recv) {
-      const v = Reflect.get(target, prop, target);
-      if (typeof v !== 'function') return v;
-      return (...args: unknown[]) => {
-        const key = `${what}.${String(prop)}`;
-        if (counting) counts.set(key, (counts.get(key) ?? 0) + 1);
-        const t0 = timing ? performance.now() : 0;
-        const r = v.apply(target, args);
-        if (timing) spent.set(key, (spent.get(key) ?? 0) + performance.now() - t0);
-        if (prop === 'createCommandEncoder') return counted(r, 'encoder');
-        if (prop === 'beginComputePass') return counted(r, 'pass');
-        return r;
-      };
-    },
-  });
+/**
+ * Wraps every method of the prototype of `obj` (the binding's GPUDevice, GPUQueue, GPUCommandEncoder,
+ * GPUComputePassEncoder classes) to count and time its calls. The prototypes, not a proxy of the device: the
+ * library's caches (pipelines, bind groups, uniform arenas) are keyed by the device object, and a proxy in its
+ * place made every forward that saw it a cold one (a new pipeline, bind group and arena per dispatch).
+ */
+function countMethods(obj: object, what: string): void {
+  const proto = Object.getPrototypeOf(obj) as Record<string, unknown>;
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    const d = Object.getOwnPropertyDescriptor(proto, name);
+    if (!d || typeof d.value !== 'function' || name === 'constructor') continue;
+    const f = d.value as (...a: unknown[]) => unknown;
+    const key = `${what}.${name}`;
+    proto[name] = function (this: unknown, ...args: unknown[]) {
+      if (!counting && !timing) return f.apply(this, args);
+      if (counting) counts.set(key, (counts.get(key) ?? 0) + 1);
+      const t0 = performance.now();
+      const r = f.apply(this, args);
+      if (timing) spent.set(key, (spent.get(key) ?? 0) + performance.now() - t0);
+      return r;
+    };
+  }
+}
+{
+  const enc = ctx.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  countMethods(ctx.device, 'device');
+  countMethods(ctx.device.queue, 'queue');
+  countMethods(enc, 'encoder');
+  countMethods(pass, 'pass');
+  pass.end();
+  enc.finish();
 }
 
 /** Issues a chain of n steps (each output the next input, destroyed once consumed); returns [wall ms, main-thread CPU ms] of the issuing. */
@@ -74,16 +89,11 @@ async function run(label: string, layers: number, step: (x: GpuTensor) => GpuTen
   // warm-up (captures the graph), then one counted forward, then the timed chain
   for (let i = 0; i < 3; i++) (await step(x)).destroy();
   await ctx.sync();
-  const dev = ctx.device;
-  const proxied = counted(dev, 'device');
-  const q = counted(dev.queue, 'queue');
-  Object.defineProperty(ctx, 'device', { value: new Proxy(proxied, { get: (t, p) => (p === 'queue' ? q : Reflect.get(t, p)) }), configurable: true });
   counting = true;
   (await step(x)).destroy();
   counting = false;
-  // WEBMOE_TIME_CALLS=1: keep the proxies over the timed chain and report the host time inside each WebGPU method
+  // WEBMOE_TIME_CALLS=1: report the host time inside each WebGPU method over the timed chain
   timing = process.env.WEBMOE_TIME_CALLS === '1';
-  if (!timing) Object.defineProperty(ctx, 'device', { value: dev, configurable: true });
   const total = [...counts.values()].reduce((s, v) => s + v, 0);
   console.log(`${label}: WebGPU calls per forward (${layers} layer(s)): ${total}  ${JSON.stringify(Object.fromEntries([...counts].sort()))}`);
   counts.clear();
@@ -109,7 +119,6 @@ async function run(label: string, layers: number, step: (x: GpuTensor) => GpuTen
   const wall = performance.now() - t0;
   if (timing) {
     timing = false;
-    Object.defineProperty(ctx, 'device', { value: dev, configurable: true });
     console.log(`${label}: host us per forward inside WebGPU methods: ${JSON.stringify(Object.fromEntries([...spent].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, +((v * 1000) / N).toFixed(1)])))}`);
     spent.clear();
   }

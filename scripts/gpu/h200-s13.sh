@@ -9,7 +9,8 @@
 #      path alternating); gemv-bench --combined (its kernel per row-blocked variant); host-cost's calls and host us.
 #      Needs .gpu-kit/{bench,gemv-bench,host-cost}.mjs.
 #   2p: the layer's prefill rows with the packed experts decoded to f16 first (WEBMOE_PREFILL_DEQUANT=on) and at
-#      staging (off), Mixtral bf16 / int4 / fp8 / mxfp4 and GPT-OSS mxfp4, T = 512 / 4096, --stack 2.
+#      staging (off), Mixtral bf16 / int4 / fp8 / mxfp4 and GPT-OSS mxfp4, T = 512 / 4096, --stack 2; host-cost of a
+#      prefill forward (T = 512) with a CPU profile. Needs .gpu-kit/host-cost.mjs.
 #   3: the layer's prefill rows at this commit beside PyTorch's grouped_mm in the same call (bf16, four models,
 #      T = 128 / 512 / 4096, --stack 2), then Mixtral int4 / fp8 at T = 512 / 4096.
 set -u
@@ -52,6 +53,10 @@ case "${1:-1}" in
       WEBMOE_PREFILL_DEQUANT=$pd timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,gpt-oss-20b --dtypes $([ $pd = off ] && echo bf16,)int4,fp8,mxfp4 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/prefill-dq-$pd.json" > "$OUT/prefill-dq-$pd.txt" 2> "$OUT/prefill-dq-$pd.err"
       echo "bench $pd rc=$?" >> "$OUT/prefill-dq-$pd.txt"; grep -E "^(model|mixtral|gpt)|rc=" "$OUT/prefill-dq-$pd.txt" | grep -v linear | cut -c1-200 | sed "s/^/$pd /"
     done
+    # host cost of a prefill forward (T = 512, the qwen3_moe fixture): WebGPU calls, host us inside each, a CPU profile
+    mkdir -p /tmp/webmoe-fx "$OUT/prof" && tar xJf .gpu-kit/fixtures.tar.xz -C /tmp/webmoe-fx
+    WEBMOE_FIXTURES=/tmp/webmoe-fx/fixtures WEBMOE_TIME_CALLS=1 timeout 60 bash .gpu-kit/enter.sh node --cpu-prof --cpu-prof-dir="$OUT/prof" .gpu-kit/host-cost.mjs qwen3_moe 500 512 0 > "$OUT/host-cost-512.txt" 2>&1
+    grep -E "calls per|inside|us wall" "$OUT/host-cost-512.txt" | cut -c1-400
     ;;
   3)
     M=mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite
