@@ -29,6 +29,7 @@ import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import { foldWorkgroups, type Recorder, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
+import type { GroupedGemmOptions } from './grouped-gemm.js';
 import { expertDims } from './expert-weights.js';
 import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatDequantExperts, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
@@ -177,19 +178,8 @@ const HALF_FORMAT: FastWeightFormat = { wf: 'float16', sd: 'none', zp: false, wi
 /** What fastWeightFormat tells of a container: its format, int scale dtype, zero points, 16-byte code loads. */
 type FastWeightFormat = NonNullable<ReturnType<typeof fastWeightFormat>>;
 
-/** The options planFastGemm reads (GroupedGemmOptions' fast-path fields). */
-export interface FastGemmOptions {
-  tile?: string;
-  fast?: FastGemmKind;
-  sgmatShape?: SgmatShapeName;
-  sgmatSplitK?: number;
-  sgmatXRows?: SgmatXRows;
-  sgmatWideLoads?: boolean;
-  sgmatValueDecode?: boolean;
-  sgmatBand?: number;
-  sgmatDequant?: boolean;
-  actQuant?: string;
-}
+/** The options planFastGemm reads: GroupedGemmOptions' fast-path fields. */
+export type FastGemmOptions = Pick<GroupedGemmOptions, 'tile' | 'fast' | 'sgmatShape' | 'sgmatSplitK' | 'sgmatXRows' | 'sgmatWideLoads' | 'sgmatValueDecode' | 'sgmatBand' | 'sgmatDequant' | 'actQuant'>;
 
 /** planFastGemm for a weight format (rows, E, N, K of the call; no decoding pass). */
 function planFastFormat(ctx: GpuContext, opts: FastGemmOptions, wfmt: FastWeightFormat, rows: number, E: number, N: number, K: number, op: 'gate_up' | 'down'): FastGemmPlan | undefined {
