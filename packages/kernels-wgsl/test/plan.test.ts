@@ -95,7 +95,7 @@ describe('kernel planner', () => {
     expect(chooseFastGemmKind(none, 'subgroup-matrix')).toBe('f32');
     expect(() => chooseFastGemmKind(all, 'tensor' as never)).toThrow(ValueError);
   });
-  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): for 16-bit weights 32-row tiles up to 16 rows per expert, from 128 rows per expert the 128 x 256 tile over f16 x rows with 48 KiB of workgroup memory, else 128-row tiles from 4096 outputs; packed weights keep the 64 x 128 tile, int4 and fp8 take the 128 x 256 one too (int4 with 2-byte staging stores)', () => {
+  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): for 16-bit weights 32-row tiles up to 16 rows per expert, from 64 rows per expert the 128 x 256 tile over f16 x rows with 48 KiB of workgroup memory, else 128-row tiles from 128 rows and 2560 outputs; packed weights keep the 64 x 128 tile, int4 and fp8 take the 128 x 256 one from 128 rows per expert (int4 with 2-byte staging stores)', () => {
     expect(SGMAT_CHOICES).toEqual({ shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32'], xRows: ['gather', 'half'], splitK: [1] });
     for (const shape of SGMAT_CHOICES.shapes) expect(SGMAT_SHAPES[shape], shape).toBeDefined();
     // rows x experts x outputs of the benchmarked models (Mixtral, Qwen3-30B, DeepSeek-V3/e32, GPT-OSS-20B) at T = 8..4096
@@ -126,12 +126,13 @@ describe('kernel planner', () => {
       expect(sgmatTileFor(8192, 8, 4096, wf)).toEqual({ shape: 'm128n128k32v', xRows: 'half' }); // Mixtral T = 4096, down
       expect(sgmatTileFor(32768, 128, 2048, wf)).toEqual({ shape: 'm64n128k32v', xRows: 'gather' }); // Qwen3 T = 4096: narrow outputs
       expect(sgmatTileFor(16384, 32, 2880, wf)).toEqual({ shape: 'm128n128k32v', xRows: 'half' }); // GPT-OSS T = 4096
-      // with 48 KiB of workgroup memory (the H200): the 128 x 256 tile over f16 x rows from 128 rows per expert, any outputs
+      // with 48 KiB of workgroup memory (the H200): the 128 x 256 tile over f16 x rows from 64 rows per expert, any outputs
       expect(sgmatTileFor(1024, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' }); // Mixtral T = 512
-      expect(sgmatTileFor(1023, 8, 14336, wf, 49152)).toEqual({ shape: 'm64n128k32v', xRows: 'gather' });
+      expect(sgmatTileFor(1023, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' });
       expect(sgmatTileFor(32768, 128, 768, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' }); // Qwen3 T = 4096, gate_up
       expect(sgmatTileFor(16384, 32, 2880, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' }); // GPT-OSS T = 4096
-      expect(sgmatTileFor(2048, 32, 2880, wf, 49152)).toEqual({ shape: 'm64n128k32v', xRows: 'gather' }); // GPT-OSS T = 512: 64
+      expect(sgmatTileFor(2048, 32, 2880, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' }); // GPT-OSS T = 512: 64
+      expect(sgmatTileFor(2047, 32, 2880, wf, 49152)).toEqual({ shape: 'm64n128k32v', xRows: 'gather' });
       expect(sgmatTileFor(1024, 128, 768, wf, 49152)).toEqual({ shape: 'm32n128k32v', xRows: 'gather' });
       expect(sgmatTileFor(1024, 8, 14336, wf, 49151)).toEqual({ shape: 'm128n128k32v', xRows: 'half' });
     }

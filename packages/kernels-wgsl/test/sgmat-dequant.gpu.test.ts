@@ -118,6 +118,13 @@ describe('sgmatDequantExperts (plan.ts)', () => {
     expect(sgmatDequantExperts(8192, 8, 4 * mib, 6 * mib, true)).toBe(1);
     expect(sgmatDequantExperts(8192, 8, 7 * mib, 6 * mib, true)).toBe(0);
     expect(sgmatDequantExperts(8192, 8, 4 * mib, 2 ** 31, false)).toBe(0);
+    // unasked: packed weights from 512 rows per expert on average (the H200's crossover), bf16 never
+    expect(sgmatDequantExperts(8192, 8, 28672 * 4096 * 2, 2 ** 31)).toBe(2); // Mixtral T = 4096: 1024
+    expect(sgmatDequantExperts(16384, 32, 5760 * 2880 * 2, 2 ** 31)).toBe(16); // GPT-OSS-20B T = 4096: 512
+    expect(sgmatDequantExperts(16383, 32, 5760 * 2880 * 2, 2 ** 31)).toBe(0);
+    expect(sgmatDequantExperts(1024, 8, 28672 * 4096 * 2, 2 ** 31)).toBe(0); // Mixtral T = 512: 128
+    expect(sgmatDequantExperts(8192, 8, 28672 * 4096 * 2, 2 ** 31, undefined, 'bfloat16')).toBe(0);
+    expect(sgmatDequantExperts(8192, 8, 28672 * 4096 * 2, 2 ** 31, true, 'bfloat16')).toBe(2);
   });
 });
 

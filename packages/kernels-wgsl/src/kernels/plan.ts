@@ -117,6 +117,7 @@ export const KERNEL_CROSSOVERS = {
   /**
    * The subgroup-matrix GEMM's tiles by average grouped rows per expert (sgmatTileFor; the 16-bit ones vector-staged):
    * for 16-bit weights 32-row tiles up to `smallMaxRowsPerExpert`; for the formats of `wideShapes` from `wideMinRowsPerExpert`
+   * (16-bit / packed)
    * their 128 x 256 tile (4x4 blocks per subgroup) over f16 x rows where the device offers its `wideWorkgroupBytes` of
    * workgroup memory; else for 16-bit weights 128-row tiles over f16 x rows from `largeMinRowsPerExpert` where the
    * call has at least `largeMinOutputs` outputs, and 64-row tiles otherwise.
@@ -125,13 +126,17 @@ export const KERNEL_CROSSOVERS = {
     smallMaxRowsPerExpert: 16,
     largeMinRowsPerExpert: 128,
     largeMinOutputs: 2560,
-    wideMinRowsPerExpert: 128,
+    // 16-bit weights from 64 rows per expert: H200 2026-12-05 (prefill-bench bf16, random routing: rows per expert
+    // uneven as the layer's, docs/perf-h200/2026-12-05-s13/call1/prefill-uneven.txt), GPT-OSS-20B T = 512 (64 rows per
+    // expert on average, 52-81): 128 x 256 over f16 x 1.22 ms against the 64 x 128 tile's 1.54 (an expert past 64 rows
+    // takes a second 64-row tile); Mixtral T = 512 (115-133 rows): 3.28 vs 4.52 (128 x 128) and 4.62 (64 x 128)
+    wideMinRowsPerExpert: { half16: 64, packed: 128 },
     wideWorkgroupBytes: 49152,
     // the 128 x 256 tile of each weight format measured on it: vector-staged, except int4 (2-byte staging stores: the
     // vector-staged tile was 60% slower for Mixtral's int4 at T = 512, 4% faster at 4096); int8 and MXFP4 are not
     // measured on it and keep the 64 x 128 tile
     wideShapes: { bfloat16: 'm128n256k32v', float16: 'm128n256k32v', fp8_e4m3: 'm128n256k32v', fp8_e5m2: 'm128n256k32v', int4: 'm128n256k32' },
-  } as Readonly<{ smallMaxRowsPerExpert: number; largeMinRowsPerExpert: number; largeMinOutputs: number; wideMinRowsPerExpert: number; wideWorkgroupBytes: number; wideShapes: Readonly<Record<string, SgmatShapeName>> }>,
+  } as Readonly<{ smallMaxRowsPerExpert: number; largeMinRowsPerExpert: number; largeMinOutputs: number; wideMinRowsPerExpert: Readonly<Record<'half16' | 'packed', number>>; wideWorkgroupBytes: number; wideShapes: Readonly<Record<string, SgmatShapeName>> }>,
   gemvPackedSplitK: { maxWorkgroups: 0, minCols: 4096, oneRow: 'rows2k4', moreRows: 'rows4k2' } as Readonly<{ maxWorkgroups: number; minCols: number; oneRow: GemvPackedKernel; moreRows: GemvPackedKernel }>,
   /**
    * The packed decode GEMV on software adapters (kernels on the CPU), at every row count: 4 outputs per 32-lane
@@ -149,12 +154,16 @@ export const KERNEL_CROSSOVERS = {
    * experts into a scratch of at most `maxScratchBytes`, then the f16 GEMM on it, range after range) from
    * `minRowsPerExpert` average grouped rows per expert, instead of decoding every weight tile again in the staging
    * step of each of its expert's row tiles. The decoding pass reads the packed bytes and writes 2 bytes per weight
-   * once; the staging decode costs ALU work per weight and row tile (Mixtral T = 4096 GEMMs alone, H200 2026-12-05:
-   * int4 1.76x, fp8 2.19x, MXFP4 2.45x bf16's 14.26 ms). Prediction for Mixtral T = 4096: ~1.2 ms of decoding (0.7 -
-   * 1.4 GB read, 2.8 GB of f16 written) plus the f16 GEMMs (~bf16's time), ~1.1x bf16. Off (Infinity) until the H200
-   * ranks it (prefill-bench `sgmat-dequant`); GroupedGemmOptions.sgmatDequant forces it either way.
+   * once; the staging decode costs ALU work per weight and row tile. H200 2026-12-05 (prefill-bench, GEMMs alone, ms,
+   * staging decode -> decoded first, docs/perf-h200/2026-12-05-s13/call1/prefill-dequant.txt; bf16 in the same call):
+   * Mixtral T = 4096 (1024 rows per expert; bf16 14.32) int4 21.61 -> 16.78, fp8 28.69 -> 16.04, MXFP4 31.40 -> 16.69;
+   * GPT-OSS-20B T = 4096 (512; bf16 4.63) int4 6.77 -> 6.06, fp8 8.34 -> 5.63, MXFP4 8.97 -> 5.99; at T = 512 (128 / 64
+   * rows per expert) slower everywhere (Mixtral int4 2.88 -> 5.09, fp8 3.75 -> 4.35; GPT-OSS int4 1.33 -> 2.56): the
+   * pass costs ~2.5-3 ms for Mixtral's 2.8 GB of f16 (predicted ~1.2). bf16 converted first: 14.32 -> 16.08 (f16 and
+   * bf16 stage equally fast, 14.31 vs 14.32), so bf16 never takes it unasked. GroupedGemmOptions.sgmatDequant and
+   * MoE.prefillDequant force it either way.
    */
-  sgmatDequant: { minRowsPerExpert: Number.POSITIVE_INFINITY, maxScratchBytes: 512 * 1024 * 1024 },
+  sgmatDequant: { minRowsPerExpert: 512, maxScratchBytes: 512 * 1024 * 1024 },
 } as const;
 
 /** How a caller asks for the expert GEMMs: 'auto' (the crossovers), or a forced 'gemv' / 'grouped'. */
@@ -386,7 +395,7 @@ export function sgmatTileFor(rows: number, E: number, N: number, wf: string, wor
   const half16 = wf === 'bfloat16' || wf === 'float16';
   if (half16 && perExpert <= t.smallMaxRowsPerExpert) return { shape: 'm32n128k32v', xRows: 'gather' };
   const wide = Object.hasOwn(t.wideShapes, wf) ? t.wideShapes[wf] : undefined;
-  if (wide && perExpert >= t.wideMinRowsPerExpert && workgroupBytes >= t.wideWorkgroupBytes) return { shape: wide, xRows: 'half' };
+  if (wide && perExpert >= t.wideMinRowsPerExpert[half16 ? 'half16' : 'packed'] && workgroupBytes >= t.wideWorkgroupBytes) return { shape: wide, xRows: 'half' };
   if (half16 && perExpert >= t.largeMinRowsPerExpert && N >= t.largeMinOutputs) return { shape: 'm128n128k32v', xRows: 'half' };
   if (half16) return { shape: 'm64n128k32v', xRows: 'gather' };
   return { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
@@ -400,7 +409,7 @@ export function sgmatTileFor(rows: number, E: number, N: number, wf: string, wor
  */
 export function sgmatTilesOf(wf: string, workgroupBytes: number): { shape: SgmatShapeName; xRows: SgmatXRows }[] {
   const t = KERNEL_CROSSOVERS.sgmatTiles;
-  const perExpert = [t.smallMaxRowsPerExpert, t.largeMinRowsPerExpert, t.wideMinRowsPerExpert].flatMap((r) => [r - 1, r, r + 1]);
+  const perExpert = [t.smallMaxRowsPerExpert, t.largeMinRowsPerExpert, t.wideMinRowsPerExpert.half16, t.wideMinRowsPerExpert.packed].flatMap((r) => [r - 1, r, r + 1]);
   const outputs = [t.largeMinOutputs - 1, t.largeMinOutputs];
   const tiles = new Map<string, { shape: SgmatShapeName; xRows: SgmatXRows }>();
   for (const r of perExpert) for (const N of outputs) {
