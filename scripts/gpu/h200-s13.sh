@@ -72,6 +72,12 @@ case "${1:-1}" in
     mkdir -p /tmp/webmoe-fx "$OUT/prof" && tar xJf .gpu-kit/fixtures.tar.xz -C /tmp/webmoe-fx
     WEBMOE_FIXTURES=/tmp/webmoe-fx/fixtures WEBMOE_TIME_CALLS=1 timeout 60 bash .gpu-kit/enter.sh node --cpu-prof --cpu-prof-dir="$OUT/prof" .gpu-kit/host-cost.mjs qwen3_moe 500 512 0 > "$OUT/host-cost-512.txt" 2>&1
     grep -E "calls per|inside|us wall" "$OUT/host-cost-512.txt" | cut -c1-400
+    # the decoding pass's variants (bundles of worktrees): 8 values per thread (coalesced 16-byte stores), two scratch
+    # buffers alternating (a range's decoding need not wait for the previous range's GEMM); while time is left
+    for b in prefill-bench prefill-bench-dqn prefill-bench-dq2; do
+      [ $SECONDS -lt 480 ] && PBIN=$b PB dq-$b 40 60 10 "=sgmat-dequant" mixtral 4096 int4,mxfp4
+    done
+    echo "elapsed ${SECONDS}s"
     ;;
   3)
     M=mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite
