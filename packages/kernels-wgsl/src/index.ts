@@ -77,6 +77,7 @@ export { routerGpu, routerRef, type RouterOptions } from './kernels/router.js';
 export { routeDecodeGpu } from './kernels/route-decode.js';
 export { groupGpu, groupDecodeGpu, groupRef, denseGroupingGpu, denseGroupingRef, uploadGrouping, type GroupOptions } from './kernels/grouping.js';
 export { groupedGateUpGpu, groupedDownGpu, warmGroupedGemm, type GroupedGemmOptions, type GroupedGateUpOptions, type GroupedGemmWarmSpec } from './kernels/grouped-gemm.js';
+export type { FastGemmOptions } from './kernels/grouped-gemm-fast.js';
 export { groupedGateUpRef, groupedDownRef } from './kernels/grouped-gemm-ref.js';
 export { gemvGateUpGpu, gemvDownGpu, gemvSupports, activeExpertsGpu, type GemvOptions, type ActiveExperts } from './kernels/moe-gemv.js';
 export { gemvDownCombineGpu, gemvCombineSupports, type GemvCombineOptions } from './kernels/moe-gemv-combine.js';

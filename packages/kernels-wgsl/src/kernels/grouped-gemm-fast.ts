@@ -29,7 +29,7 @@ import type { GpuContext } from '../runtime/context.js';
 import type { GpuTensor } from '../runtime/tensor.js';
 import { foldWorkgroups, type Recorder, warmPipeline } from '../runtime/kernel.js';
 import type { ExpertWeightsGpu } from './moe-types.js';
-import type { GroupedGemmOptions } from './grouped-gemm.js';
+import type { ExpertActQuantOptions } from './quant-ref.js';
 import { expertDims } from './expert-weights.js';
 import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatDequantExperts, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
@@ -157,7 +157,7 @@ export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFo
  * `tile: 'fast'`) fewer rows per expert on average than
  * FAST_MIN_ROWS_PER_EXPERT of the kernel.
  */
-export function planFastGemm(ctx: GpuContext, opts: FastGemmOptions, w: ExpertWeightsGpu, rows: number, E: number, N: number, K: number, op: 'gate_up' | 'down'): FastGemmPlan | undefined {
+export function planFastGemm(ctx: GpuContext, opts: FastGemmOptions & Pick<ExpertActQuantOptions, 'actQuant'>, w: ExpertWeightsGpu, rows: number, E: number, N: number, K: number, op: 'gate_up' | 'down'): FastGemmPlan | undefined {
   if (opts.tile !== undefined && opts.tile !== 'fast') return undefined;
   if ((opts.actQuant ?? 'none') !== 'none') return undefined;
   const wfmt = fastWeightFormat(w, K);
@@ -178,11 +178,45 @@ const HALF_FORMAT: FastWeightFormat = { wf: 'float16', sd: 'none', zp: false, wi
 /** What fastWeightFormat tells of a container: its format, int scale dtype, zero points, 16-byte code loads. */
 type FastWeightFormat = NonNullable<ReturnType<typeof fastWeightFormat>>;
 
-/** The options planFastGemm reads: GroupedGemmOptions' fast-path fields. */
-export type FastGemmOptions = Pick<GroupedGemmOptions, 'tile' | 'fast' | 'sgmatShape' | 'sgmatSplitK' | 'sgmatXRows' | 'sgmatWideLoads' | 'sgmatValueDecode' | 'sgmatBand' | 'sgmatDequant' | 'actQuant'>;
+/** The grouped GEMMs' options of the tile choice and the fast path (part of GroupedGemmOptions; what planFastGemm reads). */
+export interface FastGemmOptions {
+  /**
+   * Force the tile shape (tests / tuning): 'decode' (4 rows x 32 outputs), 'prefill' (32 x 32) or 'fast' (the
+   * prefill kernels of grouped-gemm-fast.ts, dense or packed weights; falls back to 'prefill' where they do not
+   * apply: K % 8 != 0, a scale block boundary inside 8 values, actQuant). Default: by rows per expert ('fast'
+   * from FAST_MIN_ROWS_PER_EXPERT rows per expert).
+   */
+  tile?: 'decode' | 'prefill' | 'fast';
+  /** With the fast path: which kernel ('subgroup-matrix' | 'f16' | 'f32'; default 'subgroup-matrix' for bfloat16/float16 and packed weights where supported, else 'f32'; an unavailable one falls back to 'f32'). */
+  fast?: FastGemmKind;
+  /** With the subgroup-matrix fast kernel: the tile shape (tests / tuning; default plan.ts's sgmatTileFor). */
+  sgmatShape?: SgmatShapeName;
+  /** With the subgroup-matrix fast kernel, down GEMMs: split K over this many workgroups per tile (1..8; tests / tuning; default plan.ts's sgmatSplitKFor). */
+  sgmatSplitK?: number;
+  /** With the subgroup-matrix fast kernel: how x rows are read ('gather' | 'half' | 'direct', see plan.ts's SgmatXRows; tests / tuning; default plan.ts's sgmatTileFor with its shape, else 'gather'). */
+  sgmatXRows?: SgmatXRows;
+  /** With the subgroup-matrix fast kernel and packed weights: 16-byte loads of codes at staging (tests / tuning; default plan.ts's sgmatWideLoadsFor). */
+  sgmatWideLoads?: boolean;
+  /**
+   * With the subgroup-matrix fast kernel and packed weights: stage each weight through its f32 value one code at a
+   * time (true) or a word of codes at a time (false); the same f16 tiles. Default plan.ts's sgmatValueDecodeFor.
+   */
+  sgmatValueDecode?: boolean;
+  /**
+   * With the subgroup-matrix fast kernel: order the workgroups in bands of this many row tiles per expert, the band's
+   * row tiles of one weight tile consecutive (1..64; FastGemmVariant.band; bench comparisons, default off).
+   */
+  sgmatBand?: number;
+  /**
+   * With the subgroup-matrix fast kernel and packed weights: decode the experts to f16 first, a range at a time into a
+   * scratch buffer, and multiply those (true), or decode in the GEMM's staging step (false). Default plan.ts's
+   * sgmatDequantExperts (KERNEL_CROSSOVERS.sgmatDequant); the f16 values are the same either way.
+   */
+  sgmatDequant?: boolean;
+}
 
 /** planFastGemm for a weight format (rows, E, N, K of the call; no decoding pass). */
-function planFastFormat(ctx: GpuContext, opts: FastGemmOptions, wfmt: FastWeightFormat, rows: number, E: number, N: number, K: number, op: 'gate_up' | 'down'): FastGemmPlan | undefined {
+function planFastFormat(ctx: GpuContext, opts: FastGemmOptions & Pick<ExpertActQuantOptions, 'actQuant'>, wfmt: FastWeightFormat, rows: number, E: number, N: number, K: number, op: 'gate_up' | 'down'): FastGemmPlan | undefined {
   if (opts.sgmatShape !== undefined && !Object.hasOwn(SGMAT_SHAPES, opts.sgmatShape)) throw new ValueError('sgmatShape', `one of ${Object.keys(SGMAT_SHAPES).join(' | ')} | undefined`, opts.sgmatShape);
   let kind = fastGemmKind(ctx, opts.fast, wfmt.wf);
   if (opts.tile !== 'fast' && !useFastGemm(kind, rows, E)) return undefined;

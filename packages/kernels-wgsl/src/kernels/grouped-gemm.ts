@@ -25,48 +25,14 @@ import { WORD_VALUES, weightLayout, type WeightLayout } from './grouped-gemm-wei
 import { checkAct, checkActQuant, checkBias, checkGroupingGpu, type ActParams } from './grouped-gemm-args.js';
 import { tiledGemmTile } from './plan.js';
 // --- fast prefill path (grouped-gemm-fast.ts) ---
-import { planFastGemm, recordFastGemm, warmGroupedGemmFast, type FastGemmKind, type FastGemmPlan, type SgmatShapeName } from './grouped-gemm-fast.js';
-import type { SgmatXRows } from './plan.js';
+import { planFastGemm, recordFastGemm, warmGroupedGemmFast, type FastGemmOptions, type FastGemmPlan } from './grouped-gemm-fast.js';
 // --- end fast prefill path ---
 
 
 /** Options of the grouped GEMMs. @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { pool, actQuant: 'fp8_dynamic' })` */
-export interface GroupedGemmOptions extends ExpertActQuantOptions {
+export interface GroupedGemmOptions extends ExpertActQuantOptions, FastGemmOptions {
   /** Output buffers come from this pool when given. */
   pool?: BufferPool;
-  /**
-   * Force the tile shape (tests / tuning): 'decode' (4 rows x 32 outputs), 'prefill' (32 x 32) or 'fast' (the
-   * prefill kernels of grouped-gemm-fast.ts, dense or packed weights; falls back to 'prefill' where they do not
-   * apply: K % 8 != 0, a scale block boundary inside 8 values, actQuant). Default: by rows per expert ('fast'
-   * from FAST_MIN_ROWS_PER_EXPERT rows per expert).
-   */
-  tile?: 'decode' | 'prefill' | 'fast';
-  /** With the fast path: which kernel ('subgroup-matrix' | 'f16' | 'f32'; default 'subgroup-matrix' for bfloat16/float16 and packed weights where supported, else 'f32'; an unavailable one falls back to 'f32'). */
-  fast?: FastGemmKind;
-  /** With the subgroup-matrix fast kernel: the tile shape (tests / tuning; default plan.ts's sgmatTileFor). */
-  sgmatShape?: SgmatShapeName;
-  /** With the subgroup-matrix fast kernel, down GEMMs: split K over this many workgroups per tile (1..8; tests / tuning; default plan.ts's sgmatSplitKFor). */
-  sgmatSplitK?: number;
-  /** With the subgroup-matrix fast kernel: how x rows are read ('gather' | 'half' | 'direct', see plan.ts's SgmatXRows; tests / tuning; default plan.ts's sgmatTileFor with its shape, else 'gather'). */
-  sgmatXRows?: SgmatXRows;
-  /** With the subgroup-matrix fast kernel and packed weights: 16-byte loads of codes at staging (tests / tuning; default plan.ts's sgmatWideLoadsFor). */
-  sgmatWideLoads?: boolean;
-  /**
-   * With the subgroup-matrix fast kernel and packed weights: stage each weight through its f32 value one code at a
-   * time (true) or a word of codes at a time (false); the same f16 tiles. Default plan.ts's sgmatValueDecodeFor.
-   */
-  sgmatValueDecode?: boolean;
-  /**
-   * With the subgroup-matrix fast kernel: order the workgroups in bands of this many row tiles per expert, the band's
-   * row tiles of one weight tile consecutive (1..64; FastGemmVariant.band; bench comparisons, default off).
-   */
-  sgmatBand?: number;
-  /**
-   * With the subgroup-matrix fast kernel and packed weights: decode the experts to f16 first, a range at a time into a
-   * scratch buffer, and multiply those (true), or decode in the GEMM's staging step (false). Default plan.ts's
-   * sgmatDequantExperts (KERNEL_CROSSOVERS.sgmatDequant); the f16 values are the same either way.
-   */
-  sgmatDequant?: boolean;
   /** Decode whole u32 words of weights at once where the row length allows (default true; false forces element-by-element loads, for tests). */
   vectorize?: boolean;
 }
