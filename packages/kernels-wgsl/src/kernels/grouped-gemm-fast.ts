@@ -384,17 +384,34 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   }
 }
 
+/** The decoding scratch of each recorder (dequantScratch). */
+const dequantScratches = new WeakMap<Recorder, GPUBuffer>();
+
+/**
+ * The decoding pass's scratch buffer of `rec`, at least `bytes`: one per recorder, shared by its GEMM calls (a layer's
+ * gate_up and down, the layers of a stack), so that a forward holds one range of f16 experts, not one per call; a
+ * range is decoded only after the GEMMs that read the previous one (the pass orders its dispatches). From the
+ * context's shared scratch cache.
+ */
+function dequantScratch(rec: Recorder, bytes: number): GPUBuffer {
+  const have = dequantScratches.get(rec);
+  if (have && have.size >= bytes) return have;
+  const buf = rec.temp(bytes, 'grouped_gemm_fast.wdq', REUSE);
+  dequantScratches.set(rec, buf);
+  return buf;
+}
+
 /**
  * The dequantize-then-GEMM path (FastGemmPlan.dequant): the call's experts in ranges of `dq.experts`, each range decoded
  * to f16 into one scratch buffer (grouped-gemm-dequant.ts) and multiplied by the f16 GEMM `dq.gemm` (the range as
  * its experts, the bias from the range's first expert on). The ranges share the call's scratch (tile offsets, f16 x
- * rows) and the one decoding buffer; a range's decoding is ordered after the previous range's GEMM.
+ * rows) and the recorder's decoding buffer (dequantScratch); a range's decoding is ordered after the previous range's GEMM.
  */
 function recordDequantGemm(rec: Recorder, c: FastGemmCall, dq: NonNullable<FastGemmPlan['dequant']>, test: { emulateSubgroupMatrix?: boolean }): void {
   const place = c.place ?? { e0: 0, experts: c.g.E, o0: 0 };
   const scratch: GemmCallScratch = c.scratch ?? { meta: new Map() };
   const per = Math.min(dq.experts, place.experts);
-  const buf = rec.temp(dequantHalfBytes(per, c.d.rows, c.K), 'grouped_gemm_fast.wdq', REUSE);
+  const buf = dequantScratch(rec, dequantHalfBytes(per, c.d.rows, c.K));
   for (let j = 0; j < place.experts; j += per) {
     const n = Math.min(per, place.experts - j);
     recordDequantHalf(rec, c.w, j, n, buf, dq.wide);
