@@ -14,6 +14,12 @@
 #   L: the layer's prefill rows at this commit (plan.ts after call 1: the decoding pass for packed experts from 512 rows
 #      per expert, the 128 x 256 tile for 16-bit weights from 64) beside PyTorch's grouped_mm in the same call: Mixtral
 #      and GPT-OSS bf16 / int4 / fp8 / mxfp4, T = 512 / 4096; then the decoding pass's variants while time is left.
+#      The variants' bundles come from worktrees (not committed):
+#        git worktree add /tmp/wm-dqn HEAD && sed -i 's/recordDequantHalf(rec, c.w, j, n, buf, dq.wide);/recordDequantHalf(rec,
+#          c.w, j, n, buf, false);/' /tmp/wm-dqn/packages/kernels-wgsl/src/kernels/grouped-gemm-fast.ts   (8 values a thread)
+#        /tmp/wm-dq2: recordDequantGemm alternating two scratch buffers (bufs[(j / per) % 2]) instead of one
+#        WEBMOE_SRC_ROOT=/tmp/wm-dqn node scripts/gpu/build-one.mjs scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench-dqn.mjs
+#        (and -dq2 likewise)
 #   3: the layer's prefill rows at this commit beside PyTorch's grouped_mm in the same call (bf16, four models,
 #      T = 128 / 512 / 4096, --stack 2), then Mixtral int4 / fp8 at T = 512 / 4096.
 set -u
