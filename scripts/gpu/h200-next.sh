@@ -27,13 +27,7 @@
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-PB() { # name, time budget (s), timeout (s), then prefill-bench's arguments
-  local name=$1 maxs=$2 to=$3
-  shift 3
-  PREFILL_BENCH_MAX_S=$maxs timeout "$to" bash .gpu-kit/enter.sh node ".gpu-kit/${PBIN:-prefill-bench}.mjs" "$@" > "$OUT/$name.txt" 2>&1
-  echo "prefill rc=$?" >> "$OUT/$name.txt"
-  grep -E "T=[0-9]+:|WRONG|rc=" "$OUT/$name.txt" | cut -c1-330
-}
+. "$(dirname "$0")/prefill-bench-run.sh"
 case "${1:-a}" in
   a)
     bash .gpu-kit/enter.sh node .gpu-kit/sgmat-vec-probe.mjs > "$OUT/vec-probe.txt" 2>&1; grep -v Warning "$OUT/vec-probe.txt" | tail -3

@@ -25,13 +25,7 @@
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-PB() { # name, time budget (s), timeout (s), then prefill-bench's arguments
-  local name=$1 maxs=$2 to=$3
-  shift 3
-  PREFILL_BENCH_MAX_S=$maxs timeout "$to" bash .gpu-kit/enter.sh node ".gpu-kit/${PBIN:-prefill-bench}.mjs" "$@" > "$OUT/$name.txt" 2>&1
-  echo "prefill rc=$?" >> "$OUT/$name.txt"
-  grep -E "T=[0-9]+:|rows per|WRONG|rc=" "$OUT/$name.txt" | cut -c1-400
-}
+. "$(dirname "$0")/prefill-bench-run.sh"
 case "${1:-1}" in
   1)
     mkdir -p /tmp/webmoe-fx && tar xJf .gpu-kit/fixtures.tar.xz -C /tmp/webmoe-fx
