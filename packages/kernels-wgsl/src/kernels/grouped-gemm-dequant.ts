@@ -5,9 +5,10 @@
  *
  * The values are the staging step's: packedHalfPairsWgsl's wdecq (code x scale in f32, rounded to f16; NaN codes
  * NaN), or for bfloat16 weights halfPairsWgsl's wdech (each value rounded to f16), so a GEMM on the decoded stack
- * multiplies the same f16 tiles as the GEMM that decodes at staging. The stored
- * weights stay packed; the scratch holds at most KERNEL_CROSSOVERS.sgmatDequant.maxScratchBytes of f16 experts per
- * GEMM call (a range of experts at a time, each range decoded, then multiplied).
+ * multiplies the same f16 tiles as the GEMM that decodes at staging. The stored weights stay packed; the scratch
+ * (one buffer per recorder, grouped-gemm-fast.ts dequantScratch) holds one range of f16 experts, at most
+ * KERNEL_CROSSOVERS.sgmatDequant.maxScratchBytes. plan.ts's sgmatDequantExperts takes this path for packed weights
+ * from 512 grouped rows per expert, where decoding once costs less than decoding in every row tile's staging.
  */
 import { ShapeError, ValueError } from '@webmoe/tensor';
 import { defineKernel, foldWorkgroups, uniformFields, type Recorder } from '../runtime/kernel.js';
