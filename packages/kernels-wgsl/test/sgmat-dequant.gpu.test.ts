@@ -29,7 +29,7 @@ import {
 } from '@webmoe/kernels-wgsl';
 import { gpuChecked, randomArray, relErr, rng, stagedTol, testGpu, withDispatchLog, withEmulatedSubgroupMatrix, withMaxBindingBytes } from '@webmoe/kernels-wgsl/testing';
 import { recordDequantHalf } from '../src/kernels/grouped-gemm-dequant.js';
-import { fastWeightFormat } from '../src/kernels/grouped-gemm-fast.js';
+import { fastWeightFormat, planFastGemm } from '../src/kernels/grouped-gemm-fast.js';
 import { sgmatDequantExperts } from '../src/kernels/plan.js';
 import { hostGrouping, randomIdx, uploadGrouping } from './grouped-helpers.js';
 import { elementOf, randomZeros } from './quant-helpers.js';
@@ -125,6 +125,30 @@ describe('sgmatDequantExperts (plan.ts)', () => {
     expect(sgmatDequantExperts(1024, 8, 28672 * 4096 * 2, 2 ** 31)).toBe(0); // Mixtral T = 512: 128
     expect(sgmatDequantExperts(8192, 8, 28672 * 4096 * 2, 2 ** 31, undefined, 'bfloat16')).toBe(0);
     expect(sgmatDequantExperts(8192, 8, 28672 * 4096 * 2, 2 ** 31, true, 'bfloat16')).toBe(2);
+  });
+});
+
+describe('planFastGemm: the decoding pass where plan.ts takes it', () => {
+  it('packed weights on the subgroup-matrix kernel from 512 rows per expert (not 511), never bf16 unasked; the f16 tile of the call inside', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    if (!ctx.features.shaderF16 || !ctx.features.subgroups) return t.skip('the adapter lacks shader-f16 or subgroups');
+    const c = ctx.features.subgroupMatrix ? ctx : withEmulatedSubgroupMatrix(ctx);
+    const [E, N, K] = [2, 64, 64];
+    const packed = uploadExpertWeights(c, quantizeExperts(new Float32Array(E * N * K), E, N, K, { kind: 'int_block', bits: 4, blockSize: 32 }));
+    const bf16 = uploadExpertWeights(c, quantizeExperts(new Float32Array(E * N * K), E, N, K, { kind: 'dense', dtype: 'bfloat16' }));
+    const plan = (w: ExpertWeightsGpu, rows: number, sgmatDequant?: boolean) => planFastGemm(c, { tile: 'fast', sgmatDequant }, w, rows, E, N, K, 'down');
+    const at = plan(packed, 512 * E)!;
+    expect(at.kind).toBe('subgroup-matrix');
+    expect(at.dequant?.experts).toBe(E);
+    expect(at.dequant?.gemm.kind).toBe('subgroup-matrix');
+    expect(at.dequant?.gemm.dequant).toBeUndefined();
+    expect(plan(packed, 512 * E - 1)!.dequant).toBeUndefined();
+    expect(plan(packed, 512 * E, false)!.dequant).toBeUndefined();
+    expect(plan(packed, 8 * E, true)!.dequant?.experts).toBe(E);
+    expect(plan(bf16, 512 * E)!.dequant).toBeUndefined();
+    expect(plan(bf16, 512 * E, true)!.dequant?.experts).toBe(E);
+    destroyExpertWeights(packed);
+    destroyExpertWeights(bf16);
   });
 });
 
