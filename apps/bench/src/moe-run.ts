@@ -125,6 +125,12 @@ export function benchMoEOptions(spec: ModelSpec, dtype: BenchDtype): Omit<MoEOpt
   };
 }
 
+/** The value of environment variable `name` where it is one of `choices` (Node only; else undefined). */
+function envChoice<T extends string>(name: string, choices: readonly T[]): T | undefined {
+  const v = typeof process !== 'undefined' ? process.env[name] : undefined;
+  return choices.find((c) => c === v);
+}
+
 /**
  * `MoE` with random parameters generated on the GPU: a layer as a user
  * builds it, so that `record`, `forwardGpu` and `forward` all run it.
@@ -135,15 +141,16 @@ export function benchMoEOptions(spec: ModelSpec, dtype: BenchDtype): Omit<MoEOpt
  */
 export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, pool: BufferPool, salt = 0): { moe: MoE; record: GpuLayer['record']; stored: StoredLayer } {
   const moe = new MoE({ ...benchMoEOptions(spec, dtype), devices: [DeviceRef.GPU(0)], ctx });
-  // WEBMOE_EXPERT_KERNELS=gemv|grouped|auto picks the layer's expert GEMMs (default auto), to time both paths
-  const ek = typeof process !== 'undefined' ? process.env.WEBMOE_EXPERT_KERNELS : undefined;
-  if (ek === 'gemv' || ek === 'grouped' || ek === 'auto') moe.expertKernels = ek;
-  // WEBMOE_DOWN_COMBINE=fused|separate|auto: how its decode forwards end (MoE.downCombine, default auto), for the A/B
-  const dc = typeof process !== 'undefined' ? process.env.WEBMOE_DOWN_COMBINE : undefined;
-  if (dc === 'fused' || dc === 'separate' || dc === 'auto') moe.downCombine = dc;
-  // WEBMOE_PREFILL_DEQUANT=on|off|auto: how its subgroup-matrix prefill GEMMs read packed / bf16 experts (MoE.prefillDequant), for the A/B
-  const pd = typeof process !== 'undefined' ? process.env.WEBMOE_PREFILL_DEQUANT : undefined;
-  if (pd === 'on' || pd === 'off' || pd === 'auto') moe.prefillDequant = pd;
+  // A/B knobs from the environment, each set only where given (default auto):
+  // WEBMOE_EXPERT_KERNELS=gemv|grouped|auto picks the layer's expert GEMMs, to time both paths;
+  // WEBMOE_DOWN_COMBINE=fused|separate|auto how its decode forwards end (MoE.downCombine);
+  // WEBMOE_PREFILL_DEQUANT=on|off|auto how its subgroup-matrix prefill GEMMs read packed / bf16 experts (MoE.prefillDequant)
+  const ek = envChoice('WEBMOE_EXPERT_KERNELS', ['gemv', 'grouped', 'auto'] as const);
+  if (ek) moe.expertKernels = ek;
+  const dc = envChoice('WEBMOE_DOWN_COMBINE', ['fused', 'separate', 'auto'] as const);
+  if (dc) moe.downCombine = dc;
+  const pd = envChoice('WEBMOE_PREFILL_DEQUANT', ['on', 'off', 'auto'] as const);
+  if (pd) moe.prefillDequant = pd;
   try {
     // the shared-expert MLP packs its GPU weights when loaded, so it is loaded from host tensors (it is small)
     const se = moe.sharedExperts;
