@@ -30,7 +30,7 @@ import {
 import { gpuChecked, randomArray, relErr, rng, stagedTol, testGpu, withDispatchLog, withEmulatedSubgroupMatrix, withMaxBindingBytes } from '@webmoe/kernels-wgsl/testing';
 import { recordDequantHalf } from '../src/kernels/grouped-gemm-dequant.js';
 import { fastWeightFormat, planFastGemm } from '../src/kernels/grouped-gemm-fast.js';
-import { sgmatDequantExperts } from '../src/kernels/plan.js';
+import { sgmatDequantExperts, sgmatDequantUnasked } from '../src/kernels/plan.js';
 import { hostGrouping, randomIdx, uploadGrouping } from './grouped-helpers.js';
 import { elementOf, randomZeros } from './quant-helpers.js';
 
@@ -113,18 +113,19 @@ describe('sgmatDequantExperts (plan.ts)', () => {
   it('ranges as many f16 experts as the budget holds; none past it, below the crossover unless asked, or when refused', () => {
     const mib = 1 << 20;
     // Mixtral's gate_up in f16: 235 MB an expert, 512 MiB of scratch: 2 per range
-    expect(sgmatDequantExperts(8192, 8, 28672 * 4096 * 2, 2 ** 31, true)).toBe(2);
-    expect(sgmatDequantExperts(8192, 8, 4 * mib, 2 ** 31, true)).toBe(8);
-    expect(sgmatDequantExperts(8192, 8, 4 * mib, 6 * mib, true)).toBe(1);
-    expect(sgmatDequantExperts(8192, 8, 7 * mib, 6 * mib, true)).toBe(0);
-    expect(sgmatDequantExperts(8192, 8, 4 * mib, 2 ** 31, false)).toBe(0);
+    expect(sgmatDequantExperts(8192, 8, 28672 * 4096 * 2, 2 ** 31, 'int4', true)).toBe(2);
+    expect(sgmatDequantExperts(8192, 8, 4 * mib, 2 ** 31, 'int4', true)).toBe(8);
+    expect(sgmatDequantExperts(8192, 8, 4 * mib, 6 * mib, 'int4', true)).toBe(1);
+    expect(sgmatDequantExperts(8192, 8, 7 * mib, 6 * mib, 'int4', true)).toBe(0);
+    expect(sgmatDequantExperts(8192, 8, 4 * mib, 2 ** 31, 'int4', false)).toBe(0);
     // unasked: packed weights from 512 rows per expert on average (the H200's crossover), bf16 never
-    expect(sgmatDequantExperts(8192, 8, 28672 * 4096 * 2, 2 ** 31)).toBe(2); // Mixtral T = 4096: 1024
-    expect(sgmatDequantExperts(16384, 32, 5760 * 2880 * 2, 2 ** 31)).toBe(16); // GPT-OSS-20B T = 4096: 512
-    expect(sgmatDequantExperts(16383, 32, 5760 * 2880 * 2, 2 ** 31)).toBe(0);
-    expect(sgmatDequantExperts(1024, 8, 28672 * 4096 * 2, 2 ** 31)).toBe(0); // Mixtral T = 512: 128
-    expect(sgmatDequantExperts(8192, 8, 28672 * 4096 * 2, 2 ** 31, undefined, 'bfloat16')).toBe(0);
-    expect(sgmatDequantExperts(8192, 8, 28672 * 4096 * 2, 2 ** 31, true, 'bfloat16')).toBe(2);
+    expect(sgmatDequantExperts(8192, 8, 28672 * 4096 * 2, 2 ** 31, 'int4')).toBe(2); // Mixtral T = 4096: 1024
+    expect(sgmatDequantExperts(16384, 32, 5760 * 2880 * 2, 2 ** 31, 'int4')).toBe(16); // GPT-OSS-20B T = 4096: 512
+    expect(sgmatDequantExperts(16383, 32, 5760 * 2880 * 2, 2 ** 31, 'int4')).toBe(0);
+    expect(sgmatDequantExperts(1024, 8, 28672 * 4096 * 2, 2 ** 31, 'int4')).toBe(0); // Mixtral T = 512: 128
+    expect(sgmatDequantExperts(8192, 8, 28672 * 4096 * 2, 2 ** 31, 'bfloat16')).toBe(0);
+    expect(sgmatDequantExperts(8192, 8, 28672 * 4096 * 2, 2 ** 31, 'bfloat16', true)).toBe(2);
+    expect(['fp8_e4m3', 'fp8_e5m2', 'int4', 'int8', 'mxfp4', 'bfloat16', 'float16', 'float32'].map(sgmatDequantUnasked)).toEqual([true, true, true, true, true, false, false, false]);
   });
 });
 

@@ -56,6 +56,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   },
 );
 
+/** Whether the decoding pass takes weights of format `wf` (a WeightFormat): the packed formats, and bfloat16 (converted). */
+export function dequantHalfSupports(wf: FastGemmVariant['wf']): boolean {
+  return wf === 'bfloat16' || isPackedFormat(wf);
+}
+
 /** Bytes of the f16 stack of `experts` experts of `rows` x `cols` weights (what {@link recordDequantHalf} writes). */
 export function dequantHalfBytes(experts: number, rows: number, cols: number): number {
   return experts * rows * cols * 2;
@@ -70,7 +75,7 @@ export function dequantHalfBytes(experts: number, rows: number, cols: number): n
 export function recordDequantHalf(rec: Recorder, w: ExpertWeightsGpu, e0: number, experts: number, out: GPUBuffer, wide: boolean): void {
   const d = expertDims(w, 'recordDequantHalf weights');
   const layout = weightLayout(w, d);
-  if (!isPackedFormat(layout.wf) && layout.wf !== 'bfloat16') throw new ValueError('recordDequantHalf weights', 'a packed format (fp8_block, int_block, mxfp4) or bfloat16', layout.wf);
+  if (!dequantHalfSupports(layout.wf)) throw new ValueError('recordDequantHalf weights', 'a packed format (fp8_block, int_block, mxfp4) or bfloat16', layout.wf);
   const v: DequantHalfVariant = { wf: layout.wf, sd: layout.sd, zp: layout.zp, wide };
   const V = fastVpl(v as FastGemmVariant);
   if (d.cols % V !== 0) throw new ShapeError('recordDequantHalf weights', `K a multiple of ${V} (values per load)`, `K = ${d.cols}`);

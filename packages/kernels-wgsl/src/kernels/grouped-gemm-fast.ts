@@ -31,13 +31,13 @@ import { foldWorkgroups, type Recorder, warmPipeline } from '../runtime/kernel.j
 import type { ExpertWeightsGpu } from './moe-types.js';
 import type { ExpertActQuantOptions } from './quant-ref.js';
 import { expertDims } from './expert-weights.js';
-import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatDequantExperts, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
+import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatDequantExperts, sgmatDequantUnasked, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, sgmatScalarTwin, tileOutputs, type FastGemmVariant, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
 import { ROW_ABSMAX_VARIANT, groupedGemmFastKernel, halfRowsKernel, rowAbsMaxKernel, splitKReduceKernel } from './grouped-gemm-fast-wgsl.js';
 import { groupedGemmSgmatKernel } from './grouped-gemm-sgmat-wgsl.js';
 import { isPackedFormat, weightBind } from './grouped-gemm-fast-weights-wgsl.js';
-import { dequantHalfBytes, dequantHalfKernel, halfStackOver, recordDequantHalf } from './grouped-gemm-dequant.js';
+import { dequantHalfBytes, dequantHalfKernel, dequantHalfSupports, halfStackOver, recordDequantHalf } from './grouped-gemm-dequant.js';
 
 export type { FastGemmKind, SgmatShapeName };
 
@@ -163,10 +163,10 @@ export function planFastGemm(ctx: GpuContext, opts: FastGemmOptions & Pick<Exper
   const wfmt = fastWeightFormat(w, K);
   if (!wfmt || rows === 0 || N === 0) return undefined;
   const plan = planFastFormat(ctx, opts, wfmt, rows, E, N, K, op);
-  if (!plan || plan.kind !== 'subgroup-matrix' || !(isPackedFormat(wfmt.wf) || wfmt.wf === 'bfloat16')) return plan;
+  if (!plan || plan.kind !== 'subgroup-matrix' || !dequantHalfSupports(wfmt.wf)) return plan;
   // packed (or bf16) weights decoded to f16 first (plan.ts's sgmatDequantExperts), then the f16 tile of the same call
   const wRows = expertDims(w).rows;
-  const experts = sgmatDequantExperts(rows, E, dequantHalfBytes(1, wRows, K), ctx.maxBindingBytes, opts.sgmatDequant, wfmt.wf);
+  const experts = sgmatDequantExperts(rows, E, dequantHalfBytes(1, wRows, K), ctx.maxBindingBytes, wfmt.wf, opts.sgmatDequant);
   if (experts === 0) return plan;
   const gemm = planFastFormat(ctx, { ...opts, sgmatWideLoads: undefined, sgmatValueDecode: undefined }, HALF_FORMAT, rows, E, N, K, op);
   return gemm && gemm.kind === 'subgroup-matrix' ? { ...plan, dequant: { experts, wide: wfmt.wide, gemm } } : plan;
@@ -451,7 +451,7 @@ export async function warmGroupedGemmFast(
     };
     // the weights' own format, and where plan.ts may decode packed weights first (sgmatDequant), the f16 GEMM's
     const formats = [{ wf: wfmt.wf, base: v, wideLoads: wide }];
-    if (isPackedFormat(wfmt.wf) && Number.isFinite(KERNEL_CROSSOVERS.sgmatDequant.minRowsPerExpert)) {
+    if (sgmatDequantUnasked(wfmt.wf)) {
       await warmPipeline(ctx, dequantHalfKernel, { wf: wfmt.wf, sd: wfmt.sd, zp: wfmt.zp, wide: wfmt.wide });
       formats.push({ wf: HALF_FORMAT.wf, base: fastVariant({ op: spec.op, act: spec.act, xmode: spec.xmode, biasDt: spec.biasDt, rowScale: spec.rowScale, ...HALF_FORMAT }, kind), wideLoads: false });
     }

@@ -475,18 +475,27 @@ export function sgmatValueDecodeFor(wf: string): boolean {
 }
 
 /**
- * Experts per decoding pass of the dequantize-then-GEMM path (KERNEL_CROSSOVERS.sgmatDequant) for a subgroup-matrix
- * GEMM of `rows` grouped rows over E experts whose f16 expert takes `expertHalfBytes`, or 0 where the call decodes at
- * staging: below the crossover (unless `want` is true; bfloat16 weights `wf` only when asked), `want` false, or one
- * f16 expert beyond the scratch budget or
- * `maxBindingBytes` (one binding holds a range). A range is as many experts as the budget holds, at most E.
- * @example `sgmatDequantExperts(8192, 8, 235e6, 2 ** 31, true) // 2`
+ * Whether the planner decodes weights of format `wf` (a dtype or WeightFormat) to f16 before the matrix GEMMs without
+ * being asked, where a call reaches KERNEL_CROSSOVERS.sgmatDequant.minRowsPerExpert: the packed formats; not the 16-bit
+ * ones (bf16 converted first was slower, f16 has nothing to decode) nor float32.
+ * @example `sgmatDequantUnasked('int4') // true`
  */
-export function sgmatDequantExperts(rows: number, E: number, expertHalfBytes: number, maxBindingBytes: number, want?: boolean, wf?: string): number {
+export function sgmatDequantUnasked(wf: string): boolean {
+  return Number.isFinite(KERNEL_CROSSOVERS.sgmatDequant.minRowsPerExpert) && wf !== 'bfloat16' && wf !== 'float16' && wf !== 'float32';
+}
+
+/**
+ * Experts per decoding pass of the dequantize-then-GEMM path (KERNEL_CROSSOVERS.sgmatDequant) for a subgroup-matrix
+ * GEMM of `rows` grouped rows over E experts of format `wf` whose f16 expert takes `expertHalfBytes`, or 0 where the
+ * call decodes at staging: `want` false; unasked, a format sgmatDequantUnasked leaves out or a call below the
+ * crossover; one f16 expert beyond the scratch budget or `maxBindingBytes` (one binding holds a range). A range is as
+ * many experts as the budget holds, at most E.
+ * @example `sgmatDequantExperts(8192, 8, 235e6, 2 ** 31, 'int4') // 2`
+ */
+export function sgmatDequantExperts(rows: number, E: number, expertHalfBytes: number, maxBindingBytes: number, wf: string, want?: boolean): number {
   const c = KERNEL_CROSSOVERS.sgmatDequant;
   if (want === false || E < 1 || rows < 1) return 0;
-  if (want !== true && (rows / E < c.minRowsPerExpert || wf === 'bfloat16')) return 0;
+  if (want !== true && (!sgmatDequantUnasked(wf) || rows / E < c.minRowsPerExpert)) return 0;
   const budget = Math.min(c.maxScratchBytes, maxBindingBytes);
   return expertHalfBytes > budget ? 0 : Math.min(E, Math.floor(budget / expertHalfBytes));
 }
-
