@@ -147,9 +147,7 @@ export class MoE extends Module implements MoELayer {
     return this.kernelChoice;
   }
   set expertKernels(v: 'auto' | 'gemv' | 'grouped') {
-    if (v !== 'auto' && v !== 'gemv' && v !== 'grouped') throw new ValueError('MoE.expertKernels', "'auto' | 'gemv' | 'grouped'", v);
-    if (v !== this.kernelChoice) this.clearGraphs();
-    this.kernelChoice = v;
+    this.kernelChoice = this.kernelSetting('expertKernels', v, ['auto', 'gemv', 'grouped'], this.kernelChoice);
   }
   private kernelChoice: 'auto' | 'gemv' | 'grouped' = 'auto';
   /**
@@ -163,9 +161,7 @@ export class MoE extends Module implements MoELayer {
     return this.combineChoice;
   }
   set downCombine(v: DownCombineChoice) {
-    if (v !== 'auto' && v !== 'fused' && v !== 'separate') throw new ValueError('MoE.downCombine', "'auto' | 'fused' | 'separate'", v);
-    if (v !== this.combineChoice) this.clearGraphs();
-    this.combineChoice = v;
+    this.combineChoice = this.kernelSetting('downCombine', v, ['auto', 'fused', 'separate'], this.combineChoice);
   }
   private combineChoice: DownCombineChoice = 'auto';
   /**
@@ -179,11 +175,18 @@ export class MoE extends Module implements MoELayer {
     return this.dequantChoice;
   }
   set prefillDequant(v: PrefillDequantChoice) {
-    if (v !== 'auto' && v !== 'on' && v !== 'off') throw new ValueError('MoE.prefillDequant', "'auto' | 'on' | 'off'", v);
-    if (v !== this.dequantChoice) this.clearGraphs();
-    this.dequantChoice = v;
+    this.dequantChoice = this.kernelSetting('prefillDequant', v, ['auto', 'on', 'off'], this.dequantChoice);
   }
   private dequantChoice: PrefillDequantChoice = 'auto';
+  /**
+   * A new value `v` of the kernel setting `name` (one of `allowed`, else a ValueError naming them) over `current`:
+   * another value frees the captured forward graphs, which recorded the old choice.
+   */
+  private kernelSetting<T extends string>(name: string, v: T, allowed: readonly T[], current: T): T {
+    if (!allowed.includes(v)) throw new ValueError(`MoE.${name}`, allowed.map((a) => `'${a}'`).join(' | '), v);
+    if (v !== current) this.clearGraphs();
+    return v;
+  }
   /**
    * Replay captured command graphs for small T (<= 64, up to 4 cached):
    * recording a forward costs far more host time than the GPU work at decode.
