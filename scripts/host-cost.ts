@@ -33,6 +33,8 @@ const counts = new Map<string, number>();
 /** Host ms spent inside each counted method (over the timed chain when WEBMOE_TIME_CALLS=1). */
 const spent = new Map<string, number>();
 let counting = false;
+/** The kernels (pipeline labels up to their variant) the counted forward dispatches, in order. */
+const kernelsSeen: string[] = [];
 let timing = false;
 /**
  * Wraps every method of the prototype of `obj` (the binding's GPUDevice, GPUQueue, GPUCommandEncoder,
@@ -50,6 +52,7 @@ function countMethods(obj: object, what: string): void {
     proto[name] = function (this: unknown, ...args: unknown[]) {
       if (!counting && !timing) return f.apply(this, args);
       if (counting) counts.set(key, (counts.get(key) ?? 0) + 1);
+      if (counting && name === 'setPipeline') kernelsSeen.push(String((args[0] as { label?: string }).label ?? '?').slice(0, 40));
       const t0 = performance.now();
       const r = f.apply(this, args);
       if (timing) spent.set(key, (spent.get(key) ?? 0) + performance.now() - t0);
@@ -96,6 +99,7 @@ async function run(label: string, layers: number, step: (x: GpuTensor) => GpuTen
   timing = process.env.WEBMOE_TIME_CALLS === '1';
   const total = [...counts.values()].reduce((s, v) => s + v, 0);
   console.log(`${label}: WebGPU calls per forward (${layers} layer(s)): ${total}  ${JSON.stringify(Object.fromEntries([...counts].sort()))}`);
+  console.log(`${label}: kernels dispatched: ${kernelsSeen.splice(0).join(' ')}`);
   counts.clear();
   await ctx.sync();
   const isAsync = step(x) instanceof Promise;

@@ -171,6 +171,11 @@ const ALL_PATHS: PathSpec[] = [
   { name: 'sgmat-dequant', opts: { tile: 'fast', fast: 'subgroup-matrix', sgmatDequant: true }, notF16: true },
   // the work in bands of row tiles (the band's workgroups that read one weight tile consecutive: weights from memory once per band)
   ...[2, 4, 8, 16].map((band) => ({ name: `sgmat-default-band${band}`, opts: { tile: 'fast' as const, fast: 'subgroup-matrix' as const, sgmatBand: band } })),
+  // row skipping (16-row fragments past a tile's last row skip their multiplies: the partial last row tile of an
+  // expert under uneven routing), alone, with the row tiles of one weight tile consecutive, and before the decoding pass's GEMM
+  { name: 'sgmat-rowskip', opts: { tile: 'fast', fast: 'subgroup-matrix', sgmatRowSkip: true } },
+  ...[2, 4].map((band) => ({ name: `sgmat-rowskip-band${band}`, opts: { tile: 'fast' as const, fast: 'subgroup-matrix' as const, sgmatRowSkip: true, sgmatBand: band } })),
+  { name: 'sgmat-dequant-rowskip', opts: { tile: 'fast', fast: 'subgroup-matrix', sgmatDequant: true, sgmatRowSkip: true }, notF16: true },
   ...(Object.keys(SGMAT_SHAPES) as SgmatShapeName[]).map((shape) => sgmat(shape)),
   ...(['m16n128k64', 'm16n256k32', 'm64n128k64'] as SgmatShapeName[]).map((shape) => ({ ...sgmat(shape), name: `sgmat-${shape}-narrow`, opts: { ...sgmat(shape).opts, sgmatWideLoads: false }, packedOnly: true })),
   ...(['m64n128k32s', 'm32n128k64', 'm64n128k64'] as SgmatShapeName[]).flatMap((shape) => [sgmat(shape, 2), sgmat(shape, 4)]),

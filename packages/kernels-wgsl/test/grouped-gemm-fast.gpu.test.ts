@@ -33,9 +33,10 @@ import {
   type ExpertWeightsHost,
   type GpuContext,
 } from '@webmoe/kernels-wgsl';
-import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
+import { testGpu, gpuChecked, rng, randomArray, relErr, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { FAST_MIN_ROWS_PER_EXPERT, fastGemmKind, fastWeightFormat, planFastGemm, sgmatSupported, type FastGemmKind, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
-import { SGMAT_SHAPES, sgmatLayout } from '../src/kernels/grouped-gemm-fast-shapes.js';
+import { SGMAT_SHAPES, sgmatLayout, type FastGemmVariant } from '../src/kernels/grouped-gemm-fast-shapes.js';
+import { groupedGemmSgmatKernel } from '../src/kernels/grouped-gemm-sgmat-wgsl.js';
 import { sgmatTileFor } from '../src/kernels/plan.js';
 import { firstBitDiff, hostGrouping, naiveDown, naiveGateUp, randomIdx, runSgmatCase, uploadGrouping } from './grouped-helpers.js';
 import { randomZeros } from './quant-helpers.js';
@@ -532,6 +533,55 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
       expect(first, first < 0 ? '' : `output ${first}: banded ${banded[first]} vs row order ${rowOrder[first]}`).toBe(-1);
       const e = tol('subgroup-matrix');
       expect(relErr(banded, want)).toBeLessThan(e.rel);
+    }, 600_000);
+  }
+
+  // Row skipping (FastGemmPlan.rowSkip): 16-row fragments past a tile's last row skip their multiplies (a subgroup
+  // with none left its B loads too); those rows are never stored, so the output is bit for bit the plain kernel's.
+  // Experts whose rows end 1, 15, 16 and 17 rows into a row tile, a full tile, one of 1 row and an empty one; shapes
+  // with 4 and 2 fragments per subgroup and 2 and 4 subgroups along M; x staged, direct and gathered; a split-K down.
+  const skipCases = [
+    { shape: 'm128n256k32v' as const, op: 'gate_up' as const, xh: 'staged' as const, splitK: 1 },
+    { shape: 'm128n256k32xd' as const, op: 'down' as const, xh: 'direct' as const, splitK: 1 },
+    { shape: 'm64n128k32' as const, op: 'down' as const, xh: undefined, splitK: 2 },
+    { shape: 'm128n128k32w4x2' as const, op: 'gate_up' as const, xh: undefined, splitK: 1 },
+  ];
+  for (const sc of skipCases) {
+    const { tm, tn, tk } = SGMAT_SHAPES[sc.shape];
+    const counts = [tm + 1, tm + 15, 2 * tm - 16, 1, 0, tm + 17, tm];
+    it(`row skipping: ${sc.shape} ${sc.op}${sc.xh ? ` xh=${sc.xh}` : ''}${sc.splitK > 1 ? ` splitK=${sc.splitK}` : ''}, rows per expert ${counts.join(' ')}: the same bits as without, within tolerance of the reference`, async (t) => {
+      if (!ctx) return t.skip('no WebGPU adapter');
+      if (!ctx.features.shaderF16 || !ctx.features.subgroups) return t.skip('no shader-f16 / subgroups on this adapter');
+      const wgHas = ctx.limits.maxComputeWorkgroupStorageSize ?? 0;
+      if (sgmatLayout(SGMAT_SHAPES[sc.shape]).bytes > wgHas) return t.skip(`${sc.shape} needs more workgroup memory than the adapter's ${wgHas} bytes`);
+      const emulate = !sgmatSupported(ctx, sc.shape);
+      const [E, k, K, N] = [counts.length, 1, tk + 8, tn / 2 + 9];
+      const T = counts.reduce((a, b) => a + b, 0);
+      const act = ACTS[2];
+      const r = rng(7070 + tm + N);
+      const wRows = sc.op === 'gate_up' ? 2 * N : N;
+      const x = randomArray(r, T * K, -1, 1);
+      const w = weights(r, { E, dt: 'bfloat16', fmt: undefined }, wRows, K);
+      const b = HostTensor.fromFloat32([E, wRows], randomArray(r, E * wRows, -0.5, 0.5), 'float32');
+      // expert e on counts[e] tokens, the tokens in a shuffled order
+      const idx = Uint32Array.from(counts.flatMap((n, e) => Array<number>(n).fill(e)));
+      for (let i = idx.length - 1; i > 0; i--) {
+        const j = Math.floor(r() * (i + 1));
+        [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+      }
+      const g = hostGrouping(idx, T, k, E);
+      expect(Array.from(g.counts)).toEqual(counts);
+      const want = sc.op === 'gate_up' ? groupedGateUpRef(x, g, w, b, act) : groupedDownRef(x, g, w, b);
+      const inp = { x, w, b, rs: undefined, g };
+      const cs = { ...sc, T, k, E, K, N, act };
+      const plain = await runSgmatCase(ctx, cs, emulate, inp);
+      const { result: skipping, dispatched } = await withDispatchLog(() => runSgmatCase(ctx!, cs, emulate, inp, { rowSkip: true }));
+      const v = dispatched.find((d) => d.kernel === 'grouped_gemm_sgmat')?.variant as FastGemmVariant;
+      expect(v.rowSkip, 'the dispatched variant skips rows').toBe(true);
+      expect(groupedGemmSgmatKernel.source(v, ctx), 'its WGSL guards the fragments past the first').toContain('if (live1)');
+      const first = firstBitDiff(plain, skipping);
+      expect(first, first < 0 ? '' : `output ${first}: skipping ${skipping[first]} vs plain ${plain[first]}`).toBe(-1);
+      expect(relErr(skipping, want)).toBeLessThan(tol('subgroup-matrix').rel);
     }, 600_000);
   }
 });

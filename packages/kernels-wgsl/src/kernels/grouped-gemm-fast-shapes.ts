@@ -76,6 +76,12 @@ export type FastGemmVariant = Pick<GroupedGemmVariant, 'op' | 'act' | 'interleav
    * row tile consecutive.
    */
   band?: number;
+  /**
+   * Subgroup-matrix kernel: skip the multiply-accumulates of 16-row fragments past the tile's last row (and a
+   * subgroup's B loads where all its fragments are past it), so the partial last row tile of an expert costs its
+   * staging but not a full tile's matrix work. Same results (those rows are never stored).
+   */
+  rowSkip?: boolean;
 };
 
 /**

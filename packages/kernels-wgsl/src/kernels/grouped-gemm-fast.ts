@@ -65,6 +65,8 @@ export interface FastGemmPlan {
   valueDecode?: boolean;
   /** Subgroup-matrix kernel: the work order's band of row tiles (FastGemmVariant.band); absent: row tile by row tile. */
   band?: number;
+  /** Subgroup-matrix kernel: row fragments past a tile's last row skip their matrix work (FastGemmVariant.rowSkip). */
+  rowSkip?: boolean;
   /**
    * Subgroup-matrix kernel, packed weights: decoded to f16 first (grouped-gemm-dequant.ts), `experts` experts per pass
    * into one scratch buffer, each pass followed by the f16 GEMM `gemm` on that range; `wide`: 16-byte code loads.
@@ -208,6 +210,12 @@ export interface FastGemmOptions {
    */
   sgmatBand?: number;
   /**
+   * With the subgroup-matrix fast kernel: skip the matrix work of 16-row fragments past a tile's last row
+   * (FastGemmVariant.rowSkip: an expert's partial last row tile costs its staging, not a full tile's multiplies).
+   * Same results. Default off (bench comparisons until measured on the H200).
+   */
+  sgmatRowSkip?: boolean;
+  /**
    * With the subgroup-matrix fast kernel and packed weights: decode the experts to f16 first, a range at a time into a
    * scratch buffer, and multiply those (true), or decode in the GEMM's staging step (false). Default plan.ts's
    * sgmatDequantExperts (KERNEL_CROSSOVERS.sgmatDequant); the f16 values are the same either way.
@@ -247,6 +255,7 @@ function planFastFormat(ctx: GpuContext, opts: FastGemmOptions & Pick<ExpertActQ
   if (sg && (opts.sgmatValueDecode ?? sgmatValueDecodeFor(wfmt.wf)) && isPackedFormat(wfmt.wf)) plan.valueDecode = true;
   if (opts.sgmatBand !== undefined && !(Number.isInteger(opts.sgmatBand) && opts.sgmatBand >= 1 && opts.sgmatBand <= 64)) throw new ValueError('sgmatBand', 'an integer 1..64 | undefined', opts.sgmatBand);
   if (sg && opts.sgmatBand) plan.band = opts.sgmatBand;
+  if (sg && opts.sgmatRowSkip) plan.rowSkip = true;
   return plan;
 }
 
@@ -294,7 +303,7 @@ function xhOf(x: SgmatXRows): FastGemmVariant['xh'] {
  * recordFastGemm dispatches and warmGroupedGemmFast compiles (sg only for shapes other than the default, so the
  * default's pipeline keeps its key; f16 x rows carry the router weight, so rowScale goes off; wide only when set).
  */
-function sgmatVariant(base: FastGemmVariant, p: { shape?: SgmatShapeName; xh?: FastGemmVariant['xh']; splitK?: number; wide?: boolean; valueDecode?: boolean; band?: number }): FastGemmVariant {
+function sgmatVariant(base: FastGemmVariant, p: { shape?: SgmatShapeName; xh?: FastGemmVariant['xh']; splitK?: number; wide?: boolean; valueDecode?: boolean; band?: number; rowSkip?: boolean }): FastGemmVariant {
   const v: FastGemmVariant = { ...base };
   if (p.shape && p.shape !== SGMAT_DEFAULT_SHAPE) v.sg = p.shape;
   if (p.xh) {
@@ -305,6 +314,7 @@ function sgmatVariant(base: FastGemmVariant, p: { shape?: SgmatShapeName; xh?: F
   if (p.wide) v.wide = true;
   if (p.valueDecode) v.vdec = true;
   if (p.band) v.band = p.band;
+  if (p.rowSkip) v.rowSkip = true;
   return v;
 }
 
@@ -332,7 +342,7 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   const xh = sgmat ? plan.xh : undefined;
   const splitK = sgmat && c.op === 'down' ? (plan.splitK ?? 1) : 1;
   const base = fastVariant({ ...c, rowScale: !!c.rowScale, wf: layout.wf, sd: layout.sd, zp: layout.zp }, plan.kind);
-  const variant = sgmat ? sgmatVariant(base, { shape: plan.shape, xh, splitK, wide: plan.wide, valueDecode: plan.valueDecode, band: plan.band }) : base;
+  const variant = sgmat ? sgmatVariant(base, { shape: plan.shape, xh, splitK, wide: plan.wide, valueDecode: plan.valueDecode, band: plan.band, rowSkip: plan.rowSkip }) : base;
   if (test.emulateSubgroupMatrix && sgmat) variant.emu = true;
   let xHalf: { xh: GPUBuffer; ru: GPUBuffer } | undefined;
   if (xh) {

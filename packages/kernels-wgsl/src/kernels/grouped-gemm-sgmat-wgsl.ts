@@ -230,16 +230,20 @@ ${Array.from({ length: V }, (_, t) => `        BS[bi + ${wPos(t)}] = f16(wf[${t}
       }
     }`;
   // The multiply-accumulates of one staged slice in buffer `buf`.
+  // rowSkip: a 16-row fragment whose first row is past the tile's last (live<i> false) skips its A load and
+  // multiplies, and a subgroup with no live fragment its B loads too (uniform in the subgroup: r0, r1 are
+  // workgroup-uniform and sm is the subgroup's). Those fragments' results are never stored (the epilogue stops at r1).
+  const rowSkip = !!v.rowSkip;
   const mma = (buf: string) => {
     const aBase = nb > 1 ? `${buf} * ${(tm * str) / st.ae}u + ` : '';
     const bBase = nb > 1 ? `${buf} * ${(tn * str) / st.be}u + ` : '';
     let s = '';
     for (let kk = 0; kk < tk; kk += 16) {
-      s += `      {\n`;
+      s += rowSkip ? `      if (live0) {\n` : `      {\n`;
       for (let j = 0; j < NJ; j++) s += `        ${M.load(`b${j}`, 'BS', `${bBase}(sn * ${CB}u + ${16 * j}u) * ${str / st.be}u + ${kk / st.be}u`, `${str / st.be}u`)}\n`;
       for (let i = 0; i < MI; i++) {
         const aLoad = v.xh === 'direct' ? M.load('a', 'X', `(r0 + sm * ${RB}u + ${16 * i}u) * kp + k0 + ${kk}u`, 'kp') : M.load('a', 'AS', `${aBase}(sm * ${RB}u + ${16 * i}u) * ${str / st.ae}u + ${kk / st.ae}u`, `${str / st.ae}u`);
-        s += `        { ${aLoad}\n`;
+        s += `        ${rowSkip && i > 0 ? `if (live${i}) ` : ''}{ ${aLoad}\n`;
         for (let j = 0; j < NJ; j++) s += `          ${M.mma(`c${i}_${j}`, 'a', `b${j}`)}\n`;
         s += `        }\n`;
       }
@@ -247,6 +251,7 @@ ${Array.from({ length: V }, (_, t) => `        BS[bi + ${wPos(t)}] = f16(wf[${t}
     }
     return s;
   };
+  const liveDecls = rowSkip ? Array.from({ length: MI }, (_, i) => `let live${i} = r0 + sm * ${RB}u + ${16 * i}u < r1;`).join('\n  ') : '';
   const loop = shape.db
     ? `
   ${stage('0u')}
@@ -324,6 +329,7 @@ ${prologue(v, g)}
   let sm = sg % ${wm}u;
   let sn = (sg / ${wm}u) % ${wn}u;
   ${accNames.map((c) => M.zero(c)).join('\n  ')}
+  ${liveDecls}
   ${sliceRegs(v, g)}
 ${loop}
 ${epi}}
