@@ -75,7 +75,7 @@ export { castGpu, castRef } from './kernels/cast.js';
 export { linearGpu, linearRef, LINEAR_WEIGHT_DTYPES, type LinearOptions, type LinearWeightDType } from './kernels/linear.js';
 export { routerGpu, routerRef, type RouterOptions } from './kernels/router.js';
 export { routeDecodeGpu } from './kernels/route-decode.js';
-export { groupGpu, groupDecodeGpu, groupRef, denseGroupingGpu, denseGroupingRef, uploadGrouping, type GroupOptions } from './kernels/grouping.js';
+export { groupGpu, groupDecodeGpu, groupRef, denseGroupingGpu, denseGroupingRef, DENSE_GROUPING_CONST_MAX_T, uploadGrouping, type GroupOptions } from './kernels/grouping.js';
 export { groupedGateUpGpu, groupedDownGpu, warmGroupedGemm, type GroupedGemmOptions, type GroupedGateUpOptions, type GroupedGemmWarmSpec } from './kernels/grouped-gemm.js';
 export type { FastGemmOptions } from './kernels/grouped-gemm-fast.js';
 export { groupedGateUpRef, groupedDownRef } from './kernels/grouped-gemm-ref.js';

@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
-import { GpuTensor, Recorder, BufferPool, groupGpu, groupDecodeGpu, routeDecodeGpu, routerRef, groupRef, denseGroupingGpu, denseGroupingRef, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
-import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
+import { GpuTensor, Recorder, BufferPool, groupGpu, groupDecodeGpu, routeDecodeGpu, routerRef, groupRef, denseGroupingGpu, denseGroupingRef, DENSE_GROUPING_CONST_MAX_T, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
+import { testGpu, gpuChecked, rng, randomArray, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { KINDS, makeLogits } from './router-helpers.js';
 import { withSmallGrid } from './small-grid.js';
 import { downloadDecodeGrouping, downloadGrouping } from './grouped-helpers.js';
@@ -129,23 +129,43 @@ describe('groupGpu vs groupRef', () => {
     pool.destroy();
   });
 
-  it('denseGroupingGpu matches denseGroupingRef', async (c) => {
+  /** A downloaded grouping equals denseGroupingRef(T). */
+  const expectDenseGrouping = (got: Awaited<ReturnType<typeof downloadGrouping>>, T: number) => {
+    const want = denseGroupingRef(T);
+    for (const f of ['counts', 'offsets', 'order', 'position'] as const) expect(Array.from(got[f]), `${f} T=${T}`).toEqual(Array.from(want[f]));
+  };
+
+  it('denseGroupingGpu matches denseGroupingRef: a constant of the device up to DENSE_GROUPING_CONST_MAX_T tokens (no dispatch, kept by destroy), a dispatch beyond', async (c) => {
     if (!ctx) return c.skip('no WebGPU adapter');
-    for (const T of [1, 3, 1000]) {
+    for (const T of [0, 1, 3, DENSE_GROUPING_CONST_MAX_T, DENSE_GROUPING_CONST_MAX_T + 1, 1000]) {
+      const { result: got, dispatched } = await withDispatchLog(() =>
+        gpuChecked(ctx!, async () => {
+          const rec = new Recorder(ctx!);
+          const g = denseGroupingGpu(ctx!, rec, T);
+          rec.submit();
+          expect([g.T, g.k, g.E]).toEqual([T, 1, 1]);
+          const constant = T <= DENSE_GROUPING_CONST_MAX_T;
+          g.destroy();
+          // the constant one survives its callers' destroy() and is the same object for every caller
+          if (constant) expect(denseGroupingGpu(ctx!, new Recorder(ctx!), T)).toBe(g);
+          return constant ? await downloadGrouping(g) : undefined;
+        }),
+      );
+      expect(dispatched.map((d) => d.kernel), `T=${T}`).toEqual(T <= DENSE_GROUPING_CONST_MAX_T ? [] : ['dense_grouping']);
+      if (!got) continue;
+      expectDenseGrouping(got, T);
+    }
+    // beyond the constant's range: the dispatched grouping, read before its destroy()
+    for (const T of [DENSE_GROUPING_CONST_MAX_T + 1, 1000]) {
       const got = await gpuChecked(ctx, async () => {
         const rec = new Recorder(ctx!);
         const g = denseGroupingGpu(ctx!, rec, T);
         rec.submit();
-        expect([g.T, g.k, g.E]).toEqual([T, 1, 1]);
         const d = await downloadGrouping(g);
         g.destroy();
         return d;
       });
-      const want = denseGroupingRef(T);
-      expect(Array.from(got.counts)).toEqual(Array.from(want.counts));
-      expect(Array.from(got.offsets)).toEqual(Array.from(want.offsets));
-      expect(Array.from(got.order)).toEqual(Array.from(want.order));
-      expect(Array.from(got.position)).toEqual(Array.from(want.position));
+      expectDenseGrouping(got, T);
     }
   });
 

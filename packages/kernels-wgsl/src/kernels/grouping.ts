@@ -346,10 +346,32 @@ export function groupRef(idx: Uint32Array, T: number, k: number, E: number): Gro
   return { T, k, E, counts, offsets, order, position };
 }
 
+/** Up to this many tokens a dense grouping is a constant of the device (uploaded once, no dispatch per call). */
+export const DENSE_GROUPING_CONST_MAX_T = 64;
+
+const denseConst = new WeakMap<GPUDevice, Map<number, GroupingGpu>>();
+
+/** The device's constant dense grouping of T tokens (T <= DENSE_GROUPING_CONST_MAX_T), uploaded on first use; its destroy() keeps it. */
+function constDenseGrouping(ctx: GpuContext, T: number): GroupingGpu {
+  let m = denseConst.get(ctx.device);
+  if (!m) denseConst.set(ctx.device, (m = new Map()));
+  let g = m.get(T);
+  if (!g) {
+    // freed with the device (a destroyed device's buffers go with it)
+    g = { ...uploadGrouping(ctx, denseGroupingRef(T)), destroy() {} };
+    m.set(T, g);
+  }
+  return g;
+}
+
 /**
- * Records a dense (identity) grouping of T tokens: E=1, k=1, counts [T],
+ * A dense (identity) grouping of T tokens: E=1, k=1, counts [T],
  * offsets [0, T], order = position = 0..T-1. Runs a plain MLP (e.g. a
- * shared expert) through the grouped GEMMs.
+ * shared expert) through the grouped GEMMs. Up to
+ * DENSE_GROUPING_CONST_MAX_T tokens (decode) it is the device's constant
+ * one, uploaded on first use and shared by every caller (nothing recorded;
+ * its destroy() keeps it); beyond that a dispatch writes it into buffers of
+ * the caller's (from `opts.pool`).
  *
  * @example
  * ```ts
@@ -358,6 +380,7 @@ export function groupRef(idx: Uint32Array, T: number, k: number, E: number): Gro
  */
 export function denseGroupingGpu(ctx: GpuContext, rec: Recorder, T: number, opts: GroupOptions = {}): GroupingGpu {
   if (!Number.isInteger(T) || T < 0) throw new ValueError('denseGroupingGpu T', 'an integer >= 0', T);
+  if (T <= DENSE_GROUPING_CONST_MAX_T) return constDenseGrouping(ctx, T);
   const counts = allocOutput(ctx, opts.pool, 'uint32', [1], 'group.counts');
   const offsets = allocOutput(ctx, opts.pool, 'uint32', [2], 'group.offsets');
   const order = allocOutput(ctx, opts.pool, 'uint32', [T], 'group.order');
