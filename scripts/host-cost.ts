@@ -26,6 +26,8 @@ const ctx = await createGpuContext(process.env.WEBMOE_MAX_BINDING ? { maxBinding
 const moe = await MoE.fromHuggingFace({ source: `${fixtures}/${arch}`, layer: 0, dtype: 'bfloat16', device: DeviceRef.GPU(), ctx });
 // WEBMOE_DOWN_COMBINE=fused|separate: how the decode forward ends (MoE.downCombine; set only where given, so the script runs on older commits)
 if (process.env.WEBMOE_DOWN_COMBINE) (moe as unknown as { downCombine: string }).downCombine = process.env.WEBMOE_DOWN_COMBINE;
+// WEBMOE_DECODE_SHARED=routed|separate: how the decode forward runs the shared experts (MoE.decodeShared; set only where given)
+if (process.env.WEBMOE_DECODE_SHARED) (moe as unknown as { decodeShared: string }).decodeShared = process.env.WEBMOE_DECODE_SHARED;
 const x = GpuTensor.upload(ctx, HostTensor.fromFloat32([T, moe.hiddenDim], Float32Array.from({ length: T * moe.hiddenDim }, (_, i) => Math.sin(i) * 0.5)));
 
 /** Calls of each WebGPU method (device, queue, encoder, pass) while `counting`. */

@@ -74,7 +74,7 @@ export type {
 export { castGpu, castRef } from './kernels/cast.js';
 export { linearGpu, linearRef, LINEAR_WEIGHT_DTYPES, type LinearOptions, type LinearWeightDType } from './kernels/linear.js';
 export { routerGpu, routerRef, type RouterOptions } from './kernels/router.js';
-export { routeDecodeGpu } from './kernels/route-decode.js';
+export { routeDecodeGpu, routeDecodeRef } from './kernels/route-decode.js';
 export { groupGpu, groupDecodeGpu, groupRef, denseGroupingGpu, denseGroupingRef, DENSE_GROUPING_CONST_MAX_T, uploadGrouping, type GroupOptions } from './kernels/grouping.js';
 export { groupedGateUpGpu, groupedDownGpu, warmGroupedGemm, type GroupedGemmOptions, type GroupedGateUpOptions, type GroupedGemmWarmSpec } from './kernels/grouped-gemm.js';
 export type { FastGemmOptions } from './kernels/grouped-gemm-fast.js';
@@ -92,6 +92,8 @@ export {
   createExpertStack,
   planExpertChunks,
   chunkExpertWeightsHost,
+  appendExpertStacks,
+  expertStacksAppendable,
   destroyExpertWeights,
   type ExpertDims,
   type ExpertChunkRange,
@@ -103,6 +105,6 @@ export { ACT_QUANT_GROUP, quantizeExperts, decodeExpertRow, type ExpertQuantForm
 
 // the kernel choices that the layers above share (one place: kernels/plan.ts)
 export { gatedActivationRef, type GatedActivationParams } from './kernels/activation-ref.js';
-export { planExpertGemms, useExpertGemv, useSingleExpertGemv, useGraphReplay, useFusedDecodeRouting, useCombinedDownGemv, STACK_SUBMIT_PIECES, type DownCombineChoice, type ExpertGemmChoice, type ExpertGemmShape, type FastGemmKind, type GemvPackedKernel, type SgmatXRows } from './kernels/plan.js';
+export { planExpertGemms, useExpertGemv, useSingleExpertGemv, useGraphReplay, useFusedDecodeRouting, useCombinedDownGemv, useSharedExpertSlots, STACK_SUBMIT_PIECES, type DecodeSharedChoice, type DownCombineChoice, type ExpertGemmChoice, type ExpertGemmShape, type FastGemmKind, type GemvPackedKernel, type SgmatXRows } from './kernels/plan.js';
 // the subgroup-matrix GEMM's tile shapes (GroupedGemmOptions.sgmatShape)
 export { SGMAT_SHAPES, type SgmatShape, type SgmatShapeName } from './kernels/grouped-gemm-fast-shapes.js';

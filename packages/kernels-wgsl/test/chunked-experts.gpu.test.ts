@@ -16,6 +16,7 @@ import {
   GpuTensor,
   LimitError,
   Recorder,
+  appendExpertStacks,
   chunkExpertWeightsHost,
   createGpuContext,
   destroyExpertWeights,
@@ -380,4 +381,109 @@ describe('subgroup-matrix kernel (emulated builtins) on a chunked stack: bit for
     const splitXd = await run(Math.floor((0.6 * expertBytes(w)) / 4) * 4, 'direct');
     expectSameBits(splitXd.y, baseXd.y, 'emulated subgroup-matrix, f16 x rows loaded directly, split experts');
   }, 900_000);
+});
+
+describe('appendExpertStacks: shared experts after the routed ones, without a copy', () => {
+  /** Host containers a and b concatenated along the experts (the stack the appended view stands for). */
+  const concatHost = (a: ExpertWeightsHost, b: ExpertWeightsHost): ExpertWeightsHost => {
+    const out: Record<string, unknown> = { ...a };
+    for (const [field, t] of Object.entries(a)) {
+      if (!(t instanceof HostTensor)) continue;
+      const u = (b as unknown as Record<string, HostTensor>)[field];
+      const data = new (t.data.constructor as new (n: number) => typeof t.data)(t.data.length + u.data.length);
+      data.set(t.data as never);
+      data.set(u.data as never, t.data.length);
+      out[field] = new HostTensor(t.dtype, [t.shape[0] + u.shape[0], ...t.shape.slice(1)], data);
+    }
+    return out as ExpertWeightsHost;
+  };
+  const cases: Fmt[] = [FORMATS[1], FORMATS[3], FORMATS[7]];
+  for (const f of cases) {
+    for (const split of [false, true]) {
+      it(`${f.name}${split ? ', the routed stack chunked with an expert cut in two' : ''}: the decode GEMVs over routed + shared equal those over one stack of E + 1 experts, bit for bit`, async (t) => {
+        if (!ctx) return t.skip('no WebGPU adapter');
+        const cx = ctx;
+        const r = rng(77 + (split ? 1 : 0));
+        const act: ExpertActivation = { kind: 'silu', layout: 'concat' };
+        const [guA, guB] = [f.make(randomArray(r, E * 2 * I * H, -0.3, 0.3), E, 2 * I, H), f.make(randomArray(r, 2 * I * H, -0.3, 0.3), 1, 2 * I, H)];
+        const [dnA, dnB] = [f.make(randomArray(r, E * H * I, -0.3, 0.3), E, H, I), f.make(randomArray(r, H * I, -0.3, 0.3), 1, H, I)];
+        const [gu, dn] = [concatHost(guA, guB), concatHost(dnA, dnB)];
+        // T = 3 tokens: k = 2 routed experts each, then the shared expert (expert E) in slot 3
+        const T = 3;
+        const routed = randomIdx(r, T, k, E);
+        const idx = new Uint32Array(T * (k + 1));
+        for (let tk = 0; tk < T; tk++) {
+          idx.set(routed.subarray(tk * k, (tk + 1) * k), tk * (k + 1));
+          idx[tk * (k + 1) + k] = E;
+        }
+        const g = hostGrouping(idx, T, k + 1, E + 1);
+        const x = randomArray(r, T * H);
+        const hRef = groupedGateUpRef(x, g, gu, undefined, act);
+        const yRef = groupedDownRef(hRef, g, dn, undefined);
+        // cpd: chunks per GEMV dispatch (1: a dispatch per chunk, as on software adapters; 4: a GPU's, both stacks in one)
+        const run = (appended: boolean, cpd?: number) =>
+          withDispatchLog(() => gpuChecked(cx, async () => {
+            const gg = uploadGrouping(cx, g);
+            const ws: ExpertStackGpu[] = [];
+            const stack = (a: ExpertWeightsHost, b: ExpertWeightsHost, whole: ExpertWeightsHost, layout: 'concat' | 'rows') => {
+              if (!appended) return ws[ws.push(uploadExpertWeights(cx, whole)) - 1];
+              const wa = uploadExpertStack(cx, a, { layout, maxBindingBytes: split ? limits(a).split : undefined }).weights;
+              const wb = uploadExpertWeights(cx, b);
+              ws.push(wa, wb);
+              if (split) expect(wa.kind, 'the routed stack is chunked').toBe('chunked');
+              const w = appendExpertStacks(wa, wb, layout);
+              expect([w.E, w.chunks.at(-1)!.e0, w.chunks.at(-1)!.experts]).toEqual([E + 1, E, 1]);
+              return w;
+            };
+            const up = stack(guA, guB, gu, 'concat');
+            const down = stack(dnA, dnB, dn, 'rows');
+            const xg = GpuTensor.upload(cx, new HostTensor('float32', [T, H], x));
+            const rec = new Recorder(cx);
+            const h = gemvGateUpGpu(cx, rec, xg, gg, up, act, { chunksPerDispatch: cpd });
+            const y = gemvDownGpu(cx, rec, h, gg, down, { chunksPerDispatch: cpd });
+            rec.submit();
+            const out = { h: (await h.download()).toFloat32(), y: (await y.download()).toFloat32() };
+            for (const b of [xg, h, y]) b.destroy();
+            for (const w of ws) destroyExpertWeights(w);
+            gg.destroy();
+            return out;
+          }));
+        const { result: one } = await run(false);
+        expect(relErr(one.h, hRef), 'one stack: h vs reference').toBeLessThan(2e-5);
+        expect(relErr(one.y, yRef), 'one stack: y vs reference').toBeLessThan(2e-5);
+        for (const cpd of [1, 4]) {
+          const { result: two, dispatched } = await run(true, cpd);
+          expectSameBits(two.h, one.h, `appended h, ${cpd} chunk(s) per dispatch`);
+          expectSameBits(two.y, one.y, `appended y, ${cpd} chunk(s) per dispatch`);
+          const gemvs = dispatched.filter((d) => d.kernel === 'moe_gemv');
+          if (cpd === 4 && !split) expect(gemvs.map((d) => d.variant.chunks), 'gate_up and down: both stacks in one dispatch each').toEqual([2, 2]);
+          if (cpd === 1) expect(gemvs.every((d) => d.variant.chunks === undefined), 'one chunk per dispatch').toBe(true);
+        }
+      }, 600_000);
+    }
+  }
+
+  it('refuses stacks of another format, block, shape or bias: a typed error naming the stack', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const r = rng(5);
+    const up = (f: Fmt | ExpertQuantFormat, e: number, rows: number, cols: number) =>
+      uploadExpertWeights(ctx!, 'make' in f ? f.make(randomArray(r, e * rows * cols), e, rows, cols) : quantizeExperts(randomArray(r, e * rows * cols), e, rows, cols, f));
+    const a = up(FORMATS[3], E, 2 * I, H);
+    const made: ExpertStackGpu[] = [a];
+    const bad: [ExpertStackGpu, RegExp][] = [
+      [up(FORMATS[1], 1, 2 * I, H), /format/],
+      [up({ kind: 'fp8_block', block: [16, 16] }, 1, 2 * I, H), /format/],
+      [up(FORMATS[3], 1, 2 * I, H + 32), /rows, cols/],
+    ];
+    for (const [b, msg] of bad) {
+      made.push(b);
+      expect(() => appendExpertStacks(a, b, 'concat')).toThrow(msg);
+    }
+    const withBias = uploadExpertStack(ctx, FORMATS[1].make(randomArray(r, E * 2 * I * H), E, 2 * I, H), { layout: 'concat', bias: HostTensor.fromFloat32([E, 2 * I], randomArray(r, E * 2 * I)), maxBindingBytes: 4 * 2 * I * H * 2 });
+    const plain = up(FORMATS[1], 1, 2 * I, H);
+    made.push(withBias.weights, plain);
+    expect(withBias.weights.kind).toBe('chunked');
+    expect(() => appendExpertStacks(withBias.weights, plain, 'concat')).toThrow(ValueError);
+    for (const w of made) destroyExpertWeights(w);
+  });
 });

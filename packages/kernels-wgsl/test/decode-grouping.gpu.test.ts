@@ -199,7 +199,7 @@ describe('route_decode and group_decode within WebGPU default limits', () => {
       expect(err?.message, `${kernel.name} ${JSON.stringify(v)}`).toBeUndefined();
     };
     // each router variant with group_decode (several tokens) and with the one-token grouping in workgroup memory
-    for (const v of variants) for (const one of [false, true]) await compile(routeDecodeKernel, { ...v, one });
+    for (const v of variants) for (const one of [false, true]) for (const ns of [0, 1]) await compile(routeDecodeKernel, { ...v, one, ...(ns ? { ns } : {}) });
     await compile(groupDecodeKernel, {});
     device.destroy();
   });

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
-import { GpuTensor, Recorder, BufferPool, groupGpu, groupDecodeGpu, routeDecodeGpu, routerRef, groupRef, denseGroupingGpu, denseGroupingRef, DENSE_GROUPING_CONST_MAX_T, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
+import { GpuTensor, Recorder, BufferPool, groupGpu, groupDecodeGpu, routeDecodeGpu, routerRef, groupRef, denseGroupingGpu, denseGroupingRef, DENSE_GROUPING_CONST_MAX_T, routeDecodeRef, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { KINDS, makeLogits } from './router-helpers.js';
 import { withSmallGrid } from './small-grid.js';
@@ -252,7 +252,21 @@ describe('groupDecodeGpu (one dispatch: grouping + active experts) vs groupRef',
   }
 });
 
-describe('routeDecodeGpu (routing and decode grouping in one dispatch) vs routerRef + groupRef', () => {
+describe('routeDecodeGpu (routing and decode grouping in one dispatch, with and without shared experts appended) vs routerRef + groupRef', () => {
+  it('shared experts past the slot limit (topK + shared > 32) or not a whole number: a ValueError before anything is recorded or allocated', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const gl = GpuTensor.upload(ctx, HostTensor.fromFloat32([1, 40], new Float32Array(40)));
+    const pool = new BufferPool(ctx);
+    const rec = new Recorder(ctx);
+    const p: RouterParams = { kind: 'softmax_topk', numExperts: 40, topK: 8, normTopkProb: false };
+    const { dispatched } = await withDispatchLog(async () => {
+      for (const ns of [25, 1.5, -1]) expect(() => routeDecodeGpu(ctx!, rec, gl, p, 16, 16, { pool, sharedExperts: ns }), `sharedExperts ${ns}`).toThrow(ValueError);
+    });
+    expect(dispatched).toEqual([]);
+    expect(pool.liveCount).toBe(0);
+    gl.destroy();
+    pool.destroy();
+  });
   // tokens below, at and past one, experts below and above the 256-lane workgroup, grouped and ungrouped routers
   const CASES = [
     { T: 1, E: 8, k: 2, nGroup: 4, topkGroup: 2 },
@@ -267,7 +281,8 @@ describe('routeDecodeGpu (routing and decode grouping in one dispatch) vs router
       if (!ctx) return c.skip('no WebGPU adapter');
       const pool = new BufferPool(ctx);
       const r = rng(kc.kind.length * 17 + (kc.norm ? 5 : 0) + (kc.cb ? 2 : 0));
-      for (const cs of CASES) {
+      // ns: the shared experts appended as always-selected experts E.. (0: plain routing)
+      for (const cs of CASES) for (const ns of [0, 1, 2]) {
         const p: RouterParams = { kind: kc.kind, numExperts: cs.E, topK: cs.k, normTopkProb: kc.norm, routedScalingFactor: kc.scale };
         if (kc.kind === 'sigmoid_grouped') Object.assign(p, { nGroup: cs.nGroup, topkGroup: cs.topkGroup });
         const cb = kc.cb ? randomArray(r, cs.E, -0.5, 0.5) : undefined;
@@ -278,20 +293,30 @@ describe('routeDecodeGpu (routing and decode grouping in one dispatch) vs router
           const gl = GpuTensor.upload(ctx!, HostTensor.fromFloat32([cs.T, cs.E], logits));
           const gcb = cb ? GpuTensor.upload(ctx!, HostTensor.fromFloat32([cs.E], cb)) : undefined;
           const rec = new Recorder(ctx!);
-          const out = routeDecodeGpu(ctx!, rec, gl, p, nGateUp, nDown, { pool, correctionBias: gcb });
+          const out = routeDecodeGpu(ctx!, rec, gl, p, nGateUp, nDown, { pool, correctionBias: gcb, ...(ns ? { sharedExperts: ns } : {}) });
+          expect([out.grouping.T, out.grouping.k, out.grouping.E, ...out.routing.idx.shape]).toEqual([cs.T, cs.k + ns, cs.E + ns, cs.T, cs.k + ns]);
           const dec = await downloadDecodeGrouping(ctx!, rec, out.grouping, out.active);
           const res = { ...dec, idx: (await out.routing.idx.download()).data as Uint32Array, weights: (await out.routing.weights.download()).data as Float32Array };
           for (const t of [gl, gcb, out.routing.idx, out.routing.weights]) t?.destroy();
           out.grouping.destroy();
           return res;
         });
-        const msg = `${kc.kind} T=${cs.T} E=${cs.E} k=${cs.k}`;
-        const want = routerRef(logits, cs.T, p, cb);
+        const msg = `${kc.kind} T=${cs.T} E=${cs.E} k=${cs.k} shared=${ns}`;
+        const routed = routerRef(logits, cs.T, p, cb);
+        const want = routeDecodeRef(routed, cs.T, cs.k, cs.E, ns);
+        // by hand: each token's slots k.. are the shared experts E.. at weight 1, after its routed slots
+        for (let t = 0; t < cs.T; t++) {
+          for (let s = 0; s < ns; s++) {
+            expect(got.idx[t * (cs.k + ns) + cs.k + s], `${msg} token ${t} shared slot ${s}`).toBe(cs.E + s);
+            expect(got.weights[t * (cs.k + ns) + cs.k + s], `${msg} token ${t} shared weight ${s}`).toBe(1);
+          }
+          expect(Array.from(got.idx.subarray(t * (cs.k + ns), t * (cs.k + ns) + cs.k)), `${msg} token ${t} routed slots`).toEqual(Array.from(routed.idx.subarray(t * cs.k, (t + 1) * cs.k)));
+        }
         expect(Array.from(got.idx), `${msg} idx`).toEqual(Array.from(want.idx));
         for (let i = 0; i < want.weights.length; i++) {
           expect(Math.abs(got.weights[i] - want.weights[i]), `${msg} weight ${i}`).toBeLessThanOrEqual(2e-6 * Math.max(Math.abs(want.weights[i]), 1e-30));
         }
-        checkDecode(got, want.idx, cs.T, cs.k, cs.E, nGateUp, nDown, msg);
+        checkDecode(got, want.idx, cs.T, cs.k + ns, cs.E + ns, nGateUp, nDown, msg);
       }
       expect(pool.liveCount).toBe(0);
       pool.destroy();

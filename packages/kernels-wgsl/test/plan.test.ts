@@ -1,7 +1,7 @@
 // The kernel planner (src/kernels/plan.ts): the crossovers as documented, at and around each boundary.
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
-import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, planExpertGemms, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
+import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, useSharedExpertSlots, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, planExpertGemms, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
 import { SGMAT_SHAPES, sgmatLayout, sgmatScalarTwin, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast-shapes.js';
 
 describe('kernel planner', () => {
@@ -51,6 +51,14 @@ describe('kernel planner', () => {
     expect(useCombinedDownGemv(64, 'fused', false)).toBe(true);
     expect(useCombinedDownGemv(1, 'separate', true)).toBe(false);
     expect(() => useCombinedDownGemv(1, 'both' as never, true)).toThrow(ValueError);
+  });
+  it('shared experts in the routed GEMVs: forced or refused for the fused routing\'s tokens only; by default where a GEMV dispatch binds several chunks (GPUs)', () => {
+    const Tmax = KERNEL_CROSSOVERS.fusedRoutingMaxTokens;
+    expect([1, Tmax, Tmax + 1].map((T) => useSharedExpertSlots(T, 'routed', true))).toEqual([true, true, false]);
+    expect([1, Tmax, Tmax + 1].map((T) => useSharedExpertSlots(T, 'auto', false))).toEqual([true, true, false]);
+    expect(useSharedExpertSlots(1, 'auto', true)).toBe(false);
+    expect(useSharedExpertSlots(1, 'separate', false)).toBe(false);
+    expect(() => useSharedExpertSlots(1, 'fused' as never, false)).toThrow(ValueError);
   });
   it('fast GEMMs: 8 rows per expert on the subgroup-matrix kernel, 64 on the FMA kernels', () => {
     expect(KERNEL_CROSSOVERS.fastMinRowsPerExpert).toEqual({ 'subgroup-matrix': 8, f16: 64, f32: 64 });

@@ -6,7 +6,7 @@
  * entry and the code that constructs a MoE imports moe.ts.
  */
 import type { HostTensor } from '@webmoe/tensor';
-import type { BufferPool, DownCombineChoice, ExpertActivation, GpuTensor, Recorder } from '@webmoe/kernels-wgsl';
+import type { BufferPool, DecodeSharedChoice, DownCombineChoice, ExpertActivation, GpuTensor, Recorder } from '@webmoe/kernels-wgsl';
 import type { Linear, MLP, Module } from '@webmoe/nn';
 import type { MoEGate } from './gates.js';
 import type { MoEOptions, MoEOutput } from './moe-options.js';
@@ -50,6 +50,8 @@ export interface MoELayer extends Module {
   readonly expertKernels: 'auto' | 'gemv' | 'grouped';
   /** How a decode forward on the GEMVs ends: the down GEMV with the combine in it, or then the combine ('auto': the planner's choice). */
   readonly downCombine: DownCombineChoice;
+  /** How a decode forward on the GEMVs runs the shared experts: in the routed GEMVs ('routed'), in their own ('separate'), or the planner's choice ('auto'). */
+  readonly decodeShared: DecodeSharedChoice;
   /** How the subgroup-matrix prefill GEMMs read packed (or bf16) experts: decoded to f16 first ('on'), at staging ('off'), or the planner's choice ('auto'). */
   readonly prefillDequant: PrefillDequantChoice;
   /** The grouped GEMMs' activation-quantiser options for the layer's experts. */

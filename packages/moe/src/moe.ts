@@ -10,6 +10,7 @@ import {
   useGraphReplay,
   ForwardGraphs,
   checkOutput,
+  type DecodeSharedChoice,
   type DownCombineChoice,
   type ExpertActivation,
   type ExpertStackGpu,
@@ -164,6 +165,23 @@ export class MoE extends Module implements MoELayer {
     this.combineChoice = this.kernelSetting('downCombine', v, ['auto', 'fused', 'separate'], this.combineChoice);
   }
   private combineChoice: DownCombineChoice = 'auto';
+  /**
+   * How a decode forward on the GEMVs runs the shared experts: 'routed', as always-selected experts in the routed
+   * experts' GEMVs (each token's k routed slots and one slot of the shared expert at weight 1; its weights stream in
+   * the same dispatches, no GEMVs of its own); 'separate', in GEMVs of their own; 'auto' (default), kernels-wgsl's
+   * `useSharedExpertSlots` (GPUs, where a GEMV dispatch binds both stacks; not software adapters). Only where the
+   * layer allows it: shared experts in the routed experts' format and width (DeepSeek-V3, Kimi-K2, Llama 4: one
+   * shared expert), SiLU experts without biases, no shared-expert gate, the decode routing of few tokens; elsewhere
+   * the shared experts keep their own GEMVs. Results agree to f32 rounding (the shared expert summed among the
+   * slots). Setting another value frees the captured forward graphs.
+   */
+  get decodeShared(): DecodeSharedChoice {
+    return this.sharedChoice;
+  }
+  set decodeShared(v: DecodeSharedChoice) {
+    this.sharedChoice = this.kernelSetting('decodeShared', v, ['auto', 'routed', 'separate'], this.sharedChoice);
+  }
+  private sharedChoice: DecodeSharedChoice = 'auto';
   /**
    * How the prefill GEMMs on the subgroup-matrix kernel read packed (or bf16) experts: 'on', decoded to f16 first, a
    * range of experts at a time into a scratch buffer of at most 512 MiB, then multiplied; 'off', decoded in the
@@ -412,7 +430,7 @@ export class MoE extends Module implements MoELayer {
    */
   record(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[], w: ExpertWeightSet<ExpertStackGpu> = this.stacked.gpuWeights()): GpuTensor {
     this.checkNotEPShard('MoE.record');
-    return runMoEForward(this, gpuStages(this, { rec, pool, scratch }, w), x);
+    return runMoEForward(this, gpuStages(this, { rec, pool, scratch, wholeLayer: true }, w), x);
   }
 
   /**

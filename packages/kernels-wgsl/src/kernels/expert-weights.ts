@@ -383,6 +383,51 @@ export function expertChunkList<T extends Shaped>(w: ExpertStackGpu, bias: T | u
   return [...w.chunks];
 }
 
+/** A plain container's format apart from its shapes: kind, dtypes and block parameters (what a kernel variant and its scale indexing depend on). */
+function containerFormat(w: ExpertWeightsGpu): string {
+  const dts = slots(w).map((x) => `${x.field}:${x.t.dtype}`).join(' ');
+  const blocks = w.kind === 'fp8_block' ? ` block ${w.block.join('x')}` : w.kind === 'int_block' ? ` int${w.bits} block ${w.blockSize}` : '';
+  return `${w.kind} ${dts}${blocks}`;
+}
+
+/**
+ * The experts of stack `a` followed by those of `b` as one chunked stack of a.E + b.E experts, without a copy:
+ * the chunks of both (a plain container is one chunk), b's renumbered after a's. Both in the same format (kind,
+ * dtypes, blocks), rows and cols, with biases on both or neither (a typed error naming `what` otherwise). How a
+ * layer's shared experts join its routed ones in the decode GEMVs (routeDecodeGpu's `sharedExperts`).
+ * @example `const w = appendExpertStacks(routed.gateUp, shared.gateUp, 'concat')`
+ */
+export function appendExpertStacks(a: ExpertStackGpu, b: ExpertStackGpu, layout: ExpertRowLayout, what = 'appendExpertStacks'): ChunkedExpertWeightsGpu {
+  const ca = expertChunkList<GpuTensor>(a, undefined, `${what} first stack`, layout);
+  const cb = expertChunkList<GpuTensor>(b, undefined, `${what} second stack`, layout);
+  const fa = containerFormat(ca[0].w);
+  for (const c of cb) {
+    const f = containerFormat(c.w);
+    if (f !== fa) throw new ValueError(`${what} second stack format`, fa, f);
+  }
+  const da = expertDims(a, `${what} first stack`);
+  const db = expertDims(b, `${what} second stack`);
+  if (db.rows !== da.rows || db.cols !== da.cols) throw new ShapeError(`${what} second stack [E, rows, cols]`, [db.E, da.rows, da.cols], [db.E, db.rows, db.cols]);
+  const out: ChunkedExpertWeightsGpu = { kind: 'chunked', E: da.E + db.E, rows: da.rows, cols: da.cols, layout, chunks: [...ca, ...cb.map((c) => ({ ...c, e0: c.e0 + da.E }))] };
+  chunkedDims(out, what);
+  return out;
+}
+
+/**
+ * Whether {@link appendExpertStacks} takes stacks `a` and `b` (same format, rows and cols; biases on both or
+ * neither): the one place its rules are asked without an error.
+ * @example `if (expertStacksAppendable(routed.down, shared.down, 'rows')) w = appendExpertStacks(routed.down, shared.down, 'rows')`
+ */
+export function expertStacksAppendable(a: ExpertStackGpu, b: ExpertStackGpu, layout: ExpertRowLayout): boolean {
+  try {
+    appendExpertStacks(a, b, layout);
+    return true;
+  } catch (e) {
+    if (e instanceof ValueError || e instanceof ShapeError || e instanceof DTypeError) return false;
+    throw e;
+  }
+}
+
 /**
  * GPU bytes an expert weight container holds: packed weight codes and
  * (for quantized kinds) their scales (int_block zero points count as

@@ -133,35 +133,39 @@ export const GROUP_DECODE_UNIFORMS = uniformFields('u32', 'n', 'E', 'nbx0', 'nbx
 
 /**
  * WGSL `fn active_tail(li: u32, na: u32)`: the rest of the decode GEMVs' active-expert list once its first `na`
- * entries are written (NO_EXPERT up to E) and, from lane 0, the GEMVs' indirect args (gate_up's output blocks x na
+ * entries are written (NO_EXPERT up to the experts `E`, a WGSL expression) and, from lane 0, the GEMVs' indirect args (gate_up's output blocks x na
  * experts, then down's). Part of GROUP_DECODE_WGSL; route_decode's one-token grouping uses it too.
  */
-export const ACTIVE_TAIL_WGSL = /* wgsl */ `
+export function activeTailWgsl(E = 'u.E'): string {
+  return /* wgsl */ `
 fn active_tail(li: u32, na: u32) {
   if (li == 0u) { ARGS[0] = u.nbx0; ARGS[1] = na; ARGS[2] = 1u; ARGS[3] = u.nbx1; ARGS[4] = na; ARGS[5] = 1u; }
-  for (var i = na + li; i < u.E; i += ${WG}u) { ACT[i] = ${NO_EXPERT}u; }
+  for (var i = na + li; i < ${E}; i += ${WG}u) { ACT[i] = ${NO_EXPERT}u; }
 }
 `;
+}
 
 /**
  * WGSL of the decode grouping in one workgroup of ${WG}: workgroup arrays and
  * `fn group_decode(li: u32)` (call from uniform control flow), over the
  * bindings of {@link groupDecodeBindings} and the uniforms `n` (pairs),
- * `E`, `nbx0`, `nbx1` (the GEMVs' output blocks, for the indirect args).
+ * `E`, `nbx0`, `nbx1` (the GEMVs' output blocks, for the indirect args);
+ * `E`: the experts as a WGSL expression (route_decode with shared experts: `(u.E + ns)`).
  */
-export const GROUP_DECODE_WGSL = /* wgsl */ `${ACTIVE_TAIL_WGSL}
+export function groupDecodeWgsl(E = 'u.E'): string {
+  return /* wgsl */ `${activeTailWgsl(E)}
 var<workgroup> part: array<u32, ${WG}>;
 var<workgroup> partAct: array<u32, ${WG}>;
 fn group_decode(li: u32) {
-  for (var e = li; e < u.E; e += ${WG}u) { atomicStore(&C[e], 0u); }
+  for (var e = li; e < ${E}; e += ${WG}u) { atomicStore(&C[e], 0u); }
   storageBarrier();
-  for (var p = li; p < u.n; p += ${WG}u) { let e = IDX[p]; if (e < u.E) { atomicAdd(&C[e], 1u); } }
+  for (var p = li; p < u.n; p += ${WG}u) { let e = IDX[p]; if (e < ${E}) { atomicAdd(&C[e], 1u); } }
   storageBarrier();
   // exclusive scans over E of the counts and of the active flags: ${WG} segments, then a parallel
   // (Hillis-Steele) scan of the segment sums in workgroup memory
-  let seg = (u.E + ${WG - 1}u) / ${WG}u;
-  let e0 = min(li * seg, u.E);
-  let e1 = min(e0 + seg, u.E);
+  let seg = (${E} + ${WG - 1}u) / ${WG}u;
+  let e0 = min(li * seg, ${E});
+  let e1 = min(e0 + seg, ${E});
   var s = 0u;
   var act = 0u;
   for (var e = e0; e < e1; e++) { let c = atomicLoad(&C[e]); s += c; act += select(0u, 1u, c > 0u); }
@@ -171,7 +175,7 @@ fn group_decode(li: u32) {
 ${inclusiveScanWgsl(['part', 'partAct'])}
   // inclusive -> exclusive
   var run = part[li] - s;
-  if (li == ${WG - 1}u) { OFF[u.E] = part[li]; }
+  if (li == ${WG - 1}u) { OFF[${E}] = part[li]; }
   for (var e = e0; e < e1; e++) { OFF[e] = run; atomicStore(&CUR[e], run); run += atomicLoad(&C[e]); }
   let na = partAct[${WG - 1}u];
   var a = partAct[li] - act;
@@ -180,10 +184,11 @@ ${inclusiveScanWgsl(['part', 'partAct'])}
   storageBarrier();
   for (var p = li; p < u.n; p += ${WG}u) {
     let e = IDX[p];
-    if (e < u.E) { let slot = atomicAdd(&CUR[e], 1u); ORD[slot] = p; POS[p] = slot; }
+    if (e < ${E}) { let slot = atomicAdd(&CUR[e], 1u); ORD[slot] = p; POS[p] = slot; }
   }
 }
 `;
+}
 
 /**
  * The decode forward's whole grouping in one single-workgroup dispatch
@@ -198,7 +203,7 @@ ${inclusiveScanWgsl(['part', 'partAct'])}
 export const groupDecodeKernel = defineKernel<Record<string, never>>(
   'group_decode',
   () => /* wgsl */ `
-${GROUP_DECODE_WGSL}
+${groupDecodeWgsl()}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) li: u32) {
   group_decode(li);

@@ -235,6 +235,28 @@ export function useCombinedDownGemv(T: number, choice: DownCombineChoice, softwa
   return choice === 'auto' ? T <= KERNEL_CROSSOVERS.combinedDownMaxTokens[softwareAdapter ? 'software' : 'gpu'] : choice === 'fused';
 }
 
+/**
+ * How a decode forward runs a layer's shared experts: as always-selected experts in the routed experts' GEMVs
+ * ('routed': routeDecodeGpu's `sharedExperts`, the stacks joined by appendExpertStacks), in GEMVs of their own
+ * ('separate'), or the planner's choice ('auto').
+ */
+export type DecodeSharedChoice = 'auto' | 'routed' | 'separate';
+
+/**
+ * Whether a decode forward of T tokens (where its layer allows it: shared experts in the routed experts' format and
+ * width, ungated) runs the shared experts in the routed GEMVs: only for the T the fused routing takes
+ * (useFusedDecodeRouting); 'routed' then, 'separate' never; 'auto' where a GEMV dispatch binds several chunks
+ * (gemvChunksPerDispatch: GPUs, not software adapters, where the joined stack's second chunk would cost a dispatch
+ * per GEMV). On a GPU the shared experts' two GEMVs are no longer dispatches of their own: their weights stream in
+ * the routed GEMVs' dispatches (not yet measured on the H200: docs/PERF-NOTES.md).
+ * @example `useSharedExpertSlots(1, 'auto', false) // true`
+ */
+export function useSharedExpertSlots(T: number, choice: DecodeSharedChoice, softwareAdapter: boolean): boolean {
+  if (choice !== 'auto' && choice !== 'routed' && choice !== 'separate') throw new ValueError('decode shared-experts choice', "'auto' | 'routed' | 'separate'", choice);
+  if (choice === 'separate' || !useFusedDecodeRouting(T)) return false;
+  return choice === 'routed' || gemvChunksPerDispatch(softwareAdapter) > 1;
+}
+
 /** Whether a single expert (shared experts, nn's MLP) over T tokens takes the decode GEMVs. */
 export function useSingleExpertGemv(T: number): boolean {
   return T <= KERNEL_CROSSOVERS.gemvMaxTokens;

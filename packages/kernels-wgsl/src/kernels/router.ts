@@ -29,8 +29,11 @@ export const ROUTER_MAX_GROUPS = 256;
 
 const ROUTER_KINDS: readonly RouterKind[] = ['raw_topk', 'softmax_topk', 'topk_softmax', 'sigmoid_grouped', 'sigmoid_topk'];
 
-/** Variant of the router kernel. */
-export type RouterVariant = { kind: RouterKind; norm: boolean; cbias: boolean };
+/**
+ * Variant of the router kernel. `ns` (route_decode only): each token's k routed slots are followed by ns slots of the
+ * experts E..E+ns-1 with weight 1 (the shared experts run as always-selected experts), so IDX / WT are [T, k + ns].
+ */
+export type RouterVariant = { kind: RouterKind; norm: boolean; cbias: boolean; ns?: number };
 
 const WG = 256;
 
@@ -48,10 +51,13 @@ export const ROUTER_UNIFORMS: readonly UniformField[] = [...uniformFields('u32',
 /**
  * WGSL that routes one token: module-scope workgroup arrays and helpers, and
  * `fn route_token(t: u32, li: u32)` (256 invocations; it has barriers, so call
- * it from uniform control flow), which writes IDX[t*k..] and WT[t*k..]. The
+ * it from uniform control flow), which writes IDX[t*kw..] and WT[t*kw..] (kw = k, or k + v.ns). The
  * bindings ({@link routerBindings}) and the uniforms ({@link ROUTER_UNIFORMS}) are the caller's.
  */
 export function routeTokenWgsl(v: RouterVariant): string {
+  // slots per token written: the k routed, then (route_decode with shared experts) ns more
+  const ns = v.ns ?? 0;
+  const kw = ns ? `(u.k + ${ns}u)` : 'u.k';
   const grouped = v.kind === 'sigmoid_grouped';
   const scoreInit = grouped ? `sc[e >> 2u][e & 3u] = bitcast<u32>(sigmoid(l)${v.cbias ? ' + CB[e]' : ''});` : `sc[e >> 2u][e & 3u] = bitcast<u32>(l);`;
   const softmaxStats =
@@ -209,8 +215,19 @@ fn route_token(t: u32, li: u32) {
   if (li < u.k) {
     ${divisor ? `var ws = 0.0;
     for (var j = 0u; j < u.k; j++) { ws = ws + wsel[j]; }
-    ` : ''}IDX[t * u.k + li] = sel[li];
-    WT[t * u.k + li] = ${divisor ? `(wsel[li] / ${divisor})` : 'wsel[li]'} * u.scale;
+    ` : ''}IDX[t * ${kw} + li] = sel[li];
+    WT[t * ${kw} + li] = ${divisor ? `(wsel[li] / ${divisor})` : 'wsel[li]'} * u.scale;
+  }${
+    ns
+      ? `
+  // the shared experts' slots after the routed ones: experts E.., weight 1 (not scaled: they are not routed)
+  if (li >= u.k && li < ${kw}) {
+    let s = u.E + li - u.k;
+    sel[li] = s;
+    IDX[t * ${kw} + li] = s;
+    WT[t * ${kw} + li] = 1.0;
+  }`
+      : ''
   }
   workgroupBarrier(); // sel and the score arrays are free for the next token
 }
@@ -300,7 +317,7 @@ export interface PreparedRouting {
  * (typed errors naming `what`, before anything is allocated), then
  * allocates the routing outputs idx uint32 [T, k] and weights float32 [T, k].
  */
-export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor, params: RouterParams, opts: RouterOptions): PreparedRouting {
+export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor, params: RouterParams, opts: RouterOptions, ns = 0): PreparedRouting {
   expectLive(what, { logits, correctionBias: opts.correctionBias });
   if (logits.dtype !== 'float32') throw new DTypeError(`${what} logits`, 'float32', logits.dtype);
   const [T, E] = expect2d(`${what} logits [T, E]`, logits.shape);
@@ -312,8 +329,9 @@ export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor,
     if (cb.size !== E || cb.shape.length !== 1) throw new ShapeError(`${what} correctionBias`, [E], cb.shape);
   }
   const k = params.topK;
-  const idx = allocOutput(ctx, opts.pool, 'uint32', [T, k], 'router.idx');
-  const weights = allocOutput(ctx, opts.pool, 'float32', [T, k], 'router.weights');
+  if (!(Number.isInteger(ns) && ns >= 0 && k + ns <= ROUTER_MAX_TOPK)) throw new ValueError(`${what} shared experts`, `an integer >= 0 with topK + it <= ${ROUTER_MAX_TOPK}`, ns);
+  const idx = allocOutput(ctx, opts.pool, 'uint32', [T, k + ns], 'router.idx');
+  const weights = allocOutput(ctx, opts.pool, 'float32', [T, k + ns], 'router.weights');
   const bind: Record<string, GPUBuffer> = { L: logits.buffer, IDX: idx.buffer, WT: weights.buffer };
   if (cb) bind.CB = cb.buffer;
   return {
@@ -321,7 +339,7 @@ export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor,
     E,
     k,
     routing: { idx, weights },
-    variant: { kind: params.kind, norm: params.normTopkProb && (params.kind === 'softmax_topk' || params.kind === 'sigmoid_grouped'), cbias: !!cb },
+    variant: { kind: params.kind, norm: params.normTopkProb && (params.kind === 'softmax_topk' || params.kind === 'sigmoid_grouped'), cbias: !!cb, ...(ns ? { ns } : {}) },
     bind,
     params: { T, E, k, nGroup, topkGroup, scale: params.routedScalingFactor ?? 1 },
   };

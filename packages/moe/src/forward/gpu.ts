@@ -4,10 +4,12 @@
  * decides between the decode GEMVs and the grouped GEMMs.
  */
 import {
+  appendExpertStacks,
   checkBufferSize,
   combineGpu,
   gpuByteLength,
   denseGroupingGpu,
+  expertStacksAppendable,
   gemvCombineSupports,
   gemvDownCombineGpu,
   gemvDownGpu,
@@ -23,6 +25,7 @@ import {
   routeDecodeGpu,
   useCombinedDownGemv,
   useFusedDecodeRouting,
+  useSharedExpertSlots,
   type ActiveExperts,
   type BufferPool,
   type ExpertActivation,
@@ -34,6 +37,7 @@ import {
 } from '@webmoe/kernels-wgsl';
 import type { MoELayer } from '../layer.js';
 import type { ExpertWeightSet } from '../stacked-experts.js';
+import type { SharedExperts } from '../expert-store.js';
 import { expertBiasGpu } from '../expert-stacks.js';
 import { SHARED_EXPERT_ACTIVATION, type ForwardStep, type MoEStages } from './stages.js';
 
@@ -48,6 +52,11 @@ export interface GpuStageRun {
    * routed-experts stage reports 'gate_up' and 'down'.
    */
   onStep?: (step: ForwardStep) => void;
+  /**
+   * The run records the whole layer on its device, route to combine (MoE.record; not a shard's stages): the
+   * stages may then join the shared experts to the routed ones (MoE.decodeShared).
+   */
+  wholeLayer?: boolean;
 }
 
 /** A forward's grouping on the GPU, with the expert GEMMs the planner chose for it (the decode GEMVs reuse the decode grouping's active-expert list). */
@@ -117,14 +126,16 @@ function planGemms(layer: MoELayer, w: ExpertWeightSet<ExpertStackGpu>, T: numbe
 export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: ExpertWeightSet<ExpertStackGpu>): MoEStages<GpuTensor, RoutingGpu, GroupedRowsGpu> {
   const ctx = layer.ctx!;
   let w = routedWeights; // read on first use: the shared-experts stage alone does not need them
-  const weights = () => (w ??= layer.stacked.gpuWeights());
+  // the routed experts with the shared expert appended (MoE.decodeShared), once route() has taken that path
+  let withShared: ExpertWeightSet<ExpertStackGpu> | undefined;
+  const weights = () => withShared ?? (w ??= layer.stacked.gpuWeights());
   const { rec, pool, scratch } = run;
   const keep = <G extends { destroy(): void }>(t: G): G => (scratch.push(t), t);
   let fusedGrouping: { routing: RoutingGpu; grouped: GroupedRowsGpu } | undefined;
   // the routed experts' biases as the GEMMs bind them (per chunk inside a chunked stack)
   const biases = (rw: ExpertWeightSet<ExpertStackGpu>) => ({ gateUp: expertBiasGpu(rw.gateUp, layer.stacked.gateUpBias), down: expertBiasGpu(rw.down, layer.stacked.downBias) });
-  // a decode forward of T tokens on the GEMVs: whether its down GEMV takes the combine (the choice, and weights it reads)
-  const downCombined = (T: number) => useCombinedDownGemv(T, layer.downCombine, ctx.adapterInfo.software) && gemvCombineSupports(weights().down, T, layer.numExpertsPerToken);
+  // a decode forward of T tokens (k slots each) on the GEMVs: whether its down GEMV takes the combine (the choice, and weights it reads)
+  const downCombined = (T: number, k: number) => useCombinedDownGemv(T, layer.downCombine, ctx.adapterInfo.software) && gemvCombineSupports(weights().down, T, k);
   return {
     route: (x) => {
       run.onStep?.('route');
@@ -134,9 +145,12 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
       const T = x.shape[0];
       if (useFusedDecodeRouting(T) && planGemms(layer, weights(), T, layer.numExpertsPerToken, layer.numExperts, layer.expertKernels) === 'gemv') {
         // decode with the fewest tokens: routing, grouping and the active-expert list in one dispatch (route_decode);
-        // the group stage takes the grouping made here
-        const f = routeDecodeGpu(ctx, rec, logits, g.routerParams(), layer.moeDim, layer.hiddenDim, routerOpts);
-        fusedGrouping = { routing: f.routing, grouped: { grouping: keep(f.grouping), gemms: 'gemv', active: f.active, downCombined: downCombined(T) } };
+        // the group stage takes the grouping made here. With the shared expert joined to the routed ones, each token
+        // gets one more slot (expert E, weight 1) and the GEMVs read the routed stacks with the shared one appended.
+        withShared = run.wholeLayer ? routedWithShared(layer, weights(), T) : undefined;
+        const ns = withShared ? 1 : 0;
+        const f = routeDecodeGpu(ctx, rec, logits, g.routerParams(), layer.moeDim, layer.hiddenDim, { ...routerOpts, sharedExperts: ns });
+        fusedGrouping = { routing: f.routing, grouped: { grouping: keep(f.grouping), gemms: 'gemv', active: f.active, downCombined: downCombined(T, layer.numExpertsPerToken + ns) } };
         return { idx: keep(f.routing.idx), weights: keep(f.routing.weights) };
       }
       const r = routerGpu(ctx, rec, logits, g.routerParams(), routerOpts);
@@ -150,7 +164,7 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
       if (gemms === 'gemv') {
         // decode: grouping and active-expert list in one dispatch
         const d = groupDecodeGpu(ctx, rec, r.idx, layer.numExperts, layer.moeDim, layer.hiddenDim, { pool });
-        return { grouping: keep(d.grouping), gemms, active: d.active, downCombined: downCombined(T) };
+        return { grouping: keep(d.grouping), gemms, active: d.active, downCombined: downCombined(T, layer.numExpertsPerToken) };
       }
       // the multi-pass grouping that scales with T
       return { grouping: keep(groupGpu(ctx, rec, r.idx, layer.numExperts, { pool })), gemms };
@@ -161,6 +175,8 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
     },
     sharedExperts: (x) => {
       run.onStep?.('shared');
+      // joined to the routed experts (route() took that path): nothing of their own to record
+      if (withShared) return undefined;
       let shared: GpuTensor;
       const sh = layer.shared;
       if (sh?.kind === 'mlp') {
@@ -192,6 +208,39 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
       return out;
     },
   };
+}
+
+/**
+ * The shared experts as expert stacks of one expert (gate_up [1, 2S, H] rows gate then up, down [1, H, S]): packed ones
+ * as stored, a dense MLP its packed GPU weights where it has no biases and the routed experts' activation (SiLU,
+ * concat); else undefined.
+ */
+function sharedStacks(sh: SharedExperts): ExpertWeightSet<ExpertStackGpu> | undefined {
+  if (sh.kind === 'packed') return sh.store.gpuWeights();
+  const p = sh.mlp.packedGpu;
+  const a = sh.mlp.expertActivation;
+  if (p.gateUpBias || p.downBias || a.kind !== SHARED_EXPERT_ACTIVATION.kind || a.layout !== SHARED_EXPERT_ACTIVATION.layout) return undefined;
+  return { gateUp: { kind: 'dense', w: p.gateUp }, down: { kind: 'dense', w: p.down } };
+}
+
+/**
+ * The routed experts' weights `rw` with the layer's shared expert appended as expert E (appendExpertStacks, no copy)
+ * for a decode forward of T tokens where MoE.decodeShared and the planner (useSharedExpertSlots) take that path and
+ * the layer allows it: one shared expert (its width the routed experts'), stored as an expert stack in the routed
+ * experts' format, no shared-expert gate, SiLU experts (the shared experts' activation) without biases, and the
+ * decode GEMVs planned for the k + 1 slots; else undefined.
+ */
+function routedWithShared(layer: MoELayer, rw: ExpertWeightSet<ExpertStackGpu>, T: number): ExpertWeightSet<ExpertStackGpu> | undefined {
+  const sh = layer.shared;
+  if (!sh || layer.sharedExpertGate || layer.sharedExpertsDim !== layer.moeDim) return undefined;
+  if (!useSharedExpertSlots(T, layer.decodeShared, layer.ctx!.adapterInfo.software)) return undefined;
+  const act = layer.activation;
+  if (act.kind !== SHARED_EXPERT_ACTIVATION.kind || act.layout !== SHARED_EXPERT_ACTIVATION.layout || layer.stacked.gateUpBias || layer.stacked.downBias) return undefined;
+  const sw = sharedStacks(sh);
+  if (!sw) return undefined;
+  if (!expertStacksAppendable(rw.gateUp, sw.gateUp, act.layout) || !expertStacksAppendable(rw.down, sw.down, 'rows')) return undefined;
+  const joined = { gateUp: appendExpertStacks(rw.gateUp, sw.gateUp, act.layout, 'routed + shared gate_up'), down: appendExpertStacks(rw.down, sw.down, 'rows', 'routed + shared down') };
+  return planGemms(layer, joined, T, layer.numExpertsPerToken + 1, layer.numExperts + 1, layer.expertKernels) === 'gemv' ? joined : undefined;
 }
 
 /**
