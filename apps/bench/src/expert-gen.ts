@@ -12,7 +12,7 @@
 import { createExpertStack, destroyExpertWeights, type ExpertStackGpu, type ExpertWeightsShape, type GpuContext, type GpuTensor } from '@webmoe/kernels-wgsl';
 import type { ExpertStore, MoE, MoEGpuBytes, UploadedStack } from '@webmoe/moe';
 import { fillGpuTensor, fillKindOf, hash32, type FillKind } from './fill.js';
-import { dtypeBytes, expertMatrixBytes, isPacked, type BenchDtype, type ModelSpec } from './models.js';
+import { expertMatrixBytes, isPacked, packedSharedExperts, type BenchDtype, type ModelSpec } from './models.js';
 
 /** The fill kind of each container field for a bench dtype: codes, then scales (the values the CPU path's words decode to). */
 export function expertFillKind(dtype: BenchDtype, field: string, t: { dtype: GpuTensor['dtype'] }): FillKind {
@@ -87,7 +87,7 @@ export function stackChunks(w: ExpertStackGpu): number {
 /** A layer's GPU memory (MoE.gpuBytes), the packed bytes its shape implies, and the chunks of its routed stacks. */
 export interface LayerMemory {
   gpu: MoEGpuBytes;
-  /** Routed experts (codes + scales, expertMatrixBytes) and shared experts (dense, the layer's dtype) as stored: what `gpu.expertWeights + gpu.expertScales` must be. */
+  /** Routed experts (codes + scales, expertMatrixBytes) and shared experts (packed with fp8, else dense in the layer's dtype) as stored: what `gpu.expertWeights + gpu.expertScales` must be. */
   packed: number;
   chunks: { gateUp: number; down: number };
 }
@@ -104,7 +104,10 @@ export const GPU_BYTES_SLACK = 0.02;
 export function layerMemory(spec: ModelSpec, dtype: BenchDtype, moe: MoE): LayerMemory {
   const gu = expertMatrixBytes(dtype, 2 * spec.I, spec.H);
   const dn = expertMatrixBytes(dtype, spec.H, spec.I);
-  const sharedBytes = 3 * spec.shared * spec.I * spec.H * dtypeBytes(isPacked(dtype) ? 'bf16' : dtype);
+  const S = spec.shared * spec.I;
+  const sgu = expertMatrixBytes(packedSharedExperts(dtype) ? dtype : isPacked(dtype) ? 'bf16' : dtype, 2 * S, spec.H);
+  const sdn = expertMatrixBytes(packedSharedExperts(dtype) ? dtype : isPacked(dtype) ? 'bf16' : dtype, spec.H, S);
+  const sharedBytes = S ? sgu.weights + sgu.scales + sdn.weights + sdn.scales : 0;
   const packed = spec.E * (gu.weights + gu.scales + dn.weights + dn.scales) + sharedBytes;
   const gpu = moe.gpuBytes();
   const experts = gpu.expertWeights + gpu.expertScales;

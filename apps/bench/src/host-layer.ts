@@ -22,15 +22,17 @@ import type { StoredDtype, StoredExperts, StoredLayer, StoredTensor } from './st
 export function createHostLayer(spec: ModelSpec, dtype: BenchDtype): MoE {
   const moe = new MoE({ ...benchMoEOptions(spec, dtype), devices: [DeviceRef.CPU()] });
   const fills = new Map<Parameter, { seed: number; kind: FillKind }>();
-  const ex = moe.stacked;
-  if (ex.format !== 'dense') {
+  // packed routed experts, and shared experts packed like them: codes and scales of the format's value kinds
+  const packed = [moe.stacked, ...(moe.shared?.kind === 'packed' ? [moe.shared.store] : [])];
+  packed.forEach((ex, i) => {
+    if (ex.format === 'dense') return;
     const kinds = PACKED_FILL[dtype as keyof typeof PACKED_FILL];
-    const seeds = packedExpertSeeds();
+    const seeds = packedExpertSeeds(i);
     fills.set(ex.gateUpProj, { seed: seeds.gateUp, kind: kinds.codes });
     fills.set(ex.gateUpScale, { seed: seeds.gateUp + 1, kind: kinds.scales });
     fills.set(ex.downProj, { seed: seeds.down, kind: kinds.codes });
     fills.set(ex.downScale, { seed: seeds.down + 1, kind: kinds.scales });
-  }
+  });
   const sd: Record<string, HostTensor> = {};
   for (const [name, p] of moe.namedParameters()) {
     const f = fills.get(p);
@@ -95,7 +97,10 @@ export function storedHostLayer(moe: MoE): StoredLayer {
     gateUp.set(gate);
     gateUp.set(up, gate.length);
     const dtype = se.gateProj.weight.value.dtype as StoredDtype;
-    shared = { gateUp: storedBytes(dtype, [1, 2 * S, H], gateUp), down: storedBytes(dtype, [1, H, S], bytesOf(se.downProj.weight.value)) };
+    shared = { gateUp: { kind: 'dense', w: storedBytes(dtype, [1, 2 * S, H], gateUp) }, down: { kind: 'dense', w: storedBytes(dtype, [1, H, S], bytesOf(se.downProj.weight.value)) } };
+  } else if (moe.shared?.kind === 'packed') {
+    const sw = moe.shared.store.hostWeights();
+    shared = { gateUp: storedExperts(sw.gateUp), down: storedExperts(sw.down) };
   }
   return {
     router: storedTensor(g.weight.value),

@@ -8,7 +8,8 @@ import type { ExpertActivation, RouterParams } from '@webmoe/kernels-wgsl';
 
 /**
  * Weight storage types the bench generates. Dense: bf16, f16, f32. Packed
- * routed experts (the layer's router and shared experts stay bf16):
+ * routed experts (the layer's router stays bf16; its shared experts too,
+ * except fp8: see {@link packedSharedExperts}):
  * - fp8: e4m3 with 128x128 f32 block scales (`fp8_block`)
  * - int4 / int8: onnxruntime QMoE semantics, unsigned codes with zero point
  *   8 / 128, one f16 scale per 32 inputs of a row (`int_block`, the block
@@ -184,7 +185,16 @@ export function storageDtype(d: BenchDtype): 'bfloat16' | 'float16' | 'float32' 
   return d === 'bf16' ? 'bfloat16' : d === 'f16' ? 'float16' : d === 'f32' ? 'float32' : d === 'fp8' ? 'float8_e4m3fn' : 'uint8';
 }
 
-/** The storage dtype of the dense parts (router, shared experts, biases): bf16 for packed dtypes. @example `layerDtype('mxfp4') // 'bfloat16'` */
+/**
+ * Whether the shared experts are packed like the routed ones: fp8, as DeepSeek-V3's and Kimi-K2's fp8 checkpoints
+ * store them (every expert projection in e4m3 blocks); the other packed rows keep them bf16.
+ * @example `packedSharedExperts('fp8') // true`
+ */
+export function packedSharedExperts(d: BenchDtype): boolean {
+  return d === 'fp8';
+}
+
+/** The storage dtype of the dense parts (router, shared experts unless packed, biases): bf16 for packed dtypes. @example `layerDtype('mxfp4') // 'bfloat16'` */
 export function layerDtype(d: BenchDtype): 'bfloat16' | 'float16' | 'float32' {
   return d === 'f16' ? 'float16' : d === 'f32' ? 'float32' : 'bfloat16';
 }

@@ -26,7 +26,7 @@ import { fillKindOf, hash32, randomGpuTensor, randomWords, type FillKind } from 
 import { storedExpertBias, storedGpu, storedGpuExperts } from './check.js';
 import { layerMemory, randomExperts, type LayerMemory } from './expert-gen.js';
 import type { StoredLayer } from './stored.js';
-import { INT_BLOCK, layerDtype, storageDtype, type BenchDtype, type ModelSpec } from './models.js';
+import { INT_BLOCK, layerDtype, packedSharedExperts, storageDtype, type BenchDtype, type ModelSpec } from './models.js';
 
 /** The `impl` of the bench's GPU rows: `@webmoe/moe`'s MoE (packed rows pass their experts to `MoE.record`). */
 export const IMPL = 'moe';
@@ -89,7 +89,7 @@ const GATE_CLASS: Record<RouterParams['kind'], GateClass> = {
 function quantConfigOf(dtype: BenchDtype): MoEQuantConfig | undefined {
   switch (dtype) {
     case 'fp8':
-      return { format: 'fp8_block', weightBlockSize: [128, 128] };
+      return { format: 'fp8_block', weightBlockSize: [128, 128], quantizeSharedExperts: packedSharedExperts(dtype) };
     case 'int4':
     case 'int8':
       return { format: dtype, blockSize: INT_BLOCK, scaleDtype: 'float16', biasDtype: 'bfloat16' };
@@ -135,9 +135,10 @@ function envChoice<T extends string>(name: string, choices: readonly T[]): T | u
  * `MoE` with random parameters generated on the GPU: a layer as a user
  * builds it, so that `record`, `forwardGpu` and `forward` all run it.
  * bf16/f16/f32 rows fill the stacked experts in that dtype; packed rows
- * (fp8, int4, int8, mxfp4) build the layer with a `quantConfig` (router,
- * shared experts and biases in bf16) and fill its packed experts (codes +
- * scales) on the GPU. `salt` varies the seeds (the layers of a stack).
+ * (fp8, int4, int8, mxfp4) build the layer with a `quantConfig` (router
+ * and biases in bf16, shared experts too unless packedSharedExperts) and
+ * fill its packed experts (codes + scales) on the GPU. `salt` varies the
+ * seeds (the layers of a stack).
  */
 export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDtype, pool: BufferPool, salt = 0): { moe: MoE; record: GpuLayer['record']; stored: StoredLayer } {
   const moe = new MoE({ ...benchMoEOptions(spec, dtype), devices: [DeviceRef.GPU(0)], ctx });
@@ -145,12 +146,15 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
   // WEBMOE_EXPERT_KERNELS=gemv|grouped|auto picks the layer's expert GEMMs, to time both paths;
   // WEBMOE_DOWN_COMBINE=fused|separate|auto how its decode forwards end (MoE.downCombine);
   // WEBMOE_PREFILL_DEQUANT=on|off|auto how its subgroup-matrix prefill GEMMs read packed / bf16 experts (MoE.prefillDequant)
+  // WEBMOE_DECODE_SHARED=routed|separate|auto how its decode forwards run the shared experts (MoE.decodeShared)
   const ek = envChoice('WEBMOE_EXPERT_KERNELS', ['gemv', 'grouped', 'auto'] as const);
   if (ek) moe.expertKernels = ek;
   const dc = envChoice('WEBMOE_DOWN_COMBINE', ['fused', 'separate', 'auto'] as const);
   if (dc) moe.downCombine = dc;
   const pd = envChoice('WEBMOE_PREFILL_DEQUANT', ['on', 'off', 'auto'] as const);
   if (pd) moe.prefillDequant = pd;
+  const ds = envChoice('WEBMOE_DECODE_SHARED', ['routed', 'separate', 'auto'] as const);
+  if (ds) moe.decodeShared = ds;
   try {
     // the shared-expert MLP packs its GPU weights when loaded, so it is loaded from host tensors (it is small)
     const se = moe.sharedExperts;
@@ -161,6 +165,7 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
     }
     // routed experts (dense, or packed codes + scales; biases): generated on the GPU in chunks where a stack exceeds a binding (expert-gen.ts)
     randomExperts(ctx, moe.stacked, dtype, salted(21, salt));
+    if (moe.shared?.kind === 'packed') randomExperts(ctx, moe.shared.store, dtype, salted(51, salt));
     for (const [name, p] of moe.namedParameters()) {
       if (name.startsWith('shared_experts.') || name.startsWith('experts.')) continue;
       p.gpu?.destroy();
@@ -170,6 +175,7 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
     const experts = moe.stacked.gpuWeights();
     const opt = (t: GpuTensor | undefined) => (t ? storedGpu(t) : undefined);
     const sharedW = moe.sharedExperts?.packedGpu;
+    const sharedPacked = moe.shared?.kind === 'packed' ? moe.shared.store.gpuWeights() : undefined;
     return {
       moe,
       record: (rec, x, scratch) => moe.record(rec, x, pool, scratch),
@@ -181,7 +187,11 @@ export function createMoELayer(ctx: GpuContext, spec: ModelSpec, dtype: BenchDty
         down: storedGpuExperts(experts.down),
         gateUpBias: storedExpertBias(experts.gateUp, moe.stacked.gateUpBias?.gpu),
         downBias: storedExpertBias(experts.down, moe.stacked.downBias?.gpu),
-        shared: sharedW ? { gateUp: storedGpu(sharedW.gateUp), down: storedGpu(sharedW.down) } : undefined,
+        shared: sharedPacked
+          ? { gateUp: storedGpuExperts(sharedPacked.gateUp), down: storedGpuExperts(sharedPacked.down) }
+          : sharedW
+            ? { gateUp: { kind: 'dense', w: storedGpu(sharedW.gateUp) }, down: { kind: 'dense', w: storedGpu(sharedW.down) } }
+            : undefined,
       },
     };
   } catch (e) {

@@ -10,7 +10,7 @@
  * computed here, per token, in float64.
  */
 import type { ExpertActivation, RouterParams } from '@webmoe/kernels-wgsl';
-import { expertMatrix, readAll, readExpert, readExpertBytes, type ExpertBytes, type ExpertMatrix, type StoredLayer } from './stored.js';
+import { expertMatrix, readAll, readExpert, readExpertBytes, storedExpertRows, type ExpertBytes, type ExpertMatrix, type StoredLayer } from './stored.js';
 
 /** The layer's maths: router and expert activation (from the model spec, not from the layer). */
 export interface ReferenceSpec {
@@ -282,9 +282,9 @@ export async function referenceForward(spec: ReferenceSpec, layer: StoredLayer, 
   });
   // shared experts: a plain SiLU MLP on every token
   if (layer.shared) {
-    const S = layer.shared.gateUp.shape[1] / 2;
-    const gu = await readExpert({ kind: 'dense', w: layer.shared.gateUp }, 0, 2 * S, H);
-    const dn = await readExpert({ kind: 'dense', w: layer.shared.down }, 0, H, S);
+    const S = storedExpertRows(layer.shared.gateUp) / 2;
+    const gu = await readExpert(layer.shared.gateUp, 0, 2 * S, H);
+    const dn = await readExpert(layer.shared.down, 0, H, S);
     const ys = expertForward(gu, dn, { kind: 'silu', layout: 'concat' }, xs, S, H);
     ys.forEach((y, j) => {
       for (let c = 0; c < H; c++) out[j * H + c] += y[c];

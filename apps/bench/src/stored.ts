@@ -40,8 +40,8 @@ export interface StoredLayer {
   gateUpBias?: StoredTensor;
   /** [E, H] */
   downBias?: StoredTensor;
-  /** One SiLU-gated MLP of width S on every token: gate_up [1, 2S, H] (gate rows, then up rows), down [1, H, S]. */
-  shared?: { gateUp: StoredTensor; down: StoredTensor };
+  /** One SiLU-gated MLP of width S on every token, as one expert: gate_up [1, 2S, H] (gate rows, then up rows), down [1, H, S]; dense or packed like the routed experts. */
+  shared?: { gateUp: StoredExperts; down: StoredExperts };
 }
 
 // --- scalar decoders (docs/moe-semantics.md "Number formats") ---
@@ -257,6 +257,11 @@ export function expertMatrix(x: ExpertBytes): ExpertMatrix {
       };
     }
   }
+}
+
+/** Rows per expert of stored experts [E, rows, ...] (their codes' second dimension). @example `storedExpertRows(layer.shared.gateUp) // 2 * S` */
+export function storedExpertRows(w: StoredExperts): number {
+  return (w.kind === 'dense' ? w.w : w.kind === 'mxfp4' ? w.blocks : w.q).shape[1];
 }
 
 /** Reads expert `e` of stored experts [E, rows, cols] (only that expert's bytes) and returns a row decoder. */

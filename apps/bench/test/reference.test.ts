@@ -134,7 +134,7 @@ describe('reference layer', () => {
       router: stored('float32', [2, 2], f32([0, 0, 1, 1])), // logits 0 and x0 + x1
       gateUp: { kind: 'dense', w: stored('float32', [2, 2, 2], f32([0, 0, 0, 0, /* e1 gate */ 1, 0, /* e1 up */ 0, 1])) },
       down: { kind: 'dense', w: stored('float32', [2, 2, 1], f32([0, 0, 2, -1])) },
-      shared: { gateUp: stored('float32', [1, 2, 2], f32([1, 1, 1, 0])), down: stored('float32', [1, 2, 1], f32([1, 1])) },
+      shared: { gateUp: { kind: 'dense', w: stored('float32', [1, 2, 2], f32([1, 1, 1, 0])) }, down: { kind: 'dense', w: stored('float32', [1, 2, 1], f32([1, 1])) } },
     };
     const x = Float32Array.from([0.5, 0.25]);
     const spec = { H: 2, I: 1, E: 2, k: 1, router: { kind: 'raw_topk', numExperts: 2, topK: 1, normTopkProb: false } as const, act: { kind: 'silu', layout: 'concat' } as const };
