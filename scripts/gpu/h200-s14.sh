@@ -11,7 +11,7 @@
 #      GPT-OSS T = 512: plan.ts's tile against row skipping, the banded order, and both (decides FastGemmOptions
 #      .sgmatRowSkip's default: session 11's version with duplicated loops cost 8-14% on full tiles).
 #   2: decode A/B of MoE.decodeShared (WEBMOE_DECODE_SHARED=routed vs separate, alternating, two runs each):
-#      DeepSeek-V3 stand-in (e32) bf16 / fp8 T = 1 and 4, full DeepSeek-V3 bf16 / fp8 T = 1 (#13's fp8 <= 0.6x bf16,
+#      DeepSeek-V3 stand-in (e32) bf16 / fp8 T = 1, 4 and 16, full DeepSeek-V3 bf16 / fp8 T = 1 (#13's fp8 <= 0.6x bf16,
 #      now with fp8 shared experts as the checkpoint stores them); host-cost's dispatches and host us per forward.
 #   L and 3: session 13's layer prefill rows (h200-s13.sh L, 3).
 set -u
@@ -30,7 +30,7 @@ case "${1:-1}" in
     ;;
   2)
     for ds in separate routed separate routed; do
-      WEBMOE_DECODE_SHARED=$ds timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models deepseek-v3/e32 --dtypes bf16,fp8 --tokens 1,4 --iters 30 --stack 8 --json "$OUT/decode-e32-$ds-$RANDOM.json" >> "$OUT/decode-e32-$ds.txt" 2>&1
+      WEBMOE_DECODE_SHARED=$ds timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models deepseek-v3/e32 --dtypes bf16,fp8 --tokens 1,4,16 --iters 30 --stack 8 --json "$OUT/decode-e32-$ds-$RANDOM.json" >> "$OUT/decode-e32-$ds.txt" 2>&1
       echo "bench e32 $ds rc=$?" >> "$OUT/decode-e32-$ds.txt"
     done
     grep -hE "^(model|deepseek)|rc=" "$OUT"/decode-e32-*.txt | grep -v linear | cut -c1-200

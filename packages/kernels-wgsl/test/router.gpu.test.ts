@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
-import { GpuTensor, Recorder, BufferPool, routerGpu, routerRef, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
+import { GpuTensor, Recorder, BufferPool, routeDecodeRef, routerGpu, routerRef, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
 import { withSmallGrid } from './small-grid.js';
 import { KINDS, makeLogits, sig } from './router-helpers.js';
@@ -10,12 +10,12 @@ beforeAll(async () => {
   ctx = await testGpu();
 });
 
-async function runRouter(c: GpuContext, logits: Float32Array, T: number, p: RouterParams, cb?: Float32Array, pool?: BufferPool) {
+async function runRouter(c: GpuContext, logits: Float32Array, T: number, p: RouterParams, cb?: Float32Array, pool?: BufferPool, sharedExperts?: number) {
   return gpuChecked(c, async () => {
     const gl = GpuTensor.upload(c, HostTensor.fromFloat32([T, p.numExperts], logits));
     const gcb = cb ? GpuTensor.upload(c, HostTensor.fromFloat32([p.numExperts], cb)) : undefined;
     const rec = new Recorder(c);
-    const out = routerGpu(c, rec, gl, p, { correctionBias: gcb, pool });
+    const out = routerGpu(c, rec, gl, p, { correctionBias: gcb, pool, sharedExperts });
     rec.submit();
     const idx = (await out.idx.download()).data as Uint32Array;
     const weights = (await out.weights.download()).data as Float32Array;
@@ -104,6 +104,25 @@ describe('routerGpu vs routerRef', () => {
       }
     });
   }
+
+  it('with shared experts appended (1 and 3): each token\'s routed slots, then experts E.. at weight 1, as routeDecodeRef', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const r = rng(808);
+    for (const [kind, ns] of [['softmax_topk', 1], ['sigmoid_grouped', 3]] as const) {
+      // (k + shared slots past 32: refused, see 'rejects bad parameters')
+      for (const cs of CASES.filter((x) => x.k + ns <= 32)) {
+        const p: RouterParams = { kind, numExperts: cs.E, topK: cs.k, normTopkProb: true, routedScalingFactor: 2.5 };
+        if (kind === 'sigmoid_grouped') Object.assign(p, { nGroup: cs.nGroup, topkGroup: cs.topkGroup });
+        const logits = makeLogits(r, cs.T, p);
+        const got = await runRouter(ctx, logits, cs.T, p, undefined, undefined, ns);
+        const want = routeDecodeRef(routerRef(logits, cs.T, p), cs.T, cs.k, cs.E, ns);
+        const msg = `${kind} T=${cs.T} E=${cs.E} k=${cs.k} shared=${ns}`;
+        expect(Array.from(got.idx), `${msg} idx`).toEqual(Array.from(want.idx));
+        expectClose(got.weights, want.weights, 2e-6, msg);
+        for (let t = 0; t < cs.T; t++) for (let j = 0; j < ns; j++) expect([got.idx[t * (cs.k + ns) + cs.k + j], got.weights[t * (cs.k + ns) + cs.k + j]], `${msg} token ${t}`).toEqual([cs.E + j, 1]);
+      }
+    }
+  });
 
   it('uses the pool for its outputs', async (c) => {
     if (!ctx) return c.skip('no WebGPU adapter');

@@ -3,8 +3,9 @@
 // appended, appendExpertStacks), instead of GEMVs of its own. On the HF fixtures whose shared expert qualifies
 // (DeepSeek-V3 bf16 and its fp8 checkpoint, Llama 4: one shared expert as wide as the routed ones, SiLU, no gate)
 // against the transformers goldens (the first T rows of the T = 16 golden: each token's output is its own) and the
-// separate path at T = 1, 3 and 4 (the fused decode routing's tokens), through the captured graphs; Qwen2-MoE (a
-// gated shared expert four times as wide) keeps its own GEMVs. The dispatch log shows which path ran.
+// separate path at T = 1, 3, 4 (route_decode) and 8, 16 (the router kernel, then group_decode), through the captured
+// graphs; the grouped GEMMs and Qwen2-MoE (a gated shared expert four times as wide) keep the shared expert's own
+// GEMMs. The dispatch log shows which path ran.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { DeviceRef } from '@webmoe/tensor';
 import { useSharedExpertSlots, type DecodeSharedChoice, type GpuContext } from '@webmoe/kernels-wgsl';
@@ -18,9 +19,9 @@ beforeAll(async () => {
 });
 
 type Log = readonly { kernel: string; variant: Record<string, unknown> }[];
-/** The path a decode forward's dispatch log shows: the shared slot in route_decode ('routed'), else 'separate'. */
+/** The path a decode forward's dispatch log shows: the shared slot in route_decode or the router ('routed'), else 'separate'. */
 function sharedPath(log: Log): 'routed' | 'separate' {
-  return log.some((d) => d.kernel === 'route_decode' && d.variant.ns === 1) ? 'routed' : 'separate';
+  return log.some((d) => (d.kernel === 'route_decode' || d.kernel === 'router') && d.variant.ns === 1) ? 'routed' : 'separate';
 }
 
 /** The layer's forward on x [T, H] with decodeShared = choice: output, path and the GEMV dispatches. */
@@ -40,7 +41,7 @@ const CASES = [
 
 describe("MoE.decodeShared = 'routed' (the shared expert as an always-selected routed expert)", () => {
   for (const cs of CASES) {
-    it(`${cs.arch}: the golden's first T rows and the separate path's output at T = 1, 3 and 4; graphs replay it`, async (t) => {
+    it(`${cs.arch}: the golden's first T rows and the separate path's output at T = 1, 3, 4, 8 and 16; graphs replay it`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
       const c = ctx;
       const g = goldenTensors(cs.arch);
@@ -50,7 +51,7 @@ describe("MoE.decodeShared = 'routed' (the shared expert as an always-selected r
       try {
         const H = moe.hiddenDim;
         const r = rng(17);
-        for (const T of [1, 3, 4]) {
+        for (const T of [1, 3, 4, 8, 16]) {
           for (const x of [input.values.subarray(0, T * H), randomArray(r, T * H)]) {
             const golden = x.buffer === input.values.buffer;
             const routed = await withChoice(c, moe, x, T, 'routed');
@@ -72,10 +73,11 @@ describe("MoE.decodeShared = 'routed' (the shared expert as an always-selected r
         expect(again.y).toEqual(first.y);
         moe.decodeShared = 'auto';
         const auto = await forwardLogged(c, moe, x, 1, H);
-        expect(sharedPath(auto.dispatched)).toBe(useSharedExpertSlots(1, 'auto', c.adapterInfo.software) ? 'routed' : 'separate');
-        // past the fused routing's tokens the shared expert keeps its own GEMMs whatever the choice
-        const T = 16;
-        expect((await withChoice(c, moe, randomArray(r, T * H), T, 'routed')).path).toBe('separate');
+        expect(sharedPath(auto.dispatched)).toBe(useSharedExpertSlots('auto', c.adapterInfo.software) ? 'routed' : 'separate');
+        // on the grouped GEMMs the shared expert keeps its own GEMMs whatever the choice
+        moe.expertKernels = 'grouped';
+        expect((await withChoice(c, moe, randomArray(r, 16 * H), 16, 'routed')).path).toBe('separate');
+        moe.expertKernels = 'auto';
       } finally {
         moe.destroy();
       }

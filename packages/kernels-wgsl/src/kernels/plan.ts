@@ -243,18 +243,17 @@ export function useCombinedDownGemv(T: number, choice: DownCombineChoice, softwa
 export type DecodeSharedChoice = 'auto' | 'routed' | 'separate';
 
 /**
- * Whether a decode forward of T tokens (where its layer allows it: shared experts in the routed experts' format and
- * width, ungated) runs the shared experts in the routed GEMVs: only for the T the fused routing takes
- * (useFusedDecodeRouting); 'routed' then, 'separate' never; 'auto' where a GEMV dispatch binds several chunks
- * (gemvChunksPerDispatch: GPUs, not software adapters, where the joined stack's second chunk would cost a dispatch
- * per GEMV). On a GPU the shared experts' two GEMVs are no longer dispatches of their own: their weights stream in
- * the routed GEMVs' dispatches (not yet measured on the H200: docs/PERF-NOTES.md).
- * @example `useSharedExpertSlots(1, 'auto', false) // true`
+ * Whether a decode forward on the GEMVs (where its layer allows it: shared experts in the routed experts' format and
+ * width, ungated, and the joined experts planned on the GEMVs) runs the shared experts in the routed GEMVs:
+ * 'routed' yes, 'separate' no; 'auto' where a GEMV dispatch binds several chunks (gemvChunksPerDispatch: GPUs, not
+ * software adapters, where the joined stack's second chunk would cost a dispatch per GEMV). On a GPU the shared
+ * experts' two GEMVs are no longer dispatches of their own: their weights stream in the routed GEMVs' dispatches
+ * (not yet measured on the H200: docs/PERF-NOTES.md).
+ * @example `useSharedExpertSlots('auto', false) // true`
  */
-export function useSharedExpertSlots(T: number, choice: DecodeSharedChoice, softwareAdapter: boolean): boolean {
+export function useSharedExpertSlots(choice: DecodeSharedChoice, softwareAdapter: boolean): boolean {
   if (choice !== 'auto' && choice !== 'routed' && choice !== 'separate') throw new ValueError('decode shared-experts choice', "'auto' | 'routed' | 'separate'", choice);
-  if (choice === 'separate' || !useFusedDecodeRouting(T)) return false;
-  return choice === 'routed' || gemvChunksPerDispatch(softwareAdapter) > 1;
+  return choice === 'routed' || (choice === 'auto' && gemvChunksPerDispatch(softwareAdapter) > 1);
 }
 
 /** Whether a single expert (shared experts, nn's MLP) over T tokens takes the decode GEMVs. */

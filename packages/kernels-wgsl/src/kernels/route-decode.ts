@@ -101,10 +101,10 @@ export function routeDecodeGpu(
   params: RouterParams,
   nGateUp: number,
   nDown: number,
-  opts: RouterOptions & GroupOptions & { sharedExperts?: number } = {},
+  opts: RouterOptions & GroupOptions = {},
 ): { routing: RoutingGpu; grouping: GroupingGpu; active: ActiveExperts } {
-  const ns = opts.sharedExperts ?? 0;
-  const r = prepareRouting(ctx, 'routeDecodeGpu', logits, params, opts, ns);
+  const r = prepareRouting(ctx, 'routeDecodeGpu', logits, params, opts);
+  const ns = r.ns;
   let g: GroupingGpu | undefined;
   try {
     g = allocGrouping(ctx, 'routeDecodeGpu', r.routing.idx, r.E + ns, opts);

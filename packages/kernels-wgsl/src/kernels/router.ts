@@ -274,12 +274,17 @@ export interface RouterOptions {
   correctionBias?: GpuTensor;
   /** Allocate the outputs from this pool. */
   pool?: BufferPool;
+  /**
+   * ns shared experts run as always-selected experts E..E+ns-1: each token's k routed slots are followed by ns slots
+   * of those experts at weight 1, so idx and weights are [T, k + ns] (k + ns <= 32; default 0). See routeDecodeRef.
+   */
+  sharedExperts?: number;
 }
 
 /**
  * Records the router into `rec`: logits float32 [T,E] -> idx uint32 [T,k]
- * and weights float32 [T,k] (new tensors owned by the caller). Supports
- * E <= 2048, k <= 32.
+ * and weights float32 [T,k] (new tensors owned by the caller; [T, k + ns]
+ * with `opts.sharedExperts` = ns). Supports E <= 2048, k <= 32.
  *
  * @example
  * ```ts
@@ -306,6 +311,8 @@ export interface PreparedRouting {
   T: number;
   E: number;
   k: number;
+  /** Shared-expert slots after the k routed ones (RouterOptions.sharedExperts). */
+  ns: number;
   routing: RoutingGpu;
   variant: RouterVariant;
   bind: Record<string, GPUBuffer>;
@@ -315,9 +322,10 @@ export interface PreparedRouting {
 /**
  * Checks logits (float32 [T, E]), the parameters and the correction bias
  * (typed errors naming `what`, before anything is allocated), then
- * allocates the routing outputs idx uint32 [T, k] and weights float32 [T, k].
+ * allocates the routing outputs idx uint32 [T, k + ns] and weights float32 [T, k + ns]
+ * (ns: `opts.sharedExperts`, default 0).
  */
-export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor, params: RouterParams, opts: RouterOptions, ns = 0): PreparedRouting {
+export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor, params: RouterParams, opts: RouterOptions): PreparedRouting {
   expectLive(what, { logits, correctionBias: opts.correctionBias });
   if (logits.dtype !== 'float32') throw new DTypeError(`${what} logits`, 'float32', logits.dtype);
   const [T, E] = expect2d(`${what} logits [T, E]`, logits.shape);
@@ -329,6 +337,7 @@ export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor,
     if (cb.size !== E || cb.shape.length !== 1) throw new ShapeError(`${what} correctionBias`, [E], cb.shape);
   }
   const k = params.topK;
+  const ns = opts.sharedExperts ?? 0;
   if (!(Number.isInteger(ns) && ns >= 0 && k + ns <= ROUTER_MAX_TOPK)) throw new ValueError(`${what} shared experts`, `an integer >= 0 with topK + it <= ${ROUTER_MAX_TOPK}`, ns);
   const idx = allocOutput(ctx, opts.pool, 'uint32', [T, k + ns], 'router.idx');
   const weights = allocOutput(ctx, opts.pool, 'float32', [T, k + ns], 'router.weights');
@@ -338,6 +347,7 @@ export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor,
     T,
     E,
     k,
+    ns,
     routing: { idx, weights },
     variant: { kind: params.kind, norm: params.normTopkProb && (params.kind === 'softmax_topk' || params.kind === 'sigmoid_grouped'), cbias: !!cb, ...(ns ? { ns } : {}) },
     bind,

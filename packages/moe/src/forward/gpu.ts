@@ -126,8 +126,10 @@ function planGemms(layer: MoELayer, w: ExpertWeightSet<ExpertStackGpu>, T: numbe
 export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: ExpertWeightSet<ExpertStackGpu>): MoEStages<GpuTensor, RoutingGpu, GroupedRowsGpu> {
   const ctx = layer.ctx!;
   let w = routedWeights; // read on first use: the shared-experts stage alone does not need them
-  // the routed experts with the shared expert appended (MoE.decodeShared), once route() has taken that path
+  // the routed experts with the shared expert appended (MoE.decodeShared) and its slots per token (0 or 1), once
+  // route() has taken that path
   let withShared: ExpertWeightSet<ExpertStackGpu> | undefined;
+  let shared = 0;
   const weights = () => withShared ?? (w ??= layer.stacked.gpuWeights());
   const { rec, pool, scratch } = run;
   const keep = <G extends { destroy(): void }>(t: G): G => (scratch.push(t), t);
@@ -141,16 +143,18 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
       run.onStep?.('route');
       const g = layer.gate;
       const logits = keep(linearGpu(ctx, rec, x, g.weight.gpuValue, { bias: g.bias?.gpuValue, pool }));
-      const routerOpts = { pool, correctionBias: g.eScoreCorrectionBias?.gpuValue };
       const T = x.shape[0];
-      if (useFusedDecodeRouting(T) && planGemms(layer, weights(), T, layer.numExpertsPerToken, layer.numExperts, layer.expertKernels) === 'gemv') {
+      // Decode on the GEMVs with the shared expert joined to the routed ones (MoE.decodeShared): each token gets one
+      // more slot (expert E, weight 1) and the GEMVs read the routed stacks with the shared one appended.
+      withShared = run.wholeLayer ? routedWithShared(layer, weights(), T) : undefined;
+      shared = withShared ? 1 : 0;
+      const routerOpts = { pool, correctionBias: g.eScoreCorrectionBias?.gpuValue, sharedExperts: shared };
+      const [k, E] = [layer.numExpertsPerToken + shared, layer.numExperts + shared];
+      if (useFusedDecodeRouting(T) && planGemms(layer, weights(), T, k, E, layer.expertKernels) === 'gemv') {
         // decode with the fewest tokens: routing, grouping and the active-expert list in one dispatch (route_decode);
-        // the group stage takes the grouping made here. With the shared expert joined to the routed ones, each token
-        // gets one more slot (expert E, weight 1) and the GEMVs read the routed stacks with the shared one appended.
-        withShared = run.wholeLayer ? routedWithShared(layer, weights(), T) : undefined;
-        const ns = withShared ? 1 : 0;
-        const f = routeDecodeGpu(ctx, rec, logits, g.routerParams(), layer.moeDim, layer.hiddenDim, { ...routerOpts, sharedExperts: ns });
-        fusedGrouping = { routing: f.routing, grouped: { grouping: keep(f.grouping), gemms: 'gemv', active: f.active, downCombined: downCombined(T, layer.numExpertsPerToken + ns) } };
+        // the group stage takes the grouping made here
+        const f = routeDecodeGpu(ctx, rec, logits, g.routerParams(), layer.moeDim, layer.hiddenDim, routerOpts);
+        fusedGrouping = { routing: f.routing, grouped: { grouping: keep(f.grouping), gemms: 'gemv', active: f.active, downCombined: downCombined(T, k) } };
         return { idx: keep(f.routing.idx), weights: keep(f.routing.weights) };
       }
       const r = routerGpu(ctx, rec, logits, g.routerParams(), routerOpts);
@@ -160,14 +164,15 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
       run.onStep?.('group');
       if (fusedGrouping && fusedGrouping.routing.idx === r.idx) return fusedGrouping.grouped;
       const T = r.idx.shape[0];
-      const gemms = planGemms(layer, weights(), T, layer.numExpertsPerToken, layer.numExperts, layer.expertKernels);
+      const [k, E] = [layer.numExpertsPerToken + shared, layer.numExperts + shared];
+      const gemms = planGemms(layer, weights(), T, k, E, layer.expertKernels);
       if (gemms === 'gemv') {
         // decode: grouping and active-expert list in one dispatch
-        const d = groupDecodeGpu(ctx, rec, r.idx, layer.numExperts, layer.moeDim, layer.hiddenDim, { pool });
-        return { grouping: keep(d.grouping), gemms, active: d.active, downCombined: downCombined(T, layer.numExpertsPerToken) };
+        const d = groupDecodeGpu(ctx, rec, r.idx, E, layer.moeDim, layer.hiddenDim, { pool });
+        return { grouping: keep(d.grouping), gemms, active: d.active, downCombined: downCombined(T, k) };
       }
       // the multi-pass grouping that scales with T
-      return { grouping: keep(groupGpu(ctx, rec, r.idx, layer.numExperts, { pool })), gemms };
+      return { grouping: keep(groupGpu(ctx, rec, r.idx, E, { pool })), gemms };
     },
     routedExperts: (x, g, rowScale) => {
       const rw = weights();
@@ -225,7 +230,7 @@ function sharedStacks(sh: SharedExperts): ExpertWeightSet<ExpertStackGpu> | unde
 
 /**
  * The routed experts' weights `rw` with the layer's shared expert appended as expert E (appendExpertStacks, no copy)
- * for a decode forward of T tokens where MoE.decodeShared and the planner (useSharedExpertSlots) take that path and
+ * for a forward of T tokens where MoE.decodeShared and the planner (useSharedExpertSlots) take that path and
  * the layer allows it: one shared expert (its width the routed experts'), stored as an expert stack in the routed
  * experts' format, no shared-expert gate, SiLU experts (the shared experts' activation) without biases, and the
  * decode GEMVs planned for the k + 1 slots; else undefined.
@@ -233,7 +238,7 @@ function sharedStacks(sh: SharedExperts): ExpertWeightSet<ExpertStackGpu> | unde
 function routedWithShared(layer: MoELayer, rw: ExpertWeightSet<ExpertStackGpu>, T: number): ExpertWeightSet<ExpertStackGpu> | undefined {
   const sh = layer.shared;
   if (!sh || layer.sharedExpertGate || layer.sharedExpertsDim !== layer.moeDim) return undefined;
-  if (!useSharedExpertSlots(T, layer.decodeShared, layer.ctx!.adapterInfo.software)) return undefined;
+  if (!useSharedExpertSlots(layer.decodeShared, layer.ctx!.adapterInfo.software)) return undefined;
   const act = layer.activation;
   if (act.kind !== SHARED_EXPERT_ACTIVATION.kind || act.layout !== SHARED_EXPERT_ACTIVATION.layout || layer.stacked.gateUpBias || layer.stacked.downBias) return undefined;
   const sw = sharedStacks(sh);
