@@ -102,7 +102,7 @@ export async function profileStages(ctx: GpuContext, moe: MoE, pool: BufferPool,
     const marks: StepMark[] = [];
     const scratch: { destroy(): void }[] = [];
     try {
-      const out = runMoEForward(moe, gpuStages(moe, { rec, pool, scratch, onStep: (step) => marks.push({ step, at: dispatches }) }), x);
+      const out = runMoEForward(moe, gpuStages(moe, { rec, pool, scratch, wholeLayer: true, onStep: (step) => marks.push({ step, at: dispatches }) }), x);
       scratch.push(out);
       rec.submit();
       await ctx.sync();
