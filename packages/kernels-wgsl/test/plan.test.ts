@@ -52,11 +52,16 @@ describe('kernel planner', () => {
     expect(useCombinedDownGemv(1, 'separate', true)).toBe(false);
     expect(() => useCombinedDownGemv(1, 'both' as never, true)).toThrow(ValueError);
   });
-  it('shared experts in the routed GEMVs: forced, refused, or by default where a GEMV dispatch binds several chunks (GPUs)', () => {
-    expect([true, false].map((sw) => useSharedExpertSlots('routed', sw))).toEqual([true, true]);
-    expect([true, false].map((sw) => useSharedExpertSlots('auto', sw))).toEqual([false, true]);
-    expect([true, false].map((sw) => useSharedExpertSlots('separate', sw))).toEqual([false, false]);
-    expect(() => useSharedExpertSlots('fused' as never, false)).toThrow(ValueError);
+  it('shared experts in the routed GEMVs: forced, refused, or by default on GPUs where the shared rows fit one GEMV pass', () => {
+    expect([true, false].map((sw) => useSharedExpertSlots(16, 8, 256, 1, 'routed', sw))).toEqual([true, true]);
+    expect([true, false].map((sw) => useSharedExpertSlots(1, 8, 256, 1, 'separate', sw))).toEqual([false, false]);
+    // DeepSeek-V3 (k 8 of 256, one shared): T = 1 on a GPU only (at T = 2 a pass holds one row: the shared weights twice)
+    expect([true, false].map((sw) => useSharedExpertSlots(1, 8, 256, 1, 'auto', sw))).toEqual([false, true]);
+    expect([2, 4, 16].map((T) => useSharedExpertSlots(T, 8, 256, 1, 'auto', false))).toEqual([false, false, false]);
+    // few experts, many per token (7 of 8, one shared): rows per pass up to the packed cap take T up to it
+    const cap = KERNEL_CROSSOVERS.gemvMaxRowsPerPass.packed;
+    expect([1, cap, cap + 1].map((T) => useSharedExpertSlots(T, 7, 8, 1, 'auto', false))).toEqual([true, true, false]);
+    expect(() => useSharedExpertSlots(1, 8, 256, 1, 'fused' as never, false)).toThrow(ValueError);
   });
   it('fast GEMMs: 8 rows per expert on the subgroup-matrix kernel, 64 on the FMA kernels', () => {
     expect(KERNEL_CROSSOVERS.fastMinRowsPerExpert).toEqual({ 'subgroup-matrix': 8, f16: 64, f32: 64 });

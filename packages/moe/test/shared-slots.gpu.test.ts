@@ -73,7 +73,7 @@ describe("MoE.decodeShared = 'routed' (the shared expert as an always-selected r
         expect(again.y).toEqual(first.y);
         moe.decodeShared = 'auto';
         const auto = await forwardLogged(c, moe, x, 1, H);
-        expect(sharedPath(auto.dispatched)).toBe(useSharedExpertSlots('auto', c.adapterInfo.software) ? 'routed' : 'separate');
+        expect(sharedPath(auto.dispatched)).toBe(useSharedExpertSlots(1, moe.numExpertsPerToken, moe.numExperts, 1, 'auto', c.adapterInfo.software) ? 'routed' : 'separate');
         // on the grouped GEMMs the shared expert keeps its own GEMMs whatever the choice
         moe.expertKernels = 'grouped';
         expect((await withChoice(c, moe, randomArray(r, 16 * H), 16, 'routed')).path).toBe('separate');

@@ -243,17 +243,21 @@ export function useCombinedDownGemv(T: number, choice: DownCombineChoice, softwa
 export type DecodeSharedChoice = 'auto' | 'routed' | 'separate';
 
 /**
- * Whether a decode forward on the GEMVs (where its layer allows it: shared experts in the routed experts' format and
- * width, ungated, and the joined experts planned on the GEMVs) runs the shared experts in the routed GEMVs:
- * 'routed' yes, 'separate' no; 'auto' where a GEMV dispatch binds several chunks (gemvChunksPerDispatch: GPUs, not
- * software adapters, where the joined stack's second chunk would cost a dispatch per GEMV). On a GPU the shared
- * experts' two GEMVs are no longer dispatches of their own: their weights stream in the routed GEMVs' dispatches
- * (not yet measured on the H200: docs/PERF-NOTES.md).
- * @example `useSharedExpertSlots('auto', false) // true`
+ * Whether a forward of T tokens on the decode GEMVs, k routed experts per token of E (where its layer allows it:
+ * ns shared experts in the routed experts' format and width, ungated, and the joined experts planned on the GEMVs),
+ * runs the shared experts in the routed GEMVs: 'routed' yes, 'separate' no; 'auto' where a GEMV dispatch binds
+ * several chunks (gemvChunksPerDispatch: GPUs, not software adapters, where the joined stack's second chunk would
+ * cost a dispatch per GEMV) and a shared expert's T rows fit one weight pass of the joined GEMVs (gemvRowsPerPass
+ * over k + ns slots of E + ns experts; else the GEMVs would stream its weights once per pass of rows, T times for
+ * DeepSeek-V3 at T > 1, where its own GEMVs take all T rows per pass). On a GPU the shared experts' two GEMVs are
+ * then no longer dispatches of their own: their weights stream in the routed GEMVs' dispatches (not yet measured on
+ * the H200: docs/PERF-NOTES.md).
+ * @example `useSharedExpertSlots(1, 8, 256, 1, 'auto', false) // true`
  */
-export function useSharedExpertSlots(choice: DecodeSharedChoice, softwareAdapter: boolean): boolean {
+export function useSharedExpertSlots(T: number, k: number, E: number, ns: number, choice: DecodeSharedChoice, softwareAdapter: boolean): boolean {
   if (choice !== 'auto' && choice !== 'routed' && choice !== 'separate') throw new ValueError('decode shared-experts choice', "'auto' | 'routed' | 'separate'", choice);
-  return choice === 'routed' || (choice === 'auto' && gemvChunksPerDispatch(softwareAdapter) > 1);
+  if (choice !== 'auto') return choice === 'routed';
+  return gemvChunksPerDispatch(softwareAdapter) > 1 && T <= gemvRowsPerPass(T, k + ns, E + ns, true);
 }
 
 /** Whether a single expert (shared experts, nn's MLP) over T tokens takes the decode GEMVs. */

@@ -238,7 +238,7 @@ function sharedStacks(sh: SharedExperts): ExpertWeightSet<ExpertStackGpu> | unde
 function routedWithShared(layer: MoELayer, rw: ExpertWeightSet<ExpertStackGpu>, T: number): ExpertWeightSet<ExpertStackGpu> | undefined {
   const sh = layer.shared;
   if (!sh || layer.sharedExpertGate || layer.sharedExpertsDim !== layer.moeDim) return undefined;
-  if (!useSharedExpertSlots(layer.decodeShared, layer.ctx!.adapterInfo.software)) return undefined;
+  if (!useSharedExpertSlots(T, layer.numExpertsPerToken, layer.numExperts, 1, layer.decodeShared, layer.ctx!.adapterInfo.software)) return undefined;
   const act = layer.activation;
   if (act.kind !== SHARED_EXPERT_ACTIVATION.kind || act.layout !== SHARED_EXPERT_ACTIVATION.layout || layer.stacked.gateUpBias || layer.stacked.downBias) return undefined;
   const sw = sharedStacks(sh);
