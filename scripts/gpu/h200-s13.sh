@@ -28,10 +28,7 @@ mkdir -p "$OUT"
 . "$(dirname "$0")/prefill-bench-run.sh"
 case "${1:-1}" in
   1)
-    mkdir -p /tmp/webmoe-fx && tar xJf .gpu-kit/fixtures.tar.xz -C /tmp/webmoe-fx
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
-    WEBMOE_FIXTURES=/tmp/webmoe-fx/fixtures CI=true timeout 270 bash .gpu-kit/enter.sh node .gpu-kit/gpu-tests.mjs > "$OUT/gpu-tests.txt" 2>&1
-    echo "gpu-tests rc=$?" >> "$OUT/gpu-tests.txt"; grep -E "^FAILED|passed, .* failed|rc=" "$OUT/gpu-tests.txt" | cut -c1-300 | tail -12
+    GPU_TESTS 270
     PB prefill-dequant 150 180 10 "=sgmat-default,=sgmat-dequant" "mixtral,gpt-oss" "512,4096" bf16,f16,int4,fp8,mxfp4
     PREFILL_BENCH_ROUTING=random PB prefill-uneven 60 80 10 "=sgmat-default,sgmat-m128n256k32v-xh,sgmat-m128n128k32v-xh,=sgmat-m64n128k32v,=sgmat-m64n256k32v,=sgmat-m32n256k32v" "mixtral,gpt-oss" "512" bf16
     ;;

@@ -20,10 +20,7 @@ mkdir -p "$OUT"
 . "$(dirname "$0")/prefill-bench-run.sh"
 case "${1:-1}" in
   1)
-    mkdir -p /tmp/webmoe-fx && tar xJf .gpu-kit/fixtures.tar.xz -C /tmp/webmoe-fx
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
-    WEBMOE_FIXTURES=/tmp/webmoe-fx/fixtures CI=true timeout 290 bash .gpu-kit/enter.sh node .gpu-kit/gpu-tests.mjs > "$OUT/gpu-tests.txt" 2>&1
-    echo "gpu-tests rc=$?" >> "$OUT/gpu-tests.txt"; grep -E "^FAILED|passed, .* failed|rc=" "$OUT/gpu-tests.txt" | cut -c1-300 | tail -12
+    GPU_TESTS 290
     PREFILL_BENCH_ROUTING=random PB prefill-rowskip 120 150 10 "=sgmat-default,=sgmat-rowskip,=sgmat-default-band2,=sgmat-rowskip-band2,=sgmat-rowskip-band4" "mixtral,gpt-oss" "512" bf16
     [ $SECONDS -lt 470 ] && PREFILL_BENCH_ROUTING=random PB prefill-rowskip-4096 60 80 10 "=sgmat-default,=sgmat-rowskip" "mixtral" "4096" bf16
     echo "elapsed ${SECONDS}s"

@@ -1,4 +1,4 @@
-# Sourced by the h200-*.sh call scripts: PB NAME MAX_S TIMEOUT_S ARGS... runs the kit's prefill-bench (or the bundle
+# Sourced by the h200-*.sh call scripts (PB and GPU_TESTS below). PB NAME MAX_S TIMEOUT_S ARGS... runs the kit's prefill-bench (or the bundle
 # $PBIN names) with a time budget of MAX_S seconds under a TIMEOUT_S timeout, writes $OUT/NAME.txt and prints its
 # result lines (per-T rows, rows per expert with random routing, WRONG flags, the exit status).
 PB() {
@@ -7,4 +7,17 @@ PB() {
   PREFILL_BENCH_MAX_S=$maxs timeout "$to" bash .gpu-kit/enter.sh node ".gpu-kit/${PBIN:-prefill-bench}.mjs" "$@" > "$OUT/$name.txt" 2>&1
   echo "prefill rc=$?" >> "$OUT/$name.txt"
   grep -E "T=[0-9]+:|rows per|WRONG|rc=" "$OUT/$name.txt" | cut -c1-400
+}
+
+# GPU_TESTS TIMEOUT_S [FILTERS...]: the card's name and driver to $OUT/gpu.txt, the fixtures unpacked, the kit's GPU test
+# bundle (CI=true: a missing adapter fails) under a TIMEOUT_S timeout into $OUT/gpu-tests.txt; prints its failures,
+# totals and exit status.
+GPU_TESTS() {
+  local to=$1
+  shift
+  mkdir -p /tmp/webmoe-fx && tar xJf .gpu-kit/fixtures.tar.xz -C /tmp/webmoe-fx
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
+  WEBMOE_FIXTURES=/tmp/webmoe-fx/fixtures CI=true timeout "$to" bash .gpu-kit/enter.sh node .gpu-kit/gpu-tests.mjs "$@" > "$OUT/gpu-tests.txt" 2>&1
+  echo "gpu-tests rc=$?" >> "$OUT/gpu-tests.txt"
+  grep -E "^FAILED|passed, .* failed|rc=" "$OUT/gpu-tests.txt" | cut -c1-300 | tail -12
 }
