@@ -129,8 +129,9 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
   // the routed experts with the shared expert appended (MoE.decodeShared) and its slots per token (0 or 1), once
   // route() has taken that path
   let withShared: ExpertWeightSet<ExpertStackGpu> | undefined;
-  let shared = 0;
-  const weights = () => withShared ?? (w ??= layer.stacked.gpuWeights());
+  let sharedSlots = 0;
+  const routed = () => (w ??= layer.stacked.gpuWeights());
+  const weights = () => withShared ?? routed();
   const { rec, pool, scratch } = run;
   const keep = <G extends { destroy(): void }>(t: G): G => (scratch.push(t), t);
   let fusedGrouping: { routing: RoutingGpu; grouped: GroupedRowsGpu } | undefined;
@@ -146,10 +147,10 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
       const T = x.shape[0];
       // Decode on the GEMVs with the shared expert joined to the routed ones (MoE.decodeShared): each token gets one
       // more slot (expert E, weight 1) and the GEMVs read the routed stacks with the shared one appended.
-      withShared = run.wholeLayer ? routedWithShared(layer, weights(), T) : undefined;
-      shared = withShared ? 1 : 0;
-      const routerOpts = { pool, correctionBias: g.eScoreCorrectionBias?.gpuValue, sharedExperts: shared };
-      const [k, E] = [layer.numExpertsPerToken + shared, layer.numExperts + shared];
+      withShared = run.wholeLayer ? routedWithShared(layer, routed(), T) : undefined;
+      sharedSlots = withShared ? 1 : 0;
+      const routerOpts = { pool, correctionBias: g.eScoreCorrectionBias?.gpuValue, sharedExperts: sharedSlots };
+      const [k, E] = [layer.numExpertsPerToken + sharedSlots, layer.numExperts + sharedSlots];
       if (useFusedDecodeRouting(T) && planGemms(layer, weights(), T, k, E, layer.expertKernels) === 'gemv') {
         // decode with the fewest tokens: routing, grouping and the active-expert list in one dispatch (route_decode);
         // the group stage takes the grouping made here
@@ -164,7 +165,7 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
       run.onStep?.('group');
       if (fusedGrouping && fusedGrouping.routing.idx === r.idx) return fusedGrouping.grouped;
       const T = r.idx.shape[0];
-      const [k, E] = [layer.numExpertsPerToken + shared, layer.numExperts + shared];
+      const [k, E] = [layer.numExpertsPerToken + sharedSlots, layer.numExperts + sharedSlots];
       const gemms = planGemms(layer, weights(), T, k, E, layer.expertKernels);
       if (gemms === 'gemv') {
         // decode: grouping and active-expert list in one dispatch
