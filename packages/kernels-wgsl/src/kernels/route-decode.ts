@@ -11,7 +11,7 @@ import type { GpuTensor } from '../runtime/tensor.js';
 import { defineKernel, type Recorder } from '../runtime/kernel.js';
 import { ShapeError } from '@webmoe/tensor';
 import type { GroupingGpu, RouterParams, RoutingGpu, RoutingRef } from './moe-types.js';
-import { prepareRouting, routeTokenWgsl, routerBindings, ROUTER_UNIFORMS, type RouterOptions, type RouterVariant } from './router.js';
+import { prepareRouting, routeTokenWgsl, routerBindings, slotsWgsl, ROUTER_UNIFORMS, type RouterOptions, type RouterVariant } from './router.js';
 import type { ActiveExperts } from './moe-gemv.js';
 import { activeTailWgsl, allocGrouping, decodeGroupingTargets, decodeGroupingParams, groupDecodeBindings, groupDecodeWgsl, GROUP_DECODE_UNIFORMS, type GroupOptions } from './grouping.js';
 
@@ -55,7 +55,7 @@ export const routeDecodeKernel = defineKernel<RouteDecodeVariant>(
   'route_decode',
   (v) => /* wgsl */ `
 ${routeTokenWgsl(v)}
-${v.one ? groupOneTokenWgsl(v.ns ? `(u.E + ${v.ns}u)` : 'u.E', v.ns ? `(u.k + ${v.ns}u)` : 'u.k') : groupDecodeWgsl(v.ns ? `(u.E + ${v.ns}u)` : 'u.E')}
+${v.one ? groupOneTokenWgsl(slotsWgsl(v).E, slotsWgsl(v).k) : groupDecodeWgsl(slotsWgsl(v).E)}
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32) {
 ${
@@ -126,9 +126,9 @@ export function routeDecodeGpu(
 }
 
 /**
- * The TypeScript reference of {@link routeDecodeGpu}'s routing with `ns` shared experts: the router's routing
- * (routerRef) with each token's k slots followed by ns slots of experts E..E+ns-1 at weight 1 ([T, k + ns]); its
- * grouping is groupRef over E + ns experts.
+ * The TypeScript reference of the routing of {@link routeDecodeGpu} and routerGpu with `ns` shared experts
+ * (RouterOptions.sharedExperts): the router's routing (routerRef) with each token's k slots followed by ns slots of
+ * experts E..E+ns-1 at weight 1 ([T, k + ns]); its grouping is groupRef over E + ns experts.
  * @example `const r = routeDecodeRef(routerRef(logits, T, E, params), T, params.topK, E, 1)`
  */
 export function routeDecodeRef(routed: RoutingRef, T: number, k: number, E: number, ns: number): RoutingRef {

@@ -45,6 +45,14 @@ export function routerBindings(v: RouterVariant): BindingDecl[] {
   return b;
 }
 
+/**
+ * WGSL expressions of a routing's slots per token and experts: u.k and u.E, or with v.ns shared experts appended
+ * (RouterVariant.ns) k + ns and E + ns.
+ */
+export function slotsWgsl(v: RouterVariant): { k: string; E: string } {
+  return v.ns ? { k: `(u.k + ${v.ns}u)`, E: `(u.E + ${v.ns}u)` } : { k: 'u.k', E: 'u.E' };
+}
+
 /** The router's uniform fields: the kernels that route declare these. */
 export const ROUTER_UNIFORMS: readonly UniformField[] = [...uniformFields('u32', 'T', 'E', 'k', 'nGroup', 'topkGroup'), { name: 'scale', type: 'f32' }];
 
@@ -55,9 +63,9 @@ export const ROUTER_UNIFORMS: readonly UniformField[] = [...uniformFields('u32',
  * bindings ({@link routerBindings}) and the uniforms ({@link ROUTER_UNIFORMS}) are the caller's.
  */
 export function routeTokenWgsl(v: RouterVariant): string {
-  // slots per token written: the k routed, then (route_decode with shared experts) ns more
+  // slots per token written: the k routed, then (with shared experts) ns more
   const ns = v.ns ?? 0;
-  const kw = ns ? `(u.k + ${ns}u)` : 'u.k';
+  const kw = slotsWgsl(v).k;
   const grouped = v.kind === 'sigmoid_grouped';
   const scoreInit = grouped ? `sc[e >> 2u][e & 3u] = bitcast<u32>(sigmoid(l)${v.cbias ? ' + CB[e]' : ''});` : `sc[e >> 2u][e & 3u] = bitcast<u32>(l);`;
   const softmaxStats =
