@@ -4,10 +4,38 @@ import { parseHFQuantConfig, type MoEQuantConfig } from './quant-experts.js';
 import { parseCompressedTensorsConfig, type CompressedTensorsConfig } from './compressed-tensors-config.js';
 import { SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV3Gate, Llama4Gate, type GateClass, type GateOptions } from './gates.js';
 
-/** The model types `MoE.fromHuggingFace` loads. @example `HF_MOE_MODEL_TYPES.includes('olmoe') // true` */
+/** The MoE blocks `MoE.fromHuggingFace` loads, by the model type of their config. @example `HF_MOE_MODEL_TYPES.includes('olmoe') // true` */
 export const HF_MOE_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v3', 'gpt_oss', 'llama4_text'] as const;
 /** One of {@link HF_MOE_MODEL_TYPES}. @example `const t: HFMoEModelType = 'gpt_oss';` */
 export type HFMoEModelType = (typeof HF_MOE_MODEL_TYPES)[number];
+
+/**
+ * Model types of published checkpoints whose MoE block is one of {@link HF_MOE_MODEL_TYPES}:
+ * - `kimi_k2` (Kimi-K2, custom code of DeepSeek-V3's architecture): DeepSeek-V3's block and config keys;
+ * - `llama4` (Llama 4 Scout / Maverick, `Llama4ForConditionalGeneration`): the `llama4_text` block, its config in
+ *   `text_config` (a top-level `quantization_config` applies to it), its tensors under `language_model.model.layers.`
+ *   (or `model.language_model.layers.`).
+ * @example `HF_MOE_MODEL_TYPE_ALIASES.kimi_k2 // 'deepseek_v3'`
+ */
+export const HF_MOE_MODEL_TYPE_ALIASES: Readonly<Record<string, HFMoEModelType>> = { kimi_k2: 'deepseek_v3', llama4: 'llama4_text' };
+
+/**
+ * The config of the MoE block a checkpoint's config describes and its block type: the config itself for the types of
+ * HF_MOE_MODEL_TYPES and kimi_k2, `text_config` (with the top-level quantization_config) for llama4.
+ */
+function blockConfig(cfg: Cfg): { cfg: Cfg; modelType: HFMoEModelType } {
+  const mt = cfg.model_type;
+  const alias = typeof mt === 'string' && Object.hasOwn(HF_MOE_MODEL_TYPE_ALIASES, mt) ? HF_MOE_MODEL_TYPE_ALIASES[mt] : undefined;
+  if (typeof mt !== 'string' || (!alias && !(HF_MOE_MODEL_TYPES as readonly string[]).includes(mt))) {
+    throw new UnsupportedError('config model_type', JSON.stringify(mt), [...HF_MOE_MODEL_TYPES, ...Object.keys(HF_MOE_MODEL_TYPE_ALIASES)].join(', '));
+  }
+  if (mt !== 'llama4') return { cfg, modelType: alias ?? (mt as HFMoEModelType) };
+  const text = cfg.text_config;
+  if (typeof text !== 'object' || text === null || Array.isArray(text)) throw new ConfigError('text_config', 'an object (the llama4_text config of a llama4 checkpoint)', text);
+  const tc = text as Cfg;
+  if (tc.model_type !== undefined && tc.model_type !== 'llama4_text') throw new ConfigError('text_config.model_type', '"llama4_text"', tc.model_type);
+  return { cfg: cfg.quantization_config === undefined ? tc : { ...tc, quantization_config: cfg.quantization_config }, modelType: 'llama4_text' };
+}
 
 /** How the routed experts are laid out in the checkpoint. @example `{ kind: 'per_expert', gate: 'w1', up: 'w3', down: 'w2' }` */
 export type HFExpertLayout =
@@ -96,13 +124,8 @@ function checkSiluAct(cfg: Cfg): void {
  */
 export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
   if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new ConfigError('config.json', 'a JSON object', typeof config);
-  const cfg = config as Cfg;
   if (!Number.isInteger(layer) || layer < 0) throw new ConfigError('layer', 'a non-negative integer', layer);
-  const mt = cfg.model_type;
-  if (typeof mt !== 'string' || !(HF_MOE_MODEL_TYPES as readonly string[]).includes(mt)) {
-    throw new UnsupportedError('config model_type', JSON.stringify(mt), HF_MOE_MODEL_TYPES.join(', '));
-  }
-  const modelType = mt as HFMoEModelType;
+  const { cfg, modelType } = blockConfig(config as Cfg);
   const q = cfg.quantization_config;
   const isCT = typeof q === 'object' && q !== null && !Array.isArray(q) && (q as Cfg).quant_method === 'compressed-tensors';
   const compressedTensors = isCT ? parseCompressedTensorsConfig(q as Cfg) : undefined;
@@ -223,7 +246,8 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
       const I = int(cfg, ['intermediate_size'], {});
       return {
         ...base,
-        prefixes: [`${L}feed_forward.`],
+        // llama4_text checkpoints; llama4 ones (Llama4ForConditionalGeneration) as published, and as transformers 5 names them
+        prefixes: [`${L}feed_forward.`, `language_model.${L}feed_forward.`, `model.language_model.layers.${layer}.feed_forward.`],
         numExperts: int(cfg, ['num_local_experts', 'num_experts'], {}),
         moeDim: I,
         gateCls: Llama4Gate,

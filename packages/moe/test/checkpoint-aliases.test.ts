@@ -1,0 +1,97 @@
+// Checkpoints as published whose MoE block is one the loader knows (HF_MOE_MODEL_TYPE_ALIASES): Kimi-K2's
+// `kimi_k2` config (DeepSeek-V3's architecture and keys) and Llama 4's `llama4` config (Llama4ForConditionalGeneration:
+// the llama4_text config in `text_config`, the tensors under `language_model.model.layers.`, or as transformers 5
+// names them `model.language_model.layers.`). Each is the HF fixture of the same block seen through that config and
+// those names; the layer must give the transformers golden, and the same output as the fixture loaded directly.
+import { describe, it, expect } from 'vitest';
+import { DeviceRef } from '@webmoe/tensor';
+import { ConfigError, HF_MOE_MODEL_TYPE_ALIASES, MoE, UnsupportedError, parseHFMoEConfig, type MoECheckpoint } from '../src/index.js';
+import { fixtureCheckpoints, goldenTensors, loadGolden, relErr } from './helpers.js';
+
+const open = fixtureCheckpoints();
+const cpu = DeviceRef.CPU();
+
+/** `ck` under another config and with its tensor names rewritten by `rename` (the tensors themselves unchanged). */
+function seenAs(ck: MoECheckpoint, config: Record<string, unknown>, rename: (n: string) => string = (n) => n): MoECheckpoint {
+  const back = new Map(ck.tensorNames.map((n) => [rename(n), n]));
+  const orig = (n: string) => back.get(n);
+  return {
+    tensorNames: [...back.keys()],
+    config,
+    info: (n) => (orig(n) !== undefined ? ck.info(orig(n)!) : undefined),
+    read: async (n) => {
+      const o = orig(n);
+      if (o === undefined) throw new Error(`test: no tensor ${n}`);
+      return ck.read(o);
+    },
+  };
+}
+
+/** Llama 4's published config around a llama4_text config. */
+const llama4Config = (text: object) => ({ architectures: ['Llama4ForConditionalGeneration'], model_type: 'llama4', text_config: text, vision_config: { model_type: 'llama4_vision_model', hidden_size: 88 } });
+
+describe('published model types whose block the loader knows', () => {
+  it('the aliases', () => {
+    expect(HF_MOE_MODEL_TYPE_ALIASES).toEqual({ kimi_k2: 'deepseek_v3', llama4: 'llama4_text' });
+  });
+
+  it('kimi_k2: the deepseek_v3 block; its golden, and the deepseek_v3 load bit for bit', async () => {
+    const ck = await open('deepseek_v3');
+    const g = loadGolden('deepseek_v3');
+    const kimi = seenAs(ck, { ...(ck.config as object), model_type: 'kimi_k2', architectures: ['DeepseekV3ForCausalLM'] });
+    expect(parseHFMoEConfig(kimi.config, 0).modelType).toBe('deepseek_v3');
+    const a = await MoE.fromHuggingFace({ source: kimi, layer: 0, device: cpu });
+    const b = await MoE.fromHuggingFace({ source: ck, layer: 0, device: cpu });
+    const y = await a.forward(g.input);
+    expect(relErr(y, g.output)).toBeLessThan(g.f32Tol);
+    expect(y).toEqual(await b.forward(g.input));
+  });
+
+  it('kimi_k2 with fp8 blocks (quant_method "fp8", as Kimi-K2 is published): the deepseek_v3_fp8 weight-only golden', async () => {
+    const ck = await open('deepseek_v3_fp8');
+    const g = goldenTensors('deepseek_v3_fp8');
+    const kimi = seenAs(ck, { ...(ck.config as object), model_type: 'kimi_k2' });
+    const moe = await MoE.fromHuggingFace({ source: kimi, layer: 0, device: cpu, activationQuant: 'none' });
+    expect(moe.stacked.format).toBe('fp8_block');
+    const y = await moe.forward(g.get('input')!.values);
+    expect(relErr(y, g.get('output_weight_only')!.values)).toBeLessThan(1e-4);
+  });
+
+  for (const [name, prefix] of [
+    ['language_model.model.layers. (as published)', 'language_model.model.'],
+    ['model.language_model.layers. (transformers 5)', 'model.language_model.'],
+  ] as const) {
+    it(`llama4 (text_config, tensors under ${name}): the llama4_text block; its golden, and the llama4_text load bit for bit`, async () => {
+      const ck = await open('llama4_text');
+      const g = loadGolden('llama4_text');
+      const wrapped = seenAs(ck, llama4Config(ck.config as object), (n) => (n.startsWith('model.') ? prefix + n.slice('model.'.length) : `language_model.${n}`));
+      expect(wrapped.tensorNames.some((n) => n.startsWith(`${prefix}layers.0.feed_forward.router`))).toBe(true);
+      const spec = parseHFMoEConfig(wrapped.config, 0);
+      expect([spec.modelType, spec.numExperts, spec.moeDim]).toEqual(['llama4_text', 8, 32]);
+      const a = await MoE.fromHuggingFace({ source: wrapped, layer: 0, device: cpu });
+      const b = await MoE.fromHuggingFace({ source: ck, layer: 0, device: cpu });
+      const y = await a.forward(g.input);
+      expect(relErr(y, g.output)).toBeLessThan(g.f32Tol);
+      expect(y).toEqual(await b.forward(g.input));
+    });
+  }
+
+  it('typed errors: llama4 without a text_config or with another text model type, kimi_k2 with another router, an unknown type naming the aliases', async () => {
+    const ck = await open('llama4_text');
+    expect(() => parseHFMoEConfig({ model_type: 'llama4' }, 0)).toThrow(ConfigError);
+    expect(() => parseHFMoEConfig({ model_type: 'llama4' }, 0)).toThrow(/text_config/);
+    expect(() => parseHFMoEConfig(llama4Config({ ...(ck.config as object), model_type: 'mixtral' }), 0)).toThrow(/text_config.model_type/);
+    const ds = (await open('deepseek_v3')).config as object;
+    expect(() => parseHFMoEConfig({ ...ds, model_type: 'kimi_k2', scoring_func: 'softmax' }, 0)).toThrow(UnsupportedError);
+    const e = (() => {
+      try {
+        parseHFMoEConfig({ model_type: 'jamba' }, 0);
+      } catch (x) {
+        return x as Error;
+      }
+    })();
+    expect(e).toBeInstanceOf(UnsupportedError);
+    expect(e!.message).toMatch(/kimi_k2/);
+    expect(e!.message).toMatch(/llama4\b/);
+  });
+});
