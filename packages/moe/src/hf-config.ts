@@ -130,7 +130,7 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
   const isCT = typeof q === 'object' && q !== null && !Array.isArray(q) && (q as Cfg).quant_method === 'compressed-tensors';
   const compressedTensors = isCT ? parseCompressedTensorsConfig(q as Cfg) : undefined;
   const quant = q !== undefined && q !== null && !isCT ? parseHFQuantConfig(q) : undefined;
-  if (quant?.format === 'fp8_block' && modelType !== 'deepseek_v3') throw new UnsupportedError('config quantization_config', `quant_method "fp8" for ${modelType}`, 'deepseek_v3 (per-expert fp8 weights with weight_scale_inv)');
+  // block fp8 (DeepSeek-V3, Kimi-K2, Qwen3-MoE's FP8 checkpoints): the per-expert layouts; the fused ones (gpt_oss, llama4) are refused with the tensors (hf-loader)
   if (quant?.format === 'mxfp4' && modelType !== 'gpt_oss') throw new UnsupportedError('config quantization_config', `quant_method "mxfp4" for ${modelType}`, 'gpt_oss (experts.*_blocks / *_scales)');
   const nLayers = int(cfg, ['num_hidden_layers'], { optional: true });
   if (nLayers !== undefined && layer >= nLayers) throw new ConfigError('num_hidden_layers', `more than layer ${layer}`, nLayers);

@@ -235,7 +235,7 @@ function quantizedNeeds(spec: HFMoESpec, prefix: string, q: ResolvedQuantConfig)
   const { numExperts: E, hiddenDim: H, moeDim: I } = spec;
   const needs: Need[] = [];
   if (q.format === 'fp8_block') {
-    if (spec.experts.kind !== 'per_expert') throw new UnsupportedError(`${prefix}experts`, `fused fp8 experts for ${spec.modelType}`, 'per-expert fp8 weights with weight_scale_inv (DeepSeek-V3)');
+    if (spec.experts.kind !== 'per_expert') throw new UnsupportedError(`${prefix}experts`, `fused fp8 experts for ${spec.modelType}`, 'per-expert fp8 weights with weight_scale_inv (DeepSeek-V3, Kimi-K2, Qwen3-MoE FP8)');
     const { gate, up, down } = spec.experts;
     for (let e = 0; e < E; e++) {
       const p = `${prefix}experts.${e}.`;
@@ -260,7 +260,7 @@ function quantizedNeeds(spec: HFMoESpec, prefix: string, q: ResolvedQuantConfig)
     if (spec.experts.bias) needs.push({ name: `${prefix}experts.gate_up_proj_bias`, shape: [E, 2 * I] }, { name: `${prefix}experts.down_proj_bias`, shape: [E, H] });
     return needs;
   }
-  throw new UnsupportedError('quantization_config', `${q.format} checkpoints`, 'fp8 (DeepSeek-V3) and mxfp4 (GPT-OSS); quantize() other layers after loading');
+  throw new UnsupportedError('quantization_config', `${q.format} checkpoints`, 'fp8 blocks (per-expert layouts: DeepSeek-V3, Kimi-K2, Qwen3-MoE FP8) and mxfp4 (GPT-OSS); quantize() other layers after loading');
 }
 
 /**
