@@ -20,6 +20,53 @@ export type HFMoEModelType = (typeof HF_MOE_MODEL_TYPES)[number];
 export const HF_MOE_MODEL_TYPE_ALIASES: Readonly<Record<string, HFMoEModelType>> = { kimi_k2: 'deepseek_v3', llama4: 'llama4_text' };
 
 /**
+ * Why layer `layer` of a model of block type `modelType` is a dense MLP rather than an MoE block, as the ConfigError
+ * naming the config field that makes it so (qwen2_moe / qwen3_moe: `mlp_only_layers`, `decoder_sparse_step`;
+ * deepseek_v3: `first_k_dense_replace`, `moe_layer_freq`; llama4_text: `moe_layers`, else
+ * `interleave_moe_layer_step`); undefined for an MoE layer. A malformed field throws.
+ */
+function denseLayer(cfg: Cfg, modelType: HFMoEModelType, layer: number): ConfigError | undefined {
+  switch (modelType) {
+    case 'qwen2_moe':
+    case 'qwen3_moe': {
+      const only = cfg.mlp_only_layers ?? [];
+      if (!Array.isArray(only)) throw new ConfigError('mlp_only_layers', 'a list of layer numbers', only);
+      if (only.includes(layer)) return new ConfigError('mlp_only_layers', `layer ${layer} to be an MoE layer`, only);
+      const step = int(cfg, ['decoder_sparse_step'], { optional: true }) ?? 1;
+      return (layer + 1) % step !== 0 ? new ConfigError('decoder_sparse_step', `layer ${layer} to be an MoE layer`, step) : undefined;
+    }
+    case 'deepseek_v3': {
+      const firstDense = int(cfg, ['first_k_dense_replace'], { optional: true, min: 0 }) ?? 0;
+      if (layer < firstDense) return new ConfigError('first_k_dense_replace', `at most layer ${layer} (layers below it are dense MLPs, not MoE)`, firstDense);
+      const freq = int(cfg, ['moe_layer_freq'], { optional: true }) ?? 1;
+      return layer % freq !== 0 ? new ConfigError('moe_layer_freq', `a divisor of layer ${layer}`, freq) : undefined;
+    }
+    case 'llama4_text': {
+      const moeLayers = cfg.moe_layers;
+      if (Array.isArray(moeLayers)) return moeLayers.includes(layer) ? undefined : new ConfigError('moe_layers', `a list containing layer ${layer}`, moeLayers);
+      const step = int(cfg, ['interleave_moe_layer_step'], { optional: true }) ?? 1;
+      return (layer + 1) % step !== 0 ? new ConfigError('interleave_moe_layer_step', `a step that makes layer ${layer} an MoE layer`, step) : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The layers of a checkpoint's model that hold an MoE block (`MoE.fromHuggingFace` loads those; the others are
+ * dense MLPs): 0..num_hidden_layers-1 by the config's own rules (DeepSeek-V3 and Kimi-K2 from
+ * `first_k_dense_replace`, Llama 4 Maverick every other layer, Qwen's `mlp_only_layers`, ...). Typed errors as
+ * parseHFMoEConfig's for an unknown model type or a malformed field; `num_hidden_layers` is required.
+ * @example `for (const layer of hfMoELayers(config)) layers.push(await MoE.fromHuggingFace({ source, layer, ctx, device }))`
+ */
+export function hfMoELayers(config: unknown): number[] {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new ConfigError('config.json', 'a JSON object', typeof config);
+  const { cfg, modelType } = blockConfig(config as Cfg);
+  const n = int(cfg, ['num_hidden_layers'], { min: 1 });
+  return Array.from({ length: n }, (_, l) => l).filter((l) => !denseLayer(cfg, modelType, l));
+}
+
+/**
  * The config of the MoE block a checkpoint's config describes and its block type: the config itself for the types of
  * HF_MOE_MODEL_TYPES and kimi_k2, `text_config` (with the top-level quantization_config) for llama4.
  */
@@ -126,6 +173,8 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
   if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new ConfigError('config.json', 'a JSON object', typeof config);
   if (!Number.isInteger(layer) || layer < 0) throw new ConfigError('layer', 'a non-negative integer', layer);
   const { cfg, modelType } = blockConfig(config as Cfg);
+  const dense = denseLayer(cfg, modelType, layer);
+  if (dense) throw dense;
   const q = cfg.quantization_config;
   const isCT = typeof q === 'object' && q !== null && !Array.isArray(q) && (q as Cfg).quant_method === 'compressed-tensors';
   const compressedTensors = isCT ? parseCompressedTensorsConfig(q as Cfg) : undefined;
@@ -156,13 +205,7 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
     case 'qwen2_moe':
     case 'qwen3_moe': {
       checkSiluAct(cfg);
-      const only = cfg.mlp_only_layers ?? [];
-      if (!Array.isArray(only)) throw new ConfigError('mlp_only_layers', 'a list of layer numbers', only);
-      const step = int(cfg, ['decoder_sparse_step'], { optional: true }) ?? 1;
       const E = int(cfg, ['num_experts', 'num_local_experts'], {});
-      if (only.includes(layer) || (layer + 1) % step !== 0) {
-        throw new ConfigError(only.includes(layer) ? 'mlp_only_layers' : 'decoder_sparse_step', `layer ${layer} to be an MoE layer`, only.includes(layer) ? only : step);
-      }
       const spec: HFMoESpec = {
         ...base,
         prefixes: [`${L}mlp.`],
@@ -194,10 +237,6 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
     }
     case 'deepseek_v3': {
       checkSiluAct(cfg);
-      const firstDense = int(cfg, ['first_k_dense_replace'], { optional: true, min: 0 }) ?? 0;
-      if (layer < firstDense) throw new ConfigError('first_k_dense_replace', `at most layer ${layer} (layers below it are dense MLPs, not MoE)`, firstDense);
-      const freq = int(cfg, ['moe_layer_freq'], { optional: true }) ?? 1;
-      if (layer % freq !== 0) throw new ConfigError('moe_layer_freq', `a divisor of layer ${layer}`, freq);
       const scoring = cfg.scoring_func ?? 'sigmoid';
       if (scoring !== 'sigmoid') throw new UnsupportedError('config scoring_func', JSON.stringify(scoring), '"sigmoid"');
       const method = cfg.topk_method ?? 'noaux_tc';
@@ -236,13 +275,6 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
     }
     case 'llama4_text': {
       checkSiluAct(cfg);
-      const moeLayers = cfg.moe_layers;
-      if (Array.isArray(moeLayers)) {
-        if (!moeLayers.includes(layer)) throw new ConfigError('moe_layers', `a list containing layer ${layer}`, moeLayers);
-      } else {
-        const step = int(cfg, ['interleave_moe_layer_step'], { optional: true }) ?? 1;
-        if ((layer + 1) % step !== 0) throw new ConfigError('interleave_moe_layer_step', `a step that makes layer ${layer} an MoE layer`, step);
-      }
       const I = int(cfg, ['intermediate_size'], {});
       return {
         ...base,

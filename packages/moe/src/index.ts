@@ -18,7 +18,7 @@ export { gpuStages, type GpuStageRun, type GroupedRowsGpu } from './forward/gpu.
 export { hostStages, addSharedHost } from './forward/host.js';
 export { ShardedMoE, type ShardedHFLoadOptions, type ShardedMoEOptions } from './sharded.js';
 export { openHFCheckpoint, type MoECheckpoint, type CheckpointTensorInfo } from './checkpoint.js';
-export { parseHFMoEConfig, HF_MOE_MODEL_TYPES, HF_MOE_MODEL_TYPE_ALIASES, type HFMoEModelType, type HFExpertLayout, type HFMoESpec } from './hf-config.js';
+export { parseHFMoEConfig, hfMoELayers, HF_MOE_MODEL_TYPES, HF_MOE_MODEL_TYPE_ALIASES, type HFMoEModelType, type HFExpertLayout, type HFMoESpec } from './hf-config.js';
 export { STREAM_EXPERTS_BYTES, type HFLoadOptions, type MoEWeightDType } from './hf-options.js';
 export {
   QuantizedExperts,

@@ -5,7 +5,7 @@
 // those names; the layer must give the transformers golden, and the same output as the fixture loaded directly.
 import { describe, it, expect } from 'vitest';
 import { DeviceRef } from '@webmoe/tensor';
-import { ConfigError, HF_MOE_MODEL_TYPE_ALIASES, MoE, UnsupportedError, parseHFMoEConfig, type MoECheckpoint } from '../src/index.js';
+import { ConfigError, HF_MOE_MODEL_TYPE_ALIASES, MoE, UnsupportedError, hfMoELayers, parseHFMoEConfig, type MoECheckpoint } from '../src/index.js';
 import { fixtureCheckpoints, goldenTensors, loadGolden, relErr } from './helpers.js';
 
 const open = fixtureCheckpoints();
@@ -93,5 +93,42 @@ describe('published model types whose block the loader knows', () => {
     expect(e).toBeInstanceOf(UnsupportedError);
     expect(e!.message).toMatch(/kimi_k2/);
     expect(e!.message).toMatch(/llama4\b/);
+  });
+});
+
+describe('hfMoELayers: the layers that hold an MoE block, by the config\'s rules', () => {
+  it('DeepSeek-V3 and Kimi-K2 (first_k_dense_replace), Llama 4 Scout and Maverick (interleave step), Qwen (mlp_only_layers, decoder_sparse_step), Mixtral', async () => {
+    const ds = (await open('deepseek_v3')).config as Record<string, unknown>;
+    const l4 = (await open('llama4_text')).config as Record<string, unknown>;
+    const q3 = (await open('qwen3_moe')).config as Record<string, unknown>;
+    const mx = (await open('mixtral')).config as Record<string, unknown>;
+    const range = (a: number, b: number, step = 1) => Array.from({ length: Math.ceil((b - a) / step) }, (_, i) => a + i * step);
+    expect(hfMoELayers({ ...ds, num_hidden_layers: 61, first_k_dense_replace: 3, moe_layer_freq: 1 })).toEqual(range(3, 61));
+    expect(hfMoELayers({ ...ds, model_type: 'kimi_k2', num_hidden_layers: 61, first_k_dense_replace: 1 })).toEqual(range(1, 61));
+    const { moe_layers: _m, ...l4NoList } = l4;
+    expect(hfMoELayers(llama4Config({ ...l4NoList, num_hidden_layers: 48, interleave_moe_layer_step: 2 }))).toEqual(range(1, 48, 2));
+    expect(hfMoELayers(llama4Config({ ...l4NoList, num_hidden_layers: 48, interleave_moe_layer_step: 1 }))).toEqual(range(0, 48));
+    expect(hfMoELayers({ ...l4, num_hidden_layers: 4, moe_layers: [0, 3] })).toEqual([0, 3]);
+    expect(hfMoELayers({ ...q3, num_hidden_layers: 6, mlp_only_layers: [0, 5] })).toEqual([1, 2, 3, 4]);
+    expect(hfMoELayers({ ...q3, model_type: 'qwen2_moe', num_hidden_layers: 6, decoder_sparse_step: 2 })).toEqual([1, 3, 5]);
+    expect(hfMoELayers({ ...mx, num_hidden_layers: 32 })).toEqual(range(0, 32));
+    // each layer listed is one parseHFMoEConfig takes; each other one it refuses naming the rule's field
+    const cfg = { ...ds, num_hidden_layers: 8, first_k_dense_replace: 2, moe_layer_freq: 2 };
+    const moe = hfMoELayers(cfg);
+    expect(moe).toEqual([2, 4, 6]);
+    for (let l = 0; l < 8; l++) {
+      if (moe.includes(l)) expect(parseHFMoEConfig(cfg, l).layer).toBe(l);
+      else expect(() => parseHFMoEConfig(cfg, l), `layer ${l}`).toThrow(l < 2 ? /first_k_dense_replace/ : /moe_layer_freq/);
+    }
+  });
+
+  it('typed errors: no num_hidden_layers, an unknown model type, a malformed rule', async () => {
+    const q3 = (await open('qwen3_moe')).config as Record<string, unknown>;
+    const { num_hidden_layers: _n, ...noLayers } = q3;
+    expect(() => hfMoELayers(noLayers)).toThrow(ConfigError);
+    expect(() => hfMoELayers(noLayers)).toThrow(/num_hidden_layers/);
+    expect(() => hfMoELayers({ ...q3, model_type: 'jamba' })).toThrow(UnsupportedError);
+    expect(() => hfMoELayers({ ...q3, mlp_only_layers: 3 })).toThrow(/mlp_only_layers/);
+    expect(() => hfMoELayers('{}')).toThrow(ConfigError);
   });
 });
