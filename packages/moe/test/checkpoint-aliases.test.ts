@@ -27,6 +27,14 @@ function seenAs(ck: MoECheckpoint, config: Record<string, unknown>, rename: (n: 
   };
 }
 
+/** The layer loaded from `view` gives fixture `arch`'s golden (float32) and the same output as loaded from `direct`, bit for bit. */
+async function expectGoldenAsDirect(view: MoECheckpoint, direct: MoECheckpoint, arch: string): Promise<void> {
+  const g = loadGolden(arch);
+  const y = await (await MoE.fromHuggingFace({ source: view, layer: 0, device: cpu })).forward(g.input);
+  expect(relErr(y, g.output), `${arch} golden`).toBeLessThan(g.f32Tol);
+  expect(y).toEqual(await (await MoE.fromHuggingFace({ source: direct, layer: 0, device: cpu })).forward(g.input));
+}
+
 /** Llama 4's published config around a llama4_text config. */
 const llama4Config = (text: object) => ({ architectures: ['Llama4ForConditionalGeneration'], model_type: 'llama4', text_config: text, vision_config: { model_type: 'llama4_vision_model', hidden_size: 88 } });
 
@@ -37,14 +45,9 @@ describe('published model types whose block the loader knows', () => {
 
   it('kimi_k2: the deepseek_v3 block; its golden, and the deepseek_v3 load bit for bit', async () => {
     const ck = await open('deepseek_v3');
-    const g = loadGolden('deepseek_v3');
     const kimi = seenAs(ck, { ...(ck.config as object), model_type: 'kimi_k2', architectures: ['DeepseekV3ForCausalLM'] });
     expect(parseHFMoEConfig(kimi.config, 0).modelType).toBe('deepseek_v3');
-    const a = await MoE.fromHuggingFace({ source: kimi, layer: 0, device: cpu });
-    const b = await MoE.fromHuggingFace({ source: ck, layer: 0, device: cpu });
-    const y = await a.forward(g.input);
-    expect(relErr(y, g.output)).toBeLessThan(g.f32Tol);
-    expect(y).toEqual(await b.forward(g.input));
+    await expectGoldenAsDirect(kimi, ck, 'deepseek_v3');
   });
 
   it('kimi_k2 with fp8 blocks (quant_method "fp8", as Kimi-K2 is published): the deepseek_v3_fp8 weight-only golden', async () => {
@@ -63,16 +66,11 @@ describe('published model types whose block the loader knows', () => {
   ] as const) {
     it(`llama4 (text_config, tensors under ${name}): the llama4_text block; its golden, and the llama4_text load bit for bit`, async () => {
       const ck = await open('llama4_text');
-      const g = loadGolden('llama4_text');
       const wrapped = seenAs(ck, llama4Config(ck.config as object), (n) => (n.startsWith('model.') ? prefix + n.slice('model.'.length) : `language_model.${n}`));
       expect(wrapped.tensorNames.some((n) => n.startsWith(`${prefix}layers.0.feed_forward.router`))).toBe(true);
       const spec = parseHFMoEConfig(wrapped.config, 0);
       expect([spec.modelType, spec.numExperts, spec.moeDim]).toEqual(['llama4_text', 8, 32]);
-      const a = await MoE.fromHuggingFace({ source: wrapped, layer: 0, device: cpu });
-      const b = await MoE.fromHuggingFace({ source: ck, layer: 0, device: cpu });
-      const y = await a.forward(g.input);
-      expect(relErr(y, g.output)).toBeLessThan(g.f32Tol);
-      expect(y).toEqual(await b.forward(g.input));
+      await expectGoldenAsDirect(wrapped, ck, 'llama4_text');
     });
   }
 
