@@ -79,6 +79,8 @@ describe('published model types whose block the loader knows', () => {
     expect(() => parseHFMoEConfig({ model_type: 'llama4' }, 0)).toThrow(ConfigError);
     expect(() => parseHFMoEConfig({ model_type: 'llama4' }, 0)).toThrow(/text_config/);
     expect(() => parseHFMoEConfig(llama4Config({ ...(ck.config as object), model_type: 'mixtral' }), 0)).toThrow(/text_config.model_type/);
+    // llama4's top-level quantization_config applies to its text block (here one the block cannot take)
+    expect(() => parseHFMoEConfig({ ...llama4Config(ck.config as object), quantization_config: { quant_method: 'mxfp4' } }, 0)).toThrow(/mxfp4.*llama4_text/);
     const ds = (await open('deepseek_v3')).config as object;
     expect(() => parseHFMoEConfig({ ...ds, model_type: 'kimi_k2', scoring_func: 'softmax' }, 0)).toThrow(UnsupportedError);
     const e = (() => {
