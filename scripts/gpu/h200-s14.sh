@@ -10,7 +10,8 @@
 #      goldens); prefill-bench with the layer's uneven routing (PREFILL_BENCH_ROUTING=random), bf16, Mixtral and
 #      GPT-OSS T = 512: plan.ts's tile against row skipping, the banded order, and both (decides FastGemmOptions
 #      .sgmatRowSkip's default: session 11's version with duplicated loops cost 8-14% on full tiles).
-#   2: decode A/B of MoE.decodeShared (WEBMOE_DECODE_SHARED=routed vs separate, alternating, two runs each):
+#   2: decode A/B of MoE.decodeShared (WEBMOE_DECODE_SHARED=routed vs separate, alternating, two runs each; decides
+#      KERNEL_CROSSOVERS.sharedExpertSlots.gpu, off until then):
 #      DeepSeek-V3 stand-in (e32) bf16 / fp8 T = 1, 4 and 16, full DeepSeek-V3 bf16 / fp8 T = 1 (#13's fp8 <= 0.6x bf16,
 #      now with fp8 shared experts as the checkpoint stores them); host-cost's dispatches and host us per forward.
 #   L and 3: session 13's layer prefill rows (h200-s13.sh L, 3).

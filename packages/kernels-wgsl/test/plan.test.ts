@@ -1,7 +1,7 @@
 // The kernel planner (src/kernels/plan.ts): the crossovers as documented, at and around each boundary.
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
-import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, useSharedExpertSlots, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, planExpertGemms, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
+import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, useSharedExpertSlots, sharedRowsFitOnePass, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, planExpertGemms, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
 import { SGMAT_SHAPES, sgmatLayout, sgmatScalarTwin, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast-shapes.js';
 
 describe('kernel planner', () => {
@@ -52,15 +52,17 @@ describe('kernel planner', () => {
     expect(useCombinedDownGemv(1, 'separate', true)).toBe(false);
     expect(() => useCombinedDownGemv(1, 'both' as never, true)).toThrow(ValueError);
   });
-  it('shared experts in the routed GEMVs: forced, refused, or by default on GPUs where the shared rows fit one GEMV pass', () => {
+  it('shared experts in the routed GEMVs: forced, refused, or by adapter kind (off on both until measured) where the shared rows fit one GEMV pass', () => {
     expect([true, false].map((sw) => useSharedExpertSlots(16, 8, 256, 1, 'routed', sw))).toEqual([true, true]);
     expect([true, false].map((sw) => useSharedExpertSlots(1, 8, 256, 1, 'separate', sw))).toEqual([false, false]);
-    // DeepSeek-V3 (k 8 of 256, one shared): T = 1 on a GPU only (at T = 2 a pass holds one row: the shared weights twice)
-    expect([true, false].map((sw) => useSharedExpertSlots(1, 8, 256, 1, 'auto', sw))).toEqual([false, true]);
-    expect([2, 4, 16].map((T) => useSharedExpertSlots(T, 8, 256, 1, 'auto', false))).toEqual([false, false, false]);
+    expect(KERNEL_CROSSOVERS.sharedExpertSlots).toEqual({ gpu: false, software: false });
+    expect([true, false].map((sw) => useSharedExpertSlots(1, 8, 256, 1, 'auto', sw))).toEqual([false, false]);
+    // the rows rule 'auto' applies once enabled: DeepSeek-V3 (k 8 of 256, one shared) T = 1 only (at T = 2 a pass
+    // holds one row: the shared weights twice)
+    expect([1, 2, 4, 16].map((T) => sharedRowsFitOnePass(T, 8, 256, 1))).toEqual([true, false, false, false]);
     // few experts, many per token (7 of 8, one shared): rows per pass up to the packed cap take T up to it
     const cap = KERNEL_CROSSOVERS.gemvMaxRowsPerPass.packed;
-    expect([1, cap, cap + 1].map((T) => useSharedExpertSlots(T, 7, 8, 1, 'auto', false))).toEqual([true, true, false]);
+    expect([1, cap, cap + 1].map((T) => sharedRowsFitOnePass(T, 7, 8, 1))).toEqual([true, true, false]);
     expect(() => useSharedExpertSlots(1, 8, 256, 1, 'fused' as never, false)).toThrow(ValueError);
   });
   it('fast GEMMs: 8 rows per expert on the subgroup-matrix kernel, 64 on the FMA kernels', () => {

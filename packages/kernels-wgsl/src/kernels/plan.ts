@@ -75,6 +75,14 @@ export const KERNEL_CROSSOVERS = {
    */
   combinedDownMaxTokens: { gpu: 0, software: 1 } as Readonly<Record<'gpu' | 'software', number>>,
   /**
+   * Whether 'auto' runs a layer's shared expert in the routed experts' decode GEMVs (useSharedExpertSlots), by adapter
+   * kind. Software adapters: no (a GEMV dispatch binds one chunk there, so the joined stack costs a dispatch per GEMV
+   * more: the DeepSeek-V3 fixture at T = 1 on lavapipe records 7 dispatches joined against 6). GPUs: off until the
+   * H200 ranks it against the shared expert's own GEMVs (no device lent 2026-12-05; `scripts/gpu/h200-s14.sh 2` runs
+   * both with WEBMOE_DECODE_SHARED; the prediction is in docs/PERF-NOTES.md).
+   */
+  sharedExpertSlots: { gpu: false, software: false } as Readonly<Record<'gpu' | 'software', boolean>>,
+  /**
    * The tiled linear splits K over workgroups (each a K slice of at least `minSliceK`, a second dispatch
    * summing the slices in order) until about `targetWorkgroups` workgroups run: a router linear has few
    * 64 x 64 output tiles (DeepSeek-V3 at T = 128: 2 x 4), each looping over all of K = 7168 in slices of
@@ -245,19 +253,27 @@ export type DecodeSharedChoice = 'auto' | 'routed' | 'separate';
 /**
  * Whether a forward of T tokens on the decode GEMVs, k routed experts per token of E (where its layer allows it:
  * ns shared experts in the routed experts' format and width, ungated, and the joined experts planned on the GEMVs),
- * runs the shared experts in the routed GEMVs: 'routed' yes, 'separate' no; 'auto' where a GEMV dispatch binds
- * several chunks (gemvChunksPerDispatch: GPUs, not software adapters, where the joined stack's second chunk would
- * cost a dispatch per GEMV) and a shared expert's T rows fit one weight pass of the joined GEMVs (gemvRowsPerPass
- * over k + ns slots of E + ns experts; else the GEMVs would stream its weights once per pass of rows, T times for
- * DeepSeek-V3 at T > 1, where its own GEMVs take all T rows per pass). On a GPU the shared experts' two GEMVs are
- * then no longer dispatches of their own: their weights stream in the routed GEMVs' dispatches (not yet measured on
- * the H200: docs/PERF-NOTES.md).
- * @example `useSharedExpertSlots(1, 8, 256, 1, 'auto', false) // true`
+ * runs the shared experts in the routed GEMVs: 'routed' yes, 'separate' no; 'auto' where
+ * KERNEL_CROSSOVERS.sharedExpertSlots takes it for the adapter's kind (off on both until measured) and a shared
+ * expert's T rows fit one weight pass of the joined GEMVs (gemvRowsPerPass over k + ns slots of E + ns experts; else
+ * the GEMVs would stream its weights once per pass of rows, T times for DeepSeek-V3 at T > 1, where its own GEMVs
+ * take all T rows per pass). On a GPU the shared experts' two GEMVs are then no longer dispatches of their own: their
+ * weights stream in the routed GEMVs' dispatches, both stacks in one dispatch (gemvChunksPerDispatch).
+ * @example `useSharedExpertSlots(1, 8, 256, 1, 'routed', false) // true`
  */
 export function useSharedExpertSlots(T: number, k: number, E: number, ns: number, choice: DecodeSharedChoice, softwareAdapter: boolean): boolean {
   if (choice !== 'auto' && choice !== 'routed' && choice !== 'separate') throw new ValueError('decode shared-experts choice', "'auto' | 'routed' | 'separate'", choice);
   if (choice !== 'auto') return choice === 'routed';
-  return gemvChunksPerDispatch(softwareAdapter) > 1 && T <= gemvRowsPerPass(T, k + ns, E + ns, true);
+  return KERNEL_CROSSOVERS.sharedExpertSlots[softwareAdapter ? 'software' : 'gpu'] && sharedRowsFitOnePass(T, k, E, ns);
+}
+
+/**
+ * The rule 'auto' of useSharedExpertSlots applies where KERNEL_CROSSOVERS.sharedExpertSlots takes it: a shared
+ * expert's T rows in one weight pass of the joined GEMVs (k + ns slots of E + ns experts).
+ * @example `sharedRowsFitOnePass(2, 8, 256, 1) // false`
+ */
+export function sharedRowsFitOnePass(T: number, k: number, E: number, ns: number): boolean {
+  return T <= gemvRowsPerPass(T, k + ns, E + ns, true);
 }
 
 /** Whether a single expert (shared experts, nn's MLP) over T tokens takes the decode GEMVs. */
