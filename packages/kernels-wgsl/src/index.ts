@@ -93,7 +93,7 @@ export {
   planExpertChunks,
   chunkExpertWeightsHost,
   appendExpertStacks,
-  expertStacksAppendable,
+  tryAppendExpertStacks,
   destroyExpertWeights,
   type ExpertDims,
   type ExpertChunkRange,

@@ -18,6 +18,7 @@ import {
   Recorder,
   appendExpertStacks,
   chunkExpertWeightsHost,
+  tryAppendExpertStacks,
   createGpuContext,
   destroyExpertWeights,
   expertWeightBytes,
@@ -478,12 +479,18 @@ describe('appendExpertStacks: shared experts after the routed ones, without a co
     for (const [b, msg] of bad) {
       made.push(b);
       expect(() => appendExpertStacks(a, b, 'concat')).toThrow(msg);
+      expect(tryAppendExpertStacks(a, b, 'concat'), 'tryAppendExpertStacks: undefined instead').toBeUndefined();
     }
     const withBias = uploadExpertStack(ctx, FORMATS[1].make(randomArray(r, E * 2 * I * H), E, 2 * I, H), { layout: 'concat', bias: HostTensor.fromFloat32([E, 2 * I], randomArray(r, E * 2 * I)), maxBindingBytes: 4 * 2 * I * H * 2 });
     const plain = up(FORMATS[1], 1, 2 * I, H);
     made.push(withBias.weights, plain);
     expect(withBias.weights.kind).toBe('chunked');
     expect(() => appendExpertStacks(withBias.weights, plain, 'concat')).toThrow(ValueError);
+    expect(tryAppendExpertStacks(withBias.weights, plain, 'concat')).toBeUndefined();
+    // a stack it takes: the same joined stack as appendExpertStacks
+    const same = up(FORMATS[3], 1, 2 * I, H);
+    made.push(same);
+    expect(tryAppendExpertStacks(a, same, 'concat')?.E).toBe(E + 1);
     for (const w of made) destroyExpertWeights(w);
   });
 });

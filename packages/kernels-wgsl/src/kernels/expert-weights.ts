@@ -414,16 +414,15 @@ export function appendExpertStacks(a: ExpertStackGpu, b: ExpertStackGpu, layout:
 }
 
 /**
- * Whether {@link appendExpertStacks} takes stacks `a` and `b` (same format, rows and cols; biases on both or
- * neither): the one place its rules are asked without an error.
- * @example `if (expertStacksAppendable(routed.down, shared.down, 'rows')) w = appendExpertStacks(routed.down, shared.down, 'rows')`
+ * {@link appendExpertStacks}, or undefined where its rules refuse stacks `a` and `b` (another format, rows or cols;
+ * a bias on one only): the one place they are asked without an error.
+ * @example `const w = tryAppendExpertStacks(routed.down, shared.down, 'rows') ?? separatePath()`
  */
-export function expertStacksAppendable(a: ExpertStackGpu, b: ExpertStackGpu, layout: ExpertRowLayout): boolean {
+export function tryAppendExpertStacks(a: ExpertStackGpu, b: ExpertStackGpu, layout: ExpertRowLayout): ChunkedExpertWeightsGpu | undefined {
   try {
-    appendExpertStacks(a, b, layout);
-    return true;
+    return appendExpertStacks(a, b, layout);
   } catch (e) {
-    if (e instanceof ValueError || e instanceof ShapeError || e instanceof DTypeError) return false;
+    if (e instanceof ValueError || e instanceof ShapeError || e instanceof DTypeError) return undefined;
     throw e;
   }
 }

@@ -4,12 +4,10 @@
  * decides between the decode GEMVs and the grouped GEMMs.
  */
 import {
-  appendExpertStacks,
   checkBufferSize,
   combineGpu,
   gpuByteLength,
   denseGroupingGpu,
-  expertStacksAppendable,
   gemvCombineSupports,
   gemvDownCombineGpu,
   gemvDownGpu,
@@ -22,6 +20,7 @@ import {
   linearGpu,
   planExpertGemms,
   routerGpu,
+  tryAppendExpertStacks,
   routeDecodeGpu,
   useCombinedDownGemv,
   useFusedDecodeRouting,
@@ -244,8 +243,10 @@ function routedWithShared(layer: MoELayer, rw: ExpertWeightSet<ExpertStackGpu>, 
   if (act.kind !== SHARED_EXPERT_ACTIVATION.kind || act.layout !== SHARED_EXPERT_ACTIVATION.layout || layer.stacked.gateUpBias || layer.stacked.downBias) return undefined;
   const sw = sharedStacks(sh);
   if (!sw) return undefined;
-  if (!expertStacksAppendable(rw.gateUp, sw.gateUp, act.layout) || !expertStacksAppendable(rw.down, sw.down, 'rows')) return undefined;
-  const joined = { gateUp: appendExpertStacks(rw.gateUp, sw.gateUp, act.layout, 'routed + shared gate_up'), down: appendExpertStacks(rw.down, sw.down, 'rows', 'routed + shared down') };
+  const gateUp = tryAppendExpertStacks(rw.gateUp, sw.gateUp, act.layout);
+  const down = tryAppendExpertStacks(rw.down, sw.down, 'rows');
+  if (!gateUp || !down) return undefined;
+  const joined = { gateUp, down };
   return planGemms(layer, joined, T, layer.numExpertsPerToken + 1, layer.numExperts + 1, layer.expertKernels) === 'gemv' ? joined : undefined;
 }
 
