@@ -146,7 +146,8 @@ describe('groupGpu vs groupRef', () => {
           expect([g.T, g.k, g.E]).toEqual([T, 1, 1]);
           const constant = T <= DENSE_GROUPING_CONST_MAX_T;
           g.destroy();
-          // the constant one survives its callers' destroy() and is the same object for every caller
+          (g as { [Symbol.dispose]?: () => void })[Symbol.dispose]?.();
+          // the constant one survives its callers' destroy() (and dispose) and is the same object for every caller
           if (constant) expect(denseGroupingGpu(ctx!, new Recorder(ctx!), T)).toBe(g);
           return constant ? await downloadGrouping(g) : undefined;
         }),

@@ -356,14 +356,15 @@ export const DENSE_GROUPING_CONST_MAX_T = 64;
 
 const denseConst = new WeakMap<GPUDevice, Map<number, GroupingGpu>>();
 
-/** The device's constant dense grouping of T tokens (T <= DENSE_GROUPING_CONST_MAX_T), uploaded on first use; its destroy() keeps it. */
+/** The device's constant dense grouping of T tokens (T <= DENSE_GROUPING_CONST_MAX_T), uploaded on first use; its destroy() (and `using`'s dispose) keeps it. */
 function constDenseGrouping(ctx: GpuContext, T: number): GroupingGpu {
   let m = denseConst.get(ctx.device);
   if (!m) denseConst.set(ctx.device, (m = new Map()));
   let g = m.get(T);
   if (!g) {
-    // freed with the device (a destroyed device's buffers go with it)
-    g = { ...uploadGrouping(ctx, denseGroupingRef(T)), destroy() {} };
+    // freed with the device (a destroyed device's buffers go with it); the uploaded grouping's own dispose would free it
+    const keep = () => {};
+    g = { ...uploadGrouping(ctx, denseGroupingRef(T)), destroy: keep, [Symbol.dispose]: keep } as GroupingGpu;
     m.set(T, g);
   }
   return g;
