@@ -7,25 +7,10 @@ import { describe, it, expect } from 'vitest';
 import { DeviceRef } from '@webmoe/tensor';
 import { ConfigError, HF_MOE_MODEL_TYPE_ALIASES, MoE, UnsupportedError, hfMoELayers, parseHFMoEConfig, type MoECheckpoint } from '../src/index.js';
 import { fixtureCheckpoints, goldenTensors, loadGolden, relErr } from './helpers.js';
+import { patchedCheckpoint } from './ct-writer.js';
 
 const open = fixtureCheckpoints();
 const cpu = DeviceRef.CPU();
-
-/** `ck` under another config and with its tensor names rewritten by `rename` (the tensors themselves unchanged). */
-function seenAs(ck: MoECheckpoint, config: Record<string, unknown>, rename: (n: string) => string = (n) => n): MoECheckpoint {
-  const back = new Map(ck.tensorNames.map((n) => [rename(n), n]));
-  const orig = (n: string) => back.get(n);
-  return {
-    tensorNames: [...back.keys()],
-    config,
-    info: (n) => (orig(n) !== undefined ? ck.info(orig(n)!) : undefined),
-    read: async (n) => {
-      const o = orig(n);
-      if (o === undefined) throw new Error(`test: no tensor ${n}`);
-      return ck.read(o);
-    },
-  };
-}
 
 /** The layer loaded from `view` gives fixture `arch`'s golden (float32) and the same output as loaded from `direct`, bit for bit. */
 async function expectGoldenAsDirect(view: MoECheckpoint, direct: MoECheckpoint, arch: string): Promise<void> {
@@ -36,7 +21,7 @@ async function expectGoldenAsDirect(view: MoECheckpoint, direct: MoECheckpoint, 
 }
 
 /** Llama 4's published config around a llama4_text config. */
-const llama4Config = (text: object) => ({ architectures: ['Llama4ForConditionalGeneration'], model_type: 'llama4', text_config: text, vision_config: { model_type: 'llama4_vision_model', hidden_size: 88 } });
+const llama4Config = (text: object): Record<string, unknown> => ({ architectures: ['Llama4ForConditionalGeneration'], model_type: 'llama4', text_config: text, vision_config: { model_type: 'llama4_vision_model', hidden_size: 88 } });
 
 describe('published model types whose block the loader knows', () => {
   it('the aliases', () => {
@@ -45,7 +30,7 @@ describe('published model types whose block the loader knows', () => {
 
   it('kimi_k2: the deepseek_v3 block; its golden, and the deepseek_v3 load bit for bit', async () => {
     const ck = await open('deepseek_v3');
-    const kimi = seenAs(ck, { ...(ck.config as object), model_type: 'kimi_k2', architectures: ['DeepseekV3ForCausalLM'] });
+    const kimi = patchedCheckpoint(ck, { config: { model_type: 'kimi_k2', architectures: ['DeepseekV3ForCausalLM'] } });
     expect(parseHFMoEConfig(kimi.config, 0).modelType).toBe('deepseek_v3');
     await expectGoldenAsDirect(kimi, ck, 'deepseek_v3');
   });
@@ -53,7 +38,7 @@ describe('published model types whose block the loader knows', () => {
   it('kimi_k2 with fp8 blocks (quant_method "fp8", as Kimi-K2 is published): the deepseek_v3_fp8 weight-only golden', async () => {
     const ck = await open('deepseek_v3_fp8');
     const g = goldenTensors('deepseek_v3_fp8');
-    const kimi = seenAs(ck, { ...(ck.config as object), model_type: 'kimi_k2' });
+    const kimi = patchedCheckpoint(ck, { config: { model_type: 'kimi_k2' } });
     const moe = await MoE.fromHuggingFace({ source: kimi, layer: 0, device: cpu, activationQuant: 'none' });
     expect(moe.stacked.format).toBe('fp8_block');
     const y = await moe.forward(g.get('input')!.values);
@@ -66,7 +51,7 @@ describe('published model types whose block the loader knows', () => {
   ] as const) {
     it(`llama4 (text_config, tensors under ${name}): the llama4_text block; its golden, and the llama4_text load bit for bit`, async () => {
       const ck = await open('llama4_text');
-      const wrapped = seenAs(ck, llama4Config(ck.config as object), (n) => (n.startsWith('model.') ? prefix + n.slice('model.'.length) : `language_model.${n}`));
+      const wrapped = patchedCheckpoint(ck, { config: llama4Config, rename: (n) => (n.startsWith('model.') ? prefix + n.slice('model.'.length) : `language_model.${n}`) });
       expect(wrapped.tensorNames.some((n) => n.startsWith(`${prefix}layers.0.feed_forward.router`))).toBe(true);
       const spec = parseHFMoEConfig(wrapped.config, 0);
       expect([spec.modelType, spec.numExperts, spec.moeDim]).toEqual(['llama4_text', 8, 32]);

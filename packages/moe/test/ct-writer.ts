@@ -64,34 +64,48 @@ export function int64Pair(a: number, b: number): Uint8Array {
   return new Uint8Array(v.buffer);
 }
 
-/** A checkpoint over `ck` with tensors dropped / added (HostTensors or raw I64 bytes) and the config patched. */
+/**
+ * A checkpoint over `ck` with its tensors renamed (`rename`: a stored name to the name this view shows), tensors
+ * dropped / added by the names it shows (HostTensors or raw I64 bytes), and the config patched (merged), or replaced
+ * (a function of the stored config).
+ */
 export function patchedCheckpoint(
   ck: MoECheckpoint,
-  p: { drop?: (n: string) => boolean; add?: Map<string, HostTensor | { i64: Uint8Array; shape: number[] }>; config?: Record<string, unknown> },
+  p: {
+    rename?: (n: string) => string;
+    drop?: (n: string) => boolean;
+    add?: Map<string, HostTensor | { i64: Uint8Array; shape: number[] }>;
+    config?: Record<string, unknown> | ((stored: Record<string, unknown>) => Record<string, unknown>);
+  },
 ): MoECheckpoint {
   const add = p.add ?? new Map();
   const drop = p.drop ?? (() => false);
-  const names = ck.tensorNames.filter((n) => !drop(n) && !add.has(n)).concat([...add.keys()]);
-  const has = new Set(names);
+  const rename = p.rename ?? ((n: string) => n);
+  // each name shown, and the stored name it reads
+  const stored = new Map(ck.tensorNames.map((n) => [rename(n), n] as const).filter(([n]) => !drop(n) && !add.has(n)));
+  const stored0 = ck.config as Record<string, unknown>;
   return {
-    tensorNames: names,
-    config: { ...(ck.config as object), ...p.config },
+    tensorNames: [...stored.keys(), ...add.keys()],
+    config: typeof p.config === 'function' ? p.config(stored0) : { ...stored0, ...p.config },
     info: (n) => {
       const a = add.get(n);
       if (a) return a instanceof HostTensor ? { dtype: a.dtype, shape: a.shape } : { dtype: 'I64', shape: a.shape };
-      return has.has(n) ? ck.info(n) : undefined;
+      const s = stored.get(n);
+      return s === undefined ? undefined : ck.info(s);
     },
     read: async (n) => {
       const a = add.get(n);
       if (a instanceof HostTensor) return a;
       if (a) throw new Error(`test: ${n} is I64, read it raw`);
-      if (!has.has(n)) throw new Error(`test: read of dropped tensor ${n}`);
-      return ck.read(n);
+      const s = stored.get(n);
+      if (s === undefined) throw new Error(`test: read of dropped tensor ${n}`);
+      return ck.read(s);
     },
     readRaw: async (n) => {
       const a = add.get(n);
       if (a && !(a instanceof HostTensor)) return a.i64;
-      if (!a && has.has(n) && ck.readRaw) return ck.readRaw(n);
+      const s = stored.get(n);
+      if (!a && s !== undefined && ck.readRaw) return ck.readRaw(s);
       throw new Error(`test: readRaw of ${n}`);
     },
   };

@@ -2,28 +2,22 @@
 // `experts.{e}.{gate,up,down}_proj.weight` in e4m3 with f32 `weight_scale_inv` blocks and quant_method "fp8", as
 // DeepSeek-V3 does; Mixtral's names are w1 / w3 / w2). Each HF fixture's experts are written as such a checkpoint
 // (codes and scales from quantizeExperts); the layer loaded from it, weight-only, must equal the fixture's layer with
-// those weights decoded by this file's own e4m3 decoder (the golden-checked float path), on the CPU and the GPU.
+// those weights decoded by the tests' own decoders (quant-cases.ts decodeAll; the golden-checked float path), on the
+// CPU and the GPU.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
 import { quantizeExperts, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, randomArray, rng } from '@webmoe/kernels-wgsl/testing';
 import { MoE, UnsupportedError, parseHFMoEConfig, type MoECheckpoint } from '../src/index.js';
 import { fixtureCheckpoints, relErr } from './helpers.js';
+import { patchedCheckpoint } from './ct-writer.js';
+import { decodeAll } from './quant-cases.js';
 
 const open = fixtureCheckpoints();
 let ctx: GpuContext | null;
 beforeAll(async () => {
   ctx = await testGpu();
 });
-
-/** float8_e4m3fn (1-4-3, bias 7, S.1111.111 NaN, no infinities) to its value. */
-function e4m3(b: number): number {
-  const s = b & 0x80 ? -1 : 1;
-  const e = (b >> 3) & 15;
-  const m = b & 7;
-  if (e === 15 && m === 7) return NaN;
-  return e === 0 ? s * m * 2 ** -9 : s * (1 + m / 8) * 2 ** (e - 7);
-}
 
 const BLOCK: [number, number] = [16, 16];
 
@@ -42,26 +36,12 @@ function fp8Views(ck: MoECheckpoint): { fp8: MoECheckpoint; decoded: MoECheckpoi
     // fresh weights (the fixture's values do not matter here; their codes and scales do)
     const q = quantizeExperts(randomArray(r, rows * cols, -0.4, 0.4), 1, rows, cols, { kind: 'fp8_block', block: BLOCK });
     if (q.kind !== 'fp8_block') throw new Error('expected fp8 blocks');
-    const codes = q.q.data as Uint8Array;
-    const sc = q.scaleInv.toFloat32();
-    const sCols = Math.ceil(cols / BLOCK[1]);
-    const w = new Float32Array(rows * cols);
-    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) w[i * cols + j] = Math.fround(e4m3(codes[i * cols + j]) * sc[Math.floor(i / BLOCK[0]) * sCols + Math.floor(j / BLOCK[1])]);
-    fp8.set(n, new HostTensor('float8_e4m3fn', [rows, cols], codes));
-    fp8.set(n.replace(/\.weight$/, '.weight_scale_inv'), new HostTensor('float32', [Math.ceil(rows / BLOCK[0]), sCols], sc));
-    decoded.set(n, new HostTensor('float32', [rows, cols], w));
+    fp8.set(n, q.q.reshape([rows, cols]));
+    fp8.set(n.replace(/\.weight$/, '.weight_scale_inv'), q.scaleInv.reshape(q.scaleInv.shape.slice(1)));
+    decoded.set(n, new HostTensor('float32', [rows, cols], decodeAll(q, 1, rows, cols)));
   }
-  const view = (add: Map<string, HostTensor>, config: object): MoECheckpoint => {
-    const names = [...new Set([...ck.tensorNames, ...add.keys()])];
-    return {
-      tensorNames: names,
-      config,
-      info: (n) => (add.has(n) ? { dtype: add.get(n)!.dtype, shape: add.get(n)!.shape } : ck.info(n)),
-      read: async (n) => add.get(n) ?? ck.read(n),
-    };
-  };
   const quant = { quant_method: 'fp8', fmt: 'e4m3', activation_scheme: 'dynamic', weight_block_size: BLOCK };
-  return { fp8: view(fp8, { ...(ck.config as object), quantization_config: quant }), decoded: view(decoded, ck.config as object), experts: names.length };
+  return { fp8: patchedCheckpoint(ck, { add: fp8, config: { quantization_config: quant } }), decoded: patchedCheckpoint(ck, { add: decoded }), experts: names.length };
 }
 
 describe('block-fp8 checkpoints of per-expert layouts (Qwen3-MoE FP8 and the like)', () => {

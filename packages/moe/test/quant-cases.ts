@@ -24,7 +24,7 @@ function f16(h: number): number {
 const FP4 = [0, 0.5, 1, 1.5, 2, 3, 4, 6];
 
 /** W[e, r, c] as f32 [E*rows*cols] (test side only). */
-function decodeAll(w: ExpertWeightsHost, E: number, rows: number, cols: number): Float32Array {
+export function decodeAll(w: ExpertWeightsHost, E: number, rows: number, cols: number): Float32Array {
   const out = new Float32Array(E * rows * cols);
   for (let e = 0; e < E; e++)
     for (let r = 0; r < rows; r++)
