@@ -4,26 +4,13 @@ import { DeviceRef, HostTensor, WebMoEError, Checkpoint, memorySource, serialize
 import { dirSource } from '@webmoe/tensor/node';
 import { MoE, CheckpointError, ConfigError, UnsupportedError, parseHFMoEConfig, type MoECheckpoint } from '../src/index.js';
 import { FIXTURES, fixtureCheckpoints } from './helpers.js';
+import { patchedCheckpoint } from './ct-writer.js';
 
 const open = fixtureCheckpoints();
 
 /** A checkpoint with some tensors dropped, added or replaced, and the config patched. */
-function patched(
-  ck: MoECheckpoint,
-  p: { drop?: string[]; add?: Record<string, HostTensor>; config?: Record<string, unknown> },
-): MoECheckpoint {
-  const add = p.add ?? {};
-  const names = ck.tensorNames.filter((n) => !(p.drop ?? []).includes(n) && !(n in add)).concat(Object.keys(add));
-  return {
-    tensorNames: names,
-    config: { ...(ck.config as object), ...p.config },
-    info: (n) => (n in add ? { dtype: add[n].dtype, shape: add[n].shape } : names.includes(n) ? ck.info(n) : undefined),
-    read: async (n) => {
-      if (n in add) return add[n];
-      if (!names.includes(n)) throw new Error(`test: read of dropped tensor ${n}`);
-      return ck.read(n);
-    },
-  };
+function patched(ck: MoECheckpoint, p: { drop?: string[]; add?: Record<string, HostTensor>; config?: Record<string, unknown> }): MoECheckpoint {
+  return patchedCheckpoint(ck, { drop: (n) => (p.drop ?? []).includes(n), add: new Map(Object.entries(p.add ?? {})), config: p.config });
 }
 
 const cpu = DeviceRef.CPU();
