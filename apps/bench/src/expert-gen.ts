@@ -105,8 +105,10 @@ export function layerMemory(spec: ModelSpec, dtype: BenchDtype, moe: MoE): Layer
   const gu = expertMatrixBytes(dtype, 2 * spec.I, spec.H);
   const dn = expertMatrixBytes(dtype, spec.H, spec.I);
   const S = spec.shared * spec.I;
-  const sgu = expertMatrixBytes(packedSharedExperts(dtype) ? dtype : isPacked(dtype) ? 'bf16' : dtype, 2 * S, spec.H);
-  const sdn = expertMatrixBytes(packedSharedExperts(dtype) ? dtype : isPacked(dtype) ? 'bf16' : dtype, spec.H, S);
+  // the shared experts' storage: packed like the routed ones (fp8), else the dense parts' bf16 (other packed rows), else the row's dtype
+  const sdt: BenchDtype = packedSharedExperts(dtype) ? dtype : isPacked(dtype) ? 'bf16' : dtype;
+  const sgu = expertMatrixBytes(sdt, 2 * S, spec.H);
+  const sdn = expertMatrixBytes(sdt, spec.H, S);
   const sharedBytes = S ? sgu.weights + sgu.scales + sdn.weights + sdn.scales : 0;
   const packed = spec.E * (gu.weights + gu.scales + dn.weights + dn.scales) + sharedBytes;
   const gpu = moe.gpuBytes();
