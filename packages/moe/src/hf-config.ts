@@ -60,10 +60,15 @@ function denseLayer(cfg: Cfg, modelType: HFMoEModelType, layer: number): ConfigE
  * @example `for (const layer of hfMoELayers(config)) layers.push(await MoE.fromHuggingFace({ source, layer, ctx, device }))`
  */
 export function hfMoELayers(config: unknown): number[] {
-  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new ConfigError('config.json', 'a JSON object', typeof config);
-  const { cfg, modelType } = blockConfig(config as Cfg);
+  const { cfg, modelType } = blockConfig(configObject(config));
   const n = int(cfg, ['num_hidden_layers'], { min: 1 });
   return Array.from({ length: n }, (_, l) => l).filter((l) => !denseLayer(cfg, modelType, l));
+}
+
+/** A checkpoint's config.json as an object (a ConfigError for anything else). */
+function configObject(config: unknown): Cfg {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new ConfigError('config.json', 'a JSON object', typeof config);
+  return config as Cfg;
 }
 
 /**
@@ -170,9 +175,9 @@ function checkSiluAct(cfg: Cfg): void {
  * ```
  */
 export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
-  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new ConfigError('config.json', 'a JSON object', typeof config);
+  const top = configObject(config);
   if (!Number.isInteger(layer) || layer < 0) throw new ConfigError('layer', 'a non-negative integer', layer);
-  const { cfg, modelType } = blockConfig(config as Cfg);
+  const { cfg, modelType } = blockConfig(top);
   const dense = denseLayer(cfg, modelType, layer);
   if (dense) throw dense;
   const q = cfg.quantization_config;

@@ -172,9 +172,9 @@ export class MoE extends Module implements MoELayer {
    * `useSharedExpertSlots` (KERNEL_CROSSOVERS.sharedExpertSlots: off on GPUs until measured on the H200, off on
    * software adapters, where a GEMV dispatch binds one stack). Only where the layer allows it: shared experts in the
    * routed experts' format and width (DeepSeek-V3, Kimi-K2, Llama 4: one shared expert), SiLU experts without
-   * biases, no shared-expert gate, the experts on the decode GEMVs; elsewhere
-   * the shared experts keep their own GEMVs. Results agree to f32 rounding (the shared expert summed among the
-   * slots). Setting another value frees the captured forward graphs.
+   * biases, no shared-expert gate, the experts on the decode GEMVs; elsewhere the shared experts keep their own
+   * GEMVs. Results agree to f32 rounding (the shared expert summed among the slots). Setting another value frees the
+   * captured forward graphs.
    */
   get decodeShared(): DecodeSharedChoice {
     return this.sharedChoice;
