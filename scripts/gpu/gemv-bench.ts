@@ -174,7 +174,7 @@ async function makeStack(fmt: Format, E: number, rows: number, cols: number, lay
 /** [name, H, I, E, k] */
 type Model = [string, number, number, number, number];
 const ALL_MODELS: Model[] = SMALL
-  ? [['small', 256, 128, 8, 2], ['small-e32', 512, 256, 32, 8], ['small-shared', 512, 256, 1, 1]]
+  ? [['small', 256, 128, 8, 2], ['small-i896', 256, 896, 8, 2], ['small-e32', 512, 256, 32, 8], ['small-shared', 512, 256, 1, 1]]
   : [['mixtral-8x7b', 4096, 14336, 8, 2], ['qwen3-30b-a3b', 2048, 768, 128, 8], ['deepseek-v3', 7168, 2048, 256, 8], ['deepseek-v3/shared', 7168, 2048, 1, 1]];
 const MODELS = ALL_MODELS.filter((m) => list('models')?.some((f) => m[0].includes(f)) ?? true);
 const TS = [1, 16].filter((t) => list('tokens')?.includes(String(t)) ?? true);
@@ -286,7 +286,7 @@ for (const [name, H, I, E, k] of MODELS) {
         });
         const gbps = bytes / (ms * 1e6);
         const row: Row = {
-          model: name, format: fmt, T, kernel, default: kernel === (fmt === 'bf16' ? gemvDenseKernelFor(T, k, E) : gemvPackedKernelFor(gemvRowsPerPass(T, k, E, true), undefined, ctx.adapterInfo.software)), path: `${gemvPackedPath(wgu, packedKernel)}/${gemvPackedPath(wdn, packedKernel)}`, ms, bytes, gbps, ofCopy: gbps / copyGBps,
+          model: name, format: fmt, T, kernel, default: kernel === (fmt === 'bf16' ? gemvDenseKernelFor(T, k, E, ctx.adapterInfo.software) : gemvPackedKernelFor(gemvRowsPerPass(T, k, E, true), undefined, ctx.adapterInfo.software)), path: `${gemvPackedPath(wgu, packedKernel)}/${gemvPackedPath(wdn, packedKernel)}`, ms, bytes, gbps, ofCopy: gbps / copyGBps,
           relErrH: relErr(out.h, refOut.h), relErrY: relErr(out.y, refOut.y),
         };
         rows.push(row);

@@ -14,7 +14,7 @@ describe('kernel planner', () => {
     expect(useExpertGemv(64, 8, 128)).toBe(true); // Qwen3-30B T=64: 4 rows per expert
   });
   it('single experts and graphs', () => {
-    expect([16, 17].map(useSingleExpertGemv)).toEqual([true, false]);
+    expect([16, 17].map((T) => useSingleExpertGemv(T))).toEqual([true, false]);
     expect([1, 64, 65].map(useGraphReplay)).toEqual([true, true, false]);
   });
   it('tiled GEMM tile by rows per non-empty expert', () => {
@@ -33,12 +33,29 @@ describe('kernel planner', () => {
     for (const k of named) expect(GEMV_PACKED_KERNELS, k).toContain(k);
     expect(KERNEL_CROSSOVERS.gemvPackedSplitK.oneRow).toMatch(/^rows\dk\d$/);
   });
-  it('software adapters: the rows4 GEMV for packed weights at every row count; 16-bit dense weights keep the GPU rule', () => {
+  it('software adapters: the rows4 GEMV for packed and 16-bit dense weights at every row count, never the dense kernel', () => {
     expect(KERNEL_CROSSOVERS.gemvSoftwarePackedKernel).toBe('rows4');
+    expect(KERNEL_CROSSOVERS.gemvSoftwareDenseKernel).toBe('rows4');
     expect(gemvPackedKernelFor(1, undefined, true)).toBe('rows4');
     expect(gemvPackedKernelFor(4, { workgroups: 1, cols: 1 << 20 }, true)).toBe('rows4');
-    expect(gemvDenseKernelFor(1, 8, 128)).toBe('rows2');
-    expect(gemvDenseKernelFor(16, 1, 1)).toBe('dense'); // a single expert over 16 tokens: 8 rows per pass
+    // the GPU rule: rows2 at T = 1, the dense kernel from 8 rows per pass (a single expert over 16 tokens)
+    expect([gemvDenseKernelFor(1, 8, 128), gemvDenseKernelFor(16, 1, 1), gemvDenseKernelFor(16, 2, 4)]).toEqual(['rows2', 'dense', 'dense']);
+    expect([gemvDenseKernelFor(1, 8, 128, true), gemvDenseKernelFor(16, 1, 1, true), gemvDenseKernelFor(16, 2, 4, true)]).toEqual(['rows4', 'rows4', 'rows4']);
+  });
+  it('software adapters: the decode GEMVs below 24 rows per expert (where the tiled GEMMs would take their decode tile), GPUs below 8', () => {
+    expect(KERNEL_CROSSOVERS.gemvSoftwareMaxRowsPerExpert).toBe(KERNEL_CROSSOVERS.decodeTileRowsPerExpert);
+    // Mixtral/s16 (E 4, k 2): T = 32 is 16 rows per expert, T = 47 23.5, T = 48 24
+    expect([16, 17, 32, 47, 48].map((T) => useExpertGemv(T, 2, 4, true))).toEqual([true, true, true, true, false]);
+    expect([16, 17, 32, 47, 48].map((T) => useExpertGemv(T, 2, 4, false))).toEqual([true, false, false, false, false]);
+    // many experts: the GPU rule's 8 rows per expert, software's 24 (Qwen3-30B E 128, k 8: T 128 / 384)
+    expect([127, 128, 383, 384].map((T) => useExpertGemv(T, 8, 128, true))).toEqual([true, true, true, false]);
+    expect([127, 128].map((T) => useExpertGemv(T, 8, 128))).toEqual([true, false]);
+    // a single expert: T <= 16 on a GPU, T < 24 on a software adapter
+    expect([16, 17, 23, 24].map((T) => useSingleExpertGemv(T))).toEqual([true, false, false, false]);
+    expect([16, 17, 23, 24].map((T) => useSingleExpertGemv(T, true))).toEqual([true, true, true, false]);
+    const shape = { T: 32, k: 2, E: 4, actQuant: 'none', gemvSupported: true } as const;
+    expect([planExpertGemms(shape), planExpertGemms({ ...shape, softwareAdapter: true })]).toEqual(['grouped', 'gemv']);
+    expect(planExpertGemms({ ...shape, softwareAdapter: true, choice: 'grouped' })).toBe('grouped');
   });
   it('packed staging on the subgroup-matrix GEMM: fp8 e4m3 value by value, the other formats a word at a time; wide loads for fp8', () => {
     expect(['fp8_e4m3', 'fp8_e5m2', 'int4', 'int8', 'mxfp4'].map(sgmatValueDecodeFor)).toEqual([true, false, false, false, false]);

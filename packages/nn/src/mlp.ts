@@ -160,7 +160,7 @@ export class MLP extends Module {
     const ctx = this.ctx!;
     const g = denseGroupingGpu(ctx, rec, T, { pool: opts.pool });
     // Few rows (decode): the GEMV kernels stream each weight once over many workgroups.
-    const gemv = useSingleExpertGemv(T);
+    const gemv = useSingleExpertGemv(T, ctx.adapterInfo.software);
     const h = gemv
       ? gemvGateUpGpu(ctx, rec, x, g, { kind: 'dense', w: w.gateUp }, this.expertActivation, { pool: opts.pool, bias: w.gateUpBias })
       : groupedGateUpGpu(ctx, rec, x, g, { kind: 'dense', w: w.gateUp }, w.gateUpBias, this.expertActivation, { pool: opts.pool });

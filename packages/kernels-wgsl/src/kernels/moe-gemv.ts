@@ -288,7 +288,7 @@ function gemv(
   // rows accumulated per weight pass: about the rows per active expert (uniform routing), a power of two <= 8
   // (the row-blocked kernel: <= 4, as for packed weights)
   const mrRows = gemvRowsPerPass(g.T, g.k, g.E, true);
-  const kernel = opts.packedKernel ?? (dense ? gemvDenseKernelFor(g.T, g.k, g.E) : plannedKernel(mrRows, slots, chunks[0].gw, nout, ctx.adapterInfo.software));
+  const kernel = opts.packedKernel ?? (dense ? gemvDenseKernelFor(g.T, g.k, g.E, ctx.adapterInfo.software) : plannedKernel(mrRows, slots, chunks[0].gw, nout, ctx.adapterInfo.software));
   const path = packedPath(chunks[0].gw, kernel);
   const mr = dense && path === 'dense' ? gemvRowsPerPass(g.T, g.k, g.E, false) : mrRows;
   // outputs per 32-lane group, and per workgroup

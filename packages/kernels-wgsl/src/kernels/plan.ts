@@ -27,6 +27,10 @@
  *   32 tokens, the 64x64 tiled kernel above.
  * - Decode GEMVs: rows per weight pass about the rows per active expert, a
  *   power of two, at most 8 (dense) or 4 (packed: the decode registers).
+ * Software adapters (lavapipe: the kernels run on the CPU) have rules of their
+ * own where measured there: GEMVs below 24 rows per expert (never the 4-row
+ * decode tile), 'rows4' GEMV kernels for every format, one chunk per GEMV
+ * dispatch, the combine in the down GEMV at T = 1.
  */
 
 import { ValueError } from '@webmoe/tensor';
@@ -46,6 +50,17 @@ export const KERNEL_CROSSOVERS = {
    * Qwen3-30B T=128 / 129 1.93 / 0.869, GPT-OSS-20B T=64 / 65 2.07 / 1.11, DeepSeek-V2-Lite T=85 / 86 1.80 / 1.01.
    */
   gemvMaxRowsPerExpert: 8,
+  /**
+   * Software adapters (kernels on the CPU): the decode GEMVs below this many grouped rows per expert on average
+   * (T*k < 24E; a single expert below 24 tokens), where the tiled GEMMs would take their 4-row decode tile
+   * (decodeTileRowsPerExpert), which llvmpipe runs slower than the GEMVs; from 24 on the 32 x 32 tile, then the FMA
+   * tiles, win. Lavapipe 2026-12-05 (`pnpm bench --tokens ...` with WEBMOE_EXPERT_KERNELS=gemv | grouped, device ms,
+   * GEMVs / grouped): Qwen3-30B/s8 (E 16, k 8) bf16 T = 24 (12 rows per expert) 42.4 / 49.7, T = 32 (16) 60.9 / 77.2,
+   * T = 40 (20) 67.2 / 74.9, T = 48 (24) 68.3 / 34.8, T = 64 (32) 89.3 / 50.0, int4 T = 40 60.0 / 71.4, T = 48 65.3 /
+   * 32.0; Mixtral/s16 (E 4, k 2) bf16 T = 24 60.9 / 105, T = 40 92.2 / 146, T = 48 97.2 / 66.8, T = 64 136 / 92.0,
+   * int4 T = 40 79.9 / 147, T = 48 83.5 / 68.2; DeepSeek-V2-Lite/s8 bf16 T = 32 83.4 / 93.8, T = 64 121 / 68.4.
+   */
+  gemvSoftwareMaxRowsPerExpert: 24,
   /** Captured graphs replayed for at most this many tokens. */
   graphMaxTokens: 64,
   /** Tiled GEMMs: the 4-row decode tile below this many rows per (non-empty) expert. */
@@ -158,6 +173,16 @@ export const KERNEL_CROSSOVERS = {
    */
   gemvSoftwarePackedKernel: 'rows4' as GemvPackedKernel,
   /**
+   * The decode GEMV of 16-bit dense weights on software adapters, at every row count: 'rows4', never the dense kernel
+   * (one output per 32-lane group, up to 8 token rows per pass), which the GPU rule takes from 8 rows per pass and which
+   * llvmpipe runs 2.7-5x slower. Lavapipe 2026-12-05 (gemv-bench --small, bf16, gate_up + down ms, dense / rows1 /
+   * rows2 / rows4): T = 16 H 256 I 128 E 8 k 2: 33.8 / 16.0 / 10.8 / 6.17; H 256 I 896 E 8 k 2: 129 / 69.3 / 45.2 /
+   * 39.2; H 512 I 256 E 32 k 8: 359 / 174 / 129 / 92.1; one expert (E 1, k 1, 16 rows, where the GPU rule takes the
+   * dense kernel): 31.7 / 15.0 / 10.9 / 6.80; T = 1 (the GPU rule's rows2): 4.04 / 1.84 / 2.46 / 1.05, 15.3 / 7.36 /
+   * 5.96 / 4.94, 37.0 / 15.5 / 11.1 / 10.5, 4.90 / 2.22 / 1.67 / 1.60. Float32 weights have only the dense kernel.
+   */
+  gemvSoftwareDenseKernel: 'rows4' as GemvPackedKernel,
+  /**
    * Packed weights on the subgroup-matrix GEMMs decoded to f16 once per call (grouped-gemm-dequant.ts: a range of
    * experts into a scratch of at most `maxScratchBytes`, then the f16 GEMM on it, range after range) from
    * `minRowsPerExpert` average grouped rows per expert, instead of decoding every weight tile again in the staging
@@ -191,6 +216,8 @@ export interface ExpertGemmShape {
   actQuant: 'none' | 'fp8_dynamic';
   /** Whether the GEMVs take both weight containers (`gemvSupports(gateUp) && gemvSupports(down)`). */
   gemvSupported: boolean;
+  /** Whether the adapter runs kernels on the CPU (the context's adapterInfo.software; default false). */
+  softwareAdapter?: boolean;
 }
 
 /**
@@ -205,7 +232,7 @@ export function planExpertGemms(s: ExpertGemmShape): 'gemv' | 'grouped' {
   if (choice !== 'auto' && choice !== 'gemv' && choice !== 'grouped') throw new ValueError('planExpertGemms choice', "'auto' | 'gemv' | 'grouped'", choice);
   if (s.actQuant !== 'none' || !s.gemvSupported) return 'grouped';
   if (choice !== 'auto') return choice;
-  return useExpertGemv(s.T, s.k, s.E) ? 'gemv' : 'grouped';
+  return useExpertGemv(s.T, s.k, s.E, s.softwareAdapter) ? 'gemv' : 'grouped';
 }
 
 /**
@@ -219,9 +246,14 @@ export type GemvPackedKernel = 'table' | 'wide' | 'rows1' | 'rows2' | 'rows4' | 
 /** Every packed decode GEMV kernel, for A/B runs (the split-K 'rowsNkS' candidates last). */
 export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide', 'rows1', 'rows2', 'rows4', 'rows2k2', 'rows2k4', 'rows1k8', 'rows4k2'];
 
-/** Whether the routed experts of a forward of T tokens (k per token, E experts) take the decode GEMVs. */
-export function useExpertGemv(T: number, k: number, E: number): boolean {
-  return T <= KERNEL_CROSSOVERS.gemvMaxTokens || T * k < KERNEL_CROSSOVERS.gemvMaxRowsPerExpert * E;
+/**
+ * Whether the routed experts of a forward of T tokens (k per token, E experts) take the decode GEMVs, on a GPU or
+ * (`softwareAdapter`) a software adapter.
+ * @example `useExpertGemv(32, 2, 4, true) // true (16 rows per expert)`
+ */
+export function useExpertGemv(T: number, k: number, E: number, softwareAdapter = false): boolean {
+  const perExpert = softwareAdapter ? KERNEL_CROSSOVERS.gemvSoftwareMaxRowsPerExpert : KERNEL_CROSSOVERS.gemvMaxRowsPerExpert;
+  return T <= KERNEL_CROSSOVERS.gemvMaxTokens || T * k < perExpert * E;
 }
 
 /** Whether the decode path of a forward of T tokens routes and groups in one dispatch (route_decode). */
@@ -276,9 +308,9 @@ export function sharedRowsFitOnePass(T: number, k: number, E: number, ns: number
   return T <= gemvRowsPerPass(T, k + ns, E + ns, true);
 }
 
-/** Whether a single expert (shared experts, nn's MLP) over T tokens takes the decode GEMVs. */
-export function useSingleExpertGemv(T: number): boolean {
-  return T <= KERNEL_CROSSOVERS.gemvMaxTokens;
+/** Whether a single expert (shared experts, nn's MLP) over T tokens takes the decode GEMVs, on a GPU or (`softwareAdapter`) a software adapter. */
+export function useSingleExpertGemv(T: number, softwareAdapter = false): boolean {
+  return useExpertGemv(T, 1, 1, softwareAdapter);
 }
 
 /** Whether a forward of T tokens replays a captured graph. */
@@ -386,10 +418,11 @@ export function gemvPackedKernelFor(rowsPerPass: number, call?: { workgroups: nu
 
 /**
  * The decode GEMV kernel of 16-bit dense weights for T tokens routed k per token over E experts
- * (KERNEL_CROSSOVERS.gemvDenseKernel).
+ * (KERNEL_CROSSOVERS.gemvDenseKernel; on a software adapter, `softwareAdapter`: KERNEL_CROSSOVERS.gemvSoftwareDenseKernel).
  * @example `gemvDenseKernelFor(1, 8, 128) // 'rows2'`
  */
-export function gemvDenseKernelFor(T: number, k: number, E: number): GemvPackedKernel | 'dense' {
+export function gemvDenseKernelFor(T: number, k: number, E: number, softwareAdapter = false): GemvPackedKernel | 'dense' {
+  if (softwareAdapter) return KERNEL_CROSSOVERS.gemvSoftwareDenseKernel;
   const c = KERNEL_CROSSOVERS.gemvDenseKernel;
   if (gemvRowsPerPass(T, k, E, false) >= c.denseMinRowsPerPass) return 'dense';
   return T * k <= c.rows2MaxPairs ? 'rows2' : 'rows4';

@@ -111,7 +111,7 @@ function recordExpertGemms(
 
 /** The expert GEMMs the planner picks for T tokens over weights `w` (k per token of E experts; 1 and 1 for a single expert). */
 function planGemms(layer: MoELayer, w: ExpertWeightSet<ExpertStackGpu>, T: number, k: number, E: number, choice: 'auto' | 'gemv' | 'grouped'): 'gemv' | 'grouped' {
-  return planExpertGemms({ T, k, E, choice, actQuant: layer.expertActQuant().actQuant, gemvSupported: gemvSupports(w.gateUp) && gemvSupports(w.down) });
+  return planExpertGemms({ T, k, E, choice, actQuant: layer.expertActQuant().actQuant, gemvSupported: gemvSupports(w.gateUp) && gemvSupports(w.down), softwareAdapter: layer.ctx!.adapterInfo.software });
 }
 
 /**
