@@ -1,5 +1,6 @@
 /** The compute roof: an f32 FMA-rate probe (WGSL, no tensor cores) or the host's scalar rate. */
-import { defineKernel, Recorder, Uniforms, type GpuContext } from '@webmoe/kernels-wgsl';
+import { defineKernel, linearCpu, Recorder, Uniforms, type GpuContext } from '@webmoe/kernels-wgsl';
+import { HostTensor } from '@webmoe/tensor';
 import { median } from './stats.js';
 
 const WG = 256;
@@ -77,21 +78,22 @@ export async function burnGpu(ctx: GpuContext, ms: number): Promise<number> {
   return n;
 }
 
-/** The host's scalar multiply-add rate (JS), the CPU path's roof, in TFLOP/s. @example `measureFmaCpu()` */
+/**
+ * The CPU path's roof in TFLOP/s: the rate of its kernels' dot products (`linearCpu` over f32 weights [256, 2048], 16
+ * rows per weight row: WebAssembly SIMD where there, else JavaScript), median of 3.
+ * @example `measureFmaCpu()`
+ */
 export function measureFmaCpu(): number {
-  const n = 2_000_000;
-  let a = 0.5, b = 0.25, c = 0.125, d = 0.0625;
+  const [T, N, K] = [16, 256, 2048];
+  const w = new HostTensor('float32', [N, K], Float32Array.from({ length: N * K }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5));
+  const x = Float32Array.from({ length: T * K }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
   const samples: number[] = [];
+  let sink = 0;
   for (let r = 0; r < 3; r++) {
     const t0 = performance.now();
-    for (let i = 0; i < n; i++) {
-      a = a * 0.999999 + 1e-7;
-      b = b * 0.999999 + 1e-7;
-      c = c * 0.999999 + 1e-7;
-      d = d * 0.999999 + 1e-7;
-    }
+    sink += linearCpu(x, T, w)[0];
     samples.push(performance.now() - t0);
   }
-  if (a + b + c + d === 42) console.error('');
-  return (2 * 4 * n) / median(samples) / 1e9;
+  if (sink === 42) console.error('');
+  return (2 * T * N * K) / median(samples) / 1e9;
 }

@@ -18,7 +18,7 @@ export interface ResultRow {
   dtype: string;
   /** Adapter / device name. */
   device: string;
-  /** Which forward ran: 'moe' (@webmoe/moe's MoE), 'cpu-ref', 'ort-qmoe', torch's 'eager' / 'grouped_mm' / 'batched_mm'. */
+  /** Which forward ran: 'moe' (@webmoe/moe's MoE), 'cpu' (its CPU path), 'ort-qmoe', torch's 'eager' / 'grouped_mm' / 'batched_mm'. */
   impl?: string;
   medianMs: number;
   p10Ms: number;

@@ -21,8 +21,8 @@ describe('CPU device', () => {
     expect(r.device).toMatch(/^cpu/);
     expect(r.copyGBps).toBeGreaterThan(0);
     expect(r.results.map((x) => [x.model, x.tokens, x.dtype, x.impl])).toEqual([
-      ['tiny', 1, 'bf16', 'cpu-ref'],
-      ['tiny', 4, 'bf16', 'cpu-ref'],
+      ['tiny', 1, 'bf16', 'cpu'],
+      ['tiny', 4, 'bf16', 'cpu'],
     ]);
     for (const x of r.results) {
       expect(x.error).toBeUndefined();

@@ -79,6 +79,7 @@ export { groupGpu, groupDecodeGpu, groupRef, denseGroupingGpu, denseGroupingRef,
 export { groupedGateUpGpu, groupedDownGpu, warmGroupedGemm, type GroupedGemmOptions, type GroupedGateUpOptions, type GroupedGemmWarmSpec } from './kernels/grouped-gemm.js';
 export type { FastGemmOptions } from './kernels/grouped-gemm-fast.js';
 export { groupedGateUpRef, groupedDownRef } from './kernels/grouped-gemm-ref.js';
+export { groupedGateUpCpu, groupedDownCpu, linearCpu, cpuKernelPath } from './kernels/cpu-kernels.js';
 export { gemvGateUpGpu, gemvDownGpu, gemvSupports, activeExpertsGpu, type GemvOptions, type ActiveExperts } from './kernels/moe-gemv.js';
 export { gemvDownCombineGpu, gemvCombineSupports, type GemvCombineOptions } from './kernels/moe-gemv-combine.js';
 export { combineGpu, combineRef, type CombineOptions } from './kernels/combine.js';

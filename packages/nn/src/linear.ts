@@ -1,5 +1,5 @@
 import { DTYPES, DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
-import { GpuTensor, Recorder, linearGpu, linearRef, type BufferPool } from '@webmoe/kernels-wgsl';
+import { GpuTensor, Recorder, linearGpu, linearCpu, type BufferPool } from '@webmoe/kernels-wgsl';
 import { ShardingError, ShardingStrategy, allGather, cpuAllGather, cpuAllReduce, takeRanges, type DeviceGroup } from '@webmoe/sharding';
 import { Module, type ModuleOptions, type Parameter } from './module.js';
 import {
@@ -51,7 +51,7 @@ export function rowsOf(what: string, x: { length: number } | GpuTensor | HostTen
 /**
  * `y = x @ W^T + b` with `W` [outDim, inDim] kept in its storage dtype
  * (float32, bfloat16, float16). On the GPU through `linearGpu`, on the CPU
- * through `linearRef`.
+ * through `linearCpu` (the results of `linearRef`).
  *
  * @example
  * ```ts
@@ -109,7 +109,7 @@ export class Linear extends Module {
   forwardHost(x: Float32Array, T?: number): Float32Array {
     const t = T ?? rowsOf('Linear input', x, this.inDim);
     if (x.length !== t * this.inDim) throw new ShapeError('Linear input', [t, this.inDim], `${x.length} values`);
-    return linearRef(x, t, this.weight.value, this.bias?.value);
+    return linearCpu(x, t, this.weight.value, this.bias?.value);
   }
 
   /** Runs on the module's device: x [T, inDim] f32 values; returns [T, outDim]. */

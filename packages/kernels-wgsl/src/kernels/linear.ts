@@ -331,6 +331,23 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
 }
 
 /**
+ * Checks the arguments of a host linear (`what`: the caller's name in errors): W [N, K] and the bias as f32.
+ * @example `const { N, K } = linearHostCall('linearRef', x, T, w)`
+ */
+export function linearHostCall(what: string, x: Float32Array, T: number, w: HostTensor, bias?: HostTensor): { N: number; K: number; bf: Float32Array | undefined } {
+  checkWeightDType(`${what} w`, w.dtype);
+  const [N, K] = expect2d(`${what} w [N, K]`, w.shape);
+  if (x.length !== T * K) throw new ShapeError(`${what} x`, `${T * K} values ([${T}, ${K}])`, `${x.length} values`);
+  let bf: Float32Array | undefined;
+  if (bias) {
+    checkBiasDType(`${what} bias`, bias.dtype);
+    if (bias.size !== N) throw new ShapeError(`${what} bias`, [N], bias.shape);
+    bf = toFloat32(bias.dtype, bias.data);
+  }
+  return { N, K, bf };
+}
+
+/**
  * The TypeScript reference of {@link linearGpu}: y[T,N] = x[T,K] @ W^T
  * (+ bias), W converted from its storage dtype to f32, sums in f64 rounded
  * to f32 at the end.
@@ -341,16 +358,8 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
  * ```
  */
 export function linearRef(x: Float32Array, T: number, w: HostTensor, bias?: HostTensor): Float32Array {
-  checkWeightDType('linearRef w', w.dtype);
-  const [N, K] = expect2d('linearRef w [N, K]', w.shape);
-  if (x.length !== T * K) throw new ShapeError('linearRef x', `${T * K} values ([${T}, ${K}])`, `${x.length} values`);
+  const { N, K, bf } = linearHostCall('linearRef', x, T, w, bias);
   const wf = toFloat32(w.dtype, w.data);
-  let bf: Float32Array | undefined;
-  if (bias) {
-    checkBiasDType('linearRef bias', bias.dtype);
-    if (bias.size !== N) throw new ShapeError('linearRef bias', [N], bias.shape);
-    bf = toFloat32(bias.dtype, bias.data);
-  }
   const y = new Float32Array(T * N);
   for (let t = 0; t < T; t++) {
     const xo = t * K;

@@ -1,14 +1,16 @@
 /**
- * The host implementation of the forward's stages (stages.ts): the
- * TypeScript references of `@webmoe/kernels-wgsl`, f32 as the kernels.
+ * The host implementation of the forward's stages (stages.ts): the CPU
+ * kernels of `@webmoe/kernels-wgsl` for the router linear and the expert
+ * GEMMs (its references' results, built for speed), its references for the
+ * rest (routing, grouping, combine); f32 as the GPU kernels.
  */
 import {
   combineRef,
   denseGroupingRef,
   groupRef,
-  groupedDownRef,
-  groupedGateUpRef,
-  linearRef,
+  groupedDownCpu,
+  groupedGateUpCpu,
+  linearCpu,
   routerRef,
   type ExpertActivation,
   type ExpertWeightsHost,
@@ -30,7 +32,7 @@ function expertGemmsHost(
   rowScale: Float32Array | undefined,
 ): Float32Array {
   const aq = layer.expertActQuant();
-  return groupedDownRef(groupedGateUpRef(x, g, w.gateUp, bias.gateUp, act, rowScale, aq), g, w.down, bias.down, aq);
+  return groupedDownCpu(groupedGateUpCpu(x, g, w.gateUp, bias.gateUp, act, rowScale, aq), g, w.down, bias.down, aq);
 }
 
 /**
@@ -45,7 +47,7 @@ export function hostStages(layer: MoELayer): MoEStages<Float32Array, RoutingRef,
     route: (x) => {
       const T = x.length / H;
       const g = layer.gate;
-      return routerRef(linearRef(x, T, g.weight.value, g.bias?.value), T, g.routerParams(), g.eScoreCorrectionBias?.value.toFloat32());
+      return routerRef(linearCpu(x, T, g.weight.value, g.bias?.value), T, g.routerParams(), g.eScoreCorrectionBias?.value.toFloat32());
     },
     group: (r) => groupRef(r.idx, r.idx.length / layer.numExpertsPerToken, layer.numExpertsPerToken, layer.numExperts),
     routedExperts: (x, g, rowScale) =>

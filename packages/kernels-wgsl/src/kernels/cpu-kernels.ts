@@ -1,0 +1,357 @@
+/**
+ * The kernels of the CPU path: what the host forward runs (a device without
+ * WebGPU, `DeviceRef.CPU()`): the grouped GEMMs and the linear. Same contract
+ * and results as the references (grouped-gemm-ref.ts, linear.ts' linearRef:
+ * weights decoded one row at a time, f64 sums rounded to f32), built for
+ * speed in JavaScript and WebAssembly SIMD:
+ * - each weight format has a row decoder of its own, chosen once per call
+ *   ({@link expertRowDecoder}): no allocation, no per-value format branch,
+ *   table lookups for f16 / fp8 / fp4 codes; dense bf16 rows are not decoded
+ *   at all where SIMD runs (their bits are copied, and dot_bf16 widens them);
+ * - a decoded row is reused by every grouped row of its expert (T > 1);
+ * - the dot products run in WebAssembly SIMD where it is there
+ *   (cpu-simd.ts: f32 products summed in f64), else in JavaScript with four
+ *   partial f64 sums; either way the results differ from the references'
+ *   by the rounding of the sums (and of the products, in SIMD) only;
+ * - a call's input rows go through a block of at most 4 MiB (the SIMD
+ *   memory), each weight row decoded once per block.
+ * The references stay the oracle (test/cpu-kernels.test.ts).
+ */
+import { HostTensor, toFloat32, type DType } from '@webmoe/tensor';
+import type { ExpertActivation, ExpertStackHost, ExpertWeightsHost, GroupingRef } from './moe-types.js';
+import { chunkOfRow, FP4_VALUES, type ExpertActQuantOptions } from './quant-ref.js';
+import { gatedActivationRef } from './activation-ref.js';
+import { downHostCall, gateUpHostCall } from './grouped-gemm-ref.js';
+import { linearHostCall } from './linear.js';
+import { cpuSimd } from './cpu-simd.js';
+
+/** Writes row `row` of expert `e`, dequantised to f32, into `out[0, cols)`. */
+export type ExpertRowDecoder = (e: number, row: number, out: Float32Array) => void;
+
+/** Every code of a 16- or 8-bit float dtype decoded (exact, the tensor package's conversion), built on first use. */
+const codeTables = new Map<DType, Float32Array>();
+function codeTable(dtype: 'float16' | 'float8_e4m3fn' | 'float8_e5m2'): Float32Array {
+  let t = codeTables.get(dtype);
+  if (!t) {
+    const n = dtype === 'float16' ? 65536 : 256;
+    const codes = dtype === 'float16' ? new Uint16Array(n) : new Uint8Array(n);
+    for (let i = 0; i < n; i++) codes[i] = i;
+    t = toFloat32(dtype, codes);
+    codeTables.set(dtype, t);
+  }
+  return t;
+}
+
+let mxfp4Lut: Float64Array | undefined;
+/** Every MXFP4 value, [e8m0 scale byte * 16 + fp4 code]: the e2m1 value times 2^(scale - 127), exact in f64. */
+function mxfp4Table(): Float64Array {
+  if (!mxfp4Lut) {
+    mxfp4Lut = new Float64Array(256 * 16);
+    for (let s = 0; s < 256; s++) for (let v = 0; v < 16; v++) mxfp4Lut[s * 16 + v] = (v & 8 ? -FP4_VALUES[v & 7] : FP4_VALUES[v & 7]) * 2 ** (s - 127);
+  }
+  return mxfp4Lut;
+}
+
+/** The f32 scale of block `i` of a scales tensor (f32, or f16 bits). */
+function scaleReader(scales: HostTensor): (i: number) => number {
+  if (scales.dtype === 'float32') {
+    const s = scales.data as Float32Array;
+    return (i) => s[i];
+  }
+  const s = scales.data as Uint16Array;
+  const t = codeTable('float16');
+  return (i) => t[s[i]];
+}
+
+/**
+ * The row decoder of a weight container ([E, rows, cols] in any expert
+ * format; a chunked stack reads each row from its chunk). The values are the
+ * references' (`decodeExpertRow`) bit for bit: a code times its block's
+ * scale is exact in f64 and rounded to f32 once, on the store.
+ * @example `const dec = expertRowDecoder(w, rows, cols); dec(3, 17, row)`
+ */
+export function expertRowDecoder(w: ExpertStackHost, rows: number, cols: number): ExpertRowDecoder {
+  if (w.kind === 'chunked') {
+    const perChunk = new Map(w.chunks.map((c) => [c, plainDecoder(c.w, c.w.kind === 'dense' ? c.w.w.shape[1] : rowsOf(c.w), cols)]));
+    return (e, row, out) => {
+      const { chunk, localRow } = chunkOfRow(w, e, row);
+      perChunk.get(chunk)!(e - chunk.e0, localRow, out);
+    };
+  }
+  return plainDecoder(w, rows, cols);
+}
+
+function rowsOf(w: Exclude<ExpertWeightsHost, { kind: 'dense' }>): number {
+  return w.kind === 'fp8_block' || w.kind === 'int_block' ? w.q.shape[1] : w.blocks.shape[1];
+}
+
+function plainDecoder(w: ExpertWeightsHost, rows: number, cols: number): ExpertRowDecoder {
+  switch (w.kind) {
+    case 'dense': {
+      const d = w.w.data;
+      switch (w.w.dtype) {
+        case 'float32':
+          return (e, row, out) => {
+            const o = (e * rows + row) * cols;
+            out.set((d as Float32Array).subarray(o, o + cols));
+          };
+        case 'bfloat16':
+          return (e, row, out) => {
+            const o = (e * rows + row) * cols;
+            const u = new Uint32Array(out.buffer, out.byteOffset, cols);
+            const src = d as Uint16Array;
+            for (let c = 0; c < cols; c++) u[c] = src[o + c] << 16;
+          };
+        default: {
+          const t = codeTable('float16');
+          return (e, row, out) => {
+            const o = (e * rows + row) * cols;
+            const src = d as Uint16Array;
+            for (let c = 0; c < cols; c++) out[c] = t[src[o + c]];
+          };
+        }
+      }
+    }
+    case 'fp8_block': {
+      const q = w.q.data as Uint8Array;
+      const s = w.scaleInv.data as Float32Array;
+      const t = codeTable(w.q.dtype as 'float8_e4m3fn' | 'float8_e5m2');
+      const [br, bc] = w.block;
+      const nbr = Math.ceil(rows / br);
+      const nbc = Math.ceil(cols / bc);
+      return (e, row, out) => {
+        const o = (e * rows + row) * cols;
+        const sb = (e * nbr + Math.floor(row / br)) * nbc;
+        for (let b = 0, c0 = 0; c0 < cols; b++, c0 += bc) {
+          const sc = s[sb + b];
+          const c1 = Math.min(cols, c0 + bc);
+          for (let c = c0; c < c1; c++) out[c] = t[q[o + c]] * sc;
+        }
+      };
+    }
+    case 'mxfp4': {
+      const blocks = w.blocks.data as Uint8Array;
+      const scales = w.scales.data as Uint8Array;
+      const nb = cols / 32;
+      const lut = mxfp4Table();
+      return (e, row, out) => {
+        const er = e * rows + row;
+        for (let b = 0; b < nb; b++) {
+          const l0 = scales[er * nb + b] * 16;
+          const o = er * (cols / 2) + b * 16;
+          for (let j = 0; j < 16; j++) {
+            const byte = blocks[o + j];
+            out[b * 32 + 2 * j] = lut[l0 + (byte & 15)];
+            out[b * 32 + 2 * j + 1] = lut[l0 + (byte >> 4)];
+          }
+        }
+      };
+    }
+    case 'int_block': {
+      const q = w.q.data as Uint8Array;
+      const bs = w.blockSize;
+      const nb = Math.ceil(cols / bs);
+      const scale = scaleReader(w.scales);
+      const zeros = w.zeros?.data as Uint8Array | undefined;
+      const zp0 = w.bits === 4 ? 8 : 128;
+      const four = w.bits === 4;
+      return (e, row, out) => {
+        const er = e * rows + row;
+        for (let b = 0, c0 = 0; b < nb; b++, c0 += bs) {
+          const bi = er * nb + b;
+          const sc = scale(bi);
+          const z = zeros ? zeros[bi] : zp0;
+          const c1 = Math.min(cols, c0 + bs);
+          if (four && bs % 2 === 0) {
+            // a byte's two codes at once (low nibble first; even blocks start on a byte)
+            for (let c = c0, o = er * (cols / 2) + (c0 >> 1); c < c1; c += 2, o++) {
+              const byte = q[o];
+              out[c] = ((byte & 15) - z) * sc;
+              out[c + 1] = ((byte >> 4) - z) * sc;
+            }
+          } else if (four) {
+            const o = er * (cols / 2);
+            for (let c = c0; c < c1; c++) {
+              const byte = q[o + (c >> 1)];
+              out[c] = ((c & 1 ? byte >> 4 : byte & 15) - z) * sc;
+            }
+          } else {
+            const o = er * cols;
+            for (let c = c0; c < c1; c++) out[c] = (q[o + c] - z) * sc;
+          }
+        }
+      };
+    }
+  }
+}
+
+/**
+ * Where a CPU kernel's dot products run: a block of input rows `xs` ([rows, n]) and two weight-row slots, in the SIMD
+ * module's memory where WebAssembly SIMD is there (cpu-simd.ts), else in plain arrays with the JavaScript dot product.
+ * `load(j, e, row)` puts row `row` of expert `e` into slot j: its bf16 bit patterns as they are (SIMD over dense bf16
+ * weights: dot_bf16 widens them), else decoded to f32. `dot(r, j)`: input row r of the block times slot j.
+ */
+interface DotSpace {
+  xs: Float32Array;
+  /** Rows of the input block. */
+  rows: number;
+  load(j: 0 | 1, e: number, row: number): void;
+  dot(r: number, j: 0 | 1): number;
+}
+
+/** Input rows per block: at most 4 MiB of them (the SIMD memory holds one block), at least one. */
+const BLOCK_BYTES = 4 * 1024 * 1024;
+
+/** The dot space of rows of n values, for at most maxRows input rows, over weights `w` ([E, wRows, n]). */
+function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number): DotSpace {
+  const rows = Math.max(1, Math.min(maxRows, Math.floor(BLOCK_BYTES / (4 * Math.max(1, n)))));
+  const simd = cpuSimd();
+  if (!simd) {
+    const decode = expertRowDecoder(w, wRows, n);
+    const xs = new Float32Array(rows * n);
+    const ws = [new Float32Array(n), new Float32Array(n)];
+    return { xs, rows, load: (j, e, row) => decode(e, row, ws[j]), dot: (r, j) => dot(xs, r * n, ws[j], n) };
+  }
+  const bytes = 4 * (rows + 2) * n;
+  const have = simd.memory.buffer.byteLength;
+  if (have < bytes) simd.memory.grow(Math.ceil((bytes - have) / 65536));
+  const buf = simd.memory.buffer;
+  const at = [4 * rows * n, 4 * (rows + 1) * n];
+  const xs = new Float32Array(buf, 0, rows * n);
+  const raw = bf16Rows(w, wRows, n);
+  if (raw) {
+    const ws = at.map((o) => new Uint16Array(buf, o, n));
+    return { xs, rows, load: (j, e, row) => raw(e, row, ws[j]), dot: (r, j) => simd.dotBf16(4 * r * n, at[j], n) };
+  }
+  const decode = expertRowDecoder(w, wRows, n);
+  const ws = at.map((o) => new Float32Array(buf, o, n));
+  return { xs, rows, load: (j, e, row) => decode(e, row, ws[j]), dot: (r, j) => simd.dot(4 * r * n, at[j], n) };
+}
+
+/**
+ * A copier of one row's bf16 bit patterns (`(e, row, out)`) where every weight of `w` is dense bf16 (whole or
+ * chunked), else undefined.
+ */
+function bf16Rows(w: ExpertStackHost, rows: number, cols: number): ((e: number, row: number, out: Uint16Array) => void) | undefined {
+  const isBf16 = (x: ExpertWeightsHost) => x.kind === 'dense' && x.w.dtype === 'bfloat16';
+  const copy = (x: ExpertWeightsHost, xRows: number, e: number, row: number, out: Uint16Array) => {
+    const o = (e * xRows + row) * cols;
+    out.set((x as { w: HostTensor }).w.data.subarray(o, o + cols) as Uint16Array);
+  };
+  if (w.kind !== 'chunked') return isBf16(w) ? (e, row, out) => copy(w, rows, e, row, out) : undefined;
+  if (!w.chunks.every((c) => isBf16(c.w))) return undefined;
+  return (e, row, out) => {
+    const { chunk, localRow } = chunkOfRow(w, e, row);
+    copy(chunk.w, (chunk.w as { w: HostTensor }).w.shape[1], e - chunk.e0, localRow, out);
+  };
+}
+
+/** sum over c < n of a[ao + c] * b[c], in f64 with four partial sums. */
+function dot(a: Float32Array, ao: number, b: Float32Array, n: number): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let c = 0;
+  for (; c + 3 < n; c += 4) {
+    s0 += a[ao + c] * b[c];
+    s1 += a[ao + c + 1] * b[c + 1];
+    s2 += a[ao + c + 2] * b[c + 2];
+    s3 += a[ao + c + 3] * b[c + 3];
+  }
+  for (; c < n; c++) s0 += a[ao + c] * b[c];
+  return s0 + s1 + (s2 + s3);
+}
+
+/**
+ * {@link groupedGateUpRef} on the CPU (same arguments, checks and results up
+ * to the sums' f64 rounding): h[p] = act(x[p] @ gate[e]^T + b, x[p] @ up[e]^T + b)
+ * for the grouped rows p of each expert e.
+ * @example `const h = groupedGateUpCpu(x, groupRef(idx, T, k, E), { kind: 'dense', w }, undefined, { kind: 'silu', layout: 'concat' })`
+ */
+export function groupedGateUpCpu(
+  x: Float32Array,
+  g: GroupingRef,
+  w: ExpertStackHost,
+  bias: HostTensor | undefined,
+  act: ExpertActivation,
+  rowScale?: Float32Array,
+  opts: ExpertActQuantOptions = {},
+): Float32Array {
+  const c = gateUpHostCall('groupedGateUpCpu', x, g, w, bias, act, rowScale, opts);
+  const { E, H, I, a, b, xq } = c;
+  const out = new Float32Array(c.rows * I);
+  const sp = dotSpace(H, c.rows, w, 2 * I);
+  for (let e = 0; e < E; e++) {
+    // the expert's rows a block at a time; each weight row decoded once per block
+    for (let q0 = g.offsets[e], p1 = g.offsets[e + 1]; q0 < p1; q0 += sp.rows) {
+      const nq = Math.min(sp.rows, p1 - q0);
+      sp.xs.set(xq.subarray(q0 * H, (q0 + nq) * H));
+      for (let i = 0; i < I; i++) {
+        const rg = a.interleaved ? 2 * i : i;
+        const ru = a.interleaved ? 2 * i + 1 : I + i;
+        sp.load(0, e, rg);
+        sp.load(1, e, ru);
+        const bg = b ? b[e * 2 * I + rg] : 0;
+        const bu = b ? b[e * 2 * I + ru] : 0;
+        for (let r = 0; r < nq; r++) out[(q0 + r) * I + i] = gatedActivationRef(a, Math.fround(sp.dot(r, 0) + bg), Math.fround(sp.dot(r, 1) + bu));
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * {@link groupedDownRef} on the CPU (same arguments, checks and results up
+ * to the sums' f64 rounding): y[p] = h[p] @ W[e]^T + bias[e].
+ * @example `const y = groupedDownCpu(h, grouping, { kind: 'dense', w: down })`
+ */
+export function groupedDownCpu(h: Float32Array, g: GroupingRef, w: ExpertStackHost, bias?: HostTensor, opts: ExpertActQuantOptions = {}): Float32Array {
+  const c = downHostCall('groupedDownCpu', h, g, w, bias, opts);
+  const { E, H, I, b, hq } = c;
+  const out = new Float32Array(c.rows * H);
+  const sp = dotSpace(I, c.rows, w, H);
+  for (let e = 0; e < E; e++) {
+    for (let q0 = g.offsets[e], p1 = g.offsets[e + 1]; q0 < p1; q0 += sp.rows) {
+      const nq = Math.min(sp.rows, p1 - q0);
+      sp.xs.set(hq.subarray(q0 * I, (q0 + nq) * I));
+      for (let n = 0; n < H; n++) {
+        sp.load(0, e, n);
+        const bn = b ? b[e * H + n] : 0;
+        for (let r = 0; r < nq; r++) out[(q0 + r) * H + n] = sp.dot(r, 0) + bn;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * {@link linearRef} on the CPU (same arguments, checks and results up to the
+ * sums' f64 rounding): y[T, N] = x[T, K] @ W^T (+ bias), W [N, K] f32, bf16
+ * or f16 decoded a row at a time (no f32 copy of W).
+ * @example `const logits = linearCpu(x, T, gateWeight)`
+ */
+export function linearCpu(x: Float32Array, T: number, w: HostTensor, bias?: HostTensor): Float32Array {
+  const { N, K, bf } = linearHostCall('linearCpu', x, T, w, bias);
+  const y = new Float32Array(T * N);
+  const sp = dotSpace(K, T, { kind: 'dense', w: new HostTensor(w.dtype, [1, N, K], w.data) }, N);
+  for (let t0 = 0; t0 < T; t0 += sp.rows) {
+    const nt = Math.min(sp.rows, T - t0);
+    sp.xs.set(x.subarray(t0 * K, (t0 + nt) * K));
+    for (let n = 0; n < N; n++) {
+      sp.load(0, 0, n);
+      const bn = bf ? bf[n] : 0;
+      for (let r = 0; r < nt; r++) y[(t0 + r) * N + n] = sp.dot(r, 0) + bn;
+    }
+  }
+  return y;
+}
+
+/**
+ * How the CPU kernels compute their dot products here: 'wasm-simd' (WebAssembly SIMD, cpu-simd.ts) or 'js' (where
+ * WebAssembly SIMD is missing).
+ * @example `cpuKernelPath() // 'wasm-simd' in Node >= 16 and current browsers`
+ */
+export function cpuKernelPath(): 'wasm-simd' | 'js' {
+  return cpuSimd() ? 'wasm-simd' : 'js';
+}
