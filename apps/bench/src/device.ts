@@ -7,14 +7,14 @@ export type BenchDevice =
   | { kind: 'gpu' | 'lavapipe'; ctx: GpuContext; name: string }
   | { kind: 'cpu'; name: string; reason: string };
 
+/** The CPU device's name: which dot products its kernels run. */
+const CPU_NAME = () => `cpu (the CPU kernels, ${cpuKernelPath() === 'wasm-simd' ? 'WebAssembly SIMD' : 'JavaScript'} dot products)`;
+
 /**
  * Opens the device: `auto` takes the WebGPU adapter if there is one (GPU or
  * lavapipe) and the CPU otherwise; `gpu` fails without an adapter.
  * @example `const dev = await openDevice('auto'); console.log(dev.kind, dev.name)`
  */
-/** The CPU device's name: which dot products its kernels run. */
-const CPU_NAME = () => `cpu (the CPU kernels, ${cpuKernelPath() === 'wasm-simd' ? 'WebAssembly SIMD' : 'JavaScript'} dot products)`;
-
 export async function openDevice(choice: DeviceChoice): Promise<BenchDevice> {
   if (choice === 'cpu') return { kind: 'cpu', name: CPU_NAME(), reason: '--device cpu' };
   try {
