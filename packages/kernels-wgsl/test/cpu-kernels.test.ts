@@ -19,7 +19,7 @@ import {
   type ExpertWeightsHost,
 } from '@webmoe/kernels-wgsl';
 import { rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
-import { expertRowDecoder } from '../src/kernels/cpu-kernels.js';
+import { expertRowDecoder, simdRowDecoder } from '../src/kernels/cpu-kernels.js';
 import { cpuSimd, enableCpuSimd } from '../src/kernels/cpu-simd.js';
 import { hostGrouping, naiveDown, naiveGateUp, randInt, randomIdx } from './grouped-helpers.js';
 import { elementOf } from './quant-helpers.js';
@@ -54,7 +54,7 @@ function randomStack(r: () => number, f: Format, E: number, rows: number, cols: 
     }
     default: {
       const bits = f.startsWith('int4') ? 4 : 8;
-      const bs = randInt(r, 1, 40);
+      const bs = r() < 0.5 ? 16 * randInt(r, 1, 3) : randInt(r, 1, 40); // multiples of 16: the SIMD decoders
       const nbk = Math.ceil(cols / bs);
       const w: ExpertWeightsHost = {
         kind: 'int_block',
@@ -129,6 +129,52 @@ describe('CPU row decoders', () => {
       }
     }
     expect(chunkedStacks).toBeGreaterThan(FORMATS.length * 3);
+  });
+  it('the SIMD decoders (int4 / int8 blocks of 16k values, MXFP4, e4m3 fp8) equal decodeExpertRow bit for bit, -0 and NaN included, whole and chunked', () => {
+    const r = rng(31);
+    let checked = 0;
+    for (let n = 0; n < 4; n++) {
+      for (const f of ['int4', 'int8', 'int4z', 'int8z', 'mxfp4', 'e4m3'] as const) {
+        const E = randInt(r, 1, 3);
+        const rows = 2 * randInt(r, 1, 20);
+        const cols = 32 * randInt(r, 1, 5);
+        // fp8: all 256 codes (NaN, subnormals, -0), blocks of 16k columns
+        let w = randomStack(r, f, E, rows, cols, false);
+        if (w.kind === 'fp8_block' && w.block[1] % 16 !== 0) {
+          const block: [number, number] = [[128, 128], [16, 32], [7, 16]][randInt(r, 0, 2)] as [number, number];
+          const sc = [E, Math.ceil(rows / block[0]), Math.ceil(cols / block[1])];
+          w = { ...w, block, scaleInv: new HostTensor('float32', sc, randomArray(r, sc[0] * sc[1] * sc[2], 0.001, 0.01)) };
+        }
+        if (w.kind === 'int_block' && w.blockSize % 16 !== 0) {
+          // blocks of 16 values: new scales (and zero points) of that block count
+          const nb = E * rows * (cols / 16);
+          const scales = HostTensor.fromFloat32([E, rows, cols / 16], randomArray(r, nb, 0.001, 0.01), w.scales.dtype as 'float32');
+          const zeros = w.zeros && new HostTensor('uint8', [E, rows, cols / 16], Uint8Array.from({ length: nb }, () => randInt(r, 0, 2 ** w.bits - 1)));
+          w = { ...w, blockSize: 16, scales, zeros };
+        }
+        const c = chunked(w, 'concat');
+        for (const s of c ? [w, c] : [w]) {
+          const dec = simdRowDecoder(s, rows, cols);
+          expect(dec, `${f} ${s.kind}: a SIMD decoder`).toBeDefined();
+          const got = new Float32Array(cols);
+          const want = new Float32Array(cols);
+          for (let e = 0; e < E; e++)
+            for (let row = 0; row < rows; row++) {
+              dec!(e, row, got);
+              decodeExpertRow(s, e, row, want);
+              expect(got, `${f} ${s.kind} e ${e} row ${row}`).toEqual(want);
+              checked++;
+            }
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(200);
+    // not taken: blocks that are not a multiple of 16 values, e5m2, dense
+    const r2 = rng(2);
+    const int4 = randomStack(r2, 'int4', 1, 2, 32) as Extract<ExpertWeightsHost, { kind: 'int_block' }>;
+    const odd: ExpertWeightsHost = { ...int4, zeros: undefined, blockSize: 8, scales: HostTensor.fromFloat32([1, 2, 4], randomArray(r2, 8, 0.01, 0.1)) };
+    const others = [odd, randomStack(r2, 'e5m2', 1, 2, 32), randomStack(r2, 'bf16', 1, 2, 32)];
+    expect(others.map((w) => simdRowDecoder(w, 2, 32))).toEqual([undefined, undefined, undefined]);
   });
   it('equal the independent element decoders (test/quant-helpers.ts)', () => {
     const r = rng(17);

@@ -23,7 +23,7 @@ import { chunkOfRow, FP4_VALUES, type ExpertActQuantOptions } from './quant-ref.
 import { gatedActivationRef } from './activation-ref.js';
 import { downHostCall, gateUpHostCall } from './grouped-gemm-ref.js';
 import { linearHostCall } from './linear.js';
-import { cpuSimd } from './cpu-simd.js';
+import { cpuSimd, type SimdCodes } from './cpu-simd.js';
 
 /** Writes row `row` of expert `e`, dequantised to f32, into `out[0, cols)`. */
 export type ExpertRowDecoder = (e: number, row: number, out: Float32Array) => void;
@@ -212,20 +212,139 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
     const ws = [new Float32Array(n), new Float32Array(n)];
     return { xs, rows, load: (j, e, row) => decode(e, row, ws[j]), dot: (r, j) => dot(xs, r * n, ws[j], n) };
   }
-  const bytes = 4 * (rows + 2) * n;
+  // [input block | slot 0 | slot 1 | a packed row's codes (n bytes), scales and zero points (n / 16 f32 each)]
+  const at = [4 * rows * n, 4 * (rows + 1) * n];
+  const stage = [4 * (rows + 2) * n, 4 * (rows + 2) * n + n, 4 * (rows + 2) * n + n + Math.ceil(n / 16) * 4];
+  const bytes = stage[2] + Math.ceil(n / 16) * 4;
   const have = simd.memory.buffer.byteLength;
   if (have < bytes) simd.memory.grow(Math.ceil((bytes - have) / 65536));
   const buf = simd.memory.buffer;
-  const at = [4 * rows * n, 4 * (rows + 1) * n];
   const xs = new Float32Array(buf, 0, rows * n);
   const raw = bf16Rows(w, wRows, n);
   if (raw) {
     const ws = at.map((o) => new Uint16Array(buf, o, n));
     return { xs, rows, load: (j, e, row) => raw(e, row, ws[j]), dot: (r, j) => simd.dotBf16(4 * r * n, at[j], n) };
   }
+  const packed = simdPackedRows(w, wRows, n);
+  if (packed) {
+    const codes = new Uint8Array(buf, stage[0], n);
+    const sc = new Float32Array(buf, stage[1], n / 16);
+    const z = new Float32Array(buf, stage[2], n / 16);
+    const dec = simd.decode[packed.kind];
+    return {
+      xs,
+      rows,
+      load: (j, e, row) => {
+        packed.stage(e, row, codes, sc, z);
+        dec(stage[0], stage[1], stage[2], n, at[j]);
+      },
+      dot: (r, j) => simd.dot(4 * r * n, at[j], n),
+    };
+  }
   const decode = expertRowDecoder(w, wRows, n);
   const ws = at.map((o) => new Float32Array(buf, o, n));
   return { xs, rows, load: (j, e, row) => decode(e, row, ws[j]), dot: (r, j) => simd.dot(4 * r * n, at[j], n) };
+}
+
+/** Stages row `row` of expert `e` for a SIMD decoder: its code bytes, and one scale and zero point per 16 values. */
+type PackedStager = (e: number, row: number, codes: Uint8Array, sc: Float32Array, z: Float32Array) => void;
+
+let mxHalfScales: Float32Array | undefined;
+/** 2^(e - 127) / 2 for every e8m0 byte e (the MXFP4 decoder doubles the e2m1 magnitudes). */
+function mxHalfScale(): Float32Array {
+  mxHalfScales ??= Float32Array.from({ length: 256 }, (_, e) => 2 ** (e - 128));
+  return mxHalfScales;
+}
+
+/**
+ * The SIMD decoder (cpu-simd.ts `dec_*`) and row stager of `w`, where every container is of one kind among int4 /
+ * int8 blocks of a multiple of 16 values, MXFP4, and e4m3 fp8 blocks a multiple of 16 columns wide, with cols % 16 ==
+ * 0; else undefined (the JavaScript decoders).
+ */
+function simdPackedRows(w: ExpertStackHost, rows: number, cols: number): { kind: SimdCodes; stage: PackedStager } | undefined {
+  if (cols % 16 !== 0) return undefined;
+  const kindOf = (x: ExpertWeightsHost): SimdCodes | undefined => {
+    if (x.kind === 'mxfp4') return 'mxfp4';
+    if (x.kind === 'int_block' && x.blockSize % 16 === 0) return x.bits === 4 ? 'int4' : 'int8';
+    if (x.kind === 'fp8_block' && x.q.dtype === 'float8_e4m3fn' && x.block[1] % 16 === 0) return 'e4m3';
+    return undefined;
+  };
+  const plain = (x: ExpertWeightsHost, xRows: number): PackedStager => {
+    if (x.kind === 'mxfp4') {
+      const blocks = x.blocks.data as Uint8Array;
+      const scales = x.scales.data as Uint8Array;
+      const half = mxHalfScale();
+      return (e, row, codes, sc) => {
+        const er = e * xRows + row;
+        codes.set(blocks.subarray(er * (cols / 2), (er + 1) * (cols / 2)));
+        for (let g = 0; g < cols / 16; g++) sc[g] = half[scales[er * (cols / 32) + (g >> 1)]];
+      };
+    }
+    if (x.kind === 'fp8_block') {
+      const q = x.q.data as Uint8Array;
+      const s = x.scaleInv.data as Float32Array;
+      const [br, bc] = x.block;
+      const nbr = Math.ceil(xRows / br);
+      const nbc = Math.ceil(cols / bc);
+      return (e, row, codes, sc) => {
+        const er = e * xRows + row;
+        codes.set(q.subarray(er * cols, (er + 1) * cols));
+        const sb = (e * nbr + Math.floor(row / br)) * nbc;
+        for (let g = 0; g < cols / 16; g++) sc[g] = s[sb + Math.floor((16 * g) / bc)];
+      };
+    }
+    const ib = x as Extract<ExpertWeightsHost, { kind: 'int_block' }>;
+    const q = ib.q.data as Uint8Array;
+    const perRow = (cols * ib.bits) / 8;
+    const nb = Math.ceil(cols / ib.blockSize);
+    const groups = ib.blockSize / 16;
+    const scale = scaleReader(ib.scales);
+    const zeros = ib.zeros?.data as Uint8Array | undefined;
+    const zp0 = ib.bits === 4 ? 8 : 128;
+    return (e, row, codes, sc, z) => {
+      const er = e * xRows + row;
+      codes.set(q.subarray(er * perRow, (er + 1) * perRow));
+      for (let g = 0; g < cols / 16; g++) {
+        const bi = er * nb + Math.floor(g / groups);
+        sc[g] = scale(bi);
+        z[g] = zeros ? zeros[bi] : zp0;
+      }
+    };
+  };
+  if (w.kind !== 'chunked') {
+    const kind = kindOf(w);
+    return kind && { kind, stage: plain(w, rows) };
+  }
+  const kind = kindOf(w.chunks[0].w);
+  if (!kind || !w.chunks.every((c) => kindOf(c.w) === kind)) return undefined;
+  const perChunk = new Map(w.chunks.map((c) => [c, plain(c.w, rowsOf(c.w as Exclude<ExpertWeightsHost, { kind: 'dense' }>))]));
+  return {
+    kind,
+    stage: (e, row, codes, sc, z) => {
+      const { chunk, localRow } = chunkOfRow(w, e, row);
+      perChunk.get(chunk)!(e - chunk.e0, localRow, codes, sc, z);
+    },
+  };
+}
+
+/**
+ * The SIMD decoder of `w` (int4 / int8 blocks of a multiple of 16 values, MXFP4, e4m3 fp8 blocks) as a row decoder into `out`, or
+ * undefined where the JavaScript decoders run; for the tests, which check it bit for bit against decodeExpertRow.
+ */
+export function simdRowDecoder(w: ExpertStackHost, rows: number, cols: number): ExpertRowDecoder | undefined {
+  const simd = cpuSimd();
+  const packed = simd && simdPackedRows(w, rows, cols);
+  if (!simd || !packed) return undefined;
+  const bytes = 4 * cols + cols + 8 * Math.ceil(cols / 16);
+  const have = simd.memory.buffer.byteLength;
+  if (have < bytes) simd.memory.grow(Math.ceil((bytes - have) / 65536));
+  return (e, row, out) => {
+    const buf = simd.memory.buffer;
+    const [o, c, sc, z] = [0, 4 * cols, 5 * cols, 5 * cols + 4 * Math.ceil(cols / 16)];
+    packed.stage(e, row, new Uint8Array(buf, c, cols), new Float32Array(buf, sc, cols / 16), new Float32Array(buf, z, cols / 16));
+    simd.decode[packed.kind](c, sc, z, cols, o);
+    out.set(new Float32Array(buf, o, cols));
+  };
 }
 
 /**

@@ -115,15 +115,116 @@ function dotBody(kind: WeightKind): number[] {
 
 const name = (n: string) => [n.length, ...n.split('').map((c) => c.charCodeAt(0))];
 
+const v128Load64Zero = (offset: number) => simd(0x5d, 0, ...uleb(offset));
+const v128Store = (offset: number) => simd(0x0b, 0, ...uleb(offset));
+const v128Const = (bytes: readonly number[]) => simd(0x0c, ...bytes);
+const v128And = simd(0x4e);
+const v128Or = simd(0x50);
+const i8x16Shuffle = (lanes: readonly number[]) => simd(0x0d, ...lanes);
+const i8x16Swizzle = simd(0x0e);
+const i8x16ShrU = simd(0x6d);
+const i16x8ExtendLowU8 = simd(0x89);
+const i16x8ExtendHighU8 = simd(0x8a);
+const f32x4Splat = simd(0x13);
+const f32x4Sub = simd(0xe5);
+const f32x4ConvertU32 = simd(0xfb);
+const i32x4Eq = simd(0x37);
+const i32x4ShrU = simd(0xad);
+const v128Bitselect = simd(0x52);
+/** v128.const of four equal 32-bit lanes (little-endian). */
+const i32x4Const = (u: number) => v128Const(Array.from({ length: 16 }, (_, i) => (u >>> (8 * (i % 4))) & 0xff));
+
+/** Packed formats the SIMD module decodes (16 values per step). */
+export type SimdCodes = 'int4' | 'int8' | 'mxfp4' | 'e4m3';
+
+/**
+ * The body of `dec_<kind>(codes, sc, z, n, out)`: n values (n % 16 == 0) decoded to f32 at byte offset out, 16 per
+ * group g, from the row's codes at byte offset codes (int4 / MXFP4: two per byte, low nibble first; int8: one per
+ * byte) with one f32 scale and (int formats) one f32 zero point per group at sc + 4g and z + 4g:
+ * - int4 / int8: (code - z) * scale, the references' value (exact before one f32 rounding);
+ * - MXFP4: the e2m1 magnitude doubled (a swizzle table: 0, 1, 2, 3, 4, 6, 8, 12) times scale (2^(e - 127) / 2),
+ *   the sign bit or-ed in (so code 8 is -0, as the references decode it);
+ * - fp8 e4m3 (one per byte): exponent and mantissa shifted into an f32's (times 2^120), subnormals as (c & 7) * 2^-9,
+ *   the sign or-ed in, S.1111.111 NaN (as decode_e4m3), times the group's scale (its block's scaleInv).
+ * Locals: 0 codes, 1 sc, 2 z, 3 n, 4 out (params); 5 g; 6 v, 7 s, 8 zz, 9 sg, 10 lo, 11 hi, 12 slo, 13 shi, 14 c,
+ * 15 mag, 16 nrm, 17 sub (v128).
+ */
+function decodeBody(kind: SimdCodes): number[] {
+  const [C, SC, Z, N, OUT, G, V, S, ZZ, SG, LO, HI, SLO, SHI, CW, MAG, NRM, SUB] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17];
+  const get = (l: number) => [op.localGet, l];
+  const set = (l: number) => [op.localSet, l];
+  // base + g * 2^shift
+  const at = (base: number, shift: number) => [...get(base), ...get(G), op.i32Const, shift, op.i32Shl, op.i32Add];
+  const nibbles = [
+    // eight bytes -> 16 codes in order (low nibble first): lo = b & 15, hi = b >> 4, interleaved
+    ...at(C, 3), ...v128Load64Zero(0), ...set(V),
+    ...get(V), ...v128Const(new Array<number>(16).fill(15)), ...v128And,
+    ...get(V), op.i32Const, 4, ...i8x16ShrU,
+    ...i8x16Shuffle([0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23]), ...set(V),
+  ];
+  const codes =
+    kind === 'int8' || kind === 'e4m3'
+      ? [...at(C, 4), ...v128Load(0), ...set(V)]
+      : kind === 'int4'
+        ? nibbles
+        : [
+            ...nibbles,
+            // sign bytes (0x80 for codes 8..15), then the doubled magnitudes
+            ...v128Const([0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80]), ...get(V), ...i8x16Swizzle, ...set(SG),
+            ...v128Const([0, 1, 2, 3, 4, 6, 8, 12, 0, 1, 2, 3, 4, 6, 8, 12]), ...get(V), ...i8x16Swizzle, ...set(V),
+            ...get(SG), ...i16x8ExtendLowU8, ...set(SLO), ...get(SG), ...i16x8ExtendHighU8, ...set(SHI),
+          ];
+  const widen = (q: number) => [...get(q < 2 ? LO : HI), ...(q % 2 ? i32x4ExtendHighU16 : i32x4ExtendLowU16)];
+  // e4m3 codes (u32 lanes in local CW) to f32 values
+  const e4m3 = [
+    ...get(CW), ...i32x4Const(0x7f), ...v128And, ...set(MAG),
+    ...get(MAG), op.i32Const, 20, ...i32x4Shl, ...i32x4Const(0x7b800000), ...f32x4Mul, ...set(NRM),
+    ...get(CW), ...i32x4Const(7), ...v128And, ...f32x4ConvertU32, ...i32x4Const(0x3b000000), ...f32x4Mul, ...set(SUB),
+    // exponent 0: the subnormal; then the sign; S.1111.111: NaN
+    ...get(SUB), ...get(NRM), ...get(MAG), op.i32Const, 3, ...i32x4ShrU, ...i32x4Const(0), ...i32x4Eq, ...v128Bitselect,
+    ...get(CW), ...i32x4Const(0x80), ...v128And, op.i32Const, 24, ...i32x4Shl, ...v128Or,
+    ...set(NRM), ...i32x4Const(0x7fc00000), ...get(NRM), ...get(MAG), ...i32x4Const(0x7f), ...i32x4Eq, ...v128Bitselect,
+  ];
+  // four values of quarter q: widened, converted, scaled
+  const quarter = (q: number) => [
+    ...at(OUT, 6),
+    ...(kind === 'mxfp4'
+      ? [...widen(q), ...f32x4ConvertU32, ...get(S), ...f32x4Mul, ...get(q < 2 ? SLO : SHI), ...(q % 2 ? i32x4ExtendHighU16 : i32x4ExtendLowU16), op.i32Const, 24, ...i32x4Shl, ...v128Or]
+      : kind === 'e4m3'
+        ? [...widen(q), ...set(CW), ...e4m3, ...get(S), ...f32x4Mul]
+        : [...widen(q), ...f32x4ConvertU32, ...get(ZZ), ...f32x4Sub, ...get(S), ...f32x4Mul]),
+    ...v128Store(16 * q),
+  ];
+  const code = [
+    // for (g = 0; 16 g < n; g++)
+    op.block, 0x40, op.loop, 0x40,
+    ...get(G), op.i32Const, 4, op.i32Shl, ...get(N), op.i32GeS, op.brIf, 1,
+    ...at(SC, 2), op.f32Load, 2, 0, ...f32x4Splat, ...set(S),
+    ...(kind === 'int4' || kind === 'int8' ? [...at(Z, 2), op.f32Load, 2, 0, ...f32x4Splat, ...set(ZZ)] : []),
+    ...codes,
+    ...get(V), ...i16x8ExtendLowU8, ...set(LO), ...get(V), ...i16x8ExtendHighU8, ...set(HI),
+    ...quarter(0), ...quarter(1), ...quarter(2), ...quarter(3),
+    ...get(G), op.i32Const, 1, op.i32Add, ...set(G), op.br, 0,
+    op.end, op.end, op.end,
+  ];
+  const locals = [2, 1, I32, 12, V128];
+  const body = [...locals, ...code];
+  return [...uleb(body.length), ...body];
+}
+
 /** The module's bytes: `dot` (f32 weights, function 0), `dot_bf16` (function 1), `memory`. */
 function moduleBytes(): Uint8Array<ArrayBuffer> {
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, [1, 0x60, 3, I32, I32, I32, 1, F64]), // type 0: (i32, i32, i32) -> f64
-    ...section(3, [2, 0, 0]), // functions 0 and 1, of type 0
+    // type 0: (i32, i32, i32) -> f64 (the dots); type 1: (i32, i32, i32, i32, i32) -> () (the decoders)
+    ...section(1, [2, 0x60, 3, I32, I32, I32, 1, F64, 0x60, 5, I32, I32, I32, I32, I32, 0]),
+    ...section(3, [6, 0, 0, 1, 1, 1, 1]),
     ...section(5, [1, 0x00, 1]), // memory 0: min 1 page, no max
-    ...section(7, [3, ...name('dot'), 0x00, 0, ...name('dot_bf16'), 0x00, 1, ...name('memory'), 0x02, 0]),
-    ...section(10, [2, ...dotBody('f32'), ...dotBody('bf16')]),
+    ...section(7, [
+      7, ...name('dot'), 0x00, 0, ...name('dot_bf16'), 0x00, 1, ...name('dec_int4'), 0x00, 2, ...name('dec_int8'), 0x00, 3,
+      ...name('dec_mxfp4'), 0x00, 4, ...name('dec_e4m3'), 0x00, 5, ...name('memory'), 0x02, 0,
+    ]),
+    ...section(10, [6, ...dotBody('f32'), ...dotBody('bf16'), ...(['int4', 'int8', 'mxfp4', 'e4m3'] as const).flatMap(decodeBody)]),
   ];
   return new Uint8Array(bytes);
 }
@@ -134,6 +235,8 @@ export interface CpuSimd {
   dot(x: number, w: number, n: number): number;
   /** The same with w the byte offset of bf16 weights (u16 bit patterns, each the high half of its f32). */
   dotBf16(x: number, w: number, n: number): number;
+  /** Decoders of packed rows (`decodeBody`): n % 16 == 0 values to f32 at out; byte offsets. */
+  decode: Record<SimdCodes, (codes: number, sc: number, z: number, n: number, out: number) => void>;
   memory: WebAssembly.Memory;
 }
 
@@ -165,7 +268,13 @@ export function cpuSimd(): CpuSimd | undefined {
       if (typeof WebAssembly !== 'undefined' && WebAssembly.validate(bytes)) {
         const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes));
         const ex = inst.exports;
-        instance = { dot: ex.dot as CpuSimd['dot'], dotBf16: ex.dot_bf16 as CpuSimd['dotBf16'], memory: ex.memory as WebAssembly.Memory };
+        type Dec = CpuSimd['decode']['int4'];
+        instance = {
+          dot: ex.dot as CpuSimd['dot'],
+          dotBf16: ex.dot_bf16 as CpuSimd['dotBf16'],
+          decode: { int4: ex.dec_int4 as Dec, int8: ex.dec_int8 as Dec, mxfp4: ex.dec_mxfp4 as Dec, e4m3: ex.dec_e4m3 as Dec },
+          memory: ex.memory as WebAssembly.Memory,
+        };
       }
     } catch {
       instance = null;
