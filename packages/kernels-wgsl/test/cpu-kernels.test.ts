@@ -96,6 +96,17 @@ function bytesOf(w: ExpertWeightsHost): number {
   return ts.reduce((s, t) => s + t.data.byteLength, 0);
 }
 
+/** Runs the enclosing describe's tests with the SIMD dot products on (`simd`) or off (the JavaScript ones). */
+function withSimd(simd: boolean): void {
+  let was = true;
+  beforeAll(() => {
+    was = enableCpuSimd(simd);
+  });
+  afterAll(() => {
+    enableCpuSimd(was);
+  });
+}
+
 const ACTS: readonly ExpertActivation[] = [
   { kind: 'silu', layout: 'concat' },
   { kind: 'silu', layout: 'interleaved' },
@@ -215,13 +226,7 @@ describe('the WebAssembly SIMD dot product', () => {
 
 for (const simd of [true, false])
 describe(`CPU grouped GEMMs vs the references (${simd ? 'SIMD' : 'JavaScript'} dot products)`, () => {
-  let was = true;
-  beforeAll(() => {
-    was = enableCpuSimd(simd);
-  });
-  afterAll(() => {
-    enableCpuSimd(was);
-  });
+  withSimd(simd);
   it('gate_up then down: every format, activation and layout, odd sizes, T = 0..17, biases, row scales, fp8 activations, chunked stacks', () => {
     const r = rng(2026);
     let cases = 0;
@@ -305,13 +310,7 @@ describe(`CPU grouped GEMMs vs the references (${simd ? 'SIMD' : 'JavaScript'} d
 
 for (const simd of [true, false])
 describe(`CPU linear vs linearRef (${simd ? 'SIMD' : 'JavaScript'} dot products)`, () => {
-  let was = true;
-  beforeAll(() => {
-    was = enableCpuSimd(simd);
-  });
-  afterAll(() => {
-    enableCpuSimd(was);
-  });
+  withSimd(simd);
   it('f32, bf16 and f16 weights and biases, odd sizes, T = 0..5', () => {
     const r = rng(11);
     for (const wdt of ['float32', 'bfloat16', 'float16'] as const) {
