@@ -159,6 +159,10 @@ describe('demo page in headless Chromium', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it("the CPU path's kernels run their WebAssembly SIMD dot products in the browser (the module compiles on the main thread)", () => {
+    expect(results.env?.cpuKernels).toBe('wasm-simd');
+  });
+
   it('ran on the GPU path (a WebGPU adapter is present)', (ctx) => {
     const e = results.env!;
     if (!e.adapterFound && !CI) {

@@ -20,7 +20,7 @@ import {
 } from '@webmoe/kernels-wgsl';
 import { rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
 import { expertRowDecoder, simdRowDecoder } from '../src/kernels/cpu-kernels.js';
-import { cpuSimd, enableCpuSimd } from '../src/kernels/cpu-simd.js';
+import { cpuSimd, enableCpuSimd, moduleBytes } from '../src/kernels/cpu-simd.js';
 import { hostGrouping, naiveDown, naiveGateUp, randInt, randomIdx } from './grouped-helpers.js';
 import { elementOf } from './quant-helpers.js';
 
@@ -204,23 +204,33 @@ describe('CPU row decoders', () => {
 });
 
 describe('the WebAssembly SIMD dot product', () => {
-  it('is there in Node (so the SIMD path is the one the tests below check first) and sums f32 products in f64, f32 and bf16 weights', () => {
+  it('is there in Node (so the SIMD path is the one the tests below check first); f32 products in f32 sums of 16, then f64; f32 and bf16 weights', () => {
     const simd = cpuSimd();
     expect(simd).toBeDefined();
     const r = rng(8);
-    for (const n of [0, 1, 7, 8, 9, 31, 1001]) {
+    const bf16 = (b: number) => new Float32Array(new Uint32Array([b << 16]).buffer)[0];
+    // an f32 sum of 16 products is off by at most 16 roundings of 2^-24 of its terms' magnitude; the f64 sums add ~0
+    const bound = (p: number[]) => 16 * 2 ** -24 * p.reduce((a, v) => a + Math.abs(v), 0) + 1e-300;
+    for (const n of [0, 1, 7, 8, 9, 31, 127, 128, 129, 1001, 4099]) {
       const f = new Float32Array(simd!.memory.buffer, 0, 2 * n);
       f.set(randomArray(r, 2 * n));
-      let want = 0;
-      for (let i = 0; i < n; i++) want += Math.fround(f[i] * f[n + i]);
-      expect(Math.abs(simd!.dot(0, 4 * n, n) - want), `n ${n}`).toBeLessThan(1e-12 * Math.max(1, n));
+      const p = Array.from({ length: n }, (_, i) => Math.fround(f[i] * f[n + i]));
+      const want = p.reduce((a, v) => a + v, 0);
+      const got = simd!.dot(0, 4 * n, n);
+      expect(Math.abs(got - want), `n ${n}`).toBeLessThanOrEqual(bound(p));
       // dot_bf16: the weights as bf16 bit patterns (the high halves of f32 values) after the inputs
       const bits = Uint16Array.from({ length: n }, () => randInt(r, 0, 0xffff) & 0xbfff); // finite (exponent < 255)
       new Uint16Array(simd!.memory.buffer, 8 * n, n).set(bits);
-      let wantBf16 = 0;
-      for (let i = 0; i < n; i++) wantBf16 += Math.fround(f[i] * new Float32Array(new Uint32Array([bits[i] << 16]).buffer)[0]);
-      expect(Math.abs(simd!.dotBf16(0, 8 * n, n) - wantBf16), `bf16 n ${n}`).toBeLessThanOrEqual(1e-12 * Math.abs(wantBf16) * Math.max(1, n));
+      const pb = Array.from({ length: n }, (_, i) => Math.fround(f[i] * bf16(bits[i])));
+      const wantBf16 = pb.reduce((a, v) => a + v, 0);
+      expect(Math.abs(simd!.dotBf16(0, 8 * n, n) - wantBf16), `bf16 n ${n}`).toBeLessThanOrEqual(bound(pb));
     }
+    // small enough for a synchronous compile on a browser's main thread (Chromium's limit: 4 KiB)
+    expect(moduleBytes().length).toBeLessThan(4096);
+    // every value counted once across the 128-value chunks and the tail: n ones sum to n
+    const n = 3 * 1024 + 13;
+    new Float32Array(simd!.memory.buffer, 0, 2 * n).fill(1);
+    expect(simd!.dot(0, 4 * n, n)).toBe(n);
   });
 });
 

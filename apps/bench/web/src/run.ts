@@ -1,5 +1,5 @@
 // Environment detection, the GPU smoke check and one checkpoint's run.
-import { castGpu, castRef, createGpuContext, GpuContext, GpuTensor, Recorder } from '@webmoe/kernels-wgsl';
+import { castGpu, castRef, cpuKernelPath, createGpuContext, GpuContext, GpuTensor, Recorder } from '@webmoe/kernels-wgsl';
 import { relErr } from '@webmoe/kernels-wgsl/testing';
 import { HostTensor as HT, readConfig, SafetensorsFile, type HostTensor } from '@webmoe/tensor';
 import { moeAvailable, runMoe } from './moe-runner.js';
@@ -18,6 +18,7 @@ export async function detectEnv(): Promise<{ env: EnvInfo; ctx: GpuContext | nul
     timestampQuery: false,
     subgroups: false,
     userAgent: navigator.userAgent,
+    cpuKernels: cpuKernelPath(),
   };
   if (!env.webgpu) {
     env.reason = 'navigator.gpu is missing: this browser has no WebGPU (or it is disabled; Chromium on Linux needs --enable-unsafe-webgpu)';

@@ -16,6 +16,8 @@ export interface EnvInfo {
   /** Why there is no GPU path, when there is none. */
   reason?: string;
   userAgent: string;
+  /** How the CPU path's kernels compute their dot products in this browser (kernels-wgsl's cpuKernelPath). */
+  cpuKernels: 'wasm-simd' | 'js';
 }
 
 /** Time of one kernel (summed over its dispatches), in milliseconds. */

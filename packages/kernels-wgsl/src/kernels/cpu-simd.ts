@@ -5,9 +5,12 @@
  *   dot(x, w, n) -> f64 = sum over i < n of f32(x[i] * w[i]), summed in f64,
  * x and w f32 arrays at byte offsets x and w, and dot_bf16, the same with w
  * bf16 bit patterns (each widened into the high half of an f32: the exact
- * value, as decodeExpertRow gives it). Eight products per loop step
- * (two f32x4 multiplies), each widened to f64x2 and added into one of four
- * f64x2 partial sums; the products are f32 (rounded once), the sums f64.
+ * value, as decodeExpertRow gives it). Eight products per loop step (two
+ * f32x4 multiplies) added into eight f32 sums; every 128 values (16
+ * products per sum) those are widened and added into eight f64 sums. The
+ * products are f32 (rounded once); the sums carry f32 rounding over 16
+ * terms only, then f64 (the references sum every product in f64).
+ * The module also decodes packed rows (int4, int8, MXFP4, e4m3: decodeBody).
  * Where WebAssembly or its SIMD is missing (`WebAssembly.validate` refuses
  * the module), {@link cpuSimd} is undefined and the CPU kernels keep their
  * JavaScript dot product.
@@ -36,13 +39,16 @@ const F64 = 0x7c;
 const V128 = 0x7b;
 const op = {
   block: 0x02, loop: 0x03, end: 0x0b, br: 0x0c, brIf: 0x0d, localGet: 0x20, localSet: 0x21, localTee: 0x22,
-  i32Const: 0x41, i32Add: 0x6a, i32Shl: 0x74, i32GtS: 0x4a, i32GeS: 0x4e, f32Load: 0x2a, i32Load16U: 0x2f, f32Mul: 0x94, f64Add: 0xa0,
+  select: 0x1b, i32Const: 0x41, i32Add: 0x6a, i32Shl: 0x74, i32LtS: 0x48, i32GtS: 0x4a, i32GeS: 0x4e, f32Load: 0x2a, i32Load16U: 0x2f, f32Mul: 0x94, f64Add: 0xa0,
   f64PromoteF32: 0xbb, f32ReinterpretI32: 0xbe,
 } as const;
 const simd = (code: number, ...imm: number[]) => [0xfd, ...uleb(code), ...imm];
 const v128Load = (offset: number) => simd(0x00, 0, ...uleb(offset)); // align hint 2^0, byte offset
 const v128Zero = simd(0x0c, ...new Array<number>(16).fill(0));
 const f32x4Mul = simd(0xe6);
+const f32x4Add = simd(0xe4);
+/** Values per chunk of a dot product's f32 partial sums (16 products per lane) before they are added into its f64 sums. */
+const CHUNK = 128;
 const f64x2Add = simd(0xf0);
 const f64x2PromoteLow = simd(0x5f);
 const f64x2Lane = (lane: number) => simd(0x21, lane);
@@ -61,24 +67,26 @@ type WeightKind = 'f32' | 'bf16';
  * (v128).
  */
 function dotBody(kind: WeightKind): number[] {
-  const [X, W, N, I, S, A0, A1, A2, A3, P, WV] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const [X, W, N, I, LIM, S, A0, A1, A2, A3, P, WV, F0, F1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
   const get = (l: number) => [op.localGet, l];
   const set = (l: number) => [op.localSet, l];
   // base + i * 2^shift, then a v128 load at byte offset `extra`
   const load = (base: number, shift: number, extra: number) => [...get(base), ...get(I), op.i32Const, shift, op.i32Shl, op.i32Add, ...v128Load(extra)];
-  // acc_a += widen(low two of p); acc_b += widen(high two of p)
-  const accumulate = (a: number, b: number) => [
-    ...get(a), ...get(P), ...f64x2PromoteLow, ...f64x2Add, ...set(a),
-    ...get(b), ...get(P), ...get(P), ...highToLow, ...f64x2PromoteLow, ...f64x2Add, ...set(b),
+  // f += p (four f32 sums)
+  const add = (f: number) => [...get(f), ...get(P), ...f32x4Add, ...set(f)];
+  // acc_a += widen(low two of f); acc_b += widen(high two of f)
+  const flush = (f: number, a: number, b: number) => [
+    ...get(a), ...get(f), ...f64x2PromoteLow, ...f64x2Add, ...set(a),
+    ...get(b), ...get(f), ...get(f), ...highToLow, ...f64x2PromoteLow, ...f64x2Add, ...set(b),
   ];
   // f32 weights: p = x[i + 4j..] * w[i + 4j..]; bf16: eight weights in one load, widened four at a time (<< 16)
   const eight =
     kind === 'f32'
-      ? [...load(X, 2, 0), ...load(W, 2, 0), ...f32x4Mul, ...set(P), ...accumulate(A0, A1), ...load(X, 2, 16), ...load(W, 2, 16), ...f32x4Mul, ...set(P), ...accumulate(A2, A3)]
+      ? [...load(X, 2, 0), ...load(W, 2, 0), ...f32x4Mul, ...set(P), ...add(F0), ...load(X, 2, 16), ...load(W, 2, 16), ...f32x4Mul, ...set(P), ...add(F1)]
       : [
           ...load(W, 1, 0), ...set(WV),
-          ...load(X, 2, 0), ...get(WV), ...i32x4ExtendLowU16, op.i32Const, 16, ...i32x4Shl, ...f32x4Mul, ...set(P), ...accumulate(A0, A1),
-          ...load(X, 2, 16), ...get(WV), ...i32x4ExtendHighU16, op.i32Const, 16, ...i32x4Shl, ...f32x4Mul, ...set(P), ...accumulate(A2, A3),
+          ...load(X, 2, 0), ...get(WV), ...i32x4ExtendLowU16, op.i32Const, 16, ...i32x4Shl, ...f32x4Mul, ...set(P), ...add(F0),
+          ...load(X, 2, 16), ...get(WV), ...i32x4ExtendHighU16, op.i32Const, 16, ...i32x4Shl, ...f32x4Mul, ...set(P), ...add(F1),
         ];
   // one weight as f32: a load, or a bf16 load shifted into the high half
   const oneWeight =
@@ -87,13 +95,20 @@ function dotBody(kind: WeightKind): number[] {
       : [...get(W), ...get(I), op.i32Const, 1, op.i32Shl, op.i32Add, op.i32Load16U, 1, 0, op.i32Const, 16, op.i32Shl, op.f32ReinterpretI32];
   const code = [
     ...v128Zero, ...set(A0), ...v128Zero, ...set(A1), ...v128Zero, ...set(A2), ...v128Zero, ...set(A3),
-    // while (i + 8 <= n) { eight products; i += 8 }
+    // chunks of at most 128 values while eight remain: f32 sums inside a chunk, flushed into the f64 sums after it
     op.block, 0x40, op.loop, 0x40,
     ...get(I), op.i32Const, 8, op.i32Add, ...get(N), op.i32GtS, op.brIf, 1,
+    ...get(I), op.i32Const, ...uleb(CHUNK), op.i32Add, ...get(N), ...get(I), op.i32Const, ...uleb(CHUNK), op.i32Add, ...get(N), op.i32LtS, op.select, ...set(LIM),
+    ...v128Zero, ...set(F0), ...v128Zero, ...set(F1),
+    op.block, 0x40, op.loop, 0x40,
+    ...get(I), op.i32Const, 8, op.i32Add, ...get(LIM), op.i32GtS, op.brIf, 1,
     ...eight,
     ...get(I), op.i32Const, 8, op.i32Add, ...set(I), op.br, 0,
     op.end, op.end,
-    // s = the eight partial sums
+    ...flush(F0, A0, A1), ...flush(F1, A2, A3),
+    op.br, 0,
+    op.end, op.end,
+    // s = the eight f64 partial sums
     ...get(A0), ...get(A2), ...f64x2Add, ...set(A0), ...get(A1), ...get(A3), ...f64x2Add, ...set(A1),
     ...get(A0), ...get(A1), ...f64x2Add, ...set(A0),
     ...get(A0), ...f64x2Lane(0), ...get(A0), ...f64x2Lane(1), op.f64Add, ...set(S),
@@ -108,7 +123,7 @@ function dotBody(kind: WeightKind): number[] {
     op.end, op.end,
     ...get(S), op.end,
   ];
-  const locals = [3, 1, I32, 1, F64, 6, V128]; // 3 groups: 1 i32, 1 f64, 6 v128
+  const locals = [3, 2, I32, 1, F64, 8, V128]; // 3 groups: 2 i32, 1 f64, 8 v128
   const body = [...locals, ...code];
   return [...uleb(body.length), ...body];
 }
@@ -212,8 +227,12 @@ function decodeBody(kind: SimdCodes): number[] {
   return [...uleb(body.length), ...body];
 }
 
-/** The module's bytes: `dot` (f32 weights, function 0), `dot_bf16` (function 1), `memory`. */
-function moduleBytes(): Uint8Array<ArrayBuffer> {
+/**
+ * The module's bytes: `dot` (f32 weights), `dot_bf16`, the `dec_*` decoders, `memory`. Kept under 4 KiB: browsers
+ * compile a larger module synchronously only off the main thread (Chromium refuses it there), and cpuSimd compiles
+ * synchronously.
+ */
+export function moduleBytes(): Uint8Array<ArrayBuffer> {
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     // type 0: (i32, i32, i32) -> f64 (the dots); type 1: (i32, i32, i32, i32, i32) -> () (the decoders)
@@ -231,7 +250,7 @@ function moduleBytes(): Uint8Array<ArrayBuffer> {
 
 /** The SIMD dot product and the memory it reads. */
 export interface CpuSimd {
-  /** sum over i < n of f32(x[i] * w[i]) in f64; x, w: byte offsets of f32 arrays in `memory`. */
+  /** sum over i < n of f32(x[i] * w[i]) (f32 sums of 16 products, then f64); x, w: byte offsets of f32 arrays in `memory`. */
   dot(x: number, w: number, n: number): number;
   /** The same with w the byte offset of bf16 weights (u16 bit patterns, each the high half of its f32). */
   dotBf16(x: number, w: number, n: number): number;
