@@ -30,6 +30,11 @@ export interface BenchOptions {
   stackGib?: number;
   /** Bytes of the copy-bandwidth probe (default: 256 MiB on a GPU, 32 MiB on lavapipe/CPU). */
   copyBytes?: number;
+  /**
+   * On a software adapter, each row's CPU-path twin beside it (impl 'cpu', the same weights). Unset: the CLI turns it on
+   * for lavapipe (`--no-cpu-rows` off); runBench runs them only where it is true.
+   */
+  cpuRows?: boolean;
   help: boolean;
   /** True when --models, --tokens, --iters or --warmup were given (the CLI then never swaps in the quick set). */
   explicit: boolean;
@@ -55,7 +60,8 @@ usage: pnpm bench [options]
   --iters N             timed iterations per row (default 20; 5 with --quick)
   --warmup N            untimed iterations first (default 3; 1 with --quick)
   --warmup-ms M         keep the GPU busy M ms before each row (default 300): an idle GPU lowers its clocks
-  --device auto|gpu|cpu auto (default): GPU, else lavapipe, else the CPU reference path
+  --device auto|gpu|cpu auto (default): GPU, else lavapipe (its rows with the CPU path's beside them), else the CPU path
+  --no-cpu-rows         on lavapipe, only its own rows (not the CPU path's beside them)
   --json FILE           write the results as JSON
   --html FILE           write a self-contained HTML report (charts as inline SVG)
   --compare FILE        another run's JSON (this bench's, or torch/torch_baseline.py's) beside ours
@@ -123,6 +129,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
         break;
       }
       case '--profile-stages': o.profileStages = true; break;
+      case '--no-cpu-rows': o.cpuRows = false; break;
       case '--copy-mib': o.copyBytes = int(val(), flag, 1) * 1024 * 1024; break;
       case '-h': case '--help': o.help = true; break;
       default: throw new Error(`unknown option '${a}'\n\n${USAGE}`);

@@ -228,6 +228,28 @@ async function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOpt
 }
 
 /**
+ * The CPU path's rows of one (model, dtype): a host layer (the same random weights as the GPU rows) timed at each T,
+ * pushed onto `results`. Rows beyond the CPU budgets are skipped visibly (a row error), not run for hours.
+ */
+async function cpuRows(spec: ModelSpec, dtype: BenchDtype, o: BenchOptions, roofs: { copyGBps: number; peakTflops: number }, results: ResultRow[], p: Progress): Promise<void> {
+  const hostBytes = work(spec, dtype, 1, spec.E).weightBytes;
+  const layer = hostBytes <= CPU_MAX_WEIGHT_BYTES ? createHostLayer(spec, dtype) : undefined;
+  for (const T of o.tokens) {
+    p.start(`${spec.name} ${dtype} T=${T} (CPU path)`);
+    const flops = work(spec, dtype, T, spec.k).flops * (o.iters + o.warmup);
+    try {
+      if (!layer) throw new Error(`skipped on the CPU path: ${(hostBytes / 2 ** 30).toFixed(1)} GiB of weights (limit ${CPU_MAX_WEIGHT_BYTES / 2 ** 30} GiB); use a WebGPU adapter or a scaled shape (<model>/sN)`);
+      if (flops > CPU_MAX_FLOPS) throw new Error(`skipped on the CPU path: ${(flops / 1e9).toFixed(0)} GFLOP for this row (limit ${CPU_MAX_FLOPS / 1e9}); use fewer --tokens/--iters or a scaled shape`);
+      results.push(await cpuRow(spec, dtype, T, o, roofs.copyGBps, layer, roofs.peakTflops));
+    } catch (e) {
+      results.push(failedRow(spec, T, dtype, 'cpu', 'cpu', e));
+    }
+    p.tick(`${spec.name} ${dtype} T=${T} (CPU path)`);
+  }
+  layer?.destroy();
+}
+
+/**
  * Runs the whole bench on `device` and returns the report. `onRow` sees the
  * report so far after every GPU row (the CLI writes --json from it, so a run
  * cut short keeps the rows it finished).
@@ -235,7 +257,8 @@ async function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOpt
  */
 export async function runBench(o: BenchOptions, device: BenchDevice, progress = new Progress(0), onRow?: (partial: BenchReport) => void): Promise<BenchReport> {
   const pairs = plan(o);
-  const total = pairs.length * o.tokens.length;
+  const cpuBeside = device.kind === 'lavapipe' && o.cpuRows === true;
+  const total = pairs.length * o.tokens.length * (cpuBeside ? 2 : 1);
   const p = progress.total ? progress : new Progress(total + 2);
   const results: ResultRow[] = [];
   let copyGBps = NaN;
@@ -250,30 +273,21 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
     date: new Date().toISOString(),
     results: [...rows],
   });
+  // the host's copy bandwidth and CPU-kernel rate, measured once where CPU rows run
+  let host: { copyGBps: number; peakTflops: number } | undefined;
+  const hostRoofs = () => {
+    if (!host) {
+      p.log('host copy bandwidth and CPU kernel rate');
+      host = { copyGBps: measureCopyCpu(o.copyBytes ?? 32 << 20).gbps, peakTflops: measureFmaCpu() };
+    }
+    return host;
+  };
   if (device.kind === 'cpu') {
     p.start('copy bandwidth (host)');
-    copyGBps = measureCopyCpu(o.copyBytes ?? 32 << 20).gbps;
+    ({ copyGBps, peakTflops } = hostRoofs());
     p.tick(`copy ${copyGBps.toFixed(1)} GB/s`);
-    peakTflops = measureFmaCpu();
     p.tick(`fma ${(peakTflops * 1000).toFixed(2)} GFLOP/s`);
-    for (const { spec, dtype } of pairs) {
-      // the reference path is scalar JS: rows beyond these budgets are skipped visibly (row error), not run for hours
-      const hostBytes = work(spec, dtype, 1, spec.E).weightBytes;
-      const layer = hostBytes <= CPU_MAX_WEIGHT_BYTES ? createHostLayer(spec, dtype) : undefined;
-      for (const T of o.tokens) {
-        p.start(`${spec.name} ${dtype} T=${T}`);
-        const flops = work(spec, dtype, T, spec.k).flops * (o.iters + o.warmup);
-        try {
-          if (!layer) throw new Error(`skipped on the CPU device: ${(hostBytes / 2 ** 30).toFixed(1)} GiB of weights (limit ${CPU_MAX_WEIGHT_BYTES / 2 ** 30} GiB); use a WebGPU adapter or a scaled shape (<model>/sN)`);
-          if (flops > CPU_MAX_FLOPS) throw new Error(`skipped on the CPU device: ${(flops / 1e9).toFixed(0)} GFLOP for this row (limit ${CPU_MAX_FLOPS / 1e9}); use fewer --tokens/--iters or a scaled shape`);
-          results.push(await cpuRow(spec, dtype, T, o, copyGBps, layer, peakTflops));
-        } catch (e) {
-          results.push(failedRow(spec, T, dtype, 'cpu', 'cpu', e));
-        }
-        p.tick(`${spec.name} ${dtype} T=${T}`);
-      }
-      layer?.destroy();
-    }
+    for (const { spec, dtype } of pairs) await cpuRows(spec, dtype, o, hostRoofs(), results, p);
   } else {
     const ctx = device.ctx;
     const soft = device.kind === 'lavapipe';
@@ -325,6 +339,8 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
       stack?.destroy();
       layer?.destroy();
       await ctx.sync().catch(() => undefined);
+      // a software adapter runs its kernels on the CPU: the CPU path's rows beside its own, same weights
+      if (cpuBeside) await cpuRows(spec, dtype, o, hostRoofs(), results, p);
     }
   }
   p.done();

@@ -115,7 +115,7 @@ describe('CPU device budgets', () => {
     const { Progress } = await import('../src/progress.js');
     const r = await runBench(parseArgs(['--models', 'mixtral-8x7b', '--tokens', '1', '--iters', '1', '--warmup', '0', '--copy-mib', '4']), { kind: 'cpu', name: 'cpu', reason: 'test' }, new Progress(3, { write: () => true }, false));
     expect(r.results).toHaveLength(1);
-    expect(r.results[0].error).toMatch(/skipped on the CPU device: .*GiB of weights/);
+    expect(r.results[0].error).toMatch(/skipped on the CPU path: .*GiB of weights/);
     expect(Number.isNaN(r.results[0].medianMs)).toBe(true);
   });
 });

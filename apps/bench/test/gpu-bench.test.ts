@@ -166,6 +166,27 @@ describe.runIf(ctx)('bench on a WebGPU adapter', () => {
     });
   }
 
+  it("on a software adapter, cpuRows puts each row's CPU-path twin beside it: the same weights (the same routing), checked", async () => {
+    const o = parseArgs(['--models', 'tiny', '--tokens', '1,8', '--dtypes', 'bf16,int4', '--iters', '2', '--warmup', '1', '--copy-mib', '4', '--stack', '2']);
+    expect(o.cpuRows).toBeUndefined(); // the CLI decides by the device
+    expect(parseArgs(['--no-cpu-rows']).cpuRows).toBe(false);
+    const r = await runBench({ ...o, cpuRows: true }, { kind: 'lavapipe', ctx: ctx!, name: ctx!.adapterName }, new Progress(10, quiet, false));
+    expect(r.results.map((x) => [x.dtype, x.tokens, x.impl])).toEqual([
+      ['bf16', 1, 'moe'], ['bf16', 8, 'moe'], ['bf16', 1, 'cpu'], ['bf16', 8, 'cpu'],
+      ['int4', 1, 'moe'], ['int4', 8, 'moe'], ['int4', 1, 'cpu'], ['int4', 8, 'cpu'],
+    ]);
+    for (const x of r.results) {
+      expect(x.error, `${x.impl} ${x.dtype} T=${x.tokens}`).toBeUndefined();
+      expect(x.check, `${x.impl} ${x.dtype} T=${x.tokens}`).toMatchObject({ pass: true });
+    }
+    // the twins route the same tokens to the same experts: the same random weights and inputs
+    for (const x of r.results.filter((y) => y.impl === 'cpu')) {
+      const gpu = r.results.find((y) => y.impl === 'moe' && y.dtype === x.dtype && y.tokens === x.tokens)!;
+      expect(x.expertsHit, `${x.dtype} T=${x.tokens}`).toBe(gpu.expertsHit);
+      expect(x.device).toBe('cpu');
+    }
+  });
+
   it('the check reaches every routed expert: wrong weights of any one routed expert fail it', async () => {
     const spec = deepseekLike;
     const layer = await createLayer(ctx!, spec, 'bf16');
