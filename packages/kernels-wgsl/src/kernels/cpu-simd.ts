@@ -58,6 +58,7 @@ const highToLow = simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 
 const i32x4ExtendLowU16 = simd(0xa9);
 const i32x4ExtendHighU16 = simd(0xaa);
 const i32x4Shl = simd(0xab);
+const i32x4Add = simd(0xae);
 
 /** How a dot function reads its weights: f32 values, or bf16 bit patterns (the high halves of f32s). */
 type WeightKind = 'f32' | 'bf16';
@@ -142,7 +143,8 @@ const i16x8ExtendLowU8 = simd(0x89);
 const i16x8ExtendHighU8 = simd(0x8a);
 const f32x4Splat = simd(0x13);
 const f32x4Sub = simd(0xe5);
-const f32x4ConvertU32 = simd(0xfb);
+// signed: every converted value is below 2^8 (x86 has no unsigned conversion; V8 emulates it in ~8 instructions)
+const f32x4ConvertS32 = simd(0xfa);
 const i32x4Eq = simd(0x37);
 const i32x4ShrU = simd(0xad);
 const v128Bitselect = simd(0x52);
@@ -159,7 +161,8 @@ export type SimdCodes = 'int4' | 'int8' | 'mxfp4' | 'e4m3';
  * - int4 / int8: (code - z) * scale, the references' value (exact before one f32 rounding);
  * - MXFP4: the e2m1 magnitude doubled (a swizzle table: 0, 1, 2, 3, 4, 6, 8, 12) times scale (2^(e - 127) / 2),
  *   the sign bit or-ed in (so code 8 is -0, as the references decode it);
- * - fp8 e4m3 (one per byte): exponent and mantissa shifted into an f32's (times 2^120), subnormals as (c & 7) * 2^-9,
+ * - fp8 e4m3 (one per byte): exponent and mantissa shifted into an f32's (the exponent rebiased by 120), subnormals
+ *   as (c & 7) * 2^-9,
  *   the sign or-ed in, S.1111.111 NaN (as decode_e4m3), times the group's scale (its block's scaleInv).
  * Locals: 0 codes, 1 sc, 2 z, 3 n, 4 out (params); 5 g; 6 v, 7 s, 8 zz, 9 sg, 10 lo, 11 hi, 12 slo, 13 shi, 14 c,
  * 15 mag, 16 nrm, 17 sub (v128).
@@ -193,8 +196,10 @@ function decodeBody(kind: SimdCodes): number[] {
   // e4m3 codes (u32 lanes in local CW) to f32 values
   const e4m3 = [
     ...get(CW), ...i32x4Const(0x7f), ...v128And, ...set(MAG),
-    ...get(MAG), op.i32Const, 20, ...i32x4Shl, ...i32x4Const(0x7b800000), ...f32x4Mul, ...set(NRM),
-    ...get(CW), ...i32x4Const(7), ...v128And, ...f32x4ConvertU32, ...i32x4Const(0x3b000000), ...f32x4Mul, ...set(SUB),
+    // normal codes: the f32 bits (exponent + 120) << 23 | mantissa << 20, built in integers (a float multiply of the
+    // shifted bits would take subnormal operands for exponent 0, which x86 runs ~100x slower; those lanes are replaced)
+    ...get(MAG), op.i32Const, 20, ...i32x4Shl, ...i32x4Const(120 << 23), ...i32x4Add, ...set(NRM),
+    ...get(CW), ...i32x4Const(7), ...v128And, ...f32x4ConvertS32, ...i32x4Const(0x3b000000), ...f32x4Mul, ...set(SUB),
     // exponent 0: the subnormal; then the sign; S.1111.111: NaN
     ...get(SUB), ...get(NRM), ...get(MAG), op.i32Const, 3, ...i32x4ShrU, ...i32x4Const(0), ...i32x4Eq, ...v128Bitselect,
     ...get(CW), ...i32x4Const(0x80), ...v128And, op.i32Const, 24, ...i32x4Shl, ...v128Or,
@@ -204,10 +209,10 @@ function decodeBody(kind: SimdCodes): number[] {
   const quarter = (q: number) => [
     ...at(OUT, 6),
     ...(kind === 'mxfp4'
-      ? [...widen(q), ...f32x4ConvertU32, ...get(S), ...f32x4Mul, ...get(q < 2 ? SLO : SHI), ...(q % 2 ? i32x4ExtendHighU16 : i32x4ExtendLowU16), op.i32Const, 24, ...i32x4Shl, ...v128Or]
+      ? [...widen(q), ...f32x4ConvertS32, ...get(S), ...f32x4Mul, ...get(q < 2 ? SLO : SHI), ...(q % 2 ? i32x4ExtendHighU16 : i32x4ExtendLowU16), op.i32Const, 24, ...i32x4Shl, ...v128Or]
       : kind === 'e4m3'
         ? [...widen(q), ...set(CW), ...e4m3, ...get(S), ...f32x4Mul]
-        : [...widen(q), ...f32x4ConvertU32, ...get(ZZ), ...f32x4Sub, ...get(S), ...f32x4Mul]),
+        : [...widen(q), ...f32x4ConvertS32, ...get(ZZ), ...f32x4Sub, ...get(S), ...f32x4Mul]),
     ...v128Store(16 * q),
   ];
   const code = [
