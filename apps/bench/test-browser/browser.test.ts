@@ -34,8 +34,17 @@ const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const CI = gpuRequired();
 /** 'preview' (default): vite build, then vite preview; 'dev': the dev server (sources transformed on demand). */
 const SERVER = process.env.WEBMOE_BROWSER_SERVER === 'dev' ? 'dev' : 'preview';
-/** Fixture runs: 'name' (weights as stored, float32 golden) or 'name@bfloat16' (bf16 weights vs output_bf16). */
-const DEFAULT_CASES = 'mixtral,gpt_oss,deepseek_v3,qwen2_moe,qwen3_moe,olmoe,llama4_text,mixtral@bfloat16';
+/**
+ * Fixture runs: 'name' (weights as stored, float32 golden) or 'name@bfloat16' (bf16 weights vs output_bf16); '@cpu'
+ * last: the same on the page's CPU path (kernels-wgsl's CPU kernels in the browser) beside the GPU run.
+ */
+const DEFAULT_CASES = 'mixtral,gpt_oss,deepseek_v3,qwen2_moe,qwen3_moe,olmoe,llama4_text,mixtral@bfloat16,olmoe@cpu,mixtral@bfloat16@cpu';
+
+/** A case spec's parts: fixture name, weight dtype ('checkpoint': as stored) and whether it runs on the CPU path. */
+function parseCase(spec: string): { name: string; dtype: string; cpu: boolean } {
+  const [name, ...opts] = spec.split('@');
+  return { name, dtype: opts.find((o) => o !== 'cpu') ?? 'checkpoint', cpu: opts.includes('cpu') };
+}
 const CASES = (process.env.WEBMOE_BROWSER_CASES ?? DEFAULT_CASES).split(',').map((s) => s.trim()).filter(Boolean);
 const DEFAULT_FLAGS = ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'];
 const FLAGS = process.env.WEBMOE_CHROMIUM_FLAGS ? process.env.WEBMOE_CHROMIUM_FLAGS.split(/\s+/).filter(Boolean) : DEFAULT_FLAGS;
@@ -54,7 +63,7 @@ async function freePort(): Promise<number> {
 
 /** The tolerance of a run, read here from golden.json (not from the page): f32_rel_tol, or bf16_rel_tol for bf16/f16 weights. */
 function tolOf(spec: string): number {
-  const [name, dtype] = spec.split('@');
+  const { name, dtype } = parseCase(spec);
   const j = JSON.parse(readFileSync(join(fixturesDir(), 'hf-moe', name, 'golden.json'), 'utf8')) as { f32_rel_tol: number; bf16_rel_tol: number };
   return dtype === 'bfloat16' || dtype === 'float16' ? j.bf16_rel_tol : j.f32_rel_tol;
 }
@@ -79,7 +88,7 @@ function goldenTensor(name: string, tensor: string): Float32Array {
 
 /** ||got - want|| / ||want|| over all T rows (the goldens hold every row, llama4_text's included). */
 function relErrAgainstGolden(spec: string, got: readonly number[]): number {
-  const [name, dtype] = spec.split('@');
+  const { name, dtype } = parseCase(spec);
   const want = goldenTensor(name, dtype === 'bfloat16' ? 'output_bf16' : 'output');
   if (got.length !== want.length) throw new Error(`${spec}: the page's output has ${got.length} values, the golden ${want.length}`);
   let num = 0;
@@ -100,7 +109,7 @@ const pageErrors: string[] = [];
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (scripts/setup-machine.sh installs Debian's chromium; or set CHROMIUM)`);
-  for (const c of CASES) if (!existsSync(join(fixturesDir(), 'hf-moe', c.split('@')[0], 'golden.json'))) throw new Error(`fixture ${c} not found under ${fixturesDir()}/hf-moe`);
+  for (const c of CASES) if (!existsSync(join(fixturesDir(), 'hf-moe', parseCase(c).name, 'golden.json'))) throw new Error(`fixture ${c} not found under ${fixturesDir()}/hf-moe`);
   const port = await freePort();
   if (SERVER === 'dev') {
     const dev = await createServer({ configFile, logLevel: 'warn', server: { host: '127.0.0.1', port, strictPort: true, open: false, hmr: false } });
@@ -172,7 +181,11 @@ describe('demo page in headless Chromium', () => {
     expect(e.webgpu, `navigator.gpu missing: ${e.reason}`).toBe(true);
     expect(e.adapterFound, `no adapter: ${e.reason}`).toBe(true);
     expect(e.adapter).toBeTruthy();
-    for (const c of results.cases) expect(c.path, c.name).toBe('gpu');
+    // every case on the GPU but those asked for on the CPU path
+    for (const spec of CASES) {
+      const { name, dtype, cpu } = parseCase(spec);
+      expect(results.cases.filter((c) => c.name === name && c.dtype === dtype && c.path === (cpu ? 'cpu' : 'gpu')), spec).toHaveLength(1);
+    }
   });
 
   it('GPU runtime smoke check (cast round trip) matches the reference', (ctx) => {
@@ -185,8 +198,8 @@ describe('demo page in headless Chromium', () => {
   });
 
   it.each(CASES)('%s: relative error below the golden.json tolerance', (spec) => {
-    const [name, dtype = 'checkpoint'] = spec.split('@');
-    const c = results.cases.find((x) => x.name === name && x.dtype === dtype);
+    const { name, dtype, cpu } = parseCase(spec);
+    const c = results.cases.find((x) => x.name === name && x.dtype === dtype && x.path === (cpu || !results.env?.adapterFound ? 'cpu' : 'gpu'));
     expect(c, `no result for ${name}`).toBeDefined();
     expect(c!.status, `${spec}: ${c!.status}${c!.message ? ` (${c!.message})` : ''}, rel error ${c!.relErr}`).toBe('pass');
     const tol = tolOf(spec);

@@ -3,7 +3,7 @@
 // and a chart. Results go to window.__results for the browser test.
 //
 // URL parameters: ?run=mixtral,gpt_oss (fixture names or paths; name@bfloat16
-// picks a weight dtype) or ?run=all runs on load; ?url=<folder URL> runs that
+// picks a weight dtype, name@cpu (or name@bfloat16@cpu) runs on the CPU path even with a GPU) or ?run=all runs on load; ?url=<folder URL> runs that
 // folder; ?layer=N, ?dtype=bfloat16|float16|float32 set the inputs.
 import type { GpuContext } from '@webmoe/kernels-wgsl';
 import { stackedBars, type BarRow } from './chart.js';
@@ -32,7 +32,7 @@ function renderEnv(): void {
   const e = results.env!;
   const rows: string[] = [];
   if (!e.webgpu || !e.adapterFound) {
-    rows.push(`<div class="banner bad">WebGPU is not available: ${esc(e.reason ?? 'unknown reason')}.<br>${moeAvailable ? 'The layer runs on the CPU reference path instead (slow).' : 'Nothing can run on the GPU.'}</div>`);
+    rows.push(`<div class="banner bad">WebGPU is not available: ${esc(e.reason ?? 'unknown reason')}.<br>${moeAvailable ? 'The layer runs on the CPU path instead (WebAssembly SIMD kernels).' : 'Nothing can run on the GPU.'}</div>`);
   } else {
     rows.push(`<div class="banner ok">Path: GPU (WebGPU) on <span id="adapter-name">${esc(e.adapter ?? '')}</span></div>`);
     if (!e.shaderF16) rows.push(`<div class="banner warn">shader-f16 is missing on this adapter: the kernels run their variants without f16 arithmetic (f16/bf16 weights are unpacked from u32 words and computed in f32).</div>`);
@@ -55,7 +55,7 @@ function renderResults(): void {
   const body = cs
     .map((c) => {
       const cls = c.status === 'pass' ? 'ok' : c.status === 'unchecked' ? 'warn' : 'bad';
-      const row = `<tr data-case="${esc(c.name)}"><td title="${esc(c.origin)}">${esc(c.name)}${c.origin.startsWith('local files') ? ' <span class="small">(files)</span>' : ''}</td><td>${esc(c.arch ?? '—')}</td><td>${c.dtype === 'checkpoint' ? 'as stored' : esc(c.dtype)}</td><td>${c.path === 'gpu' ? 'GPU' : c.path === 'cpu' ? 'CPU reference' : '—'}</td><td>${c.tokens ?? '—'}×${c.hidden ?? '—'}</td><td class="num">${fmt(c.relErr)}</td><td class="num">${fmt(c.tol)}</td><td class="${cls}"><b>${c.status.toUpperCase()}</b></td><td class="num">${fmt(c.forwardMs, 2)}</td><td class="num">${fmt(c.firstForwardMs, 1)}</td><td class="num">${fmt(c.loadMs, 1)}</td><td>${c.timing === 'gpu-timestamps' ? 'GPU timestamps' : 'wall'}</td></tr>`;
+      const row = `<tr data-case="${esc(c.name)}"><td title="${esc(c.origin)}">${esc(c.name)}${c.origin.startsWith('local files') ? ' <span class="small">(files)</span>' : ''}</td><td>${esc(c.arch ?? '—')}</td><td>${c.dtype === 'checkpoint' ? 'as stored' : esc(c.dtype)}</td><td>${c.path === 'gpu' ? 'GPU' : c.path === 'cpu' ? 'CPU' : '—'}</td><td>${c.tokens ?? '—'}×${c.hidden ?? '—'}</td><td class="num">${fmt(c.relErr)}</td><td class="num">${fmt(c.tol)}</td><td class="${cls}"><b>${c.status.toUpperCase()}</b></td><td class="num">${fmt(c.forwardMs, 2)}</td><td class="num">${fmt(c.firstForwardMs, 1)}</td><td class="num">${fmt(c.loadMs, 1)}</td><td>${c.timing === 'gpu-timestamps' ? 'GPU timestamps' : 'wall'}</td></tr>`;
       const msg = c.message ? `<tr><td></td><td colspan="11" class="small ${cls}">${esc(c.message)}</td></tr>` : '';
       return row + msg;
     })
@@ -74,7 +74,7 @@ function renderResults(): void {
     .map((c) => `<div class="small"><b>${esc(c.name)}${c.dtype === 'checkpoint' ? '' : ` (${esc(c.dtype)})`}</b>: ${c.kernels.map((k) => `${esc(k.name)} ${k.ms.toFixed(3)} ms${k.count > 1 ? ` ×${k.count}` : ''}`).join(' · ')}</div>`)
     .join('');
   $('chart').innerHTML = rows.length
-    ? stackedBars(rows, { title: !ctx ? 'Forward wall time (CPU reference path)' : results.env?.timestampQuery ? 'GPU time per kernel (timestamp queries, second forward)' : 'Forward wall time (the adapter has no timestamp-query)' }) + detail
+    ? stackedBars(rows, { title: !ctx ? 'Forward wall time (CPU path)' : results.env?.timestampQuery ? 'GPU time per kernel (timestamp queries, second forward)' : 'Forward wall time (the adapter has no timestamp-query)' }) + detail
     : '<span class="small">No successful run to chart.</span>';
 }
 
@@ -92,6 +92,8 @@ function renderSmoke(): void {
 interface Job {
   src: PageSource;
   dtype?: WeightDType;
+  /** On the CPU path even where a GPU device is open. */
+  cpu?: boolean;
 }
 
 const DTYPE_NAMES: readonly string[] = ['float32', 'bfloat16', 'float16'];
@@ -110,12 +112,13 @@ async function runSources(list: Job[]): Promise<void> {
   results.running = true;
   results.done = false;
   try {
-    for (const [i, { src: s, dtype }] of list.entries()) {
-      $('status').textContent = `Running ${s.label}${dtype ? ` (${dtype})` : ''} (${i + 1}/${list.length}) on ${ctx ? 'the GPU' : 'the CPU reference'}…`;
+    for (const [i, { src: s, dtype, cpu }] of list.entries()) {
+      const device = cpu ? null : ctx;
+      $('status').textContent = `Running ${s.label}${dtype ? ` (${dtype})` : ''} (${i + 1}/${list.length}) on ${device ? 'the GPU' : 'the CPU path'}…`;
       const layer = Number($<HTMLInputElement>('layer').value || '0');
-      const r: CaseResult = await runCase(s, ctx, { layer: Number.isInteger(layer) && layer >= 0 ? layer : 0, dtype });
+      const r: CaseResult = await runCase(s, device, { layer: Number.isInteger(layer) && layer >= 0 ? layer : 0, dtype });
       r.seq = ++seq;
-      results.cases = results.cases.filter((c) => !(c.name === r.name && c.origin === r.origin && c.dtype === r.dtype)).concat(r);
+      results.cases = results.cases.filter((c) => !(c.name === r.name && c.origin === r.origin && c.dtype === r.dtype && c.path === r.path)).concat(r);
       renderResults();
       const errs = ctx?.takeUncapturedErrors() ?? [];
       if (errs.length) {
@@ -134,14 +137,15 @@ async function runSources(list: Job[]): Promise<void> {
   }
 }
 
-/** Fixture runs by name or path; 'name@bfloat16' picks the weight dtype of one run. */
+/** Fixture runs by name or path; 'name@bfloat16' picks the weight dtype of one run, '@cpu' the CPU path. */
 function fixtureJobs(names: string[] | 'all'): Job[] {
   const specs = names === 'all' ? fixtureList.map((f) => f.path) : names;
   return specs.map((spec) => {
-    const [n, dt] = spec.split('@');
+    const [n, ...opts] = spec.split('@');
+    const dt = opts.find((o) => DTYPE_NAMES.includes(o));
     const f = fixtureList.find((x) => x.name === n || x.path === n) ?? { path: n, name: n, files: undefined };
-    const dtype = dt && DTYPE_NAMES.includes(dt) ? (dt as WeightDType) : selectedDType();
-    return { src: urlPageSource(`./fixtures/${f.path}/`, f.name, f.files?.map((x) => x.name)), dtype };
+    const dtype = dt ? (dt as WeightDType) : selectedDType();
+    return { src: urlPageSource(`./fixtures/${f.path}/`, f.name, f.files?.map((x) => x.name)), dtype, cpu: opts.includes('cpu') };
   });
 }
 

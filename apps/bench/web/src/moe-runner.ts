@@ -1,5 +1,5 @@
 // Runs the MoE layer of @webmoe/moe (MoE.fromHuggingFace + forward) on one
-// checkpoint, on the GPU or with the CPU reference path.
+// checkpoint, on the GPU or on the CPU path (kernels-wgsl's CPU kernels).
 import { MoE } from '@webmoe/moe';
 import { BufferPool, GpuTensor, Recorder, type GpuContext } from '@webmoe/kernels-wgsl';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
@@ -35,7 +35,7 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
 
 /**
  * Loads layer `layer`'s MoE block of `src` and runs it on `input` [T, H] f32:
- * on the GPU when `ctx` is given, else on the CPU reference path. The output
+ * on the GPU when `ctx` is given, else on the CPU path. The output
  * comes from the first `forward`; a second run is timed (per kernel with
  * timestamp queries when the device has them, else wall time) and compared
  * with the first bit for bit.

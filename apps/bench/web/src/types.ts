@@ -37,7 +37,7 @@ export interface CaseResult {
   arch: string | null;
   /** Weight dtype the layer was built in ('checkpoint': as stored). */
   dtype: 'checkpoint' | 'float32' | 'bfloat16' | 'float16';
-  /** Which path computed it: the WebGPU kernels, or the CPU reference. */
+  /** Which path computed it: the WebGPU kernels, or the CPU path (kernels-wgsl's CPU kernels). */
   path: 'gpu' | 'cpu' | 'none';
   /** pass: rel error below tol; fail: above; error: it threw; unchecked: no golden output to compare with. */
   status: 'pass' | 'fail' | 'error' | 'unchecked';
