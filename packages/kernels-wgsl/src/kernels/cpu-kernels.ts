@@ -23,7 +23,7 @@ import { chunkOfRow, FP4_VALUES, type ExpertActQuantOptions } from './quant-ref.
 import { gatedActivationRef } from './activation-ref.js';
 import { downHostCall, gateUpHostCall } from './grouped-gemm-ref.js';
 import { linearHostCall } from './linear.js';
-import { cpuSimd, type SimdCodes } from './cpu-simd.js';
+import { cpuSimd, type CpuSimd, type SimdCodes } from './cpu-simd.js';
 
 /** Writes row `row` of expert `e`, dequantised to f32, into `out[0, cols)`. */
 export type ExpertRowDecoder = (e: number, row: number, out: Float32Array) => void;
@@ -212,12 +212,7 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
     const ws = [new Float32Array(n), new Float32Array(n)];
     return { xs, rows, load: (j, e, row) => decode(e, row, ws[j]), dot: (r, j) => dot(xs, r * n, ws[j], n) };
   }
-  // [input block | slot 0 | slot 1 | a packed row's codes (n bytes), scales and zero points (n / 16 f32 each)]
-  const at = [4 * rows * n, 4 * (rows + 1) * n];
-  const stage = [4 * (rows + 2) * n, 4 * (rows + 2) * n + n, 4 * (rows + 2) * n + n + Math.ceil(n / 16) * 4];
-  const bytes = stage[2] + Math.ceil(n / 16) * 4;
-  const have = simd.memory.buffer.byteLength;
-  if (have < bytes) simd.memory.grow(Math.ceil((bytes - have) / 65536));
+  const { at, stage } = simdLayout(simd, rows, n);
   const buf = simd.memory.buffer;
   const xs = new Float32Array(buf, 0, rows * n);
   const raw = bf16Rows(w, wRows, n);
@@ -244,6 +239,20 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
   const decode = expertRowDecoder(w, wRows, n);
   const ws = at.map((o) => new Float32Array(buf, o, n));
   return { xs, rows, load: (j, e, row) => decode(e, row, ws[j]), dot: (r, j) => simd.dot(4 * r * n, at[j], n) };
+}
+
+/**
+ * Byte offsets in the SIMD memory (grown to hold them) of a dot space of `rows` input rows of n values:
+ * [input block | slot 0 | slot 1 | a packed row's codes (n bytes), scales and zero points (n / 16 f32 each)].
+ */
+function simdLayout(simd: CpuSimd, rows: number, n: number): { at: [number, number]; stage: [number, number, number] } {
+  const groups = 4 * Math.ceil(n / 16);
+  const s0 = 4 * (rows + 2) * n;
+  const stage: [number, number, number] = [s0, s0 + n, s0 + n + groups];
+  const bytes = stage[2] + groups;
+  const have = simd.memory.buffer.byteLength;
+  if (have < bytes) simd.memory.grow(Math.ceil((bytes - have) / 65536));
+  return { at: [4 * rows * n, 4 * (rows + 1) * n], stage };
 }
 
 /** Stages row `row` of expert `e` for a SIMD decoder: its code bytes, and one scale and zero point per 16 values. */
@@ -335,15 +344,12 @@ export function simdRowDecoder(w: ExpertStackHost, rows: number, cols: number): 
   const simd = cpuSimd();
   const packed = simd && simdPackedRows(w, rows, cols);
   if (!simd || !packed) return undefined;
-  const bytes = 4 * cols + cols + 8 * Math.ceil(cols / 16);
-  const have = simd.memory.buffer.byteLength;
-  if (have < bytes) simd.memory.grow(Math.ceil((bytes - have) / 65536));
+  const { at, stage } = simdLayout(simd, 1, cols);
   return (e, row, out) => {
     const buf = simd.memory.buffer;
-    const [o, c, sc, z] = [0, 4 * cols, 5 * cols, 5 * cols + 4 * Math.ceil(cols / 16)];
-    packed.stage(e, row, new Uint8Array(buf, c, cols), new Float32Array(buf, sc, cols / 16), new Float32Array(buf, z, cols / 16));
-    simd.decode[packed.kind](c, sc, z, cols, o);
-    out.set(new Float32Array(buf, o, cols));
+    packed.stage(e, row, new Uint8Array(buf, stage[0], cols), new Float32Array(buf, stage[1], cols / 16), new Float32Array(buf, stage[2], cols / 16));
+    simd.decode[packed.kind](stage[0], stage[1], stage[2], cols, at[0]);
+    out.set(new Float32Array(buf, at[0], cols));
   };
 }
 
