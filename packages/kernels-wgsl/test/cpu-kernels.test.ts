@@ -2,7 +2,7 @@
 // the linear within f64 rounding of their sums, on random codes of every weight format, odd sizes, chunked stacks,
 // every activation and layout, biases, row scales and fp8 activations; the same typed errors.
 import { afterAll, beforeAll, describe, it, expect } from 'vitest';
-import { HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
+import { HostTensor, ShapeError, ValueError, toFloat32 } from '@webmoe/tensor';
 import {
   chunkExpertWeightsHost,
   decodeExpertRow,
@@ -225,6 +225,22 @@ describe('the WebAssembly SIMD dot product', () => {
       const wantBf16 = pb.reduce((a, v) => a + v, 0);
       expect(Math.abs(simd!.dotBf16(0, 8 * n, n) - wantBf16), `bf16 n ${n}`).toBeLessThanOrEqual(bound(pb));
     }
+    // dot_f16 converts every f16 pattern exactly (inf and NaN included), in each lane: one-hot inputs
+    const want = toFloat32('float16', Uint16Array.from({ length: 65536 }, (_, i) => i));
+    const xs = new Float32Array(simd!.memory.buffer, 0, 8);
+    const ws = new Uint16Array(simd!.memory.buffer, 32, 8);
+    let bad = 0;
+    for (let lane = 0; lane < 8; lane++) {
+      xs.fill(0);
+      xs[lane] = 1;
+      for (let h = 0; h < 65536; h++) {
+        ws.fill(0);
+        ws[lane] = h;
+        const got = simd!.dotF16(0, 32, 8);
+        if (!(Number.isNaN(want[h]) ? Number.isNaN(got) : got === want[h])) bad++;
+      }
+    }
+    expect(bad, 'f16 patterns dot_f16 converted wrongly').toBe(0);
     // small enough for a synchronous compile on a browser's main thread (Chromium's limit: 4 KiB)
     expect(moduleBytes().length).toBeLessThan(4096);
     // every value counted once across the 128-value chunks and the tail: n ones sum to n

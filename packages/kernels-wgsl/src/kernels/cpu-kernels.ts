@@ -6,8 +6,9 @@
  * speed in JavaScript and WebAssembly SIMD:
  * - each weight format has a row decoder of its own, chosen once per call
  *   ({@link expertRowDecoder}): no allocation, no per-value format branch,
- *   table lookups for f16 / fp8 / fp4 codes; dense bf16 rows are not decoded
- *   at all where SIMD runs (their bits are copied, and dot_bf16 widens them);
+ *   table lookups for f16 / fp8 / fp4 codes; dense bf16 and f16 rows are not
+ *   decoded at all where SIMD runs (their bits are copied, and dot_bf16 /
+ *   dot_f16 convert them); int4 / int8 / MXFP4 / e4m3 rows decode in SIMD;
  * - a decoded row is reused by every grouped row of its expert (T > 1);
  * - the dot products run in WebAssembly SIMD where it is there
  *   (cpu-simd.ts: f32 products summed in f64), else in JavaScript with four
@@ -215,10 +216,11 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
   const { at, stage } = simdLayout(simd, rows, n);
   const buf = simd.memory.buffer;
   const xs = new Float32Array(buf, 0, rows * n);
-  const raw = bf16Rows(w, wRows, n);
+  const raw = rawRows(w, wRows, n);
   if (raw) {
     const ws = at.map((o) => new Uint16Array(buf, o, n));
-    return { xs, rows, load: (j, e, row) => raw(e, row, ws[j]), dot: (r, j) => simd.dotBf16(4 * r * n, at[j], n) };
+    const rawDot = raw.kind === 'bf16' ? simd.dotBf16 : simd.dotF16;
+    return { xs, rows, load: (j, e, row) => raw.copy(e, row, ws[j]), dot: (r, j) => rawDot(4 * r * n, at[j], n) };
   }
   const packed = simdPackedRows(w, wRows, n);
   if (packed) {
@@ -354,20 +356,25 @@ export function simdRowDecoder(w: ExpertStackHost, rows: number, cols: number): 
 }
 
 /**
- * A copier of one row's bf16 bit patterns (`(e, row, out)`) where every weight of `w` is dense bf16 (whole or
- * chunked), else undefined.
+ * Where every weight of `w` is dense bf16, or dense f16 with cols % 8 == 0 (whole or chunked), the SIMD dot that reads
+ * their bit patterns as they are (dot_bf16, dot_f16) and a copier of one row's patterns; else undefined.
  */
-function bf16Rows(w: ExpertStackHost, rows: number, cols: number): ((e: number, row: number, out: Uint16Array) => void) | undefined {
-  const isBf16 = (x: ExpertWeightsHost) => x.kind === 'dense' && x.w.dtype === 'bfloat16';
+function rawRows(w: ExpertStackHost, rows: number, cols: number): { kind: 'bf16' | 'f16'; copy: (e: number, row: number, out: Uint16Array) => void } | undefined {
+  const dtypeOf = (x: ExpertWeightsHost) => (x.kind === 'dense' ? x.w.dtype : undefined);
+  const dt = dtypeOf(w.kind === 'chunked' ? w.chunks[0].w : w);
+  const kind = dt === 'bfloat16' ? 'bf16' : dt === 'float16' && cols % 8 === 0 ? 'f16' : undefined;
+  if (!kind || (w.kind === 'chunked' && !w.chunks.every((c) => dtypeOf(c.w) === dt))) return undefined;
   const copy = (x: ExpertWeightsHost, xRows: number, e: number, row: number, out: Uint16Array) => {
     const o = (e * xRows + row) * cols;
     out.set((x as { w: HostTensor }).w.data.subarray(o, o + cols) as Uint16Array);
   };
-  if (w.kind !== 'chunked') return isBf16(w) ? (e, row, out) => copy(w, rows, e, row, out) : undefined;
-  if (!w.chunks.every((c) => isBf16(c.w))) return undefined;
-  return (e, row, out) => {
-    const { chunk, localRow } = chunkOfRow(w, e, row);
-    copy(chunk.w, (chunk.w as { w: HostTensor }).w.shape[1], e - chunk.e0, localRow, out);
+  if (w.kind !== 'chunked') return { kind, copy: (e, row, out) => copy(w, rows, e, row, out) };
+  return {
+    kind,
+    copy: (e, row, out) => {
+      const { chunk, localRow } = chunkOfRow(w, e, row);
+      copy(chunk.w, (chunk.w as { w: HostTensor }).w.shape[1], e - chunk.e0, localRow, out);
+    },
   };
 }
 

@@ -39,7 +39,7 @@ const F64 = 0x7c;
 const V128 = 0x7b;
 const op = {
   block: 0x02, loop: 0x03, end: 0x0b, br: 0x0c, brIf: 0x0d, localGet: 0x20, localSet: 0x21, localTee: 0x22,
-  select: 0x1b, i32Const: 0x41, i32Add: 0x6a, i32Shl: 0x74, i32LtS: 0x48, i32GtS: 0x4a, i32GeS: 0x4e, f32Load: 0x2a, i32Load16U: 0x2f, f32Mul: 0x94, f64Add: 0xa0,
+  unreachable: 0x00, select: 0x1b, i32Const: 0x41, i32Add: 0x6a, i32Shl: 0x74, i32LtS: 0x48, i32GtS: 0x4a, i32GeS: 0x4e, f32Load: 0x2a, i32Load16U: 0x2f, f32Mul: 0x94, f64Add: 0xa0,
   f64PromoteF32: 0xbb, f32ReinterpretI32: 0xbe,
 } as const;
 const simd = (code: number, ...imm: number[]) => [0xfd, ...uleb(code), ...imm];
@@ -60,15 +60,18 @@ const i32x4ExtendHighU16 = simd(0xaa);
 const i32x4Shl = simd(0xab);
 const i32x4Add = simd(0xae);
 
-/** How a dot function reads its weights: f32 values, or bf16 bit patterns (the high halves of f32s). */
-type WeightKind = 'f32' | 'bf16';
+/** How a dot function reads its weights: f32 values, bf16 bit patterns (the high halves of f32s) or f16 ones. */
+type WeightKind = 'f32' | 'bf16' | 'f16';
+
+const i32x4LtS = simd(0x39);
+const i32x4GtS = simd(0x3b);
 
 /**
  * The body of `dot` over weights of `kind`. Locals: 0 x, 1 w, 2 n (params); 3 i; 4 s (f64); 5..8 acc0..3, 9 p, 10 wv
  * (v128).
  */
 function dotBody(kind: WeightKind): number[] {
-  const [X, W, N, I, LIM, S, A0, A1, A2, A3, P, WV, F0, F1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+  const [X, W, N, I, LIM, S, A0, A1, A2, A3, P, WV, F0, F1, H, EM, NRM] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
   const get = (l: number) => [op.localGet, l];
   const set = (l: number) => [op.localSet, l];
   // base + i * 2^shift, then a v128 load at byte offset `extra`
@@ -80,20 +83,35 @@ function dotBody(kind: WeightKind): number[] {
     ...get(a), ...get(f), ...f64x2PromoteLow, ...f64x2Add, ...set(a),
     ...get(b), ...get(f), ...get(f), ...highToLow, ...f64x2PromoteLow, ...f64x2Add, ...set(b),
   ];
-  // f32 weights: p = x[i + 4j..] * w[i + 4j..]; bf16: eight weights in one load, widened four at a time (<< 16)
+  // f16 bit patterns (u32 lanes in local H) to f32 values, exact: normal codes rebiased in integers (+112 on the
+  // exponent), exponent 31 (inf, NaN) to 255, subnormals as mantissa * 2^-24, then the sign
+  const f16 = [
+    ...get(H), ...i32x4Const(0x7fff), ...v128And, ...set(EM),
+    ...get(EM), op.i32Const, 13, ...i32x4Shl, ...i32x4Const(112 << 23), ...i32x4Add,
+    ...get(EM), ...i32x4Const(0x7bff), ...i32x4GtS, ...i32x4Const(0x7f800000), ...v128And, ...v128Or, ...set(NRM),
+    ...get(EM), ...f32x4ConvertS32, ...i32x4Const(0x33800000), ...f32x4Mul,
+    ...get(NRM), ...get(EM), ...i32x4Const(0x400), ...i32x4LtS, ...v128Bitselect,
+    ...get(H), ...i32x4Const(0x8000), ...v128And, op.i32Const, 16, ...i32x4Shl, ...v128Or,
+  ];
+  // four 16-bit weights of wv (low or high half) as f32 values
+  const half = (high: boolean) => [...get(WV), ...(high ? i32x4ExtendHighU16 : i32x4ExtendLowU16), ...(kind === 'f16' ? [...set(H), ...f16] : [op.i32Const, 16, ...i32x4Shl])];
+  // f32 weights: p = x[i + 4j..] * w[i + 4j..]; 16-bit: eight weights in one load, widened four at a time
   const eight =
     kind === 'f32'
       ? [...load(X, 2, 0), ...load(W, 2, 0), ...f32x4Mul, ...set(P), ...add(F0), ...load(X, 2, 16), ...load(W, 2, 16), ...f32x4Mul, ...set(P), ...add(F1)]
       : [
           ...load(W, 1, 0), ...set(WV),
-          ...load(X, 2, 0), ...get(WV), ...i32x4ExtendLowU16, op.i32Const, 16, ...i32x4Shl, ...f32x4Mul, ...set(P), ...add(F0),
-          ...load(X, 2, 16), ...get(WV), ...i32x4ExtendHighU16, op.i32Const, 16, ...i32x4Shl, ...f32x4Mul, ...set(P), ...add(F1),
+          ...load(X, 2, 0), ...half(false), ...f32x4Mul, ...set(P), ...add(F0),
+          ...load(X, 2, 16), ...half(true), ...f32x4Mul, ...set(P), ...add(F1),
         ];
-  // one weight as f32: a load, or a bf16 load shifted into the high half
+  // one weight as f32: a load, or a bf16 load shifted into the high half; f16 rows are a multiple of 8 long (the
+  // callers' rule) and have no tail
   const oneWeight =
     kind === 'f32'
       ? [...get(W), ...get(I), op.i32Const, 2, op.i32Shl, op.i32Add, op.f32Load, 2, 0]
-      : [...get(W), ...get(I), op.i32Const, 1, op.i32Shl, op.i32Add, op.i32Load16U, 1, 0, op.i32Const, 16, op.i32Shl, op.f32ReinterpretI32];
+      : kind === 'bf16'
+        ? [...get(W), ...get(I), op.i32Const, 1, op.i32Shl, op.i32Add, op.i32Load16U, 1, 0, op.i32Const, 16, op.i32Shl, op.f32ReinterpretI32]
+        : [op.unreachable];
   const code = [
     ...v128Zero, ...set(A0), ...v128Zero, ...set(A1), ...v128Zero, ...set(A2), ...v128Zero, ...set(A3),
     // chunks of at most 128 values while eight remain: f32 sums inside a chunk, flushed into the f64 sums after it
@@ -124,7 +142,7 @@ function dotBody(kind: WeightKind): number[] {
     op.end, op.end,
     ...get(S), op.end,
   ];
-  const locals = [3, 2, I32, 1, F64, 8, V128]; // 3 groups: 2 i32, 1 f64, 8 v128
+  const locals = [3, 2, I32, 1, F64, 11, V128]; // 3 groups: 2 i32, 1 f64, 11 v128
   const body = [...locals, ...code];
   return [...uleb(body.length), ...body];
 }
@@ -242,13 +260,13 @@ export function moduleBytes(): Uint8Array<ArrayBuffer> {
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     // type 0: (i32, i32, i32) -> f64 (the dots); type 1: (i32, i32, i32, i32, i32) -> () (the decoders)
     ...section(1, [2, 0x60, 3, I32, I32, I32, 1, F64, 0x60, 5, I32, I32, I32, I32, I32, 0]),
-    ...section(3, [6, 0, 0, 1, 1, 1, 1]),
+    ...section(3, [7, 0, 0, 0, 1, 1, 1, 1]),
     ...section(5, [1, 0x00, 1]), // memory 0: min 1 page, no max
     ...section(7, [
-      7, ...name('dot'), 0x00, 0, ...name('dot_bf16'), 0x00, 1, ...name('dec_int4'), 0x00, 2, ...name('dec_int8'), 0x00, 3,
-      ...name('dec_mxfp4'), 0x00, 4, ...name('dec_e4m3'), 0x00, 5, ...name('memory'), 0x02, 0,
+      8, ...name('dot'), 0x00, 0, ...name('dot_bf16'), 0x00, 1, ...name('dot_f16'), 0x00, 2, ...name('dec_int4'), 0x00, 3,
+      ...name('dec_int8'), 0x00, 4, ...name('dec_mxfp4'), 0x00, 5, ...name('dec_e4m3'), 0x00, 6, ...name('memory'), 0x02, 0,
     ]),
-    ...section(10, [6, ...dotBody('f32'), ...dotBody('bf16'), ...(['int4', 'int8', 'mxfp4', 'e4m3'] as const).flatMap(decodeBody)]),
+    ...section(10, [7, ...(['f32', 'bf16', 'f16'] as const).flatMap(dotBody), ...(['int4', 'int8', 'mxfp4', 'e4m3'] as const).flatMap(decodeBody)]),
   ];
   return new Uint8Array(bytes);
 }
@@ -259,6 +277,8 @@ export interface CpuSimd {
   dot(x: number, w: number, n: number): number;
   /** The same with w the byte offset of bf16 weights (u16 bit patterns, each the high half of its f32). */
   dotBf16(x: number, w: number, n: number): number;
+  /** The same with w the byte offset of f16 weights; n a multiple of 8. */
+  dotF16(x: number, w: number, n: number): number;
   /** Decoders of packed rows (`decodeBody`): n % 16 == 0 values to f32 at out; byte offsets. */
   decode: Record<SimdCodes, (codes: number, sc: number, z: number, n: number, out: number) => void>;
   memory: WebAssembly.Memory;
@@ -296,6 +316,7 @@ export function cpuSimd(): CpuSimd | undefined {
         instance = {
           dot: ex.dot as CpuSimd['dot'],
           dotBf16: ex.dot_bf16 as CpuSimd['dotBf16'],
+          dotF16: ex.dot_f16 as CpuSimd['dotF16'],
           decode: { int4: ex.dec_int4 as Dec, int8: ex.dec_int8 as Dec, mxfp4: ex.dec_mxfp4 as Dec, e4m3: ex.dec_e4m3 as Dec },
           memory: ex.memory as WebAssembly.Memory,
         };
