@@ -320,6 +320,25 @@ describe(`CPU grouped GEMMs vs the references (${simd ? 'SIMD' : 'JavaScript'} d
     const w = HostTensor.fromFloat32([5, H], randomArray(r, 5 * H), 'bfloat16');
     expect(relErr(linearCpu(x, T, w), linearRef(x, T, w))).toBeLessThan(1e-6);
   });
+  it('weight rows over several slot blocks (1024 columns: 16 rows a block): 37 outputs, every kind of row loading, both layouts', () => {
+    const r = rng(77);
+    const [T, k, E, H, I] = [5, 2, 3, 1024, 37];
+    const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
+    const x = randomArray(r, T * H);
+    for (const f of ['bf16', 'f16', 'int4', 'e5m2'] as const) {
+      for (const act of [ACTS[0], ACTS[3]]) {
+        const gu = randomStack(r, f, E, 2 * I, H);
+        const bias = HostTensor.fromFloat32([E, 2 * I], randomArray(r, E * 2 * I, -0.1, 0.1));
+        const h = groupedGateUpCpu(x, g, gu, bias, act);
+        expect(relErr(h, groupedGateUpRef(x, g, gu, bias, act)), `${f} ${act.layout}`).toBeLessThan(1e-6);
+        const c = chunked(gu, act.layout, bias);
+        if (c) expect(groupedGateUpCpu(x, g, c, undefined, act), `${f} ${act.layout} chunked`).toEqual(h);
+      }
+      const h = randomArray(r, T * k * H);
+      const dn = randomStack(r, f, E, I, H);
+      expect(relErr(groupedDownCpu(h, g, dn), groupedDownRef(h, g, dn)), `${f} down`).toBeLessThan(1e-6);
+    }
+  });
   it('refuse what the references refuse, with the same typed errors naming the CPU kernel', () => {
     const r = rng(3);
     const g = hostGrouping(randomIdx(r, 2, 1, 3), 2, 1, 3);

@@ -15,7 +15,9 @@
  *   partial f64 sums; either way the results differ from the references'
  *   by the rounding of the sums (and of the products, in SIMD) only;
  * - a call's input rows go through a block of at most 4 MiB (the SIMD
- *   memory), each weight row decoded once per block.
+ *   memory), each weight row decoded once per block; 16-bit weight rows
+ *   are copied into the SIMD memory ~64 KiB at a time (one copy per block of
+ *   rows, not per row).
  * The references stay the oracle (test/cpu-kernels.test.ts).
  */
 import { HostTensor, toFloat32, type DType } from '@webmoe/tensor';
@@ -187,40 +189,55 @@ function plainDecoder(w: ExpertWeightsHost, rows: number, cols: number): ExpertR
 }
 
 /**
- * Where a CPU kernel's dot products run: a block of input rows `xs` ([rows, n]) and two weight-row slots, in the SIMD
- * module's memory where WebAssembly SIMD is there (cpu-simd.ts), else in plain arrays with the JavaScript dot product.
- * `load(j, e, row)` puts row `row` of expert `e` into slot j: its bf16 bit patterns as they are (SIMD over dense bf16
- * weights: dot_bf16 widens them), else decoded to f32. `dot(r, j)`: input row r of the block times slot j.
+ * Where a CPU kernel's dot products run: a block of input rows `xs` ([rows, n]) and two weight slots of `slotRows`
+ * rows each, in the SIMD module's memory where WebAssembly SIMD is there (cpu-simd.ts), else in plain arrays with the
+ * JavaScript dot product. `load(j, e, row0, count)` puts rows [row0, row0 + count) of expert `e` (count <= slotRows)
+ * into slot j: 16-bit dense weights as their bit patterns (the SIMD dots convert them; a block of rows in one copy),
+ * else decoded to f32 row by row. `dot(r, j, q)`: input row r of the block times row q of slot j.
  */
 interface DotSpace {
   xs: Float32Array;
   /** Rows of the input block. */
   rows: number;
-  load(j: 0 | 1, e: number, row: number): void;
-  dot(r: number, j: 0 | 1): number;
+  /** Rows of each weight slot (even, at least 2). */
+  slotRows: number;
+  load(j: 0 | 1, e: number, row0: number, count: number): void;
+  dot(r: number, j: 0 | 1, q: number): number;
 }
 
 /** Input rows per block: at most 4 MiB of them (the SIMD memory holds one block), at least one. */
 const BLOCK_BYTES = 4 * 1024 * 1024;
+/** Weight rows per slot: about 64 KiB of f32 values (an even count, at least 2): one copy per block of 16-bit rows. */
+const SLOT_BYTES = 64 * 1024;
 
 /** The dot space of rows of n values, for at most maxRows input rows, over weights `w` ([E, wRows, n]). */
 function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number): DotSpace {
   const rows = Math.max(1, Math.min(maxRows, Math.floor(BLOCK_BYTES / (4 * Math.max(1, n)))));
+  const slotRows = Math.max(2, Math.floor(SLOT_BYTES / (8 * Math.max(1, n))) * 2);
   const simd = cpuSimd();
   if (!simd) {
     const decode = expertRowDecoder(w, wRows, n);
     const xs = new Float32Array(rows * n);
-    const ws = [new Float32Array(n), new Float32Array(n)];
-    return { xs, rows, load: (j, e, row) => decode(e, row, ws[j]), dot: (r, j) => dot(xs, r * n, ws[j], n) };
+    const ws = [0, 1].map(() => Array.from({ length: slotRows }, () => new Float32Array(n)));
+    return {
+      xs,
+      rows,
+      slotRows,
+      load: (j, e, row0, count) => {
+        for (let q = 0; q < count; q++) decode(e, row0 + q, ws[j][q]);
+      },
+      dot: (r, j, q) => dot(xs, r * n, ws[j][q], n),
+    };
   }
-  const { at, stage } = simdLayout(simd, rows, n);
+  const { at, stage } = simdLayout(simd, rows, slotRows, n);
   const buf = simd.memory.buffer;
   const xs = new Float32Array(buf, 0, rows * n);
   const raw = rawRows(w, wRows, n);
   if (raw) {
-    const ws = at.map((o) => new Uint16Array(buf, o, n));
+    // a slot's rows as 16-bit patterns, 2n bytes apart
+    const ws = at.map((o) => new Uint16Array(buf, o, slotRows * n));
     const rawDot = raw.kind === 'bf16' ? simd.dotBf16 : simd.dotF16;
-    return { xs, rows, load: (j, e, row) => raw.copy(e, row, ws[j]), dot: (r, j) => rawDot(4 * r * n, at[j], n) };
+    return { xs, rows, slotRows, load: (j, e, row0, count) => raw.copy(e, row0, count, ws[j]), dot: (r, j, q) => rawDot(4 * r * n, at[j] + 2 * q * n, n) };
   }
   const packed = simdPackedRows(w, wRows, n);
   if (packed) {
@@ -231,30 +248,42 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
     return {
       xs,
       rows,
-      load: (j, e, row) => {
-        packed.stage(e, row, codes, sc, z);
-        dec(stage[0], stage[1], stage[2], n, at[j]);
+      slotRows,
+      load: (j, e, row0, count) => {
+        for (let q = 0; q < count; q++) {
+          packed.stage(e, row0 + q, codes, sc, z);
+          dec(stage[0], stage[1], stage[2], n, at[j] + 4 * q * n);
+        }
       },
-      dot: (r, j) => simd.dot(4 * r * n, at[j], n),
+      dot: (r, j, q) => simd.dot(4 * r * n, at[j] + 4 * q * n, n),
     };
   }
   const decode = expertRowDecoder(w, wRows, n);
-  const ws = at.map((o) => new Float32Array(buf, o, n));
-  return { xs, rows, load: (j, e, row) => decode(e, row, ws[j]), dot: (r, j) => simd.dot(4 * r * n, at[j], n) };
+  const ws = at.map((o) => Array.from({ length: slotRows }, (_, q) => new Float32Array(buf, o + 4 * q * n, n)));
+  return {
+    xs,
+    rows,
+    slotRows,
+    load: (j, e, row0, count) => {
+      for (let q = 0; q < count; q++) decode(e, row0 + q, ws[j][q]);
+    },
+    dot: (r, j, q) => simd.dot(4 * r * n, at[j] + 4 * q * n, n),
+  };
 }
 
 /**
- * Byte offsets in the SIMD memory (grown to hold them) of a dot space of `rows` input rows of n values:
- * [input block | slot 0 | slot 1 | a packed row's codes (n bytes), scales and zero points (n / 16 f32 each)].
+ * Byte offsets in the SIMD memory (grown to hold them) of a dot space of `rows` input rows of n values and weight
+ * slots of `slotRows` rows: [input block | slot 0 | slot 1 | a packed row's codes (n bytes), scales and zero points
+ * (n / 16 f32 each)].
  */
-function simdLayout(simd: CpuSimd, rows: number, n: number): { at: [number, number]; stage: [number, number, number] } {
+function simdLayout(simd: CpuSimd, rows: number, slotRows: number, n: number): { at: [number, number]; stage: [number, number, number] } {
   const groups = 4 * Math.ceil(n / 16);
-  const s0 = 4 * (rows + 2) * n;
+  const s0 = 4 * (rows + 2 * slotRows) * n;
   const stage: [number, number, number] = [s0, s0 + n, s0 + n + groups];
   const bytes = stage[2] + groups;
   const have = simd.memory.buffer.byteLength;
   if (have < bytes) simd.memory.grow(Math.ceil((bytes - have) / 65536));
-  return { at: [4 * rows * n, 4 * (rows + 1) * n], stage };
+  return { at: [4 * rows * n, 4 * (rows + slotRows) * n], stage };
 }
 
 /** Stages row `row` of expert `e` for a SIMD decoder: its code bytes, and one scale and zero point per 16 values. */
@@ -297,11 +326,16 @@ function simdPackedRows(w: ExpertStackHost, rows: number, cols: number): { kind:
       const [br, bc] = x.block;
       const nbr = Math.ceil(xRows / br);
       const nbc = Math.ceil(cols / bc);
+      const groups = bc / 16;
       return (e, row, codes, sc) => {
         const er = e * xRows + row;
         codes.set(q.subarray(er * cols, (er + 1) * cols));
         const sb = (e * nbr + Math.floor(row / br)) * nbc;
-        for (let g = 0; g < cols / 16; g++) sc[g] = s[sb + Math.floor((16 * g) / bc)];
+        // each block's scale for its groups of 16 (the last block may be partial)
+        for (let b = 0, g = 0; g < cols / 16; b++) {
+          const v = s[sb + b];
+          for (let t = 0; t < groups && g < cols / 16; t++, g++) sc[g] = v;
+        }
       };
     }
     const ib = x as Extract<ExpertWeightsHost, { kind: 'int_block' }>;
@@ -315,10 +349,14 @@ function simdPackedRows(w: ExpertStackHost, rows: number, cols: number): { kind:
     return (e, row, codes, sc, z) => {
       const er = e * xRows + row;
       codes.set(q.subarray(er * perRow, (er + 1) * perRow));
-      for (let g = 0; g < cols / 16; g++) {
-        const bi = er * nb + Math.floor(g / groups);
-        sc[g] = scale(bi);
-        z[g] = zeros ? zeros[bi] : zp0;
+      // each block's scale and zero point for its groups of 16 (the last block may be partial)
+      for (let bi = er * nb, g = 0; g < cols / 16; bi++) {
+        const v = scale(bi);
+        const zv = zeros ? zeros[bi] : zp0;
+        for (let t = 0; t < groups && g < cols / 16; t++, g++) {
+          sc[g] = v;
+          z[g] = zv;
+        }
       }
     };
   };
@@ -346,7 +384,7 @@ export function simdRowDecoder(w: ExpertStackHost, rows: number, cols: number): 
   const simd = cpuSimd();
   const packed = simd && simdPackedRows(w, rows, cols);
   if (!simd || !packed) return undefined;
-  const { at, stage } = simdLayout(simd, 1, cols);
+  const { at, stage } = simdLayout(simd, 1, 1, cols);
   return (e, row, out) => {
     const buf = simd.memory.buffer;
     packed.stage(e, row, new Uint8Array(buf, stage[0], cols), new Float32Array(buf, stage[1], cols / 16), new Float32Array(buf, stage[2], cols / 16));
@@ -359,21 +397,25 @@ export function simdRowDecoder(w: ExpertStackHost, rows: number, cols: number): 
  * Where every weight of `w` is dense bf16, or dense f16 with cols % 8 == 0 (whole or chunked), the SIMD dot that reads
  * their bit patterns as they are (dot_bf16, dot_f16) and a copier of one row's patterns; else undefined.
  */
-function rawRows(w: ExpertStackHost, rows: number, cols: number): { kind: 'bf16' | 'f16'; copy: (e: number, row: number, out: Uint16Array) => void } | undefined {
+function rawRows(w: ExpertStackHost, rows: number, cols: number): { kind: 'bf16' | 'f16'; copy: (e: number, row0: number, count: number, out: Uint16Array) => void } | undefined {
   const dtypeOf = (x: ExpertWeightsHost) => (x.kind === 'dense' ? x.w.dtype : undefined);
   const dt = dtypeOf(w.kind === 'chunked' ? w.chunks[0].w : w);
   const kind = dt === 'bfloat16' ? 'bf16' : dt === 'float16' && cols % 8 === 0 ? 'f16' : undefined;
   if (!kind || (w.kind === 'chunked' && !w.chunks.every((c) => dtypeOf(c.w) === dt))) return undefined;
-  const copy = (x: ExpertWeightsHost, xRows: number, e: number, row: number, out: Uint16Array) => {
-    const o = (e * xRows + row) * cols;
-    out.set((x as { w: HostTensor }).w.data.subarray(o, o + cols) as Uint16Array);
+  // rows [row0, row0 + count) of expert e of one container, contiguous there, to out[at..]
+  const copy = (x: ExpertWeightsHost, xRows: number, e: number, row0: number, count: number, out: Uint16Array, at: number) => {
+    const o = (e * xRows + row0) * cols;
+    out.set((x as { w: HostTensor }).w.data.subarray(o, o + count * cols) as Uint16Array, at);
   };
-  if (w.kind !== 'chunked') return { kind, copy: (e, row, out) => copy(w, rows, e, row, out) };
+  if (w.kind !== 'chunked') return { kind, copy: (e, row0, count, out) => copy(w, rows, e, row0, count, out, 0) };
+  // a chunked stack: row by row (a block may span chunks)
   return {
     kind,
-    copy: (e, row, out) => {
-      const { chunk, localRow } = chunkOfRow(w, e, row);
-      copy(chunk.w, (chunk.w as { w: HostTensor }).w.shape[1], e - chunk.e0, localRow, out);
+    copy: (e, row0, count, out) => {
+      for (let q = 0; q < count; q++) {
+        const { chunk, localRow } = chunkOfRow(w, e, row0 + q);
+        copy(chunk.w, (chunk.w as { w: HostTensor }).w.shape[1], e - chunk.e0, localRow, 1, out, q * cols);
+      }
     },
   };
 }
@@ -414,19 +456,27 @@ export function groupedGateUpCpu(
   const { E, H, I, a, b, xq } = c;
   const out = new Float32Array(c.rows * I);
   const sp = dotSpace(H, c.rows, w, 2 * I);
+  // outputs per weight block: interleaved gate/up rows share slot 0 (rows 2i, 2i + 1), concat ones take a slot each
+  const B = a.interleaved ? sp.slotRows / 2 : sp.slotRows;
   for (let e = 0; e < E; e++) {
     // the expert's rows a block at a time; each weight row decoded once per block
     for (let q0 = g.offsets[e], p1 = g.offsets[e + 1]; q0 < p1; q0 += sp.rows) {
       const nq = Math.min(sp.rows, p1 - q0);
       sp.xs.set(xq.subarray(q0 * H, (q0 + nq) * H));
-      for (let i = 0; i < I; i++) {
-        const rg = a.interleaved ? 2 * i : i;
-        const ru = a.interleaved ? 2 * i + 1 : I + i;
-        sp.load(0, e, rg);
-        sp.load(1, e, ru);
-        const bg = b ? b[e * 2 * I + rg] : 0;
-        const bu = b ? b[e * 2 * I + ru] : 0;
-        for (let r = 0; r < nq; r++) out[(q0 + r) * I + i] = gatedActivationRef(a, Math.fround(sp.dot(r, 0) + bg), Math.fround(sp.dot(r, 1) + bu));
+      for (let i0 = 0; i0 < I; i0 += B) {
+        const cnt = Math.min(B, I - i0);
+        if (a.interleaved) sp.load(0, e, 2 * i0, 2 * cnt);
+        else {
+          sp.load(0, e, i0, cnt);
+          sp.load(1, e, I + i0, cnt);
+        }
+        for (let q = 0; q < cnt; q++) {
+          const i = i0 + q;
+          const [ju, qg, qu] = a.interleaved ? ([0, 2 * q, 2 * q + 1] as const) : ([1, q, q] as const);
+          const bg = b ? b[e * 2 * I + (a.interleaved ? 2 * i : i)] : 0;
+          const bu = b ? b[e * 2 * I + (a.interleaved ? 2 * i + 1 : I + i)] : 0;
+          for (let r = 0; r < nq; r++) out[(q0 + r) * I + i] = gatedActivationRef(a, Math.fround(sp.dot(r, 0, qg) + bg), Math.fround(sp.dot(r, ju, qu) + bu));
+        }
       }
     }
   }
@@ -447,10 +497,13 @@ export function groupedDownCpu(h: Float32Array, g: GroupingRef, w: ExpertStackHo
     for (let q0 = g.offsets[e], p1 = g.offsets[e + 1]; q0 < p1; q0 += sp.rows) {
       const nq = Math.min(sp.rows, p1 - q0);
       sp.xs.set(hq.subarray(q0 * I, (q0 + nq) * I));
-      for (let n = 0; n < H; n++) {
-        sp.load(0, e, n);
-        const bn = b ? b[e * H + n] : 0;
-        for (let r = 0; r < nq; r++) out[(q0 + r) * H + n] = sp.dot(r, 0) + bn;
+      for (let n0 = 0; n0 < H; n0 += sp.slotRows) {
+        const cnt = Math.min(sp.slotRows, H - n0);
+        sp.load(0, e, n0, cnt);
+        for (let q = 0; q < cnt; q++) {
+          const bn = b ? b[e * H + n0 + q] : 0;
+          for (let r = 0; r < nq; r++) out[(q0 + r) * H + n0 + q] = sp.dot(r, 0, q) + bn;
+        }
       }
     }
   }
@@ -470,10 +523,13 @@ export function linearCpu(x: Float32Array, T: number, w: HostTensor, bias?: Host
   for (let t0 = 0; t0 < T; t0 += sp.rows) {
     const nt = Math.min(sp.rows, T - t0);
     sp.xs.set(x.subarray(t0 * K, (t0 + nt) * K));
-    for (let n = 0; n < N; n++) {
-      sp.load(0, 0, n);
-      const bn = bf ? bf[n] : 0;
-      for (let r = 0; r < nt; r++) y[(t0 + r) * N + n] = sp.dot(r, 0) + bn;
+    for (let n0 = 0; n0 < N; n0 += sp.slotRows) {
+      const cnt = Math.min(sp.slotRows, N - n0);
+      sp.load(0, 0, n0, cnt);
+      for (let q = 0; q < cnt; q++) {
+        const bn = bf ? bf[n0 + q] : 0;
+        for (let r = 0; r < nt; r++) y[(t0 + r) * N + n0 + q] = sp.dot(r, 0, q) + bn;
+      }
     }
   }
   return y;
