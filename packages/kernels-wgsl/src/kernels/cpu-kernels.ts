@@ -213,7 +213,8 @@ const SLOT_BYTES = 64 * 1024;
 /** The dot space of rows of n values, for at most maxRows input rows, over weights `w` ([E, wRows, n]). */
 function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number): DotSpace {
   const rows = Math.max(1, Math.min(maxRows, Math.floor(BLOCK_BYTES / (4 * Math.max(1, n)))));
-  const slotRows = Math.max(2, Math.floor(SLOT_BYTES / (8 * Math.max(1, n))) * 2);
+  // even, at least 2, at most the weight rows (rounded up to even): no views or arrays for rows that cannot come
+  const slotRows = Math.max(2, Math.min(Math.floor(SLOT_BYTES / (8 * Math.max(1, n))) * 2, wRows + (wRows % 2)));
   const simd = cpuSimd();
   if (!simd) {
     const decode = expertRowDecoder(w, wRows, n);
