@@ -217,18 +217,9 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
   const slotRows = Math.max(2, Math.min(Math.floor(SLOT_BYTES / (8 * Math.max(1, n))) * 2, wRows + (wRows % 2)));
   const simd = cpuSimd();
   if (!simd) {
-    const decode = expertRowDecoder(w, wRows, n);
     const xs = new Float32Array(rows * n);
     const ws = [0, 1].map(() => Array.from({ length: slotRows }, () => new Float32Array(n)));
-    return {
-      xs,
-      rows,
-      slotRows,
-      load: (j, e, row0, count) => {
-        for (let q = 0; q < count; q++) decode(e, row0 + q, ws[j][q]);
-      },
-      dot: (r, j, q) => dot(xs, r * n, ws[j][q], n),
-    };
+    return decodedSpace(xs, rows, ws, expertRowDecoder(w, wRows, n), (r, j, q) => dot(xs, r * n, ws[j][q], n));
   }
   const { at, stage } = simdLayout(simd, rows, slotRows, n);
   const buf = simd.memory.buffer;
@@ -259,16 +250,20 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
       dot: (r, j, q) => simd.dot(4 * r * n, at[j] + 4 * q * n, n),
     };
   }
-  const decode = expertRowDecoder(w, wRows, n);
   const ws = at.map((o) => Array.from({ length: slotRows }, (_, q) => new Float32Array(buf, o + 4 * q * n, n)));
+  return decodedSpace(xs, rows, ws, expertRowDecoder(w, wRows, n), (r, j, q) => simd.dot(4 * r * n, at[j] + 4 * q * n, n));
+}
+
+/** A dot space whose slots hold rows decoded to f32 by `decode` (`ws[j][q]`: row q of slot j). */
+function decodedSpace(xs: Float32Array, rows: number, ws: Float32Array[][], decode: ExpertRowDecoder, dotOf: DotSpace['dot']): DotSpace {
   return {
     xs,
     rows,
-    slotRows,
+    slotRows: ws[0].length,
     load: (j, e, row0, count) => {
       for (let q = 0; q < count; q++) decode(e, row0 + q, ws[j][q]);
     },
-    dot: (r, j, q) => simd.dot(4 * r * n, at[j] + 4 * q * n, n),
+    dot: dotOf,
   };
 }
 
