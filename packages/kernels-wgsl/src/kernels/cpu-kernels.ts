@@ -25,6 +25,7 @@ import type { ExpertActivation, ExpertStackHost, ExpertWeightsHost, GroupingRef 
 import { chunkOfRow, FP4_VALUES, type ExpertActQuantOptions } from './quant-ref.js';
 import { gatedActivationRef } from './activation-ref.js';
 import { downHostCall, gateUpHostCall } from './grouped-gemm-ref.js';
+import { expertDims } from './expert-weights.js';
 import { linearHostCall } from './linear.js';
 import { cpuSimd, type CpuSimd, type SimdCodes } from './cpu-simd.js';
 
@@ -74,18 +75,26 @@ function scaleReader(scales: HostTensor): (i: number) => number {
  * @example `const dec = expertRowDecoder(w, rows, cols); dec(3, 17, row)`
  */
 export function expertRowDecoder(w: ExpertStackHost, rows: number, cols: number): ExpertRowDecoder {
-  if (w.kind === 'chunked') {
-    const perChunk = new Map(w.chunks.map((c) => [c, plainDecoder(c.w, c.w.kind === 'dense' ? c.w.w.shape[1] : rowsOf(c.w), cols)]));
-    return (e, row, out) => {
-      const { chunk, localRow } = chunkOfRow(w, e, row);
-      perChunk.get(chunk)!(e - chunk.e0, localRow, out);
-    };
-  }
-  return plainDecoder(w, rows, cols);
+  return perRow(w, rows, (x, xRows) => plainDecoder(x, xRows, cols));
 }
 
-function rowsOf(w: Exclude<ExpertWeightsHost, { kind: 'dense' }>): number {
-  return w.kind === 'fp8_block' || w.kind === 'int_block' ? w.q.shape[1] : w.blocks.shape[1];
+/**
+ * A function of one weight row over `w` ([E, rows, ...]): `make(container, its rows)` itself for a plain stack; for a
+ * chunked one, each row goes to the function of the chunk that holds it (chunkOfRow), with the expert and row local to
+ * that chunk.
+ */
+function perRow<A extends unknown[]>(w: ExpertStackHost, rows: number, make: (x: ExpertWeightsHost, xRows: number) => (e: number, row: number, ...a: A) => void): (e: number, row: number, ...a: A) => void {
+  if (w.kind !== 'chunked') return make(w, rows);
+  const perChunk = new Map(w.chunks.map((c) => [c, make(c.w, expertDims(c.w).rows)]));
+  return (e, row, ...a) => {
+    const { chunk, localRow } = chunkOfRow(w, e, row);
+    perChunk.get(chunk)!(e - chunk.e0, localRow, ...a);
+  };
+}
+
+/** The plain containers of `w`: itself, or a chunked stack's chunks. */
+function containers(w: ExpertStackHost): ExpertWeightsHost[] {
+  return w.kind === 'chunked' ? w.chunks.map((c) => c.w) : [w];
 }
 
 function plainDecoder(w: ExpertWeightsHost, rows: number, cols: number): ExpertRowDecoder {
@@ -356,20 +365,10 @@ function simdPackedRows(w: ExpertStackHost, rows: number, cols: number): { kind:
       }
     };
   };
-  if (w.kind !== 'chunked') {
-    const kind = kindOf(w);
-    return kind && { kind, stage: plain(w, rows) };
-  }
-  const kind = kindOf(w.chunks[0].w);
-  if (!kind || !w.chunks.every((c) => kindOf(c.w) === kind)) return undefined;
-  const perChunk = new Map(w.chunks.map((c) => [c, plain(c.w, rowsOf(c.w as Exclude<ExpertWeightsHost, { kind: 'dense' }>))]));
-  return {
-    kind,
-    stage: (e, row, codes, sc, z) => {
-      const { chunk, localRow } = chunkOfRow(w, e, row);
-      perChunk.get(chunk)!(e - chunk.e0, localRow, codes, sc, z);
-    },
-  };
+  const kinds = containers(w).map(kindOf);
+  const kind = kinds[0];
+  if (!kind || kinds.some((k) => k !== kind)) return undefined;
+  return { kind, stage: perRow(w, rows, plain) };
 }
 
 /**
@@ -394,10 +393,10 @@ export function simdRowDecoder(w: ExpertStackHost, rows: number, cols: number): 
  * their bit patterns as they are (dot_bf16, dot_f16) and a copier of one row's patterns; else undefined.
  */
 function rawRows(w: ExpertStackHost, rows: number, cols: number): { kind: 'bf16' | 'f16'; copy: (e: number, row0: number, count: number, out: Uint16Array) => void } | undefined {
-  const dtypeOf = (x: ExpertWeightsHost) => (x.kind === 'dense' ? x.w.dtype : undefined);
-  const dt = dtypeOf(w.kind === 'chunked' ? w.chunks[0].w : w);
+  const dtypes = containers(w).map((x) => (x.kind === 'dense' ? x.w.dtype : undefined));
+  const dt = dtypes[0];
   const kind = dt === 'bfloat16' ? 'bf16' : dt === 'float16' && cols % 8 === 0 ? 'f16' : undefined;
-  if (!kind || (w.kind === 'chunked' && !w.chunks.every((c) => dtypeOf(c.w) === dt))) return undefined;
+  if (!kind || dtypes.some((d) => d !== dt)) return undefined;
   // rows [row0, row0 + count) of expert e of one container, contiguous there, to out[at..]
   const copy = (x: ExpertWeightsHost, xRows: number, e: number, row0: number, count: number, out: Uint16Array, at: number) => {
     const o = (e * xRows + row0) * cols;
@@ -405,13 +404,11 @@ function rawRows(w: ExpertStackHost, rows: number, cols: number): { kind: 'bf16'
   };
   if (w.kind !== 'chunked') return { kind, copy: (e, row0, count, out) => copy(w, rows, e, row0, count, out, 0) };
   // a chunked stack: row by row (a block may span chunks)
+  const one = perRow(w, rows, (x, xRows) => (e: number, row: number, out: Uint16Array, at: number) => copy(x, xRows, e, row, 1, out, at));
   return {
     kind,
     copy: (e, row0, count, out) => {
-      for (let q = 0; q < count; q++) {
-        const { chunk, localRow } = chunkOfRow(w, e, row0 + q);
-        copy(chunk.w, (chunk.w as { w: HostTensor }).w.shape[1], e - chunk.e0, localRow, 1, out, q * cols);
-      }
+      for (let q = 0; q < count; q++) one(e, row0 + q, out, q * cols);
     },
   };
 }
