@@ -249,6 +249,19 @@ async function cpuRows(spec: ModelSpec, dtype: BenchDtype, o: BenchOptions, roof
   layer?.destroy();
 }
 
+/** Whether the CPU path's rows run beside `device`'s: on lavapipe, where `o.cpuRows` asks for them. */
+function cpuRowsBeside(o: BenchOptions, device: BenchDevice): boolean {
+  return device.kind === 'lavapipe' && o.cpuRows === true;
+}
+
+/**
+ * The rows a run of `o` on `device` times: every (model, dtype, T), twice where the CPU path's rows run beside.
+ * @example `new Progress(plannedRows(o, device) + 2)`
+ */
+export function plannedRows(o: BenchOptions, device: BenchDevice): number {
+  return plan(o).length * o.tokens.length * (cpuRowsBeside(o, device) ? 2 : 1);
+}
+
 /**
  * Runs the whole bench on `device` and returns the report. `onRow` sees the
  * report so far after every GPU row (the CLI writes --json from it, so a run
@@ -257,9 +270,8 @@ async function cpuRows(spec: ModelSpec, dtype: BenchDtype, o: BenchOptions, roof
  */
 export async function runBench(o: BenchOptions, device: BenchDevice, progress = new Progress(0), onRow?: (partial: BenchReport) => void): Promise<BenchReport> {
   const pairs = plan(o);
-  const cpuBeside = device.kind === 'lavapipe' && o.cpuRows === true;
-  const total = pairs.length * o.tokens.length * (cpuBeside ? 2 : 1);
-  const p = progress.total ? progress : new Progress(total + 2);
+  const cpuBeside = cpuRowsBeside(o, device);
+  const p = progress.total ? progress : new Progress(plannedRows(o, device) + 2);
   const results: ResultRow[] = [];
   let copyGBps = NaN;
   let peakTflops = NaN;

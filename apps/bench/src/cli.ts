@@ -8,14 +8,13 @@ import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
 import { parseArgs, USAGE, withQuickDefaults } from './args.js';
-import { runBench } from './bench.js';
+import { plannedRows, runBench } from './bench.js';
 import { openDevice } from './device.js';
 import { reportToHtml } from './html.js';
 import { runOrtPeer } from './peer-ort.js';
 import { Progress } from './progress.js';
 import { parseReport, reportToJson, type BenchReport } from './schema.js';
 import { formatTable } from './table.js';
-import { plan } from './bench.js';
 
 function write(file: string, text: string): void {
   mkdirSync(dirname(file), { recursive: true });
@@ -48,15 +47,14 @@ export async function main(argv: string[]): Promise<number> {
   const why = device.kind === 'cpu' ? ` (${device.reason})` : '';
   process.stderr.write(`device: ${device.kind}: ${device.name}${why}\n`);
   if (device.kind !== 'cpu') process.stderr.write(`forward: @webmoe/moe's MoE (fp8/int4/int8/mxfp4 rows: built with a quantConfig); caller columns: forwardGpuSync chains of --stack layers, MoEStack, forward(Float32Array)\n`);
-  if (device.kind === 'lavapipe' && o.cpuRows !== false) process.stderr.write(`lavapipe runs its kernels on the CPU: each row also runs on the CPU path (impl 'cpu', the same weights) beside it\n`);
+  // a software adapter's rows come with the CPU path's rows beside them (unless --no-cpu-rows)
+  o.cpuRows ??= device.kind === 'lavapipe';
+  if (device.kind === 'lavapipe' && o.cpuRows) process.stderr.write(`lavapipe runs its kernels on the CPU: each row also runs on the CPU path (impl 'cpu', the same weights) beside it\n`);
   if (device.kind !== 'gpu' && !o.quick && !o.explicit) {
     o = withQuickDefaults(o);
     process.stderr.write(`${device.kind}: running the --quick set (real shapes exceed a software adapter's buffer limits, or take hours on the CPU path); give --models/--tokens to override\n`);
   }
-  // a software adapter's rows come with the CPU path's rows beside them
-  o.cpuRows ??= device.kind === 'lavapipe';
-  const total = plan(o).length * o.tokens.length * (device.kind === 'lavapipe' && o.cpuRows ? 2 : 1) + 2;
-  const progress = new Progress(total);
+  const progress = new Progress(plannedRows(o, device) + 2);
   // --json is rewritten after every row: a run cut short (a time limit) keeps the rows it finished
   const report = await runBench(o, device, progress, o.json ? (partial) => write(o.json!, reportToJson(partial)) : undefined);
   if (device.kind !== 'cpu') device.ctx.destroy();

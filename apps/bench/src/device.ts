@@ -1,4 +1,4 @@
-/** Picks the device the bench runs on: a GPU, else lavapipe (a CPU WebGPU adapter), else the CPU reference path. */
+/** Picks the device the bench runs on: a GPU, else lavapipe (a CPU WebGPU adapter), else the CPU path. */
 import { cpuKernelPath, createGpuContext, type GpuContext } from '@webmoe/kernels-wgsl';
 import type { DeviceChoice } from './args.js';
 

@@ -1,4 +1,4 @@
-/** The compute roof: an f32 FMA-rate probe (WGSL, no tensor cores) or the host's scalar rate. */
+/** The compute roof: an f32 FMA-rate probe (WGSL, no tensor cores) or the CPU kernels' measured rate. */
 import { defineKernel, linearCpu, Recorder, Uniforms, type GpuContext } from '@webmoe/kernels-wgsl';
 import { HostTensor } from '@webmoe/tensor';
 import { median } from './stats.js';
