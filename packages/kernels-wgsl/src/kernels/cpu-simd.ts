@@ -38,10 +38,13 @@ const I32 = 0x7f;
 const F64 = 0x7c;
 const V128 = 0x7b;
 const op = {
-  block: 0x02, loop: 0x03, end: 0x0b, br: 0x0c, brIf: 0x0d, localGet: 0x20, localSet: 0x21, localTee: 0x22,
+  block: 0x02, loop: 0x03, end: 0x0b, br: 0x0c, brIf: 0x0d, localGet: 0x20, localSet: 0x21,
   unreachable: 0x00, select: 0x1b, i32Const: 0x41, i32Add: 0x6a, i32Shl: 0x74, i32LtS: 0x48, i32GtS: 0x4a, i32GeS: 0x4e, f32Load: 0x2a, i32Load16U: 0x2f, f32Mul: 0x94, f64Add: 0xa0,
   f64PromoteF32: 0xbb, f32ReinterpretI32: 0xbe,
 } as const;
+/** local.get / local.set of local l. */
+const get = (l: number) => [op.localGet, l];
+const set = (l: number) => [op.localSet, l];
 const simd = (code: number, ...imm: number[]) => [0xfd, ...uleb(code), ...imm];
 const v128Load = (offset: number) => simd(0x00, 0, ...uleb(offset)); // align hint 2^0, byte offset
 const v128Zero = simd(0x0c, ...new Array<number>(16).fill(0));
@@ -72,8 +75,6 @@ const i32x4GtS = simd(0x3b);
  */
 function dotBody(kind: WeightKind): number[] {
   const [X, W, N, I, LIM, S, A0, A1, A2, A3, P, WV, F0, F1, H, EM, NRM] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
-  const get = (l: number) => [op.localGet, l];
-  const set = (l: number) => [op.localSet, l];
   // base + i * 2^shift, then a v128 load at byte offset `extra`
   const load = (base: number, shift: number, extra: number) => [...get(base), ...get(I), op.i32Const, shift, op.i32Shl, op.i32Add, ...v128Load(extra)];
   // f += p (four f32 sums)
@@ -187,8 +188,6 @@ export type SimdCodes = 'int4' | 'int8' | 'mxfp4' | 'e4m3';
  */
 function decodeBody(kind: SimdCodes): number[] {
   const [C, SC, Z, N, OUT, G, V, S, ZZ, SG, LO, HI, SLO, SHI, CW, MAG, NRM, SUB] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17];
-  const get = (l: number) => [op.localGet, l];
-  const set = (l: number) => [op.localSet, l];
   // base + g * 2^shift
   const at = (base: number, shift: number) => [...get(base), ...get(G), op.i32Const, shift, op.i32Shl, op.i32Add];
   const nibbles = [

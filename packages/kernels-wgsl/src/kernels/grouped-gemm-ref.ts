@@ -1,6 +1,6 @@
 /**
  * TypeScript references of the grouped GEMMs (grouped-gemm.ts; the CPU path
- * runs grouped-gemm-cpu.ts, checked against these): weights decoded one row
+ * runs cpu-kernels.ts, checked against these): weights decoded one row
  * at a time, accumulation in f64 rounded to f32.
  */
 import type { HostTensor } from '@webmoe/tensor';
