@@ -19,7 +19,7 @@ import {
   type ExpertWeightsHost,
 } from '@webmoe/kernels-wgsl';
 import { rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
-import { expertRowDecoder, simdRowDecoder } from '../src/kernels/cpu-kernels.js';
+import { expertRowDecoder, simdRowsDecoder } from '../src/kernels/cpu-kernels.js';
 import { cpuSimd, enableCpuSimd, moduleBytes } from '../src/kernels/cpu-simd.js';
 import { hostGrouping, naiveDown, naiveGateUp, randInt, randomIdx } from './grouped-helpers.js';
 import { elementOf } from './quant-helpers.js';
@@ -165,17 +165,23 @@ describe('CPU row decoders', () => {
         }
         const c = chunked(w, 'concat');
         for (const s of c ? [w, c] : [w]) {
-          const dec = simdRowDecoder(s, rows, cols);
+          const dec = simdRowsDecoder(s, rows, cols);
           expect(dec, `${f} ${s.kind}: a SIMD decoder`).toBeDefined();
-          const got = new Float32Array(cols);
           const want = new Float32Array(cols);
-          for (let e = 0; e < E; e++)
-            for (let row = 0; row < rows; row++) {
-              dec!(e, row, got);
-              decodeExpertRow(s, e, row, want);
-              expect(got, `${f} ${s.kind} e ${e} row ${row}`).toEqual(want);
-              checked++;
+          for (let e = 0; e < E; e++) {
+            // the expert's rows in runs of random length (one row up to all), each run staged and decoded together
+            for (let row0 = 0; row0 < rows; ) {
+              const count = randInt(r, 1, rows - row0);
+              const got = new Float32Array(count * cols);
+              dec!(e, row0, count, got);
+              for (let q = 0; q < count; q++) {
+                decodeExpertRow(s, e, row0 + q, want);
+                expect(got.subarray(q * cols, (q + 1) * cols), `${f} ${s.kind} e ${e} row ${row0 + q} (run of ${count})`).toEqual(want);
+                checked++;
+              }
+              row0 += count;
             }
+          }
         }
       }
     }
@@ -185,7 +191,7 @@ describe('CPU row decoders', () => {
     const int4 = randomStack(r2, 'int4', 1, 2, 32) as Extract<ExpertWeightsHost, { kind: 'int_block' }>;
     const odd: ExpertWeightsHost = { ...int4, zeros: undefined, blockSize: 8, scales: HostTensor.fromFloat32([1, 2, 4], randomArray(r2, 8, 0.01, 0.1)) };
     const others = [odd, randomStack(r2, 'e5m2', 1, 2, 32), randomStack(r2, 'bf16', 1, 2, 32)];
-    expect(others.map((w) => simdRowDecoder(w, 2, 32))).toEqual([undefined, undefined, undefined]);
+    expect(others.map((w) => simdRowsDecoder(w, 2, 32))).toEqual([undefined, undefined, undefined]);
   });
   it('equal the independent element decoders (test/quant-helpers.ts)', () => {
     const r = rng(17);

@@ -242,19 +242,18 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
   }
   const packed = simdPackedRows(w, wRows, n);
   if (packed) {
-    const codes = new Uint8Array(buf, stage[0], n);
-    const sc = new Float32Array(buf, stage[1], n / 16);
-    const z = new Float32Array(buf, stage[2], n / 16);
+    const codes = new Uint8Array(buf, stage[0], slotRows * n);
+    const sc = new Float32Array(buf, stage[1], (slotRows * n) / 16);
+    const z = new Float32Array(buf, stage[2], (slotRows * n) / 16);
     const dec = simd.decode[packed.kind];
     return {
       xs,
       rows,
       slotRows,
+      // the block's rows staged together, then decoded by one call
       load: (j, e, row0, count) => {
-        for (let q = 0; q < count; q++) {
-          packed.stage(e, row0 + q, codes, sc, z);
-          dec(stage[0], stage[1], stage[2], n, at[j] + 4 * q * n);
-        }
+        packed.stage(e, row0, count, codes, sc, z);
+        dec(stage[0], stage[1], stage[2], count * n, at[j], packed.gs);
       },
       dot: (r, j, q) => simd.dot(4 * r * n, at[j] + 4 * q * n, n),
     };
@@ -278,21 +277,31 @@ function decodedSpace(xs: Float32Array, rows: number, ws: Float32Array[][], deco
 
 /**
  * Byte offsets in the SIMD memory (grown to hold them) of a dot space of `rows` input rows of n values and weight
- * slots of `slotRows` rows: [input block | slot 0 | slot 1 | a packed row's codes (n bytes), scales and zero points
- * (n / 16 f32 each)].
+ * slots of `slotRows` rows: [input block | slot 0 | slot 1 | a slot's packed rows: codes (n bytes a row), scales and
+ * zero points (at most n / 16 f32 a row each)].
  */
 function simdLayout(simd: CpuSimd, rows: number, slotRows: number, n: number): { at: [number, number]; stage: [number, number, number] } {
-  const groups = 4 * Math.ceil(n / 16);
+  const groups = 4 * slotRows * Math.ceil(n / 16);
   const s0 = 4 * (rows + 2 * slotRows) * n;
-  const stage: [number, number, number] = [s0, s0 + n, s0 + n + groups];
+  const stage: [number, number, number] = [s0, s0 + slotRows * n, s0 + slotRows * n + groups];
   const bytes = stage[2] + groups;
   const have = simd.memory.buffer.byteLength;
   if (have < bytes) simd.memory.grow(Math.ceil((bytes - have) / 65536));
   return { at: [4 * rows * n, 4 * (rows + slotRows) * n], stage };
 }
 
-/** Stages row `row` of expert `e` for a SIMD decoder: its code bytes, and one scale and zero point per 16 values. */
-type PackedStager = (e: number, row: number, codes: Uint8Array, sc: Float32Array, z: Float32Array) => void;
+/**
+ * Stages rows [row0, row0 + count) of expert `e` for a SIMD decoder, as rows `at`.. of the staging: their code bytes
+ * back to back, and one scale and zero point per unit of values (SimdPacked.gs).
+ */
+type PackedStager = (e: number, row0: number, count: number, codes: Uint8Array, sc: Float32Array, z: Float32Array, at?: number) => void;
+
+/** A stack's SIMD decoder, its row stager, and the values per staged scale: 16 << gs. */
+interface SimdPacked {
+  kind: SimdCodes;
+  stage: PackedStager;
+  gs: number;
+}
 
 let mxHalfScales: Float32Array | undefined;
 /** 2^(e - 127) / 2 for every e8m0 byte e (the MXFP4 decoder doubles the e2m1 magnitudes). */
@@ -306,7 +315,7 @@ function mxHalfScale(): Float32Array {
  * int8 blocks of a multiple of 16 values, MXFP4, and e4m3 fp8 blocks a multiple of 16 columns wide, with cols % 16 ==
  * 0; else undefined (the JavaScript decoders).
  */
-function simdPackedRows(w: ExpertStackHost, rows: number, cols: number): { kind: SimdCodes; stage: PackedStager } | undefined {
+function simdPackedRows(w: ExpertStackHost, rows: number, cols: number): SimdPacked | undefined {
   if (cols % 16 !== 0) return undefined;
   const kindOf = (x: ExpertWeightsHost): SimdCodes | undefined => {
     if (x.kind === 'mxfp4') return 'mxfp4';
@@ -314,77 +323,86 @@ function simdPackedRows(w: ExpertStackHost, rows: number, cols: number): { kind:
     if (x.kind === 'fp8_block' && x.q.dtype === 'float8_e4m3fn' && x.block[1] % 16 === 0) return 'e4m3';
     return undefined;
   };
+  const kinds = containers(w).map(kindOf);
+  const kind = kinds[0];
+  if (!kind || kinds.some((k) => k !== kind)) return undefined;
+  // values per staged scale: a container's block where every container's is the same power-of-two multiple of 16
+  // that divides a row (no block across two rows), else 16 (each block's scale repeated per 16 values)
+  const blockCols = (x: ExpertWeightsHost) => (x.kind === 'mxfp4' ? 32 : x.kind === 'fp8_block' ? x.block[1] : (x as { blockSize: number }).blockSize);
+  const blocks = containers(w).map(blockCols);
+  const b0 = blocks[0];
+  const unit = blocks.every((b) => b === b0) && cols % b0 === 0 && Number.isInteger(Math.log2(b0 / 16)) ? b0 : 16;
+  const units = cols / unit;
   const plain = (x: ExpertWeightsHost, xRows: number): PackedStager => {
+    // codes: bytes per row; scaleAt(e, row, u): the scale (and zero point) of the row's unit u
+    const codeBytes = x.kind === 'mxfp4' || (x.kind === 'int_block' && x.bits === 4) ? cols / 2 : cols;
+    const src = (x.kind === 'mxfp4' ? x.blocks.data : (x as { q: HostTensor }).q.data) as Uint8Array;
+    let fill: (e: number, row: number, sc: Float32Array, z: Float32Array, o: number) => void;
     if (x.kind === 'mxfp4') {
-      const blocks = x.blocks.data as Uint8Array;
       const scales = x.scales.data as Uint8Array;
       const half = mxHalfScale();
-      return (e, row, codes, sc) => {
-        const er = e * xRows + row;
-        codes.set(blocks.subarray(er * (cols / 2), (er + 1) * (cols / 2)));
-        for (let g = 0; g < cols / 16; g++) sc[g] = half[scales[er * (cols / 32) + (g >> 1)]];
+      fill = (e, row, sc, _z, o) => {
+        const s0 = (e * xRows + row) * (cols / 32);
+        for (let u = 0; u < units; u++) sc[o + u] = half[scales[s0 + ((u * unit) >> 5)]];
       };
-    }
-    if (x.kind === 'fp8_block') {
-      const q = x.q.data as Uint8Array;
+    } else if (x.kind === 'fp8_block') {
       const s = x.scaleInv.data as Float32Array;
       const [br, bc] = x.block;
       const nbr = Math.ceil(xRows / br);
       const nbc = Math.ceil(cols / bc);
-      const groups = bc / 16;
-      return (e, row, codes, sc) => {
-        const er = e * xRows + row;
-        codes.set(q.subarray(er * cols, (er + 1) * cols));
+      fill = (e, row, sc, _z, o) => {
         const sb = (e * nbr + Math.floor(row / br)) * nbc;
-        // each block's scale for its groups of 16 (the last block may be partial)
-        for (let b = 0, g = 0; g < cols / 16; b++) {
-          const v = s[sb + b];
-          for (let t = 0; t < groups && g < cols / 16; t++, g++) sc[g] = v;
+        for (let u = 0; u < units; u++) sc[o + u] = s[sb + Math.floor((u * unit) / bc)];
+      };
+    } else {
+      const ib = x as Extract<ExpertWeightsHost, { kind: 'int_block' }>;
+      const nb = Math.ceil(cols / ib.blockSize);
+      const scale = scaleReader(ib.scales);
+      const zeros = ib.zeros?.data as Uint8Array | undefined;
+      const zp0 = ib.bits === 4 ? 8 : 128;
+      fill = (e, row, sc, z, o) => {
+        const b0 = (e * xRows + row) * nb;
+        for (let u = 0; u < units; u++) {
+          const bi = b0 + Math.floor((u * unit) / ib.blockSize);
+          sc[o + u] = scale(bi);
+          z[o + u] = zeros ? zeros[bi] : zp0;
         }
       };
     }
-    const ib = x as Extract<ExpertWeightsHost, { kind: 'int_block' }>;
-    const q = ib.q.data as Uint8Array;
-    const perRow = (cols * ib.bits) / 8;
-    const nb = Math.ceil(cols / ib.blockSize);
-    const groups = ib.blockSize / 16;
-    const scale = scaleReader(ib.scales);
-    const zeros = ib.zeros?.data as Uint8Array | undefined;
-    const zp0 = ib.bits === 4 ? 8 : 128;
-    return (e, row, codes, sc, z) => {
-      const er = e * xRows + row;
-      codes.set(q.subarray(er * perRow, (er + 1) * perRow));
-      // each block's scale and zero point for its groups of 16 (the last block may be partial)
-      for (let bi = er * nb, g = 0; g < cols / 16; bi++) {
-        const v = scale(bi);
-        const zv = zeros ? zeros[bi] : zp0;
-        for (let t = 0; t < groups && g < cols / 16; t++, g++) {
-          sc[g] = v;
-          z[g] = zv;
-        }
-      }
+    return (e, row0, count, codes, sc, z, at = 0) => {
+      const o = (e * xRows + row0) * codeBytes;
+      codes.set(src.subarray(o, o + count * codeBytes), at * codeBytes);
+      for (let r = 0; r < count; r++) fill(e, row0 + r, sc, z, (at + r) * units);
     };
   };
-  const kinds = containers(w).map(kindOf);
-  const kind = kinds[0];
-  if (!kind || kinds.some((k) => k !== kind)) return undefined;
-  return { kind, stage: perRow(w, rows, plain) };
+  if (w.kind !== 'chunked') return { kind, stage: plain(w, rows), gs: Math.log2(unit / 16) };
+  // a chunked stack: row by row (a block may span chunks)
+  const one = perRow(w, rows, plain);
+  return {
+    kind,
+    gs: Math.log2(unit / 16),
+    stage: (e, row0, count, codes, sc, z, at = 0) => {
+      for (let r = 0; r < count; r++) one(e, row0 + r, 1, codes, sc, z, at + r);
+    },
+  };
 }
 
 /**
- * The SIMD decoder of `w` (int4 / int8 blocks of a multiple of 16 values, MXFP4, e4m3 fp8 blocks) as a row decoder into `out`, or
- * undefined where the JavaScript decoders run; for the tests, which check it bit for bit against decodeExpertRow.
+ * The SIMD decoder of `w` (int4 / int8 blocks of a multiple of 16 values, MXFP4, e4m3 fp8 blocks) as the slots load
+ * it: `(e, row0, count, out)` stages rows [row0, row0 + count) of expert e together and decodes them by one call into
+ * out[0, count * cols); undefined where the JavaScript decoders run. For the tests, which check it bit for bit against
+ * decodeExpertRow.
  */
-export function simdRowDecoder(w: ExpertStackHost, rows: number, cols: number): ExpertRowDecoder | undefined {
+export function simdRowsDecoder(w: ExpertStackHost, rows: number, cols: number): ((e: number, row0: number, count: number, out: Float32Array) => void) | undefined {
   const simd = cpuSimd();
   const packed = simd && simdPackedRows(w, rows, cols);
   if (!simd || !packed) return undefined;
-  const { at, stage } = simdLayout(simd, 1, 1, cols);
-  return (e, row, out) => {
+  const { at, stage } = simdLayout(simd, 1, rows, cols);
+  return (e, row0, count, out) => {
     const buf = simd.memory.buffer;
-    packed.stage(e, row, new Uint8Array(buf, stage[0], cols), new Float32Array(buf, stage[1], cols / 16), new Float32Array(buf, stage[2], cols / 16));
-    simd.decode[packed.kind](stage[0], stage[1], stage[2], cols, at[0]);
-    out.set(new Float32Array(buf, at[0], cols));
+    packed.stage(e, row0, count, new Uint8Array(buf, stage[0], count * cols), new Float32Array(buf, stage[1], (count * cols) / 16), new Float32Array(buf, stage[2], (count * cols) / 16));
+    simd.decode[packed.kind](stage[0], stage[1], stage[2], count * cols, at[0], packed.gs);
+    out.set(new Float32Array(buf, at[0], count * cols));
   };
 }
 

@@ -39,7 +39,7 @@ const F64 = 0x7c;
 const V128 = 0x7b;
 const op = {
   block: 0x02, loop: 0x03, end: 0x0b, br: 0x0c, brIf: 0x0d, localGet: 0x20, localSet: 0x21,
-  unreachable: 0x00, select: 0x1b, i32Const: 0x41, i32Add: 0x6a, i32Shl: 0x74, i32LtS: 0x48, i32GtS: 0x4a, i32GeS: 0x4e, f32Load: 0x2a, i32Load16U: 0x2f, f32Mul: 0x94, f64Add: 0xa0,
+  unreachable: 0x00, select: 0x1b, i32Const: 0x41, i32Add: 0x6a, i32Shl: 0x74, i32LtS: 0x48, i32GtS: 0x4a, i32GeS: 0x4e, i32ShrU: 0x76, f32Load: 0x2a, i32Load16U: 0x2f, f32Mul: 0x94, f64Add: 0xa0,
   f64PromoteF32: 0xbb, f32ReinterpretI32: 0xbe,
 } as const;
 /** local.get / local.set of local l. */
@@ -174,22 +174,25 @@ const i32x4Const = (u: number) => v128Const(Array.from({ length: 16 }, (_, i) =>
 export type SimdCodes = 'int4' | 'int8' | 'mxfp4' | 'e4m3';
 
 /**
- * The body of `dec_<kind>(codes, sc, z, n, out)`: n values (n % 16 == 0) decoded to f32 at byte offset out, 16 per
- * group g, from the row's codes at byte offset codes (int4 / MXFP4: two per byte, low nibble first; int8: one per
- * byte) with one f32 scale and (int formats) one f32 zero point per group at sc + 4g and z + 4g:
+ * The body of `dec_<kind>(codes, sc, z, n, out, gs)`: n values (n % 16 == 0; one row or several rows back to back)
+ * decoded to f32 at byte offset out, 16 per group g, from the codes at byte offset codes (int4 / MXFP4: two per byte,
+ * low nibble first; int8: one per byte) with one f32 scale and (int formats) one f32 zero point per 16 << gs values
+ * (groups g >> gs) at sc + 4 (g >> gs) and z + 4 (g >> gs):
  * - int4 / int8: (code - z) * scale, the references' value (exact before one f32 rounding);
  * - MXFP4: the e2m1 magnitude doubled (a swizzle table: 0, 1, 2, 3, 4, 6, 8, 12) times scale (2^(e - 127) / 2),
  *   the sign bit or-ed in (so code 8 is -0, as the references decode it);
  * - fp8 e4m3 (one per byte): exponent and mantissa shifted into an f32's (the exponent rebiased by 120), subnormals
  *   as (c & 7) * 2^-9,
  *   the sign or-ed in, S.1111.111 NaN (as decode_e4m3), times the group's scale (its block's scaleInv).
- * Locals: 0 codes, 1 sc, 2 z, 3 n, 4 out (params); 5 g; 6 v, 7 s, 8 zz, 9 sg, 10 lo, 11 hi, 12 slo, 13 shi, 14 c,
- * 15 mag, 16 nrm, 17 sub (v128).
+ * Locals: 0 codes, 1 sc, 2 z, 3 n, 4 out, 5 gs (params); 6 g; 7 v, 8 s, 9 zz, 10 sg, 11 lo, 12 hi, 13 slo, 14 shi,
+ * 15 c, 16 mag, 17 nrm, 18 sub (v128).
  */
 function decodeBody(kind: SimdCodes): number[] {
-  const [C, SC, Z, N, OUT, G, V, S, ZZ, SG, LO, HI, SLO, SHI, CW, MAG, NRM, SUB] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17];
+  const [C, SC, Z, N, OUT, GS, G, V, S, ZZ, SG, LO, HI, SLO, SHI, CW, MAG, NRM, SUB] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
   // base + g * 2^shift
   const at = (base: number, shift: number) => [...get(base), ...get(G), op.i32Const, shift, op.i32Shl, op.i32Add];
+  // base + 4 (g >> gs): the group's scale or zero point
+  const perUnit = (base: number) => [...get(base), ...get(G), ...get(GS), op.i32ShrU, op.i32Const, 2, op.i32Shl, op.i32Add];
   const nibbles = [
     // eight bytes -> 16 codes in order (low nibble first): lo = b & 15, hi = b >> 4, interleaved
     ...at(C, 3), ...v128Load64Zero(0), ...set(V),
@@ -236,8 +239,8 @@ function decodeBody(kind: SimdCodes): number[] {
     // for (g = 0; 16 g < n; g++)
     op.block, 0x40, op.loop, 0x40,
     ...get(G), op.i32Const, 4, op.i32Shl, ...get(N), op.i32GeS, op.brIf, 1,
-    ...at(SC, 2), op.f32Load, 2, 0, ...f32x4Splat, ...set(S),
-    ...(kind === 'int4' || kind === 'int8' ? [...at(Z, 2), op.f32Load, 2, 0, ...f32x4Splat, ...set(ZZ)] : []),
+    ...perUnit(SC), op.f32Load, 2, 0, ...f32x4Splat, ...set(S),
+    ...(kind === 'int4' || kind === 'int8' ? [...perUnit(Z), op.f32Load, 2, 0, ...f32x4Splat, ...set(ZZ)] : []),
     ...codes,
     ...get(V), ...i16x8ExtendLowU8, ...set(LO), ...get(V), ...i16x8ExtendHighU8, ...set(HI),
     ...quarter(0), ...quarter(1), ...quarter(2), ...quarter(3),
@@ -257,8 +260,8 @@ function decodeBody(kind: SimdCodes): number[] {
 export function moduleBytes(): Uint8Array<ArrayBuffer> {
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    // type 0: (i32, i32, i32) -> f64 (the dots); type 1: (i32, i32, i32, i32, i32) -> () (the decoders)
-    ...section(1, [2, 0x60, 3, I32, I32, I32, 1, F64, 0x60, 5, I32, I32, I32, I32, I32, 0]),
+    // type 0: (i32, i32, i32) -> f64 (the dots); type 1: (i32 x 6) -> () (the decoders)
+    ...section(1, [2, 0x60, 3, I32, I32, I32, 1, F64, 0x60, 6, I32, I32, I32, I32, I32, I32, 0]),
     ...section(3, [7, 0, 0, 0, 1, 1, 1, 1]),
     ...section(5, [1, 0x00, 1]), // memory 0: min 1 page, no max
     ...section(7, [
@@ -278,8 +281,11 @@ export interface CpuSimd {
   dotBf16(x: number, w: number, n: number): number;
   /** The same with w the byte offset of f16 weights; n a multiple of 8. */
   dotF16(x: number, w: number, n: number): number;
-  /** Decoders of packed rows (`decodeBody`): n % 16 == 0 values to f32 at out; byte offsets. */
-  decode: Record<SimdCodes, (codes: number, sc: number, z: number, n: number, out: number) => void>;
+  /**
+   * Decoders of packed rows (`decodeBody`): n % 16 == 0 values (rows back to back) to f32 at out, one scale (and
+   * zero point) per 16 << gs values; byte offsets.
+   */
+  decode: Record<SimdCodes, (codes: number, sc: number, z: number, n: number, out: number, gs: number) => void>;
   memory: WebAssembly.Memory;
 }
 
