@@ -298,6 +298,31 @@ describe(`CPU grouped GEMMs vs the references (${simd ? 'SIMD' : 'JavaScript'} d
     expect(cases).toBe(3 * FORMATS.length);
     expect(chunkedCases).toBeGreaterThan(FORMATS.length * 3);
   });
+  it('packed experts with one input row per expert block: every SIMD format, both layouts, per-16 and per-block scales, with and without chunks', () => {
+    const r = rng(606);
+    let cases = 0;
+    for (const f of ['int4', 'int8z', 'mxfp4', 'e4m3'] as const)
+      for (const act of ACTS)
+        for (const T of [1, 2]) {
+          // E 4, k 1 or 2: experts with one row, with two and with none; H a multiple of 16 (the SIMD decoders)
+          const [E, k] = [4, T];
+          const H = f === 'mxfp4' ? 32 * randInt(r, 1, 6) : 16 * randInt(r, 1, 12);
+          const I = f === 'mxfp4' ? 32 * randInt(r, 1, 2) : 16 * randInt(r, 1, 3);
+          const gu = randomStack(r, f, E, 2 * I, H);
+          const dn = randomStack(r, f, E, H, I);
+          const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
+          const x = randomArray(r, T * H);
+          const what = `${f} ${act.kind}/${act.layout} T ${T} H ${H} I ${I}`;
+          const h = groupedGateUpCpu(x, g, gu, undefined, act);
+          expect(relErr(h, groupedGateUpRef(x, g, gu, undefined, act)), what).toBeLessThan(1e-6);
+          const y = groupedDownCpu(h, g, dn);
+          expect(relErr(y, groupedDownRef(h, g, dn)), what).toBeLessThan(1e-6);
+          const guC = chunked(gu, act.layout);
+          if (guC) expect(groupedGateUpCpu(x, g, guC, undefined, act), `${what} chunked`).toEqual(h);
+          cases++;
+        }
+    expect(cases).toBe(4 * ACTS.length * 2);
+  });
   it('equal a naive oracle on dense f32 weights (sums written out per element)', () => {
     const r = rng(5);
     const [T, k, E, H, I] = [7, 2, 5, 33, 19];
