@@ -334,7 +334,7 @@ function simdPackedRows(w: ExpertStackHost, rows: number, cols: number): SimdPac
   const unit = blocks.every((b) => b === b0) && cols % b0 === 0 && Number.isInteger(Math.log2(b0 / 16)) ? b0 : 16;
   const units = cols / unit;
   const plain = (x: ExpertWeightsHost, xRows: number): PackedStager => {
-    // codes: bytes per row; scaleAt(e, row, u): the scale (and zero point) of the row's unit u
+    // codeBytes: a row's code bytes; fill(e, row, sc, z, o): the row's scales (and zero points), one per unit, from o
     const codeBytes = x.kind === 'mxfp4' || (x.kind === 'int_block' && x.bits === 4) ? cols / 2 : cols;
     const src = (x.kind === 'mxfp4' ? x.blocks.data : (x as { q: HostTensor }).q.data) as Uint8Array;
     let fill: (e: number, row: number, sc: Float32Array, z: Float32Array, o: number) => void;
