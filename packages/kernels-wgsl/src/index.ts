@@ -26,6 +26,7 @@ export {
   type AdapterDescription,
 } from './runtime/context.js';
 export type { GpuSelection } from './runtime/gpu-select.js';
+export { defaultDevice, type DefaultDevice, type DefaultDeviceOptions } from './runtime/default-device.js';
 export { GpuTensor, readBuffer, gpuByteLength, checkBufferSize, expectDType, type BufferOwner } from './runtime/tensor.js';
 export { BufferPool, sharedScratch, SHARED_SCRATCH_FLOOR_BYTES } from './runtime/pool.js';
 export {

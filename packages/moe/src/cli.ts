@@ -3,7 +3,7 @@
  * moe-run: runs one MoE block of a HuggingFace checkpoint on a [T, H] tensor.
  *
  *   moe-run --checkpoint DIR --layer N --input IN.safetensors --output OUT.safetensors
- *           [--tensor NAME] [--dtype float32|bfloat16] [--device gpu|cpu]
+ *           [--tensor NAME] [--dtype float32|bfloat16] [--device gpu|cpu|auto]
  *           [--activation-quant none|dynamic] [--verbose]
  *
  * Quantized checkpoints (DeepSeek-V3 block-scaled fp8, GPT-OSS MXFP4) keep
@@ -30,7 +30,8 @@ import { DeviceGroup, ShardingStrategy } from '@webmoe/sharding';
 import { ShardedMoE } from './sharded.js';
 
 const USAGE =
-  'usage: moe-run --checkpoint DIR --layer N --input IN.safetensors --output OUT.safetensors [--tensor NAME] [--dtype float32|bfloat16] [--device gpu|cpu] [--activation-quant none|dynamic] [--verbose]';
+  'usage: moe-run --checkpoint DIR --layer N --input IN.safetensors --output OUT.safetensors [--tensor NAME] [--dtype float32|bfloat16] [--device gpu|cpu|auto] [--activation-quant none|dynamic] [--verbose]\n' +
+  '       --device auto: the GPU on a hardware adapter, else the CPU path (no adapter, or a software one: lavapipe, SwiftShader)';
 
 class UsageError extends Error {}
 
@@ -45,7 +46,7 @@ interface Args {
   output: string;
   tensor: string;
   dtype?: 'float32' | 'bfloat16';
-  device: 'gpu' | 'cpu';
+  device: 'gpu' | 'cpu' | 'auto';
   /** --tp N: tensor parallel over N devices. */
   tp?: number;
   /** --ep N: expert parallel over N devices. */
@@ -91,12 +92,13 @@ export function parseArgs(argv: readonly string[]): Args | 'help' {
   const dtype = vals.get('--dtype');
   if (dtype !== undefined && dtype !== 'float32' && dtype !== 'bfloat16') throw new UsageError(`--dtype: expected float32 or bfloat16, got ${JSON.stringify(dtype)}`);
   const device = vals.get('--device') ?? 'gpu';
-  if (device !== 'gpu' && device !== 'cpu') throw new UsageError(`--device: expected gpu or cpu, got ${JSON.stringify(device)}`);
+  if (device !== 'gpu' && device !== 'cpu' && device !== 'auto') throw new UsageError(`--device: expected gpu, cpu or auto, got ${JSON.stringify(device)}`);
   const aq = vals.get('--activation-quant');
   if (aq !== undefined && aq !== 'none' && aq !== 'dynamic') throw new UsageError(`--activation-quant: expected none or dynamic, got ${JSON.stringify(aq)}`);
   const transport = vals.get('--transport') ?? 'local';
   if (transport !== 'local' && transport !== 'mpi') throw new UsageError(`--transport: expected local or mpi, got ${JSON.stringify(transport)}`);
   const shard = parseShard(vals);
+  if (device === 'auto' && (shard.ep !== undefined || shard.tp !== undefined)) throw new UsageError('--device auto: expected gpu or cpu with --tp / --ep (a sharded run names its devices), got auto');
   if (transport === 'mpi' && shard.ep === undefined && shard.tp === undefined) throw new UsageError('--transport mpi: expected --ep N or --tp N (expert / tensor parallel over N processes), got neither');
   return {
     transport,
@@ -206,22 +208,28 @@ async function run(args: Args): Promise<void> {
   let ctx: GpuContext | undefined;
   let moe: MoE | undefined;
   try {
+    let device = args.device === 'gpu' ? DeviceRef.GPU() : DeviceRef.CPU();
     if (args.device === 'gpu') {
       const { createGpuContext } = await import('@webmoe/kernels-wgsl');
       ctx = await createGpuContext({ label: 'moe-run' });
+    } else if (args.device === 'auto') {
+      const { defaultDevice } = await import('@webmoe/kernels-wgsl');
+      const chosen = await defaultDevice({ label: 'moe-run' });
+      ({ device, ctx } = chosen);
+      if (args.verbose) process.stderr.write(`moe-run: --device auto: ${device.toString()}: ${chosen.reason}\n`);
     }
     moe = await MoE.fromHuggingFace({
       source: dirSource(args.checkpoint),
       layer: args.layer,
       dtype: args.dtype,
-      device: args.device === 'gpu' ? DeviceRef.GPU() : DeviceRef.CPU(),
+      device,
       ctx,
       activationQuant: args.activationQuant,
     });
     const xf = new HostTensor('float32', x.shape, x.toFloat32());
     const y = await moe.forward(xf);
     // A temporary file renamed into place: nothing half-written on failure.
-    await writeSafetensorsFile(args.output, { output: y }, { producer: 'moe-run', layer: String(args.layer), device: args.device, dtype: moe.dtype, experts: moe.config.experts.format, activation_quant: moe.activationQuant });
+    await writeSafetensorsFile(args.output, { output: y }, { producer: 'moe-run', layer: String(args.layer), device: device.isGpu() ? 'gpu' : 'cpu', dtype: moe.dtype, experts: moe.config.experts.format, activation_quant: moe.activationQuant });
   } finally {
     moe?.destroy();
     ctx?.destroy();

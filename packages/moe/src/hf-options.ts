@@ -26,7 +26,7 @@ export interface HFLoadOptions {
   /** Where the layer runs (default `DeviceRef.CPU()`). */
   device?: DeviceRef;
   /** The WebGPU context for a GPU device. */
-  ctx?: GpuContext;
+  ctx?: GpuContext | undefined;
   /**
    * Read only expert shard `shardIndex` of `epSize` (experts `[i*E/n, (i+1)*E/n)`): the layer
    * is that expert-parallel shard (`epSize`, `shardIndex`; router and shared expert whole).

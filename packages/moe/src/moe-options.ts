@@ -11,7 +11,7 @@ export interface MoEOptions {
   /** Devices (MAX `devices`); the layer runs on the first. Default `[DeviceRef.CPU()]`. */
   devices?: readonly DeviceRef[];
   /** The WebGPU context for a GPU device. */
-  ctx?: GpuContext;
+  ctx?: GpuContext | undefined;
   /** H */
   hiddenDim: number;
   /** E */

@@ -41,6 +41,26 @@ describe('moe-run', () => {
     expect(relErr(readTensorsF32(out).get('output')!.values, g.outputBf16)).toBeLessThan(g.bf16Tol);
   });
 
+  it('--device auto: the GPU on a hardware adapter, else the CPU (lavapipe here: the CPU), says which with --verbose, and writes the golden', async () => {
+    const out = join(dir, 'auto.safetensors');
+    const r = run(['--checkpoint', `${FIXTURES}/olmoe`, '--layer', '0', '--input', `${FIXTURES}/olmoe/golden.safetensors`, '--output', out, '--device', 'auto', '--verbose']);
+    expect(r.status, r.stderr).toBe(0);
+    const line = r.stderr.split('\n').find((l) => l.startsWith('moe-run: --device auto: '));
+    expect(line, r.stderr).toBeDefined();
+    // which device: as defaultDevice decides for this machine's adapter (none, software or hardware)
+    const { defaultDevice } = await import('@webmoe/kernels-wgsl');
+    const d = await defaultDevice();
+    d.ctx?.destroy();
+    expect(line).toContain(`--device auto: ${d.device.toString()}: `);
+    const g = loadGolden('olmoe');
+    const y = readTensorsF32(out);
+    expect(relErr(y.get('output')!.values, g.output)).toBeLessThan(g.f32Tol);
+    // and with --tp / --ep it is a usage error (a sharded run names its devices)
+    const u = run(['--checkpoint', `${FIXTURES}/olmoe`, '--layer', '0', '--input', `${FIXTURES}/olmoe/golden.safetensors`, '--output', join(dir, 'auto-tp.safetensors'), '--device', 'auto', '--tp', '2']);
+    expect(u.status).toBe(2);
+    expect(u.stderr).toContain('--device auto: expected gpu or cpu with --tp / --ep');
+  });
+
   it('fails with a one-line message, exit 1, and writes nothing (existing output untouched)', () => {
     const out = join(dir, 'fail.safetensors');
     writeFileSync(out, 'old');

@@ -1,6 +1,7 @@
 /**
- * Where a layer lives, as MAX's `DeviceRef`: the CPU (TypeScript reference
- * kernels) or GPU `id` (a WebGPU device).
+ * Where a layer lives, as MAX's `DeviceRef`: the CPU (kernels-wgsl's CPU
+ * kernels, WebAssembly SIMD) or GPU `id` (a WebGPU device). kernels-wgsl's
+ * `defaultDevice()` picks one for the machine.
  *
  * @example
  * ```ts
