@@ -23,7 +23,7 @@ import { Progress } from './progress.js';
 import { SCHEMA, type BenchReport, type KernelTime, type ResultRow } from './schema.js';
 import { median, summarize, warmUp } from './stats.js';
 
-/** The CPU reference path skips layers with more weight bytes than this (host memory). */
+/** The CPU path skips layers with more weight bytes than this (host memory). */
 export const CPU_MAX_WEIGHT_BYTES = 1 << 30;
 /** ... and rows with more flops than this over all their forwards (scalar JS runs ~0.3 GFLOP/s). */
 export const CPU_MAX_FLOPS = 200e9;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `pnpm bench`: the MoE-layer benchmark on the default device (GPU, else
- * lavapipe, else the CPU reference path). Table on stdout, progress on
+ * lavapipe with the CPU path's rows beside its own, else the CPU path). Table on stdout, progress on
  * stderr, `--json` / `--html` reports. See apps/bench/README.md.
  */
 import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
