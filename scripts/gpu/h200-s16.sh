@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine, session 16's one call (its device budget left room for one; outputs under $OUT). Kit as in
-# h200-s14.sh (rebuilt at f8fa4de; the GPU code is unchanged since). In order of what decides most:
+# h200-s14.sh, rebuilt at a2fe0f8 (session 16: the GPU test bundle includes default-device.gpu.test.ts). In order of what decides most:
 #   1. the whole GPU test bundle with the real builtins (row skipping, the shared slot of route_decode, routed + shared
 #      stacks two chunks per GEMV dispatch, MoE.decodeShared on the deepseek_v3 / llama4 / deepseek_v3_fp8 goldens);
 #   2. prefill-bench with the layer's uneven routing, bf16 Mixtral T = 512: plan.ts's tile against row skipping and the
