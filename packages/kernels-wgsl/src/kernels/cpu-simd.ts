@@ -169,6 +169,15 @@ const i32x4ShrU = simd(0xad);
 const v128Bitselect = simd(0x52);
 /** v128.const of four equal 32-bit lanes (little-endian). */
 const i32x4Const = (u: number) => v128Const(Array.from({ length: 16 }, (_, i) => (u >>> (8 * (i % 4))) & 0xff));
+/** v128.const of eight equal 16-bit lanes (little-endian). */
+const i16x8Const = (u: number) => v128Const(Array.from({ length: 16 }, (_, i) => (u >>> (8 * (i % 2))) & 0xff));
+const i16x8Eq = simd(0x2d);
+const i16x8Shl = simd(0x8b);
+const i16x8ShrU = simd(0x8d);
+const i16x8Add = simd(0x8e);
+const i16x8Mul = simd(0x95);
+/** The bf16 patterns of e4m3's subnormals m * 2^-9 (m = 0..7; 0 for m = 0), little-endian, for a swizzle. */
+const E4M3_SUB_BF16 = [0x0000, 0x3b00, 0x3b80, 0x3bc0, 0x3c00, 0x3c20, 0x3c40, 0x3c60].flatMap((b) => [b & 0xff, b >> 8]);
 
 /** Packed formats the SIMD module decodes (16 values per step). */
 export type SimdCodes = 'int4' | 'int8' | 'mxfp4' | 'e4m3';
@@ -181,14 +190,15 @@ export type SimdCodes = 'int4' | 'int8' | 'mxfp4' | 'e4m3';
  * - int4 / int8: (code - z) * scale, the references' value (exact before one f32 rounding);
  * - MXFP4: the e2m1 magnitude doubled (a swizzle table: 0, 1, 2, 3, 4, 6, 8, 12) times scale (2^(e - 127) / 2),
  *   the sign bit or-ed in (so code 8 is -0, as the references decode it);
- * - fp8 e4m3 (one per byte): exponent and mantissa shifted into an f32's (the exponent rebiased by 120), subnormals
- *   as (c & 7) * 2^-9,
- *   the sign or-ed in, S.1111.111 NaN (as decode_e4m3), times the group's scale (its block's scaleInv).
+ * - fp8 e4m3 (one per byte): eight codes at a time to the bf16 patterns of their values (every e4m3 value is a bf16
+ *   one): exponent and mantissa shifted into a bf16's (the exponent rebiased by 120), subnormals (c & 7) * 2^-9 from
+ *   a table, the sign or-ed in, S.1111.111 NaN (as decode_e4m3); then widened to f32 four at a time, times the
+ *   group's scale (its block's scaleInv).
  * Locals: 0 codes, 1 sc, 2 z, 3 n, 4 out, 5 gs (params); 6 g; 7 v, 8 s, 9 zz, 10 sg, 11 lo, 12 hi, 13 slo, 14 shi,
- * 15 c, 16 mag, 17 nrm, 18 sub (v128).
+ * 15 mag, 16 nrm (v128).
  */
 function decodeBody(kind: SimdCodes): number[] {
-  const [C, SC, Z, N, OUT, GS, G, V, S, ZZ, SG, LO, HI, SLO, SHI, CW, MAG, NRM, SUB] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
+  const [C, SC, Z, N, OUT, GS, G, V, S, ZZ, SG, LO, HI, SLO, SHI, MAG, NRM] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
   // base + g * 2^shift
   const at = (base: number, shift: number) => [...get(base), ...get(G), op.i32Const, shift, op.i32Shl, op.i32Add];
   // base + 4 (g >> gs): the group's scale or zero point
@@ -213,17 +223,16 @@ function decodeBody(kind: SimdCodes): number[] {
             ...get(SG), ...i16x8ExtendLowU8, ...set(SLO), ...get(SG), ...i16x8ExtendHighU8, ...set(SHI),
           ];
   const widen = (q: number) => [...get(q < 2 ? LO : HI), ...(q % 2 ? i32x4ExtendHighU16 : i32x4ExtendLowU16)];
-  // e4m3 codes (u32 lanes in local CW) to f32 values
-  const e4m3 = [
-    ...get(CW), ...i32x4Const(0x7f), ...v128And, ...set(MAG),
-    // normal codes: the f32 bits (exponent + 120) << 23 | mantissa << 20, built in integers (a float multiply of the
-    // shifted bits would take subnormal operands for exponent 0, which x86 runs ~100x slower; those lanes are replaced)
-    ...get(MAG), op.i32Const, 20, ...i32x4Shl, ...i32x4Const(120 << 23), ...i32x4Add, ...set(NRM),
-    ...get(CW), ...i32x4Const(7), ...v128And, ...f32x4ConvertS32, ...i32x4Const(0x3b000000), ...f32x4Mul, ...set(SUB),
-    // exponent 0: the subnormal; then the sign; S.1111.111: NaN
-    ...get(SUB), ...get(NRM), ...get(MAG), op.i32Const, 3, ...i32x4ShrU, ...i32x4Const(0), ...i32x4Eq, ...v128Bitselect,
-    ...get(CW), ...i32x4Const(0x80), ...v128And, op.i32Const, 24, ...i32x4Shl, ...v128Or,
-    ...set(NRM), ...i32x4Const(0x7fc00000), ...get(NRM), ...get(MAG), ...i32x4Const(0x7f), ...i32x4Eq, ...v128Bitselect,
+  // e4m3 codes (u16 lanes of local l) to the bf16 patterns of their values, in place (every e4m3 value is a bf16 one):
+  // normal codes move exponent and mantissa into a bf16's (the exponent rebiased by 120), exponent 0 takes its
+  // subnormal m * 2^-9 (or 0) from a table (a swizzle of byte pairs 2m, 2m + 1), then the sign; S.1111.111 is NaN
+  const e4m3 = (l: number) => [
+    ...get(l), ...i16x8Const(0x7f), ...v128And, ...set(MAG),
+    ...get(MAG), op.i32Const, 4, ...i16x8Shl, ...i16x8Const(120 << 7), ...i16x8Add, ...set(NRM),
+    ...v128Const(E4M3_SUB_BF16), ...get(l), ...i16x8Const(7), ...v128And, ...i16x8Const(0x0202), ...i16x8Mul, ...i16x8Const(0x0100), ...i16x8Add, ...i8x16Swizzle,
+    ...get(NRM), ...get(MAG), op.i32Const, 3, ...i16x8ShrU, ...i16x8Const(0), ...i16x8Eq, ...v128Bitselect,
+    ...get(l), ...i16x8Const(0x80), ...v128And, op.i32Const, 8, ...i16x8Shl, ...v128Or,
+    ...set(NRM), ...i16x8Const(0x7fc0), ...get(NRM), ...get(MAG), ...i16x8Const(0x7f), ...i16x8Eq, ...v128Bitselect, ...set(l),
   ];
   // four values of quarter q: widened, converted, scaled
   const quarter = (q: number) => [
@@ -231,7 +240,7 @@ function decodeBody(kind: SimdCodes): number[] {
     ...(kind === 'mxfp4'
       ? [...widen(q), ...f32x4ConvertS32, ...get(S), ...f32x4Mul, ...get(q < 2 ? SLO : SHI), ...(q % 2 ? i32x4ExtendHighU16 : i32x4ExtendLowU16), op.i32Const, 24, ...i32x4Shl, ...v128Or]
       : kind === 'e4m3'
-        ? [...widen(q), ...set(CW), ...e4m3, ...get(S), ...f32x4Mul]
+        ? [...widen(q), op.i32Const, 16, ...i32x4Shl, ...get(S), ...f32x4Mul]
         : [...widen(q), ...f32x4ConvertS32, ...get(ZZ), ...f32x4Sub, ...get(S), ...f32x4Mul]),
     ...v128Store(16 * q),
   ];
@@ -243,11 +252,12 @@ function decodeBody(kind: SimdCodes): number[] {
     ...(kind === 'int4' || kind === 'int8' ? [...perUnit(Z), op.f32Load, 2, 0, ...f32x4Splat, ...set(ZZ)] : []),
     ...codes,
     ...get(V), ...i16x8ExtendLowU8, ...set(LO), ...get(V), ...i16x8ExtendHighU8, ...set(HI),
+    ...(kind === 'e4m3' ? [...e4m3(LO), ...e4m3(HI)] : []),
     ...quarter(0), ...quarter(1), ...quarter(2), ...quarter(3),
     ...get(G), op.i32Const, 1, op.i32Add, ...set(G), op.br, 0,
     op.end, op.end, op.end,
   ];
-  const locals = [2, 1, I32, 12, V128];
+  const locals = [2, 1, I32, 10, V128];
   const body = [...locals, ...code];
   return [...uleb(body.length), ...body];
 }
