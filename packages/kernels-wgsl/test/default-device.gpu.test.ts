@@ -42,10 +42,10 @@ describe('defaultDevice', () => {
     await expect(chooseDevice({ adapter: fakeAdapter({ vendor: 'nvidia', architecture: 'hopper', device: 'H200' }, new Error('out of devices')) }, noRequest)).rejects.toThrow('out of devices');
   });
   it("this machine's adapter: a hardware one gives the GPU with its context, a software one the CPU (and the GPU with allowSoftware)", async (t) => {
-    const probe = await testGpu();
-    if (!probe) return t.skip('no WebGPU adapter');
-    const software = probe.adapterInfo.software;
-    probe.destroy();
+    // the tests' shared context (never destroyed here: every GPU test of the process uses it)
+    const shared = await testGpu();
+    if (!shared) return t.skip('no WebGPU adapter');
+    const software = shared.adapterInfo.software;
     const d = await defaultDevice({ label: 'default-device test' });
     try {
       expect(d.device.isGpu()).toBe(!software);
