@@ -169,7 +169,7 @@ export class MoE extends Module implements MoELayer {
    * How a decode forward on the GEMVs runs the shared experts: 'routed', as always-selected experts in the routed
    * experts' GEMVs (each token's k routed slots and one slot of the shared expert at weight 1; its weights stream in
    * the same dispatches, no GEMVs of its own); 'separate', in GEMVs of their own; 'auto' (default), kernels-wgsl's
-   * `useSharedExpertSlots` (KERNEL_CROSSOVERS.sharedExpertSlots: off on GPUs until measured on the H200, off on
+   * `useSharedExpertSlots` (KERNEL_CROSSOVERS.sharedExpertSlots: off on GPUs, as the H200 measured it, off on
    * software adapters, where a GEMV dispatch binds one stack). Only where the layer allows it: shared experts in the
    * routed experts' format and width (DeepSeek-V3, Kimi-K2, Llama 4: one shared expert), SiLU experts without
    * biases, no shared-expert gate, the experts on the decode GEMVs; elsewhere the shared experts keep their own

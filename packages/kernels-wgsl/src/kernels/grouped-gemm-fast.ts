@@ -212,7 +212,8 @@ export interface FastGemmOptions {
   /**
    * With the subgroup-matrix fast kernel: skip the matrix work of 16-row fragments past a tile's last row
    * (FastGemmVariant.rowSkip: an expert's partial last row tile costs its staging, not a full tile's multiplies).
-   * Same results. Default off (bench comparisons until measured on the H200).
+   * Same results. Default off: on the H200 it cost 6% (Mixtral T = 512 bf16, uneven routing: 3.48 against 3.29 ms;
+   * docs/PERFORMANCE.md, session 16).
    */
   sgmatRowSkip?: boolean;
   /**

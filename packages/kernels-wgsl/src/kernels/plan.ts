@@ -92,9 +92,9 @@ export const KERNEL_CROSSOVERS = {
   /**
    * Whether 'auto' runs a layer's shared expert in the routed experts' decode GEMVs (useSharedExpertSlots), by adapter
    * kind. Software adapters: no (a GEMV dispatch binds one chunk there, so the joined stack costs a dispatch per GEMV
-   * more: the DeepSeek-V3 fixture at T = 1 on lavapipe records 7 dispatches joined against 6). GPUs: off until the
-   * H200 ranks it against the shared expert's own GEMVs (no device lent 2026-12-05; `scripts/gpu/h200-s14.sh 2` runs
-   * both with WEBMOE_DECODE_SHARED; the prediction is in docs/PERF-NOTES.md).
+   * more: the DeepSeek-V3 fixture at T = 1 on lavapipe records 7 dispatches joined against 6). GPUs: no, measured on
+   * the H200 (2026-12-05, session 16, full DeepSeek-V3 at T = 1): joined bf16 0.313 ms against 0.299 separate, fp8
+   * 0.214 against 0.218 (docs/PERFORMANCE.md).
    */
   sharedExpertSlots: { gpu: false, software: false } as Readonly<Record<'gpu' | 'software', boolean>>,
   /**
@@ -286,7 +286,7 @@ export type DecodeSharedChoice = 'auto' | 'routed' | 'separate';
  * Whether a forward of T tokens on the decode GEMVs, k routed experts per token of E (where its layer allows it:
  * ns shared experts in the routed experts' format and width, ungated, and the joined experts planned on the GEMVs),
  * runs the shared experts in the routed GEMVs: 'routed' yes, 'separate' no; 'auto' where
- * KERNEL_CROSSOVERS.sharedExpertSlots takes it for the adapter's kind (off on both until measured) and a shared
+ * KERNEL_CROSSOVERS.sharedExpertSlots takes it for the adapter's kind (off on both, as measured) and a shared
  * expert's T rows fit one weight pass of the joined GEMVs (gemvRowsPerPass over k + ns slots of E + ns experts; else
  * the GEMVs would stream its weights once per pass of rows, T times for DeepSeek-V3 at T > 1, where its own GEMVs
  * take all T rows per pass). On a GPU the shared experts' two GEMVs are then no longer dispatches of their own: their
