@@ -176,6 +176,12 @@ const i16x8Shl = simd(0x8b);
 const i16x8ShrU = simd(0x8d);
 const i16x8Add = simd(0x8e);
 const i16x8Mul = simd(0x95);
+/**
+ * The bf16 patterns of the 16 e2m1 codes' values doubled (0, 1, 2, 3, 4, 6, 8, 12; codes 8..15 negative, code 8 -0):
+ * times an MXFP4 block's halved scale, the references' values.
+ */
+const MXFP4_POS_BF16 = [0x0000, 0x3f80, 0x4000, 0x4040, 0x4080, 0x40c0, 0x4100, 0x4140];
+const MXFP4_BF16 = [...MXFP4_POS_BF16, ...MXFP4_POS_BF16.map((b) => b | 0x8000)];
 /** The bf16 patterns of e4m3's subnormals m * 2^-9 (m = 0..7; 0 for m = 0), little-endian, for a swizzle. */
 const E4M3_SUB_BF16 = [0x0000, 0x3b00, 0x3b80, 0x3bc0, 0x3c00, 0x3c20, 0x3c40, 0x3c60].flatMap((b) => [b & 0xff, b >> 8]);
 
@@ -188,8 +194,9 @@ export type SimdCodes = 'int4' | 'int8' | 'mxfp4' | 'e4m3';
  * low nibble first; int8: one per byte) with one f32 scale and (int formats) one f32 zero point per 16 << gs values
  * (groups g >> gs) at sc + 4 (g >> gs) and z + 4 (g >> gs):
  * - int4 / int8: (code - z) * scale, the references' value (exact before one f32 rounding);
- * - MXFP4: the e2m1 magnitude doubled (a swizzle table: 0, 1, 2, 3, 4, 6, 8, 12) times scale (2^(e - 127) / 2),
- *   the sign bit or-ed in (so code 8 is -0, as the references decode it);
+ * - MXFP4: the bf16 pattern of the e2m1 value doubled (two swizzle tables, the low and high bytes: 0, 1, 2, 3, 4, 6,
+ *   8, 12, signed for codes 8..15, so code 8 is -0 as the references decode it), widened to f32, times scale
+ *   (2^(e - 127) / 2);
  * - fp8 e4m3 (one per byte): eight codes at a time to the bf16 patterns of their values (every e4m3 value is a bf16
  *   one): exponent and mantissa shifted into a bf16's (the exponent rebiased by 120), subnormals (c & 7) * 2^-9 from
  *   a table, the sign or-ed in, S.1111.111 NaN (as decode_e4m3); then widened to f32 four at a time, times the
@@ -198,7 +205,7 @@ export type SimdCodes = 'int4' | 'int8' | 'mxfp4' | 'e4m3';
  * 15 mag, 16 nrm (v128).
  */
 function decodeBody(kind: SimdCodes): number[] {
-  const [C, SC, Z, N, OUT, GS, G, V, S, ZZ, SG, LO, HI, SLO, SHI, MAG, NRM] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+  const [C, SC, Z, N, OUT, GS, G, V, S, ZZ, LB, LO, HI, MAG, NRM] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
   // base + g * 2^shift
   const at = (base: number, shift: number) => [...get(base), ...get(G), op.i32Const, shift, op.i32Shl, op.i32Add];
   // base + 4 (g >> gs): the group's scale or zero point
@@ -217,10 +224,11 @@ function decodeBody(kind: SimdCodes): number[] {
         ? nibbles
         : [
             ...nibbles,
-            // sign bytes (0x80 for codes 8..15), then the doubled magnitudes
-            ...v128Const([0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80]), ...get(V), ...i8x16Swizzle, ...set(SG),
-            ...v128Const([0, 1, 2, 3, 4, 6, 8, 12, 0, 1, 2, 3, 4, 6, 8, 12]), ...get(V), ...i8x16Swizzle, ...set(V),
-            ...get(SG), ...i16x8ExtendLowU8, ...set(SLO), ...get(SG), ...i16x8ExtendHighU8, ...set(SHI),
+            // each code's bf16 pattern, low and high bytes from two tables, then interleaved into the 16-bit lanes
+            ...v128Const(MXFP4_BF16.map((b) => b & 0xff)), ...get(V), ...i8x16Swizzle, ...set(LB),
+            ...v128Const(MXFP4_BF16.map((b) => b >> 8)), ...get(V), ...i8x16Swizzle, ...set(V),
+            ...get(LB), ...get(V), ...i8x16Shuffle([0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23]), ...set(LO),
+            ...get(LB), ...get(V), ...i8x16Shuffle([8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31]), ...set(HI),
           ];
   const widen = (q: number) => [...get(q < 2 ? LO : HI), ...(q % 2 ? i32x4ExtendHighU16 : i32x4ExtendLowU16)];
   // e4m3 codes (u16 lanes of local l) to the bf16 patterns of their values, in place (every e4m3 value is a bf16 one):
@@ -237,11 +245,9 @@ function decodeBody(kind: SimdCodes): number[] {
   // four values of quarter q: widened, converted, scaled
   const quarter = (q: number) => [
     ...at(OUT, 6),
-    ...(kind === 'mxfp4'
-      ? [...widen(q), ...f32x4ConvertS32, ...get(S), ...f32x4Mul, ...get(q < 2 ? SLO : SHI), ...(q % 2 ? i32x4ExtendHighU16 : i32x4ExtendLowU16), op.i32Const, 24, ...i32x4Shl, ...v128Or]
-      : kind === 'e4m3'
-        ? [...widen(q), op.i32Const, 16, ...i32x4Shl, ...get(S), ...f32x4Mul]
-        : [...widen(q), ...f32x4ConvertS32, ...get(ZZ), ...f32x4Sub, ...get(S), ...f32x4Mul]),
+    ...(kind === 'mxfp4' || kind === 'e4m3'
+      ? [...widen(q), op.i32Const, 16, ...i32x4Shl, ...get(S), ...f32x4Mul]
+      : [...widen(q), ...f32x4ConvertS32, ...get(ZZ), ...f32x4Sub, ...get(S), ...f32x4Mul]),
     ...v128Store(16 * q),
   ];
   const code = [
@@ -251,13 +257,14 @@ function decodeBody(kind: SimdCodes): number[] {
     ...perUnit(SC), op.f32Load, 2, 0, ...f32x4Splat, ...set(S),
     ...(kind === 'int4' || kind === 'int8' ? [...perUnit(Z), op.f32Load, 2, 0, ...f32x4Splat, ...set(ZZ)] : []),
     ...codes,
-    ...get(V), ...i16x8ExtendLowU8, ...set(LO), ...get(V), ...i16x8ExtendHighU8, ...set(HI),
+    // the codes in 16-bit lanes (MXFP4: already as bf16 patterns)
+    ...(kind === 'mxfp4' ? [] : [...get(V), ...i16x8ExtendLowU8, ...set(LO), ...get(V), ...i16x8ExtendHighU8, ...set(HI)]),
     ...(kind === 'e4m3' ? [...e4m3(LO), ...e4m3(HI)] : []),
     ...quarter(0), ...quarter(1), ...quarter(2), ...quarter(3),
     ...get(G), op.i32Const, 1, op.i32Add, ...set(G), op.br, 0,
     op.end, op.end, op.end,
   ];
-  const locals = [2, 1, I32, 10, V128];
+  const locals = [2, 1, I32, 8, V128];
   const body = [...locals, ...code];
   return [...uleb(body.length), ...body];
 }
