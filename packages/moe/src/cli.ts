@@ -229,7 +229,7 @@ async function run(args: Args): Promise<void> {
     const xf = new HostTensor('float32', x.shape, x.toFloat32());
     const y = await moe.forward(xf);
     // A temporary file renamed into place: nothing half-written on failure.
-    await writeSafetensorsFile(args.output, { output: y }, { producer: 'moe-run', layer: String(args.layer), device: device.isGpu() ? 'gpu' : 'cpu', dtype: moe.dtype, experts: moe.config.experts.format, activation_quant: moe.activationQuant });
+    await writeSafetensorsFile(args.output, { output: y }, { producer: 'moe-run', layer: String(args.layer), device: device.deviceType, dtype: moe.dtype, experts: moe.config.experts.format, activation_quant: moe.activationQuant });
   } finally {
     moe?.destroy();
     ctx?.destroy();

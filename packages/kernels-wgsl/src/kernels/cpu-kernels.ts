@@ -333,6 +333,7 @@ function simdPackedRows(w: ExpertStackHost, rows: number, cols: number): SimdPac
   const b0 = blocks[0];
   const unit = blocks.every((b) => b === b0) && cols % b0 === 0 && Number.isInteger(Math.log2(b0 / 16)) ? b0 : 16;
   const units = cols / unit;
+  const gs = Math.log2(unit / 16);
   const plain = (x: ExpertWeightsHost, xRows: number): PackedStager => {
     // codeBytes: a row's code bytes; fill(e, row, sc, z, o): the row's scales (and zero points), one per unit, from o
     const codeBytes = x.kind === 'mxfp4' || (x.kind === 'int_block' && x.bits === 4) ? cols / 2 : cols;
@@ -375,12 +376,12 @@ function simdPackedRows(w: ExpertStackHost, rows: number, cols: number): SimdPac
       for (let r = 0; r < count; r++) fill(e, row0 + r, sc, z, (at + r) * units);
     };
   };
-  if (w.kind !== 'chunked') return { kind, stage: plain(w, rows), gs: Math.log2(unit / 16) };
+  if (w.kind !== 'chunked') return { kind, stage: plain(w, rows), gs };
   // a chunked stack: row by row (a block may span chunks)
   const one = perRow(w, rows, plain);
   return {
     kind,
-    gs: Math.log2(unit / 16),
+    gs,
     stage: (e, row0, count, codes, sc, z, at = 0) => {
       for (let r = 0; r < count; r++) one(e, row0 + r, 1, codes, sc, z, at + r);
     },
