@@ -22,6 +22,7 @@
 // --combined: also the end of the forward, the down GEMV + combine (the planner's kernel) against the combined down
 // GEMV (gemvDownCombineGpu) with each row-blocked kernel, device time of each, relErr against the two dispatches
 // (rows `down+combine` and `combined:<kernel>`; the ranking shows them under '<model> <format> T=<T> end').
+// --split: also each GEMV alone, gate_up on x and down on its output (device ms of each, in the line and the JSON).
 import { createGpuContext, GpuTensor, Recorder, defineKernel, uniformFields, gemvGateUpGpu, gemvDownGpu, gemvDownCombineGpu, gemvCombineSupports, combineGpu, activeExpertsGpu, foldWorkgroups, destroyExpertWeights, type GroupingGpu, type ExpertWeightsGpu, type ExpertStackGpu, type GemvPackedKernel } from '@webmoe/kernels-wgsl';
 import { gemvPackedPath } from '../../packages/kernels-wgsl/src/kernels/moe-gemv.js';
 import { GEMV_PACKED_KERNELS, gemvDenseKernelFor, gemvPackedKernelFor, gemvRowsPerPass } from '../../packages/kernels-wgsl/src/kernels/plan.js';
@@ -41,6 +42,8 @@ const BURN_MS = flag('burn', 300);
 const BURN_EACH_MS = flag('burn-each', 40);
 const SMALL = process.argv.includes('--small');
 const COMBINED = process.argv.includes('--combined');
+// --split: also each GEMV alone (gate_up on x; down on the gate_up output), device time of each (Row.msGateUp / msDown)
+const SPLIT = process.argv.includes('--split');
 /** Comma-separated lists restricting the rows (--formats int4,fp8 --kernels table,rows2 --tokens 1). */
 function list(name: string): string[] | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -180,7 +183,7 @@ const MODELS = ALL_MODELS.filter((m) => list('models')?.some((f) => m[0].include
 const TS = [1, 16].filter((t) => list('tokens')?.includes(String(t)) ?? true);
 const up = (a: Uint32Array) => GpuTensor.upload(ctx, new HostTensor('uint32', [a.length], a));
 
-interface Row { model: string; format: Format; T: number; kernel: GemvPackedKernel | 'dense' | `combined:${GemvPackedKernel}` | 'down+combine'; default: boolean; path: string; ms: number; bytes: number; gbps: number; ofCopy: number; relErrH: number; relErrY: number }
+interface Row { model: string; format: Format; T: number; kernel: GemvPackedKernel | 'dense' | `combined:${GemvPackedKernel}` | 'down+combine'; default: boolean; path: string; ms: number; bytes: number; gbps: number; ofCopy: number; relErrH: number; relErrY: number; msGateUp?: number; msDown?: number }
 const rows: Row[] = [];
 
 /**
@@ -284,14 +287,32 @@ for (const [name, H, I, E, k] of MODELS) {
             oo.y.destroy();
           };
         });
+        let split: { msGateUp: number; msDown: number } | undefined;
+        if (SPLIT) {
+          const gateUp = (rec: Recorder) => gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH });
+          const msGateUp = await deviceMs((r) => {
+            const h = gateUp(r);
+            return () => h.destroy();
+          });
+          const hRec = new Recorder(ctx);
+          const h = gateUp(hRec);
+          hRec.submit();
+          const msDown = await deviceMs((r) => {
+            const y = gemvDownGpu(ctx, r, h, g, wdn, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH });
+            return () => y.destroy();
+          });
+          h.destroy();
+          split = { msGateUp, msDown };
+        }
         const gbps = bytes / (ms * 1e6);
         const row: Row = {
-          model: name, format: fmt, T, kernel, default: kernel === (fmt === 'bf16' ? gemvDenseKernelFor(T, k, E, ctx.adapterInfo.software) : gemvPackedKernelFor(gemvRowsPerPass(T, k, E, true), undefined, ctx.adapterInfo.software)), path: `${gemvPackedPath(wgu, packedKernel)}/${gemvPackedPath(wdn, packedKernel)}`, ms, bytes, gbps, ofCopy: gbps / copyGBps,
+          ...split,
+          model: name, format: fmt, T, kernel, default: kernel === (fmt === 'bf16' ? gemvDenseKernelFor(T, k, E, ctx.adapterInfo.software) : gemvPackedKernelFor(gemvRowsPerPass(T, k, E, true), { softwareAdapter: ctx.adapterInfo.software, fourBit: fmt === 'int4' || fmt === 'mxfp4' })), path: `${gemvPackedPath(wgu, packedKernel)}/${gemvPackedPath(wdn, packedKernel)}`, ms, bytes, gbps, ofCopy: gbps / copyGBps,
           relErrH: relErr(out.h, refOut.h), relErrY: relErr(out.y, refOut.y),
         };
         rows.push(row);
         console.log(
-          `${name.padEnd(18)} ${fmt.padEnd(5)} T=${String(T).padEnd(2)} ${kernel.padEnd(7)}${row.default ? '*' : ' '} (${row.path.padEnd(11)}) ${ms.toFixed(4)} ms  ${gbps.toFixed(0).padStart(5)} GB/s  ${(100 * row.ofCopy).toFixed(1).padStart(5)}% of copy  relErr h ${row.relErrH.toExponential(1)} y ${row.relErrY.toExponential(1)}`,
+          `${name.padEnd(18)} ${fmt.padEnd(5)} T=${String(T).padEnd(2)} ${kernel.padEnd(7)}${row.default ? '*' : ' '} (${row.path.padEnd(11)}) ${ms.toFixed(4)} ms  ${gbps.toFixed(0).padStart(5)} GB/s  ${(100 * row.ofCopy).toFixed(1).padStart(5)}% of copy  relErr h ${row.relErrH.toExponential(1)} y ${row.relErrY.toExponential(1)}${split ? `  gate_up ${split.msGateUp.toFixed(4)} down ${split.msDown.toFixed(4)} ms` : ''}`,
         );
       }
       if (COMBINED) await endOfForward(name, fmt, T, g, idx, x, wgu, wdn, active, distinct * expertBytes(wdn));

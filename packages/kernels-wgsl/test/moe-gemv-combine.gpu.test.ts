@@ -37,15 +37,15 @@ interface Case {
 
 // H: outputs, not a multiple of the workgroup's outputs in most cases; I: the row length, chunks that do not fill the lanes' steps
 const CASES: Case[] = [
-  { name: 'bf16', w: 'bfloat16', T: 1, k: 4, E: 7, H: 200, I: 520, bias: true, weighted: true, shared: 'none', kernels: ['rows2', 'rows2k4'] },
+  { name: 'bf16', w: 'bfloat16', T: 1, k: 4, E: 7, H: 200, I: 520, bias: true, weighted: true, shared: 'none', kernels: ['rows2', 'rows2k4', 'rows2i'] },
   { name: 'f16, shared experts with gate', w: 'float16', T: 3, k: 2, E: 5, H: 72, I: 40, bias: false, weighted: true, shared: 'gated', kernels: ['rows4'] },
   { name: 'bf16, unweighted (router weight first), shared', w: 'bfloat16', T: 2, k: 1, E: 4, H: 136, I: 24, bias: true, weighted: false, shared: 'shared', kernels: ['rows1'] },
-  { name: 'int4 blocks of 32, f16 scales', w: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }, T: 1, k: 3, E: 6, H: 88, I: 1056, bias: true, weighted: true, shared: 'none', kernels: ['rows2', 'rows1k8'] },
-  { name: 'int4 + zero points', w: { kind: 'int_block', bits: 4, blockSize: 64, zeroPoint: true }, T: 3, k: 2, E: 5, H: 48, I: 128, bias: false, weighted: true, shared: 'shared', kernels: ['rows2'] },
-  { name: 'int8 blocks of 16 + zero points', w: { kind: 'int_block', bits: 8, blockSize: 16, scaleDtype: 'float16', zeroPoint: true }, T: 1, k: 2, E: 3, H: 40, I: 80, bias: true, weighted: false, shared: 'none', kernels: ['rows4k2'] },
-  { name: 'mxfp4', w: { kind: 'mxfp4' }, T: 1, k: 4, E: 8, H: 96, I: 1088, bias: true, weighted: true, shared: 'gated', kernels: ['rows2'] },
-  { name: 'fp8 e4m3 128x128 blocks', w: { kind: 'fp8_block' }, T: 1, k: 8, E: 9, H: 264, I: 560, bias: false, weighted: true, shared: 'none', kernels: ['rows2', 'rows2k2'] },
-  { name: 'fp8 e5m2 32x32 blocks', w: { kind: 'fp8_block', dtype: 'float8_e5m2', block: [32, 32] }, T: 2, k: 2, E: 4, H: 56, I: 64, bias: true, weighted: true, shared: 'shared', kernels: ['rows1'] },
+  { name: 'int4 blocks of 32, f16 scales', w: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }, T: 1, k: 3, E: 6, H: 88, I: 1056, bias: true, weighted: true, shared: 'none', kernels: ['rows2', 'rows1k8', 'rows4i'] },
+  { name: 'int4 + zero points', w: { kind: 'int_block', bits: 4, blockSize: 64, zeroPoint: true }, T: 3, k: 2, E: 5, H: 48, I: 128, bias: false, weighted: true, shared: 'shared', kernels: ['rows2', 'rows1i'] },
+  { name: 'int8 blocks of 16 + zero points', w: { kind: 'int_block', bits: 8, blockSize: 16, scaleDtype: 'float16', zeroPoint: true }, T: 1, k: 2, E: 3, H: 40, I: 80, bias: true, weighted: false, shared: 'none', kernels: ['rows4k2', 'rows4k2i'] },
+  { name: 'mxfp4', w: { kind: 'mxfp4' }, T: 1, k: 4, E: 8, H: 96, I: 1088, bias: true, weighted: true, shared: 'gated', kernels: ['rows2', 'rows2k4i'] },
+  { name: 'fp8 e4m3 128x128 blocks', w: { kind: 'fp8_block' }, T: 1, k: 8, E: 9, H: 264, I: 560, bias: false, weighted: true, shared: 'none', kernels: ['rows2', 'rows2k2', 'rows2i'] },
+  { name: 'fp8 e5m2 32x32 blocks', w: { kind: 'fp8_block', dtype: 'float8_e5m2', block: [32, 32] }, T: 2, k: 2, E: 4, H: 56, I: 64, bias: true, weighted: true, shared: 'shared', kernels: ['rows1', 'rows1i'] },
 ];
 
 /** The case's down weights [E, H, I] from random values (packed formats with random zero points). */

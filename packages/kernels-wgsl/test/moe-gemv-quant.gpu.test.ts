@@ -151,7 +151,8 @@ describe('decode GEMV on quantized experts', () => {
  * that are no multiple of a workgroup's 8 * RO outputs, columns whose 16-byte chunks do not fill the lanes'
  * two-chunk steps (more than 32 chunks per row, an odd count), bias, rowScale, each activation in both
  * gate_up layouts, T = 1, 3 and 16 (up to 4 token rows per weight pass); every case also runs the
- * split-K candidates (rows2k2, rows2k4, rows1k8, rows4k2; each on one case of every format).
+ * split-K candidates (rows2k2, rows2k4, rows1k8, rows4k2; each on one case of every format) and, in turn, one of
+ * the kernels with code words interleaved over the lanes (rows1i .. rows4k2i).
  */
 describe('row-blocked decode GEMV on quantized experts (randomized)', () => {
   interface RowsCase { fmt: ExpertQuantFormat; H: number; I: number; E: number; k: number; T: number }
@@ -179,9 +180,11 @@ describe('row-blocked decode GEMV on quantized experts (randomized)', () => {
   // the split-K candidates ('rowsNkS'), each a bench candidate that a default may become: half of them on the
   // even cases, half on the odd ones, so that each runs on every format (the cases come in pairs of one format)
   const SPLIT_K = GEMV_PACKED_KERNELS.filter((k) => /^rows\dk\d$/.test(k));
+  // the kernels with code words interleaved over the lanes ('rows...i'): one per case, in turn
+  const INTERLEAVED = GEMV_PACKED_KERNELS.filter((k) => /^rows\d(k\d)?i$/.test(k));
   FMTS.forEach((c, i) => {
     // one plain row-blocking per case, in turn (each is a pipeline per mode and token block: lavapipe compiles them slowly)
-    const KERNELS = [ROWS[i % ROWS.length], ...SPLIT_K.filter((_, j) => j % 2 === i % 2)];
+    const KERNELS = [ROWS[i % ROWS.length], ...SPLIT_K.filter((_, j) => j % 2 === i % 2), INTERLEAVED[i % INTERLEAVED.length]];
     const fname = c.fmt.kind === 'int_block' ? `int${c.fmt.bits} blocks of ${c.fmt.blockSize}${c.fmt.zeroPoint ? ' + zero points' : ''}` : c.fmt.kind === 'fp8_block' ? `fp8 ${c.fmt.dtype ?? 'e4m3'} ${c.fmt.block ?? '128x128'}` : 'mxfp4';
     const act = ACTS[i % ACTS.length];
     const bias = i % 2 === 0;
@@ -230,7 +233,7 @@ describe('row-blocked decode GEMV on 16-bit dense experts (randomized)', () => {
       const { H, I } = c;
       const { L, hRef, yRef } = randomGemvLayer(r, c, (v, rows, cols) => ({ kind: 'dense' as const, w: HostTensor.fromFloat32([c.E, rows, cols], v, c.dtype) }), { act, bias, scale });
       // the row-blocked kernel, then the dense one ('table' on dense weights)
-      const out = await runGemvKernels(cx, L, [c.kernel, 'table']);
+      const out = await runGemvKernels(cx, L, [c.kernel, `${c.kernel}i`, 'table']);
       // gate_up reads H columns, down I columns: the row-blocked path needs whole 8-column chunks
       expect(out.paths[0]).toEqual([H % 8 === 0 ? 'rows' : 'dense', I % 8 === 0 ? 'rows' : 'dense']);
       for (const o of out.res) {
@@ -264,7 +267,7 @@ describe('decode GEMV: all 256 fp8 codes', () => {
       const g = groupRef(new Uint32Array([0]), 1, 1, 1);
       const ref = groupedDownRef(x, g, w, undefined);
       expect(Array.from(ref).map(String)).toEqual(Array.from(want).map(String));
-      const kernels = GEMV_PACKED_KERNELS.filter((k) => k === 'table' || k === 'rows1' || k === 'rows4' || k === 'rows1k8' || k === 'rows4k2' || (k === 'wide' && dtype === 'float8_e4m3fn'));
+      const kernels = GEMV_PACKED_KERNELS.filter((k) => k === 'table' || k === 'rows1' || k === 'rows4' || k === 'rows1k8' || k === 'rows4k2' || k === 'rows1i' || k === 'rows4k2i' || (k === 'wide' && dtype === 'float8_e4m3fn'));
       const got = await gpuChecked(cx, async () => {
         const gg = uploadGrouping(cx, g);
         const wg = uploadExpertWeights(cx, w);

@@ -20,7 +20,7 @@ import { checkCombineInputs } from './combine.js';
 import { expertDims } from './expert-weights.js';
 import { gemvDenseKernelFor, type GemvPackedKernel } from './plan.js';
 import { gemvKernel } from './moe-gemv-kernel.js';
-import { checkGemvBias, gemvWeights, kernelBlocking, packedPath, plannedKernel, rowsScaleBlocks, type GemvWeights } from './moe-gemv.js';
+import { checkGemvBias, gemvWeights, kernelBlocking, packedPath, plannedKernel, rowsScaleBlocks, rowsVariantFields, type GemvWeights } from './moe-gemv.js';
 import { GEMV_GROUPS as GROUPS, type DenseDtype, type GemvVariant } from './moe-gemv-snippets.js';
 import type { ExpertStackGpu, GroupingGpu } from './moe-types.js';
 
@@ -97,7 +97,8 @@ export function gemvDownCombineGpu(
   const { gw, kernel } = plan;
   const bias = opts.bias;
   if (bias) checkGemvBias('gemvDownCombineGpu bias', bias, E, H);
-  const { ro, ks } = kernelBlocking(kernel);
+  const blocking = kernelBlocking(kernel);
+  const { ro, ks } = blocking;
   const nbx = Math.ceil(H / ((GROUPS / ks) * ro));
   const max = ctx.limits.maxComputeWorkgroupsPerDimension;
   if (nbx > max) throw new LimitError('maxComputeWorkgroupsPerDimension', nbx, max, 'down output blocks');
@@ -118,9 +119,8 @@ export function gemvDownCombineGpu(
     bdtype: (bias?.dtype ?? 'float32') as DenseDtype,
     wide: false,
     mr: 1,
-    ro,
     cbPow2,
-    ...(ks > 1 ? { ks } : {}),
+    ...rowsVariantFields(blocking),
     combine: weights ? 'weighted' : 'sum',
     combineShared: gate ? 'gated' : shared ? 'shared' : 'none',
   };

@@ -1,7 +1,8 @@
 /**
  * The row-blocked decode GEMV (packed weights, and 16-bit dense weights without scales) (GemvVariant.ro outputs per 32-lane group, optionally ks groups per
- * output block splitting the columns): 16-byte code loads, exact bit decoding (ROWS_CODECS), every x load
- * serving all the group's weight rows, a fixed-order workgroup reduction.
+ * output block splitting the columns): 16-byte code loads per lane, or (GemvVariant.il) code words interleaved
+ * over the lanes, exact bit decoding (ROWS_CODECS), every x load serving all the group's weight rows, a
+ * fixed-order workgroup reduction.
  */
 import { ValueError } from '@webmoe/tensor';
 import { FP8_DECODE_WGSL } from '../wgsl.js';
@@ -144,6 +145,34 @@ ${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let s${a}${r}_${u} =
 ${codec.nan ? us.map((u) => rows.flatMap((r) => parts.map((a) => `      bad${a}${r} |= select(0u, nanw(q${a}${r}_${u}.x) | nanw(q${a}${r}_${u}.y) | nanw(q${a}${r}_${u}.z) | nanw(q${a}${r}_${u}.w), ok${u});`)).join('\n')).join('\n') : ''}
 ${chunkLoop}
     }`;
+  // v.il: units (UW words) interleaved over the lanes, a lane's step taking NU units at kl + LK * j: every x load of
+  // the warp is contiguous (lane stride one unit's x), where a 16-byte chunk per lane strides the x loads by the
+  // chunk's columns (int4: 128 bytes, 32 cache lines per warp load). Each unit has its own scale (and zero point).
+  const NU = 2 * UNITS;
+  const LU = Math.log2(UNITS);
+  const unitWord = (base: string, U: string, w: number) => `${W}[${base} + (${U} >> ${LU}u)][((${U} & ${UNITS - 1}u) * ${UW}u)${w ? ` + ${w}u` : ''}]`;
+  const unitLoad = (base: string, U: string) => (UW === 2 ? `vec2<u32>(${unitWord(base, U, 0)}, ${unitWord(base, U, 1)})` : unitWord(base, U, 0));
+  const unitType = UW === 2 ? 'vec2<u32>' : 'u32';
+  const unitPass = `
+    let nu = nch * ${UNITS}u;
+    for (var ub = ${KS === 1 ? 'lane' : 'kl'}; ub < nu; ub += ${NU * LK}u) {
+${rowsParts.map((n) => `      var uq${n}: array<${unitType}, ${NU}>; var us${n}: array<f32, ${NU}>;${codec.zoff && v.zp ? ` var uz${n}: array<f32, ${NU}>;` : ''}`).join('\n')}
+      for (var j = 0u; j < ${NU}u; j++) {
+        let uj = min(ub + j * ${LK}u, nu - 1u);
+${rows.flatMap((r) => parts.map((a) => `        uq${a}${r}[j] = ${unitLoad(`w${a}${r}`, 'uj')}; us${a}${r}[j] = ${wscale}sload${fn}(s${a}${r} + cblk(uj >> ${LU}u));${codec.zoff && v.zp ? ` uz${a}${r}[j] = zload${fn}(s${a}${r} + cblk(uj >> ${LU}u));` : ''}`)).join('\n')}
+      }
+      for (var j = 0u; j < ${NU}u; j++) {
+        let uj = ub + j * ${LK}u; let oku = uj < nu; let ux = min(uj, nu - 1u) * ${X4W}u;
+${ms.map((m) => `        ${Array.from({ length: X4W }, (_, h) => `let x${m}_${h} = X4[xq${m} + ux${h ? ` + ${h}u` : ''}];`).join(' ')}`).join('\n')}
+${rows.flatMap((r) => parts.map((a) => {
+  const n = `${a}${r}`;
+  const z = codec.zoff ? codec.zoff(v.zp ? `uz${n}[j]` : v.wdtype === 'int4' ? '8.0' : '128.0') : 'vec4<f32>(0.0)';
+  return `        { ${codec.nan ? `bad${n} |= select(0u, nanw(uq${n}[j]), oku); ` : ''}${ms.map((m) => `var p${n}_${m} = 0.0;`).join(' ')} let d = dw(uq${n}[j], ${z}); ${dotw(a, r)}
+          ${ms.map((m) => `a${n}_${m} += select(0.0, us${n}[j] * (p${n}_${m}${codec.unit !== 1 ? ` * ${codec.unit}.0` : ''}), oku);`).join(' ')} }`;
+})).join('\n')}
+      }
+    }`;
+  const pass = v.il ? unitPass : chunkPass;
   // a row whose codes held a NaN word outputs NaN (v.combine: after all the token's slots; `ind` the indent)
   const nanRows = (ind: string) =>
     codec.nan ? rows.flatMap((r) => parts.map((a) => `${ind}if (bad${a}${r} != 0u) { ${ms.map((m) => `a${a}${r}_${m} = special_f32(0x7fc00000u, bad${a}${r});`).join(' ')} }`)).join('\n') : '';
@@ -193,7 +222,7 @@ ${accDecls('  ')}
     let e = Idx[p];${weighted ? '\n    let wt = WT[p];' : ''}
     let xq0 = (Pos[p] * u.cols) >> 2u;
 ${rowBases('    ')}
-${chunkPass}
+${pass}
   }
 ${nanRows('  ')}
 ${reduction}
@@ -203,7 +232,7 @@ ${rowBases('  ')}
   for (var m0 = 0u; m0 < cnt; m0 += ${MRv}u) {
 ${ms.map((m) => `    let xq${m} = (${gu ? `(Order[off + min(m0 + ${m}u, cnt - 1u)] / u.k)` : `(off + min(m0 + ${m}u, cnt - 1u))`} * u.cols) >> 2u;`).join('\n')}
 ${accDecls('    ')}
-${chunkPass}
+${pass}
 ${nanRows('    ')}
 ${reduction}
   }

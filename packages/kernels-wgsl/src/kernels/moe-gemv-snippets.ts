@@ -52,6 +52,11 @@ export type GemvVariant = {
    * (2, 4 or 8: GEMV_GROUPS / ks output blocks per workgroup); a bench candidate ('rows<ro>k<ks>').
    */
   ks?: number;
+  /**
+   * Row-blocked path with units interleaved over the lanes (a unit: one code word, two for 16-bit weights): lane l
+   * takes units l, l + 32, ... so the warp's x loads are contiguous; absent: a 16-byte chunk per lane ('rows<ro>i').
+   */
+  il?: boolean;
   /** Row-blocked path: chunks per scale block is a power of two (a shift by u.cbs, else a division by u.cb). */
   cbPow2?: boolean;
   /**

@@ -201,10 +201,18 @@ export function gemvPackedPath(w: ExpertStackGpu, kernel: GemvPackedKernel = gem
   return packedPath(gemvWeights('weights', stackChunks(w)[0]), kernel);
 }
 
-/** The row blocking of a packed kernel name: outputs per 32-lane group and groups per output block ('rows2k4' -> 2, 4; 'rows4' -> 4, 1; 'table' and 'wide': 1, 1). */
-export function kernelBlocking(kernel: GemvPackedKernel | 'dense'): { ro: number; ks: number } {
-  const m = /^rows(\d)(?:k(\d))?$/.exec(kernel);
-  return m ? { ro: Number(m[1]), ks: Number(m[2] ?? 1) } : { ro: 1, ks: 1 };
+/**
+ * The row blocking of a packed kernel name: outputs per 32-lane group, groups per output block, and whether units
+ * are interleaved over the lanes ('rows2k4' -> 2, 4, false; 'rows4i' -> 4, 1, true; 'table' and 'wide': 1, 1, false).
+ */
+export function kernelBlocking(kernel: GemvPackedKernel | 'dense'): { ro: number; ks: number; il: boolean } {
+  const m = /^rows(\d)(?:k(\d))?(i)?$/.exec(kernel);
+  return m ? { ro: Number(m[1]), ks: Number(m[2] ?? 1), il: m[3] === 'i' } : { ro: 1, ks: 1, il: false };
+}
+
+/** The row-blocked variant fields of a kernel's blocking (ks and il only where they differ from 1 and false, so older variant keys stay). */
+export function rowsVariantFields(b: { ro: number; ks: number; il: boolean }): Pick<GemvVariant, 'ro' | 'ks' | 'il'> {
+  return { ro: b.ro, ...(b.ks > 1 ? { ks: b.ks } : {}), ...(b.il ? { il: true } : {}) };
 }
 
 /**
@@ -241,9 +249,10 @@ export function packedPath(gw: GemvWeights, kernel: GemvPackedKernel | 'dense'):
 
 /** The planner's packed kernel for a call: by rows per pass, and by the default kernel's grid and the row length (split-K); `software`: the adapter's kind. */
 export function plannedKernel(mr: number, slots: number, gw: GemvWeights, nout: number, software = false): GemvPackedKernel {
-  const base = gemvPackedKernelFor(mr);
+  const fourBit = gw.wfmt === 'int4' || gw.wfmt === 'mxfp4';
+  const base = gemvPackedKernelFor(mr, { fourBit });
   const { ro, ks } = packedPath(gw, base) === 'rows' ? kernelBlocking(base) : { ro: 1, ks: 1 };
-  return gemvPackedKernelFor(mr, { workgroups: slots * Math.ceil(nout / ((GROUPS / ks) * ro)), cols: gw.cols }, software);
+  return gemvPackedKernelFor(mr, { call: { workgroups: slots * Math.ceil(nout / ((GROUPS / ks) * ro)), cols: gw.cols }, softwareAdapter: software, fourBit });
 }
 
 /** One dispatch of a GEMV: a chunk of the stack (the whole stack when unchunked) with its bias. */
@@ -292,7 +301,8 @@ function gemv(
   const path = packedPath(chunks[0].gw, kernel);
   const mr = dense && path === 'dense' ? gemvRowsPerPass(g.T, g.k, g.E, false) : mrRows;
   // outputs per 32-lane group, and per workgroup
-  const { ro, ks } = path === 'rows' ? kernelBlocking(kernel) : { ro: 1, ks: 1 };
+  const blocking = path === 'rows' ? kernelBlocking(kernel) : { ro: 1, ks: 1, il: false };
+  const { ro, ks } = blocking;
   const perWg = (GROUPS / ks) * ro;
   for (const c of chunks) {
     const nbx = Math.ceil(c.nout / perWg);
@@ -320,7 +330,7 @@ function gemv(
   };
   // zp only when set, so the pipelines of weights without zero points keep their variant keys.
   if (first.gw.zeros) variant.zp = true;
-  if (path === 'rows') Object.assign(variant, { ro, cbPow2 }, ks > 1 ? { ks } : {});
+  if (path === 'rows') Object.assign(variant, { cbPow2 }, rowsVariantFields(blocking));
   const shared = { [variant.vec8 ? 'X4' : 'X']: x.buffer, Counts: g.counts.buffer, Offsets: g.offsets.buffer, Order: g.order.buffer, Active: active, Y: y.buffer, ...(variant.rowScale ? { S: opts.rowScale!.buffer } : {}) };
   const common = { cols, k: g.k, limit: act?.limit ?? 0, alpha: act?.alpha ?? 1.702, s1: first.gw.su[1], s2: first.gw.su[2], s3: first.gw.su[3], ys: nout, cb, cbs };
   // several chunks per dispatch where the device binds them side by side (moe-gemv-chunks.ts), all dispatches of one NC

@@ -116,8 +116,16 @@ export const KERNEL_CROSSOVERS = {
    * fp8 0.72 vs 0.79 ms summed over the three shapes (DeepSeek-V3-e32 0.149 vs 0.297), int8 0.64 vs 1.07,
    * int4 and mxfp4 level (0.63 vs 0.61, 0.99 vs 0.97); at 16 rows 'rows4' against 'table' int4 4.29 vs
    * 6.22, int8 4.06 vs 9.68, mxfp4 4.89 vs 9.75, fp8 4.93 vs 10.98 ms.
+   * `fourBit`: 4-bit codes (int4, MXFP4) at every row count take 'rows2i' (code words interleaved over the lanes:
+   * a 16-byte chunk of 32 columns per lane strides the warp's x loads by 128 bytes). H200 2026-12-05 (session 17,
+   * docs/perf-h200/2026-12-05-s17): gemv-bench, rows2i / planner's rows2 (T = 1) or rows4 (T = 16): Qwen3 int4
+   * T = 1 0.90x, T = 16 0.80x (MXFP4 0.88x, 0.75x), DeepSeek-V3 int4 0.83x, 0.81x (MXFP4 0.81x, 0.78x), Mixtral
+   * int4 T = 16 0.64x; the layer (bench, rows2i / rows4i as defaults, two runs each): Mixtral int4 T = 1 0.180 ->
+   * 0.167 ms, T = 16 1.74 -> 1.42, Qwen3 int4 0.058 -> 0.054, 0.453 -> 0.375. 8- and 16-bit weights keep
+   * 16-byte chunks: interleaved there, fp8 1.3-1.6x slower (DeepSeek-V3 fp8 T = 1 0.97 vs 0.59 ms), bf16
+   * level at T = 1 and up to 1.34x slower at T = 16 (Mixtral 1.37 vs 1.02 ms in the layer).
    */
-  gemvPackedKernel: { oneRow: 'rows2', moreRows: 'rows4' } as Readonly<Record<'oneRow' | 'moreRows', GemvPackedKernel>>,
+  gemvPackedKernel: { oneRow: 'rows2', moreRows: 'rows4', fourBit: 'rows2i' } as Readonly<Record<'oneRow' | 'moreRows' | 'fourBit', GemvPackedKernel>>,
   /**
    * Split-K packed decode GEMV for calls that launch few workgroups over long rows: where the default
    * kernel's grid (expert slots x output blocks) is below `maxWorkgroups` and the weight rows have at least
@@ -239,12 +247,14 @@ export function planExpertGemms(s: ExpertGemmShape): 'gemv' | 'grouped' {
  * Which decode GEMV reads packed weights: 8-column table loads, the 16-byte 'wide' loads, or the row-blocked
  * kernel with 1, 2 or 4 outputs per 32-lane group ('rowsN'), optionally split over K ('rowsNkS': S groups of
  * 32 lanes per output block share its columns, S times the workgroups per expert; bench candidates for long K
- * and few output blocks, e.g. Mixtral's down GEMV at T = 1: 512 workgroups of 14 steps per lane).
+ * and few output blocks, e.g. Mixtral's down GEMV at T = 1: 512 workgroups of 14 steps per lane); a trailing 'i'
+ * interleaves code words (units) over the lanes instead of a 16-byte chunk per lane, so the warp's x loads are
+ * contiguous ('rows2i', 'rows4k2i').
  */
-export type GemvPackedKernel = 'table' | 'wide' | 'rows1' | 'rows2' | 'rows4' | 'rows2k2' | 'rows2k4' | 'rows1k8' | 'rows4k2';
+export type GemvPackedKernel = 'table' | 'wide' | 'rows1' | 'rows2' | 'rows4' | 'rows2k2' | 'rows2k4' | 'rows1k8' | 'rows4k2' | 'rows1i' | 'rows2i' | 'rows4i' | 'rows2k4i' | 'rows4k2i';
 
-/** Every packed decode GEMV kernel, for A/B runs (the split-K 'rowsNkS' candidates last). */
-export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide', 'rows1', 'rows2', 'rows4', 'rows2k2', 'rows2k4', 'rows1k8', 'rows4k2'];
+/** Every packed decode GEMV kernel, for A/B runs (the split-K 'rowsNkS' candidates, then the interleaved 'rows...i'). */
+export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide', 'rows1', 'rows2', 'rows4', 'rows2k2', 'rows2k4', 'rows1k8', 'rows4k2', 'rows1i', 'rows2i', 'rows4i', 'rows2k4i', 'rows4k2i'];
 
 /**
  * Whether the routed experts of a forward of T tokens (k per token, E experts) take the decode GEMVs, on a GPU or
@@ -401,15 +411,27 @@ export function chooseFastGemmKind(features: FastGemmFeatures, want?: FastGemmKi
   return 'f32';
 }
 
+/** What the packed decode GEMV's choice depends on besides the rows per pass (gemvPackedKernelFor). */
+export interface GemvPackedKernelContext {
+  /** The call's grid (expert slots x output blocks of the default kernel) and weight columns (the split-K rule). */
+  call?: { workgroups: number; cols: number };
+  /** The context's adapterInfo.software. */
+  softwareAdapter?: boolean;
+  /** 4-bit codes (int4, MXFP4). */
+  fourBit?: boolean;
+}
+
 /**
- * The packed decode GEMV kernel for `rowsPerPass` token rows per weight pass ({@link gemvRowsPerPass}); with the
- * call's grid (`workgroups`: expert slots x output blocks of the default kernel) and weight columns, the split-K
- * kernel where KERNEL_CROSSOVERS.gemvPackedSplitK takes it; on a software adapter (`softwareAdapter`: the context's
- * adapterInfo.software) KERNEL_CROSSOVERS.gemvSoftwarePackedKernel.
- * @example `gemvPackedKernelFor(1) // 'rows2'`
+ * The packed decode GEMV kernel for `rowsPerPass` token rows per weight pass ({@link gemvRowsPerPass}): on a
+ * software adapter KERNEL_CROSSOVERS.gemvSoftwarePackedKernel; 4-bit codes gemvPackedKernel.fourBit; else with the
+ * call's grid and weight columns the split-K kernel where KERNEL_CROSSOVERS.gemvPackedSplitK takes it, or
+ * gemvPackedKernel's kernel for one row or more.
+ * @example `gemvPackedKernelFor(1) // 'rows2'`, `gemvPackedKernelFor(4, { fourBit: true }) // 'rows2i'`
  */
-export function gemvPackedKernelFor(rowsPerPass: number, call?: { workgroups: number; cols: number }, softwareAdapter = false): GemvPackedKernel {
+export function gemvPackedKernelFor(rowsPerPass: number, opts: GemvPackedKernelContext = {}): GemvPackedKernel {
+  const { call, softwareAdapter = false, fourBit = false } = opts;
   if (softwareAdapter) return KERNEL_CROSSOVERS.gemvSoftwarePackedKernel;
+  if (fourBit) return KERNEL_CROSSOVERS.gemvPackedKernel.fourBit;
   const one = rowsPerPass <= 1;
   const sk = KERNEL_CROSSOVERS.gemvPackedSplitK;
   if (call && call.workgroups < sk.maxWorkgroups && call.cols >= sk.minCols) return one ? sk.oneRow : sk.moreRows;
