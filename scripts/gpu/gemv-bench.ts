@@ -116,6 +116,8 @@ const f16Scales = (b: Uint8Array) => {
 };
 
 type Format = 'bf16' | 'int4' | 'int8' | 'mxfp4' | 'fp8';
+/** The planner's name of each packed format (gemvPackedKernelFor's `format`). */
+const PACKED_FORMAT = { bf16: undefined, int4: 'int4', int8: 'int8', mxfp4: 'mxfp4', fp8: 'fp8_e4m3' } as const;
 const FORMATS = (['bf16', 'int4', 'int8', 'mxfp4', 'fp8'] as Format[]).filter((f) => list('formats')?.includes(f) ?? true);
 
 /** Expert weights [E, rows, cols] in a format, with random codes and sane scales. */
@@ -307,7 +309,7 @@ for (const [name, H, I, E, k] of MODELS) {
         const gbps = bytes / (ms * 1e6);
         const row: Row = {
           ...split,
-          model: name, format: fmt, T, kernel, default: kernel === (fmt === 'bf16' ? gemvDenseKernelFor(T, k, E, ctx.adapterInfo.software) : gemvPackedKernelFor(gemvRowsPerPass(T, k, E, true), { softwareAdapter: ctx.adapterInfo.software, fourBit: fmt === 'int4' || fmt === 'mxfp4' })), path: `${gemvPackedPath(wgu, packedKernel)}/${gemvPackedPath(wdn, packedKernel)}`, ms, bytes, gbps, ofCopy: gbps / copyGBps,
+          model: name, format: fmt, T, kernel, default: kernel === (fmt === 'bf16' ? gemvDenseKernelFor(T, k, E, ctx.adapterInfo.software) : gemvPackedKernelFor(gemvRowsPerPass(T, k, E, true), { softwareAdapter: ctx.adapterInfo.software, format: PACKED_FORMAT[fmt] })), path: `${gemvPackedPath(wgu, packedKernel)}/${gemvPackedPath(wdn, packedKernel)}`, ms, bytes, gbps, ofCopy: gbps / copyGBps,
           relErrH: relErr(out.h, refOut.h), relErrY: relErr(out.y, refOut.y),
         };
         rows.push(row);

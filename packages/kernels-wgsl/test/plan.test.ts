@@ -23,14 +23,17 @@ describe('kernel planner', () => {
     expect(tiledGemmTile(5, 40)).toBe('decode'); // fewer rows than experts: 1 row each
     expect(tiledGemmTile(24 * 7, 7)).toBe('prefill');
   });
-  it('packed decode GEMV kernel: rows2 at one row per pass, rows4 above, 4-bit codes rows2i; the split-K candidates off until measured', () => {
+  it('packed decode GEMV kernel: rows2 at one row per pass, rows4 above, int4 rows2i, MXFP4 rows2i above one row; the split-K candidates off until measured', () => {
     expect(gemvPackedKernelFor(1)).toBe('rows2');
     expect(gemvPackedKernelFor(4)).toBe('rows4');
-    expect([gemvPackedKernelFor(1, { fourBit: true }), gemvPackedKernelFor(4, { fourBit: true })]).toEqual(['rows2i', 'rows2i']);
+    expect([gemvPackedKernelFor(1, { format: 'int4' }), gemvPackedKernelFor(4, { format: 'int4' })]).toEqual(['rows2i', 'rows2i']);
+    expect([gemvPackedKernelFor(1, { format: 'mxfp4' }), gemvPackedKernelFor(4, { format: 'mxfp4' })]).toEqual(['rows2', 'rows2i']);
+    expect([gemvPackedKernelFor(1, { format: 'fp8_e4m3' }), gemvPackedKernelFor(4, { format: 'int8' })]).toEqual(['rows2', 'rows4']);
     // off: even a one-workgroup call over long rows keeps the default
     expect(KERNEL_CROSSOVERS.gemvPackedSplitK.maxWorkgroups).toBe(0);
     expect(gemvPackedKernelFor(1, { call: { workgroups: 1, cols: 1 << 20 } })).toBe('rows2');
-    const named = [...Object.values(KERNEL_CROSSOVERS.gemvPackedKernel), KERNEL_CROSSOVERS.gemvPackedSplitK.oneRow, KERNEL_CROSSOVERS.gemvPackedSplitK.moreRows];
+    const own = Object.values(KERNEL_CROSSOVERS.gemvPackedKernel.byFormat).flatMap((k) => [k.oneRow, k.moreRows]);
+    const named = [KERNEL_CROSSOVERS.gemvPackedKernel.oneRow, KERNEL_CROSSOVERS.gemvPackedKernel.moreRows, ...own, KERNEL_CROSSOVERS.gemvPackedSplitK.oneRow, KERNEL_CROSSOVERS.gemvPackedSplitK.moreRows];
     for (const k of named) expect(GEMV_PACKED_KERNELS, k).toContain(k);
     expect(KERNEL_CROSSOVERS.gemvPackedSplitK.oneRow).toMatch(/^rows\dk\d$/);
   });
@@ -38,7 +41,7 @@ describe('kernel planner', () => {
     expect(KERNEL_CROSSOVERS.gemvSoftwarePackedKernel).toBe('rows4');
     expect(KERNEL_CROSSOVERS.gemvSoftwareDenseKernel).toBe('rows4');
     expect(gemvPackedKernelFor(1, { softwareAdapter: true })).toBe('rows4');
-    expect(gemvPackedKernelFor(4, { call: { workgroups: 1, cols: 1 << 20 }, softwareAdapter: true, fourBit: true })).toBe('rows4');
+    expect(gemvPackedKernelFor(4, { call: { workgroups: 1, cols: 1 << 20 }, softwareAdapter: true, format: 'int4' })).toBe('rows4');
     // the GPU rule: rows2 at T = 1, the dense kernel from 8 rows per pass (a single expert over 16 tokens)
     expect([gemvDenseKernelFor(1, 8, 128), gemvDenseKernelFor(16, 1, 1), gemvDenseKernelFor(16, 2, 4)]).toEqual(['rows2', 'dense', 'dense']);
     expect([gemvDenseKernelFor(1, 8, 128, true), gemvDenseKernelFor(16, 1, 1, true), gemvDenseKernelFor(16, 2, 4, true)]).toEqual(['rows4', 'rows4', 'rows4']);

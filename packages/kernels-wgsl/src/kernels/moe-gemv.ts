@@ -17,7 +17,7 @@ import { defineKernel, uniformFields, type Recorder } from '../runtime/kernel.js
 import { LimitError } from '../runtime/errors.js';
 import type { ExpertActivation, ExpertStackGpu, ExpertWeightsGpu, GroupingGpu } from './moe-types.js';
 import { expertChunkList, expertDims } from './expert-weights.js';
-import { GEMV_PACKED_KERNELS, gemvChunksPerDispatch, gemvDenseKernelFor, gemvPackedKernelFor, gemvRowsPerPass, type GemvPackedKernel } from './plan.js';
+import { GEMV_PACKED_KERNELS, gemvChunksPerDispatch, gemvDenseKernelFor, gemvPackedKernelFor, gemvRowsPerPass, type GemvPackedKernel, type PackedCodeFormat } from './plan.js';
 import { gemvKernel } from './moe-gemv-kernel.js';
 import { chunkBinding, chunkField, planGemvChunkGroups } from './moe-gemv-chunks.js';
 import { GEMV_GROUPS as GROUPS, NO_EXPERT, ROWS_CODECS, wideChunkCols, type DenseDtype, type GemvVariant } from './moe-gemv-snippets.js';
@@ -249,10 +249,10 @@ export function packedPath(gw: GemvWeights, kernel: GemvPackedKernel | 'dense'):
 
 /** The planner's packed kernel for a call: by rows per pass, and by the default kernel's grid and the row length (split-K); `software`: the adapter's kind. */
 export function plannedKernel(mr: number, slots: number, gw: GemvWeights, nout: number, software = false): GemvPackedKernel {
-  const fourBit = gw.wfmt === 'int4' || gw.wfmt === 'mxfp4';
-  const base = gemvPackedKernelFor(mr, { fourBit });
+  const format = gw.sdtype === 'none' ? undefined : (gw.wfmt as PackedCodeFormat);
+  const base = gemvPackedKernelFor(mr, { format });
   const { ro, ks } = packedPath(gw, base) === 'rows' ? kernelBlocking(base) : { ro: 1, ks: 1 };
-  return gemvPackedKernelFor(mr, { call: { workgroups: slots * Math.ceil(nout / ((GROUPS / ks) * ro)), cols: gw.cols }, softwareAdapter: software, fourBit });
+  return gemvPackedKernelFor(mr, { call: { workgroups: slots * Math.ceil(nout / ((GROUPS / ks) * ro)), cols: gw.cols }, softwareAdapter: software, format });
 }
 
 /** One dispatch of a GEMV: a chunk of the stack (the whole stack when unchunked) with its bias. */

@@ -116,16 +116,24 @@ export const KERNEL_CROSSOVERS = {
    * fp8 0.72 vs 0.79 ms summed over the three shapes (DeepSeek-V3-e32 0.149 vs 0.297), int8 0.64 vs 1.07,
    * int4 and mxfp4 level (0.63 vs 0.61, 0.99 vs 0.97); at 16 rows 'rows4' against 'table' int4 4.29 vs
    * 6.22, int8 4.06 vs 9.68, mxfp4 4.89 vs 9.75, fp8 4.93 vs 10.98 ms.
-   * `fourBit`: 4-bit codes (int4, MXFP4) at every row count take 'rows2i' (code words interleaved over the lanes:
-   * a 16-byte chunk of 32 columns per lane strides the warp's x loads by 128 bytes). H200 2026-12-05 (session 17,
+   * `byFormat`: the 4-bit formats' own kernels, code words interleaved over the lanes ('rows2i': a 16-byte chunk of
+   * 32 columns per lane strides the warp's x loads by 128 bytes). H200 2026-12-05 (session 17,
    * docs/perf-h200/2026-12-05-s17): gemv-bench, rows2i / planner's rows2 (T = 1) or rows4 (T = 16): Qwen3 int4
    * T = 1 0.90x, T = 16 0.80x (MXFP4 0.88x, 0.75x), DeepSeek-V3 int4 0.83x, 0.81x (MXFP4 0.81x, 0.78x), Mixtral
    * int4 T = 16 0.64x; the layer (bench, rows2i / rows4i as defaults, two runs each): Mixtral int4 T = 1 0.180 ->
-   * 0.167 ms, T = 16 1.74 -> 1.42, Qwen3 int4 0.058 -> 0.054, 0.453 -> 0.375. 8- and 16-bit weights keep
-   * 16-byte chunks: interleaved there, fp8 1.3-1.6x slower (DeepSeek-V3 fp8 T = 1 0.97 vs 0.59 ms), bf16
-   * level at T = 1 and up to 1.34x slower at T = 16 (Mixtral 1.37 vs 1.02 ms in the layer).
+   * 0.167 ms, T = 16 1.74 -> 1.42, Qwen3 int4 0.058 -> 0.054, 0.453 -> 0.375. H100 (call 3, the layer with rows2i
+   * against the old planner, same call): int4 T = 1 Qwen3 0.0598 -> 0.0556, Mixtral 0.187 -> 0.173, GPT-OSS 0.102 ->
+   * 0.100; T = 16 0.454 -> 0.376, 1.75 -> 1.34, 0.847 -> 0.638; MXFP4 T = 16 0.453 -> 0.374, 1.75 -> 1.32, 0.832 ->
+   * 0.629, but MXFP4 T = 1 mixed (Qwen3 0.0601 -> 0.0556, Mixtral 0.186 -> 0.168, GPT-OSS 0.102 -> 0.147: an e8m0
+   * scale per code word instead of per chunk), so MXFP4 keeps 16-byte chunks at one row. 8- and 16-bit weights keep
+   * them everywhere: interleaved, fp8 1.3-1.6x slower (DeepSeek-V3 fp8 T = 1 0.97 vs 0.59 ms), bf16 level at T = 1
+   * and up to 1.34x slower at T = 16 (Mixtral 1.37 vs 1.02 ms in the layer).
    */
-  gemvPackedKernel: { oneRow: 'rows2', moreRows: 'rows4', fourBit: 'rows2i' } as Readonly<Record<'oneRow' | 'moreRows' | 'fourBit', GemvPackedKernel>>,
+  gemvPackedKernel: {
+    oneRow: 'rows2',
+    moreRows: 'rows4',
+    byFormat: { int4: { oneRow: 'rows2i', moreRows: 'rows2i' }, mxfp4: { oneRow: 'rows2', moreRows: 'rows2i' } },
+  } as Readonly<{ oneRow: GemvPackedKernel; moreRows: GemvPackedKernel; byFormat: Readonly<Partial<Record<PackedCodeFormat, Readonly<Record<'oneRow' | 'moreRows', GemvPackedKernel>>>>> }>,
   /**
    * Split-K packed decode GEMV for calls that launch few workgroups over long rows: where the default
    * kernel's grid (expert slots x output blocks) is below `maxWorkgroups` and the weight rows have at least
@@ -417,22 +425,27 @@ export interface GemvPackedKernelContext {
   call?: { workgroups: number; cols: number };
   /** The context's adapterInfo.software. */
   softwareAdapter?: boolean;
-  /** 4-bit codes (int4, MXFP4). */
-  fourBit?: boolean;
+  /** The weights' code format (gemvPackedKernel.byFormat); absent: the general rule. */
+  format?: PackedCodeFormat;
 }
+
+/** The code formats of packed expert weights, as the decode GEMVs name them. */
+export type PackedCodeFormat = 'int4' | 'int8' | 'mxfp4' | 'fp8_e4m3' | 'fp8_e5m2';
 
 /**
  * The packed decode GEMV kernel for `rowsPerPass` token rows per weight pass ({@link gemvRowsPerPass}): on a
- * software adapter KERNEL_CROSSOVERS.gemvSoftwarePackedKernel; 4-bit codes gemvPackedKernel.fourBit; else with the
+ * software adapter KERNEL_CROSSOVERS.gemvSoftwarePackedKernel; a format with its own kernels
+ * (gemvPackedKernel.byFormat) those; else with the
  * call's grid and weight columns the split-K kernel where KERNEL_CROSSOVERS.gemvPackedSplitK takes it, or
  * gemvPackedKernel's kernel for one row or more.
- * @example `gemvPackedKernelFor(1) // 'rows2'`, `gemvPackedKernelFor(4, { fourBit: true }) // 'rows2i'`
+ * @example `gemvPackedKernelFor(1) // 'rows2'`, `gemvPackedKernelFor(4, { format: 'int4' }) // 'rows2i'`
  */
 export function gemvPackedKernelFor(rowsPerPass: number, opts: GemvPackedKernelContext = {}): GemvPackedKernel {
-  const { call, softwareAdapter = false, fourBit = false } = opts;
+  const { call, softwareAdapter = false, format } = opts;
   if (softwareAdapter) return KERNEL_CROSSOVERS.gemvSoftwarePackedKernel;
-  if (fourBit) return KERNEL_CROSSOVERS.gemvPackedKernel.fourBit;
   const one = rowsPerPass <= 1;
+  const own = format === undefined ? undefined : KERNEL_CROSSOVERS.gemvPackedKernel.byFormat[format];
+  if (own) return one ? own.oneRow : own.moreRows;
   const sk = KERNEL_CROSSOVERS.gemvPackedSplitK;
   if (call && call.workgroups < sk.maxWorkgroups && call.cols >= sk.minCols) return one ? sk.oneRow : sk.moreRows;
   return one ? KERNEL_CROSSOVERS.gemvPackedKernel.oneRow : KERNEL_CROSSOVERS.gemvPackedKernel.moreRows;
