@@ -82,11 +82,12 @@ export const KERNEL_CROSSOVERS = {
    * device ms separate -> fused at T = 1): Qwen3-30B/s8 bf16 4.17, 4.21 -> 2.62, 2.86; GPT-OSS-20B/s8 bf16 6.24, 6.02
    * -> 3.99, 8.59 (noisy), mxfp4 7.18, 7.21 -> 5.59, 5.85; DeepSeek-V2-Lite/s8 6.49, 6.65 -> 4.62, 4.65; Mixtral/s16
    * 5.44, 5.61 -> 4.61, 4.72; DeepSeek-V3/s16 bf16 8.30, 8.00 -> 5.49, 7.42, fp8 10.3, 10.4 -> 7.13, 9.79; at T = 16
-   * bf16 mostly faster, packed slower (mxfp4 42, 43 -> 53, 59; fp8 60, 61 -> 71): T = 1 only. GPUs: off until the
-   * H200 ranks it against the down GEMV + combine (no device lent 2026-12-05; the bench's WEBMOE_DOWN_COMBINE=fused
-   * runs it). The two-dispatch path on Qwen3-30B at T = 1 spends 4.0 us in the combine and 2.1 us per dependent
-   * dispatch (H200, 2026-12-04, decode-probe); the combined GEMV launches k times fewer workgroups, each reading k
-   * experts' rows.
+   * bf16 mostly faster, packed slower (mxfp4 42, 43 -> 53, 59; fp8 60, 61 -> 71): T = 1 only. GPUs: off, measured
+   * (H100, 2026-12-05, session 17 call 3, bench --stack 8 at T = 1, WEBMOE_DOWN_COMBINE=fused then the default in one
+   * call, device ms fused / separate): Qwen3-30B bf16 0.0706 / 0.0711, int4 0.0579 / 0.0568; DeepSeek-V2-Lite 0.107 /
+   * 0.106, 0.103 / 0.0965; GPT-OSS-20B 0.119 / 0.120, 0.108 / 0.101; Mixtral 0.397 / 0.379, 0.190 / 0.177: the
+   * combine's dispatch saved (~4 us on Qwen3, H200 2026-12-04 decode-probe) is lost to the combined GEMV's k times
+   * fewer workgroups, each reading k experts' rows in turn.
    */
   combinedDownMaxTokens: { gpu: 0, software: 1 } as Readonly<Record<'gpu' | 'software', number>>,
   /**
