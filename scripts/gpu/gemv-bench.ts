@@ -14,7 +14,8 @@
 // limit (stacks above it split into whole-expert chunks); --chunks-per-dispatch N: chunks of a chunked stack bound
 // by one GEMV dispatch (GemvOptions.chunksPerDispatch; 1: one dispatch per chunk, the kernel before multi-chunk
 // dispatches; default: the planner's gemvChunksPerDispatch, 4 on a GPU; up to 16, within the device's storage bindings). A/B: 1, 4 and 8.
-// Models: Mixtral-8x7B (H 4096, I 14336, E 8, k 2), Qwen3-30B-A3B (H 2048, I 768, E 128, k 8), DeepSeek-V3 in
+// Models: Mixtral-8x7B (H 4096, I 14336, E 8, k 2), Qwen3-30B-A3B (H 2048, I 768, E 128, k 8), GPT-OSS-20B (H 2880,
+// I 2880, E 32, k 4; its rows are no multiple of a lane step: the last step partly empty), DeepSeek-V3 in
 // full (H 7168, I 2048, E 256, k 8; stacks over the binding limit are split into whole-expert chunks as the
 // layer does) and its shared expert (E 1, k 1).
 // Bytes moved per row: the packed codes and scales (bf16: the weights) of the routed experts, both GEMVs.
@@ -180,7 +181,7 @@ async function makeStack(fmt: Format, E: number, rows: number, cols: number, lay
 type Model = [string, number, number, number, number];
 const ALL_MODELS: Model[] = SMALL
   ? [['small', 256, 128, 8, 2], ['small-i896', 256, 896, 8, 2], ['small-e32', 512, 256, 32, 8], ['small-shared', 512, 256, 1, 1]]
-  : [['mixtral-8x7b', 4096, 14336, 8, 2], ['qwen3-30b-a3b', 2048, 768, 128, 8], ['deepseek-v3', 7168, 2048, 256, 8], ['deepseek-v3/shared', 7168, 2048, 1, 1]];
+  : [['mixtral-8x7b', 4096, 14336, 8, 2], ['qwen3-30b-a3b', 2048, 768, 128, 8], ['gpt-oss-20b', 2880, 2880, 32, 4], ['deepseek-v3', 7168, 2048, 256, 8], ['deepseek-v3/shared', 7168, 2048, 1, 1]];
 const MODELS = ALL_MODELS.filter((m) => list('models')?.some((f) => m[0].includes(f)) ?? true);
 const TS = [1, 16].filter((t) => list('tokens')?.includes(String(t)) ?? true);
 const up = (a: Uint32Array) => GpuTensor.upload(ctx, new HostTensor('uint32', [a.length], a));

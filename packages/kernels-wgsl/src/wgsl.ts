@@ -17,6 +17,13 @@ export function storageType(dtype: DType): string {
   }
 }
 
+/**
+ * WGSL `fn e8m0(b: u32) -> f32`: an MXFP4 block's e8m0 scale byte b as 2^(b - 127) by placing b in an f32's exponent
+ * (full-rate integer operations where exp2 takes a conversion and a special-function op): b = 1..254 exactly, b = 255
+ * +inf (2^128 overflows, as the reference's 2 ** 128), b = 0 the subnormal 2^-127.
+ */
+export const E8M0_WGSL = /* wgsl */ `fn e8m0(b: u32) -> f32 { return select(bitcast<f32>(b << 23u), bitcast<f32>(0x00400000u), b == 0u); }`;
+
 /** WGSL functions decoding fp8 bytes (shared by every kernel that reads fp8). */
 export const FP8_DECODE_WGSL = /* wgsl */ `
 // NaN/inf built from a runtime value: WGSL rejects NaN and inf constants.

@@ -5,7 +5,8 @@
  * zero points, MXFP4), both chunkings (whole experts per chunk; every expert cut in two), T = 1 and 3, and a
  * routing that leaves whole chunks without an active expert: the results are BIT-identical to the same stack
  * in one buffer and to one dispatch per chunk (chunksPerDispatch: 1, the kernel before this change), close to
- * the CPU references, and the dispatch counts are the expected ones.
+ * the CPU references, and the dispatch counts are the expected ones; int4 also on the interleaved kernel a GPU
+ * plans for it (rows2i), chunked and not.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, ValueError } from '@webmoe/tensor';
@@ -21,6 +22,7 @@ import {
   uploadExpertStack,
   type ExpertActivation,
   type ExpertWeightsHost,
+  type GemvPackedKernel,
   type GpuContext,
   type GroupingRef,
 } from '@webmoe/kernels-wgsl';
@@ -119,6 +121,12 @@ interface Fmt {
   bias?: 'float32' | 'bfloat16';
   act: ExpertActivation;
   tol: number;
+  /**
+   * A packed kernel a GPU's planner takes for this format that software adapters never do
+   * (KERNEL_CROSSOVERS.gemvPackedKernel.byFormat), also run chunked here: int4 only (the interleaved kernel's
+   * chunk handling is the same for every format; lavapipe compiles each of its pipelines in ~30 s).
+   */
+  gpuKernel?: GemvPackedKernel;
 }
 const silu: ExpertActivation = { kind: 'silu', layout: 'concat' };
 const oai: ExpertActivation = { kind: 'swigluoai', limit: 1.5, alpha: 1.702, layout: 'interleaved' };
@@ -127,7 +135,7 @@ const FORMATS: Fmt[] = [
   { name: 'float32 (H 37, I 13)', H: 37, I: 13, make: (w, E, r, c) => ({ kind: 'dense', w: HostTensor.fromFloat32([E, r, c], w, 'float32') }), bias: 'float32', act: silu, tol: 2e-5 },
   { name: 'bfloat16 (H 40, I 24)', H: 40, I: 24, make: (w, E, r, c) => ({ kind: 'dense', w: HostTensor.fromFloat32([E, r, c], w, 'bfloat16') }), bias: 'bfloat16', act: oai, tol: 2e-5 },
   { name: 'fp8_block e4m3 16x32', H: 64, I: 32, make: (w, E, r, c) => quantizeExperts(w, E, r, c, { kind: 'fp8_block', block: [16, 32] }), act: silu, tol: 2e-5 },
-  { name: 'int4 blocks of 32, zero points', H: 64, I: 32, make: (w, E, r, c) => quantizeExperts(w, E, r, c, { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16', zeroPoint: true }), act: silu, tol: 2e-5 },
+  { name: 'int4 blocks of 32, zero points', H: 64, I: 32, make: (w, E, r, c) => quantizeExperts(w, E, r, c, { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16', zeroPoint: true }), act: silu, tol: 2e-5, gpuKernel: 'rows2i' },
   { name: 'mxfp4', H: 64, I: 32, make: (w, E, r, c) => quantizeExperts(w, E, r, c, { kind: 'mxfp4' }), bias: 'bfloat16', act: oai, tol: 2e-5 },
 ];
 
@@ -175,7 +183,7 @@ describe('decode GEMVs with several chunks per dispatch: bit for bit', () => {
         const rsv = randomArray(rng(60 + T), T * k, 0.5, 1.5);
         const hRef = groupedGateUpRef(x, g, gu, guB, act, rsv);
         const yRef = groupedDownRef(hRef, g, dn, dnB);
-        const run = async (kind: 'whole' | 'split' | undefined, perDispatch?: number) => {
+        const run = async (kind: 'whole' | 'split' | undefined, perDispatch?: number, packedKernel?: GemvPackedKernel) => {
           const { result, dispatched } = await withDispatchLog(() =>
             gpuChecked(cx, async () => {
               const gg = uploadGrouping(cx, g);
@@ -184,8 +192,8 @@ describe('decode GEMVs with several chunks per dispatch: bit for bit', () => {
               const xg = GpuTensor.upload(cx, new HostTensor('float32', [T, H], x));
               const rs = GpuTensor.upload(cx, new HostTensor('float32', [T, k], rsv));
               const rec = new Recorder(cx);
-              const h = gemvGateUpGpu(cx, rec, xg, gg, up.weights, act, { bias: up.bias, rowScale: rs, chunksPerDispatch: perDispatch });
-              const y = gemvDownGpu(cx, rec, h, gg, down.weights, { bias: down.bias, chunksPerDispatch: perDispatch });
+              const h = gemvGateUpGpu(cx, rec, xg, gg, up.weights, act, { bias: up.bias, rowScale: rs, chunksPerDispatch: perDispatch, packedKernel });
+              const y = gemvDownGpu(cx, rec, h, gg, down.weights, { bias: down.bias, chunksPerDispatch: perDispatch, packedKernel });
               rec.submit();
               const n = (w: typeof up.weights) => (w.kind === 'chunked' ? w.chunks.length : 1);
               const out = { h: (await h.download()).toFloat32(), y: (await y.download()).toFloat32(), chunks: [n(up.weights), n(down.weights)] };
@@ -227,6 +235,19 @@ describe('decode GEMVs with several chunks per dispatch: bit for bit', () => {
             expect(got.ncs, `${kind}, ${per} per dispatch: NC`).toEqual(n.flatMap((c, i) => Array(want[i]).fill(Math.ceil(c / want[i]))));
             expectSameBits(got.h, base.h, `${kind}, ${per} per dispatch: h`);
             expectSameBits(got.y, base.y, `${kind}, ${per} per dispatch: y`);
+          }
+        }
+        // the GPU planner's own kernel for the format (software adapters plan another): unchunked against the
+        // reference, then chunked (whole experts and split ones, 2 per dispatch) bit for bit
+        if (f.gpuKernel) {
+          const own = await run(undefined, undefined, f.gpuKernel);
+          expect(relErr(own.h, hRef), `${f.gpuKernel}: h vs reference`).toBeLessThan(f.tol);
+          expect(relErr(own.y, yRef), `${f.gpuKernel}: y vs reference`).toBeLessThan(f.tol);
+          for (const kind of ['whole', 'split'] as const) {
+            const got = await run(kind, 2, f.gpuKernel);
+            expect(got.ncs.every((c) => c === 2)).toBe(true);
+            expectSameBits(got.h, own.h, `${f.gpuKernel} ${kind}, 2 per dispatch: h`);
+            expectSameBits(got.y, own.y, `${f.gpuKernel} ${kind}, 2 per dispatch: y`);
           }
         }
       }, 600_000);

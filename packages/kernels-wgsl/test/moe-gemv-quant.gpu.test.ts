@@ -297,3 +297,54 @@ describe('decode GEMV: all 256 fp8 codes', () => {
     }, 300_000);
   }
 });
+
+/**
+ * Every e8m0 scale byte through each MXFP4 decode GEMV path: down weights [1, 256, 32] whose row r holds code 2
+ * (1.0) in every column and scale byte r, so output r is 2^(r - 127) times the sum of x: exact powers of two
+ * for r = 1..254, +inf for r = 255 (2^128 overflows, as in the reference), and for r = 0 the subnormal scale
+ * 2^-127, which a device may flush to zero.
+ */
+describe('decode GEMV: every MXFP4 e8m0 scale byte', () => {
+  it('each byte scales like the reference on every path', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const cx = ctx;
+    const rows = 256, cols = 32;
+    const w: ExpertWeightsHost = {
+      kind: 'mxfp4',
+      blocks: new HostTensor('uint8', [1, rows, 1, 16], new Uint8Array(rows * 16).fill(0x22)),
+      scales: new HostTensor('uint8', [1, rows, 1], Uint8Array.from({ length: rows }, (_, r) => r)),
+    };
+    const x = randomArray(rng(11), cols, 0.5, 2);
+    const g = groupRef(new Uint32Array([0]), 1, 1, 1);
+    const ref = groupedDownRef(x, g, w, undefined);
+    // the table path's scale (shared with 'wide'), the row-blocked one's per chunk and per code word
+    const kernels = GEMV_PACKED_KERNELS.filter((k) => k === 'table' || k === 'rows1' || k === 'rows2i');
+    const got = await gpuChecked(cx, async () => {
+      const gg = uploadGrouping(cx, g);
+      const wg = uploadExpertWeights(cx, w);
+      const xg = GpuTensor.upload(cx, new HostTensor('float32', [1, cols], x));
+      const res: { kernel: GemvPackedKernel; path: string; y: Float32Array }[] = [];
+      for (const packedKernel of kernels) {
+        const rec = new Recorder(cx);
+        const yg = gemvDownGpu(cx, rec, xg, gg, wg, { packedKernel });
+        rec.submit();
+        res.push({ kernel: packedKernel, path: gemvPackedPath(wg, packedKernel), y: (await yg.download()).toFloat32() });
+        yg.destroy();
+      }
+      xg.destroy();
+      destroyExpertWeights(wg);
+      gg.destroy();
+      return res;
+    });
+    expect(ref[255]).toBe(Infinity);
+    for (const o of got) {
+      expect(o.path, o.kernel).toBe(o.kernel.startsWith('rows') ? 'rows' : o.kernel);
+      const bad = Array.from(o.y).flatMap((v, r) => {
+        const u = ref[r];
+        const ok = r === 0 ? v === 0 || Math.abs(v - u) <= 1e-6 * u : !Number.isFinite(u) ? v === u : Math.abs(v - u) <= 1e-6 * Math.abs(u);
+        return ok ? [] : [`byte ${r}: ${v} vs ${u}`];
+      });
+      expect(bad, o.kernel).toEqual([]);
+    }
+  }, 300_000);
+});

@@ -5,7 +5,7 @@
  */
 import { ValueError } from '@webmoe/tensor';
 import { defineKernel } from '../runtime/kernel.js';
-import { FP8_DECODE_WGSL, PACKED_CODE_WGSL } from '../wgsl.js';
+import { E8M0_WGSL, FP8_DECODE_WGSL, PACKED_CODE_WGSL } from '../wgsl.js';
 import { rowsWgsl } from './moe-gemv-rows.js';
 import { chunkedGemvBindings, chunkedGemvSource, chunkedGemvUniforms } from './moe-gemv-chunks.js';
 import { expertActWgsl } from './activation-wgsl.js';
@@ -124,7 +124,7 @@ var<workgroup> wcnt: u32;
     return { decls: [...decls, ...r.decls], head: r.head, body: r.body, tail: `${r.tail}\n` };
   }
   decls.push(...wgslDecls`${v.zp && !v.wide ? 'fn wzsub(w: W8, z: f32) -> W8 { return W8(w.e - z, w.o - z); }' : ''}
-${v.wide ? wgslDecls`${wideDecodeWgsl(v.wdtype)}\n${scaleFns}` : quant ? wgslDecls`${FP8_DECODE_WGSL}${PACKED_CODE_WGSL}\nvar<workgroup> lut: array<f32, 256>;\n${scaleFns}` : ''}
+${v.wdtype === 'mxfp4' ? `${E8M0_WGSL}\n` : ''}${v.wide ? wgslDecls`${wideDecodeWgsl(v.wdtype)}\n${scaleFns}` : quant ? wgslDecls`${FP8_DECODE_WGSL}${PACKED_CODE_WGSL}\nvar<workgroup> lut: array<f32, 256>;\n${scaleFns}` : ''}
 ${ownFn(v.wide ? '' : v.vec8 ? load8 : load1)}
 var<workgroup> red: array<f32, ${GROUPS * LANES * MRv * NA}>;
 `);

@@ -5,7 +5,7 @@
  * fixed-order workgroup reduction.
  */
 import { ValueError } from '@webmoe/tensor';
-import { FP8_DECODE_WGSL } from '../wgsl.js';
+import { E8M0_WGSL, FP8_DECODE_WGSL } from '../wgsl.js';
 import {
   GEMV_GROUPS as GROUPS,
   GEMV_LANES as LANES,
@@ -33,7 +33,7 @@ function rowsScaleWgsl(v: GemvVariant, n: GemvNames): GemvPiece[] {
   const srow = fp8 ? `fn srow${fn}(e: u32, r: u32) -> u32 { return (e * u.${s0} + r / u.s2) * u.s1; }` : `fn srow${fn}(e: u32, r: u32) -> u32 { return (e * u.${rows} + r) * u.${s0}; }`;
   const sload =
     v.wdtype === 'mxfp4'
-      ? `fn sload${fn}(i: u32) -> f32 { return exp2(f32((${QS}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - 127.0); }`
+      ? `fn sload${fn}(i: u32) -> f32 { return e8m0((${QS}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu); }`
       : v.sdtype === 'float16'
         ? `fn sload${fn}(i: u32) -> f32 { let q = unpack2x16float(${QS}[i >> 1u]); return select(q.x, q.y, (i & 1u) == 1u); }`
         : `fn sload${fn}(i: u32) -> f32 { return ${QS}[i]; }`;
@@ -48,7 +48,7 @@ export function rowsWgsl(v: GemvVariant, n: GemvNames): GemvModule {
   if (!codec) throw new ValueError('row-blocked GEMV format', Object.keys(ROWS_CODECS).join(' | '), v.wdtype);
   return {
     decls: wgslDecls`${V8_WGSL}
-${codec.nan ? `${FP8_DECODE_WGSL}\n${codec.nan}` : ''}
+${codec.nan ? `${FP8_DECODE_WGSL}\n${codec.nan}` : ''}${v.wdtype === 'mxfp4' ? `${E8M0_WGSL}\n` : ''}
 ${codec.wgsl}
 ${rowsScaleWgsl(v, n)}
 var<workgroup> red: array<f32, ${GROUPS * LANES * ROWS_PASS}>;

@@ -313,7 +313,7 @@ export function tableLoadersWgsl(v: GemvVariant, n: GemvNames): { load8: string;
     lutInit = v.wdtype === 'int8' ? `lut[li] = decode_int8(li);` : `lut[li] = decode_int4(li);`;
     if (v.zp) zshiftFn = `fn wzshift${fn}(e: u32, r: u32, col: u32) -> f32 { let i = (e * u.${rows} + r) * u.${s0} + col / u.s1; return f32((${QZ}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - ${v.wdtype === 'int4' ? '8.0' : '128.0'}; }`;
   } else if (v.wdtype === 'mxfp4') {
-    scaleFn = `fn wscale${fn}(e: u32, r: u32, col: u32) -> f32 { let i = (e * u.${rows} + r) * u.${s0} + col / 32u; return exp2(f32((${QS}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) - 127.0); }`;
+    scaleFn = `fn wscale${fn}(e: u32, r: u32, col: u32) -> f32 { let i = (e * u.${rows} + r) * u.${s0} + col / 32u; return e8m0((${QS}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu); }`;
     lutInit = `lut[li] = decode_fp4(li);`;
   }
   const load1 =
