@@ -6,6 +6,7 @@
 import { ValueError } from '@webmoe/tensor';
 import { uniformFields, type BindingDecl, type UniformField } from '../runtime/kernel.js';
 import { ownFn, wgslDecls, type GemvNames, type GemvPiece } from './moe-gemv-names.js';
+import type { PackedCodeFormat } from './plan.js';
 
 /** Outputs per decode-GEMV workgroup, one per 32-lane group (its indirect args count blocks of these). */
 export const GEMV_GROUPS = 8;
@@ -13,13 +14,11 @@ export const GEMV_GROUPS = 8;
 export const GEMV_LANES = 32;
 
 export type DenseDtype = 'float32' | 'bfloat16' | 'float16';
-/** Packed formats the GEMV dequantises in its 8-wide loads. */
-type QuantFmt = 'fp8_e4m3' | 'fp8_e5m2' | 'int4' | 'int8' | 'mxfp4';
 
 /** Variant of the decode GEMV kernels. */
 export type GemvVariant = {
   /** Weight storage: a dense dtype or a packed quantized format. */
-  wdtype: DenseDtype | QuantFmt;
+  wdtype: DenseDtype | PackedCodeFormat;
   /** Storage dtype of the quantized scales ('none' for dense weights). */
   sdtype: 'float32' | 'float16' | 'uint8' | 'none';
   /** int4 / int8: per-block zero-point codes in a QZ binding (u8, indexed as the scales); absent/false: 8 / 128. */
