@@ -249,6 +249,33 @@ describe('row-blocked decode GEMV on 16-bit dense experts (randomized)', () => {
 });
 
 /**
+ * The down GEMV of one expert's weights w ([1, rows, cols]) on one input row x through each of `kernels`, each
+ * checked to take its own path (the row-blocked kernels 'rows'): the outputs by kernel.
+ */
+async function downOnEachKernel(cx: GpuContext, w: ExpertWeightsHost, x: Float32Array, kernels: readonly GemvPackedKernel[]): Promise<{ kernel: GemvPackedKernel; y: Float32Array }[]> {
+  const g = groupRef(new Uint32Array([0]), 1, 1, 1);
+  const res = await gpuChecked(cx, async () => {
+    const gg = uploadGrouping(cx, g);
+    const wg = uploadExpertWeights(cx, w);
+    const xg = GpuTensor.upload(cx, new HostTensor('float32', [1, x.length], x));
+    const out: { kernel: GemvPackedKernel; path: string; y: Float32Array }[] = [];
+    for (const packedKernel of kernels) {
+      const rec = new Recorder(cx);
+      const yg = gemvDownGpu(cx, rec, xg, gg, wg, { packedKernel });
+      rec.submit();
+      out.push({ kernel: packedKernel, path: gemvPackedPath(wg, packedKernel), y: (await yg.download()).toFloat32() });
+      yg.destroy();
+    }
+    xg.destroy();
+    destroyExpertWeights(wg);
+    gg.destroy();
+    return out;
+  });
+  for (const o of res) expect(o.path, o.kernel).toBe(o.kernel.startsWith('rows') ? 'rows' : o.kernel);
+  return res;
+}
+
+/**
  * Every fp8 code through each decode GEMV path: down weights [1, 256, 32] whose row r holds code r in
  * column r % 32 and code 0 elsewhere, so output r is decode(r) * scale * x[r % 32]; NaN codes (e4m3
  * S.1111.111, e5m2 NaNs) give NaN, e5m2 infinities +-inf, subnormals their exact values.
@@ -272,25 +299,8 @@ describe('decode GEMV: all 256 fp8 codes', () => {
       const ref = groupedDownRef(x, g, w, undefined);
       expect(Array.from(ref).map(String)).toEqual(Array.from(want).map(String));
       const kernels = GEMV_PACKED_KERNELS.filter((k) => k === 'table' || k === 'rows1' || k === 'rows4' || k === 'rows1k8' || k === 'rows4k2' || k === 'rows1i' || k === 'rows4k2i' || (k === 'wide' && dtype === 'float8_e4m3fn'));
-      const got = await gpuChecked(cx, async () => {
-        const gg = uploadGrouping(cx, g);
-        const wg = uploadExpertWeights(cx, w);
-        const xg = GpuTensor.upload(cx, new HostTensor('float32', [1, cols], x));
-        const res: { kernel: GemvPackedKernel; path: string; y: Float32Array }[] = [];
-        for (const packedKernel of kernels) {
-          const rec = new Recorder(cx);
-          const yg = gemvDownGpu(cx, rec, xg, gg, wg, { packedKernel });
-          rec.submit();
-          res.push({ kernel: packedKernel, path: gemvPackedPath(wg, packedKernel), y: (await yg.download()).toFloat32() });
-          yg.destroy();
-        }
-        xg.destroy();
-        destroyExpertWeights(wg);
-        gg.destroy();
-        return res;
-      });
+      const got = await downOnEachKernel(cx, w, x, kernels);
       for (const o of got) {
-        expect(o.path, o.kernel).toBe(o.kernel.startsWith('rows') ? 'rows' : o.kernel);
         const bad = Array.from(o.y).flatMap((v, r) => {
           const u = want[r];
           const ok = Number.isNaN(u) ? Number.isNaN(v) : !Number.isFinite(u) ? v === u : Math.abs(v - u) <= 1e-6 * Math.abs(u);
@@ -323,26 +333,9 @@ describe('decode GEMV: every MXFP4 e8m0 scale byte', () => {
     const ref = groupedDownRef(x, g, w, undefined);
     // the table path's scale (shared with 'wide'), the row-blocked one's per chunk and per code word
     const kernels = GEMV_PACKED_KERNELS.filter((k) => k === 'table' || k === 'rows1' || k === 'rows2i');
-    const got = await gpuChecked(cx, async () => {
-      const gg = uploadGrouping(cx, g);
-      const wg = uploadExpertWeights(cx, w);
-      const xg = GpuTensor.upload(cx, new HostTensor('float32', [1, cols], x));
-      const res: { kernel: GemvPackedKernel; path: string; y: Float32Array }[] = [];
-      for (const packedKernel of kernels) {
-        const rec = new Recorder(cx);
-        const yg = gemvDownGpu(cx, rec, xg, gg, wg, { packedKernel });
-        rec.submit();
-        res.push({ kernel: packedKernel, path: gemvPackedPath(wg, packedKernel), y: (await yg.download()).toFloat32() });
-        yg.destroy();
-      }
-      xg.destroy();
-      destroyExpertWeights(wg);
-      gg.destroy();
-      return res;
-    });
+    const got = await downOnEachKernel(cx, w, x, kernels);
     expect(ref[255]).toBe(Infinity);
     for (const o of got) {
-      expect(o.path, o.kernel).toBe(o.kernel.startsWith('rows') ? 'rows' : o.kernel);
       const bad = Array.from(o.y).flatMap((v, r) => {
         const u = ref[r];
         const ok = r === 0 ? v === 0 || Math.abs(v - u) <= 1e-6 * u : !Number.isFinite(u) ? v === u : Math.abs(v - u) <= 1e-6 * Math.abs(u);
