@@ -395,6 +395,11 @@ describe('subgroup-matrix tile shapes', () => {
     // the epilogue in the staging memory (oa): no tile of its own; the 16 x ow f32 results fit the weight tile
     expect(sgmatLayout(SGMAT_SHAPES.m128n256k32va)).toEqual({ str: 40, ow: 256, bytes: 384 * 40 * 2 + 1552, threads: 256 });
     expect(sgmatLayout(SGMAT_SHAPES.m128n192k64va)).toEqual({ str: 72, ow: 192, bytes: 320 * 72 * 2 + 1552, threads: 256 });
+    // 144-row tiles: 3 subgroups along the rows (3 fragments each); x staging + weight staging + row tables + epilogue
+    expect(sgmatLayout(SGMAT_SHAPES.m144n256k32v)).toEqual({ str: 40, ow: 128, bytes: 400 * 40 * 2 + (12 * 144 + 16) + 64 * 128, threads: 384 });
+    expect(sgmatLayout(SGMAT_SHAPES.m144n192k32va)).toEqual({ str: 40, ow: 192, bytes: 336 * 40 * 2 + (12 * 144 + 16), threads: 288 });
+    expect(sgmatLayout(SGMAT_SHAPES.m144n128k32v)).toEqual({ str: 40, ow: 128, bytes: 272 * 40 * 2 + (12 * 144 + 16) + 64 * 128, threads: 192 });
+    expect(sgmatLayout({ tm: 160, tn: 128, tk: 32, wm: 2, wn: 4 }).error).toMatch(/at most 144/);
     expect(sgmatLayout({ ...SGMAT_SHAPES.m128n256k32va, vs: undefined }).error).toMatch(/needs vector staging/);
     expect(sgmatLayout({ tm: 48, tn: 128, tk: 32, wm: 2, wn: 4 }).error).toMatch(/tm/);
     expect(sgmatLayout({ tm: 64, tn: 96, tk: 32, wm: 2, wn: 4 }).error).toMatch(/tn/);

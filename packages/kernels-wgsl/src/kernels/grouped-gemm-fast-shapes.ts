@@ -94,7 +94,7 @@ export type FastGemmVariant = Pick<GroupedGemmVariant, 'op' | 'act' | 'interleav
  * is multiplied).
  */
 export interface SgmatShape {
-  /** Grouped rows per workgroup tile (a multiple of 16 * wm, at most 128). */
+  /** Grouped rows per workgroup tile (a multiple of 16 * wm, at most SGMAT_MAX_TILE_ROWS). */
   tm: number;
   /** Weight rows per workgroup tile (a multiple of 32 and of 16 * wn, at most 256). */
   tn: number;
@@ -186,7 +186,11 @@ export type SgmatShapeName =
   | 'm128n256k32v16'
   | 'm128n128k32v16'
   | 'm32n256k32v'
-  | 'm64n256k32v';
+  | 'm64n256k32v'
+  | 'm144n256k32v'
+  | 'm144n192k32v'
+  | 'm144n192k32va'
+  | 'm144n128k32v';
 
 /** The tile shape of each name. @example `SGMAT_SHAPES.m64n128k64 // { tm: 64, tn: 128, tk: 64, wm: 2, wn: 4, swz: true }` */
 export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>> = {
@@ -234,6 +238,14 @@ export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>
   m32n256k32v: { tm: 32, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, vs: true },
   m64n256k32v: { tm: 64, tn: 256, tk: 32, wm: 2, wn: 4, swz: true, vs: true, wgBytes: 49152 },
   m128n192k32va: { tm: 128, tn: 192, tk: 32, wm: 2, wn: 4, swz: true, vs: true, oa: true },
+  // 144-row tiles (3 subgroups along the rows, 48 rows = 3 fragments each): one row tile for an expert of up to 144
+  // rows, where a router's uneven split around 128 rows per expert (Mixtral at T = 512: 115-133) gives every expert past
+  // 128 a second, nearly empty 128-row tile that costs a full tile's weight staging. Each subgroup a 3 x 4 block of
+  // 16 x 16 accumulators (48 x 64); 12, 9 or 6 subgroups for 256, 192 or 128 weight rows
+  m144n256k32v: { tm: 144, tn: 256, tk: 32, wm: 3, wn: 4, swz: true, vs: true, wgBytes: 49152 },
+  m144n192k32v: { tm: 144, tn: 192, tk: 32, wm: 3, wn: 3, swz: true, vs: true, wgBytes: 49152 },
+  m144n192k32va: { tm: 144, tn: 192, tk: 32, wm: 3, wn: 3, swz: true, vs: true, oa: true },
+  m144n128k32v: { tm: 144, tn: 128, tk: 32, wm: 3, wn: 2, swz: true, vs: true },
 };
 
 
@@ -255,6 +267,9 @@ export function sgmatScalarTwin(name: SgmatShapeName): SgmatShapeName | undefine
 
 /** The shape of the subgroup-matrix kernel measured on the H200 (plan.ts may choose others). */
 export const SGMAT_DEFAULT_SHAPE: SgmatShapeName = 'm64n128k32';
+
+/** The most grouped rows of a subgroup-matrix tile shape (SgmatShape.tm; the f16 x rows' zero padding, HALF_ROWS_PAD). */
+export const SGMAT_MAX_TILE_ROWS = 144;
 
 /** Workgroup memory budget of the subgroup-matrix kernel's shapes unless a shape names its own (SgmatShape.wgBytes; the epilogue tile shrinks to fit). */
 export const SGMAT_MAX_WORKGROUP_BYTES = 32768;
@@ -279,7 +294,7 @@ export function sgmatLayout(s: SgmatShape): { str: number; ow: number; bytes: nu
   const bad = (what: string) => ({ str, ow, bytes, threads, error: `${what} (shape ${JSON.stringify(s)})` });
   if (s.tk !== 32 && s.tk !== 64) return bad('tk must be 32 or 64');
   if (!(s.wm >= 1 && s.wn >= 1 && s.wm * s.wn <= 16)) return bad('wm * wn must be 1..16 subgroups');
-  if (s.tm % (16 * s.wm) !== 0 || s.tm > 128) return bad('tm must be a multiple of 16 * wm, at most 128');
+  if (s.tm % (16 * s.wm) !== 0 || s.tm > SGMAT_MAX_TILE_ROWS) return bad(`tm must be a multiple of 16 * wm, at most ${SGMAT_MAX_TILE_ROWS}`);
   if (s.tn % 32 !== 0 || s.tn % (16 * s.wn) !== 0 || s.tn > 256) return bad('tn must be a multiple of 32 and of 16 * wn, at most 256');
   if (s.oa && !s.vs) return bad('oa (the epilogue in the staging memory) needs vector staging (vs)');
   if (s.tn % ow !== 0 || bytes > budget || !fits(ow)) return bad(`needs ${bytes} bytes of workgroup memory (budget ${budget})`);
@@ -301,5 +316,5 @@ export function halfRowStride(K: number): number {
   return Math.ceil(K / 64) * 64;
 }
 
-/** Zero rows after the f16 x rows (the 'direct' A loads of a last tile read up to 127 rows past the end). */
-export const HALF_ROWS_PAD = 128;
+/** Zero rows after the f16 x rows (the 'direct' A loads of a last tile read up to tm - 1 rows past the end). */
+export const HALF_ROWS_PAD = SGMAT_MAX_TILE_ROWS;

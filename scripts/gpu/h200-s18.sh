@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Session 18's device calls (run from the repository root on the GPU machine, kit in .gpu-kit; OUT set by the tool).
+#   1: the GEMV GPU tests (the e8m0 scale decoder of ef98098 had run on lavapipe only) and the HF goldens; MXFP4 / int4
+#      at one row per pass, 16-byte chunks ('rows2') against interleaved words ('rows2i') (decides
+#      KERNEL_CROSSOVERS.gemvPackedKernel.byFormat.mxfp4.oneRow); prefill-bench bf16: plan.ts's tile against the
+#      never-measured shapes with the epilogue in the staging memory (`oa`: 128 x 256 in 32 KiB, 128 x 192 with 64-wide
+#      K slices = half the barriers per K) and the 16-subgroup tiles, evenly spread rows and (Mixtral T = 512) the
+#      router's uneven rows.
+#   2: prefill-bench bf16 with the router's uneven rows: plan.ts's tile against the 144-row tiles (one row tile for an
+#      expert of up to 144 rows; Mixtral T = 512's experts past 128 rows pay a second 128-row tile), Mixtral / Qwen3 /
+#      GPT-OSS / DeepSeek-V3-e32 at T = 512 / 4096, then Mixtral T = 512 / 4096 with evenly spread rows.
+# Kit: bash ../shared/gpu/make-kit.sh .gpu-kit; node scripts/gpu/build-gpu-tests.mjs;
+#   node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs;
+#   node scripts/gpu/build-one.mjs scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs;
+#   tar cJf .gpu-kit/fixtures.tar.xz -C ../shared fixtures
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+. "$(dirname "$0")/prefill-bench-run.sh"
+SHAPES="=sgmat-default,sgmat-m128n256k32va-xh,sgmat-m128n192k64va-xh,sgmat-m128n192k32va-xh,sgmat-m128n256k32v16-xh,sgmat-m128n128k32v16-xh"
+case "${1:-1}" in
+  1)
+    GPU_TESTS 150 moe-gemv fixtures.gpu prefill-golden
+    timeout 110 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --split --models gpt-oss,qwen3,mixtral --formats int4,mxfp4 --tokens 1 --kernels rows2,rows2i --iters 30 > "$OUT/gemv-mxfp4.txt" 2>&1
+    echo "gemv rc=$?" >> "$OUT/gemv-mxfp4.txt"; sed -n '/== ranking/,$p' "$OUT/gemv-mxfp4.txt" | grep -v '^{' | cut -c1-220
+    PB prefill-oa 150 190 10 "$SHAPES" "mixtral,qwen3,gpt-oss" "512,4096" bf16
+    PREFILL_BENCH_ROUTING=random PB prefill-oa-uneven 60 80 10 "$SHAPES" "mixtral" "512" bf16
+    ;;
+  2)
+    GPU_TESTS 150 grouped-gemm-fast
+    T144="=sgmat-default,sgmat-m144n256k32v-xh,sgmat-m144n192k32v-xh,sgmat-m144n192k32va-xh,sgmat-m144n128k32v-xh"
+    PREFILL_BENCH_ROUTING=random PB prefill-144-uneven 200 240 10 "$T144" "mixtral,qwen3,gpt-oss,deepseek-v3-e32" "512,4096" bf16
+    PB prefill-144-even 80 110 10 "$T144" "mixtral" "512,4096" bf16
+    ;;
+esac
