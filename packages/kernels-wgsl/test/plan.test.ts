@@ -1,7 +1,7 @@
 // The kernel planner (src/kernels/plan.ts): the crossovers as documented, at and around each boundary.
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
-import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, useSharedExpertSlots, sharedRowsFitOnePass, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, planExpertGemms, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
+import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, useSharedExpertSlots, sharedRowsFitOnePass, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, planExpertGemms, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
 import { SGMAT_SHAPES, sgmatLayout, sgmatScalarTwin, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast-shapes.js';
 
 describe('kernel planner', () => {
@@ -23,11 +23,11 @@ describe('kernel planner', () => {
     expect(tiledGemmTile(5, 40)).toBe('decode'); // fewer rows than experts: 1 row each
     expect(tiledGemmTile(24 * 7, 7)).toBe('prefill');
   });
-  it('packed decode GEMV kernel: rows2 at one row per pass, rows4 above, int4 rows2i, MXFP4 rows2i above one row; the split-K candidates off until measured', () => {
+  it('packed decode GEMV kernel: rows2 at one row per pass, rows4 above, int4 and MXFP4 rows2i; the split-K candidates off until measured', () => {
     expect(gemvPackedKernelFor(1)).toBe('rows2');
     expect(gemvPackedKernelFor(4)).toBe('rows4');
     expect([gemvPackedKernelFor(1, { format: 'int4' }), gemvPackedKernelFor(4, { format: 'int4' })]).toEqual(['rows2i', 'rows2i']);
-    expect([gemvPackedKernelFor(1, { format: 'mxfp4' }), gemvPackedKernelFor(4, { format: 'mxfp4' })]).toEqual(['rows2', 'rows2i']);
+    expect([gemvPackedKernelFor(1, { format: 'mxfp4' }), gemvPackedKernelFor(4, { format: 'mxfp4' })]).toEqual(['rows2i', 'rows2i']);
     expect([gemvPackedKernelFor(1, { format: 'fp8_e4m3' }), gemvPackedKernelFor(4, { format: 'int8' })]).toEqual(['rows2', 'rows4']);
     // off: even a one-workgroup call over long rows keeps the default
     expect(KERNEL_CROSSOVERS.gemvPackedSplitK.maxWorkgroups).toBe(0);
@@ -129,8 +129,8 @@ describe('kernel planner', () => {
     expect(chooseFastGemmKind(none, 'subgroup-matrix')).toBe('f32');
     expect(() => chooseFastGemmKind(all, 'tensor' as never)).toThrow(ValueError);
   });
-  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): for 16-bit weights 32-row tiles up to 16 rows per expert, from 64 rows per expert the 128 x 256 tile over f16 x rows with 48 KiB of workgroup memory, else 128-row tiles from 128 rows and 2560 outputs; packed weights keep the 64 x 128 tile, int4 and fp8 take the 128 x 256 one from 128 rows per expert (int4 with 2-byte staging stores)', () => {
-    expect(SGMAT_CHOICES).toEqual({ shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32'], xRows: ['gather', 'half'], splitK: [1] });
+  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): for 16-bit weights 32-row tiles up to 16 rows per expert, from 64 rows per expert the 128 x 192 tile with 64-wide K slices (144 x 256 from 112 to 144 rows) over f16 x rows with 48 KiB of workgroup memory, else 128-row tiles from 128 rows and 2560 outputs; packed weights keep the 64 x 128 tile, int4 and fp8 take the 128 x 256 one from 128 rows per expert (int4 with 2-byte staging stores)', () => {
+    expect(SGMAT_CHOICES).toEqual({ shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32', 'm128n192k64va', 'm144n256k32v'], xRows: ['gather', 'half'], splitK: [1] });
     for (const shape of SGMAT_CHOICES.shapes) expect(SGMAT_SHAPES[shape], shape).toBeDefined();
     // rows x experts x outputs of the benchmarked models (Mixtral, Qwen3-30B, DeepSeek-V3/e32, GPT-OSS-20B) at T = 8..4096
     for (const [H, I, E, k] of [[4096, 14336, 8, 2], [2048, 768, 128, 8], [7168, 2048, 32, 8], [2880, 2880, 32, 4]]) {
@@ -160,12 +160,17 @@ describe('kernel planner', () => {
       expect(sgmatTileFor(8192, 8, 4096, wf)).toEqual({ shape: 'm128n128k32v', xRows: 'half' }); // Mixtral T = 4096, down
       expect(sgmatTileFor(32768, 128, 2048, wf)).toEqual({ shape: 'm64n128k32v', xRows: 'gather' }); // Qwen3 T = 4096: narrow outputs
       expect(sgmatTileFor(16384, 32, 2880, wf)).toEqual({ shape: 'm128n128k32v', xRows: 'half' }); // GPT-OSS T = 4096
-      // with 48 KiB of workgroup memory (the H200): the 128 x 256 tile over f16 x rows from 64 rows per expert, any outputs
-      expect(sgmatTileFor(1024, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' }); // Mixtral T = 512
-      expect(sgmatTileFor(1023, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' });
-      expect(sgmatTileFor(32768, 128, 768, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' }); // Qwen3 T = 4096, gate_up
-      expect(sgmatTileFor(16384, 32, 2880, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' }); // GPT-OSS T = 4096
-      expect(sgmatTileFor(2048, 32, 2880, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' }); // GPT-OSS T = 512: 64
+      // with 48 KiB of workgroup memory (the H200): the 128 x 192 tile with 64-wide K slices over f16 x rows from 64 rows
+      // per expert, any outputs; the 144 x 256 tile from 112 to 144 rows per expert
+      expect(sgmatTileFor(1024, 8, 14336, wf, 49152)).toEqual({ shape: 'm144n256k32v', xRows: 'half' }); // Mixtral T = 512
+      expect(sgmatTileFor(896, 8, 14336, wf, 49152)).toEqual({ shape: 'm144n256k32v', xRows: 'half' });
+      expect(sgmatTileFor(1152, 8, 14336, wf, 49152)).toEqual({ shape: 'm144n256k32v', xRows: 'half' });
+      expect(sgmatTileFor(895, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' });
+      expect(sgmatTileFor(1153, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' });
+      expect(sgmatTileFor(8192, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' }); // Mixtral T = 4096
+      expect(sgmatTileFor(32768, 128, 768, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' }); // Qwen3 T = 4096, gate_up
+      expect(sgmatTileFor(16384, 32, 2880, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' }); // GPT-OSS T = 4096
+      expect(sgmatTileFor(2048, 32, 2880, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' }); // GPT-OSS T = 512: 64
       expect(sgmatTileFor(2047, 32, 2880, wf, 49152)).toEqual({ shape: 'm64n128k32v', xRows: 'gather' });
       expect(sgmatTileFor(1024, 128, 768, wf, 49152)).toEqual({ shape: 'm32n128k32v', xRows: 'gather' });
       expect(sgmatTileFor(1024, 8, 14336, wf, 49151)).toEqual({ shape: 'm128n128k32v', xRows: 'half' });
@@ -203,7 +208,7 @@ describe('the tiles warmGroupedGemmFast compiles (sgmatTilesOf)', () => {
       }
     }
     const names = (wf: string, wg: number) => sgmatTilesOf(wf, wg).map((t) => `${t.shape}/${t.xRows}`).sort();
-    expect(names('bfloat16', 49152)).toEqual(['m128n256k32v/half', 'm32n128k32v/gather', 'm64n128k32v/gather']);
+    expect(names('bfloat16', 49152)).toEqual(['m128n192k64va/half', 'm144n256k32v/half', 'm32n128k32v/gather', 'm64n128k32v/gather']);
     expect(names('bfloat16', 32768)).toEqual(['m128n128k32v/half', 'm32n128k32v/gather', 'm64n128k32v/gather']);
     expect(names('int4', 49152)).toEqual(['m128n256k32/half', 'm64n128k32/gather']);
     expect(names('fp8_e4m3', 32768)).toEqual(['m64n128k32/gather']);
@@ -212,7 +217,7 @@ describe('the tiles warmGroupedGemmFast compiles (sgmatTilesOf)', () => {
 });
 
 describe('scalar-staged twins of the vector-staged tiles (where Dawn refuses vec4<u32> staging arrays)', () => {
-  it('every vector-staged shape plan.ts can choose has a twin equal but for `vs`; other shapes are their own twin; vector-only bench candidates (oa, 16 subgroups, 256 rows over few rows) have none and are never chosen', () => {
+  it('every vector-staged shape plan.ts can choose has a twin equal but for `vs` or a scalar fallback in plan.ts; other shapes are their own twin; vector-only bench candidates (oa, 16 subgroups, 256 rows over few rows) without a fallback are never chosen', () => {
     expect(sgmatScalarTwin('m128n256k32v')).toBe('m128n256k32');
     expect(sgmatScalarTwin('m128n128k32v')).toBe('m128n128k32');
     expect(sgmatScalarTwin('m32n128k32v')).toBe('m32n128k32');
@@ -222,16 +227,25 @@ describe('scalar-staged twins of the vector-staged tiles (where Dawn refuses vec
       const { vs, ...rest } = SGMAT_SHAPES[name];
       if (SGMAT_SHAPES[name].oa) expect(twin, name).toBeUndefined();
       if (twin === undefined) {
-        // a vector-only shape: a bench candidate, never a plan choice (its Dawn fallback would have no scalar twin)
+        // a vector-only shape: a plan choice only with a scalar-staged fallback (where Dawn refuses vector staging)
         expect(vs, name).toBe(true);
-        expect(SGMAT_CHOICES.shapes, name).not.toContain(name);
+        const fallback = sgmatScalarShapeFor(name);
+        if (fallback === undefined) expect(SGMAT_CHOICES.shapes, name).not.toContain(name);
+        else expect(SGMAT_SHAPES[fallback].vs, `${name} -> ${fallback}`).toBeUndefined();
         continue;
       }
       expect(SGMAT_SHAPES[twin], name).toEqual(rest);
       if (!vs) expect(twin).toBe(name);
     }
-    // the twins of plan.ts's choices fit the same workgroup memory
-    for (const name of SGMAT_CHOICES.shapes) expect(sgmatLayout(SGMAT_SHAPES[sgmatScalarTwin(name)!]).bytes).toBe(sgmatLayout(SGMAT_SHAPES[name]).bytes);
+    // the twins of plan.ts's choices fit the same workgroup memory; the fallbacks of its vector-only choices fit the 48 KiB
+    // those choices are made on
+    expect(sgmatScalarShapeFor('m128n192k64va')).toBe('m128n256k32');
+    expect(sgmatScalarShapeFor('m144n256k32v')).toBe('m128n256k32');
+    for (const name of SGMAT_CHOICES.shapes) {
+      const twin = sgmatScalarTwin(name);
+      if (twin) expect(sgmatLayout(SGMAT_SHAPES[twin]).bytes).toBe(sgmatLayout(SGMAT_SHAPES[name]).bytes);
+      else expect(sgmatLayout(SGMAT_SHAPES[sgmatScalarShapeFor(name)!]).bytes).toBeLessThanOrEqual(KERNEL_CROSSOVERS.sgmatTiles.wideWorkgroupBytes);
+    }
   });
 });
 

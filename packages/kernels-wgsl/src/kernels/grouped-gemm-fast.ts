@@ -31,9 +31,9 @@ import { foldWorkgroups, type Recorder, warmPipeline } from '../runtime/kernel.j
 import type { ExpertWeightsGpu } from './moe-types.js';
 import type { ExpertActQuantOptions } from './quant-ref.js';
 import { expertDims } from './expert-weights.js';
-import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatDequantExperts, sgmatDequantUnasked, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
+import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatDequantExperts, sgmatDequantUnasked, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
-import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, sgmatScalarTwin, tileOutputs, type FastGemmVariant, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
+import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, tileOutputs, type FastGemmVariant, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
 import { ROW_ABSMAX_VARIANT, groupedGemmFastKernel, halfRowsKernel, rowAbsMaxKernel, splitKReduceKernel } from './grouped-gemm-fast-wgsl.js';
 import { groupedGemmSgmatKernel } from './grouped-gemm-sgmat-wgsl.js';
 import { isPackedFormat, weightBind } from './grouped-gemm-fast-weights-wgsl.js';
@@ -89,7 +89,7 @@ interface SgConfig {
 const sgmatBroken = new WeakSet<GPUDevice>();
 /**
  * Devices whose Dawn refused a vector-staged tile (SgmatShape.vs: matrices loaded from vec4<u32> arrays, which older
- * Dawn builds may not accept) in warmGroupedGemmFast: the scalar-staged twins (sgmatScalarTwin) run there.
+ * Dawn builds may not accept) in warmGroupedGemmFast: the scalar-staged tiles of plan.ts's sgmatScalarShapeFor run there.
  */
 const sgmatNoVectorStaging = new WeakSet<GPUDevice>();
 
@@ -261,12 +261,12 @@ function planFastFormat(ctx: GpuContext, opts: FastGemmOptions & Pick<ExpertActQ
 }
 
 /**
- * plan.ts's subgroup-matrix tile for a call (its scalar-staged twin where the device refused vector staging) where this
+ * plan.ts's subgroup-matrix tile for a call (its scalar-staged tile, sgmatScalarShapeFor, where the device refused vector staging) where this
  * device holds its workgroup memory, else the default shape with gathered x.
  */
 function plannedSgmatTile(ctx: GpuContext, rows: number, E: number, N: number, wf: WeightFormat): { shape: SgmatShapeName; xRows: SgmatXRows } {
   const planned = sgmatTileFor(rows, E, N, wf, workgroupBytes(ctx));
-  const shape = sgmatNoVectorStaging.has(ctx.device) ? sgmatScalarTwin(planned.shape) : planned.shape;
+  const shape = sgmatNoVectorStaging.has(ctx.device) ? sgmatScalarShapeFor(planned.shape) : planned.shape;
   return shape !== undefined && sgmatSupported(ctx, shape) ? { ...planned, shape } : { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
 }
 
@@ -469,7 +469,7 @@ export async function warmGroupedGemmFast(
     try {
       // The tiles plan.ts can choose for each format on this device (sgmatTilesOf), and the default tile its
       // fallback takes; a vector-staged one the device refuses marks the device (plannedSgmatTile takes the
-      // scalar-staged twins there) and warms its twin.
+      // scalar-staged tiles there) and warms its scalar-staged tile.
       for (const f of formats) {
         const tiles = [...sgmatTilesOf(f.wf, workgroupBytes(ctx)), { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' as const }];
         for (const { shape, xRows } of tiles) {
@@ -483,7 +483,7 @@ export async function warmGroupedGemmFast(
               sgmatNoVectorStaging.add(ctx.device);
             }
           }
-          const twin = sgmatScalarTwin(shape);
+          const twin = sgmatScalarShapeFor(shape);
           await warmTile(twin ?? SGMAT_DEFAULT_SHAPE, twin ? xRows : 'gather', f.base, f.wideLoads);
         }
       }

@@ -34,7 +34,7 @@
  */
 
 import { ValueError } from '@webmoe/tensor';
-import { SGMAT_DEFAULT_SHAPE, SGMAT_MAX_WORKGROUP_BYTES, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
+import { SGMAT_DEFAULT_SHAPE, SGMAT_MAX_WORKGROUP_BYTES, sgmatScalarTwin, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
 
 /** Which fast prefill kernel (grouped-gemm-fast.ts). @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { tile: 'fast', fast: 'f32' })` */
 export type FastGemmKind = 'f32' | 'f16' | 'subgroup-matrix';
@@ -126,14 +126,18 @@ export const KERNEL_CROSSOVERS = {
    * against the old planner, same call): int4 T = 1 Qwen3 0.0598 -> 0.0556, Mixtral 0.187 -> 0.173, GPT-OSS 0.102 ->
    * 0.100; T = 16 0.454 -> 0.376, 1.75 -> 1.34, 0.847 -> 0.638; MXFP4 T = 16 0.453 -> 0.374, 1.75 -> 1.32, 0.832 ->
    * 0.629, but MXFP4 T = 1 mixed (Qwen3 0.0601 -> 0.0556, Mixtral 0.186 -> 0.168, GPT-OSS 0.102 -> 0.147: an e8m0
-   * scale per code word instead of per chunk), so MXFP4 keeps 16-byte chunks at one row. 8- and 16-bit weights keep
+   * scale per code word instead of per chunk), so MXFP4 kept 16-byte chunks at one row until its e8m0 scales were
+   * decoded by exponent placement instead of exp2 (session 17, `ef98098`): H100 2026-12-05 (session 18 call 1,
+   * docs/perf-h200/2026-12-05-s18/call1/gemv-mxfp4.txt, gemv-bench --split, T = 1, rows2 / rows2i ms) MXFP4 Mixtral
+   * 0.503 / 0.466, Qwen3 0.187 / 0.157, GPT-OSS-20B 0.365 / 0.311 (int4 0.165 / 0.154, 0.180 / 0.158, 0.365 / 0.314):
+   * MXFP4 takes 'rows2i' at one row too. 8- and 16-bit weights keep
    * them everywhere: interleaved, fp8 1.3-1.6x slower (DeepSeek-V3 fp8 T = 1 0.97 vs 0.59 ms), bf16 level at T = 1
    * and up to 1.34x slower at T = 16 (Mixtral 1.37 vs 1.02 ms in the layer).
    */
   gemvPackedKernel: {
     oneRow: 'rows2',
     moreRows: 'rows4',
-    byFormat: { int4: { oneRow: 'rows2i', moreRows: 'rows2i' }, mxfp4: { oneRow: 'rows2', moreRows: 'rows2i' } },
+    byFormat: { int4: { oneRow: 'rows2i', moreRows: 'rows2i' }, mxfp4: { oneRow: 'rows2i', moreRows: 'rows2i' } },
   } as Readonly<{ oneRow: GemvPackedKernel; moreRows: GemvPackedKernel; byFormat: Readonly<Partial<Record<PackedCodeFormat, Readonly<Record<'oneRow' | 'moreRows', GemvPackedKernel>>>>> }>,
   /**
    * Split-K packed decode GEMV for calls that launch few workgroups over long rows: where the default
@@ -157,8 +161,8 @@ export const KERNEL_CROSSOVERS = {
   /**
    * The subgroup-matrix GEMM's tiles by average grouped rows per expert (sgmatTileFor; the 16-bit ones vector-staged):
    * for 16-bit weights 32-row tiles up to `smallMaxRowsPerExpert`; for the formats of `wideShapes` from `wideMinRowsPerExpert`
-   * (16-bit / packed)
-   * their 128 x 256 tile (4x4 blocks per subgroup) over f16 x rows where the device offers its `wideWorkgroupBytes` of
+   * (16-bit / packed) their wide tile (16-bit: 128 x 192 with 64-wide K slices, or `tall`'s 144 x 256 in its band of rows
+   * per expert; fp8 and int4: 128 x 256) over f16 x rows where the device offers its `wideWorkgroupBytes` of
    * workgroup memory; else for 16-bit weights 128-row tiles over f16 x rows from `largeMinRowsPerExpert` where the
    * call has at least `largeMinOutputs` outputs, and 64-row tiles otherwise.
    */
@@ -175,8 +179,34 @@ export const KERNEL_CROSSOVERS = {
     // the 128 x 256 tile of each weight format measured on it: vector-staged, except int4 (2-byte staging stores: the
     // vector-staged tile was 60% slower for Mixtral's int4 at T = 512, 4% faster at 4096); int8 and MXFP4 are not
     // measured on it and keep the 64 x 128 tile
-    wideShapes: { bfloat16: 'm128n256k32v', float16: 'm128n256k32v', fp8_e4m3: 'm128n256k32v', fp8_e5m2: 'm128n256k32v', int4: 'm128n256k32' },
-  } as Readonly<{ smallMaxRowsPerExpert: number; largeMinRowsPerExpert: number; largeMinOutputs: number; wideMinRowsPerExpert: Readonly<Record<'half16' | 'packed', number>>; wideWorkgroupBytes: number; wideShapes: Readonly<Record<string, SgmatShapeName>> }>,
+    // 16-bit weights: 64-wide K slices of a 128 x 192 tile (half the barriers per K of the 128 x 256 tile's 32-wide
+    // slices; the epilogue in the staging memory to fit 48 KiB). H100 2026-12-05 (session 18 call 1, prefill-bench
+    // bf16, docs/perf-h200/2026-12-05-s18/call1/prefill-oa.txt), 128 x 192 k64 / 128 x 256 ms, evenly spread rows:
+    // Mixtral T = 512 2.12 / 2.23, T = 4096 13.00 / 14.88; Qwen3-30B 0.83 / 0.95, 2.12 / 2.30; GPT-OSS-20B 1.07 / 1.29,
+    // 4.15 / 4.69; Mixtral T = 512 with the router's uneven rows 2.92 / 3.41. The 16-subgroup and 32-wide 128 x 192
+    // tiles were slower than both.
+    wideShapes: { bfloat16: 'm128n192k64va', float16: 'm128n192k64va', fp8_e4m3: 'm128n256k32v', fp8_e5m2: 'm128n256k32v', int4: 'm128n256k32' },
+    // 16-bit weights with `minRowsPerExpert`..`maxRowsPerExpert` rows per expert on average: the 144-row tile, one row
+    // tile for an expert of up to 144 rows where the router's split around 128 rows gives every expert past 128 a second
+    // 128-row tile. H100 2026-12-05 (session 18 call 2, prefill-bench bf16, the router's uneven rows,
+    // docs/perf-h200/2026-12-05-s18/call2/prefill-144-uneven.txt), 144 x 256 / 128 x 256 ms: Mixtral T = 512 (115-133
+    // rows per expert) 2.32 / 3.42 (128 x 192 k64 2.92 in call 1), DeepSeek-V3-e32 T = 512 (107-143) 2.39 / 2.83; away
+    // from that band it loses (GPT-OSS-20B T = 512, 52-81 rows: 1.35 / 1.31; Mixtral T = 4096 15.34 / 15.77 against
+    // 128 x 192 k64's 13.00 with even rows; Qwen3 T = 4096 2.74 / 2.54).
+    tall: { shapes: { bfloat16: 'm144n256k32v', float16: 'm144n256k32v' }, minRowsPerExpert: 112, maxRowsPerExpert: 144 },
+    // where Dawn refuses vector staging (vec4<u32> staging arrays), the vector-only shapes above run this scalar-staged
+    // tile instead (the 128 x 256 tile the wide rule chose before them)
+    scalarFallbacks: { m128n192k64va: 'm128n256k32', m144n256k32v: 'm128n256k32' },
+  } as Readonly<{
+    smallMaxRowsPerExpert: number;
+    largeMinRowsPerExpert: number;
+    largeMinOutputs: number;
+    wideMinRowsPerExpert: Readonly<Record<'half16' | 'packed', number>>;
+    wideWorkgroupBytes: number;
+    wideShapes: Readonly<Record<string, SgmatShapeName>>;
+    tall: Readonly<{ shapes: Readonly<Record<string, SgmatShapeName>>; minRowsPerExpert: number; maxRowsPerExpert: number }>;
+    scalarFallbacks: Readonly<Partial<Record<SgmatShapeName, SgmatShapeName>>>;
+  }>,
   gemvPackedSplitK: { maxWorkgroups: 0, minCols: 4096, oneRow: 'rows2k4', moreRows: 'rows4k2' } as Readonly<{ maxWorkgroups: number; minCols: number; oneRow: GemvPackedKernel; moreRows: GemvPackedKernel }>,
   /**
    * The packed decode GEMV on software adapters (kernels on the CPU), at every row count: 4 outputs per 32-lane
@@ -468,8 +498,9 @@ export function gemvDenseKernelFor(T: number, k: number, E: number, softwareAdap
  * The tile shape (SGMAT_SHAPES) and x-row mode (SgmatXRows) of the subgroup-matrix grouped GEMM for `rows` grouped
  * rows over E experts, N outputs (gate_up: gate/up pairs), weights of format `wf` (a dtype or WeightFormat), by the
  * average rows per expert r = rows / E (KERNEL_CROSSOVERS.sgmatTiles): 16-bit dense weights take 32-row tiles up to
- * r = 16; from r = 128 16-bit, int4 and fp8 weights take the 128 x 256 tile over x rows converted to f16 first
- * ('half') on devices with 48 KiB of workgroup memory, and elsewhere 16-bit weights take 128-row 'half' tiles where
+ * r = 16; on devices with 48 KiB of workgroup memory 16-bit weights take from r = 64 the 128 x 192 tile with 64-wide
+ * K slices (the 144 x 256 tile for r = 112..144) and int4 and fp8 weights from r = 128 the 128 x 256 tile, all over x
+ * rows converted to f16 first ('half'), and elsewhere 16-bit weights take 128-row 'half' tiles where
  * N >= 2560 (the conversion pass pays off over wide outputs); other 16-bit calls the 64-row tile, other packed ones
  * (and int8 / MXFP4, unmeasured on the other shapes) the 64 x 128 tile with gathered x. Every 16-bit tile stages with
  * 16-byte stores (SgmatShape.vs), as do fp8 weights on the 128 x 256 tile (H200 call 5 below). The measurements behind
@@ -497,7 +528,8 @@ export function gemvDenseKernelFor(T: number, k: number, E: number, softwareAdap
  * T = 512 2.84 vs 2.96, but Mixtral T = 512 4.62 vs 2.88 (the layer with it: 4.87 ms, call 7), fp8 3.75-29.2 vs
  * 3.98-31.1 ms. 128 x 128 over f16 x rows vs 64 x 128 (both vector-staged, the 32 KiB rule): N = 2880 (GPT-OSS
  * T = 4096) 6.22 vs 7.30, N = 768 / 2048 (Qwen3) 3.77 vs 3.15: `largeMinOutputs` between them.
- * @example `sgmatTileFor(8192, 8, 14336, 'bfloat16', 49152) // { shape: 'm128n256k32v', xRows: 'half' }`
+ * The 128 x 192 and 144 x 256 tiles: KERNEL_CROSSOVERS.sgmatTiles.wideShapes and .tall (session 18).
+ * @example `sgmatTileFor(8192, 8, 14336, 'bfloat16', 49152) // { shape: 'm128n192k64va', xRows: 'half' }`
  */
 export function sgmatTileFor(rows: number, E: number, N: number, wf: string, workgroupBytes: number = SGMAT_MAX_WORKGROUP_BYTES): { shape: SgmatShapeName; xRows: SgmatXRows } {
   const t = KERNEL_CROSSOVERS.sgmatTiles;
@@ -505,10 +537,24 @@ export function sgmatTileFor(rows: number, E: number, N: number, wf: string, wor
   const half16 = wf === 'bfloat16' || wf === 'float16';
   if (half16 && perExpert <= t.smallMaxRowsPerExpert) return { shape: 'm32n128k32v', xRows: 'gather' };
   const wide = Object.hasOwn(t.wideShapes, wf) ? t.wideShapes[wf] : undefined;
-  if (wide && perExpert >= t.wideMinRowsPerExpert[half16 ? 'half16' : 'packed'] && workgroupBytes >= t.wideWorkgroupBytes) return { shape: wide, xRows: 'half' };
+  if (wide && perExpert >= t.wideMinRowsPerExpert[half16 ? 'half16' : 'packed'] && workgroupBytes >= t.wideWorkgroupBytes) {
+    const tall = Object.hasOwn(t.tall.shapes, wf) ? t.tall.shapes[wf] : undefined;
+    if (tall && perExpert >= t.tall.minRowsPerExpert && perExpert <= t.tall.maxRowsPerExpert) return { shape: tall, xRows: 'half' };
+    return { shape: wide, xRows: 'half' };
+  }
   if (half16 && perExpert >= t.largeMinRowsPerExpert && N >= t.largeMinOutputs) return { shape: 'm128n128k32v', xRows: 'half' };
   if (half16) return { shape: 'm64n128k32v', xRows: 'gather' };
   return { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
+}
+
+/**
+ * The scalar-staged tile that runs a planned shape where Dawn refuses vector staging (vec4<u32> staging arrays): its
+ * twin without `vs` (sgmatScalarTwin), or for the vector-only shapes the planner takes
+ * KERNEL_CROSSOVERS.sgmatTiles.scalarFallbacks; undefined for other vector-only shapes (bench candidates).
+ * @example `sgmatScalarShapeFor('m128n192k64va') // 'm128n256k32'`
+ */
+export function sgmatScalarShapeFor(shape: SgmatShapeName): SgmatShapeName | undefined {
+  return sgmatScalarTwin(shape) ?? KERNEL_CROSSOVERS.sgmatTiles.scalarFallbacks[shape];
 }
 
 /**
@@ -519,7 +565,7 @@ export function sgmatTileFor(rows: number, E: number, N: number, wf: string, wor
  */
 export function sgmatTilesOf(wf: string, workgroupBytes: number): { shape: SgmatShapeName; xRows: SgmatXRows }[] {
   const t = KERNEL_CROSSOVERS.sgmatTiles;
-  const perExpert = [t.smallMaxRowsPerExpert, t.largeMinRowsPerExpert, t.wideMinRowsPerExpert.half16, t.wideMinRowsPerExpert.packed].flatMap((r) => [r - 1, r, r + 1]);
+  const perExpert = [t.smallMaxRowsPerExpert, t.largeMinRowsPerExpert, t.wideMinRowsPerExpert.half16, t.wideMinRowsPerExpert.packed, t.tall.minRowsPerExpert, t.tall.maxRowsPerExpert].flatMap((r) => [r - 1, r, r + 1]);
   const outputs = [t.largeMinOutputs - 1, t.largeMinOutputs];
   const tiles = new Map<string, { shape: SgmatShapeName; xRows: SgmatXRows }>();
   for (const r of perExpert) for (const N of outputs) {
@@ -535,7 +581,7 @@ export function sgmatTilesOf(wf: string, workgroupBytes: number): { shape: Sgmat
  * tiles of its format and device: sgmatTilesOf).
  */
 export const SGMAT_CHOICES: { readonly shapes: readonly SgmatShapeName[]; readonly xRows: readonly SgmatXRows[]; readonly splitK: readonly number[] } = {
-  shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32'],
+  shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32', 'm128n192k64va', 'm144n256k32v'],
   xRows: ['gather', 'half'],
   splitK: [1],
 };
