@@ -9,6 +9,9 @@
 #   2: prefill-bench bf16 with the router's uneven rows: plan.ts's tile against the 144-row tiles (one row tile for an
 #      expert of up to 144 rows; Mixtral T = 512's experts past 128 rows pay a second 128-row tile), Mixtral / Qwen3 /
 #      GPT-OSS / DeepSeek-V3-e32 at T = 512 / 4096, then Mixtral T = 512 / 4096 with evenly spread rows.
+#   3: the layer at the new tile rule (bench.mjs, 94e5b2b) against the old (bench-old.mjs, e80aca1), alternating, bf16
+#      prefill T = 512 / 4096 of Mixtral, Qwen3, GPT-OSS, DeepSeek-V2-Lite; HF grouped_mm on the same shapes.
+#      bench-old.mjs: git worktree add /tmp/wm-old e80aca1 and the bundle:gpu esbuild command run there.
 # Kit: bash ../shared/gpu/make-kit.sh .gpu-kit; node scripts/gpu/build-gpu-tests.mjs;
 #   node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs;
 #   node scripts/gpu/build-one.mjs scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs;
@@ -31,5 +34,16 @@ case "${1:-1}" in
     T144="=sgmat-default,sgmat-m144n256k32v-xh,sgmat-m144n192k32v-xh,sgmat-m144n192k32va-xh,sgmat-m144n128k32v-xh"
     PREFILL_BENCH_ROUTING=random PB prefill-144-uneven 200 240 10 "$T144" "mixtral,qwen3,gpt-oss,deepseek-v3-e32" "512,4096" bf16
     PB prefill-144-even 80 110 10 "$T144" "mixtral" "512,4096" bf16
+    ;;
+  3)
+    M=mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite
+    for b in bench-old bench bench-old bench; do
+      timeout 140 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models $M --dtypes bf16 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/layer-$b-$RANDOM.json" >> "$OUT/layer-$b.txt" 2>&1
+      echo "$b rc=$?" >> "$OUT/layer-$b.txt"
+    done
+    grep -hE "^(model|mixtral|qwen3|gpt|deepseek)|rc=" "$OUT"/layer-bench-old.txt | grep -v linear | cut -c1-160
+    grep -hE "^(model|mixtral|qwen3|gpt|deepseek)|rc=" "$OUT"/layer-bench.txt | grep -v linear | cut -c1-160
+    timeout 100 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models $M --tokens 512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
+    echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | tail -10 | cut -c1-200
     ;;
 esac
