@@ -37,8 +37,9 @@ case "${1:-1}" in
     ;;
   3)
     M=mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite
-    for b in bench-old bench bench-old bench; do
-      timeout 140 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models $M --dtypes bf16 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/layer-$b-$RANDOM.json" >> "$OUT/layer-$b.txt" 2>&1
+    for run in bench-old:512,4096:130 bench:512,4096:130 bench-old:512:60 bench:512:60; do
+      IFS=: read -r b toks to <<< "$run"
+      timeout "$to" bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models $M --dtypes bf16 --tokens "$toks" --iters 10 --stack 2 --json "$OUT/layer-$b-$RANDOM.json" >> "$OUT/layer-$b.txt" 2>&1
       echo "$b rc=$?" >> "$OUT/layer-$b.txt"
     done
     grep -hE "^(model|mixtral|qwen3|gpt|deepseek)|rc=" "$OUT"/layer-bench-old.txt | grep -v linear | cut -c1-160
