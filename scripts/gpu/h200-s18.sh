@@ -12,6 +12,9 @@
 #   3: the layer at the new tile rule (bench.mjs, 94e5b2b) against the old (bench-old.mjs, e80aca1), alternating, bf16
 #      prefill T = 512 / 4096 of Mixtral, Qwen3, GPT-OSS, DeepSeek-V2-Lite; HF grouped_mm on the same shapes.
 #      bench-old.mjs: git worktree add /tmp/wm-old e80aca1 and the bundle:gpu esbuild command run there.
+#   4: packed prefill (int4 / fp8 / MXFP4, the router's uneven rows) on plan.ts's tile against the 128 x 192 k64 and
+#      144 x 256 tiles; MXFP4 decode T = 1 at the new rule ('rows2i') against the old ('rows2'), the layer, alternating;
+#      the GPU tests of the prefill tiles and the HF goldens (T = 16 and 600) at the new rule.
 # Kit: bash ../shared/gpu/make-kit.sh .gpu-kit; node scripts/gpu/build-gpu-tests.mjs;
 #   node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs;
 #   node scripts/gpu/build-one.mjs scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs;
@@ -46,5 +49,14 @@ case "${1:-1}" in
     grep -hE "^(model|mixtral|qwen3|gpt|deepseek)|rc=" "$OUT"/layer-bench.txt | grep -v linear | cut -c1-160
     timeout 100 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models $M --tokens 512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
     echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | tail -10 | cut -c1-200
+    ;;
+  4)
+    PREFILL_BENCH_ROUTING=random PB prefill-packed 150 190 10 "=sgmat-default,sgmat-m128n192k64va-xh,sgmat-m144n256k32v-xh" "mixtral,deepseek-v3-e32" "512,4096" int4,fp8,mxfp4
+    for b in bench-old bench bench-old bench; do
+      timeout 45 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models gpt-oss-20b,qwen3-30b-a3b,mixtral-8x7b --dtypes mxfp4 --tokens 1 --iters 30 --stack 8 --json "$OUT/decode-$b-$RANDOM.json" >> "$OUT/decode-$b.txt" 2>&1
+      echo "$b rc=$?" >> "$OUT/decode-$b.txt"
+    done
+    grep -hE "^(model|mixtral|qwen3|gpt)|rc=" "$OUT"/decode-bench-old.txt "$OUT"/decode-bench.txt | grep -v linear | cut -c1-160
+    GPU_TESTS 190 fixtures.gpu prefill-golden grouped-gemm-fast
     ;;
 esac
