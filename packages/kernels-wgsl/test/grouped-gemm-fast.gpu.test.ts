@@ -466,6 +466,18 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
       });
     }
   }
+  // the packed formats plan.ts gives the session-18 tiles: int4 (with zero points) on 144 x 256, MXFP4 on 128 x 192 k64,
+  // each op, K over two 64-wide slices and a partial one
+  for (const [shape, fmt] of [['m144n256k32v', fmts[3]], ['m128n192k64va', fmts[5]]] as const) {
+    const s = SGMAT_SHAPES[shape];
+    for (const op of ['gate_up', 'down'] as const) {
+      const [E, k] = [3, 2];
+      emuCases.push({
+        shape, op, T: Math.ceil((s.tm * 2.5 * E) / k / 3) + 3, k, E, K: 160, N: s.tn + 29,
+        dt: 'bfloat16', fmt: fmt as ExpertQuantFormat, bias: op === 'down', rowScale: op === 'gate_up', act: ACTS[0], splitK: 1, xh: 'staged',
+      });
+    }
+  }
   for (const emulate of [true, false]) for (const c of emuCases) {
     it(`${emulate ? 'emulated' : 'builtins'}: ${c.shape}${c.splitK > 1 ? ` splitK=${c.splitK}` : ''}${c.xh ? ` xh=${c.xh}` : ''} ${c.op} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N} ${c.fmt ? fmtName(c.fmt) : c.dt} bias=${c.bias} rowScale=${c.rowScale}${c.op === 'gate_up' ? ` ${c.act.kind}/${c.act.layout}` : ''}`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');

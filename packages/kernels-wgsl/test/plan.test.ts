@@ -178,11 +178,15 @@ describe('kernel planner', () => {
     for (const wf of ['fp8_e4m3', 'int4', 'int8', 'mxfp4', 'float32']) {
       expect(sgmatTileFor(512, 32, 2880, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
       expect(sgmatTileFor(8192, 8, 14336, wf)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
-      // int8 and MXFP4 (not measured on it) keep the 64 x 128 tile with 48 KiB too
-      if (wf === 'int8' || wf === 'mxfp4' || wf === 'float32') expect(sgmatTileFor(8192, 8, 14336, wf, 49152)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
+      // int8 (not measured on it) keeps the 64 x 128 tile with 48 KiB too; MXFP4 takes 128 x 192 k64
+      if (wf === 'int8' || wf === 'float32') expect(sgmatTileFor(8192, 8, 14336, wf, 49152)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
+      else if (wf === 'mxfp4') expect(sgmatTileFor(8192, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' });
       else if (wf === 'int4') expect(sgmatTileFor(8192, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n256k32', xRows: 'half' }); // 2-byte staging stores
       else expect(sgmatTileFor(8192, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n256k32v', xRows: 'half' });
       expect(sgmatTileFor(4096, 128, 768, wf, 49152)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // Qwen3 T = 512: 32 per expert
+      // 112..144 rows per expert: int4 on the 144 x 256 tile (the others as outside the band)
+      expect(sgmatTileFor(896, 8, 14336, wf, 49152)).toEqual(wf === 'int4' ? { shape: 'm144n256k32v', xRows: 'half' } : { shape: 'm64n128k32', xRows: 'gather' });
+      expect(sgmatTileFor(1024, 8, 14336, wf, 49152).shape).toBe(wf === 'int4' ? 'm144n256k32v' : sgmatTileFor(1153, 8, 14336, wf, 49152).shape);
     }
   });
 });
@@ -210,9 +214,9 @@ describe('the tiles warmGroupedGemmFast compiles (sgmatTilesOf)', () => {
     const names = (wf: string, wg: number) => sgmatTilesOf(wf, wg).map((t) => `${t.shape}/${t.xRows}`).sort();
     expect(names('bfloat16', 49152)).toEqual(['m128n192k64va/half', 'm144n256k32v/half', 'm32n128k32v/gather', 'm64n128k32v/gather']);
     expect(names('bfloat16', 32768)).toEqual(['m128n128k32v/half', 'm32n128k32v/gather', 'm64n128k32v/gather']);
-    expect(names('int4', 49152)).toEqual(['m128n256k32/half', 'm64n128k32/gather']);
+    expect(names('int4', 49152)).toEqual(['m128n256k32/half', 'm144n256k32v/half', 'm64n128k32/gather']);
     expect(names('fp8_e4m3', 32768)).toEqual(['m64n128k32/gather']);
-    expect(names('mxfp4', 49152)).toEqual(['m64n128k32/gather']);
+    expect(names('mxfp4', 49152)).toEqual(['m128n192k64va/half', 'm64n128k32/gather']);
   });
 });
 

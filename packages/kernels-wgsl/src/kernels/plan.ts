@@ -185,7 +185,11 @@ export const KERNEL_CROSSOVERS = {
     // Mixtral T = 512 2.12 / 2.23, T = 4096 13.00 / 14.88; Qwen3-30B 0.83 / 0.95, 2.12 / 2.30; GPT-OSS-20B 1.07 / 1.29,
     // 4.15 / 4.69; Mixtral T = 512 with the router's uneven rows 2.92 / 3.41. The 16-subgroup and 32-wide 128 x 192
     // tiles were slower than both.
-    wideShapes: { bfloat16: 'm128n192k64va', float16: 'm128n192k64va', fp8_e4m3: 'm128n256k32v', fp8_e5m2: 'm128n256k32v', int4: 'm128n256k32' },
+    // MXFP4 (was the 64 x 128 tile) from 128 rows per expert on the 128 x 192 k64 tile too: H100 2026-12-05 (session 18
+    // call 4, prefill-bench, the router's uneven rows, output tail in docs/perf-h200/2026-12-05-s18/call4) Mixtral
+    // T = 512 4.42 vs 5.14 ms, DeepSeek-V3-e32 3.64 vs 4.65 (fp8 stays: Mixtral 6.71 vs 6.37, DeepSeek-V3-e32 5.48 vs
+    // 5.30; from 512 rows per expert packed weights are decoded first and take the 16-bit tile).
+    wideShapes: { bfloat16: 'm128n192k64va', float16: 'm128n192k64va', fp8_e4m3: 'm128n256k32v', fp8_e5m2: 'm128n256k32v', int4: 'm128n256k32', mxfp4: 'm128n192k64va' },
     // 16-bit weights with `minRowsPerExpert`..`maxRowsPerExpert` rows per expert on average: the 144-row tile, one row
     // tile for an expert of up to 144 rows where the router's split around 128 rows gives every expert past 128 a second
     // 128-row tile. H100 2026-12-05 (session 18 call 2, prefill-bench bf16, the router's uneven rows,
@@ -193,7 +197,10 @@ export const KERNEL_CROSSOVERS = {
     // rows per expert) 2.32 / 3.42 (128 x 192 k64 2.92 in call 1), DeepSeek-V3-e32 T = 512 (107-143) 2.39 / 2.83; away
     // from that band it loses (GPT-OSS-20B T = 512, 52-81 rows: 1.35 / 1.31; Mixtral T = 4096 15.34 / 15.77 against
     // 128 x 192 k64's 13.00 with even rows; Qwen3 T = 4096 2.74 / 2.54).
-    tall: { shapes: { bfloat16: 'm144n256k32v', float16: 'm144n256k32v' }, minRowsPerExpert: 112, maxRowsPerExpert: 144 },
+    // int4 too (vector-staged there, unlike its 128 x 256 tile; call 4, same runs): Mixtral T = 512 2.70 vs 4.87 ms
+    // (128 x 192 k64 4.40), DeepSeek-V3-e32 2.69 vs 4.09. Not fp8 (Mixtral 7.25 vs 6.37, DeepSeek-V3-e32 3.83 vs 5.30)
+    // nor MXFP4 (Mixtral 7.30 vs 128 x 192 k64's 4.42, DeepSeek-V3-e32 2.99 vs 3.64): mixed.
+    tall: { shapes: { bfloat16: 'm144n256k32v', float16: 'm144n256k32v', int4: 'm144n256k32v' }, minRowsPerExpert: 112, maxRowsPerExpert: 144 },
     // where Dawn refuses vector staging (vec4<u32> staging arrays), the vector-only shapes above run this scalar-staged
     // tile instead (the 128 x 256 tile the wide rule chose before them)
     scalarFallbacks: { m128n192k64va: 'm128n256k32', m144n256k32v: 'm128n256k32' },
@@ -498,11 +505,12 @@ export function gemvDenseKernelFor(T: number, k: number, E: number, softwareAdap
  * The tile shape (SGMAT_SHAPES) and x-row mode (SgmatXRows) of the subgroup-matrix grouped GEMM for `rows` grouped
  * rows over E experts, N outputs (gate_up: gate/up pairs), weights of format `wf` (a dtype or WeightFormat), by the
  * average rows per expert r = rows / E (KERNEL_CROSSOVERS.sgmatTiles): 16-bit dense weights take 32-row tiles up to
- * r = 16; on devices with 48 KiB of workgroup memory 16-bit weights take from r = 64 the 128 x 192 tile with 64-wide
- * K slices (the 144 x 256 tile for r = 112..144) and int4 and fp8 weights from r = 128 the 128 x 256 tile, all over x
- * rows converted to f16 first ('half'), and elsewhere 16-bit weights take 128-row 'half' tiles where
+ * r = 16; on devices with 48 KiB of workgroup memory 16-bit and int4 weights take the 144 x 256 tile for r = 112..144,
+ * else 16-bit weights from r = 64 and MXFP4 from r = 128 the 128 x 192 tile with 64-wide K slices, int4 and fp8 from
+ * r = 128 the 128 x 256 tile, all over x rows converted to f16 first ('half'), and elsewhere 16-bit weights take
+ * 128-row 'half' tiles where
  * N >= 2560 (the conversion pass pays off over wide outputs); other 16-bit calls the 64-row tile, other packed ones
- * (and int8 / MXFP4, unmeasured on the other shapes) the 64 x 128 tile with gathered x. Every 16-bit tile stages with
+ * (and int8, unmeasured on the other shapes) the 64 x 128 tile with gathered x. Every 16-bit tile stages with
  * 16-byte stores (SgmatShape.vs), as do fp8 weights on the 128 x 256 tile (H200 call 5 below). The measurements behind
  * each step, oldest first:
  * H200 2026-12-04, the layer (bench, bf16, old = 64 x 128 everywhere vs a rule with 32-row tiles up to r = 32 and
@@ -536,12 +544,11 @@ export function sgmatTileFor(rows: number, E: number, N: number, wf: string, wor
   const perExpert = rows / Math.max(1, E);
   const half16 = wf === 'bfloat16' || wf === 'float16';
   if (half16 && perExpert <= t.smallMaxRowsPerExpert) return { shape: 'm32n128k32v', xRows: 'gather' };
+  const big = workgroupBytes >= t.wideWorkgroupBytes;
+  const tall = Object.hasOwn(t.tall.shapes, wf) ? t.tall.shapes[wf] : undefined;
+  if (tall && big && perExpert >= t.tall.minRowsPerExpert && perExpert <= t.tall.maxRowsPerExpert) return { shape: tall, xRows: 'half' };
   const wide = Object.hasOwn(t.wideShapes, wf) ? t.wideShapes[wf] : undefined;
-  if (wide && perExpert >= t.wideMinRowsPerExpert[half16 ? 'half16' : 'packed'] && workgroupBytes >= t.wideWorkgroupBytes) {
-    const tall = Object.hasOwn(t.tall.shapes, wf) ? t.tall.shapes[wf] : undefined;
-    if (tall && perExpert >= t.tall.minRowsPerExpert && perExpert <= t.tall.maxRowsPerExpert) return { shape: tall, xRows: 'half' };
-    return { shape: wide, xRows: 'half' };
-  }
+  if (wide && big && perExpert >= t.wideMinRowsPerExpert[half16 ? 'half16' : 'packed']) return { shape: wide, xRows: 'half' };
   if (half16 && perExpert >= t.largeMinRowsPerExpert && N >= t.largeMinOutputs) return { shape: 'm128n128k32v', xRows: 'half' };
   if (half16) return { shape: 'm64n128k32v', xRows: 'gather' };
   return { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
