@@ -15,6 +15,8 @@
 #   4: packed prefill (int4 / fp8 / MXFP4, the router's uneven rows) on plan.ts's tile against the 128 x 192 k64 and
 #      144 x 256 tiles; MXFP4 decode T = 1 at the new rule ('rows2i') against the old ('rows2'), the layer, alternating;
 #      the GPU tests of the prefill tiles and the HF goldens (T = 16 and 600) at the new rule.
+#   5: the whole GPU test bundle at 738346c; the layer at T = 512 with packed weights (int4 on the 144 x 256 tile, MXFP4 on
+#      128 x 192 k64) against 94e5b2b (bench-old.mjs), bf16 beside them, Mixtral and GPT-OSS-20B.
 # Kit: bash ../shared/gpu/make-kit.sh .gpu-kit; node scripts/gpu/build-gpu-tests.mjs;
 #   node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs;
 #   node scripts/gpu/build-one.mjs scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs;
@@ -58,5 +60,13 @@ case "${1:-1}" in
     done
     grep -hE "^(model|mixtral|qwen3|gpt)|rc=" "$OUT"/decode-bench-old.txt "$OUT"/decode-bench.txt | grep -v linear | cut -c1-160
     GPU_TESTS 190 fixtures.gpu prefill-golden grouped-gemm-fast
+    ;;
+  5)
+    GPU_TESTS 330
+    for b in bench-old bench; do
+      timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models mixtral-8x7b,gpt-oss-20b --dtypes bf16,int4,mxfp4,fp8 --tokens 512 --iters 10 --stack 2 --json "$OUT/packed-$b.json" > "$OUT/packed-$b.txt" 2>&1
+      echo "$b rc=$?" >> "$OUT/packed-$b.txt"
+      grep -hE "^(model|mixtral|gpt)|rc=" "$OUT/packed-$b.txt" | grep -v linear | cut -c1-150
+    done
     ;;
 esac
