@@ -17,6 +17,8 @@
 #      the GPU tests of the prefill tiles and the HF goldens (T = 16 and 600) at the new rule.
 #   5: the whole GPU test bundle at 738346c; the layer at T = 512 with packed weights (int4 on the 144 x 256 tile, MXFP4 on
 #      128 x 192 k64) against 94e5b2b (bench-old.mjs), bf16 beside them, Mixtral and GPT-OSS-20B.
+#   6: packed prefill at 52-81 rows per expert (GPT-OSS-20B T = 512, uneven rows), where packed weights still take the
+#      64 x 128 tile: the wide tiles against it.
 # Kit: bash ../shared/gpu/make-kit.sh .gpu-kit; node scripts/gpu/build-gpu-tests.mjs;
 #   node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs;
 #   node scripts/gpu/build-one.mjs scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs;
@@ -68,5 +70,8 @@ case "${1:-1}" in
       echo "$b rc=$?" >> "$OUT/packed-$b.txt"
       grep -hE "^(model|mixtral|gpt)|rc=" "$OUT/packed-$b.txt" | grep -v linear | cut -c1-150
     done
+    ;;
+  6)
+    PREFILL_BENCH_ROUTING=random PB prefill-packed-r64 60 85 8 "=sgmat-default,sgmat-m128n192k64va-xh,sgmat-m144n256k32v-xh,sgmat-m128n256k32-xh,sgmat-m128n256k32v-xh" "gpt-oss" "512" int4,mxfp4,fp8
     ;;
 esac
