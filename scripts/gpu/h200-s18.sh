@@ -19,6 +19,8 @@
 #      128 x 192 k64) against 94e5b2b (bench-old.mjs), bf16 beside them, Mixtral and GPT-OSS-20B.
 #   6: packed prefill at 52-81 rows per expert (GPT-OSS-20B T = 512, uneven rows), where packed weights still take the
 #      64 x 128 tile: the wide tiles against it.
+#   7: GPT-OSS-20B packed at T = 1024 (128 rows per expert), where 738346c's rule gives int4 the 144 x 256 tile and MXFP4
+#      the 128 x 192 k64 tile: against the tiles before it (int4 128 x 256 scalar-staged, MXFP4 64 x 128 gathered).
 # Kit: bash ../shared/gpu/make-kit.sh .gpu-kit; node scripts/gpu/build-gpu-tests.mjs;
 #   node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs;
 #   node scripts/gpu/build-one.mjs scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs;
@@ -73,5 +75,8 @@ case "${1:-1}" in
     ;;
   6)
     PREFILL_BENCH_ROUTING=random PB prefill-packed-r64 60 85 8 "=sgmat-default,sgmat-m128n192k64va-xh,sgmat-m144n256k32v-xh,sgmat-m128n256k32-xh,sgmat-m128n256k32v-xh" "gpt-oss" "512" int4,mxfp4,fp8
+    ;;
+  7)
+    PREFILL_BENCH_ROUTING=random PB prefill-packed-gptoss-1024 45 70 8 "=sgmat-default,=sgmat-m128n256k32-xh,=sgmat-m64n128k32,=sgmat-m144n256k32v-xh,=sgmat-m128n192k64va-xh" "gpt-oss" "1024" int4,mxfp4
     ;;
 esac
