@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Prepared in session 18 for the next session's first H200 call (session 18's calls all ran on H100s): session 18's
+# prefill tile rule (128 x 192 k64, 144 x 256; commit 738346c and later) on the card the targets name.
+#   1: the whole GPU test bundle; the layer, bf16, T = 128 / 512 / 4096, Mixtral / Qwen3-30B / GPT-OSS-20B /
+#      DeepSeek-V2-Lite, with HF grouped_mm in the same call (#12's T = 4096 share and T = 512 rows).
+#   2: packed prefill in the layer (int4 / MXFP4 / fp8, T = 512 / 4096, Mixtral and GPT-OSS-20B, bf16 beside them), and
+#      the vector-staged packed tiles at 64 rows per expert (GPT-OSS-20B T = 512: 2-4.5x slower than the 64 x 128 tile
+#      on an H100 in session 18 call 6, unexplained) with evenly spread rows too.
+# Kit: bash ../shared/gpu/make-kit.sh .gpu-kit; node scripts/gpu/build-gpu-tests.mjs; pnpm --filter @webmoe/bench
+#   bundle:gpu; node scripts/gpu/build-one.mjs scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs;
+#   tar cJf .gpu-kit/fixtures.tar.xz -C ../shared fixtures; cp ../shared/gpu/torch_baseline.py .gpu-kit/
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+. "$(dirname "$0")/prefill-bench-run.sh"
+M=mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite
+case "${1:-1}" in
+  1)
+    GPU_TESTS 330
+    gzip -9 "$OUT/gpu-tests.txt"
+    timeout 130 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models $M --dtypes bf16 --tokens 128,512,4096 --iters 10 --stack 2 --json "$OUT/layer-bf16.json" > "$OUT/layer-bf16.txt" 2>&1
+    echo "bench rc=$?" >> "$OUT/layer-bf16.txt"; grep -hE "^(model|mixtral|qwen3|gpt|deepseek)|rc=" "$OUT/layer-bf16.txt" | cut -c1-160
+    timeout 100 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models $M --tokens 128,512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
+    echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
+    ;;
+  2)
+    timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,gpt-oss-20b --dtypes bf16,int4,mxfp4,fp8 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/layer-packed.json" > "$OUT/layer-packed.txt" 2>&1
+    echo "bench rc=$?" >> "$OUT/layer-packed.txt"; grep -hE "^(model|mixtral|gpt)|rc=" "$OUT/layer-packed.txt" | cut -c1-160
+    V="=sgmat-default,=sgmat-m128n256k32-xh,=sgmat-m128n256k32v-xh,=sgmat-m144n256k32v-xh"
+    PREFILL_BENCH_ROUTING=random PB packed-r64-uneven 60 90 8 "$V" "gpt-oss" "512" int4,fp8
+    PB packed-r64-even 60 90 8 "$V" "gpt-oss,mixtral" "512" int4
+    ;;
+esac
