@@ -9,7 +9,7 @@ import { measureCopyCpu, measureCopyGpu } from './copybw.js';
 import { createHostLayer, hostForward, storedHostLayer } from './host-layer.js';
 import type { BenchDevice } from './device.js';
 import { randomGpuTensor, randomWords } from './fill.js';
-import { distinctExperts, expectedDistinctExperts, gbps, tflops, work } from './metrics.js';
+import { distinctExperts, expectedDistinctExperts, gbps, rowsPerExpert, tflops, work, type RowsPerExpert } from './metrics.js';
 import { createLayer, createStackLayers, IMPL, routingOf, runMoE, type GpuLayer } from './moe-run.js';
 import { CHECK_TOL, checkFailure, checkForward, type RowCheck } from './check.js';
 import { stagedTol, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
@@ -115,6 +115,7 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
   try {
     // first forward inside error scopes: validation errors fail the row with their message
     let hit = NaN;
+    let rows: RowsPerExpert | undefined;
     let check: RowCheck | undefined;
     await ctx.checked(`${spec.name} T=${T} forward`, async () => {
       const rec = new Recorder(ctx, { label: 'bench.check' });
@@ -128,6 +129,7 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       if (bad >= 0) throw new Error(`the forward produced a non-finite output (${y[bad]} at element ${bad} of ${y.length})`);
       const idx = await routingOf(ctx, layer, x, new Recorder(ctx, { label: 'bench.routing' }));
       hit = distinctExperts(idx);
+      rows = rowsPerExpert(idx, spec.E);
       // the row's check: this very forward (same layer, kernels and T) against the float64 reference
       check = await checkForward(spec, layer.stored, (await x.download()).data as Float32Array, y, idx, stagedTol(dispatched, CHECK_TOL));
     });
@@ -196,6 +198,7 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
     const errs = ctx.takeUncapturedErrors();
     if (errs.length) throw new Error(`uncaptured GPU errors: ${errs.join('; ')}`);
     row.check = check;
+    row.rowsPerExpert = rows;
     if (layer.memory) Object.assign(row, { gpuBytes: layer.memory.gpu.total, packedBytes: layer.memory.packed, chunks: layer.memory.chunks });
     if (check && !check.pass) row.error = checkFailure(check);
     return finishRow(row, spec, dtype, Number.isFinite(hit) ? hit : expectedDistinctExperts(spec.E, spec.k, T), Number.isFinite(hit) ? 'routing' : 'expected-uniform', copyGBps, peakTflops);
@@ -220,7 +223,7 @@ async function cpuRow(spec: ModelSpec, dtype: BenchDtype, T: number, o: BenchOpt
   const s = summarize(walls);
   const row: ResultRow = {
     model: spec.name, tokens: T, dtype, device: 'cpu', impl: 'cpu', medianMs: s.median, p10Ms: s.p10, p90Ms: s.p90, minMs: s.min, maxMs: s.max,
-    timing: 'wall', gbps: NaN, tflops: NaN, kernels: [], check,
+    timing: 'wall', gbps: NaN, tflops: NaN, kernels: [], check, rowsPerExpert: rowsPerExpert(first.idx, spec.E),
     stageProfile: o.profileStages ? { available: false, reason: 'a CPU row (the host forward has no device timestamps)' } : undefined,
   };
   if (!check.pass) row.error = checkFailure(check);

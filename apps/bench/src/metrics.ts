@@ -25,6 +25,31 @@ export function distinctExperts(idx: ArrayLike<number>): number {
   return new Set(Array.from(idx)).size;
 }
 
+/** Grouped rows per routed expert: the least, the most and the mean over experts 0..E-1 (an expert no token chose counts 0). */
+export interface RowsPerExpert {
+  min: number;
+  max: number;
+  mean: number;
+}
+
+/**
+ * Rows per routed expert of routing indices idx[T*k] over E routed experts (indices >= E, shared-expert slots, are not
+ * counted): what the prefill GEMMs' row tiles see (an expert past a tile's rows takes another tile).
+ * @example `rowsPerExpert(new Uint32Array([0, 1, 1, 3]), 4) // { min: 0, max: 2, mean: 1 }`
+ */
+export function rowsPerExpert(idx: ArrayLike<number>, E: number): RowsPerExpert {
+  const counts = new Array<number>(E).fill(0);
+  let n = 0;
+  for (let i = 0; i < idx.length; i++) {
+    const e = idx[i];
+    if (e < E) {
+      counts[e]++;
+      n++;
+    }
+  }
+  return { min: Math.min(...counts), max: Math.max(...counts), mean: n / E };
+}
+
 /** Bytes and flops of one forward. */
 export interface Work {
   /** Weight bytes read (hit experts + shared + router + biases). */

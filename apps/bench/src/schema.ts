@@ -65,6 +65,8 @@ export interface ResultRow {
   expertsHit?: number;
   /** 'routing' (counted from this run's routing indices) or 'expected-uniform' (E(1-(1-k/E)^T)). */
   expertsHitSource?: string;
+  /** Grouped rows per routed expert in this run's routing (least, most, mean): the prefill GEMMs' partial row tiles. */
+  rowsPerExpert?: { min: number; max: number; mean: number };
   /** Bandwidth floor: bytes / copy bandwidth (ms). */
   floorMs?: number;
   /** Compute floor: flops / the run's peakTflops (ms). */

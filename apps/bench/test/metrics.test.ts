@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { distinctExperts, expectedDistinctExperts, gbps, tflops, work } from '../src/metrics.js';
+import { distinctExperts, expectedDistinctExperts, gbps, rowsPerExpert, tflops, work } from '../src/metrics.js';
 import { expertMatrixBytes, findModel, scaled, MODELS, type BenchDtype, type ModelSpec } from '../src/models.js';
 import { expertWeightBytes, gpuByteLength, type ExpertWeightsGpu, type GpuTensor } from '@webmoe/kernels-wgsl';
 
@@ -14,6 +14,9 @@ describe('bytes and flops', () => {
   });
   it('distinct experts counted from routing', () => {
     expect(distinctExperts(new Uint32Array([0, 3, 3, 1, 0, 7]))).toBe(4);
+    // rows per routed expert over E = 8: experts 2, 4, 5, 6 got none; slots of shared experts (index >= E) not counted
+    expect(rowsPerExpert(new Uint32Array([0, 3, 3, 1, 0, 7, 8, 8]), 8)).toEqual({ min: 0, max: 2, mean: 6 / 8 });
+    expect(rowsPerExpert(new Uint32Array([1, 0, 0, 1]), 2)).toEqual({ min: 2, max: 2, mean: 2 });
   });
   it('Mixtral bf16 T=1, 2 experts hit (hand computed)', () => {
     const H = 4096, I = 14336, E = 8, T = 1;
