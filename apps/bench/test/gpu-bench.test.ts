@@ -75,6 +75,11 @@ describe.runIf(ctx)('bench on a WebGPU adapter', () => {
       expectCallerColumns(x, 3);
       expect(x.expertsHit).toBeGreaterThanOrEqual(2);
       expect(x.expertsHit).toBeLessThanOrEqual(Math.min(E, x.tokens * 2));
+      // rows per routed expert: k = 2 rows per token over E experts; as many experts with rows as were hit
+      expect(x.rowsPerExpert!.mean, what).toBeCloseTo((x.tokens * 2) / E, 12);
+      expect(x.rowsPerExpert!.max, what).toBeGreaterThanOrEqual(Math.ceil((x.tokens * 2) / x.expertsHit!));
+      if (x.expertsHit! < E) expect(x.rowsPerExpert!.min, what).toBe(0);
+      else expect(x.rowsPerExpert!.min, what).toBeGreaterThanOrEqual(1);
       // bytes by hand: hit experts (bf16: 3*H*I*2; fp8: 3*H*I codes + one 128x128 f32 block scale per matrix),
       // bf16 shared expert 3*H*I*2, bf16 router E*H*2, x and y f32
       const perExpert = x.dtype === 'bf16' ? 3 * H * I * 2 : 3 * H * I + 2 * 4;
@@ -183,6 +188,7 @@ describe.runIf(ctx)('bench on a WebGPU adapter', () => {
     for (const x of r.results.filter((y) => y.impl === 'cpu')) {
       const gpu = r.results.find((y) => y.impl === 'moe' && y.dtype === x.dtype && y.tokens === x.tokens)!;
       expect(x.expertsHit, `${x.dtype} T=${x.tokens}`).toBe(gpu.expertsHit);
+      expect(x.rowsPerExpert, `${x.dtype} T=${x.tokens}`).toEqual(gpu.rowsPerExpert);
       expect(x.device).toBe('cpu');
     }
   });
