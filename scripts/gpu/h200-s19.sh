@@ -6,6 +6,9 @@
 #   2: packed prefill in the layer (int4 / MXFP4 / fp8, T = 512 / 4096, Mixtral and GPT-OSS-20B, bf16 beside them), and
 #      the vector-staged packed tiles at 64 rows per expert (GPT-OSS-20B T = 512: 2-4.5x slower than the 64 x 128 tile
 #      on an H100 in session 18 call 6, unexplained) with evenly spread rows too.
+#   3: prefill-bench bf16 and int4, the router's uneven rows: plan.ts's tiles against the tiles without row tables
+#      (`xo`: 64-wide K slices of the 144-row tile, m144n192k64vax), Mixtral / DeepSeek-V3-e32 / GPT-OSS-20B at
+#      T = 512 / 1024 / 4096.
 # Kit: bash ../shared/gpu/make-kit.sh .gpu-kit; node scripts/gpu/build-gpu-tests.mjs; pnpm --filter @webmoe/bench
 #   bundle:gpu; node scripts/gpu/build-one.mjs scripts/gpu/prefill-bench.ts .gpu-kit/prefill-bench.mjs;
 #   tar cJf .gpu-kit/fixtures.tar.xz -C ../shared fixtures; cp ../shared/gpu/torch_baseline.py .gpu-kit/
@@ -29,5 +32,9 @@ case "${1:-1}" in
     V="=sgmat-default,=sgmat-m128n256k32-xh,=sgmat-m128n256k32v-xh,=sgmat-m144n256k32v-xh"
     PREFILL_BENCH_ROUTING=random PB packed-r64-uneven 60 90 8 "$V" "gpt-oss" "512" int4,fp8
     PB packed-r64-even 60 90 8 "$V" "gpt-oss,mixtral" "512" int4
+    ;;
+  3)
+    X="=sgmat-default,sgmat-m144n192k64vax-xh,sgmat-m144n256k32v-xh,sgmat-m128n192k64va-xh,sgmat-m128n128k32vax-xh"
+    PREFILL_BENCH_ROUTING=random PB prefill-xo 200 240 8 "$X" "mixtral,deepseek-v3-e32,gpt-oss" "512,1024,4096" bf16,int4
     ;;
 esac

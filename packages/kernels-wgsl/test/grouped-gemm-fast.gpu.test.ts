@@ -400,6 +400,9 @@ describe('subgroup-matrix tile shapes', () => {
     expect(sgmatLayout(SGMAT_SHAPES.m144n192k32va)).toEqual({ str: 40, ow: 192, bytes: 336 * 40 * 2 + (12 * 144 + 16), threads: 288 });
     expect(sgmatLayout(SGMAT_SHAPES.m144n128k32v)).toEqual({ str: 40, ow: 128, bytes: 272 * 40 * 2 + (12 * 144 + 16) + 64 * 128, threads: 192 });
     expect(sgmatLayout({ tm: 160, tn: 128, tk: 32, wm: 2, wn: 4 }).error).toMatch(/at most 144/);
+    // without row tables (xo): staging and the 16-byte expert / row range only
+    expect(sgmatLayout(SGMAT_SHAPES.m144n192k64vax)).toEqual({ str: 72, ow: 192, bytes: 336 * 72 * 2 + 16, threads: 288 });
+    expect(sgmatLayout(SGMAT_SHAPES.m128n128k32vax)).toEqual({ str: 40, ow: 128, bytes: 256 * 40 * 2 + 16, threads: 256 });
     expect(sgmatLayout({ ...SGMAT_SHAPES.m128n256k32va, vs: undefined }).error).toMatch(/needs vector staging/);
     expect(sgmatLayout({ tm: 48, tn: 128, tk: 32, wm: 2, wn: 4 }).error).toMatch(/tm/);
     expect(sgmatLayout({ tm: 64, tn: 96, tk: 32, wm: 2, wn: 4 }).error).toMatch(/tn/);
@@ -449,7 +452,8 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
       splitK: n % 4 === 1 ? (n % 8 === 1 ? 3 : 2) : 1,
       // every third: x rows converted to f16 in grouped order first (halfRowsKernel; gathered and row-scaled there for gate_up),
       // then staged, or loaded as A matrices directly (always for the xd shapes, which have no A tile).
-      xh: s.xd || n % 6 === 2 ? ('direct' as const) : n % 6 === 5 ? ('staged' as const) : undefined,
+      // (the xo shapes, which have no row tables, always take f16 x rows)
+      xh: s.xd || n % 6 === 2 ? ('direct' as const) : n % 6 === 5 || s.xo ? ('staged' as const) : undefined,
     };
   });
   // the tiles plan.ts's sgmatTileFor gives 16-bit weights, as it gives them: 128 x 256 (48 KiB) and 128-row tiles over f16 x

@@ -136,6 +136,12 @@ export interface SgmatShape {
    * tile fits 32 KiB, and 64-wide K slices fit 48 KiB with 192 weight rows.
    */
   oa?: boolean;
+  /**
+   * No row tables in workgroup memory (the x row offsets, row scales and 1 / staging scales of the tile's rows, 12 bytes
+   * a row): the shape runs only over f16 x rows (FastGemmVariant.xh), whose offsets follow from the row and whose
+   * 1 / scale the epilogue reads from XRU. Frees room for 64-wide K slices of a 144 x 192 tile in 48 KiB.
+   */
+  xo?: boolean;
 }
 
 /**
@@ -190,7 +196,9 @@ export type SgmatShapeName =
   | 'm144n256k32v'
   | 'm144n192k32v'
   | 'm144n192k32va'
-  | 'm144n128k32v';
+  | 'm144n128k32v'
+  | 'm144n192k64vax'
+  | 'm128n128k32vax';
 
 /** The tile shape of each name. @example `SGMAT_SHAPES.m64n128k64 // { tm: 64, tn: 128, tk: 64, wm: 2, wn: 4, swz: true }` */
 export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>> = {
@@ -246,6 +254,10 @@ export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>
   m144n192k32v: { tm: 144, tn: 192, tk: 32, wm: 3, wn: 3, swz: true, vs: true, wgBytes: 49152 },
   m144n192k32va: { tm: 144, tn: 192, tk: 32, wm: 3, wn: 3, swz: true, vs: true, oa: true },
   m144n128k32v: { tm: 144, tn: 128, tk: 32, wm: 3, wn: 2, swz: true, vs: true },
+  // without row tables (xo): 64-wide K slices of the 144-row tile in 48 KiB (the 144 x 256 tile's rows with the
+  // 128 x 192 k64 tile's half the barriers per K), and a 32 KiB twin of the plain 128 x 128 tile (the emulated tests)
+  m144n192k64vax: { tm: 144, tn: 192, tk: 64, wm: 3, wn: 3, swz: true, vs: true, oa: true, xo: true, wgBytes: 49152 },
+  m128n128k32vax: { tm: 128, tn: 128, tk: 32, wm: 2, wn: 4, swz: true, vs: true, oa: true, xo: true },
 };
 
 
@@ -283,7 +295,8 @@ export function sgmatLayout(s: SgmatShape): { str: number; ow: number; bytes: nu
   const str = s.tk + 8;
   const threads = 32 * s.wm * s.wn;
   const staging = (s.db ? 2 : 1) * ((s.xd ? 0 : s.tm) + s.tn) * str * 2;
-  const rows = 12 * s.tm + 16;
+  // the row tables (12 bytes a row) unless xo, and the workgroup's expert and row range (16 bytes)
+  const rows = (s.xo ? 0 : 12 * s.tm) + 16;
   const budget = s.wgBytes ?? SGMAT_MAX_WORKGROUP_BYTES;
   // oa: the epilogue tile (16 x ow f32) in the weight staging tile (tn rows of str halves per buffer) instead of its own.
   const bStaging = (s.db ? 2 : 1) * s.tn * str * 2;

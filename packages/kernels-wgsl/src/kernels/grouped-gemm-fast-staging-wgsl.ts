@@ -27,13 +27,18 @@ export interface Geo {
   gateUpCols: 'halves' | 'pairs16';
   /** x registers of loadSlice as f16 (converted at load) instead of f32. */
   xHalf: boolean;
+  /**
+   * No row tables in workgroup memory (SgmatShape.xo; f16 x rows only, FastGemmVariant.xh): the x row of grouped row p
+   * starts at vec4 p * kp / 8 and its 1 / scale is XRU[p], read where used.
+   */
+  xo?: boolean;
 }
 
 export const FMA_GEO: Geo = { tm: FAST_TM, tn: FAST_TNW, tk: FAST_TK, threads: FAST_THREADS, gateUpCols: 'halves', xHalf: false };
 
 export function sgmatGeo(v: FastGemmVariant): Geo {
   const s = sgmatShape(v);
-  return { tm: s.tm, tn: s.tn, tk: s.tk, threads: sgmatLayout(s).threads, gateUpCols: 'pairs16', xHalf: !!s.swz };
+  return { tm: s.tm, tn: s.tn, tk: s.tk, threads: sgmatLayout(s).threads, gateUpCols: 'pairs16', xHalf: !!s.swz, xo: !!s.xo };
 }
 
 /** Per-thread count of `total` work items over `threads` threads, and whether the last round needs a bound check. */
@@ -120,7 +125,7 @@ ${expertTileWgsl(tm, v.band)}
   let nt = shw.w;
   let o0 = nt * ${tileOutputs(v.op, g.tn)}u;
   let kv = u.K >> 2u;
-  ${v.xh ? xhRows(tm, g.threads) : `for (var lr = lid; lr < ${tm}u; lr += ${g.threads}u) {
+  ${v.xh ? (g.xo ? 'let kp = (u.K + 63u) & ~63u;' : xhRows(tm, g.threads)) : `for (var lr = lid; lr < ${tm}u; lr += ${g.threads}u) {
     var xb = 0u;
     var m = 0.0;${v.xScale ? '\n    var s = 1.0;' : ''}
     let p = r0 + lr;
@@ -181,7 +186,7 @@ export function loadSlice(v: FastGemmVariant, g: Geo, kb: string): string {
       let r = j / ${g.tk / 8}u;
       let c8 = j % ${g.tk / 8}u;
       var xv = vec4<u32>();
-      if (${xr.guard ? `r < ${g.tm}u && ` : ''}r0 + r < r1 && ${kb} + c8 * 8u < kEnd) { xv = X[ROWX[r] + (${kb} >> 3u) + c8]; }
+      if (${xr.guard ? `r < ${g.tm}u && ` : ''}r0 + r < r1 && ${kb} + c8 * 8u < kEnd) { xv = X[${g.xo ? `(r0 + r) * (kp >> 3u)` : 'ROWX[r]'} + (${kb} >> 3u) + c8]; }
       xg[i] = xv;
     }`
     : '';
@@ -224,16 +229,24 @@ export function sliceRegs(v: FastGemmVariant, g: Geo): string {
  * scalars placed before the staging tiles shifted every tile by 12 bytes on
  * the H200 (matrices read 6 halves early; found with scripts/gpu/sgmat-debug.ts).
  */
-export const sharedRows = (tm: number, v: FastGemmVariant) => `
+export const sharedRows = (tm: number, v: FastGemmVariant, xo = false) =>
+  xo
+    ? `
+var<workgroup> shW: vec4<u32>;`
+    : `
 var<workgroup> ROWX: array<u32, ${tm}>;
 var<workgroup> ROWM: array<f32, ${tm}>;${v.xScale ? `\nvar<workgroup> ROWU: array<f32, ${tm}>;` : ''}
 var<workgroup> shW: vec4<u32>;`;
 
-/** Epilogue of one output: p grouped row, o output index, g (gate or down sum), v (up sum). */
-export function store(v: FastGemmVariant, p: string, o: string, g0: string, up0: string, r: string): string {
+/**
+ * Epilogue of one output: p grouped row, o output index, g (gate or down sum), v (up sum), r the row in the tile;
+ * `xo`: the row's 1 / scale from XRU[p] (no row tables).
+ */
+export function store(v: FastGemmVariant, p: string, o: string, g0: string, up0: string, r: string, xo = false): string {
   // Undo the x row's f16 staging scale (xScale) before bias and activation.
-  const g = v.xScale ? `(${g0}) * ROWU[${r}]` : g0;
-  const up = v.xScale && up0 ? `(${up0}) * ROWU[${r}]` : up0;
+  const ru = xo ? `XRU[${p}]` : `ROWU[${r}]`;
+  const g = v.xScale ? `(${g0}) * ${ru}` : g0;
+  const up = v.xScale && up0 ? `(${up0}) * ${ru}` : up0;
   const gateRow = v.interleaved ? `2u * (${o})` : `(${o})`;
   const upRow = v.interleaved ? `2u * (${o}) + 1u` : `u.N + (${o})`;
   const split = (v.splitK ?? 1) > 1;

@@ -245,10 +245,11 @@ function planFastFormat(ctx: GpuContext, opts: FastGemmOptions & Pick<ExpertActQ
   if (splitK > 1 && splitK * rows * N * 4 > ctx.maxBindingBytes) splitK = 1;
   // f16 x rows (grouped order) in a temp buffer of (rows + pad) * stride halves: where it fits one binding.
   if (opts.sgmatXRows !== undefined && !['gather', 'half', 'direct'].includes(opts.sgmatXRows)) throw new ValueError('sgmatXRows', "'gather' | 'half' | 'direct' | undefined", opts.sgmatXRows);
-  // Shapes without an A tile (xd) always load x directly.
-  const xRows = sg ? (sg.xd ? 'direct' : (opts.sgmatXRows ?? tile!.xRows)) : 'gather';
+  // Shapes without an A tile (xd) always load x directly; shapes without row tables (xo) take f16 x rows, staged
+  // unless asked to load them directly.
+  const xRows = sg ? (sg.xd ? 'direct' : sg.xo ? (opts.sgmatXRows === 'direct' ? 'direct' : 'half') : (opts.sgmatXRows ?? tile!.xRows)) : 'gather';
   const fits = (rows + HALF_ROWS_PAD) * halfRowStride(K) * 2 <= ctx.maxBindingBytes;
-  if (sg?.xd && !fits) return planFastFormat(ctx, { ...opts, sgmatShape: SGMAT_DEFAULT_SHAPE }, wfmt, rows, E, N, K, op);
+  if ((sg?.xd || sg?.xo) && !fits) return planFastFormat(ctx, { ...opts, sgmatShape: SGMAT_DEFAULT_SHAPE }, wfmt, rows, E, N, K, op);
   const xh = fits ? xhOf(xRows) : undefined;
   // Wide packed loads where the format allows them (plan.ts's default unless asked).
   const wide = !!sg && wfmt.wide && (opts.sgmatWideLoads ?? sgmatWideLoadsFor(wfmt.wf));

@@ -115,6 +115,7 @@ export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gem
   const lay = sgmatLayout(shape);
   if (lay.error) throw new Error(`grouped_gemm_sgmat: ${lay.error}`);
   if (shape.xd && v.xh !== 'direct') throw new Error(`grouped_gemm_sgmat: shape ${v.sg} loads x directly (xh 'direct'), got xh ${String(v.xh)}`);
+  if (shape.xo && !v.xh) throw new Error(`grouped_gemm_sgmat: shape ${v.sg} has no row tables: it needs f16 x rows (xh 'staged' or 'direct'), got xh ${String(v.xh)}`);
   if (v.splitK !== undefined && (v.op !== 'down' || !Number.isInteger(v.splitK) || v.splitK < 1 || v.splitK > 8)) throw new Error(`grouped_gemm_sgmat: splitK ${v.splitK} (down only, 1..8)`);
   const g = sgmatGeo(v);
   const helpers = helpersWgsl(v, g);
@@ -122,7 +123,7 @@ export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gem
   const { str, ow, threads } = lay;
   const nb = shape.db ? 2 : 1;
   // Matrix pointers must be 16-byte aligned (see sharedRows): every workgroup variable's size is a multiple of 16 bytes, and so is every buffer's and row's offset.
-  for (const [name, bytes] of [['AS', 2 * tm * str], ['BS', 2 * tn * str], ['row', 2 * str], ['OS', 4 * 16 * ow], ['ROWX', 4 * tm]] as const) {
+  for (const [name, bytes] of [['AS', 2 * tm * str], ['BS', 2 * tn * str], ['row', 2 * str], ['OS', 4 * 16 * ow], ...(shape.xo ? [] : [['ROWX', 4 * tm] as const])] as const) {
     if (bytes % 16 !== 0) throw new Error(`grouped_gemm_sgmat: workgroup array ${name} is ${bytes} bytes, not a multiple of 16`);
   }
   const nsg = wm * wn;
@@ -284,8 +285,8 @@ ${mma('0u')}    }
   const owOut = tileOutputs(v.op, ow);
   const epiStore =
     v.op === 'gate_up'
-      ? `let cg = ((q >> 4u) << 5u) + (q & 15u); let g = ${os(`r * ${ow}u + cg`)}; let up = ${os(`r * ${ow}u + cg + 16u`)}; ${store(v, 'p', 'o', 'g', 'up', 'p - r0')}`
-      : `let g = ${os(`r * ${ow}u + q`)}; ${store(v, 'p', 'o', 'g', '', 'p - r0')}`;
+      ? `let cg = ((q >> 4u) << 5u) + (q & 15u); let g = ${os(`r * ${ow}u + cg`)}; let up = ${os(`r * ${ow}u + cg + 16u`)}; ${store(v, 'p', 'o', 'g', 'up', 'p - r0', !!shape.xo)}`
+      : `let g = ${os(`r * ${ow}u + q`)}; ${store(v, 'p', 'o', 'g', '', 'p - r0', !!shape.xo)}`;
   let epi = '';
   for (let blk = 0; blk < tm / 16; blk++) {
     const sm0 = Math.floor((16 * blk) / RB);
@@ -320,7 +321,7 @@ ${v.xh === 'direct' ? '// A: loaded from the f16 x rows X directly.' : `var<work
 var<workgroup> BS: array<${st.bType}, ${(nb * tn * str) / st.be}>;
 ${oa ? `// f32 results of one 16-row block and ${ow} tile columns for the epilogue: in BS (oa).` : `// f32 results of one 16-row block and ${ow} tile columns for the epilogue.
 var<workgroup> OS: array<f32, ${16 * ow}>;`}
-${sharedRows(tm, v)}
+${sharedRows(tm, v, !!shape.xo)}
 ${M.decls}
 
 @compute @workgroup_size(${threads})
