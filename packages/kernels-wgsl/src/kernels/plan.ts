@@ -177,8 +177,8 @@ export const KERNEL_CROSSOVERS = {
     wideMinRowsPerExpert: { half16: 64, packed: 128 },
     wideWorkgroupBytes: 49152,
     // the 128 x 256 tile of each weight format measured on it: vector-staged, except int4 (2-byte staging stores: the
-    // vector-staged tile was 60% slower for Mixtral's int4 at T = 512, 4% faster at 4096); int8 and MXFP4 are not
-    // measured on it and keep the 64 x 128 tile
+    // vector-staged tile was 60% slower for Mixtral's int4 at T = 512, 4% faster at 4096); int8 is not measured on it
+    // and keeps the 64 x 128 tile
     // 16-bit weights: 64-wide K slices of a 128 x 192 tile (half the barriers per K of the 128 x 256 tile's 32-wide
     // slices; the epilogue in the staging memory to fit 48 KiB). H100 2026-12-05 (session 18 call 1, prefill-bench
     // bf16, docs/perf-h200/2026-12-05-s18/call1/prefill-oa.txt), 128 x 192 k64 / 128 x 256 ms, evenly spread rows:
