@@ -31,7 +31,8 @@ case "${1:-1}" in
     echo "bench rc=$?" >> "$OUT/layer-packed.txt"; grep -hE "^(model|mixtral|gpt)|rc=" "$OUT/layer-packed.txt" | cut -c1-160
     V="=sgmat-default,=sgmat-m128n256k32-xh,=sgmat-m128n256k32v-xh,=sgmat-m144n256k32v-xh"
     PREFILL_BENCH_ROUTING=random PB packed-r64-uneven 60 90 8 "$V" "gpt-oss" "512" int4,fp8
-    PB packed-r64-even 60 90 8 "$V" "gpt-oss,mixtral" "512" int4
+    # r = 64 on both shapes (Mixtral T = 256, GPT-OSS T = 512) and r = 128 (T = 512 / 1024): rows per expert or shape?
+    PB packed-r64-even 70 100 8 "$V" "gpt-oss,mixtral" "256,512,1024" int4
     ;;
   3)
     X="=sgmat-default,sgmat-m144n192k64vax-xh,sgmat-m144n256k32v-xh,sgmat-m128n192k64va-xh,sgmat-m128n128k32vax-xh"
