@@ -314,6 +314,11 @@ describe('fast path selection', () => {
       expect(planFastGemm(ctx, {}, w32, 4096, 4, 16, 32, 'down')!.kind).toBe('f32');
       w32.w.destroy();
       expect(() => planFastGemm(ctx!, { tile: 'fast', sgmatShape: 'm96' as SgmatShapeName }, w, 4096, 4, 16, 32, 'down')).toThrow();
+      // a shape without row tables (xo) takes f16 x rows even where gathered rows are asked (on adapters with the builtins)
+      if (sgmatSupported(ctx, 'm128n128k32vax')) {
+        expect(planFastGemm(ctx, { tile: 'fast', sgmatShape: 'm128n128k32vax', sgmatXRows: 'gather' }, w, 4096, 4, 16, 32, 'down')!.xh).toBe('staged');
+        expect(planFastGemm(ctx, { tile: 'fast', sgmatShape: 'm128n128k32vax', sgmatXRows: 'direct' }, w, 4096, 4, 16, 32, 'down')!.xh).toBe('direct');
+      }
     } finally {
       w.w.destroy();
     }
