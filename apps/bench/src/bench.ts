@@ -115,7 +115,7 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
   try {
     // first forward inside error scopes: validation errors fail the row with their message
     let hit = NaN;
-    let rows: RowsPerExpert | undefined;
+    let expertRows: RowsPerExpert | undefined;
     let check: RowCheck | undefined;
     await ctx.checked(`${spec.name} T=${T} forward`, async () => {
       const rec = new Recorder(ctx, { label: 'bench.check' });
@@ -129,7 +129,7 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       if (bad >= 0) throw new Error(`the forward produced a non-finite output (${y[bad]} at element ${bad} of ${y.length})`);
       const idx = await routingOf(ctx, layer, x, new Recorder(ctx, { label: 'bench.routing' }));
       hit = distinctExperts(idx);
-      rows = rowsPerExpert(idx, spec.E);
+      expertRows = rowsPerExpert(idx, spec.E);
       // the row's check: this very forward (same layer, kernels and T) against the float64 reference
       check = await checkForward(spec, layer.stored, (await x.download()).data as Float32Array, y, idx, stagedTol(dispatched, CHECK_TOL));
     });
@@ -198,7 +198,7 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
     const errs = ctx.takeUncapturedErrors();
     if (errs.length) throw new Error(`uncaptured GPU errors: ${errs.join('; ')}`);
     row.check = check;
-    row.rowsPerExpert = rows;
+    row.rowsPerExpert = expertRows;
     if (layer.memory) Object.assign(row, { gpuBytes: layer.memory.gpu.total, packedBytes: layer.memory.packed, chunks: layer.memory.chunks });
     if (check && !check.pass) row.error = checkFailure(check);
     return finishRow(row, spec, dtype, Number.isFinite(hit) ? hit : expectedDistinctExperts(spec.E, spec.k, T), Number.isFinite(hit) ? 'routing' : 'expected-uniform', copyGBps, peakTflops);

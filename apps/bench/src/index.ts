@@ -16,7 +16,7 @@ export { openDevice, type BenchDevice } from './device.js';
 export { runBench } from './bench.js';
 export { Progress, type ProgressSink } from './progress.js';
 export { MODELS, QUICK, TINY, findModel, type ModelSpec, type BenchDtype } from './models.js';
-export { work, gbps, tflops, type Work } from './metrics.js';
+export { work, gbps, tflops, type Work, type RowsPerExpert } from './metrics.js';
 export { summarize, median, quantile, type Summary } from './stats.js';
 export { SCHEMA, reportToJson, parseReport, type BenchReport, type ResultRow, type KernelTime } from './schema.js';
 export { reportToHtml } from './html.js';

@@ -1,5 +1,6 @@
 /** The JSON the bench writes (`--json`), read back by `--compare`. torch/torch_baseline.py writes the same schema. */
 import type { StageProfile } from './stage-profile.js';
+import type { RowsPerExpert } from './metrics.js';
 
 /** Per-kernel time of one row (median over the timed iterations of the summed time of that kernel's dispatches). */
 export interface KernelTime {
@@ -66,7 +67,7 @@ export interface ResultRow {
   /** 'routing' (counted from this run's routing indices) or 'expected-uniform' (E(1-(1-k/E)^T)). */
   expertsHitSource?: string;
   /** Grouped rows per routed expert in this run's routing (least, most, mean): the prefill GEMMs' partial row tiles. */
-  rowsPerExpert?: { min: number; max: number; mean: number };
+  rowsPerExpert?: RowsPerExpert;
   /** Bandwidth floor: bytes / copy bandwidth (ms). */
   floorMs?: number;
   /** Compute floor: flops / the run's peakTflops (ms). */
