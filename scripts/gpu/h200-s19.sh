@@ -6,6 +6,8 @@
 #   2: packed prefill in the layer (int4 / MXFP4 / fp8, T = 512 / 4096, Mixtral and GPT-OSS-20B, bf16 beside them), and
 #      the vector-staged packed tiles at 64 rows per expert (GPT-OSS-20B T = 512: 2-4.5x slower than the 64 x 128 tile
 #      on an H100 in session 18 call 6, unexplained) with evenly spread rows too.
+#   4: the staging of fp8 and MXFP4 weights (16-byte vs 8-value loads, word vs value decoding) on three tiles.
+#   5: the same in three rounds in turn (PREFILL_BENCH_ROUNDS), three models, T = 512 and 1024.
 #   3: prefill-bench bf16 and int4, the router's uneven rows: plan.ts's tiles against the tiles without row tables
 #      (`xo`: 64-wide K slices of the 144-row tile, m144n192k64vax), Mixtral / DeepSeek-V3-e32 / GPT-OSS-20B at
 #      T = 512 / 1024 / 4096.
@@ -37,5 +39,20 @@ case "${1:-1}" in
   3)
     X="=sgmat-default,sgmat-m144n192k64vax-xh,sgmat-m144n256k32v-xh,sgmat-m128n192k64va-xh,sgmat-m128n128k32vax-xh"
     PREFILL_BENCH_ROUTING=random PB prefill-xo 200 240 8 "$X" "mixtral,deepseek-v3-e32,gpt-oss" "512,1024,4096" bf16,int4
+    ;;
+  4)
+    # session 19: why fp8 and MXFP4 staging cost 2-2.7x int4's on the same tile (Mixtral T = 512: fp8 6.4-7.3 ms, int4
+    # 2.7): each tile with the staging choices crossed (16-byte vs 8-value loads, word vs value decoding), and decoding first.
+    F="=sgmat-default,=sgmat-dequant"
+    for t in m128n256k32v-xh m144n256k32v-xh m128n192k64va-xh; do F="$F,=sgmat-$t,=sgmat-$t+words,=sgmat-$t+vdec,=sgmat-$t+narrow+words,=sgmat-$t+narrow+vdec,=sgmat-$t+wide+words"; done
+    PREFILL_BENCH_ROUTING=random PB staging-fp8-mxfp4 200 260 6 "$F" "mixtral,gpt-oss" "512" fp8,mxfp4
+    ;;
+  5)
+    # session 19, after call 4 (identical staging choices 1.3-2.4x apart on Mixtral between paths of one run): the
+    # candidates for fp8 / MXFP4 / int4 at 64-256 rows per expert, each timed in three rounds in turn.
+    F="=sgmat-default,=sgmat-dequant"
+    for t in m128n256k32v-xh m144n256k32v-xh m128n192k64va-xh; do F="$F,=sgmat-$t,=sgmat-$t+wide+words,=sgmat-$t+wide+vdec,=sgmat-$t+narrow+words"; done
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB staging-rounds-512 170 200 6 "$F" "mixtral,gpt-oss,deepseek-v3-e32" "512" bf16,fp8,mxfp4,int4
+    PREFILL_BENCH_ROUNDS=2 PREFILL_BENCH_ROUTING=random PB staging-rounds-1024 120 150 5 "$F" "mixtral,gpt-oss" "1024" fp8,mxfp4,int4
     ;;
 esac

@@ -5,7 +5,8 @@
 // in every tile shape of SGMAT_SHAPES (sgmat-<shape>; 'sgmat-default' is what
 // plan.ts picks; packed weights: '-narrow' = 8 values per staging load instead
 // of the default 16-byte loads; '-vdec' / '-words' = staged one value at a time through f32 / a word of codes at a
-// time (plan.ts's sgmatValueDecodeFor picks per format); '-vdec' is the staging before the
+// time (plan.ts's sgmatValueDecodeFor picks per format); '=<path>+narrow+words' etc. apply these to any path (modifiers:
+// narrow, wide, vdec, words, rowskip); '-vdec' is the staging before the
 // word-at-a-time decode; 'sgmat-dequant': packed (or bf16) experts decoded to f16 first, then the f16 GEMM) and the decode GEMVs ('gemv', T <= 512).
 // Prints per-path GPU time (one pass, medians after warm-up), TFLOP/s, and
 // each path's error against the tiled path's output (relErr, L2-relative,
@@ -17,7 +18,8 @@
 // ('-' for a filter = all; paths: substrings of their names, or '=name' for one path; models: substrings of mixtral-8x7b, qwen3-30b-a3b, deepseek-v3-e32, gpt-oss-20b, and only when
 // named deepseek-v3-full (256 experts) and smoke (a small shape for any adapter);
 // formats: bf16 (default), f16, fp8, int4, mxfp4; PREFILL_BENCH_MAX_S: the time budget after which no new model / format / T
-// group starts, default 210; PREFILL_BENCH_BURN_MS: ms of FMA burn before each timed path, default 40; PREFILL_BENCH_ROUTING=random: uneven
+// group starts, default 210; PREFILL_BENCH_BURN_MS: ms of FMA burn before each timed path, default 40; PREFILL_BENCH_ROUNDS: the path
+// list timed that many times in turn (medians over the rounds; default 1); PREFILL_BENCH_ROUTING=random: uneven
 // rows per expert, each token's experts drawn at random). Weights are generated one expert at a time and streamed to the GPU (stacks larger than
 // one binding are chunked), so the full DeepSeek-V3 (22.5 GB of bf16 experts) fits.
 import { HostTensor } from '@webmoe/tensor';
@@ -183,8 +185,26 @@ const ALL_PATHS: PathSpec[] = [
   sgmat('m32n128k64', 4, 'half'),
   sgmat('m32n128k64', 4, 'direct'),
 ];
-// a filter '=name' takes that path only, any other filter every path whose name contains it
-const PATHS = ALL_PATHS.filter((p, i) => i === 0 || !pathFilter || pathFilter.some((f) => (f.startsWith('=') ? p.name === f.slice(1) : p.name.includes(f))));
+// Modifiers of an exact path ('=name+words+narrow'): packed weights' staging choices on any path (A/B on one tile).
+const MODIFIERS: Record<string, GroupedGemmOptions> = {
+  narrow: { sgmatWideLoads: false },
+  wide: { sgmatWideLoads: true },
+  vdec: { sgmatValueDecode: true },
+  words: { sgmatValueDecode: false },
+  rowskip: { sgmatRowSkip: true },
+};
+function modified(filter: string): PathSpec {
+  const [base, ...mods] = filter.slice(1).split('+');
+  const p = ALL_PATHS.find((q) => q.name === base);
+  if (!p) throw new Error(`path ${base}: no such path`);
+  for (const m of mods) if (!Object.hasOwn(MODIFIERS, m)) throw new Error(`path modifier ${m}: ${Object.keys(MODIFIERS).join(' | ')}`);
+  return { ...p, name: filter.slice(1), opts: Object.assign({ ...p.opts }, ...mods.map((m) => MODIFIERS[m])), packedOnly: p.packedOnly || mods.some((m) => m !== 'rowskip') };
+}
+// a filter '=name' takes that path only ('=name+mod...' with modifiers), any other filter every path whose name contains it
+const PATHS = [
+  ...ALL_PATHS.filter((p, i) => i === 0 || !pathFilter || pathFilter.some((f) => (f.startsWith('=') ? p.name === f.slice(1) : p.name.includes(f)))),
+  ...(pathFilter ?? []).filter((f) => f.startsWith('=') && f.includes('+')).map(modified),
+];
 for (const p of PATHS) if (p.shape) console.log(`shape ${p.shape}`, JSON.stringify(SGMAT_SHAPES[p.shape]), JSON.stringify(sgmatLayout(SGMAT_SHAPES[p.shape])));
 
 // Models (bf16 experts): [name, H, I, E, k]; Ts per model.
@@ -213,6 +233,9 @@ const maxS = Number(process.env.PREFILL_BENCH_MAX_S ?? 210);
 const RANDOM_ROUTING = process.env.PREFILL_BENCH_ROUTING === 'random';
 if (RANDOM_ROUTING) console.log('routing: random (uneven rows per expert)');
 const BURN_EACH_MS = Number(process.env.PREFILL_BENCH_BURN_MS ?? 40);
+// PREFILL_BENCH_ROUNDS: times each path is timed, the path list run that many times in turn (default 1); the tables
+// give the median over the rounds (median of each op's medians)
+const ROUNDS = Math.max(1, Number(process.env.PREFILL_BENCH_ROUNDS ?? 1));
 let outOfTime = false;
 const ONLY_NAMED = new Set(['smoke', 'deepseek-v3-full']);
 const groupsOf = MODELS.filter((m) => (modelFilter ? modelFilter.some((f) => m[0].includes(f)) : !ONLY_NAMED.has(m[0]))).flatMap((m) => FORMATS.map((fmt) => [...m, fmt] as const));
@@ -270,7 +293,12 @@ for (const [model, H, I, E, k, fmt] of groupsOf) {
     const flopsDn = 2 * T * k * H * I;
     let refH: Float32Array | undefined;
     let refY: Float32Array | undefined;
+    // Each path's timings over the rounds (PREFILL_BENCH_ROUNDS: the path list timed that many times in turn, so a
+    // clock or memory state that favours one stretch of the run shows as spread between rounds, not between paths).
+    const timed = new Map<PathSpec, { mg: number[]; md: number[]; errH: number; errY: number }>();
+    for (let round = 0; round < ROUNDS; round++)
     for (const path of PATHS) {
+      if (round > 0 && !timed.has(path)) continue;
       if (path.name.startsWith('sgmat') && !sgmatSupported(ctx, path.shape)) {
         console.log(`${model} ${fmt} T=${T} ${path.name}: not supported here (falls back); skipped`);
         continue;
@@ -281,8 +309,9 @@ for (const [model, H, I, E, k, fmt] of groupsOf) {
       if (path.notF16 && fmt === 'f16') continue;
       if (path.gemv && !(gemvSupports(wgu) && gemvSupports(wdn))) continue;
       try {
-        // One checked run: compile errors / validation errors show here; outputs for the error check.
-        const { hh, yy } = await ctx.checked(path.name, async () => {
+        const prior = timed.get(path);
+        // One checked run (first round): compile errors / validation errors show here; outputs for the error check.
+        const { hh, yy } = prior ? { hh: undefined, yy: undefined } : await ctx.checked(path.name, async () => {
           const rec = new Recorder(ctx);
           const h = gateUp(rec, path);
           const y = down(rec, h, path);
@@ -295,8 +324,8 @@ for (const [model, H, I, E, k, fmt] of groupsOf) {
           y.destroy();
           return { hh, yy };
         });
-        const errH = refH ? relErr(hh, refH) : 0;
-        const errY = refY ? relErr(yy, refY) : 0;
+        const errH = prior ? prior.errH : refH ? relErr(hh!, refH) : 0;
+        const errY = prior ? prior.errY : refY ? relErr(yy!, refY) : 0;
         if (!refH) {
           refH = hh;
           refY = yy;
@@ -317,15 +346,25 @@ for (const [model, H, I, E, k, fmt] of groupsOf) {
           },
         );
         const wrong = errH > 1e-2 || errY > 1e-2 || !Number.isFinite(errH) || !Number.isFinite(errY);
+        const t = prior ?? { mg: [], md: [], errH, errY };
+        t.mg.push(mg);
+        t.md.push(md);
+        timed.set(path, t);
+        if (round < ROUNDS - 1) {
+          console.log(`${model} ${fmt} T=${T} ${path.name.padEnd(24)} round ${round + 1}: gate_up ${mg.toFixed(3)} ms  down ${md.toFixed(3)} ms  total ${(mg + md).toFixed(3)} ms`);
+          continue;
+        }
+        if (ROUNDS > 1) console.log(`${model} ${fmt} T=${T} ${path.name.padEnd(24)} rounds (total ms): ${t.mg.map((g, i) => (g + t.md[i]).toFixed(3)).join(' ')}`);
         const r = {
           model, fmt, T, path: path.name,
-          gateUpMs: mg, downMs: md, totalMs: mg + md,
-          gateUpTflops: flopsGU / (mg * 1e9), downTflops: flopsDn / (md * 1e9), tflops: (flopsGU + flopsDn) / ((mg + md) * 1e9),
+          ...(ROUNDS > 1 ? { roundsMs: t.mg.map((g, i) => g + t.md[i]) } : {}),
+          gateUpMs: median(t.mg), downMs: median(t.md), totalMs: median(t.mg) + median(t.md),
+          gateUpTflops: flopsGU / (median(t.mg) * 1e9), downTflops: flopsDn / (median(t.md) * 1e9), tflops: (flopsGU + flopsDn) / ((median(t.mg) + median(t.md)) * 1e9),
           relErrVsTiled: { h: errH, y: errY },
           wrong,
         };
         results.push(r);
-        console.log(`${model} ${fmt} T=${T} ${path.name.padEnd(24)} gate_up ${mg.toFixed(3)} ms (${r.gateUpTflops.toFixed(1)} TF/s)  down ${md.toFixed(3)} ms (${r.downTflops.toFixed(1)} TF/s)  total ${(mg + md).toFixed(3)} ms = ${r.tflops.toFixed(1)} TFLOP/s  relErr vs tiled h ${errH.toExponential(2)} y ${errY.toExponential(2)}${wrong ? '  WRONG' : ''}`);
+        console.log(`${model} ${fmt} T=${T} ${path.name.padEnd(24)} gate_up ${r.gateUpMs.toFixed(3)} ms (${r.gateUpTflops.toFixed(1)} TF/s)  down ${r.downMs.toFixed(3)} ms (${r.downTflops.toFixed(1)} TF/s)  total ${r.totalMs.toFixed(3)} ms = ${r.tflops.toFixed(1)} TFLOP/s  relErr vs tiled h ${errH.toExponential(2)} y ${errY.toExponential(2)}${wrong ? '  WRONG' : ''}`);
       } catch (e) {
         console.log(`${model} ${fmt} T=${T} ${path.name}: FAILED ${(e as Error).message}`);
         results.push({ model, fmt, T, path: path.name, error: (e as Error).message });
