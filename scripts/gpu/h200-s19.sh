@@ -8,6 +8,7 @@
 #      on an H100 in session 18 call 6, unexplained) with evenly spread rows too.
 #   4: the staging of fp8 and MXFP4 weights (16-byte vs 8-value loads, word vs value decoding) on three tiles.
 #   5: the same in three rounds in turn (PREFILL_BENCH_ROUNDS), three models, T = 512 and 1024.
+#   6: the layer at session 19's packed rule against the rule before (bench-old.mjs), alternating; the wide-staging GPU tests.
 #   3: prefill-bench bf16 and int4, the router's uneven rows: plan.ts's tiles against the tiles without row tables
 #      (`xo`: 64-wide K slices of the 144-row tile, m144n192k64vax), Mixtral / DeepSeek-V3-e32 / GPT-OSS-20B at
 #      T = 512 / 1024 / 4096.
@@ -54,5 +55,16 @@ case "${1:-1}" in
     for t in m128n256k32v-xh m144n256k32v-xh m128n192k64va-xh; do F="$F,=sgmat-$t,=sgmat-$t+wide+words,=sgmat-$t+wide+vdec,=sgmat-$t+narrow+words"; done
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB staging-rounds-512 170 200 6 "$F" "mixtral,gpt-oss,deepseek-v3-e32" "512" bf16,fp8,mxfp4,int4
     PREFILL_BENCH_ROUNDS=2 PREFILL_BENCH_ROUTING=random PB staging-rounds-1024 120 150 5 "$F" "mixtral,gpt-oss" "1024" fp8,mxfp4,int4
+    ;;
+  6)
+    # session 19's packed tile rule (144 x 256 from 64 rows per expert, MXFP4 16-byte loads) in the layer: old bundle
+    # (bench-old.mjs, the rule before) and new alternating, then the GPU tests of the packed staging
+    i=0
+    for b in bench-old bench bench-old bench; do
+      i=$((i + 1))
+      timeout 110 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models mixtral-8x7b,gpt-oss-20b --dtypes int4,mxfp4,fp8 --tokens 512,1024 --iters 8 --stack 2 --json "$OUT/layer-$i-$b.json" > "$OUT/layer-$i-$b.txt" 2>&1
+      echo "$b rc=$?"; grep -hE "^(mixtral|gpt)[^:]*$" "$OUT/layer-$i-$b.txt" | cut -c1-60
+    done
+    GPU_TESTS 120 sgmat-wide-staging
     ;;
 esac

@@ -113,6 +113,11 @@ const CASES: WideCase[] = [
   { fmt: { kind: 'mxfp4' }, shape: 'm32n128k32v', op: 'gate_up', T: 41, k: 2, E: 4, K: 96, N: 75, act: { kind: 'swigluoai', limit: 1.1, alpha: 1.702, layout: 'interleaved' }, bias: true, rowScale: false },
   { fmt: { kind: 'fp8_block', block: [16, 32] }, rawFp8: true, shape: 'm128n256k32v', op: 'down', T: 190, k: 2, E: 3, K: 96, N: 269, act: { kind: 'silu', layout: 'concat' }, bias: true, rowScale: false, xh: 'staged' },
   { fmt: { kind: 'int_block', bits: 4, blockSize: 64, scaleDtype: 'float16', zeroPoint: true }, shape: 'm128n256k32', op: 'gate_up', T: 190, k: 2, E: 3, K: 128, N: 141, act: { kind: 'silu', layout: 'concat' }, bias: false, rowScale: true, xh: 'staged' },
+  // plan.ts's packed tile since session 19 (144 x 256, three subgroups along the rows: 384 invocations stage each slice),
+  // experts past 144 rows taking a second row tile
+  { fmt: { kind: 'fp8_block', block: [16, 16] }, rawFp8: true, shape: 'm144n256k32v', op: 'gate_up', T: 230, k: 2, E: 3, K: 96, N: 141, act: { kind: 'silu', layout: 'concat' }, bias: true, rowScale: true, xh: 'staged' },
+  { fmt: { kind: 'mxfp4' }, shape: 'm144n256k32v', op: 'down', T: 200, k: 2, E: 3, K: 96, N: 269, act: { kind: 'silu', layout: 'concat' }, bias: true, rowScale: false, xh: 'staged' },
+  { fmt: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16', zeroPoint: true }, shape: 'm144n256k32v', op: 'gate_up', T: 230, k: 2, E: 3, K: 128, N: 141, act: { kind: 'swigluoai', limit: 1.1, alpha: 1.702, layout: 'interleaved' }, bias: true, rowScale: false, xh: 'staged' },
 ];
 
 function fmtName(f: ExpertQuantFormat): string {
@@ -164,7 +169,7 @@ describe('subgroup-matrix GEMM: wide packed staging loads', () => {
   });
 
   for (const c of CASES) {
-    it(`${fmtName(c.fmt)} ${c.shape}${c.xh ? ` xh=${c.xh}` : ''} ${c.op} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N}: wide and 8-value loads, word and per-value decoding give the same bits and match the reference`, async (t) => {
+    it(`${fmtName(c.fmt)} ${c.shape}${c.xh ? ` xh=${c.xh}` : ''} ${c.op} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N}: wide and 8-value loads, word and per-value decoding (each load width) give the same bits and match the reference`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
       if (!ctx.features.shaderF16 || !ctx.features.subgroups) return t.skip('no shader-f16 / subgroups on this adapter');
       const emulate = !sgmatSupported(ctx, c.shape);
@@ -194,6 +199,10 @@ describe('subgroup-matrix GEMM: wide packed staging loads', () => {
       const perValue = await run(false, true);
       const firstVdec = firstBitDiff(narrow, perValue);
       expect(firstVdec, firstVdec < 0 ? '' : `output ${firstVdec}: word staging ${narrow[firstVdec]} vs per-value staging ${perValue[firstVdec]}`).toBe(-1);
+      // and both at once (plan.ts's choice for fp8 e4m3)
+      const widePerValue = await run(true, true);
+      const firstWv = firstBitDiff(narrow, widePerValue);
+      expect(firstWv, firstWv < 0 ? '' : `output ${firstWv}: word staging ${narrow[firstWv]} vs wide per-value staging ${widePerValue[firstWv]}`).toBe(-1);
       expect(relErr(wide, want)).toBeLessThan(2e-3);
     }, 600_000);
   }

@@ -174,7 +174,7 @@ export const KERNEL_CROSSOVERS = {
     // uneven as the layer's, docs/perf-h200/2026-12-05-s13/call1/prefill-uneven.txt), GPT-OSS-20B T = 512 (64 rows per
     // expert on average, 52-81): 128 x 256 over f16 x 1.22 ms against the 64 x 128 tile's 1.54 (an expert past 64 rows
     // takes a second 64-row tile); Mixtral T = 512 (115-133 rows): 3.28 vs 4.52 (128 x 128) and 4.62 (64 x 128)
-    wideMinRowsPerExpert: { half16: 64, packed: 128 },
+    wideMinRowsPerExpert: { half16: 64, packed: 64 },
     wideWorkgroupBytes: 49152,
     // the 128 x 256 tile of each weight format measured on it: vector-staged, except int4 (2-byte staging stores: the
     // vector-staged tile was 60% slower for Mixtral's int4 at T = 512, 4% faster at 4096); int8 is not measured on it
@@ -189,7 +189,16 @@ export const KERNEL_CROSSOVERS = {
     // call 4, prefill-bench, the router's uneven rows, output tail in docs/perf-h200/2026-12-05-s18/call4) Mixtral
     // T = 512 4.42 vs 5.14 ms, DeepSeek-V3-e32 3.64 vs 4.65 (fp8 stays: Mixtral 6.71 vs 6.37, DeepSeek-V3-e32 5.48 vs
     // 5.30; from 512 rows per expert packed weights are decoded first and take the 16-bit tile).
-    wideShapes: { bfloat16: 'm128n192k64va', float16: 'm128n192k64va', fp8_e4m3: 'm128n256k32v', fp8_e5m2: 'm128n256k32v', int4: 'm128n256k32', mxfp4: 'm128n192k64va' },
+    // Packed weights (int4, MXFP4, fp8) from 64 rows per expert on the 144-row tile (until they are decoded first,
+    // sgmatDequant). H100 2026-12-05 (session 19 call 5, prefill-bench, the router's uneven rows, medians of three
+    // rounds timed in turn, docs/perf-h200/2026-12-05-s19/call5), 144 x 256 / the rule before (128 x 256 for fp8 and int4,
+    // 128 x 192 k64 for MXFP4 from 128 rows, the 64 x 128 tile below) ms: T = 512 Mixtral (115-133 rows per expert)
+    // fp8 3.78 / 6.36, MXFP4 2.57 / 4.39 (16-byte loads, below), DeepSeek-V3-e32 (107-143) fp8 3.83 / 5.27, MXFP4 2.63 /
+    // 3.63; GPT-OSS-20B (52-81) int4 1.56 / 1.78, fp8 2.21 / 2.28, MXFP4 1.41 / 1.75; T = 1024 Mixtral (232-286) int4
+    // 5.10 / 7.12, fp8 7.26 / 9.10, MXFP4 4.98 / 6.36; GPT-OSS-20B (109-149) fp8 2.32 / 3.30, MXFP4 1.64 / 2.74, int4
+    // level (1.69 / 1.70; the tall rule below took it there). bf16 in the same runs: Mixtral 2.32, DeepSeek-V3-e32
+    // 2.38, GPT-OSS-20B 1.09 ms. int8 is not measured on these tiles and keeps the 64 x 128 tile.
+    wideShapes: { bfloat16: 'm128n192k64va', float16: 'm128n192k64va', fp8_e4m3: 'm144n256k32v', fp8_e5m2: 'm144n256k32v', int4: 'm144n256k32v', mxfp4: 'm144n256k32v' },
     // 16-bit weights with `minRowsPerExpert`..`maxRowsPerExpert` rows per expert on average: the 144-row tile, one row
     // tile for an expert of up to 144 rows where the router's split around 128 rows gives every expert past 128 a second
     // 128-row tile. H100 2026-12-05 (session 18 call 2, prefill-bench bf16, the router's uneven rows,
@@ -200,7 +209,8 @@ export const KERNEL_CROSSOVERS = {
     // int4 too (vector-staged there, unlike its 128 x 256 tile; call 4, same runs): Mixtral T = 512 2.70 vs 4.87 ms
     // (128 x 192 k64 4.40), DeepSeek-V3-e32 2.69 vs 4.09. Not fp8 (Mixtral 7.25 vs 6.37, DeepSeek-V3-e32 3.83 vs 5.30)
     // nor MXFP4 (Mixtral 7.30 vs 128 x 192 k64's 4.42, DeepSeek-V3-e32 2.99 vs 3.64): mixed.
-    tall: { shapes: { bfloat16: 'm144n256k32v', float16: 'm144n256k32v', int4: 'm144n256k32v' }, minRowsPerExpert: 112, maxRowsPerExpert: 144 },
+    // (Packed weights take the 144-row tile through wideShapes since session 19.)
+    tall: { shapes: { bfloat16: 'm144n256k32v', float16: 'm144n256k32v' }, minRowsPerExpert: 112, maxRowsPerExpert: 144 },
     // where Dawn refuses vector staging (vec4<u32> staging arrays), the vector-only shapes above run this scalar-staged
     // tile instead (the 128 x 256 tile the wide rule chose before them)
     scalarFallbacks: { m128n192k64va: 'm128n256k32', m144n256k32v: 'm128n256k32' },
@@ -505,10 +515,9 @@ export function gemvDenseKernelFor(T: number, k: number, E: number, softwareAdap
  * The tile shape (SGMAT_SHAPES) and x-row mode (SgmatXRows) of the subgroup-matrix grouped GEMM for `rows` grouped
  * rows over E experts, N outputs (gate_up: gate/up pairs), weights of format `wf` (a dtype or WeightFormat), by the
  * average rows per expert r = rows / E (KERNEL_CROSSOVERS.sgmatTiles): 16-bit dense weights take 32-row tiles up to
- * r = 16; on devices with 48 KiB of workgroup memory 16-bit and int4 weights take the 144 x 256 tile for r = 112..144,
- * else 16-bit weights from r = 64 and MXFP4 from r = 128 the 128 x 192 tile with 64-wide K slices, int4 and fp8 from
- * r = 128 the 128 x 256 tile, all over x rows converted to f16 first ('half'), and elsewhere 16-bit weights take
- * 128-row 'half' tiles where
+ * r = 16; on devices with 48 KiB of workgroup memory 16-bit weights take the 144 x 256 tile for r = 112..144, else
+ * from r = 64 the 128 x 192 tile with 64-wide K slices, and packed weights (int4, MXFP4, fp8) from r = 64 the 144 x 256
+ * tile, all over x rows converted to f16 first ('half'), and elsewhere 16-bit weights take 128-row 'half' tiles where
  * N >= 2560 (the conversion pass pays off over wide outputs); other 16-bit calls the 64-row tile, other packed ones
  * (and int8, unmeasured on the other shapes) the 64 x 128 tile with gathered x. Every 16-bit tile stages with
  * 16-byte stores (SgmatShape.vs), as do fp8 weights on the 128 x 256 tile (H200 call 5 below). The measurements behind
@@ -536,7 +545,7 @@ export function gemvDenseKernelFor(T: number, k: number, E: number, softwareAdap
  * T = 512 2.84 vs 2.96, but Mixtral T = 512 4.62 vs 2.88 (the layer with it: 4.87 ms, call 7), fp8 3.75-29.2 vs
  * 3.98-31.1 ms. 128 x 128 over f16 x rows vs 64 x 128 (both vector-staged, the 32 KiB rule): N = 2880 (GPT-OSS
  * T = 4096) 6.22 vs 7.30, N = 768 / 2048 (Qwen3) 3.77 vs 3.15: `largeMinOutputs` between them.
- * The 128 x 192 and 144 x 256 tiles: KERNEL_CROSSOVERS.sgmatTiles.wideShapes and .tall (session 18).
+ * The 128 x 192 and 144 x 256 tiles: KERNEL_CROSSOVERS.sgmatTiles.wideShapes and .tall (sessions 18, 19).
  * @example `sgmatTileFor(8192, 8, 14336, 'bfloat16', 49152) // { shape: 'm128n192k64va', xRows: 'half' }`
  */
 export function sgmatTileFor(rows: number, E: number, N: number, wf: string, workgroupBytes: number = SGMAT_MAX_WORKGROUP_BYTES): { shape: SgmatShapeName; xRows: SgmatXRows } {
@@ -619,10 +628,14 @@ export type SgmatXRows = 'gather' | 'half' | 'direct';
  * ranks both: paths -narrow / -wide). H200 2026-12-04 (docs/perf-h200/2026-12-04-mid, Mixtral and DeepSeek-V3-e32
  * shapes, T = 512 and 4096): wide is faster for fp8 (Mixtral T = 4096 40.0 vs 44.5 ms, T = 512 5.41 vs 5.83) and
  * slower for int4 (32.9 vs 35.7 ms narrow vs wide; 4.37 vs 4.70): wide for fp8 only (int8 and MXFP4 unmeasured:
- * the 8-value loads, as before).
+ * the 8-value loads, as before). MXFP4 wide too since session 19: H100 2026-12-05 (call 5, prefill-bench, the router's
+ * uneven rows, medians of three rounds, wide / 8-value loads ms) on the 144 x 256 tile Mixtral T = 512 2.57 / 2.86,
+ * T = 1024 4.98 / 5.62, DeepSeek-V3-e32 T = 512 2.63 / 2.95, GPT-OSS-20B T = 512 1.41 / 1.77, T = 1024 1.64 / 1.94;
+ * on the 128 x 192 k64 tile Mixtral T = 512 3.91 / 4.29. int4 stays on 8-value loads: wide was mixed there (Mixtral
+ * T = 512 2.55 / 2.65, GPT-OSS-20B T = 1024 1.93 / 1.69).
  */
 export function sgmatWideLoadsFor(wf: string): boolean {
-  return wf === 'fp8_e4m3' || wf === 'fp8_e5m2';
+  return wf === 'fp8_e4m3' || wf === 'fp8_e5m2' || wf === 'mxfp4';
 }
 
 /**
