@@ -65,6 +65,7 @@ case "${1:-1}" in
       timeout 110 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models mixtral-8x7b,gpt-oss-20b --dtypes int4,mxfp4,fp8 --tokens 512,1024 --iters 8 --stack 2 --json "$OUT/layer-$i-$b.json" > "$OUT/layer-$i-$b.txt" 2>&1
       echo "$b rc=$?"; grep -hE "^(mixtral|gpt)[^:]*$" "$OUT/layer-$i-$b.txt" | cut -c1-60
     done
+    (cd "$OUT" && tar czf layer6.tgz layer-* && rm -f layer-*)
     GPU_TESTS 120 sgmat-wide-staging
     ;;
 esac
