@@ -247,7 +247,11 @@ export function packedPath(gw: GemvWeights, kernel: GemvPackedKernel | 'dense'):
   return gw.cols % cw === 0 && blockCols(gw) % cw === 0 ? (rows ? 'rows' : 'wide') : 'table';
 }
 
-/** The planner's packed kernel for a call: by rows per pass, and by the default kernel's grid and the row length (split-K); `software`: the adapter's kind. */
+/**
+ * The planner's packed kernel for a call: by rows per pass, and by the default kernel's grid and the row length (split-K); `software`: the adapter's kind.
+ * Asks gemvPackedKernelFor twice: first for the default kernel without the call (its blocking gives the grid the split-K
+ * rule weighs), then with that grid.
+ */
 export function plannedKernel(mr: number, slots: number, gw: GemvWeights, nout: number, software = false): GemvPackedKernel {
   const format = gw.sdtype === 'none' ? undefined : (gw.wfmt as PackedCodeFormat);
   const base = gemvPackedKernelFor(mr, { format });

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Prepared in session 19 for the next session (session 19's six calls all ran on H100s): the rules of sessions 18-19
+# on the card the targets name, and the candidates session 19's data left open.
+#   1: the whole GPU test bundle; the layer bf16 T = 128 / 512 / 4096 (Mixtral / Qwen3-30B / GPT-OSS-20B /
+#      DeepSeek-V2-Lite) with HF grouped_mm in the same call (#12's T = 4096 share and T = 512 rows on the H200).
+#   2: the packed layer (int4 / MXFP4 / fp8, T = 512 / 1024 / 4096, Mixtral and GPT-OSS-20B, bf16 beside them in the
+#      same call: #12's 1.3x target with bf16 from the same call).
+#   3: prefill-bench in rounds: fp8 decoded first against the 144-row tile at 256 rows per expert (Mixtral and
+#      DeepSeek-V3-e32 T = 1024, where session 19 saw 6.53 vs 7.26 ms for Mixtral only), int4 with 16-byte loads
+#      (mixed in session 19), and the full DeepSeek-V3 fp8 at T = 4096 (128 rows per expert: now the 144-row tile).
+# Kit: as h200-s19.sh.
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+. "$(dirname "$0")/prefill-bench-run.sh"
+M=mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite
+case "${1:-1}" in
+  1)
+    GPU_TESTS 330
+    gzip -9 "$OUT/gpu-tests.txt"
+    timeout 130 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models $M --dtypes bf16 --tokens 128,512,4096 --iters 10 --stack 2 --json "$OUT/layer-bf16.json" > "$OUT/layer-bf16.txt" 2>&1
+    echo "bench rc=$?" >> "$OUT/layer-bf16.txt"; grep -hE "^(model|mixtral|qwen3|gpt|deepseek)|rc=" "$OUT/layer-bf16.txt" | cut -c1-160
+    timeout 100 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models $M --tokens 128,512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
+    echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
+    ;;
+  2)
+    timeout 280 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,gpt-oss-20b --dtypes bf16,int4,mxfp4,fp8 --tokens 512,1024,4096 --iters 8 --stack 2 --json "$OUT/layer-packed.json" > "$OUT/layer-packed.txt" 2>&1
+    echo "bench rc=$?" >> "$OUT/layer-packed.txt"; grep -hE "^(model|mixtral|gpt)[^:]*$|rc=" "$OUT/layer-packed.txt" | cut -c1-160
+    ;;
+  3)
+    F="=sgmat-default,=sgmat-dequant,=sgmat-m144n256k32v-xh+wide+words,=sgmat-m144n256k32v-xh+narrow+words"
+    PREFILL_BENCH_ROUTING=random PB dequant-256 150 180 6 "$F" "mixtral,deepseek-v3-e32" "1024,2048" fp8,int4
+    PREFILL_BENCH_ROUTING=random PB dsv3-full-fp8 200 240 4 "=sgmat-default,=sgmat-m128n256k32v-xh,=sgmat-dequant" "deepseek-v3-full" "4096" fp8
+    ;;
+esac
