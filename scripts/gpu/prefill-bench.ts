@@ -181,7 +181,7 @@ const ALL_PATHS: PathSpec[] = [
   ...(Object.keys(SGMAT_SHAPES) as SgmatShapeName[]).map((shape) => sgmat(shape)),
   ...(['m16n128k64', 'm16n256k32', 'm64n128k64'] as SgmatShapeName[]).map((shape) => ({ ...sgmat(shape), name: `sgmat-${shape}-narrow`, opts: { ...sgmat(shape).opts, sgmatWideLoads: false }, packedOnly: true })),
   ...(['m64n128k32s', 'm32n128k64', 'm64n128k64'] as SgmatShapeName[]).flatMap((shape) => [sgmat(shape, 2), sgmat(shape, 4)]),
-  ...(['m64n128k32s', 'm64n128k64', 'm128n128k32', 'm128n128k32w2x2', 'm32n128k64', 'm16n128k64', 'm16n256k32', 'm128n256k32', 'm128n128k64', 'm128n128k32db', 'm128n256k32v', 'm128n128k32v', 'm128n256k32va', 'm128n192k64va', 'm128n192k32va', 'm128n256k32v16', 'm128n128k32v16', 'm144n256k32v', 'm144n192k32v', 'm144n192k32va', 'm144n128k32v', 'm144n192k64vax', 'm128n128k32vax'] as SgmatShapeName[]).flatMap((shape) => [sgmat(shape, undefined, 'half'), sgmat(shape, undefined, 'direct')]),
+  ...(['m64n128k32s', 'm64n128k64', 'm128n128k32', 'm128n128k32w2x2', 'm32n128k64', 'm16n128k64', 'm16n256k32', 'm128n256k32', 'm128n128k64', 'm128n128k32db', 'm128n256k32v', 'm128n128k32v', 'm128n256k32va', 'm128n192k64va', 'm128n192k32va', 'm128n256k32v16', 'm128n128k32v16', 'm144n256k32v', 'm144n192k32v', 'm144n192k32va', 'm144n128k32v', 'm144n192k64vax', 'm128n128k32vax', 'm160n256k32v'] as SgmatShapeName[]).flatMap((shape) => [sgmat(shape, undefined, 'half'), sgmat(shape, undefined, 'direct')]),
   sgmat('m32n128k64', 4, 'half'),
   sgmat('m32n128k64', 4, 'direct'),
 ];

@@ -129,7 +129,7 @@ describe('kernel planner', () => {
     expect(chooseFastGemmKind(none, 'subgroup-matrix')).toBe('f32');
     expect(() => chooseFastGemmKind(all, 'tensor' as never)).toThrow(ValueError);
   });
-  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): for 16-bit weights 32-row tiles up to 16 rows per expert, from 64 rows per expert the 128 x 192 tile with 64-wide K slices (144 x 256 from 112 to 144 rows) over f16 x rows with 48 KiB of workgroup memory, else 128-row tiles from 128 rows and 2560 outputs; packed weights keep the 64 x 128 tile, int4 and fp8 take the 128 x 256 one from 128 rows per expert (int4 with 2-byte staging stores)', () => {
+  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): for 16-bit weights 32-row tiles up to 16 rows per expert, from 64 rows per expert the 128 x 192 tile with 64-wide K slices (144 x 256 from 112 to 144 rows) over f16 x rows with 48 KiB of workgroup memory, else 128-row tiles from 128 rows and 2560 outputs; packed weights keep the 64 x 128 tile, int4, MXFP4 and fp8 take the 144 x 256 one from 64 rows per expert with 48 KiB (the scalar-staged 128 x 256 tile where vector staging is refused)', () => {
     expect(SGMAT_CHOICES).toEqual({ shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32', 'm128n192k64va', 'm144n256k32v'], xRows: ['gather', 'half'], splitK: [1] });
     for (const shape of SGMAT_CHOICES.shapes) expect(SGMAT_SHAPES[shape], shape).toBeDefined();
     // rows x experts x outputs of the benchmarked models (Mixtral, Qwen3-30B, DeepSeek-V3/e32, GPT-OSS-20B) at T = 8..4096
