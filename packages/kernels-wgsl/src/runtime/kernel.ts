@@ -115,19 +115,19 @@ function perDevice<T>(m: WeakMap<GPUDevice, Map<string, T>>, d: GPUDevice): Map<
   return x;
 }
 
-function moduleFor(ctx: GpuContext, kernel: Kernel<Variant>, variant: Variant): { module: GPUShaderModule; layout: GPUPipelineLayout } {
+/** The whole WGSL module of a kernel variant as its pipeline compiles it: the signature's header (or the `enable f16;` the source needs) and the source. */
+export function kernelModuleCode<V extends Variant>(ctx: GpuContext, kernel: Kernel<V>, variant: V): string {
   const sig = kernel.signature?.(variant);
-  if (sig) {
-    const code = signatureWgsl(sig) + '\n' + kernel.source(variant, ctx);
-    const module = ctx.device.createShaderModule({ label: kernel.name, code });
-    return { module, layout: signatureLayout(ctx, kernel.name, sig) };
-  }
-  let code = kernel.source(variant, ctx);
-  const enables: string[] = [];
-  if (/\bf16\b/.test(code) && !/enable f16;/.test(code)) enables.push('enable f16;');
-  if (enables.length) code = enables.join('\n') + '\n' + code;
+  const code = kernel.source(variant, ctx);
+  if (sig) return signatureWgsl(sig) + '\n' + code;
+  return /\bf16\b/.test(code) && !/enable f16;/.test(code) ? 'enable f16;\n' + code : code;
+}
+
+function moduleFor(ctx: GpuContext, kernel: Kernel<Variant>, variant: Variant): { module: GPUShaderModule; layout: GPUPipelineLayout } {
+  const code = kernelModuleCode(ctx, kernel, variant);
   const module = ctx.device.createShaderModule({ label: kernel.name, code });
-  return { module, layout: explicitLayout(ctx, kernel.name, code) };
+  const sig = kernel.signature?.(variant);
+  return { module, layout: sig ? signatureLayout(ctx, kernel.name, sig) : explicitLayout(ctx, kernel.name, code) };
 }
 
 /** The pipeline layout of a signature: its storage bindings, then the uniform block when it has fields. */
