@@ -24,10 +24,7 @@ case "${1:-1}" in
   1)
     GPU_TESTS 330
     gzip -9 "$OUT/gpu-tests.txt"
-    timeout 130 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models $M --dtypes bf16 --tokens 128,512,4096 --iters 10 --stack 2 --json "$OUT/layer-bf16.json" > "$OUT/layer-bf16.txt" 2>&1
-    echo "bench rc=$?" >> "$OUT/layer-bf16.txt"; grep -hE "^(model|mixtral|qwen3|gpt|deepseek)|rc=" "$OUT/layer-bf16.txt" | cut -c1-160
-    timeout 100 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models $M --tokens 128,512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
-    echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
+    LAYER_VS_HF $M 128,512,4096
     ;;
   2)
     timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,gpt-oss-20b --dtypes bf16,int4,mxfp4,fp8 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/layer-packed.json" > "$OUT/layer-packed.txt" 2>&1

@@ -14,15 +14,10 @@ set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 . "$(dirname "$0")/prefill-bench-run.sh"
-M=mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite
 case "${1:-1}" in
   1)
-    GPU_TESTS 330
-    gzip -9 "$OUT/gpu-tests.txt"
-    timeout 130 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models $M --dtypes bf16 --tokens 128,512,4096 --iters 10 --stack 2 --json "$OUT/layer-bf16.json" > "$OUT/layer-bf16.txt" 2>&1
-    echo "bench rc=$?" >> "$OUT/layer-bf16.txt"; grep -hE "^(model|mixtral|qwen3|gpt|deepseek)|rc=" "$OUT/layer-bf16.txt" | cut -c1-160
-    timeout 100 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models $M --tokens 128,512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
-    echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
+    # as session 19's first call (run there on an H100)
+    bash "$(dirname "$0")/h200-s19.sh" 1
     ;;
   2)
     timeout 280 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,gpt-oss-20b --dtypes bf16,int4,mxfp4,fp8 --tokens 512,1024,4096 --iters 8 --stack 2 --json "$OUT/layer-packed.json" > "$OUT/layer-packed.txt" 2>&1

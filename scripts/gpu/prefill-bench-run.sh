@@ -22,3 +22,13 @@ GPU_TESTS() {
   echo "gpu-tests rc=$?" >> "$OUT/gpu-tests.txt"
   grep -E "^FAILED|passed, .* failed|rc=" "$OUT/gpu-tests.txt" | cut -c1-300 | tail -12
 }
+
+# LAYER_VS_HF MODELS TOKENS: the bench's layer in bf16 ($OUT/layer-bf16.*) and HF grouped_mm in the same call
+# ($OUT/torch-prefill.*, torch_baseline.py), T = TOKENS; prints the rows and both exit statuses.
+LAYER_VS_HF() {
+  local models=$1 tokens=$2
+  timeout 130 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models "$models" --dtypes bf16 --tokens "$tokens" --iters 10 --stack 2 --json "$OUT/layer-bf16.json" > "$OUT/layer-bf16.txt" 2>&1
+  echo "bench rc=$?" >> "$OUT/layer-bf16.txt"; grep -hE "^(model|mixtral|qwen3|gpt|deepseek)|rc=" "$OUT/layer-bf16.txt" | cut -c1-160
+  timeout 100 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models "$models" --tokens "$tokens" --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
+  echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
+}
