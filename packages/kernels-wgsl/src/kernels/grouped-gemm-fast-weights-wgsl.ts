@@ -176,7 +176,7 @@ fn wdech(w: vec4<u32>) -> vec4<u32> { return vec4<u32>(bf16x2_to_f16x2(w.x), bf1
  * (ROWS_CODECS: no integer -> float conversion, no per-value selects), four or eight values at a time, then scaled
  * in f32 and rounded to f16 two at a time:
  * - fp8 e4m3: the codes as f16 bit patterns at 2^-8 of their value (subnormals as f16 subnormals), scaled by
- *   256 x the block scale; a word holding a NaN code (S.1111.111) is decoded by decode_e4m3_bits instead;
+ *   256 x the block scale; the halves of NaN codes (S.1111.111) get NaN's exponent or-ed in (no branch);
  * - fp8 e5m2: the high byte of an f16 (inf and NaN included), times the scale;
  * - int8 / int4: code minus zero point (8 / 128, or the stored one), exactly, by one fma each, times the scale;
  * - MXFP4: e2m1 codes as f16 patterns at 2^-14, times 2^(exponent + 14) (at most 2^127: products past f16's
@@ -200,11 +200,15 @@ export function packedHalfPairsWgsl(v: Pick<FastGemmVariant, 'wf' | 'wide' | 'zp
   // zero-point shift, d: the decoded values times 1 / unit.
   const h2 = 'fn h2(a: vec2<f32>) -> u32 { return bitcast<u32>(vec2<f16>(a)); }';
   const zArg = v.wf === 'int8' ? codec.zoff!('128.0 + z') : v.wf === 'int4' ? codec.zoff!('8.0 + z') : 'vec4<f32>()';
-  // e4m3: a word holding a NaN code (S.1111.111) is decoded value by value (decode_e4m3_bits comes with wdec)
-  const nanFix =
-    v.wf === 'fp8_e4m3'
-      ? `\n  if (nanw(c) != 0u) { d = vec4<f32>(${[0, 8, 16, 24].map((b) => `decode_e4m3_bits((c >> ${b}u) & 0xffu)`).join(', ')}) * (s * ${1 / codec.unit}); }`
-      : '';
+  // e4m3: the halves of NaN codes (S.1111.111, which the bit placement turns into finite values) made NaN without a
+  // branch: nanb flags each such byte at its bit 7, and 0x7e00 (exponent all ones, a mantissa bit) is or-ed into its half
+  const e4m3 = v.wf === 'fp8_e4m3';
+  const nanb = e4m3
+    ? `// bit 7 of each byte of the result: that code byte is NaN (its low 7 bits all ones); exact per byte (no borrows across bytes)
+fn nanb(c: u32) -> u32 { let u = (c & 0x7f7f7f7fu) ^ 0x7f7f7f7fu; return ~((u + 0x7f7f7f7fu) | u) & 0x80808080u; }`
+    : '';
+  const nanHalves = `let m = nanb(c);
+  let nh = vec2<u32>((((m >> 7u) & 1u) * 0x7e00u) | (((m >> 15u) & 1u) * 0x7e000000u), (((m >> 23u) & 1u) * 0x7e00u) | ((m >> 31u) * 0x7e000000u));`;
   const hpw = four
     ? `fn hpw(c: u32, s: f32, z: f32) -> vec4<u32> {
   let d = dw(c, ${zArg});
@@ -212,8 +216,10 @@ export function packedHalfPairsWgsl(v: Pick<FastGemmVariant, 'wf' | 'wide' | 'zp
   return vec4<u32>(h2(lo.xy), h2(lo.zw), h2(hi.xy), h2(hi.zw));
 }`
     : `fn hpw(c: u32, s: f32, z: f32) -> vec2<u32> {
-  var d = dw(c, ${zArg}) * s;${nanFix}
-  return vec2<u32>(h2(d.xy), h2(d.zw));
+  let d = dw(c, ${zArg}) * s;${e4m3 ? `
+  ${nanHalves}
+  return vec2<u32>(h2(d.xy), h2(d.zw)) | nh;` : `
+  return vec2<u32>(h2(d.xy), h2(d.zw));`}
 }`;
   const scaleBits = `bitcast<f32>(${sBits})`;
   const scale =
@@ -223,7 +229,7 @@ export function packedHalfPairsWgsl(v: Pick<FastGemmVariant, 'wf' | 'wide' | 'zp
   // Element e of the result: one 4-bit word, or two 8-bit words.
   const elems = Array.from({ length: NQ }, (_, e) => (four ? `hpw(${words[e]}, s, z)` : `vec4<u32>(hpw(${words[2 * e]}, s, z), hpw(${words[2 * e + 1]}, s, z))`));
   return `${four ? V8_WGSL : ''}
-${codec.nan ?? ''}
+${nanb}
 ${codec.wgsl}
 ${h2}
 ${hpw}
