@@ -7,8 +7,9 @@
 #      same call: #12's 1.3x target with bf16 from the same call).
 #   3: prefill-bench in rounds: fp8 e4m3 word decoding without the NaN branch against value decoding; fp8 decoded first against the 144-row tile at 256 rows per expert (Mixtral and
 #      DeepSeek-V3-e32 T = 1024, where session 19 saw 6.53 vs 7.26 ms for Mixtral only), int4 with 16-byte loads
-#      (mixed in session 19), the 160-row tile candidate (m160n256k32v) at 144-160 rows per expert, and the full
-#      DeepSeek-V3 fp8 at T = 4096 (128 rows per expert: now the 144-row tile).
+#      (mixed in session 19).
+#   4: the 160-row tile candidate (m160n256k32v) at 144-160 rows per expert, and the full DeepSeek-V3 fp8 at T = 4096
+#      (128 rows per expert: now the 144-row tile).
 # Kit: as h200-s19.sh.
 set -u
 OUT=${OUT:-/tmp/out}
@@ -28,6 +29,8 @@ case "${1:-1}" in
     # fp8 e4m3 word decoding without its NaN branch (session 19) against value decoding, on the tiles plan.ts takes
     PREFILL_BENCH_ROUTING=random PB fp8-words 120 150 6 "=sgmat-default,=sgmat-m144n256k32v-xh+wide+words,=sgmat-m144n256k32v-xh+wide+vdec,=sgmat-m128n256k32v-xh+wide+words,=sgmat-m128n256k32v-xh+wide+vdec" "mixtral,gpt-oss,deepseek-v3-e32" "512" fp8
     PREFILL_BENCH_ROUTING=random PB dequant-256 150 180 6 "$F" "mixtral,deepseek-v3-e32" "1024,2048" fp8,int4
+    ;;
+  4)
     # session 19's 160-row candidate where an expert passes 144 rows (Mixtral T = 576: mean 144; the layer's router at T = 512 gives one 145)
     PREFILL_BENCH_ROUTING=random PB tile-160 120 150 6 "=sgmat-default,=sgmat-m144n256k32v-xh,=sgmat-m160n256k32v-xh,=sgmat-m128n192k64va-xh" "mixtral,deepseek-v3-e32" "512,576,640" bf16,int4
     PREFILL_BENCH_ROUTING=random PB dsv3-full-fp8 200 240 4 "=sgmat-default,=sgmat-m128n256k32v-xh,=sgmat-dequant" "deepseek-v3-full" "4096" fp8
