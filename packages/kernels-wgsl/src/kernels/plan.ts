@@ -208,8 +208,9 @@ export const KERNEL_CROSSOVERS = {
     // 128 x 192 k64's 13.00 with even rows; Qwen3 T = 4096 2.74 / 2.54).
     // int4 too (vector-staged there, unlike its 128 x 256 tile; call 4, same runs): Mixtral T = 512 2.70 vs 4.87 ms
     // (128 x 192 k64 4.40), DeepSeek-V3-e32 2.69 vs 4.09. Not fp8 (Mixtral 7.25 vs 6.37, DeepSeek-V3-e32 3.83 vs 5.30)
-    // nor MXFP4 (Mixtral 7.30 vs 128 x 192 k64's 4.42, DeepSeek-V3-e32 2.99 vs 3.64): mixed.
-    // (Packed weights take the 144-row tile through wideShapes since session 19.)
+    // nor MXFP4 (Mixtral 7.30 vs 128 x 192 k64's 4.42, DeepSeek-V3-e32 2.99 vs 3.64): mixed. Those were single timings
+    // of each path; session 19 timed the paths in rounds (a path's first timing is sometimes 1.5-2.5x slow) and found
+    // the 144-row tile faster for fp8 and MXFP4 too: packed weights take it through wideShapes since then.
     tall: { shapes: { bfloat16: 'm144n256k32v', float16: 'm144n256k32v' }, minRowsPerExpert: 112, maxRowsPerExpert: 144 },
     // where Dawn refuses vector staging (vec4<u32> staging arrays), the vector-only shapes above run this scalar-staged
     // tile instead (the 128 x 256 tile the wide rule chose before them)
