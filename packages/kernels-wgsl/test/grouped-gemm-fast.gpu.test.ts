@@ -404,7 +404,9 @@ describe('subgroup-matrix tile shapes', () => {
     expect(sgmatLayout(SGMAT_SHAPES.m144n256k32v)).toEqual({ str: 40, ow: 128, bytes: 400 * 40 * 2 + (12 * 144 + 16) + 64 * 128, threads: 384 });
     expect(sgmatLayout(SGMAT_SHAPES.m144n192k32va)).toEqual({ str: 40, ow: 192, bytes: 336 * 40 * 2 + (12 * 144 + 16), threads: 288 });
     expect(sgmatLayout(SGMAT_SHAPES.m144n128k32v)).toEqual({ str: 40, ow: 128, bytes: 272 * 40 * 2 + (12 * 144 + 16) + 64 * 128, threads: 192 });
-    expect(sgmatLayout({ tm: 160, tn: 128, tk: 32, wm: 2, wn: 4 }).error).toMatch(/at most 144/);
+    // the 160-row candidate: 5 subgroups along the rows, 2 along the weight rows
+    expect(sgmatLayout(SGMAT_SHAPES.m160n256k32v)).toEqual({ str: 40, ow: 128, bytes: 416 * 40 * 2 + (12 * 160 + 16) + 64 * 128, threads: 320 });
+    expect(sgmatLayout({ tm: 192, tn: 128, tk: 32, wm: 2, wn: 4 }).error).toMatch(/at most 160/);
     // without row tables (xo): staging and the 16-byte expert / row range only
     expect(sgmatLayout(SGMAT_SHAPES.m144n192k64vax)).toEqual({ str: 72, ow: 192, bytes: 336 * 72 * 2 + 16, threads: 288 });
     expect(sgmatLayout(SGMAT_SHAPES.m128n128k32vax)).toEqual({ str: 40, ow: 128, bytes: 256 * 40 * 2 + 16, threads: 256 });
