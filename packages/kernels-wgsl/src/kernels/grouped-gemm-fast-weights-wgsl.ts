@@ -207,8 +207,12 @@ export function packedHalfPairsWgsl(v: Pick<FastGemmVariant, 'wf' | 'wide' | 'zp
     ? `// bit 7 of each byte of the result: that code byte is NaN (its low 7 bits all ones); exact per byte (no borrows across bytes)
 fn nanb(c: u32) -> u32 { let u = (c & 0x7f7f7f7fu) ^ 0x7f7f7f7fu; return ~((u + 0x7f7f7f7fu) | u) & 0x80808080u; }`
     : '';
-  const nanHalves = `let m = nanb(c);
-  let nh = vec2<u32>((((m >> 7u) & 1u) * 0x7e00u) | (((m >> 15u) & 1u) * 0x7e000000u), (((m >> 23u) & 1u) * 0x7e00u) | ((m >> 31u) * 0x7e000000u));`;
+  // the 8-bit formats' hpw result: the two words of f16 pairs (e4m3: NaN or-ed into the halves nanb flags)
+  const pairs = e4m3
+    ? `let m = nanb(c);
+  let nh = vec2<u32>((((m >> 7u) & 1u) * 0x7e00u) | (((m >> 15u) & 1u) * 0x7e000000u), (((m >> 23u) & 1u) * 0x7e00u) | ((m >> 31u) * 0x7e000000u));
+  return vec2<u32>(h2(d.xy), h2(d.zw)) | nh;`
+    : 'return vec2<u32>(h2(d.xy), h2(d.zw));';
   const hpw = four
     ? `fn hpw(c: u32, s: f32, z: f32) -> vec4<u32> {
   let d = dw(c, ${zArg});
@@ -216,10 +220,8 @@ fn nanb(c: u32) -> u32 { let u = (c & 0x7f7f7f7fu) ^ 0x7f7f7f7fu; return ~((u + 
   return vec4<u32>(h2(lo.xy), h2(lo.zw), h2(hi.xy), h2(hi.zw));
 }`
     : `fn hpw(c: u32, s: f32, z: f32) -> vec2<u32> {
-  let d = dw(c, ${zArg}) * s;${e4m3 ? `
-  ${nanHalves}
-  return vec2<u32>(h2(d.xy), h2(d.zw)) | nh;` : `
-  return vec2<u32>(h2(d.xy), h2(d.zw));`}
+  let d = dw(c, ${zArg}) * s;
+  ${pairs}
 }`;
   const scaleBits = `bitcast<f32>(${sBits})`;
   const scale =

@@ -162,7 +162,7 @@ export const KERNEL_CROSSOVERS = {
    * The subgroup-matrix GEMM's tiles by average grouped rows per expert (sgmatTileFor; the 16-bit ones vector-staged):
    * for 16-bit weights 32-row tiles up to `smallMaxRowsPerExpert`; for the formats of `wideShapes` from `wideMinRowsPerExpert`
    * (16-bit / packed) their wide tile (16-bit: 128 x 192 with 64-wide K slices, or `tall`'s 144 x 256 in its band of rows
-   * per expert; fp8 and int4: 128 x 256) over f16 x rows where the device offers its `wideWorkgroupBytes` of
+   * per expert; int4, MXFP4 and fp8: 144 x 256) over f16 x rows where the device offers its `wideWorkgroupBytes` of
    * workgroup memory; else for 16-bit weights 128-row tiles over f16 x rows from `largeMinRowsPerExpert` where the
    * call has at least `largeMinOutputs` outputs, and 64-row tiles otherwise.
    */
@@ -176,9 +176,9 @@ export const KERNEL_CROSSOVERS = {
     // takes a second 64-row tile); Mixtral T = 512 (115-133 rows): 3.28 vs 4.52 (128 x 128) and 4.62 (64 x 128)
     wideMinRowsPerExpert: { half16: 64, packed: 64 },
     wideWorkgroupBytes: 49152,
-    // the 128 x 256 tile of each weight format measured on it: vector-staged, except int4 (2-byte staging stores: the
-    // vector-staged tile was 60% slower for Mixtral's int4 at T = 512, 4% faster at 4096); int8 is not measured on it
-    // and keeps the 64 x 128 tile
+    // Before session 18, the 128 x 256 tile of each weight format measured on it: vector-staged, except int4 (2-byte
+    // staging stores: the vector-staged tile was 60% slower for Mixtral's int4 at T = 512, 4% faster at 4096); int8 is
+    // not measured on it and keeps the 64 x 128 tile
     // 16-bit weights: 64-wide K slices of a 128 x 192 tile (half the barriers per K of the 128 x 256 tile's 32-wide
     // slices; the epilogue in the staging memory to fit 48 KiB). H100 2026-12-05 (session 18 call 1, prefill-bench
     // bf16, docs/perf-h200/2026-12-05-s18/call1/prefill-oa.txt), 128 x 192 k64 / 128 x 256 ms, evenly spread rows:
