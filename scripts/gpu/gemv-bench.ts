@@ -24,6 +24,10 @@
 // GEMV (gemvDownCombineGpu) with each row-blocked kernel, device time of each, relErr against the two dispatches
 // (rows `down+combine` and `combined:<kernel>`; the ranking shows them under '<model> <format> T=<T> end').
 // --split: also each GEMV alone, gate_up on x and down on its output (device ms of each, in the line and the JSON).
+// --ablate decode+x+scale+nan (any of them, joined by +): diagnostics, not results: the moe_gemv modules compile with
+// those parts of their work removed (gemv-ablate.ts), so that each row's time without them says what they cost; the
+// outputs are wrong by design and not checked. Each row names the ablations applied to the modules it compiled
+// ('cached': its pipelines were compiled by an earlier row). Compare with a run without --ablate in the same call.
 import { createGpuContext, GpuTensor, Recorder, defineKernel, uniformFields, gemvGateUpGpu, gemvDownGpu, gemvDownCombineGpu, gemvCombineSupports, combineGpu, activeExpertsGpu, foldWorkgroups, destroyExpertWeights, type GroupingGpu, type ExpertWeightsGpu, type ExpertStackGpu, type GemvPackedKernel } from '@webmoe/kernels-wgsl';
 import { gemvPackedPath } from '../../packages/kernels-wgsl/src/kernels/moe-gemv.js';
 import { GEMV_PACKED_KERNELS, gemvDenseKernelFor, gemvPackedKernelFor, gemvRowsPerPass } from '../../packages/kernels-wgsl/src/kernels/plan.js';
@@ -31,6 +35,7 @@ import { HostTensor } from '@webmoe/tensor';
 import { relErr } from '@webmoe/kernels-wgsl/testing';
 import { burnGpu } from '../../apps/bench/src/peak.js';
 import { passTimesMs } from './device-time.js';
+import { installAblations, parseAblations, type Ablation } from './gemv-ablate.js';
 
 function flag(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -54,6 +59,10 @@ function list(name: string): string[] | undefined {
 // --max-binding BYTES: a lower binding limit (stacks above it are chunked; e.g. to try the chunked stacks on lavapipe)
 const ctx = await createGpuContext(process.argv.includes('--max-binding') ? { maxBindingBytes: flag('max-binding', 0) } : {});
 const CHUNKS_PER_DISPATCH = process.argv.includes('--chunks-per-dispatch') ? flag('chunks-per-dispatch', 0) : undefined;
+const ABLATE = list('ablate') ? parseAblations(list('ablate')!.join('+')) : undefined;
+/** The moe_gemv modules compiled since the last clear, with the ablations that matched each (--ablate). */
+const ablationLog: { label: string; applied: Ablation[] }[] = [];
+if (ABLATE) installAblations(ctx.device, ABLATE, ablationLog);
 console.log('adapter', ctx.adapterName, 'maxBinding', ctx.limits.maxStorageBufferBindingSize, 'storage buffers per stage', ctx.limits.maxStorageBuffersPerShaderStage, 'chunks per dispatch', CHUNKS_PER_DISPATCH ?? 'default');
 
 /** Median device time (ms) of what `record` records (its outputs freed by the function it returns), after WARMUP untimed runs. */
@@ -186,7 +195,7 @@ const MODELS = ALL_MODELS.filter((m) => list('models')?.some((f) => m[0].include
 const TS = [1, 16].filter((t) => list('tokens')?.includes(String(t)) ?? true);
 const up = (a: Uint32Array) => GpuTensor.upload(ctx, new HostTensor('uint32', [a.length], a));
 
-interface Row { model: string; format: Format; T: number; kernel: GemvPackedKernel | 'dense' | `combined:${GemvPackedKernel}` | 'down+combine'; default: boolean; path: string; ms: number; bytes: number; gbps: number; ofCopy: number; relErrH: number; relErrY: number; msGateUp?: number; msDown?: number }
+interface Row { model: string; format: Format; T: number; kernel: GemvPackedKernel | 'dense' | `combined:${GemvPackedKernel}` | 'down+combine'; default: boolean; path: string; ms: number; bytes: number; gbps: number; ofCopy: number; relErrH: number; relErrY: number; msGateUp?: number; msDown?: number; ablated?: string }
 const rows: Row[] = [];
 
 /**
@@ -275,9 +284,11 @@ for (const [name, H, I, E, k] of MODELS) {
           return { h, y };
         };
         // outputs once, for the error against the table kernel
+        ablationLog.length = 0;
         const rec = new Recorder(ctx);
         const o = run(rec);
         rec.submit();
+        const ablated = ABLATE ? (ablationLog.length ? [...new Set(ablationLog.flatMap((l) => l.applied))].join('+') || 'none matched' : 'cached') : undefined;
         const out = { h: (await o.h.download()).toFloat32(), y: (await o.y.download()).toFloat32() };
         o.h.destroy();
         o.y.destroy();
@@ -312,10 +323,11 @@ for (const [name, H, I, E, k] of MODELS) {
           ...split,
           model: name, format: fmt, T, kernel, default: kernel === (fmt === 'bf16' ? gemvDenseKernelFor(T, k, E, ctx.adapterInfo.software) : gemvPackedKernelFor(gemvRowsPerPass(T, k, E, true), { softwareAdapter: ctx.adapterInfo.software, format: PACKED_FORMAT[fmt] })), path: `${gemvPackedPath(wgu, packedKernel)}/${gemvPackedPath(wdn, packedKernel)}`, ms, bytes, gbps, ofCopy: gbps / copyGBps,
           relErrH: relErr(out.h, refOut.h), relErrY: relErr(out.y, refOut.y),
+          ...(ablated !== undefined ? { ablated } : {}),
         };
         rows.push(row);
         console.log(
-          `${name.padEnd(18)} ${fmt.padEnd(5)} T=${String(T).padEnd(2)} ${kernel.padEnd(7)}${row.default ? '*' : ' '} (${row.path.padEnd(11)}) ${ms.toFixed(4)} ms  ${gbps.toFixed(0).padStart(5)} GB/s  ${(100 * row.ofCopy).toFixed(1).padStart(5)}% of copy  relErr h ${row.relErrH.toExponential(1)} y ${row.relErrY.toExponential(1)}${split ? `  gate_up ${split.msGateUp.toFixed(4)} down ${split.msDown.toFixed(4)} ms` : ''}`,
+          `${name.padEnd(18)} ${fmt.padEnd(5)} T=${String(T).padEnd(2)} ${kernel.padEnd(7)}${row.default ? '*' : ' '} (${row.path.padEnd(11)}) ${ms.toFixed(4)} ms  ${gbps.toFixed(0).padStart(5)} GB/s  ${(100 * row.ofCopy).toFixed(1).padStart(5)}% of copy  ${ablated !== undefined ? `ablated: ${ablated} (outputs not checked)` : `relErr h ${row.relErrH.toExponential(1)} y ${row.relErrY.toExponential(1)}`}${split ? `  gate_up ${split.msGateUp.toFixed(4)} down ${split.msDown.toFixed(4)} ms` : ''}`,
         );
       }
       if (COMBINED) await endOfForward(name, fmt, T, g, idx, x, wgu, wdn, active, distinct * expertBytes(wdn));
@@ -330,7 +342,7 @@ for (const [name, H, I, E, k] of MODELS) {
 console.log(`total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
 // Ranking per (model, format, T), fastest first; * marks the planner's default (gemvPackedKernelFor), WRONG a relErr above 1e-4.
-const wrong = (r: Row) => !(r.relErrH <= 1e-4 && r.relErrY <= 1e-4);
+const wrong = (r: Row) => r.ablated === undefined && !(r.relErrH <= 1e-4 && r.relErrY <= 1e-4);
 const key = (r: Row) => `${r.model} ${r.format} T=${r.T}${r.path === 'end' ? ' end' : ''}`;
 console.log('\n== ranking (* = default) ==');
 for (const group of new Set(rows.map(key))) {
@@ -349,5 +361,5 @@ for (const r of routed) {
   const bf16Ms = bf16 && shared(bf16) ? bf16.ms + shared(bf16)!.ms : undefined;
   console.log(`deepseek-v3 ${r.format.padEnd(5)} T=${String(r.T).padEnd(2)} ${r.kernel.padEnd(7)}${r.default ? '*' : ' '} ${(r.ms + s.ms).toFixed(4)} ms${bf16Ms ? `  ${((r.ms + s.ms) / bf16Ms).toFixed(2)}x bf16` : ''}`);
 }
-console.log(JSON.stringify({ adapter: ctx.adapterName, copyGBps, iters: ITERS, rows }));
+console.log(JSON.stringify({ adapter: ctx.adapterName, copyGBps, iters: ITERS, ...(ABLATE ? { ablate: ABLATE } : {}), rows }));
 process.exit(0);

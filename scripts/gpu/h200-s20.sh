@@ -10,7 +10,10 @@
 #      (mixed in session 19).
 #   4: the 160-row tile candidate (m160n256k32v) at 144-160 rows per expert, and the full DeepSeek-V3 fp8 at T = 4096
 #      (128 rows per expert: now the 144-row tile).
-# Kit: as h200-s19.sh.
+#   5: (session 20, no device lent) where the packed decode GEMVs' time goes at T = 1 (#11's int4 / MXFP4 at 60% of
+#      copy, #13's fp8 at 0.6x bf16): gemv-bench on the planner's row-blocked kernels, once as they are and once per
+#      ablation (gemv-ablate.ts: the decode, the x loads, the scale loads, all of them), same machine, one process each.
+# Kit: as h200-s19.sh, plus .gpu-kit/gemv-bench.mjs (node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -34,5 +37,15 @@ case "${1:-1}" in
     # session 19's 160-row candidate where an expert passes 144 rows (Mixtral T = 576: mean 144; the layer's router at T = 512 gives one 145)
     PREFILL_BENCH_ROUTING=random PB tile-160 120 150 6 "=sgmat-default,=sgmat-m144n256k32v-xh,=sgmat-m160n256k32v-xh,=sgmat-m128n192k64va-xh" "mixtral,deepseek-v3-e32" "512,576,640" bf16,int4
     PREFILL_BENCH_ROUTING=random PB dsv3-full-fp8 200 240 4 "=sgmat-default,=sgmat-m128n256k32v-xh,=sgmat-dequant" "deepseek-v3-full" "4096" fp8
+    ;;
+  5)
+    # the same rows without each part of the kernel's work (at most 5 x 90 s)
+    i=0
+    for ab in none decode x scale decode+x+scale+nan; do
+      i=$((i + 1)); A=(); [ "$ab" = none ] || A=(--ablate "$ab")
+      timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,mxfp4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
+      echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
+      echo "== $ab"; grep -E "T=1 +rows|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-200
+    done
     ;;
 esac
