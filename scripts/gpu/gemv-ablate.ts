@@ -5,11 +5,13 @@
 //   x       the x loads (`X4[...]`) become a constant vector
 //   scale   the block scale and zero-point loads (`sload*` / `zload*`) become a cheap function of the index
 //   nan     the e4m3 NaN-word check (`nanw`) becomes 0
+//   weights the weight-code loads (`W[...]`, row-blocked modules only) become their index as a vector: what is left
+//           is the kernel's fixed work (expert lookup, x loads, decode, reduction, stores) without weight traffic
 // The outputs of an ablated kernel are wrong by design: gemv-bench marks them and checks nothing.
 // The transforms match the generator's text; `ablateWgsl` reports which ones matched, so that a run never times an
 // unmodified kernel under an ablation's name (gemv-bench's self-check fails before timing anything).
 
-export const ABLATIONS = ['decode', 'x', 'scale', 'nan'] as const;
+export const ABLATIONS = ['decode', 'x', 'scale', 'nan', 'weights'] as const;
 export type Ablation = (typeof ABLATIONS)[number];
 
 /** Parses `decode+x` (or a comma list) into ablations; throws on an unknown name. */
@@ -37,13 +39,20 @@ const REWRITES: Record<Ablation, { re: RegExp; to: (...m: string[]) => string }[
     { re: /fn zload(\w*)\(i: u32\) -> f32 \{[^\n]*\}/g, to: (_all, fn) => `fn zload${fn}(i: u32) -> f32 { return f32(i & 1u); }` },
   ],
   nan: [{ re: /fn nanw\(w: u32\) -> u32 \{[^\n]*\}/g, to: () => 'fn nanw(w: u32) -> u32 { return 0u; }' }],
+  // W (or a chunk's W_c) is array<vec4<u32>> in the row-blocked modules (the only ones with `fn dw(`)
+  weights: [{ re: /\bW(_\d+)?\[([^[\]]*)\]/g, to: (_all, _c, i) => `vec4<u32>(${i})` }],
 };
+
+/** Ablations that only apply to the row-blocked modules (their weight binding's type). */
+const ROWS_ONLY: readonly Ablation[] = ['weights'];
 
 /** The module text with the ablations applied, and the ablations that matched at least once. */
 export function ablateWgsl(code: string, ablations: readonly Ablation[]): { code: string; applied: Ablation[] } {
   const applied: Ablation[] = [];
   let out = code;
+  const rows = /\bfn dw\(/.test(code);
   for (const a of ablations) {
+    if (ROWS_ONLY.includes(a) && !rows) continue;
     let hit = false;
     for (const r of REWRITES[a]) {
       out = out.replace(r.re, (...m) => {

@@ -12,7 +12,7 @@
 #      (128 rows per expert: now the 144-row tile).
 #   5: (session 20, no device lent) where the packed decode GEMVs' time goes at T = 1 (#11's int4 / MXFP4 at 60% of
 #      copy, #13's fp8 at 0.6x bf16): gemv-bench on the planner's row-blocked kernels, once as they are and once per
-#      ablation (gemv-ablate.ts: the decode, the x loads, the scale loads, all of them), same machine, one process each.
+#      ablation (gemv-ablate.ts: the weight loads, the decode, the x loads, the scale loads, all but the weights), same machine, one process each.
 # Kit: as h200-s19.sh, plus .gpu-kit/gemv-bench.mjs (node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs).
 set -u
 OUT=${OUT:-/tmp/out}
@@ -39,11 +39,11 @@ case "${1:-1}" in
     PREFILL_BENCH_ROUTING=random PB dsv3-full-fp8 200 240 4 "=sgmat-default,=sgmat-m128n256k32v-xh,=sgmat-dequant" "deepseek-v3-full" "4096" fp8
     ;;
   5)
-    # the same rows without each part of the kernel's work (at most 5 x 90 s)
+    # the same rows without each part of the kernel's work (at most 6 x 75 s)
     i=0
-    for ab in none decode x scale decode+x+scale+nan; do
+    for ab in none weights decode x scale decode+x+scale+nan; do
       i=$((i + 1)); A=(); [ "$ab" = none ] || A=(--ablate "$ab")
-      timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,mxfp4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
+      timeout 75 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
       echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
       echo "== $ab"; grep -E "T=1 +rows|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-200
     done
