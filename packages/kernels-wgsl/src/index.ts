@@ -88,10 +88,6 @@ export {
   expertDims,
   expertWeightBytes,
   expertTensors,
-  uploadExpertWeights,
-  uploadExpertStack,
-  uploadExpertStackStreamed,
-  createExpertStack,
   planExpertChunks,
   chunkExpertWeightsHost,
   appendExpertStacks,
@@ -99,10 +95,8 @@ export {
   destroyExpertWeights,
   type ExpertDims,
   type ExpertChunkRange,
-  type UploadExpertStackOptions,
-  type ExpertStackPlanOptions,
-  type ExpertStreamPiece,
 } from './kernels/expert-weights.js';
+export { uploadExpertWeights, uploadExpertStack, uploadExpertStackStreamed, createExpertStack, type UploadExpertStackOptions, type ExpertStackPlanOptions, type ExpertStreamPiece } from './kernels/expert-stack-upload.js';
 export { ACT_QUANT_GROUP, quantizeExperts, decodeExpertRow, type ExpertQuantFormat, type ExpertActQuantOptions } from './kernels/quant-ref.js';
 
 // the kernel choices that the layers above share (one place: kernels/plan.ts)
