@@ -39,11 +39,11 @@ case "${1:-1}" in
     PREFILL_BENCH_ROUTING=random PB dsv3-full-fp8 200 240 4 "=sgmat-default,=sgmat-m128n256k32v-xh,=sgmat-dequant" "deepseek-v3-full" "4096" fp8
     ;;
   5)
-    # the same rows without each part of the kernel's work (at most 6 x 75 s)
+    # the same rows without each part of the kernel's work, and ('norobust') with Dawn's bounds clamps off (at most 7 x 70 s)
     i=0
-    for ab in none weights decode x scale decode+x+scale+nan; do
-      i=$((i + 1)); A=(); [ "$ab" = none ] || A=(--ablate "$ab")
-      timeout 75 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
+    for ab in none weights decode x scale decode+x+scale+nan norobust; do
+      i=$((i + 1)); A=(); D=; case "$ab" in none) ;; norobust) D=disable_robustness ;; *) A=(--ablate "$ab") ;; esac
+      WEBMOE_DAWN_ENABLE=$D timeout 70 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
       echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
       echo "== $ab"; grep -E "T=1 +rows|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-200
     done
