@@ -13,7 +13,7 @@
 #   5: (session 20, no device lent) where the packed decode GEMVs' time goes at T = 1 (#11's int4 / MXFP4 at 60% of
 #      copy, #13's fp8 at 0.6x bf16): gemv-bench on the planner's row-blocked kernels, once as they are and once per
 #      ablation (gemv-ablate.ts: the weight loads, the decode, the x loads, the scale loads, all but the weights), same machine, one process each.
-# Kit: as h200-s19.sh, plus .gpu-kit/gemv-bench.mjs (node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs).
+# Kit: bash scripts/gpu/build-kit.sh (everything these calls run; 39 MB, with the tree ~51 MB of the 64 MiB that travel).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds the GPU kit (.gpu-kit, git-ignored; carried to the device with `carry: [".gpu-kit"]`) with everything the
+# h200-s*.sh call scripts run: Node + Dawn (../shared/gpu/make-kit.sh), the GPU test bundle, the bench, prefill-bench,
+# gemv-bench and decode-probe bundles, the HF fixtures and PyTorch's baseline. Prints the kit's size: the working
+# tree that travels must stay under 64 MiB. After `pnpm install` and `pnpm build`.
+#   bash scripts/gpu/build-kit.sh            (KEEP_OLD=1: the previous bench.mjs kept as bench-old.mjs for A/B calls)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+shared=${WEBMOE_SHARED:-../shared}
+if [ "${KEEP_OLD:-0}" = 1 ] && [ -f .gpu-kit/bench.mjs ]; then cp .gpu-kit/bench.mjs /tmp/webmoe-bench-old.mjs; fi
+bash "$shared/gpu/make-kit.sh" .gpu-kit > /tmp/webmoe-make-kit.log 2>&1 || { tail -20 /tmp/webmoe-make-kit.log; exit 1; }
+if [ -f /tmp/webmoe-bench-old.mjs ]; then mv /tmp/webmoe-bench-old.mjs .gpu-kit/bench-old.mjs; fi
+node scripts/gpu/build-gpu-tests.mjs
+pnpm --filter @webmoe/bench bundle:gpu
+for s in prefill-bench gemv-bench decode-probe; do node scripts/gpu/build-one.mjs "scripts/gpu/$s.ts" ".gpu-kit/$s.mjs"; done
+tar cJf .gpu-kit/fixtures.tar.xz -C "$shared" fixtures
+cp "$shared/gpu/torch_baseline.py" .gpu-kit/
+du -sh .gpu-kit
