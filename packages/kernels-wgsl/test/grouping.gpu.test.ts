@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
 import { GpuTensor, Recorder, BufferPool, groupGpu, groupDecodeGpu, routeDecodeGpu, routerRef, groupRef, denseGroupingGpu, denseGroupingRef, DENSE_GROUPING_CONST_MAX_T, routeDecodeRef, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
-import { KINDS, makeLogits } from './router-helpers.js';
+import { KINDS, isGroupedKind, makeLogits } from './router-helpers.js';
 import { withSmallGrid } from './small-grid.js';
 import { downloadDecodeGrouping, downloadGrouping } from './grouped-helpers.js';
 
@@ -285,7 +285,7 @@ describe('routeDecodeGpu (routing and decode grouping in one dispatch, with and 
       // ns: the shared experts appended as always-selected experts E.. (0: plain routing)
       for (const cs of CASES) for (const ns of [0, 1, 2]) {
         const p: RouterParams = { kind: kc.kind, numExperts: cs.E, topK: cs.k, normTopkProb: kc.norm, routedScalingFactor: kc.scale };
-        if (kc.kind === 'sigmoid_grouped') Object.assign(p, { nGroup: cs.nGroup, topkGroup: cs.topkGroup });
+        if (isGroupedKind(kc.kind)) Object.assign(p, { nGroup: cs.nGroup, topkGroup: cs.topkGroup });
         const cb = kc.cb ? randomArray(r, cs.E, -0.5, 0.5) : undefined;
         const logits = makeLogits(r, cs.T, p, cb);
         const nGateUp = 1 + Math.floor(r() * 300);

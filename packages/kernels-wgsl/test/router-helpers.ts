@@ -61,4 +61,12 @@ export const KINDS: { kind: RouterKind; norm: boolean; scale?: number; cb?: bool
   { kind: 'sigmoid_grouped', norm: true, scale: 2.5, cb: true },
   { kind: 'sigmoid_grouped', norm: false, scale: 1, cb: true },
   { kind: 'sigmoid_grouped', norm: true, cb: false },
+  // DeepSeek-V2's group-limited greedy (routed_scaling_factor 16, no renormalisation) and a renormalised variant
+  { kind: 'softmax_grouped', norm: false, scale: 16 },
+  { kind: 'softmax_grouped', norm: true },
 ];
+
+/** Whether a router kind selects inside groups (its RouterParams take nGroup and topkGroup). */
+export function isGroupedKind(kind: RouterKind): boolean {
+  return kind === 'sigmoid_grouped' || kind === 'softmax_grouped';
+}

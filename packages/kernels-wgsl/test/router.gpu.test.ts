@@ -3,7 +3,7 @@ import { HostTensor, DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
 import { GpuTensor, Recorder, BufferPool, routeDecodeRef, routerGpu, routerRef, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
 import { withSmallGrid } from './small-grid.js';
-import { KINDS, makeLogits, sig } from './router-helpers.js';
+import { KINDS, isGroupedKind, makeLogits, sig } from './router-helpers.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -62,6 +62,24 @@ describe('routerRef', () => {
     expect(Array.from(r.idx)).toEqual([2, 3]);
     expect(r.weights[0]).toBeCloseTo(2 * sig(1), 6);
   });
+  it('softmax_grouped keeps the groups with the largest probability and weighs by the softmax over all experts', () => {
+    // 6 experts, 3 groups of 2: group maxima 2 (group 0), 1.5 (group 1), 1.9 (group 2); keep 2 groups -> 0 and 2;
+    // top-2 inside them: experts 0 (2) and 5 (1.9), though expert 2 (1.5) beats expert 4 (0) outside the kept groups
+    const l = new Float32Array([2, -1, 1.5, 1.5, 0, 1.9]);
+    const z = Array.from(l).reduce((a, v) => a + Math.exp(v), 0);
+    const p: RouterParams = { kind: 'softmax_grouped', numExperts: 6, topK: 2, normTopkProb: false, nGroup: 3, topkGroup: 2, routedScalingFactor: 16 };
+    const r = routerRef(l, 1, p);
+    expect(Array.from(r.idx)).toEqual([0, 5]);
+    expect(r.weights[0]).toBeCloseTo((16 * Math.exp(2)) / z, 5);
+    expect(r.weights[1]).toBeCloseTo((16 * Math.exp(1.9)) / z, 5);
+    // renormalised: the two weights sum to the scale
+    const n = routerRef(l, 1, { ...p, normTopkProb: true, routedScalingFactor: 1 });
+    expect(n.weights[0] + n.weights[1]).toBeCloseTo(1, 6);
+    expect(n.weights[0] / n.weights[1]).toBeCloseTo(Math.exp(0.1), 5);
+    // every group kept (greedy): the plain top-k of the probabilities
+    expect(Array.from(routerRef(l, 1, { ...p, nGroup: 1, topkGroup: 1 }).idx)).toEqual([0, 5]);
+    expect(Array.from(routerRef(l, 1, { ...p, topK: 3, topkGroup: 3 }).idx)).toEqual([0, 5, 2]);
+  });
 });
 
 type Case = { T: number; E: number; k: number; nGroup?: number; topkGroup?: number };
@@ -87,7 +105,7 @@ describe('routerGpu vs routerRef', () => {
       const r = rng(kc.kind.length * 131 + (kc.norm ? 7 : 0) + (kc.cb ? 3 : 0));
       for (const cs of CASES) {
         const p: RouterParams = { kind: kc.kind, numExperts: cs.E, topK: cs.k, normTopkProb: kc.norm, routedScalingFactor: kc.scale };
-        if (kc.kind === 'sigmoid_grouped') {
+        if (isGroupedKind(kc.kind)) {
           p.nGroup = cs.nGroup;
           p.topkGroup = cs.topkGroup;
         }
@@ -108,11 +126,11 @@ describe('routerGpu vs routerRef', () => {
   it('with shared experts appended (1 and 3): each token\'s routed slots, then experts E.. at weight 1, as routeDecodeRef', async (c) => {
     if (!ctx) return c.skip('no WebGPU adapter');
     const r = rng(808);
-    for (const [kind, ns] of [['softmax_topk', 1], ['sigmoid_grouped', 3]] as const) {
+    for (const [kind, ns] of [['softmax_topk', 1], ['sigmoid_grouped', 3], ['softmax_grouped', 2]] as const) {
       // (k + shared slots past 32: refused, see 'rejects bad parameters')
       for (const cs of CASES.filter((x) => x.k + ns <= 32)) {
         const p: RouterParams = { kind, numExperts: cs.E, topK: cs.k, normTopkProb: true, routedScalingFactor: 2.5 };
-        if (kind === 'sigmoid_grouped') Object.assign(p, { nGroup: cs.nGroup, topkGroup: cs.topkGroup });
+        if (isGroupedKind(kind)) Object.assign(p, { nGroup: cs.nGroup, topkGroup: cs.topkGroup });
         const logits = makeLogits(r, cs.T, p);
         const got = await runRouter(ctx, logits, cs.T, p, undefined, undefined, ns);
         const want = routeDecodeRef(routerRef(logits, cs.T, p), cs.T, cs.k, cs.E, ns);

@@ -17,7 +17,13 @@ export type RouterKind =
   /** DeepSeek-V3: sigmoid, + correction bias for selection, grouped (sum of top-2 per group), topkGroup groups, top-k; weights = uncorrected sigmoid, renorm if normTopkProb (/(sum+1e-20)), x routedScalingFactor. */
   | 'sigmoid_grouped'
   /** Llama 4: top-k of the logits, weight = sigmoid(logit) (used with applyRouterWeightFirst). */
-  | 'sigmoid_topk';
+  | 'sigmoid_topk'
+  /**
+   * DeepSeek-V2 (`topk_method` greedy: nGroup 1; group_limited_greedy): softmax over all E (f32, max subtracted); a
+   * group's score is its largest probability, topkGroup groups kept, top-k probs inside them; renormalised if
+   * normTopkProb (no epsilon), x routedScalingFactor.
+   */
+  | 'softmax_grouped';
 
 export interface RouterParams {
   kind: RouterKind;
@@ -25,11 +31,11 @@ export interface RouterParams {
   numExperts: number;
   /** k (1..32, <= E) */
   topK: number;
-  /** Renormalise the k weights to sum 1 (softmax_topk, sigmoid_grouped). */
+  /** Renormalise the k weights to sum 1 (softmax_topk, sigmoid_grouped, softmax_grouped). */
   normTopkProb: boolean;
-  /** sigmoid_grouped: number of groups (divides E). */
+  /** sigmoid_grouped / softmax_grouped: number of groups (divides E). */
   nGroup?: number;
-  /** sigmoid_grouped: groups kept. */
+  /** sigmoid_grouped / softmax_grouped: groups kept. */
   topkGroup?: number;
   /** Multiplies the final weights (default 1). */
   routedScalingFactor?: number;

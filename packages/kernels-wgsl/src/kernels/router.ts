@@ -7,7 +7,8 @@
  * the logit itself for every kind except sigmoid_grouped (where it is
  * sigmoid(logit) + correction bias): softmax and sigmoid are monotonic, so
  * ranking by the logit gives the same experts and order as ranking by the
- * probabilities, without ties created by rounding.
+ * probabilities, without ties created by rounding (softmax_grouped's group
+ * score, its largest probability, ranks as its largest logit).
  *
  * Over ~400 lines on purpose: one kernel's three faces, the WGSL (shared with route_decode), the op with its
  * checks, and the TypeScript reference the tests hold it to.
@@ -27,7 +28,22 @@ export const ROUTER_MAX_TOPK = 32;
 /** Largest nGroup of sigmoid_grouped. */
 export const ROUTER_MAX_GROUPS = 256;
 
-const ROUTER_KINDS: readonly RouterKind[] = ['raw_topk', 'softmax_topk', 'topk_softmax', 'sigmoid_grouped', 'sigmoid_topk'];
+const ROUTER_KINDS: readonly RouterKind[] = ['raw_topk', 'softmax_topk', 'topk_softmax', 'sigmoid_grouped', 'sigmoid_topk', 'softmax_grouped'];
+
+/** The kinds that select inside groups of experts (nGroup, topkGroup). */
+function groupedKind(kind: RouterKind): boolean {
+  return kind === 'sigmoid_grouped' || kind === 'softmax_grouped';
+}
+
+/** The kinds whose k weights normTopkProb renormalises (the others ignore it). */
+function renormalises(kind: RouterKind): boolean {
+  return kind === 'softmax_topk' || kind === 'sigmoid_grouped' || kind === 'softmax_grouped';
+}
+
+/** The kinds whose weights are softmax probabilities over all E experts (the max and the sum of exponentials first). */
+function softmaxOverAll(kind: RouterKind): boolean {
+  return kind === 'softmax_topk' || kind === 'softmax_grouped';
+}
 
 /**
  * Variant of the router kernel. `ns` (route_decode only): each token's k routed slots are followed by ns slots of the
@@ -66,10 +82,10 @@ export function routeTokenWgsl(v: RouterVariant): string {
   // slots per token written: the k routed, then (with shared experts) ns more
   const ns = v.ns ?? 0;
   const kw = slotsWgsl(v).k;
-  const grouped = v.kind === 'sigmoid_grouped';
-  const scoreInit = grouped ? `sc[e >> 2u][e & 3u] = bitcast<u32>(sigmoid(l)${v.cbias ? ' + CB[e]' : ''});` : `sc[e >> 2u][e & 3u] = bitcast<u32>(l);`;
+  const grouped = groupedKind(v.kind);
+  const scoreInit = v.kind === 'sigmoid_grouped' ? `sc[e >> 2u][e & 3u] = bitcast<u32>(sigmoid(l)${v.cbias ? ' + CB[e]' : ''});` : `sc[e >> 2u][e & 3u] = bitcast<u32>(l);`;
   const softmaxStats =
-    v.kind === 'softmax_topk'
+    softmaxOverAll(v.kind)
       ? /* wgsl */ `
   {
     // lanes past E hold the identities: the tree starts at the first step that combines two lanes' values
@@ -97,7 +113,9 @@ export function routeTokenWgsl(v: RouterVariant): string {
     workgroupBarrier();
   }`
       : '';
-  // every group kept (topkGroup >= nGroup, e.g. Kimi-K2's one group): no group scores, nothing excluded
+  // every group kept (topkGroup >= nGroup, e.g. Kimi-K2's one group): no group scores, nothing excluded. A group's
+  // score: sigmoid_grouped the sum of its two best scores (one for a group of one), softmax_grouped its best
+  const groupScore = v.kind === 'sigmoid_grouped' ? 'select(b1, b1 + b2, gsize >= 2u)' : 'b1';
   const groupCode = grouped
     ? /* wgsl */ `
   if (u.topkGroup < u.nGroup) {
@@ -110,7 +128,7 @@ export function routeTokenWgsl(v: RouterVariant): string {
         let x = score(g0 + i);
         if (x > b1) { b2 = b1; b1 = x; } else if (x > b2) { b2 = x; }
       }
-      gsc[g] = select(b1, b1 + b2, gsize >= 2u);
+      gsc[g] = ${groupScore};
       gkeep[g] = 0u;
     }
     workgroupBarrier();
@@ -137,6 +155,7 @@ export function routeTokenWgsl(v: RouterVariant): string {
     sigmoid_topk: 'sigmoid(l)',
     sigmoid_grouped: 'sigmoid(l)',
     softmax_topk: 'exp(l - smax) / ssum',
+    softmax_grouped: 'exp(l - smax) / ssum',
     topk_softmax: 'exp(l - L[base + sel[0]])',
   };
   // topk_softmax divides by the sum of its k exponentials, norm by the sum of the k weights; every lane sums the k
@@ -155,7 +174,7 @@ var<workgroup> rv: array<f32, ${WG}>;
 var<workgroup> sel: array<u32, ${ROUTER_MAX_TOPK}>;
 var<workgroup> wsel: array<f32, ${ROUTER_MAX_TOPK}>;
 ${grouped ? `var<workgroup> gsc: array<f32, ${ROUTER_MAX_GROUPS}>;\nvar<workgroup> gkeep: array<u32, ${ROUTER_MAX_GROUPS}>;` : ''}
-${v.kind === 'softmax_topk' ? 'var<workgroup> smax: f32;\nvar<workgroup> ssum: f32;' : ''}
+${softmaxOverAll(v.kind) ? 'var<workgroup> smax: f32;\nvar<workgroup> ssum: f32;' : ''}
 
 fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
 fn score(e: u32) -> f32 { return bitcast<f32>(sc[e >> 2u][e & 3u]); }
@@ -257,7 +276,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   { signature: (v) => ({ bindings: routerBindings(v), uniforms: ROUTER_UNIFORMS }) },
 );
 
-/** Checks RouterParams against E (typed errors). Returns nGroup and topkGroup (1 and 1 unless sigmoid_grouped). */
+/** Checks RouterParams against E (typed errors). Returns nGroup and topkGroup (1 and 1 unless a grouped kind). */
 export function checkRouterParams(what: string, p: RouterParams, E: number): { nGroup: number; topkGroup: number } {
   if (!ROUTER_KINDS.includes(p.kind)) throw new ValueError(`${what} kind`, `one of ${ROUTER_KINDS.join(', ')}`, p.kind);
   if (p.numExperts !== E) throw new ShapeError(`${what} logits [T, E]`, `E = numExperts = ${p.numExperts}`, `E = ${E}`);
@@ -265,7 +284,7 @@ export function checkRouterParams(what: string, p: RouterParams, E: number): { n
   const k = p.topK;
   if (!Number.isInteger(k) || k < 1 || k > Math.min(E, ROUTER_MAX_TOPK)) throw new ValueError(`${what} topK`, `an integer in [1, min(E=${E}, ${ROUTER_MAX_TOPK})]`, k);
   if (p.routedScalingFactor !== undefined && !Number.isFinite(p.routedScalingFactor)) throw new ValueError(`${what} routedScalingFactor`, 'a finite number', p.routedScalingFactor);
-  if (p.kind !== 'sigmoid_grouped') return { nGroup: 1, topkGroup: 1 };
+  if (!groupedKind(p.kind)) return { nGroup: 1, topkGroup: 1 };
   const nGroup = p.nGroup ?? 1;
   const topkGroup = p.topkGroup ?? nGroup;
   if (!Number.isInteger(nGroup) || nGroup < 1 || nGroup > ROUTER_MAX_GROUPS || E % nGroup !== 0) {
@@ -357,7 +376,7 @@ export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor,
     k,
     ns,
     routing: { idx, weights },
-    variant: { kind: params.kind, norm: params.normTopkProb && (params.kind === 'softmax_topk' || params.kind === 'sigmoid_grouped'), cbias: !!cb, ...(ns ? { ns } : {}) },
+    variant: { kind: params.kind, norm: params.normTopkProb && renormalises(params.kind), cbias: !!cb, ...(ns ? { ns } : {}) },
     bind,
     params: { T, E, k, nGroup, topkGroup, scale: params.routedScalingFactor ?? 1 },
   };
@@ -413,12 +432,20 @@ export function routerRef(logits: Float32Array, T: number, params: RouterParams,
         sel = topk(l, k);
         w = sel.map((e) => sigmoidRef(l[e]));
         break;
-      case 'softmax_topk': {
+      case 'softmax_topk':
+      case 'softmax_grouped': {
         let m = -Infinity;
         for (let e = 0; e < E; e++) m = Math.max(m, l[e]);
         let s = 0;
         for (let e = 0; e < E; e++) s += Math.exp(l[e] - m);
-        sel = topk(l, k);
+        if (params.kind === 'softmax_grouped' && topkGroup < nGroup) {
+          // a group's score is its largest probability: it ranks as its largest logit
+          const gsize = E / nGroup;
+          const gs: number[] = [];
+          for (let g = 0; g < nGroup; g++) gs.push(Math.max(...l.subarray(g * gsize, (g + 1) * gsize)));
+          const kept = new Set(topk(gs, topkGroup));
+          sel = topk(l, k, (e) => kept.has(Math.floor(e / gsize)));
+        } else sel = topk(l, k);
         w = sel.map((e) => Math.fround(Math.exp(l[e] - m) / s));
         break;
       }
@@ -445,7 +472,7 @@ export function routerRef(logits: Float32Array, T: number, params: RouterParams,
         break;
       }
     }
-    if (params.normTopkProb && (params.kind === 'softmax_topk' || params.kind === 'sigmoid_grouped')) {
+    if (params.normTopkProb && renormalises(params.kind)) {
       const sum = w.reduce((a, b) => a + b, 0) + (params.kind === 'sigmoid_grouped' ? 1e-20 : 0);
       w = w.map((x) => x / sum);
     }
