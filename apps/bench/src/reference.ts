@@ -49,12 +49,23 @@ function selectionScores(p: RouterParams, logits: ArrayLike<number>, corr?: Arra
   const E = logits.length;
   const raw = Float64Array.from(logits);
   switch (p.kind) {
-    case 'softmax_topk': {
+    case 'softmax_topk':
+    case 'softmax_grouped': {
       let m = -Infinity;
       for (const v of raw) m = Math.max(m, v);
       const ex = raw.map((v) => Math.exp(v - m));
       const z = ex.reduce((a, b) => a + b, 0);
-      return { score: ex.map((v) => v / z), raw, groupMargin: Infinity };
+      const score = ex.map((v) => v / z);
+      const G = p.nGroup ?? 1;
+      const tg = p.topkGroup ?? G;
+      if (p.kind === 'softmax_topk' || tg >= G) return { score, raw, groupMargin: Infinity };
+      // DeepSeek-V2's group-limited greedy: a group's score is its largest probability
+      const per = E / G;
+      const gs = new Float64Array(G);
+      for (let g = 0; g < G; g++) gs[g] = Math.max(...score.subarray(g * per, (g + 1) * per));
+      const kept = new Set(topIdx(gs, tg));
+      const gSorted = Array.from(gs).sort((a, b) => b - a);
+      return { score, raw, allowed: (e) => kept.has(Math.floor(e / per)), groupMargin: gSorted[tg - 1] - gSorted[tg] };
     }
     case 'sigmoid_grouped': {
       const s = raw.map(sigmoid);
@@ -81,11 +92,14 @@ function selectionScores(p: RouterParams, logits: ArrayLike<number>, corr?: Arra
 /** The weights of the chosen experts `idx` (docs/moe-semantics.md "Routers"). */
 function routeWeights(p: RouterParams, sel: ReturnType<typeof selectionScores>, idx: number[]): number[] {
   switch (p.kind) {
-    case 'softmax_topk': {
-      const w = idx.map((e) => sel.score[e]);
-      if (!p.normTopkProb) return w;
-      const s = w.reduce((a, b) => a + b, 0);
-      return w.map((v) => v / s);
+    case 'softmax_topk':
+    case 'softmax_grouped': {
+      let w = idx.map((e) => sel.score[e]);
+      if (p.normTopkProb) {
+        const s = w.reduce((a, b) => a + b, 0);
+        w = w.map((v) => v / s);
+      }
+      return w.map((v) => v * (p.routedScalingFactor ?? 1));
     }
     case 'topk_softmax': {
       const m = Math.max(...idx.map((e) => sel.raw[e]));

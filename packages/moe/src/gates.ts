@@ -12,13 +12,13 @@ export interface GateOptions extends ModuleOptions {
   numExpertsPerToken: number;
   /** A bias on the router linear (GPT-OSS). */
   hasBias?: boolean;
-  /** Renormalise the k weights to sum 1 (softmax top-k, sigmoid grouped). */
+  /** Renormalise the k weights to sum 1 (softmax top-k, the grouped routers). */
   normTopkProb?: boolean;
-  /** Sigmoid grouped: number of expert groups (divides E). */
+  /** Grouped routers (DeepSeek-V2 / V3): number of expert groups (divides E). */
   nGroup?: number;
-  /** Sigmoid grouped: groups kept per token. */
+  /** Grouped routers: groups kept per token. */
   topkGroup?: number;
-  /** Multiplies the final weights (DeepSeek-V3: `routed_scaling_factor`). */
+  /** Grouped routers: multiplies the final weights (DeepSeek-V2 / V3: `routed_scaling_factor`). */
   routedScalingFactor?: number;
 }
 
@@ -118,17 +118,11 @@ export class TopKSoftmaxGate extends MoEGate {
 }
 
 /**
- * DeepSeek-V3's no-aux router: `s = sigmoid(logits)`, selection on
- * `s + e_score_correction_bias` within the best `topkGroup` of `nGroup`
- * groups (group score = sum of its top 2), weights = `s` of the chosen,
- * renormalised when `normTopkProb`, times `routedScalingFactor`.
- *
- * @example
- * ```ts
- * new DeepseekV3Gate({ hiddenDim: 64, numExperts: 16, numExpertsPerToken: 4, nGroup: 4, topkGroup: 2, routedScalingFactor: 2.5, normTopkProb: true })
- * ```
+ * The routers that select inside the best `topkGroup` of `nGroup` groups of
+ * experts and multiply the weights by `routedScalingFactor` (DeepSeek-V2 and
+ * V3): the group options, checked once.
  */
-export class DeepseekV3Gate extends MoEGate {
+export abstract class GroupedGate extends MoEGate {
   readonly nGroup: number;
   readonly topkGroup: number;
   readonly routedScalingFactor: number;
@@ -146,15 +140,48 @@ export class DeepseekV3Gate extends MoEGate {
     if (this.topkGroup * (opts.numExperts / this.nGroup) < opts.numExpertsPerToken) {
       throw new ValueError('gate topkGroup', `enough groups to hold numExpertsPerToken (${opts.numExpertsPerToken}) experts`, this.topkGroup);
     }
+    if (!Number.isFinite(this.routedScalingFactor)) throw new ValueError('gate routedScalingFactor', 'a finite number', this.routedScalingFactor);
   }
+  override routerParams(): RouterParams {
+    return { ...super.routerParams(), nGroup: this.nGroup, topkGroup: this.topkGroup, routedScalingFactor: this.routedScalingFactor };
+  }
+}
+
+/**
+ * DeepSeek-V3's no-aux router: `s = sigmoid(logits)`, selection on
+ * `s + e_score_correction_bias` within the best `topkGroup` of `nGroup`
+ * groups (group score = sum of its top 2), weights = `s` of the chosen,
+ * renormalised when `normTopkProb`, times `routedScalingFactor`.
+ *
+ * @example
+ * ```ts
+ * new DeepseekV3Gate({ hiddenDim: 64, numExperts: 16, numExpertsPerToken: 4, nGroup: 4, topkGroup: 2, routedScalingFactor: 2.5, normTopkProb: true })
+ * ```
+ */
+export class DeepseekV3Gate extends GroupedGate {
   override get kind(): RouterKind {
     return 'sigmoid_grouped';
   }
   protected override usesCorrectionBias(): boolean {
     return true;
   }
-  override routerParams(): RouterParams {
-    return { ...super.routerParams(), nGroup: this.nGroup, topkGroup: this.topkGroup, routedScalingFactor: this.routedScalingFactor };
+}
+
+/**
+ * DeepSeek-V2's router (V2, V2-Lite, V2.5, Coder-V2): `p = softmax(logits)`
+ * over all experts; `topk_method` greedy is the top-k of `p` (one group),
+ * group_limited_greedy keeps the `topkGroup` of `nGroup` groups with the
+ * largest single `p` and takes the top-k inside them; weights = `p` of the
+ * chosen (renormalised when `normTopkProb`), times `routedScalingFactor`.
+ *
+ * @example
+ * ```ts
+ * new DeepseekV2Gate({ hiddenDim: 64, numExperts: 16, numExpertsPerToken: 6, nGroup: 4, topkGroup: 2, routedScalingFactor: 16 })
+ * ```
+ */
+export class DeepseekV2Gate extends GroupedGate {
+  override get kind(): RouterKind {
+    return 'softmax_grouped';
   }
 }
 

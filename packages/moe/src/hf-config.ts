@@ -2,10 +2,10 @@ import type { ExpertActivation } from '@webmoe/kernels-wgsl';
 import { ConfigError, UnsupportedError } from './errors.js';
 import { parseHFQuantConfig, type MoEQuantConfig } from './quant-experts.js';
 import { parseCompressedTensorsConfig, type CompressedTensorsConfig } from './compressed-tensors-config.js';
-import { SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV3Gate, Llama4Gate, type GateClass, type GateOptions } from './gates.js';
+import { SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV2Gate, DeepseekV3Gate, Llama4Gate, type GateClass, type GateOptions } from './gates.js';
 
 /** The MoE blocks `MoE.fromHuggingFace` loads, by the model type of their config. @example `HF_MOE_MODEL_TYPES.includes('olmoe') // true` */
-export const HF_MOE_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v3', 'gpt_oss', 'llama4_text'] as const;
+export const HF_MOE_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'gpt_oss', 'llama4_text'] as const;
 /** One of {@link HF_MOE_MODEL_TYPES}. @example `const t: HFMoEModelType = 'gpt_oss';` */
 export type HFMoEModelType = (typeof HF_MOE_MODEL_TYPES)[number];
 
@@ -22,7 +22,7 @@ export const HF_MOE_MODEL_TYPE_ALIASES: Readonly<Record<string, HFMoEModelType>>
 /**
  * Why layer `layer` of a model of block type `modelType` is a dense MLP rather than an MoE block, as the ConfigError
  * naming the config field that makes it so (qwen2_moe / qwen3_moe: `mlp_only_layers`, `decoder_sparse_step`;
- * deepseek_v3: `first_k_dense_replace`, `moe_layer_freq`; llama4_text: `moe_layers`, else
+ * deepseek_v2 / deepseek_v3: `first_k_dense_replace`, `moe_layer_freq`; llama4_text: `moe_layers`, else
  * `interleave_moe_layer_step`); undefined for an MoE layer. A malformed field throws.
  */
 function denseLayer(cfg: Cfg, modelType: HFMoEModelType, layer: number): ConfigError | undefined {
@@ -35,6 +35,7 @@ function denseLayer(cfg: Cfg, modelType: HFMoEModelType, layer: number): ConfigE
       const step = int(cfg, ['decoder_sparse_step'], { optional: true }) ?? 1;
       return (layer + 1) % step !== 0 ? new ConfigError('decoder_sparse_step', `layer ${layer} to be an MoE layer`, step) : undefined;
     }
+    case 'deepseek_v2':
     case 'deepseek_v3': {
       const firstDense = int(cfg, ['first_k_dense_replace'], { optional: true, min: 0 }) ?? 0;
       if (layer < firstDense) return new ConfigError('first_k_dense_replace', `at most layer ${layer} (layers below it are dense MLPs, not MoE)`, firstDense);
@@ -238,6 +239,40 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
         gateOptions: { normTopkProb: bool(cfg, 'norm_topk_prob', false) },
         router: { weight: 'gate.weight' },
         experts: perExpert,
+      };
+    }
+    case 'deepseek_v2': {
+      // transformers' DeepseekV2Moe: softmax over the routed experts, greedy or group-limited greedy top-k, the
+      // weights times routed_scaling_factor (never renormalised: DeepSeek's own code renormalises instead of scaling
+      // when norm_topk_prob is set, transformers ignores it, so a config that sets it is refused)
+      checkSiluAct(cfg);
+      const scoring = cfg.scoring_func ?? 'softmax';
+      if (scoring !== 'softmax') throw new UnsupportedError('config scoring_func', JSON.stringify(scoring), '"softmax" (deepseek_v2)');
+      if (bool(cfg, 'norm_topk_prob', false)) throw new UnsupportedError('config norm_topk_prob', 'true (deepseek_v2: transformers ignores it, DeepSeek\'s code renormalises instead of scaling)', 'false');
+      const method = cfg.topk_method ?? 'greedy';
+      if (method !== 'greedy' && method !== 'group_limited_greedy') throw new UnsupportedError('config topk_method', JSON.stringify(method), '"greedy" or "group_limited_greedy" (deepseek_v2)');
+      const I = int(cfg, ['moe_intermediate_size'], {});
+      const E = int(cfg, ['n_routed_experts'], {});
+      // transformers' default: two shared experts
+      const nShared = int(cfg, ['n_shared_experts'], { optional: true, min: 0 }) ?? 2;
+      let nGroup = 1;
+      let topkGroup = 1;
+      if (method === 'group_limited_greedy') {
+        nGroup = int(cfg, ['n_group'], {});
+        topkGroup = int(cfg, ['topk_group'], {});
+        if (E % nGroup !== 0) throw new ConfigError('n_group', `a divisor of n_routed_experts (${E})`, nGroup);
+        if (topkGroup > nGroup) throw new ConfigError('topk_group', `at most n_group (${nGroup})`, topkGroup);
+      }
+      return {
+        ...base,
+        prefixes: [`${L}mlp.`],
+        numExperts: E,
+        moeDim: I,
+        gateCls: DeepseekV2Gate,
+        gateOptions: { normTopkProb: false, nGroup, topkGroup, routedScalingFactor: num(cfg, 'routed_scaling_factor', 1) },
+        router: { weight: 'gate.weight' },
+        experts: perExpert,
+        shared: nShared > 0 ? { prefix: 'shared_experts.', dim: I * nShared } : undefined,
       };
     }
     case 'deepseek_v3': {

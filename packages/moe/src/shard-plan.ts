@@ -9,7 +9,7 @@ import type { HostTensor } from '@webmoe/tensor';
 import { ShardingError, ShardingStrategy, shardRange, takeRanges, type DeviceGroup, type GateUpLayout } from '@webmoe/sharding';
 import type { MoELayer } from './layer.js';
 import type { MoEOptions } from './moe-options.js';
-import { DeepseekV3Gate, type GateClass } from './gates.js';
+import { GroupedGate, type GateClass } from './gates.js';
 import { UnsupportedError } from './errors.js';
 import type { QuantizedExperts, ResolvedQuantConfig } from './quant-experts.js';
 import { configOptions, expertQuant } from './layer-config.js';
@@ -27,7 +27,7 @@ function expertKeys(moe: MoELayer): Set<string> {
 export function shardOptions(moe: MoELayer, group: DeviceGroup, i: number, extra: Partial<MoEOptions>): MoEOptions {
   const g = moe.gate;
   const gateOptions: MoEOptions['gateOptions'] = { hasBias: !!g.bias, normTopkProb: g.normTopkProb };
-  if (g instanceof DeepseekV3Gate) Object.assign(gateOptions, { nGroup: g.nGroup, topkGroup: g.topkGroup, routedScalingFactor: g.routedScalingFactor });
+  if (g instanceof GroupedGate) Object.assign(gateOptions, { nGroup: g.nGroup, topkGroup: g.topkGroup, routedScalingFactor: g.routedScalingFactor });
   return {
     devices: [group.devices[i]],
     ctx: group.kind === 'gpu' ? group.context(i) : undefined,

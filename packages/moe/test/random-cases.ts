@@ -1,7 +1,7 @@
 // Random layers (not from a fixture) for the independent-reference tests.
 import { HostTensor, type DType } from '@webmoe/tensor';
 import { rng } from '@webmoe/kernels-wgsl/testing';
-import { MoEGate, SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV3Gate, Llama4Gate, type MoEOptions } from '../src/index.js';
+import { MoEGate, SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV2Gate, DeepseekV3Gate, Llama4Gate, type MoEOptions } from '../src/index.js';
 import { route, type RefConfig, type RefWeights } from './reference.js';
 
 export interface RandomCase {
@@ -34,6 +34,15 @@ export const CASES: RandomCase[] = [
     opts: {
       hiddenDim: 32, numExperts: 8, numExpertsPerToken: 3, moeDim: 16, gateCls: DeepseekV3Gate,
       gateOptions: { normTopkProb: true, nGroup: 4, topkGroup: 2, routedScalingFactor: 2.5 }, hasSharedExperts: true, sharedExpertsDim: 16,
+    },
+  },
+  {
+    name: 'softmax group-limited greedy, scaled, not renormalised (DeepSeek-V2-like) + two shared experts, bf16',
+    cfg: { H: 24, E: 12, k: 3, I: 8, router: 'softmax_grouped', nGroup: 4, topkGroup: 2, routedScalingFactor: 3, act: { kind: 'silu' }, sharedDim: 16 },
+    dtype: 'bfloat16',
+    opts: {
+      hiddenDim: 24, numExperts: 12, numExpertsPerToken: 3, moeDim: 8, gateCls: DeepseekV2Gate,
+      gateOptions: { normTopkProb: false, nGroup: 4, topkGroup: 2, routedScalingFactor: 3 }, hasSharedExperts: true, sharedExpertsDim: 16,
     },
   },
   {

@@ -1,7 +1,7 @@
 // A plain, independent TypeScript implementation of docs/moe-semantics.md, one token at a time.
 // It shares no code with @webmoe/moe or @webmoe/kernels-wgsl.
 
-export type Router = 'raw_topk' | 'softmax_topk' | 'topk_softmax' | 'sigmoid_grouped' | 'sigmoid_topk';
+export type Router = 'raw_topk' | 'softmax_topk' | 'topk_softmax' | 'sigmoid_grouped' | 'sigmoid_topk' | 'softmax_grouped';
 
 export interface RefConfig {
   H: number;
@@ -61,6 +61,27 @@ export function route(c: RefConfig, w: RefWeights, x: Float32Array, t: number): 
     let s = w.gateBias ? w.gateBias[e] : 0;
     for (let h = 0; h < H; h++) s += x[t * H + h] * w.gate[e * H + h];
     logits[e] = s;
+  }
+  if (c.router === 'softmax_grouped') {
+    // DeepSeek-V2 (transformers' DeepseekV2Moe): softmax probabilities p; group score = max p in the group; the
+    // topkGroup best groups kept; top-k of p inside them; weights p (renormalised if asked) times the scaling factor
+    const m = Math.max(...logits);
+    const p = logits.map((l) => Math.exp(l - m));
+    const z = p.reduce((a, b) => a + b, 0);
+    for (let e = 0; e < E; e++) p[e] /= z;
+    const G = c.nGroup ?? 1;
+    const per = E / G;
+    const gs = Array.from({ length: G }, (_, g) => Math.max(...p.slice(g * per, (g + 1) * per)));
+    const keptG = new Set(topIdx(gs, c.topkGroup ?? G));
+    const allowed = (e: number) => keptG.has(Math.floor(e / per));
+    const idx = topIdx(p, k, allowed);
+    let wts = idx.map((e) => p[e]);
+    if (c.normTopkProb) {
+      const s = wts.reduce((a, b) => a + b, 0);
+      wts = wts.map((v) => v / s);
+    }
+    wts = wts.map((v) => v * (c.routedScalingFactor ?? 1));
+    return { idx, wts, margin: Math.min((c.topkGroup ?? G) < G ? gap(gs, c.topkGroup!) : Infinity, gap(p, k, allowed)) };
   }
   if (c.router === 'softmax_topk') {
     const m = Math.max(...logits);
