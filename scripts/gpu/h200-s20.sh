@@ -13,6 +13,9 @@
 #   5: (session 20, no device lent) where the packed decode GEMVs' time goes at T = 1 (#11's int4 / MXFP4 at 60% of
 #      copy, #13's fp8 at 0.6x bf16): gemv-bench on the planner's row-blocked kernels, once as they are and once per
 #      ablation (gemv-ablate.ts: the weight loads, the decode, the x loads, the scale loads, all but the weights), same machine, one process each.
+#   6: (session 20) the DeepSeek-V2 fixtures with transformers' goldens (scripts/fixtures/make-deepseek-v2.py: greedy
+#      and group-limited greedy routers, two shared experts), written to $OUT/deepseek-v2.tar.gz: unpack into
+#      packages/moe/test/fixtures/deepseek-v2 and add their golden tests (CPU and GPU).
 # Kit: bash scripts/gpu/build-kit.sh (everything these calls run; 39 MB, with the tree ~51 MB of the 64 MiB that travel).
 set -u
 OUT=${OUT:-/tmp/out}
@@ -47,5 +50,11 @@ case "${1:-1}" in
       echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
       echo "== $ab"; grep -E "T=1 +rows|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-200
     done
+    ;;
+  6)
+    python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+    timeout 300 python3 scripts/fixtures/make-deepseek-v2.py /tmp/deepseek-v2 > "$OUT/make-deepseek-v2.txt" 2>&1
+    echo "make-deepseek-v2 rc=$?" >> "$OUT/make-deepseek-v2.txt"; tail -5 "$OUT/make-deepseek-v2.txt"
+    tar czf "$OUT/deepseek-v2.tar.gz" -C /tmp deepseek-v2 && ls -la /tmp/deepseek-v2/*
     ;;
 esac
