@@ -119,6 +119,20 @@ describe('reference routing (hand computed)', () => {
     expect(r.w[0]).toBeCloseTo(s(0) * 2.5, 14);
     expect(r.margin).toBe(0); // experts 2 and 3 tie
   });
+  it('softmax grouped (DeepSeek-V2): groups by their best probability, softmax weights over all experts, scaling', () => {
+    // 6 experts in 3 groups; group maxima 2, 1.5, 1.9: groups 0 and 2 kept, so expert 5 (1.9) beats expert 2 (1.5)
+    const logits = [2, -1, 1.5, 1.5, 0, 1.9];
+    const z = logits.reduce((a, v) => a + Math.exp(v), 0);
+    const p = { kind: 'softmax_grouped', numExperts: 6, topK: 2, normTopkProb: false, nGroup: 3, topkGroup: 2, routedScalingFactor: 16 } as const;
+    const r = routeToken64(p, 2, logits);
+    expect(r.idx).toEqual([0, 5]);
+    expect(r.w[0]).toBeCloseTo((16 * Math.exp(2)) / z, 12);
+    expect(r.w[1]).toBeCloseTo((16 * Math.exp(1.9)) / z, 12);
+    // the group cut's margin: group 2's best (1.9) over group 1's (1.5), in probabilities
+    expect(r.margin).toBeCloseTo((Math.exp(1.9) - Math.exp(1.5)) / z, 12);
+    // one group (greedy), top-3: experts 0, 5, then the tie between 2 and 3 goes to the lower index
+    expect(routeToken64({ ...p, topK: 3, nGroup: 1, topkGroup: 1 }, 3, logits).idx).toEqual([0, 5, 2]);
+  });
   it('a tie takes the other implementation\'s choice; a real difference does not', () => {
     const p = { kind: 'raw_topk', numExperts: 3, topK: 1, normTopkProb: false } as const;
     expect(routeToken64(p, 1, [1, 1 + 1e-7, 0], undefined, [0], 1e-6)).toMatchObject({ idx: [0], tookPreferred: true });
