@@ -25,7 +25,27 @@ const llama4Config = (text: object): Record<string, unknown> => ({ architectures
 
 describe('published model types whose block the loader knows', () => {
   it('the aliases', () => {
-    expect(HF_MOE_MODEL_TYPE_ALIASES).toEqual({ kimi_k2: 'deepseek_v3', llama4: 'llama4_text' });
+    expect(HF_MOE_MODEL_TYPE_ALIASES).toEqual({ kimi_k2: 'deepseek_v3', glm4_moe: 'deepseek_v3', qwen3_next: 'qwen2_moe', llama4: 'llama4_text' });
+  });
+
+  it('glm4_moe (GLM-4.5 / 4.6: transformers\' Glm4MoeMoE routes as DeepSeek-V3, same names and keys, no scoring_func / topk_method keys): the deepseek_v3 golden', async () => {
+    const ck = await open('deepseek_v3');
+    const glm = patchedCheckpoint(ck, {
+      config: (c) => {
+        const { scoring_func: _s, topk_method: _t, ...rest } = c;
+        return { ...rest, model_type: 'glm4_moe', architectures: ['Glm4MoeForCausalLM'] };
+      },
+    });
+    expect(parseHFMoEConfig(glm.config, 0).modelType).toBe('deepseek_v3');
+    await expectGoldenAsDirect(glm, ck, 'deepseek_v3');
+  });
+
+  it('qwen3_next (Qwen3-Next: transformers\' Qwen3NextSparseMoeBlock is Qwen2-MoE\'s block): the qwen2_moe golden, gated shared expert included', async () => {
+    const ck = await open('qwen2_moe');
+    const next = patchedCheckpoint(ck, { config: { model_type: 'qwen3_next', architectures: ['Qwen3NextForCausalLM'] } });
+    const spec = parseHFMoEConfig(next.config, 0);
+    expect([spec.modelType, spec.shared?.gate]).toEqual(['qwen2_moe', 'shared_expert_gate.weight']);
+    await expectGoldenAsDirect(next, ck, 'qwen2_moe');
   });
 
   it('kimi_k2: the deepseek_v3 block; its golden, and the deepseek_v3 load bit for bit', async () => {
@@ -77,6 +97,8 @@ describe('published model types whose block the loader knows', () => {
     })();
     expect(e).toBeInstanceOf(UnsupportedError);
     expect(e!.message).toMatch(/kimi_k2/);
+    expect(e!.message).toMatch(/glm4_moe/);
+    expect(e!.message).toMatch(/deepseek_v2/);
     expect(e!.message).toMatch(/llama4\b/);
   });
 });
@@ -90,6 +112,9 @@ describe('hfMoELayers: the layers that hold an MoE block, by the config\'s rules
     const range = (a: number, b: number, step = 1) => Array.from({ length: Math.ceil((b - a) / step) }, (_, i) => a + i * step);
     expect(hfMoELayers({ ...ds, num_hidden_layers: 61, first_k_dense_replace: 3, moe_layer_freq: 1 })).toEqual(range(3, 61));
     expect(hfMoELayers({ ...ds, model_type: 'kimi_k2', num_hidden_layers: 61, first_k_dense_replace: 1 })).toEqual(range(1, 61));
+    // GLM-4.5: 92 layers, the first 3 dense (its MTP layer 92 is past num_hidden_layers); Qwen3-Next: every layer
+    expect(hfMoELayers({ ...ds, model_type: 'glm4_moe', num_hidden_layers: 92, first_k_dense_replace: 3 })).toEqual(range(3, 92));
+    expect(hfMoELayers({ ...q3, model_type: 'qwen3_next', num_hidden_layers: 48, mlp_only_layers: [] })).toEqual(range(0, 48));
     const { moe_layers: _m, ...l4NoList } = l4;
     expect(hfMoELayers(llama4Config({ ...l4NoList, num_hidden_layers: 48, interleave_moe_layer_step: 2 }))).toEqual(range(1, 48, 2));
     expect(hfMoELayers(llama4Config({ ...l4NoList, num_hidden_layers: 48, interleave_moe_layer_step: 1 }))).toEqual(range(0, 48));
