@@ -7,10 +7,12 @@ import type { GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, stagedTol, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { MoE } from '../src/index.js';
 import { referenceMoE } from './reference.js';
-import { relErr } from './helpers.js';
+import { fixtureCheckpoints, loadGolden, relErr } from './helpers.js';
+import { patchedCheckpoint } from './ct-writer.js';
 import { deepseekV2Checkpoint } from './deepseek-v2-checkpoint.js';
 
 let ctx: GpuContext | null;
+const open = fixtureCheckpoints();
 beforeAll(async () => {
   ctx = await testGpu();
 });
@@ -35,4 +37,24 @@ describe('deepseek_v2 checkpoints (GPU)', () => {
       }
     });
   }
+
+  it('greedy against a transformers golden: the OLMoE fixture seen as deepseek_v2 at scale 2.5 gives 2.5x its golden (T = 16, and T = 1)', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const ck = await open('olmoe');
+    const g = loadGolden('olmoe');
+    const c = ck.config as Record<string, unknown>;
+    const source = patchedCheckpoint(ck, {
+      config: { model_type: 'deepseek_v2', n_routed_experts: c.num_experts, moe_intermediate_size: c.intermediate_size, n_shared_experts: 0, topk_method: 'greedy', routed_scaling_factor: 2.5 },
+    });
+    const moe = await MoE.fromHuggingFace({ source, layer: 0, device: DeviceRef.GPU(), ctx });
+    try {
+      const H = g.input.length / g.T;
+      for (const T of [g.T, 1]) {
+        const { result: y, dispatched } = await gpuChecked(ctx, () => withDispatchLog(() => moe.forward(g.input.subarray(0, T * H))));
+        expect(relErr(y, g.output.subarray(0, T * H).map((v) => 2.5 * v)), `T=${T}`).toBeLessThan(stagedTol(dispatched, g.f32Tol));
+      }
+    } finally {
+      moe.destroy();
+    }
+  });
 });

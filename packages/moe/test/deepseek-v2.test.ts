@@ -5,10 +5,12 @@ import { describe, it, expect } from 'vitest';
 import { DeviceRef } from '@webmoe/tensor';
 import { ConfigError, DeepseekV2Gate, MoE, UnsupportedError, parseHFMoEConfig } from '../src/index.js';
 import { referenceMoE } from './reference.js';
-import { relErr } from './helpers.js';
+import { fixtureCheckpoints, loadGolden, relErr } from './helpers.js';
+import { patchedCheckpoint } from './ct-writer.js';
 import { deepseekV2Checkpoint } from './deepseek-v2-checkpoint.js';
 
 const cpu = DeviceRef.CPU();
+const open = fixtureCheckpoints();
 
 describe('deepseek_v2 checkpoints (CPU)', () => {
   for (const method of ['group_limited_greedy', 'greedy'] as const) {
@@ -25,6 +27,23 @@ describe('deepseek_v2 checkpoints (CPU)', () => {
       }
     });
   }
+
+  it('greedy against a transformers golden: the OLMoE fixture seen as deepseek_v2 (OlmoeSparseMoeBlock routes as DeepseekV2Moe greedy at scale 1 without shared experts); scale 2.5 scales the golden', async () => {
+    const ck = await open('olmoe');
+    const g = loadGolden('olmoe');
+    const c = ck.config as Record<string, unknown>;
+    const asV2 = (scale: number) =>
+      patchedCheckpoint(ck, {
+        config: {
+          model_type: 'deepseek_v2', n_routed_experts: c.num_experts, moe_intermediate_size: c.intermediate_size, n_shared_experts: 0,
+          topk_method: 'greedy', routed_scaling_factor: scale, norm_topk_prob: false,
+        },
+      });
+    const y1 = await (await MoE.fromHuggingFace({ source: asV2(1), layer: 0, device: cpu })).forward(g.input);
+    expect(relErr(y1, g.output)).toBeLessThan(g.f32Tol);
+    const y25 = await (await MoE.fromHuggingFace({ source: asV2(2.5), layer: 0, device: cpu })).forward(g.input);
+    expect(relErr(y25, g.output.map((v) => 2.5 * v))).toBeLessThan(g.f32Tol);
+  });
 
   it('the group choice matters: group_limited_greedy and greedy differ on the same weights', async () => {
     const a = deepseekV2Checkpoint(41, 13, 'group_limited_greedy');
