@@ -13,9 +13,9 @@
 #   5: (session 20, no device lent) where the packed decode GEMVs' time goes at T = 1 (#11's int4 / MXFP4 at 60% of
 #      copy, #13's fp8 at 0.6x bf16): gemv-bench on the planner's row-blocked kernels, once as they are and once per
 #      ablation (gemv-ablate.ts: the weight loads, the decode, the x loads, the scale loads, all but the weights), same machine, one process each.
-#   6: (session 20) the DeepSeek-V2 fixtures with transformers' goldens (scripts/fixtures/make-deepseek-v2.py: greedy
-#      and group-limited greedy routers, two shared experts), written to $OUT/deepseek-v2.tar.gz: unpack into
-#      packages/moe/test/fixtures/deepseek-v2 and add their golden tests (CPU and GPU).
+#   6: (session 20) the DeepSeek-V2 and MiniMax-M2 fixtures with transformers' goldens (scripts/fixtures/make-hf-blocks.py: greedy
+#      and group-limited greedy routers, two shared experts; sigmoid + bias), written to $OUT/hf-blocks.tar.gz: unpack into
+#      packages/moe/test/fixtures/hf-blocks and add their golden tests (CPU and GPU).
 # Kit: bash scripts/gpu/build-kit.sh (everything these calls run; 39 MB, with the tree ~51 MB of the 64 MiB that travel).
 set -u
 OUT=${OUT:-/tmp/out}
@@ -53,8 +53,8 @@ case "${1:-1}" in
     ;;
   6)
     python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
-    timeout 300 python3 scripts/fixtures/make-deepseek-v2.py /tmp/deepseek-v2 > "$OUT/make-deepseek-v2.txt" 2>&1
-    echo "make-deepseek-v2 rc=$?" >> "$OUT/make-deepseek-v2.txt"; tail -5 "$OUT/make-deepseek-v2.txt"
-    tar czf "$OUT/deepseek-v2.tar.gz" -C /tmp deepseek-v2 && ls -la /tmp/deepseek-v2/*
+    timeout 300 python3 scripts/fixtures/make-hf-blocks.py /tmp/hf-blocks > "$OUT/make-hf-blocks.txt" 2>&1
+    echo "make-hf-blocks rc=$?" >> "$OUT/make-hf-blocks.txt"; tail -5 "$OUT/make-hf-blocks.txt"
+    tar czf "$OUT/hf-blocks.tar.gz" -C /tmp hf-blocks && ls -la /tmp/hf-blocks/*
     ;;
 esac

@@ -244,7 +244,7 @@ export interface CTPlan {
  */
 export function planCompressedTensors(ck: MoECheckpoint, spec: HFMoESpec, prefix: string): CTPlan {
   const ct = spec.compressedTensors!;
-  if (spec.experts.kind !== 'per_expert') throw new UnsupportedError(`${prefix}experts`, `compressed-tensors experts in the fused layout of ${spec.modelType}`, 'per-expert Linear experts (mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3)');
+  if (spec.experts.kind !== 'per_expert') throw new UnsupportedError(`${prefix}experts`, `compressed-tensors experts in the fused layout of ${spec.modelType}`, 'per-expert Linear experts (mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3, minimax_m2)');
   const { numExperts: E, hiddenDim: H, moeDim: I } = spec;
   const dense = [prefix + spec.router.weight.replace(/\.weight$/, ''), ...(spec.shared?.gate ? [prefix + spec.shared.gate.replace(/\.weight$/, '')] : [])];
   for (const m of dense) {

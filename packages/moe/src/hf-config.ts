@@ -5,7 +5,7 @@ import { parseCompressedTensorsConfig, type CompressedTensorsConfig } from './co
 import { SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV2Gate, DeepseekV3Gate, Llama4Gate, type GateClass, type GateOptions } from './gates.js';
 
 /** The MoE blocks `MoE.fromHuggingFace` loads, by the model type of their config. @example `HF_MOE_MODEL_TYPES.includes('olmoe') // true` */
-export const HF_MOE_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'gpt_oss', 'llama4_text'] as const;
+export const HF_MOE_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'minimax_m2', 'gpt_oss', 'llama4_text'] as const;
 /** One of {@link HF_MOE_MODEL_TYPES}. @example `const t: HFMoEModelType = 'gpt_oss';` */
 export type HFMoEModelType = (typeof HF_MOE_MODEL_TYPES)[number];
 
@@ -302,6 +302,26 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
         router: { weight: 'gate.weight', correctionBias: 'gate.e_score_correction_bias' },
         experts: perExpert,
         shared: nShared > 0 ? { prefix: 'shared_experts.', dim: I * nShared } : undefined,
+      };
+    }
+    case 'minimax_m2': {
+      // transformers' MiniMaxM2SparseMoeBlock: s = sigmoid(logits), top-k of s + e_score_correction_bias (the block's,
+      // not the gate's), weights s renormalised, not scaled; Mixtral's w1 / w3 / w2 experts under block_sparse_moe.
+      // That is the sigmoid grouped router with one group and scale 1 (it adds 1e-20 to the sum: no f32 difference
+      // for sums above 1e-13)
+      checkSiluAct(cfg);
+      const scoring = cfg.scoring_func ?? 'sigmoid';
+      if (scoring !== 'sigmoid') throw new UnsupportedError('config scoring_func', JSON.stringify(scoring), '"sigmoid" (minimax_m2)');
+      if (cfg.use_routing_bias === false) throw new UnsupportedError('config use_routing_bias', 'false', 'true (minimax_m2: e_score_correction_bias)');
+      return {
+        ...base,
+        prefixes: [`${L}block_sparse_moe.`, `${L}mlp.`],
+        numExperts: int(cfg, ['num_local_experts', 'num_experts'], {}),
+        moeDim: int(cfg, ['intermediate_size'], {}),
+        gateCls: DeepseekV3Gate,
+        gateOptions: { normTopkProb: true, nGroup: 1, topkGroup: 1, routedScalingFactor: 1 },
+        router: { weight: 'gate.weight', correctionBias: 'e_score_correction_bias' },
+        experts: { kind: 'per_expert', gate: 'w1', up: 'w3', down: 'w2' },
       };
     }
     case 'gpt_oss': {

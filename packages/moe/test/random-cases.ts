@@ -46,6 +46,15 @@ export const CASES: RandomCase[] = [
     },
   },
   {
+    name: 'sigmoid top-k on scores + correction bias, renormalised, one group (MiniMax-M2-like), bf16',
+    cfg: { H: 28, E: 10, k: 4, I: 12, router: 'sigmoid_grouped', normTopkProb: true, nGroup: 1, topkGroup: 1, routedScalingFactor: 1, act: { kind: 'silu' } },
+    dtype: 'bfloat16',
+    opts: {
+      hiddenDim: 28, numExperts: 10, numExpertsPerToken: 4, moeDim: 12, gateCls: DeepseekV3Gate,
+      gateOptions: { normTopkProb: true, nGroup: 1, topkGroup: 1, routedScalingFactor: 1 },
+    },
+  },
+  {
     name: 'sigmoid top-1 applied to the input (Llama-4-like) + shared expert, f32',
     cfg: { H: 16, E: 4, k: 1, I: 8, router: 'sigmoid_topk', applyRouterWeightFirst: true, act: { kind: 'silu' }, sharedDim: 8 },
     dtype: 'float32',
