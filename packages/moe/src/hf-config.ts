@@ -135,6 +135,9 @@ export interface HFMoESpec {
 
 type Cfg = Record<string, unknown>;
 
+/** What every block's spec takes from the config's common keys (parseHFMoEConfig's `base`). */
+type HFMoESpecBase = Pick<HFMoESpec, 'modelType' | 'layer' | 'quant' | 'compressedTensors' | 'hiddenDim' | 'topK' | 'applyRouterWeightFirst' | 'activation'>;
+
 function int(cfg: Cfg, names: readonly string[], opts: { min?: number; optional?: false }): number;
 function int(cfg: Cfg, names: readonly string[], opts: { min?: number; optional: true }): number | undefined;
 function int(cfg: Cfg, names: readonly string[], opts: { min?: number; optional?: boolean }): number | undefined {
@@ -160,6 +163,30 @@ function bool(cfg: Cfg, name: string, dflt: boolean): boolean {
   if (v === undefined || v === null) return dflt;
   if (typeof v !== 'boolean') throw new ConfigError(name, 'true or false', v);
   return v;
+}
+
+/** A DeepSeek config's expert groups, checked against its E routed experts (n_group divides E, topk_group <= n_group). */
+function expertGroups(cfg: Cfg, E: number, nGroup: number, topkGroup: number): { nGroup: number; topkGroup: number } {
+  if (E % nGroup !== 0) throw new ConfigError('n_group', `a divisor of n_routed_experts (${E})`, nGroup);
+  if (topkGroup > nGroup) throw new ConfigError('topk_group', `at most n_group (${nGroup})`, topkGroup);
+  return { nGroup, topkGroup };
+}
+
+/**
+ * DeepSeek's block (V2, V3 and the types read as V3): E per-expert Linear experts of `moe_intermediate_size` and
+ * `nShared` shared experts as one MLP `nShared` times as wide, under model.layers.N.mlp., with the given router.
+ */
+function deepseekBlock(base: HFMoESpecBase, L: string, cfg: Cfg, E: number, nShared: number, router: Pick<HFMoESpec, 'gateCls' | 'gateOptions' | 'router'>): HFMoESpec {
+  const I = int(cfg, ['moe_intermediate_size'], {});
+  return {
+    ...base,
+    ...router,
+    prefixes: [`${L}mlp.`],
+    numExperts: E,
+    moeDim: I,
+    experts: { kind: 'per_expert', gate: 'gate_proj', up: 'up_proj', down: 'down_proj' },
+    shared: nShared > 0 ? { prefix: 'shared_experts.', dim: I * nShared } : undefined,
+  };
 }
 
 function checkSiluAct(cfg: Cfg): void {
@@ -196,7 +223,7 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
   const H = int(cfg, ['hidden_size'], {});
   const k = int(cfg, ['num_experts_per_tok', 'experts_per_token'], {});
   const L = `model.layers.${layer}.`;
-  const base = { modelType, layer, quant, compressedTensors, hiddenDim: H, topK: k, applyRouterWeightFirst: false, activation: { kind: 'silu', layout: 'concat' } as ExpertActivation };
+  const base: HFMoESpecBase = { modelType, layer, quant, compressedTensors, hiddenDim: H, topK: k, applyRouterWeightFirst: false, activation: { kind: 'silu', layout: 'concat' } };
   const perExpert: HFExpertLayout = { kind: 'per_expert', gate: 'gate_proj', up: 'up_proj', down: 'down_proj' };
   switch (modelType) {
     case 'mixtral': {
@@ -255,29 +282,12 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
       if (bool(cfg, 'norm_topk_prob', false)) throw new UnsupportedError('config norm_topk_prob', 'true (deepseek_v2: transformers ignores it, DeepSeek\'s code renormalises instead of scaling)', 'false');
       const method = cfg.topk_method ?? 'greedy';
       if (method !== 'greedy' && method !== 'group_limited_greedy') throw new UnsupportedError('config topk_method', JSON.stringify(method), '"greedy" or "group_limited_greedy" (deepseek_v2)');
-      const I = int(cfg, ['moe_intermediate_size'], {});
       const E = int(cfg, ['n_routed_experts'], {});
+      // greedy: one group; group_limited_greedy names its groups (no defaults)
+      const groups = method === 'greedy' ? { nGroup: 1, topkGroup: 1 } : expertGroups(cfg, E, int(cfg, ['n_group'], {}), int(cfg, ['topk_group'], {}));
       // transformers' default: two shared experts
       const nShared = int(cfg, ['n_shared_experts'], { optional: true, min: 0 }) ?? 2;
-      let nGroup = 1;
-      let topkGroup = 1;
-      if (method === 'group_limited_greedy') {
-        nGroup = int(cfg, ['n_group'], {});
-        topkGroup = int(cfg, ['topk_group'], {});
-        if (E % nGroup !== 0) throw new ConfigError('n_group', `a divisor of n_routed_experts (${E})`, nGroup);
-        if (topkGroup > nGroup) throw new ConfigError('topk_group', `at most n_group (${nGroup})`, topkGroup);
-      }
-      return {
-        ...base,
-        prefixes: [`${L}mlp.`],
-        numExperts: E,
-        moeDim: I,
-        gateCls: DeepseekV2Gate,
-        gateOptions: { normTopkProb: false, nGroup, topkGroup, routedScalingFactor: num(cfg, 'routed_scaling_factor', 1) },
-        router: { weight: 'gate.weight' },
-        experts: perExpert,
-        shared: nShared > 0 ? { prefix: 'shared_experts.', dim: I * nShared } : undefined,
-      };
+      return deepseekBlock(base, L, cfg, E, nShared, { gateCls: DeepseekV2Gate, gateOptions: { normTopkProb: false, ...groups, routedScalingFactor: num(cfg, 'routed_scaling_factor', 1) }, router: { weight: 'gate.weight' } });
     }
     case 'deepseek_v3': {
       checkSiluAct(cfg);
@@ -285,24 +295,12 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
       if (scoring !== 'sigmoid') throw new UnsupportedError('config scoring_func', JSON.stringify(scoring), '"sigmoid"');
       const method = cfg.topk_method ?? 'noaux_tc';
       if (method !== 'noaux_tc') throw new UnsupportedError('config topk_method', JSON.stringify(method), '"noaux_tc"');
-      const I = int(cfg, ['moe_intermediate_size'], {});
-      const nShared = int(cfg, ['n_shared_experts'], { optional: true, min: 0 }) ?? 0;
       const E = int(cfg, ['n_routed_experts'], {});
       const nGroup = int(cfg, ['n_group'], { optional: true }) ?? 1;
-      const topkGroup = int(cfg, ['topk_group'], { optional: true }) ?? nGroup;
-      if (E % nGroup !== 0) throw new ConfigError('n_group', `a divisor of n_routed_experts (${E})`, nGroup);
-      if (topkGroup > nGroup) throw new ConfigError('topk_group', `at most n_group (${nGroup})`, topkGroup);
-      return {
-        ...base,
-        prefixes: [`${L}mlp.`],
-        numExperts: E,
-        moeDim: I,
-        gateCls: DeepseekV3Gate,
-        gateOptions: { normTopkProb: bool(cfg, 'norm_topk_prob', true), nGroup, topkGroup, routedScalingFactor: num(cfg, 'routed_scaling_factor', 1) },
-        router: { weight: 'gate.weight', correctionBias: 'gate.e_score_correction_bias' },
-        experts: perExpert,
-        shared: nShared > 0 ? { prefix: 'shared_experts.', dim: I * nShared } : undefined,
-      };
+      const groups = expertGroups(cfg, E, nGroup, int(cfg, ['topk_group'], { optional: true }) ?? nGroup);
+      const nShared = int(cfg, ['n_shared_experts'], { optional: true, min: 0 }) ?? 0;
+      const gateOptions = { normTopkProb: bool(cfg, 'norm_topk_prob', true), ...groups, routedScalingFactor: num(cfg, 'routed_scaling_factor', 1) };
+      return deepseekBlock(base, L, cfg, E, nShared, { gateCls: DeepseekV3Gate, gateOptions, router: { weight: 'gate.weight', correctionBias: 'gate.e_score_correction_bias' } });
     }
     case 'minimax_m2': {
       // transformers' MiniMaxM2SparseMoeBlock: s = sigmoid(logits), top-k of s + e_score_correction_bias (the block's,
