@@ -9,7 +9,7 @@ import { MoE } from '../src/index.js';
 import { referenceMoE } from './reference.js';
 import { fixtureCheckpoints, loadGolden, relErr } from './helpers.js';
 import { patchedCheckpoint } from './ct-writer.js';
-import { deepseekV2Checkpoint } from './deepseek-v2-checkpoint.js';
+import { deepseekV2Checkpoint } from './hub-checkpoint.js';
 
 let ctx: GpuContext | null;
 const open = fixtureCheckpoints();

@@ -7,7 +7,7 @@ import { ConfigError, DeepseekV2Gate, MoE, UnsupportedError, parseHFMoEConfig } 
 import { referenceMoE } from './reference.js';
 import { fixtureCheckpoints, loadGolden, relErr } from './helpers.js';
 import { patchedCheckpoint } from './ct-writer.js';
-import { deepseekV2Checkpoint } from './deepseek-v2-checkpoint.js';
+import { deepseekV2Checkpoint } from './hub-checkpoint.js';
 
 const cpu = DeviceRef.CPU();
 const open = fixtureCheckpoints();

@@ -2,11 +2,12 @@
 // e_score_correction_bias, experts.{e}.w1 / w3 / w2) through MoE.fromHuggingFace, against the independent per-token
 // reference (transformers' MiniMaxM2SparseMoeBlock: sigmoid scores, top-k of scores + bias, renormalised weights).
 import { describe, it, expect } from 'vitest';
-import { DeviceRef, HostTensor, memorySource, serializeSafetensors } from '@webmoe/tensor';
+import { DeviceRef } from '@webmoe/tensor';
 import { DeepseekV3Gate, MoE, UnsupportedError, parseHFMoEConfig } from '../src/index.js';
 import { referenceMoE } from './reference.js';
 import { relErr } from './helpers.js';
 import { CASES, buildCase } from './random-cases.js';
+import { hubCheckpoint } from './hub-checkpoint.js';
 
 const CASE = CASES.find((c) => c.name.includes('MiniMax-M2'))!;
 
@@ -14,19 +15,9 @@ const CASE = CASES.find((c) => c.name.includes('MiniMax-M2'))!;
 function minimaxCheckpoint(seed: number, T: number, config: Record<string, unknown> = {}, withBias = true) {
   const { H, E, I, k } = CASE.cfg;
   const { sd, w, x } = buildCase(CASE, seed, T);
-  const p = 'model.layers.0.block_sparse_moe.';
-  const tensors: Record<string, HostTensor> = { [`${p}gate.weight`]: sd.get('gate.weight')! };
-  if (withBias) tensors[`${p}e_score_correction_bias`] = sd.get('gate.e_score_correction_bias')!;
-  const gu = sd.get('experts.gate_up_proj')!;
-  const dn = sd.get('experts.down_proj')!;
-  const rows = (t: HostTensor, e: number, r0: number, n: number, cols: number) => new HostTensor(t.dtype, [n, cols], t.data.slice((e * t.shape[1] + r0) * cols, (e * t.shape[1] + r0 + n) * cols) as HostTensor['data']);
-  for (let e = 0; e < E; e++) {
-    tensors[`${p}experts.${e}.w1.weight`] = rows(gu, e, 0, I, H);
-    tensors[`${p}experts.${e}.w3.weight`] = rows(gu, e, I, I, H);
-    tensors[`${p}experts.${e}.w2.weight`] = rows(dn, e, 0, H, I);
-  }
   const json = { architectures: ['MiniMaxM2ForCausalLM'], model_type: 'minimax_m2', hidden_size: H, hidden_act: 'silu', num_hidden_layers: 1, num_local_experts: E, num_experts_per_tok: k, intermediate_size: I, scoring_func: 'sigmoid', use_routing_bias: true, ...config };
-  return { source: memorySource({ 'config.json': new TextEncoder().encode(JSON.stringify(json)), 'model.safetensors': serializeSafetensors(tensors) }), w, x };
+  const extra = withBias ? { 'gate.e_score_correction_bias': 'e_score_correction_bias' } : {};
+  return { source: hubCheckpoint(sd, 'model.layers.0.block_sparse_moe.', { gate: 'w1', up: 'w3', down: 'w2' }, extra, json), w, x };
 }
 
 describe('minimax_m2 checkpoints', () => {
