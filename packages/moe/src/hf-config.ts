@@ -14,6 +14,7 @@ export type HFMoEModelType = (typeof HF_MOE_MODEL_TYPES)[number];
  * - `kimi_k2` (Kimi-K2, custom code of DeepSeek-V3's architecture): DeepSeek-V3's block and config keys;
  * - `glm4_moe` (GLM-4.5, GLM-4.5-Air, GLM-4.6): transformers' Glm4MoeMoE routes as DeepSeek-V3 (sigmoid, correction
  *   bias, groups by their top-2 sum, weights renormalised with 1e-20 and scaled), with the same tensor names and keys;
+ * - `dots1` (rednote dots.llm1): transformers' Dots1MoE is DeepseekV3MoE, same names and keys;
  * - `qwen3_next` (Qwen3-Next): transformers' Qwen3NextSparseMoeBlock is Qwen2-MoE's block (softmax top-k,
  *   `norm_topk_prob`, a shared expert scaled by sigmoid(`shared_expert_gate`)), same names, keys and sparse-layer rules;
  * - `llama4` (Llama 4 Scout / Maverick, `Llama4ForConditionalGeneration`): the `llama4_text` block, its config in
@@ -21,7 +22,7 @@ export type HFMoEModelType = (typeof HF_MOE_MODEL_TYPES)[number];
  *   (or `model.language_model.layers.`).
  * @example `HF_MOE_MODEL_TYPE_ALIASES.kimi_k2 // 'deepseek_v3'`
  */
-export const HF_MOE_MODEL_TYPE_ALIASES: Readonly<Record<string, HFMoEModelType>> = { kimi_k2: 'deepseek_v3', glm4_moe: 'deepseek_v3', qwen3_next: 'qwen2_moe', llama4: 'llama4_text' };
+export const HF_MOE_MODEL_TYPE_ALIASES: Readonly<Record<string, HFMoEModelType>> = { kimi_k2: 'deepseek_v3', glm4_moe: 'deepseek_v3', dots1: 'deepseek_v3', qwen3_next: 'qwen2_moe', llama4: 'llama4_text' };
 
 /**
  * Why layer `layer` of a model of block type `modelType` is a dense MLP rather than an MoE block, as the ConfigError
@@ -78,7 +79,7 @@ function configObject(config: unknown): Cfg {
 
 /**
  * The config of the MoE block a checkpoint's config describes and its block type: the config itself for the types of
- * HF_MOE_MODEL_TYPES, kimi_k2, glm4_moe and qwen3_next, `text_config` (with the top-level quantization_config) for llama4.
+ * HF_MOE_MODEL_TYPES and the other aliases, `text_config` (with the top-level quantization_config) for llama4.
  */
 function blockConfig(cfg: Cfg): { cfg: Cfg; modelType: HFMoEModelType } {
   const mt = cfg.model_type;

@@ -25,20 +25,25 @@ const llama4Config = (text: object): Record<string, unknown> => ({ architectures
 
 describe('published model types whose block the loader knows', () => {
   it('the aliases', () => {
-    expect(HF_MOE_MODEL_TYPE_ALIASES).toEqual({ kimi_k2: 'deepseek_v3', glm4_moe: 'deepseek_v3', qwen3_next: 'qwen2_moe', llama4: 'llama4_text' });
+    expect(HF_MOE_MODEL_TYPE_ALIASES).toEqual({ kimi_k2: 'deepseek_v3', glm4_moe: 'deepseek_v3', dots1: 'deepseek_v3', qwen3_next: 'qwen2_moe', llama4: 'llama4_text' });
   });
 
-  it('glm4_moe (GLM-4.5 / 4.6: transformers\' Glm4MoeMoE routes as DeepSeek-V3, same names and keys, no scoring_func / topk_method keys): the deepseek_v3 golden', async () => {
-    const ck = await open('deepseek_v3');
-    const glm = patchedCheckpoint(ck, {
-      config: (c) => {
-        const { scoring_func: _s, topk_method: _t, ...rest } = c;
-        return { ...rest, model_type: 'glm4_moe', architectures: ['Glm4MoeForCausalLM'] };
-      },
+  for (const [type, arch, why] of [
+    ['glm4_moe', 'Glm4MoeForCausalLM', 'GLM-4.5 / 4.6: transformers\' Glm4MoeMoE routes as DeepSeek-V3'],
+    ['dots1', 'Dots1ForCausalLM', 'dots.llm1: transformers\' Dots1MoE is DeepseekV3MoE'],
+  ] as const) {
+    it(`${type} (${why}, same names and keys, no scoring_func / topk_method keys): the deepseek_v3 golden`, async () => {
+      const ck = await open('deepseek_v3');
+      const view = patchedCheckpoint(ck, {
+        config: (c) => {
+          const { scoring_func: _s, topk_method: _t, ...rest } = c;
+          return { ...rest, model_type: type, architectures: [arch] };
+        },
+      });
+      expect(parseHFMoEConfig(view.config, 0).modelType).toBe('deepseek_v3');
+      await expectGoldenAsDirect(view, ck, 'deepseek_v3');
     });
-    expect(parseHFMoEConfig(glm.config, 0).modelType).toBe('deepseek_v3');
-    await expectGoldenAsDirect(glm, ck, 'deepseek_v3');
-  });
+  }
 
   it('qwen3_next (Qwen3-Next: transformers\' Qwen3NextSparseMoeBlock is Qwen2-MoE\'s block): the qwen2_moe golden, gated shared expert included', async () => {
     const ck = await open('qwen2_moe');
