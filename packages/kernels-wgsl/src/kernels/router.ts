@@ -25,7 +25,7 @@ import type { RouterKind, RouterParams, RoutingGpu, RoutingRef } from './moe-typ
 export const ROUTER_MAX_EXPERTS = 2048;
 /** Largest k the router kernel takes. */
 export const ROUTER_MAX_TOPK = 32;
-/** Largest nGroup of sigmoid_grouped. */
+/** Largest nGroup of the grouped kinds (sigmoid_grouped, softmax_grouped). */
 export const ROUTER_MAX_GROUPS = 256;
 
 const ROUTER_KINDS: readonly RouterKind[] = ['raw_topk', 'softmax_topk', 'topk_softmax', 'sigmoid_grouped', 'sigmoid_topk', 'softmax_grouped'];
