@@ -188,8 +188,8 @@ describe('route_decode and group_decode within WebGPU default limits', () => {
     });
     expect(device.limits.maxComputeWorkgroupStorageSize).toBe(16384);
     const variants: RouterVariant[] = [];
-    for (const kind of ['raw_topk', 'softmax_topk', 'topk_softmax', 'sigmoid_grouped', 'sigmoid_topk', 'softmax_grouped'] as const) {
-      for (const norm of [false, true]) for (const cbias of kind === 'sigmoid_grouped' ? [false, true] : [false]) variants.push({ kind, norm, cbias });
+    for (const kind of ['raw_topk', 'softmax_topk', 'topk_softmax', 'sigmoid_grouped', 'sigmoid_topk', 'softmax_grouped', 'softmax_biased'] as const) {
+      for (const norm of [false, true]) for (const cbias of kind === 'sigmoid_grouped' || kind === 'softmax_biased' ? [false, true] : [false]) variants.push({ kind, norm, cbias });
     }
     const compile = async <V extends Variant>(kernel: Kernel<V>, v: V) => {
       device.pushErrorScope('validation');

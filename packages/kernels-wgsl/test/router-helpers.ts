@@ -7,9 +7,11 @@ export const sig = (x: number) => 1 / (1 + Math.exp(-x));
 /**
  * Random logits [T,E]. Every third token has exact ties: its logits are
  * rounded to a few levels (or all equal), so the lower-index rule decides.
- * For sigmoid_grouped, tokens without deliberate ties are resampled until
- * the decisions (group cut, expert order among the top k+1) have margins
- * > 1e-5 in exact arithmetic, so f32 exp differences cannot flip them.
+ * For sigmoid_grouped and softmax_biased (which select on f32 sigmoids or
+ * probabilities plus a bias), tokens without deliberate ties are resampled
+ * until the decisions (group cut, expert order among the top k+1) have
+ * margins > 1e-5 in exact arithmetic (softmax_biased: relative to the
+ * score), so f32 exp differences cannot flip them.
  */
 export function makeLogits(r: () => number, T: number, p: RouterParams, cb?: Float32Array): Float32Array {
   const E = p.numExperts;
@@ -22,7 +24,7 @@ export function makeLogits(r: () => number, T: number, p: RouterParams, cb?: Flo
         const allEqual = t % 6 === 1;
         l = l.map((x) => (allEqual ? 0.25 : Math.round(x) / 2));
       }
-      if (p.kind !== 'sigmoid_grouped' || tie || margins(l, p, cb)) {
+      if ((p.kind !== 'sigmoid_grouped' && p.kind !== 'softmax_biased') || tie || margins(l, p, cb)) {
         out.set(l, t * E);
         break;
       }
@@ -37,7 +39,10 @@ function margins(l: Float32Array, p: RouterParams, cb?: Float32Array): boolean {
   const nG = p.nGroup ?? 1;
   const kG = p.topkGroup ?? nG;
   const gsize = E / nG;
-  const c = Array.from(l, (x, e) => sig(x) + (cb ? cb[e] : 0));
+  // the selection scores: sigmoid (or the softmax probability) plus the correction bias
+  const mx = Math.max(...l);
+  const z = Array.from(l).reduce((a, x) => a + Math.exp(x - mx), 0);
+  const c = Array.from(l, (x, e) => (p.kind === 'softmax_biased' ? Math.exp(x - mx) / z : sig(x)) + (cb ? cb[e] : 0));
   const gs = [];
   for (let g = 0; g < nG; g++) {
     const s = c.slice(g * gsize, (g + 1) * gsize).sort((a, b) => b - a);
@@ -47,7 +52,9 @@ function margins(l: Float32Array, p: RouterParams, cb?: Float32Array): boolean {
   if (kG < nG && gsSorted[kG - 1] - gsSorted[kG] < 1e-5) return false;
   const kept = new Set(gs.map((v, g) => [v, g] as const).sort((a, b) => b[0] - a[0]).slice(0, kG).map((x) => x[1]));
   const el = c.filter((_, e) => kept.has(Math.floor(e / gsize))).sort((a, b) => b - a);
-  for (let j = 0; j < Math.min(p.topK + 1, el.length) - 1; j++) if (el[j] - el[j + 1] < 1e-5) return false;
+  // softmax_biased without a bias ranks probabilities of order 1/E: a margin relative to the score (f32 exp and sum)
+  const tol = (v: number) => (p.kind === 'softmax_biased' ? 1e-5 * Math.abs(v) : 1e-5);
+  for (let j = 0; j < Math.min(p.topK + 1, el.length) - 1; j++) if (el[j] - el[j + 1] < tol(el[j])) return false;
   return true;
 }
 
@@ -64,6 +71,9 @@ export const KINDS: { kind: RouterKind; norm: boolean; scale?: number; cb?: bool
   // DeepSeek-V2's group-limited greedy (routed_scaling_factor 16, no renormalisation) and a renormalised variant
   { kind: 'softmax_grouped', norm: false, scale: 16 },
   { kind: 'softmax_grouped', norm: true },
+  // ERNIE 4.5: probabilities + correction bias, renormalised; and without either
+  { kind: 'softmax_biased', norm: true, cb: true },
+  { kind: 'softmax_biased', norm: false, scale: 2, cb: false },
 ];
 
 /** Whether a router kind selects inside groups (its RouterParams take nGroup and topkGroup). */

@@ -62,6 +62,20 @@ describe('routerRef', () => {
     expect(Array.from(r.idx)).toEqual([2, 3]);
     expect(r.weights[0]).toBeCloseTo(2 * sig(1), 6);
   });
+  it('softmax_biased selects by probability + correction bias and weighs by the probability (renormalised: at least 1e-12)', () => {
+    // probabilities of [2, 1, 0, 1]: expert 0 the largest; the bias lifts expert 2 past experts 1 and 3
+    const l = new Float32Array([2, 1, 0, 1]);
+    const z = Array.from(l).reduce((a, v) => a + Math.exp(v), 0);
+    const cb = new Float32Array([0, 0, 0.5, 0]);
+    const p: RouterParams = { kind: 'softmax_biased', numExperts: 4, topK: 2, normTopkProb: false };
+    const r = routerRef(l, 1, p, cb);
+    expect(Array.from(r.idx)).toEqual([2, 0]);
+    expect(r.weights[0]).toBeCloseTo(1 / z, 6); // the uncorrected probability of expert 2
+    expect(r.weights[1]).toBeCloseTo(Math.exp(2) / z, 6);
+    const n = routerRef(l, 1, { ...p, normTopkProb: true }, cb);
+    expect(n.weights[0] + n.weights[1]).toBeCloseTo(1, 6);
+    expect(Array.from(routerRef(l, 1, p).idx), 'without the bias: the top-2 probabilities (tie to the lower index)').toEqual([0, 1]);
+  });
   it('softmax_grouped keeps the groups with the largest probability and weighs by the softmax over all experts', () => {
     // 6 experts, 3 groups of 2: group maxima 2 (group 0), 1.5 (group 1), 1.9 (group 2); keep 2 groups -> 0 and 2;
     // top-2 inside them: experts 0 (2) and 5 (1.9), though expert 2 (1.5) beats expert 4 (0) outside the kept groups

@@ -23,7 +23,12 @@ export type RouterKind =
    * group's score is its largest probability, topkGroup groups kept, top-k probs inside them; renormalised if
    * normTopkProb (no epsilon), x routedScalingFactor.
    */
-  | 'softmax_grouped';
+  | 'softmax_grouped'
+  /**
+   * ERNIE 4.5: softmax over all E (f32, max subtracted); top-k of the probabilities + correction bias; weights = the
+   * probabilities, renormalised if normTopkProb (divided by max(sum, 1e-12), ERNIE's moe_norm_min), x routedScalingFactor.
+   */
+  | 'softmax_biased';
 
 export interface RouterParams {
   kind: RouterKind;

@@ -5,7 +5,8 @@
  * Selection is deterministic: descending score, ties to the lower expert
  * index; slots are in descending selection order. The selection score is
  * the logit itself for every kind except sigmoid_grouped (where it is
- * sigmoid(logit) + correction bias): softmax and sigmoid are monotonic, so
+ * sigmoid(logit) + correction bias) and softmax_biased (the probability +
+ * correction bias, once the softmax's max and sum are known): softmax and sigmoid are monotonic, so
  * ranking by the logit gives the same experts and order as ranking by the
  * probabilities, without ties created by rounding (softmax_grouped's group
  * score, its largest probability, ranks as its largest logit).
@@ -28,7 +29,7 @@ export const ROUTER_MAX_TOPK = 32;
 /** Largest nGroup of the grouped kinds (sigmoid_grouped, softmax_grouped). */
 export const ROUTER_MAX_GROUPS = 256;
 
-const ROUTER_KINDS: readonly RouterKind[] = ['raw_topk', 'softmax_topk', 'topk_softmax', 'sigmoid_grouped', 'sigmoid_topk', 'softmax_grouped'];
+const ROUTER_KINDS: readonly RouterKind[] = ['raw_topk', 'softmax_topk', 'topk_softmax', 'sigmoid_grouped', 'sigmoid_topk', 'softmax_grouped', 'softmax_biased'];
 
 /** The kinds that select inside groups of experts (nGroup, topkGroup). */
 function groupedKind(kind: RouterKind): boolean {
@@ -37,12 +38,17 @@ function groupedKind(kind: RouterKind): boolean {
 
 /** The kinds whose k weights normTopkProb renormalises (the others ignore it). */
 function renormalises(kind: RouterKind): boolean {
-  return kind === 'softmax_topk' || kind === 'sigmoid_grouped' || kind === 'softmax_grouped';
+  return kind === 'softmax_topk' || kind === 'sigmoid_grouped' || kind === 'softmax_grouped' || kind === 'softmax_biased';
 }
 
 /** The kinds whose weights are softmax probabilities over all E experts (the max and the sum of exponentials first). */
 function softmaxOverAll(kind: RouterKind): boolean {
-  return kind === 'softmax_topk' || kind === 'softmax_grouped';
+  return kind === 'softmax_topk' || kind === 'softmax_grouped' || kind === 'softmax_biased';
+}
+
+/** The kinds that select on their scores plus a per-expert correction bias (RouterOptions.correctionBias; zeros when absent). */
+function takesCorrectionBias(kind: RouterKind): boolean {
+  return kind === 'sigmoid_grouped' || kind === 'softmax_biased';
 }
 
 /**
@@ -110,7 +116,14 @@ export function routeTokenWgsl(v: RouterVariant): string {
       workgroupBarrier();
     }
     if (li == 0u) { smax = mx; ssum = rv[0]; }
-    workgroupBarrier();
+    workgroupBarrier();${
+      v.kind === 'softmax_biased'
+        ? `
+    // the selection score: the probability plus the correction bias
+    for (var e = li; e < u.E; e += WG) { sc[e >> 2u][e & 3u] = bitcast<u32>(exp(score(e) - smax) / ssum${v.cbias ? ' + CB[e]' : ''}); }
+    workgroupBarrier();`
+        : ''
+    }
   }`
       : '';
   // every group kept (topkGroup >= nGroup, e.g. Kimi-K2's one group): no group scores, nothing excluded. A group's
@@ -156,12 +169,14 @@ export function routeTokenWgsl(v: RouterVariant): string {
     sigmoid_grouped: 'sigmoid(l)',
     softmax_topk: 'exp(l - smax) / ssum',
     softmax_grouped: 'exp(l - smax) / ssum',
+    softmax_biased: 'exp(l - smax) / ssum',
     topk_softmax: 'exp(l - L[base + sel[0]])',
   };
   // topk_softmax divides by the sum of its k exponentials, norm by the sum of the k weights; every lane sums the k
   // slots in slot order (the same f32 sums as one lane summing them)
-  const eps = v.kind === 'sigmoid_grouped' ? ' + 1e-20' : '';
-  const divisor = v.kind === 'topk_softmax' ? 'ws' : v.norm ? `(ws${eps})` : '';
+  // sigmoid_grouped adds 1e-20 to the sum (DeepSeek-V3), softmax_biased divides by at least 1e-12 (ERNIE's moe_norm_min)
+  const normed = v.kind === 'sigmoid_grouped' ? '(ws + 1e-20)' : v.kind === 'softmax_biased' ? 'max(ws, 1e-12)' : '(ws)';
+  const divisor = v.kind === 'topk_softmax' ? 'ws' : v.norm ? normed : '';
   return /* wgsl */ `
 const WG = ${WG}u;
 const NONE = 0xffffffffu;
@@ -297,7 +312,7 @@ export function checkRouterParams(what: string, p: RouterParams, E: number): { n
 
 /** Options of {@link routerGpu}. */
 export interface RouterOptions {
-  /** sigmoid_grouped: e_score_correction_bias, float32 [E] (zeros when absent). */
+  /** sigmoid_grouped and softmax_biased: e_score_correction_bias, float32 [E], added to the selection scores (zeros when absent). */
   correctionBias?: GpuTensor;
   /** Allocate the outputs from this pool. */
   pool?: BufferPool;
@@ -359,7 +374,7 @@ export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor,
   const { nGroup, topkGroup } = checkRouterParams(what, params, E);
   const cb = opts.correctionBias;
   if (cb) {
-    if (params.kind !== 'sigmoid_grouped') throw new ValueError(`${what} correctionBias`, `only with kind sigmoid_grouped`, params.kind);
+    if (!takesCorrectionBias(params.kind)) throw new ValueError(`${what} correctionBias`, `only with kind sigmoid_grouped or softmax_biased`, params.kind);
     if (cb.dtype !== 'float32') throw new DTypeError(`${what} correctionBias`, 'float32', cb.dtype);
     if (cb.size !== E || cb.shape.length !== 1) throw new ShapeError(`${what} correctionBias`, [E], cb.shape);
   }
@@ -433,12 +448,17 @@ export function routerRef(logits: Float32Array, T: number, params: RouterParams,
         w = sel.map((e) => sigmoidRef(l[e]));
         break;
       case 'softmax_topk':
-      case 'softmax_grouped': {
+      case 'softmax_grouped':
+      case 'softmax_biased': {
         let m = -Infinity;
         for (let e = 0; e < E; e++) m = Math.max(m, l[e]);
         let s = 0;
         for (let e = 0; e < E; e++) s += Math.exp(l[e] - m);
-        if (params.kind === 'softmax_grouped' && topkGroup < nGroup) {
+        if (params.kind === 'softmax_biased') {
+          // the probability plus the correction bias, each rounded to f32 as the kernel holds it
+          const c = Array.from(l, (x, e) => Math.fround(Math.fround(Math.exp(x - m) / s) + (correctionBias ? correctionBias[e] : 0)));
+          sel = topk(c, k);
+        } else if (params.kind === 'softmax_grouped' && topkGroup < nGroup) {
           // a group's score is its largest probability: it ranks as its largest logit
           const gsize = E / nGroup;
           const gs: number[] = [];
@@ -473,7 +493,8 @@ export function routerRef(logits: Float32Array, T: number, params: RouterParams,
       }
     }
     if (params.normTopkProb && renormalises(params.kind)) {
-      const sum = w.reduce((a, b) => a + b, 0) + (params.kind === 'sigmoid_grouped' ? 1e-20 : 0);
+      const ws = w.reduce((a, b) => a + b, 0);
+      const sum = params.kind === 'sigmoid_grouped' ? ws + 1e-20 : params.kind === 'softmax_biased' ? Math.max(ws, 1e-12) : ws;
       w = w.map((x) => x / sum);
     }
     for (let j = 0; j < k; j++) {
