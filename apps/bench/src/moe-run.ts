@@ -11,7 +11,7 @@
  * `GpuLayer.stored` describes the very buffers that forward reads, for the
  * row's check (check.ts).
  */
-import { DeepseekV2Gate, DeepseekV3Gate, Llama4Gate, MoE, MoEGate, SoftmaxTopKGate, TopKSoftmaxGate, gpuStages, type GateClass, type MoEOptions, type MoEQuantConfig } from '@webmoe/moe';
+import { DeepseekV2Gate, DeepseekV3Gate, Ernie45Gate, Llama4Gate, MoE, MoEGate, SoftmaxTopKGate, TopKSoftmaxGate, gpuStages, type GateClass, type MoEOptions, type MoEQuantConfig } from '@webmoe/moe';
 import {
   BufferPool,
   GpuOutOfMemoryError,
@@ -84,6 +84,7 @@ const GATE_CLASS: Record<RouterParams['kind'], GateClass> = {
   sigmoid_grouped: DeepseekV3Gate,
   sigmoid_topk: Llama4Gate,
   softmax_grouped: DeepseekV2Gate,
+  softmax_biased: Ernie45Gate,
 };
 
 /** The quantConfig of a packed bench dtype (the formats randomExpertWeights generates). */

@@ -50,12 +50,15 @@ function selectionScores(p: RouterParams, logits: ArrayLike<number>, corr?: Arra
   const raw = Float64Array.from(logits);
   switch (p.kind) {
     case 'softmax_topk':
-    case 'softmax_grouped': {
+    case 'softmax_grouped':
+    case 'softmax_biased': {
       let m = -Infinity;
       for (const v of raw) m = Math.max(m, v);
       const ex = raw.map((v) => Math.exp(v - m));
       const z = ex.reduce((a, b) => a + b, 0);
       const score = ex.map((v) => v / z);
+      // ERNIE 4.5: selection on the probability plus the correction bias, weights the probabilities
+      if (p.kind === 'softmax_biased') return { score: score.map((v, e) => v + (corr ? corr[e] : 0)), raw: score, groupMargin: Infinity };
       const G = p.nGroup ?? 1;
       const tg = p.topkGroup ?? G;
       if (p.kind === 'softmax_topk' || tg >= G) return { score, raw, groupMargin: Infinity };
@@ -93,11 +96,13 @@ function selectionScores(p: RouterParams, logits: ArrayLike<number>, corr?: Arra
 function routeWeights(p: RouterParams, sel: ReturnType<typeof selectionScores>, idx: number[]): number[] {
   switch (p.kind) {
     case 'softmax_topk':
-    case 'softmax_grouped': {
-      let w = idx.map((e) => sel.score[e]);
+    case 'softmax_grouped':
+    case 'softmax_biased': {
+      // softmax_biased's selection scores carry the bias: its weights are the probabilities (raw)
+      let w = idx.map((e) => (p.kind === 'softmax_biased' ? sel.raw[e] : sel.score[e]));
       if (p.normTopkProb) {
         const s = w.reduce((a, b) => a + b, 0);
-        w = w.map((v) => v / s);
+        w = w.map((v) => v / (p.kind === 'softmax_biased' ? Math.max(s, 1e-12) : s));
       }
       return w.map((v) => v * (p.routedScalingFactor ?? 1));
     }

@@ -133,6 +133,16 @@ describe('reference routing (hand computed)', () => {
     // one group (greedy), top-3: experts 0, 5, then the tie between 2 and 3 goes to the lower index
     expect(routeToken64({ ...p, topK: 3, nGroup: 1, topkGroup: 1 }, 3, logits).idx).toEqual([0, 5, 2]);
   });
+  it('softmax biased (ERNIE 4.5): selection on probability + correction bias, probability weights, renormalised', () => {
+    const logits = [2, 1, 0, 1];
+    const z = logits.reduce((a, v) => a + Math.exp(v), 0);
+    const r = routeToken64({ kind: 'softmax_biased', numExperts: 4, topK: 2, normTopkProb: false }, 2, logits, [0, 0, 0.5, 0]);
+    expect(r.idx).toEqual([2, 0]);
+    expect(r.w[0]).toBeCloseTo(1 / z, 12);
+    expect(r.w[1]).toBeCloseTo(Math.exp(2) / z, 12);
+    const n = routeToken64({ kind: 'softmax_biased', numExperts: 4, topK: 2, normTopkProb: true }, 2, logits, [0, 0, 0.5, 0]);
+    expect(n.w[0] + n.w[1]).toBeCloseTo(1, 12);
+  });
   it('a tie takes the other implementation\'s choice; a real difference does not', () => {
     const p = { kind: 'raw_topk', numExperts: 3, topK: 1, normTopkProb: false } as const;
     expect(routeToken64(p, 1, [1, 1 + 1e-7, 0], undefined, [0], 1e-6)).toMatchObject({ idx: [0], tookPreferred: true });

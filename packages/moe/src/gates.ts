@@ -186,6 +186,28 @@ export class DeepseekV2Gate extends GroupedGate {
 }
 
 /**
+ * ERNIE 4.5's router: `p = softmax(logits)` over all experts, the top-k of
+ * `p + e_score_correction_bias`, weights `p` of the chosen, renormalised
+ * (divided by at least 1e-12) unless `normTopkProb` is false.
+ *
+ * @example
+ * ```ts
+ * new Ernie45Gate({ hiddenDim: 64, numExperts: 16, numExpertsPerToken: 6 })
+ * ```
+ */
+export class Ernie45Gate extends MoEGate {
+  override get kind(): RouterKind {
+    return 'softmax_biased';
+  }
+  protected override defaultNormTopkProb(): boolean {
+    return true;
+  }
+  protected override usesCorrectionBias(): boolean {
+    return true;
+  }
+}
+
+/**
  * Llama 4's router: top-k of the logits, weight `sigmoid(logit)`, applied to
  * the expert input (use with `applyRouterWeightFirst`).
  *

@@ -2,10 +2,10 @@ import type { ExpertActivation } from '@webmoe/kernels-wgsl';
 import { ConfigError, UnsupportedError } from './errors.js';
 import { parseHFQuantConfig, type MoEQuantConfig } from './quant-experts.js';
 import { parseCompressedTensorsConfig, type CompressedTensorsConfig } from './compressed-tensors-config.js';
-import { SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV2Gate, DeepseekV3Gate, Llama4Gate, type GateClass, type GateOptions } from './gates.js';
+import { SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV2Gate, DeepseekV3Gate, Ernie45Gate, Llama4Gate, type GateClass, type GateOptions } from './gates.js';
 
 /** The MoE blocks `MoE.fromHuggingFace` loads, by the model type of their config. @example `HF_MOE_MODEL_TYPES.includes('olmoe') // true` */
-export const HF_MOE_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'minimax_m2', 'gpt_oss', 'llama4_text'] as const;
+export const HF_MOE_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'minimax_m2', 'ernie4_5_moe', 'gpt_oss', 'llama4_text'] as const;
 /** One of {@link HF_MOE_MODEL_TYPES}. @example `const t: HFMoEModelType = 'gpt_oss';` */
 export type HFMoEModelType = (typeof HF_MOE_MODEL_TYPES)[number];
 
@@ -46,6 +46,16 @@ function denseLayer(cfg: Cfg, modelType: HFMoEModelType, layer: number): ConfigE
       if (layer < firstDense) return new ConfigError('first_k_dense_replace', `at most layer ${layer} (layers below it are dense MLPs, not MoE)`, firstDense);
       const freq = int(cfg, ['moe_layer_freq'], { optional: true }) ?? 1;
       return layer % freq !== 0 ? new ConfigError('moe_layer_freq', `a divisor of layer ${layer}`, freq) : undefined;
+    }
+    case 'ernie4_5_moe': {
+      // transformers' Ernie4_5_MoeDecoderLayer: MoE where (layer + 1) % moe_layer_interval == 0 and
+      // moe_layer_start_index <= layer <= moe_layer_end_index (-1, the default: the last layer)
+      const step = int(cfg, ['moe_layer_interval'], { optional: true, min: 1 }) ?? 1;
+      const start = int(cfg, ['moe_layer_start_index'], { optional: true, min: 0 }) ?? 0;
+      const end = int(cfg, ['moe_layer_end_index'], { optional: true, min: -1 }) ?? -1;
+      if (layer < start) return new ConfigError('moe_layer_start_index', `at most layer ${layer} (layers below it are dense MLPs, not MoE)`, start);
+      if (end >= 0 && layer > end) return new ConfigError('moe_layer_end_index', `at least layer ${layer} (layers past it are dense MLPs, not MoE)`, end);
+      return (layer + 1) % step !== 0 ? new ConfigError('moe_layer_interval', `an interval that makes layer ${layer} an MoE layer`, step) : undefined;
     }
     case 'llama4_text': {
       const moeLayers = cfg.moe_layers;
@@ -122,8 +132,11 @@ export interface HFMoESpec {
   moeDim: number;
   gateCls: GateClass;
   gateOptions: Partial<GateOptions>;
-  /** Router weight / bias / correction-bias names relative to the prefix. */
-  router: { weight: string; bias?: string; correctionBias?: string };
+  /**
+   * Router weight / bias / correction-bias names relative to the prefix; the correction bias's stored shape when it
+   * is not [E] (ERNIE 4.5: [1, E]).
+   */
+  router: { weight: string; bias?: string; correctionBias?: string; correctionBiasShape?: number[] };
   experts: HFExpertLayout;
   activation: ExpertActivation;
   applyRouterWeightFirst: boolean;
@@ -174,10 +187,11 @@ function expertGroups(cfg: Cfg, E: number, nGroup: number, topkGroup: number): {
 }
 
 /**
- * DeepSeek's block (V2, V3 and the types read as V3): E per-expert Linear experts of `moe_intermediate_size` and
- * `nShared` shared experts as one MLP `nShared` times as wide, under model.layers.N.mlp., with the given router.
+ * The block of DeepSeek V2 / V3 (and the types read as V3) and ERNIE 4.5: E per-expert Linear experts
+ * (gate_proj / up_proj / down_proj) of `moe_intermediate_size` and `nShared` shared experts as one MLP `nShared` times
+ * as wide (`shared_experts.`), under model.layers.N.mlp., with the given router.
  */
-function deepseekBlock(base: HFMoESpecBase, L: string, cfg: Cfg, E: number, nShared: number, router: Pick<HFMoESpec, 'gateCls' | 'gateOptions' | 'router'>): HFMoESpec {
+function sharedExpertsBlock(base: HFMoESpecBase, L: string, cfg: Cfg, E: number, nShared: number, router: Pick<HFMoESpec, 'gateCls' | 'gateOptions' | 'router'>): HFMoESpec {
   const I = int(cfg, ['moe_intermediate_size'], {});
   return {
     ...base,
@@ -222,7 +236,7 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
   const nLayers = int(cfg, ['num_hidden_layers'], { optional: true });
   if (nLayers !== undefined && layer >= nLayers) throw new ConfigError('num_hidden_layers', `more than layer ${layer}`, nLayers);
   const H = int(cfg, ['hidden_size'], {});
-  const k = int(cfg, ['num_experts_per_tok', 'experts_per_token'], {});
+  const k = int(cfg, ['num_experts_per_tok', 'experts_per_token', 'moe_k'], {});
   const L = `model.layers.${layer}.`;
   const base: HFMoESpecBase = { modelType, layer, quant, compressedTensors, hiddenDim: H, topK: k, applyRouterWeightFirst: false, activation: { kind: 'silu', layout: 'concat' } };
   const perExpert: HFExpertLayout = { kind: 'per_expert', gate: 'gate_proj', up: 'up_proj', down: 'down_proj' };
@@ -288,7 +302,7 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
       const groups = method === 'greedy' ? { nGroup: 1, topkGroup: 1 } : expertGroups(cfg, E, int(cfg, ['n_group'], {}), int(cfg, ['topk_group'], {}));
       // transformers' default: two shared experts
       const nShared = int(cfg, ['n_shared_experts'], { optional: true, min: 0 }) ?? 2;
-      return deepseekBlock(base, L, cfg, E, nShared, { gateCls: DeepseekV2Gate, gateOptions: { normTopkProb: false, ...groups, routedScalingFactor: num(cfg, 'routed_scaling_factor', 1) }, router: { weight: 'gate.weight' } });
+      return sharedExpertsBlock(base, L, cfg, E, nShared, { gateCls: DeepseekV2Gate, gateOptions: { normTopkProb: false, ...groups, routedScalingFactor: num(cfg, 'routed_scaling_factor', 1) }, router: { weight: 'gate.weight' } });
     }
     case 'deepseek_v3': {
       checkSiluAct(cfg);
@@ -301,7 +315,7 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
       const groups = expertGroups(cfg, E, nGroup, int(cfg, ['topk_group'], { optional: true }) ?? nGroup);
       const nShared = int(cfg, ['n_shared_experts'], { optional: true, min: 0 }) ?? 0;
       const gateOptions = { normTopkProb: bool(cfg, 'norm_topk_prob', true), ...groups, routedScalingFactor: num(cfg, 'routed_scaling_factor', 1) };
-      return deepseekBlock(base, L, cfg, E, nShared, { gateCls: DeepseekV3Gate, gateOptions, router: { weight: 'gate.weight', correctionBias: 'gate.e_score_correction_bias' } });
+      return sharedExpertsBlock(base, L, cfg, E, nShared, { gateCls: DeepseekV3Gate, gateOptions, router: { weight: 'gate.weight', correctionBias: 'gate.e_score_correction_bias' } });
     }
     case 'minimax_m2': {
       // transformers' MiniMaxM2SparseMoeBlock: s = sigmoid(logits), top-k of s + e_score_correction_bias (the block's,
@@ -322,6 +336,19 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
         router: { weight: 'gate.weight', correctionBias: 'e_score_correction_bias' },
         experts: { kind: 'per_expert', gate: 'w1', up: 'w3', down: 'w2' },
       };
+    }
+    case 'ernie4_5_moe': {
+      // transformers' Ernie4_5_MoeSparseMoeBlock: p = softmax(logits) in f32, top-k of p + moe_statics'
+      // e_score_correction_bias ([1, E]), weights p / max(sum, moe_norm_min); shared experts moe_num_shared_experts x
+      // moe_intermediate_size wide; the expert Linears without biases (use_bias)
+      checkSiluAct(cfg);
+      if (bool(cfg, 'use_bias', false)) throw new UnsupportedError('config use_bias', 'true (ernie4_5_moe: Linear biases on the experts)', 'false');
+      const normMin = num(cfg, 'moe_norm_min', 1e-12);
+      if (normMin !== 1e-12) throw new UnsupportedError('config moe_norm_min', String(normMin), '1e-12 (the router kernel\'s bound)');
+      const E = int(cfg, ['moe_num_experts'], {});
+      const nShared = int(cfg, ['moe_num_shared_experts'], { optional: true, min: 0 }) ?? 0;
+      const router = { weight: 'gate.weight', correctionBias: 'moe_statics.e_score_correction_bias', correctionBiasShape: [1, E] };
+      return sharedExpertsBlock(base, L, cfg, E, nShared, { gateCls: Ernie45Gate, gateOptions: { normTopkProb: true }, router });
     }
     case 'gpt_oss': {
       return {

@@ -129,7 +129,11 @@ async function build<L extends MoELayer>(ck: MoECheckpoint, opts: HFLoadOptions,
     const sd = new Map<string, HostTensor>();
     sd.set('gate.weight', await read(routerName));
     if (spec.router.bias) sd.set('gate.bias', await read(prefix + spec.router.bias));
-    if (spec.router.correctionBias) sd.set('gate.e_score_correction_bias', await read(prefix + spec.router.correctionBias, 'float32'));
+    if (spec.router.correctionBias) {
+      // [E] as the gate holds it, whatever shape it is stored in (checked by plan: [E] values)
+      const cb = await read(prefix + spec.router.correctionBias, 'float32');
+      sd.set('gate.e_score_correction_bias', new HostTensor(cb.dtype, [spec.numExperts], cb.data));
+    }
     if (ct) {
       await readCTExperts(ck, ct.experts, ct.quant, 'experts', sd);
       // expert parallel: this rank keeps its own experts [e0, e1) (the containers are [E, ...])
@@ -190,7 +194,7 @@ function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need
   const { numExperts: E, hiddenDim: H, moeDim: I } = spec;
   const needs: Need[] = [{ name: prefix + spec.router.weight, shape: [E, H] }];
   if (spec.router.bias) needs.push({ name: prefix + spec.router.bias, shape: [E] });
-  if (spec.router.correctionBias) needs.push({ name: prefix + spec.router.correctionBias, shape: [E] });
+  if (spec.router.correctionBias) needs.push({ name: prefix + spec.router.correctionBias, shape: spec.router.correctionBiasShape ?? [E] });
   const ct = spec.compressedTensors ? planCompressedTensors(ck, spec, prefix) : undefined;
   // the checkpoint's quant config resolved for its tensor names and shapes, before the layer's options exist (the layer's is moeLayerConfig's, in build)
   const quant = ct ? normalizeQuantConfig(ct.quant) : spec.quant ? normalizeQuantConfig(spec.quant) : undefined;

@@ -8,9 +8,10 @@ import type { RefConfig, RefWeights } from './reference.js';
 /**
  * A checkpoint of the random case's layer under `prefix`: its router (`gate.weight`), the routed experts as
  * `experts.{e}.{gate,up,down}.weight` with the names `names` gives, and `extra` state-dict entries renamed
- * (state-dict name -> checkpoint name relative to the prefix); `config` is config.json.
+ * (state-dict name -> checkpoint name relative to the prefix, or that name and the shape it is stored in); `config`
+ * is config.json.
  */
-export function hubCheckpoint(sd: Map<string, HostTensor>, prefix: string, names: { gate: string; up: string; down: string }, extra: Record<string, string>, config: Record<string, unknown>): CheckpointSource {
+export function hubCheckpoint(sd: Map<string, HostTensor>, prefix: string, names: { gate: string; up: string; down: string }, extra: Record<string, string | { name: string; shape: number[] }>, config: Record<string, unknown>): CheckpointSource {
   const tensors: Record<string, HostTensor> = { [`${prefix}gate.weight`]: sd.get('gate.weight')! };
   const gu = sd.get('experts.gate_up_proj')!;
   const dn = sd.get('experts.down_proj')!;
@@ -26,7 +27,11 @@ export function hubCheckpoint(sd: Map<string, HostTensor>, prefix: string, names
     tensors[`${prefix}experts.${e}.${names.up}.weight`] = rows(gu, e, I, I);
     tensors[`${prefix}experts.${e}.${names.down}.weight`] = rows(dn, e, 0, H);
   }
-  for (const [from, to] of Object.entries(extra)) tensors[prefix + to] = sd.get(from)!;
+  for (const [from, to] of Object.entries(extra)) {
+    const t = sd.get(from)!;
+    if (typeof to === 'string') tensors[prefix + to] = t;
+    else tensors[prefix + to.name] = new HostTensor(t.dtype, to.shape, t.data);
+  }
   return memorySource({ 'config.json': new TextEncoder().encode(JSON.stringify(config)), 'model.safetensors': serializeSafetensors(tensors) });
 }
 

@@ -1,7 +1,7 @@
 // Random layers (not from a fixture) for the independent-reference tests.
 import { HostTensor, type DType } from '@webmoe/tensor';
 import { rng } from '@webmoe/kernels-wgsl/testing';
-import { MoEGate, SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV2Gate, DeepseekV3Gate, Llama4Gate, type MoEOptions } from '../src/index.js';
+import { MoEGate, SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV2Gate, DeepseekV3Gate, Ernie45Gate, Llama4Gate, type MoEOptions } from '../src/index.js';
 import { route, type RefConfig, type RefWeights } from './reference.js';
 
 export interface RandomCase {
@@ -55,6 +55,12 @@ export const CASES: RandomCase[] = [
     },
   },
   {
+    name: 'softmax probabilities + correction bias, renormalised (ERNIE-4.5-like) + two shared experts, bf16',
+    cfg: { H: 20, E: 9, k: 3, I: 10, router: 'softmax_biased', normTopkProb: true, act: { kind: 'silu' }, sharedDim: 20 },
+    dtype: 'bfloat16',
+    opts: { hiddenDim: 20, numExperts: 9, numExpertsPerToken: 3, moeDim: 10, gateCls: Ernie45Gate, hasSharedExperts: true, sharedExpertsDim: 20 },
+  },
+  {
     name: 'sigmoid top-1 applied to the input (Llama-4-like) + shared expert, f32',
     cfg: { H: 16, E: 4, k: 1, I: 8, router: 'sigmoid_topk', applyRouterWeightFirst: true, act: { kind: 'silu' }, sharedDim: 8 },
     dtype: 'float32',
@@ -87,7 +93,7 @@ export function buildCase(c: RandomCase, seed: number, T: number): { sd: Map<str
     down: make('experts.down_proj', [E, H, I], 1.5 / Math.sqrt(I)),
   };
   if (c.cfg.router === 'topk_softmax') w.gateBias = make('gate.bias', [E], 0.2);
-  if (c.cfg.router === 'sigmoid_grouped') w.corr = make('gate.e_score_correction_bias', [E], 0.3, 'float32');
+  if (c.cfg.router === 'sigmoid_grouped' || c.cfg.router === 'softmax_biased') w.corr = make('gate.e_score_correction_bias', [E], c.cfg.router === 'softmax_biased' ? 0.05 : 0.3, 'float32');
   if (c.opts.hasExpertBias) {
     w.gateUpBias = make('experts.gate_up_proj_bias', [E, 2 * I], 0.2);
     w.downBias = make('experts.down_proj_bias', [E, H], 0.2);

@@ -1,7 +1,7 @@
 // A plain, independent TypeScript implementation of docs/moe-semantics.md, one token at a time.
 // It shares no code with @webmoe/moe or @webmoe/kernels-wgsl.
 
-export type Router = 'raw_topk' | 'softmax_topk' | 'topk_softmax' | 'sigmoid_grouped' | 'sigmoid_topk' | 'softmax_grouped';
+export type Router = 'raw_topk' | 'softmax_topk' | 'topk_softmax' | 'sigmoid_grouped' | 'sigmoid_topk' | 'softmax_grouped' | 'softmax_biased';
 
 export interface RefConfig {
   H: number;
@@ -61,6 +61,22 @@ export function route(c: RefConfig, w: RefWeights, x: Float32Array, t: number): 
     let s = w.gateBias ? w.gateBias[e] : 0;
     for (let h = 0; h < H; h++) s += x[t * H + h] * w.gate[e * H + h];
     logits[e] = s;
+  }
+  if (c.router === 'softmax_biased') {
+    // ERNIE 4.5 (transformers' Ernie4_5_MoeSparseMoeBlock): softmax probabilities p; top-k of p + correction bias;
+    // weights p, divided by max(sum, 1e-12) when renormalised
+    const m = Math.max(...logits);
+    const p = logits.map((l) => Math.exp(l - m));
+    const z = p.reduce((a, b) => a + b, 0);
+    for (let e = 0; e < E; e++) p[e] /= z;
+    const score = p.map((v, e) => v + (w.corr ? w.corr[e] : 0));
+    const idx = topIdx(score, k);
+    let wts = idx.map((e) => p[e]);
+    if (c.normTopkProb) {
+      const s = wts.reduce((a, b) => a + b, 0);
+      wts = wts.map((v) => v / Math.max(s, 1e-12));
+    }
+    return { idx, wts, margin: gap(score, k) };
   }
   if (c.router === 'softmax_grouped') {
     // DeepSeek-V2 (transformers' DeepseekV2Moe): softmax probabilities p; group score = max p in the group; the
