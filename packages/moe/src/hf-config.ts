@@ -5,7 +5,7 @@ import { parseCompressedTensorsConfig, type CompressedTensorsConfig } from './co
 import { SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV2Gate, DeepseekV3Gate, Ernie45Gate, Llama4Gate, type GateClass, type GateOptions } from './gates.js';
 
 /** The MoE blocks `MoE.fromHuggingFace` loads, by the model type of their config. @example `HF_MOE_MODEL_TYPES.includes('olmoe') // true` */
-export const HF_MOE_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'minimax_m2', 'ernie4_5_moe', 'gpt_oss', 'llama4_text'] as const;
+export const HF_MOE_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'qwen3_vl_moe_text', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'minimax_m2', 'ernie4_5_moe', 'gpt_oss', 'llama4_text'] as const;
 /** One of {@link HF_MOE_MODEL_TYPES}. @example `const t: HFMoEModelType = 'gpt_oss';` */
 export type HFMoEModelType = (typeof HF_MOE_MODEL_TYPES)[number];
 
@@ -19,10 +19,23 @@ export type HFMoEModelType = (typeof HF_MOE_MODEL_TYPES)[number];
  *   `norm_topk_prob`, a shared expert scaled by sigmoid(`shared_expert_gate`)), same names, keys and sparse-layer rules;
  * - `llama4` (Llama 4 Scout / Maverick, `Llama4ForConditionalGeneration`): the `llama4_text` block, its config in
  *   `text_config` (a top-level `quantization_config` applies to it), its tensors under `language_model.model.layers.`
- *   (or `model.language_model.layers.`).
+ *   (or `model.language_model.layers.`);
+ * - `qwen3_vl_moe` (Qwen3-VL MoE, `Qwen3VLMoeForConditionalGeneration`): the `qwen3_vl_moe_text` block (Qwen3-MoE's
+ *   routing, always renormalised, with fused [in, out] experts), its config in `text_config`, its tensors under
+ *   `model.language_model.layers.`.
  * @example `HF_MOE_MODEL_TYPE_ALIASES.kimi_k2 // 'deepseek_v3'`
  */
-export const HF_MOE_MODEL_TYPE_ALIASES: Readonly<Record<string, HFMoEModelType>> = { kimi_k2: 'deepseek_v3', glm4_moe: 'deepseek_v3', dots1: 'deepseek_v3', qwen3_next: 'qwen2_moe', llama4: 'llama4_text' };
+export const HF_MOE_MODEL_TYPE_ALIASES: Readonly<Record<string, HFMoEModelType>> = {
+  kimi_k2: 'deepseek_v3',
+  glm4_moe: 'deepseek_v3',
+  dots1: 'deepseek_v3',
+  qwen3_next: 'qwen2_moe',
+  llama4: 'llama4_text',
+  qwen3_vl_moe: 'qwen3_vl_moe_text',
+};
+
+/** The aliases whose block config is their `text_config` (multimodal checkpoints), by the text model type expected there. */
+const TEXT_CONFIG_ALIASES: Readonly<Record<string, HFMoEModelType>> = { llama4: 'llama4_text', qwen3_vl_moe: 'qwen3_vl_moe_text' };
 
 /**
  * Why layer `layer` of a model of block type `modelType` is a dense MLP rather than an MoE block, as the ConfigError
@@ -33,7 +46,8 @@ export const HF_MOE_MODEL_TYPE_ALIASES: Readonly<Record<string, HFMoEModelType>>
 function denseLayer(cfg: Cfg, modelType: HFMoEModelType, layer: number): ConfigError | undefined {
   switch (modelType) {
     case 'qwen2_moe':
-    case 'qwen3_moe': {
+    case 'qwen3_moe':
+    case 'qwen3_vl_moe_text': {
       const only = cfg.mlp_only_layers ?? [];
       if (!Array.isArray(only)) throw new ConfigError('mlp_only_layers', 'a list of layer numbers', only);
       if (only.includes(layer)) return new ConfigError('mlp_only_layers', `layer ${layer} to be an MoE layer`, only);
@@ -89,7 +103,8 @@ function configObject(config: unknown): Cfg {
 
 /**
  * The config of the MoE block a checkpoint's config describes and its block type: the config itself for the types of
- * HF_MOE_MODEL_TYPES and the other aliases, `text_config` (with the top-level quantization_config) for llama4.
+ * HF_MOE_MODEL_TYPES and the other aliases, `text_config` (with the top-level quantization_config) for llama4 and
+ * qwen3_vl_moe.
  */
 function blockConfig(cfg: Cfg): { cfg: Cfg; modelType: HFMoEModelType } {
   const mt = cfg.model_type;
@@ -97,12 +112,13 @@ function blockConfig(cfg: Cfg): { cfg: Cfg; modelType: HFMoEModelType } {
   if (typeof mt !== 'string' || (!alias && !(HF_MOE_MODEL_TYPES as readonly string[]).includes(mt))) {
     throw new UnsupportedError('config model_type', JSON.stringify(mt), [...HF_MOE_MODEL_TYPES, ...Object.keys(HF_MOE_MODEL_TYPE_ALIASES)].join(', '));
   }
-  if (mt !== 'llama4') return { cfg, modelType: alias ?? (mt as HFMoEModelType) };
+  const textType = Object.hasOwn(TEXT_CONFIG_ALIASES, mt) ? TEXT_CONFIG_ALIASES[mt] : undefined;
+  if (!textType) return { cfg, modelType: alias ?? (mt as HFMoEModelType) };
   const text = cfg.text_config;
-  if (typeof text !== 'object' || text === null || Array.isArray(text)) throw new ConfigError('text_config', 'an object (the llama4_text config of a llama4 checkpoint)', text);
+  if (typeof text !== 'object' || text === null || Array.isArray(text)) throw new ConfigError('text_config', `an object (the ${textType} config of a ${mt} checkpoint)`, text);
   const tc = text as Cfg;
-  if (tc.model_type !== undefined && tc.model_type !== 'llama4_text') throw new ConfigError('text_config.model_type', '"llama4_text"', tc.model_type);
-  return { cfg: cfg.quantization_config === undefined ? tc : { ...tc, quantization_config: cfg.quantization_config }, modelType: 'llama4_text' };
+  if (tc.model_type !== undefined && tc.model_type !== textType) throw new ConfigError('text_config.model_type', JSON.stringify(textType), tc.model_type);
+  return { cfg: cfg.quantization_config === undefined ? tc : { ...tc, quantization_config: cfg.quantization_config }, modelType: textType };
 }
 
 /** How the routed experts are laid out in the checkpoint. @example `{ kind: 'per_expert', gate: 'w1', up: 'w3', down: 'w2' }` */
@@ -273,6 +289,21 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
         if (sd > 0) spec.shared = { prefix: 'shared_expert.', dim: sd, gate: 'shared_expert_gate.weight' };
       }
       return spec;
+    }
+    case 'qwen3_vl_moe_text': {
+      // transformers' Qwen3VLMoeTextSparseMoeBlock: Qwen3-MoE's softmax top-k, always renormalised (its
+      // config's norm_topk_prob is not read); experts fused [in, out] (gate_up_proj [E, H, 2I], gate half first)
+      checkSiluAct(cfg);
+      return {
+        ...base,
+        prefixes: [`model.language_model.layers.${layer}.mlp.`, `${L}mlp.`],
+        numExperts: int(cfg, ['num_experts', 'num_local_experts'], {}),
+        moeDim: int(cfg, ['moe_intermediate_size'], {}),
+        gateCls: SoftmaxTopKGate,
+        gateOptions: { normTopkProb: true },
+        router: { weight: 'gate.weight' },
+        experts: { kind: 'fused_in_out', bias: false },
+      };
     }
     case 'olmoe': {
       checkSiluAct(cfg);

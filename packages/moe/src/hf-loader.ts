@@ -219,7 +219,7 @@ function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need
     if (spec.shared.gate) needs.push({ name: prefix + spec.shared.gate, shape: [1, H] });
   }
   // Quantized checkpoints without a quantization_config still fail: their extra tensors (scales) are unexpected.
-  if (spec.modelType !== 'gpt_oss' && spec.modelType !== 'llama4_text' && ck.info(prefix + 'experts.gate_up_proj')) {
+  if (spec.experts.kind !== 'fused_in_out' && ck.info(prefix + 'experts.gate_up_proj')) {
     throw new UnsupportedError(`${prefix}experts.gate_up_proj`, `a fused expert layout for ${spec.modelType}`, 'per-expert gate/up/down tensors');
   }
   return { prefix, needs, ct };

@@ -4,7 +4,7 @@
 // names them `model.language_model.layers.`). Each is the HF fixture of the same block seen through that config and
 // those names; the layer must give the transformers golden, and the same output as the fixture loaded directly.
 import { describe, it, expect } from 'vitest';
-import { DeviceRef } from '@webmoe/tensor';
+import { DeviceRef, HostTensor } from '@webmoe/tensor';
 import { ConfigError, HF_MOE_MODEL_TYPE_ALIASES, MoE, UnsupportedError, hfMoELayers, parseHFMoEConfig, type MoECheckpoint } from '../src/index.js';
 import { fixtureCheckpoints, goldenTensors, loadGolden, relErr } from './helpers.js';
 import { patchedCheckpoint } from './ct-writer.js';
@@ -25,7 +25,7 @@ const llama4Config = (text: object): Record<string, unknown> => ({ architectures
 
 describe('published model types whose block the loader knows', () => {
   it('the aliases', () => {
-    expect(HF_MOE_MODEL_TYPE_ALIASES).toEqual({ kimi_k2: 'deepseek_v3', glm4_moe: 'deepseek_v3', dots1: 'deepseek_v3', qwen3_next: 'qwen2_moe', llama4: 'llama4_text' });
+    expect(HF_MOE_MODEL_TYPE_ALIASES).toEqual({ kimi_k2: 'deepseek_v3', glm4_moe: 'deepseek_v3', dots1: 'deepseek_v3', qwen3_next: 'qwen2_moe', llama4: 'llama4_text', qwen3_vl_moe: 'qwen3_vl_moe_text' });
   });
 
   for (const [type, arch, why] of [
@@ -44,6 +44,46 @@ describe('published model types whose block the loader knows', () => {
       await expectGoldenAsDirect(view, ck, 'deepseek_v3');
     });
   }
+
+  it('qwen3_vl_moe (Qwen3-VL MoE: text_config, tensors under model.language_model.layers., fused [in, out] experts; its block is Qwen3-MoE\'s, always renormalised): the qwen3_moe golden', async () => {
+    const ck = await open('qwen3_moe');
+    const c = ck.config as Record<string, unknown>;
+    const p = 'model.layers.0.mlp.';
+    const E = ck.tensorNames.filter((n) => n.startsWith(`${p}experts.`) && n.endsWith('.gate_proj.weight')).length;
+    const [I, H] = ck.info(`${p}experts.0.gate_proj.weight`)!.shape;
+    // the fused tensors as the hub stores them: gate_up_proj [E, H, 2I] (gate columns, then up), down_proj [E, I, H]
+    const gateUp = new Float32Array(E * H * 2 * I);
+    const down = new Float32Array(E * I * H);
+    for (let e = 0; e < E; e++) {
+      const g = (await ck.read(`${p}experts.${e}.gate_proj.weight`)).toFloat32();
+      const u = (await ck.read(`${p}experts.${e}.up_proj.weight`)).toFloat32();
+      const d = (await ck.read(`${p}experts.${e}.down_proj.weight`)).toFloat32();
+      for (let i = 0; i < I; i++) {
+        for (let h = 0; h < H; h++) {
+          gateUp[(e * H + h) * 2 * I + i] = g[i * H + h];
+          gateUp[(e * H + h) * 2 * I + I + i] = u[i * H + h];
+          down[(e * I + i) * H + h] = d[h * I + i];
+        }
+      }
+    }
+    const q = 'model.language_model.layers.0.mlp.';
+    const vl = patchedCheckpoint(ck, {
+      rename: (n) => n.replace('model.layers.', 'model.language_model.layers.'),
+      drop: (n) => n.includes('.experts.'),
+      add: new Map([
+        [`${q}experts.gate_up_proj`, HostTensor.fromFloat32([E, H, 2 * I], gateUp)],
+        [`${q}experts.down_proj`, HostTensor.fromFloat32([E, I, H], down)],
+      ]),
+      config: { model_type: 'qwen3_vl_moe', architectures: ['Qwen3VLMoeForConditionalGeneration'], text_config: { ...c, model_type: 'qwen3_vl_moe_text', num_experts: E }, vision_config: { model_type: 'qwen3_vl_moe' } },
+    });
+    const spec = parseHFMoEConfig(vl.config, 0);
+    expect([spec.modelType, spec.experts.kind, spec.numExperts]).toEqual(['qwen3_vl_moe_text', 'fused_in_out', E]);
+    const g = loadGolden('qwen3_moe');
+    const y = await (await MoE.fromHuggingFace({ source: vl, layer: 0, device: cpu })).forward(g.input);
+    expect(relErr(y, g.output)).toBeLessThan(g.f32Tol);
+    // a text_config of another model type is refused naming the field
+    expect(() => parseHFMoEConfig({ ...vl.config, text_config: { ...c, model_type: 'qwen3_moe' } }, 0)).toThrow(/text_config.model_type/);
+  });
 
   it('qwen3_next (Qwen3-Next: transformers\' Qwen3NextSparseMoeBlock is Qwen2-MoE\'s block): the qwen2_moe golden, gated shared expert included', async () => {
     const ck = await open('qwen2_moe');
