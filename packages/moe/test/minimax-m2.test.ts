@@ -11,11 +11,11 @@ import { hubCheckpoint } from './hub-checkpoint.js';
 
 const CASE = CASES.find((c) => c.name.includes('MiniMax-M2'))!;
 
-/** Layer 0 of a minimax_m2 checkpoint in memory from the random case's weights (`config` overrides keys). */
-function minimaxCheckpoint(seed: number, T: number, config: Record<string, unknown> = {}, withBias = true) {
+/** Layer 0 of a minimax_m2 checkpoint in memory from the random case's weights (`withBias`: with the block's correction bias). */
+function minimaxCheckpoint(seed: number, T: number, withBias = true) {
   const { H, E, I, k } = CASE.cfg;
   const { sd, w, x } = buildCase(CASE, seed, T);
-  const json = { architectures: ['MiniMaxM2ForCausalLM'], model_type: 'minimax_m2', hidden_size: H, hidden_act: 'silu', num_hidden_layers: 1, num_local_experts: E, num_experts_per_tok: k, intermediate_size: I, scoring_func: 'sigmoid', use_routing_bias: true, ...config };
+  const json = { architectures: ['MiniMaxM2ForCausalLM'], model_type: 'minimax_m2', hidden_size: H, hidden_act: 'silu', num_hidden_layers: 1, num_local_experts: E, num_experts_per_tok: k, intermediate_size: I, scoring_func: 'sigmoid', use_routing_bias: true };
   const extra = withBias ? { 'gate.e_score_correction_bias': 'e_score_correction_bias' } : {};
   return { source: hubCheckpoint(sd, 'model.layers.0.block_sparse_moe.', { gate: 'w1', up: 'w3', down: 'w2' }, extra, json), w, x };
 }
@@ -33,7 +33,7 @@ describe('minimax_m2 checkpoints', () => {
   });
 
   it('the block\'s correction bias is read: a checkpoint without it fails naming the tensor', async () => {
-    const { source } = minimaxCheckpoint(61, 1, {}, false);
+    const { source } = minimaxCheckpoint(61, 1, false);
     await expect(MoE.fromHuggingFace({ source, layer: 0, device: DeviceRef.CPU() })).rejects.toThrow(/block_sparse_moe\.e_score_correction_bias/);
   });
 

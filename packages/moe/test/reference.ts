@@ -53,6 +53,14 @@ function gap(vals: ArrayLike<number>, n: number, allowed?: (i: number) => boolea
   return n < s.length ? s[n - 1] - s[n] : Infinity;
 }
 
+/** The softmax of logits (max subtracted), in float64. */
+function softmax(logits: Float64Array): Float64Array {
+  const m = Math.max(...logits);
+  const p = logits.map((l) => Math.exp(l - m));
+  const z = p.reduce((a, b) => a + b, 0);
+  return p.map((v) => v / z);
+}
+
 /** Routing of one token: chosen experts, their weights and the selection margin. */
 export function route(c: RefConfig, w: RefWeights, x: Float32Array, t: number): { idx: number[]; wts: number[]; margin: number } {
   const { H, E, k } = c;
@@ -65,10 +73,7 @@ export function route(c: RefConfig, w: RefWeights, x: Float32Array, t: number): 
   if (c.router === 'softmax_biased') {
     // ERNIE 4.5 (transformers' Ernie4_5_MoeSparseMoeBlock): softmax probabilities p; top-k of p + correction bias;
     // weights p, divided by max(sum, 1e-12) when renormalised
-    const m = Math.max(...logits);
-    const p = logits.map((l) => Math.exp(l - m));
-    const z = p.reduce((a, b) => a + b, 0);
-    for (let e = 0; e < E; e++) p[e] /= z;
+    const p = softmax(logits);
     const score = p.map((v, e) => v + (w.corr ? w.corr[e] : 0));
     const idx = topIdx(score, k);
     let wts = idx.map((e) => p[e]);
@@ -81,10 +86,7 @@ export function route(c: RefConfig, w: RefWeights, x: Float32Array, t: number): 
   if (c.router === 'softmax_grouped') {
     // DeepSeek-V2 (transformers' DeepseekV2Moe): softmax probabilities p; group score = max p in the group; the
     // topkGroup best groups kept; top-k of p inside them; weights p (renormalised if asked) times the scaling factor
-    const m = Math.max(...logits);
-    const p = logits.map((l) => Math.exp(l - m));
-    const z = p.reduce((a, b) => a + b, 0);
-    for (let e = 0; e < E; e++) p[e] /= z;
+    const p = softmax(logits);
     const G = c.nGroup ?? 1;
     const per = E / G;
     const gs = Array.from({ length: G }, (_, g) => Math.max(...p.slice(g * per, (g + 1) * per)));
@@ -100,10 +102,7 @@ export function route(c: RefConfig, w: RefWeights, x: Float32Array, t: number): 
     return { idx, wts, margin: Math.min((c.topkGroup ?? G) < G ? gap(gs, c.topkGroup!) : Infinity, gap(p, k, allowed)) };
   }
   if (c.router === 'softmax_topk') {
-    const m = Math.max(...logits);
-    const p = logits.map((l) => Math.exp(l - m));
-    const z = p.reduce((a, b) => a + b, 0);
-    for (let e = 0; e < E; e++) p[e] /= z;
+    const p = softmax(logits);
     const idx = topIdx(p, k);
     let wts = idx.map((e) => p[e]);
     if (c.normTopkProb) {
