@@ -9,6 +9,7 @@ import { E8M0_WGSL, FP8_DECODE_WGSL } from '../wgsl.js';
 import {
   GEMV_GROUPS as GROUPS,
   GEMV_LANES as LANES,
+  NAN_FLAG_BITS,
   ROWS_CODECS,
   V8_WGSL,
   storeWgsl,
@@ -175,7 +176,7 @@ ${rows.flatMap((r) => parts.map((a) => {
   const pass = v.il ? unitPass : chunkPass;
   // a row whose codes held a NaN word outputs NaN (v.combine: after all the token's slots; `ind` the indent)
   const nanRows = (ind: string) =>
-    codec.nan ? rows.flatMap((r) => parts.map((a) => `${ind}if (bad${a}${r} != 0u) { ${ms.map((m) => `a${a}${r}_${m} = special_f32(0x7fc00000u, bad${a}${r});`).join(' ')} }`)).join('\n') : '';
+    codec.nan ? rows.flatMap((r) => parts.map((a) => `${ind}if ((bad${a}${r} & ${NAN_FLAG_BITS}) != 0u) { ${ms.map((m) => `a${a}${r}_${m} = special_f32(0x7fc00000u, bad${a}${r});`).join(' ')} }`)).join('\n') : '';
   // output o of token row m: the grouped row's store (rowScale, bias, activation), or the combined store (the slots'
   // router-weighted biases, the shared experts, the token's output row)
   const store = cmb

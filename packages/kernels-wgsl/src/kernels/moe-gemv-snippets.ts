@@ -138,9 +138,15 @@ export interface RowsCodec {
   zoff?: (z: string) => string;
   /** Power of two undoing the f16 placement, applied to each chunk's partial sums. */
   unit: number;
-  /** WGSL `fn nanw(w: u32) -> u32`: nonzero when word w holds a NaN code that the placement would miss. */
+  /**
+   * WGSL `fn nanw(w: u32) -> u32`: a flag word whose bits NAN_FLAG_BITS are set for the bytes of w holding a NaN code
+   * that the placement would miss; flag words are or-ed together and masked once, after the chunk loop.
+   */
   nan?: string;
 }
+
+/** WGSL: the bits of or-ed `RowsCodec.nan` flag words that mark a NaN code. */
+export const NAN_FLAG_BITS = '0x80808080u';
 
 /** The struct of 8 decoded values that the 4-bit codecs' `dw` returns (values 0-3 in lo, 4-7 in hi). */
 export const V8_WGSL = 'struct V8 { lo: vec4<f32>, hi: vec4<f32>, }';
@@ -181,7 +187,8 @@ fn dw(w: u32, z: vec4<f32>) -> V8 {
   let b = unpack2x16float((w & 0x80008000u) | ((w >> 1u) & 0x3f803f80u));
   return vec4<f32>(a.x, b.x, a.y, b.y);
 }`,
-    nan: `fn nanw(w: u32) -> u32 { let u = (w & 0x7f7f7f7fu) ^ 0x7f7f7f7fu; return (u - 0x01010101u) & ~u & 0x80808080u; }`,
+    // a byte's low 7 bits plus one reach bit 7 only from 0x7f (no carry leaves the byte): two operations a word
+    nan: `fn nanw(w: u32) -> u32 { return (w & 0x7f7f7f7fu) + 0x01010101u; }`,
     unit: 256,
   },
   // 16-bit dense weights (no scales): a bf16 is the high half of an f32; f16 pairs widen with unpack2x16float
