@@ -276,25 +276,32 @@ async function downOnEachKernel(cx: GpuContext, w: ExpertWeightsHost, x: Float32
 }
 
 /**
- * Every fp8 code through each decode GEMV path: down weights [1, 256, 32] whose row r holds code r in
+ * Every fp8 code through each decode GEMV path: down weights [1, 264, 32] whose row r < 256 holds code r in
  * column r % 32 and code 0 elsewhere, so output r is decode(r) * scale * x[r % 32]; NaN codes (e4m3
- * S.1111.111, e5m2 NaNs) give NaN, e5m2 infinities +-inf, subnormals their exact values.
+ * S.1111.111, e5m2 NaNs) give NaN, e5m2 infinities +-inf, subnormals their exact values. Rows 256-263 hold a NaN
+ * code (0x7f, then 0xff) in columns 0-3 and 4-7, so that each byte of a code word carries one (the paths test
+ * whole words for NaN codes).
  */
 describe('decode GEMV: all 256 fp8 codes', () => {
   for (const dtype of ['float8_e4m3fn', 'float8_e5m2'] as const) {
     it(`${dtype}: each code decodes like the reference on every path`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
       const cx = ctx;
-      const rows = 256, cols = 32;
+      const rows = 264, cols = 32;
       const q = new Uint8Array(rows * cols);
-      for (let r = 0; r < rows; r++) q[r * cols + (r % cols)] = r;
-      // blocks of 128 x 128 (partial in the columns): two scales, one per 128 rows
-      const scales = new Float32Array([0.75, 1.375]);
-      const w: ExpertWeightsHost = { kind: 'fp8_block', block: [128, 128], q: new HostTensor(dtype, [1, rows, cols], q), scaleInv: new HostTensor('float32', [1, 2, 1], scales) };
+      for (let r = 0; r < 256; r++) q[r * cols + (r % cols)] = r;
+      // NaN codes (0x7f and 0xff are NaN in both formats) at each byte position of a word
+      const nanCode = (j: number) => (j < 4 ? 0x7f : 0xff);
+      for (let j = 0; j < 8; j++) q[(256 + j) * cols + j] = nanCode(j);
+      // blocks of 128 x 128 (partial in the rows and columns): three scales, one per 128 rows
+      const scales = new Float32Array([0.75, 1.375, 0.5]);
+      const w: ExpertWeightsHost = { kind: 'fp8_block', block: [128, 128], q: new HostTensor(dtype, [1, rows, cols], q), scaleInv: new HostTensor('float32', [1, 3, 1], scales) };
       const x = randomArray(rng(9), cols, 0.5, 2);
       const dec = dtype === 'float8_e4m3fn' ? e4m3ToF32 : e5m2ToF32;
       // the expected values from the per-code decoder, checked against the reference GEMM first
-      const want = Float32Array.from({ length: rows }, (_, r) => Math.fround(Math.fround(dec(r) * scales[r >> 7]) * x[r % cols]));
+      const code = (r: number) => (r < 256 ? r : nanCode(r - 256));
+      const want = Float32Array.from({ length: rows }, (_, r) => Math.fround(Math.fround(dec(code(r)) * scales[r >> 7]) * x[r < 256 ? r % cols : r - 256]));
+      expect(want.subarray(256).every(Number.isNaN)).toBe(true);
       const g = groupRef(new Uint32Array([0]), 1, 1, 1);
       const ref = groupedDownRef(x, g, w, undefined);
       expect(Array.from(ref).map(String)).toEqual(Array.from(want).map(String));
@@ -304,7 +311,7 @@ describe('decode GEMV: all 256 fp8 codes', () => {
         const bad = Array.from(o.y).flatMap((v, r) => {
           const u = want[r];
           const ok = Number.isNaN(u) ? Number.isNaN(v) : !Number.isFinite(u) ? v === u : Math.abs(v - u) <= 1e-6 * Math.abs(u);
-          return ok ? [] : [`code 0x${r.toString(16)}: ${v} vs ${u}`];
+          return ok ? [] : [`row ${r} (code 0x${code(r).toString(16)}): ${v} vs ${u}`];
         });
         expect(bad, `${dtype} ${o.kernel}`).toEqual([]);
       }
