@@ -96,9 +96,32 @@ export const MODELS: readonly ModelSpec[] = [
     name: 'llama4-maverick', H: 5120, I: 8192, E: 128, k: 1, shared: 1, bias: false, act: silu, dtypes: ['bf16'], routerWeightFirst: true,
     router: { kind: 'sigmoid_topk', numExperts: 128, topK: 1, normTopkProb: false },
   },
+  {
+    // GLM-4.5-Air (glm4_moe: transformers routes it as DeepSeek-V3's block): sigmoid + correction bias, one group, renormalised, scaling 1
+    name: 'glm-4.5-air', H: 4096, I: 1408, E: 128, k: 8, shared: 1, bias: false, act: silu, dtypes: ['bf16'],
+    router: { kind: 'sigmoid_grouped', numExperts: 128, topK: 8, normTopkProb: true, nGroup: 1, topkGroup: 1, routedScalingFactor: 1 },
+  },
+  {
+    // MiniMax-M2: sigmoid + correction bias, renormalised, no shared expert
+    name: 'minimax-m2', H: 3072, I: 1536, E: 256, k: 8, shared: 0, bias: false, act: silu, dtypes: ['bf16', 'fp8'],
+    router: { kind: 'sigmoid_grouped', numExperts: 256, topK: 8, normTopkProb: true, nGroup: 1, topkGroup: 1, routedScalingFactor: 1 },
+  },
+  {
+    // ERNIE-4.5-21B-A3B: top-k of softmax probability + correction bias, two shared experts
+    name: 'ernie-4.5-21b-a3b', H: 2560, I: 1536, E: 64, k: 6, shared: 2, bias: false, act: silu, dtypes: ['bf16'],
+    router: { kind: 'softmax_biased', numExperts: 64, topK: 6, normTopkProb: true },
+  },
+  {
+    // DeepSeek-V2 (236B): group-limited greedy over 8 groups (3 kept), weights times 16, two shared experts
+    name: 'deepseek-v2', H: 5120, I: 1536, E: 160, k: 6, shared: 2, bias: false, act: silu, dtypes: ['bf16'],
+    router: { kind: 'softmax_grouped', numExperts: 160, topK: 6, normTopkProb: false, nGroup: 8, topkGroup: 3, routedScalingFactor: 16 },
+  },
 ];
 
-/** The models of a run without --models (Kimi-K2 and Llama-4-Maverick, 34 and 32 GB of bf16 experts, on request). */
+/**
+ * The models of a run without --models (Kimi-K2 and Llama-4-Maverick, 34 and 32 GB of bf16 experts, GLM-4.5-Air,
+ * MiniMax-M2, ERNIE-4.5-21B-A3B and DeepSeek-V2 on request).
+ */
 export const DEFAULT_MODELS: readonly string[] = ['mixtral-8x7b', 'qwen3-30b-a3b', 'gpt-oss-20b', 'deepseek-v2-lite', 'deepseek-v3'];
 
 /** Token counts of the full run. */

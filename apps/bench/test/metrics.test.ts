@@ -93,7 +93,13 @@ describe('bytes and flops', () => {
       ['deepseek-v3', 7168, 2048, 256, 8, 1],
       ['kimi-k2', 7168, 2048, 384, 8, 1],
       ['llama4-maverick', 5120, 8192, 128, 1, 1],
+      ['glm-4.5-air', 4096, 1408, 128, 8, 1],
+      ['minimax-m2', 3072, 1536, 256, 8, 0],
+      ['ernie-4.5-21b-a3b', 2560, 1536, 64, 6, 2],
+      ['deepseek-v2', 5120, 1536, 160, 6, 2],
     ]);
+    expect(findModel('deepseek-v2').router).toMatchObject({ kind: 'softmax_grouped', nGroup: 8, topkGroup: 3, routedScalingFactor: 16 });
+    expect(findModel('ernie-4.5-21b-a3b').router.kind).toBe('softmax_biased');
     expect(findModel('kimi-k2').router).toMatchObject({ kind: 'sigmoid_grouped', nGroup: 1, topkGroup: 1, routedScalingFactor: 2.827 });
     expect(findModel('llama4-maverick')).toMatchObject({ routerWeightFirst: true, router: { kind: 'sigmoid_topk', topK: 1 } });
     expect(findModel('deepseek-v3').dtypes).toEqual(['bf16', 'fp8']);

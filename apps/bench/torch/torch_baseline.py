@@ -35,6 +35,11 @@ SHAPES = {
  'kimi-k2':          ('deepseek_v3', 'DeepseekV3MoE', dict(hidden_size=7168, moe_intermediate_size=2048, n_routed_experts=384, num_experts_per_tok=8, n_group=1, topk_group=1, n_shared_experts=1, norm_topk_prob=True, routed_scaling_factor=2.827), 7168, 2048, 384, 8, 1),
  # module llama4, config model type llama4_text (the 9th field)
  'llama4-maverick':  ('llama4', 'Llama4TextMoe', dict(hidden_size=5120, intermediate_size=8192, intermediate_size_mlp=16384, num_local_experts=128, num_experts_per_tok=1), 5120, 8192, 128, 1, 1, 'llama4_text'),
+ # the bench's rows of the model types added in session 20 (on request, as in apps/bench/src/models.ts)
+ 'glm-4.5-air':      ('glm4_moe', 'Glm4MoeMoE', dict(hidden_size=4096, moe_intermediate_size=1408, n_routed_experts=128, num_experts_per_tok=8, n_group=1, topk_group=1, n_shared_experts=1, norm_topk_prob=True, routed_scaling_factor=1.0), 4096, 1408, 128, 8, 1),
+ 'minimax-m2':       ('minimax_m2', 'MiniMaxM2SparseMoeBlock', dict(hidden_size=3072, intermediate_size=1536, num_local_experts=256, num_experts_per_tok=8, scoring_func='sigmoid', use_routing_bias=True, head_dim=128), 3072, 1536, 256, 8, 0),
+ 'ernie-4.5-21b-a3b': ('ernie4_5_moe', 'Ernie4_5_MoeSparseMoeBlock', dict(hidden_size=2560, moe_intermediate_size=1536, moe_num_experts=64, moe_k=6, moe_num_shared_experts=2, use_bias=False), 2560, 1536, 64, 6, 2),
+ 'deepseek-v2':      ('deepseek_v2', 'DeepseekV2Moe', dict(hidden_size=5120, moe_intermediate_size=1536, n_routed_experts=160, num_experts_per_tok=6, n_shared_experts=2, topk_method='group_limited_greedy', n_group=8, topk_group=3, routed_scaling_factor=16.0, norm_topk_prob=False), 5120, 1536, 160, 6, 2),
 }
 # the bench's full run (kimi-k2 and llama4-maverick, 34 and 32 GB in bf16, on request: --models kimi-k2,llama4-maverick)
 DEFAULT_MODELS = ['mixtral-8x7b', 'qwen3-30b-a3b', 'gpt-oss-20b', 'deepseek-v2-lite', 'deepseek-v3']
