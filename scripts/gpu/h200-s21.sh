@@ -3,6 +3,10 @@
 #   1: session 20's mode 6 (DeepSeek-V2 / MiniMax-M2 / ERNIE goldens from transformers) and mode 5's decode ablations
 #      (as they are, the weight loads, the decode, the x loads, all but the weights, Dawn's bounds clamps off).
 #   2: session 20's mode 1 (the whole GPU test bundle; the bf16 layer vs HF grouped_mm at T = 128 / 512 / 4096).
+#   3: (one call where starts keep failing) the goldens of 1, the whole GPU test bundle, and the decode GEMVs as they
+#      are and without their decode, x and scale loads (the ablation that tells per-value work from latency).
+#   4: the bench's new rows (GLM-4.5-Air, MiniMax-M2, ERNIE-4.5-21B-A3B, DeepSeek-V2; bf16, MiniMax-M2 fp8 too) at
+#      T = 1 / 16 / 512 beside their PyTorch peers (grouped_mm and eager) from the same call.
 # Kit: bash scripts/gpu/build-kit.sh
 set -u
 OUT=${OUT:-/tmp/out}
@@ -25,5 +29,28 @@ case "${1:-1}" in
     ;;
   2)
     bash "$D/h200-s20.sh" 1
+    ;;
+  3)
+    timeout 100 python3 scripts/fixtures/make-hf-blocks.py /tmp/hf-blocks > "$OUT/make-hf-blocks.txt" 2>&1
+    echo "make-hf-blocks rc=$?" >> "$OUT/make-hf-blocks.txt"; tail -3 "$OUT/make-hf-blocks.txt"
+    tar czf "$OUT/hf-blocks.tar.gz" -C /tmp hf-blocks
+    . "$D/prefill-bench-run.sh"
+    GPU_TESTS 320
+    gzip -9 "$OUT/gpu-tests.txt"
+    i=0
+    for ab in none decode+x+scale+nan; do
+      i=$((i + 1)); A=(); case "$ab" in none) ;; *) A=(--ablate "$ab") ;; esac
+      timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
+      echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
+      echo "== $ab"; grep -E "T=1 +rows|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-200
+    done
+    (cd "$OUT" && tar czf ablate.tgz ablate-* && rm -f ablate-*)
+    ;;
+  4)
+    M=glm-4.5-air,minimax-m2,ernie-4.5-21b-a3b,deepseek-v2
+    timeout 300 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models "$M" --tokens 1,16,512 --iters 10 --stack 8 --json "$OUT/new-models.json" > "$OUT/new-models.txt" 2>&1
+    echo "bench rc=$?" >> "$OUT/new-models.txt"; grep -hE "^(model|glm|minimax|ernie|deepseek)|rc=" "$OUT/new-models.txt" | cut -c1-200
+    timeout 200 python3 .gpu-kit/torch_baseline.py "$OUT/torch-new.json" --models "$M" --tokens 1,16,512 --impls eager,grouped_mm --iters 10 --stack 8 --stack-gib 60 > "$OUT/torch-new.txt" 2>&1
+    echo "torch rc=$?" >> "$OUT/torch-new.txt"; grep -E "T=|rc=|failed" "$OUT/torch-new.txt" | cut -c1-200
     ;;
 esac
