@@ -5,6 +5,9 @@
 #   2: session 20's mode 1 (the whole GPU test bundle; the bf16 layer vs HF grouped_mm at T = 128 / 512 / 4096).
 #   3: (one call where starts keep failing) the goldens of 1, the whole GPU test bundle, and the decode GEMVs as they
 #      are and without their decode, x and scale loads (the ablation that tells per-value work from latency).
+#   5: call 3 within ~400 s (the budget left after failed starts): the goldens, the GPU tests of what changed since
+#      the last whole bundle (router kinds, route_decode, the GEMVs' NaN check, DeepSeek-V2 and the fixtures,
+#      prefill goldens, random layers), the decode GEMVs as they are and without their decode, x and scale loads.
 #   4: the bench's new rows (GLM-4.5-Air, MiniMax-M2, ERNIE-4.5-21B-A3B, DeepSeek-V2; bf16, MiniMax-M2 fp8 too) at
 #      T = 1 / 16 / 512 beside their PyTorch peers (grouped_mm and eager) from the same call.
 # Kit: bash scripts/gpu/build-kit.sh
@@ -41,6 +44,22 @@ case "${1:-1}" in
     for ab in none decode+x+scale+nan; do
       i=$((i + 1)); A=(); case "$ab" in none) ;; *) A=(--ablate "$ab") ;; esac
       timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
+      echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
+      echo "== $ab"; grep -E "T=1 +rows|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-200
+    done
+    (cd "$OUT" && tar czf ablate.tgz ablate-* && rm -f ablate-*)
+    ;;
+  5)
+    timeout 60 python3 scripts/fixtures/make-hf-blocks.py /tmp/hf-blocks > "$OUT/make-hf-blocks.txt" 2>&1
+    echo "make-hf-blocks rc=$?" >> "$OUT/make-hf-blocks.txt"; tail -3 "$OUT/make-hf-blocks.txt"
+    tar czf "$OUT/hf-blocks.tar.gz" -C /tmp hf-blocks
+    . "$D/prefill-bench-run.sh"
+    GPU_TESTS 200 router decode-grouping moe-gemv deepseek-v2 fixtures.gpu prefill-golden moe/test/random.gpu
+    gzip -9 "$OUT/gpu-tests.txt"
+    i=0
+    for ab in none decode+x+scale+nan; do
+      i=$((i + 1)); A=(); case "$ab" in none) ;; *) A=(--ablate "$ab") ;; esac
+      timeout 50 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
       echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
       echo "== $ab"; grep -E "T=1 +rows|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-200
     done
