@@ -8,6 +8,8 @@
 #   5: call 3 within ~400 s (the budget left after failed starts): the goldens, the GPU tests of what changed since
 #      the last whole bundle (router kinds, route_decode, the GEMVs' NaN check, DeepSeek-V2 and the fixtures,
 #      prefill goldens, random layers), the decode GEMVs as they are and without their decode, x and scale loads.
+#   6: call 5 within ~280 s: the goldens, the GPU tests of the router kinds, the GEMVs' NaN check and DeepSeek-V2,
+#      and the decode ablation (as they are / without decode, x and scale loads).
 #   4: the bench's new rows (GLM-4.5-Air, MiniMax-M2, ERNIE-4.5-21B-A3B, DeepSeek-V2; bf16, MiniMax-M2 fp8 too) at
 #      T = 1 / 16 / 512 beside their PyTorch peers (grouped_mm and eager) from the same call.
 # Kit: bash scripts/gpu/build-kit.sh
@@ -64,6 +66,20 @@ case "${1:-1}" in
       echo "== $ab"; grep -E "T=1 +rows|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-200
     done
     (cd "$OUT" && tar czf ablate.tgz ablate-* && rm -f ablate-*)
+    ;;
+  6)
+    timeout 50 python3 scripts/fixtures/make-hf-blocks.py /tmp/hf-blocks > "$OUT/make-hf-blocks.txt" 2>&1
+    echo "make-hf-blocks rc=$?" >> "$OUT/make-hf-blocks.txt"; tail -3 "$OUT/make-hf-blocks.txt"
+    tar czf "$OUT/hf-blocks.tar.gz" -C /tmp hf-blocks
+    . "$D/prefill-bench-run.sh"
+    GPU_TESTS 130 router moe-gemv-quant deepseek-v2
+    i=0
+    for ab in none decode+x+scale+nan; do
+      i=$((i + 1)); A=(); case "$ab" in none) ;; *) A=(--ablate "$ab") ;; esac
+      timeout 40 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
+      echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
+      echo "== $ab"; grep -E "T=1 +rows|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-200
+    done
     ;;
   4)
     M=glm-4.5-air,minimax-m2,ernie-4.5-21b-a3b,deepseek-v2
