@@ -34,10 +34,10 @@ import {
   type GpuContext,
 } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
-import { FAST_MIN_ROWS_PER_EXPERT, fastGemmKind, fastWeightFormat, planFastGemm, sgmatSupported, type FastGemmKind, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
+import { fastGemmKind, fastWeightFormat, planFastGemm, sgmatSupported, type FastGemmKind, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
 import { SGMAT_SHAPES, sgmatLayout, type FastGemmVariant } from '../src/kernels/grouped-gemm-fast-shapes.js';
 import { groupedGemmSgmatKernel } from '../src/kernels/grouped-gemm-sgmat-wgsl.js';
-import { sgmatTileFor } from '../src/kernels/plan.js';
+import { fastGemmMinRowsPerExpert, sgmatTileFor } from '../src/kernels/plan.js';
 import { firstBitDiff, hostGrouping, naiveDown, naiveGateUp, randomIdx, runSgmatCase, uploadGrouping } from './grouped-helpers.js';
 import { randomZeros } from './quant-helpers.js';
 
@@ -293,12 +293,13 @@ describe('f16-staged kernels with inputs beyond f16 range (per-row power-of-two 
 });
 
 describe('fast path selection', () => {
-  it('routes dense prefill calls (T*k >= FAST_MIN_ROWS_PER_EXPERT * E, K % 8 == 0) and nothing else', async (t) => {
+  it('routes dense prefill calls (T*k >= fastGemmMinRowsPerExpert * E, K % 8 == 0) and nothing else', async (t) => {
     if (!ctx) return t.skip('no WebGPU adapter');
     const w = { kind: 'dense' as const, w: GpuTensor.empty(ctx, 'bfloat16', [4, 16, 32]) };
     try {
-      const minRows = FAST_MIN_ROWS_PER_EXPERT[fastGemmKind(ctx, undefined, 'bfloat16')] * 4;
-      expect(minRows).toBe(sgmatSupported(ctx) ? 32 : 256);
+      const minRows = fastGemmMinRowsPerExpert(fastGemmKind(ctx, undefined, 'bfloat16'), ctx.adapterInfo.software) * 4;
+      // 8 rows per expert on the matrix units, 64 on the f32 FMA tiles of a GPU, 32 on a software adapter's
+      expect(minRows).toBe(sgmatSupported(ctx) ? 32 : ctx.adapterInfo.software ? 128 : 256);
       expect(planFastGemm(ctx, {}, w, minRows, 4, 16, 32, 'down')).toBeDefined();
       expect(planFastGemm(ctx, {}, w, minRows - 1, 4, 16, 32, 'down')).toBeUndefined();
       expect(planFastGemm(ctx, { tile: 'fast' }, w, 3, 4, 16, 32, 'down')).toBeDefined();
@@ -355,8 +356,8 @@ describe('fast path selection', () => {
         // Default kind and row threshold as for 16-bit weights.
         const kind = fastGemmKind(ctx, undefined, wf);
         expect(kind).toBe(sgmatSupported(ctx) ? 'subgroup-matrix' : 'f32');
-        expect(planFastGemm(ctx, {}, w, FAST_MIN_ROWS_PER_EXPERT[kind] * E, E, rows, K, 'down')?.kind).toBe(kind);
-        expect(planFastGemm(ctx, {}, w, FAST_MIN_ROWS_PER_EXPERT[kind] * E - 1, E, rows, K, 'down')).toBeUndefined();
+        expect(planFastGemm(ctx, {}, w, fastGemmMinRowsPerExpert(kind, ctx.adapterInfo.software) * E, E, rows, K, 'down')?.kind).toBe(kind);
+        expect(planFastGemm(ctx, {}, w, fastGemmMinRowsPerExpert(kind, ctx.adapterInfo.software) * E - 1, E, rows, K, 'down')).toBeUndefined();
         expect(planFastGemm(ctx, { tile: 'fast', actQuant: 'fp8_dynamic' }, w, 4096, E, rows, K, 'down')).toBeUndefined();
       }
     } finally {

@@ -92,6 +92,11 @@ describe('kernel planner', () => {
     expect(useFastGemm('subgroup-matrix', 63, 8)).toBe(false);
     expect(useFastGemm('f32', 511, 8)).toBe(false);
     expect(useFastGemm('f32', 512, 8)).toBe(true);
+    // software adapters: the f32 FMA tiles from 32 rows per expert (the subgroup-matrix and f16 kinds as on GPUs)
+    expect(useFastGemm('f32', 255, 8, true)).toBe(false);
+    expect(useFastGemm('f32', 256, 8, true)).toBe(true);
+    expect(useFastGemm('f16', 256, 8, true)).toBe(false);
+    expect(useFastGemm('subgroup-matrix', 64, 8, true)).toBe(true);
   });
   it('expert GEMMs: weight-only activations and supported containers take the GEMVs, auto by the crossover, forced otherwise', () => {
     const base = { k: 2, E: 8, actQuant: 'none', gemvSupported: true } as const;

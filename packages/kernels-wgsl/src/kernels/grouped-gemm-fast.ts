@@ -6,7 +6,7 @@
  * (fp8_block, int_block 4/8 bits, mxfp4; decoded at staging) with K % 8 == 0
  * and no scale block boundary inside an aligned group of 8 values
  * (fastWeightFormat), no actQuant, and either `tile: 'fast'` is passed or
- * the call is prefill-sized (FAST_MIN_ROWS_PER_EXPERT). Which fast kernel
+ * the call is prefill-sized (plan.ts fastGemmMinRowsPerExpert). Which fast kernel
  * runs by default:
  *
  * - 'subgroup-matrix' (tensor cores, f16 operands, f32 accumulation) for
@@ -31,7 +31,7 @@ import { foldWorkgroups, type Recorder, warmPipeline } from '../runtime/kernel.j
 import type { ExpertWeightsGpu } from './moe-types.js';
 import type { ExpertActQuantOptions } from './quant-ref.js';
 import { expertDims } from './expert-weights.js';
-import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatDequantExperts, sgmatDequantUnasked, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
+import { SGMAT_CHOICES, chooseFastGemmKind, sgmatDequantExperts, sgmatDequantUnasked, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, tileOutputs, type FastGemmVariant, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
 import { ROW_ABSMAX_VARIANT, groupedGemmFastKernel, halfRowsKernel, rowAbsMaxKernel, splitKReduceKernel } from './grouped-gemm-fast-wgsl.js';
@@ -123,8 +123,6 @@ export function fastGemmKind(ctx: GpuContext, want?: FastGemmKind, wf?: string):
   return chooseFastGemmKind({ subgroupMatrix: sgmatSupported(ctx), shaderF16: ctx.features.shaderF16 }, want, wf);
 }
 
-/** Average grouped rows per expert from which a call takes the fast path by default, by kernel (plan.ts). */
-export const FAST_MIN_ROWS_PER_EXPERT = KERNEL_CROSSOVERS.fastMinRowsPerExpert;
 
 /**
  * The weight format the fast kernels read for a container with K input
@@ -157,7 +155,7 @@ export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFo
  * Plans the fast path, or returns undefined when the call must take the
  * tiled path: weights the fast kernels cannot read (fastWeightFormat), actQuant on, or (without
  * `tile: 'fast'`) fewer rows per expert on average than
- * FAST_MIN_ROWS_PER_EXPERT of the kernel.
+ * plan.ts fastGemmMinRowsPerExpert of the kernel.
  */
 export function planFastGemm(ctx: GpuContext, opts: FastGemmOptions & Pick<ExpertActQuantOptions, 'actQuant'>, w: ExpertWeightsGpu, rows: number, E: number, N: number, K: number, op: 'gate_up' | 'down'): FastGemmPlan | undefined {
   if (opts.tile !== undefined && opts.tile !== 'fast') return undefined;
@@ -186,7 +184,7 @@ export interface FastGemmOptions {
    * Force the tile shape (tests / tuning): 'decode' (4 rows x 32 outputs), 'prefill' (32 x 32) or 'fast' (the
    * prefill kernels of grouped-gemm-fast.ts, dense or packed weights; falls back to 'prefill' where they do not
    * apply: K % 8 != 0, a scale block boundary inside 8 values, actQuant). Default: by rows per expert ('fast'
-   * from FAST_MIN_ROWS_PER_EXPERT rows per expert).
+   * from plan.ts fastGemmMinRowsPerExpert rows per expert).
    */
   tile?: 'decode' | 'prefill' | 'fast';
   /** With the fast path: which kernel ('subgroup-matrix' | 'f16' | 'f32'; default 'subgroup-matrix' for bfloat16/float16 and packed weights where supported, else 'f32'; an unavailable one falls back to 'f32'). */
@@ -228,7 +226,7 @@ export interface FastGemmOptions {
 function planFastFormat(ctx: GpuContext, opts: FastGemmOptions & Pick<ExpertActQuantOptions, 'actQuant'>, wfmt: FastWeightFormat, rows: number, E: number, N: number, K: number, op: 'gate_up' | 'down'): FastGemmPlan | undefined {
   if (opts.sgmatShape !== undefined && !Object.hasOwn(SGMAT_SHAPES, opts.sgmatShape)) throw new ValueError('sgmatShape', `one of ${Object.keys(SGMAT_SHAPES).join(' | ')} | undefined`, opts.sgmatShape);
   let kind = fastGemmKind(ctx, opts.fast, wfmt.wf);
-  if (opts.tile !== 'fast' && !useFastGemm(kind, rows, E)) return undefined;
+  if (opts.tile !== 'fast' && !useFastGemm(kind, rows, E, ctx.adapterInfo.software)) return undefined;
   // Subgroup-matrix: the asked shape (x gathered unless asked otherwise), else plan.ts's tile where this device holds
   // its workgroup memory, else the default shape; a shape this device cannot hold falls back to the f32 kernel.
   const tile = kind !== 'subgroup-matrix' ? undefined : opts.sgmatShape !== undefined ? { shape: opts.sgmatShape, xRows: 'gather' as const } : plannedSgmatTile(ctx, rows, E, N, wfmt.wf);

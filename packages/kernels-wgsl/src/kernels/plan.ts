@@ -68,6 +68,16 @@ export const KERNEL_CROSSOVERS = {
   /** Fast prefill GEMMs from this many grouped rows per expert on average, by kernel. */
   fastMinRowsPerExpert: { 'subgroup-matrix': 8, f16: 64, f32: 64 } as Readonly<Record<FastGemmKind, number>>,
   /**
+   * Software adapters: the f32 FMA tiles from this many grouped rows per expert on average (the 32 x 32 tile below).
+   * Lavapipe 2026-12-06 (bench bf16, device ms with the f32 kernel from 64 / from 24 rows per expert, two runs each,
+   * alternating): Qwen3-30B/s8 (E 16, k 8) T = 48 (24 rows) 30.8, 42.0 / 45.3, 48.7; T = 64 (32) 64.3, 47.2 / 48.9,
+   * 37.5; T = 80 (40) 82.7, 66.6 / 50.2, 39.3; Mixtral/s16 (E 4, k 2) T = 64 (32) 115, 84.9 / 88.7, 66.3; T = 80 (40)
+   * 158, 120 / 90.6, 73.6; DeepSeek-V2-Lite/s8 (E 8, k 6) T = 64 (48) 93.1, 69.5 / 67.6, 57.3; T = 80 (60) 131, 95.2 /
+   * 81.4, 61.1; DeepSeek-V2/s16 (E 16, k 6) T = 48 (18) 58.6, 100 / 94.6, 90.5; T = 64 (24) 70.3, 65.9 / 69.4, 57.3;
+   * T = 80 (30) 80.7, 82.0 / 81.8, 62.6.
+   */
+  fastMinRowsPerExpertSoftware: 32,
+  /**
    * Decode routing (router top-k, grouping, active-expert list) in one single-workgroup dispatch
    * (route_decode) for at most this many tokens; beyond, the router's one workgroup per token
    * followed by group_decode.
@@ -416,9 +426,21 @@ export function tiledGemmTile(rows: number, E: number): 'decode' | 'prefill' {
   return perExpert < KERNEL_CROSSOVERS.decodeTileRowsPerExpert ? 'decode' : 'prefill';
 }
 
-/** Whether `rows` grouped rows over E experts take the fast prefill kernel `kind` by default. */
-export function useFastGemm(kind: FastGemmKind, rows: number, E: number): boolean {
-  return rows >= KERNEL_CROSSOVERS.fastMinRowsPerExpert[kind] * E;
+/**
+ * Grouped rows per expert on average from which the fast prefill kernel `kind` is the default (`softwareAdapter`:
+ * the context's adapterInfo.software, whose f32 kernel has a crossover of its own).
+ * @example `fastGemmMinRowsPerExpert('f32', true) // 32`
+ */
+export function fastGemmMinRowsPerExpert(kind: FastGemmKind, softwareAdapter = false): number {
+  return softwareAdapter && kind === 'f32' ? KERNEL_CROSSOVERS.fastMinRowsPerExpertSoftware : KERNEL_CROSSOVERS.fastMinRowsPerExpert[kind];
+}
+
+/**
+ * Whether `rows` grouped rows over E experts take the fast prefill kernel `kind` by default.
+ * @example `useFastGemm('f32', 256, 8, true) // true`
+ */
+export function useFastGemm(kind: FastGemmKind, rows: number, E: number, softwareAdapter = false): boolean {
+  return rows >= fastGemmMinRowsPerExpert(kind, softwareAdapter) * E;
 }
 
 /**
