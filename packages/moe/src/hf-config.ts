@@ -5,7 +5,7 @@ import { parseCompressedTensorsConfig, type CompressedTensorsConfig } from './co
 import { SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV2Gate, DeepseekV3Gate, Ernie45Gate, Llama4Gate, type GateClass, type GateOptions } from './gates.js';
 
 /** The MoE blocks `MoE.fromHuggingFace` loads, by the model type of their config. @example `HF_MOE_MODEL_TYPES.includes('olmoe') // true` */
-export const HF_MOE_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'qwen3_vl_moe_text', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'minimax_m2', 'ernie4_5_moe', 'gpt_oss', 'llama4_text'] as const;
+export const HF_MOE_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'qwen3_vl_moe_text', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'minimax_m2', 'ernie4_5_moe', 'gpt_oss', 'llama4_text', 'granitemoe', 'granitemoeshared', 'granitemoehybrid'] as const;
 /** One of {@link HF_MOE_MODEL_TYPES}. @example `const t: HFMoEModelType = 'gpt_oss';` */
 export type HFMoEModelType = (typeof HF_MOE_MODEL_TYPES)[number];
 
@@ -126,7 +126,9 @@ export type HFExpertLayout =
   /** `experts.{e}.{gate,up,down}_proj.weight` ([I,H], [I,H], [H,I]) */
   | { kind: 'per_expert'; gate: string; up: string; down: string }
   /** `experts.gate_up_proj` [E, H, 2I] and `experts.down_proj` [E, I, H] ([in, out]), optional `_bias`. */
-  | { kind: 'fused_in_out'; bias: boolean };
+  | { kind: 'fused_in_out'; bias: boolean }
+  /** Granite's parallel experts: `gateUp` [E, 2I, H] (gate rows, then up) and `down` [E, H, I] ([out, in]), names relative to the prefix. */
+  | { kind: 'fused_out_in'; gateUp: string; down: string };
 
 /**
  * Everything about one MoE block that the HF config fixes: sizes, router,
@@ -142,6 +144,12 @@ export interface HFMoESpec {
   layer: number;
   /** Candidate prefixes of the block (e.g. `model.layers.3.mlp.`), the first with a router wins. */
   prefixes: string[];
+  /**
+   * The name spaces under the prefix that hold the block's tensors and nothing else (the loader refuses any tensor
+   * there that it does not read); absent: the whole prefix. Granite's prefix is its layer's (`model.layers.N.`), whose
+   * attention and norms are not the block's: `block_sparse_moe.` and `shared_mlp.`.
+   */
+  ownedNames?: string[];
   hiddenDim: number;
   numExperts: number;
   topK: number;
@@ -156,7 +164,12 @@ export interface HFMoESpec {
   experts: HFExpertLayout;
   activation: ExpertActivation;
   applyRouterWeightFirst: boolean;
-  shared?: { prefix: string; dim: number; gate?: string };
+  /**
+   * Shared experts: one MLP of width `dim` under `prefix` (relative to the block's), as `gate_proj` / `up_proj` /
+   * `down_proj`, or (`fused`, Granite) as `input_linear` [2 * dim, H] (gate rows, then up) and `output_linear`; `gate`:
+   * the sigmoid gate's weight (Qwen2-MoE).
+   */
+  shared?: { prefix: string; dim: number; gate?: string; fused?: boolean };
   /** The experts' quantization from `quantization_config` (fp8 block-scaled, mxfp4), if any. */
   quant?: MoEQuantConfig;
   /** A compressed-tensors `quantization_config` (int4 pack-quantized): which modules are quantized is resolved against the checkpoint by the loader. */
@@ -392,6 +405,29 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
         router: { weight: 'router.weight', bias: 'router.bias' },
         experts: { kind: 'fused_in_out', bias: true },
         activation: { kind: 'swigluoai', limit: num(cfg, 'swiglu_limit', 7), alpha: 1.702, layout: 'interleaved' },
+      };
+    }
+    case 'granitemoe':
+    case 'granitemoeshared':
+    case 'granitemoehybrid': {
+      // transformers' GraniteMoeMoE (Granite 3.x MoE, Granite 4.0 hybrids): top-k of the router logits, softmax over
+      // those k in f32; input_linear [E, 2I, H] chunked into gate then up; granitemoeshared / granitemoehybrid add the
+      // layer's shared_mlp (input_linear [2S, H], output_linear [H, S], S = shared_intermediate_size; none for S = 0)
+      // to the block's output, ungated
+      checkSiluAct(cfg);
+      const S = modelType === 'granitemoe' ? 0 : (int(cfg, ['shared_intermediate_size'], { optional: true, min: 0 }) ?? 0);
+      return {
+        ...base,
+        prefixes: [L],
+        // shared_mlp. owned with or without a shared MLP: its tensors in a checkpoint whose config has none are refused
+        ownedNames: ['block_sparse_moe.', 'shared_mlp.'],
+        numExperts: int(cfg, ['num_local_experts'], {}),
+        moeDim: int(cfg, ['intermediate_size'], {}),
+        gateCls: TopKSoftmaxGate,
+        gateOptions: { hasBias: false },
+        router: { weight: 'block_sparse_moe.router.layer.weight' },
+        experts: { kind: 'fused_out_in', gateUp: 'block_sparse_moe.input_linear.weight', down: 'block_sparse_moe.output_linear.weight' },
+        shared: S > 0 ? { prefix: 'shared_mlp.', dim: S, fused: true } : undefined,
       };
     }
     case 'llama4_text': {

@@ -78,9 +78,11 @@ async function build<L extends MoELayer>(ck: MoECheckpoint, opts: HFLoadOptions,
     if (!allowed.includes(info.dtype as DType)) throw new CheckpointError(n.name, `dtype ${allowed.join(' | ')}`, info.dtype);
   }
   const known = new Set(needs.map((n) => n.name));
-  const extra = ck.tensorNames.filter((n) => n.startsWith(prefix) && !known.has(n));
+  // the block's name spaces: the prefix, or (a layer-level prefix: Granite) the block's own modules under it
+  const owned = (spec.ownedNames ?? ['']).map((o) => prefix + o);
+  const extra = ck.tensorNames.filter((n) => owned.some((o) => n.startsWith(o)) && !known.has(n));
   if (extra.length) {
-    throw new CheckpointError(extra[0], `no other tensors under ${prefix} for ${spec.modelType}`, `unexpected tensor(s) ${extra.slice(0, 6).join(', ')}${extra.length > 6 ? ` (${extra.length} in all)` : ''}`);
+    throw new CheckpointError(extra[0], `no other tensors under ${owned.join(' or ')} for ${spec.modelType}`, `unexpected tensor(s) ${extra.slice(0, 6).join(', ')}${extra.length > 6 ? ` (${extra.length} in all)` : ''}`);
   }
   // compressed-tensors: each module's weight_shape against the config (small reads, still before any allocation)
   if (ct) await checkCTWeightShapes(ck, ct.modules);
@@ -152,6 +154,10 @@ async function build<L extends MoELayer>(ck: MoECheckpoint, opts: HFLoadOptions,
       }
     } else if (quant) {
       await readQuantizedExperts(ck, spec, prefix, quant, sd, (n, dt) => read(n, dt), ownExperts);
+    } else if (spec.experts.kind === 'fused_out_in') {
+      // [E, 2I, H] and [E, H, I] are the layer's own layouts
+      sd.set('experts.gate_up_proj', ownExperts(await read(prefix + spec.experts.gateUp)));
+      sd.set('experts.down_proj', ownExperts(await read(prefix + spec.experts.down)));
     } else {
       // [E, H, 2I] and [E, I, H] are [in, out]: transpose on the host, in the storage type.
       // Fused tensors are read whole and cut to this layer's experts (a safetensors tensor is one byte range).
@@ -166,6 +172,14 @@ async function build<L extends MoELayer>(ck: MoECheckpoint, opts: HFLoadOptions,
       if (ct) await readCTExperts(ck, [ct.shared!], ct.quant, 'shared_experts', sd);
       else await readQuantizedShared(ck, spec, prefix, quant, sd);
       if (spec.shared.gate) sd.set('shared_expert_gate.weight', await read(prefix + spec.shared.gate));
+    } else if (spec.shared?.fused) {
+      // input_linear [2S, H]: the gate's S rows, then the up projection's
+      const sp = prefix + spec.shared.prefix;
+      const S = spec.shared.dim;
+      const gateUp = await read(`${sp}input_linear.weight`);
+      sd.set('shared_experts.gate_proj.weight', takeRanges(gateUp, 0, [[0, S]]));
+      sd.set('shared_experts.up_proj.weight', takeRanges(gateUp, 0, [[S, 2 * S]]));
+      sd.set('shared_experts.down_proj.weight', await read(`${sp}output_linear.weight`));
     } else if (spec.shared) {
       const sp = prefix + spec.shared.prefix;
       for (const p of ['gate_proj', 'up_proj', 'down_proj']) sd.set(`shared_experts.${p}.weight`, await read(`${sp}${p}.weight`));
@@ -208,6 +222,8 @@ function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need
       needs.push({ name: `${prefix}experts.${e}.${spec.experts.up}.weight`, shape: [I, H] });
       needs.push({ name: `${prefix}experts.${e}.${spec.experts.down}.weight`, shape: [H, I] });
     }
+  } else if (spec.experts.kind === 'fused_out_in') {
+    needs.push({ name: prefix + spec.experts.gateUp, shape: [E, 2 * I, H] }, { name: prefix + spec.experts.down, shape: [E, H, I] });
   } else {
     needs.push({ name: `${prefix}experts.gate_up_proj`, shape: [E, H, 2 * I] }, { name: `${prefix}experts.down_proj`, shape: [E, I, H] });
     if (spec.experts.bias) needs.push({ name: `${prefix}experts.gate_up_proj_bias`, shape: [E, 2 * I] }, { name: `${prefix}experts.down_proj_bias`, shape: [E, H] });
@@ -215,7 +231,8 @@ function plan(ck: MoECheckpoint, spec: HFMoESpec): { prefix: string; needs: Need
   if (spec.shared) {
     const sp = prefix + spec.shared.prefix;
     const S = spec.shared.dim;
-    if (!quant?.quantizeSharedExperts) needs.push({ name: `${sp}gate_proj.weight`, shape: [S, H] }, { name: `${sp}up_proj.weight`, shape: [S, H] }, { name: `${sp}down_proj.weight`, shape: [H, S] });
+    if (spec.shared.fused) needs.push({ name: `${sp}input_linear.weight`, shape: [2 * S, H] }, { name: `${sp}output_linear.weight`, shape: [H, S] });
+    else if (!quant?.quantizeSharedExperts) needs.push({ name: `${sp}gate_proj.weight`, shape: [S, H] }, { name: `${sp}up_proj.weight`, shape: [S, H] }, { name: `${sp}down_proj.weight`, shape: [H, S] });
     if (spec.shared.gate) needs.push({ name: prefix + spec.shared.gate, shape: [1, H] });
   }
   // Quantized checkpoints without a quantization_config still fail: their extra tensors (scales) are unexpected.

@@ -61,6 +61,12 @@ export const CASES: RandomCase[] = [
     opts: { hiddenDim: 20, numExperts: 9, numExpertsPerToken: 3, moeDim: 10, gateCls: Ernie45Gate, hasSharedExperts: true, sharedExpertsDim: 20 },
   },
   {
+    name: 'top-3 of the logits then softmax, no router bias (Granite-MoE-like) + ungated shared MLP, bf16',
+    cfg: { H: 24, E: 8, k: 3, I: 12, router: 'topk_softmax', act: { kind: 'silu' }, sharedDim: 20 },
+    dtype: 'bfloat16',
+    opts: { hiddenDim: 24, numExperts: 8, numExpertsPerToken: 3, moeDim: 12, gateCls: TopKSoftmaxGate, gateOptions: { hasBias: false }, hasSharedExperts: true, sharedExpertsDim: 20 },
+  },
+  {
     name: 'sigmoid top-1 applied to the input (Llama-4-like) + shared expert, f32',
     cfg: { H: 16, E: 4, k: 1, I: 8, router: 'sigmoid_topk', applyRouterWeightFirst: true, act: { kind: 'silu' }, sharedDim: 8 },
     dtype: 'float32',
@@ -92,7 +98,7 @@ export function buildCase(c: RandomCase, seed: number, T: number): { sd: Map<str
     gateUp: make('experts.gate_up_proj', [E, 2 * I, H], 1.5 / Math.sqrt(H)),
     down: make('experts.down_proj', [E, H, I], 1.5 / Math.sqrt(I)),
   };
-  if (c.cfg.router === 'topk_softmax') w.gateBias = make('gate.bias', [E], 0.2);
+  if (c.cfg.router === 'topk_softmax' && c.opts.gateOptions?.hasBias !== false) w.gateBias = make('gate.bias', [E], 0.2);
   if (c.cfg.router === 'sigmoid_grouped' || c.cfg.router === 'softmax_biased') w.corr = make('gate.e_score_correction_bias', [E], c.cfg.router === 'softmax_biased' ? 0.05 : 0.3, 'float32');
   if (c.opts.hasExpertBias) {
     w.gateUpBias = make('experts.gate_up_proj_bias', [E, 2 * I], 0.2);
