@@ -10,6 +10,7 @@
 #      prefill goldens, random layers), the decode GEMVs as they are and without their decode, x and scale loads.
 #   6: call 5 within ~280 s: the goldens, the GPU tests of the router kinds, the GEMVs' NaN check and DeepSeek-V2,
 #      and the decode ablation (as they are / without decode, x and scale loads).
+#   7: only the goldens of 1 (the budget's last ~200 s).
 #   4: the bench's new rows (GLM-4.5-Air, MiniMax-M2, ERNIE-4.5-21B-A3B, DeepSeek-V2; bf16, MiniMax-M2 fp8 too) at
 #      T = 1 / 16 / 512 beside their PyTorch peers (grouped_mm and eager) from the same call.
 # Kit: bash scripts/gpu/build-kit.sh
@@ -80,6 +81,11 @@ case "${1:-1}" in
       echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
       echo "== $ab"; grep -E "T=1 +rows|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-200
     done
+    ;;
+  7)
+    timeout 60 python3 scripts/fixtures/make-hf-blocks.py /tmp/hf-blocks > "$OUT/make-hf-blocks.txt" 2>&1
+    echo "make-hf-blocks rc=$?" >> "$OUT/make-hf-blocks.txt"; tail -5 "$OUT/make-hf-blocks.txt"
+    tar czf "$OUT/hf-blocks.tar.gz" -C /tmp hf-blocks
     ;;
   4)
     M=glm-4.5-air,minimax-m2,ernie-4.5-21b-a3b,deepseek-v2
