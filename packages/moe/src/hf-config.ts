@@ -5,7 +5,7 @@ import { parseCompressedTensorsConfig, type CompressedTensorsConfig } from './co
 import { SoftmaxTopKGate, TopKSoftmaxGate, DeepseekV2Gate, DeepseekV3Gate, Ernie45Gate, Llama4Gate, type GateClass, type GateOptions } from './gates.js';
 
 /** The MoE blocks `MoE.fromHuggingFace` loads, by the model type of their config. @example `HF_MOE_MODEL_TYPES.includes('olmoe') // true` */
-export const HF_MOE_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'qwen3_vl_moe_text', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'minimax_m2', 'ernie4_5_moe', 'gpt_oss', 'llama4_text', 'granitemoe', 'granitemoeshared', 'granitemoehybrid'] as const;
+export const HF_MOE_MODEL_TYPES = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'qwen3_vl_moe_text', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'minimax_m2', 'ernie4_5_moe', 'gpt_oss', 'llama4_text', 'granitemoe', 'granitemoeshared', 'granitemoehybrid', 'jamba'] as const;
 /** One of {@link HF_MOE_MODEL_TYPES}. @example `const t: HFMoEModelType = 'gpt_oss';` */
 export type HFMoEModelType = (typeof HF_MOE_MODEL_TYPES)[number];
 
@@ -70,6 +70,13 @@ function denseLayer(cfg: Cfg, modelType: HFMoEModelType, layer: number): ConfigE
       if (layer < start) return new ConfigError('moe_layer_start_index', `at most layer ${layer} (layers below it are dense MLPs, not MoE)`, start);
       if (end >= 0 && layer > end) return new ConfigError('moe_layer_end_index', `at least layer ${layer} (layers past it are dense MLPs, not MoE)`, end);
       return (layer + 1) % step !== 0 ? new ConfigError('moe_layer_interval', `an interval that makes layer ${layer} an MoE layer`, step) : undefined;
+    }
+    case 'jamba': {
+      // transformers' JambaConfig.layers_num_experts: num_experts where layer % expert_layer_period ==
+      // expert_layer_offset, else 1 (a dense JambaMLP)
+      const period = int(cfg, ['expert_layer_period'], { optional: true }) ?? 2;
+      const offset = int(cfg, ['expert_layer_offset'], { optional: true, min: 0 }) ?? 1;
+      return layer % period !== offset ? new ConfigError('expert_layer_period', `a period and offset (${offset}) that make layer ${layer} an MoE layer`, period) : undefined;
     }
     case 'llama4_text': {
       const moeLayers = cfg.moe_layers;
@@ -428,6 +435,21 @@ export function parseHFMoEConfig(config: unknown, layer: number): HFMoESpec {
         router: { weight: 'block_sparse_moe.router.layer.weight' },
         experts: { kind: 'fused_out_in', gateUp: 'block_sparse_moe.input_linear.weight', down: 'block_sparse_moe.output_linear.weight' },
         shared: S > 0 ? { prefix: 'shared_mlp.', dim: S, fused: true } : undefined,
+      };
+    }
+    case 'jamba': {
+      // transformers' JambaSparseMoeBlock: softmax over all experts (f32), top-k, not renormalised; per-expert
+      // JambaMLP experts; one expert (num_experts 1) is a dense model
+      checkSiluAct(cfg);
+      return {
+        ...base,
+        prefixes: [`${L}feed_forward.`],
+        numExperts: int(cfg, ['num_experts'], { min: 2 }),
+        moeDim: int(cfg, ['intermediate_size'], {}),
+        gateCls: SoftmaxTopKGate,
+        gateOptions: { normTopkProb: false },
+        router: { weight: 'router.weight' },
+        experts: perExpert,
       };
     }
     case 'llama4_text': {

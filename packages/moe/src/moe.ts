@@ -250,7 +250,7 @@ export class MoE extends Module implements MoELayer {
    * Builds layer `layer`'s MoE block from a HuggingFace checkpoint
    * (mixtral, qwen2_moe and qwen3_next, qwen3_moe, olmoe, deepseek_v2, deepseek_v3 with kimi_k2, glm4_moe and dots1,
    * minimax_m2, ernie4_5_moe, gpt_oss, llama4_text and llama4, qwen3_vl_moe's text block, granitemoe,
-   * granitemoeshared and granitemoehybrid):
+   * granitemoeshared and granitemoehybrid, jamba):
    * reads config.json and the safetensors (single or sharded), checks every
    * tensor against the config before reading it, keeps the weights in their
    * storage dtype (or casts float32 to `dtype` on the host) and uploads them

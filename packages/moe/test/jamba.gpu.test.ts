@@ -1,0 +1,35 @@
+// Jamba checkpoints on the GPU: the OLMoE fixture in Jamba's names against its transformers golden (T = 16: the decode
+// GEMVs; T = 600: the prefill GEMMs; T = 1: route_decode).
+import { describe, it, expect, beforeAll } from 'vitest';
+import { DeviceRef } from '@webmoe/tensor';
+import type { GpuContext } from '@webmoe/kernels-wgsl';
+import { testGpu, gpuChecked, stagedTol, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
+import { MoE } from '../src/index.js';
+import { fixtureCheckpoints, loadGolden, relErr } from './helpers.js';
+import { jambaFromOlmoe } from './jamba-checkpoint.js';
+
+let ctx: GpuContext | null;
+const open = fixtureCheckpoints();
+beforeAll(async () => {
+  ctx = await testGpu();
+});
+
+describe('jamba checkpoints (GPU)', () => {
+  it('the OLMoE fixture in Jamba\'s names gives its transformers golden (T = 16 and 600, and T = 1: its first token)', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const moe = await MoE.fromHuggingFace({ source: jambaFromOlmoe(await open('olmoe')), layer: 0, device: DeviceRef.GPU(), ctx });
+    try {
+      for (const set of ['golden', 'golden-large'] as const) {
+        const g = loadGolden('olmoe', set);
+        const { result: y, dispatched } = await gpuChecked(ctx, () => withDispatchLog(() => moe.forward(g.input)));
+        const err = relErr(y, g.output);
+        expect(err, `${set} rel err ${err}`).toBeLessThan(stagedTol(dispatched, g.f32Tol));
+      }
+      const g = loadGolden('olmoe');
+      const y1 = await moe.forward(g.input.subarray(0, g.H));
+      expect(relErr(y1, g.output.subarray(0, g.H))).toBeLessThan(g.f32Tol);
+    } finally {
+      moe.destroy();
+    }
+  });
+});
