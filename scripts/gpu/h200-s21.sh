@@ -18,74 +18,54 @@ set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 D=$(dirname "$0")
+# GOLDENS TIMEOUT_S: the DeepSeek-V2 / MiniMax-M2 / ERNIE goldens (make-hf-blocks.py) to $OUT/hf-blocks.tar.gz
+GOLDENS() {
+  python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+  timeout "$1" python3 scripts/fixtures/make-hf-blocks.py /tmp/hf-blocks > "$OUT/make-hf-blocks.txt" 2>&1
+  echo "make-hf-blocks rc=$?" >> "$OUT/make-hf-blocks.txt"; tail -5 "$OUT/make-hf-blocks.txt"
+  tar czf "$OUT/hf-blocks.tar.gz" -C /tmp hf-blocks
+}
+# ABLATE TIMEOUT_S ABLATIONS...: gemv-bench at T = 1 (Mixtral, Qwen3; bf16 / int4 / fp8; rows2, rows2i) once per
+# ablation ('none': as they are; 'norobust': Dawn's bounds clamps off), one process each, into $OUT/ablate.tgz
+ABLATE() {
+  local to=$1 i=0 ab
+  shift
+  for ab in "$@"; do
+    i=$((i + 1)); A=(); DE=; case "$ab" in none) ;; norobust) DE=disable_robustness ;; *) A=(--ablate "$ab") ;; esac
+    WEBMOE_DAWN_ENABLE=$DE timeout "$to" bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
+    echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
+    echo "== $ab"; grep -E "T=1 +rows|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-200
+  done
+  (cd "$OUT" && tar czf ablate.tgz ablate-* && rm -f ablate-*)
+}
+. "$D/prefill-bench-run.sh"
 case "${1:-1}" in
   1)
-    python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
-    timeout 120 python3 scripts/fixtures/make-hf-blocks.py /tmp/hf-blocks > "$OUT/make-hf-blocks.txt" 2>&1
-    echo "make-hf-blocks rc=$?" >> "$OUT/make-hf-blocks.txt"; tail -5 "$OUT/make-hf-blocks.txt"
-    tar czf "$OUT/hf-blocks.tar.gz" -C /tmp hf-blocks
-    i=0
-    for ab in none weights decode x decode+x+scale+nan norobust; do
-      i=$((i + 1)); A=(); DE=; case "$ab" in none) ;; norobust) DE=disable_robustness ;; *) A=(--ablate "$ab") ;; esac
-      WEBMOE_DAWN_ENABLE=$DE timeout 65 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
-      echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
-      echo "== $ab"; grep -E "T=1 +rows|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-200
-    done
-    (cd "$OUT" && tar czf ablate.tgz ablate-* && rm -f ablate-*)
+    GOLDENS 120
+    ABLATE 65 none weights decode x decode+x+scale+nan norobust
     ;;
   2)
     bash "$D/h200-s20.sh" 1
     ;;
   3)
-    timeout 100 python3 scripts/fixtures/make-hf-blocks.py /tmp/hf-blocks > "$OUT/make-hf-blocks.txt" 2>&1
-    echo "make-hf-blocks rc=$?" >> "$OUT/make-hf-blocks.txt"; tail -3 "$OUT/make-hf-blocks.txt"
-    tar czf "$OUT/hf-blocks.tar.gz" -C /tmp hf-blocks
-    . "$D/prefill-bench-run.sh"
+    GOLDENS 100
     GPU_TESTS 320
     gzip -9 "$OUT/gpu-tests.txt"
-    i=0
-    for ab in none decode+x+scale+nan; do
-      i=$((i + 1)); A=(); case "$ab" in none) ;; *) A=(--ablate "$ab") ;; esac
-      timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
-      echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
-      echo "== $ab"; grep -E "T=1 +rows|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-200
-    done
-    (cd "$OUT" && tar czf ablate.tgz ablate-* && rm -f ablate-*)
+    ABLATE 60 none decode+x+scale+nan
     ;;
   5)
-    timeout 60 python3 scripts/fixtures/make-hf-blocks.py /tmp/hf-blocks > "$OUT/make-hf-blocks.txt" 2>&1
-    echo "make-hf-blocks rc=$?" >> "$OUT/make-hf-blocks.txt"; tail -3 "$OUT/make-hf-blocks.txt"
-    tar czf "$OUT/hf-blocks.tar.gz" -C /tmp hf-blocks
-    . "$D/prefill-bench-run.sh"
-    GPU_TESTS 200 router decode-grouping moe-gemv deepseek-v2 fixtures.gpu prefill-golden moe/test/random.gpu
+    GOLDENS 60
+    GPU_TESTS 200 router decode-grouping moe-gemv deepseek-v2 fixtures.gpu prefill-golden moe/test/random.gpu granite jamba
     gzip -9 "$OUT/gpu-tests.txt"
-    i=0
-    for ab in none decode+x+scale+nan; do
-      i=$((i + 1)); A=(); case "$ab" in none) ;; *) A=(--ablate "$ab") ;; esac
-      timeout 50 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
-      echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
-      echo "== $ab"; grep -E "T=1 +rows|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-200
-    done
-    (cd "$OUT" && tar czf ablate.tgz ablate-* && rm -f ablate-*)
+    ABLATE 50 none decode+x+scale+nan
     ;;
   6)
-    timeout 50 python3 scripts/fixtures/make-hf-blocks.py /tmp/hf-blocks > "$OUT/make-hf-blocks.txt" 2>&1
-    echo "make-hf-blocks rc=$?" >> "$OUT/make-hf-blocks.txt"; tail -3 "$OUT/make-hf-blocks.txt"
-    tar czf "$OUT/hf-blocks.tar.gz" -C /tmp hf-blocks
-    . "$D/prefill-bench-run.sh"
-    GPU_TESTS 130 router moe-gemv-quant deepseek-v2
-    i=0
-    for ab in none decode+x+scale+nan; do
-      i=$((i + 1)); A=(); case "$ab" in none) ;; *) A=(--ablate "$ab") ;; esac
-      timeout 40 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
-      echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
-      echo "== $ab"; grep -E "T=1 +rows|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-200
-    done
+    GOLDENS 50
+    GPU_TESTS 130 router moe-gemv-quant deepseek-v2 granite jamba
+    ABLATE 40 none decode+x+scale+nan
     ;;
   7)
-    timeout 60 python3 scripts/fixtures/make-hf-blocks.py /tmp/hf-blocks > "$OUT/make-hf-blocks.txt" 2>&1
-    echo "make-hf-blocks rc=$?" >> "$OUT/make-hf-blocks.txt"; tail -5 "$OUT/make-hf-blocks.txt"
-    tar czf "$OUT/hf-blocks.tar.gz" -C /tmp hf-blocks
+    GOLDENS 60
     ;;
   4)
     M=glm-4.5-air,minimax-m2,ernie-4.5-21b-a3b,deepseek-v2
