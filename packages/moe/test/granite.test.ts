@@ -4,6 +4,7 @@
 // and the refusals.
 import { describe, it, expect } from 'vitest';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
+import { DeviceGroup, ShardingStrategy } from '@webmoe/sharding';
 import { CheckpointError, ConfigError, MoE, TopKSoftmaxGate, UnsupportedError, hfMoELayers, parseHFMoEConfig } from '../src/index.js';
 import { referenceMoE } from './reference.js';
 import { fixtureCheckpoints, loadGolden, relErr } from './helpers.js';
@@ -40,6 +41,19 @@ describe('granite MoE checkpoints (CPU)', () => {
       }
     });
   }
+
+  it('granitemoehybrid shards: TP 2, TP 3 (the shared MLP split too) and EP 2 give the unsharded layer and the reference (T = 13)', async () => {
+    const { source, cfg, w, x } = graniteCheckpoint(85, 13, 'granitemoehybrid');
+    const moe = await MoE.fromHuggingFace({ source, layer: 1, device: cpu, dtype: 'float32' });
+    const want = referenceMoE(cfg, w, x, 13);
+    for (const [strategy, n] of [[ShardingStrategy.tensorParallel(2), 2], [ShardingStrategy.tensorParallel(3), 3], [ShardingStrategy.expertParallel(2), 2]] as const) {
+      moe.shardingStrategy = strategy;
+      const s = moe.shard(DeviceGroup.cpu(n));
+      const err = relErr(await s.forward(x), want);
+      expect(err, `${strategy.kind} ${n}: rel err ${err}`).toBeLessThan(1e-5);
+      s.destroy();
+    }
+  });
 
   it('shared_intermediate_size 0 has no shared MLP; every layer is an MoE layer; refusals name the field', () => {
     const cfg = graniteConfig('granitemoehybrid', 8, 4, 2, 4, 0);
