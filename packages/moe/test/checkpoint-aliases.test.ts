@@ -135,7 +135,7 @@ describe('published model types whose block the loader knows', () => {
     expect(() => parseHFMoEConfig({ ...ds, model_type: 'kimi_k2', scoring_func: 'softmax' }, 0)).toThrow(UnsupportedError);
     const e = (() => {
       try {
-        parseHFMoEConfig({ model_type: 'jamba' }, 0);
+        parseHFMoEConfig({ model_type: 'llama' }, 0);
       } catch (x) {
         return x as Error;
       }
@@ -144,6 +144,7 @@ describe('published model types whose block the loader knows', () => {
     expect(e!.message).toMatch(/kimi_k2/);
     expect(e!.message).toMatch(/glm4_moe/);
     expect(e!.message).toMatch(/deepseek_v2/);
+    expect(e!.message).toMatch(/granitemoehybrid.*jamba/);
     expect(e!.message).toMatch(/llama4\b/);
   });
 });
@@ -182,7 +183,7 @@ describe('hfMoELayers: the layers that hold an MoE block, by the config\'s rules
     const { num_hidden_layers: _n, ...noLayers } = q3;
     expect(() => hfMoELayers(noLayers)).toThrow(ConfigError);
     expect(() => hfMoELayers(noLayers)).toThrow(/num_hidden_layers/);
-    expect(() => hfMoELayers({ ...q3, model_type: 'jamba' })).toThrow(UnsupportedError);
+    expect(() => hfMoELayers({ ...q3, model_type: 'llama' })).toThrow(UnsupportedError);
     expect(() => hfMoELayers({ ...q3, mlp_only_layers: 3 })).toThrow(/mlp_only_layers/);
     expect(() => hfMoELayers('{}')).toThrow(ConfigError);
   });
