@@ -18,7 +18,7 @@ set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 D=$(dirname "$0")
-# GOLDENS TIMEOUT_S: the DeepSeek-V2 / MiniMax-M2 / ERNIE goldens (make-hf-blocks.py) to $OUT/hf-blocks.tar.gz
+# GOLDENS TIMEOUT_S: the DeepSeek-V2 / MiniMax-M2 / ERNIE / Granite 4.0 goldens (make-hf-blocks.py) to $OUT/hf-blocks.tar.gz
 GOLDENS() {
   python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
   timeout "$1" python3 scripts/fixtures/make-hf-blocks.py /tmp/hf-blocks > "$OUT/make-hf-blocks.txt" 2>&1
