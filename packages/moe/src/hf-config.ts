@@ -34,8 +34,8 @@ export const HF_MOE_MODEL_TYPE_ALIASES: Readonly<Record<string, HFMoEModelType>>
   qwen3_vl_moe: 'qwen3_vl_moe_text',
 };
 
-/** The aliases whose block config is their `text_config` (multimodal checkpoints), by the text model type expected there. */
-const TEXT_CONFIG_ALIASES: Readonly<Record<string, HFMoEModelType>> = { llama4: 'llama4_text', qwen3_vl_moe: 'qwen3_vl_moe_text' };
+/** The aliases whose block config is their `text_config` (multimodal checkpoints); its model type is the alias's. */
+const TEXT_CONFIG_ALIASES: ReadonlySet<string> = new Set(['llama4', 'qwen3_vl_moe']);
 
 /**
  * Why layer `layer` of a model of block type `modelType` is a dense MLP rather than an MoE block, as the ConfigError
@@ -119,7 +119,7 @@ function blockConfig(cfg: Cfg): { cfg: Cfg; modelType: HFMoEModelType } {
   if (typeof mt !== 'string' || (!alias && !(HF_MOE_MODEL_TYPES as readonly string[]).includes(mt))) {
     throw new UnsupportedError('config model_type', JSON.stringify(mt), [...HF_MOE_MODEL_TYPES, ...Object.keys(HF_MOE_MODEL_TYPE_ALIASES)].join(', '));
   }
-  const textType = Object.hasOwn(TEXT_CONFIG_ALIASES, mt) ? TEXT_CONFIG_ALIASES[mt] : undefined;
+  const textType = TEXT_CONFIG_ALIASES.has(mt) ? alias : undefined;
   if (!textType) return { cfg, modelType: alias ?? (mt as HFMoEModelType) };
   const text = cfg.text_config;
   if (typeof text !== 'object' || text === null || Array.isArray(text)) throw new ConfigError('text_config', `an object (the ${textType} config of a ${mt} checkpoint)`, text);

@@ -123,7 +123,6 @@ export function fastGemmKind(ctx: GpuContext, want?: FastGemmKind, wf?: string):
   return chooseFastGemmKind({ subgroupMatrix: sgmatSupported(ctx), shaderF16: ctx.features.shaderF16 }, want, wf);
 }
 
-
 /**
  * The weight format the fast kernels read for a container with K input
  * channels, or undefined where they cannot: K % 8 != 0, or a scale block
