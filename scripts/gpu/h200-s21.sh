@@ -11,6 +11,9 @@
 #   6: call 5 within ~280 s: the goldens, the GPU tests of the router kinds, the GEMVs' NaN check and DeepSeek-V2,
 #      and the decode ablation (as they are / without decode, x and scale loads).
 #   7: only the goldens of 1 (the budget's last ~200 s).
+#   8: (session 22) #12's H200 rows: the bf16 layer at T = 128 / 512 / 4096 (Mixtral, Qwen3-30B, GPT-OSS-20B,
+#      DeepSeek-V2-Lite) with HF grouped_mm in the same call, then the packed layer (Mixtral, GPT-OSS-20B; bf16 beside
+#      int4 / MXFP4 / fp8) at T = 512 / 4096 (~400 s).
 #   4: the bench's new rows (GLM-4.5-Air, MiniMax-M2, ERNIE-4.5-21B-A3B, DeepSeek-V2; bf16, MiniMax-M2 fp8 too) at
 #      T = 1 / 16 / 512 beside their PyTorch peers (grouped_mm and eager) from the same call.
 # Kit: bash scripts/gpu/build-kit.sh
@@ -66,6 +69,11 @@ case "${1:-1}" in
     ;;
   7)
     GOLDENS 60
+    ;;
+  8)
+    LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 128,512,4096
+    timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,gpt-oss-20b --dtypes bf16,int4,mxfp4,fp8 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/layer-packed.json" > "$OUT/layer-packed.txt" 2>&1
+    echo "bench rc=$?" >> "$OUT/layer-packed.txt"; grep -hE "^(model|mixtral|gpt)|rc=" "$OUT/layer-packed.txt" | cut -c1-160
     ;;
   4)
     M=glm-4.5-air,minimax-m2,ernie-4.5-21b-a3b,deepseek-v2
