@@ -46,5 +46,5 @@ await build({ entryPoints: [join(root, 'packages/tensor/src/node.ts')], bundle: 
   outfile: join(pkgDir, 'node.mjs'), alias: { '@webmoe/tensor': join(root, 'packages/tensor/src/index.ts') }, logLevel: 'warning' });
 writeFileSync(join(pkgDir, 'package.json'), JSON.stringify({ name: '@webmoe/tensor', type: 'module', exports: { './node': './node.mjs' } }));
 // Fixtures that tests find beside their own file (new URL('./fixtures/...', import.meta.url)) sit beside the bundle.
-for (const f of ['packages/moe/test/fixtures/compressed-tensors']) cpSync(join(root, f), join(dirname(out), 'fixtures', f.split('/').pop()), { recursive: true });
+for (const f of ['packages/moe/test/fixtures/compressed-tensors', 'packages/moe/test/fixtures/hf-blocks']) cpSync(join(root, f), join(dirname(out), 'fixtures', f.split('/').pop()), { recursive: true });
 console.log(`bundled ${files.length} GPU test files into ${out}`);
