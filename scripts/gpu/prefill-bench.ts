@@ -184,6 +184,10 @@ const ALL_PATHS: PathSpec[] = [
   ...(['m64n128k32s', 'm64n128k64', 'm128n128k32', 'm128n128k32w2x2', 'm32n128k64', 'm16n128k64', 'm16n256k32', 'm128n256k32', 'm128n128k64', 'm128n128k32db', 'm128n256k32v', 'm128n128k32v', 'm128n256k32va', 'm128n192k64va', 'm128n192k32va', 'm128n256k32v16', 'm128n128k32v16', 'm144n256k32v', 'm144n192k32v', 'm144n192k32va', 'm144n128k32v', 'm144n192k64vax', 'm128n128k32vax', 'm160n256k32v'] as SgmatShapeName[]).flatMap((shape) => [sgmat(shape, undefined, 'half'), sgmat(shape, undefined, 'direct')]),
   sgmat('m32n128k64', 4, 'half'),
   sgmat('m32n128k64', 4, 'direct'),
+  // session 22: the down GEMM split along K on the tiles plan.ts takes at 64-160 rows per expert (Mixtral T = 512: 128
+  // tiles of K = 14336 on the 144-row tile for 132 SMs; T = 128: 256 on the 64-row tile), x rows as the planner gives them
+  ...(['m144n256k32v', 'm128n192k64va', 'm128n256k32v'] as SgmatShapeName[]).flatMap((shape) => [2, 3, 4].map((sk) => sgmat(shape, sk, 'half'))),
+  ...[2, 3, 4].map((sk) => sgmat('m64n128k32v', sk)),
 ];
 // Modifiers of an exact path ('=name+words+narrow'): packed weights' staging choices on any path (A/B on one tile).
 const MODIFIERS: Record<string, GroupedGemmOptions> = {

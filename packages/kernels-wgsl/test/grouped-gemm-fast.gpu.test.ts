@@ -490,6 +490,17 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
       });
     }
   }
+  // split-K candidates of the down GEMM on the tiles plan.ts takes at 64-160 rows per expert (prefill-bench's
+  // sgmat-<shape>-sk<S>-xh paths; sgmatSplitKFor returns 1 until the H200 measures them): K over 7 slices, so that the
+  // splits are uneven (and with 4, one short); an int4 stack with zero points on the 144-row tile too
+  for (const [shape, splitK, fmt] of [['m144n256k32v', 2, undefined], ['m144n256k32v', 3, undefined], ['m144n256k32v', 4, fmts[3]], ['m128n192k64va', 2, undefined], ['m128n192k64va', 4, undefined], ['m128n256k32v', 3, undefined]] as const) {
+    const s = SGMAT_SHAPES[shape];
+    const [E, k] = [3, 2];
+    emuCases.push({
+      shape, op: 'down', T: Math.ceil((s.tm * 2.5 * E) / k / 3) + 3, k, E, K: fmt ? 448 : s.tk * 7 - 8, N: s.tn + 21,
+      dt: 'bfloat16', fmt: fmt as ExpertQuantFormat | undefined, bias: true, rowScale: false, act: ACTS[0], splitK, xh: 'staged',
+    });
+  }
   for (const emulate of [true, false]) for (const c of emuCases) {
     it(`${emulate ? 'emulated' : 'builtins'}: ${c.shape}${c.splitK > 1 ? ` splitK=${c.splitK}` : ''}${c.xh ? ` xh=${c.xh}` : ''} ${c.op} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N} ${c.fmt ? fmtName(c.fmt) : c.dt} bias=${c.bias} rowScale=${c.rowScale}${c.op === 'gate_up' ? ` ${c.act.kind}/${c.act.layout}` : ''}`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
