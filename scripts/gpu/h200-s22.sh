@@ -5,6 +5,10 @@
 #      int4; Mixtral, DeepSeek-V3-e32, Qwen3, GPT-OSS at T = 128 / 512), then the GPU tests of the split-K cases and
 #      of session 22's goldens (hf-blocks).
 #   2: the layer at T = 128 / 512 beside HF grouped_mm after a split-K rule (as h200-s21.sh 8's first half).
+#   3: where a forward's host time goes on the lent machine (session 22 measured 2-3x session 16's host us per forward
+#      with the same JavaScript): host-cost.mjs on the qwen3_moe fixture (WebGPU calls per forward and the host us
+#      inside each method; MoEStack of 8), with --cpu-prof into $OUT/prof, once as is and once with Dawn's validation
+#      off (WEBMOE_DAWN_ENABLE=skip_validation), ~60 s.
 # Kit: bash scripts/gpu/build-kit.sh
 set -u
 OUT=${OUT:-/tmp/out}
@@ -17,6 +21,14 @@ case "${1:-1}" in
     SK="$SK,=sgmat-m64n128k32v,=sgmat-m64n128k32v-sk2,=sgmat-m64n128k32v-sk3,=sgmat-m64n128k32v-sk4"
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB splitk-512 200 240 6 "$SK" "mixtral,deepseek-v3-e32,qwen3,gpt-oss" "128,512" bf16,int4
     GPU_TESTS 200 grouped-gemm-fast hf-blocks
+    ;;
+  3)
+    mkdir -p /tmp/webmoe-fx "$OUT/prof" && tar xJf .gpu-kit/fixtures.tar.xz -C /tmp/webmoe-fx
+    for dv in "" skip_validation; do
+      WEBMOE_DAWN_ENABLE=$dv WEBMOE_TIME_CALLS=1 WEBMOE_FIXTURES=/tmp/webmoe-fx/fixtures timeout 60 bash .gpu-kit/enter.sh node --cpu-prof --cpu-prof-dir "$OUT/prof" .gpu-kit/host-cost.mjs qwen3_moe 3000 1 8 > "$OUT/host-cost${dv:+-$dv}.txt" 2>&1
+      echo "host-cost rc=$?" >> "$OUT/host-cost${dv:+-$dv}.txt"; grep -E "calls per forward|inside WebGPU|calls, host|rc=" "$OUT/host-cost${dv:+-$dv}.txt" | cut -c1-300
+    done
+    (cd "$OUT" && tar czf prof.tgz prof && rm -rf prof)
     ;;
   2)
     LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 128,512
