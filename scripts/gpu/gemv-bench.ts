@@ -24,6 +24,9 @@
 // GEMV (gemvDownCombineGpu) with each row-blocked kernel, device time of each, relErr against the two dispatches
 // (rows `down+combine` and `combined:<kernel>`; the ranking shows them under '<model> <format> T=<T> end').
 // --split: also each GEMV alone, gate_up on x and down on its output (device ms of each, in the line and the JSON).
+// --chain R: each timed pass records the row's work R times back to back (time / R), as the layer's forwards run one
+// after another; default 1 (a lone pass, submitted and awaited: session 22 found packed rows 2-3.6x the layer's own
+// GEMV time that way, bf16 level).
 // --ablate decode+x+scale+nan (any of them, joined by +): diagnostics, not results: the moe_gemv modules compile with
 // those parts of their work removed (gemv-ablate.ts), so that each row's time without them says what they cost; the
 // outputs are wrong by design and not checked. Each row names the ablations applied to the modules it compiled
@@ -42,6 +45,8 @@ function flag(name: string, dflt: number): number {
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
 }
 const ITERS = flag('iters', 20);
+/** Copies of a row's work recorded back to back in each timed pass (--chain). */
+const CHAIN = flag('chain', 1);
 const WARMUP = flag('warmup', 5);
 const BURN_MS = flag('burn', 300);
 // ms of FMA burn before each timed row: the packed kernels' times follow the clocks, which drop while the host generates weights
@@ -63,13 +68,18 @@ const ABLATE = list('ablate') ? parseAblations(list('ablate')!.join('+')) : unde
 /** The moe_gemv modules compiled since the last clear, with the ablations that matched each (--ablate). */
 const ablationLog: { label: string; applied: Ablation[] }[] = [];
 if (ABLATE) installAblations(ctx.device, ABLATE, ablationLog);
-console.log('adapter', ctx.adapterName, 'maxBinding', ctx.limits.maxStorageBufferBindingSize, 'storage buffers per stage', ctx.limits.maxStorageBuffersPerShaderStage, 'chunks per dispatch', CHUNKS_PER_DISPATCH ?? 'default');
+console.log('adapter', ctx.adapterName, 'maxBinding', ctx.limits.maxStorageBufferBindingSize, 'storage buffers per stage', ctx.limits.maxStorageBuffersPerShaderStage, 'chunks per dispatch', CHUNKS_PER_DISPATCH ?? 'default', 'chain', CHAIN);
 
-/** Median device time (ms) of what `record` records (its outputs freed by the function it returns), after WARMUP untimed runs. */
+/**
+ * Median device time (ms) of what `record` records (its outputs freed by the function it returns), after WARMUP untimed
+ * runs; with --chain R, recorded R times in each pass and the pass's time divided by R.
+ */
 async function deviceMs(record: (rec: Recorder) => () => void): Promise<number> {
-  let done = () => {};
-  const [ms] = await passTimesMs(ctx, { iters: ITERS, warmup: WARMUP }, [(rec) => (done = record(rec))], () => done());
-  return ms;
+  const dones: (() => void)[] = [];
+  const [ms] = await passTimesMs(ctx, { iters: ITERS, warmup: WARMUP }, [(rec) => { for (let i = 0; i < CHAIN; i++) dones.push(record(rec)); }], () => {
+    for (const done of dones.splice(0)) done();
+  });
+  return ms / CHAIN;
 }
 
 // copy bandwidth in this process

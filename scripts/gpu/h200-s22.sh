@@ -9,6 +9,9 @@
 #      with the same JavaScript): host-cost.mjs on the qwen3_moe fixture (WebGPU calls per forward and the host us
 #      inside each method; MoEStack of 8), with --cpu-prof into $OUT/prof, once as is and once with Dawn's validation
 #      off (WEBMOE_DAWN_ENABLE=skip_validation), ~60 s.
+#   4: the decode GEMVs' ablation again, with their passes back to back (gemv-bench --chain 8, as the layer runs them)
+#      beside lone passes (--chain 1, session 22's way, whose packed rows took 2-3.6x the layer's GEMV time): as they
+#      are and without decode, x and scale loads; Mixtral and Qwen3, bf16 / int4 / fp8, T = 1 (~200 s).
 # Kit: bash scripts/gpu/build-kit.sh
 set -u
 OUT=${OUT:-/tmp/out}
@@ -29,6 +32,14 @@ case "${1:-1}" in
       echo "host-cost rc=$?" >> "$OUT/host-cost${dv:+-$dv}.txt"; grep -E "calls per forward|inside WebGPU|calls, host|rc=" "$OUT/host-cost${dv:+-$dv}.txt" | cut -c1-300
     done
     (cd "$OUT" && tar czf prof.tgz prof && rm -rf prof)
+    ;;
+  4)
+    for ch in 8 1; do for ab in none decode+x+scale+nan; do
+      A=(); [ "$ab" = none ] || A=(--ablate "$ab")
+      f="$OUT/ablate-chain$ch-$ab.txt"
+      timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --chain "$ch" ${A[@]+"${A[@]}"} > "$f" 2>&1
+      echo "gemv-bench rc=$?" >> "$f"; echo "== chain $ch $ab"; grep -E "T=1 +rows|rc=" "$f" | cut -c1-160
+    done; done
     ;;
   2)
     LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 128,512
