@@ -4,6 +4,7 @@
 #      prefill-bench in rounds, the planner's tile against the same tile split 2 / 3 / 4 ways (random routing; bf16 and
 #      int4; Mixtral, DeepSeek-V3-e32, Qwen3, GPT-OSS at T = 128 / 512), then the GPU tests of the split-K cases and
 #      of session 22's goldens (hf-blocks).
+#   all: 1 then 3 in one call (~560 s); 4 (~330 s) is a second call.
 #   2: the layer at T = 128 / 512 beside HF grouped_mm after a split-K rule (as h200-s21.sh 8's first half).
 #   3: where a forward's host time goes on the lent machine (session 22 measured 2-3x session 16's host us per forward
 #      with the same JavaScript): host-cost.mjs on the qwen3_moe fixture (WebGPU calls per forward and the host us
@@ -11,7 +12,8 @@
 #      off (WEBMOE_DAWN_ENABLE=skip_validation), ~60 s.
 #   4: the decode GEMVs' ablation again, with their passes back to back (gemv-bench --chain 8, as the layer runs them)
 #      beside lone passes (--chain 1, session 22's way, whose packed rows took 2-3.6x the layer's GEMV time): as they
-#      are and without decode, x and scale loads; Mixtral and Qwen3, bf16 / int4 / fp8, T = 1 (~200 s).
+#      are and without decode, x and scale loads; Mixtral and Qwen3, bf16 / int4 / fp8, T = 1; then full DeepSeek-V3's
+#      bf16 / fp8 GEMVs on rows1 / rows2 / rows4 / split-K kernels, chained (~290 s).
 # Kit: bash scripts/gpu/build-kit.sh
 set -u
 OUT=${OUT:-/tmp/out}
@@ -40,6 +42,15 @@ case "${1:-1}" in
       timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --chain "$ch" ${A[@]+"${A[@]}"} > "$f" 2>&1
       echo "gemv-bench rc=$?" >> "$f"; echo "== chain $ch $ab"; grep -E "T=1 +rows|rc=" "$f" | cut -c1-160
     done; done
+    # full DeepSeek-V3's fp8 GEMVs (60% of copy in the layer, short 2 KiB down rows): more outputs per 32-lane group
+    # or split K, chained
+    f="$OUT/dsv3-fp8-kernels.txt"
+    timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models deepseek-v3 --formats bf16,fp8 --tokens 1 --kernels rows1,rows2,rows4,rows2k2,rows4k2 --iters 20 --chain 8 --split > "$f" 2>&1
+    echo "gemv-bench rc=$?" >> "$f"; grep -E "T=1 +rows|rc=" "$f" | cut -c1-200
+    ;;
+  all)
+    # one call of ~560 s: 1 then 3
+    for m in 1 3; do echo "=== mode $m"; bash "$0" "$m"; done
     ;;
   2)
     LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 128,512
