@@ -492,13 +492,15 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
   }
   // split-K candidates of the down GEMM on the tiles plan.ts takes at 64-160 rows per expert (prefill-bench's
   // sgmat-<shape>-sk<S>-xh paths; sgmatSplitKFor returns 1 until the H200 measures them): K over 7 slices, so that the
-  // splits are uneven (and with 4, one short); an int4 stack with zero points on the 144-row tile too
-  for (const [shape, splitK, fmt] of [['m144n256k32v', 2, undefined], ['m144n256k32v', 3, undefined], ['m144n256k32v', 4, fmts[3]], ['m128n192k64va', 2, undefined], ['m128n192k64va', 4, undefined], ['m128n256k32v', 3, undefined]] as const) {
+  // splits are uneven (and with 4, one short); int4 stacks (with zero points on the 144-row tile) too; the 64-row
+  // tile (32 KiB) runs on lavapipe too
+  for (const [shape, splitK, fmt] of [['m144n256k32v', 2, undefined], ['m144n256k32v', 3, undefined], ['m144n256k32v', 4, fmts[3]], ['m128n192k64va', 2, undefined], ['m128n192k64va', 4, undefined], ['m128n256k32v', 3, undefined], ['m64n128k32v', 2, undefined], ['m64n128k32v', 4, fmts[1]]] as const) {
     const s = SGMAT_SHAPES[shape];
     const [E, k] = [3, 2];
     emuCases.push({
       shape, op: 'down', T: Math.ceil((s.tm * 2.5 * E) / k / 3) + 3, k, E, K: fmt ? 448 : s.tk * 7 - 8, N: s.tn + 21,
-      dt: 'bfloat16', fmt: fmt as ExpertQuantFormat | undefined, bias: true, rowScale: false, act: ACTS[0], splitK, xh: 'staged',
+      // the 64-row tile as the planner runs it at 17-63 rows per expert: over gathered x rows
+      dt: 'bfloat16', fmt: fmt as ExpertQuantFormat | undefined, bias: true, rowScale: false, act: ACTS[0], splitK, xh: shape === 'm64n128k32v' ? undefined : 'staged',
     });
   }
   for (const emulate of [true, false]) for (const c of emuCases) {
