@@ -27,6 +27,7 @@ export type HFMoEModelType = (typeof HF_MOE_MODEL_TYPES)[number];
  */
 export const HF_MOE_MODEL_TYPE_ALIASES: Readonly<Record<string, HFMoEModelType>> = {
   kimi_k2: 'deepseek_v3',
+  deepseek_v32: 'deepseek_v3',
   glm4_moe: 'deepseek_v3',
   dots1: 'deepseek_v3',
   qwen3_next: 'qwen2_moe',

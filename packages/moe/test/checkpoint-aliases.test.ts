@@ -25,7 +25,7 @@ const llama4Config = (text: object): Record<string, unknown> => ({ architectures
 
 describe('published model types whose block the loader knows', () => {
   it('the aliases', () => {
-    expect(HF_MOE_MODEL_TYPE_ALIASES).toEqual({ kimi_k2: 'deepseek_v3', glm4_moe: 'deepseek_v3', dots1: 'deepseek_v3', qwen3_next: 'qwen2_moe', llama4: 'llama4_text', qwen3_vl_moe: 'qwen3_vl_moe_text' });
+    expect(HF_MOE_MODEL_TYPE_ALIASES).toEqual({ kimi_k2: 'deepseek_v3', deepseek_v32: 'deepseek_v3', glm4_moe: 'deepseek_v3', dots1: 'deepseek_v3', qwen3_next: 'qwen2_moe', llama4: 'llama4_text', qwen3_vl_moe: 'qwen3_vl_moe_text' });
   });
 
   for (const [type, arch, why] of [
@@ -108,6 +108,26 @@ describe('published model types whose block the loader knows', () => {
     expect(moe.stacked.format).toBe('fp8_block');
     const y = await moe.forward(g.get('input')!.values);
     expect(relErr(y, g.get('output_weight_only')!.values)).toBeLessThan(1e-4);
+  });
+
+  // DeepSeek-V3.2 (-Exp): DeepSeek-V3's MoE block and keys; its sparse attention adds an indexer (index_* keys, tensors
+  // under self_attn.indexer.) that the MoE layer does not read
+  const v32Config = { model_type: 'deepseek_v32', architectures: ['DeepseekV32ForCausalLM'], index_n_heads: 64, index_head_dim: 128, index_topk: 2048 };
+  it('deepseek_v32 (DeepSeek-V3.2: the deepseek_v3 block beside a sparse-attention indexer): the deepseek_v3 golden, and the deepseek_v3 load bit for bit', async () => {
+    const ck = await open('deepseek_v3');
+    const H = (ck.config as Record<string, number>).hidden_size;
+    const v32 = patchedCheckpoint(ck, { config: v32Config, add: new Map([['model.layers.0.self_attn.indexer.wk.weight', HostTensor.fromFloat32([128, H], new Float32Array(128 * H))]]) });
+    const spec = parseHFMoEConfig(v32.config, 0);
+    expect([spec.modelType, spec.numExperts]).toEqual(['deepseek_v3', (ck.config as Record<string, number>).n_routed_experts]);
+    await expectGoldenAsDirect(v32, ck, 'deepseek_v3');
+  });
+
+  it('deepseek_v32 with fp8 blocks (as DeepSeek-V3.2 is published): the deepseek_v3_fp8 weight-only golden', async () => {
+    const ck = await open('deepseek_v3_fp8');
+    const g = goldenTensors('deepseek_v3_fp8');
+    const moe = await MoE.fromHuggingFace({ source: patchedCheckpoint(ck, { config: v32Config }), layer: 0, device: cpu, activationQuant: 'none' });
+    expect(moe.stacked.format).toBe('fp8_block');
+    expect(relErr(await moe.forward(g.get('input')!.values), g.get('output_weight_only')!.values)).toBeLessThan(1e-4);
   });
 
   for (const [name, prefix] of [
