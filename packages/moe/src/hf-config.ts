@@ -29,6 +29,7 @@ export const HF_MOE_MODEL_TYPE_ALIASES: Readonly<Record<string, HFMoEModelType>>
   kimi_k2: 'deepseek_v3',
   deepseek_v32: 'deepseek_v3',
   glm4_moe: 'deepseek_v3',
+  glm_moe_dsa: 'deepseek_v3',
   dots1: 'deepseek_v3',
   qwen3_next: 'qwen2_moe',
   llama4: 'llama4_text',
@@ -41,7 +42,7 @@ const TEXT_CONFIG_ALIASES: ReadonlySet<string> = new Set(['llama4', 'qwen3_vl_mo
 /**
  * Why layer `layer` of a model of block type `modelType` is a dense MLP rather than an MoE block, as the ConfigError
  * naming the config field that makes it so (qwen2_moe / qwen3_moe: `mlp_only_layers`, `decoder_sparse_step`;
- * deepseek_v2 / deepseek_v3: `first_k_dense_replace`, `moe_layer_freq`; llama4_text: `moe_layers`, else
+ * deepseek_v2 / deepseek_v3: `mlp_layer_types` where listed (GLM-5), else `first_k_dense_replace`, `moe_layer_freq`; llama4_text: `moe_layers`, else
  * `interleave_moe_layer_step`); undefined for an MoE layer. A malformed field throws.
  */
 function denseLayer(cfg: Cfg, modelType: HFMoEModelType, layer: number): ConfigError | undefined {
@@ -57,6 +58,13 @@ function denseLayer(cfg: Cfg, modelType: HFMoEModelType, layer: number): ConfigE
     }
     case 'deepseek_v2':
     case 'deepseek_v3': {
+      // GLM-5 (glm_moe_dsa): a "dense" / "sparse" entry per layer where the config lists them (transformers'
+      // GlmMoeDsaDecoderLayer; without the list, first_k_dense_replace as DeepSeek-V3)
+      const types = cfg.mlp_layer_types;
+      if (types !== undefined && types !== null) {
+        if (!Array.isArray(types) || types.some((t) => t !== 'dense' && t !== 'sparse')) throw new ConfigError('mlp_layer_types', 'a list of "dense" / "sparse", one per layer', types);
+        return types[layer] === 'sparse' ? undefined : new ConfigError('mlp_layer_types', `"sparse" at layer ${layer}`, types[layer] ?? `a list of ${types.length} entries`);
+      }
       const firstDense = int(cfg, ['first_k_dense_replace'], { optional: true, min: 0 }) ?? 0;
       if (layer < firstDense) return new ConfigError('first_k_dense_replace', `at most layer ${layer} (layers below it are dense MLPs, not MoE)`, firstDense);
       const freq = int(cfg, ['moe_layer_freq'], { optional: true }) ?? 1;

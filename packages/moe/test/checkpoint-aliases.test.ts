@@ -25,19 +25,20 @@ const llama4Config = (text: object): Record<string, unknown> => ({ architectures
 
 describe('published model types whose block the loader knows', () => {
   it('the aliases', () => {
-    expect(HF_MOE_MODEL_TYPE_ALIASES).toEqual({ kimi_k2: 'deepseek_v3', deepseek_v32: 'deepseek_v3', glm4_moe: 'deepseek_v3', dots1: 'deepseek_v3', qwen3_next: 'qwen2_moe', llama4: 'llama4_text', qwen3_vl_moe: 'qwen3_vl_moe_text' });
+    expect(HF_MOE_MODEL_TYPE_ALIASES).toEqual({ kimi_k2: 'deepseek_v3', deepseek_v32: 'deepseek_v3', glm4_moe: 'deepseek_v3', glm_moe_dsa: 'deepseek_v3', dots1: 'deepseek_v3', qwen3_next: 'qwen2_moe', llama4: 'llama4_text', qwen3_vl_moe: 'qwen3_vl_moe_text' });
   });
 
   for (const [type, arch, why] of [
     ['glm4_moe', 'Glm4MoeForCausalLM', 'GLM-4.5 / 4.6: transformers\' Glm4MoeMoE routes as DeepSeek-V3'],
     ['dots1', 'Dots1ForCausalLM', 'dots.llm1: transformers\' Dots1MoE is DeepseekV3MoE'],
+    ['glm_moe_dsa', 'GlmMoeDsaForCausalLM', 'GLM-5: transformers\' GlmMoeDsaMoE routes as DeepSeek-V3, its layers listed in mlp_layer_types'],
   ] as const) {
     it(`${type} (${why}, same names and keys, no scoring_func / topk_method keys): the deepseek_v3 golden`, async () => {
       const ck = await open('deepseek_v3');
       const view = patchedCheckpoint(ck, {
         config: (c) => {
           const { scoring_func: _s, topk_method: _t, ...rest } = c;
-          return { ...rest, model_type: type, architectures: [arch] };
+          return { ...rest, model_type: type, architectures: [arch], ...(type === 'glm_moe_dsa' ? { mlp_layer_types: ['sparse'], index_topk: 2048 } : {}) };
         },
       });
       expect(parseHFMoEConfig(view.config, 0).modelType).toBe('deepseek_v3');
@@ -180,6 +181,15 @@ describe('hfMoELayers: the layers that hold an MoE block, by the config\'s rules
     expect(hfMoELayers({ ...ds, model_type: 'kimi_k2', num_hidden_layers: 61, first_k_dense_replace: 1 })).toEqual(range(1, 61));
     // GLM-4.5: 92 layers, the first 3 dense (its MTP layer 92 is past num_hidden_layers); Qwen3-Next: every layer
     expect(hfMoELayers({ ...ds, model_type: 'glm4_moe', num_hidden_layers: 92, first_k_dense_replace: 3 })).toEqual(range(3, 92));
+    // GLM-5: the per-layer list where given (transformers fills it from first_k_dense_replace otherwise), over
+    // first_k_dense_replace; each dense layer refused naming the list, and a malformed list refused
+    const glm5 = { ...ds, model_type: 'glm_moe_dsa', num_hidden_layers: 6, first_k_dense_replace: 1, mlp_layer_types: ['dense', 'dense', 'sparse', 'dense', 'sparse', 'sparse'] };
+    expect(hfMoELayers(glm5)).toEqual([2, 4, 5]);
+    for (const l of [0, 1, 3]) expect(() => parseHFMoEConfig(glm5, l), `layer ${l}`).toThrow(/mlp_layer_types/);
+    expect(() => parseHFMoEConfig(glm5, 6)).toThrow(ConfigError);
+    expect(() => hfMoELayers({ ...glm5, mlp_layer_types: ['dense', 'moe'] })).toThrow(/mlp_layer_types/);
+    const { mlp_layer_types: _t, ...glm5NoList } = glm5;
+    expect(hfMoELayers({ ...glm5NoList, num_hidden_layers: 78, first_k_dense_replace: 3 })).toEqual(range(3, 78));
     expect(hfMoELayers({ ...q3, model_type: 'qwen3_next', num_hidden_layers: 48, mlp_only_layers: [] })).toEqual(range(0, 48));
     const { moe_layers: _m, ...l4NoList } = l4;
     expect(hfMoELayers(llama4Config({ ...l4NoList, num_hidden_layers: 48, interleave_moe_layer_step: 2 }))).toEqual(range(1, 48, 2));
