@@ -30,10 +30,29 @@ export const HF_MOE_MODEL_TYPE_ALIASES: Readonly<Record<string, HFMoEModelType>>
   deepseek_v32: 'deepseek_v3',
   glm4_moe: 'deepseek_v3',
   glm_moe_dsa: 'deepseek_v3',
+  glm4_moe_lite: 'deepseek_v3',
   dots1: 'deepseek_v3',
   qwen3_next: 'qwen2_moe',
   llama4: 'llama4_text',
   qwen3_vl_moe: 'qwen3_vl_moe_text',
+};
+
+/**
+ * Aliases whose transformers config fills a layer rule its config.json may leave out, as the fields of the block
+ * type's own rule (deepseek_v3: `mlp_layer_types`, else `first_k_dense_replace`): GLM-4.7-Flash's Glm4MoeLiteConfig
+ * makes layer 0 dense and the rest MoE unless `mlp_layer_types` lists them (it has no first_k_dense_replace); GLM-5's
+ * GlmMoeDsaConfig derives the list from `first_k_dense_replace`, 3 when absent.
+ */
+const ALIAS_LAYER_DEFAULTS: Readonly<Record<string, (cfg: Cfg) => Cfg>> = {
+  glm4_moe_lite: (cfg) => {
+    if (cfg.mlp_layer_types != null) return cfg;
+    const n = cfg.num_hidden_layers;
+    // the list as transformers fills it (a dense layer is refused naming it); without a layer count, the same rule
+    return typeof n === 'number' && Number.isInteger(n) && n >= 1
+      ? { ...cfg, mlp_layer_types: ['dense', ...Array<string>(n - 1).fill('sparse')] }
+      : { ...cfg, first_k_dense_replace: 1, moe_layer_freq: 1 };
+  },
+  glm_moe_dsa: (cfg) => (cfg.mlp_layer_types == null && cfg.first_k_dense_replace === undefined ? { ...cfg, first_k_dense_replace: 3 } : cfg),
 };
 
 /** The aliases whose block config is their `text_config` (multimodal checkpoints); its model type is the alias's. */
@@ -129,7 +148,7 @@ function blockConfig(cfg: Cfg): { cfg: Cfg; modelType: HFMoEModelType } {
     throw new UnsupportedError('config model_type', JSON.stringify(mt), [...HF_MOE_MODEL_TYPES, ...Object.keys(HF_MOE_MODEL_TYPE_ALIASES)].join(', '));
   }
   const textType = TEXT_CONFIG_ALIASES.has(mt) ? alias : undefined;
-  if (!textType) return { cfg, modelType: alias ?? (mt as HFMoEModelType) };
+  if (!textType) return { cfg: Object.hasOwn(ALIAS_LAYER_DEFAULTS, mt) ? ALIAS_LAYER_DEFAULTS[mt](cfg) : cfg, modelType: alias ?? (mt as HFMoEModelType) };
   const text = cfg.text_config;
   if (typeof text !== 'object' || text === null || Array.isArray(text)) throw new ConfigError('text_config', `an object (the ${textType} config of a ${mt} checkpoint)`, text);
   const tc = text as Cfg;

@@ -25,20 +25,21 @@ const llama4Config = (text: object): Record<string, unknown> => ({ architectures
 
 describe('published model types whose block the loader knows', () => {
   it('the aliases', () => {
-    expect(HF_MOE_MODEL_TYPE_ALIASES).toEqual({ kimi_k2: 'deepseek_v3', deepseek_v32: 'deepseek_v3', glm4_moe: 'deepseek_v3', glm_moe_dsa: 'deepseek_v3', dots1: 'deepseek_v3', qwen3_next: 'qwen2_moe', llama4: 'llama4_text', qwen3_vl_moe: 'qwen3_vl_moe_text' });
+    expect(HF_MOE_MODEL_TYPE_ALIASES).toEqual({ kimi_k2: 'deepseek_v3', deepseek_v32: 'deepseek_v3', glm4_moe: 'deepseek_v3', glm_moe_dsa: 'deepseek_v3', glm4_moe_lite: 'deepseek_v3', dots1: 'deepseek_v3', qwen3_next: 'qwen2_moe', llama4: 'llama4_text', qwen3_vl_moe: 'qwen3_vl_moe_text' });
   });
 
   for (const [type, arch, why] of [
     ['glm4_moe', 'Glm4MoeForCausalLM', 'GLM-4.5 / 4.6: transformers\' Glm4MoeMoE routes as DeepSeek-V3'],
     ['dots1', 'Dots1ForCausalLM', 'dots.llm1: transformers\' Dots1MoE is DeepseekV3MoE'],
     ['glm_moe_dsa', 'GlmMoeDsaForCausalLM', 'GLM-5: transformers\' GlmMoeDsaMoE routes as DeepSeek-V3, its layers listed in mlp_layer_types'],
+    ['glm4_moe_lite', 'Glm4MoeLiteForCausalLM', 'GLM-4.7-Flash: transformers\' Glm4MoeLiteMoE routes as DeepSeek-V3, its layers listed in mlp_layer_types'],
   ] as const) {
     it(`${type} (${why}, same names and keys, no scoring_func / topk_method keys): the deepseek_v3 golden`, async () => {
       const ck = await open('deepseek_v3');
       const view = patchedCheckpoint(ck, {
         config: (c) => {
           const { scoring_func: _s, topk_method: _t, ...rest } = c;
-          return { ...rest, model_type: type, architectures: [arch], ...(type === 'glm_moe_dsa' ? { mlp_layer_types: ['sparse'], index_topk: 2048 } : {}) };
+          return { ...rest, model_type: type, architectures: [arch], ...(type === 'glm_moe_dsa' ? { mlp_layer_types: ['sparse'], index_topk: 2048 } : type === 'glm4_moe_lite' ? { mlp_layer_types: ['sparse'] } : {}) };
         },
       });
       expect(parseHFMoEConfig(view.config, 0).modelType).toBe('deepseek_v3');
@@ -190,6 +191,17 @@ describe('hfMoELayers: the layers that hold an MoE block, by the config\'s rules
     expect(() => hfMoELayers({ ...glm5, mlp_layer_types: ['dense', 'moe'] })).toThrow(/mlp_layer_types/);
     const { mlp_layer_types: _t, ...glm5NoList } = glm5;
     expect(hfMoELayers({ ...glm5NoList, num_hidden_layers: 78, first_k_dense_replace: 3 })).toEqual(range(3, 78));
+    // GlmMoeDsaConfig's default first_k_dense_replace is 3
+    const { first_k_dense_replace: _f, ...glm5Bare } = glm5NoList;
+    expect(hfMoELayers({ ...glm5Bare, num_hidden_layers: 78 })).toEqual(range(3, 78));
+    // GLM-4.7-Flash: without the list layer 0 is dense and the rest MoE, whatever first_k_dense_replace says (its
+    // config class has no such field); with the list, the list
+    const { first_k_dense_replace: _g, moe_layer_freq: _h, ...dsBare } = ds;
+    expect(hfMoELayers({ ...dsBare, model_type: 'glm4_moe_lite', num_hidden_layers: 47 })).toEqual(range(1, 47));
+    expect(hfMoELayers({ ...ds, model_type: 'glm4_moe_lite', num_hidden_layers: 47, first_k_dense_replace: 3 })).toEqual(range(1, 47));
+    expect(hfMoELayers({ ...ds, model_type: 'glm4_moe_lite', num_hidden_layers: 4, mlp_layer_types: ['dense', 'sparse', 'dense', 'sparse'] })).toEqual([1, 3]);
+    expect(() => parseHFMoEConfig({ ...ds, model_type: 'glm4_moe_lite', num_hidden_layers: 47 }, 0)).toThrow(/mlp_layer_types/);
+    expect(parseHFMoEConfig({ ...ds, model_type: 'glm4_moe_lite', num_hidden_layers: 47 }, 1).layer).toBe(1);
     expect(hfMoELayers({ ...q3, model_type: 'qwen3_next', num_hidden_layers: 48, mlp_only_layers: [] })).toEqual(range(0, 48));
     const { moe_layers: _m, ...l4NoList } = l4;
     expect(hfMoELayers(llama4Config({ ...l4NoList, num_hidden_layers: 48, interleave_moe_layer_step: 2 }))).toEqual(range(1, 48, 2));
