@@ -61,8 +61,9 @@ const TEXT_CONFIG_ALIASES: ReadonlySet<string> = new Set(['llama4', 'qwen3_vl_mo
 /**
  * Why layer `layer` of a model of block type `modelType` is a dense MLP rather than an MoE block, as the ConfigError
  * naming the config field that makes it so (qwen2_moe / qwen3_moe: `mlp_only_layers`, `decoder_sparse_step`;
- * deepseek_v2 / deepseek_v3: `mlp_layer_types` where listed (GLM-5), else `first_k_dense_replace`, `moe_layer_freq`; llama4_text: `moe_layers`, else
- * `interleave_moe_layer_step`); undefined for an MoE layer. A malformed field throws.
+ * deepseek_v2 / deepseek_v3: `mlp_layer_types` where listed (GLM-5, GLM-4.7-Flash), else `first_k_dense_replace`,
+ * `moe_layer_freq`; llama4_text: `moe_layers`, else `interleave_moe_layer_step`); undefined for an MoE layer. A
+ * malformed field throws.
  */
 function denseLayer(cfg: Cfg, modelType: HFMoEModelType, layer: number): ConfigError | undefined {
   switch (modelType) {
@@ -77,8 +78,8 @@ function denseLayer(cfg: Cfg, modelType: HFMoEModelType, layer: number): ConfigE
     }
     case 'deepseek_v2':
     case 'deepseek_v3': {
-      // GLM-5 (glm_moe_dsa): a "dense" / "sparse" entry per layer where the config lists them (transformers'
-      // GlmMoeDsaDecoderLayer; without the list, first_k_dense_replace as DeepSeek-V3)
+      // GLM-5 / GLM-4.7-Flash: a "dense" / "sparse" entry per layer where the config lists them (transformers'
+      // GlmMoeDsaDecoderLayer, Glm4MoeLiteDecoderLayer; ALIAS_LAYER_DEFAULTS fills what their configs leave out)
       const types = cfg.mlp_layer_types;
       if (types !== undefined && types !== null) {
         if (!Array.isArray(types) || types.some((t) => t !== 'dense' && t !== 'sparse')) throw new ConfigError('mlp_layer_types', 'a list of "dense" / "sparse", one per layer', types);
