@@ -4,7 +4,9 @@
 #      prefill-bench in rounds, the planner's tile against the same tile split 2 / 3 / 4 ways (random routing; bf16 and
 #      int4; Mixtral, DeepSeek-V3-e32, Qwen3, GPT-OSS at T = 128 / 512), then the GPU tests of the split-K cases and
 #      of session 22's goldens (hf-blocks).
-#   all: 1 then 3 in one call (~560 s); 4 (~330 s) is a second call.
+#   5: make-hf-blocks.py again (now with golden-large, T = 600, for each block): $OUT/hf-blocks.tar.gz, and whether
+#      each regenerated golden.safetensors equals the committed one byte for byte (the generator's determinism) (~90 s).
+#   all: 5 then 1 in one call (~530 s); second: 4 then 3 (~450 s).
 #   2: the layer at T = 128 / 512 beside HF grouped_mm after a split-K rule (as h200-s21.sh 8's first half).
 #   3: where a forward's host time goes on the lent machine (session 22 measured 2-3x session 16's host us per forward
 #      with the same JavaScript): host-cost.mjs on the qwen3_moe fixture (WebGPU calls per forward and the host us
@@ -48,9 +50,21 @@ case "${1:-1}" in
     timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models deepseek-v3 --formats bf16,fp8 --tokens 1 --kernels rows1,rows2,rows4,rows2k2,rows4k2 --iters 20 --chain 8 --split > "$f" 2>&1
     echo "gemv-bench rc=$?" >> "$f"; grep -E "T=1 +rows|rc=" "$f" | cut -c1-200
     ;;
+  5)
+    python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+    rm -rf /tmp/hf-blocks
+    timeout 150 python3 scripts/fixtures/make-hf-blocks.py /tmp/hf-blocks > "$OUT/make-hf-blocks.txt" 2>&1
+    echo "make-hf-blocks rc=$?" >> "$OUT/make-hf-blocks.txt"; grep -E "golden|failed|rc=" "$OUT/make-hf-blocks.txt" | cut -c1-200
+    for d in /tmp/hf-blocks/*/; do n=$(basename "$d"); cmp -s "$d/golden.safetensors" "packages/moe/test/fixtures/hf-blocks/$n/golden.safetensors" && echo "$n golden: same bytes" || echo "$n golden: DIFFERS"; done
+    tar czf "$OUT/hf-blocks.tar.gz" -C /tmp hf-blocks
+    ;;
   all)
-    # one call of ~560 s: 1 then 3
-    for m in 1 3; do echo "=== mode $m"; bash "$0" "$m"; done
+    # one call of ~530 s: 5 then 1
+    for m in 5 1; do echo "=== mode $m"; bash "$0" "$m"; done
+    ;;
+  second)
+    # one call of ~450 s: 4 then 3
+    for m in 4 3; do echo "=== mode $m"; bash "$0" "$m"; done
     ;;
   2)
     LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 128,512

@@ -1,6 +1,6 @@
 // The transformers goldens of fixtures/hf-blocks (scripts/fixtures/make-hf-blocks.py): MoE blocks that the shared
 // fixtures lack (DeepSeek-V2 greedy and group-limited, MiniMax-M2, ERNIE 4.5, Granite 4.0 with its shared MLP).
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { readTensorsF32 } from './helpers.js';
 
@@ -27,14 +27,27 @@ export interface HFBlockGolden {
   row(which: 'input' | 'output', t: number): Float32Array;
 }
 
-/** The golden of fixture `name` (input and output [T, H] f32, checked for shape). */
-export function loadHFBlockGolden(name: string): HFBlockGolden {
+/** A fixture's golden sets: `golden` (T = 16, the decode kernels) and `golden-large` (T = 600, the prefill kernels). */
+export type HFBlockGoldenSet = 'golden' | 'golden-large';
+
+/**
+ * The golden sets fixture `name` holds: `golden` always (its absence throws), `golden-large` where make-hf-blocks.py
+ * wrote it (its generator added it after the first fixtures were made).
+ */
+export function hfBlockGoldenSets(name: string): HFBlockGoldenSet[] {
+  const sets = (['golden', 'golden-large'] as const).filter((s) => existsSync(`${HF_BLOCKS}/${name}/${s}.safetensors`));
+  if (!sets.includes('golden')) throw new Error(`${name}: no golden.safetensors in ${HF_BLOCKS}/${name}`);
+  return sets;
+}
+
+/** Golden set `set` of fixture `name` (input and output [T, H] f32, checked for shape). */
+export function loadHFBlockGolden(name: string, set: HFBlockGoldenSet = 'golden'): HFBlockGolden {
   const dir = `${HF_BLOCKS}/${name}`;
-  const g = readTensorsF32(`${dir}/golden.safetensors`);
-  const meta = JSON.parse(readFileSync(`${dir}/golden.json`, 'utf8')) as { f32_rel_tol: number };
+  const g = readTensorsF32(`${dir}/${set}.safetensors`);
+  const meta = JSON.parse(readFileSync(`${dir}/${set}.json`, 'utf8')) as { f32_rel_tol: number };
   const input = g.get('input');
   const output = g.get('output');
-  if (!input || !output || input.shape.length !== 2 || String(output.shape) !== String(input.shape)) throw new Error(`${name}: golden input / output shapes ${input?.shape} / ${output?.shape}`);
+  if (!input || !output || input.shape.length !== 2 || String(output.shape) !== String(input.shape)) throw new Error(`${name} ${set}: golden input / output shapes ${input?.shape} / ${output?.shape}`);
   const [T, H] = input.shape;
   const vals = { input: input.values, output: output.values };
   return { T, H, input: input.values, output: output.values, tol: meta.f32_rel_tol, row: (which, t) => vals[which].subarray(t * H, (t + 1) * H) };

@@ -1,12 +1,13 @@
-// MoE blocks against transformers' own (fixtures/hf-blocks) on the GPU: all 16 tokens (decode grouping and GEMVs)
-// and one token at a time (route_decode), float32 and bfloat16 weights.
+// MoE blocks against transformers' own (fixtures/hf-blocks) on the GPU: each golden set's tokens at once (T = 16: the
+// decode grouping and GEMVs; T = 600 where the fixture has it: the prefill GEMMs) and one token at a time
+// (route_decode), float32 and bfloat16 weights.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { DeviceRef } from '@webmoe/tensor';
 import type { GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, stagedTol, withDispatchLog, type Dispatched } from '@webmoe/kernels-wgsl/testing';
 import { MoE } from '../src/index.js';
 import { relErr } from './helpers.js';
-import { HF_BLOCKS, HF_BLOCK_FIXTURES, loadHFBlockGolden } from './hf-blocks-fixtures.js';
+import { HF_BLOCKS, HF_BLOCK_FIXTURES, hfBlockGoldenSets, loadHFBlockGolden } from './hf-blocks-fixtures.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -19,15 +20,18 @@ const BF16_TOL = 1e-2;
 describe('MoE.fromHuggingFace on the GPU vs the transformers goldens of fixtures/hf-blocks', () => {
   for (const f of HF_BLOCK_FIXTURES) {
     for (const dtype of ['float32', 'bfloat16'] as const) {
-      it(`${f.name}: ${dtype} weights, T = 16 and the first 3 tokens alone`, async (t) => {
+      it(`${f.name}: ${dtype} weights, every golden set (all its tokens) and the first 3 tokens alone`, async (t) => {
         if (!ctx) return t.skip('no WebGPU adapter');
-        const g = loadHFBlockGolden(f.name);
         const moe = await MoE.fromHuggingFace({ source: `${HF_BLOCKS}/${f.name}`, layer: 0, dtype, device: DeviceRef.GPU(), ctx });
         try {
+          const g = loadHFBlockGolden(f.name);
           const tol = (dispatched: readonly Dispatched[]) => (dtype === 'float32' ? stagedTol(dispatched, g.tol) : BF16_TOL);
-          const all = await gpuChecked(ctx, () => withDispatchLog(() => moe.forward(g.input)));
-          const err = relErr(all.result, g.output);
-          expect(err, `${f.name} ${dtype} T=${g.T} rel err ${err}`).toBeLessThan(tol(all.dispatched));
+          for (const set of hfBlockGoldenSets(f.name)) {
+            const gs = loadHFBlockGolden(f.name, set);
+            const all = await gpuChecked(ctx, () => withDispatchLog(() => moe.forward(gs.input)));
+            const err = relErr(all.result, gs.output);
+            expect(err, `${f.name} ${dtype} ${set} T=${gs.T} rel err ${err}`).toBeLessThan(tol(all.dispatched));
+          }
           for (let i = 0; i < 3; i++) {
             const one = await gpuChecked(ctx, () => withDispatchLog(() => moe.forward(g.row('input', i))));
             // the first one-token forward records the decode path (later ones replay its recorded graph)
