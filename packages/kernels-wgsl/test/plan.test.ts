@@ -155,6 +155,19 @@ describe('kernel planner', () => {
         }
       }
     }
+    // the split-K rule (off by default: 1 everywhere above) as a rule that is on would take it: up to the target's
+    // workgroups, at most maxSplit and K / minSliceK slices, never for gate_up or calls with enough tiles
+    const on = { targetWorkgroups: 512, maxSplit: 4, minSliceK: 2048 };
+    expect(KERNEL_CROSSOVERS.sgmatSplitK.targetWorkgroups).toBe(0);
+    expect(SGMAT_CHOICES.splitK).toEqual([1]);
+    expect(sgmatSplitKFor(128, 14336, 'down', on)).toBe(4); // Mixtral T = 512: 8 experts x 16 column tiles
+    expect(sgmatSplitKFor(256, 14336, 'down', on)).toBe(2);
+    expect(sgmatSplitKFor(200, 14336, 'down', on)).toBe(3);
+    expect(sgmatSplitKFor(128, 4096, 'down', on)).toBe(2); // K / minSliceK
+    expect(sgmatSplitKFor(128, 1536, 'down', on)).toBe(1);
+    expect(sgmatSplitKFor(512, 14336, 'down', on)).toBe(1);
+    expect(sgmatSplitKFor(16, 14336, 'gate_up', on)).toBe(1);
+    expect(sgmatSplitKFor(0, 14336, 'down', on)).toBe(4);
     // the measured boundaries (average rows per expert, outputs), both 16-bit dtypes; every 16-bit tile vector-staged
     for (const wf of ['bfloat16', 'float16']) {
       expect(sgmatTileFor(1024, 128, 768, wf)).toEqual({ shape: 'm32n128k32v', xRows: 'gather' }); // Qwen3 T = 128: 8 per expert

@@ -115,6 +115,13 @@ export const KERNEL_CROSSOVERS = {
    * 16 (0.64 ms at every T from 128 to 4096 on the H200, 2026-12-04).
    */
   linearSplitK: { targetWorkgroups: 256, minSliceK: 256 },
+  /**
+   * The subgroup-matrix down GEMM splits K over workgroups (sgmatSplitKFor; splitKReduceKernel sums the partials) where
+   * a call has fewer than `targetWorkgroups` tiles: up to `maxSplit` slices of at least `minSliceK` each. 0 = off, as
+   * measured so far: session 22 prepared the H200 A/B (scripts/gpu/h200-s22.sh 1, prefill-bench's sgmat-<tile>-sk<S>
+   * paths) for Mixtral T = 512, whose down GEMM is 128 tiles of K = 14336 on 132 SMs.
+   */
+  sgmatSplitK: { targetWorkgroups: 0, maxSplit: 4, minSliceK: 2048 } as Readonly<SgmatSplitKRule>,
   /** Decode GEMVs: most token rows accumulated per weight pass (the WGSL is unrolled over them), dense and packed weights. */
   gemvMaxRowsPerPass: { dense: 8, packed: 4 } as Readonly<Record<'dense' | 'packed', number>>,
   /**
@@ -622,16 +629,26 @@ export function sgmatTilesOf(wf: string, workgroupBytes: number): { shape: Sgmat
 export const SGMAT_CHOICES: { readonly shapes: readonly SgmatShapeName[]; readonly xRows: readonly SgmatXRows[]; readonly splitK: readonly number[] } = {
   shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32', 'm128n192k64va', 'm144n256k32v'],
   xRows: ['gather', 'half'],
-  splitK: [1],
+  // 1 .. maxSplit where the rule is on (warmGroupedGemmFast compiles each), else 1 alone
+  splitK: Array.from({ length: KERNEL_CROSSOVERS.sgmatSplitK.targetWorkgroups > 0 ? KERNEL_CROSSOVERS.sgmatSplitK.maxSplit : 1 }, (_, i) => i + 1),
 };
 
+/** KERNEL_CROSSOVERS.sgmatSplitK's shape: split where a call has fewer tiles than targetWorkgroups (0: never). */
+export interface SgmatSplitKRule {
+  targetWorkgroups: number;
+  maxSplit: number;
+  minSliceK: number;
+}
+
 /**
- * Workgroups per tile along K of the subgroup-matrix down GEMM (split-K; 1 = none) for a call of `nWork`
- * tiles over K input channels. Today 1 everywhere (split-K is a bench candidate: it spreads few tiles with
- * long K, e.g. Mixtral's down at T = 128 with 256 tiles of K = 14336, over more of the H200's 132 SMs).
+ * Workgroups per tile along K of the subgroup-matrix down GEMM (split-K; 1 = none) for a call of `nWork` tiles over K
+ * input channels: enough to bring the call to `rule.targetWorkgroups`, at most `rule.maxSplit` and K / `rule.minSliceK`;
+ * gate_up GEMMs never split. The rule is KERNEL_CROSSOVERS.sgmatSplitK (off: 1 everywhere).
+ * @example `sgmatSplitKFor(128, 14336, 'down', { targetWorkgroups: 512, maxSplit: 4, minSliceK: 2048 }) // 4`
  */
-export function sgmatSplitKFor(_nWork: number, _K: number, _op: 'gate_up' | 'down'): number {
-  return SGMAT_CHOICES.splitK[0];
+export function sgmatSplitKFor(nWork: number, K: number, op: 'gate_up' | 'down', rule: Readonly<SgmatSplitKRule> = KERNEL_CROSSOVERS.sgmatSplitK): number {
+  if (op !== 'down' || rule.targetWorkgroups <= 0 || nWork >= rule.targetWorkgroups) return 1;
+  return Math.max(1, Math.min(rule.maxSplit, Math.ceil(rule.targetWorkgroups / Math.max(1, nWork)), Math.floor(K / rule.minSliceK)));
 }
 
 /**
