@@ -21,26 +21,6 @@ set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 D=$(dirname "$0")
-# GOLDENS TIMEOUT_S: the DeepSeek-V2 / MiniMax-M2 / ERNIE / Granite 4.0 goldens (make-hf-blocks.py) to $OUT/hf-blocks.tar.gz
-GOLDENS() {
-  python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
-  timeout "$1" python3 scripts/fixtures/make-hf-blocks.py /tmp/hf-blocks > "$OUT/make-hf-blocks.txt" 2>&1
-  echo "make-hf-blocks rc=$?" >> "$OUT/make-hf-blocks.txt"; tail -5 "$OUT/make-hf-blocks.txt"
-  tar czf "$OUT/hf-blocks.tar.gz" -C /tmp hf-blocks
-}
-# ABLATE TIMEOUT_S ABLATIONS...: gemv-bench at T = 1 (Mixtral, Qwen3; bf16 / int4 / fp8; rows2, rows2i) once per
-# ablation ('none': as they are; 'norobust': Dawn's bounds clamps off), one process each, into $OUT/ablate.tgz
-ABLATE() {
-  local to=$1 i=0 ab
-  shift
-  for ab in "$@"; do
-    i=$((i + 1)); A=(); DE=; case "$ab" in none) ;; norobust) DE=disable_robustness ;; *) A=(--ablate "$ab") ;; esac
-    WEBMOE_DAWN_ENABLE=$DE timeout "$to" bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
-    echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
-    echo "== $ab"; grep -E "T=1 +rows|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-200
-  done
-  (cd "$OUT" && tar czf ablate.tgz ablate-* && rm -f ablate-*)
-}
 . "$D/prefill-bench-run.sh"
 case "${1:-1}" in
   1)

@@ -38,12 +38,7 @@ case "${1:-1}" in
     (cd "$OUT" && tar czf prof.tgz prof && rm -rf prof)
     ;;
   4)
-    for ch in 8 1; do for ab in none decode+x+scale+nan; do
-      A=(); [ "$ab" = none ] || A=(--ablate "$ab")
-      f="$OUT/ablate-chain$ch-$ab.txt"
-      timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 --chain "$ch" ${A[@]+"${A[@]}"} > "$f" 2>&1
-      echo "gemv-bench rc=$?" >> "$f"; echo "== chain $ch $ab"; grep -E "T=1 +rows|rc=" "$f" | cut -c1-160
-    done; done
+    for ch in 8 1; do ABLATE_ARGS="--chain $ch" ABLATE_TAG=chain$ch ABLATE 60 none decode+x+scale+nan; done
     # full DeepSeek-V3's fp8 GEMVs (60% of copy in the layer, short 2 KiB down rows): more outputs per 32-lane group
     # or split K, chained
     f="$OUT/dsv3-fp8-kernels.txt"
@@ -51,12 +46,8 @@ case "${1:-1}" in
     echo "gemv-bench rc=$?" >> "$f"; grep -E "T=1 +rows|rc=" "$f" | cut -c1-200
     ;;
   5)
-    python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
-    rm -rf /tmp/hf-blocks
-    timeout 150 python3 scripts/fixtures/make-hf-blocks.py /tmp/hf-blocks > "$OUT/make-hf-blocks.txt" 2>&1
-    echo "make-hf-blocks rc=$?" >> "$OUT/make-hf-blocks.txt"; grep -E "golden|failed|rc=" "$OUT/make-hf-blocks.txt" | cut -c1-200
+    GOLDENS 150
     for d in /tmp/hf-blocks/*/; do n=$(basename "$d"); cmp -s "$d/golden.safetensors" "packages/moe/test/fixtures/hf-blocks/$n/golden.safetensors" && echo "$n golden: same bytes" || echo "$n golden: DIFFERS"; done
-    tar czf "$OUT/hf-blocks.tar.gz" -C /tmp hf-blocks
     ;;
   all)
     # one call of ~530 s: 5 then 1

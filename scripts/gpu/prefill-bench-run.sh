@@ -1,4 +1,4 @@
-# Sourced by the h200-*.sh call scripts (PB and GPU_TESTS below). PB NAME MAX_S TIMEOUT_S ARGS... runs the kit's prefill-bench (or the bundle
+# Sourced by the h200-*.sh call scripts (PB, GPU_TESTS, LAYER_VS_HF, GOLDENS and ABLATE below). PB NAME MAX_S TIMEOUT_S ARGS... runs the kit's prefill-bench (or the bundle
 # $PBIN names) with a time budget of MAX_S seconds under a TIMEOUT_S timeout, writes $OUT/NAME.txt and prints its
 # result lines (per-T rows, rows per expert with random routing, WRONG flags, the exit status). Two rounds unless
 # PREFILL_BENCH_ROUNDS says otherwise: a path's first timing after its compile is sometimes 1.5-2.5x slow (session 19).
@@ -31,4 +31,31 @@ LAYER_VS_HF() {
   echo "bench rc=$?" >> "$OUT/layer-bf16.txt"; grep -hE "^(model|mixtral|qwen3|gpt|deepseek)|rc=" "$OUT/layer-bf16.txt" | cut -c1-160
   timeout 100 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models "$models" --tokens "$tokens" --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
   echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
+}
+
+# GOLDENS TIMEOUT_S: the hf-blocks fixtures with their transformers goldens (scripts/fixtures/make-hf-blocks.py) into
+# /tmp/hf-blocks (emptied first) and $OUT/hf-blocks.tar.gz; prints the goldens written, failures and the exit status.
+GOLDENS() {
+  python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+  rm -rf /tmp/hf-blocks
+  timeout "$1" python3 scripts/fixtures/make-hf-blocks.py /tmp/hf-blocks > "$OUT/make-hf-blocks.txt" 2>&1
+  echo "make-hf-blocks rc=$?" >> "$OUT/make-hf-blocks.txt"; grep -E "golden|failed|rc=" "$OUT/make-hf-blocks.txt" | cut -c1-200
+  tar czf "$OUT/hf-blocks.tar.gz" -C /tmp hf-blocks
+}
+
+# ABLATE TIMEOUT_S ABLATIONS...: gemv-bench at T = 1 (Mixtral, Qwen3; bf16 / int4 / fp8; rows2, rows2i) once per
+# ablation ('none': as they are; 'norobust': Dawn's bounds clamps off), one process each, into $OUT/ablate.tgz;
+# ABLATE_ARGS: gemv-bench options (default --split), ABLATE_TAG: a tag in the file names (ablate-TAG.tgz).
+ABLATE() {
+  local to=$1 i=0 ab f pre="ablate${ABLATE_TAG:+-$ABLATE_TAG}"
+  shift
+  for ab in "$@"; do
+    i=$((i + 1)); A=(); DE=; case "$ab" in none) ;; norobust) DE=disable_robustness ;; *) A=(--ablate "$ab") ;; esac
+    f="$OUT/$pre-$i-$ab.txt"
+    # shellcheck disable=SC2086 # ABLATE_ARGS: words
+    WEBMOE_DAWN_ENABLE=$DE timeout "$to" bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i --iters 20 ${ABLATE_ARGS---split} ${A[@]+"${A[@]}"} > "$f" 2>&1
+    echo "gemv-bench rc=$?" >> "$f"
+    echo "== ${ABLATE_TAG:+$ABLATE_TAG }$ab"; grep -E "T=1 +rows|rc=" "$f" | cut -c1-200
+  done
+  (cd "$OUT" && tar czf "$pre.tgz" "$pre"-[0-9]* && rm -f "$pre"-[0-9]*)
 }
