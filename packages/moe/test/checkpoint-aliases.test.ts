@@ -28,18 +28,19 @@ describe('published model types whose block the loader knows', () => {
     expect(HF_MOE_MODEL_TYPE_ALIASES).toEqual({ kimi_k2: 'deepseek_v3', deepseek_v32: 'deepseek_v3', glm4_moe: 'deepseek_v3', glm_moe_dsa: 'deepseek_v3', glm4_moe_lite: 'deepseek_v3', dots1: 'deepseek_v3', qwen3_next: 'qwen2_moe', llama4: 'llama4_text', qwen3_vl_moe: 'qwen3_vl_moe_text' });
   });
 
-  for (const [type, arch, why] of [
-    ['glm4_moe', 'Glm4MoeForCausalLM', 'GLM-4.5 / 4.6: transformers\' Glm4MoeMoE routes as DeepSeek-V3'],
-    ['dots1', 'Dots1ForCausalLM', 'dots.llm1: transformers\' Dots1MoE is DeepseekV3MoE'],
-    ['glm_moe_dsa', 'GlmMoeDsaForCausalLM', 'GLM-5: transformers\' GlmMoeDsaMoE routes as DeepSeek-V3, its layers listed in mlp_layer_types'],
-    ['glm4_moe_lite', 'Glm4MoeLiteForCausalLM', 'GLM-4.7-Flash: transformers\' Glm4MoeLiteMoE routes as DeepSeek-V3, its layers listed in mlp_layer_types'],
+  // [model type, architecture, why, config keys of its own]
+  for (const [type, arch, why, own] of [
+    ['glm4_moe', 'Glm4MoeForCausalLM', 'GLM-4.5 / 4.6: transformers\' Glm4MoeMoE routes as DeepSeek-V3', {}],
+    ['dots1', 'Dots1ForCausalLM', 'dots.llm1: transformers\' Dots1MoE is DeepseekV3MoE', {}],
+    ['glm_moe_dsa', 'GlmMoeDsaForCausalLM', 'GLM-5: transformers\' GlmMoeDsaMoE routes as DeepSeek-V3, its layers listed in mlp_layer_types', { mlp_layer_types: ['sparse'], index_topk: 2048 }],
+    ['glm4_moe_lite', 'Glm4MoeLiteForCausalLM', 'GLM-4.7-Flash: transformers\' Glm4MoeLiteMoE routes as DeepSeek-V3, its layers listed in mlp_layer_types', { mlp_layer_types: ['sparse'] }],
   ] as const) {
     it(`${type} (${why}, same names and keys, no scoring_func / topk_method keys): the deepseek_v3 golden`, async () => {
       const ck = await open('deepseek_v3');
       const view = patchedCheckpoint(ck, {
         config: (c) => {
           const { scoring_func: _s, topk_method: _t, ...rest } = c;
-          return { ...rest, model_type: type, architectures: [arch], ...(type === 'glm_moe_dsa' ? { mlp_layer_types: ['sparse'], index_topk: 2048 } : type === 'glm4_moe_lite' ? { mlp_layer_types: ['sparse'] } : {}) };
+          return { ...rest, model_type: type, architectures: [arch], ...own };
         },
       });
       expect(parseHFMoEConfig(view.config, 0).modelType).toBe('deepseek_v3');
