@@ -20,7 +20,7 @@ import {
   type RouterParams,
 } from '@webmoe/kernels-wgsl';
 import { burnGpu } from '../../apps/bench/src/peak.js';
-import { passTimesMs } from './device-time.js';
+import { chainedPassMs } from './device-time.js';
 
 function flag(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -48,11 +48,11 @@ const up = (shape: number[], lo = -1, hi = 1) => GpuTensor.upload(ctx, HostTenso
 
 /** Median device ms per dispatch: `one` recorded R times in one pass (per dispatch: / R), or once (R = 1). */
 async function perDispatch(one: (rec: Recorder, out: { destroy(): void }[]) => void, reps: number): Promise<number> {
-  const outs: { destroy(): void }[] = [];
-  const [ms] = await passTimesMs(ctx, { iters: ITERS, warmup: 3 }, [(rec) => { for (let i = 0; i < reps; i++) one(rec, outs); }], () => {
-    for (const o of outs.splice(0)) o.destroy();
+  return chainedPassMs(ctx, { iters: ITERS, warmup: 3 }, reps, (rec) => {
+    const outs: { destroy(): void }[] = [];
+    one(rec, outs);
+    return () => outs.forEach((o) => o.destroy());
   });
-  return ms / reps;
 }
 
 const fmt = (ms: number) => `${(ms * 1000).toFixed(2).padStart(7)} us`;

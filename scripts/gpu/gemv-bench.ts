@@ -37,7 +37,7 @@ import { GEMV_PACKED_KERNELS, gemvDenseKernelFor, gemvPackedKernelFor, gemvRowsP
 import { HostTensor } from '@webmoe/tensor';
 import { relErr } from '@webmoe/kernels-wgsl/testing';
 import { burnGpu } from '../../apps/bench/src/peak.js';
-import { passTimesMs } from './device-time.js';
+import { chainedPassMs } from './device-time.js';
 import { installAblations, parseAblations, type Ablation } from './gemv-ablate.js';
 
 function flag(name: string, dflt: number): number {
@@ -75,11 +75,7 @@ console.log('adapter', ctx.adapterName, 'maxBinding', ctx.limits.maxStorageBuffe
  * runs; with --chain R, recorded R times in each pass and the pass's time divided by R.
  */
 async function deviceMs(record: (rec: Recorder) => () => void): Promise<number> {
-  const dones: (() => void)[] = [];
-  const [ms] = await passTimesMs(ctx, { iters: ITERS, warmup: WARMUP }, [(rec) => { for (let i = 0; i < CHAIN; i++) dones.push(record(rec)); }], () => {
-    for (const done of dones.splice(0)) done();
-  });
-  return ms / CHAIN;
+  return chainedPassMs(ctx, { iters: ITERS, warmup: WARMUP }, CHAIN, record);
 }
 
 // copy bandwidth in this process
