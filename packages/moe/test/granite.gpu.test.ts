@@ -7,7 +7,7 @@ import type { GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, stagedTol, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { MoE } from '../src/index.js';
 import { referenceMoE } from './reference.js';
-import { fixtureCheckpoints, loadGolden, relErr } from './helpers.js';
+import { expectGoldenSets, fixtureCheckpoints, relErr } from './helpers.js';
 import { graniteCheckpoint, graniteFromMixtral } from './granite-checkpoint.js';
 
 let ctx: GpuContext | null;
@@ -21,12 +21,7 @@ describe('granite MoE checkpoints (GPU)', () => {
     if (!ctx) return t.skip('no WebGPU adapter');
     const moe = await MoE.fromHuggingFace({ source: await graniteFromMixtral(await open('mixtral')), layer: 0, device: DeviceRef.GPU(), ctx });
     try {
-      for (const set of ['golden', 'golden-large'] as const) {
-        const g = loadGolden('mixtral', set);
-        const { result: y, dispatched } = await gpuChecked(ctx, () => withDispatchLog(() => moe.forward(g.input)));
-        const err = relErr(y, g.output);
-        expect(err, `${set} rel err ${err}`).toBeLessThan(stagedTol(dispatched, g.f32Tol));
-      }
+      await expectGoldenSets(moe, 'mixtral', ctx);
     } finally {
       moe.destroy();
     }

@@ -88,7 +88,22 @@ export function loadGolden(arch: string, set: GoldenSet = 'golden'): Golden {
   };
 }
 
-export { relErr } from '@webmoe/kernels-wgsl/testing';
+import { relErr } from '@webmoe/kernels-wgsl/testing';
+export { relErr };
+
+/**
+ * `moe` (a layer whose output is fixture `arch`'s block, e.g. the fixture under another model type's names) gives each
+ * golden set of `arch` (its f32 input to its output) within the golden's f32 tolerance; with `ctx`, on the GPU, where
+ * f16-staged kernels that ran widen it (stagedTol).
+ */
+export async function expectGoldenSets(moe: MoE, arch: string, ctx?: GpuContext): Promise<void> {
+  for (const set of GOLDEN_SETS) {
+    const g = loadGolden(arch, set);
+    const { result: y, dispatched } = ctx ? await gpuChecked(ctx, () => withDispatchLog(() => moe.forward(g.input))) : { result: await moe.forward(g.input), dispatched: [] };
+    const err = relErr(y, g.output);
+    expect(err, `${arch} ${set} rel err ${err}`).toBeLessThan(stagedTol(dispatched, g.f32Tol));
+  }
+}
 
 /**
  * Which kernel ran each expert GEMM of a dispatch log, as `op:kind` (sorted, unique):

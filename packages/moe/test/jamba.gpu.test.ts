@@ -3,9 +3,9 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { DeviceRef } from '@webmoe/tensor';
 import type { GpuContext } from '@webmoe/kernels-wgsl';
-import { testGpu, gpuChecked, stagedTol, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
+import { testGpu } from '@webmoe/kernels-wgsl/testing';
 import { MoE } from '../src/index.js';
-import { fixtureCheckpoints, loadGolden, relErr } from './helpers.js';
+import { expectGoldenSets, fixtureCheckpoints, loadGolden, relErr } from './helpers.js';
 import { jambaFromOlmoe } from './jamba-checkpoint.js';
 
 let ctx: GpuContext | null;
@@ -19,12 +19,7 @@ describe('jamba checkpoints (GPU)', () => {
     if (!ctx) return t.skip('no WebGPU adapter');
     const moe = await MoE.fromHuggingFace({ source: jambaFromOlmoe(await open('olmoe')), layer: 0, device: DeviceRef.GPU(), ctx });
     try {
-      for (const set of ['golden', 'golden-large'] as const) {
-        const g = loadGolden('olmoe', set);
-        const { result: y, dispatched } = await gpuChecked(ctx, () => withDispatchLog(() => moe.forward(g.input)));
-        const err = relErr(y, g.output);
-        expect(err, `${set} rel err ${err}`).toBeLessThan(stagedTol(dispatched, g.f32Tol));
-      }
+      await expectGoldenSets(moe, 'olmoe', ctx);
       const g = loadGolden('olmoe');
       const y1 = await moe.forward(g.input.subarray(0, g.H));
       expect(relErr(y1, g.output.subarray(0, g.H))).toBeLessThan(g.f32Tol);
