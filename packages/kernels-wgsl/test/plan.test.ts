@@ -134,8 +134,8 @@ describe('kernel planner', () => {
     expect(chooseFastGemmKind(none, 'subgroup-matrix')).toBe('f32');
     expect(() => chooseFastGemmKind(all, 'tensor' as never)).toThrow(ValueError);
   });
-  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): for 16-bit weights 32-row tiles up to 16 rows per expert, from 64 rows per expert the 128 x 192 tile with 64-wide K slices (144 x 256 from 112 to 144 rows) over f16 x rows with 48 KiB of workgroup memory, else 128-row tiles from 128 rows and 2560 outputs; packed weights keep the 64 x 128 tile, int4, MXFP4 and fp8 take the 144 x 256 one from 64 rows per expert with 48 KiB (the scalar-staged 128 x 256 tile where vector staging is refused)', () => {
-    expect(SGMAT_CHOICES).toEqual({ shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32', 'm128n192k64va', 'm144n256k32v'], xRows: ['gather', 'half'], splitK: [1] });
+  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): for 16-bit weights with 48 KiB of workgroup memory the 128 x 192 tile with 64-wide K slices over f16 x rows from 8 rows per expert (144 x 256 from 112 to 144 rows), else 32-row tiles up to 16 rows per expert and 128-row tiles from 128 rows and 2560 outputs; packed weights keep the 64 x 128 tile, int4, MXFP4 and fp8 take the 144 x 256 one from 64 rows per expert with 48 KiB (the scalar-staged 128 x 256 tile where vector staging is refused)', () => {
+    expect(SGMAT_CHOICES).toEqual({ shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32', 'm128n192k64va', 'm144n256k32v'], xRows: ['gather', 'half'], splitK: [1, 2, 3] });
     for (const shape of SGMAT_CHOICES.shapes) expect(SGMAT_SHAPES[shape], shape).toBeDefined();
     // rows x experts x outputs of the benchmarked models (Mixtral, Qwen3-30B, DeepSeek-V3/e32, GPT-OSS-20B) at T = 8..4096
     for (const [H, I, E, k] of [[4096, 14336, 8, 2], [2048, 768, 128, 8], [7168, 2048, 32, 8], [2880, 2880, 32, 4]]) {
@@ -151,23 +151,29 @@ describe('kernel planner', () => {
               expect(sgmatLayout(SGMAT_SHAPES[tile.shape]).bytes).toBeLessThanOrEqual(Math.max(wgBytes, 32768));
             }
           }
-          expect(SGMAT_CHOICES.splitK).toContain(sgmatSplitKFor(Math.ceil(rows / 64) * Math.ceil(N / 128), K, op));
+          expect(SGMAT_CHOICES.splitK).toContain(sgmatSplitKFor(Math.ceil(rows / 64) * Math.ceil(N / 128), K, op, rows / E));
         }
       }
     }
-    // the split-K rule (off by default: 1 everywhere above) as a rule that is on would take it: up to the target's
-    // workgroups, at most maxSplit and K / minSliceK slices, never for gate_up or calls with enough tiles
-    const on = { targetWorkgroups: 512, maxSplit: 4, minSliceK: 2048 };
-    expect(KERNEL_CROSSOVERS.sgmatSplitK.targetWorkgroups).toBe(0);
-    expect(SGMAT_CHOICES.splitK).toEqual([1]);
-    expect(sgmatSplitKFor(128, 14336, 'down', on)).toBe(4); // Mixtral T = 512: 8 experts x 16 column tiles
-    expect(sgmatSplitKFor(256, 14336, 'down', on)).toBe(2);
-    expect(sgmatSplitKFor(200, 14336, 'down', on)).toBe(3);
-    expect(sgmatSplitKFor(128, 4096, 'down', on)).toBe(2); // K / minSliceK
-    expect(sgmatSplitKFor(128, 1536, 'down', on)).toBe(1);
-    expect(sgmatSplitKFor(512, 14336, 'down', on)).toBe(1);
-    expect(sgmatSplitKFor(16, 14336, 'gate_up', on)).toBe(1);
-    expect(sgmatSplitKFor(0, 14336, 'down', on)).toBe(4);
+    // the split-K rule: up to the target's workgroups, at most maxSplit and K / minSliceK slices, at most maxRowsPerExpert
+    // rows per expert; never for gate_up or calls with enough tiles
+    expect(KERNEL_CROSSOVERS.sgmatSplitK).toEqual({ targetWorkgroups: 512, maxSplit: 3, minSliceK: 2048, maxRowsPerExpert: 32 });
+    expect(sgmatSplitKFor(176, 14336, 'down', 32)).toBe(3); // Mixtral T = 128 on the 128 x 192 tile: 8 experts x 22 column tiles
+    expect(sgmatSplitKFor(176, 14336, 'down', 33)).toBe(1);
+    expect(sgmatSplitKFor(128, 14336, 'down', 128)).toBe(1); // Mixtral T = 512 (144 x 256): 128 rows per expert
+    expect(sgmatSplitKFor(1216, 2048, 'down', 32)).toBe(1); // DeepSeek-V3-e32 T = 128: enough tiles
+    expect(sgmatSplitKFor(480, 2880, 'down', 16)).toBe(1); // GPT-OSS-20B T = 128: K / minSliceK = 1
+    expect(sgmatSplitKFor(176, 14336, 'gate_up', 32)).toBe(1);
+    const on = { targetWorkgroups: 512, maxSplit: 4, minSliceK: 2048, maxRowsPerExpert: 64 };
+    expect(sgmatSplitKFor(128, 14336, 'down', 64, on)).toBe(4);
+    expect(sgmatSplitKFor(256, 14336, 'down', 64, on)).toBe(2);
+    expect(sgmatSplitKFor(200, 14336, 'down', 64, on)).toBe(3);
+    expect(sgmatSplitKFor(128, 4096, 'down', 64, on)).toBe(2); // K / minSliceK
+    expect(sgmatSplitKFor(128, 1536, 'down', 64, on)).toBe(1);
+    expect(sgmatSplitKFor(512, 14336, 'down', 64, on)).toBe(1);
+    expect(sgmatSplitKFor(0, 14336, 'down', 0, on)).toBe(4);
+    expect(sgmatSplitKFor(128, 14336, 'down', 65, on)).toBe(1);
+    expect(sgmatSplitKFor(128, 14336, 'down', 64, { ...on, targetWorkgroups: 0 })).toBe(1); // off
     // the measured boundaries (average rows per expert, outputs), both 16-bit dtypes; every 16-bit tile vector-staged
     for (const wf of ['bfloat16', 'float16']) {
       expect(sgmatTileFor(1024, 128, 768, wf)).toEqual({ shape: 'm32n128k32v', xRows: 'gather' }); // Qwen3 T = 128: 8 per expert
@@ -178,7 +184,7 @@ describe('kernel planner', () => {
       expect(sgmatTileFor(8192, 8, 4096, wf)).toEqual({ shape: 'm128n128k32v', xRows: 'half' }); // Mixtral T = 4096, down
       expect(sgmatTileFor(32768, 128, 2048, wf)).toEqual({ shape: 'm64n128k32v', xRows: 'gather' }); // Qwen3 T = 4096: narrow outputs
       expect(sgmatTileFor(16384, 32, 2880, wf)).toEqual({ shape: 'm128n128k32v', xRows: 'half' }); // GPT-OSS T = 4096
-      // with 48 KiB of workgroup memory (the H200): the 128 x 192 tile with 64-wide K slices over f16 x rows from 64 rows
+      // with 48 KiB of workgroup memory (the H200): the 128 x 192 tile with 64-wide K slices over f16 x rows from 8 rows
       // per expert, any outputs; the 144 x 256 tile from 112 to 144 rows per expert
       expect(sgmatTileFor(1024, 8, 14336, wf, 49152)).toEqual({ shape: 'm144n256k32v', xRows: 'half' }); // Mixtral T = 512
       expect(sgmatTileFor(896, 8, 14336, wf, 49152)).toEqual({ shape: 'm144n256k32v', xRows: 'half' });
@@ -189,8 +195,11 @@ describe('kernel planner', () => {
       expect(sgmatTileFor(32768, 128, 768, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' }); // Qwen3 T = 4096, gate_up
       expect(sgmatTileFor(16384, 32, 2880, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' }); // GPT-OSS T = 4096
       expect(sgmatTileFor(2048, 32, 2880, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' }); // GPT-OSS T = 512: 64
-      expect(sgmatTileFor(2047, 32, 2880, wf, 49152)).toEqual({ shape: 'm64n128k32v', xRows: 'gather' });
-      expect(sgmatTileFor(1024, 128, 768, wf, 49152)).toEqual({ shape: 'm32n128k32v', xRows: 'gather' });
+      // ... and from 8 rows per expert (session 23)
+      expect(sgmatTileFor(2047, 32, 2880, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' });
+      expect(sgmatTileFor(256, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' }); // Mixtral T = 128: 32
+      expect(sgmatTileFor(1024, 128, 768, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' }); // Qwen3 T = 128: 8
+      expect(sgmatTileFor(1023, 128, 768, wf, 49152)).toEqual({ shape: 'm32n128k32v', xRows: 'gather' }); // below 8 (tile: 'fast')
       expect(sgmatTileFor(1024, 8, 14336, wf, 49151)).toEqual({ shape: 'm128n128k32v', xRows: 'half' });
     }
     for (const wf of ['fp8_e4m3', 'int4', 'int8', 'mxfp4', 'float32']) {
@@ -230,7 +239,7 @@ describe('the tiles warmGroupedGemmFast compiles (sgmatTilesOf)', () => {
       }
     }
     const names = (wf: string, wg: number) => sgmatTilesOf(wf, wg).map((t) => `${t.shape}/${t.xRows}`).sort();
-    expect(names('bfloat16', 49152)).toEqual(['m128n192k64va/half', 'm144n256k32v/half', 'm32n128k32v/gather', 'm64n128k32v/gather']);
+    expect(names('bfloat16', 49152)).toEqual(['m128n192k64va/half', 'm144n256k32v/half', 'm32n128k32v/gather']); // 32 rows below 8 per expert (tile: 'fast')
     expect(names('bfloat16', 32768)).toEqual(['m128n128k32v/half', 'm32n128k32v/gather', 'm64n128k32v/gather']);
     for (const wf of ['int4', 'mxfp4', 'fp8_e4m3']) expect(names(wf, 49152)).toEqual(['m144n256k32v/half', 'm64n128k32/gather']);
     expect(names('fp8_e4m3', 32768)).toEqual(['m64n128k32/gather']);

@@ -117,11 +117,17 @@ export const KERNEL_CROSSOVERS = {
   linearSplitK: { targetWorkgroups: 256, minSliceK: 256 },
   /**
    * The subgroup-matrix down GEMM splits K over workgroups (sgmatSplitKFor; splitKReduceKernel sums the partials) where
-   * a call has fewer than `targetWorkgroups` tiles: up to `maxSplit` slices of at least `minSliceK` each. 0 = off, as
-   * measured so far: session 22 prepared the H200 A/B (scripts/gpu/h200-s22.sh 1, prefill-bench's sgmat-<tile>-sk<S>
-   * paths) for Mixtral T = 512, whose down GEMM is 128 tiles of K = 14336 on 132 SMs.
+   * a call has fewer than `targetWorkgroups` tiles and at most `maxRowsPerExpert` rows per expert on average (there
+   * the tiles are mostly empty rows and the GEMM streams weights): up to `maxSplit` slices of at least `minSliceK`
+   * each (targetWorkgroups 0 = off). H100 2026-12-06 (session 23 call 1, prefill-bench, the router's uneven rows,
+   * medians of three rounds, docs/perf-h200/2026-12-06-s23/call1/splitk-512.txt), GEMMs ms unsplit / 2 / 3 / 4 ways:
+   * Mixtral T = 128 (32 rows per expert; down 176 tiles of K = 14336 on the 128 x 192 tile) bf16 1.93 / 1.76 / 1.71 /
+   * 1.78; at 128 rows per expert it loses (Mixtral T = 512, 144 x 256, 128 tiles: 2.32 / 2.33 / 2.36 / 2.38; int4 2.65
+   * / 2.70 / 2.70 / 2.72; DeepSeek-V3-e32 T = 512, 256 tiles of K = 2048: 2.37 / 2.69 / 2.83), as it does where a call
+   * has enough tiles (DeepSeek-V3-e32 T = 128, 1216 tiles: 1.79 / 1.86 / 1.91; Qwen3-30B 0.78 / 0.84 / 0.88) or short
+   * K (GPT-OSS-20B T = 128, K 2880, 480 tiles: 1.00 / 1.02 / 1.02).
    */
-  sgmatSplitK: { targetWorkgroups: 0, maxSplit: 4, minSliceK: 2048 } as Readonly<SgmatSplitKRule>,
+  sgmatSplitK: { targetWorkgroups: 512, maxSplit: 3, minSliceK: 2048, maxRowsPerExpert: 32 } as Readonly<SgmatSplitKRule>,
   /** Decode GEMVs: most token rows accumulated per weight pass (the WGSL is unrolled over them), dense and packed weights. */
   gemvMaxRowsPerPass: { dense: 8, packed: 4 } as Readonly<Record<'dense' | 'packed', number>>,
   /**
@@ -177,21 +183,27 @@ export const KERNEL_CROSSOVERS = {
   gemvDenseKernel: { rows2MaxPairs: 8, denseMinRowsPerPass: 8 } as Readonly<{ rows2MaxPairs: number; denseMinRowsPerPass: number }>,
   /**
    * The subgroup-matrix GEMM's tiles by average grouped rows per expert (sgmatTileFor; the 16-bit ones vector-staged):
-   * for 16-bit weights 32-row tiles up to `smallMaxRowsPerExpert`; for the formats of `wideShapes` from `wideMinRowsPerExpert`
-   * (16-bit / packed) their wide tile (16-bit: 128 x 192 with 64-wide K slices, or `tall`'s 144 x 256 in its band of rows
-   * per expert; int4, MXFP4 and fp8: 144 x 256) over f16 x rows where the device offers its `wideWorkgroupBytes` of
-   * workgroup memory; else for 16-bit weights 128-row tiles over f16 x rows from `largeMinRowsPerExpert` where the
-   * call has at least `largeMinOutputs` outputs, and 64-row tiles otherwise.
+   * for the formats of `wideShapes` from `wideMinRowsPerExpert` (16-bit / packed) their wide tile (16-bit: 128 x 192
+   * with 64-wide K slices, or `tall`'s 144 x 256 in its band of rows per expert; int4, MXFP4 and fp8: 144 x 256) over
+   * f16 x rows where the device offers its `wideWorkgroupBytes` of workgroup memory; else for 16-bit weights 32-row
+   * tiles up to `smallMaxRowsPerExpert`, 128-row tiles over f16 x rows from `largeMinRowsPerExpert` where the call has
+   * at least `largeMinOutputs` outputs, and 64-row tiles otherwise.
    */
   sgmatTiles: {
     smallMaxRowsPerExpert: 16,
     largeMinRowsPerExpert: 128,
     largeMinOutputs: 2560,
-    // 16-bit weights from 64 rows per expert: H200 2026-12-05 (prefill-bench bf16, random routing: rows per expert
+    // 16-bit weights from 64 rows per expert until session 23: H200 2026-12-05 (prefill-bench bf16, random routing: rows per expert
     // uneven as the layer's, docs/perf-h200/2026-12-05-s13/call1/prefill-uneven.txt), GPT-OSS-20B T = 512 (64 rows per
     // expert on average, 52-81): 128 x 256 over f16 x 1.22 ms against the 64 x 128 tile's 1.54 (an expert past 64 rows
     // takes a second 64-row tile); Mixtral T = 512 (115-133 rows): 3.28 vs 4.52 (128 x 128) and 4.62 (64 x 128)
-    wideMinRowsPerExpert: { half16: 64, packed: 64 },
+    // From 8 rows per expert (the matrix GEMMs' start) since session 23: the 128 x 192 k64 tile over f16 x rows beat
+    // the 32- and 64-row gathered tiles below 64 rows per expert too. H100 2026-12-06 (session 23 call 1, prefill-bench
+    // bf16, the router's uneven rows, medians of three rounds, docs/perf-h200/2026-12-06-s23/call1/splitk-512.txt),
+    // 128 x 192 k64 / the rule before ms: Qwen3-30B T = 128 (8 rows per expert, 3-15) 0.78 / 0.82 (32 x 128), T = 512
+    // (32) 0.84 / 0.95 (64 x 128); GPT-OSS-20B T = 128 (16) 1.00 / 1.12; Mixtral T = 128 (32) 1.93 / 1.99;
+    // DeepSeek-V3-e32 T = 128 (32) 1.79 / 2.03.
+    wideMinRowsPerExpert: { half16: 8, packed: 64 },
     wideWorkgroupBytes: 49152,
     // Before session 18, the 128 x 256 tile of each weight format measured on it: vector-staged, except int4 (2-byte
     // staging stores: the vector-staged tile was 60% slower for Mixtral's int4 at T = 512, 4% faster at 4096); int8 is
@@ -582,12 +594,12 @@ export function sgmatTileFor(rows: number, E: number, N: number, wf: string, wor
   const t = KERNEL_CROSSOVERS.sgmatTiles;
   const perExpert = rows / Math.max(1, E);
   const half16 = wf === 'bfloat16' || wf === 'float16';
-  if (half16 && perExpert <= t.smallMaxRowsPerExpert) return { shape: 'm32n128k32v', xRows: 'gather' };
   const big = workgroupBytes >= t.wideWorkgroupBytes;
   const tall = Object.hasOwn(t.tall.shapes, wf) ? t.tall.shapes[wf] : undefined;
   if (tall && big && perExpert >= t.tall.minRowsPerExpert && perExpert <= t.tall.maxRowsPerExpert) return { shape: tall, xRows: 'half' };
   const wide = Object.hasOwn(t.wideShapes, wf) ? t.wideShapes[wf] : undefined;
   if (wide && big && perExpert >= t.wideMinRowsPerExpert[half16 ? 'half16' : 'packed']) return { shape: wide, xRows: 'half' };
+  if (half16 && perExpert <= t.smallMaxRowsPerExpert) return { shape: 'm32n128k32v', xRows: 'gather' };
   if (half16 && perExpert >= t.largeMinRowsPerExpert && N >= t.largeMinOutputs) return { shape: 'm128n128k32v', xRows: 'half' };
   if (half16) return { shape: 'm64n128k32v', xRows: 'gather' };
   return { shape: SGMAT_DEFAULT_SHAPE, xRows: 'gather' };
@@ -638,16 +650,18 @@ export interface SgmatSplitKRule {
   targetWorkgroups: number;
   maxSplit: number;
   minSliceK: number;
+  maxRowsPerExpert: number;
 }
 
 /**
  * Workgroups per tile along K of the subgroup-matrix down GEMM (split-K; 1 = none) for a call of `nWork` tiles over K
- * input channels: enough to bring the call to `rule.targetWorkgroups`, at most `rule.maxSplit` and K / `rule.minSliceK`;
- * gate_up GEMMs never split. The rule is KERNEL_CROSSOVERS.sgmatSplitK (off: 1 everywhere).
- * @example `sgmatSplitKFor(128, 14336, 'down', { targetWorkgroups: 512, maxSplit: 4, minSliceK: 2048 }) // 4`
+ * input channels with `rowsPerExpert` grouped rows per expert on average: enough to bring the call to
+ * `rule.targetWorkgroups`, at most `rule.maxSplit` and K / `rule.minSliceK`, where the rows per expert are at most
+ * `rule.maxRowsPerExpert`; gate_up GEMMs never split. The rule is KERNEL_CROSSOVERS.sgmatSplitK.
+ * @example `sgmatSplitKFor(176, 14336, 'down', 32) // 3 (Mixtral T = 128 on the 128 x 192 tile)`
  */
-export function sgmatSplitKFor(nWork: number, K: number, op: 'gate_up' | 'down', rule: Readonly<SgmatSplitKRule> = KERNEL_CROSSOVERS.sgmatSplitK): number {
-  if (op !== 'down' || rule.targetWorkgroups <= 0 || nWork >= rule.targetWorkgroups) return 1;
+export function sgmatSplitKFor(nWork: number, K: number, op: 'gate_up' | 'down', rowsPerExpert: number, rule: Readonly<SgmatSplitKRule> = KERNEL_CROSSOVERS.sgmatSplitK): number {
+  if (op !== 'down' || rule.targetWorkgroups <= 0 || nWork >= rule.targetWorkgroups || rowsPerExpert > rule.maxRowsPerExpert) return 1;
   return Math.max(1, Math.min(rule.maxSplit, Math.ceil(rule.targetWorkgroups / Math.max(1, nWork)), Math.floor(K / rule.minSliceK)));
 }
 
