@@ -556,12 +556,12 @@ export function gemvDenseKernelFor(T: number, k: number, E: number, softwareAdap
 /**
  * The tile shape (SGMAT_SHAPES) and x-row mode (SgmatXRows) of the subgroup-matrix grouped GEMM for `rows` grouped
  * rows over E experts, N outputs (gate_up: gate/up pairs), weights of format `wf` (a dtype or WeightFormat), by the
- * average rows per expert r = rows / E (KERNEL_CROSSOVERS.sgmatTiles): 16-bit dense weights take 32-row tiles up to
- * r = 16; on devices with 48 KiB of workgroup memory 16-bit weights take the 144 x 256 tile for r = 112..144, else
- * from r = 64 the 128 x 192 tile with 64-wide K slices, and packed weights (int4, MXFP4, fp8) from r = 64 the 144 x 256
- * tile, all over x rows converted to f16 first ('half'), and elsewhere 16-bit weights take 128-row 'half' tiles where
- * N >= 2560 (the conversion pass pays off over wide outputs); other 16-bit calls the 64-row tile, other packed ones
- * (and int8, unmeasured on the other shapes) the 64 x 128 tile with gathered x. Every 16-bit tile stages with
+ * average rows per expert r = rows / E (KERNEL_CROSSOVERS.sgmatTiles): on devices with 48 KiB of workgroup memory
+ * 16-bit weights take the 144 x 256 tile for r = 112..144, else from r = 8 (session 23; from 64 before) the 128 x 192
+ * tile with 64-wide K slices, and packed weights (int4, MXFP4, fp8) from r = 64 the 144 x 256 tile, all over x rows
+ * converted to f16 first ('half'); elsewhere 16-bit weights take 32-row tiles up to r = 16 and 128-row 'half' tiles
+ * where N >= 2560 (the conversion pass pays off over wide outputs); other 16-bit calls the 64-row tile, other packed
+ * ones (and int8, unmeasured on the other shapes) the 64 x 128 tile with gathered x. Every 16-bit tile stages with
  * 16-byte stores (SgmatShape.vs), as do fp8 weights on the 128 x 256 tile (H200 call 5 below). The measurements behind
  * each step, oldest first:
  * H200 2026-12-04, the layer (bench, bf16, old = 64 x 128 everywhere vs a rule with 32-row tiles up to r = 32 and
