@@ -15,3 +15,17 @@ case "${1:-1}" in
     GPU_TESTS 200 grouped-gemm-fast hf-blocks prefill-golden
     ;;
 esac
+# 2: A/B of the decode GEMV kernels at T = 1 (bench-old.mjs: the planner as is; bench.mjs: built with 16-bit dense
+#    weights on 'rows4k2' for <= 8 pairs and fp8 on 'rows4' at one row, the kernels gemv-bench --chain 8 found faster
+#    for full DeepSeek-V3 in call 2: bf16 0.484 -> 0.378, fp8 0.479 -> 0.399): full DeepSeek-V3, then Mixtral and
+#    Qwen3, each old then new (~200 s). Kit: build-kit.sh at HEAD, then the patched planner with KEEP_OLD=1.
+if [ "${1:-1}" = 2 ]; then
+  for b in bench-old bench; do
+    timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models deepseek-v3 --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 1 > "$OUT/$b-dsv3.txt" 2>&1; echo "$b dsv3 rc=$?"
+    grep -E "^deepseek-v3 .*T=1:" "$OUT/$b-dsv3.txt" | cut -c1-200
+  done
+  for b in bench-old bench; do
+    timeout 45 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models mixtral-8x7b,qwen3-30b-a3b --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 2 > "$OUT/$b-mq.txt" 2>&1; echo "$b mq rc=$?"
+    grep -E "^(mixtral|qwen3)\S* +(bf16|fp8) +1 " "$OUT/$b-mq.txt" | cut -c1-60
+  done
+fi
