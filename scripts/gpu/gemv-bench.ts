@@ -4,6 +4,10 @@
 // bandwidth in the same process. Prints one line per row, a ranking per (model, format, T) with the planner's
 // default marked, the full DeepSeek-V3 layer's GEMVs (routed + shared expert) per kernel and fp8 against bf16,
 // and at the end one JSON object.
+// Caution: its rankings have not matched the layer's. Session 22: its lone passes timed packed GEMVs 2-3.6x slower
+// than the layer's own per-kernel profile; session 23: even chained (--chain 8) its winners for full DeepSeek-V3
+// (bf16 'rows4k2', fp8 'rows4') were level or 16% slower in the layer (docs/PERF-NOTES.md). Decide kernel rules on
+// the layer (bench builds A/B in one call, build-kit.sh KEEP_OLD=1), not on this.
 //   node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs
 //   bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs [--iters N] [--warmup N] [--burn MS] [--small]
 // --small: small shapes (for lavapipe), --iters: timed iterations per row (median; default 20),
