@@ -15,6 +15,10 @@ export type HFMoEModelType = (typeof HF_MOE_MODEL_TYPES)[number];
  * - `glm4_moe` (GLM-4.5, GLM-4.5-Air, GLM-4.6): transformers' Glm4MoeMoE routes as DeepSeek-V3 (sigmoid, correction
  *   bias, groups by their top-2 sum, weights renormalised with 1e-20 and scaled), with the same tensor names and keys;
  * - `dots1` (rednote dots.llm1): transformers' Dots1MoE is DeepseekV3MoE, same names and keys;
+ * - `minimax` (MiniMax-Text-01 and MiniMax-M1 in transformers' format, `MiniMaxForCausalLM`): transformers'
+ *   MiniMaxSparseMoeBlock and MiniMaxTopKRouter are Mixtral's (softmax top-k, renormalised), its checkpoints convert
+ *   with Mixtral's pattern (`block_sparse_moe.experts.{e}.w1/w3/w2`), every layer MoE; the lightning-attention keys
+ *   (`layer_types`, `block_size`, the residual alpha / beta factors) belong to the decoder, not the block;
  * - `qwen3_next` (Qwen3-Next): transformers' Qwen3NextSparseMoeBlock is Qwen2-MoE's block (softmax top-k,
  *   `norm_topk_prob`, a shared expert scaled by sigmoid(`shared_expert_gate`)), same names, keys and sparse-layer rules;
  * - `llama4` (Llama 4 Scout / Maverick, `Llama4ForConditionalGeneration`): the `llama4_text` block, its config in
@@ -32,6 +36,7 @@ export const HF_MOE_MODEL_TYPE_ALIASES: Readonly<Record<string, HFMoEModelType>>
   glm_moe_dsa: 'deepseek_v3',
   glm4_moe_lite: 'deepseek_v3',
   dots1: 'deepseek_v3',
+  minimax: 'mixtral',
   qwen3_next: 'qwen2_moe',
   llama4: 'llama4_text',
   qwen3_vl_moe: 'qwen3_vl_moe_text',

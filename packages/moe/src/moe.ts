@@ -248,7 +248,7 @@ export class MoE extends Module implements MoELayer {
 
   /**
    * Builds layer `layer`'s MoE block from a HuggingFace checkpoint
-   * (mixtral, qwen2_moe and qwen3_next, qwen3_moe, olmoe, deepseek_v2, deepseek_v3 with kimi_k2, deepseek_v32, glm4_moe,
+   * (mixtral and minimax, qwen2_moe and qwen3_next, qwen3_moe, olmoe, deepseek_v2, deepseek_v3 with kimi_k2, deepseek_v32, glm4_moe,
    * glm_moe_dsa, glm4_moe_lite and dots1,
    * minimax_m2, ernie4_5_moe, gpt_oss, llama4_text and llama4, qwen3_vl_moe's text block, granitemoe,
    * granitemoeshared and granitemoehybrid, jamba):

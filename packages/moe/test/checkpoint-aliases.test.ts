@@ -25,7 +25,7 @@ const llama4Config = (text: object): Record<string, unknown> => ({ architectures
 
 describe('published model types whose block the loader knows', () => {
   it('the aliases', () => {
-    expect(HF_MOE_MODEL_TYPE_ALIASES).toEqual({ kimi_k2: 'deepseek_v3', deepseek_v32: 'deepseek_v3', glm4_moe: 'deepseek_v3', glm_moe_dsa: 'deepseek_v3', glm4_moe_lite: 'deepseek_v3', dots1: 'deepseek_v3', qwen3_next: 'qwen2_moe', llama4: 'llama4_text', qwen3_vl_moe: 'qwen3_vl_moe_text' });
+    expect(HF_MOE_MODEL_TYPE_ALIASES).toEqual({ kimi_k2: 'deepseek_v3', deepseek_v32: 'deepseek_v3', glm4_moe: 'deepseek_v3', glm_moe_dsa: 'deepseek_v3', glm4_moe_lite: 'deepseek_v3', dots1: 'deepseek_v3', minimax: 'mixtral', qwen3_next: 'qwen2_moe', llama4: 'llama4_text', qwen3_vl_moe: 'qwen3_vl_moe_text' });
   });
 
   // [model type, architecture, why, config keys of its own]
@@ -86,6 +86,16 @@ describe('published model types whose block the loader knows', () => {
     expect(relErr(y, g.output)).toBeLessThan(g.f32Tol);
     // a text_config of another model type is refused naming the field
     expect(() => parseHFMoEConfig({ ...vl.config, text_config: { ...c, model_type: 'qwen3_moe' } }, 0)).toThrow(/text_config.model_type/);
+  });
+
+  it('minimax (MiniMax-Text-01 / M1 as transformers stores them: MiniMaxSparseMoeBlock is Mixtral\'s, converted by Mixtral\'s pattern; the lightning-attention keys beside it): the mixtral golden', async () => {
+    const ck = await open('mixtral');
+    const mm = patchedCheckpoint(ck, {
+      config: (c) => ({ ...c, model_type: 'minimax', architectures: ['MiniMaxForCausalLM'], layer_types: ['linear_attention'], block_size: 256, linear_attn_alpha_factor: 3.5, linear_attn_beta_factor: 1, mlp_alpha_factor: 3.5, mlp_beta_factor: 1 }),
+    });
+    const spec = parseHFMoEConfig(mm.config, 0);
+    expect([spec.modelType, spec.numExperts, spec.topK]).toEqual(['mixtral', 8, 2]);
+    await expectGoldenAsDirect(mm, ck, 'mixtral');
   });
 
   it('qwen3_next (Qwen3-Next: transformers\' Qwen3NextSparseMoeBlock is Qwen2-MoE\'s block): the qwen2_moe golden, gated shared expert included', async () => {
