@@ -3,7 +3,8 @@
 #   1: after session 23's planner change (16-bit weights on the 128 x 192 k64 tile from 8 rows per expert on 48 KiB
 #      devices; the down GEMM split 3 ways at <= 32 rows per expert and < 512 tiles): the layer at T = 128 / 512 beside
 #      HF grouped_mm in the same call, then the GPU tests of the matrix GEMMs, the hf-blocks goldens (now with
-#      golden-large, T = 600: the prefill kernels) and the prefill goldens (~430 s).
+#      golden-large, T = 600: the prefill kernels) and the prefill goldens (~430 s). Session 23 ran it on an H100 (no
+#      H200 came): run it again on an H200 for the target table's H200 cells (T = 4096 too: add it to the tokens).
 # Kit: bash scripts/gpu/build-kit.sh
 set -u
 OUT=${OUT:-/tmp/out}
