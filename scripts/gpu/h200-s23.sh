@@ -30,3 +30,12 @@ if [ "${1:-1}" = 2 ]; then
     grep -E "^(mixtral|qwen3)\S* +(bf16|fp8) +1 " "$OUT/$b-mq.txt" | cut -c1-60
   done
 fi
+# 3: the cost of one expert one row past the 144-row tile (session 23's bench layer: 145 rows at Mixtral T = 512):
+#    prefill-bench on even rows, then with 17 rows moved to the first expert (PREFILL_BENCH_ROUTING=shift:17), bf16
+#    and int4, the planner's tile and the 128 x 192 one (~150 s); the baseline for a tail of an expert's few rows
+#    past its tiles (not written yet).
+if [ "${1:-1}" = 3 ]; then
+  for r in shift:0 shift:17 shift:40; do
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=$r PB "tail-$r" 60 80 6 "=sgmat-default,=sgmat-m128n192k64va-xh" mixtral 512 bf16,int4
+  done
+fi

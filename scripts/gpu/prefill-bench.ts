@@ -20,7 +20,7 @@
 // formats: bf16 (default), f16, fp8, int4, mxfp4; PREFILL_BENCH_MAX_S: the time budget after which no new model / format / T
 // group starts, default 210; PREFILL_BENCH_BURN_MS: ms of FMA burn before each timed path, default 40; PREFILL_BENCH_ROUNDS: the path
 // list timed that many times in turn (medians over the rounds; default 1); PREFILL_BENCH_ROUTING=random: uneven
-// rows per expert, each token's experts drawn at random). Weights are generated one expert at a time and streamed to the GPU (stacks larger than
+// rows per expert, each token's experts drawn at random; =shift:N: even rows but N moved from the last expert to the first). Weights are generated one expert at a time and streamed to the GPU (stacks larger than
 // one binding are chunked), so the full DeepSeek-V3 (22.5 GB of bf16 experts) fits.
 import { HostTensor } from '@webmoe/tensor';
 import {
@@ -233,9 +233,14 @@ const t0 = performance.now();
 // Time budget (seconds; env PREFILL_BENCH_MAX_S, default 210): no new model / T group starts after it, the ranking still prints.
 const maxS = Number(process.env.PREFILL_BENCH_MAX_S ?? 210);
 // ms of FMA burn before each timed path (env PREFILL_BENCH_BURN_MS, default 40)
-// PREFILL_BENCH_ROUTING=random: each token's k experts drawn uniformly at random (seeded), as a router over random weights does
+// PREFILL_BENCH_ROUTING=random: each token's k experts drawn uniformly at random (seeded), as a router over random weights does;
+// PREFILL_BENCH_ROUTING=shift:N: the even spread, then N rows moved from the last expert to the first (where the token
+// has not chosen the first already): one expert N rows past the mean, e.g. Mixtral T = 512 with shift:17 has one
+// expert of 145 rows, one row past the 144-row tile, as session 23's bench layer had (its partial tile's cost)
 const RANDOM_ROUTING = process.env.PREFILL_BENCH_ROUTING === 'random';
+const SHIFT_ROWS = /^shift:\d+$/.test(process.env.PREFILL_BENCH_ROUTING ?? '') ? Number(process.env.PREFILL_BENCH_ROUTING!.slice(6)) : 0;
 if (RANDOM_ROUTING) console.log('routing: random (uneven rows per expert)');
+if (SHIFT_ROWS) console.log(`routing: even, ${SHIFT_ROWS} rows moved from the last expert to the first`);
 const BURN_EACH_MS = Number(process.env.PREFILL_BENCH_BURN_MS ?? 40);
 // PREFILL_BENCH_ROUNDS: times each path is timed, the path list run that many times in turn (default 1); the tables
 // give the median over the rounds (median of each op's medians)
@@ -274,9 +279,14 @@ for (const [model, H, I, E, k, fmt] of groupsOf) {
         idx[t * k + j] = e;
       }
     }
+    for (let t = 0, moved = 0; moved < SHIFT_ROWS && t < T; t++) {
+      const row = idx.subarray(t * k, t * k + k);
+      const j = row.indexOf(E - 1);
+      if (j >= 0 && !row.includes(0)) { row[j] = 0; moved++; }
+    }
     const counts = new Uint32Array(E);
     for (const e of idx) counts[e]++;
-    if (RANDOM_ROUTING) console.log(`${model} T=${T} rows per expert: min ${Math.min(...counts)} max ${Math.max(...counts)} (mean ${(T * k) / E})`);
+    if (RANDOM_ROUTING || SHIFT_ROWS) console.log(`${model} T=${T} rows per expert: min ${Math.min(...counts)} max ${Math.max(...counts)} (mean ${(T * k) / E})`);
     const offsets = new Uint32Array(E + 1);
     for (let e = 0; e < E; e++) offsets[e + 1] = offsets[e] + counts[e];
     const cur = offsets.slice(0, E);
