@@ -39,3 +39,9 @@ if [ "${1:-1}" = 3 ]; then
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=$r PB "tail-$r" 60 80 6 "=sgmat-default,=sgmat-m128n192k64va-xh" mixtral 512 bf16,int4
   done
 fi
+# all: the next H200 call (~560 s): mode 1 with T = 4096 too (the target table's H200 cells after session 23's planner),
+#      then mode 3.
+if [ "${1:-1}" = all ]; then
+  LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 128,512,4096
+  bash "$0" 3
+fi
