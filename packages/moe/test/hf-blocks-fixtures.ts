@@ -1,8 +1,8 @@
 // The transformers goldens of fixtures/hf-blocks (scripts/fixtures/make-hf-blocks.py): MoE blocks that the shared
 // fixtures lack (DeepSeek-V2 greedy and group-limited, MiniMax-M2, ERNIE 4.5, Granite 4.0 with its shared MLP).
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { GOLDEN_SETS, readTensorsF32, type GoldenSet } from './helpers.js';
+import { readTensorsF32, type GoldenSet } from './helpers.js';
 
 /** The folder of the fixtures. */
 export const HF_BLOCKS = fileURLToPath(new URL('./fixtures/hf-blocks', import.meta.url));
@@ -28,17 +28,9 @@ export interface HFBlockGolden {
 }
 
 /**
- * The golden sets (GOLDEN_SETS: `golden`, T = 16, the decode kernels; `golden-large`, T = 600, the prefill kernels)
- * fixture `name` holds: `golden` always (its absence throws), `golden-large` where make-hf-blocks.py
- * wrote it (its generator added it after the first fixtures were made).
+ * Golden set `set` of fixture `name` (input and output [T, H] f32, checked for shape); every fixture holds both of
+ * GOLDEN_SETS (`golden`, T = 16: the decode kernels; `golden-large`, T = 600: the prefill kernels).
  */
-export function hfBlockGoldenSets(name: string): GoldenSet[] {
-  const sets = GOLDEN_SETS.filter((s) => existsSync(`${HF_BLOCKS}/${name}/${s}.safetensors`));
-  if (!sets.includes('golden')) throw new Error(`${name}: no golden.safetensors in ${HF_BLOCKS}/${name}`);
-  return sets;
-}
-
-/** Golden set `set` of fixture `name` (input and output [T, H] f32, checked for shape). */
 export function loadHFBlockGolden(name: string, set: GoldenSet = 'golden'): HFBlockGolden {
   const dir = `${HF_BLOCKS}/${name}`;
   const g = readTensorsF32(`${dir}/${set}.safetensors`);

@@ -1,13 +1,13 @@
 // MoE blocks against transformers' own (fixtures/hf-blocks) on the GPU: each golden set's tokens at once (T = 16: the
-// decode grouping and GEMVs; T = 600 where the fixture has it: the prefill GEMMs) and one token at a time
+// decode grouping and GEMVs; T = 600: the prefill GEMMs) and one token at a time
 // (route_decode), float32 and bfloat16 weights.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { DeviceRef } from '@webmoe/tensor';
 import type { GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, stagedTol, withDispatchLog, type Dispatched } from '@webmoe/kernels-wgsl/testing';
 import { MoE } from '../src/index.js';
-import { relErr } from './helpers.js';
-import { HF_BLOCKS, HF_BLOCK_FIXTURES, hfBlockGoldenSets, loadHFBlockGolden } from './hf-blocks-fixtures.js';
+import { GOLDEN_SETS, relErr } from './helpers.js';
+import { HF_BLOCKS, HF_BLOCK_FIXTURES, loadHFBlockGolden } from './hf-blocks-fixtures.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -25,7 +25,7 @@ describe('MoE.fromHuggingFace on the GPU vs the transformers goldens of fixtures
         const moe = await MoE.fromHuggingFace({ source: `${HF_BLOCKS}/${f.name}`, layer: 0, dtype, device: DeviceRef.GPU(), ctx });
         try {
           // golden (T = 16) first: its tokens are also the single-token checks below
-          const sets = hfBlockGoldenSets(f.name).map((set) => ({ set, g: loadHFBlockGolden(f.name, set) }));
+          const sets = GOLDEN_SETS.map((set) => ({ set, g: loadHFBlockGolden(f.name, set) }));
           const g = sets[0].g;
           const tol = (dispatched: readonly Dispatched[]) => (dtype === 'float32' ? stagedTol(dispatched, g.tol) : BF16_TOL);
           for (const { set, g: gs } of sets) {
