@@ -238,7 +238,7 @@ const maxS = Number(process.env.PREFILL_BENCH_MAX_S ?? 210);
 // has not chosen the first already): one expert N rows past the mean, e.g. Mixtral T = 512 with shift:17 has one
 // expert of 145 rows, one row past the 144-row tile, as session 23's bench layer had (its partial tile's cost)
 const RANDOM_ROUTING = process.env.PREFILL_BENCH_ROUTING === 'random';
-const SHIFT_ROWS = /^shift:\d+$/.test(process.env.PREFILL_BENCH_ROUTING ?? '') ? Number(process.env.PREFILL_BENCH_ROUTING!.slice(6)) : 0;
+const SHIFT_ROWS = Number(/^shift:(\d+)$/.exec(process.env.PREFILL_BENCH_ROUTING ?? '')?.[1] ?? 0);
 if (RANDOM_ROUTING) console.log('routing: random (uneven rows per expert)');
 if (SHIFT_ROWS) console.log(`routing: even, ${SHIFT_ROWS} rows moved from the last expert to the first`);
 const BURN_EACH_MS = Number(process.env.PREFILL_BENCH_BURN_MS ?? 40);

@@ -645,7 +645,7 @@ export const SGMAT_CHOICES: { readonly shapes: readonly SgmatShapeName[]; readon
   splitK: Array.from({ length: KERNEL_CROSSOVERS.sgmatSplitK.targetWorkgroups > 0 ? KERNEL_CROSSOVERS.sgmatSplitK.maxSplit : 1 }, (_, i) => i + 1),
 };
 
-/** KERNEL_CROSSOVERS.sgmatSplitK's shape: split where a call has fewer tiles than targetWorkgroups (0: never). */
+/** KERNEL_CROSSOVERS.sgmatSplitK's shape: split where a call has fewer tiles than targetWorkgroups (0: never) and at most maxRowsPerExpert rows per expert. */
 export interface SgmatSplitKRule {
   targetWorkgroups: number;
   maxSplit: number;
