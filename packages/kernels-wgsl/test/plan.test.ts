@@ -157,10 +157,11 @@ describe('kernel planner', () => {
     }
     // the split-K rule: up to the target's workgroups, at most maxSplit and K / minSliceK slices, at most maxRowsPerExpert
     // rows per expert; never for gate_up or calls with enough tiles
-    expect(KERNEL_CROSSOVERS.sgmatSplitK).toEqual({ targetWorkgroups: 512, maxSplit: 3, minSliceK: 2048, maxRowsPerExpert: 32 });
+    expect(KERNEL_CROSSOVERS.sgmatSplitK).toEqual({ targetWorkgroups: 512, maxSplit: 3, minSliceK: 2048, maxRowsPerExpert: 144 });
     expect(sgmatSplitKFor(176, 14336, 'down', 32)).toBe(3); // Mixtral T = 128 on the 128 x 192 tile: 8 experts x 22 column tiles
-    expect(sgmatSplitKFor(176, 14336, 'down', 33)).toBe(1);
-    expect(sgmatSplitKFor(128, 14336, 'down', 128)).toBe(1); // Mixtral T = 512 (144 x 256): 128 rows per expert
+    expect(sgmatSplitKFor(256, 14336, 'down', 128)).toBe(2); // Mixtral T = 512 on the 144 x 256 tile: (8 + 8) row tiles x 16
+    expect(sgmatSplitKFor(256, 14336, 'down', 144)).toBe(2);
+    expect(sgmatSplitKFor(256, 14336, 'down', 145)).toBe(1);
     expect(sgmatSplitKFor(1216, 2048, 'down', 32)).toBe(1); // DeepSeek-V3-e32 T = 128: enough tiles
     expect(sgmatSplitKFor(480, 2880, 'down', 16)).toBe(1); // GPT-OSS-20B T = 128: K / minSliceK = 1
     expect(sgmatSplitKFor(176, 14336, 'gate_up', 32)).toBe(1);

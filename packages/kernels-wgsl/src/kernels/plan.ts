@@ -117,8 +117,8 @@ export const KERNEL_CROSSOVERS = {
   linearSplitK: { targetWorkgroups: 256, minSliceK: 256 },
   /**
    * The subgroup-matrix down GEMM splits K over workgroups (sgmatSplitKFor; splitKReduceKernel sums the partials) where
-   * a call has fewer than `targetWorkgroups` tiles and at most `maxRowsPerExpert` rows per expert on average (there
-   * the tiles are mostly empty rows and the GEMM streams weights): up to `maxSplit` slices of at least `minSliceK`
+   * a call has fewer than `targetWorkgroups` tiles and at most `maxRowsPerExpert` rows per expert on average (few
+   * whole-K workgroups per wave of the GPU, a second wave where an expert passes its row tile): up to `maxSplit` slices of at least `minSliceK`
    * each (targetWorkgroups 0 = off). H100 2026-12-06 (session 23 call 1, prefill-bench, the router's uneven rows,
    * medians of three rounds, docs/perf-h200/2026-12-06-s23/call1/splitk-512.txt), GEMMs ms unsplit / 2 / 3 / 4 ways:
    * Mixtral T = 128 (32 rows per expert; down 176 tiles of K = 14336 on the 128 x 192 tile) bf16 1.93 / 1.76 / 1.71 /
@@ -126,8 +126,15 @@ export const KERNEL_CROSSOVERS = {
    * / 2.70 / 2.70 / 2.72; DeepSeek-V3-e32 T = 512, 896 tiles of K = 2048: 2.37 / 2.69 / 2.83), as it does where a call
    * has enough tiles (DeepSeek-V3-e32 T = 128, 1216 tiles: 1.79 / 1.86 / 1.91; Qwen3-30B 0.78 / 0.84 / 0.88) or short
    * K (GPT-OSS-20B T = 128, K 2880, 480 tiles: 1.00 / 1.02 / 1.02).
+   * Up to 144 rows per expert (the 144-row tile's) since session 24: one expert past its row tile gives a call of few
+   * tiles a second wave of whole-K workgroups, which the split shortens. H100 2026-12-06 (session 24 calls 3-6,
+   * prefill-bench, medians of three rounds, docs/perf-h200/2026-12-06-s24), Mixtral T = 512 bf16 on the 144 x 256 tile,
+   * unsplit / 2 ways ms: one expert of 145 rows (as the bench router's) 2.97 / 2.68, 168 rows 2.99 / 2.69, the router's
+   * 115-133 rows 2.32 / 2.33, even 128 rows 2.31 / 2.32; int4 3.59 / 3.28, 2.67 / 2.71; T = 256 and 384 (47-74 and
+   * 88-109 rows) on the 128 x 192 tile bf16 2.02 / 1.84 (3 ways 1.79) and 2.07 / 1.90 (1.86); on the 144 x 256 tile
+   * int4 2.52 / 2.55 and 2.58 / 2.62, fp8 3.62 / 3.58 and 3.70 / 3.69.
    */
-  sgmatSplitK: { targetWorkgroups: 512, maxSplit: 3, minSliceK: 2048, maxRowsPerExpert: 32 } as Readonly<SgmatSplitKRule>,
+  sgmatSplitK: { targetWorkgroups: 512, maxSplit: 3, minSliceK: 2048, maxRowsPerExpert: 144 } as Readonly<SgmatSplitKRule>,
   /** Decode GEMVs: most token rows accumulated per weight pass (the WGSL is unrolled over them), dense and packed weights. */
   gemvMaxRowsPerPass: { dense: 8, packed: 4 } as Readonly<Record<'dense' | 'packed', number>>,
   /**
