@@ -9,8 +9,11 @@
  */
 import { checkMaxBindingBytes, createGpuContext, type GpuContext } from './runtime/context.js';
 import { Recorder } from './runtime/kernel.js';
+import { KERNEL_CROSSOVERS, type SgmatSplitKRule } from './kernels/plan.js';
+import { ValueError } from '@webmoe/tensor';
 
 export { rng } from '@webmoe/tensor/testing';
+export type { SgmatSplitKRule } from './kernels/plan.js';
 export { ONNX_DT, initializer, model, node, valueInfo, type AttrValue, type Msg, type OnnxDtype } from './onnx-writer.js';
 
 let shared: Promise<GpuContext | null> | undefined;
@@ -224,4 +227,27 @@ function installSgmatEmulation(): void {
 export function withMaxBindingBytes(ctx: GpuContext, bytes: number): GpuContext {
   const b = checkMaxBindingBytes('withMaxBindingBytes bytes', bytes) ?? ctx.maxBindingBytes;
   return Object.create(ctx, { maxBindingBytes: { value: Math.min(b, ctx.maxBindingBytes), enumerable: true } }) as GpuContext;
+}
+
+/**
+ * Runs `fn` with the subgroup-matrix split-K rule (plan.ts `KERNEL_CROSSOVERS.sgmatSplitK`) replaced by `rule` and
+ * puts the rule back when `fn` settles, also on a throw: a layer whose K is shorter than the planner's `minSliceK`
+ * (every HF fixture) then takes the split-K down GEMM and its summing pass, so a golden reaches that path. The rule
+ * is module state: layers planned inside `fn` must not run beside other tests' layers (vitest runs a file's tests
+ * one after another). ValueError for a rule the kernel cannot run (`maxSplit` outside 1..8, a non-integer field).
+ * @example `await withSgmatSplitKRule({ targetWorkgroups: 1 << 20, maxSplit: 2, minSliceK: 64, maxRowsPerExpert: 1 << 20 }, () => moe.forward(x))`
+ */
+export async function withSgmatSplitKRule<R>(rule: Readonly<SgmatSplitKRule>, fn: () => Promise<R>): Promise<R> {
+  for (const key of ['targetWorkgroups', 'maxSplit', 'minSliceK', 'maxRowsPerExpert'] as const) {
+    if (!Number.isInteger(rule[key]) || rule[key] < 0) throw new ValueError(`withSgmatSplitKRule rule.${key}`, 'an integer >= 0', rule[key]);
+  }
+  if (rule.maxSplit < 1 || rule.maxSplit > 8) throw new ValueError('withSgmatSplitKRule rule.maxSplit', 'an integer 1..8 (the kernel splits K at most 8 ways)', rule.maxSplit);
+  const live = KERNEL_CROSSOVERS.sgmatSplitK as SgmatSplitKRule;
+  const saved = { ...live };
+  Object.assign(live, rule);
+  try {
+    return await fn();
+  } finally {
+    Object.assign(live, saved);
+  }
 }

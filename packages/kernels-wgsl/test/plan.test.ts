@@ -2,6 +2,7 @@
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
 import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, useSharedExpertSlots, sharedRowsFitOnePass, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, planExpertGemms, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
+import { withSgmatSplitKRule } from '../src/testing.js';
 import { SGMAT_SHAPES, sgmatLayout, sgmatScalarTwin, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast-shapes.js';
 
 describe('kernel planner', () => {
@@ -216,6 +217,20 @@ describe('kernel planner', () => {
       expect(sgmatTileFor(4096, 128, 768, wf, 49152)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // Qwen3 T = 512: 32 per expert
       expect(sgmatTileFor(2048, 8, 14336, wf, 49151)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // below 48 KiB
     }
+  });
+
+  it('withSgmatSplitKRule: the planner follows the rule inside, the rule is back after (also after a throw), bad rules refused', async () => {
+    const planner = { ...KERNEL_CROSSOVERS.sgmatSplitK };
+    const lowered = { targetWorkgroups: 1 << 30, maxSplit: 2, minSliceK: 64, maxRowsPerExpert: 1 << 30 };
+    // the deepseek_v3_fp8 fixture's down GEMM (K = 128, 150 rows per expert): 2 ways inside, none with the planner's rule
+    expect(sgmatSplitKFor(64, 128, 'down', 150)).toBe(1);
+    expect(await withSgmatSplitKRule(lowered, async () => sgmatSplitKFor(64, 128, 'down', 150))).toBe(2);
+    expect(KERNEL_CROSSOVERS.sgmatSplitK).toEqual(planner);
+    await expect(withSgmatSplitKRule(lowered, async () => { throw new Error('inside'); })).rejects.toThrow('inside');
+    expect(KERNEL_CROSSOVERS.sgmatSplitK).toEqual(planner);
+    await expect(withSgmatSplitKRule({ ...lowered, maxSplit: 9 }, async () => 0)).rejects.toThrow(ValueError);
+    await expect(withSgmatSplitKRule({ ...lowered, minSliceK: 1.5 }, async () => 0)).rejects.toThrow(/rule.minSliceK: expected an integer/);
+    expect(KERNEL_CROSSOVERS.sgmatSplitK).toEqual(planner);
   });
 });
 

@@ -3,7 +3,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { join } from 'node:path';
 import { DeviceRef } from '@webmoe/tensor';
 import type { GpuContext } from '@webmoe/kernels-wgsl';
-import { testGpu, withEmulatedSubgroupMatrix } from '@webmoe/kernels-wgsl/testing';
+import { testGpu, withEmulatedSubgroupMatrix, withSgmatSplitKRule } from '@webmoe/kernels-wgsl/testing';
 import { MoE, quantize, QuantizedExperts, type MoEQuantConfig } from '../src/index.js';
 import { FIXTURES, packedShared, expectPrefillPaths, expertGemmPaths, forwardLogged, goldenTensors, readTensorsF32, relErr, stagedTol } from './helpers.js';
 import { CASES } from './random-cases.js';
@@ -94,6 +94,37 @@ describe('quantized checkpoints on the GPU vs goldens', () => {
     } finally {
       moe.destroy();
     }
+  }, 600_000);
+
+  it('deepseek_v3_fp8 golden-large through the split-K down GEMM (the rule lowered to the fixture\'s K = 128: 2 slices of 64): within 1e-3 on the subgroup-matrix kernels (emulated where the adapter lacks them), within 1e-6 of the unsplit forward', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    if (!ctx.features.shaderF16 || !ctx.features.subgroups) return c.skip('the adapter lacks shader-f16 or subgroups');
+    const view = ctx.features.subgroupMatrix ? ctx : withEmulatedSubgroupMatrix(ctx);
+    const g = goldenTensors('deepseek_v3_fp8', 'golden-large');
+    const x = g.get('input')!;
+    const [T, H] = x.shape;
+    // a fresh layer for each rule: a layer keeps the graphs it recorded
+    const run = async () => {
+      const moe = await MoE.fromHuggingFace({ source: `${FIXTURES}/deepseek_v3_fp8`, layer: 0, device: DeviceRef.GPU(), ctx: view, activationQuant: 'none' });
+      try {
+        return await forwardLogged(view, moe, x.values, T, H);
+      } finally {
+        moe.destroy();
+      }
+    };
+    // every down GEMM split 2 ways (K = 128 over slices of at least 64), whatever its tiles and rows per expert
+    const split = await withSgmatSplitKRule({ targetWorkgroups: 1 << 30, maxSplit: 2, minSliceK: 64, maxRowsPerExpert: 1 << 30 }, run);
+    const downs = (log: typeof split.dispatched) => log.filter((d) => d.kernel === 'grouped_gemm_sgmat' && d.variant.op === 'down');
+    expect(downs(split.dispatched).length).toBeGreaterThan(0);
+    expect(downs(split.dispatched).map((d) => d.variant.splitK)).toEqual(downs(split.dispatched).map(() => 2));
+    expect(split.dispatched.map((d) => d.kernel)).toContain('grouped_gemm_splitk_reduce');
+    const err = relErr(split.y, g.get('output_weight_only')!.values);
+    expect(err, `rel err ${err}`).toBeLessThan(1e-3);
+    // the planner's rule again: this fixture's K is too short to split
+    const plain = await run();
+    expect(downs(plain.dispatched).length).toBeGreaterThan(0);
+    expect(plain.dispatched.map((d) => d.kernel)).not.toContain('grouped_gemm_splitk_reduce');
+    expect(relErr(split.y, plain.y)).toBeLessThan(1e-6);
   }, 600_000);
 
   it('gpt_oss_mxfp4: output within 1e-4, blocks/scales uint8 on the GPU', async (c) => {
