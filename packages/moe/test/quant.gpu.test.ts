@@ -70,24 +70,32 @@ describe('quantized checkpoints on the GPU vs goldens', () => {
     }
   });
 
-  it('deepseek_v3_fp8 golden-large with the experts decoded to f16 first (MoE.prefillDequant): within 1e-3 on the subgroup-matrix kernels (emulated where the adapter lacks them), equal to the staging decode', async (c) => {
-    if (!ctx) return c.skip('no WebGPU adapter');
-    if (!ctx.features.shaderF16 || !ctx.features.subgroups) return c.skip('the adapter lacks shader-f16 or subgroups');
-    const view = ctx.features.subgroupMatrix ? ctx : withEmulatedSubgroupMatrix(ctx);
+  // deepseek_v3_fp8's golden-large (T = 600) on the subgroup-matrix kernels: this adapter's, else emulated
+  const matrixSkip = () => (!ctx ? 'no WebGPU adapter' : !ctx.features.shaderF16 || !ctx.features.subgroups ? 'the adapter lacks shader-f16 or subgroups' : undefined);
+  function fp8LargeOnMatrixTiles() {
+    const view = ctx!.features.subgroupMatrix ? ctx! : withEmulatedSubgroupMatrix(ctx!);
     const g = goldenTensors('deepseek_v3_fp8', 'golden-large');
     const x = g.get('input')!;
     const [T, H] = x.shape;
-    const moe = await MoE.fromHuggingFace({ source: `${FIXTURES}/deepseek_v3_fp8`, layer: 0, device: DeviceRef.GPU(), ctx: view, activationQuant: 'none' });
+    const load = () => MoE.fromHuggingFace({ source: `${FIXTURES}/deepseek_v3_fp8`, layer: 0, device: DeviceRef.GPU(), ctx: view, activationQuant: 'none' });
+    return { want: g.get('output_weight_only')!.values, load, forward: (moe: MoE) => forwardLogged(view, moe, x.values, T, H) };
+  }
+
+  it('deepseek_v3_fp8 golden-large with the experts decoded to f16 first (MoE.prefillDequant): within 1e-3 on the subgroup-matrix kernels (emulated where the adapter lacks them), equal to the staging decode', async (c) => {
+    const skip = matrixSkip();
+    if (skip) return c.skip(skip);
+    const { want, load, forward } = fp8LargeOnMatrixTiles();
+    const moe = await load();
     try {
       moe.prefillDequant = 'on';
-      const on = await forwardLogged(view, moe, x.values, T, H);
+      const on = await forward(moe);
       const kernels = on.dispatched.map((d) => d.kernel);
-      expect(kernels, kernels.join(" ")).toContain("dequant_f16");
+      expect(kernels, kernels.join(' ')).toContain('dequant_f16');
       expect(kernels).toContain('grouped_gemm_sgmat');
-      const err = relErr(on.y, g.get('output_weight_only')!.values);
+      const err = relErr(on.y, want);
       expect(err, `rel err ${err}`).toBeLessThan(1e-3);
       moe.prefillDequant = 'off';
-      const off = await forwardLogged(view, moe, x.values, T, H);
+      const off = await forward(moe);
       expect(off.dispatched.map((d) => d.kernel)).not.toContain('dequant_f16');
       expect(relErr(on.y, off.y)).toBeLessThan(1e-6);
       expect(() => (moe.prefillDequant = 'yes' as 'on')).toThrow(/'auto' \| 'on' \| 'off'/);
@@ -97,17 +105,14 @@ describe('quantized checkpoints on the GPU vs goldens', () => {
   }, 600_000);
 
   it('deepseek_v3_fp8 golden-large through the split-K down GEMM (the rule lowered to the fixture\'s K = 128: 2 slices of 64): within 1e-3 on the subgroup-matrix kernels (emulated where the adapter lacks them), within 1e-6 of the unsplit forward', async (c) => {
-    if (!ctx) return c.skip('no WebGPU adapter');
-    if (!ctx.features.shaderF16 || !ctx.features.subgroups) return c.skip('the adapter lacks shader-f16 or subgroups');
-    const view = ctx.features.subgroupMatrix ? ctx : withEmulatedSubgroupMatrix(ctx);
-    const g = goldenTensors('deepseek_v3_fp8', 'golden-large');
-    const x = g.get('input')!;
-    const [T, H] = x.shape;
+    const skip = matrixSkip();
+    if (skip) return c.skip(skip);
+    const { want, load, forward } = fp8LargeOnMatrixTiles();
     // a fresh layer for each rule: a layer keeps the graphs it recorded
     const run = async () => {
-      const moe = await MoE.fromHuggingFace({ source: `${FIXTURES}/deepseek_v3_fp8`, layer: 0, device: DeviceRef.GPU(), ctx: view, activationQuant: 'none' });
+      const moe = await load();
       try {
-        return await forwardLogged(view, moe, x.values, T, H);
+        return await forward(moe);
       } finally {
         moe.destroy();
       }
@@ -118,7 +123,7 @@ describe('quantized checkpoints on the GPU vs goldens', () => {
     expect(downs(split.dispatched).length).toBeGreaterThan(0);
     expect(downs(split.dispatched).map((d) => d.variant.splitK)).toEqual(downs(split.dispatched).map(() => 2));
     expect(split.dispatched.map((d) => d.kernel)).toContain('grouped_gemm_splitk_reduce');
-    const err = relErr(split.y, g.get('output_weight_only')!.values);
+    const err = relErr(split.y, want);
     expect(err, `rel err ${err}`).toBeLessThan(1e-3);
     // the planner's rule again: this fixture's K is too short to split
     const plain = await run();
