@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Session 24's next device calls (session 24 itself ran on H100s: docs/perf-h200/2026-12-06-s24).
+#   1: the target table's H200 cells after session 24's split-K rule (the down GEMM split up to 144 rows per expert):
+#      the bf16 layer at T = 128 / 512 / 4096 beside HF grouped_mm in the same call, and Mixtral at T = 256 (~200 s).
+#   2: the whole GPU test bundle (~330 s; the split-K golden of quant.gpu.test.ts runs on the real builtins there).
+#   3: packed prefill (#12: int4 / MXFP4 / fp8 at most 1.3x bf16 from T = 512): the layer, Mixtral, GPT-OSS-20B and
+#      Qwen3-30B, bf16 and the packed formats in one bench run at T = 512 / 4096 (~200 s).
+#   all: 1 then 3 (one call of ~400 s); 2 in a call of its own.
+# Kit: bash scripts/gpu/build-kit.sh
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+. "$(dirname "$0")/prefill-bench-run.sh"
+case "${1:-1}" in
+  1)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1; cat "$OUT/gpu.txt"
+    LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 128,512,4096
+    mkdir -p "$OUT/mixtral-256" && OUT="$OUT/mixtral-256" LAYER_VS_HF mixtral-8x7b 256
+    ;;
+  2)
+    GPU_TESTS 420
+    ;;
+  3)
+    timeout 240 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,gpt-oss-20b,qwen3-30b-a3b --dtypes bf16,int4,mxfp4,fp8 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/layer-packed.json" > "$OUT/layer-packed.txt" 2>&1
+    echo "bench rc=$?"; grep -E "^(mixtral|qwen3|gpt)\S* +(bf16|int4|mxfp4|fp8) " "$OUT/layer-packed.txt" | cut -c1-70
+    ;;
+  all)
+    bash "$0" 1
+    bash "$0" 3
+    ;;
+esac
