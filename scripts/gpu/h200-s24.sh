@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Session 24's next device calls (session 24 itself ran on H100s: docs/perf-h200/2026-12-06-s24).
 #   1: the target table's H200 cells after session 24's split-K rule (the down GEMM split up to 144 rows per expert):
-#      the bf16 layer at T = 128 / 512 / 4096 beside HF grouped_mm in the same call, and Mixtral at T = 256 (~200 s).
+#      the bf16 layer at T = 128 / 512 / 4096 beside HF grouped_mm in the same call, and Mixtral at T = 256 / 1024 (~250 s;
+#      1024: 256 rows per expert, past the split rule's 144, with 352 down tiles: an expert past 256 rows adds a wave).
 #   2: the whole GPU test bundle (~330 s; the split-K golden of quant.gpu.test.ts runs on the real builtins there).
 #   3: packed prefill (#12: int4 / MXFP4 / fp8 at most 1.3x bf16 from T = 512): the layer, Mixtral, GPT-OSS-20B and
 #      Qwen3-30B, bf16 and the packed formats in one bench run at T = 512 / 4096 (~200 s).
@@ -15,7 +16,7 @@ case "${1:-1}" in
   1)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1; cat "$OUT/gpu.txt"
     LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 128,512,4096
-    mkdir -p "$OUT/mixtral-256" && OUT="$OUT/mixtral-256" LAYER_VS_HF mixtral-8x7b 256
+    mkdir -p "$OUT/mixtral-mid" && OUT="$OUT/mixtral-mid" LAYER_VS_HF mixtral-8x7b 256,1024
     ;;
   2)
     GPU_TESTS 420
