@@ -3,13 +3,16 @@
 # h200-s*.sh call scripts run: Node + Dawn (../shared/gpu/make-kit.sh), the GPU test bundle, the bench, prefill-bench,
 # gemv-bench, decode-probe and host-cost bundles, the HF fixtures and the PyTorch peer (apps/bench/torch). Prints the kit's size: the working
 # tree that travels must stay under 64 MiB. After `pnpm install` and `pnpm build`.
-#   bash scripts/gpu/build-kit.sh            (KEEP_OLD=1: the previous bench.mjs kept as bench-old.mjs for A/B calls)
+#   bash scripts/gpu/build-kit.sh            (KEEP_OLD=1: the previous bench.mjs and prefill-bench.mjs kept as
+#                                             bench-old.mjs and prefill-bench-prev.mjs for A/B calls: PBIN=prefill-bench-prev)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 shared=${WEBMOE_SHARED:-../shared}
 if [ "${KEEP_OLD:-0}" = 1 ] && [ -f .gpu-kit/bench.mjs ]; then cp .gpu-kit/bench.mjs /tmp/webmoe-bench-old.mjs; fi
+if [ "${KEEP_OLD:-0}" = 1 ] && [ -f .gpu-kit/prefill-bench.mjs ]; then cp .gpu-kit/prefill-bench.mjs /tmp/webmoe-prefill-bench-prev.mjs; fi
 bash "$shared/gpu/make-kit.sh" .gpu-kit > /tmp/webmoe-make-kit.log 2>&1 || { tail -20 /tmp/webmoe-make-kit.log; exit 1; }
 if [ -f /tmp/webmoe-bench-old.mjs ]; then mv /tmp/webmoe-bench-old.mjs .gpu-kit/bench-old.mjs; fi
+if [ -f /tmp/webmoe-prefill-bench-prev.mjs ]; then mv /tmp/webmoe-prefill-bench-prev.mjs .gpu-kit/prefill-bench-prev.mjs; fi
 node scripts/gpu/build-gpu-tests.mjs
 pnpm --filter @webmoe/bench bundle:gpu
 for s in prefill-bench gemv-bench decode-probe; do node scripts/gpu/build-one.mjs "scripts/gpu/$s.ts" ".gpu-kit/$s.mjs"; done

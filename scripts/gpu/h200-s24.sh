@@ -6,7 +6,12 @@
 #   2: the whole GPU test bundle (~330 s; the split-K golden of quant.gpu.test.ts runs on the real builtins there).
 #   3: packed prefill (#12: int4 / MXFP4 / fp8 at most 1.3x bf16 from T = 512): the layer, Mixtral, GPT-OSS-20B and
 #      Qwen3-30B, bf16 and the packed formats in one bench run at T = 512 / 4096 (~200 s).
-#   all: 1 then 3 (one call of ~400 s); 2 in a call of its own.
+#   4: A/B of the packed staging's scale index (FastGemmVariant.blockShifts: shifts instead of integer divisions by
+#      the scale blocks' sizes, two per 16-byte load for fp8 blocks, one for int blocks; session 24, not measured):
+#      prefill-bench-prev.mjs (the kit of 85bffb9, divisions) then prefill-bench.mjs (shifts), the planner's tiles,
+#      the router's rows, three rounds; fp8 / int4 / int8 on Mixtral, DeepSeek-V3-e32, GPT-OSS at T = 512 / 4096 (~250 s).
+#      Kit: build-kit.sh at 85bffb9, then KEEP_OLD=1 build-kit.sh at the commit to measure.
+#   all: 1 then 3 (one call of ~400 s); 2 and 4 in calls of their own.
 # Kit: bash scripts/gpu/build-kit.sh
 set -u
 OUT=${OUT:-/tmp/out}
@@ -24,6 +29,11 @@ case "${1:-1}" in
   3)
     timeout 240 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,gpt-oss-20b,qwen3-30b-a3b --dtypes bf16,int4,mxfp4,fp8 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/layer-packed.json" > "$OUT/layer-packed.txt" 2>&1
     echo "bench rc=$?"; grep -E "^(mixtral|qwen3|gpt)\S* +(bf16|int4|mxfp4|fp8) " "$OUT/layer-packed.txt" | cut -c1-70
+    ;;
+  4)
+    for b in prefill-bench-prev prefill-bench; do
+      PBIN=$b PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB "shifts-$b" 110 150 6 "=sgmat-default" "mixtral,deepseek-v3-e32,gpt-oss" "512,4096" fp8,int4,int8
+    done
     ;;
   all)
     bash "$0" 1

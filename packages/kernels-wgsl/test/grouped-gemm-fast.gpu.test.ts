@@ -38,6 +38,7 @@ import { fastGemmKind, fastWeightFormat, planFastGemm, sgmatSupported, type Fast
 import { SGMAT_SHAPES, sgmatLayout, type FastGemmVariant } from '../src/kernels/grouped-gemm-fast-shapes.js';
 import { groupedGemmSgmatKernel } from '../src/kernels/grouped-gemm-sgmat-wgsl.js';
 import { fastGemmMinRowsPerExpert, sgmatTileFor } from '../src/kernels/plan.js';
+import { blockShiftUniforms, weightLayout } from '../src/kernels/grouped-gemm-weights.js';
 import { firstBitDiff, hostGrouping, naiveDown, naiveGateUp, randomIdx, runSgmatCase, uploadGrouping } from './grouped-helpers.js';
 import { randomZeros } from './quant-helpers.js';
 
@@ -335,21 +336,25 @@ describe('fast path selection', () => {
       return w;
     };
     try {
-      const cases: [ExpertQuantFormat, number, string | undefined][] = [
-        [{ kind: 'fp8_block' }, 40, 'fp8_e4m3'],
-        [{ kind: 'fp8_block', dtype: 'float8_e5m2', block: [3, 16] }, 48, 'fp8_e5m2'],
-        [{ kind: 'fp8_block', block: [128, 20] }, 40, undefined], // block cols 20 < K: a boundary at 20, inside values 16..23
-        [{ kind: 'fp8_block', block: [128, 20] }, 16, 'fp8_e4m3'], // one block along K
-        [{ kind: 'mxfp4' }, 64, 'mxfp4'],
-        [{ kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }, 64, 'int4'],
-        [{ kind: 'int_block', bits: 8, blockSize: 8 }, 24, 'int8'],
-        [{ kind: 'int_block', bits: 8, blockSize: 12 }, 48, undefined],
-        [{ kind: 'int_block', bits: 4, blockSize: 12 }, 8, 'int4'],
-        [{ kind: 'int_block', bits: 8, blockSize: 32 }, 36, undefined], // K % 8 != 0
+      // [format, K, fast format, scale blocks indexed by shifts (their sizes powers of two) and the weight uniforms then]
+      const cases: [ExpertQuantFormat, number, string | undefined, boolean, number[]][] = [
+        [{ kind: 'fp8_block' }, 40, 'fp8_e4m3', true, [1, 1, 7, 7]], // 128 x 128 blocks
+        [{ kind: 'fp8_block', dtype: 'float8_e5m2', block: [3, 16] }, 48, 'fp8_e5m2', false, [6, 3, 3, 16]], // block rows 3
+        [{ kind: 'fp8_block', block: [128, 20] }, 40, undefined, false, [1, 2, 128, 20]], // block cols 20 < K: a boundary at 20, inside values 16..23
+        [{ kind: 'fp8_block', block: [128, 20] }, 16, 'fp8_e4m3', false, [1, 1, 128, 20]], // one block along K
+        [{ kind: 'fp8_block', block: [16, 64] }, 64, 'fp8_e4m3', true, [1, 1, 4, 6]],
+        [{ kind: 'mxfp4' }, 64, 'mxfp4', false, [2, 0, 0, 0]], // shifts by its fixed 32 already
+        [{ kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }, 64, 'int4', true, [2, 5, 0, 0]],
+        [{ kind: 'int_block', bits: 8, blockSize: 8 }, 24, 'int8', true, [3, 3, 0, 0]],
+        [{ kind: 'int_block', bits: 8, blockSize: 12 }, 48, undefined, false, [4, 12, 0, 0]],
+        [{ kind: 'int_block', bits: 4, blockSize: 12 }, 8, 'int4', false, [1, 12, 0, 0]],
+        [{ kind: 'int_block', bits: 8, blockSize: 32 }, 36, undefined, true, [2, 5, 0, 0]], // K % 8 != 0
       ];
-      for (const [f, K, wf] of cases) {
+      for (const [f, K, wf, shifts, wu] of cases) {
         const w = pack(f, K);
         expect(fastWeightFormat(w, K)?.wf, `${JSON.stringify(f)} K=${K}`).toBe(wf);
+        expect(blockShiftUniforms(weightLayout(w, { rows, cols: K })), `${JSON.stringify(f)} K=${K}`).toEqual({ shifts, wu });
+        if (wf) expect(fastWeightFormat(w, K)?.blockShifts).toBe(shifts);
         const plan = planFastGemm(ctx, { tile: 'fast' }, w, 100, E, rows, K, 'down');
         expect(plan === undefined, `${JSON.stringify(f)} K=${K}`).toBe(wf === undefined);
         if (!wf) continue;

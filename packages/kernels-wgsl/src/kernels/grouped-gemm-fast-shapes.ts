@@ -66,6 +66,12 @@ export type FastGemmVariant = Pick<GroupedGemmVariant, 'op' | 'act' | 'interleav
    */
   wide?: boolean;
   /**
+   * Packed formats whose scale blocks are powers of two (blockShiftUniforms in grouped-gemm-weights.ts): the staging
+   * indexes scales with shifts by the log2 the weight uniforms then hold (fp8: wc, wd; int: wb) instead of integer
+   * divisions by the block sizes, two per load for fp8 blocks. Same values.
+   */
+  blockShifts?: boolean;
+  /**
    * Subgroup-matrix kernel, packed formats, bench comparisons only: stage the weights through wdec's f32 values, one
    * code at a time (the staging before packedHalfPairsWgsl). Same tiles, more instructions.
    */

@@ -102,6 +102,8 @@ export function weightAccessWgsl(v: FastGemmVariant): string {
   const raw = rawType(v);
   const wide = raw === 'WRaw';
   const idx = `(e * u.wRows + row) * u.K + col`;
+  // a row or column index over a scale block's size (the uniform u.<by>): a shift by its log2 with blockShifts
+  const per = (i: string, by: string) => (v.blockShifts ? `(${i} >> u.${by})` : `${i} / u.${by}`);
   // Codes: element index >> log2(values per vector of WQ).
   const codeIndex = (valuesPerVector: number) => `(${idx}) >> ${Math.log2(valuesPerVector)}u`;
   const load = (body: string) => `fn wload(e: u32, row: u32, col: u32) -> ${raw} { ${body} }`;
@@ -133,7 +135,7 @@ fn wdec(w: vec4<u32>) -> array<f32, 8> { let a = ${pair}(w.x); let b = ${pair}(w
       // wa = scale blocks along rows, wb = along cols, wc = block rows, wd = block cols.
       const fp8 = v.wf === 'fp8_e4m3' ? 'decode_e4m3_bits' : 'decode_e5m2_bits';
       return `${FP8_DECODE_BITS_WGSL}
-${wideDecl}${packed(`WQ[${codeIndex(wide ? 16 : 8)}]`, `bitcast<u32>(WSC[(e * u.wa + row / u.wc) * u.wb + col / u.wd])`)}
+${wideDecl}${packed(`WQ[${codeIndex(wide ? 16 : 8)}]`, `bitcast<u32>(WSC[(e * u.wa + ${per('row', 'wc')}) * u.wb + ${per('col', 'wd')}])`)}
 ${dec(`let s = bitcast<f32>(${scale});`, (i) => `${fp8}${code(i)} * s`)}`;
     }
     case 'int8':
@@ -145,7 +147,7 @@ ${dec(`let s = bitcast<f32>(${scale});`, (i) => `${fp8}${code(i)} * s`)}`;
       return `${PACKED_CODE_WGSL}
 ${loadFn('wscale', 'WSC', v.sd === 'float16' ? 'float16' : 'float32')}
 ${intZeroWgsl(v)}
-${wideDecl}${load(`let si = (e * u.wRows + row) * u.wa + col / u.wb; ${wide ? `return WRaw(${codes}, vec2<u32>(bitcast<u32>(wscale(si)), ${v.zp ? 'bitcast<u32>(wzshift(si))' : '0u'}));` : `return vec4<u32>(${four ? `vec2<u32>(${codes}, 0u)` : codes}, bitcast<u32>(wscale(si)), ${v.zp ? 'bitcast<u32>(wzshift(si))' : '0u'});`}`)}
+${wideDecl}${load(`let si = (e * u.wRows + row) * u.wa + ${per('col', 'wb')}; ${wide ? `return WRaw(${codes}, vec2<u32>(bitcast<u32>(wscale(si)), ${v.zp ? 'bitcast<u32>(wzshift(si))' : '0u'}));` : `return vec4<u32>(${four ? `vec2<u32>(${codes}, 0u)` : codes}, bitcast<u32>(wscale(si)), ${v.zp ? 'bitcast<u32>(wzshift(si))' : '0u'});`}`)}
 ${dec(`let s = bitcast<f32>(${scale});${v.zp ? ` let z = bitcast<f32>(${zshift});` : ''}`, value)}`;
     }
     case 'mxfp4':

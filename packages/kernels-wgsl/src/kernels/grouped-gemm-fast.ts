@@ -33,6 +33,7 @@ import type { ExpertActQuantOptions } from './quant-ref.js';
 import { expertDims } from './expert-weights.js';
 import { SGMAT_CHOICES, chooseFastGemmKind, sgmatDequantExperts, sgmatDequantUnasked, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
+import { blockShiftUniforms } from './grouped-gemm-weights.js';
 import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, tileOutputs, type FastGemmVariant, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
 import { ROW_ABSMAX_VARIANT, groupedGemmFastKernel, halfRowsKernel, rowAbsMaxKernel, splitKReduceKernel } from './grouped-gemm-fast-wgsl.js';
 import { groupedGemmSgmatKernel } from './grouped-gemm-sgmat-wgsl.js';
@@ -137,17 +138,18 @@ export function fastGemmKind(ctx: GpuContext, want?: FastGemmKind, wf?: string):
  * block width multiples of 16 (8-bit) / 32 (4-bit) values, or one block per row).
  * @example `fastWeightFormat({ kind: 'int_block', bits: 4, q, scales, blockSize: 32 }, 4096) // { wf: 'int4', sd: 'float16', zp: false, wide: true }`
  */
-export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFormat; sd: FastGemmVariant['sd']; zp: boolean; wide: boolean } | undefined {
+export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFormat; sd: FastGemmVariant['sd']; zp: boolean; wide: boolean; blockShifts: boolean } | undefined {
   if (K % 8 !== 0 || K === 0) return undefined;
   if (w.kind === 'dense' && w.w.dtype !== 'float32' && w.w.dtype !== 'bfloat16' && w.w.dtype !== 'float16') return undefined;
   const blockK = w.kind === 'fp8_block' ? w.block[1] : w.kind === 'int_block' ? w.blockSize : w.kind === 'mxfp4' ? 32 : 8;
   if (blockK % 8 !== 0 && blockK < K) return undefined;
   if (w.kind === 'int_block' && w.scales.dtype !== 'float32' && w.scales.dtype !== 'float16') return undefined;
-  const { wf, sd, zp } = weightLayout(w, { rows: 0, cols: K });
+  const layout = weightLayout(w, { rows: 0, cols: K });
+  const { wf, sd, zp } = layout;
   // Wide loads (FastGemmVariant.wide): the values of one 16-byte load start aligned and share one scale block.
   const wv = isPackedFormat(wf) ? (wf === 'int4' || wf === 'mxfp4' ? 32 : 16) : 0;
   const wide = wv > 0 && K % wv === 0 && (blockK % wv === 0 || blockK >= K);
-  return { wf, sd, zp, wide };
+  return { wf, sd, zp, wide, blockShifts: blockShiftUniforms(layout).shifts };
 }
 
 /**
@@ -172,7 +174,7 @@ export function planFastGemm(ctx: GpuContext, opts: FastGemmOptions & Pick<Exper
 }
 
 /** The format of an f16 dense stack (what the dequantize-then-GEMM path multiplies). */
-const HALF_FORMAT: FastWeightFormat = { wf: 'float16', sd: 'none', zp: false, wide: false };
+const HALF_FORMAT: FastWeightFormat = { wf: 'float16', sd: 'none', zp: false, wide: false, blockShifts: false };
 
 /** What fastWeightFormat tells of a container: its format, int scale dtype, zero points, 16-byte code loads. */
 type FastWeightFormat = NonNullable<ReturnType<typeof fastWeightFormat>>;
@@ -317,10 +319,11 @@ function sgmatVariant(base: FastGemmVariant, p: { shape?: SgmatShapeName; xh?: F
   return v;
 }
 
-function fastVariant(c: Pick<FastGemmCall, 'op' | 'act' | 'xmode' | 'biasDt'> & { rowScale: boolean; wf: FastGemmVariant['wf']; sd: FastGemmVariant['sd']; zp: boolean }, kind: FastGemmKind): FastGemmVariant {
+function fastVariant(c: Pick<FastGemmCall, 'op' | 'act' | 'xmode' | 'biasDt'> & { rowScale: boolean; wf: FastGemmVariant['wf']; sd: FastGemmVariant['sd']; zp: boolean; blockShifts: boolean }, kind: FastGemmKind): FastGemmVariant {
   const v: FastGemmVariant = { op: c.op, act: c.act?.kind ?? 'none', interleaved: c.act?.interleaved ?? false, wf: c.wf, sd: c.sd, bias: c.biasDt, xmode: c.xmode, rowScale: c.rowScale, h: kind === 'f16', xScale: kind !== 'f32' };
-  // zp only when set, so the pipelines of weights without zero points keep their variant keys.
+  // zp and blockShifts only when set, so the pipelines of other weights keep their variant keys.
   if (c.zp) v.zp = true;
+  if (c.blockShifts) v.blockShifts = true;
   return v;
 }
 
@@ -340,7 +343,9 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   const sgmat = plan.kind === 'subgroup-matrix';
   const xh = sgmat ? plan.xh : undefined;
   const splitK = sgmat && c.op === 'down' ? (plan.splitK ?? 1) : 1;
-  const base = fastVariant({ ...c, rowScale: !!c.rowScale, wf: layout.wf, sd: layout.sd, zp: layout.zp }, plan.kind);
+  // scale blocks of power-of-two sizes: indexed by shifts (the uniforms hold their log2)
+  const blocks = blockShiftUniforms(layout);
+  const base = fastVariant({ ...c, rowScale: !!c.rowScale, wf: layout.wf, sd: layout.sd, zp: layout.zp, blockShifts: blocks.shifts }, plan.kind);
   const variant = sgmat ? sgmatVariant(base, { shape: plan.shape, xh, splitK, wide: plan.wide, valueDecode: plan.valueDecode, band: plan.band, rowSkip: plan.rowSkip }) : base;
   if (test.emulateSubgroupMatrix && sgmat) variant.emu = true;
   let xHalf: { xh: GPUBuffer; ru: GPUBuffer } | undefined;
@@ -372,7 +377,7 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   Object.assign(bind, weightBind(variant, layout.buffers));
   if (c.bias) bind.BIAS = c.bias.buffer;
   bind.Y = yOut;
-  const [wa, wb, wc, wd] = layout.wu;
+  const [wa, wb, wc, wd] = blocks.wu;
   rec.dispatch({
     kernel: plan.kind === 'subgroup-matrix' ? groupedGemmSgmatKernel : groupedGemmFastKernel,
     variant,

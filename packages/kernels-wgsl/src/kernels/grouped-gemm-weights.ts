@@ -69,6 +69,21 @@ export function weightLayout(w: ExpertWeightsGpu, d: Pick<ExpertDims, 'rows' | '
   }
 }
 
+/**
+ * The weight uniforms of `layout` for a staging step that indexes scales by shifts (FastGemmVariant.blockShifts): where
+ * a packed format's scale blocks are powers of two along the axes it divides by (fp8 blocks: block rows wc and block
+ * cols wd; int blocks: the block size wb), those uniforms become their log2 and `shifts` is true; otherwise (dense,
+ * MXFP4, which shifts by its fixed 32 already, and blocks of other sizes) the uniforms as they are and `shifts` false.
+ * @example `blockShiftUniforms(weightLayout(fp8With128x128Blocks, d)).wu // [wa, wb, 7, 7]`
+ */
+export function blockShiftUniforms(layout: Pick<WeightLayout, 'wf' | 'wu'>): { shifts: boolean; wu: [number, number, number, number] } {
+  const [wa, wb, wc, wd] = layout.wu;
+  const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+  if ((layout.wf === 'fp8_e4m3' || layout.wf === 'fp8_e5m2') && pow2(wc) && pow2(wd)) return { shifts: true, wu: [wa, wb, Math.log2(wc), Math.log2(wd)] };
+  if ((layout.wf === 'int4' || layout.wf === 'int8') && pow2(wb)) return { shifts: true, wu: [wa, Math.log2(wb), wc, wd] };
+  return { shifts: false, wu: [wa, wb, wc, wd] };
+}
+
 /** The weight uniforms (u32) that {@link weightLayout} fills and the weight WGSL reads: wa, wb, wc, wd. */
 export const WEIGHT_UNIFORMS: readonly UniformField[] = uniformFields('u32', 'wa', 'wb', 'wc', 'wd');
 
