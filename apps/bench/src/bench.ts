@@ -148,28 +148,48 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
     const ts = ctx.features.timestampQuery;
     const dev: number[] = [];
     const walls: number[] = [];
-    // timed forwards: all dispatches in one pass, timed as a whole ('total'), or the host clock
-    for (let i = 0; i < o.iters; i++) {
-      const rec = new Recorder(ctx, { timestamps: ts ? 'total' : false, label: 'bench.forward' });
-      const f = runMoE(ctx, layer, rec, x);
-      const t0 = performance.now();
-      rec.submit();
+    if (ts) {
+      // timed forwards: all dispatches in one pass, timed as a whole ('total'), submitted back to back and drained
+      // once, so the GPU does not idle between them (a drain and a readback per forward let its clocks drop: a 1-2 ms
+      // forward then timed ~3x slow on some iterations, medians between the two modes; H100 2026-12-06, session 24)
+      const recs: Recorder[] = [];
+      for (let i = 0; i < o.iters; i++) {
+        const rec = new Recorder(ctx, { timestamps: 'total', label: 'bench.forward' });
+        const f = runMoE(ctx, layer, rec, x);
+        rec.submit();
+        f.release();
+        recs.push(rec);
+      }
       await ctx.sync();
-      walls.push(performance.now() - t0);
-      f.release();
-      const t = await rec.timings();
-      if (ts && t.length) dev.push(t.reduce((s, k) => s + k.ns, 0) / 1e6);
+      for (const rec of recs) {
+        const t = await rec.timings();
+        if (t.length) dev.push(t.reduce((s, k) => s + k.ns, 0) / 1e6);
+      }
+    } else {
+      // no timestamps: the host clock per forward, submit to queue drain
+      for (let i = 0; i < o.iters; i++) {
+        const rec = new Recorder(ctx, { label: 'bench.forward' });
+        const f = runMoE(ctx, layer, rec, x);
+        const t0 = performance.now();
+        rec.submit();
+        await ctx.sync();
+        walls.push(performance.now() - t0);
+        f.release();
+      }
     }
-    // per-kernel breakdown: separate forwards with one pass per dispatch (each pass boundary adds a barrier)
-    const perIter: KernelTiming[][] = [];
+    // per-kernel breakdown: separate forwards with one pass per dispatch (each pass boundary adds a barrier), back to
+    // back as the timed ones
+    const breakdown: Recorder[] = [];
     for (let i = 0; ts && i < Math.min(o.iters, 5); i++) {
       const rec = new Recorder(ctx, { timestamps: true, label: 'bench.breakdown' });
       const f = runMoE(ctx, layer, rec, x);
       rec.submit();
-      await ctx.sync();
       f.release();
-      perIter.push(await rec.timings());
+      breakdown.push(rec);
     }
+    await ctx.sync();
+    const perIter: KernelTiming[][] = [];
+    for (const rec of breakdown) perIter.push(await rec.timings());
     // --profile-stages: the library's forward step by step, one timestamped pass per dispatch
     const stageProfile = o.profileStages ? (layer.moe ? await profileStages(ctx, layer.moe, layer.pool, x, Math.min(o.iters, 5)) : { available: false as const, reason: `the '${layer.impl}' forward is not an MoE layer` }) : undefined;
     // back-to-back forwards, one drain: wall time per forward without the per-forward sync
@@ -184,7 +204,8 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
     }
     await ctx.sync();
     const wallMs = (performance.now() - t0) / nb;
-    const useTs = dev.length === o.iters;
+    if (ts && dev.length !== o.iters) throw new Error(`timestamp queries gave times for ${dev.length} of ${o.iters} timed forwards`);
+    const useTs = ts;
     const s = summarize(useTs ? dev : walls);
     const row: ResultRow = {
       model: spec.name, tokens: T, dtype, device, impl: layer.impl,
