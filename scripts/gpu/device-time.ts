@@ -11,21 +11,31 @@ export function median(a: number[]): number {
 
 /**
  * Median device time (ms) of each pass: every iteration records each pass in a Recorder of its own
- * (`timestamps: 'total'`), submits them in order, reads their times, then calls `done` (e.g. frees the
- * outputs). The first `warmup` iterations are not timed, nor an iteration whose times the adapter did not give.
- * @example `const [gateUpMs, downMs] = await passTimesMs(ctx, { iters: 10, warmup: 2 }, [(r) => (h = gateUp(r)), (r) => (y = down(r, h))], () => { h.destroy(); y.destroy(); })`
+ * (`timestamps: 'total'`); all iterations are submitted back to back and the queue drained once, then their times
+ * are read and what each pass returned (what frees its outputs) is called. A drain and a readback after every
+ * iteration, as before session 24, let the GPU's clocks drop between iterations (gemv-bench's lone passes timed
+ * packed GEMVs 2-3.6x slower than the layer's forwards, session 22). The first `warmup` iterations are not timed,
+ * nor an iteration whose times the adapter did not give. Every iteration's outputs live until the drain.
+ * @example `const [gateUpMs, downMs] = await passTimesMs(ctx, { iters: 10, warmup: 2 }, [(r) => { h = gateUp(r); const mine = h; return () => mine.destroy(); }, (r) => { const y = down(r, h); return () => y.destroy(); }])`
  */
-export async function passTimesMs(ctx: GpuContext, n: { iters: number; warmup: number }, passes: readonly ((rec: Recorder) => void)[], done: () => void = () => {}): Promise<number[]> {
+export async function passTimesMs(ctx: GpuContext, n: { iters: number; warmup: number }, passes: readonly ((rec: Recorder) => (() => void) | void)[]): Promise<number[]> {
   const times: number[][] = passes.map(() => []);
+  const iterations: { recs: Recorder[]; frees: (() => void)[] }[] = [];
   for (let i = 0; i < n.warmup + n.iters; i++) {
+    const frees: (() => void)[] = [];
     const recs = passes.map((record) => {
       const rec = new Recorder(ctx, { timestamps: 'total' });
-      record(rec);
+      const free = record(rec);
+      if (free) frees.push(free);
       rec.submit();
       return rec;
     });
+    iterations.push({ recs, frees });
+  }
+  await ctx.sync();
+  for (const [i, { recs, frees }] of iterations.entries()) {
     const ts = await Promise.all(recs.map((r) => r.timings()));
-    done();
+    for (const free of frees) free();
     if (i >= n.warmup && ts.every((t) => t[0])) ts.forEach((t, p) => times[p].push(t[0].ns / 1e6));
   }
   return times.map(median);
@@ -33,14 +43,16 @@ export async function passTimesMs(ctx: GpuContext, n: { iters: number; warmup: n
 
 /**
  * Median device time (ms) per copy of what `record` records when `reps` copies run back to back in one pass (a pass's
- * time / reps; reps = 1: a lone pass, submitted and awaited): `record` returns what frees its outputs, called after
- * each iteration's timings are read.
+ * time / reps; reps = 1: one copy per pass), the passes timed by passTimesMs: `record` returns what frees its
+ * outputs, called once the iteration's times are read.
  * @example `const ms = await chainedPassMs(ctx, { iters: 20, warmup: 5 }, 8, (r) => { const y = run(r); return () => y.destroy(); })`
  */
 export async function chainedPassMs(ctx: GpuContext, n: { iters: number; warmup: number }, reps: number, record: (rec: Recorder) => () => void): Promise<number> {
-  const frees: (() => void)[] = [];
-  const [ms] = await passTimesMs(ctx, n, [(rec) => { for (let i = 0; i < reps; i++) frees.push(record(rec)); }], () => {
-    for (const free of frees.splice(0)) free();
-  });
+  const [ms] = await passTimesMs(ctx, n, [
+    (rec) => {
+      const frees = Array.from({ length: reps }, () => record(rec));
+      return () => frees.forEach((free) => free());
+    },
+  ]);
   return ms / reps;
 }

@@ -29,8 +29,9 @@
 // (rows `down+combine` and `combined:<kernel>`; the ranking shows them under '<model> <format> T=<T> end').
 // --split: also each GEMV alone, gate_up on x and down on its output (device ms of each, in the line and the JSON).
 // --chain R: each timed pass records the row's work R times back to back (time / R), as the layer's forwards run one
-// after another; default 1 (a lone pass, submitted and awaited: session 22 found packed rows 2-3.6x the layer's own
-// GEMV time that way, bf16 level).
+// after another; default 1 (one copy per pass; since session 24 the passes of all iterations are submitted back to
+// back and drained once, device-time.ts: before, each was submitted and awaited alone, and session 22 found packed
+// rows 2-3.6x the layer's own GEMV time that way, bf16 level).
 // --ablate decode+x+scale+nan (any of them, joined by +): diagnostics, not results: the moe_gemv modules compile with
 // those parts of their work removed (gemv-ablate.ts), so that each row's time without them says what they cost; the
 // outputs are wrong by design and not checked. Each row names the ablations applied to the modules it compiled

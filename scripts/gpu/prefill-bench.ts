@@ -196,6 +196,8 @@ const MODIFIERS: Record<string, GroupedGemmOptions> = {
   vdec: { sgmatValueDecode: true },
   words: { sgmatValueDecode: false },
   rowskip: { sgmatRowSkip: true },
+  // scale indexes by divisions where the blocks are powers of two (the staging before session 24's shifts)
+  divide: { sgmatBlockShifts: false },
 };
 function modified(filter: string): PathSpec {
   const [base, ...mods] = filter.slice(1).split('+');
@@ -348,17 +350,18 @@ for (const [model, H, I, E, k, fmt] of groupsOf) {
         const n = T >= 4096 ? Math.min(iters, SLOW.has(path.name) ? 3 : 6) : iters;
         // the clocks drop while the host uploads and checks: each path is timed after a burn (else later paths read slower)
         if (BURN_EACH_MS > 0) await burnGpu(ctx, BURN_EACH_MS);
+        // each iteration's gate_up output feeds its down GEMM (recorded right after it)
         let h!: GpuTensor;
-        let y!: GpuTensor;
-        const [mg, md] = await passTimesMs(
-          ctx,
-          { iters: n, warmup: 2 },
-          [(r) => (h = gateUp(r, path)), (r) => (y = down(r, h, path))],
-          () => {
-            h.destroy();
-            y.destroy();
+        const [mg, md] = await passTimesMs(ctx, { iters: n, warmup: 2 }, [
+          (r) => {
+            const mine = (h = gateUp(r, path));
+            return () => mine.destroy();
           },
-        );
+          (r) => {
+            const y = down(r, h, path);
+            return () => y.destroy();
+          },
+        ]);
         const wrong = errH > 1e-2 || errY > 1e-2 || !Number.isFinite(errH) || !Number.isFinite(errY);
         const t = prior ?? { mg: [], md: [], errH, errY };
         t.mg.push(mg);

@@ -33,7 +33,7 @@ import {
   type ExpertWeightsHost,
   type GpuContext,
 } from '@webmoe/kernels-wgsl';
-import { testGpu, gpuChecked, rng, randomArray, relErr, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
+import { testGpu, gpuChecked, rng, randomArray, relErr, withDispatchLog, type Dispatched } from '@webmoe/kernels-wgsl/testing';
 import { fastGemmKind, fastWeightFormat, planFastGemm, sgmatSupported, type FastGemmKind, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
 import { SGMAT_SHAPES, sgmatLayout, type FastGemmVariant } from '../src/kernels/grouped-gemm-fast-shapes.js';
 import { groupedGemmSgmatKernel } from '../src/kernels/grouped-gemm-sgmat-wgsl.js';
@@ -140,7 +140,7 @@ function bigRows(x: Float32Array, K: number, big: number | undefined): Float32Ar
   return x;
 }
 
-async function gateUp(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; fast?: FastGemmKind }, big?: number): Promise<{ got: Float32Array; want: Float32Array }> {
+async function gateUp(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; fast?: FastGemmKind; sgmatBlockShifts?: boolean }, big?: number): Promise<{ got: Float32Array; want: Float32Array }> {
   const r = rng(seed);
   const { T, k, E, H, I } = c;
   const x = bigRows(randomArray(r, T * H, -1, 1), H, big);
@@ -170,7 +170,7 @@ async function gateUp(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; 
   return { got, want };
 }
 
-async function down(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; fast?: FastGemmKind }, big?: number): Promise<{ got: Float32Array; want: Float32Array }> {
+async function down(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; fast?: FastGemmKind; sgmatBlockShifts?: boolean }, big?: number): Promise<{ got: Float32Array; want: Float32Array }> {
   const r = rng(seed);
   // down: K = I (must be % 8), N = H (odd here): swap the roles of the case's sizes.
   const { T, k, E } = c;
@@ -274,6 +274,43 @@ for (const kind of KINDS) {
     });
   });
 }
+
+describe('packed staging: scale indexes by shifts where the blocks are powers of two', () => {
+  const fmts: ExpertQuantFormat[] = [
+    { kind: 'fp8_block', block: [16, 32] },
+    { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16', zeroPoint: true },
+    { kind: 'int_block', bits: 8, blockSize: 16 },
+  ];
+  // the f16 FMA kernel loads weights as the f32 one does (wload), so not again here: its lavapipe run is long
+  for (const kind of KINDS.filter((k) => k !== 'f16')) {
+    it(`${kind}: shifts (default) and divisions (sgmatBlockShifts: false) give the same bits, within tolerance of the reference; the dispatched variant says which`, async (t) => {
+      canRun(t, kind);
+      const e = tol(kind);
+      const gemmVariants = (log: Dispatched[]) => log.filter((d) => d.kernel === 'grouped_gemm_fast' || d.kernel === 'grouped_gemm_sgmat').map((d) => d.variant.blockShifts);
+      for (const [n, fmt] of fmts.entries()) {
+        const c: Case = { T: 70, k: 2, E: 3, H: 64, I: 48, dt: 'bfloat16', act: ACTS[n % ACTS.length], bias: true, rowScale: true, fmt };
+        for (const [op, run] of [['gate_up', gateUp], ['down', down]] as const) {
+          const shifts = await withDispatchLog(() => run(c, 9700 + n, { tile: 'fast', fast: kind }));
+          const divides = await withDispatchLog(() => run(c, 9700 + n, { tile: 'fast', fast: kind, sgmatBlockShifts: false }));
+          expect(gemmVariants(shifts.dispatched), `${fmtName(fmt)} ${op}`).toEqual([true]);
+          expect(gemmVariants(divides.dispatched), `${fmtName(fmt)} ${op}`).toEqual([undefined]);
+          expect(firstBitDiff(shifts.result.got, divides.result.got), `${fmtName(fmt)} ${op}: first differing value`).toBe(-1);
+          expect(relErr(shifts.result.got, shifts.result.want), `${fmtName(fmt)} ${op}`).toBeLessThan(e.rel);
+        }
+      }
+    });
+  }
+
+  it('sgmatBlockShifts other than a boolean: a ValueError, nothing planned', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const w = { kind: 'dense' as const, w: GpuTensor.empty(ctx, 'bfloat16', [4, 16, 32]) };
+    try {
+      expect(() => planFastGemm(ctx!, { tile: 'fast', sgmatBlockShifts: 'yes' as unknown as boolean }, w, 4096, 4, 16, 32, 'down')).toThrow(/sgmatBlockShifts: expected a boolean \| undefined, got yes/);
+    } finally {
+      w.w.destroy();
+    }
+  });
+});
 
 describe('f16-staged kernels with inputs beyond f16 range (per-row power-of-two scaling)', () => {
   // Rows with |x| up to 1e5 (f16 max 65504) next to ordinary rows: without the row scale they become inf/NaN.

@@ -68,6 +68,8 @@ export interface FastGemmPlan {
   band?: number;
   /** Subgroup-matrix kernel: row fragments past a tile's last row skip their matrix work (FastGemmVariant.rowSkip). */
   rowSkip?: boolean;
+  /** Packed weights whose scale blocks are powers of two, indexed by divisions all the same (GroupedGemmOptions.sgmatBlockShifts false). */
+  divideBlocks?: boolean;
   /**
    * Subgroup-matrix kernel, packed weights: decoded to f16 first (grouped-gemm-dequant.ts), `experts` experts per pass
    * into one scratch buffer, each pass followed by the f16 GEMM `gemm` on that range; `wide`: 16-byte code loads.
@@ -204,6 +206,12 @@ export interface FastGemmOptions {
    */
   sgmatValueDecode?: boolean;
   /**
+   * With the fast kernels and packed weights whose scale blocks are powers of two: index the scales by shifts (true,
+   * the default: FastGemmVariant.blockShifts) or by integer divisions as blocks of other sizes (false: bench A/B). Same
+   * values.
+   */
+  sgmatBlockShifts?: boolean;
+  /**
    * With the subgroup-matrix fast kernel: order the workgroups in bands of this many row tiles per expert, the band's
    * row tiles of one weight tile consecutive (1..64; FastGemmVariant.band; bench comparisons, default off).
    */
@@ -257,6 +265,8 @@ function planFastFormat(ctx: GpuContext, opts: FastGemmOptions & Pick<ExpertActQ
   if (opts.sgmatBand !== undefined && !(Number.isInteger(opts.sgmatBand) && opts.sgmatBand >= 1 && opts.sgmatBand <= 64)) throw new ValueError('sgmatBand', 'an integer 1..64 | undefined', opts.sgmatBand);
   if (sg && opts.sgmatBand) plan.band = opts.sgmatBand;
   if (sg && opts.sgmatRowSkip) plan.rowSkip = true;
+  if (opts.sgmatBlockShifts !== undefined && typeof opts.sgmatBlockShifts !== 'boolean') throw new ValueError('sgmatBlockShifts', 'a boolean | undefined', opts.sgmatBlockShifts);
+  if (opts.sgmatBlockShifts === false) plan.divideBlocks = true;
   return plan;
 }
 
@@ -344,7 +354,7 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   const xh = sgmat ? plan.xh : undefined;
   const splitK = sgmat && c.op === 'down' ? (plan.splitK ?? 1) : 1;
   // scale blocks of power-of-two sizes: indexed by shifts (the uniforms hold their log2)
-  const blocks = blockShiftUniforms(layout);
+  const blocks = plan.divideBlocks ? { shifts: false, wu: layout.wu } : blockShiftUniforms(layout);
   const base = fastVariant({ ...c, rowScale: !!c.rowScale, wf: layout.wf, sd: layout.sd, zp: layout.zp, blockShifts: blocks.shifts }, plan.kind);
   const variant = sgmat ? sgmatVariant(base, { shape: plan.shape, xh, splitK, wide: plan.wide, valueDecode: plan.valueDecode, band: plan.band, rowSkip: plan.rowSkip }) : base;
   if (test.emulateSubgroupMatrix && sgmat) variant.emu = true;
