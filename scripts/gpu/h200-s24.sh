@@ -9,7 +9,7 @@
 #   4: A/B of the packed staging's scale index (FastGemmVariant.blockShifts: shifts instead of integer divisions by
 #      the scale blocks' sizes, two per 16-byte load for fp8 blocks, one for int blocks; session 24, not measured):
 #      prefill-bench, the planner's tiles with shifts ('=sgmat-default') and with divisions ('+divide':
-#      sgmatBlockShifts false) in one process, the router's rows, three rounds; fp8 / int4 / int8 on Mixtral,
+#      blockShifts false) in one process, the router's rows, three rounds; fp8 / int4 / int8 on Mixtral,
 #      DeepSeek-V3-e32, GPT-OSS at T = 512 / 4096 (~200 s). Kit: build-kit.sh.
 #   5: A/B of the bench's timed forwards: bench-old.mjs (the kit of 85bffb9: a drain and a timestamp readback after
 #      each forward) then bench.mjs (back to back, one drain; session 24, not measured), same call: full DeepSeek-V3

@@ -197,7 +197,7 @@ const MODIFIERS: Record<string, GroupedGemmOptions> = {
   words: { sgmatValueDecode: false },
   rowskip: { sgmatRowSkip: true },
   // scale indexes by divisions where the blocks are powers of two (the staging before session 24's shifts)
-  divide: { sgmatBlockShifts: false },
+  divide: { blockShifts: false },
 };
 function modified(filter: string): PathSpec {
   const [base, ...mods] = filter.slice(1).split('+');

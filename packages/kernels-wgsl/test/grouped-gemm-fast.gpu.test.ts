@@ -140,7 +140,7 @@ function bigRows(x: Float32Array, K: number, big: number | undefined): Float32Ar
   return x;
 }
 
-async function gateUp(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; fast?: FastGemmKind; sgmatBlockShifts?: boolean }, big?: number): Promise<{ got: Float32Array; want: Float32Array }> {
+async function gateUp(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; fast?: FastGemmKind; blockShifts?: boolean }, big?: number): Promise<{ got: Float32Array; want: Float32Array }> {
   const r = rng(seed);
   const { T, k, E, H, I } = c;
   const x = bigRows(randomArray(r, T * H, -1, 1), H, big);
@@ -170,7 +170,7 @@ async function gateUp(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; 
   return { got, want };
 }
 
-async function down(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; fast?: FastGemmKind; sgmatBlockShifts?: boolean }, big?: number): Promise<{ got: Float32Array; want: Float32Array }> {
+async function down(c: Case, seed: number, opts: { tile?: 'fast' | 'prefill'; fast?: FastGemmKind; blockShifts?: boolean }, big?: number): Promise<{ got: Float32Array; want: Float32Array }> {
   const r = rng(seed);
   // down: K = I (must be % 8), N = H (odd here): swap the roles of the case's sizes.
   const { T, k, E } = c;
@@ -283,7 +283,7 @@ describe('packed staging: scale indexes by shifts where the blocks are powers of
   ];
   // the f16 FMA kernel loads weights as the f32 one does (wload), so not again here: its lavapipe run is long
   for (const kind of KINDS.filter((k) => k !== 'f16')) {
-    it(`${kind}: shifts (default) and divisions (sgmatBlockShifts: false) give the same bits, within tolerance of the reference; the dispatched variant says which`, async (t) => {
+    it(`${kind}: shifts (default) and divisions (blockShifts: false) give the same bits, within tolerance of the reference; the dispatched variant says which`, async (t) => {
       canRun(t, kind);
       const e = tol(kind);
       const gemmVariants = (log: Dispatched[]) => log.filter((d) => d.kernel === 'grouped_gemm_fast' || d.kernel === 'grouped_gemm_sgmat').map((d) => d.variant.blockShifts);
@@ -291,7 +291,7 @@ describe('packed staging: scale indexes by shifts where the blocks are powers of
         const c: Case = { T: 70, k: 2, E: 3, H: 64, I: 48, dt: 'bfloat16', act: ACTS[n % ACTS.length], bias: true, rowScale: true, fmt };
         for (const [op, run] of [['gate_up', gateUp], ['down', down]] as const) {
           const shifts = await withDispatchLog(() => run(c, 9700 + n, { tile: 'fast', fast: kind }));
-          const divides = await withDispatchLog(() => run(c, 9700 + n, { tile: 'fast', fast: kind, sgmatBlockShifts: false }));
+          const divides = await withDispatchLog(() => run(c, 9700 + n, { tile: 'fast', fast: kind, blockShifts: false }));
           expect(gemmVariants(shifts.dispatched), `${fmtName(fmt)} ${op}`).toEqual([true]);
           expect(gemmVariants(divides.dispatched), `${fmtName(fmt)} ${op}`).toEqual([undefined]);
           expect(firstBitDiff(shifts.result.got, divides.result.got), `${fmtName(fmt)} ${op}: first differing value`).toBe(-1);
@@ -301,11 +301,11 @@ describe('packed staging: scale indexes by shifts where the blocks are powers of
     });
   }
 
-  it('sgmatBlockShifts other than a boolean: a ValueError, nothing planned', async (t) => {
+  it('blockShifts other than a boolean: a ValueError, nothing planned', async (t) => {
     if (!ctx) return t.skip('no WebGPU adapter');
     const w = { kind: 'dense' as const, w: GpuTensor.empty(ctx, 'bfloat16', [4, 16, 32]) };
     try {
-      expect(() => planFastGemm(ctx!, { tile: 'fast', sgmatBlockShifts: 'yes' as unknown as boolean }, w, 4096, 4, 16, 32, 'down')).toThrow(/sgmatBlockShifts: expected a boolean \| undefined, got yes/);
+      expect(() => planFastGemm(ctx!, { tile: 'fast', blockShifts: 'yes' as unknown as boolean }, w, 4096, 4, 16, 32, 'down')).toThrow(/blockShifts: expected a boolean \| undefined, got yes/);
     } finally {
       w.w.destroy();
     }

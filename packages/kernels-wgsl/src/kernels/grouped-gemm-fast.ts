@@ -68,7 +68,7 @@ export interface FastGemmPlan {
   band?: number;
   /** Subgroup-matrix kernel: row fragments past a tile's last row skip their matrix work (FastGemmVariant.rowSkip). */
   rowSkip?: boolean;
-  /** Packed weights whose scale blocks are powers of two, indexed by divisions all the same (GroupedGemmOptions.sgmatBlockShifts false). */
+  /** Packed weights whose scale blocks are powers of two, indexed by divisions all the same (GroupedGemmOptions.blockShifts false). */
   divideBlocks?: boolean;
   /**
    * Subgroup-matrix kernel, packed weights: decoded to f16 first (grouped-gemm-dequant.ts), `experts` experts per pass
@@ -210,7 +210,7 @@ export interface FastGemmOptions {
    * the default: FastGemmVariant.blockShifts) or by integer divisions as blocks of other sizes (false: bench A/B). Same
    * values.
    */
-  sgmatBlockShifts?: boolean;
+  blockShifts?: boolean;
   /**
    * With the subgroup-matrix fast kernel: order the workgroups in bands of this many row tiles per expert, the band's
    * row tiles of one weight tile consecutive (1..64; FastGemmVariant.band; bench comparisons, default off).
@@ -265,8 +265,8 @@ function planFastFormat(ctx: GpuContext, opts: FastGemmOptions & Pick<ExpertActQ
   if (opts.sgmatBand !== undefined && !(Number.isInteger(opts.sgmatBand) && opts.sgmatBand >= 1 && opts.sgmatBand <= 64)) throw new ValueError('sgmatBand', 'an integer 1..64 | undefined', opts.sgmatBand);
   if (sg && opts.sgmatBand) plan.band = opts.sgmatBand;
   if (sg && opts.sgmatRowSkip) plan.rowSkip = true;
-  if (opts.sgmatBlockShifts !== undefined && typeof opts.sgmatBlockShifts !== 'boolean') throw new ValueError('sgmatBlockShifts', 'a boolean | undefined', opts.sgmatBlockShifts);
-  if (opts.sgmatBlockShifts === false) plan.divideBlocks = true;
+  if (opts.blockShifts !== undefined && typeof opts.blockShifts !== 'boolean') throw new ValueError('blockShifts', 'a boolean | undefined', opts.blockShifts);
+  if (opts.blockShifts === false) plan.divideBlocks = true;
   return plan;
 }
 

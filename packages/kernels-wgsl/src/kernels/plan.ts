@@ -118,8 +118,8 @@ export const KERNEL_CROSSOVERS = {
   /**
    * The subgroup-matrix down GEMM splits K over workgroups (sgmatSplitKFor; splitKReduceKernel sums the partials) where
    * a call has fewer than `targetWorkgroups` tiles and at most `maxRowsPerExpert` rows per expert on average (few
-   * whole-K workgroups per wave of the GPU, a second wave where an expert passes its row tile): up to `maxSplit` slices of at least `minSliceK`
-   * each (targetWorkgroups 0 = off). H100 2026-12-06 (session 23 call 1, prefill-bench, the router's uneven rows,
+   * whole-K workgroups per wave of the GPU, a second wave where an expert passes its row tile): up to `maxSplit`
+   * slices of at least `minSliceK` each (targetWorkgroups 0 = off). H100 2026-12-06 (session 23 call 1, prefill-bench, the router's uneven rows,
    * medians of three rounds, docs/perf-h200/2026-12-06-s23/call1/splitk-512.txt), GEMMs ms unsplit / 2 / 3 / 4 ways:
    * Mixtral T = 128 (32 rows per expert; down 176 tiles of K = 14336 on the 128 x 192 tile) bf16 1.93 / 1.76 / 1.71 /
    * 1.78; at 128 rows per expert it loses (Mixtral T = 512, 144 x 256, 128 tiles: 2.32 / 2.33 / 2.36 / 2.38; int4 2.65
