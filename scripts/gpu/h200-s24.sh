@@ -11,13 +11,11 @@
 #      prefill-bench, the planner's tiles with shifts ('=sgmat-default') and with divisions ('+divide':
 #      blockShifts false) in one process, the router's rows, three rounds; fp8 / int4 / int8 on Mixtral,
 #      DeepSeek-V3-e32, GPT-OSS at T = 512 / 4096 (~200 s). Kit: build-kit.sh.
-#   5: A/B of the bench's timed forwards: bench-old.mjs (the kit of 85bffb9: a drain and a timestamp readback after
-#      each forward) then bench.mjs (back to back, one drain; session 24, not measured), same call: full DeepSeek-V3
-#      bf16 / fp8 at T = 1 (#13's 0.6x: its fp8 GEMVs at 60% of copy, gemv-bench's lone passes 2-3.6x slower than
-#      chained ones), then Mixtral and Qwen3 bf16 / fp8 at T = 1 and bf16 at T = 256 / 512 (the rows whose medians were bimodal)
-#      (~280 s).
-#      Kit: build-kit.sh at 85bffb9, then KEEP_OLD=1 build-kit.sh at the commit to measure (fp8 rows at T = 1 only:
-#      the decode GEMVs, which blockShifts leaves alone).
+#   5: A/B of the bench's timed forwards: bench.mjs --drain-each (a drain and a timestamp readback after each forward,
+#      the timing before session 24) then bench.mjs as is (back to back, one drain; not measured yet), same call: full
+#      DeepSeek-V3 bf16 / fp8 at T = 1 (#13's 0.6x: its fp8 GEMVs at 60% of copy, gemv-bench's lone passes 2-3.6x slower
+#      than chained ones), then Mixtral and Qwen3 bf16 / fp8 at T = 1 and bf16 at T = 256 / 512 (the rows whose
+#      medians were bimodal) (~280 s). Kit: build-kit.sh.
 #   all: 1 then 3 (one call of ~400 s); 2, 4 and 5 in calls of their own.
 # Kit: bash scripts/gpu/build-kit.sh
 set -u
@@ -41,12 +39,13 @@ case "${1:-1}" in
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB shifts 200 260 6 "=sgmat-default,=sgmat-default+divide" "mixtral,deepseek-v3-e32,gpt-oss" "512,4096" fp8,int4,int8
     ;;
   5)
-    for b in bench-old bench; do
-      timeout 70 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models deepseek-v3 --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 1 --json "$OUT/$b-dsv3.json" > "$OUT/$b-dsv3.txt" 2>&1; echo "$b dsv3 rc=$?"
-      grep -E "^deepseek-v3 +(bf16|fp8) " "$OUT/$b-dsv3.txt" | cut -c1-70
-      timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models mixtral-8x7b,qwen3-30b-a3b --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 2 --json "$OUT/$b-mq.json" > "$OUT/$b-mq.txt" 2>&1; echo "$b mq rc=$?"
-      timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models mixtral-8x7b,qwen3-30b-a3b --dtypes bf16 --tokens 256,512 --iters 20 --stack 2 --json "$OUT/$b-mq512.json" > "$OUT/$b-mq512.txt" 2>&1; echo "$b mq512 rc=$?"
-      grep -hE "^(mixtral|qwen3)\S* +(bf16|fp8) " "$OUT/$b-mq.txt" "$OUT/$b-mq512.txt" | cut -c1-70
+    for mode in drain-each chained; do
+      flag=$([ $mode = drain-each ] && echo --drain-each)
+      timeout 70 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs $flag --models deepseek-v3 --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 1 --json "$OUT/$mode-dsv3.json" > "$OUT/$mode-dsv3.txt" 2>&1; echo "$mode dsv3 rc=$?"
+      grep -E "^deepseek-v3 +(bf16|fp8) " "$OUT/$mode-dsv3.txt" | cut -c1-70
+      timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs $flag --models mixtral-8x7b,qwen3-30b-a3b --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 2 --json "$OUT/$mode-mq.json" > "$OUT/$mode-mq.txt" 2>&1; echo "$mode mq rc=$?"
+      timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs $flag --models mixtral-8x7b,qwen3-30b-a3b --dtypes bf16 --tokens 256,512 --iters 20 --stack 2 --json "$OUT/$mode-mq512.json" > "$OUT/$mode-mq512.txt" 2>&1; echo "$mode mq512 rc=$?"
+      grep -hE "^(mixtral|qwen3)\S* +(bf16|fp8) " "$OUT/$mode-mq.txt" "$OUT/$mode-mq512.txt" | cut -c1-70
     done
     ;;
   all)

@@ -24,6 +24,11 @@ export interface BenchOptions {
   stack: number;
   /** `--profile-stages`: each GPU row also times every step of the forward (route, group, shared, gate_up, down, combine) with timestamp queries (src/stage-profile.ts). */
   profileStages?: boolean;
+  /**
+   * `--drain-each`: the timed forwards of a GPU row with timestamps each drained and read back before the next (the
+   * bench's timing before session 24, for A/B runs) instead of back to back with one drain.
+   */
+  drainEach?: boolean;
   /** True when --stack was given. */
   stackExplicit?: boolean;
   /** Device memory (GiB) the chain's distinct layers may take (`--stack-gib`; default 80 on a GPU, 1 on lavapipe). */
@@ -70,6 +75,7 @@ usage: pnpm bench [options]
   --stack-gib G         device memory the chain's distinct layers may take (default 80 on a GPU, 1 on lavapipe); the chain cycles over as many as fit
   --copy-mib N          size of the copy-bandwidth probe in MiB
   --profile-stages      per GPU row, device time of each forward step (route, group, shared, gate_up, down, combine; needs timestamp-query, else the row says so)
+  --drain-each          time each forward alone, drained and read back before the next (the timing before session 24; A/B runs)
   -h, --help            this text`;
 
 function list(v: string | undefined, flag: string): string[] {
@@ -129,6 +135,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
         break;
       }
       case '--profile-stages': o.profileStages = true; break;
+      case '--drain-each': o.drainEach = true; break;
       case '--no-cpu-rows': o.cpuRows = false; break;
       case '--copy-mib': o.copyBytes = int(val(), flag, 1) * 1024 * 1024; break;
       case '-h': case '--help': o.help = true; break;

@@ -151,20 +151,26 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
     if (ts) {
       // timed forwards: all dispatches in one pass, timed as a whole ('total'), submitted back to back and drained
       // once, so the GPU does not idle between them (a drain and a readback per forward let its clocks drop: a 1-2 ms
-      // forward then timed ~3x slow on some iterations, medians between the two modes; H100 2026-12-06, session 24)
-      const recs: Recorder[] = [];
+      // forward then timed ~3x slow on some iterations, medians between the two modes; H100 2026-12-06, session 24).
+      // --drain-each: each drained and read back before the next, as before (A/B runs).
+      const timed = async (rec: Recorder) => {
+        const t = await rec.timings();
+        if (t.length) dev.push(t.reduce((s, k) => s + k.ns, 0) / 1e6);
+      };
+      const pending: Recorder[] = [];
       for (let i = 0; i < o.iters; i++) {
         const rec = new Recorder(ctx, { timestamps: 'total', label: 'bench.forward' });
         const f = runMoE(ctx, layer, rec, x);
         rec.submit();
         f.release();
-        recs.push(rec);
+        if (!o.drainEach) pending.push(rec);
+        else {
+          await ctx.sync();
+          await timed(rec);
+        }
       }
       await ctx.sync();
-      for (const rec of recs) {
-        const t = await rec.timings();
-        if (t.length) dev.push(t.reduce((s, k) => s + k.ns, 0) / 1e6);
-      }
+      for (const rec of pending) await timed(rec);
     } else {
       // no timestamps: the host clock per forward, submit to queue drain
       for (let i = 0; i < o.iters; i++) {

@@ -17,6 +17,8 @@ describe('parseArgs', () => {
     expect(o).toMatchObject({ models: ['tiny', 'qwen3-30b-a3b/s4'], tokens: [1, 8], dtypes: ['bf16', 'fp8'], iters: 7, warmup: 0, json: 'a.json', html: 'b.html', device: 'cpu' });
     expect(parseArgs([]).warmupMs).toBe(300);
     expect(parseArgs(['--warmup-ms', '0']).warmupMs).toBe(0);
+    expect(parseArgs([]).drainEach).toBeUndefined();
+    expect(parseArgs(['--drain-each']).drainEach).toBe(true);
   });
   it('--stack / --stack-gib: 48 layers by default, 8 with --quick (also when swapped in), the given N otherwise', () => {
     expect(parseArgs([]).stack).toBe(48);

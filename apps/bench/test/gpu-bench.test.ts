@@ -56,6 +56,18 @@ describe.runIf(ctx)('bench on a WebGPU adapter', () => {
     expect(['thread-cpu', 'wall']).toContain(x.hostClock);
   }
 
+  it('--drain-each (each timed forward drained and read back alone) and the default (back to back, one drain) both time every forward', async () => {
+    for (const extra of [[], ['--drain-each']]) {
+      const o = parseArgs(['--models', 'tiny', '--tokens', '5', '--dtypes', 'bf16', '--iters', '3', '--warmup', '1', '--copy-mib', '4', '--stack', '1', ...extra]);
+      const r = await runBench(o, { kind: 'lavapipe', ctx: ctx!, name: ctx!.adapterName }, new Progress(2, quiet, false));
+      const [x] = r.results;
+      expect(x.error, extra.join(' ')).toBeUndefined();
+      expect(x.timing, extra.join(' ')).toBe(ctx!.features.timestampQuery ? 'timestamp' : 'wall');
+      expect(x.minMs!, extra.join(' ')).toBeGreaterThan(0);
+      expect(x.check, extra.join(' ')).toMatchObject({ pass: true });
+    }
+  });
+
   it('a tiny run through MoE.record (bf16, and fp8 experts passed to record) gives complete, checked rows with consistent units', async () => {
     const o = parseArgs(['--models', 'tiny', '--tokens', '1,8', '--dtypes', 'bf16,fp8', '--iters', '2', '--warmup', '1', '--copy-mib', '4', '--stack', '3']);
     const r = await runBench(o, { kind: 'lavapipe', ctx: ctx!, name: ctx!.adapterName }, new Progress(6, quiet, false));
