@@ -146,31 +146,33 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       await ctx.sync();
     });
     const ts = ctx.features.timestampQuery;
-    const dev: number[] = [];
-    const walls: number[] = [];
-    if (ts) {
-      // timed forwards: all dispatches in one pass, timed as a whole ('total'), submitted back to back and drained
-      // once, so the GPU does not idle between them (a drain and a readback per forward let its clocks drop: a 1-2 ms
-      // forward then timed ~3x slow on some iterations, medians between the two modes; H100 2026-12-06, session 24).
-      // --drain-each: each drained and read back before the next, as before (A/B runs).
-      const timed = async (rec: Recorder) => {
-        const t = await rec.timings();
-        if (t.length) dev.push(t.reduce((s, k) => s + k.ns, 0) / 1e6);
-      };
+    // `n` forwards recorded with `timestamps`, submitted back to back and drained once (or, `drainEach`, each drained
+    // and read back before the next), and the timings of each
+    const timedForwards = async (n: number, timestamps: true | 'total', label: string, drainEach = false): Promise<KernelTiming[][]> => {
+      const timings: KernelTiming[][] = [];
       const pending: Recorder[] = [];
-      for (let i = 0; i < o.iters; i++) {
-        const rec = new Recorder(ctx, { timestamps: 'total', label: 'bench.forward' });
+      for (let i = 0; i < n; i++) {
+        const rec = new Recorder(ctx, { timestamps, label });
         const f = runMoE(ctx, layer, rec, x);
         rec.submit();
         f.release();
-        if (!o.drainEach) pending.push(rec);
+        if (!drainEach) pending.push(rec);
         else {
           await ctx.sync();
-          await timed(rec);
+          timings.push(await rec.timings());
         }
       }
       await ctx.sync();
-      for (const rec of pending) await timed(rec);
+      for (const rec of pending) timings.push(await rec.timings());
+      return timings;
+    };
+    let dev: number[] = [];
+    const walls: number[] = [];
+    if (ts) {
+      // timed forwards: all dispatches in one pass, timed as a whole ('total'), back to back so the GPU does not idle
+      // between them (a drain and a readback per forward let its clocks drop: a 1-2 ms forward then timed ~3x slow on
+      // some iterations, medians between the two modes; H100 2026-12-06, session 24); --drain-each as before (A/B runs)
+      dev = (await timedForwards(o.iters, 'total', 'bench.forward', o.drainEach)).filter((t) => t.length).map((t) => t.reduce((s, k) => s + k.ns, 0) / 1e6);
     } else {
       // no timestamps: the host clock per forward, submit to queue drain
       for (let i = 0; i < o.iters; i++) {
@@ -183,19 +185,8 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
         f.release();
       }
     }
-    // per-kernel breakdown: separate forwards with one pass per dispatch (each pass boundary adds a barrier), back to
-    // back as the timed ones
-    const breakdown: Recorder[] = [];
-    for (let i = 0; ts && i < Math.min(o.iters, 5); i++) {
-      const rec = new Recorder(ctx, { timestamps: true, label: 'bench.breakdown' });
-      const f = runMoE(ctx, layer, rec, x);
-      rec.submit();
-      f.release();
-      breakdown.push(rec);
-    }
-    await ctx.sync();
-    const perIter: KernelTiming[][] = [];
-    for (const rec of breakdown) perIter.push(await rec.timings());
+    // per-kernel breakdown: separate forwards with one pass per dispatch (each pass boundary adds a barrier), back to back
+    const perIter = ts ? await timedForwards(Math.min(o.iters, 5), true, 'bench.breakdown') : [];
     // --profile-stages: the library's forward step by step, one timestamped pass per dispatch
     const stageProfile = o.profileStages ? (layer.moe ? await profileStages(ctx, layer.moe, layer.pool, x, Math.min(o.iters, 5)) : { available: false as const, reason: `the '${layer.impl}' forward is not an MoE layer` }) : undefined;
     // back-to-back forwards, one drain: wall time per forward without the per-forward sync
