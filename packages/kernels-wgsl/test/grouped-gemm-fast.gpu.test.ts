@@ -533,7 +533,7 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
     }
   }
   // split-K of the down GEMM on the tiles plan.ts takes (prefill-bench's sgmat-<shape>-sk<S>-xh paths;
-  // KERNEL_CROSSOVERS.sgmatSplitK takes 3 on the 128 x 192 tile at <= 32 rows per expert): K over 7 slices, so that the
+  // KERNEL_CROSSOVERS.sgmatSplitK splits calls of few tiles at <= 144 rows per expert): K over 7 slices, so that the
   // splits are uneven (and with 4, one short); int4 stacks (with zero points on the 144-row tile) too; the 64-row
   // tile (32 KiB) runs on lavapipe too
   for (const [shape, splitK, fmt] of [['m144n256k32v', 2, undefined], ['m144n256k32v', 3, undefined], ['m144n256k32v', 4, fmts[3]], ['m128n192k64va', 2, undefined], ['m128n192k64va', 4, undefined], ['m128n256k32v', 3, undefined], ['m64n128k32v', 2, undefined], ['m64n128k32v', 4, fmts[1]]] as const) {

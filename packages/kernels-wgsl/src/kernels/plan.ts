@@ -119,13 +119,14 @@ export const KERNEL_CROSSOVERS = {
    * The subgroup-matrix down GEMM splits K over workgroups (sgmatSplitKFor; splitKReduceKernel sums the partials) where
    * a call has fewer than `targetWorkgroups` tiles and at most `maxRowsPerExpert` rows per expert on average (few
    * whole-K workgroups per wave of the GPU, a second wave where an expert passes its row tile): up to `maxSplit`
-   * slices of at least `minSliceK` each (targetWorkgroups 0 = off). H100 2026-12-06 (session 23 call 1, prefill-bench, the router's uneven rows,
-   * medians of three rounds, docs/perf-h200/2026-12-06-s23/call1/splitk-512.txt), GEMMs ms unsplit / 2 / 3 / 4 ways:
-   * Mixtral T = 128 (32 rows per expert; down 176 tiles of K = 14336 on the 128 x 192 tile) bf16 1.93 / 1.76 / 1.71 /
-   * 1.78; at 128 rows per expert it loses (Mixtral T = 512, 144 x 256, 128 tiles: 2.32 / 2.33 / 2.36 / 2.38; int4 2.65
-   * / 2.70 / 2.70 / 2.72; DeepSeek-V3-e32 T = 512, 896 tiles of K = 2048: 2.37 / 2.69 / 2.83), as it does where a call
-   * has enough tiles (DeepSeek-V3-e32 T = 128, 1216 tiles: 1.79 / 1.86 / 1.91; Qwen3-30B 0.78 / 0.84 / 0.88) or short
-   * K (GPT-OSS-20B T = 128, K 2880, 480 tiles: 1.00 / 1.02 / 1.02).
+   * slices of at least `minSliceK` each (targetWorkgroups 0 = off). H100 2026-12-06 (session 23 call 1, prefill-bench,
+   * the router's uneven rows, medians of three rounds, docs/perf-h200/2026-12-06-s23/call1/splitk-512.txt), GEMMs ms
+   * unsplit / 2 / 3 / 4 ways: Mixtral T = 128 (32 rows per expert; down 176 tiles of K = 14336 on the 128 x 192 tile)
+   * bf16 1.93 / 1.76 / 1.71 / 1.78; at 128 rows per expert with no expert past its tile it costs a little (Mixtral
+   * T = 512, 144 x 256, 128 tiles: 2.32 / 2.33 / 2.36 / 2.38; int4 2.65 / 2.70 / 2.70 / 2.72) and loses outright
+   * where a call has enough tiles (DeepSeek-V3-e32 T = 512, 896 tiles of K = 2048: 2.37 / 2.69 / 2.83; T = 128, 1216
+   * tiles: 1.79 / 1.86 / 1.91; Qwen3-30B 0.78 / 0.84 / 0.88) or short K (GPT-OSS-20B T = 128, K 2880, 480 tiles: 1.00 /
+   * 1.02 / 1.02).
    * Up to 144 rows per expert (the 144-row tile's) since session 24: one expert past its row tile gives a call of few
    * tiles a second wave of whole-K workgroups, which the split shortens. H100 2026-12-06 (session 24 calls 3-6,
    * prefill-bench, medians of three rounds, docs/perf-h200/2026-12-06-s24), Mixtral T = 512 bf16 on the 144 x 256 tile,
