@@ -1,6 +1,7 @@
 // The device-time loop of the GPU micro-benchmarks (gemv-bench.ts, prefill-bench.ts, decode-probe.ts): passes recorded
 // each in a Recorder timed as a whole, medians over the timed iterations after untimed warm-up ones.
 import { Recorder, type GpuContext } from '@webmoe/kernels-wgsl';
+import { warmUntilSteady } from '../../apps/bench/src/stats.js';
 
 /** The median of a list (the upper one of an even count); NaN for an empty list. */
 export function median(a: number[]): number {
@@ -14,12 +15,27 @@ export function median(a: number[]): number {
  * (`timestamps: 'total'`); all iterations are submitted back to back and the queue drained once, then their times
  * are read and what each pass returned (what frees its outputs) is called. A drain and a readback after every
  * iteration, as before session 24, let the GPU's clocks drop between iterations (gemv-bench's lone passes timed
- * packed GEMVs 2-3.6x slower than the layer's forwards, session 22). The first `warmup` iterations are not timed,
+ * packed GEMVs 2-3.6x slower than the layer's forwards, session 22). Before them, untimed iterations until they stop
+ * getting faster (warmUntilSteady: a path's first timing after its compile, which leaves the GPU idle, was 1.3-3.4x
+ * its second, session 25); then the first `warmup` iterations are not timed,
  * nor an iteration whose times the adapter did not give. Every iteration's outputs live until the drain.
  * @example `const [gateUpMs, downMs] = await passTimesMs(ctx, { iters: 10, warmup: 2 }, [(r) => { h = gateUp(r); const mine = h; return () => mine.destroy(); }, (r) => { const y = down(r, h); return () => y.destroy(); }])`
  */
 export async function passTimesMs(ctx: GpuContext, n: { iters: number; warmup: number }, passes: readonly ((rec: Recorder) => (() => void) | void)[]): Promise<number[]> {
   const times: number[][] = passes.map(() => []);
+  await warmUntilSteady(async (reps) => {
+    const frees: (() => void)[] = [];
+    for (let i = 0; i < reps; i++) {
+      for (const record of passes) {
+        const rec = new Recorder(ctx);
+        const free = record(rec);
+        if (free) frees.push(free);
+        rec.submit();
+      }
+    }
+    await ctx.sync();
+    for (const free of frees) free();
+  });
   const iterations: { recs: Recorder[]; frees: (() => void)[] }[] = [];
   for (let i = 0; i < n.warmup + n.iters; i++) {
     const frees: (() => void)[] = [];

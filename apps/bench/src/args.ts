@@ -63,7 +63,8 @@ usage: pnpm bench [options]
   --tokens 1,16,...     token counts (default ${DEFAULT_TOKENS.join(',')})
   --dtypes bf16,fp8     weight dtypes (${BENCH_DTYPES.join(', ')}; default: each model's checkpoint dtypes, + int4 with --peer)
   --iters N             timed iterations per row (default 20; 5 with --quick)
-  --warmup N            untimed iterations first (default 3; 1 with --quick)
+  --warmup N            untimed iterations first (default 3; 1 with --quick); on a GPU at least N, then more until
+                        the forwards stop getting faster (steps of >= 10 ms, at most 3 s)
   --warmup-ms M         keep the GPU busy M ms before each row (default 300): an idle GPU lowers its clocks
   --device auto|gpu|cpu auto (default): GPU, else lavapipe (its rows with the CPU path's beside them), else the CPU path
   --no-cpu-rows         on lavapipe, only its own rows (not the CPU path's beside them)

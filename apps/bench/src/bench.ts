@@ -21,7 +21,7 @@ import { memoryLine } from './expert-gen.js';
 import { burnGpu, measureFmaCpu, measureFmaGpu } from './peak.js';
 import { Progress } from './progress.js';
 import { SCHEMA, type BenchReport, type KernelTime, type ResultRow } from './schema.js';
-import { median, summarize, warmUp } from './stats.js';
+import { median, summarize, timedTwiceIfAboveWall, warmUntilSteady, warmUp } from './stats.js';
 
 /** The CPU path skips layers with more weight bytes than this (host memory). */
 export const CPU_MAX_WEIGHT_BYTES = 1 << 30;
@@ -133,18 +133,6 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       // the row's check: this very forward (same layer, kernels and T) against the float64 reference
       check = await checkForward(spec, layer.stored, (await x.download()).data as Float32Array, y, idx, stagedTol(dispatched, CHECK_TOL));
     });
-    // the GPU idled through the check: a burn raises its clocks again (peak.ts burnGpu), then the first
-    // forward above counts as one warm-up iteration and the rest go back to back, drained every WARMUP_BATCH
-    if (burnMs > 0) await burnGpu(ctx, burnMs);
-    await warmUp(Math.ceil((o.warmup - 1) / WARMUP_BATCH), 0, async () => {
-      for (let i = 0; i < WARMUP_BATCH; i++) {
-        const rec = new Recorder(ctx);
-        const f = runMoE(ctx, layer, rec, x);
-        rec.submit();
-        f.release();
-      }
-      await ctx.sync();
-    });
     const ts = ctx.features.timestampQuery;
     // `n` forwards recorded with `timestamps`, submitted back to back and drained once (or, `drainEach`, each drained
     // and read back before the next), and the timings of each
@@ -166,41 +154,65 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       for (const rec of pending) timings.push(await rec.timings());
       return timings;
     };
-    let dev: number[] = [];
-    const walls: number[] = [];
-    if (ts) {
-      // timed forwards: all dispatches in one pass, timed as a whole ('total'), back to back so the GPU does not idle
-      // between them (a drain and a readback per forward let its clocks drop: a 1-2 ms forward then timed ~3x slow on
-      // some iterations, medians between the two modes; H100 2026-12-06, session 24); --drain-each as before (A/B runs)
-      dev = (await timedForwards(o.iters, 'total', 'bench.forward', o.drainEach)).filter((t) => t.length).map((t) => t.reduce((s, k) => s + k.ns, 0) / 1e6);
-    } else {
-      // no timestamps: the host clock per forward, submit to queue drain
-      for (let i = 0; i < o.iters; i++) {
-        const rec = new Recorder(ctx, { label: 'bench.forward' });
+    // n forwards back to back, drained once
+    const forwards = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const rec = new Recorder(ctx);
         const f = runMoE(ctx, layer, rec, x);
-        const t0 = performance.now();
         rec.submit();
-        await ctx.sync();
-        walls.push(performance.now() - t0);
         f.release();
       }
-    }
-    // per-kernel breakdown: separate forwards with one pass per dispatch (each pass boundary adds a barrier), back to back
-    const perIter = ts ? await timedForwards(Math.min(o.iters, 5), true, 'bench.breakdown') : [];
-    // --profile-stages: the library's forward step by step, one timestamped pass per dispatch
-    const stageProfile = o.profileStages ? (layer.moe ? await profileStages(ctx, layer.moe, layer.pool, x, Math.min(o.iters, 5)) : { available: false as const, reason: `the '${layer.impl}' forward is not an MoE layer` }) : undefined;
-    // back-to-back forwards, one drain: wall time per forward without the per-forward sync
-    const nb = Math.max(1, o.iters);
-    // scratch goes back to the pool right after each submit: the next forward reuses it in queue order
-    const t0 = performance.now();
-    for (let i = 0; i < nb; i++) {
-      const rec = new Recorder(ctx);
-      const f = runMoE(ctx, layer, rec, x);
-      rec.submit();
-      f.release();
-    }
-    await ctx.sync();
-    const wallMs = (performance.now() - t0) / nb;
+      await ctx.sync();
+    };
+    // One measurement of the row: warm-up, timed forwards, breakdown, stage profile, back-to-back wall time.
+    const measure = async () => {
+      // the GPU idled through the check: a burn raises its clocks again (peak.ts burnGpu), then warm-up batches; on a
+      // hardware GPU until they stop getting faster (stats.ts warmUntilSteady), on a software one a fixed count
+      if (burnMs > 0) {
+        await burnGpu(ctx, burnMs);
+        await forwards(Math.max(0, o.warmup - 1));
+        await warmUntilSteady(forwards);
+      } else await warmUp(Math.ceil((o.warmup - 1) / WARMUP_BATCH), 0, () => forwards(WARMUP_BATCH));
+      let dev: number[] = [];
+      const walls: number[] = [];
+      if (ts) {
+        // timed forwards: all dispatches in one pass, timed as a whole ('total'), back to back so the GPU does not idle
+        // between them (a drain and a readback per forward let its clocks drop: a 1-2 ms forward then timed ~3x slow on
+        // some iterations, medians between the two modes; H100 2026-12-06, session 24); --drain-each as before (A/B runs)
+        dev = (await timedForwards(o.iters, 'total', 'bench.forward', o.drainEach)).filter((t) => t.length).map((t) => t.reduce((s, k) => s + k.ns, 0) / 1e6);
+      } else {
+        // no timestamps: the host clock per forward, submit to queue drain
+        for (let i = 0; i < o.iters; i++) {
+          const rec = new Recorder(ctx, { label: 'bench.forward' });
+          const f = runMoE(ctx, layer, rec, x);
+          const t0 = performance.now();
+          rec.submit();
+          await ctx.sync();
+          walls.push(performance.now() - t0);
+          f.release();
+        }
+      }
+      // per-kernel breakdown: separate forwards with one pass per dispatch (each pass boundary adds a barrier), back to back
+      const perIter = ts ? await timedForwards(Math.min(o.iters, 5), true, 'bench.breakdown') : [];
+      // --profile-stages: the library's forward step by step, one timestamped pass per dispatch
+      const stageProfile = o.profileStages ? (layer.moe ? await profileStages(ctx, layer.moe, layer.pool, x, Math.min(o.iters, 5)) : { available: false as const, reason: `the '${layer.impl}' forward is not an MoE layer` }) : undefined;
+      // back-to-back forwards, one drain: wall time per forward without the per-forward sync
+      const nb = Math.max(1, o.iters);
+      // scratch goes back to the pool right after each submit: the next forward reuses it in queue order
+      const t0 = performance.now();
+      for (let i = 0; i < nb; i++) {
+        const rec = new Recorder(ctx);
+        const f = runMoE(ctx, layer, rec, x);
+        rec.submit();
+        f.release();
+      }
+      await ctx.sync();
+      return { dev, walls, perIter, stageProfile, wallMs: (performance.now() - t0) / nb };
+    };
+    // the row's self-check of its timing (stats.ts timedTwiceIfAboveWall): a device median above the back-to-back wall
+    // time per forward is timed again, once, and the row says so
+    const { m, note: timingNote } = await timedTwiceIfAboveWall(measure);
+    const { dev, walls, perIter, stageProfile, wallMs } = m;
     if (ts && dev.length !== o.iters) throw new Error(`timestamp queries gave times for ${dev.length} of ${o.iters} timed forwards`);
     const useTs = ts;
     const s = summarize(useTs ? dev : walls);
@@ -213,6 +225,7 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
     };
     if (layer.moe) await callerColumns(ctx, row, layer.moe, stackLayers ?? [layer.moe], x, o);
     else row.note = `no caller columns: the '${layer.impl}' forward is not an MoE layer`;
+    if (timingNote) row.note = [row.note, timingNote].filter(Boolean).join('; ');
     const errs = ctx.takeUncapturedErrors();
     if (errs.length) throw new Error(`uncaptured GPU errors: ${errs.join('; ')}`);
     row.check = check;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { median, quantile, summarize, warmUp } from '../src/stats.js';
+import { median, quantile, STEADY, summarize, timedTwiceIfAboveWall, warmUntilSteady, warmUp } from '../src/stats.js';
 
 describe('stats', () => {
   it('median of odd and even counts (hand computed)', () => {
@@ -58,5 +58,66 @@ describe('warmUp', () => {
     // iterations dominate when the time floor is 0
     expect(await warmUp(3, 0, async () => {})).toBe(3);
     expect(await warmUp(0, 0, async () => {})).toBe(0);
+  });
+});
+
+describe('warmUntilSteady', () => {
+  /** Work whose repetitions take the scripted times (ms, per repetition of step i; then the last forever) on a fake clock. */
+  const scripted = (ms: number[]) => {
+    let t = 0;
+    let i = 0;
+    const reps: number[] = [];
+    return { now: () => t, reps, run: async (n: number) => { reps.push(n); t += n * ms[Math.min(i++, ms.length - 1)]; } };
+  };
+  const rule = { ...STEADY, minStepMs: 1, maxMs: 1e9 };
+  it('keeps stepping while the steps get faster, stops two steps after they level off', async () => {
+    // clocks ramping: 1000, 800, 600, 400 us, then steady around 300 (integers: exact on the fake clock)
+    const s = scripted([1000, 800, 600, 400, 300, 305, 300, 300]);
+    expect(await warmUntilSteady(s.run, rule, s.now)).toEqual({ reps: 1, times: [1000, 800, 600, 400, 300, 305, 300] });
+  });
+  it('runs minSteps when already steady, and noise within the tolerance does not prolong it', async () => {
+    const steady = scripted([5]);
+    expect((await warmUntilSteady(steady.run, rule, steady.now)).times).toEqual([5, 5, 5, 5]);
+    const s = scripted([500, 510, 495, 505]);
+    expect((await warmUntilSteady(s.run, rule, s.now)).times).toEqual([500, 510, 495, 505]);
+  });
+  it('doubles the repetitions per step until a step takes minStepMs (those steps warm too)', async () => {
+    const s = scripted([1]);
+    const r = await warmUntilSteady(s.run, { ...STEADY, minStepMs: 10, maxMs: 1e9 }, s.now);
+    expect(r.reps).toBe(16);
+    expect(s.reps).toEqual([1, 2, 4, 8, 16, 16, 16, 16]);
+    expect(r.times).toEqual([1, 2, 4, 8, 16, 16, 16, 16]);
+  });
+  it('stops at maxMs even while still getting faster', async () => {
+    const s = scripted(Array.from({ length: 100 }, (_, i) => 1000 / (i + 1)));
+    expect((await warmUntilSteady(s.run, { ...rule, maxMs: 1500 }, s.now)).times).toEqual([1000, 500]);
+  });
+});
+
+describe('timedTwiceIfAboveWall', () => {
+  const tries = (...ms: { dev: number[]; wallMs: number }[]) => {
+    let i = 0;
+    return { measure: async () => ms[i++], calls: () => i };
+  };
+  it('keeps a measurement whose device median is within 1.15x its wall time (one try, no note)', async () => {
+    const t = tries({ dev: [1.0, 1.1, 1.2], wallMs: 1.0 });
+    expect(await timedTwiceIfAboveWall(t.measure)).toEqual({ m: { dev: [1.0, 1.1, 1.2], wallMs: 1.0 } });
+    expect(t.calls()).toBe(1);
+    // no timestamps (empty dev): nothing to compare
+    expect((await timedTwiceIfAboveWall(tries({ dev: [], wallMs: 1 }).measure)).note).toBeUndefined();
+  });
+  it('times again when the device median passes 1.15x the wall time, reports the second try and says so', async () => {
+    const t = tries({ dev: [5.3, 5.4, 5.2], wallMs: 2.1 }, { dev: [1.8, 1.9, 1.85], wallMs: 2.0 });
+    const r = await timedTwiceIfAboveWall(t.measure);
+    expect(t.calls()).toBe(2);
+    expect(r.m.dev).toEqual([1.8, 1.9, 1.85]);
+    expect(r.note).toBe('re-timed: on the first try the device median 5.30 ms above the back-to-back wall time 2.10 ms per forward');
+  });
+  it('a second try above its wall time too: the note says the timing is not steady (no third try)', async () => {
+    const t = tries({ dev: [3], wallMs: 1 }, { dev: [2.5], wallMs: 1 }, { dev: [1], wallMs: 1 });
+    const r = await timedTwiceIfAboveWall(t.measure);
+    expect(t.calls()).toBe(2);
+    expect(r.m.dev).toEqual([2.5]);
+    expect(r.note).toMatch(/^timing not steady: device median 3.00 ms .* again on a second try \(device 2.50, wall 1.00 ms\)$/);
   });
 });
