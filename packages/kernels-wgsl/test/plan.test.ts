@@ -135,8 +135,8 @@ describe('kernel planner', () => {
     expect(chooseFastGemmKind(none, 'subgroup-matrix')).toBe('f32');
     expect(() => chooseFastGemmKind(all, 'tensor' as never)).toThrow(ValueError);
   });
-  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): for 16-bit weights with 48 KiB of workgroup memory the 128 x 192 tile with 64-wide K slices over f16 x rows from 8 rows per expert (144 x 256 from 112 to 144 rows), else 32-row tiles up to 16 rows per expert and 128-row tiles from 128 rows and 2560 outputs; packed weights keep the 64 x 128 tile, int4, MXFP4 and fp8 take the 144 x 256 one from 64 rows per expert with 48 KiB (the scalar-staged 128 x 256 tile where vector staging is refused)', () => {
-    expect(SGMAT_CHOICES).toEqual({ shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32', 'm128n192k64va', 'm144n256k32v'], xRows: ['gather', 'half'], splitK: [1, 2, 3] });
+  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): for 16-bit weights with 48 KiB of workgroup memory the 128 x 192 tile with 64-wide K slices over f16 x rows from 8 rows per expert (144 x 256 from 112 to 144 rows), else 32-row tiles up to 16 rows per expert and 128-row tiles from 128 rows and 2560 outputs; packed weights keep the 64 x 128 tile, int4, MXFP4 and fp8 take the 144 x 256 one from 64 rows per expert with 48 KiB, fp8 the 128 x 256 one from 64 to 96 (the scalar-staged 128 x 256 tile where vector staging is refused)', () => {
+    expect(SGMAT_CHOICES).toEqual({ shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32', 'm128n192k64va', 'm144n256k32v', 'm128n256k32va'], xRows: ['gather', 'half'], splitK: [1, 2, 3] });
     for (const shape of SGMAT_CHOICES.shapes) expect(SGMAT_SHAPES[shape], shape).toBeDefined();
     // rows x experts x outputs of the benchmarked models (Mixtral, Qwen3-30B, DeepSeek-V3/e32, GPT-OSS-20B) at T = 8..4096
     for (const [H, I, E, k] of [[4096, 14336, 8, 2], [2048, 768, 128, 8], [7168, 2048, 32, 8], [2880, 2880, 32, 4]]) {
@@ -211,8 +211,14 @@ describe('kernel planner', () => {
       // int8 (not measured on it) keeps the 64 x 128 tile
       const packed144 = wf === 'fp8_e4m3' || wf === 'int4' || wf === 'mxfp4';
       const from64 = packed144 ? { shape: 'm144n256k32v', xRows: 'half' } : { shape: 'm64n128k32', xRows: 'gather' };
+      // fp8 from 64 to 96 rows per expert on the 128 x 256 tile with the epilogue in the staging memory (session 25)
+      const fp8Band = wf === 'fp8_e4m3' ? { shape: 'm128n256k32va', xRows: 'half' } : from64;
       for (const rows of [8192, 2048, 1024, 896, 1153, 4096]) expect(sgmatTileFor(rows, 8, 14336, wf, 49152), `${wf} ${rows} rows`).toEqual(from64);
-      expect(sgmatTileFor(2048, 32, 2880, wf, 49152)).toEqual(from64); // GPT-OSS T = 512: 64 per expert
+      expect(sgmatTileFor(2048, 32, 2880, wf, 49152)).toEqual(fp8Band); // GPT-OSS T = 512: 64 per expert
+      expect(sgmatTileFor(3072, 32, 2880, wf, 49152)).toEqual(fp8Band); // 96 per expert
+      expect(sgmatTileFor(3073, 32, 2880, wf, 49152)).toEqual(from64);
+      expect(sgmatTileFor(4096, 32, 2880, wf, 49152)).toEqual(from64); // GPT-OSS T = 1024: 128 per expert
+      expect(sgmatTileFor(2048, 32, 2880, wf, 49151)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // the band needs 48 KiB too
       expect(sgmatTileFor(2047, 32, 2880, wf, 49152)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
       expect(sgmatTileFor(4096, 128, 768, wf, 49152)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // Qwen3 T = 512: 32 per expert
       expect(sgmatTileFor(2048, 8, 14336, wf, 49151)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // below 48 KiB
@@ -257,7 +263,8 @@ describe('the tiles warmGroupedGemmFast compiles (sgmatTilesOf)', () => {
     const names = (wf: string, wg: number) => sgmatTilesOf(wf, wg).map((t) => `${t.shape}/${t.xRows}`).sort();
     expect(names('bfloat16', 49152)).toEqual(['m128n192k64va/half', 'm144n256k32v/half', 'm32n128k32v/gather']); // 32 rows below 8 per expert (tile: 'fast')
     expect(names('bfloat16', 32768)).toEqual(['m128n128k32v/half', 'm32n128k32v/gather', 'm64n128k32v/gather']);
-    for (const wf of ['int4', 'mxfp4', 'fp8_e4m3']) expect(names(wf, 49152)).toEqual(['m144n256k32v/half', 'm64n128k32/gather']);
+    for (const wf of ['int4', 'mxfp4']) expect(names(wf, 49152)).toEqual(['m144n256k32v/half', 'm64n128k32/gather']);
+    expect(names('fp8_e4m3', 49152)).toEqual(['m128n256k32va/half', 'm144n256k32v/half', 'm64n128k32/gather']);
     expect(names('fp8_e4m3', 32768)).toEqual(['m64n128k32/gather']);
   });
 });

@@ -192,7 +192,8 @@ export const KERNEL_CROSSOVERS = {
   /**
    * The subgroup-matrix GEMM's tiles by average grouped rows per expert (sgmatTileFor; the 16-bit ones vector-staged):
    * for the formats of `wideShapes` from `wideMinRowsPerExpert` (16-bit / packed) their wide tile (16-bit: 128 x 192
-   * with 64-wide K slices, or `tall`'s 144 x 256 in its band of rows per expert; int4, MXFP4 and fp8: 144 x 256) over
+   * with 64-wide K slices, or a band's tile in its range of rows per expert (`bands`: 16-bit 144 x 256 around 128 rows,
+   * fp8 128 x 256 around 64 rows); int4, MXFP4 and fp8: 144 x 256) over
    * f16 x rows where the device offers its `wideWorkgroupBytes` of workgroup memory; else for 16-bit weights 32-row
    * tiles up to `smallMaxRowsPerExpert`, 128-row tiles over f16 x rows from `largeMinRowsPerExpert` where the call has
    * at least `largeMinOutputs` outputs, and 64-row tiles otherwise.
@@ -233,10 +234,11 @@ export const KERNEL_CROSSOVERS = {
     // fp8 3.78 / 6.36, MXFP4 2.57 / 4.39 (16-byte loads, below), DeepSeek-V3-e32 (107-143) fp8 3.83 / 5.27, MXFP4 2.63 /
     // 3.63; GPT-OSS-20B (52-81) int4 1.56 / 1.78, fp8 2.21 / 2.28, MXFP4 1.41 / 1.75; T = 1024 Mixtral (232-286) int4
     // 5.10 / 7.12, fp8 7.26 / 9.10, MXFP4 4.98 / 6.36; GPT-OSS-20B (109-149) fp8 2.32 / 3.30, MXFP4 1.64 / 2.74, int4
-    // level (1.69 / 1.70; the tall rule below took it there). bf16 in the same runs: Mixtral 2.32, DeepSeek-V3-e32
+    // level (1.69 / 1.70; the 16-bit band below took it there). bf16 in the same runs: Mixtral 2.32, DeepSeek-V3-e32
     // 2.38, GPT-OSS-20B 1.09 ms. int8 is not measured on these tiles and keeps the 64 x 128 tile.
     wideShapes: { bfloat16: 'm128n192k64va', float16: 'm128n192k64va', fp8_e4m3: 'm144n256k32v', fp8_e5m2: 'm144n256k32v', int4: 'm144n256k32v', mxfp4: 'm144n256k32v' },
-    // 16-bit weights with `minRowsPerExpert`..`maxRowsPerExpert` rows per expert on average: the 144-row tile, one row
+    // Bands of rows per expert (`minRowsPerExpert`..`maxRowsPerExpert` on average, ends included) with a tile of their
+    // own, taken before wideShapes. 16-bit weights around 128 rows per expert: the 144-row tile, one row
     // tile for an expert of up to 144 rows where the router's split around 128 rows gives every expert past 128 a second
     // 128-row tile. H100 2026-12-05 (session 18 call 2, prefill-bench bf16, the router's uneven rows,
     // docs/perf-h200/2026-12-05-s18/call2/prefill-144-uneven.txt), 144 x 256 / 128 x 256 ms: Mixtral T = 512 (115-133
@@ -248,10 +250,19 @@ export const KERNEL_CROSSOVERS = {
     // nor MXFP4 (Mixtral 7.30 vs 128 x 192 k64's 4.42, DeepSeek-V3-e32 2.99 vs 3.64): mixed. Those were single timings
     // of each path; session 19 timed the paths in rounds (a path's first timing is sometimes 1.5-2.5x slow) and found
     // the 144-row tile faster for fp8 and MXFP4 too: packed weights take it through wideShapes since then.
-    tall: { shapes: { bfloat16: 'm144n256k32v', float16: 'm144n256k32v' }, minRowsPerExpert: 112, maxRowsPerExpert: 144 },
+    // fp8 blocks with 64..96 rows per expert on average: the 128 x 256 tile with the epilogue in the staging memory (32
+    // KiB: the 144 x 256 tile's 48 KiB and 12 subgroups for an expert's 52-81 rows stage a 144-row tile's x slices and
+    // keep fewer workgroups per multiprocessor). H100 2026-12-06 (session 25 call 7, prefill-bench, the router's uneven
+    // rows, medians of three rounds, docs/perf-h200/2026-12-06-s25/call7), 128 x 256 oa / 144 x 256 ms: GPT-OSS-20B
+    // T = 512 (64 rows per expert, 52-81) fp8 1.48 / 1.81 (MXFP4 1.38 / 1.42, int4 1.56 / 1.45: not taken); at 128 rows
+    // it loses (GPT-OSS-20B T = 1024 fp8 2.27 / 1.93, Mixtral T = 512 4.15 / 3.11): the band ends at 96, between the two.
+    bands: [
+      { shapes: { bfloat16: 'm144n256k32v', float16: 'm144n256k32v' }, minRowsPerExpert: 112, maxRowsPerExpert: 144 },
+      { shapes: { fp8_e4m3: 'm128n256k32va', fp8_e5m2: 'm128n256k32va' }, minRowsPerExpert: 64, maxRowsPerExpert: 96 },
+    ],
     // where Dawn refuses vector staging (vec4<u32> staging arrays), the vector-only shapes above run this scalar-staged
     // tile instead (the 128 x 256 tile the wide rule chose before them)
-    scalarFallbacks: { m128n192k64va: 'm128n256k32', m144n256k32v: 'm128n256k32' },
+    scalarFallbacks: { m128n192k64va: 'm128n256k32', m144n256k32v: 'm128n256k32', m128n256k32va: 'm128n256k32' },
   } as Readonly<{
     smallMaxRowsPerExpert: number;
     largeMinRowsPerExpert: number;
@@ -259,7 +270,7 @@ export const KERNEL_CROSSOVERS = {
     wideMinRowsPerExpert: Readonly<Record<'half16' | 'packed', number>>;
     wideWorkgroupBytes: number;
     wideShapes: Readonly<Record<string, SgmatShapeName>>;
-    tall: Readonly<{ shapes: Readonly<Record<string, SgmatShapeName>>; minRowsPerExpert: number; maxRowsPerExpert: number }>;
+    bands: readonly Readonly<{ shapes: Readonly<Record<string, SgmatShapeName>>; minRowsPerExpert: number; maxRowsPerExpert: number }>[];
     scalarFallbacks: Readonly<Partial<Record<SgmatShapeName, SgmatShapeName>>>;
   }>,
   gemvPackedSplitK: { maxWorkgroups: 0, minCols: 4096, oneRow: 'rows2k4', moreRows: 'rows4k2' } as Readonly<{ maxWorkgroups: number; minCols: number; oneRow: GemvPackedKernel; moreRows: GemvPackedKernel }>,
@@ -595,7 +606,8 @@ export function gemvDenseKernelFor(T: number, k: number, E: number, softwareAdap
  * T = 512 2.84 vs 2.96, but Mixtral T = 512 4.62 vs 2.88 (the layer with it: 4.87 ms, call 7), fp8 3.75-29.2 vs
  * 3.98-31.1 ms. 128 x 128 over f16 x rows vs 64 x 128 (both vector-staged, the 32 KiB rule): N = 2880 (GPT-OSS
  * T = 4096) 6.22 vs 7.30, N = 768 / 2048 (Qwen3) 3.77 vs 3.15: `largeMinOutputs` between them.
- * The 128 x 192 and 144 x 256 tiles: KERNEL_CROSSOVERS.sgmatTiles.wideShapes and .tall (sessions 18, 19).
+ * The 128 x 192 and 144 x 256 tiles: KERNEL_CROSSOVERS.sgmatTiles.wideShapes and .bands (sessions 18, 19; fp8's band
+ * on the 128 x 256 tile with the epilogue in the staging memory: session 25).
  * @example `sgmatTileFor(8192, 8, 14336, 'bfloat16', 49152) // { shape: 'm128n192k64va', xRows: 'half' }`
  */
 export function sgmatTileFor(rows: number, E: number, N: number, wf: string, workgroupBytes: number = SGMAT_MAX_WORKGROUP_BYTES): { shape: SgmatShapeName; xRows: SgmatXRows } {
@@ -603,8 +615,8 @@ export function sgmatTileFor(rows: number, E: number, N: number, wf: string, wor
   const perExpert = rows / Math.max(1, E);
   const half16 = wf === 'bfloat16' || wf === 'float16';
   const big = workgroupBytes >= t.wideWorkgroupBytes;
-  const tall = Object.hasOwn(t.tall.shapes, wf) ? t.tall.shapes[wf] : undefined;
-  if (tall && big && perExpert >= t.tall.minRowsPerExpert && perExpert <= t.tall.maxRowsPerExpert) return { shape: tall, xRows: 'half' };
+  const band = big ? t.bands.find((b) => Object.hasOwn(b.shapes, wf) && perExpert >= b.minRowsPerExpert && perExpert <= b.maxRowsPerExpert) : undefined;
+  if (band) return { shape: band.shapes[wf], xRows: 'half' };
   const wide = Object.hasOwn(t.wideShapes, wf) ? t.wideShapes[wf] : undefined;
   if (wide && big && perExpert >= t.wideMinRowsPerExpert[half16 ? 'half16' : 'packed']) return { shape: wide, xRows: 'half' };
   if (half16 && perExpert <= t.smallMaxRowsPerExpert) return { shape: 'm32n128k32v', xRows: 'gather' };
@@ -631,7 +643,7 @@ export function sgmatScalarShapeFor(shape: SgmatShapeName): SgmatShapeName | und
  */
 export function sgmatTilesOf(wf: string, workgroupBytes: number): { shape: SgmatShapeName; xRows: SgmatXRows }[] {
   const t = KERNEL_CROSSOVERS.sgmatTiles;
-  const perExpert = [t.smallMaxRowsPerExpert, t.largeMinRowsPerExpert, t.wideMinRowsPerExpert.half16, t.wideMinRowsPerExpert.packed, t.tall.minRowsPerExpert, t.tall.maxRowsPerExpert].flatMap((r) => [r - 1, r, r + 1]);
+  const perExpert = [t.smallMaxRowsPerExpert, t.largeMinRowsPerExpert, t.wideMinRowsPerExpert.half16, t.wideMinRowsPerExpert.packed, ...t.bands.flatMap((b) => [b.minRowsPerExpert, b.maxRowsPerExpert])].flatMap((r) => [r - 1, r, r + 1]);
   const outputs = [t.largeMinOutputs - 1, t.largeMinOutputs];
   const tiles = new Map<string, { shape: SgmatShapeName; xRows: SgmatXRows }>();
   for (const r of perExpert) for (const N of outputs) {
@@ -647,7 +659,7 @@ export function sgmatTilesOf(wf: string, workgroupBytes: number): { shape: Sgmat
  * tiles of its format and device: sgmatTilesOf).
  */
 export const SGMAT_CHOICES: { readonly shapes: readonly SgmatShapeName[]; readonly xRows: readonly SgmatXRows[]; readonly splitK: readonly number[] } = {
-  shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32', 'm128n192k64va', 'm144n256k32v'],
+  shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32', 'm128n192k64va', 'm144n256k32v', 'm128n256k32va'],
   xRows: ['gather', 'half'],
   // 1 .. maxSplit where the rule is on (warmGroupedGemmFast compiles each), else 1 alone
   splitK: Array.from({ length: KERNEL_CROSSOVERS.sgmatSplitK.targetWorkgroups > 0 ? KERNEL_CROSSOVERS.sgmatSplitK.maxSplit : 1 }, (_, i) => i + 1),
