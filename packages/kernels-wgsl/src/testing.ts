@@ -9,11 +9,12 @@
  */
 import { checkMaxBindingBytes, createGpuContext, type GpuContext } from './runtime/context.js';
 import { Recorder } from './runtime/kernel.js';
-import { KERNEL_CROSSOVERS, type SgmatSplitKRule } from './kernels/plan.js';
+import { KERNEL_CROSSOVERS, type SgmatSplitKRule, type SgmatTileBand } from './kernels/plan.js';
+import { SGMAT_SHAPES } from './kernels/grouped-gemm-fast-shapes.js';
 import { ValueError } from '@webmoe/tensor';
 
 export { rng } from '@webmoe/tensor/testing';
-export type { SgmatSplitKRule } from './kernels/plan.js';
+export type { SgmatSplitKRule, SgmatTileBand } from './kernels/plan.js';
 export { ONNX_DT, initializer, model, node, valueInfo, type AttrValue, type Msg, type OnnxDtype } from './onnx-writer.js';
 
 let shared: Promise<GpuContext | null> | undefined;
@@ -242,12 +243,40 @@ export async function withSgmatSplitKRule<R>(rule: Readonly<SgmatSplitKRule>, fn
     if (!Number.isInteger(rule[key]) || rule[key] < 0) throw new ValueError(`withSgmatSplitKRule rule.${key}`, 'an integer >= 0', rule[key]);
   }
   if (rule.maxSplit < 1 || rule.maxSplit > 8) throw new ValueError('withSgmatSplitKRule rule.maxSplit', 'an integer 1..8 (the kernel splits K at most 8 ways)', rule.maxSplit);
-  const live = KERNEL_CROSSOVERS.sgmatSplitK as SgmatSplitKRule;
-  const saved = { ...live };
-  Object.assign(live, rule);
+  return withCrossover(KERNEL_CROSSOVERS, 'sgmatSplitK', { ...rule }, fn);
+}
+
+/**
+ * Runs `fn` with the subgroup-matrix tile bands (plan.ts `KERNEL_CROSSOVERS.sgmatTiles.bands`) replaced by `bands` and
+ * puts them back when `fn` settles, also on a throw: a band over every row count and any device
+ * (`minRowsPerExpert: 0, maxRowsPerExpert: 1 << 30, minWorkgroupBytes: 0`) takes every call of its formats onto its
+ * tile, so a golden reaches a tile the planner keeps for other row counts or for 48 KiB devices (on lavapipe: with
+ * the emulated builtins, withEmulatedSubgroupMatrix; the tile must fit the device's workgroup memory). Module state,
+ * as withSgmatSplitKRule. ValueError for a shape not in SGMAT_SHAPES or a band whose fields are not integers >= 0
+ * with min <= max.
+ * @example `await withSgmatTileBands([{ shapes: { fp8_e4m3: 'm128n256k32va' }, minRowsPerExpert: 0, maxRowsPerExpert: 1 << 30, minWorkgroupBytes: 0 }], () => moe.forward(x))`
+ */
+export async function withSgmatTileBands<R>(bands: readonly Readonly<SgmatTileBand>[], fn: () => Promise<R>): Promise<R> {
+  for (const [i, b] of bands.entries()) {
+    for (const key of ['minRowsPerExpert', 'maxRowsPerExpert', 'minWorkgroupBytes'] as const) {
+      if (!Number.isInteger(b[key]) || b[key] < 0) throw new ValueError(`withSgmatTileBands bands[${i}].${key}`, 'an integer >= 0', b[key]);
+    }
+    if (b.minRowsPerExpert > b.maxRowsPerExpert) throw new ValueError(`withSgmatTileBands bands[${i}].maxRowsPerExpert`, `at least minRowsPerExpert (${b.minRowsPerExpert})`, b.maxRowsPerExpert);
+    for (const [wf, shape] of Object.entries(b.shapes)) {
+      if (!shape || !Object.hasOwn(SGMAT_SHAPES, shape)) throw new ValueError(`withSgmatTileBands bands[${i}].shapes.${wf}`, 'a tile shape of SGMAT_SHAPES', shape);
+    }
+  }
+  return withCrossover(KERNEL_CROSSOVERS.sgmatTiles, 'bands', bands.map((b) => ({ ...b, shapes: { ...b.shapes } })), fn);
+}
+
+/** Runs `fn` with `owner[key]` (planner state) set to `value`, and the old value back when `fn` settles, also on a throw. */
+async function withCrossover<O extends object, K extends keyof O, R>(owner: O, key: K, value: O[K], fn: () => Promise<R>): Promise<R> {
+  const live = owner as { [P in K]: O[K] };
+  const saved = live[key];
+  live[key] = value;
   try {
     return await fn();
   } finally {
-    Object.assign(live, saved);
+    live[key] = saved;
   }
 }

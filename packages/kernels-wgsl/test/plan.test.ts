@@ -2,7 +2,7 @@
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
 import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, useSharedExpertSlots, sharedRowsFitOnePass, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, planExpertGemms, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
-import { withSgmatSplitKRule } from '../src/testing.js';
+import { withSgmatSplitKRule, withSgmatTileBands } from '../src/testing.js';
 import { SGMAT_SHAPES, sgmatLayout, sgmatScalarTwin, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast-shapes.js';
 
 describe('kernel planner', () => {
@@ -237,6 +237,28 @@ describe('kernel planner', () => {
     await expect(withSgmatSplitKRule({ ...lowered, maxSplit: 9 }, async () => 0)).rejects.toThrow(ValueError);
     await expect(withSgmatSplitKRule({ ...lowered, minSliceK: 1.5 }, async () => 0)).rejects.toThrow(/rule.minSliceK: expected an integer/);
     expect(KERNEL_CROSSOVERS.sgmatSplitK).toEqual(planner);
+  });
+
+  it('withSgmatTileBands: the planner takes the bands inside (any rows, any device where the band says so), the planner\'s bands are back after (also after a throw), bad bands refused', async () => {
+    const planner = structuredClone(KERNEL_CROSSOVERS.sgmatTiles.bands);
+    const everywhere = [{ shapes: { fp8_e4m3: 'm128n256k32va' as const }, minRowsPerExpert: 0, maxRowsPerExpert: 1 << 30, minWorkgroupBytes: 0 }];
+    // the deepseek_v3_fp8 fixture at T = 600 on lavapipe (32 KiB, 150 rows per expert): the 64 x 128 tile, and inside
+    // the band its tile; other formats keep the planner's choice
+    expect(sgmatTileFor(1200, 8, 128, 'fp8_e4m3', 32768)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
+    expect(await withSgmatTileBands(everywhere, async () => sgmatTileFor(1200, 8, 128, 'fp8_e4m3', 32768))).toEqual({ shape: 'm128n256k32va', xRows: 'half' });
+    expect(await withSgmatTileBands(everywhere, async () => sgmatTileFor(1, 8, 128, 'fp8_e4m3', 16384))).toEqual({ shape: 'm128n256k32va', xRows: 'half' });
+    expect(await withSgmatTileBands(everywhere, async () => sgmatTileFor(1200, 8, 128, 'int4', 32768))).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
+    // no bands: the 16-bit 144-row band's rows take the wide tile
+    expect(await withSgmatTileBands([], async () => sgmatTileFor(1024, 8, 14336, 'bfloat16', 49152))).toEqual({ shape: 'm128n192k64va', xRows: 'half' });
+    expect(KERNEL_CROSSOVERS.sgmatTiles.bands).toEqual(planner);
+    await expect(withSgmatTileBands(everywhere, async () => { throw new Error('inside'); })).rejects.toThrow('inside');
+    expect(KERNEL_CROSSOVERS.sgmatTiles.bands).toEqual(planner);
+    const bad = (b: object) => withSgmatTileBands([{ ...everywhere[0], ...b }], async () => 0);
+    await expect(bad({ minRowsPerExpert: -1 })).rejects.toThrow(ValueError);
+    await expect(bad({ minWorkgroupBytes: 1.5 })).rejects.toThrow(/bands\[0\]\.minWorkgroupBytes/);
+    await expect(bad({ minRowsPerExpert: 10, maxRowsPerExpert: 9 })).rejects.toThrow(/at least minRowsPerExpert \(10\)/);
+    await expect(bad({ shapes: { fp8_e4m3: 'm999' } })).rejects.toThrow(/a tile shape of SGMAT_SHAPES/);
+    expect(KERNEL_CROSSOVERS.sgmatTiles.bands).toEqual(planner);
   });
 });
 

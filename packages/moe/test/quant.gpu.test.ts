@@ -3,7 +3,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { join } from 'node:path';
 import { DeviceRef } from '@webmoe/tensor';
 import type { GpuContext } from '@webmoe/kernels-wgsl';
-import { testGpu, withEmulatedSubgroupMatrix, withSgmatSplitKRule } from '@webmoe/kernels-wgsl/testing';
+import { testGpu, withEmulatedSubgroupMatrix, withSgmatSplitKRule, withSgmatTileBands } from '@webmoe/kernels-wgsl/testing';
 import { MoE, quantize, QuantizedExperts, type MoEQuantConfig } from '../src/index.js';
 import { FIXTURES, packedShared, expectPrefillPaths, expertGemmPaths, forwardLogged, goldenTensors, readTensorsF32, relErr, stagedTol } from './helpers.js';
 import { CASES } from './random-cases.js';
@@ -130,6 +130,31 @@ describe('quantized checkpoints on the GPU vs goldens', () => {
     expect(downs(plain.dispatched).length).toBeGreaterThan(0);
     expect(plain.dispatched.map((d) => d.kernel)).not.toContain('grouped_gemm_splitk_reduce');
     expect(relErr(split.y, plain.y)).toBeLessThan(1e-6);
+  }, 600_000);
+
+  it('deepseek_v3_fp8 golden-large on the fp8 band\'s 128 x 256 tile (KERNEL_CROSSOVERS.sgmatTiles.bands widened to every call: the planner keeps it for 64-96 rows per expert on 48 KiB devices): within 1e-3 on the subgroup-matrix kernels (emulated where the adapter lacks them), within 1e-5 of the planner\'s tiles', async (c) => {
+    const skip = matrixSkip();
+    if (skip) return c.skip(skip);
+    const { want, load, forward } = fp8LargeOnMatrixTiles();
+    const run = async () => {
+      const moe = await load();
+      try {
+        return await forward(moe);
+      } finally {
+        moe.destroy();
+      }
+    };
+    const band = await withSgmatTileBands([{ shapes: { fp8_e4m3: 'm128n256k32va' }, minRowsPerExpert: 0, maxRowsPerExpert: 1 << 30, minWorkgroupBytes: 0 }], run);
+    // every fp8 matrix GEMM (the routed experts' gate_up and down; the shared expert's 600 rows are decoded to f16 first,
+    // sgmatDequant, and take the 16-bit tiles) on the band's tile over f16 x rows
+    const gemms = band.dispatched.filter((d) => d.kernel === 'grouped_gemm_sgmat' && d.variant.wf === 'fp8_e4m3');
+    expect(gemms.map((d) => d.variant.op).sort()).toEqual(['down', 'gate_up']);
+    expect(gemms.map((d) => `${d.variant.sg}/${d.variant.xh}`)).toEqual(gemms.map(() => 'm128n256k32va/staged'));
+    const err = relErr(band.y, want);
+    expect(err, `rel err ${err}`).toBeLessThan(1e-3);
+    const plain = await run();
+    expect(plain.dispatched.filter((d) => d.kernel === 'grouped_gemm_sgmat').map((d) => d.variant.sg)).not.toContain('m128n256k32va');
+    expect(relErr(band.y, plain.y)).toBeLessThan(1e-5);
   }, 600_000);
 
   it('gpt_oss_mxfp4: output within 1e-4, blocks/scales uint8 on the GPU', async (c) => {

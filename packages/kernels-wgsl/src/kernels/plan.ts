@@ -39,6 +39,9 @@ import { SGMAT_DEFAULT_SHAPE, SGMAT_MAX_WORKGROUP_BYTES, sgmatScalarTwin, type S
 /** Which fast prefill kernel (grouped-gemm-fast.ts). @example `groupedDownGpu(ctx, rec, h, g, w, undefined, { tile: 'fast', fast: 'f32' })` */
 export type FastGemmKind = 'f32' | 'f16' | 'subgroup-matrix';
 
+/** Workgroup memory (bytes) of the devices the wide subgroup-matrix tiles and the bands are for (the H200 / H100 offer 48 KiB). */
+const WIDE_WORKGROUP_BYTES = 49152;
+
 /** The thresholds behind the choices (read-only; documented above). */
 export const KERNEL_CROSSOVERS = {
   /** Decode GEMVs for at most this many tokens... */
@@ -213,7 +216,7 @@ export const KERNEL_CROSSOVERS = {
     // (32) 0.84 / 0.95 (64 x 128); GPT-OSS-20B T = 128 (16) 1.00 / 1.12; Mixtral T = 128 (32) 1.93 / 1.99;
     // DeepSeek-V3-e32 T = 128 (32) 1.79 / 2.03.
     wideMinRowsPerExpert: { half16: 8, packed: 64 },
-    wideWorkgroupBytes: 49152,
+    wideWorkgroupBytes: WIDE_WORKGROUP_BYTES,
     // Before session 18, the 128 x 256 tile of each weight format measured on it: vector-staged, except int4 (2-byte
     // staging stores: the vector-staged tile was 60% slower for Mixtral's int4 at T = 512, 4% faster at 4096); int8 is
     // not measured on it and keeps the 64 x 128 tile
@@ -257,8 +260,8 @@ export const KERNEL_CROSSOVERS = {
     // T = 512 (64 rows per expert, 52-81) fp8 1.48 / 1.81 (MXFP4 1.38 / 1.42, int4 1.56 / 1.45: not taken); at 128 rows
     // it loses (GPT-OSS-20B T = 1024 fp8 2.27 / 1.93, Mixtral T = 512 4.15 / 3.11): the band ends at 96, between the two.
     bands: [
-      { shapes: { bfloat16: 'm144n256k32v', float16: 'm144n256k32v' }, minRowsPerExpert: 112, maxRowsPerExpert: 144 },
-      { shapes: { fp8_e4m3: 'm128n256k32va', fp8_e5m2: 'm128n256k32va' }, minRowsPerExpert: 64, maxRowsPerExpert: 96 },
+      { shapes: { bfloat16: 'm144n256k32v', float16: 'm144n256k32v' }, minRowsPerExpert: 112, maxRowsPerExpert: 144, minWorkgroupBytes: WIDE_WORKGROUP_BYTES },
+      { shapes: { fp8_e4m3: 'm128n256k32va', fp8_e5m2: 'm128n256k32va' }, minRowsPerExpert: 64, maxRowsPerExpert: 96, minWorkgroupBytes: WIDE_WORKGROUP_BYTES },
     ],
     // where Dawn refuses vector staging (vec4<u32> staging arrays), the vector-only shapes above run this scalar-staged
     // tile instead (the 128 x 256 tile the wide rule chose before them)
@@ -270,7 +273,7 @@ export const KERNEL_CROSSOVERS = {
     wideMinRowsPerExpert: Readonly<Record<'half16' | 'packed', number>>;
     wideWorkgroupBytes: number;
     wideShapes: Readonly<Record<string, SgmatShapeName>>;
-    bands: readonly Readonly<{ shapes: Readonly<Record<string, SgmatShapeName>>; minRowsPerExpert: number; maxRowsPerExpert: number }>[];
+    bands: readonly Readonly<SgmatTileBand>[];
     scalarFallbacks: Readonly<Partial<Record<SgmatShapeName, SgmatShapeName>>>;
   }>,
   gemvPackedSplitK: { maxWorkgroups: 0, minCols: 4096, oneRow: 'rows2k4', moreRows: 'rows4k2' } as Readonly<{ maxWorkgroups: number; minCols: number; oneRow: GemvPackedKernel; moreRows: GemvPackedKernel }>,
@@ -615,8 +618,8 @@ export function sgmatTileFor(rows: number, E: number, N: number, wf: string, wor
   const perExpert = rows / Math.max(1, E);
   const half16 = wf === 'bfloat16' || wf === 'float16';
   const big = workgroupBytes >= t.wideWorkgroupBytes;
-  const band = big ? t.bands.find((b) => Object.hasOwn(b.shapes, wf) && perExpert >= b.minRowsPerExpert && perExpert <= b.maxRowsPerExpert) : undefined;
-  if (band) return { shape: band.shapes[wf], xRows: 'half' };
+  const band = t.bands.find((b) => Object.hasOwn(b.shapes, wf) && workgroupBytes >= b.minWorkgroupBytes && perExpert >= b.minRowsPerExpert && perExpert <= b.maxRowsPerExpert);
+  if (band) return { shape: band.shapes[wf]!, xRows: 'half' };
   const wide = Object.hasOwn(t.wideShapes, wf) ? t.wideShapes[wf] : undefined;
   if (wide && big && perExpert >= t.wideMinRowsPerExpert[half16 ? 'half16' : 'packed']) return { shape: wide, xRows: 'half' };
   if (half16 && perExpert <= t.smallMaxRowsPerExpert) return { shape: 'm32n128k32v', xRows: 'gather' };
@@ -664,6 +667,18 @@ export const SGMAT_CHOICES: { readonly shapes: readonly SgmatShapeName[]; readon
   // 1 .. maxSplit where the rule is on (warmGroupedGemmFast compiles each), else 1 alone
   splitK: Array.from({ length: KERNEL_CROSSOVERS.sgmatSplitK.targetWorkgroups > 0 ? KERNEL_CROSSOVERS.sgmatSplitK.maxSplit : 1 }, (_, i) => i + 1),
 };
+
+/**
+ * A band of KERNEL_CROSSOVERS.sgmatTiles.bands: calls of a weight format in `shapes` with `minRowsPerExpert` to
+ * `maxRowsPerExpert` grouped rows per expert on average (ends included), on a device with at least `minWorkgroupBytes`
+ * of workgroup memory, take that format's tile shape over f16 x rows ('half'). The first band that matches decides.
+ */
+export interface SgmatTileBand {
+  shapes: Readonly<Partial<Record<string, SgmatShapeName>>>;
+  minRowsPerExpert: number;
+  maxRowsPerExpert: number;
+  minWorkgroupBytes: number;
+}
 
 /** KERNEL_CROSSOVERS.sgmatSplitK's shape: split where a call has fewer tiles than targetWorkgroups (0: never) and at most maxRowsPerExpert rows per expert. */
 export interface SgmatSplitKRule {
