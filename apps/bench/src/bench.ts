@@ -200,13 +200,7 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       const nb = Math.max(1, o.iters);
       // scratch goes back to the pool right after each submit: the next forward reuses it in queue order
       const t0 = performance.now();
-      for (let i = 0; i < nb; i++) {
-        const rec = new Recorder(ctx);
-        const f = runMoE(ctx, layer, rec, x);
-        rec.submit();
-        f.release();
-      }
-      await ctx.sync();
+      await forwards(nb);
       return { dev, walls, perIter, stageProfile, wallMs: (performance.now() - t0) / nb };
     };
     // the row's self-check of its timing (stats.ts timedTwiceIfAboveWall): a device median above the back-to-back wall

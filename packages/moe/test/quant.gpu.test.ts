@@ -78,7 +78,17 @@ describe('quantized checkpoints on the GPU vs goldens', () => {
     const x = g.get('input')!;
     const [T, H] = x.shape;
     const load = () => MoE.fromHuggingFace({ source: `${FIXTURES}/deepseek_v3_fp8`, layer: 0, device: DeviceRef.GPU(), ctx: view, activationQuant: 'none' });
-    return { want: g.get('output_weight_only')!.values, load, forward: (moe: MoE) => forwardLogged(view, moe, x.values, T, H) };
+    const forward = (moe: MoE) => forwardLogged(view, moe, x.values, T, H);
+    // a freshly loaded layer's forward, then the layer destroyed (a layer keeps the graphs it recorded: one per planner rule)
+    const run = async () => {
+      const moe = await load();
+      try {
+        return await forward(moe);
+      } finally {
+        moe.destroy();
+      }
+    };
+    return { want: g.get('output_weight_only')!.values, load, forward, run };
   }
 
   it('deepseek_v3_fp8 golden-large with the experts decoded to f16 first (MoE.prefillDequant): within 1e-3 on the subgroup-matrix kernels (emulated where the adapter lacks them), equal to the staging decode', async (c) => {
@@ -107,16 +117,7 @@ describe('quantized checkpoints on the GPU vs goldens', () => {
   it('deepseek_v3_fp8 golden-large through the split-K down GEMM (the rule lowered to the fixture\'s K = 128: 2 slices of 64): within 1e-3 on the subgroup-matrix kernels (emulated where the adapter lacks them), within 1e-6 of the unsplit forward', async (c) => {
     const skip = matrixSkip();
     if (skip) return c.skip(skip);
-    const { want, load, forward } = fp8LargeOnMatrixTiles();
-    // a fresh layer for each rule: a layer keeps the graphs it recorded
-    const run = async () => {
-      const moe = await load();
-      try {
-        return await forward(moe);
-      } finally {
-        moe.destroy();
-      }
-    };
+    const { want, run } = fp8LargeOnMatrixTiles();
     // every down GEMM split 2 ways (K = 128 over slices of at least 64), whatever its tiles and rows per expert
     const split = await withSgmatSplitKRule({ targetWorkgroups: 1 << 30, maxSplit: 2, minSliceK: 64, maxRowsPerExpert: 1 << 30 }, run);
     const downs = (log: typeof split.dispatched) => log.filter((d) => d.kernel === 'grouped_gemm_sgmat' && d.variant.op === 'down');
@@ -135,15 +136,7 @@ describe('quantized checkpoints on the GPU vs goldens', () => {
   it('deepseek_v3_fp8 golden-large on the fp8 band\'s 128 x 256 tile (KERNEL_CROSSOVERS.sgmatTiles.bands widened to every call: the planner keeps it for 64-96 rows per expert on 48 KiB devices): within 1e-3 on the subgroup-matrix kernels (emulated where the adapter lacks them), within 1e-5 of the planner\'s tiles', async (c) => {
     const skip = matrixSkip();
     if (skip) return c.skip(skip);
-    const { want, load, forward } = fp8LargeOnMatrixTiles();
-    const run = async () => {
-      const moe = await load();
-      try {
-        return await forward(moe);
-      } finally {
-        moe.destroy();
-      }
-    };
+    const { want, run } = fp8LargeOnMatrixTiles();
     const band = await withSgmatTileBands([{ shapes: { fp8_e4m3: 'm128n256k32va' }, minRowsPerExpert: 0, maxRowsPerExpert: 1 << 30, minWorkgroupBytes: 0 }], run);
     // every fp8 matrix GEMM (the routed experts' gate_up and down; the shared expert's 600 rows are decoded to f16 first,
     // sgmatDequant, and take the 16-bit tiles) on the band's tile over f16 x rows
