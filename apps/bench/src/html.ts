@@ -5,7 +5,7 @@
  * compute roofs), and the table with the per-kernel breakdown.
  */
 import type { BenchReport, ResultRow } from './schema.js';
-import { bestByKey, checkCell, normDtype, rowKey } from './table.js';
+import { bestByKey, checkCell, normDtype, rowKey, rowNotes } from './table.js';
 
 /** Escapes text for HTML. @example `esc('<a>') // '&lt;a&gt;'` */
 export function esc(s: string): string {
@@ -204,7 +204,7 @@ export function reportToHtml(r: BenchReport, other?: BenchReport): string {
       return `<tr><td>${esc(x.model)}</td><td>${esc(x.dtype)}</td><td>${x.tokens}</td><td>${esc(x.impl ?? '')}</td>${cells}</tr>`;
     })
     .join('\n');
-  const notes = [...new Set(r.results.map((x) => x.note).filter((s): s is string => !!s))];
+  const notes = rowNotes(r.results);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>WebMoE bench: ${esc(r.device)}</title>
 <style>
@@ -232,7 +232,7 @@ ${rows}
 </tbody></table>
 <p>What a caller gets: wallGpu ms is the wall time per layer of a chain of <i>stack</i> <code>forwardGpuSync</code> calls with GPU-resident activations, drained once (host µs: the CPU time to issue one); stack ms is the same chain as one <code>MoEStack</code> step (one submit); layers: distinct layers / chain length (the chain cycles over the layers that fit the memory budget); wallHost ms: <code>forward(Float32Array)</code> per call, host input and output.</p>
 <p>GB/s: bytes that must move (weights of the experts hit, shared experts, router, x and y) over the median time. × copy: that over the measured copy bandwidth. floor ms: those bytes over the copy bandwidth / the flops over the compute roof. check: the timed forward's output on a sample of tokens reaching every routed expert, against the bench's float64 reference reading the same weights (relative L2 error; FAIL above the tolerance). experts hit: distinct experts in this run's routing (* = expected count for uniform routing). TFLOP/s: 2·T·k·3·H·I + router 2·T·H·E + shared experts, over the median time.</p>
-${notes.map((s) => `<p><small>${esc(s)}</small></p>`).join('\n')}
+${notes.map(({ note, rows }) => `<p><small><b>${esc(rows)}</b>: ${esc(note)}</small></p>`).join('\n')}
 </body></html>
 `;
 }

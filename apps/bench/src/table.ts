@@ -40,7 +40,18 @@ export function checkCell(c: ResultRow['check']): string {
 }
 
 /**
- * Renders the table (one line per row, then the per-kernel breakdown).
+ * Each distinct row note (ResultRow.note: scaled-down shapes, stack sizes, a row timed again, ...) with the rows that
+ * carry it (`model dtype T=n`), in the order first seen; at most `maxRows` rows named, then how many more.
+ * @example `rowNotes(report.results) // [{ note: 're-timed: ...', rows: 'mixtral-8x7b bf16 T=256' }]`
+ */
+export function rowNotes(results: readonly ResultRow[], maxRows = 4): { note: string; rows: string }[] {
+  const byNote = new Map<string, string[]>();
+  for (const x of results) if (x.note) byNote.set(x.note, [...(byNote.get(x.note) ?? []), `${x.model} ${x.dtype} T=${x.tokens}`]);
+  return [...byNote].map(([note, rows]) => ({ note, rows: rows.length > maxRows ? `${rows.slice(0, maxRows).join(', ')} and ${rows.length - maxRows} more` : rows.join(', ') }));
+}
+
+/**
+ * Renders the table (one line per row, then the row notes and the per-kernel breakdown).
  * @example `console.log(formatTable(report))`
  */
 export function formatTable(r: BenchReport, other?: BenchReport): string {
@@ -65,6 +76,7 @@ export function formatTable(r: BenchReport, other?: BenchReport): string {
   for (const l of rows) out.push(l.length > 5 ? l.map((c, i) => (i < 4 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ') : l.join('  '));
   out.push('');
   out.push('wallGpu ms / host us: per layer of a chain of `stack` forwardGpuSync calls (GPU-resident activations, drained once; host = CPU time to issue). stack ms / us: the same chain as one MoEStack submit. layers: distinct/chained. wallHost ms: forward(Float32Array) per call.');
+  for (const { note, rows } of rowNotes(r.results)) out.push(`note (${rows}): ${note}`);
   for (const x of r.results) if (x.stageProfile) out.push(`${x.model} ${x.dtype} T=${x.tokens} stages: ${formatStageProfile(x.stageProfile)}`);
   for (const x of r.results) {
     if (!x.kernels.length) continue;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { reportToHtml } from '../src/html.js';
 import { parseReport, reportToJson, SCHEMA, type BenchReport, type ResultRow } from '../src/schema.js';
-import { formatTable } from '../src/table.js';
+import { formatTable, rowNotes } from '../src/table.js';
 
 function row(model: string, tokens: number, medianMs: number, extra: Partial<ResultRow> = {}): ResultRow {
   return {
@@ -93,5 +93,27 @@ describe('HTML writer', () => {
     expect(t).toContain('batched_mm');
     expect(t).toContain('FAILED: LimitError');
     expect(t).toContain('moe_gemvx2 0.400 ms (80%)');
+  });
+});
+
+describe('row notes', () => {
+  const noted: BenchReport = {
+    ...report,
+    results: [
+      row('mixtral-8x7b', 256, 1.9, { note: 're-timed: on the first try the device median 5.37 ms above the back-to-back wall time 2.10 ms per forward' }),
+      ...[1, 16, 128, 512, 4096].map((T) => row('qwen3-30b-a3b', T, 1, { note: 'scaled down: H, I, E of qwen3 divided by 8' })),
+      row('gpt-oss-20b', 1, 0.5),
+    ],
+  };
+  it('name the rows that carry each note, first seen first, at most 4 then a count', () => {
+    expect(rowNotes(noted.results)).toEqual([
+      { note: noted.results[0].note, rows: 'mixtral-8x7b bf16 T=256' },
+      { note: 'scaled down: H, I, E of qwen3 divided by 8', rows: 'qwen3-30b-a3b bf16 T=1, qwen3-30b-a3b bf16 T=16, qwen3-30b-a3b bf16 T=128, qwen3-30b-a3b bf16 T=512 and 1 more' },
+    ]);
+    expect(rowNotes([row('a', 1, 1)])).toEqual([]);
+  });
+  it('appear in the text table and the HTML report with their rows', () => {
+    expect(formatTable(noted)).toContain('note (mixtral-8x7b bf16 T=256): re-timed: on the first try the device median 5.37 ms');
+    expect(reportToHtml(noted)).toContain('<b>mixtral-8x7b bf16 T=256</b>: re-timed: on the first try');
   });
 });
