@@ -188,6 +188,10 @@ const ALL_PATHS: PathSpec[] = [
   // tiles of K = 14336 on the 144-row tile for 132 SMs; T = 128: 256 on the 64-row tile), x rows as the planner gives them
   ...(['m144n256k32v', 'm128n192k64va', 'm128n256k32v'] as SgmatShapeName[]).flatMap((shape) => [2, 3, 4].map((sk) => sgmat(shape, sk, 'half'))),
   ...[2, 3, 4].map((sk) => sgmat('m64n128k32v', sk)),
+  // session 25: 128-wide K slices (32 KB of weights per slice) at few rows per expert, with the down GEMM split as the
+  // planner splits its tiles there (the xd shapes load x directly whatever the path asks)
+  sgmat('m32n128k128va', undefined, 'half'),
+  ...(['m32n128k128va', 'm64n128k128vaxd', 'm128n128k128vaxd'] as SgmatShapeName[]).flatMap((shape) => [2, 3].map((sk) => sgmat(shape, sk, shape === 'm32n128k128va' ? 'half' : undefined))),
 ];
 // Modifiers of an exact path ('=name+words+narrow'): packed weights' staging choices on any path (A/B on one tile).
 const MODIFIERS: Record<string, GroupedGemmOptions> = {

@@ -545,6 +545,23 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
       dt: 'bfloat16', fmt: fmt as ExpertQuantFormat | undefined, bias: true, rowScale: false, act: ACTS[0], splitK, xh: shape === 'm64n128k32v' ? undefined : 'staged',
     });
   }
+  // 128-wide K slices (session 25's candidates): the 32 KiB one runs emulated on lavapipe, in each x-row mode and with
+  // 16-bit and packed weights (K over two full slices and a partial one; MXFP4: whole 32-value blocks)
+  for (const [op, dt, fmt, xh, splitK] of [
+    ['gate_up', 'bfloat16', undefined, undefined, 1],
+    ['gate_up', 'bfloat16', fmts[4], 'staged', 1],
+    ['down', 'float16', undefined, 'direct', 1],
+    ['down', 'bfloat16', fmts[5], 'staged', 3],
+  ] as const) {
+    for (const shape of ['m32n64k128va', 'm32n128k128va'] as const) {
+      const s = SGMAT_SHAPES[shape];
+      const [E, k] = [3, 2];
+      emuCases.push({
+        shape, op, T: Math.ceil((s.tm * 2.5 * E) / k / 3) + 3, k, E, K: fmt === fmts[5] ? 352 : s.tk * 3 - 24, N: s.tn + 37,
+        dt, fmt: fmt as ExpertQuantFormat | undefined, bias: op === 'gate_up', rowScale: op === 'gate_up', act: ACTS[2 % ACTS.length], splitK, xh,
+      });
+    }
+  }
   for (const emulate of [true, false]) for (const c of emuCases) {
     it(`${emulate ? 'emulated' : 'builtins'}: ${c.shape}${c.splitK > 1 ? ` splitK=${c.splitK}` : ''}${c.xh ? ` xh=${c.xh}` : ''} ${c.op} T=${c.T} k=${c.k} E=${c.E} K=${c.K} N=${c.N} ${c.fmt ? fmtName(c.fmt) : c.dt} bias=${c.bias} rowScale=${c.rowScale}${c.op === 'gate_up' ? ` ${c.act.kind}/${c.act.layout}` : ''}`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');

@@ -93,7 +93,7 @@ export type FastGemmVariant = Pick<GroupedGemmVariant, 'op' | 'act' | 'interleav
 /**
  * Tile shape of the subgroup-matrix kernel: a workgroup computes `tm` grouped rows x `tn` weight rows
  * (down: tn outputs; gate_up: tn / 2 outputs, their gate and up rows in alternating blocks of 16 columns),
- * staging K slices of `tk` (32 or 64) as f16 in workgroup memory; `wm` x `wn` subgroups of 32 invocations
+ * staging K slices of `tk` (32, 64 or 128) as f16 in workgroup memory; `wm` x `wn` subgroups of 32 invocations
  * (threads = 32 * wm * wn) each own a (tm / wm) x (tn / wn) block of 16x16 f32 accumulators, so one A and
  * one B fragment load feed tn / wn / 16 and tm / wm / 16 multiply-accumulates. `db`: two staging buffers
  * (one barrier per K slice instead of two: the next slice is stored into the other buffer while this one
@@ -104,7 +104,7 @@ export interface SgmatShape {
   tm: number;
   /** Weight rows per workgroup tile (a multiple of 32 and of 16 * wn, at most 256). */
   tn: number;
-  /** K slice staged per step: 32 or 64. */
+  /** K slice staged per step: 32, 64 or 128. */
   tk: number;
   /** Subgroups along the rows. */
   wm: number;
@@ -205,7 +205,11 @@ export type SgmatShapeName =
   | 'm144n128k32v'
   | 'm144n192k64vax'
   | 'm160n256k32v'
-  | 'm128n128k32vax';
+  | 'm128n128k32vax'
+  | 'm32n128k128va'
+  | 'm64n128k128vaxd'
+  | 'm128n128k128vaxd'
+  | 'm32n64k128va';
 
 /** The tile shape of each name. @example `SGMAT_SHAPES.m64n128k64 // { tm: 64, tn: 128, tk: 64, wm: 2, wn: 4, swz: true }` */
 export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>> = {
@@ -270,6 +274,16 @@ export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>
   // rows, where the bench's router gives Mixtral at T = 512 113-145 rows per expert (the expert past 144 pays a second
   // tile's weight staging for one row). Bench candidate (session 19, unmeasured)
   m160n256k32v: { tm: 160, tn: 256, tk: 32, wm: 5, wn: 2, swz: true, vs: true, wgBytes: 49152 },
+  // 128-wide K slices (session 25, bench candidates, unmeasured): at few rows per expert the GEMMs are bound by the weight
+  // bytes each workgroup has in flight per K slice, not by the matrix units. H100 session 25 (Mixtral T = 128, 32 rows
+  // per expert, prefill-bench): 16 KB of weights per slice (32 x 256, 64 x 256, 128 x 256 oa tiles) 2.05-2.51 ms against
+  // the 128 x 192 k64 tile's 24 KB 1.71-1.76; these stage 32 KB (128 weight rows x 256 bytes: whole 128-byte lines, two
+  // per row). 32 rows over a 128-wide A tile; 64 / 128 rows with the A matrices loaded from the f16 x rows directly (xd:
+  // no A tile); and a 32 KiB one that runs on lavapipe (the emulated tests' coverage of 128-wide slices).
+  m32n128k128va: { tm: 32, tn: 128, tk: 128, wm: 2, wn: 4, swz: true, vs: true, oa: true, wgBytes: 49152 },
+  m64n128k128vaxd: { tm: 64, tn: 128, tk: 128, wm: 2, wn: 4, swz: true, vs: true, oa: true, xd: true, wgBytes: 49152 },
+  m128n128k128vaxd: { tm: 128, tn: 128, tk: 128, wm: 2, wn: 4, swz: true, vs: true, oa: true, xd: true, wgBytes: 49152 },
+  m32n64k128va: { tm: 32, tn: 64, tk: 128, wm: 2, wn: 4, swz: true, vs: true, oa: true },
 };
 
 
@@ -317,7 +331,7 @@ export function sgmatLayout(s: SgmatShape): { str: number; ow: number; bytes: nu
   while (ow > 32 && (s.tn % ow !== 0 || !fits(ow))) ow -= 32;
   const bytes = staging + rows + (s.oa ? 0 : 64 * ow);
   const bad = (what: string) => ({ str, ow, bytes, threads, error: `${what} (shape ${JSON.stringify(s)})` });
-  if (s.tk !== 32 && s.tk !== 64) return bad('tk must be 32 or 64');
+  if (s.tk !== 32 && s.tk !== 64 && s.tk !== 128) return bad('tk must be 32, 64 or 128');
   if (!(s.wm >= 1 && s.wn >= 1 && s.wm * s.wn <= 16)) return bad('wm * wn must be 1..16 subgroups');
   if (s.tm % (16 * s.wm) !== 0 || s.tm > SGMAT_MAX_TILE_ROWS) return bad(`tm must be a multiple of 16 * wm, at most ${SGMAT_MAX_TILE_ROWS}`);
   if (s.tn % 32 !== 0 || s.tn % (16 * s.wn) !== 0 || s.tn > 256) return bad('tn must be a multiple of 32 and of 16 * wn, at most 256');

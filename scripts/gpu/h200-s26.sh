@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Next device calls after session 25 (docs/perf-h200/2026-12-06-s25). Kit: bash scripts/gpu/build-kit.sh
+#   1: prefill-bench, the router's rows, three rounds: the 128-wide K slice candidates (m32n128k128va over f16 x rows,
+#      m64n128k128vaxd / m128n128k128vaxd over x loaded directly, the down GEMM split 2 / 3 ways) against the planner's
+#      tile, bf16, Mixtral at T = 128 / 512 (32 / 128 rows per expert; HF 1.53 / 2.36 ms in session 25) and
+#      DeepSeek-V3-e32 and GPT-OSS at T = 128 (~150 s). A win at 32 rows per expert is a planner rule to write.
+#   2: the same candidates with packed weights (int4, fp8, MXFP4) at Mixtral T = 128 / 512 (~150 s).
+#   3: the whole GPU test bundle (~230-330 s by host: give it 420).
+#   4: the layer beside HF at T = 128 / 512 / 4096 (h200-s24.sh 1's LAYER_VS_HF, ~250 s): the target table's cells.
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+. "$(dirname "$0")/prefill-bench-run.sh"
+K128="=sgmat-default,=sgmat-m32n128k128va-xh,=sgmat-m32n128k128va-sk2-xh,=sgmat-m32n128k128va-sk3-xh,=sgmat-m64n128k128vaxd,=sgmat-m64n128k128vaxd-sk3,=sgmat-m128n128k128vaxd,=sgmat-m128n128k128vaxd-sk3"
+case "${1:-1}" in
+  1)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1; cat "$OUT/gpu.txt"
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB k128-mixtral 110 150 5 "$K128" mixtral 128,512 bf16
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB k128-others 60 90 5 "$K128" "deepseek-v3-e32,gpt-oss" 128 bf16
+    ;;
+  2)
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB k128-packed 150 200 5 "$K128" mixtral 128,512 int4,fp8,mxfp4
+    ;;
+  3)
+    GPU_TESTS 420
+    ;;
+  4)
+    LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 128,512,4096
+    ;;
+esac
