@@ -7,6 +7,10 @@
 #   2: the same candidates with packed weights (int4, fp8, MXFP4) at Mixtral T = 128 / 512 (~150 s).
 #   3: the whole GPU test bundle (~230-330 s by host: give it 420).
 #   4: the layer beside HF at T = 128 / 512 / 4096 (h200-s24.sh 1's LAYER_VS_HF, ~250 s): the target table's cells.
+#   5: int4 with the bench layer's 32-input blocks (int4g32) against prefill-bench's 128 (int4), 8-value loads (the
+#      planner's for int4) against 16-byte ones (+wide: one scale per load = one 32-input block), GPT-OSS and Mixtral at
+#      T = 512 / 4096: session 25's GPT-OSS int4 layer GEMMs took 1.73 ms at T = 512 where prefill-bench's (blocks of
+#      128) took 1.45 (~150 s).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -26,5 +30,8 @@ case "${1:-1}" in
     ;;
   4)
     LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 128,512,4096
+    ;;
+  5)
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB int4-blocks 150 200 5 "=sgmat-default,=sgmat-default+wide" "gpt-oss,mixtral" 512,4096 int4,int4g32
     ;;
 esac

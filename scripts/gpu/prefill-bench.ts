@@ -17,7 +17,7 @@
 //   bash .gpu-kit/enter.sh node .gpu-kit/prefill-bench.mjs [iters] [path substring,...] [model substring,...] [T,...] [format,...]
 // ('-' for a filter = all; paths: substrings of their names, or '=name' for one path; models: substrings of mixtral-8x7b, qwen3-30b-a3b, deepseek-v3-e32, gpt-oss-20b, and only when
 // named deepseek-v3-full (256 experts) and smoke (a small shape for any adapter);
-// formats: bf16 (default), f16, fp8, int4, mxfp4; PREFILL_BENCH_MAX_S: the time budget after which no new model / format / T
+// formats: bf16 (default), f16, fp8, int4 (blocks of 128), int4g32 (blocks of 32: the bench layer's), mxfp4; PREFILL_BENCH_MAX_S: the time budget after which no new model / format / T
 // group starts, default 210; PREFILL_BENCH_BURN_MS: ms of FMA burn before each timed path, default 40; PREFILL_BENCH_ROUNDS: the path
 // list timed that many times in turn (medians over the rounds; default 1); PREFILL_BENCH_ROUTING=random: uneven
 // rows per expert, each token's experts drawn at random; =shift:N: even rows but N moved from the last expert to the first). Weights are generated one expert at a time and streamed to the GPU (stacks larger than
@@ -53,13 +53,16 @@ const pathFilter = list(3);
 const modelFilter = list(4);
 const tFilter = list(5)?.map(Number);
 const FORMATS = (list(6) ?? ['bf16']) as Format[];
-for (const f of FORMATS) if (!['bf16', 'f16', 'fp8', 'int4', 'mxfp4'].includes(f)) throw new Error(`format ${f}: bf16 | f16 | fp8 | int4 | mxfp4`);
+for (const f of FORMATS) if (!['bf16', 'f16', 'fp8', 'int4', 'int4g32', 'mxfp4'].includes(f)) throw new Error(`format ${f}: bf16 | f16 | fp8 | int4 | int4g32 | mxfp4`);
 const ctx = await createGpuContext();
 const info = (ctx.adapter as GPUAdapter & { info?: Record<string, unknown> }).info;
 console.log('adapter', ctx.adapterName, JSON.stringify(ctx.features));
 console.log('subgroupMatrixConfigs', JSON.stringify(info?.subgroupMatrixConfigs), 'subgroupMinSize', info?.subgroupMinSize, 'subgroupMaxSize', info?.subgroupMaxSize, 'wgMem', ctx.limits.maxComputeWorkgroupStorageSize, 'sgmatSupported', sgmatSupported(ctx));
 
-type Format = 'bf16' | 'f16' | 'fp8' | 'int4' | 'mxfp4';
+/** int4: blocks of 128 inputs per f16 scale; int4g32: of 32 (the bench layer's int4, onnxruntime QMoE's block). */
+type Format = 'bf16' | 'f16' | 'fp8' | 'int4' | 'int4g32' | 'mxfp4';
+/** Inputs per scale of an int4 format. */
+const int4Block = (fmt: Format) => (fmt === 'int4g32' ? 32 : 128);
 
 /** Random bits from a linear congruential generator (the same stream for the same seed). */
 function lcg(seed: number): () => number {
@@ -97,11 +100,13 @@ function expertWeights(fmt: Format, rows: number, cols: number, seed: number): E
       const bc = Math.ceil(cols / 128);
       return { kind: 'fp8_block', q: new HostTensor('float8_e4m3fn', [1, rows, cols], q), scaleInv: new HostTensor('float32', [1, br, bc], new Float32Array(br * bc).fill(2 ** -8)), block: [128, 128] };
     }
-    case 'int4': {
+    case 'int4':
+    case 'int4g32': {
       const q = new Uint8Array(n / 2);
       for (let i = 0; i < q.length; i++) q[i] = r() & 0xff;
       // f16 scales 2^-9 (bits 0x1800): codes -8..7 give |w| <= 2^-6
-      return { kind: 'int_block', bits: 4, q: new HostTensor('uint8', [1, rows, cols / 2], q), scales: new HostTensor('float16', [1, rows, Math.ceil(cols / 128)], new Uint16Array(rows * Math.ceil(cols / 128)).fill(0x1800)), blockSize: 128 };
+      const b = int4Block(fmt);
+      return { kind: 'int_block', bits: 4, q: new HostTensor('uint8', [1, rows, cols / 2], q), scales: new HostTensor('float16', [1, rows, Math.ceil(cols / b)], new Uint16Array(rows * Math.ceil(cols / b)).fill(0x1800)), blockSize: b };
     }
     case 'mxfp4': {
       // e2m1 codes (|v| <= 6) in 32-value blocks with e8m0 scales 2^-9 (code 118): |w| <= 2^-6.4
@@ -122,7 +127,8 @@ function stackShape(fmt: Format, E: number, rows: number, cols: number): ExpertW
     case 'fp8':
       return { kind: 'fp8_block', q: { dtype: 'float8_e4m3fn', shape: [E, rows, cols] }, scaleInv: { dtype: 'float32', shape: [E, Math.ceil(rows / 128), Math.ceil(cols / 128)] }, block: [128, 128] };
     case 'int4':
-      return { kind: 'int_block', bits: 4, q: { dtype: 'uint8', shape: [E, rows, cols / 2] }, scales: { dtype: 'float16', shape: [E, rows, Math.ceil(cols / 128)] }, blockSize: 128 };
+    case 'int4g32':
+      return { kind: 'int_block', bits: 4, q: { dtype: 'uint8', shape: [E, rows, cols / 2] }, scales: { dtype: 'float16', shape: [E, rows, Math.ceil(cols / int4Block(fmt))] }, blockSize: int4Block(fmt) };
     case 'mxfp4':
       return { kind: 'mxfp4', blocks: { dtype: 'uint8', shape: [E, rows, cols / 32, 16] }, scales: { dtype: 'uint8', shape: [E, rows, cols / 32] } };
   }
