@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Next device calls after session 25 (docs/perf-h200/2026-12-06-s25). Kit: bash scripts/gpu/build-kit.sh
 #   1: prefill-bench, the router's rows, three rounds: the 128-wide K slice candidates (m32n128k128va over f16 x rows,
-#      m64n128k128vaxd / m128n128k128vaxd over x loaded directly, the down GEMM split 2 / 3 ways) against the planner's
+#      m64n128k128vaxd / m128n128k128vaxd over x loaded directly, the down GEMM split 2 / 3 ways) and the two-slices-in-
+#      registers ones (pf2: the planner's 128 x 192 k64 tile as m128n192k64vap2, and m32n128k64vap2) against the planner's
 #      tile, bf16, Mixtral at T = 128 / 512 (32 / 128 rows per expert; HF 1.53 / 2.36 ms in session 25) and
 #      DeepSeek-V3-e32 and GPT-OSS at T = 128 (~150 s). A win at 32 rows per expert is a planner rule to write.
 #   2: the same candidates with packed weights (int4, fp8, MXFP4) at Mixtral T = 128 / 512 (~150 s).
@@ -15,7 +16,7 @@ set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 . "$(dirname "$0")/prefill-bench-run.sh"
-K128="=sgmat-default,=sgmat-m32n128k128va-xh,=sgmat-m32n128k128va-sk2-xh,=sgmat-m32n128k128va-sk3-xh,=sgmat-m64n128k128vaxd,=sgmat-m64n128k128vaxd-sk3,=sgmat-m128n128k128vaxd,=sgmat-m128n128k128vaxd-sk3"
+K128="=sgmat-default,=sgmat-m32n128k128va-xh,=sgmat-m32n128k128va-sk2-xh,=sgmat-m32n128k128va-sk3-xh,=sgmat-m64n128k128vaxd,=sgmat-m64n128k128vaxd-sk3,=sgmat-m128n128k128vaxd,=sgmat-m128n128k128vaxd-sk3,=sgmat-m128n192k64vap2-xh,=sgmat-m128n192k64vap2-sk3-xh,=sgmat-m32n128k64vap2-xh,=sgmat-m32n128k64vap2-sk3-xh"
 case "${1:-1}" in
   1)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1; cat "$OUT/gpu.txt"

@@ -198,6 +198,8 @@ const ALL_PATHS: PathSpec[] = [
   // planner splits its tiles there (the xd shapes load x directly whatever the path asks)
   sgmat('m32n128k128va', undefined, 'half'),
   ...(['m32n128k128va', 'm64n128k128vaxd', 'm128n128k128vaxd'] as SgmatShapeName[]).flatMap((shape) => [2, 3].map((sk) => sgmat(shape, sk, shape === 'm32n128k128va' ? 'half' : undefined))),
+  // and two K slices in flight in registers (pf2): the planner's 128 x 192 k64 tile and a 32-row one, over f16 x rows, split as the planner splits
+  ...(['m128n192k64vap2', 'm32n128k64vap2'] as SgmatShapeName[]).flatMap((shape) => [sgmat(shape, undefined, 'half'), ...[2, 3].map((sk) => sgmat(shape, sk, 'half'))]),
 ];
 // Modifiers of an exact path ('=name+words+narrow'): packed weights' staging choices on any path (A/B on one tile).
 const MODIFIERS: Record<string, GroupedGemmOptions> = {

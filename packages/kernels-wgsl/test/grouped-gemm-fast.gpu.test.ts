@@ -545,20 +545,23 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
       dt: 'bfloat16', fmt: fmt as ExpertQuantFormat | undefined, bias: true, rowScale: false, act: ACTS[0], splitK, xh: shape === 'm64n128k32v' ? undefined : 'staged',
     });
   }
-  // 128-wide K slices (session 25's candidates): the 32 KiB one runs emulated on lavapipe, in each x-row mode and with
-  // 16-bit and packed weights (K over two full slices and a partial one; MXFP4: whole 32-value blocks)
-  for (const [op, dt, fmt, xh, splitK] of [
+  // session 25's candidates: 128-wide K slices, and two slices in flight in registers (pf2, whose loop takes slices two
+  // at a time: K of 1, 2 and 3 slices, the last one partial, so that the step's second slice is absent, present, and
+  // partial), each x-row mode, 16-bit and packed weights, split K. The 64-wide tiles run emulated on lavapipe (the
+  // larger ones, 48 KiB, only on adapters with them; the emulation is slow: tn + 5 outputs)
+  for (const [n, [op, dt, fmt, xh, splitK]] of ([
     ['gate_up', 'bfloat16', undefined, undefined, 1],
     ['gate_up', 'bfloat16', fmts[4], 'staged', 1],
     ['down', 'float16', undefined, 'direct', 1],
     ['down', 'bfloat16', fmts[5], 'staged', 3],
-  ] as const) {
-    for (const shape of ['m32n64k128va', 'm32n128k128va'] as const) {
+  ] as const).entries()) {
+    for (const shape of ['m32n64k128va', 'm32n64k64vap2', 'm32n128k128va', 'm64n128k128vaxd', 'm128n128k128vaxd', 'm128n192k64vap2'] as const) {
       const s = SGMAT_SHAPES[shape];
       const [E, k] = [3, 2];
+      const slices = s.pf2 ? 1 + (n % 3) : 3;
       emuCases.push({
-        shape, op, T: Math.ceil((s.tm * 2.5 * E) / k / 3) + 3, k, E, K: fmt === fmts[5] ? 352 : s.tk * 3 - 24, N: s.tn + 37,
-        dt, fmt: fmt as ExpertQuantFormat | undefined, bias: op === 'gate_up', rowScale: op === 'gate_up', act: ACTS[2 % ACTS.length], splitK, xh,
+        shape, op, T: Math.ceil((s.tm * 2.5 * E) / k / 3) + 3, k, E, K: fmt === fmts[5] ? 32 * Math.ceil((s.tk * slices - 24) / 32) : s.tk * slices - 24, N: s.tn + 5,
+        dt, fmt: fmt as ExpertQuantFormat | undefined, bias: op === 'gate_up', rowScale: op === 'gate_up', act: ACTS[2 % ACTS.length], splitK, xh: s.xd ? 'direct' : xh,
       });
     }
   }

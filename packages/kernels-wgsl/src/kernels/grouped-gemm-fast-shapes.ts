@@ -143,6 +143,13 @@ export interface SgmatShape {
    */
   oa?: boolean;
   /**
+   * Two K slices in flight in registers (not with `db`): the loads of slice k + 2 are issued while slice k is
+   * multiplied, into a second set of registers, so each slice's loads have a whole loop step (staging, multiplies,
+   * barriers) to land instead of one slice's multiplies. For few rows per expert, where the loop waits on its loads.
+   * Twice the prefetch registers.
+   */
+  pf2?: boolean;
+  /**
    * No row tables in workgroup memory (the x row offsets, row scales and 1 / staging scales of the tile's rows, 12 bytes
    * a row): the shape runs only over f16 x rows (FastGemmVariant.xh), whose offsets follow from the row and whose
    * 1 / scale the epilogue reads from XRU. Frees room for 64-wide K slices of a 144 x 192 tile in 48 KiB.
@@ -209,7 +216,10 @@ export type SgmatShapeName =
   | 'm32n128k128va'
   | 'm64n128k128vaxd'
   | 'm128n128k128vaxd'
-  | 'm32n64k128va';
+  | 'm32n64k128va'
+  | 'm128n192k64vap2'
+  | 'm32n128k64vap2'
+  | 'm32n64k64vap2';
 
 /** The tile shape of each name. @example `SGMAT_SHAPES.m64n128k64 // { tm: 64, tn: 128, tk: 64, wm: 2, wn: 4, swz: true }` */
 export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>> = {
@@ -284,6 +294,11 @@ export const SGMAT_SHAPES: Readonly<Record<SgmatShapeName, Readonly<SgmatShape>>
   m64n128k128vaxd: { tm: 64, tn: 128, tk: 128, wm: 2, wn: 4, swz: true, vs: true, oa: true, xd: true, wgBytes: 49152 },
   m128n128k128vaxd: { tm: 128, tn: 128, tk: 128, wm: 2, wn: 4, swz: true, vs: true, oa: true, xd: true, wgBytes: 49152 },
   m32n64k128va: { tm: 32, tn: 64, tk: 128, wm: 2, wn: 4, swz: true, vs: true, oa: true },
+  // two K slices in flight (pf2; session 25, bench candidates, unmeasured): the planner's 128 x 192 k64 tile, a 32-row
+  // tile for 32 rows per expert, and a 32 KiB one that runs on lavapipe (the emulated tests' coverage)
+  m128n192k64vap2: { tm: 128, tn: 192, tk: 64, wm: 2, wn: 4, swz: true, vs: true, oa: true, wgBytes: 49152, pf2: true },
+  m32n128k64vap2: { tm: 32, tn: 128, tk: 64, wm: 2, wn: 4, swz: true, vs: true, oa: true, pf2: true },
+  m32n64k64vap2: { tm: 32, tn: 64, tk: 64, wm: 2, wn: 4, swz: true, vs: true, oa: true, pf2: true },
 };
 
 
@@ -336,6 +351,7 @@ export function sgmatLayout(s: SgmatShape): { str: number; ow: number; bytes: nu
   if (s.tm % (16 * s.wm) !== 0 || s.tm > SGMAT_MAX_TILE_ROWS) return bad(`tm must be a multiple of 16 * wm, at most ${SGMAT_MAX_TILE_ROWS}`);
   if (s.tn % 32 !== 0 || s.tn % (16 * s.wn) !== 0 || s.tn > 256) return bad('tn must be a multiple of 32 and of 16 * wn, at most 256');
   if (s.oa && !s.vs) return bad('oa (the epilogue in the staging memory) needs vector staging (vs)');
+  if (s.pf2 && s.db) return bad('pf2 (two slices in registers) and db (two staging buffers) do not combine');
   if (s.tn % ow !== 0 || bytes > budget || !fits(ow)) return bad(`needs ${bytes} bytes of workgroup memory (budget ${budget})`);
   return { str, ow, bytes, threads };
 }

@@ -253,6 +253,11 @@ ${Array.from({ length: V }, (_, t) => `        BS[bi + ${wPos(t)}] = f16(wf[${t}
     return s;
   };
   const liveDecls = rowSkip ? Array.from({ length: MI }, (_, i) => `let live${i} = r0 + sm * ${RB}u + ${16 * i}u < r1;`).join('\n  ') : '';
+  // pf2: the second register set (xg2 / wg2) of the loads and staging code, loaded with the second slice up front
+  const regs2 = (code: string) => code.replaceAll('xg[', 'xg2[').replaceAll('wg[', 'wg2[');
+  const pf2Regs = shape.pf2 ? `${v.xh === 'direct' ? '' : 'var xg2 = xg;\n  '}var wg2 = wg;
+  { let kb = kBeg + ${tk}u; ${regs2(loadSlice(v, g, 'kb'))}
+  }` : '';
   const loop = shape.db
     ? `
   ${stage('0u')}
@@ -269,6 +274,29 @@ ${mma('buf')}    }
     }
     workgroupBarrier();
     buf = 1u - buf;
+  }`
+    : shape.pf2
+    ? `
+  ${pf2Regs}
+  for (var k0 = kBeg; k0 < kEnd; k0 += ${2 * tk}u) {
+    ${stage('0u')}
+    workgroupBarrier();
+    { let kb = k0 + ${2 * tk}u; if (kb < kEnd) { ${loadSlice(v, g, 'kb')}
+    } }
+    if (sg < ${nsg}u) {
+${mma('0u')}    }
+    workgroupBarrier();
+    // the second slice of the step (k1), from the second register set; k1 < kEnd is workgroup-uniform
+    let k1 = k0 + ${tk}u;
+    if (k1 < kEnd) {
+      ${regs2(stage('0u'))}
+      workgroupBarrier();
+      { let kb = k0 + ${3 * tk}u; if (kb < kEnd) { ${regs2(loadSlice(v, g, 'kb'))}
+      } }
+      if (sg < ${nsg}u) {
+${mma('0u').replaceAll('k0 + ', 'k1 + ')}      }
+      workgroupBarrier();
+    }
   }`
     : `
   for (var k0 = kBeg; k0 < kEnd; k0 += ${tk}u) {
