@@ -4,7 +4,8 @@
 #      m64n128k128vaxd / m128n128k128vaxd over x loaded directly, the down GEMM split 2 / 3 ways) and the two-slices-in-
 #      registers ones (pf2: the planner's 128 x 192 k64 tile as m128n192k64vap2, and m32n128k64vap2) against the planner's
 #      tile, bf16, Mixtral at T = 128 / 512 (32 / 128 rows per expert; HF 1.53 / 2.36 ms in session 25) and
-#      DeepSeek-V3-e32 and GPT-OSS at T = 128 (~150 s). A win at 32 rows per expert is a planner rule to write.
+#      DeepSeek-V3-e32 and GPT-OSS at T = 128, then the banded work order at T = 512 (~200 s). A win is a planner rule
+#      to write.
 #   2: the same candidates with packed weights (int4, fp8, MXFP4) at Mixtral T = 128 / 512 (~150 s).
 #   3: the whole GPU test bundle (~230-330 s by host: give it 420).
 #   4: the layer beside HF at T = 128 / 512 / 4096 (h200-s24.sh 1's LAYER_VS_HF, ~250 s): the target table's cells.
@@ -22,6 +23,10 @@ case "${1:-1}" in
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1; cat "$OUT/gpu.txt"
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB k128-mixtral 110 150 5 "$K128" mixtral 128,512 bf16
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB k128-others 60 90 5 "$K128" "deepseek-v3-e32,gpt-oss" 128 bf16
+    # the banded work order again (an expert's row tiles on one weight tile consecutive: a second, nearly empty row tile
+    # reads its weights from L2): last measured in session 17 by single timings, 1.2-1.7x slower, before prefill-bench
+    # timed in rounds and warmed each path until steady (a path's first timing was 1.3-3.4x its second, session 25)
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB band-512 60 90 5 "=sgmat-default,=sgmat-default-band2,=sgmat-default-band4,=sgmat-rowskip-band2" mixtral,deepseek-v3-e32 512 bf16
     ;;
   2)
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB k128-packed 150 200 5 "$K128" mixtral 128,512 int4,fp8,mxfp4
