@@ -13,6 +13,10 @@
 #      planner's for int4) against 16-byte ones (+wide: one scale per load = one 32-input block), GPT-OSS and Mixtral at
 #      T = 512 / 4096: session 25's GPT-OSS int4 layer GEMMs took 1.73 ms at T = 512 where prefill-bench's (blocks of
 #      128) took 1.45 (~150 s).
+#   6: gemv-bench on full DeepSeek-V3 bf16 / fp8 at T = 1, every kernel, with session 25's warm-up until steady (its
+#      rankings did not carry to the layer in sessions 22-23, when its passes ran after idle gaps), then the layer's own
+#      per-kernel profile in the same call: if the planner's kernel times the same in both (the layer's fp8 GEMVs 0.225
+#      ms, session 25 call 1), gemv-bench's winners are worth a layer A/B for #13's fp8 <= 0.6x bf16 (~150 s).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -36,6 +40,12 @@ case "${1:-1}" in
     ;;
   4)
     LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 128,512,4096
+    ;;
+  6)
+    timeout 150 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models deepseek-v3 --formats bf16,fp8 --tokens 1 --iters 20 > "$OUT/gemv-dsv3.txt" 2>&1
+    echo "gemv-bench rc=$?"; grep -E "T=1 " "$OUT/gemv-dsv3.txt" | cut -c1-160 | head -40
+    timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models deepseek-v3 --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 1 > "$OUT/layer-dsv3.txt" 2>&1
+    echo "bench rc=$?"; grep -E "^deepseek-v3 " "$OUT/layer-dsv3.txt" | cut -c1-200
     ;;
   5)
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB int4-blocks 150 200 5 "=sgmat-default,=sgmat-default+wide" "gpt-oss,mixtral" 512,4096 int4,int4g32
