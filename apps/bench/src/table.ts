@@ -40,13 +40,18 @@ export function checkCell(c: ResultRow['check']): string {
 }
 
 /**
- * Each distinct row note (ResultRow.note: scaled-down shapes, stack sizes, a row timed again, ...) with the rows that
- * carry it (`model dtype T=n`), in the order first seen; at most `maxRows` rows named, then how many more.
- * @example `rowNotes(report.results) // [{ note: 're-timed: ...', rows: 'mixtral-8x7b bf16 T=256' }]`
+ * Each distinct row note (ResultRow.note, its parts joined by '; ': scaled-down shapes, stack sizes, a row timed
+ * again, ...) with the rows that carry it (`model dtype T=n impl`), in the order first seen; at most `maxRows` rows
+ * named, then how many more.
+ * @example `rowNotes(report.results) // [{ note: 're-timed: ...', rows: 'mixtral-8x7b bf16 T=256 moe' }]`
  */
 export function rowNotes(results: readonly ResultRow[], maxRows = 4): { note: string; rows: string }[] {
   const byNote = new Map<string, string[]>();
-  for (const x of results) if (x.note) byNote.set(x.note, [...(byNote.get(x.note) ?? []), `${x.model} ${x.dtype} T=${x.tokens}`]);
+  for (const x of results) {
+    // a row's notes are joined by '; '; rows of one model, dtype and T on other paths (GPU 'moe', 'cpu') name their impl
+    const label = `${x.model} ${x.dtype} T=${x.tokens}${x.impl ? ` ${x.impl}` : ''}`;
+    for (const note of (x.note ?? '').split('; ').filter(Boolean)) byNote.set(note, [...(byNote.get(note) ?? []), label]);
+  }
   return [...byNote].map(([note, rows]) => ({ note, rows: rows.length > maxRows ? `${rows.slice(0, maxRows).join(', ')} and ${rows.length - maxRows} more` : rows.join(', ') }));
 }
 

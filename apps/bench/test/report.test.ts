@@ -100,20 +100,23 @@ describe('row notes', () => {
   const noted: BenchReport = {
     ...report,
     results: [
-      row('mixtral-8x7b', 256, 1.9, { note: 're-timed: on the first try the device median 5.37 ms above the back-to-back wall time 2.10 ms per forward' }),
+      row('mixtral-8x7b', 256, 1.9, { note: 're-timed: on the first try the device median 5.37 ms above the back-to-back wall time 2.10 ms per forward; scaled down: H, I, E of mixtral divided by 16' }),
       ...[1, 16, 128, 512, 4096].map((T) => row('qwen3-30b-a3b', T, 1, { note: 'scaled down: H, I, E of qwen3 divided by 8' })),
+      row('qwen3-30b-a3b', 1, 9, { impl: 'cpu', note: 'scaled down: H, I, E of qwen3 divided by 8' }),
       row('gpt-oss-20b', 1, 0.5),
     ],
   };
-  it('name the rows that carry each note, first seen first, at most 4 then a count', () => {
+  it('name the rows (and their path) that carry each part of a note, first seen first, at most 4 then a count', () => {
     expect(rowNotes(noted.results)).toEqual([
-      { note: noted.results[0].note, rows: 'mixtral-8x7b bf16 T=256' },
-      { note: 'scaled down: H, I, E of qwen3 divided by 8', rows: 'qwen3-30b-a3b bf16 T=1, qwen3-30b-a3b bf16 T=16, qwen3-30b-a3b bf16 T=128, qwen3-30b-a3b bf16 T=512 and 1 more' },
+      { note: 're-timed: on the first try the device median 5.37 ms above the back-to-back wall time 2.10 ms per forward', rows: 'mixtral-8x7b bf16 T=256 kernels' },
+      { note: 'scaled down: H, I, E of mixtral divided by 16', rows: 'mixtral-8x7b bf16 T=256 kernels' },
+      { note: 'scaled down: H, I, E of qwen3 divided by 8', rows: 'qwen3-30b-a3b bf16 T=1 kernels, qwen3-30b-a3b bf16 T=16 kernels, qwen3-30b-a3b bf16 T=128 kernels, qwen3-30b-a3b bf16 T=512 kernels and 2 more' },
     ]);
     expect(rowNotes([row('a', 1, 1)])).toEqual([]);
+    expect(rowNotes(noted.results, 10)[2].rows).toContain('qwen3-30b-a3b bf16 T=1 cpu');
   });
   it('appear in the text table and the HTML report with their rows', () => {
-    expect(formatTable(noted)).toContain('note (mixtral-8x7b bf16 T=256): re-timed: on the first try the device median 5.37 ms');
-    expect(reportToHtml(noted)).toContain('<b>mixtral-8x7b bf16 T=256</b>: re-timed: on the first try');
+    expect(formatTable(noted)).toContain('note (mixtral-8x7b bf16 T=256 kernels): re-timed: on the first try the device median 5.37 ms');
+    expect(reportToHtml(noted)).toContain('<b>mixtral-8x7b bf16 T=256 kernels</b>: re-timed: on the first try');
   });
 });
