@@ -205,8 +205,8 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       return { dev, walls, perIter, stageProfile, wallMs: (performance.now() - t0) / nb };
     };
     // the row's self-check of its timing (stats.ts timedTwiceIfAboveWall): a device median above the back-to-back wall
-    // time per forward is timed again, once, and the row says so. Not on a software adapter: there the back-to-back
-    // forwards overlap on the CPU's threads (lavapipe: T = 128 rows 165 ms timed, 139 ms per forward back to back)
+    // time per forward is timed again, once, and the row says so. Not on a software adapter, whose timestamps do not
+    // bound the back-to-back wall time (lavapipe: T = 128 rows timed 165 ms, 139 ms per forward back to back)
     const { m, note: timingNote } = software ? { m: await measure(), note: undefined } : await timedTwiceIfAboveWall(measure);
     const { dev, walls, perIter, stageProfile, wallMs } = m;
     if (ts && dev.length !== o.iters) throw new Error(`timestamp queries gave times for ${dev.length} of ${o.iters} timed forwards`);
