@@ -23,31 +23,24 @@ export function median(a: number[]): number {
  */
 export async function passTimesMs(ctx: GpuContext, n: { iters: number; warmup: number }, passes: readonly ((rec: Recorder) => (() => void) | void)[]): Promise<number[]> {
   const times: number[][] = passes.map(() => []);
-  await warmUntilSteady(async (reps) => {
-    const frees: (() => void)[] = [];
-    for (let i = 0; i < reps; i++) {
-      for (const record of passes) {
-        const rec = new Recorder(ctx);
-        const free = record(rec);
-        if (free) frees.push(free);
-        rec.submit();
-      }
-    }
-    await ctx.sync();
-    for (const free of frees) free();
-  });
-  const iterations: { recs: Recorder[]; frees: (() => void)[] }[] = [];
-  for (let i = 0; i < n.warmup + n.iters; i++) {
+  // one iteration: each pass recorded in a Recorder of its own and submitted; what frees its outputs is collected
+  const iteration = (timestamps: 'total' | false) => {
     const frees: (() => void)[] = [];
     const recs = passes.map((record) => {
-      const rec = new Recorder(ctx, { timestamps: 'total' });
+      const rec = new Recorder(ctx, { timestamps });
       const free = record(rec);
       if (free) frees.push(free);
       rec.submit();
       return rec;
     });
-    iterations.push({ recs, frees });
-  }
+    return { recs, frees };
+  };
+  await warmUntilSteady(async (reps) => {
+    const its = Array.from({ length: reps }, () => iteration(false));
+    await ctx.sync();
+    for (const it of its) for (const free of it.frees) free();
+  });
+  const iterations = Array.from({ length: n.warmup + n.iters }, () => iteration('total'));
   await ctx.sync();
   for (const [i, { recs, frees }] of iterations.entries()) {
     const ts = await Promise.all(recs.map((r) => r.timings()));

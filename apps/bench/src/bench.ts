@@ -134,16 +134,22 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       check = await checkForward(spec, layer.stored, (await x.download()).data as Float32Array, y, idx, stagedTol(dispatched, CHECK_TOL));
     });
     const ts = ctx.features.timestampQuery;
+    // one forward recorded and submitted (its scratch goes back to the pool right away: the next forward reuses it in
+    // queue order)
+    const submitForward = (opts?: ConstructorParameters<typeof Recorder>[1]) => {
+      const rec = new Recorder(ctx, opts);
+      const f = runMoE(ctx, layer, rec, x);
+      rec.submit();
+      f.release();
+      return rec;
+    };
     // `n` forwards recorded with `timestamps`, submitted back to back and drained once (or, `drainEach`, each drained
     // and read back before the next), and the timings of each
     const timedForwards = async (n: number, timestamps: true | 'total', label: string, drainEach = false): Promise<KernelTiming[][]> => {
       const timings: KernelTiming[][] = [];
       const pending: Recorder[] = [];
       for (let i = 0; i < n; i++) {
-        const rec = new Recorder(ctx, { timestamps, label });
-        const f = runMoE(ctx, layer, rec, x);
-        rec.submit();
-        f.release();
+        const rec = submitForward({ timestamps, label });
         if (!drainEach) pending.push(rec);
         else {
           await ctx.sync();
@@ -156,12 +162,7 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
     };
     // n forwards back to back, drained once
     const forwards = async (n: number) => {
-      for (let i = 0; i < n; i++) {
-        const rec = new Recorder(ctx);
-        const f = runMoE(ctx, layer, rec, x);
-        rec.submit();
-        f.release();
-      }
+      for (let i = 0; i < n; i++) submitForward();
       await ctx.sync();
     };
     // One measurement of the row: warm-up, timed forwards, breakdown, stage profile, back-to-back wall time.
@@ -199,7 +200,6 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
       const stageProfile = o.profileStages ? (layer.moe ? await profileStages(ctx, layer.moe, layer.pool, x, Math.min(o.iters, 5)) : { available: false as const, reason: `the '${layer.impl}' forward is not an MoE layer` }) : undefined;
       // back-to-back forwards, one drain: wall time per forward without the per-forward sync
       const nb = Math.max(1, o.iters);
-      // scratch goes back to the pool right after each submit: the next forward reuses it in queue order
       const t0 = performance.now();
       await forwards(nb);
       return { dev, walls, perIter, stageProfile, wallMs: (performance.now() - t0) / nb };
@@ -210,12 +210,11 @@ async function gpuRow(ctx: GpuContext, layer: GpuLayer, T: number, o: BenchOptio
     const { m, note: timingNote } = software ? { m: await measure(), note: undefined } : await timedTwiceIfAboveWall(measure);
     const { dev, walls, perIter, stageProfile, wallMs } = m;
     if (ts && dev.length !== o.iters) throw new Error(`timestamp queries gave times for ${dev.length} of ${o.iters} timed forwards`);
-    const useTs = ts;
-    const s = summarize(useTs ? dev : walls);
+    const s = summarize(ts ? dev : walls);
     const row: ResultRow = {
       model: spec.name, tokens: T, dtype, device, impl: layer.impl,
       medianMs: s.median, p10Ms: s.p10, p90Ms: s.p90, minMs: s.min, maxMs: s.max,
-      timing: useTs ? 'timestamp' : 'wall', wallMs, gbps: NaN, tflops: NaN,
+      timing: ts ? 'timestamp' : 'wall', wallMs, gbps: NaN, tflops: NaN,
       kernels: perIter.length ? kernelBreakdown(perIter) : [],
       stageProfile,
     };
