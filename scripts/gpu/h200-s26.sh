@@ -47,6 +47,22 @@ case "${1:-1}" in
     timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models deepseek-v3 --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 1 > "$OUT/layer-dsv3.txt" 2>&1
     echo "bench rc=$?"; grep -E "^deepseek-v3 " "$OUT/layer-dsv3.txt" | cut -c1-200
     ;;
+  7)
+    # where the 32-row pf2 tile's band ends (session 26: it won at 16 and 32 rows per expert, lost at 128): rows per
+    # expert 8 / 32 / 64 (Qwen3 T = 128 / 512 / 1024), 64 / 96 (GPT-OSS T = 512 / 768, Mixtral T = 256 / 384)
+    P7="=sgmat-default,=sgmat-m32n128k64vap2-xh,=sgmat-m32n128k64vap2-sk3-xh"
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB pf2-range-bf16 120 160 5 "$P7" qwen3 128,512,1024 bf16
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB pf2-range-bf16b 120 160 5 "$P7" gpt-oss,mixtral 256,384,512,768 bf16
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB pf2-range-packed 150 200 5 "$P7" gpt-oss,mixtral,qwen3 256,384,512,768 int4,fp8,mxfp4
+    ;;
+  8)
+    # the pf2 band in the planner (session 26): its tests on the card's builtins, the layer beside HF at T = 128 / 512,
+    # and the packed layers there (their ratio to bf16)
+    GPU_TESTS 220 grouped-gemm-fast.gpu quant.gpu fixtures.gpu prefill-golden
+    LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 128,512
+    timeout 170 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b --dtypes int4,fp8,mxfp4 --tokens 128,512 --iters 8 --stack 2 --json "$OUT/layer-packed.json" > "$OUT/layer-packed.txt" 2>&1
+    echo "bench rc=$?"; grep -hE "^(mixtral|qwen3|gpt)" "$OUT/layer-packed.txt" | cut -c1-120
+    ;;
   5)
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB int4-blocks 150 200 5 "=sgmat-default,=sgmat-default+wide" "gpt-oss,mixtral" 512,4096 int4,int4g32
     ;;

@@ -199,7 +199,9 @@ const ALL_PATHS: PathSpec[] = [
   sgmat('m32n128k128va', undefined, 'half'),
   ...(['m32n128k128va', 'm64n128k128vaxd', 'm128n128k128vaxd'] as SgmatShapeName[]).flatMap((shape) => [2, 3].map((sk) => sgmat(shape, sk, shape === 'm32n128k128va' ? 'half' : undefined))),
   // and two K slices in flight in registers (pf2): the planner's 128 x 192 k64 tile and a 32-row one, over f16 x rows, split as the planner splits
+  // (and the 32-row one unsplit, -sk1: the planner's tile for 8-48 rows per expert since session 26)
   ...(['m128n192k64vap2', 'm32n128k64vap2'] as SgmatShapeName[]).flatMap((shape) => [sgmat(shape, undefined, 'half'), ...[2, 3].map((sk) => sgmat(shape, sk, 'half'))]),
+  sgmat('m32n128k64vap2', 1, 'half'),
 ];
 // Modifiers of an exact path ('=name+words+narrow'): packed weights' staging choices on any path (A/B on one tile).
 const MODIFIERS: Record<string, GroupedGemmOptions> = {

@@ -62,9 +62,12 @@ describe('kernel planner', () => {
     expect([planExpertGemms(shape), planExpertGemms({ ...shape, softwareAdapter: true })]).toEqual(['grouped', 'gemv']);
     expect(planExpertGemms({ ...shape, softwareAdapter: true, choice: 'grouped' })).toBe('grouped');
   });
-  it('packed staging on the subgroup-matrix GEMM: fp8 e4m3 value by value, the other formats a word at a time; wide loads for fp8 and MXFP4', () => {
+  it('packed staging on the subgroup-matrix GEMM: fp8 e4m3 value by value, the other formats a word at a time; wide loads for fp8, MXFP4 and int4 in blocks of 32', () => {
     expect(['fp8_e4m3', 'fp8_e5m2', 'int4', 'int8', 'mxfp4'].map(sgmatValueDecodeFor)).toEqual([true, false, false, false, false]);
-    expect(['fp8_e4m3', 'fp8_e5m2', 'int4', 'int8', 'mxfp4', 'bfloat16'].map(sgmatWideLoadsFor)).toEqual([true, true, false, false, true, false]);
+    expect(['fp8_e4m3', 'fp8_e5m2', 'int4', 'int8', 'mxfp4', 'bfloat16'].map((wf) => sgmatWideLoadsFor(wf))).toEqual([true, true, false, false, true, false]);
+    // int4 in blocks of 32 (one 16-byte load's values share one scale): wide; in blocks of 64 / 128: 8-value loads
+    expect([32, 64, 128].map((b) => sgmatWideLoadsFor('int4', b))).toEqual([true, false, false]);
+    expect(sgmatWideLoadsFor('int8', 32)).toBe(false);
   });
   it('the combined down GEMV: forced, refused, or by the adapter kind (software adapters at T = 1, GPUs off until measured)', () => {
     expect(KERNEL_CROSSOVERS.combinedDownMaxTokens).toEqual({ gpu: 0, software: 1 });
@@ -135,8 +138,8 @@ describe('kernel planner', () => {
     expect(chooseFastGemmKind(none, 'subgroup-matrix')).toBe('f32');
     expect(() => chooseFastGemmKind(all, 'tensor' as never)).toThrow(ValueError);
   });
-  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): for 16-bit weights with 48 KiB of workgroup memory the 128 x 192 tile with 64-wide K slices over f16 x rows from 8 rows per expert (144 x 256 from 112 to 144 rows), else 32-row tiles up to 16 rows per expert and 128-row tiles from 128 rows and 2560 outputs; packed weights keep the 64 x 128 tile, int4, MXFP4 and fp8 take the 144 x 256 one from 64 rows per expert with 48 KiB, fp8 the 128 x 256 one from 64 to 96 (the scalar-staged 128 x 256 tile where vector staging is refused)', () => {
-    expect(SGMAT_CHOICES).toEqual({ shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32', 'm128n192k64va', 'm144n256k32v', 'm128n256k32va'], xRows: ['gather', 'half'], splitK: [1, 2, 3] });
+  it('subgroup-matrix choices stay inside SGMAT_CHOICES (what warmGroupedGemmFast compiles): for 16-bit weights with 48 KiB of workgroup memory the 128 x 192 tile with 64-wide K slices over f16 x rows from 8 rows per expert (the 32 x 128 pf2 tile up to 48, 144 x 256 from 112 to 144 rows), else 32-row tiles up to 16 rows per expert and 128-row tiles from 128 rows and 2560 outputs; packed weights keep the 64 x 128 tile, int4, MXFP4 and fp8 take the 144 x 256 one from 64 rows per expert with 48 KiB and the 32 x 128 pf2 one from 8 to 32 (MXFP4 48), fp8 the 128 x 256 one from 64 to 96 (the scalar-staged 128 x 256 tile where vector staging is refused)', () => {
+    expect(SGMAT_CHOICES).toEqual({ shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32', 'm128n192k64va', 'm144n256k32v', 'm128n256k32va', 'm32n128k64vap2'], xRows: ['gather', 'half'], splitK: [1, 2, 3] });
     for (const shape of SGMAT_CHOICES.shapes) expect(SGMAT_SHAPES[shape], shape).toBeDefined();
     // rows x experts x outputs of the benchmarked models (Mixtral, Qwen3-30B, DeepSeek-V3/e32, GPT-OSS-20B) at T = 8..4096
     for (const [H, I, E, k] of [[4096, 14336, 8, 2], [2048, 768, 128, 8], [7168, 2048, 32, 8], [2880, 2880, 32, 4]]) {
@@ -197,10 +200,14 @@ describe('kernel planner', () => {
       expect(sgmatTileFor(32768, 128, 768, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' }); // Qwen3 T = 4096, gate_up
       expect(sgmatTileFor(16384, 32, 2880, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' }); // GPT-OSS T = 4096
       expect(sgmatTileFor(2048, 32, 2880, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' }); // GPT-OSS T = 512: 64
-      // ... and from 8 rows per expert (session 23)
+      // ... from 49 rows per expert; from 8 to 48 the 32 x 128 tile with two 64-wide K slices in flight (session 26)
+      const pf2 = { shape: 'm32n128k64vap2', xRows: 'half' };
       expect(sgmatTileFor(2047, 32, 2880, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' });
-      expect(sgmatTileFor(256, 8, 14336, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' }); // Mixtral T = 128: 32
-      expect(sgmatTileFor(1024, 128, 768, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' }); // Qwen3 T = 128: 8
+      expect(sgmatTileFor(1569, 32, 2880, wf, 49152)).toEqual({ shape: 'm128n192k64va', xRows: 'half' }); // 49.03
+      expect(sgmatTileFor(1536, 32, 2880, wf, 49152)).toEqual(pf2); // GPT-OSS T = 384: 48
+      expect(sgmatTileFor(256, 8, 14336, wf, 49152)).toEqual(pf2); // Mixtral T = 128: 32
+      expect(sgmatTileFor(1024, 128, 768, wf, 49152)).toEqual(pf2); // Qwen3 T = 128: 8
+      expect(sgmatTileFor(256, 8, 14336, wf, 49151)).toEqual({ shape: 'm64n128k32v', xRows: 'gather' }); // the band needs 48 KiB
       expect(sgmatTileFor(1023, 128, 768, wf, 49152)).toEqual({ shape: 'm32n128k32v', xRows: 'gather' }); // below 8 (tile: 'fast')
       expect(sgmatTileFor(1024, 8, 14336, wf, 49151)).toEqual({ shape: 'm128n128k32v', xRows: 'half' });
     }
@@ -220,8 +227,19 @@ describe('kernel planner', () => {
       expect(sgmatTileFor(4096, 32, 2880, wf, 49152)).toEqual(from64); // GPT-OSS T = 1024: 128 per expert
       expect(sgmatTileFor(2048, 32, 2880, wf, 49151)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // the band needs 48 KiB too
       expect(sgmatTileFor(2047, 32, 2880, wf, 49152)).toEqual({ shape: 'm64n128k32', xRows: 'gather' });
-      expect(sgmatTileFor(4096, 128, 768, wf, 49152)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // Qwen3 T = 512: 32 per expert
       expect(sgmatTileFor(2048, 8, 14336, wf, 49151)).toEqual({ shape: 'm64n128k32', xRows: 'gather' }); // below 48 KiB
+      // int4, fp8 from 8 to 32 rows per expert, MXFP4 to 48: the 32 x 128 pf2 tile over f16 x rows (session 26)
+      const gathered = { shape: 'm64n128k32', xRows: 'gather' };
+      const pf2 = { shape: 'm32n128k64vap2', xRows: 'half' };
+      const to32 = packed144 ? pf2 : gathered;
+      const to48 = wf === 'mxfp4' ? pf2 : gathered;
+      expect(sgmatTileFor(4096, 128, 768, wf, 49152)).toEqual(to32); // Qwen3 T = 512: 32 per expert
+      expect(sgmatTileFor(1024, 128, 768, wf, 49152)).toEqual(to32); // Qwen3 T = 128: 8
+      expect(sgmatTileFor(1023, 128, 768, wf, 49152)).toEqual(gathered);
+      expect(sgmatTileFor(4097, 128, 768, wf, 49152)).toEqual(to48);
+      expect(sgmatTileFor(1536, 32, 2880, wf, 49152)).toEqual(to48); // GPT-OSS T = 384: 48
+      expect(sgmatTileFor(1537, 32, 2880, wf, 49152)).toEqual(gathered);
+      expect(sgmatTileFor(4096, 128, 768, wf, 49151)).toEqual(gathered);
     }
   });
 
@@ -283,10 +301,11 @@ describe('the tiles warmGroupedGemmFast compiles (sgmatTilesOf)', () => {
       }
     }
     const names = (wf: string, wg: number) => sgmatTilesOf(wf, wg).map((t) => `${t.shape}/${t.xRows}`).sort();
-    expect(names('bfloat16', 49152)).toEqual(['m128n192k64va/half', 'm144n256k32v/half', 'm32n128k32v/gather']); // 32 rows below 8 per expert (tile: 'fast')
+    expect(names('bfloat16', 49152)).toEqual(['m128n192k64va/half', 'm144n256k32v/half', 'm32n128k32v/gather', 'm32n128k64vap2/half']); // 32 rows below 8 per expert (tile: 'fast')
     expect(names('bfloat16', 32768)).toEqual(['m128n128k32v/half', 'm32n128k32v/gather', 'm64n128k32v/gather']);
-    for (const wf of ['int4', 'mxfp4']) expect(names(wf, 49152)).toEqual(['m144n256k32v/half', 'm64n128k32/gather']);
-    expect(names('fp8_e4m3', 49152)).toEqual(['m128n256k32va/half', 'm144n256k32v/half', 'm64n128k32/gather']);
+    for (const wf of ['int4', 'mxfp4']) expect(names(wf, 49152)).toEqual(['m144n256k32v/half', 'm32n128k64vap2/half', 'm64n128k32/gather']);
+    expect(names('fp8_e4m3', 49152)).toEqual(['m128n256k32va/half', 'm144n256k32v/half', 'm32n128k64vap2/half', 'm64n128k32/gather']);
+    expect(names('int8', 49152)).toEqual(['m64n128k32/gather']);
     expect(names('fp8_e4m3', 32768)).toEqual(['m64n128k32/gather']);
   });
 });
@@ -316,6 +335,7 @@ describe('scalar-staged twins of the vector-staged tiles (where Dawn refuses vec
     // those choices are made on
     expect(sgmatScalarShapeFor('m128n192k64va')).toBe('m128n256k32');
     expect(sgmatScalarShapeFor('m144n256k32v')).toBe('m128n256k32');
+    expect(sgmatScalarShapeFor('m32n128k64vap2')).toBe('m32n128k32');
     for (const name of SGMAT_CHOICES.shapes) {
       const twin = sgmatScalarTwin(name);
       if (twin) expect(sgmatLayout(SGMAT_SHAPES[twin]).bytes).toBe(sgmatLayout(SGMAT_SHAPES[name]).bytes);

@@ -133,20 +133,22 @@ describe('quantized checkpoints on the GPU vs goldens', () => {
     expect(relErr(split.y, plain.y)).toBeLessThan(1e-6);
   }, 600_000);
 
-  it('deepseek_v3_fp8 golden-large on the fp8 band\'s 128 x 256 tile (KERNEL_CROSSOVERS.sgmatTiles.bands widened to every call: the planner keeps it for 64-96 rows per expert on 48 KiB devices): within 1e-3 on the subgroup-matrix kernels (emulated where the adapter lacks them), within 1e-5 of the planner\'s tiles', async (c) => {
+  // the fp8 bands' tiles, each widened to every call (KERNEL_CROSSOVERS.sgmatTiles.bands: the planner keeps the 128 x 256
+  // tile for 64-96 rows per expert, the 32 x 128 one with two 64-wide K slices in flight for 8-32, on 48 KiB devices)
+  for (const [tile, shape] of [['128 x 256', 'm128n256k32va'], ['32 x 128 pf2', 'm32n128k64vap2']] as const) it(`deepseek_v3_fp8 golden-large on the fp8 band's ${tile} tile (${shape}) at every row count: within 1e-3 on the subgroup-matrix kernels (emulated where the adapter lacks them), within 1e-5 of the planner's tiles`, async (c) => {
     const skip = matrixSkip();
     if (skip) return c.skip(skip);
     const { want, run } = fp8LargeOnMatrixTiles();
-    const band = await withSgmatTileBands([{ shapes: { fp8_e4m3: 'm128n256k32va' }, minRowsPerExpert: 0, maxRowsPerExpert: 1 << 30, minWorkgroupBytes: 0 }], run);
+    const band = await withSgmatTileBands([{ shapes: { fp8_e4m3: shape }, minRowsPerExpert: 0, maxRowsPerExpert: 1 << 30, minWorkgroupBytes: 0 }], run);
     // every fp8 matrix GEMM (the routed experts' gate_up and down; the shared expert's 600 rows are decoded to f16 first,
     // sgmatDequant, and take the 16-bit tiles) on the band's tile over f16 x rows
     const gemms = band.dispatched.filter((d) => d.kernel === 'grouped_gemm_sgmat' && d.variant.wf === 'fp8_e4m3');
     expect(gemms.map((d) => d.variant.op).sort()).toEqual(['down', 'gate_up']);
-    expect(gemms.map((d) => `${d.variant.sg}/${d.variant.xh}`)).toEqual(gemms.map(() => 'm128n256k32va/staged'));
+    expect(gemms.map((d) => `${d.variant.sg}/${d.variant.xh}`)).toEqual(gemms.map(() => `${shape}/staged`));
     const err = relErr(band.y, want);
     expect(err, `rel err ${err}`).toBeLessThan(1e-3);
     const plain = await run();
-    expect(plain.dispatched.filter((d) => d.kernel === 'grouped_gemm_sgmat').map((d) => d.variant.sg)).not.toContain('m128n256k32va');
+    expect(plain.dispatched.filter((d) => d.kernel === 'grouped_gemm_sgmat').map((d) => d.variant.sg)).not.toContain(shape);
     expect(relErr(band.y, plain.y)).toBeLessThan(1e-5);
   }, 600_000);
 

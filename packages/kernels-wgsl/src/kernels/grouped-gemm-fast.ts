@@ -138,9 +138,10 @@ export function fastGemmKind(ctx: GpuContext, want?: FastGemmKind, wf?: string):
  * supported checkpoints are far inside that range.
  * `wide`: whether the subgroup-matrix kernel can load 16 bytes of codes at once (packed formats with K and the scale
  * block width multiples of 16 (8-bit) / 32 (4-bit) values, or one block per row).
- * @example `fastWeightFormat({ kind: 'int_block', bits: 4, q, scales, blockSize: 32 }, 4096) // { wf: 'int4', sd: 'float16', zp: false, wide: true }`
+ * `blockK`: the inputs of one scale block (8 for dense weights).
+ * @example `fastWeightFormat({ kind: 'int_block', bits: 4, q, scales, blockSize: 32 }, 4096) // { wf: 'int4', sd: 'float16', zp: false, wide: true, blockK: 32, ... }`
  */
-export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFormat; sd: FastGemmVariant['sd']; zp: boolean; wide: boolean; blockShifts: boolean } | undefined {
+export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFormat; sd: FastGemmVariant['sd']; zp: boolean; wide: boolean; blockShifts: boolean; blockK: number } | undefined {
   if (K % 8 !== 0 || K === 0) return undefined;
   if (w.kind === 'dense' && w.w.dtype !== 'float32' && w.w.dtype !== 'bfloat16' && w.w.dtype !== 'float16') return undefined;
   const blockK = w.kind === 'fp8_block' ? w.block[1] : w.kind === 'int_block' ? w.blockSize : w.kind === 'mxfp4' ? 32 : 8;
@@ -151,7 +152,7 @@ export function fastWeightFormat(w: ExpertWeightsGpu, K: number): { wf: WeightFo
   // Wide loads (FastGemmVariant.wide): the values of one 16-byte load start aligned and share one scale block.
   const wv = isPackedFormat(wf) ? (wf === 'int4' || wf === 'mxfp4' ? 32 : 16) : 0;
   const wide = wv > 0 && K % wv === 0 && (blockK % wv === 0 || blockK >= K);
-  return { wf, sd, zp, wide, blockShifts: blockShiftUniforms(layout).shifts };
+  return { wf, sd, zp, wide, blockShifts: blockShiftUniforms(layout).shifts, blockK };
 }
 
 /**
@@ -176,9 +177,9 @@ export function planFastGemm(ctx: GpuContext, opts: FastGemmOptions & Pick<Exper
 }
 
 /** The format of an f16 dense stack (what the dequantize-then-GEMM path multiplies). */
-const HALF_FORMAT: FastWeightFormat = { wf: 'float16', sd: 'none', zp: false, wide: false, blockShifts: false };
+const HALF_FORMAT: FastWeightFormat = { wf: 'float16', sd: 'none', zp: false, wide: false, blockShifts: false, blockK: 8 };
 
-/** What fastWeightFormat tells of a container: its format, int scale dtype, zero points, 16-byte code loads. */
+/** What fastWeightFormat tells of a container: its format, int scale dtype, zero points, 16-byte code loads, scale block. */
 type FastWeightFormat = NonNullable<ReturnType<typeof fastWeightFormat>>;
 
 /** The grouped GEMMs' options of the tile choice and the fast path (part of GroupedGemmOptions; what planFastGemm reads). */
@@ -259,7 +260,7 @@ function planFastFormat(ctx: GpuContext, opts: FastGemmOptions & Pick<ExpertActQ
   if ((sg?.xd || sg?.xo) && !fits) return planFastFormat(ctx, { ...opts, sgmatShape: SGMAT_DEFAULT_SHAPE }, wfmt, rows, E, N, K, op);
   const xh = fits ? xhOf(xRows) : undefined;
   // Wide packed loads where the format allows them (plan.ts's default unless asked).
-  const wide = !!sg && wfmt.wide && (opts.sgmatWideLoads ?? sgmatWideLoadsFor(wfmt.wf));
+  const wide = !!sg && wfmt.wide && (opts.sgmatWideLoads ?? sgmatWideLoadsFor(wfmt.wf, wfmt.blockK));
   const plan: FastGemmPlan = { kind, tm, shape: sg ? shape : undefined, splitK, xh, wide, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork * splitK) };
   if (sg && (opts.sgmatValueDecode ?? sgmatValueDecodeFor(wfmt.wf)) && isPackedFormat(wfmt.wf)) plan.valueDecode = true;
   if (opts.sgmatBand !== undefined && !(Number.isInteger(opts.sgmatBand) && opts.sgmatBand >= 1 && opts.sgmatBand <= 64)) throw new ValueError('sgmatBand', 'an integer 1..64 | undefined', opts.sgmatBand);
@@ -459,7 +460,7 @@ export async function warmGroupedGemmFast(
   if (!wfmt) return;
   const kind = fastGemmKind(ctx, spec.fast, wfmt.wf);
   const v = fastVariant({ op: spec.op, act: spec.act, xmode: spec.xmode, biasDt: spec.biasDt, rowScale: spec.rowScale, ...wfmt }, kind);
-  const wide = wfmt.wide && sgmatWideLoadsFor(wfmt.wf);
+  const wide = wfmt.wide && sgmatWideLoadsFor(wfmt.wf, wfmt.blockK);
   await warmPipeline(ctx, tileOffsetsKernel, { tm: FAST_TM });
   if (kind !== 'f32') await warmPipeline(ctx, rowAbsMaxKernel, ROW_ABSMAX_VARIANT);
   if (kind === 'subgroup-matrix') {

@@ -259,13 +259,31 @@ export const KERNEL_CROSSOVERS = {
     // rows, medians of three rounds, docs/perf-h200/2026-12-06-s25/call7), 128 x 256 oa / 144 x 256 ms: GPT-OSS-20B
     // T = 512 (64 rows per expert, 52-81) fp8 1.48 / 1.81 (MXFP4 1.38 / 1.42, int4 1.56 / 1.45: not taken); at 128 rows
     // it loses (GPT-OSS-20B T = 1024 fp8 2.27 / 1.93, Mixtral T = 512 4.15 / 3.11): the band ends at 96, between the two.
+    // Few rows per expert (8, the matrix GEMMs' start, up to 48 for 16-bit and MXFP4 weights, 32 for int4 and fp8): the 32 x 128 tile with 64-wide K
+    // slices, two slices in flight in registers (pf2: the next two slices' loads issued before this pair's multiplies),
+    // over f16 x rows. There the tiles ranked by the weight bytes staged per K slice (session 25 call 6): a loop waiting
+    // on its loads, which pf2 hides; the wide tiles stage one row tile of few rows for 128-192 weight rows. H100
+    // 2026-12-06 (session 26 calls 1, 2 and 4, prefill-bench, the router's uneven rows, medians of three rounds, the
+    // planner's split-K; docs/perf-h200/2026-12-06-s26), pf2 / the rule before ms, bf16: Qwen3-30B T = 128 (8 rows per
+    // expert) 0.53 / 0.77, T = 512 (32) 0.65 / 0.83, T = 1024 (64) 0.96 / 0.92; GPT-OSS-20B T = 128 (16) 0.70 / 1.01,
+    // T = 256 (32) 0.85 / 1.03, T = 384 (48) 0.96 / 1.03, T = 512 (64) 1.13 / 1.09; Mixtral T = 128 (32) 1.53 / 1.71
+    // (1.39 with the down GEMM split 3 ways), T = 256 (64) 2.50 / 1.86; DeepSeek-V3-e32 T = 128 (32) 1.37 / 1.78.
+    // MXFP4: Qwen3 T = 256-768 (16-48) 0.48-0.91 / 1.00-1.27; GPT-OSS T = 256-512 (32-64) 0.93 / 1.37, 1.13 / 1.42,
+    // 1.35 / 1.41 (T = 768, 96: 1.85 / 1.57); Mixtral T = 128 (32) 1.39, T = 256 (64) 2.45 / 2.38. int4: Qwen3 T = 256 /
+    // 512 / 768 (16 / 32 / 48) 0.56 / 0.82, 0.78 / 0.90, 1.04 / 1.05; GPT-OSS T = 256 (32) 1.09 / 1.14, T = 384 (48)
+    // 1.32 / 1.18; Mixtral T = 128 (32) 1.58 / 1.94, T = 256 (64) 2.89 / 2.36. fp8: Qwen3 T = 256 / 384 / 512 / 768
+    // 0.68 / 0.89, 0.74 / 0.93, 0.93 / 0.96, 1.23 / 1.09; Mixtral T = 128 1.81 / 2.03; GPT-OSS T = 256 (32) 1.25 / 1.20
+    // (the one loss inside its band). int8 is not measured on it. Measured on 48 KiB devices only (it needs 23 KiB).
     bands: [
+      { shapes: { bfloat16: 'm32n128k64vap2', float16: 'm32n128k64vap2', mxfp4: 'm32n128k64vap2' }, minRowsPerExpert: 8, maxRowsPerExpert: 48, minWorkgroupBytes: WIDE_WORKGROUP_BYTES },
+      { shapes: { int4: 'm32n128k64vap2', fp8_e4m3: 'm32n128k64vap2', fp8_e5m2: 'm32n128k64vap2' }, minRowsPerExpert: 8, maxRowsPerExpert: 32, minWorkgroupBytes: WIDE_WORKGROUP_BYTES },
       { shapes: { bfloat16: 'm144n256k32v', float16: 'm144n256k32v' }, minRowsPerExpert: 112, maxRowsPerExpert: 144, minWorkgroupBytes: WIDE_WORKGROUP_BYTES },
       { shapes: { fp8_e4m3: 'm128n256k32va', fp8_e5m2: 'm128n256k32va' }, minRowsPerExpert: 64, maxRowsPerExpert: 96, minWorkgroupBytes: WIDE_WORKGROUP_BYTES },
     ],
     // where Dawn refuses vector staging (vec4<u32> staging arrays), the vector-only shapes above run this scalar-staged
     // tile instead (the 128 x 256 tile the wide rule chose before them)
-    scalarFallbacks: { m128n192k64va: 'm128n256k32', m144n256k32v: 'm128n256k32', m128n256k32va: 'm128n256k32' },
+    // (and the 32-row tile with 32-wide K slices for the pf2 tile)
+    scalarFallbacks: { m128n192k64va: 'm128n256k32', m144n256k32v: 'm128n256k32', m128n256k32va: 'm128n256k32', m32n128k64vap2: 'm32n128k32' },
   } as Readonly<{
     smallMaxRowsPerExpert: number;
     largeMinRowsPerExpert: number;
@@ -579,6 +597,7 @@ export function gemvDenseKernelFor(T: number, k: number, E: number, softwareAdap
  * The tile shape (SGMAT_SHAPES) and x-row mode (SgmatXRows) of the subgroup-matrix grouped GEMM for `rows` grouped
  * rows over E experts, N outputs (gate_up: gate/up pairs), weights of format `wf` (a dtype or WeightFormat), by the
  * average rows per expert r = rows / E (KERNEL_CROSSOVERS.sgmatTiles): on devices with 48 KiB of workgroup memory
+ * the 32 x 128 tile with two 64-wide K slices in flight for r = 8..48 (16-bit, MXFP4) or 8..32 (int4, fp8; session 26),
  * 16-bit weights take the 144 x 256 tile for r = 112..144, else from r = 8 (session 23; from 64 before) the 128 x 192
  * tile with 64-wide K slices, and packed weights (int4, MXFP4, fp8) from r = 64 the 144 x 256 tile, all over x rows
  * converted to f16 first ('half'); elsewhere 16-bit weights take 32-row tiles up to r = 16 and 128-row 'half' tiles
@@ -662,7 +681,7 @@ export function sgmatTilesOf(wf: string, workgroupBytes: number): { shape: Sgmat
  * tiles of its format and device: sgmatTilesOf).
  */
 export const SGMAT_CHOICES: { readonly shapes: readonly SgmatShapeName[]; readonly xRows: readonly SgmatXRows[]; readonly splitK: readonly number[] } = {
-  shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32', 'm128n192k64va', 'm144n256k32v', 'm128n256k32va'],
+  shapes: ['m64n128k32', 'm64n128k32v', 'm32n128k32v', 'm128n128k32v', 'm128n256k32v', 'm128n256k32', 'm128n192k64va', 'm144n256k32v', 'm128n256k32va', 'm32n128k64vap2'],
   xRows: ['gather', 'half'],
   // 1 .. maxSplit where the rule is on (warmGroupedGemmFast compiles each), else 1 alone
   splitK: Array.from({ length: KERNEL_CROSSOVERS.sgmatSplitK.targetWorkgroups > 0 ? KERNEL_CROSSOVERS.sgmatSplitK.maxSplit : 1 }, (_, i) => i + 1),
@@ -721,10 +740,15 @@ export type SgmatXRows = 'gather' | 'half' | 'direct';
  * uneven rows, medians of three rounds, wide / 8-value loads ms) on the 144 x 256 tile Mixtral T = 512 2.57 / 2.86,
  * T = 1024 4.98 / 5.62, DeepSeek-V3-e32 T = 512 2.63 / 2.95, GPT-OSS-20B T = 512 1.41 / 1.77, T = 1024 1.64 / 1.94;
  * on the 128 x 192 k64 tile Mixtral T = 512 3.91 / 4.29. int4 stays on 8-value loads: wide was mixed there (Mixtral
- * T = 512 2.55 / 2.65, GPT-OSS-20B T = 1024 1.93 / 1.69).
+ * T = 512 2.55 / 2.65, GPT-OSS-20B T = 1024 1.93 / 1.69). int4 in blocks of 32 inputs (`blockK`: one load's 32 values,
+ * one scale) wide since session 26: H100 2026-12-06 (call 1, prefill-bench, the router's uneven rows, medians of three
+ * rounds, docs/perf-h200/2026-12-06-s26/call1/int4-blocks.txt), wide / 8-value loads ms: GPT-OSS-20B T = 512 1.40 /
+ * 1.74, T = 4096 6.19 / 6.19; Mixtral T = 512 2.58 / 2.70, T = 4096 16.80 / 16.81. In blocks of 128 still mixed
+ * (GPT-OSS-20B T = 512 1.39 / 1.45, Mixtral T = 512 2.57 / 2.52): 8-value loads there.
+ * @example `sgmatWideLoadsFor('int4', 32) // true`
  */
-export function sgmatWideLoadsFor(wf: string): boolean {
-  return wf === 'fp8_e4m3' || wf === 'fp8_e5m2' || wf === 'mxfp4';
+export function sgmatWideLoadsFor(wf: string, blockK = Infinity): boolean {
+  return wf === 'fp8_e4m3' || wf === 'fp8_e5m2' || wf === 'mxfp4' || (wf === 'int4' && blockK <= 32);
 }
 
 /**

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Next device calls after session 26 (docs/perf-h200/2026-12-06-s26). Kit: bash scripts/gpu/build-kit.sh
+#   1: the whole GPU test bundle at the session's code (~230-330 s by host: give it 420); session 26 ran it before the
+#      pf2 band and the int4 load rule (887 passed), and the tile / golden files after the band (281 passed).
+#   2: the bf16 layer beside HF at T = 128 / 512 / 4096 (~250 s): the target table's cells with the pf2 band.
+#   3: the packed layers (bf16 / int4 / fp8 / MXFP4; Mixtral, GPT-OSS, Qwen3) at T = 128 / 512, then 4096 (~300 s):
+#      GPT-OSS int4 with 16-byte loads for its 32-input blocks (session 26's rule, measured on the GEMMs only: 1.74 ->
+#      1.40 ms at T = 512; the layer was 1.61x bf16 in session 25).
+#   4: prefill-bench, the pf2 tile's down GEMM unsplit / split 2 / 3 against the planner's split (which does not split
+#      it at Mixtral T = 128: its bound on row tiles, (rows / 32 + E) x 32 column tiles = 512, meets the rule's target;
+#      session 26 call 1: split 3 1.39 ms against 1.53), Mixtral T = 128 / 192 / 256 and DeepSeek-V3-e32 T = 128, bf16
+#      and int4 (~150 s). A win is a split rule for the 32-row tile.
+#   5: the partial row tile at Mixtral T = 512: one expert at 145 rows (the bench router's; shift:17), the planner's
+#      order against the banded order (an expert's row tiles in a row on one weight tile: the 1-row tile's weights
+#      from L2), bf16 and int4 (~100 s): the layer's GEMMs take 2.61 ms there, prefill-bench's router rows (max 133)
+#      2.35.
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+. "$(dirname "$0")/prefill-bench-run.sh"
+case "${1:-1}" in
+  1)
+    GPU_TESTS 420
+    ;;
+  2)
+    LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 128,512,4096
+    ;;
+  3)
+    for t in 128,512 4096; do
+      timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b --dtypes bf16,int4,fp8,mxfp4 --tokens $t --iters 8 --stack 2 --json "$OUT/layer-packed-${t%%,*}.json" > "$OUT/layer-packed-${t%%,*}.txt" 2>&1
+      echo "bench T=$t rc=$?"; grep -hE "^(mixtral|qwen3|gpt)\S* +(bf16|int4|fp8|mxfp4) " "$OUT/layer-packed-${t%%,*}.txt" | cut -c1-70
+    done
+    ;;
+  4)
+    PF2="=sgmat-default,=sgmat-m32n128k64vap2-sk1-xh,=sgmat-m32n128k64vap2-sk2-xh,=sgmat-m32n128k64vap2-sk3-xh"
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB pf2-split 120 160 5 "$PF2" mixtral 128,192,256 bf16,int4
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB pf2-split-dsv3 40 60 5 "$PF2" deepseek-v3-e32 128 bf16
+    ;;
+  5)
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=shift:17 PB band-145 80 110 5 "=sgmat-default,=sgmat-default-band2,=sgmat-default-band4" mixtral 512 bf16,int4
+    ;;
+esac
