@@ -509,8 +509,9 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
   // the tiles plan.ts's sgmatTileFor gives 16-bit weights, as it gives them: 128 x 256 (48 KiB) and 128-row tiles over f16 x
   // rows (halfRowsKernel, staged) and 32-row tiles over gathered x, each op
   // (and their vector-staged twins: 16-byte staging stores of x as vec4 / vec2 words and of 16-bit weights), and the
-  // 48 KiB tiles of session 18: 128 x 192 with 64-wide K slices, 144 x 256 (and session 19's 160 x 256 candidate)
-  for (const [shape, xh] of [['m128n256k32', 'staged'], ['m128n128k32', 'staged'], ['m32n128k32', undefined], ['m128n256k32v', 'staged'], ['m128n128k32v', 'staged'], ['m32n128k32v', undefined], ['m64n128k32v', undefined], ['m128n192k64va', 'staged'], ['m144n256k32v', 'staged'], ['m160n256k32v', 'staged']] as const) {
+  // 48 KiB tiles of session 18: 128 x 192 with 64-wide K slices, 144 x 256 (and session 19's 160 x 256 candidate); the
+  // 32-row scalar tile over f16 x rows too (the pf2 band's tile where Dawn refuses vector staging, session 26)
+  for (const [shape, xh] of [['m128n256k32', 'staged'], ['m128n128k32', 'staged'], ['m32n128k32', undefined], ['m32n128k32', 'staged'], ['m128n256k32v', 'staged'], ['m128n128k32v', 'staged'], ['m32n128k32v', undefined], ['m64n128k32v', undefined], ['m128n192k64va', 'staged'], ['m144n256k32v', 'staged'], ['m160n256k32v', 'staged']] as const) {
     const s = SGMAT_SHAPES[shape];
     for (const op of ['gate_up', 'down'] as const) {
       const [E, k] = [3, 2];
