@@ -6,10 +6,9 @@
 #   3: the packed layers (bf16 / int4 / fp8 / MXFP4; Mixtral, GPT-OSS, Qwen3) at T = 128 / 512, then 4096 (~300 s):
 #      GPT-OSS int4 with 16-byte loads for its 32-input blocks (session 26's rule, measured on the GEMMs only: 1.74 ->
 #      1.40 ms at T = 512; the layer was 1.61x bf16 in session 25).
-#   4: prefill-bench, the pf2 tile's down GEMM unsplit / split 2 / 3 against the planner's split (which does not split
-#      it at Mixtral T = 128: its bound on row tiles, (rows / 32 + E) x 32 column tiles = 512, meets the rule's target;
-#      session 26 call 1: split 3 1.39 ms against 1.53), Mixtral T = 128 / 192 / 256 and DeepSeek-V3-e32 T = 128, bf16
-#      and int4 (~150 s). A win is a split rule for the 32-row tile.
+#   4: prefill-bench, the pf2 tile's down GEMM unsplit / split 2 / 3 against the planner's (3 ways where K / 3 >= 2048
+#      since session 26, `sgmatSplitK.tileSplits`, from Mixtral T = 128 alone: 1.39 ms against 1.53 unsplit), Mixtral
+#      T = 128 / 192 / 256 and DeepSeek-V3-e32 T = 128, bf16 and int4 (~150 s): whether 2 ways beats 3, and T = 192.
 #   5: the partial row tile at Mixtral T = 512: one expert at 145 rows (the bench router's; shift:17), the planner's
 #      order against the banded order (an expert's row tiles in a row on one weight tile: the 1-row tile's weights
 #      from L2), bf16 and int4 (~100 s): the layer's GEMMs take 2.61 ms there, prefill-bench's router rows (max 133)

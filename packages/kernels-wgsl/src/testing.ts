@@ -243,7 +243,11 @@ export async function withSgmatSplitKRule<R>(rule: Readonly<SgmatSplitKRule>, fn
     if (!Number.isInteger(rule[key]) || rule[key] < 0) throw new ValueError(`withSgmatSplitKRule rule.${key}`, 'an integer >= 0', rule[key]);
   }
   if (rule.maxSplit < 1 || rule.maxSplit > 8) throw new ValueError('withSgmatSplitKRule rule.maxSplit', 'an integer 1..8 (the kernel splits K at most 8 ways)', rule.maxSplit);
-  return withCrossover(KERNEL_CROSSOVERS, 'sgmatSplitK', { ...rule }, fn);
+  for (const [shape, ways] of Object.entries(rule.tileSplits ?? {})) {
+    if (!Object.hasOwn(SGMAT_SHAPES, shape)) throw new ValueError(`withSgmatSplitKRule rule.tileSplits.${shape}`, 'a tile shape of SGMAT_SHAPES', shape);
+    if (!Number.isInteger(ways) || ways! < 1 || ways! > rule.maxSplit) throw new ValueError(`withSgmatSplitKRule rule.tileSplits.${shape}`, `an integer 1..maxSplit (${rule.maxSplit})`, ways);
+  }
+  return withCrossover(KERNEL_CROSSOVERS, 'sgmatSplitK', { ...rule, ...(rule.tileSplits ? { tileSplits: { ...rule.tileSplits } } : {}) }, fn);
 }
 
 /**

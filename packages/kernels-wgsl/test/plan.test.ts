@@ -161,7 +161,16 @@ describe('kernel planner', () => {
     }
     // the split-K rule: up to the target's workgroups, at most maxSplit and K / minSliceK slices, at most maxRowsPerExpert
     // rows per expert; never for gate_up or calls with enough tiles
-    expect(KERNEL_CROSSOVERS.sgmatSplitK).toEqual({ targetWorkgroups: 512, maxSplit: 3, minSliceK: 2048, maxRowsPerExpert: 144 });
+    expect(KERNEL_CROSSOVERS.sgmatSplitK).toEqual({ targetWorkgroups: 512, maxSplit: 3, minSliceK: 2048, maxRowsPerExpert: 144, tileSplits: { m32n128k64vap2: 3 } });
+    // the pf2 tile (session 26): 3 ways wherever K allows, whatever the call's tiles; other tiles by the count
+    expect(sgmatSplitKFor(512, 14336, 'down', 32, undefined, 'm32n128k64vap2')).toBe(3); // Mixtral T = 128: (8 + 8) x 32 tiles
+    expect(sgmatSplitKFor(512, 14336, 'down', 32, undefined, 'm128n192k64va')).toBe(1);
+    expect(sgmatSplitKFor(5000, 14336, 'down', 48, undefined, 'm32n128k64vap2')).toBe(3);
+    expect(sgmatSplitKFor(512, 4096, 'down', 32, undefined, 'm32n128k64vap2')).toBe(2); // K / minSliceK
+    expect(sgmatSplitKFor(2560, 2880, 'down', 16, undefined, 'm32n128k64vap2')).toBe(1); // GPT-OSS-20B: K 2880
+    expect(sgmatSplitKFor(512, 14336, 'gate_up', 32, undefined, 'm32n128k64vap2')).toBe(1);
+    expect(sgmatSplitKFor(512, 14336, 'down', 145, undefined, 'm32n128k64vap2')).toBe(1); // past maxRowsPerExpert
+    expect(sgmatSplitKFor(512, 14336, 'down', 32, { ...KERNEL_CROSSOVERS.sgmatSplitK, targetWorkgroups: 0 }, 'm32n128k64vap2')).toBe(1); // off
     expect(sgmatSplitKFor(176, 14336, 'down', 32)).toBe(3); // Mixtral T = 128 on the 128 x 192 tile: 8 experts x 22 column tiles
     expect(sgmatSplitKFor(256, 14336, 'down', 128)).toBe(2); // Mixtral T = 512 on the 144 x 256 tile: (8 + 8) row tiles x 16
     expect(sgmatSplitKFor(256, 14336, 'down', 144)).toBe(2);
@@ -254,6 +263,11 @@ describe('kernel planner', () => {
     expect(KERNEL_CROSSOVERS.sgmatSplitK).toEqual(planner);
     await expect(withSgmatSplitKRule({ ...lowered, maxSplit: 9 }, async () => 0)).rejects.toThrow(ValueError);
     await expect(withSgmatSplitKRule({ ...lowered, minSliceK: 1.5 }, async () => 0)).rejects.toThrow(/rule.minSliceK: expected an integer/);
+    // tile splits: taken inside (the rule without them: the pf2 tile by the count), refused past maxSplit or for an unknown shape
+    expect(await withSgmatSplitKRule({ ...planner, tileSplits: {} }, async () => sgmatSplitKFor(512, 14336, 'down', 32, undefined, 'm32n128k64vap2'))).toBe(1);
+    expect(await withSgmatSplitKRule({ ...lowered, tileSplits: { m144n256k32v: 2 } }, async () => sgmatSplitKFor(1 << 30, 14336, 'down', 32, undefined, 'm144n256k32v'))).toBe(2);
+    await expect(withSgmatSplitKRule({ ...lowered, tileSplits: { m144n256k32v: 3 } }, async () => 0)).rejects.toThrow(/tileSplits\.m144n256k32v: expected an integer 1\.\.maxSplit \(2\)/);
+    await expect(withSgmatSplitKRule({ ...lowered, tileSplits: { m999: 2 } as never }, async () => 0)).rejects.toThrow(/a tile shape of SGMAT_SHAPES/);
     expect(KERNEL_CROSSOVERS.sgmatSplitK).toEqual(planner);
   });
 

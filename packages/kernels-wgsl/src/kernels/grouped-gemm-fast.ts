@@ -249,7 +249,7 @@ function planFastFormat(ctx: GpuContext, opts: FastGemmOptions & Pick<ExpertActQ
   const nWork = mTiles * nTilesN;
   if (opts.sgmatSplitK !== undefined && !(Number.isInteger(opts.sgmatSplitK) && opts.sgmatSplitK >= 1 && opts.sgmatSplitK <= 8)) throw new ValueError('sgmatSplitK', 'an integer 1..8 | undefined', opts.sgmatSplitK);
   // Split-K (down only): the partials [S][rows][N] must fit one binding.
-  let splitK = sg && op === 'down' ? (opts.sgmatSplitK ?? sgmatSplitKFor(nWork, K, op, rows / Math.max(1, E))) : 1;
+  let splitK = sg && op === 'down' ? (opts.sgmatSplitK ?? sgmatSplitKFor(nWork, K, op, rows / Math.max(1, E), undefined, shape)) : 1;
   if (splitK > 1 && splitK * rows * N * 4 > ctx.maxBindingBytes) splitK = 1;
   // f16 x rows (grouped order) in a temp buffer of (rows + pad) * stride halves: where it fits one binding.
   if (opts.sgmatXRows !== undefined && !['gather', 'half', 'direct'].includes(opts.sgmatXRows)) throw new ValueError('sgmatXRows', "'gather' | 'half' | 'direct' | undefined", opts.sgmatXRows);

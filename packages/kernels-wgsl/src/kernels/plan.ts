@@ -137,8 +137,15 @@ export const KERNEL_CROSSOVERS = {
    * 115-133 rows 2.32 / 2.33, even 128 rows 2.31 / 2.32; int4 3.59 / 3.28, 2.67 / 2.71; T = 256 and 384 (47-74 and
    * 88-109 rows) on the 128 x 192 tile bf16 2.02 / 1.84 (3 ways 1.79) and 2.07 / 1.90 (1.86); on the 144 x 256 tile
    * int4 2.52 / 2.55 and 2.58 / 2.62, fp8 3.62 / 3.58 and 3.70 / 3.69.
+   * `tileSplits`: the 32 x 128 pf2 tile's down GEMMs (8-48 rows per expert, sgmatTiles.bands) split 3 ways wherever K
+   * allows, whatever the call's workgroups: the count above bounds an expert's row tiles by one partial tile each
+   * (Mixtral T = 128: (256 / 32 + 8) x 32 column tiles = 512, not below the target, though 26-41 rows per expert give
+   * ~13 row tiles). H100 2026-12-06 (session 26 calls 1-2, prefill-bench, the router's uneven rows, medians of three
+   * rounds), Mixtral T = 128 GEMMs unsplit / 3 ways ms: bf16 1.53 / 1.39, int4 1.58 / 1.43, fp8 1.81 / 1.72, MXFP4
+   * 1.39 / 1.27. Where K / 3 < minSliceK no split (DeepSeek-V3-e32 K 2048: 1.37 / 1.48; GPT-OSS-20B K 2880, T = 128
+   * 0.70 / 0.72; Qwen3-30B K 768 0.53 / 0.57).
    */
-  sgmatSplitK: { targetWorkgroups: 512, maxSplit: 3, minSliceK: 2048, maxRowsPerExpert: 144 } as Readonly<SgmatSplitKRule>,
+  sgmatSplitK: { targetWorkgroups: 512, maxSplit: 3, minSliceK: 2048, maxRowsPerExpert: 144, tileSplits: { m32n128k64vap2: 3 } } as Readonly<SgmatSplitKRule>,
   /** Decode GEMVs: most token rows accumulated per weight pass (the WGSL is unrolled over them), dense and packed weights. */
   gemvMaxRowsPerPass: { dense: 8, packed: 4 } as Readonly<Record<'dense' | 'packed', number>>,
   /**
@@ -699,24 +706,34 @@ export interface SgmatTileBand {
   minWorkgroupBytes: number;
 }
 
-/** KERNEL_CROSSOVERS.sgmatSplitK's shape: split where a call has fewer tiles than targetWorkgroups (0: never) and at most maxRowsPerExpert rows per expert. */
+/**
+ * KERNEL_CROSSOVERS.sgmatSplitK's shape: split where a call has fewer tiles than targetWorkgroups (0: never) and at most
+ * maxRowsPerExpert rows per expert; `tileSplits`: tile shapes whose down GEMMs split that many ways (at most maxSplit)
+ * wherever K allows, whatever the call's tiles (still at most maxRowsPerExpert rows per expert; 0 targetWorkgroups
+ * turns them off too).
+ */
 export interface SgmatSplitKRule {
   targetWorkgroups: number;
   maxSplit: number;
   minSliceK: number;
   maxRowsPerExpert: number;
+  tileSplits?: Readonly<Partial<Record<SgmatShapeName, number>>>;
 }
 
 /**
  * Workgroups per tile along K of the subgroup-matrix down GEMM (split-K; 1 = none) for a call of `nWork` tiles over K
  * input channels with `rowsPerExpert` grouped rows per expert on average: enough to bring the call to
  * `rule.targetWorkgroups`, at most `rule.maxSplit` and K / `rule.minSliceK`, where the rows per expert are at most
- * `rule.maxRowsPerExpert`; gate_up GEMMs never split. The rule is KERNEL_CROSSOVERS.sgmatSplitK.
+ * `rule.maxRowsPerExpert`; gate_up GEMMs never split. A tile `shape` of `rule.tileSplits` splits its count of ways
+ * (at most maxSplit and K / minSliceK) whatever `nWork`. The rule is KERNEL_CROSSOVERS.sgmatSplitK.
  * @example `sgmatSplitKFor(176, 14336, 'down', 32) // 3 (Mixtral T = 128 on the 128 x 192 tile)`
+ * @example `sgmatSplitKFor(512, 14336, 'down', 32, undefined, 'm32n128k64vap2') // 3 (Mixtral T = 128 on the pf2 tile)`
  */
-export function sgmatSplitKFor(nWork: number, K: number, op: 'gate_up' | 'down', rowsPerExpert: number, rule: Readonly<SgmatSplitKRule> = KERNEL_CROSSOVERS.sgmatSplitK): number {
-  if (op !== 'down' || rule.targetWorkgroups <= 0 || nWork >= rule.targetWorkgroups || rowsPerExpert > rule.maxRowsPerExpert) return 1;
-  return Math.max(1, Math.min(rule.maxSplit, Math.ceil(rule.targetWorkgroups / Math.max(1, nWork)), Math.floor(K / rule.minSliceK)));
+export function sgmatSplitKFor(nWork: number, K: number, op: 'gate_up' | 'down', rowsPerExpert: number, rule: Readonly<SgmatSplitKRule> = KERNEL_CROSSOVERS.sgmatSplitK, shape?: SgmatShapeName): number {
+  if (op !== 'down' || rule.targetWorkgroups <= 0 || rowsPerExpert > rule.maxRowsPerExpert) return 1;
+  const ways = shape !== undefined ? rule.tileSplits?.[shape] : undefined;
+  if (ways === undefined && nWork >= rule.targetWorkgroups) return 1;
+  return Math.max(1, Math.min(rule.maxSplit, ways ?? Math.ceil(rule.targetWorkgroups / Math.max(1, nWork)), Math.floor(K / rule.minSliceK)));
 }
 
 /**
