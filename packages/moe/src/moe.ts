@@ -26,7 +26,7 @@ import type { ShardDevices } from '@webmoe/nn';
 import { registerShardedHostLayer, shardMoE, type ShardedMoE } from './sharded.js';
 import type { MoELayer, PrefillDequantChoice } from './layer.js';
 import { forwardGraphKey } from './graph-cache.js';
-import { forwardHostArray, hostInputRows, layerScratchPool, recordAndSubmit } from './host-io.js';
+import { forwardHostArray, hostInputRows, layerOutputPool, layerScratchPool, recordAndSubmit } from './host-io.js';
 import { QuantizedExperts, type ActivationQuant, type ResolvedQuantConfig } from './quant-experts.js';
 import { activationQuantOf, expertQuant, moeLayerConfig, type MoELayerConfig } from './layer-config.js';
 import type { ExpertStore, SharedExperts } from './expert-store.js';
@@ -133,6 +133,8 @@ export class MoE extends Module implements MoELayer {
     return this.shared?.kind === 'mlp' ? this.shared.mlp : undefined;
   }
   private pool: BufferPool | undefined;
+  /** Where the outputs of `record` come from (layerOutputPool: the context's shared scratch cache), made on first use. */
+  private outputs: BufferPool | undefined;
   /**
    * Which expert GEMMs a GPU forward uses: 'gemv' (decode kernels: each active
    * expert's weights streamed once, one workgroup column per active-expert slot),
@@ -434,7 +436,7 @@ export class MoE extends Module implements MoELayer {
    */
   record(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[], w: ExpertWeightSet<ExpertStackGpu> = this.stacked.gpuWeights()): GpuTensor {
     this.checkNotEPShard('MoE.record');
-    return runMoEForward(this, gpuStages(this, { rec, pool, scratch, wholeLayer: true }, w), x);
+    return runMoEForward(this, gpuStages(this, { rec, pool, scratch, wholeLayer: true, outputs: (this.outputs ??= layerOutputPool(this.ctx!)) }, w), x);
   }
 
   /**
@@ -515,6 +517,8 @@ export class MoE extends Module implements MoELayer {
     super.destroy();
     this.pool?.destroy();
     this.pool = undefined;
+    this.outputs?.close();
+    this.outputs = undefined;
   }
 }
 

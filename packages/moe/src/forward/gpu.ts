@@ -56,6 +56,8 @@ export interface GpuStageRun {
    * stages may then join the shared experts to the routed ones (MoE.decodeShared).
    */
   wholeLayer?: boolean;
+  /** The pool the layer's output [T, H] comes from (its destroy() gives the buffer back); default a buffer of its own. */
+  outputs?: BufferPool;
 }
 
 /** A forward's grouping on the GPU, with the expert GEMMs the planner chose for it (the decode GEMVs reuse the decode grouping's active-expert list). */
@@ -198,7 +200,7 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
     },
     combine: (y, g, weights, shared) => {
       run.onStep?.('combine');
-      return combineGpu(ctx, rec, y, g.grouping, weights, { shared: shared?.shared, sharedGateLogit: shared?.gateLogit });
+      return combineGpu(ctx, rec, y, g.grouping, weights, { shared: shared?.shared, sharedGateLogit: shared?.gateLogit, pool: run.outputs });
     },
     routedAndCombined: (x, g, routing, rowScale, wts, shared) => {
       if (!g.downCombined) return undefined;
@@ -207,7 +209,7 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
       run.onStep?.('gate_up');
       const h = recordGateUp(layer, run, x, g, rw.gateUp, bias.gateUp, layer.activation, rowScale);
       run.onStep?.('down');
-      const out = gemvDownCombineGpu(ctx, rec, h, g.grouping, routing.idx, wts, rw.down, { bias: bias.down, shared: shared?.shared, sharedGateLogit: shared?.gateLogit });
+      const out = gemvDownCombineGpu(ctx, rec, h, g.grouping, routing.idx, wts, rw.down, { bias: bias.down, shared: shared?.shared, sharedGateLogit: shared?.gateLogit, pool: run.outputs });
       // the combine is in the down GEMV: its step records nothing
       run.onStep?.('combine');
       return out;
