@@ -2,7 +2,9 @@
 # Next device calls after session 26 (docs/perf-h200/2026-12-06-s26). Kit: bash scripts/gpu/build-kit.sh
 #   1: the whole GPU test bundle at the session's code (~230-330 s by host: give it 420); session 26 ran it before the
 #      pf2 band and the int4 load rule (887 passed), and the tile / golden files after the band (281 passed).
-#   2: the bf16 layer beside HF at T = 128 / 512 / 4096 (~250 s): the target table's cells with the pf2 band.
+#   2: the bf16 layer beside HF at T = 128 / 512 / 4096 (~250 s): the target table's cells with the pf2 band and its
+#      split; the bench's `host us` at T = 128 / 512 with prefill outputs from the output pool (session 26 call 5,
+#      before it: 1.05-1.77 ms per forward, growing with T: the output buffer made and destroyed each forward).
 #   3: the packed layers (bf16 / int4 / fp8 / MXFP4; Mixtral, GPT-OSS, Qwen3) at T = 128 / 512, then 4096 (~300 s):
 #      GPT-OSS int4 with 16-byte loads for its 32-input blocks (session 26's rule, measured on the GEMMs only: 1.74 ->
 #      1.40 ms at T = 512; the layer was 1.61x bf16 in session 25).
