@@ -202,8 +202,9 @@ export const KERNEL_CROSSOVERS = {
   /**
    * The subgroup-matrix GEMM's tiles by average grouped rows per expert (sgmatTileFor; the 16-bit ones vector-staged):
    * for the formats of `wideShapes` from `wideMinRowsPerExpert` (16-bit / packed) their wide tile (16-bit: 128 x 192
-   * with 64-wide K slices, or a band's tile in its range of rows per expert (`bands`: 16-bit 144 x 256 around 128 rows,
-   * fp8 128 x 256 around 64 rows); int4, MXFP4 and fp8: 144 x 256) over
+   * with 64-wide K slices, or a band's tile in its range of rows per expert (`bands`: the 32 x 128 pf2 tile for 8-48
+   * rows (16-bit, MXFP4) or 8-32 (int4, fp8), 16-bit 144 x 256 around 128 rows, fp8 128 x 256 around 64 rows); int4,
+   * MXFP4 and fp8: 144 x 256) over
    * f16 x rows where the device offers its `wideWorkgroupBytes` of workgroup memory; else for 16-bit weights 32-row
    * tiles up to `smallMaxRowsPerExpert`, 128-row tiles over f16 x rows from `largeMinRowsPerExpert` where the call has
    * at least `largeMinOutputs` outputs, and 64-row tiles otherwise.
