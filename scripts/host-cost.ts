@@ -1,14 +1,17 @@
-// Host cost of a decode forward: a chain of N `forwardGpu` calls with
-// GPU-resident activations on an HF fixture layer (default qwen3_moe), the
+// Host cost of a forward: a chain of N `forwardGpu` calls with
+// GPU-resident activations on an HF fixture layer (default qwen3_moe) or a
+// bench model's full-size layer (qwen3-30b-a3b, random weights), the
 // chain drained once at the end; prints host us per call (time to issue) and
 // the WebGPU calls one forward makes (device/queue/encoder/pass methods,
 // counted by wrapping them in counting proxies). Any adapter (lavapipe here).
 //   node scripts/gpu/build-one.mjs scripts/host-cost.ts /tmp/host-cost.mjs
-//   node /tmp/host-cost.mjs [arch=qwen3_moe] [N=2000] [T=1] [stack=0]
+//   node /tmp/host-cost.mjs [arch=qwen3_moe | bench model] [N=2000] [T=1] [stack=0]
 // stack > 0 also times MoEStack over `stack` copies of the layer (one submit per step).
 // WEBMOE_MAX_BINDING=16384: qwen3_moe's gate_up in 8 chunks and down in 4 (a chunked layer on any adapter).
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
 import { threadCpuMs } from '../apps/bench/src/host-cpu.js';
+import { createLayer } from '../apps/bench/src/moe-run.js';
+import { findModel, type BenchDtype } from '../apps/bench/src/models.js';
 import { createGpuContext, GpuTensor } from '@webmoe/kernels-wgsl';
 import * as moeLib from '@webmoe/moe';
 const { MoE } = moeLib;
@@ -23,7 +26,10 @@ const S = Number(stackArg);
 const fixtures = (process.env.WEBMOE_FIXTURES ?? '/work/shared/fixtures') + '/hf-moe';
 // WEBMOE_MAX_BINDING=BYTES: a lower binding limit (the expert stacks above it are chunked, as full-size layers are)
 const ctx = await createGpuContext(process.env.WEBMOE_MAX_BINDING ? { maxBindingBytes: Number(process.env.WEBMOE_MAX_BINDING) } : {});
-const moe = await MoE.fromHuggingFace({ source: `${fixtures}/${arch}`, layer: 0, dtype: 'bfloat16', device: DeviceRef.GPU(), ctx });
+// arch: an HF fixture folder (qwen3_moe), or a bench model (qwen3-30b-a3b: the bench's layer at full size, random
+// weights in WEBMOE_BENCH_DTYPE, default bf16: the kernels a GPU host runs at that size)
+const benchLayer = arch.includes('-') ? await createLayer(ctx, findModel(arch), (process.env.WEBMOE_BENCH_DTYPE ?? 'bf16') as BenchDtype) : undefined;
+const moe = benchLayer?.moe ?? (await MoE.fromHuggingFace({ source: `${fixtures}/${arch}`, layer: 0, dtype: 'bfloat16', device: DeviceRef.GPU(), ctx }));
 // WEBMOE_DOWN_COMBINE=fused|separate: how the decode forward ends (MoE.downCombine; set only where given, so the script runs on older commits)
 if (process.env.WEBMOE_DOWN_COMBINE) (moe as unknown as { downCombine: string }).downCombine = process.env.WEBMOE_DOWN_COMBINE;
 // WEBMOE_DECODE_SHARED=routed|separate: how the decode forward runs the shared experts (MoE.decodeShared; set only where given)
@@ -141,5 +147,6 @@ if (S > 0 && MoEStack) {
   stack.destroy();
 }
 x.destroy();
-moe.destroy();
+if (benchLayer) benchLayer.destroy();
+else moe.destroy();
 ctx.destroy();

@@ -15,6 +15,11 @@
 #      order against the banded order (an expert's row tiles in a row on one weight tile: the 1-row tile's weights
 #      from L2), bf16 and int4 (~100 s): the layer's GEMMs take 2.61 ms there, prefill-bench's router rows (max 133)
 #      2.35.
+#   6: the GPU test bundle with prefill graphs (every T replays a captured graph; the layers' graphs share their
+#      scratch: GraphScratch), 420 s.
+#   7: the bf16 layer beside HF at T = 128 / 512 with prefill graphs: `wallGpu` and `host us` (call 2 before them:
+#      host 523-1082 us per prefill forward, Qwen3 T = 512 wallGpu 1.21 ms against device 0.690 and HF's chain 0.87);
+#      host-cost on Qwen3-30B's layer at T = 128 / 512 (WebGPU calls and host us per forward, ~60 s).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -36,6 +41,16 @@ case "${1:-1}" in
     PF2="=sgmat-default,=sgmat-m32n128k64vap2-sk1-xh,=sgmat-m32n128k64vap2-sk2-xh,=sgmat-m32n128k64vap2-sk3-xh"
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB pf2-split 120 160 5 "$PF2" mixtral 128,192,256 bf16,int4
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB pf2-split-dsv3 40 60 5 "$PF2" deepseek-v3-e32 128 bf16
+    ;;
+  6)
+    GPU_TESTS 420
+    ;;
+  7)
+    LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 128,512
+    for t in 128 512; do
+      timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/host-cost.mjs qwen3-30b-a3b 300 "$t" > "$OUT/host-cost-$t.txt" 2>&1
+      echo "host-cost rc=$?" >> "$OUT/host-cost-$t.txt"; grep -E "calls, host|calls per|rc=" "$OUT/host-cost-$t.txt" | cut -c1-300
+    done
     ;;
   5)
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=shift:17 PB band-145 80 110 5 "=sgmat-default,=sgmat-default-band2,=sgmat-default-band4" mixtral 512 bf16,int4

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, ShapeError } from '@webmoe/tensor';
-import { BufferPool, ForwardGraphs, GpuTensor, Recorder, castGpu, castRef, defineKernel, type GpuContext } from '@webmoe/kernels-wgsl';
+import { BufferPool, ForwardGraphs, GpuTensor, GraphScratch, Recorder, castGpu, castRef, defineKernel, graphScratchBytes, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
 
 let ctx: GpuContext | null;
@@ -118,6 +118,72 @@ describe('ForwardGraphs (graph per key, output pool) and BufferPool.close', () =
       }
       expect(graphs.size).toBe(2); // 'c' and 'b' kept, 'a' evicted
       graphs.destroy();
+    });
+  });
+  it('GraphScratch: one capture never takes a buffer twice, the n-th of a size is every capture\'s n-th, freed with the last graph that binds it', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const c = ctx;
+    const base = graphScratchBytes(c);
+    const s1 = new GraphScratch(c);
+    const a = s1.acquire(1000);
+    const b = s1.acquire(1000);
+    const small = s1.acquire(16);
+    expect(a).not.toBe(b);
+    s1.release(a); // stays the capture's: the next acquisition still gets another buffer
+    const d = s1.acquire(1000);
+    expect(new Set([a, b, d]).size).toBe(3);
+    const grown = graphScratchBytes(c) - base;
+    expect(grown).toBe(3 * BufferPool.bucket(1000) + BufferPool.bucket(16));
+    const s2 = new GraphScratch(c);
+    expect(s2.acquire(1000)).toBe(a);
+    expect(s2.acquire(1000)).toBe(b);
+    expect(s2.acquire(16)).toBe(small);
+    expect(graphScratchBytes(c) - base, 'the second capture shares the first one\'s buffers').toBe(grown);
+    s1.end();
+    expect(graphScratchBytes(c) - base, 'only d is bound by no capture any more').toBe(grown - BufferPool.bucket(1000));
+    s2.end();
+    expect(graphScratchBytes(c)).toBe(base);
+  });
+  it('graphs of two forwards share their scratch: interleaved replays give fresh recordings\' results, the arena goes when the graphs go', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const c = ctx;
+    const r = rng(5);
+    const n = 777;
+    await gpuChecked(c, async () => {
+      const base = graphScratchBytes(c);
+      // two different "layers": f32 -> bf16 -> f32 and f32 -> f16 -> f32, their intermediates on the transient scratch
+      const via = (dt: 'bfloat16' | 'float16') => (rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[], transient: BufferPool) => {
+        const mid = castGpu(c, x, dt, { recorder: rec, pool: transient });
+        scratch.push(mid);
+        return castGpu(c, mid, 'float32', { recorder: rec, pool: transient });
+      };
+      const want = (v: Float32Array, dt: 'bfloat16' | 'float16') => castRef(castRef(HostTensor.fromFloat32([v.length], v), dt), 'float32').toFloat32();
+      const ga = new ForwardGraphs(c, 'a');
+      const gb = new ForwardGraphs(c, 'b');
+      const xa = GpuTensor.upload(c, HostTensor.fromFloat32([n], randomArray(r, n, -50, 50)));
+      ga.run('n', xa, [n], via('bfloat16')).destroy();
+      const afterA = graphScratchBytes(c);
+      expect(afterA).toBeGreaterThan(base);
+      gb.run('n', xa, [n], via('float16')).destroy();
+      expect(graphScratchBytes(c), 'the second graph binds the first one\'s scratch').toBe(afterA);
+      for (let rep = 0; rep < 3; rep++) {
+        const va = randomArray(r, n, -50, 50);
+        const vb = randomArray(r, n, -50, 50);
+        const x1 = GpuTensor.upload(c, HostTensor.fromFloat32([n], va));
+        const x2 = GpuTensor.upload(c, HostTensor.fromFloat32([n], vb));
+        const y1 = ga.run('n', x1, [n], via('bfloat16'));
+        const y2 = gb.run('n', x2, [n], via('float16'));
+        const y3 = ga.run('n', y2, [n], via('bfloat16')); // b's output into a: a chain of layers
+        expect((await y1.download()).toFloat32()).toEqual(want(va, 'bfloat16'));
+        expect((await y2.download()).toFloat32()).toEqual(want(vb, 'float16'));
+        expect((await y3.download()).toFloat32()).toEqual(want(want(vb, 'float16'), 'bfloat16'));
+        for (const b of [x1, x2, y1, y2, y3]) b.destroy();
+      }
+      ga.destroy();
+      expect(graphScratchBytes(c), 'b still binds the shared scratch').toBe(afterA);
+      gb.destroy();
+      expect(graphScratchBytes(c)).toBe(base);
+      xa.destroy();
     });
   });
   it('BufferPool.close frees the cached buffers and destroys later releases instead of caching them', async (t) => {

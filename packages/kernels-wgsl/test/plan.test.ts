@@ -1,7 +1,7 @@
 // The kernel planner (src/kernels/plan.ts): the crossovers as documented, at and around each boundary.
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
-import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, useSharedExpertSlots, sharedRowsFitOnePass, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, planExpertGemms, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useGraphReplay, useSingleExpertGemv } from '../src/kernels/plan.js';
+import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, useSharedExpertSlots, sharedRowsFitOnePass, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, planExpertGemms, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useStackGraph, useSingleExpertGemv } from '../src/kernels/plan.js';
 import { withSgmatSplitKRule, withSgmatTileBands } from '../src/testing.js';
 import { SGMAT_SHAPES, sgmatLayout, sgmatScalarTwin, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast-shapes.js';
 
@@ -16,7 +16,7 @@ describe('kernel planner', () => {
   });
   it('single experts and graphs', () => {
     expect([16, 17].map((T) => useSingleExpertGemv(T))).toEqual([true, false]);
-    expect([1, 64, 65].map(useGraphReplay)).toEqual([true, true, false]);
+    expect([1, 64, 65].map(useStackGraph)).toEqual([true, true, false]);
   });
   it('tiled GEMM tile by rows per non-empty expert', () => {
     expect(tiledGemmTile(23, 1)).toBe('decode');

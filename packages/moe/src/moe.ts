@@ -7,7 +7,6 @@ import {
   BufferPool,
   GpuTensor,
   Recorder,
-  useGraphReplay,
   ForwardGraphs,
   checkOutput,
   type DecodeSharedChoice,
@@ -209,10 +208,13 @@ export class MoE extends Module implements MoELayer {
     return v;
   }
   /**
-   * Replay captured command graphs for small T (<= 64, up to 4 cached):
-   * recording a forward costs far more host time than the GPU work at decode.
-   * A graph is keyed by T, the expert-kernel choice and the GPU buffers the
-   * forward reads, and freed on every weight load: it never replays old work.
+   * Replay captured command graphs (up to 4 token counts cached): recording a
+   * forward costs far more host time than the GPU work at decode, and a
+   * prefill forward's recording (0.5-1 ms of host on an H100's host) more than
+   * its GPU work at a few hundred tokens. A graph is keyed by T, the
+   * expert-kernel choice and the GPU buffers the forward reads, and freed on
+   * every weight load: it never replays old work. Its scratch is the device's
+   * graph scratch, shared with every layer's graphs (GraphScratch).
    */
   useGraphs = true;
   private graphs: ForwardGraphs | undefined;
@@ -376,8 +378,9 @@ export class MoE extends Module implements MoELayer {
    * tensor comes from the layer's output pool and belongs to the caller,
    * whose `destroy()` hands its buffer back for a later forward (a decode
    * loop that destroys each output once consumed allocates nothing).
-   * For T <= 64 (`useGraphs`) a captured graph is replayed: no buffer,
-   * bind group or uniform is created or written per call.
+   * With `useGraphs` a captured graph of T is replayed: no buffer, bind
+   * group or uniform is created or written per call (the first call of a T
+   * records and captures it).
    *
    * @example
    * ```ts
@@ -395,9 +398,12 @@ export class MoE extends Module implements MoELayer {
     if (T === 0) return opts.out ?? GpuTensor.empty(ctx, 'float32', shape, 'moe.out');
     checkForwardLimits(this, T);
     const pool = this.scratch();
-    if (this.useGraphs && useGraphReplay(T)) {
+    if (this.useGraphs) {
       this.graphs ??= new ForwardGraphs(ctx, 'moe');
-      return this.graphs.run(forwardGraphKey(T, this.kernelChoice, recordedBuffers(this, gw)), x, shape, (rec, xIn, scratch) => this.record(rec, xIn, pool, scratch, gw), opts.out);
+      // the graph's scratch and output from its transient pool (the device's graph scratch): a replay writes them
+      // before reading them, and the output is copied or rebound onto the caller's
+      const record = (rec: Recorder, xIn: GpuTensor, scratch: { destroy(): void }[], transient: BufferPool) => this.recordTo(rec, xIn, transient, scratch, gw, transient);
+      return this.graphs.run(forwardGraphKey(T, this.kernelChoice, recordedBuffers(this, gw)), x, shape, record, opts.out);
     }
     return recordAndSubmit(ctx, 'moe.forward', (rec, scratch) => this.record(rec, x, pool, scratch, gw), opts.out);
   }
@@ -432,11 +438,16 @@ export class MoE extends Module implements MoELayer {
   /**
    * Records the layer into `rec` (no submit); scratch tensors come from
    * `pool` and are pushed to `scratch` (destroy them after submit). Returns the
-   * output [T, H], not from the pool.
+   * output [T, H] from the layer's output pool (its destroy() gives the buffer back).
    */
   record(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[], w: ExpertWeightSet<ExpertStackGpu> = this.stacked.gpuWeights()): GpuTensor {
+    return this.recordTo(rec, x, pool, scratch, w, (this.outputs ??= layerOutputPool(this.ctx!)));
+  }
+
+  /** {@link record} with the output [T, H] from `outputs`. */
+  private recordTo(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[], w: ExpertWeightSet<ExpertStackGpu>, outputs: BufferPool): GpuTensor {
     this.checkNotEPShard('MoE.record');
-    return runMoEForward(this, gpuStages(this, { rec, pool, scratch, wholeLayer: true, outputs: (this.outputs ??= layerOutputPool(this.ctx!)) }, w), x);
+    return runMoEForward(this, gpuStages(this, { rec, pool, scratch, wholeLayer: true, outputs }, w), x);
   }
 
   /**

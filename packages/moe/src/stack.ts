@@ -1,5 +1,5 @@
 import { DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
-import { BufferPool, ForwardGraphs, GpuTensor, Recorder, STACK_SUBMIT_PIECES, checkOutput, useGraphReplay, type GpuContext } from '@webmoe/kernels-wgsl';
+import { BufferPool, ForwardGraphs, GpuTensor, Recorder, STACK_SUBMIT_PIECES, checkOutput, useStackGraph, type GpuContext } from '@webmoe/kernels-wgsl';
 import { forwardHostArray, hostInputRows, layerScratchPool, recordAndSubmit } from './host-io.js';
 import { LayerList } from '@webmoe/nn';
 import { MoE, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
@@ -7,11 +7,14 @@ import { MoE, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
 /**
  * A stack of MoE layers run one after another (`y = layers[n-1](...layers[0](x))`,
  * no residual or norm in between): a decode step through every MoE block of
- * a model issued as one recording. On a GPU, for T <= 64 (`useGraphs`) the
- * whole stack is one captured graph: a step is the input copied in, every
- * layer's dispatches, the output copied out, submitted in a few pieces of
- * growing size (STACK_SUBMIT_PIECES: the GPU starts on the first layers while
- * the rest is issued), with nothing created or written on the host per step.
+ * a model issued as one recording. On a GPU, for T <= 64 (`useGraphs`,
+ * useStackGraph) the whole stack is one captured graph: a step is the input
+ * copied in, every layer's dispatches, the output copied out, submitted in a
+ * few pieces of growing size (STACK_SUBMIT_PIECES: the GPU starts on the first
+ * layers while the rest is issued), with nothing created or written on the
+ * host per step. Past 64 tokens each layer replays its own graph (one submit
+ * per layer; their scratch is shared, where a whole-stack graph would hold
+ * every layer's at once).
  * It is a `LayerList` (state-dict names `0.gate.weight`, ...; `destroy()`
  * frees the layers too).
  *
@@ -25,7 +28,7 @@ import { MoE, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
  */
 export class MoEStack extends LayerList<MoE> {
   readonly hiddenDim: number;
-  /** Replay one captured graph of the whole stack for T <= 64 (up to 4 token counts cached). */
+  /** Replay one captured graph of the whole stack for T <= 64 (up to 4 token counts cached), and the layers' own graphs past it. */
   useGraphs = true;
   private pool: BufferPool | undefined;
   private graphs: ForwardGraphs | undefined;
@@ -90,12 +93,24 @@ export class MoEStack extends LayerList<MoE> {
     if (T === 0) return this.at(0).forwardGpuSync(x, opts);
     for (const m of this) m.checkForward(T);
     const pool = (this.pool ??= layerScratchPool(ctx));
-    if (this.useGraphs && useGraphReplay(T)) {
+    if (this.useGraphs && useStackGraph(T)) {
       // submitted in pieces: the GPU starts on the first layers while the host issues the rest
       this.graphs ??= new ForwardGraphs(ctx, 'moe-stack', { pieces: STACK_SUBMIT_PIECES });
       return this.graphs.run(String(T), x, shape, (rec, xIn, scratch) => this.record(rec, xIn, pool, scratch), opts.out);
     }
+    if (this.useGraphs) return this.layerByLayer(x, opts.out);
     return recordAndSubmit(ctx, 'moe-stack.forward', (rec, scratch) => this.record(rec, x, pool, scratch), opts.out);
+  }
+
+  /** Each layer's own forward (its graph replayed), each intermediate output given back once the next layer consumed it; the last writes `out` when given. */
+  private layerByLayer(x: GpuTensor, out: GpuTensor | undefined): GpuTensor {
+    let cur = x;
+    for (let i = 0; i < this.length; i++) {
+      const y = this.at(i).forwardGpuSync(cur, i === this.length - 1 && out ? { out } : {});
+      if (cur !== x) cur.destroy();
+      cur = y;
+    }
+    return cur;
   }
 
   /**

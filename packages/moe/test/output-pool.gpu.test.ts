@@ -1,10 +1,12 @@
-// Prefill forwards (past the graph limit: useGraphReplay, KERNEL_CROSSOVERS.graphMaxTokens) take their outputs from the layer's output
-// pool (layerOutputPool: the context's shared scratch cache): a chain that destroys each output once consumed creates
-// no buffer per forward, the outputs are the uncached forward's bit for bit, outputs held at once are distinct
-// buffers, and an output still held when its layer is destroyed stays valid.
+// Prefill forwards take their outputs from a pool, replayed graphs (useGraphs, the default: ForwardGraphs' output
+// pool) and recorded forwards (useGraphs false: the layer's output pool, layerOutputPool, the context's shared scratch
+// cache) alike: a chain that destroys each output once consumed creates no buffer per forward, the outputs are the
+// first forward's bit for bit, outputs held at once are distinct buffers, and an output still held when its layer is
+// destroyed stays valid. Two layers' prefill graphs share their scratch (GraphScratch) and give the recorded
+// forward's bits.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
-import { GpuTensor, useGraphReplay, type GpuContext } from '@webmoe/kernels-wgsl';
+import { GpuTensor, graphScratchBytes, useStackGraph, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
 import { MoE, MoEStack } from '../src/index.js';
 import { FIXTURES } from './helpers.js';
@@ -31,12 +33,16 @@ async function countCreateBuffer<R>(c: GpuContext, fn: () => Promise<R>): Promis
 }
 
 describe('prefill outputs from the output pool', () => {
-  it('qwen3_moe T past the graph limit: a chain of forwards creates no buffer once warm, the same bits each time; held outputs are distinct and outlive the layer', async (t) => {
+  it.each([true, false])('qwen3_moe T = 101, useGraphs %s: a chain of forwards creates no buffer once warm, the same bits each time; held outputs are distinct and outlive the layer', async (useGraphs, t) => {
     if (!ctx) return t.skip('no WebGPU adapter');
     const c = ctx;
     const T = 101;
-    expect(useGraphReplay(T), 'T past the graph limit').toBe(false);
-    const load = () => MoE.fromHuggingFace({ source: `${FIXTURES}/qwen3_moe`, layer: 0, dtype: 'bfloat16', device: DeviceRef.GPU(), ctx: c });
+    expect(useStackGraph(T), 'T past the whole-stack graph limit').toBe(false);
+    const load = async () => {
+      const m = await MoE.fromHuggingFace({ source: `${FIXTURES}/qwen3_moe`, layer: 0, dtype: 'bfloat16', device: DeviceRef.GPU(), ctx: c });
+      m.useGraphs = useGraphs;
+      return m;
+    };
     const moe = await load();
     const second = await load();
     const H = moe.hiddenDim;
@@ -74,7 +80,7 @@ describe('prefill outputs from the output pool', () => {
         expect(Buffer.from(((await a.download()).data as Float32Array).buffer).equals(Buffer.from(want.buffer)), 'an output held past its layer').toBe(true);
         a.destroy();
         expect(a.destroyed).toBe(true);
-        // a stack of layers (one recorder, one submit) past the graph limit: outputs pooled too
+        // a stack of layers past the whole-stack graph limit (each layer's graph, or one recorder): outputs pooled too
         const stack = new MoEStack([second, second], { ownsLayers: false });
         try {
           for (let i = 0; i < 2; i++) stack.forwardGpuSync(x).destroy();
@@ -93,5 +99,54 @@ describe('prefill outputs from the output pool', () => {
       moe.destroy();
       second.destroy();
     }
+  }, 300_000);
+
+  it('two qwen3_moe layers\' prefill graphs share one forward\'s scratch and give the recorded forward\'s bits, interleaved; freed with the layers', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const c = ctx;
+    const T = 101;
+    const base = graphScratchBytes(c);
+    // the fixture's one layer in bf16 and in f16: other weights (and kernels), the same shapes
+    const [a, b] = await Promise.all((['bfloat16', 'float16'] as const).map((dtype) => MoE.fromHuggingFace({ source: `${FIXTURES}/qwen3_moe`, layer: 0, dtype, device: DeviceRef.GPU(), ctx: c })));
+    const H = a.hiddenDim;
+    const xs = [11, 12, 13].map((seed) => GpuTensor.upload(c, new HostTensor('float32', [T, H], randomArray(rng(seed), T * H, -1, 1))));
+    const bits = async (y: GpuTensor) => {
+      const v = Buffer.from(((await y.download()).data as Float32Array).buffer);
+      y.destroy();
+      return v;
+    };
+    try {
+      await gpuChecked(c, async () => {
+        // the recorded forwards (no graph) first
+        for (const m of [a, b]) m.useGraphs = false;
+        const want = await Promise.all(xs.map(async (x) => [await bits(a.forwardGpuSync(x)), await bits(b.forwardGpuSync(x)), await bits(b.forwardGpuSync(a.forwardGpuSync(x)))]));
+        for (const m of [a, b]) m.useGraphs = true;
+        a.forwardGpuSync(xs[0]).destroy();
+        const afterA = graphScratchBytes(c);
+        expect(afterA, 'the first capture takes scratch from the arena').toBeGreaterThan(base);
+        b.forwardGpuSync(xs[0]).destroy();
+        expect(graphScratchBytes(c), 'the second layer\'s graph binds the first one\'s scratch').toBe(afterA);
+        // interleaved replays, all issued before any is read: each layer's output is its recorded forward's
+        const got = xs.map((x) => {
+          const ya = a.forwardGpuSync(x);
+          const yb = b.forwardGpuSync(x);
+          const ya2 = a.forwardGpuSync(x);
+          return { ya, yb, ya2, yab: b.forwardGpuSync(ya2) };
+        });
+        for (let i = 0; i < xs.length; i++) {
+          const { ya, yb, ya2, yab } = got[i];
+          const [ga, gb, gab] = [await bits(ya), await bits(yb), await bits(yab)];
+          ya2.destroy();
+          expect(ga.equals(want[i][0]), `x${i}: layer 0`).toBe(true);
+          expect(gb.equals(want[i][1]), `x${i}: layer 1`).toBe(true);
+          expect(gab.equals(want[i][2]), `x${i}: layer 1 after layer 0`).toBe(true);
+        }
+      });
+    } finally {
+      for (const x of xs) x.destroy();
+      a.destroy();
+      b.destroy();
+    }
+    expect(graphScratchBytes(c), 'the layers\' graphs freed with them').toBe(base);
   }, 300_000);
 });

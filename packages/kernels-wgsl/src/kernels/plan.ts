@@ -64,8 +64,12 @@ export const KERNEL_CROSSOVERS = {
    * int4 T = 40 79.9 / 147, T = 48 83.5 / 68.2; DeepSeek-V2-Lite/s8 bf16 T = 32 83.4 / 93.8, T = 64 121 / 68.4.
    */
   gemvSoftwareMaxRowsPerExpert: 24,
-  /** Captured graphs replayed for at most this many tokens. */
-  graphMaxTokens: 64,
+  /**
+   * A stack of layers (MoEStack) replays one captured graph of the whole stack for at most this many tokens; past it,
+   * each layer replays its own graph (a whole-stack capture takes every layer's scratch at once, where the layers'
+   * own graphs share one forward's scratch between them: GraphScratch).
+   */
+  stackGraphMaxTokens: 64,
   /** Tiled GEMMs: the 4-row decode tile below this many rows per (non-empty) expert. */
   decodeTileRowsPerExpert: 24,
   /** Fast prefill GEMMs from this many grouped rows per expert on average, by kernel. */
@@ -457,9 +461,12 @@ export function useSingleExpertGemv(T: number, softwareAdapter = false): boolean
   return useExpertGemv(T, 1, 1, softwareAdapter);
 }
 
-/** Whether a forward of T tokens replays a captured graph. */
-export function useGraphReplay(T: number): boolean {
-  return T <= KERNEL_CROSSOVERS.graphMaxTokens;
+/**
+ * Whether a stack's forward of T tokens replays one captured graph of the whole stack (else each layer replays its
+ * own: a layer replays captured graphs at every T).
+ */
+export function useStackGraph(T: number): boolean {
+  return T <= KERNEL_CROSSOVERS.stackGraphMaxTokens;
 }
 
 /**

@@ -3,15 +3,22 @@ import type { GpuContext } from './context.js';
 import { GpuTensor } from './tensor.js';
 import { BufferPool } from './pool.js';
 import { GpuGraph, Recorder, objectId, type GraphBinding, type SubmitPieces } from './kernel.js';
+import { GraphScratch } from './graph-scratch.js';
 
-/** Records a forward on `x` into `rec` (no submit), pushing the scratch it must keep alive to `scratch`; returns its output. */
-export type RecordForward = (rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[]) => GpuTensor;
+/**
+ * Records a forward on `x` into `rec` (no submit), pushing the scratch it must keep alive to `scratch`; returns its
+ * output. `transient` is the capture's GraphScratch: a pool for the scratch (and the output) that the forward writes
+ * before it reads, shared with every other captured graph of the device; a forward may take its scratch elsewhere.
+ */
+export type RecordForward = (rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[], transient: BufferPool) => GpuTensor;
 
 interface Entry {
   graph: GpuGraph;
   xIn: GpuTensor;
   out: GpuTensor;
   scratch: { destroy(): void }[];
+  /** The arena buffers the graph binds (its input, the transient scratch), given back when it is freed. */
+  transient: GraphScratch;
   /** The copies in and out of this call (set before each replay; the closures are made once). */
   io: { x: GpuTensor; y: GpuTensor };
   pre: (enc: GPUCommandEncoder) => void;
@@ -32,11 +39,16 @@ const DIRECT_BINDINGS = 8;
  * from the output pool: the graph rebound onto those buffers (bind groups
  * made once per buffer pair, kept for the last few pairs), or where they
  * cannot stand in for the captured ones (input and output one buffer, a
- * buffer without storage usage, a graph that writes its input) with the input copied into the graph's input
- * buffer and its output copied out. One encoder and one submit, with no
- * buffer or uniform created or written on a replay. What `record` binds
- * (weights) must stay alive and unchanged while a graph of it is cached
- * (`clear()` otherwise).
+ * buffer without storage usage, a graph that writes its input) with the
+ * input copied into the graph's input buffer and its output copied out. One
+ * encoder and one submit, with no buffer or uniform created or written on a
+ * replay. What `record` binds (weights) must stay alive and unchanged while a
+ * graph of it is cached (`clear()` otherwise).
+ *
+ * A graph's input buffer and the scratch its forward takes from the
+ * `transient` pool (GraphScratch) are the device's graph scratch, shared by
+ * every captured graph: the cached graphs of all layers hold about one
+ * forward's scratch per token count between them (graphScratchBytes).
  *
  * Output tensors from the pool belong to the caller: `destroy()` returns
  * their buffer for a later call to reuse (so a chain that destroys each
@@ -115,14 +127,14 @@ export class ForwardGraphs {
 
   private capture(key: string, x: GpuTensor, outShape: readonly number[], record: RecordForward, out: GpuTensor | undefined): GpuTensor {
     const scratch: { destroy(): void }[] = [];
-    const xIn = GpuTensor.empty(this.ctx, 'float32', x.shape, `${this.label}.graph.in`);
-    scratch.push(xIn);
+    const transient = new GraphScratch(this.ctx);
+    const xIn = transient.tensor('float32', x.shape, `${this.label}.graph.in`);
     let y: GpuTensor | undefined;
     try {
-      const rec = new Recorder(this.ctx, { label: `${this.label}.graph`, capture: true });
+      const rec = new Recorder(this.ctx, { label: `${this.label}.graph`, capture: true, transient });
       // this call's input and output copies are not part of the graph (each replay copies its own)
       rec.copy(x.buffer, 0, xIn.buffer, 0, xIn.byteLength, { capture: false });
-      const gOut = record(rec, xIn, scratch);
+      const gOut = record(rec, xIn, scratch, transient);
       scratch.push(gOut);
       if (gOut.dtype !== 'float32' || gOut.shape.join() !== outShape.join()) throw new ShapeError(`${this.label} graph output`, outShape, gOut.shape);
       y = out ?? this.outputs.tensor('float32', outShape, `${this.label}.out`);
@@ -137,6 +149,7 @@ export class ForwardGraphs {
         xIn,
         out: gOut,
         scratch,
+        transient,
         io,
         pre: (enc) => enc.copyBufferToBuffer(io.x.buffer, 0, xIn.buffer, 0, bytesIn),
         post: (enc) => enc.copyBufferToBuffer(gOut.buffer, 0, io.y.buffer, 0, bytesOut),
@@ -145,6 +158,7 @@ export class ForwardGraphs {
       });
     } catch (err) {
       for (const s of scratch) s.destroy();
+      transient.end();
       if (y !== out) y?.destroy();
       throw err;
     }
@@ -158,6 +172,7 @@ export class ForwardGraphs {
     this.entries.delete(key);
     e.graph.destroy();
     for (const s of e.scratch) s.destroy();
+    e.transient.end();
   }
 
   /** Frees every cached graph (and the scratch it holds); the output pool stays. */

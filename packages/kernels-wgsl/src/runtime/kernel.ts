@@ -5,7 +5,7 @@
  */
 import type { GpuContext } from './context.js';
 import { LimitError } from './errors.js';
-import { sharedScratch } from './pool.js';
+import { sharedScratch, type BufferPool } from './pool.js';
 
 /** A kernel variant: plain data (dtype, tile, vector width, features) that selects the WGSL. */
 export type Variant = Readonly<Record<string, string | number | boolean>>;
@@ -358,6 +358,8 @@ export class Recorder {
   private readonly maxQueries = 512;
   private submitted = false;
   private readonly capture: boolean;
+  /** A capture's transient scratch (GraphScratch), where `temp` with `reuse` comes from while capturing. */
+  private readonly transient: BufferPool | undefined;
   private commands: GraphCommand[] = [];
 
   /**
@@ -366,11 +368,15 @@ export class Recorder {
    * @param opts.timestamps true: one pass per dispatch with timestamps (a
    *   per-kernel breakdown; each pass boundary adds a barrier). 'total': all
    *   dispatches in one pass, timed as a whole.
+   * @param opts.transient with `capture`: the capture's GraphScratch, where
+   *   `temp(..., { reuse: true })` comes from (the graph binds it, shared with other graphs) instead of a buffer
+   *   the graph owns.
    */
-  constructor(ctx: GpuContext, opts: { timestamps?: boolean | 'total'; label?: string; capture?: boolean } = {}) {
+  constructor(ctx: GpuContext, opts: { timestamps?: boolean | 'total'; label?: string; capture?: boolean; transient?: BufferPool } = {}) {
     ctx.assertAlive();
     this.ctx = ctx;
     this.capture = !!opts.capture;
+    this.transient = this.capture ? opts.transient : undefined;
     this.encoder = ctx.device.createCommandEncoder({ label: opts.label ?? 'recorder' });
     this.timestamps = !!opts.timestamps && ctx.features.timestampQuery;
     this.totalOnly = opts.timestamps === 'total';
@@ -431,10 +437,12 @@ export class Recorder {
    * A temporary storage buffer owned by this recorder, zero-filled, destroyed after submit. With `reuse` (for a buffer
    * the recorded work writes in full before reading it; its contents are undefined, its size at least `bytes`) and
    * not capturing: taken from the context's shared scratch cache (sharedScratch) and given back after submit, so
-   * that large per-call buffers (f16 x rows, split-K partials of the prefill GEMMs) are not allocated every call.
+   * that large per-call buffers (f16 x rows, split-K partials of the prefill GEMMs) are not allocated every call;
+   * capturing with a `transient` scratch: taken from it.
    */
   temp(bytes: number, label = 'temp', opts: { reuse?: boolean } = {}): GPUBuffer {
     const size = Math.max(16, Math.ceil(bytes / 4) * 4);
+    if (opts.reuse && this.transient) return this.transient.acquire(size, label);
     if (opts.reuse && !this.capture) {
       const b = sharedScratch(this.ctx).acquire(size, label);
       this.reused.push(b);

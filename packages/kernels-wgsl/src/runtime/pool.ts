@@ -74,8 +74,7 @@ export class BufferPool implements BufferOwner {
 
   /** A raw buffer of at least `bytes` (STORAGE | COPY_SRC | COPY_DST | INDIRECT). Return it with `release`. */
   acquire(bytes: number, label = 'scratch'): GPUBuffer {
-    checkBufferSize(this.ctx, bytes, label);
-    const size = Math.min(BufferPool.bucket(bytes), Math.max(bytes, Math.floor(this.ctx.limits.maxStorageBufferBindingSize / 4) * 4));
+    const size = pooledSize(this.ctx, bytes, label);
     const buf = this.takeFree(size) ?? this.parent?.takeFree(size) ?? this.ctx.device.createBuffer({ label, size, usage: poolUsage() });
     this.live.add(buf);
     this.liveBytes += size;
@@ -175,8 +174,17 @@ export class BufferPool implements BufferOwner {
   }
 }
 
+/**
+ * The size of the pooled buffer that holds `bytes` (its bucket, capped at the device's largest storage binding);
+ * throws LimitError naming `label` past the device's limits.
+ */
+export function pooledSize(ctx: GpuContext, bytes: number, label: string): number {
+  checkBufferSize(ctx, bytes, label);
+  return Math.min(BufferPool.bucket(bytes), Math.max(bytes, Math.floor(ctx.limits.maxStorageBufferBindingSize / 4) * 4));
+}
+
 /** Usage of every pooled buffer (scratch tensors and recorder temps, which may hold indirect dispatch arguments). */
-function poolUsage(): number {
+export function poolUsage(): number {
   return GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | GPUBufferUsage.INDIRECT;
 }
 
