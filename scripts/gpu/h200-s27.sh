@@ -20,6 +20,9 @@
 #   7: the bf16 layer beside HF at T = 128 / 512 with prefill graphs: `wallGpu` and `host us` (call 2 before them:
 #      host 523-1082 us per prefill forward, Qwen3 T = 512 wallGpu 1.21 ms against device 0.690 and HF's chain 0.87);
 #      host-cost on Qwen3-30B's layer at T = 128 / 512 (WebGPU calls and host us per forward, ~60 s).
+#   8: the GPU test files of graphs and goldens with prefill graphs (graph-paths: golden-large through captured and
+#      replayed prefill graphs; output-pool: two layers sharing their graph scratch; prefill-golden, fixtures, stack),
+#      240 s: the session's correctness check where the budget left no room for the whole bundle (mode 6).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -44,6 +47,9 @@ case "${1:-1}" in
     ;;
   6)
     GPU_TESTS 420
+    ;;
+  8)
+    GPU_TESTS 240 graph output-pool prefill-golden fixtures.gpu stack
     ;;
   7)
     LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 128,512

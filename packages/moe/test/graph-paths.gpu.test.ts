@@ -1,5 +1,7 @@
 // Decode graphs (captured forward replayed for small T) and the two expert
-// GEMM paths (decode GEMV / tiled grouped) give the same layer.
+// GEMM paths (decode GEMV / tiled grouped) give the same layer; prefill graphs
+// (T = 600, the prefill GEMMs: the matrix tiles where the adapter has them)
+// give the golden and, replayed on new data, the recorded forward's bits.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
 import { GpuTensor, type GpuContext } from '@webmoe/kernels-wgsl';
@@ -56,5 +58,27 @@ describe('MoE forward graphs and expert kernel paths', () => {
         moe.destroy();
       }
     });
+  }
+  for (const arch of ['olmoe', 'qwen2_moe', 'gpt_oss'] as const) {
+    it(`${arch} golden-large (T = 600), bf16 weights: the captured prefill graph gives the golden, its replays on new data the recorded forward's bits`, async (t) => {
+      if (!ctx) return t.skip('no WebGPU adapter');
+      const c = ctx;
+      const g = loadGolden(arch, 'golden-large');
+      const moe = await MoE.fromHuggingFace({ source: `${FIXTURES}/${arch}`, layer: 0, dtype: 'bfloat16', device: DeviceRef.GPU(), ctx: c });
+      try {
+        await gpuChecked(c, async () => {
+          moe.useGraphs = true;
+          const y1 = await run(c, moe, g.inputBf16, g.T, g.H); // captures
+          expect(relErr(y1, g.outputBf16), arch).toBeLessThan(g.bf16Tol);
+          expect(await run(c, moe, g.inputBf16, g.T, g.H), 'replayed').toEqual(y1);
+          const x2 = randomArray(rng(23), g.T * g.H);
+          const y2 = await run(c, moe, x2, g.T, g.H);
+          moe.useGraphs = false;
+          expect(y2, 'a replay on new data is the recorded forward').toEqual(await run(c, moe, x2, g.T, g.H));
+        });
+      } finally {
+        moe.destroy();
+      }
+    }, 600_000);
   }
 });
