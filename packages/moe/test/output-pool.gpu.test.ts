@@ -149,4 +149,35 @@ describe('prefill outputs from the output pool', () => {
     }
     expect(graphScratchBytes(c), 'the layers\' graphs freed with them').toBe(base);
   }, 300_000);
+  it.each([true, false])('a warm chain through four qwen3_moe layers (useGraphs %s) cycles its outputs through two buffers: given back to the shared cache, not kept per layer', async (useGraphs, t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const c = ctx;
+    const T = 101;
+    const layers = await Promise.all([0, 1, 2, 3].map(() => MoE.fromHuggingFace({ source: `${FIXTURES}/qwen3_moe`, layer: 0, dtype: 'bfloat16', device: DeviceRef.GPU(), ctx: c })));
+    for (const m of layers) m.useGraphs = useGraphs;
+    const x = GpuTensor.upload(c, new HostTensor('float32', [T, layers[0].hiddenDim], randomArray(rng(3), T * layers[0].hiddenDim, -1, 1)));
+    try {
+      await gpuChecked(c, async () => {
+        const chain = () => {
+          const used = new Set<GPUBuffer>();
+          let cur = x;
+          for (const m of layers) {
+            const y = m.forwardGpuSync(cur);
+            used.add(y.buffer);
+            if (cur !== x) cur.destroy();
+            cur = y;
+          }
+          cur.destroy();
+          return used.size;
+        };
+        chain();
+        chain();
+        await c.sync();
+        expect(chain(), 'distinct output buffers in a warm chain of four layers').toBe(2);
+      });
+    } finally {
+      x.destroy();
+      for (const m of layers) m.destroy();
+    }
+  }, 300_000);
 });

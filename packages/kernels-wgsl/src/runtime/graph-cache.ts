@@ -51,7 +51,7 @@ const DIRECT_BINDINGS = 8;
  * forward's scratch per token count between them (graphScratchBytes).
  *
  * Output tensors from the pool belong to the caller: `destroy()` returns
- * their buffer for a later call to reuse (so a chain that destroys each
+ * their buffer (to the context's shared scratch cache) for a later call of any graph to reuse (so a chain that destroys each
  * output once it has been consumed allocates nothing); after `destroy()` of
  * the cache they are plain tensors.
  *
@@ -76,7 +76,9 @@ export class ForwardGraphs {
     this.label = label;
     this.maxGraphs = opts.maxGraphs ?? 4;
     this.pieces = opts.pieces;
-    this.outputs = new BufferPool(ctx, { maxFreeBytes: 64 << 20 });
+    // outputs given back go to the context's shared scratch cache, not to a cache of this graph set's own: the layers
+    // of a model each keeping their last prefill output ([T, H] f32) would hold one per layer
+    this.outputs = new BufferPool(ctx, { maxFreeBytes: 0, shared: true });
   }
 
   /** Number of cached graphs. */
