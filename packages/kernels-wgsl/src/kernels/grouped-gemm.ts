@@ -136,7 +136,9 @@ function outTensor(ctx: GpuContext, opts: GroupedGemmOptions, shape: number[], l
 
 /** Records the fp8 activation quantiser; returns the temp buffer of quantised rows. */
 function recordActQuant(rec: Recorder, grid: [number, number, number], x: GPUBuffer, rows: number, cols: number, kdiv: number, rowScale: GPUBuffer | undefined, clamp: number | undefined): GPUBuffer {
-  const out = rec.temp(rows * cols * 4, 'act_quant.out');
+  // written in full by the quantiser (every row, every 128-column group): from the shared scratch cache, or a capture's
+  // transient scratch, instead of a zero-filled buffer made every forward
+  const out = rec.temp(rows * cols * 4, 'act_quant.out', { reuse: true });
   rec.dispatch({
     kernel: actQuantKernel,
     variant: { rowScale: !!rowScale, clamp: clamp !== undefined },
