@@ -103,6 +103,40 @@ export async function gpuChecked<T>(ctx: GpuContext, fn: () => T | Promise<T>): 
   return r;
 }
 
+/** A device method a test watches (what a path creates per call). */
+export type SpiedDeviceMethod = 'createBuffer' | 'createBindGroup';
+
+/**
+ * Counts the calls of `device[method]` (those made while `opts.when()` holds, when given) and hands each result to
+ * `opts.onResult`, until `restore()` puts the method back: for tests that check what a path creates (buffers, bind
+ * groups) or keep track of it.
+ * @example
+ * ```ts
+ * const spy = spyDevice(ctx.device, 'createBuffer');
+ * try { forward(); expect(spy.calls).toBe(0); } finally { spy.restore(); }
+ * ```
+ */
+export function spyDevice<M extends SpiedDeviceMethod>(device: GPUDevice, method: M, opts: { when?: () => boolean; onResult?: (r: ReturnType<GPUDevice[M]>) => void } = {}): { readonly calls: number; restore(): void } {
+  const original = device[method] as (d: unknown) => ReturnType<GPUDevice[M]>;
+  const own = Object.prototype.hasOwnProperty.call(device, method);
+  let calls = 0;
+  (device as unknown as Record<M, (d: unknown) => unknown>)[method] = (d: unknown) => {
+    if (!opts.when || opts.when()) calls++;
+    const r = original.call(device, d);
+    opts.onResult?.(r);
+    return r;
+  };
+  return {
+    get calls() {
+      return calls;
+    },
+    restore() {
+      if (own) (device as unknown as Record<M, unknown>)[method] = original;
+      else delete (device as unknown as Record<M, unknown>)[method];
+    },
+  };
+}
+
 /** n uniform values in [lo, hi). */
 export function randomArray(r: () => number, n: number, lo = -1, hi = 1): Float32Array {
   const out = new Float32Array(n);

@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor } from '@webmoe/tensor';
 import { defineKernel, uniformFields, GpuTensor, Recorder, type GpuContext } from '@webmoe/kernels-wgsl';
-import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
+import { testGpu, gpuChecked, rng, randomArray, spyDevice } from '@webmoe/kernels-wgsl/testing';
 import { BIND_GROUP_CACHE_MAX } from '../src/runtime/kernel.js';
 
 let ctx: GpuContext | null;
@@ -38,13 +38,7 @@ describe('bind groups made once per pipeline and buffers (cachedBindGroup)', () 
     expect(BIND_GROUP_CACHE_MAX).toBeGreaterThanOrEqual(1024);
     const n = 70;
     const x = Float32Array.from({ length: n }, (_, i) => i - 20);
-    const dev = c.device;
-    const create = dev.createBindGroup.bind(dev);
-    let made = 0;
-    dev.createBindGroup = (d: GPUBindGroupDescriptor) => {
-      made++;
-      return create(d);
-    };
+    const spy = spyDevice(c.device, 'createBindGroup');
     try {
       await gpuChecked(c, async () => {
         const gx = GpuTensor.upload(c, HostTensor.fromFloat32([n], x));
@@ -56,21 +50,21 @@ describe('bind groups made once per pipeline and buffers (cachedBindGroup)', () 
           return (await y.download()).data as Float32Array;
         };
         const first = await run(2, gy);
-        const madeFirst = made;
+        const madeFirst = spy.calls;
         expect(madeFirst).toBeLessThanOrEqual(1);
         // the same buffers (and the uniform arena the first recorder gave back): no new bind group, the new uniform value
         const second = await run(-3, gy);
-        expect(made).toBe(madeFirst);
+        expect(spy.calls).toBe(madeFirst);
         expect(Array.from(first)).toEqual(Array.from(x, (v) => 2 * v));
         expect(Array.from(second)).toEqual(Array.from(x, (v) => -3 * v));
         // another output buffer: a bind group of its own
         const gz = GpuTensor.empty(c, 'float32', [n]);
         expect(Array.from(await run(0.5, gz))).toEqual(Array.from(x, (v) => 0.5 * v));
-        expect(made).toBe(madeFirst + 1);
+        expect(spy.calls).toBe(madeFirst + 1);
         for (const g of [gx, gy, gz]) g.destroy();
       });
     } finally {
-      dev.createBindGroup = create;
+      spy.restore();
     }
   });
 });

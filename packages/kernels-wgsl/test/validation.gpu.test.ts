@@ -16,7 +16,7 @@ import {
   type GpuContext,
   type GroupingGpu,
 } from '../src/index.js';
-import { testGpu } from '../src/testing.js';
+import { spyDevice, testGpu } from '../src/testing.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -42,13 +42,7 @@ function t(dtype: HostTensor['dtype'], shape: number[]): GpuTensor {
 
 /** Calls `fn` and checks the error: its class, its message, and that no buffer was created and nothing was dispatched. */
 function rejects(fn: (rec: Recorder) => unknown, cls: new (...a: never[]) => WebMoEError, msg: RegExp): void {
-  const dev = ctx!.device;
-  const create = dev.createBuffer;
-  let created = 0;
-  dev.createBuffer = (d: GPUBufferDescriptor) => {
-    if (!makingInputs) created++;
-    return create.call(dev, d);
-  };
+  const spy = spyDevice(ctx!.device, 'createBuffer', { when: () => !makingInputs });
   const rec = new Recorder(ctx!);
   let dispatched = 0;
   const dispatch = rec.dispatch.bind(rec);
@@ -62,11 +56,11 @@ function rejects(fn: (rec: Recorder) => unknown, cls: new (...a: never[]) => Web
   } catch (e) {
     err = e;
   } finally {
-    dev.createBuffer = create;
+    spy.restore();
   }
   expect(err, `expected ${cls.name} ${msg}`).toBeInstanceOf(cls);
   expect((err as Error).message).toMatch(msg);
-  expect(created, `buffers created before ${cls.name}: ${(err as Error).message}`).toBe(0);
+  expect(spy.calls, `buffers created before ${cls.name}: ${(err as Error).message}`).toBe(0);
   expect(dispatched, `dispatches before ${cls.name}`).toBe(0);
   rec.submit(); // an empty submit
 }

@@ -8,7 +8,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
 import { GpuTensor, type GpuContext } from '@webmoe/kernels-wgsl';
-import { testGpu, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
+import { testGpu, rng, randomArray, spyDevice } from '@webmoe/kernels-wgsl/testing';
 import { MoE, SoftmaxTopKGate } from '../src/index.js';
 import { referenceMoE, route, type RefConfig, type RefWeights } from './reference.js';
 import { relErr } from './helpers.js';
@@ -102,15 +102,9 @@ describe('long runs keep memory bounded', () => {
     if (!ctx) return t.skip('no WebGPU adapter');
     const gc = gcNow();
     // Count every GPU buffer of this device: created minus destroyed.
-    const dev = ctx.device;
-    const create = dev.createBuffer.bind(dev);
     const destroyProto = GPUBuffer.prototype.destroy;
     const live = new Set<GPUBuffer>();
-    dev.createBuffer = (d: GPUBufferDescriptor) => {
-      const b = create(d);
-      live.add(b);
-      return b;
-    };
+    const spy = spyDevice(ctx.device, 'createBuffer', { onResult: (b) => live.add(b) });
     GPUBuffer.prototype.destroy = function (this: GPUBuffer) {
       live.delete(this);
       return destroyProto.call(this);
@@ -179,7 +173,7 @@ describe('long runs keep memory bounded', () => {
       expect(end.host.heap - warm!.host.heap).toBeLessThan(4 * MiB);
       expect(end.host.arrayBuffers - warm!.host.arrayBuffers).toBeLessThan(2 * MiB);
     } finally {
-      dev.createBuffer = create;
+      spy.restore();
       GPUBuffer.prototype.destroy = destroyProto;
       gpuInputs.forEach((g) => g.destroy());
       moe.destroy();

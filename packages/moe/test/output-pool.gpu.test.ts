@@ -7,7 +7,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
 import { GpuTensor, graphScratchBytes, useStackGraph, type GpuContext } from '@webmoe/kernels-wgsl';
-import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
+import { testGpu, gpuChecked, rng, randomArray, spyDevice } from '@webmoe/kernels-wgsl/testing';
 import { MoE, MoEStack } from '../src/index.js';
 import { FIXTURES } from './helpers.js';
 
@@ -18,17 +18,11 @@ beforeAll(async () => {
 
 /** Runs `fn` counting the device's createBuffer calls. */
 async function countCreateBuffer<R>(c: GpuContext, fn: () => Promise<R>): Promise<{ result: R; created: number }> {
-  const device = c.device;
-  const original = device.createBuffer;
-  let created = 0;
-  device.createBuffer = function (this: GPUDevice, desc: GPUBufferDescriptor) {
-    created++;
-    return original.call(this, desc);
-  } as typeof device.createBuffer;
+  const spy = spyDevice(c.device, 'createBuffer');
   try {
-    return { result: await fn(), created };
+    return { result: await fn(), created: spy.calls };
   } finally {
-    device.createBuffer = original;
+    spy.restore();
   }
 }
 
