@@ -17,6 +17,7 @@ node scripts/gpu/build-gpu-tests.mjs
 pnpm --filter @webmoe/bench bundle:gpu
 for s in prefill-bench gemv-bench decode-probe; do node scripts/gpu/build-one.mjs "scripts/gpu/$s.ts" ".gpu-kit/$s.mjs"; done
 node scripts/gpu/build-one.mjs scripts/host-cost.ts .gpu-kit/host-cost.mjs
+node scripts/gpu/build-one.mjs scripts/gpu/upload-probe.ts .gpu-kit/upload-probe.mjs
 tar cJf .gpu-kit/fixtures.tar.xz -C "$shared" fixtures
 # the PyTorch peer with the bench's models and options (--models, --tokens, --impls, --stack); not ../shared/gpu's first version
 cp apps/bench/torch/torch_baseline.py .gpu-kit/

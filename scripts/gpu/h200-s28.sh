@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Next device calls after session 27 (docs/perf-h200/2026-12-06-s27). Kit: bash scripts/gpu/build-kit.sh
+#   1: upload-probe (queue.writeBuffer whole against pieces under 2 MiB, 2-16 MiB: whether Dawn's own staging
+#      allocation past its 4 MiB upload ring is what made session 27's `wallHost` jump past 4 MiB of input), then the
+#      bf16 layer beside HF at T = 512 / 4096 (prefill graphs at T = 4096 not yet measured: session 27 call 2 had
+#      4.9 ms of host per Mixtral forward there, before them) (~200 s).
+#   2: the whole GPU test bundle at the session's code (ForwardGraphs' outputs through the shared scratch cache and the
+#      fp8 activation quantiser's output from scratch came after session 27's bundle), 420 s.
+#   3: the packed layers at T = 512 (Mixtral, Qwen3, GPT-OSS; bf16 / int4 / fp8 / MXFP4) with prefill graphs: the
+#      caller's columns beside the device time (~150 s).
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+. "$(dirname "$0")/prefill-bench-run.sh"
+case "${1:-1}" in
+  1)
+    timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/upload-probe.mjs > "$OUT/upload-probe.txt" 2>&1
+    echo "upload-probe rc=$?" >> "$OUT/upload-probe.txt"; grep -E "MiB|rc=" "$OUT/upload-probe.txt"
+    LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 512,4096
+    ;;
+  2)
+    GPU_TESTS 420
+    ;;
+  3)
+    timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b --dtypes bf16,int4,fp8,mxfp4 --tokens 512 --iters 8 --stack 2 --json "$OUT/layer-packed-512.json" > "$OUT/layer-packed-512.txt" 2>&1
+    echo "bench rc=$?"; grep -hE "^(model|mixtral|qwen3|gpt)\S* +(dtype|bf16|int4|fp8|mxfp4) " "$OUT/layer-packed-512.txt" | cut -c1-150
+    ;;
+esac
