@@ -34,7 +34,12 @@ const moe = benchLayer?.moe ?? (await MoE.fromHuggingFace({ source: `${fixtures}
 if (process.env.WEBMOE_DOWN_COMBINE) (moe as unknown as { downCombine: string }).downCombine = process.env.WEBMOE_DOWN_COMBINE;
 // WEBMOE_DECODE_SHARED=routed|separate: how the decode forward runs the shared experts (MoE.decodeShared; set only where given)
 if (process.env.WEBMOE_DECODE_SHARED) (moe as unknown as { decodeShared: string }).decodeShared = process.env.WEBMOE_DECODE_SHARED;
-const x = GpuTensor.upload(ctx, HostTensor.fromFloat32([T, moe.hiddenDim], Float32Array.from({ length: T * moe.hiddenDim }, (_, i) => Math.sin(i) * 0.5)));
+// WEBMOE_GRAPHS=0: every forward recorded afresh (MoE.useGraphs false)
+if (process.env.WEBMOE_GRAPHS === '0') moe.useGraphs = false;
+// WEBMOE_VARY_T=n: also time N forwards of T, T + 1, ..., T + n - 1 tokens in turn (each output destroyed): past the 4
+// graphs a layer caches, every forward is of a token count the layer has no graph of, as prompts of many lengths are
+const varyT = Number(process.env.WEBMOE_VARY_T ?? 0);
+const x = GpuTensor.upload(ctx, HostTensor.fromFloat32([T + Math.max(varyT - 1, 0), moe.hiddenDim], Float32Array.from({ length: (T + Math.max(varyT - 1, 0)) * moe.hiddenDim }, (_, i) => Math.sin(i) * 0.5)));
 
 /** Calls of each WebGPU method (device, queue, encoder, pass) while `counting`. */
 const counts = new Map<string, number>();
@@ -137,7 +142,21 @@ async function run(label: string, layers: number, step: (x: GpuTensor) => GpuTen
   console.log(`${label}: ${N} calls, host ${((issueMs * 1000) / N / layers).toFixed(1)} us wall / ${((cpuMs * 1000) / N / layers).toFixed(1)} us main-thread CPU per layer to issue, wall ${((wall * 1000) / N / layers).toFixed(1)} us per layer (lavapipe: GPU-bound)`);
 }
 
-console.log(`${arch} T=${T} H=${moe.hiddenDim} E=${moe.numExperts} k=${moe.numExpertsPerToken} I=${moe.moeDim}, ${ctx.adapterName}`);
+console.log(`${arch} T=${T} H=${moe.hiddenDim} E=${moe.numExperts} k=${moe.numExpertsPerToken} I=${moe.moeDim}, graphs ${moe.useGraphs}, ${ctx.adapterName}`);
+if (varyT > 1) {
+  // views of x's first rows (x's buffer; never destroyed)
+  const views = Array.from({ length: varyT }, (_, i) => new GpuTensor(ctx, 'float32', [T + i, moe.hiddenDim], x.buffer));
+  for (const v of views) moe.forwardGpuSync(v).destroy(); // warm: every pipeline compiled
+  moe.clearGraphs(); // the timed forwards start with no graph and no token count seen
+  await ctx.sync();
+  const c0 = threadCpuMs() ?? NaN;
+  const t0 = performance.now();
+  for (let i = 0; i < N; i++) moe.forwardGpuSync(views[i % varyT]).destroy();
+  const issue = performance.now() - t0;
+  const cpu = (threadCpuMs() ?? NaN) - c0;
+  await ctx.sync();
+  console.log(`MoE.forwardGpuSync, T ${T}..${T + varyT - 1} in turn: ${N} calls, host ${((issue * 1000) / N).toFixed(1)} us wall / ${((cpu * 1000) / N).toFixed(1)} us main-thread CPU per forward to issue`);
+}
 await run('MoE.forwardGpu (await)', 1, (v) => moe.forwardGpu(v));
 const sync = issueOf(moe as never);
 if (sync) await run('MoE.forwardGpuSync', 1, (v) => sync.call(moe, v));

@@ -5,7 +5,7 @@
  * with host input and output.
  */
 import { MoEStack, type MoE } from '@webmoe/moe';
-import type { GpuContext, GpuTensor } from '@webmoe/kernels-wgsl';
+import { GRAPH_CAPTURE_AT, type GpuContext, type GpuTensor } from '@webmoe/kernels-wgsl';
 import { hostTime } from './host-cpu.js';
 import { median } from './stats.js';
 
@@ -19,12 +19,12 @@ export interface ChainTimes {
 }
 
 /**
- * Times `chains` chains (after one warm-up chain) of `step`, which issues
+ * Times `chains` chains (after GRAPH_CAPTURE_AT warm-up chains: the layers' graphs captured) of `step`, which issues
  * the whole chain from `x` and returns its output; each chain is drained
  * once at its end. `layersPerChain` divides the times.
  */
 async function timeChains(ctx: GpuContext, x: GpuTensor, chains: number, layersPerChain: number, step: (x: GpuTensor) => GpuTensor): Promise<ChainTimes> {
-  step(x).destroy();
+  for (let i = 0; i < GRAPH_CAPTURE_AT; i++) step(x).destroy();
   await ctx.sync();
   const walls: number[] = [];
   const hosts: number[] = [];
@@ -76,11 +76,11 @@ export async function stackChain(ctx: GpuContext, layers: readonly MoE[], n: num
 }
 
 /**
- * `moe.forward(Float32Array)` (host in, host out): median wall ms per call after one warm-up call.
+ * `moe.forward(Float32Array)` (host in, host out): median wall ms per call after GRAPH_CAPTURE_AT warm-up calls.
  * @example `const ms = await hostForwardMs(moe, x, 10)`
  */
 export async function hostForwardMs(moe: MoE, x: Float32Array, iters: number): Promise<number> {
-  await moe.forward(x);
+  for (let i = 0; i < GRAPH_CAPTURE_AT; i++) await moe.forward(x);
   const ts: number[] = [];
   for (let i = 0; i < iters; i++) {
     const t0 = performance.now();

@@ -50,8 +50,8 @@ export {
   type DispatchSpec,
   type KernelTiming,
 } from './runtime/kernel.js';
-export { ForwardGraphs, checkOutput, type RecordForward } from './runtime/graph-cache.js';
-export { GraphScratch, graphScratchBytes } from './runtime/graph-scratch.js';
+export { ForwardGraphs, checkOutput, recordAndSubmit, type RecordForward } from './runtime/graph-cache.js';
+export { GraphScratch, graphScratchBytes, trimGraphScratch } from './runtime/graph-scratch.js';
 
 // the ops and their containers
 export type {
@@ -102,6 +102,6 @@ export { ACT_QUANT_GROUP, quantizeExperts, decodeExpertRow, type ExpertQuantForm
 
 // the kernel choices that the layers above share (one place: kernels/plan.ts)
 export { gatedActivationRef, type GatedActivationParams } from './kernels/activation-ref.js';
-export { planExpertGemms, useExpertGemv, useSingleExpertGemv, useStackGraph, useFusedDecodeRouting, useCombinedDownGemv, useSharedExpertSlots, STACK_SUBMIT_PIECES, type DecodeSharedChoice, type DownCombineChoice, type ExpertGemmChoice, type ExpertGemmShape, type FastGemmKind, type GemvPackedKernel, type SgmatXRows } from './kernels/plan.js';
+export { planExpertGemms, useExpertGemv, useSingleExpertGemv, useStackGraph, useFusedDecodeRouting, useCombinedDownGemv, useSharedExpertSlots, STACK_SUBMIT_PIECES, GRAPH_CAPTURE_AT, type DecodeSharedChoice, type DownCombineChoice, type ExpertGemmChoice, type ExpertGemmShape, type FastGemmKind, type GemvPackedKernel, type SgmatXRows } from './kernels/plan.js';
 // the subgroup-matrix GEMM's tile shapes (GroupedGemmOptions.sgmatShape)
 export { SGMAT_SHAPES, type SgmatShape, type SgmatShapeName } from './kernels/grouped-gemm-fast-shapes.js';

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, ShapeError } from '@webmoe/tensor';
-import { BufferPool, ForwardGraphs, GpuTensor, GraphScratch, Recorder, castGpu, castRef, defineKernel, graphScratchBytes, type GpuContext } from '@webmoe/kernels-wgsl';
+import { BufferPool, ForwardGraphs, GpuTensor, GraphScratch, Recorder, castGpu, castRef, defineKernel, graphScratchBytes, trimGraphScratch, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray } from '@webmoe/kernels-wgsl/testing';
 
 let ctx: GpuContext | null;
@@ -120,10 +120,12 @@ describe('ForwardGraphs (graph per key, output pool) and BufferPool.close', () =
       graphs.destroy();
     });
   });
-  it('GraphScratch: one capture never takes a buffer twice, the n-th of a size is every capture\'s n-th, freed with the last graph that binds it', async (t) => {
+  it('GraphScratch: one capture never takes a buffer twice, the n-th of a size is every capture\'s n-th, idle after the last graph that binds it (taken again, or trimmed)', async (t) => {
     if (!ctx) return t.skip('no WebGPU adapter');
     const c = ctx;
-    const base = graphScratchBytes(c);
+    trimGraphScratch(c);
+    const base = graphScratchBytes(c).bound;
+    expect(graphScratchBytes(c).idle).toBe(0);
     const s1 = new GraphScratch(c);
     const a = s1.acquire(1000);
     const b = s1.acquire(1000);
@@ -132,17 +134,24 @@ describe('ForwardGraphs (graph per key, output pool) and BufferPool.close', () =
     s1.release(a); // stays the capture's: the next acquisition still gets another buffer
     const d = s1.acquire(1000);
     expect(new Set([a, b, d]).size).toBe(3);
-    const grown = graphScratchBytes(c) - base;
+    const grown = graphScratchBytes(c).bound - base;
     expect(grown).toBe(3 * BufferPool.bucket(1000) + BufferPool.bucket(16));
     const s2 = new GraphScratch(c);
     expect(s2.acquire(1000)).toBe(a);
     expect(s2.acquire(1000)).toBe(b);
     expect(s2.acquire(16)).toBe(small);
-    expect(graphScratchBytes(c) - base, 'the second capture shares the first one\'s buffers').toBe(grown);
+    expect(graphScratchBytes(c).bound - base, 'the second capture shares the first one\'s buffers').toBe(grown);
     s1.end();
-    expect(graphScratchBytes(c) - base, 'only d is bound by no capture any more').toBe(grown - BufferPool.bucket(1000));
+    expect(graphScratchBytes(c), 'only d is bound by no capture any more: idle').toEqual({ bound: base + grown - BufferPool.bucket(1000), idle: BufferPool.bucket(1000) });
     s2.end();
-    expect(graphScratchBytes(c)).toBe(base);
+    expect(graphScratchBytes(c)).toEqual({ bound: base, idle: grown });
+    // a later capture takes the idle buffers again (no new ones), in the same order
+    const s3 = new GraphScratch(c);
+    expect([s3.acquire(1000), s3.acquire(1000), s3.acquire(1000), s3.acquire(16)]).toEqual([a, b, d, small]);
+    expect(graphScratchBytes(c)).toEqual({ bound: base + grown, idle: 0 });
+    s3.end();
+    trimGraphScratch(c);
+    expect(graphScratchBytes(c)).toEqual({ bound: base, idle: 0 });
   });
   it('graphs of two forwards share their scratch: interleaved replays give fresh recordings\' results, the arena goes when the graphs go', async (t) => {
     if (!ctx) return t.skip('no WebGPU adapter');
@@ -150,7 +159,8 @@ describe('ForwardGraphs (graph per key, output pool) and BufferPool.close', () =
     const r = rng(5);
     const n = 777;
     await gpuChecked(c, async () => {
-      const base = graphScratchBytes(c);
+      trimGraphScratch(c);
+      const base = graphScratchBytes(c).bound;
       // two different "layers": f32 -> bf16 -> f32 and f32 -> f16 -> f32, their intermediates on the transient scratch
       const via = (dt: 'bfloat16' | 'float16') => (rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[], transient: BufferPool) => {
         const mid = castGpu(c, x, dt, { recorder: rec, pool: transient });
@@ -162,10 +172,10 @@ describe('ForwardGraphs (graph per key, output pool) and BufferPool.close', () =
       const gb = new ForwardGraphs(c, 'b');
       const xa = GpuTensor.upload(c, HostTensor.fromFloat32([n], randomArray(r, n, -50, 50)));
       ga.run('n', xa, [n], via('bfloat16')).destroy();
-      const afterA = graphScratchBytes(c);
+      const afterA = graphScratchBytes(c).bound;
       expect(afterA).toBeGreaterThan(base);
       gb.run('n', xa, [n], via('float16')).destroy();
-      expect(graphScratchBytes(c), 'the second graph binds the first one\'s scratch').toBe(afterA);
+      expect(graphScratchBytes(c).bound, 'the second graph binds the first one\'s scratch').toBe(afterA);
       for (let rep = 0; rep < 3; rep++) {
         const va = randomArray(r, n, -50, 50);
         const vb = randomArray(r, n, -50, 50);
@@ -180,10 +190,49 @@ describe('ForwardGraphs (graph per key, output pool) and BufferPool.close', () =
         for (const b of [x1, x2, y1, y2, y3]) b.destroy();
       }
       ga.destroy();
-      expect(graphScratchBytes(c), 'b still binds the shared scratch').toBe(afterA);
+      expect(graphScratchBytes(c).bound, 'b still binds the shared scratch').toBe(afterA);
       gb.destroy();
-      expect(graphScratchBytes(c)).toBe(base);
+      expect(graphScratchBytes(c).bound).toBe(base);
+      trimGraphScratch(c);
+      expect(graphScratchBytes(c).idle).toBe(0);
       xa.destroy();
+    });
+  });
+  it('captureAt 2: a key\'s first call is recorded afresh (no graph, scratch back to the shared cache), the second captures, the third replays; each gives the reference', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const c = ctx;
+    const r = rng(13);
+    const n = 301;
+    await gpuChecked(c, async () => {
+      const graphs = new ForwardGraphs(c, 'test', { captureAt: 2 });
+      let records = 0;
+      let captures = 0;
+      const fwd = (rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[], pool: BufferPool) => {
+        records++;
+        if (pool instanceof GraphScratch) captures++;
+        const mid = castGpu(c, x, 'bfloat16', { recorder: rec, pool });
+        scratch.push(mid);
+        return castGpu(c, mid, 'float32', { recorder: rec, pool });
+      };
+      const want = (v: Float32Array) => castRef(castRef(HostTensor.fromFloat32([v.length], v), 'bfloat16'), 'float32').toFloat32();
+      for (const [call, recorded, captured, size] of [[1, 1, 0, 0], [2, 2, 1, 1], [3, 2, 1, 1]] as const) {
+        const vals = randomArray(r, n, -50, 50);
+        const x = GpuTensor.upload(c, HostTensor.fromFloat32([n], vals));
+        // the first call writes a caller's output too
+        const out = call === 1 ? GpuTensor.empty(c, 'float32', [n]) : undefined;
+        const y = graphs.run('k', x, [n], fwd, out);
+        if (out) expect(y).toBe(out);
+        expect([records, captures, graphs.size], `call ${call}: recordings, captures, graphs`).toEqual([recorded, captured, size]);
+        expect((await y.download()).toFloat32(), `call ${call}`).toEqual(want(vals));
+        for (const b of [x, y]) b.destroy();
+      }
+      // clear() forgets the keys seen: the next call records afresh again
+      graphs.clear();
+      const x = GpuTensor.upload(c, HostTensor.fromFloat32([n], randomArray(r, n, -50, 50)));
+      graphs.run('k', x, [n], fwd).destroy();
+      expect([records, captures, graphs.size]).toEqual([3, 1, 0]);
+      x.destroy();
+      graphs.destroy();
     });
   });
   it('BufferPool.close frees the cached buffers and destroys later releases instead of caching them', async (t) => {

@@ -1,4 +1,4 @@
-import { BufferPool, Recorder, readBuffer, type GpuContext, type GpuTensor } from '@webmoe/kernels-wgsl';
+import { BufferPool, readBuffer, type GpuContext, type GpuTensor } from '@webmoe/kernels-wgsl';
 import { DTYPES, DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
 
 /**
@@ -59,31 +59,6 @@ export async function forwardHostArray(ctx: GpuContext, pool: BufferPool, xs: Fl
   return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
 }
 
-/**
- * One forward recorded afresh (no graph): `record` fills one Recorder, its
- * output is copied into `out` when given, one submit, and the scratch it
- * pushed is returned to its pools. Serves `MoE.forwardGpuSync` and
- * `MoEStack.forwardGpuSync` when they do not replay a captured graph.
- * @example `return recordAndSubmit(ctx, 'moe.forward', (rec, scratch) => this.record(rec, x, pool, scratch, gw), opts.out)`
- */
-export function recordAndSubmit(ctx: GpuContext, label: string, record: (rec: Recorder, scratch: { destroy(): void }[]) => GpuTensor, out?: GpuTensor): GpuTensor {
-  const scratch: { destroy(): void }[] = [];
-  const rec = new Recorder(ctx, { label });
-  try {
-    const y = record(rec, scratch);
-    if (out) {
-      scratch.push(y);
-      rec.copy(y.buffer, 0, out.buffer, 0, out.byteLength);
-    }
-    rec.submit();
-    return out ?? y;
-  } catch (e) {
-    rec.discard();
-    throw e;
-  } finally {
-    for (const s of scratch) s.destroy();
-  }
-}
 
 /**
  * The rows of a host input of a layer of width H: a HostTensor [T, H] of any

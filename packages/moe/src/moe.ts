@@ -8,7 +8,9 @@ import {
   GpuTensor,
   Recorder,
   ForwardGraphs,
+  GRAPH_CAPTURE_AT,
   checkOutput,
+  recordAndSubmit,
   type DecodeSharedChoice,
   type DownCombineChoice,
   type ExpertActivation,
@@ -25,7 +27,7 @@ import type { ShardDevices } from '@webmoe/nn';
 import { registerShardedHostLayer, shardMoE, type ShardedMoE } from './sharded.js';
 import type { MoELayer, PrefillDequantChoice } from './layer.js';
 import { forwardGraphKey } from './graph-cache.js';
-import { forwardHostArray, hostInputRows, layerOutputPool, layerScratchPool, recordAndSubmit } from './host-io.js';
+import { forwardHostArray, hostInputRows, layerOutputPool, layerScratchPool } from './host-io.js';
 import { QuantizedExperts, type ActivationQuant, type ResolvedQuantConfig } from './quant-experts.js';
 import { activationQuantOf, expertQuant, moeLayerConfig, type MoELayerConfig } from './layer-config.js';
 import type { ExpertStore, SharedExperts } from './expert-store.js';
@@ -208,7 +210,8 @@ export class MoE extends Module implements MoELayer {
     return v;
   }
   /**
-   * Replay captured command graphs (up to 4 token counts cached): recording a
+   * Replay captured command graphs (up to 4 token counts cached, each captured
+   * at its second call: GRAPH_CAPTURE_AT): recording a
    * forward costs far more host time than the GPU work at decode, and a
    * prefill forward's recording (0.5-1 ms of host on an H100's host) more than
    * its GPU work at a few hundred tokens. A graph is keyed by T, the
@@ -380,7 +383,8 @@ export class MoE extends Module implements MoELayer {
    * loop that destroys each output once consumed allocates nothing).
    * With `useGraphs` a captured graph of T is replayed: no buffer, bind
    * group or uniform is created or written per call (the first call of a T
-   * records and captures it).
+   * is recorded afresh, the second captures it: a T called once, such as a
+   * prompt's length, costs no capture).
    *
    * @example
    * ```ts
@@ -399,7 +403,7 @@ export class MoE extends Module implements MoELayer {
     checkForwardLimits(this, T);
     const pool = this.scratch();
     if (this.useGraphs) {
-      this.graphs ??= new ForwardGraphs(ctx, 'moe');
+      this.graphs ??= new ForwardGraphs(ctx, 'moe', { captureAt: GRAPH_CAPTURE_AT });
       // the graph's scratch and output from its transient pool (the device's graph scratch): a replay writes them
       // before reading them, and the output is copied or rebound onto the caller's
       const record = (rec: Recorder, xIn: GpuTensor, scratch: { destroy(): void }[], transient: BufferPool) => this.recordTo(rec, xIn, transient, scratch, gw, transient);

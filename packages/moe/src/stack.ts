@@ -1,6 +1,6 @@
 import { DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
-import { BufferPool, ForwardGraphs, GpuTensor, Recorder, STACK_SUBMIT_PIECES, checkOutput, useStackGraph, type GpuContext } from '@webmoe/kernels-wgsl';
-import { forwardHostArray, hostInputRows, layerScratchPool, recordAndSubmit } from './host-io.js';
+import { BufferPool, ForwardGraphs, GpuTensor, Recorder, STACK_SUBMIT_PIECES, checkOutput, recordAndSubmit, useStackGraph, GRAPH_CAPTURE_AT, type GpuContext } from '@webmoe/kernels-wgsl';
+import { forwardHostArray, hostInputRows, layerScratchPool } from './host-io.js';
 import { LayerList } from '@webmoe/nn';
 import { MoE, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
 
@@ -95,7 +95,7 @@ export class MoEStack extends LayerList<MoE> {
     const pool = (this.pool ??= layerScratchPool(ctx));
     if (this.useGraphs && useStackGraph(T)) {
       // submitted in pieces: the GPU starts on the first layers while the host issues the rest
-      this.graphs ??= new ForwardGraphs(ctx, 'moe-stack', { pieces: STACK_SUBMIT_PIECES });
+      this.graphs ??= new ForwardGraphs(ctx, 'moe-stack', { pieces: STACK_SUBMIT_PIECES, captureAt: GRAPH_CAPTURE_AT });
       return this.graphs.run(String(T), x, shape, (rec, xIn, scratch) => this.record(rec, xIn, pool, scratch), opts.out);
     }
     if (this.useGraphs) return this.layerByLayer(x, opts.out);

@@ -480,6 +480,15 @@ export function useStackGraph(T: number): boolean {
 export const STACK_SUBMIT_PIECES = { first: 8, max: 64 } as const;
 
 /**
+ * The call of a token count at which a layer (or a stack) captures its forward graph: the second. The first is
+ * recorded afresh: a capture costs more host time than a recording (the graph's buffers get bind groups of their own;
+ * lavapipe, `scripts/host-cost.ts` with WEBMOE_VARY_T=8, the qwen3_moe fixture at T = 128..135, every forward a
+ * capture: 994 us of main-thread CPU per forward against 572-652 recorded, 2026-12-06), so a token count called once
+ * (a prompt's length) is recorded, and one called again (decode steps, prefill chunks) replays from its third call.
+ */
+export const GRAPH_CAPTURE_AT = 2;
+
+/**
  * Chunks of a split expert stack that one decode GEMV dispatch binds by
  * default (GemvOptions.chunksPerDispatch overrides; the device's storage
  * bindings cap it). A GPU: 4. On the H200 (gemv-bench, full DeepSeek-V3

@@ -7,10 +7,14 @@ import { GraphScratch } from './graph-scratch.js';
 
 /**
  * Records a forward on `x` into `rec` (no submit), pushing the scratch it must keep alive to `scratch`; returns its
- * output. `transient` is the capture's GraphScratch: a pool for the scratch (and the output) that the forward writes
- * before it reads, shared with every other captured graph of the device; a forward may take its scratch elsewhere.
+ * output. `transient` is a pool for the scratch (and the output) that the forward writes before it reads: a capture's
+ * GraphScratch (shared with every other captured graph of the device), or for a call recorded afresh (a key's calls
+ * before `captureAt`) a pool on the context's shared scratch cache. A forward may take its scratch elsewhere.
  */
 export type RecordForward = (rec: Recorder, x: GpuTensor, scratch: { destroy(): void }[], transient: BufferPool) => GpuTensor;
+
+/** Keys remembered (with their number of calls) before their capture. */
+const KEYS_SEEN = 64;
 
 interface Entry {
   graph: GpuGraph;
@@ -69,13 +73,23 @@ export class ForwardGraphs {
   /** Replays submit in these pieces (GpuGraph.replay's `pieces`); undefined: one submit. */
   readonly pieces: SubmitPieces | undefined;
   private outputs: BufferPool;
+  /** The call of a key that captures its graph (1: the first; 2: the second, the first recorded afresh). */
+  readonly captureAt: number;
+  /** Calls of keys not captured yet (at most KEYS_SEEN keys, the least recently seen dropped first). */
+  private seen = new Map<string, number>();
 
-  /** @param opts.pieces submit each replay in pieces (long graphs, e.g. a stack of layers: STACK_SUBMIT_PIECES) */
-  constructor(ctx: GpuContext, label: string, opts: { maxGraphs?: number; pieces?: SubmitPieces } = {}) {
+  /**
+   * @param opts.pieces submit each replay in pieces (long graphs, e.g. a stack of layers: STACK_SUBMIT_PIECES)
+   * @param opts.captureAt the call of a key that captures its graph (default 1, its first). 2: a key's first call is
+   *   recorded afresh and submitted (no graph), the second captures: a token count called once (a prompt's length)
+   *   costs no capture, which takes more host time than a recording (new bind groups for the graph's buffers).
+   */
+  constructor(ctx: GpuContext, label: string, opts: { maxGraphs?: number; pieces?: SubmitPieces; captureAt?: number } = {}) {
     this.ctx = ctx;
     this.label = label;
     this.maxGraphs = opts.maxGraphs ?? 4;
     this.pieces = opts.pieces;
+    this.captureAt = opts.captureAt ?? 1;
     // outputs given back go to the context's shared scratch cache, not to a cache of this graph set's own: the layers
     // of a model each keeping their last prefill output ([T, H] f32) would hold one per layer
     this.outputs = new BufferPool(ctx, { maxFreeBytes: 0, shared: true });
@@ -94,7 +108,14 @@ export class ForwardGraphs {
   run(key: string, x: GpuTensor, outShape: readonly number[], record: RecordForward, out?: GpuTensor): GpuTensor {
     if (out) checkOutput(`${this.label} out`, this.ctx, out, outShape);
     const e = this.entries.get(key);
-    if (!e) return this.capture(key, x, outShape, record, out);
+    if (!e) {
+      const calls = (this.seen.get(key) ?? 0) + 1;
+      this.seen.delete(key);
+      if (calls >= this.captureAt) return this.capture(key, x, outShape, record, out);
+      this.seen.set(key, calls);
+      if (this.seen.size > KEYS_SEEN) this.seen.delete(this.seen.keys().next().value!);
+      return recordAndSubmit(this.ctx, this.label, (rec, scratch) => record(rec, x, scratch, this.outputs), out);
+    }
     this.entries.delete(key); // LRU: re-insert at the end
     this.entries.set(key, e);
     const y = out ?? this.outputs.tensor('float32', outShape, `${this.label}.out`);
@@ -177,9 +198,10 @@ export class ForwardGraphs {
     e.transient.end();
   }
 
-  /** Frees every cached graph (and the scratch it holds); the output pool stays. */
+  /** Frees every cached graph (and the scratch it holds) and forgets the keys seen; the output pool stays. */
   clear(): void {
     for (const k of [...this.entries.keys()]) this.evict(k);
+    this.seen.clear();
   }
 
   /** Frees the graphs and the cached outputs; outputs still held by callers become plain tensors. */
@@ -199,4 +221,30 @@ export function checkOutput(what: string, ctx: GpuContext, out: GpuTensor, shape
   if (out.destroyed) throw new ValueError(what, 'a tensor that is not destroyed', 'a destroyed tensor');
   if (out.dtype !== 'float32') throw new DTypeError(what, 'float32', out.dtype);
   if (out.shape.length !== shape.length || out.shape.some((d, i) => d !== shape[i])) throw new ShapeError(what, shape, out.shape);
+}
+
+/**
+ * One forward recorded afresh (no graph): `record` fills one Recorder, its
+ * output is copied into `out` when given, one submit, and the scratch it
+ * pushed is returned to its pools. Serves ForwardGraphs' calls before a
+ * capture, and `MoE.forwardGpuSync` / `MoEStack.forwardGpuSync` without graphs.
+ * @example `return recordAndSubmit(ctx, 'moe.forward', (rec, scratch) => this.record(rec, x, pool, scratch, gw), opts.out)`
+ */
+export function recordAndSubmit(ctx: GpuContext, label: string, record: (rec: Recorder, scratch: { destroy(): void }[]) => GpuTensor, out?: GpuTensor): GpuTensor {
+  const scratch: { destroy(): void }[] = [];
+  const rec = new Recorder(ctx, { label });
+  try {
+    const y = record(rec, scratch);
+    if (out) {
+      scratch.push(y);
+      rec.copy(y.buffer, 0, out.buffer, 0, out.byteLength);
+    }
+    rec.submit();
+    return out ?? y;
+  } catch (e) {
+    rec.discard();
+    throw e;
+  } finally {
+    for (const s of scratch) s.destroy();
+  }
 }

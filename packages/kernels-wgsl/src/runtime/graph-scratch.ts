@@ -1,5 +1,5 @@
 import type { GpuContext } from './context.js';
-import { BufferPool, pooledSize, poolUsage } from './pool.js';
+import { BufferPool, SHARED_SCRATCH_FLOOR_BYTES, pooledSize, poolUsage } from './pool.js';
 
 /** One buffer of a device's graph scratch arena and the number of cached graphs that bind it. */
 interface Slot {
@@ -14,16 +14,24 @@ interface Slot {
  * them: the n-th buffer of a size that one capture takes is the n-th that every other capture takes. A layer's graphs
  * thus cost one forward's scratch per token count for the whole model, not per layer. No buffer of the arena is ever
  * handed to anything but a capture (not to callers, not to the scratch pools), and one capture never takes a buffer
- * twice. A buffer no cached graph binds any more is destroyed.
+ * twice. A buffer no cached graph binds any more stays idle in the arena for a later capture (which then finds its
+ * bind groups in the cache: a capture of a token count that was evicted costs about what a recording does), up to
+ * the most one capture took (at least SHARED_SCRATCH_FLOOR_BYTES); past that the longest idle are destroyed.
  */
 class GraphScratchArena {
   private slots = new Map<number, Slot[]>();
-  private bytes = 0;
+  /** Bytes bound by cached graphs, and idle. */
+  bound = 0;
+  idle = 0;
+  /** Idle slots, longest idle first. */
+  private idleOrder: Slot[] = [];
+  /** The most bytes one capture took. */
+  private peakLease = 0;
   constructor(private readonly ctx: GpuContext) {}
 
-  /** Bytes of the arena's buffers. */
-  get byteCount(): number {
-    return this.bytes;
+  /** A capture took `bytes` in all. */
+  noteLease(bytes: number): void {
+    this.peakLease = Math.max(this.peakLease, bytes);
   }
 
   /** The `index`-th buffer of `size` bytes (made on first use), now bound by one more graph. */
@@ -33,23 +41,36 @@ class GraphScratchArena {
     let slot = list[index];
     if (!slot) {
       slot = { buf: this.ctx.device.createBuffer({ label: `graph-scratch.${label}`, size, usage: poolUsage() }), refs: 0 };
-      this.bytes += size;
       list.push(slot);
+    } else if (slot.refs === 0) {
+      this.idle -= size;
+      this.idleOrder.splice(this.idleOrder.indexOf(slot), 1);
     }
-    slot.refs++;
+    if (slot.refs++ === 0) this.bound += size;
     return slot.buf;
   }
 
-  /** A graph that bound `buf` is gone: the buffer is destroyed once no graph binds it. */
+  /** A graph that bound `buf` is gone: once no graph binds it the buffer is idle (destroyed past the idle cap). */
   drop(buf: GPUBuffer): void {
-    const list = this.slots.get(buf.size);
-    const i = list?.findIndex((s) => s.buf === buf) ?? -1;
-    if (!list || i < 0) return;
-    if (--list[i].refs > 0) return;
-    list.splice(i, 1);
-    this.bytes -= buf.size;
-    this.ctx.flush(); // deferred replays may still use it
-    buf.destroy();
+    const slot = this.slots.get(buf.size)?.find((s) => s.buf === buf);
+    if (!slot || --slot.refs > 0) return;
+    this.bound -= buf.size;
+    this.idle += buf.size;
+    this.idleOrder.push(slot);
+    this.trim(Math.max(SHARED_SCRATCH_FLOOR_BYTES, this.peakLease));
+  }
+
+  /** Destroys the longest idle buffers until at most `keep` bytes are idle. */
+  trim(keep: number): void {
+    if (this.idle <= keep) return;
+    this.ctx.flush(); // deferred replays may still use them
+    while (this.idle > keep && this.idleOrder.length) {
+      const slot = this.idleOrder.shift()!;
+      const list = this.slots.get(slot.buf.size)!;
+      list.splice(list.indexOf(slot), 1);
+      this.idle -= slot.buf.size;
+      slot.buf.destroy();
+    }
   }
 }
 
@@ -66,11 +87,21 @@ function arenaOf(ctx: GpuContext): GraphScratchArena {
 
 /**
  * Bytes of the buffers that the captured graphs of `ctx`'s device share for their transient scratch (see
- * {@link GraphScratch}): about one forward's scratch per token count that a cached graph replays.
- * @example `graphScratchBytes(ctx) // 0 once every graph is freed`
+ * {@link GraphScratch}): `bound` by cached graphs (about one forward's scratch per token count a cached graph replays),
+ * and `idle` (kept for later captures; `trimGraphScratch` frees them).
+ * @example `graphScratchBytes(ctx).bound // 0 once every graph is freed`
  */
-export function graphScratchBytes(ctx: GpuContext): number {
-  return arenas.get(ctx.device)?.byteCount ?? 0;
+export function graphScratchBytes(ctx: GpuContext): { bound: number; idle: number } {
+  const a = arenas.get(ctx.device);
+  return { bound: a?.bound ?? 0, idle: a?.idle ?? 0 };
+}
+
+/**
+ * Destroys the graph scratch no cached graph binds (kept for later captures otherwise).
+ * @example `for (const m of layers) m.clearGraphs(); trimGraphScratch(ctx)`
+ */
+export function trimGraphScratch(ctx: GpuContext): void {
+  arenas.get(ctx.device)?.trim(0);
 }
 
 /**
@@ -111,8 +142,9 @@ export class GraphScratch extends BufferPool {
   /** Kept: the captured graph binds it until `end()`. */
   override release(_buf: GPUBuffer): void {}
 
-  /** The graph is gone: its buffers go back to the arena (destroyed there once no graph binds them). */
+  /** The graph is gone: its buffers go back to the arena (idle there once no graph binds them). */
   end(): void {
+    this.arena.noteLease(this.taken.reduce((n, b) => n + b.size, 0));
     for (const b of this.taken) this.arena.drop(b);
     this.taken = [];
     this.next.clear();

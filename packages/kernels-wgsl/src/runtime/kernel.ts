@@ -285,6 +285,18 @@ function perDeviceList(m: WeakMap<GPUDevice, GPUBuffer[]>, d: GPUDevice): GPUBuf
   return l;
 }
 
+/** Most free uniform arenas kept per device. */
+const ARENAS_KEPT = 16;
+
+/** Gives uniform arenas back to the device's free list (reused by later recorders), destroying those past ARENAS_KEPT. */
+function releaseArenas(device: GPUDevice, bufs: readonly GPUBuffer[]): void {
+  const free = perDeviceList(arenaFree, device);
+  for (const b of bufs) {
+    if (free.length < ARENAS_KEPT) free.push(b);
+    else b.destroy();
+  }
+}
+
 /** Most bind groups kept per device by cachedBindGroup (the least recently used leave first). */
 export const BIND_GROUP_CACHE_MAX = 4096;
 const bindGroupCaches = new WeakMap<GPUDevice, Map<string, GPUBindGroup>>();
@@ -513,11 +525,7 @@ export class Recorder {
     if (this.capture) return; // temps and uniform arenas now belong to the graph
     for (const t of this.temps) t.destroy();
     this.temps = [];
-    const free = perDeviceList(arenaFree, this.ctx.device);
-    for (const a of this.arenas) {
-      if (free.length < 16) free.push(a.buf);
-      else a.buf.destroy();
-    }
+    releaseArenas(this.ctx.device, this.arenas.map((a) => a.buf));
     this.arenas = [];
   }
 
@@ -550,7 +558,7 @@ export class Recorder {
    */
   toGraph(): GpuGraph {
     if (!this.capture || !this.submitted) throw new Error('Recorder.toGraph: needs a recorder created with { capture: true } and submitted');
-    const g = new GpuGraph(this.ctx, this.commands, [...this.temps, ...this.arenas.map((a) => a.buf)]);
+    const g = new GpuGraph(this.ctx, this.commands, this.temps, this.arenas.map((a) => a.buf));
     this.commands = [];
     this.temps = [];
     this.arenas = [];
@@ -640,13 +648,21 @@ export class GpuGraph {
   readonly ctx: GpuContext;
   private commands: GraphCommand[];
   private owned: GPUBuffer[];
+  /** The uniform arenas the graph's dispatches bind (its own; back to the device's free arenas when it is freed). */
+  private uniforms: GPUBuffer[];
   private querySet: GPUQuerySet | undefined;
   private resolve: GPUBuffer | undefined;
 
-  constructor(ctx: GpuContext, commands: GraphCommand[], owned: GPUBuffer[]) {
+  /**
+   * @param owned buffers the graph owns (destroyed with it)
+   * @param uniforms uniform arenas (ARENA_BYTES) the graph owns: given back to the device's free arenas with it, so that
+   *   the next recording or capture binds the same buffers and finds its bind groups in the cache
+   */
+  constructor(ctx: GpuContext, commands: GraphCommand[], owned: GPUBuffer[], uniforms: GPUBuffer[] = []) {
     this.ctx = ctx;
     this.commands = commands;
     this.owned = owned;
+    this.uniforms = uniforms;
   }
 
   /** Number of dispatches. */
@@ -753,6 +769,9 @@ export class GpuGraph {
     if (this.owned.length) this.ctx.flush(); // deferred replays may still use them
     for (const b of this.owned) b.destroy();
     this.owned = [];
+    // the queue orders a later recorder's uniform writes after the replays already submitted
+    releaseArenas(this.ctx.device, this.uniforms);
+    this.uniforms = [];
     this.commands = [];
     this.querySet?.destroy();
     this.resolve?.destroy();
