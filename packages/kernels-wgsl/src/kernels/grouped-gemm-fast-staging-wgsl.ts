@@ -166,13 +166,22 @@ function xhRows(tm: number, threads: number): string {
   }`;
 }
 
+/** The register arrays one K slice is loaded into (x rows, weight vectors). */
+export interface SliceRegs {
+  x: string;
+  w: string;
+}
+
+/** The kernels' register arrays (`var xg`, `var wg`); the pf2 tiles' second set is `{ x: 'xg2', w: 'wg2' }`. */
+export const SLICE_REGS: SliceRegs = { x: 'xg', w: 'wg' };
+
 /**
- * Global loads of one K slice (starting at kb) into registers xg / wg
+ * Global loads of one K slice (starting at kb) into registers `regs` (xg / wg)
  * (issued one slice ahead of the compute, so their latency hides behind it).
  * Item j = lid + i * threads: x vec4 (row j / (tk / 4), column 4 (j % (tk / 4))), weight vector
  * (tile column j / (tk / V), values V (j % (tk / V)).. of the slice).
  */
-export function loadSlice(v: FastGemmVariant, g: Geo, kb: string): string {
+export function loadSlice(v: FastGemmVariant, g: Geo, kb: string, regs: SliceRegs = SLICE_REGS): string {
   const xt = g.xHalf ? 'f16' : 'f32';
   const V = fastVpl(v);
   const perRow = g.tk / V;
@@ -187,7 +196,7 @@ export function loadSlice(v: FastGemmVariant, g: Geo, kb: string): string {
       let c8 = j % ${g.tk / 8}u;
       var xv = vec4<u32>();
       if (${xr.guard ? `r < ${g.tm}u && ` : ''}r0 + r < r1 && ${kb} + c8 * 8u < kEnd) { xv = X[${g.xo ? `(r0 + r) * (kp >> 3u)` : 'ROWX[r]'} + (${kb} >> 3u) + c8]; }
-      xg[i] = xv;
+      ${regs.x}[i] = xv;
     }`
     : '';
   return `${xLoads}${v.xh ? '' : `
@@ -197,14 +206,14 @@ export function loadSlice(v: FastGemmVariant, g: Geo, kb: string): string {
       let c4 = j % ${g.tk / 4}u;
       var xv = vec4<${xt}>(0.0);
       if (${xr.guard ? `r < ${g.tm}u && ` : ''}r0 + r < r1 && ${kb} + c4 * 4u < kEnd) { xv = vec4<${xt}>(X[ROWX[r] + (${kb} >> 2u) + c4]${v.rowScale || v.xScale ? ' * ROWM[r]' : ''}); }
-      xg[i] = xv;
+      ${regs.x}[i] = xv;
     }`}
     for (var i = 0u; i < ${wr.n}u; i++) {
       let q = (lid + i * ${g.threads}u) % ${perRow}u;
       let col = ${kb} + q * ${V}u;
       var wv = ${raw}();
       if (wr[i] != 0xffffffffu && col < kEnd) { wv = wload(e, wr[i], col); }
-      wg[i] = wv;
+      ${regs.w}[i] = wv;
     }`;
 }
 

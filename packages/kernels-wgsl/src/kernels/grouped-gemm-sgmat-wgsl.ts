@@ -10,7 +10,7 @@
  */
 import { defineKernel } from '../runtime/kernel.js';
 import { sgmatLayout, sgmatShape, tileOutputs, type FastGemmVariant } from './grouped-gemm-fast-shapes.js';
-import { fastGemmSignature, helpersWgsl, loadSlice, prologue, rounds, sgmatGeo, sharedRows, sliceRegs, store } from './grouped-gemm-fast-staging-wgsl.js';
+import { SLICE_REGS, fastGemmSignature, helpersWgsl, loadSlice, prologue, rounds, sgmatGeo, sharedRows, sliceRegs, store, type SliceRegs } from './grouped-gemm-fast-staging-wgsl.js';
 import { fastVpl, halfPairsWgsl, isPackedFormat, packedHalfPairsWgsl } from './grouped-gemm-fast-weights-wgsl.js';
 
 /** The global directives of the kernel: the builtins' extension, or (`emu`) only subgroups (f16 comes with the signature). */
@@ -148,25 +148,25 @@ export const groupedGemmSgmatKernel = defineKernel<FastGemmVariant>('grouped_gem
   const M = matrixOps(!!v.emu, [...accNames, ...bNames, 'a'], v.xh === 'direct', st, oa);
   // The epilogue's reads of result (r, column q) of the current block and chunk: OS, or the words of BS (oa).
   const os = (i: string) => (oa ? `bitcast<f32>(BS[(${i}) / 4u][(${i}) % 4u])` : `OS[${i}]`);
-  // Staging of the registers into buffer `buf` (0 / 1; a WGSL expression): x rows as f16 into AS [tm][str], weight rows into BS [tn][str].
-  // Offset of staging buffer BUF0 (replaced by the buffer expression in stage()).
-  const buf0 = (n: number) => `BUF0 * ${n}u + `;
+  // Staging of the registers `xg` into buffer `buf` (0 / 1; a WGSL expression): x rows as f16 into AS [tm][str]
+  // (stage() adds the weight rows into BS [tn][str]).
+  const bufAt = (buf: string, n: number) => `${buf} * ${n}u + `;
   // xh: 8 halves per item, stored rotated by j % 4 words like the weights (SgmatShape.swz) when swz.
-  const stageX = v.xh === 'direct' ? '' : v.xh
+  const stageX = (buf: string, xg: string) => v.xh === 'direct' ? '' : v.xh
     ? `
     for (var i = 0u; i < ${xr.n}u; i++) {
       let j = lid + i * ${threads}u;${xr.guard ? `\n      if (j < ${(tm * tk) / 8}u) {` : ' {'}
-        let ai = ${nb > 1 ? `${buf0((tm * str) / st.ae)}` : ''}(j / ${tk / 8}u) * ${str / st.ae}u + (j % ${tk / 8}u) * ${8 / st.ae}u;${
+        let ai = ${nb > 1 ? `${bufAt(buf, (tm * str) / st.ae)}` : ''}(j / ${tk / 8}u) * ${str / st.ae}u + (j % ${tk / 8}u) * ${8 / st.ae}u;${
           vs
             ? `
-        AS[ai] = xg[i];`
+        AS[ai] = ${xg}[i];`
             : xswz
             ? `
         let q = j & 3u;
-        let x1 = select(xg[i], xg[i].yzwx, (q & 1u) != 0u);
+        let x1 = select(${xg}[i], ${xg}[i].yzwx, (q & 1u) != 0u);
         let xw = select(x1, x1.zwxy, (q & 2u) != 0u);`
             : `
-        let xw = xg[i];`
+        let xw = ${xg}[i];`
         }
 ${vs ? '' : [0, 1, 2, 3].map((w) => `        { let h = bitcast<vec2<f16>>(xw.${'xyzw'[w]}); AS[ai + ${xswz ? `((${2 * w}u + 2u * q) & 7u)` : `${2 * w}u`}] = h.x; AS[ai + ${xswz ? `((${2 * w + 1}u + 2u * q) & 7u)` : `${2 * w + 1}u`}] = h.y; }`).join('\n')}
       }
@@ -174,8 +174,8 @@ ${vs ? '' : [0, 1, 2, 3].map((w) => `        { let h = bitcast<vec2<f16>>(xw.${'
     : `
     for (var i = 0u; i < ${xr.n}u; i++) {
       let j = lid + i * ${threads}u;${xr.guard ? `\n      if (j < ${(tm * tk) / 4}u) {` : ' {'}
-        let xh = ${g.xHalf ? 'xg[i]' : 'vec4<f16>(xg[i])'};
-        let ai = ${nb > 1 ? `${buf0((tm * str) / st.ae)}` : ''}(j / ${tk / 4}u) * ${str / st.ae}u + (j % ${tk / 4}u) * ${4 / st.ae}u;${
+        let xh = ${g.xHalf ? `${xg}[i]` : `vec4<f16>(${xg}[i])`};
+        let ai = ${nb > 1 ? `${bufAt(buf, (tm * str) / st.ae)}` : ''}(j / ${tk / 4}u) * ${str / st.ae}u + (j % ${tk / 4}u) * ${4 / st.ae}u;${
           vs
             ? `
         AS[ai] = bitcast<vec2<u32>>(xh);`
@@ -215,7 +215,8 @@ ${Array.from({ length: V / 8 }, (_, e) => `        BS[bi + ${e}u] = vec4<u32>(${
         : `
         let wf = wdec(wv);
 ${Array.from({ length: V }, (_, t) => `        BS[bi + ${wPos(t)}] = f16(wf[${t}]);`).join('\n')}`;
-  const stage = (buf: string) => `${stageX.replaceAll('BUF0', buf)}
+  // The registers `regs` staged into buffer `buf`.
+  const stage = (buf: string, regs: SliceRegs = SLICE_REGS) => `${stageX(buf, regs.x)}
     for (var i = 0u; i < ${wr.n}u; i++) {
       let j = lid + i * ${threads}u;${wr.guard ? `\n      if (j < ${tn * perRow}u) {` : ' {'}
         let bi = ${nb > 1 ? `${buf} * ${(tn * str) / st.be}u + ` : ''}(j / ${perRow}u) * ${str / st.be}u + (j % ${perRow}u) * ${V / st.be}u;${
@@ -223,19 +224,19 @@ ${Array.from({ length: V }, (_, t) => `        BS[bi + ${wPos(t)}] = f16(wf[${t}
             ? `
         // words rotated by q = j % 4: value t of wv is value (t + 2q) % 8 of the 8 (see SgmatShape.swz).
         let q = j & 3u;
-        let w1 = select(wg[i], wg[i].yzwx, (q & 1u) != 0u);
+        let w1 = select(${regs.w}[i], ${regs.w}[i].yzwx, (q & 1u) != 0u);
         let wv = select(w1, w1.zwxy, (q & 2u) != 0u);`
             : `
-        let wv = wg[i];`
+        let wv = ${regs.w}[i];`
         }${wStores}
       }
     }`;
-  // The multiply-accumulates of one staged slice in buffer `buf`.
+  // The multiply-accumulates of one staged slice in buffer `buf`, the slice starting at K offset `k` (the direct x loads').
   // rowSkip: a 16-row fragment whose first row is past the tile's last (live<i> false) skips its A load and
   // multiplies, and a subgroup with no live fragment its B loads too (uniform in the subgroup: r0, r1 are
   // workgroup-uniform and sm is the subgroup's). Those fragments' results are never stored (the epilogue stops at r1).
   const rowSkip = !!v.rowSkip;
-  const mma = (buf: string) => {
+  const mma = (buf: string, k = 'k0') => {
     const aBase = nb > 1 ? `${buf} * ${(tm * str) / st.ae}u + ` : '';
     const bBase = nb > 1 ? `${buf} * ${(tn * str) / st.be}u + ` : '';
     let s = '';
@@ -243,7 +244,7 @@ ${Array.from({ length: V }, (_, t) => `        BS[bi + ${wPos(t)}] = f16(wf[${t}
       s += rowSkip ? `      if (live0) {\n` : `      {\n`;
       for (let j = 0; j < NJ; j++) s += `        ${M.load(`b${j}`, 'BS', `${bBase}(sn * ${CB}u + ${16 * j}u) * ${str / st.be}u + ${kk / st.be}u`, `${str / st.be}u`)}\n`;
       for (let i = 0; i < MI; i++) {
-        const aLoad = v.xh === 'direct' ? M.load('a', 'X', `(r0 + sm * ${RB}u + ${16 * i}u) * kp + k0 + ${kk}u`, 'kp') : M.load('a', 'AS', `${aBase}(sm * ${RB}u + ${16 * i}u) * ${str / st.ae}u + ${kk / st.ae}u`, `${str / st.ae}u`);
+        const aLoad = v.xh === 'direct' ? M.load('a', 'X', `(r0 + sm * ${RB}u + ${16 * i}u) * kp + ${k} + ${kk}u`, 'kp') : M.load('a', 'AS', `${aBase}(sm * ${RB}u + ${16 * i}u) * ${str / st.ae}u + ${kk / st.ae}u`, `${str / st.ae}u`);
         s += `        ${rowSkip && i > 0 ? `if (live${i}) ` : ''}{ ${aLoad}\n`;
         for (let j = 0; j < NJ; j++) s += `          ${M.mma(`c${i}_${j}`, 'a', `b${j}`)}\n`;
         s += `        }\n`;
@@ -253,10 +254,10 @@ ${Array.from({ length: V }, (_, t) => `        BS[bi + ${wPos(t)}] = f16(wf[${t}
     return s;
   };
   const liveDecls = rowSkip ? Array.from({ length: MI }, (_, i) => `let live${i} = r0 + sm * ${RB}u + ${16 * i}u < r1;`).join('\n  ') : '';
-  // pf2: the second register set (xg2 / wg2) of the loads and staging code, loaded with the second slice up front
-  const regs2 = (code: string) => code.replaceAll('xg[', 'xg2[').replaceAll('wg[', 'wg2[');
-  const pf2Regs = shape.pf2 ? `${v.xh === 'direct' ? '' : 'var xg2 = xg;\n  '}var wg2 = wg;
-  { let kb = kBeg + ${tk}u; ${regs2(loadSlice(v, g, 'kb'))}
+  // pf2: the second register set, loaded with the second slice up front
+  const regs2: SliceRegs = { x: 'xg2', w: 'wg2' };
+  const pf2Regs = shape.pf2 ? `${v.xh === 'direct' ? '' : `var ${regs2.x} = ${SLICE_REGS.x};\n  `}var ${regs2.w} = ${SLICE_REGS.w};
+  { let kb = kBeg + ${tk}u; ${loadSlice(v, g, 'kb', regs2)}
   }` : '';
   const loop = shape.db
     ? `
@@ -289,12 +290,12 @@ ${mma('0u')}    }
     // the second slice of the step (k1), from the second register set; k1 < kEnd is workgroup-uniform
     let k1 = k0 + ${tk}u;
     if (k1 < kEnd) {
-      ${regs2(stage('0u'))}
+      ${stage('0u', regs2)}
       workgroupBarrier();
-      { let kb = k0 + ${3 * tk}u; if (kb < kEnd) { ${regs2(loadSlice(v, g, 'kb'))}
+      { let kb = k0 + ${3 * tk}u; if (kb < kEnd) { ${loadSlice(v, g, 'kb', regs2)}
       } }
       if (sg < ${nsg}u) {
-${mma('0u').replaceAll('k0 + ', 'k1 + ')}      }
+${mma('0u', 'k1')}      }
       workgroupBarrier();
     }
   }`
