@@ -28,7 +28,7 @@ export {
 export type { GpuSelection } from './runtime/gpu-select.js';
 export { defaultDevice, type DefaultDevice, type DefaultDeviceOptions } from './runtime/default-device.js';
 export { GpuTensor, readBuffer, gpuByteLength, checkBufferSize, expectDType, type BufferOwner } from './runtime/tensor.js';
-export { BufferPool, sharedScratch, SHARED_SCRATCH_FLOOR_BYTES } from './runtime/pool.js';
+export { BufferPool, outputPool, sharedScratch, SHARED_SCRATCH_FLOOR_BYTES } from './runtime/pool.js';
 export {
   Recorder,
   GpuGraph,

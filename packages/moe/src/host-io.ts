@@ -12,16 +12,6 @@ export function layerScratchPool(ctx: GpuContext): BufferPool {
 }
 
 /**
- * A layer's output pool: it keeps no buffer of its own; its outputs come from, and go back to when their holder
- * destroys them, the context's shared scratch cache (sharedScratch), so a chain of forwards that destroys each output
- * once consumed creates (and destroys) no buffer per forward. Closed, not destroyed, with its layer: outputs still
- * held stay valid.
- */
-export function layerOutputPool(ctx: GpuContext): BufferPool {
-  return new BufferPool(ctx, { maxFreeBytes: 0, shared: true });
-}
-
-/**
  * A GPU forward called with host data: `xs` [T, H] goes up through a pooled
  * buffer (no buffer created per call), `forward` runs on it, the result comes
  * back as a Float32Array through a reused staging buffer; all inside

@@ -9,6 +9,7 @@ import {
   Recorder,
   ForwardGraphs,
   GRAPH_CAPTURE_AT,
+  outputPool,
   checkOutput,
   recordAndSubmit,
   type DecodeSharedChoice,
@@ -27,7 +28,7 @@ import type { ShardDevices } from '@webmoe/nn';
 import { registerShardedHostLayer, shardMoE, type ShardedMoE } from './sharded.js';
 import type { MoELayer, PrefillDequantChoice } from './layer.js';
 import { forwardGraphKey } from './graph-cache.js';
-import { forwardHostArray, hostInputRows, layerOutputPool, layerScratchPool } from './host-io.js';
+import { forwardHostArray, hostInputRows, layerScratchPool } from './host-io.js';
 import { QuantizedExperts, type ActivationQuant, type ResolvedQuantConfig } from './quant-experts.js';
 import { activationQuantOf, expertQuant, moeLayerConfig, type MoELayerConfig } from './layer-config.js';
 import type { ExpertStore, SharedExperts } from './expert-store.js';
@@ -134,7 +135,7 @@ export class MoE extends Module implements MoELayer {
     return this.shared?.kind === 'mlp' ? this.shared.mlp : undefined;
   }
   private pool: BufferPool | undefined;
-  /** Where the outputs of `record` come from (layerOutputPool: the context's shared scratch cache), made on first use. */
+  /** Where the outputs of `record` come from (outputPool: the context's shared scratch cache), made on first use. */
   private outputs: BufferPool | undefined;
   /**
    * Which expert GEMMs a GPU forward uses: 'gemv' (decode kernels: each active
@@ -401,7 +402,6 @@ export class MoE extends Module implements MoELayer {
     if (opts.out) checkOutput('MoE.forward out', ctx, opts.out, shape);
     if (T === 0) return opts.out ?? GpuTensor.empty(ctx, 'float32', shape, 'moe.out');
     checkForwardLimits(this, T);
-    const pool = this.scratch();
     if (this.useGraphs) {
       this.graphs ??= new ForwardGraphs(ctx, 'moe', { captureAt: GRAPH_CAPTURE_AT });
       // the graph's scratch and output from its transient pool (the device's graph scratch): a replay writes them
@@ -409,7 +409,7 @@ export class MoE extends Module implements MoELayer {
       const record = (rec: Recorder, xIn: GpuTensor, scratch: { destroy(): void }[], transient: BufferPool) => this.recordTo(rec, xIn, transient, scratch, gw, transient);
       return this.graphs.run(forwardGraphKey(T, this.kernelChoice, recordedBuffers(this, gw)), x, shape, record, opts.out);
     }
-    return recordAndSubmit(ctx, 'moe.forward', (rec, scratch) => this.record(rec, x, pool, scratch, gw), opts.out);
+    return recordAndSubmit(ctx, 'moe.forward', (rec, scratch) => this.record(rec, x, this.scratch(), scratch, gw), opts.out);
   }
 
   /** The layer's scratch pool, made on first use. */
@@ -445,7 +445,7 @@ export class MoE extends Module implements MoELayer {
    * output [T, H] from the layer's output pool (its destroy() gives the buffer back).
    */
   record(rec: Recorder, x: GpuTensor, pool: BufferPool, scratch: { destroy(): void }[], w: ExpertWeightSet<ExpertStackGpu> = this.stacked.gpuWeights()): GpuTensor {
-    return this.recordTo(rec, x, pool, scratch, w, (this.outputs ??= layerOutputPool(this.ctx!)));
+    return this.recordTo(rec, x, pool, scratch, w, (this.outputs ??= outputPool(this.ctx!)));
   }
 
   /** {@link record} with the output [T, H] from `outputs`. */

@@ -1,5 +1,5 @@
 // Prefill forwards take their outputs from a pool, replayed graphs (useGraphs, the default: ForwardGraphs' output
-// pool) and recorded forwards (useGraphs false: the layer's output pool, layerOutputPool, the context's shared scratch
+// pool) and recorded forwards (useGraphs false: the layer's output pool, outputPool, the context's shared scratch
 // cache) alike: a chain that destroys each output once consumed creates no buffer per forward, the outputs are the
 // first forward's bit for bit, outputs held at once are distinct buffers, and an output still held when its layer is
 // destroyed stays valid. Two layers' prefill graphs share their scratch (GraphScratch) and give the recorded

@@ -1,7 +1,7 @@
 import { DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
 import type { GpuContext } from './context.js';
 import { GpuTensor } from './tensor.js';
-import { BufferPool } from './pool.js';
+import { outputPool, type BufferPool } from './pool.js';
 import { GpuGraph, Recorder, objectId, type GraphBinding, type SubmitPieces } from './kernel.js';
 import { GraphScratch } from './graph-scratch.js';
 
@@ -90,9 +90,7 @@ export class ForwardGraphs {
     this.maxGraphs = opts.maxGraphs ?? 4;
     this.pieces = opts.pieces;
     this.captureAt = opts.captureAt ?? 1;
-    // outputs given back go to the context's shared scratch cache, not to a cache of this graph set's own: the layers
-    // of a model each keeping their last prefill output ([T, H] f32) would hold one per layer
-    this.outputs = new BufferPool(ctx, { maxFreeBytes: 0, shared: true });
+    this.outputs = outputPool(ctx);
   }
 
   /** Number of cached graphs. */

@@ -183,6 +183,17 @@ export function pooledSize(ctx: GpuContext, bytes: number, label: string): numbe
   return Math.min(BufferPool.bucket(bytes), Math.max(bytes, Math.floor(ctx.limits.maxStorageBufferBindingSize / 4) * 4));
 }
 
+/**
+ * A pool for outputs handed to callers: it keeps no buffer of its own; its outputs come from, and go back to when
+ * their holder destroys them, the context's shared scratch cache (sharedScratch), so a chain of forwards that destroys
+ * each output once consumed creates (and destroys) no buffer per forward, and owners of many such pools (the layers of
+ * a model) do not each keep their last output. Closed, not destroyed, with its owner: outputs still held stay valid.
+ * @example `const outputs = outputPool(ctx); const y = outputs.tensor('float32', [T, H]); y.destroy(); outputs.close()`
+ */
+export function outputPool(ctx: GpuContext): BufferPool {
+  return new BufferPool(ctx, { maxFreeBytes: 0, shared: true });
+}
+
 /** Usage of every pooled buffer (scratch tensors and recorder temps, which may hold indirect dispatch arguments). */
 export function poolUsage(): number {
   return GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | GPUBufferUsage.INDIRECT;
