@@ -27,7 +27,7 @@ export {
 } from './runtime/context.js';
 export type { GpuSelection } from './runtime/gpu-select.js';
 export { defaultDevice, type DefaultDevice, type DefaultDeviceOptions } from './runtime/default-device.js';
-export { GpuTensor, readBuffer, gpuByteLength, checkBufferSize, expectDType, type BufferOwner } from './runtime/tensor.js';
+export { GpuTensor, readBuffer, mapForRead, type MappedRead, gpuByteLength, checkBufferSize, expectDType, type BufferOwner } from './runtime/tensor.js';
 export { BufferPool, outputPool, sharedScratch, SHARED_SCRATCH_FLOOR_BYTES } from './runtime/pool.js';
 export {
   Recorder,

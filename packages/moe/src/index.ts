@@ -7,7 +7,7 @@
 export { VERSION } from './version.js';
 export { ConfigError, CheckpointError, UnsupportedError } from './errors.js';
 export { MoEGate, SoftmaxTopKGate, TopKSoftmaxGate, GroupedGate, DeepseekV3Gate, DeepseekV2Gate, Ernie45Gate, Llama4Gate, type GateOptions, type GateClass } from './gates.js';
-export { MoE, StackedExperts, type MoEOptions, type ExpertWeightSet, type MoEGpuBytes, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
+export { MoE, StackedExperts, type MoEOptions, type ExpertWeightSet, type MoEGpuBytes, type MoEGpuForwardOptions, type MoEHostForwardOptions, type MoEOutput } from './moe.js';
 export type { ExpertStore, SharedExperts } from './expert-store.js';
 export { moeLayerConfig, type MoELayerConfig, type ExpertStorage, type SharedExpertsConfig } from './layer-config.js';
 export { expertBiasGpu, type UploadedStack } from './expert-stacks.js';

@@ -9,7 +9,7 @@ import type { HostTensor } from '@webmoe/tensor';
 import type { BufferPool, DecodeSharedChoice, DownCombineChoice, ExpertActivation, GpuTensor, Recorder } from '@webmoe/kernels-wgsl';
 import type { Linear, MLP, Module } from '@webmoe/nn';
 import type { MoEGate } from './gates.js';
-import type { MoEOptions, MoEOutput } from './moe-options.js';
+import type { MoEHostForwardOptions, MoEOptions, MoEOutput } from './moe-options.js';
 import type { ExpertStore, SharedExperts } from './expert-store.js';
 import type { MoELayerConfig } from './layer-config.js';
 
@@ -58,8 +58,8 @@ export interface MoELayer extends Module {
   expertActQuant(): { actQuant: 'none' | 'fp8_dynamic'; actAmaxClamp?: number };
   /** The constructor options that describe the layer's shape and maths. */
   layerOptions(): Omit<MoEOptions, 'devices'>;
-  /** Runs the layer (GpuTensor, HostTensor or Float32Array in, the same kind out). */
-  forward<X extends GpuTensor | HostTensor | Float32Array>(x: X): Promise<MoEOutput<X>>;
+  /** Runs the layer (GpuTensor, HostTensor or Float32Array in, the same kind out; host inputs optionally into `opts.out`). */
+  forward<X extends GpuTensor | HostTensor | Float32Array>(x: X, opts?: MoEHostForwardOptions): Promise<MoEOutput<X>>;
   /** The layer on the host through the TypeScript references. */
   forwardHost(x: Float32Array, T?: number): Float32Array;
   /** Records the layer's GPU forward into `rec` (no submit); returns the output [T, H]. */

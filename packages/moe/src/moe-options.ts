@@ -80,5 +80,19 @@ export interface MoEGpuForwardOptions {
   out?: GpuTensor;
 }
 
+/**
+ * Options of {@link MoE.forward} / `MoEStack.forward` with host data (a HostTensor or Float32Array input).
+ * @example `await moe.forward(xs, { out: ys }) // ys: a Float32Array of T*H values, written and returned`
+ */
+export interface MoEHostForwardOptions {
+  /**
+   * Where to write the output: a Float32Array of T*H values the caller keeps across calls (it may be the input array).
+   * A chain of calls then allocates no output array per call, which costs a new array's page faults on every call
+   * (milliseconds for a prefill's megabytes). With a HostTensor input the result is a HostTensor over it.
+   * Default: a new array. Written only when the forward succeeds.
+   */
+  out?: Float32Array;
+}
+
 /** The result of {@link MoE.forward} for each input kind. @example `const y: MoEOutput<GpuTensor> = await moe.forward(x)` */
 export type MoEOutput<X> = X extends GpuTensor ? GpuTensor : X extends HostTensor ? HostTensor : Float32Array;

@@ -28,19 +28,19 @@ import type { ShardDevices } from '@webmoe/nn';
 import { registerShardedHostLayer, shardMoE, type ShardedMoE } from './sharded.js';
 import type { MoELayer, PrefillDequantChoice } from './layer.js';
 import { forwardGraphKey } from './graph-cache.js';
-import { forwardHostArray, hostInputRows, layerScratchPool } from './host-io.js';
+import { forwardHostArray, hostInputRows, hostOutput, intoOutput, layerScratchPool } from './host-io.js';
 import { QuantizedExperts, type ActivationQuant, type ResolvedQuantConfig } from './quant-experts.js';
 import { activationQuantOf, expertQuant, moeLayerConfig, type MoELayerConfig } from './layer-config.js';
 import type { ExpertStore, SharedExperts } from './expert-store.js';
 import { StackedExperts, type ExpertWeightSet } from './stacked-experts.js';
-import { type MoEGpuBytes, type MoEGpuForwardOptions, type MoEOptions, type MoEOutput } from './moe-options.js';
+import { type MoEGpuBytes, type MoEGpuForwardOptions, type MoEHostForwardOptions, type MoEOptions, type MoEOutput } from './moe-options.js';
 import { expertMLPs, layerGpuBytes, layerOptionsOf, recordedBuffers } from './layer-info.js';
 import { runMoEForward, type SharedExpertsOut } from './forward/stages.js';
 import { checkForwardLimits, gpuStages } from './forward/gpu.js';
 import { hostStages } from './forward/host.js';
 
 export { StackedExperts, type ExpertWeightSet } from './stacked-experts.js';
-export type { MoEGpuBytes, MoEGpuForwardOptions, MoEOptions, MoEOutput } from './moe-options.js';
+export type { MoEGpuBytes, MoEGpuForwardOptions, MoEHostForwardOptions, MoEOptions, MoEOutput } from './moe-options.js';
 
 /**
  * The Mixture-of-Experts layer of MAX (`max.nn.MoE`) on WebGPU and the CPU.
@@ -346,22 +346,25 @@ export class MoE extends Module implements MoELayer {
   /**
    * Runs the layer. A GpuTensor float32 [T, H] (GPU layer) gives a GpuTensor
    * the caller owns; a HostTensor [T, H] (any float dtype, converted to f32)
-   * or a Float32Array of T*H values gives the same kind back, on either device.
+   * or a Float32Array of T*H values gives the same kind back, on either device,
+   * written into `opts.out` where given (host inputs only; see {@link MoEHostForwardOptions}).
    */
-  async forward<X extends GpuTensor | HostTensor | Float32Array>(x: X): Promise<MoEOutput<X>> {
+  async forward<X extends GpuTensor | HostTensor | Float32Array>(x: X, opts: MoEHostForwardOptions = {}): Promise<MoEOutput<X>> {
     if (x instanceof GpuTensor) {
       if (!this.device.isGpu()) throw new ValueError('MoE.forward input', `a host tensor for a ${this.device} layer`, 'a GpuTensor');
+      if (opts.out !== undefined) throw new ValueError('MoE.forward options.out', 'undefined for a GpuTensor input (forwardGpu takes { out: GpuTensor })', 'an output array');
       return (await this.forwardGpu(x)) as MoEOutput<X>;
     }
     const { T, xs } = hostInputRows('MoE.forward input', x, this.hiddenDim);
+    const out = hostOutput('MoE.forward options.out', opts.out, T, this.hiddenDim);
     let y: Float32Array;
-    if (this.device.isCpu()) y = this.forwardHost(xs, T);
+    if (this.device.isCpu()) y = intoOutput(this.forwardHost(xs, T), out);
     else {
       const ctx = this.ctx!;
       this.gpuWeightsOrThrow(); // NotLoadedError before anything is uploaded
       checkForwardLimits(this, T); // LimitError before anything is uploaded
       // Inside validation/OOM error scopes: a GPU error is a typed GpuValidationError / GpuOutOfMemoryError, never silent.
-      y = await forwardHostArray(ctx, this.scratch(), xs, [T, this.hiddenDim], 'MoE.forward', (xg) => this.forwardGpuSync(xg));
+      y = await forwardHostArray(ctx, this.scratch(), xs, [T, this.hiddenDim], 'MoE.forward', (xg) => this.forwardGpuSync(xg), out);
     }
     return (x instanceof HostTensor ? new HostTensor('float32', [T, this.hiddenDim], y) : y) as MoEOutput<X>;
   }

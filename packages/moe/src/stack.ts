@@ -1,8 +1,8 @@
 import { DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
 import { BufferPool, ForwardGraphs, GpuTensor, Recorder, STACK_SUBMIT_PIECES, checkOutput, recordAndSubmit, useStackGraph, GRAPH_CAPTURE_AT, type GpuContext } from '@webmoe/kernels-wgsl';
-import { forwardHostArray, hostInputRows, layerScratchPool } from './host-io.js';
+import { forwardHostArray, hostInputRows, hostOutput, intoOutput, layerScratchPool } from './host-io.js';
 import { LayerList } from '@webmoe/nn';
-import { MoE, type MoEGpuForwardOptions, type MoEOutput } from './moe.js';
+import { MoE, type MoEGpuForwardOptions, type MoEHostForwardOptions, type MoEOutput } from './moe.js';
 
 /**
  * A stack of MoE layers run one after another (`y = layers[n-1](...layers[0](x))`,
@@ -116,20 +116,26 @@ export class MoEStack extends LayerList<MoE> {
   /**
    * Runs the stack: a GpuTensor gives a GpuTensor (see forwardGpuSync); a
    * HostTensor or Float32Array [T, H] gives the same kind back, on either
-   * device (GPU layers: one upload, one submit, one read-back).
+   * device (GPU layers: one upload, one submit, one read-back), written into
+   * `opts.out` where given (host inputs only; see MoEHostForwardOptions).
    */
-  async forward<X extends GpuTensor | HostTensor | Float32Array>(x: X): Promise<MoEOutput<X>> {
-    if (x instanceof GpuTensor) return this.forwardGpuSync(x) as MoEOutput<X>;
+  async forward<X extends GpuTensor | HostTensor | Float32Array>(x: X, opts: MoEHostForwardOptions = {}): Promise<MoEOutput<X>> {
+    if (x instanceof GpuTensor) {
+      if (opts.out !== undefined) throw new ValueError('MoEStack.forward options.out', 'undefined for a GpuTensor input (forwardGpuSync takes { out: GpuTensor })', 'an output array');
+      return this.forwardGpuSync(x) as MoEOutput<X>;
+    }
     const { T, xs } = hostInputRows('MoEStack.forward input', x, this.hiddenDim);
+    const out = hostOutput('MoEStack.forward options.out', opts.out, T, this.hiddenDim);
     let y: Float32Array;
     if (!this.at(0).device.isGpu()) {
       y = xs;
       for (const m of this) y = m.forwardHost(y, T);
+      y = intoOutput(y, out);
     } else {
       const ctx = this.gpuCtx;
       for (const m of this) m.checkForward(T);
       const pool = (this.pool ??= layerScratchPool(ctx));
-      y = await forwardHostArray(ctx, pool, xs, [T, this.hiddenDim], 'MoEStack.forward', (xg) => this.forwardGpuSync(xg));
+      y = await forwardHostArray(ctx, pool, xs, [T, this.hiddenDim], 'MoEStack.forward', (xg) => this.forwardGpuSync(xg), out);
     }
     return (x instanceof HostTensor ? new HostTensor('float32', [T, this.hiddenDim], y) : y) as MoEOutput<X>;
   }

@@ -117,14 +117,24 @@ export function checkBufferSize(ctx: GpuContext, bytes: number, what: string): v
 }
 
 /**
- * Copies `size` bytes of a buffer to the host through a (reused) staging
- * buffer. The copy is submitted and the map requested before the first
- * await, so a caller may issue other work and await later.
+ * A buffer's bytes mapped on the host by {@link mapForRead}: `bytes` views the mapped staging buffer until
+ * `release()` (call it exactly once, on every path: it unmaps and hands the staging buffer back).
  */
-export async function readBuffer(ctx: GpuContext, buffer: GPUBuffer, size: number): Promise<Uint8Array> {
+export interface MappedRead {
+  readonly bytes: Uint8Array;
+  release(): void;
+}
+
+/**
+ * Copies `size` bytes of a buffer into a (reused) staging buffer and maps it: the copy is submitted and the map
+ * requested before the first await, so a caller may issue other work and await later. The bytes are the caller's to
+ * copy where it wants them (a fresh array: {@link readBuffer}; an array it owns: `dst.set(m.bytes)`) before
+ * `release()`. A device destroyed or lost under the read rejects with DeviceLostError.
+ * @example `const m = await mapForRead(ctx, y.buffer, y.byteLength); try { out.set(m.bytes) } finally { m.release() }`
+ */
+export async function mapForRead(ctx: GpuContext, buffer: GPUBuffer, size: number): Promise<MappedRead> {
   ctx.assertAlive();
   const staging = ctx.acquireStaging(size);
-  let reusable = false;
   try {
     const enc = ctx.device.createCommandEncoder();
     enc.copyBufferToBuffer(buffer, 0, staging, 0, size);
@@ -134,13 +144,32 @@ export async function readBuffer(ctx: GpuContext, buffer: GPUBuffer, size: numbe
     } catch (e) {
       return await ctx.rethrowIfLost(e); // a device destroyed or lost under the read: DeviceLostError
     }
-    const out = new Uint8Array(staging.getMappedRange(0, size).slice(0));
-    staging.unmap();
-    reusable = true;
-    return out;
+  } catch (e) {
+    staging.destroy();
+    throw e;
+  }
+  let released = false;
+  return {
+    bytes: new Uint8Array(staging.getMappedRange(0, size)),
+    release() {
+      if (released) return;
+      released = true;
+      staging.unmap();
+      ctx.releaseStaging(staging);
+    },
+  };
+}
+
+/**
+ * Copies `size` bytes of a buffer to the host, into a new array, through a (reused) staging buffer
+ * ({@link mapForRead}). The copy is submitted and the map requested before the first await.
+ */
+export async function readBuffer(ctx: GpuContext, buffer: GPUBuffer, size: number): Promise<Uint8Array> {
+  const m = await mapForRead(ctx, buffer, size);
+  try {
+    return m.bytes.slice();
   } finally {
-    if (reusable) ctx.releaseStaging(staging);
-    else staging.destroy();
+    m.release();
   }
 }
 
