@@ -6,6 +6,8 @@
 #      4.9 ms of host per Mixtral forward there, before them) (~200 s).
 #   2: the whole GPU test bundle at the session's code (ForwardGraphs' outputs through the shared scratch cache and the
 #      fp8 activation quantiser's output from scratch came after session 27's bundle), 420 s.
+#   4: after writeBufferStaged and forward(x, { out }): upload-probe (its writeBufferStaged column beside queue.writeBuffer),
+#      the bf16 layer at T = 512 / 4096 (wallHost and its `out` column), then 3 (~330 s).
 #   3: the packed layers at T = 512 (Mixtral, Qwen3, GPT-OSS; bf16 / int4 / fp8 / MXFP4) with prefill graphs: the
 #      caller's columns beside the device time (~150 s).
 set -u
@@ -20,6 +22,13 @@ case "${1:-1}" in
     ;;
   2)
     GPU_TESTS 420
+    ;;
+  4)
+    timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/upload-probe.mjs > "$OUT/upload-probe.txt" 2>&1
+    echo "upload-probe rc=$?" >> "$OUT/upload-probe.txt"; grep -E "MiB|rc=" "$OUT/upload-probe.txt"
+    timeout 130 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --dtypes bf16 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/layer-bf16.json" > "$OUT/layer-bf16.txt" 2>&1
+    echo "bench rc=$?" >> "$OUT/layer-bf16.txt"; grep -hE "^(model|mixtral|qwen3|gpt|deepseek)|rc=" "$OUT/layer-bf16.txt" | cut -c1-170
+    bash "$0" 3
     ;;
   3)
     timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b --dtypes bf16,int4,fp8,mxfp4 --tokens 512 --iters 8 --stack 2 --json "$OUT/layer-packed-512.json" > "$OUT/layer-packed-512.txt" 2>&1

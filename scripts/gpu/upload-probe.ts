@@ -3,7 +3,7 @@
 // call (dawn/native/DynamicUploader.cpp); session 27's H100 `wallHost` rose steeply past 4 MiB of input (Qwen3 T = 512,
 // 4 MiB: 2.19 ms; GPT-OSS, 5.9 MB: 7.30; Mixtral, 8 MiB: 11.5; the forwards themselves 0.7-2.7 ms). This times one
 // write of N MiB whole and in pieces under 2 MiB (two per ring buffer), each followed by a drain, median of 25; and
-// the read back of N MiB (copy and mapAsync, then the bytes out by getMappedRange().slice() as readBuffer, or into one
+// the context's writeBufferStaged; the read back of N MiB (copy and mapAsync, then the bytes out by getMappedRange().slice() as readBuffer, or into one
 // array allocated once), and what a fresh array of N MiB filled costs the process (no GPU).
 //   node scripts/gpu/build-one.mjs scripts/gpu/upload-probe.ts .gpu-kit/upload-probe.mjs
 //   bash .gpu-kit/enter.sh node .gpu-kit/upload-probe.mjs
@@ -32,6 +32,16 @@ for (const mib of [2, 4, 5, 6, 8, 16]) {
     ts.sort((a, b) => a - b);
     row.push(`${piece === n ? 'whole' : 'pieces'} ${ts[12].toFixed(3)} ms`);
   }
+  // the context's writeBufferStaged (kept MAP_WRITE staging past Dawn's 4 MiB ring), each write drained, as above
+  const tsw: number[] = [];
+  for (let it = 0; it < 25; it++) {
+    const t0 = performance.now();
+    ctx.writeBufferStaged(buf, 0, data);
+    await d.queue.onSubmittedWorkDone();
+    tsw.push(performance.now() - t0);
+  }
+  tsw.sort((a, b) => a - b);
+  row.push(`writeBufferStaged ${tsw[12].toFixed(3)} ms`);
   // the way back: a copy into a reused MAP_READ staging buffer and mapAsync (readBuffer's steps), then the bytes out
   // of the mapped range either as readBuffer takes them (getMappedRange().slice: a fresh ArrayBuffer per call) or
   // into an array allocated once (a caller-provided output)

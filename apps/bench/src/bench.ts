@@ -101,6 +101,7 @@ async function callerColumns(ctx: GpuContext, row: ResultRow, moe: MoE, layers: 
     Object.assign(row, { wallGpuMs: a.wallMs, hostUs: a.hostUs, wallStackMs: b.wallMs, stackHostUs: b.hostUs, stack: o.stack, stackLayers: layers.length, hostClock: a.hostClock });
     const xs = (await x.download()).data as Float32Array;
     row.wallHostMs = await hostForwardMs(moe, xs, Math.max(3, o.iters));
+    row.wallHostOutMs = await hostForwardMs(moe, xs, Math.max(3, o.iters), 'out');
   } catch (e) {
     row.note = [row.note, `caller columns failed: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`.slice(0, 300)].filter(Boolean).join('; ');
   }

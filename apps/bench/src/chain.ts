@@ -76,15 +76,17 @@ export async function stackChain(ctx: GpuContext, layers: readonly MoE[], n: num
 }
 
 /**
- * `moe.forward(Float32Array)` (host in, host out): median wall ms per call after GRAPH_CAPTURE_AT warm-up calls.
- * @example `const ms = await hostForwardMs(moe, x, 10)`
+ * `moe.forward(Float32Array)` (host in, host out): median wall ms per call after GRAPH_CAPTURE_AT warm-up calls; a new
+ * output array per call, or (`'out'`) one the caller keeps (`forward(x, { out })`).
+ * @example `const ms = await hostForwardMs(moe, x, 10, 'out')`
  */
-export async function hostForwardMs(moe: MoE, x: Float32Array, iters: number): Promise<number> {
-  for (let i = 0; i < GRAPH_CAPTURE_AT; i++) await moe.forward(x);
+export async function hostForwardMs(moe: MoE, x: Float32Array, iters: number, into?: 'out'): Promise<number> {
+  const out = into ? new Float32Array(x.length) : undefined;
+  for (let i = 0; i < GRAPH_CAPTURE_AT; i++) await moe.forward(x, { out });
   const ts: number[] = [];
   for (let i = 0; i < iters; i++) {
     const t0 = performance.now();
-    await moe.forward(x);
+    await moe.forward(x, { out });
     ts.push(performance.now() - t0);
   }
   return median(ts);

@@ -197,8 +197,8 @@ export function reportToHtml(r: BenchReport, other?: BenchReport): string {
       const o = best.get(rowKey(x));
       const kern = x.kernels.map((k) => `${esc(k.name)}${k.calls > 1 ? `×${k.calls}` : ''} ${n(k.medianMs)} (${(k.share * 100).toFixed(0)}%)`).join('<br>');
       const cells = x.error
-        ? `<td colspan="${other ? 17 : 16}" class="err">${esc(x.error)}</td>`
-        : `<td>${n(x.medianMs)}</td><td>${n(x.p10Ms)} – ${n(x.p90Ms)}</td><td>${n(x.wallMs)}</td><td>${n(x.wallGpuMs)}</td><td>${n(x.hostUs)}</td><td>${n(x.wallStackMs)}</td><td>${x.stack ? `${x.stackLayers}/${x.stack}` : '–'}</td><td>${n(x.wallHostMs)}</td><td>${n(x.gbps)}</td><td>${n(x.copyRatio, 2)}</td><td>${n(x.tflops)}</td><td>${n(x.floorMs)} / ${n(x.computeFloorMs)}</td><td>${n(x.expertsHit)}${x.expertsHitSource === 'routing' ? '' : '*'}</td><td>${esc(x.timing ?? '')}</td><td>${esc(checkCell(x.check))}</td>` +
+        ? `<td colspan="${other ? 18 : 17}" class="err">${esc(x.error)}</td>`
+        : `<td>${n(x.medianMs)}</td><td>${n(x.p10Ms)} – ${n(x.p90Ms)}</td><td>${n(x.wallMs)}</td><td>${n(x.wallGpuMs)}</td><td>${n(x.hostUs)}</td><td>${n(x.wallStackMs)}</td><td>${x.stack ? `${x.stackLayers}/${x.stack}` : '–'}</td><td>${n(x.wallHostMs)}</td><td>${n(x.wallHostOutMs)}</td><td>${n(x.gbps)}</td><td>${n(x.copyRatio, 2)}</td><td>${n(x.tflops)}</td><td>${n(x.floorMs)} / ${n(x.computeFloorMs)}</td><td>${n(x.expertsHit)}${x.expertsHitSource === 'routing' ? '' : '*'}</td><td>${esc(x.timing ?? '')}</td><td>${esc(checkCell(x.check))}</td>` +
           (other ? `<td>${o ? `${n(o.medianMs)}${o.wallGpuMs ? ` / ${n(o.wallGpuMs)}` : ''} <small>${esc(o.impl ?? '')}</small>` : '–'}</td>` : '') +
           `<td class="k">${kern}</td>`;
       return `<tr><td>${esc(x.model)}</td><td>${esc(x.dtype)}</td><td>${x.tokens}</td><td>${esc(x.impl ?? '')}</td>${cells}</tr>`;
@@ -226,11 +226,11 @@ ${models.map((m) => timeChart(m, r, other)).join('\n')}
 ${rooflineChart(r, other)}
 </div>
 <h2>Results</h2>
-<table><thead><tr><th>model</th><th>dtype</th><th>T</th><th>impl</th><th>median ms</th><th>p10 – p90 ms</th><th>wall ms</th><th>wallGpu ms</th><th>host µs</th><th>stack ms</th><th>layers</th><th>wallHost ms</th><th>GB/s</th><th>× copy</th><th>TFLOP/s</th><th>floor ms (bytes / flops)</th><th>experts hit</th><th>timing</th><th>check (rel. err vs float64 reference)</th>${other ? '<th>other ms (device / wallGpu)</th>' : ''}<th>kernels (median ms, share)</th></tr></thead>
+<table><thead><tr><th>model</th><th>dtype</th><th>T</th><th>impl</th><th>median ms</th><th>p10 – p90 ms</th><th>wall ms</th><th>wallGpu ms</th><th>host µs</th><th>stack ms</th><th>layers</th><th>wallHost ms</th><th>out ms</th><th>GB/s</th><th>× copy</th><th>TFLOP/s</th><th>floor ms (bytes / flops)</th><th>experts hit</th><th>timing</th><th>check (rel. err vs float64 reference)</th>${other ? '<th>other ms (device / wallGpu)</th>' : ''}<th>kernels (median ms, share)</th></tr></thead>
 <tbody>
 ${rows}
 </tbody></table>
-<p>What a caller gets: wallGpu ms is the wall time per layer of a chain of <i>stack</i> <code>forwardGpuSync</code> calls with GPU-resident activations, drained once (host µs: the CPU time to issue one); stack ms is the same chain as one <code>MoEStack</code> step (one submit); layers: distinct layers / chain length (the chain cycles over the layers that fit the memory budget); wallHost ms: <code>forward(Float32Array)</code> per call, host input and output.</p>
+<p>What a caller gets: wallGpu ms is the wall time per layer of a chain of <i>stack</i> <code>forwardGpuSync</code> calls with GPU-resident activations, drained once (host µs: the CPU time to issue one); stack ms is the same chain as one <code>MoEStack</code> step (one submit); layers: distinct layers / chain length (the chain cycles over the layers that fit the memory budget); wallHost ms: <code>forward(Float32Array)</code> per call, host input and output (out ms: into an output array the caller keeps, <code>forward(x, { out })</code>).</p>
 <p>GB/s: bytes that must move (weights of the experts hit, shared experts, router, x and y) over the median time. × copy: that over the measured copy bandwidth. floor ms: those bytes over the copy bandwidth / the flops over the compute roof. check: the timed forward's output on a sample of tokens reaching every routed expert, against the bench's float64 reference reading the same weights (relative L2 error; FAIL above the tolerance). experts hit: distinct experts in this run's routing (* = expected count for uniform routing). TFLOP/s: 2·T·k·3·H·I + router 2·T·H·E + shared experts, over the median time.</p>
 ${notes.map(({ note, rows }) => `<p><small><b>${esc(rows)}</b>: ${esc(note)}</small></p>`).join('\n')}
 </body></html>

@@ -51,6 +51,8 @@ export interface ResultRow {
   hostClock?: string;
   /** `forward(Float32Array)` to a Float32Array (host in, host out), wall time per call, median. */
   wallHostMs?: number;
+  /** The same into one output array the caller keeps (`forward(x, { out })`), wall time per call, median. */
+  wallHostOutMs?: number;
   /** Achieved GB/s on `bytes`. */
   gbps: number;
   tflops: number;

@@ -61,7 +61,7 @@ export function rowNotes(results: readonly ResultRow[], maxRows = 4): { note: st
  */
 export function formatTable(r: BenchReport, other?: BenchReport): string {
   const cmp = bestByKey(other);
-  const head = ['model', 'dtype', 'T', 'impl', 'median ms', 'p10', 'p90', 'wall ms', 'wallGpu ms', 'host us', 'stack ms', 'stack us', 'layers', 'wallHost ms', 'GB/s', 'xcopy', 'TFLOP/s', 'floor ms', 'experts', 'check', 'GB', 'chunks'];
+  const head = ['model', 'dtype', 'T', 'impl', 'median ms', 'p10', 'p90', 'wall ms', 'wallGpu ms', 'host us', 'stack ms', 'stack us', 'layers', 'wallHost ms', 'out ms', 'GB/s', 'xcopy', 'TFLOP/s', 'floor ms', 'experts', 'check', 'GB', 'chunks'];
   if (other) head.push('other ms', 'other impl', 'ours/other', 'other wallGpu', 'wallGpu/other');
   const rows: string[][] = [head];
   for (const x of r.results) {
@@ -69,7 +69,7 @@ export function formatTable(r: BenchReport, other?: BenchReport): string {
       rows.push([x.model, x.dtype, String(x.tokens), x.impl ?? '', 'FAILED: ' + x.error.slice(0, x.check ? 200 : 100)]);
       continue;
     }
-    const line = [x.model, x.dtype, String(x.tokens), x.impl ?? '', f(x.medianMs), f(x.p10Ms), f(x.p90Ms), f(x.wallMs), f(x.wallGpuMs), f(x.hostUs), f(x.wallStackMs), f(x.stackHostUs), x.stack ? `${x.stackLayers}/${x.stack}` : '-', f(x.wallHostMs), f(x.gbps), f(x.copyRatio, 2), f(x.tflops), f(x.floorMs), `${f(x.expertsHit, 3)}${x.expertsHitSource === 'routing' ? '' : '*'}`, checkCell(x.check), x.gpuBytes ? (x.gpuBytes / 1e9).toFixed(2) : '-', x.chunks ? `${x.chunks.gateUp}+${x.chunks.down}` : '-'];
+    const line = [x.model, x.dtype, String(x.tokens), x.impl ?? '', f(x.medianMs), f(x.p10Ms), f(x.p90Ms), f(x.wallMs), f(x.wallGpuMs), f(x.hostUs), f(x.wallStackMs), f(x.stackHostUs), x.stack ? `${x.stackLayers}/${x.stack}` : '-', f(x.wallHostMs), f(x.wallHostOutMs), f(x.gbps), f(x.copyRatio, 2), f(x.tflops), f(x.floorMs), `${f(x.expertsHit, 3)}${x.expertsHitSource === 'routing' ? '' : '*'}`, checkCell(x.check), x.gpuBytes ? (x.gpuBytes / 1e9).toFixed(2) : '-', x.chunks ? `${x.chunks.gateUp}+${x.chunks.down}` : '-'];
     if (other) {
       const o = cmp.get(rowKey(x));
       line.push(o ? f(o.medianMs) : '-', o?.impl ?? '-', o ? f(x.medianMs / o.medianMs, 3) : '-', f(o?.wallGpuMs), o?.wallGpuMs ? f((x.wallGpuMs ?? NaN) / o.wallGpuMs, 3) : '-');
@@ -80,7 +80,7 @@ export function formatTable(r: BenchReport, other?: BenchReport): string {
   const out = [`device: ${r.device}  copy: ${f(r.copyGBps)} GB/s  fma roof: ${f(r.peakTflops)} TFLOP/s${other ? `  compared with: ${other.device}` : ''}`];
   for (const l of rows) out.push(l.length > 5 ? l.map((c, i) => (i < 4 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ') : l.join('  '));
   out.push('');
-  out.push('wallGpu ms / host us: per layer of a chain of `stack` forwardGpuSync calls (GPU-resident activations, drained once; host = CPU time to issue). stack ms / us: the same chain as one MoEStack submit. layers: distinct/chained. wallHost ms: forward(Float32Array) per call.');
+  out.push('wallGpu ms / host us: per layer of a chain of `stack` forwardGpuSync calls (GPU-resident activations, drained once; host = CPU time to issue). stack ms / us: the same chain as one MoEStack submit. layers: distinct/chained. wallHost ms: forward(Float32Array) per call (out ms: into a kept output array, forward(x, { out })).');
   for (const { note, rows } of rowNotes(r.results)) out.push(`note (${rows}): ${note}`);
   for (const x of r.results) if (x.stageProfile) out.push(`${x.model} ${x.dtype} T=${x.tokens} stages: ${formatStageProfile(x.stageProfile)}`);
   for (const x of r.results) {

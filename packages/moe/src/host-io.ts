@@ -12,8 +12,9 @@ export function layerScratchPool(ctx: GpuContext): BufferPool {
 }
 
 /**
- * A GPU forward called with host data: `xs` [T, H] goes up through a pooled
- * buffer (no buffer created per call), `forward` runs on it, the result comes
+ * A GPU forward called with host data: `xs` [T, H] goes up into a pooled
+ * buffer (no buffer created per call; past 4 MiB through the context's kept
+ * upload staging, `writeBufferStaged`), `forward` runs on it, the result comes
  * back through a reused staging buffer, into `out` (a caller's array of the
  * output's size, checked by {@link hostOutput}) or a new Float32Array; all inside
  * validation / out-of-memory error scopes (GPU errors become typed errors,
@@ -30,7 +31,7 @@ export async function forwardHostArray(ctx: GpuContext, pool: BufferPool, xs: Fl
   try {
     const xg = pool.tensor('float32', shape, `${label}.x`);
     try {
-      ctx.writeBuffer(xg.buffer, 0, xs.buffer, xs.byteOffset, xs.byteLength);
+      ctx.writeBufferStaged(xg.buffer, 0, new Uint8Array(xs.buffer, xs.byteOffset, xs.byteLength));
       const yg = forward(xg);
       try {
         read = mapForRead(ctx, yg.buffer, yg.byteLength); // copy submitted and map requested now

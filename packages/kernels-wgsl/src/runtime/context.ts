@@ -5,6 +5,7 @@
 import { ValueError } from '@webmoe/tensor';
 import { selectGpuFromEnv, type GpuSelection } from './gpu-select.js';
 import { NoAdapterError, DeviceLostError, GpuValidationError, GpuOutOfMemoryError } from './errors.js';
+import { UPLOAD_RING_BYTES, UploadStaging } from './upload-staging.js';
 
 /** Features the kernels select variants by. */
 export interface GpuFeatures {
@@ -207,6 +208,8 @@ export class GpuContext {
   private destroyed = false;
   private readonly uncaptured: string[] = [];
   private readonly stagingFree: GPUBuffer[] = [];
+  /** Staging for writes repeated call after call past Dawn's upload ring (writeBufferStaged), made at the first. */
+  private uploads: UploadStaging | undefined;
   /** The deferred encoder (`GpuGraph.replay({ defer: true })` appends to it), submitted by flush(). */
   private pending: GPUCommandEncoder | undefined;
 
@@ -373,6 +376,26 @@ export class GpuContext {
     this.device.queue.writeBuffer(buffer, offset, data, dataOffset, size);
   }
 
+  /**
+   * `queue.writeBuffer` for host bytes written call after call (a forward's host input), after the deferred work
+   * ({@link flush}): a write of more than Dawn's 4 MiB upload ring (UPLOAD_RING_BYTES), which Dawn would stage in a new
+   * host-visible allocation on every call, goes through staging buffers the context keeps mapped (UploadStaging: a
+   * copy into one, and a copy command submitted now); smaller ones through queue.writeBuffer. Same bytes, same queue
+   * order. `offset` and the length: multiples of 4.
+   * @example `ctx.writeBufferStaged(x.buffer, 0, new Uint8Array(xs.buffer, xs.byteOffset, xs.byteLength))`
+   */
+  writeBufferStaged(buffer: GPUBuffer, offset: number, bytes: Uint8Array): void {
+    this.assertAlive();
+    this.flush();
+    if (bytes.byteLength <= UPLOAD_RING_BYTES) this.device.queue.writeBuffer(buffer, offset, bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    else (this.uploads ??= new UploadStaging(this.device)).write(buffer, offset, bytes);
+  }
+
+  /** Host-visible bytes the context keeps: readback staging buffers and writeBufferStaged's. */
+  stagingBytes(): { read: number; write: number } {
+    return { read: this.stagingFree.reduce((s, b) => s + b.size, 0), write: this.uploads?.keptBytes() ?? 0 };
+  }
+
   /** Waits until the GPU has finished all issued work (deferred work included). */
   async sync(): Promise<void> {
     this.assertAlive();
@@ -386,6 +409,7 @@ export class GpuContext {
     if (this.destroyed) return;
     this.destroyed = true;
     this.pending = undefined;
+    this.uploads?.destroy();
     this.device.destroy();
   }
   [Symbol.dispose](): void {
