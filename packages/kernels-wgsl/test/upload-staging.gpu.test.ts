@@ -1,10 +1,10 @@
-// writeBufferStaged: writes past Dawn's 4 MiB upload ring go through staging buffers the context keeps mapped; the
+// writeBufferStaged: writes past half Dawn's 4 MiB upload ring go through staging buffers the context keeps mapped; the
 // bytes land where queue.writeBuffer would put them, in queue order with the context's other work, the buffers are
 // reused by later writes and no more than UPLOAD_STAGING_KEEP are kept.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { createGpuContext, readBuffer, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, rng, spyDevice } from '@webmoe/kernels-wgsl/testing';
-import { UPLOAD_RING_BYTES, UPLOAD_STAGING_KEEP } from '../src/runtime/upload-staging.js';
+import { STAGED_WRITE_ABOVE_BYTES, UPLOAD_RING_BYTES, UPLOAD_STAGING_KEEP } from '../src/runtime/upload-staging.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -84,8 +84,12 @@ describe('writeBufferStaged', () => {
     try {
       const n = 6 * MiB;
       const buf = target(c, n);
-      c.writeBufferStaged(buf, 0, new Uint8Array(UPLOAD_RING_BYTES).fill(7));
-      expect(c.stagingBytes().write, 'a write within the ring keeps no staging').toBe(0);
+      c.writeBufferStaged(buf, 0, new Uint8Array(STAGED_WRITE_ABOVE_BYTES).fill(7));
+      expect(c.stagingBytes().write, 'a write of half the ring keeps no staging').toBe(0);
+      const past = randomBytes(5, STAGED_WRITE_ABOVE_BYTES + 4);
+      c.writeBufferStaged(buf, 0, past);
+      expect(c.stagingBytes().write, 'a write past half the ring: one staging buffer').toBe(STAGED_WRITE_ABOVE_BYTES + MiB);
+      expect(Buffer.from(await readBuffer(c, buf, past.length)).equals(Buffer.from(past))).toBe(true);
       c.writeBufferStaged(buf, 0, randomBytes(6, n));
       await settle(c);
       const sizes = [n, n - 4, 5 * MiB + 8, n];
@@ -102,7 +106,7 @@ describe('writeBufferStaged', () => {
       } finally {
         spy.restore();
       }
-      expect(c.stagingBytes().write).toBe(n);
+      expect(c.stagingBytes().write, 'the 6 MiB buffer and the first 3 MiB one').toBe(n + STAGED_WRITE_ABOVE_BYTES + MiB);
       buf.destroy();
       expect(c.takeUncapturedErrors()).toEqual([]);
     } finally {

@@ -5,7 +5,7 @@
 import { ValueError } from '@webmoe/tensor';
 import { selectGpuFromEnv, type GpuSelection } from './gpu-select.js';
 import { NoAdapterError, DeviceLostError, GpuValidationError, GpuOutOfMemoryError } from './errors.js';
-import { UPLOAD_RING_BYTES, UploadStaging } from './upload-staging.js';
+import { STAGED_WRITE_ABOVE_BYTES, UploadStaging } from './upload-staging.js';
 
 /** Features the kernels select variants by. */
 export interface GpuFeatures {
@@ -378,16 +378,16 @@ export class GpuContext {
 
   /**
    * `queue.writeBuffer` for host bytes written call after call (a forward's host input), after the deferred work
-   * ({@link flush}): a write of more than Dawn's 4 MiB upload ring (UPLOAD_RING_BYTES), which Dawn would stage in a new
-   * host-visible allocation on every call, goes through staging buffers the context keeps mapped (UploadStaging: a
-   * copy into one, and a copy command submitted now); smaller ones through queue.writeBuffer. Same bytes, same queue
+   * ({@link flush}): a write of more than half Dawn's 4 MiB upload ring (STAGED_WRITE_ABOVE_BYTES), which Dawn may stage in
+   * a new host-visible allocation on every call, goes through staging buffers the context keeps mapped (UploadStaging:
+   * a copy into one, and a copy command submitted now); smaller ones through queue.writeBuffer. Same bytes, same queue
    * order. `offset` and the length: multiples of 4.
    * @example `ctx.writeBufferStaged(x.buffer, 0, new Uint8Array(xs.buffer, xs.byteOffset, xs.byteLength))`
    */
   writeBufferStaged(buffer: GPUBuffer, offset: number, bytes: Uint8Array): void {
     this.assertAlive();
     this.flush();
-    if (bytes.byteLength <= UPLOAD_RING_BYTES) this.device.queue.writeBuffer(buffer, offset, bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (bytes.byteLength <= STAGED_WRITE_ABOVE_BYTES) this.device.queue.writeBuffer(buffer, offset, bytes.buffer, bytes.byteOffset, bytes.byteLength);
     else (this.uploads ??= new UploadStaging(this.device)).write(buffer, offset, bytes);
   }
 

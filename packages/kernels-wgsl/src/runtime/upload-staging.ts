@@ -7,13 +7,25 @@
  * call 1, scripts/gpu/upload-probe.ts, docs/perf-h200/2026-12-06-s28/call1/upload-probe.txt) a write then cost about
  * 1 ms per MiB past 4 MiB: 4 MiB 0.55 ms, 5 MiB 5.06, 8 MiB 7.43, 16 MiB 12.9 (in pieces under 2 MiB the same: 4.70,
  * 8.97, 14.9), while reading the same bytes back through a reused staging buffer took 0.24 ms (8 MiB, copy and map).
- * So writes of more than UPLOAD_RING_BYTES go through buffers this class keeps: the bytes are copied into a
+ * So writes of more than STAGED_WRITE_ABOVE_BYTES go through buffers this class keeps: the bytes are copied into a
  * MAP_WRITE buffer mapped since its last use, the buffer is unmapped and copied into the destination by a submitted
- * command, and mapped again for the next write (it is ready once the GPU has done the copy).
+ * command, and mapped again for the next write (it is ready once the GPU has done the copy). Measured (H100 host,
+ * session 28 call 3, the same probe; queue.writeBuffer / this path ms): 5 MiB 4.67 / 0.645, 8 MiB 7.28 / 0.941,
+ * 16 MiB 13.1 / 1.86; the bench's `wallHost` (Mixtral T = 512, 8 MiB in and out) 17.4 -> 10.5 ms, 5.78 into a kept
+ * output array (device 2.7). Lavapipe (this machine): 5 MiB 0.25 / 1.1 ms (its host-visible memory is plain memory,
+ * and the path adds a copy): not worth a rule of its own beside forwards of seconds there.
  */
 
-/** Dawn's upload ring: `queue.writeBuffer` of at most this many bytes stages in memory Dawn reuses. */
+/** Dawn's upload ring: `queue.writeBuffer` stages in these many bytes Dawn reuses, when they are free. */
 export const UPLOAD_RING_BYTES = 4 << 20;
+
+/**
+ * writeBufferStaged takes queue.writeBuffer up to this many bytes, its kept staging above: half the ring. Dawn's ring
+ * does not wrap an allocation, so a write of more than half of it finds room only when the ring's free space starts
+ * near its front: a 4 MiB write took 0.47 ms right after others of 4 MiB and 3.1 ms after other writes had moved the
+ * ring on (session 28 call 3), while any write of at most half the ring fits an idle ring.
+ */
+export const STAGED_WRITE_ABOVE_BYTES = UPLOAD_RING_BYTES / 2;
 
 /** Staging buffers kept (mapped or being mapped) at most; past it the smallest ready one goes. */
 export const UPLOAD_STAGING_KEEP = 2;
