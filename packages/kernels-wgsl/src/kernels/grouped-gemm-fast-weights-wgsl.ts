@@ -17,7 +17,7 @@
 import type { BindingDecl } from '../runtime/kernel.js';
 import { BF16_TO_F16_WGSL, BF16_UNPACK_WGSL, FP8_DECODE_BITS_WGSL, PACKED_CODE_WGSL, loadFn } from '../wgsl.js';
 import { intZeroWgsl } from './grouped-gemm-wgsl.js';
-import { ROWS_CODECS, V8_WGSL } from './moe-gemv-snippets.js';
+import { NAN_FLAG_BITS, ROWS_CODECS, V8_WGSL } from './moe-gemv-snippets.js';
 import type { FastGemmVariant } from './grouped-gemm-fast-shapes.js';
 
 type Wf = FastGemmVariant['wf'];
@@ -178,7 +178,8 @@ fn wdech(w: vec4<u32>) -> vec4<u32> { return vec4<u32>(bf16x2_to_f16x2(w.x), bf1
  * (ROWS_CODECS: no integer -> float conversion, no per-value selects), four or eight values at a time, then scaled
  * in f32 and rounded to f16 two at a time:
  * - fp8 e4m3: the codes as f16 bit patterns at 2^-8 of their value (subnormals as f16 subnormals), scaled by
- *   256 x the block scale; the halves of NaN codes (S.1111.111) get NaN's exponent or-ed in (no branch);
+ *   256 x the block scale; a load holding a NaN code (S.1111.111, found by two integer operations a word) is decoded
+ *   again with NaN's exponent or-ed into those codes' halves (a branch weights without NaN never take);
  * - fp8 e5m2: the high byte of an f16 (inf and NaN included), times the scale;
  * - int8 / int4: code minus zero point (8 / 128, or the stored one), exactly, by one fma each, times the scale;
  * - MXFP4: e2m1 codes as f16 patterns at 2^-14, times 2^(exponent + 14) (at most 2^127: products past f16's
@@ -202,19 +203,23 @@ export function packedHalfPairsWgsl(v: Pick<FastGemmVariant, 'wf' | 'wide' | 'zp
   // zero-point shift, d: the decoded values times 1 / unit.
   const h2 = 'fn h2(a: vec2<f32>) -> u32 { return bitcast<u32>(vec2<f16>(a)); }';
   const zArg = v.wf === 'int8' ? codec.zoff!('128.0 + z') : v.wf === 'int4' ? codec.zoff!('8.0 + z') : 'vec4<f32>()';
-  // e4m3: the halves of NaN codes (S.1111.111, which the bit placement turns into finite values) made NaN without a
-  // branch: nanb flags each such byte at its bit 7, and 0x7e00 (exponent all ones, a mantissa bit) is or-ed into its half
+  // e4m3: the bit placement turns NaN codes (S.1111.111) into finite halves. wdecq stages the load's words without
+  // looking at them, then checks the whole load for NaN codes (two integer operations a word: ROWS_CODECS' nanw) and
+  // only where one is found (never, for weights without NaN) decodes the load again through hpwn, which or-s NaN's
+  // exponent into the halves of NaN codes (nanb flags each such byte at its bit 7, exactly).
   const e4m3 = v.wf === 'fp8_e4m3';
-  const nanb = e4m3
+  const nanFns = e4m3
     ? `// bit 7 of each byte of the result: that code byte is NaN (its low 7 bits all ones); exact per byte (no borrows across bytes)
-fn nanb(c: u32) -> u32 { let u = (c & 0x7f7f7f7fu) ^ 0x7f7f7f7fu; return ~((u + 0x7f7f7f7fu) | u) & 0x80808080u; }`
-    : '';
-  // the 8-bit formats' hpw result: the two words of f16 pairs (e4m3: NaN or-ed into the halves nanb flags)
-  const pairs = e4m3
-    ? `let m = nanb(c);
+fn nanb(c: u32) -> u32 { let u = (c & 0x7f7f7f7fu) ^ 0x7f7f7f7fu; return ~((u + 0x7f7f7f7fu) | u) & 0x80808080u; }
+${codec.nan}
+// hpw with the halves of NaN codes made NaN (0x7e00: exponent all ones, a mantissa bit)
+fn hpwn(c: u32, s: f32, z: f32) -> vec2<u32> {
+  let m = nanb(c);
   let nh = vec2<u32>((((m >> 7u) & 1u) * 0x7e00u) | (((m >> 15u) & 1u) * 0x7e000000u), (((m >> 23u) & 1u) * 0x7e00u) | ((m >> 31u) * 0x7e000000u));
-  return vec2<u32>(h2(d.xy), h2(d.zw)) | nh;`
-    : 'return vec2<u32>(h2(d.xy), h2(d.zw));';
+  return hpw(c, s, z) | nh;
+}`
+    : '';
+  if (e4m3 && !codec.nan) throw new Error('grouped_gemm_fast: the e4m3 codec has no NaN flag function');
   const hpw = four
     ? `fn hpw(c: u32, s: f32, z: f32) -> vec4<u32> {
   let d = dw(c, ${zArg});
@@ -223,23 +228,27 @@ fn nanb(c: u32) -> u32 { let u = (c & 0x7f7f7f7fu) ^ 0x7f7f7f7fu; return ~((u + 
 }`
     : `fn hpw(c: u32, s: f32, z: f32) -> vec2<u32> {
   let d = dw(c, ${zArg}) * s;
-  ${pairs}
+  return vec2<u32>(h2(d.xy), h2(d.zw));
 }`;
   const scaleBits = `bitcast<f32>(${sBits})`;
   const scale =
     v.wf === 'mxfp4' ? `ldexp(1.0, min(i32(${sBits}) - ${127 - Math.log2(codec.unit)}, 127))` : codec.unit === 1 ? scaleBits : `${scaleBits} * ${codec.unit}.0`;
   const z = v.zp ? `bitcast<f32>(${zBits})` : '0.0';
   const NQ = V / 8;
-  // Element e of the result: one 4-bit word, or two 8-bit words.
-  const elems = Array.from({ length: NQ }, (_, e) => (four ? `hpw(${words[e]}, s, z)` : `vec4<u32>(hpw(${words[2 * e]}, s, z), hpw(${words[2 * e + 1]}, s, z))`));
+  // Element e of the result: one 4-bit word, or two 8-bit words (through hpw, or hpwn for the load with a NaN code).
+  const elems = (f: string) => Array.from({ length: NQ }, (_, e) => (four ? `${f}(${words[e]}, s, z)` : `vec4<u32>(${f}(${words[2 * e]}, s, z), ${f}(${words[2 * e + 1]}, s, z))`));
+  const body = e4m3
+    ? `if ((${words.map((w) => `nanw(${w})`).join(' | ')}) & ${NAN_FLAG_BITS}) != 0u { return array<vec4<u32>, ${NQ}>(${elems('hpwn').join(', ')}); }
+  return array<vec4<u32>, ${NQ}>(${elems('hpw').join(', ')});`
+    : `return array<vec4<u32>, ${NQ}>(${elems('hpw').join(', ')});`;
   return `${four ? V8_WGSL : ''}
-${nanb}
 ${codec.wgsl}
 ${h2}
 ${hpw}
+${nanFns}
 fn wdecq(w: ${rawType(v)}) -> array<vec4<u32>, ${NQ}> {
   let s = ${scale};
   let z = ${z};
-  return array<vec4<u32>, ${NQ}>(${elems.join(', ')});
+  ${body}
 }`;
 }
