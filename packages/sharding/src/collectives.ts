@@ -60,7 +60,7 @@ function uploadBytes(ctx: GpuContext, dtype: DType, shape: readonly number[], by
       data = new Uint8Array(padded);
       data.set(bytes);
     }
-    ctx.writeBuffer(t.buffer, 0, data.buffer, data.byteOffset, padded);
+    ctx.writeBufferStaged(t.buffer, 0, data); // per call: past 2 MiB through the context's kept staging
   }
   return t;
 }

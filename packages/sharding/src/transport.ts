@@ -100,7 +100,7 @@ function upload(t: GpuTensor, h: HostTensor, pool: BufferPool | undefined, label
   if (b.byteLength > 0) {
     const padded = Math.ceil(b.byteLength / 4) * 4;
     const data = padded === b.byteLength ? b : (() => { const x = new Uint8Array(padded); x.set(b); return x; })();
-    t.ctx.writeBuffer(out.buffer, 0, data.buffer, data.byteOffset, padded);
+    t.ctx.writeBufferStaged(out.buffer, 0, data); // per call: past 2 MiB through the context's kept staging
   }
   return out;
 }
