@@ -12,6 +12,8 @@
 #      with one decoded again) against one value at a time (plan.ts's sgmatValueDecodeFor), the layer A/B in one call:
 #      bench-words.mjs is the bench built with the word staging chosen; fp8 T = 128 / 512 / 1024, Mixtral, Qwen3,
 #      GPT-OSS; then the staging and prefill golden GPU tests (~300 s).
+#   6: after the planner's word staging on those tiles: the fp8 layer (bench, the planner's choice) at T = 128 / 512 beside
+#      bf16, and the wide-staging GPU tests with the two new fp8 tile cases (~150 s).
 #   3: the packed layers at T = 512 (Mixtral, Qwen3, GPT-OSS; bf16 / int4 / fp8 / MXFP4) with prefill graphs: the
 #      caller's columns beside the device time (~150 s).
 set -u
@@ -40,6 +42,11 @@ case "${1:-1}" in
       echo "$b rc=$?"; grep -hE "^(model|mixtral|qwen3|gpt)\S* +(dtype|fp8) " "$OUT/layer-fp8-$b.txt" | cut -c1-150
     done
     GPU_TESTS 120 packed-staging sgmat-wide-staging
+    ;;
+  6)
+    timeout 150 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b --dtypes bf16,fp8 --tokens 128,512 --iters 8 --stack 2 --json "$OUT/layer-fp8.json" > "$OUT/layer-fp8.txt" 2>&1
+    echo "bench rc=$?"; grep -hE "^(model|mixtral|qwen3|gpt)\S* +(dtype|bf16|fp8) " "$OUT/layer-fp8.txt" | cut -c1-150
+    GPU_TESTS 100 sgmat-wide-staging plan.test
     ;;
   3)
     timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b --dtypes bf16,int4,fp8,mxfp4 --tokens 512 --iters 8 --stack 2 --json "$OUT/layer-packed-512.json" > "$OUT/layer-packed-512.txt" 2>&1

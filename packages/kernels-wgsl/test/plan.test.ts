@@ -62,8 +62,10 @@ describe('kernel planner', () => {
     expect([planExpertGemms(shape), planExpertGemms({ ...shape, softwareAdapter: true })]).toEqual(['grouped', 'gemv']);
     expect(planExpertGemms({ ...shape, softwareAdapter: true, choice: 'grouped' })).toBe('grouped');
   });
-  it('packed staging on the subgroup-matrix GEMM: fp8 e4m3 value by value, the other formats a word at a time; wide loads for fp8, MXFP4 and int4 in blocks of 32', () => {
-    expect(['fp8_e4m3', 'fp8_e5m2', 'int4', 'int8', 'mxfp4'].map(sgmatValueDecodeFor)).toEqual([true, false, false, false, false]);
+  it('packed staging on the subgroup-matrix GEMM: fp8 e4m3 value by value but words on the pf2 and fp8-band tiles, the other formats a word at a time; wide loads for fp8, MXFP4 and int4 in blocks of 32', () => {
+    expect(['fp8_e4m3', 'fp8_e5m2', 'int4', 'int8', 'mxfp4'].map((wf) => sgmatValueDecodeFor(wf))).toEqual([true, false, false, false, false]);
+    expect((['m32n128k64vap2', 'm128n256k32va', 'm144n256k32v', 'm64n128k32'] as const).map((shape) => sgmatValueDecodeFor('fp8_e4m3', shape))).toEqual([false, false, true, true]);
+    expect((['m32n128k64vap2', 'm144n256k32v'] as const).map((shape) => sgmatValueDecodeFor('int4', shape))).toEqual([false, false]);
     expect(['fp8_e4m3', 'fp8_e5m2', 'int4', 'int8', 'mxfp4', 'bfloat16'].map((wf) => sgmatWideLoadsFor(wf))).toEqual([true, true, false, false, true, false]);
     // int4 in blocks of 32 (one 16-byte load's values share one scale): wide; in blocks of 64 / 128: 8-value loads
     expect([32, 64, 128].map((b) => sgmatWideLoadsFor('int4', b))).toEqual([true, false, false]);

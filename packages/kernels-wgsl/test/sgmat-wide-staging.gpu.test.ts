@@ -118,6 +118,11 @@ const CASES: WideCase[] = [
   { fmt: { kind: 'fp8_block', block: [16, 16] }, rawFp8: true, shape: 'm144n256k32v', op: 'gate_up', T: 230, k: 2, E: 3, K: 96, N: 141, act: { kind: 'silu', layout: 'concat' }, bias: true, rowScale: true, xh: 'staged' },
   { fmt: { kind: 'mxfp4' }, shape: 'm144n256k32v', op: 'down', T: 200, k: 2, E: 3, K: 96, N: 269, act: { kind: 'silu', layout: 'concat' }, bias: true, rowScale: false, xh: 'staged' },
   { fmt: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16', zeroPoint: true }, shape: 'm144n256k32v', op: 'gate_up', T: 230, k: 2, E: 3, K: 128, N: 141, act: { kind: 'swigluoai', limit: 1.1, alpha: 1.702, layout: 'interleaved' }, bias: true, rowScale: false, xh: 'staged' },
+  // the tiles plan.ts stages fp8 e4m3 a word at a time on (KERNEL_CROSSOVERS.sgmatE4m3WordShapes, session 28): the 32 x 128
+  // pf2 tile (two 64-wide K slices in flight; K of 2.5 slices) and the fp8 band's 128 x 256 tile (K of 1.5 slices; small
+  // calls: the emulated builtins take ~1 s per workgroup on lavapipe)
+  { fmt: { kind: 'fp8_block', block: [16, 32] }, rawFp8: true, shape: 'm32n128k64vap2', op: 'gate_up', T: 21, k: 2, E: 3, K: 160, N: 75, act: { kind: 'silu', layout: 'concat' }, bias: true, rowScale: true, xh: 'staged' },
+  { fmt: { kind: 'fp8_block', block: [16, 16] }, rawFp8: true, shape: 'm128n256k32va', op: 'down', T: 60, k: 2, E: 3, K: 48, N: 141, act: { kind: 'silu', layout: 'concat' }, bias: true, rowScale: false, xh: 'staged' },
 ];
 
 function fmtName(f: ExpertQuantFormat): string {

@@ -262,7 +262,7 @@ function planFastFormat(ctx: GpuContext, opts: FastGemmOptions & Pick<ExpertActQ
   // Wide packed loads where the format allows them (plan.ts's default unless asked).
   const wide = !!sg && wfmt.wide && (opts.sgmatWideLoads ?? sgmatWideLoadsFor(wfmt.wf, wfmt.blockK));
   const plan: FastGemmPlan = { kind, tm, shape: sg ? shape : undefined, splitK, xh, wide, nTilesN, nWork, grid: foldWorkgroups(ctx, nWork * splitK) };
-  if (sg && (opts.sgmatValueDecode ?? sgmatValueDecodeFor(wfmt.wf)) && isPackedFormat(wfmt.wf)) plan.valueDecode = true;
+  if (sg && (opts.sgmatValueDecode ?? sgmatValueDecodeFor(wfmt.wf, shape)) && isPackedFormat(wfmt.wf)) plan.valueDecode = true;
   if (opts.sgmatBand !== undefined && !(Number.isInteger(opts.sgmatBand) && opts.sgmatBand >= 1 && opts.sgmatBand <= 64)) throw new ValueError('sgmatBand', 'an integer 1..64 | undefined', opts.sgmatBand);
   if (sg && opts.sgmatBand) plan.band = opts.sgmatBand;
   if (sg && opts.sgmatRowSkip) plan.rowSkip = true;

@@ -306,6 +306,17 @@ export const KERNEL_CROSSOVERS = {
     bands: readonly Readonly<SgmatTileBand>[];
     scalarFallbacks: Readonly<Partial<Record<SgmatShapeName, SgmatShapeName>>>;
   }>,
+  /**
+   * The subgroup-matrix tiles on which fp8 e4m3 weights are staged a load of code words at a time (packedHalfPairsWgsl:
+   * NaN codes looked for once per load) instead of one value at a time through f32 (wdec), elsewhere e4m3's default
+   * (sgmatValueDecodeFor); the same f16 tiles either way. H100 2026-12-06 (session 28 call 4, the bench's layer, fp8,
+   * `--iters 8 --stack 2`, value / words in one call, docs/perf-h200/2026-12-06-s28/call4), ms: on the 32 x 128 pf2
+   * tile Mixtral T = 128 1.83 / 1.33, Qwen3-30B T = 128 0.701 / 0.526, T = 512 0.962 / 0.730, GPT-OSS-20B T = 128
+   * 0.863 / 0.645; on the 128 x 256 fp8 band tile GPT-OSS T = 512 1.50 / 1.26, Qwen3 T = 1024 1.30 / 1.10; on the
+   * 144 x 256 tile words lose (Mixtral T = 512 3.76 / 5.44, T = 1024 5.93 / 8.61, GPT-OSS T = 1024 2.40 / 3.37).
+   * Other tiles keep value staging (not measured since session 12, when words lost by 5-6% on the 64 x 128 tile).
+   */
+  sgmatE4m3WordShapes: ['m32n128k64vap2', 'm128n256k32va'] as readonly SgmatShapeName[],
   gemvPackedSplitK: { maxWorkgroups: 0, minCols: 4096, oneRow: 'rows2k4', moreRows: 'rows4k2' } as Readonly<{ maxWorkgroups: number; minCols: number; oneRow: GemvPackedKernel; moreRows: GemvPackedKernel }>,
   /**
    * The packed decode GEMV on software adapters (kernels on the CPU), at every row count: 4 outputs per 32-lane
@@ -787,14 +798,16 @@ export function sgmatWideLoadsFor(wf: string, blockK = Infinity): boolean {
 
 /**
  * Whether the subgroup-matrix kernel stages packed weights of format `wf` one value at a time through f32 (wdec, then
- * f16) rather than a word of codes at a time (packedHalfPairsWgsl); both stage the same f16 tiles. GroupedGemmOptions.
- * sgmatValueDecode overrides it. H200 2026-12-05 (prefill-bench, GEMMs alone, word vs value staging ms, Mixtral /
- * DeepSeek-V3-e32 at T = 512 and 4096; docs/perf-h200/2026-12-05-s12): fp8 e4m3 4.33 vs 4.08, 32.68 vs 31.23, 4.40 vs
- * 4.14, 33.95 vs 32.00 (value staging 5-6% faster); int4 3.31 vs 3.35, 25.03 vs 25.33 (level); MXFP4 4.59 vs 12.91,
- * 34.99 vs 98.64 (words 2.8x faster). Values for fp8 e4m3; words for the rest (e5m2 and int8 unmeasured).
+ * f16) on tile `shape` rather than a word of codes at a time (packedHalfPairsWgsl); both stage the same f16 tiles.
+ * GroupedGemmOptions.sgmatValueDecode overrides it. H200 2026-12-05 (prefill-bench, GEMMs alone, word vs value staging
+ * ms, Mixtral / DeepSeek-V3-e32 at T = 512 and 4096; docs/perf-h200/2026-12-05-s12): fp8 e4m3 4.33 vs 4.08, 32.68 vs
+ * 31.23, 4.40 vs 4.14, 33.95 vs 32.00 (value staging 5-6% faster); int4 3.31 vs 3.35, 25.03 vs 25.33 (level); MXFP4
+ * 4.59 vs 12.91, 34.99 vs 98.64 (words 2.8x faster). Values for fp8 e4m3 except on the tiles of
+ * KERNEL_CROSSOVERS.sgmatE4m3WordShapes (words since session 28); words for the rest (e5m2 and int8 unmeasured).
+ * @example `sgmatValueDecodeFor('fp8_e4m3', 'm144n256k32v') // true`
  */
-export function sgmatValueDecodeFor(wf: string): boolean {
-  return wf === 'fp8_e4m3';
+export function sgmatValueDecodeFor(wf: string, shape?: SgmatShapeName): boolean {
+  return wf === 'fp8_e4m3' && !(shape !== undefined && KERNEL_CROSSOVERS.sgmatE4m3WordShapes.includes(shape));
 }
 
 /**
