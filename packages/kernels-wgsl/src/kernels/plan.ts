@@ -207,7 +207,7 @@ export const KERNEL_CROSSOVERS = {
    * The subgroup-matrix GEMM's tiles by average grouped rows per expert (sgmatTileFor; the 16-bit ones vector-staged):
    * for the formats of `wideShapes` from `wideMinRowsPerExpert` (16-bit / packed) their wide tile (16-bit: 128 x 192
    * with 64-wide K slices, or a band's tile in its range of rows per expert (`bands`: the 32 x 128 pf2 tile for 8-48
-   * rows (16-bit, MXFP4) or 8-32 (int4, fp8), 16-bit 144 x 256 around 128 rows, fp8 128 x 256 around 64 rows); int4,
+   * rows (16-bit, MXFP4) or 8-32 (int4, fp8), 16-bit 144 x 256 around 128 rows, fp8 128 x 256 from 64 to 511 rows); int4,
    * MXFP4 and fp8: 144 x 256) over
    * f16 x rows where the device offers its `wideWorkgroupBytes` of workgroup memory; else for 16-bit weights 32-row
    * tiles up to `smallMaxRowsPerExpert`, 128-row tiles over f16 x rows from `largeMinRowsPerExpert` where the call has
@@ -265,12 +265,20 @@ export const KERNEL_CROSSOVERS = {
     // nor MXFP4 (Mixtral 7.30 vs 128 x 192 k64's 4.42, DeepSeek-V3-e32 2.99 vs 3.64): mixed. Those were single timings
     // of each path; session 19 timed the paths in rounds (a path's first timing is sometimes 1.5-2.5x slow) and found
     // the 144-row tile faster for fp8 and MXFP4 too: packed weights take it through wideShapes since then.
-    // fp8 blocks with 64..96 rows per expert on average: the 128 x 256 tile with the epilogue in the staging memory (32
+    // fp8 blocks with 64..511 rows per expert on average (64..96 until session 28): the 128 x 256 tile with the epilogue in the staging memory (32
     // KiB: the 144 x 256 tile's 48 KiB and 12 subgroups for an expert's 52-81 rows stage a 144-row tile's x slices and
     // keep fewer workgroups per multiprocessor). H100 2026-12-06 (session 25 call 7, prefill-bench, the router's uneven
     // rows, medians of three rounds, docs/perf-h200/2026-12-06-s25/call7), 128 x 256 oa / 144 x 256 ms: GPT-OSS-20B
     // T = 512 (64 rows per expert, 52-81) fp8 1.48 / 1.81 (MXFP4 1.38 / 1.42, int4 1.56 / 1.45: not taken); at 128 rows
-    // it loses (GPT-OSS-20B T = 1024 fp8 2.27 / 1.93, Mixtral T = 512 4.15 / 3.11): the band ends at 96, between the two.
+    // it loses (GPT-OSS-20B T = 1024 fp8 2.27 / 1.93, Mixtral T = 512 4.15 / 3.11): the band ended at 96, between the two.
+    // With e4m3 staged a word of codes at a time on this tile (sgmatE4m3WordShapes, session 28) the band runs to 511 rows
+    // (packed weights are decoded first from 512, sgmatDequant). H100 2026-12-06 (session 28 call 6, prefill-bench, the
+    // router's uneven rows, docs/perf-h200/2026-12-06-s28/call6), fp8 GEMMs, 128 x 256 oa with words / 144 x 256 with
+    // values ms: around 128 rows per expert Mixtral T = 512 3.39 / 3.10 (the one loss: an expert of up to 133 rows in one
+    // 144-row tile), Qwen3-30B T = 2048 1.57 / 1.83, GPT-OSS-20B T = 1024 1.85 / 1.92, DeepSeek-V3-e32 T = 512 2.88 /
+    // 3.11; past it Mixtral T = 640 (160) 3.76 / 5.54, T = 1024 (256) 4.97 / 6.01, T = 1536 (384) 6.65 / 8.87; Qwen3
+    // T = 4096 (256) 2.67 / 3.63; GPT-OSS T = 1536 (192) 2.41 / 3.65, T = 2048 (256) 2.98 / 3.77; DeepSeek-V3-e32 T = 640
+    // (160) 3.84 / 5.87. At 512 rows the decoded experts' 16-bit tile stays ahead (Mixtral T = 2048 9.56 / 11.09).
     // Few rows per expert (8, the matrix GEMMs' start, up to 48 for 16-bit and MXFP4 weights, 32 for int4 and fp8): the 32 x 128 tile with 64-wide K
     // slices, two slices in flight in registers (pf2: the next two slices' loads issued before this pair's multiplies),
     // over f16 x rows. There the tiles ranked by the weight bytes staged per K slice (session 25 call 6): a loop waiting
@@ -290,7 +298,7 @@ export const KERNEL_CROSSOVERS = {
       { shapes: { bfloat16: 'm32n128k64vap2', float16: 'm32n128k64vap2', mxfp4: 'm32n128k64vap2' }, minRowsPerExpert: 8, maxRowsPerExpert: 48, minWorkgroupBytes: WIDE_WORKGROUP_BYTES },
       { shapes: { int4: 'm32n128k64vap2', fp8_e4m3: 'm32n128k64vap2', fp8_e5m2: 'm32n128k64vap2' }, minRowsPerExpert: 8, maxRowsPerExpert: 32, minWorkgroupBytes: WIDE_WORKGROUP_BYTES },
       { shapes: { bfloat16: 'm144n256k32v', float16: 'm144n256k32v' }, minRowsPerExpert: 112, maxRowsPerExpert: 144, minWorkgroupBytes: WIDE_WORKGROUP_BYTES },
-      { shapes: { fp8_e4m3: 'm128n256k32va', fp8_e5m2: 'm128n256k32va' }, minRowsPerExpert: 64, maxRowsPerExpert: 96, minWorkgroupBytes: WIDE_WORKGROUP_BYTES },
+      { shapes: { fp8_e4m3: 'm128n256k32va', fp8_e5m2: 'm128n256k32va' }, minRowsPerExpert: 64, maxRowsPerExpert: 511, minWorkgroupBytes: WIDE_WORKGROUP_BYTES },
     ],
     // where Dawn refuses vector staging (vec4<u32> staging arrays), the vector-only shapes above run this scalar-staged
     // tile instead (the 128 x 256 tile the wide rule chose before them)
