@@ -13,7 +13,7 @@ export function layerScratchPool(ctx: GpuContext): BufferPool {
 
 /**
  * A GPU forward called with host data: `xs` [T, H] goes up into a pooled
- * buffer (no buffer created per call; past 4 MiB through the context's kept
+ * buffer (no buffer created per call; past 2 MiB through the context's kept
  * upload staging, `writeBufferStaged`), `forward` runs on it, the result comes
  * back through a reused staging buffer, into `out` (a caller's array of the
  * output's size, checked by {@link hostOutput}) or a new Float32Array; all inside

@@ -118,7 +118,7 @@ export function checkBufferSize(ctx: GpuContext, bytes: number, what: string): v
 
 /**
  * A buffer's bytes mapped on the host by {@link mapForRead}: `bytes` views the mapped staging buffer until
- * `release()` (call it exactly once, on every path: it unmaps and hands the staging buffer back).
+ * `release()` (call it on every path: it unmaps and hands the staging buffer back; later calls do nothing).
  */
 export interface MappedRead {
   readonly bytes: Uint8Array;
