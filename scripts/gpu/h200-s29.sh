@@ -2,7 +2,8 @@
 # Next device calls after session 28 (docs/perf-h200/2026-12-06-s28). Kit: bash scripts/gpu/build-kit.sh
 #   1: the fp8 band to 511 rows per expert in the layer (session 28 measured the GEMMs only: Qwen3 T = 4096 3.63 ->
 #      2.67 ms): bf16 and fp8 layers at T = 1024 / 2048 / 4096, Mixtral, Qwen3, GPT-OSS; the upload probe (writes of 4
-#      MiB staged since f342ac7) (~250 s).
+#      MiB staged since f342ac7); the GPU tests of writeBufferStaged, forward(x, { out }) and the tile scan (session 28
+#      timed writeBufferStaged on the H100 but never checked its bytes there) (~300 s).
 #   2: int4 and MXFP4 (always word-staged) on the fp8 band's 128 x 256 tile against the planner's (144 x 256 from 64
 #      rows per expert): GPT-OSS int4 / MXFP4 miss 1.3x at T = 512 (1.33-1.34x, session 28 call 3) (~150 s).
 #   3: the whole GPU test bundle (the fp8 band and word staging through the golden-large fixtures), 420 s.
@@ -16,6 +17,7 @@ case "${1:-1}" in
     echo "upload-probe rc=$?" >> "$OUT/upload-probe.txt"; grep -E "MiB|rc=" "$OUT/upload-probe.txt"
     timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b --dtypes bf16,fp8 --tokens 1024,2048,4096 --iters 8 --stack 2 --json "$OUT/layer-fp8-band.json" > "$OUT/layer-fp8-band.txt" 2>&1
     echo "bench rc=$?"; grep -hE "^(model|mixtral|qwen3|gpt)\S* +(dtype|bf16|fp8) " "$OUT/layer-fp8-band.txt" | cut -c1-150
+    GPU_TESTS 120 upload-staging host-output tile-offsets
     ;;
   2)
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB packed-band 120 160 5 "=sgmat-default,=sgmat-m128n256k32va-xh" gpt-oss,qwen3,mixtral 512,1024 int4g32,mxfp4
