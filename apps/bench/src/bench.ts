@@ -14,7 +14,7 @@ import { createLayer, createStackLayers, IMPL, routingOf, runMoE, type GpuLayer 
 import { CHECK_TOL, checkFailure, checkForward, type RowCheck } from './check.js';
 import { stagedTol, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { profileStages } from './stage-profile.js';
-import { hostForwardMs, perLayerChain, stackChain } from './chain.js';
+import { hostForwardMs, sameBits, perLayerChain, stackChain } from './chain.js';
 import type { MoE } from '@webmoe/moe';
 import { findModel, type BenchDtype, type ModelSpec } from './models.js';
 import { memoryLine } from './expert-gen.js';
@@ -100,8 +100,16 @@ async function callerColumns(ctx: GpuContext, row: ResultRow, moe: MoE, layers: 
     const b = await stackChain(ctx, layers, o.stack, x, chains);
     Object.assign(row, { wallGpuMs: a.wallMs, hostUs: a.hostUs, wallStackMs: b.wallMs, stackHostUs: b.hostUs, stack: o.stack, stackLayers: layers.length, hostClock: a.hostClock });
     const xs = (await x.download()).data as Float32Array;
-    row.wallHostMs = await hostForwardMs(moe, xs, Math.max(3, o.iters));
-    row.wallHostOutMs = await hostForwardMs(moe, xs, Math.max(3, o.iters), 'out');
+    // the device path's output of the same x: each host column is published only if its output has the same bits
+    const yg = moe.forwardGpuSync(x);
+    const want = (await yg.download()).data as Float32Array;
+    yg.destroy();
+    const fresh = await hostForwardMs(moe, xs, Math.max(3, o.iters));
+    sameBits('forward(Float32Array)', fresh.y, want);
+    row.wallHostMs = fresh.ms;
+    const kept = await hostForwardMs(moe, xs, Math.max(3, o.iters), 'out');
+    sameBits('forward(Float32Array, { out })', kept.y, want);
+    row.wallHostOutMs = kept.ms;
   } catch (e) {
     row.note = [row.note, `caller columns failed: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`.slice(0, 300)].filter(Boolean).join('; ');
   }

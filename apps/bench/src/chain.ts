@@ -77,17 +77,33 @@ export async function stackChain(ctx: GpuContext, layers: readonly MoE[], n: num
 
 /**
  * `moe.forward(Float32Array)` (host in, host out): median wall ms per call after GRAPH_CAPTURE_AT warm-up calls; a new
- * output array per call, or (`'out'`) one the caller keeps (`forward(x, { out })`).
- * @example `const ms = await hostForwardMs(moe, x, 10, 'out')`
+ * output array per call, or (`'out'`) one the caller keeps (`forward(x, { out })`). `y`: the last call's output, for
+ * the caller to check.
+ * @example `const { ms, y } = await hostForwardMs(moe, x, 10, 'out')`
  */
-export async function hostForwardMs(moe: MoE, x: Float32Array, iters: number, into?: 'out'): Promise<number> {
+export async function hostForwardMs(moe: MoE, x: Float32Array, iters: number, into?: 'out'): Promise<{ ms: number; y: Float32Array }> {
   const out = into ? new Float32Array(x.length) : undefined;
-  for (let i = 0; i < GRAPH_CAPTURE_AT; i++) await moe.forward(x, { out });
+  let y: Float32Array = new Float32Array(0);
+  for (let i = 0; i < GRAPH_CAPTURE_AT; i++) y = await moe.forward(x, { out });
   const ts: number[] = [];
   for (let i = 0; i < iters; i++) {
     const t0 = performance.now();
-    await moe.forward(x, { out });
+    y = await moe.forward(x, { out });
     ts.push(performance.now() - t0);
   }
-  return median(ts);
+  return { ms: median(ts), y };
+}
+
+/**
+ * Throws unless `got` (a host forward's output) holds the bits of `want` (the same forward on GPU-resident data): the
+ * wall columns are published only for a host path whose output was checked.
+ * @example `sameBits('forward(Float32Array)', y, want)`
+ */
+export function sameBits(what: string, got: Float32Array, want: Float32Array): void {
+  const a = new Uint32Array(got.buffer, got.byteOffset, got.length);
+  const b = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  if (a.length !== b.length) throw new Error(`${what}: ${a.length} values, the device path ${b.length}`);
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) throw new Error(`${what}: value ${i} is ${got[i]}, the device path's ${want[i]}`);
+  }
 }
