@@ -13,8 +13,7 @@ mkdir -p "$OUT"
 . "$(dirname "$0")/prefill-bench-run.sh"
 case "${1:-1}" in
   1)
-    timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/upload-probe.mjs > "$OUT/upload-probe.txt" 2>&1
-    echo "upload-probe rc=$?" >> "$OUT/upload-probe.txt"; grep -E "MiB|rc=" "$OUT/upload-probe.txt"
+    UPLOAD_PROBE
     timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b --dtypes bf16,fp8 --tokens 1024,2048,4096 --iters 8 --stack 2 --json "$OUT/layer-fp8-band.json" > "$OUT/layer-fp8-band.txt" 2>&1
     echo "bench rc=$?"; grep -hE "^(model|mixtral|qwen3|gpt)\S* +(dtype|bf16|fp8) " "$OUT/layer-fp8-band.txt" | cut -c1-150
     GPU_TESTS 120 upload-staging host-output tile-offsets

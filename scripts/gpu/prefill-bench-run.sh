@@ -1,4 +1,4 @@
-# Sourced by the h200-*.sh call scripts (PB, GPU_TESTS, LAYER_VS_HF, GOLDENS and ABLATE below). PB NAME MAX_S TIMEOUT_S ARGS... runs the kit's prefill-bench (or the bundle
+# Sourced by the h200-*.sh call scripts (PB, GPU_TESTS, LAYER_VS_HF, UPLOAD_PROBE, GOLDENS and ABLATE below). PB NAME MAX_S TIMEOUT_S ARGS... runs the kit's prefill-bench (or the bundle
 # $PBIN names) with a time budget of MAX_S seconds under a TIMEOUT_S timeout, writes $OUT/NAME.txt and prints its
 # result lines (per-T rows, rows per expert with random routing, WRONG flags, the exit status). Two rounds unless
 # PREFILL_BENCH_ROUNDS says otherwise: a path's first timing after its compile is sometimes 1.5-2.5x slow (session 19).
@@ -31,6 +31,13 @@ LAYER_VS_HF() {
   echo "bench rc=$?" >> "$OUT/layer-bf16.txt"; grep -hE "^(model|mixtral|qwen3|gpt|deepseek)|rc=" "$OUT/layer-bf16.txt" | cut -c1-160
   timeout 100 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models "$models" --tokens "$tokens" --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
   echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
+}
+
+# UPLOAD_PROBE: the kit's upload-probe (host writes and read backs by size, scripts/gpu/upload-probe.ts) into
+# $OUT/upload-probe.txt; prints its rows and exit status.
+UPLOAD_PROBE() {
+  timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/upload-probe.mjs > "$OUT/upload-probe.txt" 2>&1
+  echo "upload-probe rc=$?" >> "$OUT/upload-probe.txt"; grep -E "MiB|rc=" "$OUT/upload-probe.txt"
 }
 
 # GOLDENS TIMEOUT_S: the hf-blocks fixtures with their transformers goldens (scripts/fixtures/make-hf-blocks.py) into
