@@ -28,7 +28,7 @@ import type { ShardDevices } from '@webmoe/nn';
 import { registerShardedHostLayer, shardMoE, type ShardedMoE } from './sharded.js';
 import type { MoELayer, PrefillDequantChoice } from './layer.js';
 import { forwardGraphKey } from './graph-cache.js';
-import { forwardHostArray, hostInputRows, hostOutput, intoOutput, layerScratchPool } from './host-io.js';
+import { forwardHostArray, forwardHostData, layerScratchPool, noHostOutput } from './host-io.js';
 import { QuantizedExperts, type ActivationQuant, type ResolvedQuantConfig } from './quant-experts.js';
 import { activationQuantOf, expertQuant, moeLayerConfig, type MoELayerConfig } from './layer-config.js';
 import type { ExpertStore, SharedExperts } from './expert-store.js';
@@ -350,23 +350,19 @@ export class MoE extends Module implements MoELayer {
    * written into `opts.out` where given (host inputs only; see {@link MoEHostForwardOptions}).
    */
   async forward<X extends GpuTensor | HostTensor | Float32Array>(x: X, opts: MoEHostForwardOptions = {}): Promise<MoEOutput<X>> {
+    const H = this.hiddenDim;
     if (x instanceof GpuTensor) {
       if (!this.device.isGpu()) throw new ValueError('MoE.forward input', `a host tensor for a ${this.device} layer`, 'a GpuTensor');
-      if (opts.out !== undefined) throw new ValueError('MoE.forward options.out', 'undefined for a GpuTensor input (forwardGpu takes { out: GpuTensor })', 'an output array');
+      noHostOutput('MoE.forward', opts, 'forwardGpu');
       return (await this.forwardGpu(x)) as MoEOutput<X>;
     }
-    const { T, xs } = hostInputRows('MoE.forward input', x, this.hiddenDim);
-    const out = hostOutput('MoE.forward options.out', opts.out, T, this.hiddenDim);
-    let y: Float32Array;
-    if (this.device.isCpu()) y = intoOutput(this.forwardHost(xs, T), out);
-    else {
-      const ctx = this.ctx!;
+    return forwardHostData('MoE.forward', x, H, opts, (xs, T, out) => {
+      if (this.device.isCpu()) return this.forwardHost(xs, T);
       this.gpuWeightsOrThrow(); // NotLoadedError before anything is uploaded
       checkForwardLimits(this, T); // LimitError before anything is uploaded
       // Inside validation/OOM error scopes: a GPU error is a typed GpuValidationError / GpuOutOfMemoryError, never silent.
-      y = await forwardHostArray(ctx, this.scratch(), xs, [T, this.hiddenDim], 'MoE.forward', (xg) => this.forwardGpuSync(xg), out);
-    }
-    return (x instanceof HostTensor ? new HostTensor('float32', [T, this.hiddenDim], y) : y) as MoEOutput<X>;
+      return forwardHostArray(this.ctx!, this.scratch(), xs, [T, H], 'MoE.forward', (xg) => this.forwardGpuSync(xg), out);
+    });
   }
 
   /**

@@ -1,6 +1,6 @@
 import { DTypeError, HostTensor, ShapeError, ValueError } from '@webmoe/tensor';
 import { BufferPool, ForwardGraphs, GpuTensor, Recorder, STACK_SUBMIT_PIECES, checkOutput, recordAndSubmit, useStackGraph, GRAPH_CAPTURE_AT, type GpuContext } from '@webmoe/kernels-wgsl';
-import { forwardHostArray, hostInputRows, hostOutput, intoOutput, layerScratchPool } from './host-io.js';
+import { forwardHostArray, forwardHostData, layerScratchPool, noHostOutput } from './host-io.js';
 import { LayerList } from '@webmoe/nn';
 import { MoE, type MoEGpuForwardOptions, type MoEHostForwardOptions, type MoEOutput } from './moe.js';
 
@@ -121,23 +121,20 @@ export class MoEStack extends LayerList<MoE> {
    */
   async forward<X extends GpuTensor | HostTensor | Float32Array>(x: X, opts: MoEHostForwardOptions = {}): Promise<MoEOutput<X>> {
     if (x instanceof GpuTensor) {
-      if (opts.out !== undefined) throw new ValueError('MoEStack.forward options.out', 'undefined for a GpuTensor input (forwardGpuSync takes { out: GpuTensor })', 'an output array');
+      noHostOutput('MoEStack.forward', opts, 'forwardGpuSync');
       return this.forwardGpuSync(x) as MoEOutput<X>;
     }
-    const { T, xs } = hostInputRows('MoEStack.forward input', x, this.hiddenDim);
-    const out = hostOutput('MoEStack.forward options.out', opts.out, T, this.hiddenDim);
-    let y: Float32Array;
-    if (!this.at(0).device.isGpu()) {
-      y = xs;
-      for (const m of this) y = m.forwardHost(y, T);
-      y = intoOutput(y, out);
-    } else {
-      const ctx = this.gpuCtx;
+    const H = this.hiddenDim;
+    return forwardHostData('MoEStack.forward', x, H, opts, (xs, T, out) => {
+      if (!this.at(0).device.isGpu()) {
+        let y = xs;
+        for (const m of this) y = m.forwardHost(y, T);
+        return y;
+      }
       for (const m of this) m.checkForward(T);
-      const pool = (this.pool ??= layerScratchPool(ctx));
-      y = await forwardHostArray(ctx, pool, xs, [T, this.hiddenDim], 'MoEStack.forward', (xg) => this.forwardGpuSync(xg), out);
-    }
-    return (x instanceof HostTensor ? new HostTensor('float32', [T, this.hiddenDim], y) : y) as MoEOutput<X>;
+      const pool = (this.pool ??= layerScratchPool(this.gpuCtx));
+      return forwardHostArray(this.gpuCtx, pool, xs, [T, H], 'MoEStack.forward', (xg) => this.forwardGpuSync(xg), out);
+    });
   }
 
   /** Frees the stack's cached graphs (the layers' weights stay). Call after reloading a layer's weights through the layer itself. */
