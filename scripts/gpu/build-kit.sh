@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the GPU kit (.gpu-kit, git-ignored; carried to the device with `carry: [".gpu-kit"]`) with everything the
 # h200-s*.sh call scripts run: Node + Dawn (../shared/gpu/make-kit.sh), the GPU test bundle, the bench, prefill-bench,
-# gemv-bench, decode-probe and host-cost bundles, the HF fixtures and the PyTorch peer (apps/bench/torch). Prints the kit's size: the working
+# gemv-bench, decode-probe, prefill-small-probe and host-cost bundles, the HF fixtures and the PyTorch peer (apps/bench/torch). Prints the kit's size: the working
 # tree that travels must stay under 64 MiB. After `pnpm install` and `pnpm build`.
 #   bash scripts/gpu/build-kit.sh            (KEEP_OLD=1: the previous bench.mjs and prefill-bench.mjs kept as
 #                                             bench-old.mjs and prefill-bench-prev.mjs for A/B calls: PBIN=prefill-bench-prev)
@@ -15,7 +15,7 @@ if [ -f /tmp/webmoe-bench-old.mjs ]; then mv /tmp/webmoe-bench-old.mjs .gpu-kit/
 if [ -f /tmp/webmoe-prefill-bench-prev.mjs ]; then mv /tmp/webmoe-prefill-bench-prev.mjs .gpu-kit/prefill-bench-prev.mjs; fi
 node scripts/gpu/build-gpu-tests.mjs
 pnpm --filter @webmoe/bench bundle:gpu
-for s in prefill-bench gemv-bench decode-probe; do node scripts/gpu/build-one.mjs "scripts/gpu/$s.ts" ".gpu-kit/$s.mjs"; done
+for s in prefill-bench gemv-bench decode-probe prefill-small-probe; do node scripts/gpu/build-one.mjs "scripts/gpu/$s.ts" ".gpu-kit/$s.mjs"; done
 node scripts/gpu/build-one.mjs scripts/host-cost.ts .gpu-kit/host-cost.mjs
 node scripts/gpu/build-one.mjs scripts/gpu/upload-probe.ts .gpu-kit/upload-probe.mjs
 tar cJf .gpu-kit/fixtures.tar.xz -C "$shared" fixtures

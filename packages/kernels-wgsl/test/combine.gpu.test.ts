@@ -54,6 +54,10 @@ describe('combineGpu vs combineRef', () => {
     { T: 1, k: 8, E: 60, H: 65 },
     { T: 3, k: 32, E: 512, H: 17 },
     { T: 1003, k: 8, E: 60, H: 31 },
+    // rows of whole vec4s: four outputs per thread
+    { T: 1, k: 2, E: 4, H: 4 },
+    { T: 5, k: 3, E: 7, H: 12 },
+    { T: 259, k: 8, E: 60, H: 68 },
   ];
   for (const weighted of [true, false]) {
     for (const sharedMode of ['none', 'shared', 'gated'] as const) {

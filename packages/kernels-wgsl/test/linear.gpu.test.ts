@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { HostTensor, DTypeError, ShapeError, type DType } from '@webmoe/tensor';
-import { GpuTensor, Recorder, BufferPool, linearGpu, linearRef, type GpuContext } from '@webmoe/kernels-wgsl';
+import { HostTensor, DTypeError, ShapeError, ValueError, type DType } from '@webmoe/tensor';
+import { GpuTensor, Recorder, BufferPool, linearGpu, linearRef, type GpuContext, type LinearPath } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr, maxAbsDiff, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { withSmallGrid } from './small-grid.js';
 
@@ -21,14 +21,14 @@ function naive(x: Float32Array, T: number, wf: Float32Array, N: number, K: numbe
 }
 
 /** Runs linearGpu in the contract's call form (bias positional) or, with `optsForm`, with `{ bias, pool }`. */
-async function runLinear(c: GpuContext, x: Float32Array, T: number, w: HostTensor, bias?: HostTensor, pool?: BufferPool, optsForm = false): Promise<Float32Array> {
+async function runLinear(c: GpuContext, x: Float32Array, T: number, w: HostTensor, bias?: HostTensor, pool?: BufferPool, optsForm = false, path?: LinearPath): Promise<Float32Array> {
   return gpuChecked(c, async () => {
     const K = w.shape[1];
     const gx = GpuTensor.upload(c, HostTensor.fromFloat32([T, K], x));
     const gw = GpuTensor.upload(c, w);
     const gb = bias ? GpuTensor.upload(c, bias) : undefined;
     const rec = new Recorder(c);
-    const y = optsForm ? linearGpu(c, rec, gx, gw, { bias: gb, pool }) : linearGpu(c, rec, gx, gw, gb ?? null, { pool });
+    const y = optsForm || path ? linearGpu(c, rec, gx, gw, { bias: gb, pool, path }) : linearGpu(c, rec, gx, gw, gb ?? null, { pool });
     rec.submit();
     const h = await y.download();
     for (const t of [gx, gw, gb, y]) t?.destroy();
@@ -104,13 +104,70 @@ describe('linearGpu vs linearRef', () => {
     pool.destroy();
   });
 
+  it('takes the narrow kernel for a router past the GEMV tokens (few outputs, K % 4 == 0), one dispatch', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const cx = ctx;
+    const r = rng(21);
+    for (const [T, K, N, path] of [
+      [33, 4096, 8, 'narrow'],
+      [130, 2880, 32, 'narrow'],
+      [130, 2882, 32, 'tiled'],
+      [130, 2048, 33, 'tiled'],
+      [32, 4096, 8, 'gemv'],
+    ] as const) {
+      const x = randomArray(r, T * K);
+      const w = HostTensor.fromFloat32([N, K], randomArray(r, N * K), 'bfloat16');
+      const { result: got, dispatched } = await withDispatchLog(() => runLinear(cx, x, T, w));
+      expect(dispatched[0].variant.path, `T=${T} K=${K} N=${N}`).toBe(path);
+      if (path === 'narrow') expect(dispatched.map((d) => d.kernel)).toEqual(['linear']);
+      expect(relErr(got, linearRef(x, T, w)), `T=${T} K=${K} N=${N}`).toBeLessThan(1e-5);
+    }
+  });
+
+  it('gives linearRef\'s result on every path, forced (odd T and N, K % 4 == 0, every weight dtype, a bias)', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const r = rng(23);
+    const shapes = [
+      { T: 1, K: 4, N: 1 },
+      { T: 5, K: 12, N: 9 },
+      { T: 33, K: 260, N: 7 },
+      { T: 37, K: 4100, N: 8 },
+      { T: 131, K: 132, N: 17 },
+      { T: 70, K: 1000, N: 33 },
+    ];
+    for (const wd of ['float32', 'bfloat16', 'float16'] as DType[]) {
+      for (const path of ['gemv', 'narrow', 'tiled'] as const) {
+        for (const { T, K, N } of shapes) {
+          const x = randomArray(r, T * K);
+          const w = HostTensor.fromFloat32([N, K], randomArray(r, N * K), wd);
+          const b = HostTensor.fromFloat32([N], randomArray(r, N, -2, 2), 'bfloat16');
+          const got = await runLinear(ctx, x, T, w, b, undefined, false, path);
+          const want = linearRef(x, T, w, b);
+          expect(relErr(got, want), `${path} w ${wd} T=${T} K=${K} N=${N}`).toBeLessThan(1e-5);
+        }
+      }
+    }
+  });
+
+  it('rejects the narrow path where K % 4 != 0, and an unknown path, before recording', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const x = GpuTensor.upload(ctx, HostTensor.fromFloat32([40, 6], new Float32Array(240)));
+    const w = GpuTensor.upload(ctx, HostTensor.fromFloat32([8, 6], new Float32Array(48), 'bfloat16'));
+    const rec = new Recorder(ctx);
+    expect(() => linearGpu(ctx!, rec, x, w, { path: 'narrow' })).toThrow(ValueError);
+    expect(() => linearGpu(ctx!, rec, x, w, { path: 'wide' as LinearPath })).toThrow(ValueError);
+    rec.submit();
+    x.destroy();
+    w.destroy();
+  });
+
   it('splits K where the tiles are few (a router at T = 128: 8 tiles, K 7168) and not where they are many', async (c) => {
     if (!ctx) return c.skip('no WebGPU adapter');
     const cx = ctx;
     const r = rng(9);
     for (const [T, K, N, split] of [
       [128, 7168, 256, true],
-      [40, 600, 8, true],
+      [40, 600, 40, true],
       [2000, 96, 700, false],
     ] as const) {
       const x = randomArray(r, T * K);

@@ -2,7 +2,8 @@
  * Combine: out[t,h] = sum over j = 0..k-1 (in that order, f32) of
  * w[t,j] * y[position[t*k+j], h] (or the unweighted sum), then
  * + shared[t,h] (times sigmoid(sharedGateLogit[t]) when given).
- * One thread per output element: deterministic, no atomics.
+ * One thread per output element, or per 4 of them where H % 4 == 0 (16-byte
+ * loads and stores; the same sums in the same order): deterministic, no atomics.
  */
 import { DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
 import type { GpuContext } from '../runtime/context.js';
@@ -14,17 +15,18 @@ import type { GroupingGpu, GroupingRef } from './moe-types.js';
 
 const WG = 256;
 
-/** Variant of the combine kernel. */
-export type CombineVariant = { weighted: boolean; shared: boolean; gate: boolean };
+/** Variant of the combine kernel: `v4`, four outputs per thread (H % 4 == 0). */
+export type CombineVariant = { weighted: boolean; shared: boolean; gate: boolean; v4?: boolean };
 
-/** The combine kernel's storage bindings: Y, POS, then WT, SH, GL when the variant has them, then OUT. */
+/** The combine kernel's storage bindings: Y, POS, then WT, SH, GL when the variant has them, then OUT (Y, SH, OUT of vec4 with v4). */
 function combineBindings(v: CombineVariant): BindingDecl[] {
+  const rows = v.v4 ? 'array<vec4<f32>>' : 'array<f32>';
   const read = (name: string, type = 'array<f32>'): BindingDecl => ({ name, type, access: 'read' });
-  const b = [read('Y'), read('POS', 'array<u32>')];
+  const b = [read('Y', rows), read('POS', 'array<u32>')];
   if (v.weighted) b.push(read('WT'));
-  if (v.shared) b.push(read('SH'));
+  if (v.shared) b.push(read('SH', rows));
   if (v.gate) b.push(read('GL'));
-  b.push({ name: 'OUT', type: 'array<f32>', access: 'read_write' });
+  b.push({ name: 'OUT', type: rows, access: 'read_write' });
   return b;
 }
 
@@ -32,8 +34,10 @@ function combineBindings(v: CombineVariant): BindingDecl[] {
 export const combineKernel = defineKernel<CombineVariant>(
   'combine',
   (v) => {
+    // u.n and u.H count the elements of OUT and of a row (vec4s with v4)
     const term = v.weighted ? 'WT[p] * Y[POS[p] * u.H + h]' : 'Y[POS[p] * u.H + h]';
     const shared = v.shared ? (v.gate ? `acc = acc + SH[i] * (1.0 / (1.0 + exp(-GL[t])));` : `acc = acc + SH[i];`) : '';
+    const zero = v.v4 ? 'vec4<f32>(0.0)' : '0.0';
     return /* wgsl */ `
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -41,7 +45,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= u.n) { return; }
   let t = i / u.H;
   let h = i % u.H;
-  var acc = 0.0;
+  var acc = ${zero};
   for (var j = 0u; j < u.k; j++) {
     let p = t * u.k + j;
     acc = acc + ${term};
@@ -86,8 +90,11 @@ export function combineGpu(ctx: GpuContext, rec: Recorder, y: GpuTensor, g: Pick
   checkCombineInputs('combineGpu', T, k, H, g.position, weights, opts);
   const { shared, sharedGateLogit: gate } = opts;
   const out = allocOutput(ctx, opts.pool, 'float32', [T, H], 'combine.out');
-  const n = T * H;
-  if (n === 0) return out;
+  if (T * H === 0) return out;
+  // four outputs per thread where a row is whole vec4s
+  const v4 = H % 4 === 0;
+  const lanes = v4 ? 4 : 1;
+  const n = (T * H) / lanes;
   const bind: Record<string, GPUBuffer> = { Y: y.buffer, POS: g.position.buffer, OUT: out.buffer };
   if (weights) bind.WT = weights.buffer;
   if (shared) bind.SH = shared.buffer;
@@ -95,9 +102,9 @@ export function combineGpu(ctx: GpuContext, rec: Recorder, y: GpuTensor, g: Pick
   try {
     rec.dispatch({
       kernel: combineKernel,
-      variant: { weighted: !!weights, shared: !!shared, gate: !!gate },
+      variant: { weighted: !!weights, shared: !!shared, gate: !!gate, ...(v4 ? { v4 } : {}) },
       bind,
-      params: { n, H, k },
+      params: { n, H: H / lanes, k },
       workgroups: foldWorkgroups(ctx, Math.ceil(n / WG)),
     });
   } catch (e) {

@@ -90,8 +90,15 @@ export const KERNEL_CROSSOVERS = {
    * followed by group_decode.
    */
   fusedRoutingMaxTokens: 4,
-  /** Router linear: the GEMV kernel for at most this many tokens, the tiled kernel above. */
+  /** Router linear: the GEMV kernel for at most this many tokens, the narrow or tiled kernel above. */
   linearGemvMaxTokens: 32,
+  /**
+   * Router linear past linearGemvMaxTokens: the narrow kernel (a workgroup per 4 tokens over all outputs, no K split)
+   * for at most this many outputs, the 64 x 64 tiles above. Session 28's per-kernel profile (H100): the tiled router
+   * linear of Mixtral (N = 8, 7/8 of each tile padding) took 34 + 12 us (split-K and its reduce) at T = 512 and 148 +
+   * 10 at T = 4096, where its 8 MB / 64 MB of x take ~3 / ~20 us to read. Not yet measured on a GPU.
+   */
+  linearNarrowMaxOutputs: 32,
   /**
    * The decode down GEMV with the combine in it (moe-gemv-combine.ts: one dispatch fewer, a workgroup row per token
    * reading its k experts' rows in turn) for at most this many tokens where 'auto' chooses, by adapter (0: never).
@@ -554,9 +561,17 @@ export function linearSplitK(tiles: number, K: number): number {
   return Math.max(1, Math.min(Math.floor(K / c.minSliceK), Math.ceil(c.targetWorkgroups / tiles)));
 }
 
-/** The router linear's kernel for T tokens: 'gemv' (one workgroup per token and output) or 'tiled'. */
-export function linearPath(T: number): 'gemv' | 'tiled' {
-  return T <= KERNEL_CROSSOVERS.linearGemvMaxTokens ? 'gemv' : 'tiled';
+/** The router linear's kernels (linear.ts): one workgroup per token and output, per few tokens over all outputs, or per 64 x 64 tile. */
+export type LinearPath = 'gemv' | 'narrow' | 'tiled';
+
+/**
+ * The router linear's kernel for T tokens, N outputs and K inputs: 'gemv' up to linearGemvMaxTokens tokens, 'narrow'
+ * past it for at most linearNarrowMaxOutputs outputs (K % 4 == 0), else 'tiled'.
+ * @example `linearPath(512, 8, 4096) // 'narrow'`
+ */
+export function linearPath(T: number, N = Infinity, K = 0): LinearPath {
+  if (T <= KERNEL_CROSSOVERS.linearGemvMaxTokens) return 'gemv';
+  return N <= KERNEL_CROSSOVERS.linearNarrowMaxOutputs && K % 4 === 0 && K > 0 ? 'narrow' : 'tiled';
 }
 
 /**
