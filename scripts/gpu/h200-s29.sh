@@ -6,7 +6,8 @@
 #      timed writeBufferStaged on the H100 but never checked its bytes there) (~300 s).
 #   2: int4 and MXFP4 (always word-staged) on the fp8 band's 128 x 256 tile against the planner's (144 x 256 from 64
 #      rows per expert): GPT-OSS int4 / MXFP4 miss 1.3x at T = 512 (1.33-1.34x, session 28 call 3) (~150 s).
-#   "1 2" runs both in one call (~520 s).
+#   p: scripts/gpu/prefill-small-probe.ts (the narrow router linear and the vec4 combine against the old kernels).
+#   Several parts run in one call: "p 1".
 #   3: the whole GPU test bundle (the fp8 band and word staging through the golden-large fixtures), 420 s.
 set -u
 OUT=${OUT:-/tmp/out}
@@ -25,6 +26,11 @@ case "$part" in
     ;;
   3)
     GPU_TESTS 420
+    ;;
+  p)
+    # the router linear's kernels (gemv / narrow / tiled) and the combine (scalar / v4) at T = 128, 512, 4096 (~60 s)
+    timeout 150 bash .gpu-kit/enter.sh node .gpu-kit/prefill-small-probe.mjs > "$OUT/prefill-small-probe.txt" 2>&1
+    echo "probe rc=$?"; grep -E " T= " "$OUT/prefill-small-probe.txt"
     ;;
 esac
 done
