@@ -1,12 +1,13 @@
 // The small dispatches of a prefill forward beside its GEMMs (session 28's per-kernel profile: ~0.2 ms of them at
 // T = 512): the router linear on each of its kernels (linear.ts: gemv / narrow / tiled, forced) and the combine with
 // one output per thread or four (combine.ts's v4), each repeated R times in one compute pass, divided by R (device
-// time, timestamp queries), for the routers and hidden sizes of five models at T = 128, 512 and 4096. Every variant's
+// time, timestamp queries), and the grouping in one workgroup or four passes (grouping.ts), for the routers and hidden
+// sizes of five models at T = 128, 512 and 4096. Every variant's
 // output is compared with the default's (max relative difference printed; the tests hold the references).
 //   node scripts/gpu/build-one.mjs scripts/gpu/prefill-small-probe.ts .gpu-kit/prefill-small-probe.mjs
 //   bash .gpu-kit/enter.sh node .gpu-kit/prefill-small-probe.mjs [--reps R] [--iters N] [--tokens 128,512] [--models mixtral-8x7b,..]
 import { HostTensor } from '@webmoe/tensor';
-import { GpuTensor, LINEAR_PATHS, Recorder, createGpuContext, foldWorkgroups, groupRef, linearGpu, uploadGrouping, type LinearPath } from '@webmoe/kernels-wgsl';
+import { GpuTensor, LINEAR_PATHS, Recorder, createGpuContext, foldWorkgroups, groupGpu, groupRef, linearGpu, uploadGrouping, type LinearPath } from '@webmoe/kernels-wgsl';
 import { combineKernel } from '../../packages/kernels-wgsl/src/kernels/combine.js';
 import { burnGpu } from '../../apps/bench/src/peak.js';
 import { chainedPassMs } from './device-time.js';
@@ -91,6 +92,23 @@ for (const [name, H, E, k] of MODELS) {
     x.destroy();
     // the combine of T tokens' k rows of H outputs, weighted (a random grouping)
     const idx = new Uint32Array(T * k).map(() => Math.floor((rand(1)[0] * 0.5 + 0.5) * E) % E);
+    // the grouping of those pairs: one workgroup (group_one) or four passes; the offsets compared
+    const gidx = GpuTensor.upload(ctx, new HostTensor('uint32', [T, k], idx));
+    const offsets = async (oneWorkgroup: boolean) => {
+      const rec = new Recorder(ctx);
+      const gg = groupGpu(ctx, rec, gidx, E, { oneWorkgroup });
+      rec.submit();
+      const o = (await gg.offsets.download()).data as Uint32Array;
+      gg.destroy();
+      return Float32Array.from(o);
+    };
+    const o4 = await offsets(false);
+    for (const oneWorkgroup of [false, true]) {
+      const o = await offsets(oneWorkgroup);
+      await burnGpu(ctx, 20);
+      report(name, T, `grouping ${oneWorkgroup ? 'one workgroup' : 'four passes'}`, await perDispatch((rec, out) => out.push(groupGpu(ctx, rec, gidx, E, { oneWorkgroup }))), relDiff(o, o4));
+    }
+    gidx.destroy();
     const g = uploadGrouping(ctx, groupRef(idx, T, k, E));
     const y = up([T * k, H]);
     const w = up([T, k], 'float32', 0, 1);

@@ -78,7 +78,7 @@ export { linearGpu, linearRef, LINEAR_PATHS, LINEAR_WEIGHT_DTYPES, type LinearOp
 export type { LinearPath } from './kernels/plan.js';
 export { routerGpu, routerRef, type RouterOptions } from './kernels/router.js';
 export { routeDecodeGpu, routeDecodeRef } from './kernels/route-decode.js';
-export { groupGpu, groupDecodeGpu, groupRef, denseGroupingGpu, denseGroupingRef, DENSE_GROUPING_CONST_MAX_T, uploadGrouping, type GroupOptions } from './kernels/grouping.js';
+export { groupGpu, groupDecodeGpu, groupRef, denseGroupingGpu, denseGroupingRef, DENSE_GROUPING_CONST_MAX_T, GROUP_ONE_MAX_EXPERTS, uploadGrouping, type GroupOptions } from './kernels/grouping.js';
 export { groupedGateUpGpu, groupedDownGpu, warmGroupedGemm, type GroupedGemmOptions, type GroupedGateUpOptions, type GroupedGemmWarmSpec } from './kernels/grouped-gemm.js';
 export type { FastGemmOptions } from './kernels/grouped-gemm-fast.js';
 export { groupedGateUpRef, groupedDownRef } from './kernels/grouped-gemm-ref.js';

@@ -1,9 +1,10 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
-import { GpuTensor, Recorder, BufferPool, groupGpu, groupDecodeGpu, routeDecodeGpu, routerRef, groupRef, denseGroupingGpu, denseGroupingRef, DENSE_GROUPING_CONST_MAX_T, routeDecodeRef, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
+import { GpuTensor, Recorder, BufferPool, GROUP_ONE_MAX_EXPERTS, groupGpu, groupDecodeGpu, routeDecodeGpu, routerRef, groupRef, denseGroupingGpu, denseGroupingRef, DENSE_GROUPING_CONST_MAX_T, routeDecodeRef, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { KINDS, isGroupedKind, makeLogits } from './router-helpers.js';
 import { withSmallGrid } from './small-grid.js';
+import { KERNEL_CROSSOVERS } from '../src/kernels/plan.js';
 import { downloadDecodeGrouping, downloadGrouping } from './grouped-helpers.js';
 
 let ctx: GpuContext | null;
@@ -83,17 +84,21 @@ describe('groupGpu vs groupRef', () => {
     { T: 1500, k: 2, E: 8 },
     { T: 129, k: 32, E: 512 },
     { T: 5, k: 1, E: 2049 },
+    { T: 1100, k: 8, E: 64 },
+    { T: 2, k: 3, E: 1024 },
   ];
-  for (const skew of [false, true]) {
-    it(`random idx (${skew ? 'skewed' : 'uniform'})`, async (c) => {
+  // default (by pairs: one workgroup up to KERNEL_CROSSOVERS.groupOneWorkgroupMaxPairs), forced one workgroup, forced four passes
+  for (const oneWorkgroup of [undefined, true, false]) for (const skew of [false, true]) {
+    it(`random idx (${skew ? 'skewed' : 'uniform'}), ${oneWorkgroup === undefined ? 'default passes' : oneWorkgroup ? 'one workgroup' : 'four passes'}`, async (c) => {
       if (!ctx) return c.skip('no WebGPU adapter');
       const r = rng(skew ? 11 : 12);
       for (const { T, k, E } of CASES) {
+        if (oneWorkgroup && E > GROUP_ONE_MAX_EXPERTS) continue;
         const idx = randomIdx(r, T, k, E, skew);
         const got = await gpuChecked(ctx, async () => {
           const gi = GpuTensor.upload(ctx!, new HostTensor('uint32', [T, k], idx));
           const rec = new Recorder(ctx!);
-          const g = groupGpu(ctx!, rec, gi, E);
+          const g = groupGpu(ctx!, rec, gi, E, { oneWorkgroup });
           rec.submit();
           expect([g.T, g.k, g.E]).toEqual([T, k, E]);
           const d = await downloadGrouping(g);
@@ -107,7 +112,34 @@ describe('groupGpu vs groupRef', () => {
     });
   }
 
-  it('all pairs to one expert, reused pool buffers (stale contents)', async (c) => {
+  it('takes one workgroup up to groupOneWorkgroupMaxPairs pairs (E <= GROUP_ONE_MAX_EXPERTS), four passes above; rejects one workgroup for more experts', async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    const cx = ctx;
+    const max = KERNEL_CROSSOVERS.groupOneWorkgroupMaxPairs;
+    for (const [T, k, E, kernels] of [
+      [max / 8, 8, 128, ['group_one']],
+      [max / 8 + 1, 8, 128, ['group_zero', 'group_count', 'group_scan', 'group_scatter']],
+      [4, 2, GROUP_ONE_MAX_EXPERTS + 1, ['group_zero', 'group_count', 'group_scan', 'group_scatter']],
+    ] as const) {
+      const gi = GpuTensor.upload(cx, new HostTensor('uint32', [T, k], new Uint32Array(T * k).map((_, i) => i % E)));
+      const { dispatched } = await withDispatchLog(async () => {
+        const rec = new Recorder(cx);
+        const g = groupGpu(cx, rec, gi, E);
+        rec.submit();
+        await cx.sync();
+        g.destroy();
+      });
+      expect(dispatched.map((d) => d.kernel), `T=${T} k=${k} E=${E}`).toEqual(kernels);
+      gi.destroy();
+    }
+    const gi = GpuTensor.upload(cx, new HostTensor('uint32', [1, 1], new Uint32Array(1)));
+    const rec = new Recorder(cx);
+    expect(() => groupGpu(cx, rec, gi, GROUP_ONE_MAX_EXPERTS + 1, { oneWorkgroup: true })).toThrow(ValueError);
+    rec.submit();
+    gi.destroy();
+  });
+
+  for (const oneWorkgroup of [true, false]) it(`all pairs to one expert, reused pool buffers (stale contents), ${oneWorkgroup ? 'one workgroup' : 'four passes'}`, async (c) => {
     if (!ctx) return c.skip('no WebGPU adapter');
     const pool = new BufferPool(ctx);
     for (const fill of [3, 0, 7]) {
@@ -116,7 +148,7 @@ describe('groupGpu vs groupRef', () => {
       const got = await gpuChecked(ctx, async () => {
         const gi = GpuTensor.upload(ctx!, new HostTensor('uint32', [T, k], idx));
         const rec = new Recorder(ctx!);
-        const g = groupGpu(ctx!, rec, gi, E, { pool });
+        const g = groupGpu(ctx!, rec, gi, E, { pool, oneWorkgroup });
         rec.submit();
         const d = await downloadGrouping(g);
         g.destroy();

@@ -2,7 +2,7 @@
  * Grouping of the T*k (token, slot) pairs by expert, on the GPU without a
  * host round trip: counts (integer atomics), offsets (single-workgroup
  * exclusive scan looping over E), then a scatter with one atomic cursor per
- * expert. counts and offsets are exact; the order of pairs inside an
+ * expert; for few pairs all of it in one workgroup (group_one). counts and offsets are exact; the order of pairs inside an
  * expert's range may vary run to run (allowed by the contract: results never
  * depend on it), and order/position are always inverse permutations.
  */
@@ -14,6 +14,7 @@ import { defineKernel, foldWorkgroups, uniformFields, type BindingDecl, type Rec
 import { allocOutput, expect2d, expectLive } from './op-util.js';
 import type { GroupingGpu, GroupingRef } from './moe-types.js';
 import { GEMV_GROUPS, NO_EXPERT, type ActiveExperts } from './moe-gemv.js';
+import { useOneWorkgroupGrouping } from './plan.js';
 
 const WG = 256;
 
@@ -107,6 +108,49 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 `,
   { signature: () => ({ bindings: [bind('IDX', U32, 'read'), bind('CUR', ATOMIC_U32), bind('ORD', U32), bind('POS', U32)], uniforms: uniformFields('u32', 'n', 'E') }) },
+);
+
+/** Experts the one-workgroup grouping holds in workgroup memory (its counts, then its cursors, in one array). */
+export const GROUP_ONE_MAX_EXPERTS = 1024;
+
+/**
+ * The whole grouping in one single-workgroup dispatch (group_zero, group_count, group_scan and group_scatter's
+ * outputs: counts, offsets, order, position), its counts and cursors in workgroup memory: one dispatch instead of
+ * four where the pairs are few enough for one workgroup to loop over them twice (plan.ts useOneWorkgroupGrouping).
+ * E <= GROUP_ONE_MAX_EXPERTS. The order inside an expert's range is unspecified, as with the four passes.
+ */
+export const groupOneKernel = defineKernel<Record<string, never>>(
+  'group_one',
+  () => /* wgsl */ `
+var<workgroup> wc: array<atomic<u32>, ${GROUP_ONE_MAX_EXPERTS}>;
+var<workgroup> part: array<u32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) li: u32) {
+  for (var e = li; e < u.E; e += ${WG}u) { atomicStore(&wc[e], 0u); }
+  workgroupBarrier();
+  for (var p = li; p < u.n; p += ${WG}u) { let e = IDX[p]; if (e < u.E) { atomicAdd(&wc[e], 1u); } }
+  workgroupBarrier();
+  // ${WG} segments of E, summed per lane, then a parallel scan of the segment sums (as group_scan)
+  let seg = (u.E + ${WG - 1}u) / ${WG}u;
+  let e0 = min(li * seg, u.E);
+  let e1 = min(e0 + seg, u.E);
+  var s = 0u;
+  for (var e = e0; e < e1; e++) { s += atomicLoad(&wc[e]); }
+  part[li] = s;
+  workgroupBarrier();
+${inclusiveScanWgsl(['part'])}
+  if (li == ${WG - 1}u) { OFF[u.E] = part[li]; }
+  // each lane's own experts: the count out, the offset out and in place of the count (the expert's cursor)
+  var run = part[li] - s;
+  for (var e = e0; e < e1; e++) { let c = atomicLoad(&wc[e]); C[e] = c; OFF[e] = run; atomicStore(&wc[e], run); run += c; }
+  workgroupBarrier();
+  for (var p = li; p < u.n; p += ${WG}u) {
+    let e = IDX[p];
+    if (e < u.E) { let slot = atomicAdd(&wc[e], 1u); ORD[slot] = p; POS[p] = slot; }
+  }
+}
+`,
+  { signature: () => ({ bindings: [bind('IDX', U32, 'read'), bind('C', U32), bind('OFF', U32), bind('ORD', U32), bind('POS', U32)], uniforms: uniformFields('u32', 'n', 'E') }) },
 );
 
 /** Identity grouping: E=1, k=1. */
@@ -226,6 +270,12 @@ function makeGrouping(T: number, k: number, E: number, counts: GpuTensor, offset
 export interface GroupOptions {
   /** Allocate the four outputs from this pool. */
   pool?: BufferPool;
+  /**
+   * groupGpu: the grouping in one single-workgroup dispatch (true; E <= GROUP_ONE_MAX_EXPERTS) or in four passes
+   * (false). Tests / tuning; default plan.ts's useOneWorkgroupGrouping by pairs and experts. The same counts and
+   * offsets either way.
+   */
+  oneWorkgroup?: boolean;
 }
 
 /** Checks idx (uint32 [T, k], k >= 1) and E, and allocates the four outputs of a grouping (from `opts.pool` if given). */
@@ -264,9 +314,14 @@ export function groupGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: numb
   const { counts, offsets, order, position } = g;
   const n = g.T * g.k;
   try {
+    const v = NO_VARIANT;
+    if (opts.oneWorkgroup === true && E > GROUP_ONE_MAX_EXPERTS) throw new ValueError('groupGpu oneWorkgroup', `E <= ${GROUP_ONE_MAX_EXPERTS}`, E);
+    if (opts.oneWorkgroup ?? (E <= GROUP_ONE_MAX_EXPERTS && useOneWorkgroupGrouping(n))) {
+      rec.dispatch({ kernel: groupOneKernel, variant: v, bind: { IDX: idx.buffer, C: counts.buffer, OFF: offsets.buffer, ORD: order.buffer, POS: position.buffer }, params: { n, E }, workgroups: [1] });
+      return g;
+    }
     // written in full by group_scan before group_scatter reads it: reused from the scratch cache
     const cursor = rec.temp(E * 4, 'group.cursor', { reuse: true });
-    const v = NO_VARIANT;
     rec.dispatch({ kernel: groupZeroKernel, variant: v, bind: { C: counts.buffer }, params: { E }, workgroups: foldWorkgroups(ctx, Math.ceil(E / WG)) });
     if (n > 0) rec.dispatch({ kernel: groupCountKernel, variant: v, bind: { IDX: idx.buffer, C: counts.buffer }, params: { n, E }, workgroups: foldWorkgroups(ctx, Math.ceil(n / WG)) });
     rec.dispatch({ kernel: groupScanKernel, variant: v, bind: { C: counts.buffer, OFF: offsets.buffer, CUR: cursor }, params: { E }, workgroups: [1] });

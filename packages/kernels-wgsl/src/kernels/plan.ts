@@ -90,6 +90,12 @@ export const KERNEL_CROSSOVERS = {
    * followed by group_decode.
    */
   fusedRoutingMaxTokens: 4,
+  /**
+   * groupGpu in one single-workgroup dispatch (group_one) for at most this many (token, slot) pairs, four passes
+   * (zero, count, scan, scatter) above. Session 28's per-kernel profile (H100, T = 512): the four passes 35-37 us
+   * per forward for every model (8.7-10 us each, latency-bound). Not yet measured on a GPU.
+   */
+  groupOneWorkgroupMaxPairs: 8192,
   /** Router linear: the GEMV kernel for at most this many tokens, the narrow or tiled kernel above. */
   linearGemvMaxTokens: 32,
   /**
@@ -559,6 +565,15 @@ export function useFastGemm(kind: FastGemmKind, rows: number, E: number, softwar
 export function linearSplitK(tiles: number, K: number): number {
   const c = KERNEL_CROSSOVERS.linearSplitK;
   return Math.max(1, Math.min(Math.floor(K / c.minSliceK), Math.ceil(c.targetWorkgroups / tiles)));
+}
+
+/**
+ * Whether groupGpu groups n pairs in one single-workgroup dispatch (group_one; where its experts fit the kernel's
+ * workgroup memory) rather than four passes (KERNEL_CROSSOVERS.groupOneWorkgroupMaxPairs).
+ * @example `useOneWorkgroupGrouping(4096) // true`
+ */
+export function useOneWorkgroupGrouping(n: number): boolean {
+  return n <= KERNEL_CROSSOVERS.groupOneWorkgroupMaxPairs;
 }
 
 /** The router linear's kernels (linear.ts): one workgroup per token and output, per few tokens over all outputs, or per 64 x 64 tile. */
