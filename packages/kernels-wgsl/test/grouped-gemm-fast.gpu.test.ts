@@ -423,6 +423,48 @@ describe('fast path selection', () => {
   });
 });
 
+describe('tile offsets shared by a recording\'s GEMMs of one grouping', () => {
+  it('gate_up then down in one recording dispatch tile_offsets once (same row tiles); separate recordings once each; results as the references', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const c = ctx;
+    const r = rng(9300);
+    const T = 301, k = 3, E = 7, H = 40, I = 24;
+    const x = randomArray(r, T * H, -1, 1);
+    const wgu = HostTensor.fromFloat32([E, 2 * I, H], roundTo('bfloat16', randomArray(r, E * 2 * I * H, -0.3, 0.3)), 'bfloat16');
+    const wd = HostTensor.fromFloat32([E, H, I], roundTo('bfloat16', randomArray(r, E * H * I, -0.3, 0.3)), 'bfloat16');
+    const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
+    const act = ACTS[0];
+    const h = groupedGateUpRef(x, g, { kind: 'dense', w: wgu }, undefined, act);
+    const want = groupedDownRef(h, g, { kind: 'dense', w: wd });
+    const e = tol(fastGemmKind(c, undefined, 'bfloat16'));
+    for (const together of [true, false]) {
+      const { result: got, dispatched } = await withDispatchLog(() =>
+        gpuChecked(c, async () => {
+          const gx = GpuTensor.upload(c, HostTensor.fromFloat32([T, H], x));
+          const gwu = GpuTensor.upload(c, wgu);
+          const gwd = GpuTensor.upload(c, wd);
+          const gg = uploadGrouping(c, g);
+          const rec = new Recorder(c);
+          const hy = groupedGateUpGpu(c, rec, gx, gg, { kind: 'dense', w: gwu }, undefined, act, { tile: 'fast' });
+          let rec2 = rec;
+          if (!together) {
+            rec.submit();
+            rec2 = new Recorder(c);
+          }
+          const y = groupedDownGpu(c, rec2, hy, gg, { kind: 'dense', w: gwd }, undefined, { tile: 'fast' });
+          rec2.submit();
+          const out = (await y.download()).data as Float32Array;
+          for (const b of [gx, gwu, gwd, hy, y]) b.destroy();
+          gg.destroy();
+          return out;
+        }),
+      );
+      expect(dispatched.filter((d) => d.kernel === 'grouped_gemm_tiles').length, `together=${together}`).toBe(together ? 1 : 2);
+      expect(maxErr(got, want), `together=${together}`).toBeLessThan(e.max);
+    }
+  });
+});
+
 describe('subgroup-matrix tile shapes', () => {
   it('every named shape is valid and fits its workgroup memory budget (32 KiB, or 48 KiB where it names one); invalid shapes are reported', () => {
     for (const [name, s] of Object.entries(SGMAT_SHAPES)) {

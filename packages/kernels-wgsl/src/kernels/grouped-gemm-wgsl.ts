@@ -6,6 +6,7 @@
  * dynamic activation quantiser.
  */
 import { defineKernel, uniformFields, type BindingDecl, type Recorder, type UniformField } from '../runtime/kernel.js';
+import type { GpuTensor } from '../runtime/tensor.js';
 import { loadFn } from '../wgsl.js';
 import { expertActWgsl } from './activation-wgsl.js';
 import { WEIGHT_UNIFORMS, WORD_VALUES, weightBindings, weightWgsl, wordWgsl, type WeightFormat } from './grouped-gemm-weights.js';
@@ -150,8 +151,26 @@ export interface GemmCallScratch {
   xHalf?: { xh: GPUBuffer; ru: GPUBuffer };
 }
 
+/** The tile offsets recorded per recording and grouping (tileOffsetsOf). */
+const recordedTileOffsets = new WeakMap<Recorder, WeakMap<GpuTensor, Map<string, GPUBuffer>>>();
+
 /**
- * Records (once per call and expert range) the tile offsets of experts
+ * The tile offsets (GemmCallScratch.meta) that the GEMM calls of one recording share for one grouping's `offsets`:
+ * a layer's gate_up and down GEMMs take the same row tiles (plan.ts sizes both by rows per expert), so the second
+ * call finds the first's META instead of dispatching tile_offsets again. Safe within a recording: its temps are held
+ * until submit (a Recorder records once), and a grouping's offsets are written once, by the grouping that made them.
+ * @example `const scratch: GemmCallScratch = { meta: tileOffsetsOf(rec, g.offsets) }`
+ */
+export function tileOffsetsOf(rec: Recorder, offsets: GpuTensor): Map<string, GPUBuffer> {
+  let byGrouping = recordedTileOffsets.get(rec);
+  if (!byGrouping) recordedTileOffsets.set(rec, (byGrouping = new WeakMap()));
+  let meta = byGrouping.get(offsets);
+  if (!meta) byGrouping.set(offsets, (meta = new Map()));
+  return meta;
+}
+
+/**
+ * Records (once per recording, grouping and expert range: GemmCallScratch.meta) the tile offsets of experts
  * [e0, e0 + experts) for `tm`-row tiles; returns the META buffer.
  * @example `const meta = recordTileOffsets(rec, g.offsets.buffer, 32, { e0: 0, experts: E, o0: 0 }, scratch)`
  */

@@ -20,7 +20,7 @@ import type { ExpertActivation, ExpertRowLayout, ExpertStackGpu, ExpertWeightsGp
 import { expertChunkList, expertDims, expertOutputs, type ExpertDims } from './expert-weights.js';
 import { expectLive } from './op-util.js';
 import { ACT_QUANT_GROUP, type ExpertActQuantOptions } from './quant-ref.js';
-import { actQuantKernel, groupedGemmKernel, recordTileOffsets, tileOffsetsKernel, type GemmCallScratch, type GemmChunkPlace, type GroupedGemmVariant } from './grouped-gemm-wgsl.js';
+import { actQuantKernel, groupedGemmKernel, recordTileOffsets, tileOffsetsKernel, tileOffsetsOf, type GemmCallScratch, type GemmChunkPlace, type GroupedGemmVariant } from './grouped-gemm-wgsl.js';
 import { WORD_VALUES, weightLayout, type WeightLayout } from './grouped-gemm-weights.js';
 import { checkAct, checkActQuant, checkBias, checkGroupingGpu, type ActParams } from './grouped-gemm-args.js';
 import { tiledGemmTile } from './plan.js';
@@ -183,7 +183,8 @@ interface GemmCall {
 function recordGemm(rec: Recorder, c: GemmCall, plan: GemmPlan): void {
   const { T, k } = c.g;
   const rows = T * k;
-  const scratch: GemmCallScratch = { meta: new Map() };
+  // the tile offsets shared with the recording's other GEMMs of this grouping (the layer's gate_up and down)
+  const scratch: GemmCallScratch = { meta: tileOffsetsOf(rec, c.g.offsets) };
   for (const ch of plan.chunks) {
     if (ch.fast) {
       // fast prefill path
