@@ -1,14 +1,16 @@
 // The small dispatches of a prefill forward beside its GEMMs (session 28's per-kernel profile: ~0.2 ms of them at
 // T = 512): the router linear on each of its kernels (linear.ts: gemv / narrow / tiled, forced) and the combine with
 // one output per thread or four (combine.ts's v4), each repeated R times in one compute pass, divided by R (device
-// time, timestamp queries), and the grouping in one workgroup or four passes (grouping.ts), for the routers and hidden
-// sizes of five models at T = 128, 512 and 4096. Every variant's
+// time, timestamp queries), the grouping in one workgroup or four passes (grouping.ts) and the down GEMM's f16 act
+// rows read once or twice (halfRowsKernel), for the routers and sizes of five models at T = 128, 512 and 4096. Every variant's
 // output is compared with the default's (max relative difference printed; the tests hold the references).
 //   node scripts/gpu/build-one.mjs scripts/gpu/prefill-small-probe.ts .gpu-kit/prefill-small-probe.mjs
 //   bash .gpu-kit/enter.sh node .gpu-kit/prefill-small-probe.mjs [--reps R] [--iters N] [--tokens 128,512] [--models mixtral-8x7b,..]
 import { HostTensor } from '@webmoe/tensor';
 import { GpuTensor, LINEAR_PATHS, Recorder, createGpuContext, foldWorkgroups, groupGpu, groupRef, linearGpu, uploadGrouping, type LinearPath } from '@webmoe/kernels-wgsl';
 import { combineKernel } from '../../packages/kernels-wgsl/src/kernels/combine.js';
+import { halfRowsKernel, halfRowsRegs, halfRowsVariant } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-wgsl.js';
+import { HALF_ROWS_PAD, halfRowStride } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-shapes.js';
 import { burnGpu } from '../../apps/bench/src/peak.js';
 import { chainedPassMs } from './device-time.js';
 
@@ -62,22 +64,30 @@ async function once(one: (rec: Recorder) => GpuTensor): Promise<Float32Array> {
   return h;
 }
 
+/** `one`'s output tensor (kept) downloaded as words. */
+async function onceKeep(one: (rec: Recorder) => GpuTensor): Promise<Uint32Array> {
+  const rec = new Recorder(ctx);
+  const y = one(rec);
+  rec.submit();
+  return (await y.download()).data as Uint32Array;
+}
+
 const results: { model: string; T: number; what: string; us: number; relDiff: number }[] = [];
 function report(model: string, T: number, what: string, ms: number, d: number) {
   results.push({ model, T, what, us: ms * 1000, relDiff: d });
   console.log(`${model.padEnd(18)} T=${String(T).padStart(4)} ${what.padEnd(26)} ${(ms * 1000).toFixed(2).padStart(8)} us  (rel diff to default ${d.toExponential(1)})`);
 }
 
-// [name, H (K of the router), E (its N), k]
-const MODELS: [string, number, number, number][] = [
-  ['mixtral-8x7b', 4096, 8, 2],
-  ['gpt-oss-20b', 2880, 32, 4],
-  ['deepseek-v2-lite', 2048, 64, 6],
-  ['qwen3-30b-a3b', 2048, 128, 8],
-  ['deepseek-v3', 7168, 256, 8],
+// [name, H (K of the router), E (its N), k, I (the down GEMM's K)]
+const MODELS: [string, number, number, number, number][] = [
+  ['mixtral-8x7b', 4096, 8, 2, 14336],
+  ['gpt-oss-20b', 2880, 32, 4, 2880],
+  ['deepseek-v2-lite', 2048, 64, 6, 1408],
+  ['qwen3-30b-a3b', 2048, 128, 8, 768],
+  ['deepseek-v3', 7168, 256, 8, 2048],
 ];
 await burnGpu(ctx, 300);
-for (const [name, H, E, k] of MODELS) {
+for (const [name, H, E, k, I] of MODELS) {
   if (ONLY && !ONLY.includes(name)) continue;
   const wr = up([E, H], 'bfloat16', -0.05, 0.05);
   for (const T of TOKENS) {
@@ -123,6 +133,26 @@ for (const [name, H, E, k] of MODELS) {
       const c = await once(combine(v4));
       await burnGpu(ctx, 20);
       report(name, T, `combine ${v4 ? 'v4' : 'scalar'}`, await perDispatch((rec, out) => out.push(combine(v4)(rec))), relDiff(c, c1));
+    }
+    // the down GEMM's f16 act rows (halfRowsKernel, grouped rows): read once into registers, or twice
+    {
+      const rows = T * k;
+      const kp = halfRowStride(I);
+      const act = up([rows, I], 'float32', -4, 4);
+      const xh = GpuTensor.empty(ctx, 'uint32', [((rows + HALF_ROWS_PAD) * kp) / 2]);
+      const xru = GpuTensor.empty(ctx, 'float32', [rows]);
+      const half = (regs: boolean) => (rec: Recorder) => {
+        const v = halfRowsVariant('grouped', false, I);
+        rec.dispatch({ kernel: halfRowsKernel, variant: regs ? v : { xmode: 'grouped', rowScale: false }, bind: { X: act.buffer, ORDER: g.order.buffer, XH: xh.buffer, XRU: xru.buffer }, params: { rows, kv: I / 4, k, kvp: kp / 4 }, workgroups: foldWorkgroups(ctx, rows + HALF_ROWS_PAD) });
+        return xh;
+      };
+      const h2 = Float32Array.from((await onceKeep(half(false))).subarray(0, 4096));
+      for (const regs of [false, true]) {
+        const h = Float32Array.from((await onceKeep(half(regs))).subarray(0, 4096));
+        await burnGpu(ctx, 20);
+        report(name, T, `act half rows ${regs ? `regs ${halfRowsRegs(I)}` : 'two reads'}`, await perDispatch((rec) => void half(regs)(rec)), relDiff(h, h2));
+      }
+      for (const t of [act, xh, xru]) t.destroy();
     }
     for (const t of [g, y, w]) t.destroy();
   }

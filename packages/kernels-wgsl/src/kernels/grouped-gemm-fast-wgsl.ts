@@ -46,7 +46,7 @@
  * inside that range.
  */
 import { defineKernel, uniformFields, type BindingDecl } from '../runtime/kernel.js';
-import { FAST_TK, FAST_TM, FAST_THREADS, FAST_TNW, HALF_ROWS_PAD, type FastGemmVariant } from './grouped-gemm-fast-shapes.js';
+import { FAST_TK, FAST_TM, FAST_THREADS, FAST_TNW, HALF_ROWS_PAD, halfRowStride, type FastGemmVariant } from './grouped-gemm-fast-shapes.js';
 import { FMA_GEO, fastGemmSignature, helpersWgsl, loadSlice, prologue, sharedRows, sliceRegs, store } from './grouped-gemm-fast-staging-wgsl.js';
 import { fastVpl } from './grouped-gemm-fast-weights-wgsl.js';
 
@@ -146,8 +146,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }),
 });
 
-/** Variant of halfRowsKernel: which x row feeds grouped row p, and whether the router weight scales it. */
-export type HalfRowsVariant = { xmode: FastGemmVariant['xmode']; rowScale: boolean };
+/**
+ * Variant of halfRowsKernel: which x row feeds grouped row p, and whether the router weight scales it; `regs` (from
+ * halfRowsRegs): the row is read once into that many vec4 registers per thread of HALF_ROWS_REG_WG, its max taken
+ * from them and its halves written from them, instead of read twice by AMAX_WG threads (the max, then the halves).
+ */
+export type HalfRowsVariant = { xmode: FastGemmVariant['xmode']; rowScale: boolean; regs?: number };
+
+/** Threads per row of halfRowsKernel's register variant. */
+const HALF_ROWS_REG_WG = 256;
+/** The most vec4 registers per thread of halfRowsKernel's register variant (64 values: rows of up to 16384 inputs). */
+const HALF_ROWS_MAX_REGS = 16;
+
+/**
+ * halfRowsKernel's `regs` for rows of K inputs: the vec4s of a padded row (halfRowStride(K) / 4) per thread of
+ * HALF_ROWS_REG_WG, or undefined past HALF_ROWS_MAX_REGS (the two-read variant).
+ * @example `halfRowsRegs(14336) // 14`
+ */
+export function halfRowsRegs(K: number): number | undefined {
+  const regs = Math.ceil(halfRowStride(K) / 4 / HALF_ROWS_REG_WG);
+  return regs <= HALF_ROWS_MAX_REGS ? regs : undefined;
+}
+
+/** halfRowsKernel's variant for rows of K inputs (the register variant where halfRowsRegs has one). */
+export function halfRowsVariant(xmode: FastGemmVariant['xmode'], rowScale: boolean, K: number): HalfRowsVariant {
+  const regs = halfRowsRegs(K);
+  return regs ? { xmode, rowScale, regs } : { xmode, rowScale };
+}
 
 /**
  * The x rows of the subgroup-matrix GEMM in grouped order as f16 (FastGemmVariant.xh), one workgroup per
@@ -155,25 +180,52 @@ export type HalfRowsVariant = { xmode: FastGemmVariant['xmode']; rowScale: boole
  * (rowScale) and a power of two s that brings the row's max |value| to at most 2^14 (1 when already inside;
  * also for inf / NaN rows, which then propagate as in f32), rounded to f16: XH[p] (kvp = halfRowStride(K) / 4
  * vec2<u32> of 4 halves, zero past K), XRU[p] = 1 / s. Workgroups rows..rows + HALF_ROWS_PAD - 1 write zero rows.
- * K % 8 == 0.
+ * K % 8 == 0. With `regs` the row is read once (HalfRowsVariant); the same halves.
  */
-export const halfRowsKernel = defineKernel<HalfRowsVariant>('grouped_gemm_half_rows', ({ xmode, rowScale }) => /* wgsl */ `
-var<workgroup> part: array<f32, ${AMAX_WG}>;
-@compute @workgroup_size(${AMAX_WG})
+export const halfRowsKernel = defineKernel<HalfRowsVariant>('grouped_gemm_half_rows', ({ xmode, rowScale, regs }) => {
+  const wg = regs ? HALF_ROWS_REG_WG : AMAX_WG;
+  // the row's max |value| per thread, and the loop writing its halves (v: the 4 values of vec4 i, i < u.kv)
+  const [maxLoop, writeLoop] = regs
+    ? [
+        `var xv: array<vec4<f32>, ${regs}>;
+  for (var j = 0u; j < ${regs}u; j++) {
+    let i = lid + j * ${wg}u;
+    if (i < u.kv) { xv[j] = X[src + i]; let a = abs(xv[j]); m = max(m, max(max(a.x, a.y), max(a.z, a.w))); }
+  }`,
+        `for (var j = 0u; j < ${regs}u; j++) {
+    let i = lid + j * ${wg}u;
+    if (i < u.kvp) {
+      var v = vec4<f16>();
+      if (i < u.kv) { v = vec4<f16>(xv[j] * ms); }
+      XH[p * u.kvp + i] = vec2<u32>(bitcast<u32>(v.xy), bitcast<u32>(v.zw));
+    }
+  }`,
+      ]
+    : [
+        `for (var i = lid; i < u.kv; i += ${wg}u) { let a = abs(X[src + i]); m = max(m, max(max(a.x, a.y), max(a.z, a.w))); }`,
+        `for (var i = lid; i < u.kvp; i += ${wg}u) {
+    var v = vec4<f16>();
+    if (i < u.kv) { v = vec4<f16>(X[src + i] * ms); }
+    XH[p * u.kvp + i] = vec2<u32>(bitcast<u32>(v.xy), bitcast<u32>(v.zw));
+  }`,
+      ];
+  return /* wgsl */ `
+var<workgroup> part: array<f32, ${wg}>;
+@compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let p = wid.x + wid.y * nwg.x;
   if (p >= u.rows + ${HALF_ROWS_PAD}u) { return; }
   if (p >= u.rows) {
-    for (var i = lid; i < u.kvp; i += ${AMAX_WG}u) { XH[p * u.kvp + i] = vec2<u32>(0u); }
+    for (var i = lid; i < u.kvp; i += ${wg}u) { XH[p * u.kvp + i] = vec2<u32>(0u); }
     return;
   }
   let pair = ORDER[p];
   let src = (${xmode === 'token' ? 'pair / u.k' : xmode === 'pair' ? 'pair' : 'p'}) * u.kv;
   var m = 0.0;
-  for (var i = lid; i < u.kv; i += ${AMAX_WG}u) { let a = abs(X[src + i]); m = max(m, max(max(a.x, a.y), max(a.z, a.w))); }
+  ${maxLoop}
   part[lid] = m;
   workgroupBarrier();
-  for (var w = ${AMAX_WG / 2}u; w > 0u; w >>= 1u) {
+  for (var w = ${wg / 2}u; w > 0u; w >>= 1u) {
     if (lid < w) { part[lid] = max(part[lid], part[lid + w]); }
     workgroupBarrier();
   }
@@ -182,14 +234,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var s = 1.0;
   if (a > 16384.0 && a <= 3.4e38) { s = exp2(14.0 - ceil(log2(a))); }
   let ms = rs * s;
-  for (var i = lid; i < u.kvp; i += ${AMAX_WG}u) {
-    var v = vec4<f16>();
-    if (i < u.kv) { v = vec4<f16>(X[src + i] * ms); }
-    XH[p * u.kvp + i] = vec2<u32>(bitcast<u32>(v.xy), bitcast<u32>(v.zw));
-  }
+  ${writeLoop}
   if (lid == 0u) { XRU[p] = 1.0 / s; }
 }
-`, {
+`;
+}, {
   signature: ({ rowScale }) => {
     const read = (name: string, type: string): BindingDecl => ({ name, type, access: 'read' });
     const write = (name: string, type: string): BindingDecl => ({ name, type, access: 'read_write' });

@@ -35,7 +35,7 @@ import { SGMAT_CHOICES, chooseFastGemmKind, sgmatDequantExperts, sgmatDequantUna
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { blockShiftUniforms } from './grouped-gemm-weights.js';
 import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, tileOutputs, type FastGemmVariant, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
-import { ROW_ABSMAX_VARIANT, groupedGemmFastKernel, halfRowsKernel, rowAbsMaxKernel, splitKReduceKernel } from './grouped-gemm-fast-wgsl.js';
+import { ROW_ABSMAX_VARIANT, groupedGemmFastKernel, halfRowsKernel, halfRowsVariant, rowAbsMaxKernel, splitKReduceKernel } from './grouped-gemm-fast-wgsl.js';
 import { groupedGemmSgmatKernel } from './grouped-gemm-sgmat-wgsl.js';
 import { isPackedFormat, weightBind } from './grouped-gemm-fast-weights-wgsl.js';
 import { dequantHalfBytes, dequantHalfKernel, dequantHalfSupports, halfStackOver, recordDequantHalf } from './grouped-gemm-dequant.js';
@@ -368,7 +368,7 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
       xHalf = scratch.xHalf = { xh: rec.temp((rows + HALF_ROWS_PAD) * kp * 2, 'grouped_gemm_fast.xh', REUSE), ru: rec.temp(Math.max(4, rows * 4), 'grouped_gemm_fast.xru', REUSE) };
       const bind: Record<string, GPUBuffer> = { X: c.x, ORDER: c.g.order.buffer, XH: xHalf.xh, XRU: xHalf.ru };
       if (c.rowScale) bind.RS = c.rowScale;
-      rec.dispatch({ kernel: halfRowsKernel, variant: { xmode: c.xmode, rowScale: !!c.rowScale }, bind, params: { rows, kv: c.K / 4, k, kvp: kp / 4 }, workgroups: foldWorkgroups(rec.ctx, rows + HALF_ROWS_PAD) });
+      rec.dispatch({ kernel: halfRowsKernel, variant: halfRowsVariant(c.xmode, !!c.rowScale, c.K), bind, params: { rows, kv: c.K / 4, k, kvp: kp / 4 }, workgroups: foldWorkgroups(rec.ctx, rows + HALF_ROWS_PAD) });
     }
   }
   let xAmax: GPUBuffer | undefined;
@@ -468,7 +468,7 @@ export async function warmGroupedGemmFast(
     const warmTile = async (shape: SgmatShapeName, xRows: SgmatXRows, base: FastGemmVariant, wideLoads: boolean) => {
       await warmPipeline(ctx, tileOffsetsKernel, { tm: SGMAT_SHAPES[shape].tm });
       const xh = xhOf(SGMAT_SHAPES[shape].xd ? 'direct' : xRows);
-      if (xh) await warmPipeline(ctx, halfRowsKernel, { xmode: spec.xmode, rowScale: spec.rowScale });
+      if (xh) await warmPipeline(ctx, halfRowsKernel, halfRowsVariant(spec.xmode, spec.rowScale, spec.K));
       for (const splitK of spec.op === 'down' ? SGMAT_CHOICES.splitK : [1]) {
         await warmPipeline(ctx, groupedGemmSgmatKernel, sgmatVariant(base, { shape, xh, splitK, wide: wideLoads }));
         if (splitK > 1) await warmPipeline(ctx, splitKReduceKernel, { S: splitK });
