@@ -9,7 +9,7 @@
 import { HostTensor } from '@webmoe/tensor';
 import { GpuTensor, LINEAR_PATHS, Recorder, createGpuContext, foldWorkgroups, groupGpu, groupRef, linearGpu, uploadGrouping, type LinearPath } from '@webmoe/kernels-wgsl';
 import { combineKernel } from '../../packages/kernels-wgsl/src/kernels/combine.js';
-import { halfRowsKernel, halfRowsRegs, halfRowsVariant } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-wgsl.js';
+import { halfRowsKernel, halfRowsRegs } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-wgsl.js';
 import { HALF_ROWS_PAD, halfRowStride } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-shapes.js';
 import { burnGpu } from '../../apps/bench/src/peak.js';
 import { chainedPassMs } from './device-time.js';
@@ -142,8 +142,7 @@ for (const [name, H, E, k, I] of MODELS) {
       const xh = GpuTensor.empty(ctx, 'uint32', [((rows + HALF_ROWS_PAD) * kp) / 2]);
       const xru = GpuTensor.empty(ctx, 'float32', [rows]);
       const half = (regs: boolean) => (rec: Recorder) => {
-        const v = halfRowsVariant('grouped', false, I);
-        rec.dispatch({ kernel: halfRowsKernel, variant: regs ? v : { xmode: 'grouped', rowScale: false }, bind: { X: act.buffer, ORDER: g.order.buffer, XH: xh.buffer, XRU: xru.buffer }, params: { rows, kv: I / 4, k, kvp: kp / 4 }, workgroups: foldWorkgroups(ctx, rows + HALF_ROWS_PAD) });
+        rec.dispatch({ kernel: halfRowsKernel, variant: regs ? { xmode: 'grouped', rowScale: false, regs: halfRowsRegs(I) } : { xmode: 'grouped', rowScale: false }, bind: { X: act.buffer, ORDER: g.order.buffer, XH: xh.buffer, XRU: xru.buffer }, params: { rows, kv: I / 4, k, kvp: kp / 4 }, workgroups: foldWorkgroups(ctx, rows + HALF_ROWS_PAD) });
         return xh;
       };
       const h2 = Float32Array.from((await onceKeep(half(false))).subarray(0, 4096));

@@ -168,12 +168,6 @@ export function halfRowsRegs(K: number): number | undefined {
   return regs <= HALF_ROWS_MAX_REGS ? regs : undefined;
 }
 
-/** halfRowsKernel's variant for rows of K inputs (the register variant where halfRowsRegs has one). */
-export function halfRowsVariant(xmode: FastGemmVariant['xmode'], rowScale: boolean, K: number): HalfRowsVariant {
-  const regs = halfRowsRegs(K);
-  return regs ? { xmode, rowScale, regs } : { xmode, rowScale };
-}
-
 /**
  * The x rows of the subgroup-matrix GEMM in grouped order as f16 (FastGemmVariant.xh), one workgroup per
  * grouped row p: source row ORDER[p] / k ('token'), ORDER[p] ('pair') or p ('grouped'), times rowScale[ORDER[p]]

@@ -31,11 +31,11 @@ import { foldWorkgroups, type Recorder, warmPipeline } from '../runtime/kernel.j
 import type { ExpertWeightsGpu } from './moe-types.js';
 import type { ExpertActQuantOptions } from './quant-ref.js';
 import { expertDims } from './expert-weights.js';
-import { SGMAT_CHOICES, chooseFastGemmKind, sgmatDequantExperts, sgmatDequantUnasked, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
+import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatDequantExperts, sgmatDequantUnasked, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { blockShiftUniforms } from './grouped-gemm-weights.js';
 import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, tileOutputs, type FastGemmVariant, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
-import { ROW_ABSMAX_VARIANT, groupedGemmFastKernel, halfRowsKernel, halfRowsVariant, rowAbsMaxKernel, splitKReduceKernel } from './grouped-gemm-fast-wgsl.js';
+import { ROW_ABSMAX_VARIANT, groupedGemmFastKernel, halfRowsKernel, halfRowsRegs, rowAbsMaxKernel, splitKReduceKernel, type HalfRowsVariant } from './grouped-gemm-fast-wgsl.js';
 import { groupedGemmSgmatKernel } from './grouped-gemm-sgmat-wgsl.js';
 import { isPackedFormat, weightBind } from './grouped-gemm-fast-weights-wgsl.js';
 import { dequantHalfBytes, dequantHalfKernel, dequantHalfSupports, halfStackOver, recordDequantHalf } from './grouped-gemm-dequant.js';
@@ -407,6 +407,15 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
     const n = rows * c.N;
     rec.dispatch({ kernel: splitKReduceKernel, variant: { S: splitK }, bind: { P: yOut, Y: c.y.buffer }, params: { rows, N: c.N, ys, yo: place.o0 }, workgroups: foldWorkgroups(rec.ctx, Math.ceil(n / 256)) });
   }
+}
+
+/**
+ * halfRowsKernel's variant for rows of K inputs: the row read once into registers (halfRowsRegs) from
+ * KERNEL_CROSSOVERS.halfRowsRegsMinInputs inputs, else read twice.
+ */
+function halfRowsVariant(xmode: FastGemmVariant['xmode'], rowScale: boolean, K: number): HalfRowsVariant {
+  const regs = K >= KERNEL_CROSSOVERS.halfRowsRegsMinInputs ? halfRowsRegs(K) : undefined;
+  return regs ? { xmode, rowScale, regs } : { xmode, rowScale };
 }
 
 /** The decoding scratch of each recorder (dequantScratch). */

@@ -3,15 +3,11 @@
  * float32; W stays in its storage dtype (float32, bfloat16 or float16,
  * 16-bit types packed two per u32); accumulation in f32.
  *
- * Three paths, chosen by T, N and K (plan.ts linearPath):
- * - GEMV (T <= 32): one workgroup per (token, output column); 256 threads
+ * Two paths, chosen by T and N (plan.ts linearPath):
+ * - GEMV (T <= 32, or T * N <= linearGemvMaxOutputs: a router with few experts):
+ *   one workgroup per (token, output column); 256 threads
  *   split K (16-bit weights with even K read one u32 = two weights at a
  *   time), then a tree reduction in workgroup memory in a fixed order.
- * - Narrow (T > 32, few outputs: a router's N of 8-32, K % 4 == 0): one
- *   workgroup per NARROW_TOKENS tokens, NARROW_PARTS threads per token each
- *   summing every NARROW_PARTS-th group of 4 inputs for all N outputs (8 at
- *   a time), then the parts summed in order in workgroup memory: x is read
- *   once, in 16-byte loads, with no K-split dispatch and no padded outputs.
  * - Tiled (the rest): 64x64 output tiles, 16-deep K slices staged in workgroup
  *   memory, 4x4 outputs per thread; each output sums k = 0..K-1 in order.
  *   Where the tiles are few (a router's N of 8-384 outputs), K is split into
@@ -49,11 +45,9 @@ export type LinearVariant = {
 };
 
 function bindingsFor(v: LinearVariant): BindingDecl[] {
-  // the narrow path reads 4 inputs per load: x as vec4<f32>, W as vec4<f32> or vec2<u32> (four 16-bit weights)
-  const narrow = v.path === 'narrow';
   const b: BindingDecl[] = [
-    { name: 'X', type: narrow ? 'array<vec4<f32>>' : 'array<f32>', access: 'read' },
-    { name: 'W', type: narrow ? (v.wdtype === 'float32' ? 'array<vec4<f32>>' : 'array<vec2<u32>>') : storageType(v.wdtype), access: 'read' },
+    { name: 'X', type: 'array<f32>', access: 'read' },
+    { name: 'W', type: storageType(v.wdtype), access: 'read' },
   ];
   if (v.bdtype !== 'none' && !v.splitK) b.push({ name: 'B', type: storageType(v.bdtype), access: 'read' });
   b.push({ name: 'Y', type: 'array<f32>', access: 'read_write' });
@@ -72,8 +66,8 @@ function pairDecoder(v: LinearVariant): string {
 function common(v: LinearVariant): string {
   return `
 ${v.bdtype !== 'none' && DTYPES[v.bdtype].bytes === 1 ? FP8_DECODE_WGSL : ''}
-${(v.pairs || v.path === 'narrow') && v.wdtype === 'bfloat16' ? BF16_UNPACK_WGSL : ''}
-${v.path === 'narrow' ? '' : loadFn('ldw', 'W', v.wdtype)}
+${v.pairs && v.wdtype === 'bfloat16' ? BF16_UNPACK_WGSL : ''}
+${loadFn('ldw', 'W', v.wdtype)}
 ${v.bdtype !== 'none' && !v.splitK ? loadFn('ldb', 'B', v.bdtype) : ''}
 `;
 }
@@ -216,71 +210,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 
-/** Tokens per workgroup of the narrow path. */
-export const NARROW_TOKENS = 4;
-/** Threads per token of the narrow path (each sums every NARROW_PARTS-th group of 4 inputs). */
-const NARROW_PARTS = 64;
-/** Outputs summed per pass over a thread's inputs (registers) in the narrow path. */
-const NARROW_OUTS = 8;
-
-function narrowSource(v: LinearVariant): string {
-  // Thread li: token m = li / PARTS of the workgroup's NARROW_TOKENS, part j = li % PARTS (a warp's lanes read
-  // consecutive 16-byte groups of one x row). For each pass of NARROW_OUTS outputs: the part's sums over its groups
-  // q = j, j + PARTS, .. (the 4 inputs of a group in order), then lane (m, o) adds the PARTS partial sums in order.
-  const w4 = v.wdtype === 'float32' ? 'W[wq]' : `vec4<f32>(${pairDecoder(v)}(W[wq].x), ${pairDecoder(v)}(W[wq].y))`;
-  return /* wgsl */ `
-${common(v)}
-const PARTS = ${NARROW_PARTS}u;
-const OUTS = ${NARROW_OUTS}u;
-const TOK = ${NARROW_TOKENS}u;
-var<workgroup> red: array<f32, ${NARROW_TOKENS * NARROW_PARTS * NARROW_OUTS}>;
-@compute @workgroup_size(${NARROW_TOKENS * NARROW_PARTS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let blk = wid.x + wid.y * nwg.x;
-  if (blk >= u.nGroups) { return; }
-  let m = li / PARTS;
-  let j = li % PARTS;
-  let t = blk * TOK + m;
-  let kq = u.K / 4u;
-  let live = t < u.T;
-  let xb = min(t, u.T - 1u) * kq;
-  for (var n0 = 0u; n0 < u.N; n0 += OUTS) {
-    // zeroed explicitly each pass (lavapipe kept the previous pass's sums for a bare declaration)
-    var acc = array<f32, ${NARROW_OUTS}>();
-    if (live) {
-      for (var q = j; q < kq; q += PARTS) {
-        let xv = X[xb + q];
-        for (var o = 0u; o < OUTS; o++) {
-          let n = n0 + o;
-          if (n < u.N) {
-            let wq = n * kq + q;
-            let wv = ${w4};
-            acc[o] = acc[o] + xv.x * wv.x + xv.y * wv.y + xv.z * wv.z + xv.w * wv.w;
-          }
-        }
-      }
-    }
-    for (var o = 0u; o < OUTS; o++) { red[li * OUTS + o] = acc[o]; }
-    workgroupBarrier();
-    if (li < TOK * OUTS) {
-      let mm = li / OUTS;
-      let o = li % OUTS;
-      let tt = blk * TOK + mm;
-      let n = n0 + o;
-      if (tt < u.T && n < u.N) {
-        var s = 0.0;
-        for (var p = 0u; p < PARTS; p++) { s = s + red[(mm * PARTS + p) * OUTS + o]; }
-        Y[tt * u.N + n] = s + ${biasCode(v, 'n')};
-      }
-    }
-    workgroupBarrier();
-  }
-}
-`;
-}
-
-/** The linear kernel (GEMV, narrow and tiled paths, selected by the variant). */
-export const linearKernel = defineKernel<LinearVariant>('linear', (v) => (v.path === 'gemv' ? gemvSource(v) : v.path === 'narrow' ? narrowSource(v) : tiledSource(v)), {
+/** The linear kernel (GEMV and tiled paths, selected by the variant). */
+export const linearKernel = defineKernel<LinearVariant>('linear', (v) => (v.path === 'gemv' ? gemvSource(v) : tiledSource(v)), {
   signature: (v) => ({ bindings: bindingsFor(v), uniforms: uniformFields('u32', 'T', 'K', 'N', 'tilesN', 'tilesMN', 'kPer', 'nGroups') }),
 });
 
@@ -313,7 +244,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 );
 
 /** The linear's kernels (module doc); linearGpu's `path` option. */
-export const LINEAR_PATHS: readonly LinearPath[] = ['gemv', 'narrow', 'tiled'];
+export const LINEAR_PATHS: readonly LinearPath[] = ['gemv', 'tiled'];
 
 /** Options of {@link linearGpu}. */
 export interface LinearOptions {
@@ -321,7 +252,7 @@ export interface LinearOptions {
   bias?: GpuTensor;
   /** Allocate the output from this pool. */
   pool?: BufferPool;
-  /** The kernel (tests / tuning; 'narrow' needs K % 4 == 0). Default plan.ts's linearPath by T, N and K. */
+  /** The kernel (tests / tuning). Default plan.ts's linearPath by T and N. */
   path?: LinearPath;
 }
 
@@ -367,8 +298,8 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
   }
   const y = allocOutput(ctx, opts.pool, 'float32', [T, N], 'linear.out');
   if (T === 0) return y;
-  const path = opts.path ?? linearPath(T, N, K);
-  if (!LINEAR_PATHS.includes(path) || (path === 'narrow' && K % 4 !== 0)) throw new ValueError('linearGpu path', `${LINEAR_PATHS.join(' | ')} ('narrow' with K % 4 == 0)`, `${path} with K = ${K}`);
+  const path = opts.path ?? linearPath(T, N);
+  if (!LINEAR_PATHS.includes(path)) throw new ValueError('linearGpu path', LINEAR_PATHS.join(' | '), path);
   const tilesN = Math.ceil(N / 64);
   const tilesMN = Math.ceil(T / 64) * tilesN;
   // the tiled path's K slices (a multiple of the 16-deep staging), 1 without a split
@@ -382,7 +313,7 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
     pairs: w.dtype !== 'float32' && K % 2 === 0,
   };
   if (slices > 1) variant.splitK = true;
-  const nGroups = path === 'gemv' ? T * N : path === 'narrow' ? Math.ceil(T / NARROW_TOKENS) : tilesMN * slices;
+  const nGroups = path === 'gemv' ? T * N : tilesMN * slices;
   try {
     // every (tile, slice) workgroup writes its partial sums in full: reused from the scratch cache
     const partials = slices > 1 ? rec.temp(slices * T * N * 4, 'linear.partials', { reuse: true }) : undefined;

@@ -92,19 +92,31 @@ export const KERNEL_CROSSOVERS = {
   fusedRoutingMaxTokens: 4,
   /**
    * groupGpu in one single-workgroup dispatch (group_one) for at most this many (token, slot) pairs, four passes
-   * (zero, count, scan, scatter) above. Session 28's per-kernel profile (H100, T = 512): the four passes 35-37 us
-   * per forward for every model (8.7-10 us each, latency-bound). Not yet measured on a GPU.
+   * (zero, count, scan, scatter) above. H100 2026-12-06 (session 29 call 1, prefill-small-probe, us per grouping in a
+   * chain, four passes / one): T = 128 (256-1024 pairs) 23.0-23.8 / 7.8-9.4; T = 512 (1024-4096 pairs) 19.7-23.2 /
+   * 9.1-15.8, Qwen3 and DeepSeek-V3 (4096 pairs) 20.4-20.9 / 15.6-15.8; in the layer's profile (call 1) Qwen3 T = 1024
+   * (8192 pairs) 25.4 us against session 28's 38.9 for the four passes.
    */
   groupOneWorkgroupMaxPairs: 8192,
-  /** Router linear: the GEMV kernel for at most this many tokens, the narrow or tiled kernel above. */
+  /**
+   * The subgroup-matrix GEMMs' f16 x rows (halfRowsKernel): a row read once into registers (256 threads) from this
+   * many inputs, read twice (64 threads: its max, then its halves) below. H100 2026-12-06 (session 29 call 1,
+   * prefill-small-probe, the down GEMM's act rows, us, two reads / once): Mixtral (I 14336) T = 128 24.6 / 8.3, T = 512
+   * 78.9 / 35.9; DeepSeek-V3 (2048) T = 512 28.2 / 19.7; GPT-OSS-20B (2880) 13.6 / 10.8; DeepSeek-V2-Lite (1408) 9.0
+   * / 9.7; Qwen3 (768) 7.6 / 10.5.
+   */
+  halfRowsRegsMinInputs: 2048,
+  /** Router linear: the GEMV kernel for at most this many tokens, the tiled kernel above (but see linearGemvMaxOutputs). */
   linearGemvMaxTokens: 32,
   /**
-   * Router linear past linearGemvMaxTokens: the narrow kernel (a workgroup per 4 tokens over all outputs, no K split)
-   * for at most this many outputs, the 64 x 64 tiles above. Session 28's per-kernel profile (H100): the tiled router
-   * linear of Mixtral (N = 8, 7/8 of each tile padding) took 34 + 12 us (split-K and its reduce) at T = 512 and 148 +
-   * 10 at T = 4096, where its 8 MB / 64 MB of x take ~3 / ~20 us to read. Not yet measured on a GPU.
+   * Router linear: the GEMV kernel also where T * N is at most this (a workgroup per output: routers with few
+   * experts), the 64 x 64 tiles (mostly padding for N < 64) with their K split above. H100 2026-12-06 (session 29
+   * call 1, scripts/gpu/prefill-small-probe.ts, us per dispatch in a chain, gemv / tiled with its reduce): Mixtral
+   * (N 8, K 4096) T = 128 11.0 / 30.8, T = 512 17.9 / 27.0; GPT-OSS-20B (N 32, K 2880) T = 128 19.3 / 27.2, T = 512
+   * 53.6 / 27.7; DeepSeek-V2-Lite (N 64) T = 128 76.5 / 28.5; Qwen3 (N 128) T = 128 45.4 / 26.6. A kernel of 4 tokens
+   * per workgroup over all N (no K split) lost to both everywhere (27-196 us: too few threads in flight).
    */
-  linearNarrowMaxOutputs: 32,
+  linearGemvMaxOutputs: 4096,
   /**
    * The decode down GEMV with the combine in it (moe-gemv-combine.ts: one dispatch fewer, a workgroup row per token
    * reading its k experts' rows in turn) for at most this many tokens where 'auto' chooses, by adapter (0: never).
@@ -576,17 +588,16 @@ export function useOneWorkgroupGrouping(n: number): boolean {
   return n <= KERNEL_CROSSOVERS.groupOneWorkgroupMaxPairs;
 }
 
-/** The router linear's kernels (linear.ts): one workgroup per token and output, per few tokens over all outputs, or per 64 x 64 tile. */
-export type LinearPath = 'gemv' | 'narrow' | 'tiled';
+/** The router linear's kernels (linear.ts): one workgroup per token and output, or per 64 x 64 output tile. */
+export type LinearPath = 'gemv' | 'tiled';
 
 /**
- * The router linear's kernel for T tokens, N outputs and K inputs: 'gemv' up to linearGemvMaxTokens tokens, 'narrow'
- * past it for at most linearNarrowMaxOutputs outputs (K % 4 == 0), else 'tiled'.
- * @example `linearPath(512, 8, 4096) // 'narrow'`
+ * The router linear's kernel for T tokens and N outputs: 'gemv' up to linearGemvMaxTokens tokens or
+ * linearGemvMaxOutputs outputs in all (T * N: a router with few experts), else 'tiled'.
+ * @example `linearPath(512, 8) // 'gemv'`
  */
-export function linearPath(T: number, N = Infinity, K = 0): LinearPath {
-  if (T <= KERNEL_CROSSOVERS.linearGemvMaxTokens) return 'gemv';
-  return N <= KERNEL_CROSSOVERS.linearNarrowMaxOutputs && K % 4 === 0 && K > 0 ? 'narrow' : 'tiled';
+export function linearPath(T: number, N = Infinity): LinearPath {
+  return T <= KERNEL_CROSSOVERS.linearGemvMaxTokens || T * N <= KERNEL_CROSSOVERS.linearGemvMaxOutputs ? 'gemv' : 'tiled';
 }
 
 /**
