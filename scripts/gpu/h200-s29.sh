@@ -7,7 +7,7 @@
 #   2: int4 and MXFP4 (always word-staged) on the fp8 band's 128 x 256 tile against the planner's (144 x 256 from 64
 #      rows per expert): GPT-OSS int4 / MXFP4 miss 1.3x at T = 512 (1.33-1.34x, session 28 call 3) (~150 s).
 #   p: scripts/gpu/prefill-small-probe.ts (the narrow router linear and the vec4 combine against the old kernels).
-#   4: the GPU test bundle and the bf16 layer beside HF at T = 512 / 4096 (session 29's second call).
+#   4: the GPU test bundle and the bf16 layer beside HF at T = 512 / 4096 (session 29's second call); 5: the layer alone.
 #   Several parts run in one call: "p 1".
 #   3: the whole GPU test bundle (the fp8 band and word staging through the golden-large fixtures), 420 s.
 set -u
@@ -32,6 +32,10 @@ case "$part" in
     # after call 1 (the narrow linear lost; GEMV routers past 32 tokens, half rows by registers from 2048 inputs): the
     # whole GPU test bundle, then the bf16 layer beside HF grouped_mm at T = 512 / 4096 (~450 s)
     GPU_TESTS 320
+    LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 512,4096
+    ;;
+  5)
+    # part 4's layer rows alone (device budget short of the bundle)
     LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 512,4096
     ;;
   p)
