@@ -128,6 +128,50 @@ describe('groupedGateUpGpu vs reference (dense weights)', () => {
   });
 });
 
+describe('tiled GEMMs: a NaN weight stays in its own output', () => {
+  // The tiled kernels stage weights past K or N as zero (declared with an explicit zero value: lavapipe kept a bare
+  // array declaration's values from one loop iteration to the next in session 29's narrow linear kernel). Whatever a
+  // thread staged before must not reach another row's outputs: NaN weights in one row stay in that row's outputs.
+  // (Bare declarations here passed this test on lavapipe as well; it guards the containment, not that observation.)
+  for (const tile of ['decode', 'prefill'] as const) {
+    it(`${tile} tile, bf16 (two weights per load), K and N not multiples of the tile`, async (t) => {
+      if (!ctx) return t.skip('no WebGPU adapter');
+      const c = ctx;
+      const r = rng(4242);
+      const T = 37, k = 2, E = 3, H = 29, I = 38;
+      const h = randomArray(r, T * k * I, -1, 1);
+      const wf = roundTo('bfloat16', randomArray(r, E * H * I, -0.3, 0.3));
+      const nanRow = 3;
+      for (let e = 0; e < E; e++) for (let col = 0; col < I; col += 3) wf[(e * H + nanRow) * I + col] = NaN;
+      const w = HostTensor.fromFloat32([E, H, I], wf, 'bfloat16');
+      const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
+      const want = groupedDownRef(h, g, { kind: 'dense', w });
+      const got = await gpuChecked(c, async () => {
+        const gh = GpuTensor.upload(c, HostTensor.fromFloat32([T * k, I], h));
+        const gw = GpuTensor.upload(c, w);
+        const gg = uploadGrouping(c, g);
+        const rec = new Recorder(c);
+        const y = groupedDownGpu(c, rec, gh, gg, { kind: 'dense', w: gw }, undefined, { tile });
+        rec.submit();
+        const out = (await y.download()).data as Float32Array;
+        for (const b of [gh, gw, y]) b.destroy();
+        gg.destroy();
+        return out;
+      });
+      let bad = 0;
+      for (let p = 0; p < T * k; p++) {
+        for (let o = 0; o < H; o++) {
+          const i = p * H + o;
+          if (o === nanRow) {
+            if (!Number.isNaN(got[i])) bad++;
+          } else if (!(Math.abs(got[i] - want[i]) <= 1e-4 * (1 + Math.abs(want[i])))) bad++;
+        }
+      }
+      expect(bad, 'outputs wrong (NaN outside its row, or off the reference)').toBe(0);
+    });
+  }
+});
+
 describe('groupedDownGpu vs reference (dense weights)', () => {
   const r0 = rng(77);
   const downCases = [

@@ -263,9 +263,11 @@ function gemmWgsl(v: GroupedGemmVariant): string {
     ? `for (var c = 0u; c < ${rn}u; c++) { let wg = WS_T[kk * ${tn}u + tx + c * ${tx}u]; let wu = WS_T[${tn * TK}u + kk * ${tn}u + tx + c * ${tx}u]; for (var r = 0u; r < ${rm}u; r++) { acc[r * ${rn}u + c] = fma(a[r], wg, acc[r * ${rn}u + c]); accu[r * ${rn}u + c] = fma(a[r], wu, accu[r * ${rn}u + c]); } }`
     : `for (var c = 0u; c < ${rn}u; c++) { let wv = WS_T[kk * ${tn}u + tx + c * ${tx}u]; for (var r = 0u; r < ${rm}u; r++) { acc[r * ${rn}u + c] = fma(a[r], wv, acc[r * ${rn}u + c]); } }`;
   const V = v.vec;
+  // weights past N or K staged as zero: explicit zero values (lavapipe kept a bare array declaration's values from one
+  // loop iteration to the next in another kernel)
   const wloadVec = fused
-    ? `var gv: array<f32, ${V}>; var uv: array<f32, ${V}>; if (o < u.N && col < u.K) { gv = wvec(e, ${gateRow}, col); uv = wvec(e, ${upRow}, col); } for (var i = 0u; i < ${V}u; i++) { WS_T[(kk + i) * ${tn}u + n] = gv[i]; WS_T[${tn * TK}u + (kk + i) * ${tn}u + n] = uv[i]; }`
-    : `var wv: array<f32, ${V}>; if (o < u.N && col < u.K) { wv = wvec(e, o, col); } for (var i = 0u; i < ${V}u; i++) { WS_T[(kk + i) * ${tn}u + n] = wv[i]; }`;
+    ? `var gv = array<f32, ${V}>(); var uv = array<f32, ${V}>(); if (o < u.N && col < u.K) { gv = wvec(e, ${gateRow}, col); uv = wvec(e, ${upRow}, col); } for (var i = 0u; i < ${V}u; i++) { WS_T[(kk + i) * ${tn}u + n] = gv[i]; WS_T[${tn * TK}u + (kk + i) * ${tn}u + n] = uv[i]; }`
+    : `var wv = array<f32, ${V}>(); if (o < u.N && col < u.K) { wv = wvec(e, o, col); } for (var i = 0u; i < ${V}u; i++) { WS_T[(kk + i) * ${tn}u + n] = wv[i]; }`;
   const wload = fused
     ? `var gv = 0.0; var uv = 0.0; if (o < u.N && col < u.K) { gv = wld(e, ${gateRow}, col); uv = wld(e, ${upRow}, col); } WS_T[kk * ${tn}u + n] = gv; WS_T[${tn * TK}u + kk * ${tn}u + n] = uv;`
     : `var wv = 0.0; if (o < u.N && col < u.K) { wv = wld(e, o, col); } WS_T[kk * ${tn}u + n] = wv;`;
