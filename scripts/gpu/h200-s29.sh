@@ -38,6 +38,14 @@ case "$part" in
     # part 4's layer rows alone (device budget short of the bundle)
     LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 512,4096
     ;;
+  6)
+    # the last of the budget: the bf16 layer at T = 512 (Mixtral, GPT-OSS, Qwen3) and HF grouped_mm for Mixtral and
+    # GPT-OSS at T = 512 in the same call (~170 s)
+    timeout 100 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,gpt-oss-20b,qwen3-30b-a3b --dtypes bf16 --tokens 512 --iters 10 --stack 2 --json "$OUT/layer-bf16.json" > "$OUT/layer-bf16.txt" 2>&1
+    echo "bench rc=$?" >> "$OUT/layer-bf16.txt"; grep -hE "^(model|mixtral|qwen3|gpt)|rc=" "$OUT/layer-bf16.txt" | cut -c1-160
+    timeout 70 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models mixtral-8x7b,gpt-oss-20b --tokens 512 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
+    echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
+    ;;
   p)
     # the router linear's kernels (gemv / narrow / tiled) and the combine (scalar / v4) at T = 128, 512, 4096 (~60 s)
     timeout 150 bash .gpu-kit/enter.sh node .gpu-kit/prefill-small-probe.mjs > "$OUT/prefill-small-probe.txt" 2>&1
