@@ -133,9 +133,12 @@ describe('groupGpu vs groupRef', () => {
       gi.destroy();
     }
     const gi = GpuTensor.upload(cx, new HostTensor('uint32', [1, 1], new Uint32Array(1)));
+    const pool = new BufferPool(cx);
     const rec = new Recorder(cx);
-    expect(() => groupGpu(cx, rec, gi, GROUP_ONE_MAX_EXPERTS + 1, { oneWorkgroup: true })).toThrow(ValueError);
+    expect(() => groupGpu(cx, rec, gi, GROUP_ONE_MAX_EXPERTS + 1, { oneWorkgroup: true, pool })).toThrow(ValueError);
     rec.submit();
+    expect(pool.liveCount, 'nothing allocated').toBe(0);
+    pool.destroy();
     gi.destroy();
   });
 

@@ -150,13 +150,20 @@ describe('linearGpu vs linearRef', () => {
     }
   });
 
-  it('rejects an unknown path before recording', async (c) => {
+  it('rejects an unknown path before allocating or recording anything', async (c) => {
     if (!ctx) return c.skip('no WebGPU adapter');
-    const x = GpuTensor.upload(ctx, HostTensor.fromFloat32([40, 6], new Float32Array(240)));
-    const w = GpuTensor.upload(ctx, HostTensor.fromFloat32([8, 6], new Float32Array(48), 'bfloat16'));
-    const rec = new Recorder(ctx);
-    expect(() => linearGpu(ctx!, rec, x, w, { path: 'narrow' as LinearPath })).toThrow(ValueError);
-    rec.submit();
+    const cx = ctx;
+    const x = GpuTensor.upload(cx, HostTensor.fromFloat32([40, 6], new Float32Array(240)));
+    const w = GpuTensor.upload(cx, HostTensor.fromFloat32([8, 6], new Float32Array(48), 'bfloat16'));
+    const pool = new BufferPool(cx);
+    const { dispatched } = await withDispatchLog(async () => {
+      const rec = new Recorder(cx);
+      expect(() => linearGpu(cx, rec, x, w, { path: 'narrow' as LinearPath, pool })).toThrow(ValueError);
+      rec.submit();
+    });
+    expect(dispatched).toEqual([]);
+    expect(pool.liveCount, 'no output allocated').toBe(0);
+    pool.destroy();
     x.destroy();
     w.destroy();
   });

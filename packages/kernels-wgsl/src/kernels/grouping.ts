@@ -310,12 +310,12 @@ export function allocGrouping(ctx: GpuContext, what: string, idx: GpuTensor, E: 
  * ```
  */
 export function groupGpu(ctx: GpuContext, rec: Recorder, idx: GpuTensor, E: number, opts: GroupOptions = {}): GroupingGpu {
+  if (opts.oneWorkgroup === true && E > GROUP_ONE_MAX_EXPERTS) throw new ValueError('groupGpu oneWorkgroup', `E <= ${GROUP_ONE_MAX_EXPERTS}`, E);
   const g = allocGrouping(ctx, 'groupGpu', idx, E, opts);
   const { counts, offsets, order, position } = g;
   const n = g.T * g.k;
   try {
     const v = NO_VARIANT;
-    if (opts.oneWorkgroup === true && E > GROUP_ONE_MAX_EXPERTS) throw new ValueError('groupGpu oneWorkgroup', `E <= ${GROUP_ONE_MAX_EXPERTS}`, E);
     if (opts.oneWorkgroup ?? (E <= GROUP_ONE_MAX_EXPERTS && useOneWorkgroupGrouping(n))) {
       rec.dispatch({ kernel: groupOneKernel, variant: v, bind: { IDX: idx.buffer, C: counts.buffer, OFF: offsets.buffer, ORD: order.buffer, POS: position.buffer }, params: { n, E }, workgroups: [1] });
       return g;

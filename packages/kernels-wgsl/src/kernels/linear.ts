@@ -296,10 +296,10 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
     checkBiasDType('linearGpu bias', bias.dtype);
     if (bias.size !== N || bias.shape.length > 2 || (bias.shape.length === 2 && bias.shape[0] !== 1)) throw new ShapeError('linearGpu bias', [N], bias.shape);
   }
-  const y = allocOutput(ctx, opts.pool, 'float32', [T, N], 'linear.out');
-  if (T === 0) return y;
   const path = opts.path ?? linearPath(T, N);
   if (!LINEAR_PATHS.includes(path)) throw new ValueError('linearGpu path', LINEAR_PATHS.join(' | '), path);
+  const y = allocOutput(ctx, opts.pool, 'float32', [T, N], 'linear.out');
+  if (T === 0) return y;
   const tilesN = Math.ceil(N / 64);
   const tilesMN = Math.ceil(T / 64) * tilesN;
   // the tiled path's K slices (a multiple of the 16-deep staging), 1 without a split
