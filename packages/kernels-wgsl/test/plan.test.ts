@@ -117,13 +117,15 @@ describe('kernel planner', () => {
     for (const T of [1, 8, 16, 17, 64]) expect(planExpertGemms({ T, k: 1, E: 1, actQuant: 'none', gemvSupported: true }) === 'gemv').toBe(useSingleExpertGemv(T));
     expect(() => planExpertGemms({ ...base, T: 1, choice: 'fast' as never })).toThrow(ValueError);
   });
-  it('router linear: GEMV up to 32 tokens or 4096 outputs in all, else tiled', () => {
+  it('router linear: GEMV up to 32 tokens or (GPUs) 4096 outputs in all, else tiled', () => {
     expect([1, 32, 33, 512].map((T) => linearPath(T))).toEqual(['gemv', 'gemv', 'tiled', 'tiled']);
     expect([1, 32, 33, 512, 513].map((T) => linearPath(T, 8))).toEqual(['gemv', 'gemv', 'gemv', 'gemv', 'tiled']);
     expect(linearPath(128, 32)).toBe('gemv');
     expect(linearPath(129, 32)).toBe('tiled');
     expect(linearPath(33, 128)).toBe('tiled');
     expect(linearPath(32, 256)).toBe('gemv');
+    // software adapters: GEMV only up to 32 tokens
+    expect([1, 32, 33, 512].map((T) => linearPath(T, 8, true))).toEqual(['gemv', 'gemv', 'tiled', 'tiled']);
   });
   it('GEMV rows per pass: rows per active expert as a power of two, capped by T and 8 (dense) / 4 (packed)', () => {
     expect(gemvRowsPerPass(1, 8, 128, false)).toBe(1);

@@ -4,7 +4,7 @@
  * 16-bit types packed two per u32); accumulation in f32.
  *
  * Two paths, chosen by T and N (plan.ts linearPath):
- * - GEMV (T <= 32, or T * N <= linearGemvMaxOutputs: a router with few experts):
+ * - GEMV (T <= 32, or on GPUs T * N <= linearGemvMaxOutputs: a router with few experts):
  *   one workgroup per (token, output column); 256 threads
  *   split K (16-bit weights with even K read one u32 = two weights at a
  *   time), then a tree reduction in workgroup memory in a fixed order.
@@ -296,7 +296,7 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
     checkBiasDType('linearGpu bias', bias.dtype);
     if (bias.size !== N || bias.shape.length > 2 || (bias.shape.length === 2 && bias.shape[0] !== 1)) throw new ShapeError('linearGpu bias', [N], bias.shape);
   }
-  const path = opts.path ?? linearPath(T, N);
+  const path = opts.path ?? linearPath(T, N, ctx.adapterInfo.software);
   if (!LINEAR_PATHS.includes(path)) throw new ValueError('linearGpu path', LINEAR_PATHS.join(' | '), path);
   const y = allocOutput(ctx, opts.pool, 'float32', [T, N], 'linear.out');
   if (T === 0) return y;

@@ -115,8 +115,9 @@ export const KERNEL_CROSSOVERS = {
    * (N 8, K 4096) T = 128 11.0 / 30.8, T = 512 17.9 / 27.0; GPT-OSS-20B (N 32, K 2880) T = 128 19.3 / 27.2, T = 512
    * 53.6 / 27.7; DeepSeek-V2-Lite (N 64) T = 128 76.5 / 28.5; Qwen3 (N 128) T = 128 45.4 / 26.6. A kernel of 4 tokens
    * per workgroup over all N (no K split) lost to both everywhere (27-196 us: too few threads in flight).
+   * Software adapters: never (lavapipe, the same probe, ms: DeepSeek-V2-Lite T = 40 GEMV 39.2, tiles 15.4).
    */
-  linearGemvMaxOutputs: 4096,
+  linearGemvMaxOutputs: { gpu: 4096, software: 0 } as Readonly<Record<'gpu' | 'software', number>>,
   /**
    * The decode down GEMV with the combine in it (moe-gemv-combine.ts: one dispatch fewer, a workgroup row per token
    * reading its k experts' rows in turn) for at most this many tokens where 'auto' chooses, by adapter (0: never).
@@ -593,11 +594,12 @@ export type LinearPath = 'gemv' | 'tiled';
 
 /**
  * The router linear's kernel for T tokens and N outputs: 'gemv' up to linearGemvMaxTokens tokens or
- * linearGemvMaxOutputs outputs in all (T * N: a router with few experts), else 'tiled'.
+ * linearGemvMaxOutputs outputs in all (T * N: a router with few experts; by adapter kind), else 'tiled'.
  * @example `linearPath(512, 8) // 'gemv'`
  */
-export function linearPath(T: number, N = Infinity): LinearPath {
-  return T <= KERNEL_CROSSOVERS.linearGemvMaxTokens || T * N <= KERNEL_CROSSOVERS.linearGemvMaxOutputs ? 'gemv' : 'tiled';
+export function linearPath(T: number, N = Infinity, softwareAdapter = false): LinearPath {
+  const c = KERNEL_CROSSOVERS;
+  return T <= c.linearGemvMaxTokens || T * N <= c.linearGemvMaxOutputs[softwareAdapter ? 'software' : 'gpu'] ? 'gemv' : 'tiled';
 }
 
 /**
