@@ -49,19 +49,28 @@ function startDownload(t: GpuTensor): Promise<HostTensor> {
   });
 }
 
+/**
+ * Writes `bytes` to the start of `t`'s buffer, zero-padded to a multiple of 4 bytes (writes are whole words); nothing
+ * for no bytes. Per call: past 2 MiB through the context's kept staging (writeBufferStaged). The collectives' and the
+ * rank transports' uploads.
+ * @example `writeTensorBytes(t, h.bytes())`
+ */
+export function writeTensorBytes(t: GpuTensor, bytes: Uint8Array): void {
+  if (bytes.byteLength === 0) return;
+  const padded = Math.ceil(bytes.byteLength / 4) * 4;
+  let data = bytes;
+  if (padded !== bytes.byteLength) {
+    data = new Uint8Array(padded);
+    data.set(bytes);
+  }
+  t.ctx.writeBufferStaged(t.buffer, 0, data);
+}
+
 /** A new tensor on ctx holding `bytes` (a zero-element tensor gets the 4-byte minimum buffer; its shape carries the logical size). */
 function uploadBytes(ctx: GpuContext, dtype: DType, shape: readonly number[], bytes: Uint8Array, pool: BufferPool | undefined, label: string): GpuTensor {
   ctx.assertAlive();
   const t = pool ? pool.tensor(dtype, shape, label) : GpuTensor.empty(ctx, dtype, shape, label);
-  if (bytes.byteLength > 0) {
-    const padded = Math.ceil(bytes.byteLength / 4) * 4;
-    let data = bytes;
-    if (padded !== bytes.byteLength) {
-      data = new Uint8Array(padded);
-      data.set(bytes);
-    }
-    ctx.writeBufferStaged(t.buffer, 0, data); // per call: past 2 MiB through the context's kept staging
-  }
+  writeTensorBytes(t, bytes);
   return t;
 }
 

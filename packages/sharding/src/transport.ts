@@ -3,6 +3,7 @@ import { GpuTensor, type BufferPool } from '@webmoe/kernels-wgsl';
 import { ShardingError } from './errors.js';
 import { concatAxis, normalizeAxis } from './host-ops.js';
 import { shardRange } from './range.js';
+import { writeTensorBytes } from './collectives.js';
 
 /**
  * The per-rank interface a multi-process transport provides (one rank per
@@ -96,12 +97,7 @@ async function download(t: GpuTensor): Promise<HostTensor> {
 
 function upload(t: GpuTensor, h: HostTensor, pool: BufferPool | undefined, label: string): GpuTensor {
   const out = pool ? pool.tensor(h.dtype, h.shape, label) : GpuTensor.empty(t.ctx, h.dtype, h.shape, label);
-  const b = h.bytes();
-  if (b.byteLength > 0) {
-    const padded = Math.ceil(b.byteLength / 4) * 4;
-    const data = padded === b.byteLength ? b : (() => { const x = new Uint8Array(padded); x.set(b); return x; })();
-    t.ctx.writeBufferStaged(out.buffer, 0, data); // per call: past 2 MiB through the context's kept staging
-  }
+  writeTensorBytes(out, h.bytes());
   return out;
 }
 
