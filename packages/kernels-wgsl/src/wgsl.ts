@@ -151,3 +151,20 @@ export type OutFloat = 'float32' | 'bfloat16' | 'float16';
 export function checkOutFloat(what: string, d: DType): asserts d is OutFloat {
   if (d !== 'float32' && d !== 'bfloat16' && d !== 'float16') throw new DTypeError(what, ['float32', 'bfloat16', 'float16'], d);
 }
+
+/**
+ * WGSL that turns the workgroup arrays `arrays` (u32, indexed by lane `li`, `wg` lanes) into their inclusive prefix
+ * sums, all at once (Hillis-Steele: log2 steps, two barriers each), over their first `width` entries (a uniform WGSL
+ * expression; default all `wg`). Call from uniform control flow.
+ * @example `${inclusiveScanWgsl(['part'], 256)}`
+ */
+export function inclusiveScanWgsl(arrays: readonly string[], wg: number, width = `${wg}u`): string {
+  return `
+  for (var d = 1u; d < ${width}; d <<= 1u) {
+${arrays.map((a) => `    var ${a}_v = ${a}[li];
+    if (li >= d) { ${a}_v += ${a}[li - d]; }`).join('\n')}
+    workgroupBarrier();
+${arrays.map((a) => `    ${a}[li] = ${a}_v;`).join('\n')}
+    workgroupBarrier();
+  }`;
+}

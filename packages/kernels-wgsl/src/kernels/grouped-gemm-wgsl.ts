@@ -7,7 +7,7 @@
  */
 import { defineKernel, uniformFields, type BindingDecl, type Recorder, type UniformField } from '../runtime/kernel.js';
 import type { GpuTensor } from '../runtime/tensor.js';
-import { loadFn } from '../wgsl.js';
+import { inclusiveScanWgsl, loadFn } from '../wgsl.js';
 import { expertActWgsl } from './activation-wgsl.js';
 import { WEIGHT_UNIFORMS, WORD_VALUES, weightBindings, weightWgsl, wordWgsl, type WeightFormat } from './grouped-gemm-weights.js';
 
@@ -104,13 +104,8 @@ fn main(@builtin(local_invocation_index) li: u32) {
     }
     sc[li] = c;
     workgroupBarrier();
-    // inclusive scan over the step's experts (Hillis-Steele)
-    for (var s = 1u; s < width; s = s << 1u) {
-      let v = select(0u, sc[max(li, s) - s], li >= s);
-      workgroupBarrier();
-      sc[li] += v;
-      workgroupBarrier();
-    }
+    // inclusive scan over the step's experts
+${inclusiveScanWgsl(['sc'], TILE_SCAN, 'width')}
     if (e < u.E) { META[u.E + 1u + e] = acc + sc[li] - c; }
     acc += sc[min(u.E - base, ${TILE_SCAN}u) - 1u]; // the step's last expert: its inclusive sum
     workgroupBarrier(); // every thread has read sc before the next step writes it

@@ -12,6 +12,7 @@ import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, foldWorkgroups, uniformFields, type BindingDecl, type Recorder } from '../runtime/kernel.js';
 import { allocOutput, expect2d, expectLive } from './op-util.js';
+import { inclusiveScanWgsl } from '../wgsl.js';
 import type { GroupingGpu, GroupingRef } from './moe-types.js';
 import { GEMV_GROUPS, NO_EXPERT, type ActiveExperts } from './moe-gemv.js';
 import { useOneWorkgroupGrouping } from './plan.js';
@@ -24,21 +25,6 @@ const ATOMIC_U32 = 'array<atomic<u32>>';
 const bind = (name: string, type: string, access: BindingDecl['access'] = 'read_write'): BindingDecl => ({ name, type, access });
 const NO_VARIANT = {} as Record<string, never>;
 
-/**
- * WGSL that turns the workgroup arrays `arrays` (${WG} u32 each, indexed by
- * lane) into their inclusive prefix sums, all at once (Hillis-Steele: log2
- * steps, two barriers each). Call from uniform control flow.
- */
-function inclusiveScanWgsl(arrays: readonly string[]): string {
-  return `
-  for (var d = 1u; d < ${WG}u; d <<= 1u) {
-${arrays.map((a) => `    var ${a}_v = ${a}[li];
-    if (li >= d) { ${a}_v += ${a}[li - d]; }`).join('\n')}
-    workgroupBarrier();
-${arrays.map((a) => `    ${a}[li] = ${a}_v;`).join('\n')}
-    workgroupBarrier();
-  }`;
-}
 
 /** Zeroes counts[E]. */
 export const groupZeroKernel = defineKernel<Record<string, never>>(
@@ -83,7 +69,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
   for (var e = e0; e < e1; e++) { s += C[e]; }
   part[li] = s;
   workgroupBarrier();
-${inclusiveScanWgsl(['part'])}
+${inclusiveScanWgsl(['part'], WG)}
   if (li == ${WG - 1}u) { OFF[u.E] = part[li]; }
   var run = part[li] - s;
   for (var e = e0; e < e1; e++) { OFF[e] = run; CUR[e] = run; run += C[e]; }
@@ -138,7 +124,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
   for (var e = e0; e < e1; e++) { s += atomicLoad(&wc[e]); }
   part[li] = s;
   workgroupBarrier();
-${inclusiveScanWgsl(['part'])}
+${inclusiveScanWgsl(['part'], WG)}
   if (li == ${WG - 1}u) { OFF[u.E] = part[li]; }
   // each lane's own experts: the count out, the offset out and in place of the count (the expert's cursor)
   var run = part[li] - s;
@@ -216,7 +202,7 @@ fn group_decode(li: u32) {
   part[li] = s;
   partAct[li] = act;
   workgroupBarrier();
-${inclusiveScanWgsl(['part', 'partAct'])}
+${inclusiveScanWgsl(['part', 'partAct'], WG)}
   // inclusive -> exclusive
   var run = part[li] - s;
   if (li == ${WG - 1}u) { OFF[${E}] = part[li]; }
