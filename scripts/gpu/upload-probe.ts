@@ -15,33 +15,33 @@ const ctx = await createGpuContext({});
 const d = ctx.device;
 console.log(`adapter: ${ctx.adapterName}`);
 const PIECE = (2 << 20) - 256;
+/** The median of times (ms), to 3 decimals (the upper middle of an even count). */
+const med = (a: number[]) => a.sort((x, y) => x - y)[a.length >> 1].toFixed(3);
+/** The median time of 25 runs of `write` (ms), each drained. */
+async function timeWrites(write: () => void): Promise<string> {
+  const ts: number[] = [];
+  for (let it = 0; it < 25; it++) {
+    const t0 = performance.now();
+    write();
+    await d.queue.onSubmittedWorkDone();
+    ts.push(performance.now() - t0);
+  }
+  return med(ts);
+}
 for (const mib of [2, 4, 5, 6, 8, 16]) {
   const n = mib << 20;
   const buf = d.createBuffer({ size: n, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
   const data = new Uint8Array(n).fill(1);
   const row: string[] = [];
   for (const piece of [n, PIECE]) {
-    const ts: number[] = [];
-    for (let it = 0; it < 25; it++) {
-      const t0 = performance.now();
+    const ms = await timeWrites(() => {
       for (let o = 0; o < n; o += piece) d.queue.writeBuffer(buf, o, data, o, Math.min(piece, n - o));
       d.queue.submit([]);
-      await d.queue.onSubmittedWorkDone();
-      ts.push(performance.now() - t0);
-    }
-    ts.sort((a, b) => a - b);
-    row.push(`${piece === n ? 'whole' : 'pieces'} ${ts[12].toFixed(3)} ms`);
+    });
+    row.push(`${piece === n ? 'whole' : 'pieces'} ${ms} ms`);
   }
   // the context's writeBufferStaged (kept MAP_WRITE staging past Dawn's 4 MiB ring), each write drained, as above
-  const tsw: number[] = [];
-  for (let it = 0; it < 25; it++) {
-    const t0 = performance.now();
-    ctx.writeBufferStaged(buf, 0, data);
-    await d.queue.onSubmittedWorkDone();
-    tsw.push(performance.now() - t0);
-  }
-  tsw.sort((a, b) => a - b);
-  row.push(`writeBufferStaged ${tsw[12].toFixed(3)} ms`);
+  row.push(`writeBufferStaged ${await timeWrites(() => ctx.writeBufferStaged(buf, 0, data))} ms`);
   // the way back: a copy into a reused MAP_READ staging buffer and mapAsync (readBuffer's steps), then the bytes out
   // of the mapped range either as readBuffer takes them (getMappedRange().slice: a fresh ArrayBuffer per call) or
   // into an array allocated once (a caller-provided output)
@@ -71,7 +71,6 @@ for (const mib of [2, 4, 5, 6, 8, 16]) {
     t.fresh.push(performance.now() - t3);
     if (f[n - 1] !== 1) throw new Error('fresh array: wrong bytes');
   }
-  const med = (a: number[]) => a.sort((x, y) => x - y)[a.length >> 1].toFixed(3);
   row.push(`read back: copy + map ${med(t.map)} ms, bytes out by slice ${med(t.slice)} / into one array ${med(t.into)}; a fresh array filled ${med(t.fresh)}`);
   console.log(`${mib} MiB: ${row.join(' | ')}`);
   staging.destroy();
