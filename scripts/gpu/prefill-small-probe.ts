@@ -1,11 +1,12 @@
 // The small dispatches of a prefill forward beside its GEMMs (session 28's per-kernel profile: ~0.2 ms of them at
-// T = 512): the router linear on each of its kernels (linear.ts: gemv / narrow / tiled, forced) and the combine with
+// T = 512): the router linear on each of its kernels (linear.ts: gemv / tiled / skinny, forced) and the combine with
 // one output per thread or four (combine.ts's v4), each repeated R times in one compute pass, divided by R (device
 // time, timestamp queries), the grouping in one workgroup or four passes (grouping.ts) and the down GEMM's f16 act
 // rows read once or twice (halfRowsKernel), for the routers and sizes of five models at T = 128, 512 and 4096. Every variant's
 // output is compared with the default's (max relative difference printed; the tests hold the references).
 //   node scripts/gpu/build-one.mjs scripts/gpu/prefill-small-probe.ts .gpu-kit/prefill-small-probe.mjs
-//   bash .gpu-kit/enter.sh node .gpu-kit/prefill-small-probe.mjs [--reps R] [--iters N] [--tokens 128,512] [--models mixtral-8x7b,..]
+//   bash .gpu-kit/enter.sh node .gpu-kit/prefill-small-probe.mjs [--reps R] [--iters N] [--tokens 128,512] [--models mixtral-8x7b,..] [--linear-only]
+// (--linear-only: the router linear's kernels alone)
 import { HostTensor } from '@webmoe/tensor';
 import { GpuTensor, LINEAR_PATHS, Recorder, createGpuContext, foldWorkgroups, groupGpu, groupRef, linearGpu, uploadGrouping, type LinearPath } from '@webmoe/kernels-wgsl';
 import { combineKernel } from '../../packages/kernels-wgsl/src/kernels/combine.js';
@@ -26,6 +27,7 @@ const REPS = flag('reps', 16);
 const TOKENS = (list('tokens') ?? ['128', '512', '4096']).map(Number);
 const ONLY = list('models');
 const ITERS = flag('iters', 11);
+const LINEAR_ONLY = process.argv.includes('--linear-only');
 const ctx = await createGpuContext();
 console.log('adapter', ctx.adapterName, 'reps', REPS, 'iters', ITERS);
 
@@ -100,6 +102,7 @@ for (const [name, H, E, k, I] of MODELS) {
       report(name, T, `router linear ${path}`, await perDispatch((rec, out) => out.push(linearGpu(ctx, rec, x, wr, { path }))), relDiff(y, ref));
     }
     x.destroy();
+    if (LINEAR_ONLY) continue;
     // the combine of T tokens' k rows of H outputs, weighted (a random grouping)
     const idx = new Uint32Array(T * k).map(() => Math.floor((rand(1)[0] * 0.5 + 0.5) * E) % E);
     // the grouping of those pairs: one workgroup (group_one) or four passes; the offsets compared

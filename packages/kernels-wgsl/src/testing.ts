@@ -285,6 +285,15 @@ export async function withSgmatSplitKRule<R>(rule: Readonly<SgmatSplitKRule>, fn
 }
 
 /**
+ * The planner's subgroup-matrix tile bands as they stand (plan.ts `KERNEL_CROSSOVERS.sgmatTiles.bands`, copies): for a
+ * test that runs withSgmatTileBands with some of them left out, e.g. the planner's tiles without a format's bands.
+ * @example `await withSgmatTileBands(sgmatTileBands().filter((b) => !Object.hasOwn(b.shapes, 'fp8_e4m3')), run)`
+ */
+export function sgmatTileBands(): Readonly<SgmatTileBand>[] {
+  return KERNEL_CROSSOVERS.sgmatTiles.bands.map((b) => ({ ...b, shapes: { ...b.shapes } }));
+}
+
+/**
  * Runs `fn` with the subgroup-matrix tile bands (plan.ts `KERNEL_CROSSOVERS.sgmatTiles.bands`) replaced by `bands` and
  * puts them back when `fn` settles, also on a throw: a band over every row count and any device
  * (`minRowsPerExpert: 0, maxRowsPerExpert: 1 << 30, minWorkgroupBytes: 0`) takes every call of its formats onto its

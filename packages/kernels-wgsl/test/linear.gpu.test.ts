@@ -144,9 +144,11 @@ describe('linearGpu vs linearRef', () => {
           const x = randomArray(r, T * K);
           const w = HostTensor.fromFloat32([N, K], randomArray(r, N * K), wd);
           const b = HostTensor.fromFloat32([N], randomArray(r, N, -2, 2), 'bfloat16');
-          const got = await runLinear(ctx, x, T, w, b, undefined, false, path);
+          const { result: got, dispatched } = await withDispatchLog(() => runLinear(ctx!, x, T, w, b, undefined, false, path));
           const want = linearRef(x, T, w, b);
           expect(relErr(got, want), `${path} w ${wd} T=${T} K=${K} N=${N}`).toBeLessThan(1e-5);
+          // the skinny kernel reads 4 columns at a time exactly where K % 4 == 0 (both of its loops reached)
+          if (path === 'skinny') expect(dispatched.map((d) => d.variant.vec4 === true), `T=${T} K=${K}`).toEqual([K % 4 === 0]);
         }
       }
     }

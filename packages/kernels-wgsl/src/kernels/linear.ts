@@ -14,7 +14,12 @@
  *   S slices (plan.ts linearSplitK): each tile and slice is a workgroup
  *   writing its partial sums, and a second dispatch adds the S partials in
  *   slice order, then the bias.
- * Both are deterministic (no atomics).
+ * - Skinny (routers of few outputs at many tokens, plan.ts linearPath): a workgroup per SKINNY_TOKENS tokens x
+ *   SKINNY_OUTPUTS outputs, its 256 lanes splitting K (16-byte loads of x and 4 weights where K % 4 == 0), each lane
+ *   holding all 32 sums of the block, then a fixed-order reduction in workgroup memory: every weight load serves 4
+ *   tokens and every x load 8 outputs, with no padded outputs (the tiles compute 64 columns for a router's 8) and no
+ *   second dispatch.
+ * All are deterministic (no atomics).
  */
 import type { DType } from '@webmoe/tensor';
 import { DTYPES, DTypeError, ShapeError, ValueError, toFloat32, type HostTensor } from '@webmoe/tensor';
@@ -42,12 +47,18 @@ export type LinearVariant = {
   pairs: boolean;
   /** Tiled path with K split into slices: Y holds the partial sums [S, T, N] (no bias), summed by linearSplitKReduceKernel. */
   splitK?: boolean;
+  /** Skinny path with K % 4 == 0: x and weights read 4 columns at a time (X as vec4<f32>, 16-bit W as vec2<u32>). */
+  vec4?: boolean;
 };
+
+/** Skinny path: tokens and outputs of one workgroup (each of its 256 lanes sums all SKINNY_TOKENS x SKINNY_OUTPUTS). */
+export const SKINNY_TOKENS = 4;
+export const SKINNY_OUTPUTS = 8;
 
 function bindingsFor(v: LinearVariant): BindingDecl[] {
   const b: BindingDecl[] = [
-    { name: 'X', type: 'array<f32>', access: 'read' },
-    { name: 'W', type: storageType(v.wdtype), access: 'read' },
+    { name: 'X', type: v.vec4 ? 'array<vec4<f32>>' : 'array<f32>', access: 'read' },
+    { name: 'W', type: v.vec4 ? (v.wdtype === 'float32' ? 'array<vec4<f32>>' : 'array<vec2<u32>>') : storageType(v.wdtype), access: 'read' },
   ];
   if (v.bdtype !== 'none' && !v.splitK) b.push({ name: 'B', type: storageType(v.bdtype), access: 'read' });
   b.push({ name: 'Y', type: 'array<f32>', access: 'read_write' });
@@ -67,9 +78,21 @@ function common(v: LinearVariant): string {
   return `
 ${v.bdtype !== 'none' && DTYPES[v.bdtype].bytes === 1 ? FP8_DECODE_WGSL : ''}
 ${v.pairs && v.wdtype === 'bfloat16' ? BF16_UNPACK_WGSL : ''}
-${loadFn('ldw', 'W', v.wdtype)}
+${v.vec4 ? vec4WeightLoader(v.wdtype) : loadFn('ldw', 'W', v.wdtype)}
 ${v.bdtype !== 'none' && !v.splitK ? loadFn('ldb', 'B', v.bdtype) : ''}
 `;
+}
+
+/** WGSL `fn ldw4(i: u32) -> vec4<f32>`: weights 4i..4i+3 (the skinny path's vec4 variant; W bound as bindingsFor gives). */
+function vec4WeightLoader(d: LinearWeightDType): string {
+  switch (d) {
+    case 'float32':
+      return 'fn ldw4(i: u32) -> vec4<f32> { return W[i]; }';
+    case 'bfloat16':
+      return 'fn ldw4(i: u32) -> vec4<f32> { let w = W[i]; return bitcast<vec4<f32>>(vec4<u32>(w.x << 16u, w.x & 0xffff0000u, w.y << 16u, w.y & 0xffff0000u)); }';
+    case 'float16':
+      return 'fn ldw4(i: u32) -> vec4<f32> { let w = W[i]; return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }';
+  }
 }
 
 /** K steps of the GEMV path's loop issued together per lane. */
@@ -210,9 +233,64 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 
-/** The linear kernel (GEMV and tiled paths, selected by the variant). */
-export const linearKernel = defineKernel<LinearVariant>('linear', (v) => (v.path === 'gemv' ? gemvSource(v) : tiledSource(v)), {
-  signature: (v) => ({ bindings: bindingsFor(v), uniforms: uniformFields('u32', 'T', 'K', 'N', 'tilesN', 'tilesMN', 'kPer', 'nGroups') }),
+function skinnySource(v: LinearVariant): string {
+  const ts = Array.from({ length: SKINNY_TOKENS }, (_, i) => i);
+  const ns = Array.from({ length: SKINNY_OUTPUTS }, (_, j) => j);
+  // chunk q of a row: 4 columns (vec4) or one
+  const fma = (i: number, j: number) => (v.vec4 ? `a${i}_${j} += dot(x${i}, w);` : `a${i}_${j} += x${i} * w;`);
+  // one reduction pass per token row i of the block: its SKINNY_OUTPUTS sums over the 256 lanes, 8 lanes at a time
+  // then the 32 groups in order (lane order: a fixed sum order for every output)
+  const pass = (i: number) => `
+  ${ns.map((j) => `red[${j}u * WG + li] = a${i}_${j};`).join(' ')}
+  workgroupBarrier();
+  {
+    let j = li / 32u;
+    let s = li % 32u;
+    var v = 0.0;
+    for (var r = 0u; r < 8u; r++) { v += red[j * WG + s * 8u + r]; }
+    red2[j * 32u + s] = v;
+  }
+  workgroupBarrier();
+  if (li < ${SKINNY_OUTPUTS}u) {
+    var v = 0.0;
+    for (var s = 0u; s < 32u; s++) { v += red2[li * 32u + s]; }
+    let t = t0 + ${i}u;
+    let n = n0 + li;
+    if (t < u.T && n < u.N) { Y[t * u.N + n] = v + ${biasCode(v, 'n')}; }
+  }`;
+  return /* wgsl */ `
+${common(v)}
+const WG = 256u;
+var<workgroup> red: array<f32, ${SKINNY_OUTPUTS * 256}>;
+var<workgroup> red2: array<f32, ${SKINNY_OUTPUTS * 32}>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let blk = wid.x + wid.y * nwg.x;
+  if (blk >= u.nGroups) { return; }
+  // token block (consecutive workgroups share it: its x rows stay in cache) and output block
+  let t0 = (blk / u.nb) * ${SKINNY_TOKENS}u;
+  let n0 = (blk % u.nb) * ${SKINNY_OUTPUTS}u;
+  // rows past T or N read the last row (their sums are not stored); u.kc chunks of ${v.vec4 ? 4 : 1} per row
+${ts.map((i) => `  let xr${i} = min(t0 + ${i}u, u.T - 1u) * u.kc;`).join('\n')}
+${ns.map((j) => `  let wr${j} = min(n0 + ${j}u, u.N - 1u) * u.kc;`).join('\n')}
+${ts.map((i) => `  ${ns.map((j) => `var a${i}_${j} = 0.0;`).join(' ')}`).join('\n')}
+  for (var q = li; q < u.kc; q += WG) {
+${ts.map((i) => `    let x${i} = X[xr${i} + q];`).join('\n')}
+${ns.map((j) => `    { let w = ${v.vec4 ? 'ldw4' : 'ldw'}(wr${j} + q); ${ts.map((i) => fma(i, j)).join(' ')} }`).join('\n')}
+  }
+  // passes need no barrier between them: a pass's reads of red end before its second barrier, its reads of red2
+  // before the next pass's first
+${ts.map((i) => pass(i)).join('\n')}
+}
+`;
+}
+
+/** The linear kernel (GEMV, tiled and skinny paths, selected by the variant). */
+export const linearKernel = defineKernel<LinearVariant>('linear', (v) => (v.path === 'gemv' ? gemvSource(v) : v.path === 'skinny' ? skinnySource(v) : tiledSource(v)), {
+  signature: (v) => ({
+    bindings: bindingsFor(v),
+    uniforms: v.path === 'skinny' ? uniformFields('u32', 'T', 'K', 'N', 'nb', 'kc', 'nGroups') : uniformFields('u32', 'T', 'K', 'N', 'tilesN', 'tilesMN', 'kPer', 'nGroups'),
+  }),
 });
 
 /** The split-K tiled linear's second dispatch: Y[i] = sum over slices s = 0..S-1 (in order) of P[s, i], plus bias[i % N]. */
@@ -244,7 +322,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 );
 
 /** The linear's kernels (module doc); linearGpu's `path` option. */
-export const LINEAR_PATHS: readonly LinearPath[] = ['gemv', 'tiled'];
+export const LINEAR_PATHS: readonly LinearPath[] = ['gemv', 'tiled', 'skinny'];
 
 /** Options of {@link linearGpu}. */
 export interface LinearOptions {
@@ -313,19 +391,16 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
     pairs: w.dtype !== 'float32' && K % 2 === 0,
   };
   if (slices > 1) variant.splitK = true;
-  const nGroups = path === 'gemv' ? T * N : tilesMN * slices;
+  if (path === 'skinny' && K % 4 === 0) variant.vec4 = true;
+  const nb = Math.ceil(N / SKINNY_OUTPUTS);
+  const nGroups = path === 'gemv' ? T * N : path === 'skinny' ? Math.ceil(T / SKINNY_TOKENS) * nb : tilesMN * slices;
+  const params: Record<string, number> = path === 'skinny' ? { T, K, N, nb, kc: variant.vec4 ? K / 4 : K, nGroups } : { T, K, N, tilesN, tilesMN, kPer, nGroups };
   try {
     // every (tile, slice) workgroup writes its partial sums in full: reused from the scratch cache
     const partials = slices > 1 ? rec.temp(slices * T * N * 4, 'linear.partials', { reuse: true }) : undefined;
     const bind: Record<string, GPUBuffer> = { X: x.buffer, W: w.buffer, Y: partials ?? y.buffer };
     if (bias && !partials) bind.B = bias.buffer;
-    rec.dispatch({
-      kernel: linearKernel,
-      variant,
-      bind,
-      params: { T, K, N, tilesN, tilesMN, kPer, nGroups },
-      workgroups: foldWorkgroups(ctx, nGroups),
-    });
+    rec.dispatch({ kernel: linearKernel, variant, bind, params, workgroups: foldWorkgroups(ctx, nGroups) });
     if (partials) {
       const rb: Record<string, GPUBuffer> = { P: partials, Y: y.buffer };
       if (bias) rb.B = bias.buffer;

@@ -589,8 +589,8 @@ export function useOneWorkgroupGrouping(n: number): boolean {
   return n <= KERNEL_CROSSOVERS.groupOneWorkgroupMaxPairs;
 }
 
-/** The router linear's kernels (linear.ts): one workgroup per token and output, or per 64 x 64 output tile. */
-export type LinearPath = 'gemv' | 'tiled';
+/** The router linear's kernels (linear.ts): one workgroup per token and output, per 64 x 64 output tile, or per 4 tokens x 8 outputs. */
+export type LinearPath = 'gemv' | 'tiled' | 'skinny';
 
 /**
  * The router linear's kernel for T tokens and N outputs: 'gemv' up to linearGemvMaxTokens tokens or

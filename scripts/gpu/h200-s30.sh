@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Device calls of session 30 (docs/perf-h200/2026-12-06-s30). Kit: bash scripts/gpu/build-kit.sh
+#   r: the router linear's kernels (gemv / tiled / skinny, linear.ts) for five routers at T = 1 .. 4096
+#      (prefill-small-probe --linear-only, ~60 s)
+#   2: int4 and MXFP4 on the fp8 band's 128 x 256 tile and the 64 x 128 k64 tile against the planner's (144 x 256 from
+#      64 rows per expert): GPT-OSS int4 / MXFP4 miss 1.3x at T = 512 (session 28 call 3) (~150 s)
+#   4: the GPU test bundle and the bf16 layer beside HF at T = 512 / 4096 (~450 s); 5: the layer beside HF alone.
+#   Several parts run in one call: "r 2".
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+. "$(dirname "$0")/prefill-bench-run.sh"
+for part in ${1:-r}; do
+case "$part" in
+  r)
+    timeout 150 bash .gpu-kit/enter.sh node .gpu-kit/prefill-small-probe.mjs --linear-only --tokens 1,16,128,512,1024,4096 > "$OUT/router-linear-probe.txt" 2>&1
+    echo "probe rc=$?"; grep -E " T= " "$OUT/router-linear-probe.txt"
+    ;;
+  2)
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB packed-band 150 190 5 "=sgmat-default,=sgmat-m128n256k32va-xh,=sgmat-m64n128k64-xh" gpt-oss,qwen3,mixtral 512,1024 int4g32,mxfp4
+    ;;
+  4)
+    GPU_TESTS 320
+    LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 512,4096
+    ;;
+  5)
+    LAYER_VS_HF mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite 512,4096
+    ;;
+esac
+done
