@@ -4,6 +4,8 @@
 #      (prefill-small-probe --linear-only, ~60 s)
 #   2: int4 and MXFP4 on the fp8 band's 128 x 256 tile and the 64 x 128 k64 tile against the planner's (144 x 256 from
 #      64 rows per expert): GPT-OSS int4 / MXFP4 miss 1.3x at T = 512 (session 28 call 3) (~150 s)
+#   a: the bf16 layer with the router on the skinny kernel (bench.mjs, GPUs: from 33 tokens up to 64 outputs) against
+#      the kit before (bench-old.mjs: GEMV / tiles; KEEP_OLD=1 build-kit.sh), T = 512 / 4096, and HF grouped_mm, one call
 #   4: the GPU test bundle and the bf16 layer beside HF at T = 512 / 4096 (~450 s); 5: the layer beside HF alone.
 #   Several parts run in one call: "r 2".
 set -u
@@ -18,6 +20,15 @@ case "$part" in
     ;;
   2)
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB packed-band 150 190 5 "=sgmat-default,=sgmat-m128n256k32va-xh,=sgmat-m64n128k64-xh" gpt-oss,qwen3,mixtral 512,1024 int4g32,mxfp4
+    ;;
+  a)
+    for b in bench-old bench; do
+      timeout 100 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --dtypes bf16 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/layer-$b.json" > "$OUT/layer-$b.txt" 2>&1
+      echo "$b rc=$?" >> "$OUT/layer-$b.txt"; grep -hE "^(mixtral|qwen3|gpt|deepseek)\S* +bf16 |rc=" "$OUT/layer-$b.txt" | cut -c1-120
+      grep -hE "T=[0-9]+: linear" "$OUT/layer-$b.txt" | cut -c1-110
+    done
+    timeout 100 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --tokens 512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
+    echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
     ;;
   4)
     GPU_TESTS 320

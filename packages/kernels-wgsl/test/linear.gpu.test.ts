@@ -110,7 +110,8 @@ describe('linearGpu vs linearRef', () => {
     const cx = ctx;
     const r = rng(21);
     const max = KERNEL_CROSSOVERS.linearGemvMaxOutputs.gpu;
-    // [T, K, N, the path on a GPU]; software adapters keep the tiles past 32 tokens (linearGemvMaxOutputs.software 0)
+    // [T, K, N, the path on a GPU]; software adapters take the skinny kernel for routers of up to 256 outputs
+    // (KERNEL_CROSSOVERS.linearSkinny.software) at every T
     for (const [T, K, N, onGpu] of [
       [max / 8, 260, 8, 'gemv'],
       [max / 8 + 1, 260, 8, 'tiled'],
@@ -118,7 +119,7 @@ describe('linearGpu vs linearRef', () => {
       [33, 130, Math.floor(max / 33) + 1, 'tiled'],
       [32, 4096, 256, 'gemv'],
     ] as const) {
-      const path = cx.adapterInfo.software && T > 32 ? 'tiled' : onGpu;
+      const path = cx.adapterInfo.software ? 'skinny' : onGpu;
       const x = randomArray(r, T * K);
       const w = HostTensor.fromFloat32([N, K], randomArray(r, N * K), 'bfloat16');
       const { result: got, dispatched } = await withDispatchLog(() => runLinear(cx, x, T, w));
@@ -172,7 +173,7 @@ describe('linearGpu vs linearRef', () => {
     w.destroy();
   });
 
-  it('splits K where the tiles are few (a router at T = 128: 8 tiles, K 7168) and not where they are many', async (c) => {
+  it('the tiled kernel splits K where the tiles are few (a router at T = 128: 8 tiles, K 7168) and not where they are many', async (c) => {
     if (!ctx) return c.skip('no WebGPU adapter');
     const cx = ctx;
     const r = rng(9);
@@ -184,7 +185,8 @@ describe('linearGpu vs linearRef', () => {
       const x = randomArray(r, T * K);
       const w = HostTensor.fromFloat32([N, K], randomArray(r, N * K), 'bfloat16');
       const bias = HostTensor.fromFloat32([N], randomArray(r, N), 'float32');
-      const { result: got, dispatched } = await withDispatchLog(() => runLinear(cx, x, T, w, bias));
+      // the tiled kernel forced (the planner gives software adapters the skinny kernel for these routers)
+      const { result: got, dispatched } = await withDispatchLog(() => runLinear(cx, x, T, w, bias, undefined, false, 'tiled'));
       expect(dispatched.map((d) => d.kernel), `T=${T} K=${K} N=${N}`).toEqual(split ? ['linear', 'linear_splitk_reduce'] : ['linear']);
       expect(relErr(got, linearRef(x, T, w, bias)), `T=${T} K=${K} N=${N}`).toBeLessThan(1e-5);
     }
@@ -211,15 +213,20 @@ describe('linearGpu vs linearRef', () => {
     for (const t of [x, xb, w, w8, wk, b5, bi]) t.destroy();
   });
 
-  it('folds the grid past maxComputeWorkgroupsPerDimension (both paths)', async (c) => {
+  it('folds the grid past maxComputeWorkgroupsPerDimension (every path)', async (c) => {
     if (!ctx) return c.skip('no WebGPU adapter');
     const small = withSmallGrid(ctx, 5);
     const r = rng(77);
-    for (const { T, K, N } of [{ T: 2, K: 19, N: 11 }, { T: 200, K: 21, N: 130 }]) {
+    // each path forced with 6-25 workgroups: more than one row of 5, at most 5 x 5
+    for (const { T, K, N, path } of [
+      { T: 2, K: 19, N: 11, path: 'gemv' }, // 22 workgroups
+      { T: 200, K: 21, N: 130, path: 'tiled' }, // 4 x 3 tiles
+      { T: 20, K: 24, N: 17, path: 'skinny' }, // 5 token blocks x 3 output blocks
+    ] as const) {
       const x = randomArray(r, T * K);
       const w = HostTensor.fromFloat32([N, K], randomArray(r, N * K), 'bfloat16');
-      const got = await runLinear(small, x, T, w);
-      expect(relErr(got, linearRef(x, T, w)), `T=${T} N=${N}`).toBeLessThan(1e-5);
+      const got = await runLinear(small, x, T, w, undefined, undefined, false, path);
+      expect(relErr(got, linearRef(x, T, w)), `${path} T=${T} N=${N}`).toBeLessThan(1e-5);
     }
   });
 });

@@ -124,8 +124,10 @@ describe('kernel planner', () => {
     expect(linearPath(129, 32)).toBe('tiled');
     expect(linearPath(33, 128)).toBe('tiled');
     expect(linearPath(32, 256)).toBe('gemv');
-    // software adapters: GEMV only up to 32 tokens
-    expect([1, 32, 33, 512].map((T) => linearPath(T, 8, true))).toEqual(['gemv', 'gemv', 'tiled', 'tiled']);
+    // software adapters: the skinny kernel at every T up to 256 outputs, then GEMV only up to 32 tokens
+    expect([1, 32, 33, 512].map((T) => linearPath(T, 8, true))).toEqual(['skinny', 'skinny', 'skinny', 'skinny']);
+    expect([1, 32, 512].map((T) => linearPath(T, 256, true))).toEqual(['skinny', 'skinny', 'skinny']);
+    expect([1, 32, 33, 512].map((T) => linearPath(T, 257, true))).toEqual(['gemv', 'gemv', 'tiled', 'tiled']);
   });
   it('GEMV rows per pass: rows per active expert as a power of two, capped by T and 8 (dense) / 4 (packed)', () => {
     expect(gemvRowsPerPass(1, 8, 128, false)).toBe(1);

@@ -3,7 +3,7 @@
  * float32; W stays in its storage dtype (float32, bfloat16 or float16,
  * 16-bit types packed two per u32); accumulation in f32.
  *
- * Two paths, chosen by T and N (plan.ts linearPath):
+ * Three paths, chosen by T and N (plan.ts linearPath):
  * - GEMV (T <= 32, or on GPUs T * N <= linearGemvMaxOutputs: a router with few experts):
  *   one workgroup per (token, output column); 256 threads
  *   split K (16-bit weights with even K read one u32 = two weights at a

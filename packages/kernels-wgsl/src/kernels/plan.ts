@@ -119,6 +119,18 @@ export const KERNEL_CROSSOVERS = {
    */
   linearGemvMaxOutputs: { gpu: 4096, software: 0 } as Readonly<Record<'gpu' | 'software', number>>,
   /**
+   * Router linear: the skinny kernel (a workgroup per 4 tokens x 8 outputs, 256 lanes over K) from `minTokens` tokens
+   * for at most `maxOutputs` outputs, by adapter kind; taken before the GEMV and tile rules above. GPUs: not until
+   * measured there (scripts/gpu/h200-s30.sh r: prefill-small-probe --linear-only).
+   * Software adapters: at every T measured (lavapipe 2026-12-06, session 30, prefill-small-probe --linear-only, us per
+   * dispatch, gemv / tiled / skinny): Mixtral (N 8, K 4096) T = 1 214 / 24608 / 156, T = 16 2085 / 16481 / 319, T = 512
+   * 66893 / 146753 / 11307; GPT-OSS-20B (N 32, K 2880) T = 4 2576 / 17440 / 206, T = 128 70971 / 24576 / 7584;
+   * Qwen3-30B (N 128, K 2048) T = 1 2764 / 25288 / 576, T = 512 963285 / 182824 / 96342; DeepSeek-V3 (N 256, K 7168)
+   * T = 1 6592 / 129205 / 1855, T = 40 227726 / 129148 / 28187 (an x row is read once per 8 outputs: wider linears
+   * than 256 outputs were not measured and keep the tiles).
+   */
+  linearSkinny: { gpu: { minTokens: Infinity, maxOutputs: 0 }, software: { minTokens: 1, maxOutputs: 256 } } as Readonly<Record<'gpu' | 'software', Readonly<{ minTokens: number; maxOutputs: number }>>>,
+  /**
    * The decode down GEMV with the combine in it (moe-gemv-combine.ts: one dispatch fewer, a workgroup row per token
    * reading its k experts' rows in turn) for at most this many tokens where 'auto' chooses, by adapter (0: never).
    * Software adapters (lavapipe, 2026-12-05, `pnpm bench --quick --tokens 1,16`, two runs of each path alternating,
@@ -593,13 +605,17 @@ export function useOneWorkgroupGrouping(n: number): boolean {
 export type LinearPath = 'gemv' | 'tiled' | 'skinny';
 
 /**
- * The router linear's kernel for T tokens and N outputs: 'gemv' up to linearGemvMaxTokens tokens or
- * linearGemvMaxOutputs outputs in all (T * N: a router with few experts; by adapter kind), else 'tiled'.
+ * The router linear's kernel for T tokens and N outputs: 'skinny' from linearSkinny's tokens up to its outputs (by
+ * adapter kind), else 'gemv' up to linearGemvMaxTokens tokens or linearGemvMaxOutputs outputs in all (T * N: a router
+ * with few experts; by adapter kind), else 'tiled'.
  * @example `linearPath(512, 8) // 'gemv'`
  */
 export function linearPath(T: number, N = Infinity, softwareAdapter = false): LinearPath {
   const c = KERNEL_CROSSOVERS;
-  return T <= c.linearGemvMaxTokens || T * N <= c.linearGemvMaxOutputs[softwareAdapter ? 'software' : 'gpu'] ? 'gemv' : 'tiled';
+  const kind = softwareAdapter ? 'software' : 'gpu';
+  const skinny = c.linearSkinny[kind];
+  if (T >= skinny.minTokens && N <= skinny.maxOutputs) return 'skinny';
+  return T <= c.linearGemvMaxTokens || T * N <= c.linearGemvMaxOutputs[kind] ? 'gemv' : 'tiled';
 }
 
 /**
