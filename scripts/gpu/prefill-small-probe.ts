@@ -1,5 +1,5 @@
 // The small dispatches of a prefill forward beside its GEMMs (session 28's per-kernel profile: ~0.2 ms of them at
-// T = 512): the router linear on each of its kernels (linear.ts: gemv / tiled / skinny, forced) and the combine with
+// T = 512): the router linear on each of its kernels (linear.ts: gemv / tiled / skinny with 1, 2, 4 tokens a workgroup, forced) and the combine with
 // one output per thread or four (combine.ts's v4), each repeated R times in one compute pass, divided by R (device
 // time, timestamp queries), the grouping in one workgroup or four passes (grouping.ts) and the down GEMM's f16 act
 // rows read once or twice (halfRowsKernel), for the routers and sizes of five models at T = 128, 512 and 4096. Every variant's
@@ -8,7 +8,7 @@
 //   bash .gpu-kit/enter.sh node .gpu-kit/prefill-small-probe.mjs [--reps R] [--iters N] [--tokens 128,512] [--models mixtral-8x7b,..] [--linear-only]
 // (--linear-only: the router linear's kernels alone)
 import { HostTensor } from '@webmoe/tensor';
-import { GpuTensor, LINEAR_PATHS, Recorder, createGpuContext, foldWorkgroups, groupGpu, groupRef, linearGpu, uploadGrouping, type LinearPath } from '@webmoe/kernels-wgsl';
+import { GpuTensor, LINEAR_PATHS, Recorder, SKINNY_TOKENS, createGpuContext, foldWorkgroups, groupGpu, groupRef, linearGpu, uploadGrouping, type LinearPath } from '@webmoe/kernels-wgsl';
 import { combineKernel } from '../../packages/kernels-wgsl/src/kernels/combine.js';
 import { halfRowsKernel, halfRowsRegs } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-wgsl.js';
 import { HALF_ROWS_PAD, halfRowStride } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-shapes.js';
@@ -95,11 +95,12 @@ for (const [name, H, E, k, I] of MODELS) {
   for (const T of TOKENS) {
     const x = up([T, H]);
     const ref = await once((rec) => linearGpu(ctx, rec, x, wr));
-    for (const path of LINEAR_PATHS as readonly LinearPath[]) {
+    // the skinny kernel with each of its tokens per workgroup
+    for (const [path, skinnyTokens] of (LINEAR_PATHS as readonly LinearPath[]).flatMap((p) => (p === 'skinny' ? SKINNY_TOKENS.map((t) => [p, t] as const) : [[p, undefined] as const]))) {
       if (path === 'gemv' && T > 512) continue; // T * N workgroups of all of K: seconds at T = 4096
-      const y = await once((rec) => linearGpu(ctx, rec, x, wr, { path }));
+      const y = await once((rec) => linearGpu(ctx, rec, x, wr, { path, skinnyTokens }));
       await burnGpu(ctx, 20);
-      report(name, T, `router linear ${path}`, await perDispatch((rec, out) => out.push(linearGpu(ctx, rec, x, wr, { path }))), relDiff(y, ref));
+      report(name, T, `router linear ${path}${skinnyTokens ?? ''}`, await perDispatch((rec, out) => out.push(linearGpu(ctx, rec, x, wr, { path, skinnyTokens }))), relDiff(y, ref));
     }
     x.destroy();
     if (LINEAR_ONLY) continue;

@@ -74,7 +74,7 @@ export type {
   ExpertStackHost,
 } from './kernels/moe-types.js';
 export { castGpu, castRef } from './kernels/cast.js';
-export { linearGpu, linearRef, LINEAR_PATHS, LINEAR_WEIGHT_DTYPES, type LinearOptions, type LinearWeightDType } from './kernels/linear.js';
+export { linearGpu, linearRef, LINEAR_PATHS, LINEAR_WEIGHT_DTYPES, SKINNY_TOKENS, type LinearOptions, type LinearWeightDType, type SkinnyTokens } from './kernels/linear.js';
 export type { LinearPath } from './kernels/plan.js';
 export { routerGpu, routerRef, type RouterOptions } from './kernels/router.js';
 export { routeDecodeGpu, routeDecodeRef } from './kernels/route-decode.js';

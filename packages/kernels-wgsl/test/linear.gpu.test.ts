@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, ValueError, type DType } from '@webmoe/tensor';
-import { GpuTensor, Recorder, BufferPool, LINEAR_PATHS, linearGpu, linearRef, type GpuContext, type LinearPath } from '@webmoe/kernels-wgsl';
+import { GpuTensor, Recorder, BufferPool, LINEAR_PATHS, SKINNY_TOKENS, linearGpu, linearRef, type GpuContext, type LinearPath, type SkinnyTokens } from '@webmoe/kernels-wgsl';
 import { KERNEL_CROSSOVERS } from '../src/kernels/plan.js';
 import { testGpu, gpuChecked, rng, randomArray, relErr, maxAbsDiff, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { withSmallGrid } from './small-grid.js';
@@ -22,14 +22,14 @@ function naive(x: Float32Array, T: number, wf: Float32Array, N: number, K: numbe
 }
 
 /** Runs linearGpu in the contract's call form (bias positional) or, with `optsForm`, with `{ bias, pool }`. */
-async function runLinear(c: GpuContext, x: Float32Array, T: number, w: HostTensor, bias?: HostTensor, pool?: BufferPool, optsForm = false, path?: LinearPath): Promise<Float32Array> {
+async function runLinear(c: GpuContext, x: Float32Array, T: number, w: HostTensor, bias?: HostTensor, pool?: BufferPool, optsForm = false, path?: LinearPath, skinnyTokens?: SkinnyTokens): Promise<Float32Array> {
   return gpuChecked(c, async () => {
     const K = w.shape[1];
     const gx = GpuTensor.upload(c, HostTensor.fromFloat32([T, K], x));
     const gw = GpuTensor.upload(c, w);
     const gb = bias ? GpuTensor.upload(c, bias) : undefined;
     const rec = new Recorder(c);
-    const y = optsForm || path ? linearGpu(c, rec, gx, gw, { bias: gb, pool, path }) : linearGpu(c, rec, gx, gw, gb ?? null, { pool });
+    const y = optsForm || path ? linearGpu(c, rec, gx, gw, { bias: gb, pool, path, skinnyTokens }) : linearGpu(c, rec, gx, gw, gb ?? null, { pool });
     rec.submit();
     const h = await y.download();
     for (const t of [gx, gw, gb, y]) t?.destroy();
@@ -140,22 +140,23 @@ describe('linearGpu vs linearRef', () => {
       { T: 70, K: 1001, N: 33 },
     ];
     for (const wd of ['float32', 'bfloat16', 'float16'] as DType[]) {
-      for (const path of LINEAR_PATHS) {
+      // the skinny kernel with each of its tokens per workgroup
+      for (const [path, tw] of LINEAR_PATHS.flatMap((p) => (p === 'skinny' ? SKINNY_TOKENS.map((t) => [p, t] as const) : [[p, undefined] as const]))) {
         for (const { T, K, N } of shapes) {
           const x = randomArray(r, T * K);
           const w = HostTensor.fromFloat32([N, K], randomArray(r, N * K), wd);
           const b = HostTensor.fromFloat32([N], randomArray(r, N, -2, 2), 'bfloat16');
-          const { result: got, dispatched } = await withDispatchLog(() => runLinear(ctx!, x, T, w, b, undefined, false, path));
+          const { result: got, dispatched } = await withDispatchLog(() => runLinear(ctx!, x, T, w, b, undefined, false, path, tw));
           const want = linearRef(x, T, w, b);
-          expect(relErr(got, want), `${path} w ${wd} T=${T} K=${K} N=${N}`).toBeLessThan(1e-5);
+          expect(relErr(got, want), `${path}${tw ?? ''} w ${wd} T=${T} K=${K} N=${N}`).toBeLessThan(1e-5);
           // the skinny kernel reads 4 columns at a time exactly where K % 4 == 0 (both of its loops reached)
-          if (path === 'skinny') expect(dispatched.map((d) => d.variant.vec4 === true), `T=${T} K=${K}`).toEqual([K % 4 === 0]);
+          if (path === 'skinny') expect(dispatched.map((d) => [d.variant.vec4 === true, d.variant.tw]), `T=${T} K=${K}`).toEqual([[K % 4 === 0, tw]]);
         }
       }
     }
   });
 
-  it('rejects an unknown path before allocating or recording anything', async (c) => {
+  it('rejects an unknown path or skinny token count before allocating or recording anything', async (c) => {
     if (!ctx) return c.skip('no WebGPU adapter');
     const cx = ctx;
     const x = GpuTensor.upload(cx, HostTensor.fromFloat32([40, 6], new Float32Array(240)));
@@ -164,6 +165,7 @@ describe('linearGpu vs linearRef', () => {
     const { dispatched } = await withDispatchLog(async () => {
       const rec = new Recorder(cx);
       expect(() => linearGpu(cx, rec, x, w, { path: 'narrow' as LinearPath, pool })).toThrow(ValueError);
+      expect(() => linearGpu(cx, rec, x, w, { path: 'skinny', skinnyTokens: 3 as SkinnyTokens, pool })).toThrow(ValueError);
       rec.submit();
     });
     expect(dispatched).toEqual([]);

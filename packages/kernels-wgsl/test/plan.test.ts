@@ -1,7 +1,7 @@
 // The kernel planner (src/kernels/plan.ts): the crossovers as documented, at and around each boundary.
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
-import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, useSharedExpertSlots, sharedRowsFitOnePass, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, planExpertGemms, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useStackGraph, useSingleExpertGemv } from '../src/kernels/plan.js';
+import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, useSharedExpertSlots, sharedRowsFitOnePass, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, linearSkinnyTokens, planExpertGemms, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useStackGraph, useSingleExpertGemv } from '../src/kernels/plan.js';
 import { withSgmatSplitKRule, withSgmatTileBands } from '../src/testing.js';
 import { SGMAT_SHAPES, sgmatLayout, sgmatScalarTwin, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast-shapes.js';
 
@@ -128,6 +128,17 @@ describe('kernel planner', () => {
     expect([1, 32, 33, 512].map((T) => linearPath(T, 8, true))).toEqual(['skinny', 'skinny', 'skinny', 'skinny']);
     expect([1, 32, 512].map((T) => linearPath(T, 256, true))).toEqual(['skinny', 'skinny', 'skinny']);
     expect([1, 32, 33, 512].map((T) => linearPath(T, 257, true))).toEqual(['gemv', 'gemv', 'tiled', 'tiled']);
+  });
+  it('skinny router linear: 4 tokens per workgroup where that leaves enough workgroups (GPUs), else 2, else 1; software adapters 4', () => {
+    const min = KERNEL_CROSSOVERS.linearSkinny.gpu.minWorkgroups;
+    // T tokens over nb output blocks: ceil(T / tw) * nb workgroups
+    expect(linearSkinnyTokens(4 * min, 1)).toBe(4);
+    expect(linearSkinnyTokens(4 * min - 4, 1)).toBe(2);
+    expect(linearSkinnyTokens(2 * min, 1)).toBe(2);
+    expect(linearSkinnyTokens(2 * min - 2, 1)).toBe(1);
+    expect(linearSkinnyTokens(1, 1)).toBe(1);
+    expect(linearSkinnyTokens(4 * min, 1) === linearSkinnyTokens(4, min)).toBe(true);
+    expect([1, 16, 4096].map((T) => linearSkinnyTokens(T, 1, true))).toEqual([4, 4, 4]);
   });
   it('GEMV rows per pass: rows per active expert as a power of two, capped by T and 8 (dense) / 4 (packed)', () => {
     expect(gemvRowsPerPass(1, 8, 128, false)).toBe(1);

@@ -14,11 +14,11 @@
  *   S slices (plan.ts linearSplitK): each tile and slice is a workgroup
  *   writing its partial sums, and a second dispatch adds the S partials in
  *   slice order, then the bias.
- * - Skinny (routers of few outputs at many tokens, plan.ts linearPath): a workgroup per SKINNY_TOKENS tokens x
- *   SKINNY_OUTPUTS outputs, its 256 lanes splitting K (16-byte loads of x and 4 weights where K % 4 == 0), each lane
- *   holding all 32 sums of the block, then a fixed-order reduction in workgroup memory: every weight load serves 4
- *   tokens and every x load 8 outputs, with no padded outputs (the tiles compute 64 columns for a router's 8) and no
- *   second dispatch.
+ * - Skinny (routers of few outputs at many tokens, plan.ts linearPath): a workgroup per 1, 2 or 4 tokens
+ *   (SKINNY_TOKENS; plan.ts linearSkinnyTokens: fewer where the workgroups would be few) x SKINNY_OUTPUTS outputs,
+ *   its 256 lanes splitting K (16-byte loads of x and 4 weights where K % 4 == 0), each lane holding all sums of the
+ *   block, then a fixed-order reduction in workgroup memory: every weight load serves the block's tokens and every x
+ *   load 8 outputs, with no padded outputs (the tiles compute 64 columns for a router's 8) and no second dispatch.
  * All are deterministic (no atomics).
  */
 import type { DType } from '@webmoe/tensor';
@@ -28,7 +28,7 @@ import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, foldWorkgroups, uniformFields, type BindingDecl, type Recorder } from '../runtime/kernel.js';
 import { BF16_UNPACK_WGSL, FP8_DECODE_WGSL, loadFn, storageType } from '../wgsl.js';
-import { linearPath, linearSplitK, type LinearPath } from './plan.js';
+import { linearPath, linearSkinnyTokens, linearSplitK, type LinearPath } from './plan.js';
 import { allocOutput, expect2d, expectLive } from './op-util.js';
 
 /** Weight dtypes `linearGpu` takes. */
@@ -49,10 +49,14 @@ export type LinearVariant = {
   splitK?: boolean;
   /** Skinny path with K % 4 == 0: x and weights read 4 columns at a time (X as vec4<f32>, 16-bit W as vec2<u32>). */
   vec4?: boolean;
+  /** Skinny path: tokens of one workgroup (one of SKINNY_TOKENS). */
+  tw?: SkinnyTokens;
 };
 
-/** Skinny path: tokens and outputs of one workgroup (each of its 256 lanes sums all SKINNY_TOKENS x SKINNY_OUTPUTS). */
-export const SKINNY_TOKENS = 4;
+/** Skinny path: the tokens one workgroup may take (each of its 256 lanes sums all tw x SKINNY_OUTPUTS of the block). */
+export const SKINNY_TOKENS = [1, 2, 4] as const;
+export type SkinnyTokens = (typeof SKINNY_TOKENS)[number];
+/** Skinny path: outputs of one workgroup. */
 export const SKINNY_OUTPUTS = 8;
 
 function bindingsFor(v: LinearVariant): BindingDecl[] {
@@ -234,7 +238,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 
 function skinnySource(v: LinearVariant): string {
-  const ts = Array.from({ length: SKINNY_TOKENS }, (_, i) => i);
+  const tw = v.tw ?? 4;
+  const ts = Array.from({ length: tw }, (_, i) => i);
   const ns = Array.from({ length: SKINNY_OUTPUTS }, (_, j) => j);
   // chunk q of a row: 4 columns (vec4) or one
   const fma = (i: number, j: number) => (v.vec4 ? `a${i}_${j} += dot(x${i}, w);` : `a${i}_${j} += x${i} * w;`);
@@ -268,7 +273,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let blk = wid.x + wid.y * nwg.x;
   if (blk >= u.nGroups) { return; }
   // token block (consecutive workgroups share it: its x rows stay in cache) and output block
-  let t0 = (blk / u.nb) * ${SKINNY_TOKENS}u;
+  let t0 = (blk / u.nb) * ${tw}u;
   let n0 = (blk % u.nb) * ${SKINNY_OUTPUTS}u;
   // rows past T or N read the last row (their sums are not stored); u.kc chunks of ${v.vec4 ? 4 : 1} per row
 ${ts.map((i) => `  let xr${i} = min(t0 + ${i}u, u.T - 1u) * u.kc;`).join('\n')}
@@ -332,6 +337,8 @@ export interface LinearOptions {
   pool?: BufferPool;
   /** The kernel (tests / tuning). Default plan.ts's linearPath by T and N. */
   path?: LinearPath;
+  /** The skinny kernel's tokens per workgroup (tests / tuning; one of SKINNY_TOKENS). Default plan.ts's linearSkinnyTokens. */
+  skinnyTokens?: SkinnyTokens;
 }
 
 function checkWeightDType(what: string, d: DType): asserts d is LinearWeightDType {
@@ -376,6 +383,7 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
   }
   const path = opts.path ?? linearPath(T, N, ctx.adapterInfo.software);
   if (!LINEAR_PATHS.includes(path)) throw new ValueError('linearGpu path', LINEAR_PATHS.join(' | '), path);
+  if (opts.skinnyTokens !== undefined && !(SKINNY_TOKENS as readonly number[]).includes(opts.skinnyTokens)) throw new ValueError('linearGpu skinnyTokens', SKINNY_TOKENS.join(' | '), opts.skinnyTokens);
   const y = allocOutput(ctx, opts.pool, 'float32', [T, N], 'linear.out');
   if (T === 0) return y;
   const tilesN = Math.ceil(N / 64);
@@ -391,9 +399,13 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
     pairs: w.dtype !== 'float32' && K % 2 === 0,
   };
   if (slices > 1) variant.splitK = true;
-  if (path === 'skinny' && K % 4 === 0) variant.vec4 = true;
   const nb = Math.ceil(N / SKINNY_OUTPUTS);
-  const nGroups = path === 'gemv' ? T * N : path === 'skinny' ? Math.ceil(T / SKINNY_TOKENS) * nb : tilesMN * slices;
+  const tw = opts.skinnyTokens ?? linearSkinnyTokens(T, nb, ctx.adapterInfo.software);
+  if (path === 'skinny') {
+    variant.tw = tw;
+    if (K % 4 === 0) variant.vec4 = true;
+  }
+  const nGroups = path === 'gemv' ? T * N : path === 'skinny' ? Math.ceil(T / tw) * nb : tilesMN * slices;
   const params: Record<string, number> = path === 'skinny' ? { T, K, N, nb, kc: variant.vec4 ? K / 4 : K, nGroups } : { T, K, N, tilesN, tilesMN, kPer, nGroups };
   try {
     // every (tile, slice) workgroup writes its partial sums in full: reused from the scratch cache

@@ -129,7 +129,13 @@ export const KERNEL_CROSSOVERS = {
    * T = 1 6592 / 129205 / 1855, T = 40 227726 / 129148 / 28187 (an x row is read once per 8 outputs: wider linears
    * than 256 outputs were not measured and keep the tiles).
    */
-  linearSkinny: { gpu: { minTokens: Infinity, maxOutputs: 0 }, software: { minTokens: 1, maxOutputs: 256 } } as Readonly<Record<'gpu' | 'software', Readonly<{ minTokens: number; maxOutputs: number }>>>,
+  // minWorkgroups: 4 tokens per workgroup where that gives at least this many workgroups, else 2 or 1
+  // (linearSkinnyTokens): GPUs about four workgroups per multiprocessor of a 132-SM GPU (not measured yet); software
+  // adapters always 4 (the lavapipe numbers above)
+  linearSkinny: {
+    gpu: { minTokens: Infinity, maxOutputs: 0, minWorkgroups: 512 },
+    software: { minTokens: 1, maxOutputs: 256, minWorkgroups: 0 },
+  } as Readonly<Record<'gpu' | 'software', Readonly<{ minTokens: number; maxOutputs: number; minWorkgroups: number }>>>,
   /**
    * The decode down GEMV with the combine in it (moe-gemv-combine.ts: one dispatch fewer, a workgroup row per token
    * reading its k experts' rows in turn) for at most this many tokens where 'auto' chooses, by adapter (0: never).
@@ -590,6 +596,17 @@ export function useFastGemm(kind: FastGemmKind, rows: number, E: number, softwar
 export function linearSplitK(tiles: number, K: number): number {
   const c = KERNEL_CROSSOVERS.linearSplitK;
   return Math.max(1, Math.min(Math.floor(K / c.minSliceK), Math.ceil(c.targetWorkgroups / tiles)));
+}
+
+/**
+ * The skinny router linear's tokens per workgroup for T tokens over nb blocks of 8 outputs: 4 where that leaves at
+ * least KERNEL_CROSSOVERS.linearSkinny's minWorkgroups (by adapter kind) workgroups, else the most of 2 and 1 that
+ * does (1 if none does): fewer tokens per weight load, more workgroups in flight.
+ * @example `linearSkinnyTokens(512, 1) // 1`
+ */
+export function linearSkinnyTokens(T: number, nb: number, softwareAdapter = false): 1 | 2 | 4 {
+  const min = KERNEL_CROSSOVERS.linearSkinny[softwareAdapter ? 'software' : 'gpu'].minWorkgroups;
+  return Math.ceil(T / 4) * nb >= min ? 4 : Math.ceil(T / 2) * nb >= min ? 2 : 1;
 }
 
 /**
