@@ -6,6 +6,7 @@
 #      64 rows per expert): GPT-OSS int4 / MXFP4 miss 1.3x at T = 512 (session 28 call 3) (~150 s)
 #   a: the bf16 layer with the router on the skinny kernel (bench.mjs, GPUs: from 33 tokens up to 64 outputs) against
 #      the kit before (bench-old.mjs: GEMV / tiles; KEEP_OLD=1 build-kit.sh), T = 512 / 4096, and HF grouped_mm, one call
+#   s: r for four routers at T = 1-4096 and a for Mixtral and GPT-OSS without HF (the end of a session's budget)
 #   4: the GPU test bundle and the bf16 layer beside HF at T = 512 / 4096 (~450 s); 5: the layer beside HF alone.
 #   Several parts run in one call: "r 2".
 set -u
@@ -29,6 +30,16 @@ case "$part" in
     done
     timeout 100 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --tokens 512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
     echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
+    ;;
+  s)
+    # the last of the budget: r for four routers and a for Mixtral and GPT-OSS without HF (~110 s)
+    timeout 80 bash .gpu-kit/enter.sh node .gpu-kit/prefill-small-probe.mjs --linear-only --models mixtral-8x7b,gpt-oss-20b,deepseek-v2-lite,qwen3-30b-a3b --tokens 1,16,128,512,4096 > "$OUT/router-linear-probe.txt" 2>&1
+    echo "probe rc=$?"; grep -E " T= " "$OUT/router-linear-probe.txt" | cut -c1-70
+    for b in bench-old bench; do
+      timeout 40 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models mixtral-8x7b,gpt-oss-20b --dtypes bf16 --tokens 512,4096 --iters 10 --stack 2 --json "$OUT/layer-$b.json" > "$OUT/layer-$b.txt" 2>&1
+      echo "$b rc=$?" >> "$OUT/layer-$b.txt"; grep -hE "^(mixtral|gpt)\S* +bf16 |rc=" "$OUT/layer-$b.txt" | cut -c1-100
+      grep -hE "T=[0-9]+: linear" "$OUT/layer-$b.txt" | cut -c1-110
+    done
     ;;
   4)
     GPU_TESTS 320
