@@ -399,20 +399,23 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
     pairs: w.dtype !== 'float32' && K % 2 === 0,
   };
   if (slices > 1) variant.splitK = true;
-  const nb = Math.ceil(N / SKINNY_OUTPUTS);
-  const tw = opts.skinnyTokens ?? linearSkinnyTokens(T, nb, ctx.adapterInfo.software);
+  let params: Record<string, number>;
   if (path === 'skinny') {
+    // blocks of tw tokens x SKINNY_OUTPUTS outputs; K in chunks of 4 where it divides
+    const nb = Math.ceil(N / SKINNY_OUTPUTS);
+    const tw = opts.skinnyTokens ?? linearSkinnyTokens(T, nb, ctx.adapterInfo.software);
     variant.tw = tw;
     if (K % 4 === 0) variant.vec4 = true;
+    params = { T, K, N, nb, kc: variant.vec4 ? K / 4 : K, nGroups: Math.ceil(T / tw) * nb };
+  } else {
+    params = { T, K, N, tilesN, tilesMN, kPer, nGroups: path === 'gemv' ? T * N : tilesMN * slices };
   }
-  const nGroups = path === 'gemv' ? T * N : path === 'skinny' ? Math.ceil(T / tw) * nb : tilesMN * slices;
-  const params: Record<string, number> = path === 'skinny' ? { T, K, N, nb, kc: variant.vec4 ? K / 4 : K, nGroups } : { T, K, N, tilesN, tilesMN, kPer, nGroups };
   try {
     // every (tile, slice) workgroup writes its partial sums in full: reused from the scratch cache
     const partials = slices > 1 ? rec.temp(slices * T * N * 4, 'linear.partials', { reuse: true }) : undefined;
     const bind: Record<string, GPUBuffer> = { X: x.buffer, W: w.buffer, Y: partials ?? y.buffer };
     if (bias && !partials) bind.B = bias.buffer;
-    rec.dispatch({ kernel: linearKernel, variant, bind, params, workgroups: foldWorkgroups(ctx, nGroups) });
+    rec.dispatch({ kernel: linearKernel, variant, bind, params, workgroups: foldWorkgroups(ctx, params.nGroups) });
     if (partials) {
       const rb: Record<string, GPUBuffer> = { P: partials, Y: y.buffer };
       if (bias) rb.B = bias.buffer;

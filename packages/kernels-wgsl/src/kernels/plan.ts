@@ -119,19 +119,18 @@ export const KERNEL_CROSSOVERS = {
    */
   linearGemvMaxOutputs: { gpu: 4096, software: 0 } as Readonly<Record<'gpu' | 'software', number>>,
   /**
-   * Router linear: the skinny kernel (a workgroup per 4 tokens x 8 outputs, 256 lanes over K) from `minTokens` tokens
-   * for at most `maxOutputs` outputs, by adapter kind; taken before the GEMV and tile rules above. GPUs: not until
-   * measured there (scripts/gpu/h200-s30.sh r: prefill-small-probe --linear-only).
+   * Router linear: the skinny kernel (a workgroup per 1, 2 or 4 tokens x 8 outputs, 256 lanes over K) from `minTokens`
+   * tokens for at most `maxOutputs` outputs, by adapter kind; taken before the GEMV and tile rules above; 4 tokens a
+   * workgroup where that gives at least `minWorkgroups` workgroups, else 2 or 1 (linearSkinnyTokens). GPUs: not until
+   * measured there (scripts/gpu/h200-s30.sh r: prefill-small-probe --linear-only); their 512 workgroups are about four
+   * per multiprocessor of a 132-SM GPU, not measured either.
    * Software adapters: at every T measured (lavapipe 2026-12-06, session 30, prefill-small-probe --linear-only, us per
    * dispatch, gemv / tiled / skinny): Mixtral (N 8, K 4096) T = 1 214 / 24608 / 156, T = 16 2085 / 16481 / 319, T = 512
    * 66893 / 146753 / 11307; GPT-OSS-20B (N 32, K 2880) T = 4 2576 / 17440 / 206, T = 128 70971 / 24576 / 7584;
    * Qwen3-30B (N 128, K 2048) T = 1 2764 / 25288 / 576, T = 512 963285 / 182824 / 96342; DeepSeek-V3 (N 256, K 7168)
    * T = 1 6592 / 129205 / 1855, T = 40 227726 / 129148 / 28187 (an x row is read once per 8 outputs: wider linears
-   * than 256 outputs were not measured and keep the tiles).
+   * than 256 outputs were not measured and keep the tiles), always with 4 tokens a workgroup.
    */
-  // minWorkgroups: 4 tokens per workgroup where that gives at least this many workgroups, else 2 or 1
-  // (linearSkinnyTokens): GPUs about four workgroups per multiprocessor of a 132-SM GPU (not measured yet); software
-  // adapters always 4 (the lavapipe numbers above)
   linearSkinny: {
     gpu: { minTokens: Infinity, maxOutputs: 0, minWorkgroups: 512 },
     software: { minTokens: 1, maxOutputs: 256, minWorkgroups: 0 },
