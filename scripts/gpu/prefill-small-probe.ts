@@ -13,6 +13,7 @@ import { combineKernel } from '../../packages/kernels-wgsl/src/kernels/combine.j
 import { halfRowsKernel, halfRowsRegs } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-wgsl.js';
 import { HALF_ROWS_PAD, halfRowStride } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-shapes.js';
 import { burnGpu } from '../../apps/bench/src/peak.js';
+import { DEFAULT_MODELS, MODELS } from '../../apps/bench/src/models.js';
 import { chainedPassMs } from './device-time.js';
 
 function flag(name: string, dflt: number): number {
@@ -80,16 +81,10 @@ function report(model: string, T: number, what: string, ms: number, d: number) {
   console.log(`${model.padEnd(18)} T=${String(T).padStart(4)} ${what.padEnd(26)} ${(ms * 1000).toFixed(2).padStart(8)} us  (rel diff to default ${d.toExponential(1)})`);
 }
 
-// [name, H (K of the router), E (its N), k, I (the down GEMM's K)]
-const MODELS: [string, number, number, number, number][] = [
-  ['mixtral-8x7b', 4096, 8, 2, 14336],
-  ['gpt-oss-20b', 2880, 32, 4, 2880],
-  ['deepseek-v2-lite', 2048, 64, 6, 1408],
-  ['qwen3-30b-a3b', 2048, 128, 8, 768],
-  ['deepseek-v3', 7168, 256, 8, 2048],
-];
+// the bench's default models (apps/bench/src/models.ts): H the router's K, E its N, k, I the down GEMM's K
+const PROBED = DEFAULT_MODELS.map((name) => MODELS.find((m) => m.name === name)!);
 await burnGpu(ctx, 300);
-for (const [name, H, E, k, I] of MODELS) {
+for (const { name, H, E, k, I } of PROBED) {
   if (ONLY && !ONLY.includes(name)) continue;
   const wr = up([E, H], 'bfloat16', -0.05, 0.05);
   for (const T of TOKENS) {
