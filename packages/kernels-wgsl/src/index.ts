@@ -74,8 +74,8 @@ export type {
   ExpertStackHost,
 } from './kernels/moe-types.js';
 export { castGpu, castRef } from './kernels/cast.js';
-export { linearGpu, linearRef, LINEAR_PATHS, LINEAR_WEIGHT_DTYPES, SKINNY_TOKENS, type LinearOptions, type LinearWeightDType, type SkinnyTokens } from './kernels/linear.js';
-export type { LinearPath } from './kernels/plan.js';
+export { linearGpu, linearRef, LINEAR_PATHS, LINEAR_WEIGHT_DTYPES, type LinearOptions, type LinearWeightDType } from './kernels/linear.js';
+export { SKINNY_TOKENS, type LinearPath, type SkinnyTokens } from './kernels/plan.js';
 export { routerGpu, routerRef, type RouterOptions } from './kernels/router.js';
 export { routeDecodeGpu, routeDecodeRef } from './kernels/route-decode.js';
 export { groupGpu, groupDecodeGpu, groupRef, denseGroupingGpu, denseGroupingRef, DENSE_GROUPING_CONST_MAX_T, GROUP_ONE_MAX_EXPERTS, uploadGrouping, type GroupOptions } from './kernels/grouping.js';

@@ -28,7 +28,7 @@ import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, foldWorkgroups, uniformFields, type BindingDecl, type Recorder } from '../runtime/kernel.js';
 import { BF16_UNPACK_WGSL, FP8_DECODE_WGSL, loadFn, storageType } from '../wgsl.js';
-import { linearPath, linearSkinnyTokens, linearSplitK, type LinearPath } from './plan.js';
+import { linearPath, linearSkinnyTokens, linearSplitK, SKINNY_TOKENS, type LinearPath, type SkinnyTokens } from './plan.js';
 import { allocOutput, expect2d, expectLive } from './op-util.js';
 
 /** Weight dtypes `linearGpu` takes. */
@@ -53,9 +53,6 @@ export type LinearVariant = {
   tw?: SkinnyTokens;
 };
 
-/** Skinny path: the tokens one workgroup may take (each of its 256 lanes sums all tw x SKINNY_OUTPUTS of the block). */
-export const SKINNY_TOKENS = [1, 2, 4] as const;
-export type SkinnyTokens = (typeof SKINNY_TOKENS)[number];
 /** Skinny path: outputs of one workgroup. */
 export const SKINNY_OUTPUTS = 8;
 

@@ -603,9 +603,10 @@ export function linearSplitK(tiles: number, K: number): number {
  * does (1 if none does): fewer tokens per weight load, more workgroups in flight.
  * @example `linearSkinnyTokens(512, 1) // 1`
  */
-export function linearSkinnyTokens(T: number, nb: number, softwareAdapter = false): 1 | 2 | 4 {
+export function linearSkinnyTokens(T: number, nb: number, softwareAdapter = false): SkinnyTokens {
   const min = KERNEL_CROSSOVERS.linearSkinny[softwareAdapter ? 'software' : 'gpu'].minWorkgroups;
-  return Math.ceil(T / 4) * nb >= min ? 4 : Math.ceil(T / 2) * nb >= min ? 2 : 1;
+  // the most tokens per workgroup that still gives `min` workgroups, else the fewest
+  return [...SKINNY_TOKENS].reverse().find((tw) => Math.ceil(T / tw) * nb >= min) ?? SKINNY_TOKENS[0];
 }
 
 /**
@@ -617,8 +618,12 @@ export function useOneWorkgroupGrouping(n: number): boolean {
   return n <= KERNEL_CROSSOVERS.groupOneWorkgroupMaxPairs;
 }
 
-/** The router linear's kernels (linear.ts): one workgroup per token and output, per 64 x 64 output tile, or per 4 tokens x 8 outputs. */
+/** The router linear's kernels (linear.ts): one workgroup per token and output, per 64 x 64 output tile, or per 1-4 tokens x 8 outputs. */
 export type LinearPath = 'gemv' | 'tiled' | 'skinny';
+
+/** The skinny router linear's tokens per workgroup, fewest first (each of its 256 lanes sums all tw x 8 of the block). */
+export const SKINNY_TOKENS = [1, 2, 4] as const;
+export type SkinnyTokens = (typeof SKINNY_TOKENS)[number];
 
 /**
  * The router linear's kernel for T tokens and N outputs: 'skinny' from linearSkinny's tokens up to its outputs (by
