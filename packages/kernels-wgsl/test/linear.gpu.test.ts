@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, ValueError, type DType } from '@webmoe/tensor';
 import { GpuTensor, Recorder, BufferPool, LINEAR_PATHS, SKINNY_TOKENS, linearGpu, linearRef, type GpuContext, type LinearPath, type SkinnyTokens } from '@webmoe/kernels-wgsl';
-import { KERNEL_CROSSOVERS } from '../src/kernels/plan.js';
+import { KERNEL_CROSSOVERS, linearPath } from '../src/kernels/plan.js';
 import { testGpu, gpuChecked, rng, randomArray, relErr, maxAbsDiff, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { withSmallGrid } from './small-grid.js';
 
@@ -105,25 +105,25 @@ describe('linearGpu vs linearRef', () => {
     pool.destroy();
   });
 
-  it('takes the GEMV kernel past 32 tokens where T * N is small (a router with few experts; GPUs), else the tiles', async (c) => {
+  it("takes the planner's kernel on each side of its crossovers (linearPath), right on each", async (c) => {
     if (!ctx) return c.skip('no WebGPU adapter');
     const cx = ctx;
     const r = rng(21);
-    const max = KERNEL_CROSSOVERS.linearGemvMaxOutputs.gpu;
-    // [T, K, N, the path on a GPU]; software adapters take the skinny kernel for routers of up to 256 outputs
-    // (KERNEL_CROSSOVERS.linearSkinny.software) at every T
-    for (const [T, K, N, onGpu] of [
-      [max / 8, 260, 8, 'gemv'],
-      [max / 8 + 1, 260, 8, 'tiled'],
-      [33, 130, Math.floor(max / 33), 'gemv'],
-      [33, 130, Math.floor(max / 33) + 1, 'tiled'],
-      [32, 4096, 256, 'gemv'],
+    const sk = KERNEL_CROSSOVERS.linearSkinny[cx.adapterInfo.software ? 'software' : 'gpu'];
+    // [T, K, N]: narrow at many tokens; T * N at and past maxTokenOutputs (GPUs); the widest skinny N and one past it
+    const line = Number.isFinite(sk.maxTokenOutputs) ? sk.maxTokenOutputs / 128 : 256;
+    for (const [T, K, N] of [
+      [600, 260, sk.narrowOutputs],
+      [line, 130, 128],
+      [line + 1, 130, 128],
+      [3, 4096, sk.maxOutputs],
+      [33, 132, sk.maxOutputs + 1],
+      [32, 4096, sk.maxOutputs + 1],
     ] as const) {
-      const path = cx.adapterInfo.software ? 'skinny' : onGpu;
       const x = randomArray(r, T * K);
       const w = HostTensor.fromFloat32([N, K], randomArray(r, N * K), 'bfloat16');
       const { result: got, dispatched } = await withDispatchLog(() => runLinear(cx, x, T, w));
-      expect(dispatched[0].variant.path, `T=${T} K=${K} N=${N}`).toBe(path);
+      expect(dispatched[0].variant.path, `T=${T} K=${K} N=${N}`).toBe(linearPath(T, N, cx.adapterInfo.software));
       expect(relErr(got, linearRef(x, T, w)), `T=${T} K=${K} N=${N}`).toBeLessThan(1e-5);
     }
   });

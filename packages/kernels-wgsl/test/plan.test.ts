@@ -117,28 +117,32 @@ describe('kernel planner', () => {
     for (const T of [1, 8, 16, 17, 64]) expect(planExpertGemms({ T, k: 1, E: 1, actQuant: 'none', gemvSupported: true }) === 'gemv').toBe(useSingleExpertGemv(T));
     expect(() => planExpertGemms({ ...base, T: 1, choice: 'fast' as never })).toThrow(ValueError);
   });
-  it('router linear: GEMV up to 32 tokens or (GPUs) 4096 outputs in all, else tiled', () => {
-    expect([1, 32, 33, 512].map((T) => linearPath(T))).toEqual(['gemv', 'gemv', 'tiled', 'tiled']);
-    expect([1, 32, 33, 512, 513].map((T) => linearPath(T, 8))).toEqual(['gemv', 'gemv', 'gemv', 'gemv', 'tiled']);
-    expect(linearPath(128, 32)).toBe('gemv');
-    expect(linearPath(129, 32)).toBe('tiled');
-    expect(linearPath(33, 128)).toBe('tiled');
-    expect(linearPath(32, 256)).toBe('gemv');
-    // software adapters: the skinny kernel at every T up to 256 outputs, then GEMV only up to 32 tokens
-    expect([1, 32, 33, 512].map((T) => linearPath(T, 8, true))).toEqual(['skinny', 'skinny', 'skinny', 'skinny']);
-    expect([1, 32, 512].map((T) => linearPath(T, 256, true))).toEqual(['skinny', 'skinny', 'skinny']);
+  it('router linear: the skinny kernel up to 32 outputs at every T and up to 256 while T * N <= 32768 (GPUs), else GEMV up to 32 tokens, else tiled', () => {
+    // the five routers of the H100 probe (session 31): Mixtral 8, GPT-OSS 32, DeepSeek-V2-Lite 64, Qwen3 128, DeepSeek-V3 256
+    expect([1, 512, 4096].map((T) => linearPath(T, 8))).toEqual(['skinny', 'skinny', 'skinny']);
+    expect([1, 512, 4096].map((T) => linearPath(T, 32))).toEqual(['skinny', 'skinny', 'skinny']);
+    expect([512, 513, 1024].map((T) => linearPath(T, 64))).toEqual(['skinny', 'tiled', 'tiled']);
+    expect([1, 16, 256, 257, 512].map((T) => linearPath(T, 128))).toEqual(['skinny', 'skinny', 'skinny', 'tiled', 'tiled']);
+    expect([1, 128, 129].map((T) => linearPath(T, 256))).toEqual(['skinny', 'skinny', 'tiled']);
+    // wider than 256 outputs: the GEMV up to 32 tokens, else the tiles
+    expect([1, 32, 33].map((T) => linearPath(T, 257))).toEqual(['gemv', 'gemv', 'tiled']);
+    expect([32, 33].map((T) => linearPath(T))).toEqual(['gemv', 'tiled']);
+    // software adapters: the skinny kernel at every T up to 256 outputs
+    expect([1, 32, 33, 512, 4096].map((T) => linearPath(T, 256, true))).toEqual(['skinny', 'skinny', 'skinny', 'skinny', 'skinny']);
     expect([1, 32, 33, 512].map((T) => linearPath(T, 257, true))).toEqual(['gemv', 'gemv', 'tiled', 'tiled']);
   });
-  it('skinny router linear: 4 tokens per workgroup where that leaves enough workgroups (GPUs), else 2, else 1; software adapters 4', () => {
-    const min = KERNEL_CROSSOVERS.linearSkinny.gpu.minWorkgroups;
-    // T tokens over nb output blocks: ceil(T / tw) * nb workgroups
-    expect(linearSkinnyTokens(4 * min, 1)).toBe(4);
-    expect(linearSkinnyTokens(4 * min - 4, 1)).toBe(2);
-    expect(linearSkinnyTokens(2 * min, 1)).toBe(2);
-    expect(linearSkinnyTokens(2 * min - 2, 1)).toBe(1);
-    expect(linearSkinnyTokens(1, 1)).toBe(1);
-    expect(linearSkinnyTokens(4 * min, 1) === linearSkinnyTokens(4, min)).toBe(true);
-    expect([1, 16, 4096].map((T) => linearSkinnyTokens(T, 1, true))).toEqual([4, 4, 4]);
+  it('skinny router linear: 4 tokens a workgroup for 1 M weights or more, else 2, fewer where the workgroups would be under 256 (GPUs); software adapters 4', () => {
+    const c = KERNEL_CROSSOVERS.linearSkinny.gpu;
+    expect(c.minWorkgroups).toBe(256);
+    // Mixtral's router (one block of 8 outputs): 2 tokens from 512 tokens, 1 below
+    expect([1, 16, 510, 511, 512, 4096].map((T) => linearSkinnyTokens(T, 8, 4096))).toEqual([1, 1, 1, 2, 2, 2]);
+    // Qwen3's (16 blocks): 1 at T = 16 (128 workgroups of 2), 2 from T = 31 (256 workgroups)
+    expect([1, 16, 31, 128, 4096].map((T) => linearSkinnyTokens(T, 128, 2048))).toEqual([1, 1, 2, 2, 2]);
+    // DeepSeek-V3's (32 blocks, 1.8 M weights): 4 where 256 workgroups remain (T >= 29), else 2 (T >= 15), else 1
+    expect([1, 14, 15, 16, 28, 29, 128].map((T) => linearSkinnyTokens(T, 256, 7168))).toEqual([1, 1, 2, 2, 2, 4, 4]);
+    expect(linearSkinnyTokens(4096, 256, c.wideWeights / 256)).toBe(4);
+    expect(linearSkinnyTokens(4096, 256, c.wideWeights / 256 - 1)).toBe(2);
+    expect([1, 16, 4096].map((T) => linearSkinnyTokens(T, 8, 4096, true))).toEqual([4, 4, 4]);
   });
   it('GEMV rows per pass: rows per active expert as a power of two, capped by T and 8 (dense) / 4 (packed)', () => {
     expect(gemvRowsPerPass(1, 8, 128, false)).toBe(1);

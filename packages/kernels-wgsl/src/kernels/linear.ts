@@ -4,7 +4,7 @@
  * 16-bit types packed two per u32); accumulation in f32.
  *
  * Three paths, chosen by T and N (plan.ts linearPath):
- * - GEMV (T <= 32, or on GPUs T * N <= linearGemvMaxOutputs: a router with few experts):
+ * - GEMV (T <= 32 past the skinny kernel's rule: linears of more than 256 outputs):
  *   one workgroup per (token, output column); 256 threads
  *   split K (16-bit weights with even K read one u32 = two weights at a
  *   time), then a tree reduction in workgroup memory in a fixed order.
@@ -28,7 +28,7 @@ import { GpuTensor } from '../runtime/tensor.js';
 import type { BufferPool } from '../runtime/pool.js';
 import { defineKernel, foldWorkgroups, uniformFields, type BindingDecl, type Recorder } from '../runtime/kernel.js';
 import { BF16_UNPACK_WGSL, FP8_DECODE_WGSL, loadFn, storageType } from '../wgsl.js';
-import { linearPath, linearSkinnyTokens, linearSplitK, SKINNY_TOKENS, type LinearPath, type SkinnyTokens } from './plan.js';
+import { linearPath, linearSkinnyTokens, linearSplitK, SKINNY_OUTPUTS, SKINNY_TOKENS, type LinearPath, type SkinnyTokens } from './plan.js';
 import { allocOutput, expect2d, expectLive } from './op-util.js';
 
 /** Weight dtypes `linearGpu` takes. */
@@ -52,9 +52,6 @@ export type LinearVariant = {
   /** Skinny path: tokens of one workgroup (one of SKINNY_TOKENS). */
   tw?: SkinnyTokens;
 };
-
-/** Skinny path: outputs of one workgroup. */
-export const SKINNY_OUTPUTS = 8;
 
 function bindingsFor(v: LinearVariant): BindingDecl[] {
   const b: BindingDecl[] = [
@@ -400,7 +397,7 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
   if (path === 'skinny') {
     // blocks of tw tokens x SKINNY_OUTPUTS outputs; K in chunks of 4 where it divides
     const nb = Math.ceil(N / SKINNY_OUTPUTS);
-    const tw = opts.skinnyTokens ?? linearSkinnyTokens(T, nb, ctx.adapterInfo.software);
+    const tw = opts.skinnyTokens ?? linearSkinnyTokens(T, N, K, ctx.adapterInfo.software);
     variant.tw = tw;
     if (K % 4 === 0) variant.vec4 = true;
     params = { T, K, N, nb, kc: variant.vec4 ? K / 4 : K, nGroups: Math.ceil(T / tw) * nb };

@@ -106,35 +106,39 @@ export const KERNEL_CROSSOVERS = {
    * / 9.7; Qwen3 (768) 7.6 / 10.5.
    */
   halfRowsRegsMinInputs: 2048,
-  /** Router linear: the GEMV kernel for at most this many tokens, the tiled kernel above (but see linearGemvMaxOutputs). */
+  /**
+   * Router linear, past the skinny kernel's rule (linearSkinny, below): the GEMV kernel for at most this many tokens,
+   * the tiled kernel above. (Before session 31 the GEMV also took GPUs' routers up to T * N = 4096, H100 2026-12-06,
+   * session 29 call 1, us, gemv / tiled: Mixtral T = 512 17.9 / 27.0, GPT-OSS-20B T = 128 19.3 / 27.2; the skinny
+   * kernel took those: 6.8 and 6.3.)
+   */
   linearGemvMaxTokens: 32,
   /**
-   * Router linear: the GEMV kernel also where T * N is at most this (a workgroup per output: routers with few
-   * experts), the 64 x 64 tiles (mostly padding for N < 64) with their K split above. H100 2026-12-06 (session 29
-   * call 1, scripts/gpu/prefill-small-probe.ts, us per dispatch in a chain, gemv / tiled with its reduce): Mixtral
-   * (N 8, K 4096) T = 128 11.0 / 30.8, T = 512 17.9 / 27.0; GPT-OSS-20B (N 32, K 2880) T = 128 19.3 / 27.2, T = 512
-   * 53.6 / 27.7; DeepSeek-V2-Lite (N 64) T = 128 76.5 / 28.5; Qwen3 (N 128) T = 128 45.4 / 26.6. A kernel of 4 tokens
-   * per workgroup over all N (no K split) lost to both everywhere (27-196 us: too few threads in flight).
-   * Software adapters: never (lavapipe, the same probe, ms: DeepSeek-V2-Lite T = 40 GEMV 39.2, tiles 15.4).
-   */
-  linearGemvMaxOutputs: { gpu: 4096, software: 0 } as Readonly<Record<'gpu' | 'software', number>>,
-  /**
-   * Router linear: the skinny kernel (a workgroup per 1, 2 or 4 tokens x 8 outputs, 256 lanes over K) from `minTokens`
-   * tokens for at most `maxOutputs` outputs, by adapter kind; taken before the GEMV and tile rules above; 4 tokens a
-   * workgroup where that gives at least `minWorkgroups` workgroups, else 2 or 1 (linearSkinnyTokens). GPUs: not until
-   * measured there (scripts/gpu/h200-s30.sh r: prefill-small-probe --linear-only); their 512 workgroups are about four
-   * per multiprocessor of a 132-SM GPU, not measured either.
-   * Software adapters: at every T measured (lavapipe 2026-12-06, session 30, prefill-small-probe --linear-only, us per
-   * dispatch, gemv / tiled / skinny): Mixtral (N 8, K 4096) T = 1 214 / 24608 / 156, T = 16 2085 / 16481 / 319, T = 512
-   * 66893 / 146753 / 11307; GPT-OSS-20B (N 32, K 2880) T = 4 2576 / 17440 / 206, T = 128 70971 / 24576 / 7584;
-   * Qwen3-30B (N 128, K 2048) T = 1 2764 / 25288 / 576, T = 512 963285 / 182824 / 96342; DeepSeek-V3 (N 256, K 7168)
-   * T = 1 6592 / 129205 / 1855, T = 40 227726 / 129148 / 28187 (an x row is read once per 8 outputs: wider linears
-   * than 256 outputs were not measured and keep the tiles), always with 4 tokens a workgroup.
+   * Router linear: the skinny kernel (a workgroup per 1, 2 or 4 tokens x 8 outputs, 256 lanes over K) for N outputs
+   * up to `maxOutputs`, at every T where N <= `narrowOutputs`, else while T * N <= `maxTokenOutputs`; taken before
+   * the GEMV and tile rules above (by adapter kind). Its tokens per workgroup (linearSkinnyTokens): 4 where the
+   * weights hold at least `wideWeights` values (each workgroup reads all of its 8 rows from L2: 4 tokens a read halve
+   * that traffic), else 2; fewer where that leaves fewer than `minWorkgroups` workgroups.
+   * GPUs: H100 2026-12-07 (session 31 call 1, `scripts/gpu/h200-s30.sh r`: prefill-small-probe --linear-only, us per
+   * dispatch, gemv / tiled / skinny with 1, 2, 4 tokens): Mixtral (N 8, K 4096) T = 1 8.72 / 29.1 / 8.67, 9.72,
+   * 11.6; T = 512 18.0 / 27.3 / 6.82, 7.14, 8.35; T = 1024 - / 40.8 / 10.2, 9.16, 10.5; T = 4096 - / 207 / 34.5, 34.6,
+   * 37.9. GPT-OSS-20B (N 32, K 2880) T = 512 53.6 / 27.7 / 14.4, 12.2, 13.9; T = 4096 - / 107 / 88.1, 66.6, 72.5.
+   * DeepSeek-V2-Lite (N 64, K 2048) T = 128 24.6 / 26.5 / 8.25, 7.37, 7.66; T = 512 86.8 / 27.2 / 20.7, 17.6, 19.6;
+   * T = 1024 - / 28.8 / 36.9, 30.1, 32.8 (T * N = 65536: the tiles). Qwen3-30B (N 128, K 2048) T = 16 8.93 / 25.0 /
+   * 4.93, 5.33, 6.43; T = 128 45.4 / 26.8 / 13.2, 11.9, 13.2; T = 512 170 / 28.6 / 38.8, 31.2, 33.5 (the tiles).
+   * DeepSeek-V3 (N 256, K 7168: 1.8 M weights) T = 16 24.3 / 29.5 / 11.2, 9.59, 10.3; T = 128 160 / 48.5 / 61.8,
+   * 41.9, 38.8; T = 512 623 / 127 / 247, 151, 128 (the tiles, level); T = 4096 - / 955 / 1995, 1179, 901 (the tiles,
+   * 6% behind: the rule keeps T * N). At T = 1 the skinny kernel is level with the GEMV (8.09-10.1 against 8.21-10.4).
+   * Software adapters: 4 tokens at every T measured (lavapipe 2026-12-06, session 30, the same probe, us, gemv / tiled
+   * / skinny): Mixtral T = 1 214 / 24608 / 156, T = 512 66893 / 146753 / 11307; GPT-OSS-20B T = 4 2576 / 17440 / 206,
+   * T = 128 70971 / 24576 / 7584; Qwen3-30B T = 1 2764 / 25288 / 576, T = 512 963285 / 182824 / 96342; DeepSeek-V3
+   * T = 1 6592 / 129205 / 1855, T = 40 227726 / 129148 / 28187 (wider linears than 256 outputs were not measured and
+   * keep the tiles).
    */
   linearSkinny: {
-    gpu: { minTokens: Infinity, maxOutputs: 0, minWorkgroups: 512 },
-    software: { minTokens: 1, maxOutputs: 256, minWorkgroups: 0 },
-  } as Readonly<Record<'gpu' | 'software', Readonly<{ minTokens: number; maxOutputs: number; minWorkgroups: number }>>>,
+    gpu: { maxOutputs: 256, narrowOutputs: 32, maxTokenOutputs: 32768, wideWeights: 1 << 20, minWorkgroups: 256 },
+    software: { maxOutputs: 256, narrowOutputs: 256, maxTokenOutputs: Infinity, wideWeights: 0, minWorkgroups: 0 },
+  } as Readonly<Record<'gpu' | 'software', Readonly<{ maxOutputs: number; narrowOutputs: number; maxTokenOutputs: number; wideWeights: number; minWorkgroups: number }>>>,
   /**
    * The decode down GEMV with the combine in it (moe-gemv-combine.ts: one dispatch fewer, a workgroup row per token
    * reading its k experts' rows in turn) for at most this many tokens where 'auto' chooses, by adapter (0: never).
@@ -598,15 +602,17 @@ export function linearSplitK(tiles: number, K: number): number {
 }
 
 /**
- * The skinny router linear's tokens per workgroup for T tokens over nb blocks of 8 outputs: 4 where that leaves at
- * least KERNEL_CROSSOVERS.linearSkinny's minWorkgroups (by adapter kind) workgroups, else the most of 2 and 1 that
- * does (1 if none does): fewer tokens per weight load, more workgroups in flight.
- * @example `linearSkinnyTokens(512, 1) // 1`
+ * The skinny router linear's tokens per workgroup for T tokens, N outputs and K inputs: 4 where the N x K weights
+ * hold KERNEL_CROSSOVERS.linearSkinny's wideWeights (by adapter kind), else 2; fewer (2, then 1) where that leaves
+ * fewer than its minWorkgroups workgroups of SKINNY_OUTPUTS outputs.
+ * @example `linearSkinnyTokens(512, 8, 4096) // 2`
  */
-export function linearSkinnyTokens(T: number, nb: number, softwareAdapter = false): SkinnyTokens {
-  const min = KERNEL_CROSSOVERS.linearSkinny[softwareAdapter ? 'software' : 'gpu'].minWorkgroups;
-  // the most tokens per workgroup that still gives `min` workgroups, else the fewest
-  return [...SKINNY_TOKENS].reverse().find((tw) => Math.ceil(T / tw) * nb >= min) ?? SKINNY_TOKENS[0];
+export function linearSkinnyTokens(T: number, N: number, K: number, softwareAdapter = false): SkinnyTokens {
+  const c = KERNEL_CROSSOVERS.linearSkinny[softwareAdapter ? 'software' : 'gpu'];
+  const most = N * K >= c.wideWeights ? 4 : 2;
+  const blocks = Math.ceil(N / SKINNY_OUTPUTS);
+  // the most tokens per workgroup, up to `most`, that still gives minWorkgroups workgroups, else one
+  return [...SKINNY_TOKENS].reverse().find((tw) => tw <= most && Math.ceil(T / tw) * blocks >= c.minWorkgroups) ?? SKINNY_TOKENS[0];
 }
 
 /**
@@ -624,19 +630,21 @@ export type LinearPath = 'gemv' | 'tiled' | 'skinny';
 /** The skinny router linear's tokens per workgroup, fewest first (each of its 256 lanes sums all tw x 8 of the block). */
 export const SKINNY_TOKENS = [1, 2, 4] as const;
 export type SkinnyTokens = (typeof SKINNY_TOKENS)[number];
+/** The skinny router linear's outputs per workgroup. */
+export const SKINNY_OUTPUTS = 8;
 
 /**
- * The router linear's kernel for T tokens and N outputs: 'skinny' from linearSkinny's tokens up to its outputs (by
- * adapter kind), else 'gemv' up to linearGemvMaxTokens tokens or linearGemvMaxOutputs outputs in all (T * N: a router
- * with few experts; by adapter kind), else 'tiled'.
- * @example `linearPath(512, 8) // 'gemv'`
+ * The router linear's kernel for T tokens and N outputs: 'skinny' up to linearSkinny's maxOutputs where N is at most
+ * its narrowOutputs or T * N at most its maxTokenOutputs (by adapter kind), else 'gemv' up to linearGemvMaxTokens
+ * tokens, else 'tiled'.
+ * @example `linearPath(512, 128) // 'tiled'`
  */
 export function linearPath(T: number, N = Infinity, softwareAdapter = false): LinearPath {
   const c = KERNEL_CROSSOVERS;
   const kind = softwareAdapter ? 'software' : 'gpu';
   const skinny = c.linearSkinny[kind];
-  if (T >= skinny.minTokens && N <= skinny.maxOutputs) return 'skinny';
-  return T <= c.linearGemvMaxTokens || T * N <= c.linearGemvMaxOutputs[kind] ? 'gemv' : 'tiled';
+  if (N <= skinny.maxOutputs && (N <= skinny.narrowOutputs || T * N <= skinny.maxTokenOutputs)) return 'skinny';
+  return T <= c.linearGemvMaxTokens ? 'gemv' : 'tiled';
 }
 
 /**
