@@ -5,10 +5,10 @@
 #   2: int4 and MXFP4 on the fp8 band's 128 x 256 tile and the 64 x 128 k64 tile against the planner's (144 x 256 from
 #      64 rows per expert): GPT-OSS int4 / MXFP4 miss 1.3x at T = 512 (session 28 call 3) (~150 s)
 #   a: the bf16 layer with the router on the skinny kernel (bench.mjs) against the kit before (bench-old.mjs: GEMV /
-#      tiles), T = 512 / 4096, and HF grouped_mm, one call. The committed planner keeps GPUs off the skinny kernel: build
-#      the kit once as committed, then set KERNEL_CROSSOVERS.linearSkinny.gpu to the rule under test (session 30's kit:
-#      { minTokens: 33, maxOutputs: 64, minWorkgroups: 512 }), pnpm build, KEEP_OLD=1 bash scripts/gpu/build-kit.sh
-#      (bench-old.mjs is the first build), and put the rule back unless the call measures it
+#      tiles), T = 512 / 4096, and HF grouped_mm, one call. Session 30's planner kept GPUs off the skinny kernel; its kit
+#      was built once as committed, then with a trial KERNEL_CROSSOVERS.linearSkinny.gpu ({ minTokens: 33, maxOutputs:
+#      64, minWorkgroups: 512 }) by KEEP_OLD=1 bash scripts/gpu/build-kit.sh (bench-old.mjs the first build). Run in
+#      session 31 call 1 (docs/perf-h200/2026-12-07-s31); the rule it led to is in plan.ts
 #   s: r for four routers at T = 1-4096 and a for Mixtral and GPT-OSS without HF (the end of a session's budget)
 #   4: the GPU test bundle and the bf16 layer beside HF at T = 512 / 4096 (~450 s); 5: the layer beside HF alone.
 #   Several parts run in one call: "r 2".
