@@ -3,6 +3,8 @@
 # bench-old.mjs from the commit before (session 30's planner: GPUs off the skinny router linear) kept aside and put back.
 #   4: the GPU test bundle, then the bf16 layer with the router rule of session 31 (bench.mjs) against bench-old.mjs at
 #      T = 1 / 128 / 512 / 4096, and HF grouped_mm at T = 128 / 512 / 4096, one call (~460 s)
+#   t: 4 within ~420 s (the end of a budget): the bundle under 270 s, the new layer and HF, bench-old only while the
+#      call has run under 330 s
 #   2: int4 and MXFP4 on the fp8 band's 128 x 256 tile and the 64 x 128 k64 tile against the planner's (session 30's
 #      part 2, never run) (~150 s)
 #   Several parts run in one call: "4 2".
@@ -22,6 +24,19 @@ case "$part" in
     done
     timeout 90 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models $MODELS --tokens 128,512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
     echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
+    ;;
+  t)
+    GPU_TESTS 270
+    for b in bench bench-old; do
+      if [ "$b" = bench-old ] && [ "$SECONDS" -ge 330 ]; then echo "bench-old skipped at ${SECONDS} s"; continue; fi
+      timeout 70 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models $MODELS --dtypes bf16 --tokens 1,128,512,4096 --iters 10 --stack 2 --json "$OUT/layer-$b.json" > "$OUT/layer-$b.txt" 2>&1
+      echo "$b rc=$?" >> "$OUT/layer-$b.txt"; grep -hE "^(mixtral|qwen3|gpt|deepseek)\S* +bf16 |rc=" "$OUT/layer-$b.txt" | cut -c1-120
+      grep -hE "T=[0-9]+: linear" "$OUT/layer-$b.txt" | cut -c1-90
+      if [ "$b" = bench ]; then
+        timeout 70 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models $MODELS --tokens 128,512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
+        echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
+      fi
+    done
     ;;
   2)
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB packed-band 150 190 5 "=sgmat-default,=sgmat-m128n256k32va-xh,=sgmat-m64n128k64-xh" gpt-oss,qwen3,mixtral 512,1024 int4g32,mxfp4
