@@ -5,6 +5,8 @@
 #      T = 1 / 128 / 512 / 4096, and HF grouped_mm at T = 128 / 512 / 4096, one call (~460 s)
 #   t: 4 within ~420 s (the end of a budget): the bundle under 270 s, the new layer and HF, bench-old only while the
 #      call has run under 330 s
+#   f: within ~230 s: the bundle's files the router rule reaches (linear, router, every moe and bench file), the new
+#      layer at T = 128 / 512 / 4096 and HF, bench-old only while the call has run under 180 s
 #   2: int4 and MXFP4 on the fp8 band's 128 x 256 tile and the 64 x 128 k64 tile against the planner's (session 30's
 #      part 2, never run) (~150 s)
 #   Several parts run in one call: "4 2".
@@ -34,6 +36,19 @@ case "$part" in
       grep -hE "T=[0-9]+: linear" "$OUT/layer-$b.txt" | cut -c1-90
       if [ "$b" = bench ]; then
         timeout 70 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models $MODELS --tokens 128,512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
+        echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
+      fi
+    done
+    ;;
+  f)
+    GPU_TESTS 110 linear.gpu router.gpu packages/moe/ apps/bench/
+    for b in bench bench-old; do
+      if [ "$b" = bench-old ] && [ "$SECONDS" -ge 180 ]; then echo "bench-old skipped at ${SECONDS} s"; continue; fi
+      timeout 50 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models $MODELS --dtypes bf16 --tokens 128,512,4096 --iters 10 --stack 2 --json "$OUT/layer-$b.json" > "$OUT/layer-$b.txt" 2>&1
+      echo "$b rc=$?" >> "$OUT/layer-$b.txt"; grep -hE "^(mixtral|qwen3|gpt|deepseek)\S* +bf16 |rc=" "$OUT/layer-$b.txt" | cut -c1-120
+      grep -hE "T=[0-9]+: linear" "$OUT/layer-$b.txt" | cut -c1-90
+      if [ "$b" = bench ]; then
+        timeout 55 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models $MODELS --tokens 128,512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
         echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
       fi
     done
