@@ -9,6 +9,9 @@
 #      layer at T = 128 / 512 / 4096 and HF, bench-old only while the call has run under 180 s
 #   2: int4 and MXFP4 on the fp8 band's 128 x 256 tile and the 64 x 128 k64 tile against the planner's (session 30's
 #      part 2, never run) (~150 s)
+#   x: the tail dispatch (sgmatTail, off by default) on the planner's tiles: Mixtral / GPT-OSS / Qwen3 at T = 512 and
+#      1024 with one expert 17 rows past the even spread (Mixtral T = 512: 145 rows, one past the 144-row tile), bf16
+#      and int4, three rounds (~120 s)
 #   Several parts run in one call: "4 2".
 set -u
 OUT=${OUT:-/tmp/out}
@@ -52,6 +55,9 @@ case "$part" in
         echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
       fi
     done
+    ;;
+  x)
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=shift:17 PB tail 110 140 5 "=sgmat-default,=sgmat-default+tail32,=sgmat-default+tail16" mixtral,gpt-oss,qwen3 512,1024 bf16,int4g32
     ;;
   2)
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB packed-band 150 190 5 "=sgmat-default,=sgmat-m128n256k32va-xh,=sgmat-m64n128k64-xh" gpt-oss,qwen3,mixtral 512,1024 int4g32,mxfp4

@@ -210,15 +210,21 @@ const MODIFIERS: Record<string, GroupedGemmOptions> = {
   vdec: { sgmatValueDecode: true },
   words: { sgmatValueDecode: false },
   rowskip: { sgmatRowSkip: true },
+  // the rows past each expert's last full row tile, where they fit, on a second dispatch of a smaller tile
+  // (FastGemmPlan.tail: Mixtral T = 512's 145-row expert on the 144-row tile): the pf2 32-row tile, a plain 16-row one
+  tail32: { sgmatTail: 'm32n128k64vap2' },
+  tail16: { sgmatTail: 'm16n128k64' },
   // scale indexes by divisions where the blocks are powers of two (the staging before session 24's shifts)
   divide: { blockShifts: false },
 };
+// modifiers that apply to 16-bit weights too (the rest choose how packed weights are staged)
+const NOT_PACKED_ONLY = ['rowskip', 'tail32', 'tail16'];
 function modified(filter: string): PathSpec {
   const [base, ...mods] = filter.slice(1).split('+');
   const p = ALL_PATHS.find((q) => q.name === base);
   if (!p) throw new Error(`path ${base}: no such path`);
   for (const m of mods) if (!Object.hasOwn(MODIFIERS, m)) throw new Error(`path modifier ${m}: ${Object.keys(MODIFIERS).join(' | ')}`);
-  return { ...p, name: filter.slice(1), opts: Object.assign({ ...p.opts }, ...mods.map((m) => MODIFIERS[m])), packedOnly: p.packedOnly || mods.some((m) => m !== 'rowskip') };
+  return { ...p, name: filter.slice(1), opts: Object.assign({ ...p.opts }, ...mods.map((m) => MODIFIERS[m])), packedOnly: p.packedOnly || mods.some((m) => !NOT_PACKED_ONLY.includes(m)) };
 }
 // a filter '=name' takes that path only ('=name+mod...' with modifiers), any other filter every path whose name contains it
 const PATHS = [

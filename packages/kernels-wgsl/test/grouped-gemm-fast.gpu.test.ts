@@ -34,8 +34,8 @@ import {
   type GpuContext,
 } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr, withDispatchLog, type Dispatched } from '@webmoe/kernels-wgsl/testing';
-import { fastGemmKind, fastWeightFormat, planFastGemm, sgmatSupported, type FastGemmKind, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
-import { SGMAT_SHAPES, sgmatLayout, type FastGemmVariant } from '../src/kernels/grouped-gemm-fast-shapes.js';
+import { fastGemmKind, fastWeightFormat, planFastGemm, sgmatSupported, sgmatTailPlan, type FastGemmKind, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
+import { SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, sgmatLayout, type FastGemmVariant } from '../src/kernels/grouped-gemm-fast-shapes.js';
 import { groupedGemmSgmatKernel } from '../src/kernels/grouped-gemm-sgmat-wgsl.js';
 import { fastGemmMinRowsPerExpert, sgmatTileFor } from '../src/kernels/plan.js';
 import { blockShiftUniforms, weightLayout } from '../src/kernels/grouped-gemm-weights.js';
@@ -306,6 +306,25 @@ describe('packed staging: scale indexes by shifts where the blocks are powers of
     const w = { kind: 'dense' as const, w: GpuTensor.empty(ctx, 'bfloat16', [4, 16, 32]) };
     try {
       expect(() => planFastGemm(ctx!, { tile: 'fast', blockShifts: 'yes' as unknown as boolean }, w, 4096, 4, 16, 32, 'down')).toThrow(/blockShifts: expected a boolean \| undefined, got yes/);
+    } finally {
+      w.w.destroy();
+    }
+  });
+});
+
+describe('sgmatTail (the tail dispatch) asked of planFastGemm', () => {
+  it('an unknown shape, or (where the matrix kernel runs) one no smaller than the main tile or unable to read its x rows: a ValueError; else the tail planned', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const w = { kind: 'dense' as const, w: GpuTensor.empty(ctx, 'bfloat16', [4, 16, 64]) };
+    const sg = { tile: 'fast' as const, fast: 'subgroup-matrix' as const, sgmatShape: 'm64n128k32' as const };
+    try {
+      expect(() => planFastGemm(ctx!, { ...sg, sgmatTail: 'm7n7' as SgmatShapeName }, w, 4096, 4, 16, 64, 'down')).toThrow(/sgmatTail: expected a subgroup-matrix shape of fewer rows/);
+      if (fastGemmKind(ctx, 'subgroup-matrix') !== 'subgroup-matrix' || !sgmatSupported(ctx, 'm64n128k32')) return;
+      expect(() => planFastGemm(ctx!, { ...sg, sgmatTail: 'm128n128k32' }, w, 4096, 4, 16, 64, 'down')).toThrow(/sgmatTail: expected a subgroup-matrix shape of fewer rows than the call's m64n128k32 \(64\)/);
+      // gathered x rows: a shape without an A tile loads f16 rows directly, which the call does not make
+      expect(() => planFastGemm(ctx!, { ...sg, sgmatTail: 'm16n128k64xd' }, w, 4096, 4, 16, 64, 'down')).toThrow(/able to read its x rows \(gathered\)/);
+      const plan = planFastGemm(ctx!, { ...sg, sgmatTail: 'm16n128k32' }, w, 4096, 4, 16, 64, 'down');
+      if (sgmatSupported(ctx, 'm16n128k32')) expect(plan?.tail).toEqual(sgmatTailPlan(ctx, 'm16n128k32', 'down', 16, 4));
     } finally {
       w.w.destroy();
     }
@@ -731,6 +750,51 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
       const first = firstBitDiff(plain, skipping);
       expect(first, first < 0 ? '' : `output ${first}: skipping ${skipping[first]} vs plain ${plain[first]}`).toBe(-1);
       expect(relErr(skipping, want)).toBeLessThan(tol('subgroup-matrix').rel);
+    }, 600_000);
+  }
+  // The tail dispatch (FastGemmPlan.tail): rows past an expert's last full row tile, where they fit the smaller tail
+  // tile, run on it (a second dispatch whose row ranges end at each expert's end row); the main dispatch skips them.
+  // Experts whose rows end 1, exactly the tail's rows, one past them (the main tile's partial tile then), 16 short of
+  // a tile, a lone row, none, a tail alone, a full tile and two plus 3 rows; gathered, staged and direct x; a split-K
+  // down (its sums write every row, the tail after them).
+  const tailCases = [
+    { shape: 'm128n128k32v' as const, tail: 'm32n128k32v' as const, op: 'gate_up' as const, xh: 'staged' as const, splitK: 1 },
+    { shape: 'm64n128k32' as const, tail: 'm16n128k32' as const, op: 'down' as const, xh: undefined, splitK: 2 },
+    { shape: 'm128n128k64xd' as const, tail: 'm16n128k64xd' as const, op: 'down' as const, xh: 'direct' as const, splitK: 1 },
+    { shape: 'm128n128k32w4x2' as const, tail: 'm32n128k32' as const, op: 'gate_up' as const, xh: undefined, splitK: 1 },
+  ];
+  for (const tc of tailCases) {
+    const { tm, tn, tk } = SGMAT_SHAPES[tc.shape];
+    const tt = SGMAT_SHAPES[tc.tail].tm;
+    const counts = [tm + 1, tm + tt, tm + tt + 1, 2 * tm - 16, 1, 0, tt, tm, 2 * tm + 3];
+    it(`tail dispatch: ${tc.shape} with ${tc.tail} ${tc.op}${tc.xh ? ` xh=${tc.xh}` : ''}${tc.splitK > 1 ? ` splitK=${tc.splitK}` : ''}, rows per expert ${counts.join(' ')}: within tolerance of the reference`, async (t) => {
+      if (!ctx) return t.skip('no WebGPU adapter');
+      if (!ctx.features.shaderF16 || !ctx.features.subgroups) return t.skip('no shader-f16 / subgroups on this adapter');
+      const wgHas = ctx.limits.maxComputeWorkgroupStorageSize ?? 0;
+      if (sgmatLayout(SGMAT_SHAPES[tc.shape]).bytes > wgHas) return t.skip(`${tc.shape} needs more workgroup memory than the adapter's ${wgHas} bytes`);
+      const emulate = !sgmatSupported(ctx, tc.shape) || !sgmatSupported(ctx, tc.tail);
+      const [E, k, K, N] = [counts.length, 1, tk + 8, tn / 2 + 9];
+      const T = counts.reduce((a, b) => a + b, 0);
+      const act = ACTS[2];
+      const r = rng(8080 + tm + tt);
+      const wRows = tc.op === 'gate_up' ? 2 * N : N;
+      const x = randomArray(r, T * K, -1, 1);
+      const w = weights(r, { E, dt: 'bfloat16', fmt: undefined }, wRows, K);
+      const b = HostTensor.fromFloat32([E, wRows], randomArray(r, E * wRows, -0.5, 0.5), 'float32');
+      const idx = Uint32Array.from(counts.flatMap((n, e) => Array<number>(n).fill(e)));
+      for (let i = idx.length - 1; i > 0; i--) {
+        const j = Math.floor(r() * (i + 1));
+        [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+      }
+      const g = hostGrouping(idx, T, k, E);
+      expect(Array.from(g.counts)).toEqual(counts);
+      const want = tc.op === 'gate_up' ? groupedGateUpRef(x, g, w, b, act) : groupedDownRef(x, g, w, b);
+      const cs = { shape: tc.shape, op: tc.op, xh: tc.xh, splitK: tc.splitK, T, k, E, K, N, act };
+      const tail = sgmatTailPlan(ctx, tc.tail, tc.op, N, E);
+      const { result: got, dispatched } = await withDispatchLog(() => runSgmatCase(ctx!, cs, emulate, { x, w, b, rs: undefined, g }, { tail }));
+      const gemms = dispatched.filter((d) => d.kernel === 'grouped_gemm_sgmat').map((d) => d.variant as FastGemmVariant);
+      expect(gemms.map((v) => [v.sg ?? SGMAT_DEFAULT_SHAPE, !!v.ends]), 'the main dispatch, then the tail on its shape with end rows').toEqual([[tc.shape, false], [tc.tail, true]]);
+      expect(relErr(got, want)).toBeLessThan(tol('subgroup-matrix').rel);
     }, 600_000);
   }
 });

@@ -175,14 +175,14 @@ export interface SgmatCase {
 
 /**
  * Records and runs one case of the subgroup-matrix kernel (emulated or real builtins) on `inp`; its output [T * k, N].
- * `plan`: the plan fields a test varies (FastGemmPlan's band, wide, valueDecode, rowSkip); `onWeights` sees the uploaded weights.
+ * `plan`: the plan fields a test varies (FastGemmPlan's band, wide, valueDecode, rowSkip, tail); `onWeights` sees the uploaded weights.
  */
 export function runSgmatCase(
   c: GpuContext,
   cs: SgmatCase,
   emulate: boolean,
   inp: SgmatInputs,
-  plan: Pick<FastGemmPlan, 'band' | 'wide' | 'valueDecode' | 'rowSkip'> = {},
+  plan: Pick<FastGemmPlan, 'band' | 'wide' | 'valueDecode' | 'rowSkip' | 'tail'> = {},
   onWeights?: (gw: ExpertWeightsGpu) => void,
 ): Promise<Float32Array> {
   const { op, shape, T, k, E, K, N, act } = cs;

@@ -12,14 +12,26 @@ beforeAll(async () => {
   ctx = await testGpu();
 });
 
-/** META of experts e0..e0+E-1 as the kernel's contract states it, by one loop. */
-function tileOffsetsRef(off: Uint32Array, e0: number, E: number, tm: number): Uint32Array {
-  const meta = new Uint32Array(2 * E + 2);
+/**
+ * META of experts e0..e0+E-1 as the kernel's contract states it, by one loop: every row in tm-row tiles; with `tail`,
+ * an expert's rows past its full tiles only where they are more than `tail`; with `of`, only those rows (where they
+ * are at most tm), its first row past the full `of`-row tiles and its end row.
+ */
+function tileOffsetsRef(off: Uint32Array, e0: number, E: number, tm: number, split: { tail?: number; of?: number } = {}): Uint32Array {
+  const meta = new Uint32Array((split.of ? 3 : 2) * E + 2);
   let acc = 0;
   for (let e = 0; e < E; e++) {
-    meta[e] = off[e0 + e];
+    const [a, n] = [off[e0 + e], off[e0 + e + 1] - off[e0 + e]];
     meta[E + 1 + e] = acc;
-    acc += Math.ceil((off[e0 + e + 1] - off[e0 + e]) / tm);
+    if (split.of) {
+      const full = Math.floor(n / split.of) * split.of;
+      meta[e] = a + full;
+      meta[2 * E + 2 + e] = a + n;
+      acc += n > full && n - full <= tm ? 1 : 0;
+    } else {
+      meta[e] = a;
+      acc += split.tail !== undefined ? Math.floor(n / tm) + (n % tm > split.tail ? 1 : 0) : Math.ceil(n / tm);
+    }
   }
   meta[E] = off[e0 + E];
   meta[2 * E + 1] = acc;
@@ -27,7 +39,7 @@ function tileOffsetsRef(off: Uint32Array, e0: number, E: number, tm: number): Ui
 }
 
 describe('tileOffsetsKernel', () => {
-  const cases: { experts: number; e0: number; E: number; tm: number }[] = [
+  const cases: { experts: number; e0: number; E: number; tm: number; tail?: number; of?: number }[] = [
     { experts: 1, e0: 0, E: 1, tm: 64 },
     { experts: 8, e0: 0, E: 8, tm: 144 },
     { experts: 128, e0: 0, E: 128, tm: 32 },
@@ -35,8 +47,13 @@ describe('tileOffsetsKernel', () => {
     { experts: 256, e0: 0, E: 256, tm: 16 },
     { experts: 261, e0: 3, E: 257, tm: 144 },
     { experts: 700, e0: 0, E: 700, tm: 64 },
+    // a call with a tail dispatch (FastGemmPlan.tail): the main tiles without the short rests, then the rests alone
+    { experts: 8, e0: 0, E: 8, tm: 144, tail: 32 },
+    { experts: 8, e0: 0, E: 8, tm: 32, of: 144 },
+    { experts: 300, e0: 45, E: 255, tm: 64, tail: 16 },
+    { experts: 300, e0: 45, E: 255, tm: 16, of: 64 },
   ];
-  it.each(cases.map((c) => ({ ...c, name: `${c.E} experts from expert ${c.e0} of ${c.experts}, ${c.tm}-row tiles` })))('$name: the plain loop\'s words', async ({ experts, e0, E, tm }, t) => {
+  it.each(cases.map((c) => ({ ...c, name: `${c.E} experts from expert ${c.e0} of ${c.experts}, ${c.tm}-row tiles${c.tail ? `, rests of up to ${c.tail} rows left out` : ''}${c.of ? `, the rests past ${c.of}-row tiles` : ''}` })))('$name: the plain loop\'s words', async ({ experts, e0, E, tm, tail, of }, t) => {
     if (!ctx) return t.skip('no WebGPU adapter');
     const c = ctx;
     const r = rng(experts * 31 + tm);
@@ -47,13 +64,14 @@ describe('tileOffsetsKernel', () => {
       off[e + 1] = off[e] + (u < 0.25 ? 0 : u < 0.75 ? Math.floor(r() * 2 * tm) : Math.floor(r() * 40 * tm));
     }
     const offT = GpuTensor.upload(c, new HostTensor('uint32', [experts + 1], off));
-    const meta = GpuTensor.empty(c, 'uint32', [2 * E + 2]);
+    const split = { ...(tail ? { tail } : {}), ...(of ? { of } : {}) };
+    const meta = GpuTensor.empty(c, 'uint32', [(of ? 3 : 2) * E + 2]);
     try {
       const rec = new Recorder(c, { label: 'tile-offsets test' });
-      rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm }, bind: { OFF: offT.buffer, META: meta.buffer }, params: { E, e0 }, workgroups: [1] });
+      rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm, ...split }, bind: { OFF: offT.buffer, META: meta.buffer }, params: { E, e0 }, workgroups: [1] });
       rec.submit();
       const got = (await meta.download()).data as Uint32Array;
-      const want = tileOffsetsRef(off, e0, E, tm);
+      const want = tileOffsetsRef(off, e0, E, tm, split);
       expect(want[2 * E + 1], 'not vacuous: tiles to count').toBeGreaterThan(0);
       expect(Array.from(got)).toEqual(Array.from(want));
       expect(c.takeUncapturedErrors()).toEqual([]);

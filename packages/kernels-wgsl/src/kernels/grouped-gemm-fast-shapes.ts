@@ -88,6 +88,11 @@ export type FastGemmVariant = Pick<GroupedGemmVariant, 'op' | 'act' | 'interleav
    * staging but not a full tile's matrix work. Same results (those rows are never stored).
    */
   rowSkip?: boolean;
+  /**
+   * Subgroup-matrix kernel: the tail dispatch of a call (FastGemmPlan.tail): META from tileOffsetsKernel with `of`, whose
+   * row ranges end at its end rows (expertTileWgsl's `ends`).
+   */
+  ends?: boolean;
 };
 
 /**

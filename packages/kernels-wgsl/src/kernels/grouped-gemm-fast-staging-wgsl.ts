@@ -114,7 +114,7 @@ export function prologue(v: FastGemmVariant, g: Geo): string {
   let wAll = wid.x + wid.y * nwg.x;
   ${kRange}
   if (lid == 0u) {
-${expertTileWgsl(tm, v.band)}
+${expertTileWgsl(tm, v.band, v.ends)}
     shW = vec4<u32>(e, r0, r1, nt);
   }
   let shw = workgroupUniformLoad(&shW);

@@ -75,9 +75,32 @@ export interface FastGemmPlan {
    * into one scratch buffer, each pass followed by the f16 GEMM `gemm` on that range; `wide`: 16-byte code loads.
    */
   dequant?: { experts: number; wide: boolean; gemm: FastGemmPlan };
+  /**
+   * Subgroup-matrix kernel: a tail dispatch on a tile of fewer rows takes the rows past each expert's last full row
+   * tile where they fit it (instead of a last, nearly empty row tile of `shape`: an expert one row past the tile costs
+   * a second wave of full-cost workgroups); sgmatTailPlan.
+   */
+  tail?: SgmatTailPlan;
   nTilesN: number;
   nWork: number;
   grid: [number, number, number];
+}
+
+/** The tail dispatch of a subgroup-matrix GEMM (FastGemmPlan.tail): its tile shape, column tiles, work items and grid. */
+export interface SgmatTailPlan {
+  shape: SgmatShapeName;
+  nTilesN: number;
+  nWork: number;
+  grid: [number, number, number];
+}
+
+/**
+ * The tail dispatch for a call of N outputs over E experts on the tile `shape` (at most one row tile per expert).
+ * @example `sgmatTailPlan(ctx, 'm32n128k32v', 'gate_up', 14336, 8).nWork // 8 * 224`
+ */
+export function sgmatTailPlan(ctx: GpuContext, shape: SgmatShapeName, op: 'gate_up' | 'down', N: number, E: number): SgmatTailPlan {
+  const nTilesN = Math.ceil(N / tileOutputs(op, SGMAT_SHAPES[shape].tn));
+  return { shape, nTilesN, nWork: E * nTilesN, grid: foldWorkgroups(ctx, E * nTilesN) };
 }
 
 interface SgConfig {
@@ -225,6 +248,12 @@ export interface FastGemmOptions {
    */
   sgmatRowSkip?: boolean;
   /**
+   * With the subgroup-matrix fast kernel: the rows past each expert's last full row tile, where they fit this smaller
+   * tile, go to a second dispatch on it (FastGemmPlan.tail; tests / tuning, default none). Its x rows are the call's:
+   * a shape without an A tile (xd) needs x loaded directly, one without row tables (xo) f16 x rows.
+   */
+  sgmatTail?: SgmatShapeName;
+  /**
    * With the subgroup-matrix fast kernel and packed weights: decode the experts to f16 first, a range at a time into a
    * scratch buffer, and multiply those (true), or decode in the GEMM's staging step (false). Default plan.ts's
    * sgmatDequantExperts (KERNEL_CROSSOVERS.sgmatDequant); the f16 values are the same either way.
@@ -268,6 +297,12 @@ function planFastFormat(ctx: GpuContext, opts: FastGemmOptions & Pick<ExpertActQ
   if (sg && opts.sgmatRowSkip) plan.rowSkip = true;
   if (opts.blockShifts !== undefined && typeof opts.blockShifts !== 'boolean') throw new ValueError('blockShifts', 'a boolean | undefined', opts.blockShifts);
   if (opts.blockShifts === false) plan.divideBlocks = true;
+  if (opts.sgmatTail !== undefined) {
+    const ts = Object.hasOwn(SGMAT_SHAPES, opts.sgmatTail) ? SGMAT_SHAPES[opts.sgmatTail] : undefined;
+    const want = `a subgroup-matrix shape of fewer rows than the call's${sg ? ` ${shape} (${tm})` : ''}, able to read its x rows (${xh ?? 'gathered'})`;
+    if (!ts || (sg && (ts.tm >= tm || (ts.xd && xh !== 'direct') || (ts.xo && !xh)))) throw new ValueError('sgmatTail', want, opts.sgmatTail);
+    if (sg && sgmatSupported(ctx, opts.sgmatTail)) plan.tail = sgmatTailPlan(ctx, opts.sgmatTail, op, N, E);
+  }
   return plan;
 }
 
@@ -350,7 +385,7 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   const place = c.place ?? { e0: 0, experts: c.g.E, o0: 0 };
   const E = place.experts;
   const scratch: GemmCallScratch = c.scratch ?? { meta: new Map() };
-  const meta = recordTileOffsets(rec, c.g.offsets.buffer, plan.tm, place, scratch);
+  const meta = recordTileOffsets(rec, c.g.offsets.buffer, plan.tm, place, scratch, plan.tail ? { tail: SGMAT_SHAPES[plan.tail.shape].tm } : {});
   const sgmat = plan.kind === 'subgroup-matrix';
   const xh = sgmat ? plan.xh : undefined;
   const splitK = sgmat && c.op === 'down' ? (plan.splitK ?? 1) : 1;
@@ -389,23 +424,29 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
   if (c.bias) bind.BIAS = c.bias.buffer;
   bind.Y = yOut;
   const [wa, wb, wc, wd] = blocks.wu;
-  rec.dispatch({
-    kernel: plan.kind === 'subgroup-matrix' ? groupedGemmSgmatKernel : groupedGemmFastKernel,
-    variant,
-    bind,
-    params: {
-      nRows: rows, k, E, K: c.K, N: c.N, wRows: c.d.rows, nTilesN: plan.nTilesN, nWork: plan.nWork,
-      limit: c.act?.limit ?? 0, alpha: c.act?.alpha ?? 0,
-      wa, wb, wc, wd,
-      // split-K partials: [splitK][rows][N] from output 0 (splitKReduceKernel places them)
-      yo: splitK > 1 ? 0 : place.o0, ys: splitK > 1 ? c.N : ys,
-      be0: c.be0 ?? 0,
-    },
-    workgroups: plan.grid,
-  });
+  const params = {
+    nRows: rows, k, E, K: c.K, N: c.N, wRows: c.d.rows, nTilesN: plan.nTilesN, nWork: plan.nWork,
+    limit: c.act?.limit ?? 0, alpha: c.act?.alpha ?? 0,
+    wa, wb, wc, wd,
+    // split-K partials: [splitK][rows][N] from output 0 (splitKReduceKernel places them)
+    yo: splitK > 1 ? 0 : place.o0, ys: splitK > 1 ? c.N : ys,
+    be0: c.be0 ?? 0,
+  };
+  rec.dispatch({ kernel: plan.kind === 'subgroup-matrix' ? groupedGemmSgmatKernel : groupedGemmFastKernel, variant, bind, params, workgroups: plan.grid });
   if (splitK > 1) {
     const n = rows * c.N;
     rec.dispatch({ kernel: splitKReduceKernel, variant: { S: splitK }, bind: { P: yOut, Y: c.y.buffer }, params: { rows, N: c.N, ys, yo: place.o0 }, workgroups: foldWorkgroups(rec.ctx, Math.ceil(n / 256)) });
+  }
+  if (sgmat && plan.tail) {
+    // the tail rows (after the split's sums, which wrote every row of Y: the tail rows' partials were never computed),
+    // one row tile per expert on the tail's shape, whole K, straight into Y
+    const t = plan.tail;
+    const tmeta = recordTileOffsets(rec, c.g.offsets.buffer, SGMAT_SHAPES[t.shape].tm, place, scratch, { of: plan.tm });
+    const tv = sgmatVariant(base, { shape: t.shape, xh, wide: plan.wide, valueDecode: plan.valueDecode, rowSkip: plan.rowSkip });
+    tv.ends = true;
+    if (variant.emu) tv.emu = true;
+    const tbind = { ...bind, META: tmeta, ...weightBind(tv, layout.buffers), Y: c.y.buffer };
+    rec.dispatch({ kernel: groupedGemmSgmatKernel, variant: tv, bind: tbind, params: { ...params, nTilesN: t.nTilesN, nWork: t.nWork, yo: place.o0, ys }, workgroups: t.grid });
   }
 }
 

@@ -75,19 +75,29 @@ export const GEMM_UNIFORM_FIELDS: readonly UniformField[] = [
 const TILE_SCAN = 256;
 
 /**
+ * Which rows tileOffsetsKernel tiles: every row of each expert in `tm`-row tiles (no `tail`, no `of`); with `tail`, the
+ * rows of each expert past its last full `tm`-row tile only where they are more than `tail` (the rest is left to a tail
+ * dispatch); with `of`, only those rest rows (the rows past the last full `of`-row tile, where they are at most `tm`:
+ * one `tm`-row tile of the expert), META then also holding each expert's end row.
+ */
+export type TileOffsetsVariant = { tm: number; tail?: number; of?: number };
+
+/**
  * Tile offsets of experts e0..e0+E-1 (uniforms E, e0; a chunk of a chunked
- * stack, or all experts with e0 = 0): meta[0..E] = offsets[e0..e0+E],
+ * stack, or all experts with e0 = 0): meta[0..E] = offsets[e0..e0+E] (with `of`:
+ * meta[e] = the first row past expert e's full `of`-row tiles),
  * meta[E+1+e] = first M-tile of expert e0+e (sum of ceil(count/TM) before
- * it), meta[2E+1] = total tiles. One workgroup: each thread reads one
+ * it, or the tile counts TileOffsetsVariant says), meta[2E+1] = total tiles
+ * (with `of`: meta[2E+2+e] = the end row of expert e). One workgroup: each thread reads one
  * expert's offsets at a time, TILE_SCAN experts per step, and a workgroup
  * scan sums the tiles (one lane reading the experts in turn took ~20 us for
  * Qwen3's 128 experts on an H100, ~10 us for Mixtral's 8: session 28 call 3's
  * per-kernel times). Integer sums: the same words in any order.
  * @example `rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm: 32 }, bind: { OFF: offsets, META: meta }, params: { E, e0: 0 }, workgroups: [1] })`
  */
-export const tileOffsetsKernel = defineKernel<{ tm: number }>(
+export const tileOffsetsKernel = defineKernel<TileOffsetsVariant>(
   'grouped_gemm_tiles',
-  ({ tm }) => /* wgsl */ `
+  ({ tm, tail, of }) => /* wgsl */ `
 var<workgroup> sc: array<u32, ${TILE_SCAN}>;
 @compute @workgroup_size(${TILE_SCAN})
 fn main(@builtin(local_invocation_index) li: u32) {
@@ -99,8 +109,21 @@ fn main(@builtin(local_invocation_index) li: u32) {
     var c = 0u;
     if (e < u.E) {
       let a = OFF[u.e0 + e];
-      META[e] = a;
-      c = (OFF[u.e0 + e + 1u] - a + ${tm - 1}u) / ${tm}u;
+      let n = OFF[u.e0 + e + 1u] - a;
+${
+  of
+    ? `      // the rows past the expert's full ${of}-row tiles, where they fit one ${tm}-row tile
+      let full = (n / ${of}u) * ${of}u;
+      META[e] = a + full;
+      META[2u * u.E + 2u + e] = a + n;
+      c = select(0u, 1u, n > full && n - full <= ${tm}u);`
+    : tail
+      ? `      META[e] = a;
+      // full tiles, and a last partial one only where it holds more than ${tail} rows (else the tail dispatch's)
+      c = n / ${tm}u + select(0u, 1u, n % ${tm}u > ${tail}u);`
+      : `      META[e] = a;
+      c = (n + ${tm - 1}u) / ${tm}u;`
+}
     }
     sc[li] = c;
     workgroupBarrier();
@@ -165,17 +188,18 @@ export function tileOffsetsOf(rec: Recorder, offsets: GpuTensor): Map<string, GP
 }
 
 /**
- * Records (once per recording, grouping and expert range: GemmCallScratch.meta) the tile offsets of experts
- * [e0, e0 + experts) for `tm`-row tiles; returns the META buffer.
+ * Records (once per recording, grouping, expert range and tile rows: GemmCallScratch.meta) the tile offsets of experts
+ * [e0, e0 + experts) for `tm`-row tiles (`split`: only the rows TileOffsetsVariant's tail / of say); returns the META
+ * buffer.
  * @example `const meta = recordTileOffsets(rec, g.offsets.buffer, 32, { e0: 0, experts: E, o0: 0 }, scratch)`
  */
-export function recordTileOffsets(rec: Recorder, offsets: GPUBuffer, tm: number, place: GemmChunkPlace, scratch: GemmCallScratch): GPUBuffer {
-  const key = `${tm}:${place.e0}:${place.experts}`;
+export function recordTileOffsets(rec: Recorder, offsets: GPUBuffer, tm: number, place: GemmChunkPlace, scratch: GemmCallScratch, split: Omit<TileOffsetsVariant, 'tm'> = {}): GPUBuffer {
+  const key = `${tm}:${split.tail ?? ''}:${split.of ?? ''}:${place.e0}:${place.experts}`;
   let meta = scratch.meta.get(key);
   if (!meta) {
     const E = place.experts;
-    meta = rec.temp((2 * E + 2) * 4, 'grouped_gemm.meta', { reuse: true }); // written in full by tile_offsets
-    rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm }, bind: { OFF: offsets, META: meta }, params: { E, e0: place.e0 }, workgroups: [1] });
+    meta = rec.temp(((split.of ? 3 : 2) * E + 2) * 4, 'grouped_gemm.meta', { reuse: true }); // written in full by tile_offsets
+    rec.dispatch({ kernel: tileOffsetsKernel, variant: { tm, ...split }, bind: { OFF: offsets, META: meta }, params: { E, e0: place.e0 }, workgroups: [1] });
     scratch.meta.set(key, meta);
   }
   return meta;
@@ -185,7 +209,8 @@ export function recordTileOffsets(rec: Recorder, offsets: GPUBuffer, tm: number,
  * WGSL statements (inside `if (lid == 0u)`) that find the expert e and the grouped rows [r0, r1) of work item w from
  * the tile offsets META (tileOffsetsKernel: row offsets [E + 1], then tile starts [E + 1]) for row tiles of `tm`:
  * binary search over the tile starts; e = r0 = r1 = 0 past the work (u.nWork, u.E, u.nTilesN: the kernel's uniforms),
- * and nt its column tile. Shared by the tiled and the fast grouped GEMMs.
+ * and nt its column tile; `ends`: the rows end at META's end rows (TileOffsetsVariant.of), not at the next expert's
+ * first row. Shared by the tiled and the fast grouped GEMMs.
  *
  * The order of the work items: without `band`, row tile w / u.nTilesN and column tile w % u.nTilesN (the
  * column tiles of one row tile are consecutive). With `band` = G (the fast kernels' FastGemmVariant.band), within
@@ -194,7 +219,7 @@ export function recordTileOffsets(rec: Recorder, offsets: GPUBuffer, tm: number,
  * per band instead of once per row tile (the expert's w / u.nTilesN range is the same in both orders, so the
  * same search finds it).
  */
-export function expertTileWgsl(tm: number, band?: number): string {
+export function expertTileWgsl(tm: number, band?: number, ends = false): string {
   const place = band
     ? `// banded: this expert's m row tiles in bands of ${band}; inside a band, column tile by column tile
         let m = META[ts + e + 1u] - META[ts + e];
@@ -222,7 +247,7 @@ export function expertTileWgsl(tm: number, band?: number): string {
         }
         e = lo;
         ${place}
-        r1 = min(r0 + ${tm}u, META[e + 1u]);
+        r1 = min(r0 + ${tm}u, ${ends ? 'META[2u * u.E + 2u + e]' : 'META[e + 1u]'});
       }
     }`;
 }
