@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Device calls of session 31 (docs/perf-h200/2026-12-07-s31). Kit: bash scripts/gpu/build-kit.sh, with the kit's
 # bench-old.mjs from the commit before (session 30's planner: GPUs off the skinny router linear) kept aside and put back.
-#   4: the GPU test bundle, then the bf16 layer with the router rule of session 31 (bench.mjs) against bench-old.mjs at
-#      T = 1 / 128 / 512 / 4096, and HF grouped_mm at T = 128 / 512 / 4096, one call (~460 s)
+#   4: the GPU test bundle, then the bf16 layer with the router rule of session 31 (bench.mjs), HF grouped_mm at T = 128
+#      / 512 / 4096 and the layer before (bench-old.mjs) at T = 1 / 128 / 512 / 4096, one call (~460 s)
 #   t: 4 within ~420 s (the end of a budget): the bundle under 270 s, the new layer and HF, bench-old only while the
 #      call has run under 330 s
 #   f: within ~230 s: the bundle's files the router rule reaches (linear, router, every moe and bench file), the new
@@ -18,43 +18,36 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 . "$(dirname "$0")/prefill-bench-run.sh"
 MODELS=mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite
+# LAYER B TOKENS TIMEOUT_S: the kit's bench build B (bench, bench-old) on the four models' bf16 layer into $OUT/layer-B.*
+LAYER() {
+  timeout "$3" bash .gpu-kit/enter.sh node ".gpu-kit/$1.mjs" --models $MODELS --dtypes bf16 --tokens "$2" --iters 10 --stack 2 --json "$OUT/layer-$1.json" > "$OUT/layer-$1.txt" 2>&1
+  echo "$1 rc=$?" >> "$OUT/layer-$1.txt"; grep -hE "^(mixtral|qwen3|gpt|deepseek)\S* +bf16 |rc=" "$OUT/layer-$1.txt" | cut -c1-120
+  grep -hE "T=[0-9]+: linear" "$OUT/layer-$1.txt" | cut -c1-90
+}
+# HF TIMEOUT_S: HF grouped_mm on the four models at T = 128 / 512 / 4096 into $OUT/torch-prefill.*
+HF() {
+  timeout "$1" python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models $MODELS --tokens 128,512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
+  echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
+}
+# AB TOKENS TIMEOUT_S HF_TIMEOUT_S CUTOFF_S: the new layer, HF, then bench-old only while the call has run under CUTOFF_S
+AB() {
+  LAYER bench "$1" "$2"
+  HF "$3"
+  if [ "$SECONDS" -ge "$4" ]; then echo "bench-old skipped at ${SECONDS} s"; else LAYER bench-old "$1" "$2"; fi
+}
 for part in ${1:-4}; do
 case "$part" in
   4)
     GPU_TESTS 320
-    for b in bench-old bench; do
-      timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models $MODELS --dtypes bf16 --tokens 1,128,512,4096 --iters 10 --stack 2 --json "$OUT/layer-$b.json" > "$OUT/layer-$b.txt" 2>&1
-      echo "$b rc=$?" >> "$OUT/layer-$b.txt"; grep -hE "^(mixtral|qwen3|gpt|deepseek)\S* +bf16 |rc=" "$OUT/layer-$b.txt" | cut -c1-120
-      grep -hE "T=[0-9]+: linear" "$OUT/layer-$b.txt" | cut -c1-90
-    done
-    timeout 90 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models $MODELS --tokens 128,512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
-    echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
+    AB 1,128,512,4096 90 90 100000
     ;;
   t)
     GPU_TESTS 270
-    for b in bench bench-old; do
-      if [ "$b" = bench-old ] && [ "$SECONDS" -ge 330 ]; then echo "bench-old skipped at ${SECONDS} s"; continue; fi
-      timeout 70 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models $MODELS --dtypes bf16 --tokens 1,128,512,4096 --iters 10 --stack 2 --json "$OUT/layer-$b.json" > "$OUT/layer-$b.txt" 2>&1
-      echo "$b rc=$?" >> "$OUT/layer-$b.txt"; grep -hE "^(mixtral|qwen3|gpt|deepseek)\S* +bf16 |rc=" "$OUT/layer-$b.txt" | cut -c1-120
-      grep -hE "T=[0-9]+: linear" "$OUT/layer-$b.txt" | cut -c1-90
-      if [ "$b" = bench ]; then
-        timeout 70 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models $MODELS --tokens 128,512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
-        echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
-      fi
-    done
+    AB 1,128,512,4096 70 70 330
     ;;
   f)
     GPU_TESTS 110 linear.gpu router.gpu packages/moe/ apps/bench/
-    for b in bench bench-old; do
-      if [ "$b" = bench-old ] && [ "$SECONDS" -ge 180 ]; then echo "bench-old skipped at ${SECONDS} s"; continue; fi
-      timeout 50 bash .gpu-kit/enter.sh node .gpu-kit/$b.mjs --models $MODELS --dtypes bf16 --tokens 128,512,4096 --iters 10 --stack 2 --json "$OUT/layer-$b.json" > "$OUT/layer-$b.txt" 2>&1
-      echo "$b rc=$?" >> "$OUT/layer-$b.txt"; grep -hE "^(mixtral|qwen3|gpt|deepseek)\S* +bf16 |rc=" "$OUT/layer-$b.txt" | cut -c1-120
-      grep -hE "T=[0-9]+: linear" "$OUT/layer-$b.txt" | cut -c1-90
-      if [ "$b" = bench ]; then
-        timeout 55 python3 .gpu-kit/torch_baseline.py "$OUT/torch-prefill.json" --models $MODELS --tokens 128,512,4096 --impls grouped_mm --iters 10 --stack 2 --stack-gib 60 > "$OUT/torch-prefill.txt" 2>&1
-        echo "torch rc=$?" >> "$OUT/torch-prefill.txt"; grep -E "grouped_mm|rc=" "$OUT/torch-prefill.txt" | cut -c1-200
-      fi
-    done
+    AB 128,512,4096 50 55 180
     ;;
   x)
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=shift:17 PB tail 110 140 5 "=sgmat-default,=sgmat-default+tail32,=sgmat-default+tail16" mixtral,gpt-oss,qwen3 512,1024 bf16,int4g32

@@ -704,6 +704,39 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
     }, 600_000);
   }
 
+  /**
+   * A case of experts on exactly `counts` rows each (k = 1, the tokens shuffled; K and N a little past the tile's K
+   * slice and outputs), bf16 weights and an f32 bias, and the reference output.
+   */
+  function unevenCase(shape: SgmatShapeName, op: 'gate_up' | 'down', counts: number[], seed: number) {
+    const { tn, tk } = SGMAT_SHAPES[shape];
+    const [E, k, K, N] = [counts.length, 1, tk + 8, tn / 2 + 9];
+    const T = counts.reduce((a, b) => a + b, 0);
+    const act = ACTS[2];
+    const r = rng(seed + N);
+    const wRows = op === 'gate_up' ? 2 * N : N;
+    const x = randomArray(r, T * K, -1, 1);
+    const w = weights(r, { E, dt: 'bfloat16', fmt: undefined }, wRows, K);
+    const b = HostTensor.fromFloat32([E, wRows], randomArray(r, E * wRows, -0.5, 0.5), 'float32');
+    // expert e on counts[e] tokens, the tokens in a shuffled order
+    const idx = Uint32Array.from(counts.flatMap((n, e) => Array<number>(n).fill(e)));
+    for (let i = idx.length - 1; i > 0; i--) {
+      const j = Math.floor(r() * (i + 1));
+      [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+    }
+    const g = hostGrouping(idx, T, k, E);
+    expect(Array.from(g.counts)).toEqual(counts);
+    const want = op === 'gate_up' ? groupedGateUpRef(x, g, w, b, act) : groupedDownRef(x, g, w, b);
+    return { inp: { x, w, b, rs: undefined, g }, want, dims: { T, k, E, K, N, act } };
+  }
+  /** Why the adapter cannot run `shapes` (no shader-f16 / subgroups, or too little workgroup memory), else undefined. */
+  function unevenSkip(c: GpuContext, shapes: SgmatShapeName[]): string | undefined {
+    if (!c.features.shaderF16 || !c.features.subgroups) return 'no shader-f16 / subgroups on this adapter';
+    const wgHas = c.limits.maxComputeWorkgroupStorageSize ?? 0;
+    const big = shapes.find((s) => sgmatLayout(SGMAT_SHAPES[s]).bytes > wgHas);
+    return big ? `${big} needs more workgroup memory than the adapter's ${wgHas} bytes` : undefined;
+  }
+
   // Row skipping (FastGemmPlan.rowSkip): 16-row fragments past a tile's last row skip their multiplies (a subgroup
   // with none left its B loads too); those rows are never stored, so the output is bit for bit the plain kernel's.
   // Experts whose rows end 1, 15, 16 and 17 rows into a row tile, a full tile, one of 1 row and an empty one; shapes
@@ -715,33 +748,15 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
     { shape: 'm128n128k32w4x2' as const, op: 'gate_up' as const, xh: undefined, splitK: 1 },
   ];
   for (const sc of skipCases) {
-    const { tm, tn, tk } = SGMAT_SHAPES[sc.shape];
+    const { tm } = SGMAT_SHAPES[sc.shape];
     const counts = [tm + 1, tm + 15, 2 * tm - 16, 1, 0, tm + 17, tm];
     it(`row skipping: ${sc.shape} ${sc.op}${sc.xh ? ` xh=${sc.xh}` : ''}${sc.splitK > 1 ? ` splitK=${sc.splitK}` : ''}, rows per expert ${counts.join(' ')}: the same bits as without, within tolerance of the reference`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
-      if (!ctx.features.shaderF16 || !ctx.features.subgroups) return t.skip('no shader-f16 / subgroups on this adapter');
-      const wgHas = ctx.limits.maxComputeWorkgroupStorageSize ?? 0;
-      if (sgmatLayout(SGMAT_SHAPES[sc.shape]).bytes > wgHas) return t.skip(`${sc.shape} needs more workgroup memory than the adapter's ${wgHas} bytes`);
+      const why = unevenSkip(ctx, [sc.shape]);
+      if (why) return t.skip(why);
       const emulate = !sgmatSupported(ctx, sc.shape);
-      const [E, k, K, N] = [counts.length, 1, tk + 8, tn / 2 + 9];
-      const T = counts.reduce((a, b) => a + b, 0);
-      const act = ACTS[2];
-      const r = rng(7070 + tm + N);
-      const wRows = sc.op === 'gate_up' ? 2 * N : N;
-      const x = randomArray(r, T * K, -1, 1);
-      const w = weights(r, { E, dt: 'bfloat16', fmt: undefined }, wRows, K);
-      const b = HostTensor.fromFloat32([E, wRows], randomArray(r, E * wRows, -0.5, 0.5), 'float32');
-      // expert e on counts[e] tokens, the tokens in a shuffled order
-      const idx = Uint32Array.from(counts.flatMap((n, e) => Array<number>(n).fill(e)));
-      for (let i = idx.length - 1; i > 0; i--) {
-        const j = Math.floor(r() * (i + 1));
-        [idx[i], idx[j]] = [idx[j]!, idx[i]!];
-      }
-      const g = hostGrouping(idx, T, k, E);
-      expect(Array.from(g.counts)).toEqual(counts);
-      const want = sc.op === 'gate_up' ? groupedGateUpRef(x, g, w, b, act) : groupedDownRef(x, g, w, b);
-      const inp = { x, w, b, rs: undefined, g };
-      const cs = { ...sc, T, k, E, K, N, act };
+      const { inp, want, dims } = unevenCase(sc.shape, sc.op, counts, 7070 + tm);
+      const cs = { ...sc, ...dims };
       const plain = await runSgmatCase(ctx, cs, emulate, inp);
       const { result: skipping, dispatched } = await withDispatchLog(() => runSgmatCase(ctx!, cs, emulate, inp, { rowSkip: true }));
       const v = dispatched.find((d) => d.kernel === 'grouped_gemm_sgmat')?.variant as FastGemmVariant;
@@ -752,6 +767,7 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
       expect(relErr(skipping, want)).toBeLessThan(tol('subgroup-matrix').rel);
     }, 600_000);
   }
+
   // The tail dispatch (FastGemmPlan.tail): rows past an expert's last full row tile, where they fit the smaller tail
   // tile, run on it (a second dispatch whose row ranges end at each expert's end row); the main dispatch skips them.
   // Experts whose rows end 1, exactly the tail's rows, one past them (the main tile's partial tile then), 16 short of
@@ -764,34 +780,18 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
     { shape: 'm128n128k32w4x2' as const, tail: 'm32n128k32' as const, op: 'gate_up' as const, xh: undefined, splitK: 1 },
   ];
   for (const tc of tailCases) {
-    const { tm, tn, tk } = SGMAT_SHAPES[tc.shape];
+    const { tm } = SGMAT_SHAPES[tc.shape];
     const tt = SGMAT_SHAPES[tc.tail].tm;
     const counts = [tm + 1, tm + tt, tm + tt + 1, 2 * tm - 16, 1, 0, tt, tm, 2 * tm + 3];
     it(`tail dispatch: ${tc.shape} with ${tc.tail} ${tc.op}${tc.xh ? ` xh=${tc.xh}` : ''}${tc.splitK > 1 ? ` splitK=${tc.splitK}` : ''}, rows per expert ${counts.join(' ')}: within tolerance of the reference`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
-      if (!ctx.features.shaderF16 || !ctx.features.subgroups) return t.skip('no shader-f16 / subgroups on this adapter');
-      const wgHas = ctx.limits.maxComputeWorkgroupStorageSize ?? 0;
-      if (sgmatLayout(SGMAT_SHAPES[tc.shape]).bytes > wgHas) return t.skip(`${tc.shape} needs more workgroup memory than the adapter's ${wgHas} bytes`);
+      const why = unevenSkip(ctx, [tc.shape, tc.tail]);
+      if (why) return t.skip(why);
       const emulate = !sgmatSupported(ctx, tc.shape) || !sgmatSupported(ctx, tc.tail);
-      const [E, k, K, N] = [counts.length, 1, tk + 8, tn / 2 + 9];
-      const T = counts.reduce((a, b) => a + b, 0);
-      const act = ACTS[2];
-      const r = rng(8080 + tm + tt);
-      const wRows = tc.op === 'gate_up' ? 2 * N : N;
-      const x = randomArray(r, T * K, -1, 1);
-      const w = weights(r, { E, dt: 'bfloat16', fmt: undefined }, wRows, K);
-      const b = HostTensor.fromFloat32([E, wRows], randomArray(r, E * wRows, -0.5, 0.5), 'float32');
-      const idx = Uint32Array.from(counts.flatMap((n, e) => Array<number>(n).fill(e)));
-      for (let i = idx.length - 1; i > 0; i--) {
-        const j = Math.floor(r() * (i + 1));
-        [idx[i], idx[j]] = [idx[j]!, idx[i]!];
-      }
-      const g = hostGrouping(idx, T, k, E);
-      expect(Array.from(g.counts)).toEqual(counts);
-      const want = tc.op === 'gate_up' ? groupedGateUpRef(x, g, w, b, act) : groupedDownRef(x, g, w, b);
-      const cs = { shape: tc.shape, op: tc.op, xh: tc.xh, splitK: tc.splitK, T, k, E, K, N, act };
-      const tail = sgmatTailPlan(ctx, tc.tail, tc.op, N, E);
-      const { result: got, dispatched } = await withDispatchLog(() => runSgmatCase(ctx!, cs, emulate, { x, w, b, rs: undefined, g }, { tail }));
+      const { inp, want, dims } = unevenCase(tc.shape, tc.op, counts, 8080 + tm + tt);
+      const cs = { shape: tc.shape, op: tc.op, xh: tc.xh, splitK: tc.splitK, ...dims };
+      const tail = sgmatTailPlan(ctx, tc.tail, tc.op, dims.N, dims.E);
+      const { result: got, dispatched } = await withDispatchLog(() => runSgmatCase(ctx!, cs, emulate, inp, { tail }));
       const gemms = dispatched.filter((d) => d.kernel === 'grouped_gemm_sgmat').map((d) => d.variant as FastGemmVariant);
       expect(gemms.map((v) => [v.sg ?? SGMAT_DEFAULT_SHAPE, !!v.ends]), 'the main dispatch, then the tail on its shape with end rows').toEqual([[tc.shape, false], [tc.tail, true]]);
       expect(relErr(got, want)).toBeLessThan(tol('subgroup-matrix').rel);
