@@ -134,7 +134,7 @@ describe('kernel planner', () => {
   it('skinny router linear: 4 tokens a workgroup for 1 M weights or more, else 2, fewer where the workgroups would be under 256 (GPUs); software adapters 4', () => {
     const c = KERNEL_CROSSOVERS.linearSkinny.gpu;
     expect(c.minWorkgroups).toBe(256);
-    // Mixtral's router (one block of 8 outputs): 2 tokens from 512 tokens, 1 below
+    // Mixtral's router (one block of 8 outputs): 2 tokens from T = 511 (256 workgroups), 1 below
     expect([1, 16, 510, 511, 512, 4096].map((T) => linearSkinnyTokens(T, 8, 4096))).toEqual([1, 1, 1, 2, 2, 2]);
     // Qwen3's (16 blocks): 1 at T = 16 (128 workgroups of 2), 2 from T = 31 (256 workgroups)
     expect([1, 16, 31, 128, 4096].map((T) => linearSkinnyTokens(T, 128, 2048))).toEqual([1, 1, 2, 2, 2]);

@@ -232,7 +232,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 
 function skinnySource(v: LinearVariant): string {
-  const tw = v.tw ?? 4;
+  // linearGpu sets tw on every skinny variant (linearSkinnyTokens or LinearOptions.skinnyTokens): no default here
+  const tw = v.tw;
+  if (tw === undefined) throw new ValueError('linear skinny variant tw', SKINNY_TOKENS.join(' | '), tw);
   const ts = Array.from({ length: tw }, (_, i) => i);
   const ns = Array.from({ length: SKINNY_OUTPUTS }, (_, j) => j);
   // chunk q of a row: 4 columns (vec4) or one
