@@ -203,28 +203,27 @@ const ALL_PATHS: PathSpec[] = [
   ...(['m128n192k64vap2', 'm32n128k64vap2'] as SgmatShapeName[]).flatMap((shape) => [sgmat(shape, undefined, 'half'), ...[2, 3].map((sk) => sgmat(shape, sk, 'half'))]),
   sgmat('m32n128k64vap2', 1, 'half'),
 ];
-// Modifiers of an exact path ('=name+words+narrow'): packed weights' staging choices on any path (A/B on one tile).
-const MODIFIERS: Record<string, GroupedGemmOptions> = {
-  narrow: { sgmatWideLoads: false },
-  wide: { sgmatWideLoads: true },
-  vdec: { sgmatValueDecode: true },
-  words: { sgmatValueDecode: false },
-  rowskip: { sgmatRowSkip: true },
+// Modifiers of an exact path ('=name+words+narrow'): staging and dispatch choices on any path (A/B on one tile); a
+// packed-only one chooses how packed weights are staged, so the path then skips 16-bit weights.
+const MODIFIERS: Record<string, { opts: GroupedGemmOptions; packedOnly: boolean }> = {
+  narrow: { opts: { sgmatWideLoads: false }, packedOnly: true },
+  wide: { opts: { sgmatWideLoads: true }, packedOnly: true },
+  vdec: { opts: { sgmatValueDecode: true }, packedOnly: true },
+  words: { opts: { sgmatValueDecode: false }, packedOnly: true },
+  rowskip: { opts: { sgmatRowSkip: true }, packedOnly: false },
   // the rows past each expert's last full row tile, where they fit, on a second dispatch of a smaller tile
   // (FastGemmPlan.tail: Mixtral T = 512's 145-row expert on the 144-row tile): the pf2 32-row tile, a plain 16-row one
-  tail32: { sgmatTail: 'm32n128k64vap2' },
-  tail16: { sgmatTail: 'm16n128k64' },
+  tail32: { opts: { sgmatTail: 'm32n128k64vap2' }, packedOnly: false },
+  tail16: { opts: { sgmatTail: 'm16n128k64' }, packedOnly: false },
   // scale indexes by divisions where the blocks are powers of two (the staging before session 24's shifts)
-  divide: { blockShifts: false },
+  divide: { opts: { blockShifts: false }, packedOnly: true },
 };
-// modifiers that apply to 16-bit weights too (the rest choose how packed weights are staged)
-const NOT_PACKED_ONLY = ['rowskip', 'tail32', 'tail16'];
 function modified(filter: string): PathSpec {
   const [base, ...mods] = filter.slice(1).split('+');
   const p = ALL_PATHS.find((q) => q.name === base);
   if (!p) throw new Error(`path ${base}: no such path`);
   for (const m of mods) if (!Object.hasOwn(MODIFIERS, m)) throw new Error(`path modifier ${m}: ${Object.keys(MODIFIERS).join(' | ')}`);
-  return { ...p, name: filter.slice(1), opts: Object.assign({ ...p.opts }, ...mods.map((m) => MODIFIERS[m])), packedOnly: p.packedOnly || mods.some((m) => !NOT_PACKED_ONLY.includes(m)) };
+  return { ...p, name: filter.slice(1), opts: Object.assign({ ...p.opts }, ...mods.map((m) => MODIFIERS[m].opts)), packedOnly: p.packedOnly || mods.some((m) => MODIFIERS[m].packedOnly) };
 }
 // a filter '=name' takes that path only ('=name+mod...' with modifiers), any other filter every path whose name contains it
 const PATHS = [

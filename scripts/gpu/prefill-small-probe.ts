@@ -8,7 +8,7 @@
 //   bash .gpu-kit/enter.sh node .gpu-kit/prefill-small-probe.mjs [--reps R] [--iters N] [--tokens 128,512] [--models mixtral-8x7b,..] [--linear-only]
 // (--linear-only: the router linear's kernels alone)
 import { HostTensor } from '@webmoe/tensor';
-import { GpuTensor, LINEAR_PATHS, Recorder, SKINNY_TOKENS, createGpuContext, foldWorkgroups, groupGpu, groupRef, linearGpu, uploadGrouping, type LinearPath } from '@webmoe/kernels-wgsl';
+import { GpuTensor, LINEAR_KERNELS, Recorder, createGpuContext, foldWorkgroups, groupGpu, groupRef, linearGpu, uploadGrouping } from '@webmoe/kernels-wgsl';
 import { combineKernel } from '../../packages/kernels-wgsl/src/kernels/combine.js';
 import { halfRowsKernel, halfRowsRegs } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-wgsl.js';
 import { HALF_ROWS_PAD, halfRowStride } from '../../packages/kernels-wgsl/src/kernels/grouped-gemm-fast-shapes.js';
@@ -91,7 +91,7 @@ for (const { name, H, E, k, I } of PROBED) {
     const x = up([T, H]);
     const ref = await once((rec) => linearGpu(ctx, rec, x, wr));
     // the skinny kernel with each of its tokens per workgroup
-    for (const [path, skinnyTokens] of (LINEAR_PATHS as readonly LinearPath[]).flatMap((p) => (p === 'skinny' ? SKINNY_TOKENS.map((t) => [p, t] as const) : [[p, undefined] as const]))) {
+    for (const { path, skinnyTokens } of LINEAR_KERNELS) {
       if (path === 'gemv' && T > 512) continue; // T * N workgroups of all of K: seconds at T = 4096
       const y = await once((rec) => linearGpu(ctx, rec, x, wr, { path, skinnyTokens }));
       await burnGpu(ctx, 20);

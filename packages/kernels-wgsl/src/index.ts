@@ -74,7 +74,7 @@ export type {
   ExpertStackHost,
 } from './kernels/moe-types.js';
 export { castGpu, castRef } from './kernels/cast.js';
-export { linearGpu, linearRef, LINEAR_PATHS, LINEAR_WEIGHT_DTYPES, type LinearOptions, type LinearWeightDType } from './kernels/linear.js';
+export { linearGpu, linearRef, LINEAR_KERNELS, LINEAR_PATHS, LINEAR_WEIGHT_DTYPES, type LinearKernel, type LinearOptions, type LinearWeightDType } from './kernels/linear.js';
 export { SKINNY_TOKENS, type LinearPath, type SkinnyTokens } from './kernels/plan.js';
 export { routerGpu, routerRef, type RouterOptions } from './kernels/router.js';
 export { routeDecodeGpu, routeDecodeRef } from './kernels/route-decode.js';

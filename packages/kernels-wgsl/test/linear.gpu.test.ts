@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, ValueError, type DType } from '@webmoe/tensor';
-import { GpuTensor, Recorder, BufferPool, LINEAR_PATHS, SKINNY_TOKENS, linearGpu, linearRef, type GpuContext, type LinearPath, type SkinnyTokens } from '@webmoe/kernels-wgsl';
+import { GpuTensor, Recorder, BufferPool, LINEAR_KERNELS, linearGpu, linearRef, type GpuContext, type LinearPath, type SkinnyTokens } from '@webmoe/kernels-wgsl';
 import { KERNEL_CROSSOVERS, linearPath } from '../src/kernels/plan.js';
 import { testGpu, gpuChecked, rng, randomArray, relErr, maxAbsDiff, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { withSmallGrid } from './small-grid.js';
@@ -141,7 +141,7 @@ describe('linearGpu vs linearRef', () => {
     ];
     for (const wd of ['float32', 'bfloat16', 'float16'] as DType[]) {
       // the skinny kernel with each of its tokens per workgroup
-      for (const [path, tw] of LINEAR_PATHS.flatMap((p) => (p === 'skinny' ? SKINNY_TOKENS.map((t) => [p, t] as const) : [[p, undefined] as const]))) {
+      for (const { path, skinnyTokens: tw } of LINEAR_KERNELS) {
         for (const { T, K, N } of shapes) {
           const x = randomArray(r, T * K);
           const w = HostTensor.fromFloat32([N, K], randomArray(r, N * K), wd);

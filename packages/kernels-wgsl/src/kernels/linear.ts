@@ -325,6 +325,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 /** The linear's kernels (module doc); linearGpu's `path` option. */
 export const LINEAR_PATHS: readonly LinearPath[] = ['gemv', 'tiled', 'skinny'];
 
+/** Every kernel linearGpu can run, the skinny one once per tokens-per-workgroup count: what tests and probes sweep. */
+export const LINEAR_KERNELS: readonly LinearKernel[] = LINEAR_PATHS.flatMap((path): LinearKernel[] =>
+  path === 'skinny' ? SKINNY_TOKENS.map((skinnyTokens) => ({ path, skinnyTokens })) : [{ path }],
+);
+
+/** One entry of {@link LINEAR_KERNELS}: linearGpu's `path` and `skinnyTokens` options. */
+export interface LinearKernel {
+  readonly path: LinearPath;
+  readonly skinnyTokens?: SkinnyTokens;
+}
+
 /** Options of {@link linearGpu}. */
 export interface LinearOptions {
   /** Bias [N] in any float dtype. */
