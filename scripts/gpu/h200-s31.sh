@@ -13,6 +13,7 @@
 #      1024 with one expert 17 rows past the even spread (Mixtral T = 512: 145 rows, one past the 144-row tile), bf16
 #      and int4, three rounds (~120 s)
 #   g: within ~280 s: f's bundle files, the new layer at T = 128 / 512 / 4096 and HF, the tail on Mixtral T = 512 bf16
+#   h: within ~190 s: f's bundle files, the new layer at T = 512 / 4096 and HF
 #   Several parts run in one call: "4 2".
 set -u
 OUT=${OUT:-/tmp/out}
@@ -59,6 +60,12 @@ case "$part" in
     LAYER bench 128,512,4096 50
     HF 55
     PREFILL_BENCH_ROUNDS=2 PREFILL_BENCH_ROUTING=shift:17 PB tail 50 70 5 "=sgmat-default,=sgmat-default+tail32" mixtral 512 bf16
+    ;;
+  h)
+    # within ~190 s: f's bundle files, the new layer at T = 512 / 4096 and HF
+    GPU_TESTS 90 linear.gpu router.gpu packages/moe/ apps/bench/
+    LAYER bench 512,4096 45
+    HF 50
     ;;
   2)
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB packed-band 150 190 5 "=sgmat-default,=sgmat-m128n256k32va-xh,=sgmat-m64n128k64-xh" gpt-oss,qwen3,mixtral 512,1024 int4g32,mxfp4
