@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor } from '@webmoe/tensor';
 import { GpuTensor, Recorder, type GpuContext } from '@webmoe/kernels-wgsl';
 import { testGpu, rng } from '@webmoe/kernels-wgsl/testing';
-import { tileOffsetsKernel } from '../src/kernels/grouped-gemm-wgsl.js';
+import { tileOffsetsKernel, type TileOffsetsVariant } from '../src/kernels/grouped-gemm-wgsl.js';
 
 let ctx: GpuContext | null;
 beforeAll(async () => {
@@ -17,7 +17,7 @@ beforeAll(async () => {
  * an expert's rows past its full tiles only where they are more than `tail`; with `of`, only those rows (where they
  * are at most tm), its first row past the full `of`-row tiles and its end row.
  */
-function tileOffsetsRef(off: Uint32Array, e0: number, E: number, tm: number, split: { tail?: number; of?: number } = {}): Uint32Array {
+function tileOffsetsRef(off: Uint32Array, e0: number, E: number, tm: number, split: Omit<TileOffsetsVariant, 'tm'> = {}): Uint32Array {
   const meta = new Uint32Array((split.of ? 3 : 2) * E + 2);
   let acc = 0;
   for (let e = 0; e < E; e++) {
@@ -39,7 +39,7 @@ function tileOffsetsRef(off: Uint32Array, e0: number, E: number, tm: number, spl
 }
 
 describe('tileOffsetsKernel', () => {
-  const cases: { experts: number; e0: number; E: number; tm: number; tail?: number; of?: number }[] = [
+  const cases: ({ experts: number; e0: number; E: number } & TileOffsetsVariant)[] = [
     { experts: 1, e0: 0, E: 1, tm: 64 },
     { experts: 8, e0: 0, E: 8, tm: 144 },
     { experts: 128, e0: 0, E: 128, tm: 32 },
