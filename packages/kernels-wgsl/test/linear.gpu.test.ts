@@ -219,16 +219,20 @@ describe('linearGpu vs linearRef', () => {
     if (!ctx) return c.skip('no WebGPU adapter');
     const small = withSmallGrid(ctx, 5);
     const r = rng(77);
-    // each path forced with 6-25 workgroups: more than one row of 5, at most 5 x 5
-    for (const { T, K, N, path } of [
-      { T: 2, K: 19, N: 11, path: 'gemv' }, // 22 workgroups
-      { T: 200, K: 21, N: 130, path: 'tiled' }, // 4 x 3 tiles
-      { T: 20, K: 24, N: 17, path: 'skinny' }, // 5 token blocks x 3 output blocks
-    ] as const) {
+    // each kernel forced with 6-25 workgroups: more than one row of 5, at most 5 x 5 (the skinny one at each of its
+    // tokens per workgroup: the default count depends on the adapter, 1 on GPUs for so few workgroups)
+    const shape = ({ path, skinnyTokens: tw }: (typeof LINEAR_KERNELS)[number]) =>
+      path === 'gemv'
+        ? { T: 2, K: 19, N: 11 } // 22 workgroups
+        : path === 'tiled'
+          ? { T: 200, K: 21, N: 130 } // 4 x 3 tiles
+          : { T: 5 * (tw ?? 1), K: 24, N: 17 }; // 5 token blocks x 3 output blocks
+    for (const kernel of LINEAR_KERNELS) {
+      const { T, K, N } = shape(kernel);
       const x = randomArray(r, T * K);
       const w = HostTensor.fromFloat32([N, K], randomArray(r, N * K), 'bfloat16');
-      const got = await runLinear(small, x, T, w, undefined, undefined, false, path);
-      expect(relErr(got, linearRef(x, T, w)), `${path} T=${T} N=${N}`).toBeLessThan(1e-5);
+      const got = await runLinear(small, x, T, w, undefined, undefined, false, kernel.path, kernel.skinnyTokens);
+      expect(relErr(got, linearRef(x, T, w)), `${kernel.path}${kernel.skinnyTokens ?? ''} T=${T} N=${N}`).toBeLessThan(1e-5);
     }
   });
 });

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Device calls of session 33 (docs/perf-h200/2026-12-07-s33). Kit: bash scripts/gpu/build-kit.sh (or, for the test fix
+# alone, node scripts/gpu/build-gpu-tests.mjs over a kit of 352a5b1 or later).
+#   r: the GPU test files session 33's call 1 did not reach (its bundle stopped at 270 s) and linear.gpu (its grid test
+#      fixed), then the layer in bf16 / int4 / MXFP4 / fp8 at T = 1 / 16 / 512 / 4096 for Mixtral, Qwen3 and GPT-OSS
+#      (#11's packed decode rows, #12's packed-to-bf16 ratios) (~520 s)
+#   t: r's test files alone (~200 s)
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+. "$(dirname "$0")/prefill-bench-run.sh"
+REST="linear.gpu chunked-bench.gpu stage-profile.gpu moe/test/random.gpu sharded-quant.gpu moe/test/sharded.gpu shared-slots.gpu stack.gpu streamed.gpu nn/test/ sharding/test/"
+for part in ${1:-r}; do
+case "$part" in
+  r)
+    GPU_TESTS 200 $REST
+    timeout 320 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b --dtypes bf16,int4,mxfp4,fp8 --tokens 1,16,512,4096 --iters 10 --stack 2 --json "$OUT/layer-packed.json" > "$OUT/layer-packed.txt" 2>&1
+    echo "bench rc=$?" >> "$OUT/layer-packed.txt"; grep -hE "^(mixtral|qwen3|gpt)\S* +(bf16|int4|mxfp4|fp8) |rc=" "$OUT/layer-packed.txt" | cut -c1-110
+    ;;
+  t)
+    GPU_TESTS 200 $REST
+    ;;
+esac
+done
