@@ -5,6 +5,10 @@
 #      fixed), then the layer in bf16 / int4 / MXFP4 / fp8 at T = 1 / 16 / 512 / 4096 for Mixtral, Qwen3 and GPT-OSS
 #      (#11's packed decode rows, #12's packed-to-bf16 ratios) (~520 s)
 #   t: r's test files alone (~200 s)
+#   m: Mixtral T = 512's GEMMs (bf16, int4) on the planner's 144 x 256 tile and on the 128 x 256 one, each with and
+#      without the tail dispatch (32 rows), one expert 17 rows past the even spread, then random routing (~100 s):
+#      does a 128-row tile plus a tail for the rest beat 144 rows where the rows per expert sit around 128?
+#   s: t, m and r's layer at T = 1 / 512 / 4096 in bf16 / int4 / fp8 (~480 s)
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -19,6 +23,19 @@ case "$part" in
     ;;
   t)
     GPU_TESTS 200 $REST
+    ;;
+  m)
+    P="=sgmat-default,=sgmat-default+tail32,=sgmat-m128n256k32va-xh,=sgmat-m128n256k32va-xh+tail32"
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=shift:17 PB tile128-shift 50 70 5 "$P" mixtral 512 bf16,int4g32
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB tile128-random 50 70 5 "$P" mixtral 512 bf16,int4g32
+    ;;
+  s)
+    GPU_TESTS 200 $REST
+    P="=sgmat-default,=sgmat-default+tail32,=sgmat-m128n256k32va-xh,=sgmat-m128n256k32va-xh+tail32"
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=shift:17 PB tile128-shift 45 60 5 "$P" mixtral 512 bf16,int4g32
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB tile128-random 45 60 5 "$P" mixtral 512 bf16,int4g32
+    timeout 180 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b --dtypes bf16,int4,fp8 --tokens 1,512,4096 --iters 10 --stack 2 --json "$OUT/layer-packed.json" > "$OUT/layer-packed.txt" 2>&1
+    echo "bench rc=$?" >> "$OUT/layer-packed.txt"; grep -hE "^(mixtral|qwen3|gpt)\S* +(bf16|int4|fp8) |rc=" "$OUT/layer-packed.txt" | cut -c1-110
     ;;
 esac
 done
