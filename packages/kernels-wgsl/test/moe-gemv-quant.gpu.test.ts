@@ -9,7 +9,8 @@ import {
 } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
 import { gemvPackedPath } from '../src/kernels/moe-gemv.js';
-import { GEMV_PACKED_KERNELS } from '../src/kernels/plan.js';
+import { GEMV_PACKED_KERNELS, gemvRowsPerPass } from '../src/kernels/plan.js';
+import { rowsWorkgroupBytes } from '../src/kernels/moe-gemv-rows.js';
 import { randomZeros } from './quant-helpers.js';
 import { hostGrouping, randomIdx } from './grouped-helpers.js';
 
@@ -182,22 +183,32 @@ describe('row-blocked decode GEMV on quantized experts (randomized)', () => {
   const SPLIT_K = GEMV_PACKED_KERNELS.filter((k) => /^rows\dk\d$/.test(k));
   // the kernels with code words interleaved over the lanes ('rows...i'): one per case, in turn
   const INTERLEAVED = GEMV_PACKED_KERNELS.filter((k) => /^rows\d(k\d)?i$/.test(k));
+  // the kernels with x staged in workgroup memory ('rowsNs'): one per case, in turn; where the case's token rows per
+  // pass make the x slice too large for the device's workgroup memory (4-bit codes over 4 rows on 32 KiB), a LimitError
+  const STAGED = GEMV_PACKED_KERNELS.filter((k) => /^rows\ds$/.test(k));
   FMTS.forEach((c, i) => {
     // one plain row-blocking per case, in turn (each is a pipeline per mode and token block: lavapipe compiles them slowly)
     // (MXFP4 over several token rows: 'rows2i', the kernel a GPU's planner runs there)
     const il = c.fmt.kind === 'mxfp4' && c.T > 1 ? 'rows2i' : INTERLEAVED[i % INTERLEAVED.length];
     const KERNELS = [ROWS[i % ROWS.length], ...SPLIT_K.filter((_, j) => j % 2 === i % 2), il];
+    const staged = STAGED[i % STAGED.length];
+    // the row-blocked codec the format decodes with (its 16-byte chunk's columns size the x slice)
+    const wdtype = c.fmt.kind === 'int_block' ? (c.fmt.bits === 4 ? 'int4' : 'int8') : c.fmt.kind === 'mxfp4' ? 'mxfp4' : (c.fmt.dtype ?? 'float8_e4m3fn') === 'float8_e5m2' ? 'fp8_e5m2' : 'fp8_e4m3';
+    const stagedBytes = rowsWorkgroupBytes({ wdtype, mr: gemvRowsPerPass(c.T, c.k, c.E, true), xs: true });
     const fname = c.fmt.kind === 'int_block' ? `int${c.fmt.bits} blocks of ${c.fmt.blockSize}${c.fmt.zeroPoint ? ' + zero points' : ''}` : c.fmt.kind === 'fp8_block' ? `fp8 ${c.fmt.dtype ?? 'e4m3'} ${c.fmt.block ?? '128x128'}` : 'mxfp4';
     const act = ACTS[i % ACTS.length];
     const bias = i % 2 === 0;
     const scale = i % 3 !== 1;
-    it(`${fname}, ${KERNELS.join(' ')}: T=${c.T} k=${c.k} E=${c.E} H=${c.H} I=${c.I}, ${act.kind} ${act.layout}${bias ? ', bias' : ''}${scale ? ', rowScale' : ''}`, async (t) => {
+    it(`${fname}, ${KERNELS.join(' ')} ${staged}: T=${c.T} k=${c.k} E=${c.E} H=${c.H} I=${c.I}, ${act.kind} ${act.layout}${bias ? ', bias' : ''}${scale ? ', rowScale' : ''}`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
       const cx = ctx;
       const r = rng(500 + i);
       const { L, hRef, yRef } = randomGemvLayer(r, c, (v, rows, cols) => randomZeros(r, quantizeExperts(v, c.E, rows, cols, c.fmt)), { act, bias, scale });
-      const out = await runGemvKernels(cx, L, KERNELS);
-      expect(out.paths, 'every case takes the row-blocked path').toEqual(KERNELS.map(() => ['rows', 'rows']));
+      const fits = stagedBytes <= cx.limits.maxComputeWorkgroupStorageSize;
+      if (!fits) await expect(runGemvKernels(cx, L, [staged])).rejects.toThrow(/maxComputeWorkgroupStorageSize exceeded/);
+      const kernels = fits ? [...KERNELS, staged] : KERNELS;
+      const out = await runGemvKernels(cx, L, kernels);
+      expect(out.paths, 'every case takes the row-blocked path').toEqual(kernels.map(() => ['rows', 'rows']));
       for (const o of out.res) {
         expect(relErr(o.h, hRef), `h (${o.kernel})`).toBeLessThan(2e-5);
         expect(relErr(o.y, yRef), `y (${o.kernel})`).toBeLessThan(2e-5);
@@ -237,7 +248,9 @@ describe('row-blocked decode GEMV on 16-bit dense experts (randomized)', () => {
       // the row-blocked kernel, then the dense one ('table' on dense weights)
       // the interleaved variant on a bf16 case (T = 1) and an f16 one (T = 3; no planner takes it for 16-bit weights)
       const il: GemvPackedKernel[] = i === 0 || i === 2 ? [`${c.kernel}i`] : [];
-      const out = await runGemvKernels(cx, L, [c.kernel, ...il, 'table']);
+      // the staged-x variant on the other two bf16 / f16 cases (T = 4 and 16: 4 token rows per pass)
+      const staged: GemvPackedKernel[] = i === 1 || i === 3 ? [`${c.kernel}s`] : [];
+      const out = await runGemvKernels(cx, L, [c.kernel, ...il, ...staged, 'table']);
       // gate_up reads H columns, down I columns: the row-blocked path needs whole 8-column chunks
       expect(out.paths[0]).toEqual([H % 8 === 0 ? 'rows' : 'dense', I % 8 === 0 ? 'rows' : 'dense']);
       for (const o of out.res) {

@@ -51,6 +51,7 @@ function combinedPlan(w: ExpertStackGpu, T: number, k: number, kernel: GemvPacke
   // one token per workgroup row: the expert-major GEMV's kernels at one row per pass (as for T = 1), over T rows of blocks
   const chosen = kernel ?? (dense ? gemvDenseKernelFor(1, k, gw.E) : plannedKernel(1, T, gw, gw.rows));
   if (chosen === 'dense' || packedPath(gw, chosen) !== 'rows') return `weights without the row-blocked path (${gw.wfmt}, ${gw.cols} columns, kernel ${chosen})`;
+  if (kernelBlocking(chosen).xs) return `a staged-x kernel (${chosen}): its x slice is one token row's, the combined GEMV sums several`;
   return { gw, kernel: chosen };
 }
 

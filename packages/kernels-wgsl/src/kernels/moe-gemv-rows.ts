@@ -21,6 +21,26 @@ import { ownFn, wgslDecls, type GemvModule, type GemvNames, type GemvPiece } fro
 /** Values per lane reduced in one pass of the row-blocked GEMV's workgroup reduction (bounds its workgroup memory). */
 const ROWS_PASS = 8;
 
+/** Chunks of x one slice of the staged-x variant holds (GemvVariant.xs): one pass of the chunk loop, two per lane. */
+export const XS_SLICE_CHUNKS = 2 * LANES;
+
+/**
+ * vec4s per chunk in the staged x slice: the chunk's x and one more, so that the 16-byte reads of eight lanes (one
+ * phase of a 128-bit shared-memory load) fall in distinct banks (int4: 36 words apart, not 32).
+ */
+function xsChunkStride(wdtype: GemvVariant['wdtype']): number {
+  return wideChunkCols(wdtype) / 4 + 1;
+}
+
+/**
+ * Workgroup memory of the row-blocked GEMV in bytes: its reduction, and with `xs` the x slice of its `mr` token rows
+ * (the device's maxComputeWorkgroupStorageSize bounds which variants it can run: moe-gemv.ts checks).
+ * @example `rowsWorkgroupBytes({ ...v, wdtype: 'int4', mr: 1, xs: true }) // 8192 + 64 * 9 * 16`
+ */
+export function rowsWorkgroupBytes(v: Pick<GemvVariant, 'wdtype' | 'mr' | 'xs'>): number {
+  return GROUPS * LANES * ROWS_PASS * 4 + (v.xs ? v.mr * XS_SLICE_CHUNKS * xsChunkStride(v.wdtype) * 16 : 0);
+}
+
 /**
  * The row-blocked GEMV's scale (and zero point) of scale index i, and the
  * scale row of weight row r: int blocks [E, rows, cols/bs], fp8 blocks
@@ -53,6 +73,7 @@ ${codec.nan ? `${FP8_DECODE_WGSL}\n${codec.nan}` : ''}${v.wdtype === 'mxfp4' ? `
 ${codec.wgsl}
 ${rowsScaleWgsl(v, n)}
 var<workgroup> red: array<f32, ${GROUPS * LANES * ROWS_PASS}>;
+${v.xs ? `var<workgroup> xsh: array<vec4<f32>, ${v.mr * XS_SLICE_CHUNKS * xsChunkStride(v.wdtype)}>;\n` : ''}
 
 `,
     ...rowsMain(v, n),
@@ -95,6 +116,12 @@ function rowsMain(v: GemvVariant, names: GemvNames): Omit<GemvModule, 'decls'> {
   const KS = v.ks ?? 1;
   // lanes over one output block's columns, and the lane's index among them
   const LK = LANES * KS;
+  if (v.xs && (KS !== 1 || v.il || v.combine)) throw new ValueError('staged-x GEMV variant (xs)', 'ks 1, no il, no combine', JSON.stringify(v));
+  // staged x (v.xs): token row m's x of chunk c of the slice starting at chunk sb sits at xsh[m * XSM + (c - sb) * XP]
+  const XP = xsChunkStride(v.wdtype);
+  const XSM = XS_SLICE_CHUNKS * XP;
+  const xload = (m: number, h: number) =>
+    v.xs ? `xsh[${m * XSM}u + (cu - sb) * ${XP}u + j * ${X4W}u${h ? ` + ${h}u` : ''}]` : `X4[xq${m} + cu * ${CW / 4}u + j * ${X4W}u${h ? ` + ${h}u` : ''}]`;
   const zdef = (a: string, r: number, u: number) =>
     codec.zoff ? `let z${a}${r}_${u} = ${codec.zoff(v.zp ? `zload${fn}(s${a}${r} + cblk(c${u}))` : v.wdtype === 'int4' ? '8.0' : '128.0')};` : '';
   // one decoded word d of row (a, r) against every token's x
@@ -109,7 +136,7 @@ function rowsMain(v: GemvVariant, names: GemvNames): Omit<GemvModule, 'decls'> {
 ${rowsParts.map((n) => `        let q${n} = select(q${n}_0, q${n}_1, ci == 1u); let s${n}u = select(s${n}_0, s${n}_1, ci == 1u);${codec.zoff ? ` let z${n} = select(z${n}_0, z${n}_1, ci == 1u);` : ''}`).join('\n')}
 ${rowsParts.map((n) => `        ${ms.map((m) => `var p${n}_${m} = 0.0;`).join(' ')}`).join('\n')}
         for (var j = 0u; j < ${UNITS}u; j++) {
-${ms.map((m) => `          ${Array.from({ length: X4W }, (_, h) => `let x${m}_${h} = X4[xq${m} + cu * ${CW / 4}u + j * ${X4W}u${h ? ` + ${h}u` : ''}];`).join(' ')}`).join('\n')}
+${ms.map((m) => `          ${Array.from({ length: X4W }, (_, h) => `let x${m}_${h} = ${xload(m, h)};`).join(' ')}`).join('\n')}
 ${rows.flatMap((r) => parts.map((a) => `          { let d = dw(${unitCode(`q${a}${r}`)}, ${codec.zoff ? `z${a}${r}` : 'vec4<f32>(0.0)'}); ${dotw(a, r)} }`)).join('\n')}
         }
 ${rowsParts.flatMap((n) => ms.map((m) => `        a${n}_${m} += select(0.0, s${n}u * (p${n}_${m}${codec.unit !== 1 ? ` * ${codec.unit}.0` : ''}), oku);`)).join('\n')}
@@ -137,14 +164,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   const accDecls = (ind: string) => `${vals.map((n) => `${ind}var ${n} = 0.0;`).join('\n')}
 ${codec.nan ? rows.flatMap((r) => parts.map((a) => `${ind}var bad${a}${r} = 0u;`)).join('\n') : ''}`;
   // the lane's chunks of one expert's rows: 16-byte code loads of two chunks, their scales, NaN words, the chunk loop
-  const chunkPass = `
-    for (var c = ${KS === 1 ? 'lane' : 'kl'}; c < nch; c += ${2 * LK}u) {
+  const chunkBody = `
       let c0 = c; let ok0 = true;
       let ok1 = c + ${LK}u < nch; let c1 = select(c, c + ${LK}u, ok1);
 ${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let q${a}${r}_${u} = ${W}[w${a}${r} + c${u}];`)).join('\n')).join('\n')}
 ${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let s${a}${r}_${u} = ${wscale}sload${fn}(s${a}${r} + cblk(c${u})); ${zdef(a, r, u)}`)).join('\n')).join('\n')}
 ${codec.nan ? us.map((u) => rows.flatMap((r) => parts.map((a) => `      bad${a}${r} |= select(0u, nanw(q${a}${r}_${u}.x) | nanw(q${a}${r}_${u}.y) | nanw(q${a}${r}_${u}.z) | nanw(q${a}${r}_${u}.w), ok${u});`)).join('\n')).join('\n') : ''}
-${chunkLoop}
+${chunkLoop}`;
+  // v.xs: the slices of XS_SLICE_CHUNKS chunks in turn (uniform control flow: the barriers), each copied by the whole
+  // workgroup (coalesced vec4 loads, zeros past the row), then one pass of the lanes' two chunks over it
+  const CV = CW / 4;
+  const chunkPass = v.xs
+    ? `
+    let tid = g * ${LANES}u + lane;
+    for (var sb = 0u; sb < nch; sb += ${XS_SLICE_CHUNKS}u) {
+      workgroupBarrier(); // every lane is done with the previous slice
+      for (var i = tid; i < ${XS_SLICE_CHUNKS * CV}u; i += ${GROUPS * LANES}u) {
+        let ch = i / ${CV}u; let q = i % ${CV}u;
+${ms.map((m) => `        var xv${m} = vec4<f32>(0.0); if (sb + ch < nch) { xv${m} = X4[xq${m} + (sb + ch) * ${CV}u + q]; } xsh[${m * XSM}u + ch * ${XP}u + q] = xv${m};`).join('\n')}
+      }
+      workgroupBarrier();
+      let c = sb + lane;
+      if (c < nch) {${chunkBody}
+      }
+    }`
+    : `
+    for (var c = ${KS === 1 ? 'lane' : 'kl'}; c < nch; c += ${2 * LK}u) {${chunkBody}
     }`;
   // v.il: units (UW words) interleaved over the lanes, a lane's step taking NU units at kl + LK * j: every x load of
   // the warp is contiguous (lane stride one unit's x), where a 16-byte chunk per lane strides the x loads by the

@@ -56,6 +56,13 @@ export type GemvVariant = {
    * takes units l, l + 32, ... so the warp's x loads are contiguous; absent: a 16-byte chunk per lane ('rows<ro>i').
    */
   il?: boolean;
+  /**
+   * Row-blocked path with x staged in workgroup memory ('rows<ro>s'): the workgroup copies its token rows' x for the
+   * next 64 chunks (coalesced, one slice at a time, XS_SLICE_CHUNKS) and each lane reads its 16-byte chunks' x from
+   * there (rows padded so that the lanes' reads do not conflict), keeping the lane's 16-byte code loads: the x loads
+   * of a 16-byte chunk per lane are no longer strided by the chunk's columns in memory. Not with ks, il or combine.
+   */
+  xs?: boolean;
   /** Row-blocked path: chunks per scale block is a power of two (a shift by u.cbs, else a division by u.cb). */
   cbPow2?: boolean;
   /**

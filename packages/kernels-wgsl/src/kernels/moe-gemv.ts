@@ -19,6 +19,7 @@ import type { ExpertActivation, ExpertStackGpu, ExpertWeightsGpu, GroupingGpu } 
 import { expertChunkList, expertDims } from './expert-weights.js';
 import { GEMV_PACKED_KERNELS, gemvChunksPerDispatch, gemvDenseKernelFor, gemvPackedKernelFor, gemvRowsPerPass, type GemvPackedKernel, type PackedCodeFormat } from './plan.js';
 import { gemvKernel } from './moe-gemv-kernel.js';
+import { rowsWorkgroupBytes } from './moe-gemv-rows.js';
 import { chunkBinding, chunkField, planGemvChunkGroups } from './moe-gemv-chunks.js';
 import { GEMV_GROUPS as GROUPS, NO_EXPERT, ROWS_CODECS, wideChunkCols, type DenseDtype, type GemvVariant } from './moe-gemv-snippets.js';
 
@@ -201,18 +202,27 @@ export function gemvPackedPath(w: ExpertStackGpu, kernel: GemvPackedKernel = gem
   return packedPath(gemvWeights('weights', stackChunks(w)[0]), kernel);
 }
 
-/**
- * The row blocking of a packed kernel name: outputs per 32-lane group, groups per output block, and whether units
- * are interleaved over the lanes ('rows2k4' -> 2, 4, false; 'rows4i' -> 4, 1, true; 'table' and 'wide': 1, 1, false).
- */
-export function kernelBlocking(kernel: GemvPackedKernel | 'dense'): { ro: number; ks: number; il: boolean } {
-  const m = /^rows(\d)(?:k(\d))?(i)?$/.exec(kernel);
-  return m ? { ro: Number(m[1]), ks: Number(m[2] ?? 1), il: m[3] === 'i' } : { ro: 1, ks: 1, il: false };
+/** The row blocking of a kernel name: outputs per group, groups per output block, units interleaved, x staged. */
+export interface GemvBlocking {
+  ro: number;
+  ks: number;
+  il: boolean;
+  xs: boolean;
 }
 
-/** The row-blocked variant fields of a kernel's blocking (ks and il only where they differ from 1 and false, so older variant keys stay). */
-export function rowsVariantFields(b: { ro: number; ks: number; il: boolean }): Pick<GemvVariant, 'ro' | 'ks' | 'il'> {
-  return { ro: b.ro, ...(b.ks > 1 ? { ks: b.ks } : {}), ...(b.il ? { il: true } : {}) };
+/**
+ * The row blocking of a packed kernel name: outputs per 32-lane group, groups per output block, whether units
+ * are interleaved over the lanes and whether x is staged in workgroup memory ('rows2k4' -> 2, 4, false, false;
+ * 'rows4i' -> 4, 1, true, false; 'rows2s' -> 2, 1, false, true; 'table' and 'wide': 1, 1, false, false).
+ */
+export function kernelBlocking(kernel: GemvPackedKernel | 'dense'): GemvBlocking {
+  const m = /^rows(\d)(?:k(\d))?(i|s)?$/.exec(kernel);
+  return m ? { ro: Number(m[1]), ks: Number(m[2] ?? 1), il: m[3] === 'i', xs: m[3] === 's' } : { ro: 1, ks: 1, il: false, xs: false };
+}
+
+/** The row-blocked variant fields of a kernel's blocking (ks, il and xs only where they differ from 1 and false, so older variant keys stay). */
+export function rowsVariantFields(b: GemvBlocking): Pick<GemvVariant, 'ro' | 'ks' | 'il' | 'xs'> {
+  return { ro: b.ro, ...(b.ks > 1 ? { ks: b.ks } : {}), ...(b.il ? { il: true } : {}), ...(b.xs ? { xs: true } : {}) };
 }
 
 /**
@@ -305,7 +315,7 @@ function gemv(
   const path = packedPath(chunks[0].gw, kernel);
   const mr = dense && path === 'dense' ? gemvRowsPerPass(g.T, g.k, g.E, false) : mrRows;
   // outputs per 32-lane group, and per workgroup
-  const blocking = path === 'rows' ? kernelBlocking(kernel) : { ro: 1, ks: 1, il: false };
+  const blocking = path === 'rows' ? kernelBlocking(kernel) : kernelBlocking('table');
   const { ro, ks } = blocking;
   const perWg = (GROUPS / ks) * ro;
   for (const c of chunks) {
@@ -335,6 +345,10 @@ function gemv(
   // zp only when set, so the pipelines of weights without zero points keep their variant keys.
   if (first.gw.zeros) variant.zp = true;
   if (path === 'rows') Object.assign(variant, { cbPow2 }, rowsVariantFields(blocking));
+  // the staged-x kernels hold their token rows' x slice in workgroup memory beside the reduction
+  const wgBytes = path === 'rows' ? rowsWorkgroupBytes(variant) : 0;
+  const wgMax = ctx.limits.maxComputeWorkgroupStorageSize ?? 16384;
+  if (wgBytes > wgMax) throw new LimitError('maxComputeWorkgroupStorageSize', wgBytes, wgMax, `${mode} GEMV ${kernel} over ${mr} token rows per pass`);
   const shared = { [variant.vec8 ? 'X4' : 'X']: x.buffer, Counts: g.counts.buffer, Offsets: g.offsets.buffer, Order: g.order.buffer, Active: active, Y: y.buffer, ...(variant.rowScale ? { S: opts.rowScale!.buffer } : {}) };
   const common = { cols, k: g.k, limit: act?.limit ?? 0, alpha: act?.alpha ?? 1.702, s1: first.gw.su[1], s2: first.gw.su[2], s3: first.gw.su[3], ys: nout, cb, cbs };
   // several chunks per dispatch where the device binds them side by side (moe-gemv-chunks.ts), all dispatches of one NC

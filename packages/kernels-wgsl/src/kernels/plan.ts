@@ -455,10 +455,13 @@ export function planExpertGemms(s: ExpertGemmShape): 'gemv' | 'grouped' {
  * interleaves code words (units) over the lanes instead of a 16-byte chunk per lane, so the warp's x loads are
  * contiguous ('rows2i', 'rows4k2i').
  */
-export type GemvPackedKernel = 'table' | 'wide' | 'rows1' | 'rows2' | 'rows4' | 'rows2k2' | 'rows2k4' | 'rows1k8' | 'rows4k2' | 'rows1i' | 'rows2i' | 'rows4i' | 'rows2k4i' | 'rows4k2i';
+export type GemvPackedKernel = 'table' | 'wide' | 'rows1' | 'rows2' | 'rows4' | 'rows2k2' | 'rows2k4' | 'rows1k8' | 'rows4k2' | 'rows1i' | 'rows2i' | 'rows4i' | 'rows2k4i' | 'rows4k2i' | 'rows1s' | 'rows2s' | 'rows4s';
 
-/** Every packed decode GEMV kernel, for A/B runs (the split-K 'rowsNkS' candidates, then the interleaved 'rows...i'). */
-export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide', 'rows1', 'rows2', 'rows4', 'rows2k2', 'rows2k4', 'rows1k8', 'rows4k2', 'rows1i', 'rows2i', 'rows4i', 'rows2k4i', 'rows4k2i'];
+/**
+ * Every packed decode GEMV kernel, for A/B runs (the split-K 'rowsNkS' candidates, the interleaved 'rows...i', then
+ * the staged-x 'rowsNs': GemvVariant.xs, no planner default yet).
+ */
+export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide', 'rows1', 'rows2', 'rows4', 'rows2k2', 'rows2k4', 'rows1k8', 'rows4k2', 'rows1i', 'rows2i', 'rows4i', 'rows2k4i', 'rows4k2i', 'rows1s', 'rows2s', 'rows4s'];
 
 /**
  * Whether the routed experts of a forward of T tokens (k per token, E experts) take the decode GEMVs, on a GPU or
