@@ -9,6 +9,11 @@
 #      without the tail dispatch (32 rows), one expert 17 rows past the even spread, then random routing (~100 s):
 #      does a 128-row tile plus a tail for the rest beat 144 rows where the rows per expert sit around 128?
 #   s: t, m and r's layer at T = 1 / 512 / 4096 in bf16 / int4 / fp8 (~480 s)
+#   d: the decode layer at T = 1 (four models, bf16 / int4 / MXFP4 / fp8) with the planner's GEMVs (bench.mjs) and
+#      with every one-row GEMV on the staged-x 'rows2s' (bench-xs.mjs: the kit's bench built with plan.ts's
+#      gemvPackedKernel oneRow and byFormat int4 / MXFP4 oneRow 'rows2s' and gemvDenseKernelFor's 'rows2' -> 'rows2s',
+#      then plan.ts put back), then the GPU test files of t and the GEMV tests (moe-gemv-quant: the staged kernels on
+#      every format) within the call's ~290 s
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -28,6 +33,13 @@ case "$part" in
     P="=sgmat-default,=sgmat-default+tail32,=sgmat-m128n256k32va-xh,=sgmat-m128n256k32va-xh+tail32"
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=shift:17 PB tile128-shift 50 70 5 "$P" mixtral 512 bf16,int4g32
     PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB tile128-random 50 70 5 "$P" mixtral 512 bf16,int4g32
+    ;;
+  d)
+    for b in bench bench-xs; do
+      timeout 75 bash .gpu-kit/enter.sh node ".gpu-kit/$b.mjs" --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --dtypes bf16,int4,mxfp4,fp8 --tokens 1 --iters 20 --stack 4 --json "$OUT/decode-$b.json" > "$OUT/decode-$b.txt" 2>&1
+      echo "$b rc=$?" >> "$OUT/decode-$b.txt"; grep -hE "^(mixtral|qwen3|gpt|deepseek)\S* +(bf16|int4|mxfp4|fp8) |rc=" "$OUT/decode-$b.txt" | cut -c1-100
+    done
+    GPU_TESTS $((285 - SECONDS)) moe-gemv-quant.gpu $REST
     ;;
   s)
     GPU_TESTS 200 $REST
