@@ -10,10 +10,9 @@
 #      does a 128-row tile plus a tail for the rest beat 144 rows where the rows per expert sit around 128?
 #   s: t, m and r's layer at T = 1 / 512 / 4096 in bf16 / int4 / fp8 (~480 s)
 #   d: the decode layer at T = 1 (four models, bf16 / int4 / MXFP4 / fp8) with the planner's GEMVs (bench.mjs) and
-#      with every one-row GEMV on the staged-x 'rows2s' (bench-xs.mjs: the kit's bench built with plan.ts's
-#      gemvPackedKernel oneRow and byFormat int4 / MXFP4 oneRow 'rows2s' and gemvDenseKernelFor's 'rows2' -> 'rows2s',
-#      then plan.ts put back), then the GPU test files of t and the GEMV tests (moe-gemv-quant: the staged kernels on
-#      every format) within the call's ~290 s
+#      with every one-row GEMV on the staged-x 'rows2s' (bench-xs.mjs: scripts/gpu/build-bench-xs.sh after build-kit.sh),
+#      then the GPU test files of t and the GEMV tests (moe-gemv-quant: the staged kernels on every format) within the
+#      call's ~290 s
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
