@@ -172,6 +172,8 @@ describe('combined down GEMV (down projection and combine in one dispatch)', () 
       expect(() => gemvDownCombineGpu(cx, rec, ig, gg, ig, wt, wg)).toThrow(ShapeError);
       expect(() => gemvDownCombineGpu(cx, rec, hg, gg, ig, wt, wg, { shared: wt })).toThrow(ShapeError);
       expect(() => gemvDownCombineGpu(cx, rec, hg, gg, ig, wt, wg, { packedKernel: 'table' })).toThrow(ValueError);
+      // the staged-x kernels hold one token row's x slice: not the combined GEMV's several tokens
+      expect(() => gemvDownCombineGpu(cx, rec, hg, gg, ig, wt, wg, { packedKernel: 'rows2s' })).toThrow(/staged-x kernel \(rows2s\)/);
       rec.submit();
       for (const b of [hg, ig, iBad, wt]) b.destroy();
       for (const s of [wg, f32, chunked.weights]) destroyExpertWeights(s);

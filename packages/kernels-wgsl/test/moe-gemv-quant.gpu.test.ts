@@ -153,7 +153,8 @@ describe('decode GEMV on quantized experts', () => {
  * two-chunk steps (more than 32 chunks per row, an odd count), bias, rowScale, each activation in both
  * gate_up layouts, T = 1, 3 and 16 (up to 4 token rows per weight pass); every case also runs the
  * split-K candidates (rows2k2, rows2k4, rows1k8, rows4k2; each on one case of every format) and, in turn, one of
- * the kernels with code words interleaved over the lanes (rows1i .. rows4k2i).
+ * the kernels with code words interleaved over the lanes (rows1i .. rows4k2i) and one with x staged in workgroup
+ * memory (rows1s .. rows4s; refused with a LimitError where its slice does not fit the device's workgroup memory).
  */
 describe('row-blocked decode GEMV on quantized experts (randomized)', () => {
   interface RowsCase { fmt: ExpertQuantFormat; H: number; I: number; E: number; k: number; T: number }
