@@ -13,6 +13,8 @@
 #      with every one-row GEMV on the staged-x 'rows2s' (bench-xs.mjs: scripts/gpu/build-bench-xs.sh after build-kit.sh),
 #      then the GPU test files of t and the GEMV tests (moe-gemv-quant: the staged kernels on every format) within the
 #      call's ~290 s
+#   f: full DeepSeek-V3 at T = 1, bf16 and fp8, with bench.mjs and bench-xs.mjs (#13's fp8 <= 0.6x bf16: 0.67x in
+#      s25 / s26 on the H100) (~180 s)
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -39,6 +41,12 @@ case "$part" in
       echo "$b rc=$?" >> "$OUT/decode-$b.txt"; grep -hE "^(mixtral|qwen3|gpt|deepseek)\S* +(bf16|int4|mxfp4|fp8) |rc=" "$OUT/decode-$b.txt" | cut -c1-100
     done
     GPU_TESTS $((285 - SECONDS)) moe-gemv-quant.gpu $REST
+    ;;
+  f)
+    for b in bench bench-xs; do
+      timeout 90 bash .gpu-kit/enter.sh node ".gpu-kit/$b.mjs" --models deepseek-v3 --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 1 > "$OUT/dsv3-$b.txt" 2>&1
+      echo "$b rc=$?" >> "$OUT/dsv3-$b.txt"; grep -hE "^deepseek-v3 |rc=" "$OUT/dsv3-$b.txt" | cut -c1-120
+    done
     ;;
   s)
     GPU_TESTS 200 $REST
