@@ -323,6 +323,10 @@ function gemv(
     if (nbx > max) throw new LimitError('maxComputeWorkgroupsPerDimension', nbx, max, `${mode} output blocks`);
   }
   if (slots > max) throw new LimitError('maxComputeWorkgroupsPerDimension', slots, max, `${mode} expert slots`);
+  // the staged-x kernels hold their token rows' x slice in workgroup memory beside the reduction
+  const wgBytes = path === 'rows' ? rowsWorkgroupBytes({ wdtype: chunks[0].gw.wfmt, mr, xs: blocking.xs }) : 0;
+  const wgMax = ctx.limits.maxComputeWorkgroupStorageSize;
+  if (wgBytes > wgMax) throw new LimitError('maxComputeWorkgroupStorageSize', wgBytes, wgMax, `${mode} GEMV ${kernel} over ${mr} token rows per pass`);
   const y = opts.pool ? opts.pool.tensor('float32', [g.T * g.k, nout], `${mode}.out`) : GpuTensor.empty(ctx, 'float32', [g.T * g.k, nout], `${mode}.out`);
   // one expert (a dense grouping: shared experts) is always active: a constant list, no dispatch
   const active = opts.active?.active ?? (g.E === 1 ? singleExpertList(ctx) : activeExpertsGpu(ctx, rec, g, nout, nout).active);
@@ -345,10 +349,6 @@ function gemv(
   // zp only when set, so the pipelines of weights without zero points keep their variant keys.
   if (first.gw.zeros) variant.zp = true;
   if (path === 'rows') Object.assign(variant, { cbPow2 }, rowsVariantFields(blocking));
-  // the staged-x kernels hold their token rows' x slice in workgroup memory beside the reduction
-  const wgBytes = path === 'rows' ? rowsWorkgroupBytes(variant) : 0;
-  const wgMax = ctx.limits.maxComputeWorkgroupStorageSize ?? 16384;
-  if (wgBytes > wgMax) throw new LimitError('maxComputeWorkgroupStorageSize', wgBytes, wgMax, `${mode} GEMV ${kernel} over ${mr} token rows per pass`);
   const shared = { [variant.vec8 ? 'X4' : 'X']: x.buffer, Counts: g.counts.buffer, Offsets: g.offsets.buffer, Order: g.order.buffer, Active: active, Y: y.buffer, ...(variant.rowScale ? { S: opts.rowScale!.buffer } : {}) };
   const common = { cols, k: g.k, limit: act?.limit ?? 0, alpha: act?.alpha ?? 1.702, s1: first.gw.su[1], s2: first.gw.su[2], s3: first.gw.su[3], ys: nout, cb, cbs };
   // several chunks per dispatch where the device binds them side by side (moe-gemv-chunks.ts), all dispatches of one NC
