@@ -8,6 +8,9 @@
 #   m: Mixtral T = 512's GEMMs (bf16, int4) on the planner's 144 x 256 tile and on the 128 x 256 one, each with and
 #      without the tail dispatch (32 rows), one expert 17 rows past the even spread, then random routing (~100 s):
 #      does a 128-row tile plus a tail for the rest beat 144 rows where the rows per expert sit around 128?
+#   g: gemv-bench (its chained passes, --chain 8) at T = 1 on Mixtral, Qwen3, GPT-OSS: int4 / MXFP4 / fp8 / bf16 on
+#      rows2, rows2i, rows1s, rows2s, rows4s (and the table kernel, its reference) (~120 s; the kit needs
+#      gemv-bench.mjs: build-kit.sh builds it)
 #   s: t, m and r's layer at T = 1 / 512 / 4096 in bf16 / int4 / fp8 (~480 s)
 #   d: the decode layer at T = 1 (four models, bf16 / int4 / MXFP4 / fp8) with the planner's GEMVs (bench.mjs) and
 #      with every one-row GEMV on the staged-x 'rows2s' (bench-xs.mjs: scripts/gpu/build-bench-xs.sh after build-kit.sh),
@@ -47,6 +50,10 @@ case "$part" in
       timeout 90 bash .gpu-kit/enter.sh node ".gpu-kit/$b.mjs" --models deepseek-v3 --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 1 > "$OUT/dsv3-$b.txt" 2>&1
       echo "$b rc=$?" >> "$OUT/dsv3-$b.txt"; grep -hE "^deepseek-v3 |rc=" "$OUT/dsv3-$b.txt" | cut -c1-120
     done
+    ;;
+  g)
+    timeout 150 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3,gpt-oss --formats int4,mxfp4,fp8,bf16 --kernels rows2,rows2i,rows1s,rows2s,rows4s --tokens 1 --iters 20 --chain 8 > "$OUT/gemv-staged.txt" 2>&1
+    echo "gemv-bench rc=$?" >> "$OUT/gemv-staged.txt"; grep -E "T=1|rc=" "$OUT/gemv-staged.txt" | cut -c1-160 | tail -40
     ;;
   s)
     GPU_TESTS 200 $REST
