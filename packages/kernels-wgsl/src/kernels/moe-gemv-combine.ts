@@ -48,8 +48,9 @@ function combinedPlan(w: ExpertStackGpu, T: number, k: number, kernel: GemvPacke
     return (e as Error).message;
   }
   const dense = gw.sdtype === 'none';
-  // one token per workgroup row: the expert-major GEMV's kernels at one row per pass (as for T = 1), over T rows of blocks
-  const chosen = kernel ?? (dense ? gemvDenseKernelFor(1, k, gw.E) : plannedKernel(1, T, gw, gw.rows));
+  // one token per workgroup row: the expert-major GEMV's kernels at one row per pass (as for T = 1; the GPU rule on every
+  // adapter), over T rows of blocks; never a staged-x kernel (its slice holds one token row's x: workgroupBytes 0)
+  const chosen = kernel ?? (dense ? gemvDenseKernelFor(1, k, gw.E) : plannedKernel(1, T, gw, gw.rows, { software: false, workgroupBytes: 0 }));
   if (chosen === 'dense' || packedPath(gw, chosen) !== 'rows') return `weights without the row-blocked path (${gw.wfmt}, ${gw.cols} columns, kernel ${chosen})`;
   if (kernelBlocking(chosen).xs) return `a staged-x kernel (${chosen}): its x slice is one token row's, the combined GEMV sums several`;
   return { gw, kernel: chosen };

@@ -262,11 +262,18 @@ export function packedPath(gw: GemvWeights, kernel: GemvPackedKernel | 'dense'):
  * Asks gemvPackedKernelFor twice: first for the default kernel without the call (its blocking gives the grid the split-K
  * rule weighs), then with that grid.
  */
-export function plannedKernel(mr: number, slots: number, gw: GemvWeights, nout: number, software = false): GemvPackedKernel {
+export function plannedKernel(mr: number, slots: number, gw: GemvWeights, nout: number, device: { software: boolean; workgroupBytes: number }): GemvPackedKernel {
   const format = gw.sdtype === 'none' ? undefined : (gw.wfmt as PackedCodeFormat);
   const base = gemvPackedKernelFor(mr, { format });
   const { ro, ks } = packedPath(gw, base) === 'rows' ? kernelBlocking(base) : { ro: 1, ks: 1 };
-  return gemvPackedKernelFor(mr, { call: { workgroups: slots * Math.ceil(nout / ((GROUPS / ks) * ro)), cols: gw.cols }, softwareAdapter: software, format });
+  const kernel = gemvPackedKernelFor(mr, { call: { workgroups: slots * Math.ceil(nout / ((GROUPS / ks) * ro)), cols: gw.cols }, softwareAdapter: device.software, format });
+  // a staged-x kernel only where the device's workgroup memory holds its x slice beside the reduction
+  return kernelBlocking(kernel).xs && rowsWorkgroupBytes({ wdtype: gw.wfmt, mr, xs: true }) > device.workgroupBytes ? unstagedKernel(kernel) : kernel;
+}
+
+/** The kernel without x staging of a staged-x kernel name ('rows4s' -> 'rows4'); any other kernel as it is. */
+export function unstagedKernel(kernel: GemvPackedKernel): GemvPackedKernel {
+  return kernelBlocking(kernel).xs ? (kernel.slice(0, -1) as GemvPackedKernel) : kernel;
 }
 
 /** One dispatch of a GEMV: a chunk of the stack (the whole stack when unchunked) with its bias. */
@@ -311,7 +318,7 @@ function gemv(
   // rows accumulated per weight pass: about the rows per active expert (uniform routing), a power of two <= 8
   // (the row-blocked kernel: <= 4, as for packed weights)
   const mrRows = gemvRowsPerPass(g.T, g.k, g.E, true);
-  const kernel = opts.packedKernel ?? (dense ? gemvDenseKernelFor(g.T, g.k, g.E, ctx.adapterInfo.software) : plannedKernel(mrRows, slots, chunks[0].gw, nout, ctx.adapterInfo.software));
+  const kernel = opts.packedKernel ?? (dense ? gemvDenseKernelFor(g.T, g.k, g.E, ctx.adapterInfo.software) : plannedKernel(mrRows, slots, chunks[0].gw, nout, { software: ctx.adapterInfo.software, workgroupBytes: ctx.limits.maxComputeWorkgroupStorageSize }));
   const path = packedPath(chunks[0].gw, kernel);
   const mr = dense && path === 'dense' ? gemvRowsPerPass(g.T, g.k, g.E, false) : mrRows;
   // outputs per 32-lane group, and per workgroup
