@@ -41,9 +41,9 @@ describe('kernel planner', () => {
     expect(KERNEL_CROSSOVERS.gemvPackedSplitK.oneRow).toMatch(/^rows\dk\d$/);
   });
   it("plannedKernel: a staged-x kernel only where the device's workgroup memory holds its x slice", () => {
-    // int4 in blocks of 32 (su[1]: the block), 4096 columns: the row-blocked path
-    const gw = { E: 8, rows: 512, cols: 4096, wfmt: 'int4', sdtype: 'float16', su: [128, 32, 0, 0] } as unknown as GemvWeights;
-    const need = rowsWorkgroupBytes({ wdtype: 'int4', mr: 1, xs: true });
+    // MXFP4 (blocks of 32), 4096 columns: the row-blocked path
+    const gw = { E: 8, rows: 512, cols: 4096, wfmt: 'mxfp4', sdtype: 'uint8', su: [128, 0, 0, 0] } as unknown as GemvWeights;
+    const need = rowsWorkgroupBytes({ wdtype: 'mxfp4', mr: 1, xs: true });
     expect(need).toBe(8192 + 64 * 9 * 16);
     expect(plannedKernel(1, 2, gw, 256, { software: true, workgroupBytes: need })).toBe('rows4s');
     expect(plannedKernel(1, 2, gw, 256, { software: true, workgroupBytes: need - 1 })).toBe('rows4');
@@ -51,10 +51,13 @@ describe('kernel planner', () => {
     expect([unstagedKernel('rows4s'), unstagedKernel('rows2s'), unstagedKernel('rows2i'), unstagedKernel('table')]).toEqual(['rows4', 'rows2', 'rows2i', 'table']);
   });
   it('software adapters: the rows4 GEMV for packed and 16-bit dense weights at every row count (packed at one row: rows4s), never the dense kernel', () => {
-    expect(KERNEL_CROSSOVERS.gemvSoftwarePackedKernel).toEqual({ oneRow: 'rows4s', moreRows: 'rows4' });
+    expect([KERNEL_CROSSOVERS.gemvSoftwarePackedKernel.oneRow, KERNEL_CROSSOVERS.gemvSoftwarePackedKernel.moreRows]).toEqual(['rows4', 'rows4']);
     expect(KERNEL_CROSSOVERS.gemvSoftwareDenseKernel).toBe('rows4');
-    expect(gemvPackedKernelFor(1, { softwareAdapter: true })).toBe('rows4s');
-    expect(gemvPackedKernelFor(2, { softwareAdapter: true, format: 'int4' })).toBe('rows4');
+    expect(gemvPackedKernelFor(1, { softwareAdapter: true })).toBe('rows4');
+    expect([gemvPackedKernelFor(1, { softwareAdapter: true, format: 'int4' }), gemvPackedKernelFor(1, { softwareAdapter: true, format: 'int8' })]).toEqual(['rows4', 'rows4']);
+    // fp8 e4m3 and MXFP4 at one row per pass: the staged-x kernel
+    expect([gemvPackedKernelFor(1, { softwareAdapter: true, format: 'fp8_e4m3' }), gemvPackedKernelFor(1, { softwareAdapter: true, format: 'mxfp4' })]).toEqual(['rows4s', 'rows4s']);
+    expect(gemvPackedKernelFor(2, { softwareAdapter: true, format: 'mxfp4' })).toBe('rows4');
     expect(gemvPackedKernelFor(4, { call: { workgroups: 1, cols: 1 << 20 }, softwareAdapter: true, format: 'int4' })).toBe('rows4');
     // the GPU rule: rows2 at T = 1, the dense kernel from 8 rows per pass (a single expert over 16 tokens)
     expect([gemvDenseKernelFor(1, 8, 128), gemvDenseKernelFor(16, 1, 1), gemvDenseKernelFor(16, 2, 4)]).toEqual(['rows2', 'dense', 'dense']);

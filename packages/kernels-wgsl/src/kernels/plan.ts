@@ -382,14 +382,22 @@ export const KERNEL_CROSSOVERS = {
    * fp8 9.14 -> 9.66 (runs 7.0-11.0: noise). 16-bit dense weights keep the GPU rule: bf16 rows2 -> rows4 was
    * 1.25 -> 0.94 and 9.73 -> 10.2 ms in gemv-bench, and level or mixed in the layer (Qwen3-30B/s8 3.94 -> 5.41,
    * GPT-OSS-20B/s8 5.09 -> 4.33, DeepSeek-V2-Lite/s8 7.35 -> 6.46, Mixtral/s16 6.95 -> 6.67).
-   * `oneRow`: at one row per pass the staged-x 'rows4s' (x copied into workgroup memory, GemvVariant.xs), where the
-   * device's workgroup memory holds its slice (moe-gemv.ts plannedKernel; else 'rows4'). Lavapipe 2026-12-07
-   * (gemv-bench --small --tokens 1 --iters 10, two runs, rows4 / rows4s gate_up + down ms, run 1; run 2): H 256 I 128
-   * E 8 k 2 int4 1.03 / 0.87; 1.03 / 0.73, MXFP4 1.02 / 0.85; 1.45 / 0.76, fp8 1.22 / 0.97; 1.78 / 1.21; I 896 int4
-   * 3.90 / 3.22; 4.15 / 3.36, fp8 4.92 / 3.62; 5.81 / 3.63; E 32 k 8 int4 9.34 / 5.74; 9.22 / 8.72, fp8 11.7 / 9.04;
-   * 16.6 / 13.2; faster in 23 of 24 packed cells (bf16 mixed: 16-bit weights keep rows4).
+   * `byFormat`: fp8 e4m3 and MXFP4 at one row per pass on the staged-x 'rows4s' (x copied into workgroup memory,
+   * GemvVariant.xs), where the device's workgroup memory holds its slice (moe-gemv.ts plannedKernel; else 'rows4').
+   * Lavapipe 2026-12-07, gemv-bench --small --tokens 1 --iters 10, two runs (rows4 / rows4s gate_up + down ms, run 1;
+   * run 2): H 256 I 128 E 8 k 2 int4 1.03 / 0.87; 1.03 / 0.73, MXFP4 1.02 / 0.85; 1.45 / 0.76, fp8 1.22 / 0.97; 1.78 /
+   * 1.21; I 896 int4 3.90 / 3.22; 4.15 / 3.36, fp8 4.92 / 3.62; 5.81 / 3.63; E 32 k 8 int4 9.34 / 5.74; 9.22 / 8.72,
+   * fp8 11.7 / 9.04; 16.6 / 13.2 (faster in 23 of 24 packed cells; bf16 mixed). The layer (bench --quick --tokens 1
+   * --iters 20, three runs each alternating, median device ms rows4 -> rows4s; llvmpipe's runs vary by up to 30%):
+   * fp8 Qwen3/s8 4.39 -> 2.54, GPT-OSS/s8 7.66 -> 4.74, DeepSeek-V2-Lite/s8 5.44 -> 6.10, Mixtral/s16 7.34 -> 5.35,
+   * DeepSeek-V3/s16 7.73 -> 5.82; MXFP4 7.67 -> 5.18, 10.9 -> 7.35, 10.4 -> 8.53, 5.86 -> 5.80, 14.8 -> 10.5; int4
+   * mixed, not taken: 5.60 -> 5.87, 10.3 -> 9.48, 7.43 -> 9.11, 6.68 -> 4.67, 11.0 -> 13.7 (int8 not measured).
    */
-  gemvSoftwarePackedKernel: { oneRow: 'rows4s', moreRows: 'rows4' } as Readonly<Record<'oneRow' | 'moreRows', GemvPackedKernel>>,
+  gemvSoftwarePackedKernel: {
+    oneRow: 'rows4',
+    moreRows: 'rows4',
+    byFormat: { fp8_e4m3: { oneRow: 'rows4s', moreRows: 'rows4' }, mxfp4: { oneRow: 'rows4s', moreRows: 'rows4' } },
+  } as Readonly<{ oneRow: GemvPackedKernel; moreRows: GemvPackedKernel; byFormat: Readonly<Partial<Record<PackedCodeFormat, Readonly<Record<'oneRow' | 'moreRows', GemvPackedKernel>>>>> }>,
   /**
    * The decode GEMV of 16-bit dense weights on software adapters, at every row count: 'rows4', never the dense kernel
    * (one output per 32-lane group, up to 8 token rows per pass), which the GPU rule takes from 8 rows per pass and which
@@ -713,7 +721,11 @@ export type PackedCodeFormat = 'int4' | 'int8' | 'mxfp4' | 'fp8_e4m3' | 'fp8_e5m
 export function gemvPackedKernelFor(rowsPerPass: number, opts: GemvPackedKernelContext = {}): GemvPackedKernel {
   const { call, softwareAdapter = false, format } = opts;
   const one = rowsPerPass <= 1;
-  if (softwareAdapter) return one ? KERNEL_CROSSOVERS.gemvSoftwarePackedKernel.oneRow : KERNEL_CROSSOVERS.gemvSoftwarePackedKernel.moreRows;
+  if (softwareAdapter) {
+    const sw = KERNEL_CROSSOVERS.gemvSoftwarePackedKernel;
+    const rule = (format !== undefined && sw.byFormat[format]) || sw;
+    return one ? rule.oneRow : rule.moreRows;
+  }
   const own = format === undefined ? undefined : KERNEL_CROSSOVERS.gemvPackedKernel.byFormat[format];
   if (own) return one ? own.oneRow : own.moreRows;
   const sk = KERNEL_CROSSOVERS.gemvPackedSplitK;
