@@ -230,7 +230,7 @@ export const KERNEL_CROSSOVERS = {
     oneRow: 'rows2',
     moreRows: 'rows4',
     byFormat: { int4: { oneRow: 'rows2i', moreRows: 'rows2i' }, mxfp4: { oneRow: 'rows2i', moreRows: 'rows2i' } },
-  } as Readonly<{ oneRow: GemvPackedKernel; moreRows: GemvPackedKernel; byFormat: Readonly<Partial<Record<PackedCodeFormat, Readonly<Record<'oneRow' | 'moreRows', GemvPackedKernel>>>>> }>,
+  } as GemvPackedKernelRule,
   /**
    * Split-K packed decode GEMV for calls that launch few workgroups over long rows: where the default
    * kernel's grid (expert slots x output blocks) is below `maxWorkgroups` and the weight rows have at least
@@ -397,7 +397,7 @@ export const KERNEL_CROSSOVERS = {
     oneRow: 'rows4',
     moreRows: 'rows4',
     byFormat: { fp8_e4m3: { oneRow: 'rows4s', moreRows: 'rows4' }, mxfp4: { oneRow: 'rows4s', moreRows: 'rows4' } },
-  } as Readonly<{ oneRow: GemvPackedKernel; moreRows: GemvPackedKernel; byFormat: Readonly<Partial<Record<PackedCodeFormat, Readonly<Record<'oneRow' | 'moreRows', GemvPackedKernel>>>>> }>,
+  } as GemvPackedKernelRule,
   /**
    * The decode GEMV of 16-bit dense weights on software adapters, at every row count: 'rows4', never the dense kernel
    * (one output per 32-lane group, up to 8 token rows per pass), which the GPU rule takes from 8 rows per pass and which
@@ -462,12 +462,19 @@ export function planExpertGemms(s: ExpertGemmShape): 'gemv' | 'grouped' {
 }
 
 /**
+ * A packed decode GEMV rule of KERNEL_CROSSOVERS (gemvPackedKernel, gemvSoftwarePackedKernel): the kernel at one token
+ * row per pass and at more, and the formats with kernels of their own.
+ */
+export type GemvPackedKernelRule = Readonly<{ oneRow: GemvPackedKernel; moreRows: GemvPackedKernel; byFormat: Readonly<Partial<Record<PackedCodeFormat, Readonly<Record<'oneRow' | 'moreRows', GemvPackedKernel>>>>> }>;
+
+/**
  * Which decode GEMV reads packed weights: 8-column table loads, the 16-byte 'wide' loads, or the row-blocked
  * kernel with 1, 2 or 4 outputs per 32-lane group ('rowsN'), optionally split over K ('rowsNkS': S groups of
  * 32 lanes per output block share its columns, S times the workgroups per expert; bench candidates for long K
  * and few output blocks, e.g. Mixtral's down GEMV at T = 1: 512 workgroups of 14 steps per lane); a trailing 'i'
  * interleaves code words (units) over the lanes instead of a 16-byte chunk per lane, so the warp's x loads are
- * contiguous ('rows2i', 'rows4k2i').
+ * contiguous ('rows2i', 'rows4k2i'); a trailing 's' keeps the 16-byte chunks and stages x in workgroup memory
+ * ('rows2s': GemvVariant.xs).
  */
 export type GemvPackedKernel = 'table' | 'wide' | 'rows1' | 'rows2' | 'rows4' | 'rows2k2' | 'rows2k4' | 'rows1k8' | 'rows4k2' | 'rows1i' | 'rows2i' | 'rows4i' | 'rows2k4i' | 'rows4k2i' | 'rows1s' | 'rows2s' | 'rows4s';
 
