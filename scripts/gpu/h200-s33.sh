@@ -23,32 +23,43 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 . "$(dirname "$0")/prefill-bench-run.sh"
 REST="linear.gpu chunked-bench.gpu stage-profile.gpu moe/test/random.gpu sharded-quant.gpu moe/test/sharded.gpu shared-slots.gpu stack.gpu streamed.gpu nn/test/ sharding/test/"
+# BENCH BUILD NAME TIMEOUT_S ARGS...: the kit's bench build BUILD (bench, bench-xs) with ARGS into $OUT/NAME.txt; prints
+# its rows (one per model and dtype) and its exit status
+BENCH() {
+  local build=$1 name=$2 to=$3
+  shift 3
+  timeout "$to" bash .gpu-kit/enter.sh node ".gpu-kit/$build.mjs" "$@" > "$OUT/$name.txt" 2>&1
+  echo "$build rc=$?" >> "$OUT/$name.txt"; grep -hE "^[a-z][a-z0-9./-]* +(bf16|int4|mxfp4|fp8) |rc=" "$OUT/$name.txt" | cut -c1-120
+}
+# TILE128 MAX_S TIMEOUT_S: Mixtral T = 512's GEMMs on the 144- and 128-row tiles, each with and without the tail (part m)
+TILE128() {
+  local p="=sgmat-default,=sgmat-default+tail32,=sgmat-m128n256k32va-xh,=sgmat-m128n256k32va-xh+tail32" routing
+  for routing in shift:17 random; do
+    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=$routing PB "tile128-${routing%%:*}" "$1" "$2" 5 "$p" mixtral 512 bf16,int4g32
+  done
+}
+LAYER_MODELS=mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b
 for part in ${1:-r}; do
 case "$part" in
   r)
     GPU_TESTS 200 $REST
-    timeout 320 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b --dtypes bf16,int4,mxfp4,fp8 --tokens 1,16,512,4096 --iters 10 --stack 2 --json "$OUT/layer-packed.json" > "$OUT/layer-packed.txt" 2>&1
-    echo "bench rc=$?" >> "$OUT/layer-packed.txt"; grep -hE "^(mixtral|qwen3|gpt)\S* +(bf16|int4|mxfp4|fp8) |rc=" "$OUT/layer-packed.txt" | cut -c1-110
+    BENCH bench layer-packed 320 --models $LAYER_MODELS --dtypes bf16,int4,mxfp4,fp8 --tokens 1,16,512,4096 --iters 10 --stack 2 --json "$OUT/layer-packed.json"
     ;;
   t)
     GPU_TESTS 200 $REST
     ;;
   m)
-    P="=sgmat-default,=sgmat-default+tail32,=sgmat-m128n256k32va-xh,=sgmat-m128n256k32va-xh+tail32"
-    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=shift:17 PB tile128-shift 50 70 5 "$P" mixtral 512 bf16,int4g32
-    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB tile128-random 50 70 5 "$P" mixtral 512 bf16,int4g32
+    TILE128 50 70
     ;;
   d)
     for b in bench bench-xs; do
-      timeout 75 bash .gpu-kit/enter.sh node ".gpu-kit/$b.mjs" --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --dtypes bf16,int4,mxfp4,fp8 --tokens 1 --iters 20 --stack 4 --json "$OUT/decode-$b.json" > "$OUT/decode-$b.txt" 2>&1
-      echo "$b rc=$?" >> "$OUT/decode-$b.txt"; grep -hE "^(mixtral|qwen3|gpt|deepseek)\S* +(bf16|int4|mxfp4|fp8) |rc=" "$OUT/decode-$b.txt" | cut -c1-100
+      BENCH $b "decode-$b" 75 --models $LAYER_MODELS,deepseek-v2-lite --dtypes bf16,int4,mxfp4,fp8 --tokens 1 --iters 20 --stack 4 --json "$OUT/decode-$b.json"
     done
     GPU_TESTS $((285 - SECONDS)) moe-gemv-quant.gpu $REST
     ;;
   f)
     for b in bench bench-xs; do
-      timeout 90 bash .gpu-kit/enter.sh node ".gpu-kit/$b.mjs" --models deepseek-v3 --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 1 > "$OUT/dsv3-$b.txt" 2>&1
-      echo "$b rc=$?" >> "$OUT/dsv3-$b.txt"; grep -hE "^deepseek-v3 |rc=" "$OUT/dsv3-$b.txt" | cut -c1-120
+      BENCH $b "dsv3-$b" 90 --models deepseek-v3 --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 1
     done
     ;;
   g)
@@ -57,11 +68,8 @@ case "$part" in
     ;;
   s)
     GPU_TESTS 200 $REST
-    P="=sgmat-default,=sgmat-default+tail32,=sgmat-m128n256k32va-xh,=sgmat-m128n256k32va-xh+tail32"
-    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=shift:17 PB tile128-shift 45 60 5 "$P" mixtral 512 bf16,int4g32
-    PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=random PB tile128-random 45 60 5 "$P" mixtral 512 bf16,int4g32
-    timeout 180 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b --dtypes bf16,int4,fp8 --tokens 1,512,4096 --iters 10 --stack 2 --json "$OUT/layer-packed.json" > "$OUT/layer-packed.txt" 2>&1
-    echo "bench rc=$?" >> "$OUT/layer-packed.txt"; grep -hE "^(mixtral|qwen3|gpt)\S* +(bf16|int4|fp8) |rc=" "$OUT/layer-packed.txt" | cut -c1-110
+    TILE128 45 60
+    BENCH bench layer-packed 180 --models $LAYER_MODELS --dtypes bf16,int4,fp8 --tokens 1,512,4096 --iters 10 --stack 2 --json "$OUT/layer-packed.json"
     ;;
 esac
 done
