@@ -2,7 +2,7 @@
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
 import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, useSharedExpertSlots, sharedRowsFitOnePass, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, linearSkinnyTokens, planExpertGemms, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useStackGraph, useSingleExpertGemv } from '../src/kernels/plan.js';
-import { plannedKernel, unstagedKernel, type GemvWeights } from '../src/kernels/moe-gemv.js';
+import { plannedKernel, type GemvWeights } from '../src/kernels/moe-gemv.js';
 import { rowsWorkgroupBytes } from '../src/kernels/moe-gemv-rows.js';
 import { withSgmatSplitKRule, withSgmatTileBands } from '../src/testing.js';
 import { SGMAT_SHAPES, sgmatLayout, sgmatScalarTwin, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast-shapes.js';
@@ -47,8 +47,33 @@ describe('kernel planner', () => {
     expect(need).toBe(8192 + 64 * 9 * 16);
     expect(plannedKernel(1, 2, gw, 256, { software: true, workgroupBytes: need })).toBe('rows4s');
     expect(plannedKernel(1, 2, gw, 256, { software: true, workgroupBytes: need - 1 })).toBe('rows4');
-    expect(plannedKernel(1, 2, gw, 256, { software: false, workgroupBytes: need })).toBe('rows2i');
-    expect([unstagedKernel('rows4s'), unstagedKernel('rows2s'), unstagedKernel('rows2i'), unstagedKernel('table')]).toEqual(['rows4', 'rows2', 'rows2i', 'table']);
+    // a GPU: MXFP4 rows of 4096 columns on the staged 'rows2s' where the slice fits, else the format's 'rows2i'
+    expect(plannedKernel(1, 2, gw, 256, { software: false, workgroupBytes: need })).toBe('rows2s');
+    expect(plannedKernel(1, 2, gw, 256, { software: false, workgroupBytes: need - 1 })).toBe('rows2i');
+    // more rows per pass: never staged
+    expect(plannedKernel(2, 2, gw, 256, { software: false, workgroupBytes: 1 << 16 })).toBe('rows2i');
+    expect(plannedKernel(2, 2, gw, 256, { software: true, workgroupBytes: 1 << 16 })).toBe('rows4');
+  });
+  it("the staged-x kernels: named only by a format rule's `staged`, at one row, from its minCols", () => {
+    const rules = [KERNEL_CROSSOVERS.gemvPackedKernel, KERNEL_CROSSOVERS.gemvSoftwarePackedKernel];
+    const unstaged = rules.flatMap((r) => [r.oneRow, r.moreRows, ...Object.values(r.byFormat).flatMap((f) => [f.oneRow, f.moreRows])]);
+    unstaged.push(KERNEL_CROSSOVERS.gemvPackedSplitK.oneRow, KERNEL_CROSSOVERS.gemvPackedSplitK.moreRows);
+    for (const k of unstaged) expect(k, k).not.toMatch(/s$/);
+    const staged = rules.flatMap((r) => Object.values(r.byFormat).flatMap((f) => (f.staged ? [f.staged.oneRow] : [])));
+    expect(staged.length).toBeGreaterThan(0);
+    for (const k of staged) expect(k, k).toMatch(/^rows\ds$/);
+    // the GPU's int4 and MXFP4 rule: K 2879 / 2880 (GPT-OSS-20B's rows), with and without the slice in workgroup memory
+    const call = (cols: number) => ({ workgroups: 64, cols });
+    for (const format of ['int4', 'mxfp4'] as const) {
+      expect([2048, 2879, 2880, 14336].map((cols) => gemvPackedKernelFor(1, { format, call: call(cols) }))).toEqual(['rows2i', 'rows2i', 'rows2s', 'rows2s']);
+      expect(gemvPackedKernelFor(1, { format, call: call(4096), stagedX: false })).toBe('rows2i');
+      expect(gemvPackedKernelFor(1, { format })).toBe('rows2i');
+    }
+    // fp8 and int8 keep their kernels on long rows; software adapters stage fp8 e4m3 and MXFP4 at any length
+    expect(gemvPackedKernelFor(1, { format: 'fp8_e4m3', call: call(7168) })).toBe('rows2');
+    expect(gemvPackedKernelFor(1, { format: 'int8', call: call(7168) })).toBe('rows2');
+    expect(gemvPackedKernelFor(1, { softwareAdapter: true, format: 'fp8_e4m3', call: call(64) })).toBe('rows4s');
+    expect(gemvPackedKernelFor(1, { softwareAdapter: true, format: 'fp8_e4m3', call: call(64), stagedX: false })).toBe('rows4');
   });
   it('software adapters: the rows4 GEMV for packed and 16-bit dense weights at every row count (packed at one row: rows4s), never the dense kernel', () => {
     expect([KERNEL_CROSSOVERS.gemvSoftwarePackedKernel.oneRow, KERNEL_CROSSOVERS.gemvSoftwarePackedKernel.moreRows]).toEqual(['rows4', 'rows4']);

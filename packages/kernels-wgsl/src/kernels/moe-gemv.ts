@@ -266,14 +266,9 @@ export function plannedKernel(mr: number, slots: number, gw: GemvWeights, nout: 
   const format = gw.sdtype === 'none' ? undefined : (gw.wfmt as PackedCodeFormat);
   const base = gemvPackedKernelFor(mr, { format });
   const { ro, ks } = packedPath(gw, base) === 'rows' ? kernelBlocking(base) : { ro: 1, ks: 1 };
-  const kernel = gemvPackedKernelFor(mr, { call: { workgroups: slots * Math.ceil(nout / ((GROUPS / ks) * ro)), cols: gw.cols }, softwareAdapter: device.software, format });
   // a staged-x kernel only where the device's workgroup memory holds its x slice beside the reduction
-  return kernelBlocking(kernel).xs && rowsWorkgroupBytes({ wdtype: gw.wfmt, mr, xs: true }) > device.workgroupBytes ? unstagedKernel(kernel) : kernel;
-}
-
-/** The kernel without x staging of a staged-x kernel name ('rows4s' -> 'rows4'); any other kernel as it is. */
-export function unstagedKernel(kernel: GemvPackedKernel): GemvPackedKernel {
-  return kernelBlocking(kernel).xs ? (kernel.slice(0, -1) as GemvPackedKernel) : kernel;
+  const stagedX = rowsWorkgroupBytes({ wdtype: gw.wfmt, mr, xs: true }) <= device.workgroupBytes;
+  return gemvPackedKernelFor(mr, { call: { workgroups: slots * Math.ceil(nout / ((GROUPS / ks) * ro)), cols: gw.cols }, softwareAdapter: device.software, format, stagedX });
 }
 
 /** One dispatch of a GEMV: a chunk of the stack (the whole stack when unchunked) with its bias. */

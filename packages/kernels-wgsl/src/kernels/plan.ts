@@ -225,11 +225,21 @@ export const KERNEL_CROSSOVERS = {
    * MXFP4 takes 'rows2i' at one row too. 8- and 16-bit weights keep
    * them everywhere: interleaved, fp8 1.3-1.6x slower (DeepSeek-V3 fp8 T = 1 0.97 vs 0.59 ms), bf16 level at T = 1
    * and up to 1.34x slower at T = 16 (Mixtral 1.37 vs 1.02 ms in the layer).
+   * `staged`: int4 and MXFP4 at one row on the staged-x 'rows2s' for rows of at least 2880 columns. H100 2026-12-07
+   * (session 34 call 1, docs/perf-h200/2026-12-07-s34): the layer at T = 1 (bench --iters 20 --stack 4, device ms, same
+   * call) with every one-row GEMV on 'rows2s' against this rule's 'rows2i': int4 / MXFP4 Mixtral (K 4096 and 14336)
+   * 0.178 -> 0.162 / 0.171 -> 0.155, GPT-OSS-20B (K 2880) 0.103 -> 0.0958 / 0.0983 -> 0.0930, but Qwen3-30B (K 2048 and
+   * 768) 0.0562 -> 0.0591 / 0.0564 -> 0.0579 and DeepSeek-V2-Lite (K 2048 and 1408) 0.0956 -> 0.101 / 0.0942 -> 0.0991:
+   * staged from the shortest row measured to gain (untested between 2048 and 2880); fp8 slower on three of four
+   * (Mixtral 0.177 -> 0.191), bf16 level: kept.
    */
   gemvPackedKernel: {
     oneRow: 'rows2',
     moreRows: 'rows4',
-    byFormat: { int4: { oneRow: 'rows2i', moreRows: 'rows2i' }, mxfp4: { oneRow: 'rows2i', moreRows: 'rows2i' } },
+    byFormat: {
+      int4: { oneRow: 'rows2i', moreRows: 'rows2i', staged: { minCols: 2880, oneRow: 'rows2s' } },
+      mxfp4: { oneRow: 'rows2i', moreRows: 'rows2i', staged: { minCols: 2880, oneRow: 'rows2s' } },
+    },
   } as GemvPackedKernelRule,
   /**
    * Split-K packed decode GEMV for calls that launch few workgroups over long rows: where the default
@@ -383,7 +393,7 @@ export const KERNEL_CROSSOVERS = {
    * 1.25 -> 0.94 and 9.73 -> 10.2 ms in gemv-bench, and level or mixed in the layer (Qwen3-30B/s8 3.94 -> 5.41,
    * GPT-OSS-20B/s8 5.09 -> 4.33, DeepSeek-V2-Lite/s8 7.35 -> 6.46, Mixtral/s16 6.95 -> 6.67).
    * `byFormat`: fp8 e4m3 and MXFP4 at one row per pass on the staged-x 'rows4s' (x copied into workgroup memory,
-   * GemvVariant.xs), where the device's workgroup memory holds its slice (moe-gemv.ts plannedKernel; else 'rows4').
+   * GemvVariant.xs; every row length), where the device's workgroup memory holds its slice (else 'rows4').
    * Lavapipe 2026-12-07, gemv-bench --small --tokens 1 --iters 10, two runs (rows4 / rows4s gate_up + down ms, run 1;
    * run 2): H 256 I 128 E 8 k 2 int4 1.03 / 0.87; 1.03 / 0.73, MXFP4 1.02 / 0.85; 1.45 / 0.76, fp8 1.22 / 0.97; 1.78 /
    * 1.21; I 896 int4 3.90 / 3.22; 4.15 / 3.36, fp8 4.92 / 3.62; 5.81 / 3.63; E 32 k 8 int4 9.34 / 5.74; 9.22 / 8.72,
@@ -396,7 +406,10 @@ export const KERNEL_CROSSOVERS = {
   gemvSoftwarePackedKernel: {
     oneRow: 'rows4',
     moreRows: 'rows4',
-    byFormat: { fp8_e4m3: { oneRow: 'rows4s', moreRows: 'rows4' }, mxfp4: { oneRow: 'rows4s', moreRows: 'rows4' } },
+    byFormat: {
+      fp8_e4m3: { oneRow: 'rows4', moreRows: 'rows4', staged: { minCols: 0, oneRow: 'rows4s' } },
+      mxfp4: { oneRow: 'rows4', moreRows: 'rows4', staged: { minCols: 0, oneRow: 'rows4s' } },
+    },
   } as GemvPackedKernelRule,
   /**
    * The decode GEMV of 16-bit dense weights on software adapters, at every row count: 'rows4', never the dense kernel
@@ -465,7 +478,15 @@ export function planExpertGemms(s: ExpertGemmShape): 'gemv' | 'grouped' {
  * A packed decode GEMV rule of KERNEL_CROSSOVERS (gemvPackedKernel, gemvSoftwarePackedKernel): the kernel at one token
  * row per pass and at more, and the formats with kernels of their own.
  */
-export type GemvPackedKernelRule = Readonly<{ oneRow: GemvPackedKernel; moreRows: GemvPackedKernel; byFormat: Readonly<Partial<Record<PackedCodeFormat, Readonly<Record<'oneRow' | 'moreRows', GemvPackedKernel>>>>> }>;
+export type GemvPackedKernelRule = Readonly<{ oneRow: GemvPackedKernel; moreRows: GemvPackedKernel; byFormat: Readonly<Partial<Record<PackedCodeFormat, GemvFormatKernels>>> }>;
+
+/**
+ * A format's own packed decode GEMV kernels (GemvPackedKernelRule.byFormat): at one token row per pass and at more;
+ * `staged`: the staged-x kernel (GemvVariant.xs) at one row instead, for weights of at least `minCols` columns (the
+ * call's K) where the device's workgroup memory holds its x slice (GemvPackedKernelContext.stagedX). The only place a
+ * rule names a staged-x kernel.
+ */
+export type GemvFormatKernels = Readonly<{ oneRow: GemvPackedKernel; moreRows: GemvPackedKernel; staged?: Readonly<{ minCols: number; oneRow: GemvPackedKernel }> }>;
 
 /**
  * Which decode GEMV reads packed weights: 8-column table loads, the 16-byte 'wide' loads, or the row-blocked
@@ -480,7 +501,7 @@ export type GemvPackedKernel = 'table' | 'wide' | 'rows1' | 'rows2' | 'rows4' | 
 
 /**
  * Every packed decode GEMV kernel, for A/B runs (the split-K 'rowsNkS' candidates, the interleaved 'rows...i', then
- * the staged-x 'rowsNs': GemvVariant.xs, no planner default yet).
+ * the staged-x 'rowsNs': GemvVariant.xs, chosen by GemvFormatKernels.staged).
  */
 export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide', 'rows1', 'rows2', 'rows4', 'rows2k2', 'rows2k4', 'rows1k8', 'rows4k2', 'rows1i', 'rows2i', 'rows4i', 'rows2k4i', 'rows4k2i', 'rows1s', 'rows2s', 'rows4s'];
 
@@ -712,6 +733,8 @@ export interface GemvPackedKernelContext {
   softwareAdapter?: boolean;
   /** The weights' code format (gemvPackedKernel.byFormat); absent: the general rule. */
   format?: PackedCodeFormat;
+  /** Whether the device's workgroup memory holds the staged-x kernels' x slice (rowsWorkgroupBytes); default true. */
+  stagedX?: boolean;
 }
 
 /** The code formats of packed expert weights, as the decode GEMVs name them. */
@@ -730,14 +753,20 @@ export function gemvPackedKernelFor(rowsPerPass: number, opts: GemvPackedKernelC
   const one = rowsPerPass <= 1;
   if (softwareAdapter) {
     const sw = KERNEL_CROSSOVERS.gemvSoftwarePackedKernel;
-    const rule = (format !== undefined && sw.byFormat[format]) || sw;
-    return one ? rule.oneRow : rule.moreRows;
+    const rule = format !== undefined && sw.byFormat[format];
+    return rule ? formatKernel(rule, one, opts) : one ? sw.oneRow : sw.moreRows;
   }
   const own = format === undefined ? undefined : KERNEL_CROSSOVERS.gemvPackedKernel.byFormat[format];
-  if (own) return one ? own.oneRow : own.moreRows;
+  if (own) return formatKernel(own, one, opts);
   const sk = KERNEL_CROSSOVERS.gemvPackedSplitK;
   if (call && call.workgroups < sk.maxWorkgroups && call.cols >= sk.minCols) return one ? sk.oneRow : sk.moreRows;
   return one ? KERNEL_CROSSOVERS.gemvPackedKernel.oneRow : KERNEL_CROSSOVERS.gemvPackedKernel.moreRows;
+}
+
+/** A format's own kernel (GemvFormatKernels): at one row its staged-x kernel where the device holds the slice and the call's K (0 without a call) reaches `minCols`. */
+function formatKernel(rule: GemvFormatKernels, one: boolean, ctx: GemvPackedKernelContext): GemvPackedKernel {
+  if (!one) return rule.moreRows;
+  return rule.staged && ctx.stagedX !== false && (ctx.call?.cols ?? 0) >= rule.staged.minCols ? rule.staged.oneRow : rule.oneRow;
 }
 
 /**
