@@ -3,6 +3,8 @@
 # 'rows2s' (plan.ts: gemvPackedKernel oneRow and byFormat int4 / MXFP4 oneRow, and gemvDenseKernelFor's 'rows2'), then
 # plan.ts as it was (restored from a copy, also on failure) and .gpu-kit/bench.mjs built again from it. After
 # build-kit.sh. Keep the kit and the tree under 64 MiB (drop bench-old.mjs / prefill-small-probe.mjs where needed).
+# Session 33's A/B: it edits plan.ts as of bf9b375 and stops with its message on later ones (session 34 wrote the
+# int4 / MXFP4 rule with a `staged` entry; scripts/gpu/build-bench-staged-rows.sh edits that one).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 plan=packages/kernels-wgsl/src/kernels/plan.ts
