@@ -4,12 +4,7 @@
 # .gpu-kit/bench-mr4s.mjs), for h200-s34.sh m; plan.ts restored from a copy (also on failure) and .gpu-kit/bench.mjs
 # built again from it. After build-kit.sh. The 4-bit slices of 4 token rows take 45 KB of workgroup memory: a GPU's
 # 48 KiB holds them (a 32 KiB device would refuse these builds' T > 1 rows with a LimitError).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-plan=packages/kernels-wgsl/src/kernels/plan.ts
-backup=$(mktemp)
-cp "$plan" "$backup"
-trap 'cp "$backup" "$plan"; rm -f "$backup"' EXIT
+. "$(dirname "$0")/plan-variant.sh"
 for k in rows2s rows4s; do
   cp "$backup" "$plan"
   python3 - "$plan" "$k" <<'PYEOF'

@@ -5,12 +5,7 @@
 # build-kit.sh. Keep the kit and the tree under 64 MiB (drop bench-old.mjs / prefill-small-probe.mjs where needed).
 # Session 33's A/B: it edits plan.ts as of bf9b375 and stops with its message on later ones (session 34 wrote the
 # int4 / MXFP4 rule with a `staged` entry; scripts/gpu/build-bench-staged-rows.sh edits that one).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-plan=packages/kernels-wgsl/src/kernels/plan.ts
-backup=$(mktemp)
-cp "$plan" "$backup"
-trap 'cp "$backup" "$plan"; rm -f "$backup"' EXIT
+. "$(dirname "$0")/plan-variant.sh"
 python3 - "$plan" <<'PYEOF'
 import sys
 p = sys.argv[1]
