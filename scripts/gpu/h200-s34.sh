@@ -11,6 +11,10 @@
 #      alternating rounds (the kit without gpu-tests.mjs and bench-old.mjs to stay under 64 MiB). Session 34's call
 #      ran past its 420 s: each layer run needs more than its 70 s at T = 4 and 16 (give it 150 s, one round), and a
 #      call returns only 8 files from $OUT
+#   c: the decode forward's end at T = 1 (gemv-bench --combined, chained): the down GEMV + combine (two dispatches, the
+#      planner's) against the combined down GEMV on each row-blocked kernel, split-K ones included (rows2k2, rows2k4,
+#      rows1k8, rows4k2: k-fold fewer workgroups is what lost the combined GEMV its dispatch saving on GPUs, s17), Qwen3,
+#      GPT-OSS, Mixtral in bf16 / int4 / fp8 (~120 s)
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -37,6 +41,10 @@ case "$part" in
     ;;
   t)
     GPU_TESTS $((590 - SECONDS))
+    ;;
+  c)
+    timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --combined --models qwen3,gpt-oss,mixtral --formats bf16,int4,fp8 --kernels rows2,rows2i,rows2k2,rows2k4,rows1k8,rows4k2 --tokens 1 --iters 20 --chain 8 > "$OUT/gemv-combined.txt" 2>&1
+    echo "gemv-bench rc=$?" >> "$OUT/gemv-combined.txt"; grep -E " end |rc=" "$OUT/gemv-combined.txt" | cut -c1-130
     ;;
   m)
     timeout 120 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3,gpt-oss --formats int4,mxfp4 --kernels rows2i,rows4i,rows2s,rows4s --tokens 4,16 --iters 20 --chain 8 > "$OUT/gemv-staged-rows.txt" 2>&1
