@@ -743,10 +743,11 @@ export type PackedCodeFormat = 'int4' | 'int8' | 'mxfp4' | 'fp8_e4m3' | 'fp8_e5m
 /**
  * The packed decode GEMV kernel for `rowsPerPass` token rows per weight pass ({@link gemvRowsPerPass}): on a
  * software adapter KERNEL_CROSSOVERS.gemvSoftwarePackedKernel; a format with its own kernels
- * (gemvPackedKernel.byFormat) those; else with the
- * call's grid and weight columns the split-K kernel where KERNEL_CROSSOVERS.gemvPackedSplitK takes it, or
- * gemvPackedKernel's kernel for one row or more.
- * @example `gemvPackedKernelFor(1) // 'rows2'`, `gemvPackedKernelFor(4, { format: 'int4' }) // 'rows2i'`
+ * (gemvPackedKernel.byFormat) those (at one row its staged-x kernel where GemvFormatKernels.staged takes the call);
+ * else with the call's grid and weight columns the split-K kernel where KERNEL_CROSSOVERS.gemvPackedSplitK takes it,
+ * or gemvPackedKernel's kernel for one row or more.
+ * @example `gemvPackedKernelFor(1) // 'rows2'`, `gemvPackedKernelFor(4, { format: 'int4' }) // 'rows2i'`,
+ * `gemvPackedKernelFor(1, { format: 'int4', call: { workgroups: 512, cols: 4096 } }) // 'rows2s'`
  */
 export function gemvPackedKernelFor(rowsPerPass: number, opts: GemvPackedKernelContext = {}): GemvPackedKernel {
   const { call, softwareAdapter = false, format } = opts;
