@@ -15,6 +15,9 @@
 #      planner's) against the combined down GEMV on each row-blocked kernel, split-K ones included (rows2k2, rows2k4,
 #      rows1k8, rows4k2: k-fold fewer workgroups is what lost the combined GEMV its dispatch saving on GPUs, s17), Qwen3,
 #      GPT-OSS, Mixtral in bf16 / int4 / fp8 (~120 s)
+#   l: the decode layer at T = 1 ending on the combined down GEMV (WEBMOE_DOWN_COMBINE=fused; 16-bit weights on
+#      'rows2k2', plan.ts combinedDownDenseKernel) against the planner's two dispatches (the default), bf16 and fp8, four
+#      models, two alternating rounds (~200 s): call c's kernel-level gains (Qwen3 bf16 16.1 -> 10.5 us) in the layer?
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -45,6 +48,13 @@ case "$part" in
   c)
     timeout 200 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --combined --models qwen3,gpt-oss,mixtral --formats bf16,int4,fp8 --kernels rows2,rows2i,rows2k2,rows2k4,rows1k8,rows4k2 --tokens 1 --iters 20 --chain 8 > "$OUT/gemv-combined.txt" 2>&1
     echo "gemv-bench rc=$?" >> "$OUT/gemv-combined.txt"; grep -E " end |rc=" "$OUT/gemv-combined.txt" | cut -c1-130
+    ;;
+  l)
+    for round in 1 2; do
+      for dc in auto fused; do
+        WEBMOE_DOWN_COMBINE=$dc BENCH bench "combine-$dc-$round" 80 --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 4 --json "$OUT/combine-$dc-$round.json"
+      done
+    done
     ;;
   m)
     timeout 120 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3,gpt-oss --formats int4,mxfp4 --kernels rows2i,rows4i,rows2s,rows4s --tokens 4,16 --iters 20 --chain 8 > "$OUT/gemv-staged-rows.txt" 2>&1

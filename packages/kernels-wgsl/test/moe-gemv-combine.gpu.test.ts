@@ -37,7 +37,7 @@ interface Case {
 
 // H: outputs, not a multiple of the workgroup's outputs in most cases; I: the row length, chunks that do not fill the lanes' steps
 const CASES: Case[] = [
-  { name: 'bf16', w: 'bfloat16', T: 1, k: 4, E: 7, H: 200, I: 520, bias: true, weighted: true, shared: 'none', kernels: ['rows2', 'rows2k4', 'rows2i'] },
+  { name: 'bf16', w: 'bfloat16', T: 1, k: 4, E: 7, H: 200, I: 520, bias: true, weighted: true, shared: 'none', kernels: ['rows2', 'rows2k2', 'rows2k4', 'rows2i'] },
   { name: 'f16, shared experts with gate', w: 'float16', T: 3, k: 2, E: 5, H: 72, I: 40, bias: false, weighted: true, shared: 'gated', kernels: ['rows4'] },
   { name: 'bf16, unweighted (router weight first), shared', w: 'bfloat16', T: 2, k: 1, E: 4, H: 136, I: 24, bias: true, weighted: false, shared: 'shared', kernels: ['rows1'] },
   { name: 'int4 blocks of 32, f16 scales', w: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }, T: 1, k: 3, E: 6, H: 88, I: 1056, bias: true, weighted: true, shared: 'none', kernels: ['rows2', 'rows1k8', 'rows4i'] },
@@ -106,6 +106,44 @@ describe('combined down GEMV (down projection and combine in one dispatch)', () 
         expect(relErr(o.y, want), o.kernel).toBeLessThan(2e-5);
       }
     }, 600_000); // lavapipe compiles the unrolled row-blocked variants slowly
+  });
+
+  it("the planner's kernel for 16-bit weights: 'rows2' on a software adapter, 'rows2k2' on a GPU (this device seen as one), the same sums", async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const cx = ctx;
+    const gpuView = Object.create(cx, { adapterInfo: { value: { ...cx.adapterInfo, software: false }, enumerable: true } }) as GpuContext;
+    const r = rng(77);
+    const [T, k, E, H, I] = [1, 8, 12, 72, 264];
+    const idx = randomIdx(r, T, k, E);
+    const g = hostGrouping(idx, T, k, E);
+    const h = randomArray(r, T * k * I);
+    const dn: ExpertWeightsHost = { kind: 'dense', w: HostTensor.fromFloat32([E, H, I], randomArray(r, E * H * I, -0.3, 0.3), 'bfloat16') };
+    const weights = randomArray(r, T * k, 0.05, 1);
+    const want = combineRef(groupedDownRef(h, g, dn, undefined), g, weights);
+    const run = (c: GpuContext) => withDispatchLog(() => gpuChecked(c, async () => {
+      const gg = uploadGrouping(c, g);
+      const wg = uploadExpertWeights(c, dn);
+      const hg = GpuTensor.upload(c, new HostTensor('float32', [T * k, I], h));
+      const ig = GpuTensor.upload(c, new HostTensor('uint32', [T, k], idx));
+      const wt = GpuTensor.upload(c, new HostTensor('float32', [T, k], weights));
+      const rec = new Recorder(c);
+      const o = gemvDownCombineGpu(c, rec, hg, gg, ig, wt, wg);
+      rec.submit();
+      const y = (await o.download()).toFloat32();
+      for (const b of [o, hg, ig, wt]) b.destroy();
+      destroyExpertWeights(wg);
+      gg.destroy();
+      return y;
+    }));
+    const blocking = (d: { variant: object }) => { const v = d.variant as { ro?: number; ks?: number }; return `ro ${v.ro} ks ${v.ks ?? 1}`; };
+    const asGpu = await run(gpuView);
+    expect(asGpu.dispatched.map(blocking)).toEqual(['ro 2 ks 2']);
+    expect(relErr(asGpu.result, want)).toBeLessThan(2e-5);
+    if (cx.adapterInfo.software) {
+      const asSoftware = await run(cx);
+      expect(asSoftware.dispatched.map(blocking)).toEqual(['ro 2 ks 1']);
+      expect(relErr(asSoftware.result, want)).toBeLessThan(2e-5);
+    }
   });
 
   it('gives NaN for the outputs whose weight rows hold an fp8 NaN code, in every token routed to that expert', async (t) => {

@@ -18,7 +18,7 @@ import { LimitError } from '../runtime/errors.js';
 import { allocOutput, expectLive } from './op-util.js';
 import { checkCombineInputs } from './combine.js';
 import { expertDims } from './expert-weights.js';
-import { gemvDenseKernelFor, type GemvPackedKernel } from './plan.js';
+import { KERNEL_CROSSOVERS, type GemvPackedKernel } from './plan.js';
 import { gemvKernel } from './moe-gemv-kernel.js';
 import { checkGemvBias, gemvWeights, kernelBlocking, packedPath, plannedKernel, rowsScaleBlocks, rowsVariantFields, type GemvWeights } from './moe-gemv.js';
 import { GEMV_GROUPS as GROUPS, type DenseDtype, type GemvVariant } from './moe-gemv-snippets.js';
@@ -38,8 +38,8 @@ export interface GemvCombineOptions {
   packedKernel?: GemvPackedKernel;
 }
 
-/** The weights and kernel the combined down GEMV takes for T tokens over `w`, or why it does not. */
-function combinedPlan(w: ExpertStackGpu, T: number, k: number, kernel: GemvPackedKernel | undefined): { gw: GemvWeights; kernel: GemvPackedKernel } | string {
+/** The weights and kernel the combined down GEMV takes for T tokens over `w` on an adapter of kind `software`, or why it does not. */
+function combinedPlan(w: ExpertStackGpu, T: number, kernel: GemvPackedKernel | undefined, software: boolean): { gw: GemvWeights; kernel: GemvPackedKernel } | string {
   if (w.kind === 'chunked') return 'a chunked stack (one weight container per dispatch only)';
   let gw: GemvWeights;
   try {
@@ -48,21 +48,23 @@ function combinedPlan(w: ExpertStackGpu, T: number, k: number, kernel: GemvPacke
     return (e as Error).message;
   }
   const dense = gw.sdtype === 'none';
-  // one token per workgroup row: the expert-major GEMV's kernels at one row per pass (as for T = 1; the GPU rule on every
-  // adapter), over T rows of blocks; never a staged-x kernel (its slice holds one token row's x: workgroupBytes 0)
-  const chosen = kernel ?? (dense ? gemvDenseKernelFor(1, k, gw.E) : plannedKernel(1, T, gw, gw.rows, { software: false, workgroupBytes: 0 }));
-  if (chosen === 'dense' || packedPath(gw, chosen) !== 'rows') return `weights without the row-blocked path (${gw.wfmt}, ${gw.cols} columns, kernel ${chosen})`;
+  // one token per workgroup row, over T rows of blocks: 16-bit weights on KERNEL_CROSSOVERS.combinedDownDenseKernel, packed
+  // ones on the expert-major GEMV's kernel at one row per pass (the GPU rule on every adapter); never a staged-x kernel
+  // (its slice holds one token row's x: workgroupBytes 0)
+  const chosen = kernel ?? (dense ? KERNEL_CROSSOVERS.combinedDownDenseKernel[software ? 'software' : 'gpu'] : plannedKernel(1, T, gw, gw.rows, { software: false, workgroupBytes: 0 }));
+  if (packedPath(gw, chosen) !== 'rows') return `weights without the row-blocked path (${gw.wfmt}, ${gw.cols} columns, kernel ${chosen})`;
   if (kernelBlocking(chosen).xs) return `a staged-x kernel (${chosen}): its x slice is one token row's, the combined GEMV sums several`;
   return { gw, kernel: chosen };
 }
 
 /**
- * Whether {@link gemvDownCombineGpu} takes these down weights for T tokens (k per token): an unchunked stack on the
- * row-blocked path (16-bit dense weights with H % 8 == 0; packed formats in whole 16-byte chunks and scale blocks).
+ * Whether {@link gemvDownCombineGpu} takes these down weights for T tokens (k per token; the weights alone decide): an
+ * unchunked stack on the row-blocked path (16-bit dense weights with H % 8 == 0; packed formats in whole 16-byte chunks
+ * and scale blocks).
  * @example `if (gemvCombineSupports(w.down, 1, 8)) out = gemvDownCombineGpu(...)`
  */
 export function gemvCombineSupports(w: ExpertStackGpu, T: number, k: number): boolean {
-  return typeof combinedPlan(w, T, k, undefined) !== 'string';
+  return typeof combinedPlan(w, T, undefined, false) !== 'string';
 }
 
 /**
@@ -94,7 +96,7 @@ export function gemvDownCombineGpu(
   if (idx.dtype !== 'uint32') throw new DTypeError('gemvDownCombineGpu idx', 'uint32', idx.dtype);
   if (idx.size !== T * k) throw new ShapeError('gemvDownCombineGpu idx', [T, k], idx.shape);
   checkCombineInputs('gemvDownCombineGpu', T, k, H, g.position, weights, opts);
-  const plan = combinedPlan(w, T, k, opts.packedKernel);
+  const plan = combinedPlan(w, T, opts.packedKernel, ctx.adapterInfo.software);
   if (typeof plan === 'string') throw new ValueError('gemvDownCombineGpu weights', 'an unchunked stack on the row-blocked GEMV path', plan);
   const { gw, kernel } = plan;
   const bias = opts.bias;

@@ -155,6 +155,19 @@ export const KERNEL_CROSSOVERS = {
    */
   combinedDownMaxTokens: { gpu: 0, software: 1 } as Readonly<Record<'gpu' | 'software', number>>,
   /**
+   * The combined down GEMV's kernel for 16-bit dense weights, by adapter kind (packed weights take the expert-major
+   * GEMV's kernel at one row per pass). GPUs: 'rows2k2' (two 32-lane groups share each output block's columns: twice
+   * the workgroups of 'rows2', where the combined GEMV has k times fewer than the two dispatches it replaces). H100
+   * 2026-12-07 (session 34 call 6, docs/perf-h200/2026-12-07-s34/call6, gemv-bench --combined --chain 8, T = 1, ms,
+   * down GEMV + combine / combined 'rows2' / combined 'rows2k2'): bf16 Qwen3-30B 0.0161 / 0.0122 / 0.0105, GPT-OSS-20B
+   * 0.0364 / 0.0349 / 0.0278, Mixtral 0.0861 / 0.0886 / 0.0817. Packed: fp8 mixed on split-K (Qwen3 'rows2' 0.0148,
+   * 'rows2k2' 0.0159; GPT-OSS 0.0236 / 0.0220), int4 slower combined than as two dispatches on Mixtral and GPT-OSS on
+   * every kernel. The kernel-level bench has misranked kernels for the layer before (scripts/gpu/gemv-bench.ts): the
+   * combined GEMV stays off on GPUs (combinedDownMaxTokens) until the layer measures it (h200-s34.sh l). Software
+   * adapters: 'rows2', as measured there (combinedDownMaxTokens).
+   */
+  combinedDownDenseKernel: { gpu: 'rows2k2', software: 'rows2' } as Readonly<Record<'gpu' | 'software', GemvPackedKernel>>,
+  /**
    * Whether 'auto' runs a layer's shared expert in the routed experts' decode GEMVs (useSharedExpertSlots), by adapter
    * kind. Software adapters: no (a GEMV dispatch binds one chunk there, so the joined stack costs a dispatch per GEMV
    * more: the DeepSeek-V3 fixture at T = 1 on lavapipe records 7 dispatches joined against 6). GPUs: no, measured on
