@@ -18,6 +18,9 @@
 #   l: the decode layer at T = 1 ending on the combined down GEMV (WEBMOE_DOWN_COMBINE=fused; 16-bit weights on
 #      'rows2k2', plan.ts combinedDownDenseKernel) against the planner's two dispatches (the default), bf16 and fp8, four
 #      models, two alternating rounds (~200 s): call c's kernel-level gains (Qwen3 bf16 16.1 -> 10.5 us) in the layer?
+#   x: full DeepSeek-V3 at T = 1, bf16 and fp8, with the decode forward's options crossed (WEBMOE_DECODE_SHARED routed /
+#      separate, WEBMOE_DOWN_COMBINE fused / auto): #13's fp8 <= 0.6x bf16 (0.67x with the defaults), each dtype on
+#      its best (~240 s)
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -53,6 +56,13 @@ case "$part" in
     for round in 1 2; do
       for dc in auto fused; do
         WEBMOE_DOWN_COMBINE=$dc BENCH bench "combine-$dc-$round" 80 --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 4 --json "$OUT/combine-$dc-$round.json"
+      done
+    done
+    ;;
+  x)
+    for ds in separate routed; do
+      for dc in auto fused; do
+        WEBMOE_DECODE_SHARED=$ds WEBMOE_DOWN_COMBINE=$dc BENCH bench "dsv3-$ds-$dc" 70 --models deepseek-v3 --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 1
       done
     done
     ;;
