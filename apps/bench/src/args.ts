@@ -74,7 +74,7 @@ usage: pnpm bench [options]
   --peer onnxruntime    also time onnxruntime-node's WebGPU QMoE (int4) on the same shapes
   --stack N             layers per chain of the wallGpuMs / wallStackMs columns (default 48; 8 with --quick)
   --stack-gib G         device memory the chain's distinct layers may take (default 80 on a GPU, 1 on lavapipe); the chain cycles over as many as fit
-  --copy-mib N          size of the copy-bandwidth probe in MiB
+  --copy-mib N          size of each copy of the copy-bandwidth probe in MiB (default 1024 on a GPU, 32 on lavapipe)
   --profile-stages      per GPU row, device time of each forward step (route, group, shared, gate_up, down, combine; needs timestamp-query, else the row says so)
   --drain-each          time each forward alone, drained and read back before the next (the timing before session 24; A/B runs)
   -h, --help            this text`;

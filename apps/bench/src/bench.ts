@@ -342,9 +342,11 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
     const ctx = device.ctx;
     const soft = device.kind === 'lavapipe';
     p.start('copy bandwidth');
-    const copy = await measureCopyGpu(ctx, o.copyBytes ?? (soft ? 32 << 20 : 256 << 20), soft ? 5 : 20);
+    // a GPU: 1 GiB copies, 8 per timed submission, after the rows' burn (copybw.ts: single copies without one read ~14%
+    // low on H100s); a software adapter has no clocks to raise
+    const copy = await measureCopyGpu(ctx, o.copyBytes ?? (soft ? 32 << 20 : 1 << 30), soft ? 5 : 10, soft ? {} : { chain: 8, burnMs: o.warmupMs });
     copyGBps = copy.gbps;
-    p.tick(`copy ${copyGBps.toFixed(1)} GB/s (${(copy.bytes / 2 ** 20).toFixed(0)} MiB, ${copy.timing})`);
+    p.tick(`copy ${copyGBps.toFixed(1)} GB/s (${(copy.bytes / 2 ** 20).toFixed(0)} MiB x ${copy.chain}, ${copy.timing})`);
     peakTflops = await measureFmaGpu(ctx, soft);
     p.tick(`fma ${peakTflops.toFixed(3)} TFLOP/s`);
     for (const { spec, dtype } of pairs) {

@@ -4,6 +4,7 @@ import { testGpu, gpuChecked } from '@webmoe/kernels-wgsl/testing';
 import { parseArgs } from '../src/args.js';
 import { runBench } from '../src/bench.js';
 import { measureCopyGpu } from '../src/copybw.js';
+import { ValueError } from '@webmoe/tensor';
 import { randomGpuTensor, randomWords } from '../src/fill.js';
 import { Progress } from '../src/progress.js';
 import { createLayer, randomExpertWeights, routingOf, runMoE, type GpuLayer } from '../src/moe-run.js';
@@ -41,10 +42,16 @@ describe.runIf(ctx)('bench on a WebGPU adapter', () => {
     expect(f8.every((b) => (b & 0x7f) !== 0x7f)).toBe(true);
   });
 
-  it('copy bandwidth probe', async () => {
+  it('copy bandwidth probe: single copies, and chains of copies per timed submission after a burn (per copy)', async () => {
     const c = await measureCopyGpu(ctx!, 4 << 20, 3);
     expect(c.gbps).toBeGreaterThan(0);
-    expect(c.bytes).toBe(4 << 20);
+    expect([c.bytes, c.chain]).toEqual([4 << 20, 1]);
+    const chained = await measureCopyGpu(ctx!, 4 << 20, 3, { chain: 4, burnMs: 5 });
+    expect([chained.bytes, chained.chain]).toEqual([4 << 20, 4]);
+    // per copy: a chain of 4 is not timed as one copy (4x the bandwidth) on any adapter
+    expect(chained.gbps).toBeGreaterThan(0);
+    expect(chained.gbps).toBeLessThan(3 * c.gbps);
+    await expect(measureCopyGpu(ctx!, 4 << 20, 1, { chain: 0 })).rejects.toThrow(ValueError);
   });
 
   /** The caller's-view columns of a row: a chain of `stack` distinct layers (tiny layers fit), host and wall times measured. */
