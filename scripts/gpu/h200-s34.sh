@@ -5,6 +5,10 @@
 #      previous planner ('rows2i' everywhere), two alternating rounds on Mixtral, Qwen3, GPT-OSS, DeepSeek-V2-Lite, then
 #      full DeepSeek-V3 (gate_up K 7168 staged, down K 2048 not: a shape the rule was not fitted on) (~200 s)
 #   t: the whole GPU test bundle (62 files) (~450 s)
+#   p: the tail dispatch split as the main down GEMM (this session: it wrote whole K after the sums before) on the
+#      planner's tiles, Mixtral / GPT-OSS / Qwen3 at T = 512 and 1024, bf16 and int4, one expert 17 rows past the even
+#      spread, then random routing (prefill-bench, three rounds; s33 call 1's tail.txt ran the same with the old tail:
+#      Mixtral T = 512 2.642 -> 2.572 ms, T = 1024 3.563 -> 3.785 with its down GEMM 1.18 -> 1.38) (~250 s)
 #   m: int4 / MXFP4 at more token rows per pass on the staged-x kernels: gemv-bench (chained; it knows T = 1 and 16
 #      only) at T = 16 on rows2i (the planner's), rows4i, rows2s, rows4s, then the layer at T = 4 and 16 with the
 #      planner's bench.mjs against bench-mr2s.mjs / bench-mr4s.mjs (scripts/gpu/build-bench-staged-rows.sh), two
@@ -65,6 +69,11 @@ case "$part" in
       for ds in separate routed; do
         WEBMOE_DECODE_SHARED=$ds BENCH bench "dsv3-$ds-$round" 70 --models deepseek-v3 --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 1
       done
+    done
+    ;;
+  p)
+    for routing in shift:17 random; do
+      PREFILL_BENCH_ROUNDS=3 PREFILL_BENCH_ROUTING=$routing PB "tail-${routing%%:*}" 100 125 5 "=sgmat-default,=sgmat-default+tail32" mixtral,gpt-oss,qwen3 512,1024 bf16,int4g32
     done
     ;;
   m)

@@ -772,10 +772,12 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
   // tile, run on it (a second dispatch whose row ranges end at each expert's end row); the main dispatch skips them.
   // Experts whose rows end 1, exactly the tail's rows, one past them (the main tile's partial tile then), 16 short of
   // a tile, a lone row, none, a tail alone, a full tile and two plus 3 rows; gathered, staged and direct x; a split-K
-  // down (its sums write every row, the tail after them).
+  // down (the tail split as the main dispatch, into its partials, before the sums).
   const tailCases = [
     { shape: 'm128n128k32v' as const, tail: 'm32n128k32v' as const, op: 'gate_up' as const, xh: 'staged' as const, splitK: 1 },
     { shape: 'm64n128k32' as const, tail: 'm16n128k32' as const, op: 'down' as const, xh: undefined, splitK: 2 },
+    // three K slices, the tail's 64-wide K steps against the main tile's 32: each row's partials still cover K once
+    { shape: 'm64n128k32' as const, tail: 'm16n128k64' as const, op: 'down' as const, xh: undefined, splitK: 3 },
     { shape: 'm128n128k64xd' as const, tail: 'm16n128k64xd' as const, op: 'down' as const, xh: 'direct' as const, splitK: 1 },
     { shape: 'm128n128k32w4x2' as const, tail: 'm32n128k32' as const, op: 'gate_up' as const, xh: undefined, splitK: 1 },
   ];
@@ -793,7 +795,9 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
       const tail = sgmatTailPlan(ctx, tc.tail, tc.op, dims.N, dims.E);
       const { result: got, dispatched } = await withDispatchLog(() => runSgmatCase(ctx!, cs, emulate, inp, { tail }));
       const gemms = dispatched.filter((d) => d.kernel === 'grouped_gemm_sgmat').map((d) => d.variant as FastGemmVariant);
-      expect(gemms.map((v) => [v.sg ?? SGMAT_DEFAULT_SHAPE, !!v.ends]), 'the main dispatch, then the tail on its shape with end rows').toEqual([[tc.shape, false], [tc.tail, true]]);
+      expect(gemms.map((v) => [v.sg ?? SGMAT_DEFAULT_SHAPE, !!v.ends, v.splitK ?? 1]), 'the main dispatch, then the tail on its shape with end rows, both split alike').toEqual([[tc.shape, false, tc.splitK], [tc.tail, true, tc.splitK]]);
+      const kernels = dispatched.map((d) => d.kernel);
+      if (tc.splitK > 1) expect(kernels.indexOf('grouped_gemm_splitk_reduce'), 'the sums after the tail').toBeGreaterThan(kernels.lastIndexOf('grouped_gemm_sgmat'));
       expect(relErr(got, want)).toBeLessThan(tol('subgroup-matrix').rel);
     }, 600_000);
   }

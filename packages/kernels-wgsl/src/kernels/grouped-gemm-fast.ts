@@ -86,7 +86,10 @@ export interface FastGemmPlan {
   grid: [number, number, number];
 }
 
-/** The tail dispatch of a subgroup-matrix GEMM (FastGemmPlan.tail): its tile shape, column tiles, work items and grid. */
+/**
+ * The tail dispatch of a subgroup-matrix GEMM (FastGemmPlan.tail): its tile shape, column tiles, work items and grid
+ * (whole K; under a split-K down recordFastGemm splits it as the main dispatch, nWork x splitK workgroups).
+ */
 export interface SgmatTailPlan {
   shape: SgmatShapeName;
   nTilesN: number;
@@ -433,20 +436,21 @@ export function recordFastGemm(rec: Recorder, c: FastGemmCall, plan: FastGemmPla
     be0: c.be0 ?? 0,
   };
   rec.dispatch({ kernel: plan.kind === 'subgroup-matrix' ? groupedGemmSgmatKernel : groupedGemmFastKernel, variant, bind, params, workgroups: plan.grid });
+  if (sgmat && plan.tail) {
+    // the tail rows (those the main dispatch left), one row tile per expert on the tail's shape; under a split-K down
+    // split as the main dispatch is, into its partials, before the sums (whole K there, one lone expert's tile row, was
+    // one full-K wave after the GEMM: a second wave's latency for a few rows)
+    const t = plan.tail;
+    const tmeta = recordTileOffsets(rec, c.g.offsets.buffer, SGMAT_SHAPES[t.shape].tm, place, scratch, { of: plan.tm });
+    const tv = sgmatVariant(base, { shape: t.shape, xh, splitK, wide: plan.wide, valueDecode: plan.valueDecode, rowSkip: plan.rowSkip });
+    tv.ends = true;
+    if (variant.emu) tv.emu = true;
+    const tbind = { ...bind, META: tmeta, ...weightBind(tv, layout.buffers) };
+    rec.dispatch({ kernel: groupedGemmSgmatKernel, variant: tv, bind: tbind, params: { ...params, nTilesN: t.nTilesN, nWork: t.nWork }, workgroups: splitK > 1 ? foldWorkgroups(rec.ctx, t.nWork * splitK) : t.grid });
+  }
   if (splitK > 1) {
     const n = rows * c.N;
     rec.dispatch({ kernel: splitKReduceKernel, variant: { S: splitK }, bind: { P: yOut, Y: c.y.buffer }, params: { rows, N: c.N, ys, yo: place.o0 }, workgroups: foldWorkgroups(rec.ctx, Math.ceil(n / 256)) });
-  }
-  if (sgmat && plan.tail) {
-    // the tail rows (after the split's sums, which wrote every row of Y: the tail rows' partials were never computed),
-    // one row tile per expert on the tail's shape, whole K, straight into Y
-    const t = plan.tail;
-    const tmeta = recordTileOffsets(rec, c.g.offsets.buffer, SGMAT_SHAPES[t.shape].tm, place, scratch, { of: plan.tm });
-    const tv = sgmatVariant(base, { shape: t.shape, xh, wide: plan.wide, valueDecode: plan.valueDecode, rowSkip: plan.rowSkip });
-    tv.ends = true;
-    if (variant.emu) tv.emu = true;
-    const tbind = { ...bind, META: tmeta, ...weightBind(tv, layout.buffers), Y: c.y.buffer };
-    rec.dispatch({ kernel: groupedGemmSgmatKernel, variant: tv, bind: tbind, params: { ...params, nTilesN: t.nTilesN, nWork: t.nWork, yo: place.o0, ys }, workgroups: t.grid });
   }
 }
 
