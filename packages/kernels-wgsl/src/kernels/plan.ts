@@ -414,7 +414,8 @@ export const KERNEL_CROSSOVERS = {
    * --iters 20, three runs each alternating, median device ms rows4 -> rows4s; llvmpipe's runs vary by up to 30%):
    * fp8 Qwen3/s8 4.39 -> 2.54, GPT-OSS/s8 7.66 -> 4.74, DeepSeek-V2-Lite/s8 5.44 -> 6.10, Mixtral/s16 7.34 -> 5.35,
    * DeepSeek-V3/s16 7.73 -> 5.82; MXFP4 7.67 -> 5.18, 10.9 -> 7.35, 10.4 -> 8.53, 5.86 -> 5.80, 14.8 -> 10.5; int4
-   * mixed, not taken: 5.60 -> 5.87, 10.3 -> 9.48, 7.43 -> 9.11, 6.68 -> 4.67, 11.0 -> 13.7 (int8 not measured).
+   * mixed, not taken: 5.60 -> 5.87, 10.3 -> 9.48, 7.43 -> 9.11, 6.68 -> 4.67, 11.0 -> 13.7; int8 (session 34, five runs
+   * each alternating, medians) mixed too, not taken: 2.55 -> 2.23, 4.88 -> 5.92, 5.02 -> 4.01, 6.44 -> 5.06, 5.92 -> 7.02.
    */
   gemvSoftwarePackedKernel: {
     oneRow: 'rows4',
