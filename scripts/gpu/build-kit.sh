@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the GPU kit (.gpu-kit, git-ignored; carried to the device with `carry: [".gpu-kit"]`) with everything the
 # h200-s*.sh call scripts run: Node + Dawn (../shared/gpu/make-kit.sh), the GPU test bundle, the bench, prefill-bench,
-# gemv-bench, decode-probe, prefill-small-probe and host-cost bundles, the HF fixtures and the PyTorch peer (apps/bench/torch). Prints the kit's size: the working
+# gemv-bench, decode-probe, prefill-small-probe and host-cost bundles, the HF fixtures and the PyTorch peer (apps/bench/torch). Prints what a call carries (scripts/gpu/kit-size.sh): the working
 # tree that travels must stay under 64 MiB. After `pnpm install` and `pnpm build`.
 #   bash scripts/gpu/build-kit.sh            (KEEP_OLD=1: the previous bench.mjs and prefill-bench.mjs kept as
 #                                             bench-old.mjs and prefill-bench-prev.mjs for A/B calls: PBIN=prefill-bench-prev)
@@ -21,4 +21,5 @@ node scripts/gpu/build-one.mjs scripts/gpu/upload-probe.ts .gpu-kit/upload-probe
 tar cJf .gpu-kit/fixtures.tar.xz -C "$shared" fixtures
 # the PyTorch peer with the bench's models and options (--models, --tokens, --impls, --stack); not ../shared/gpu's first version
 cp apps/bench/torch/torch_baseline.py .gpu-kit/
-du -sh .gpu-kit
+# what a call will carry, against the run tool's limit (kit-size.sh: over 62 MiB gets refused)
+bash scripts/gpu/kit-size.sh || true
