@@ -55,6 +55,26 @@ function downWeights(r: () => number, c: Case): ExpertWeightsHost {
   return randomZeros(r, quantizeExperts(v, c.E, c.H, c.I, c.w));
 }
 
+/** One combined down GEMV of grouped rows h [T*k, I] over host down weights `w` (uploaded and freed here), its output downloaded. */
+function combinedOnce(c: GpuContext, w: ExpertWeightsHost, g: ReturnType<typeof hostGrouping>, io: { T: number; k: number; I: number; h: Float32Array; idx: Uint32Array; weights: Float32Array }, opts: { packedKernel?: GemvPackedKernel } = {}): Promise<Float32Array> {
+  const { T, k, I } = io;
+  return gpuChecked(c, async () => {
+    const gg = uploadGrouping(c, g);
+    const wg = uploadExpertWeights(c, w);
+    const hg = GpuTensor.upload(c, new HostTensor('float32', [T * k, I], io.h));
+    const ig = GpuTensor.upload(c, new HostTensor('uint32', [T, k], io.idx));
+    const wt = GpuTensor.upload(c, new HostTensor('float32', [T, k], io.weights));
+    const rec = new Recorder(c);
+    const o = gemvDownCombineGpu(c, rec, hg, gg, ig, wt, wg, opts);
+    rec.submit();
+    const y = (await o.download()).toFloat32();
+    for (const b of [o, hg, ig, wt]) b.destroy();
+    destroyExpertWeights(wg);
+    gg.destroy();
+    return y;
+  });
+}
+
 describe('combined down GEMV (down projection and combine in one dispatch)', () => {
   CASES.forEach((c, i) => {
     it(`${c.name}, ${c.kernels.join(' ')}: T=${c.T} k=${c.k} E=${c.E} H=${c.H} I=${c.I}${c.bias ? ', bias' : ''}${c.weighted ? '' : ', unweighted'}${c.shared === 'none' ? '' : `, ${c.shared}`}`, async (t) => {
@@ -120,21 +140,7 @@ describe('combined down GEMV (down projection and combine in one dispatch)', () 
     const dn: ExpertWeightsHost = { kind: 'dense', w: HostTensor.fromFloat32([E, H, I], randomArray(r, E * H * I, -0.3, 0.3), 'bfloat16') };
     const weights = randomArray(r, T * k, 0.05, 1);
     const want = combineRef(groupedDownRef(h, g, dn, undefined), g, weights);
-    const run = (c: GpuContext) => withDispatchLog(() => gpuChecked(c, async () => {
-      const gg = uploadGrouping(c, g);
-      const wg = uploadExpertWeights(c, dn);
-      const hg = GpuTensor.upload(c, new HostTensor('float32', [T * k, I], h));
-      const ig = GpuTensor.upload(c, new HostTensor('uint32', [T, k], idx));
-      const wt = GpuTensor.upload(c, new HostTensor('float32', [T, k], weights));
-      const rec = new Recorder(c);
-      const o = gemvDownCombineGpu(c, rec, hg, gg, ig, wt, wg);
-      rec.submit();
-      const y = (await o.download()).toFloat32();
-      for (const b of [o, hg, ig, wt]) b.destroy();
-      destroyExpertWeights(wg);
-      gg.destroy();
-      return y;
-    }));
+    const run = (c: GpuContext) => withDispatchLog(() => combinedOnce(c, dn, g, { T, k, I, h, idx, weights }));
     const blocking = (d: { variant: object }) => { const v = d.variant as { ro?: number; ks?: number }; return `ro ${v.ro} ks ${v.ks ?? 1}`; };
     const asGpu = await run(gpuView);
     expect(asGpu.dispatched.map(blocking)).toEqual(['ro 2 ks 2']);
@@ -159,21 +165,7 @@ describe('combined down GEMV (down projection and combine in one dispatch)', () 
     const g = hostGrouping(idx, T, k, E);
     const h = randomArray(r, T * k * I);
     const weights = randomArray(r, T * k, 0.1, 1);
-    const y = await gpuChecked(cx, async () => {
-      const gg = uploadGrouping(cx, g);
-      const wg = uploadExpertWeights(cx, w);
-      const hg = GpuTensor.upload(cx, new HostTensor('float32', [T * k, I], h));
-      const ig = GpuTensor.upload(cx, new HostTensor('uint32', [T, k], idx));
-      const wt = GpuTensor.upload(cx, new HostTensor('float32', [T, k], weights));
-      const rec = new Recorder(cx);
-      const o = gemvDownCombineGpu(cx, rec, hg, gg, ig, wt, wg, { packedKernel: 'rows2' });
-      rec.submit();
-      const out = (await o.download()).toFloat32();
-      for (const b of [o, hg, ig, wt]) b.destroy();
-      destroyExpertWeights(wg);
-      gg.destroy();
-      return out;
-    });
+    const y = await combinedOnce(cx, w, g, { T, k, I, h, idx, weights }, { packedKernel: 'rows2' });
     const want = combineRef(groupedDownRef(h, g, w, undefined), g, weights);
     expect(Number.isNaN(want[5]) && Number.isNaN(y[5]), 'token 0, output 5').toBe(true);
     const rest = Array.from(y).filter((_, i) => i !== 5);
