@@ -110,6 +110,51 @@ const CASES: Case[] = [
 ];
 
 describe('decode GEMV on quantized experts', () => {
+  // The GPU planner at one token row per pass (this device seen as a GPU: adapterInfo.software false): int4 and MXFP4
+  // rows of 2880 columns and more on the staged-x 'rows2s' (KERNEL_CROSSOVERS.gemvPackedKernel's `staged`), shorter
+  // rows on 'rows2i'; gate_up reads rows of H columns, down rows of I.
+  for (const [name, fmt] of [['int4 blocks of 32', { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }], ['MXFP4', { kind: 'mxfp4' }]] as const) {
+    for (const H of [2048, 2880]) {
+      it(`the GPU planner at T = 1: ${name}, gate_up rows of ${H} columns on ${H >= 2880 ? 'rows2s' : 'rows2i'}, down rows of 96 on rows2i`, async (t) => {
+        if (!ctx) return t.skip('no WebGPU adapter');
+        const cx = ctx;
+        const gpuView = Object.create(cx, { adapterInfo: { value: { ...cx.adapterInfo, software: false }, enumerable: true } }) as GpuContext;
+        const r = rng(H + 17);
+        const [T, k, E, I] = [1, 2, 3, 96];
+        const g = groupRef(new Uint32Array([2, 0]), T, k, E);
+        const x = randomArray(r, T * H);
+        const guH = quantizeExperts(randomArray(r, E * 2 * I * H, -0.3, 0.3), E, 2 * I, H, fmt as ExpertQuantFormat);
+        const dnH = quantizeExperts(randomArray(r, E * H * I, -0.3, 0.3), E, H, I, fmt as ExpertQuantFormat);
+        const act = { kind: 'silu' as const, layout: 'concat' as const };
+        const hRef = groupedGateUpRef(x, g, guH, undefined, act);
+        const yRef = groupedDownRef(hRef, g, dnH, undefined);
+        const { result, dispatched } = await withDispatchLog(() => gpuChecked(gpuView, async () => {
+          const gg = uploadGrouping(gpuView, g);
+          const gu = uploadExpertWeights(gpuView, guH);
+          const dn = uploadExpertWeights(gpuView, dnH);
+          const xg = GpuTensor.upload(gpuView, new HostTensor('float32', [T, H], x));
+          const rec = new Recorder(gpuView);
+          const hg = gemvGateUpGpu(gpuView, rec, xg, gg, gu, act);
+          const yg = gemvDownGpu(gpuView, rec, hg, gg, dn);
+          rec.submit();
+          const out = { h: (await hg.download()).toFloat32(), y: (await yg.download()).toFloat32() };
+          for (const b of [hg, yg, xg]) b.destroy();
+          destroyExpertWeights(gu);
+          destroyExpertWeights(dn);
+          gg.destroy();
+          return out;
+        }));
+        const kinds = dispatched.filter((d) => d.kernel === 'moe_gemv').map((d) => {
+          const v = d.variant as { ro?: number; il?: boolean; xs?: boolean };
+          return `rows${v.ro}${v.xs ? 's' : v.il ? 'i' : ''}`;
+        });
+        expect(kinds).toEqual([H >= 2880 ? 'rows2s' : 'rows2i', 'rows2i']);
+        expect(relErr(result.h, hRef), 'h').toBeLessThan(2e-5);
+        expect(relErr(result.y, yRef), 'y').toBeLessThan(2e-5);
+      });
+    }
+  }
+
   for (const c of CASES) {
     it(`${c.name}: T=${c.T} k=${c.k} E=${c.E} H=${c.H} I=${c.I}`, async (t) => {
       if (!ctx) return t.skip('no WebGPU adapter');
