@@ -215,6 +215,8 @@ const MODIFIERS: Record<string, { opts: GroupedGemmOptions; packedOnly: boolean 
   // (FastGemmPlan.tail: Mixtral T = 512's 145-row expert on the 144-row tile): the pf2 32-row tile, a plain 16-row one
   tail32: { opts: { sgmatTail: 'm32n128k64vap2' }, packedOnly: false },
   tail16: { opts: { sgmatTail: 'm16n128k64' }, packedOnly: false },
+  // none (the planner gives split-K down GEMMs the 32-row tail since session 35: the A/B against it)
+  notail: { opts: { sgmatTail: false }, packedOnly: false },
   // scale indexes by divisions where the blocks are powers of two (the staging before session 24's shifts)
   divide: { opts: { blockShifts: false }, packedOnly: true },
 };

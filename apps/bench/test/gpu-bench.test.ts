@@ -116,7 +116,7 @@ describe.runIf(ctx)('bench on a WebGPU adapter', () => {
         const names = x.kernels.map((k) => k.name);
         // few tokens route in one dispatch with the decode grouping (route_decode), more in the router kernel; the
         // combine is its own kernel unless the planner puts it into the down GEMV (useCombinedDownGemv)
-        const combined = useCombinedDownGemv(x.tokens, 'auto', ctx!.adapterInfo.software);
+        const combined = useCombinedDownGemv(x.tokens, 'auto', { software: ctx!.adapterInfo.software, packed: x.dtype !== 'bf16' });
         expect(names, what).toEqual(expect.arrayContaining([useFusedDecodeRouting(x.tokens) ? 'route_decode' : 'router', combined ? 'moe_gemv' : 'combine']));
         expect(names.includes('combine'), what).toBe(!combined);
         expect(x.kernels.reduce((s, k) => s + k.share, 0)).toBeCloseTo(1, 6);

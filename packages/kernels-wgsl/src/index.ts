@@ -103,6 +103,6 @@ export { ACT_QUANT_GROUP, quantizeExperts, decodeExpertRow, type ExpertQuantForm
 
 // the kernel choices that the layers above share (one place: kernels/plan.ts)
 export { gatedActivationRef, type GatedActivationParams } from './kernels/activation-ref.js';
-export { planExpertGemms, useExpertGemv, useSingleExpertGemv, useStackGraph, useFusedDecodeRouting, useCombinedDownGemv, useSharedExpertSlots, STACK_SUBMIT_PIECES, GRAPH_CAPTURE_AT, type DecodeSharedChoice, type DownCombineChoice, type ExpertGemmChoice, type ExpertGemmShape, type FastGemmKind, type GemvPackedKernel, type SgmatXRows } from './kernels/plan.js';
+export { planExpertGemms, useExpertGemv, useSingleExpertGemv, useStackGraph, useFusedDecodeRouting, useCombinedDownGemv, useSharedExpertSlots, STACK_SUBMIT_PIECES, GRAPH_CAPTURE_AT, type CombinedDownOn, type DecodeSharedChoice, type DownCombineChoice, type ExpertGemmChoice, type ExpertGemmShape, type FastGemmKind, type GemvPackedKernel, type SgmatXRows } from './kernels/plan.js';
 // the subgroup-matrix GEMM's tile shapes (GroupedGemmOptions.sgmatShape)
 export { SGMAT_SHAPES, type SgmatShape, type SgmatShapeName } from './kernels/grouped-gemm-fast-shapes.js';

@@ -33,11 +33,11 @@ import {
   type ExpertWeightsHost,
   type GpuContext,
 } from '@webmoe/kernels-wgsl';
-import { testGpu, gpuChecked, rng, randomArray, relErr, withDispatchLog, type Dispatched } from '@webmoe/kernels-wgsl/testing';
+import { testGpu, gpuChecked, rng, randomArray, relErr, withDispatchLog, withEmulatedSubgroupMatrix, type Dispatched } from '@webmoe/kernels-wgsl/testing';
 import { fastGemmKind, fastWeightFormat, planFastGemm, sgmatSupported, sgmatTailPlan, type FastGemmKind, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast.js';
 import { SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, sgmatLayout, type FastGemmVariant } from '../src/kernels/grouped-gemm-fast-shapes.js';
 import { groupedGemmSgmatKernel } from '../src/kernels/grouped-gemm-sgmat-wgsl.js';
-import { fastGemmMinRowsPerExpert, sgmatTileFor } from '../src/kernels/plan.js';
+import { KERNEL_CROSSOVERS, fastGemmMinRowsPerExpert, sgmatTileFor } from '../src/kernels/plan.js';
 import { blockShiftUniforms, weightLayout } from '../src/kernels/grouped-gemm-weights.js';
 import { firstBitDiff, hostGrouping, naiveDown, naiveGateUp, randomIdx, runSgmatCase, uploadGrouping } from './grouped-helpers.js';
 import { randomZeros } from './quant-helpers.js';
@@ -318,13 +318,35 @@ describe('sgmatTail (the tail dispatch) asked of planFastGemm', () => {
     const w = { kind: 'dense' as const, w: GpuTensor.empty(ctx, 'bfloat16', [4, 16, 64]) };
     const sg = { tile: 'fast' as const, fast: 'subgroup-matrix' as const, sgmatShape: 'm64n128k32' as const };
     try {
-      expect(() => planFastGemm(ctx!, { ...sg, sgmatTail: 'm7n7' as SgmatShapeName }, w, 4096, 4, 16, 64, 'down')).toThrow(/sgmatTail: expected a subgroup-matrix shape of fewer rows/);
+      expect(() => planFastGemm(ctx!, { ...sg, sgmatTail: 'm7n7' as SgmatShapeName }, w, 4096, 4, 16, 64, 'down')).toThrow(/sgmatTail: expected false \| a subgroup-matrix shape of fewer rows/);
       if (fastGemmKind(ctx, 'subgroup-matrix') !== 'subgroup-matrix' || !sgmatSupported(ctx, 'm64n128k32')) return;
-      expect(() => planFastGemm(ctx!, { ...sg, sgmatTail: 'm128n128k32' }, w, 4096, 4, 16, 64, 'down')).toThrow(/sgmatTail: expected a subgroup-matrix shape of fewer rows than the call's m64n128k32 \(64\)/);
+      expect(() => planFastGemm(ctx!, { ...sg, sgmatTail: 'm128n128k32' }, w, 4096, 4, 16, 64, 'down')).toThrow(/sgmatTail: expected false \| a subgroup-matrix shape of fewer rows than the call's m64n128k32 \(64\)/);
       // gathered x rows: a shape without an A tile loads f16 rows directly, which the call does not make
       expect(() => planFastGemm(ctx!, { ...sg, sgmatTail: 'm16n128k64xd' }, w, 4096, 4, 16, 64, 'down')).toThrow(/able to read its x rows \(gathered\)/);
       const plan = planFastGemm(ctx!, { ...sg, sgmatTail: 'm16n128k32' }, w, 4096, 4, 16, 64, 'down');
       if (sgmatSupported(ctx, 'm16n128k32')) expect(plan?.tail).toEqual(sgmatTailPlan(ctx, 'm16n128k32', 'down', 16, 4));
+    } finally {
+      w.w.destroy();
+    }
+  });
+
+  it("unasked: the planner's tail (sgmatTailFor) on a split-K down GEMM only, none on an unsplit one, on gate_up, under a tile no taller, or with sgmatTail false", async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const w = { kind: 'dense' as const, w: GpuTensor.empty(ctx, 'bfloat16', [4, 32, 64]) };
+    const sg = { tile: 'fast' as const, fast: 'subgroup-matrix' as const, sgmatShape: 'm64n128k32' as const };
+    const tail = KERNEL_CROSSOVERS.sgmatTail.splitDown!;
+    // planning only: on adapters without the matrix units, a view on which the planner finds them (as on the H200)
+    const c = ctx.features.subgroupMatrix || !ctx.features.shaderF16 || !ctx.features.subgroups ? ctx : withEmulatedSubgroupMatrix(ctx);
+    try {
+      if (fastGemmKind(c, 'subgroup-matrix') !== 'subgroup-matrix' || !sgmatSupported(c, 'm64n128k32') || !sgmatSupported(c, tail)) return t.skip('no subgroup-matrix tiles m64n128k32 and the tail on this adapter');
+      const plan = (o: object, op: 'gate_up' | 'down', shape = 'm64n128k32') => planFastGemm(c, { ...sg, sgmatShape: shape as SgmatShapeName, ...o }, w, 4096, 4, 32, 64, op);
+      expect(plan({ sgmatSplitK: 2 }, 'down')?.tail).toEqual(sgmatTailPlan(c, tail, 'down', 32, 4));
+      expect(plan({ sgmatSplitK: 3 }, 'down')?.tail?.shape).toBe(tail);
+      expect(plan({ sgmatSplitK: 1 }, 'down')?.tail).toBeUndefined();
+      expect(plan({ sgmatSplitK: 2, sgmatTail: false }, 'down')?.tail).toBeUndefined();
+      expect(plan({}, 'gate_up')?.tail).toBeUndefined();
+      // the tail's own 32-row tile as the call's: not taller, so no tail (and no error: the planner asked, not the caller)
+      expect(plan({ sgmatSplitK: 2 }, 'down', 'm32n128k32')?.tail).toBeUndefined();
     } finally {
       w.w.destroy();
     }
@@ -780,6 +802,10 @@ describe('subgroup-matrix kernel in every tile shape: emulated builtins (where t
     { shape: 'm64n128k32' as const, tail: 'm16n128k64' as const, op: 'down' as const, xh: undefined, splitK: 3 },
     { shape: 'm128n128k64xd' as const, tail: 'm16n128k64xd' as const, op: 'down' as const, xh: 'direct' as const, splitK: 1 },
     { shape: 'm128n128k32w4x2' as const, tail: 'm32n128k32' as const, op: 'gate_up' as const, xh: undefined, splitK: 1 },
+    // the planner's tail (KERNEL_CROSSOVERS.sgmatTail) on the tile and split it gives Mixtral's down GEMM at T = 512,
+    // and under a 64-row tile (adapters of 32 KiB of workgroup memory reach that one)
+    { shape: 'm144n256k32v' as const, tail: 'm32n128k64vap2' as const, op: 'down' as const, xh: 'staged' as const, splitK: 2 },
+    { shape: 'm64n128k32v' as const, tail: 'm32n128k64vap2' as const, op: 'down' as const, xh: 'staged' as const, splitK: 2 },
   ];
   for (const tc of tailCases) {
     const { tm } = SGMAT_SHAPES[tc.shape];

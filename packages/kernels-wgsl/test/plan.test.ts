@@ -1,7 +1,7 @@
 // The kernel planner (src/kernels/plan.ts): the crossovers as documented, at and around each boundary.
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
-import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, useSharedExpertSlots, sharedRowsFitOnePass, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, linearSkinnyTokens, planExpertGemms, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useStackGraph, useSingleExpertGemv } from '../src/kernels/plan.js';
+import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, useSharedExpertSlots, sharedRowsFitOnePass, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, linearSkinnyTokens, planExpertGemms, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTailFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useStackGraph, useSingleExpertGemv } from '../src/kernels/plan.js';
 import { plannedKernel, type GemvWeights } from '../src/kernels/moe-gemv.js';
 import { rowsWorkgroupBytes } from '../src/kernels/moe-gemv-rows.js';
 import { withSgmatSplitKRule, withSgmatTileBands } from '../src/testing.js';
@@ -113,12 +113,16 @@ describe('kernel planner', () => {
     expect(sgmatWideLoadsFor('int8', 32)).toBe(false);
   });
   it('the combined down GEMV: forced, refused, or by the adapter kind (software adapters at T = 1, GPUs off until measured)', () => {
-    expect(KERNEL_CROSSOVERS.combinedDownMaxTokens).toEqual({ gpu: 0, software: 1 });
-    expect([1, 2].map((T) => useCombinedDownGemv(T, 'auto', true))).toEqual([true, false]);
-    expect(useCombinedDownGemv(1, 'auto', false)).toBe(false);
-    expect(useCombinedDownGemv(64, 'fused', false)).toBe(true);
-    expect(useCombinedDownGemv(1, 'separate', true)).toBe(false);
-    expect(() => useCombinedDownGemv(1, 'both' as never, true)).toThrow(ValueError);
+    expect(KERNEL_CROSSOVERS.combinedDownMaxTokens).toEqual({ gpu: { dense: 1, packed: 0 }, software: { dense: 1, packed: 1 } });
+    const on = (software: boolean, packed: boolean) => ({ software, packed });
+    // software adapters: T = 1 whatever the weights; GPUs: T = 1 for 16-bit weights, never for packed ones
+    expect([1, 2].map((T) => useCombinedDownGemv(T, 'auto', on(true, true)))).toEqual([true, false]);
+    expect([1, 2].map((T) => useCombinedDownGemv(T, 'auto', on(false, false)))).toEqual([true, false]);
+    expect(useCombinedDownGemv(1, 'auto', on(false, true))).toBe(false);
+    expect(useCombinedDownGemv(64, 'fused', on(false, true))).toBe(true);
+    expect(useCombinedDownGemv(1, 'separate', on(true, false))).toBe(false);
+    expect(() => useCombinedDownGemv(1, 'both' as never, on(true, false))).toThrow(ValueError);
+    expect(() => useCombinedDownGemv(1, 'auto', true as never)).toThrow(/software: boolean, packed: boolean/);
   });
   it('shared experts in the routed GEMVs: forced, refused, or by adapter kind (off on both until measured) where the shared rows fit one GEMV pass', () => {
     expect([true, false].map((sw) => useSharedExpertSlots(16, 8, 256, 1, 'routed', sw))).toEqual([true, true]);
@@ -244,6 +248,9 @@ describe('kernel planner', () => {
     expect(sgmatSplitKFor(256, 14336, 'down', 145)).toBe(1);
     expect(sgmatSplitKFor(1216, 2048, 'down', 32)).toBe(1); // DeepSeek-V3-e32 T = 128: enough tiles
     expect(sgmatSplitKFor(480, 2880, 'down', 16)).toBe(1); // GPT-OSS-20B T = 128: K / minSliceK = 1
+    // the tail the planner gives (session 35): a split-K down GEMM only
+    expect(KERNEL_CROSSOVERS.sgmatTail).toEqual({ splitDown: 'm32n128k64vap2' });
+    expect([sgmatTailFor('down', 2), sgmatTailFor('down', 3), sgmatTailFor('down', 1), sgmatTailFor('gate_up', 2)]).toEqual(['m32n128k64vap2', 'm32n128k64vap2', undefined, undefined]);
     expect(sgmatSplitKFor(176, 14336, 'gate_up', 32)).toBe(1);
     const on = { targetWorkgroups: 512, maxSplit: 4, minSliceK: 2048, maxRowsPerExpert: 64 };
     expect(sgmatSplitKFor(128, 14336, 'down', 64, on)).toBe(4);

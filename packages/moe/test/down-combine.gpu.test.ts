@@ -93,7 +93,7 @@ describe("MoE.downCombine = 'fused' (the down GEMV with the combine in it)", () 
         const up = () => GpuTensor.upload(c, new HostTensor('float32', [1, H], x));
         const auto = await forwardLogged(c, layers[0], x, 1, H);
         // 'auto': the planner's choice for this adapter (KERNEL_CROSSOVERS.combinedDownMaxTokens: software adapters at T = 1)
-        expect(combinedPath(auto.dispatched)).toBe(useCombinedDownGemv(1, 'auto', c.adapterInfo.software) ? 'fused' : 'separate');
+        expect(combinedPath(auto.dispatched)).toBe(useCombinedDownGemv(1, 'auto', { software: c.adapterInfo.software, packed: false }) ? 'fused' : 'separate');
         for (const l of layers) l.downCombine = 'fused';
         const uncached = await (async () => {
           layers[0].useGraphs = false;

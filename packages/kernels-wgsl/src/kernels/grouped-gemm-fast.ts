@@ -31,7 +31,7 @@ import { foldWorkgroups, type Recorder, warmPipeline } from '../runtime/kernel.j
 import type { ExpertWeightsGpu } from './moe-types.js';
 import type { ExpertActQuantOptions } from './quant-ref.js';
 import { expertDims } from './expert-weights.js';
-import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatDequantExperts, sgmatDequantUnasked, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
+import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatDequantExperts, sgmatDequantUnasked, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTailFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { blockShiftUniforms } from './grouped-gemm-weights.js';
 import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, tileOutputs, type FastGemmVariant, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
@@ -252,10 +252,12 @@ export interface FastGemmOptions {
   sgmatRowSkip?: boolean;
   /**
    * With the subgroup-matrix fast kernel: the rows past each expert's last full row tile, where they fit this smaller
-   * tile, go to a second dispatch on it (FastGemmPlan.tail; tests / tuning, default none). Its x rows are the call's:
-   * a shape without an A tile (xd) needs x loaded directly, one without row tables (xo) f16 x rows.
+   * tile, go to a second dispatch on it (FastGemmPlan.tail); false: none. Default plan.ts's sgmatTailFor (split-K down
+   * GEMMs), dropped where the call's tile is not taller or its x rows do not suit the tail's shape; an asked shape that
+   * does not suit is a ValueError. Its x rows are the call's: a shape without an A tile (xd) needs x loaded directly,
+   * one without row tables (xo) f16 x rows.
    */
-  sgmatTail?: SgmatShapeName;
+  sgmatTail?: SgmatShapeName | false;
   /**
    * With the subgroup-matrix fast kernel and packed weights: decode the experts to f16 first, a range at a time into a
    * scratch buffer, and multiply those (true), or decode in the GEMM's staging step (false). Default plan.ts's
@@ -300,11 +302,14 @@ function planFastFormat(ctx: GpuContext, opts: FastGemmOptions & Pick<ExpertActQ
   if (sg && opts.sgmatRowSkip) plan.rowSkip = true;
   if (opts.blockShifts !== undefined && typeof opts.blockShifts !== 'boolean') throw new ValueError('blockShifts', 'a boolean | undefined', opts.blockShifts);
   if (opts.blockShifts === false) plan.divideBlocks = true;
-  if (opts.sgmatTail !== undefined) {
-    const ts = Object.hasOwn(SGMAT_SHAPES, opts.sgmatTail) ? SGMAT_SHAPES[opts.sgmatTail] : undefined;
-    const want = `a subgroup-matrix shape of fewer rows than the call's${sg ? ` ${shape} (${tm})` : ''}, able to read its x rows (${xh ?? 'gathered'})`;
-    if (!ts || (sg && (ts.tm >= tm || (ts.xd && xh !== 'direct') || (ts.xo && !xh)))) throw new ValueError('sgmatTail', want, opts.sgmatTail);
-    if (sg && sgmatSupported(ctx, opts.sgmatTail)) plan.tail = sgmatTailPlan(ctx, opts.sgmatTail, op, N, E);
+  const asked = opts.sgmatTail;
+  const tailShape = asked === undefined ? (sg ? sgmatTailFor(op, splitK) : undefined) : asked === false ? undefined : asked;
+  if (tailShape !== undefined) {
+    const ts = Object.hasOwn(SGMAT_SHAPES, tailShape) ? SGMAT_SHAPES[tailShape] : undefined;
+    const suits = !!ts && !(sg && (ts.tm >= tm || (ts.xd && xh !== 'direct') || (ts.xo && !xh)));
+    const want = `false | a subgroup-matrix shape of fewer rows than the call's${sg ? ` ${shape} (${tm})` : ''}, able to read its x rows (${xh ?? 'gathered'})`;
+    if (asked !== undefined && !suits) throw new ValueError('sgmatTail', want, asked);
+    if (sg && suits && sgmatSupported(ctx, tailShape)) plan.tail = sgmatTailPlan(ctx, tailShape, op, N, E);
   }
   return plan;
 }
@@ -526,6 +531,9 @@ export async function warmGroupedGemmFast(
       for (const splitK of spec.op === 'down' ? SGMAT_CHOICES.splitK : [1]) {
         await warmPipeline(ctx, groupedGemmSgmatKernel, sgmatVariant(base, { shape, xh, splitK, wide: wideLoads }));
         if (splitK > 1) await warmPipeline(ctx, splitKReduceKernel, { S: splitK });
+        // the planner's tail dispatch of this split (planFastFormat), where it suits this tile
+        const tail = sgmatTailFor(spec.op, splitK);
+        if (tail && SGMAT_SHAPES[tail].tm < SGMAT_SHAPES[shape].tm && sgmatSupported(ctx, tail)) await warmPipeline(ctx, groupedGemmSgmatKernel, sgmatVariant(base, { shape: tail, xh, splitK, wide: wideLoads }));
       }
     };
     // the weights' own format, and where plan.ts may decode packed weights first (sgmatDequant), the f16 GEMM's

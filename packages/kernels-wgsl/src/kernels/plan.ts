@@ -152,8 +152,16 @@ export const KERNEL_CROSSOVERS = {
    * 0.106, 0.103 / 0.0965; GPT-OSS-20B 0.119 / 0.120, 0.108 / 0.101; Mixtral 0.397 / 0.379, 0.190 / 0.177: the
    * combine's dispatch saved (~4 us on Qwen3, H200 2026-12-04 decode-probe) is lost to the combined GEMV's k times
    * fewer workgroups, each reading k experts' rows in turn.
+   * GPUs, 16-bit dense weights: at T = 1 since session 35, on KERNEL_CROSSOVERS.combinedDownDenseKernel's split-K
+   * 'rows2k2' (two 32-lane groups per output block: twice the workgroups of 'rows2'). H100 2026-12-07 (session 35 call
+   * 1, docs/perf-h200/2026-12-07-s35/call1, bench --tokens 1 --iters 20 --stack 4, WEBMOE_DOWN_COMBINE=auto then fused,
+   * two alternating rounds, device ms separate -> fused): bf16 Mixtral 0.279, 0.279 -> 0.271, 0.271; Qwen3-30B 0.0718,
+   * 0.0722 -> 0.0668, 0.0665; GPT-OSS-20B 0.119, 0.119 -> 0.110, 0.111; DeepSeek-V2-Lite 0.106, 0.107 -> 0.100, 0.101.
+   * Packed weights stay off: fp8 (the format's own one-row kernel) Mixtral 0.176, 0.177 -> 0.180, 0.180, GPT-OSS 0.0922,
+   * 0.0920 -> 0.0928, 0.0932, DeepSeek-V2-Lite 0.0915, 0.0913 -> 0.0948, 0.0944, only Qwen3 0.0587, 0.0589 -> 0.0575,
+   * 0.0572; int4 slower fused in session 17 (above).
    */
-  combinedDownMaxTokens: { gpu: 0, software: 1 } as Readonly<Record<'gpu' | 'software', number>>,
+  combinedDownMaxTokens: { gpu: { dense: 1, packed: 0 }, software: { dense: 1, packed: 1 } } as Readonly<Record<'gpu' | 'software', Readonly<Record<'dense' | 'packed', number>>>>,
   /**
    * The combined down GEMV's kernel for 16-bit dense weights, by adapter kind (packed weights take the expert-major
    * GEMV's kernel at one row per pass). GPUs: 'rows2k2' (two 32-lane groups share each output block's columns: twice
@@ -162,9 +170,8 @@ export const KERNEL_CROSSOVERS = {
    * down GEMV + combine / combined 'rows2' / combined 'rows2k2'): bf16 Qwen3-30B 0.0161 / 0.0122 / 0.0105, GPT-OSS-20B
    * 0.0364 / 0.0349 / 0.0278, Mixtral 0.0861 / 0.0886 / 0.0817. Packed: fp8 mixed on split-K (Qwen3 'rows2' 0.0148,
    * 'rows2k2' 0.0159; GPT-OSS 0.0236 / 0.0220), int4 slower combined than as two dispatches on Mixtral and GPT-OSS on
-   * every kernel. The kernel-level bench has misranked kernels for the layer before (scripts/gpu/gemv-bench.ts): the
-   * combined GEMV stays off on GPUs (combinedDownMaxTokens) until the layer measures it (h200-s34.sh l). Software
-   * adapters: 'rows2', as measured there (combinedDownMaxTokens).
+   * every kernel. In the layer (session 35, combinedDownMaxTokens) the 16-bit gain held. Software adapters: 'rows2',
+   * as measured there (combinedDownMaxTokens).
    */
   combinedDownDenseKernel: { gpu: 'rows2k2', software: 'rows2' } as Readonly<Record<'gpu' | 'software', GemvPackedKernel>>,
   /**
@@ -210,6 +217,20 @@ export const KERNEL_CROSSOVERS = {
    * 0.70 / 0.72; Qwen3-30B K 768 0.53 / 0.57).
    */
   sgmatSplitK: { targetWorkgroups: 512, maxSplit: 3, minSliceK: 2048, maxRowsPerExpert: 144, tileSplits: { m32n128k64vap2: 3 } } as Readonly<SgmatSplitKRule>,
+  /**
+   * The tail dispatch (grouped-gemm-fast.ts FastGemmPlan.tail: the rows past each expert's last full row tile, where they
+   * fit this smaller tile, on a dispatch of their own instead of a last, nearly empty row tile) that sgmatTailFor gives
+   * a subgroup-matrix down GEMM split along K (sgmatSplitK), split as the main dispatch; other calls none. H100
+   * 2026-12-07 (session 35 call 3, docs/perf-h200/2026-12-07-s35/call3, prefill-bench, medians of three rounds, GEMMs
+   * ms without / with the tail, down GEMM in brackets), one expert 17 rows past the even spread: Mixtral T = 512 (down
+   * split 2 ways) bf16 2.64 -> 2.43 (1.04 -> 0.88), int4 3.01 -> 2.73 (1.20 -> 0.99); unsplit downs lose or gain
+   * nothing: Mixtral T = 1024 bf16 3.52 -> 3.73 (1.16 -> 1.36), GPT-OSS-20B T = 1024 1.44 -> 1.54, Qwen3-30B 0.90 ->
+   * 0.91. Under the bench router's random rows (no expert past its row tile at T = 512) level: Mixtral T = 512 2.25 ->
+   * 2.27, int4 2.52 -> 2.54. As the planner's rule (call 4, docs/perf-h200/2026-12-07-s35/call4, the same bench, +notail
+   * against the default): Mixtral T = 512 shifted bf16 2.66 -> 2.54, int4 2.99 -> 2.80, random 2.31 -> 2.30, 2.55 ->
+   * 2.57; T = 256 and 384 (the 128 x 192 tile, split) within 0.02 ms either way (an empty tail dispatch costs ~10 us).
+   */
+  sgmatTail: { splitDown: 'm32n128k64vap2' } as Readonly<{ splitDown: SgmatShapeName | undefined }>,
   /** Decode GEMVs: most token rows accumulated per weight pass (the WGSL is unrolled over them), dense and packed weights. */
   gemvMaxRowsPerPass: { dense: 8, packed: 4 } as Readonly<Record<'dense' | 'packed', number>>,
   /**
@@ -537,15 +558,24 @@ export function useFusedDecodeRouting(T: number): boolean {
 /** How a decode forward ends: the down GEMV with the combine in it ('fused'), the down GEMV then the combine ('separate'), or the planner's choice ('auto'). */
 export type DownCombineChoice = 'auto' | 'fused' | 'separate';
 
+/** What useCombinedDownGemv's 'auto' looks at besides T: the adapter's kind and the down weights' kind. */
+export interface CombinedDownOn {
+  /** The context's adapterInfo.software. */
+  software: boolean;
+  /** Down weights with codes and scales (fp8 blocks, int4 / int8 blocks, MXFP4), not dense 16-bit values. */
+  packed: boolean;
+}
+
 /**
  * Whether a decode forward of T tokens (on the decode GEMVs, with weights the combined GEMV takes) records the down
  * GEMV with the combine in it: 'fused' yes, 'separate' no, 'auto' for at most KERNEL_CROSSOVERS.combinedDownMaxTokens
- * tokens of the adapter's kind (`softwareAdapter`: the context's adapterInfo.software).
- * @example `useCombinedDownGemv(1, 'fused', false) // true`
+ * tokens of the adapter's kind and the weights' kind.
+ * @example `useCombinedDownGemv(1, 'auto', { software: false, packed: false }) // true`
  */
-export function useCombinedDownGemv(T: number, choice: DownCombineChoice, softwareAdapter: boolean): boolean {
+export function useCombinedDownGemv(T: number, choice: DownCombineChoice, on: CombinedDownOn): boolean {
   if (choice !== 'auto' && choice !== 'fused' && choice !== 'separate') throw new ValueError('down-combine choice', "'auto' | 'fused' | 'separate'", choice);
-  return choice === 'auto' ? T <= KERNEL_CROSSOVERS.combinedDownMaxTokens[softwareAdapter ? 'software' : 'gpu'] : choice === 'fused';
+  if (typeof on?.software !== 'boolean' || typeof on.packed !== 'boolean') throw new ValueError('useCombinedDownGemv on', '{ software: boolean, packed: boolean }', on);
+  return choice === 'auto' ? T <= KERNEL_CROSSOVERS.combinedDownMaxTokens[on.software ? 'software' : 'gpu'][on.packed ? 'packed' : 'dense'] : choice === 'fused';
 }
 
 /**
@@ -930,6 +960,16 @@ export function sgmatSplitKFor(nWork: number, K: number, op: 'gate_up' | 'down',
   const ways = shape !== undefined ? rule.tileSplits?.[shape] : undefined;
   if (ways === undefined && nWork >= rule.targetWorkgroups) return 1;
   return Math.max(1, Math.min(rule.maxSplit, ways ?? Math.ceil(rule.targetWorkgroups / Math.max(1, nWork)), Math.floor(K / rule.minSliceK)));
+}
+
+/**
+ * The tail tile the planner gives a subgroup-matrix GEMM (KERNEL_CROSSOVERS.sgmatTail): a down GEMM split along K
+ * (`splitK` > 1, sgmatSplitKFor) gets `splitDown`, any other call none. grouped-gemm-fast.ts drops it where the call's
+ * own tile is not taller or reads its x rows in a way the tail's shape cannot.
+ * @example `sgmatTailFor('down', 2) // 'm32n128k64vap2'`
+ */
+export function sgmatTailFor(op: 'gate_up' | 'down', splitK: number): SgmatShapeName | undefined {
+  return op === 'down' && splitK > 1 ? KERNEL_CROSSOVERS.sgmatTail.splitDown : undefined;
 }
 
 /**

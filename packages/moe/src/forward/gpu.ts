@@ -139,7 +139,7 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
   // the routed experts' biases as the GEMMs bind them (per chunk inside a chunked stack)
   const biases = (rw: ExpertWeightSet<ExpertStackGpu>) => ({ gateUp: expertBiasGpu(rw.gateUp, layer.stacked.gateUpBias), down: expertBiasGpu(rw.down, layer.stacked.downBias) });
   // a decode forward of T tokens (k slots each) on the GEMVs: whether its down GEMV takes the combine (the choice, and weights it reads)
-  const downCombined = (T: number, k: number) => useCombinedDownGemv(T, layer.downCombine, ctx.adapterInfo.software) && gemvCombineSupports(weights().down, T, k);
+  const downCombined = (T: number, k: number) => useCombinedDownGemv(T, layer.downCombine, { software: ctx.adapterInfo.software, packed: weights().down.kind !== 'dense' }) && gemvCombineSupports(weights().down, T, k);
   return {
     route: (x) => {
       run.onStep?.('route');
