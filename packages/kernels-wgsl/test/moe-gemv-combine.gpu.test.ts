@@ -128,12 +128,13 @@ describe('combined down GEMV (down projection and combine in one dispatch)', () 
     }, 600_000); // lavapipe compiles the unrolled row-blocked variants slowly
   });
 
-  it("the planner's kernel for 16-bit weights: 'rows2' on a software adapter, 'rows2k2' on a GPU (this device seen as one), the same sums", async (t) => {
+  // T = 1 and 4: the GPU rule takes 16-bit weights up to 4 tokens (KERNEL_CROSSOVERS.combinedDownMaxTokens)
+  it.for([1, 4])("the planner's kernel for 16-bit weights: 'rows2' on a software adapter, 'rows2k2' on a GPU (this device seen as one), the same sums (T = %i)", async (T, t) => {
     if (!ctx) return t.skip('no WebGPU adapter');
     const cx = ctx;
     const gpuView = Object.create(cx, { adapterInfo: { value: { ...cx.adapterInfo, software: false }, enumerable: true } }) as GpuContext;
-    const r = rng(77);
-    const [T, k, E, H, I] = [1, 8, 12, 72, 264];
+    const r = rng(77 + T);
+    const [k, E, H, I] = [8, 12, 72, 264];
     const idx = randomIdx(r, T, k, E);
     const g = hostGrouping(idx, T, k, E);
     const h = randomArray(r, T * k * I);

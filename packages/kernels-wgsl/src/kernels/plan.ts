@@ -160,8 +160,14 @@ export const KERNEL_CROSSOVERS = {
    * Packed weights stay off: fp8 (the format's own one-row kernel) Mixtral 0.176, 0.177 -> 0.180, 0.180, GPT-OSS 0.0922,
    * 0.0920 -> 0.0928, 0.0932, DeepSeek-V2-Lite 0.0915, 0.0913 -> 0.0948, 0.0944, only Qwen3 0.0587, 0.0589 -> 0.0575,
    * 0.0572; int4 slower fused in session 17 (above).
+   * Up to 4 tokens for 16-bit weights on GPUs (session 35 call 7, docs/perf-h200/2026-12-07-s35/call7, bench --tokens
+   * 2,4,8 --stack 4, bf16, auto then fused, two alternating rounds, device ms): T = 2 Mixtral 0.506, 0.507 -> 0.496,
+   * 0.500; Qwen3 0.108, 0.107 -> 0.0990, 0.100; GPT-OSS 0.183, 0.183 -> 0.184, 0.184; DeepSeek-V2-Lite 0.156, 0.157 ->
+   * 0.147, 0.148. T = 4: 0.975, 0.976 -> 0.939, 0.937; 0.166, 0.167 -> 0.160, 0.161; 0.332, 0.333 -> 0.323, 0.323;
+   * 0.235, 0.236 -> 0.227, 0.227. T = 8: Mixtral 1.30, 1.31 -> 1.47, 1.45 (slower), the others level (Qwen3 0.256,
+   * 0.257 -> 0.257, 0.256). T = 3 not measured (between two that gain).
    */
-  combinedDownMaxTokens: { gpu: { dense: 1, packed: 0 }, software: { dense: 1, packed: 1 } } as Readonly<Record<'gpu' | 'software', Readonly<Record<'dense' | 'packed', number>>>>,
+  combinedDownMaxTokens: { gpu: { dense: 4, packed: 0 }, software: { dense: 1, packed: 1 } } as Readonly<Record<'gpu' | 'software', Readonly<Record<'dense' | 'packed', number>>>>,
   /**
    * The combined down GEMV's kernel for 16-bit dense weights, by adapter kind (packed weights take the expert-major
    * GEMV's kernel at one row per pass). GPUs: 'rows2k2' (two 32-lane groups share each output block's columns: twice
