@@ -8,6 +8,9 @@
 #      384, 512 (the split-K tiles: 128 x 192 at 47-109 rows per expert, 144 x 256 at 128) in bf16 and int4, one expert
 #      17 rows past the even spread, then random routing (prefill-bench, three rounds) (~200 s)
 #   t: the whole GPU test bundle (62 files; the combined down GEMV now runs every bf16 decode golden at T = 1) (~450 s)
+#   s: decode at T = 16 over the real copy rate (the probe fixed in session 34; the target table's T = 16 ratios were
+#      over the old, ~14% low probe), four models in bf16 and int4; then T = 4 in bf16 on Qwen3 and GPT-OSS with the
+#      combined down GEMV (WEBMOE_DOWN_COMBINE=fused) against the planner's two dispatches (auto) (~300 s)
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -32,6 +35,12 @@ case "$part" in
     ;;
   t)
     GPU_TESTS $((590 - SECONDS))
+    ;;
+  s)
+    BENCH decode16 220 --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --dtypes bf16,int4 --tokens 16 --iters 20 --stack 4 --json "$OUT/decode16.json"
+    for dc in auto fused; do
+      WEBMOE_DOWN_COMBINE=$dc BENCH "t4-$dc" 120 --models qwen3-30b-a3b,gpt-oss-20b --dtypes bf16 --tokens 4 --iters 20 --stack 4 --json "$OUT/t4-$dc.json"
+    done
     ;;
 esac
 done
