@@ -129,7 +129,7 @@ describe('combined down GEMV (down projection and combine in one dispatch)', () 
   });
 
   // T = 1 and 4: the GPU rule takes 16-bit weights up to 4 tokens (KERNEL_CROSSOVERS.combinedDownMaxTokens)
-  it.for([1, 4])("the planner's kernel for 16-bit weights: 'rows2' on a software adapter, 'rows2k2' on a GPU (this device seen as one), the same sums (T = %i)", async (T, t) => {
+  for (const T of [1, 4]) it(`the planner's kernel for 16-bit weights: 'rows2' on a software adapter, 'rows2k2' on a GPU (this device seen as one), the same sums (T = ${T})`, async (t) => {
     if (!ctx) return t.skip('no WebGPU adapter');
     const cx = ctx;
     const gpuView = Object.create(cx, { adapterInfo: { value: { ...cx.adapterInfo, software: false }, enumerable: true } }) as GpuContext;
