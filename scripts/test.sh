@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command: sets up a fresh machine (lavapipe, pnpm,
 # chromium), installs, builds, checks that no package's sources import each
-# other in a circle (scripts/check-cycles.mjs) and that the committed API
+# other in a circle (scripts/check-cycles.mjs), that the GPU test files use
+# only what the GPU bundle's vitest shim defines (scripts/check-gpu-shim.mjs)
+# and that the committed API
 # reports api/*.api.md match the built declarations (scripts/api-report.mjs),
 # checks the packages as a consumer gets them
 # (scripts/consumer-check.sh) and runs every package's tests, the browser
@@ -22,6 +24,7 @@ mkdir -p "$XDG_RUNTIME_DIR"
 pnpm install --frozen-lockfile
 pnpm build
 node scripts/check-cycles.mjs
+node scripts/check-gpu-shim.mjs
 node scripts/api-report.mjs
 bash scripts/consumer-check.sh
 filter=()

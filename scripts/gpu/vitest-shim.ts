@@ -1,6 +1,8 @@
 // A minimal stand-in for vitest's test API, so the GPU test files can be
 // bundled with esbuild and run on a machine that has a GPU but no
-// node_modules (the lent GPU machines). Only what the tests use is here.
+// node_modules (the lent GPU machines). Only what the tests use is here;
+// scripts/check-gpu-shim.mjs (run by scripts/test.sh) fails where a GPU test
+// file uses an `it.` / `describe.` / `expect.` member or a matcher it lacks.
 type Fn = (ctx: TestCtx) => unknown | Promise<unknown>;
 interface TestCtx { skip: (reason?: string) => never }
 interface Suite { name: string; tests: { name: string; fn: Fn; skip: boolean }[]; before: Fn[]; after: Fn[]; beforeEach: Fn[]; afterEach: Fn[]; children: Suite[] }
@@ -46,6 +48,8 @@ export const it = Object.assign((name: string, fn: Fn, _t?: number) => addTest(n
   runIf: (c: boolean) => (name: string, fn: Fn, _t?: number) => addTest(name, fn, !c),
   skipIf: (c: boolean) => (name: string, fn: Fn, _t?: number) => addTest(name, fn, c),
   each: (rows: unknown[]) => (name: string, fn: (...a: unknown[]) => unknown, _t?: number) => rows.forEach((r) => addTest(fmt(name, r), () => fn(...(Array.isArray(r) ? r : [r])))),
+  // vitest's test.for: the row as one argument (not spread), then the test context
+  for: (rows: unknown[]) => (name: string, fn: (row: unknown, ctx: TestCtx) => unknown, _t?: number) => rows.forEach((r) => addTest(fmt(name, r), (ctx) => fn(r, ctx))),
   concurrent: (name: string, fn: Fn) => addTest(name, fn),
 });
 export const test = it;
@@ -55,7 +59,14 @@ export const beforeEach = (fn: Fn) => cur.beforeEach.push(fn);
 export const afterEach = (fn: Fn) => cur.afterEach.push(fn);
 export const vi = { fn: () => () => {} };
 
+/** vitest's asymmetric matchers (expect.arrayContaining, expect.stringMatching): a value that eq and toMatchObject test against. */
+class Asymmetric {
+  constructor(readonly test: (v: unknown) => boolean, readonly what: string) {}
+  toJSON(): string { return this.what; }
+}
+
 function eq(a: unknown, b: unknown): boolean {
+  if (b instanceof Asymmetric) return b.test(a);
   if (Object.is(a, b)) return true;
   if (typeof a !== typeof b || a === null || b === null || typeof a !== 'object') return false;
   if (ArrayBuffer.isView(a) && ArrayBuffer.isView(b)) {
@@ -67,6 +78,7 @@ function eq(a: unknown, b: unknown): boolean {
 }
 /** vitest's toMatchObject: every property of `sub` is in `obj` and matches (objects recursively, arrays element-wise, the rest as eq). */
 function matchesObject(obj: unknown, sub: unknown): boolean {
+  if (sub instanceof Asymmetric) return sub.test(obj);
   if (sub === null || typeof sub !== 'object') return eq(obj, sub);
   if (obj === null || typeof obj !== 'object') return false;
   if (Array.isArray(sub)) return Array.isArray(obj) && obj.length === sub.length && sub.every((v, i) => matchesObject(obj[i], v));
@@ -133,6 +145,11 @@ export function expect(actual: unknown, msg?: string): M & { not: M; rejects: { 
   m.resolves = matchers(actual, false, msg);
   return m as never;
 }
+expect.fail = (message?: string): never => {
+  throw new Error(message ?? 'expect.fail');
+};
+expect.arrayContaining = (items: unknown[]) => new Asymmetric((v) => Array.isArray(v) && items.every((x) => v.some((y) => eq(y, x))), `ArrayContaining ${show(items)}`);
+expect.stringMatching = (re: RegExp | string) => new Asymmetric((v) => typeof v === 'string' && (typeof re === 'string' ? v.includes(re) : re.test(v)), `StringMatching ${String(re)}`);
 
 export interface RunSummary { passed: number; failed: number; skipped: number; failures: string[] }
 
