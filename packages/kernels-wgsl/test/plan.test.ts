@@ -112,12 +112,12 @@ describe('kernel planner', () => {
     expect([32, 64, 128].map((b) => sgmatWideLoadsFor('int4', b))).toEqual([true, false, false]);
     expect(sgmatWideLoadsFor('int8', 32)).toBe(false);
   });
-  it('the combined down GEMV: forced, refused, or by the adapter kind (software adapters at T = 1, GPUs off until measured)', () => {
-    expect(KERNEL_CROSSOVERS.combinedDownMaxTokens).toEqual({ gpu: { dense: 4, packed: 0 }, software: { dense: 1, packed: 1 } });
+  it('the combined down GEMV: forced, refused, or by the adapter kind and the weights (16-bit up to 4 tokens, packed at T = 1 on software adapters only)', () => {
+    expect(KERNEL_CROSSOVERS.combinedDownMaxTokens).toEqual({ gpu: { dense: 4, packed: 0 }, software: { dense: 4, packed: 1 } });
     const on = (software: boolean, packed: boolean) => ({ software, packed });
-    // software adapters: T = 1 whatever the weights; GPUs: up to 4 tokens for 16-bit weights, never for packed ones
+    // 16-bit weights up to 4 tokens on any adapter; packed ones at T = 1 on software adapters, never on GPUs
     expect([1, 2].map((T) => useCombinedDownGemv(T, 'auto', on(true, true)))).toEqual([true, false]);
-    expect([1, 2].map((T) => useCombinedDownGemv(T, 'auto', on(true, false)))).toEqual([true, false]);
+    expect([1, 4, 5].map((T) => useCombinedDownGemv(T, 'auto', on(true, false)))).toEqual([true, true, false]);
     expect([1, 2, 4, 5].map((T) => useCombinedDownGemv(T, 'auto', on(false, false)))).toEqual([true, true, true, false]);
     expect(useCombinedDownGemv(1, 'auto', on(false, true))).toBe(false);
     expect(useCombinedDownGemv(64, 'fused', on(false, true))).toBe(true);

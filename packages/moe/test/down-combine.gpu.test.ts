@@ -92,7 +92,7 @@ describe("MoE.downCombine = 'fused' (the down GEMV with the combine in it)", () 
         const x = randomArray(rng(3), H);
         const up = () => GpuTensor.upload(c, new HostTensor('float32', [1, H], x));
         const auto = await forwardLogged(c, layers[0], x, 1, H);
-        // 'auto': the planner's choice for this adapter (KERNEL_CROSSOVERS.combinedDownMaxTokens: software adapters at T = 1)
+        // 'auto': the planner's choice for this adapter and 16-bit weights (KERNEL_CROSSOVERS.combinedDownMaxTokens: up to 4 tokens)
         expect(combinedPath(auto.dispatched)).toBe(useCombinedDownGemv(1, 'auto', { software: c.adapterInfo.software, packed: false }) ? 'fused' : 'separate');
         for (const l of layers) l.downCombine = 'fused';
         const uncached = await (async () => {

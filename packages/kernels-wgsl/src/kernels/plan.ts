@@ -166,8 +166,13 @@ export const KERNEL_CROSSOVERS = {
    * 0.147, 0.148. T = 4: 0.975, 0.976 -> 0.939, 0.937; 0.166, 0.167 -> 0.160, 0.161; 0.332, 0.333 -> 0.323, 0.323;
    * 0.235, 0.236 -> 0.227, 0.227. T = 8: Mixtral 1.30, 1.31 -> 1.47, 1.45 (slower), the others level (Qwen3 0.256,
    * 0.257 -> 0.257, 0.256). T = 3 not measured (between two that gain).
+   * Software adapters, 16-bit weights up to 4 tokens too (lavapipe, 2026-12-07 session 35, `bench --quick --dtypes bf16
+   * --tokens 2,4 --iters 20`, three alternating runs of each, medians of the runs' device ms, auto -> fused): T = 2
+   * Qwen3-30B/s8 9.42 -> 7.97, GPT-OSS-20B/s8 16.5 -> 14.3, DeepSeek-V2-Lite/s8 14.7 -> 11.9, DeepSeek-V3/s16 18.8 ->
+   * 11.8, Mixtral/s16 14.0 -> 15.1 (its runs 13.4-16.5 against 13.8-16.5); T = 4 15.9 -> 12.4, 27.2 -> 24.3, 24.1 ->
+   * 19.4, 28.1 -> 20.4, 25.2 -> 22.7. Packed weights there stay at T = 1 (T = 2-4 not measured).
    */
-  combinedDownMaxTokens: { gpu: { dense: 4, packed: 0 }, software: { dense: 1, packed: 1 } } as Readonly<Record<'gpu' | 'software', Readonly<Record<'dense' | 'packed', number>>>>,
+  combinedDownMaxTokens: { gpu: { dense: 4, packed: 0 }, software: { dense: 4, packed: 1 } } as Readonly<Record<'gpu' | 'software', Readonly<Record<'dense' | 'packed', number>>>>,
   /**
    * The combined down GEMV's kernel for 16-bit dense weights, by adapter kind (packed weights take the expert-major
    * GEMV's kernel at one row per pass). GPUs: 'rows2k2' (two 32-lane groups share each output block's columns: twice
