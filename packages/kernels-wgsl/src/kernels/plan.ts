@@ -141,7 +141,8 @@ export const KERNEL_CROSSOVERS = {
   } as Readonly<Record<'gpu' | 'software', Readonly<{ maxOutputs: number; narrowOutputs: number; maxTokenOutputs: number; wideWeights: number; minWorkgroups: number }>>>,
   /**
    * The decode down GEMV with the combine in it (moe-gemv-combine.ts: one dispatch fewer, a workgroup row per token
-   * reading its k experts' rows in turn) for at most this many tokens where 'auto' chooses, by adapter (0: never).
+   * reading its k experts' rows in turn) for at most this many tokens where 'auto' chooses, by adapter kind and down
+   * weights (16-bit dense, or packed with scales; 0: never). Oldest measurements first.
    * Software adapters (lavapipe, 2026-12-05, `pnpm bench --quick --tokens 1,16`, two runs of each path alternating,
    * device ms separate -> fused at T = 1): Qwen3-30B/s8 bf16 4.17, 4.21 -> 2.62, 2.86; GPT-OSS-20B/s8 bf16 6.24, 6.02
    * -> 3.99, 8.59 (noisy), mxfp4 7.18, 7.21 -> 5.59, 5.85; DeepSeek-V2-Lite/s8 6.49, 6.65 -> 4.62, 4.65; Mixtral/s16
