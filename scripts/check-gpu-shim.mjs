@@ -4,8 +4,9 @@
 // `it.x` / `test.x` / `describe.x` / `expect.x` members and `.toX(` matchers and fails naming each one the shim does not
 // define.
 //   node scripts/check-gpu-shim.mjs
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
+import { gpuTestFiles } from './gpu/gpu-test-files.mjs';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
 const shim = readFileSync(join(root, 'scripts/gpu/vitest-shim.ts'), 'utf8');
@@ -24,14 +25,7 @@ const has = {
 for (const [k, v] of Object.entries(has)) if (v.size === 0) throw new Error(`check-gpu-shim: found no ${k} members in the shim (its layout changed?)`);
 has.test = has.it;
 
-const files = [];
-for (const dir of ['packages', 'apps']) {
-  for (const p of readdirSync(join(root, dir))) {
-    const t = join(root, dir, p, 'test');
-    if (!existsSync(t)) continue;
-    for (const f of readdirSync(t)) if (f.endsWith('.gpu.test.ts')) files.push(join(t, f));
-  }
-}
+const files = gpuTestFiles(root);
 /** The index just past the parenthesis that closes the one at `open` (strings and comments not told apart: the test files' expect() arguments have balanced parentheses). */
 function closing(src, open) {
   let depth = 0;

@@ -3,18 +3,12 @@
 // `webgpu` left external (the kit provides it).
 //   node scripts/gpu/build-gpu-tests.mjs [.gpu-kit/gpu-tests.mjs]
 import { build } from 'esbuild';
-import { cpSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
+import { cpSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { gpuTestFiles } from './gpu-test-files.mjs';
 const root = resolve(new URL('../..', import.meta.url).pathname);
 const out = process.argv[2] ?? join(root, '.gpu-kit/gpu-tests.mjs');
-const files = [];
-for (const dir of ['packages', 'apps']) {
-  for (const p of readdirSync(join(root, dir))) {
-    const t = join(root, dir, p, 'test');
-    if (!existsSync(t)) continue;
-    for (const f of readdirSync(t)) if (f.endsWith('.gpu.test.ts')) files.push(join(t, f));
-  }
-}
+const files = gpuTestFiles(root);
 const entry = join(root, 'scripts/gpu/.entry.ts');
 writeFileSync(entry, [
   `import { runAll } from './vitest-shim.ts';`,
