@@ -34,7 +34,7 @@ import { expertDims } from './expert-weights.js';
 import { KERNEL_CROSSOVERS, SGMAT_CHOICES, chooseFastGemmKind, sgmatDequantExperts, sgmatDequantUnasked, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTailFor, sgmatTileFor, sgmatTilesOf, sgmatValueDecodeFor, sgmatWideLoadsFor, useFastGemm, type FastGemmKind, type SgmatXRows } from './plan.js';
 import { recordTileOffsets, tileOffsetsKernel, weightLayout, type GemmCallScratch, type GemmChunkPlace, type WeightFormat } from './grouped-gemm-wgsl.js';
 import { blockShiftUniforms } from './grouped-gemm-weights.js';
-import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, tileOutputs, type FastGemmVariant, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
+import { FAST_TM, FAST_TNW, HALF_ROWS_PAD, SGMAT_DEFAULT_SHAPE, SGMAT_SHAPES, halfRowStride, sgmatLayout, tileOutputs, type FastGemmVariant, type SgmatShape, type SgmatShapeName } from './grouped-gemm-fast-shapes.js';
 import { ROW_ABSMAX_VARIANT, groupedGemmFastKernel, halfRowsKernel, halfRowsRegs, rowAbsMaxKernel, splitKReduceKernel, type HalfRowsVariant } from './grouped-gemm-fast-wgsl.js';
 import { groupedGemmSgmatKernel } from './grouped-gemm-sgmat-wgsl.js';
 import { isPackedFormat, weightBind } from './grouped-gemm-fast-weights-wgsl.js';
@@ -306,12 +306,21 @@ function planFastFormat(ctx: GpuContext, opts: FastGemmOptions & Pick<ExpertActQ
   const tailShape = asked === undefined ? (sg ? sgmatTailFor(op, splitK) : undefined) : asked === false ? undefined : asked;
   if (tailShape !== undefined) {
     const ts = Object.hasOwn(SGMAT_SHAPES, tailShape) ? SGMAT_SHAPES[tailShape] : undefined;
-    const suits = !!ts && !(sg && (ts.tm >= tm || (ts.xd && xh !== 'direct') || (ts.xo && !xh)));
+    const suits = !!ts && (!sg || tailSuits(ts, sg, xh));
     const want = `false | a subgroup-matrix shape of fewer rows than the call's${sg ? ` ${shape} (${tm})` : ''}, able to read its x rows (${xh ?? 'gathered'})`;
     if (asked !== undefined && !suits) throw new ValueError('sgmatTail', want, asked);
     if (sg && suits && sgmatSupported(ctx, tailShape)) plan.tail = sgmatTailPlan(ctx, tailShape, op, N, E);
   }
   return plan;
+}
+
+/**
+ * Whether a tail dispatch on `tail` can follow a call on the tile `main` whose x rows are `xh` (FastGemmPlan.xh): a tile
+ * of fewer rows, able to read those x rows (one without an A tile, xd, loads f16 rows directly; one without row
+ * tables, xo, needs f16 rows).
+ */
+function tailSuits(tail: SgmatShape, main: SgmatShape, xh: FastGemmPlan['xh']): boolean {
+  return tail.tm < main.tm && !(tail.xd && xh !== 'direct') && !(tail.xo && !xh);
 }
 
 /**
@@ -533,7 +542,7 @@ export async function warmGroupedGemmFast(
         if (splitK > 1) await warmPipeline(ctx, splitKReduceKernel, { S: splitK });
         // the planner's tail dispatch of this split (planFastFormat), where it suits this tile
         const tail = sgmatTailFor(spec.op, splitK);
-        if (tail && SGMAT_SHAPES[tail].tm < SGMAT_SHAPES[shape].tm && sgmatSupported(ctx, tail)) await warmPipeline(ctx, groupedGemmSgmatKernel, sgmatVariant(base, { shape: tail, xh, splitK, wide: wideLoads }));
+        if (tail && tailSuits(SGMAT_SHAPES[tail], SGMAT_SHAPES[shape], xh) && sgmatSupported(ctx, tail)) await warmPipeline(ctx, groupedGemmSgmatKernel, sgmatVariant(base, { shape: tail, xh, splitK, wide: wideLoads }));
       }
     };
     // the weights' own format, and where plan.ts may decode packed weights first (sgmatDequant), the f16 GEMM's
