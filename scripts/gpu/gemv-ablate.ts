@@ -5,13 +5,15 @@
 //   x       the x loads (`X4[...]`) become a constant vector
 //   scale   the block scale and zero-point loads (`sload*` / `zload*`) become a cheap function of the index
 //   nan     the e4m3 NaN-word check (`nanw`) becomes 0
+//   reduce  the workgroup reduction's serial sum over a group's 32 lanes reads one lane's value instead (what the
+//           fixed-order reduction costs, barriers kept)
 //   weights the weight-code loads (`W[...]`, row-blocked modules only) become their index as a vector: what is left
 //           is the kernel's fixed work (expert lookup, x loads, decode, reduction, stores) without weight traffic
 // The outputs of an ablated kernel are wrong by design: gemv-bench marks them and checks nothing.
 // The transforms match the generator's text; `ablateWgsl` reports which ones matched, so that a run never times an
 // unmodified kernel under an ablation's name (gemv-bench's self-check fails before timing anything).
 
-export const ABLATIONS = ['decode', 'x', 'scale', 'nan', 'weights'] as const;
+export const ABLATIONS = ['decode', 'x', 'scale', 'nan', 'weights', 'reduce'] as const;
 export type Ablation = (typeof ABLATIONS)[number];
 
 /** Parses `decode+x` (or a comma list) into ablations; throws on an unknown name. */
@@ -39,6 +41,12 @@ const REWRITES: Record<Ablation, { re: RegExp; to: (...m: string[]) => string }[
     { re: /fn zload(\w*)\(i: u32\) -> f32 \{[^\n]*\}/g, to: (_all, fn) => `fn zload${fn}(i: u32) -> f32 { return f32(i & 1u); }` },
   ],
   nan: [{ re: /fn nanw\(w: u32\) -> u32 \{[^\n]*\}/g, to: () => 'fn nanw(w: u32) -> u32 { return 0u; }' }],
+  reduce: [
+    {
+      re: /for \(var i = 0u; i < 32u; i\+\+\) \{ sg \+= red\[b \+ i\];( su \+= red\[b \+ 32u \+ i\];)? \}/g,
+      to: (_all, su) => `{ sg += red[b];${su ? ' su += red[b + 32u];' : ''} }`,
+    },
+  ],
   // W (or a chunk's W_c) is array<vec4<u32>> in the row-blocked modules (the only ones with `fn dw(`)
   weights: [{ re: /\bW(_\d+)?\[([^[\]]*)\]/g, to: (_all, _c, i) => `vec4<u32>(${i})` }],
 };

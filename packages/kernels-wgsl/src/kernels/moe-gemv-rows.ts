@@ -163,33 +163,36 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   const rowBases = (ind: string) => rows.map((r) => parts.map((a) => `${ind}let w${a}${r} = (e * u.${urows} + r${a}${r}) * nch; let s${a}${r} = srow${fn}(e, r${a}${r});`).join('\n')).join('\n');
   const accDecls = (ind: string) => `${vals.map((n) => `${ind}var ${n} = 0.0;`).join('\n')}
 ${codec.nan ? rows.flatMap((r) => parts.map((a) => `${ind}var bad${a}${r} = 0u;`)).join('\n') : ''}`;
-  // the lane's chunks of one expert's rows: 16-byte code loads of two chunks, their scales, NaN words, the chunk loop
-  const chunkBody = `
-      let c0 = c; let ok0 = true;
+  // the lane's chunks of one expert's rows: 16-byte code loads of two chunks, their scales, NaN words (`ok0`: whether
+  // the first chunk is the lane's, a WGSL expression), then the chunk loop over them
+  const chunkLoads = (ok0: string) => `
+      let c0 = c; let ok0 = ${ok0};
       let ok1 = c + ${LK}u < nch; let c1 = select(c, c + ${LK}u, ok1);
 ${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let q${a}${r}_${u} = ${W}[w${a}${r} + c${u}];`)).join('\n')).join('\n')}
 ${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let s${a}${r}_${u} = ${wscale}sload${fn}(s${a}${r} + cblk(c${u})); ${zdef(a, r, u)}`)).join('\n')).join('\n')}
-${codec.nan ? us.map((u) => rows.flatMap((r) => parts.map((a) => `      bad${a}${r} |= select(0u, nanw(q${a}${r}_${u}.x) | nanw(q${a}${r}_${u}.y) | nanw(q${a}${r}_${u}.z) | nanw(q${a}${r}_${u}.w), ok${u});`)).join('\n')).join('\n') : ''}
-${chunkLoop}`;
-  // v.xs: the slices of XS_SLICE_CHUNKS chunks in turn (uniform control flow: the barriers), each copied by the whole
-  // workgroup (coalesced vec4 loads, zeros past the row), then one pass of the lanes' two chunks over it
+${codec.nan ? us.map((u) => rows.flatMap((r) => parts.map((a) => `      bad${a}${r} |= select(0u, nanw(q${a}${r}_${u}.x) | nanw(q${a}${r}_${u}.y) | nanw(q${a}${r}_${u}.z) | nanw(q${a}${r}_${u}.w), ok${u});`)).join('\n')).join('\n') : ''}`;
+  // v.xs: the slices of XS_SLICE_CHUNKS chunks in turn (uniform control flow: the barriers). The lane's codes and
+  // scales of the slice are loaded first (its chunk index clamped into the row: nothing of them reads the slice), so
+  // that their memory latency overlaps the x copy's; then the whole workgroup copies the slice's x (coalesced vec4
+  // loads, zeros past the row), and the lane's two chunks run over it
   const CV = CW / 4;
   const chunkPass = v.xs
     ? `
     let tid = g * ${LANES}u + lane;
     for (var sb = 0u; sb < nch; sb += ${XS_SLICE_CHUNKS}u) {
+      let c = min(sb + lane, nch - 1u);${chunkLoads('sb + lane < nch')}
       workgroupBarrier(); // every lane is done with the previous slice
       for (var i = tid; i < ${XS_SLICE_CHUNKS * CV}u; i += ${GROUPS * LANES}u) {
         let ch = i / ${CV}u; let q = i % ${CV}u;
 ${ms.map((m) => `        var xv${m} = vec4<f32>(0.0); if (sb + ch < nch) { xv${m} = X4[xq${m} + (sb + ch) * ${CV}u + q]; } xsh[${m * XSM}u + ch * ${XP}u + q] = xv${m};`).join('\n')}
       }
       workgroupBarrier();
-      let c = sb + lane;
-      if (c < nch) {${chunkBody}
+      if (ok0) {${chunkLoop}
       }
     }`
     : `
-    for (var c = ${KS === 1 ? 'lane' : 'kl'}; c < nch; c += ${2 * LK}u) {${chunkBody}
+    for (var c = ${KS === 1 ? 'lane' : 'kl'}; c < nch; c += ${2 * LK}u) {${chunkLoads('true')}
+${chunkLoop}
     }`;
   // v.il: units (UW words) interleaved over the lanes, a lane's step taking NU units at kl + LK * j: every x load of
   // the warp is contiguous (lane stride one unit's x), where a 16-byte chunk per lane strides the x loads by the

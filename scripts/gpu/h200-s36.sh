@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Device calls of session 36 (docs/perf-h200/2026-12-07-s36). Kit: bash scripts/gpu/build-kit.sh, or only the bundles a
+# part runs (node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs; kit-size.sh).
+#   a: where the one-row decode GEMVs' time goes now (#11: int4 / MXFP4 at 0.40x of copy, fp8 0.65x bf16): gemv-bench
+#      chained as the layer runs them (--chain 8, passes back to back; session 22's ablations were lone awaited passes,
+#      2-3.6x the layer's time), Mixtral and Qwen3, bf16 / int4 / fp8, the planner's kernels (rows2, rows2i, rows2s),
+#      gate_up and down apart (--split); as they are, then without each part (gemv-ablate.ts: weights, decode, x,
+#      scale, reduce: the reduction's serial sums) and with Dawn's bounds clamps off (norobust), one process each (~7 x 60 s)
+#   x: the staged-x GEMV (rows2s) with the lane's code and scale loads issued before the slice's x copy (this session)
+#      against the old order (gemv-bench-old.mjs, built from HEAD's sources: WEBMOE_SRC_ROOT), int4 / MXFP4 at T = 1,
+#      Mixtral, GPT-OSS, Qwen3, chained, two alternating rounds (~4 x 50 s)
+#   l: the same in the layer: bench-old.mjs / bench.mjs, T = 1, int4 / MXFP4, four models, two alternating rounds (~4 x 60 s)
+#   f: the decode forward's small dispatches (decode-probe: router linear, route_decode, combine, an empty dispatch) (~60 s)
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+for part in ${1:-a}; do
+case "$part" in
+  a)
+    i=0
+    for ab in none weights decode x scale reduce norobust; do
+      i=$((i + 1)); A=(); D=; case "$ab" in none) ;; norobust) D=disable_robustness ;; *) A=(--ablate "$ab") ;; esac
+      WEBMOE_DAWN_ENABLE=$D timeout 80 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i,rows2s --iters 20 --chain 8 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
+      echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
+      echo "== $ab"; grep -E "T=1 +rows|copy .*GB/s|rc=" "$OUT/ablate-$i-$ab.txt" | cut -c1-190
+    done
+    ;;
+  x)
+    for r in 1 2; do
+      for b in old new; do
+        G=.gpu-kit/gemv-bench.mjs; [ $b = old ] && G=.gpu-kit/gemv-bench-old.mjs
+        timeout 80 bash .gpu-kit/enter.sh node $G --models mixtral,gpt-oss,qwen3 --formats int4,mxfp4 --tokens 1 --kernels rows2s,rows2i --iters 20 --chain 8 --split > "$OUT/xs-$b-$r.txt" 2>&1
+        echo "gemv-bench rc=$?" >> "$OUT/xs-$b-$r.txt"
+        echo "== $b $r"; grep -E "T=1 +rows2s|rc=" "$OUT/xs-$b-$r.txt" | cut -c1-190
+      done
+    done
+    ;;
+  l)
+    for r in 1 2; do
+      for b in old new; do
+        B=.gpu-kit/bench.mjs; [ $b = old ] && B=.gpu-kit/bench-old.mjs
+        timeout 100 bash .gpu-kit/enter.sh node $B --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --dtypes int4,mxfp4 --tokens 1 --iters 20 --stack 4 --json "$OUT/layer-$b-$r.json" > "$OUT/layer-$b-$r.txt" 2>&1
+        echo "bench rc=$?" >> "$OUT/layer-$b-$r.txt"
+        echo "== $b $r"; grep -hE "^[a-z][a-z0-9./-]* +(bf16|int4|mxfp4|fp8) |rc=" "$OUT/layer-$b-$r.txt" | cut -c1-100
+      done
+    done
+    ;;
+  f)
+    timeout 120 bash .gpu-kit/enter.sh node .gpu-kit/decode-probe.mjs > "$OUT/decode-probe.txt" 2>&1
+    echo "decode-probe rc=$?" >> "$OUT/decode-probe.txt"; cut -c1-160 "$OUT/decode-probe.txt" | tail -40
+    ;;
+esac
+done
