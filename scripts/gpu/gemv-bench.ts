@@ -27,6 +27,8 @@
 // --combined: also the end of the forward, the down GEMV + combine (the planner's kernel) against the combined down
 // GEMV (gemvDownCombineGpu) with each row-blocked kernel, device time of each, relErr against the two dispatches
 // (rows `down+combine` and `combined:<kernel>`; the ranking shows them under '<model> <format> T=<T> end').
+// --xs-first: each staged-x kernel ('rowsNs') twice: with each lane's code and scale loads after the slice's x copy and
+// ('rowsNs^') before it (GemvOptions.stagedXLoadsFirst), whatever the planner's rule.
 // --split: also each GEMV alone, gate_up on x and down on its output (device ms of each, in the line and the JSON).
 // --chain R: each timed pass records the row's work R times back to back (time / R), as the layer's forwards run one
 // after another; default 1 (one copy per pass; since session 24 the passes of all iterations are submitted back to
@@ -60,6 +62,8 @@ const SMALL = process.argv.includes('--small');
 const COMBINED = process.argv.includes('--combined');
 // --split: also each GEMV alone (gate_up on x; down on the gate_up output), device time of each (Row.msGateUp / msDown)
 const SPLIT = process.argv.includes('--split');
+/** --xs-first: each staged-x kernel ('rowsNs') twice, its code loads after the slice's x copy and ('rowsNs^') before it. */
+const XS_FIRST = process.argv.includes('--xs-first');
 /** Comma-separated lists restricting the rows (--formats int4,fp8 --kernels table,rows2 --tokens 1). */
 function list(name: string): string[] | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -206,7 +210,9 @@ const MODELS = ALL_MODELS.filter((m) => list('models')?.some((f) => m[0].include
 const TS = [1, 16].filter((t) => list('tokens')?.includes(String(t)) ?? true);
 const up = (a: Uint32Array) => GpuTensor.upload(ctx, new HostTensor('uint32', [a.length], a));
 
-interface Row { model: string; format: Format; T: number; kernel: GemvPackedKernel | 'dense' | `combined:${GemvPackedKernel}` | 'down+combine'; default: boolean; path: string; ms: number; bytes: number; gbps: number; ofCopy: number; relErrH: number; relErrY: number; msGateUp?: number; msDown?: number; ablated?: string }
+/** A timed kernel: a packed kernel, bf16's dense kernel, or (--xs-first) a staged-x kernel with its loads first. */
+type BenchKernel = GemvPackedKernel | 'dense' | `${GemvPackedKernel}^`;
+interface Row { model: string; format: Format; T: number; kernel: BenchKernel | `combined:${GemvPackedKernel}` | 'down+combine'; default: boolean; path: string; ms: number; bytes: number; gbps: number; ofCopy: number; relErrH: number; relErrY: number; msGateUp?: number; msDown?: number; ablated?: string }
 const rows: Row[] = [];
 
 /**
@@ -260,10 +266,12 @@ for (const [name, H, I, E, k] of MODELS) {
     const wdn = await makeStack(fmt, E, H, I, 'rows');
     // 'table' first: the others' relErr is against its outputs
     // bf16: the dense kernel first (the others' relErr is against it), then the row-blocked ones asked for
-    const kernels: (GemvPackedKernel | 'dense')[] =
+    const asked: (GemvPackedKernel | 'dense')[] =
       fmt === 'bf16'
         ? ['dense', ...GEMV_PACKED_KERNELS.filter((kn) => kn.startsWith('rows') && (list('kernels')?.includes(kn) ?? ['rows1', 'rows2', 'rows4'].includes(kn)))]
         : GEMV_PACKED_KERNELS.filter((kn) => kn === 'table' || (list('kernels')?.includes(kn) ?? true));
+    // --xs-first: each staged-x kernel also with its code loads before the slice's x copy (`rowsNs^`)
+    const kernels: BenchKernel[] = asked.flatMap((kn) => (XS_FIRST && /^rows\ds$/.test(kn) ? [kn, `${kn}^` as BenchKernel] : [kn]));
     for (const T of TS) {
       const idx = new Uint32Array(T * k);
       for (let t = 0; t < T; t++) for (let j = 0; j < k; j++) idx[t * k + j] = (t * 7 + j * 13) % E;
@@ -288,10 +296,12 @@ for (const [name, H, I, E, k] of MODELS) {
       activeRec.submit();
       const activeOwner = activeRec.toGraph(); // owns the list's buffers until destroyed
       for (const kernel of kernels) {
-        const packedKernel = kernel === 'dense' ? 'table' : kernel; // 'dense' is bf16's only: 'table' on dense weights is the dense kernel
+        // 'dense' is bf16's only: 'table' on dense weights is the dense kernel; `rowsNs^` the staged kernel, loads first
+        const packedKernel = (kernel === 'dense' ? 'table' : kernel.replace('^', '')) as GemvPackedKernel;
+        const stagedXLoadsFirst = XS_FIRST ? kernel.endsWith('^') : undefined;
         const run = (rec: Recorder) => {
-          const h = gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH });
-          const y = gemvDownGpu(ctx, rec, h, g, wdn, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH });
+          const h = gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH, stagedXLoadsFirst });
+          const y = gemvDownGpu(ctx, rec, h, g, wdn, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH, stagedXLoadsFirst });
           return { h, y };
         };
         // outputs once, for the error against the table kernel
@@ -314,7 +324,7 @@ for (const [name, H, I, E, k] of MODELS) {
         });
         let split: { msGateUp: number; msDown: number } | undefined;
         if (SPLIT) {
-          const gateUp = (rec: Recorder) => gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH });
+          const gateUp = (rec: Recorder) => gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH, stagedXLoadsFirst });
           const msGateUp = await deviceMs((r) => {
             const h = gateUp(r);
             return () => h.destroy();
@@ -323,7 +333,7 @@ for (const [name, H, I, E, k] of MODELS) {
           const h = gateUp(hRec);
           hRec.submit();
           const msDown = await deviceMs((r) => {
-            const y = gemvDownGpu(ctx, r, h, g, wdn, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH });
+            const y = gemvDownGpu(ctx, r, h, g, wdn, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH, stagedXLoadsFirst });
             return () => y.destroy();
           });
           h.destroy();

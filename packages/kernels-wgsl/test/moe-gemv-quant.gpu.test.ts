@@ -8,8 +8,8 @@ import {
   groupedGateUpRef, groupedDownRef, type GpuContext, type ExpertQuantFormat, type GemvPackedKernel, type ExpertActivation, type ExpertWeightsHost, type GroupingRef,
 } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, relErr, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
-import { gemvPackedPath } from '../src/kernels/moe-gemv.js';
-import { GEMV_PACKED_KERNELS, gemvRowsPerPass } from '../src/kernels/plan.js';
+import { gemvPackedPath, type GemvOptions } from '../src/kernels/moe-gemv.js';
+import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, gemvRowsPerPass } from '../src/kernels/plan.js';
 import { rowsWorkgroupBytes } from '../src/kernels/moe-gemv-rows.js';
 import { randomZeros } from './quant-helpers.js';
 import { hostGrouping, randomIdx } from './grouped-helpers.js';
@@ -57,7 +57,7 @@ function randomGemvLayer(
  * Uploads the layer once and runs gate_up + down through each packed kernel option in turn: each one's h and y,
  * the load path each option takes for gate_up and down (gemvPackedPath), and whether the GEMVs take both stacks.
  */
-async function runGemvKernels(cx: GpuContext, L: GemvLayer, kernels: readonly GemvPackedKernel[]) {
+async function runGemvKernels(cx: GpuContext, L: GemvLayer, kernels: readonly GemvPackedKernel[], opts: Pick<GemvOptions, 'stagedXLoadsFirst'> = {}) {
   const { g, x, act } = L;
   const { T, k } = g;
   const H = x.length / T;
@@ -74,8 +74,8 @@ async function runGemvKernels(cx: GpuContext, L: GemvLayer, kernels: readonly Ge
     const res: { kernel: GemvPackedKernel; h: Float32Array; y: Float32Array }[] = [];
     for (const packedKernel of kernels) {
       const rec = new Recorder(cx);
-      const hg = gemvGateUpGpu(cx, rec, xg, gg, gu, act, { packedKernel, bias: bg, rowScale: rs });
-      const yg = gemvDownGpu(cx, rec, hg, gg, dn, { packedKernel, bias: bd });
+      const hg = gemvGateUpGpu(cx, rec, xg, gg, gu, act, { ...opts, packedKernel, bias: bg, rowScale: rs });
+      const yg = gemvDownGpu(cx, rec, hg, gg, dn, { ...opts, packedKernel, bias: bd });
       rec.submit();
       res.push({ kernel: packedKernel, h: (await hg.download()).toFloat32(), y: (await yg.download()).toFloat32() });
       for (const b of [hg, yg]) b.destroy();
@@ -262,6 +262,17 @@ describe('row-blocked decode GEMV on quantized experts (randomized)', () => {
       for (const o of out.res) {
         expect(relErr(o.h, hRef), `h (${o.kernel})`).toBeLessThan(2e-5);
         expect(relErr(o.y, yRef), `y (${o.kernel})`).toBeLessThan(2e-5);
+      }
+      if (fits) {
+        // the staged kernel with each lane's code and scale loads before the slice's x copy (GemvVariant.xsFirst), in
+        // the order the planner does not take on this adapter (KERNEL_CROSSOVERS.stagedXLoadsFirst): the same sums
+        const first = !KERNEL_CROSSOVERS.stagedXLoadsFirst[cx.adapterInfo.software ? 'software' : 'gpu'];
+        const { result, dispatched } = await withDispatchLog(() => runGemvKernels(cx, L, [staged], { stagedXLoadsFirst: first }));
+        const gemvs = dispatched.filter((d) => d.kernel === 'moe_gemv').map((d) => (d.variant as { xsFirst?: boolean }).xsFirst ?? false);
+        expect(gemvs).toEqual([first, first]);
+        const planned = out.res[out.res.length - 1];
+        expect(result.res[0].h, `h (${staged}, loads ${first ? 'first' : 'after the copy'})`).toEqual(planned.h);
+        expect(result.res[0].y, `y (${staged}, loads ${first ? 'first' : 'after the copy'})`).toEqual(planned.y);
       }
     }, 600_000); // lavapipe compiles the unrolled row-blocked variants slowly (T = 16: 4 token rows per pass)
   });

@@ -116,7 +116,7 @@ function rowsMain(v: GemvVariant, names: GemvNames): Omit<GemvModule, 'decls'> {
   const KS = v.ks ?? 1;
   // lanes over one output block's columns, and the lane's index among them
   const LK = LANES * KS;
-  if (v.xs && (KS !== 1 || v.il || v.combine)) throw new ValueError('staged-x GEMV variant (xs)', 'ks 1, no il, no combine', JSON.stringify(v));
+  if ((v.xs || v.xsFirst) && (KS !== 1 || v.il || v.combine || (v.xsFirst && !v.xs))) throw new ValueError('staged-x GEMV variant (xs, xsFirst)', 'ks 1, no il, no combine; xsFirst only with xs', JSON.stringify(v));
   // staged x (v.xs): token row m's x of chunk c of the slice starting at chunk sb sits at xsh[m * XSM + (c - sb) * XP]
   const XP = xsChunkStride(v.wdtype);
   const XSM = XS_SLICE_CHUNKS * XP;
@@ -171,24 +171,33 @@ ${codec.nan ? rows.flatMap((r) => parts.map((a) => `${ind}var bad${a}${r} = 0u;`
 ${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let q${a}${r}_${u} = ${W}[w${a}${r} + c${u}];`)).join('\n')).join('\n')}
 ${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let s${a}${r}_${u} = ${wscale}sload${fn}(s${a}${r} + cblk(c${u})); ${zdef(a, r, u)}`)).join('\n')).join('\n')}
 ${codec.nan ? us.map((u) => rows.flatMap((r) => parts.map((a) => `      bad${a}${r} |= select(0u, nanw(q${a}${r}_${u}.x) | nanw(q${a}${r}_${u}.y) | nanw(q${a}${r}_${u}.z) | nanw(q${a}${r}_${u}.w), ok${u});`)).join('\n')).join('\n') : ''}`;
-  // v.xs: the slices of XS_SLICE_CHUNKS chunks in turn (uniform control flow: the barriers). The lane's codes and
-  // scales of the slice are loaded first (its chunk index clamped into the row: nothing of them reads the slice), so
-  // that their memory latency overlaps the x copy's; then the whole workgroup copies the slice's x (coalesced vec4
-  // loads, zeros past the row), and the lane's two chunks run over it
+  // v.xs: the slices of XS_SLICE_CHUNKS chunks in turn (uniform control flow: the barriers): the whole workgroup copies
+  // the slice's x (coalesced vec4 loads, zeros past the row), and the lane's two chunks run over it. v.xsFirst: the
+  // lane's codes and scales of the slice are loaded before the copy (its chunk index clamped into the row: nothing of
+  // them reads the slice), so that their memory latency overlaps the copy's; else after it, where the lane has a chunk
   const CV = CW / 4;
-  const chunkPass = v.xs
-    ? `
-    let tid = g * ${LANES}u + lane;
-    for (var sb = 0u; sb < nch; sb += ${XS_SLICE_CHUNKS}u) {
-      let c = min(sb + lane, nch - 1u);${chunkLoads('sb + lane < nch')}
+  const xsCopy = `
       workgroupBarrier(); // every lane is done with the previous slice
       for (var i = tid; i < ${XS_SLICE_CHUNKS * CV}u; i += ${GROUPS * LANES}u) {
         let ch = i / ${CV}u; let q = i % ${CV}u;
 ${ms.map((m) => `        var xv${m} = vec4<f32>(0.0); if (sb + ch < nch) { xv${m} = X4[xq${m} + (sb + ch) * ${CV}u + q]; } xsh[${m * XSM}u + ch * ${XP}u + q] = xv${m};`).join('\n')}
       }
-      workgroupBarrier();
+      workgroupBarrier();`;
+  const chunkPass = v.xs
+    ? `
+    let tid = g * ${LANES}u + lane;
+    for (var sb = 0u; sb < nch; sb += ${XS_SLICE_CHUNKS}u) {${
+      v.xsFirst
+        ? `
+      let c = min(sb + lane, nch - 1u);${chunkLoads('sb + lane < nch')}${xsCopy}
       if (ok0) {${chunkLoop}
-      }
+      }`
+        : `${xsCopy}
+      let c = sb + lane;
+      if (c < nch) {${chunkLoads('true')}
+${chunkLoop}
+      }`
+    }
     }`
     : `
     for (var c = ${KS === 1 ? 'lane' : 'kl'}; c < nch; c += ${2 * LK}u) {${chunkLoads('true')}

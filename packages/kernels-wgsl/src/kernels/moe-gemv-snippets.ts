@@ -63,6 +63,12 @@ export type GemvVariant = {
    * of a 16-byte chunk per lane are no longer strided by the chunk's columns in memory. Not with ks, il or combine.
    */
   xs?: boolean;
+  /**
+   * With xs: each lane's code and scale loads of a slice are issued before the workgroup's copy of the slice's x (their
+   * memory latencies overlap; the loads' registers live across the copy's barriers), instead of after it
+   * (KERNEL_CROSSOVERS.stagedXLoadsFirst).
+   */
+  xsFirst?: boolean;
   /** Row-blocked path: chunks per scale block is a power of two (a shift by u.cbs, else a division by u.cb). */
   cbPow2?: boolean;
   /**

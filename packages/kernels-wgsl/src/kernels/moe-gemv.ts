@@ -17,7 +17,7 @@ import { defineKernel, uniformFields, type Recorder } from '../runtime/kernel.js
 import { LimitError } from '../runtime/errors.js';
 import type { ExpertActivation, ExpertStackGpu, ExpertWeightsGpu, GroupingGpu } from './moe-types.js';
 import { expertChunkList, expertDims } from './expert-weights.js';
-import { GEMV_PACKED_KERNELS, gemvChunksPerDispatch, gemvDenseKernelFor, gemvPackedKernelFor, gemvRowsPerPass, type GemvPackedKernel, type PackedCodeFormat } from './plan.js';
+import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, gemvChunksPerDispatch, gemvDenseKernelFor, gemvPackedKernelFor, gemvRowsPerPass, type GemvPackedKernel, type PackedCodeFormat } from './plan.js';
 import { gemvKernel } from './moe-gemv-kernel.js';
 import { rowsWorkgroupBytes } from './moe-gemv-rows.js';
 import { chunkBinding, chunkField, planGemvChunkGroups } from './moe-gemv-chunks.js';
@@ -127,6 +127,11 @@ export interface GemvOptions {
    * a software adapter; at most 16, and as many as the device's maxStorageBuffersPerShaderStage allows); 1: one dispatch per chunk.
    */
   chunksPerDispatch?: number;
+  /**
+   * A staged-x kernel ('rowsNs'): whether each lane's code and scale loads of a slice come before the slice's x copy
+   * (default: the planner's KERNEL_CROSSOVERS.stagedXLoadsFirst for the adapter's kind); ignored by other kernels.
+   */
+  stagedXLoadsFirst?: boolean;
   /** Reuse the active-expert list of this forward (else computed here). */
   active?: ActiveExperts;
   bias?: GpuTensor;
@@ -350,7 +355,10 @@ function gemv(
   };
   // zp only when set, so the pipelines of weights without zero points keep their variant keys.
   if (first.gw.zeros) variant.zp = true;
-  if (path === 'rows') Object.assign(variant, { cbPow2 }, rowsVariantFields(blocking));
+  if (path === 'rows') {
+    Object.assign(variant, { cbPow2 }, rowsVariantFields(blocking));
+    if (blocking.xs && (opts.stagedXLoadsFirst ?? KERNEL_CROSSOVERS.stagedXLoadsFirst[ctx.adapterInfo.software ? 'software' : 'gpu'])) variant.xsFirst = true;
+  }
   const shared = { [variant.vec8 ? 'X4' : 'X']: x.buffer, Counts: g.counts.buffer, Offsets: g.offsets.buffer, Order: g.order.buffer, Active: active, Y: y.buffer, ...(variant.rowScale ? { S: opts.rowScale!.buffer } : {}) };
   const common = { cols, k: g.k, limit: act?.limit ?? 0, alpha: act?.alpha ?? 1.702, s1: first.gw.su[1], s2: first.gw.su[2], s3: first.gw.su[3], ys: nout, cb, cbs };
   // several chunks per dispatch where the device binds them side by side (moe-gemv-chunks.ts), all dispatches of one NC

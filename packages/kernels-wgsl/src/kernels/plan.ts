@@ -288,6 +288,16 @@ export const KERNEL_CROSSOVERS = {
     },
   } as GemvPackedKernelRule,
   /**
+   * Whether the staged-x decode GEMVs ('rowsNs') issue each lane's code and scale loads of a slice before the
+   * workgroup's copy of the slice's x (GemvVariant.xsFirst: the two memory latencies overlap, the loads' registers live
+   * across the copy's barriers), by adapter kind. Software adapters: no (lavapipe 2026-12-07, session 36, bench --quick
+   * --dtypes fp8,mxfp4 --tokens 1 --iters 20, three alternating runs each, medians of device ms, after / before:
+   * slower in 9 of 10 rows, fp8 Qwen3-30B/s8 5.08 / 3.13, DeepSeek-V2-Lite/s8 8.32 / 4.79, GPT-OSS-20B/s8 8.18 / 6.03,
+   * MXFP4 Mixtral/s16 8.92 / 5.08; DeepSeek-V3/s16 MXFP4 17.0 / 18.0: llvmpipe runs a barrier as a coroutine switch,
+   * saving what lives across it). GPUs: off until a GPU measures it (scripts/gpu/h200-s36.sh x).
+   */
+  stagedXLoadsFirst: { gpu: false, software: false } as Readonly<Record<'gpu' | 'software', boolean>>,
+  /**
    * Split-K packed decode GEMV for calls that launch few workgroups over long rows: where the default
    * kernel's grid (expert slots x output blocks) is below `maxWorkgroups` and the weight rows have at least
    * `minCols` columns, the 'rowsNkS' kernel of the same rows per pass instead (more workgroups per expert,
