@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# Builds .gpu-kit/bench-xsfirst.mjs for h200-s36.sh l: the bench with GPUs' staged-x decode GEMVs issuing each lane's
-# code and scale loads before the slice's x copy (plan.ts KERNEL_CROSSOVERS.stagedXLoadsFirst.gpu true), then plan.ts
-# as it was (plan-variant.sh restores it, also on failure) and .gpu-kit/bench.mjs built again from it.
+# Builds the bench variants of h200-s36.sh l: .gpu-kit/bench-xsfirst.mjs with GPUs' staged-x decode GEMVs issuing each
+# lane's code and scale loads before the slice's x copy (KERNEL_CROSSOVERS.stagedXLoadsFirst.gpu true), and
+# .gpu-kit/bench-pf.mjs with GPUs' row-blocked GEMVs loading each lane's next step before the current one decodes
+# (KERNEL_CROSSOVERS.gemvPrefetchCodes.gpu true); then plan.ts as it was (plan-variant.sh restores it, also on failure)
+# and .gpu-kit/bench.mjs built again from it.
 . "$(dirname "$0")/plan-variant.sh"
-python3 - "$plan" <<'PYEOF'
+variant() { # RULE OUT: the bench with KERNEL_CROSSOVERS.RULE's gpu entry true, as .gpu-kit/OUT
+  cp "$backup" "$plan"
+  python3 - "$plan" "$1" <<'PYEOF'
 import sys
-p = sys.argv[1]
+p, rule = sys.argv[1], sys.argv[2]
 s = open(p).read()
-a = "  stagedXLoadsFirst: { gpu: false, software: false }"
+a = f"  {rule}: {{ gpu: false, software: false }}"
 if s.count(a) != 1:
     sys.exit("build-bench-xs-first: plan.ts no longer holds the rule it edits: " + a)
-open(p, 'w').write(s.replace(a, "  stagedXLoadsFirst: { gpu: true, software: false }"))
+open(p, 'w').write(s.replace(a, f"  {rule}: {{ gpu: true, software: false }}"))
 PYEOF
-pnpm --filter @webmoe/bench bundle:gpu > /dev/null
-mv .gpu-kit/bench.mjs .gpu-kit/bench-xsfirst.mjs
+  pnpm --filter @webmoe/bench bundle:gpu > /dev/null
+  mv .gpu-kit/bench.mjs ".gpu-kit/$2"
+  grep -q "$1: { gpu: true" ".gpu-kit/$2"
+}
+variant stagedXLoadsFirst bench-xsfirst.mjs
+variant gemvPrefetchCodes bench-pf.mjs
 cp "$backup" "$plan"
 pnpm --filter @webmoe/bench bundle:gpu > /dev/null
-grep -q "stagedXLoadsFirst: { gpu: true" .gpu-kit/bench-xsfirst.mjs && grep -q "stagedXLoadsFirst: { gpu: false" .gpu-kit/bench.mjs && echo "bench-xsfirst.mjs and bench.mjs built"
+grep -q "stagedXLoadsFirst: { gpu: false" .gpu-kit/bench.mjs && grep -q "gemvPrefetchCodes: { gpu: false" .gpu-kit/bench.mjs && echo "bench-xsfirst.mjs, bench-pf.mjs and bench.mjs built"

@@ -29,6 +29,8 @@
 // (rows `down+combine` and `combined:<kernel>`; the ranking shows them under '<model> <format> T=<T> end').
 // --xs-first: each staged-x kernel ('rowsNs') twice: with each lane's code and scale loads after the slice's x copy and
 // ('rowsNs^') before it (GemvOptions.stagedXLoadsFirst), whatever the planner's rule.
+// --prefetch: each row-blocked kernel with 16-byte chunks per lane ('rowsN', 'rowsNkS', 'rowsNs') twice: as the planner
+// orders its loads and ('rowsN+') loading each lane's next step before the current one decodes (GemvOptions.prefetchCodes).
 // --split: also each GEMV alone, gate_up on x and down on its output (device ms of each, in the line and the JSON).
 // --chain R: each timed pass records the row's work R times back to back (time / R), as the layer's forwards run one
 // after another; default 1 (one copy per pass; since session 24 the passes of all iterations are submitted back to
@@ -64,6 +66,8 @@ const COMBINED = process.argv.includes('--combined');
 const SPLIT = process.argv.includes('--split');
 /** --xs-first: each staged-x kernel ('rowsNs') twice, its code loads after the slice's x copy and ('rowsNs^') before it. */
 const XS_FIRST = process.argv.includes('--xs-first');
+/** --prefetch: each row-blocked kernel with 16-byte chunks per lane twice, without and ('rowsN+') with GemvOptions.prefetchCodes. */
+const PREFETCH = process.argv.includes('--prefetch');
 /** Comma-separated lists restricting the rows (--formats int4,fp8 --kernels table,rows2 --tokens 1). */
 function list(name: string): string[] | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -211,7 +215,7 @@ const TS = [1, 16].filter((t) => list('tokens')?.includes(String(t)) ?? true);
 const up = (a: Uint32Array) => GpuTensor.upload(ctx, new HostTensor('uint32', [a.length], a));
 
 /** A timed kernel: a packed kernel, bf16's dense kernel, or (--xs-first) a staged-x kernel with its loads first. */
-type BenchKernel = GemvPackedKernel | 'dense' | `${GemvPackedKernel}^`;
+type BenchKernel = GemvPackedKernel | 'dense' | `${GemvPackedKernel}^` | `${GemvPackedKernel}+`;
 interface Row { model: string; format: Format; T: number; kernel: BenchKernel | `combined:${GemvPackedKernel}` | 'down+combine'; default: boolean; path: string; ms: number; bytes: number; gbps: number; ofCopy: number; relErrH: number; relErrY: number; msGateUp?: number; msDown?: number; ablated?: string }
 const rows: Row[] = [];
 
@@ -270,8 +274,13 @@ for (const [name, H, I, E, k] of MODELS) {
       fmt === 'bf16'
         ? ['dense', ...GEMV_PACKED_KERNELS.filter((kn) => kn.startsWith('rows') && (list('kernels')?.includes(kn) ?? ['rows1', 'rows2', 'rows4'].includes(kn)))]
         : GEMV_PACKED_KERNELS.filter((kn) => kn === 'table' || (list('kernels')?.includes(kn) ?? true));
-    // --xs-first: each staged-x kernel also with its code loads before the slice's x copy (`rowsNs^`)
-    const kernels: BenchKernel[] = asked.flatMap((kn) => (XS_FIRST && /^rows\ds$/.test(kn) ? [kn, `${kn}^` as BenchKernel] : [kn]));
+    // --xs-first: each staged-x kernel also with its code loads before the slice's x copy (`rowsNs^`); --prefetch: each
+    // row-blocked kernel with 16-byte chunks per lane also loading its next step before the current decodes (`rowsN+`)
+    const kernels: BenchKernel[] = asked.flatMap((kn): BenchKernel[] => [
+      kn,
+      ...(XS_FIRST && /^rows\ds$/.test(kn) ? [`${kn}^` as BenchKernel] : []),
+      ...(PREFETCH && /^rows\d(k\d)?s?$/.test(kn) ? [`${kn}+` as BenchKernel] : []),
+    ]);
     for (const T of TS) {
       const idx = new Uint32Array(T * k);
       for (let t = 0; t < T; t++) for (let j = 0; j < k; j++) idx[t * k + j] = (t * 7 + j * 13) % E;
@@ -297,11 +306,12 @@ for (const [name, H, I, E, k] of MODELS) {
       const activeOwner = activeRec.toGraph(); // owns the list's buffers until destroyed
       for (const kernel of kernels) {
         // 'dense' is bf16's only: 'table' on dense weights is the dense kernel; `rowsNs^` the staged kernel, loads first
-        const packedKernel = (kernel === 'dense' ? 'table' : kernel.replace('^', '')) as GemvPackedKernel;
+        const packedKernel = (kernel === 'dense' ? 'table' : kernel.replace(/[\^+]$/, '')) as GemvPackedKernel;
         const stagedXLoadsFirst = XS_FIRST ? kernel.endsWith('^') : undefined;
+        const prefetchCodes = PREFETCH ? kernel.endsWith('+') : undefined;
         const run = (rec: Recorder) => {
-          const h = gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH, stagedXLoadsFirst });
-          const y = gemvDownGpu(ctx, rec, h, g, wdn, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH, stagedXLoadsFirst });
+          const h = gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH, stagedXLoadsFirst, prefetchCodes });
+          const y = gemvDownGpu(ctx, rec, h, g, wdn, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH, stagedXLoadsFirst, prefetchCodes });
           return { h, y };
         };
         // outputs once, for the error against the table kernel
@@ -324,7 +334,7 @@ for (const [name, H, I, E, k] of MODELS) {
         });
         let split: { msGateUp: number; msDown: number } | undefined;
         if (SPLIT) {
-          const gateUp = (rec: Recorder) => gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH, stagedXLoadsFirst });
+          const gateUp = (rec: Recorder) => gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH, stagedXLoadsFirst, prefetchCodes });
           const msGateUp = await deviceMs((r) => {
             const h = gateUp(r);
             return () => h.destroy();
@@ -333,7 +343,7 @@ for (const [name, H, I, E, k] of MODELS) {
           const h = gateUp(hRec);
           hRec.submit();
           const msDown = await deviceMs((r) => {
-            const y = gemvDownGpu(ctx, r, h, g, wdn, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH, stagedXLoadsFirst });
+            const y = gemvDownGpu(ctx, r, h, g, wdn, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH, stagedXLoadsFirst, prefetchCodes });
             return () => y.destroy();
           });
           h.destroy();

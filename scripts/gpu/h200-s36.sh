@@ -7,10 +7,11 @@
 #      gate_up and down apart (--split); as they are, then without each part (gemv-ablate.ts: weights, decode, x,
 #      scale, reduce: the reduction's serial sums) and with Dawn's bounds clamps off (norobust), one process each (~7 x 60 s)
 #   x: the staged-x GEMV (rows2s) with each lane's code and scale loads before the slice's x copy ('rows2s^',
-#      GemvOptions.stagedXLoadsFirst) against after it, beside rows2 / rows2i, int4 / MXFP4 / fp8 at T = 1, Mixtral,
-#      GPT-OSS, Qwen3, chained (gemv-bench --xs-first), two rounds (~2 x 100 s)
-#   l: the same in the layer: bench.mjs / bench-xsfirst.mjs (build-bench-xs-first.sh: the GPU rule on), T = 1, int4 /
-#      MXFP4, four models, two alternating rounds (~4 x 60 s)
+#      GemvOptions.stagedXLoadsFirst) against after it, and rows2 / rows2s loading each lane's next step before the
+#      current one decodes ('+', GemvOptions.prefetchCodes), beside rows2i, bf16 / int4 / MXFP4 / fp8 at T = 1, Mixtral,
+#      GPT-OSS, Qwen3, chained (gemv-bench --xs-first --prefetch), two rounds (~2 x 130 s)
+#   l: the same in the layer: bench.mjs / bench-xsfirst.mjs / bench-pf.mjs (build-bench-xs-first.sh: each GPU rule on),
+#      T = 1, int4 / MXFP4, four models, two alternating rounds (~6 x 60 s)
 #   f: the decode forward's small dispatches (decode-probe: router linear, route_decode, combine, an empty dispatch) (~60 s)
 set -u
 OUT=${OUT:-/tmp/out}
@@ -28,15 +29,15 @@ case "$part" in
     ;;
   x)
     for r in 1 2; do
-      timeout 140 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,gpt-oss,qwen3 --formats int4,mxfp4,fp8 --tokens 1 --kernels rows2,rows2i,rows2s --xs-first --iters 20 --chain 8 --split > "$OUT/xs-$r.txt" 2>&1
+      timeout 170 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,gpt-oss,qwen3 --formats bf16,int4,mxfp4,fp8 --tokens 1 --kernels rows2,rows2i,rows2s --xs-first --prefetch --iters 20 --chain 8 --split > "$OUT/xs-$r.txt" 2>&1
       echo "gemv-bench rc=$?" >> "$OUT/xs-$r.txt"
-      echo "== round $r"; grep -E "T=1 +rows2[si]?\^? |rc=" "$OUT/xs-$r.txt" | cut -c1-190
+      echo "== round $r"; grep -E "T=1 +rows2[si]?[\^+]? |rc=" "$OUT/xs-$r.txt" | cut -c1-190
     done
     ;;
   l)
     for r in 1 2; do
-      for b in after first; do
-        B=.gpu-kit/bench.mjs; [ $b = first ] && B=.gpu-kit/bench-xsfirst.mjs
+      for b in after first pf; do
+        B=.gpu-kit/bench.mjs; [ $b = first ] && B=.gpu-kit/bench-xsfirst.mjs; [ $b = pf ] && B=.gpu-kit/bench-pf.mjs
         timeout 100 bash .gpu-kit/enter.sh node $B --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --dtypes int4,mxfp4 --tokens 1 --iters 20 --stack 4 --json "$OUT/layer-$b-$r.json" > "$OUT/layer-$b-$r.txt" 2>&1
         echo "bench rc=$?" >> "$OUT/layer-$b-$r.txt"
         echo "== $b $r"; grep -hE "^[a-z][a-z0-9./-]* +(bf16|int4|mxfp4|fp8) |rc=" "$OUT/layer-$b-$r.txt" | cut -c1-100

@@ -57,7 +57,7 @@ function randomGemvLayer(
  * Uploads the layer once and runs gate_up + down through each packed kernel option in turn: each one's h and y,
  * the load path each option takes for gate_up and down (gemvPackedPath), and whether the GEMVs take both stacks.
  */
-async function runGemvKernels(cx: GpuContext, L: GemvLayer, kernels: readonly GemvPackedKernel[], opts: Pick<GemvOptions, 'stagedXLoadsFirst'> = {}) {
+async function runGemvKernels(cx: GpuContext, L: GemvLayer, kernels: readonly GemvPackedKernel[], opts: Pick<GemvOptions, 'stagedXLoadsFirst' | 'prefetchCodes'> = {}) {
   const { g, x, act } = L;
   const { T, k } = g;
   const H = x.length / T;
@@ -263,16 +263,23 @@ describe('row-blocked decode GEMV on quantized experts (randomized)', () => {
         expect(relErr(o.h, hRef), `h (${o.kernel})`).toBeLessThan(2e-5);
         expect(relErr(o.y, yRef), `y (${o.kernel})`).toBeLessThan(2e-5);
       }
-      if (fits) {
-        // the staged kernel with each lane's code and scale loads before the slice's x copy (GemvVariant.xsFirst), in
-        // the order the planner does not take on this adapter (KERNEL_CROSSOVERS.stagedXLoadsFirst): the same sums
-        const first = !KERNEL_CROSSOVERS.stagedXLoadsFirst[cx.adapterInfo.software ? 'software' : 'gpu'];
-        const { result, dispatched } = await withDispatchLog(() => runGemvKernels(cx, L, [staged], { stagedXLoadsFirst: first }));
-        const gemvs = dispatched.filter((d) => d.kernel === 'moe_gemv').map((d) => (d.variant as { xsFirst?: boolean }).xsFirst ?? false);
-        expect(gemvs).toEqual([first, first]);
-        const planned = out.res[out.res.length - 1];
-        expect(result.res[0].h, `h (${staged}, loads ${first ? 'first' : 'after the copy'})`).toEqual(planned.h);
-        expect(result.res[0].y, `y (${staged}, loads ${first ? 'first' : 'after the copy'})`).toEqual(planned.y);
+      // the orders of loads the planner does not take on this adapter, against the planner's (the same sums): the staged
+      // kernel with each lane's code and scale loads before the slice's x copy (GemvVariant.xsFirst,
+      // KERNEL_CROSSOVERS.stagedXLoadsFirst), and a kernel loading each lane's next step before the current one decodes
+      // (GemvVariant.pf, KERNEL_CROSSOVERS.gemvPrefetchCodes): the plain row blocking on even cases, the staged one on odd
+      const kind = cx.adapterInfo.software ? 'software' : 'gpu';
+      const other = (kernel: GemvPackedKernel, opts: Pick<GemvOptions, 'stagedXLoadsFirst' | 'prefetchCodes'>, field: 'xsFirst' | 'pf', want: boolean) => ({ kernel, opts, field, want });
+      const orders = [
+        ...(fits ? [other(staged, { stagedXLoadsFirst: !KERNEL_CROSSOVERS.stagedXLoadsFirst[kind], prefetchCodes: false }, 'xsFirst', !KERNEL_CROSSOVERS.stagedXLoadsFirst[kind])] : []),
+        other(i % 2 === 1 && fits ? staged : KERNELS[0], { prefetchCodes: !KERNEL_CROSSOVERS.gemvPrefetchCodes[kind] }, 'pf', !KERNEL_CROSSOVERS.gemvPrefetchCodes[kind]),
+      ];
+      for (const o of orders) {
+        const { result, dispatched } = await withDispatchLog(() => runGemvKernels(cx, L, [o.kernel], o.opts));
+        const gemvs = dispatched.filter((d) => d.kernel === 'moe_gemv').map((d) => (d.variant as Record<string, unknown>)[o.field] ?? false);
+        expect(gemvs, `${o.field} in both GEMVs`).toEqual([o.want, o.want]);
+        const planned = out.res[kernels.indexOf(o.kernel)];
+        expect(result.res[0].h, `h (${o.kernel}, ${o.field} ${o.want})`).toEqual(planned.h);
+        expect(result.res[0].y, `y (${o.kernel}, ${o.field} ${o.want})`).toEqual(planned.y);
       }
     }, 600_000); // lavapipe compiles the unrolled row-blocked variants slowly (T = 16: 4 token rows per pass)
   });

@@ -117,13 +117,14 @@ function rowsMain(v: GemvVariant, names: GemvNames): Omit<GemvModule, 'decls'> {
   // lanes over one output block's columns, and the lane's index among them
   const LK = LANES * KS;
   if ((v.xs || v.xsFirst) && (KS !== 1 || v.il || v.combine || (v.xsFirst && !v.xs))) throw new ValueError('staged-x GEMV variant (xs, xsFirst)', 'ks 1, no il, no combine; xsFirst only with xs', JSON.stringify(v));
+  if (v.pf && (v.il || v.xsFirst)) throw new ValueError('prefetching GEMV variant (pf)', '16-byte chunks per lane (no il), not with xsFirst', JSON.stringify(v));
   // staged x (v.xs): token row m's x of chunk c of the slice starting at chunk sb sits at xsh[m * XSM + (c - sb) * XP]
   const XP = xsChunkStride(v.wdtype);
   const XSM = XS_SLICE_CHUNKS * XP;
   const xload = (m: number, h: number) =>
     v.xs ? `xsh[${m * XSM}u + (cu - sb) * ${XP}u + j * ${X4W}u${h ? ` + ${h}u` : ''}]` : `X4[xq${m} + cu * ${CW / 4}u + j * ${X4W}u${h ? ` + ${h}u` : ''}]`;
-  const zdef = (a: string, r: number, u: number) =>
-    codec.zoff ? `let z${a}${r}_${u} = ${codec.zoff(v.zp ? `zload${fn}(s${a}${r} + cblk(c${u}))` : v.wdtype === 'int4' ? '8.0' : '128.0')};` : '';
+  const zexpr = (a: string, r: number, ch: string) => codec.zoff!(v.zp ? `zload${fn}(s${a}${r} + cblk(${ch}))` : v.wdtype === 'int4' ? '8.0' : '128.0');
+  const zdef = (a: string, r: number, u: number) => (codec.zoff ? `let z${a}${r}_${u} = ${zexpr(a, r, `c${u}`)};` : '');
   // one decoded word d of row (a, r) against every token's x
   const dotw = (a: string, r: number) =>
     ms.map((m) => (X4W === 2 ? `p${a}${r}_${m} += dot(d.lo, x${m}_0) + dot(d.hi, x${m}_1);` : `p${a}${r}_${m} += dot(d, x${m}_0);`)).join(' ');
@@ -165,12 +166,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 ${codec.nan ? rows.flatMap((r) => parts.map((a) => `${ind}var bad${a}${r} = 0u;`)).join('\n') : ''}`;
   // the lane's chunks of one expert's rows: 16-byte code loads of two chunks, their scales, NaN words (`ok0`: whether
   // the first chunk is the lane's, a WGSL expression), then the chunk loop over them
-  const chunkLoads = (ok0: string) => `
+  const chunkIdx = (ok0: string) => `
       let c0 = c; let ok0 = ${ok0};
-      let ok1 = c + ${LK}u < nch; let c1 = select(c, c + ${LK}u, ok1);
+      let ok1 = c + ${LK}u < nch; let c1 = select(c, c + ${LK}u, ok1);`;
+  const nanWords = codec.nan
+    ? `\n${us.map((u) => rows.flatMap((r) => parts.map((a) => `      bad${a}${r} |= select(0u, nanw(q${a}${r}_${u}.x) | nanw(q${a}${r}_${u}.y) | nanw(q${a}${r}_${u}.z) | nanw(q${a}${r}_${u}.w), ok${u});`)).join('\n')).join('\n')}`
+    : '';
+  const chunkLoads = (ok0: string) => `${chunkIdx(ok0)}
 ${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let q${a}${r}_${u} = ${W}[w${a}${r} + c${u}];`)).join('\n')).join('\n')}
-${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let s${a}${r}_${u} = ${wscale}sload${fn}(s${a}${r} + cblk(c${u})); ${zdef(a, r, u)}`)).join('\n')).join('\n')}
-${codec.nan ? us.map((u) => rows.flatMap((r) => parts.map((a) => `      bad${a}${r} |= select(0u, nanw(q${a}${r}_${u}.x) | nanw(q${a}${r}_${u}.y) | nanw(q${a}${r}_${u}.z) | nanw(q${a}${r}_${u}.w), ok${u});`)).join('\n')).join('\n') : ''}`;
+${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let s${a}${r}_${u} = ${wscale}sload${fn}(s${a}${r} + cblk(c${u})); ${zdef(a, r, u)}`)).join('\n')).join('\n')}${nanWords}`;
+  // v.pf: the codes, scales (and zero-point offsets) of the lane's next step are loaded into registers of their own
+  // (nq.., ns.., nz..) before the current step decodes, so that a step's loads are in flight during the previous
+  // step's arithmetic. `next`: the WGSL chunk index of the next step's first chunk (clamped into the row here: the
+  // chunks past the row are loaded from its last one and not summed, as ok0 / ok1 mask them)
+  const pfDecls = `
+${us.map((u) => rows.flatMap((r) => parts.map((a) => `    var nq${a}${r}_${u}: vec4<u32>; var ns${a}${r}_${u}: f32;${codec.zoff ? ` var nz${a}${r}_${u}: vec4<f32>;` : ''}`)).join('\n')).join('\n')}`;
+  const pfLoad = (next: string, ind: string) => `${ind}{
+${ind}  let n0 = min(${next}, nch - 1u); let n1 = min(n0 + ${LK}u, nch - 1u);
+${us.map((u) => rows.flatMap((r) => parts.map((a) => `${ind}  nq${a}${r}_${u} = ${W}[w${a}${r} + n${u}]; ns${a}${r}_${u} = ${wscale}sload${fn}(s${a}${r} + cblk(n${u}));${codec.zoff ? ` nz${a}${r}_${u} = ${zexpr(a, r, `n${u}`)};` : ''}`)).join('\n')).join('\n')}
+${ind}}`;
+  const pfTake = `
+${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let q${a}${r}_${u} = nq${a}${r}_${u}; let s${a}${r}_${u} = ns${a}${r}_${u};${codec.zoff ? ` let z${a}${r}_${u} = nz${a}${r}_${u};` : ''}`)).join('\n')).join('\n')}${nanWords}`;
   // v.xs: the slices of XS_SLICE_CHUNKS chunks in turn (uniform control flow: the barriers): the whole workgroup copies
   // the slice's x (coalesced vec4 loads, zeros past the row), and the lane's two chunks run over it. v.xsFirst: the
   // lane's codes and scales of the slice are loaded before the copy (its chunk index clamped into the row: nothing of
@@ -183,7 +199,25 @@ ${codec.nan ? us.map((u) => rows.flatMap((r) => parts.map((a) => `      bad${a}$
 ${ms.map((m) => `        var xv${m} = vec4<f32>(0.0); if (sb + ch < nch) { xv${m} = X4[xq${m} + (sb + ch) * ${CV}u + q]; } xsh[${m * XSM}u + ch * ${XP}u + q] = xv${m};`).join('\n')}
       }
       workgroupBarrier();`;
-  const chunkPass = v.xs
+  const start = KS === 1 ? 'lane' : 'kl';
+  const chunkPass = v.pf
+    ? v.xs
+      ? `
+    let tid = g * ${LANES}u + lane;${pfDecls}
+${pfLoad('lane', '    ')}
+    for (var sb = 0u; sb < nch; sb += ${XS_SLICE_CHUNKS}u) {${xsCopy}
+      let c = min(sb + lane, nch - 1u);${chunkIdx('sb + lane < nch')}${pfTake}
+${pfLoad(`sb + ${XS_SLICE_CHUNKS}u + lane`, '      ')}
+      if (ok0) {${chunkLoop}
+      }
+    }`
+      : `${pfDecls}
+${pfLoad(start, '    ')}
+    for (var c = ${start}; c < nch; c += ${2 * LK}u) {${chunkIdx('true')}${pfTake}
+${pfLoad(`c + ${2 * LK}u`, '      ')}
+${chunkLoop}
+    }`
+    : v.xs
     ? `
     let tid = g * ${LANES}u + lane;
     for (var sb = 0u; sb < nch; sb += ${XS_SLICE_CHUNKS}u) {${
@@ -200,7 +234,7 @@ ${chunkLoop}
     }
     }`
     : `
-    for (var c = ${KS === 1 ? 'lane' : 'kl'}; c < nch; c += ${2 * LK}u) {${chunkLoads('true')}
+    for (var c = ${start}; c < nch; c += ${2 * LK}u) {${chunkLoads('true')}
 ${chunkLoop}
     }`;
   // v.il: units (UW words) interleaved over the lanes, a lane's step taking NU units at kl + LK * j: every x load of

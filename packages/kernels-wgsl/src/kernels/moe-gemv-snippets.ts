@@ -69,6 +69,12 @@ export type GemvVariant = {
    * (KERNEL_CROSSOVERS.stagedXLoadsFirst).
    */
   xsFirst?: boolean;
+  /**
+   * Row-blocked path with 16-byte chunks per lane (no il): each lane's codes and scales of its next step (the next
+   * slice's with xs) are loaded before the current step decodes (GemvOptions.prefetchCodes), so that they are in
+   * flight during its arithmetic; twice the code registers.
+   */
+  pf?: boolean;
   /** Row-blocked path: chunks per scale block is a power of two (a shift by u.cbs, else a division by u.cb). */
   cbPow2?: boolean;
   /**

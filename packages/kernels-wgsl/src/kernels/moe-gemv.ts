@@ -132,6 +132,12 @@ export interface GemvOptions {
    * (default: the planner's KERNEL_CROSSOVERS.stagedXLoadsFirst for the adapter's kind); ignored by other kernels.
    */
   stagedXLoadsFirst?: boolean;
+  /**
+   * A row-blocked kernel with 16-byte chunks per lane ('rowsN', 'rowsNkS', 'rowsNs'): whether each lane loads its next
+   * step's codes and scales before the current step decodes (default: the planner's KERNEL_CROSSOVERS.gemvPrefetchCodes
+   * for the adapter's kind); ignored by other kernels. Same sums either way.
+   */
+  prefetchCodes?: boolean;
   /** Reuse the active-expert list of this forward (else computed here). */
   active?: ActiveExperts;
   bias?: GpuTensor;
@@ -357,7 +363,9 @@ function gemv(
   if (first.gw.zeros) variant.zp = true;
   if (path === 'rows') {
     Object.assign(variant, { cbPow2 }, rowsVariantFields(blocking));
-    if (blocking.xs && (opts.stagedXLoadsFirst ?? KERNEL_CROSSOVERS.stagedXLoadsFirst[ctx.adapterInfo.software ? 'software' : 'gpu'])) variant.xsFirst = true;
+    const kind = ctx.adapterInfo.software ? 'software' : 'gpu';
+    if (!blocking.il && (opts.prefetchCodes ?? KERNEL_CROSSOVERS.gemvPrefetchCodes[kind])) variant.pf = true;
+    else if (blocking.xs && (opts.stagedXLoadsFirst ?? KERNEL_CROSSOVERS.stagedXLoadsFirst[kind])) variant.xsFirst = true;
   }
   const shared = { [variant.vec8 ? 'X4' : 'X']: x.buffer, Counts: g.counts.buffer, Offsets: g.offsets.buffer, Order: g.order.buffer, Active: active, Y: y.buffer, ...(variant.rowScale ? { S: opts.rowScale!.buffer } : {}) };
   const common = { cols, k: g.k, limit: act?.limit ?? 0, alpha: act?.alpha ?? 1.702, s1: first.gw.su[1], s2: first.gw.su[2], s3: first.gw.su[3], ys: nout, cb, cbs };

@@ -298,6 +298,12 @@ export const KERNEL_CROSSOVERS = {
    */
   stagedXLoadsFirst: { gpu: false, software: false } as Readonly<Record<'gpu' | 'software', boolean>>,
   /**
+   * Whether the row-blocked decode GEMVs with 16-byte chunks per lane load each lane's next step of codes and scales
+   * before the current step decodes (GemvVariant.pf; it takes the place of stagedXLoadsFirst), by adapter kind. Off on
+   * both until measured (scripts/gpu/h200-s36.sh x).
+   */
+  gemvPrefetchCodes: { gpu: false, software: false } as Readonly<Record<'gpu' | 'software', boolean>>,
+  /**
    * Split-K packed decode GEMV for calls that launch few workgroups over long rows: where the default
    * kernel's grid (expert slots x output blocks) is below `maxWorkgroups` and the weight rows have at least
    * `minCols` columns, the 'rowsNkS' kernel of the same rows per pass instead (more workgroups per expert,
