@@ -11,7 +11,8 @@
 #      current one decodes ('+', GemvOptions.prefetchCodes), beside rows2i, bf16 / int4 / MXFP4 / fp8 at T = 1, Mixtral,
 #      GPT-OSS, Qwen3, chained (gemv-bench --xs-first --prefetch), two rounds (~2 x 130 s)
 #   l: the same in the layer: bench.mjs / bench-xsfirst.mjs / bench-pf.mjs (build-bench-xs-first.sh: each GPU rule on),
-#      T = 1, int4 / MXFP4, four models, two alternating rounds (~6 x 60 s)
+#      T = 1, bf16 / int4 / MXFP4 / fp8, four models, two alternating rounds (~6 x 45 s)
+#   m: full DeepSeek-V3 bf16 / fp8 at T = 1, bench.mjs then bench-pf.mjs (~2 x 80 s)
 #   f: the decode forward's small dispatches (decode-probe: router linear, route_decode, combine, an empty dispatch) (~60 s)
 set -u
 OUT=${OUT:-/tmp/out}
@@ -38,10 +39,19 @@ case "$part" in
     for r in 1 2; do
       for b in after first pf; do
         B=.gpu-kit/bench.mjs; [ $b = first ] && B=.gpu-kit/bench-xsfirst.mjs; [ $b = pf ] && B=.gpu-kit/bench-pf.mjs
-        timeout 100 bash .gpu-kit/enter.sh node $B --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --dtypes int4,mxfp4 --tokens 1 --iters 20 --stack 4 --json "$OUT/layer-$b-$r.json" > "$OUT/layer-$b-$r.txt" 2>&1
+        timeout 100 bash .gpu-kit/enter.sh node $B --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --dtypes bf16,int4,mxfp4,fp8 --tokens 1 --iters 20 --stack 4 --json "$OUT/layer-$b-$r.json" > "$OUT/layer-$b-$r.txt" 2>&1
         echo "bench rc=$?" >> "$OUT/layer-$b-$r.txt"
         echo "== $b $r"; grep -hE "^[a-z][a-z0-9./-]* +(bf16|int4|mxfp4|fp8) |rc=" "$OUT/layer-$b-$r.txt" | cut -c1-100
       done
+    done
+    ;;
+  m)
+    # full DeepSeek-V3 (#13's fp8 at 0.6x bf16), the planner's order against the prefetching one, one round each
+    for b in after pf; do
+      B=.gpu-kit/bench.mjs; [ $b = pf ] && B=.gpu-kit/bench-pf.mjs
+      timeout 90 bash .gpu-kit/enter.sh node $B --models deepseek-v3 --dtypes bf16,fp8 --tokens 1 --iters 20 --stack 1 --json "$OUT/dsv3-$b.json" > "$OUT/dsv3-$b.txt" 2>&1
+      echo "bench rc=$?" >> "$OUT/dsv3-$b.txt"
+      echo "== $b"; grep -hE "^[a-z][a-z0-9./-]* +(bf16|fp8) |rc=" "$OUT/dsv3-$b.txt" | cut -c1-100
     done
     ;;
   f)
