@@ -13,6 +13,7 @@
 #   l: the same in the layer: bench.mjs / bench-xsfirst.mjs / bench-pf.mjs (build-bench-xs-first.sh: each GPU rule on),
 #      T = 1, bf16 / int4 / MXFP4 / fp8, four models, two alternating rounds (~6 x 45 s)
 #   m: full DeepSeek-V3 bf16 / fp8 at T = 1, bench.mjs then bench-pf.mjs (~2 x 80 s)
+#   t: the whole GPU test bundle (node scripts/gpu/build-gpu-tests.mjs; 62 files) (~270 s)
 #   f: the decode forward's small dispatches (decode-probe: router linear, route_decode, combine, an empty dispatch) (~60 s)
 set -u
 OUT=${OUT:-/tmp/out}
@@ -21,7 +22,7 @@ for part in ${1:-a}; do
 case "$part" in
   a)
     i=0
-    for ab in none weights decode x scale reduce norobust; do
+    for ab in ${ABLATE_LIST:-none weights decode x scale reduce norobust}; do
       i=$((i + 1)); A=(); D=; case "$ab" in none) ;; norobust) D=disable_robustness ;; *) A=(--ablate "$ab") ;; esac
       WEBMOE_DAWN_ENABLE=$D timeout 80 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,qwen3 --formats bf16,int4,fp8 --tokens 1 --kernels rows2,rows2i,rows2s --iters 20 --chain 8 --split ${A[@]+"${A[@]}"} > "$OUT/ablate-$i-$ab.txt" 2>&1
       echo "gemv-bench rc=$?" >> "$OUT/ablate-$i-$ab.txt"
@@ -53,6 +54,11 @@ case "$part" in
       echo "bench rc=$?" >> "$OUT/dsv3-$b.txt"
       echo "== $b"; grep -hE "^[a-z][a-z0-9./-]* +(bf16|fp8) |rc=" "$OUT/dsv3-$b.txt" | cut -c1-100
     done
+    ;;
+  t)
+    # the whole GPU test bundle at this session's code (the quant test's other orders of loads bit-equal on a GPU)
+    . "$(dirname "$0")/prefill-bench-run.sh"
+    GPU_TESTS 330
     ;;
   f)
     timeout 120 bash .gpu-kit/enter.sh node .gpu-kit/decode-probe.mjs > "$OUT/decode-probe.txt" 2>&1

@@ -294,13 +294,20 @@ export const KERNEL_CROSSOVERS = {
    * --dtypes fp8,mxfp4 --tokens 1 --iters 20, three alternating runs each, medians of device ms, after / before:
    * slower in 9 of 10 rows, fp8 Qwen3-30B/s8 5.08 / 3.13, DeepSeek-V2-Lite/s8 8.32 / 4.79, GPT-OSS-20B/s8 8.18 / 6.03,
    * MXFP4 Mixtral/s16 8.92 / 5.08; DeepSeek-V3/s16 MXFP4 17.0 / 18.0: llvmpipe runs a barrier as a coroutine switch,
-   * saving what lives across it). GPUs: off until a GPU measures it (scripts/gpu/h200-s36.sh x).
+   * saving what lives across it). GPUs: no (H100 2026-12-07, session 36 call 1, docs/perf-h200/2026-12-07-s36, bench
+   * --tokens 1 --iters 20 --stack 4, device ms, this rule off / on, same machine): int4 Mixtral 0.163 / 0.167, GPT-OSS-20B
+   * 0.0964 / 0.0970; MXFP4 0.157 / 0.164, 0.0931 / 0.0945 (the rows the staged kernel runs; the others level).
    */
   stagedXLoadsFirst: { gpu: false, software: false } as Readonly<Record<'gpu' | 'software', boolean>>,
   /**
    * Whether the row-blocked decode GEMVs with 16-byte chunks per lane load each lane's next step of codes and scales
-   * before the current step decodes (GemvVariant.pf; it takes the place of stagedXLoadsFirst), by adapter kind. Off on
-   * both until measured (scripts/gpu/h200-s36.sh x).
+   * before the current step decodes (GemvVariant.pf; it takes the place of stagedXLoadsFirst), by adapter kind. GPUs:
+   * no (H100 2026-12-07, session 36 call 1, docs/perf-h200/2026-12-07-s36, bench --tokens 1 --iters 20 --stack 4,
+   * device ms, off / on, same machine): slower or level on every row it changes, int4 Mixtral 0.163 / 0.174, GPT-OSS-20B
+   * 0.0964 / 0.0994; MXFP4 0.157 / 0.168; fp8 Mixtral 0.180 / 0.193, Qwen3-30B 0.0598 / 0.0643, DeepSeek-V2-Lite 0.0915 /
+   * 0.0957, full DeepSeek-V3 0.246 / 0.268; bf16 level (0.277 / 0.278, 0.0675 / 0.0669): the packed GEMVs are not bound by
+   * each warp's load latency (the session's ablations, gemv-bench --ablate: their arithmetic does not overlap the weight
+   * traffic). Software adapters: not measured (off).
    */
   gemvPrefetchCodes: { gpu: false, software: false } as Readonly<Record<'gpu' | 'software', boolean>>,
   /**
