@@ -14,6 +14,7 @@
 #      T = 1, bf16 / int4 / MXFP4 / fp8, four models, two alternating rounds (~6 x 45 s)
 #   m: full DeepSeek-V3 bf16 / fp8 at T = 1, bench.mjs then bench-pf.mjs (~2 x 80 s)
 #   t: the whole GPU test bundle (node scripts/gpu/build-gpu-tests.mjs; 62 files) (~270 s)
+#   g: the decode GEMVs' GPU test files only (~100 s)
 #   f: the decode forward's small dispatches (decode-probe: router linear, route_decode, combine, an empty dispatch) (~60 s)
 set -u
 OUT=${OUT:-/tmp/out}
@@ -59,6 +60,11 @@ case "$part" in
     # the whole GPU test bundle at this session's code (the quant test's other orders of loads bit-equal on a GPU)
     . "$(dirname "$0")/prefill-bench-run.sh"
     GPU_TESTS 330
+    ;;
+  g)
+    # the decode GEMVs' GPU test files only (the quant test's other orders of loads, xsFirst and pf, bit-equal on a GPU)
+    . "$(dirname "$0")/prefill-bench-run.sh"
+    GPU_TESTS 200 moe-gemv-quant moe-gemv.gpu moe-gemv-combine
     ;;
   f)
     timeout 120 bash .gpu-kit/enter.sh node .gpu-kit/decode-probe.mjs > "$OUT/decode-probe.txt" 2>&1
