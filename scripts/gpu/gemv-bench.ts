@@ -41,7 +41,7 @@
 // outputs are wrong by design and not checked. Each row names the ablations applied to the modules it compiled
 // ('cached': its pipelines were compiled by an earlier row). Compare with a run without --ablate in the same call.
 import { createGpuContext, GpuTensor, Recorder, defineKernel, uniformFields, gemvGateUpGpu, gemvDownGpu, gemvDownCombineGpu, gemvCombineSupports, combineGpu, activeExpertsGpu, foldWorkgroups, destroyExpertWeights, type GroupingGpu, type ExpertWeightsGpu, type ExpertStackGpu, type GemvPackedKernel } from '@webmoe/kernels-wgsl';
-import { gemvPackedPath } from '../../packages/kernels-wgsl/src/kernels/moe-gemv.js';
+import { gemvPackedPath, kernelBlocking } from '../../packages/kernels-wgsl/src/kernels/moe-gemv.js';
 import { GEMV_PACKED_KERNELS, gemvDenseKernelFor, gemvPackedKernelFor, gemvRowsPerPass } from '../../packages/kernels-wgsl/src/kernels/plan.js';
 import { HostTensor } from '@webmoe/tensor';
 import { relErr } from '@webmoe/kernels-wgsl/testing';
@@ -307,6 +307,8 @@ for (const [name, H, I, E, k] of MODELS) {
       for (const kernel of kernels) {
         // 'dense' is bf16's only: 'table' on dense weights is the dense kernel; `rowsNs^` the staged kernel, loads first
         const packedKernel = (kernel === 'dense' ? 'table' : kernel.replace(/[\^+]$/, '')) as GemvPackedKernel;
+        // the x-in-registers kernels ('rowsNkSx') take one token row per pass only
+        if (kernelBlocking(packedKernel).xr && gemvRowsPerPass(T, k, E, true) !== 1) continue;
         const stagedXLoadsFirst = XS_FIRST ? kernel.endsWith('^') : undefined;
         const prefetchCodes = PREFETCH ? kernel.endsWith('+') : undefined;
         const run = (rec: Recorder) => {

@@ -15,6 +15,8 @@
 #   m: full DeepSeek-V3 bf16 / fp8 at T = 1, bench.mjs then bench-pf.mjs (~2 x 80 s)
 #   t: the whole GPU test bundle (node scripts/gpu/build-gpu-tests.mjs; 62 files) (~270 s)
 #   g: the decode GEMVs' GPU test files only (~100 s)
+#   r: (for the next session) the x-in-registers GEMV candidates ('rowsNkSx', GemvVariant.xr) against the planner's
+#      kernels, gemv-bench --chain 8 --split, T = 1, four formats, Mixtral / GPT-OSS / Qwen3, two rounds (~2 x 120 s)
 #   f: the decode forward's small dispatches (decode-probe: router linear, route_decode, combine, an empty dispatch) (~60 s)
 set -u
 OUT=${OUT:-/tmp/out}
@@ -65,6 +67,15 @@ case "$part" in
     # the decode GEMVs' GPU test files only (the quant test's other orders of loads, xsFirst and pf, bit-equal on a GPU)
     . "$(dirname "$0")/prefill-bench-run.sh"
     GPU_TESTS 200 moe-gemv-quant moe-gemv.gpu moe-gemv-combine
+    ;;
+  r)
+    # the x-in-registers candidates (rows4k4x, rows8k4x, rows8k8x; session 36, unmeasured on a GPU) against the planner's
+    # kernels, one token row, chained, gate_up and down apart, two rounds
+    for r in 1 2; do
+      timeout 170 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,gpt-oss,qwen3 --formats bf16,int4,mxfp4,fp8 --tokens 1 --kernels rows2,rows2i,rows2s,rows4k4x,rows8k4x,rows8k8x --iters 20 --chain 8 --split > "$OUT/xr-$r.txt" 2>&1
+      echo "gemv-bench rc=$?" >> "$OUT/xr-$r.txt"
+      echo "== round $r"; grep -E "T=1 +(rows|dense)|rc=" "$OUT/xr-$r.txt" | cut -c1-190
+    done
     ;;
   f)
     timeout 120 bash .gpu-kit/enter.sh node .gpu-kit/decode-probe.mjs > "$OUT/decode-probe.txt" 2>&1

@@ -287,13 +287,55 @@ describe('row-blocked decode GEMV on quantized experts (randomized)', () => {
       }
     }, 600_000); // lavapipe compiles the unrolled row-blocked variants slowly (T = 16: 4 token rows per pass)
   });
+
+  // the x-in-registers kernels ('rowsNkSx', GemvVariant.xr): one token row per pass only, so at T = 1, on every format
+  // (zero points included), output counts that leave a block part empty, columns that leave lanes without a chunk, and
+  // refused with a typed error, before anything is recorded, at more rows per pass
+  const XR = GEMV_PACKED_KERNELS.filter((k) => /^rows\dk\dx$/.test(k));
+  const XR_CASES: RowsCase[] = [
+    { fmt: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }, H: 1056, I: 96, E: 5, k: 2, T: 1 },
+    { fmt: { kind: 'int_block', bits: 4, blockSize: 64, scaleDtype: 'float32', zeroPoint: true }, H: 192, I: 64, E: 6, k: 3, T: 1 },
+    { fmt: { kind: 'int_block', bits: 8, blockSize: 16, scaleDtype: 'float16', zeroPoint: true }, H: 80, I: 48, E: 3, k: 2, T: 1 },
+    { fmt: { kind: 'mxfp4' }, H: 9024, I: 32, E: 4, k: 2, T: 1 },
+    { fmt: { kind: 'fp8_block', block: [16, 48] }, H: 96, I: 48, E: 3, k: 1, T: 1 },
+    { fmt: { kind: 'fp8_block', dtype: 'float8_e5m2', block: [32, 32] }, H: 544, I: 32, E: 4, k: 2, T: 1 },
+  ];
+  XR_CASES.forEach((c, i) => {
+    const act = ACTS[i % ACTS.length];
+    const bias = i % 2 === 1;
+    const scale = i % 3 === 0;
+    it(`x in registers, ${XR.join(' ')}: ${JSON.stringify(c.fmt)} T=1 k=${c.k} E=${c.E} H=${c.H} I=${c.I}, ${act.kind} ${act.layout}${bias ? ', bias' : ''}${scale ? ', rowScale' : ''}`, async (t) => {
+      if (!ctx) return t.skip('no WebGPU adapter');
+      const cx = ctx;
+      const r = rng(900 + i);
+      const { L, hRef, yRef } = randomGemvLayer(r, c, (v, rows, cols) => randomZeros(r, quantizeExperts(v, c.E, rows, cols, c.fmt)), { act, bias, scale });
+      const kernels = i === 0 ? XR : [XR[i % XR.length]];
+      const { result: out, dispatched } = await withDispatchLog(() => runGemvKernels(cx, L, kernels));
+      expect(dispatched.filter((d) => d.kernel === 'moe_gemv').map((d) => (d.variant as { xr?: boolean }).xr)).toEqual(kernels.flatMap(() => [true, true]));
+      for (const o of out.res) {
+        expect(relErr(o.h, hRef), `h (${o.kernel})`).toBeLessThan(2e-5);
+        expect(relErr(o.y, yRef), `y (${o.kernel})`).toBeLessThan(2e-5);
+      }
+    }, 600_000);
+  });
+  it('x in registers: refused at more than one token row per pass', async (t) => {
+    if (!ctx) return t.skip('no WebGPU adapter');
+    const cx = ctx;
+    const c: RowsCase = { fmt: { kind: 'int_block', bits: 4, blockSize: 32 }, H: 64, I: 32, E: 2, k: 2, T: 16 };
+    expect(gemvRowsPerPass(c.T, c.k, c.E, true)).toBeGreaterThan(1);
+    const r = rng(990);
+    const { L } = randomGemvLayer(r, c, (v, rows, cols) => quantizeExperts(v, c.E, rows, cols, c.fmt), { act: ACTS[0], bias: false, scale: false });
+    const { dispatched } = await withDispatchLog(() => expect(runGemvKernels(cx, L, ['rows8k4x'])).rejects.toThrow(/rows8k4x: expected one token row per weight pass/));
+    expect(dispatched).toEqual([]);
+  });
 });
 
 /**
  * 16-bit dense weights (bf16, f16) on the row-blocked kernels ('rows1' | 'rows2' | 'rows4'), randomized,
  * against the reference and the dense kernel: output counts that leave a workgroup part empty, columns
  * whose 8-column chunks do not fill the lanes' steps, bias, rowScale, both gate_up layouts, T = 1, 3, 4 and
- * 16; a column count that is no multiple of 8 falls back to the dense kernel.
+ * 16 (an x-in-registers kernel where one token row makes a pass); a column count that is no multiple of 8 falls back
+ * to the dense kernel.
  */
 describe('row-blocked decode GEMV on 16-bit dense experts (randomized)', () => {
   const CASES = [
@@ -322,7 +364,9 @@ describe('row-blocked decode GEMV on 16-bit dense experts (randomized)', () => {
       const il: GemvPackedKernel[] = i === 0 || i === 2 ? [`${c.kernel}i`] : [];
       // the staged-x variant on the other two bf16 / f16 cases (T = 4 and 16: 4 token rows per pass)
       const staged: GemvPackedKernel[] = i === 1 || i === 3 ? [`${c.kernel}s`] : [];
-      const out = await runGemvKernels(cx, L, [c.kernel, ...il, ...staged, 'table']);
+      // an x-in-registers kernel at one token row per pass (the bf16 case at T = 1)
+      const xr: GemvPackedKernel[] = gemvRowsPerPass(c.T, c.k, c.E, true) === 1 && H % 8 === 0 && I % 8 === 0 ? ['rows8k4x'] : [];
+      const out = await runGemvKernels(cx, L, [c.kernel, ...il, ...staged, ...xr, 'table']);
       // gate_up reads H columns, down I columns: the row-blocked path needs whole 8-column chunks
       expect(out.paths[0]).toEqual([H % 8 === 0 ? 'rows' : 'dense', I % 8 === 0 ? 'rows' : 'dense']);
       for (const o of out.res) {
@@ -390,7 +434,7 @@ describe('decode GEMV: all 256 fp8 codes', () => {
       const g = groupRef(new Uint32Array([0]), 1, 1, 1);
       const ref = groupedDownRef(x, g, w, undefined);
       expect(Array.from(ref).map(String)).toEqual(Array.from(want).map(String));
-      const kernels = GEMV_PACKED_KERNELS.filter((k) => k === 'table' || k === 'rows1' || k === 'rows4' || k === 'rows1k8' || k === 'rows4k2' || k === 'rows1i' || k === 'rows4k2i' || (k === 'wide' && dtype === 'float8_e4m3fn'));
+      const kernels = GEMV_PACKED_KERNELS.filter((k) => k === 'table' || k === 'rows1' || k === 'rows4' || k === 'rows1k8' || k === 'rows4k2' || k === 'rows1i' || k === 'rows4k2i' || k === 'rows8k4x' || (k === 'wide' && dtype === 'float8_e4m3fn'));
       const got = await downOnEachKernel(cx, w, x, kernels);
       for (const o of got) {
         const bad = Array.from(o.y).flatMap((v, r) => {
@@ -424,7 +468,7 @@ describe('decode GEMV: every MXFP4 e8m0 scale byte', () => {
     const g = groupRef(new Uint32Array([0]), 1, 1, 1);
     const ref = groupedDownRef(x, g, w, undefined);
     // the table path's scale (shared with 'wide'), the row-blocked one's per chunk and per code word
-    const kernels = GEMV_PACKED_KERNELS.filter((k) => k === 'table' || k === 'rows1' || k === 'rows2i');
+    const kernels = GEMV_PACKED_KERNELS.filter((k) => k === 'table' || k === 'rows1' || k === 'rows2i' || k === 'rows4k4x');
     const got = await downOnEachKernel(cx, w, x, kernels);
     expect(ref[255]).toBe(Infinity);
     for (const o of got) {

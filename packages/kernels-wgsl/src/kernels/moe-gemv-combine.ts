@@ -54,6 +54,7 @@ function combinedPlan(w: ExpertStackGpu, T: number, kernel: GemvPackedKernel | u
   const chosen = kernel ?? (dense ? KERNEL_CROSSOVERS.combinedDownDenseKernel[software ? 'software' : 'gpu'] : plannedKernel(1, T, gw, gw.rows, { software: false, workgroupBytes: 0 }));
   if (packedPath(gw, chosen) !== 'rows') return `weights without the row-blocked path (${gw.wfmt}, ${gw.cols} columns, kernel ${chosen})`;
   if (kernelBlocking(chosen).xs) return `a staged-x kernel (${chosen}): its x slice is one token row's, the combined GEMV sums several`;
+  if (kernelBlocking(chosen).xr) return `an x-in-registers kernel (${chosen}): not written for the combined GEMV's slots`;
   return { gw, kernel: chosen };
 }
 

@@ -21,6 +21,9 @@ import { ownFn, wgslDecls, type GemvModule, type GemvNames, type GemvPiece } fro
 /** Values per lane reduced in one pass of the row-blocked GEMV's workgroup reduction (bounds its workgroup memory). */
 const ROWS_PASS = 8;
 
+/** Lanes one thread of the x-in-registers variant's first reduction level sums (GemvVariant.xr). */
+const XR_SEGMENT = 8;
+
 /** Chunks of x one slice of the staged-x variant holds (GemvVariant.xs): one pass of the chunk loop, two per lane. */
 export const XS_SLICE_CHUNKS = 2 * LANES;
 
@@ -33,12 +36,13 @@ function xsChunkStride(wdtype: GemvVariant['wdtype']): number {
 }
 
 /**
- * Workgroup memory of the row-blocked GEMV in bytes: its reduction, and with `xs` the x slice of its `mr` token rows
- * (the device's maxComputeWorkgroupStorageSize bounds which variants it can run: moe-gemv.ts checks).
+ * Workgroup memory of the row-blocked GEMV in bytes: its reduction (with `xr` its second level too), and with `xs`
+ * the x slice of its `mr` token rows (the device's maxComputeWorkgroupStorageSize bounds which variants it can run:
+ * moe-gemv.ts checks).
  * @example `rowsWorkgroupBytes({ ...v, wdtype: 'int4', mr: 1, xs: true }) // 8192 + 64 * 9 * 16`
  */
-export function rowsWorkgroupBytes(v: Pick<GemvVariant, 'wdtype' | 'mr' | 'xs'>): number {
-  return GROUPS * LANES * ROWS_PASS * 4 + (v.xs ? v.mr * XS_SLICE_CHUNKS * xsChunkStride(v.wdtype) * 16 : 0);
+export function rowsWorkgroupBytes(v: Pick<GemvVariant, 'wdtype' | 'mr' | 'xs' | 'xr'>): number {
+  return GROUPS * LANES * ROWS_PASS * 4 + (v.xs ? v.mr * XS_SLICE_CHUNKS * xsChunkStride(v.wdtype) * 16 : 0) + (v.xr ? ((GROUPS * LANES) / XR_SEGMENT) * ROWS_PASS * 4 : 0);
 }
 
 /**
@@ -73,7 +77,7 @@ ${codec.nan ? `${FP8_DECODE_WGSL}\n${codec.nan}` : ''}${v.wdtype === 'mxfp4' ? `
 ${codec.wgsl}
 ${rowsScaleWgsl(v, n)}
 var<workgroup> red: array<f32, ${GROUPS * LANES * ROWS_PASS}>;
-${v.xs ? `var<workgroup> xsh: array<vec4<f32>, ${v.mr * XS_SLICE_CHUNKS * xsChunkStride(v.wdtype)}>;\n` : ''}
+${v.xr ? `var<workgroup> red2: array<f32, ${((GROUPS * LANES) / XR_SEGMENT) * ROWS_PASS}>;\n` : ''}${v.xs ? `var<workgroup> xsh: array<vec4<f32>, ${v.mr * XS_SLICE_CHUNKS * xsChunkStride(v.wdtype)}>;\n` : ''}
 
 `,
     ...rowsMain(v, n),
@@ -117,6 +121,7 @@ function rowsMain(v: GemvVariant, names: GemvNames): Omit<GemvModule, 'decls'> {
   // lanes over one output block's columns, and the lane's index among them
   const LK = LANES * KS;
   if ((v.xs || v.xsFirst) && (KS !== 1 || v.il || v.combine || (v.xsFirst && !v.xs))) throw new ValueError('staged-x GEMV variant (xs, xsFirst)', 'ks 1, no il, no combine; xsFirst only with xs', JSON.stringify(v));
+  if (v.xr && (MRv !== 1 || v.xs || v.xsFirst || v.il || v.pf || v.combine)) throw new ValueError('x-in-registers GEMV variant (xr)', 'mr 1, not with xs, xsFirst, il, pf or combine', JSON.stringify(v));
   if (v.pf && (v.il || v.xsFirst)) throw new ValueError('prefetching GEMV variant (pf)', '16-byte chunks per lane (no il), not with xsFirst', JSON.stringify(v));
   // staged x (v.xs): token row m's x of chunk c of the slice starting at chunk sb sits at xsh[m * XSM + (c - sb) * XP]
   const XP = xsChunkStride(v.wdtype);
@@ -264,7 +269,23 @@ ${rows.flatMap((r) => parts.map((a) => {
 })).join('\n')}
       }
     }`;
-  const pass = v.il ? unitPass : chunkPass;
+  // v.xr: one 16-byte chunk per lane and step; its x (CV vec4s) loaded once into registers, then each of the block's
+  // rows in turn: its code load, scale (zero point), decode against the registers, the scaled sum into its accumulator
+  const xrRow = (a: string, r: number) => `
+      { let q = ${W}[w${a}${r} + c]; let sc = sload${fn}(s${a}${r} + cblk(c));${codec.zoff ? ` let z = ${zexpr(a, r, 'c')};` : ''}${codec.nan ? `\n        bad${a}${r} |= nanw(q.x) | nanw(q.y) | nanw(q.z) | nanw(q.w);` : ''}
+        var p = 0.0;
+${Array.from({ length: UNITS }, (_, j) => {
+  const code = UW === 2 ? `vec2<u32>(q[${2 * j}], q[${2 * j + 1}])` : `q[${j}]`;
+  const dot = X4W === 2 ? `dot(d.lo, xr${2 * j}) + dot(d.hi, xr${2 * j + 1})` : `dot(d, xr${j})`;
+  return `        { let d = dw(${code}, ${codec.zoff ? 'z' : 'vec4<f32>(0.0)'}); p += ${dot}; }`;
+}).join('\n')}
+        a${a}${r}_0 += sc * ${codec.unit !== 1 ? `(p * ${codec.unit}.0)` : 'p'}; }`;
+  const xrPass = `
+    for (var c = ${start}; c < nch; c += ${LK}u) {
+      let xb = xq0 + c * ${CV}u;
+      ${Array.from({ length: CV }, (_, i) => `let xr${i} = X4[xb${i ? ` + ${i}u` : ''}];`).join(' ')}${rows.flatMap((r) => parts.map((a) => xrRow(a, r))).join('')}
+    }`;
+  const pass = v.il ? unitPass : v.xr ? xrPass : chunkPass;
   // a row whose codes held a NaN word outputs NaN (v.combine: after all the token's slots; `ind` the indent)
   const nanRows = (ind: string) =>
     codec.nan ? rows.flatMap((r) => parts.map((a) => `${ind}if ((bad${a}${r} & ${NAN_FLAG_BITS}) != 0u) { ${ms.map((m) => `a${a}${r}_${m} = special_f32(0x7fc00000u, bad${a}${r});`).join(' ')} }`)).join('\n') : '';
@@ -297,12 +318,43 @@ ${KS === 1 ? sumOver('g') : `        var sg = 0.0;${gu ? ' var su = 0.0;' : ''}
     }
     workgroupBarrier();`;
   }).join('\n');
+  // v.xr: a fixed-order tree over each output block's KS * 32 lanes (thread tid = g * 32 + lane; block b's lanes are
+  // threads b * LK ..): each pass writes up to ROWS_PASS values per thread; a first-level thread sums XR_SEGMENT
+  // consecutive threads' entries of one value, a second-level thread one output's segments of its block, in order
+  const NB = GROUPS / KS;
+  const SEGS = (GROUPS * LANES) / XR_SEGMENT;
+  const segsPerBlock = LK / XR_SEGMENT;
+  const xrReduction = Array.from({ length: passes }, (_, ps) => {
+    const pv = vals.slice(ps * ROWS_PASS, (ps + 1) * ROWS_PASS);
+    const PO = pv.length / parts.length;
+    return `    // reduction pass ${ps}: outputs ${ps * perPass}..${ps * perPass + PO - 1} of each block
+${pv.map((n, q) => `    red[${q * GROUPS * LANES}u + tid] = ${n};`).join('\n')}
+    workgroupBarrier();
+    if (tid < ${pv.length * SEGS}u) {
+      let q = tid / ${SEGS}u; let sgm = tid % ${SEGS}u;
+      var t8 = 0.0;
+      for (var i = 0u; i < ${XR_SEGMENT}u; i++) { t8 += red[q * ${GROUPS * LANES}u + sgm * ${XR_SEGMENT}u + i]; }
+      red2[q * ${SEGS}u + sgm] = t8;
+    }
+    workgroupBarrier();
+    if (tid < ${NB * PO}u) {
+      let b = tid / ${PO}u; let jo = tid % ${PO}u;
+      let o = (${block} * ${NB}u + b) * ${RO}u + ${ps * perPass}u + jo;
+      let m = 0u;
+      if (o < u.${nout}) {
+        var sg = 0.0;${gu ? ' var su = 0.0;' : ''}
+        for (var i = 0u; i < ${segsPerBlock}u; i++) { sg += red2[jo * ${parts.length * SEGS}u + b * ${segsPerBlock}u + i];${gu ? ` su += red2[(jo * 2u + 1u) * ${SEGS}u + b * ${segsPerBlock}u + i];` : ''} }
+        ${store}
+      }
+    }
+    workgroupBarrier();`;
+  }).join('\n');
   const lead = `
   let lane = lid.x;
   let g = lid.y;
 ${KS === 1 ? `  let ob = (${block} * ${GROUPS}u + g) * ${RO}u;` : `  let og = g / ${KS}u; let ks = g % ${KS}u; let kl = ks * ${LANES}u + lane;
   let ob = (${block} * ${GROUPS / KS}u + og) * ${RO}u;`}
-  let nch = u.cols / ${CW}u;
+  let nch = u.cols / ${CW}u;${v.xr ? `\n  let tid = g * ${LANES}u + lane;` : ''}
 ${rowIdx}`;
   const body = cmb
     ? /* wgsl */ `${lead}
@@ -326,7 +378,7 @@ ${ms.map((m) => `    let xq${m} = (${gu ? `(Order[off + min(m0 + ${m}u, cnt - 1u
 ${accDecls('    ')}
 ${pass}
 ${nanRows('    ')}
-${reduction}
+${v.xr ? xrReduction : reduction}
   }
 `;
   return { head, body, tail: '}\n' };

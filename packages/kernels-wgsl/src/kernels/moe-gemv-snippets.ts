@@ -75,6 +75,12 @@ export type GemvVariant = {
    * flight during its arithmetic; twice the code registers.
    */
   pf?: boolean;
+  /**
+   * Row-blocked path, one token row per pass (mr 1), ks groups per output block: each lane takes one 16-byte column
+   * chunk per step, loads its x once into registers and streams the block's ro output rows past it (one code load per
+   * row), and the block's ks * 32 lanes are summed in a fixed-order tree ('rowsNkSx'). Not with xs, il, pf or combine.
+   */
+  xr?: boolean;
   /** Row-blocked path: chunks per scale block is a power of two (a shift by u.cbs, else a division by u.cb). */
   cbPow2?: boolean;
   /**

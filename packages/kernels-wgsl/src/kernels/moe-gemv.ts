@@ -213,27 +213,29 @@ export function gemvPackedPath(w: ExpertStackGpu, kernel: GemvPackedKernel = gem
   return packedPath(gemvWeights('weights', stackChunks(w)[0]), kernel);
 }
 
-/** The row blocking of a kernel name: outputs per group, groups per output block, units interleaved, x staged. */
+/** The row blocking of a kernel name: outputs per group, groups per output block, units interleaved, x staged, x in registers. */
 export interface GemvBlocking {
   ro: number;
   ks: number;
   il: boolean;
   xs: boolean;
+  xr: boolean;
 }
 
 /**
  * The row blocking of a packed kernel name: outputs per 32-lane group, groups per output block, whether units
  * are interleaved over the lanes and whether x is staged in workgroup memory ('rows2k4' -> 2, 4, false, false;
- * 'rows4i' -> 4, 1, true, false; 'rows2s' -> 2, 1, false, true; 'table' and 'wide': 1, 1, false, false).
+ * 'rows4i' -> 4, 1, true, false; 'rows2s' -> 2, 1, false, true; 'rows8k4x' -> 8, 4, x in registers; 'table' and
+ * 'wide': 1, 1, false, false).
  */
 export function kernelBlocking(kernel: GemvPackedKernel | 'dense'): GemvBlocking {
-  const m = /^rows(\d)(?:k(\d))?(i|s)?$/.exec(kernel);
-  return m ? { ro: Number(m[1]), ks: Number(m[2] ?? 1), il: m[3] === 'i', xs: m[3] === 's' } : { ro: 1, ks: 1, il: false, xs: false };
+  const m = /^rows(\d)(?:k(\d))?(i|s|x)?$/.exec(kernel);
+  return m ? { ro: Number(m[1]), ks: Number(m[2] ?? 1), il: m[3] === 'i', xs: m[3] === 's', xr: m[3] === 'x' } : { ro: 1, ks: 1, il: false, xs: false, xr: false };
 }
 
-/** The row-blocked variant fields of a kernel's blocking (ks, il and xs only where they differ from 1 and false, so older variant keys stay). */
-export function rowsVariantFields(b: GemvBlocking): Pick<GemvVariant, 'ro' | 'ks' | 'il' | 'xs'> {
-  return { ro: b.ro, ...(b.ks > 1 ? { ks: b.ks } : {}), ...(b.il ? { il: true } : {}), ...(b.xs ? { xs: true } : {}) };
+/** The row-blocked variant fields of a kernel's blocking (ks, il, xs and xr only where they differ from 1 and false, so older variant keys stay). */
+export function rowsVariantFields(b: GemvBlocking): Pick<GemvVariant, 'ro' | 'ks' | 'il' | 'xs' | 'xr'> {
+  return { ro: b.ro, ...(b.ks > 1 ? { ks: b.ks } : {}), ...(b.il ? { il: true } : {}), ...(b.xs ? { xs: true } : {}), ...(b.xr ? { xr: true } : {}) };
 }
 
 /**
@@ -337,7 +339,8 @@ function gemv(
   }
   if (slots > max) throw new LimitError('maxComputeWorkgroupsPerDimension', slots, max, `${mode} expert slots`);
   // the staged-x kernels hold their token rows' x slice in workgroup memory beside the reduction
-  const wgBytes = path === 'rows' ? rowsWorkgroupBytes({ wdtype: chunks[0].gw.wfmt, mr, xs: blocking.xs }) : 0;
+  if (path === 'rows' && blocking.xr && mr !== 1) throw new ValueError(`${mode} GEMV kernel ${kernel}`, 'one token row per weight pass (an x-in-registers kernel)', `${mr} rows per pass`);
+  const wgBytes = path === 'rows' ? rowsWorkgroupBytes({ wdtype: chunks[0].gw.wfmt, mr, xs: blocking.xs, xr: blocking.xr }) : 0;
   const wgMax = ctx.limits.maxComputeWorkgroupStorageSize;
   if (wgBytes > wgMax) throw new LimitError('maxComputeWorkgroupStorageSize', wgBytes, wgMax, `${mode} GEMV ${kernel} over ${mr} token rows per pass`);
   const y = opts.pool ? opts.pool.tensor('float32', [g.T * g.k, nout], `${mode}.out`) : GpuTensor.empty(ctx, 'float32', [g.T * g.k, nout], `${mode}.out`);
@@ -364,7 +367,7 @@ function gemv(
   if (path === 'rows') {
     Object.assign(variant, { cbPow2 }, rowsVariantFields(blocking));
     const kind = ctx.adapterInfo.software ? 'software' : 'gpu';
-    if (!blocking.il && (opts.prefetchCodes ?? KERNEL_CROSSOVERS.gemvPrefetchCodes[kind])) variant.pf = true;
+    if (!blocking.il && !blocking.xr && (opts.prefetchCodes ?? KERNEL_CROSSOVERS.gemvPrefetchCodes[kind])) variant.pf = true;
     else if (blocking.xs && (opts.stagedXLoadsFirst ?? KERNEL_CROSSOVERS.stagedXLoadsFirst[kind])) variant.xsFirst = true;
   }
   const shared = { [variant.vec8 ? 'X4' : 'X']: x.buffer, Counts: g.counts.buffer, Offsets: g.offsets.buffer, Order: g.order.buffer, Active: active, Y: y.buffer, ...(variant.rowScale ? { S: opts.rowScale!.buffer } : {}) };

@@ -565,15 +565,18 @@ export type GemvFormatKernels = Readonly<{ oneRow: GemvPackedKernel; moreRows: G
  * and few output blocks, e.g. Mixtral's down GEMV at T = 1: 512 workgroups of 14 steps per lane); a trailing 'i'
  * interleaves code words (units) over the lanes instead of a 16-byte chunk per lane, so the warp's x loads are
  * contiguous ('rows2i', 'rows4k2i'); a trailing 's' keeps the 16-byte chunks and stages x in workgroup memory
- * ('rows2s': GemvVariant.xs).
+ * ('rows2s': GemvVariant.xs); a trailing 'x' gives each of the S * 32 lanes of an output block one 16-byte column
+ * chunk per step, its x held in registers while the block's N output rows stream past, and sums the lanes in a tree
+ * ('rows8k4x': GemvVariant.xr; one token row per pass only; bench candidates, session 36's ablations: the 4-bit GEMVs
+ * pay for x per row pair).
  */
-export type GemvPackedKernel = 'table' | 'wide' | 'rows1' | 'rows2' | 'rows4' | 'rows2k2' | 'rows2k4' | 'rows1k8' | 'rows4k2' | 'rows1i' | 'rows2i' | 'rows4i' | 'rows2k4i' | 'rows4k2i' | 'rows1s' | 'rows2s' | 'rows4s';
+export type GemvPackedKernel = 'table' | 'wide' | 'rows1' | 'rows2' | 'rows4' | 'rows2k2' | 'rows2k4' | 'rows1k8' | 'rows4k2' | 'rows1i' | 'rows2i' | 'rows4i' | 'rows2k4i' | 'rows4k2i' | 'rows1s' | 'rows2s' | 'rows4s' | 'rows4k4x' | 'rows8k4x' | 'rows8k8x';
 
 /**
  * Every packed decode GEMV kernel, for A/B runs (the split-K 'rowsNkS' candidates, the interleaved 'rows...i', then
- * the staged-x 'rowsNs': GemvVariant.xs, chosen by GemvFormatKernels.staged).
+ * the staged-x 'rowsNs': GemvVariant.xs, chosen by GemvFormatKernels.staged, then the x-in-registers 'rowsNkSx': GemvVariant.xr).
  */
-export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide', 'rows1', 'rows2', 'rows4', 'rows2k2', 'rows2k4', 'rows1k8', 'rows4k2', 'rows1i', 'rows2i', 'rows4i', 'rows2k4i', 'rows4k2i', 'rows1s', 'rows2s', 'rows4s'];
+export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide', 'rows1', 'rows2', 'rows4', 'rows2k2', 'rows2k4', 'rows1k8', 'rows4k2', 'rows1i', 'rows2i', 'rows4i', 'rows2k4i', 'rows4k2i', 'rows1s', 'rows2s', 'rows4s', 'rows4k4x', 'rows8k4x', 'rows8k8x'];
 
 /**
  * Whether the routed experts of a forward of T tokens (k per token, E experts) take the decode GEMVs, on a GPU or
