@@ -17,6 +17,9 @@
 #   g: the decode GEMVs' GPU test files only (~100 s)
 #   r: (for the next session) the x-in-registers GEMV candidates ('rowsNkSx', GemvVariant.xr) against the planner's
 #      kernels, gemv-bench --chain 8 --split, T = 1, four formats, Mixtral / GPT-OSS / Qwen3, two rounds (~2 x 120 s)
+#   L: (for the next session) the layer at T = 1 with every packed one-row GEMV on an x-in-registers kernel
+#      (build-bench-xr.sh [KERNEL]: bench-xr.mjs) against the planner's, int4 / MXFP4 / fp8, four models, two rounds
+#      (~4 x 45 s)
 #   f: the decode forward's small dispatches (decode-probe: router linear, route_decode, combine, an empty dispatch) (~60 s)
 set -u
 OUT=${OUT:-/tmp/out}
@@ -75,6 +78,17 @@ case "$part" in
       timeout 170 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,gpt-oss,qwen3 --formats bf16,int4,mxfp4,fp8 --tokens 1 --kernels rows2,rows2i,rows2s,rows4k4x,rows8k4x,rows8k8x --iters 20 --chain 8 --split > "$OUT/xr-$r.txt" 2>&1
       echo "gemv-bench rc=$?" >> "$OUT/xr-$r.txt"
       echo "== round $r"; grep -E "T=1 +(rows|dense)|rc=" "$OUT/xr-$r.txt" | cut -c1-190
+    done
+    ;;
+  L)
+    # the layer with every packed one-row GEMV on an x-in-registers kernel (build-bench-xr.sh) against the planner's
+    for r in 1 2; do
+      for b in planner xr; do
+        B=.gpu-kit/bench.mjs; [ $b = xr ] && B=.gpu-kit/bench-xr.mjs
+        timeout 100 bash .gpu-kit/enter.sh node $B --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --dtypes int4,mxfp4,fp8 --tokens 1 --iters 20 --stack 4 --json "$OUT/xr-layer-$b-$r.json" > "$OUT/xr-layer-$b-$r.txt" 2>&1
+        echo "bench rc=$?" >> "$OUT/xr-layer-$b-$r.txt"
+        echo "== $b $r"; grep -hE "^[a-z][a-z0-9./-]* +(bf16|int4|mxfp4|fp8) |rc=" "$OUT/xr-layer-$b-$r.txt" | cut -c1-100
+      done
     done
     ;;
   f)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds .gpu-kit/bench-xr.mjs for h200-s36.sh L: the bench with every packed one-row decode GEMV on the x-in-registers
+# kernel KERNEL (default rows8k4x; plan.ts KERNEL_CROSSOVERS.gemvPackedKernel: oneRow, and the int4 / MXFP4 oneRow and
+# staged oneRow), then plan.ts as it was (plan-variant.sh restores it, also on failure) and .gpu-kit/bench.mjs again.
+#   bash scripts/gpu/build-bench-xr.sh [KERNEL]
+kernel=${1:-rows8k4x}
+. "$(dirname "$0")/plan-variant.sh"
+python3 - "$plan" "$kernel" <<'PYEOF'
+import sys
+p, k = sys.argv[1], sys.argv[2]
+s = open(p).read()
+edits = [
+    ("  gemvPackedKernel: {\n    oneRow: 'rows2',", f"  gemvPackedKernel: {{\n    oneRow: '{k}',"),
+    ("      int4: { oneRow: 'rows2i', moreRows: 'rows2i', staged: { minCols: 2880, oneRow: 'rows2s' } },", f"      int4: {{ oneRow: '{k}', moreRows: 'rows2i', staged: {{ minCols: 2880, oneRow: '{k}' }} }},"),
+    ("      mxfp4: { oneRow: 'rows2i', moreRows: 'rows2i', staged: { minCols: 2880, oneRow: 'rows2s' } },", f"      mxfp4: {{ oneRow: '{k}', moreRows: 'rows2i', staged: {{ minCols: 2880, oneRow: '{k}' }} }},"),
+]
+for a, b in edits:
+    if s.count(a) != 1:
+        sys.exit("build-bench-xr: plan.ts no longer holds the rule it edits: " + a.strip()[:70])
+    s = s.replace(a, b)
+open(p, 'w').write(s)
+PYEOF
+pnpm --filter @webmoe/bench bundle:gpu > /dev/null
+mv .gpu-kit/bench.mjs .gpu-kit/bench-xr.mjs
+cp "$backup" "$plan"
+pnpm --filter @webmoe/bench bundle:gpu > /dev/null
+grep -q "oneRow: \"$kernel\"" .gpu-kit/bench-xr.mjs && ! grep -q "oneRow: \"$kernel\"" .gpu-kit/bench.mjs && echo "bench-xr.mjs ($kernel) and bench.mjs built"
