@@ -320,7 +320,8 @@ ${KS === 1 ? sumOver('g') : `        var sg = 0.0;${gu ? ' var su = 0.0;' : ''}
   }).join('\n');
   // v.xr: a fixed-order tree over each output block's KS * 32 lanes (thread tid = g * 32 + lane; block b's lanes are
   // threads b * LK ..): each pass writes up to ROWS_PASS values per thread; a first-level thread sums XR_SEGMENT
-  // consecutive threads' entries of one value, a second-level thread one output's segments of its block, in order
+  // entries of one value, lanes LK / XR_SEGMENT apart in its block, a second-level thread one output's segments of its
+  // block, in order
   const NB = GROUPS / KS;
   const SEGS = (GROUPS * LANES) / XR_SEGMENT;
   const segsPerBlock = LK / XR_SEGMENT;
@@ -332,8 +333,10 @@ ${pv.map((n, q) => `    red[${q * GROUPS * LANES}u + tid] = ${n};`).join('\n')}
     workgroupBarrier();
     if (tid < ${pv.length * SEGS}u) {
       let q = tid / ${SEGS}u; let sgm = tid % ${SEGS}u;
+      // segment sgm of block b: its lanes sp, sp + W, ... (W = the block's segments: adjacent threads, adjacent words)
+      let lb = q * ${GROUPS * LANES}u + (sgm / ${segsPerBlock}u) * ${LK}u + sgm % ${segsPerBlock}u;
       var t8 = 0.0;
-      for (var i = 0u; i < ${XR_SEGMENT}u; i++) { t8 += red[q * ${GROUPS * LANES}u + sgm * ${XR_SEGMENT}u + i]; }
+      for (var i = 0u; i < ${XR_SEGMENT}u; i++) { t8 += red[lb + i * ${segsPerBlock}u]; }
       red2[q * ${SEGS}u + sgm] = t8;
     }
     workgroupBarrier();
