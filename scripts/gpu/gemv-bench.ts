@@ -214,7 +214,7 @@ const MODELS = ALL_MODELS.filter((m) => list('models')?.some((f) => m[0].include
 const TS = [1, 16].filter((t) => list('tokens')?.includes(String(t)) ?? true);
 const up = (a: Uint32Array) => GpuTensor.upload(ctx, new HostTensor('uint32', [a.length], a));
 
-/** A timed kernel: a packed kernel, bf16's dense kernel, or (--xs-first) a staged-x kernel with its loads first. */
+/** A timed kernel: a packed kernel, bf16's dense kernel, or a row-blocked one with its loads first (--xs-first, '^') or prefetched (--prefetch, '+'). */
 type BenchKernel = GemvPackedKernel | 'dense' | `${GemvPackedKernel}^` | `${GemvPackedKernel}+`;
 interface Row { model: string; format: Format; T: number; kernel: BenchKernel | `combined:${GemvPackedKernel}` | 'down+combine'; default: boolean; path: string; ms: number; bytes: number; gbps: number; ofCopy: number; relErrH: number; relErrY: number; msGateUp?: number; msDown?: number; ablated?: string }
 const rows: Row[] = [];
@@ -305,15 +305,21 @@ for (const [name, H, I, E, k] of MODELS) {
       activeRec.submit();
       const activeOwner = activeRec.toGraph(); // owns the list's buffers until destroyed
       for (const kernel of kernels) {
-        // 'dense' is bf16's only: 'table' on dense weights is the dense kernel; `rowsNs^` the staged kernel, loads first
+        // 'dense' is bf16's only: 'table' on dense weights is the dense kernel; 'rowsNs^' / 'rowsN+': the kernel, its loads reordered
         const packedKernel = (kernel === 'dense' ? 'table' : kernel.replace(/[\^+]$/, '')) as GemvPackedKernel;
         // the x-in-registers kernels ('rowsNkSx') take one token row per pass only
         if (kernelBlocking(packedKernel).xr && gemvRowsPerPass(T, k, E, true) !== 1) continue;
-        const stagedXLoadsFirst = XS_FIRST ? kernel.endsWith('^') : undefined;
-        const prefetchCodes = PREFETCH ? kernel.endsWith('+') : undefined;
+        // the row's GEMV options, both GEMVs
+        const opts = {
+          active,
+          packedKernel,
+          chunksPerDispatch: CHUNKS_PER_DISPATCH,
+          stagedXLoadsFirst: XS_FIRST ? kernel.endsWith('^') : undefined,
+          prefetchCodes: PREFETCH ? kernel.endsWith('+') : undefined,
+        };
         const run = (rec: Recorder) => {
-          const h = gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH, stagedXLoadsFirst, prefetchCodes });
-          const y = gemvDownGpu(ctx, rec, h, g, wdn, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH, stagedXLoadsFirst, prefetchCodes });
+          const h = gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, opts);
+          const y = gemvDownGpu(ctx, rec, h, g, wdn, opts);
           return { h, y };
         };
         // outputs once, for the error against the table kernel
@@ -336,7 +342,7 @@ for (const [name, H, I, E, k] of MODELS) {
         });
         let split: { msGateUp: number; msDown: number } | undefined;
         if (SPLIT) {
-          const gateUp = (rec: Recorder) => gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH, stagedXLoadsFirst, prefetchCodes });
+          const gateUp = (rec: Recorder) => gemvGateUpGpu(ctx, rec, x, g, wgu, { kind: 'silu', layout: 'concat' }, opts);
           const msGateUp = await deviceMs((r) => {
             const h = gateUp(r);
             return () => h.destroy();
@@ -345,7 +351,7 @@ for (const [name, H, I, E, k] of MODELS) {
           const h = gateUp(hRec);
           hRec.submit();
           const msDown = await deviceMs((r) => {
-            const y = gemvDownGpu(ctx, r, h, g, wdn, { active, packedKernel, chunksPerDispatch: CHUNKS_PER_DISPATCH, stagedXLoadsFirst, prefetchCodes });
+            const y = gemvDownGpu(ctx, r, h, g, wdn, opts);
             return () => y.destroy();
           });
           h.destroy();

@@ -169,6 +169,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   const rowBases = (ind: string) => rows.map((r) => parts.map((a) => `${ind}let w${a}${r} = (e * u.${urows} + r${a}${r}) * nch; let s${a}${r} = srow${fn}(e, r${a}${r});`).join('\n')).join('\n');
   const accDecls = (ind: string) => `${vals.map((n) => `${ind}var ${n} = 0.0;`).join('\n')}
 ${codec.nan ? rows.flatMap((r) => parts.map((a) => `${ind}var bad${a}${r} = 0u;`)).join('\n') : ''}`;
+  // WGSL of row (a, r)'s 16-byte code chunk at chunk index `ch`, and of its scale (times the slot's router weight: v.combine)
+  const codeAt = (a: string, r: number, ch: string) => `${W}[w${a}${r} + ${ch}]`;
+  const scaleAt = (a: string, r: number, ch: string) => `${wscale}sload${fn}(s${a}${r} + cblk(${ch}))`;
   // the lane's chunks of one expert's rows: 16-byte code loads of two chunks, their scales, NaN words (`ok0`: whether
   // the first chunk is the lane's, a WGSL expression), then the chunk loop over them
   const chunkIdx = (ok0: string) => `
@@ -178,8 +181,8 @@ ${codec.nan ? rows.flatMap((r) => parts.map((a) => `${ind}var bad${a}${r} = 0u;`
     ? `\n${us.map((u) => rows.flatMap((r) => parts.map((a) => `      bad${a}${r} |= select(0u, nanw(q${a}${r}_${u}.x) | nanw(q${a}${r}_${u}.y) | nanw(q${a}${r}_${u}.z) | nanw(q${a}${r}_${u}.w), ok${u});`)).join('\n')).join('\n')}`
     : '';
   const chunkLoads = (ok0: string) => `${chunkIdx(ok0)}
-${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let q${a}${r}_${u} = ${W}[w${a}${r} + c${u}];`)).join('\n')).join('\n')}
-${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let s${a}${r}_${u} = ${wscale}sload${fn}(s${a}${r} + cblk(c${u})); ${zdef(a, r, u)}`)).join('\n')).join('\n')}${nanWords}`;
+${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let q${a}${r}_${u} = ${codeAt(a, r, `c${u}`)};`)).join('\n')).join('\n')}
+${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let s${a}${r}_${u} = ${scaleAt(a, r, `c${u}`)}; ${zdef(a, r, u)}`)).join('\n')).join('\n')}${nanWords}`;
   // v.pf: the codes, scales (and zero-point offsets) of the lane's next step are loaded into registers of their own
   // (nq.., ns.., nz..) before the current step decodes, so that a step's loads are in flight during the previous
   // step's arithmetic. `next`: the WGSL chunk index of the next step's first chunk (clamped into the row here: the
@@ -188,7 +191,7 @@ ${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let s${a}${r}_${u} =
 ${us.map((u) => rows.flatMap((r) => parts.map((a) => `    var nq${a}${r}_${u}: vec4<u32>; var ns${a}${r}_${u}: f32;${codec.zoff ? ` var nz${a}${r}_${u}: vec4<f32>;` : ''}`)).join('\n')).join('\n')}`;
   const pfLoad = (next: string, ind: string) => `${ind}{
 ${ind}  let n0 = min(${next}, nch - 1u); let n1 = min(n0 + ${LK}u, nch - 1u);
-${us.map((u) => rows.flatMap((r) => parts.map((a) => `${ind}  nq${a}${r}_${u} = ${W}[w${a}${r} + n${u}]; ns${a}${r}_${u} = ${wscale}sload${fn}(s${a}${r} + cblk(n${u}));${codec.zoff ? ` nz${a}${r}_${u} = ${zexpr(a, r, `n${u}`)};` : ''}`)).join('\n')).join('\n')}
+${us.map((u) => rows.flatMap((r) => parts.map((a) => `${ind}  nq${a}${r}_${u} = ${codeAt(a, r, `n${u}`)}; ns${a}${r}_${u} = ${scaleAt(a, r, `n${u}`)};${codec.zoff ? ` nz${a}${r}_${u} = ${zexpr(a, r, `n${u}`)};` : ''}`)).join('\n')).join('\n')}
 ${ind}}`;
   const pfTake = `
 ${us.map((u) => rows.flatMap((r) => parts.map((a) => `      let q${a}${r}_${u} = nq${a}${r}_${u}; let s${a}${r}_${u} = ns${a}${r}_${u};${codec.zoff ? ` let z${a}${r}_${u} = nz${a}${r}_${u};` : ''}`)).join('\n')).join('\n')}${nanWords}`;
@@ -256,7 +259,7 @@ ${chunkLoop}
 ${rowsParts.map((n) => `      var uq${n}: array<${unitType}, ${NU}>; var us${n}: array<f32, ${NU}>;${codec.zoff && v.zp ? ` var uz${n}: array<f32, ${NU}>;` : ''}`).join('\n')}
       for (var j = 0u; j < ${NU}u; j++) {
         let uj = min(ub + j * ${LK}u, nu - 1u);
-${rows.flatMap((r) => parts.map((a) => `        uq${a}${r}[j] = ${unitLoad(`w${a}${r}`, 'uj')}; us${a}${r}[j] = ${wscale}sload${fn}(s${a}${r} + cblk(uj >> ${LU}u));${codec.zoff && v.zp ? ` uz${a}${r}[j] = zload${fn}(s${a}${r} + cblk(uj >> ${LU}u));` : ''}`)).join('\n')}
+${rows.flatMap((r) => parts.map((a) => `        uq${a}${r}[j] = ${unitLoad(`w${a}${r}`, 'uj')}; us${a}${r}[j] = ${scaleAt(a, r, `uj >> ${LU}u`)};${codec.zoff && v.zp ? ` uz${a}${r}[j] = zload${fn}(s${a}${r} + cblk(uj >> ${LU}u));` : ''}`)).join('\n')}
       }
       for (var j = 0u; j < ${NU}u; j++) {
         let uj = ub + j * ${LK}u; let oku = uj < nu; let ux = min(uj, nu - 1u) * ${X4W}u;
@@ -272,7 +275,7 @@ ${rows.flatMap((r) => parts.map((a) => {
   // v.xr: one 16-byte chunk per lane and step; its x (CV vec4s) loaded once into registers, then each of the block's
   // rows in turn: its code load, scale (zero point), decode against the registers, the scaled sum into its accumulator
   const xrRow = (a: string, r: number) => `
-      { let q = ${W}[w${a}${r} + c]; let sc = sload${fn}(s${a}${r} + cblk(c));${codec.zoff ? ` let z = ${zexpr(a, r, 'c')};` : ''}${codec.nan ? `\n        bad${a}${r} |= nanw(q.x) | nanw(q.y) | nanw(q.z) | nanw(q.w);` : ''}
+      { let q = ${codeAt(a, r, 'c')}; let sc = ${scaleAt(a, r, 'c')};${codec.zoff ? ` let z = ${zexpr(a, r, 'c')};` : ''}${codec.nan ? `\n        bad${a}${r} |= nanw(q.x) | nanw(q.y) | nanw(q.z) | nanw(q.w);` : ''}
         var p = 0.0;
 ${Array.from({ length: UNITS }, (_, j) => {
   const code = UW === 2 ? `vec2<u32>(q[${2 * j}], q[${2 * j + 1}])` : `q[${j}]`;
