@@ -6,7 +6,6 @@
 # 48 KiB holds them (a 32 KiB device would refuse these builds' T > 1 rows with a LimitError).
 . "$(dirname "$0")/plan-variant.sh"
 for k in rows2s rows4s; do
-  cp "$backup" "$plan"
   python3 - "$plan" "$k" <<'PYEOF'
 import sys
 p, k = sys.argv[1], sys.argv[2]
@@ -18,9 +17,7 @@ for f in ('int4', 'mxfp4'):
     s = s.replace(a, a.replace("moreRows: 'rows2i'", f"moreRows: '{k}'"))
 open(p, 'w').write(s)
 PYEOF
-  pnpm --filter @webmoe/bench bundle:gpu > /dev/null
-  mv .gpu-kit/bench.mjs ".gpu-kit/bench-mr${k#rows}.mjs"
+  bench_as "bench-mr${k#rows}.mjs"
 done
-cp "$backup" "$plan"
-pnpm --filter @webmoe/bench bundle:gpu > /dev/null
+bench_planner
 grep -q "moreRows: \"rows4s\"" .gpu-kit/bench-mr4s.mjs && grep -q "moreRows: \"rows2s\"" .gpu-kit/bench-mr2s.mjs && ! grep -q "moreRows: \"rows[24]s\"" .gpu-kit/bench.mjs && echo "bench-mr2s.mjs, bench-mr4s.mjs and bench.mjs built"

@@ -20,8 +20,6 @@ for a, b in edits:
     s = s.replace(a, b)
 open(p, 'w').write(s)
 PYEOF
-pnpm --filter @webmoe/bench bundle:gpu > /dev/null
-mv .gpu-kit/bench.mjs .gpu-kit/bench-xr.mjs
-cp "$backup" "$plan"
-pnpm --filter @webmoe/bench bundle:gpu > /dev/null
+bench_as bench-xr.mjs
+bench_planner
 grep -q "oneRow: \"$kernel\"" .gpu-kit/bench-xr.mjs && ! grep -q "oneRow: \"$kernel\"" .gpu-kit/bench.mjs && echo "bench-xr.mjs ($kernel) and bench.mjs built"

@@ -6,7 +6,6 @@
 # and .gpu-kit/bench.mjs built again from it.
 . "$(dirname "$0")/plan-variant.sh"
 variant() { # RULE OUT: the bench with KERNEL_CROSSOVERS.RULE's gpu entry true, as .gpu-kit/OUT
-  cp "$backup" "$plan"
   python3 - "$plan" "$1" <<'PYEOF'
 import sys
 p, rule = sys.argv[1], sys.argv[2]
@@ -16,12 +15,10 @@ if s.count(a) != 1:
     sys.exit("build-bench-xs-first: plan.ts no longer holds the rule it edits: " + a)
 open(p, 'w').write(s.replace(a, f"  {rule}: {{ gpu: true, software: false }}"))
 PYEOF
-  pnpm --filter @webmoe/bench bundle:gpu > /dev/null
-  mv .gpu-kit/bench.mjs ".gpu-kit/$2"
+  bench_as "$2"
   grep -q "$1: { gpu: true" ".gpu-kit/$2"
 }
 variant stagedXLoadsFirst bench-xsfirst.mjs
 variant gemvPrefetchCodes bench-pf.mjs
-cp "$backup" "$plan"
-pnpm --filter @webmoe/bench bundle:gpu > /dev/null
+bench_planner
 grep -q "stagedXLoadsFirst: { gpu: false" .gpu-kit/bench.mjs && grep -q "gemvPrefetchCodes: { gpu: false" .gpu-kit/bench.mjs && echo "bench-xsfirst.mjs, bench-pf.mjs and bench.mjs built"

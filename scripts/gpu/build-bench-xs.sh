@@ -20,8 +20,6 @@ for a, b in [
     s = s.replace(a, b)
 open(p, 'w').write(s)
 PYEOF
-pnpm --filter @webmoe/bench bundle:gpu > /dev/null
-mv .gpu-kit/bench.mjs .gpu-kit/bench-xs.mjs
-cp "$backup" "$plan"
-pnpm --filter @webmoe/bench bundle:gpu > /dev/null
+bench_as bench-xs.mjs
+bench_planner
 grep -c "oneRow: \"rows2s\"" .gpu-kit/bench-xs.mjs > /dev/null && ! grep -q "oneRow: \"rows2s\"" .gpu-kit/bench.mjs && echo "bench-xs.mjs and bench.mjs built"
