@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Device calls of session 37 (docs/perf-h200/2026-12-07-s37): the x-in-registers GEMV candidates of session 36, measured.
+# Kit: node scripts/gpu/build-one.mjs scripts/gpu/gemv-bench.ts .gpu-kit/gemv-bench.mjs; bench.mjs;
+# bash scripts/gpu/build-bench-xr.sh rows8k4x (.gpu-kit/bench-xr.mjs) and, renamed, rows8k8x (.gpu-kit/bench-xr88.mjs).
+#   r: gemv-bench, the candidates (rows4k4x, rows8k4x, rows8k8x) beside the planner's kernels, T = 1, chained, gate_up and
+#      down apart, Mixtral / GPT-OSS / Qwen3, four formats, ROUNDS rounds (default 1; ~120 s each)
+#   L: the layer at T = 1, int4 / MXFP4 / fp8, four models: bench.mjs (planner), bench-xr.mjs (rows8k4x),
+#      bench-xr88.mjs (rows8k8x), ROUNDS alternating rounds (default 2; ~3 x 45 s each)
+#   D: the layer at T = 1, int4 / MXFP4, four models: bench.mjs (planner) against bench-xrd.mjs (build-bench-xr-down.sh:
+#      only the down GEMVs on rows8k4x, where gemv-bench's part r found it faster), ROUNDS_L alternating rounds (~2 x 35 s
+#      each)
+#   t: the whole GPU test bundle (node scripts/gpu/build-gpu-tests.mjs; needs .gpu-kit/fixtures.tar.xz) (~330 s: cut
+#      after 51 of 62 files in call 2); t2: the files call 2 did not reach
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+ROUNDS_R=${ROUNDS_R:-1}
+ROUNDS_L=${ROUNDS_L:-2}
+for part in ${1:-r}; do
+case "$part" in
+  r)
+    for r in $(seq 1 "$ROUNDS_R"); do
+      timeout 170 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,gpt-oss,qwen3 --formats bf16,int4,mxfp4,fp8 --tokens 1 --kernels rows2,rows2i,rows2s,rows4k4x,rows8k4x,rows8k8x --iters 20 --chain 8 --split > "$OUT/xr-$r.txt" 2>&1
+      echo "gemv-bench rc=$?" >> "$OUT/xr-$r.txt"
+      echo "== round $r"; grep -E "T=1 +(rows|dense)|rc=" "$OUT/xr-$r.txt" | cut -c1-190
+    done
+    ;;
+  L)
+    for r in $(seq 1 "$ROUNDS_L"); do
+      for b in planner xr xr88; do
+        B=.gpu-kit/bench.mjs; [ $b = xr ] && B=.gpu-kit/bench-xr.mjs; [ $b = xr88 ] && B=.gpu-kit/bench-xr88.mjs
+        timeout 100 bash .gpu-kit/enter.sh node $B --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --dtypes int4,mxfp4,fp8 --tokens 1 --iters 20 --stack 4 --json "$OUT/xr-layer-$b-$r.json" > "$OUT/xr-layer-$b-$r.txt" 2>&1
+        echo "bench rc=$?" >> "$OUT/xr-layer-$b-$r.txt"
+        echo "== $b $r"; grep -hE "^[a-z][a-z0-9./-]* +(bf16|int4|mxfp4|fp8) |rc=" "$OUT/xr-layer-$b-$r.txt" | cut -c1-100
+      done
+    done
+    ;;
+  D)
+    for r in $(seq 1 "$ROUNDS_L"); do
+      for b in planner xrd; do
+        B=.gpu-kit/bench.mjs; [ $b = xrd ] && B=.gpu-kit/bench-xrd.mjs
+        timeout 100 bash .gpu-kit/enter.sh node $B --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --dtypes int4,mxfp4 --tokens 1 --iters 20 --stack 4 --json "$OUT/xrd-layer-$b-$r.json" > "$OUT/xrd-layer-$b-$r.txt" 2>&1
+        echo "bench rc=$?" >> "$OUT/xrd-layer-$b-$r.txt"
+        echo "== $b $r"; grep -hE "^[a-z][a-z0-9./-]* +(int4|mxfp4) |moe_gemv|rc=" "$OUT/xrd-layer-$b-$r.txt" | cut -c1-110
+      done
+    done
+    ;;
+  t)
+    . "$(dirname "$0")/prefill-bench-run.sh"
+    GPU_TESTS 330
+    ;;
+  t2)
+    . "$(dirname "$0")/prefill-bench-run.sh"
+    GPU_TESTS 300 sharded.gpu shared-slots.gpu stack.gpu streamed.gpu nn.gpu nn/test/random.gpu collectives.gpu ep.gpu transport.gpu
+    ;;
+esac
+done
