@@ -9,6 +9,9 @@
 #   D: the layer at T = 1, int4 / MXFP4, four models: bench.mjs (planner) against bench-xrd.mjs (build-bench-xr-down.sh:
 #      only the down GEMVs on rows8k4x, where gemv-bench's part r found it faster), ROUNDS_L alternating rounds (~2 x 35 s
 #      each)
+#   V: the planner of this session (int4 / MXFP4 down GEMVs of 2880 columns and more on rows8k4x) checked and timed: the
+#      layer at T = 1, int4 / MXFP4, four models, one round (~2 x 35 s), then the GPU test files of the decode GEMVs and
+#      the planner (~120 s)
 #   t: the whole GPU test bundle (node scripts/gpu/build-gpu-tests.mjs; needs .gpu-kit/fixtures.tar.xz) (~330 s: cut
 #      after 51 of 62 files in call 2); t2: the files call 2 did not reach
 set -u
@@ -44,6 +47,13 @@ case "$part" in
         echo "== $b $r"; grep -hE "^[a-z][a-z0-9./-]* +(int4|mxfp4) |moe_gemv|rc=" "$OUT/xrd-layer-$b-$r.txt" | cut -c1-110
       done
     done
+    ;;
+  V)
+    timeout 100 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --dtypes int4,mxfp4 --tokens 1 --iters 20 --stack 4 --json "$OUT/layer-new.json" > "$OUT/layer-new.txt" 2>&1
+    echo "bench rc=$?" >> "$OUT/layer-new.txt"
+    grep -hE "^[a-z][a-z0-9./-]* +(int4|mxfp4) |moe_gemv|rc=" "$OUT/layer-new.txt" | cut -c1-200
+    . "$(dirname "$0")/prefill-bench-run.sh"
+    GPU_TESTS 200 moe-gemv-quant moe-gemv.gpu moe-gemv-combine chunked-experts plan
     ;;
   t)
     . "$(dirname "$0")/prefill-bench-run.sh"

@@ -111,16 +111,18 @@ const CASES: Case[] = [
 
 describe('decode GEMV on quantized experts', () => {
   // The GPU planner at one token row per pass (this device seen as a GPU: adapterInfo.software false): int4 and MXFP4
-  // rows of 2880 columns and more on the staged-x 'rows2s' (KERNEL_CROSSOVERS.gemvPackedKernel's `staged`), shorter
-  // rows on 'rows2i'; gate_up reads rows of H columns, down rows of I.
+  // rows of 2880 columns and more on the staged-x 'rows2s' (KERNEL_CROSSOVERS.gemvPackedKernel's `staged`), the down
+  // GEMV's among them on its `down` kernel (x in registers, 'rows8k4x'), shorter rows on 'rows2i'; gate_up reads rows
+  // of H columns, down rows of I.
+  const planned = (cols: number, down: boolean) => (cols < 2880 ? 'rows2i' : down ? 'rows8k4x' : 'rows2s');
   for (const [name, fmt] of [['int4 blocks of 32', { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }], ['MXFP4', { kind: 'mxfp4' }]] as const) {
-    for (const H of [2048, 2880]) {
-      it(`the GPU planner at T = 1: ${name}, gate_up rows of ${H} columns on ${H >= 2880 ? 'rows2s' : 'rows2i'}, down rows of 96 on rows2i`, async (t) => {
+    for (const [H, I] of [[2048, 96], [2880, 96], [64, 2880]]) {
+      it(`the GPU planner at T = 1: ${name}, gate_up rows of ${H} columns on ${planned(H, false)}, down rows of ${I} on ${planned(I, true)}`, async (t) => {
         if (!ctx) return t.skip('no WebGPU adapter');
         const cx = ctx;
         const gpuView = Object.create(cx, { adapterInfo: { value: { ...cx.adapterInfo, software: false }, enumerable: true } }) as GpuContext;
-        const r = rng(H + 17);
-        const [T, k, E, I] = [1, 2, 3, 96];
+        const r = rng(H + 17 * I);
+        const [T, k, E] = [1, 2, 3];
         const g = groupRef(new Uint32Array([2, 0]), T, k, E);
         const x = randomArray(r, T * H);
         const guH = quantizeExperts(randomArray(r, E * 2 * I * H, -0.3, 0.3), E, 2 * I, H, fmt as ExpertQuantFormat);
@@ -145,10 +147,10 @@ describe('decode GEMV on quantized experts', () => {
           return out;
         }));
         const kinds = dispatched.filter((d) => d.kernel === 'moe_gemv').map((d) => {
-          const v = d.variant as { ro?: number; il?: boolean; xs?: boolean };
-          return `rows${v.ro}${v.xs ? 's' : v.il ? 'i' : ''}`;
+          const v = d.variant as { ro?: number; ks?: number; il?: boolean; xs?: boolean; xr?: boolean };
+          return `rows${v.ro}${v.ks ? `k${v.ks}` : ''}${v.xs ? 's' : v.il ? 'i' : v.xr ? 'x' : ''}`;
         });
-        expect(kinds).toEqual([H >= 2880 ? 'rows2s' : 'rows2i', 'rows2i']);
+        expect(kinds).toEqual([planned(H, false), planned(I, true)]);
         expect(relErr(result.h, hRef), 'h').toBeLessThan(2e-5);
         expect(relErr(result.y, yRef), 'y').toBeLessThan(2e-5);
       });

@@ -35,7 +35,7 @@ describe('kernel planner', () => {
     // off: even a one-workgroup call over long rows keeps the default
     expect(KERNEL_CROSSOVERS.gemvPackedSplitK.maxWorkgroups).toBe(0);
     expect(gemvPackedKernelFor(1, { call: { workgroups: 1, cols: 1 << 20 } })).toBe('rows2');
-    const own = Object.values(KERNEL_CROSSOVERS.gemvPackedKernel.byFormat).flatMap((k) => [k.oneRow, k.moreRows]);
+    const own = Object.values(KERNEL_CROSSOVERS.gemvPackedKernel.byFormat).flatMap((k) => [k.oneRow, k.moreRows, ...(k.staged ? [k.staged.oneRow, ...(k.staged.down ? [k.staged.down] : [])] : [])]);
     const named = [KERNEL_CROSSOVERS.gemvPackedKernel.oneRow, KERNEL_CROSSOVERS.gemvPackedKernel.moreRows, ...own, KERNEL_CROSSOVERS.gemvPackedSplitK.oneRow, KERNEL_CROSSOVERS.gemvPackedSplitK.moreRows];
     for (const k of named) expect(GEMV_PACKED_KERNELS, k).toContain(k);
     expect(KERNEL_CROSSOVERS.gemvPackedSplitK.oneRow).toMatch(/^rows\dk\d$/);
@@ -45,14 +45,18 @@ describe('kernel planner', () => {
     const gw = { E: 8, rows: 512, cols: 4096, wfmt: 'mxfp4', sdtype: 'uint8', su: [128, 0, 0, 0] } as unknown as GemvWeights;
     const need = rowsWorkgroupBytes({ wdtype: 'mxfp4', mr: 1, xs: true });
     expect(need).toBe(8192 + 64 * 9 * 16);
-    expect(plannedKernel(1, 2, gw, 256, { software: true, workgroupBytes: need })).toBe('rows4s');
-    expect(plannedKernel(1, 2, gw, 256, { software: true, workgroupBytes: need - 1 })).toBe('rows4');
-    // a GPU: MXFP4 rows of 4096 columns on the staged 'rows2s' where the slice fits, else the format's 'rows2i'
-    expect(plannedKernel(1, 2, gw, 256, { software: false, workgroupBytes: need })).toBe('rows2s');
-    expect(plannedKernel(1, 2, gw, 256, { software: false, workgroupBytes: need - 1 })).toBe('rows2i');
-    // more rows per pass: never staged
-    expect(plannedKernel(2, 2, gw, 256, { software: false, workgroupBytes: 1 << 16 })).toBe('rows2i');
-    expect(plannedKernel(2, 2, gw, 256, { software: true, workgroupBytes: 1 << 16 })).toBe('rows4');
+    for (const mode of ['gate_up', 'down'] as const) {
+      expect(plannedKernel(1, 2, gw, 256, { software: true, workgroupBytes: need }, mode)).toBe('rows4s');
+      expect(plannedKernel(1, 2, gw, 256, { software: true, workgroupBytes: need - 1 }, mode)).toBe('rows4');
+      // a GPU: MXFP4 rows of 4096 columns on the staged 'rows2s' where the slice fits (a down GEMV on the rule's
+      // x-in-registers 'rows8k4x', whose workgroup memory is below the slice's), else the format's 'rows2i'
+      expect(plannedKernel(1, 2, gw, 256, { software: false, workgroupBytes: need }, mode)).toBe(mode === 'down' ? 'rows8k4x' : 'rows2s');
+      expect(plannedKernel(1, 2, gw, 256, { software: false, workgroupBytes: need - 1 }, mode)).toBe('rows2i');
+      // more rows per pass: never staged
+      expect(plannedKernel(2, 2, gw, 256, { software: false, workgroupBytes: 1 << 16 }, mode)).toBe('rows2i');
+      expect(plannedKernel(2, 2, gw, 256, { software: true, workgroupBytes: 1 << 16 }, mode)).toBe('rows4');
+    }
+    expect(rowsWorkgroupBytes({ wdtype: 'mxfp4', mr: 1, xr: true })).toBeLessThan(need);
   });
   it("the staged-x kernels: named only by a format rule's `staged`, at one row, from its minCols", () => {
     const rules = [KERNEL_CROSSOVERS.gemvPackedKernel, KERNEL_CROSSOVERS.gemvSoftwarePackedKernel];
@@ -66,7 +70,11 @@ describe('kernel planner', () => {
     const call = (cols: number) => ({ workgroups: 64, cols });
     for (const format of ['int4', 'mxfp4'] as const) {
       expect([2048, 2879, 2880, 14336].map((cols) => gemvPackedKernelFor(1, { format, call: call(cols) }))).toEqual(['rows2i', 'rows2i', 'rows2s', 'rows2s']);
+      // its down GEMVs on the same rows: x held in registers ('rows8k4x') where the staged rule takes the call
+      expect([2048, 2879, 2880, 14336].map((cols) => gemvPackedKernelFor(1, { format, call: call(cols), down: true }))).toEqual(['rows2i', 'rows2i', 'rows8k4x', 'rows8k4x']);
+      expect(gemvPackedKernelFor(4, { format, call: call(14336), down: true })).toBe('rows2i');
       expect(gemvPackedKernelFor(1, { format, call: call(4096), stagedX: false })).toBe('rows2i');
+      expect(gemvPackedKernelFor(1, { format, call: call(4096), stagedX: false, down: true })).toBe('rows2i');
       expect(gemvPackedKernelFor(1, { format })).toBe('rows2i');
     }
     // fp8 and int8 keep their kernels on long rows; software adapters stage fp8 e4m3 and MXFP4 at any length

@@ -271,17 +271,26 @@ export function packedPath(gw: GemvWeights, kernel: GemvPackedKernel | 'dense'):
 }
 
 /**
- * The planner's packed kernel for a call: by rows per pass, and by the default kernel's grid and the row length (split-K); `software`: the adapter's kind.
+ * The planner's packed kernel for a call: by rows per pass, and by the default kernel's grid and the row length (split-K); `software`: the adapter's kind;
+ * `mode`: which GEMV (a down GEMV may take a kernel of its own, GemvFormatKernels.staged.down).
  * Asks gemvPackedKernelFor twice: first for the default kernel without the call (its blocking gives the grid the split-K
  * rule weighs), then with that grid.
  */
-export function plannedKernel(mr: number, slots: number, gw: GemvWeights, nout: number, device: { software: boolean; workgroupBytes: number }): GemvPackedKernel {
+export function plannedKernel(
+  mr: number,
+  slots: number,
+  gw: GemvWeights,
+  nout: number,
+  device: { software: boolean; workgroupBytes: number },
+  mode: 'gate_up' | 'down',
+): GemvPackedKernel {
   const format = gw.sdtype === 'none' ? undefined : (gw.wfmt as PackedCodeFormat);
   const base = gemvPackedKernelFor(mr, { format });
   const { ro, ks } = packedPath(gw, base) === 'rows' ? kernelBlocking(base) : { ro: 1, ks: 1 };
   // a staged-x kernel only where the device's workgroup memory holds its x slice beside the reduction
   const stagedX = rowsWorkgroupBytes({ wdtype: gw.wfmt, mr, xs: true }) <= device.workgroupBytes;
-  return gemvPackedKernelFor(mr, { call: { workgroups: slots * Math.ceil(nout / ((GROUPS / ks) * ro)), cols: gw.cols }, softwareAdapter: device.software, format, stagedX });
+  const call = { workgroups: slots * Math.ceil(nout / ((GROUPS / ks) * ro)), cols: gw.cols };
+  return gemvPackedKernelFor(mr, { call, softwareAdapter: device.software, format, stagedX, down: mode === 'down' });
 }
 
 /** One dispatch of a GEMV: a chunk of the stack (the whole stack when unchunked) with its bias. */
@@ -326,7 +335,7 @@ function gemv(
   // rows accumulated per weight pass: about the rows per active expert (uniform routing), a power of two <= 8
   // (the row-blocked kernel: <= 4, as for packed weights)
   const mrRows = gemvRowsPerPass(g.T, g.k, g.E, true);
-  const kernel = opts.packedKernel ?? (dense ? gemvDenseKernelFor(g.T, g.k, g.E, ctx.adapterInfo.software) : plannedKernel(mrRows, slots, chunks[0].gw, nout, { software: ctx.adapterInfo.software, workgroupBytes: ctx.limits.maxComputeWorkgroupStorageSize }));
+  const kernel = opts.packedKernel ?? (dense ? gemvDenseKernelFor(g.T, g.k, g.E, ctx.adapterInfo.software) : plannedKernel(mrRows, slots, chunks[0].gw, nout, { software: ctx.adapterInfo.software, workgroupBytes: ctx.limits.maxComputeWorkgroupStorageSize }, mode));
   const path = packedPath(chunks[0].gw, kernel);
   const mr = dense && path === 'dense' ? gemvRowsPerPass(g.T, g.k, g.E, false) : mrRows;
   // outputs per 32-lane group, and per workgroup

@@ -278,13 +278,25 @@ export const KERNEL_CROSSOVERS = {
    * 768) 0.0562 -> 0.0591 / 0.0564 -> 0.0579 and DeepSeek-V2-Lite (K 2048 and 1408) 0.0956 -> 0.101 / 0.0942 -> 0.0991:
    * staged from the shortest row measured to gain (untested between 2048 and 2880); fp8 slower on three of four
    * (Mixtral 0.177 -> 0.191), bf16 level: kept.
+   * `staged.down`: the down GEMVs the staged rule takes run on the x-in-registers 'rows8k4x' instead (its x chunk loaded
+   * once into registers and streamed past 8 output rows, 4 lane groups splitting K). H100 2026-12-07 (session 37,
+   * docs/perf-h200/2026-12-07-s37): gemv-bench --chain 8 --split (call 1, down GEMV ms, 'rows2s' / 'rows8k4x'): int4
+   * Mixtral (K 14336) 0.0453 / 0.0410, GPT-OSS-20B (K 2880) 0.0207 / 0.0178; MXFP4 0.0453 / 0.0407, 0.0223 / 0.0187;
+   * their gate_up GEMVs slower on it (int4 Mixtral 0.0740 / 0.0802). The layer (call 3, bench --tokens 1 --iters 20
+   * --stack 4, device ms, this rule without / with `down`, two alternating rounds): int4 Mixtral 0.160, 0.160 -> 0.156,
+   * 0.155; GPT-OSS-20B 0.0966, 0.0960 -> 0.0946, 0.0944; MXFP4 Mixtral 0.157, 0.158 -> 0.151, 0.152; GPT-OSS-20B 0.0938,
+   * 0.0942 -> 0.0928, 0.0925. Below 2880 columns the same kernel on the down GEMV (in place of 'rows2i') was level on
+   * Qwen3-30B (K 768: int4 0.0564, 0.0560 -> 0.0557, 0.0557) and slower on DeepSeek-V2-Lite (K 1408: 0.0966, 0.0962 ->
+   * 0.100, 0.100; MXFP4 0.0947 -> 0.0983, 0.0987): not taken there. Every gate_up and down on it (call 1): int4 Mixtral
+   * 0.160 -> 0.167, DeepSeek-V2-Lite 0.0966 -> 0.117. Its workgroup memory (9216 bytes) is below the staged kernel's
+   * (17408), so where the staged rule fits the device it does too.
    */
   gemvPackedKernel: {
     oneRow: 'rows2',
     moreRows: 'rows4',
     byFormat: {
-      int4: { oneRow: 'rows2i', moreRows: 'rows2i', staged: { minCols: 2880, oneRow: 'rows2s' } },
-      mxfp4: { oneRow: 'rows2i', moreRows: 'rows2i', staged: { minCols: 2880, oneRow: 'rows2s' } },
+      int4: { oneRow: 'rows2i', moreRows: 'rows2i', staged: { minCols: 2880, oneRow: 'rows2s', down: 'rows8k4x' } },
+      mxfp4: { oneRow: 'rows2i', moreRows: 'rows2i', staged: { minCols: 2880, oneRow: 'rows2s', down: 'rows8k4x' } },
     },
   } as GemvPackedKernelRule,
   /**
@@ -553,10 +565,15 @@ export type GemvPackedKernelRule = Readonly<{ oneRow: GemvPackedKernel; moreRows
 /**
  * A format's own packed decode GEMV kernels (GemvPackedKernelRule.byFormat): at one token row per pass and at more;
  * `staged`: the staged-x kernel (GemvVariant.xs) at one row instead, for weights of at least `minCols` columns (the
- * call's K) where the device's workgroup memory holds its x slice (GemvPackedKernelContext.stagedX). The only place a
- * rule names a staged-x kernel.
+ * call's K) where the device's workgroup memory holds its x slice (GemvPackedKernelContext.stagedX), and for the down
+ * GEMVs among those calls `down` where given (GemvPackedKernelContext.down). The only place a rule names a staged-x
+ * kernel.
  */
-export type GemvFormatKernels = Readonly<{ oneRow: GemvPackedKernel; moreRows: GemvPackedKernel; staged?: Readonly<{ minCols: number; oneRow: GemvPackedKernel }> }>;
+export type GemvFormatKernels = Readonly<{
+  oneRow: GemvPackedKernel;
+  moreRows: GemvPackedKernel;
+  staged?: Readonly<{ minCols: number; oneRow: GemvPackedKernel; down?: GemvPackedKernel }>;
+}>;
 
 /**
  * Which decode GEMV reads packed weights: 8-column table loads, the 16-byte 'wide' loads, or the row-blocked
@@ -817,6 +834,8 @@ export interface GemvPackedKernelContext {
   format?: PackedCodeFormat;
   /** Whether the device's workgroup memory holds the staged-x kernels' x slice (rowsWorkgroupBytes); default true. */
   stagedX?: boolean;
+  /** Whether the call is a down GEMV (GemvFormatKernels.staged.down); default false (gate_up). */
+  down?: boolean;
 }
 
 /** The code formats of packed expert weights, as the decode GEMVs name them. */
@@ -846,10 +865,15 @@ export function gemvPackedKernelFor(rowsPerPass: number, opts: GemvPackedKernelC
   return one ? KERNEL_CROSSOVERS.gemvPackedKernel.oneRow : KERNEL_CROSSOVERS.gemvPackedKernel.moreRows;
 }
 
-/** A format's own kernel (GemvFormatKernels): at one row its staged-x kernel where the device holds the slice and the call's K (0 without a call) reaches `minCols`. */
+/**
+ * A format's own kernel (GemvFormatKernels): at one row its staged-x kernel (a down GEMV: the rule's `down` where
+ * given) where the device holds the slice and the call's K (0 without a call) reaches `minCols`.
+ */
 function formatKernel(rule: GemvFormatKernels, one: boolean, ctx: GemvPackedKernelContext): GemvPackedKernel {
   if (!one) return rule.moreRows;
-  return rule.staged && ctx.stagedX !== false && (ctx.call?.cols ?? 0) >= rule.staged.minCols ? rule.staged.oneRow : rule.oneRow;
+  const { staged } = rule;
+  if (!staged || ctx.stagedX === false || (ctx.call?.cols ?? 0) < staged.minCols) return rule.oneRow;
+  return ctx.down && staged.down ? staged.down : staged.oneRow;
 }
 
 /**
