@@ -11,8 +11,8 @@ p, k = sys.argv[1], sys.argv[2]
 s = open(p).read()
 edits = [
     ("  gemvPackedKernel: {\n    oneRow: 'rows2',", f"  gemvPackedKernel: {{\n    oneRow: '{k}',"),
-    ("      int4: { oneRow: 'rows2i', moreRows: 'rows2i', staged: { minCols: 2880, oneRow: 'rows2s' } },", f"      int4: {{ oneRow: '{k}', moreRows: 'rows2i', staged: {{ minCols: 2880, oneRow: '{k}' }} }},"),
-    ("      mxfp4: { oneRow: 'rows2i', moreRows: 'rows2i', staged: { minCols: 2880, oneRow: 'rows2s' } },", f"      mxfp4: {{ oneRow: '{k}', moreRows: 'rows2i', staged: {{ minCols: 2880, oneRow: '{k}' }} }},"),
+    ("      int4: { oneRow: 'rows2i', moreRows: 'rows2i', staged: { minCols: 2880, oneRow: 'rows2s', down: 'rows8k4x' } },", f"      int4: {{ oneRow: '{k}', moreRows: 'rows2i', staged: {{ minCols: 2880, oneRow: '{k}', down: '{k}' }} }},"),
+    ("      mxfp4: { oneRow: 'rows2i', moreRows: 'rows2i', staged: { minCols: 2880, oneRow: 'rows2s', down: 'rows8k4x' } },", f"      mxfp4: {{ oneRow: '{k}', moreRows: 'rows2i', staged: {{ minCols: 2880, oneRow: '{k}', down: '{k}' }} }},"),
 ]
 for a, b in edits:
     if s.count(a) != 1:

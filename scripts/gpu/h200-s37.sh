@@ -6,12 +6,16 @@
 #      down apart, Mixtral / GPT-OSS / Qwen3, four formats, ROUNDS rounds (default 1; ~120 s each)
 #   L: the layer at T = 1, int4 / MXFP4 / fp8, four models: bench.mjs (planner), bench-xr.mjs (rows8k4x),
 #      bench-xr88.mjs (rows8k8x), ROUNDS alternating rounds (default 2; ~3 x 45 s each)
-#   D: the layer at T = 1, int4 / MXFP4, four models: bench.mjs (planner) against bench-xrd.mjs (build-bench-xr-down.sh:
+#   D: the layer at T = 1, int4 / MXFP4, four models: bench.mjs (planner) against bench-xrd.mjs (build-bench-xr-down.sh at b34d7f1, removed since:
 #      only the down GEMVs on rows8k4x, where gemv-bench's part r found it faster), ROUNDS_L alternating rounds (~2 x 35 s
 #      each)
 #   V: the planner of this session (int4 / MXFP4 down GEMVs of 2880 columns and more on rows8k4x) checked and timed: the
 #      layer at T = 1, int4 / MXFP4, four models, one round (~2 x 35 s), then the GPU test files of the decode GEMVs and
 #      the planner (~120 s)
+#   G: gate_up candidates for the int4 / MXFP4 long-row GEMVs: gemv-bench (rows2i, rows2s, rows4x, rows2k4x, rows4k2x,
+#      rows8k2x, rows4k4x, rows8k4x; Mixtral / GPT-OSS / Qwen3, T = 1, chained, split; ~100 s), then the layer at T = 1
+#      (Mixtral, GPT-OSS, int4 / MXFP4) with bench.mjs and bench-gu-KERNEL.mjs (build-bench-gu.sh: the staged rule's
+#      gate_up on KERNEL), two alternating rounds (~10 x 25 s)
 #   t: the whole GPU test bundle (node scripts/gpu/build-gpu-tests.mjs; needs .gpu-kit/fixtures.tar.xz) (~330 s: cut
 #      after 51 of 62 files in call 2); t2: the files call 2 did not reach
 set -u
@@ -54,6 +58,19 @@ case "$part" in
     grep -hE "^[a-z][a-z0-9./-]* +(int4|mxfp4) |moe_gemv|rc=" "$OUT/layer-new.txt" | cut -c1-200
     . "$(dirname "$0")/prefill-bench-run.sh"
     GPU_TESTS 200 moe-gemv-quant moe-gemv.gpu moe-gemv-combine chunked-experts plan
+    ;;
+  G)
+    timeout 150 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,gpt-oss,qwen3 --formats int4,mxfp4 --tokens 1 --kernels rows2i,rows2s,rows4x,rows2k4x,rows4k2x,rows8k2x,rows4k4x,rows8k4x --iters 20 --chain 8 --split > "$OUT/gu-gemv.txt" 2>&1
+    echo "gemv-bench rc=$?" >> "$OUT/gu-gemv.txt"
+    grep -E "T=1 +rows|rc=" "$OUT/gu-gemv.txt" | cut -c1-190
+    for r in 1 2; do
+      for b in planner rows4x rows2k4x rows4k2x rows8k2x; do
+        B=.gpu-kit/bench.mjs; [ $b != planner ] && B=.gpu-kit/bench-gu-$b.mjs
+        timeout 60 bash .gpu-kit/enter.sh node $B --models mixtral-8x7b,gpt-oss-20b --dtypes int4,mxfp4 --tokens 1 --iters 20 --stack 4 --json "$OUT/gu-layer-$b-$r.json" > "$OUT/gu-layer-$b-$r.txt" 2>&1
+        echo "bench rc=$?" >> "$OUT/gu-layer-$b-$r.txt"
+        echo "== $b $r"; grep -hE "^[a-z][a-z0-9./-]* +(int4|mxfp4) |rc=" "$OUT/gu-layer-$b-$r.txt" | cut -c1-100
+      done
+    done
     ;;
   t)
     . "$(dirname "$0")/prefill-bench-run.sh"

@@ -290,10 +290,10 @@ describe('row-blocked decode GEMV on quantized experts (randomized)', () => {
     }, 600_000); // lavapipe compiles the unrolled row-blocked variants slowly (T = 16: 4 token rows per pass)
   });
 
-  // the x-in-registers kernels ('rowsNkSx', GemvVariant.xr): one token row per pass only, so at T = 1, on every format
+  // the x-in-registers kernels ('rowsNkSx' and 'rowsNx', GemvVariant.xr): one token row per pass only, so at T = 1, on every format
   // (zero points included), output counts that leave a block part empty, columns that leave lanes without a chunk, and
   // refused with a typed error, before anything is recorded, at more rows per pass
-  const XR = GEMV_PACKED_KERNELS.filter((k) => /^rows\dk\dx$/.test(k));
+  const XR = GEMV_PACKED_KERNELS.filter((k) => /^rows\d(k\d)?x$/.test(k));
   const XR_CASES: RowsCase[] = [
     { fmt: { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }, H: 1056, I: 96, E: 5, k: 2, T: 1 },
     { fmt: { kind: 'int_block', bits: 4, blockSize: 64, scaleDtype: 'float32', zeroPoint: true }, H: 192, I: 64, E: 6, k: 3, T: 1 },

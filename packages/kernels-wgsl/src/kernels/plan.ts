@@ -585,15 +585,17 @@ export type GemvFormatKernels = Readonly<{
  * ('rows2s': GemvVariant.xs); a trailing 'x' gives each of the S * 32 lanes of an output block one 16-byte column
  * chunk per step, its x held in registers while the block's N output rows stream past, and sums the lanes in a tree
  * ('rows8k4x': GemvVariant.xr; one token row per pass only; bench candidates, session 36's ablations: the 4-bit GEMVs
- * pay for x per row pair).
+ * pay for x per row pair; 'rows8k4x' the planner's for long-row int4 / MXFP4 down GEMVs since session 37, the others,
+ * fewer lanes or rows per output block, candidates for their gate_up GEMVs, whose rows of Mixtral's 4096 columns give
+ * 'rows8k4x's 128 lanes one step each before a 16-value reduction; 'rows4x': S = 1).
  */
-export type GemvPackedKernel = 'table' | 'wide' | 'rows1' | 'rows2' | 'rows4' | 'rows2k2' | 'rows2k4' | 'rows1k8' | 'rows4k2' | 'rows1i' | 'rows2i' | 'rows4i' | 'rows2k4i' | 'rows4k2i' | 'rows1s' | 'rows2s' | 'rows4s' | 'rows4k4x' | 'rows8k4x' | 'rows8k8x';
+export type GemvPackedKernel = 'table' | 'wide' | 'rows1' | 'rows2' | 'rows4' | 'rows2k2' | 'rows2k4' | 'rows1k8' | 'rows4k2' | 'rows1i' | 'rows2i' | 'rows4i' | 'rows2k4i' | 'rows4k2i' | 'rows1s' | 'rows2s' | 'rows4s' | 'rows4x' | 'rows2k4x' | 'rows4k2x' | 'rows8k2x' | 'rows4k4x' | 'rows8k4x' | 'rows8k8x';
 
 /**
  * Every packed decode GEMV kernel, for A/B runs (the split-K 'rowsNkS' candidates, the interleaved 'rows...i', then
  * the staged-x 'rowsNs': GemvVariant.xs, chosen by GemvFormatKernels.staged, then the x-in-registers 'rowsNkSx': GemvVariant.xr).
  */
-export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide', 'rows1', 'rows2', 'rows4', 'rows2k2', 'rows2k4', 'rows1k8', 'rows4k2', 'rows1i', 'rows2i', 'rows4i', 'rows2k4i', 'rows4k2i', 'rows1s', 'rows2s', 'rows4s', 'rows4k4x', 'rows8k4x', 'rows8k8x'];
+export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide', 'rows1', 'rows2', 'rows4', 'rows2k2', 'rows2k4', 'rows1k8', 'rows4k2', 'rows1i', 'rows2i', 'rows4i', 'rows2k4i', 'rows4k2i', 'rows1s', 'rows2s', 'rows4s', 'rows4x', 'rows2k4x', 'rows4k2x', 'rows8k2x', 'rows4k4x', 'rows8k4x', 'rows8k8x'];
 
 /**
  * Whether the routed experts of a forward of T tokens (k per token, E experts) take the decode GEMVs, on a GPU or
