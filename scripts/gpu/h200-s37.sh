@@ -15,7 +15,7 @@
 #   G: gate_up candidates for the int4 / MXFP4 long-row GEMVs: gemv-bench (rows2i, rows2s, rows4x, rows2k4x, rows4k2x,
 #      rows8k2x, rows4k4x, rows8k4x; Mixtral / GPT-OSS / Qwen3, T = 1, chained, split; ~100 s), then the layer at T = 1
 #      (Mixtral, GPT-OSS, int4 / MXFP4) with bench.mjs and bench-gu-KERNEL.mjs (build-bench-gu.sh: the staged rule's
-#      gate_up on KERNEL), two alternating rounds (~10 x 25 s)
+#      gate_up on KERNEL), ROUNDS_G alternating rounds (default 2; ~5 x 25 s each)
 #   t: the whole GPU test bundle (node scripts/gpu/build-gpu-tests.mjs; needs .gpu-kit/fixtures.tar.xz) (~330 s: cut
 #      after 51 of 62 files in call 2); t2: the files call 2 did not reach
 set -u
@@ -63,7 +63,7 @@ case "$part" in
     timeout 150 bash .gpu-kit/enter.sh node .gpu-kit/gemv-bench.mjs --models mixtral,gpt-oss,qwen3 --formats int4,mxfp4 --tokens 1 --kernels rows2i,rows2s,rows4x,rows2k4x,rows4k2x,rows8k2x,rows4k4x,rows8k4x --iters 20 --chain 8 --split > "$OUT/gu-gemv.txt" 2>&1
     echo "gemv-bench rc=$?" >> "$OUT/gu-gemv.txt"
     grep -E "T=1 +rows|rc=" "$OUT/gu-gemv.txt" | cut -c1-190
-    for r in 1 2; do
+    for r in $(seq 1 "${ROUNDS_G:-2}"); do
       for b in planner rows4x rows2k4x rows4k2x rows8k2x; do
         B=.gpu-kit/bench.mjs; [ $b != planner ] && B=.gpu-kit/bench-gu-$b.mjs
         timeout 60 bash .gpu-kit/enter.sh node $B --models mixtral-8x7b,gpt-oss-20b --dtypes int4,mxfp4 --tokens 1 --iters 20 --stack 4 --json "$OUT/gu-layer-$b-$r.json" > "$OUT/gu-layer-$b-$r.txt" 2>&1
