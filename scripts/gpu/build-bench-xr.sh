@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds .gpu-kit/bench-xr.mjs for h200-s36.sh L: the bench with every packed one-row decode GEMV on the x-in-registers
 # kernel KERNEL (default rows8k4x; plan.ts KERNEL_CROSSOVERS.gemvPackedKernel: oneRow, and the int4 / MXFP4 oneRow and
-# staged oneRow), then plan.ts as it was (plan-variant.sh restores it, also on failure) and .gpu-kit/bench.mjs again.
+# longRows oneRow and down), then plan.ts as it was (plan-variant.sh restores it, also on failure) and .gpu-kit/bench.mjs again.
 #   bash scripts/gpu/build-bench-xr.sh [KERNEL]
 kernel=${1:-rows8k4x}
 . "$(dirname "$0")/plan-variant.sh"
@@ -11,8 +11,8 @@ p, k = sys.argv[1], sys.argv[2]
 s = open(p).read()
 edits = [
     ("  gemvPackedKernel: {\n    oneRow: 'rows2',", f"  gemvPackedKernel: {{\n    oneRow: '{k}',"),
-    ("      int4: { oneRow: 'rows2i', moreRows: 'rows2i', staged: { minCols: 2880, oneRow: 'rows2s', down: 'rows8k4x' } },", f"      int4: {{ oneRow: '{k}', moreRows: 'rows2i', staged: {{ minCols: 2880, oneRow: '{k}', down: '{k}' }} }},"),
-    ("      mxfp4: { oneRow: 'rows2i', moreRows: 'rows2i', staged: { minCols: 2880, oneRow: 'rows2s', down: 'rows8k4x' } },", f"      mxfp4: {{ oneRow: '{k}', moreRows: 'rows2i', staged: {{ minCols: 2880, oneRow: '{k}', down: '{k}' }} }},"),
+    ("      int4: { oneRow: 'rows2i', moreRows: 'rows2i', longRows: { minCols: 2880, oneRow: 'rows4x', down: 'rows8k4x' } },", f"      int4: {{ oneRow: '{k}', moreRows: 'rows2i', longRows: {{ minCols: 2880, oneRow: '{k}', down: '{k}' }} }},"),
+    ("      mxfp4: { oneRow: 'rows2i', moreRows: 'rows2i', longRows: { minCols: 2880, oneRow: 'rows4x', down: 'rows8k4x' } },", f"      mxfp4: {{ oneRow: '{k}', moreRows: 'rows2i', longRows: {{ minCols: 2880, oneRow: '{k}', down: '{k}' }} }},"),
 ]
 for a, b in edits:
     if s.count(a) != 1:

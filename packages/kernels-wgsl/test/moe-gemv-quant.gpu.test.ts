@@ -111,10 +111,9 @@ const CASES: Case[] = [
 
 describe('decode GEMV on quantized experts', () => {
   // The GPU planner at one token row per pass (this device seen as a GPU: adapterInfo.software false): int4 and MXFP4
-  // rows of 2880 columns and more on the staged-x 'rows2s' (KERNEL_CROSSOVERS.gemvPackedKernel's `staged`), the down
-  // GEMV's among them on its `down` kernel (x in registers, 'rows8k4x'), shorter rows on 'rows2i'; gate_up reads rows
-  // of H columns, down rows of I.
-  const planned = (cols: number, down: boolean) => (cols < 2880 ? 'rows2i' : down ? 'rows8k4x' : 'rows2s');
+  // rows of 2880 columns and more on the x-in-registers kernels (KERNEL_CROSSOVERS.gemvPackedKernel's `longRows`:
+  // gate_up 'rows4x', down 'rows8k4x'), shorter rows on 'rows2i'; gate_up reads rows of H columns, down rows of I.
+  const planned = (cols: number, down: boolean) => (cols < 2880 ? 'rows2i' : down ? 'rows8k4x' : 'rows4x');
   for (const [name, fmt] of [['int4 blocks of 32', { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16' }], ['MXFP4', { kind: 'mxfp4' }]] as const) {
     for (const [H, I] of [[2048, 96], [2880, 96], [64, 2880]]) {
       it(`the GPU planner at T = 1: ${name}, gate_up rows of ${H} columns on ${planned(H, false)}, down rows of ${I} on ${planned(I, true)}`, async (t) => {

@@ -35,53 +35,56 @@ describe('kernel planner', () => {
     // off: even a one-workgroup call over long rows keeps the default
     expect(KERNEL_CROSSOVERS.gemvPackedSplitK.maxWorkgroups).toBe(0);
     expect(gemvPackedKernelFor(1, { call: { workgroups: 1, cols: 1 << 20 } })).toBe('rows2');
-    const own = Object.values(KERNEL_CROSSOVERS.gemvPackedKernel.byFormat).flatMap((k) => [k.oneRow, k.moreRows, ...(k.staged ? [k.staged.oneRow, ...(k.staged.down ? [k.staged.down] : [])] : [])]);
+    const own = Object.values(KERNEL_CROSSOVERS.gemvPackedKernel.byFormat).flatMap((k) => [k.oneRow, k.moreRows, ...(k.longRows ? [k.longRows.oneRow, ...(k.longRows.down ? [k.longRows.down] : [])] : [])]);
     const named = [KERNEL_CROSSOVERS.gemvPackedKernel.oneRow, KERNEL_CROSSOVERS.gemvPackedKernel.moreRows, ...own, KERNEL_CROSSOVERS.gemvPackedSplitK.oneRow, KERNEL_CROSSOVERS.gemvPackedSplitK.moreRows];
     for (const k of named) expect(GEMV_PACKED_KERNELS, k).toContain(k);
     expect(KERNEL_CROSSOVERS.gemvPackedSplitK.oneRow).toMatch(/^rows\dk\d$/);
   });
-  it("plannedKernel: a staged-x kernel only where the device's workgroup memory holds its x slice", () => {
+  it("plannedKernel: a long-row kernel (staged x, x in registers) only where the device's workgroup memory holds it", () => {
     // MXFP4 (blocks of 32), 4096 columns: the row-blocked path
     const gw = { E: 8, rows: 512, cols: 4096, wfmt: 'mxfp4', sdtype: 'uint8', su: [128, 0, 0, 0] } as unknown as GemvWeights;
-    const need = rowsWorkgroupBytes({ wdtype: 'mxfp4', mr: 1, xs: true });
-    expect(need).toBe(8192 + 64 * 9 * 16);
+    const slice = rowsWorkgroupBytes({ wdtype: 'mxfp4', mr: 1, xs: true });
+    const inRegisters = rowsWorkgroupBytes({ wdtype: 'mxfp4', mr: 1, xr: true });
+    expect([slice, inRegisters]).toEqual([8192 + 64 * 9 * 16, 8192 + 256 * 4]);
     for (const mode of ['gate_up', 'down'] as const) {
-      expect(plannedKernel(1, 2, gw, 256, { software: true, workgroupBytes: need }, mode)).toBe('rows4s');
-      expect(plannedKernel(1, 2, gw, 256, { software: true, workgroupBytes: need - 1 }, mode)).toBe('rows4');
-      // a GPU: MXFP4 rows of 4096 columns on the staged 'rows2s' where the slice fits (a down GEMV on the rule's
-      // x-in-registers 'rows8k4x', whose workgroup memory is below the slice's), else the format's 'rows2i'
-      expect(plannedKernel(1, 2, gw, 256, { software: false, workgroupBytes: need }, mode)).toBe(mode === 'down' ? 'rows8k4x' : 'rows2s');
-      expect(plannedKernel(1, 2, gw, 256, { software: false, workgroupBytes: need - 1 }, mode)).toBe('rows2i');
-      // more rows per pass: never staged
+      // a software adapter: the staged 'rows4s' where its slice fits, else 'rows4'
+      expect(plannedKernel(1, 2, gw, 256, { software: true, workgroupBytes: slice }, mode)).toBe('rows4s');
+      expect(plannedKernel(1, 2, gw, 256, { software: true, workgroupBytes: slice - 1 }, mode)).toBe('rows4');
+      // a GPU: MXFP4 rows of 4096 columns on the x-in-registers kernels (gate_up 'rows4x', down 'rows8k4x') where
+      // their second reduction level fits, else the format's 'rows2i'; workgroupBytes 0 (the combined GEMV): never
+      const long = mode === 'down' ? 'rows8k4x' : 'rows4x';
+      expect(plannedKernel(1, 2, gw, 256, { software: false, workgroupBytes: inRegisters }, mode)).toBe(long);
+      expect(plannedKernel(1, 2, gw, 256, { software: false, workgroupBytes: inRegisters - 1 }, mode)).toBe('rows2i');
+      expect(plannedKernel(1, 2, gw, 256, { software: false, workgroupBytes: 0 }, mode)).toBe('rows2i');
+      // more rows per pass: never a long-row kernel
       expect(plannedKernel(2, 2, gw, 256, { software: false, workgroupBytes: 1 << 16 }, mode)).toBe('rows2i');
       expect(plannedKernel(2, 2, gw, 256, { software: true, workgroupBytes: 1 << 16 }, mode)).toBe('rows4');
     }
-    expect(rowsWorkgroupBytes({ wdtype: 'mxfp4', mr: 1, xr: true })).toBeLessThan(need);
   });
-  it("the staged-x kernels: named only by a format rule's `staged`, at one row, from its minCols", () => {
+  it("the staged-x and x-in-registers kernels: named only by a format rule's `longRows`, at one row, from its minCols", () => {
     const rules = [KERNEL_CROSSOVERS.gemvPackedKernel, KERNEL_CROSSOVERS.gemvSoftwarePackedKernel];
-    const unstaged = rules.flatMap((r) => [r.oneRow, r.moreRows, ...Object.values(r.byFormat).flatMap((f) => [f.oneRow, f.moreRows])]);
-    unstaged.push(KERNEL_CROSSOVERS.gemvPackedSplitK.oneRow, KERNEL_CROSSOVERS.gemvPackedSplitK.moreRows);
-    for (const k of unstaged) expect(k, k).not.toMatch(/s$/);
-    const staged = rules.flatMap((r) => Object.values(r.byFormat).flatMap((f) => (f.staged ? [f.staged.oneRow] : [])));
-    expect(staged.length).toBeGreaterThan(0);
-    for (const k of staged) expect(k, k).toMatch(/^rows\ds$/);
-    // the GPU's int4 and MXFP4 rule: K 2879 / 2880 (GPT-OSS-20B's rows), with and without the slice in workgroup memory
+    const short = rules.flatMap((r) => [r.oneRow, r.moreRows, ...Object.values(r.byFormat).flatMap((f) => [f.oneRow, f.moreRows])]);
+    short.push(KERNEL_CROSSOVERS.gemvPackedSplitK.oneRow, KERNEL_CROSSOVERS.gemvPackedSplitK.moreRows);
+    for (const k of short) expect(k, k).not.toMatch(/[sx]$/);
+    const long = rules.flatMap((r) => Object.values(r.byFormat).flatMap((f) => (f.longRows ? [f.longRows.oneRow, ...(f.longRows.down ? [f.longRows.down] : [])] : [])));
+    expect(long.length).toBeGreaterThan(0);
+    for (const k of long) expect(k, k).toMatch(/^rows\d(k\d)?[sx]$/);
+    // the GPU's int4 and MXFP4 rule: K 2879 / 2880 (GPT-OSS-20B's rows), where the kernel fits the device or not
     const call = (cols: number) => ({ workgroups: 64, cols });
     for (const format of ['int4', 'mxfp4'] as const) {
-      expect([2048, 2879, 2880, 14336].map((cols) => gemvPackedKernelFor(1, { format, call: call(cols) }))).toEqual(['rows2i', 'rows2i', 'rows2s', 'rows2s']);
-      // its down GEMVs on the same rows: x held in registers ('rows8k4x') where the staged rule takes the call
+      expect([2048, 2879, 2880, 14336].map((cols) => gemvPackedKernelFor(1, { format, call: call(cols) }))).toEqual(['rows2i', 'rows2i', 'rows4x', 'rows4x']);
+      // its down GEMVs on the same rows: 'rows8k4x'
       expect([2048, 2879, 2880, 14336].map((cols) => gemvPackedKernelFor(1, { format, call: call(cols), down: true }))).toEqual(['rows2i', 'rows2i', 'rows8k4x', 'rows8k4x']);
       expect(gemvPackedKernelFor(4, { format, call: call(14336), down: true })).toBe('rows2i');
-      expect(gemvPackedKernelFor(1, { format, call: call(4096), stagedX: false })).toBe('rows2i');
-      expect(gemvPackedKernelFor(1, { format, call: call(4096), stagedX: false, down: true })).toBe('rows2i');
+      expect(gemvPackedKernelFor(1, { format, call: call(4096), longRowsFit: false })).toBe('rows2i');
+      expect(gemvPackedKernelFor(1, { format, call: call(4096), longRowsFit: false, down: true })).toBe('rows2i');
       expect(gemvPackedKernelFor(1, { format })).toBe('rows2i');
     }
     // fp8 and int8 keep their kernels on long rows; software adapters stage fp8 e4m3 and MXFP4 at any length
     expect(gemvPackedKernelFor(1, { format: 'fp8_e4m3', call: call(7168) })).toBe('rows2');
     expect(gemvPackedKernelFor(1, { format: 'int8', call: call(7168) })).toBe('rows2');
     expect(gemvPackedKernelFor(1, { softwareAdapter: true, format: 'fp8_e4m3', call: call(64) })).toBe('rows4s');
-    expect(gemvPackedKernelFor(1, { softwareAdapter: true, format: 'fp8_e4m3', call: call(64), stagedX: false })).toBe('rows4');
+    expect(gemvPackedKernelFor(1, { softwareAdapter: true, format: 'fp8_e4m3', call: call(64), longRowsFit: false })).toBe('rows4');
   });
   it('software adapters: the rows4 GEMV for packed and 16-bit dense weights at every row count (packed at one row: rows4s), never the dense kernel', () => {
     expect([KERNEL_CROSSOVERS.gemvSoftwarePackedKernel.oneRow, KERNEL_CROSSOVERS.gemvSoftwarePackedKernel.moreRows]).toEqual(['rows4', 'rows4']);

@@ -50,7 +50,7 @@ function combinedPlan(w: ExpertStackGpu, T: number, kernel: GemvPackedKernel | u
   const dense = gw.sdtype === 'none';
   // one token per workgroup row, over T rows of blocks: 16-bit weights on KERNEL_CROSSOVERS.combinedDownDenseKernel, packed
   // ones on the expert-major GEMV's kernel at one row per pass (the GPU rule on every adapter); never a staged-x kernel
-  // (its slice holds one token row's x: workgroupBytes 0), so never the staged rule's down kernel either
+  // (its slice holds one token row's x) nor an x-in-registers one (workgroupBytes 0: never a long-row kernel)
   const chosen = kernel ?? (dense ? KERNEL_CROSSOVERS.combinedDownDenseKernel[software ? 'software' : 'gpu'] : plannedKernel(1, T, gw, gw.rows, { software: false, workgroupBytes: 0 }, 'down'));
   if (packedPath(gw, chosen) !== 'rows') return `weights without the row-blocked path (${gw.wfmt}, ${gw.cols} columns, kernel ${chosen})`;
   if (kernelBlocking(chosen).xs) return `a staged-x kernel (${chosen}): its x slice is one token row's, the combined GEMV sums several`;

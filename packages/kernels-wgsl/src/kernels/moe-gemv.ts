@@ -272,9 +272,10 @@ export function packedPath(gw: GemvWeights, kernel: GemvPackedKernel | 'dense'):
 
 /**
  * The planner's packed kernel for a call: by rows per pass, and by the default kernel's grid and the row length (split-K); `software`: the adapter's kind;
- * `mode`: which GEMV (a down GEMV may take a kernel of its own, GemvFormatKernels.staged.down).
+ * `mode`: which GEMV (a down GEMV may take a kernel of its own, GemvFormatKernels.longRows.down).
  * Asks gemvPackedKernelFor twice: first for the default kernel without the call (its blocking gives the grid the split-K
- * rule weighs), then with that grid.
+ * rule weighs), then with that grid; and once more, without the long-row kernels, where the one it chose needs more
+ * workgroup memory than the device has (`workgroupBytes` 0: never one).
  */
 export function plannedKernel(
   mr: number,
@@ -287,10 +288,12 @@ export function plannedKernel(
   const format = gw.sdtype === 'none' ? undefined : (gw.wfmt as PackedCodeFormat);
   const base = gemvPackedKernelFor(mr, { format });
   const { ro, ks } = packedPath(gw, base) === 'rows' ? kernelBlocking(base) : { ro: 1, ks: 1 };
-  // a staged-x kernel only where the device's workgroup memory holds its x slice beside the reduction
-  const stagedX = rowsWorkgroupBytes({ wdtype: gw.wfmt, mr, xs: true }) <= device.workgroupBytes;
-  const call = { workgroups: slots * Math.ceil(nout / ((GROUPS / ks) * ro)), cols: gw.cols };
-  return gemvPackedKernelFor(mr, { call, softwareAdapter: device.software, format, stagedX, down: mode === 'down' });
+  const ctx = { call: { workgroups: slots * Math.ceil(nout / ((GROUPS / ks) * ro)), cols: gw.cols }, softwareAdapter: device.software, format, down: mode === 'down' };
+  const chosen = gemvPackedKernelFor(mr, ctx);
+  // a staged-x or x-in-registers kernel only where the device's workgroup memory holds its x slice or second reduction level
+  const b = kernelBlocking(chosen);
+  if (!(b.xs || b.xr) || rowsWorkgroupBytes({ wdtype: gw.wfmt, mr, xs: b.xs, xr: b.xr }) <= device.workgroupBytes) return chosen;
+  return gemvPackedKernelFor(mr, { ...ctx, longRowsFit: false });
 }
 
 /** One dispatch of a GEMV: a chunk of the stack (the whole stack when unchunked) with its bias. */

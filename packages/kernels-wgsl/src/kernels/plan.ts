@@ -271,14 +271,16 @@ export const KERNEL_CROSSOVERS = {
    * MXFP4 takes 'rows2i' at one row too. 8- and 16-bit weights keep
    * them everywhere: interleaved, fp8 1.3-1.6x slower (DeepSeek-V3 fp8 T = 1 0.97 vs 0.59 ms), bf16 level at T = 1
    * and up to 1.34x slower at T = 16 (Mixtral 1.37 vs 1.02 ms in the layer).
-   * `staged`: int4 and MXFP4 at one row on the staged-x 'rows2s' for rows of at least 2880 columns. H100 2026-12-07
+   * `longRows`: int4 and MXFP4 at one row, rows of at least 2880 columns: first (session 34) the staged-x 'rows2s' for
+   * both GEMVs, then (session 37) the x-in-registers kernels, 'rows8k4x' for the down GEMV and 'rows4x' for gate_up.
+   * 'rows2s': H100 2026-12-07
    * (session 34 call 1, docs/perf-h200/2026-12-07-s34): the layer at T = 1 (bench --iters 20 --stack 4, device ms, same
    * call) with every one-row GEMV on 'rows2s' against this rule's 'rows2i': int4 / MXFP4 Mixtral (K 4096 and 14336)
    * 0.178 -> 0.162 / 0.171 -> 0.155, GPT-OSS-20B (K 2880) 0.103 -> 0.0958 / 0.0983 -> 0.0930, but Qwen3-30B (K 2048 and
    * 768) 0.0562 -> 0.0591 / 0.0564 -> 0.0579 and DeepSeek-V2-Lite (K 2048 and 1408) 0.0956 -> 0.101 / 0.0942 -> 0.0991:
    * staged from the shortest row measured to gain (untested between 2048 and 2880); fp8 slower on three of four
    * (Mixtral 0.177 -> 0.191), bf16 level: kept.
-   * `staged.down`: the down GEMVs the staged rule takes run on the x-in-registers 'rows8k4x' instead (its x chunk loaded
+   * `longRows.down`: the down GEMVs the rule takes run on the x-in-registers 'rows8k4x' instead (its x chunk loaded
    * once into registers and streamed past 8 output rows, 4 lane groups splitting K). H100 2026-12-07 (session 37,
    * docs/perf-h200/2026-12-07-s37): gemv-bench --chain 8 --split (call 1, down GEMV ms, 'rows2s' / 'rows8k4x'): int4
    * Mixtral (K 14336) 0.0453 / 0.0410, GPT-OSS-20B (K 2880) 0.0207 / 0.0178; MXFP4 0.0453 / 0.0407, 0.0223 / 0.0187;
@@ -288,15 +290,23 @@ export const KERNEL_CROSSOVERS = {
    * 0.0942 -> 0.0928, 0.0925. Below 2880 columns the same kernel on the down GEMV (in place of 'rows2i') was level on
    * Qwen3-30B (K 768: int4 0.0564, 0.0560 -> 0.0557, 0.0557) and slower on DeepSeek-V2-Lite (K 1408: 0.0966, 0.0962 ->
    * 0.100, 0.100; MXFP4 0.0947 -> 0.0983, 0.0987): not taken there. Every gate_up and down on it (call 1): int4 Mixtral
-   * 0.160 -> 0.167, DeepSeek-V2-Lite 0.0966 -> 0.117. Its workgroup memory (9216 bytes) is below the staged kernel's
-   * (17408), so where the staged rule fits the device it does too.
+   * 0.160 -> 0.167, DeepSeek-V2-Lite 0.0966 -> 0.117.
+   * `longRows.oneRow` (the gate_up GEMVs) on 'rows4x' (x in registers, one 32-lane group per block of 4 outputs, 8
+   * rows with gate and up) instead of 'rows2s': H100 2026-12-07 (session 37, calls 7-8, docs/perf-h200/2026-12-07-s37,
+   * bench --tokens 1 --iters 20 --stack 4, three alternating rounds, device ms, 'rows2s' -> 'rows4x', the downs on
+   * 'rows8k4x' in both): int4 GPT-OSS-20B (K 2880) 0.0940, 0.0932, 0.0933 -> 0.0877, 0.0861, 0.0862, MXFP4 (0.136: a
+   * slow clock), 0.0926, 0.0929 -> 0.0858, 0.0856, 0.0853; Mixtral (K 4096) level: int4 0.155, 0.158, 0.157 -> 0.155,
+   * 0.156, 0.158, MXFP4 0.151, 0.153, 0.153 -> 0.152, 0.151. The other shapes lost or tied (round 1: 'rows4k2x' Mixtral
+   * int4 0.155 / GPT-OSS 0.0958, 'rows2k4x' 0.176 / 0.0943, 'rows8k2x' 0.175 / 0.0930). gemv-bench (call 7, --chain 8
+   * --split): in line, GPT-OSS MXFP4 'rows4x' 0.0592 against 'rows2s' 0.0724 for both GEMVs.
+   * A long-row kernel runs where it fits the device's workgroup memory (plannedKernel), else `oneRow`.
    */
   gemvPackedKernel: {
     oneRow: 'rows2',
     moreRows: 'rows4',
     byFormat: {
-      int4: { oneRow: 'rows2i', moreRows: 'rows2i', staged: { minCols: 2880, oneRow: 'rows2s', down: 'rows8k4x' } },
-      mxfp4: { oneRow: 'rows2i', moreRows: 'rows2i', staged: { minCols: 2880, oneRow: 'rows2s', down: 'rows8k4x' } },
+      int4: { oneRow: 'rows2i', moreRows: 'rows2i', longRows: { minCols: 2880, oneRow: 'rows4x', down: 'rows8k4x' } },
+      mxfp4: { oneRow: 'rows2i', moreRows: 'rows2i', longRows: { minCols: 2880, oneRow: 'rows4x', down: 'rows8k4x' } },
     },
   } as GemvPackedKernelRule,
   /**
@@ -489,8 +499,8 @@ export const KERNEL_CROSSOVERS = {
     oneRow: 'rows4',
     moreRows: 'rows4',
     byFormat: {
-      fp8_e4m3: { oneRow: 'rows4', moreRows: 'rows4', staged: { minCols: 0, oneRow: 'rows4s' } },
-      mxfp4: { oneRow: 'rows4', moreRows: 'rows4', staged: { minCols: 0, oneRow: 'rows4s' } },
+      fp8_e4m3: { oneRow: 'rows4', moreRows: 'rows4', longRows: { minCols: 0, oneRow: 'rows4s' } },
+      mxfp4: { oneRow: 'rows4', moreRows: 'rows4', longRows: { minCols: 0, oneRow: 'rows4s' } },
     },
   } as GemvPackedKernelRule,
   /**
@@ -564,15 +574,15 @@ export type GemvPackedKernelRule = Readonly<{ oneRow: GemvPackedKernel; moreRows
 
 /**
  * A format's own packed decode GEMV kernels (GemvPackedKernelRule.byFormat): at one token row per pass and at more;
- * `staged`: the staged-x kernel (GemvVariant.xs) at one row instead, for weights of at least `minCols` columns (the
- * call's K) where the device's workgroup memory holds its x slice (GemvPackedKernelContext.stagedX), and for the down
- * GEMVs among those calls `down` where given (GemvPackedKernelContext.down). The only place a rule names a staged-x
- * kernel.
+ * `longRows`: at one row instead, for weights of at least `minCols` columns (the call's K), `oneRow`, and for the down
+ * GEMVs among those calls `down` where given (GemvPackedKernelContext.down), where the device's workgroup memory holds
+ * them (GemvPackedKernelContext.longRowsFit). The only place a rule names a staged-x ('rowsNs') or x-in-registers
+ * ('rowsNx', 'rowsNkSx') kernel.
  */
 export type GemvFormatKernels = Readonly<{
   oneRow: GemvPackedKernel;
   moreRows: GemvPackedKernel;
-  staged?: Readonly<{ minCols: number; oneRow: GemvPackedKernel; down?: GemvPackedKernel }>;
+  longRows?: Readonly<{ minCols: number; oneRow: GemvPackedKernel; down?: GemvPackedKernel }>;
 }>;
 
 /**
@@ -585,15 +595,15 @@ export type GemvFormatKernels = Readonly<{
  * ('rows2s': GemvVariant.xs); a trailing 'x' gives each of the S * 32 lanes of an output block one 16-byte column
  * chunk per step, its x held in registers while the block's N output rows stream past, and sums the lanes in a tree
  * ('rows8k4x': GemvVariant.xr; one token row per pass only; bench candidates, session 36's ablations: the 4-bit GEMVs
- * pay for x per row pair; 'rows8k4x' the planner's for long-row int4 / MXFP4 down GEMVs since session 37, the others,
- * fewer lanes or rows per output block, candidates for their gate_up GEMVs, whose rows of Mixtral's 4096 columns give
- * 'rows8k4x's 128 lanes one step each before a 16-value reduction; 'rows4x': S = 1).
+ * pay for x per row pair; since session 37 the planner's for long-row int4 / MXFP4 GEMVs on GPUs, 'rows8k4x' for the
+ * down GEMV and 'rows4x' (S = 1) for gate_up, whose rows of Mixtral's 4096 columns give 'rows8k4x's 128 lanes one step
+ * each before a 16-value reduction; the others are A/B candidates).
  */
 export type GemvPackedKernel = 'table' | 'wide' | 'rows1' | 'rows2' | 'rows4' | 'rows2k2' | 'rows2k4' | 'rows1k8' | 'rows4k2' | 'rows1i' | 'rows2i' | 'rows4i' | 'rows2k4i' | 'rows4k2i' | 'rows1s' | 'rows2s' | 'rows4s' | 'rows4x' | 'rows2k4x' | 'rows4k2x' | 'rows8k2x' | 'rows4k4x' | 'rows8k4x' | 'rows8k8x';
 
 /**
  * Every packed decode GEMV kernel, for A/B runs (the split-K 'rowsNkS' candidates, the interleaved 'rows...i', then
- * the staged-x 'rowsNs': GemvVariant.xs, chosen by GemvFormatKernels.staged, then the x-in-registers 'rowsNkSx': GemvVariant.xr).
+ * the staged-x 'rowsNs': GemvVariant.xs, then the x-in-registers 'rowsNx' / 'rowsNkSx': GemvVariant.xr; both chosen by GemvFormatKernels.longRows).
  */
 export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide', 'rows1', 'rows2', 'rows4', 'rows2k2', 'rows2k4', 'rows1k8', 'rows4k2', 'rows1i', 'rows2i', 'rows4i', 'rows2k4i', 'rows4k2i', 'rows1s', 'rows2s', 'rows4s', 'rows4x', 'rows2k4x', 'rows4k2x', 'rows8k2x', 'rows4k4x', 'rows8k4x', 'rows8k8x'];
 
@@ -834,9 +844,9 @@ export interface GemvPackedKernelContext {
   softwareAdapter?: boolean;
   /** The weights' code format (gemvPackedKernel.byFormat); absent: the general rule. */
   format?: PackedCodeFormat;
-  /** Whether the device's workgroup memory holds the staged-x kernels' x slice (rowsWorkgroupBytes); default true. */
-  stagedX?: boolean;
-  /** Whether the call is a down GEMV (GemvFormatKernels.staged.down); default false (gate_up). */
+  /** Whether the device's workgroup memory holds the format rule's long-row kernel (plannedKernel asks); default true. */
+  longRowsFit?: boolean;
+  /** Whether the call is a down GEMV (GemvFormatKernels.longRows.down); default false (gate_up). */
   down?: boolean;
 }
 
@@ -846,11 +856,11 @@ export type PackedCodeFormat = 'int4' | 'int8' | 'mxfp4' | 'fp8_e4m3' | 'fp8_e5m
 /**
  * The packed decode GEMV kernel for `rowsPerPass` token rows per weight pass ({@link gemvRowsPerPass}): on a
  * software adapter KERNEL_CROSSOVERS.gemvSoftwarePackedKernel; a format with its own kernels
- * (gemvPackedKernel.byFormat) those (at one row its staged-x kernel where GemvFormatKernels.staged takes the call);
+ * (gemvPackedKernel.byFormat) those (at one row its long-row kernel where GemvFormatKernels.longRows takes the call);
  * else with the call's grid and weight columns the split-K kernel where KERNEL_CROSSOVERS.gemvPackedSplitK takes it,
  * or gemvPackedKernel's kernel for one row or more.
  * @example `gemvPackedKernelFor(1) // 'rows2'`, `gemvPackedKernelFor(4, { format: 'int4' }) // 'rows2i'`,
- * `gemvPackedKernelFor(1, { format: 'int4', call: { workgroups: 512, cols: 4096 } }) // 'rows2s'`
+ * `gemvPackedKernelFor(1, { format: 'int4', call: { workgroups: 512, cols: 4096 } }) // 'rows4x'`
  */
 export function gemvPackedKernelFor(rowsPerPass: number, opts: GemvPackedKernelContext = {}): GemvPackedKernel {
   const { call, softwareAdapter = false, format } = opts;
@@ -868,14 +878,14 @@ export function gemvPackedKernelFor(rowsPerPass: number, opts: GemvPackedKernelC
 }
 
 /**
- * A format's own kernel (GemvFormatKernels): at one row its staged-x kernel (a down GEMV: the rule's `down` where
- * given) where the device holds the slice and the call's K (0 without a call) reaches `minCols`.
+ * A format's own kernel (GemvFormatKernels): at one row its long-row kernel (a down GEMV: the rule's `down` where
+ * given) where it fits the device and the call's K (0 without a call) reaches `minCols`.
  */
 function formatKernel(rule: GemvFormatKernels, one: boolean, ctx: GemvPackedKernelContext): GemvPackedKernel {
   if (!one) return rule.moreRows;
-  const { staged } = rule;
-  if (!staged || ctx.stagedX === false || (ctx.call?.cols ?? 0) < staged.minCols) return rule.oneRow;
-  return ctx.down && staged.down ? staged.down : staged.oneRow;
+  const { longRows } = rule;
+  if (!longRows || ctx.longRowsFit === false || (ctx.call?.cols ?? 0) < longRows.minCols) return rule.oneRow;
+  return ctx.down && longRows.down ? longRows.down : longRows.oneRow;
 }
 
 /**
