@@ -123,8 +123,9 @@ interface Fmt {
   tol: number;
   /**
    * A packed kernel a GPU's planner takes for this format that software adapters never do
-   * (KERNEL_CROSSOVERS.gemvPackedKernel.byFormat), also run chunked here: int4 only (the interleaved kernel's
-   * chunk handling is the same for every format; lavapipe compiles each of its pipelines in ~30 s).
+   * (KERNEL_CROSSOVERS.gemvPackedKernel.byFormat), also run chunked here: int4 on the interleaved 'rows2i', MXFP4 on
+   * the x-in-registers 'rows4x' (the long-row rule's; each kernel's chunk handling is the same for every format;
+   * lavapipe compiles each of its pipelines in ~30 s).
    */
   gpuKernel?: GemvPackedKernel;
 }
@@ -136,7 +137,7 @@ const FORMATS: Fmt[] = [
   { name: 'bfloat16 (H 40, I 24)', H: 40, I: 24, make: (w, E, r, c) => ({ kind: 'dense', w: HostTensor.fromFloat32([E, r, c], w, 'bfloat16') }), bias: 'bfloat16', act: oai, tol: 2e-5 },
   { name: 'fp8_block e4m3 16x32', H: 64, I: 32, make: (w, E, r, c) => quantizeExperts(w, E, r, c, { kind: 'fp8_block', block: [16, 32] }), act: silu, tol: 2e-5 },
   { name: 'int4 blocks of 32, zero points', H: 64, I: 32, make: (w, E, r, c) => quantizeExperts(w, E, r, c, { kind: 'int_block', bits: 4, blockSize: 32, scaleDtype: 'float16', zeroPoint: true }), act: silu, tol: 2e-5, gpuKernel: 'rows2i' },
-  { name: 'mxfp4', H: 64, I: 32, make: (w, E, r, c) => quantizeExperts(w, E, r, c, { kind: 'mxfp4' }), bias: 'bfloat16', act: oai, tol: 2e-5 },
+  { name: 'mxfp4', H: 64, I: 32, make: (w, E, r, c) => quantizeExperts(w, E, r, c, { kind: 'mxfp4' }), bias: 'bfloat16', act: oai, tol: 2e-5, gpuKernel: 'rows4x' },
 ];
 
 const E = 6;
