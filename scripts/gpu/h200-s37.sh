@@ -14,7 +14,7 @@
 #      the planner (~120 s)
 #   G: gate_up candidates for the int4 / MXFP4 long-row GEMVs: gemv-bench (rows2i, rows2s, rows4x, rows2k4x, rows4k2x,
 #      rows8k2x, rows4k4x, rows8k4x; Mixtral / GPT-OSS / Qwen3, T = 1, chained, split; ~100 s), then the layer at T = 1
-#      (Mixtral, GPT-OSS, int4 / MXFP4) with bench.mjs and bench-gu-KERNEL.mjs (build-bench-gu.sh: the staged rule's
+#      (Mixtral, GPT-OSS, int4 / MXFP4) with bench.mjs and bench-gu-KERNEL.mjs (build-bench-gu.sh at 8697d10, since `build-bench-longrows.sh gu-KERNEL 2880 KERNEL rows8k4x`: the long-row rule's
 #      gate_up on KERNEL), ROUNDS_G alternating rounds (default 2; ~5 x 25 s each)
 #   t: the whole GPU test bundle (node scripts/gpu/build-gpu-tests.mjs; needs .gpu-kit/fixtures.tar.xz) (~330 s: cut
 #      after 51 of 62 files in call 2); t2: the files call 2 did not reach

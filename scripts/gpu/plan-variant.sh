@@ -1,5 +1,5 @@
 # Sourced by the bench-variant builders (build-bench-xs.sh, build-bench-staged-rows.sh, build-bench-xs-first.sh,
-# build-bench-xr.sh; build-bench-xr-down.sh until session 37), which edit the planner for a build: from the repository root, $plan
+# build-bench-xr.sh, build-bench-longrows.sh; build-bench-xr-down.sh and build-bench-gu.sh in session 37), which edit the planner for a build: from the repository root, $plan
 # (plan.ts, or the kernels-wgsl source file PLAN_FILE names) copied to $backup and restored from it when the builder
 # exits, also on failure; bench_as and bench_planner bundle the builds.
 set -euo pipefail

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Device calls prepared in session 37 for the next session (nothing here ran yet). Kit from HEAD: bench.mjs
+# (pnpm --filter @webmoe/bench bundle:gpu), gpu-tests.mjs + fixtures.tar.xz (build-kit.sh / build-gpu-tests.mjs), and
+# for part s bench-lr-all.mjs (`bash scripts/gpu/build-bench-longrows.sh lr-all 0 rows4x rows8k4x`) and bench-lr-r8.mjs
+# (`bash scripts/gpu/build-bench-longrows.sh lr-r8 0 rows8k2x rows8k4x`). Keep scripts/gpu/kit-size.sh under 62 MiB
+# (a call that runs part t does not need the bench variants; one that runs s does not need the tests).
+#   v: session 37's planner as committed (int4 / MXFP4 long-row GEMVs: gate_up 'rows4x', down 'rows8k4x'): the layer at
+#      T = 1, four models, int4 / MXFP4 / fp8 / bf16, then full DeepSeek-V3 int4 / fp8 / bf16 (K 7168 gate_up on rows4x,
+#      chunked experts; never measured with it) (~60 + ~100 s)
+#   s: the short-row 4-bit GEMVs (Qwen3 K 2048 / 768, DeepSeek-V2-Lite K 2048 / 1408) on x-in-registers kernels: the
+#      planner against bench-lr-all (every one-row 4-bit GEMV on rows4x / rows8k4x) and bench-lr-r8 (rows8k2x /
+#      rows8k4x), Qwen3 and DeepSeek-V2-Lite, int4 / MXFP4, three alternating rounds (~9 x 25 s)
+#   t: the whole GPU test bundle at HEAD (62 files; session 37's 330 s cut it after 51) (~400 s)
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+for part in ${1:-v}; do
+case "$part" in
+  v)
+    timeout 100 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b,qwen3-30b-a3b,gpt-oss-20b,deepseek-v2-lite --dtypes int4,mxfp4,fp8,bf16 --tokens 1 --iters 20 --stack 4 --json "$OUT/layer.json" > "$OUT/layer.txt" 2>&1
+    echo "bench rc=$?" >> "$OUT/layer.txt"
+    grep -hE "^[a-z][a-z0-9./-]* +(bf16|int4|mxfp4|fp8) |rc=" "$OUT/layer.txt" | cut -c1-110
+    timeout 150 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models deepseek-v3 --dtypes int4,fp8,bf16 --tokens 1 --iters 20 --stack 1 --json "$OUT/dsv3.json" > "$OUT/dsv3.txt" 2>&1
+    echo "bench rc=$?" >> "$OUT/dsv3.txt"
+    grep -hE "^[a-z][a-z0-9./-]* +(bf16|int4|fp8) |rc=" "$OUT/dsv3.txt" | cut -c1-110
+    ;;
+  s)
+    for r in 1 2 3; do
+      for b in planner lr-all lr-r8; do
+        B=.gpu-kit/bench.mjs; [ $b != planner ] && B=.gpu-kit/bench-$b.mjs
+        timeout 60 bash .gpu-kit/enter.sh node $B --models qwen3-30b-a3b,deepseek-v2-lite --dtypes int4,mxfp4 --tokens 1 --iters 20 --stack 4 --json "$OUT/short-$b-$r.json" > "$OUT/short-$b-$r.txt" 2>&1
+        echo "bench rc=$?" >> "$OUT/short-$b-$r.txt"
+        echo "== $b $r"; grep -hE "^[a-z][a-z0-9./-]* +(int4|mxfp4) |rc=" "$OUT/short-$b-$r.txt" | cut -c1-100
+      done
+    done
+    ;;
+  t)
+    . "$(dirname "$0")/prefill-bench-run.sh"
+    GPU_TESTS 540
+    ;;
+esac
+done
