@@ -316,6 +316,22 @@ export async function withSgmatTileBands<R>(bands: readonly Readonly<SgmatTileBa
   return withCrossover(KERNEL_CROSSOVERS.sgmatTiles, 'bands', bands.map((b) => ({ ...b, shapes: { ...b.shapes } })), fn);
 }
 
+/**
+ * Runs `fn` with the GPU rule's long-row decode GEMVs (plan.ts `KERNEL_CROSSOVERS.gemvPackedKernel.byFormat`'s
+ * `longRows`: int4 and MXFP4 at one token row per pass on the x-in-registers kernels) taking rows of at least `minCols`
+ * columns instead of the planner's 2880, and puts the rule back when `fn` settles, also on a throw: with `minCols` 0
+ * the short rows of every HF fixture reach those kernels (on a software adapter: through a context seen as a GPU,
+ * `adapterInfo.software` false, as the software rule is another). Module state, as withSgmatSplitKRule. ValueError
+ * for a `minCols` that is not an integer >= 0.
+ * @example `await withGemvLongRowsFrom(0, () => moe.forward(x))`
+ */
+export async function withGemvLongRowsFrom<R>(minCols: number, fn: () => Promise<R>): Promise<R> {
+  if (!Number.isInteger(minCols) || minCols < 0) throw new ValueError('withGemvLongRowsFrom minCols', 'an integer >= 0', minCols);
+  const rule = KERNEL_CROSSOVERS.gemvPackedKernel;
+  const byFormat = Object.fromEntries(Object.entries(rule.byFormat).map(([f, k]) => [f, k.longRows ? { ...k, longRows: { ...k.longRows, minCols } } : k]));
+  return withCrossover(rule, 'byFormat', byFormat as typeof rule.byFormat, fn);
+}
+
 /** Runs `fn` with `owner[key]` (planner state) set to `value`, and the old value back when `fn` settles, also on a throw. */
 async function withCrossover<O extends object, K extends keyof O, R>(owner: O, key: K, value: O[K], fn: () => Promise<R>): Promise<R> {
   const live = owner as { [P in K]: O[K] };
