@@ -1,10 +1,10 @@
 # Sourced by the bench-variant builders (build-bench-xs.sh, build-bench-staged-rows.sh, build-bench-xs-first.sh,
-# build-bench-xr.sh, build-bench-longrows.sh; build-bench-xr-down.sh and build-bench-gu.sh in session 37), which edit the planner for a build: from the repository root, $plan
-# (plan.ts, or the kernels-wgsl source file PLAN_FILE names) copied to $backup and restored from it when the builder
-# exits, also on failure; bench_as and bench_planner bundle the builds.
+# build-bench-xr.sh, build-bench-longrows.sh), which edit the planner for a build: from the repository root, $plan
+# (plan.ts) copied to $backup and restored from it when the builder exits, also on failure; bench_as and bench_planner
+# bundle the builds.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-plan=packages/kernels-wgsl/src/kernels/${PLAN_FILE:-plan.ts}
+plan=packages/kernels-wgsl/src/kernels/plan.ts
 backup=$(mktemp)
 cp "$plan" "$backup"
 trap 'cp "$backup" "$plan"; rm -f "$backup"' EXIT

@@ -9,6 +9,7 @@
  */
 import { checkMaxBindingBytes, createGpuContext, type GpuContext } from './runtime/context.js';
 import { Recorder } from './runtime/kernel.js';
+import { gemvKernelOfVariant } from './kernels/moe-gemv.js';
 import { KERNEL_CROSSOVERS, type SgmatSplitKRule, type SgmatTileBand } from './kernels/plan.js';
 import { SGMAT_SHAPES } from './kernels/grouped-gemm-fast-shapes.js';
 import { ValueError } from '@webmoe/tensor';
@@ -190,6 +191,15 @@ export async function withDispatchLog<R>(fn: () => Promise<R>): Promise<{ result
   } finally {
     Recorder.prototype.dispatch = dispatch;
   }
+}
+
+/**
+ * The packed kernel a logged decode GEMV dispatch ran ('rows4x', 'rows2i', 'table', ...: the GemvOptions.packedKernel
+ * name of its variant); undefined for any other kernel.
+ * @example `dispatched.map(gemvKernelOf).filter((k) => k) // ['rows4x', 'rows8k4x']`
+ */
+export function gemvKernelOf(d: Dispatched): string | undefined {
+  return d.kernel === 'moe_gemv' ? gemvKernelOfVariant(d.variant as Parameters<typeof gemvKernelOfVariant>[0]) : undefined;
 }
 
 /**

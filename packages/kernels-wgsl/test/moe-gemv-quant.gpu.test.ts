@@ -7,7 +7,7 @@ import {
   GpuTensor, Recorder, gemvGateUpGpu, gemvDownGpu, gemvSupports, groupRef, uploadGrouping, quantizeExperts, uploadExpertWeights, destroyExpertWeights,
   groupedGateUpRef, groupedDownRef, type GpuContext, type ExpertQuantFormat, type GemvPackedKernel, type ExpertActivation, type ExpertWeightsHost, type GroupingRef,
 } from '@webmoe/kernels-wgsl';
-import { testGpu, gpuChecked, rng, randomArray, relErr, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
+import { testGpu, gpuChecked, gemvKernelOf, rng, randomArray, relErr, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { gemvPackedPath, type GemvOptions } from '../src/kernels/moe-gemv.js';
 import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, gemvRowsPerPass } from '../src/kernels/plan.js';
 import { rowsWorkgroupBytes } from '../src/kernels/moe-gemv-rows.js';
@@ -145,10 +145,7 @@ describe('decode GEMV on quantized experts', () => {
           gg.destroy();
           return out;
         }));
-        const kinds = dispatched.filter((d) => d.kernel === 'moe_gemv').map((d) => {
-          const v = d.variant as { ro?: number; ks?: number; il?: boolean; xs?: boolean; xr?: boolean };
-          return `rows${v.ro}${v.ks ? `k${v.ks}` : ''}${v.xs ? 's' : v.il ? 'i' : v.xr ? 'x' : ''}`;
-        });
+        const kinds = dispatched.filter((d) => d.kernel === 'moe_gemv').map(gemvKernelOf);
         expect(kinds).toEqual([planned(H, false), planned(I, true)]);
         expect(relErr(result.h, hRef), 'h').toBeLessThan(2e-5);
         expect(relErr(result.y, yRef), 'y').toBeLessThan(2e-5);

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceRef } from '@webmoe/tensor';
 import type { GpuContext } from '@webmoe/kernels-wgsl';
-import { testGpu, withGemvLongRowsFrom, type Dispatched } from '@webmoe/kernels-wgsl/testing';
+import { gemvKernelOf, testGpu, withGemvLongRowsFrom, type Dispatched } from '@webmoe/kernels-wgsl/testing';
 import { MoE } from '../src/index.js';
 import { FIXTURES, forwardLogged, goldenTensors, relErr } from './helpers.js';
 import { CT_FIXTURE_DIR, CT_FIXTURES, loadCTGolden } from './ct-writer.js';
@@ -55,10 +55,7 @@ const CASES: LongRowsCase[] = [
 function packedGemvs(dispatched: Dispatched[]): { mode: string; kernel: string }[] {
   return dispatched
     .filter((d) => d.kernel === 'moe_gemv' && ['int4', 'mxfp4'].includes(String(d.variant.wdtype)))
-    .map((d) => {
-      const v = d.variant as { mode: string; ro?: number; ks?: number; il?: boolean; xs?: boolean; xr?: boolean };
-      return { mode: v.mode, kernel: v.ro === undefined ? 'table' : `rows${v.ro}${v.ks ? `k${v.ks}` : ''}${v.xs ? 's' : v.il ? 'i' : v.xr ? 'x' : ''}` };
-    });
+    .map((d) => ({ mode: String(d.variant.mode), kernel: gemvKernelOf(d)! }));
 }
 
 describe("the GPU planner's long-row 4-bit decode GEMVs (x in registers) vs transformers goldens", () => {

@@ -233,6 +233,16 @@ export function kernelBlocking(kernel: GemvPackedKernel | 'dense'): GemvBlocking
   return m ? { ro: Number(m[1]), ks: Number(m[2] ?? 1), il: m[3] === 'i', xs: m[3] === 's', xr: m[3] === 'x' } : { ro: 1, ks: 1, il: false, xs: false, xr: false };
 }
 
+/**
+ * The packed kernel name a GEMV variant was built from (kernelBlocking's inverse): 'rowsN[kS][i|s|x]' from its
+ * row-blocked fields, else 'wide' or 'table' (on 16-bit weights the dense kernel, as GemvOptions.packedKernel names it).
+ * @example `gemvKernelOfVariant({ ro: 8, ks: 4, xr: true }) // 'rows8k4x'`
+ */
+export function gemvKernelOfVariant(v: Partial<Pick<GemvVariant, 'ro' | 'ks' | 'il' | 'xs' | 'xr' | 'wide'>>): string {
+  if (v.ro === undefined) return v.wide ? 'wide' : 'table';
+  return `rows${v.ro}${v.ks ? `k${v.ks}` : ''}${v.il ? 'i' : v.xs ? 's' : v.xr ? 'x' : ''}`;
+}
+
 /** The row-blocked variant fields of a kernel's blocking (ks, il, xs and xr only where they differ from 1 and false, so older variant keys stay). */
 export function rowsVariantFields(b: GemvBlocking): Pick<GemvVariant, 'ro' | 'ks' | 'il' | 'xs' | 'xr'> {
   return { ro: b.ro, ...(b.ks > 1 ? { ks: b.ks } : {}), ...(b.il ? { il: true } : {}), ...(b.xs ? { xs: true } : {}), ...(b.xr ? { xr: true } : {}) };
@@ -350,8 +360,9 @@ function gemv(
     if (nbx > max) throw new LimitError('maxComputeWorkgroupsPerDimension', nbx, max, `${mode} output blocks`);
   }
   if (slots > max) throw new LimitError('maxComputeWorkgroupsPerDimension', slots, max, `${mode} expert slots`);
-  // the staged-x kernels hold their token rows' x slice in workgroup memory beside the reduction
   if (path === 'rows' && blocking.xr && mr !== 1) throw new ValueError(`${mode} GEMV kernel ${kernel}`, 'one token row per weight pass (an x-in-registers kernel)', `${mr} rows per pass`);
+  // the staged-x kernels hold their token rows' x slice in workgroup memory beside the reduction (x in registers: a
+  // second reduction level)
   const wgBytes = path === 'rows' ? rowsWorkgroupBytes({ wdtype: chunks[0].gw.wfmt, mr, xs: blocking.xs, xr: blocking.xr }) : 0;
   const wgMax = ctx.limits.maxComputeWorkgroupStorageSize;
   if (wgBytes > wgMax) throw new LimitError('maxComputeWorkgroupStorageSize', wgBytes, wgMax, `${mode} GEMV ${kernel} over ${mr} token rows per pass`);
