@@ -4,7 +4,8 @@
 // dispatches that write what the next one reads), divided by R; and R = 1 in a pass of its own (the cost the
 // bench's per-stage profile sees). T = 1 (and T = 16 for the router and grouping), real routers of five models.
 //   node scripts/gpu/build-one.mjs scripts/gpu/decode-probe.ts .gpu-kit/decode-probe.mjs
-//   bash .gpu-kit/enter.sh node .gpu-kit/decode-probe.mjs [--reps R] [--iters N]
+// --cuts: only the one-token route_decode, cut short at five points (its WGSL with early returns: where its time goes).
+//   bash .gpu-kit/enter.sh node .gpu-kit/decode-probe.mjs [--reps R] [--iters N] [--cuts]
 import { HostTensor } from '@webmoe/tensor';
 import {
   combineGpu,
@@ -19,6 +20,7 @@ import {
   Recorder,
   type RouterParams,
 } from '@webmoe/kernels-wgsl';
+import { routeDecodeKernel } from '../../packages/kernels-wgsl/src/kernels/route-decode.js';
 import { burnGpu } from '../../apps/bench/src/peak.js';
 import { chainedPassMs } from './device-time.js';
 
@@ -66,11 +68,32 @@ async function row(name: string, one: (rec: Recorder, out: { destroy(): void }[]
 
 const results: { name: string; chainUs: number; aloneUs: number }[] = [];
 await burnGpu(ctx, 300);
+const CUTS = process.argv.includes('--cuts');
 const B = ctx.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
 for (const wg of [64, 256]) {
   results.push(await row(`touch (1 workgroup of ${wg})`, (rec) => rec.dispatch({ kernel: touchKernel, variant: { wg }, bind: { B }, params: { one: 1 }, workgroups: [1] })));
 }
 results.push(await row('touch (1024 workgroups of 256)', (rec) => rec.dispatch({ kernel: touchKernel, variant: { wg: 256 }, bind: { B }, params: { one: 1 }, workgroups: [1024] })));
+
+// The one-token route_decode's WGSL returning early (a uniform condition the compiler cannot fold): at the start of
+// main (its workgroup memory and launch only), after route_token's logit loads, before its top-k (softmax / group
+// scores done), before its k weights, after route_token (no grouping), and whole.
+const whole = { name: routeDecodeKernel.name, source: routeDecodeKernel.source };
+const RET = 'if (u.E != 0xffffffffu) { return; }';
+function cutAt(src: string, marker: string, inMain: boolean): string {
+  if (!src.includes(marker)) throw new Error(`decode-probe --cuts: route_decode no longer holds ${JSON.stringify(marker)}`);
+  const s = src.replace(marker, `${RET}\n${marker}`);
+  return inMain ? s.replace('  group_one_token(li);', `  ${RET}\n  group_one_token(li);`) : s;
+}
+const ROUTE_CUTS: [string, (src: string) => string][] = [
+  ['launch', (src) => cutAt(src, '  route_token(0u, li);', false)],
+  ['loads', (src) => cutAt(src, '  workgroupBarrier();\n  \n', true)],
+  ['topk', (src) => cutAt(src, '  let nq = (u.E + 3u) / 4u;', true)],
+  ['weights', (src) => cutAt(src, '  // lane j: slot', true)],
+  ['route', (src) => cutAt(src, '  group_one_token(li);', false)],
+  ['none', (src) => src],
+];
+const MODEL_FILTER = CUTS ? ['qwen3-30b-a3b', 'mixtral-8x7b', 'deepseek-v3'] : undefined;
 
 // [name, H, E, k, I, router]
 const MODELS: [string, number, number, number, number, RouterParams][] = [
@@ -81,9 +104,10 @@ const MODELS: [string, number, number, number, number, RouterParams][] = [
   ['mixtral-8x7b', 4096, 8, 2, 14336, { kind: 'topk_softmax', numExperts: 8, topK: 2, normTopkProb: false }],
 ];
 for (const [name, H, E, k, I, params] of MODELS) {
+  if (MODEL_FILTER && !MODEL_FILTER.includes(name)) continue;
   const correctionBias = params.kind === 'sigmoid_grouped' ? up([E], -0.1, 0.1) : undefined;
   const wr = up([E, H], -0.05, 0.05);
-  for (const T of [1, 16]) {
+  for (const T of CUTS ? [1] : [1, 16]) {
     const x = up([T, H]);
     const logits = up([T, E], -3, 3);
     // a routing and its decode grouping, made once, for the grouping and combine rows
@@ -100,10 +124,19 @@ for (const [name, H, E, k, I, params] of MODELS) {
       out.push(r.idx, r.weights);
     }));
     results.push(await row(`${tag} group_decode`, (rec, out) => out.push(groupDecodeGpu(ctx, rec, routing.idx, E, I, H).grouping)));
-    results.push(await row(`${tag} route_decode`, (rec, out) => {
-      const f = routeDecodeGpu(ctx, rec, logits, params, I, H, { correctionBias });
-      out.push(f.routing.idx, f.routing.weights, f.grouping);
-    }));
+    const routeDecodeRow = (label: string) =>
+      row(`${tag} route_decode${label}`, (rec, out) => {
+        const f = routeDecodeGpu(ctx, rec, logits, params, I, H, { correctionBias });
+        out.push(f.routing.idx, f.routing.weights, f.grouping);
+      });
+    if (CUTS && T === 1) {
+      for (const [label, cut] of ROUTE_CUTS) {
+        Object.assign(routeDecodeKernel, { name: `route_decode_cut_${label}`, source: (v: never, c: never) => cut(whole.source(v, c)) });
+        results.push(await routeDecodeRow(` cut ${label}`));
+      }
+      Object.assign(routeDecodeKernel, whole);
+    }
+    if (!CUTS) results.push(await routeDecodeRow(''));
     results.push(await row(`${tag} combine [${T}x${H}]`, (rec, out) => out.push(combineGpu(ctx, rec, y, dec.grouping, routing.weights))));
     for (const t of [x, logits, y, routing.idx, routing.weights, dec.grouping]) t.destroy();
   }

@@ -10,6 +10,10 @@
 #   s: the short-row 4-bit GEMVs (Qwen3 K 2048 / 768, DeepSeek-V2-Lite K 2048 / 1408) on x-in-registers kernels: the
 #      planner against bench-lr-all (every one-row 4-bit GEMV on rows4x / rows8k4x) and bench-lr-r8 (rows8k2x /
 #      rows8k4x), Qwen3 and DeepSeek-V2-Lite, int4 / MXFP4, three alternating rounds (~9 x 25 s)
+#   f: fp8 long rows on the x-in-registers kernels (bench-fp8-lr, bench-fp8-d from build-bench-longrows.sh ... fp8_e4m3)
+#      against the planner, Mixtral / GPT-OSS fp8, two rounds (~6 x 20 s)
+#   p: decode-probe (each small decode dispatch's device time in a chain of 32, five routers), then --cuts (the one-token
+#      route_decode returning early at five points, three routers) (~90 s)
 #   t: the whole GPU test bundle at HEAD (62 files; session 37's 330 s cut it after 51) (~400 s)
 set -u
 OUT=${OUT:-/tmp/out}
@@ -25,7 +29,7 @@ case "$part" in
     grep -hE "^[a-z][a-z0-9./-]* +(bf16|int4|fp8) |rc=" "$OUT/dsv3.txt" | cut -c1-110
     ;;
   s)
-    for r in 1 2 3; do
+    for r in $(seq 1 "${S_ROUNDS:-3}"); do
       for b in planner lr-all lr-r8; do
         B=.gpu-kit/bench.mjs; [ $b != planner ] && B=.gpu-kit/bench-$b.mjs
         timeout 60 bash .gpu-kit/enter.sh node $B --models qwen3-30b-a3b,deepseek-v2-lite --dtypes int4,mxfp4 --tokens 1 --iters 20 --stack 4 --json "$OUT/short-$b-$r.json" > "$OUT/short-$b-$r.txt" 2>&1
@@ -33,6 +37,28 @@ case "$part" in
         echo "== $b $r"; grep -hE "^[a-z][a-z0-9./-]* +(int4|mxfp4) |rc=" "$OUT/short-$b-$r.txt" | cut -c1-100
       done
     done
+    ;;
+  f)
+    # fp8 one-row GEMVs of at least 2880 columns on the x-in-registers kernels (a new fp8 entry in the long-row rule):
+    # bench-fp8-lr (gate_up 'rows4x', down 'rows8k4x') and bench-fp8-d (down 'rows8k4x' only) against the planner,
+    # Mixtral and GPT-OSS fp8 (and bf16 for the ratio), two alternating rounds
+    for r in 1 2; do
+      for b in planner fp8-lr fp8-d; do
+        B=.gpu-kit/bench.mjs; [ $b != planner ] && B=.gpu-kit/bench-$b.mjs
+        timeout 60 bash .gpu-kit/enter.sh node $B --models mixtral-8x7b,gpt-oss-20b --dtypes fp8 --tokens 1 --iters 20 --stack 4 --json "$OUT/fp8-$b-$r.json" > "$OUT/fp8-$b-$r.txt" 2>&1
+        echo "bench rc=$?" >> "$OUT/fp8-$b-$r.txt"
+        echo "== $b $r"; grep -hE "^[a-z][a-z0-9./-]* +fp8 |rc=" "$OUT/fp8-$b-$r.txt" | cut -c1-100
+      done
+    done
+    ;;
+  p)
+    # where a decode forward's fixed time goes at HEAD (router linear, route_decode, combine; chained dispatches)
+    timeout 120 bash .gpu-kit/enter.sh node .gpu-kit/decode-probe.mjs --reps 32 --iters 15 > "$OUT/decode-probe.txt" 2>&1
+    echo "probe rc=$?" >> "$OUT/decode-probe.txt"
+    grep -vE "^\{" "$OUT/decode-probe.txt" | cut -c1-130
+    timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/decode-probe.mjs --cuts --reps 32 --iters 15 > "$OUT/decode-probe-cuts.txt" 2>&1
+    echo "probe rc=$?" >> "$OUT/decode-probe-cuts.txt"
+    grep -E "route_decode|rc=" "$OUT/decode-probe-cuts.txt" | cut -c1-130
     ;;
   t)
     . "$(dirname "$0")/prefill-bench-run.sh"
