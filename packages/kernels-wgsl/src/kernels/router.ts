@@ -41,9 +41,20 @@ function renormalises(kind: RouterKind): boolean {
   return kind === 'softmax_topk' || kind === 'sigmoid_grouped' || kind === 'softmax_grouped' || kind === 'softmax_biased';
 }
 
-/** The kinds whose weights are softmax probabilities over all E experts (the max and the sum of exponentials first). */
-function softmaxOverAll(kind: RouterKind): boolean {
-  return kind === 'softmax_topk' || kind === 'softmax_grouped' || kind === 'softmax_biased';
+/**
+ * Whether the kernel computes the softmax over all E experts (their max and sum of exponentials, two workgroup
+ * reductions) before the top-k: softmax_biased always (it selects on the probabilities); softmax_topk and
+ * softmax_grouped only for unnormalised weights: renormalised over the k selected (normTopkProb), a probability
+ * divided by the sum of the k is the softmax of the k selected logits, as topk_softmax computes it (the same
+ * selection: the softmax keeps the logits' order; the weights within a few ulps of the two-step form).
+ */
+function softmaxOverAll(v: Pick<RouterVariant, 'kind' | 'norm'>): boolean {
+  return v.kind === 'softmax_biased' || ((v.kind === 'softmax_topk' || v.kind === 'softmax_grouped') && !v.norm);
+}
+
+/** softmax_topk / softmax_grouped renormalised: their weights are the softmax of the k selected logits (softmaxOverAll). */
+function softmaxOfSelected(v: Pick<RouterVariant, 'kind' | 'norm'>): boolean {
+  return (v.kind === 'softmax_topk' || v.kind === 'softmax_grouped') && v.norm;
 }
 
 /** The kinds that select on their scores plus a per-expert correction bias (RouterOptions.correctionBias; zeros when absent). */
@@ -91,7 +102,7 @@ export function routeTokenWgsl(v: RouterVariant): string {
   const grouped = groupedKind(v.kind);
   const scoreInit = v.kind === 'sigmoid_grouped' ? `sc[e >> 2u][e & 3u] = bitcast<u32>(sigmoid(l)${v.cbias ? ' + CB[e]' : ''});` : `sc[e >> 2u][e & 3u] = bitcast<u32>(l);`;
   const softmaxStats =
-    softmaxOverAll(v.kind)
+    softmaxOverAll(v)
       ? /* wgsl */ `
   {
     // lanes past E hold the identities: the tree starts at the first step that combines two lanes' values
@@ -172,6 +183,7 @@ export function routeTokenWgsl(v: RouterVariant): string {
     softmax_biased: 'exp(l - smax) / ssum',
     topk_softmax: 'exp(l - L[base + sel[0]])',
   };
+  const slotWeight = softmaxOfSelected(v) ? weight.topk_softmax : weight[v.kind];
   // topk_softmax divides by the sum of its k exponentials, norm by the sum of the k weights; every lane sums the k
   // slots in slot order (the same f32 sums as one lane summing them)
   // sigmoid_grouped adds 1e-20 to the sum (DeepSeek-V3), softmax_biased divides by at least 1e-12 (ERNIE's moe_norm_min)
@@ -189,7 +201,7 @@ var<workgroup> rv: array<f32, ${WG}>;
 var<workgroup> sel: array<u32, ${ROUTER_MAX_TOPK}>;
 var<workgroup> wsel: array<f32, ${ROUTER_MAX_TOPK}>;
 ${grouped ? `var<workgroup> gsc: array<f32, ${ROUTER_MAX_GROUPS}>;\nvar<workgroup> gkeep: array<u32, ${ROUTER_MAX_GROUPS}>;` : ''}
-${softmaxOverAll(v.kind) ? 'var<workgroup> smax: f32;\nvar<workgroup> ssum: f32;' : ''}
+${softmaxOverAll(v) ? 'var<workgroup> smax: f32;\nvar<workgroup> ssum: f32;' : ''}
 
 fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
 fn score(e: u32) -> f32 { return bitcast<f32>(sc[e >> 2u][e & 3u]); }
@@ -251,7 +263,7 @@ fn route_token(t: u32, li: u32) {
   // lane j: slot j's weight from its logit (read in parallel), then the sums over the k slots
   if (li < u.k) {
     let l = L[base + sel[li]];
-    wsel[li] = ${weight[v.kind]};
+    wsel[li] = ${slotWeight};
   }
   workgroupBarrier();
   if (li < u.k) {
