@@ -5,7 +5,7 @@
 // bench's per-stage profile sees). T = 1 (and T = 16 for the router and grouping), real routers of five models.
 //   node scripts/gpu/build-one.mjs scripts/gpu/decode-probe.ts .gpu-kit/decode-probe.mjs
 // --cuts: only the one-token route_decode, cut short at five points (its WGSL with early returns: where its time goes).
-//   bash .gpu-kit/enter.sh node .gpu-kit/decode-probe.mjs [--reps R] [--iters N] [--cuts]
+//   bash .gpu-kit/enter.sh node .gpu-kit/decode-probe.mjs [--reps R] [--iters N] [--cuts] [--models a,b]
 import { HostTensor } from '@webmoe/tensor';
 import {
   combineGpu,
@@ -93,7 +93,9 @@ const ROUTE_CUTS: [string, (src: string) => string][] = [
   ['route', (src) => cutAt(src, '  group_one_token(li);', false)],
   ['none', (src) => src],
 ];
-const MODEL_FILTER = CUTS ? ['qwen3-30b-a3b', 'mixtral-8x7b', 'deepseek-v3'] : undefined;
+const modelsArg = process.argv.indexOf('--models');
+// --models a,b: only those routers (default all; with --cuts Qwen3, Mixtral and DeepSeek-V3)
+const MODEL_FILTER = modelsArg >= 0 ? process.argv[modelsArg + 1].split(',') : CUTS ? ['qwen3-30b-a3b', 'mixtral-8x7b', 'deepseek-v3'] : undefined;
 
 // [name, H, E, k, I, router]
 const MODELS: [string, number, number, number, number, RouterParams][] = [
