@@ -101,12 +101,35 @@ export function routeTokenWgsl(v: RouterVariant): string {
   const kw = slotsWgsl(v).k;
   const grouped = groupedKind(v.kind);
   const scoreInit = v.kind === 'sigmoid_grouped' ? `sc[e >> 2u][e & 3u] = bitcast<u32>(sigmoid(l)${v.cbias ? ' + CB[e]' : ''});` : `sc[e >> 2u][e & 3u] = bitcast<u32>(l);`;
+  // the softmax over all E: softmax_biased before the top-k (it selects on the probabilities), its max by a reduction;
+  // softmax_topk / softmax_grouped unnormalised after it, the max being the top-1's logit (the same value: the
+  // selection keeps the largest logit, its group ranking first), so that only the sum of exponentials is reduced
+  const statsFirst = softmaxOverAll(v) && v.kind === 'softmax_biased';
+  const statsAfter = softmaxOverAll(v) && !statsFirst;
+  // lanes past E hold the identities: the tree starts at the first step that combines two lanes' values (the same
+  // sums and maxima as from WG / 2)
+  const sumTree = (acc: string) => /* wgsl */ `rv[li] = ${acc};
+    workgroupBarrier();
+    for (var s = red0; s > 0u; s = s >> 1u) {
+      if (li < s) { rv[li] = rv[li] + rv[li + s]; }
+      workgroupBarrier();
+    }`;
+  const softmaxAfter = statsAfter
+    ? /* wgsl */ `
+  {
+    let red0 = min(WG / 2u, select(1u << firstLeadingBit(u.E - 1u), 0u, u.E <= 1u));
+    let mx = L[base + sel[0]];
+    var acc = 0.0;
+    for (var e = li; e < u.E; e += WG) { acc = acc + exp(L[base + e] - mx); }
+    ${sumTree('acc')}
+    if (li == 0u) { smax = mx; ssum = rv[0]; }
+    workgroupBarrier();
+  }`
+    : '';
   const softmaxStats =
-    softmaxOverAll(v)
+    statsFirst
       ? /* wgsl */ `
   {
-    // lanes past E hold the identities: the tree starts at the first step that combines two lanes' values
-    // (the same sums and maxima as from WG / 2)
     let red0 = min(WG / 2u, select(1u << firstLeadingBit(u.E - 1u), 0u, u.E <= 1u));
     var m = LOWEST;
     for (var e = li; e < u.E; e += WG) { m = max(m, score(e)); }
@@ -120,21 +143,12 @@ export function routeTokenWgsl(v: RouterVariant): string {
     workgroupBarrier();
     var acc = 0.0;
     for (var e = li; e < u.E; e += WG) { acc = acc + exp(score(e) - mx); }
-    rv[li] = acc;
-    workgroupBarrier();
-    for (var s = red0; s > 0u; s = s >> 1u) {
-      if (li < s) { rv[li] = rv[li] + rv[li + s]; }
-      workgroupBarrier();
-    }
+    ${sumTree('acc')}
     if (li == 0u) { smax = mx; ssum = rv[0]; }
-    workgroupBarrier();${
-      v.kind === 'softmax_biased'
-        ? `
+    workgroupBarrier();
     // the selection score: the probability plus the correction bias
     for (var e = li; e < u.E; e += WG) { sc[e >> 2u][e & 3u] = bitcast<u32>(exp(score(e) - smax) / ssum${v.cbias ? ' + CB[e]' : ''}); }
-    workgroupBarrier();`
-        : ''
-    }
+    workgroupBarrier();
   }`
       : '';
   // every group kept (topkGroup >= nGroup, e.g. Kimi-K2's one group): no group scores, nothing excluded. A group's
@@ -167,10 +181,6 @@ export function routeTokenWgsl(v: RouterVariant): string {
       }
     }
     workgroupBarrier();
-    for (var e = li; e < u.E; e += WG) {
-      if (gkeep[e / gsize] == 0u) { atomicOr(&taken[e >> 5u], 1u << (e & 31u)); }
-    }
-    workgroupBarrier();
   }`
     : '';
   // the weight of slot j from its logit l (lane j), before the sums over the k slots
@@ -196,7 +206,6 @@ const LOWEST = -3.4028234663852886e38;
 // the token's selection scores as f32 bits, then (for the top-k) as order keys
 // (4 per element: the rank loop reads 4 keys per load; keys past E are 0)
 var<workgroup> sc: array<vec4<u32>, ${ROUTER_MAX_EXPERTS / 4}>;
-var<workgroup> taken: array<atomic<u32>, ${ROUTER_MAX_EXPERTS / 32}>;
 var<workgroup> rv: array<f32, ${WG}>;
 var<workgroup> sel: array<u32, ${ROUTER_MAX_TOPK}>;
 var<workgroup> wsel: array<f32, ${ROUTER_MAX_TOPK}>;
@@ -212,7 +221,7 @@ fn order_key(bits: u32) -> u32 {
   if (mag == 0u) { return 0x80000000u; }
   return select(bits | 0x80000000u, ~bits, (bits >> 31u) == 1u);
 }
-${grouped ? 'fn allowed(e: u32) -> bool { return (atomicLoad(&taken[e >> 5u]) & (1u << (e & 31u))) == 0u; }' : ''}
+${grouped ? '// whether expert e is in a kept group (every group kept: gkeep not written)\nfn allowed(e: u32) -> bool { return u.topkGroup >= u.nGroup || gkeep[e / (u.E / u.nGroup)] != 0u; }' : ''}
 // the rank key of expert e: its order key + 1 (at most 0xff800001: +Inf), or 0 when its group was not kept,
 // so that no kept expert ever ranks below an excluded one and the rank loop reads no atomics
 // (v, i) ranks above (bv, bi): larger value, ties to the lower index; NONE never wins, anything beats NONE.
@@ -228,7 +237,6 @@ fn route_token(t: u32, li: u32) {
     let l = L[base + e];
     ${scoreInit}
   }
-  for (var i = li; i < ${ROUTER_MAX_EXPERTS / 32}u; i += WG) { atomicStore(&taken[i], 0u); }
   workgroupBarrier();
   ${softmaxStats}
   ${groupCode}
@@ -238,7 +246,7 @@ fn route_token(t: u32, li: u32) {
   // keys are broadcast reads of workgroup memory, 4 per load, counted without branches (a loop that stopped at
   // rank k, one key per load, took 17.5 us of Qwen3's T = 1 routing on the H200). Excluded experts
   // (sigmoid_grouped's groups not kept) and the padding past E have key 0: they rank below every kept one and take
-  // no slot, and the loop reads no atomics.
+  // no slot.
   let nq = (u.E + 3u) / 4u;
   for (var e = li; e < 4u * nq; e += WG) {
     sc[e >> 2u][e & 3u] = select(0u, ${grouped ? 'select(0u, order_key(sc[e >> 2u][e & 3u]) + 1u, allowed(e))' : 'order_key(sc[e >> 2u][e & 3u]) + 1u'}, e < u.E);
@@ -259,7 +267,7 @@ fn route_token(t: u32, li: u32) {
       if (r < u.k) { sel[r] = e; }
     }
   }
-  workgroupBarrier();
+  workgroupBarrier();${softmaxAfter}
   // lane j: slot j's weight from its logit (read in parallel), then the sums over the k slots
   if (li < u.k) {
     let l = L[base + sel[li]];
