@@ -5,7 +5,8 @@
 // bench's per-stage profile sees). T = 1 (and T = 16 for the router and grouping), real routers of five models.
 //   node scripts/gpu/build-one.mjs scripts/gpu/decode-probe.ts .gpu-kit/decode-probe.mjs
 // --cuts: only the one-token route_decode, cut short at five points (its WGSL with early returns: where its time goes).
-//   bash .gpu-kit/enter.sh node .gpu-kit/decode-probe.mjs [--reps R] [--iters N] [--cuts] [--models a,b]
+// --launch: also an empty dispatch with 1-12 written storage buffers and 0-32 KB of workgroup memory (launchKernel).
+//   bash .gpu-kit/enter.sh node .gpu-kit/decode-probe.mjs [--reps R] [--iters N] [--cuts] [--launch] [--models a,b]
 import { HostTensor } from '@webmoe/tensor';
 import {
   combineGpu,
@@ -38,6 +39,25 @@ const touchKernel = defineKernel<{ wg: number }>(
   'probe_touch',
   (v) => `@compute @workgroup_size(${v.wg}) fn main(@builtin(local_invocation_index) li: u32) { if (li == 0u) { B[0] = B[0] + u.one; } }`,
   { signature: () => ({ bindings: [{ name: 'B', type: 'array<f32>', access: 'read_write' }], uniforms: uniformFields('f32', 'one') }) },
+);
+
+/**
+ * `--launch`: what a dependent dispatch's shape costs before any work: one workgroup of 256 whose lane 0 adds 1 to one
+ * word of each of `nb` storage buffers (the routing dispatches bind 4-11), with `wgBytes` of workgroup memory that
+ * lane 0 touches (route_decode declares ~11 KB, the skinny router linear 9 KB).
+ */
+const launchKernel = defineKernel<{ nb: number; wgWords: number }>(
+  'probe_launch',
+  (v) => `${v.wgWords ? `var<workgroup> pad: array<u32, ${v.wgWords}>;` : ''}
+@compute @workgroup_size(256) fn main(@builtin(local_invocation_index) li: u32) {
+  if (li == 0u) {${Array.from({ length: v.nb }, (_, i) => ` B${i}[0] = B${i}[0] + u.one;`).join('')}${v.wgWords ? ` pad[u32(u.one) % ${v.wgWords}u] = 1u; B0[1] = f32(pad[0]);` : ''} }
+}`,
+  {
+    signature: (v) => ({
+      bindings: Array.from({ length: v.nb }, (_, i) => ({ name: `B${i}`, type: 'array<f32>', access: 'read_write' as const })),
+      uniforms: uniformFields('f32', 'one'),
+    }),
+  },
 );
 
 let seed = 1;
@@ -74,6 +94,13 @@ for (const wg of [64, 256]) {
   results.push(await row(`touch (1 workgroup of ${wg})`, (rec) => rec.dispatch({ kernel: touchKernel, variant: { wg }, bind: { B }, params: { one: 1 }, workgroups: [1] })));
 }
 results.push(await row('touch (1024 workgroups of 256)', (rec) => rec.dispatch({ kernel: touchKernel, variant: { wg: 256 }, bind: { B }, params: { one: 1 }, workgroups: [1024] })));
+if (process.argv.includes('--launch')) {
+  const Bs = Array.from({ length: 12 }, () => ctx.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE }));
+  for (const [nb, wgWords] of [[1, 0], [4, 0], [8, 0], [12, 0], [1, 2048], [1, 4096], [1, 8192], [12, 2816]] as const) {
+    const bind = Object.fromEntries(Bs.slice(0, nb).map((b, i) => [`B${i}`, b]));
+    results.push(await row(`launch: ${nb} written buffers, ${wgWords * 4} B workgroup memory`, (rec) => rec.dispatch({ kernel: launchKernel, variant: { nb, wgWords }, bind, params: { one: 1 }, workgroups: [1] })));
+  }
+}
 
 // The one-token route_decode's WGSL returning early (a uniform condition the compiler cannot fold): at the start of
 // main (its workgroup memory and launch only), after route_token's logit loads, before its top-k (softmax / group

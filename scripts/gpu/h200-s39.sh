@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Device calls prepared in session 38 for the next session (nothing here ran yet). Kit from HEAD: bench.mjs and
+# decode-probe.mjs, bench-rdplain.mjs and decode-probe-rdplain.mjs (`bash scripts/gpu/build-bench-rdplain.sh`, which
+# rebuilds bench.mjs and decode-probe.mjs from HEAD after the variant), gpu-tests.mjs + fixtures.tar.xz for part t
+# (build-gpu-tests.mjs, then `rm -rf .gpu-kit/fixtures`: part t copies them from the tree). Keep
+# scripts/gpu/kit-size.sh under 62 MiB.
+#   L: what a dependent dispatch's shape costs before any work (decode-probe --launch: 1-12 written buffers, 0-32 KB
+#      of workgroup memory) beside the one-token route_decode cut short (--cuts), Qwen3 and DeepSeek-V3, twice; session
+#      38's cuts had route_decode at 6.4 us returning at the start of main against an empty dispatch's 2.4 (~60 s)
+#   c: the one-token route_decode writing its per-expert counts with plain stores (bench-rdplain / decode-probe-rdplain)
+#      against HEAD: decode-probe (Qwen3, DeepSeek-V3, Mixtral) and the layer at T = 1 (Qwen3, DeepSeek-V2-Lite,
+#      Mixtral; bf16, int4), two alternating rounds (~200 s)
+#   t: the whole GPU test bundle (63 files; ~420 s: give it 480)
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+for part in ${1:-L}; do
+case "$part" in
+  L)
+    for r in 1 2; do
+      timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/decode-probe.mjs --launch --cuts --models qwen3-30b-a3b,deepseek-v3 --reps 32 --iters 15 > "$OUT/launch-$r.txt" 2>&1
+      echo "== launch $r rc=$?"; grep -vE "^\{" "$OUT/launch-$r.txt" | cut -c1-120
+    done
+    ;;
+  c)
+    for r in 1 2; do
+      for b in head rdplain; do
+        P=.gpu-kit/decode-probe.mjs; [ $b = rdplain ] && P=.gpu-kit/decode-probe-rdplain.mjs
+        timeout 60 bash .gpu-kit/enter.sh node $P --models qwen3-30b-a3b,deepseek-v3,mixtral-8x7b --reps 32 --iters 15 > "$OUT/probe-$b-$r.txt" 2>&1
+        echo "== probe $b $r rc=$?"; grep -E "touch \(1 workgroup of 256|T=1 route_decode" "$OUT/probe-$b-$r.txt" | cut -c1-120
+      done
+    done
+    for r in 1 2; do
+      for b in head rdplain; do
+        B=.gpu-kit/bench.mjs; [ $b = rdplain ] && B=.gpu-kit/bench-rdplain.mjs
+        timeout 90 bash .gpu-kit/enter.sh node $B --models qwen3-30b-a3b,deepseek-v2-lite,mixtral-8x7b --dtypes bf16,int4 --tokens 1 --iters 20 --stack 4 --json "$OUT/rd-$b-$r.json" > "$OUT/rd-$b-$r.txt" 2>&1
+        echo "== $b $r rc=$?"; grep -hE "^[a-z][a-z0-9./-]* +(bf16|int4) " "$OUT/rd-$b-$r.txt" | cut -c1-110
+      done
+    done
+    ;;
+  t)
+    mkdir -p .gpu-kit/fixtures && cp -r packages/moe/test/fixtures/compressed-tensors packages/moe/test/fixtures/hf-blocks .gpu-kit/fixtures/
+    . "$(dirname "$0")/prefill-bench-run.sh"
+    GPU_TESTS "${T_TIMEOUT:-480}"
+    ;;
+esac
+done
