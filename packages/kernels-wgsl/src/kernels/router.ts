@@ -42,11 +42,12 @@ function renormalises(kind: RouterKind): boolean {
 }
 
 /**
- * Whether the kernel computes the softmax over all E experts (their max and sum of exponentials, two workgroup
- * reductions) before the top-k: softmax_biased always (it selects on the probabilities); softmax_topk and
- * softmax_grouped only for unnormalised weights: renormalised over the k selected (normTopkProb), a probability
- * divided by the sum of the k is the softmax of the k selected logits, as topk_softmax computes it (the same
- * selection: the softmax keeps the logits' order; the weights within a few ulps of the two-step form).
+ * Whether the kernel computes the softmax over all E experts (the sum of exponentials by a workgroup reduction):
+ * softmax_biased always, with its max by a second reduction, before the top-k (it selects on the probabilities);
+ * softmax_topk and softmax_grouped only for unnormalised weights, after the top-k (routeTokenWgsl). Renormalised over
+ * the k selected (normTopkProb), a probability divided by the sum of the k is the softmax of the k selected logits, as
+ * topk_softmax computes it (the same selection: the softmax keeps the logits' order; the weights within a few ulps of
+ * the two-step form).
  */
 function softmaxOverAll(v: Pick<RouterVariant, 'kind' | 'norm'>): boolean {
   return v.kind === 'softmax_biased' || ((v.kind === 'softmax_topk' || v.kind === 'softmax_grouped') && !v.norm);
