@@ -5,7 +5,8 @@
 // bench's per-stage profile sees). T = 1 (and T = 16 for the router and grouping), real routers of five models.
 //   node scripts/gpu/build-one.mjs scripts/gpu/decode-probe.ts .gpu-kit/decode-probe.mjs
 // --cuts: only the one-token route_decode, cut short at five points (its WGSL with early returns: where its time goes).
-// --launch: also an empty dispatch with 1-12 written storage buffers and 0-32 KB of workgroup memory (launchKernel).
+// --launch: also an empty dispatch with 1-12 written buffers (storage only, or the library pool's usages with INDIRECT)
+// and 0-32 KB of workgroup memory (launchKernel).
 //   bash .gpu-kit/enter.sh node .gpu-kit/decode-probe.mjs [--reps R] [--iters N] [--cuts] [--launch] [--models a,b]
 import { HostTensor } from '@webmoe/tensor';
 import {
@@ -95,10 +96,13 @@ for (const wg of [64, 256]) {
 }
 results.push(await row('touch (1024 workgroups of 256)', (rec) => rec.dispatch({ kernel: touchKernel, variant: { wg: 256 }, bind: { B }, params: { one: 1 }, workgroups: [1024] })));
 if (process.argv.includes('--launch')) {
+  // storage-only buffers, and buffers with the usages of the library's pool and scratch (STORAGE | COPY_SRC | COPY_DST |
+  // INDIRECT), which every routing dispatch writes
   const Bs = Array.from({ length: 12 }, () => ctx.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE }));
-  for (const [nb, wgWords] of [[1, 0], [4, 0], [8, 0], [12, 0], [1, 2048], [1, 4096], [1, 8192], [12, 2816]] as const) {
-    const bind = Object.fromEntries(Bs.slice(0, nb).map((b, i) => [`B${i}`, b]));
-    results.push(await row(`launch: ${nb} written buffers, ${wgWords * 4} B workgroup memory`, (rec) => rec.dispatch({ kernel: launchKernel, variant: { nb, wgWords }, bind, params: { one: 1 }, workgroups: [1] })));
+  const Ps = Array.from({ length: 12 }, () => ctx.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | GPUBufferUsage.INDIRECT }));
+  for (const [nb, wgWords, pool] of [[1, 0, false], [4, 0, false], [8, 0, false], [12, 0, false], [1, 2048, false], [1, 4096, false], [1, 8192, false], [12, 2816, false], [1, 0, true], [12, 0, true], [12, 2816, true]] as const) {
+    const bind = Object.fromEntries((pool ? Ps : Bs).slice(0, nb).map((b, i) => [`B${i}`, b]));
+    results.push(await row(`launch: ${nb} written ${pool ? 'pool-usage' : 'storage'} buffers, ${wgWords * 4} B workgroup memory`, (rec) => rec.dispatch({ kernel: launchKernel, variant: { nb, wgWords }, bind, params: { one: 1 }, workgroups: [1] })));
   }
 }
 

@@ -4,7 +4,8 @@
 # rebuilds bench.mjs and decode-probe.mjs from HEAD after the variant), gpu-tests.mjs + fixtures.tar.xz for part t
 # (build-gpu-tests.mjs, then `rm -rf .gpu-kit/fixtures`: part t copies them from the tree). Keep
 # scripts/gpu/kit-size.sh under 62 MiB.
-#   L: what a dependent dispatch's shape costs before any work (decode-probe --launch: 1-12 written buffers, 0-32 KB
+#   L: what a dependent dispatch's shape costs before any work (decode-probe --launch: 1-12 written buffers, storage-only
+#      or with the pool's usages incl. INDIRECT, 0-32 KB
 #      of workgroup memory) beside the one-token route_decode cut short (--cuts), Qwen3 and DeepSeek-V3, twice; session
 #      38's cuts had route_decode at 6.4 us returning at the start of main against an empty dispatch's 2.4 (~60 s)
 #   c: the one-token route_decode writing its per-expert counts with plain stores (bench-rdplain / decode-probe-rdplain)
