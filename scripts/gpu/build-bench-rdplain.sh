@@ -14,18 +14,13 @@ cp "$src" "$backup"
 trap 'cp "$backup" "$src"; rm -f "$backup"' EXIT
 python3 - "$src" <<'PYEOF'
 import sys
-p = sys.argv[1]
-s = open(p).read()
-edits = [
+sys.path.insert(0, 'scripts/gpu')
+from exact_edits import apply
+apply(sys.argv[1], [
     ("    atomicStore(&C[e], hit);\n", "    C[e] = hit;\n"),
     ("      bindings: [...routerBindings(v), ...groupDecodeBindings('read_write').filter((b) => b.name !== 'IDX')],",
      "      bindings: [...routerBindings(v), ...groupDecodeBindings('read_write').filter((b) => b.name !== 'IDX').map((b) => (v.one && b.name === 'C' ? { ...b, type: 'array<u32>' } : b))],"),
-]
-for a, b in edits:
-    if s.count(a) != 1:
-        sys.exit("build-bench-rdplain: route-decode.ts no longer holds what it edits: " + a.strip()[:70])
-    s = s.replace(a, b)
-open(p, 'w').write(s)
+], 'build-bench-rdplain')
 PYEOF
 if [ "${CHECK:-0}" = 1 ]; then
   pnpm --filter @webmoe/kernels-wgsl build > /dev/null

@@ -4,6 +4,8 @@
 # .gpu-kit/bench-mr4s.mjs), for h200-s34.sh m; plan.ts restored from a copy (also on failure) and .gpu-kit/bench.mjs
 # built again from it. After build-kit.sh. The 4-bit slices of 4 token rows take 45 KB of workgroup memory: a GPU's
 # 48 KiB holds them (a 32 KiB device would refuse these builds' T > 1 rows with a LimitError).
+# Session 34's A/B: it edits the rule's `staged` entry (plan.ts before 6c276d8) and stops with its message on later
+# ones (the entry is `longRows` since; build-bench-longrows.sh edits that one).
 . "$(dirname "$0")/plan-variant.sh"
 for k in rows2s rows4s; do
   python3 - "$plan" "$k" <<'PYEOF'

@@ -7,18 +7,14 @@ kernel=${1:-rows8k4x}
 . "$(dirname "$0")/plan-variant.sh"
 python3 - "$plan" "$kernel" <<'PYEOF'
 import sys
+sys.path.insert(0, 'scripts/gpu')
+from exact_edits import apply
 p, k = sys.argv[1], sys.argv[2]
-s = open(p).read()
-edits = [
+apply(p, [
     ("  gemvPackedKernel: {\n    oneRow: 'rows2',", f"  gemvPackedKernel: {{\n    oneRow: '{k}',"),
     ("      int4: { oneRow: 'rows2i', moreRows: 'rows2i', longRows: { minCols: 2880, oneRow: 'rows4x', down: 'rows8k4x' } },", f"      int4: {{ oneRow: '{k}', moreRows: 'rows2i', longRows: {{ minCols: 2880, oneRow: '{k}', down: '{k}' }} }},"),
     ("      mxfp4: { oneRow: 'rows2i', moreRows: 'rows2i', longRows: { minCols: 2880, oneRow: 'rows4x', down: 'rows8k4x' } },", f"      mxfp4: {{ oneRow: '{k}', moreRows: 'rows2i', longRows: {{ minCols: 2880, oneRow: '{k}', down: '{k}' }} }},"),
-]
-for a, b in edits:
-    if s.count(a) != 1:
-        sys.exit("build-bench-xr: plan.ts no longer holds the rule it edits: " + a.strip()[:70])
-    s = s.replace(a, b)
-open(p, 'w').write(s)
+], 'build-bench-xr')
 PYEOF
 bench_as bench-xr.mjs
 bench_planner

@@ -24,20 +24,9 @@ case "$part" in
     done
     ;;
   c)
-    for r in 1 2; do
-      for b in head rdplain; do
-        P=.gpu-kit/decode-probe.mjs; [ $b = rdplain ] && P=.gpu-kit/decode-probe-rdplain.mjs
-        timeout 60 bash .gpu-kit/enter.sh node $P --models qwen3-30b-a3b,deepseek-v3,mixtral-8x7b --reps 32 --iters 15 > "$OUT/probe-$b-$r.txt" 2>&1
-        echo "== probe $b $r rc=$?"; grep -E "touch \(1 workgroup of 256|T=1 route_decode" "$OUT/probe-$b-$r.txt" | cut -c1-120
-      done
-    done
-    for r in 1 2; do
-      for b in head rdplain; do
-        B=.gpu-kit/bench.mjs; [ $b = rdplain ] && B=.gpu-kit/bench-rdplain.mjs
-        timeout 90 bash .gpu-kit/enter.sh node $B --models qwen3-30b-a3b,deepseek-v2-lite,mixtral-8x7b --dtypes bf16,int4 --tokens 1 --iters 20 --stack 4 --json "$OUT/rd-$b-$r.json" > "$OUT/rd-$b-$r.txt" 2>&1
-        echo "== $b $r rc=$?"; grep -hE "^[a-z][a-z0-9./-]* +(bf16|int4) " "$OUT/rd-$b-$r.txt" | cut -c1-110
-      done
-    done
+    . "$(dirname "$0")/prefill-bench-run.sh"
+    AB_RUNS probe 2 "head rdplain" "touch \(1 workgroup of 256|T=1 route_decode" 60 decode-probe --models qwen3-30b-a3b,deepseek-v3,mixtral-8x7b --reps 32 --iters 15
+    AB_RUNS rd 2 "head rdplain" "^[a-z][a-z0-9./-]* +(bf16|int4) " 90 bench --models qwen3-30b-a3b,deepseek-v2-lite,mixtral-8x7b --dtypes bf16,int4 --tokens 1 --iters 20 --stack 4
     ;;
   t)
     mkdir -p .gpu-kit/fixtures && cp -r packages/moe/test/fixtures/compressed-tensors packages/moe/test/fixtures/hf-blocks .gpu-kit/fixtures/

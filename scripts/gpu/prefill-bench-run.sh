@@ -1,4 +1,4 @@
-# Sourced by the h200-*.sh call scripts (PB, GPU_TESTS, LAYER_VS_HF, UPLOAD_PROBE, GOLDENS and ABLATE below). PB NAME MAX_S TIMEOUT_S ARGS... runs the kit's prefill-bench (or the bundle
+# Sourced by the h200-*.sh call scripts (PB, GPU_TESTS, LAYER_VS_HF, UPLOAD_PROBE, GOLDENS, ABLATE and AB_RUNS below). PB NAME MAX_S TIMEOUT_S ARGS... runs the kit's prefill-bench (or the bundle
 # $PBIN names) with a time budget of MAX_S seconds under a TIMEOUT_S timeout, writes $OUT/NAME.txt and prints its
 # result lines (per-T rows, rows per expert with random routing, WRONG flags, the exit status). Two rounds unless
 # PREFILL_BENCH_ROUNDS says otherwise: a path's first timing after its compile is sometimes 1.5-2.5x slow (session 19).
@@ -65,4 +65,22 @@ ABLATE() {
     echo "== ${ABLATE_TAG:+$ABLATE_TAG }$ab"; grep -E "T=1 +rows|rc=" "$f" | cut -c1-200
   done
   (cd "$OUT" && tar czf "$pre.tgz" "$pre"-[0-9]* && rm -f "$pre"-[0-9]*)
+}
+
+# AB_RUNS NAME ROUNDS BUILDS PATTERN TIMEOUT_S SCRIPT ARGS...: the kit's SCRIPT bundle (bench, decode-probe, ...) of
+# each build in BUILDS (space separated; 'head' is .gpu-kit/SCRIPT.mjs, any other B .gpu-kit/SCRIPT-B.mjs) with ARGS,
+# ROUNDS rounds alternating the builds, each under a TIMEOUT_S timeout into $OUT/NAME-B-ROUND.txt (the bench also its
+# --json beside it); prints each run's exit status and its lines matching the extended regex PATTERN.
+AB_RUNS() {
+  local name=$1 rounds=$2 builds=$3 pattern=$4 to=$5 script=$6
+  shift 6
+  local r b bin json
+  for r in $(seq 1 "$rounds"); do
+    for b in $builds; do
+      bin=.gpu-kit/$script.mjs; [ "$b" = head ] || bin=.gpu-kit/$script-$b.mjs
+      json=(); [ "$script" = bench ] && json=(--json "$OUT/$name-$b-$r.json")
+      timeout "$to" bash .gpu-kit/enter.sh node "$bin" "$@" ${json[@]+"${json[@]}"} > "$OUT/$name-$b-$r.txt" 2>&1
+      echo "== $name $b $r rc=$?"; grep -hE "$pattern" "$OUT/$name-$b-$r.txt" | cut -c1-120
+    done
+  done
 }
