@@ -44,8 +44,8 @@ const touchKernel = defineKernel<{ wg: number }>(
 
 /**
  * `--launch`: what a dependent dispatch's shape costs before any work: one workgroup of 256 whose lane 0 adds 1 to one
- * word of each of `nb` storage buffers (the routing dispatches bind 4-11), with `wgBytes` of workgroup memory that
- * lane 0 touches (route_decode declares ~11 KB, the skinny router linear 9 KB).
+ * word of each of `nb` storage buffers (the routing dispatches bind 4-11), with `wgWords` words of workgroup memory
+ * that lane 0 touches (route_decode declares ~11 KB, the skinny router linear 9 KB).
  */
 const launchKernel = defineKernel<{ nb: number; wgWords: number }>(
   'probe_launch',
@@ -162,7 +162,7 @@ for (const [name, H, E, k, I, params] of MODELS) {
         const f = routeDecodeGpu(ctx, rec, logits, params, I, H, { correctionBias });
         out.push(f.routing.idx, f.routing.weights, f.grouping);
       });
-    if (CUTS && T === 1) {
+    if (CUTS) {
       for (const [label, cut] of ROUTE_CUTS) {
         Object.assign(routeDecodeKernel, { name: `route_decode_cut_${label}`, source: (v: never, c: never) => cut(whole.source(v, c)) });
         results.push(await routeDecodeRow(` cut ${label}`));
