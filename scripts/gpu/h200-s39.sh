@@ -28,6 +28,22 @@ case "$part" in
     AB_RUNS probe 2 "head rdplain" "touch \(1 workgroup of 256|T=1 route_decode" 60 decode-probe --models qwen3-30b-a3b,deepseek-v3,mixtral-8x7b --reps 32 --iters 15
     AB_RUNS rd 2 "head rdplain" "^[a-z][a-z0-9./-]* +(bf16|int4) " 90 bench --models qwen3-30b-a3b,deepseek-v2-lite,mixtral-8x7b --dtypes bf16,int4 --tokens 1 --iters 20 --stack 4
     ;;
+  L1)
+    # session 39: L once (its device time scarce)
+    timeout 60 bash .gpu-kit/enter.sh node .gpu-kit/decode-probe.mjs --launch --cuts --models qwen3-30b-a3b,deepseek-v3 --reps 32 --iters 15 > "$OUT/launch-1.txt" 2>&1
+    echo "== launch rc=$?"; grep -vE "^\{" "$OUT/launch-1.txt" | cut -c1-120
+    ;;
+  p)
+    # session 39: c's probe half (HEAD before session 39's change = bench-old / decode-probe.mjs)
+    . "$(dirname "$0")/prefill-bench-run.sh"
+    AB_RUNS probe 2 "head rdplain" "touch \(1 workgroup of 256|T=1 route_decode" 60 decode-probe --models qwen3-30b-a3b,deepseek-v3,mixtral-8x7b --reps 32 --iters 15
+    ;;
+  r)
+    # session 39: the layer at T = 1, builds before session 39 (old), with rdplain, and with the router linear in
+    # route_decode for every router of these four (lin18: up to 2^18 weights), two alternating rounds
+    . "$(dirname "$0")/prefill-bench-run.sh"
+    AB_RUNS rd 2 "old rdplain lin18" "^[a-z][a-z0-9./-]* +(bf16|int4) " 90 bench --models qwen3-30b-a3b,deepseek-v2-lite,mixtral-8x7b,gpt-oss-20b --dtypes bf16,int4 --tokens 1 --iters 20 --stack 4
+    ;;
   t)
     mkdir -p .gpu-kit/fixtures && cp -r packages/moe/test/fixtures/compressed-tensors packages/moe/test/fixtures/hf-blocks .gpu-kit/fixtures/
     . "$(dirname "$0")/prefill-bench-run.sh"

@@ -77,7 +77,7 @@ export { castGpu, castRef } from './kernels/cast.js';
 export { linearGpu, linearRef, LINEAR_KERNELS, LINEAR_PATHS, LINEAR_WEIGHT_DTYPES, type LinearKernel, type LinearOptions, type LinearWeightDType } from './kernels/linear.js';
 export { SKINNY_TOKENS, type LinearPath, type SkinnyTokens } from './kernels/plan.js';
 export { routerGpu, routerRef, type RouterOptions } from './kernels/router.js';
-export { routeDecodeGpu, routeDecodeRef } from './kernels/route-decode.js';
+export { routeDecodeGpu, routeDecodeRef, type RouteDecodeOutputs, type RouterLinearInput } from './kernels/route-decode.js';
 export { groupGpu, groupDecodeGpu, groupRef, denseGroupingGpu, denseGroupingRef, DENSE_GROUPING_CONST_MAX_T, GROUP_ONE_MAX_EXPERTS, uploadGrouping, type GroupOptions } from './kernels/grouping.js';
 export { groupedGateUpGpu, groupedDownGpu, warmGroupedGemm, type GroupedGemmOptions, type GroupedGateUpOptions, type GroupedGemmWarmSpec } from './kernels/grouped-gemm.js';
 export type { FastGemmOptions } from './kernels/grouped-gemm-fast.js';
@@ -103,6 +103,6 @@ export { ACT_QUANT_GROUP, quantizeExperts, decodeExpertRow, type ExpertQuantForm
 
 // the kernel choices that the layers above share (one place: kernels/plan.ts)
 export { gatedActivationRef, type GatedActivationParams } from './kernels/activation-ref.js';
-export { planExpertGemms, useExpertGemv, useSingleExpertGemv, useStackGraph, useFusedDecodeRouting, useCombinedDownGemv, useSharedExpertSlots, STACK_SUBMIT_PIECES, GRAPH_CAPTURE_AT, type CombinedDownOn, type DecodeSharedChoice, type DownCombineChoice, type ExpertGemmChoice, type ExpertGemmShape, type FastGemmKind, type GemvPackedKernel, type SgmatXRows } from './kernels/plan.js';
+export { planExpertGemms, useExpertGemv, useSingleExpertGemv, useStackGraph, useFusedDecodeRouting, useRouterLinearInRouting, useCombinedDownGemv, useSharedExpertSlots, STACK_SUBMIT_PIECES, GRAPH_CAPTURE_AT, type CombinedDownOn, type DecodeSharedChoice, type DownCombineChoice, type ExpertGemmChoice, type ExpertGemmShape, type FastGemmKind, type GemvPackedKernel, type SgmatXRows } from './kernels/plan.js';
 // the subgroup-matrix GEMM's tile shapes (GroupedGemmOptions.sgmatShape)
 export { SGMAT_SHAPES, type SgmatShape, type SgmatShapeName } from './kernels/grouped-gemm-fast-shapes.js';

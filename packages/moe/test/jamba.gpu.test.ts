@@ -1,9 +1,9 @@
 // Jamba checkpoints on the GPU: the OLMoE fixture in Jamba's names against its transformers golden (T = 16: the decode
-// GEMVs; T = 600: the prefill GEMMs; T = 1: route_decode).
+// GEMVs; T = 600: the prefill GEMMs; T = 1: route_decode with the router linear in it).
 import { describe, it, expect, beforeAll } from 'vitest';
 import { DeviceRef } from '@webmoe/tensor';
 import type { GpuContext } from '@webmoe/kernels-wgsl';
-import { testGpu } from '@webmoe/kernels-wgsl/testing';
+import { testGpu, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { MoE } from '../src/index.js';
 import { expectGoldenSets, fixtureCheckpoints, loadGolden, relErr } from './helpers.js';
 import { jambaFromOlmoe } from './jamba-checkpoint.js';
@@ -21,8 +21,11 @@ describe('jamba checkpoints (GPU)', () => {
     try {
       await expectGoldenSets(moe, 'olmoe', ctx);
       const g = loadGolden('olmoe');
-      const y1 = await moe.forward(g.input.subarray(0, g.H));
+      const { result: y1, dispatched } = await withDispatchLog(() => moe.forward(g.input.subarray(0, g.H)));
       expect(relErr(y1, g.output.subarray(0, g.H))).toBeLessThan(g.f32Tol);
+      // the fixture's small router (E x H) runs inside route_decode at T = 1: no linear dispatch of its own
+      expect(dispatched.filter((d) => d.kernel === 'route_decode' && d.variant.linW !== undefined)).toHaveLength(1);
+      expect(dispatched.filter((d) => d.kernel === 'linear')).toHaveLength(0);
     } finally {
       moe.destroy();
     }

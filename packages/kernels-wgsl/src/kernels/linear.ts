@@ -53,14 +53,24 @@ export type LinearVariant = {
   tw?: SkinnyTokens;
 };
 
-function bindingsFor(v: LinearVariant): BindingDecl[] {
+/**
+ * What the WGSL of a linear's inputs depends on (LinearVariant's fields): the weight and bias dtypes, whether x and the
+ * weights are read 4 columns at a time, 16-bit weights read in pairs, and the split-K partials (no bias read).
+ */
+export type LinearInputs = Pick<LinearVariant, 'wdtype' | 'bdtype'> & Partial<Pick<LinearVariant, 'pairs' | 'splitK' | 'vec4'>>;
+
+/** The bindings of a linear's inputs: X (f32, or vec4 with v.vec4), W (its storage dtype), B (the bias, unless none or split-K). */
+export function linearInputBindings(v: LinearInputs): BindingDecl[] {
   const b: BindingDecl[] = [
     { name: 'X', type: v.vec4 ? 'array<vec4<f32>>' : 'array<f32>', access: 'read' },
     { name: 'W', type: v.vec4 ? (v.wdtype === 'float32' ? 'array<vec4<f32>>' : 'array<vec2<u32>>') : storageType(v.wdtype), access: 'read' },
   ];
   if (v.bdtype !== 'none' && !v.splitK) b.push({ name: 'B', type: storageType(v.bdtype), access: 'read' });
-  b.push({ name: 'Y', type: 'array<f32>', access: 'read_write' });
   return b;
+}
+
+function bindingsFor(v: LinearVariant): BindingDecl[] {
+  return [...linearInputBindings(v), { name: 'Y', type: 'array<f32>', access: 'read_write' }];
 }
 
 function biasCode(v: LinearVariant, n: string): string {
@@ -72,7 +82,11 @@ function pairDecoder(v: LinearVariant): string {
   return v.wdtype === 'bfloat16' ? 'unpack2x16bf16' : 'unpack2x16float';
 }
 
-function common(v: LinearVariant): string {
+/**
+ * WGSL loaders of a linear's inputs (bound as linearInputBindings gives): `ldw(i)` (weight i) or with v.vec4 `ldw4(i)`
+ * (weights 4i..4i+3), and `ldb(n)` (bias n) unless none or split-K; with v.pairs the bf16 pair decoder.
+ */
+export function linearLoadersWgsl(v: LinearInputs): string {
   return `
 ${v.bdtype !== 'none' && DTYPES[v.bdtype].bytes === 1 ? FP8_DECODE_WGSL : ''}
 ${v.pairs && v.wdtype === 'bfloat16' ? BF16_UNPACK_WGSL : ''}
@@ -126,7 +140,7 @@ function gemvSource(v: LinearVariant): string {
     }
   }`;
   return /* wgsl */ `
-${common(v)}
+${linearLoadersWgsl(v)}
 const WG = 256u;
 var<workgroup> red: array<f32, 256>;
 @compute @workgroup_size(256)
@@ -175,7 +189,7 @@ function tiledSource(v: LinearVariant): string {
       Bs[kk * BN + r] = w;
     }`;
   return /* wgsl */ `
-${common(v)}
+${linearLoadersWgsl(v)}
 const BM = 64u;
 const BN = 64u;
 const BK = 16u;
@@ -260,7 +274,7 @@ function skinnySource(v: LinearVariant): string {
     if (t < u.T && n < u.N) { Y[t * u.N + n] = v + ${biasCode(v, 'n')}; }
   }`;
   return /* wgsl */ `
-${common(v)}
+${linearLoadersWgsl(v)}
 const WG = 256u;
 var<workgroup> red: array<f32, ${SKINNY_OUTPUTS * 256}>;
 var<workgroup> red2: array<f32, ${SKINNY_OUTPUTS * 32}>;

@@ -91,6 +91,22 @@ export const KERNEL_CROSSOVERS = {
    */
   fusedRoutingMaxTokens: 4,
   /**
+   * One token's router linear inside route_decode (its one workgroup reads the whole router weight: one dispatch
+   * fewer, the weights at one SM's rate) for routers of at most `maxWeights` values (E x H) and at most
+   * ROUTE_LINEAR_MAX_EXPERTS experts, by adapter kind; larger ones run linearGpu first.
+   * GPUs: H100 2026-12-07 (session 39 call 1, `scripts/gpu/h200-s39.sh r`: bench --tokens 1 --stack 4, layer device
+   * ms, two alternating rounds, the linear its own dispatch / inside route_decode for routers to 2^18 weights):
+   * Mixtral (E 8 x H 4096, 32 K weights) bf16 0.270, 0.270 / 0.265, 0.265, int4 0.153 (0.222 in the first round) /
+   * 0.149, 0.149; GPT-OSS-20B (92 K) bf16 0.110-0.111 / 0.111, int4 0.0882-0.0886 / 0.0885 (level); DeepSeek-V2-Lite
+   * (131 K) bf16 0.0995 / 0.143, int4 0.0966-0.0968 / 0.139; Qwen3-30B (262 K) bf16 0.0640 / 0.159, int4 0.0568-0.0571 /
+   * 0.106-0.107: one SM reads the weights at ~5 GB/s (route_decode 0.119 ms for Qwen3's 0.5 MB). Hence 2^16.
+   * Software adapters (lavapipe 2026-12-07, bench --quick --tokens 1, the stage profile's ms, two alternating rounds,
+   * linear + route_decode / route_decode with it): Qwen3-30B bf16 1.19 + 0.13, 0.74 + 0.07 / 0.37, 0.28; int4 2.03 +
+   * 0.11, 0.94 + 0.13 / 0.79, 0.39; DeepSeek-V2-Lite bf16 0.55 + 0.11, 0.44 + 0.09 / 0.32, 0.31; GPT-OSS-20B bf16 0.34
+   * + 0.07, 0.33 + 0.07 / 0.25, 0.26: faster to Qwen3's 262 K weights (larger ones not measured). Hence 2^19.
+   */
+  routerLinearInRouting: { gpu: { maxWeights: 1 << 16 }, software: { maxWeights: 1 << 19 } } as Readonly<Record<'gpu' | 'software', Readonly<{ maxWeights: number }>>>,
+  /**
    * groupGpu in one single-workgroup dispatch (group_one) for at most this many (token, slot) pairs, four passes
    * (zero, count, scan, scatter) above. H100 2026-12-06 (session 29 call 1, prefill-small-probe, us per grouping in a
    * chain, four passes / one): T = 128 (256-1024 pairs) 23.0-23.8 / 7.8-9.4; T = 512 (1024-4096 pairs) 19.7-23.2 /
@@ -615,6 +631,30 @@ export const GEMV_PACKED_KERNELS: readonly GemvPackedKernel[] = ['table', 'wide'
 export function useExpertGemv(T: number, k: number, E: number, softwareAdapter = false): boolean {
   const perExpert = softwareAdapter ? KERNEL_CROSSOVERS.gemvSoftwareMaxRowsPerExpert : KERNEL_CROSSOVERS.gemvMaxRowsPerExpert;
   return T <= KERNEL_CROSSOVERS.gemvMaxTokens || T * k < perExpert * E;
+}
+
+/** The most experts route_decode's router linear takes (8 groups of lanes, 16 experts each: routeLinearGroups). */
+export const ROUTE_LINEAR_MAX_EXPERTS = 128;
+
+/**
+ * Whether route_decode also runs the router linear (E x H weights) of a forward of T tokens
+ * (KERNEL_CROSSOVERS.routerLinearInRouting: one token, a small router).
+ * @example `useRouterLinearInRouting(1, 8, 4096, false) // true`
+ */
+export function useRouterLinearInRouting(T: number, E: number, H: number, softwareAdapter = false): boolean {
+  const c = KERNEL_CROSSOVERS.routerLinearInRouting[softwareAdapter ? 'software' : 'gpu'];
+  return T === 1 && E <= ROUTE_LINEAR_MAX_EXPERTS && E * H <= c.maxWeights;
+}
+
+/**
+ * route_decode's router linear over E experts: G groups of 256 / G lanes (the fewest, for the most lanes over each
+ * row's columns), each summing J <= 16 experts' logits (one register each).
+ * @example `routeLinearGroups(64) // { G: 4, J: 16 }`
+ */
+export function routeLinearGroups(E: number): { G: number; J: number } {
+  if (!(Number.isInteger(E) && E >= 1 && E <= ROUTE_LINEAR_MAX_EXPERTS)) throw new ValueError('route_decode router linear experts', `an integer in [1, ${ROUTE_LINEAR_MAX_EXPERTS}]`, E);
+  const G = [1, 2, 4, 8].find((g) => Math.ceil(E / g) <= 16)!;
+  return { G, J: Math.ceil(E / G) };
 }
 
 /** Whether the decode path of a forward of T tokens routes and groups in one dispatch (route_decode). */

@@ -412,10 +412,16 @@ export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor,
     k,
     ns,
     routing: { idx, weights },
-    variant: { kind: params.kind, norm: params.normTopkProb && renormalises(params.kind), cbias: !!cb, ...(ns ? { ns } : {}) },
+    variant: routerVariant(params, opts),
     bind,
     params: { T, E, k, nGroup, topkGroup, scale: params.routedScalingFactor ?? 1 },
   };
+}
+
+/** The router kernel's variant for params and opts (the correction bias bound or not, shared experts appended). */
+export function routerVariant(params: RouterParams, opts: RouterOptions): RouterVariant {
+  const ns = opts.sharedExperts ?? 0;
+  return { kind: params.kind, norm: params.normTopkProb && renormalises(params.kind), cbias: !!opts.correctionBias, ...(ns ? { ns } : {}) };
 }
 
 const sigmoidRef = (x: number) => Math.fround(1 / (1 + Math.exp(-x)));

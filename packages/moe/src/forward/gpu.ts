@@ -144,7 +144,7 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
     route: (x) => {
       run.onStep?.('route');
       const g = layer.gate;
-      const logits = keep(linearGpu(ctx, rec, x, g.weight.gpuValue, { bias: g.bias?.gpuValue, pool }));
+      const linear = { x, weight: g.weight.gpuValue, bias: g.bias?.gpuValue };
       const T = x.shape[0];
       // Decode on the GEMVs with the shared expert joined to the routed ones (MoE.decodeShared): each token gets one
       // more slot (expert E, weight 1) and the GEMVs read the routed stacks with the shared one appended.
@@ -153,12 +153,14 @@ export function gpuStages(layer: MoELayer, run: GpuStageRun, routedWeights?: Exp
       const routerOpts = { pool, correctionBias: g.eScoreCorrectionBias?.gpuValue, sharedExperts: sharedSlots };
       const [k, E] = [layer.numExpertsPerToken + sharedSlots, layer.numExperts + sharedSlots];
       if (useFusedDecodeRouting(T) && planGemms(layer, weights(), T, k, E, layer.expertKernels) === 'gemv') {
-        // decode with the fewest tokens: routing, grouping and the active-expert list in one dispatch (route_decode);
-        // the group stage takes the grouping made here
-        const f = routeDecodeGpu(ctx, rec, logits, g.routerParams(), layer.moeDim, layer.hiddenDim, routerOpts);
+        // decode with the fewest tokens: routing, grouping and the active-expert list in one dispatch (route_decode),
+        // with the router linear where the planner puts it there; the group stage takes the grouping made here
+        const f = routeDecodeGpu(ctx, rec, linear, g.routerParams(), layer.moeDim, layer.hiddenDim, routerOpts);
+        keep(f.logits);
         fusedGrouping = { routing: f.routing, grouped: { grouping: keep(f.grouping), gemms: 'gemv', active: f.active, downCombined: downCombined(T, k) } };
         return { idx: keep(f.routing.idx), weights: keep(f.routing.weights) };
       }
+      const logits = keep(linearGpu(ctx, rec, x, linear.weight, { bias: linear.bias, pool }));
       const r = routerGpu(ctx, rec, logits, g.routerParams(), routerOpts);
       return { idx: keep(r.idx), weights: keep(r.weights) };
     },
