@@ -5,7 +5,7 @@
  * experts than it takes).
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { HostTensor, DTypeError, ShapeError, type DType } from '@webmoe/tensor';
+import { HostTensor, DTypeError, ShapeError, ValueError, type DType } from '@webmoe/tensor';
 import { GpuTensor, Recorder, BufferPool, routeDecodeGpu, useRouterLinearInRouting, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { downloadDecodeGrouping } from './grouped-helpers.js';
@@ -170,14 +170,19 @@ describe('routeDecodeGpu with the router linear in it', () => {
     const x = GpuTensor.upload(ctx, HostTensor.fromFloat32([1, 16], new Float32Array(16)));
     const w = GpuTensor.upload(ctx, HostTensor.fromFloat32([8, 12], new Float32Array(96), 'bfloat16'));
     const wi = GpuTensor.upload(ctx, HostTensor.fromFloat32([8, 16], new Float32Array(128), 'float8_e4m3fn'));
+    // a router the routing refuses (k past 32), on a linear the planner keeps out of route_decode (E > 128): refused
+    // before the linear is recorded
+    const E = ROUTE_LINEAR_MAX_EXPERTS + 2;
+    const wl = GpuTensor.upload(ctx, HostTensor.fromFloat32([E, 16], new Float32Array(E * 16), 'bfloat16'));
     const pool = new BufferPool(ctx);
     const { dispatched } = await withDispatchLog(async () => {
       expect(() => routeDecodeGpu(ctx!, rec, { x, weight: w }, p, 4, 4, { pool })).toThrow(ShapeError);
       expect(() => routeDecodeGpu(ctx!, rec, { x, weight: wi }, p, 4, 4, { pool })).toThrow(DTypeError);
+      expect(() => routeDecodeGpu(ctx!, rec, { x, weight: wl }, { ...p, numExperts: E, topK: 33 }, 4, 4, { pool })).toThrow(ValueError);
     });
     expect(dispatched).toEqual([]);
     expect(pool.liveCount).toBe(0);
     pool.destroy();
-    for (const t of [x, w, wi]) t.destroy();
+    for (const t of [x, w, wi, wl]) t.destroy();
   });
 });

@@ -14,7 +14,7 @@ import { LINEAR_WEIGHT_DTYPES, linearGpu, linearInputBindings, linearLoadersWgsl
 import { allocOutput, expect2d, expectLive } from './op-util.js';
 import { routeLinearGroups, useRouterLinearInRouting } from './plan.js';
 import type { GroupingGpu, RouterParams, RoutingGpu, RoutingRef } from './moe-types.js';
-import { prepareRouting, routeTokenWgsl, routerBindings, routerVariant, slotsWgsl, ROUTER_UNIFORMS, type RouterOptions, type RouterVariant } from './router.js';
+import { checkRouting, prepareRouting, routeTokenWgsl, routerBindings, routerVariant, slotsWgsl, ROUTER_UNIFORMS, type RouterOptions, type RouterVariant } from './router.js';
 import type { ActiveExperts } from './moe-gemv.js';
 import { activeTailWgsl, allocGrouping, decodeGroupingTargets, decodeGroupingParams, groupDecodeBindings, groupDecodeWgsl, GROUP_DECODE_UNIFORMS, type GroupOptions } from './grouping.js';
 
@@ -215,6 +215,8 @@ export function routeDecodeGpu(
   opts: RouterOptions & GroupOptions = {},
 ): RouteDecodeOutputs & { logits?: GpuTensor } {
   if (input instanceof GpuTensor) return recordRouteDecode(ctx, rec, input, params, nGateUp, nDown, opts);
+  // every check of the routing before the linear is recorded (its own dispatch where the planner keeps it out)
+  checkRouting('routeDecodeGpu', params, params.numExperts, opts);
   const lin = routeLinearFor(ctx, input, params, opts);
   let logits: GpuTensor | undefined;
   try {

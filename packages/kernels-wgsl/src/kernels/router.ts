@@ -388,10 +388,12 @@ export interface PreparedRouting {
  * allocates the routing outputs idx uint32 [T, k + ns] and weights float32 [T, k + ns]
  * (ns: `opts.sharedExperts`, default 0).
  */
-export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor, params: RouterParams, opts: RouterOptions): PreparedRouting {
-  expectLive(what, { logits, correctionBias: opts.correctionBias });
-  if (logits.dtype !== 'float32') throw new DTypeError(`${what} logits`, 'float32', logits.dtype);
-  const [T, E] = expect2d(`${what} logits [T, E]`, logits.shape);
+/**
+ * Checks a routing of E experts' logits before anything is allocated or recorded (typed errors): params
+ * (checkRouterParams), the correction bias, the shared experts. Returns nGroup, topkGroup and the shared experts ns.
+ */
+export function checkRouting(what: string, params: RouterParams, E: number, opts: RouterOptions): { nGroup: number; topkGroup: number; ns: number } {
+  expectLive(what, { correctionBias: opts.correctionBias });
   const { nGroup, topkGroup } = checkRouterParams(what, params, E);
   const cb = opts.correctionBias;
   if (cb) {
@@ -399,9 +401,18 @@ export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor,
     if (cb.dtype !== 'float32') throw new DTypeError(`${what} correctionBias`, 'float32', cb.dtype);
     if (cb.size !== E || cb.shape.length !== 1) throw new ShapeError(`${what} correctionBias`, [E], cb.shape);
   }
-  const k = params.topK;
   const ns = opts.sharedExperts ?? 0;
-  if (!(Number.isInteger(ns) && ns >= 0 && k + ns <= ROUTER_MAX_TOPK)) throw new ValueError(`${what} shared experts`, `an integer >= 0 with topK + it <= ${ROUTER_MAX_TOPK}`, ns);
+  if (!(Number.isInteger(ns) && ns >= 0 && params.topK + ns <= ROUTER_MAX_TOPK)) throw new ValueError(`${what} shared experts`, `an integer >= 0 with topK + it <= ${ROUTER_MAX_TOPK}`, ns);
+  return { nGroup, topkGroup, ns };
+}
+
+export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor, params: RouterParams, opts: RouterOptions): PreparedRouting {
+  expectLive(what, { logits });
+  if (logits.dtype !== 'float32') throw new DTypeError(`${what} logits`, 'float32', logits.dtype);
+  const [T, E] = expect2d(`${what} logits [T, E]`, logits.shape);
+  const { nGroup, topkGroup, ns } = checkRouting(what, params, E, opts);
+  const cb = opts.correctionBias;
+  const k = params.topK;
   const idx = allocOutput(ctx, opts.pool, 'uint32', [T, k + ns], 'router.idx');
   const weights = allocOutput(ctx, opts.pool, 'float32', [T, k + ns], 'router.weights');
   const bind: Record<string, GPUBuffer> = { L: logits.buffer, IDX: idx.buffer, WT: weights.buffer };
