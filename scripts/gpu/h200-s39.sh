@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Device calls prepared in session 38 for the next session (nothing here ran yet). Kit from HEAD: bench.mjs and
+# Device calls prepared in session 38 for session 39; session 39 ran r, L1 and v (docs/perf-h200/2026-12-07-s39) and
+# prepared w for the next one. Kit from HEAD: bench.mjs and
 # decode-probe.mjs, bench-rdplain.mjs and decode-probe-rdplain.mjs (`bash scripts/gpu/build-bench-rdplain.sh`, which
 # rebuilds bench.mjs and decode-probe.mjs from HEAD after the variant), gpu-tests.mjs + fixtures.tar.xz for part t
 # (build-gpu-tests.mjs, then `rm -rf .gpu-kit/fixtures`: part t copies them from the tree). Keep
@@ -43,6 +44,23 @@ case "$part" in
     # route_decode for every router of these four (lin18: up to 2^18 weights), two alternating rounds
     . "$(dirname "$0")/prefill-bench-run.sh"
     AB_RUNS rd 2 "old rdplain lin18" "^[a-z][a-z0-9./-]* +(bf16|int4) " 90 bench --models qwen3-30b-a3b,deepseek-v2-lite,mixtral-8x7b,gpt-oss-20b --dtypes bf16,int4 --tokens 1 --iters 20 --stack 4
+    ;;
+  v)
+    # session 39, after fa21b1c: the GPU tests the router linear in route_decode reaches (its own file, the decode
+    # grouping, T = 1 goldens of jamba / long rows / down-combine), then the layer at T = 1 before (old) and after
+    # (head: Mixtral's router in route_decode, GPT-OSS-20B's not), two alternating rounds
+    mkdir -p .gpu-kit/fixtures && cp -r packages/moe/test/fixtures/compressed-tensors packages/moe/test/fixtures/hf-blocks .gpu-kit/fixtures/
+    . "$(dirname "$0")/prefill-bench-run.sh"
+    GPU_TESTS 240 route-linear decode-grouping jamba long-rows down-combine
+    AB_RUNS rv 2 "old head" "^[a-z][a-z0-9./-]* +(bf16|int4) " 90 bench --models mixtral-8x7b,gpt-oss-20b --dtypes bf16,int4 --tokens 1 --iters 20 --stack 4
+    ;;
+  w)
+    # prepared in session 39, not run (no device time left): the router linear in route_decode with each row's chunks
+    # rotated by the row (bench-rot18: `bash scripts/gpu/build-bench-rot.sh`, the GPU rule at 2^18 weights) against
+    # HEAD (head: the rule at 2^16, Mixtral only), bf16 and int4, two alternating rounds. If one SM then reads the
+    # router weights well above call 1's ~5 GB/s, GPT-OSS-20B (92 K) and DeepSeek-V2-Lite (131 K) may gain a dispatch
+    . "$(dirname "$0")/prefill-bench-run.sh"
+    AB_RUNS rw 2 "head rot18" "^[a-z][a-z0-9./-]* +(bf16|int4) |T=1: " 90 bench --models qwen3-30b-a3b,deepseek-v2-lite,gpt-oss-20b,mixtral-8x7b --dtypes bf16,int4 --tokens 1 --iters 20 --stack 4
     ;;
   t)
     mkdir -p .gpu-kit/fixtures && cp -r packages/moe/test/fixtures/compressed-tensors packages/moe/test/fixtures/hf-blocks .gpu-kit/fixtures/
