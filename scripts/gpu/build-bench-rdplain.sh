@@ -5,6 +5,8 @@
 # E = 8 / 128 / 256 at slow clocks; atomic stores to consecutive words may serialise per cache line). Then
 # route-decode.ts as it was (restored also on failure) and .gpu-kit/bench.mjs, .gpu-kit/decode-probe.mjs again.
 # With CHECK=1 it runs the routing and grouping GPU tests (lavapipe) on the edited source before restoring it.
+# Edits route-decode.ts as it was before fa21b1c (session 39: its signature block changed; measured level then, not
+# taken), so it stops there with the text it no longer finds.
 #   bash scripts/gpu/build-bench-rdplain.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
