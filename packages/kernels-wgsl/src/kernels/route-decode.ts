@@ -4,7 +4,8 @@
  * with the GEMVs' active-expert list, so that a decode forward runs
  * router linear -> route_decode -> gate_up GEMV -> down GEMV -> combine.
  * Same outputs as routerGpu followed by groupDecodeGpu; meant for the few
- * tokens of decode (the planner: useFusedDecodeRouting).
+ * tokens of decode (the planner: useFusedDecodeRouting). For one token and a
+ * small router the linear runs in it too (useRouterLinearInRouting).
  */
 import type { GpuContext } from '../runtime/context.js';
 import { GpuTensor } from '../runtime/tensor.js';
