@@ -8,13 +8,9 @@
 # Edits route-decode.ts as it was before fa21b1c (session 39: its signature block changed; measured level then, not
 # taken), so it stops there with the text it no longer finds.
 #   bash scripts/gpu/build-bench-rdplain.sh
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-src=packages/kernels-wgsl/src/kernels/route-decode.ts
-backup=$(mktemp)
-cp "$src" "$backup"
-trap 'cp "$backup" "$src"; rm -f "$backup"' EXIT
-python3 - "$src" <<'PYEOF'
+VARIANT_SOURCE=packages/kernels-wgsl/src/kernels/route-decode.ts
+. "$(dirname "$0")/plan-variant.sh"
+python3 - "$plan" <<'PYEOF'
 import sys
 sys.path.insert(0, 'scripts/gpu')
 from exact_edits import apply
@@ -31,7 +27,7 @@ fi
 pnpm --filter @webmoe/bench bundle:gpu > /dev/null
 mv .gpu-kit/bench.mjs .gpu-kit/bench-rdplain.mjs
 node scripts/gpu/build-one.mjs scripts/gpu/decode-probe.ts .gpu-kit/decode-probe-rdplain.mjs
-cp "$backup" "$src"
+cp "$backup" "$plan"
 [ "${CHECK:-0}" = 1 ] && pnpm --filter @webmoe/kernels-wgsl build > /dev/null
 pnpm --filter @webmoe/bench bundle:gpu > /dev/null
 node scripts/gpu/build-one.mjs scripts/gpu/decode-probe.ts .gpu-kit/decode-probe.mjs

@@ -2,17 +2,13 @@
 # Builds .gpu-kit/bench-rot18.mjs: the bench with route_decode's router linear reading each row's chunks rotated by
 # the row (row r starts at chunk r * lanes mod kc: one step's loads of a group's rows at different offsets within their
 # rows; the same offset in every row is the candidate cause of one SM reading router weights at ~5 GB/s in session
-# 39's call 1), with the GPU rule at 2^18 weights (build-bench-lin.sh 18), then route-decode.ts as it was (restored
-# also on failure) and .gpu-kit/bench.mjs from it again. Checked on lavapipe in session 39 (route-linear.gpu.test.ts:
+# 39's call 1), with the GPU rule at 2^18 weights (build-bench-lin.sh 18), then route-decode.ts as it was
+# (plan-variant.sh restores it, also on failure) and .gpu-kit/bench.mjs from it again. Checked on lavapipe in session 39 (route-linear.gpu.test.ts:
 # 10 passed with the edit); not yet measured on a GPU. With CHECK=1 it runs that test on the edited source first.
 #   bash scripts/gpu/build-bench-rot.sh
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-src=packages/kernels-wgsl/src/kernels/route-decode.ts
-backup=$(mktemp)
-cp "$src" "$backup"
-trap 'cp "$backup" "$src"; rm -f "$backup"; pnpm --filter @webmoe/kernels-wgsl build > /dev/null' EXIT
-python3 - "$src" <<'PYEOF'
+VARIANT_SOURCE=packages/kernels-wgsl/src/kernels/route-decode.ts
+. "$(dirname "$0")/plan-variant.sh"
+python3 - "$plan" <<'PYEOF'
 import sys
 sys.path.insert(0, 'scripts/gpu')
 from exact_edits import apply
@@ -32,7 +28,6 @@ if [ "${CHECK:-0}" = 1 ]; then
 fi
 bash scripts/gpu/build-bench-lin.sh 18
 mv .gpu-kit/bench-lin18.mjs .gpu-kit/bench-rot18.mjs
-cp "$backup" "$src"
-pnpm --filter @webmoe/kernels-wgsl build > /dev/null
-pnpm --filter @webmoe/bench bundle:gpu > /dev/null
+bench_planner
+[ "${CHECK:-0}" = 1 ] && pnpm --filter @webmoe/kernels-wgsl build > /dev/null
 grep -q -- '- u.kc, q + o' .gpu-kit/bench-rot18.mjs && ! grep -q -- '- u.kc, q + o' .gpu-kit/bench.mjs && echo "bench-rot18.mjs and bench.mjs built"
