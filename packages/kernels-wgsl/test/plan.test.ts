@@ -1,13 +1,31 @@
 // The kernel planner (src/kernels/plan.ts): the crossovers as documented, at and around each boundary.
 import { describe, it, expect } from 'vitest';
 import { ValueError } from '@webmoe/tensor';
-import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, useSharedExpertSlots, sharedRowsFitOnePass, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, linearSkinnyTokens, planExpertGemms, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTailFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useStackGraph, useSingleExpertGemv } from '../src/kernels/plan.js';
+import { GEMV_PACKED_KERNELS, KERNEL_CROSSOVERS, SGMAT_CHOICES, gemvDenseKernelFor, gemvPackedKernelFor, chooseFastGemmKind, useCombinedDownGemv, useSharedExpertSlots, sharedRowsFitOnePass, sgmatValueDecodeFor, sgmatWideLoadsFor, gemvRowsPerPass, linearPath, linearSkinnyTokens, planExpertGemms, sgmatScalarShapeFor, sgmatSplitKFor, sgmatTailFor, sgmatTileFor, sgmatTilesOf, tiledGemmTile, useExpertGemv, useFastGemm, useRouterLinearInRouting, useStackGraph, useSingleExpertGemv } from '../src/kernels/plan.js';
 import { plannedKernel, type GemvWeights } from '../src/kernels/moe-gemv.js';
 import { rowsWorkgroupBytes } from '../src/kernels/moe-gemv-rows.js';
 import { withSgmatSplitKRule, withSgmatTileBands } from '../src/testing.js';
 import { SGMAT_SHAPES, sgmatLayout, sgmatScalarTwin, type SgmatShapeName } from '../src/kernels/grouped-gemm-fast-shapes.js';
 
 describe('kernel planner', () => {
+  it("the router linear inside route_decode: one token, at most 128 experts and the adapter kind's weights (session 39's measurement)", () => {
+    const { gpu, software } = KERNEL_CROSSOVERS.routerLinearInRouting;
+    // GPUs: Mixtral's 8 x 4096 in (faster on the H100), GPT-OSS-20B's 32 x 2880 out (level), DeepSeek-V2-Lite's and
+    // Qwen3's out (slower)
+    expect(useRouterLinearInRouting(1, 8, 4096)).toBe(true);
+    expect(useRouterLinearInRouting(1, 32, 2880)).toBe(false);
+    expect(useRouterLinearInRouting(1, 64, 2048)).toBe(false);
+    expect(useRouterLinearInRouting(1, 128, 2048)).toBe(false);
+    expect(useRouterLinearInRouting(1, 16, gpu.maxWeights / 16)).toBe(true); // at the bound
+    expect(useRouterLinearInRouting(1, 16, gpu.maxWeights / 16 + 1)).toBe(false);
+    // software adapters: to Qwen3's 128 x 2048 (faster on lavapipe)
+    expect(useRouterLinearInRouting(1, 128, 2048, true)).toBe(true);
+    expect(useRouterLinearInRouting(1, 128, software.maxWeights / 128 + 1, true)).toBe(false);
+    // one token only; at most 128 experts whatever the weights
+    expect(useRouterLinearInRouting(2, 8, 64)).toBe(false);
+    expect(useRouterLinearInRouting(1, 129, 8, true)).toBe(false);
+  });
+
   it('routed experts: GEMV while T <= 16 or T*k <= 8E', () => {
     expect(useExpertGemv(16, 8, 1)).toBe(true); // T <= 16 whatever the rows
     expect(useExpertGemv(17, 8, 18)).toBe(true); // 136 rows < 8 * 18
