@@ -6,7 +6,7 @@
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { HostTensor, DTypeError, ShapeError, ValueError, type DType } from '@webmoe/tensor';
-import { GpuTensor, Recorder, BufferPool, routeDecodeGpu, useRouterLinearInRouting, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
+import { GpuTensor, Recorder, BufferPool, createGpuContext, requestAdapter, routeDecodeGpu, useRouterLinearInRouting, type GpuContext, type RouterParams } from '@webmoe/kernels-wgsl';
 import { testGpu, gpuChecked, rng, randomArray, withDispatchLog } from '@webmoe/kernels-wgsl/testing';
 import { downloadDecodeGrouping } from './grouped-helpers.js';
 import { routeLinearGroups, ROUTE_LINEAR_MAX_EXPERTS } from '../src/kernels/plan.js';
@@ -161,6 +161,41 @@ describe('routeDecodeGpu with the router linear in it', () => {
     }
     expect(pool.liveCount).toBe(0);
     pool.destroy();
+  });
+
+  it("a device whose storage-buffer limit the linear's bindings would pass: linearGpu, then route_decode", async (c) => {
+    if (!ctx) return c.skip('no WebGPU adapter');
+    // route_decode binds 10 storage buffers for this router, 12 with the linear's x and weight, 13 with its bias: a
+    // device limited to 12 takes the linear without a bias into route_decode, with one it records it on its own
+    const real = await requestAdapter(); // an adapter gives one device
+    const limits: Record<string, number> = {};
+    for (const k of Object.keys(Object.getPrototypeOf(real.limits)).concat(Object.keys(real.limits))) {
+      const v = (real.limits as unknown as Record<string, unknown>)[k];
+      if (typeof v === 'number') limits[k] = v;
+    }
+    limits.maxStorageBuffersPerShaderStage = 12;
+    const adapter = { features: real.features, info: (real as GPUAdapter & { info?: unknown }).info, limits, requestDevice: (d?: GPUDeviceDescriptor) => real.requestDevice(d) } as unknown as GPUAdapter;
+    const small = await createGpuContext({ adapter });
+    try {
+      expect(small.device.limits.maxStorageBuffersPerShaderStage).toBe(12);
+      const r = rng(11);
+      const pool = new BufferPool(small);
+      const E = 8, H = 64;
+      const p: RouterParams = { kind: 'softmax_topk', numExperts: E, topK: 2, normTopkProb: true };
+      const x = HostTensor.fromFloat32([1, H], randomArray(r, H));
+      const w = HostTensor.fromFloat32([E, H], randomArray(r, E * H), 'bfloat16');
+      const b = HostTensor.fromFloat32([E], randomArray(r, E), 'float32');
+      for (const [bias, kernels] of [[undefined, ['route_decode']], [b, ['linear', 'route_decode']]] as const) {
+        const got = await run(small, { x, w, b: bias }, p, undefined, 0, pool);
+        expect(got.kernels).toEqual(kernels);
+        const want = logitsF64(x.toFloat32(), w, bias, E, H);
+        for (let e = 0; e < E; e++) expect(Math.abs(got.logits![e] - want[e])).toBeLessThan(1e-5);
+      }
+      expect(pool.liveCount).toBe(0);
+      pool.destroy();
+    } finally {
+      small.destroy();
+    }
   });
 
   it('typed errors for inputs that do not fit, before anything is recorded or allocated', async (c) => {
