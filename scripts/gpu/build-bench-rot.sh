@@ -5,7 +5,8 @@
 # 39's call 1), with the GPU rule at 2^18 weights (build-bench-lin.sh 18), then route-decode.ts as it was
 # (plan-variant.sh restores it, also on failure) and .gpu-kit/bench.mjs from it again. Checked on lavapipe in session 39 (route-linear.gpu.test.ts:
 # 10 passed with the edit); not yet measured on a GPU. With CHECK=1 it runs that test on the edited source first.
-#   bash scripts/gpu/build-bench-rot.sh
+#   bash scripts/gpu/build-bench-rot.sh             # bench-rot18.mjs
+#   UNROLL=2 bash scripts/gpu/build-bench-rot.sh    # bench-rot18u2.mjs: two chunks a step (see below)
 VARIANT_SOURCE=packages/kernels-wgsl/src/kernels/route-decode.ts
 . "$(dirname "$0")/plan-variant.sh"
 python3 - "$plan" <<'PYEOF'
@@ -22,12 +23,37 @@ apply(sys.argv[1], [
      "${js.map((j) => `    ${product(j)}`).join('\\n')}\n"),
 ], 'build-bench-rot')
 PYEOF
+if [ "${UNROLL:-1}" = 2 ]; then
+  # UNROLL=2: each lane's step loads two chunks of its rows (the second clamped into the row, its products added only
+  # where it is the lane's): twice the loads in flight per step, half the steps
+  python3 - "$plan" <<'PYEOF'
+import sys
+sys.path.insert(0, 'scripts/gpu')
+from exact_edits import apply
+apply(sys.argv[1], [
+    ("  const pass = (p: number) => {\n",
+     "  const product2 = (j: number) => product(j).replace(`a${j} += `, `a${j} += select(0.0, `).replace(/; }$/, ', more); }');\n"
+     "  const pass = (p: number) => {\n"),
+    ("  for (var q = i; q < u.kc; q += ${lanes}u) {\n${js.map((j) => `    ${product(j)}`).join('\\n')}\n  }\n",
+     "  for (var q0 = i; q0 < u.kc; q0 += ${2 * lanes}u) {\n"
+     "    let q = q0;\n"
+     "${js.map((j) => `    ${product(j)}`).join('\\n')}\n"
+     "    {\n"
+     "      let q = min(q0 + ${lanes}u, u.kc - 1u);\n"
+     "      let more = q0 + ${lanes}u < u.kc;\n"
+     "${js.map((j) => `      ${product2(j)}`).join('\\n')}\n"
+     "    }\n"
+     "  }\n"),
+], 'build-bench-rot UNROLL=2')
+PYEOF
+fi
 if [ "${CHECK:-0}" = 1 ]; then
   pnpm --filter @webmoe/kernels-wgsl build > /dev/null
   (cd packages/kernels-wgsl && XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/xdg-runtime} CI=true npx vitest run test/route-linear.gpu.test.ts 2>&1 | tail -4)
 fi
+out=bench-rot18$([ "${UNROLL:-1}" = 2 ] && echo u2 || true).mjs
 bash scripts/gpu/build-bench-lin.sh 18
-mv .gpu-kit/bench-lin18.mjs .gpu-kit/bench-rot18.mjs
+mv .gpu-kit/bench-lin18.mjs ".gpu-kit/$out"
 bench_planner
 [ "${CHECK:-0}" = 1 ] && pnpm --filter @webmoe/kernels-wgsl build > /dev/null
-grep -q -- '- u.kc, q + o' .gpu-kit/bench-rot18.mjs && ! grep -q -- '- u.kc, q + o' .gpu-kit/bench.mjs && echo "bench-rot18.mjs and bench.mjs built"
+grep -q -- '- u.kc, q + o' ".gpu-kit/$out" && ! grep -q -- '- u.kc, q + o' .gpu-kit/bench.mjs && echo "$out and bench.mjs built"

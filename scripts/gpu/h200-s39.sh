@@ -56,11 +56,12 @@ case "$part" in
     ;;
   w)
     # prepared in session 39, not run (no device time left): the router linear in route_decode with each row's chunks
-    # rotated by the row (bench-rot18: `bash scripts/gpu/build-bench-rot.sh`, the GPU rule at 2^18 weights) against
-    # HEAD (head: the rule at 2^16, Mixtral only), bf16 and int4, two alternating rounds. If one SM then reads the
-    # router weights well above call 1's ~5 GB/s, GPT-OSS-20B (92 K) and DeepSeek-V2-Lite (131 K) may gain a dispatch
+    # rotated by the row (bench-rot18: `bash scripts/gpu/build-bench-rot.sh`, the GPU rule at 2^18 weights), and with
+    # two chunks a step besides (bench-rot18u2: `UNROLL=2 bash scripts/gpu/build-bench-rot.sh`), against HEAD (head:
+    # the rule at 2^16, Mixtral only), bf16 and int4, two alternating rounds (~300 s). If one SM then reads the router
+    # weights well above call 1's ~5 GB/s, GPT-OSS-20B (92 K) and DeepSeek-V2-Lite (131 K) may gain a dispatch
     . "$(dirname "$0")/prefill-bench-run.sh"
-    AB_RUNS rw 2 "head rot18" "^[a-z][a-z0-9./-]* +(bf16|int4) |T=1: " 90 bench --models qwen3-30b-a3b,deepseek-v2-lite,gpt-oss-20b,mixtral-8x7b --dtypes bf16,int4 --tokens 1 --iters 20 --stack 4
+    AB_RUNS rw 2 "head rot18 rot18u2" "^[a-z][a-z0-9./-]* +(bf16|int4) |T=1: " 90 bench --models qwen3-30b-a3b,deepseek-v2-lite,gpt-oss-20b,mixtral-8x7b --dtypes bf16,int4 --tokens 1 --iters 20 --stack 4
     ;;
   t)
     mkdir -p .gpu-kit/fixtures && cp -r packages/moe/test/fixtures/compressed-tensors packages/moe/test/fixtures/hf-blocks .gpu-kit/fixtures/
