@@ -10,7 +10,7 @@
 import type { GpuContext } from '../runtime/context.js';
 import { GpuTensor } from '../runtime/tensor.js';
 import { defineKernel, uniformFields, type Recorder } from '../runtime/kernel.js';
-import { DTypeError, ShapeError } from '@webmoe/tensor';
+import { DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
 import { LINEAR_WEIGHT_DTYPES, linearGpu, linearInputBindings, linearLoadersWgsl, type LinearInputs, type LinearWeightDType } from './linear.js';
 import { allocOutput, expect2d, expectLive } from './op-util.js';
 import { routeLinearGroups, useRouterLinearInRouting } from './plan.js';
@@ -49,9 +49,10 @@ fn group_one_token(li: u32) {
 }
 
 /**
- * The router linear of one token inside route_decode (RouteDecodeVariant.lin): its inputs' dtypes (linear.ts), and
- * `G` groups of 256 / G lanes, group g summing the logits of experts g, g + G, .. (J of them, one register each) over
- * its lanes' columns (plan.ts routeLinearGroups).
+ * The router linear of one token inside route_decode (its fields of RouteDecodeVariant): its inputs' dtypes and
+ * whether they are read 4 columns at a time (linear.ts), and `linG` groups of 256 / linG lanes, group g summing the
+ * logits of experts g, g + linG, .. (linJ of them, one register each) over its lanes' columns (plan.ts
+ * routeLinearGroups).
  */
 export type RouteLinear = { linW: LinearWeightDType; linB: LinearInputs['bdtype']; linVec4: boolean; linG: number; linJ: number };
 
@@ -61,13 +62,14 @@ function linearInputsOf(lin: RouteLinear): LinearInputs {
 }
 
 /**
- * WGSL `fn route_linear(li: u32)`: the logits of token 0 (X [H], W [E, H], bias B) into L[0..E), as routeLinear's
+ * WGSL `fn route_linear(li: u32)`: the logits of token 0 (X [H], W [E, H], bias B) into L[0..E), as routeLinearGroups'
  * groups give: each lane sums J logits' products over its columns (chunks q = i, i + 256 / G, .. of u.kc per row, 4
- * columns each with lin.vec4), then the sums of each logit over its group's lanes in a fixed order, in passes of up to
+ * columns each with linVec4), then the sums of each logit over its group's lanes in a fixed order, in passes of up to
  * 8 slots through the score array `sc` (free before route_token) and `rv`: parts of PS consecutive lanes, then the
  * parts in order. Ends with a storage barrier: route_token reads L.
  */
-function routeLinearWgsl(lin: RouteLinear): string {
+function routeLinearWgsl(lin: RouteLinear, one: boolean | undefined): string {
+  if (!one) throw new ValueError('route_decode variant with the router linear', 'one token (one: true)', 'several tokens');
   const { linG: G, linJ: J } = lin;
   const lanes = 256 / G;
   const P = Math.min(J, 8);
@@ -131,7 +133,7 @@ export const routeDecodeKernel = defineKernel<RouteDecodeVariant>(
   (v) => /* wgsl */ `
 ${routeTokenWgsl(v)}
 ${v.one ? groupOneTokenWgsl(slotsWgsl(v).E, slotsWgsl(v).k) : groupDecodeWgsl(slotsWgsl(v).E)}
-${routeLinearOf(v) ? routeLinearWgsl(routeLinearOf(v)!) : ''}
+${routeLinearOf(v) ? routeLinearWgsl(routeLinearOf(v)!, v.one) : ''}
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32) {
 ${
@@ -146,7 +148,7 @@ ${
 `,
   {
     // the router's bindings and uniforms, then group_decode's (IDX shared; E declared once); with the router linear
-    // (v.lin) L is written, after the linear's inputs and its chunks per row
+    // (RouteLinear's fields) L is written, and the linear's inputs and its chunks per row follow
     signature: (v) => {
       const lin = routeLinearOf(v);
       return {
