@@ -370,6 +370,26 @@ function checkBiasDType(what: string, d: DType): void {
 }
 
 /**
+ * Checks a GPU linear's inputs (`what`: the caller's name in errors; typed errors, before anything is allocated):
+ * x float32 [T, K], w [N, K] in a LINEAR_WEIGHT_DTYPES dtype, the bias [N] (or [1, N]) in a float dtype.
+ * @example `const { T, K, N, wdtype } = checkLinearGpuInputs('linearGpu', x, w, bias)`
+ */
+export function checkLinearGpuInputs(what: string, x: GpuTensor, w: GpuTensor, bias: GpuTensor | undefined): { T: number; K: number; N: number; wdtype: LinearWeightDType } {
+  expectLive(what, { x, w, bias });
+  if (x.dtype !== 'float32') throw new DTypeError(`${what} x`, 'float32', x.dtype);
+  const [T, K] = expect2d(`${what} x [T, K]`, x.shape);
+  checkWeightDType(`${what} w`, w.dtype);
+  const [N, Kw] = expect2d(`${what} w [N, K]`, w.shape);
+  if (Kw !== K) throw new ShapeError(`${what} w [N, K]`, [N, K], w.shape);
+  if (K < 1 || N < 1) throw new ValueError(`${what} K and N`, 'both >= 1', { K, N });
+  if (bias) {
+    checkBiasDType(`${what} bias`, bias.dtype);
+    if (bias.size !== N || bias.shape.length > 2 || (bias.shape.length === 2 && bias.shape[0] !== 1)) throw new ShapeError(`${what} bias`, [N], bias.shape);
+  }
+  return { T, K, N, wdtype: w.dtype };
+}
+
+/**
  * Records y[T,N] = x[T,K] @ W[N,K]^T (+ bias[N]) into `rec`. x float32,
  * W float32 / bfloat16 / float16 in storage type, bias any float dtype.
  * Returns a new float32 [T,N] tensor owned by the caller.
@@ -390,18 +410,8 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
 export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTensor, opts?: LinearOptions): GpuTensor;
 export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTensor, a?: GpuTensor | LinearOptions | null, b?: { pool?: BufferPool }): GpuTensor {
   const opts: LinearOptions = a instanceof GpuTensor ? { bias: a, pool: b?.pool } : a ? a : { pool: b?.pool };
-  expectLive('linearGpu', { x, w, bias: opts.bias });
-  if (x.dtype !== 'float32') throw new DTypeError('linearGpu x', 'float32', x.dtype);
-  const [T, K] = expect2d('linearGpu x [T, K]', x.shape);
-  checkWeightDType('linearGpu w', w.dtype);
-  const [N, Kw] = expect2d('linearGpu w [N, K]', w.shape);
-  if (Kw !== K) throw new ShapeError('linearGpu w [N, K]', [N, K], w.shape);
-  if (K < 1 || N < 1) throw new ValueError('linearGpu K and N', 'both >= 1', { K, N });
   const bias = opts.bias;
-  if (bias) {
-    checkBiasDType('linearGpu bias', bias.dtype);
-    if (bias.size !== N || bias.shape.length > 2 || (bias.shape.length === 2 && bias.shape[0] !== 1)) throw new ShapeError('linearGpu bias', [N], bias.shape);
-  }
+  const { T, K, N, wdtype } = checkLinearGpuInputs('linearGpu', x, w, bias);
   const path = opts.path ?? linearPath(T, N, ctx.adapterInfo.software);
   if (!LINEAR_PATHS.includes(path)) throw new ValueError('linearGpu path', LINEAR_PATHS.join(' | '), path);
   if (opts.skinnyTokens !== undefined && !(SKINNY_TOKENS as readonly number[]).includes(opts.skinnyTokens)) throw new ValueError('linearGpu skinnyTokens', SKINNY_TOKENS.join(' | '), opts.skinnyTokens);
@@ -415,9 +425,9 @@ export function linearGpu(ctx: GpuContext, rec: Recorder, x: GpuTensor, w: GpuTe
   const slices = Math.ceil(K / kPer);
   const variant: LinearVariant = {
     path,
-    wdtype: w.dtype,
+    wdtype,
     bdtype: bias ? bias.dtype : 'none',
-    pairs: w.dtype !== 'float32' && K % 2 === 0,
+    pairs: wdtype !== 'float32' && K % 2 === 0,
   };
   if (slices > 1) variant.splitK = true;
   let params: Record<string, number>;

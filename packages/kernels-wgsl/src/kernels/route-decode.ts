@@ -10,9 +10,9 @@
 import type { GpuContext } from '../runtime/context.js';
 import { GpuTensor } from '../runtime/tensor.js';
 import { defineKernel, uniformFields, type Recorder } from '../runtime/kernel.js';
-import { DTypeError, ShapeError, ValueError } from '@webmoe/tensor';
-import { LINEAR_WEIGHT_DTYPES, linearGpu, linearInputBindings, linearLoadersWgsl, type LinearInputs, type LinearWeightDType } from './linear.js';
-import { allocOutput, expect2d, expectLive } from './op-util.js';
+import { ShapeError, ValueError } from '@webmoe/tensor';
+import { LINEAR_WEIGHT_DTYPES, checkLinearGpuInputs, linearGpu, linearInputBindings, linearLoadersWgsl, type LinearInputs, type LinearWeightDType } from './linear.js';
+import { allocOutput } from './op-util.js';
 import { routeLinearGroups, useRouterLinearInRouting } from './plan.js';
 import type { GroupingGpu, RouterParams, RoutingGpu, RoutingRef } from './moe-types.js';
 import { checkRouting, prepareRouting, routeTokenWgsl, routerBindings, routerVariant, slotsWgsl, ROUTER_UNIFORMS, type RouterOptions, type RouterVariant } from './router.js';
@@ -130,22 +130,25 @@ function routeLinearOf(v: RouteDecodeVariant): RouteLinear | undefined {
  */
 export const routeDecodeKernel = defineKernel<RouteDecodeVariant>(
   'route_decode',
-  (v) => /* wgsl */ `
+  (v) => {
+    const lin = routeLinearOf(v);
+    return /* wgsl */ `
 ${routeTokenWgsl(v)}
 ${v.one ? groupOneTokenWgsl(slotsWgsl(v).E, slotsWgsl(v).k) : groupDecodeWgsl(slotsWgsl(v).E)}
-${routeLinearOf(v) ? routeLinearWgsl(routeLinearOf(v)!, v.one) : ''}
+${lin ? routeLinearWgsl(lin, v.one) : ''}
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32) {
 ${
   v.one
-    ? `${routeLinearOf(v) ? '  route_linear(li);\n' : ''}  route_token(0u, li); // ends with a barrier: sel holds the token's k experts
+    ? `${lin ? '  route_linear(li);\n' : ''}  route_token(0u, li); // ends with a barrier: sel holds the token's k experts
   group_one_token(li);`
     : `  for (var t = 0u; t < u.T; t++) { route_token(t, li); }
   storageBarrier(); // IDX, written above by the first k lanes of each token, read by every lane below
   group_decode(li);`
 }
 }
-`,
+`;
+  },
   {
     // the router's bindings and uniforms, then group_decode's (IDX shared; E declared once); with the router linear
     // (RouteLinear's fields) L is written, and the linear's inputs and its chunks per row follow
@@ -234,22 +237,17 @@ export function routeDecodeGpu(
 /**
  * The router linear's variant inside route_decode for `input`, or undefined where it runs as its own dispatch
  * (useRouterLinearInRouting; or where route_decode's storage bindings would pass the device's limit). Checks the
- * inputs as linearGpu does (typed errors).
+ * inputs as linearGpu does (checkLinearGpuInputs) and the router weight's E.
  */
 function routeLinearFor(ctx: GpuContext, input: RouterLinearInput, params: RouterParams, opts: RouterOptions): RouteLinear | undefined {
   const { x, weight, bias } = input;
-  expectLive('routeDecodeGpu router linear', { x, weight, bias });
-  if (x.dtype !== 'float32') throw new DTypeError('routeDecodeGpu x', 'float32', x.dtype);
-  const [T, H] = expect2d('routeDecodeGpu x [T, H]', x.shape);
-  const wd = weight.dtype;
-  if (!(LINEAR_WEIGHT_DTYPES as readonly string[]).includes(wd)) throw new DTypeError('routeDecodeGpu router weight', LINEAR_WEIGHT_DTYPES, wd);
-  const E = params.numExperts;
-  if (weight.shape.length !== 2 || weight.shape[0] !== E || weight.shape[1] !== H) throw new ShapeError('routeDecodeGpu router weight [E, H]', [E, H], weight.shape);
-  if (bias && bias.size !== E) throw new ShapeError('routeDecodeGpu router bias', [E], bias.shape);
+  const { T, K: H, N: E, wdtype } = checkLinearGpuInputs('routeDecodeGpu router linear', x, weight, bias);
+  if (E !== params.numExperts) throw new ShapeError('routeDecodeGpu router weight [E, H]', [params.numExperts, H], weight.shape);
+  // the bias read as the weights are (float32, bfloat16, float16); fp8 ones by linearGpu
   const bdtype = bias ? bias.dtype : 'none';
-  if (!useRouterLinearInRouting(T, E, H, ctx.adapterInfo.software) || (bdtype !== 'none' && bdtype !== 'float32' && bdtype !== 'bfloat16' && bdtype !== 'float16')) return undefined;
+  if (!useRouterLinearInRouting(T, E, H, ctx.adapterInfo.software) || (bdtype !== 'none' && !(LINEAR_WEIGHT_DTYPES as readonly string[]).includes(bdtype))) return undefined;
   const { G, J } = routeLinearGroups(E);
-  const lin: RouteLinear = { linW: wd as LinearWeightDType, linB: bdtype, linVec4: H % 4 === 0, linG: G, linJ: J };
+  const lin: RouteLinear = { linW: wdtype, linB: bdtype, linVec4: H % 4 === 0, linG: G, linJ: J };
   const bindings = routeDecodeKernel.signature!({ ...routerVariant(params, opts), one: true, ...lin }).bindings.length;
   return bindings <= ctx.device.limits.maxStorageBuffersPerShaderStage ? lin : undefined;
 }

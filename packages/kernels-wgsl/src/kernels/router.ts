@@ -383,12 +383,6 @@ export interface PreparedRouting {
 }
 
 /**
- * Checks logits (float32 [T, E]), the parameters and the correction bias
- * (typed errors naming `what`, before anything is allocated), then
- * allocates the routing outputs idx uint32 [T, k + ns] and weights float32 [T, k + ns]
- * (ns: `opts.sharedExperts`, default 0).
- */
-/**
  * Checks a routing of E experts' logits before anything is allocated or recorded (typed errors): params
  * (checkRouterParams), the correction bias, the shared experts. Returns nGroup, topkGroup and the shared experts ns.
  */
@@ -406,6 +400,12 @@ export function checkRouting(what: string, params: RouterParams, E: number, opts
   return { nGroup, topkGroup, ns };
 }
 
+/**
+ * Checks logits (float32 [T, E]), the parameters and the correction bias
+ * (typed errors naming `what`, before anything is allocated: checkRouting), then
+ * allocates the routing outputs idx uint32 [T, k + ns] and weights float32 [T, k + ns]
+ * (ns: `opts.sharedExperts`, default 0).
+ */
 export function prepareRouting(ctx: GpuContext, what: string, logits: GpuTensor, params: RouterParams, opts: RouterOptions): PreparedRouting {
   expectLive(what, { logits });
   if (logits.dtype !== 'float32') throw new DTypeError(`${what} logits`, 'float32', logits.dtype);
