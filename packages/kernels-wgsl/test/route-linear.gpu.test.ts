@@ -46,17 +46,23 @@ const CASES: Case[] = [
   { E: 128, H: 1024, wdtype: 'bfloat16', bdtype: 'float32' },
 ];
 
-/** x @ w^T + b in f64 from the stored values (no library code). */
-function logitsF64(x: Float32Array, w: HostTensor, b: HostTensor | undefined, E: number, H: number): Float64Array {
+/** x @ w^T + b in f64 from the stored values (no library code), and each sum's magnitude bound (the sum of |terms|). */
+function logitsF64(x: Float32Array, w: HostTensor, b: HostTensor | undefined, E: number, H: number): { y: Float64Array; mag: Float64Array } {
   const wf = w.toFloat32();
   const bf = b?.toFloat32();
   const y = new Float64Array(E);
+  const mag = new Float64Array(E);
   for (let e = 0; e < E; e++) {
     let s = bf ? bf[e] : 0;
-    for (let h = 0; h < H; h++) s += x[h] * wf[e * H + h];
+    let m = bf ? Math.abs(bf[e]) : 0;
+    for (let h = 0; h < H; h++) {
+      s += x[h] * wf[e * H + h];
+      m += Math.abs(x[h] * wf[e * H + h]);
+    }
     y[e] = s;
+    mag[e] = m;
   }
-  return y;
+  return { y, mag };
 }
 
 /** routeDecodeGpu on `input` (the linear's inputs or logits), everything read back, and the kernels it dispatched. */
@@ -121,13 +127,7 @@ describe('routeDecodeGpu with the router linear in it', () => {
         expect(got.kernels, msg).toEqual(fused ? ['route_decode'] : ['linear', 'route_decode']);
         // the logits: every f32 sum order is within a few ulps of the sum's magnitude bound
         const want = logitsF64(x.toFloat32(), w, b, E, cs.H);
-        const xf = x.toFloat32();
-        const wf = w.toFloat32();
-        for (let e = 0; e < E; e++) {
-          let mag = b ? Math.abs(b.toFloat32()[e]) : 0;
-          for (let h = 0; h < cs.H; h++) mag += Math.abs(xf[h] * wf[e * cs.H + h]);
-          expect(Math.abs(got.logits![e] - want[e]), `${msg} logit ${e}`).toBeLessThanOrEqual(1e-6 * mag + 1e-30);
-        }
+        for (let e = 0; e < E; e++) expect(Math.abs(got.logits![e] - want.y[e]), `${msg} logit ${e}`).toBeLessThanOrEqual(1e-6 * want.mag[e] + 1e-30);
         // the rest is route_decode's on those logits: the same bits
         const from = await run(ctx, got.logits!, p, cb, router.shared ?? 0, pool);
         expect(Array.from(got.idx), `${msg} idx`).toEqual(Array.from(from.idx));
@@ -156,7 +156,7 @@ describe('routeDecodeGpu with the router linear in it', () => {
       const b = bdtype ? HostTensor.fromFloat32([E], randomArray(r, E), bdtype) : undefined;
       const got = await run(ctx, { x, w, b }, p, undefined, 0, pool);
       expect(got.kernels).toEqual(['linear', 'route_decode']);
-      const want = logitsF64(x.toFloat32(), w, b, E, H);
+      const want = logitsF64(x.toFloat32(), w, b, E, H).y;
       for (let e = 0; e < E; e++) expect(Math.abs(got.logits![e] - want[e])).toBeLessThan(1e-5);
     }
     expect(pool.liveCount).toBe(0);
@@ -188,7 +188,7 @@ describe('routeDecodeGpu with the router linear in it', () => {
       for (const [bias, kernels] of [[undefined, ['route_decode']], [b, ['linear', 'route_decode']]] as const) {
         const got = await run(small, { x, w, b: bias }, p, undefined, 0, pool);
         expect(got.kernels).toEqual(kernels);
-        const want = logitsF64(x.toFloat32(), w, bias, E, H);
+        const want = logitsF64(x.toFloat32(), w, bias, E, H).y;
         for (let e = 0; e < E; e++) expect(Math.abs(got.logits![e] - want[e])).toBeLessThan(1e-5);
       }
       expect(pool.liveCount).toBe(0);
