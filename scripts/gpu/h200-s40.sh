@@ -8,6 +8,8 @@
 #      chunks rotated by the row (rot18), plus two chunks a step (rot18u2), both with the GPU rule at 2^18 weights,
 #      against HEAD (the rule at 2^16: Mixtral only), two alternating rounds (~150 s); then host-cost on the bench's
 #      Qwen3 layer (bf16, T = 1, 2000 forwards, MoEStack x4) with each WebGPU method's host time (WEBMOE_TIME_CALLS=1)
+#   s: the GPU test files the router linear in route_decode reaches (route-linear, decode-grouping, jamba, long-rows,
+#      down-combine, linear, router; ~60 s)
 #   t: the whole GPU test bundle (64 files; ~420 s: give it 480)
 set -u
 OUT=${OUT:-/tmp/out}
@@ -21,6 +23,12 @@ case "$part" in
     WEBMOE_TIME_CALLS=1 timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/host-cost.mjs qwen3-30b-a3b 2000 1 4 > "$OUT/host-cost.txt" 2>&1
     echo "host-cost rc=$?"; grep -vE "^Warning" "$OUT/host-cost.txt" | cut -c1-400
     (cd "$OUT" && tar czf w.tgz rw-* host-cost.txt && rm -f rw-* host-cost.txt)
+    ;;
+  s)
+    # the GPU test files the router linear in route_decode reaches (c33ca64 changed its WGSL after session 39's runs)
+    mkdir -p .gpu-kit/fixtures && cp -r packages/moe/test/fixtures/compressed-tensors packages/moe/test/fixtures/hf-blocks .gpu-kit/fixtures/
+    . "$(dirname "$0")/prefill-bench-run.sh"
+    GPU_TESTS 150 route-linear decode-grouping jamba long-rows down-combine linear.gpu router.gpu
     ;;
   t)
     mkdir -p .gpu-kit/fixtures && cp -r packages/moe/test/fixtures/compressed-tensors packages/moe/test/fixtures/hf-blocks .gpu-kit/fixtures/
