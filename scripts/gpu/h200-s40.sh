@@ -8,6 +8,7 @@
 #      chunks rotated by the row (rot18), plus two chunks a step (rot18u2), both with the GPU rule at 2^18 weights,
 #      against HEAD (the rule at 2^16: Mixtral only), two alternating rounds (~150 s); then host-cost on the bench's
 #      Qwen3 layer (bf16, T = 1, 2000 forwards, MoEStack x4) with each WebGPU method's host time (WEBMOE_TIME_CALLS=1)
+#   m: w cut short (HEAD against rot18u2, bf16, two rounds) for the device time left after the failed starts
 #   s: the GPU test files the router linear in route_decode reaches (route-linear, decode-grouping, jamba, long-rows,
 #      down-combine, linear, router; ~60 s)
 #   t: the whole GPU test bundle (64 files; ~420 s: give it 480)
@@ -23,6 +24,12 @@ case "$part" in
     WEBMOE_TIME_CALLS=1 timeout 90 bash .gpu-kit/enter.sh node .gpu-kit/host-cost.mjs qwen3-30b-a3b 2000 1 4 > "$OUT/host-cost.txt" 2>&1
     echo "host-cost rc=$?"; grep -vE "^Warning" "$OUT/host-cost.txt" | cut -c1-400
     (cd "$OUT" && tar czf w.tgz rw-* host-cost.txt && rm -f rw-* host-cost.txt)
+    ;;
+  m)
+    # w cut to the device time left after the failed starts: HEAD against rot18u2 only, bf16, two rounds (~80 s)
+    . "$(dirname "$0")/prefill-bench-run.sh"
+    AB_RUNS rm 2 "head rot18u2" "^[a-z][a-z0-9./-]* +bf16 |T=1: " 60 bench --models qwen3-30b-a3b,deepseek-v2-lite,gpt-oss-20b,mixtral-8x7b --dtypes bf16 --tokens 1 --iters 20 --stack 4
+    (cd "$OUT" && tar czf m.tgz rm-* && rm -f rm-*)
     ;;
   s)
     # the GPU test files the router linear in route_decode reaches (c33ca64 changed its WGSL after session 39's runs)
