@@ -3,7 +3,8 @@
 // bench model's full-size layer (qwen3-30b-a3b, random weights), the
 // chain drained once at the end; prints host us per call (time to issue) and
 // the WebGPU calls one forward makes (device/queue/encoder/pass methods,
-// counted by wrapping them in counting proxies). Any adapter (lavapipe here).
+// counted by wrapping them in counting proxies), and for the synchronous chains the garbage collections that ran
+// while they were issued (part of the host time a caller pays). Any adapter (lavapipe here).
 //   node scripts/gpu/build-one.mjs scripts/host-cost.ts /tmp/host-cost.mjs
 //   node /tmp/host-cost.mjs [arch=qwen3_moe | bench model] [N=2000] [T=1] [stack=0]
 // stack > 0 also times MoEStack over `stack` copies of the layer (one submit per step).
@@ -14,6 +15,7 @@ import { createLayer } from '../apps/bench/src/moe-run.js';
 import { findModel, type BenchDtype } from '../apps/bench/src/models.js';
 import { createGpuContext, GpuTensor } from '@webmoe/kernels-wgsl';
 import * as moeLib from '@webmoe/moe';
+import { PerformanceObserver } from 'node:perf_hooks';
 const { MoE } = moeLib;
 // MoEStack: looked up by name so that the script also runs on commits before it existed (the baseline)
 const MoEStack = (moeLib as Record<string, unknown>).MoEStack as (new (layers: unknown[], opts?: { ownsLayers?: boolean }) => { forwardGpuSync(x: GpuTensor): GpuTensor; destroy(): void }) | undefined;
@@ -84,8 +86,14 @@ function countMethods(obj: object, what: string): void {
   enc.finish();
 }
 
-/** Issues a chain of n steps (each output the next input, destroyed once consumed); returns [wall ms, main-thread CPU ms] of the issuing. */
-function chain(n: number, step: (x: GpuTensor) => GpuTensor): [number, number] {
+/** The garbage collections of this process (start and duration, ms on performance.now's clock), as they are reported. */
+const gcs: { start: number; ms: number }[] = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcs.push({ start: e.startTime, ms: e.duration });
+}).observe({ entryTypes: ['gc'] });
+
+/** Issues a chain of n steps (each output the next input, destroyed once consumed); returns [wall ms, main-thread CPU ms] of the issuing and its window. */
+function chain(n: number, step: (x: GpuTensor) => GpuTensor): [number, number, [number, number]] {
   let cur = x;
   const c0 = threadCpuMs() ?? NaN;
   const t0 = performance.now();
@@ -94,10 +102,16 @@ function chain(n: number, step: (x: GpuTensor) => GpuTensor): [number, number] {
     if (cur !== x) cur.destroy();
     cur = y;
   }
-  const issue = performance.now() - t0;
+  const t1 = performance.now();
   const cpu = (threadCpuMs() ?? NaN) - c0;
   if (cur !== x) cur.destroy();
-  return [issue, cpu];
+  return [t1 - t0, cpu, [t0, t1]];
+}
+
+/** The collections that started inside `window` (their entries arrive after it: call once the loop has yielded). */
+function gcsIn([t0, t1]: [number, number]): { count: number; ms: number } {
+  const inside = gcs.filter((g) => g.start >= t0 && g.start <= t1);
+  return { count: inside.length, ms: inside.reduce((s, g) => s + g.ms, 0) };
 }
 
 const issueOf = (m: { forwardGpuSync?: (x: GpuTensor) => GpuTensor }) => m.forwardGpuSync;
@@ -118,6 +132,7 @@ async function run(label: string, layers: number, step: (x: GpuTensor) => GpuTen
   const isAsync = step(x) instanceof Promise;
   let issueMs: number;
   let cpuMs: number;
+  let window: [number, number] | undefined;
   const t0 = performance.now();
   if (isAsync) {
     let cur = x;
@@ -131,7 +146,7 @@ async function run(label: string, layers: number, step: (x: GpuTensor) => GpuTen
     issueMs = performance.now() - s0;
     cpuMs = (threadCpuMs() ?? NaN) - c0;
     if (cur !== x) cur.destroy();
-  } else [issueMs, cpuMs] = chain(N, step as (x: GpuTensor) => GpuTensor);
+  } else [issueMs, cpuMs, window] = chain(N, step as (x: GpuTensor) => GpuTensor);
   await ctx.sync();
   const wall = performance.now() - t0;
   if (timing) {
@@ -140,6 +155,11 @@ async function run(label: string, layers: number, step: (x: GpuTensor) => GpuTen
     spent.clear();
   }
   console.log(`${label}: ${N} calls, host ${((issueMs * 1000) / N / layers).toFixed(1)} us wall / ${((cpuMs * 1000) / N / layers).toFixed(1)} us main-thread CPU per layer to issue, wall ${((wall * 1000) / N / layers).toFixed(1)} us per layer (lavapipe: GPU-bound)`);
+  if (window) {
+    // garbage collections while the synchronous chain was issued: part of its host time a caller pays
+    const g = gcsIn(window);
+    console.log(`${label}: ${g.count} garbage collections while issuing, ${g.ms.toFixed(1)} ms = ${((g.ms * 1000) / N / layers).toFixed(1)} us per layer`);
+  }
 }
 
 console.log(`${arch} T=${T} H=${moe.hiddenDim} E=${moe.numExperts} k=${moe.numExpertsPerToken} I=${moe.moeDim}, graphs ${moe.useGraphs}, ${ctx.adapterName}`);
