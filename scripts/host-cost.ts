@@ -8,6 +8,7 @@
 //   node scripts/gpu/build-one.mjs scripts/host-cost.ts /tmp/host-cost.mjs
 //   node /tmp/host-cost.mjs [arch=qwen3_moe | bench model] [N=2000] [T=1] [stack=0]
 // stack > 0 also times MoEStack over `stack` copies of the layer (one submit per step).
+// WEBMOE_NOOP_CALLS=1: the timed chains without Dawn's encoding and submits (the library's own host code; see NOOP_CALLS).
 // WEBMOE_MAX_BINDING=16384: qwen3_moe's gate_up in 8 chunks and down in 4 (a chunked layer on any adapter).
 import { DeviceRef, HostTensor } from '@webmoe/tensor';
 import { threadCpuMs } from '../apps/bench/src/host-cpu.js';
@@ -52,6 +53,15 @@ let counting = false;
 const kernelsSeen: string[] = [];
 let timing = false;
 /**
+ * WEBMOE_NOOP_CALLS=1: over the timed chains, the methods that encode or submit work (the pass's setPipeline,
+ * setBindGroup, dispatches; queue.submit) return at once without reaching Dawn: what is left of the host time is the
+ * library's own JavaScript plus the encoder and pass objects' creation, with no GPU work competing for this host's
+ * cores (on lavapipe the kernels run on the CPU); an A/B of the library's host code, not a forward.
+ */
+const NOOP_CALLS = process.env.WEBMOE_NOOP_CALLS === '1';
+const NOOP_METHODS = new Set(['pass.setPipeline', 'pass.setBindGroup', 'pass.dispatchWorkgroups', 'pass.dispatchWorkgroupsIndirect', 'queue.submit']);
+let nooping = false;
+/**
  * Wraps every method of the prototype of `obj` (the binding's GPUDevice, GPUQueue, GPUCommandEncoder,
  * GPUComputePassEncoder classes) to count and time its calls. The prototypes, not a proxy of the device: the
  * library's caches (pipelines, bind groups, uniform arenas) are keyed by the device object, and a proxy in its
@@ -65,6 +75,7 @@ function countMethods(obj: object, what: string): void {
     const f = d.value as (...a: unknown[]) => unknown;
     const key = `${what}.${name}`;
     proto[name] = function (this: unknown, ...args: unknown[]) {
+      if (nooping && NOOP_METHODS.has(key)) return undefined;
       if (!counting && !timing) return f.apply(this, args);
       if (counting) counts.set(key, (counts.get(key) ?? 0) + 1);
       if (counting && name === 'setPipeline') kernelsSeen.push(String((args[0] as { label?: string }).label ?? '?').slice(0, 40));
@@ -130,6 +141,7 @@ async function run(label: string, layers: number, step: (x: GpuTensor) => GpuTen
   counts.clear();
   await ctx.sync();
   const isAsync = step(x) instanceof Promise;
+  nooping = NOOP_CALLS;
   let issueMs: number;
   let cpuMs: number;
   let window: [number, number] | undefined;
@@ -147,6 +159,7 @@ async function run(label: string, layers: number, step: (x: GpuTensor) => GpuTen
     cpuMs = (threadCpuMs() ?? NaN) - c0;
     if (cur !== x) cur.destroy();
   } else [issueMs, cpuMs, window] = chain(N, step as (x: GpuTensor) => GpuTensor);
+  nooping = false;
   await ctx.sync();
   const wall = performance.now() - t0;
   if (timing) {
@@ -154,7 +167,7 @@ async function run(label: string, layers: number, step: (x: GpuTensor) => GpuTen
     console.log(`${label}: host us per forward inside WebGPU methods: ${JSON.stringify(Object.fromEntries([...spent].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, +((v * 1000) / N).toFixed(1)])))}`);
     spent.clear();
   }
-  console.log(`${label}: ${N} calls, host ${((issueMs * 1000) / N / layers).toFixed(1)} us wall / ${((cpuMs * 1000) / N / layers).toFixed(1)} us main-thread CPU per layer to issue, wall ${((wall * 1000) / N / layers).toFixed(1)} us per layer (lavapipe: GPU-bound)`);
+  console.log(`${label}: ${N} calls, host ${((issueMs * 1000) / N / layers).toFixed(1)} us wall / ${((cpuMs * 1000) / N / layers).toFixed(1)} us main-thread CPU per layer to issue, wall ${((wall * 1000) / N / layers).toFixed(1)} us per layer${NOOP_CALLS ? ' (encode and submit calls no-op: WEBMOE_NOOP_CALLS)' : ' (lavapipe: GPU-bound)'}`);
   if (window) {
     // garbage collections while the synchronous chain was issued: part of its host time a caller pays
     const g = gcsIn(window);

@@ -22,3 +22,41 @@ export function forwardGraphKey(T: number, kernels: string, buffers: Iterable<ob
   for (const b of buffers) ids.push(bufferId(b));
   return `${T}|${kernels}|${ids.join(',')}`;
 }
+
+/**
+ * One layer's {@link forwardGraphKey}, remembered: the buffers are walked on every call (a weight replaced by a load
+ * or an assignment to `Parameter.gpu` must give another key) but compared by identity with the last walk's, and a key
+ * is built only for a token count, kernel choice or set of buffers not seen since they last changed: a decode chain
+ * builds no string per forward.
+ * @example `keys.key(1, 'auto', recordedBuffers(layer, gw)) === keys.key(1, 'auto', recordedBuffers(layer, gw))`
+ */
+export class GraphKeyMemo {
+  private buffers: object[] = [];
+  private kernels = '';
+  /** Keys by token count for `buffers` and `kernels`. */
+  private byT = new Map<number, string>();
+
+  key(T: number, kernels: string, buffers: Iterable<object>): string {
+    let n = 0;
+    let changed = false;
+    for (const b of buffers) {
+      if (!changed && this.buffers[n] !== b) {
+        changed = true;
+        this.buffers.length = n;
+      }
+      if (changed) this.buffers.push(b);
+      n++;
+    }
+    if (n !== this.buffers.length) {
+      changed = true;
+      this.buffers.length = n;
+    }
+    if (changed || kernels !== this.kernels) {
+      this.kernels = kernels;
+      this.byT.clear();
+    }
+    let key = this.byT.get(T);
+    if (key === undefined) this.byT.set(T, (key = forwardGraphKey(T, kernels, this.buffers)));
+    return key;
+  }
+}

@@ -27,7 +27,7 @@ import { ShardingError, ShardingStrategy, type EPBatchManager } from '@webmoe/sh
 import type { ShardDevices } from '@webmoe/nn';
 import { registerShardedHostLayer, shardMoE, type ShardedMoE } from './sharded.js';
 import type { MoELayer, PrefillDequantChoice } from './layer.js';
-import { forwardGraphKey } from './graph-cache.js';
+import { GraphKeyMemo } from './graph-cache.js';
 import { forwardHostArray, forwardHostData, layerScratchPool, noHostOutput } from './host-io.js';
 import { QuantizedExperts, type ActivationQuant, type ResolvedQuantConfig } from './quant-experts.js';
 import { activationQuantOf, expertQuant, moeLayerConfig, type MoELayerConfig } from './layer-config.js';
@@ -222,6 +222,8 @@ export class MoE extends Module implements MoELayer {
    */
   useGraphs = true;
   private graphs: ForwardGraphs | undefined;
+  /** The graph key of each forward (its buffers compared with the last forward's: no key built per decode step). */
+  private readonly graphKeys = new GraphKeyMemo();
   private expertList: LayerList<MLP> | undefined;
 
   constructor(opts: MoEOptions) {
@@ -406,7 +408,7 @@ export class MoE extends Module implements MoELayer {
       // the graph's scratch and output from its transient pool (the device's graph scratch): a replay writes them
       // before reading them, and the output is copied or rebound onto the caller's
       const record = (rec: Recorder, xIn: GpuTensor, scratch: { destroy(): void }[], transient: BufferPool) => this.recordTo(rec, xIn, transient, scratch, gw, transient);
-      return this.graphs.run(forwardGraphKey(T, this.kernelChoice, recordedBuffers(this, gw)), x, shape, record, opts.out);
+      return this.graphs.run(this.graphKeys.key(T, this.kernelChoice, recordedBuffers(this, gw)), x, shape, record, opts.out);
     }
     return recordAndSubmit(ctx, 'moe.forward', (rec, scratch) => this.record(rec, x, this.scratch(), scratch, gw), opts.out);
   }

@@ -28,13 +28,23 @@ interface Entry {
   pre: (enc: GPUCommandEncoder) => void;
   post: (enc: GPUCommandEncoder) => void;
   /** The graph rebound onto callers' input and output buffers (GpuGraph.rebound), by buffer pair; least recently used first. */
-  direct: Map<string, GraphBinding>;
+  direct: Map<number | string, GraphBinding>;
   /** Whether the graph may be rebound at all: it does not write its input buffer, and input and output are two buffers. */
   rebindable: boolean;
 }
 
 /** Bindings kept per graph (distinct input / output buffer pairs: a decode chain cycles through a few). */
 const DIRECT_BINDINGS = 8;
+
+/** Object ids below this pack two to a number key (2^26: both fit 2^52 exactly). */
+const PAIR_ID_LIMIT = 2 ** 26;
+
+/** The key of an (input, output) buffer pair: a number (no string built per forward) while both ids are below PAIR_ID_LIMIT. */
+function bufferPairKey(x: GPUBuffer, y: GPUBuffer): number | string {
+  const a = objectId(x);
+  const b = objectId(y);
+  return a < PAIR_ID_LIMIT && b < PAIR_ID_LIMIT ? a * PAIR_ID_LIMIT + b : `${a},${b}`;
+}
 
 /**
  * Captured forward graphs, one per key (e.g. the token count), least
@@ -134,11 +144,13 @@ export class ForwardGraphs {
    * output, one buffer for both x and y (a dispatch would read and write it), or either without storage usage.
    */
   private directBinding(e: Entry, x: GPUBuffer, y: GPUBuffer): GraphBinding | undefined {
-    if (!e.rebindable || x === y || !(x.usage & GPUBufferUsage.STORAGE) || !(y.usage & GPUBufferUsage.STORAGE)) return undefined;
-    const key = `${objectId(x)},${objectId(y)}`;
+    if (!e.rebindable || x === y) return undefined;
+    const key = bufferPairKey(x, y);
     let b = e.direct.get(key);
     if (b) e.direct.delete(key);
     else {
+      // usages are fixed at creation: checked once per pair (a usage read is a call into the WebGPU binding)
+      if (!(x.usage & GPUBufferUsage.STORAGE) || !(y.usage & GPUBufferUsage.STORAGE)) return undefined;
       b = e.graph.rebound(new Map([[e.xIn.buffer, x], [e.out.buffer, y]]));
       if (e.direct.size >= DIRECT_BINDINGS) e.direct.delete(e.direct.keys().next().value!);
     }

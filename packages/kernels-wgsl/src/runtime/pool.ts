@@ -4,6 +4,12 @@ import type { GpuContext } from './context.js';
 import { GpuTensor, gpuByteLength, checkBufferSize, type BufferOwner } from './tensor.js';
 
 /**
+ * The size of every buffer a pool made (what `createBuffer` was given): pools read it on each acquire and release,
+ * and `GPUBuffer.size` is a call into the WebGPU binding (~0.1 us in Dawn's Node binding, several per forward).
+ */
+const pooledBufferSize = new WeakMap<GPUBuffer, number>();
+
+/**
  * A bounded pool of scratch buffers (activations, routing tables). Buffers
  * are bucketed by size rounded up to 256 bytes (and to 1/8 of the power of
  * two above 64 KiB); at most `maxFreeBytes` stay cached, the oldest leave
@@ -75,7 +81,11 @@ export class BufferPool implements BufferOwner {
   /** A raw buffer of at least `bytes` (STORAGE | COPY_SRC | COPY_DST | INDIRECT). Return it with `release`. */
   acquire(bytes: number, label = 'scratch'): GPUBuffer {
     const size = pooledSize(this.ctx, bytes, label);
-    const buf = this.takeFree(size) ?? this.parent?.takeFree(size) ?? this.ctx.device.createBuffer({ label, size, usage: poolUsage() });
+    let buf = this.takeFree(size) ?? this.parent?.takeFree(size);
+    if (!buf) {
+      buf = this.ctx.device.createBuffer({ label, size, usage: poolUsage() });
+      pooledBufferSize.set(buf, size);
+    }
     this.live.add(buf);
     this.liveBytes += size;
     if (this.liveBytes > this.peakLiveBytes) {
@@ -107,18 +117,21 @@ export class BufferPool implements BufferOwner {
   }
 
   /** Caches a free buffer (released here, or handed over by one of this shared cache's pools); the oldest leave over the cap. */
-  private putFree(buf: GPUBuffer): void {
-    const list = this.free.get(buf.size) ?? [];
+  private putFree(buf: GPUBuffer, size: number): void {
+    // a pool that keeps nothing (an output pool) hands the buffer straight on, as the eviction below would
+    if (this.cap === 0 && this.parent) return this.parent.putFree(buf, size);
+    const list = this.free.get(size) ?? [];
     list.push(buf);
-    this.free.set(buf.size, list);
+    this.free.set(size, list);
     this.order.push(buf);
-    this.freeBytes += buf.size;
+    this.freeBytes += size;
     while (this.freeBytes > this.cap && this.order.length) {
       const old = this.order.shift()!;
-      const l = this.free.get(old.size)!;
+      const oldSize = pooledBufferSize.get(old)!;
+      const l = this.free.get(oldSize)!;
       l.splice(l.indexOf(old), 1);
-      this.freeBytes -= old.size;
-      if (this.parent) this.parent.putFree(old);
+      this.freeBytes -= oldSize;
+      if (this.parent) this.parent.putFree(old, oldSize);
       else {
         this.ctx.flush(); // deferred work may still use them
         old.destroy();
@@ -128,13 +141,14 @@ export class BufferPool implements BufferOwner {
 
   release(buf: GPUBuffer): void {
     if (!this.live.delete(buf)) return;
-    this.liveBytes -= buf.size;
+    const size = pooledBufferSize.get(buf)!;
+    this.liveBytes -= size;
     if (this.closed) {
       this.ctx.flush(); // deferred work may still use them
       buf.destroy();
       return;
     }
-    this.putFree(buf);
+    this.putFree(buf, size);
   }
 
   /** A tensor whose buffer comes from (and returns to) this pool. Contents are undefined. */

@@ -1,0 +1,46 @@
+import { describe, it, expect } from 'vitest';
+import { GraphKeyMemo, forwardGraphKey } from '../src/graph-cache.js';
+
+/** A small deterministic generator (mulberry32) for the random sequences. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('GraphKeyMemo', () => {
+  it('gives forwardGraphKey of each call over random changes of T, kernels and buffers (swapped, added, dropped)', () => {
+    for (const seed of [1, 2, 3]) {
+      const r = rng(seed);
+      const pool = Array.from({ length: 12 }, (_, i) => ({ name: `buffer ${i}` }));
+      const memo = new GraphKeyMemo();
+      let buffers = pool.slice(0, 6);
+      for (let step = 0; step < 400; step++) {
+        const change = r();
+        if (change < 0.1) buffers = buffers.map((b) => (r() < 0.3 ? pool[Math.floor(r() * pool.length)] : b)); // weights swapped
+        else if (change < 0.15 && buffers.length > 1) buffers = buffers.slice(0, -1); // one buffer fewer
+        else if (change < 0.2) buffers = [...buffers, pool[Math.floor(r() * pool.length)]]; // one more
+        const T = [1, 1, 1, 4, 16, 600][Math.floor(r() * 6)];
+        const kernels = r() < 0.9 ? 'auto' : 'fma';
+        expect(memo.key(T, kernels, buffers)).toBe(forwardGraphKey(T, kernels, buffers));
+      }
+    }
+  });
+
+  it('tells a layer whose buffer was replaced from the one before, at the same T (the key a replay must not reuse)', () => {
+    const memo = new GraphKeyMemo();
+    const [a, b, c] = [{}, {}, {}];
+    const before = memo.key(1, 'auto', [a, b]);
+    expect(memo.key(1, 'auto', [a, b])).toBe(before);
+    const swapped = memo.key(1, 'auto', [a, c]);
+    expect(swapped).not.toBe(before);
+    expect(memo.key(1, 'auto', [a])).not.toBe(before);
+    expect(memo.key(1, 'auto', [a, b, c])).not.toBe(before);
+    expect(memo.key(1, 'auto', [a, b])).toBe(before);
+  });
+});
