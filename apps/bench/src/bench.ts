@@ -389,7 +389,8 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
       }
       stack?.destroy();
       layer?.destroy();
-      await ctx.sync().catch(() => undefined);
+      // the next model's weights need this one's memory: a chain filled to the device's memory held it past a plain sync
+      await ctx.reclaimMemory().catch(() => undefined);
       // a software adapter runs its kernels on the CPU: the CPU path's rows beside its own, same weights
       if (cpuBeside) await cpuRows(spec, dtype, o, hostRoofs(), results, p);
     }

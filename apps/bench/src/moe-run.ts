@@ -373,7 +373,11 @@ export async function createStackLayers(ctx: GpuContext, layer: GpuLayer, n: num
         await ctx.sync();
       } catch (e) {
         (m as MoE | undefined)?.destroy();
-        if (e instanceof GpuOutOfMemoryError) break; // as many as fit
+        if (e instanceof GpuOutOfMemoryError) {
+          // as many as fit; the failed layer's buffers given back before the rows allocate their scratch
+          await ctx.reclaimMemory();
+          break;
+        }
         throw e;
       }
       extra.push(m!);

@@ -212,6 +212,8 @@ export class GpuContext {
   private uploads: UploadStaging | undefined;
   /** The deferred encoder (`GpuGraph.replay({ defer: true })` appends to it), submitted by flush(). */
   private pending: GPUCommandEncoder | undefined;
+  /** The buffer reclaimMemory clears (a submit after the destroys it waits for), made at its first call. */
+  private reclaimMarker: GPUBuffer | undefined;
 
   constructor(adapter: GPUAdapter, device: GPUDevice, features: GpuFeatures, opts: { maxBindingBytes?: number } = {}) {
     this.adapter = adapter;
@@ -402,6 +404,24 @@ export class GpuContext {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
     this.assertAlive();
+  }
+
+  /**
+   * Waits until the GPU has finished all issued work and the memory of every buffer destroyed before the call is free
+   * again. Dawn gives a destroyed buffer's memory back once a submit issued after the destroy has completed, so
+   * {@link sync}, which waits for the submits before it, can return while that memory is still held: on a device
+   * filled to its memory, a model destroyed to make room for the next may still hold it when that one allocates (on
+   * an 80 GB H100 the bench's int4 Mixtral could not allocate after bf16 Mixtral's 30-layer chain was destroyed and
+   * synced, session 41). This submits a clear of a 4-byte buffer of its own and waits for it.
+   * @example `old.destroy(); await ctx.reclaimMemory(); const next = await MoE.fromHuggingFace({ source, layer: 0, device: DeviceRef.GPU(), ctx })`
+   */
+  async reclaimMemory(): Promise<void> {
+    this.assertAlive();
+    this.reclaimMarker ??= this.device.createBuffer({ label: 'reclaim', size: 4, usage: GPUBufferUsage.COPY_DST });
+    const enc = this.device.createCommandEncoder({ label: 'reclaim' });
+    enc.clearBuffer(this.reclaimMarker);
+    this.submit([enc.finish({ label: 'reclaim' })]);
+    await this.sync();
   }
 
   /** Destroys the device (and with it every buffer on it). */
