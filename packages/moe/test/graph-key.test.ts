@@ -1,17 +1,6 @@
 import { describe, it, expect } from 'vitest';
+import { rng } from '@webmoe/tensor/testing';
 import { GraphKeyMemo, forwardGraphKey } from '../src/graph-cache.js';
-
-/** A small deterministic generator (mulberry32) for the random sequences. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('GraphKeyMemo', () => {
   it('gives forwardGraphKey of each call over random changes of T, kernels and buffers (swapped, added, dropped)', () => {
