@@ -23,6 +23,9 @@ export function forwardGraphKey(T: number, kernels: string, buffers: Iterable<ob
   return `${T}|${kernels}|${ids.join(',')}`;
 }
 
+/** Token counts whose keys GraphKeyMemo keeps at once. */
+const KEYS_BY_T = 64;
+
 /**
  * One layer's {@link forwardGraphKey}, remembered: the buffers are walked on every call (a weight replaced by a load
  * or an assignment to `Parameter.gpu` must give another key) but compared by identity with the last walk's, and a key
@@ -56,7 +59,10 @@ export class GraphKeyMemo {
       this.byT.clear();
     }
     let key = this.byT.get(T);
-    if (key === undefined) this.byT.set(T, (key = forwardGraphKey(T, kernels, this.buffers)));
+    if (key === undefined) {
+      if (this.byT.size >= KEYS_BY_T) this.byT.clear(); // prompts of many lengths: a bounded memo, not one per length
+      this.byT.set(T, (key = forwardGraphKey(T, kernels, this.buffers)));
+    }
     return key;
   }
 }

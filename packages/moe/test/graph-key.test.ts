@@ -14,7 +14,8 @@ describe('GraphKeyMemo', () => {
         if (change < 0.1) buffers = buffers.map((b) => (r() < 0.3 ? pool[Math.floor(r() * pool.length)] : b)); // weights swapped
         else if (change < 0.15 && buffers.length > 1) buffers = buffers.slice(0, -1); // one buffer fewer
         else if (change < 0.2) buffers = [...buffers, pool[Math.floor(r() * pool.length)]]; // one more
-        const T = [1, 1, 1, 4, 16, 600][Math.floor(r() * 6)];
+        // mostly decode steps, and prompts of many lengths (past the memo's 64 token counts)
+        const T = r() < 0.5 ? 1 : 1 + Math.floor(r() * 200);
         const kernels = r() < 0.9 ? 'auto' : 'fma';
         expect(memo.key(T, kernels, buffers)).toBe(forwardGraphKey(T, kernels, buffers));
       }
