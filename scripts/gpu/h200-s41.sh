@@ -34,10 +34,11 @@ case "$part" in
     ;;
   b)
     # after this session's GpuContext.reclaimMemory (bench: between models and after a chain filled to the device's
-    # memory): on an 80 GB H100 the --stack 48 chain of bf16 Mixtral fills the card (30 layers), and int4 Mixtral's
+    # memory): a chain of up to 60 bf16 Mixtral layers with a 200 GiB budget fills the card whichever it is (an 80 GB
+    # H100: 30 layers with --stack 48 in call 4; an H200 ~49), and int4 Mixtral's
     # weights must then allocate (call 4 of this session: GpuValidationError, an invalid buffer, before the change);
     # then the GPU test files of this session's changes (reclaim, pool, graph; moe graph paths, output pool, stack)
-    timeout 150 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b --dtypes bf16,int4 --tokens 1 --iters 20 --stack 48 --json "$OUT/reclaim.json" > "$OUT/reclaim.txt" 2>&1
+    timeout 150 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b --dtypes bf16,int4 --tokens 1,16 --iters 20 --stack 60 --stack-gib 200 --json "$OUT/reclaim.json" > "$OUT/reclaim.txt" 2>&1
     echo "bench rc=$?"; grep -E "^(model|mixtral)|FAILED" "$OUT/reclaim.txt" | cut -c1-230
     mkdir -p .gpu-kit/fixtures && cp -r packages/moe/test/fixtures/compressed-tensors packages/moe/test/fixtures/hf-blocks .gpu-kit/fixtures/
     . "$(dirname "$0")/prefill-bench-run.sh"
