@@ -8,7 +8,8 @@
 #      sizes), two alternating rounds, then each once with WEBMOE_NOOP_CALLS=1 (the library's own host code); then the
 #      bench, HEAD against the router linear of <= 4 tokens on the GEMV path (lingemv), bf16 T = 1, two rounds (~200 s)
 #   b: on an H100 (80 GB): the bench's Mixtral bf16 then int4 with --stack 48 after GpuContext.reclaimMemory, and the
-#      GPU test files of this session's changes (kit: bench.mjs and gpu-tests.mjs.gz rebuilt at the commit that adds it)
+#      GPU test files of this session's changes (kit: bench.mjs and gpu-tests.mjs.gz rebuilt at the commit that adds it);
+#      BENCH_ONLY=1: the bench only (for the device time left after failed starts)
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -40,6 +41,7 @@ case "$part" in
     # then the GPU test files of this session's changes (reclaim, pool, graph; moe graph paths, output pool, stack)
     timeout 150 bash .gpu-kit/enter.sh node .gpu-kit/bench.mjs --models mixtral-8x7b --dtypes bf16,int4 --tokens 1,16 --iters 20 --stack 60 --stack-gib 200 --json "$OUT/reclaim.json" > "$OUT/reclaim.txt" 2>&1
     echo "bench rc=$?"; grep -E "^(model|mixtral)|FAILED" "$OUT/reclaim.txt" | cut -c1-230
+    [ "${BENCH_ONLY:-0}" = 1 ] && continue
     mkdir -p .gpu-kit/fixtures && cp -r packages/moe/test/fixtures/compressed-tensors packages/moe/test/fixtures/hf-blocks .gpu-kit/fixtures/
     . "$(dirname "$0")/prefill-bench-run.sh"
     GPU_TESTS 150 reclaim pool.gpu graph.gpu graph-invalidation graph-paths output-pool stack.gpu
