@@ -348,14 +348,22 @@ export async function routingOf(ctx: GpuContext, layer: GpuLayer, x: GpuTensor, 
 }
 
 /**
+ * Device memory a `--stack` chain stopped by an out-of-memory error gives back (whole layers, the last made first) for
+ * the rows that run beside it: their scratch (the largest, a T = 4096 prefill of Mixtral-8x7B: ~1.4 GB of f32
+ * activations) and their graphs' scratch.
+ */
+export const STACK_HEADROOM_BYTES = 4 * 2 ** 30;
+
+/**
  * The layers of a `--stack` chain: `layer`'s own MoE, then more layers of
  * the same shape and dtype with other random weights (distinct buffers),
  * as many as `budgetBytes` of weights allow, at most `n`; creation also
- * stops at the first out-of-memory error. The chain cycles over them.
+ * stops at the first out-of-memory error, and then gives back layers until
+ * `headroomBytes` (STACK_HEADROOM_BYTES) are free again. The chain cycles over them.
  * `destroy()` frees the extra layers (not `layer`).
  * @example `const st = await createStackLayers(ctx, layer, 48, 80 * 2 ** 30); st.layers.length`
  */
-export async function createStackLayers(ctx: GpuContext, layer: GpuLayer, n: number, budgetBytes: number): Promise<{ layers: MoE[]; destroy(): void }> {
+export async function createStackLayers(ctx: GpuContext, layer: GpuLayer, n: number, budgetBytes: number, headroomBytes = STACK_HEADROOM_BYTES): Promise<{ layers: MoE[]; destroy(): void }> {
   if (!layer.moe) throw new Error(`the ${layer.impl} forward has no MoE layer to chain`);
   const layers = [layer.moe];
   const extra: MoE[] = [];
@@ -374,7 +382,11 @@ export async function createStackLayers(ctx: GpuContext, layer: GpuLayer, n: num
       } catch (e) {
         (m as MoE | undefined)?.destroy();
         if (e instanceof GpuOutOfMemoryError) {
-          // as many as fit; the failed layer's buffers given back before the rows allocate their scratch
+          // as many as fit, less the headroom the rows need; the memory given back before they allocate
+          for (let freed = 0; freed < headroomBytes && extra.length; freed += layer.weightBytes) {
+            extra.pop()!.destroy();
+            layers.pop();
+          }
           await ctx.reclaimMemory();
           break;
         }
