@@ -4,6 +4,14 @@ import { BENCH_DTYPES, DEFAULT_MODELS, DEFAULT_TOKENS, MODELS, QUICK, findModel,
 /** Which device to run on. */
 export type DeviceChoice = 'auto' | 'gpu' | 'cpu';
 
+/**
+ * Device memory (GiB) a `--stack` chain's distinct layers may take by default, by adapter kind. The chain's weights
+ * only have to be far beyond the L2 cache (50 MB on an H100 or H200) so that no layer finds its weights there; on a GPU
+ * 48 GiB leaves an 80 GB card room for the rows beside the chain and the next model's weights (80 GiB, the default
+ * before session 41, filled an H100 with 30 Mixtral layers and left the next model no room). Lavapipe: 1 GiB.
+ */
+export const STACK_BUDGET_GIB = { gpu: 48, software: 1 } as const;
+
 /** Parsed options. */
 export interface BenchOptions {
   models: string[];
@@ -31,7 +39,7 @@ export interface BenchOptions {
   drainEach?: boolean;
   /** True when --stack was given. */
   stackExplicit?: boolean;
-  /** Device memory (GiB) the chain's distinct layers may take (`--stack-gib`; default 80 on a GPU, 1 on lavapipe). */
+  /** Device memory (GiB) the chain's distinct layers may take (`--stack-gib`; default {@link STACK_BUDGET_GIB}). */
   stackGib?: number;
   /** Bytes of the copy-bandwidth probe (default: 256 MiB on a GPU, 32 MiB on lavapipe/CPU). */
   copyBytes?: number;
@@ -73,7 +81,7 @@ usage: pnpm bench [options]
   --compare FILE        another run's JSON (this bench's, or torch/torch_baseline.py's) beside ours
   --peer onnxruntime    also time onnxruntime-node's WebGPU QMoE (int4) on the same shapes
   --stack N             layers per chain of the wallGpuMs / wallStackMs columns (default 48; 8 with --quick)
-  --stack-gib G         device memory the chain's distinct layers may take (default 80 on a GPU, 1 on lavapipe); the chain cycles over as many as fit
+  --stack-gib G         device memory the chain's distinct layers may take (default ${STACK_BUDGET_GIB.gpu} on a GPU, ${STACK_BUDGET_GIB.software} on lavapipe); the chain cycles over as many as fit
   --copy-mib N          size of each copy of the copy-bandwidth probe in MiB (default 1024 on a GPU, 32 on lavapipe)
   --profile-stages      per GPU row, device time of each forward step (route, group, shared, gate_up, down, combine; needs timestamp-query, else the row says so)
   --drain-each          time each forward alone, drained and read back before the next (the timing before session 24; A/B runs)

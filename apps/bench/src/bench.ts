@@ -4,7 +4,7 @@
  * a ResultRow (stats, bytes and flops, per-kernel breakdown).
  */
 import { Recorder, type GpuContext, type GpuTensor, type KernelTiming } from '@webmoe/kernels-wgsl';
-import type { BenchOptions } from './args.js';
+import { STACK_BUDGET_GIB, type BenchOptions } from './args.js';
 import { measureCopyCpu, measureCopyGpu } from './copybw.js';
 import { createHostLayer, hostForward, storedHostLayer } from './host-layer.js';
 import type { BenchDevice } from './device.js';
@@ -365,7 +365,7 @@ export async function runBench(o: BenchOptions, device: BenchDevice, progress = 
       if (layer?.moe) {
         p.start(`${spec.name} ${dtype}: up to ${o.stack} stack layers`);
         try {
-          stack = await createStackLayers(ctx, layer, o.stack, (o.stackGib ?? (soft ? 1 : 80)) * 2 ** 30);
+          stack = await createStackLayers(ctx, layer, o.stack, (o.stackGib ?? STACK_BUDGET_GIB[soft ? 'software' : 'gpu']) * 2 ** 30);
         } catch (e) {
           stackNote = `the chain reuses one layer: creating more failed (${e instanceof Error ? e.message : String(e)})`.slice(0, 300);
         }
