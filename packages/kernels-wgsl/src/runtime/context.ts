@@ -300,7 +300,8 @@ export class GpuContext {
    * Opens validation and out-of-memory error scopes; the returned `close`
    * pops both at once (issue it right after the submit it guards, so that
    * the scopes resolve while the GPU works) and rejects with
-   * GpuValidationError / GpuOutOfMemoryError naming `where` if the GPU
+   * GpuOutOfMemoryError (first: the validation errors an invalid buffer
+   * causes follow from it) / GpuValidationError naming `where` if the GPU
    * reported an error, or DeviceLostError if the device is gone.
    * @example `const close = ctx.openErrorScopes('op'); submitWork(); const done = close(); await Promise.all([read, done])`
    */
@@ -310,8 +311,10 @@ export class GpuContext {
     this.device.pushErrorScope('validation');
     return async () => {
       const [v, o] = await Promise.all([this.device.popErrorScope(), this.device.popErrorScope()]);
+      // out of memory first: a failed allocation leaves an invalid buffer, and every use of it then fails validation
+      // ("invalid due to a previous error"), which would otherwise hide the cause
+      if (o) throw new GpuOutOfMemoryError(where, `${o.message}${v ? `; then: ${v.message}` : ''}${OUT_OF_MEMORY_HINT}`);
       if (v) throw new GpuValidationError(where, v.message);
-      if (o) throw new GpuOutOfMemoryError(where, o.message);
       this.assertAlive();
     };
   }
@@ -436,6 +439,9 @@ export class GpuContext {
     this.destroy();
   }
 }
+
+/** What an out-of-memory error adds: memory of buffers destroyed just before may not be back yet (reclaimMemory). */
+const OUT_OF_MEMORY_HINT = ' (buffers destroyed just before give their memory back once `await ctx.reclaimMemory()` returns)';
 
 /** Runs `f` once the current task and its microtasks are done (a macrotask: setImmediate in Node, a message in browsers). */
 function afterTask(f: () => void): void {
