@@ -361,7 +361,7 @@ export const STACK_HEADROOM_BYTES = 4 * 2 ** 30;
  * stops at the first out-of-memory error, and then gives back layers until
  * `headroomBytes` (STACK_HEADROOM_BYTES) are free again. The chain cycles over them.
  * `destroy()` frees the extra layers (not `layer`).
- * @example `const st = await createStackLayers(ctx, layer, 48, 80 * 2 ** 30); st.layers.length`
+ * @example `const st = await createStackLayers(ctx, layer, 48, STACK_BUDGET_GIB.gpu * 2 ** 30); st.layers.length`
  */
 export async function createStackLayers(ctx: GpuContext, layer: GpuLayer, n: number, budgetBytes: number, headroomBytes = STACK_HEADROOM_BYTES): Promise<{ layers: MoE[]; destroy(): void }> {
   if (!layer.moe) throw new Error(`the ${layer.impl} forward has no MoE layer to chain`);
