@@ -365,39 +365,36 @@ export const STACK_HEADROOM_BYTES = 4 * 2 ** 30;
  */
 export async function createStackLayers(ctx: GpuContext, layer: GpuLayer, n: number, budgetBytes: number, headroomBytes = STACK_HEADROOM_BYTES): Promise<{ layers: MoE[]; destroy(): void }> {
   if (!layer.moe) throw new Error(`the ${layer.impl} forward has no MoE layer to chain`);
-  const layers = [layer.moe];
+  // the layers made here; the chain is the row's layer, then these
   const extra: MoE[] = [];
   const destroy = () => {
     for (const m of extra) m.destroy();
   };
   const fit = Math.max(1, Math.min(n, Math.floor(budgetBytes / Math.max(1, layer.weightBytes))));
   try {
-    while (layers.length < fit) {
+    while (1 + extra.length < fit) {
+      const index = 1 + extra.length;
       let m: MoE | undefined;
       try {
-        await ctx.checked(`stack layer ${layers.length}`, () => {
-          m = createMoELayer(ctx, layer.spec, layer.dtype, layer.pool, layers.length).moe;
+        await ctx.checked(`stack layer ${index}`, () => {
+          m = createMoELayer(ctx, layer.spec, layer.dtype, layer.pool, index).moe;
         });
         await ctx.sync();
       } catch (e) {
         (m as MoE | undefined)?.destroy();
         if (e instanceof GpuOutOfMemoryError) {
           // as many as fit, less the headroom the rows need; the memory given back before they allocate
-          for (let freed = 0; freed < headroomBytes && extra.length; freed += layer.weightBytes) {
-            extra.pop()!.destroy();
-            layers.pop();
-          }
+          for (let freed = 0; freed < headroomBytes && extra.length; freed += layer.weightBytes) extra.pop()!.destroy();
           await ctx.reclaimMemory();
           break;
         }
         throw e;
       }
       extra.push(m!);
-      layers.push(m!);
     }
   } catch (e) {
     destroy();
     throw e;
   }
-  return { layers, destroy };
+  return { layers: [layer.moe, ...extra], destroy };
 }
