@@ -51,6 +51,7 @@ export {
   type KernelTiming,
 } from './runtime/kernel.js';
 export { ForwardGraphs, checkOutput, recordAndSubmit, type RecordForward } from './runtime/graph-cache.js';
+export { forwardGraphKey, GraphKeyMemo } from './runtime/graph-key.js';
 export { GraphScratch, graphScratchBytes, trimGraphScratch } from './runtime/graph-scratch.js';
 
 // the ops and their containers

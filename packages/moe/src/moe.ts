@@ -8,6 +8,7 @@ import {
   GpuTensor,
   Recorder,
   ForwardGraphs,
+  GraphKeyMemo,
   GRAPH_CAPTURE_AT,
   outputPool,
   checkOutput,
@@ -27,7 +28,6 @@ import { ShardingError, ShardingStrategy, type EPBatchManager } from '@webmoe/sh
 import type { ShardDevices } from '@webmoe/nn';
 import { registerShardedHostLayer, shardMoE, type ShardedMoE } from './sharded.js';
 import type { MoELayer, PrefillDequantChoice } from './layer.js';
-import { GraphKeyMemo } from './graph-cache.js';
 import { forwardHostArray, forwardHostData, layerScratchPool, noHostOutput } from './host-io.js';
 import { QuantizedExperts, type ActivationQuant, type ResolvedQuantConfig } from './quant-experts.js';
 import { activationQuantOf, expertQuant, moeLayerConfig, type MoELayerConfig } from './layer-config.js';

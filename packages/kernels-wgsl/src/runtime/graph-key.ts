@@ -1,25 +1,17 @@
-// The key under which MoE caches a captured forward (kernels-wgsl's ForwardGraphs holds the graphs).
-
-let nextBufferId = 1;
-const bufferIds = new WeakMap<object, number>();
-
-/** A stable id of a GPU buffer (for cache keys; buffers are never compared by value). */
-function bufferId(b: object): number {
-  let id = bufferIds.get(b);
-  if (id === undefined) bufferIds.set(b, (id = nextBufferId++));
-  return id;
-}
+// The key under which a layer caches a captured forward in ForwardGraphs (graph-cache.ts): what the forward records
+// depends on, with every GPU buffer it reads by identity.
+import { objectId } from './kernel.js';
 
 /**
  * The key of a recorded forward: everything that changes the work it
  * records. `T`, the expert-kernel choice and the identity of every GPU
  * buffer the forward reads (weights replaced by other buffers, as a load
- * or an assignment to `Parameter.gpu` does, give another key).
+ * or an assignment to a parameter's GPU tensor does, give another key).
  * @example `forwardGraphKey(4, 'auto', [w.buffer, b.buffer]) // '4|auto|1,2'`
  */
 export function forwardGraphKey(T: number, kernels: string, buffers: Iterable<object>): string {
   const ids: number[] = [];
-  for (const b of buffers) ids.push(bufferId(b));
+  for (const b of buffers) ids.push(objectId(b));
   return `${T}|${kernels}|${ids.join(',')}`;
 }
 
@@ -28,7 +20,7 @@ const KEYS_BY_T = 64;
 
 /**
  * One layer's {@link forwardGraphKey}, remembered: the buffers are walked on every call (a weight replaced by a load
- * or an assignment to `Parameter.gpu` must give another key) but compared by identity with the last walk's, and a key
+ * or an assignment to a parameter's GPU tensor must give another key) but compared by identity with the last walk's, and a key
  * is built only for a token count, kernel choice or set of buffers not seen since they last changed: a decode chain
  * builds no string per forward.
  * @example `keys.key(1, 'auto', recordedBuffers(layer, gw)) === keys.key(1, 'auto', recordedBuffers(layer, gw))`

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { rng } from '@webmoe/tensor/testing';
-import { GraphKeyMemo, forwardGraphKey } from '../src/graph-cache.js';
+import { GraphKeyMemo, forwardGraphKey } from '../src/runtime/graph-key.js';
 
 describe('GraphKeyMemo', () => {
   it('gives forwardGraphKey of each call over random changes of T, kernels and buffers (swapped, added, dropped)', () => {
