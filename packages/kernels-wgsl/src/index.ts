@@ -84,6 +84,7 @@ export { groupedGateUpGpu, groupedDownGpu, warmGroupedGemm, type GroupedGemmOpti
 export type { FastGemmOptions } from './kernels/grouped-gemm-fast.js';
 export { groupedGateUpRef, groupedDownRef } from './kernels/grouped-gemm-ref.js';
 export { groupedGateUpCpu, groupedDownCpu, linearCpu, cpuKernelPath } from './kernels/cpu-kernels.js';
+export { cpuResident, isCpuResident } from './kernels/cpu-resident.js';
 export { gemvGateUpGpu, gemvDownGpu, gemvSupports, activeExpertsGpu, type GemvOptions, type ActiveExperts } from './kernels/moe-gemv.js';
 export { gemvDownCombineGpu, gemvCombineSupports, type GemvCombineOptions } from './kernels/moe-gemv-combine.js';
 export { combineGpu, combineRef, type CombineOptions } from './kernels/combine.js';

@@ -1,5 +1,8 @@
 import { DeviceRef, DTypeError, ShapeError, ValueError, HostTensor, shapeEquals, checkShape, type DType } from '@webmoe/tensor';
-import { GpuTensor, type GpuContext } from '@webmoe/kernels-wgsl';
+import { GpuTensor, cpuResident, type GpuContext } from '@webmoe/kernels-wgsl';
+
+/** The parameter dtypes a CPU module keeps where the CPU kernels read them in place (Module.afterLoad). */
+const RESIDENT_DTYPES: ReadonlySet<DType> = new Set(['float32', 'bfloat16', 'float16']);
 import type { ShardingStrategy } from '@webmoe/sharding';
 import { NotLoadedError, StateDictError } from './errors.js';
 
@@ -182,11 +185,20 @@ export class Module {
     this.afterLoad();
   }
 
-  /** Called after every successful load: uploads the tree's own parameters on GPU modules. Subclasses may pack weights here. */
+  /**
+   * Called after every successful load: uploads the tree's own parameters on GPU modules; on CPU modules moves the
+   * float ones (float32, bfloat16, float16) into one memory the CPU kernels read in place (kernels-wgsl cpuResident:
+   * copies with the same dtypes, shapes and values, one per module; the loaded tensors themselves are left as they
+   * are). Subclasses may pack weights here.
+   */
   protected afterLoad(): void {
     for (const c of this.children.values()) c.afterLoad();
     if (this.device.isGpu()) {
       for (const p of this.params.values()) p.gpu = GpuTensor.upload(this.ctx!, p.value, p.name);
+    } else if (this.device.isCpu()) {
+      const floats = [...this.params.values()].filter((p) => RESIDENT_DTYPES.has(p.value.dtype));
+      const moved = cpuResident(floats.map((p) => p.value));
+      floats.forEach((p, i) => (p.host = moved[i]));
     }
   }
 

@@ -1,5 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { HostTensor, ShapeError, DTypeError, DeviceRef, ValueError } from '@webmoe/tensor';
+import { isCpuResident, linearRef } from '@webmoe/kernels-wgsl';
+import { relErr } from '@webmoe/kernels-wgsl/testing';
 import { Module, Linear, MLP, LayerList, StateDictError } from '../src/index.js';
 
 const t = (shape: number[], vals: number[], dtype: 'float32' | 'bfloat16' = 'float32') => HostTensor.fromFloat32(shape, vals, dtype);
@@ -46,6 +48,27 @@ describe('Module', () => {
     expect(() => lin.loadStateDict({ weight: t([2, 3], range(6, (i) => i)) })).toThrow(ShapeError);
     expect(() => lin.loadStateDict({ weight: t([3, 2], range(6, (i) => i), 'bfloat16') })).toThrow(DTypeError);
     expect(() => lin.loadStateDict({ weight: t([3, 2], range(6, (i) => i), 'bfloat16') })).toThrow(/weight: expected dtype float32, got bfloat16/);
+  });
+
+  it('a CPU module keeps its float parameters where the CPU kernels read them in place: one memory, the same values, the loaded tensors untouched', () => {
+    const mlp = new MLP({ hiddenDim: 16, feedForwardLength: 8, hasBias: true, dtype: 'bfloat16' });
+    const sd = Object.fromEntries(mlp.namedParameters().map(([n, p], i) => [n, t([...p.shape], range(p.shape.reduce((a, b) => a * b, 1), (j) => ((i + j) % 7) - 3), 'bfloat16')]));
+    mlp.loadStateDict(sd);
+    for (const [n, p] of mlp.namedParameters()) {
+      expect(isCpuResident(p.value), n).toBe(true);
+      expect(p.value, n).not.toBe(sd[n]);
+      expect([p.value.dtype, p.value.shape, Array.from(p.value.data)], n).toEqual([sd[n].dtype, sd[n].shape, Array.from(sd[n].data)]);
+      expect(isCpuResident(sd[n]), n).toBe(false);
+    }
+    // one memory per module: a projection's weight and bias together
+    expect(mlp.gateProj.weight.value.data.buffer).toBe(mlp.gateProj.bias!.value.data.buffer);
+    expect(mlp.gateProj.weight.value.data.buffer).not.toBe(mlp.upProj.weight.value.data.buffer);
+    // the forward: the same values as the loaded tensors give
+    const x = new Float32Array(range(2 * 16, (i) => Math.sin(i)));
+    const lin = new Linear({ inDim: 16, outDim: 8, hasBias: true, dtype: 'bfloat16' });
+    lin.loadStateDict({ weight: sd['gate_proj.weight'], bias: sd['gate_proj.bias'] });
+    expect(lin.forwardHost(x, 2)).toEqual(mlp.gateProj.forwardHost(x, 2));
+    expect(relErr(lin.forwardHost(x, 2), linearRef(x, 2, sd['gate_proj.weight'], sd['gate_proj.bias']))).toBeLessThan(1e-6);
   });
 
   it('a GPU module without a context is a ValueError', () => {

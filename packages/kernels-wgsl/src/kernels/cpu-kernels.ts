@@ -28,6 +28,7 @@ import { downHostCall, gateUpHostCall } from './grouped-gemm-ref.js';
 import { expertDims } from './expert-weights.js';
 import { linearHostCall } from './linear.js';
 import { cpuSimd, type CpuSimd, type SimdCodes } from './cpu-simd.js';
+import { residentMemoryOf } from './cpu-resident.js';
 
 /** Writes row `row` of expert `e`, dequantised to f32, into `out[0, cols)`. */
 export type ExpertRowDecoder = (e: number, row: number, out: Float32Array) => void;
@@ -230,6 +231,8 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
     const ws = [0, 1].map(() => Array.from({ length: slotRows }, () => new Float32Array(n)));
     return decodedSpace(xs, rows, ws, expertRowDecoder(w, wRows, n), (r, j, q) => dot(xs, r * n, ws[j][q], n));
   }
+  const resident = residentSpace(w, wRows, n, maxRows);
+  if (resident) return resident;
   const { at, stage } = simdLayout(simd, rows, slotRows, n);
   const buf = simd.memory.buffer;
   const xs = new Float32Array(buf, 0, rows * n);
@@ -260,6 +263,45 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
   }
   const ws = at.map((o) => Array.from({ length: slotRows }, (_, q) => new Float32Array(buf, o + 4 * q * n, n)));
   return decodedSpace(xs, rows, ws, expertRowDecoder(w, wRows, n), (r, j, q) => simd.dot(4 * r * n, at[j] + 4 * q * n, n));
+}
+
+/**
+ * The dot space of a plain dense stack whose data lies in a memory cpuResident made (f32, bf16, or f16 with n % 8 ==
+ * 0): the input block in that memory's scratch, the weight rows read where they are (`load` only notes where a slot's
+ * rows start; a slot spans a whole expert); the same dot functions on the same bit patterns as the copying path.
+ * Undefined for any other stack (a chunked one's chunks lie apart), or where the scratch holds no input row.
+ */
+function residentSpace(w: ExpertStackHost, wRows: number, n: number, maxRows: number): DotSpace | undefined {
+  if (w.kind !== 'dense') return undefined;
+  const t = w.w;
+  const mem = residentMemoryOf(t.data);
+  if (!mem || 4 * n > mem.scratchBytes) return undefined;
+  const { simd, scratch } = mem;
+  const kind = t.dtype === 'float32' ? 'f32' : t.dtype === 'bfloat16' ? 'bf16' : t.dtype === 'float16' && n % 8 === 0 ? 'f16' : undefined;
+  if (!kind) return undefined;
+  const bytes = kind === 'f32' ? 4 : 2;
+  const dotOf = kind === 'f32' ? simd.dot : kind === 'bf16' ? simd.dotBf16 : simd.dotF16;
+  const rows = Math.max(1, Math.min(maxRows, Math.floor(mem.scratchBytes / (4 * n))));
+  const base: [number, number] = [0, 0];
+  const w0 = t.data.byteOffset;
+  return {
+    xs: new Float32Array(simd.memory.buffer, scratch, rows * n),
+    rows,
+    slotRows: Math.max(2, wRows + (wRows % 2)),
+    load: (j, e, row0) => {
+      base[j] = w0 + (e * wRows + row0) * n * bytes;
+    },
+    dot: (r, j, q) => dotOf(scratch + 4 * r * n, base[j] + bytes * q * n, n),
+  };
+}
+
+/**
+ * Whether the CPU kernels read the rows (of n values) of `w` ([E, wRows, n]) where they lie, as dotSpace decides (a
+ * resident plain dense stack, WebAssembly SIMD on), rather than copying or decoding them first. For the tests.
+ * @example `readsInPlace({ kind: 'dense', w: cpuResident([t])[0] }, rows, cols) // true`
+ */
+export function readsInPlace(w: ExpertStackHost, wRows: number, n: number): boolean {
+  return !!cpuSimd() && residentSpace(w, wRows, n, 1) !== undefined;
 }
 
 /** A dot space whose slots hold rows decoded to f32 by `decode` (`ws[j][q]`: row q of slot j). */
