@@ -19,7 +19,7 @@ import {
 } from '@webmoe/kernels-wgsl';
 import { rng, randomArray, relErr } from '@webmoe/kernels-wgsl/testing';
 import { enableCpuSimd } from '../src/kernels/cpu-simd.js';
-import { residentMemoryOf } from '../src/kernels/cpu-resident.js';
+import { ROW_DOTS, residentCopies, residentMemoryOf } from '../src/kernels/cpu-resident.js';
 import { readsInPlace } from '../src/kernels/cpu-kernels.js';
 import { hostGrouping, randInt, randomIdx } from './grouped-helpers.js';
 
@@ -67,8 +67,28 @@ describe('cpuResident', () => {
     });
     // the scratch holds at least one f32 row of the widest tensor
     expect(mem.scratchBytes).toBeGreaterThanOrEqual(4 * 9);
-    expect(mem.scratch + mem.scratchBytes).toBeLessThanOrEqual(mem.simd.memory.buffer.byteLength);
+    // then the row dots' results of two slots
+    expect(mem.results).toBeGreaterThanOrEqual(mem.scratch + mem.scratchBytes);
+    expect(mem.results + 2 * 8 * ROW_DOTS).toBeLessThanOrEqual(mem.simd.memory.buffer.byteLength);
     expect(cpuResident([])).toEqual([]);
+  });
+
+  it('tensors past one memory get a memory each; one past it alone comes back as it was (here memories of 4 MiB)', () => {
+    const r = rng(2);
+    const pages = 64;
+    const small = HostTensor.fromFloat32([100], randomArray(r, 100), 'bfloat16');
+    // 2 MB each, a 1 MiB scratch (256 rows of 1000 f32): one fits, two do not
+    const [big1, big2] = [0, 1].map(() => HostTensor.fromFloat32([1000, 1000], randomArray(r, 1e6), 'bfloat16'));
+    const huge = HostTensor.fromFloat32([1100, 1000], randomArray(r, 1.1e6)); // 4.4 MB alone
+    const split = residentCopies([big1, big2], pages);
+    expect(split.map(isCpuResident)).toEqual([true, true]);
+    expect(split[0].data.buffer).not.toBe(split[1].data.buffer);
+    const three = residentCopies([small, huge, big1], pages);
+    expect(three[1]).toBe(huge);
+    expect([isCpuResident(three[0]), isCpuResident(three[2])]).toEqual([true, true]);
+    three.forEach((t, i) => expect(Array.from(t.data), `tensor ${i}`).toEqual(Array.from([small, huge, big1][i].data)));
+    const one = residentCopies([small, big1], pages);
+    expect(one[0].data.buffer).toBe(one[1].data.buffer);
   });
 
   it('gives the inputs themselves where WebAssembly SIMD is off (the JavaScript dots read them as they are)', () => {
@@ -136,6 +156,28 @@ describe('the CPU kernels over resident dense weights', () => {
     const h = groupedGateUpCpu(x, g, dense(gu), undefined, ACTS[0]);
     expect(firstBitDifference(h, groupedGateUpCpu(x, g, dense(copied(gu)), undefined, ACTS[0]))).toBe(-1);
     expect(firstBitDifference(groupedDownCpu(h, g, dense(dn)), groupedDownCpu(h, g, dense(copied(dn))))).toBe(-1);
+  });
+
+  it('long rows: several runs of weight rows per call (gate_up 7 rows a run over 4099 values, interleaved pairs 3), the same results', () => {
+    const r = rng(4);
+    const [E, k, T, H, I] = [3, 2, 5, 4099, 20];
+    for (const act of ACTS) {
+      const [gu, dn, bgu, bdn] = cpuResident([
+        HostTensor.fromFloat32([E, 2 * I, H], randomArray(r, E * 2 * I * H), 'bfloat16'),
+        HostTensor.fromFloat32([E, H, I], randomArray(r, E * H * I), 'float32'),
+        HostTensor.fromFloat32([E, 2 * I], randomArray(r, E * 2 * I)),
+        HostTensor.fromFloat32([E, H], randomArray(r, E * H)),
+      ]);
+      expect(readsInPlace(dense(gu), 2 * I, H) && readsInPlace(dense(dn), H, I)).toBe(true);
+      const g = hostGrouping(randomIdx(r, T, k, E), T, k, E);
+      const x = randomArray(r, T * H);
+      const h = groupedGateUpCpu(x, g, dense(gu), bgu, act);
+      expect(firstBitDifference(h, groupedGateUpCpu(x, g, dense(copied(gu)), bgu, act)), act.layout).toBe(-1);
+      expect(relErr(h, groupedGateUpRef(x, g, dense(gu), bgu, act)), act.layout).toBeLessThan(1e-6);
+      const y = groupedDownCpu(h, g, dense(dn), bdn);
+      expect(firstBitDifference(y, groupedDownCpu(h, g, dense(copied(dn)), bdn)), act.layout).toBe(-1);
+      expect(relErr(y, groupedDownRef(h, g, dense(dn), bdn)), act.layout).toBeLessThan(1e-6);
+    }
   });
 
   it('the linear equals the copying path bit for bit (f32, bf16, f16; one row wider than the 2 MiB scratch cap included)', () => {

@@ -28,7 +28,7 @@ import { downHostCall, gateUpHostCall } from './grouped-gemm-ref.js';
 import { expertDims } from './expert-weights.js';
 import { linearHostCall } from './linear.js';
 import { cpuSimd, type CpuSimd, type SimdCodes } from './cpu-simd.js';
-import { residentMemoryOf } from './cpu-resident.js';
+import { residentMemoryOf, ROW_DOTS } from './cpu-resident.js';
 
 /** Writes row `row` of expert `e`, dequantised to f32, into `out[0, cols)`. */
 export type ExpertRowDecoder = (e: number, row: number, out: Float32Array) => void;
@@ -213,8 +213,35 @@ interface DotSpace {
   slotRows: number;
   load(j: 0 | 1, e: number, row0: number, count: number): void;
   dot(r: number, j: 0 | 1, q: number): number;
+  /** Weight rows one `dots` call takes at most. */
+  runRows: number;
+  /**
+   * dot(r, j, q) for q in [q0, q0 + count) (count <= runRows) into the first count values of the array it returns (one
+   * array per slot, rewritten by the slot's next call): the same values as dot.
+   */
+  dots(r: number, j: 0 | 1, q0: number, count: number): Float64Array;
 }
 
+/** A DotSpace without `dots`: the kinds whose row dots are a loop over `dot` (one slot's rows a run at most). */
+type DotsByLoop = Omit<DotSpace, 'dots' | 'runRows'>;
+
+/** `space` with `dots` a loop over its `dot`, runs of at most a slot's rows. */
+function loopDots(space: DotsByLoop): DotSpace {
+  const runRows = Math.min(space.slotRows, ROW_DOTS);
+  const res = [new Float64Array(runRows), new Float64Array(runRows)];
+  return {
+    ...space,
+    runRows,
+    dots: (r, j, q0, count) => {
+      const o = res[j];
+      for (let q = 0; q < count; q++) o[q] = space.dot(r, j, q0 + q);
+      return o;
+    },
+  };
+}
+
+/** Bytes of the weight rows of one `dots` run over resident weights: they stay in the cache while the block's input rows pass. */
+const RUN_BYTES = 64 * 1024;
 /** Input rows per block: at most 4 MiB of them (the SIMD memory holds one block), at least one. */
 const BLOCK_BYTES = 4 * 1024 * 1024;
 /** Weight rows per slot: about 64 KiB of f32 values (an even count, at least 2): one copy per block of 16-bit rows. */
@@ -229,7 +256,7 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
   if (!simd) {
     const xs = new Float32Array(rows * n);
     const ws = [0, 1].map(() => Array.from({ length: slotRows }, () => new Float32Array(n)));
-    return decodedSpace(xs, rows, ws, expertRowDecoder(w, wRows, n), (r, j, q) => dot(xs, r * n, ws[j][q], n));
+    return loopDots(decodedSpace(xs, rows, ws, expertRowDecoder(w, wRows, n), (r, j, q) => dot(xs, r * n, ws[j][q], n)));
   }
   const resident = residentSpace(w, wRows, n, maxRows);
   if (resident) return resident;
@@ -241,7 +268,7 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
     // a slot's rows as 16-bit patterns, 2n bytes apart
     const ws = at.map((o) => new Uint16Array(buf, o, slotRows * n));
     const rawDot = raw.kind === 'bf16' ? simd.dotBf16 : simd.dotF16;
-    return { xs, rows, slotRows, load: (j, e, row0, count) => raw.copy(e, row0, count, ws[j]), dot: (r, j, q) => rawDot(4 * r * n, at[j] + 2 * q * n, n) };
+    return loopDots({ xs, rows, slotRows, load: (j, e, row0, count) => raw.copy(e, row0, count, ws[j]), dot: (r, j, q) => rawDot(4 * r * n, at[j] + 2 * q * n, n) });
   }
   const packed = simdPackedRows(w, wRows, n);
   if (packed) {
@@ -249,7 +276,7 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
     const sc = new Float32Array(buf, stage[1], (slotRows * n) / 16);
     const z = new Float32Array(buf, stage[2], (slotRows * n) / 16);
     const dec = simd.decode[packed.kind];
-    return {
+    return loopDots({
       xs,
       rows,
       slotRows,
@@ -259,10 +286,10 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
         dec(stage[0], stage[1], stage[2], count * n, at[j], packed.gs);
       },
       dot: (r, j, q) => simd.dot(4 * r * n, at[j] + 4 * q * n, n),
-    };
+    });
   }
   const ws = at.map((o) => Array.from({ length: slotRows }, (_, q) => new Float32Array(buf, o + 4 * q * n, n)));
-  return decodedSpace(xs, rows, ws, expertRowDecoder(w, wRows, n), (r, j, q) => simd.dot(4 * r * n, at[j] + 4 * q * n, n));
+  return loopDots(decodedSpace(xs, rows, ws, expertRowDecoder(w, wRows, n), (r, j, q) => simd.dot(4 * r * n, at[j] + 4 * q * n, n)));
 }
 
 /**
@@ -276,22 +303,30 @@ function residentSpace(w: ExpertStackHost, wRows: number, n: number, maxRows: nu
   const t = w.w;
   const mem = residentMemoryOf(t.data);
   if (!mem || 4 * n > mem.scratchBytes) return undefined;
-  const { simd, scratch } = mem;
+  const { simd, scratch, results } = mem;
   const kind = t.dtype === 'float32' ? 'f32' : t.dtype === 'bfloat16' ? 'bf16' : t.dtype === 'float16' && n % 8 === 0 ? 'f16' : undefined;
   if (!kind) return undefined;
   const bytes = kind === 'f32' ? 4 : 2;
-  const dotOf = kind === 'f32' ? simd.dot : kind === 'bf16' ? simd.dotBf16 : simd.dotF16;
+  const [dotOf, dotsOf] = kind === 'f32' ? [simd.dot, simd.dots] : kind === 'bf16' ? [simd.dotBf16, simd.dotsBf16] : [simd.dotF16, simd.dotsF16];
   const rows = Math.max(1, Math.min(maxRows, Math.floor(mem.scratchBytes / (4 * n))));
   const base: [number, number] = [0, 0];
   const w0 = t.data.byteOffset;
+  const buf = simd.memory.buffer;
+  const res = [0, 1].map((j) => new Float64Array(buf, results + 8 * ROW_DOTS * j, ROW_DOTS));
   return {
-    xs: new Float32Array(simd.memory.buffer, scratch, rows * n),
+    xs: new Float32Array(buf, scratch, rows * n),
     rows,
     slotRows: Math.max(2, wRows + (wRows % 2)),
     load: (j, e, row0) => {
       base[j] = w0 + (e * wRows + row0) * n * bytes;
     },
     dot: (r, j, q) => dotOf(scratch + 4 * r * n, base[j] + bytes * q * n, n),
+    // runs of weight rows that stay in the cache while the block's input rows pass (~64 KiB), one call each
+    runRows: Math.max(1, Math.min(ROW_DOTS, Math.floor(RUN_BYTES / (bytes * n)))),
+    dots: (r, j, q0, count) => {
+      dotsOf(scratch + 4 * r * n, base[j] + bytes * q0 * n, n, count, results + 8 * ROW_DOTS * j);
+      return res[j];
+    },
   };
 }
 
@@ -305,7 +340,7 @@ export function readsInPlace(w: ExpertStackHost, wRows: number, n: number): bool
 }
 
 /** A dot space whose slots hold rows decoded to f32 by `decode` (`ws[j][q]`: row q of slot j). */
-function decodedSpace(xs: Float32Array, rows: number, ws: Float32Array[][], decode: ExpertRowDecoder, dotOf: DotSpace['dot']): DotSpace {
+function decodedSpace(xs: Float32Array, rows: number, ws: Float32Array[][], decode: ExpertRowDecoder, dotOf: DotSpace['dot']): DotsByLoop {
   return {
     xs,
     rows,
@@ -524,12 +559,22 @@ export function groupedGateUpCpu(
           sp.load(0, e, i0, cnt);
           sp.load(1, e, I + i0, cnt);
         }
-        for (let q = 0; q < cnt; q++) {
-          const i = i0 + q;
-          const [ju, qg, qu] = a.interleaved ? ([0, 2 * q, 2 * q + 1] as const) : ([1, q, q] as const);
-          const bg = b ? b[e * 2 * I + (a.interleaved ? 2 * i : i)] : 0;
-          const bu = b ? b[e * 2 * I + (a.interleaved ? 2 * i + 1 : I + i)] : 0;
-          for (let r = 0; r < nq; r++) out[(q0 + r) * I + i] = gatedActivationRef(a, Math.fround(sp.dot(r, 0, qg) + bg), Math.fround(sp.dot(r, ju, qu) + bu));
+        // runs of outputs (interleaved: their gate/up row pairs in one run of slot 0), each input row over the run's rows
+        const run = a.interleaved ? Math.max(1, sp.runRows >> 1) : sp.runRows;
+        for (let c0 = 0; c0 < cnt; c0 += run) {
+          const c = Math.min(run, cnt - c0);
+          for (let r = 0; r < nq; r++) {
+            const gv = a.interleaved ? sp.dots(r, 0, 2 * c0, 2 * c) : sp.dots(r, 0, c0, c);
+            const uv = a.interleaved ? gv : sp.dots(r, 1, c0, c);
+            for (let q = 0; q < c; q++) {
+              const i = i0 + c0 + q;
+              const bg = b ? b[e * 2 * I + (a.interleaved ? 2 * i : i)] : 0;
+              const bu = b ? b[e * 2 * I + (a.interleaved ? 2 * i + 1 : I + i)] : 0;
+              const gate = a.interleaved ? gv[2 * q] : gv[q];
+              const up = a.interleaved ? uv[2 * q + 1] : uv[q];
+              out[(q0 + r) * I + i] = gatedActivationRef(a, Math.fround(gate + bg), Math.fround(up + bu));
+            }
+          }
         }
       }
     }
@@ -554,9 +599,12 @@ export function groupedDownCpu(h: Float32Array, g: GroupingRef, w: ExpertStackHo
       for (let n0 = 0; n0 < H; n0 += sp.slotRows) {
         const cnt = Math.min(sp.slotRows, H - n0);
         sp.load(0, e, n0, cnt);
-        for (let q = 0; q < cnt; q++) {
-          const bn = b ? b[e * H + n0 + q] : 0;
-          for (let r = 0; r < nq; r++) out[(q0 + r) * H + n0 + q] = sp.dot(r, 0, q) + bn;
+        for (let c0 = 0; c0 < cnt; c0 += sp.runRows) {
+          const c = Math.min(sp.runRows, cnt - c0);
+          for (let r = 0; r < nq; r++) {
+            const v = sp.dots(r, 0, c0, c);
+            for (let q = 0; q < c; q++) out[(q0 + r) * H + n0 + c0 + q] = v[q] + (b ? b[e * H + n0 + c0 + q] : 0);
+          }
         }
       }
     }
@@ -580,9 +628,12 @@ export function linearCpu(x: Float32Array, T: number, w: HostTensor, bias?: Host
     for (let n0 = 0; n0 < N; n0 += sp.slotRows) {
       const cnt = Math.min(sp.slotRows, N - n0);
       sp.load(0, 0, n0, cnt);
-      for (let q = 0; q < cnt; q++) {
-        const bn = bf ? bf[n0 + q] : 0;
-        for (let r = 0; r < nt; r++) y[(t0 + r) * N + n0 + q] = sp.dot(r, 0, q) + bn;
+      for (let c0 = 0; c0 < cnt; c0 += sp.runRows) {
+        const c = Math.min(sp.runRows, cnt - c0);
+        for (let r = 0; r < nt; r++) {
+          const v = sp.dots(r, 0, c0, c);
+          for (let q = 0; q < c; q++) y[(t0 + r) * N + n0 + c0 + q] = v[q] + (bf ? bf[n0 + c0 + q] : 0);
+        }
       }
     }
   }

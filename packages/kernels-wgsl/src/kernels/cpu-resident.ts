@@ -11,13 +11,18 @@
 import { HostTensor } from '@webmoe/tensor';
 import { cpuSimd, simdInstance, type CpuSimd } from './cpu-simd.js';
 
-/** A memory cpuResident made: the SIMD functions over it and its scratch area (byte offset and size). */
+/** A memory cpuResident made: the SIMD functions over it, its scratch area (byte offset and size) and its row dots' results. */
 export interface ResidentMemory {
   simd: CpuSimd;
   /** Byte offset of the scratch area (the input rows of a kernel's block), past every tensor's data. */
   scratch: number;
   scratchBytes: number;
+  /** Byte offset of two arrays of ROW_DOTS f64 (the row dots' results of a kernel's two weight slots), past the scratch. */
+  results: number;
 }
+
+/** The most weight rows one row-dots call over a resident memory takes (the results arrays' length). */
+export const ROW_DOTS = 256;
 
 /** The memories cpuResident made, by their buffer (a memory that is not grown again keeps its buffer). */
 const residents = new WeakMap<ArrayBufferLike, ResidentMemory>();
@@ -37,13 +42,19 @@ const align16 = (n: number) => Math.ceil(n / 16) * 16;
 
 /**
  * Copies `tensors` into one new WebAssembly memory (each 16-byte aligned, then a scratch area for at least one f32
- * row of the widest: 256 rows, at most 2 MiB past one) that the CPU kernels read in place, and returns the copies (same
- * dtypes, shapes and values; the inputs are left as they are). Returns the inputs themselves where WebAssembly SIMD
- * is missing or turned off, where they and the scratch exceed one 32-bit memory (4 GiB), or where the memory cannot be
- * had: the kernels then copy rows as before. Each call makes one memory: give it the tensors a module reads together.
+ * row of the widest: 256 rows, at most 2 MiB past one, and 4 KiB for the kernels' row-dot results) that the CPU kernels read in place, and returns the copies (same
+ * dtypes, shapes and values; the inputs are left as they are). Tensors that together exceed one 32-bit memory (4 GiB)
+ * get a memory each; a tensor that alone exceeds it, and every tensor where WebAssembly SIMD is missing or turned off
+ * or the memory cannot be had, comes back as it was given: the kernels then copy its rows as before. Give one call the
+ * tensors a module reads together (one memory for them).
  * @example `const [gateUp, down] = cpuResident([gateUp0, down0]); isCpuResident(gateUp) // true with WebAssembly SIMD`
  */
 export function cpuResident(tensors: readonly HostTensor[]): HostTensor[] {
+  return residentCopies(tensors, MAX_PAGES);
+}
+
+/** {@link cpuResident} with memories of at most `maxPages` pages (the tests' way to reach the per-tensor split). */
+export function residentCopies(tensors: readonly HostTensor[], maxPages: number): HostTensor[] {
   if (tensors.length === 0 || !cpuSimd()) return [...tensors];
   const offsets: number[] = [];
   let end = 0;
@@ -54,8 +65,10 @@ export function cpuResident(tensors: readonly HostTensor[]): HostTensor[] {
     widest = Math.max(widest, t.shape[t.shape.length - 1] ?? 1);
   }
   const scratchBytes = align16(Math.max(4 * widest, Math.min(SCRATCH_MAX_BYTES, 4 * widest * SCRATCH_ROWS)));
-  const pages = Math.ceil((end + scratchBytes) / PAGE_BYTES);
-  if (pages > MAX_PAGES) return [...tensors];
+  const results = end + scratchBytes;
+  const pages = Math.ceil((results + 2 * 8 * ROW_DOTS) / PAGE_BYTES);
+  // past one memory: a memory for each tensor (those that fit one)
+  if (pages > maxPages) return tensors.length > 1 ? tensors.flatMap((t) => residentCopies([t], maxPages)) : [...tensors];
   const simd = simdInstance(pages);
   if (!simd) return [...tensors]; // no memory of that size here: the copying path
   const buf = simd.memory.buffer;
@@ -65,7 +78,7 @@ export function cpuResident(tensors: readonly HostTensor[]): HostTensor[] {
     const View = d.constructor as new (b: ArrayBuffer, o: number, n: number) => typeof d;
     return new HostTensor(t.dtype, t.shape, new View(buf, offsets[i], d.length));
   });
-  residents.set(buf, { simd, scratch: end, scratchBytes });
+  residents.set(buf, { simd, scratch: end, scratchBytes, results });
   return out;
 }
 

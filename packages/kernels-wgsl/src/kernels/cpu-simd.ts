@@ -40,7 +40,7 @@ const V128 = 0x7b;
 const op = {
   block: 0x02, loop: 0x03, end: 0x0b, br: 0x0c, brIf: 0x0d, localGet: 0x20, localSet: 0x21,
   unreachable: 0x00, select: 0x1b, i32Const: 0x41, i32Add: 0x6a, i32Shl: 0x74, i32LtS: 0x48, i32GtS: 0x4a, i32GeS: 0x4e, i32ShrU: 0x76, f32Load: 0x2a, i32Load16U: 0x2f, f32Mul: 0x94, f64Add: 0xa0,
-  f64PromoteF32: 0xbb, f32ReinterpretI32: 0xbe,
+  f64PromoteF32: 0xbb, f32ReinterpretI32: 0xbe, call: 0x10, i32Mul: 0x6c, f64Store: 0x39,
 } as const;
 /** local.get / local.set of local l. */
 const get = (l: number) => [op.localGet, l];
@@ -270,22 +270,54 @@ function decodeBody(kind: SimdCodes): number[] {
 }
 
 /**
- * The module's bytes: `dot` (f32 weights), `dot_bf16`, the `dec_*` decoders, `memory`. Kept under 4 KiB: browsers
+ * The body of `dots<kind>(x, w, n, count, out)`: for i < count, the f64 at byte offset out + 8 i = dot<kind>(x, w + i
+ * n b, n) (b: 4 bytes a weight for f32, 2 for bf16 and f16), by a call of the dot function `fn` (0 dot, 1 dot_bf16, 2
+ * dot_f16): count consecutive weight rows against one input row in one call from JavaScript. Locals: 0 x, 1 w, 2 n, 3
+ * count, 4 out (params); 5 i.
+ */
+function rowDotsBody(fn: 0 | 1 | 2): number[] {
+  const [X, W, N, COUNT, OUT, I] = [0, 1, 2, 3, 4, 5];
+  const code = [
+    op.block, 0x40, op.loop, 0x40,
+    ...get(I), ...get(COUNT), op.i32GeS, op.brIf, 1,
+    ...get(OUT), ...get(I), op.i32Const, 3, op.i32Shl, op.i32Add,
+    ...get(X),
+    ...get(W), ...get(I), ...get(N), op.i32Mul, op.i32Const, fn === 0 ? 2 : 1, op.i32Shl, op.i32Add,
+    ...get(N),
+    op.call, fn,
+    op.f64Store, 3, 0,
+    ...get(I), op.i32Const, 1, op.i32Add, ...set(I), op.br, 0,
+    op.end, op.end, op.end,
+  ];
+  const body = [1, 1, I32, ...code];
+  return [...uleb(body.length), ...body];
+}
+
+/**
+ * The module's bytes: `dot` (f32 weights), `dot_bf16`, `dot_f16`, the `dec_*` decoders, the row dots `dots`,
+ * `dots_bf16`, `dots_f16`, `memory`. Kept under 4 KiB: browsers
  * compile a larger module synchronously only off the main thread (Chromium refuses it there), and cpuSimd compiles
  * synchronously.
  */
 export function moduleBytes(): Uint8Array<ArrayBuffer> {
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    // type 0: (i32, i32, i32) -> f64 (the dots); type 1: (i32 x 6) -> () (the decoders)
-    ...section(1, [2, 0x60, 3, I32, I32, I32, 1, F64, 0x60, 6, I32, I32, I32, I32, I32, I32, 0]),
-    ...section(3, [7, 0, 0, 0, 1, 1, 1, 1]),
+    // type 0: (i32, i32, i32) -> f64 (the dots); type 1: (i32 x 6) -> () (the decoders); type 2: (i32 x 5) -> () (the
+    // row dots)
+    ...section(1, [3, 0x60, 3, I32, I32, I32, 1, F64, 0x60, 6, I32, I32, I32, I32, I32, I32, 0, 0x60, 5, I32, I32, I32, I32, I32, 0]),
+    ...section(3, [10, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2]),
     ...section(5, [1, 0x00, 1]), // memory 0: min 1 page, no max
     ...section(7, [
-      8, ...name('dot'), 0x00, 0, ...name('dot_bf16'), 0x00, 1, ...name('dot_f16'), 0x00, 2, ...name('dec_int4'), 0x00, 3,
-      ...name('dec_int8'), 0x00, 4, ...name('dec_mxfp4'), 0x00, 5, ...name('dec_e4m3'), 0x00, 6, ...name('memory'), 0x02, 0,
+      11, ...name('dot'), 0x00, 0, ...name('dot_bf16'), 0x00, 1, ...name('dot_f16'), 0x00, 2, ...name('dec_int4'), 0x00, 3,
+      ...name('dec_int8'), 0x00, 4, ...name('dec_mxfp4'), 0x00, 5, ...name('dec_e4m3'), 0x00, 6, ...name('dots'), 0x00, 7,
+      ...name('dots_bf16'), 0x00, 8, ...name('dots_f16'), 0x00, 9, ...name('memory'), 0x02, 0,
     ]),
-    ...section(10, [7, ...(['f32', 'bf16', 'f16'] as const).flatMap(dotBody), ...(['int4', 'int8', 'mxfp4', 'e4m3'] as const).flatMap(decodeBody)]),
+    ...section(10, [
+      10,
+      ...(['f32', 'bf16', 'f16'] as const).flatMap(dotBody),
+      ...(['int4', 'int8', 'mxfp4', 'e4m3'] as const).flatMap(decodeBody),
+      ...([0, 1, 2] as const).flatMap(rowDotsBody),
+    ]),
   ];
   return new Uint8Array(bytes);
 }
@@ -298,6 +330,13 @@ export interface CpuSimd {
   dotBf16(x: number, w: number, n: number): number;
   /** The same with w the byte offset of f16 weights; n a multiple of 8. */
   dotF16(x: number, w: number, n: number): number;
+  /**
+   * `count` rows of weights against one input row in one call: the f64 at byte offset out + 8 i is dot(x, w + 4 i n, n)
+   * (dotsBf16, dotsF16: dotBf16, dotF16 over rows 2 n bytes apart) for i < count.
+   */
+  dots(x: number, w: number, n: number, count: number, out: number): void;
+  dotsBf16(x: number, w: number, n: number, count: number, out: number): void;
+  dotsF16(x: number, w: number, n: number, count: number, out: number): void;
   /**
    * Decoders of packed rows (`decodeBody`): n % 16 == 0 values (rows back to back) to f32 at out, one scale (and
    * zero point) per 16 << gs values; byte offsets.
@@ -350,6 +389,9 @@ function simdOf(inst: WebAssembly.Instance): CpuSimd {
     dot: ex.dot as CpuSimd['dot'],
     dotBf16: ex.dot_bf16 as CpuSimd['dotBf16'],
     dotF16: ex.dot_f16 as CpuSimd['dotF16'],
+    dots: ex.dots as CpuSimd['dots'],
+    dotsBf16: ex.dots_bf16 as CpuSimd['dotsBf16'],
+    dotsF16: ex.dots_f16 as CpuSimd['dotsF16'],
     decode: { int4: ex.dec_int4 as Dec, int8: ex.dec_int8 as Dec, mxfp4: ex.dec_mxfp4 as Dec, e4m3: ex.dec_e4m3 as Dec },
     memory: ex.memory as WebAssembly.Memory,
   };
