@@ -201,9 +201,11 @@ function plainDecoder(w: ExpertWeightsHost, rows: number, cols: number): ExpertR
 /**
  * Where a CPU kernel's dot products run: a block of input rows `xs` ([rows, n]) and two weight slots of `slotRows`
  * rows each, in the SIMD module's memory where WebAssembly SIMD is there (cpu-simd.ts), else in plain arrays with the
- * JavaScript dot product. `load(j, e, row0, count)` puts rows [row0, row0 + count) of expert `e` (count <= slotRows)
- * into slot j: 16-bit dense weights as their bit patterns (the SIMD dots convert them; a block of rows in one copy),
- * else decoded to f32 row by row. `dot(r, j, q)`: input row r of the block times row q of slot j.
+ * JavaScript dot product; or, for resident dense weights (cpu-resident.ts), the input block in their memory and the
+ * slots where the weights lie. `load(j, e, row0, count)` puts rows [row0, row0 + count) of expert `e` (count <=
+ * slotRows) into slot j: 16-bit dense weights as their bit patterns (the SIMD dots convert them; a block of rows in one
+ * copy), else decoded to f32 row by row; resident weights stay where they are. `dots(r, j, q0, count)`: input row r of
+ * the block times rows q0.. of slot j.
  */
 interface DotSpace {
   xs: Float32Array;
@@ -212,21 +214,20 @@ interface DotSpace {
   /** Rows of each weight slot (even, at least 2). */
   slotRows: number;
   load(j: 0 | 1, e: number, row0: number, count: number): void;
-  dot(r: number, j: 0 | 1, q: number): number;
   /** Weight rows one `dots` call takes at most. */
   runRows: number;
   /**
-   * dot(r, j, q) for q in [q0, q0 + count) (count <= runRows) into the first count values of the array it returns (one
-   * array per slot, rewritten by the slot's next call): the same values as dot.
+   * Input row r times rows [q0, q0 + count) of slot j (count <= runRows), into the first count values of the array it
+   * returns (one array per slot, rewritten by the slot's next call).
    */
   dots(r: number, j: 0 | 1, q0: number, count: number): Float64Array;
 }
 
-/** A DotSpace without `dots`: the kinds whose row dots are a loop over `dot` (one slot's rows a run at most). */
-type DotsByLoop = Omit<DotSpace, 'dots' | 'runRows'>;
+/** A dot space with a dot product per weight row, `dot(r, j, q)`: input row r times row q of slot j. */
+type RowDotSpace = Omit<DotSpace, 'dots' | 'runRows'> & { dot(r: number, j: 0 | 1, q: number): number };
 
 /** `space` with `dots` a loop over its `dot`, runs of at most a slot's rows. */
-function loopDots(space: DotsByLoop): DotSpace {
+function loopDots(space: RowDotSpace): DotSpace {
   const runRows = Math.min(space.slotRows, ROW_DOTS);
   const res = [new Float64Array(runRows), new Float64Array(runRows)];
   return {
@@ -295,7 +296,8 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
 /**
  * The dot space of a plain dense stack whose data lies in a memory cpuResident made (f32, bf16, or f16 with n % 8 ==
  * 0): the input block in that memory's scratch, the weight rows read where they are (`load` only notes where a slot's
- * rows start; a slot spans a whole expert); the same dot functions on the same bit patterns as the copying path.
+ * rows start; a slot spans a whole expert), runs of them dotted by one call (the row dots: the same dot functions on
+ * the same bit patterns as the copying path's).
  * Undefined for any other stack (a chunked one's chunks lie apart), or where the scratch holds no input row.
  */
 function residentSpace(w: ExpertStackHost, wRows: number, n: number, maxRows: number): DotSpace | undefined {
@@ -307,7 +309,7 @@ function residentSpace(w: ExpertStackHost, wRows: number, n: number, maxRows: nu
   const kind = t.dtype === 'float32' ? 'f32' : t.dtype === 'bfloat16' ? 'bf16' : t.dtype === 'float16' && n % 8 === 0 ? 'f16' : undefined;
   if (!kind) return undefined;
   const bytes = kind === 'f32' ? 4 : 2;
-  const [dotOf, dotsOf] = kind === 'f32' ? [simd.dot, simd.dots] : kind === 'bf16' ? [simd.dotBf16, simd.dotsBf16] : [simd.dotF16, simd.dotsF16];
+  const dotsOf = kind === 'f32' ? simd.dots : kind === 'bf16' ? simd.dotsBf16 : simd.dotsF16;
   const rows = Math.max(1, Math.min(maxRows, Math.floor(mem.scratchBytes / (4 * n))));
   const base: [number, number] = [0, 0];
   const w0 = t.data.byteOffset;
@@ -320,7 +322,6 @@ function residentSpace(w: ExpertStackHost, wRows: number, n: number, maxRows: nu
     load: (j, e, row0) => {
       base[j] = w0 + (e * wRows + row0) * n * bytes;
     },
-    dot: (r, j, q) => dotOf(scratch + 4 * r * n, base[j] + bytes * q * n, n),
     // runs of weight rows that stay in the cache while the block's input rows pass (~64 KiB), one call each
     runRows: Math.max(1, Math.min(ROW_DOTS, Math.floor(RUN_BYTES / (bytes * n)))),
     dots: (r, j, q0, count) => {
@@ -340,7 +341,7 @@ export function readsInPlace(w: ExpertStackHost, wRows: number, n: number): bool
 }
 
 /** A dot space whose slots hold rows decoded to f32 by `decode` (`ws[j][q]`: row q of slot j). */
-function decodedSpace(xs: Float32Array, rows: number, ws: Float32Array[][], decode: ExpertRowDecoder, dotOf: DotSpace['dot']): DotsByLoop {
+function decodedSpace(xs: Float32Array, rows: number, ws: Float32Array[][], decode: ExpertRowDecoder, dotOf: RowDotSpace['dot']): RowDotSpace {
   return {
     xs,
     rows,
