@@ -4,9 +4,9 @@
  * (~64 KiB of rows at a time, cpu-kernels.ts): at one token that copy costs as much as the dot products themselves
  * (a Qwen3-30B-sized expert stack on this project's 2-core host: 4.5 ms of copies and 4.5 ms of dots per layer).
  * {@link cpuResident} copies tensors once into the memory of an instance of the SIMD module of their own (grown once to
- * hold them and a scratch area for the kernels' input rows, never again); the CPU kernels then read dense float32, bfloat16 and
- * float16 weights of such a tensor in place (the same dot functions on the same bit patterns: the same results, bit
- * for bit). nn's modules on `DeviceRef.CPU()` keep their float parameters this way.
+ * hold them and a scratch area for the kernels' input rows, never again); the CPU kernels then read dense float32,
+ * bfloat16 and float16 weights of such a tensor in place (the same dot functions on the same bit patterns: the same
+ * results, bit for bit). nn's modules on `DeviceRef.CPU()` keep their float parameters this way.
  */
 import { HostTensor } from '@webmoe/tensor';
 import { cpuSimd, simdInstance, type CpuSimd } from './cpu-simd.js';
@@ -42,8 +42,8 @@ const align16 = (n: number) => Math.ceil(n / 16) * 16;
 
 /**
  * Copies `tensors` into one new WebAssembly memory (each 16-byte aligned, then a scratch area for at least one f32
- * row of the widest: 256 rows, at most 2 MiB past one, and 4 KiB for the kernels' row-dot results) that the CPU kernels read in place, and returns the copies (same
- * dtypes, shapes and values; the inputs are left as they are). Tensors that together exceed one 32-bit memory (4 GiB)
+ * row of the widest: 256 rows, at most 2 MiB past one, and 4 KiB for the kernels' row-dot results) that the CPU
+ * kernels read in place, and returns the copies (same dtypes, shapes and values; the inputs are left as they are). Tensors that together exceed one 32-bit memory (4 GiB)
  * get a memory each; a tensor that alone exceeds it, and every tensor where WebAssembly SIMD is missing or turned off
  * or the memory cannot be had, comes back as it was given: the kernels then copy its rows as before. Give one call the
  * tensors a module reads together (one memory for them).
