@@ -10,6 +10,10 @@
 #      BENCH_ONLY=1): Mixtral bf16 then int4, --stack 60 --stack-gib 200. Kit: .gpu-kit with bench.mjs. ~70 s.
 #   p: #12's "int4 / mxfp4 / fp8 prefill <= 1.3x bf16, T >= 512" (int4 / MXFP4 last measured in session 28): the
 #      bench's layer, Mixtral, Qwen3 and GPT-OSS at T = 512 and 4096 in the four dtypes. Kit: .gpu-kit. ~250 s.
+#   t: the whole GPU test bundle (#12's "0 failures"; last run at session 40's library, 987 / 0; since then session
+#      41's reclaimMemory, stack headroom and error order, session 42's graph-key move). Kit: .gpu-kit with
+#      gpu-tests.mjs.gz (`node scripts/gpu/build-gpu-tests.mjs`, then `rm -rf .gpu-kit/fixtures; gzip -9f
+#      .gpu-kit/gpu-tests.mjs`). ~400 s.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
