@@ -416,42 +416,69 @@ function simdPackedRows(w: ExpertStackHost, rows: number, cols: number): SimdPac
     // codeBytes: a row's code bytes; fill(e, row, sc, z, o): the row's scales (and zero points), one per unit, from o
     const codeBytes = x.kind === 'mxfp4' || (x.kind === 'int_block' && x.bits === 4) ? cols / 2 : cols;
     const src = (x.kind === 'mxfp4' ? x.blocks.data : (x as { q: HostTensor }).q.data) as Uint8Array;
-    let fill: (e: number, row: number, sc: Float32Array, z: Float32Array, o: number) => void;
+    // fill(e, row0, count, sc, z, o): the scales (and zero points) of rows [row0, row0 + count), one per unit, from o;
+    // where a unit is one block and blocks do not span rows, the rows' scales lie back to back and go over in one pass
+    let fill: (e: number, row0: number, count: number, sc: Float32Array, z: Float32Array, o: number) => void;
     if (x.kind === 'mxfp4') {
       const scales = x.scales.data as Uint8Array;
       const half = mxHalfScale();
-      fill = (e, row, sc, _z, o) => {
-        const s0 = (e * xRows + row) * (cols / 32);
-        for (let u = 0; u < units; u++) sc[o + u] = half[scales[s0 + ((u * unit) >> 5)]];
-      };
+      fill =
+        unit === 32
+          ? (e, row0, count, sc, _z, o) => {
+              const s0 = (e * xRows + row0) * units;
+              for (let i = 0, n = count * units; i < n; i++) sc[o + i] = half[scales[s0 + i]];
+            }
+          : (e, row0, count, sc, _z, o) => {
+              for (let r = 0; r < count; r++) {
+                const s0 = (e * xRows + row0 + r) * (cols / 32);
+                for (let u = 0; u < units; u++) sc[o + r * units + u] = half[scales[s0 + ((u * unit) >> 5)]];
+              }
+            };
     } else if (x.kind === 'fp8_block') {
       const s = x.scaleInv.data as Float32Array;
       const [br, bc] = x.block;
       const nbr = Math.ceil(xRows / br);
       const nbc = Math.ceil(cols / bc);
-      fill = (e, row, sc, _z, o) => {
-        const sb = (e * nbr + Math.floor(row / br)) * nbc;
-        for (let u = 0; u < units; u++) sc[o + u] = s[sb + Math.floor((u * unit) / bc)];
+      fill = (e, row0, count, sc, _z, o) => {
+        for (let r = 0; r < count; r++) {
+          const sb = (e * nbr + Math.floor((row0 + r) / br)) * nbc;
+          // a unit per block: the block row's scales as they are
+          if (unit === bc) sc.set(s.subarray(sb, sb + units), o + r * units);
+          else for (let u = 0; u < units; u++) sc[o + r * units + u] = s[sb + Math.floor((u * unit) / bc)];
+        }
       };
     } else {
       const ib = x as Extract<ExpertWeightsHost, { kind: 'int_block' }>;
       const nb = Math.ceil(cols / ib.blockSize);
       const scale = scaleReader(ib.scales);
+      const f32Scales = ib.scales.dtype === 'float32' ? (ib.scales.data as Float32Array) : undefined;
       const zeros = ib.zeros?.data as Uint8Array | undefined;
       const zp0 = ib.bits === 4 ? 8 : 128;
-      fill = (e, row, sc, z, o) => {
-        const b0 = (e * xRows + row) * nb;
-        for (let u = 0; u < units; u++) {
-          const bi = b0 + Math.floor((u * unit) / ib.blockSize);
-          sc[o + u] = scale(bi);
-          z[o + u] = zeros ? zeros[bi] : zp0;
-        }
-      };
+      fill =
+        unit === ib.blockSize
+          ? (e, row0, count, sc, z, o) => {
+              const b0 = (e * xRows + row0) * nb;
+              const n = count * units;
+              if (f32Scales) sc.set(f32Scales.subarray(b0, b0 + n), o);
+              else for (let i = 0; i < n; i++) sc[o + i] = scale(b0 + i);
+              if (zeros) z.set(zeros.subarray(b0, b0 + n), o);
+              else z.fill(zp0, o, o + n);
+            }
+          : (e, row0, count, sc, z, o) => {
+              for (let r = 0; r < count; r++) {
+                const b0 = (e * xRows + row0 + r) * nb;
+                for (let u = 0; u < units; u++) {
+                  const bi = b0 + Math.floor((u * unit) / ib.blockSize);
+                  sc[o + r * units + u] = scale(bi);
+                  z[o + r * units + u] = zeros ? zeros[bi] : zp0;
+                }
+              }
+            };
     }
     return (e, row0, count, codes, sc, z, at = 0) => {
       const o = (e * xRows + row0) * codeBytes;
       codes.set(src.subarray(o, o + count * codeBytes), at * codeBytes);
-      for (let r = 0; r < count; r++) fill(e, row0 + r, sc, z, (at + r) * units);
+      fill(e, row0, count, sc, z, at * units);
     };
   };
   if (w.kind !== 'chunked') return { kind, stage: plain(w, rows), gs };
