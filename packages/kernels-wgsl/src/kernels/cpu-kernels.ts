@@ -223,20 +223,22 @@ interface DotSpace {
   dots(r: number, j: 0 | 1, q0: number, count: number): Float64Array;
 }
 
-/** A dot space with a dot product per weight row, `dot(r, j, q)`: input row r times row q of slot j. */
-type RowDotSpace = Omit<DotSpace, 'dots' | 'runRows'> & { dot(r: number, j: 0 | 1, q: number): number };
+/** A dot space before its row dots: its input block, slots and `load`. */
+type SlotSpace = Omit<DotSpace, 'dots' | 'runRows'>;
 
-/** `space` with `dots` a loop over its `dot`, runs of at most a slot's rows. */
-function loopDots(space: RowDotSpace): DotSpace {
-  const runRows = Math.min(space.slotRows, ROW_DOTS);
-  const res = [new Float64Array(runRows), new Float64Array(runRows)];
+/**
+ * `space` with `dots` one call of the SIMD row dots `f` (CpuSimd.dots, dotsBf16 or dotsF16) per run of at most
+ * `runRows` rows: input row r at byte xAt + 4 r n of the SIMD memory, slot j's rows from slotAt[j] (read at each call:
+ * a resident space moves it on load), rowBytes apart, the results at byte `results` (two arrays of ROW_DOTS f64).
+ */
+function simdDots(space: SlotSpace, f: CpuSimd['dots'], mem: ArrayBuffer, n: number, xAt: number, slotAt: readonly number[], rowBytes: number, results: number, runRows: number): DotSpace {
+  const res = [0, 1].map((j) => new Float64Array(mem, results + 8 * ROW_DOTS * j, ROW_DOTS));
   return {
     ...space,
     runRows,
     dots: (r, j, q0, count) => {
-      const o = res[j];
-      for (let q = 0; q < count; q++) o[q] = space.dot(r, j, q0 + q);
-      return o;
+      f(xAt + 4 * r * n, slotAt[j] + rowBytes * q0, n, count, results + 8 * ROW_DOTS * j);
+      return res[j];
     },
   };
 }
@@ -255,21 +257,31 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
   const slotRows = Math.max(2, Math.min(Math.floor(SLOT_BYTES / (8 * Math.max(1, n))) * 2, wRows + (wRows % 2)));
   const simd = cpuSimd();
   if (!simd) {
+    // the JavaScript dot, one call per weight row
     const xs = new Float32Array(rows * n);
     const ws = [0, 1].map(() => Array.from({ length: slotRows }, () => new Float32Array(n)));
-    return loopDots(decodedSpace(xs, rows, ws, expertRowDecoder(w, wRows, n), (r, j, q) => dot(xs, r * n, ws[j][q], n)));
+    const res = [new Float64Array(slotRows), new Float64Array(slotRows)];
+    return {
+      ...decodedSpace(xs, rows, ws, expertRowDecoder(w, wRows, n)),
+      runRows: slotRows,
+      dots: (r, j, q0, count) => {
+        for (let q = 0; q < count; q++) res[j][q] = dot(xs, r * n, ws[j][q0 + q], n);
+        return res[j];
+      },
+    };
   }
   const resident = residentSpace(w, wRows, n, maxRows);
   if (resident) return resident;
-  const { at, stage } = simdLayout(simd, rows, slotRows, n);
+  const { at, stage, results } = simdLayout(simd, rows, slotRows, n);
   const buf = simd.memory.buffer;
   const xs = new Float32Array(buf, 0, rows * n);
+  // the slots' rows one after another: a slot is one run
+  const slotDots = (space: SlotSpace, f: CpuSimd['dots'], rowBytes: number) => simdDots(space, f, buf, n, 0, at, rowBytes, results, Math.min(slotRows, ROW_DOTS));
   const raw = rawRows(w, wRows, n);
   if (raw) {
     // a slot's rows as 16-bit patterns, 2n bytes apart
     const ws = at.map((o) => new Uint16Array(buf, o, slotRows * n));
-    const rawDot = raw.kind === 'bf16' ? simd.dotBf16 : simd.dotF16;
-    return loopDots({ xs, rows, slotRows, load: (j, e, row0, count) => raw.copy(e, row0, count, ws[j]), dot: (r, j, q) => rawDot(4 * r * n, at[j] + 2 * q * n, n) });
+    return slotDots({ xs, rows, slotRows, load: (j, e, row0, count) => raw.copy(e, row0, count, ws[j]) }, raw.kind === 'bf16' ? simd.dotsBf16 : simd.dotsF16, 2 * n);
   }
   const packed = simdPackedRows(w, wRows, n);
   if (packed) {
@@ -277,20 +289,23 @@ function dotSpace(n: number, maxRows: number, w: ExpertStackHost, wRows: number)
     const sc = new Float32Array(buf, stage[1], (slotRows * n) / 16);
     const z = new Float32Array(buf, stage[2], (slotRows * n) / 16);
     const dec = simd.decode[packed.kind];
-    return loopDots({
-      xs,
-      rows,
-      slotRows,
-      // the block's rows staged together, then decoded by one call
-      load: (j, e, row0, count) => {
-        packed.stage(e, row0, count, codes, sc, z);
-        dec(stage[0], stage[1], stage[2], count * n, at[j], packed.gs);
+    return slotDots(
+      {
+        xs,
+        rows,
+        slotRows,
+        // the block's rows staged together, then decoded by one call
+        load: (j, e, row0, count) => {
+          packed.stage(e, row0, count, codes, sc, z);
+          dec(stage[0], stage[1], stage[2], count * n, at[j], packed.gs);
+        },
       },
-      dot: (r, j, q) => simd.dot(4 * r * n, at[j] + 4 * q * n, n),
-    });
+      simd.dots,
+      4 * n,
+    );
   }
   const ws = at.map((o) => Array.from({ length: slotRows }, (_, q) => new Float32Array(buf, o + 4 * q * n, n)));
-  return loopDots(decodedSpace(xs, rows, ws, expertRowDecoder(w, wRows, n), (r, j, q) => simd.dot(4 * r * n, at[j] + 4 * q * n, n)));
+  return slotDots(decodedSpace(xs, rows, ws, expertRowDecoder(w, wRows, n)), simd.dots, 4 * n);
 }
 
 /**
@@ -314,21 +329,16 @@ function residentSpace(w: ExpertStackHost, wRows: number, n: number, maxRows: nu
   const base: [number, number] = [0, 0];
   const w0 = t.data.byteOffset;
   const buf = simd.memory.buffer;
-  const res = [0, 1].map((j) => new Float64Array(buf, results + 8 * ROW_DOTS * j, ROW_DOTS));
-  return {
+  const space: SlotSpace = {
     xs: new Float32Array(buf, scratch, rows * n),
     rows,
     slotRows: Math.max(2, wRows + (wRows % 2)),
     load: (j, e, row0) => {
       base[j] = w0 + (e * wRows + row0) * n * bytes;
     },
-    // runs of weight rows that stay in the cache while the block's input rows pass (~64 KiB), one call each
-    runRows: Math.max(1, Math.min(ROW_DOTS, Math.floor(RUN_BYTES / (bytes * n)))),
-    dots: (r, j, q0, count) => {
-      dotsOf(scratch + 4 * r * n, base[j] + bytes * q0 * n, n, count, results + 8 * ROW_DOTS * j);
-      return res[j];
-    },
   };
+  // runs of weight rows that stay in the cache while the block's input rows pass (~64 KiB), one call each
+  return simdDots(space, dotsOf, buf, n, scratch, base, bytes * n, results, Math.max(1, Math.min(ROW_DOTS, Math.floor(RUN_BYTES / (bytes * n)))));
 }
 
 /**
@@ -340,8 +350,8 @@ export function readsInPlace(w: ExpertStackHost, wRows: number, n: number): bool
   return !!cpuSimd() && residentSpace(w, wRows, n, 1) !== undefined;
 }
 
-/** A dot space whose slots hold rows decoded to f32 by `decode` (`ws[j][q]`: row q of slot j). */
-function decodedSpace(xs: Float32Array, rows: number, ws: Float32Array[][], decode: ExpertRowDecoder, dotOf: RowDotSpace['dot']): RowDotSpace {
+/** A dot space whose slots hold rows decoded to f32 by `decode` (`ws[j][q]`: row q of slot j), before its row dots. */
+function decodedSpace(xs: Float32Array, rows: number, ws: Float32Array[][], decode: ExpertRowDecoder): SlotSpace {
   return {
     xs,
     rows,
@@ -349,23 +359,23 @@ function decodedSpace(xs: Float32Array, rows: number, ws: Float32Array[][], deco
     load: (j, e, row0, count) => {
       for (let q = 0; q < count; q++) decode(e, row0 + q, ws[j][q]);
     },
-    dot: dotOf,
   };
 }
 
 /**
  * Byte offsets in the SIMD memory (grown to hold them) of a dot space of `rows` input rows of n values and weight
  * slots of `slotRows` rows: [input block | slot 0 | slot 1 | a slot's packed rows: codes (n bytes a row), scales and
- * zero points (at most n / 16 f32 a row each)].
+ * zero points (at most n / 16 f32 a row each) | the row dots' results of the two slots (ROW_DOTS f64 each)].
  */
-function simdLayout(simd: CpuSimd, rows: number, slotRows: number, n: number): { at: [number, number]; stage: [number, number, number] } {
+function simdLayout(simd: CpuSimd, rows: number, slotRows: number, n: number): { at: [number, number]; stage: [number, number, number]; results: number } {
   const groups = 4 * slotRows * Math.ceil(n / 16);
   const s0 = 4 * (rows + 2 * slotRows) * n;
   const stage: [number, number, number] = [s0, s0 + slotRows * n, s0 + slotRows * n + groups];
-  const bytes = stage[2] + groups;
+  const results = Math.ceil((stage[2] + groups) / 8) * 8;
+  const bytes = results + 2 * 8 * ROW_DOTS;
   const have = simd.memory.buffer.byteLength;
   if (have < bytes) simd.memory.grow(Math.ceil((bytes - have) / 65536));
-  return { at: [4 * rows * n, 4 * (rows + slotRows) * n], stage };
+  return { at: [4 * rows * n, 4 * (rows + slotRows) * n], stage, results };
 }
 
 /**
